@@ -1,0 +1,2 @@
+/* config/bbm.c: being written. */
+#include "config/config.h"

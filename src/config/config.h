@@ -1,0 +1,77 @@
+/*
+ * config: master.lua, loaded into C structs.
+ *
+ * A master's configuration is a Lua 5.4 file that returns a table, the way
+ * master.cfg fills BuildmasterConfig.  The `bbm` module (require "bbm") offers
+ * constructors with Buildbot's names and parameter names; each records the
+ * file and line of its call so validation can point at it.  cfg_load runs the
+ * file in a fresh Lua state, validates the whole table and, if it is good,
+ * returns a `struct cfg` that owns that Lua state (Lua functions in the config,
+ * such as canStartBuild or fileIsImportant, stay callable through it).
+ *
+ * Errors are reported all at once, one per line, as "FILE:LINE: sentence".
+ * A config is immutable once loaded; reconfig loads a new one and swaps.
+ */
+#ifndef BBM_CONFIG_H
+#define BBM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cfg_worker {
+    char *name;
+    char *password;
+    int max_builds;         /* 0 = no limit */
+    int keepalive_interval; /* seconds; Buildbot's default 3600 */
+    char **notify_on_missing;
+    size_t n_notify_on_missing;
+    int missing_timeout; /* seconds */
+    const char *file;    /* where bbm.worker was called */
+    int line;
+};
+
+struct cfg_builder {
+    char *name;
+    char **workernames;
+    size_t n_workernames;
+    char *builddir;       /* default: the name made safe for a path */
+    char *workerbuilddir; /* default: builddir; this is what setBuilderList sends */
+    char **tags;
+    size_t n_tags;
+    char *description;
+    char *project;
+    const char *file;
+    int line;
+};
+
+struct cfg {
+    char *path; /* the master.lua that was loaded */
+    struct cfg_worker *workers;
+    size_t n_workers;
+    struct cfg_builder *builders;
+    size_t n_builders;
+    int pb_port;        /* protocols.pb.port; 0 = no PB listener */
+    char *pb_interface; /* from "tcp:PORT:interface=ADDR"; NULL = all */
+    int www_port;       /* www.port; 0 = no web server */
+    char *db_url;
+    char *title;
+    char *title_url;
+    char *buildbot_url;
+    void *lua; /* the lua_State the config was run in (owned) */
+};
+
+/*
+ * Loads and validates `path`.  On success returns 0 and a config in *out (free
+ * with cfg_free).  On failure returns -1 and every error, one per line, in
+ * *cause (malloc'd).
+ */
+int cfg_load(const char *path, struct cfg **out, char **cause);
+void cfg_free(struct cfg *cfg);
+
+const struct cfg_worker *cfg_find_worker(const struct cfg *cfg, const char *name);
+const struct cfg_builder *cfg_find_builder(const struct cfg *cfg, const char *name);
+
+/* The sample master.lua that `create-master` writes (runs as is). */
+extern const char cfg_sample_master_lua[];
+
+#endif

@@ -1,0 +1,2 @@
+/* config/lua.c: being written. */
+#include "config/config.h"

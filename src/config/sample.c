@@ -1,0 +1,2 @@
+/* config/sample.c: being written. */
+#include "config/config.h"

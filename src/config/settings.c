@@ -1,0 +1,2 @@
+/* config/settings.c: being written. */
+#include "config/config.h"

@@ -1,0 +1,2 @@
+/* config/validate.c: being written. */
+#include "config/config.h"

@@ -1,0 +1,2 @@
+/* pb/banana.c: being written. */
+#include "pb/pb.h"

@@ -1,0 +1,2 @@
+/* pb/broker.c: being written. */
+#include "pb/pb.h"

@@ -1,0 +1,2 @@
+/* pb/jelly.c: being written. */
+#include "pb/pb.h"

@@ -1,0 +1,2 @@
+/* pb/login.c: being written. */
+#include "pb/pb.h"

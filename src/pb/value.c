@@ -1,0 +1,2 @@
+/* pb/value.c: being written. */
+#include "pb/pb.h"

@@ -1,0 +1,85 @@
+/*
+ * struct buf: a growable byte buffer with a hard bound.  Every buffer fed by
+ * a peer (a PB connection, an HTTP body, a file read) sets `max`, and an
+ * append that would pass it fails without changing the buffer, so the caller
+ * can report "too big" instead of growing without limit.
+ */
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(struct buf *b, size_t max)
+{
+    memset(b, 0, sizeof *b);
+    b->max = max;
+}
+
+void buf_free(struct buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+int buf_add(struct buf *b, const void *data, size_t len)
+{
+    if (b->max != 0 && (len > b->max || b->len > b->max - len))
+        return -1;
+    b->data = xgrow(b->data, &b->cap, b->len + len + 1, 1);
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_addc(struct buf *b, char c)
+{
+    return buf_add(b, &c, 1);
+}
+
+int buf_addstr(struct buf *b, const char *s)
+{
+    return buf_add(b, s, strlen(s));
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    int rc = buf_addstr(b, s);
+    free(s);
+    return rc;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+    if (n >= b->len) {
+        buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+char *buf_take(struct buf *b)
+{
+    char *p = b->data != NULL ? b->data : xstrdup("");
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}

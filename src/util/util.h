@@ -1,0 +1,112 @@
+/*
+ * util: the small pieces every other module stands on.
+ *
+ * Memory: allocation failure aborts (x* functions), so error paths stay about
+ * I/O, peers and data.  Buffers: `struct buf` is a growable byte buffer with a
+ * hard upper bound, for anything fed by a peer.  Logging: levelled macros that
+ * skip argument evaluation when the level is off, writing to stderr or to a log
+ * file that is rotated by size.  Errors a person reads are passed back as a
+ * malloc'd string through a `char **cause` out-parameter (see util_cause).
+ */
+#ifndef BBM_UTIL_H
+#define BBM_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define UTIL_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Memory.  All abort on exhaustion; the results are freed with free(). */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+/* Grows an array of `*cap` elements of `size` bytes so it holds at least `need`. */
+void *xgrow(void *p, size_t *cap, size_t need, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) UTIL_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap);
+
+/*
+ * Sets *cause (if cause is not NULL) to a new formatted message, freeing any
+ * message it held.  Returns -1 so that error paths can `return util_cause(...)`.
+ */
+int util_cause(char **cause, const char *fmt, ...) UTIL_PRINTF(2, 3);
+
+/*
+ * A growable byte buffer that refuses to grow past `max` bytes.  The data is
+ * always followed by a NUL byte (not counted in len) so text can be used as a
+ * C string.  A zeroed struct with max 0 means "no bound" (for internal use
+ * only; peer-fed buffers must set a bound).
+ */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+void buf_init(struct buf *b, size_t max);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+/* Appends; returns 0, or -1 (buffer unchanged) if the bound would be passed. */
+int buf_add(struct buf *b, const void *data, size_t len);
+int buf_addc(struct buf *b, char c);
+int buf_addstr(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* Removes the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+/* Takes the data out as a malloc'd C string (never NULL); the buffer is reset. */
+char *buf_take(struct buf *b);
+
+/* Strings. */
+bool util_streq(const char *a, const char *b);
+bool util_startswith(const char *s, const char *prefix);
+/* Levenshtein distance between two short strings (capped at 64 characters each). */
+int util_edit_distance(const char *a, const char *b);
+/* Parses a whole decimal integer in [min, max]; returns 0 or -1. */
+int util_parse_long(const char *s, long min, long max, long *out);
+
+/* Files. */
+/* Reads a whole file of at most `max` bytes into a malloc'd NUL-terminated string. */
+char *util_read_file(const char *path, size_t max, size_t *len, char **cause);
+/* Writes a file atomically (temp file + rename); returns 0 or -1 with *cause. */
+int util_write_file(const char *path, const char *data, size_t len, int mode, char **cause);
+bool util_is_dir(const char *path);
+bool util_is_file(const char *path);
+
+/* Time. */
+/* Seconds since the epoch, with sub-second precision. */
+double util_now(void);
+/* Milliseconds of a monotonic clock. */
+uint64_t util_mono_ms(void);
+
+/* Logging. */
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+extern enum log_level log_current_level;
+
+/*
+ * Sends the log to `path` (NULL: stderr), rotating it when it passes
+ * `rotate_bytes` and keeping `keep` old files (path.1 .. path.N).  Returns 0
+ * or -1 with *cause.
+ */
+int log_open(const char *path, size_t rotate_bytes, int keep, char **cause);
+void log_close(void);
+void log_set_level(enum log_level level);
+void log_write(enum log_level level, const char *fmt, ...) UTIL_PRINTF(2, 3);
+
+#define LOG_AT(lvl, ...)                                                                           \
+    do {                                                                                           \
+        if ((lvl) <= log_current_level)                                                            \
+            log_write((lvl), __VA_ARGS__);                                                         \
+    } while (0)
+#define log_error(...) LOG_AT(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) LOG_AT(LOG_WARN, __VA_ARGS__)
+#define log_info(...) LOG_AT(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) LOG_AT(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * Unit tests for util: bounded buffers, strings, files and log rotation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static void test_buf_bound(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_addstr(&b, "12345"), 0);
+    assert_int_equal(buf_addstr(&b, "678"), 0);
+    assert_int_equal(buf_addc(&b, '9'), -1);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "12345678");
+    buf_consume(&b, 3);
+    assert_string_equal(b.data, "45678");
+    assert_int_equal(buf_printf(&b, "%d", 42), 0);
+    assert_string_equal(b.data, "4567842");
+    char *s = buf_take(&b);
+    assert_string_equal(s, "4567842");
+    assert_null(b.data);
+    free(s);
+    buf_free(&b);
+}
+
+static void test_edit_distance(void **state)
+{
+    (void)state;
+    assert_int_equal(util_edit_distance("workers", "workers"), 0);
+    assert_int_equal(util_edit_distance("worker", "workers"), 1);
+    assert_int_equal(util_edit_distance("buildernames", "builderNames"), 1);
+    assert_int_equal(util_edit_distance("", "abc"), 3);
+    assert_int_equal(util_edit_distance("kitten", "sitting"), 3);
+}
+
+static void test_parse_long(void **state)
+{
+    (void)state;
+    long v = 0;
+    assert_int_equal(util_parse_long("9989", 1, 65535, &v), 0);
+    assert_int_equal(v, 9989);
+    assert_int_equal(util_parse_long("70000", 1, 65535, &v), -1);
+    assert_int_equal(util_parse_long("12x", 1, 65535, &v), -1);
+    assert_int_equal(util_parse_long("", 1, 65535, &v), -1);
+    assert_int_equal(v, 9989);
+}
+
+static void test_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bbm-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/f.txt", dir);
+    char *cause = NULL;
+    assert_int_equal(util_write_file(path, "hello\n", 6, 0644, &cause), 0);
+    size_t len = 0;
+    char *data = util_read_file(path, 100, &len, &cause);
+    assert_non_null(data);
+    assert_int_equal(len, 6);
+    assert_string_equal(data, "hello\n");
+    free(data);
+    assert_null(util_read_file(path, 3, &len, &cause));
+    assert_non_null(strstr(cause, "larger than 3 bytes"));
+    assert_true(util_is_file(path));
+    assert_true(util_is_dir(dir));
+    unlink(path);
+    assert_null(util_read_file(path, 100, &len, &cause));
+    assert_non_null(strstr(cause, "No such file"));
+    free(cause);
+    free(path);
+    rmdir(dir);
+}
+
+static void test_log_rotation(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bbm-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/bbmaster.log", dir);
+    char *cause = NULL;
+    assert_int_equal(log_open(path, 200, 2, &cause), 0);
+    for (int i = 0; i < 20; i++)
+        log_info("line %d of the log, long enough to fill it", i);
+    log_debug("not shown at info level");
+    log_close();
+    char *old1 = xasprintf("%s.1", path), *old2 = xasprintf("%s.2", path);
+    char *old3 = xasprintf("%s.3", path);
+    assert_true(util_is_file(old1));
+    assert_true(util_is_file(old2));
+    assert_false(util_is_file(old3));
+    char *cur = util_read_file(path, 1 << 20, NULL, &cause);
+    assert_non_null(cur);
+    assert_non_null(strstr(cur, "line 19"));
+    assert_null(strstr(cur, "not shown"));
+    free(cur);
+    unlink(path);
+    unlink(old1);
+    unlink(old2);
+    free(old1);
+    free(old2);
+    free(old3);
+    free(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_bound),    cmocka_unit_test(test_edit_distance),
+        cmocka_unit_test(test_parse_long),   cmocka_unit_test(test_files),
+        cmocka_unit_test(test_log_rotation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
