@@ -1,2 +1,605 @@
-/* config/bbm.c: being written. */
-#include "config/config.h"
+/*
+ * The `bbm` module that master.lua requires: constructors with Buildbot's
+ * names and parameter names (bbm.worker, bbm.builder, bbm.factory,
+ * bbm.steps.*, bbm.schedulers.*, bbm.change_filter, bbm.changes.*,
+ * bbm.params.*, bbm.project, bbm.interpolate, bbm.yaml.load).
+ *
+ * Each constructor checks its parameters against a table of names and types,
+ * records every problem with the file and line of the call (so a config with
+ * five mistakes shows five messages), and returns a plain Lua table holding
+ * the parameters plus _kind, _file and _line for the later checks in
+ * validate.c.
+ */
+#include "config/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum ptype {
+    P_STR,    /* string */
+    P_INT,    /* whole number */
+    P_NUM,    /* number */
+    P_BOOL,   /* boolean */
+    P_FUNC,   /* function */
+    P_TABLE,  /* table */
+    P_STRS,   /* string or list of strings */
+    P_BOOLFN, /* boolean or function */
+    P_RENDER, /* string, number, boolean, bbm.interpolate or function */
+    P_CMD,    /* string or list of strings / renderables (a command) */
+    P_ANY,
+};
+
+struct param {
+    const char *name;
+    enum ptype type;
+    bool required;
+};
+
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, P_ANY, false                                                                         \
+    }
+
+static const struct param worker_params[] = {
+    {"max_builds", P_INT, false},         {"keepalive_interval", P_INT, false},
+    {"notify_on_missing", P_STRS, false}, {"missing_timeout", P_INT, false},
+    {"properties", P_TABLE, false},       {"defaultProperties", P_TABLE, false},
+    {"machine_name", P_STR, false},       END};
+
+static const struct param builder_params[] = {{"name", P_STR, true},
+                                              {"workernames", P_STRS, false},
+                                              {"workername", P_STR, false},
+                                              {"factory", P_TABLE, true},
+                                              {"tags", P_STRS, false},
+                                              {"builddir", P_STR, false},
+                                              {"workerbuilddir", P_STR, false},
+                                              {"canStartBuild", P_FUNC, false},
+                                              {"collapseRequests", P_BOOLFN, false},
+                                              {"properties", P_TABLE, false},
+                                              {"defaultProperties", P_TABLE, false},
+                                              {"description", P_STR, false},
+                                              {"description_format", P_STR, false},
+                                              {"project", P_STR, false},
+                                              {"env", P_TABLE, false},
+                                              {"locks", P_TABLE, false},
+                                              {"priority", P_RENDER, false},
+                                              {"nextWorker", P_FUNC, false},
+                                              {"nextBuild", P_FUNC, false},
+                                              END};
+
+/* Parameters every step takes (Buildbot's BuildStep and ShellCommand). */
+static const struct param step_params[] = {{"name", P_RENDER, false},
+                                           {"description", P_STRS, false},
+                                           {"descriptionDone", P_STRS, false},
+                                           {"descriptionSuffix", P_STRS, false},
+                                           {"haltOnFailure", P_BOOL, false},
+                                           {"flunkOnFailure", P_BOOL, false},
+                                           {"flunkOnWarnings", P_BOOL, false},
+                                           {"warnOnFailure", P_BOOL, false},
+                                           {"warnOnWarnings", P_BOOL, false},
+                                           {"alwaysRun", P_BOOL, false},
+                                           {"doStepIf", P_BOOLFN, false},
+                                           {"hideStepIf", P_BOOLFN, false},
+                                           {"locks", P_TABLE, false},
+                                           {"timeout", P_NUM, false},
+                                           {"maxTime", P_NUM, false},
+                                           {"sigtermTime", P_NUM, false},
+                                           {"usePTY", P_BOOL, false},
+                                           {"env", P_TABLE, false},
+                                           {"workdir", P_RENDER, false},
+                                           {"logEnviron", P_BOOL, false},
+                                           {"logfiles", P_TABLE, false},
+                                           {"lazylogfiles", P_BOOL, false},
+                                           {"decodeRC", P_TABLE, false},
+                                           {"warningPattern", P_STR, false},
+                                           {"interruptSignal", P_STR, false},
+                                           {"initialStdin", P_STR, false},
+                                           {"want_stdout", P_BOOL, false},
+                                           {"want_stderr", P_BOOL, false},
+                                           {"max_lines", P_INT, false},
+                                           {"updateBuildSummaryPolicy", P_ANY, false},
+                                           END};
+
+static const struct param shell_params[] = {{"command", P_CMD, true}, END};
+static const struct param git_params[] = {{"repourl", P_RENDER, true},
+                                          {"branch", P_RENDER, false},
+                                          {"mode", P_STR, false},
+                                          {"method", P_STR, false},
+                                          {"filters", P_STRS, false},
+                                          {"clobberOnFailure", P_BOOL, false},
+                                          {"submodules", P_BOOL, false},
+                                          {"shallow", P_ANY, false},
+                                          {"progress", P_BOOL, false},
+                                          {"retryFetch", P_BOOL, false},
+                                          {"getDescription", P_ANY, false},
+                                          {"alwaysUseLatest", P_BOOL, false},
+                                          {"retry", P_TABLE, false},
+                                          {"codebase", P_STR, false},
+                                          {"sshPrivateKey", P_RENDER, false},
+                                          {"origin", P_STR, false},
+                                          {"config", P_TABLE, false},
+                                          END};
+static const struct param setprop_params[] = {{"command", P_CMD, true},
+                                              {"property", P_STR, false},
+                                              {"extract_fn", P_FUNC, false},
+                                              {"strip", P_BOOL, false},
+                                              END};
+static const struct param upload_params[] = {
+    {"workersrc", P_RENDER, true}, {"masterdest", P_RENDER, true}, {"mode", P_INT, false},
+    {"keepstamp", P_BOOL, false},  {"blocksize", P_INT, false},    {"maxsize", P_INT, false},
+    {"url", P_RENDER, false},      {"urlText", P_STR, false},      END};
+static const struct param download_params[] = {
+    {"mastersrc", P_RENDER, true}, {"workerdest", P_RENDER, true}, {"mode", P_INT, false},
+    {"blocksize", P_INT, false},   {"maxsize", P_INT, false},      END};
+static const struct param trigger_params[] = {
+    {"schedulerNames", P_STRS, true},     {"waitForFinish", P_BOOL, false},
+    {"updateSourceStamp", P_BOOL, false}, {"alwaysUseLatest", P_BOOL, false},
+    {"set_properties", P_TABLE, false},   {"copy_properties", P_STRS, false},
+    {"sourceStamps", P_TABLE, false},     END};
+
+/* Parameters every scheduler takes. */
+static const struct param sched_params[] = {{"name", P_STR, true},
+                                            {"builderNames", P_STRS, true},
+                                            {"properties", P_TABLE, false},
+                                            {"codebases", P_TABLE, false},
+                                            {"priority", P_RENDER, false},
+                                            {"reason", P_ANY, false},
+                                            END};
+static const struct param branch_sched_params[] = {{"change_filter", P_TABLE, false},
+                                                   {"treeStableTimer", P_NUM, false},
+                                                   {"fileIsImportant", P_FUNC, false},
+                                                   {"onlyImportant", P_BOOL, false},
+                                                   {"createAbsoluteSourceStamps", P_BOOL, false},
+                                                   {"branch", P_STR, false},
+                                                   END};
+static const struct param force_params[] = {{"username", P_TABLE, false},
+                                            {"buttonName", P_STR, false},
+                                            {"label", P_STR, false},
+                                            {"reasonString", P_STR, false},
+                                            END};
+static const struct param periodic_params[] = {{"periodicBuildTimer", P_NUM, true},
+                                               {"branch", P_STR, false},
+                                               {"onlyIfChanged", P_BOOL, false},
+                                               END};
+static const struct param nightly_params[] = {
+    {"minute", P_ANY, false},           {"hour", P_ANY, false},
+    {"dayOfMonth", P_ANY, false},       {"month", P_ANY, false},
+    {"dayOfWeek", P_ANY, false},        {"branch", P_STR, false},
+    {"onlyIfChanged", P_BOOL, false},   {"change_filter", P_TABLE, false},
+    {"fileIsImportant", P_FUNC, false}, {"onlyImportant", P_BOOL, false},
+    {"force", P_BOOL, false},           END};
+static const struct param none_params[] = {END};
+
+static const struct param filter_params[] = {{"branch", P_STRS, false},
+                                             {"branch_re", P_STRS, false},
+                                             {"repository", P_STRS, false},
+                                             {"repository_re", P_STRS, false},
+                                             {"project", P_STRS, false},
+                                             {"project_re", P_STRS, false},
+                                             {"category", P_STRS, false},
+                                             {"category_re", P_STRS, false},
+                                             {"codebase", P_STRS, false},
+                                             {"filter_fn", P_FUNC, false},
+                                             END};
+static const struct param gitpoller_params[] = {{"repourl", P_STR, true},
+                                                {"branches", P_ANY, false},
+                                                {"branch", P_STR, false},
+                                                {"pollInterval", P_NUM, false},
+                                                {"pollAtLaunch", P_BOOL, false},
+                                                {"gitbin", P_STR, false},
+                                                {"workdir", P_STR, false},
+                                                {"category", P_STR, false},
+                                                {"project", P_STR, false},
+                                                {"usetimestamps", P_BOOL, false},
+                                                {"fetch_refspec", P_STR, false},
+                                                {"only_tags", P_BOOL, false},
+                                                {"buildPushesWithNoCommits", P_BOOL, false},
+                                                {"pollRandomDelayMin", P_NUM, false},
+                                                {"pollRandomDelayMax", P_NUM, false},
+                                                {"sshPrivateKey", P_STR, false},
+                                                END};
+static const struct param project_params[] = {{"name", P_STR, true},
+                                              {"slug", P_STR, false},
+                                              {"description", P_STR, false},
+                                              {"description_format", P_STR, false},
+                                              END};
+static const struct param forceparam_params[] = {{"name", P_STR, true},
+                                                 {"label", P_STR, false},
+                                                 {"default", P_ANY, false},
+                                                 {"required", P_BOOL, false},
+                                                 {"regex", P_STR, false},
+                                                 {"size", P_INT, false},
+                                                 {"choices", P_STRS, false},
+                                                 {"strict", P_BOOL, false},
+                                                 {"multiple", P_BOOL, false},
+                                                 {"cols", P_INT, false},
+                                                 {"rows", P_INT, false},
+                                                 {"hide", P_BOOL, false},
+                                                 {"maxsize", P_INT, false},
+                                                 {"tablabel", P_STR, false},
+                                                 {"fields", P_TABLE, false},
+                                                 {"layout", P_STR, false},
+                                                 {"columns", P_INT, false},
+                                                 {"autopopulate", P_TABLE, false},
+                                                 END};
+static const struct param codebase_params[] = {
+    {"label", P_STR, false},    {"branch", P_ANY, false},
+    {"revision", P_ANY, false}, {"repository", P_ANY, false},
+    {"project", P_ANY, false},  {"patch", P_ANY, false},
+    {"codebase", P_STR, false}, END};
+
+/* ------------------------------------------------------------ checking */
+
+static const char *type_word(enum ptype t)
+{
+    static const char *const words[] = {
+        "a string",
+        "a whole number",
+        "a number",
+        "a boolean",
+        "a function",
+        "a table",
+        "a string or a list of strings",
+        "a boolean or a function",
+        "a string, a number, a boolean, bbm.interpolate(...) or a function",
+        "a string or a list",
+        "anything"};
+    return words[t];
+}
+
+static bool is_kind(lua_State *L, int idx, const char *kind)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return false;
+    lua_getfield(L, idx, CFG_KIND);
+    bool ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kind) == 0;
+    lua_pop(L, 1);
+    return ok;
+}
+
+static bool list_of_strings(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return false;
+    lua_Integer n = luaL_len(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        bool ok = lua_geti(L, idx, i) == LUA_TSTRING;
+        lua_pop(L, 1);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool type_ok(lua_State *L, int idx, enum ptype t)
+{
+    int lt = lua_type(L, idx);
+    switch (t) {
+    case P_STR:
+        return lt == LUA_TSTRING;
+    case P_INT:
+        return lua_isinteger(L, idx) ||
+               (lt == LUA_TNUMBER && lua_tonumber(L, idx) == (lua_Integer)lua_tonumber(L, idx));
+    case P_NUM:
+        return lt == LUA_TNUMBER;
+    case P_BOOL:
+        return lt == LUA_TBOOLEAN;
+    case P_FUNC:
+        return lt == LUA_TFUNCTION;
+    case P_TABLE:
+        return lt == LUA_TTABLE;
+    case P_STRS:
+        return lt == LUA_TSTRING || list_of_strings(L, idx);
+    case P_BOOLFN:
+        return lt == LUA_TBOOLEAN || lt == LUA_TFUNCTION;
+    case P_RENDER:
+        return lt == LUA_TSTRING || lt == LUA_TNUMBER || lt == LUA_TBOOLEAN ||
+               lt == LUA_TFUNCTION || is_kind(L, idx, "interpolate");
+    case P_CMD:
+        return lt == LUA_TSTRING || lt == LUA_TTABLE || is_kind(L, idx, "interpolate");
+    default:
+        return true;
+    }
+}
+
+static const struct param *find_param(const struct param *const *lists, const char *name)
+{
+    for (; *lists != NULL; lists++) {
+        for (const struct param *p = *lists; p->name != NULL; p++) {
+            if (strcmp(p->name, name) == 0)
+                return p;
+        }
+    }
+    return NULL;
+}
+
+static void suggest_param(const struct param *const *lists, const char *name, char *out,
+                          size_t size)
+{
+    const char *names[256];
+    size_t n = 0;
+    for (; *lists != NULL; lists++)
+        for (const struct param *p = *lists; p->name != NULL && n < 255; p++)
+            names[n++] = p->name;
+    names[n] = NULL;
+    cfg_suggest(name, names, out, size);
+}
+
+/* Checks one key = value of the table at `src` (key at -2, value at -1). */
+static void check_entry(lua_State *L, const char *ctor, const struct param *const *lists,
+                        const char *file, int line)
+{
+    if (lua_type(L, -2) != LUA_TSTRING) {
+        cfg_error(L, file, line, "%s: positional values are not allowed here; write name = value",
+                  ctor);
+        return;
+    }
+    const char *key = lua_tostring(L, -2);
+    const struct param *p = find_param(lists, key);
+    if (p == NULL) {
+        char hint[128];
+        suggest_param(lists, key, hint, sizeof hint);
+        cfg_error(L, file, line, "%s: unknown parameter '%s'%s", ctor, key, hint);
+    } else if (!type_ok(L, -1, p->type)) {
+        cfg_error(L, file, line, "%s: '%s' must be %s, not %s", ctor, key, type_word(p->type),
+                  luaL_typename(L, -1));
+    } else if ((p->type == P_INT || p->type == P_NUM) && lua_tonumber(L, -1) < 0) {
+        cfg_error(L, file, line, "%s: '%s' must not be negative", ctor, key);
+    }
+}
+
+/*
+ * The generic constructor: validates the table at `src` against `lists`
+ * (NULL-terminated) and pushes a copy with _kind, _file and _line.
+ */
+static void construct(lua_State *L, int src, const char *kind, const char *ctor,
+                      const struct param *const *lists)
+{
+    char file[256];
+    int line;
+    cfg_caller(L, file, sizeof file, &line);
+    lua_newtable(L);
+    int dst = lua_gettop(L);
+    if (lua_type(L, src) != LUA_TTABLE) {
+        cfg_error(L, file, line, "%s expects a table of parameters, not %s", ctor,
+                  luaL_typename(L, src));
+    } else {
+        lua_pushnil(L);
+        while (lua_next(L, src) != 0) {
+            check_entry(L, ctor, lists, file, line);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_settable(L, dst);
+        }
+        for (const struct param *const *l = lists; *l != NULL; l++) {
+            for (const struct param *p = *l; p->name != NULL; p++) {
+                if (p->required && lua_getfield(L, dst, p->name) == LUA_TNIL)
+                    cfg_error(L, file, line, "%s: missing required parameter '%s'", ctor, p->name);
+                if (p->required)
+                    lua_pop(L, 1);
+            }
+        }
+    }
+    lua_pushstring(L, kind);
+    lua_setfield(L, dst, CFG_KIND);
+    lua_pushstring(L, file);
+    lua_setfield(L, dst, CFG_FILE);
+    lua_pushinteger(L, line);
+    lua_setfield(L, dst, CFG_LINE);
+}
+
+/* ------------------------------------------------------------ constructors */
+
+struct ctor {
+    const char *name; /* Lua name within its group */
+    const char *kind; /* the _kind of the result */
+    const char *display;
+    const struct param *lists[3];
+};
+
+static const struct ctor ctors[] = {
+    {"builder", "builder", "bbm.builder", {builder_params}},
+    {"change_filter", "change_filter", "bbm.change_filter", {filter_params}},
+    {"project", "project", "bbm.project", {project_params}},
+    {"steps.shell", "step.shell", "bbm.steps.shell", {shell_params, step_params}},
+    {"steps.configure", "step.shell", "bbm.steps.configure", {shell_params, step_params}},
+    {"steps.compile", "step.shell", "bbm.steps.compile", {shell_params, step_params}},
+    {"steps.test", "step.shell", "bbm.steps.test", {shell_params, step_params}},
+    {"steps.git", "step.git", "bbm.steps.git", {git_params, step_params}},
+    {"steps.set_property_from_command",
+     "step.set_property_from_command",
+     "bbm.steps.set_property_from_command",
+     {setprop_params, step_params}},
+    {"steps.file_upload",
+     "step.file_upload",
+     "bbm.steps.file_upload",
+     {upload_params, step_params}},
+    {"steps.file_download",
+     "step.file_download",
+     "bbm.steps.file_download",
+     {download_params, step_params}},
+    {"steps.trigger", "step.trigger", "bbm.steps.trigger", {trigger_params, step_params}},
+    {"schedulers.single_branch",
+     "scheduler.single_branch",
+     "bbm.schedulers.single_branch",
+     {sched_params, branch_sched_params}},
+    {"schedulers.any_branch",
+     "scheduler.any_branch",
+     "bbm.schedulers.any_branch",
+     {sched_params, branch_sched_params}},
+    {"schedulers.force", "scheduler.force", "bbm.schedulers.force", {sched_params, force_params}},
+    {"schedulers.periodic",
+     "scheduler.periodic",
+     "bbm.schedulers.periodic",
+     {sched_params, periodic_params}},
+    {"schedulers.nightly",
+     "scheduler.nightly",
+     "bbm.schedulers.nightly",
+     {sched_params, nightly_params}},
+    {"schedulers.triggerable",
+     "scheduler.triggerable",
+     "bbm.schedulers.triggerable",
+     {sched_params, none_params}},
+    {"changes.git_poller",
+     "change_source.git_poller",
+     "bbm.changes.git_poller",
+     {gitpoller_params}},
+    {"params.string", "param.string", "bbm.params.string", {forceparam_params}},
+    {"params.int", "param.int", "bbm.params.int", {forceparam_params}},
+    {"params.bool", "param.bool", "bbm.params.bool", {forceparam_params}},
+    {"params.choice_string",
+     "param.choice_string",
+     "bbm.params.choice_string",
+     {forceparam_params}},
+    {"params.text", "param.text", "bbm.params.text", {forceparam_params}},
+    {"params.fixed", "param.fixed", "bbm.params.fixed", {forceparam_params}},
+    {"params.username", "param.username", "bbm.params.username", {forceparam_params}},
+    {"params.nested", "param.nested", "bbm.params.nested", {forceparam_params}},
+};
+
+static int generic_ctor(lua_State *L)
+{
+    const struct ctor *c = lua_touserdata(L, lua_upvalueindex(1));
+    construct(L, 1, c->kind, c->display, c->lists);
+    return 1;
+}
+
+/* bbm.worker(name, password, {options}) */
+static int worker_ctor(lua_State *L)
+{
+    static const struct param *const lists[] = {worker_params, NULL};
+    char file[256];
+    int line;
+    cfg_caller(L, file, sizeof file, &line);
+    if (lua_isnoneornil(L, 3))
+        lua_newtable(L), lua_replace(L, 3);
+    construct(L, 3, "worker", "bbm.worker", lists);
+    if (lua_type(L, 1) != LUA_TSTRING || lua_rawlen(L, 1) == 0)
+        cfg_error(L, file, line, "bbm.worker: the name must be a non-empty string");
+    if (lua_type(L, 2) != LUA_TSTRING)
+        cfg_error(L, file, line, "bbm.worker: the password must be a string, not %s",
+                  luaL_typename(L, 2));
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "name");
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "password");
+    return 1;
+}
+
+/* bbm.params.codebase(name, {options}) */
+static int codebase_ctor(lua_State *L)
+{
+    static const struct param *const lists[] = {codebase_params, NULL};
+    if (lua_isnoneornil(L, 2))
+        lua_newtable(L), lua_replace(L, 2);
+    construct(L, 2, "param.codebase", "bbm.params.codebase", lists);
+    lua_pushstring(L, luaL_optstring(L, 1, ""));
+    lua_setfield(L, -2, "codebase");
+    return 1;
+}
+
+/* bbm.factory{step, step, ...}; the result has :addStep(step). */
+static int factory_add_step(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "steps");
+    lua_pushvalue(L, 2);
+    lua_seti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    return 0;
+}
+
+static int factory_ctor(lua_State *L)
+{
+    char file[256];
+    int line;
+    cfg_caller(L, file, sizeof file, &line);
+    lua_newtable(L);
+    lua_newtable(L);
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, 1, i);
+            lua_getfield(L, -1, CFG_KIND);
+            const char *kind = lua_type(L, -2) == LUA_TTABLE ? lua_tostring(L, -1) : NULL;
+            if (kind == NULL || strncmp(kind, "step.", 5) != 0)
+                cfg_error(L, file, line, "bbm.factory: step %lld is not a bbm.steps.* step",
+                          (long long)i);
+            lua_pop(L, 1);
+            lua_seti(L, -2, i);
+        }
+    } else if (!lua_isnone(L, 1)) {
+        cfg_error(L, file, line, "bbm.factory expects a list of steps");
+    }
+    lua_setfield(L, -2, "steps");
+    lua_pushstring(L, "factory");
+    lua_setfield(L, -2, CFG_KIND);
+    lua_newtable(L);
+    lua_pushcfunction(L, factory_add_step);
+    lua_setfield(L, -2, "addStep");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* bbm.interpolate(fmt, ...): kept as a table for the engine to render. */
+static int interpolate_ctor(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "fmt");
+    lua_pushstring(L, "interpolate");
+    lua_setfield(L, -2, CFG_KIND);
+    int n = lua_gettop(L) - 2;
+    lua_newtable(L);
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, i + 1);
+        lua_seti(L, -2, i);
+    }
+    lua_setfield(L, -2, "args");
+    return 1;
+}
+
+/* Stores function `f` at path "group.name" (or "name") of the module table at top. */
+static void set_path(lua_State *L, const char *path, int upvalue_index)
+{
+    const char *dot = strchr(path, '.');
+    if (dot == NULL) {
+        lua_setfield(L, -2, path);
+        return;
+    }
+    char group[32];
+    snprintf(group, sizeof group, "%.*s", (int)(dot - path), path);
+    if (lua_getfield(L, -2, group) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -4, group);
+    }
+    lua_insert(L, -2);
+    lua_setfield(L, -2, dot + 1);
+    lua_pop(L, 1);
+    (void)upvalue_index;
+}
+
+int cfg_open_bbm(lua_State *L)
+{
+    lua_newtable(L);
+    for (size_t i = 0; i < UTIL_NELEM(ctors); i++) {
+        lua_pushlightuserdata(L, (void *)&ctors[i]);
+        lua_pushcclosure(L, generic_ctor, 1);
+        set_path(L, ctors[i].name, 0);
+    }
+    lua_pushcfunction(L, worker_ctor);
+    set_path(L, "worker", 0);
+    lua_pushcfunction(L, factory_ctor);
+    set_path(L, "factory", 0);
+    lua_pushcfunction(L, interpolate_ctor);
+    set_path(L, "interpolate", 0);
+    lua_pushcfunction(L, codebase_ctor);
+    set_path(L, "params.codebase", 0);
+    lua_pushcfunction(L, cfg_yaml_load);
+    set_path(L, "yaml.load", 0);
+    return 1;
+}

@@ -26,7 +26,7 @@ struct cfg_worker {
     char **notify_on_missing;
     size_t n_notify_on_missing;
     int missing_timeout; /* seconds */
-    const char *file;    /* where bbm.worker was called */
+    char *file;          /* where bbm.worker was called */
     int line;
 };
 
@@ -40,7 +40,19 @@ struct cfg_builder {
     size_t n_tags;
     char *description;
     char *project;
-    const char *file;
+    int factory_ref; /* the bbm.factory table, a reference in the config's Lua state */
+    size_t n_steps;
+    char *file;
+    int line;
+};
+
+struct cfg_scheduler {
+    char *name;
+    char *kind; /* single_branch, any_branch, force, periodic, nightly, triggerable */
+    char **builder_names;
+    size_t n_builder_names;
+    int ref; /* the scheduler's table in the config's Lua state */
+    char *file;
     int line;
 };
 
@@ -50,6 +62,9 @@ struct cfg {
     size_t n_workers;
     struct cfg_builder *builders;
     size_t n_builders;
+    struct cfg_scheduler *schedulers;
+    size_t n_schedulers;
+    size_t n_change_sources;
     int pb_port;        /* protocols.pb.port; 0 = no PB listener */
     char *pb_interface; /* from "tcp:PORT:interface=ADDR"; NULL = all */
     int www_port;       /* www.port; 0 = no web server */
@@ -57,7 +72,8 @@ struct cfg {
     char *title;
     char *title_url;
     char *buildbot_url;
-    void *lua; /* the lua_State the config was run in (owned) */
+    void *lua;        /* the lua_State the config was run in (owned) */
+    void *lua_budget; /* its allocator's accounting (owned) */
 };
 
 /*

@@ -1,2 +1,292 @@
-/* config/lua.c: being written. */
-#include "config/config.h"
+/*
+ * Running master.lua: a fresh Lua 5.4 state per load, with a memory cap, an
+ * instruction budget (an endless loop in a config is an error, not a hung
+ * master), `require "bbm"` preloaded and package.path set to the config's
+ * directory.  A Lua error is reported with its traceback; otherwise the
+ * returned table goes to validate.c, and the state stays with the config so
+ * its Lua functions remain callable.
+ */
+#include "config/internal.h"
+
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    MAX_CONFIG_BYTES = 16 << 20,
+    HOOK_EVERY = 100000,   /* instructions between checks */
+    MAX_HOOK_CALLS = 5000, /* 5e8 instructions: a few seconds */
+};
+#define MAX_LUA_MEMORY ((size_t)512 << 20)
+
+static const char errors_key = 'e';
+
+struct lua_budget {
+    size_t used;
+    size_t hook_calls;
+};
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct lua_budget *b = ud;
+    if (ptr == NULL)
+        osize = 0;
+    if (nsize == 0) {
+        free(ptr);
+        b->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && b->used + (nsize - osize) > MAX_LUA_MEMORY)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p != NULL)
+        b->used = b->used - osize + nsize;
+    return p;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    struct lua_budget *b = ud;
+    if (++b->hook_calls <= MAX_HOOK_CALLS)
+        return;
+    lua_getinfo(L, "Sl", ar);
+    luaL_error(L, "%s:%d: the configuration ran for too long (an endless loop?)",
+               ar->source[0] == '@' ? ar->source + 1 : ar->short_src, ar->currentline);
+}
+
+struct cfg_errors *cfg_errors_of(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &errors_key);
+    struct cfg_errors *e = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return e;
+}
+
+void cfg_error(lua_State *L, const char *file, int line, const char *fmt, ...)
+{
+    struct cfg_errors *e = cfg_errors_of(L);
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    buf_printf(&e->text, "%s:%d: %s\n", file, line, msg);
+    e->count++;
+    free(msg);
+}
+
+void cfg_caller(lua_State *L, char *file, size_t size, int *line)
+{
+    lua_Debug ar;
+    snprintf(file, size, "?");
+    *line = 0;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0) {
+            snprintf(file, size, "%s", ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
+            *line = ar.currentline;
+            return;
+        }
+    }
+}
+
+static int lower_distance(const char *a, const char *b)
+{
+    char la[65], lb[65];
+    size_t i;
+    for (i = 0; a[i] != '\0' && i < 64; i++)
+        la[i] = (char)(a[i] >= 'A' && a[i] <= 'Z' ? a[i] + 32 : a[i]);
+    la[i] = '\0';
+    for (i = 0; b[i] != '\0' && i < 64; i++)
+        lb[i] = (char)(b[i] >= 'A' && b[i] <= 'Z' ? b[i] + 32 : b[i]);
+    lb[i] = '\0';
+    return util_edit_distance(la, lb);
+}
+
+void cfg_suggest(const char *word, const char *const *names, char *out, size_t size)
+{
+    const char *best = NULL;
+    int best_d = 1 << 30;
+    for (; *names != NULL; names++) {
+        int d = lower_distance(word, *names);
+        if (d < best_d)
+            best_d = d, best = *names;
+    }
+    int len = (int)strlen(word);
+    if (best != NULL && best_d <= (len < 6 ? 2 : 3))
+        snprintf(out, size, "; did you mean '%s'?", best);
+    else
+        out[0] = '\0';
+}
+
+static int message_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL)
+        msg = luaL_typename(L, 1);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int open_bbm(lua_State *L)
+{
+    return cfg_open_bbm(L);
+}
+
+static void set_package_path(lua_State *L, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash != NULL ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, open_bbm);
+    lua_setfield(L, -2, "bbm");
+    lua_pop(L, 2);
+    free(dir);
+}
+
+static lua_State *new_state(struct cfg_errors *errors, struct lua_budget *budget)
+{
+    lua_State *L = lua_newstate(capped_alloc, budget);
+    if (L == NULL)
+        return NULL;
+    luaL_openlibs(L);
+    lua_pushlightuserdata(L, errors);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return L;
+}
+
+/* Runs the file; leaves its result on the stack.  Returns 0 or -1 (error recorded). */
+static int run_file(lua_State *L, const char *path, const char *source, size_t len)
+{
+    struct cfg_errors *e = cfg_errors_of(L);
+    char *chunk = xasprintf("@%s", path);
+    lua_pushcfunction(L, message_handler);
+    int rc = luaL_loadbufferx(L, source, len, chunk, "t");
+    free(chunk);
+    if (rc == LUA_OK)
+        rc = lua_pcall(L, 0, 1, -2);
+    if (rc != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        buf_printf(&e->text, "%s\n", msg != NULL ? msg : "error in the configuration");
+        e->count++;
+        return -1;
+    }
+    if (!lua_istable(L, -1)) {
+        buf_printf(&e->text, "%s:1: the file must return a table (the configuration), not %s\n",
+                   path, luaL_typename(L, -1));
+        e->count++;
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_load(const char *path, struct cfg **out, char **cause)
+{
+    size_t len = 0;
+    char *source = util_read_file(path, MAX_CONFIG_BYTES, &len, cause);
+    if (source == NULL)
+        return -1;
+    struct cfg_errors errors;
+    buf_init(&errors.text, 0);
+    errors.count = 0;
+    struct lua_budget *budget = xcalloc(1, sizeof *budget);
+    struct cfg *cfg = xcalloc(1, sizeof *cfg);
+    cfg->path = xstrdup(path);
+    lua_State *L = new_state(&errors, budget);
+    cfg->lua = L;
+    cfg->lua_budget = budget;
+    set_package_path(L, path);
+    if (run_file(L, path, source, len) == 0)
+        cfg_read_model(L, cfg, path, source);
+    free(source);
+    lua_sethook(L, NULL, 0, 0);
+    if (errors.count > 0) {
+        free(*cause);
+        *cause = buf_take(&errors.text);
+        cfg_free(cfg);
+        return -1;
+    }
+    buf_free(&errors.text);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
+    lua_settop(L, 0);
+    *out = cfg;
+    return 0;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void cfg_free(struct cfg *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->n_workers; i++) {
+        struct cfg_worker *w = &cfg->workers[i];
+        free(w->name);
+        free(w->password);
+        free_strings(w->notify_on_missing, w->n_notify_on_missing);
+        free(w->file);
+    }
+    for (size_t i = 0; i < cfg->n_builders; i++) {
+        struct cfg_builder *b = &cfg->builders[i];
+        free(b->name);
+        free_strings(b->workernames, b->n_workernames);
+        free(b->builddir);
+        free(b->workerbuilddir);
+        free_strings(b->tags, b->n_tags);
+        free(b->description);
+        free(b->project);
+        free(b->file);
+    }
+    for (size_t i = 0; i < cfg->n_schedulers; i++) {
+        struct cfg_scheduler *s = &cfg->schedulers[i];
+        free(s->name);
+        free(s->kind);
+        free_strings(s->builder_names, s->n_builder_names);
+        free(s->file);
+    }
+    free(cfg->workers);
+    free(cfg->builders);
+    free(cfg->schedulers);
+    free(cfg->pb_interface);
+    free(cfg->db_url);
+    free(cfg->title);
+    free(cfg->title_url);
+    free(cfg->buildbot_url);
+    free(cfg->path);
+    if (cfg->lua != NULL)
+        lua_close(cfg->lua);
+    free(cfg->lua_budget);
+    free(cfg);
+}
+
+const struct cfg_worker *cfg_find_worker(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_workers; i++) {
+        if (strcmp(cfg->workers[i].name, name) == 0)
+            return &cfg->workers[i];
+    }
+    return NULL;
+}
+
+const struct cfg_builder *cfg_find_builder(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_builders; i++) {
+        if (strcmp(cfg->builders[i].name, name) == 0)
+            return &cfg->builders[i];
+    }
+    return NULL;
+}

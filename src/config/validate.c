@@ -1,2 +1,538 @@
-/* config/validate.c: being written. */
-#include "config/config.h"
+/*
+ * From the table master.lua returned to `struct cfg`, with the checks that
+ * need the whole configuration: top-level keys (BuildmasterConfig's names),
+ * duplicate names, builders naming unknown workers, schedulers naming unknown
+ * builders, ports.  Name lookups go through Lua tables used as hash sets, so
+ * a config of thousands of builders is checked in linear time.
+ */
+#include "config/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const top_keys[] = {"buildbotNetUsageData",
+                                       "buildbotURL",
+                                       "buildCacheSize",
+                                       "builders",
+                                       "caches",
+                                       "change_source",
+                                       "codebaseGenerator",
+                                       "configurators",
+                                       "changeCacheSize",
+                                       "changeHorizon",
+                                       "db",
+                                       "db_url",
+                                       "logCompressionLimit",
+                                       "logCompressionMethod",
+                                       "logEncoding",
+                                       "logMaxSize",
+                                       "logMaxTailSize",
+                                       "manhole",
+                                       "machines",
+                                       "collapseRequests",
+                                       "metrics",
+                                       "mq",
+                                       "multiMaster",
+                                       "prioritizeBuilders",
+                                       "projectName",
+                                       "projectURL",
+                                       "projects",
+                                       "properties",
+                                       "protocols",
+                                       "revlink",
+                                       "schedulers",
+                                       "secretsProviders",
+                                       "services",
+                                       "title",
+                                       "titleURL",
+                                       "user_managers",
+                                       "validation",
+                                       "www",
+                                       "workers",
+                                       NULL};
+
+struct reader {
+    lua_State *L;
+    struct cfg *cfg;
+    const char *path;
+    const char *source;
+    int top; /* stack index of the returned table */
+};
+
+/* The line where `key = ` first appears in the source (top-level keys have no call). */
+static int key_line(const struct reader *r, const char *key)
+{
+    size_t klen = strlen(key);
+    int line = 1;
+    for (const char *p = r->source; *p != '\0'; p++) {
+        if (*p == '\n') {
+            line++;
+            continue;
+        }
+        bool start = p == r->source || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
+                                         (p[-1] >= 'A' && p[-1] <= 'Z') ||
+                                         (p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.');
+        if (start && strncmp(p, key, klen) == 0) {
+            const char *q = p + klen;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            if (*q == '=' && q[1] != '=')
+                return line;
+        }
+    }
+    return 1;
+}
+
+static void where(lua_State *L, int idx, const struct reader *r, const char *key, char *file,
+                  size_t size, int *line)
+{
+    snprintf(file, size, "%s", r->path);
+    *line = key_line(r, key);
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return;
+    if (lua_getfield(L, idx, CFG_FILE) == LUA_TSTRING)
+        snprintf(file, size, "%s", lua_tostring(L, -1));
+    if (lua_getfield(L, idx, CFG_LINE) == LUA_TNUMBER)
+        *line = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+}
+
+static bool has_kind(lua_State *L, int idx, const char *prefix)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return false;
+    lua_getfield(L, idx, CFG_KIND);
+    const char *k = lua_tostring(L, -1);
+    bool ok = k != NULL && strncmp(k, prefix, strlen(prefix)) == 0;
+    lua_pop(L, 1);
+    return ok;
+}
+
+static char *opt_string(lua_State *L, int idx, const char *field)
+{
+    lua_getfield(L, idx, field);
+    char *s = lua_type(L, -1) == LUA_TSTRING ? xstrdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    return s;
+}
+
+static long opt_int(lua_State *L, int idx, const char *field, long def)
+{
+    lua_getfield(L, idx, field);
+    long v = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tonumber(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A string or list of strings at field -> a malloc'd vector. */
+static char **string_list(lua_State *L, int idx, const char *field, size_t *n)
+{
+    char **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TSTRING) {
+        v = xgrow(v, &cap, 1, sizeof *v);
+        v[(*n)++] = xstrdup(lua_tostring(L, -1));
+    } else if (t == LUA_TTABLE) {
+        lua_Integer len = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= len; i++) {
+            if (lua_geti(L, -1, i) == LUA_TSTRING) {
+                v = xgrow(v, &cap, *n + 1, sizeof *v);
+                v[(*n)++] = xstrdup(lua_tostring(L, -1));
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/*
+ * Iterates the list at top-level `key` (a single entry is taken as a list of
+ * one), calling `each` with the entry at the top of the stack.
+ */
+static void each_entry(struct reader *r, const char *key, const char *kind, const char *what,
+                       void (*each)(struct reader *r, int idx))
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, r->top, key);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (t != LUA_TTABLE) {
+        cfg_error(L, r->path, key_line(r, key), "'%s' must be a list, not %s", key,
+                  luaL_typename(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    int list = lua_gettop(L);
+    bool single = lua_getfield(L, list, CFG_KIND) != LUA_TNIL;
+    lua_pop(L, 1);
+    lua_Integer n = single ? 1 : luaL_len(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (single)
+            lua_pushvalue(L, list);
+        else
+            lua_geti(L, list, i);
+        if (!has_kind(L, -1, kind))
+            cfg_error(L, r->path, key_line(r, key), "%s[%lld] is not %s", key, (long long)i, what);
+        else
+            each(r, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Registers `name` in the set kept in the registry under `set`; false if already there. */
+static bool add_name(lua_State *L, const char *set, const char *name, const char *file, int line,
+                     char *first, size_t size)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, set);
+    if (lua_getfield(L, -1, name) == LUA_TSTRING) {
+        snprintf(first, size, "%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+        return false;
+    }
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s:%d", file, line);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+    return true;
+}
+
+static bool has_name(lua_State *L, const char *set, const char *name)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, set);
+    bool found = lua_getfield(L, -1, name) != LUA_TNIL;
+    lua_pop(L, 2);
+    return found;
+}
+
+static void read_worker(struct reader *r, int idx)
+{
+    struct cfg *cfg = r->cfg;
+    char file[256], first[300];
+    int line;
+    where(r->L, idx, r, "workers", file, sizeof file, &line);
+    char *name = opt_string(r->L, idx, "name");
+    if (name == NULL)
+        return;
+    if (!add_name(r->L, "bbm.workers", name, file, line, first, sizeof first)) {
+        cfg_error(r->L, file, line, "duplicate worker name '%s' (first defined at %s)", name,
+                  first);
+        free(name);
+        return;
+    }
+    cfg->workers = xrealloc(cfg->workers, (cfg->n_workers + 1) * sizeof *cfg->workers);
+    struct cfg_worker *w = &cfg->workers[cfg->n_workers++];
+    memset(w, 0, sizeof *w);
+    w->name = name;
+    w->password = opt_string(r->L, idx, "password");
+    w->max_builds = (int)opt_int(r->L, idx, "max_builds", 0);
+    w->keepalive_interval = (int)opt_int(r->L, idx, "keepalive_interval", 3600);
+    w->missing_timeout = (int)opt_int(r->L, idx, "missing_timeout", 3600);
+    w->notify_on_missing = string_list(r->L, idx, "notify_on_missing", &w->n_notify_on_missing);
+    w->file = xstrdup(file);
+    w->line = line;
+}
+
+/* Buildbot's safeTranslate: characters unsafe in a path become '_'. */
+static char *safe_translate(const char *name)
+{
+    char *s = xstrdup(name);
+    for (char *p = s; *p != '\0'; p++) {
+        if (strchr("\t !#$%&'()*+,./:;<=>?@[\\]^{|}~", *p) != NULL)
+            *p = '_';
+    }
+    return s;
+}
+
+static void check_builder_workers(struct reader *r, struct cfg_builder *b)
+{
+    if (b->n_workernames == 0)
+        cfg_error(r->L, b->file, b->line,
+                  "builder '%s': at least one worker is required in "
+                  "workernames",
+                  b->name);
+    for (size_t i = 0; i < b->n_workernames; i++) {
+        if (!has_name(r->L, "bbm.workers", b->workernames[i]))
+            cfg_error(r->L, b->file, b->line,
+                      "builder '%s': workernames names unknown worker "
+                      "'%s'",
+                      b->name, b->workernames[i]);
+    }
+}
+
+static void read_factory(struct reader *r, int idx, struct cfg_builder *b)
+{
+    lua_State *L = r->L;
+    lua_getfield(L, idx, "factory");
+    if (!has_kind(L, -1, "factory")) {
+        if (!lua_isnil(L, -1))
+            cfg_error(L, b->file, b->line, "builder '%s': factory must be a bbm.factory{...}",
+                      b->name);
+        lua_pop(L, 1);
+        b->factory_ref = LUA_NOREF;
+        return;
+    }
+    lua_getfield(L, -1, "steps");
+    b->n_steps = (size_t)luaL_len(L, -1);
+    lua_pop(L, 1);
+    b->factory_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void read_builder(struct reader *r, int idx)
+{
+    struct cfg *cfg = r->cfg;
+    char file[256], first[300];
+    int line;
+    where(r->L, idx, r, "builders", file, sizeof file, &line);
+    char *name = opt_string(r->L, idx, "name");
+    if (name == NULL)
+        return;
+    if (!add_name(r->L, "bbm.builders", name, file, line, first, sizeof first)) {
+        cfg_error(r->L, file, line, "duplicate builder name '%s' (first defined at %s)", name,
+                  first);
+        free(name);
+        return;
+    }
+    cfg->builders = xrealloc(cfg->builders, (cfg->n_builders + 1) * sizeof *cfg->builders);
+    struct cfg_builder *b = &cfg->builders[cfg->n_builders++];
+    memset(b, 0, sizeof *b);
+    b->name = name;
+    b->file = xstrdup(file);
+    b->line = line;
+    b->workernames = string_list(r->L, idx, "workernames", &b->n_workernames);
+    char *single = opt_string(r->L, idx, "workername");
+    if (single != NULL) {
+        b->workernames = xrealloc(b->workernames, (b->n_workernames + 1) * sizeof(char *));
+        b->workernames[b->n_workernames++] = single;
+    }
+    b->builddir = opt_string(r->L, idx, "builddir");
+    if (b->builddir == NULL)
+        b->builddir = safe_translate(name);
+    b->workerbuilddir = opt_string(r->L, idx, "workerbuilddir");
+    if (b->workerbuilddir == NULL)
+        b->workerbuilddir = xstrdup(b->builddir);
+    b->tags = string_list(r->L, idx, "tags", &b->n_tags);
+    b->description = opt_string(r->L, idx, "description");
+    b->project = opt_string(r->L, idx, "project");
+    check_builder_workers(r, b);
+    read_factory(r, idx, b);
+}
+
+static void read_scheduler(struct reader *r, int idx)
+{
+    struct cfg *cfg = r->cfg;
+    char file[256], first[300];
+    int line;
+    where(r->L, idx, r, "schedulers", file, sizeof file, &line);
+    char *name = opt_string(r->L, idx, "name");
+    if (name == NULL)
+        return;
+    if (!add_name(r->L, "bbm.schedulers", name, file, line, first, sizeof first)) {
+        cfg_error(r->L, file, line, "duplicate scheduler name '%s' (first defined at %s)", name,
+                  first);
+        free(name);
+        return;
+    }
+    cfg->schedulers = xrealloc(cfg->schedulers, (cfg->n_schedulers + 1) * sizeof *cfg->schedulers);
+    struct cfg_scheduler *s = &cfg->schedulers[cfg->n_schedulers++];
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    s->file = xstrdup(file);
+    s->line = line;
+    char *kind = opt_string(r->L, idx, CFG_KIND);
+    s->kind = xstrdup(kind + strlen("scheduler."));
+    free(kind);
+    s->builder_names = string_list(r->L, idx, "builderNames", &s->n_builder_names);
+    for (size_t i = 0; i < s->n_builder_names; i++) {
+        if (!has_name(r->L, "bbm.builders", s->builder_names[i]))
+            cfg_error(r->L, file, line, "scheduler '%s': builderNames names unknown builder '%s'",
+                      name, s->builder_names[i]);
+    }
+    lua_pushvalue(r->L, idx);
+    s->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
+}
+
+static void read_change_source(struct reader *r, int idx)
+{
+    (void)idx;
+    r->cfg->n_change_sources++;
+}
+
+static void read_project(struct reader *r, int idx)
+{
+    char file[256], first[300];
+    int line;
+    where(r->L, idx, r, "projects", file, sizeof file, &line);
+    char *name = opt_string(r->L, idx, "name");
+    if (name != NULL && !add_name(r->L, "bbm.projects", name, file, line, first, sizeof first))
+        cfg_error(r->L, file, line, "duplicate project name '%s' (first defined at %s)", name,
+                  first);
+    free(name);
+}
+
+/* A port: a number, or a strports string "tcp:PORT[:interface=ADDR]". */
+static int parse_port(struct reader *r, int idx, const char *what, char **iface)
+{
+    lua_State *L = r->L;
+    int line = key_line(r, "port");
+    long port = -1;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        port = lua_isinteger(L, idx) ? (long)lua_tointeger(L, idx) : -1;
+    } else if (lua_type(L, idx) == LUA_TSTRING) {
+        char *spec = xstrdup(lua_tostring(L, idx)), *save = NULL;
+        char *part = strtok_r(spec, ":", &save);
+        if (part != NULL && strcmp(part, "tcp") == 0)
+            part = strtok_r(NULL, ":", &save);
+        if (part == NULL || util_parse_long(part, -1000000, 1000000, &port) != 0)
+            port = -2;
+        while ((part = strtok_r(NULL, ":", &save)) != NULL) {
+            if (util_startswith(part, "interface=") && iface != NULL) {
+                free(*iface);
+                *iface = xstrdup(part + strlen("interface="));
+            } else {
+                port = -2;
+            }
+        }
+        free(spec);
+    } else {
+        cfg_error(L, r->path, line, "%s must be a number or \"tcp:PORT\", not %s", what,
+                  luaL_typename(L, idx));
+        return 0;
+    }
+    if (port == -2) {
+        cfg_error(L, r->path, line,
+                  "%s: cannot understand \"%s\"; use a number or "
+                  "\"tcp:PORT[:interface=ADDRESS]\"",
+                  what, lua_tostring(L, idx));
+        return 0;
+    }
+    if (port < 1 || port > 65535) {
+        cfg_error(L, r->path, line, "%s must be between 1 and 65535, not %ld", what, port);
+        return 0;
+    }
+    return (int)port;
+}
+
+static void read_protocols(struct reader *r)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, r->top, "protocols");
+    if (t == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+            if (strcmp(name, "pb") != 0)
+                cfg_error(L, r->path, key_line(r, "protocols"),
+                          "protocols: unknown protocol '%s' (bbmaster speaks 'pb')", name);
+            else if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, "port") == LUA_TNIL)
+                cfg_error(L, r->path, key_line(r, "protocols"),
+                          "protocols.pb must be a table with a port, like { port = 9989 }");
+            else {
+                r->cfg->pb_port =
+                    parse_port(r, lua_gettop(L), "protocols.pb.port", &r->cfg->pb_interface);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+    } else if (t != LUA_TNIL) {
+        cfg_error(L, r->path, key_line(r, "protocols"), "'protocols' must be a table, not %s",
+                  luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+static void read_www(struct reader *r)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, r->top, "www");
+    if (t == LUA_TTABLE) {
+        if (lua_getfield(L, -1, "port") != LUA_TNIL)
+            r->cfg->www_port = parse_port(r, lua_gettop(L), "www.port", NULL);
+        lua_pop(L, 1);
+    } else if (t != LUA_TNIL) {
+        cfg_error(L, r->path, key_line(r, "www"), "'www' must be a table, not %s",
+                  luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+static char *string_setting(struct reader *r, int idx, const char *key, const char *def)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, idx, key);
+    char *v = NULL;
+    if (t == LUA_TSTRING)
+        v = xstrdup(lua_tostring(L, -1));
+    else if (t != LUA_TNIL)
+        cfg_error(L, r->path, key_line(r, key), "'%s' must be a string, not %s", key,
+                  luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v != NULL ? v : def != NULL ? xstrdup(def) : NULL;
+}
+
+static void read_scalars(struct reader *r)
+{
+    struct cfg *cfg = r->cfg;
+    cfg->title = string_setting(r, r->top, "title", "Buildbot");
+    cfg->title_url = string_setting(r, r->top, "titleURL", "http://buildbot.net/");
+    cfg->buildbot_url = string_setting(r, r->top, "buildbotURL", "http://localhost:8080/");
+    cfg->db_url = string_setting(r, r->top, "db_url", NULL);
+    if (lua_getfield(r->L, r->top, "db") == LUA_TTABLE && cfg->db_url == NULL)
+        cfg->db_url = string_setting(r, lua_gettop(r->L), "db_url", NULL);
+    lua_pop(r->L, 1);
+    if (cfg->db_url == NULL)
+        cfg->db_url = xstrdup("sqlite:///state.sqlite");
+}
+
+static void check_top_keys(struct reader *r)
+{
+    lua_State *L = r->L;
+    lua_pushnil(L);
+    while (lua_next(L, r->top) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            cfg_error(L, r->path, 1, "the configuration table has a non-string key");
+            continue;
+        }
+        const char *key = lua_tostring(L, -1);
+        bool known = false;
+        for (size_t i = 0; top_keys[i] != NULL && !known; i++)
+            known = strcmp(top_keys[i], key) == 0;
+        if (!known) {
+            char hint[128];
+            cfg_suggest(key, top_keys, hint, sizeof hint);
+            cfg_error(L, r->path, key_line(r, key), "unknown configuration key '%s'%s", key, hint);
+        }
+    }
+}
+
+void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char *source)
+{
+    struct reader r = {.L = L, .cfg = cfg, .path = path, .source = source, .top = lua_gettop(L)};
+    static const char *const sets[] = {"bbm.workers", "bbm.builders", "bbm.schedulers",
+                                       "bbm.projects"};
+    for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
+        lua_newtable(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);
+    }
+    check_top_keys(&r);
+    each_entry(&r, "workers", "worker", "a bbm.worker(...)", read_worker);
+    each_entry(&r, "projects", "project", "a bbm.project{...}", read_project);
+    each_entry(&r, "builders", "builder", "a bbm.builder{...}", read_builder);
+    each_entry(&r, "schedulers", "scheduler.", "a bbm.schedulers.* scheduler", read_scheduler);
+    each_entry(&r, "change_source", "change_source.", "a bbm.changes.* change source",
+               read_change_source);
+    read_protocols(&r);
+    read_www(&r);
+    read_scalars(&r);
+    for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);
+    }
+}

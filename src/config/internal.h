@@ -1,0 +1,41 @@
+/*
+ * Private to src/config: the error list that every check appends to, the
+ * parameter tables the `bbm` constructors validate against, and the pieces
+ * lua.c, bbm.c, validate.c and settings.c share.
+ */
+#ifndef BBM_CONFIG_INTERNAL_H
+#define BBM_CONFIG_INTERNAL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "config/config.h"
+#include "util/util.h"
+
+/* Fields every bbm constructor adds to the table it returns. */
+#define CFG_KIND "_kind"
+#define CFG_FILE "_file"
+#define CFG_LINE "_line"
+
+/* Every error of one load, "FILE:LINE: sentence\n" each; kept in the Lua registry. */
+struct cfg_errors {
+    struct buf text;
+    size_t count;
+};
+
+/* The error list of the state (registered by cfg_lua_new). */
+struct cfg_errors *cfg_errors_of(lua_State *L);
+void cfg_error(lua_State *L, const char *file, int line, const char *fmt, ...) UTIL_PRINTF(4, 5);
+/* The file and line of the Lua code that called the running C function. */
+void cfg_caller(lua_State *L, char *file, size_t size, int *line);
+/* " Did you mean 'X'?" for the nearest of `names` (NULL-terminated), or "". */
+void cfg_suggest(const char *word, const char *const *names, char *out, size_t size);
+
+/* bbm.c: pushes the `bbm` module table. */
+int cfg_open_bbm(lua_State *L);
+/* settings.c: bbm.yaml.load(path). */
+int cfg_yaml_load(lua_State *L);
+/* validate.c: reads the returned table at the top of the stack into cfg. */
+void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char *source);
+
+#endif
