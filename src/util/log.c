@@ -22,6 +22,7 @@ static struct {
     size_t rotate_bytes;
     int keep;
     size_t written;
+    bool tee;
 } logstate;
 
 static const char *level_names[] = {"error", "warn", "info", "debug"};
@@ -49,12 +50,19 @@ int log_open(const char *path, size_t rotate_bytes, int keep, char **cause)
     return 0;
 }
 
+void log_tee_stderr(bool on)
+{
+    logstate.tee = on;
+}
+
 void log_close(void)
 {
     if (logstate.f != NULL)
         fclose(logstate.f);
     free(logstate.path);
+    bool tee = logstate.tee;
     memset(&logstate, 0, sizeof logstate);
+    logstate.tee = tee;
 }
 
 static void rotate(void)
@@ -91,6 +99,8 @@ void log_write(enum log_level level, const char *fmt, ...)
 
     FILE *out = logstate.f != NULL ? logstate.f : stderr;
     int n = fprintf(out, "%s [%s] %s\n", stamp, level_names[level], msg);
+    if (logstate.tee && logstate.f != NULL)
+        fprintf(stderr, "%s [%s] %s\n", stamp, level_names[level], msg);
     free(msg);
     if (logstate.f != NULL && n > 0) {
         logstate.written += (size_t)n;

@@ -96,6 +96,8 @@ extern enum log_level log_current_level;
  */
 int log_open(const char *path, size_t rotate_bytes, int keep, char **cause);
 void log_close(void);
+/* Also copies every line to stderr when a file is open (for --nodaemon). */
+void log_tee_stderr(bool on);
 void log_set_level(enum log_level level);
 void log_write(enum log_level level, const char *fmt, ...) UTIL_PRINTF(2, 3);
 

@@ -1,0 +1,86 @@
+# bbmaster: developer and operator targets.
+#   make run      start a demo master (SQLite, sample master.lua) with a real buildbot-worker
+#   make test     unit, integration (real buildbot-worker), ASan+UBSan and fuzz runs
+# Operator targets act on the master directory MASTER (default ./master), as the
+# buildmaster-config Makefile does: start-master, stop-master, restart-master,
+# check (checkconfig), create-master, reconfig.
+
+MASTER ?= ./master
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+BBMASTER = $(BUILD)/src/bbmaster
+PYTEST = /usr/bin/python3 -m pytest
+
+.PHONY: all deps build test unit integration asan fuzz bench run format \
+	create-master start-master stop-master restart-master reconfig check clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	@ln -sf src/bbmaster $(BUILD)/bbmaster
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+integration: build
+	BBMASTER=$(abspath $(BBMASTER)) $(PYTEST) -q tests/integration
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q tests/integration
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	mkdir -p $(FUZZ_BUILD)/corpus-pb
+	$(FUZZ_BUILD)/fuzz/fuzz_pb -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		$(FUZZ_BUILD)/corpus-pb fuzz/corpus/pb
+
+test: unit integration asan fuzz
+
+bench: build
+	/usr/bin/python3 bench/config-scale --bbmaster $(abspath $(BBMASTER))
+
+run: build
+	sh scripts/run-demo.sh $(BBMASTER) $(MASTER)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+create-master: build
+	$(BBMASTER) create-master $(MASTER)
+
+start-master: build
+	$(BBMASTER) start $(MASTER)
+
+stop-master: build
+	$(BBMASTER) stop $(MASTER)
+
+restart-master: build
+	$(BBMASTER) restart $(MASTER)
+
+reconfig: build
+	$(BBMASTER) reconfig $(MASTER)
+
+check: build
+	$(BBMASTER) checkconfig $(MASTER)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

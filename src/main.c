@@ -1,0 +1,106 @@
+/*
+ * The `bbmaster` command line: Buildbot's verbs for a master directory.
+ *
+ *   bbmaster create-master DIR
+ *   bbmaster checkconfig [DIR|FILE]
+ *   bbmaster start [--nodaemon] [DIR]
+ *   bbmaster stop [--timeout N] [DIR]
+ *   bbmaster restart [--nodaemon] [--timeout N] [DIR]
+ *   bbmaster reconfig [--timeout N] [DIR]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "master.h"
+#include "util/util.h"
+
+static const char usage[] =
+    "usage: bbmaster COMMAND [options] [DIR]\n"
+    "\n"
+    "commands:\n"
+    "  create-master DIR       create a master directory with a sample master.lua\n"
+    "  checkconfig [DIR|FILE]  load and validate the configuration, start nothing\n"
+    "  start [--nodaemon] DIR  start the master (in the background unless --nodaemon)\n"
+    "  stop [--timeout N] DIR  stop the master: SIGTERM, then SIGKILL after N s (10)\n"
+    "  restart DIR             stop, then start\n"
+    "  reconfig DIR            reload master.lua in the running master (SIGHUP)\n"
+    "  --version               print the version\n";
+
+struct args {
+    bool nodaemon;
+    int timeout;
+    const char *dir;
+};
+
+static int parse(int argc, char **argv, struct args *a, int default_timeout)
+{
+    static const struct option longopts[] = {
+        {"nodaemon", no_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    a->nodaemon = false;
+    a->timeout = default_timeout;
+    a->dir = ".";
+    long v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "nt:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            a->nodaemon = true;
+            break;
+        case 't':
+            if (util_parse_long(optarg, 1, 86400, &v) != 0) {
+                fprintf(stderr, "bbmaster: --timeout wants a number of seconds (1..86400)\n");
+                return -1;
+            }
+            a->timeout = (int)v;
+            break;
+        default:
+            fputs(usage, stderr);
+            return -1;
+        }
+    }
+    if (optind < argc)
+        a->dir = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "bbmaster: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || util_streq(argv[1], "--help") || util_streq(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (util_streq(argv[1], "--version")) {
+        printf("bbmaster %s\n", BBM_VERSION);
+        return 0;
+    }
+    const char *verb = argv[1];
+    struct args a;
+    int timeout = util_streq(verb, "reconfig") ? 60 : 10;
+    if (parse(argc - 1, argv + 1, &a, timeout) != 0)
+        return 2;
+    if (util_streq(verb, "create-master"))
+        return master_create(a.dir);
+    if (util_streq(verb, "checkconfig"))
+        return master_checkconfig(a.dir);
+    if (util_streq(verb, "start"))
+        return master_start(a.dir, a.nodaemon);
+    if (util_streq(verb, "stop"))
+        return master_stop(a.dir, a.timeout);
+    if (util_streq(verb, "restart"))
+        return master_restart(a.dir, a.nodaemon, a.timeout);
+    if (util_streq(verb, "reconfig") || util_streq(verb, "sighup"))
+        return master_reconfig(a.dir, a.timeout);
+    fprintf(stderr, "bbmaster: unknown command '%s'\n\n%s", verb, usage);
+    return 2;
+}

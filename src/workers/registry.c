@@ -1,0 +1,204 @@
+/*
+ * The worker registry: the PB listener, the list of live sessions, and what a
+ * reconfig means for them.  Accepting is bounded (WK_MAX_CONNECTIONS); each
+ * accepted socket gets TCP keepalive so a worker that vanished without a FIN
+ * (a powered-off machine, a dropped NAT entry) is noticed within minutes, as
+ * Buildbot relies on the same mechanism (SPEC 5.10).
+ */
+#include "workers/internal.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/*
+ * TCP keepalive: first probe after this much idle time, then every interval;
+ * and a bound on how long sent data may stay unacknowledged (keepalive probes
+ * are not sent while data is in flight).  A dead peer is noticed in ~3 min.
+ */
+enum { KEEPALIVE_IDLE = 60, KEEPALIVE_INTERVAL = 20, KEEPALIVE_COUNT = 6 };
+enum { UNACKED_TIMEOUT_MS = 180 * 1000 };
+
+struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg)
+{
+    struct wk_registry *r = xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->cfg = cfg;
+    return r;
+}
+
+static void listener_closed_cb(uv_handle_t *h)
+{
+    struct wk_registry *r = h->data;
+    r->listening = false;
+    if (r->closing && r->sessions == NULL)
+        free(r);
+}
+
+void wk_close_all(struct wk_registry *r)
+{
+    if (r->listening && !uv_is_closing((uv_handle_t *)&r->listener))
+        uv_close((uv_handle_t *)&r->listener, listener_closed_cb);
+    for (struct session *s = r->sessions; s != NULL; s = s->next)
+        session_close(s, "master shutting down");
+}
+
+void wk_registry_free(struct wk_registry *r)
+{
+    if (r == NULL)
+        return;
+    r->closing = true;
+    wk_close_all(r);
+    if (!r->listening && r->sessions == NULL)
+        free(r);
+}
+
+void registry_remove(struct wk_registry *r, struct session *s)
+{
+    for (struct session **p = &r->sessions; *p != NULL; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            r->n_sessions--;
+            break;
+        }
+    }
+    if (r->closing && r->sessions == NULL && !r->listening)
+        free(r);
+}
+
+struct session *registry_find_attached(struct wk_registry *r, const char *name,
+                                       const struct session *except)
+{
+    for (struct session *s = r->sessions; s != NULL; s = s->next) {
+        if (s != except && s->state == SESSION_ATTACHED && util_streq(s->name, name))
+            return s;
+    }
+    return NULL;
+}
+
+static void set_keepalive(uv_tcp_t *tcp)
+{
+    uv_tcp_keepalive(tcp, 1, KEEPALIVE_IDLE);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0)
+        return;
+    int interval = KEEPALIVE_INTERVAL, count = KEEPALIVE_COUNT;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    unsigned int unacked = UNACKED_TIMEOUT_MS;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &unacked, sizeof unacked);
+}
+
+static void refused_closed_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+    struct wk_registry *r = server->data;
+    if (status < 0) {
+        log_warn("PB listener: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct session *s = xcalloc(1, sizeof *s);
+    uv_tcp_init(r->loop, &s->tcp);
+    if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
+        uv_close((uv_handle_t *)&s->tcp, refused_closed_cb);
+        return;
+    }
+    if (r->n_sessions >= WK_MAX_CONNECTIONS || r->closing) {
+        log_warn("PB listener: refusing a connection: %zu connections already open", r->n_sessions);
+        uv_close((uv_handle_t *)&s->tcp, refused_closed_cb);
+        return;
+    }
+    set_keepalive(&s->tcp);
+    uv_tcp_nodelay(&s->tcp, 1);
+    s->next = r->sessions;
+    r->sessions = s;
+    r->n_sessions++;
+    s->id = ++r->next_id;
+    session_start(r, s);
+}
+
+int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause)
+{
+    struct sockaddr_storage addr;
+    const char *host = iface != NULL ? iface : "0.0.0.0";
+    int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc != 0)
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
+    if (rc != 0)
+        return util_cause(cause, "PB port: bad interface address '%s'", host);
+    uv_tcp_init(r->loop, &r->listener);
+    r->listener.data = r;
+    r->listening = true;
+    rc = uv_tcp_bind(&r->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&r->listener, 128, accept_cb);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&r->listener, listener_closed_cb);
+        return util_cause(cause, "cannot listen for workers on %s:%d: %s", host, port,
+                          uv_strerror(rc));
+    }
+    log_info("listening for workers on %s:%d", host, port);
+    return 0;
+}
+
+struct session *registry_find_id(struct wk_registry *r, uint64_t id)
+{
+    for (struct session *s = r->sessions; s != NULL; s = s->next) {
+        if (s->id == id)
+            return s;
+    }
+    return NULL;
+}
+
+static bool same_builders(const struct session *s, const struct session_builder *b, size_t n)
+{
+    if (n != s->n_builders)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!util_streq(b[i].name, s->builders[i].name) ||
+            !util_streq(b[i].builddir, s->builders[i].builddir))
+            return false;
+    }
+    return true;
+}
+
+void wk_reconfig(struct wk_registry *r, const struct cfg *cfg)
+{
+    r->cfg = cfg;
+    for (struct session *s = r->sessions; s != NULL; s = s->next) {
+        if (s->name == NULL || s->state == SESSION_CLOSING)
+            continue;
+        if (cfg_find_worker(cfg, s->name) == NULL) {
+            log_info("worker '%s' is no longer configured: disconnecting it", s->name);
+            session_close(s, "removed from the configuration");
+            continue;
+        }
+        struct session_builder *b = NULL;
+        size_t n = session_config_builders(cfg, s->name, &b);
+        bool same = same_builders(s, b, n);
+        session_free_builders(b, n);
+        if (!same && s->state == SESSION_ATTACHED)
+            session_update_builders(s);
+        else if (!same)
+            s->builder_list_stale = true;
+    }
+}
+
+size_t wk_attached_count(const struct wk_registry *r)
+{
+    size_t n = 0;
+    for (const struct session *s = r->sessions; s != NULL; s = s->next)
+        n += s->state == SESSION_ATTACHED;
+    return n;
+}
+
+bool wk_is_attached(const struct wk_registry *r, const char *name)
+{
+    return registry_find_attached((struct wk_registry *)r, name, NULL) != NULL;
+}

@@ -1,0 +1,670 @@
+/*
+ * One worker connection: the TCP stream, its PB broker, and Buildbot's attach
+ * sequence (SPEC 5.2).  After the password check the master calls, in order,
+ * print("attached"), getWorkerInfo() (falling back to getSlaveInfo,
+ * getCommands and getVersion for buildslave 0.8), setBuilderList() and one
+ * print("attached") per builder, and only then answers the worker's login with
+ * the perspective.  A duplicate login is arbitrated as Buildbot does: the old
+ * connection is pinged; if it answers within WK_DUPLICATE_PING_TIMEOUT the new
+ * one is refused, otherwise the old one is dropped.
+ *
+ * Lifetime: a session is freed when its TCP and timer handles are closed.
+ * PB callbacks never free it directly; session_close defers while the broker
+ * is inside pb_broker_receive.
+ */
+#include "workers/internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const runtime_error_parents[] = {"builtins.RuntimeError", "builtins.Exception",
+                                                    "builtins.BaseException", "builtins.object",
+                                                    NULL};
+static const char *const no_such_method_parents[] = {
+    PB_ERR_NOSUCHMETHOD,      "builtins.AttributeError", "builtins.Exception",
+    "builtins.BaseException", "builtins.object",         NULL};
+
+static void attach_begin(struct session *s);
+static void login_timeout_cb(uv_timer_t *t);
+
+/* ------------------------------------------------------------ transport */
+
+struct write_req {
+    uv_write_t req;
+    char data[];
+};
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct session *s = req->handle->data;
+    free(req);
+    if (status < 0 && status != UV_ECANCELED && s->state != SESSION_CLOSING)
+        session_close(s, uv_strerror(status));
+}
+
+static void broker_send(void *ctx, const char *data, size_t len)
+{
+    struct session *s = ctx;
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > WK_MAX_WRITE_QUEUE) {
+        session_close(s, "the worker does not read what is sent to it");
+        return;
+    }
+    struct write_req *w = xmalloc(sizeof *w + len);
+    memcpy(w->data, data, len);
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_cb);
+    if (rc != 0) {
+        free(w);
+        session_close(s, uv_strerror(rc));
+    }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char slab[65536]; /* the loop is single-threaded and read_cb consumes it all */
+    *buf = uv_buf_init(slab, sizeof slab);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (nread == UV_EOF) {
+        session_close(s, "connection closed by the worker");
+        return;
+    }
+    if (nread < 0) {
+        session_close(s, uv_strerror((int)nread));
+        return;
+    }
+    char *cause = NULL;
+    s->in_receive = true;
+    int rc = pb_broker_receive(s->broker, buf->base, (size_t)nread, &cause);
+    s->in_receive = false;
+    if (rc != 0) {
+        char *why = xasprintf("protocol error: %s", cause);
+        session_close(s, why);
+        free(why);
+    } else if (s->close_after_receive) {
+        session_close(s, NULL);
+    }
+    free(cause);
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    if (--s->handles_open > 0)
+        return;
+    registry_remove(s->reg, s);
+    session_free_builders(s->builders, s->n_builders);
+    pb_value_free(s->info);
+    free(s->name);
+    free(s->close_reason);
+    free(s);
+}
+
+static const char *who(const struct session *s)
+{
+    return s->name != NULL ? s->name : "(not logged in)";
+}
+
+void session_close(struct session *s, const char *why)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (why != NULL && s->close_reason == NULL)
+        s->close_reason = xstrdup(why);
+    if (s->in_receive) {
+        s->close_after_receive = true;
+        return;
+    }
+    bool was_attached = s->state == SESSION_ATTACHED;
+    s->state = SESSION_CLOSING;
+    const char *reason = s->close_reason != NULL ? s->close_reason : "closed";
+    if (was_attached)
+        log_info("worker '%s' detached (%s): %s", s->name, s->peer, reason);
+    else
+        log_info("connection from %s (%s) closed: %s", s->peer, who(s), reason);
+    s->respond = NULL; /* freed by the broker */
+    pb_broker_free(s->broker);
+    s->broker = NULL;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    uv_close((uv_handle_t *)&s->tcp, handle_closed_cb);
+    uv_close((uv_handle_t *)&s->timer, handle_closed_cb);
+}
+
+/* ------------------------------------------------------------ calls */
+
+static bool closing(const struct session *s)
+{
+    return s->state == SESSION_CLOSING;
+}
+
+static void call_mind(struct session *s, const char *method, struct pb_value *args,
+                      struct pb_value *kwargs, pb_answer_cb cb)
+{
+    char *cause = NULL;
+    if (pb_broker_call(s->broker, s->mind, method, args, kwargs, cb, s, &cause) != 0) {
+        char *why = xasprintf("calling %s: %s", method, cause);
+        session_close(s, why);
+        free(why);
+    }
+    free(cause);
+}
+
+static void print_to(struct session *s, uint32_t luid, const char *message, pb_answer_cb cb)
+{
+    struct pb_value *kw = pb_dict_set(pb_dict(), "message", pb_text(message));
+    char *cause = NULL;
+    if (pb_broker_call(s->broker, luid, "print", NULL, kw, cb, s, &cause) != 0) {
+        char *why = xasprintf("calling print: %s", cause);
+        session_close(s, why);
+        free(why);
+    }
+    free(cause);
+}
+
+static void fail_attach(struct session *s, const char *step, const struct pb_value *failure)
+{
+    char *desc = pb_failure_describe(failure);
+    char *why = xasprintf("%s failed: %s", step, desc);
+    log_warn("worker '%s' (%s): %s", who(s), s->peer, why);
+    session_close(s, why);
+    free(why);
+    free(desc);
+}
+
+/* ------------------------------------------------------------ builders */
+
+void session_free_builders(struct session_builder *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].name);
+        free(b[i].builddir);
+    }
+    free(b);
+}
+
+size_t session_config_builders(const struct cfg *cfg, const char *name,
+                               struct session_builder **out)
+{
+    struct session_builder *b = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < cfg->n_builders; i++) {
+        const struct cfg_builder *cb = &cfg->builders[i];
+        for (size_t j = 0; j < cb->n_workernames; j++) {
+            if (!util_streq(cb->workernames[j], name))
+                continue;
+            b = xgrow(b, &cap, n + 1, sizeof *b);
+            b[n].name = xstrdup(cb->name);
+            b[n].builddir = xstrdup(cb->workerbuilddir);
+            b[n].luid = 0;
+            n++;
+            break;
+        }
+    }
+    *out = b;
+    return n;
+}
+
+static struct pb_value *builder_list_arg(const struct session_builder *b, size_t n)
+{
+    struct pb_value *list = pb_list();
+    for (size_t i = 0; i < n; i++) {
+        struct pb_value *pair = pb_tuple();
+        pb_append(pair, pb_text(b[i].name));
+        pb_append(pair, pb_text(b[i].builddir));
+        pb_append(list, pair);
+    }
+    return pb_append(pb_tuple(), list);
+}
+
+/* Fills in the worker's object for each builder from setBuilderList's answer. */
+static void take_builder_refs(struct session *s, struct session_builder *b, size_t n,
+                              const struct pb_value *answer)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct pb_value *ref = pb_dict_get(answer, b[i].name);
+        if (ref != NULL && ref->kind == PB_REMOTE)
+            b[i].luid = ref->u.luid;
+        else
+            log_warn("worker '%s' did not attach builder '%s'", s->name, b[i].name);
+    }
+    session_free_builders(s->builders, s->n_builders);
+    s->builders = b;
+    s->n_builders = n;
+}
+
+struct builder_list_call {
+    struct session *s;
+    struct session_builder *b;
+    size_t n;
+    void (*then)(struct session *s);
+};
+
+static void builder_list_cb(void *arg, const struct pb_value *result,
+                            const struct pb_value *failure)
+{
+    struct builder_list_call *c = arg;
+    struct session *s = c->s;
+    s->builder_list_pending = false;
+    if (closing(s)) {
+        session_free_builders(c->b, c->n);
+    } else if (failure != NULL) {
+        session_free_builders(c->b, c->n);
+        fail_attach(s, "setBuilderList", failure);
+    } else {
+        take_builder_refs(s, c->b, c->n, result);
+        if (c->then != NULL)
+            c->then(s);
+        else if (s->builder_list_stale)
+            session_update_builders(s);
+    }
+    free(c);
+}
+
+static void send_builder_list(struct session *s, void (*then)(struct session *s))
+{
+    struct builder_list_call *c = xcalloc(1, sizeof *c);
+    c->s = s;
+    c->n = session_config_builders(s->reg->cfg, s->name, &c->b);
+    c->then = then;
+    s->builder_list_pending = true;
+    s->builder_list_stale = false;
+    char *cause = NULL;
+    struct pb_value *args = builder_list_arg(c->b, c->n);
+    if (pb_broker_call(s->broker, s->mind, "setBuilderList", args, NULL, builder_list_cb, c,
+                       &cause) != 0) {
+        s->builder_list_pending = false;
+        session_free_builders(c->b, c->n);
+        free(c);
+        char *why = xasprintf("calling setBuilderList: %s", cause);
+        session_close(s, why);
+        free(why);
+    }
+    free(cause);
+}
+
+void session_update_builders(struct session *s)
+{
+    if (closing(s))
+        return;
+    if (s->builder_list_pending) {
+        s->builder_list_stale = true;
+        return;
+    }
+    log_info("worker '%s': builders changed, sending a new builder list", s->name);
+    send_builder_list(s, NULL);
+}
+
+/* ------------------------------------------------------------ keepalive */
+
+static void ignore_answer_cb(void *arg, const struct pb_value *result,
+                             const struct pb_value *failure)
+{
+    struct session *s = arg;
+    (void)result;
+    if (failure != NULL && !closing(s)) {
+        char *desc = pb_failure_describe(failure);
+        log_debug("worker '%s': call failed: %s", who(s), desc);
+        free(desc);
+    }
+}
+
+static int keepalive_interval(const struct session *s)
+{
+    const struct cfg_worker *w = cfg_find_worker(s->reg->cfg, s->name);
+    return w != NULL && w->keepalive_interval > 0 ? w->keepalive_interval : 3600;
+}
+
+static void keepalive_cb(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    if (s->state != SESSION_ATTACHED)
+        return;
+    print_to(s, s->mind, "keepalive", ignore_answer_cb);
+    if (!closing(s))
+        uv_timer_start(&s->timer, keepalive_cb, (uint64_t)keepalive_interval(s) * 1000, 0);
+}
+
+/* ------------------------------------------------------------ perspective */
+
+static void shutdown_answer_cb(void *arg, const struct pb_value *result,
+                               const struct pb_value *failure)
+{
+    struct session *s = arg;
+    (void)result;
+    if (closing(s))
+        return;
+    if (failure != NULL && !pb_failure_is(failure, PB_ERR_CONNECTION_LOST)) {
+        char *desc = pb_failure_describe(failure);
+        log_warn("worker '%s': shutdown failed: %s", s->name, desc);
+        free(desc);
+    }
+}
+
+static void perspective_call(struct session *s, struct pb_call *call)
+{
+    if (util_streq(call->method, "keepalive")) {
+        log_debug("worker '%s': keepalive", s->name);
+        pb_call_answer(call, NULL);
+    } else if (util_streq(call->method, "shutdown")) {
+        log_info("worker '%s' asked to shut down gracefully; no build is running, so "
+                 "telling it to stop now",
+                 s->name);
+        s->graceful_shutdown = true;
+        pb_call_answer(call, NULL);
+        call_mind(s, "shutdown", NULL, NULL, shutdown_answer_cb);
+    } else {
+        char *msg = xasprintf("No such method: perspective_%s", call->method);
+        pb_call_fail(call, pb_failure_new(PB_ERR_NOSUCHMETHOD, msg, no_such_method_parents));
+        free(msg);
+    }
+}
+
+static void broker_call(void *ctx, struct pb_call *call)
+{
+    struct session *s = ctx;
+    if (call->obj == s && s->state == SESSION_ATTACHED) {
+        perspective_call(s, call);
+        return;
+    }
+    char *msg = xasprintf("No such method: remote_%s", call->method);
+    pb_call_fail(call, pb_failure_new(PB_ERR_NOSUCHMETHOD, msg, no_such_method_parents));
+    free(msg);
+}
+
+/* ------------------------------------------------------------ attach */
+
+static void log_attached(struct session *s)
+{
+    const struct pb_value *info = s->info;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "worker '%s' attached from %s", s->name, s->peer);
+    static const char *const keys[] = {"version", "system", "os_pretty_name", "basedir",
+                                       "numcpus", "host",   "admin"};
+    for (size_t i = 0; i < UTIL_NELEM(keys); i++) {
+        struct pb_value *v = pb_dict_get(info, keys[i]);
+        if (v == NULL)
+            continue;
+        buf_printf(&b, "%s %s: ", i == 0 ? ";" : ",", keys[i]);
+        if (pb_is_str(v))
+            pb_value_repr(&b, v, 200);
+        else
+            pb_value_repr(&b, v, 40);
+    }
+    buf_printf(&b, "; %zu builder(s)", s->n_builders);
+    log_info("%s", b.data);
+    buf_free(&b);
+}
+
+static void attach_finish(struct session *s)
+{
+    uint32_t luid = pb_broker_export(s->broker, s);
+    s->perspective = luid;
+    s->state = SESSION_ATTACHED;
+    struct pb_call *respond = s->respond;
+    s->respond = NULL;
+    pb_call_answer(respond, pb_remote(luid));
+    log_attached(s);
+    uv_timer_start(&s->timer, keepalive_cb, (uint64_t)keepalive_interval(s) * 1000, 0);
+    if (s->builder_list_stale)
+        session_update_builders(s);
+}
+
+static void builder_printed_cb(void *arg, const struct pb_value *result,
+                               const struct pb_value *failure)
+{
+    struct session *s = arg;
+    (void)result;
+    if (closing(s))
+        return;
+    if (failure != NULL) {
+        fail_attach(s, "print", failure);
+        return;
+    }
+    if (--s->prints_pending == 0)
+        attach_finish(s);
+}
+
+static void builders_attached(struct session *s)
+{
+    s->prints_pending = 0;
+    for (size_t i = 0; i < s->n_builders; i++)
+        s->prints_pending += s->builders[i].luid != 0;
+    if (s->prints_pending == 0) {
+        attach_finish(s);
+        return;
+    }
+    size_t n = s->prints_pending;
+    for (size_t i = 0; i < n && !closing(s); i++)
+        print_to(s, s->mind, "attached", builder_printed_cb);
+}
+
+static void got_info(struct session *s, const struct pb_value *info)
+{
+    pb_value_free(s->info);
+    s->info = info != NULL && info->kind == PB_DICT ? pb_value_dup(info) : pb_dict();
+    send_builder_list(s, builders_attached);
+}
+
+/* buildslave 0.8: getSlaveInfo, then getCommands and getVersion if needed. */
+static void version_cb(void *arg, const struct pb_value *result, const struct pb_value *failure)
+{
+    struct session *s = arg;
+    if (closing(s))
+        return;
+    if (failure == NULL && result != NULL)
+        pb_dict_set(s->info, "version", pb_value_dup(result));
+    send_builder_list(s, builders_attached);
+}
+
+static void commands_cb(void *arg, const struct pb_value *result, const struct pb_value *failure)
+{
+    struct session *s = arg;
+    if (closing(s))
+        return;
+    if (failure == NULL && result != NULL)
+        pb_dict_set(s->info, "slave_commands", pb_value_dup(result));
+    call_mind(s, "getVersion", NULL, NULL, version_cb);
+}
+
+static void slave_info_cb(void *arg, const struct pb_value *result, const struct pb_value *failure)
+{
+    struct session *s = arg;
+    if (closing(s))
+        return;
+    pb_value_free(s->info);
+    s->info = failure == NULL && result != NULL && result->kind == PB_DICT ? pb_value_dup(result)
+                                                                           : pb_dict();
+    if (pb_dict_get(s->info, "slave_commands") != NULL)
+        send_builder_list(s, builders_attached);
+    else
+        call_mind(s, "getCommands", NULL, NULL, commands_cb);
+}
+
+static void worker_info_cb(void *arg, const struct pb_value *result, const struct pb_value *failure)
+{
+    struct session *s = arg;
+    if (closing(s))
+        return;
+    if (failure == NULL) {
+        got_info(s, result);
+    } else if (pb_failure_is(failure, PB_ERR_NOSUCHMETHOD)) {
+        print_to(s, s->mind,
+                 "buildbot-slave detected, failing back to deprecated buildslave API. "
+                 "(Ignoring missing getWorkerInfo method.)",
+                 ignore_answer_cb);
+        if (!closing(s))
+            call_mind(s, "getSlaveInfo", NULL, NULL, slave_info_cb);
+    } else {
+        fail_attach(s, "getWorkerInfo", failure);
+    }
+}
+
+static void attached_printed_cb(void *arg, const struct pb_value *result,
+                                const struct pb_value *failure)
+{
+    struct session *s = arg;
+    (void)result;
+    if (closing(s))
+        return;
+    if (failure != NULL) {
+        fail_attach(s, "print", failure);
+        return;
+    }
+    call_mind(s, "getWorkerInfo", NULL, NULL, worker_info_cb);
+}
+
+static void attach_begin(struct session *s)
+{
+    log_info("worker '%s' logged in from %s; attaching", s->name, s->peer);
+    print_to(s, s->mind, "attached", attached_printed_cb);
+}
+
+/* ------------------------------------------------------------ login */
+
+static void refuse_duplicate(struct session *s)
+{
+    log_warn("worker '%s': refusing a second connection from %s: the connected one still "
+             "answers",
+             s->name, s->peer);
+    struct pb_call *respond = s->respond;
+    s->respond = NULL;
+    pb_call_fail(respond, pb_failure_new("builtins.RuntimeError", "rejecting duplicate worker",
+                                         runtime_error_parents));
+    s->state = SESSION_LOGIN;
+    free(s->name);
+    s->name = NULL;
+}
+
+/* The old connection answered the duplicate ping (or could not). */
+static void duplicate_ping_cb(void *arg, const struct pb_value *result,
+                              const struct pb_value *failure)
+{
+    struct session *old = arg;
+    (void)result;
+    struct session *s = registry_find_id(old->reg, old->duplicate_of);
+    old->duplicate_of = 0;
+    if (s == NULL || !s->waiting_duplicate || closing(s))
+        return;
+    s->waiting_duplicate = false;
+    uv_timer_stop(&s->timer);
+    uv_timer_start(&s->timer, login_timeout_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+    if (failure == NULL) {
+        refuse_duplicate(s);
+        return;
+    }
+    log_info("worker '%s': old connection is gone; accepting the new one from %s", s->name,
+             s->peer);
+    session_close(old, "replaced by a new connection");
+    attach_begin(s);
+}
+
+static void login_timeout_cb(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    if (s->waiting_duplicate) {
+        s->waiting_duplicate = false;
+        struct session *old = registry_find_attached(s->reg, s->name, s);
+        log_info("worker '%s': connected one did not answer in %d s; accepting the new "
+                 "connection from %s",
+                 s->name, WK_DUPLICATE_PING_TIMEOUT, s->peer);
+        if (old != NULL) {
+            old->duplicate_of = 0;
+            session_close(old, "ping timed out after a duplicate login");
+        }
+        attach_begin(s);
+        uv_timer_start(&s->timer, login_timeout_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+        return;
+    }
+    session_close(s, "did not log in in time");
+}
+
+static const char *broker_password(void *ctx, const char *username)
+{
+    struct session *s = ctx;
+    const struct cfg_worker *w = cfg_find_worker(s->reg->cfg, username);
+    if (w == NULL)
+        log_info("login from %s as unknown worker '%s' refused", s->peer, username);
+    return w != NULL ? w->password : NULL;
+}
+
+static void broker_login(void *ctx, const char *username, uint32_t mind, struct pb_call *respond)
+{
+    struct session *s = ctx;
+    if (s->state != SESSION_LOGIN || s->reg->closing) {
+        pb_call_fail(respond, pb_failure_new(PB_ERR_UNAUTHORIZED, "", NULL));
+        return;
+    }
+    free(s->name);
+    s->name = xstrdup(username);
+    s->mind = mind;
+    s->respond = respond;
+    s->state = SESSION_ATTACHING;
+    struct session *old = registry_find_attached(s->reg, username, s);
+    if (old == NULL) {
+        attach_begin(s);
+        return;
+    }
+    log_info("worker '%s': got a duplicate connection from %s; checking whether the one from "
+             "%s is alive",
+             username, s->peer, old->peer);
+    s->waiting_duplicate = true;
+    old->duplicate_of = s->id;
+    uv_timer_start(&s->timer, login_timeout_cb, WK_DUPLICATE_PING_TIMEOUT * 1000, 0);
+    print_to(old, old->mind, "master got a duplicate connection", duplicate_ping_cb);
+}
+
+static void broker_released(void *ctx, uint32_t luid, void *obj)
+{
+    struct session *s = ctx;
+    (void)obj;
+    log_debug("worker '%s': released object %u", who(s), luid);
+}
+
+static const struct pb_broker_ops session_ops = {
+    .send = broker_send,
+    .call = broker_call,
+    .password = broker_password,
+    .login = broker_login,
+    .released = broker_released,
+};
+
+void session_start(struct wk_registry *r, struct session *s)
+{
+    s->reg = r;
+    s->tcp.data = s;
+    uv_timer_init(r->loop, &s->timer);
+    s->timer.data = s;
+    s->handles_open = 2;
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    snprintf(s->peer, sizeof s->peer, "?");
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&addr, &len) == 0) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (addr.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+            uv_ip4_name(in, host, sizeof host);
+            port = ntohs(in->sin_port);
+        } else if (addr.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+            uv_ip6_name(in6, host, sizeof host);
+            port = ntohs(in6->sin6_port);
+        }
+        snprintf(s->peer, sizeof s->peer, "%s:%d", host, port);
+    }
+    log_debug("connection from %s", s->peer);
+    s->state = SESSION_LOGIN;
+    s->broker = pb_broker_new(true, &session_ops, s);
+    uv_timer_start(&s->timer, login_timeout_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+    uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, read_cb);
+}

@@ -1,0 +1,56 @@
+/*
+ * workers: the master's side of Buildbot workers, over PB.
+ *
+ * A registry owns the PB listener and one session per TCP connection.  A
+ * session negotiates the dialect, checks the worker's password against the
+ * configuration, runs Buildbot's attach sequence (print, getWorkerInfo with
+ * the buildslave 0.8 fallbacks, setBuilderList, print per builder) before it
+ * answers the login, then keeps the connection alive until either side goes.
+ * Everything runs on the engine's libuv loop.
+ */
+#ifndef BBM_WORKERS_H
+#define BBM_WORKERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "pb/pb.h"
+
+struct wk_registry;
+
+/* Seconds a connection may take to log in and attach before it is dropped. */
+#define WK_LOGIN_TIMEOUT 60
+/* Seconds the old connection has to answer when a duplicate login arrives. */
+#define WK_DUPLICATE_PING_TIMEOUT 10
+/* Bytes queued for sending to one worker before it is judged stuck and dropped. */
+#define WK_MAX_WRITE_QUEUE (64u << 20)
+/* Connections at once, logged in or not. */
+#define WK_MAX_CONNECTIONS 4096
+
+/* A registry on `loop` for `cfg` (not owned; see wk_reconfig). */
+struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg);
+/* Closes every connection and the listener; frees once they are closed (run the loop). */
+void wk_registry_free(struct wk_registry *r);
+
+/* Listens for workers on `iface` (NULL: all addresses) and `port`. */
+int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause);
+
+/*
+ * Applies a new configuration: connected workers that are no longer configured
+ * are disconnected, and those whose builders changed get a new setBuilderList.
+ * The registry uses `cfg` from now on; the caller frees the old one afterwards.
+ */
+void wk_reconfig(struct wk_registry *r, const struct cfg *cfg);
+
+/* Drops every connection and stops listening; the registry stays usable for free. */
+void wk_close_all(struct wk_registry *r);
+
+/* Number of attached workers (logged in, attach sequence done). */
+size_t wk_attached_count(const struct wk_registry *r);
+/* True if the named worker is attached. */
+bool wk_is_attached(const struct wk_registry *r, const char *name);
+
+#endif
