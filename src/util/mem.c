@@ -68,6 +68,8 @@ char *xstrndup(const char *s, size_t n)
 
 char *xvasprintf(const char *fmt, va_list ap)
 {
+    if (fmt == NULL)
+        abort(); /* a programming error; also tells the compiler fmt is set */
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);

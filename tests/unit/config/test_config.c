@@ -1,0 +1,317 @@
+/*
+ * Unit tests for the config module: the sample loads, a realistic config
+ * lands in the right C fields, every broken config gives its exact message
+ * with the line of the offending call, settings.yaml is read with PyYAML's
+ * typing, and a fleet-sized config (100 workers, 1,000 builders) loads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "util/util.h"
+
+static char dir[] = "/tmp/bbm-cfg-XXXXXX";
+
+static char *write_tmp(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    char *cause = NULL;
+    assert_int_equal(util_write_file(path, text, strlen(text), 0644, &cause), 0);
+    return path;
+}
+
+/* Loads `text` as master.lua; returns the config or NULL with *errors. */
+static struct cfg *load(const char *text, char **errors)
+{
+    char *path = write_tmp("master.lua", text);
+    struct cfg *cfg = NULL;
+    *errors = NULL;
+    if (cfg_load(path, &cfg, errors) != 0)
+        cfg = NULL;
+    free(path);
+    return cfg;
+}
+
+static void test_sample_loads(void **state)
+{
+    (void)state;
+    char *errors;
+    struct cfg *cfg = load(cfg_sample_master_lua, &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_int_equal(cfg->pb_port, 9989);
+    assert_int_equal(cfg->www_port, 8010);
+    assert_string_equal(cfg->workers[0].name, "example-worker");
+    assert_string_equal(cfg->db_url, "sqlite:///state.sqlite");
+    cfg_free(cfg);
+}
+
+static const char good[] =
+    "local bbm = require 'bbm'\n"
+    "local f = bbm.factory{ bbm.steps.shell{ command = {'make'}, haltOnFailure = true } }\n"
+    "f:addStep(bbm.steps.test{ command = 'make test', timeout = 1200 })\n"
+    "return {\n"
+    "  title = 'CPython', protocols = { pb = { port = 'tcp:9990:interface=127.0.0.1' } },\n"
+    "  workers = { bbm.worker('w1', 'p1', { max_builds = 2, notify_on_missing = 'a@b.c' }),\n"
+    "              bbm.worker('w2', 'p2') },\n"
+    "  builders = { bbm.builder{ name = 'x86 Debian 3.x', workernames = {'w1', 'w2'},\n"
+    "                            factory = f, tags = {'3.x', 'stable'} },\n"
+    "               bbm.builder{ name = 'b2', workername = 'w2', builddir = 'bd',\n"
+    "                            factory = f } },\n"
+    "  schedulers = { bbm.schedulers.single_branch{ name = 's', builderNames = {'b2'},\n"
+    "                   treeStableTimer = 60, change_filter = bbm.change_filter{ branch = 'main' "
+    "},\n"
+    "                   fileIsImportant = function(c) return true end } },\n"
+    "}\n";
+
+static void test_model(void **state)
+{
+    (void)state;
+    char *errors;
+    struct cfg *cfg = load(good, &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_string_equal(cfg->title, "CPython");
+    assert_int_equal(cfg->pb_port, 9990);
+    assert_string_equal(cfg->pb_interface, "127.0.0.1");
+    assert_int_equal(cfg->n_workers, 2);
+    assert_int_equal(cfg->workers[0].max_builds, 2);
+    assert_int_equal(cfg->workers[1].keepalive_interval, 3600);
+    assert_string_equal(cfg->workers[0].notify_on_missing[0], "a@b.c");
+    assert_int_equal(cfg->workers[0].line, 6);
+    const struct cfg_builder *b = cfg_find_builder(cfg, "x86 Debian 3.x");
+    assert_non_null(b);
+    assert_string_equal(b->builddir, "x86_Debian_3_x"); /* Buildbot's safeTranslate */
+    assert_string_equal(b->workerbuilddir, "x86_Debian_3_x");
+    assert_int_equal(b->n_workernames, 2);
+    assert_int_equal(b->n_tags, 2);
+    assert_int_equal(b->n_steps, 2);
+    b = cfg_find_builder(cfg, "b2");
+    assert_string_equal(b->workernames[0], "w2");
+    assert_string_equal(b->workerbuilddir, "bd");
+    assert_int_equal(cfg->n_schedulers, 1);
+    assert_string_equal(cfg->schedulers[0].kind, "single_branch");
+    assert_null(cfg_find_worker(cfg, "w3"));
+    assert_string_equal(cfg->title_url, "http://buildbot.net/");
+    cfg_free(cfg);
+}
+
+struct broken {
+    const char *body;     /* inside `return { ... }`, from line 3 */
+    const char *expected; /* the full error text, {F} standing for the file */
+};
+
+#define W "  workers = { bbm.worker('w1', 'p') },\n"
+#define B(extra)                                                                                   \
+    "  builders = { bbm.builder{ name = 'b1', workernames = {'w1'}, factory = "                    \
+    "bbm.factory{} " extra "} },\n"
+
+static const struct broken broken[] = {
+    {"  titel = 'x',\n", "{F}:3: unknown configuration key 'titel'; did you mean 'title'?\n"},
+    {W "  protocols = { pb = { port = 70000 } },\n",
+     "{F}:4: protocols.pb.port must be between 1 and 65535, not 70000\n"},
+    {W "  protocols = { pb = { port = 'udp:x' } },\n",
+     "{F}:4: protocols.pb.port: cannot understand \"udp:x\"; use a number or "
+     "\"tcp:PORT[:interface=ADDRESS]\"\n"},
+    {"  workers = { bbm.worker('w1', 'p', { max_build = 1 }) },\n",
+     "{F}:3: bbm.worker: unknown parameter 'max_build'; did you mean 'max_builds'?\n"},
+    {"  workers = { bbm.worker('w1', 'p', { keepalive_interval = 'x' }) },\n",
+     "{F}:3: bbm.worker: 'keepalive_interval' must be a whole number, not string\n"},
+    {"  workers = { bbm.worker('w1', 42) },\n",
+     "{F}:3: bbm.worker: the password must be a string, not number\n"},
+    {"  workers = { bbm.worker('w1', 'p'),\n  bbm.worker('w1', 'q') },\n",
+     "{F}:4: duplicate worker name 'w1' (first defined at {F}:3)\n"},
+    {W B(), ""},
+    {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w9'}, factory = bbm.factory{} } "
+       "},\n",
+     "{F}:4: builder 'b1': workernames names unknown worker 'w9'\n"},
+    {W "  builders = { bbm.builder{ name = 'b1', factory = bbm.factory{} } },\n",
+     "{F}:4: builder 'b1': at least one worker is required in workernames\n"},
+    {W "  builders = { bbm.builder{ workernames = {'w1'}, factory = bbm.factory{} } },\n",
+     "{F}:4: bbm.builder: missing required parameter 'name'\n"},
+    {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w1'} } },\n",
+     "{F}:4: bbm.builder: missing required parameter 'factory'\n"},
+    {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w1'},\n"
+       "    factory = bbm.factory{ bbm.steps.shell{ command = 'x', timeout = -5 } } } },\n",
+     "{F}:5: bbm.steps.shell: 'timeout' must not be negative\n"},
+    {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w1'},\n"
+       "    factory = bbm.factory{ bbm.steps.shell{ haltOnFailure = 'yes' } } } },\n",
+     "{F}:5: bbm.steps.shell: 'haltOnFailure' must be a boolean, not string\n"
+     "{F}:5: bbm.steps.shell: missing required parameter 'command'\n"},
+    {W B() "  schedulers = { bbm.schedulers.single_branch{ name = 's', builderNames = {'b9'} } "
+           "},\n",
+     "{F}:5: scheduler 's': builderNames names unknown builder 'b9'\n"},
+    {W B() "  schedulers = { bbm.schedulers.single_branch{ name = 's', builderNames = {'b1'},\n"
+           "    treestabletimer = 5 } },\n",
+     "{F}:5: bbm.schedulers.single_branch: unknown parameter 'treestabletimer'; did you mean "
+     "'treeStableTimer'?\n"},
+    {W B() "  schedulers = { bbm.schedulers.force{ name = 's', builderNames = {'b1'} },\n"
+           "    bbm.schedulers.force{ name = 's', builderNames = {'b1'} } },\n",
+     "{F}:6: duplicate scheduler name 's' (first defined at {F}:5)\n"},
+    {"  workers = { { name = 'w1' } },\n", "{F}:3: workers[1] is not a bbm.worker(...)\n"},
+    {"  workers = 5,\n", "{F}:3: 'workers' must be a list, not number\n"},
+    {"  title = 5,\n", "{F}:3: 'title' must be a string, not number\n"},
+};
+
+static char *expand(const char *tmpl, const char *file)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    for (const char *p = tmpl; *p != '\0'; p++) {
+        if (strncmp(p, "{F}", 3) == 0) {
+            buf_addstr(&b, file);
+            p += 2;
+        } else {
+            buf_addc(&b, *p);
+        }
+    }
+    return buf_take(&b);
+}
+
+static void test_broken_configs(void **state)
+{
+    (void)state;
+    char *file = xasprintf("%s/master.lua", dir);
+    for (size_t i = 0; i < UTIL_NELEM(broken); i++) {
+        char *text = xasprintf("local bbm = require 'bbm'\nreturn {\n%s}\n", broken[i].body);
+        char *errors = NULL;
+        struct cfg *cfg = load(text, &errors);
+        char *want = expand(broken[i].expected, file);
+        if (want[0] == '\0') {
+            if (cfg == NULL)
+                fail_msg("case %zu should load, got:\n%s", i, errors);
+        } else if (cfg != NULL || strcmp(errors, want) != 0) {
+            fail_msg("case %zu:\nwant: %sgot:  %s", i, want, cfg ? "(loaded)\n" : errors);
+        }
+        cfg_free(cfg);
+        free(want);
+        free(errors);
+        free(text);
+    }
+    free(file);
+}
+
+static void test_lua_errors(void **state)
+{
+    (void)state;
+    char *errors;
+    assert_null(load("local x = nil\nreturn x.y\n", &errors));
+    assert_non_null(strstr(errors, "master.lua:2: attempt to index a nil value (local 'x')"));
+    assert_non_null(strstr(errors, "stack traceback:"));
+    free(errors);
+    assert_null(load("return {\n", &errors));
+    assert_non_null(strstr(errors, "master.lua:2:"));
+    free(errors);
+    assert_null(load("return 42\n", &errors));
+    assert_non_null(strstr(errors, "the file must return a table"));
+    free(errors);
+    assert_null(load("local t = {}\nwhile true do t[1] = 1 end\n", &errors));
+    assert_non_null(strstr(errors, "master.lua:2: the configuration ran for too long"));
+    free(errors);
+    assert_null(
+        load("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n", &errors));
+    assert_non_null(strstr(errors, "not enough memory"));
+    free(errors);
+}
+
+static void test_yaml(void **state)
+{
+    (void)state;
+    char *settings = write_tmp("settings.yaml", "workers:\n  bot1: 's3cret'\n  bot2: 1234\n"
+                                                "enabled: yes\nratio: 0.5\nlist: [a, b]\n"
+                                                "nothing: ~\n");
+    char *text = xasprintf(
+        "local bbm = require 'bbm'\nlocal s = bbm.yaml.load('%s')\n"
+        "assert(s.workers.bot1 == 's3cret' and s.workers.bot2 == 1234 and s.enabled == true)\n"
+        "assert(s.ratio == 0.5 and s.list[2] == 'b' and s.nothing == nil)\n"
+        "return { workers = { bbm.worker('bot1', s.workers.bot1) } }\n",
+        settings);
+    char *errors;
+    struct cfg *cfg = load(text, &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_string_equal(cfg->workers[0].password, "s3cret");
+    cfg_free(cfg);
+    free(text);
+    char *bad = write_tmp("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n");
+    text = xasprintf("local bbm = require 'bbm'\nreturn bbm.yaml.load('%s')\n", bad);
+    assert_null(load(text, &errors));
+    assert_non_null(strstr(errors, "bad.yaml:"));
+    assert_non_null(strstr(errors, "YAML error"));
+    free(errors);
+    free(text);
+    text = xasprintf("local bbm = require 'bbm'\nreturn bbm.yaml.load('%s/missing.yaml')\n", dir);
+    assert_null(load(text, &errors));
+    assert_non_null(strstr(errors, "missing.yaml: No such file"));
+    free(errors);
+    free(text);
+    unlink(settings);
+    unlink(bad);
+    free(settings);
+    free(bad);
+}
+
+static void test_fleet_sized(void **state)
+{
+    (void)state;
+    static const char fleet[] =
+        "local bbm = require 'bbm'\n"
+        "local workers, builders = {}, {}\n"
+        "for i = 1, 100 do workers[#workers + 1] = bbm.worker('w' .. i, 'p' .. i) end\n"
+        "local branches = {'main', '3.13', '3.12', '3.11', '3.10', '3.9', 'a', 'b', 'c', 'd'}\n"
+        "for t = 1, 100 do for _, br in ipairs(branches) do\n"
+        "  builders[#builders + 1] = bbm.builder{ name = 'tmpl' .. t .. ' ' .. br,\n"
+        "    workernames = { 'w' .. t, 'w' .. (t % 100 + 1) }, tags = { br },\n"
+        "    factory = bbm.factory{ bbm.steps.git{ repourl = 'https://x/y.git', branch = br },\n"
+        "      bbm.steps.configure{ command = {'./configure'} },\n"
+        "      bbm.steps.compile{ command = {'make'} },\n"
+        "      bbm.steps.test{ command = {'make', 'test'}, timeout = 1200 } } }\n"
+        "end end\n"
+        "return { workers = workers, builders = builders, protocols = { pb = { port = 9989 } } }\n";
+    char *errors;
+    uint64_t t0 = util_mono_ms();
+    struct cfg *cfg = load(fleet, &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    printf("fleet config (100 workers, 1000 builders) loaded in %llu ms\n",
+           (unsigned long long)(util_mono_ms() - t0));
+    assert_int_equal(cfg->n_workers, 100);
+    assert_int_equal(cfg->n_builders, 1000);
+    assert_int_equal(cfg->builders[999].n_steps, 4);
+    cfg_free(cfg);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char *path = xasprintf("%s/master.lua", dir);
+    unlink(path);
+    free(path);
+    rmdir(dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sample_loads),   cmocka_unit_test(test_model),
+        cmocka_unit_test(test_broken_configs), cmocka_unit_test(test_lua_errors),
+        cmocka_unit_test(test_yaml),           cmocka_unit_test(test_fleet_sized),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
