@@ -124,8 +124,11 @@ static void challenger_call(struct pb_call *call)
     if (ok && pb_len(call->args) == 2 && call->kwargs->u.list.n == 0 &&
         get_mind(pb_item(call->args, 1), &mind) && ops->login != NULL)
         ops->login(ctx, c.username, mind, call);
-    else
+    else {
+        if (password != NULL && ops->refused != NULL)
+            ops->refused(ctx, c.username);
         refuse(call);
+    }
     free(c.username);
 }
 

@@ -206,6 +206,8 @@ struct pb_broker_ops {
      * pb_call_answer(respond, pb_remote(perspective luid)) - or refuses it.
      */
     void (*login)(void *ctx, const char *username, uint32_t mind, struct pb_call *respond);
+    /* Server side: a known user failed the password check (optional; for the log). */
+    void (*refused)(void *ctx, const char *username);
     /* Client side: the negotiation is done and calls can be made. */
     void (*ready)(void *ctx);
     /* The last reference the peer held on an exported object was dropped. */

@@ -623,6 +623,12 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
     print_to(old, old->mind, "master got a duplicate connection", duplicate_ping_cb);
 }
 
+static void broker_refused(void *ctx, const char *username)
+{
+    struct session *s = ctx;
+    log_info("worker '%s' login refused from %s: wrong password", username, s->peer);
+}
+
 static void broker_released(void *ctx, uint32_t luid, void *obj)
 {
     struct session *s = ctx;
@@ -635,6 +641,7 @@ static const struct pb_broker_ops session_ops = {
     .call = broker_call,
     .password = broker_password,
     .login = broker_login,
+    .refused = broker_refused,
     .released = broker_released,
 };
 
