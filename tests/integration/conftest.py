@@ -1,0 +1,194 @@
+"""Fixtures for integration tests: a real bbmaster started through its command
+line in a temporary directory, and real Debian buildbot-worker processes, on
+free loopback ports.  Everything started is stopped at teardown, killed if it
+must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan build: its reports
+go to files in the test directory and any report fails the test."""
+
+import glob
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BBMASTER = os.environ.get("BBMASTER", os.path.join(REPO, "build", "src", "bbmaster"))
+SANITIZED = os.environ.get("BBM_SANITIZED") == "1"
+TIMEOUT = 60 if SANITIZED else 30
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=TIMEOUT, what="condition"):
+    """Polls predicate() until it is true; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def lua_config(pb_port, workers, builders, extra=""):
+    """master.lua text: workers is {name: password}, builders is {name: [workers]}."""
+    ws = ",\n    ".join(f'bbm.worker("{n}", "{p}")' for n, p in workers.items())
+    bs = ",\n    ".join(
+        f'bbm.builder{{ name = "{n}", workernames = {{ {", ".join(repr(w) for w in wn)} }},'
+        f' factory = bbm.factory{{ bbm.steps.shell{{ command = {{"true"}} }} }} }}'
+        for n, wn in builders.items())
+    return (f'local bbm = require "bbm"\nreturn {{\n  title = "test",\n'
+            f'  protocols = {{ pb = {{ port = {pb_port} }} }},\n'
+            f'  workers = {{\n    {ws}\n  }},\n  builders = {{\n    {bs}\n  }},\n{extra}}}\n')
+
+
+class Master:
+    """A bbmaster directory driven through the command line."""
+
+    def __init__(self, basedir):
+        self.dir = str(basedir)
+        self.pb_port = free_port()
+        self.env = dict(os.environ)
+        if SANITIZED:
+            self.env["ASAN_OPTIONS"] = f"log_path={self.dir}/asan:detect_leaks=1"
+            self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}/ubsan:print_stacktrace=1"
+
+    def cli(self, *args, check=None):
+        r = subprocess.run([BBMASTER, *args], capture_output=True, text=True,
+                           env=self.env, timeout=120)
+        if check is not None:
+            assert r.returncode == check, f"{args}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
+        return r
+
+    def configure(self, workers, builders, extra=""):
+        with open(os.path.join(self.dir, "master.lua"), "w") as f:
+            f.write(lua_config(self.pb_port, workers, builders, extra))
+
+    def start(self):
+        return self.cli("start", self.dir, check=0)
+
+    def stop(self):
+        return self.cli("stop", self.dir)
+
+    def pid(self):
+        text = read(os.path.join(self.dir, "bbmaster.pid")).strip()
+        return int(text) if text else None
+
+    def log(self):
+        return read(os.path.join(self.dir, "bbmaster.log"))
+
+    def count(self, pattern):
+        return len(re.findall(pattern, self.log()))
+
+    def wait_log(self, pattern, count=1):
+        wait_for(lambda: self.count(pattern) >= count, what=f"master log: {pattern!r} x{count}")
+
+    def sanitizer_reports(self):
+        return [read(p) for p in glob.glob(os.path.join(self.dir, "*san*"))]
+
+
+class Worker:
+    """A real buildbot-worker, run in the foreground as a child process."""
+
+    def __init__(self, basedir, name, password, port, keepalive=600):
+        self.dir = str(basedir)
+        subprocess.run(["buildbot-worker", "create-worker", "-q", "--umask=0o22",
+                        f"--keepalive={keepalive}", self.dir, f"127.0.0.1:{port}", name,
+                        password], check=True, capture_output=True)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["buildbot-worker", "start", "--nodaemon", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def log(self):
+        return read(os.path.join(self.dir, "twistd.log"))
+
+    def wait_log(self, pattern, count=1):
+        wait_for(lambda: len(re.findall(pattern, self.log())) >= count,
+                 what=f"worker log: {pattern!r} x{count}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGTERM):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def failed(request):
+    """True if the test body of this fixture's test failed."""
+    rep = getattr(request.node, "rep_call", None)
+    return rep is not None and rep.failed
+
+
+@pytest.fixture
+def master(tmp_path, request):
+    m = Master(tmp_path / "master")
+    os.makedirs(m.dir)
+    yield m
+    pid = m.pid()
+    m.stop()
+    if pid and pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    if failed(request):
+        print("---- master log ----\n" + m.log()[-6000:])
+    reports = m.sanitizer_reports()
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+
+@pytest.fixture
+def workers(tmp_path, request):
+    made = []
+
+    def make(name, password, port, keepalive=600):
+        w = Worker(tmp_path / f"worker-{name}-{len(made)}", name, password, port, keepalive)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.kill()
+        if failed(request):
+            print(f"---- worker log {w.dir} ----\n" + w.log()[-3000:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

@@ -1,0 +1,152 @@
+"""The master's life cycle and real Debian buildbot-workers logging in: attach
+with worker info, wrong passwords and unknown names refused while the worker
+keeps retrying, a killed worker noticed, reconnection after a master restart,
+reconfig adding, changing and removing workers, duplicate logins, and stop
+always returning."""
+
+import os
+import signal
+import time
+
+from conftest import pid_alive, read, wait_for
+
+ATTACHED = r"worker 'w1' attached from 127\.0\.0\.1:\d+; version: '3\.7[^']*', system: 'posix'"
+
+
+def start_with_w1(master, workers, builders=None):
+    master.configure({"w1": "pass1"}, builders or {"b1": ["w1"]})
+    master.start()
+    w = workers("w1", "pass1", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    return w
+
+
+def test_create_checkconfig_start_attach_stop(master, workers):
+    r = master.cli("create-master", master.dir, check=0)
+    assert "buildmaster configured" in r.stdout
+    assert "Config file is good!" in master.cli("checkconfig", master.dir, check=0).stdout
+    w = start_with_w1(master, workers)
+    w.wait_log(r"Connected to buildmaster; worker is ready")
+    line = [l for l in master.log().splitlines() if "attached from" in l][-1]
+    assert f"basedir: '{w.dir}'" in line
+    assert "numcpus: " in line and "; 1 builder(s)" in line
+    assert os.path.isdir(os.path.join(w.dir, "b1"))  # made by the worker on setBuilderList
+    pid = master.pid()
+    r = master.cli("stop", master.dir, check=0)
+    assert "is dead" in r.stdout
+    assert not pid_alive(pid)
+    assert not os.path.exists(os.path.join(master.dir, "bbmaster.pid"))
+    assert "Server Shut Down." in master.log()
+
+
+def test_wrong_password_refused_and_worker_retries(master, workers):
+    master.configure({"w1": "pass1"}, {"b1": ["w1"]})
+    master.start()
+    w = workers("w1", "wrong", master.pb_port).start()
+    master.wait_log(r"worker 'w1' login refused from 127\.0\.0\.1:\d+: wrong password", 2)
+    w.wait_log(r"unauthorized login; check worker name and password", 2)
+    assert w.alive()
+    assert "attached" not in master.log()
+
+
+def test_unknown_worker_refused(master, workers):
+    master.configure({"w1": "pass1"}, {"b1": ["w1"]})
+    master.start()
+    w = workers("ghost", "pass1", master.pb_port).start()
+    master.wait_log(r"login from 127\.0\.0\.1:\d+ as unknown worker 'ghost' refused", 2)
+    w.wait_log(r"unauthorized login")
+    assert w.alive()
+
+
+def test_killed_worker_is_noticed(master, workers):
+    w = start_with_w1(master, workers)
+    w.kill(signal.SIGKILL)
+    master.wait_log(r"worker 'w1' detached \(127\.0\.0\.1:\d+\): connection closed by the worker")
+
+
+def test_worker_reconnects_after_master_restart(master, workers):
+    w = start_with_w1(master, workers)
+    old = master.pid()
+    master.cli("restart", master.dir, check=0)
+    assert master.pid() != old
+    master.wait_log(ATTACHED, 2)
+    assert w.alive()
+
+
+def test_reconfig_adds_changes_and_removes_workers(master, workers):
+    w1 = start_with_w1(master, workers)
+    w2 = workers("w2", "pass2", master.pb_port).start()
+    master.wait_log(r"unknown worker 'w2' refused")
+    # add w2 and give w1 a second builder
+    master.configure({"w1": "pass1", "w2": "pass2"}, {"b1": ["w1"], "b2": ["w1", "w2"]})
+    r = master.cli("reconfig", master.dir, check=0)
+    assert "completed successfully" in r.stdout
+    master.wait_log(r"worker 'w2' attached from")
+    master.wait_log(r"worker 'w1': builders changed, sending a new builder list")
+    wait_for(lambda: os.path.isdir(os.path.join(w1.dir, "b2")), what="w1 to create b2")
+    # remove w2
+    master.configure({"w1": "pass1"}, {"b1": ["w1"], "b2": ["w1"]})
+    master.cli("reconfig", master.dir, check=0)
+    master.wait_log(r"worker 'w2' is no longer configured: disconnecting it")
+    master.wait_log(r"worker 'w2' detached")
+    assert w2.alive()  # it keeps retrying, and is refused
+    master.wait_log(r"unknown worker 'w2' refused", 2)
+    # a broken config changes nothing
+    with open(os.path.join(master.dir, "master.lua"), "a") as f:
+        f.write("this is not lua\n")
+    r = master.cli("reconfig", master.dir, check=1)
+    assert "master.lua:" in r.stdout and "Reconfiguration failed" in r.stdout
+    assert master.count(r"worker 'w1' detached") == 0
+    assert pid_alive(master.pid())
+
+
+def test_stop_returns_with_workers_connected(master, workers):
+    start_with_w1(master, workers)
+    pid = master.pid()
+    r = master.cli("stop", "--timeout", "10", master.dir, check=0)
+    assert "is dead" in r.stdout
+    assert not pid_alive(pid)
+
+
+def test_start_refuses_running_master_and_replaces_stale_pidfile(master, workers):
+    master.configure({"w1": "pass1"}, {"b1": ["w1"]})
+    master.start()
+    r = master.cli("start", master.dir, check=1)
+    assert "already running" in r.stderr
+    master.cli("stop", master.dir, check=0)
+    with open(os.path.join(master.dir, "bbmaster.pid"), "w") as f:
+        f.write("999999\n")
+    r = master.cli("start", master.dir, check=0)
+    assert "removing stale pidfile" in r.stdout
+    assert "appears to have (re)started correctly" in r.stdout
+
+
+def test_start_with_broken_config_fails_with_the_error(master):
+    master.configure({"w1": "pass1"}, {"b1": ["w9"]})
+    r = master.cli("start", master.dir, check=1)
+    assert "workernames names unknown worker 'w9'" in r.stdout
+    assert "failed to start" in r.stdout
+    assert not os.path.exists(os.path.join(master.dir, "bbmaster.pid"))
+
+
+def test_duplicate_login_refused_while_first_answers(master, workers):
+    first = start_with_w1(master, workers)
+    second = workers("w1", "pass1", master.pb_port).start()
+    master.wait_log(r"worker 'w1': refusing a second connection")
+    # Buildbot's RuntimeError makes the Python worker give up, as with Buildbot
+    wait_for(lambda: not second.alive(), what="the duplicate worker to exit")
+    assert "rejecting duplicate worker" in second.log()
+    assert first.alive()
+    assert master.count(r"worker 'w1' detached") == 0
+
+
+def test_checkconfig_reports_file_and_line(master):
+    path = os.path.join(master.dir, "master.lua")
+    with open(path, "w") as f:
+        f.write('local bbm = require "bbm"\nreturn {\n'
+                '  workers = { bbm.worker("w1", "p", { max_build = 1 }) },\n'
+                '  protocols = { pb = { port = 0 } },\n}\n')
+    r = master.cli("checkconfig", master.dir, check=1)
+    assert f"{path}:3: bbm.worker: unknown parameter 'max_build'; did you mean 'max_builds'?" \
+        in r.stderr
+    assert f"{path}:4: protocols.pb.port must be between 1 and 65535, not 0" in r.stderr
