@@ -101,10 +101,24 @@ static pid_t read_pid(const char *dir)
     return (pid_t)pid;
 }
 
+/* True once `pid` has exited: gone, or a zombie its new parent has not reaped yet. */
+static bool exited(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return true;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    char *stat = util_read_file(path, 4096, NULL, NULL);
+    const char *paren = stat != NULL ? strrchr(stat, ')') : NULL;
+    bool zombie = paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+    free(stat);
+    return zombie;
+}
+
 /* True if `pid` runs and is a bbmaster (so a recycled pid is not mistaken). */
 static bool is_master(pid_t pid)
 {
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+    if (pid <= 0 || exited(pid))
         return false;
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
@@ -301,11 +315,11 @@ static bool wait_gone(pid_t pid, int seconds)
 {
     uint64_t deadline = util_mono_ms() + (uint64_t)seconds * 1000;
     while (util_mono_ms() < deadline) {
-        if (kill(pid, 0) != 0 && errno == ESRCH)
+        if (exited(pid))
             return true;
-        usleep(50 * 1000);
+        usleep(20 * 1000);
     }
-    return kill(pid, 0) != 0 && errno == ESRCH;
+    return exited(pid);
 }
 
 int master_stop(const char *dir, int timeout)
