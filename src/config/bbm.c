@@ -561,8 +561,8 @@ static int interpolate_ctor(lua_State *L)
     return 1;
 }
 
-/* Stores function `f` at path "group.name" (or "name") of the module table at top. */
-static void set_path(lua_State *L, const char *path, int upvalue_index)
+/* Stores the function at the top at path "group.name" (or "name") of the module table below it. */
+static void set_path(lua_State *L, const char *path)
 {
     const char *dot = strchr(path, '.');
     if (dot == NULL) {
@@ -580,7 +580,6 @@ static void set_path(lua_State *L, const char *path, int upvalue_index)
     lua_insert(L, -2);
     lua_setfield(L, -2, dot + 1);
     lua_pop(L, 1);
-    (void)upvalue_index;
 }
 
 int cfg_open_bbm(lua_State *L)
@@ -589,17 +588,17 @@ int cfg_open_bbm(lua_State *L)
     for (size_t i = 0; i < UTIL_NELEM(ctors); i++) {
         lua_pushlightuserdata(L, (void *)&ctors[i]);
         lua_pushcclosure(L, generic_ctor, 1);
-        set_path(L, ctors[i].name, 0);
+        set_path(L, ctors[i].name);
     }
     lua_pushcfunction(L, worker_ctor);
-    set_path(L, "worker", 0);
+    set_path(L, "worker");
     lua_pushcfunction(L, factory_ctor);
-    set_path(L, "factory", 0);
+    set_path(L, "factory");
     lua_pushcfunction(L, interpolate_ctor);
-    set_path(L, "interpolate", 0);
+    set_path(L, "interpolate");
     lua_pushcfunction(L, codebase_ctor);
-    set_path(L, "params.codebase", 0);
+    set_path(L, "params.codebase");
     lua_pushcfunction(L, cfg_yaml_load);
-    set_path(L, "yaml.load", 0);
+    set_path(L, "yaml.load");
     return 1;
 }

@@ -32,6 +32,9 @@ const char *const pb_parents_unauthorized[] = {PB_ERR_UNAUTHORIZED,
                                                "builtins.object",
                                                NULL};
 
+const char *const pb_parents_runtime_error[] = {"builtins.RuntimeError", "builtins.Exception",
+                                                "builtins.BaseException", "builtins.object", NULL};
+
 static int md5(const void *data, size_t len, unsigned char out[MD5_LEN])
 {
     unsigned int n = 0;

@@ -259,6 +259,16 @@ void pb_call_answer(struct pb_call *call, struct pb_value *result);
 /* Answers with an error (takes ownership of a failure from pb_failure_new) and frees it. */
 void pb_call_fail(struct pb_call *call, struct pb_value *failure);
 
+/* Fails a call with a failure of `type`, whose `parents` list is given (NULL-terminated). */
+void pb_call_fail_with(struct pb_call *call, const char *type, const char *const *parents,
+                       const char *fmt, ...) UTIL_PRINTF(4, 5);
+
+/* Parent lists (the exception class and its bases, as Twisted sends them). */
+extern const char *const pb_parents_pb_error[];
+extern const char *const pb_parents_no_such_method[];
+extern const char *const pb_parents_unauthorized[];
+extern const char *const pb_parents_runtime_error[];
+
 /* Number of objects exported and of calls pending, for status and tests. */
 size_t pb_broker_exported(const struct pb_broker *b);
 size_t pb_broker_pending(const struct pb_broker *b);

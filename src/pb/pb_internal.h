@@ -31,16 +31,8 @@ uint32_t pb_broker_export_handler(struct pb_broker *b, const struct pb_handler *
 const struct pb_broker_ops *pb_broker_ops(const struct pb_broker *b, void **ctx);
 /* Sends one decref for every remote reference (PB_REMOTE) inside `v`. */
 void pb_broker_drop_remotes(struct pb_broker *b, const struct pb_value *v);
-/* Fails a call with a failure of `type`, whose `parents` list is given (NULL-terminated). */
-void pb_call_fail_with(struct pb_call *call, const char *type, const char *const *parents,
-                       const char *fmt, ...) UTIL_PRINTF(4, 5);
 /* The challenge set by pb_broker_set_challenge, or NULL. */
 const unsigned char *pb_broker_fixed_challenge(const struct pb_broker *b);
-
-/* Parent lists of the failures the broker itself sends. */
-extern const char *const pb_parents_pb_error[];
-extern const char *const pb_parents_no_such_method[];
-extern const char *const pb_parents_unauthorized[];
 
 /* login.c, for broker.c */
 

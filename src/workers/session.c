@@ -19,13 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const runtime_error_parents[] = {"builtins.RuntimeError", "builtins.Exception",
-                                                    "builtins.BaseException", "builtins.object",
-                                                    NULL};
-static const char *const no_such_method_parents[] = {
-    PB_ERR_NOSUCHMETHOD,      "builtins.AttributeError", "builtins.Exception",
-    "builtins.BaseException", "builtins.object",         NULL};
-
 static void attach_begin(struct session *s);
 static void login_timeout_cb(uv_timer_t *t);
 
@@ -362,9 +355,8 @@ static void perspective_call(struct session *s, struct pb_call *call)
         pb_call_answer(call, NULL);
         call_mind(s, "shutdown", NULL, NULL, shutdown_answer_cb);
     } else {
-        char *msg = xasprintf("No such method: perspective_%s", call->method);
-        pb_call_fail(call, pb_failure_new(PB_ERR_NOSUCHMETHOD, msg, no_such_method_parents));
-        free(msg);
+        pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
+                          "No such method: perspective_%s", call->method);
     }
 }
 
@@ -375,9 +367,8 @@ static void broker_call(void *ctx, struct pb_call *call)
         perspective_call(s, call);
         return;
     }
-    char *msg = xasprintf("No such method: remote_%s", call->method);
-    pb_call_fail(call, pb_failure_new(PB_ERR_NOSUCHMETHOD, msg, no_such_method_parents));
-    free(msg);
+    pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
+                      "No such method: remote_%s", call->method);
 }
 
 /* ------------------------------------------------------------ attach */
@@ -538,8 +529,8 @@ static void refuse_duplicate(struct session *s)
              s->name, s->peer);
     struct pb_call *respond = s->respond;
     s->respond = NULL;
-    pb_call_fail(respond, pb_failure_new("builtins.RuntimeError", "rejecting duplicate worker",
-                                         runtime_error_parents));
+    pb_call_fail_with(respond, "builtins.RuntimeError", pb_parents_runtime_error, "%s",
+                      "rejecting duplicate worker");
     s->state = SESSION_LOGIN;
     free(s->name);
     s->name = NULL;
@@ -601,7 +592,7 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
 {
     struct session *s = ctx;
     if (s->state != SESSION_LOGIN || s->reg->closing) {
-        pb_call_fail(respond, pb_failure_new(PB_ERR_UNAUTHORIZED, "", NULL));
+        pb_call_fail_with(respond, PB_ERR_UNAUTHORIZED, pb_parents_unauthorized, "%s", "");
         return;
     }
     free(s->name);
