@@ -53,7 +53,7 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	$(FUZZ_BUILD)/fuzz/fuzz_pb -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 		$(FUZZ_BUILD)/corpus-pb fuzz/corpus/pb
 
-test: unit integration asan fuzz
+test: unit fuzz integration asan
 
 bench: build
 	/usr/bin/python3 bench/config-scale --bbmaster $(abspath $(BBMASTER))
