@@ -211,21 +211,33 @@ static bool has_name(lua_State *L, const char *set, const char *name)
     return found;
 }
 
+/*
+ * The name of the entry at `idx`, registered in `set`; NULL (with an error)
+ * if another entry of the list already has it.  Sets *file and *line.
+ */
+static char *take_name(struct reader *r, int idx, const char *list, const char *set,
+                       const char *what, char *file, size_t size, int *line)
+{
+    char first[300];
+    where(r->L, idx, r, list, file, size, line);
+    char *name = opt_string(r->L, idx, "name");
+    if (name != NULL && !add_name(r->L, set, name, file, *line, first, sizeof first)) {
+        cfg_error(r->L, file, *line, "duplicate %s name '%s' (first defined at %s)", what, name,
+                  first);
+        free(name);
+        return NULL;
+    }
+    return name;
+}
+
 static void read_worker(struct reader *r, int idx)
 {
     struct cfg *cfg = r->cfg;
-    char file[256], first[300];
+    char file[256];
     int line;
-    where(r->L, idx, r, "workers", file, sizeof file, &line);
-    char *name = opt_string(r->L, idx, "name");
+    char *name = take_name(r, idx, "workers", "bbm.workers", "worker", file, sizeof file, &line);
     if (name == NULL)
         return;
-    if (!add_name(r->L, "bbm.workers", name, file, line, first, sizeof first)) {
-        cfg_error(r->L, file, line, "duplicate worker name '%s' (first defined at %s)", name,
-                  first);
-        free(name);
-        return;
-    }
     cfg->workers = xrealloc(cfg->workers, (cfg->n_workers + 1) * sizeof *cfg->workers);
     struct cfg_worker *w = &cfg->workers[cfg->n_workers++];
     memset(w, 0, sizeof *w);
@@ -287,18 +299,11 @@ static void read_factory(struct reader *r, int idx, struct cfg_builder *b)
 static void read_builder(struct reader *r, int idx)
 {
     struct cfg *cfg = r->cfg;
-    char file[256], first[300];
+    char file[256];
     int line;
-    where(r->L, idx, r, "builders", file, sizeof file, &line);
-    char *name = opt_string(r->L, idx, "name");
+    char *name = take_name(r, idx, "builders", "bbm.builders", "builder", file, sizeof file, &line);
     if (name == NULL)
         return;
-    if (!add_name(r->L, "bbm.builders", name, file, line, first, sizeof first)) {
-        cfg_error(r->L, file, line, "duplicate builder name '%s' (first defined at %s)", name,
-                  first);
-        free(name);
-        return;
-    }
     cfg->builders = xrealloc(cfg->builders, (cfg->n_builders + 1) * sizeof *cfg->builders);
     struct cfg_builder *b = &cfg->builders[cfg->n_builders++];
     memset(b, 0, sizeof *b);
@@ -327,18 +332,12 @@ static void read_builder(struct reader *r, int idx)
 static void read_scheduler(struct reader *r, int idx)
 {
     struct cfg *cfg = r->cfg;
-    char file[256], first[300];
+    char file[256];
     int line;
-    where(r->L, idx, r, "schedulers", file, sizeof file, &line);
-    char *name = opt_string(r->L, idx, "name");
+    char *name =
+        take_name(r, idx, "schedulers", "bbm.schedulers", "scheduler", file, sizeof file, &line);
     if (name == NULL)
         return;
-    if (!add_name(r->L, "bbm.schedulers", name, file, line, first, sizeof first)) {
-        cfg_error(r->L, file, line, "duplicate scheduler name '%s' (first defined at %s)", name,
-                  first);
-        free(name);
-        return;
-    }
     cfg->schedulers = xrealloc(cfg->schedulers, (cfg->n_schedulers + 1) * sizeof *cfg->schedulers);
     struct cfg_scheduler *s = &cfg->schedulers[cfg->n_schedulers++];
     memset(s, 0, sizeof *s);
@@ -366,14 +365,9 @@ static void read_change_source(struct reader *r, int idx)
 
 static void read_project(struct reader *r, int idx)
 {
-    char file[256], first[300];
+    char file[256];
     int line;
-    where(r->L, idx, r, "projects", file, sizeof file, &line);
-    char *name = opt_string(r->L, idx, "name");
-    if (name != NULL && !add_name(r->L, "bbm.projects", name, file, line, first, sizeof first))
-        cfg_error(r->L, file, line, "duplicate project name '%s' (first defined at %s)", name,
-                  first);
-    free(name);
+    free(take_name(r, idx, "projects", "bbm.projects", "project", file, sizeof file, &line));
 }
 
 /* A port: a number, or a strports string "tcp:PORT[:interface=ADDR]". */
