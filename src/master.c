@@ -58,10 +58,13 @@ static void reconfig(struct master *m)
         free(cause);
         return;
     }
-    if (next->pb_port != m->cfg->pb_port ||
-        !util_streq(next->pb_interface ? next->pb_interface : "",
-                    m->cfg->pb_interface ? m->cfg->pb_interface : ""))
-        log_warn("protocols.pb changed: the new port takes effect at the next restart");
+    if (wk_listen(m->workers, next->pb_interface, next->pb_port, &cause) != 0) {
+        log_error("%s", cause);
+        log_error(MASTER_MSG_RECONFIG_FAILED);
+        free(cause);
+        cfg_free(next);
+        return;
+    }
     wk_reconfig(m->workers, next);
     cfg_free(m->cfg);
     m->cfg = next;

@@ -52,8 +52,10 @@ struct session {
 struct wk_registry {
     uv_loop_t *loop;
     const struct cfg *cfg;
-    uv_tcp_t listener;
-    bool listening;
+    uv_tcp_t *listener; /* NULL when not listening */
+    int listeners_open; /* listener handles not yet closed (a reconfig may swap them) */
+    char *listen_iface;
+    int listen_port;
     bool closing;
     struct session *sessions;
     size_t n_sessions;

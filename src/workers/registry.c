@@ -29,18 +29,34 @@ struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg)
     return r;
 }
 
+/* Frees the registry once it is being freed and nothing of it is left open. */
+static void maybe_free(struct wk_registry *r)
+{
+    if (r->closing && r->sessions == NULL && r->listeners_open == 0) {
+        free(r->listen_iface);
+        free(r);
+    }
+}
+
 static void listener_closed_cb(uv_handle_t *h)
 {
     struct wk_registry *r = h->data;
-    r->listening = false;
-    if (r->closing && r->sessions == NULL)
-        free(r);
+    free(h);
+    r->listeners_open--;
+    maybe_free(r);
+}
+
+static void close_listener(struct wk_registry *r)
+{
+    if (r->listener != NULL)
+        uv_close((uv_handle_t *)r->listener, listener_closed_cb);
+    r->listener = NULL;
+    r->listen_port = 0;
 }
 
 void wk_close_all(struct wk_registry *r)
 {
-    if (r->listening && !uv_is_closing((uv_handle_t *)&r->listener))
-        uv_close((uv_handle_t *)&r->listener, listener_closed_cb);
+    close_listener(r);
     for (struct session *s = r->sessions; s != NULL; s = s->next)
         session_close(s, "master shutting down");
 }
@@ -51,8 +67,7 @@ void wk_registry_free(struct wk_registry *r)
         return;
     r->closing = true;
     wk_close_all(r);
-    if (!r->listening && r->sessions == NULL)
-        free(r);
+    maybe_free(r);
 }
 
 void registry_remove(struct wk_registry *r, struct session *s)
@@ -64,8 +79,7 @@ void registry_remove(struct wk_registry *r, struct session *s)
             break;
         }
     }
-    if (r->closing && r->sessions == NULL && !r->listening)
-        free(r);
+    maybe_free(r);
 }
 
 struct session *registry_find_attached(struct wk_registry *r, const char *name,
@@ -125,6 +139,13 @@ static void accept_cb(uv_stream_t *server, int status)
 
 int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause)
 {
+    if (r->listener != NULL && port == r->listen_port &&
+        util_streq(iface != NULL ? iface : "", r->listen_iface != NULL ? r->listen_iface : ""))
+        return 0;
+    if (port == 0) {
+        close_listener(r);
+        return 0;
+    }
     struct sockaddr_storage addr;
     const char *host = iface != NULL ? iface : "0.0.0.0";
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
@@ -132,17 +153,23 @@ int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause)
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
     if (rc != 0)
         return util_cause(cause, "PB port: bad interface address '%s'", host);
-    uv_tcp_init(r->loop, &r->listener);
-    r->listener.data = r;
-    r->listening = true;
-    rc = uv_tcp_bind(&r->listener, (struct sockaddr *)&addr, 0);
+    uv_tcp_t *l = xcalloc(1, sizeof *l);
+    uv_tcp_init(r->loop, l);
+    l->data = r;
+    r->listeners_open++;
+    rc = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&r->listener, 128, accept_cb);
+        rc = uv_listen((uv_stream_t *)l, 128, accept_cb);
     if (rc != 0) {
-        uv_close((uv_handle_t *)&r->listener, listener_closed_cb);
+        uv_close((uv_handle_t *)l, listener_closed_cb);
         return util_cause(cause, "cannot listen for workers on %s:%d: %s", host, port,
                           uv_strerror(rc));
     }
+    close_listener(r);
+    r->listener = l;
+    r->listen_port = port;
+    free(r->listen_iface);
+    r->listen_iface = iface != NULL ? xstrdup(iface) : NULL;
     log_info("listening for workers on %s:%d", host, port);
     return 0;
 }

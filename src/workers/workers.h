@@ -35,7 +35,11 @@ struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg);
 /* Closes every connection and the listener; frees once they are closed (run the loop). */
 void wk_registry_free(struct wk_registry *r);
 
-/* Listens for workers on `iface` (NULL: all addresses) and `port`. */
+/*
+ * Listens for workers on `iface` (NULL: all addresses) and `port` (0: stop
+ * listening).  Called again with another address, it opens the new listener
+ * before it closes the old one, so a failure leaves the old one in place.
+ */
 int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause);
 
 /*

@@ -150,3 +150,28 @@ def test_checkconfig_reports_file_and_line(master):
     assert f"{path}:3: bbm.worker: unknown parameter 'max_build'; did you mean 'max_builds'?" \
         in r.stderr
     assert f"{path}:4: protocols.pb.port must be between 1 and 65535, not 0" in r.stderr
+
+
+def test_reconfig_moves_the_pb_port(master, workers):
+    import socket
+    from conftest import free_port
+    w1 = start_with_w1(master, workers)
+    old_port, master.pb_port = master.pb_port, free_port()
+    master.configure({"w1": "pass1", "w2": "pass2"}, {"b1": ["w1", "w2"]})
+    master.cli("reconfig", master.dir, check=0)
+    master.wait_log(rf"listening for workers on 0\.0\.0\.0:{master.pb_port}")
+    workers("w2", "pass2", master.pb_port).start()
+    master.wait_log(r"worker 'w2' attached from")
+    assert w1.alive() and master.count(r"worker 'w1' detached") == 0
+    with socket.socket() as s:  # the old port is closed
+        assert s.connect_ex(("127.0.0.1", old_port)) != 0
+    # a port that is taken: the reconfig is refused and the master keeps its port
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        new_port, master.pb_port = master.pb_port, taken.getsockname()[1]
+        master.configure({"w1": "pass1", "w2": "pass2"}, {"b1": ["w1", "w2"]})
+        r = master.cli("reconfig", master.dir, check=1)
+        assert "cannot listen for workers" in r.stdout
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", new_port)) == 0
