@@ -1,0 +1,244 @@
+/*
+ * The backend-independent half of the db module: opening a db_url, results,
+ * transactions and Buildbot's name hashes.
+ */
+#include "db/internal.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static char *sqlite_path(const char *rest, const char *basedir)
+{
+    /* sqlite:///rel (rest "/rel"), sqlite:////abs (rest "//abs"), sqlite:// (memory). */
+    if (rest[0] == '\0')
+        return xstrdup(":memory:");
+    rest++;
+    if (rest[0] == '/' || basedir == NULL)
+        return xstrdup(rest);
+    return xasprintf("%s/%s", basedir, rest);
+}
+
+struct db *db_open(const char *url, const char *basedir, bool readonly, char **cause)
+{
+    if (util_startswith(url, "sqlite://")) {
+        const char *rest = url + strlen("sqlite://");
+        char *path = sqlite_path(rest, basedir);
+        char *q = strchr(path, '?'); /* Buildbot allows ?serialize_access=1 etc. */
+        if (q != NULL)
+            *q = '\0';
+        struct db *db = db_sqlite_open(path, readonly, cause);
+        free(path);
+        return db;
+    }
+    const char *schemes[] = {"postgresql://", "postgres://", "postgresql+psycopg2://",
+                             "postgresql+psycopg://", "postgresql+pg8000://"};
+    for (size_t i = 0; i < UTIL_NELEM(schemes); i++) {
+        if (!util_startswith(url, schemes[i]))
+            continue;
+        char *conninfo = xasprintf("postgresql://%s", url + strlen(schemes[i]));
+        struct db *db = db_pg_open(conninfo, readonly, cause);
+        free(conninfo);
+        return db;
+    }
+    util_cause(cause,
+               "db_url \"%.40s\": unsupported; use sqlite:///FILE or "
+               "postgresql://USER:PASSWORD@HOST:PORT/DBNAME",
+               url);
+    return NULL;
+}
+
+void db_close(struct db *db)
+{
+    if (db != NULL)
+        db->be->close(db);
+}
+
+enum db_kind db_kind(const struct db *db)
+{
+    return db->kind;
+}
+
+static int refuse_write(struct db *db, const char *sql, char **cause)
+{
+    if (!db->readonly)
+        return 0;
+    while (*sql == ' ' || *sql == '\n')
+        sql++;
+    if (strncasecmp(sql, "SELECT", 6) == 0 || strncasecmp(sql, "WITH", 4) == 0)
+        return 0;
+    return util_cause(cause, "this database connection is read-only");
+}
+
+int db_exec(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause)
+{
+    if (refuse_write(db, sql, cause) < 0)
+        return -1;
+    return db->be->run(db, sql, params, n, NULL, cause);
+}
+
+int db_exec_script(struct db *db, const char *sql, char **cause)
+{
+    if (db->readonly)
+        return util_cause(cause, "this database connection is read-only");
+    return db->be->script(db, sql, cause);
+}
+
+int db_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
+              long long *id, char **cause)
+{
+    if (refuse_write(db, sql, cause) < 0)
+        return -1;
+    return db->be->insert(db, sql, params, n, id, cause);
+}
+
+struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                        char **cause)
+{
+    struct db_res *res = NULL;
+    if (db->be->run(db, sql, params, n, &res, cause) < 0) {
+        db_res_free(res);
+        return NULL;
+    }
+    if (res == NULL)
+        res = db_res_new(0);
+    return res;
+}
+
+int db_begin(struct db *db, char **cause)
+{
+    if (db->depth > 0)
+        return util_cause(cause, "a transaction is already open");
+    if (db->be->run(db, "BEGIN", NULL, 0, NULL, cause) < 0)
+        return -1;
+    db->depth = 1;
+    return 0;
+}
+
+int db_commit(struct db *db, char **cause)
+{
+    if (db->depth == 0)
+        return util_cause(cause, "no transaction is open");
+    db->depth = 0;
+    if (db->be->run(db, "COMMIT", NULL, 0, NULL, cause) < 0) {
+        db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void db_rollback(struct db *db)
+{
+    if (db->depth == 0)
+        return;
+    db->depth = 0;
+    db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
+}
+
+int db_has_table(struct db *db, const char *table, char **cause)
+{
+    return db->be->has_table(db, table, cause);
+}
+
+/* Results. */
+
+struct db_res *db_res_new(size_t cols)
+{
+    struct db_res *r = xcalloc(1, sizeof *r);
+    r->cols = cols;
+    return r;
+}
+
+void db_res_push(struct db_res *r, const void *data, size_t len, bool null)
+{
+    r->cells = xgrow(r->cells, &r->cap, r->filled + 1, sizeof *r->cells);
+    struct db_cell *c = &r->cells[r->filled++];
+    c->len = len;
+    c->data = NULL;
+    if (!null) {
+        c->data = xmalloc(len + 1);
+        if (len > 0)
+            memcpy(c->data, data, len);
+        c->data[len] = '\0';
+    }
+}
+
+void db_res_end_row(struct db_res *r)
+{
+    r->rows++;
+}
+
+size_t db_res_rows(const struct db_res *r)
+{
+    return r->rows;
+}
+
+size_t db_res_cols(const struct db_res *r)
+{
+    return r->cols;
+}
+
+static const struct db_cell *cell(const struct db_res *r, size_t row, size_t col)
+{
+    if (row >= r->rows || col >= r->cols)
+        return NULL;
+    return &r->cells[row * r->cols + col];
+}
+
+bool db_res_null(const struct db_res *r, size_t row, size_t col)
+{
+    const struct db_cell *c = cell(r, row, col);
+    return c == NULL || c->data == NULL;
+}
+
+long long db_res_int(const struct db_res *r, size_t row, size_t col)
+{
+    const struct db_cell *c = cell(r, row, col);
+    if (c == NULL || c->data == NULL)
+        return 0;
+    return strtoll(c->data, NULL, 10);
+}
+
+const char *db_res_text(const struct db_res *r, size_t row, size_t col)
+{
+    const struct db_cell *c = cell(r, row, col);
+    return c != NULL ? c->data : NULL;
+}
+
+const unsigned char *db_res_blob(const struct db_res *r, size_t row, size_t col, size_t *len)
+{
+    const struct db_cell *c = cell(r, row, col);
+    *len = c != NULL && c->data != NULL ? c->len : 0;
+    return c != NULL ? (const unsigned char *)c->data : NULL;
+}
+
+void db_res_free(struct db_res *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->filled; i++)
+        free(r->cells[i].data);
+    free(r->cells);
+    free(r);
+}
+
+void db_hash(const char *const *values, size_t n, char out[41])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            EVP_DigestUpdate(ctx, "\0", 1);
+        if (values[i] == NULL)
+            EVP_DigestUpdate(ctx, "\xf5", 1);
+        else
+            EVP_DigestUpdate(ctx, values[i], strlen(values[i]));
+    }
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    for (unsigned int i = 0; i < mdlen && i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}

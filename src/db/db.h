@@ -1,0 +1,180 @@
+/*
+ * db: the Buildbot 4.3 database, on SQLite or PostgreSQL.
+ *
+ * A `struct db` is one connection, used by one thread at a time: the engine
+ * thread has the only one that writes, web threads each read on their own.
+ * Statements are written once with `?` placeholders and the SQL both engines
+ * accept (integer booleans, `LIKE`, `LIMIT ? OFFSET ?`); the PostgreSQL
+ * backend renumbers the placeholders.  Values always travel as parameters.
+ *
+ * Results are fetched whole into a `struct db_res` owned by the caller, so a
+ * caller bounds memory with LIMIT (the raw log reader walks chunks a few at a
+ * time).  schema.c knows the tables: it creates Buildbot 4.3's schema, brings
+ * a 3.x database up to it, and tells a caller whether a database can be used.
+ * logchunk.c reads and writes Buildbot's log chunk format.
+ */
+#ifndef BBM_DB_H
+#define BBM_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/util.h"
+
+enum db_kind {
+    DB_SQLITE,
+    DB_PG,
+};
+
+/* A statement parameter.  Text and blobs are borrowed for the call only. */
+enum db_ptype {
+    DB_P_NULL,
+    DB_P_INT,
+    DB_P_TEXT,
+    DB_P_BLOB,
+};
+
+struct db_param {
+    enum db_ptype type;
+    long long i;
+    const char *s;
+    size_t len; /* blobs */
+};
+
+#define DB_INT(v) ((struct db_param){.type = DB_P_INT, .i = (v)})
+#define DB_TEXT(v) ((struct db_param){.type = (v) != NULL ? DB_P_TEXT : DB_P_NULL, .s = (v)})
+#define DB_BLOB(p, n) ((struct db_param){.type = DB_P_BLOB, .s = (const char *)(p), .len = (n)})
+#define DB_NULL ((struct db_param){.type = DB_P_NULL})
+
+struct db;
+struct db_res;
+
+/*
+ * Opens a connection.  `url` is Buildbot's db_url: "sqlite:///state.sqlite"
+ * (relative to `basedir`), "sqlite:////abs/path", "sqlite://" (in memory) or
+ * "postgresql://user:pass@host:port/dbname" ("postgresql+psycopg2://" too).
+ * SQLite connections use WAL mode, as Buildbot does.  `readonly` opens a
+ * connection that refuses writes.  Returns NULL with *cause on failure.
+ * Freed with db_close.
+ */
+struct db *db_open(const char *url, const char *basedir, bool readonly, char **cause);
+void db_close(struct db *db);
+enum db_kind db_kind(const struct db *db);
+
+/* Runs a statement that returns no rows.  Returns 0 or -1 with *cause. */
+int db_exec(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause);
+/* Runs several `;`-separated statements without parameters (schema scripts). */
+int db_exec_script(struct db *db, const char *sql, char **cause);
+/*
+ * Runs an INSERT into a table whose key column is `id` and stores the new id
+ * in *id.  Returns 0, or -1 with *cause; a unique-constraint violation sets
+ * *cause and returns DB_CONFLICT so that callers can retry or give up.
+ */
+#define DB_CONFLICT (-2)
+int db_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
+              long long *id, char **cause);
+/* Runs a query; the result is freed with db_res_free.  NULL with *cause on error. */
+struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                        char **cause);
+
+int db_begin(struct db *db, char **cause);
+int db_commit(struct db *db, char **cause);
+/* Rolls back the open transaction, if any; never fails visibly. */
+void db_rollback(struct db *db);
+
+/* Does the table exist?  (-1 with *cause on error.) */
+int db_has_table(struct db *db, const char *table, char **cause);
+
+/* Reading a result.  Rows and columns count from 0. */
+size_t db_res_rows(const struct db_res *r);
+size_t db_res_cols(const struct db_res *r);
+bool db_res_null(const struct db_res *r, size_t row, size_t col);
+/* An integer column (0 when NULL or not a number). */
+long long db_res_int(const struct db_res *r, size_t row, size_t col);
+/* A text column, NUL-terminated; NULL when the value is NULL. */
+const char *db_res_text(const struct db_res *r, size_t row, size_t col);
+/* A blob column; *len gets its size.  NULL when the value is NULL. */
+const unsigned char *db_res_blob(const struct db_res *r, size_t row, size_t col, size_t *len);
+void db_res_free(struct db_res *r);
+
+/*
+ * The lower-case hex SHA-1 that Buildbot stores in name_hash / ss_hash columns,
+ * of the values joined by NUL bytes; a NULL value counts as the byte 0xF5.
+ * `out` gets 41 bytes.
+ */
+void db_hash(const char *const *values, size_t n, char out[41]);
+
+/* Masters, builders and workers (masters.c).  Ids, or -1 with *cause. */
+
+/* Finds or adds the master row named "<hostname>:<basedir>" and marks it active. */
+long long db_master_register(struct db *db, const char *name, long long now, char **cause);
+long long db_builder_id(struct db *db, const char *name, char **cause);
+long long db_worker_id(struct db *db, const char *name, char **cause);
+/* Removes a master's builder_masters, configured_workers and connected_workers rows. */
+int db_master_unlink(struct db *db, long long masterid, char **cause);
+long long db_builder_master_add(struct db *db, long long builderid, long long masterid,
+                                char **cause);
+int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,
+                             char **cause);
+/* Unlinks the master and marks it inactive (a clean stop). */
+int db_master_deactivate(struct db *db, long long masterid, char **cause);
+
+/* Schema (schema.c). */
+
+/* The alembic revision Buildbot 4.3 writes, and the oldest this can upgrade. */
+#define DB_SCHEMA_HEAD "067"
+#define DB_SCHEMA_OLDEST "059"
+
+enum db_schema_state {
+    DB_SCHEMA_EMPTY,   /* no tables at all: upgrade-master creates them */
+    DB_SCHEMA_OLD,     /* a Buildbot database older than 4.3: upgrade-master upgrades */
+    DB_SCHEMA_CURRENT, /* Buildbot 4.3's: ready */
+    DB_SCHEMA_NEWER,   /* a newer Buildbot's: refused */
+    DB_SCHEMA_FOREIGN, /* tables, but not Buildbot's, or too old: refused */
+};
+
+/*
+ * Looks at the database.  *version gets the alembic revision found (a
+ * malloc'd string, or NULL when there is none); *cause says, for OLD, NEWER
+ * and FOREIGN, what was found and what to do.  Returns the state, or -1 with
+ * *cause if the database could not be read.
+ */
+int db_schema_check(struct db *db, char **version, char **cause);
+/*
+ * Creates Buildbot 4.3's schema in an empty database, or runs the migrations
+ * from the found revision up to 4.3, in one transaction where the engine
+ * allows it.  Does nothing on a current database.  `say` (may be NULL) gets
+ * one line per step for the operator.  Returns 0 or -1 with *cause; a refused
+ * database is left untouched.
+ */
+int db_schema_upgrade(struct db *db, void (*say)(const char *line, void *arg), void *arg,
+                      char **cause);
+
+/* Log chunks (logchunk.c). */
+
+/* Buildbot's `logchunks.compressed` codes. */
+enum db_chunk_codec {
+    DB_CHUNK_RAW = 0,
+    DB_CHUNK_ZLIB = 1, /* "gz" */
+    DB_CHUNK_BZ2 = 2,
+    DB_CHUNK_LZ4 = 3, /* python-lz4 block: 4-byte LE size, then the block */
+    DB_CHUNK_ZSTD = 4,
+    DB_CHUNK_BROTLI = 5,
+};
+
+/* The largest decompressed chunk accepted (Buildbot writes at most 64 KiB). */
+#define DB_CHUNK_MAX (1024 * 1024)
+
+/*
+ * Appends the decompressed content of a chunk stored with `codec` to `out`.
+ * Returns 0, or -1 with *cause for an unknown codec, corrupt data or content
+ * past DB_CHUNK_MAX.
+ */
+int db_chunk_decode(int codec, const unsigned char *in, size_t len, struct buf *out, char **cause);
+/*
+ * Encodes `len` bytes of chunk content the way Buildbot 4.3 does: zstd, or
+ * raw when that is not smaller.  *codec gets the code stored with it.
+ */
+int db_chunk_encode(const char *in, size_t len, struct buf *out, int *codec, char **cause);
+
+#endif

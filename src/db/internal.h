@@ -1,0 +1,56 @@
+/*
+ * Inside the db module: what a backend (sqlite.c, pg.c) provides, and the
+ * result set both fill the same way.
+ */
+#ifndef BBM_DB_INTERNAL_H
+#define BBM_DB_INTERNAL_H
+
+#include "db/db.h"
+
+/* One cell of a result: `data` is NUL-terminated (blobs too), NULL for SQL NULL. */
+struct db_cell {
+    char *data;
+    size_t len;
+};
+
+struct db_res {
+    size_t rows;
+    size_t cols;
+    size_t cap;    /* cells allocated */
+    size_t filled; /* cells pushed */
+    struct db_cell *cells;
+};
+
+/* Result building (db.c). */
+struct db_res *db_res_new(size_t cols);
+/* Appends a cell to the row being filled; rows fill left to right. */
+void db_res_push(struct db_res *r, const void *data, size_t len, bool null);
+/* Closes the row just filled. */
+void db_res_end_row(struct db_res *r);
+
+struct db_backend {
+    const char *name;
+    void (*close)(struct db *db);
+    /* Runs one statement; fills *res (if res is not NULL and it returns rows). */
+    int (*run)(struct db *db, const char *sql, const struct db_param *params, size_t n,
+               struct db_res **res, char **cause);
+    int (*script)(struct db *db, const char *sql, char **cause);
+    /* Runs an INSERT and reads the new id; DB_CONFLICT on unique violation. */
+    int (*insert)(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                  long long *id, char **cause);
+    int (*has_table)(struct db *db, const char *table, char **cause);
+};
+
+struct db {
+    enum db_kind kind;
+    const struct db_backend *be;
+    void *handle; /* sqlite3 * or PGconn * */
+    bool readonly;
+    int depth; /* open transactions (0 or 1) */
+};
+
+/* Backends: return NULL with *cause. */
+struct db *db_sqlite_open(const char *path, bool readonly, char **cause);
+struct db *db_pg_open(const char *conninfo, bool readonly, char **cause);
+
+#endif

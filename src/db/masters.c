@@ -1,0 +1,102 @@
+/*
+ * The masters table group: a master registers itself under Buildbot's name
+ * "<hostname>:<basedir>", records which builders and workers it has
+ * configured (builders, builder_masters, workers, configured_workers) and
+ * marks itself inactive, removing its links, when it stops.
+ */
+#include "db/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static long long find_or_add(struct db *db, const char *find, const char *add,
+                             const struct db_param *p, size_t n, char **cause)
+{
+    struct db_res *r = db_query(db, find, p, 1, cause);
+    if (r == NULL)
+        return -1;
+    long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
+    db_res_free(r);
+    if (id >= 0)
+        return id;
+    if (db_insert(db, add, p, n, &id, cause) < 0)
+        return -1;
+    return id;
+}
+
+long long db_master_register(struct db *db, const char *name, long long now, char **cause)
+{
+    char hash[41];
+    db_hash(&name, 1, hash);
+    struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name), DB_INT(now)};
+    long long id = find_or_add(db, "SELECT id FROM masters WHERE name_hash = ?",
+                               "INSERT INTO masters (name_hash, name, active, last_active) "
+                               "VALUES (?, ?, 1, ?)",
+                               p, 3, cause);
+    if (id < 0)
+        return -1;
+    struct db_param u[] = {DB_INT(now), DB_INT(id)};
+    if (db_exec(db, "UPDATE masters SET active = 1, last_active = ? WHERE id = ?", u, 2, cause) < 0)
+        return -1;
+    return id;
+}
+
+long long db_builder_id(struct db *db, const char *name, char **cause)
+{
+    char hash[41];
+    db_hash(&name, 1, hash);
+    struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name)};
+    return find_or_add(db, "SELECT id FROM builders WHERE name_hash = ?",
+                       "INSERT INTO builders (name_hash, name) VALUES (?, ?)", p, 2, cause);
+}
+
+long long db_worker_id(struct db *db, const char *name, char **cause)
+{
+    struct db_param p[] = {DB_TEXT(name)};
+    return find_or_add(db, "SELECT id FROM workers WHERE name = ?",
+                       "INSERT INTO workers (name, info, paused, graceful) VALUES (?, '{}', 0, 0)",
+                       p, 1, cause);
+}
+
+int db_master_unlink(struct db *db, long long masterid, char **cause)
+{
+    struct db_param p = DB_INT(masterid);
+    if (db_exec(db,
+                "DELETE FROM configured_workers WHERE buildermasterid IN "
+                "(SELECT id FROM builder_masters WHERE masterid = ?)",
+                &p, 1, cause) < 0 ||
+        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
+        db_exec(db, "DELETE FROM connected_workers WHERE masterid = ?", &p, 1, cause) < 0)
+        return -1;
+    return 0;
+}
+
+long long db_builder_master_add(struct db *db, long long builderid, long long masterid,
+                                char **cause)
+{
+    struct db_param p[] = {DB_INT(builderid), DB_INT(masterid)};
+    long long id;
+    if (db_insert(db, "INSERT INTO builder_masters (builderid, masterid) VALUES (?, ?)", p, 2, &id,
+                  cause) < 0)
+        return -1;
+    return id;
+}
+
+int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,
+                             char **cause)
+{
+    struct db_param p[] = {DB_INT(buildermasterid), DB_INT(workerid)};
+    long long id;
+    return db_insert(db, "INSERT INTO configured_workers (buildermasterid, workerid) VALUES (?, ?)",
+                     p, 2, &id, cause) < 0
+               ? -1
+               : 0;
+}
+
+int db_master_deactivate(struct db *db, long long masterid, char **cause)
+{
+    if (db_master_unlink(db, masterid, cause) < 0)
+        return -1;
+    struct db_param p = DB_INT(masterid);
+    return db_exec(db, "UPDATE masters SET active = 0 WHERE id = ?", &p, 1, cause);
+}

@@ -1,0 +1,200 @@
+/*
+ * The PostgreSQL backend through libpq: `?` placeholders become $1..$n,
+ * values travel as parameters (text, or binary for blobs), bytea results
+ * are unescaped, and a unique violation (SQLSTATE 23505) is DB_CONFLICT.
+ */
+#include "db/internal.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BYTEA_OID 17
+
+static PGconn *conn(struct db *db)
+{
+    return db->handle;
+}
+
+/* Rewrites ? as $n outside quotes. */
+static char *renumber(const char *sql)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    int n = 0;
+    char quote = 0;
+    for (const char *p = sql; *p != '\0'; p++) {
+        if (quote != 0) {
+            if (*p == quote)
+                quote = 0;
+            buf_addc(&b, *p);
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+            buf_addc(&b, *p);
+        } else if (*p == '?') {
+            buf_printf(&b, "$%d", ++n);
+        } else {
+            buf_addc(&b, *p);
+        }
+    }
+    return buf_take(&b);
+}
+
+static char *trimmed(const char *msg)
+{
+    char *m = xstrdup(msg != NULL ? msg : "unknown error");
+    size_t n = strlen(m);
+    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+        m[--n] = '\0';
+    return m;
+}
+
+static PGresult *exec_params(struct db *db, const char *sql, const struct db_param *p, size_t n)
+{
+    char *text = renumber(sql);
+    const char **values = xcalloc(n + 1, sizeof *values);
+    int *lengths = xcalloc(n + 1, sizeof *lengths), *formats = xcalloc(n + 1, sizeof *formats);
+    char(*ints)[24] = xcalloc(n + 1, sizeof *ints);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].type == DB_P_INT) {
+            snprintf(ints[i], sizeof ints[i], "%lld", p[i].i);
+            values[i] = ints[i];
+        } else if (p[i].type == DB_P_TEXT) {
+            values[i] = p[i].s;
+        } else if (p[i].type == DB_P_BLOB) {
+            values[i] = p[i].len > 0 ? p[i].s : "";
+            lengths[i] = (int)p[i].len;
+            formats[i] = 1;
+        }
+    }
+    PGresult *res = PQexecParams(conn(db), text, (int)n, NULL, values, lengths, formats, 0);
+    free(text);
+    free(values);
+    free(lengths);
+    free(formats);
+    free(ints);
+    return res;
+}
+
+static int result_error(PGresult *res, char **cause)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return 0;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char *msg = trimmed(PQresultErrorMessage(res));
+    util_cause(cause, "postgresql: %s", msg);
+    free(msg);
+    return state != NULL && strcmp(state, "23505") == 0 ? DB_CONFLICT : -1;
+}
+
+static struct db_res *to_res(PGresult *res)
+{
+    int rows = PQntuples(res), cols = PQnfields(res);
+    struct db_res *r = db_res_new((size_t)cols);
+    for (int i = 0; i < rows; i++) {
+        for (int c = 0; c < cols; c++) {
+            if (PQgetisnull(res, i, c)) {
+                db_res_push(r, NULL, 0, true);
+            } else if (PQftype(res, c) == BYTEA_OID) {
+                size_t len = 0;
+                unsigned char *v =
+                    PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, c), &len);
+                db_res_push(r, v, len, false);
+                PQfreemem(v);
+            } else {
+                db_res_push(r, PQgetvalue(res, i, c), (size_t)PQgetlength(res, i, c), false);
+            }
+        }
+        db_res_end_row(r);
+    }
+    return r;
+}
+
+static int pg_run(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                  struct db_res **res, char **cause)
+{
+    PGresult *pr = exec_params(db, sql, params, n);
+    int rc = result_error(pr, cause);
+    if (rc == 0 && res != NULL && PQresultStatus(pr) == PGRES_TUPLES_OK)
+        *res = to_res(pr);
+    PQclear(pr);
+    return rc;
+}
+
+static int pg_script(struct db *db, const char *sql, char **cause)
+{
+    PGresult *pr = PQexec(conn(db), sql);
+    int rc = result_error(pr, cause);
+    PQclear(pr);
+    return rc < 0 ? -1 : 0;
+}
+
+static int pg_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                     long long *id, char **cause)
+{
+    char *text = xasprintf("%s RETURNING id", sql);
+    struct db_res *r = NULL;
+    int rc = pg_run(db, text, params, n, &r, cause);
+    free(text);
+    if (rc == 0)
+        *id = db_res_int(r, 0, 0);
+    db_res_free(r);
+    return rc;
+}
+
+static int pg_has_table(struct db *db, const char *table, char **cause)
+{
+    struct db_param p = DB_TEXT(table);
+    struct db_res *r = NULL;
+    if (pg_run(db,
+               "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+               "AND table_name = ?",
+               &p, 1, &r, cause) < 0)
+        return -1;
+    int found = r != NULL && db_res_rows(r) > 0;
+    db_res_free(r);
+    return found;
+}
+
+static void pg_close(struct db *db)
+{
+    PQfinish(conn(db));
+    free(db);
+}
+
+static const struct db_backend pg_backend = {
+    .name = "postgresql",
+    .close = pg_close,
+    .run = pg_run,
+    .script = pg_script,
+    .insert = pg_insert,
+    .has_table = pg_has_table,
+};
+
+struct db *db_pg_open(const char *conninfo, bool readonly, char **cause)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "client_encoding", NULL};
+    const char *values[] = {conninfo, "10", "UTF8", NULL};
+    PGconn *c = PQconnectdbParams(keys, values, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char *msg = trimmed(PQerrorMessage(c));
+        util_cause(cause, "postgresql: cannot connect: %s", msg);
+        free(msg);
+        PQfinish(c);
+        return NULL;
+    }
+    struct db *db = xcalloc(1, sizeof *db);
+    db->kind = DB_PG;
+    db->be = &pg_backend;
+    db->handle = c;
+    db->readonly = readonly;
+    if (readonly &&
+        pg_script(db, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", cause) < 0) {
+        pg_close(db);
+        return NULL;
+    }
+    pg_script(db, "SET client_min_messages = warning", NULL);
+    return db;
+}

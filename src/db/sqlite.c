@@ -1,0 +1,184 @@
+/*
+ * The SQLite backend, set up the way Buildbot uses SQLite: WAL journal,
+ * foreign keys declared but not enforced, ids from rowids.  Readers on other
+ * threads open their own connections and wait (busy timeout) while the
+ * engine commits.
+ */
+#include "db/internal.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUSY_TIMEOUT_MS 10000
+
+static sqlite3 *conn(struct db *db)
+{
+    return db->handle;
+}
+
+static int fail(struct db *db, const char *what, char **cause)
+{
+    return util_cause(cause, "sqlite: %s: %s", what, sqlite3_errmsg(conn(db)));
+}
+
+static int bind_all(struct db *db, sqlite3_stmt *st, const struct db_param *p, size_t n,
+                    char **cause)
+{
+    if ((int)n != sqlite3_bind_parameter_count(st))
+        return util_cause(cause, "sqlite: statement takes %d parameters, %zu given",
+                          sqlite3_bind_parameter_count(st), n);
+    for (size_t i = 0; i < n; i++) {
+        int col = (int)i + 1, rc = SQLITE_OK;
+        switch (p[i].type) {
+        case DB_P_NULL:
+            rc = sqlite3_bind_null(st, col);
+            break;
+        case DB_P_INT:
+            rc = sqlite3_bind_int64(st, col, p[i].i);
+            break;
+        case DB_P_TEXT:
+            rc = sqlite3_bind_text(st, col, p[i].s, -1, SQLITE_STATIC);
+            break;
+        case DB_P_BLOB:
+            rc = sqlite3_bind_blob64(st, col, p[i].s, p[i].len, SQLITE_STATIC);
+            break;
+        }
+        if (rc != SQLITE_OK)
+            return fail(db, "binding a parameter", cause);
+    }
+    return 0;
+}
+
+static void push_column(struct db_res *r, sqlite3_stmt *st, int col)
+{
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_NULL:
+        db_res_push(r, NULL, 0, true);
+        break;
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_column_blob(st, col);
+        db_res_push(r, p, (size_t)sqlite3_column_bytes(st, col), false);
+        break;
+    }
+    default: {
+        const unsigned char *t = sqlite3_column_text(st, col);
+        db_res_push(r, t, (size_t)sqlite3_column_bytes(st, col), false);
+        break;
+    }
+    }
+}
+
+static int step_all(struct db *db, sqlite3_stmt *st, struct db_res **res, char **cause)
+{
+    int ncols = sqlite3_column_count(st);
+    struct db_res *r = NULL;
+    if (res != NULL && ncols > 0)
+        r = db_res_new((size_t)ncols);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r == NULL)
+            continue;
+        for (int c = 0; c < ncols; c++)
+            push_column(r, st, c);
+        db_res_end_row(r);
+    }
+    if (rc != SQLITE_DONE) {
+        db_res_free(r);
+        return fail(db, "running a statement", cause);
+    }
+    if (res != NULL)
+        *res = r;
+    return 0;
+}
+
+static int sq_run(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                  struct db_res **res, char **cause)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(conn(db), sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(db, "preparing a statement", cause);
+    int rc = bind_all(db, st, params, n, cause);
+    if (rc == 0)
+        rc = step_all(db, st, res, cause);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_script(struct db *db, const char *sql, char **cause)
+{
+    char *err = NULL;
+    if (sqlite3_exec(conn(db), sql, NULL, NULL, &err) != SQLITE_OK) {
+        util_cause(cause, "sqlite: %s", err != NULL ? err : "script failed");
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static int sq_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                     long long *id, char **cause)
+{
+    if (sq_run(db, sql, params, n, NULL, cause) < 0) {
+        int ext = sqlite3_extended_errcode(conn(db));
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return DB_CONFLICT;
+        return -1;
+    }
+    *id = sqlite3_last_insert_rowid(conn(db));
+    return 0;
+}
+
+static int sq_has_table(struct db *db, const char *table, char **cause)
+{
+    struct db_res *r = NULL;
+    struct db_param p = DB_TEXT(table);
+    if (sq_run(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &p, 1, &r,
+               cause) < 0)
+        return -1;
+    int found = r != NULL && r->rows > 0;
+    db_res_free(r);
+    return found;
+}
+
+static void sq_close(struct db *db)
+{
+    sqlite3_close_v2(conn(db));
+    free(db);
+}
+
+static const struct db_backend sqlite_backend = {
+    .name = "sqlite",
+    .close = sq_close,
+    .run = sq_run,
+    .script = sq_script,
+    .insert = sq_insert,
+    .has_table = sq_has_table,
+};
+
+struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
+{
+    sqlite3 *h = NULL;
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &h, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        util_cause(cause, "sqlite: cannot open %s: %s", path,
+                   h != NULL ? sqlite3_errmsg(h) : "out of memory");
+        sqlite3_close_v2(h);
+        return NULL;
+    }
+    sqlite3_busy_timeout(h, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(h, 1);
+    struct db *db = xcalloc(1, sizeof *db);
+    db->kind = DB_SQLITE;
+    db->be = &sqlite_backend;
+    db->handle = h;
+    db->readonly = readonly;
+    /* Buildbot's settings; a read-only connection cannot change the journal. */
+    const char *setup = readonly ? "PRAGMA query_only = 1"
+                                 : "PRAGMA journal_mode = wal; PRAGMA checkpoint_fullfsync = off";
+    if (strcmp(path, ":memory:") != 0 && sq_script(db, setup, cause) < 0) {
+        sq_close(db);
+        return NULL;
+    }
+    return db;
+}

@@ -1,0 +1,186 @@
+/*
+ * Unit tests for the db module's common half and its SQLite backend:
+ * db_url handling, parameters and results, transactions, conflicts,
+ * read-only connections, and Buildbot's name hash checked against the
+ * hashes in a database Buildbot wrote.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/db.h"
+
+#define FIXTURE BBM_SHARED_DIR "/fixtures/dataapi/state.sqlite"
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bbm-test-db-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char *cmd = NULL;
+    if (asprintf(&cmd, "rm -rf '%s'", tmpdir) > 0 && system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+    free(cmd);
+    return 0;
+}
+
+static struct db *open_ok(const char *url, bool readonly)
+{
+    char *cause = NULL;
+    struct db *db = db_open(url, tmpdir, readonly, &cause);
+    if (db == NULL)
+        fail_msg("db_open(%s): %s", url, cause);
+    return db;
+}
+
+static void test_relative_url_and_round_trip(void **state)
+{
+    (void)state;
+    struct db *db = open_ok("sqlite:///state.sqlite", false);
+    char *cause = NULL;
+    assert_int_equal(db_kind(db), DB_SQLITE);
+    assert_int_equal(db_exec_script(db,
+                                    "CREATE TABLE t (id INTEGER PRIMARY KEY, "
+                                    "n INTEGER, s TEXT, b BLOB, u VARCHAR(10));"
+                                    "CREATE UNIQUE INDEX t_u ON t (u)",
+                                    &cause),
+                     0);
+    const unsigned char blob[] = {0, 1, 255, 0, 7};
+    struct db_param p[] = {DB_INT(-42), DB_TEXT("h\xc3\xa9 'x'"), DB_BLOB(blob, sizeof blob),
+                           DB_TEXT("a")};
+    long long id = 0;
+    assert_int_equal(
+        db_insert(db, "INSERT INTO t (n, s, b, u) VALUES (?, ?, ?, ?)", p, 4, &id, &cause), 0);
+    assert_int_equal(id, 1);
+    assert_int_equal(
+        db_insert(db, "INSERT INTO t (n, s, b, u) VALUES (?, ?, ?, ?)", p, 4, &id, &cause),
+        DB_CONFLICT);
+    struct db_param q[] = {DB_NULL, DB_TEXT(NULL), DB_BLOB("", 0), DB_TEXT("b")};
+    assert_int_equal(
+        db_insert(db, "INSERT INTO t (n, s, b, u) VALUES (?, ?, ?, ?)", q, 4, &id, &cause), 0);
+    assert_int_equal(id, 2);
+    struct db_res *r = db_query(db, "SELECT n, s, b, u FROM t ORDER BY id", NULL, 0, &cause);
+    assert_non_null(r);
+    assert_int_equal(db_res_rows(r), 2);
+    assert_int_equal(db_res_cols(r), 4);
+    assert_int_equal(db_res_int(r, 0, 0), -42);
+    assert_string_equal(db_res_text(r, 0, 1), "h\xc3\xa9 'x'");
+    size_t len = 0;
+    const unsigned char *b = db_res_blob(r, 0, 2, &len);
+    assert_int_equal(len, sizeof blob);
+    assert_memory_equal(b, blob, sizeof blob);
+    assert_true(db_res_null(r, 1, 0));
+    assert_null(db_res_text(r, 1, 1));
+    assert_false(db_res_null(r, 1, 2));
+    assert_true(db_res_null(r, 5, 0)); /* out of range reads as NULL */
+    db_res_free(r);
+    db_close(db);
+    char path[128];
+    snprintf(path, sizeof path, "%s/state.sqlite", tmpdir);
+    assert_int_equal(access(path, F_OK), 0);
+    free(cause);
+}
+
+static void test_transactions_and_readonly(void **state)
+{
+    (void)state;
+    char url[160], *cause = NULL;
+    snprintf(url, sizeof url, "sqlite:////%s/tx.sqlite", tmpdir + 1);
+    struct db *db = open_ok(url, false);
+    assert_int_equal(db_exec(db, "CREATE TABLE k (v INTEGER)", NULL, 0, &cause), 0);
+    assert_int_equal(db_begin(db, &cause), 0);
+    assert_int_equal(db_begin(db, &cause), -1);
+    struct db_param one = DB_INT(1);
+    assert_int_equal(db_exec(db, "INSERT INTO k (v) VALUES (?)", &one, 1, &cause), 0);
+    db_rollback(db);
+    struct db_res *r = db_query(db, "SELECT count(*) FROM k", NULL, 0, &cause);
+    assert_int_equal(db_res_int(r, 0, 0), 0);
+    db_res_free(r);
+    assert_int_equal(db_exec(db, "INSERT INTO k (v) VALUES (?)", &one, 1, &cause), 0);
+    assert_int_equal(db_exec(db, "UPDATE k SET v = ? WHERE v = ?", &one, 1, &cause), -1);
+    assert_non_null(strstr(cause, "parameters"));
+
+    struct db *ro = open_ok(url, true);
+    assert_int_equal(db_exec(ro, "INSERT INTO k (v) VALUES (?)", &one, 1, &cause), -1);
+    assert_string_equal(cause, "this database connection is read-only");
+    r = db_query(ro, "SELECT count(*) FROM k", NULL, 0, &cause);
+    assert_non_null(r);
+    assert_int_equal(db_res_int(r, 0, 0), 1);
+    db_res_free(r);
+    assert_int_equal(db_has_table(ro, "k", &cause), 1);
+    assert_int_equal(db_has_table(ro, "nope", &cause), 0);
+    db_close(ro);
+    db_close(db);
+    free(cause);
+}
+
+static void test_bad_urls(void **state)
+{
+    (void)state;
+    char *cause = NULL;
+    assert_null(db_open("mysql://x@y/z", tmpdir, false, &cause));
+    assert_non_null(strstr(cause, "unsupported"));
+    assert_null(db_open("sqlite:////nonexistent-dir/x/y.sqlite", tmpdir, false, &cause));
+    assert_non_null(strstr(cause, "cannot open"));
+    free(cause);
+}
+
+/* Buildbot's builders.name_hash and sourcestamps.ss_hash, as Buildbot 3.7 wrote them. */
+static void test_hash_matches_buildbot(void **state)
+{
+    (void)state;
+    char url[200], *cause = NULL;
+    snprintf(url, sizeof url, "sqlite:///%s", FIXTURE);
+    struct db *db = db_open(url, "/", true, &cause);
+    assert_non_null(db);
+    struct db_res *r = db_query(db, "SELECT name, name_hash FROM builders", NULL, 0, &cause);
+    assert_true(db_res_rows(r) >= 4);
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        const char *name = db_res_text(r, i, 0);
+        char hash[41];
+        db_hash(&name, 1, hash);
+        assert_string_equal(hash, db_res_text(r, i, 1));
+    }
+    db_res_free(r);
+    r = db_query(db,
+                 "SELECT branch, revision, repository, project, codebase, patchid, ss_hash "
+                 "FROM sourcestamps",
+                 NULL, 0, &cause);
+    assert_true(db_res_rows(r) >= 1);
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        const char *v[6];
+        for (int c = 0; c < 6; c++)
+            v[c] = db_res_text(r, i, (size_t)c);
+        char hash[41];
+        db_hash(v, 6, hash);
+        assert_string_equal(hash, db_res_text(r, i, 6));
+    }
+    db_res_free(r);
+    db_close(db);
+    free(cause);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relative_url_and_round_trip),
+        cmocka_unit_test(test_transactions_and_readonly),
+        cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_hash_matches_buildbot),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
