@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "db/db.h"
 #include "util/util.h"
 
 /* How long `start` waits for the master to report, and the log's rotation. */
@@ -61,7 +62,8 @@ int master_create(const char *dir)
     free(cause);
     free(path);
     free(sample);
-    return rc;
+    /* Like Buildbot's create-master, the database is created too. */
+    return rc != 0 ? rc : master_upgrade(dir);
 }
 
 int master_checkconfig(const char *path)
@@ -78,6 +80,49 @@ int master_checkconfig(const char *path)
     } else {
         printf("Config file is good!\n");
     }
+    cfg_free(cfg);
+    free(cause);
+    free(file);
+    return rc;
+}
+
+/* ------------------------------------------------------------ upgrade-master */
+
+static void say_cb(const char *line, void *arg)
+{
+    (void)arg;
+    printf("%s\n", line);
+}
+
+/*
+ * Creates Buildbot 4.3's schema in an empty database or upgrades a Buildbot
+ * 3.x one, as `buildbot upgrade-master` does; refuses anything else.
+ */
+int master_upgrade(const char *dir)
+{
+    char *file = in_dir(dir, MASTER_CONFIG);
+    struct cfg *cfg = NULL;
+    char *cause = NULL;
+    int rc = 1;
+    char abs[4096];
+    struct db *db = NULL;
+    if (cfg_load(file, &cfg, &cause) != 0) {
+        fprintf(stderr, "%s", cause);
+        goto out;
+    }
+    if (realpath(dir, abs) == NULL) {
+        fprintf(stderr, "bbmaster: %s: %s\n", dir, strerror(errno));
+        goto out;
+    }
+    db = db_open(cfg->db_url, abs, false, &cause);
+    if (db == NULL || db_schema_upgrade(db, say_cb, NULL, &cause) != 0) {
+        fprintf(stderr, "upgrade-master: %s\n", cause);
+        goto out;
+    }
+    printf("upgrade complete\n");
+    rc = 0;
+out:
+    db_close(db);
     cfg_free(cfg);
     free(cause);
     free(file);

@@ -22,6 +22,7 @@ static const char usage[] =
     "commands:\n"
     "  create-master DIR       create a master directory with a sample master.lua\n"
     "  checkconfig [DIR|FILE]  load and validate the configuration, start nothing\n"
+    "  upgrade-master DIR      create or upgrade the database to Buildbot 4.3's schema\n"
     "  start [--nodaemon] DIR  start the master (in the background unless --nodaemon)\n"
     "  stop [--timeout N] DIR  stop the master: SIGTERM, then SIGKILL after N s (10)\n"
     "  restart DIR             stop, then start\n"
@@ -93,6 +94,8 @@ int main(int argc, char **argv)
         return master_create(a.dir);
     if (util_streq(verb, "checkconfig"))
         return master_checkconfig(a.dir);
+    if (util_streq(verb, "upgrade-master"))
+        return master_upgrade(a.dir);
     if (util_streq(verb, "start"))
         return master_start(a.dir, a.nodaemon);
     if (util_streq(verb, "stop"))

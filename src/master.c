@@ -12,20 +12,155 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "config/config.h"
+#include "db/db.h"
 #include "workers/workers.h"
+#include "www/www.h"
+
+/* Control actions posted by web threads, taken by the engine loop. */
+struct control_queue {
+    uv_async_t async;
+    uv_mutex_t lock;
+    struct www_action **items;
+    size_t n, cap;
+    bool closed; /* the master is stopping: actions are refused at once */
+};
 
 struct master {
     uv_loop_t loop;
     struct cfg *cfg;
     struct wk_registry *workers;
+    struct db *db;
+    long long masterid;
+    struct www *www;
+    struct control_queue control;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool stopping;
 };
+
+/* Called on a web thread. */
+static void control_post(struct www_action *act, void *arg)
+{
+    struct control_queue *q = arg;
+    uv_mutex_lock(&q->lock);
+    bool closed = q->closed;
+    if (!closed) {
+        q->items = xgrow(q->items, &q->cap, q->n + 1, sizeof *q->items);
+        q->items[q->n++] = act;
+        uv_async_send(&q->async);
+    }
+    uv_mutex_unlock(&q->lock);
+    if (closed)
+        www_action_reply(act, NULL, 503, -32603, "the master is shutting down");
+}
+
+/* On the engine thread.  The actions themselves (force, stop, ...) belong to the build engine. */
+static void control_cb(uv_async_t *h)
+{
+    struct control_queue *q = h->data;
+    uv_mutex_lock(&q->lock);
+    struct www_action **items = q->items;
+    size_t n = q->n;
+    q->items = NULL;
+    q->n = q->cap = 0;
+    uv_mutex_unlock(&q->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (q->closed) {
+            www_action_reply(items[i], NULL, 503, -32603, "the master is shutting down");
+            continue;
+        }
+        char *msg = xasprintf("action: %s is not supported", www_action_method(items[i]));
+        log_info("www: control %s on %s refused: not supported", www_action_method(items[i]),
+                 www_action_path(items[i]));
+        www_action_reply(items[i], NULL, 501, -32601, msg);
+        free(msg);
+    }
+    free(items);
+}
+
+/* Records this master, its builders and their workers in the database. */
+static int register_config(struct master *m, char **cause)
+{
+    const struct cfg *c = m->cfg;
+    if (db_begin(m->db, cause) < 0)
+        return -1;
+    if (db_master_unlink(m->db, m->masterid, cause) < 0)
+        goto fail;
+    for (size_t i = 0; i < c->n_builders; i++) {
+        long long bid = db_builder_id(m->db, c->builders[i].name, cause);
+        long long bmid = bid < 0 ? -1 : db_builder_master_add(m->db, bid, m->masterid, cause);
+        if (bmid < 0)
+            goto fail;
+        for (size_t k = 0; k < c->builders[i].n_workernames; k++) {
+            long long wid = db_worker_id(m->db, c->builders[i].workernames[k], cause);
+            if (wid < 0 || db_configured_worker_add(m->db, bmid, wid, cause) < 0)
+                goto fail;
+        }
+    }
+    for (size_t i = 0; i < c->n_workers; i++)
+        if (db_worker_id(m->db, c->workers[i].name, cause) < 0)
+            goto fail;
+    return db_commit(m->db, cause);
+fail:
+    db_rollback(m->db);
+    return -1;
+}
+
+static int open_db(struct master *m, char **cause)
+{
+    char cwd[4096], host[256] = "localhost";
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return util_cause(cause, "cannot read the current directory");
+    gethostname(host, sizeof host - 1);
+    m->db = db_open(m->cfg->db_url, cwd, false, cause);
+    if (m->db == NULL)
+        return -1;
+    char *version = NULL;
+    int state = db_schema_check(m->db, &version, cause);
+    free(version);
+    if (state != DB_SCHEMA_CURRENT) {
+        if (state == DB_SCHEMA_EMPTY)
+            util_cause(cause,
+                       "the database is empty; run `bbmaster upgrade-master %s` to "
+                       "create it",
+                       cwd);
+        return -1;
+    }
+    char *name = xasprintf("%s:%s", host, cwd);
+    m->masterid = db_master_register(m->db, name, (long long)time(NULL), cause);
+    free(name);
+    if (m->masterid < 0 || register_config(m, cause) < 0)
+        return -1;
+    log_info("database %s: master id %lld", db_kind(m->db) == DB_PG ? "postgresql" : "sqlite",
+             m->masterid);
+    return 0;
+}
+
+static int start_www(struct master *m, char **cause)
+{
+    if (m->cfg->www_port <= 0)
+        return 0;
+    char cwd[4096];
+    char *url = m->cfg->buildbot_url != NULL ? xstrdup(m->cfg->buildbot_url)
+                                             : xasprintf("http://localhost:%d/", m->cfg->www_port);
+    struct www_opts o = {.port = m->cfg->www_port,
+                         .db_url = m->cfg->db_url,
+                         .basedir = getcwd(cwd, sizeof cwd),
+                         .buildbot_url = url,
+                         .post = control_post,
+                         .post_arg = &m->control};
+    m->www = www_start(&o, cause);
+    free(url);
+    if (m->www == NULL)
+        return -1;
+    log_info("web server listening on port %d", m->cfg->www_port);
+    return 0;
+}
 
 static void notify(int *fd, const char *msg)
 {
@@ -68,6 +203,10 @@ static void reconfig(struct master *m)
     wk_reconfig(m->workers, next);
     cfg_free(m->cfg);
     m->cfg = next;
+    if (register_config(m, &cause) < 0) {
+        log_error("database: %s", cause);
+        free(cause);
+    }
     log_info(MASTER_MSG_RECONFIG_OK " (%llu ms)", (unsigned long long)(util_mono_ms() - t0));
 }
 
@@ -78,7 +217,19 @@ static void stop(struct master *m, const char *why)
     m->stopping = true;
     log_info("%s: shutting down", why);
     alarm(MASTER_STOP_BOUND);
+    uv_mutex_lock(&m->control.lock);
+    m->control.closed = true;
+    uv_mutex_unlock(&m->control.lock);
+    control_cb(&m->control.async);
+    uv_close((uv_handle_t *)&m->control.async, NULL);
+    www_stop(m->www);
+    m->www = NULL;
     wk_close_all(m->workers);
+    char *cause = NULL;
+    if (m->db != NULL && db_master_deactivate(m->db, m->masterid, &cause) < 0) {
+        log_error("database: %s", cause);
+        free(cause);
+    }
     uv_close((uv_handle_t *)&m->sig_term, NULL);
     uv_close((uv_handle_t *)&m->sig_int, NULL);
     uv_close((uv_handle_t *)&m->sig_hup, NULL);
@@ -113,6 +264,17 @@ static int start(struct master *m, char **cause)
     }
     log_info("configuration loaded: %zu worker(s), %zu builder(s)", m->cfg->n_workers,
              m->cfg->n_builders);
+    if (open_db(m, cause) < 0) {
+        log_error("%s", *cause);
+        return -1;
+    }
+    uv_mutex_init(&m->control.lock);
+    uv_async_init(&m->loop, &m->control.async, control_cb);
+    m->control.async.data = &m->control;
+    if (start_www(m, cause) < 0) {
+        log_error("%s", *cause);
+        return -1;
+    }
     m->workers = wk_registry_new(&m->loop, m->cfg);
     if (m->cfg->pb_port > 0 &&
         wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
@@ -153,6 +315,8 @@ int master_run(int ready_fd, char **cause)
     uv_walk(&m.loop, close_walk_cb, NULL);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
+    www_stop(m.www);
+    db_close(m.db);
     cfg_free(m.cfg);
     if (rc == 0)
         log_info("Server Shut Down.");

@@ -34,6 +34,7 @@ int master_run(int ready_fd, char **cause);
 /* The verbs; each returns the process exit code and prints for a person. */
 int master_create(const char *dir);
 int master_checkconfig(const char *path);
+int master_upgrade(const char *dir);
 int master_start(const char *dir, bool nodaemon);
 int master_stop(const char *dir, int timeout);
 int master_restart(const char *dir, bool nodaemon, int timeout);

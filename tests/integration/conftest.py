@@ -93,6 +93,7 @@ class Master:
             f.write(lua_config(self.pb_port, workers, builders, extra))
 
     def start(self):
+        self.cli("upgrade-master", self.dir, check=0)
         return self.cli("start", self.dir, check=0)
 
     def stop(self):

@@ -1,0 +1,55 @@
+/*
+ * Shared by the /api/v2 endpoint files: a resource's SQL source and the
+ * helpers of common.c.  Each resource file defines its types and endpoints;
+ * routes.c lists the endpoints in Buildbot's order.
+ */
+#ifndef BBM_WWW_API_H
+#define BBM_WWW_API_H
+
+#include "www/internal.h"
+
+#define API_FIELDS(a) (a), UTIL_NELEM(a)
+
+/* Where a resource type's rows come from. */
+struct api_source {
+    const struct www_rtype *type;
+    const char *from;     /* "builds b" */
+    const char *tiebreak; /* default order, "b.id" */
+    bool db_paged;        /* Buildbot lets the database filter and page this one */
+};
+
+/*
+ * Selects the type's SQL fields FROM src->from WHERE `where` (with params p),
+ * adding the query's filters and, for a collection (`paged` not NULL) whose
+ * filters all map to SQL, its order and paging.  Appends objects to `out`.
+ */
+int api_rows(struct www_req *req, const struct api_source *src, const char *where,
+             const struct db_param *p, size_t n, json_t *out, bool *paged, char **cause);
+struct db_res *api_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
+                          char **cause);
+/* First column of the first row; -1 if there is no row, -2 on error (*cause). */
+long long api_lookup(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
+                     char **cause);
+/* Ids named by the path (by id, or by name/number through their parents); -1 if none. */
+long long api_builderid(struct www_req *req, char **cause);
+long long api_buildid(struct www_req *req, char **cause);
+long long api_stepid(struct www_req *req, char **cause);
+long long api_logid(struct www_req *req, char **cause);
+/* Build properties {"name": [value, source]}; names NULL = all, "*" = all. */
+json_t *api_build_properties(struct www_req *req, long long buildid, char *const *names, size_t n,
+                             char **cause);
+/* Properties stored as JSON [value, source] pairs: sql selects (name, pair) for one id. */
+json_t *api_pair_properties(struct www_req *req, const char *sql, long long id, char *const *names,
+                            size_t n, char **cause);
+json_t *api_int_list(struct www_req *req, const char *sql, long long id, char **cause);
+long long api_obj_int(json_t *o, const char *key);
+/* Appends lines [first, last] of a log, each ending in '\n', to `text`. */
+int api_log_lines(struct db *db, long long logid, long long first, long long last, struct buf *text,
+                  char **cause);
+
+/* Endpoints, by resource file. */
+extern const struct www_endpoint api_builders_eps[], api_builds_eps[], api_steps_eps[],
+    api_logs_eps[], api_workers_eps[], api_masters_eps[], api_requests_eps[], api_changes_eps[],
+    api_misc_eps[];
+
+#endif

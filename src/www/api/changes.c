@@ -1,0 +1,282 @@
+/*
+ * Changes, and the smaller resources: projects, build data, test results.
+ */
+#include "www/api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int api_sourcestamps(struct www_req *req, const char *where, const struct db_param *p, size_t n,
+                     json_t *out, bool *paged, char **cause);
+
+static const struct www_field change_fields[] = {
+    {"changeid", WWW_F_INT, "c.changeid"},
+    {"author", WWW_F_STR, "c.author"},
+    {"committer", WWW_F_STR, "c.committer"},
+    {"comments", WWW_F_STR, "c.comments"},
+    {"branch", WWW_F_STR, "c.branch"},
+    {"revision", WWW_F_STR, "c.revision"},
+    {"revlink", WWW_F_STR, "c.revlink"},
+    {"when_timestamp", WWW_F_INT, "c.when_timestamp"},
+    {"category", WWW_F_STR, "c.category"},
+    {"repository", WWW_F_STR, "c.repository"},
+    {"codebase", WWW_F_STR, "c.codebase"},
+    {"project", WWW_F_STR, "c.project"},
+    {"files", WWW_F_STRS, NULL},
+    {"parent_changeids", WWW_F_INTS, NULL},
+    {"properties", WWW_F_OBJECT, NULL},
+    {"sourcestamp", WWW_F_OBJECT, NULL},
+    {"_ssid", WWW_F_INT, "c.sourcestampid"},
+    {"_parent", WWW_F_INT, "c.parent_changeids"},
+};
+static const struct www_rtype change_type = {"changes", change_fields, 16};
+static const struct www_rtype change_rows = {"changes", API_FIELDS(change_fields)};
+static const struct api_source changes_src = {&change_rows, "changes c", "c.changeid", true};
+
+static int change_details(struct www_req *req, json_t *c, char **cause)
+{
+    long long id = api_obj_int(c, "changeid");
+    struct db_param p = DB_INT(id);
+    struct db_res *r =
+        api_select(req, "SELECT filename FROM change_files WHERE changeid = ?", &p, 1, cause);
+    if (r == NULL)
+        return -1;
+    json_t *files = json_array();
+    for (size_t i = 0; i < db_res_rows(r); i++)
+        json_array_append_new(files, json_string(db_res_text(r, i, 0)));
+    db_res_free(r);
+    json_object_set_new(c, "files", files);
+    json_t *props = api_pair_properties(req,
+                                        "SELECT property_name, property_value FROM "
+                                        "change_properties WHERE changeid = ?",
+                                        id, NULL, 0, cause);
+    if (props == NULL)
+        return -1;
+    json_object_set_new(c, "properties", props);
+    json_t *parent = json_object_get(c, "_parent");
+    json_object_set_new(c, "parent_changeids",
+                        json_is_integer(parent) ? json_pack("[O]", parent) : json_array());
+    json_t *ss = json_array();
+    p = DB_INT(api_obj_int(c, "_ssid"));
+    if (api_sourcestamps(req, "ss.id = ?", &p, 1, ss, NULL, cause) < 0) {
+        json_decref(ss);
+        return -1;
+    }
+    json_object_set(c, "sourcestamp", json_array_size(ss) ? json_array_get(ss, 0) : json_null());
+    json_decref(ss);
+    json_object_del(c, "_parent");
+    json_object_del(c, "_ssid");
+    return 0;
+}
+
+static int get_changes(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id;
+    const char *where = NULL;
+    if (www_arg_num(&req->args, "changeid", &id))
+        where = "c.changeid = ?";
+    else if (www_arg_num(&req->args, "ssid", &id))
+        where = "c.sourcestampid = ?";
+    else if (www_arg_str(&req->args, "buildid") || www_arg_str(&req->args, "build_number")) {
+        id = api_buildid(req, cause);
+        if (id < 0)
+            return id == -2 ? -1 : 0;
+        where = "c.sourcestampid IN (SELECT bss.sourcestampid FROM builds b "
+                "JOIN buildrequests br ON br.id = b.buildrequestid "
+                "JOIN buildset_sourcestamps bss ON bss.buildsetid = br.buildsetid "
+                "WHERE b.id = ?)";
+    }
+    struct db_param p = DB_INT(where ? id : 0);
+    if (api_rows(req, &changes_src, where, &p, where ? 1 : 0, out, paged, cause) < 0)
+        return -1;
+    size_t i;
+    json_t *c;
+    json_array_foreach(out, i, c)
+    {
+        if (change_details(req, c, cause) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const struct www_field project_fields[] = {
+    {"projectid", WWW_F_INT, "p.id"},
+    {"name", WWW_F_STR, "p.name"},
+    {"slug", WWW_F_STR, "p.slug"},
+    {"description", WWW_F_STR, "p.description"},
+    {"description_format", WWW_F_STR, "p.description_format"},
+    {"description_html", WWW_F_STR, "p.description_html"},
+    {"active", WWW_F_BOOL, NULL},
+};
+static const struct www_rtype project_type = {"projects", API_FIELDS(project_fields)};
+static const struct api_source projects_src = {&project_type, "projects p", "p.id", false};
+
+static int get_projects(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id;
+    const char *name = www_arg_str(&req->args, "projectname");
+    struct db_param p = DB_INT(0);
+    const char *where = NULL;
+    if (www_arg_num(&req->args, "projectid", &id)) {
+        p = DB_INT(id);
+        where = "p.id = ?";
+    } else if (name != NULL) {
+        p = DB_TEXT(name);
+        where = "p.name = ?";
+    }
+    /* active= is the projects endpoint's own filter: projects with builders on a master. */
+    json_t *active = www_query_pop_eq(&req->q, "active");
+    char *w = NULL;
+    if (active != NULL)
+        w = xasprintf("%s AND %s p.id IN (SELECT b.projectid FROM builders b JOIN builder_masters "
+                      "bm ON bm.builderid = b.id WHERE b.projectid IS NOT NULL)",
+                      where ? where : "1 = 1", json_is_true(active) ? "" : "NOT");
+    int rc = api_rows(req, &projects_src, w ? w : where, &p, where ? 1 : 0, out, paged, cause);
+    free(w);
+    size_t i;
+    json_t *o;
+    json_array_foreach(out, i, o)
+    {
+        json_object_set(o, "active", active ? active : json_null());
+    }
+    json_decref(active);
+    return rc;
+}
+
+static const struct www_field data_fields[] = {
+    {"buildid", WWW_F_INT, "d.buildid"}, {"name", WWW_F_STR, "d.name"},
+    {"length", WWW_F_INT, "d.length"},   {"source", WWW_F_STR, "d.source"},
+    {"value", WWW_F_OBJECT, NULL},
+};
+static const struct www_rtype data_type = {"build_data", API_FIELDS(data_fields)};
+static const struct api_source data_src = {&data_type, "build_data d", "d.id", false};
+
+static int get_data(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = api_buildid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    const char *name = www_arg_str(&req->args, "name");
+    struct db_param p[] = {DB_INT(id), DB_TEXT(name)};
+    int rc = api_rows(req, &data_src, name ? "d.buildid = ? AND d.name = ?" : "d.buildid = ?", p,
+                      name ? 2 : 1, out, paged, cause);
+    size_t i;
+    json_t *o;
+    json_array_foreach(out, i, o)
+    {
+        json_object_set_new(o, "value", json_null());
+    }
+    return rc;
+}
+
+static int get_data_value(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    (void)paged;
+    long long id = api_buildid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    const char *name = www_arg_str(&req->args, "name");
+    struct db_param p[] = {DB_INT(id), DB_TEXT(name)};
+    struct db_res *r =
+        api_select(req, "SELECT value FROM build_data WHERE buildid = ? AND name = ?", p, 2, cause);
+    if (r == NULL)
+        return -1;
+    if (db_res_rows(r) > 0) {
+        struct www_raw *raw = xcalloc(1, sizeof *raw);
+        size_t len;
+        const unsigned char *v = db_res_blob(r, 0, 0, &len);
+        raw->bytes = xmalloc(len + 1);
+        memcpy(raw->bytes, v, len);
+        raw->n_bytes = len;
+        raw->content_type = xstrdup("application/octet-stream");
+        raw->filename = xstrdup(name);
+        req->raw = raw;
+        json_array_append_new(out, json_true());
+    }
+    db_res_free(r);
+    return 0;
+}
+
+static const struct www_field trs_fields[] = {
+    {"test_result_setid", WWW_F_INT, "t.id"},      {"builderid", WWW_F_INT, "t.builderid"},
+    {"buildid", WWW_F_INT, "t.buildid"},           {"stepid", WWW_F_INT, "t.stepid"},
+    {"description", WWW_F_STR, "t.description"},   {"category", WWW_F_STR, "t.category"},
+    {"value_unit", WWW_F_STR, "t.value_unit"},     {"tests_passed", WWW_F_INT, "t.tests_passed"},
+    {"tests_failed", WWW_F_INT, "t.tests_failed"}, {"complete", WWW_F_BOOL, "t.complete"},
+};
+static const struct www_rtype trs_type = {"test_result_sets", API_FIELDS(trs_fields)};
+static const struct api_source trs_src = {&trs_type, "test_result_sets t", "t.id", true};
+
+static int get_result_sets(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = 0;
+    const char *where = NULL;
+    if (www_arg_num(&req->args, "test_result_setid", &id))
+        where = "t.id = ?";
+    else if (www_arg_num(&req->args, "stepid", &id))
+        where = "t.stepid = ?";
+    else if (www_arg_num(&req->args, "buildid", &id))
+        where = "t.buildid = ?";
+    else if (www_arg_str(&req->args, "builderid") || www_arg_str(&req->args, "buildername")) {
+        id = api_builderid(req, cause);
+        if (id < 0)
+            return id == -2 ? -1 : 0;
+        where = "t.builderid = ?";
+    }
+    struct db_param p = DB_INT(id);
+    return api_rows(req, &trs_src, where, &p, where ? 1 : 0, out, paged, cause);
+}
+
+static const struct www_field tr_fields[] = {
+    {"test_resultid", WWW_F_INT, "r.id"},
+    {"builderid", WWW_F_INT, "r.builderid"},
+    {"test_result_setid", WWW_F_INT, "r.test_result_setid"},
+    {"test_name", WWW_F_STR, "n.name"},
+    {"test_code_path", WWW_F_STR, "cp.path"},
+    {"line", WWW_F_INT, "r.line"},
+    {"duration_ns", WWW_F_INT, "r.duration_ns"},
+    {"value", WWW_F_STR, "r.value"},
+};
+static const struct www_rtype tr_type = {"test_results", API_FIELDS(tr_fields)};
+static const struct api_source tr_src = {
+    &tr_type,
+    "test_results r LEFT JOIN test_names n ON n.id = r.test_nameid "
+    "LEFT JOIN test_code_paths cp ON cp.id = r.test_code_pathid",
+    "r.id", true};
+
+static int get_results(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = 0;
+    www_arg_num(&req->args, "test_result_setid", &id);
+    struct db_param p = DB_INT(id);
+    return api_rows(req, &tr_src, "r.test_result_setid = ?", &p, 1, out, paged, cause);
+}
+
+#define CHANGES_PATHS                                                                              \
+    "/changes,/builders/n:builderid/builds/n:build_number/changes,/builds/n:buildid/changes,/"     \
+    "sourcestamps/n:ssid/changes"
+#define DATA_PATHS(x)                                                                              \
+    "/builders/n:builderid/builds/n:build_number/data" x                                           \
+    ",/builders/s:buildername/builds/n:build_number/data" x ",/builds/n:buildid/data" x
+#define TRS_PATHS                                                                                  \
+    "/builders/n:builderid/test_result_sets,/builders/s:buildername/test_result_sets,/builds/"     \
+    "n:buildid/test_result_sets,/steps/n:stepid/test_result_sets,/test_result_sets"
+
+const struct www_endpoint api_changes_eps[] = {
+    {"/changes/n:changeid", &change_type, WWW_SINGLE, get_changes, NULL},
+    {CHANGES_PATHS, &change_type, WWW_COLLECTION, get_changes, NULL},
+    {NULL, NULL, 0, NULL, NULL},
+};
+
+const struct www_endpoint api_misc_eps[] = {
+    {"/projects/n:projectid,/projects/i:projectname", &project_type, WWW_SINGLE, get_projects,
+     NULL},
+    {"/projects", &project_type, WWW_COLLECTION, get_projects, NULL},
+    {DATA_PATHS(""), &data_type, WWW_COLLECTION, get_data, NULL},
+    {DATA_PATHS("/i:name"), &data_type, WWW_SINGLE, get_data, NULL},
+    {DATA_PATHS("/i:name/value"), &data_type, WWW_RAW, get_data_value, NULL},
+    {TRS_PATHS, &trs_type, WWW_COLLECTION, get_result_sets, NULL},
+    {"/test_result_sets/n:test_result_setid", &trs_type, WWW_SINGLE, get_result_sets, NULL},
+    {"/test_result_sets/n:test_result_setid/results", &tr_type, WWW_COLLECTION, get_results, NULL},
+    {NULL, NULL, 0, NULL, NULL},
+};

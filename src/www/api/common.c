@@ -1,0 +1,234 @@
+/*
+ * What every /api/v2 endpoint shares: turning a resource type's field table
+ * into one SELECT (the path's conditions plus the query's filters, order and
+ * paging when the database can do them), rows into JSON objects by field
+ * type, and the lookups that nested paths need (a builder by name, a build
+ * by builder and number, a step by name or number, a log by slug).
+ */
+#include "www/api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *cell(const struct db_res *r, size_t row, size_t col, enum www_ftype type)
+{
+    if (db_res_null(r, row, col))
+        return json_null();
+    switch (type) {
+    case WWW_F_INT:
+    case WWW_F_EPOCH:
+        return json_integer(db_res_int(r, row, col));
+    case WWW_F_BOOL:
+        return json_boolean(db_res_int(r, row, col) != 0);
+    case WWW_F_STR:
+        return json_string(db_res_text(r, row, col));
+    default: {
+        json_t *v = json_loads(db_res_text(r, row, col), JSON_DECODE_ANY, NULL);
+        return v != NULL ? v : json_null();
+    }
+    }
+}
+
+static void select_list(const struct www_rtype *t, struct buf *sql)
+{
+    buf_addstr(sql, "SELECT ");
+    bool first = true;
+    for (size_t i = 0; i < t->n_fields; i++) {
+        if (t->fields[i].sql == NULL)
+            continue;
+        buf_printf(sql, "%s%s", first ? "" : ", ", t->fields[i].sql);
+        first = false;
+    }
+}
+
+static void rows_to_json(const struct www_rtype *t, const struct db_res *r, json_t *out)
+{
+    for (size_t row = 0; row < db_res_rows(r); row++) {
+        json_t *o = json_object();
+        size_t col = 0;
+        for (size_t i = 0; i < t->n_fields; i++) {
+            if (t->fields[i].sql == NULL)
+                continue;
+            json_object_set_new(o, t->fields[i].name, cell(r, row, col++, t->fields[i].type));
+        }
+        json_array_append_new(out, o);
+    }
+}
+
+int api_rows(struct www_req *req, const struct api_source *src, const char *where,
+             const struct db_param *p, size_t n, json_t *out, bool *paged, char **cause)
+{
+    const struct www_rtype *t = src->type;
+    struct buf sql;
+    buf_init(&sql, 0);
+    select_list(t, &sql);
+    buf_printf(&sql, " FROM %s WHERE %s", src->from, where != NULL ? where : "1 = 1");
+    struct db_param params[WWW_QUERY_MAX_PARAMS + 16];
+    size_t np = n;
+    memcpy(params, p, n * sizeof *p);
+    bool page = paged != NULL && src->db_paged && www_query_sql_ok(&req->q);
+    int rc = -1;
+    bool filter = paged != NULL && src->db_paged;
+    if (filter && www_query_sql(&req->q, page, src->tiebreak, &sql, params, &np, cause) < 0)
+        goto out;
+    if (!page && src->tiebreak != NULL)
+        buf_printf(&sql, " ORDER BY %s", src->tiebreak);
+    struct db_res *r = db_query(req->db, sql.data, params, np, cause);
+    if (r == NULL)
+        goto out;
+    rows_to_json(t, r, out);
+    db_res_free(r);
+    if (paged != NULL)
+        *paged = page;
+    rc = 0;
+out:
+    buf_free(&sql);
+    return rc;
+}
+
+struct db_res *api_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
+                          char **cause)
+{
+    return db_query(req->db, sql, p, n, cause);
+}
+
+/* Looks up one integer: the first column of the first row, or -1 when there is none. */
+long long api_lookup(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
+                     char **cause)
+{
+    struct db_res *r = db_query(req->db, sql, p, n, cause);
+    if (r == NULL)
+        return -2;
+    long long v = db_res_rows(r) > 0 && !db_res_null(r, 0, 0) ? db_res_int(r, 0, 0) : -1;
+    db_res_free(r);
+    return v;
+}
+
+long long api_builderid(struct www_req *req, char **cause)
+{
+    long long id;
+    if (www_arg_num(&req->args, "builderid", &id))
+        return id;
+    const char *name = www_arg_str(&req->args, "buildername");
+    if (name == NULL)
+        return -1;
+    char hash[41];
+    db_hash(&name, 1, hash);
+    struct db_param p = DB_TEXT(hash);
+    return api_lookup(req, "SELECT id FROM builders WHERE name_hash = ?", &p, 1, cause);
+}
+
+long long api_buildid(struct www_req *req, char **cause)
+{
+    long long id, number;
+    if (www_arg_num(&req->args, "buildid", &id))
+        return id;
+    if (!www_arg_num(&req->args, "build_number", &number))
+        return -1;
+    long long builderid = api_builderid(req, cause);
+    if (builderid < 0)
+        return builderid;
+    struct db_param p[] = {DB_INT(builderid), DB_INT(number)};
+    return api_lookup(req, "SELECT id FROM builds WHERE builderid = ? AND number = ?", p, 2, cause);
+}
+
+long long api_stepid(struct www_req *req, char **cause)
+{
+    long long id, number;
+    if (www_arg_num(&req->args, "stepid", &id))
+        return id;
+    long long buildid = api_buildid(req, cause);
+    if (buildid < 0)
+        return buildid;
+    const char *name = www_arg_str(&req->args, "step_name");
+    if (name != NULL) {
+        struct db_param p[] = {DB_INT(buildid), DB_TEXT(name)};
+        return api_lookup(req, "SELECT id FROM steps WHERE buildid = ? AND name = ?", p, 2, cause);
+    }
+    if (!www_arg_num(&req->args, "step_number", &number))
+        return -1;
+    struct db_param p[] = {DB_INT(buildid), DB_INT(number)};
+    return api_lookup(req, "SELECT id FROM steps WHERE buildid = ? AND number = ?", p, 2, cause);
+}
+
+long long api_logid(struct www_req *req, char **cause)
+{
+    long long id;
+    if (www_arg_num(&req->args, "logid", &id))
+        return id;
+    long long stepid = api_stepid(req, cause);
+    const char *slug = www_arg_str(&req->args, "log_slug");
+    if (stepid < 0 || slug == NULL)
+        return stepid < 0 ? stepid : -1;
+    struct db_param p[] = {DB_INT(stepid), DB_TEXT(slug)};
+    return api_lookup(req, "SELECT id FROM logs WHERE stepid = ? AND slug = ?", p, 2, cause);
+}
+
+/* Properties: {"name": [value, source]}. */
+
+json_t *api_build_properties(struct www_req *req, long long buildid, char *const *names, size_t n,
+                             char **cause)
+{
+    struct db_param p = DB_INT(buildid);
+    struct db_res *r = db_query(req->db,
+                                "SELECT name, value, source FROM build_properties "
+                                "WHERE buildid = ?",
+                                &p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *props = json_object();
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        const char *name = db_res_text(r, i, 0);
+        bool wanted = names == NULL;
+        for (size_t k = 0; k < n && !wanted; k++)
+            wanted = strcmp(names[k], "*") == 0 || strcmp(names[k], name) == 0;
+        if (!wanted)
+            continue;
+        json_t *v = json_loads(db_res_text(r, i, 1), JSON_DECODE_ANY, NULL);
+        json_object_set_new(props, name,
+                            json_pack("[os]", v != NULL ? v : json_null(), db_res_text(r, i, 2)));
+    }
+    db_res_free(r);
+    return props;
+}
+
+json_t *api_pair_properties(struct www_req *req, const char *sql, long long id, char *const *names,
+                            size_t n, char **cause)
+{
+    struct db_param p = DB_INT(id);
+    struct db_res *r = db_query(req->db, sql, &p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *props = json_object();
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        const char *name = db_res_text(r, i, 0);
+        bool wanted = names == NULL;
+        for (size_t k = 0; k < n && !wanted; k++)
+            wanted = strcmp(names[k], "*") == 0 || strcmp(names[k], name) == 0;
+        json_t *v = json_loads(db_res_text(r, i, 1), JSON_DECODE_ANY, NULL);
+        if (wanted && v != NULL)
+            json_object_set(props, name, v);
+        json_decref(v);
+    }
+    db_res_free(r);
+    return props;
+}
+
+/* A list of integers from a one-column query with one integer parameter. */
+json_t *api_int_list(struct www_req *req, const char *sql, long long id, char **cause)
+{
+    struct db_param p = DB_INT(id);
+    struct db_res *r = db_query(req->db, sql, &p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *list = json_array();
+    for (size_t i = 0; i < db_res_rows(r); i++)
+        json_array_append_new(list, json_integer(db_res_int(r, i, 0)));
+    db_res_free(r);
+    return list;
+}
+
+long long api_obj_int(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}

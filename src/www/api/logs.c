@@ -1,0 +1,228 @@
+/*
+ * Steps, logs and log contents: /steps..., .../logs/{slug}, .../contents
+ * (the requested lines as one logchunk), and .../raw and .../raw_inline,
+ * which server.c streams chunk by chunk from the www_raw set up here.
+ */
+#include "www/api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct www_field step_fields[] = {
+    {"stepid", WWW_F_INT, "s.id"},
+    {"number", WWW_F_INT, "s.number"},
+    {"name", WWW_F_STR, "s.name"},
+    {"buildid", WWW_F_INT, "s.buildid"},
+    {"started_at", WWW_F_EPOCH, "s.started_at"},
+    {"locks_acquired_at", WWW_F_EPOCH, "s.locks_acquired_at"},
+    {"complete", WWW_F_BOOL, "(CASE WHEN s.complete_at IS NULL THEN 0 ELSE 1 END)"},
+    {"complete_at", WWW_F_EPOCH, "s.complete_at"},
+    {"results", WWW_F_INT, "s.results"},
+    {"state_string", WWW_F_STR, "s.state_string"},
+    {"urls", WWW_F_OBJECT, "s.urls_json"},
+    {"hidden", WWW_F_BOOL, "s.hidden"},
+};
+static const struct www_rtype step_type = {"steps", API_FIELDS(step_fields)};
+static const struct api_source steps_src = {&step_type, "steps s", "s.number", false};
+
+static int get_step(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = api_stepid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    return api_rows(req, &steps_src, "s.id = ?", &p, 1, out, paged, cause);
+}
+
+static int get_steps(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = api_buildid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    return api_rows(req, &steps_src, "s.buildid = ?", &p, 1, out, paged, cause);
+}
+
+static const struct www_field log_fields[] = {
+    {"logid", WWW_F_INT, "l.id"},           {"name", WWW_F_STR, "l.name"},
+    {"slug", WWW_F_STR, "l.slug"},          {"stepid", WWW_F_INT, "l.stepid"},
+    {"complete", WWW_F_BOOL, "l.complete"}, {"num_lines", WWW_F_INT, "l.num_lines"},
+    {"type", WWW_F_STR, "l.type"},
+};
+static const struct www_rtype log_type = {"logs", API_FIELDS(log_fields)};
+static const struct api_source logs_src = {&log_type, "logs l", "l.id", false};
+
+static int get_log(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = api_logid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    return api_rows(req, &logs_src, "l.id = ?", &p, 1, out, paged, cause);
+}
+
+static int get_logs(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long id = api_stepid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    return api_rows(req, &logs_src, "l.stepid = ?", &p, 1, out, paged, cause);
+}
+
+/* Appends lines [first, last] of a log, each ending in '\n', to `text`. */
+int api_log_lines(struct db *db, long long logid, long long first, long long last, struct buf *text,
+                  char **cause)
+{
+    struct db_param p[] = {DB_INT(logid), DB_INT(last), DB_INT(first)};
+    struct db_res *r = db_query(db,
+                                "SELECT first_line, last_line, compressed, content FROM logchunks "
+                                "WHERE logid = ? AND first_line <= ? AND last_line >= ? "
+                                "ORDER BY first_line",
+                                p, 3, cause);
+    if (r == NULL)
+        return -1;
+    int rc = 0;
+    struct buf chunk;
+    buf_init(&chunk, DB_CHUNK_MAX + 1);
+    for (size_t i = 0; i < db_res_rows(r) && rc == 0; i++) {
+        size_t len;
+        const unsigned char *data = db_res_blob(r, i, 3, &len);
+        buf_reset(&chunk);
+        rc = db_chunk_decode((int)db_res_int(r, i, 2), data, len, &chunk, cause);
+        long long line = db_res_int(r, i, 0);
+        const char *s = chunk.data != NULL ? chunk.data : "";
+        for (const char *end = s; rc == 0 && line <= last; line++, s = end + 1) {
+            end = memchr(s, '\n', chunk.len - (size_t)(s - (chunk.data ? chunk.data : s)));
+            if (end == NULL)
+                end = s + strlen(s);
+            if (line >= first &&
+                (buf_add(text, s, (size_t)(end - s)) < 0 || buf_addc(text, '\n') < 0))
+                rc = util_cause(cause, "log window too large");
+            if (*end == '\0')
+                break;
+        }
+    }
+    buf_free(&chunk);
+    db_res_free(r);
+    return rc;
+}
+
+#define CONTENTS_MAX (64 * 1024 * 1024)
+
+static int get_contents(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    (void)paged;
+    long long id = api_logid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    long long num_lines = api_lookup(req, "SELECT num_lines FROM logs WHERE id = ?", &p, 1, cause);
+    if (num_lines < 0)
+        return num_lines == -2 ? -1 : 0;
+    long long first = req->q.has_offset ? req->q.offset : 0;
+    long long last = req->q.has_limit ? first + req->q.limit - 1
+                     : num_lines > 0  ? num_lines - 1
+                                      : 0;
+    if (first < 0 || last < 0 || first > last)
+        return 0;
+    struct buf text;
+    buf_init(&text, CONTENTS_MAX);
+    int rc = api_log_lines(req->db, id, first, last, &text, cause);
+    if (rc == 0)
+        json_array_append_new(out, json_pack("{sIsIss#}", "logid", id, "firstline", first,
+                                             "content", text.data ? text.data : "", text.len));
+    buf_free(&text);
+    return rc;
+}
+
+/* The raw download: what server.c needs to stream the log. */
+static int get_raw(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    (void)paged;
+    long long id = api_logid(req, cause);
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    struct db_res *r = api_select(req,
+                                  "SELECT l.type, l.slug, s.name, b.number, bd.name, w.name "
+                                  "FROM logs l JOIN steps s ON s.id = l.stepid "
+                                  "JOIN builds b ON b.id = s.buildid "
+                                  "JOIN builders bd ON bd.id = b.builderid "
+                                  "LEFT JOIN workers w ON w.id = b.workerid WHERE l.id = ?",
+                                  &p, 1, cause);
+    if (r == NULL)
+        return -1;
+    if (db_res_rows(r) == 0) {
+        db_res_free(r);
+        return 0;
+    }
+    struct www_raw *raw = xcalloc(1, sizeof *raw);
+    const char *type = db_res_text(r, 0, 0);
+    raw->logid = id;
+    raw->strip = strcmp(type, "s") == 0;
+    raw->content_type = xstrdup(strcmp(type, "h") == 0 ? "text/html" : "text/plain");
+    if (util_startswith(req->ep->patterns, "/logs/n:logid/raw,"))
+        raw->filename = xasprintf("%s_build_%lld_step_%s_log_%s", db_res_text(r, 0, 4),
+                                  db_res_int(r, 0, 3), db_res_text(r, 0, 2), db_res_text(r, 0, 1));
+    if (raw->strip) {
+        const char *worker = db_res_text(r, 0, 5);
+        raw->prefix = xasprintf("Builder: %s\nBuild number: %lld\n%s%s%s", db_res_text(r, 0, 4),
+                                db_res_int(r, 0, 3), worker ? "Worker name: " : "",
+                                worker ? worker : "", worker ? "\n" : "");
+    }
+    db_res_free(r);
+    req->raw = raw;
+    json_array_append_new(out, json_true());
+    return 0;
+}
+
+#define STEP_PATHS                                                                                 \
+    "/steps/n:stepid,/builds/n:buildid/steps/i:step_name,/builds/n:buildid/steps/n:step_number,/"  \
+    "builders/n:builderid/builds/n:build_number/steps/i:step_name,/builders/n:builderid/builds/"   \
+    "n:build_number/steps/n:step_number,/builders/s:buildername/builds/n:build_number/steps/"      \
+    "i:step_name,/builders/s:buildername/builds/n:build_number/steps/n:step_number"
+#define STEPS_PATHS                                                                                \
+    "/builds/n:buildid/steps,/builders/n:builderid/builds/n:build_number/steps,/builders/"         \
+    "s:buildername/builds/n:build_number/steps"
+#define LOG_PATHS                                                                                  \
+    "/logs/n:logid,/steps/n:stepid/logs/i:log_slug,/builds/n:buildid/steps/i:step_name/logs/"      \
+    "i:log_slug,/builds/n:buildid/steps/n:step_number/logs/i:log_slug,/builders/n:builderid/"      \
+    "builds/n:build_number/steps/i:step_name/logs/i:log_slug,/builders/n:builderid/builds/"        \
+    "n:build_number/steps/n:step_number/logs/i:log_slug,/builders/s:buildername/builds/"           \
+    "n:build_number/steps/i:step_name/logs/i:log_slug,/builders/s:buildername/builds/"             \
+    "n:build_number/steps/n:step_number/logs/i:log_slug"
+#define LOGS_PATHS                                                                                 \
+    "/steps/n:stepid/logs,/builds/n:buildid/steps/i:step_name/logs,/builds/n:buildid/steps/"       \
+    "n:step_number/logs,/builders/n:builderid/builds/n:build_number/steps/i:step_name/logs,/"      \
+    "builders/n:builderid/builds/n:build_number/steps/n:step_number/logs,/builders/s:buildername/" \
+    "builds/n:build_number/steps/i:step_name/logs,/builders/s:buildername/builds/n:build_number/"  \
+    "steps/n:step_number/logs"
+#define CHUNK_PATHS(x)                                                                             \
+    "/logs/n:logid/" x ",/steps/n:stepid/logs/i:log_slug/" x                                       \
+    ",/builds/n:buildid/steps/i:step_name/logs/i:log_slug/" x                                      \
+    ",/builds/n:buildid/steps/n:step_number/logs/i:log_slug/" x                                    \
+    ",/builders/n:builderid/builds/n:build_number/steps/i:step_name/logs/i:log_slug/" x            \
+    ",/builders/n:builderid/builds/n:build_number/steps/n:step_number/logs/i:log_slug/" x
+
+static const struct www_field chunk_fields[] = {
+    {"logid", WWW_F_INT, NULL},
+    {"firstline", WWW_F_INT, NULL},
+    {"content", WWW_F_STR, NULL},
+};
+static const struct www_rtype chunk_type = {"logchunks", API_FIELDS(chunk_fields)};
+
+const struct www_endpoint api_steps_eps[] = {
+    {STEP_PATHS, &step_type, WWW_SINGLE, get_step, NULL},
+    {STEPS_PATHS, &step_type, WWW_COLLECTION, get_steps, NULL},
+    {NULL, NULL, 0, NULL, NULL},
+};
+
+const struct www_endpoint api_logs_eps[] = {
+    {LOG_PATHS, &log_type, WWW_SINGLE, get_log, NULL},
+    {LOGS_PATHS, &log_type, WWW_COLLECTION, get_logs, NULL},
+    {"/logchunks," CHUNK_PATHS("contents"), &chunk_type, WWW_SINGLE, get_contents, NULL},
+    {CHUNK_PATHS("raw"), &chunk_type, WWW_RAW, get_raw, NULL},
+    {CHUNK_PATHS("raw_inline"), &chunk_type, WWW_RAW, get_raw, NULL},
+    {NULL, NULL, 0, NULL, NULL},
+};

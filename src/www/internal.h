@@ -1,0 +1,192 @@
+/*
+ * Inside www: the query language (query.c), Python-compatible JSON output
+ * (json.c), path patterns (path.c), the resource types and endpoints (api/),
+ * and what a request handler gets (server.c).
+ */
+#ifndef BBM_WWW_INTERNAL_H
+#define BBM_WWW_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db/db.h"
+#include "util/util.h"
+#include "www/www.h"
+
+/* Field types of the data API (API.md §5). */
+enum www_ftype {
+    WWW_F_INT,
+    WWW_F_STR,
+    WWW_F_BOOL,
+    WWW_F_EPOCH,
+    WWW_F_INTS,   /* list of integers */
+    WWW_F_STRS,   /* list of strings */
+    WWW_F_OBJECT, /* anything else: not filterable by value */
+};
+
+struct www_field {
+    const char *name;
+    enum www_ftype type;
+    /* SQL expression that filters and orders this field, or NULL (done in memory). */
+    const char *sql;
+};
+
+struct www_rtype {
+    const char *plural;
+    const struct www_field *fields;
+    size_t n_fields;
+};
+
+const struct www_field *www_rtype_field(const struct www_rtype *t, const char *name);
+
+/* The query language (API.md §4). */
+enum www_op { WWW_EQ, WWW_NE, WWW_LT, WWW_LE, WWW_GT, WWW_GE, WWW_CONTAINS, WWW_IN, WWW_NOTIN };
+
+struct www_filter {
+    const struct www_field *field;
+    enum www_op op;
+    json_t *values; /* array of converted values (integers, strings, booleans) */
+};
+
+struct www_order {
+    const struct www_field *field;
+    bool desc;
+};
+
+/* A query parameter as received (both may be "" but never NULL). */
+struct www_kv {
+    const char *key;
+    const char *value;
+};
+
+#define WWW_QUERY_MAX_ITEMS 64
+
+struct www_query {
+    char **fields; /* NULL: all */
+    size_t n_fields;
+    struct www_filter *filters;
+    size_t n_filters;
+    struct www_order *orders;
+    size_t n_orders;
+    bool has_limit, has_offset;
+    long long limit, offset;
+    char **props;
+    size_t n_props;
+};
+
+/*
+ * Parses the query parameters of a request on resource type `t`.  Returns 0,
+ * or -1 with *cause set to Buildbot's 400 message.  `single` says the path
+ * names one resource (filters are refused there).  Free with www_query_free.
+ */
+int www_query_parse(const struct www_kv *kv, size_t n, const struct www_rtype *t, bool single,
+                    struct www_query *q, char **cause);
+void www_query_free(struct www_query *q);
+/* Was field `name` asked for (always true without field=)? */
+bool www_query_wants(const struct www_query *q, const char *name);
+/* Finds and removes an `eq` filter on `name`, returning its first value (caller decrefs). */
+json_t *www_query_pop_eq(struct www_query *q, const char *name);
+/* Can the filters and orders all be done by SQL? */
+bool www_query_sql_ok(const struct www_query *q);
+/*
+ * Appends " AND ..." for every filter, and (when `page`) " ORDER BY ...
+ * LIMIT ? OFFSET ?", to `sql`, with the values in `params` (an array of
+ * at least WWW_QUERY_MAX_PARAMS).  Fields come from the whitelist only.
+ */
+#define WWW_QUERY_MAX_PARAMS 256
+int www_query_sql(const struct www_query *q, bool page, const char *tiebreak, struct buf *sql,
+                  struct db_param *params, size_t *n, char **cause);
+/*
+ * In memory: keeps the matching objects, and when `page` sorts and pages
+ * them.  Returns the number that matched (before paging).
+ */
+size_t www_query_apply(const struct www_query *q, json_t *list, bool page);
+/* Removes the fields not asked for. */
+void www_query_select(const struct www_query *q, json_t *obj);
+
+/* Buildbot's JSON text: sorted keys, ASCII only. */
+enum www_json_style {
+    WWW_JSON_COMPACT, /* separators "," ":" */
+    WWW_JSON_SPACED,  /* Python's default: ", " ": " on one line */
+    WWW_JSON_PRETTY,  /* indent=2, ", " at line ends */
+};
+char *www_json_dump(const json_t *v, enum www_json_style style, size_t *len);
+
+/* Path patterns (path.c). */
+#define WWW_PATH_MAX_SEGS 16
+struct www_args {
+    size_t n;
+    const char *names[WWW_PATH_MAX_SEGS];
+    const char *str[WWW_PATH_MAX_SEGS];
+    long long num[WWW_PATH_MAX_SEGS];
+};
+/*
+ * Matches `segs` against a pattern like "builders/n:builderid/builds"; on a
+ * match fills `args` and returns true.
+ */
+bool www_path_match(const char *pattern, char *const *segs, size_t nsegs, struct www_args *args);
+/* The value of a named argument; NULL / false if absent. */
+const char *www_arg_str(const struct www_args *a, const char *name);
+bool www_arg_num(const struct www_args *a, const char *name, long long *out);
+/* Python's int() of a path segment or query value. */
+bool www_parse_int(const char *s, long long *out);
+
+/* A request being answered by an endpoint. */
+struct www_req {
+    struct db *db;
+    struct www_query q;
+    struct www_args args;
+    const struct www_endpoint *ep;
+    const char *path; /* without the /api/v2/ prefix */
+    const char *buildbot_url;
+    /* Raw answers: set by raw endpoints (streamed by server.c). */
+    struct www_raw *raw;
+};
+
+enum www_kind { WWW_COLLECTION, WWW_SINGLE, WWW_RAW };
+
+/*
+ * An endpoint fills `out` (an array of objects) and says whether the
+ * database already filtered and paged it (Buildbot's meta.total then counts
+ * the items returned).  Returns 0, or -1 with *cause (an internal error).
+ */
+struct www_endpoint {
+    const char *patterns; /* Buildbot's pattern list for error texts: "/builds/n:buildid,..." */
+    const struct www_rtype *type;
+    enum www_kind kind;
+    int (*get)(struct www_req *req, json_t *out, bool *paged, char **cause);
+    /* Control actions this endpoint takes (NULL-terminated), posted to the engine. */
+    const char *const *actions;
+};
+
+/* A raw download: chunks of text read one batch at a time. */
+struct www_raw {
+    char *content_type;
+    char *filename; /* Content-Disposition attachment name, or NULL */
+    char *prefix;   /* text sent first */
+    long long logid;
+    bool strip;  /* remove stdio channel prefixes */
+    char *bytes; /* a whole small answer instead of a log (build data) */
+    size_t n_bytes;
+};
+void www_raw_free(struct www_raw *r);
+
+/* The route table (api/routes.c): the endpoint for a path, in Buildbot's order. */
+const struct www_endpoint *www_route(char *const *segs, size_t nsegs, struct www_args *args);
+/* Buildbot's root links, for GET /api/v2. */
+json_t *www_root_links(void);
+
+/* Helpers for endpoints (api/common.c). */
+struct db_res *www_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
+                          char **cause);
+/* Runs "SELECT ... WHERE <base>" + the query's SQL filters/order/paging. */
+struct db_res *www_select_query(struct www_req *req, const char *sql, const char *tiebreak,
+                                const struct db_param *p, size_t n, bool *paged, char **cause);
+json_t *www_col_int(const struct db_res *r, size_t row, size_t col);  /* null if NULL */
+json_t *www_col_str(const struct db_res *r, size_t row, size_t col);  /* null if NULL */
+json_t *www_col_bool(const struct db_res *r, size_t row, size_t col); /* integer 0/1 */
+/* A JSON text column decoded (null if NULL or not JSON). */
+json_t *www_col_json(const struct db_res *r, size_t row, size_t col);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * JSON text exactly as Buildbot's Python writes it: json.dumps with
+ * sort_keys, ASCII-only escapes (\uXXXX, surrogate pairs past the BMP), and
+ * either compact separators or indent=2 with ", " at line ends (Buildbot
+ * 4.3's pretty form).  Clients diff these answers, so the bytes matter.
+ */
+#include "www/internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put_escaped(struct buf *b, const char *s, size_t len)
+{
+    buf_addc(b, '"');
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            size_t j = i;
+            while (j < len && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
+                   s[j] != '"' && s[j] != '\\')
+                j++;
+            buf_add(b, s + i, j - i);
+            i = j;
+            continue;
+        }
+        if (c < 0x80) {
+            const char *e = c == '"'    ? "\\\""
+                            : c == '\\' ? "\\\\"
+                            : c == '\n' ? "\\n"
+                            : c == '\r' ? "\\r"
+                            : c == '\t' ? "\\t"
+                            : c == '\b' ? "\\b"
+                            : c == '\f' ? "\\f"
+                                        : NULL;
+            if (e != NULL)
+                buf_addstr(b, e);
+            else
+                buf_printf(b, "\\u%04x", c);
+            i++;
+            continue;
+        }
+        /* jansson strings are valid UTF-8. */
+        unsigned cp;
+        int n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        cp = c & (n == 4 ? 0x07 : n == 3 ? 0x0f : 0x1f);
+        for (int k = 1; k < n && i + (size_t)k < len; k++)
+            cp = (cp << 6) | ((unsigned char)s[i + (size_t)k] & 0x3f);
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+        } else {
+            buf_printf(b, "\\u%04x", cp);
+        }
+        i += (size_t)n;
+    }
+    buf_addc(b, '"');
+}
+
+/* Python's repr() of a float, for the values it can reach here. */
+static void put_real(struct buf *b, double d)
+{
+    if (isnan(d) || isinf(d)) {
+        buf_addstr(b, isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+        return;
+    }
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    buf_addstr(b, tmp);
+    if (strpbrk(tmp, ".e") == NULL)
+        buf_addstr(b, ".0");
+}
+
+/* indent: -1 compact, -2 Python's default (", " and ": " on one line), else spaces. */
+static void newline(struct buf *b, int indent, int depth)
+{
+    if (indent < 0)
+        return;
+    buf_addc(b, '\n');
+    for (int i = 0; i < indent * depth; i++)
+        buf_addc(b, ' ');
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void dump(struct buf *b, const json_t *v, int indent, int depth);
+
+static void dump_object(struct buf *b, const json_t *v, int indent, int depth)
+{
+    size_t n = json_object_size(v);
+    if (n == 0) {
+        buf_addstr(b, "{}");
+        return;
+    }
+    const char **keys = xcalloc(n, sizeof *keys);
+    size_t k = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        keys[k++] = key;
+    }
+    qsort(keys, n, sizeof *keys, cmp_keys);
+    buf_addc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            buf_addstr(b, indent == -1 ? "," : ", ");
+        newline(b, indent, depth + 1);
+        put_escaped(b, keys[i], strlen(keys[i]));
+        buf_addstr(b, indent == -1 ? ":" : ": ");
+        dump(b, json_object_get(v, keys[i]), indent, depth + 1);
+    }
+    newline(b, indent, depth);
+    buf_addc(b, '}');
+    free(keys);
+}
+
+static void dump_array(struct buf *b, const json_t *v, int indent, int depth)
+{
+    size_t n = json_array_size(v);
+    if (n == 0) {
+        buf_addstr(b, "[]");
+        return;
+    }
+    buf_addc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            buf_addstr(b, indent == -1 ? "," : ", ");
+        newline(b, indent, depth + 1);
+        dump(b, json_array_get(v, i), indent, depth + 1);
+    }
+    newline(b, indent, depth);
+    buf_addc(b, ']');
+}
+
+static void dump(struct buf *b, const json_t *v, int indent, int depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        dump_object(b, v, indent, depth);
+        break;
+    case JSON_ARRAY:
+        dump_array(b, v, indent, depth);
+        break;
+    case JSON_STRING:
+        put_escaped(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        put_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        buf_addstr(b, "true");
+        break;
+    case JSON_FALSE:
+        buf_addstr(b, "false");
+        break;
+    case JSON_NULL:
+        buf_addstr(b, "null");
+        break;
+    }
+}
+
+char *www_json_dump(const json_t *v, enum www_json_style style, size_t *len)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    dump(&b, v, style == WWW_JSON_COMPACT ? -1 : style == WWW_JSON_SPACED ? -2 : 2, 0);
+    if (len != NULL)
+        *len = b.len;
+    return buf_take(&b);
+}
