@@ -29,7 +29,7 @@ build: deps $(BUILD)/build.ninja
 	@ln -sf src/bbmaster $(BUILD)/bbmaster
 
 unit: build
-	meson test -C $(BUILD) --suite unit --print-errorlogs
+	scripts/with-pg.sh meson test -C $(BUILD) --suite unit --print-errorlogs
 
 integration: build
 	BBMASTER=$(abspath $(BBMASTER)) $(PYTEST) -q tests/integration
@@ -40,7 +40,7 @@ $(ASAN_BUILD)/build.ninja:
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
+		scripts/with-pg.sh meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q tests/integration
 

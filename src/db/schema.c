@@ -114,12 +114,32 @@ struct migration {
 
 static const struct migration migrations[] = {
     {60, "projects",
-     "CREATE TABLE projects (id INTEGER NOT NULL, name TEXT NOT NULL, name_hash VARCHAR(40) NOT "
-     "NULL, slug VARCHAR(50) NOT NULL, description TEXT, PRIMARY KEY (id));"
-     "CREATE UNIQUE INDEX projects_name_hash ON projects (name_hash);"
-     "ALTER TABLE builders ADD COLUMN projectid INTEGER REFERENCES projects (id) ON DELETE SET "
-     "NULL;"
-     "CREATE INDEX builders_projectid ON builders (projectid);",
+     /* SQLite: tables that gain a named constraint are rebuilt, in the order and with
+        the text of Buildbot's batch migrations, so that the schema reads as Buildbot's. */
+     "CREATE TABLE projects (\n"
+     "\tid INTEGER NOT NULL, \n"
+     "\tname TEXT NOT NULL, \n"
+     "\tname_hash VARCHAR(40) NOT NULL, \n"
+     "\tslug VARCHAR(50) NOT NULL, \n"
+     "\tdescription TEXT, \n"
+     "\tPRIMARY KEY (id)\n"
+     ");"
+     "CREATE TABLE _bbm_tmp_builders (\n"
+     "\tid INTEGER NOT NULL, \n"
+     "\tname TEXT NOT NULL, \n"
+     "\tdescription TEXT, \n"
+     "\tname_hash VARCHAR(40) NOT NULL, \n"
+     "\tprojectid INTEGER, \n"
+     "\tPRIMARY KEY (id), \n"
+     "\tCONSTRAINT fk_builders_projectid FOREIGN KEY(projectid) REFERENCES projects (id) ON "
+     "DELETE SET NULL\n"
+     ");"
+     "INSERT INTO _bbm_tmp_builders SELECT id, name, description, name_hash, NULL FROM builders;"
+     "DROP TABLE builders;"
+     "ALTER TABLE _bbm_tmp_builders RENAME TO builders;"
+     "CREATE UNIQUE INDEX builder_name_hash ON builders (name_hash);"
+     "CREATE INDEX builders_projectid ON builders (projectid);"
+     "CREATE UNIQUE INDEX projects_name_hash ON projects (name_hash);",
      "CREATE TABLE projects (id SERIAL NOT NULL, name TEXT NOT NULL, name_hash VARCHAR(40) NOT "
      "NULL, slug VARCHAR(50) NOT NULL, description TEXT, CONSTRAINT projects_pkey PRIMARY KEY "
      "(id));"
@@ -142,14 +162,62 @@ static const struct migration migrations[] = {
      NULL},
     {64, "workers.pause_reason", "ALTER TABLE workers ADD COLUMN pause_reason TEXT;", NULL},
     {65, "buildsets.rebuilt_buildid",
-     "ALTER TABLE buildsets ADD COLUMN rebuilt_buildid INTEGER REFERENCES builds (id) ON DELETE "
-     "SET NULL;",
+     "CREATE TABLE _bbm_tmp_buildsets (\n"
+     "\tid INTEGER NOT NULL, \n"
+     "\texternal_idstring VARCHAR(256), \n"
+     "\treason VARCHAR(256), \n"
+     "\tsubmitted_at INTEGER NOT NULL, \n"
+     "\tcomplete SMALLINT DEFAULT '0' NOT NULL, \n"
+     "\tcomplete_at INTEGER, \n"
+     "\tresults SMALLINT, \n"
+     "\tparent_buildid INTEGER, \n"
+     "\tparent_relationship TEXT, \n"
+     "\trebuilt_buildid INTEGER, \n"
+     "\tPRIMARY KEY (id), \n"
+     "\tCONSTRAINT parent_buildid FOREIGN KEY(parent_buildid) REFERENCES builds (id) ON DELETE "
+     "SET NULL, \n"
+     "\tCONSTRAINT rebuilt_buildid FOREIGN KEY(rebuilt_buildid) REFERENCES builds (id) ON "
+     "DELETE SET NULL\n"
+     ");"
+     "INSERT INTO _bbm_tmp_buildsets SELECT id, external_idstring, reason, submitted_at, "
+     "complete, complete_at, results, parent_buildid, parent_relationship, NULL FROM buildsets;"
+     "DROP TABLE buildsets;"
+     "ALTER TABLE _bbm_tmp_buildsets RENAME TO buildsets;"
+     "CREATE INDEX buildsets_submitted_at ON buildsets (submitted_at);"
+     "CREATE INDEX buildsets_complete ON buildsets (complete);",
      "ALTER TABLE buildsets ADD COLUMN rebuilt_buildid INTEGER;"
      "ALTER TABLE buildsets ADD CONSTRAINT rebuilt_buildid FOREIGN KEY (rebuilt_buildid) "
      "REFERENCES builds (id) ON DELETE SET NULL;"},
     {66, "builds.locks_duration_s",
-     /* SQLite cannot add a NOT NULL column without a default. */
-     "ALTER TABLE builds ADD COLUMN locks_duration_s INTEGER NOT NULL DEFAULT 0;",
+     /* SQLite cannot add a NOT NULL column without a default: rebuild the table as
+        Buildbot's batch migration does, ending with no default. */
+     "CREATE TABLE _bbm_tmp_builds (\n"
+     "\tid INTEGER NOT NULL, \n"
+     "\tnumber INTEGER NOT NULL, \n"
+     "\tbuilderid INTEGER NOT NULL, \n"
+     "\tbuildrequestid INTEGER NOT NULL, \n"
+     "\tworkerid INTEGER, \n"
+     "\tmasterid INTEGER NOT NULL, \n"
+     "\tstarted_at INTEGER NOT NULL, \n"
+     "\tcomplete_at INTEGER, \n"
+     "\tstate_string TEXT NOT NULL, \n"
+     "\tresults INTEGER, \n"
+     "\tlocks_duration_s INTEGER NOT NULL, \n"
+     "\tPRIMARY KEY (id), \n"
+     "\tCONSTRAINT buildrequestid FOREIGN KEY(buildrequestid) REFERENCES buildrequests (id) "
+     "ON DELETE CASCADE, \n"
+     "\tFOREIGN KEY(masterid) REFERENCES masters (id) ON DELETE CASCADE, \n"
+     "\tFOREIGN KEY(workerid) REFERENCES workers (id) ON DELETE SET NULL, \n"
+     "\tFOREIGN KEY(builderid) REFERENCES builders (id) ON DELETE CASCADE\n"
+     ");"
+     "INSERT INTO _bbm_tmp_builds SELECT id, number, builderid, buildrequestid, workerid, "
+     "masterid, started_at, complete_at, state_string, results, 0 FROM builds;"
+     "DROP TABLE builds;"
+     "ALTER TABLE _bbm_tmp_builds RENAME TO builds;"
+     "CREATE INDEX builds_workerid ON builds (workerid);"
+     "CREATE INDEX builds_masterid ON builds (masterid);"
+     "CREATE UNIQUE INDEX builds_number ON builds (builderid, number);"
+     "CREATE INDEX builds_buildrequestid ON builds (buildrequestid);",
      "ALTER TABLE builds ADD COLUMN locks_duration_s INTEGER;"
      "UPDATE builds SET locks_duration_s = 0;"
      "ALTER TABLE builds ALTER COLUMN locks_duration_s SET NOT NULL;"},

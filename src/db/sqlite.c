@@ -156,6 +156,18 @@ static const struct db_backend sqlite_backend = {
     .has_table = sq_has_table,
 };
 
+/* A Buildbot database, or an empty one about to become one. */
+static bool sq_ours(struct db *db)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT count(*) = 0 OR sum(name = 'alembic_version') > 0 "
+                      "FROM sqlite_master WHERE type = 'table'";
+    bool ours = sqlite3_prepare_v2(db->handle, sql, -1, &st, NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    return ours;
+}
+
 struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
 {
     sqlite3 *h = NULL;
@@ -173,10 +185,13 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     db->be = &sqlite_backend;
     db->handle = h;
     db->readonly = readonly;
-    /* Buildbot's settings; a read-only connection cannot change the journal. */
+    /* Buildbot's settings; a read-only connection cannot change the journal, and a
+       file that is not (yet) a Buildbot database is left as it is. */
     const char *setup = readonly ? "PRAGMA query_only = 1"
-                                 : "PRAGMA journal_mode = wal; PRAGMA checkpoint_fullfsync = off";
-    if (strcmp(path, ":memory:") != 0 && sq_script(db, setup, cause) < 0) {
+                        : sq_ours(db)
+                            ? "PRAGMA journal_mode = wal; PRAGMA checkpoint_fullfsync = off"
+                            : NULL;
+    if (setup != NULL && strcmp(path, ":memory:") != 0 && sq_script(db, setup, cause) < 0) {
         sq_close(db);
         return NULL;
     }

@@ -172,6 +172,51 @@ def master(tmp_path, request):
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)
 
 
+class Postgres:
+    """A throw-away PostgreSQL 15 cluster (scripts/with-pg.sh), or the one
+    BBM_TEST_PG_URL names; each test gets databases of its own."""
+
+    def __init__(self):
+        self.dir = None
+        self.url = os.environ.get("BBM_TEST_PG_URL")
+        if not self.url:
+            out = subprocess.run([os.path.join(REPO, "scripts", "with-pg.sh"), "--start"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            self.url, self.dir = out
+        self.made = 0
+
+    def admin(self, sql):
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.url, "-c", sql], check=True,
+                       capture_output=True)
+
+    def new_db(self):
+        """The URL of a new, empty database."""
+        self.made += 1
+        name = f"bbm_test_{os.getpid()}_{self.made}"
+        self.admin(f"DROP DATABASE IF EXISTS {name}")
+        self.admin(f"CREATE DATABASE {name}")
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def close(self):
+        if self.dir:
+            subprocess.run([os.path.join(REPO, "scripts", "with-pg.sh"), "--stop", self.dir])
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = Postgres()
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    """"sqlite", or the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return "sqlite"
+    return request.getfixturevalue("postgres").new_db()
+
+
 @pytest.fixture
 def workers(tmp_path, request):
     made = []

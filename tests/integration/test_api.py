@@ -3,6 +3,8 @@
 database (fixtures/dataapi/v4.3): bbmaster serves the fixture database after
 `upgrade-master`, and every recorded GET is compared byte for byte (status,
 body), except the answers listed in VOLATILE and NOT_YET with the reason.
+Each test runs on SQLite (the fixture file itself) and on PostgreSQL (the
+fixture's rows copied into a throw-away cluster, see dbload.py).
 """
 import json
 import os
@@ -12,6 +14,7 @@ import urllib.request
 
 import pytest
 
+import dbload
 from conftest import free_port
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures",
@@ -51,7 +54,7 @@ return {
   title = "fixture",
   protocols = { pb = { port = %(pb)d } },
   www = { port = %(www)d },
-  db_url = "sqlite:///state.sqlite",
+  db_url = "%(db)s",
   workers = { bbm.worker("w1", "pw"), bbm.worker("w2-offline", "pw") },
   builders = {
     bbm.builder{ name = "alpha", workernames = { "w1" }, factory = f },
@@ -82,16 +85,28 @@ def strip_links(v):
     return v
 
 
-def serve(master, db_file):
+def serve(master, db_file, backend="sqlite", pg_schema=None):
+    """Starts master on the rows of the SQLite file db_file after `upgrade-master`.
+    On PostgreSQL the tables come from Buildbot's pg_dump pg_schema, or else from
+    bbmaster itself; the rows are copied in before the upgrade."""
     port = free_port()
+    db_url = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port})
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(os.path.join(master.dir, "state.sqlite" + suffix)):
-            os.remove(os.path.join(master.dir, "state.sqlite" + suffix))
-    shutil.copy(db_file, os.path.join(master.dir, "state.sqlite"))
+        f.write(CONFIG % {"pb": master.pb_port, "www": port, "db": db_url})
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(os.path.join(master.dir, "state.sqlite" + suffix)):
+                os.remove(os.path.join(master.dir, "state.sqlite" + suffix))
+        shutil.copy(db_file, os.path.join(master.dir, "state.sqlite"))
+    else:
+        if pg_schema:
+            dbload.apply_pg_dump(backend, os.path.join(FIXTURES, pg_schema))
+        else:
+            master.cli("upgrade-master", master.dir, check=0)
+        dbload.copy_rows(db_file, backend)
     master.cli("upgrade-master", master.dir, check=0)
     master.start()
+    assert f"database {backend.split(':')[0]}: master id" in master.log()
     return port
 
 
@@ -100,8 +115,8 @@ def recorded(version):
         return [e for e in json.load(f) if e["method"] == "GET"]
 
 
-def test_answers_match_buildbot_43(master):
-    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+def test_answers_match_buildbot_43(master, backend):
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"), backend)
     checked, failures = 0, []
     for e in recorded("v4.3"):
         name = e["file"]
@@ -137,12 +152,13 @@ def test_trailing_slash_and_bad_paths(master):
                                                b'"meta":{"total":2}}')
 
 
-def test_upgraded_37_database_answers_like_buildbots_upgrade(master, tmp_path):
-    """Our upgrade of the 3.7 database serves what Buildbot's upgrade of it serves."""
+def test_upgraded_37_database_answers_like_buildbots_upgrade(master, backend):
+    """Our upgrade of the 3.7 database serves what Buildbot's upgrade of it serves
+    (on PostgreSQL: the 3.7 rows in Buildbot 3.7's PostgreSQL schema, upgraded by us)."""
     paths = [e["path"] for e in recorded("v3.7")
              if e["status"] == 200 and e["file"].endswith(".json")
              and e["file"] not in VOLATILE and e["file"] not in NOT_YET]
-    port = serve(master, os.path.join(FIXTURES, "state.sqlite"))
+    port = serve(master, os.path.join(FIXTURES, "state.sqlite"), backend, "pg-3.7.schema.sql")
     ours = {p: get(port, p)[:2] for p in paths}
     master.stop()
     port = serve(master, os.path.join(FIXTURES, "state-upgraded-to-4.3.sqlite"))
@@ -155,7 +171,7 @@ def test_upgraded_37_database_answers_like_buildbots_upgrade(master, tmp_path):
 def test_start_refuses_a_database_needing_upgrade(master):
     port = free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port})
+        f.write(CONFIG % {"pb": master.pb_port, "www": port, "db": "sqlite:///state.sqlite"})
     shutil.copy(os.path.join(FIXTURES, "state.sqlite"), os.path.join(master.dir, "state.sqlite"))
     r = master.cli("start", master.dir)
     assert r.returncode != 0

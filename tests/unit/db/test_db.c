@@ -1,8 +1,9 @@
 /*
- * Unit tests for the db module's common half and its SQLite backend:
+ * Unit tests for the db module's common half and its two backends:
  * db_url handling, parameters and results, transactions, conflicts,
  * read-only connections, and Buildbot's name hash checked against the
- * hashes in a database Buildbot wrote.
+ * hashes in a database Buildbot wrote.  The PostgreSQL tests use the server
+ * BBM_TEST_PG_URL names (`make unit` runs them under scripts/with-pg.sh).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -174,6 +175,68 @@ static void test_hash_matches_buildbot(void **state)
     free(cause);
 }
 
+/* The same round trip through libpq: placeholders renumbered (not inside a
+   literal), bytea both ways, RETURNING ids, unique violations, NULLs. */
+static void test_postgresql_round_trip(void **state)
+{
+    (void)state;
+    const char *url = getenv("BBM_TEST_PG_URL");
+    if (url == NULL || *url == '\0')
+        skip();
+    struct db *db = open_ok(url, false);
+    char *cause = NULL;
+    assert_int_equal(db_kind(db), DB_PG);
+    assert_int_equal(db_exec_script(db,
+                                    "DROP TABLE IF EXISTS bbm_unit_t;"
+                                    "CREATE TABLE bbm_unit_t (id SERIAL PRIMARY KEY, n INTEGER, "
+                                    "s TEXT, b BYTEA, u VARCHAR(10) UNIQUE)",
+                                    &cause),
+                     0);
+    const unsigned char blob[] = {0, 1, 255, 0, '\\', 7};
+    struct db_param p[] = {DB_INT(-42), DB_TEXT("h\xc3\xa9 'x' ?"), DB_BLOB(blob, sizeof blob),
+                           DB_TEXT("a")};
+    const char *ins = "INSERT INTO bbm_unit_t (n, s, b, u) VALUES (?, ?, ?, ?)";
+    long long id = 0;
+    assert_int_equal(db_insert(db, ins, p, 4, &id, &cause), 0);
+    assert_int_equal(id, 1);
+    assert_int_equal(db_insert(db, ins, p, 4, &id, &cause), DB_CONFLICT);
+    struct db_param q[] = {DB_NULL, DB_TEXT(NULL), DB_BLOB("", 0), DB_TEXT("b")};
+    assert_int_equal(db_insert(db, ins, q, 4, &id, &cause), 0);
+    assert_int_equal(id, 3); /* the failed insert used a sequence value, as in PostgreSQL */
+    struct db_param like = DB_TEXT("b");
+    struct db_res *r =
+        db_query(db, "SELECT n, s, b, u, '?' FROM bbm_unit_t WHERE u = ? OR u = 'a' ORDER BY id",
+                 &like, 1, &cause);
+    assert_non_null(r);
+    assert_int_equal(db_res_rows(r), 2);
+    assert_int_equal(db_res_int(r, 0, 0), -42);
+    assert_string_equal(db_res_text(r, 0, 1), "h\xc3\xa9 'x' ?");
+    size_t len = 0;
+    const unsigned char *b = db_res_blob(r, 0, 2, &len);
+    assert_int_equal(len, sizeof blob);
+    assert_memory_equal(b, blob, sizeof blob);
+    assert_string_equal(db_res_text(r, 0, 4), "?");
+    assert_true(db_res_null(r, 1, 0));
+    assert_null(db_res_text(r, 1, 1));
+    assert_false(db_res_null(r, 1, 2));
+    db_res_free(r);
+
+    assert_int_equal(db_begin(db, &cause), 0);
+    assert_int_equal(db_exec(db, "DELETE FROM bbm_unit_t", NULL, 0, &cause), 0);
+    db_rollback(db);
+    struct db *ro = open_ok(url, true);
+    r = db_query(ro, "SELECT count(*) FROM bbm_unit_t", NULL, 0, &cause);
+    assert_int_equal(db_res_int(r, 0, 0), 2);
+    db_res_free(r);
+    assert_int_equal(db_exec(ro, "DELETE FROM bbm_unit_t", NULL, 0, &cause), -1);
+    assert_int_equal(db_has_table(ro, "bbm_unit_t", &cause), 1);
+    assert_int_equal(db_has_table(ro, "nope", &cause), 0);
+    db_close(ro);
+    assert_int_equal(db_exec(db, "DROP TABLE bbm_unit_t", NULL, 0, &cause), 0);
+    db_close(db);
+    free(cause);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_transactions_and_readonly),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_hash_matches_buildbot),
+        cmocka_unit_test(test_postgresql_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
