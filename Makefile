@@ -49,14 +49,17 @@ $(FUZZ_BUILD)/build.ninja:
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
-	mkdir -p $(FUZZ_BUILD)/corpus-pb
-	$(FUZZ_BUILD)/fuzz/fuzz_pb -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-		$(FUZZ_BUILD)/corpus-pb fuzz/corpus/pb
+	for t in pb query; do \
+		mkdir -p $(FUZZ_BUILD)/corpus-$$t && \
+		$(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t || exit 1; \
+	done
 
 test: unit fuzz integration asan
 
 bench: build
 	/usr/bin/python3 bench/config-scale --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/api/run --bbmaster $(abspath $(BBMASTER))
 
 run: build
 	sh scripts/run-demo.sh $(BBMASTER) $(MASTER)
