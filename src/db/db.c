@@ -5,6 +5,7 @@
 #include "db/internal.h"
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -71,18 +72,32 @@ static int refuse_write(struct db *db, const char *sql, char **cause)
     return util_cause(cause, "this database connection is read-only");
 }
 
+/* Counts what may have changed rows; bumped after the change is done (or visible). */
+static atomic_ulong write_count;
+
+unsigned long db_write_count(void)
+{
+    return atomic_load(&write_count);
+}
+
+static int wrote(int rc)
+{
+    atomic_fetch_add(&write_count, 1);
+    return rc;
+}
+
 int db_exec(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause)
 {
     if (refuse_write(db, sql, cause) < 0)
         return -1;
-    return db->be->run(db, sql, params, n, NULL, cause);
+    return wrote(db->be->run(db, sql, params, n, NULL, cause));
 }
 
 int db_exec_script(struct db *db, const char *sql, char **cause)
 {
     if (db->readonly)
         return util_cause(cause, "this database connection is read-only");
-    return db->be->script(db, sql, cause);
+    return wrote(db->be->script(db, sql, cause));
 }
 
 int db_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
@@ -90,7 +105,7 @@ int db_insert(struct db *db, const char *sql, const struct db_param *params, siz
 {
     if (refuse_write(db, sql, cause) < 0)
         return -1;
-    return db->be->insert(db, sql, params, n, id, cause);
+    return wrote(db->be->insert(db, sql, params, n, id, cause));
 }
 
 struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
@@ -123,9 +138,9 @@ int db_commit(struct db *db, char **cause)
     db->depth = 0;
     if (db->be->run(db, "COMMIT", NULL, 0, NULL, cause) < 0) {
         db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
-        return -1;
+        return wrote(-1);
     }
-    return 0;
+    return wrote(0);
 }
 
 void db_rollback(struct db *db)
@@ -134,6 +149,7 @@ void db_rollback(struct db *db)
         return;
     db->depth = 0;
     db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
+    wrote(0);
 }
 
 int db_has_table(struct db *db, const char *table, char **cause)

@@ -79,6 +79,12 @@ struct db_res *db_query(struct db *db, const char *sql, const struct db_param *p
 
 int db_begin(struct db *db, char **cause);
 int db_commit(struct db *db, char **cause);
+/*
+ * How many writes (statements, commits, rollbacks) this process has made on
+ * any connection, counted once each is done: an answer computed while this
+ * did not change is still what the database holds.
+ */
+unsigned long db_write_count(void);
 /* Rolls back the open transaction, if any; never fails visibly. */
 void db_rollback(struct db *db);
 

@@ -105,6 +105,20 @@ size_t www_query_apply(const struct www_query *q, json_t *list, bool page);
 /* Removes the fields not asked for. */
 void www_query_select(const struct www_query *q, json_t *obj);
 
+/* cache.c: whole GET answers, reused while the database is unchanged (see there). */
+#define WWW_CACHE_TTL_MS 1000
+#define WWW_CACHE_MAX_BODY (1024 * 1024)
+struct www_cache;
+struct MHD_Connection;
+struct MHD_Response;
+struct www_cache *www_cache_new(void);
+void www_cache_free(struct www_cache *c);
+/* Queues the stored answer for `key`: 1 queued, 0 queueing failed, -1 none fresh. */
+int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn);
+/* Keeps `resp` (the caller's reference), computed when db_write_count() was `writes`. */
+void www_cache_put(struct www_cache *c, const char *key, unsigned long writes, unsigned status,
+                   struct MHD_Response *resp, size_t bytes);
+
 /* Buildbot's JSON text: sorted keys, ASCII only. */
 enum www_json_style {
     WWW_JSON_COMPACT, /* separators "," ":" */

@@ -30,6 +30,7 @@ struct www {
     pthread_mutex_t lock;
     struct db *idle[POOL_MAX];
     size_t n_idle;
+    struct www_cache *cache;
 };
 
 static struct db *pool_get(struct www *w, char **cause)
@@ -79,16 +80,25 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *v)
+/* Buildbot's JSON answer: compact for clients that accept application/json, else indented. */
+static struct MHD_Response *json_response(struct MHD_Connection *c, json_t *v, size_t *len)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     bool compact = accept != NULL && strstr(accept, "application/json") != NULL;
+    char *text = www_json_dump(v, compact ? WWW_JSON_COMPACT : WWW_JSON_PRETTY, len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(*len, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type",
+                            compact ? "application/json; charset=utf-8"
+                                    : "text/plain; charset=utf-8");
+    return r;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *v)
+{
     size_t len;
-    char *text = www_json_dump(v, compact ? WWW_JSON_COMPACT : WWW_JSON_PRETTY, &len);
-    enum MHD_Result ret = send_bytes(
-        c, status, compact ? "application/json; charset=utf-8" : "text/plain; charset=utf-8", NULL,
-        text, len);
-    free(text);
+    struct MHD_Response *r = json_response(c, v, &len);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
     return ret;
 }
 
@@ -323,8 +333,9 @@ static size_t split_path(char *path, char **segs, size_t max)
 }
 
 static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                  bool single)
+                                  bool single, const char *key)
 {
+    unsigned long writes = db_write_count();
     char *cause = NULL;
     json_t *out = json_array();
     bool paged = false;
@@ -356,7 +367,10 @@ static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struc
             www_query_select(&req->q, o);
         }
         json_t *env = json_pack("{sOso}", req->ep->type->plural, out, "meta", meta);
-        ret = send_json(c, 200, env);
+        size_t len;
+        struct MHD_Response *r = json_response(c, env, &len);
+        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        www_cache_put(w->cache, key, writes, MHD_HTTP_OK, r, len);
         json_decref(env);
     }
     json_decref(out);
@@ -364,7 +378,20 @@ static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struc
     return ret;
 }
 
-static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char *path)
+/* What identifies an answer: the path, the parameters in order, and the JSON style. */
+static char *cache_key(struct MHD_Connection *c, const char *path, const struct args_ctx *args)
+{
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    struct buf key;
+    buf_init(&key, 0);
+    buf_printf(&key, "%d%s", accept != NULL && strstr(accept, "application/json") != NULL, path);
+    for (size_t i = 0; i < args->n; i++)
+        buf_printf(&key, "\n%s=%s", args->kv[i].key, args->kv[i].value);
+    return key.data;
+}
+
+static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, char *path,
+                                    const struct args_ctx *args, const char *key)
 {
     char *segs[WWW_PATH_MAX_SEGS + 1];
     size_t nsegs = split_path(path, segs, WWW_PATH_MAX_SEGS);
@@ -379,19 +406,30 @@ static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char 
     req.ep = nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
     if (req.ep == NULL)
         return -1;
-    struct args_ctx args = {0};
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &args);
     char *cause = NULL;
     bool single = req.ep->kind != WWW_COLLECTION;
-    if (www_query_parse(args.kv, args.n, req.ep->type, single && req.ep->kind != WWW_RAW, &req.q,
+    if (www_query_parse(args->kv, args->n, req.ep->type, single && req.ep->kind != WWW_RAW, &req.q,
                         &cause) < 0) {
         enum MHD_Result ret = send_error(c, 400, cause);
         free(cause);
         return ret;
     }
-    enum MHD_Result ret = answer_get(w, c, &req, single);
+    enum MHD_Result ret = answer_get(w, c, &req, single, key);
     www_raw_free(req.raw);
     www_query_free(&req.q);
+    return ret;
+}
+
+static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char *path)
+{
+    struct args_ctx args = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &args);
+    char *key = cache_key(c, path, &args);
+    int cached = www_cache_answer(w->cache, key, c);
+    enum MHD_Result ret = cached > 0    ? MHD_YES
+                          : cached == 0 ? MHD_NO
+                                        : get_uncached(w, c, path, &args, key);
+    free(key);
     return ret;
 }
 
@@ -670,8 +708,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         ctx = xcalloc(1, sizeof *ctx);
         buf_init(&ctx->body, BODY_MAX);
         *con_cls = ctx;
-        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-            return MHD_YES; /* wait for the body */
+        /* Answering in this first call would make libmicrohttpd close the connection
+           after the response: wait for the next call (with the body, if any). */
+        return MHD_YES;
     }
     if (*upload_size > 0) {
         if (buf_add(&ctx->body, upload, *upload_size) < 0)
@@ -706,6 +745,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->post = opts->post;
     w->post_arg = opts->post_arg;
     pthread_mutex_init(&w->lock, NULL);
+    w->cache = www_cache_new();
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     if (opts->interface != NULL && inet_pton(AF_INET, opts->interface, &addr.sin_addr) != 1) {
@@ -736,6 +776,7 @@ void www_stop(struct www *w)
         MHD_stop_daemon(w->daemon);
     for (size_t i = 0; i < w->n_idle; i++)
         db_close(w->idle[i]);
+    www_cache_free(w->cache);
     pthread_mutex_destroy(&w->lock);
     free(w->db_url);
     free(w->basedir);

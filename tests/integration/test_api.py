@@ -6,6 +6,7 @@ body), except the answers listed in VOLATILE and NOT_YET with the reason.
 Each test runs on SQLite (the fixture file itself) and on PostgreSQL (the
 fixture's rows copied into a throw-away cluster, see dbload.py).
 """
+import http.client
 import json
 import os
 import shutil
@@ -176,3 +177,30 @@ def test_start_refuses_a_database_needing_upgrade(master):
     r = master.cli("start", master.dir)
     assert r.returncode != 0
     assert "run `bbmaster upgrade-master" in r.stdout + r.stderr + master.log()
+
+
+def test_keep_alive_and_no_stale_answers_after_a_write(master, backend):
+    """Answers are kept while the database is unchanged; a write by the master
+    (here: a reconfig adding a builder) shows at once, on the same connection."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"), backend)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def names():
+        conn.request("GET", "/api/v2/builders?field=name", headers={"Accept": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200 and r.getheader("Connection", "").lower() != "close"
+        return [b["name"] for b in json.loads(r.read())["builders"]]
+
+    first = names()
+    sock = conn.sock
+    assert names() == first and conn.sock is sock
+    path = os.path.join(master.dir, "master.lua")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace('    bbm.builder{ name = "gamma"',
+                             '    bbm.builder{ name = "epsilon", workernames = { "w1" }, '
+                             'factory = f },\n    bbm.builder{ name = "gamma"'))
+    master.cli("reconfig", master.dir, check=0)
+    assert names() == first + ["epsilon"] and conn.sock is sock
+    conn.close()

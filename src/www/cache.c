@@ -1,0 +1,92 @@
+/*
+ * Whole GET answers kept as ready libmicrohttpd responses, so that a
+ * dashboard polling /api/v2/builders costs a lookup and a send instead of
+ * queries and JSON.  An answer is used again only while the database has
+ * not been written by this process since it was computed (db_write_count)
+ * and for at most WWW_CACHE_TTL_MS, which bounds how stale it can be if
+ * something else writes the database.  A fixed number of slots, each
+ * answer at most WWW_CACHE_MAX_BODY bytes: memory stays bounded.
+ */
+#include "www/internal.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOTS 64
+
+struct slot {
+    char *key;
+    struct MHD_Response *resp;
+    unsigned status;
+    unsigned long writes;
+    uint64_t at_ms;
+};
+
+struct www_cache {
+    pthread_mutex_t lock;
+    struct slot slots[SLOTS];
+};
+
+struct www_cache *www_cache_new(void)
+{
+    struct www_cache *c = xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static void slot_clear(struct slot *s)
+{
+    free(s->key);
+    if (s->resp != NULL)
+        MHD_destroy_response(s->resp);
+    memset(s, 0, sizeof *s);
+}
+
+void www_cache_free(struct www_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < SLOTS; i++)
+        slot_clear(&c->slots[i]);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static struct slot *slot_of(struct www_cache *c, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return &c->slots[h % SLOTS];
+}
+
+int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn)
+{
+    int ret = -1;
+    pthread_mutex_lock(&c->lock);
+    struct slot *s = slot_of(c, key);
+    if (s->key != NULL && strcmp(s->key, key) == 0) {
+        if (s->writes == db_write_count() && util_mono_ms() - s->at_ms <= WWW_CACHE_TTL_MS)
+            ret = MHD_queue_response(conn, s->status, s->resp) == MHD_YES;
+        else
+            slot_clear(s);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+void www_cache_put(struct www_cache *c, const char *key, unsigned long writes, unsigned status,
+                   struct MHD_Response *resp, size_t bytes)
+{
+    if (bytes > WWW_CACHE_MAX_BODY || writes != db_write_count()) {
+        MHD_destroy_response(resp);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    struct slot *s = slot_of(c, key);
+    slot_clear(s);
+    *s = (struct slot){xstrdup(key), resp, status, writes, util_mono_ms()};
+    pthread_mutex_unlock(&c->lock);
+}
