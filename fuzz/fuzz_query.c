@@ -10,9 +10,9 @@
 #include "www/internal.h"
 
 static const struct www_field fields[] = {
-    {"buildid", WWW_F_INT, "b.id"},       {"complete", WWW_F_BOOL, "b.complete"},
-    {"state_string", WWW_F_STR, NULL},    {"started_at", WWW_F_EPOCH, "b.started_at"},
-    {"tags", WWW_F_STRS, NULL},           {"workerids", WWW_F_INTS, NULL},
+    {"buildid", WWW_F_INT, "b.id"},     {"complete", WWW_F_BOOL, "b.complete"},
+    {"state_string", WWW_F_STR, NULL},  {"started_at", WWW_F_EPOCH, "b.started_at"},
+    {"tags", WWW_F_STRS, NULL},         {"workerids", WWW_F_INTS, NULL},
     {"properties", WWW_F_OBJECT, NULL},
 };
 static const struct www_rtype builds = {"builds", fields, UTIL_NELEM(fields)};
