@@ -108,17 +108,31 @@ int db_insert(struct db *db, const char *sql, const struct db_param *params, siz
     return wrote(db->be->insert(db, sql, params, n, id, cause));
 }
 
-struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
-                        char **cause)
+static struct db_res *query(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                            bool binary, char **cause)
 {
     struct db_res *res = NULL;
-    if (db->be->run(db, sql, params, n, &res, cause) < 0) {
+    int (*run)(struct db *, const char *, const struct db_param *, size_t, struct db_res **,
+               char **) = binary && db->be->run_binary != NULL ? db->be->run_binary : db->be->run;
+    if (run(db, sql, params, n, &res, cause) < 0) {
         db_res_free(res);
         return NULL;
     }
     if (res == NULL)
         res = db_res_new(0);
     return res;
+}
+
+struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                        char **cause)
+{
+    return query(db, sql, params, n, false, cause);
+}
+
+struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_param *params,
+                               size_t n, char **cause)
+{
+    return query(db, sql, params, n, true, cause);
 }
 
 int db_begin(struct db *db, char **cause)

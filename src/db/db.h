@@ -76,6 +76,13 @@ int db_insert(struct db *db, const char *sql, const struct db_param *params, siz
 /* Runs a query; the result is freed with db_res_free.  NULL with *cause on error. */
 struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
                         char **cause);
+/*
+ * db_query for results made of integer and blob columns only, which
+ * PostgreSQL then sends in binary: log chunks are not hex-encoded by the
+ * server and decoded again here.  Another column type is an error.
+ */
+struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_param *params,
+                               size_t n, char **cause);
 
 int db_begin(struct db *db, char **cause);
 int db_commit(struct db *db, char **cause);

@@ -34,6 +34,9 @@ struct db_backend {
     /* Runs one statement; fills *res (if res is not NULL and it returns rows). */
     int (*run)(struct db *db, const char *sql, const struct db_param *params, size_t n,
                struct db_res **res, char **cause);
+    /* The same with integer and blob columns in binary; NULL: run serves. */
+    int (*run_binary)(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                      struct db_res **res, char **cause);
     int (*script)(struct db *db, const char *sql, char **cause);
     /* Runs an INSERT and reads the new id; DB_CONFLICT on unique violation. */
     int (*insert)(struct db *db, const char *sql, const struct db_param *params, size_t n,

@@ -1,16 +1,21 @@
 /*
  * The PostgreSQL backend through libpq: `?` placeholders become $1..$n,
  * values travel as parameters (text, or binary for blobs), bytea results
- * are unescaped, and a unique violation (SQLSTATE 23505) is DB_CONFLICT.
+ * are unescaped (or, from db_query_binary, arrive in binary), and a unique
+ * violation (SQLSTATE 23505) is DB_CONFLICT.
  */
 #include "db/internal.h"
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BYTEA_OID 17
+#define INT8_OID 20
+#define INT2_OID 21
+#define INT4_OID 23
 
 static PGconn *conn(struct db *db)
 {
@@ -50,7 +55,8 @@ static char *trimmed(const char *msg)
     return m;
 }
 
-static PGresult *exec_params(struct db *db, const char *sql, const struct db_param *p, size_t n)
+static PGresult *exec_params(struct db *db, const char *sql, const struct db_param *p, size_t n,
+                             int result_format)
 {
     char *text = renumber(sql);
     const char **values = xcalloc(n + 1, sizeof *values);
@@ -68,7 +74,8 @@ static PGresult *exec_params(struct db *db, const char *sql, const struct db_par
             formats[i] = 1;
         }
     }
-    PGresult *res = PQexecParams(conn(db), text, (int)n, NULL, values, lengths, formats, 0);
+    PGresult *res =
+        PQexecParams(conn(db), text, (int)n, NULL, values, lengths, formats, result_format);
     free(text);
     free(values);
     free(lengths);
@@ -115,10 +122,61 @@ static struct db_res *to_res(PGresult *res)
 static int pg_run(struct db *db, const char *sql, const struct db_param *params, size_t n,
                   struct db_res **res, char **cause)
 {
-    PGresult *pr = exec_params(db, sql, params, n);
+    PGresult *pr = exec_params(db, sql, params, n, 0);
     int rc = result_error(pr, cause);
     if (rc == 0 && res != NULL && PQresultStatus(pr) == PGRES_TUPLES_OK)
         *res = to_res(pr);
+    PQclear(pr);
+    return rc;
+}
+
+/* A binary integer cell (int2, int4, int8: big-endian) as decimal text. */
+static int binary_int(const char *v, int len, char out[24])
+{
+    if (len != 2 && len != 4 && len != 8)
+        return -1;
+    uint64_t u = 0;
+    for (int i = 0; i < len; i++)
+        u = u << 8 | (unsigned char)v[i];
+    int64_t x = len == 2 ? (int16_t)u : len == 4 ? (int32_t)u : (int64_t)u;
+    return snprintf(out, 24, "%lld", (long long)x);
+}
+
+static int to_res_binary(PGresult *res, struct db_res **out, char **cause)
+{
+    int rows = PQntuples(res), cols = PQnfields(res);
+    for (int c = 0; c < cols; c++) {
+        Oid t = PQftype(res, c);
+        if (t != BYTEA_OID && t != INT2_OID && t != INT4_OID && t != INT8_OID)
+            return util_cause(cause, "postgresql: column %d has type %u, not integer or bytea",
+                              c + 1, (unsigned)t);
+    }
+    struct db_res *r = db_res_new((size_t)cols);
+    for (int i = 0; i < rows; i++) {
+        for (int c = 0; c < cols; c++) {
+            const char *v = PQgetvalue(res, i, c);
+            int len = PQgetlength(res, i, c);
+            char num[24];
+            if (PQgetisnull(res, i, c))
+                db_res_push(r, NULL, 0, true);
+            else if (PQftype(res, c) == BYTEA_OID)
+                db_res_push(r, v, (size_t)len, false);
+            else
+                db_res_push(r, num, (size_t)binary_int(v, len, num), false);
+        }
+        db_res_end_row(r);
+    }
+    *out = r;
+    return 0;
+}
+
+static int pg_run_binary(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                         struct db_res **res, char **cause)
+{
+    PGresult *pr = exec_params(db, sql, params, n, 1);
+    int rc = result_error(pr, cause);
+    if (rc == 0 && res != NULL && PQresultStatus(pr) == PGRES_TUPLES_OK)
+        rc = to_res_binary(pr, res, cause);
     PQclear(pr);
     return rc;
 }
@@ -168,6 +226,7 @@ static const struct db_backend pg_backend = {
     .name = "postgresql",
     .close = pg_close,
     .run = pg_run,
+    .run_binary = pg_run_binary,
     .script = pg_script,
     .insert = pg_insert,
     .has_table = pg_has_table,

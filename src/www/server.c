@@ -193,10 +193,11 @@ static int fill_batch(struct raw_stream *s, char **cause)
     if (db == NULL)
         return -1;
     struct db_param p[] = {DB_INT(s->raw->logid), DB_INT(s->next_line), DB_INT(RAW_BATCH)};
-    struct db_res *r = db_query(db,
-                                "SELECT last_line, compressed, content FROM logchunks "
-                                "WHERE logid = ? AND first_line >= ? ORDER BY first_line LIMIT ?",
-                                p, 3, cause);
+    struct db_res *r =
+        db_query_binary(db,
+                        "SELECT last_line, compressed, content FROM logchunks "
+                        "WHERE logid = ? AND first_line >= ? ORDER BY first_line LIMIT ?",
+                        p, 3, cause);
     pool_put(s->w, db);
     if (r == NULL)
         return -1;

@@ -75,11 +75,12 @@ int api_log_lines(struct db *db, long long logid, long long first, long long las
                   char **cause)
 {
     struct db_param p[] = {DB_INT(logid), DB_INT(last), DB_INT(first)};
-    struct db_res *r = db_query(db,
-                                "SELECT first_line, last_line, compressed, content FROM logchunks "
-                                "WHERE logid = ? AND first_line <= ? AND last_line >= ? "
-                                "ORDER BY first_line",
-                                p, 3, cause);
+    struct db_res *r =
+        db_query_binary(db,
+                        "SELECT first_line, last_line, compressed, content FROM logchunks "
+                        "WHERE logid = ? AND first_line <= ? AND last_line >= ? "
+                        "ORDER BY first_line",
+                        p, 3, cause);
     if (r == NULL)
         return -1;
     int rc = 0;

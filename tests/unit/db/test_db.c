@@ -220,6 +220,20 @@ static void test_postgresql_round_trip(void **state)
     assert_null(db_res_text(r, 1, 1));
     assert_false(db_res_null(r, 1, 2));
     db_res_free(r);
+    /* integers and blobs in binary; other types refused */
+    r = db_query_binary(db, "SELECT n, b, id::int8, 7::int2 FROM bbm_unit_t ORDER BY id", NULL, 0,
+                        &cause);
+    assert_non_null(r);
+    assert_int_equal(db_res_int(r, 0, 0), -42);
+    b = db_res_blob(r, 0, 1, &len);
+    assert_int_equal(len, sizeof blob);
+    assert_memory_equal(b, blob, sizeof blob);
+    assert_true(db_res_null(r, 1, 0));
+    assert_int_equal(db_res_int(r, 1, 2), 3);
+    assert_int_equal(db_res_int(r, 1, 3), 7);
+    db_res_free(r);
+    assert_null(db_query_binary(db, "SELECT s FROM bbm_unit_t", NULL, 0, &cause));
+    assert_non_null(strstr(cause, "not integer or bytea"));
 
     assert_int_equal(db_begin(db, &cause), 0);
     assert_int_equal(db_exec(db, "DELETE FROM bbm_unit_t", NULL, 0, &cause), 0);
