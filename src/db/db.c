@@ -183,14 +183,10 @@ struct db_res *db_res_new(size_t cols)
 void db_res_push(struct db_res *r, const void *data, size_t len, bool null)
 {
     r->cells = xgrow(r->cells, &r->cap, r->filled + 1, sizeof *r->cells);
-    struct db_cell *c = &r->cells[r->filled++];
-    c->len = len;
-    c->data = NULL;
+    r->cells[r->filled++] = (struct db_cell){r->text.len, null ? 0 : len, null};
     if (!null) {
-        c->data = xmalloc(len + 1);
-        if (len > 0)
-            memcpy(c->data, data, len);
-        c->data[len] = '\0';
+        buf_add(&r->text, data, len);
+        buf_addc(&r->text, '\0');
     }
 }
 
@@ -219,36 +215,33 @@ static const struct db_cell *cell(const struct db_res *r, size_t row, size_t col
 bool db_res_null(const struct db_res *r, size_t row, size_t col)
 {
     const struct db_cell *c = cell(r, row, col);
-    return c == NULL || c->data == NULL;
-}
-
-long long db_res_int(const struct db_res *r, size_t row, size_t col)
-{
-    const struct db_cell *c = cell(r, row, col);
-    if (c == NULL || c->data == NULL)
-        return 0;
-    return strtoll(c->data, NULL, 10);
+    return c == NULL || c->null;
 }
 
 const char *db_res_text(const struct db_res *r, size_t row, size_t col)
 {
     const struct db_cell *c = cell(r, row, col);
-    return c != NULL ? c->data : NULL;
+    return c != NULL && !c->null ? r->text.data + c->off : NULL;
+}
+
+long long db_res_int(const struct db_res *r, size_t row, size_t col)
+{
+    const char *s = db_res_text(r, row, col);
+    return s != NULL ? strtoll(s, NULL, 10) : 0;
 }
 
 const unsigned char *db_res_blob(const struct db_res *r, size_t row, size_t col, size_t *len)
 {
-    const struct db_cell *c = cell(r, row, col);
-    *len = c != NULL && c->data != NULL ? c->len : 0;
-    return c != NULL ? (const unsigned char *)c->data : NULL;
+    const char *s = db_res_text(r, row, col);
+    *len = s != NULL ? cell(r, row, col)->len : 0;
+    return (const unsigned char *)s;
 }
 
 void db_res_free(struct db_res *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->filled; i++)
-        free(r->cells[i].data);
+    buf_free(&r->text);
     free(r->cells);
     free(r);
 }

@@ -7,10 +7,12 @@
 
 #include "db/db.h"
 
-/* One cell of a result: `data` is NUL-terminated (blobs too), NULL for SQL NULL. */
+/* One cell of a result: its bytes at `off` in the result's text (NUL-terminated, blobs
+   too); SQL NULL when null. */
 struct db_cell {
-    char *data;
+    size_t off;
     size_t len;
+    bool null;
 };
 
 struct db_res {
@@ -19,6 +21,7 @@ struct db_res {
     size_t cap;    /* cells allocated */
     size_t filled; /* cells pushed */
     struct db_cell *cells;
+    struct buf text; /* every cell's bytes, one after the other */
 };
 
 /* Result building (db.c). */

@@ -11,10 +11,46 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 10000
+#define STMT_CACHE 16
+
+/* A connection and the statements it prepared last (the web's queries repeat). */
+struct sq_conn {
+    sqlite3 *h;
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        unsigned long used;
+    } stmts[STMT_CACHE];
+    unsigned long clock;
+};
 
 static sqlite3 *conn(struct db *db)
 {
-    return db->handle;
+    return ((struct sq_conn *)db->handle)->h;
+}
+
+/* A prepared statement for sql: a cached one (reset), or a new one put in the cache. */
+static sqlite3_stmt *prepare(struct db *db, const char *sql)
+{
+    struct sq_conn *c = db->handle;
+    size_t victim = 0;
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        if (c->stmts[i].sql != NULL && strcmp(c->stmts[i].sql, sql) == 0) {
+            c->stmts[i].used = ++c->clock;
+            return c->stmts[i].st;
+        }
+        if (c->stmts[i].used < c->stmts[victim].used)
+            victim = i;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->h, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_finalize(c->stmts[victim].st);
+    free(c->stmts[victim].sql);
+    c->stmts[victim].sql = xstrdup(sql);
+    c->stmts[victim].st = st;
+    c->stmts[victim].used = ++c->clock;
+    return st;
 }
 
 static int fail(struct db *db, const char *what, char **cause)
@@ -95,13 +131,14 @@ static int step_all(struct db *db, sqlite3_stmt *st, struct db_res **res, char *
 static int sq_run(struct db *db, const char *sql, const struct db_param *params, size_t n,
                   struct db_res **res, char **cause)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(conn(db), sql, -1, &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = prepare(db, sql);
+    if (st == NULL)
         return fail(db, "preparing a statement", cause);
     int rc = bind_all(db, st, params, n, cause);
     if (rc == 0)
         rc = step_all(db, st, res, cause);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return rc;
 }
 
@@ -143,7 +180,13 @@ static int sq_has_table(struct db *db, const char *table, char **cause)
 
 static void sq_close(struct db *db)
 {
-    sqlite3_close_v2(conn(db));
+    struct sq_conn *c = db->handle;
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(c->stmts[i].st);
+        free(c->stmts[i].sql);
+    }
+    sqlite3_close_v2(c->h);
+    free(c);
     free(db);
 }
 
@@ -162,7 +205,7 @@ static bool sq_ours(struct db *db)
     sqlite3_stmt *st = NULL;
     const char *sql = "SELECT count(*) = 0 OR sum(name = 'alembic_version') > 0 "
                       "FROM sqlite_master WHERE type = 'table'";
-    bool ours = sqlite3_prepare_v2(db->handle, sql, -1, &st, NULL) == SQLITE_OK &&
+    bool ours = sqlite3_prepare_v2(conn(db), sql, -1, &st, NULL) == SQLITE_OK &&
                 sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
     sqlite3_finalize(st);
     return ours;
@@ -183,7 +226,9 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     struct db *db = xcalloc(1, sizeof *db);
     db->kind = DB_SQLITE;
     db->be = &sqlite_backend;
-    db->handle = h;
+    struct sq_conn *c = xcalloc(1, sizeof *c);
+    c->h = h;
+    db->handle = c;
     db->readonly = readonly;
     /* Buildbot's settings; a read-only connection cannot change the journal, and a
        file that is not (yet) a Buildbot database is left as it is. */

@@ -36,7 +36,8 @@ int buf_add(struct buf *b, const void *data, size_t len)
 {
     if (b->max != 0 && (len > b->max || b->len > b->max - len))
         return -1;
-    b->data = xgrow(b->data, &b->cap, b->len + len + 1, 1);
+    if (b->len + len + 1 > b->cap)
+        b->data = xgrow(b->data, &b->cap, b->len + len + 1, 1);
     if (len > 0)
         memcpy(b->data + b->len, data, len);
     b->len += len;

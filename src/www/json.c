@@ -81,9 +81,25 @@ static void newline(struct buf *b, int indent, int depth)
 {
     if (indent < 0)
         return;
-    buf_addc(b, '\n');
-    for (int i = 0; i < indent * depth; i++)
-        buf_addc(b, ' ');
+    static const char spaces[] =
+        "\n                                                                ";
+    size_t n = (size_t)(indent * depth);
+    buf_add(b, spaces, 1);
+    for (; n > sizeof spaces - 2; n -= sizeof spaces - 2)
+        buf_add(b, spaces + 1, sizeof spaces - 2);
+    buf_add(b, spaces + 1, n);
+}
+
+static void put_int(struct buf *b, json_int_t v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -154,7 +170,7 @@ static void dump(struct buf *b, const json_t *v, int indent, int depth)
         put_escaped(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        put_int(b, json_integer_value(v));
         break;
     case JSON_REAL:
         put_real(b, json_real_value(v));
