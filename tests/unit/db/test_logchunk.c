@@ -1,0 +1,182 @@
+/*
+ * Unit tests for log chunks (db/logchunk.c): every `compressed` code Buildbot
+ * writes decodes (inputs made with the compression libraries themselves and
+ * the chunks of a database Buildbot wrote), what bbmaster writes decodes back,
+ * and corrupt, unknown or oversized chunks are refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <brotli/encode.h>
+#include <bzlib.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "db/db.h"
+
+#define FIXTURE BBM_SHARED_DIR "/fixtures/dataapi/state-4.3-after-builds.sqlite"
+
+static char *sample_text(size_t *len)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    for (int i = 0; i < 2000; i++)
+        buf_printf(&b, "ohello line %d of a compile log\n", i);
+    *len = b.len;
+    return buf_take(&b);
+}
+
+static void expect_decoded(int codec, const void *in, size_t len, const char *want,
+                           size_t want_len)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    char *cause = NULL;
+    if (db_chunk_decode(codec, in, len, &out, &cause) != 0)
+        fail_msg("codec %d: %s", codec, cause);
+    assert_int_equal(out.len, want_len);
+    assert_memory_equal(out.data, want, want_len);
+    buf_free(&out);
+}
+
+static void test_every_codec_decodes(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = sample_text(&len);
+    size_t cap = len + 1024;
+    unsigned char *z = malloc(cap + 4);
+
+    expect_decoded(DB_CHUNK_RAW, text, len, text, len);
+
+    uLongf zl = cap;
+    assert_int_equal(compress2(z, &zl, (const Bytef *)text, len, 9), Z_OK);
+    expect_decoded(DB_CHUNK_ZLIB, z, zl, text, len);
+
+    unsigned bl = (unsigned)cap;
+    assert_int_equal(BZ2_bzBuffToBuffCompress((char *)z, &bl, text, (unsigned)len, 9, 0, 0),
+                     BZ_OK);
+    expect_decoded(DB_CHUNK_BZ2, z, bl, text, len);
+
+    /* python-lz4's block format: the size, 4 bytes little-endian, then the block */
+    int ll = LZ4_compress_default(text, (char *)z + 4, (int)len, (int)cap);
+    assert_true(ll > 0);
+    for (int i = 0; i < 4; i++)
+        z[i] = (unsigned char)(len >> (8 * i));
+    expect_decoded(DB_CHUNK_LZ4, z, (size_t)ll + 4, text, len);
+
+    size_t sl = ZSTD_compress(z, cap, text, len, 9);
+    assert_false(ZSTD_isError(sl));
+    expect_decoded(DB_CHUNK_ZSTD, z, sl, text, len);
+
+    size_t brl = cap;
+    assert_true(BrotliEncoderCompress(9, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, len,
+                                      (const uint8_t *)text, &brl, z));
+    expect_decoded(DB_CHUNK_BROTLI, z, brl, text, len);
+    free(z);
+    free(text);
+}
+
+static void test_written_chunks_read_back(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = sample_text(&len);
+    struct buf enc;
+    buf_init(&enc, 0);
+    int codec = -1;
+    char *cause = NULL;
+    assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+    assert_int_equal(codec, DB_CHUNK_ZSTD);
+    assert_true(enc.len < len / 4);
+    expect_decoded(codec, enc.data, enc.len, text, len);
+    /* too short to gain anything: stored raw */
+    buf_reset(&enc);
+    assert_int_equal(db_chunk_encode("ox\n", 3, &enc, &codec, &cause), 0);
+    assert_int_equal(codec, DB_CHUNK_RAW);
+    expect_decoded(codec, enc.data, enc.len, "ox\n", 3);
+    buf_free(&enc);
+    free(text);
+}
+
+static void expect_refused(int codec, const void *in, size_t len, const char *words)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    char *cause = NULL;
+    assert_int_equal(db_chunk_decode(codec, in, len, &out, &cause), -1);
+    if (strstr(cause, words) == NULL)
+        fail_msg("codec %d: \"%s\" lacks \"%s\"", codec, cause, words);
+    free(cause);
+    buf_free(&out);
+}
+
+static void test_bad_chunks_are_refused(void **state)
+{
+    (void)state;
+    const size_t big = 2 * DB_CHUNK_MAX;
+    char *zeros = calloc(1, big);
+    size_t cap = ZSTD_compressBound(big);
+    unsigned char *z = malloc(cap);
+    uLongf zl = cap;
+    assert_int_equal(compress2(z, &zl, (const Bytef *)zeros, big, 9), Z_OK);
+    expect_refused(DB_CHUNK_ZLIB, z, zl, "past");
+    size_t sl = ZSTD_compress(z, cap, zeros, big, 3);
+    expect_refused(DB_CHUNK_ZSTD, z, sl, "past");
+    expect_refused(DB_CHUNK_ZLIB, "not zlib", 8, "zlib");
+    expect_refused(DB_CHUNK_ZSTD, "not zstd", 8, "zstd");
+    expect_refused(DB_CHUNK_LZ4, "\xff\xff\xff\x7f", 4, "past");
+    expect_refused(DB_CHUNK_LZ4, "\x0a\x00\x00\x00\xff\xff\xff", 7, "lz4");
+    expect_refused(9, "x", 1, "unknown");
+    free(z);
+    free(zeros);
+}
+
+/* Every chunk of a database Buildbot 4.3 wrote: as many lines as it says, joined by '\n'
+   with no newline after the last. */
+static void test_buildbots_chunks(void **state)
+{
+    (void)state;
+    char url[256], *cause = NULL;
+    snprintf(url, sizeof url, "sqlite:///%s", FIXTURE);
+    struct db *db = db_open(url, "/", true, &cause);
+    assert_non_null(db);
+    struct db_res *r = db_query(
+        db, "SELECT first_line, last_line, compressed, content FROM logchunks", NULL, 0, &cause);
+    assert_true(db_res_rows(r) > 50);
+    struct buf out;
+    buf_init(&out, 0);
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        size_t len;
+        const unsigned char *data = db_res_blob(r, i, 3, &len);
+        buf_reset(&out);
+        if (db_chunk_decode((int)db_res_int(r, i, 2), data, len, &out, &cause) != 0)
+            fail_msg("chunk %zu: %s", i, cause);
+        size_t lines = 1;
+        for (size_t k = 0; k < out.len; k++)
+            lines += out.data[k] == '\n';
+        assert_true(out.len > 0 && out.data[out.len - 1] != '\n');
+        assert_int_equal(lines, db_res_int(r, i, 1) - db_res_int(r, i, 0) + 1);
+    }
+    buf_free(&out);
+    db_res_free(r);
+    db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_codec_decodes),
+        cmocka_unit_test(test_written_chunks_read_back),
+        cmocka_unit_test(test_bad_chunks_are_refused),
+        cmocka_unit_test(test_buildbots_chunks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
