@@ -12,6 +12,7 @@
 
 #define BUSY_TIMEOUT_MS 10000
 #define STMT_CACHE 16
+#define MMAP_SIZE "1073741824"
 
 /* A connection and the statements it prepared last (the web's queries repeat). */
 struct sq_conn {
@@ -230,6 +231,13 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     c->h = h;
     db->handle = c;
     db->readonly = readonly;
+    /* Sorts and temporary tables in memory: a temporary file per sorted query costs more
+       than the query.  Pages read through a shared mapping, not a read() each into every
+       connection's own small cache. */
+    if (sq_script(db, "PRAGMA temp_store = memory; PRAGMA mmap_size = " MMAP_SIZE, cause) < 0) {
+        sq_close(db);
+        return NULL;
+    }
     /* Buildbot's settings; a read-only connection cannot change the journal, and a
        file that is not (yet) a Buildbot database is left as it is. */
     const char *setup = readonly ? "PRAGMA query_only = 1"

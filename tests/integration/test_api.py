@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import shutil
+import sqlite3
 import urllib.error
 import urllib.request
 
@@ -44,7 +45,6 @@ NOT_YET = {
     "forceschedulers.json": "force schedulers come with the build engine",
     "forcescheduler.json": "force schedulers come with the build engine",
     "builder-forceschedulers.json": "force schedulers come with the build engine",
-    "codebases.json": "4.3's experimental codebases endpoints",
     "application-spec.json": "the generated /application.spec",
     "change-properties-list.json": "Buildbot 4.3 answers 500 (a bug); bbmaster answers its own 500",
 }
@@ -204,3 +204,41 @@ def test_keep_alive_and_no_stale_answers_after_a_write(master, backend):
     master.cli("reconfig", master.dir, check=0)
     assert names() == first + ["epsilon"] and conn.sock is sock
     conn.close()
+
+
+def test_codebases_branches_commits(master, tmp_path):
+    """Buildbot 4.3's experimental codebase resources (empty in every recorded database)."""
+    db = str(tmp_path / "codebases.sqlite")
+    shutil.copy(os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"), db)
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        INSERT INTO projects (id, name, name_hash, slug) VALUES (7, 'cpython', 'h', 'cpython');
+        INSERT INTO codebases (id, projectid, name, slug, name_hash) VALUES (3, 7, 'main', 'main', 'h');
+        INSERT INTO codebase_commits VALUES (1, 3, 'A <a@x>', NULL, 'first', 100, 'abc', NULL);
+        INSERT INTO codebase_commits VALUES (2, 3, 'B <b@x>', 'C', 'second', 200, 'def', 1);
+        INSERT INTO codebase_branches VALUES (5, 3, 'main', 'h', 2, 300);
+    """)
+    conn.commit()
+    conn.close()
+    port = serve(master, db)
+
+    def get_json(path):
+        status, body, _ = get(port, "/api/v2/" + path, "application/json")
+        return status, json.loads(body)
+
+    one = {"codebaseid": 3, "projectid": 7, "name": "main", "slug": "main"}
+    assert get_json("codebases") == (200, {"codebases": [one], "meta": {"total": 1}})
+    assert get_json("codebases/3") == (200, {"codebases": [one], "meta": {}})
+    assert get_json("projects/7/codebases/main") == (200, {"codebases": [one], "meta": {}})
+    assert get_json("codebases/4")[0] == 404
+    branch = {"branchid": 5, "codebaseid": 3, "name": "main", "commitid": 2, "last_timestamp": 300}
+    assert get_json("codebases/3/branches")[1]["branches"] == [branch]
+    assert get_json("branches/5")[1]["branches"] == [branch]
+    second = {"commitid": 2, "codebaseid": 3, "author": "B <b@x>", "committer": "C",
+              "comments": "second", "when_timestamp": 200, "revision": "def",
+              "parent_commitid": 1}
+    assert get_json("codebases/3/commits?order=-commitid&limit=1") == \
+        (200, {"commits": [second], "meta": {"total": 1}})
+    assert get_json("commits/2")[1]["commits"] == [second]
+    assert get_json("codebases/3/commits_by_revision/def")[1]["commits"] == [second]
+    assert get_json("codebases/3/commits?author__contains=A")[1]["meta"] == {"total": 1}

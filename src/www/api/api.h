@@ -50,6 +50,6 @@ int api_log_lines(struct db *db, long long logid, long long first, long long las
 /* Endpoints, by resource file. */
 extern const struct www_endpoint api_builders_eps[], api_builds_eps[], api_steps_eps[],
     api_logs_eps[], api_workers_eps[], api_masters_eps[], api_requests_eps[], api_changes_eps[],
-    api_misc_eps[];
+    api_misc_eps[], api_codebases_eps[];
 
 #endif

@@ -8,7 +8,7 @@
 
 static const struct www_endpoint *const groups[] = {
     api_builders_eps, api_builds_eps,   api_steps_eps,   api_logs_eps, api_workers_eps,
-    api_masters_eps,  api_requests_eps, api_changes_eps, api_misc_eps,
+    api_masters_eps,  api_requests_eps, api_changes_eps, api_misc_eps, api_codebases_eps,
 };
 
 static bool match_any(const char *patterns, char *const *segs, size_t nsegs, struct www_args *args)

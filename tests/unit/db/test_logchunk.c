@@ -33,8 +33,7 @@ static char *sample_text(size_t *len)
     return buf_take(&b);
 }
 
-static void expect_decoded(int codec, const void *in, size_t len, const char *want,
-                           size_t want_len)
+static void expect_decoded(int codec, const void *in, size_t len, const char *want, size_t want_len)
 {
     struct buf out;
     buf_init(&out, 0);
@@ -61,8 +60,7 @@ static void test_every_codec_decodes(void **state)
     expect_decoded(DB_CHUNK_ZLIB, z, zl, text, len);
 
     unsigned bl = (unsigned)cap;
-    assert_int_equal(BZ2_bzBuffToBuffCompress((char *)z, &bl, text, (unsigned)len, 9, 0, 0),
-                     BZ_OK);
+    assert_int_equal(BZ2_bzBuffToBuffCompress((char *)z, &bl, text, (unsigned)len, 9, 0, 0), BZ_OK);
     expect_decoded(DB_CHUNK_BZ2, z, bl, text, len);
 
     /* python-lz4's block format: the size, 4 bytes little-endian, then the block */
