@@ -12,7 +12,6 @@
 
 #define BUSY_TIMEOUT_MS 10000
 #define STMT_CACHE 16
-#define MMAP_SIZE "1073741824"
 
 /* A connection and the statements it prepared last (the web's queries repeat). */
 struct sq_conn {
@@ -232,9 +231,8 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     db->handle = c;
     db->readonly = readonly;
     /* Sorts and temporary tables in memory: a temporary file per sorted query costs more
-       than the query.  Pages read through a shared mapping, not a read() each into every
-       connection's own small cache. */
-    if (sq_script(db, "PRAGMA temp_store = memory; PRAGMA mmap_size = " MMAP_SIZE, cause) < 0) {
+       than the query.  (No mmap: mapped pages would count in the master's RSS.) */
+    if (sq_script(db, "PRAGMA temp_store = memory", cause) < 0) {
         sq_close(db);
         return NULL;
     }
