@@ -216,7 +216,10 @@ def test_codebases_branches_commits(master, tmp_path):
         INSERT INTO codebases (id, projectid, name, slug, name_hash) VALUES (3, 7, 'main', 'main', 'h');
         INSERT INTO codebase_commits VALUES (1, 3, 'A <a@x>', NULL, 'first', 100, 'abc', NULL);
         INSERT INTO codebase_commits VALUES (2, 3, 'B <b@x>', 'C', 'second', 200, 'def', 1);
+        INSERT INTO codebase_commits VALUES (3, 3, 'A <a@x>', NULL, 'third', 300, 'ghi', 2);
+        INSERT INTO codebase_commits VALUES (4, 3, 'A <a@x>', NULL, 'fork', 400, 'jkl', 2);
         INSERT INTO codebase_branches VALUES (5, 3, 'main', 'h', 2, 300);
+        UPDATE sourcestamps SET revision = 'def' WHERE id = 1;
     """)
     conn.commit()
     conn.close()
@@ -237,8 +240,26 @@ def test_codebases_branches_commits(master, tmp_path):
     second = {"commitid": 2, "codebaseid": 3, "author": "B <b@x>", "committer": "C",
               "comments": "second", "when_timestamp": 200, "revision": "def",
               "parent_commitid": 1}
-    assert get_json("codebases/3/commits?order=-commitid&limit=1") == \
+    assert get_json("codebases/3/commits?order=-when_timestamp&limit=1&offset=2") == \
         (200, {"commits": [second], "meta": {"total": 1}})
     assert get_json("commits/2")[1]["commits"] == [second]
     assert get_json("codebases/3/commits_by_revision/def")[1]["commits"] == [second]
-    assert get_json("codebases/3/commits?author__contains=A")[1]["meta"] == {"total": 1}
+    assert get_json("codebases/3/commits?author__contains=A")[1]["meta"] == {"total": 3}
+
+    def graph(a, b):
+        status, body = get_json(f"codebases/3/commit_range/{a}/{b}/commits_common_parent")
+        return body["commit_graphs"][0] if status == 200 else status
+
+    # Buildbot 4.3's walk, quirks included (to1 starts at the common commit's parent when
+    # the second commit is an ancestor of the first)
+    assert graph(3, 4) == {"common": 2, "to1": [2, 3], "to2": [2, 4]}
+    assert graph(3, 2) == {"common": 2, "to1": [1, 2, 3], "to2": [2]}
+    assert graph(3, 3) == {"common": 3, "to1": [3], "to2": [3]}
+    assert graph(3, 99) == 404
+
+    def sets(a, b):
+        path = f"codebases/3/commit_range/{a}/{b}/test_result_sets?field=test_result_setid"
+        return [t["test_result_setid"] for t in get_json(path)[1]["test_result_sets"]]
+
+    assert sets(2, 4) == [1, 2, 3]  # builds of commits 2 and 4 (revision "def")
+    assert sets(3, 4) == []         # 3 is not where the range starts

@@ -47,6 +47,14 @@ long long api_obj_int(json_t *o, const char *key);
 int api_log_lines(struct db *db, long long logid, long long first, long long last, struct buf *text,
                   char **cause);
 
+/*
+ * The first common ancestor of two commits and the commits from it to each,
+ * as Buildbot 4.3 computes it: 1 with *graph {"common", "to1", "to2"}, 0 if
+ * none, -1 on error (codebases.c).
+ */
+int api_commit_graph(struct www_req *req, long long id1, long long id2, json_t **graph,
+                     char **cause);
+
 /* Endpoints, by resource file. */
 extern const struct www_endpoint api_builders_eps[], api_builds_eps[], api_steps_eps[],
     api_logs_eps[], api_workers_eps[], api_masters_eps[], api_requests_eps[], api_changes_eps[],

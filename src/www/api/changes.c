@@ -206,6 +206,7 @@ static const struct www_field trs_fields[] = {
 };
 static const struct www_rtype trs_type = {"test_result_sets", API_FIELDS(trs_fields)};
 static const struct api_source trs_src = {&trs_type, "test_result_sets t", "t.id", true};
+#define GRAPH_IDS_MAX 101 /* a commit and its ancestors as far as the graph walk goes */
 
 static int get_result_sets(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
@@ -225,6 +226,49 @@ static int get_result_sets(struct www_req *req, json_t *out, bool *paged, char *
     }
     struct db_param p = DB_INT(id);
     return api_rows(req, &trs_src, where, &p, where ? 1 : 0, out, paged, cause);
+}
+
+/* Test result sets of the builds of the commits from commitid1 back to their common
+   ancestor with commitid2, matched by revision (Buildbot 4.3's own caveat). */
+static int get_range_result_sets(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    long long from = 0, to = 0;
+    www_arg_num(&req->args, "commitid1", &from);
+    www_arg_num(&req->args, "commitid2", &to);
+    json_t *graph = NULL;
+    int rc = api_commit_graph(req, from, to, &graph, cause);
+    json_t *ids = json_object_get(graph, "to2");
+    if (rc <= 0 || json_integer_value(json_array_get(ids, 0)) != from) {
+        json_decref(graph);
+        return rc < 0 ? -1 : 0;
+    }
+    struct db_param p[GRAPH_IDS_MAX];
+    struct buf in;
+    buf_init(&in, 0);
+    size_t n = 0, i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (n == GRAPH_IDS_MAX)
+            break;
+        p[n++] = DB_INT(json_integer_value(id));
+        buf_addstr(&in, n > 1 ? ", ?" : "?");
+    }
+    char *where = xasprintf("cc.id IN (%s)", in.data);
+    static const struct api_source range_src = {
+        &trs_type,
+        "test_result_sets t JOIN builds b ON b.id = t.buildid "
+        "JOIN buildrequests br ON br.id = b.buildrequestid "
+        "JOIN buildsets bs ON bs.id = br.buildsetid "
+        "JOIN buildset_sourcestamps bss ON bss.buildsetid = bs.id "
+        "JOIN sourcestamps ss ON ss.id = bss.sourcestampid "
+        "JOIN codebase_commits cc ON cc.revision = ss.revision",
+        "t.id", false};
+    rc = api_rows(req, &range_src, where, p, n, out, paged, cause);
+    free(where);
+    buf_free(&in);
+    json_decref(graph);
+    return rc;
 }
 
 static const struct www_field tr_fields[] = {
@@ -277,6 +321,8 @@ const struct www_endpoint api_misc_eps[] = {
     {DATA_PATHS("/i:name/value"), &data_type, WWW_RAW, get_data_value, NULL},
     {TRS_PATHS, &trs_type, WWW_COLLECTION, get_result_sets, NULL},
     {"/test_result_sets/n:test_result_setid", &trs_type, WWW_SINGLE, get_result_sets, NULL},
+    {"/codebases/n:codebaseid/commit_range/n:commitid1/n:commitid2/test_result_sets", &trs_type,
+     WWW_COLLECTION, get_range_result_sets, NULL},
     {"/test_result_sets/n:test_result_setid/results", &tr_type, WWW_COLLECTION, get_results, NULL},
     {NULL, NULL, 0, NULL, NULL},
 };

@@ -63,9 +63,10 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
     buf_init(&sql, 0);
     select_list(t, &sql);
     buf_printf(&sql, " FROM %s WHERE %s", src->from, where != NULL ? where : "1 = 1");
-    struct db_param params[WWW_QUERY_MAX_PARAMS + 16];
+    struct db_param *params = xcalloc(n + WWW_QUERY_MAX_PARAMS, sizeof *params);
     size_t np = n;
-    memcpy(params, p, n * sizeof *p);
+    if (n > 0)
+        memcpy(params, p, n * sizeof *p);
     bool page = paged != NULL && src->db_paged && www_query_sql_ok(&req->q);
     int rc = -1;
     bool filter = paged != NULL && src->db_paged;
@@ -82,6 +83,7 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
         *paged = page;
     rc = 0;
 out:
+    free(params);
     buf_free(&sql);
     return rc;
 }
