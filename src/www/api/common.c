@@ -168,6 +168,17 @@ long long api_logid(struct www_req *req, char **cause)
 
 /* Properties: {"name": [value, source]}. */
 
+/* Is property `name` among `names` (NULL: all; "*" matches any)? */
+static bool wanted(const char *name, char *const *names, size_t n)
+{
+    if (names == NULL)
+        return true;
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(names[k], "*") == 0 || strcmp(names[k], name) == 0)
+            return true;
+    return false;
+}
+
 json_t *api_build_properties(struct www_req *req, long long buildid, char *const *names, size_t n,
                              char **cause)
 {
@@ -181,10 +192,7 @@ json_t *api_build_properties(struct www_req *req, long long buildid, char *const
     json_t *props = json_object();
     for (size_t i = 0; i < db_res_rows(r); i++) {
         const char *name = db_res_text(r, i, 0);
-        bool wanted = names == NULL;
-        for (size_t k = 0; k < n && !wanted; k++)
-            wanted = strcmp(names[k], "*") == 0 || strcmp(names[k], name) == 0;
-        if (!wanted)
+        if (!wanted(name, names, n))
             continue;
         json_t *v = json_loads(db_res_text(r, i, 1), JSON_DECODE_ANY, NULL);
         json_object_set_new(props, name,
@@ -204,11 +212,8 @@ json_t *api_pair_properties(struct www_req *req, const char *sql, long long id, 
     json_t *props = json_object();
     for (size_t i = 0; i < db_res_rows(r); i++) {
         const char *name = db_res_text(r, i, 0);
-        bool wanted = names == NULL;
-        for (size_t k = 0; k < n && !wanted; k++)
-            wanted = strcmp(names[k], "*") == 0 || strcmp(names[k], name) == 0;
         json_t *v = json_loads(db_res_text(r, i, 1), JSON_DECODE_ANY, NULL);
-        if (wanted && v != NULL)
+        if (wanted(name, names, n) && v != NULL)
             json_object_set(props, name, v);
         json_decref(v);
     }

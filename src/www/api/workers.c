@@ -189,7 +189,15 @@ static const struct www_rtype scheduler_type = {"schedulers", scheduler_fields, 
 static const struct www_rtype scheduler_rows = {"schedulers", API_FIELDS(scheduler_fields)};
 static const struct api_source schedulers_src = {&scheduler_rows, "schedulers s", "s.id", false};
 
-static int get_schedulers_common(struct www_req *req, json_t *out, bool *paged, char **cause)
+/* One shape for both: rows by id and/or by master, each with its master embedded. */
+struct owned {
+    const struct api_source *src;
+    const char *id_arg, *id_col;       /* "schedulerid", "s.id" */
+    const char *link_table, *link_col; /* "scheduler_masters", "schedulerid" */
+};
+
+static int get_owned(struct www_req *req, const struct owned *k, json_t *out, bool *paged,
+                     char **cause)
 {
     long long id, masterid;
     struct buf where;
@@ -197,21 +205,30 @@ static int get_schedulers_common(struct www_req *req, json_t *out, bool *paged, 
     buf_addstr(&where, "1 = 1");
     struct db_param p[2];
     size_t n = 0;
-    if (www_arg_num(&req->args, "schedulerid", &id)) {
-        buf_addstr(&where, " AND s.id = ?");
+    if (www_arg_num(&req->args, k->id_arg, &id)) {
+        buf_printf(&where, " AND %s = ?", k->id_col);
         p[n++] = DB_INT(id);
     }
     if (www_arg_num(&req->args, "masterid", &masterid)) {
-        buf_addstr(&where, " AND s.id IN (SELECT schedulerid FROM scheduler_masters "
-                           "WHERE masterid = ?)");
+        buf_printf(&where, " AND %s IN (SELECT %s FROM %s WHERE masterid = ?)", k->id_col,
+                   k->link_col, k->link_table);
         p[n++] = DB_INT(masterid);
     }
-    int rc = api_rows(req, &schedulers_src, where.data, p, n, out, paged, cause);
+    int rc = api_rows(req, k->src, where.data, p, n, out, paged, cause);
     buf_free(&where);
-    if (rc == 0)
-        rc = embed_master(req, out, "SELECT masterid FROM scheduler_masters WHERE schedulerid = ?",
-                          cause);
+    if (rc == 0) {
+        char *link = xasprintf("SELECT masterid FROM %s WHERE %s = ?", k->link_table, k->link_col);
+        rc = embed_master(req, out, link, cause);
+        free(link);
+    }
     return rc;
+}
+
+static int get_schedulers_common(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    static const struct owned k = {&schedulers_src, "schedulerid", "s.id", "scheduler_masters",
+                                   "schedulerid"};
+    return get_owned(req, &k, out, paged, cause);
 }
 
 static const struct www_field changesource_fields[] = {
@@ -228,27 +245,9 @@ static const struct api_source changesources_src = {&changesource_rows, "changes
 
 static int get_changesources_common(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
-    long long id, masterid;
-    struct buf where;
-    buf_init(&where, 0);
-    buf_addstr(&where, "1 = 1");
-    struct db_param p[2];
-    size_t n = 0;
-    if (www_arg_num(&req->args, "changesourceid", &id)) {
-        buf_addstr(&where, " AND c.id = ?");
-        p[n++] = DB_INT(id);
-    }
-    if (www_arg_num(&req->args, "masterid", &masterid)) {
-        buf_addstr(&where, " AND c.id IN (SELECT changesourceid FROM changesource_masters "
-                           "WHERE masterid = ?)");
-        p[n++] = DB_INT(masterid);
-    }
-    int rc = api_rows(req, &changesources_src, where.data, p, n, out, paged, cause);
-    buf_free(&where);
-    if (rc == 0)
-        rc = embed_master(
-            req, out, "SELECT masterid FROM changesource_masters WHERE changesourceid = ?", cause);
-    return rc;
+    static const struct owned k = {&changesources_src, "changesourceid", "c.id",
+                                   "changesource_masters", "changesourceid"};
+    return get_owned(req, &k, out, paged, cause);
 }
 
 #define WORKER_PATHS                                                                               \
