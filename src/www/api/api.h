@@ -25,6 +25,12 @@ struct api_source {
  */
 int api_rows(struct www_req *req, const struct api_source *src, const char *where,
              const struct db_param *p, size_t n, json_t *out, bool *paged, char **cause);
+/*
+ * api_rows WHERE `where` (one `?`) = id, for an id found by one of the lookups below:
+ * nothing for -1 (no such parent), an error for -2.
+ */
+int api_rows_by_id(struct www_req *req, const struct api_source *src, const char *where,
+                   long long id, json_t *out, bool *paged, char **cause);
 struct db_res *api_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
                           char **cause);
 /* First column of the first row; -1 if there is no row, -2 on error (*cause). */

@@ -88,6 +88,15 @@ out:
     return rc;
 }
 
+int api_rows_by_id(struct www_req *req, const struct api_source *src, const char *where,
+                   long long id, json_t *out, bool *paged, char **cause)
+{
+    if (id < 0)
+        return id == -2 ? -1 : 0;
+    struct db_param p = DB_INT(id);
+    return api_rows(req, src, where, &p, 1, out, paged, cause);
+}
+
 struct db_res *api_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
                           char **cause)
 {

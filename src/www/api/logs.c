@@ -27,20 +27,13 @@ static const struct api_source steps_src = {&step_type, "steps s", "s.number", f
 
 static int get_step(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
-    long long id = api_stepid(req, cause);
-    if (id < 0)
-        return id == -2 ? -1 : 0;
-    struct db_param p = DB_INT(id);
-    return api_rows(req, &steps_src, "s.id = ?", &p, 1, out, paged, cause);
+    return api_rows_by_id(req, &steps_src, "s.id = ?", api_stepid(req, cause), out, paged, cause);
 }
 
 static int get_steps(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
-    long long id = api_buildid(req, cause);
-    if (id < 0)
-        return id == -2 ? -1 : 0;
-    struct db_param p = DB_INT(id);
-    return api_rows(req, &steps_src, "s.buildid = ?", &p, 1, out, paged, cause);
+    return api_rows_by_id(req, &steps_src, "s.buildid = ?", api_buildid(req, cause), out, paged,
+                          cause);
 }
 
 static const struct www_field log_fields[] = {
@@ -54,20 +47,13 @@ static const struct api_source logs_src = {&log_type, "logs l", "l.id", false};
 
 static int get_log(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
-    long long id = api_logid(req, cause);
-    if (id < 0)
-        return id == -2 ? -1 : 0;
-    struct db_param p = DB_INT(id);
-    return api_rows(req, &logs_src, "l.id = ?", &p, 1, out, paged, cause);
+    return api_rows_by_id(req, &logs_src, "l.id = ?", api_logid(req, cause), out, paged, cause);
 }
 
 static int get_logs(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
-    long long id = api_stepid(req, cause);
-    if (id < 0)
-        return id == -2 ? -1 : 0;
-    struct db_param p = DB_INT(id);
-    return api_rows(req, &logs_src, "l.stepid = ?", &p, 1, out, paged, cause);
+    return api_rows_by_id(req, &logs_src, "l.stepid = ?", api_stepid(req, cause), out, paged,
+                          cause);
 }
 
 /* Appends lines [first, last] of a log, each ending in '\n', to `text`. */
