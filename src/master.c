@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -109,6 +110,38 @@ static int register_config(struct master *m, char **cause)
 fail:
     db_rollback(m->db);
     return -1;
+}
+
+/* Workers in the database as Buildbot records them: connected_workers, and workers.info
+   with the four keys Buildbot keeps of the worker's info, in its order. */
+static void worker_attached(const char *name, const struct pb_value *info, void *arg)
+{
+    struct master *m = arg;
+    static const char *const keys[] = {"admin", "host", "access_uri", "version"};
+    json_t *o = json_object();
+    for (size_t i = 0; i < UTIL_NELEM(keys); i++) {
+        const char *v = pb_str(pb_dict_get(info, keys[i]));
+        json_t *j = v != NULL ? json_string(v) : NULL; /* NULL too when not UTF-8 */
+        json_object_set_new(o, keys[i], j != NULL ? j : json_null());
+    }
+    char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    char *cause = NULL;
+    if (db_worker_connected(m->db, m->masterid, name, text, &cause) < 0) {
+        log_error("database: worker '%s' connected: %s", name, cause);
+        free(cause);
+    }
+    free(text);
+    json_decref(o);
+}
+
+static void worker_detached(const char *name, void *arg)
+{
+    struct master *m = arg;
+    char *cause = NULL;
+    if (!m->stopping && db_worker_disconnected(m->db, m->masterid, name, &cause) < 0) {
+        log_error("database: worker '%s' disconnected: %s", name, cause);
+        free(cause);
+    }
 }
 
 static int open_db(struct master *m, char **cause)
@@ -276,6 +309,7 @@ static int start(struct master *m, char **cause)
         return -1;
     }
     m->workers = wk_registry_new(&m->loop, m->cfg);
+    wk_set_events(m->workers, &(struct wk_events){worker_attached, worker_detached, m});
     if (m->cfg->pb_port > 0 &&
         wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
         log_error("%s", *cause);

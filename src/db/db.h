@@ -119,18 +119,23 @@ void db_hash(const char *const *values, size_t n, char out[41]);
 
 /* Masters, builders and workers (masters.c).  Ids, or -1 with *cause. */
 
-/* Finds or adds the master row named "<hostname>:<basedir>" and marks it active. */
+/* Finds or adds the master row named "<hostname>:<basedir>", marks it active and with no
+   connected workers. */
 long long db_master_register(struct db *db, const char *name, long long now, char **cause);
 long long db_builder_id(struct db *db, const char *name, char **cause);
 long long db_worker_id(struct db *db, const char *name, char **cause);
-/* Removes a master's builder_masters, configured_workers and connected_workers rows. */
+/* Removes a master's builder_masters and configured_workers rows. */
 int db_master_unlink(struct db *db, long long masterid, char **cause);
 long long db_builder_master_add(struct db *db, long long builderid, long long masterid,
                                 char **cause);
 int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,
                              char **cause);
-/* Unlinks the master and marks it inactive (a clean stop). */
+/* Unlinks the master, forgets its connected workers and marks it inactive (a clean stop). */
 int db_master_deactivate(struct db *db, long long masterid, char **cause);
+/* A worker attached to this master: its connected_workers row, and its info (JSON text). */
+int db_worker_connected(struct db *db, long long masterid, const char *name, const char *info,
+                        char **cause);
+int db_worker_disconnected(struct db *db, long long masterid, const char *name, char **cause);
 
 /* Schema (schema.c). */
 

@@ -38,6 +38,9 @@ long long db_master_register(struct db *db, const char *name, long long now, cha
     struct db_param u[] = {DB_INT(now), DB_INT(id)};
     if (db_exec(db, "UPDATE masters SET active = 1, last_active = ? WHERE id = ?", u, 2, cause) < 0)
         return -1;
+    /* no worker is connected to a master that is starting (rows left by a crash) */
+    if (db_exec(db, "DELETE FROM connected_workers WHERE masterid = ?", &u[1], 1, cause) < 0)
+        return -1;
     return id;
 }
 
@@ -65,8 +68,7 @@ int db_master_unlink(struct db *db, long long masterid, char **cause)
                 "DELETE FROM configured_workers WHERE buildermasterid IN "
                 "(SELECT id FROM builder_masters WHERE masterid = ?)",
                 &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM connected_workers WHERE masterid = ?", &p, 1, cause) < 0)
+        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0)
         return -1;
     return 0;
 }
@@ -98,5 +100,32 @@ int db_master_deactivate(struct db *db, long long masterid, char **cause)
     if (db_master_unlink(db, masterid, cause) < 0)
         return -1;
     struct db_param p = DB_INT(masterid);
+    if (db_exec(db, "DELETE FROM connected_workers WHERE masterid = ?", &p, 1, cause) < 0)
+        return -1;
     return db_exec(db, "UPDATE masters SET active = 0 WHERE id = ?", &p, 1, cause);
+}
+
+int db_worker_connected(struct db *db, long long masterid, const char *name, const char *info,
+                        char **cause)
+{
+    long long id = db_worker_id(db, name, cause);
+    if (id < 0)
+        return -1;
+    struct db_param c[] = {DB_INT(masterid), DB_INT(id)};
+    long long row;
+    int rc = db_insert(db, "INSERT INTO connected_workers (masterid, workerid) VALUES (?, ?)", c, 2,
+                       &row, cause);
+    if (rc < 0 && rc != DB_CONFLICT) /* already there: as Buildbot, nothing to do */
+        return -1;
+    struct db_param u[] = {DB_TEXT(info), DB_INT(id)};
+    return db_exec(db, "UPDATE workers SET info = ? WHERE id = ?", u, 2, cause);
+}
+
+int db_worker_disconnected(struct db *db, long long masterid, const char *name, char **cause)
+{
+    struct db_param p[] = {DB_INT(masterid), DB_TEXT(name)};
+    return db_exec(db,
+                   "DELETE FROM connected_workers WHERE masterid = ? AND workerid IN "
+                   "(SELECT id FROM workers WHERE name = ?)",
+                   p, 2, cause);
 }

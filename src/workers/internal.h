@@ -57,6 +57,7 @@ struct wk_registry {
     char *listen_iface;
     int listen_port;
     bool closing;
+    struct wk_events events;
     struct session *sessions;
     size_t n_sessions;
     uint64_t next_id;

@@ -29,6 +29,11 @@ struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg)
     return r;
 }
 
+void wk_set_events(struct wk_registry *r, const struct wk_events *ev)
+{
+    r->events = *ev;
+}
+
 /* Frees the registry once it is being freed and nothing of it is left open. */
 static void maybe_free(struct wk_registry *r)
 {

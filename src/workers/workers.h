@@ -30,8 +30,19 @@ struct wk_registry;
 /* Connections at once, logged in or not. */
 #define WK_MAX_CONNECTIONS 4096
 
+/* What the engine hears of workers, on the loop. */
+struct wk_events {
+    /* The attach sequence is done; `info` is the worker's getWorkerInfo dict. */
+    void (*attached)(const char *name, const struct pb_value *info, void *arg);
+    /* An attached worker's connection is gone. */
+    void (*detached)(const char *name, void *arg);
+    void *arg;
+};
+
 /* A registry on `loop` for `cfg` (not owned; see wk_reconfig). */
 struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg);
+/* Tells `ev` (copied; its functions may be NULL) of every attach and detach from now on. */
+void wk_set_events(struct wk_registry *r, const struct wk_events *ev);
 /* Closes every connection and the listener; frees once they are closed (run the loop). */
 void wk_registry_free(struct wk_registry *r);
 

@@ -4,11 +4,14 @@ keeps retrying, a killed worker noticed, reconnection after a master restart,
 reconfig adding, changing and removing workers, duplicate logins, and stop
 always returning."""
 
+import json
 import os
 import signal
+import sqlite3
 import time
+import urllib.request
 
-from conftest import pid_alive, read, wait_for
+from conftest import free_port, pid_alive, read, wait_for
 
 ATTACHED = r"worker 'w1' attached from 127\.0\.0\.1:\d+; version: '3\.7[^']*', system: 'posix'"
 
@@ -175,3 +178,40 @@ def test_reconfig_moves_the_pb_port(master, workers):
         assert "cannot listen for workers" in r.stdout
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", new_port)) == 0
+
+
+def test_connected_workers_in_the_database_and_the_api(master, workers):
+    """Buildbot's rows for a connected worker: connected_workers while it is attached
+    (kept across a reconfig), workers.info with the four keys Buildbot keeps."""
+    port = free_port()
+    www = f"  www = {{ port = {port} }},\n"
+    master.configure({"w1": "pass1", "w2": "pass2"}, {"b1": ["w1", "w2"]}, www)
+    master.start()
+    w = workers("w1", "pass1", master.pb_port).start()
+    master.wait_log(ATTACHED)
+
+    def worker(name):
+        url = f"http://127.0.0.1:{port}/api/v2/workers/{name}"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return json.loads(r.read())["workers"][0]
+
+    w1 = worker("w1")
+    masterid = w1["configured_on"][0]["masterid"]
+    assert w1["connected_to"] == [{"masterid": masterid}]
+    assert sorted(w1["workerinfo"]) == ["access_uri", "admin", "host", "version"]
+    assert w1["workerinfo"]["version"].startswith("3.7") and w1["workerinfo"]["access_uri"] is None
+    assert worker("w2")["connected_to"] == []
+    master.configure({"w1": "pass1", "w2": "pass2"}, {"b1": ["w1"], "b2": ["w2"]}, www)
+    master.cli("reconfig", master.dir, check=0)
+    assert worker("w1")["connected_to"] == [{"masterid": masterid}]
+    w.kill()
+    master.wait_log(r"worker 'w1' detached")
+    assert worker("w1")["connected_to"] == []
+    assert worker("w1")["workerinfo"]["admin"] == w1["workerinfo"]["admin"]  # info stays
+    w.start()
+    master.wait_log(ATTACHED, 2)
+    master.cli("stop", master.dir, check=0)
+    db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+    assert db.execute("SELECT count(*) FROM connected_workers").fetchone() == (0,)
+    assert db.execute("SELECT active FROM masters").fetchall() == [(0,)]
+    db.close()
