@@ -9,6 +9,7 @@ WORKER_DIR=.run/worker
 
 [ -f "$MASTER_DIR/master.lua" ] || "$BBMASTER" create-master "$MASTER_DIR"
 "$BBMASTER" checkconfig "$MASTER_DIR"
+"$BBMASTER" upgrade-master "$MASTER_DIR" >/dev/null # a master made by an older bbmaster
 
 # The sample config's worker; a changed master.lua may name another.
 PB_PORT=$(sed -n 's/.*pb *= *{ *port *= *\([0-9]*\).*/\1/p' "$MASTER_DIR/master.lua" | head -n 1)
@@ -39,6 +40,8 @@ until grep -q "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log"; do
   sleep 0.2
 done
 grep "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log" | tail -n 1
+WWW_PORT=$(sed -n 's/.*www *= *{ *port *= *\([0-9]*\).*/\1/p' "$MASTER_DIR/master.lua" | head -n 1)
+[ -z "$WWW_PORT" ] || echo "the API answers at http://localhost:$WWW_PORT/api/v2/builders"
 echo "master and worker are running; Ctrl-C stops both. Master log follows."
 tail -n 0 -f "$MASTER_DIR/bbmaster.log" &
 TAIL=$!
