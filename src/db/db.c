@@ -5,7 +5,6 @@
 #include "db/internal.h"
 
 #include <openssl/evp.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,17 +71,9 @@ static int refuse_write(struct db *db, const char *sql, char **cause)
     return util_cause(cause, "this database connection is read-only");
 }
 
-/* Counts what may have changed rows; bumped after the change is done (or visible). */
-static atomic_ulong write_count;
-
-unsigned long db_write_count(void)
+static int wrote(struct db *db, const char *sql, int rc)
 {
-    return atomic_load(&write_count);
-}
-
-static int wrote(int rc)
-{
-    atomic_fetch_add(&write_count, 1);
+    db_note_write(db, sql);
     return rc;
 }
 
@@ -90,14 +81,14 @@ int db_exec(struct db *db, const char *sql, const struct db_param *params, size_
 {
     if (refuse_write(db, sql, cause) < 0)
         return -1;
-    return wrote(db->be->run(db, sql, params, n, NULL, cause));
+    return wrote(db, sql, db->be->run(db, sql, params, n, NULL, cause));
 }
 
 int db_exec_script(struct db *db, const char *sql, char **cause)
 {
     if (db->readonly)
         return util_cause(cause, "this database connection is read-only");
-    return wrote(db->be->script(db, sql, cause));
+    return wrote(db, NULL, db->be->script(db, sql, cause));
 }
 
 int db_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
@@ -105,7 +96,7 @@ int db_insert(struct db *db, const char *sql, const struct db_param *params, siz
 {
     if (refuse_write(db, sql, cause) < 0)
         return -1;
-    return wrote(db->be->insert(db, sql, params, n, id, cause));
+    return wrote(db, sql, db->be->insert(db, sql, params, n, id, cause));
 }
 
 static struct db_res *query(struct db *db, const char *sql, const struct db_param *params, size_t n,
@@ -150,11 +141,13 @@ int db_commit(struct db *db, char **cause)
     if (db->depth == 0)
         return util_cause(cause, "no transaction is open");
     db->depth = 0;
+    int rc = 0;
     if (db->be->run(db, "COMMIT", NULL, 0, NULL, cause) < 0) {
         db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
-        return wrote(-1);
+        rc = -1;
     }
-    return wrote(0);
+    db_note_end(db);
+    return rc;
 }
 
 void db_rollback(struct db *db)
@@ -163,7 +156,7 @@ void db_rollback(struct db *db)
         return;
     db->depth = 0;
     db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
-    wrote(0);
+    db_note_end(db);
 }
 
 int db_has_table(struct db *db, const char *table, char **cause)

@@ -87,11 +87,11 @@ struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_p
 int db_begin(struct db *db, char **cause);
 int db_commit(struct db *db, char **cause);
 /*
- * How many writes (statements, commits, rollbacks) this process has made on
- * any connection, counted once each is done: an answer computed while this
- * did not change is still what the database holds.
+ * Writes this process has made to `tables` (NULL-terminated; NULL: any), each
+ * counted once it is done or, in a transaction, once it is committed: an
+ * answer computed while this did not change is still what those tables hold.
  */
-unsigned long db_write_count(void);
+unsigned long db_writes(const char *const *tables);
 /* Rolls back the open transaction, if any; never fails visibly. */
 void db_rollback(struct db *db);
 

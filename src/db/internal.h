@@ -5,6 +5,8 @@
 #ifndef BBM_DB_INTERNAL_H
 #define BBM_DB_INTERNAL_H
 
+#include <stdint.h>
+
 #include "db/db.h"
 
 /* One cell of a result: its bytes at `off` in the result's text (NUL-terminated, blobs
@@ -52,8 +54,14 @@ struct db {
     const struct db_backend *be;
     void *handle; /* sqlite3 * or PGconn * */
     bool readonly;
-    int depth; /* open transactions (0 or 1) */
+    int depth;        /* open transactions (0 or 1) */
+    uint64_t touched; /* tables written in the open transaction (writes.c) */
 };
+
+/* Write counting (writes.c): after a statement (sql NULL: a script), and at the end of a
+   transaction. */
+void db_note_write(struct db *db, const char *sql);
+void db_note_end(struct db *db);
 
 /* Backends: return NULL with *cause. */
 struct db *db_sqlite_open(const char *path, bool readonly, char **cause);

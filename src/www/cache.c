@@ -1,10 +1,11 @@
 /*
  * Whole GET answers kept as ready libmicrohttpd responses, so that a
  * dashboard polling /api/v2/builders costs a lookup and a send instead of
- * queries and JSON.  An answer is used again only while the database has
- * not been written by this process since it was computed (db_write_count)
- * and for at most WWW_CACHE_TTL_MS, which bounds how stale it can be if
- * something else writes the database.  A fixed number of slots, each
+ * queries and JSON.  An answer is used again only while the tables it was
+ * read from have not been written by this process since (db_writes: the
+ * endpoint names its tables, or any write counts) and for at most
+ * WWW_CACHE_TTL_MS, which bounds how stale it can be if something else
+ * writes the database.  A fixed number of slots, each
  * answer at most WWW_CACHE_MAX_BODY bytes: memory stays bounded.
  */
 #include "www/internal.h"
@@ -18,6 +19,7 @@
 
 struct slot {
     char *key;
+    const char *const *tables;
     struct MHD_Response *resp;
     unsigned status;
     unsigned long writes;
@@ -68,7 +70,7 @@ int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection
     pthread_mutex_lock(&c->lock);
     struct slot *s = slot_of(c, key);
     if (s->key != NULL && strcmp(s->key, key) == 0) {
-        if (s->writes == db_write_count() && util_mono_ms() - s->at_ms <= WWW_CACHE_TTL_MS)
+        if (s->writes == db_writes(s->tables) && util_mono_ms() - s->at_ms <= WWW_CACHE_TTL_MS)
             ret = MHD_queue_response(conn, s->status, s->resp) == MHD_YES;
         else
             slot_clear(s);
@@ -77,16 +79,16 @@ int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection
     return ret;
 }
 
-void www_cache_put(struct www_cache *c, const char *key, unsigned long writes, unsigned status,
-                   struct MHD_Response *resp, size_t bytes)
+void www_cache_put(struct www_cache *c, const char *key, const char *const *tables,
+                   unsigned long writes, unsigned status, struct MHD_Response *resp, size_t bytes)
 {
-    if (bytes > WWW_CACHE_MAX_BODY || writes != db_write_count()) {
+    if (bytes > WWW_CACHE_MAX_BODY || writes != db_writes(tables)) {
         MHD_destroy_response(resp);
         return;
     }
     pthread_mutex_lock(&c->lock);
     struct slot *s = slot_of(c, key);
     slot_clear(s);
-    *s = (struct slot){xstrdup(key), resp, status, writes, util_mono_ms()};
+    *s = (struct slot){xstrdup(key), tables, resp, status, writes, util_mono_ms()};
     pthread_mutex_unlock(&c->lock);
 }

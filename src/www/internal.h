@@ -115,9 +115,10 @@ struct www_cache *www_cache_new(void);
 void www_cache_free(struct www_cache *c);
 /* Queues the stored answer for `key`: 1 queued, 0 queueing failed, -1 none fresh. */
 int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn);
-/* Keeps `resp` (the caller's reference), computed when db_write_count() was `writes`. */
-void www_cache_put(struct www_cache *c, const char *key, unsigned long writes, unsigned status,
-                   struct MHD_Response *resp, size_t bytes);
+/* Keeps `resp` (the caller's reference), read from `tables` (NULL: any) when
+   db_writes(tables) was `writes`. */
+void www_cache_put(struct www_cache *c, const char *key, const char *const *tables,
+                   unsigned long writes, unsigned status, struct MHD_Response *resp, size_t bytes);
 
 /* Buildbot's JSON text: sorted keys, ASCII only. */
 enum www_json_style {
@@ -172,6 +173,9 @@ struct www_endpoint {
     int (*get)(struct www_req *req, json_t *out, bool *paged, char **cause);
     /* Control actions this endpoint takes (NULL-terminated), posted to the engine. */
     const char *const *actions;
+    /* The tables its answers come from (NULL-terminated), so that a kept answer outlives
+       writes to others; NULL: a write to any table makes it stale. */
+    const char *const *tables;
 };
 
 /* A raw download: chunks of text read one batch at a time. */

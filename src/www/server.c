@@ -336,7 +336,7 @@ static size_t split_path(char *path, char **segs, size_t max)
 static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struct www_req *req,
                                   bool single, const char *key)
 {
-    unsigned long writes = db_write_count();
+    unsigned long writes = db_writes(req->ep->tables);
     char *cause = NULL;
     json_t *out = json_array();
     bool paged = false;
@@ -371,7 +371,7 @@ static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struc
         size_t len;
         struct MHD_Response *r = json_response(c, env, &len);
         ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        www_cache_put(w->cache, key, writes, MHD_HTTP_OK, r, len);
+        www_cache_put(w->cache, key, req->ep->tables, writes, MHD_HTTP_OK, r, len);
         json_decref(env);
     }
     json_decref(out);

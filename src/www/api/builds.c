@@ -197,14 +197,18 @@ static int get_builds(struct www_req *req, json_t *out, bool *paged, char **caus
 
 static const char *const build_actions[] = {"stop", "rebuild", NULL};
 
+/* What builder answers read: they stay valid while builds come and go. */
+static const char *const builder_tables[] = {"builders", "builder_masters",    "builders_tags",
+                                             "tags",     "configured_workers", NULL};
+
 const struct www_endpoint api_builders_eps[] = {
-    {BUILDER_PATHS, &builder_type, WWW_SINGLE, get_builder, NULL},
-    {BUILDERS_PATHS, &builder_type, WWW_COLLECTION, get_builders, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+    {BUILDER_PATHS, &builder_type, WWW_SINGLE, get_builder, NULL, builder_tables},
+    {BUILDERS_PATHS, &builder_type, WWW_COLLECTION, get_builders, NULL, builder_tables},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };
 
 const struct www_endpoint api_builds_eps[] = {
-    {BUILD_PATHS, &build_type, WWW_SINGLE, get_build, build_actions},
-    {BUILDS_PATHS, &build_type, WWW_COLLECTION, get_builds, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+    {BUILD_PATHS, &build_type, WWW_SINGLE, get_build, build_actions, NULL},
+    {BUILDS_PATHS, &build_type, WWW_COLLECTION, get_builds, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };

@@ -307,22 +307,23 @@ static int get_results(struct www_req *req, json_t *out, bool *paged, char **cau
     "n:buildid/test_result_sets,/steps/n:stepid/test_result_sets,/test_result_sets"
 
 const struct www_endpoint api_changes_eps[] = {
-    {"/changes/n:changeid", &change_type, WWW_SINGLE, get_changes, NULL},
-    {CHANGES_PATHS, &change_type, WWW_COLLECTION, get_changes, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+    {"/changes/n:changeid", &change_type, WWW_SINGLE, get_changes, NULL, NULL},
+    {CHANGES_PATHS, &change_type, WWW_COLLECTION, get_changes, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };
 
 const struct www_endpoint api_misc_eps[] = {
-    {"/projects/n:projectid,/projects/i:projectname", &project_type, WWW_SINGLE, get_projects,
+    {"/projects/n:projectid,/projects/i:projectname", &project_type, WWW_SINGLE, get_projects, NULL,
      NULL},
-    {"/projects", &project_type, WWW_COLLECTION, get_projects, NULL},
-    {DATA_PATHS(""), &data_type, WWW_COLLECTION, get_data, NULL},
-    {DATA_PATHS("/i:name"), &data_type, WWW_SINGLE, get_data, NULL},
-    {DATA_PATHS("/i:name/value"), &data_type, WWW_RAW, get_data_value, NULL},
-    {TRS_PATHS, &trs_type, WWW_COLLECTION, get_result_sets, NULL},
-    {"/test_result_sets/n:test_result_setid", &trs_type, WWW_SINGLE, get_result_sets, NULL},
+    {"/projects", &project_type, WWW_COLLECTION, get_projects, NULL, NULL},
+    {DATA_PATHS(""), &data_type, WWW_COLLECTION, get_data, NULL, NULL},
+    {DATA_PATHS("/i:name"), &data_type, WWW_SINGLE, get_data, NULL, NULL},
+    {DATA_PATHS("/i:name/value"), &data_type, WWW_RAW, get_data_value, NULL, NULL},
+    {TRS_PATHS, &trs_type, WWW_COLLECTION, get_result_sets, NULL, NULL},
+    {"/test_result_sets/n:test_result_setid", &trs_type, WWW_SINGLE, get_result_sets, NULL, NULL},
     {"/codebases/n:codebaseid/commit_range/n:commitid1/n:commitid2/test_result_sets", &trs_type,
-     WWW_COLLECTION, get_range_result_sets, NULL},
-    {"/test_result_sets/n:test_result_setid/results", &tr_type, WWW_COLLECTION, get_results, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+     WWW_COLLECTION, get_range_result_sets, NULL, NULL},
+    {"/test_result_sets/n:test_result_setid/results", &tr_type, WWW_COLLECTION, get_results, NULL,
+     NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };

@@ -179,14 +179,14 @@ static int get_graph(struct www_req *req, json_t *out, bool *paged, char **cause
 
 const struct www_endpoint api_codebases_eps[] = {
     {"/codebases/n:codebaseid,/projects/n:projectid/codebases/i:codebasename", &codebase_type,
-     WWW_SINGLE, get_codebases, NULL},
-    {"/codebases", &codebase_type, WWW_COLLECTION, get_codebases, NULL},
-    {"/branches/n:branchid", &branch_type, WWW_SINGLE, get_branches, NULL},
-    {"/codebases/n:codebaseid/branches", &branch_type, WWW_COLLECTION, get_branches, NULL},
+     WWW_SINGLE, get_codebases, NULL, NULL},
+    {"/codebases", &codebase_type, WWW_COLLECTION, get_codebases, NULL, NULL},
+    {"/branches/n:branchid", &branch_type, WWW_SINGLE, get_branches, NULL, NULL},
+    {"/codebases/n:codebaseid/branches", &branch_type, WWW_COLLECTION, get_branches, NULL, NULL},
     {"/commits/n:commitid,/codebases/n:codebaseid/commits_by_revision/s:revision", &commit_type,
-     WWW_SINGLE, get_commits, NULL},
-    {"/codebases/n:codebaseid/commits", &commit_type, WWW_COLLECTION, get_commits, NULL},
+     WWW_SINGLE, get_commits, NULL, NULL},
+    {"/codebases/n:codebaseid/commits", &commit_type, WWW_COLLECTION, get_commits, NULL, NULL},
     {"/codebases/n:codebaseid/commit_range/n:commitid1/n:commitid2/commits_common_parent",
-     &graph_type, WWW_SINGLE, get_graph, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+     &graph_type, WWW_SINGLE, get_graph, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };

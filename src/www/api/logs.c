@@ -200,16 +200,16 @@ static const struct www_field chunk_fields[] = {
 static const struct www_rtype chunk_type = {"logchunks", API_FIELDS(chunk_fields)};
 
 const struct www_endpoint api_steps_eps[] = {
-    {STEP_PATHS, &step_type, WWW_SINGLE, get_step, NULL},
-    {STEPS_PATHS, &step_type, WWW_COLLECTION, get_steps, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+    {STEP_PATHS, &step_type, WWW_SINGLE, get_step, NULL, NULL},
+    {STEPS_PATHS, &step_type, WWW_COLLECTION, get_steps, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };
 
 const struct www_endpoint api_logs_eps[] = {
-    {LOG_PATHS, &log_type, WWW_SINGLE, get_log, NULL},
-    {LOGS_PATHS, &log_type, WWW_COLLECTION, get_logs, NULL},
-    {"/logchunks," CHUNK_PATHS("contents"), &chunk_type, WWW_SINGLE, get_contents, NULL},
-    {CHUNK_PATHS("raw"), &chunk_type, WWW_RAW, get_raw, NULL},
-    {CHUNK_PATHS("raw_inline"), &chunk_type, WWW_RAW, get_raw, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+    {LOG_PATHS, &log_type, WWW_SINGLE, get_log, NULL, NULL},
+    {LOGS_PATHS, &log_type, WWW_COLLECTION, get_logs, NULL, NULL},
+    {"/logchunks," CHUNK_PATHS("contents"), &chunk_type, WWW_SINGLE, get_contents, NULL, NULL},
+    {CHUNK_PATHS("raw"), &chunk_type, WWW_RAW, get_raw, NULL, NULL},
+    {CHUNK_PATHS("raw_inline"), &chunk_type, WWW_RAW, get_raw, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };

@@ -282,17 +282,17 @@ static int get_property_list(struct www_req *req, json_t *out, bool *paged, char
 static const char *const br_actions[] = {"cancel", "set_priority", NULL};
 
 const struct www_endpoint api_requests_eps[] = {
-    {"/buildrequests/n:buildrequestid", &br_type, WWW_SINGLE, get_buildrequests, br_actions},
-    {BR_PATHS, &br_type, WWW_COLLECTION, get_buildrequests, NULL},
-    {"/buildsets/n:bsid", &bs_type, WWW_SINGLE, get_buildsets, NULL},
-    {"/buildsets", &bs_type, WWW_COLLECTION, get_buildsets, NULL},
-    {"/buildsets/:buildsetid/sourcestamps", &ss_type, WWW_COLLECTION, get_sourcestamps, NULL},
-    {"/sourcestamps/n:ssid", &ss_type, WWW_SINGLE, get_sourcestamp, NULL},
-    {"/sourcestamps", &ss_type, WWW_COLLECTION, get_sourcestamps, NULL},
-    {"/buildsets/n:bsid/properties", &props_type, WWW_SINGLE, get_properties, NULL},
-    {PROPS_PATHS, &props_type, WWW_SINGLE, get_properties, NULL},
+    {"/buildrequests/n:buildrequestid", &br_type, WWW_SINGLE, get_buildrequests, br_actions, NULL},
+    {BR_PATHS, &br_type, WWW_COLLECTION, get_buildrequests, NULL, NULL},
+    {"/buildsets/n:bsid", &bs_type, WWW_SINGLE, get_buildsets, NULL, NULL},
+    {"/buildsets", &bs_type, WWW_COLLECTION, get_buildsets, NULL, NULL},
+    {"/buildsets/:buildsetid/sourcestamps", &ss_type, WWW_COLLECTION, get_sourcestamps, NULL, NULL},
+    {"/sourcestamps/n:ssid", &ss_type, WWW_SINGLE, get_sourcestamp, NULL, NULL},
+    {"/sourcestamps", &ss_type, WWW_COLLECTION, get_sourcestamps, NULL, NULL},
+    {"/buildsets/n:bsid/properties", &props_type, WWW_SINGLE, get_properties, NULL, NULL},
+    {PROPS_PATHS, &props_type, WWW_SINGLE, get_properties, NULL, NULL},
     {"/builds/n:buildid/property_list,/buildsets/n:bsid/properties_list,/changes/n:changeid/"
      "properties_list",
-     &plist_type, WWW_COLLECTION, get_property_list, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+     &plist_type, WWW_COLLECTION, get_property_list, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };

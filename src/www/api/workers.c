@@ -262,23 +262,28 @@ static int get_changesources_common(struct www_req *req, json_t *out, bool *page
 static const char *const worker_actions[] = {"stop", "pause", "unpause", "kill", NULL};
 static const char *const scheduler_actions[] = {"*", NULL};
 
+/* What worker answers read: they stay valid while builds come and go. */
+static const char *const worker_tables[] = {
+    "workers", "configured_workers", "builder_masters", "connected_workers", "builders", NULL};
+
 const struct www_endpoint api_workers_eps[] = {
-    {WORKER_PATHS, &worker_type, WWW_SINGLE, get_worker, worker_actions},
-    {WORKERS_PATHS, &worker_type, WWW_COLLECTION, get_workers, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+    {WORKER_PATHS, &worker_type, WWW_SINGLE, get_worker, worker_actions, worker_tables},
+    {WORKERS_PATHS, &worker_type, WWW_COLLECTION, get_workers, NULL, worker_tables},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };
 
 const struct www_endpoint api_masters_eps[] = {
     {"/masters/n:masterid,/builders/n:builderid/masters/n:masterid", &master_type, WWW_SINGLE,
-     get_master, NULL},
-    {"/masters,/builders/n:builderid/masters", &master_type, WWW_COLLECTION, get_masters, NULL},
+     get_master, NULL, NULL},
+    {"/masters,/builders/n:builderid/masters", &master_type, WWW_COLLECTION, get_masters, NULL,
+     NULL},
     {"/schedulers/n:schedulerid,/masters/n:masterid/schedulers/n:schedulerid", &scheduler_type,
-     WWW_SINGLE, get_schedulers_common, scheduler_actions},
+     WWW_SINGLE, get_schedulers_common, scheduler_actions, NULL},
     {"/schedulers,/masters/n:masterid/schedulers", &scheduler_type, WWW_COLLECTION,
-     get_schedulers_common, NULL},
+     get_schedulers_common, NULL, NULL},
     {"/changesources/n:changesourceid,/masters/n:masterid/changesources/n:changesourceid",
-     &changesource_type, WWW_SINGLE, get_changesources_common, NULL},
+     &changesource_type, WWW_SINGLE, get_changesources_common, NULL, NULL},
     {"/changesources,/masters/n:masterid/changesources", &changesource_type, WWW_COLLECTION,
-     get_changesources_common, NULL},
-    {NULL, NULL, 0, NULL, NULL},
+     get_changesources_common, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL},
 };

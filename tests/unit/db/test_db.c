@@ -129,6 +129,39 @@ static void test_transactions_and_readonly(void **state)
     free(cause);
 }
 
+/* Which tables a write counts against, and when (the web's cache relies on it). */
+static void test_write_counts(void **state)
+{
+    (void)state;
+    struct db *db = open_ok("sqlite:///writes.sqlite", false);
+    char *cause = NULL;
+    static const char *const builders[] = {"builders", "tags", NULL};
+    static const char *const builds[] = {"builds", NULL};
+    assert_int_equal(db_exec_script(db,
+                                    "CREATE TABLE builds (id INTEGER PRIMARY KEY);"
+                                    "CREATE TABLE builders (id INTEGER PRIMARY KEY)",
+                                    &cause),
+                     0);
+    unsigned long b0 = db_writes(builders), s0 = db_writes(builds), all0 = db_writes(NULL);
+    long long id;
+    assert_int_equal(db_insert(db, "INSERT INTO builds (id) VALUES (1)", NULL, 0, &id, &cause), 0);
+    assert_int_equal(db_writes(builders), b0);
+    assert_true(db_writes(builds) > s0 && db_writes(NULL) > all0);
+    /* in a transaction: counted again when it ends */
+    assert_int_equal(db_begin(db, &cause), 0);
+    assert_int_equal(db_exec(db, " update \"builders\" SET id = 2", NULL, 0, &cause), 0);
+    unsigned long b1 = db_writes(builders);
+    assert_true(b1 > b0);
+    assert_int_equal(db_commit(db, &cause), 0);
+    assert_true(db_writes(builders) > b1);
+    /* what names no table it knows counts against every table */
+    s0 = db_writes(builds);
+    assert_int_equal(db_exec_script(db, "DELETE FROM builders", &cause), 0);
+    assert_true(db_writes(builds) > s0);
+    db_close(db);
+    free(cause);
+}
+
 static void test_bad_urls(void **state)
 {
     (void)state;
@@ -258,6 +291,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relative_url_and_round_trip),
         cmocka_unit_test(test_transactions_and_readonly),
+        cmocka_unit_test(test_write_counts),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_hash_matches_buildbot),
         cmocka_unit_test(test_postgresql_round_trip),
