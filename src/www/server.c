@@ -385,9 +385,11 @@ static char *cache_key(struct MHD_Connection *c, const char *path, const struct 
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     struct buf key;
     buf_init(&key, 0);
-    buf_printf(&key, "%d%s", accept != NULL && strstr(accept, "application/json") != NULL, path);
+    buf_printf(&key, "%d%zu:%s", accept != NULL && strstr(accept, "application/json") != NULL,
+               strlen(path), path);
     for (size_t i = 0; i < args->n; i++)
-        buf_printf(&key, "\n%s=%s", args->kv[i].key, args->kv[i].value);
+        buf_printf(&key, "\n%zu:%s%zu:%s", strlen(args->kv[i].key), args->kv[i].key,
+                   strlen(args->kv[i].value), args->kv[i].value);
     return key.data;
 }
 
