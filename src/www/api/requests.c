@@ -235,21 +235,23 @@ static const struct www_field plist_fields[] = {
 };
 static const struct www_rtype plist_type = {"_properties", API_FIELDS(plist_fields)};
 
+/* Build properties are stored as (name, value, source); buildset and change ones as
+   (name, "[value, source]").  Buildbot 4.3 answers the change list with a 500 (it calls a
+   method its changes connector lacks); this answers what it means to. */
 static int get_property_list(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
     (void)paged;
-    long long id;
+    long long id = 0;
     bool build = www_arg_num(&req->args, "buildid", &id);
-    if (!build && !www_arg_num(&req->args, "bsid", &id))
-        return util_cause(cause, "AttributeError(\"'NoneType' object has no attribute "
-                                 "'items'\")");
+    const char *sql = "SELECT name, value, source FROM build_properties WHERE buildid = ?";
+    if (www_arg_num(&req->args, "bsid", &id))
+        sql = "SELECT property_name, property_value, NULL FROM buildset_properties "
+              "WHERE buildsetid = ?";
+    else if (www_arg_num(&req->args, "changeid", &id))
+        sql = "SELECT property_name, property_value, NULL FROM change_properties "
+              "WHERE changeid = ?";
     struct db_param p = DB_INT(id);
-    struct db_res *r = api_select(req,
-                                  build ? "SELECT name, value, source FROM build_properties "
-                                          "WHERE buildid = ?"
-                                        : "SELECT property_name, property_value, NULL FROM "
-                                          "buildset_properties WHERE buildsetid = ?",
-                                  &p, 1, cause);
+    struct db_res *r = api_select(req, sql, &p, 1, cause);
     if (r == NULL)
         return -1;
     for (size_t i = 0; i < db_res_rows(r); i++) {
