@@ -127,6 +127,8 @@ enum www_json_style {
     WWW_JSON_PRETTY,  /* indent=2, ", " at line ends */
 };
 char *www_json_dump(const json_t *v, enum www_json_style style, size_t *len);
+/* pyjson.c: Python's json.loads message for text it cannot read (see there). */
+void www_json_py_error(const char *text, size_t len, char *msg, size_t cap);
 
 /* Path patterns (path.c). */
 #define WWW_PATH_MAX_SEGS 16

@@ -407,7 +407,7 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
         return ret;
     }
     req.ep = nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
-    if (req.ep == NULL)
+    if (req.ep == NULL || req.ep->get == NULL) /* no such path, or one for actions only */
         return -1;
     char *cause = NULL;
     bool single = req.ep->kind != WWW_COLLECTION;
@@ -591,12 +591,30 @@ static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, cha
     return rpc_error(c, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
 }
 
-static const char *check_rpc(json_t *body)
+/* Buildbot's checks of a JSON-RPC request object, in its order: NULL, or the message. */
+static const char *invalid_rpc(json_t *req, char *msg, size_t cap)
 {
-    static const char *const keys[] = {"jsonrpc", "method", "id", "params"};
-    for (size_t i = 0; i < 4; i++)
-        if (json_object_get(body, keys[i]) == NULL)
-            return keys[i];
+    static const struct {
+        const char *key, *type;
+    } keys[] = {{"jsonrpc", "a string"},
+                {"method", "a string"},
+                {"id", "a string, number, or null"},
+                {"params", "an object"}};
+    for (size_t i = 0; i < UTIL_NELEM(keys); i++) {
+        json_t *v = json_object_get(req, keys[i].key);
+        bool ok = i < 2   ? json_is_string(v)
+                  : i < 3 ? json_is_string(v) || json_is_integer(v) || json_is_boolean(v) ||
+                                json_is_null(v) /* Python's int takes bools */
+                          : json_is_object(v);
+        if (v == NULL)
+            snprintf(msg, cap, "missing key '%s'", keys[i].key);
+        else if (!ok)
+            snprintf(msg, cap, "'%s' must be %s", keys[i].key, keys[i].type);
+        if (v == NULL || !ok)
+            return msg;
+    }
+    if (!util_streq(json_string_value(json_object_get(req, "jsonrpc")), "2.0"))
+        return "only JSONRPC 2.0 is supported";
     return NULL;
 }
 
@@ -606,31 +624,23 @@ static enum MHD_Result handle_post(struct www *w, struct MHD_Connection *c, char
     const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (type == NULL || strncmp(type, "application/json", 16) != 0)
         return rpc_error(c, 400, NULL, -32600, "Invalid content-type (use application/json)");
-    json_error_t jerr;
-    json_t *req = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+    json_t *req = json_loadb(body, len, JSON_DECODE_ANY, NULL);
     enum MHD_Result ret;
-    char msg[256];
+    char msg[256], why[224];
+    const char *invalid = NULL;
     if (req == NULL) {
-        snprintf(msg, sizeof msg, "JSON parse error: %s", jerr.text);
+        www_json_py_error(body, len, why, sizeof why);
+        snprintf(msg, sizeof msg, "JSON parse error: %s", why);
         ret = rpc_error(c, 400, NULL, -32700, msg);
     } else if (json_is_array(req)) {
         ret = rpc_error(c, 400, NULL, -32600, "JSONRPC batch requests are not supported");
     } else if (!json_is_object(req)) {
         ret = rpc_error(c, 400, NULL, -32600, "JSONRPC root object must be an object");
-    } else if (check_rpc(req) != NULL) {
-        snprintf(msg, sizeof msg, "missing key '%s'", check_rpc(req));
-        ret = rpc_error(c, 400, NULL, -32600, msg);
+    } else if ((invalid = invalid_rpc(req, msg, sizeof msg)) != NULL) {
+        ret = rpc_error(c, 400, NULL, -32600, invalid);
     } else {
-        json_t *id = json_object_get(req, "id"), *params = json_object_get(req, "params");
-        const char *method = json_string_value(json_object_get(req, "method"));
-        if (!json_is_object(params))
-            ret = rpc_error(c, 400, id, -32600, "'params' must be an object");
-        else if (method == NULL)
-            ret = rpc_error(c, 400, id, -32600, "'method' must be a string");
-        else if (!util_streq(json_string_value(json_object_get(req, "jsonrpc")), "2.0"))
-            ret = rpc_error(c, 400, id, -32600, "only JSONRPC 2.0 is supported");
-        else
-            ret = route_action(w, c, path, method, id, params);
+        ret = route_action(w, c, path, json_string_value(json_object_get(req, "method")),
+                           json_object_get(req, "id"), json_object_get(req, "params"));
     }
     json_decref(req);
     return ret;

@@ -261,6 +261,7 @@ static int get_changesources_common(struct www_req *req, json_t *out, bool *page
 
 static const char *const worker_actions[] = {"stop", "pause", "unpause", "kill", NULL};
 static const char *const scheduler_actions[] = {"*", NULL};
+static const char *const force_actions[] = {"force", NULL};
 
 /* What worker answers read: they stay valid while builds come and go. */
 static const char *const worker_tables[] = {
@@ -285,5 +286,7 @@ const struct www_endpoint api_masters_eps[] = {
      &changesource_type, WWW_SINGLE, get_changesources_common, NULL, NULL},
     {"/changesources,/masters/n:masterid/changesources", &changesource_type, WWW_COLLECTION,
      get_changesources_common, NULL, NULL},
+    /* the force action reaches the engine; the specs (GET) come with the force scheduler */
+    {"/forceschedulers/i:schedulername", NULL, WWW_SINGLE, NULL, force_actions, NULL},
     {NULL, NULL, 0, NULL, NULL, NULL},
 };
