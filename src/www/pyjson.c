@@ -195,20 +195,30 @@ static bool utf8_error(const char *s, size_t n, char *msg, size_t cap)
 {
     for (size_t i = 0; i < n;) {
         unsigned char b = (unsigned char)s[i];
-        size_t len = b < 0x80 ? 1 : b >= 0xc2 && b < 0xe0 ? 2 : b >= 0xe0 && b < 0xf0 ? 3
-                                : b >= 0xf0 && b < 0xf5 ? 4 : 0;
+        size_t len = b < 0x80                ? 1
+                     : b >= 0xc2 && b < 0xe0 ? 2
+                     : b >= 0xe0 && b < 0xf0 ? 3
+                     : b >= 0xf0 && b < 0xf5 ? 4
+                                             : 0;
         const char *why = len == 0 ? "invalid start byte" : NULL;
         for (size_t k = 1; why == NULL && k < len; k++) {
+            unsigned char x = i + k < n ? (unsigned char)s[i + k] : 0;
+            /* the second byte's narrower ranges: no overlong forms, surrogates or > U+10FFFF */
+            unsigned char lo = k > 1 ? 0x80 : b == 0xe0 ? 0xa0 : b == 0xf0 ? 0x90 : 0x80;
+            unsigned char hi = k > 1 ? 0xbf : b == 0xed ? 0x9f : b == 0xf4 ? 0x8f : 0xbf;
             if (i + k >= n)
                 why = "unexpected end of data";
-            else if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+            else if (x < lo || x > hi)
                 why = "invalid continuation byte";
         }
-        if (why != NULL) {
+        if (why != NULL && why[0] == 'u' && n - 1 > i) /* a truncated sequence of bytes */
+            snprintf(msg, cap, "'utf-8' codec can't decode bytes in position %zu-%zu: %s", i, n - 1,
+                     why);
+        else if (why != NULL)
             snprintf(msg, cap, "'utf-8' codec can't decode byte 0x%02x in position %zu: %s", b, i,
                      why);
+        if (why != NULL)
             return true;
-        }
         i += len;
     }
     return false;

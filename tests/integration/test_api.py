@@ -341,7 +341,9 @@ def test_json_parse_errors_read_as_pythons(master):
               b'{"a": }', b'{"a": 1,}', b'{"a": 1 "b": 2}', b'{"a": 1}}', b"01", b"1.", b"-",
               b"tru", b'"abc', b'"a\\qb"', b'"\\u12"', b'"\\u12zz"', b'"a\tb"', b"\n\n  [1,\n x]",
               b'{"\xc3\xa9\xc3\xa9": [1, }', b"nul", b"[NaN, Infinity, -Infinity, -]",
-              b"\xff{}", b"{\"a\": \"\xc3\"}", b"\xef\xbb\xbf{}", b"[" * 600]
+              b"\xff{}", b"{\"a\": \"\xc3\"}", b"\xef\xbb\xbf{}", b"[" * 600,
+              b'"\xed\xa0\x80"', b'"\xe0\x80\x80"', b'"\xf4\x90\x80\x80"', b'"\xe2\x82',
+              b'"\xe2']
     for body in bodies:
         try:
             json.loads(body.decode())
