@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "db/db.h"
+#include "schedulers/schedulers.h"
 #include "workers/workers.h"
 #include "www/www.h"
 
@@ -174,6 +175,16 @@ static int open_db(struct master *m, char **cause)
     return 0;
 }
 
+/* The force schedulers' forms for the web, from the current configuration. */
+static void publish_forms(struct master *m)
+{
+    json_t *specs = sched_force_specs(m->cfg);
+    char *text = json_dumps(specs, JSON_COMPACT);
+    www_set_forceschedulers(m->www, text);
+    free(text);
+    json_decref(specs);
+}
+
 static int start_www(struct master *m, char **cause)
 {
     if (m->cfg->www_port <= 0)
@@ -191,6 +202,7 @@ static int start_www(struct master *m, char **cause)
     free(url);
     if (m->www == NULL)
         return -1;
+    publish_forms(m);
     log_info("web server listening on port %d", m->cfg->www_port);
     return 0;
 }
@@ -240,6 +252,7 @@ static void reconfig(struct master *m)
         log_error("database: %s", cause);
         free(cause);
     }
+    publish_forms(m);
     log_info(MASTER_MSG_RECONFIG_OK " (%llu ms)", (unsigned long long)(util_mono_ms() - t0));
 }
 

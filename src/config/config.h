@@ -18,6 +18,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The field naming what each bbm constructor made ("scheduler.force", "param.string"...). */
+#define CFG_KIND "_kind"
+
 struct cfg_worker {
     char *name;
     char *password;

@@ -13,7 +13,6 @@
 #include "util/util.h"
 
 /* Fields every bbm constructor adds to the table it returns. */
-#define CFG_KIND "_kind"
 #define CFG_FILE "_file"
 #define CFG_LINE "_line"
 

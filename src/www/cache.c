@@ -50,10 +50,17 @@ void www_cache_free(struct www_cache *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < SLOTS; i++)
-        slot_clear(&c->slots[i]);
+    www_cache_clear(c);
     pthread_mutex_destroy(&c->lock);
     free(c);
+}
+
+void www_cache_clear(struct www_cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < SLOTS; i++)
+        slot_clear(&c->slots[i]);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static struct slot *slot_of(struct www_cache *c, const char *key)

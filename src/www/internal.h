@@ -113,6 +113,8 @@ struct MHD_Connection;
 struct MHD_Response;
 struct www_cache *www_cache_new(void);
 void www_cache_free(struct www_cache *c);
+/* Forgets every answer (what they came from changed outside the database). */
+void www_cache_clear(struct www_cache *c);
 /* Queues the stored answer for `key`: 1 queued, 0 queueing failed, -1 none fresh. */
 int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn);
 /* Keeps `resp` (the caller's reference), read from `tables` (NULL: any) when
@@ -157,9 +159,13 @@ struct www_req {
     const struct www_endpoint *ep;
     const char *path; /* without the /api/v2/ prefix */
     const char *buildbot_url;
+    struct www *www;
     /* Raw answers: set by raw endpoints (streamed by server.c). */
     struct www_raw *raw;
 };
+
+/* The force schedulers' forms the engine set last (a new list; server.c). */
+json_t *www_forceschedulers(struct www_req *req);
 
 enum www_kind { WWW_COLLECTION, WWW_SINGLE, WWW_RAW };
 

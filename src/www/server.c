@@ -31,6 +31,7 @@ struct www {
     struct db *idle[POOL_MAX];
     size_t n_idle;
     struct www_cache *cache;
+    char *forceschedulers; /* JSON text, under lock */
 };
 
 static struct db *pool_get(struct www *w, char **cause)
@@ -398,7 +399,7 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
 {
     char *segs[WWW_PATH_MAX_SEGS + 1];
     size_t nsegs = split_path(path, segs, WWW_PATH_MAX_SEGS);
-    struct www_req req = {.path = path, .buildbot_url = w->buildbot_url};
+    struct www_req req = {.path = path, .buildbot_url = w->buildbot_url, .www = w};
     if (nsegs == 0) {
         json_t *env = json_pack("{so}", "rootlinks", www_root_links());
         json_object_set_new(env, "meta", json_pack("{sI}", "total", (json_int_t)14));
@@ -781,6 +782,26 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     return w;
 }
 
+void www_set_forceschedulers(struct www *w, const char *json)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    free(w->forceschedulers);
+    w->forceschedulers = xstrdup(json);
+    pthread_mutex_unlock(&w->lock);
+    www_cache_clear(w->cache);
+}
+
+json_t *www_forceschedulers(struct www_req *req)
+{
+    pthread_mutex_lock(&req->www->lock);
+    json_t *list =
+        req->www->forceschedulers != NULL ? json_loads(req->www->forceschedulers, 0, NULL) : NULL;
+    pthread_mutex_unlock(&req->www->lock);
+    return list != NULL ? list : json_array();
+}
+
 void www_stop(struct www *w)
 {
     if (w == NULL)
@@ -790,6 +811,7 @@ void www_stop(struct www *w)
     for (size_t i = 0; i < w->n_idle; i++)
         db_close(w->idle[i]);
     www_cache_free(w->cache);
+    free(w->forceschedulers);
     pthread_mutex_destroy(&w->lock);
     free(w->db_url);
     free(w->basedir);

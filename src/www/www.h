@@ -33,6 +33,12 @@ struct www *www_start(const struct www_opts *opts, char **cause);
 /* Stops accepting, finishes or drops requests in flight, frees everything. */
 void www_stop(struct www *w);
 
+/*
+ * The force schedulers' forms (JSON text of a list, see schedulers.h), served at
+ * /api/v2/forceschedulers; set by the engine at start and at every reconfig.
+ */
+void www_set_forceschedulers(struct www *w, const char *json);
+
 /* A control action, as the engine sees it. */
 const char *www_action_path(const struct www_action *act);   /* "builds/3" */
 const char *www_action_method(const struct www_action *act); /* "stop" */

@@ -42,9 +42,6 @@ VOLATILE = {
 # masterids / configured_on / connected_to name the master that answered.
 LINK_FIELDS = {"masterids", "configured_on", "connected_to"}
 NOT_YET = {
-    "forceschedulers.json": "force schedulers come with the build engine",
-    "forcescheduler.json": "force schedulers come with the build engine",
-    "builder-forceschedulers.json": "force schedulers come with the build engine",
     "application-spec.json": "the generated /application.spec",
 }
 # Where bbmaster answers what Buildbot means rather than what it does.
@@ -66,6 +63,18 @@ return {
     bbm.builder{ name = "delta", workernames = { "w1" }, factory = f },
     bbm.builder{ name = "beta", workernames = { "w1", "w2-offline" }, factory = f },
     bbm.builder{ name = "gamma", workernames = { "w1" }, factory = f },
+  },
+  schedulers = {
+    bbm.schedulers.force{
+      name = "force", builderNames = { "alpha", "beta", "gamma" },
+      buttonName = "Start build", label = "Force a build",
+      reason = bbm.params.string{ name = "reason", label = "Reason:", default = "forced", size = 40 },
+      properties = {
+        bbm.params.choice_string{ name = "outcome", label = "Outcome",
+                                  choices = { "success", "warnings", "failure", "sleep" },
+                                  default = "success" },
+      },
+    },
   },
 }
 """
@@ -359,3 +368,51 @@ def test_json_parse_errors_read_as_pythons(master):
             status, answer = err.code, err.read()
         assert status == 400, body
         assert json.loads(answer)["error"]["message"] == want, body
+
+
+def test_forcescheduler_forms(master):
+    """The parameter kinds and Buildbot's rules for names, labels and columns beyond the
+    recorded form: named codebases, nested groups, text, bool and fixed fields."""
+    port = free_port()
+    config = CONFIG % {"pb": master.pb_port, "www": port, "db": "sqlite:///state.sqlite"}
+    config = config.replace('''  schedulers = {''', '''  schedulers = {
+    bbm.schedulers.force{
+      name = "custom", builderNames = { "delta" },
+      codebases = { "cpython", bbm.params.codebase("docs", { branch = "main", project = false }) },
+      properties = {
+        bbm.params.nested{ name = "opts", label = "Options", fields = {
+          bbm.params.text{ name = "notes" }, bbm.params.bool{ name = "clean", default = true },
+          bbm.params.fixed{ name = "kind", default = "full" } } },
+      },
+    },''')
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(config)
+    master.start()
+    status, body, _ = get(port, "/api/v2/forceschedulers/custom", "application/json")
+    assert status == 200
+    sched = json.loads(body)["forceschedulers"][0]
+    assert (sched["label"], sched["button_name"], sched["builder_names"]) == \
+        ("custom", "custom", ["delta"])
+    top, cpython, docs, opts = sched["all_fields"]
+    assert [f["name"] for f in top["fields"]] == ["username", "reason", "priority"]
+    assert top["fields"][1] == {**top["fields"][1], "label": "reason", "default": "force build",
+                                "size": 20, "type": "text"}
+    assert (cpython["label"], cpython["fullName"], cpython["columns"]) == \
+        ("Codebase: cpython", "cpython", 2)
+    assert [(f["fullName"], f["label"]) for f in cpython["fields"]] == [
+        ("cpython_branch", "Branch:"), ("cpython_project", "Project:"),
+        ("cpython_repository", "Repository:"), ("cpython_revision", "Revision:")]
+    assert [(f["fullName"], f["type"], f["hide"], f["default"]) for f in docs["fields"]] == [
+        ("docs_branch", "fixed", True, "main"), ("docs_repository", "text", False, ""),
+        ("docs_revision", "text", False, "")]
+    assert docs["columns"] == 1  # two visible fields
+    assert (opts["label"], opts["fullName"], opts["columns"]) == ("Options", "opts", 1)
+    notes, clean, kind = opts["fields"]
+    assert (notes["fullName"], notes["type"], notes["cols"], notes["rows"]) == \
+        ("opts_notes", "textarea", 80, 20)
+    assert (clean["type"], clean["default"], kind["hide"]) == ("bool", True, True)
+    # per builder: builder 2 is delta in the fixture
+    status, body, _ = get(port, "/api/v2/builders/2/forceschedulers", "application/json")
+    assert [s["name"] for s in json.loads(body)["forceschedulers"]] == ["custom"]
+    status, body, _ = get(port, "/api/v2/builders/99/forceschedulers", "application/json")
+    assert json.loads(body)["forceschedulers"] == []

@@ -189,6 +189,58 @@ static const struct www_rtype scheduler_type = {"schedulers", scheduler_fields, 
 static const struct www_rtype scheduler_rows = {"schedulers", API_FIELDS(scheduler_fields)};
 static const struct api_source schedulers_src = {&scheduler_rows, "schedulers s", "s.id", false};
 
+/* Force schedulers: their forms come from the configuration, through the engine. */
+
+static const struct www_field force_fields[] = {
+    {"name", WWW_F_STR, NULL},     {"button_name", WWW_F_STR, NULL},
+    {"label", WWW_F_STR, NULL},    {"builder_names", WWW_F_STRS, NULL},
+    {"enabled", WWW_F_BOOL, NULL}, {"all_fields", WWW_F_OBJECT, NULL},
+};
+static const struct www_rtype force_type = {"forceschedulers", API_FIELDS(force_fields)};
+
+/* Does the scheduler's builder_names hold `name`? */
+static bool builds_for(json_t *sched, const char *name)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(sched, "builder_names"), i, b)
+    {
+        if (util_streq(json_string_value(b), name))
+            return true;
+    }
+    return false;
+}
+
+static int get_force(struct www_req *req, json_t *out, bool *paged, char **cause)
+{
+    (void)paged;
+    const char *name = www_arg_str(&req->args, "schedulername");
+    const char *builderid = www_arg_str(&req->args, "builderid"); /* Buildbot: not converted */
+    char *builder = NULL;
+    if (builderid != NULL) {
+        struct db_param p = DB_TEXT(builderid);
+        struct db_res *r = api_select(req, "SELECT name FROM builders WHERE id = ?", &p, 1, cause);
+        if (r == NULL)
+            return -1;
+        builder = db_res_rows(r) > 0 ? xstrdup(db_res_text(r, 0, 0)) : NULL;
+        db_res_free(r);
+        if (builder == NULL)
+            return 0;
+    }
+    json_t *all = www_forceschedulers(req);
+    size_t i;
+    json_t *sched;
+    json_array_foreach(all, i, sched)
+    {
+        if ((name == NULL || util_streq(json_string_value(json_object_get(sched, "name")), name)) &&
+            (builder == NULL || builds_for(sched, builder)))
+            json_array_append(out, sched);
+    }
+    json_decref(all);
+    free(builder);
+    return 0;
+}
+
 /* One shape for both: rows by id and/or by master, each with its master embedded. */
 struct owned {
     const struct api_source *src;
@@ -286,7 +338,8 @@ const struct www_endpoint api_masters_eps[] = {
      &changesource_type, WWW_SINGLE, get_changesources_common, NULL, NULL},
     {"/changesources,/masters/n:masterid/changesources", &changesource_type, WWW_COLLECTION,
      get_changesources_common, NULL, NULL},
-    /* the force action reaches the engine; the specs (GET) come with the force scheduler */
-    {"/forceschedulers/i:schedulername", NULL, WWW_SINGLE, NULL, force_actions, NULL},
+    {"/forceschedulers/i:schedulername", &force_type, WWW_SINGLE, get_force, force_actions, NULL},
+    {"/forceschedulers,/builders/:builderid/forceschedulers", &force_type, WWW_COLLECTION,
+     get_force, NULL, NULL},
     {NULL, NULL, 0, NULL, NULL, NULL},
 };
