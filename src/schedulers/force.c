@@ -121,7 +121,7 @@ static json_t *base_spec(lua_State *L, int idx, const char *name, const char *la
     const char *t = idx != 0 ? str_field(L, idx, "tablabel", tab, sizeof tab) : NULL;
     json_t *full = parent != NULL && *parent != '\0' && *name != '\0'
                        ? json_sprintf("%s_%s", parent, name)
-                   : *name != '\0'                    ? json_string(name)
+                   : *name != '\0'                     ? json_string(name)
                    : parent != NULL && *parent != '\0' ? json_string(parent)
                                                        : json_null();
     json_t *o = json_pack("{sssossssssss}", "name", name, "fullName", full, "label", l, "tablabel",
@@ -133,8 +133,8 @@ static json_t *base_spec(lua_State *L, int idx, const char *name, const char *la
     json_object_set_new(o, "multiple",
                         has ? field(L, idx, "multiple", json_false()) : json_false());
     json_object_set_new(o, "regex", has ? field(L, idx, "regex", json_null()) : json_null());
-    json_object_set_new(o, "hide", has ? field(L, idx, "hide", json_boolean(hide))
-                                       : json_boolean(hide));
+    json_object_set_new(o, "hide",
+                        has ? field(L, idx, "hide", json_boolean(hide)) : json_boolean(hide));
     json_object_set_new(o, "maxsize", has ? field(L, idx, "maxsize", json_null()) : json_null());
     json_object_set_new(o, "autopopulate",
                         has ? field(L, idx, "autopopulate", json_null()) : json_null());
@@ -288,8 +288,8 @@ static json_t *scheduler_spec(lua_State *L, int idx, const struct cfg_scheduler 
     json_array_append_new(first, own_param(L, idx, "priority"));
     json_t *all = json_array();
     json_array_append_new(
-        all, nested(L, 0, base_spec(NULL, 0, "", NULL, NULL, "nested", json_string(""), false),
-                    first));
+        all,
+        nested(L, 0, base_spec(NULL, 0, "", NULL, NULL, "nested", json_string(""), false), first));
     lua_getfield(L, idx, "codebases");
     if (!lua_istable(L, -1) || luaL_len(L, -1) == 0)
         json_array_append_new(all, codebase_spec(L, 0, ""));
@@ -315,8 +315,8 @@ static json_t *scheduler_spec(lua_State *L, int idx, const struct cfg_scheduler 
     const char *l = str_field(L, idx, "label", label, sizeof label);
     const char *b = str_field(L, idx, "buttonName", button, sizeof button);
     return json_pack("{sssssssosbso}", "name", s->name, "label", l != NULL ? l : s->name,
-                     "button_name", b != NULL ? b : s->name, "builder_names", names, "enabled",
-                     1, "all_fields", all);
+                     "button_name", b != NULL ? b : s->name, "builder_names", names, "enabled", 1,
+                     "all_fields", all);
 }
 
 json_t *sched_force_specs(const struct cfg *cfg)

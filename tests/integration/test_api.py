@@ -2,7 +2,7 @@
 /api/v2 against the answers a real Buildbot 4.3 master gave on the same
 database (fixtures/dataapi/v4.3): bbmaster serves the fixture database after
 `upgrade-master`, and every recorded GET is compared byte for byte (status,
-body), except the answers listed in VOLATILE, NOT_YET and DELIBERATE with the reason.
+body), except the answers listed in VOLATILE and DELIBERATE with the reason.
 Each test runs on SQLite (the fixture file itself) and on PostgreSQL (the
 fixture's rows copied into a throw-away cluster, see dbload.py).
 """
@@ -41,9 +41,6 @@ VOLATILE = {
 }
 # masterids / configured_on / connected_to name the master that answered.
 LINK_FIELDS = {"masterids", "configured_on", "connected_to"}
-NOT_YET = {
-    "application-spec.json": "the generated /application.spec",
-}
 # Where bbmaster answers what Buildbot means rather than what it does.
 DELIBERATE = {
     "change-properties-list.json": "Buildbot 4.3 answers 500 (its changes connector lacks "
@@ -134,7 +131,7 @@ def test_answers_match_buildbot_43(master, backend):
     checked, failures = 0, []
     for e in recorded("v4.3"):
         name = e["file"]
-        if name in VOLATILE or name in NOT_YET or name in DELIBERATE:
+        if name in VOLATILE or name in DELIBERATE:
             continue
         with open(os.path.join(FIXTURES, "v4.3", name), "rb") as f:
             want = f.read()
@@ -171,8 +168,7 @@ def test_upgraded_37_database_answers_like_buildbots_upgrade(master, backend):
     (on PostgreSQL: the 3.7 rows in Buildbot 3.7's PostgreSQL schema, upgraded by us)."""
     paths = [e["path"] for e in recorded("v3.7")
              if e["status"] == 200 and e["file"].endswith(".json")
-             and e["file"] not in VOLATILE and e["file"] not in NOT_YET
-             and e["file"] not in DELIBERATE]
+             and e["file"] not in VOLATILE and e["file"] not in DELIBERATE]
     port = serve(master, os.path.join(FIXTURES, "state.sqlite"), backend, "pg-3.7.schema.sql")
     ours = {p: get(port, p)[:2] for p in paths}
     master.stop()

@@ -61,6 +61,10 @@ int api_log_lines(struct db *db, long long logid, long long first, long long las
 int api_commit_graph(struct www_req *req, long long id1, long long id2, json_t **graph,
                      char **cause);
 
+/* Buildbot's description of the type named by `plural` (JSON text) and its name in *type;
+   NULL if it has none (spec_types.c). */
+const char *api_type_spec(const char *plural, const char **type);
+
 /* Endpoints, by resource file. */
 extern const struct www_endpoint api_builders_eps[], api_builds_eps[], api_steps_eps[],
     api_logs_eps[], api_workers_eps[], api_masters_eps[], api_requests_eps[], api_changes_eps[],
