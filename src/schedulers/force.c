@@ -47,17 +47,22 @@ static const struct kind kinds[] = {
     {"fixed", "fixed", 0, false, false, true, false, empty_string},
 };
 
-static json_t *lua_to_json(lua_State *L, int idx);
+/* How deep a value or a nest of parameters may go (a table may even contain itself). */
+#define MAX_DEPTH 16
 
-static json_t *table_to_json(lua_State *L, int idx)
+static json_t *lua_to_json(lua_State *L, int idx, int depth);
+
+static json_t *table_to_json(lua_State *L, int idx, int depth)
 {
+    if (depth > MAX_DEPTH)
+        return json_null();
     idx = lua_absindex(L, idx);
     lua_Integer n = luaL_len(L, idx);
     json_t *out = n > 0 ? json_array() : json_object();
     if (n > 0) {
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            json_array_append_new(out, lua_to_json(L, -1));
+            json_array_append_new(out, lua_to_json(L, -1, depth + 1));
             lua_pop(L, 1);
         }
         return out;
@@ -65,13 +70,13 @@ static json_t *table_to_json(lua_State *L, int idx)
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_tostring(L, -2)[0] != '_')
-            json_object_set_new(out, lua_tostring(L, -2), lua_to_json(L, -1));
+            json_object_set_new(out, lua_tostring(L, -2), lua_to_json(L, -1, depth + 1));
         lua_pop(L, 1);
     }
     return out;
 }
 
-static json_t *lua_to_json(lua_State *L, int idx)
+static json_t *lua_to_json(lua_State *L, int idx, int depth)
 {
     switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
@@ -84,7 +89,7 @@ static json_t *lua_to_json(lua_State *L, int idx)
         return s != NULL ? s : json_null();
     }
     case LUA_TTABLE:
-        return table_to_json(L, idx);
+        return table_to_json(L, idx, depth);
     default:
         return json_null();
     }
@@ -94,7 +99,7 @@ static json_t *lua_to_json(lua_State *L, int idx)
 static json_t *field(lua_State *L, int idx, const char *key, json_t *dflt)
 {
     lua_getfield(L, idx, key);
-    json_t *v = lua_isnil(L, -1) ? dflt : lua_to_json(L, -1);
+    json_t *v = lua_isnil(L, -1) ? dflt : lua_to_json(L, -1, 0);
     if (v != dflt)
         json_decref(dflt);
     lua_pop(L, 1);
@@ -170,6 +175,8 @@ static json_t *nested(lua_State *L, int idx, json_t *o, json_t *fields)
     return o;
 }
 
+static int nest_depth; /* of nested_spec calls (engine thread only) */
+
 static json_t *nested_spec(lua_State *L, int idx, const char *parent)
 {
     char name[128] = "";
@@ -180,9 +187,12 @@ static json_t *nested_spec(lua_State *L, int idx, const char *parent)
     snprintf(mine, sizeof mine, "%s", full != NULL ? full : "");
     json_t *fields = json_array();
     lua_getfield(L, idx, "fields");
-    for (lua_Integer i = 1; lua_istable(L, -1) && i <= luaL_len(L, -1); i++) {
+    for (lua_Integer i = 1; nest_depth < MAX_DEPTH && lua_istable(L, -1) && i <= luaL_len(L, -1);
+         i++) {
         lua_rawgeti(L, -1, i);
+        nest_depth++;
         json_array_append_new(fields, param_spec(L, lua_gettop(L), mine));
+        nest_depth--;
         lua_pop(L, 1);
     }
     lua_pop(L, 1);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BODY_MAX (1024 * 1024)
 #define POOL_MAX 32
@@ -767,7 +768,11 @@ struct www *www_start(const struct www_opts *opts, char **cause)
         www_stop(w);
         return NULL;
     }
-    unsigned threads = opts->threads > 0 ? (unsigned)opts->threads : 4;
+    /* one request thread per core: more only share the cores and their caches */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = opts->threads > 0 ? (unsigned)opts->threads
+                       : cores > 2       ? (unsigned)(cores < 16 ? cores : 16)
+                                         : 2;
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)opts->port, NULL, NULL,
         access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,

@@ -223,8 +223,7 @@ static const struct {
      "ring or None\",\"type_spec\":{\"can_be_null\":true,\"name\":\"string\"}},"
      "{\"name\":\"description_html\",\"type\":\"string or None\",\"type_spec\":{"
      "\"can_be_null\":true,\"name\":\"string\"}}],\"type\":\"project\"}"},
-    {"properties", "sourcedproperties",
-     "{\"name\":\"sourcedproperties\"}"},
+    {"properties", "sourcedproperties", "{\"name\":\"sourcedproperties\"}"},
     {"rootlinks", "rootlink",
      "{\"fields\":[{\"name\":\"name\",\"type\":\"string\",\"type_spec\":{\"name\":\"s"
      "tring\"}}],\"type\":\"rootlink\"}"},
