@@ -120,10 +120,10 @@ void session_close(struct session *s, const char *why)
     bool was_attached = s->state == SESSION_ATTACHED;
     s->state = SESSION_CLOSING;
     const char *reason = s->close_reason != NULL ? s->close_reason : "closed";
-    if (was_attached) {
-        log_info("worker '%s' detached (%s): %s", s->name, s->peer, reason);
+    if (was_attached) { /* the engine's records first, then the log line that says so */
         if (s->reg->events.detached != NULL)
             s->reg->events.detached(s->name, s->reg->events.arg);
+        log_info("worker '%s' detached (%s): %s", s->name, s->peer, reason);
     } else
         log_info("connection from %s (%s) closed: %s", s->peer, who(s), reason);
     s->respond = NULL; /* freed by the broker */
@@ -406,9 +406,9 @@ static void attach_finish(struct session *s)
     struct pb_call *respond = s->respond;
     s->respond = NULL;
     pb_call_answer(respond, pb_remote(luid));
-    log_attached(s);
     if (s->reg->events.attached != NULL)
         s->reg->events.attached(s->name, s->info, s->reg->events.arg);
+    log_attached(s);
     uv_timer_start(&s->timer, keepalive_cb, (uint64_t)keepalive_interval(s) * 1000, 0);
     if (s->builder_list_stale)
         session_update_builders(s);
