@@ -185,26 +185,49 @@ static void publish_forms(struct master *m)
     json_decref(specs);
 }
 
-static int start_www(struct master *m, char **cause)
+/* A web server for configuration `c` in *out (NULL when c has no www port). */
+static int open_www(struct master *m, const struct cfg *c, struct www **out, char **cause)
 {
-    if (m->cfg->www_port <= 0)
+    *out = NULL;
+    if (c->www_port <= 0)
         return 0;
     char cwd[4096];
-    char *url = m->cfg->buildbot_url != NULL ? xstrdup(m->cfg->buildbot_url)
-                                             : xasprintf("http://localhost:%d/", m->cfg->www_port);
-    struct www_opts o = {.port = m->cfg->www_port,
-                         .db_url = m->cfg->db_url,
+    char *url = c->buildbot_url != NULL ? xstrdup(c->buildbot_url)
+                                        : xasprintf("http://localhost:%d/", c->www_port);
+    struct www_opts o = {.port = c->www_port,
+                         .db_url = c->db_url,
                          .basedir = getcwd(cwd, sizeof cwd),
                          .buildbot_url = url,
                          .post = control_post,
                          .post_arg = &m->control};
-    m->www = www_start(&o, cause);
+    *out = www_start(&o, cause);
     free(url);
-    if (m->www == NULL)
+    if (*out == NULL)
+        return -1;
+    log_info("web server listening on port %d", c->www_port);
+    return 0;
+}
+
+static int start_www(struct master *m, char **cause)
+{
+    if (open_www(m, m->cfg, &m->www, cause) < 0)
         return -1;
     publish_forms(m);
-    log_info("web server listening on port %d", m->cfg->www_port);
     return 0;
+}
+
+static void stop_www_cb(void *arg)
+{
+    www_stop(arg);
+}
+
+/* Stops a web server that a reconfig replaced, on a thread of its own: its requests may
+   wait for the engine, which must keep running meanwhile. */
+static void retire_www(struct www *old)
+{
+    uv_thread_t t;
+    if (old != NULL && uv_thread_create(&t, stop_www_cb, old) != 0)
+        www_stop(old);
 }
 
 static void notify(int *fd, const char *msg)
@@ -238,12 +261,25 @@ static void reconfig(struct master *m)
         free(cause);
         return;
     }
-    if (wk_listen(m->workers, next->pb_interface, next->pb_port, &cause) != 0) {
+    /* Buildbot's rule: the database stays the one the master started with */
+    bool www_moves = next->www_port != m->cfg->www_port;
+    struct www *www = NULL;
+    if (!util_streq(next->db_url, m->cfg->db_url))
+        cause = xstrdup("Cannot change c['db']['db_url'] after the master has started");
+    else if (www_moves && open_www(m, next, &www, &cause) < 0)
+        ;
+    else if (wk_listen(m->workers, next->pb_interface, next->pb_port, &cause) != 0)
+        www_stop(www);
+    if (cause != NULL) {
         log_error("%s", cause);
         log_error(MASTER_MSG_RECONFIG_FAILED);
         free(cause);
         cfg_free(next);
         return;
+    }
+    if (www_moves) {
+        retire_www(m->www);
+        m->www = www;
     }
     wk_reconfig(m->workers, next);
     cfg_free(m->cfg);

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 import dbload
-from conftest import free_port
+from conftest import free_port, wait_for
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures",
                         "dataapi")
@@ -412,3 +412,31 @@ def test_forcescheduler_forms(master):
     assert [s["name"] for s in json.loads(body)["forceschedulers"]] == ["custom"]
     status, body, _ = get(port, "/api/v2/builders/99/forceschedulers", "application/json")
     assert json.loads(body)["forceschedulers"] == []
+
+
+def test_reconfig_moves_the_web_server_and_keeps_the_database(master):
+    """As Buildbot: a new www port applies at reconfig; a new db_url is refused."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    path = os.path.join(master.dir, "master.lua")
+    with open(path) as f:
+        text = f.read()
+    moved = free_port()
+    with open(path, "w") as f:
+        f.write(text.replace(f"port = {port} }}", f"port = {moved} }}"))
+    assert "completed successfully" in master.cli("reconfig", master.dir, check=0).stdout
+    assert get(moved, "/api/v2/builders?field=name")[0] == 200
+
+    def old_port_closed():
+        try:
+            get(port, "/api")
+            return False
+        except urllib.error.URLError:
+            return True
+
+    wait_for(old_port_closed, what="the old web server to stop")
+    with open(path, "w") as f:
+        f.write(text.replace(f"port = {port} }}", f"port = {moved} }}")
+                .replace('db_url = "sqlite:///state.sqlite"', 'db_url = "sqlite:///other.sqlite"'))
+    r = master.cli("reconfig", master.dir, check=1)
+    assert "Cannot change c['db']['db_url'] after the master has started" in r.stdout
+    assert get(moved, "/api/v2/builders?field=name")[0] == 200
