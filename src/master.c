@@ -85,7 +85,7 @@ static void control_cb(uv_async_t *h)
     free(items);
 }
 
-/* Records this master, its builders and their workers in the database. */
+/* Records this master, its builders and their workers, and its schedulers in the database. */
 static int register_config(struct master *m, char **cause)
 {
     const struct cfg *c = m->cfg;
@@ -107,6 +107,11 @@ static int register_config(struct master *m, char **cause)
     for (size_t i = 0; i < c->n_workers; i++)
         if (db_worker_id(m->db, c->workers[i].name, cause) < 0)
             goto fail;
+    for (size_t i = 0; i < c->n_schedulers; i++) {
+        long long sid = db_scheduler_id(m->db, c->schedulers[i].name, cause);
+        if (sid < 0 || db_scheduler_claim(m->db, sid, m->masterid, cause) < 0)
+            goto fail;
+    }
     return db_commit(m->db, cause);
 fail:
     db_rollback(m->db);

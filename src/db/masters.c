@@ -68,9 +68,44 @@ int db_master_unlink(struct db *db, long long masterid, char **cause)
                 "DELETE FROM configured_workers WHERE buildermasterid IN "
                 "(SELECT id FROM builder_masters WHERE masterid = ?)",
                 &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0)
+        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
+        db_exec(db, "DELETE FROM scheduler_masters WHERE masterid = ?", &p, 1, cause) < 0)
         return -1;
     return 0;
+}
+
+long long db_scheduler_id(struct db *db, const char *name, char **cause)
+{
+    char hash[41];
+    db_hash(&name, 1, hash);
+    struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name)};
+    return find_or_add(db, "SELECT id FROM schedulers WHERE name_hash = ?",
+                       "INSERT INTO schedulers (name_hash, name, enabled) VALUES (?, ?, 1)", p, 2,
+                       cause);
+}
+
+int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid, char **cause)
+{
+    struct db_param p[] = {DB_INT(schedulerid), DB_INT(masterid)};
+    /* a claim by a master that is no longer active does not count */
+    if (db_exec(db,
+                "DELETE FROM scheduler_masters WHERE schedulerid = ? AND masterid IN "
+                "(SELECT id FROM masters WHERE active = 0)",
+                p, 1, cause) < 0)
+        return -1;
+    /* asked first: in a PostgreSQL transaction a failed insert would abort the rest */
+    struct db_res *r =
+        db_query(db, "SELECT masterid FROM scheduler_masters WHERE schedulerid = ?", p, 1, cause);
+    if (r == NULL)
+        return -1;
+    long long holder = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
+    db_res_free(r);
+    if (holder >= 0)
+        return holder == masterid;
+    if (db_exec(db, "INSERT INTO scheduler_masters (schedulerid, masterid) VALUES (?, ?)", p, 2,
+                cause) < 0)
+        return -1;
+    return 1;
 }
 
 long long db_builder_master_add(struct db *db, long long builderid, long long masterid,

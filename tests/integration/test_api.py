@@ -440,3 +440,19 @@ def test_reconfig_moves_the_web_server_and_keeps_the_database(master):
     r = master.cli("reconfig", master.dir, check=1)
     assert "Cannot change c['db']['db_url'] after the master has started" in r.stdout
     assert get(moved, "/api/v2/builders?field=name")[0] == 200
+
+
+def test_schedulers_are_claimed_by_the_master(master, backend):
+    """As Buildbot: every configured scheduler has a row and is held by the running master
+    (others show no master); a clean stop leaves no scheduler_masters rows."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"), backend)
+    status, body, _ = get(port, "/api/v2/schedulers", "application/json")
+    held = {s["name"]: s["master"] and s["master"]["name"] for s in json.loads(body)["schedulers"]}
+    status, body, _ = get(port, "/api/v2/masters?active=true", "application/json")
+    me = json.loads(body)["masters"][0]["name"]
+    assert held == {"on-main": None, "force": me, "trig-delta": None}
+    master.stop()
+    if backend == "sqlite":
+        conn = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        assert conn.execute("SELECT count(*) FROM scheduler_masters").fetchone() == (0,)
+        conn.close()
