@@ -157,12 +157,18 @@ static int to_res_binary(PGresult *res, struct db_res **out, char **cause)
             const char *v = PQgetvalue(res, i, c);
             int len = PQgetlength(res, i, c);
             char num[24];
+            int n = 0;
             if (PQgetisnull(res, i, c))
                 db_res_push(r, NULL, 0, true);
             else if (PQftype(res, c) == BYTEA_OID)
                 db_res_push(r, v, (size_t)len, false);
-            else
-                db_res_push(r, num, (size_t)binary_int(v, len, num), false);
+            else if ((n = binary_int(v, len, num)) > 0)
+                db_res_push(r, num, (size_t)n, false);
+            else {
+                db_res_free(r);
+                return util_cause(cause, "postgresql: an integer of %d bytes in column %d", len,
+                                  c + 1);
+            }
         }
         db_res_end_row(r);
     }
