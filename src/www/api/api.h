@@ -31,6 +31,9 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
  */
 int api_rows_by_id(struct www_req *req, const struct api_source *src, const char *where,
                    long long id, json_t *out, bool *paged, char **cause);
+/* In a result sorted on its first column (an id), the first row whose id is >= id: rows
+   of one parent are found without a scan per parent. */
+size_t api_first_row(const struct db_res *r, long long id);
 struct db_res *api_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,
                           char **cause);
 /* First column of the first row; -1 if there is no row, -2 on error (*cause). */

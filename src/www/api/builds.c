@@ -19,20 +19,6 @@ static const struct www_field builder_fields[] = {
 static const struct www_rtype builder_type = {"builders", API_FIELDS(builder_fields)};
 static const struct api_source builders_src = {&builder_type, "builders b", "b.id", false};
 
-/* The first row of `r` (sorted on column 0) whose column 0 is >= id. */
-static size_t first_row(struct db_res *r, long long id)
-{
-    size_t lo = 0, hi = db_res_rows(r);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (db_res_int(r, mid, 0) < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Adds masterids and tags with one query each for the whole list. */
 static int builder_links(struct www_req *req, json_t *list, char **cause)
 {
@@ -56,9 +42,9 @@ static int builder_links(struct www_req *req, json_t *list, char **cause)
     {
         long long id = api_obj_int(b, "builderid");
         json_t *mids = json_array(), *tags = json_array();
-        for (size_t r = first_row(m, id); r < db_res_rows(m) && db_res_int(m, r, 0) == id; r++)
+        for (size_t r = api_first_row(m, id); r < db_res_rows(m) && db_res_int(m, r, 0) == id; r++)
             json_array_append_new(mids, json_integer(db_res_int(m, r, 1)));
-        for (size_t r = first_row(t, id); r < db_res_rows(t) && db_res_int(t, r, 0) == id; r++)
+        for (size_t r = api_first_row(t, id); r < db_res_rows(t) && db_res_int(t, r, 0) == id; r++)
             json_array_append_new(tags, json_string(db_res_text(t, r, 1)));
         json_object_set_new(b, "masterids", mids);
         json_object_set_new(b, "tags", tags);

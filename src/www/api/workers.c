@@ -30,13 +30,15 @@ static int worker_links(struct www_req *req, json_t *list, char **cause)
                                     "SELECT cw.workerid, bm.builderid, bm.masterid "
                                     "FROM configured_workers cw JOIN builder_masters bm "
                                     "ON bm.id = cw.buildermasterid "
-                                    "WHERE (? < 0 OR bm.masterid = ?) ORDER BY cw.id",
+                                    "WHERE (? < 0 OR bm.masterid = ?) "
+                                    "ORDER BY cw.workerid, cw.id",
                                     (struct db_param[]){p, p}, 2, cause);
     struct db_res *con = cfg == NULL
                              ? NULL
                              : api_select(req,
                                           "SELECT workerid, masterid FROM connected_workers "
-                                          "WHERE (? < 0 OR masterid = ?) ORDER BY workerid",
+                                          "WHERE (? < 0 OR masterid = ?) "
+                                          "ORDER BY workerid, id",
                                           (struct db_param[]){p, p}, 2, cause);
     if (con == NULL) {
         db_res_free(cfg);
@@ -48,13 +50,13 @@ static int worker_links(struct www_req *req, json_t *list, char **cause)
     {
         long long id = api_obj_int(w, "workerid");
         json_t *on = json_array(), *to = json_array();
-        for (size_t r = 0; r < db_res_rows(cfg); r++)
-            if (db_res_int(cfg, r, 0) == id)
-                json_array_append_new(on, json_pack("{sIsI}", "builderid", db_res_int(cfg, r, 1),
-                                                    "masterid", db_res_int(cfg, r, 2)));
-        for (size_t r = 0; r < db_res_rows(con); r++)
-            if (db_res_int(con, r, 0) == id)
-                json_array_append_new(to, json_pack("{sI}", "masterid", db_res_int(con, r, 1)));
+        for (size_t r = api_first_row(cfg, id); r < db_res_rows(cfg) && db_res_int(cfg, r, 0) == id;
+             r++)
+            json_array_append_new(on, json_pack("{sIsI}", "builderid", db_res_int(cfg, r, 1),
+                                                "masterid", db_res_int(cfg, r, 2)));
+        for (size_t r = api_first_row(con, id); r < db_res_rows(con) && db_res_int(con, r, 0) == id;
+             r++)
+            json_array_append_new(to, json_pack("{sI}", "masterid", db_res_int(con, r, 1)));
         json_object_set_new(w, "configured_on", on);
         json_object_set_new(w, "connected_to", to);
     }
