@@ -409,7 +409,7 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
         return ret;
     }
     req.ep = nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
-    if (req.ep == NULL || req.ep->get == NULL) /* no such path, or one for actions only */
+    if (req.ep == NULL)
         return -1;
     char *cause = NULL;
     bool single = req.ep->kind != WWW_COLLECTION;
@@ -586,6 +586,8 @@ static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, cha
     }
     if (has_action(ep, method))
         return run_action(w, c, path, method, id, params);
+    /* Buildbot's build request endpoint raises ValueError for an action it lacks (a 500);
+       the others answer method-not-found */
     bool requests = util_startswith(ep->patterns, "/buildrequests/");
     snprintf(msg, sizeof msg,
              requests ? "ValueError('action: %s is not supported')" : "action: %s is not supported",
