@@ -14,6 +14,12 @@ enum session_state {
     SESSION_CLOSING,   /* uv_close requested */
 };
 
+/* What an object exported on a connection is, other than the perspective (the session). */
+enum session_obj {
+    SESSION_OBJ_COMMAND = 0x636d64,  /* a struct wk_command */
+    SESSION_OBJ_TRANSFER = 0x786672, /* a command's writer or reader (commands.c) */
+};
+
 /* A builder on this worker: the name and builddir sent, the worker's object for it. */
 struct session_builder {
     char *name;
@@ -36,10 +42,11 @@ struct session {
     struct pb_value *info;   /* getWorkerInfo's answer (or the 0.8 equivalent) */
     struct session_builder *builders;
     size_t n_builders;
-    bool builder_list_pending; /* a setBuilderList is in flight */
-    bool builder_list_stale;   /* the config changed while it was */
-    bool graceful_shutdown;    /* the worker asked to be shut down */
-    bool close_after_receive;  /* a callback asked to drop the connection */
+    struct wk_command *commands; /* running on this worker (commands.c) */
+    bool builder_list_pending;   /* a setBuilderList is in flight */
+    bool builder_list_stale;     /* the config changed while it was */
+    bool graceful_shutdown;      /* the worker asked to be shut down */
+    bool close_after_receive;    /* a callback asked to drop the connection */
     bool in_receive;
     char *close_reason;
     uint64_t id;            /* unique in this process, for lookups across callbacks */
@@ -71,6 +78,12 @@ void session_free_builders(struct session_builder *b, size_t n);
 /* The (name, builddir) pairs the config assigns to worker `name`. */
 size_t session_config_builders(const struct cfg *cfg, const char *name,
                                struct session_builder **out);
+
+/* commands.c */
+/* A call on a command or on its transfer object. */
+void session_object_call(struct session *s, void *obj, struct pb_call *call);
+/* Completes every running command with a lost-connection failure. */
+void session_commands_lost(struct session *s);
 
 /* registry.c */
 void registry_remove(struct wk_registry *r, struct session *s);

@@ -120,6 +120,7 @@ void session_close(struct session *s, const char *why)
     bool was_attached = s->state == SESSION_ATTACHED;
     s->state = SESSION_CLOSING;
     const char *reason = s->close_reason != NULL ? s->close_reason : "closed";
+    session_commands_lost(s);
     if (was_attached) { /* the engine's records first, then the log line that says so */
         if (s->reg->events.detached != NULL)
             s->reg->events.detached(s->name, s->reg->events.arg);
@@ -367,6 +368,10 @@ static void broker_call(void *ctx, struct pb_call *call)
     struct session *s = ctx;
     if (call->obj == s && s->state == SESSION_ATTACHED) {
         perspective_call(s, call);
+        return;
+    }
+    if (call->obj != NULL && call->obj != s) {
+        session_object_call(s, call->obj, call);
         return;
     }
     pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,

@@ -68,4 +68,61 @@ size_t wk_attached_count(const struct wk_registry *r);
 /* True if the named worker is attached. */
 bool wk_is_attached(const struct wk_registry *r, const char *name);
 
+/* ------------------------------------------------------------ builds */
+
+/*
+ * A command running on a worker for a build step (SPEC 5.6-5.8): the master's
+ * RemoteCommand object, exported on the worker's connection.
+ */
+struct wk_command;
+
+struct wk_command_ops {
+    /* One update entry from the worker: `key` ("stdout", "rc", ...) and its value. */
+    void (*update)(void *arg, const char *key, const struct pb_value *value);
+    /*
+     * The command is over: `failure` is NULL, the worker's failure, or a
+     * PBConnectionLost failure when the connection went first.  The command
+     * is freed right after this returns.
+     */
+    void (*complete)(void *arg, const struct pb_value *failure);
+};
+
+/* The outcome of wk_build_start: NULL, or why the worker could not start the build. */
+typedef void (*wk_started_cb)(void *arg, const char *error);
+
+/*
+ * Prepares worker `worker` for a build of `builder` as Buildbot does: a
+ * print("ping") to the worker, then startBuild() on its object for the
+ * builder.  `done` is called once, on the loop, unless this returns -1 with
+ * *cause (the worker or builder is not attached).
+ */
+int wk_build_start(struct wk_registry *r, const char *worker, const char *builder,
+                   wk_started_cb done, void *arg, char **cause);
+
+/*
+ * A master object a transfer command carries (SPEC 5.9): a FileWriter,
+ * DirectoryWriter or FileReader the worker calls write/close/utime/unpack or
+ * read/close on.  `call` answers each call (pb_call_answer or pb_call_fail)
+ * before it returns.
+ */
+struct wk_command_object {
+    const char *key; /* the args entry that carries it: "writer" or "reader" */
+    void (*call)(void *arg, struct pb_call *call);
+};
+
+/*
+ * Starts command `name` (shell, mkdir, ...) with `args` (a PB_DICT, owned)
+ * for `builder` on `worker`, with `object` (may be NULL) exported for the
+ * command's life.  Returns the command, whose ops (and object calls, with the
+ * same `arg`) are called until it completes, or NULL with *cause; no callback
+ * follows a NULL.
+ */
+struct wk_command *wk_command_start(struct wk_registry *r, const char *worker, const char *builder,
+                                    const char *name, struct pb_value *args,
+                                    const struct wk_command_ops *ops,
+                                    const struct wk_command_object *object, void *arg,
+                                    char **cause);
+/* Asks the worker to kill the command (interruptCommand); completion follows as usual. */
+void wk_command_interrupt(struct wk_command *c, const char *why);
+
 #endif
