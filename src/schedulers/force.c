@@ -6,7 +6,7 @@
  * bbm.params.* tables of the configuration.  Runs on the engine thread (the
  * configuration's Lua state is the engine's); the web serves the result.
  */
-#include "schedulers/schedulers.h"
+#include "schedulers/internal.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -327,6 +327,40 @@ static json_t *scheduler_spec(lua_State *L, int idx, const struct cfg_scheduler 
     return json_pack("{sssssssosbso}", "name", s->name, "label", l != NULL ? l : s->name,
                      "button_name", b != NULL ? b : s->name, "builder_names", names, "enabled", 1,
                      "all_fields", all);
+}
+
+json_t *force_spec(const struct cfg *cfg, const char *name, struct force_extra *extra)
+{
+    lua_State *L = cfg->lua;
+    for (size_t i = 0; i < cfg->n_schedulers; i++) {
+        const struct cfg_scheduler *s = &cfg->schedulers[i];
+        if (strcmp(s->kind, "force") != 0 || strcmp(s->name, name) != 0)
+            continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
+        json_t *spec = scheduler_spec(L, lua_gettop(L), s);
+        lua_getfield(L, -1, "codebases");
+        extra->codebases = json_array();
+        for (lua_Integer k = 1; lua_istable(L, -1) && k <= luaL_len(L, -1); k++) {
+            char cb[128] = "";
+            lua_rawgeti(L, -1, k);
+            if (lua_type(L, -1) == LUA_TSTRING)
+                snprintf(cb, sizeof cb, "%s", lua_tostring(L, -1));
+            else if (lua_istable(L, -1))
+                str_field(L, -1, "codebase", cb, sizeof cb);
+            json_array_append_new(extra->codebases, json_string(cb));
+            lua_pop(L, 1);
+        }
+        if (json_array_size(extra->codebases) == 0)
+            json_array_append_new(extra->codebases, json_string(""));
+        lua_pop(L, 1);
+        char fmt[1024];
+        const char *f = str_field(L, -1, "reasonString", fmt, sizeof fmt);
+        extra->reason_fmt =
+            xstrdup(f != NULL ? f : "A build was forced by '%(owner)s': %(reason)s");
+        lua_pop(L, 1);
+        return spec;
+    }
+    return NULL;
 }
 
 json_t *sched_force_specs(const struct cfg *cfg)

@@ -449,6 +449,7 @@ struct www_action {
     char *result;
     int status, code;
     char *message;
+    bool message_json; /* message is a JSON object */
 };
 
 const char *www_action_path(const struct www_action *act)
@@ -483,6 +484,13 @@ static void action_unref(struct www_action *a)
     free(a);
 }
 
+void www_action_reply_json(struct www_action *a, int http_status, int rpc_code,
+                           const char *message_json)
+{
+    a->message_json = true;
+    www_action_reply(a, NULL, http_status, rpc_code, message_json);
+}
+
 void www_action_reply(struct www_action *a, const char *result_json, int http_status, int rpc_code,
                       const char *message)
 {
@@ -497,11 +505,11 @@ void www_action_reply(struct www_action *a, const char *result_json, int http_st
     action_unref(a);
 }
 
-static enum MHD_Result rpc_error(struct MHD_Connection *c, int status, json_t *id, int code,
-                                 const char *msg)
+static enum MHD_Result rpc_error_json(struct MHD_Connection *c, int status, json_t *id, int code,
+                                      json_t *message)
 {
-    json_t *o = json_pack("{sss{sisO}}", "jsonrpc", "2.0", "error", "code", code, "message",
-                          json_string(msg ? msg : "error"));
+    json_t *o = json_pack("{sss{siso}}", "jsonrpc", "2.0", "error", "code", code, "message",
+                          message != NULL ? message : json_string("error"));
     if (id != NULL)
         json_object_set(o, "id", id);
     /* Buildbot writes these with Python's default separators and keys in insertion order. */
@@ -516,6 +524,12 @@ static enum MHD_Result rpc_error(struct MHD_Connection *c, int status, json_t *i
     free(err);
     json_decref(o);
     return ret;
+}
+
+static enum MHD_Result rpc_error(struct MHD_Connection *c, int status, json_t *id, int code,
+                                 const char *msg)
+{
+    return rpc_error_json(c, status, id, code, json_string(msg ? msg : "error"));
 }
 
 static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const char *path,
@@ -546,6 +560,8 @@ static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const
     enum MHD_Result ret;
     if (!done) {
         ret = rpc_error(c, 503, id, -32603, "the master did not answer in time");
+    } else if (a->result == NULL && a->message_json) {
+        ret = rpc_error_json(c, a->status, id, a->code, json_loads(a->message, 0, NULL));
     } else if (a->result == NULL) {
         ret = rpc_error(c, a->status, id, a->code, a->message);
     } else {

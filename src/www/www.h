@@ -51,5 +51,8 @@ const char *www_action_params(const struct www_action *act);
  */
 void www_action_reply(struct www_action *act, const char *result_json, int http_status,
                       int rpc_code, const char *message);
+/* Answers with an error whose message is a JSON object (Buildbot's per-field errors). */
+void www_action_reply_json(struct www_action *act, int http_status, int rpc_code,
+                           const char *message_json);
 
 #endif
