@@ -1,5 +1,6 @@
 # bbmaster: developer and operator targets.
-#   make run      start a demo master (SQLite, sample master.lua) with a real buildbot-worker
+#   make run      a demo master (SQLite, scripts/demo-master.lua) with a real buildbot-worker
+#                 that builds this repository and runs its unit tests
 #   make test     unit, integration (real buildbot-worker), ASan+UBSan and fuzz runs
 # Operator targets act on the master directory MASTER (default ./master), as the
 # buildmaster-config Makefile does: start-master, stop-master, restart-master,
@@ -62,7 +63,7 @@ bench: build
 	/usr/bin/python3 bench/api/run --bbmaster $(abspath $(BBMASTER))
 
 run: build
-	sh scripts/run-demo.sh $(BBMASTER) $(MASTER)
+	sh scripts/run-demo.sh $(BBMASTER) .run/master
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,13 +1,20 @@
 #!/bin/sh
-# `make run`: a master in MASTER_DIR (created from the sample master.lua if it
-# does not exist) with a real Debian buildbot-worker connected to it.  Shows
-# the master's log until Ctrl-C, then stops both.
+# `make run`: a master in MASTER_DIR running scripts/demo-master.lua (SQLite)
+# with a real Debian buildbot-worker connected to it, and a build forced at
+# once: the worker checks out this repository with the git step, builds
+# bbmaster and runs its unit tests.  Shows the master's log until Ctrl-C,
+# then stops both.
 set -eu
 BBMASTER=$(realpath "$1")
 MASTER_DIR=$2
 WORKER_DIR=.run/worker
+REPO=$(realpath "$(dirname "$0")/..")
 
-[ -f "$MASTER_DIR/master.lua" ] || "$BBMASTER" create-master "$MASTER_DIR"
+mkdir -p "$(dirname "$MASTER_DIR")"
+[ -d "$MASTER_DIR" ] || "$BBMASTER" create-master "$MASTER_DIR" >/dev/null
+SHARED=$(realpath "$REPO/../shared" 2>/dev/null || echo "$REPO/../shared")
+sed -e "s|@REPO@|$REPO|" -e "s|@SHARED@|$SHARED|" "$REPO/scripts/demo-master.lua" \
+  >"$MASTER_DIR/master.lua"
 "$BBMASTER" checkconfig "$MASTER_DIR"
 "$BBMASTER" upgrade-master "$MASTER_DIR" >/dev/null # a master made by an older bbmaster
 
@@ -41,7 +48,11 @@ until grep -q "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log"; do
 done
 grep "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log" | tail -n 1
 WWW_PORT=$(sed -n 's/.*www *= *{ *port *= *\([0-9]*\).*/\1/p' "$MASTER_DIR/master.lua" | head -n 1)
-[ -z "$WWW_PORT" ] || echo "the API answers at http://localhost:$WWW_PORT/api/v2/builders"
+API="http://localhost:$WWW_PORT/api/v2"
+curl -s -X POST -H 'Content-Type: application/json' \
+  -d '{"id": 1, "jsonrpc": "2.0", "method": "force", "params": {"reason": "make run"}}' \
+  "$API/forceschedulers/force" >/dev/null
+echo "build forced: follow it at $API/builds (its steps at $API/builds/N/steps)"
 echo "master and worker are running; Ctrl-C stops both. Master log follows."
 tail -n 0 -f "$MASTER_DIR/bbmaster.log" &
 TAIL=$!

@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "db/db.h"
+#include "engine/engine.h"
 #include "schedulers/schedulers.h"
 #include "workers/workers.h"
 #include "www/www.h"
@@ -37,11 +38,13 @@ struct master {
     uv_loop_t loop;
     struct cfg *cfg;
     struct wk_registry *workers;
+    struct engine *engine;
     struct db *db;
     long long masterid;
     struct www *www;
     struct control_queue control;
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t stop_timer; /* bounds the wait for builds to stop */
     bool stopping;
 };
 
@@ -61,10 +64,11 @@ static void control_post(struct www_action *act, void *arg)
         www_action_reply(act, NULL, 503, -32603, "the master is shutting down");
 }
 
-/* On the engine thread.  The actions themselves (force, stop, ...) belong to the build engine. */
+/* On the engine thread: the engine answers each action. */
 static void control_cb(uv_async_t *h)
 {
-    struct control_queue *q = h->data;
+    struct master *m = h->data;
+    struct control_queue *q = &m->control;
     uv_mutex_lock(&q->lock);
     struct www_action **items = q->items;
     size_t n = q->n;
@@ -72,15 +76,10 @@ static void control_cb(uv_async_t *h)
     q->n = q->cap = 0;
     uv_mutex_unlock(&q->lock);
     for (size_t i = 0; i < n; i++) {
-        if (q->closed) {
+        if (q->closed || m->engine == NULL)
             www_action_reply(items[i], NULL, 503, -32603, "the master is shutting down");
-            continue;
-        }
-        char *msg = xasprintf("action: %s is not supported", www_action_method(items[i]));
-        log_info("www: control %s on %s refused: not supported", www_action_method(items[i]),
-                 www_action_path(items[i]));
-        www_action_reply(items[i], NULL, 501, -32601, msg);
-        free(msg);
+        else
+            engine_control(m->engine, items[i]);
     }
     free(items);
 }
@@ -138,6 +137,7 @@ static void worker_attached(const char *name, const struct pb_value *info, void 
     }
     free(text);
     json_decref(o);
+    engine_worker_attached(m->engine, name, info);
 }
 
 static void worker_detached(const char *name, void *arg)
@@ -148,6 +148,7 @@ static void worker_detached(const char *name, void *arg)
         log_error("database: worker '%s' disconnected: %s", name, cause);
         free(cause);
     }
+    engine_worker_detached(m->engine, name);
 }
 
 static int open_db(struct master *m, char **cause)
@@ -287,7 +288,8 @@ static void reconfig(struct master *m)
         m->www = www;
     }
     wk_reconfig(m->workers, next);
-    cfg_free(m->cfg);
+    engine_reconfig(m->engine, next);
+    engine_release_config(m->engine, m->cfg);
     m->cfg = next;
     if (register_config(m, &cause) < 0) {
         log_error("database: %s", cause);
@@ -295,6 +297,37 @@ static void reconfig(struct master *m)
     }
     publish_forms(m);
     log_info(MASTER_MSG_RECONFIG_OK " (%llu ms)", (unsigned long long)(util_mono_ms() - t0));
+}
+
+/* The builds have stopped (or the wait is over): the connections and the rest go. */
+static void finish_stop(struct master *m)
+{
+    uv_close((uv_handle_t *)&m->stop_timer, NULL);
+    wk_close_all(m->workers);
+    char *cause = NULL;
+    if (m->db != NULL && db_master_deactivate(m->db, m->masterid, &cause) < 0) {
+        log_error("database: %s", cause);
+        free(cause);
+    }
+    uv_close((uv_handle_t *)&m->sig_term, NULL);
+    uv_close((uv_handle_t *)&m->sig_int, NULL);
+    uv_close((uv_handle_t *)&m->sig_hup, NULL);
+}
+
+static void builds_stopped(void *arg)
+{
+    struct master *m = arg;
+    if (!uv_is_closing((uv_handle_t *)&m->stop_timer))
+        finish_stop(m);
+}
+
+/* Buildbot's bound: workers that do not stop their builds in time lose their connection. */
+static void stop_timeout_cb(uv_timer_t *t)
+{
+    struct master *m = t->data;
+    log_warn("builds did not stop within %d s; dropping the workers' connections",
+             MASTER_BUILD_STOP_WAIT);
+    wk_close_all(m->workers);
 }
 
 static void stop(struct master *m, const char *why)
@@ -311,15 +344,10 @@ static void stop(struct master *m, const char *why)
     uv_close((uv_handle_t *)&m->control.async, NULL);
     www_stop(m->www);
     m->www = NULL;
-    wk_close_all(m->workers);
-    char *cause = NULL;
-    if (m->db != NULL && db_master_deactivate(m->db, m->masterid, &cause) < 0) {
-        log_error("database: %s", cause);
-        free(cause);
-    }
-    uv_close((uv_handle_t *)&m->sig_term, NULL);
-    uv_close((uv_handle_t *)&m->sig_int, NULL);
-    uv_close((uv_handle_t *)&m->sig_hup, NULL);
+    uv_timer_init(&m->loop, &m->stop_timer);
+    m->stop_timer.data = m;
+    uv_timer_start(&m->stop_timer, stop_timeout_cb, MASTER_BUILD_STOP_WAIT * 1000, 0);
+    engine_stop(m->engine, builds_stopped, m);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -357,12 +385,13 @@ static int start(struct master *m, char **cause)
     }
     uv_mutex_init(&m->control.lock);
     uv_async_init(&m->loop, &m->control.async, control_cb);
-    m->control.async.data = &m->control;
+    m->control.async.data = m;
     if (start_www(m, cause) < 0) {
         log_error("%s", *cause);
         return -1;
     }
     m->workers = wk_registry_new(&m->loop, m->cfg);
+    m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
     wk_set_events(m->workers, &(struct wk_events){worker_attached, worker_detached, m});
     if (m->cfg->pb_port > 0 &&
         wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
@@ -403,6 +432,7 @@ int master_run(int ready_fd, char **cause)
     uv_walk(&m.loop, close_walk_cb, NULL);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
+    engine_free(m.engine);
     www_stop(m.www);
     db_close(m.db);
     cfg_free(m.cfg);

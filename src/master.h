@@ -22,6 +22,8 @@
 
 /* Seconds the master gives itself to stop after SIGTERM before it exits hard. */
 #define MASTER_STOP_BOUND 8
+/* Seconds running builds get to stop before their workers' connections are dropped. */
+#define MASTER_BUILD_STOP_WAIT 5
 
 /*
  * Runs a master in the current directory until SIGTERM or SIGINT.  When

@@ -131,6 +131,18 @@ static const struct param upload_params[] = {
 static const struct param download_params[] = {
     {"mastersrc", P_RENDER, true}, {"workerdest", P_RENDER, true}, {"mode", P_INT, false},
     {"blocksize", P_INT, false},   {"maxsize", P_INT, false},      END};
+static const struct param dirupload_params[] = {
+    {"workersrc", P_RENDER, true}, {"masterdest", P_RENDER, true},
+    {"compress", P_STR, false},    {"blocksize", P_INT, false},
+    {"maxsize", P_INT, false},     {"url", P_RENDER, false},
+    {"urlText", P_STR, false},     END};
+static const struct param stringdl_params[] = {
+    {"s", P_RENDER, true},       {"workerdest", P_RENDER, true}, {"mode", P_INT, false},
+    {"blocksize", P_INT, false}, {"maxsize", P_INT, false},      END};
+static const struct param dir_params[] = {{"dir", P_RENDER, true}, END};
+static const struct param cpdir_params[] = {{"src", P_RENDER, true}, {"dest", P_RENDER, true}, END};
+static const struct param fileexists_params[] = {{"file", P_RENDER, true}, END};
+static const struct param mastershell_params[] = {{"command", P_CMD, true}, END};
 static const struct param trigger_params[] = {
     {"schedulerNames", P_STRS, true},     {"waitForFinish", P_BOOL, false},
     {"updateSourceStamp", P_BOOL, false}, {"alwaysUseLatest", P_BOOL, false},
@@ -402,9 +414,9 @@ static const struct ctor ctors[] = {
     {"change_filter", "change_filter", "bbm.change_filter", {filter_params}},
     {"project", "project", "bbm.project", {project_params}},
     {"steps.shell", "step.shell", "bbm.steps.shell", {shell_params, step_params}},
-    {"steps.configure", "step.shell", "bbm.steps.configure", {shell_params, step_params}},
-    {"steps.compile", "step.shell", "bbm.steps.compile", {shell_params, step_params}},
-    {"steps.test", "step.shell", "bbm.steps.test", {shell_params, step_params}},
+    {"steps.configure", "step.configure", "bbm.steps.configure", {shell_params, step_params}},
+    {"steps.compile", "step.compile", "bbm.steps.compile", {shell_params, step_params}},
+    {"steps.test", "step.test", "bbm.steps.test", {shell_params, step_params}},
     {"steps.git", "step.git", "bbm.steps.git", {git_params, step_params}},
     {"steps.set_property_from_command",
      "step.set_property_from_command",
@@ -418,6 +430,28 @@ static const struct ctor ctors[] = {
      "step.file_download",
      "bbm.steps.file_download",
      {download_params, step_params}},
+    {"steps.directory_upload",
+     "step.directory_upload",
+     "bbm.steps.directory_upload",
+     {dirupload_params, step_params}},
+    {"steps.string_download",
+     "step.string_download",
+     "bbm.steps.string_download",
+     {stringdl_params, step_params}},
+    {"steps.mkdir", "step.mkdir", "bbm.steps.mkdir", {dir_params, step_params}},
+    {"steps.rmdir", "step.rmdir", "bbm.steps.rmdir", {dir_params, step_params}},
+    {"steps.copy_directory",
+     "step.copy_directory",
+     "bbm.steps.copy_directory",
+     {cpdir_params, step_params}},
+    {"steps.file_exists",
+     "step.file_exists",
+     "bbm.steps.file_exists",
+     {fileexists_params, step_params}},
+    {"steps.master_shell_command",
+     "step.master_shell_command",
+     "bbm.steps.master_shell_command",
+     {mastershell_params, step_params}},
     {"steps.trigger", "step.trigger", "bbm.steps.trigger", {trigger_params, step_params}},
     {"schedulers.single_branch",
      "scheduler.single_branch",

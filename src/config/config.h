@@ -75,6 +75,10 @@ struct cfg {
     char *title;
     char *title_url;
     char *buildbot_url;
+    /* uploadRoots: the absolute directories transfer steps may write to and read from
+       on the master, besides the master's own directory */
+    char **upload_roots;
+    size_t n_upload_roots;
     void *lua;        /* the lua_State the config was run in (owned) */
     void *lua_budget; /* its allocator's accounting (owned) */
 };

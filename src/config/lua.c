@@ -258,6 +258,7 @@ void cfg_free(struct cfg *cfg)
         free_strings(s->builder_names, s->n_builder_names);
         free(s->file);
     }
+    free_strings(cfg->upload_roots, cfg->n_upload_roots);
     free(cfg->workers);
     free(cfg->builders);
     free(cfg->schedulers);

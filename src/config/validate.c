@@ -46,6 +46,7 @@ static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "services",
                                        "title",
                                        "titleURL",
+                                       "uploadRoots",
                                        "user_managers",
                                        "validation",
                                        "www",
@@ -482,6 +483,11 @@ static void read_scalars(struct reader *r)
     lua_pop(r->L, 1);
     if (cfg->db_url == NULL)
         cfg->db_url = xstrdup("sqlite:///state.sqlite");
+    cfg->upload_roots = string_list(r->L, r->top, "uploadRoots", &cfg->n_upload_roots);
+    for (size_t i = 0; i < cfg->n_upload_roots; i++)
+        if (cfg->upload_roots[i][0] != '/')
+            cfg_error(r->L, r->path, key_line(r, "uploadRoots"),
+                      "uploadRoots: '%s' is not an absolute path", cfg->upload_roots[i]);
 }
 
 static void check_top_keys(struct reader *r)

@@ -1,0 +1,82 @@
+/*
+ * The botmaster: pending build requests, oldest first within their priority,
+ * each handed to a worker that is attached, configured for the builder, not
+ * paused and under its max_builds (the least busy such worker first).  A
+ * request is claimed in buildrequest_claims before its build starts; a claim
+ * another master won is skipped.  Runs whenever something may have freed a
+ * worker or added a request (engine_kick).
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+
+/* Requests looked at per run; a run that starts builds is followed by another. */
+#define BOTMASTER_BATCH 500
+
+static struct eng_worker *pick_worker(struct engine *e, const struct cfg_builder *bc)
+{
+    struct eng_worker *best = NULL;
+    for (size_t i = 0; i < bc->n_workernames; i++) {
+        struct eng_worker *w = engine_worker(e, bc->workernames[i]);
+        const struct cfg_worker *wc = cfg_find_worker(e->cfg, bc->workernames[i]);
+        if (w == NULL || wc == NULL || !w->attached || w->paused ||
+            !wk_is_attached(e->wk, w->name))
+            continue;
+        if (wc->max_builds > 0 && w->running >= wc->max_builds)
+            continue;
+        if (best == NULL || w->running < best->running)
+            best = w;
+    }
+    return best;
+}
+
+/* Starts request row `i` of `r` if a worker is free: 1 started, 0 not, -1 on error. */
+static int try_request(struct engine *e, struct db_res *r, size_t i)
+{
+    long long brid = db_res_int(r, i, 0), bsid = db_res_int(r, i, 1),
+              builderid = db_res_int(r, i, 2);
+    const struct cfg_builder *bc = cfg_find_builder(e->cfg, db_res_text(r, i, 3));
+    if (bc == NULL)
+        return 0; /* a builder of another master, or no longer configured */
+    struct eng_worker *w = pick_worker(e, bc);
+    if (w == NULL)
+        return 0;
+    char *cause = NULL;
+    int claimed = requests_claim(e, brid, &cause);
+    if (claimed <= 0) {
+        if (claimed < 0)
+            engine_db_error("claiming a build request", cause);
+        return claimed;
+    }
+    w->running++;
+    if (build_start(e, bc, w->name, brid, bsid, builderid, &cause) != 0) {
+        w->running--;
+        engine_db_error("starting a build", cause);
+        cause = NULL;
+        if (requests_unclaim(e, brid, &cause) != 0)
+            engine_db_error("giving back a build request", cause);
+        return -1;
+    }
+    return 1;
+}
+
+void botmaster_run(struct engine *e)
+{
+    struct db_param p[] = {DB_INT(BOTMASTER_BATCH)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db,
+                                "SELECT br.id, br.buildsetid, br.builderid, b.name "
+                                "FROM buildrequests br JOIN builders b ON b.id = br.builderid "
+                                "WHERE br.complete = 0 AND NOT EXISTS (SELECT 1 FROM "
+                                "buildrequest_claims c WHERE c.brid = br.id) "
+                                "ORDER BY br.priority DESC, br.submitted_at, br.id LIMIT ?",
+                                p, 1, &cause);
+    if (r == NULL) {
+        engine_db_error("reading pending build requests", cause);
+        return;
+    }
+    for (size_t i = 0; i < db_res_rows(r) && !e->stopping; i++)
+        if (try_request(e, r, i) < 0)
+            break;
+    db_res_free(r);
+}

@@ -1,0 +1,195 @@
+/*
+ * Control actions from the web, as Buildbot's data API answers them:
+ * `force` on a force scheduler (the buildset's id and {builderid: brid}),
+ * `stop` on a build, `cancel` on a build request, `pause` and `unpause` on a
+ * worker.  Each is answered exactly once with www_action_reply.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedulers/schedulers.h"
+
+static void reply_null(struct www_action *act)
+{
+    www_action_reply(act, "null", 200, 0, NULL);
+}
+
+/* builderid (the form of one builder's page) as builderNames. */
+static void builderid_to_names(struct engine *e, json_t *params)
+{
+    const json_t *id = json_object_get(params, "builderid");
+    if (json_object_get(params, "builderNames") != NULL || id == NULL)
+        return;
+    long long n = json_is_integer(id) ? (long long)json_integer_value(id)
+                  : json_is_string(id) ? atoll(json_string_value(id))
+                                       : 0;
+    struct db_param p[] = {DB_INT(n)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db, "SELECT name FROM builders WHERE id = ?", p, 1, &cause);
+    if (r == NULL) {
+        engine_db_error("finding a builder", cause);
+        return;
+    }
+    json_t *names = json_array();
+    if (db_res_rows(r) > 0)
+        json_array_append_new(names, json_string(db_res_text(r, 0, 0)));
+    json_object_set_new(params, "builderNames", names);
+    db_res_free(r);
+}
+
+static void force(struct engine *e, struct www_action *act, const char *name, json_t *params)
+{
+    builderid_to_names(e, params);
+    struct sched_force_req req;
+    json_t *errors = NULL;
+    int rc = sched_force_parse(e->cfg, name, params, &req, &errors);
+    if (rc == SCHED_FORCE_UNKNOWN) {
+        char *msg = xasprintf("no force scheduler named '%s'", name);
+        www_action_reply(act, NULL, 404, -32602, msg);
+        free(msg);
+        return;
+    }
+    if (rc == SCHED_FORCE_NO_BUILDER) {
+        www_action_reply(act, NULL, 500, -32603,
+                         "KeyError('builderNames not specified or not supported')");
+        return;
+    }
+    if (rc == SCHED_FORCE_INVALID) {
+        char *text = json_dumps(errors, JSON_PRESERVE_ORDER);
+        www_action_reply_json(act, 400, -32602, text);
+        free(text);
+        json_decref(errors);
+        return;
+    }
+    json_t *props = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(req.properties, i, p)
+    {
+        json_array_append_new(props, json_pack("[OOs]", json_array_get(p, 0),
+                                               json_array_get(p, 1), "Force Build Form"));
+    }
+    json_array_append_new(props, json_pack("[sss]", "scheduler", name, "Scheduler"));
+    json_t *brids = NULL;
+    char *cause = NULL;
+    long long bsid = requests_add_buildset(e, req.reason, props, req.sourcestamps, req.builders,
+                                           req.priority, &brids, &cause);
+    if (bsid < 0) {
+        www_action_reply(act, NULL, 500, -32603, cause);
+        engine_db_error("adding a buildset", cause);
+    } else {
+        json_t *result = json_pack("[Io]", (json_int_t)bsid, brids);
+        char *text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        log_info("scheduler '%s': buildset %lld forced (%s)", name, bsid, req.reason);
+        www_action_reply(act, text, 200, 0, NULL);
+        free(text);
+        json_decref(result);
+        engine_kick(e);
+    }
+    json_decref(props);
+    sched_force_req_free(&req);
+}
+
+static const char *reason_of(const json_t *params, const char *dflt)
+{
+    const char *r = json_string_value(json_object_get(params, "reason"));
+    return r != NULL ? r : dflt;
+}
+
+static void stop_build(struct engine *e, struct www_action *act, long long id, json_t *params)
+{
+    for (struct build *b = e->builds; b != NULL; b = b->next)
+        if (b->id == id)
+            build_stop(b, reason_of(params, "<no reason given>"), RES_CANCELLED);
+    reply_null(act);
+}
+
+/* A request still pending is claimed and completed CANCELLED; a running one's build stops. */
+static void cancel_request(struct engine *e, struct www_action *act, long long brid,
+                           json_t *params)
+{
+    const char *reason = reason_of(params, "<no reason given>");
+    for (struct build *b = e->builds; b != NULL; b = b->next) {
+        if (b->brid == brid) {
+            build_stop(b, reason, RES_CANCELLED);
+            reply_null(act);
+            return;
+        }
+    }
+    struct db_param p[] = {DB_INT(brid)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db, "SELECT buildsetid FROM buildrequests WHERE id = ?", p,
+                                1, &cause);
+    if (r != NULL && db_res_rows(r) > 0) {
+        long long bsid = db_res_int(r, 0, 0);
+        if (requests_claim(e, brid, &cause) > 0 &&
+            requests_complete(e, brid, bsid, RES_CANCELLED, &cause) != 0)
+            engine_db_error("cancelling a build request", cause), cause = NULL;
+    }
+    if (cause != NULL)
+        engine_db_error("cancelling a build request", cause);
+    db_res_free(r);
+    reply_null(act);
+}
+
+/* Workers are named in paths by id or by name. */
+static struct eng_worker *worker_of(struct engine *e, const char *ident)
+{
+    struct eng_worker *w = NULL;
+    for (size_t i = 0; i < e->cfg->n_workers && w == NULL; i++) {
+        const char *name = e->cfg->workers[i].name;
+        char *cause = NULL;
+        long long id = util_streq(name, ident) ? 0 : db_worker_id(e->db, name, &cause);
+        free(cause);
+        if (id == 0 || (id > 0 && id == atoll(ident)))
+            w = engine_worker(e, name);
+    }
+    return w;
+}
+
+static void pause_worker(struct engine *e, struct www_action *act, const char *ident, bool pause,
+                         json_t *params)
+{
+    struct eng_worker *w = worker_of(e, ident);
+    if (w != NULL) {
+        w->paused = pause;
+        const char *reason = pause ? json_string_value(json_object_get(params, "reason")) : NULL;
+        char *cause = NULL;
+        long long id = db_worker_id(e->db, w->name, &cause);
+        struct db_param p[] = {DB_INT(pause), DB_TEXT(reason), DB_INT(id)};
+        if (id < 0 || db_exec(e->db, "UPDATE workers SET paused = ?, pause_reason = ? WHERE id = ?",
+                              p, 3, &cause) != 0)
+            engine_db_error("pausing a worker", cause);
+        log_info("worker '%s' %s", w->name, pause ? "paused" : "unpaused");
+        if (!pause)
+            engine_kick(e);
+    }
+    reply_null(act);
+}
+
+void engine_control(struct engine *e, struct www_action *act)
+{
+    const char *path = www_action_path(act), *method = www_action_method(act);
+    json_t *params = json_loads(www_action_params(act), 0, NULL);
+    if (params == NULL)
+        params = json_object();
+    char kind[64] = "", ident[256] = "";
+    sscanf(path, "%63[^/]/%255s", kind, ident);
+    if (util_streq(kind, "forceschedulers") && util_streq(method, "force")) {
+        force(e, act, ident, params);
+    } else if (util_streq(kind, "builds") && util_streq(method, "stop")) {
+        stop_build(e, act, atoll(ident), params);
+    } else if (util_streq(kind, "buildrequests") && util_streq(method, "cancel")) {
+        cancel_request(e, act, atoll(ident), params);
+    } else if (util_streq(kind, "workers") &&
+               (util_streq(method, "pause") || util_streq(method, "unpause"))) {
+        pause_worker(e, act, ident, util_streq(method, "pause"), params);
+    } else {
+        char *msg = xasprintf("action: %s is not supported", method);
+        www_action_reply(act, NULL, 501, -32601, msg);
+        free(msg);
+    }
+    json_decref(params);
+}

@@ -1,0 +1,215 @@
+/*
+ * The engine: which workers are attached and how busy, the configurations
+ * running builds still use, the log flush timer, and the control actions
+ * the web posts (force, stop, cancel, pause, unpause).
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedulers/schedulers.h"
+
+/* How often pending log lines are written (ms): a few hundred, as the issue of latency
+   against the number of chunks goes. */
+#define FLUSH_INTERVAL_MS 200
+
+const char *res_name(int results)
+{
+    static const char *const names[] = {"success", "warnings",  "failure",  "skipped",
+                                        "exception", "retry", "cancelled"};
+    return results >= 0 && results < (int)UTIL_NELEM(names) ? names[results] : "not finished";
+}
+
+int res_worst(int a, int b)
+{
+    static const int order[] = {RES_CANCELLED, RES_RETRY,   RES_EXCEPTION, RES_FAILURE,
+                                RES_WARNINGS,  RES_SUCCESS, RES_SKIPPED};
+    for (size_t i = 0; i < UTIL_NELEM(order); i++)
+        if (a == order[i] || b == order[i])
+            return order[i];
+    return a;
+}
+
+void engine_db_error(const char *what, char *cause)
+{
+    log_error("database: %s: %s", what, cause != NULL ? cause : "?");
+    free(cause);
+}
+
+struct eng_worker *engine_worker(struct engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_workers; i++)
+        if (util_streq(e->workers[i].name, name))
+            return &e->workers[i];
+    return NULL;
+}
+
+static struct eng_worker *worker_add(struct engine *e, const char *name)
+{
+    struct eng_worker *w = engine_worker(e, name);
+    if (w != NULL)
+        return w;
+    e->workers = xgrow(e->workers, &e->cap_workers, e->n_workers + 1, sizeof *e->workers);
+    w = &e->workers[e->n_workers++];
+    memset(w, 0, sizeof *w);
+    w->name = xstrdup(name);
+    return w;
+}
+
+static void kick_cb(uv_idle_t *h)
+{
+    struct engine *e = h->data;
+    uv_idle_stop(h);
+    e->kick_pending = false;
+    if (!e->stopping)
+        botmaster_run(e);
+}
+
+void engine_kick(struct engine *e)
+{
+    if (e->kick_pending || e->stopping)
+        return;
+    e->kick_pending = true;
+    uv_idle_start(&e->kick, kick_cb);
+}
+
+static void flush_cb(uv_timer_t *t)
+{
+    steplogs_flush(t->data);
+}
+
+struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
+                          struct wk_registry *wk, const struct cfg *cfg)
+{
+    struct engine *e = xcalloc(1, sizeof *e);
+    e->loop = loop;
+    e->db = db;
+    e->masterid = masterid;
+    e->wk = wk;
+    e->cfg = cfg;
+    uv_timer_init(loop, &e->flush_timer);
+    e->flush_timer.data = e;
+    uv_timer_start(&e->flush_timer, flush_cb, FLUSH_INTERVAL_MS, FLUSH_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&e->flush_timer);
+    uv_idle_init(loop, &e->kick);
+    e->kick.data = e;
+    char *cause = NULL;
+    if (requests_housekeeping(e, masterid, &cause) != 0)
+        engine_db_error("finishing what the last run left running", cause);
+    engine_kick(e);
+    return e;
+}
+
+/* ------------------------------------------------------------ configurations */
+
+static int builds_using(const struct engine *e, const struct cfg *cfg)
+{
+    int n = 0;
+    for (const struct build *b = e->builds; b != NULL; b = b->next)
+        n += b->cfg == cfg;
+    return n;
+}
+
+static void free_unused_configs(struct engine *e)
+{
+    for (struct eng_cfg **p = &e->retired; *p != NULL;) {
+        struct eng_cfg *c = *p;
+        if (builds_using(e, c->cfg) == 0) {
+            *p = c->next;
+            cfg_free(c->cfg);
+            free(c);
+        } else {
+            p = &c->next;
+        }
+    }
+}
+
+void engine_reconfig(struct engine *e, const struct cfg *cfg)
+{
+    e->cfg = cfg;
+    engine_kick(e);
+}
+
+void engine_release_config(struct engine *e, struct cfg *old)
+{
+    struct eng_cfg *c = xcalloc(1, sizeof *c);
+    c->cfg = old;
+    c->next = e->retired;
+    e->retired = c;
+    free_unused_configs(e);
+}
+
+/* ------------------------------------------------------------ workers and builds */
+
+void engine_worker_attached(struct engine *e, const char *name, const struct pb_value *info)
+{
+    struct eng_worker *w = worker_add(e, name);
+    pb_value_free(w->info);
+    w->info = pb_value_dup(info);
+    w->attached = true;
+    engine_kick(e);
+}
+
+void engine_worker_detached(struct engine *e, const char *name)
+{
+    struct eng_worker *w = engine_worker(e, name);
+    if (w != NULL)
+        w->attached = false;
+}
+
+void engine_build_finished(struct engine *e, struct build *b)
+{
+    for (struct build **p = &e->builds; *p != NULL; p = &(*p)->next) {
+        if (*p == b) {
+            *p = b->next;
+            e->n_builds--;
+            break;
+        }
+    }
+    struct eng_worker *w = engine_worker(e, b->worker);
+    if (w != NULL && w->running > 0)
+        w->running--;
+    b->next = NULL;
+    free_unused_configs(e);
+    if (e->stopping && e->builds == NULL && e->stopped != NULL) {
+        void (*done)(void *) = e->stopped;
+        e->stopped = NULL;
+        done(e->stopped_arg);
+    }
+    engine_kick(e);
+}
+
+void engine_stop(struct engine *e, void (*done)(void *arg), void *arg)
+{
+    e->stopping = true;
+    uv_idle_stop(&e->kick);
+    e->stopped = done;
+    e->stopped_arg = arg;
+    for (struct build *b = e->builds; b != NULL; b = b->next)
+        build_stop(b, "Master Shutdown", RES_RETRY);
+    steplogs_flush(e);
+    if (e->builds == NULL && e->stopped != NULL) {
+        e->stopped = NULL;
+        done(arg);
+    }
+}
+
+void engine_free(struct engine *e)
+{
+    if (e == NULL)
+        return;
+    steplogs_flush(e);
+    for (size_t i = 0; i < e->n_workers; i++) {
+        free(e->workers[i].name);
+        pb_value_free(e->workers[i].info);
+    }
+    free(e->workers);
+    while (e->retired != NULL) {
+        struct eng_cfg *c = e->retired;
+        e->retired = c->next;
+        cfg_free(c->cfg);
+        free(c);
+    }
+    free(e);
+}

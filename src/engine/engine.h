@@ -1,0 +1,57 @@
+/*
+ * engine: what makes builds happen.  Buildsets and build requests written as
+ * Buildbot writes them, the botmaster that hands pending requests to free
+ * workers (claiming each in buildrequest_claims), and the builds themselves:
+ * properties, steps run as commands on the worker, logs, results.  Control
+ * actions from the web (force, stop, cancel, ...) arrive here too.
+ *
+ * Everything runs on the master's libuv loop and writes through the
+ * master's one database connection.
+ */
+#ifndef BBM_ENGINE_H
+#define BBM_ENGINE_H
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "db/db.h"
+#include "pb/pb.h"
+#include "workers/workers.h"
+#include "www/www.h"
+
+struct engine;
+
+/*
+ * An engine on `loop` for configuration `cfg` (borrowed until
+ * engine_release_config), writing to `db` as master `masterid`, running
+ * builds on the workers of `wk`.  Requests left claimed by this master (a
+ * crash) are given back and its builds left running are finished, as
+ * Buildbot does when a master comes back.
+ */
+struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
+                          struct wk_registry *wk, const struct cfg *cfg);
+
+/* The configuration to use for builds that start from now on. */
+void engine_reconfig(struct engine *e, const struct cfg *cfg);
+/*
+ * Frees `old` (a configuration replaced by engine_reconfig) once no build
+ * started under it is still running: its Lua state holds their steps.
+ */
+void engine_release_config(struct engine *e, struct cfg *old);
+
+/* Workers as they come and go (from wk_events). */
+void engine_worker_attached(struct engine *e, const char *name, const struct pb_value *info);
+void engine_worker_detached(struct engine *e, const char *name);
+
+/* A control action posted from the web; answered with www_action_reply, now or later. */
+void engine_control(struct engine *e, struct www_action *act);
+
+/*
+ * The master is stopping: no build starts any more and running builds are
+ * interrupted; `done` is called once the last has finished (at once if none).
+ */
+void engine_stop(struct engine *e, void (*done)(void *arg), void *arg);
+/* Frees the engine, once the loop has closed every handle (its timers are on it). */
+void engine_free(struct engine *e);
+
+#endif

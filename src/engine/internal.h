@@ -1,0 +1,300 @@
+/*
+ * Private to src/engine: the engine, its builds, steps and logs, and the
+ * pieces the files share.
+ *
+ *   engine.c    the engine, workers' availability, control actions
+ *   botmaster.c pending requests -> claimed -> builds on free workers
+ *   requests.c  buildsets, source stamps, requests and claims in the database
+ *   build.c     one build: its rows, properties, the sequence of steps, the result
+ *   step.c      one step: configuration from Lua, the worker command, its result
+ *   logs.c      logs and their chunks, batched
+ *   props.c     properties and rendering (bbm.interpolate, Lua functions)
+ */
+#ifndef BBM_ENGINE_INTERNAL_H
+#define BBM_ENGINE_INTERNAL_H
+
+#include <jansson.h>
+#include <lua.h>
+#include <stdbool.h>
+
+#include "engine/engine.h"
+#include "util/util.h"
+
+/* Buildbot's result codes. */
+enum {
+    RES_SUCCESS = 0,
+    RES_WARNINGS = 1,
+    RES_FAILURE = 2,
+    RES_SKIPPED = 3,
+    RES_EXCEPTION = 4,
+    RES_RETRY = 5,
+    RES_CANCELLED = 6,
+};
+const char *res_name(int results);
+/* Buildbot's worst_status. */
+int res_worst(int a, int b);
+
+/* ------------------------------------------------------------ properties */
+
+struct prop {
+    char *name;
+    json_t *value;
+    char *source;
+    bool stored;  /* a build_properties row exists */
+    bool changed; /* since it was last written */
+};
+
+struct props {
+    struct prop *items; /* in the order they were first set, as Buildbot keeps them */
+    size_t n, cap;
+};
+
+void props_set(struct props *p, const char *name, json_t *value, const char *source);
+const json_t *props_get(const struct props *p, const char *name);
+void props_free(struct props *p);
+
+/* What a value is rendered against. */
+struct render_ctx {
+    const struct props *props;
+    const json_t *sourcestamps;      /* [{codebase, branch, ...}] */
+    const struct pb_value *worker;   /* the worker's info */
+    lua_State *L;
+};
+
+/* Python's str() of a property value ("True", "None", 3, text). */
+char *props_str(const json_t *v);
+/*
+ * Renders the Lua value at `idx`: strings, numbers and booleans as they are,
+ * bbm.interpolate by its format, functions by calling them with a properties
+ * object.  The result is JSON (owned), or NULL with *cause.
+ */
+json_t *render(const struct render_ctx *c, int idx, char **cause);
+/* Pushes the properties object Lua renderables get (props:getProperty(name[, default])). */
+void props_push_lua(const struct render_ctx *c);
+
+/* ------------------------------------------------------------ logs */
+
+struct steplog {
+    struct engine *e;
+    long long id;
+    char type;            /* 's' stdio (lines carry a channel), 't' text, 'h' html */
+    struct buf partial[3]; /* an unfinished line per channel: o, e, h */
+    struct buf pending;   /* whole lines not yet in the database, joined by '\n' */
+    long long pending_lines;
+    long long num_lines; /* in the database */
+    struct steplog *next_dirty;
+    bool dirty;
+    /* Optional: told of every whole line (warning patterns, set_property_from_command). */
+    void (*on_line)(void *arg, char channel, const char *line, size_t len);
+    void *on_line_arg;
+};
+
+/* A log row for step `stepid`; NULL with *cause. */
+struct steplog *steplog_open(struct engine *e, long long stepid, const char *name, char type,
+                     char **cause);
+/* Appends text on `channel` ('o', 'e', 'h'; 0 for a log without channels). */
+void steplog_add(struct steplog *l, char channel, const char *text, size_t len);
+/* Writes what is pending, marks the log complete and frees it. */
+void steplog_close(struct steplog *l);
+/* Writes every pending log chunk (the engine's flush timer). */
+void steplogs_flush(struct engine *e);
+
+/* ------------------------------------------------------------ builds */
+
+struct build;
+
+struct step {
+    struct build *b;
+    int index;  /* in the factory */
+    int number; /* in the build */
+    long long id;
+    char *name;
+    int ref;    /* the step's table in the config's Lua state */
+    char *kind; /* "step.shell", ... */
+    bool halt_on_failure, flunk_on_failure, flunk_on_warnings, warn_on_warnings,
+        warn_on_failure, always_run;
+    json_t *command;        /* as rendered: a list of strings or a string */
+    char *description;      /* joined; NULL: from the command */
+    char *description_done; /* joined; NULL: the description */
+    json_t *decode_rc;      /* {"rc": result} */
+    struct steplog *stdio;
+    struct steplog **logfiles; /* the `logfiles` the worker sends, by name */
+    char **logfile_names;
+    size_t n_logfiles;
+    struct wk_command *cmd;
+    long long rc;
+    bool have_rc;
+    bool interrupted;
+    bool lost;
+    int results;
+    void *warn_re; /* pcre2_code of warningPattern, for compile and test */
+    long long warn_count;
+    struct buf warn_lines;
+    char *set_property; /* set_property_from_command: the property, from stdout */
+    bool strip;
+    bool collect;        /* keep the running command's stdout in `captured` */
+    struct buf captured;
+    json_t *files;       /* the running command's `files` update (glob, listdir) */
+    void (*then)(struct step *s); /* what follows the running command */
+    struct git *git;     /* the git step's state (git.c) */
+    struct xfer *xfer;   /* transfer.c's state */
+    const struct wk_command_object *object; /* the next command's writer or reader */
+    struct pb_value *stat;                  /* the running command's `stat` update */
+    bool local;          /* a master_shell_command process is running */
+};
+
+struct build {
+    struct engine *e;
+    struct build *next;
+    const struct cfg *cfg; /* the configuration it started under (its Lua state) */
+    char *builder;
+    char *worker;
+    long long id, number, brid, bsid, builderid, workerid;
+    json_t *sourcestamps;
+    struct props props;
+    int n_steps;   /* in the factory */
+    int next_step; /* index of the next to consider */
+    int steps_run; /* numbers given so far (worker_preparation is 0) */
+    struct step *current;
+    long long prep_stepid;
+    struct buf text;  /* Buildbot's build.text, words joined */
+    int results;
+    bool terminate, stopped, finished, started;
+    bool lost;      /* the worker went: no further step runs, alwaysRun or not */
+    int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
+    char *stopped_reason;
+    json_t *step_names; /* for unique step names */
+};
+
+/* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
+int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker,
+                long long brid, long long bsid, long long builderid, char **cause);
+/* Stops a running build (Buildbot's stopBuild) with `results` (CANCELLED, RETRY). */
+void build_stop(struct build *b, const char *reason, int results);
+
+/* step.c: a step of the factory (its table on top of the Lua stack). */
+struct step *step_new(struct build *b, int index);
+/* Runs step `s`; build_step_done(s) follows, now or later. */
+void step_run(struct step *s);
+void step_interrupt(struct step *s, const char *reason);
+void step_free(struct step *s);
+/*
+ * Runs worker command `name` with `args` (owned) for the step, its output into
+ * the step's stdio log; `then` is called when it completed normally, with the
+ * step's rc / captured / files filled in.  An interrupt, a lost connection or
+ * a failure finishes the step instead.
+ */
+void step_remote(struct step *s, const char *name, struct pb_value *args,
+                 void (*then)(struct step *s));
+/* The step is over with `results`: logs closed, row final, the build goes on. */
+void step_finish(struct step *s, int results);
+/* The step is over with `results` and `why` in an err.text log. */
+void step_fail(struct step *s, int results, const char *why);
+/* The step's parameter `key`, rendered (*out NULL when absent); 0 or -1 with *cause. */
+int step_render(struct step *s, const char *key, json_t **out, char **cause);
+/* The worker's version of command `name` at least major.minor. */
+bool step_worker_has(const struct step *s, const char *name, int major, int minor);
+/* The `shell` command's args for `command` with the step's parameters (workdir, env,
+   timeout...); `sigterm_time` (owned) when the step sets none.  NULL with *cause. */
+struct pb_value *step_shell_args(struct step *s, const json_t *command,
+                                 struct pb_value *sigterm_time, char **cause);
+/* Buildbot's util.command_to_string (malloc'd; NULL for no words). */
+char *step_command_string(const json_t *command);
+
+/* transfer.c: transfers, worker directory steps, master_shell_command. */
+bool transfer_kind(const char *kind);
+int transfer_run(struct step *s, char **cause);
+/* Kills a running master_shell_command; false if the step has none. */
+bool transfer_interrupt(struct step *s);
+void transfer_free(struct step *s);
+/* The name a step of `kind` has when the configuration gives none. */
+const char *step_default_name(const char *kind);
+
+/* git.c: the git step. */
+void git_run(struct step *s);
+void git_free(struct step *s);
+
+/* Buildbot's getResultSummary (done) or getCurrentSummary for the step (malloc'd). */
+char *step_summary(const struct step *s, bool done);
+/* Whether a step's result goes into the build's summary (updateBuildSummaryPolicy). */
+bool step_in_build_summary(const struct step *s);
+/* The render context for the build's current state. */
+struct render_ctx build_render_ctx(struct build *b);
+/* Writes the build's changed properties to build_properties. */
+void build_write_props(struct build *b);
+/* Called by step.c when a step has finished (its row is written). */
+void build_step_done(struct step *s);
+
+/* ------------------------------------------------------------ requests */
+
+/* A buildset as a scheduler submits it; returns its id and the requests' ids in *brids
+   ({"builderid": brid}), or -1 with *cause. */
+long long requests_add_buildset(struct engine *e, const char *reason, json_t *properties,
+                                const json_t *sourcestamps, const json_t *builders,
+                                long long priority, json_t **brids, char **cause);
+/* Claims a request for this master: 1, 0 if another has it, -1 on error. */
+int requests_claim(struct engine *e, long long brid, char **cause);
+int requests_unclaim(struct engine *e, long long brid, char **cause);
+/* Completes a request and, if it was the last of its buildset, the buildset. */
+int requests_complete(struct engine *e, long long brid, long long bsid, int results,
+                      char **cause);
+/* The source stamps of a buildset as JSON objects. */
+json_t *requests_sourcestamps(struct engine *e, long long bsid, char **cause);
+/* The buildset's properties, added to `p`. */
+int requests_properties(struct engine *e, long long bsid, struct props *p, char **cause);
+/* Finishes what a master that stopped without cleaning up left running (Buildbot's
+   housekeeping for a deactivated master). */
+int requests_housekeeping(struct engine *e, long long masterid, char **cause);
+
+/* ------------------------------------------------------------ engine */
+
+struct eng_worker {
+    char *name;
+    long long id;
+    struct pb_value *info;
+    int running;
+    bool attached;
+    bool paused;
+};
+
+/* A configuration and the builds that still use it. */
+struct eng_cfg {
+    struct cfg *cfg;
+    int builds;
+    struct eng_cfg *next;
+};
+
+struct engine {
+    uv_loop_t *loop;
+    struct db *db;
+    long long masterid;
+    struct wk_registry *wk;
+    const struct cfg *cfg;
+    struct eng_cfg *retired; /* replaced configurations still used by builds */
+    struct eng_worker *workers;
+    size_t n_workers, cap_workers;
+    struct build *builds;
+    size_t n_builds;
+    uv_timer_t flush_timer;
+    uv_idle_t kick;
+    bool kick_pending;
+    struct steplog *dirty; /* logs with pending chunks */
+    bool stopping;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+};
+
+struct eng_worker *engine_worker(struct engine *e, const char *name);
+/* Runs the botmaster soon (on the next loop turn; several calls run it once). */
+void engine_kick(struct engine *e);
+/* A build is over (its rows written): frees it, frees the worker, runs the botmaster. */
+void engine_build_finished(struct engine *e, struct build *b);
+/* botmaster.c: hands pending requests to free workers. */
+void botmaster_run(struct engine *e);
+/* The time Buildbot stores: whole seconds since the epoch. */
+long long engine_now(void);
+
+/* Logs a database error of the engine (they do not stop the engine). */
+void engine_db_error(const char *what, char *cause);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * Logs as Buildbot stores them: a logs row, and the text in logchunks rows
+ * of whole lines joined by '\n' (no newline after the last), each line of a
+ * stdio log starting with its channel: 'o' stdout, 'e' stderr, 'h' header.
+ * Text arrives in pieces of any size; each channel keeps its unfinished line.
+ * Whole lines wait in memory until LOG_CHUNK_MAX bytes are pending or the
+ * engine's flush timer fires, then go out as one compressed chunk, so a
+ * running log never holds more than a chunk and a line per channel however
+ * much its command prints.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of content in one chunk (Buildbot's limit) and in one line. */
+#define LOG_CHUNK_MAX 65536
+#define LOG_LINE_MAX (LOG_CHUNK_MAX - 2)
+
+/* Buildbot's forceIdentifier(50, name): the slug in URLs. */
+static void slugify(const char *name, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *c = name; *c != '\0' && n + 1 < cap && n < 50; c++) {
+        unsigned char u = (unsigned char)*c;
+        bool ok = u >= 0x80 || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_' ||
+                  u == '-' || (n > 0 && u >= '0' && u <= '9');
+        out[n++] = ok ? (char)u : '_';
+    }
+    out[n] = '\0';
+}
+
+struct steplog *steplog_open(struct engine *e, long long stepid, const char *name, char type,
+                     char **cause)
+{
+    char slug[64], t[2] = {type, 0};
+    slugify(name, slug, sizeof slug);
+    long long id;
+    struct db_param p[] = {DB_TEXT(name), DB_TEXT(slug), DB_INT(stepid), DB_TEXT(t)};
+    if (db_insert(e->db,
+                  "INSERT INTO logs (name, slug, stepid, complete, num_lines, type) "
+                  "VALUES (?, ?, ?, 0, 0, ?)",
+                  p, 4, &id, cause) != 0)
+        return NULL;
+    struct steplog *l = xcalloc(1, sizeof *l);
+    l->e = e;
+    l->id = id;
+    l->type = type;
+    for (size_t i = 0; i < UTIL_NELEM(l->partial); i++)
+        buf_init(&l->partial[i], LOG_LINE_MAX + 1);
+    buf_init(&l->pending, LOG_CHUNK_MAX + 1);
+    return l;
+}
+
+static int flush_one(struct steplog *l, char **cause)
+{
+    if (l->pending_lines == 0)
+        return 0;
+    struct buf z;
+    buf_init(&z, 2 * LOG_CHUNK_MAX);
+    int codec = 0;
+    int rc = db_chunk_encode(l->pending.data, l->pending.len, &z, &codec, cause);
+    long long first = l->num_lines, last = l->num_lines + l->pending_lines - 1;
+    struct db_param p[] = {DB_INT(l->id), DB_INT(first), DB_INT(last), DB_BLOB(z.data, z.len),
+                           DB_INT(codec)};
+    if (rc == 0)
+        rc = db_exec(l->e->db,
+                     "INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     p, 5, cause);
+    buf_free(&z);
+    struct db_param u[] = {DB_INT(last + 1), DB_INT(l->id)};
+    if (rc == 0)
+        rc = db_exec(l->e->db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
+    /* a chunk that could not be written is dropped: the log goes on, the error is logged */
+    l->num_lines = last + 1;
+    l->pending_lines = 0;
+    buf_reset(&l->pending);
+    return rc;
+}
+
+static void flush_logged(struct steplog *l)
+{
+    char *cause = NULL;
+    if (flush_one(l, &cause) != 0)
+        engine_db_error("writing a log chunk", cause);
+}
+
+static void mark_dirty(struct steplog *l)
+{
+    if (l->dirty)
+        return;
+    l->dirty = true;
+    l->next_dirty = l->e->dirty;
+    l->e->dirty = l;
+}
+
+static void unmark_dirty(struct steplog *l)
+{
+    for (struct steplog **p = &l->e->dirty; *p != NULL; p = &(*p)->next_dirty) {
+        if (*p == l) {
+            *p = l->next_dirty;
+            break;
+        }
+    }
+    l->dirty = false;
+}
+
+/* A whole line: channel prefix (stdio logs), then the text. */
+static void add_line(struct steplog *l, char channel, struct buf *line)
+{
+    size_t need = line->len + (channel != 0) + (l->pending_lines > 0);
+    if (l->pending.len + need > LOG_CHUNK_MAX)
+        flush_logged(l);
+    if (l->pending_lines > 0)
+        buf_addc(&l->pending, '\n');
+    if (channel != 0)
+        buf_addc(&l->pending, channel);
+    buf_add(&l->pending, line->data, line->len);
+    if (l->on_line != NULL)
+        l->on_line(l->on_line_arg, channel, line->data, line->len);
+    buf_reset(line);
+    l->pending_lines++;
+    mark_dirty(l);
+}
+
+static int channel_index(char channel)
+{
+    return channel == 'e' ? 1 : channel == 'h' ? 2 : 0;
+}
+
+void steplog_add(struct steplog *l, char channel, const char *text, size_t len)
+{
+    struct buf *part = &l->partial[channel_index(channel)];
+    while (len > 0) {
+        const char *nl = memchr(text, '\n', len);
+        size_t n = nl != NULL ? (size_t)(nl - text) : len;
+        size_t room = LOG_LINE_MAX - part->len;
+        size_t take = n < room ? n : room;
+        buf_add(part, text, take);
+        if (take < n || nl != NULL) /* a newline, or a line cut at the limit */
+            add_line(l, channel, part);
+        size_t used = take + (take == n && nl != NULL);
+        text += used;
+        len -= used;
+    }
+}
+
+void steplog_close(struct steplog *l)
+{
+    static const char channels[] = {'o', 'e', 'h'};
+    for (size_t i = 0; i < UTIL_NELEM(channels); i++)
+        if (l->partial[i].len > 0)
+            add_line(l, l->type == 's' ? channels[i] : 0, &l->partial[i]);
+    flush_logged(l);
+    unmark_dirty(l);
+    char *cause = NULL;
+    struct db_param p[] = {DB_INT(l->id)};
+    if (db_exec(l->e->db, "UPDATE logs SET complete = 1 WHERE id = ?", p, 1, &cause) != 0)
+        engine_db_error("finishing a log", cause);
+    for (size_t i = 0; i < UTIL_NELEM(l->partial); i++)
+        buf_free(&l->partial[i]);
+    buf_free(&l->pending);
+    free(l);
+}
+
+void steplogs_flush(struct engine *e)
+{
+    if (e->dirty == NULL)
+        return;
+    char *cause = NULL;
+    bool tx = db_begin(e->db, &cause) == 0;
+    if (!tx)
+        engine_db_error("flushing logs", cause);
+    for (struct steplog *l = e->dirty; l != NULL; l = l->next_dirty) {
+        flush_logged(l);
+        l->dirty = false;
+    }
+    e->dirty = NULL;
+    cause = NULL;
+    if (tx && db_commit(e->db, &cause) != 0) {
+        engine_db_error("flushing logs", cause);
+        db_rollback(e->db);
+    }
+}

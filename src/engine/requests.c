@@ -1,0 +1,309 @@
+/*
+ * Buildsets, source stamps, build requests and their claims, in the rows
+ * Buildbot 4.3 writes: a buildset and its requests are one transaction;
+ * properties are stored as JSON [value, source]; a pending request has
+ * results -1; a claim is a buildrequest_claims row whose primary key makes a
+ * second claim fail, so two masters on one database never run one request
+ * twice.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+long long engine_now(void)
+{
+    return (long long)util_now();
+}
+
+static const char *ss_field(const json_t *ss, const char *key)
+{
+    const char *v = json_string_value(json_object_get(ss, key));
+    return v != NULL ? v : "";
+}
+
+/* findOrCreateId: the source stamp with these fields (no patch), made if new. */
+static long long sourcestamp_id(struct engine *e, const json_t *ss, char **cause)
+{
+    const char *branch = ss_field(ss, "branch"), *revision = ss_field(ss, "revision"),
+               *repository = ss_field(ss, "repository"), *project = ss_field(ss, "project"),
+               *codebase = ss_field(ss, "codebase");
+    const char *cols[] = {branch, revision, repository, project, codebase, NULL};
+    char hash[41];
+    db_hash(cols, 6, hash);
+    struct db_param p[] = {DB_TEXT(hash)};
+    struct db_res *r = db_query(e->db, "SELECT id FROM sourcestamps WHERE ss_hash = ?", p, 1, cause);
+    if (r == NULL)
+        return -1;
+    long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
+    db_res_free(r);
+    if (id > 0)
+        return id;
+    struct db_param ins[] = {DB_TEXT(branch),   DB_TEXT(revision), DB_TEXT(repository),
+                             DB_TEXT(codebase), DB_TEXT(project),  DB_TEXT(hash),
+                             DB_INT(engine_now())};
+    if (db_insert(e->db,
+                  "INSERT INTO sourcestamps (branch, revision, repository, codebase, project, "
+                  "patchid, ss_hash, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                  ins, 7, &id, cause) != 0)
+        return -1;
+    return id;
+}
+
+/* Python's json.dumps (", " and ": " separators, ASCII only). */
+static char *py_dumps(const json_t *v)
+{
+    return json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+}
+
+static int add_rows(struct engine *e, long long bsid, const json_t *properties,
+                    const long long *ssids, size_t n_ss, char **cause)
+{
+    size_t i;
+    const json_t *pr;
+    json_array_foreach(properties, i, pr)
+    {
+        json_t *pair = json_pack("[OO]", json_array_get(pr, 1), json_array_get(pr, 2));
+        char *text = py_dumps(pair);
+        json_decref(pair);
+        struct db_param p[] = {DB_INT(bsid), DB_TEXT(json_string_value(json_array_get(pr, 0))),
+                               DB_TEXT(text)};
+        int rc = db_exec(e->db,
+                         "INSERT INTO buildset_properties (buildsetid, property_name, "
+                         "property_value) VALUES (?, ?, ?)",
+                         p, 3, cause);
+        free(text);
+        if (rc != 0)
+            return -1;
+    }
+    for (size_t k = 0; k < n_ss; k++) {
+        struct db_param p[] = {DB_INT(bsid), DB_INT(ssids[k])};
+        long long id;
+        if (db_insert(e->db,
+                      "INSERT INTO buildset_sourcestamps (buildsetid, sourcestampid) VALUES (?, ?)",
+                      p, 2, &id, cause) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int add_requests(struct engine *e, long long bsid, const json_t *builders,
+                        long long priority, long long now, json_t *brids, char **cause)
+{
+    size_t i;
+    const json_t *name;
+    json_array_foreach(builders, i, name)
+    {
+        long long builderid = db_builder_id(e->db, json_string_value(name), cause), brid;
+        if (builderid < 0)
+            return -1;
+        struct db_param p[] = {DB_INT(bsid), DB_INT(builderid), DB_INT(priority), DB_INT(now)};
+        if (db_insert(e->db,
+                      "INSERT INTO buildrequests (buildsetid, builderid, priority, complete, "
+                      "results, submitted_at, complete_at, waited_for) "
+                      "VALUES (?, ?, ?, 0, -1, ?, NULL, 0)",
+                      p, 4, &brid, cause) != 0)
+            return -1;
+        char key[32];
+        snprintf(key, sizeof key, "%lld", builderid);
+        json_object_set_new(brids, key, json_integer(brid));
+    }
+    return 0;
+}
+
+long long requests_add_buildset(struct engine *e, const char *reason, json_t *properties,
+                                const json_t *sourcestamps, const json_t *builders,
+                                long long priority, json_t **brids, char **cause)
+{
+    size_t n_ss = json_array_size(sourcestamps);
+    long long *ssids = xcalloc(n_ss + 1, sizeof *ssids);
+    for (size_t i = 0; i < n_ss; i++) {
+        ssids[i] = sourcestamp_id(e, json_array_get(sourcestamps, i), cause);
+        if (ssids[i] < 0) {
+            free(ssids);
+            return -1;
+        }
+    }
+    long long now = engine_now(), bsid = -1;
+    *brids = json_object();
+    struct db_param p[] = {DB_TEXT(reason), DB_INT(now)};
+    if (db_begin(e->db, cause) != 0)
+        goto fail;
+    if (db_insert(e->db,
+                  "INSERT INTO buildsets (external_idstring, reason, submitted_at, complete, "
+                  "complete_at, results, parent_buildid, parent_relationship, rebuilt_buildid) "
+                  "VALUES (NULL, ?, ?, 0, NULL, -1, NULL, NULL, NULL)",
+                  p, 2, &bsid, cause) != 0 ||
+        add_rows(e, bsid, properties, ssids, n_ss, cause) != 0 ||
+        add_requests(e, bsid, builders, priority, now, *brids, cause) != 0 ||
+        db_commit(e->db, cause) != 0) {
+        db_rollback(e->db);
+        goto fail;
+    }
+    free(ssids);
+    return bsid;
+fail:
+    free(ssids);
+    json_decref(*brids);
+    *brids = NULL;
+    return -1;
+}
+
+int requests_claim(struct engine *e, long long brid, char **cause)
+{
+    struct db_param p[] = {DB_INT(brid), DB_INT(e->masterid), DB_INT(engine_now())};
+    int rc = db_exec(e->db,
+                     "INSERT INTO buildrequest_claims (brid, masterid, claimed_at) "
+                     "VALUES (?, ?, ?)",
+                     p, 3, cause);
+    if (rc == DB_CONFLICT) {
+        free(*cause);
+        *cause = NULL;
+        return 0;
+    }
+    return rc == 0 ? 1 : -1;
+}
+
+int requests_unclaim(struct engine *e, long long brid, char **cause)
+{
+    struct db_param p[] = {DB_INT(brid), DB_INT(e->masterid)};
+    return db_exec(e->db, "DELETE FROM buildrequest_claims WHERE brid = ? AND masterid = ?", p,
+                   2, cause);
+}
+
+/* The buildset is complete when its last request is: results, the worst of theirs. */
+static int maybe_buildset_complete(struct engine *e, long long bsid, long long now, char **cause)
+{
+    struct db_param p[] = {DB_INT(bsid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT complete, results FROM buildrequests WHERE buildsetid = ?",
+                                p, 1, cause);
+    if (r == NULL)
+        return -1;
+    int results = RES_SKIPPED;
+    bool all = true;
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        all = all && db_res_int(r, i, 0) != 0;
+        results = res_worst(results, (int)db_res_int(r, i, 1));
+    }
+    db_res_free(r);
+    if (!all)
+        return 0;
+    struct db_param u[] = {DB_INT(now), DB_INT(results), DB_INT(bsid)};
+    return db_exec(e->db,
+                   "UPDATE buildsets SET complete = 1, complete_at = ?, results = ? "
+                   "WHERE id = ? AND complete = 0",
+                   u, 3, cause);
+}
+
+int requests_complete(struct engine *e, long long brid, long long bsid, int results,
+                      char **cause)
+{
+    long long now = engine_now();
+    struct db_param p[] = {DB_INT(results), DB_INT(now), DB_INT(brid)};
+    if (db_begin(e->db, cause) != 0)
+        return -1;
+    if (db_exec(e->db,
+                "UPDATE buildrequests SET complete = 1, results = ?, complete_at = ? "
+                "WHERE id = ? AND complete = 0",
+                p, 3, cause) != 0 ||
+        maybe_buildset_complete(e, bsid, now, cause) != 0 || db_commit(e->db, cause) != 0) {
+        db_rollback(e->db);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *requests_sourcestamps(struct engine *e, long long bsid, char **cause)
+{
+    struct db_param p[] = {DB_INT(bsid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT ss.codebase, ss.branch, ss.revision, ss.repository, "
+                                "ss.project FROM buildset_sourcestamps bs JOIN sourcestamps ss "
+                                "ON ss.id = bs.sourcestampid WHERE bs.buildsetid = ? "
+                                "ORDER BY bs.id",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    static const char *const keys[] = {"codebase", "branch", "revision", "repository",
+                                       "project"};
+    json_t *list = json_array();
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        json_t *ss = json_object();
+        for (size_t k = 0; k < UTIL_NELEM(keys); k++) {
+            const char *v = db_res_text(r, i, k);
+            json_object_set_new(ss, keys[k], v != NULL ? json_string(v) : json_null());
+        }
+        json_array_append_new(list, ss);
+    }
+    db_res_free(r);
+    return list;
+}
+
+int requests_properties(struct engine *e, long long bsid, struct props *p, char **cause)
+{
+    struct db_param q[] = {DB_INT(bsid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT property_name, property_value FROM buildset_properties "
+                                "WHERE buildsetid = ?",
+                                q, 1, cause);
+    if (r == NULL)
+        return -1;
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        const char *text = db_res_text(r, i, 1);
+        json_t *pair = text != NULL ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+        if (json_is_array(pair) && json_array_size(pair) == 2)
+            props_set(p, db_res_text(r, i, 0), json_incref(json_array_get(pair, 0)),
+                      json_string_value(json_array_get(pair, 1)));
+        json_decref(pair);
+    }
+    db_res_free(r);
+    return 0;
+}
+
+/* The steps left running by builds of `masterid`: logs finished, steps RETRY. */
+static int finish_steps(struct engine *e, long long buildid, long long now, char **cause)
+{
+    struct db_param p[] = {DB_INT(buildid)};
+    if (db_exec(e->db,
+                "UPDATE logs SET complete = 1 WHERE complete = 0 AND stepid IN "
+                "(SELECT id FROM steps WHERE buildid = ? AND results IS NULL)",
+                p, 1, cause) != 0)
+        return -1;
+    struct db_param s[] = {DB_INT(now), DB_INT(RES_RETRY), DB_INT(buildid)};
+    return db_exec(e->db,
+                   "UPDATE steps SET complete_at = ?, results = ?, hidden = 0 "
+                   "WHERE buildid = ? AND results IS NULL",
+                   s, 3, cause);
+}
+
+int requests_housekeeping(struct engine *e, long long masterid, char **cause)
+{
+    struct db_param p[] = {DB_INT(masterid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT id FROM builds WHERE masterid = ? AND complete_at IS NULL",
+                                p, 1, cause);
+    if (r == NULL)
+        return -1;
+    long long now = engine_now();
+    int rc = db_begin(e->db, cause);
+    for (size_t i = 0; rc == 0 && i < db_res_rows(r); i++) {
+        long long id = db_res_int(r, i, 0);
+        struct db_param b[] = {DB_INT(now), DB_INT(RES_RETRY), DB_INT(id)};
+        rc = finish_steps(e, id, now, cause);
+        if (rc == 0)
+            rc = db_exec(e->db, "UPDATE builds SET complete_at = ?, results = ? WHERE id = ?", b,
+                         3, cause);
+    }
+    db_res_free(r);
+    if (rc == 0)
+        rc = db_exec(e->db,
+                     "DELETE FROM buildrequest_claims WHERE masterid = ? AND brid IN "
+                     "(SELECT id FROM buildrequests WHERE complete = 0)",
+                     p, 1, cause);
+    if (rc == 0)
+        rc = db_commit(e->db, cause);
+    if (rc != 0)
+        db_rollback(e->db);
+    return rc;
+}

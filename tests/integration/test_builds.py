@@ -1,0 +1,477 @@
+"""Builds on real buildbot-workers: force scheduler -> buildset and build request ->
+botmaster -> build with steps run by the worker -> logs, properties, results, in the
+rows and API answers Buildbot writes.  The expected rows are those of the fixture
+database Buildbot 4.3 wrote for the same configuration (shared/spec/dataapi/tools/
+master.cfg: builds 1-3 and 9-11), timestamps aside.  Faults: a build stopped, a request
+cancelled, a worker killed mid-step, the master stopped and killed mid-build."""
+
+import json
+import os
+import subprocess
+import signal
+import sqlite3
+import urllib.request
+
+import psycopg2
+import pytest
+
+from conftest import free_port, pid_alive, wait_for
+
+CONFIG = r'''local bbm = require "bbm"
+local outcome_cmd = bbm.interpolate(
+    "echo 'starting outcome=%%(prop:outcome)s'; " ..
+    "case '%%(prop:outcome)s' in " ..
+    "  warnings) printf 'foo.c:1: %%%%s: unused variable x\\nfoo.c:2: %%%%s: implicit decl\\n' warning warning ;; " ..
+    "  failure) echo 'error: something broke' >&2; exit 2 ;; " ..
+    "  sleep) sleep 300 ;; " ..
+    "esac; echo done")
+return {
+  title = "builds",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass", { max_builds = %(max_builds)d }) },
+  builders = {
+    bbm.builder{ name = "alpha", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "hello", command = { "sh", "-c",
+        "echo hello stdout; echo hello stderr >&2; printf 'caf\\303\\251 \\342\\234\\223 no-newline-at-end'" } },
+      bbm.steps.set_property_from_command{ name = "get-uname", command = { "uname", "-s" },
+        property = "kernel" },
+      bbm.steps.compile{ name = "compile", command = { "sh", "-c", outcome_cmd },
+        warningPattern = "^.*warning: .*$", warnOnWarnings = true },
+      bbm.steps.shell{ name = "skipped-step", command = { "true" }, doStepIf = false },
+      bbm.steps.shell{ name = "hidden-step", command = { "true" },
+        hideStepIf = function(results, props) return results == 0 end },
+      bbm.steps.shell{ name = "always", alwaysRun = true, command = { "echo",
+        bbm.interpolate("%%(prop:buildername)s #%%(prop:buildnumber)s %%(prop:nosuch:-none)s") } },
+    } },
+    bbm.builder{ name = "serial", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "exclusive", command =
+        "mkdir %(lock)s || exit 1; sleep 0.2; rmdir %(lock)s" },
+    } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "alpha", "serial" },
+      properties = { bbm.params.choice_string{ name = "outcome", label = "Outcome",
+        choices = { "success", "warnings", "failure", "sleep" }, default = "success" } } },
+  },
+}
+'''
+
+ATTACHED = r"worker 'w1' attached"
+
+
+class Site:
+    """A master running CONFIG, its API and its database."""
+
+    def __init__(self, master, backend, tmp_path, max_builds=1):
+        self.master = master
+        self.port = free_port()
+        self.backend = backend
+        db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(CONFIG % {"pb": master.pb_port, "www": self.port, "db": db,
+                              "max_builds": max_builds, "lock": tmp_path / "lock"})
+        master.start()
+
+    def rpc(self, path, method, **params):
+        body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v2/{path}",
+                                     data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def force(self, builder="alpha", **params):
+        status, body = self.rpc("forceschedulers/force", "force", builderNames=[builder],
+                                **params)
+        assert status == 200, body
+        bsid, brids = body["result"]
+        return bsid, list(brids.values())[0]
+
+    def get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/{path}",
+                                    timeout=60) as r:
+            return json.loads(r.read())
+
+    def raw(self, logid):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/logs/{logid}/raw",
+                                    timeout=60) as r:
+            return r.read()
+
+    def query(self, sql, *args):
+        if self.backend == "sqlite":
+            db = sqlite3.connect(os.path.join(self.master.dir, "state.sqlite"))
+            rows = db.execute(sql, args).fetchall()
+        else:
+            db = psycopg2.connect(self.backend)
+            with db.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), args)
+                rows = cur.fetchall()
+        db.close()
+        return [tuple(r) for r in rows]
+
+    def build_of(self, brid):
+        rows = self.get(f"buildrequests/{brid}/builds")["builds"]
+        return rows[-1] if rows else None
+
+    def wait_request(self, brid):
+        wait_for(lambda: self.get(f"buildrequests/{brid}")["buildrequests"][0]["complete"],
+                 what=f"build request {brid} complete")
+        return self.build_of(brid)
+
+    def wait_running(self, brid, step):
+        def running():
+            b = self.build_of(brid)
+            if b is None:
+                return False
+            steps = self.get(f"builds/{b['buildid']}/steps")["steps"]
+            return any(s["name"] == step and s["started_at"] and not s["complete"]
+                       for s in steps)
+        wait_for(running, what=f"step {step} of request {brid} running")
+        return self.build_of(brid)
+
+    def steps(self, buildid):
+        return [(s["number"], s["name"], s["state_string"], s["results"], s["hidden"])
+                for s in self.get(f"builds/{buildid}/steps")["steps"]]
+
+
+@pytest.fixture
+def site(master, backend, workers, tmp_path):
+    s = Site(master, backend, tmp_path)
+    s.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    return s
+
+
+def test_builds_like_buildbot(site):
+    """Success, warnings through a warning pattern, failure with haltOnFailure (alwaysRun
+    still runs), doStepIf false -> SKIPPED, hideStepIf, properties, logs."""
+    bsid, brid = site.force(outcome="success", reason="success run")
+    b = site.wait_request(brid)
+    assert (b["results"], b["state_string"], b["number"]) == (0, "build successful", 1)
+    assert site.steps(b["buildid"]) == [
+        (0, "worker_preparation", "worker w1 ready", 0, False),
+        (1, "hello", "'sh -c ...'", 0, False),
+        (2, "get-uname", "property 'kernel' set", 0, False),
+        (3, "compile", "compile", 0, False),
+        (4, "skipped-step", "'true' (skipped)", 3, False),
+        (5, "hidden-step", "'true'", 0, True),
+        (6, "always", "'echo alpha #1 none'", 0, False)]
+    props = site.get(f"builds/{b['buildid']}/properties")["properties"][0]
+    assert props["buildername"] == ["alpha", "Builder"]
+    assert props["workername"] == ["w1", "Worker"]
+    assert props["buildnumber"] == [1, "Build"]
+    assert props["scheduler"] == ["force", "Scheduler"]
+    assert props["outcome"] == ["success", "Force Build Form"]
+    assert props["owners"] == [[""], "Build"]
+    assert props["kernel"] == ["Linux", "SetPropertyFromCommand Step"]
+    assert props["warnings-count"] == [0, "WarningCountingShellCommand"]
+    assert props["builddir"][0].endswith("/alpha") and props["builddir"][1] == "Worker"
+    assert site.query("SELECT reason, complete, results FROM buildsets WHERE id = ?", bsid) == \
+        [("A build was forced by '': success run", 1, 0)]
+    assert site.query("SELECT property_name, property_value FROM buildset_properties "
+                      "WHERE buildsetid = ? ORDER BY property_name", bsid) == [
+        ("outcome", '["success", "Force Build Form"]'), ("owner", '["", "Force Build Form"]'),
+        ("reason", '["success run", "Force Build Form"]'), ("scheduler", '["force", "Scheduler"]')]
+    assert site.query("SELECT masterid FROM buildrequest_claims WHERE brid = ?", brid) == \
+        site.query("SELECT id FROM masters")
+
+    hello = site.get(f"builds/{b['buildid']}/steps/1/logs")["logs"]
+    assert [(l["name"], l["slug"], l["type"], l["complete"]) for l in hello] == \
+        [("stdio", "stdio", "s", True)]
+    lines = site.get(f"logs/{hello[0]['logid']}/contents")["logchunks"][0]["content"]
+    lines = lines.split("\n")
+    assert lines[0].startswith("hsh -c ") and "ohello stdout" in lines
+    assert "ehello stderr" in lines and "hprogram finished with exit code 0" in lines
+    assert lines[-2] == "ocaf\u00e9 \u2713 no-newline-at-end" and lines[-1] == ""
+    changes = site.get(f"builds/{b['buildid']}/steps/2/logs/property_changes/contents")
+    assert changes["logchunks"][0]["content"] == "kernel: 'Linux'\n"
+
+    _, brid = site.force(outcome="warnings", reason="warnings run")
+    b = site.wait_request(brid)
+    assert (b["results"], b["state_string"]) == (1, "warnings compile (warnings)")
+    compile_logs = site.get(f"builds/{b['buildid']}/steps/3/logs")["logs"]
+    assert [l["name"] for l in compile_logs] == ["stdio", "warnings (2)"]
+    warnings = site.get(f"logs/{compile_logs[1]['logid']}/contents")["logchunks"][0]["content"]
+    assert warnings == "foo.c:1: warning: unused variable x\nfoo.c:2: warning: implicit decl\n"
+    props = site.get(f"builds/{b['buildid']}/properties")["properties"][0]
+    assert props["warnings-count"] == [2, "WarningCountingShellCommand"]
+
+    _, brid = site.force(outcome="failure", reason="failure run")
+    b = site.wait_request(brid)
+    assert (b["results"], b["state_string"]) == (2, "failed compile (failure)")
+    assert [s[1:4] for s in site.steps(b["buildid"])][3:] == [
+        ("compile", "compile (failure)", 2), ("always", "'echo alpha #3 none'", 0)]
+    assert site.get(f"buildrequests/{brid}")["buildrequests"][0]["results"] == 2
+
+
+def test_stop_and_cancel(site):
+    """stop on a running build: its command is killed, the build ends CANCELLED with
+    Buildbot's words; cancel on a queued request completes it CANCELLED unbuilt."""
+    _, running = site.force(outcome="sleep", reason="long sleep")
+    _, queued = site.force(outcome="success", reason="queued then cancelled")
+    b = site.wait_running(running, "compile")
+    assert site.rpc(f"buildrequests/{queued}", "cancel", reason="no longer needed") == \
+        (200, {"id": 1, "jsonrpc": "2.0", "result": None})
+    assert site.rpc(f"builds/{b['buildid']}", "stop", reason="stopped by script")[0] == 200
+    b = site.wait_request(running)
+    assert (b["results"], b["state_string"]) == \
+        (6, "cancelled (stopped by script) compile (cancelled)")
+    compile_step = site.get(f"builds/{b['buildid']}/steps/3/logs")["logs"]
+    assert [l["name"] for l in compile_step] == ["stdio", "cancelled"]
+    stdio = site.raw(compile_step[0]["logid"]).decode()
+    assert "command interrupted, attempting to kill" in stdio
+    assert site.wait_request(queued) is None
+    assert site.get(f"buildrequests/{queued}")["buildrequests"][0]["results"] == 6
+    # stopping a finished build is not an error
+    assert site.rpc(f"builds/{b['buildid']}", "stop")[0] == 200
+
+
+def test_worker_killed_mid_step_retries(site, workers, master):
+    """RETRY with Buildbot's words; the request runs again once the worker is back."""
+    _, brid = site.force(outcome="sleep", reason="will be retried")
+    first = site.wait_running(brid, "compile")
+    site.worker.kill(signal.SIGKILL)
+    wait_for(lambda: site.get(f"builds/{first['buildid']}")["builds"][0]["complete"],
+             what="the build to end")
+    b = site.get(f"builds/{first['buildid']}")["builds"][0]
+    assert (b["results"], b["state_string"]) == (5, "retry lost connection compile (retry)")
+    assert site.get(f"buildrequests/{brid}")["buildrequests"][0]["complete"] is False
+    site.worker.start()
+    again = site.wait_running(brid, "compile")
+    assert again["buildid"] != first["buildid"] and again["number"] == first["number"] + 1
+
+
+def test_master_stop_and_kill_mid_build(site, master):
+    """A clean stop interrupts the build and gives its request back; after SIGKILL,
+    the next start finishes what was left running (RETRY) and runs the request again."""
+    _, brid = site.force(outcome="sleep", reason="interrupted")
+    first = site.wait_running(brid, "compile")
+    master.cli("stop", master.dir, check=0)
+    assert site.query("SELECT results, state_string FROM builds WHERE id = ?",
+                      first["buildid"]) == [(5, "retry (Master Shutdown) compile (cancelled)")]
+    assert site.query("SELECT complete FROM buildrequests WHERE id = ?", brid) == [(0,)]
+    master.start()
+    second = site.wait_running(brid, "compile")
+    pid = master.pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), what="the master to die")
+    os.remove(os.path.join(master.dir, "bbmaster.pid"))
+    master.start()
+    third = site.wait_running(brid, "compile")
+    assert third["buildid"] not in (first["buildid"], second["buildid"])
+    assert site.query("SELECT results, complete_at IS NOT NULL FROM builds WHERE id = ?",
+                      second["buildid"]) == [(5, 1)]
+    assert site.query("SELECT count(*) FROM steps WHERE buildid = ? AND results IS NULL",
+                      second["buildid"]) == [(0,)]
+
+
+def test_max_builds_with_many_requests(site):
+    """max_builds = 1: twenty queued requests run one at a time (each build's step
+    fails if another holds the lock directory), all of them, oldest first."""
+    brids = [site.force(builder="serial")[1] for _ in range(20)]
+    builds = [site.wait_request(brid) for brid in brids]
+    assert [b["results"] for b in builds] == [0] * 20
+    assert [b["number"] for b in builds] == list(range(1, 21))
+
+
+GIT_CONFIG = r'''local bbm = require "bbm"
+local function git(mode, method)
+  return bbm.steps.git{ repourl = "%(repo)s", mode = mode, method = method }
+end
+local show = bbm.steps.shell{ name = "show", command = { "cat", "file.txt" } }
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "incremental", workernames = { "w1" },
+      factory = bbm.factory{ git("incremental"), show } },
+    bbm.builder{ name = "fresh", workernames = { "w1" },
+      factory = bbm.factory{ git("full", "fresh"), show } },
+    bbm.builder{ name = "clobber", workernames = { "w1" },
+      factory = bbm.factory{ git("full", "clobber"), show } },
+    bbm.builder{ name = "copy", workernames = { "w1" },
+      factory = bbm.factory{ git("full", "copy"), show } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force",
+      builderNames = { "incremental", "fresh", "clobber", "copy" } },
+  },
+}
+'''
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env={**os.environ, "GIT_AUTHOR_NAME": "A",
+                                          "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "A",
+                                          "GIT_COMMITTER_EMAIL": "a@x"}).stdout.strip()
+
+
+def commit(repo, text):
+    (repo / "file.txt").write_text(text)
+    git(repo, "add", "file.txt")
+    git(repo, "commit", "-q", "-m", text)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("builder", ["incremental", "fresh", "clobber", "copy"])
+def test_git_step(master, workers, tmp_path, builder):
+    """Buildbot's Git step on a local repository: the first build clones, the second
+    updates (or clobbers, or copies) to the new commit, got_revision follows, and a
+    forced revision is checked out."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    first = commit(repo, "one")
+    s = Site.__new__(Site)
+    s.master, s.port, s.backend = master, free_port(), "sqlite"
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(GIT_CONFIG % {"pb": master.pb_port, "www": s.port, "repo": repo,
+                              "db": "sqlite:///state.sqlite"})
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+
+    def build(**params):
+        b = s.wait_request(s.force(builder, **params)[1])
+        props = s.get(f"builds/{b['buildid']}/properties")["properties"][0]
+        show = s.get(f"builds/{b['buildid']}/steps/2/logs/stdio/contents")["logchunks"]
+        out = [l[1:] for l in "".join(c["content"] for c in show).split("\n") if l[:1] == "o"]
+        vc = s.get(f"builds/{b['buildid']}/steps/1/logs/stdio/contents")["logchunks"]
+        build.log = "".join(c["content"] for c in vc)
+        return b, props["got_revision"], out
+
+    b, rev, out = build()
+    assert (b["results"], rev, out) == (0, [first, "Git"], ["one"]), b
+    assert s.steps(b["buildid"])[1][1:4] == ("git", "update", 0)
+    assert "hgit clone " in build.log and "hgit rev-parse HEAD" in build.log
+    second = commit(repo, "two")
+    b, rev, out = build()
+    assert (b["results"], rev, out) == (0, [second, "Git"], ["two"])
+    update = "hgit clone " if builder == "clobber" else "hgit fetch -f --progress "
+    assert update in build.log and ("hgit clean -f -f -d -x" in build.log) == (builder == "fresh")
+    b, rev, out = build(revision=first)
+    assert (b["results"], rev, out) == (0, [first, "Git"], ["one"])
+
+
+STEPS_CONFIG = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  uploadRoots = { "%(root)s" },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "transfers", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "make files", command =
+        "mkdir -p sub && head -c 20971520 /dev/urandom > big.bin && echo hi > sub/a.txt" },
+      bbm.steps.file_upload{ workersrc = "big.bin", masterdest = "uploads/big.bin" },
+      bbm.steps.directory_upload{ workersrc = "sub", masterdest = "%(root)s/subdir",
+        compress = "gz" },
+      bbm.steps.file_download{ mastersrc = "uploads/big.bin", workerdest = "copy.bin" },
+      bbm.steps.string_download{ s = bbm.interpolate("build %%(prop:buildnumber)s\n"),
+        workerdest = "str.txt", mode = 384 },
+      bbm.steps.mkdir{ dir = "build/newdir" },
+      bbm.steps.rmdir{ dir = "build/newdir" },
+      bbm.steps.copy_directory{ src = "build/sub", dest = "build/sub2" },
+      bbm.steps.file_exists{ file = "build/str.txt" },
+      bbm.steps.shell{ name = "check", command =
+        "cmp big.bin copy.bin && cat str.txt && stat -c %%a str.txt && cat sub2/a.txt && test ! -e newdir" },
+      bbm.steps.master_shell_command{ command = { "sh", "-c", "cat %(root)s/subdir/a.txt; echo err >&2" } },
+    } },
+    bbm.builder{ name = "escape", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = "echo x > f" },
+      bbm.steps.file_upload{ workersrc = "f", masterdest = bbm.interpolate("%%(prop:dest)s") },
+    } },
+    bbm.builder{ name = "outputs", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "50MB", command =
+        "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100" },
+      bbm.steps.shell{ name = "not utf-8", command = { "printf", "caf\\351 \\377\\n" } },
+      bbm.steps.shell{ name = "silent", command = { "sleep", "30" }, timeout = 2 },
+    } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "transfers", "escape", "outputs" },
+      properties = { bbm.params.string{ name = "dest" } } },
+  },
+}
+'''
+
+
+@pytest.fixture
+def steps_site(master, workers, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    s = Site.__new__(Site)
+    s.master, s.port, s.backend, s.root = master, free_port(), "sqlite", root
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(STEPS_CONFIG % {"pb": master.pb_port, "www": s.port, "root": root,
+                                "db": "sqlite:///state.sqlite"})
+    master.start()
+    s.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    return s
+
+
+def stdio(s, buildid, number):
+    chunks = s.get(f"builds/{buildid}/steps/{number}/logs/stdio/contents")["logchunks"]
+    return "".join(c["content"] for c in chunks)
+
+
+def test_transfer_and_directory_steps(steps_site):
+    """Every transfer and worker-directory command: a 20 MB uploadFile, uploadDirectory
+    (gz), downloadFile of it back, a string download with a mode, mkdir, rmdir, cpdir,
+    stat; then a master_shell_command on the master."""
+    s = steps_site
+    b = s.wait_request(s.force("transfers")[1])
+    assert b["results"] == 0, s.steps(b["buildid"])
+    assert [x[1:4] for x in s.steps(b["buildid"])][1:] == [
+        ("make files", "'mkdir -p ...'", 0), ("upload", "uploading big.bin", 0),
+        ("upload_1", "uploading sub", 0), ("download", "downloading to copy.bin", 0),
+        ("string_download", "downloading to str.txt", 0), ("MakeDirectory", "Created", 0),
+        ("RemoveDirectory", "Deleted", 0), ("CopyDirectory", "Copied build/sub to build/sub2", 0),
+        ("FileExists", "File found.", 0), ("check", "'cmp big.bin ...'", 0),
+        ("MasterShellCommand", "Ran", 0)]
+    worker_file = os.path.join(s.worker.dir, "transfers", "build", "big.bin")
+    with open(worker_file, "rb") as a, open(os.path.join(s.master.dir, "uploads", "big.bin"),
+                                             "rb") as m:
+        assert a.read() == m.read()
+    assert (s.root / "subdir" / "a.txt").read_text() == "hi\n"
+    check = stdio(s, b["buildid"], 10)
+    assert "obuild 1" in check and "o600" in check and "ohi" in check
+    ran = stdio(s, b["buildid"], 11)
+    assert "ohi\n" in ran and "eerr\n" in ran and "** RUNNING ON BUILDMASTER **" in ran
+
+
+@pytest.mark.parametrize("dest", ["../outside", "/etc/bbm-test", "uploads/../../x"])
+def test_upload_outside_the_roots_refused(steps_site, dest):
+    s = steps_site
+    b = s.wait_request(s.force("escape", dest=dest)[1])
+    assert b["results"] == 4 and s.steps(b["buildid"])[2][3] == 4
+    err = s.get(f"builds/{b['buildid']}/steps/2/logs/err_text/contents")["logchunks"]
+    assert "outside" in err[0]["content"] or "'..'" in err[0]["content"]
+    assert not os.path.exists(os.path.join(os.path.dirname(s.master.dir), "outside"))
+
+
+def test_big_output_non_utf8_and_timeout(steps_site):
+    """50 MB of stdout lands whole in the log, in chunks of at most 64 KiB; bytes that
+    are not UTF-8 arrive as the worker decodes them; a step without output for longer
+    than its timeout is killed by the worker and fails."""
+    s = steps_site
+    b = s.wait_request(s.force("outputs")[1])
+    assert (b["results"], b["state_string"]) == (2, "failed 'sleep 30' (failure)")
+    logs = s.get(f"builds/{b['buildid']}/steps/1/logs")["logs"]
+    assert logs[0]["num_lines"] >= 500000
+    assert s.query("SELECT max(last_line - first_line + 1) < 1000, count(*) > 700 "
+                   "FROM logchunks WHERE logid = ?", logs[0]["logid"]) == [(1, 1)]
+    raw = s.raw(logs[0]["logid"])
+    assert raw.count(b"x" * 100 + b"\n") == 500000
+    assert "ocaf\ufffd \ufffd" in stdio(s, b["buildid"], 2)
+    assert "command timed out: 2 seconds without output" in stdio(s, b["buildid"], 3)
