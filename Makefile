@@ -61,6 +61,7 @@ test: unit fuzz integration asan
 bench: build
 	/usr/bin/python3 bench/config-scale --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/api/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/dispatch/run --bbmaster $(abspath $(BBMASTER))
 
 run: build
 	sh scripts/run-demo.sh $(BBMASTER) .run/master

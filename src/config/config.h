@@ -29,6 +29,7 @@ struct cfg_worker {
     char **notify_on_missing;
     size_t n_notify_on_missing;
     int missing_timeout; /* seconds */
+    int ref;             /* the bbm.worker table, in the config's Lua state */
     char *file;          /* where bbm.worker was called */
     int line;
 };
@@ -44,6 +45,7 @@ struct cfg_builder {
     char *description;
     char *project;
     int factory_ref; /* the bbm.factory table, a reference in the config's Lua state */
+    int ref;         /* the bbm.builder table (properties, env, canStartBuild...) */
     size_t n_steps;
     char *file;
     int line;

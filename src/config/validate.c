@@ -248,6 +248,8 @@ static void read_worker(struct reader *r, int idx)
     w->keepalive_interval = (int)opt_int(r->L, idx, "keepalive_interval", 3600);
     w->missing_timeout = (int)opt_int(r->L, idx, "missing_timeout", 3600);
     w->notify_on_missing = string_list(r->L, idx, "notify_on_missing", &w->n_notify_on_missing);
+    lua_pushvalue(r->L, idx);
+    w->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     w->file = xstrdup(file);
     w->line = line;
 }
@@ -326,6 +328,8 @@ static void read_builder(struct reader *r, int idx)
     b->tags = string_list(r->L, idx, "tags", &b->n_tags);
     b->description = opt_string(r->L, idx, "description");
     b->project = opt_string(r->L, idx, "project");
+    lua_pushvalue(r->L, idx);
+    b->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     check_builder_workers(r, b);
     read_factory(r, idx, b);
 }

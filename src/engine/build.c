@@ -17,8 +17,8 @@
 static void next_step(struct build *b);
 static void build_finished(struct build *b, const char *text, int results);
 
-static void db_build(struct build *b, const char *what, const char *sql,
-                     const struct db_param *p, size_t n)
+static void db_build(struct build *b, const char *what, const char *sql, const struct db_param *p,
+                     size_t n)
 {
     char *cause = NULL;
     if (db_exec(b->e->db, sql, p, n, &cause) != 0)
@@ -28,15 +28,13 @@ static void db_build(struct build *b, const char *what, const char *sql,
 static void set_state(struct build *b, const char *text)
 {
     struct db_param p[] = {DB_TEXT(text), DB_INT(b->id)};
-    db_build(b, "setting a build's state", "UPDATE builds SET state_string = ? WHERE id = ?", p,
-             2);
+    db_build(b, "setting a build's state", "UPDATE builds SET state_string = ? WHERE id = ?", p, 2);
 }
 
 struct render_ctx build_render_ctx(struct build *b)
 {
     struct eng_worker *w = engine_worker(b->e, b->worker);
-    return (struct render_ctx){&b->props, b->sourcestamps, w != NULL ? w->info : NULL,
-                               b->cfg->lua};
+    return (struct render_ctx){&b->props, b->sourcestamps, w != NULL ? w->info : NULL, b->cfg->lua};
 }
 
 void build_write_props(struct build *b)
@@ -45,10 +43,9 @@ void build_write_props(struct build *b)
         struct prop *p = &b->props.items[i];
         if (!p->changed)
             continue;
-        char *value = json_dumps(p->value, JSON_ENCODE_ANY | JSON_ENSURE_ASCII |
-                                               JSON_PRESERVE_ORDER);
-        struct db_param q[] = {DB_TEXT(value), DB_TEXT(p->source), DB_INT(b->id),
-                               DB_TEXT(p->name)};
+        char *value =
+            json_dumps(p->value, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+        struct db_param q[] = {DB_TEXT(value), DB_TEXT(p->source), DB_INT(b->id), DB_TEXT(p->name)};
         if (p->stored)
             db_build(b, "writing build properties",
                      "UPDATE build_properties SET value = ?, source = ? "
@@ -76,7 +73,7 @@ static int insert_build(struct build *b, char **cause)
     b->number = db_res_null(r, 0, 0) ? 1 : db_res_int(r, 0, 0) + 1;
     db_res_free(r);
     for (int tries = 0; tries < 100; tries++, b->number++) {
-        struct db_param p[] = {DB_INT(b->number),   DB_INT(b->builderid), DB_INT(b->brid),
+        struct db_param p[] = {DB_INT(b->number),   DB_INT(b->builderid),   DB_INT(b->brid),
                                DB_INT(b->workerid), DB_INT(b->e->masterid), DB_INT(engine_now())};
         int rc = db_insert(b->e->db,
                            "INSERT INTO builds (number, builderid, buildrequestid, workerid, "
@@ -91,10 +88,27 @@ static int insert_build(struct build *b, char **cause)
     return util_cause(cause, "no free build number for builder %lld", b->builderid);
 }
 
-static void set_worker_props(struct build *b, const struct eng_worker *w)
+/* The `properties` table of a config entry (bbm.builder, bbm.worker) into the build's. */
+static void table_props(struct build *b, int ref, const char *source)
 {
-    props_set(&b->props, "workername", json_string(b->worker), "Worker");
-    (void)w;
+    lua_State *L = b->cfg->lua;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    if (lua_istable(L, -1) && lua_getfield(L, -1, "properties") == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                struct render_ctx c = build_render_ctx(b);
+                char *cause = NULL;
+                json_t *v = render(&c, -1, &cause);
+                if (v != NULL)
+                    props_set(&b->props, lua_tostring(L, -2), v, source);
+                free(cause);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, top);
 }
 
 /* Build.setupBuildProperties and setupBuild: the builder, the worker, the number, the
@@ -102,14 +116,19 @@ static void set_worker_props(struct build *b, const struct eng_worker *w)
 static void setup_props(struct build *b)
 {
     props_set(&b->props, "buildername", json_string(b->builder), "Builder");
-    set_worker_props(b, engine_worker(b->e, b->worker));
+    const struct cfg_builder *bc = cfg_find_builder(b->cfg, b->builder);
+    const struct cfg_worker *wc = cfg_find_worker(b->cfg, b->worker);
+    if (bc != NULL)
+        table_props(b, bc->ref, "Builder");
+    if (wc != NULL)
+        table_props(b, wc->ref, "Worker");
+    props_set(&b->props, "workername", json_string(b->worker), "Worker");
     props_set(&b->props, "buildnumber", json_integer(b->number), "Build");
     static const char *const keys[] = {"branch", "revision", "repository", "codebase", "project"};
     const json_t *ss = json_array_get(b->sourcestamps, 0);
     for (size_t i = 0; ss != NULL && i < UTIL_NELEM(keys); i++) {
         const json_t *v = json_object_get(ss, keys[i]);
-        props_set(&b->props, keys[i], v != NULL ? json_incref((json_t *)v) : json_null(),
-                  "Build");
+        props_set(&b->props, keys[i], v != NULL ? json_incref((json_t *)v) : json_null(), "Build");
     }
     const json_t *owner = props_get(&b->props, "owner");
     if (owner != NULL)
@@ -179,8 +198,8 @@ static int add_prep_step(struct build *b, char **cause)
                      p, 3, &b->prep_stepid, cause);
 }
 
-int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker,
-                long long brid, long long bsid, long long builderid, char **cause)
+int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker, long long brid,
+                long long bsid, long long builderid, char **cause)
 {
     struct build *b = xcalloc(1, sizeof *b);
     b->e = e;
@@ -309,7 +328,7 @@ static void next_step(struct build *b)
         step_run(s);
         return;
     }
-    static const char *const words[] = {"build successful", "warnings", "failed", "skipped",
+    static const char *const words[] = {"build successful", "warnings", "failed",   "skipped",
                                         "exception",        "retry",    "cancelled"};
     int r = b->results = final_results(b, b->results);
     struct buf text;
@@ -351,7 +370,7 @@ void build_step_done(struct step *s)
     }
     int r = s->results, possible = r;
     if (r == RES_FAILURE) {
-        possible = s->flunk_on_failure ? RES_FAILURE
+        possible = s->flunk_on_failure  ? RES_FAILURE
                    : s->warn_on_failure ? RES_WARNINGS
                                         : RES_SUCCESS;
         b->terminate = b->terminate || s->halt_on_failure;
@@ -380,11 +399,9 @@ static void build_finished(struct build *b, const char *text, int results)
         return;
     b->finished = true;
     b->results = final_results(b, res_worst(b->results, results));
-    struct db_param p[] = {DB_TEXT(text), DB_INT(engine_now()), DB_INT(b->results),
-                           DB_INT(b->id)};
+    struct db_param p[] = {DB_TEXT(text), DB_INT(engine_now()), DB_INT(b->results), DB_INT(b->id)};
     db_build(b, "finishing a build",
-             "UPDATE builds SET state_string = ?, complete_at = ?, results = ? WHERE id = ?", p,
-             4);
+             "UPDATE builds SET state_string = ?, complete_at = ?, results = ? WHERE id = ?", p, 4);
     char *cause = NULL;
     int rc = b->results == RES_RETRY
                  ? requests_unclaim(b->e, b->brid, &cause)

@@ -22,7 +22,7 @@ static void builderid_to_names(struct engine *e, json_t *params)
     const json_t *id = json_object_get(params, "builderid");
     if (json_object_get(params, "builderNames") != NULL || id == NULL)
         return;
-    long long n = json_is_integer(id) ? (long long)json_integer_value(id)
+    long long n = json_is_integer(id)  ? (long long)json_integer_value(id)
                   : json_is_string(id) ? atoll(json_string_value(id))
                                        : 0;
     struct db_param p[] = {DB_INT(n)};
@@ -68,8 +68,8 @@ static void force(struct engine *e, struct www_action *act, const char *name, js
     json_t *p;
     json_array_foreach(req.properties, i, p)
     {
-        json_array_append_new(props, json_pack("[OOs]", json_array_get(p, 0),
-                                               json_array_get(p, 1), "Force Build Form"));
+        json_array_append_new(props, json_pack("[OOs]", json_array_get(p, 0), json_array_get(p, 1),
+                                               "Force Build Form"));
     }
     json_array_append_new(props, json_pack("[sss]", "scheduler", name, "Scheduler"));
     json_t *brids = NULL;
@@ -83,6 +83,11 @@ static void force(struct engine *e, struct www_action *act, const char *name, js
         json_t *result = json_pack("[Io]", (json_int_t)bsid, brids);
         char *text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
         log_info("scheduler '%s': buildset %lld forced (%s)", name, bsid, req.reason);
+        int collapsed = requests_collapse(e, brids, &cause);
+        if (collapsed < 0)
+            engine_db_error("collapsing build requests", cause);
+        else if (collapsed > 0)
+            log_info("%d older build request(s) collapsed into buildset %lld", collapsed, bsid);
         www_action_reply(act, text, 200, 0, NULL);
         free(text);
         json_decref(result);
@@ -107,8 +112,7 @@ static void stop_build(struct engine *e, struct www_action *act, long long id, j
 }
 
 /* A request still pending is claimed and completed CANCELLED; a running one's build stops. */
-static void cancel_request(struct engine *e, struct www_action *act, long long brid,
-                           json_t *params)
+static void cancel_request(struct engine *e, struct www_action *act, long long brid, json_t *params)
 {
     const char *reason = reason_of(params, "<no reason given>");
     for (struct build *b = e->builds; b != NULL; b = b->next) {
@@ -120,8 +124,8 @@ static void cancel_request(struct engine *e, struct www_action *act, long long b
     }
     struct db_param p[] = {DB_INT(brid)};
     char *cause = NULL;
-    struct db_res *r = db_query(e->db, "SELECT buildsetid FROM buildrequests WHERE id = ?", p,
-                                1, &cause);
+    struct db_res *r =
+        db_query(e->db, "SELECT buildsetid FROM buildrequests WHERE id = ?", p, 1, &cause);
     if (r != NULL && db_res_rows(r) > 0) {
         long long bsid = db_res_int(r, 0, 0);
         if (requests_claim(e, brid, &cause) > 0 &&

@@ -16,8 +16,8 @@
 
 const char *res_name(int results)
 {
-    static const char *const names[] = {"success", "warnings",  "failure",  "skipped",
-                                        "exception", "retry", "cancelled"};
+    static const char *const names[] = {"success",   "warnings", "failure",  "skipped",
+                                        "exception", "retry",    "cancelled"};
     return results >= 0 && results < (int)UTIL_NELEM(names) ? names[results] : "not finished";
 }
 
@@ -74,9 +74,15 @@ void engine_kick(struct engine *e)
     uv_idle_start(&e->kick, kick_cb);
 }
 
+/* Requests a canStartBuild refused wait for the next event, or for this (every minute). */
+#define RETRY_TICKS (60000 / FLUSH_INTERVAL_MS)
+
 static void flush_cb(uv_timer_t *t)
 {
-    steplogs_flush(t->data);
+    struct engine *e = t->data;
+    steplogs_flush(e);
+    if (++e->ticks % RETRY_TICKS == 0)
+        engine_kick(e);
 }
 
 struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,

@@ -27,7 +27,7 @@ struct git {
     char *branch;   /* "HEAD" when none */
     char *revision; /* NULL: the branch's head */
     char *mode, *method;
-    char *workdir;  /* where the repository goes */
+    char *workdir;       /* where the repository goes */
     char *final_workdir; /* copy: where it is copied to */
     char *codebase;
     json_t *filters;
@@ -344,8 +344,8 @@ static void versioned(struct step *s)
 {
     struct git *g = s->git;
     int major = 0, minor = 0, patch = 0;
-    char *text = s->captured.data != NULL ? xstrndup(s->captured.data, s->captured.len)
-                                          : xstrdup("");
+    char *text =
+        s->captured.data != NULL ? xstrndup(s->captured.data, s->captured.len) : xstrdup("");
     int n = sscanf(text, "git version %d.%d.%d", &major, &minor, &patch);
     free(text);
     if (!ok(s) || n < 1) {
@@ -402,8 +402,7 @@ static char *text_param(struct step *s, const char *key, const char *dflt, char 
     json_t *v = NULL;
     if (step_render(s, key, &v, cause) != 0)
         return NULL;
-    char *out = v == NULL || json_is_null(v) ? (dflt != NULL ? xstrdup(dflt) : NULL)
-                                             : props_str(v);
+    char *out = v == NULL || json_is_null(v) ? (dflt != NULL ? xstrdup(dflt) : NULL) : props_str(v);
     json_decref(v);
     if (out == NULL && dflt == NULL && *cause == NULL)
         return NULL;

@@ -56,8 +56,8 @@ void props_free(struct props *p);
 /* What a value is rendered against. */
 struct render_ctx {
     const struct props *props;
-    const json_t *sourcestamps;      /* [{codebase, branch, ...}] */
-    const struct pb_value *worker;   /* the worker's info */
+    const json_t *sourcestamps;    /* [{codebase, branch, ...}] */
+    const struct pb_value *worker; /* the worker's info */
     lua_State *L;
 };
 
@@ -77,9 +77,9 @@ void props_push_lua(const struct render_ctx *c);
 struct steplog {
     struct engine *e;
     long long id;
-    char type;            /* 's' stdio (lines carry a channel), 't' text, 'h' html */
+    char type;             /* 's' stdio (lines carry a channel), 't' text, 'h' html */
     struct buf partial[3]; /* an unfinished line per channel: o, e, h */
-    struct buf pending;   /* whole lines not yet in the database, joined by '\n' */
+    struct buf pending;    /* whole lines not yet in the database, joined by '\n' */
     long long pending_lines;
     long long num_lines; /* in the database */
     struct steplog *next_dirty;
@@ -91,7 +91,7 @@ struct steplog {
 
 /* A log row for step `stepid`; NULL with *cause. */
 struct steplog *steplog_open(struct engine *e, long long stepid, const char *name, char type,
-                     char **cause);
+                             char **cause);
 /* Appends text on `channel` ('o', 'e', 'h'; 0 for a log without channels). */
 void steplog_add(struct steplog *l, char channel, const char *text, size_t len);
 /* Writes what is pending, marks the log complete and frees it. */
@@ -111,8 +111,8 @@ struct step {
     char *name;
     int ref;    /* the step's table in the config's Lua state */
     char *kind; /* "step.shell", ... */
-    bool halt_on_failure, flunk_on_failure, flunk_on_warnings, warn_on_warnings,
-        warn_on_failure, always_run;
+    bool halt_on_failure, flunk_on_failure, flunk_on_warnings, warn_on_warnings, warn_on_failure,
+        always_run;
     json_t *command;        /* as rendered: a list of strings or a string */
     char *description;      /* joined; NULL: from the command */
     char *description_done; /* joined; NULL: the description */
@@ -132,15 +132,15 @@ struct step {
     struct buf warn_lines;
     char *set_property; /* set_property_from_command: the property, from stdout */
     bool strip;
-    bool collect;        /* keep the running command's stdout in `captured` */
+    bool collect; /* keep the running command's stdout in `captured` */
     struct buf captured;
-    json_t *files;       /* the running command's `files` update (glob, listdir) */
+    json_t *files;                /* the running command's `files` update (glob, listdir) */
     void (*then)(struct step *s); /* what follows the running command */
-    struct git *git;     /* the git step's state (git.c) */
-    struct xfer *xfer;   /* transfer.c's state */
+    struct git *git;              /* the git step's state (git.c) */
+    struct xfer *xfer;            /* transfer.c's state */
     const struct wk_command_object *object; /* the next command's writer or reader */
     struct pb_value *stat;                  /* the running command's `stat` update */
-    bool local;          /* a master_shell_command process is running */
+    bool local;                             /* a master_shell_command process is running */
 };
 
 struct build {
@@ -157,18 +157,18 @@ struct build {
     int steps_run; /* numbers given so far (worker_preparation is 0) */
     struct step *current;
     long long prep_stepid;
-    struct buf text;  /* Buildbot's build.text, words joined */
+    struct buf text; /* Buildbot's build.text, words joined */
     int results;
     bool terminate, stopped, finished, started;
-    bool lost;      /* the worker went: no further step runs, alwaysRun or not */
+    bool lost;        /* the worker went: no further step runs, alwaysRun or not */
     int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
     char *stopped_reason;
     json_t *step_names; /* for unique step names */
 };
 
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
-int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker,
-                long long brid, long long bsid, long long builderid, char **cause);
+int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker, long long brid,
+                long long bsid, long long builderid, char **cause);
 /* Stops a running build (Buildbot's stopBuild) with `results` (CANCELLED, RETRY). */
 void build_stop(struct build *b, const char *reason, int results);
 
@@ -236,12 +236,19 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
 int requests_claim(struct engine *e, long long brid, char **cause);
 int requests_unclaim(struct engine *e, long long brid, char **cause);
 /* Completes a request and, if it was the last of its buildset, the buildset. */
-int requests_complete(struct engine *e, long long brid, long long bsid, int results,
-                      char **cause);
+int requests_complete(struct engine *e, long long brid, long long bsid, int results, char **cause);
 /* The source stamps of a buildset as JSON objects. */
 json_t *requests_sourcestamps(struct engine *e, long long bsid, char **cause);
 /* The buildset's properties, added to `p`. */
 int requests_properties(struct engine *e, long long bsid, struct props *p, char **cause);
+/*
+ * Buildbot's BuildRequestCollapser for the new requests `brids` ({"builderid":
+ * brid}): older unclaimed requests of the same builders that the builder's
+ * collapseRequests allows (by default: same codebases, repository, branch,
+ * project and revision, and the same scheduler-given properties) are claimed
+ * and completed SKIPPED.  Returns how many, or -1 with *cause.
+ */
+int requests_collapse(struct engine *e, const json_t *brids, char **cause);
 /* Finishes what a master that stopped without cleaning up left running (Buildbot's
    housekeeping for a deactivated master). */
 int requests_housekeeping(struct engine *e, long long masterid, char **cause);
@@ -276,6 +283,7 @@ struct engine {
     struct build *builds;
     size_t n_builds;
     uv_timer_t flush_timer;
+    unsigned long ticks; /* of flush_timer */
     uv_idle_t kick;
     bool kick_pending;
     struct steplog *dirty; /* logs with pending chunks */

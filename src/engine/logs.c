@@ -31,7 +31,7 @@ static void slugify(const char *name, char *out, size_t cap)
 }
 
 struct steplog *steplog_open(struct engine *e, long long stepid, const char *name, char type,
-                     char **cause)
+                             char **cause)
 {
     char slug[64], t[2] = {type, 0};
     slugify(name, slug, sizeof slug);

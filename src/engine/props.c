@@ -400,8 +400,26 @@ json_t *render(const struct render_ctx *c, int idx, char **cause)
         return interpolate(c, idx, cause);
     if (lua_isfunction(L, idx))
         return call_function(c, idx, cause);
-    if (!lua_istable(L, idx) || luaL_len(L, idx) == 0)
+    if (!lua_istable(L, idx))
         return lua_json(L, idx, 0);
+    if (luaL_len(L, idx) == 0) { /* a dict: each value rendered */
+        json_t *o = json_object();
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            json_t *v = lua_type(L, -2) == LUA_TSTRING ? render(c, -1, cause) : json_null();
+            if (v == NULL) {
+                lua_pop(L, 2);
+                json_decref(o);
+                return NULL;
+            }
+            if (lua_type(L, -2) == LUA_TSTRING && lua_tostring(L, -2)[0] != '_')
+                json_object_set_new(o, lua_tostring(L, -2), v);
+            else
+                json_decref(v);
+            lua_pop(L, 1);
+        }
+        return o;
+    }
     json_t *list = json_array();
     for (lua_Integer i = 1; i <= luaL_len(L, idx); i++) {
         lua_rawgeti(L, idx, i);

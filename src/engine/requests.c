@@ -8,6 +8,7 @@
  */
 #include "engine/internal.h"
 
+#include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,15 +33,16 @@ static long long sourcestamp_id(struct engine *e, const json_t *ss, char **cause
     char hash[41];
     db_hash(cols, 6, hash);
     struct db_param p[] = {DB_TEXT(hash)};
-    struct db_res *r = db_query(e->db, "SELECT id FROM sourcestamps WHERE ss_hash = ?", p, 1, cause);
+    struct db_res *r =
+        db_query(e->db, "SELECT id FROM sourcestamps WHERE ss_hash = ?", p, 1, cause);
     if (r == NULL)
         return -1;
     long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
     db_res_free(r);
     if (id > 0)
         return id;
-    struct db_param ins[] = {DB_TEXT(branch),   DB_TEXT(revision), DB_TEXT(repository),
-                             DB_TEXT(codebase), DB_TEXT(project),  DB_TEXT(hash),
+    struct db_param ins[] = {DB_TEXT(branch),     DB_TEXT(revision), DB_TEXT(repository),
+                             DB_TEXT(codebase),   DB_TEXT(project),  DB_TEXT(hash),
                              DB_INT(engine_now())};
     if (db_insert(e->db,
                   "INSERT INTO sourcestamps (branch, revision, repository, codebase, project, "
@@ -167,17 +169,16 @@ int requests_claim(struct engine *e, long long brid, char **cause)
 int requests_unclaim(struct engine *e, long long brid, char **cause)
 {
     struct db_param p[] = {DB_INT(brid), DB_INT(e->masterid)};
-    return db_exec(e->db, "DELETE FROM buildrequest_claims WHERE brid = ? AND masterid = ?", p,
-                   2, cause);
+    return db_exec(e->db, "DELETE FROM buildrequest_claims WHERE brid = ? AND masterid = ?", p, 2,
+                   cause);
 }
 
 /* The buildset is complete when its last request is: results, the worst of theirs. */
 static int maybe_buildset_complete(struct engine *e, long long bsid, long long now, char **cause)
 {
     struct db_param p[] = {DB_INT(bsid)};
-    struct db_res *r = db_query(e->db,
-                                "SELECT complete, results FROM buildrequests WHERE buildsetid = ?",
-                                p, 1, cause);
+    struct db_res *r = db_query(
+        e->db, "SELECT complete, results FROM buildrequests WHERE buildsetid = ?", p, 1, cause);
     if (r == NULL)
         return -1;
     int results = RES_SKIPPED;
@@ -196,8 +197,7 @@ static int maybe_buildset_complete(struct engine *e, long long bsid, long long n
                    u, 3, cause);
 }
 
-int requests_complete(struct engine *e, long long brid, long long bsid, int results,
-                      char **cause)
+int requests_complete(struct engine *e, long long brid, long long bsid, int results, char **cause)
 {
     long long now = engine_now();
     struct db_param p[] = {DB_INT(results), DB_INT(now), DB_INT(brid)};
@@ -225,8 +225,7 @@ json_t *requests_sourcestamps(struct engine *e, long long bsid, char **cause)
                                 p, 1, cause);
     if (r == NULL)
         return NULL;
-    static const char *const keys[] = {"codebase", "branch", "revision", "repository",
-                                       "project"};
+    static const char *const keys[] = {"codebase", "branch", "revision", "repository", "project"};
     json_t *list = json_array();
     for (size_t i = 0; i < db_res_rows(r); i++) {
         json_t *ss = json_object();
@@ -280,9 +279,8 @@ static int finish_steps(struct engine *e, long long buildid, long long now, char
 int requests_housekeeping(struct engine *e, long long masterid, char **cause)
 {
     struct db_param p[] = {DB_INT(masterid)};
-    struct db_res *r = db_query(e->db,
-                                "SELECT id FROM builds WHERE masterid = ? AND complete_at IS NULL",
-                                p, 1, cause);
+    struct db_res *r = db_query(
+        e->db, "SELECT id FROM builds WHERE masterid = ? AND complete_at IS NULL", p, 1, cause);
     if (r == NULL)
         return -1;
     long long now = engine_now();
@@ -292,8 +290,8 @@ int requests_housekeeping(struct engine *e, long long masterid, char **cause)
         struct db_param b[] = {DB_INT(now), DB_INT(RES_RETRY), DB_INT(id)};
         rc = finish_steps(e, id, now, cause);
         if (rc == 0)
-            rc = db_exec(e->db, "UPDATE builds SET complete_at = ?, results = ? WHERE id = ?", b,
-                         3, cause);
+            rc = db_exec(e->db, "UPDATE builds SET complete_at = ?, results = ? WHERE id = ?", b, 3,
+                         cause);
     }
     db_res_free(r);
     if (rc == 0)
@@ -306,4 +304,148 @@ int requests_housekeeping(struct engine *e, long long masterid, char **cause)
     if (rc != 0)
         db_rollback(e->db);
     return rc;
+}
+
+/* ------------------------------------------------------------ collapsing */
+
+/* A request's buildset, its source stamps and its scheduler-given properties, as one
+   JSON object that compares equal for collapsible requests. */
+static json_t *collapse_key(struct engine *e, long long bsid, char **cause)
+{
+    struct db_param p[] = {DB_INT(bsid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT ss.codebase, ss.repository, ss.branch, ss.project, "
+                                "ss.revision, ss.patchid FROM buildset_sourcestamps bs "
+                                "JOIN sourcestamps ss ON ss.id = bs.sourcestampid "
+                                "WHERE bs.buildsetid = ?",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *key = json_object(), *stamps = json_object();
+    bool patched = false;
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        json_t *ss = json_array();
+        for (size_t c = 1; c < 5; c++) {
+            const char *v = db_res_text(r, i, c);
+            json_array_append_new(ss, v != NULL ? json_string(v) : json_null());
+        }
+        patched = patched || !db_res_null(r, i, 5);
+        const char *cb = db_res_text(r, i, 0);
+        json_object_set_new(stamps, cb != NULL ? cb : "", ss);
+    }
+    db_res_free(r);
+    json_object_set_new(key, "sourcestamps", stamps);
+    struct props props = {0};
+    if (requests_properties(e, bsid, &props, cause) != 0) {
+        json_decref(key);
+        return NULL;
+    }
+    json_t *given = json_object();
+    for (size_t i = 0; i < props.n; i++)
+        if (util_streq(props.items[i].source, "Scheduler") &&
+            !util_streq(props.items[i].name, "scheduler"))
+            json_object_set(given, props.items[i].name, props.items[i].value);
+    props_free(&props);
+    json_object_set_new(key, "properties", given);
+    if (patched) /* anything with a patch is never collapsed */
+        json_object_set_new(key, "patched", json_integer(bsid));
+    return key;
+}
+
+/* The builder's collapseRequests: a Lua function, false (never) or true / absent (Buildbot's
+   default rule).  1 collapse, 0 not, -1 the default rule decides. */
+static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long new_brid,
+                       long long old_brid)
+{
+    lua_State *L = e->cfg->lua;
+    int top = lua_gettop(L), rc = -1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, bc->ref);
+    int t = lua_istable(L, -1) ? lua_getfield(L, -1, "collapseRequests") : LUA_TNIL;
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        rc = 0;
+    } else if (t == LUA_TFUNCTION) {
+        lua_pushstring(L, bc->name);
+        lua_newtable(L);
+        lua_pushinteger(L, new_brid);
+        lua_setfield(L, -2, "buildrequestid");
+        lua_newtable(L);
+        lua_pushinteger(L, old_brid);
+        lua_setfield(L, -2, "buildrequestid");
+        if (lua_pcall(L, 3, 1, 0) == LUA_OK) {
+            rc = lua_toboolean(L, -1) ? 1 : 0;
+        } else {
+            log_warn("builder '%s': collapseRequests: %s", bc->name, lua_tostring(L, -1));
+            rc = 0;
+        }
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+static int collapse_one(struct engine *e, long long builderid, long long brid, char **cause)
+{
+    struct db_param p[] = {DB_INT(brid)};
+    struct db_res *me = db_query(e->db,
+                                 "SELECT br.buildsetid, b.name FROM buildrequests br "
+                                 "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
+                                 p, 1, cause);
+    if (me == NULL)
+        return -1;
+    const struct cfg_builder *bc =
+        db_res_rows(me) > 0 ? cfg_find_builder(e->cfg, db_res_text(me, 0, 1)) : NULL;
+    long long bsid = db_res_rows(me) > 0 ? db_res_int(me, 0, 0) : 0;
+    db_res_free(me);
+    if (bc == NULL)
+        return 0;
+    struct db_param q[] = {DB_INT(builderid), DB_INT(brid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT br.id, br.buildsetid FROM buildrequests br "
+                                "WHERE br.builderid = ? AND br.complete = 0 AND br.id < ? "
+                                "AND NOT EXISTS (SELECT 1 FROM buildrequest_claims c "
+                                "WHERE c.brid = br.id) ORDER BY br.submitted_at, br.id",
+                                q, 2, cause);
+    if (r == NULL)
+        return -1;
+    json_t *mine = NULL;
+    int n = 0;
+    for (size_t i = 0; i < db_res_rows(r) && n >= 0; i++) {
+        long long old = db_res_int(r, i, 0), old_bsid = db_res_int(r, i, 1);
+        int yes = collapse_fn(e, bc, brid, old);
+        if (yes < 0 && old_bsid == bsid) {
+            yes = 1;
+        } else if (yes < 0) {
+            mine = mine != NULL ? mine : collapse_key(e, bsid, cause);
+            json_t *theirs = mine != NULL ? collapse_key(e, old_bsid, cause) : NULL;
+            if (theirs == NULL) {
+                n = -1;
+                break;
+            }
+            yes = json_equal(mine, theirs);
+            json_decref(theirs);
+        }
+        int claimed = yes ? requests_claim(e, old, cause) : 0;
+        if (claimed < 0 ||
+            (claimed > 0 && requests_complete(e, old, old_bsid, RES_SKIPPED, cause) != 0))
+            n = -1;
+        else
+            n += claimed;
+    }
+    json_decref(mine);
+    db_res_free(r);
+    return n;
+}
+
+int requests_collapse(struct engine *e, const json_t *brids, char **cause)
+{
+    int total = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)brids, key, v)
+    {
+        int n = collapse_one(e, atoll(key), (long long)json_integer_value(v), cause);
+        if (n < 0)
+            return -1;
+        total += n;
+    }
+    return total;
 }

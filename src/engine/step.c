@@ -25,7 +25,13 @@ struct step_kind {
 
 static const struct step_kind kinds[] = {
     {"step.shell", "shell", false, false, false, NULL, NULL, {NULL}},
-    {"step.configure", "configure", true, false, false, "configuring", "configure",
+    {"step.configure",
+     "configure",
+     true,
+     false,
+     false,
+     "configuring",
+     "configure",
      {"./configure", NULL}},
     {"step.compile", "compile", true, false, true, "compiling", "compile", {"make", "all", NULL}},
     {"step.test", "test", false, true, true, "testing", "test", {"make", "test", NULL}},
@@ -39,10 +45,15 @@ static const struct step_kind kinds[] = {
     {"step.rmdir", "RemoveDirectory", false, false, false, "Deleting", "Deleted", {NULL}},
     {"step.copy_directory", "CopyDirectory", false, false, false, "Copying", "Copied", {NULL}},
     {"step.file_exists", "FileExists", false, false, false, NULL, NULL, {NULL}},
-    {"step.master_shell_command", "MasterShellCommand", false, false, false, "Running", "Ran",
+    {"step.master_shell_command",
+     "MasterShellCommand",
+     false,
+     false,
+     false,
+     "Running",
+     "Ran",
      {NULL}},
 };
-
 
 /* WarningCountingShellCommand's default pattern. */
 #define DEFAULT_WARNING_PATTERN "(?i).*warning[: ].*"
@@ -209,7 +220,7 @@ char *step_command_string(const json_t *command)
     if (n > 0) {
         char *w0 = props_str(json_array_get(words, 0));
         char *w1 = n > 1 ? props_str(json_array_get(words, 1)) : NULL;
-        out = n == 1 ? xasprintf("'%s'", w0)
+        out = n == 1   ? xasprintf("'%s'", w0)
               : n == 2 ? xasprintf("'%s %s'", w0, w1)
                        : xasprintf("'%s %s ...'", w0, w1);
         free(w0);
@@ -221,8 +232,7 @@ char *step_command_string(const json_t *command)
 
 char *step_summary(const struct step *s, bool done)
 {
-    const char *words = done && s->description_done != NULL ? s->description_done
-                                                             : s->description;
+    const char *words = done && s->description_done != NULL ? s->description_done : s->description;
     char *base = words != NULL ? xstrdup(words) : step_command_string(s->command);
     if (base == NULL)
         base = xstrdup(done ? "finished" : "running");
@@ -364,8 +374,7 @@ static struct steplog *logfile(struct step *s, const char *name)
         return NULL;
     }
     s->logfiles = xrealloc(s->logfiles, (s->n_logfiles + 1) * sizeof *s->logfiles);
-    s->logfile_names =
-        xrealloc(s->logfile_names, (s->n_logfiles + 1) * sizeof *s->logfile_names);
+    s->logfile_names = xrealloc(s->logfile_names, (s->n_logfiles + 1) * sizeof *s->logfile_names);
     s->logfiles[s->n_logfiles] = l;
     s->logfile_names[s->n_logfiles++] = xstrdup(name);
     return l;
@@ -571,13 +580,35 @@ static struct pb_value *opt(const json_t *v, struct pb_value *dflt)
 }
 
 /* The rendered parameters of a shell command, as the args dict (SPEC 5.8). */
+/* The builder's env (rendered), which a step's own env extends. */
+static json_t *builder_env(struct step *s, char **cause)
+{
+    const struct cfg_builder *bc = cfg_find_builder(s->b->cfg, s->b->builder);
+    lua_State *L = lua_of(s);
+    json_t *env = NULL;
+    int top = lua_gettop(L);
+    if (bc != NULL) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, bc->ref);
+        if (lua_istable(L, -1) && lua_getfield(L, -1, "env") == LUA_TTABLE) {
+            struct render_ctx c = build_render_ctx(s->b);
+            env = render(&c, -1, cause);
+        }
+        lua_settop(L, top);
+    }
+    if (env != NULL && !json_is_object(env)) {
+        json_decref(env);
+        env = json_object();
+    }
+    return env != NULL ? env : (*cause == NULL ? json_object() : NULL);
+}
+
 struct pb_value *step_shell_args(struct step *s, const json_t *command,
                                  struct pb_value *sigterm_time, char **cause)
 {
-    static const char *const keys[] = {"workdir", "env",          "timeout",   "maxTime",
-                                       "max_lines", "sigtermTime", "usePTY",   "logEnviron",
-                                       "initialStdin", "interruptSignal", "logfiles",
-                                       "want_stdout", "want_stderr", "decodeRC"};
+    static const char *const keys[] = {
+        "workdir",     "env",         "timeout",     "maxTime",      "max_lines",
+        "sigtermTime", "usePTY",      "logEnviron",  "initialStdin", "interruptSignal",
+        "logfiles",    "want_stdout", "want_stderr", "decodeRC"};
     json_t *v[UTIL_NELEM(keys)] = {0};
     for (size_t i = 0; i < UTIL_NELEM(keys); i++)
         if (step_render(s, keys[i], &v[i], cause) != 0) {
@@ -586,9 +617,19 @@ struct pb_value *step_shell_args(struct step *s, const json_t *command,
             pb_value_free(sigterm_time);
             return NULL;
         }
+    json_t *env = builder_env(s, cause);
+    if (env == NULL) {
+        for (size_t i = 0; i < UTIL_NELEM(keys); i++)
+            json_decref(v[i]);
+        pb_value_free(sigterm_time);
+        return NULL;
+    }
+    if (json_is_object(v[1]))
+        json_object_update(env, v[1]);
     struct pb_value *a = pb_dict();
     pb_dict_set(a, "workdir", opt(v[0], pb_text("build")));
-    pb_dict_set(a, "env", opt(v[1], pb_dict()));
+    pb_dict_set(a, "env", to_pb(env, 1));
+    json_decref(env);
     pb_dict_set(a, "want_stdout", opt(v[11], pb_bool(true)));
     pb_dict_set(a, "want_stderr", opt(v[12], pb_bool(true)));
     pb_dict_set(a, "logfiles", opt(v[10], pb_dict()));
@@ -622,8 +663,8 @@ static int setup_warnings(struct step *s, char **cause)
     if (pattern != NULL) {
         int err;
         PCRE2_SIZE at;
-        s->warn_re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err,
-                                   &at, NULL);
+        s->warn_re =
+            pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &at, NULL);
         if (s->warn_re == NULL) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(err, msg, sizeof msg);
@@ -699,8 +740,8 @@ static int insert_row(struct step *s, char **cause)
 {
     long long now = engine_now();
     char *state = step_summary(s, false);
-    struct db_param p[] = {DB_INT(s->number), DB_TEXT(s->name), DB_INT(s->b->id), DB_INT(now),
-                           DB_TEXT(state), DB_INT(now)};
+    struct db_param p[] = {DB_INT(s->number), DB_TEXT(s->name), DB_INT(s->b->id),
+                           DB_INT(now),       DB_TEXT(state),   DB_INT(now)};
     int rc = db_insert(s->b->e->db,
                        "INSERT INTO steps (number, name, buildid, started_at, complete_at, "
                        "state_string, results, urls_json, hidden, locks_acquired_at) "

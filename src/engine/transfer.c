@@ -24,11 +24,11 @@
 #include <unistd.h>
 
 struct xfer {
-    char *path;    /* on the master: the destination, or the source read */
-    char *tmp;     /* an upload's temporary file, renamed or unpacked at the end */
-    int fd;        /* -1 when closed */
+    char *path; /* on the master: the destination, or the source read */
+    char *tmp;  /* an upload's temporary file, renamed or unpacked at the end */
+    int fd;     /* -1 when closed */
     long long maxsize, written;
-    int mode;      /* -1: leave as created */
+    int mode; /* -1: leave as created */
     bool keep_times, have_times, finished, dir;
     char *label; /* copy_directory: "SRC to DEST" */
     double atime, mtime;
@@ -190,8 +190,8 @@ static struct pb_value *transfer_args(struct step *s, const char *path_key, cons
     if (step_render(s, "workdir", &workdir, cause) != 0)
         return NULL;
     struct pb_value *a = pb_dict();
-    pb_dict_set(a, "workdir", pb_text(json_is_string(workdir) ? json_string_value(workdir)
-                                                              : "build"));
+    pb_dict_set(a, "workdir",
+                pb_text(json_is_string(workdir) ? json_string_value(workdir) : "build"));
     json_decref(workdir);
     long long maxsize = int_param(s, "maxsize", -1);
     pb_dict_set(a, "maxsize", maxsize >= 0 ? pb_int(maxsize) : pb_none());
@@ -205,8 +205,9 @@ static struct pb_value *transfer_args(struct step *s, const char *path_key, cons
 
 static void call_error(struct pb_call *call, const char *what)
 {
-    pb_call_fail_with(call, "builtins.OSError", (const char *const[]){"builtins.OSError",
-                      "builtins.Exception", "builtins.BaseException", "builtins.object", NULL},
+    pb_call_fail_with(call, "builtins.OSError",
+                      (const char *const[]){"builtins.OSError", "builtins.Exception",
+                                            "builtins.BaseException", "builtins.object", NULL},
                       "%s: %s", what, strerror(errno));
 }
 
@@ -272,8 +273,8 @@ static void tar_exit_cb(uv_process_t *p, int64_t status, int signal)
     x->finished = !x->tar_failed;
     uv_close((uv_handle_t *)p, NULL);
     if (x->tar_failed)
-        log_warn("build %lld step '%s': tar could not unpack the upload into %s", s->b->id,
-                 s->name, x->path);
+        log_warn("build %lld step '%s': tar could not unpack the upload into %s", s->b->id, s->name,
+                 x->path);
     unlink(x->tmp);
     if (x->command_done)
         step_continue(s);
@@ -287,9 +288,7 @@ static void unpack(struct step *s, struct pb_call *call)
         x->fd = -1;
     }
     mkdir(x->path, 0755);
-    const char *flag = x->compress == NULL           ? "-x"
-                       : util_streq(x->compress, "gz") ? "-xz"
-                                                        : "-xj";
+    const char *flag = x->compress == NULL ? "-x" : util_streq(x->compress, "gz") ? "-xz" : "-xj";
     char *argv[] = {"tar", (char *)flag, "--no-same-owner", "-f", x->tmp, "-C", x->path, NULL};
     uv_process_options_t o = {.exit_cb = tar_exit_cb, .file = "tar", .args = argv};
     int rc = uv_spawn(s->b->e->loop, &x->tar, &o);
@@ -659,11 +658,10 @@ static int master_shell(struct step *s, char **cause)
     uv_pipe_init(loop, &x->out, 0);
     uv_pipe_init(loop, &x->err, 0);
     x->out.data = x->err.data = x->proc.data = s;
-    uv_stdio_container_t io[3] = {{.flags = UV_IGNORE},
-                                  {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
-                                   .data.stream = (uv_stream_t *)&x->out},
-                                  {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
-                                   .data.stream = (uv_stream_t *)&x->err}};
+    uv_stdio_container_t io[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&x->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&x->err}};
     uv_process_options_t o = {.exit_cb = proc_exit,
                               .file = argv[0],
                               .args = argv,
@@ -703,10 +701,15 @@ bool transfer_interrupt(struct step *s)
 
 bool transfer_kind(const char *kind)
 {
-    static const char *const kinds[] = {
-        "step.file_upload", "step.directory_upload", "step.file_download",
-        "step.string_download", "step.mkdir", "step.rmdir", "step.copy_directory",
-        "step.file_exists", "step.master_shell_command"};
+    static const char *const kinds[] = {"step.file_upload",
+                                        "step.directory_upload",
+                                        "step.file_download",
+                                        "step.string_download",
+                                        "step.mkdir",
+                                        "step.rmdir",
+                                        "step.copy_directory",
+                                        "step.file_exists",
+                                        "step.master_shell_command"};
     for (size_t i = 0; i < UTIL_NELEM(kinds); i++)
         if (util_streq(kind, kinds[i]))
             return true;

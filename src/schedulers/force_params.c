@@ -37,7 +37,8 @@ static char *repr_list(const json_t *list)
     const json_t *v;
     json_array_foreach(list, i, v)
     {
-        buf_printf(&b, "%s'%s'", i > 0 ? ", " : "", json_string_value(v) ? json_string_value(v) : "");
+        buf_printf(&b, "%s'%s'", i > 0 ? ", " : "",
+                   json_string_value(v) ? json_string_value(v) : "");
     }
     buf_addc(&b, ']');
     return buf_take(&b);
@@ -323,7 +324,8 @@ static void gather(struct parse *p, const json_t *all, const struct force_extra 
         json_t *holder = json_object();
         collect(p, f, holder, 0);
         const char *name = json_string_value(json_object_get(f, "name"));
-        json_t *ss = *name != '\0' ? json_incref(json_object_get(holder, name)) : json_incref(holder);
+        json_t *ss =
+            *name != '\0' ? json_incref(json_object_get(holder, name)) : json_incref(holder);
         if (!json_is_object(ss)) {
             json_decref(ss);
             ss = json_object();

@@ -35,8 +35,8 @@ struct wk_command {
 /* The master-wide command counter Buildbot sends as the command id. */
 static unsigned long long next_command_id;
 
-static struct session *find_builder(struct wk_registry *r, const char *worker,
-                                    const char *builder, uint32_t *luid, char **cause)
+static struct session *find_builder(struct wk_registry *r, const char *worker, const char *builder,
+                                    uint32_t *luid, char **cause)
 {
     struct session *s = registry_find_attached(r, worker, NULL);
     if (s == NULL) {
@@ -138,11 +138,10 @@ static void finish(struct wk_command *c, const struct pb_value *failure)
     free(c);
 }
 
-struct wk_command *wk_command_start(struct wk_registry *r, const char *worker,
-                                    const char *builder, const char *name, struct pb_value *args,
+struct wk_command *wk_command_start(struct wk_registry *r, const char *worker, const char *builder,
+                                    const char *name, struct pb_value *args,
                                     const struct wk_command_ops *ops,
-                                    const struct wk_command_object *object, void *arg,
-                                    char **cause)
+                                    const struct wk_command_object *object, void *arg, char **cause)
 {
     uint32_t builder_luid = 0;
     struct session *s = find_builder(r, worker, builder, &builder_luid, cause);
@@ -225,8 +224,10 @@ void session_object_call(struct session *s, void *obj, struct pb_call *call)
         command_update(c, call);
     } else if (util_streq(call->method, "complete")) {
         const struct pb_value *f = pb_item(call->args, 0);
-        pb_call_answer(call, NULL);
-        finish(c, f != NULL && f->kind == PB_COPY ? f : NULL);
+        struct pb_value *failure = f != NULL && f->kind == PB_COPY ? pb_value_dup(f) : NULL;
+        pb_call_answer(call, NULL); /* frees the call and its args */
+        finish(c, failure);
+        pb_value_free(failure);
     } else {
         pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
                           "No such method: remote_%s", call->method);

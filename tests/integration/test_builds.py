@@ -45,13 +45,24 @@ return {
       bbm.steps.shell{ name = "always", alwaysRun = true, command = { "echo",
         bbm.interpolate("%%(prop:buildername)s #%%(prop:buildnumber)s %%(prop:nosuch:-none)s") } },
     } },
-    bbm.builder{ name = "serial", workernames = { "w1" }, factory = bbm.factory{
+    bbm.builder{ name = "serial", workernames = { "w1" }, collapseRequests = false,
+      factory = bbm.factory{
       bbm.steps.shell{ name = "exclusive", command =
         "mkdir %(lock)s || exit 1; sleep 0.2; rmdir %(lock)s" },
     } },
+    bbm.builder{ name = "collapsing", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
+    bbm.builder{ name = "gated", workernames = { "w1" },
+      properties = { from_builder = "yes" },
+      canStartBuild = function(builder, wfb, request)
+        return builder.name == "gated" and wfb.worker.workername == "w1"
+          and io.open("%(lock)s.open") ~= nil
+      end,
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
   },
   schedulers = {
-    bbm.schedulers.force{ name = "force", builderNames = { "alpha", "serial" },
+    bbm.schedulers.force{ name = "force",
+      builderNames = { "alpha", "serial", "collapsing", "gated" },
       properties = { bbm.params.choice_string{ name = "outcome", label = "Outcome",
         choices = { "success", "warnings", "failure", "sleep" }, default = "success" } } },
   },
@@ -270,13 +281,37 @@ def test_master_stop_and_kill_mid_build(site, master):
                       second["buildid"]) == [(0,)]
 
 
-def test_max_builds_with_many_requests(site):
-    """max_builds = 1: twenty queued requests run one at a time (each build's step
-    fails if another holds the lock directory), all of them, oldest first."""
-    brids = [site.force(builder="serial")[1] for _ in range(20)]
-    builds = [site.wait_request(brid) for brid in brids]
-    assert [b["results"] for b in builds] == [0] * 20
-    assert [b["number"] for b in builds] == list(range(1, 21))
+def test_max_builds_collapse_and_can_start_build(site, tmp_path):
+    """Requests queued while the worker is paused: with collapseRequests = false all run,
+    one at a time (max_builds = 1; a build fails if another holds the lock directory),
+    oldest first; by Buildbot's default each new request collapses the older pending ones
+    (SKIPPED, no build); canStartBuild holds a request back until it allows it."""
+    assert site.rpc("workers/w1", "pause", reason="queueing")[0] == 200
+    serial = [site.force(builder="serial")[1] for _ in range(10)]
+    collapsing = [site.force(builder="collapsing", outcome=o)[1]
+                  for o in ["success", "warnings", "failure"] * 3]
+    assert site.query("SELECT paused, pause_reason FROM workers WHERE name = 'w1'") == \
+        [(1, "queueing")]
+    assert all(site.build_of(brid) is None for brid in serial)
+    assert site.rpc("workers/w1", "unpause")[0] == 200
+    builds = [site.wait_request(brid) for brid in serial]
+    assert [b["results"] for b in builds] == [0] * 10
+    assert [b["number"] for b in builds] == list(range(1, 11))
+    for brid in collapsing[:-1]:
+        assert site.wait_request(brid) is None
+        assert site.get(f"buildrequests/{brid}")["buildrequests"][0]["results"] == 3
+    assert site.wait_request(collapsing[-1])["results"] == 0
+
+    _, gated = site.force(builder="gated")
+    site.force(builder="serial")  # a build that ends: the botmaster looks again
+    site.wait_request(site.force(builder="serial")[1])
+    assert site.build_of(gated) is None
+    open(f"{tmp_path / 'lock'}.open", "w").close()
+    assert site.rpc("workers/w1", "unpause")[0] == 200
+    b = site.wait_request(gated)
+    assert b["results"] == 0
+    props = site.get(f"builds/{b['buildid']}/properties")["properties"][0]
+    assert props["from_builder"] == ["yes", "Builder"]
 
 
 GIT_CONFIG = r'''local bbm = require "bbm"
