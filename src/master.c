@@ -151,6 +151,12 @@ static void worker_detached(const char *name, void *arg)
     engine_worker_detached(m->engine, name);
 }
 
+static void worker_graceful(const char *name, void *arg)
+{
+    struct master *m = arg;
+    engine_worker_graceful(m->engine, name);
+}
+
 static int open_db(struct master *m, char **cause)
 {
     char cwd[4096], host[256] = "localhost";
@@ -392,7 +398,8 @@ static int start(struct master *m, char **cause)
     }
     m->workers = wk_registry_new(&m->loop, m->cfg);
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
-    wk_set_events(m->workers, &(struct wk_events){worker_attached, worker_detached, m});
+    wk_set_events(m->workers,
+                  &(struct wk_events){worker_attached, worker_detached, worker_graceful, m});
     if (m->cfg->pb_port > 0 &&
         wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
         log_error("%s", *cause);

@@ -65,7 +65,8 @@ static struct eng_worker *pick_worker(struct engine *e, const struct cfg_builder
     for (size_t i = 0; i < bc->n_workernames; i++) {
         struct eng_worker *w = engine_worker(e, bc->workernames[i]);
         const struct cfg_worker *wc = cfg_find_worker(e->cfg, bc->workernames[i]);
-        if (w == NULL || wc == NULL || !w->attached || w->paused || !wk_is_attached(e->wk, w->name))
+        if (w == NULL || wc == NULL || !w->attached || w->paused || w->graceful ||
+            !wk_is_attached(e->wk, w->name))
             continue;
         if ((wc->max_builds > 0 && w->running >= wc->max_builds) || building(e, w->name, bc->name))
             continue;

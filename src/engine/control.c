@@ -1,8 +1,9 @@
 /*
  * Control actions from the web, as Buildbot's data API answers them:
  * `force` on a force scheduler (the buildset's id and {builderid: brid}),
- * `stop` on a build, `cancel` on a build request, `pause` and `unpause` on a
- * worker.  Each is answered exactly once with www_action_reply.
+ * `stop` and `rebuild` on a build, `cancel` on a build request, `pause`,
+ * `unpause`, `stop` (graceful shutdown) and `kill` on a worker.  Each is answered exactly once with
+ * www_action_reply.
  */
 #include "engine/internal.h"
 
@@ -39,6 +40,34 @@ static void builderid_to_names(struct engine *e, json_t *params)
     db_res_free(r);
 }
 
+/* Adds a buildset, collapses older requests into it, answers [bsid, {builderid: brid}]. */
+static void submit(struct engine *e, struct www_action *act, const char *who, const char *reason,
+                   json_t *props, const json_t *sourcestamps, const json_t *builders,
+                   long long priority, const struct bs_extra *extra)
+{
+    json_t *brids = NULL;
+    char *cause = NULL;
+    long long bsid = requests_add_buildset(e, reason, props, sourcestamps, builders, priority,
+                                           extra, &brids, &cause);
+    if (bsid < 0) {
+        www_action_reply(act, NULL, 500, -32603, cause);
+        engine_db_error("adding a buildset", cause);
+        return;
+    }
+    log_info("%s: buildset %lld added (%s)", who, bsid, reason);
+    int collapsed = requests_collapse(e, brids, &cause);
+    if (collapsed < 0)
+        engine_db_error("collapsing build requests", cause);
+    else if (collapsed > 0)
+        log_info("%d older build request(s) collapsed into buildset %lld", collapsed, bsid);
+    json_t *result = json_pack("[Io]", (json_int_t)bsid, brids);
+    char *text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    www_action_reply(act, text, 200, 0, NULL);
+    free(text);
+    json_decref(result);
+    engine_kick(e);
+}
+
 static void force(struct engine *e, struct www_action *act, const char *name, json_t *params)
 {
     builderid_to_names(e, params);
@@ -72,29 +101,58 @@ static void force(struct engine *e, struct www_action *act, const char *name, js
                                                "Force Build Form"));
     }
     json_array_append_new(props, json_pack("[sss]", "scheduler", name, "Scheduler"));
-    json_t *brids = NULL;
-    char *cause = NULL;
-    long long bsid = requests_add_buildset(e, req.reason, props, req.sourcestamps, req.builders,
-                                           req.priority, &brids, &cause);
-    if (bsid < 0) {
-        www_action_reply(act, NULL, 500, -32603, cause);
-        engine_db_error("adding a buildset", cause);
-    } else {
-        json_t *result = json_pack("[Io]", (json_int_t)bsid, brids);
-        char *text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        log_info("scheduler '%s': buildset %lld forced (%s)", name, bsid, req.reason);
-        int collapsed = requests_collapse(e, brids, &cause);
-        if (collapsed < 0)
-            engine_db_error("collapsing build requests", cause);
-        else if (collapsed > 0)
-            log_info("%d older build request(s) collapsed into buildset %lld", collapsed, bsid);
-        www_action_reply(act, text, 200, 0, NULL);
-        free(text);
-        json_decref(result);
-        engine_kick(e);
-    }
+    char *what = xasprintf("scheduler '%s'", name);
+    submit(e, act, what, req.reason, props, req.sourcestamps, req.builders, req.priority, NULL);
+    free(what);
     json_decref(props);
     sched_force_req_free(&req);
+}
+
+/* Buildbot's rebuildBuildrequest: a copy of the build's buildset for its builder. */
+static void rebuild(struct engine *e, struct www_action *act, long long buildid)
+{
+    struct db_param p[] = {DB_INT(buildid)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db,
+                                "SELECT bs.id, bs.external_idstring, bs.parent_buildid, "
+                                "bs.parent_relationship, bs.rebuilt_buildid, b.name, "
+                                "(SELECT MIN(id) FROM builds WHERE buildrequestid = br.id) "
+                                "FROM builds x JOIN buildrequests br ON br.id = x.buildrequestid "
+                                "JOIN buildsets bs ON bs.id = br.buildsetid "
+                                "JOIN builders b ON b.id = br.builderid WHERE x.id = ?",
+                                p, 1, &cause);
+    if (r == NULL || db_res_rows(r) == 0) {
+        www_action_reply(act, NULL, r == NULL ? 500 : 404, -32603,
+                         r == NULL ? cause : "no such build");
+        if (r == NULL)
+            engine_db_error("rebuilding", cause);
+        db_res_free(r);
+        return;
+    }
+    long long bsid = db_res_int(r, 0, 0);
+    struct bs_extra x = {db_res_text(r, 0, 1), db_res_int(r, 0, 2), db_res_text(r, 0, 3),
+                         db_res_null(r, 0, 4) ? db_res_int(r, 0, 6) : db_res_int(r, 0, 4)};
+    struct props bp = {0};
+    json_t *stamps = requests_sourcestamps(e, bsid, &cause);
+    json_t *props = json_array(), *builders = json_pack("[s]", db_res_text(r, 0, 5));
+    if (stamps == NULL || requests_properties(e, bsid, &bp, &cause) != 0) {
+        www_action_reply(act, NULL, 500, -32603, cause);
+        engine_db_error("rebuilding", cause);
+    } else {
+        for (size_t i = 0; i < bp.n; i++)
+            if (!util_streq(bp.items[i].name, "scheduler"))
+                json_array_append_new(props, json_pack("[sOs]", bp.items[i].name, bp.items[i].value,
+                                                       bp.items[i].source));
+        json_array_append_new(props, json_pack("[sss]", "scheduler", "rebuild", "Scheduler"));
+        char *who = xasprintf("rebuild of build %lld", buildid);
+        submit(e, act, who, "rebuild", props, stamps, builders, 0, &x);
+        free(who);
+    }
+    props_free(&bp);
+    json_decref(stamps);
+    json_decref(props);
+    json_decref(builders);
+    db_res_free(r);
 }
 
 static const char *reason_of(const json_t *params, const char *dflt)
@@ -153,6 +211,22 @@ static struct eng_worker *worker_of(struct engine *e, const char *ident)
     return w;
 }
 
+/* stop: a graceful shutdown (Buildbot's); kill: at once. */
+static void stop_worker(struct engine *e, struct www_action *act, const char *ident, bool kill)
+{
+    struct eng_worker *w = worker_of(e, ident);
+    if (w != NULL && kill) {
+        char *cause = NULL;
+        if (wk_shutdown(e->wk, w->name, &cause) != 0) {
+            log_warn("%s", cause);
+            free(cause);
+        }
+    } else if (w != NULL) {
+        engine_worker_graceful(e, w->name);
+    }
+    reply_null(act);
+}
+
 static void pause_worker(struct engine *e, struct www_action *act, const char *ident, bool pause,
                          json_t *params)
 {
@@ -183,6 +257,11 @@ void engine_control(struct engine *e, struct www_action *act)
     sscanf(path, "%63[^/]/%255s", kind, ident);
     if (util_streq(kind, "forceschedulers") && util_streq(method, "force")) {
         force(e, act, ident, params);
+    } else if (util_streq(kind, "builds") && util_streq(method, "rebuild")) {
+        rebuild(e, act, atoll(ident));
+    } else if (util_streq(kind, "workers") &&
+               (util_streq(method, "stop") || util_streq(method, "kill"))) {
+        stop_worker(e, act, ident, util_streq(method, "kill"));
     } else if (util_streq(kind, "builds") && util_streq(method, "stop")) {
         stop_build(e, act, atoll(ident), params);
     } else if (util_streq(kind, "buildrequests") && util_streq(method, "cancel")) {

@@ -154,6 +154,7 @@ void engine_worker_attached(struct engine *e, const char *name, const struct pb_
     pb_value_free(w->info);
     w->info = pb_value_dup(info);
     w->attached = true;
+    w->graceful = false;
     engine_kick(e);
 }
 
@@ -162,6 +163,31 @@ void engine_worker_detached(struct engine *e, const char *name)
     struct eng_worker *w = engine_worker(e, name);
     if (w != NULL)
         w->attached = false;
+}
+
+/* A worker shutting down gracefully is told to stop once no build runs on it. */
+static void maybe_shutdown(struct engine *e, struct eng_worker *w)
+{
+    char *cause = NULL;
+    if (w->graceful && w->running == 0 && w->attached && wk_shutdown(e->wk, w->name, &cause) != 0) {
+        log_warn("%s", cause);
+        free(cause);
+    }
+}
+
+void engine_worker_graceful(struct engine *e, const char *name)
+{
+    struct eng_worker *w = engine_worker(e, name);
+    if (w == NULL)
+        return;
+    w->graceful = true;
+    char *cause = NULL;
+    long long id = db_worker_id(e->db, name, &cause);
+    struct db_param p[] = {DB_INT(id)};
+    if (id < 0 || db_exec(e->db, "UPDATE workers SET graceful = 1 WHERE id = ?", p, 1, &cause) != 0)
+        engine_db_error("marking a worker for shutdown", cause);
+    log_info("worker '%s' will shut down once idle (%d build(s) running)", name, w->running);
+    maybe_shutdown(e, w);
 }
 
 void engine_build_finished(struct engine *e, struct build *b)
@@ -176,6 +202,8 @@ void engine_build_finished(struct engine *e, struct build *b)
     struct eng_worker *w = engine_worker(e, b->worker);
     if (w != NULL && w->running > 0)
         w->running--;
+    if (w != NULL)
+        maybe_shutdown(e, w);
     b->next = NULL;
     free_unused_configs(e);
     if (e->stopping && e->builds == NULL && e->stopped != NULL) {

@@ -229,9 +229,17 @@ void build_step_done(struct step *s);
 
 /* A buildset as a scheduler submits it; returns its id and the requests' ids in *brids
    ({"builderid": brid}), or -1 with *cause. */
+/* What a buildset may carry beyond its reason and properties (0 / NULL: none). */
+struct bs_extra {
+    const char *external_idstring;
+    long long parent_buildid;
+    const char *parent_relationship;
+    long long rebuilt_buildid;
+};
 long long requests_add_buildset(struct engine *e, const char *reason, json_t *properties,
                                 const json_t *sourcestamps, const json_t *builders,
-                                long long priority, json_t **brids, char **cause);
+                                long long priority, const struct bs_extra *extra, json_t **brids,
+                                char **cause);
 /* Claims a request for this master: 1, 0 if another has it, -1 on error. */
 int requests_claim(struct engine *e, long long brid, char **cause);
 int requests_unclaim(struct engine *e, long long brid, char **cause);
@@ -262,6 +270,7 @@ struct eng_worker {
     int running;
     bool attached;
     bool paused;
+    bool graceful; /* shut it down once idle; start nothing on it */
 };
 
 /* A configuration and the builds that still use it. */

@@ -113,10 +113,18 @@ static int add_requests(struct engine *e, long long bsid, const json_t *builders
     return 0;
 }
 
+static struct db_param opt_id(long long id)
+{
+    return id > 0 ? DB_INT(id) : DB_NULL;
+}
+
 long long requests_add_buildset(struct engine *e, const char *reason, json_t *properties,
                                 const json_t *sourcestamps, const json_t *builders,
-                                long long priority, json_t **brids, char **cause)
+                                long long priority, const struct bs_extra *extra, json_t **brids,
+                                char **cause)
 {
+    static const struct bs_extra none = {0};
+    const struct bs_extra *x = extra != NULL ? extra : &none;
     size_t n_ss = json_array_size(sourcestamps);
     long long *ssids = xcalloc(n_ss + 1, sizeof *ssids);
     for (size_t i = 0; i < n_ss; i++) {
@@ -128,14 +136,19 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
     }
     long long now = engine_now(), bsid = -1;
     *brids = json_object();
-    struct db_param p[] = {DB_TEXT(reason), DB_INT(now)};
+    struct db_param p[] = {DB_TEXT(x->external_idstring),
+                           DB_TEXT(reason),
+                           DB_INT(now),
+                           opt_id(x->parent_buildid),
+                           DB_TEXT(x->parent_relationship),
+                           opt_id(x->rebuilt_buildid)};
     if (db_begin(e->db, cause) != 0)
         goto fail;
     if (db_insert(e->db,
                   "INSERT INTO buildsets (external_idstring, reason, submitted_at, complete, "
                   "complete_at, results, parent_buildid, parent_relationship, rebuilt_buildid) "
-                  "VALUES (NULL, ?, ?, 0, NULL, -1, NULL, NULL, NULL)",
-                  p, 2, &bsid, cause) != 0 ||
+                  "VALUES (?, ?, ?, 0, NULL, -1, ?, ?, ?)",
+                  p, 6, &bsid, cause) != 0 ||
         add_rows(e, bsid, properties, ssids, n_ss, cause) != 0 ||
         add_requests(e, bsid, builders, priority, now, *brids, cause) != 0 ||
         db_commit(e->db, cause) != 0) {

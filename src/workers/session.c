@@ -351,16 +351,27 @@ static void perspective_call(struct session *s, struct pb_call *call)
         log_debug("worker '%s': keepalive", s->name);
         pb_call_answer(call, NULL);
     } else if (util_streq(call->method, "shutdown")) {
-        log_info("worker '%s' asked to shut down gracefully; no build is running, so "
-                 "telling it to stop now",
-                 s->name);
+        log_info("worker '%s' asked to shut down gracefully", s->name);
         s->graceful_shutdown = true;
         pb_call_answer(call, NULL);
-        call_mind(s, "shutdown", NULL, NULL, shutdown_answer_cb);
+        if (s->reg->events.shutdown_requested != NULL)
+            s->reg->events.shutdown_requested(s->name, s->reg->events.arg);
+        else
+            call_mind(s, "shutdown", NULL, NULL, shutdown_answer_cb);
     } else {
         pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
                           "No such method: perspective_%s", call->method);
     }
+}
+
+int wk_shutdown(struct wk_registry *r, const char *name, char **cause)
+{
+    struct session *s = registry_find_attached(r, name, NULL);
+    if (s == NULL)
+        return util_cause(cause, "worker '%s' is not connected", name);
+    log_info("worker '%s': telling it to shut down", name);
+    call_mind(s, "shutdown", NULL, NULL, shutdown_answer_cb);
+    return 0;
 }
 
 static void broker_call(void *ctx, struct pb_call *call)

@@ -36,6 +36,8 @@ struct wk_events {
     void (*attached)(const char *name, const struct pb_value *info, void *arg);
     /* An attached worker's connection is gone. */
     void (*detached)(const char *name, void *arg);
+    /* The worker asked to be shut down once idle (perspective.shutdown, SPEC 5.10). */
+    void (*shutdown_requested)(const char *name, void *arg);
     void *arg;
 };
 
@@ -62,6 +64,9 @@ void wk_reconfig(struct wk_registry *r, const struct cfg *cfg);
 
 /* Drops every connection and stops listening; the registry stays usable for free. */
 void wk_close_all(struct wk_registry *r);
+
+/* Tells the worker to stop (Bot.shutdown); -1 with *cause if it is not attached. */
+int wk_shutdown(struct wk_registry *r, const char *name, char **cause);
 
 /* Number of attached workers (logged in, attach sequence done). */
 size_t wk_attached_count(const struct wk_registry *r);

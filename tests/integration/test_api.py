@@ -289,7 +289,7 @@ def test_change_properties_list(master):
 # Control actions not done yet: answered with Buildbot's error for an action that cannot
 # be done, never a fake success.
 ENGINE_ACTIONS = {
-    "control-buildrequest-set-priority.json", "control-build-rebuild.json",
+    "control-buildrequest-set-priority.json",
     "control-scheduler-disable.json", "control-scheduler-enable.json",
 }
 # Actions whose answer names the ids of the rows they add: the same shape as Buildbot's,
@@ -297,6 +297,7 @@ ENGINE_ACTIONS = {
 NEW_ROW_ACTIONS = {
     "control-force-alpha-success.json", "control-force-beta-warnings.json",
     "control-force-alpha-sleep.json", "control-force-alpha-queued.json",
+    "control-build-rebuild.json",
 }
 
 

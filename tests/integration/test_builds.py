@@ -242,6 +242,35 @@ def test_stop_and_cancel(site):
     assert site.rpc(f"builds/{b['buildid']}", "stop")[0] == 200
 
 
+def test_rebuild_and_graceful_shutdown(site):
+    """rebuild copies the build's buildset (properties, source stamps; scheduler
+    'rebuild', rebuilt_buildid); a worker told to stop gracefully finishes its build,
+    starts no other, then is shut down."""
+    bsid, brid = site.force(outcome="warnings", reason="first")
+    first = site.wait_request(brid)
+    status, body = site.rpc(f"builds/{first['buildid']}", "rebuild")
+    assert status == 200
+    new_bsid, brids = body["result"]
+    assert list(brids) == [str(first["builderid"])]
+    assert site.query("SELECT reason, rebuilt_buildid FROM buildsets WHERE id = ?",
+                      new_bsid) == [("rebuild", first["buildid"])]
+    again = site.wait_request(list(brids.values())[0])
+    assert again["results"] == 1
+    props = site.get(f"builds/{again['buildid']}/properties")["properties"][0]
+    assert props["outcome"] == ["warnings", "Force Build Form"]
+    assert props["scheduler"] == ["rebuild", "Scheduler"]
+
+    _, running = site.force(outcome="sleep")
+    b = site.wait_running(running, "compile")
+    assert site.rpc("workers/w1", "stop", reason="maintenance")[0] == 200
+    _, queued = site.force(outcome="success")
+    assert site.rpc(f"builds/{b['buildid']}", "stop")[0] == 200
+    site.wait_request(running)
+    wait_for(lambda: not site.worker.alive(), what="the worker to shut down")
+    assert site.build_of(queued) is None
+    assert site.query("SELECT graceful FROM workers WHERE name = 'w1'") == [(1,)]
+
+
 def test_worker_killed_mid_step_retries(site, workers, master):
     """RETRY with Buildbot's words; the request runs again once the worker is back."""
     _, brid = site.force(outcome="sleep", reason="will be retried")
