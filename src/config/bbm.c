@@ -136,6 +136,17 @@ static const struct param dirupload_params[] = {
     {"compress", P_STR, false},    {"blocksize", P_INT, false},
     {"maxsize", P_INT, false},     {"url", P_RENDER, false},
     {"urlText", P_STR, false},     END};
+static const struct param multiupload_params[] = {{"workersrcs", P_ANY, true},
+                                                  {"masterdest", P_RENDER, true},
+                                                  {"glob", P_BOOL, false},
+                                                  {"mode", P_INT, false},
+                                                  {"compress", P_STR, false},
+                                                  {"blocksize", P_INT, false},
+                                                  {"maxsize", P_INT, false},
+                                                  {"keepstamp", P_BOOL, false},
+                                                  {"url", P_RENDER, false},
+                                                  {"urlText", P_STR, false},
+                                                  END};
 static const struct param stringdl_params[] = {
     {"s", P_RENDER, true},       {"workerdest", P_RENDER, true}, {"mode", P_INT, false},
     {"blocksize", P_INT, false}, {"maxsize", P_INT, false},      END};
@@ -434,6 +445,10 @@ static const struct ctor ctors[] = {
      "step.directory_upload",
      "bbm.steps.directory_upload",
      {dirupload_params, step_params}},
+    {"steps.multiple_file_upload",
+     "step.multiple_file_upload",
+     "bbm.steps.multiple_file_upload",
+     {multiupload_params, step_params}},
     {"steps.string_download",
      "step.string_download",
      "bbm.steps.string_download",

@@ -1,7 +1,8 @@
 /*
  * Control actions from the web, as Buildbot's data API answers them:
  * `force` on a force scheduler (the buildset's id and {builderid: brid}),
- * `stop` and `rebuild` on a build, `cancel` on a build request, `pause`,
+ * `stop` and `rebuild` on a build, `cancel` and `set_priority` on a build
+ * request, `pause`,
  * `unpause`, `stop` (graceful shutdown) and `kill` on a worker.  Each is answered exactly once with
  * www_action_reply.
  */
@@ -196,6 +197,27 @@ static void cancel_request(struct engine *e, struct www_action *act, long long b
     reply_null(act);
 }
 
+/* What Buildbot 4.3's set_priority means to do (its own raises a TypeError): a new
+   priority for a request not yet complete. */
+static void set_priority(struct engine *e, struct www_action *act, long long brid, json_t *params)
+{
+    const json_t *prio = json_object_get(params, "priority");
+    if (!json_is_integer(prio)) {
+        www_action_reply(act, NULL, 400, -32602, "priority must be an integer");
+        return;
+    }
+    struct db_param p[] = {DB_INT(json_integer_value(prio)), DB_INT(brid)};
+    char *cause = NULL;
+    if (db_exec(e->db, "UPDATE buildrequests SET priority = ? WHERE id = ? AND complete = 0", p, 2,
+                &cause) != 0) {
+        www_action_reply(act, NULL, 500, -32603, cause);
+        engine_db_error("setting a request's priority", cause);
+        return;
+    }
+    reply_null(act);
+    engine_kick(e);
+}
+
 /* Workers are named in paths by id or by name. */
 static struct eng_worker *worker_of(struct engine *e, const char *ident)
 {
@@ -264,6 +286,8 @@ void engine_control(struct engine *e, struct www_action *act)
         stop_worker(e, act, ident, util_streq(method, "kill"));
     } else if (util_streq(kind, "builds") && util_streq(method, "stop")) {
         stop_build(e, act, atoll(ident), params);
+    } else if (util_streq(kind, "buildrequests") && util_streq(method, "set_priority")) {
+        set_priority(e, act, atoll(ident), params);
     } else if (util_streq(kind, "buildrequests") && util_streq(method, "cancel")) {
         cancel_request(e, act, atoll(ident), params);
     } else if (util_streq(kind, "workers") &&

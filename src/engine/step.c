@@ -39,6 +39,7 @@ static const struct step_kind kinds[] = {
     {"step.git", "git", false, false, false, "updating", "update", {NULL}},
     {"step.file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.directory_upload", "upload", true, false, false, NULL, NULL, {NULL}},
+    {"step.multiple_file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.file_download", "download", true, false, false, NULL, NULL, {NULL}},
     {"step.string_download", "string_download", true, false, false, NULL, NULL, {NULL}},
     {"step.mkdir", "MakeDirectory", false, false, false, "Creating", "Created", {NULL}},
@@ -399,8 +400,8 @@ static void on_update(void *arg, const char *key, const struct pb_value *value)
         add_text(s->stdio, 'h', value);
     } else if (util_streq(key, "log")) {
         const char *name = pb_str(pb_item(value, 0));
-        if (name != NULL)
-            add_text(logfile(s, name), 0, pb_item(value, 1));
+        if (name != NULL) /* Buildbot adds a logfile's text as stdout of its own log */
+            add_text(logfile(s, name), 'o', pb_item(value, 1));
     } else if (util_streq(key, "stat") && value != NULL) {
         pb_value_free(s->stat);
         s->stat = pb_value_dup(value);
@@ -580,6 +581,27 @@ static struct pb_value *opt(const json_t *v, struct pb_value *dflt)
 }
 
 /* The rendered parameters of a shell command, as the args dict (SPEC 5.8). */
+/* decodeRC = { [0] = SUCCESS, [1] = WARNINGS, ... }: {"rc": result}, or NULL. */
+static json_t *decode_rc_table(struct step *s)
+{
+    lua_State *L = lua_of(s);
+    json_t *map = NULL;
+    if (push_field(s, "decodeRC") == LUA_TTABLE) {
+        map = json_object();
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_isinteger(L, -2) && lua_isinteger(L, -1)) {
+                char key[32];
+                snprintf(key, sizeof key, "%lld", (long long)lua_tointeger(L, -2));
+                json_object_set_new(map, key, json_integer(lua_tointeger(L, -1)));
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return map;
+}
+
 /* The builder's env (rendered), which a step's own env extends. */
 static json_t *builder_env(struct step *s, char **cause)
 {
@@ -606,9 +628,9 @@ struct pb_value *step_shell_args(struct step *s, const json_t *command,
                                  struct pb_value *sigterm_time, char **cause)
 {
     static const char *const keys[] = {
-        "workdir",     "env",         "timeout",     "maxTime",      "max_lines",
-        "sigtermTime", "usePTY",      "logEnviron",  "initialStdin", "interruptSignal",
-        "logfiles",    "want_stdout", "want_stderr", "decodeRC"};
+        "workdir",     "env",         "timeout",    "maxTime",      "max_lines",
+        "sigtermTime", "usePTY",      "logEnviron", "initialStdin", "interruptSignal",
+        "logfiles",    "want_stdout", "want_stderr"};
     json_t *v[UTIL_NELEM(keys)] = {0};
     for (size_t i = 0; i < UTIL_NELEM(keys); i++)
         if (step_render(s, keys[i], &v[i], cause) != 0) {
@@ -643,8 +665,8 @@ struct pb_value *step_shell_args(struct step *s, const json_t *command,
     pb_dict_set(a, "initial_stdin", opt(v[8], pb_none()));
     pb_dict_set(a, "interruptSignal", opt(v[9], pb_text("KILL")));
     pb_dict_set(a, "command", to_pb(command, 0));
-    if (json_is_object(v[13]))
-        s->decode_rc = json_incref(v[13]);
+    json_decref(s->decode_rc);
+    s->decode_rc = decode_rc_table(s);
     for (size_t i = 0; i < UTIL_NELEM(keys); i++)
         json_decref(v[i]);
     return a;

@@ -1,7 +1,8 @@
 /*
  * Steps that move files or touch the worker's directories, as Buildbot's
  * transfer and worker steps do: file_upload (uploadFile into a FileWriter),
- * directory_upload (uploadDirectory: a tarball unpacked with tar), file_download
+ * directory_upload (uploadDirectory: a tarball unpacked with tar),
+ * multiple_file_upload (glob, then stat and one of those per file), file_download
  * and string_download (downloadFile from a FileReader), mkdir, rmdir,
  * copy_directory (cpdir), file_exists (stat), and master_shell_command, which
  * runs on the master itself.
@@ -30,12 +31,18 @@ struct xfer {
     long long maxsize, written;
     int mode; /* -1: leave as created */
     bool keep_times, have_times, finished, dir;
-    char *label; /* copy_directory: "SRC to DEST" */
+    char *label;                            /* copy_directory: "SRC to DEST" */
+    void (*after)(struct step *s, bool ok); /* an upload is over */
+    /* multiple_file_upload */
+    json_t *patterns, *sources; /* what is left to glob, to upload */
+    size_t next;
+    char *dest_dir;
+    bool any_failed;
     double atime, mtime;
     const char *compress; /* NULL, "gz", "bz2" */
     struct wk_command_object object;
     /* unpack: tar runs on the loop; the step waits for it and for the command */
-    uv_process_t tar;
+    uv_process_t *tar; /* while it runs */
     bool tar_running, tar_failed, command_done;
     /* master_shell_command */
     uv_process_t proc;
@@ -54,9 +61,14 @@ void transfer_free(struct step *s)
         close(x->fd);
     if (x->tmp != NULL)
         unlink(x->tmp);
+    if (x->tar != NULL) /* the step ended first (a lost worker): tar finishes alone */
+        x->tar->data = NULL;
     free(x->tmp);
     free(x->path);
     free(x->label);
+    json_decref(x->patterns);
+    json_decref(x->sources);
+    free(x->dest_dir);
     free(x);
     s->xfer = NULL;
 }
@@ -66,7 +78,6 @@ static struct xfer *xfer_new(struct step *s)
     struct xfer *x = xcalloc(1, sizeof *x);
     x->fd = -1;
     x->mode = -1;
-    x->tar.data = s;
     s->xfer = x;
     return x;
 }
@@ -264,14 +275,22 @@ static void close_file(struct xfer *x, struct pb_call *call)
 
 static void step_continue(struct step *s);
 
+static void free_handle_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void tar_exit_cb(uv_process_t *p, int64_t status, int signal)
 {
     struct step *s = p->data;
+    uv_close((uv_handle_t *)p, free_handle_cb);
+    if (s == NULL)
+        return;
     struct xfer *x = s->xfer;
+    x->tar = NULL;
     x->tar_running = false;
     x->tar_failed = status != 0 || signal != 0;
     x->finished = !x->tar_failed;
-    uv_close((uv_handle_t *)p, NULL);
     if (x->tar_failed)
         log_warn("build %lld step '%s': tar could not unpack the upload into %s", s->b->id, s->name,
                  x->path);
@@ -291,14 +310,18 @@ static void unpack(struct step *s, struct pb_call *call)
     const char *flag = x->compress == NULL ? "-x" : util_streq(x->compress, "gz") ? "-xz" : "-xj";
     char *argv[] = {"tar", (char *)flag, "--no-same-owner", "-f", x->tmp, "-C", x->path, NULL};
     uv_process_options_t o = {.exit_cb = tar_exit_cb, .file = "tar", .args = argv};
-    int rc = uv_spawn(s->b->e->loop, &x->tar, &o);
+    uv_process_t *tar = xcalloc(1, sizeof *tar);
+    tar->data = s;
+    int rc = uv_spawn(s->b->e->loop, tar, &o);
     if (rc != 0) {
+        uv_close((uv_handle_t *)tar, free_handle_cb);
         x->tar_failed = true;
         errno = -rc;
         call_error(call, "tar");
         return;
     }
     x->tar_running = true;
+    x->tar = tar;
     pb_call_answer(call, NULL);
 }
 
@@ -371,6 +394,11 @@ static void step_continue(struct step *s)
     bool ok = s->have_rc && s->rc == 0 && !x->tar_failed && (x->finished || !x->dir);
     if (!ok && x->path != NULL && !x->dir && x->finished)
         unlink(x->path); /* Buildbot's writer.purge() */
+    x->after(s, ok);
+}
+
+static void single_after(struct step *s, bool ok)
+{
     step_finish(s, ok ? RES_SUCCESS : RES_FAILURE);
 }
 
@@ -381,40 +409,31 @@ static void rc_done(struct step *s)
 
 /* ------------------------------------------------------------ the steps */
 
-static int file_upload(struct step *s, bool dir, char **cause)
+/* Starts one upload of `src` on the worker to the checked master path `dest`. */
+static int begin_upload(struct step *s, const char *src, const char *dest, bool dir, char **cause)
 {
-    struct xfer *x = xfer_new(s);
-    char *src = text_param(s, "workersrc", cause);
-    char *dest = src != NULL ? text_param(s, "masterdest", cause) : NULL;
-    x->path = dest != NULL ? master_path(s, dest, true, cause) : NULL;
-    free(dest);
-    if (x->path == NULL) {
-        free(src);
-        return -1;
-    }
-    char *what = xasprintf("uploading %s", base_name(src));
-    set_done(s, what);
-    if (!dir) {
-        free(s->description);
-        s->description = what;
-    } else {
-        free(what);
-    }
+    struct xfer *x = s->xfer;
+    if (x->fd >= 0) /* what a failed upload before this one left */
+        close(x->fd);
+    if (x->tmp != NULL)
+        unlink(x->tmp);
+    free(x->path);
+    free(x->tmp);
+    x->path = xstrdup(dest);
     x->dir = dir;
-    x->mode = (int)int_param(s, "mode", -1);
+    x->finished = x->tar_failed = x->command_done = false;
+    x->written = 0;
     x->tmp = dir ? xasprintf("%s.XXXXXX.tar", x->path) : xasprintf("%s.XXXXXX", x->path);
     x->fd = dir ? mkstemps(x->tmp, 4) : mkstemp(x->tmp);
     if (x->fd < 0) {
         util_cause(cause, "%s: %s", x->tmp, strerror(errno));
         free(x->tmp);
         x->tmp = NULL;
-        free(src);
         return -1;
     }
     const char *cmd = dir ? "uploadDirectory" : "uploadFile";
-    struct pb_value *a =
-        transfer_args(s, "workersrc", "slavesrc", cmd, src, dir ? 16384 : 262144, cause);
-    free(src);
+    long long blocksize = dir || util_streq(s->kind, "step.multiple_file_upload") ? 16384 : 262144;
+    struct pb_value *a = transfer_args(s, "workersrc", "slavesrc", cmd, src, blocksize, cause);
     if (a == NULL)
         return -1;
     if (dir) {
@@ -434,6 +453,157 @@ static int file_upload(struct step *s, bool dir, char **cause)
     x->object = (struct wk_command_object){"writer", writer_call};
     s->object = &x->object;
     step_remote(s, cmd, a, upload_done);
+    return 0;
+}
+
+static int file_upload(struct step *s, bool dir, char **cause)
+{
+    struct xfer *x = xfer_new(s);
+    x->after = single_after;
+    char *src = text_param(s, "workersrc", cause);
+    char *dest = src != NULL ? text_param(s, "masterdest", cause) : NULL;
+    char *path = dest != NULL ? master_path(s, dest, true, cause) : NULL;
+    free(dest);
+    if (path == NULL) {
+        free(src);
+        return -1;
+    }
+    char *what = xasprintf("uploading %s", base_name(src));
+    set_done(s, what);
+    if (!dir) {
+        free(s->description);
+        s->description = what;
+    } else {
+        free(what);
+    }
+    x->mode = (int)int_param(s, "mode", -1);
+    int rc = begin_upload(s, src, path, dir, cause);
+    free(src);
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------ multiple_file_upload */
+
+static void next_source(struct step *s);
+
+static void multi_after(struct step *s, bool ok)
+{
+    s->xfer->any_failed = s->xfer->any_failed || !ok;
+    next_source(s);
+}
+
+static void stat_for_upload(struct step *s)
+{
+    struct xfer *x = s->xfer;
+    const char *src = json_string_value(json_array_get(x->sources, x->next - 1));
+    const struct pb_value *mode = pb_item(s->stat, 0);
+    bool dir = mode != NULL && mode->kind == PB_INT && S_ISDIR((mode_t)mode->u.i);
+    char *dest = xasprintf("%s/%s", x->dest_dir, base_name(src));
+    char *cause = NULL;
+    if (!(s->have_rc && s->rc == 0)) {
+        multi_after(s, false);
+    } else if (begin_upload(s, src, dest, dir, &cause) != 0) {
+        step_fail(s, RES_EXCEPTION, cause);
+        free(cause);
+    }
+    free(dest);
+}
+
+static void next_source(struct step *s)
+{
+    struct xfer *x = s->xfer;
+    if (x->next >= json_array_size(x->sources)) {
+        step_finish(s, json_array_size(x->sources) == 0 ? RES_SKIPPED
+                       : x->any_failed                  ? RES_FAILURE
+                                                        : RES_SUCCESS);
+        return;
+    }
+    const char *src = json_string_value(json_array_get(x->sources, x->next++));
+    char *cause = NULL;
+    json_t *workdir = NULL;
+    step_render(s, "workdir", &workdir, &cause);
+    free(cause);
+    struct pb_value *a = pb_dict();
+    pb_dict_set(a, "file", pb_text(src));
+    pb_dict_set(a, "workdir",
+                pb_text(json_is_string(workdir) ? json_string_value(workdir) : "build"));
+    json_decref(workdir);
+    step_remote(s, "stat", a, stat_for_upload);
+}
+
+static void uploads_begin(struct step *s)
+{
+    struct xfer *x = s->xfer;
+    size_t n = json_array_size(x->sources);
+    char *what = xasprintf("uploading %zu %s", n, n == 1 ? "file" : "files");
+    set_done(s, what);
+    free(what);
+    next_source(s);
+}
+
+/* glob: each pattern (under the workdir) in turn, its matches added to the sources. */
+static void globbed(struct step *s)
+{
+    struct xfer *x = s->xfer;
+    if (s->files != NULL)
+        json_array_extend(x->sources, s->files);
+    if (x->next >= json_array_size(x->patterns)) {
+        x->next = 0;
+        uploads_begin(s);
+        return;
+    }
+    char *cause = NULL;
+    json_t *workdir = NULL;
+    step_render(s, "workdir", &workdir, &cause);
+    free(cause);
+    const char *pattern = json_string_value(json_array_get(x->patterns, x->next++));
+    char *path =
+        xasprintf("%s/%s", json_is_string(workdir) ? json_string_value(workdir) : "build", pattern);
+    json_decref(workdir);
+    struct pb_value *a = pb_dict();
+    pb_dict_set(a, "path", pb_text(path));
+    pb_dict_set(a, "logEnviron", pb_bool(false));
+    free(path);
+    json_decref(s->files);
+    s->files = NULL;
+    step_remote(s, "glob", a, globbed);
+}
+
+static int multiple_upload(struct step *s, char **cause)
+{
+    struct xfer *x = xfer_new(s);
+    x->after = multi_after;
+    json_t *srcs = NULL;
+    if (step_render(s, "workersrcs", &srcs, cause) != 0)
+        return -1;
+    json_t *list = json_is_string(srcs) ? json_pack("[O]", srcs) : json_incref(srcs);
+    json_decref(srcs);
+    char *dest = text_param(s, "masterdest", cause);
+    char *probe = dest != NULL ? xasprintf("%s/.", dest) : NULL;
+    char *checked = probe != NULL ? master_path(s, probe, true, cause) : NULL;
+    free(dest);
+    free(probe);
+    if (checked == NULL || !json_is_array(list)) {
+        json_decref(list);
+        free(checked);
+        return *cause != NULL ? -1 : util_cause(cause, "workersrcs must be a list of paths");
+    }
+    checked[strlen(checked) - 2] = '\0'; /* the directory itself */
+    x->dest_dir = checked;
+    x->mode = (int)int_param(s, "mode", -1);
+    x->sources = json_array();
+    json_t *glob = NULL;
+    step_render(s, "glob", &glob, cause);
+    if (json_is_true(glob)) {
+        x->patterns = list;
+        globbed(s);
+    } else {
+        json_decref(x->sources);
+        x->sources = list;
+        uploads_begin(s);
+    }
+    json_decref(glob);
     return 0;
 }
 
@@ -703,6 +873,7 @@ bool transfer_kind(const char *kind)
 {
     static const char *const kinds[] = {"step.file_upload",
                                         "step.directory_upload",
+                                        "step.multiple_file_upload",
                                         "step.file_download",
                                         "step.string_download",
                                         "step.mkdir",
@@ -721,6 +892,8 @@ int transfer_run(struct step *s, char **cause)
     const char *k = s->kind;
     if (util_streq(k, "step.file_upload") || util_streq(k, "step.directory_upload"))
         return file_upload(s, util_streq(k, "step.directory_upload"), cause);
+    if (util_streq(k, "step.multiple_file_upload"))
+        return multiple_upload(s, cause);
     if (util_streq(k, "step.file_download") || util_streq(k, "step.string_download"))
         return download(s, util_streq(k, "step.string_download"), cause);
     if (util_streq(k, "step.master_shell_command"))

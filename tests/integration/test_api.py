@@ -289,7 +289,6 @@ def test_change_properties_list(master):
 # Control actions not done yet: answered with Buildbot's error for an action that cannot
 # be done, never a fake success.
 ENGINE_ACTIONS = {
-    "control-buildrequest-set-priority.json",
     "control-scheduler-disable.json", "control-scheduler-enable.json",
 }
 # Actions whose answer names the ids of the rows they add: the same shape as Buildbot's,
@@ -299,6 +298,11 @@ NEW_ROW_ACTIONS = {
     "control-force-alpha-sleep.json", "control-force-alpha-queued.json",
     "control-build-rebuild.json",
 }
+
+
+# Buildbot 4.3's set_priority fails with a TypeError (a bug in its database layer); ours
+# does what it means to: the request's new priority, answered null.
+DELIBERATE_ACTIONS = {"control-buildrequest-set-priority.json"}
 
 
 def same_shape(ours, theirs):
@@ -338,6 +342,10 @@ def test_control_requests_like_buildbot(master):
                 recorded = json.loads(f.read())
             if status != 200 or not same_shape(json.loads(body).get("result"),
                                                recorded["result"]):
+                failures.append(f"{e['file']}: {status} {body[:300]!r}")
+            continue
+        if e["file"] in DELIBERATE_ACTIONS:
+            if (status, json.loads(body).get("result", "missing")) != (200, None):
                 failures.append(f"{e['file']}: {status} {body[:300]!r}")
             continue
         if e["file"] in ENGINE_ACTIONS:

@@ -449,6 +449,8 @@ return {
       bbm.steps.shell{ name = "check", command =
         "cmp big.bin copy.bin && cat str.txt && stat -c %%a str.txt && cat sub2/a.txt && test ! -e newdir" },
       bbm.steps.master_shell_command{ command = { "sh", "-c", "cat %(root)s/subdir/a.txt; echo err >&2" } },
+      bbm.steps.multiple_file_upload{ workersrcs = { "sub/*.txt", "su?" }, glob = true,
+        masterdest = "uploads/multi" },
     } },
     bbm.builder{ name = "escape", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = "echo x > f" },
@@ -459,6 +461,9 @@ return {
         "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100" },
       bbm.steps.shell{ name = "not utf-8", command = { "printf", "caf\\351 \\377\\n" } },
       bbm.steps.shell{ name = "silent", command = { "sleep", "30" }, timeout = 2 },
+      bbm.steps.shell{ name = "decoded", alwaysRun = true, logfiles = { extra = "extra.log" },
+        decodeRC = { [0] = 0, [3] = 1 },
+        command = "echo one > extra.log; echo two >> extra.log; exit 3" },
     } },
   },
   schedulers = {
@@ -492,7 +497,8 @@ def stdio(s, buildid, number):
 def test_transfer_and_directory_steps(steps_site):
     """Every transfer and worker-directory command: a 20 MB uploadFile, uploadDirectory
     (gz), downloadFile of it back, a string download with a mode, mkdir, rmdir, cpdir,
-    stat; then a master_shell_command on the master."""
+    stat; a master_shell_command on the master; glob, stat and both uploads for a
+    multiple_file_upload."""
     s = steps_site
     b = s.wait_request(s.force("transfers")[1])
     assert b["results"] == 0, s.steps(b["buildid"])
@@ -502,12 +508,15 @@ def test_transfer_and_directory_steps(steps_site):
         ("string_download", "downloading to str.txt", 0), ("MakeDirectory", "Created", 0),
         ("RemoveDirectory", "Deleted", 0), ("CopyDirectory", "Copied build/sub to build/sub2", 0),
         ("FileExists", "File found.", 0), ("check", "'cmp big.bin ...'", 0),
-        ("MasterShellCommand", "Ran", 0)]
+        ("MasterShellCommand", "Ran", 0), ("upload_2", "uploading 2 files", 0)]
     worker_file = os.path.join(s.worker.dir, "transfers", "build", "big.bin")
     with open(worker_file, "rb") as a, open(os.path.join(s.master.dir, "uploads", "big.bin"),
                                              "rb") as m:
         assert a.read() == m.read()
     assert (s.root / "subdir" / "a.txt").read_text() == "hi\n"
+    multi = os.path.join(s.master.dir, "uploads", "multi")
+    assert sorted(os.listdir(multi)) == ["a.txt", "sub"]
+    assert open(os.path.join(multi, "sub", "a.txt")).read() == "hi\n"
     check = stdio(s, b["buildid"], 10)
     assert "obuild 1" in check and "o600" in check and "ohi" in check
     ran = stdio(s, b["buildid"], 11)
@@ -539,3 +548,7 @@ def test_big_output_non_utf8_and_timeout(steps_site):
     assert raw.count(b"x" * 100 + b"\n") == 500000
     assert "ocaf\ufffd \ufffd" in stdio(s, b["buildid"], 2)
     assert "command timed out: 2 seconds without output" in stdio(s, b["buildid"], 3)
+    decoded = s.steps(b["buildid"])[4]
+    assert decoded[1:4] == ("decoded", "'echo one ...' (warnings)", 1)
+    extra = s.get(f"builds/{b['buildid']}/steps/4/logs/extra/contents")["logchunks"]
+    assert "".join(c["content"] for c in extra) == "oone\notwo\n"
