@@ -28,7 +28,8 @@ static const char config[] =
     "      bbm.params.bool{ name = 'b' },\n"
     "      bbm.params.string{ name = 's', maxsize = 8, multiple = true },\n"
     "      bbm.params.nested{ name = 'n', fields = {\n"
-    "        bbm.params.text{ name = 't' }, bbm.params.fixed{ name = 'f', default = 1 } } } } } } }\n";
+    "        bbm.params.text{ name = 't' }, bbm.params.fixed{ name = 'f', default = 1 } } } } } } "
+    "}\n";
 
 static struct cfg *cfg;
 

@@ -132,7 +132,7 @@ static void rebuild(struct engine *e, struct www_action *act, long long buildid)
     }
     long long bsid = db_res_int(r, 0, 0);
     struct bs_extra x = {db_res_text(r, 0, 1), db_res_int(r, 0, 2), db_res_text(r, 0, 3),
-                         db_res_null(r, 0, 4) ? db_res_int(r, 0, 6) : db_res_int(r, 0, 4)};
+                         db_res_null(r, 0, 4) ? db_res_int(r, 0, 6) : db_res_int(r, 0, 4), false};
     struct props bp = {0};
     json_t *stamps = requests_sourcestamps(e, bsid, &cause);
     json_t *props = json_array(), *builders = json_pack("[s]", db_res_text(r, 0, 5));
@@ -170,14 +170,11 @@ static void stop_build(struct engine *e, struct www_action *act, long long id, j
     reply_null(act);
 }
 
-/* A request still pending is claimed and completed CANCELLED; a running one's build stops. */
-static void cancel_request(struct engine *e, struct www_action *act, long long brid, json_t *params)
+void engine_cancel_request(struct engine *e, long long brid, const char *reason)
 {
-    const char *reason = reason_of(params, "<no reason given>");
     for (struct build *b = e->builds; b != NULL; b = b->next) {
         if (b->brid == brid) {
             build_stop(b, reason, RES_CANCELLED);
-            reply_null(act);
             return;
         }
     }
@@ -194,6 +191,13 @@ static void cancel_request(struct engine *e, struct www_action *act, long long b
     if (cause != NULL)
         engine_db_error("cancelling a build request", cause);
     db_res_free(r);
+    engine_kick(e);
+}
+
+/* A request still pending is claimed and completed CANCELLED; a running one's build stops. */
+static void cancel_request(struct engine *e, struct www_action *act, long long brid, json_t *params)
+{
+    engine_cancel_request(e, brid, reason_of(params, "<no reason given>"));
     reply_null(act);
 }
 

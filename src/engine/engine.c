@@ -57,13 +57,32 @@ static struct eng_worker *worker_add(struct engine *e, const char *name)
     return w;
 }
 
+/* Trigger steps waiting for requests that may have completed.  A step that ends may end
+   its build, so the builds are found again by id each time. */
+static void poll_triggers(struct engine *e)
+{
+    long long ids[64];
+    size_t n = 0;
+    for (struct build *b = e->builds; b != NULL && n < UTIL_NELEM(ids); b = b->next)
+        if (b->current != NULL && trigger_waiting(b->current))
+            ids[n++] = b->id;
+    for (size_t i = 0; i < n; i++)
+        for (struct build *b = e->builds; b != NULL; b = b->next)
+            if (b->id == ids[i] && b->current != NULL) {
+                trigger_poll(b->current);
+                break;
+            }
+}
+
 static void kick_cb(uv_idle_t *h)
 {
     struct engine *e = h->data;
     uv_idle_stop(h);
     e->kick_pending = false;
-    if (!e->stopping)
-        botmaster_run(e);
+    if (e->stopping)
+        return;
+    poll_triggers(e);
+    botmaster_run(e);
 }
 
 void engine_kick(struct engine *e)

@@ -141,6 +141,7 @@ struct step {
     const struct wk_command_object *object; /* the next command's writer or reader */
     struct pb_value *stat;                  /* the running command's `stat` update */
     bool local;                             /* a master_shell_command process is running */
+    struct trigger *trigger;                /* trigger.c state */
 };
 
 struct build {
@@ -210,6 +211,15 @@ void transfer_free(struct step *s);
 /* The name a step of `kind` has when the configuration gives none. */
 const char *step_default_name(const char *kind);
 
+/* trigger.c: the trigger step. */
+void trigger_run(struct step *s);
+/* Finishes a waiting trigger step whose requests are all complete. */
+void trigger_poll(struct step *s);
+bool trigger_waiting(const struct step *s);
+/* Cancels what a waiting trigger step triggered and finishes it; false if not waiting. */
+bool trigger_interrupt(struct step *s, const char *reason);
+void trigger_free(struct step *s);
+
 /* git.c: the git step. */
 void git_run(struct step *s);
 void git_free(struct step *s);
@@ -235,6 +245,7 @@ struct bs_extra {
     long long parent_buildid;
     const char *parent_relationship;
     long long rebuilt_buildid;
+    bool waited_for; /* a trigger step waits for its requests */
 };
 long long requests_add_buildset(struct engine *e, const char *reason, json_t *properties,
                                 const json_t *sourcestamps, const json_t *builders,
@@ -302,6 +313,8 @@ struct engine {
 };
 
 struct eng_worker *engine_worker(struct engine *e, const char *name);
+/* Cancels a build request: a running build of it stops, a pending one completes CANCELLED. */
+void engine_cancel_request(struct engine *e, long long brid, const char *reason);
 /* Runs the botmaster soon (on the next loop turn; several calls run it once). */
 void engine_kick(struct engine *e);
 /* A build is over (its rows written): frees it, frees the worker, runs the botmaster. */

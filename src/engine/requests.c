@@ -90,7 +90,8 @@ static int add_rows(struct engine *e, long long bsid, const json_t *properties,
 }
 
 static int add_requests(struct engine *e, long long bsid, const json_t *builders,
-                        long long priority, long long now, json_t *brids, char **cause)
+                        long long priority, long long now, bool waited_for, json_t *brids,
+                        char **cause)
 {
     size_t i;
     const json_t *name;
@@ -99,12 +100,13 @@ static int add_requests(struct engine *e, long long bsid, const json_t *builders
         long long builderid = db_builder_id(e->db, json_string_value(name), cause), brid;
         if (builderid < 0)
             return -1;
-        struct db_param p[] = {DB_INT(bsid), DB_INT(builderid), DB_INT(priority), DB_INT(now)};
+        struct db_param p[] = {DB_INT(bsid), DB_INT(builderid), DB_INT(priority), DB_INT(now),
+                               DB_INT(waited_for)};
         if (db_insert(e->db,
                       "INSERT INTO buildrequests (buildsetid, builderid, priority, complete, "
                       "results, submitted_at, complete_at, waited_for) "
-                      "VALUES (?, ?, ?, 0, -1, ?, NULL, 0)",
-                      p, 4, &brid, cause) != 0)
+                      "VALUES (?, ?, ?, 0, -1, ?, NULL, ?)",
+                      p, 5, &brid, cause) != 0)
             return -1;
         char key[32];
         snprintf(key, sizeof key, "%lld", builderid);
@@ -150,7 +152,7 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
                   "VALUES (?, ?, ?, 0, NULL, -1, ?, ?, ?)",
                   p, 6, &bsid, cause) != 0 ||
         add_rows(e, bsid, properties, ssids, n_ss, cause) != 0 ||
-        add_requests(e, bsid, builders, priority, now, *brids, cause) != 0 ||
+        add_requests(e, bsid, builders, priority, now, x->waited_for, *brids, cause) != 0 ||
         db_commit(e->db, cause) != 0) {
         db_rollback(e->db);
         goto fail;

@@ -40,6 +40,7 @@ static const struct step_kind kinds[] = {
     {"step.file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.directory_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.multiple_file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
+    {"step.trigger", "trigger", false, false, false, NULL, NULL, {NULL}},
     {"step.file_download", "download", true, false, false, NULL, NULL, {NULL}},
     {"step.string_download", "string_download", true, false, false, NULL, NULL, {NULL}},
     {"step.mkdir", "MakeDirectory", false, false, false, "Creating", "Created", {NULL}},
@@ -197,6 +198,7 @@ void step_free(struct step *s)
     pb_value_free(s->stat);
     git_free(s);
     transfer_free(s);
+    trigger_free(s);
     free(s);
 }
 
@@ -699,7 +701,7 @@ static int setup_warnings(struct step *s, char **cause)
 
 static int setup_command(struct step *s, char **cause)
 {
-    if (util_streq(s->kind, "step.git") ||
+    if (util_streq(s->kind, "step.git") || util_streq(s->kind, "step.trigger") ||
         (transfer_kind(s->kind) && !util_streq(s->kind, "step.master_shell_command")))
         return 0; /* they make their own commands */
     if (step_render(s, "command", &s->command, cause) != 0)
@@ -797,6 +799,8 @@ void step_run(struct step *s)
         step_finish(s, RES_SKIPPED);
     } else if (util_streq(s->kind, "step.git")) {
         git_run(s);
+    } else if (util_streq(s->kind, "step.trigger")) {
+        trigger_run(s);
     } else if (transfer_kind(s->kind)) {
         if (transfer_run(s, &cause) != 0) {
             step_fail(s, RES_EXCEPTION, cause);
@@ -809,10 +813,10 @@ void step_run(struct step *s)
 
 void step_interrupt(struct step *s, const char *reason)
 {
-    if ((s->cmd == NULL && !s->local) || s->interrupted)
+    if ((s->cmd == NULL && !s->local && !trigger_waiting(s)) || s->interrupted)
         return;
     s->interrupted = true;
     complete_log(s, "cancelled", reason);
-    if (!transfer_interrupt(s))
+    if (!trigger_interrupt(s, reason) && !transfer_interrupt(s))
         wk_command_interrupt(s->cmd, reason);
 }

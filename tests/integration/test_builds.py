@@ -452,6 +452,16 @@ return {
       bbm.steps.multiple_file_upload{ workersrcs = { "sub/*.txt", "su?" }, glob = true,
         masterdest = "uploads/multi" },
     } },
+    bbm.builder{ name = "parent", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "true" } },
+      bbm.steps.trigger{ schedulerNames = { "trig" }, waitForFinish = true,
+        set_properties = { from_parent = bbm.interpolate("%%(prop:buildnumber)s") },
+        copy_properties = { "outcome" } },
+      bbm.steps.trigger{ schedulerNames = { "trig" } },
+    } },
+    bbm.builder{ name = "child", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "echo", bbm.interpolate("%%(prop:from_parent:-none)s") } },
+    } },
     bbm.builder{ name = "escape", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = "echo x > f" },
       bbm.steps.file_upload{ workersrc = "f", masterdest = bbm.interpolate("%%(prop:dest)s") },
@@ -467,8 +477,10 @@ return {
     } },
   },
   schedulers = {
-    bbm.schedulers.force{ name = "force", builderNames = { "transfers", "escape", "outputs" },
-      properties = { bbm.params.string{ name = "dest" } } },
+    bbm.schedulers.force{ name = "force",
+      builderNames = { "transfers", "escape", "outputs", "parent" },
+      properties = { bbm.params.string{ name = "dest" }, bbm.params.string{ name = "outcome" } } },
+    bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" } },
   },
 }
 '''
@@ -531,6 +543,35 @@ def test_upload_outside_the_roots_refused(steps_site, dest):
     err = s.get(f"builds/{b['buildid']}/steps/2/logs/err_text/contents")["logchunks"]
     assert "outside" in err[0]["content"] or "'..'" in err[0]["content"]
     assert not os.path.exists(os.path.join(os.path.dirname(s.master.dir), "outside"))
+
+
+def test_trigger(steps_site):
+    """trigger with waitForFinish: the child buildset as Buildbot makes it (reason,
+    parent_buildid, waited_for, properties from the scheduler then the step), the step's
+    summary and URLs once the child is done; without waitForFinish the step ends at once."""
+    s = steps_site
+    bsid, brid = s.force("parent", outcome="warm")
+    b = s.wait_request(brid)
+    assert (b["results"], b["state_string"]) == (0, "build successful")
+    assert [x[1:4] for x in s.steps(b["buildid"])][2:] == [
+        ("trigger", "triggered trig, 1 success", 0), ("trigger_1", "triggered trig", 0)]
+    rows = s.query("SELECT id, reason, parent_buildid, parent_relationship FROM buildsets "
+                   "WHERE parent_buildid = ? ORDER BY id", b["buildid"])
+    assert [r[1:] for r in rows] == [
+        ("The Triggerable scheduler named 'trig' triggered this build", b["buildid"],
+         "Triggered from")] * 2
+    assert s.query("SELECT waited_for FROM buildrequests WHERE buildsetid IN (?, ?) ORDER BY id",
+                   rows[0][0], rows[1][0]) == [(1,), (0,)]
+    assert s.query("SELECT property_name, property_value FROM buildset_properties "
+                   "WHERE buildsetid = ?", rows[0][0]) == [
+        ("scheduler", '["trig", "Scheduler"]'), ("outcome", '["warm", "Trigger"]'),
+        ("from_parent", '["1", "Trigger"]')]
+    child_brid = s.query("SELECT id FROM buildrequests WHERE buildsetid = ?", rows[0][0])[0][0]
+    child = s.get(f"buildrequests/{child_brid}/builds")["builds"][0]
+    step = s.get(f"builds/{b['buildid']}/steps/2")["steps"][0]
+    assert [u["name"] for u in step["urls"]] == [
+        f"trig #{child['buildrequestid']}", f"success: child #{child['number']}"]
+    assert "o1\n" in stdio(s, child["buildid"], 1)
 
 
 def test_big_output_non_utf8_and_timeout(steps_site):
