@@ -16,9 +16,9 @@
 #include <string.h>
 
 struct trigger {
-    json_t *names;  /* the schedulers triggered */
-    json_t *bsids;  /* the buildsets made */
-    json_t *brids;  /* their requests */
+    json_t *names; /* the schedulers triggered */
+    json_t *bsids; /* the buildsets made */
+    json_t *brids; /* their requests */
     bool wait;
 };
 
@@ -94,8 +94,7 @@ static json_t *properties(struct step *s, const struct cfg_scheduler *sc, char *
     {
         const json_t *v = props_get(&s->b->props, json_string_value(name));
         if (v != NULL)
-            json_array_append_new(props, json_pack("[sOs]", json_string_value(name), v,
-                                                   "Trigger"));
+            json_array_append_new(props, json_pack("[sOs]", json_string_value(name), v, "Trigger"));
     }
     const char *k;
     json_t *v;
@@ -121,8 +120,8 @@ static void set_urls(struct step *s, json_t *urls)
 /* getCurrentSummary: "triggered a, b" and the count of each result. */
 static void summarize(struct step *s, const int *counts)
 {
-    static const char *const plural[] = {"successes", "warnings",  "failures", "skipped",
-                                         "exceptions", "retries", "cancelled"};
+    static const char *const plural[] = {"successes",  "warnings", "failures", "skipped",
+                                         "exceptions", "retries",  "cancelled"};
     struct trigger *t = s->trigger;
     struct buf b;
     buf_init(&b, 1u << 16);
@@ -172,8 +171,8 @@ static void finished(struct step *s, struct db_res *r)
         free(name);
         free(url);
         if (!db_res_null(r, i, 4)) {
-            name = xasprintf("%s: %s #%lld", res_name(res), db_res_text(r, i, 5),
-                             db_res_int(r, i, 4));
+            name =
+                xasprintf("%s: %s #%lld", res_name(res), db_res_text(r, i, 5), db_res_int(r, i, 4));
             url = xasprintf("%s#builders/%lld/builds/%lld", base_url(s), db_res_int(r, i, 6),
                             db_res_int(r, i, 4));
             json_array_append_new(urls, json_pack("{ssss}", "name", name, "url", url));
@@ -190,17 +189,32 @@ static void finished(struct step *s, struct db_res *r)
     step_finish(s, results);
 }
 
-/* The triggered requests: brid, complete, results, buildset, build number, builder, id. */
+/* The triggered requests: brid, complete, results, buildset, build number, builder, id;
+   found by the step's own buildsets (an index), not by scanning buildsets for the parent. */
 static struct db_res *requests(struct step *s, char **cause)
 {
-    struct db_param p[] = {DB_INT(s->b->id)};
-    return db_query(s->b->e->db,
-                    "SELECT br.id, br.complete, br.results, br.buildsetid, "
-                    "(SELECT MAX(number) FROM builds WHERE buildrequestid = br.id), b.name, b.id "
-                    "FROM buildsets bs JOIN buildrequests br ON br.buildsetid = bs.id "
-                    "JOIN builders b ON b.id = br.builderid "
-                    "WHERE bs.parent_buildid = ? ORDER BY br.id",
-                    p, 1, cause);
+    json_t *bsids = s->trigger->bsids;
+    size_t n = json_array_size(bsids);
+    if (n == 0 || n > 64) {
+        util_cause(cause, "a trigger step made %zu buildsets", n);
+        return NULL;
+    }
+    struct buf sql;
+    buf_init(&sql, 8192);
+    buf_addstr(&sql, "SELECT br.id, br.complete, br.results, br.buildsetid, "
+                     "(SELECT MAX(number) FROM builds WHERE buildrequestid = br.id), b.name, b.id "
+                     "FROM buildrequests br JOIN builders b ON b.id = br.builderid "
+                     "WHERE br.buildsetid IN (");
+    struct db_param p[64];
+    for (size_t i = 0; i < n; i++) {
+        buf_addstr(&sql, i > 0 ? ", ?" : "?");
+        p[i] = DB_INT(json_integer_value(json_array_get(bsids, i)));
+    }
+    buf_addstr(&sql, ") ORDER BY br.id");
+    buf_addc(&sql, '\0');
+    struct db_res *r = db_query(s->b->e->db, sql.data, p, n, cause);
+    buf_free(&sql);
+    return r;
 }
 
 void trigger_poll(struct step *s)
@@ -254,14 +268,14 @@ void trigger_run(struct step *s)
         json_t *props = properties(s, sc, &cause), *builders = json_array(), *brids = NULL;
         for (size_t k = 0; k < sc->n_builder_names; k++)
             json_array_append_new(builders, json_string(sc->builder_names[k]));
-        char *reason = xasprintf("The Triggerable scheduler named '%s' triggered this build",
-                                 sc->name);
+        char *reason =
+            xasprintf("The Triggerable scheduler named '%s' triggered this build", sc->name);
         struct bs_extra x = {.parent_buildid = s->b->id,
                              .parent_relationship = "Triggered from",
                              .waited_for = t->wait};
         long long bsid = props == NULL ? -1
-                                       : requests_add_buildset(s->b->e, reason, props, ss,
-                                                               builders, 0, &x, &brids, &cause);
+                                       : requests_add_buildset(s->b->e, reason, props, ss, builders,
+                                                               0, &x, &brids, &cause);
         free(reason);
         json_decref(props);
         json_decref(builders);
