@@ -487,6 +487,11 @@ static void read_scalars(struct reader *r)
     lua_pop(r->L, 1);
     if (cfg->db_url == NULL)
         cfg->db_url = xstrdup("sqlite:///state.sqlite");
+    cfg->properties_ref = LUA_NOREF;
+    if (lua_getfield(r->L, r->top, "properties") == LUA_TTABLE)
+        cfg->properties_ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(r->L, 1);
     cfg->upload_roots = string_list(r->L, r->top, "uploadRoots", &cfg->n_upload_roots);
     for (size_t i = 0; i < cfg->n_upload_roots; i++)
         if (cfg->upload_roots[i][0] != '/')

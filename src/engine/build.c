@@ -10,6 +10,9 @@
  */
 #include "engine/internal.h"
 
+/* The name Buildbot gives as the source of c['properties'] (its file's). */
+#define MASTER_CONFIG_NAME "master.lua"
+
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,13 +91,14 @@ static int insert_build(struct build *b, char **cause)
     return util_cause(cause, "no free build number for builder %lld", b->builderid);
 }
 
-/* The `properties` table of a config entry (bbm.builder, bbm.worker) into the build's. */
-static void table_props(struct build *b, int ref, const char *source)
+/* The `properties` table of a config entry (bbm.builder, bbm.worker; or the table itself
+   for the configuration's global properties) into the build's. */
+static void table_props(struct build *b, int ref, bool global, const char *source)
 {
     lua_State *L = b->cfg->lua;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    if (lua_istable(L, -1) && lua_getfield(L, -1, "properties") == LUA_TTABLE) {
+    if (lua_istable(L, -1) && (global || lua_getfield(L, -1, "properties") == LUA_TTABLE)) {
         lua_pushnil(L);
         while (lua_next(L, -2) != 0) {
             if (lua_type(L, -2) == LUA_TSTRING) {
@@ -119,9 +123,9 @@ static void setup_props(struct build *b)
     const struct cfg_builder *bc = cfg_find_builder(b->cfg, b->builder);
     const struct cfg_worker *wc = cfg_find_worker(b->cfg, b->worker);
     if (bc != NULL)
-        table_props(b, bc->ref, "Builder");
+        table_props(b, bc->ref, false, "Builder");
     if (wc != NULL)
-        table_props(b, wc->ref, "Worker");
+        table_props(b, wc->ref, false, "Worker");
     props_set(&b->props, "workername", json_string(b->worker), "Worker");
     props_set(&b->props, "buildnumber", json_integer(b->number), "Build");
     static const char *const keys[] = {"branch", "revision", "repository", "codebase", "project"};
@@ -214,6 +218,9 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
     b->step_names = json_object();
     buf_init(&b->text, 1u << 16);
     b->workerid = db_worker_id(e->db, worker, cause);
+    /* Buildbot starts from the configuration's properties, source: the file's name */
+    if (e->cfg->properties_ref != LUA_NOREF)
+        table_props(b, e->cfg->properties_ref, true, MASTER_CONFIG_NAME);
     b->sourcestamps = b->workerid < 0 ? NULL : requests_sourcestamps(e, bsid, cause);
     if (b->sourcestamps == NULL || requests_properties(e, bsid, &b->props, cause) != 0 ||
         insert_build(b, cause) != 0 || add_prep_step(b, cause) != 0) {

@@ -27,6 +27,7 @@ local outcome_cmd = bbm.interpolate(
     "esac; echo done")
 return {
   title = "builds",
+  properties = { everywhere = "yes" },
   protocols = { pb = { port = %(pb)d } },
   www = { port = %(www)d },
   db_url = "%(db)s",
@@ -174,6 +175,7 @@ def test_builds_like_buildbot(site):
         (6, "always", "'echo alpha #1 none'", 0, False)]
     props = site.get(f"builds/{b['buildid']}/properties")["properties"][0]
     assert props["buildername"] == ["alpha", "Builder"]
+    assert props["everywhere"] == ["yes", "master.lua"]
     assert props["workername"] == ["w1", "Worker"]
     assert props["buildnumber"] == [1, "Build"]
     assert props["scheduler"] == ["force", "Scheduler"]
