@@ -154,6 +154,7 @@ static const struct param dir_params[] = {{"dir", P_RENDER, true}, END};
 static const struct param cpdir_params[] = {{"src", P_RENDER, true}, {"dest", P_RENDER, true}, END};
 static const struct param fileexists_params[] = {{"file", P_RENDER, true}, END};
 static const struct param mastershell_params[] = {{"command", P_CMD, true}, END};
+static const struct param rmsecret_params[] = {{"populated_secret_list", P_TABLE, true}, END};
 static const struct param trigger_params[] = {
     {"schedulerNames", P_STRS, true},     {"waitForFinish", P_BOOL, false},
     {"updateSourceStamp", P_BOOL, false}, {"alwaysUseLatest", P_BOOL, false},
@@ -463,6 +464,10 @@ static const struct ctor ctors[] = {
      "step.file_exists",
      "bbm.steps.file_exists",
      {fileexists_params, step_params}},
+    {"steps.remove_worker_file_secret",
+     "step.remove_worker_file_secret",
+     "bbm.steps.remove_worker_file_secret",
+     {rmsecret_params, step_params}},
     {"steps.master_shell_command",
      "step.master_shell_command",
      "bbm.steps.master_shell_command",

@@ -4,8 +4,8 @@
  * directory_upload (uploadDirectory: a tarball unpacked with tar),
  * multiple_file_upload (glob, then stat and one of those per file), file_download
  * and string_download (downloadFile from a FileReader), mkdir, rmdir,
- * copy_directory (cpdir), file_exists (stat), and master_shell_command, which
- * runs on the master itself.
+ * copy_directory (cpdir), file_exists (stat), remove_worker_file_secret (rmfile),
+ * and master_shell_command, which runs on the master itself.
  *
  * Master paths are confined: a relative path stays inside the master's
  * directory, an absolute one must lie inside one of the configuration's
@@ -692,6 +692,48 @@ static void stat_done(struct step *s)
     step_finish(s, regular ? RES_SUCCESS : RES_FAILURE);
 }
 
+/* remove_worker_file_secret: rmfile for each path in turn (rmdir before rmfile existed). */
+static void next_removal(struct step *s)
+{
+    struct xfer *x = s->xfer;
+    if (x->next > 0 && !(s->have_rc && s->rc == 0))
+        x->any_failed = true;
+    if (x->next >= json_array_size(x->sources)) {
+        step_finish(s, x->any_failed ? RES_FAILURE : RES_SUCCESS);
+        return;
+    }
+    const char *path = json_string_value(json_array_get(x->sources, x->next++));
+    bool rmfile = step_worker_has(s, "rmfile", 3, 1);
+    struct pb_value *a = pb_dict();
+    pb_dict_set(a, rmfile ? "path" : "dir", pb_text(path));
+    pb_dict_set(a, "logEnviron", pb_bool(false));
+    step_remote(s, rmfile ? "rmfile" : "rmdir", a, next_removal);
+}
+
+static int remove_secrets(struct step *s, char **cause)
+{
+    struct xfer *x = xfer_new(s);
+    json_t *list = NULL;
+    if (step_render(s, "populated_secret_list", &list, cause) != 0)
+        return -1;
+    x->sources = json_array();
+    size_t i;
+    json_t *pair;
+    json_array_foreach(list, i, pair)
+    {
+        json_t *path = json_is_array(pair) ? json_array_get(pair, 0) : NULL;
+        if (!json_is_string(path)) {
+            json_decref(list);
+            return util_cause(cause, "populated_secret_list: entry %zu is not {path, secret}",
+                              i + 1);
+        }
+        json_array_append(x->sources, path);
+    }
+    json_decref(list);
+    next_removal(s);
+    return 0;
+}
+
 static int worker_dir_step(struct step *s, char **cause)
 {
     struct pb_value *a = pb_dict();
@@ -871,16 +913,11 @@ bool transfer_interrupt(struct step *s)
 
 bool transfer_kind(const char *kind)
 {
-    static const char *const kinds[] = {"step.file_upload",
-                                        "step.directory_upload",
-                                        "step.multiple_file_upload",
-                                        "step.file_download",
-                                        "step.string_download",
-                                        "step.mkdir",
-                                        "step.rmdir",
-                                        "step.copy_directory",
-                                        "step.file_exists",
-                                        "step.master_shell_command"};
+    static const char *const kinds[] = {
+        "step.file_upload",   "step.directory_upload",    "step.multiple_file_upload",
+        "step.file_download", "step.string_download",     "step.mkdir",
+        "step.rmdir",         "step.copy_directory",      "step.remove_worker_file_secret",
+        "step.file_exists",   "step.master_shell_command"};
     for (size_t i = 0; i < UTIL_NELEM(kinds); i++)
         if (util_streq(kind, kinds[i]))
             return true;
@@ -898,5 +935,7 @@ int transfer_run(struct step *s, char **cause)
         return download(s, util_streq(k, "step.string_download"), cause);
     if (util_streq(k, "step.master_shell_command"))
         return master_shell(s, cause);
+    if (util_streq(k, "step.remove_worker_file_secret"))
+        return remove_secrets(s, cause);
     return worker_dir_step(s, cause);
 }

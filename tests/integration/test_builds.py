@@ -453,6 +453,8 @@ return {
       bbm.steps.master_shell_command{ command = { "sh", "-c", "cat %(root)s/subdir/a.txt; echo err >&2" } },
       bbm.steps.multiple_file_upload{ workersrcs = { "sub/*.txt", "su?" }, glob = true,
         masterdest = "uploads/multi" },
+      bbm.steps.remove_worker_file_secret{ populated_secret_list = {
+        { "build/str.txt", "s" }, { "build/copy.bin", "s" } } },
     } },
     bbm.builder{ name = "parent", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = { "true" } },
@@ -512,7 +514,7 @@ def test_transfer_and_directory_steps(steps_site):
     """Every transfer and worker-directory command: a 20 MB uploadFile, uploadDirectory
     (gz), downloadFile of it back, a string download with a mode, mkdir, rmdir, cpdir,
     stat; a master_shell_command on the master; glob, stat and both uploads for a
-    multiple_file_upload."""
+    multiple_file_upload; rmfile."""
     s = steps_site
     b = s.wait_request(s.force("transfers")[1])
     assert b["results"] == 0, s.steps(b["buildid"])
@@ -522,8 +524,10 @@ def test_transfer_and_directory_steps(steps_site):
         ("string_download", "downloading to str.txt", 0), ("MakeDirectory", "Created", 0),
         ("RemoveDirectory", "Deleted", 0), ("CopyDirectory", "Copied build/sub to build/sub2", 0),
         ("FileExists", "File found.", 0), ("check", "'cmp big.bin ...'", 0),
-        ("MasterShellCommand", "Ran", 0), ("upload_2", "uploading 2 files", 0)]
+        ("MasterShellCommand", "Ran", 0), ("upload_2", "uploading 2 files", 0),
+        ("RemoveWorkerFileSecret", "finished", 0)]
     worker_file = os.path.join(s.worker.dir, "transfers", "build", "big.bin")
+    assert not os.path.exists(os.path.join(s.worker.dir, "transfers", "build", "str.txt"))
     with open(worker_file, "rb") as a, open(os.path.join(s.master.dir, "uploads", "big.bin"),
                                              "rb") as m:
         assert a.read() == m.read()
