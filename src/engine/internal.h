@@ -126,6 +126,7 @@ struct step {
     bool have_rc;
     bool interrupted;
     bool lost;
+    bool timed_out, max_lines; /* the worker's failure_reason (4.x) */
     int results;
     void *warn_re; /* pcre2_code of warningPattern, for compile and test */
     long long warn_count;

@@ -249,7 +249,12 @@ char *step_summary(const struct step *s, bool done)
         base = xstrdup(done ? "finished" : "running");
     if (!done || s->results == RES_SUCCESS || s->results < 0)
         return base;
-    char *out = xasprintf("%s (%s)", base, res_name(s->results));
+    /* 4.x workers say why they killed a command (failure_reason) */
+    const char *why = s->timed_out    ? " (timed out)"
+                      : !s->max_lines ? ""
+                      : words != NULL ? " (max lines reached)"
+                                      : " (max lines)";
+    char *out = xasprintf("%s (%s)%s", base, res_name(s->results), why);
     free(base);
     return out;
 }
@@ -412,6 +417,10 @@ static void on_update(void *arg, const char *key, const struct pb_value *value)
         const char *name = pb_str(pb_item(value, 0));
         if (name != NULL) /* Buildbot adds a logfile's text as stdout of its own log */
             add_text(logfile(s, name), 'o', pb_item(value, 1));
+    } else if (util_streq(key, "failure_reason")) {
+        const char *why = pb_str(value);
+        s->timed_out = util_streq(why, "timeout") || util_streq(why, "timeout_without_output");
+        s->max_lines = util_streq(why, "max_lines_failure");
     } else if (util_streq(key, "stat") && value != NULL) {
         pb_value_free(s->stat);
         s->stat = pb_value_dup(value);
