@@ -273,6 +273,26 @@ def test_rebuild_and_graceful_shutdown(site):
     assert site.query("SELECT graceful FROM workers WHERE name = 'w1'") == [(1,)]
 
 
+def test_reconfig_during_a_build(site, master):
+    """A running build keeps the configuration it started under (its steps live in that
+    Lua state) while builds started after a reconfig take the new one."""
+    _, brid = site.force(outcome="sleep")
+    b = site.wait_running(brid, "compile")
+    path = os.path.join(master.dir, "master.lua")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace('name = "hello"', 'name = "hello-again"'))
+    master.cli("reconfig", master.dir, check=0)
+    assert site.rpc(f"builds/{b['buildid']}", "stop")[0] == 200
+    b = site.wait_request(brid)
+    assert [x[1] for x in site.steps(b["buildid"])][:4] == [
+        "worker_preparation", "hello", "get-uname", "compile"]
+    assert site.steps(b["buildid"])[-1][1] == "always"  # alwaysRun, from the old config
+    b = site.wait_request(site.force(outcome="success")[1])
+    assert site.steps(b["buildid"])[1][1] == "hello-again"
+
+
 def test_worker_killed_mid_step_retries(site, workers, master):
     """RETRY with Buildbot's words; the request runs again once the worker is back."""
     _, brid = site.force(outcome="sleep", reason="will be retried")
@@ -491,14 +511,14 @@ return {
 
 
 @pytest.fixture
-def steps_site(master, workers, tmp_path):
+def steps_site(master, workers, tmp_path, backend):
     root = tmp_path / "root"
     root.mkdir()
     s = Site.__new__(Site)
-    s.master, s.port, s.backend, s.root = master, free_port(), "sqlite", root
+    s.master, s.port, s.backend, s.root = master, free_port(), backend, root
+    db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(STEPS_CONFIG % {"pb": master.pb_port, "www": s.port, "root": root,
-                                "db": "sqlite:///state.sqlite"})
+        f.write(STEPS_CONFIG % {"pb": master.pb_port, "www": s.port, "root": root, "db": db})
     master.start()
     s.worker = workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(ATTACHED)
