@@ -173,7 +173,18 @@ void engine_worker_attached(struct engine *e, const char *name, const struct pb_
     pb_value_free(w->info);
     w->info = pb_value_dup(info);
     w->attached = true;
+    /* as Buildbot: a pause outlives the connection and the master, a shutdown does not */
     w->graceful = false;
+    char *cause = NULL;
+    struct db_param p[] = {DB_TEXT(name)};
+    struct db_res *r = db_query(e->db, "SELECT paused FROM workers WHERE name = ?", p, 1, &cause);
+    if (r == NULL)
+        engine_db_error("reading a worker's pause", cause), cause = NULL;
+    else if (db_res_rows(r) > 0)
+        w->paused = db_res_int(r, 0, 0) != 0;
+    db_res_free(r);
+    if (db_exec(e->db, "UPDATE workers SET graceful = 0 WHERE name = ?", p, 1, &cause) != 0)
+        engine_db_error("resetting a worker's shutdown", cause);
     engine_kick(e);
 }
 

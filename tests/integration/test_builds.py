@@ -293,6 +293,21 @@ def test_reconfig_during_a_build(site, master):
     assert site.steps(b["buildid"])[1][1] == "hello-again"
 
 
+def test_pause_outlives_a_master_restart(site, master):
+    """As Buildbot: a paused worker stays paused when the master restarts and it logs in
+    again; nothing starts on it until it is unpaused."""
+    assert site.rpc("workers/w1", "pause", reason="disk full")[0] == 200
+    master.cli("stop", master.dir, check=0)
+    master.start()
+    master.wait_log(ATTACHED, 2)
+    _, brid = site.force(outcome="success")
+    # a second action is handled after the botmaster has looked at the first one's request
+    assert site.rpc(f"buildrequests/{brid}", "set_priority", priority=5)[0] == 200
+    assert site.build_of(brid) is None
+    assert site.rpc("workers/w1", "unpause")[0] == 200
+    assert site.wait_request(brid)["results"] == 0
+
+
 def test_worker_killed_mid_step_retries(site, workers, master):
     """RETRY with Buildbot's words; the request runs again once the worker is back."""
     _, brid = site.force(outcome="sleep", reason="will be retried")

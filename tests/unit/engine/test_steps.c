@@ -49,8 +49,8 @@ static void test_command_words(void **state)
 static void test_descriptions_and_reasons(void **state)
 {
     (void)state;
-    struct step s = {.results = RES_SUCCESS, .description = "compiling",
-                     .description_done = "compile"};
+    struct step s = {
+        .results = RES_SUCCESS, .description = "compiling", .description_done = "compile"};
     expect(&s, false, "compiling");
     expect(&s, true, "compile");
     s.results = RES_WARNINGS;
