@@ -36,6 +36,7 @@ struct git {
 };
 
 static void got_revision(struct step *s);
+static void do_fetch(struct step *s);
 static void do_clone(struct step *s);
 static void clobber(struct step *s);
 
@@ -118,7 +119,7 @@ static void checked_out(struct step *s)
     if (!ok(s)) {
         if (g->retry_fetch && !g->fetch_retried) {
             g->fetch_retried = true;
-            vc(s, git_words("fetch", "-f", g->repourl, g->branch, NULL), checked_out);
+            do_fetch(s);
         } else if (g->clobber_on_failure) {
             clobber(s);
         } else {

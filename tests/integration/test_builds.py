@@ -399,10 +399,13 @@ return {
       factory = bbm.factory{ git("full", "clobber"), show } },
     bbm.builder{ name = "copy", workernames = { "w1" },
       factory = bbm.factory{ git("full", "copy"), show } },
+    bbm.builder{ name = "recover", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.git{ repourl = "%(repo)s", mode = "incremental", retryFetch = true,
+        clobberOnFailure = true }, show } },
   },
   schedulers = {
     bbm.schedulers.force{ name = "force",
-      builderNames = { "incremental", "fresh", "clobber", "copy" } },
+      builderNames = { "incremental", "fresh", "clobber", "copy", "recover" } },
   },
 }
 '''
@@ -422,7 +425,7 @@ def commit(repo, text):
     return git(repo, "rev-parse", "HEAD")
 
 
-@pytest.mark.parametrize("builder", ["incremental", "fresh", "clobber", "copy"])
+@pytest.mark.parametrize("builder", ["incremental", "fresh", "clobber", "copy", "recover"])
 def test_git_step(master, workers, tmp_path, builder):
     """Buildbot's Git step on a local repository: the first build clones, the second
     updates (or clobbers, or copies) to the new commit, got_revision follows, and a
@@ -437,7 +440,7 @@ def test_git_step(master, workers, tmp_path, builder):
         f.write(GIT_CONFIG % {"pb": master.pb_port, "www": s.port, "repo": repo,
                               "db": "sqlite:///state.sqlite"})
     master.start()
-    workers("w1", "w1pass", master.pb_port).start()
+    worker = workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(ATTACHED)
 
     def build(**params):
@@ -454,10 +457,16 @@ def test_git_step(master, workers, tmp_path, builder):
     assert s.steps(b["buildid"])[1][1:4] == ("git", "update", 0)
     assert "hgit clone " in build.log and "hgit rev-parse HEAD" in build.log
     second = commit(repo, "two")
+    if builder == "recover":  # a checkout git cannot fetch into: retried, then clobbered
+        head = os.path.join(worker.dir, "recover", "build", ".git", "HEAD")
+        with open(head, "w") as f:
+            f.write("garbage\n")
     b, rev, out = build()
     assert (b["results"], rev, out) == (0, [second, "Git"], ["two"])
     update = "hgit clone " if builder == "clobber" else "hgit fetch -f --progress "
     assert update in build.log and ("hgit clean -f -f -d -x" in build.log) == (builder == "fresh")
+    if builder == "recover":
+        assert build.log.count("hgit fetch -f --progress ") == 2 and "hgit clone " in build.log
     b, rev, out = build(revision=first)
     assert (b["results"], rev, out) == (0, [first, "Git"], ["one"])
 
