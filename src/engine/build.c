@@ -1,8 +1,9 @@
 /*
  * One build, as Buildbot's Build runs it: a builds row numbered after the
  * builder's last, a worker_preparation step while the worker is pinged and
- * told startBuild, the properties (the buildset's, then buildername,
- * workername, buildnumber, the source stamp's, owners, builddir), then the
+ * told startBuild, the properties (the configuration's, the buildset's, then
+ * buildername and the builder's, the worker's and workername, buildnumber, the
+ * source stamp's, owners, builddir), then the
  * factory's steps in order (after haltOnFailure only those with alwaysRun),
  * each result merged with computeResultAndTermination, and the build's
  * state_string made of the words Buildbot would write ("build successful",
@@ -10,12 +11,12 @@
  */
 #include "engine/internal.h"
 
-/* The name Buildbot gives as the source of c['properties'] (its file's). */
-#define MASTER_CONFIG_NAME "master.lua"
-
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The name Buildbot gives as the source of c['properties'] (its file's). */
+#define MASTER_CONFIG_NAME "master.lua"
 
 static void next_step(struct build *b);
 static void build_finished(struct build *b, const char *text, int results);
