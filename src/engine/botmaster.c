@@ -106,23 +106,49 @@ static int try_request(struct engine *e, struct db_res *r, size_t i)
     return 1;
 }
 
+/* Whether some worker could take a build of `bc` now (canStartBuild aside). */
+static bool has_free_worker(struct engine *e, const struct cfg_builder *bc)
+{
+    for (size_t i = 0; i < bc->n_workernames; i++) {
+        struct eng_worker *w = engine_worker(e, bc->workernames[i]);
+        const struct cfg_worker *wc = cfg_find_worker(e->cfg, bc->workernames[i]);
+        if (w != NULL && wc != NULL && w->attached && !w->paused && !w->graceful &&
+            (wc->max_builds <= 0 || w->running < wc->max_builds) && !building(e, w->name, bc->name))
+            return true;
+    }
+    return false;
+}
+
 void botmaster_run(struct engine *e)
 {
-    struct db_param p[] = {DB_INT(BOTMASTER_BATCH)};
-    char *cause = NULL;
-    struct db_res *r = db_query(e->db,
-                                "SELECT br.id, br.buildsetid, br.builderid, b.name "
-                                "FROM buildrequests br JOIN builders b ON b.id = br.builderid "
-                                "WHERE br.complete = 0 AND NOT EXISTS (SELECT 1 FROM "
-                                "buildrequest_claims c WHERE c.brid = br.id) "
-                                "ORDER BY br.priority DESC, br.submitted_at, br.id LIMIT ?",
-                                p, 1, &cause);
-    if (r == NULL) {
-        engine_db_error("reading pending build requests", cause);
-        return;
+    /* only the requests of builders a worker is free for: when every worker is busy (a
+       long queue), a finished build costs one small query, not a scan of the queue */
+    struct buf sql;
+    buf_init(&sql, 1u << 20);
+    buf_addstr(&sql, "SELECT br.id, br.buildsetid, br.builderid, b.name "
+                     "FROM buildrequests br JOIN builders b ON b.id = br.builderid "
+                     "WHERE br.complete = 0 AND b.name IN (");
+    struct db_param *p = xcalloc(e->cfg->n_builders + 1, sizeof *p);
+    size_t n = 0;
+    for (size_t i = 0; i < e->cfg->n_builders; i++) {
+        if (!has_free_worker(e, &e->cfg->builders[i]))
+            continue;
+        buf_addstr(&sql, n > 0 ? ", ?" : "?");
+        p[n++] = DB_TEXT(e->cfg->builders[i].name);
     }
-    for (size_t i = 0; i < db_res_rows(r) && !e->stopping; i++)
+    buf_addstr(&sql, ") AND NOT EXISTS (SELECT 1 FROM buildrequest_claims c "
+                     "WHERE c.brid = br.id) ORDER BY br.priority DESC, br.submitted_at, br.id "
+                     "LIMIT ?");
+    buf_addc(&sql, '\0');
+    p[n] = DB_INT(BOTMASTER_BATCH);
+    char *cause = NULL;
+    struct db_res *r = n > 0 ? db_query(e->db, sql.data, p, n + 1, &cause) : NULL;
+    if (n > 0 && r == NULL)
+        engine_db_error("reading pending build requests", cause);
+    for (size_t i = 0; r != NULL && i < db_res_rows(r) && !e->stopping; i++)
         if (try_request(e, r, i) < 0)
             break;
     db_res_free(r);
+    free(p);
+    buf_free(&sql);
 }

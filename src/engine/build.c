@@ -41,8 +41,18 @@ struct render_ctx build_render_ctx(struct build *b)
     return (struct render_ctx){&b->props, b->sourcestamps, w != NULL ? w->info : NULL, b->cfg->lua};
 }
 
+/* The changed properties in one transaction (a build starts with a dozen). */
 void build_write_props(struct build *b)
 {
+    size_t changed = 0;
+    for (size_t i = 0; i < b->props.n; i++)
+        changed += b->props.items[i].changed;
+    if (changed == 0)
+        return;
+    char *cause = NULL;
+    bool tx = changed > 1 && db_begin(b->e->db, &cause) == 0;
+    if (cause != NULL)
+        engine_db_error("writing build properties", cause), cause = NULL;
     for (size_t i = 0; i < b->props.n; i++) {
         struct prop *p = &b->props.items[i];
         if (!p->changed)
@@ -63,6 +73,10 @@ void build_write_props(struct build *b)
         free(value);
         p->stored = true;
         p->changed = false;
+    }
+    if (tx && db_commit(b->e->db, &cause) != 0) {
+        engine_db_error("writing build properties", cause);
+        db_rollback(b->e->db);
     }
 }
 

@@ -328,6 +328,10 @@ static bool hidden(struct step *s)
 void step_finish(struct step *s, int results)
 {
     s->results = results;
+    char *cause = NULL;
+    bool tx = db_begin(s->b->e->db, &cause) == 0; /* the step's last rows, committed once */
+    if (!tx)
+        engine_db_error("finishing a step", cause), cause = NULL;
     close_logs(s);
     if (s->warn_re != NULL) {
         if (s->warn_count > 0) {
@@ -349,6 +353,10 @@ void step_finish(struct step *s, int results)
             "WHERE id = ?",
             p, 5);
     free(summary);
+    if (tx && db_commit(s->b->e->db, &cause) != 0) {
+        engine_db_error("finishing a step", cause);
+        db_rollback(s->b->e->db);
+    }
     build_step_done(s);
 }
 
