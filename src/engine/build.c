@@ -202,7 +202,6 @@ static void started_cb(void *arg, const char *error)
     free(dir);
     build_write_props(b);
     set_state(b, "building");
-    b->started = true;
     next_step(b);
 }
 
@@ -256,7 +255,6 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
     }
     b->next = e->builds;
     e->builds = b;
-    e->n_builds++;
     log_info("build %lld: '%s' #%lld starting on worker '%s' (request %lld)", b->id, b->builder,
              b->number, worker, brid);
     setup_props(b);

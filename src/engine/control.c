@@ -222,51 +222,61 @@ static void set_priority(struct engine *e, struct www_action *act, long long bri
     engine_kick(e);
 }
 
-/* Workers are named in paths by id or by name. */
-static struct eng_worker *worker_of(struct engine *e, const char *ident)
+/* The configured worker a path names, by name or by id (NULL: none such). */
+static const char *worker_name(struct engine *e, const char *ident, char *buf, size_t cap)
 {
-    struct eng_worker *w = NULL;
-    for (size_t i = 0; i < e->cfg->n_workers && w == NULL; i++) {
-        const char *name = e->cfg->workers[i].name;
-        char *cause = NULL;
-        long long id = util_streq(name, ident) ? 0 : db_worker_id(e->db, name, &cause);
-        free(cause);
-        if (id == 0 || (id > 0 && id == atoll(ident)))
-            w = engine_worker(e, name);
-    }
-    return w;
+    if (cfg_find_worker(e->cfg, ident) != NULL)
+        return ident;
+    char *end = NULL;
+    long long id = strtoll(ident, &end, 10);
+    if (end == ident || *end != '\0')
+        return NULL;
+    struct db_param p[] = {DB_INT(id)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db, "SELECT name FROM workers WHERE id = ?", p, 1, &cause);
+    if (r == NULL)
+        engine_db_error("finding a worker", cause);
+    const char *name = r != NULL && db_res_rows(r) > 0 ? db_res_text(r, 0, 0) : NULL;
+    if (name != NULL && cfg_find_worker(e->cfg, name) != NULL)
+        snprintf(buf, cap, "%s", name);
+    else
+        name = NULL;
+    db_res_free(r);
+    return name != NULL ? buf : NULL;
 }
 
 /* stop: a graceful shutdown (Buildbot's); kill: at once. */
 static void stop_worker(struct engine *e, struct www_action *act, const char *ident, bool kill)
 {
-    struct eng_worker *w = worker_of(e, ident);
-    if (w != NULL && kill) {
-        char *cause = NULL;
-        if (wk_shutdown(e->wk, w->name, &cause) != 0) {
-            log_warn("%s", cause);
-            free(cause);
-        }
-    } else if (w != NULL) {
-        engine_worker_graceful(e, w->name);
+    char buf[256];
+    const char *name = worker_name(e, ident, buf, sizeof buf);
+    char *cause = NULL;
+    if (name != NULL && kill && wk_shutdown(e->wk, name, &cause) != 0) {
+        log_warn("%s", cause);
+        free(cause);
+    } else if (name != NULL && !kill && engine_worker(e, name) != NULL) {
+        engine_worker_graceful(e, name);
     }
     reply_null(act);
 }
 
+/* A pause is kept in the workers row, so it holds for a worker not connected yet too. */
 static void pause_worker(struct engine *e, struct www_action *act, const char *ident, bool pause,
                          json_t *params)
 {
-    struct eng_worker *w = worker_of(e, ident);
-    if (w != NULL) {
-        w->paused = pause;
+    char buf[256];
+    const char *name = worker_name(e, ident, buf, sizeof buf);
+    if (name != NULL) {
+        struct eng_worker *w = engine_worker(e, name);
+        if (w != NULL)
+            w->paused = pause;
         const char *reason = pause ? json_string_value(json_object_get(params, "reason")) : NULL;
         char *cause = NULL;
-        long long id = db_worker_id(e->db, w->name, &cause);
-        struct db_param p[] = {DB_INT(pause), DB_TEXT(reason), DB_INT(id)};
-        if (id < 0 || db_exec(e->db, "UPDATE workers SET paused = ?, pause_reason = ? WHERE id = ?",
-                              p, 3, &cause) != 0)
+        struct db_param p[] = {DB_INT(pause), DB_TEXT(reason), DB_TEXT(name)};
+        if (db_exec(e->db, "UPDATE workers SET paused = ?, pause_reason = ? WHERE name = ?", p, 3,
+                    &cause) != 0)
             engine_db_error("pausing a worker", cause);
-        log_info("worker '%s' %s", w->name, pause ? "paused" : "unpaused");
+        log_info("worker '%s' %s", name, pause ? "paused" : "unpaused");
         if (!pause)
             engine_kick(e);
     }

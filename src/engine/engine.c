@@ -225,7 +225,6 @@ void engine_build_finished(struct engine *e, struct build *b)
     for (struct build **p = &e->builds; *p != NULL; p = &(*p)->next) {
         if (*p == b) {
             *p = b->next;
-            e->n_builds--;
             break;
         }
     }

@@ -2,11 +2,15 @@
  * Private to src/engine: the engine, its builds, steps and logs, and the
  * pieces the files share.
  *
- *   engine.c    the engine, workers' availability, control actions
+ *   engine.c    the engine, workers' availability, configurations in use
+ *   control.c   control actions from the web
  *   botmaster.c pending requests -> claimed -> builds on free workers
- *   requests.c  buildsets, source stamps, requests and claims in the database
+ *   requests.c  buildsets, source stamps, requests, claims, collapsing
  *   build.c     one build: its rows, properties, the sequence of steps, the result
  *   step.c      one step: configuration from Lua, the worker command, its result
+ *   git.c       the git step
+ *   transfer.c  transfers, worker directory steps, master_shell_command
+ *   trigger.c   the trigger step
  *   logs.c      logs and their chunks, batched
  *   props.c     properties and rendering (bbm.interpolate, Lua functions)
  */
@@ -161,7 +165,7 @@ struct build {
     long long prep_stepid;
     struct buf text; /* Buildbot's build.text, words joined */
     int results;
-    bool terminate, stopped, finished, started;
+    bool terminate, stopped, finished;
     bool lost;        /* the worker went: no further step runs, alwaysRun or not */
     int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
     char *stopped_reason;
@@ -218,7 +222,7 @@ void trigger_run(struct step *s);
 void trigger_poll(struct step *s);
 bool trigger_waiting(const struct step *s);
 /* Cancels what a waiting trigger step triggered and finishes it; false if not waiting. */
-bool trigger_interrupt(struct step *s, const char *reason);
+bool trigger_interrupt(struct step *s);
 void trigger_free(struct step *s);
 
 /* git.c: the git step. */
@@ -277,7 +281,6 @@ int requests_housekeeping(struct engine *e, long long masterid, char **cause);
 
 struct eng_worker {
     char *name;
-    long long id;
     struct pb_value *info;
     int running;
     bool attached;
@@ -302,7 +305,6 @@ struct engine {
     struct eng_worker *workers;
     size_t n_workers, cap_workers;
     struct build *builds;
-    size_t n_builds;
     uv_timer_t flush_timer;
     unsigned long ticks; /* of flush_timer */
     uv_idle_t kick;

@@ -842,6 +842,6 @@ void step_interrupt(struct step *s, const char *reason)
         return;
     s->interrupted = true;
     complete_log(s, "cancelled", reason);
-    if (!trigger_interrupt(s, reason) && !transfer_interrupt(s))
+    if (!trigger_interrupt(s) && !transfer_interrupt(s))
         wk_command_interrupt(s->cmd, reason);
 }

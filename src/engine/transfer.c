@@ -30,8 +30,10 @@ struct xfer {
     int fd;     /* -1 when closed */
     long long maxsize, written;
     int mode; /* -1: leave as created */
-    bool keep_times, have_times, finished, dir;
-    char *label;                            /* copy_directory: "SRC to DEST" */
+    bool have_times, finished, dir;
+    char *label; /* copy_directory: "SRC to DEST" */
+    char *text;  /* string_download: what the reader serves instead of a file */
+    size_t text_len, text_off;
     void (*after)(struct step *s, bool ok); /* an upload is over */
     /* multiple_file_upload */
     json_t *patterns, *sources; /* what is left to glob, to upload */
@@ -66,6 +68,7 @@ void transfer_free(struct step *s)
     free(x->tmp);
     free(x->path);
     free(x->label);
+    free(x->text);
     json_decref(x->patterns);
     json_decref(x->sources);
     free(x->dest_dir);
@@ -359,6 +362,13 @@ static void reader_call(void *arg, struct pb_call *call)
         long long want = n != NULL && n->kind == PB_INT ? n->u.i : 0;
         if (want < 0 || want > PB_MAX_LENGTH)
             want = PB_MAX_LENGTH;
+        if (x->text != NULL) {
+            size_t left = x->text_len - x->text_off;
+            size_t take = left < (size_t)want ? left : (size_t)want;
+            pb_call_answer(call, pb_bytes(x->text + x->text_off, take));
+            x->text_off += take;
+            return;
+        }
         char *buf = xmalloc((size_t)want + 1);
         ssize_t got = x->fd >= 0 ? read(x->fd, buf, (size_t)want) : 0;
         if (got < 0)
@@ -617,21 +627,12 @@ static int download(struct step *s, bool string, char **cause)
     set_done(s, done);
     free(done);
     if (string) {
-        char *text = text_param(s, "s", cause);
-        if (text == NULL) {
+        x->text = text_param(s, "s", cause); /* served from memory by the reader */
+        if (x->text == NULL) {
             free(dest);
             return -1;
         }
-        /* the string goes through an unlinked temporary file the reader reads */
-        char tmpl[] = "/tmp/bbmaster-string-XXXXXX";
-        x->fd = mkstemp(tmpl);
-        if (x->fd >= 0) {
-            unlink(tmpl);
-            ssize_t n = write(x->fd, text, strlen(text));
-            (void)n;
-            lseek(x->fd, 0, SEEK_SET);
-        }
-        free(text);
+        x->text_len = strlen(x->text);
     } else {
         char *src = text_param(s, "mastersrc", cause);
         x->path = src != NULL ? master_path(s, src, false, cause) : NULL;
@@ -645,7 +646,7 @@ static int download(struct step *s, bool string, char **cause)
             return 0;
         }
     }
-    if (x->fd < 0) {
+    if (x->fd < 0 && x->text == NULL) {
         free(dest);
         return *cause != NULL ? -1 : util_cause(cause, "cannot read the download's source");
     }
@@ -786,16 +787,13 @@ static void proc_closed(uv_handle_t *h)
     char line[64];
     if (s->interrupted) {
         results = RES_CANCELLED;
-    } else if (x->term_signal != 0) {
-        snprintf(line, sizeof line, "signal %d\n", x->term_signal);
-        steplog_add(s->stdio, 'h', line, strlen(line));
-        snprintf(line, sizeof line, "killed (%d)", x->term_signal);
-        set_done(s, line);
-        results = RES_FAILURE;
-    } else if (x->exit_status != 0) {
-        snprintf(line, sizeof line, "exit status %lld\n", x->exit_status);
-        steplog_add(s->stdio, 'h', line, strlen(line));
-        snprintf(line, sizeof line, "failed (%lld)", x->exit_status);
+    } else if (x->term_signal != 0 || x->exit_status != 0) { /* MasterShellCommand's words */
+        bool sig = x->term_signal != 0;
+        long long v = sig ? x->term_signal : x->exit_status;
+        snprintf(line, sizeof line, "%s %lld\n", sig ? "signal" : "exit status", v);
+        if (s->stdio != NULL)
+            steplog_add(s->stdio, 'h', line, strlen(line));
+        snprintf(line, sizeof line, "%s (%lld)", sig ? "killed" : "failed", v);
         set_done(s, line);
         results = RES_FAILURE;
     }

@@ -18,7 +18,7 @@
 struct trigger {
     json_t *names; /* the schedulers triggered */
     json_t *bsids; /* the buildsets made */
-    json_t *brids; /* their requests */
+    json_t *brids; /* their requests (a list: two schedulers may share a builder) */
     bool wait;
 };
 
@@ -250,7 +250,7 @@ void trigger_run(struct step *s)
     t->names = json_is_string(names) ? json_pack("[O]", names) : json_incref(names);
     t->wait = json_is_true(wait);
     t->bsids = json_array();
-    t->brids = json_object();
+    t->brids = json_array();
     json_t *ss = stamps(s, update == NULL || json_is_true(update), json_is_true(latest));
     json_t *urls = json_array();
     size_t i;
@@ -285,12 +285,12 @@ void trigger_run(struct step *s)
             goto fail;
         }
         json_array_append_new(t->bsids, json_integer(bsid));
-        json_object_update(t->brids, brids);
         const char *k;
         json_t *v;
         json_object_foreach(brids, k, v)
         {
             long long brid = (long long)json_integer_value(v);
+            json_array_append(t->brids, v);
             char *name = xasprintf("%s #%lld", sc->name, brid);
             char *url = xasprintf("%s#buildrequests/%lld", base_url(s), brid);
             json_array_append_new(urls, json_pack("{ssss}", "name", name, "url", url));
@@ -330,20 +330,19 @@ bool trigger_waiting(const struct step *s)
     return s->trigger != NULL && s->trigger->wait && s->results < 0;
 }
 
-bool trigger_interrupt(struct step *s, const char *reason)
+bool trigger_interrupt(struct step *s)
 {
     struct trigger *t = s->trigger;
     if (!trigger_waiting(s))
         return false;
     t->wait = false;
-    const char *k;
+    size_t i;
     json_t *v;
-    json_object_foreach(t->brids, k, v)
+    json_array_foreach(t->brids, i, v)
     {
         engine_cancel_request(s->b->e, (long long)json_integer_value(v),
                               "parent build was interrupted");
     }
-    (void)reason;
     step_finish(s, RES_CANCELLED);
     return true;
 }

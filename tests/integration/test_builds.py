@@ -522,6 +522,8 @@ return {
       bbm.steps.shell{ name = "decoded", alwaysRun = true, logfiles = { extra = "extra.log" },
         decodeRC = { [0] = 0, [3] = 1 },
         command = "echo one > extra.log; echo two >> extra.log; exit 3" },
+      bbm.steps.master_shell_command{ name = "on master", command = "exit 3",
+        alwaysRun = true, flunkOnFailure = false },
     } },
   },
   schedulers = {
@@ -643,3 +645,5 @@ def test_big_output_non_utf8_and_timeout(steps_site):
     assert decoded[1:4] == ("decoded", "'echo one ...' (warnings)", 1)
     extra = s.get(f"builds/{b['buildid']}/steps/4/logs/extra/contents")["logchunks"]
     assert "".join(c["content"] for c in extra) == "oone\notwo\n"
+    assert s.steps(b["buildid"])[5][1:4] == ("on master", "failed (3) (failure)", 2)
+    assert "hexit status 3\n" in stdio(s, b["buildid"], 5)
