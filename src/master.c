@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "db/db.h"
+#include "changes/changes.h"
 #include "engine/engine.h"
 #include "schedulers/schedulers.h"
 #include "workers/workers.h"
@@ -39,6 +40,8 @@ struct master {
     struct cfg *cfg;
     struct wk_registry *workers;
     struct engine *engine;
+    struct sched *sched;
+    struct chg *changes;
     struct db *db;
     long long masterid;
     struct www *www;
@@ -64,7 +67,7 @@ static void control_post(struct www_action *act, void *arg)
         www_action_reply(act, NULL, 503, -32603, "the master is shutting down");
 }
 
-/* On the engine thread: the engine answers each action. */
+/* On the engine thread: the change hooks, the schedulers or the engine answer each action. */
 static void control_cb(uv_async_t *h)
 {
     struct master *m = h->data;
@@ -78,10 +81,20 @@ static void control_cb(uv_async_t *h)
     for (size_t i = 0; i < n; i++) {
         if (q->closed || m->engine == NULL)
             www_action_reply(items[i], NULL, 503, -32603, "the master is shutting down");
-        else
+        else if (util_startswith(www_action_path(items[i]), "change_hook"))
+            changes_hook(m->changes, items[i]);
+        else if (!sched_control(m->sched, items[i]))
             engine_control(m->engine, items[i]);
     }
     free(items);
+}
+
+/* A change source stored a change: the schedulers see it. */
+static void change_added(const json_t *change, void *arg)
+{
+    struct master *m = arg;
+    if (m->sched != NULL)
+        sched_change(m->sched, change);
 }
 
 /* Records this master, its builders and their workers, and its schedulers in the database. */
@@ -295,12 +308,15 @@ static void reconfig(struct master *m)
     }
     wk_reconfig(m->workers, next);
     engine_reconfig(m->engine, next);
-    engine_release_config(m->engine, m->cfg);
+    struct cfg *old = m->cfg;
     m->cfg = next;
     if (register_config(m, &cause) < 0) {
         log_error("database: %s", cause);
         free(cause);
     }
+    sched_reconfig(m->sched, next);
+    changes_reconfig(m->changes, next);
+    engine_release_config(m->engine, old);
     publish_forms(m);
     log_info(MASTER_MSG_RECONFIG_OK " (%llu ms)", (unsigned long long)(util_mono_ms() - t0));
 }
@@ -350,6 +366,8 @@ static void stop(struct master *m, const char *why)
     uv_close((uv_handle_t *)&m->control.async, NULL);
     www_stop(m->www);
     m->www = NULL;
+    sched_free(m->sched);
+    m->sched = NULL;
     uv_timer_init(&m->loop, &m->stop_timer);
     m->stop_timer.data = m;
     uv_timer_start(&m->stop_timer, stop_timeout_cb, MASTER_BUILD_STOP_WAIT * 1000, 0);
@@ -398,6 +416,8 @@ static int start(struct master *m, char **cause)
     }
     m->workers = wk_registry_new(&m->loop, m->cfg);
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
+    m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
+    m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);
     wk_set_events(m->workers,
                   &(struct wk_events){worker_attached, worker_detached, worker_graceful, m});
     if (m->cfg->pb_port > 0 &&
@@ -436,9 +456,12 @@ int master_run(int ready_fd, char **cause)
         uv_run(&m.loop, UV_RUN_DEFAULT);
         wk_registry_free(m.workers);
     }
+    sched_free(m.sched); /* its timers close while the loop still runs */
+    m.sched = NULL;
     uv_walk(&m.loop, close_walk_cb, NULL);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
+    changes_free(m.changes);
     engine_free(m.engine);
     www_stop(m.www);
     db_close(m.db);

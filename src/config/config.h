@@ -61,6 +61,21 @@ struct cfg_scheduler {
     int line;
 };
 
+/* www.change_hook_dialects.github: Buildbot's GitHub webhook options. */
+struct cfg_github {
+    char *secret;              /* NULL: signatures are not checked */
+    bool strict;               /* refuse a request without a good signature */
+    char *token;               /* for GitHub's API */
+    char *pullrequest_ref;     /* "merge": changes of a pull request are on refs/pull/N/merge */
+    char **property_whitelist; /* github_property_whitelist: fnmatch patterns of "github.x.y" */
+    size_t n_property_whitelist;
+    char **skips; /* regular expressions; a head commit message matching one is not built */
+    size_t n_skips;
+    char *api_url;  /* github_api_endpoint */
+    char *codebase; /* NULL: "" */
+    int ref;        /* the options table, in the config's Lua state */
+};
+
 struct cfg {
     char *path; /* the master.lua that was loaded */
     struct cfg_worker *workers;
@@ -70,9 +85,10 @@ struct cfg {
     struct cfg_scheduler *schedulers;
     size_t n_schedulers;
     size_t n_change_sources;
-    int pb_port;        /* protocols.pb.port; 0 = no PB listener */
-    char *pb_interface; /* from "tcp:PORT:interface=ADDR"; NULL = all */
-    int www_port;       /* www.port; 0 = no web server */
+    int pb_port;               /* protocols.pb.port; 0 = no PB listener */
+    char *pb_interface;        /* from "tcp:PORT:interface=ADDR"; NULL = all */
+    int www_port;              /* www.port; 0 = no web server */
+    struct cfg_github *github; /* NULL: no GitHub webhook */
     char *db_url;
     char *title;
     char *title_url;
@@ -97,6 +113,13 @@ void cfg_free(struct cfg *cfg);
 
 const struct cfg_worker *cfg_find_worker(const struct cfg *cfg, const char *name);
 const struct cfg_builder *cfg_find_builder(const struct cfg *cfg, const char *name);
+
+/* JSON values in a Lua state and back (luajson.c); on the thread that owns the state. */
+struct lua_State;
+struct json_t;
+void cfg_lua_push_json(struct lua_State *L, const struct json_t *v);
+/* The value at `idx` as JSON (owned). */
+struct json_t *cfg_lua_to_json(struct lua_State *L, int idx);
 
 /* The sample master.lua that `create-master` writes (runs as is). */
 extern const char cfg_sample_master_lua[];

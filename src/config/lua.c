@@ -258,6 +258,17 @@ void cfg_free(struct cfg *cfg)
         free_strings(s->builder_names, s->n_builder_names);
         free(s->file);
     }
+    if (cfg->github != NULL) {
+        struct cfg_github *g = cfg->github;
+        free(g->secret);
+        free(g->token);
+        free(g->pullrequest_ref);
+        free_strings(g->property_whitelist, g->n_property_whitelist);
+        free_strings(g->skips, g->n_skips);
+        free(g->api_url);
+        free(g->codebase);
+        free(g);
+    }
     free_strings(cfg->upload_roots, cfg->n_upload_roots);
     free(cfg->workers);
     free(cfg->builders);

@@ -446,6 +446,88 @@ static void read_protocols(struct reader *r)
     lua_pop(L, 1);
 }
 
+/* The options of the GitHub dialect (the table at `idx`), as Buildbot's GitHubHandler takes them.
+ */
+static void read_github(struct reader *r, int idx)
+{
+    static const char *const known[] = {"secret",
+                                        "strict",
+                                        "token",
+                                        "pullrequest_ref",
+                                        "github_property_whitelist",
+                                        "skips",
+                                        "github_api_endpoint",
+                                        "codebase",
+                                        "debug",
+                                        "verify",
+                                        NULL};
+    lua_State *L = r->L;
+    int line = key_line(r, "github");
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], k) != 0)
+            i++;
+        char hint[128];
+        cfg_suggest(k, known, hint, sizeof hint);
+        if (known[i] == NULL)
+            cfg_error(L, r->path, line, "change_hook_dialects.github: unknown option '%s'.%s", k,
+                      hint);
+        lua_pop(L, 1);
+    }
+    struct cfg_github *g = xcalloc(1, sizeof *g);
+    g->secret = opt_string(L, idx, "secret");
+    lua_getfield(L, idx, "strict");
+    g->strict = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (g->strict && g->secret == NULL)
+        cfg_error(L, r->path, line,
+                  "change_hook_dialects.github: strict mode is requested while no secret is "
+                  "provided");
+    g->token = opt_string(L, idx, "token");
+    g->pullrequest_ref = opt_string(L, idx, "pullrequest_ref");
+    if (g->pullrequest_ref == NULL)
+        g->pullrequest_ref = xstrdup("merge");
+    g->property_whitelist =
+        string_list(L, idx, "github_property_whitelist", &g->n_property_whitelist);
+    if (lua_getfield(L, idx, "skips") == LUA_TNIL) {
+        g->skips = xcalloc(2, sizeof *g->skips);
+        g->skips[0] = xstrdup("\\[ *skip *ci *\\]");
+        g->skips[1] = xstrdup("\\[ *ci *skip *\\]");
+        g->n_skips = 2;
+    } else {
+        g->skips = string_list(L, idx, "skips", &g->n_skips);
+    }
+    lua_pop(L, 1);
+    g->api_url = opt_string(L, idx, "github_api_endpoint");
+    if (g->api_url == NULL)
+        g->api_url = xstrdup("https://api.github.com");
+    g->codebase = opt_string(L, idx, "codebase");
+    lua_pushvalue(L, idx);
+    g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->cfg->github = g;
+}
+
+static void read_hooks(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        if (strcmp(k, "github") != 0)
+            cfg_error(L, r->path, key_line(r, "change_hook_dialects"),
+                      "change_hook_dialects: unknown dialect '%s' (bbmaster has 'github')", k);
+        else if (lua_type(L, -1) != LUA_TTABLE)
+            cfg_error(L, r->path, key_line(r, "github"),
+                      "change_hook_dialects.github must be a table of options, not %s",
+                      luaL_typename(L, -1));
+        else
+            read_github(r, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+}
+
 static void read_www(struct reader *r)
 {
     lua_State *L = r->L;
@@ -453,6 +535,13 @@ static void read_www(struct reader *r)
     if (t == LUA_TTABLE) {
         if (lua_getfield(L, -1, "port") != LUA_TNIL)
             r->cfg->www_port = parse_port(r, lua_gettop(L), "www.port", NULL);
+        lua_pop(L, 1);
+        int h = lua_getfield(L, -1, "change_hook_dialects");
+        if (h == LUA_TTABLE)
+            read_hooks(r, lua_gettop(L));
+        else if (h != LUA_TNIL)
+            cfg_error(L, r->path, key_line(r, "change_hook_dialects"),
+                      "www.change_hook_dialects must be a table, not %s", luaL_typename(L, -1));
         lua_pop(L, 1);
     } else if (t != LUA_TNIL) {
         cfg_error(L, r->path, key_line(r, "www"), "'www' must be a table, not %s",

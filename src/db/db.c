@@ -94,9 +94,15 @@ int db_exec_script(struct db *db, const char *sql, char **cause)
 int db_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
               long long *id, char **cause)
 {
+    return db_insert_key(db, sql, params, n, "id", id, cause);
+}
+
+int db_insert_key(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                  const char *key, long long *id, char **cause)
+{
     if (refuse_write(db, sql, cause) < 0)
         return -1;
-    return wrote(db, sql, db->be->insert(db, sql, params, n, id, cause));
+    return wrote(db, sql, db->be->insert(db, sql, params, n, key, id, cause));
 }
 
 static struct db_res *query(struct db *db, const char *sql, const struct db_param *params, size_t n,

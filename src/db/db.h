@@ -73,6 +73,9 @@ int db_exec_script(struct db *db, const char *sql, char **cause);
 #define DB_CONFLICT (-2)
 int db_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
               long long *id, char **cause);
+/* db_insert into a table whose key column is `key` (changes: changeid; users: uid). */
+int db_insert_key(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                  const char *key, long long *id, char **cause);
 /* Runs a query; the result is freed with db_res_free.  NULL with *cause on error. */
 struct db_res *db_query(struct db *db, const char *sql, const struct db_param *params, size_t n,
                         char **cause);
@@ -139,6 +142,14 @@ int db_master_deactivate(struct db *db, long long masterid, char **cause);
 int db_worker_connected(struct db *db, long long masterid, const char *name, const char *info,
                         char **cause);
 int db_worker_disconnected(struct db *db, long long masterid, const char *name, char **cause);
+/*
+ * Buildbot's findSourceStampId (no patch): the source stamp with these fields,
+ * added if new.  `branch` and `revision` may be NULL (stored NULL, hashed as
+ * Buildbot hashes None); the others are text.
+ */
+long long db_sourcestamp_id(struct db *db, const char *branch, const char *revision,
+                            const char *repository, const char *project, const char *codebase,
+                            long long now, char **cause);
 
 /* Schema (schema.c). */
 

@@ -45,7 +45,7 @@ struct db_backend {
     int (*script)(struct db *db, const char *sql, char **cause);
     /* Runs an INSERT and reads the new id; DB_CONFLICT on unique violation. */
     int (*insert)(struct db *db, const char *sql, const struct db_param *params, size_t n,
-                  long long *id, char **cause);
+                  const char *key, long long *id, char **cause);
     int (*has_table)(struct db *db, const char *table, char **cause);
 };
 

@@ -164,3 +164,19 @@ int db_worker_disconnected(struct db *db, long long masterid, const char *name, 
                    "(SELECT id FROM workers WHERE name = ?)",
                    p, 2, cause);
 }
+
+long long db_sourcestamp_id(struct db *db, const char *branch, const char *revision,
+                            const char *repository, const char *project, const char *codebase,
+                            long long now, char **cause)
+{
+    const char *cols[] = {branch, revision, repository, project, codebase, NULL};
+    char hash[41];
+    db_hash(cols, 6, hash);
+    struct db_param p[] = {DB_TEXT(hash),       DB_TEXT(branch),   DB_TEXT(revision),
+                           DB_TEXT(repository), DB_TEXT(codebase), DB_TEXT(project),
+                           DB_INT(now)};
+    return find_or_add(db, "SELECT id FROM sourcestamps WHERE ss_hash = ?",
+                       "INSERT INTO sourcestamps (ss_hash, branch, revision, repository, "
+                       "codebase, project, patchid, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                       p, 7, cause);
+}

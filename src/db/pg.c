@@ -196,9 +196,9 @@ static int pg_script(struct db *db, const char *sql, char **cause)
 }
 
 static int pg_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
-                     long long *id, char **cause)
+                     const char *key, long long *id, char **cause)
 {
-    char *text = xasprintf("%s RETURNING id", sql);
+    char *text = xasprintf("%s RETURNING %s", sql, key);
     struct db_res *r = NULL;
     int rc = pg_run(db, text, params, n, &r, cause);
     free(text);

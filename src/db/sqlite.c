@@ -154,8 +154,9 @@ static int sq_script(struct db *db, const char *sql, char **cause)
 }
 
 static int sq_insert(struct db *db, const char *sql, const struct db_param *params, size_t n,
-                     long long *id, char **cause)
+                     const char *key, long long *id, char **cause)
 {
+    (void)key; /* the rowid is the integer primary key */
     if (sq_run(db, sql, params, n, NULL, cause) < 0) {
         int ext = sqlite3_extended_errcode(conn(db));
         if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)

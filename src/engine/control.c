@@ -1,6 +1,5 @@
 /*
  * Control actions from the web, as Buildbot's data API answers them:
- * `force` on a force scheduler (the buildset's id and {builderid: brid}),
  * `stop` and `rebuild` on a build, `cancel` and `set_priority` on a build
  * request, `pause`,
  * `unpause`, `stop` (graceful shutdown) and `kill` on a worker.  Each is answered exactly once with
@@ -11,34 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schedulers/schedulers.h"
-
 static void reply_null(struct www_action *act)
 {
     www_action_reply(act, "null", 200, 0, NULL);
-}
-
-/* builderid (the form of one builder's page) as builderNames. */
-static void builderid_to_names(struct engine *e, json_t *params)
-{
-    const json_t *id = json_object_get(params, "builderid");
-    if (json_object_get(params, "builderNames") != NULL || id == NULL)
-        return;
-    long long n = json_is_integer(id)  ? (long long)json_integer_value(id)
-                  : json_is_string(id) ? atoll(json_string_value(id))
-                                       : 0;
-    struct db_param p[] = {DB_INT(n)};
-    char *cause = NULL;
-    struct db_res *r = db_query(e->db, "SELECT name FROM builders WHERE id = ?", p, 1, &cause);
-    if (r == NULL) {
-        engine_db_error("finding a builder", cause);
-        return;
-    }
-    json_t *names = json_array();
-    if (db_res_rows(r) > 0)
-        json_array_append_new(names, json_string(db_res_text(r, 0, 0)));
-    json_object_set_new(params, "builderNames", names);
-    db_res_free(r);
 }
 
 /* Adds a buildset, collapses older requests into it, answers [bsid, {builderid: brid}]. */
@@ -48,65 +22,18 @@ static void submit(struct engine *e, struct www_action *act, const char *who, co
 {
     json_t *brids = NULL;
     char *cause = NULL;
-    long long bsid = requests_add_buildset(e, reason, props, sourcestamps, builders, priority,
-                                           extra, &brids, &cause);
+    struct eng_buildset bs = {who, reason, props, sourcestamps, builders, priority};
+    long long bsid = buildset_add(e, &bs, extra, &brids, &cause);
     if (bsid < 0) {
         www_action_reply(act, NULL, 500, -32603, cause);
         engine_db_error("adding a buildset", cause);
         return;
     }
-    log_info("%s: buildset %lld added (%s)", who, bsid, reason);
-    int collapsed = requests_collapse(e, brids, &cause);
-    if (collapsed < 0)
-        engine_db_error("collapsing build requests", cause);
-    else if (collapsed > 0)
-        log_info("%d older build request(s) collapsed into buildset %lld", collapsed, bsid);
     json_t *result = json_pack("[Io]", (json_int_t)bsid, brids);
     char *text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
     www_action_reply(act, text, 200, 0, NULL);
     free(text);
     json_decref(result);
-    engine_kick(e);
-}
-
-static void force(struct engine *e, struct www_action *act, const char *name, json_t *params)
-{
-    builderid_to_names(e, params);
-    struct sched_force_req req;
-    json_t *errors = NULL;
-    int rc = sched_force_parse(e->cfg, name, params, &req, &errors);
-    if (rc == SCHED_FORCE_UNKNOWN) {
-        char *msg = xasprintf("no force scheduler named '%s'", name);
-        www_action_reply(act, NULL, 404, -32602, msg);
-        free(msg);
-        return;
-    }
-    if (rc == SCHED_FORCE_NO_BUILDER) {
-        www_action_reply(act, NULL, 500, -32603,
-                         "KeyError('builderNames not specified or not supported')");
-        return;
-    }
-    if (rc == SCHED_FORCE_INVALID) {
-        char *text = json_dumps(errors, JSON_PRESERVE_ORDER);
-        www_action_reply_json(act, 400, -32602, text);
-        free(text);
-        json_decref(errors);
-        return;
-    }
-    json_t *props = json_array();
-    size_t i;
-    json_t *p;
-    json_array_foreach(req.properties, i, p)
-    {
-        json_array_append_new(props, json_pack("[OOs]", json_array_get(p, 0), json_array_get(p, 1),
-                                               "Force Build Form"));
-    }
-    json_array_append_new(props, json_pack("[sss]", "scheduler", name, "Scheduler"));
-    char *what = xasprintf("scheduler '%s'", name);
-    submit(e, act, what, req.reason, props, req.sourcestamps, req.builders, req.priority, NULL);
-    free(what);
-    json_decref(props);
-    sched_force_req_free(&req);
 }
 
 /* Buildbot's rebuildBuildrequest: a copy of the build's buildset for its builder. */
@@ -291,9 +218,7 @@ void engine_control(struct engine *e, struct www_action *act)
         params = json_object();
     char kind[64] = "", ident[256] = "";
     sscanf(path, "%63[^/]/%255s", kind, ident);
-    if (util_streq(kind, "forceschedulers") && util_streq(method, "force")) {
-        force(e, act, ident, params);
-    } else if (util_streq(kind, "builds") && util_streq(method, "rebuild")) {
+    if (util_streq(kind, "builds") && util_streq(method, "rebuild")) {
         rebuild(e, act, atoll(ident));
     } else if (util_streq(kind, "workers") &&
                (util_streq(method, "stop") || util_streq(method, "kill"))) {

@@ -45,6 +45,24 @@ void engine_worker_detached(struct engine *e, const char *name);
 /* A graceful shutdown: no new build on the worker; it is told to stop once idle. */
 void engine_worker_graceful(struct engine *e, const char *name);
 
+/* A buildset as a scheduler submits it. */
+struct eng_buildset {
+    const char *who; /* for the log: "scheduler 'X'" */
+    const char *reason;
+    json_t *properties;         /* [[name, value, source], ...], in Buildbot's order */
+    const json_t *sourcestamps; /* [{codebase, branch, revision, repository, project}, ...] */
+    const json_t *builders;     /* builder names */
+    long long priority;
+};
+/*
+ * Adds a buildset and its build requests, collapses older requests into them
+ * and runs the botmaster: Buildbot's addBuildset.  Returns the buildset's id
+ * and, when `brids` is not NULL, {"builderid": brid} in *brids (owned); or -1
+ * with *cause.
+ */
+long long engine_add_buildset(struct engine *e, const struct eng_buildset *bs, json_t **brids,
+                              char **cause);
+
 /* A control action posted from the web; answered with www_action_reply, now or later. */
 void engine_control(struct engine *e, struct www_action *act);
 

@@ -256,6 +256,9 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
                                 const json_t *sourcestamps, const json_t *builders,
                                 long long priority, const struct bs_extra *extra, json_t **brids,
                                 char **cause);
+/* engine_add_buildset with `extra` (NULL: none). */
+long long buildset_add(struct engine *e, const struct eng_buildset *bs,
+                       const struct bs_extra *extra, json_t **brids, char **cause);
 /* Claims a request for this master: 1, 0 if another has it, -1 on error. */
 int requests_claim(struct engine *e, long long brid, char **cause);
 int requests_unclaim(struct engine *e, long long brid, char **cause);

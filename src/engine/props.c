@@ -100,81 +100,6 @@ char *props_str(const json_t *v)
     return buf_take(&b);
 }
 
-/* ------------------------------------------------------------ Lua <-> JSON */
-
-static void push_json(lua_State *L, const json_t *v, int depth)
-{
-    if (json_is_string(v)) {
-        lua_pushlstring(L, json_string_value(v), json_string_length(v));
-    } else if (json_is_integer(v)) {
-        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
-    } else if (json_is_real(v)) {
-        lua_pushnumber(L, json_real_value(v));
-    } else if (json_is_boolean(v)) {
-        lua_pushboolean(L, json_is_true(v));
-    } else if ((json_is_array(v) || json_is_object(v)) && depth < MAX_DEPTH) {
-        lua_newtable(L);
-        if (json_is_array(v)) {
-            for (size_t i = 0; i < json_array_size(v); i++) {
-                push_json(L, json_array_get(v, i), depth + 1);
-                lua_rawseti(L, -2, (lua_Integer)i + 1);
-            }
-        } else {
-            const char *k;
-            json_t *x;
-            json_object_foreach((json_t *)v, k, x)
-            {
-                push_json(L, x, depth + 1);
-                lua_setfield(L, -2, k);
-            }
-        }
-    } else {
-        lua_pushnil(L);
-    }
-}
-
-static json_t *lua_json(lua_State *L, int idx, int depth)
-{
-    idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        json_t *j = json_stringn(s, n);
-        return j != NULL ? j : json_string("\xef\xbf\xbd");
-    }
-    case LUA_TNUMBER:
-        return lua_isinteger(L, idx) ? json_integer(lua_tointeger(L, idx))
-                                     : json_real(lua_tonumber(L, idx));
-    case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
-    case LUA_TTABLE:
-        break;
-    default:
-        return json_null();
-    }
-    if (depth > MAX_DEPTH)
-        return json_null();
-    lua_Integer n = luaL_len(L, idx);
-    if (n > 0) {
-        json_t *a = json_array();
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, i);
-            json_array_append_new(a, lua_json(L, -1, depth + 1));
-            lua_pop(L, 1);
-        }
-        return a;
-    }
-    json_t *o = json_object();
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        if (lua_type(L, -2) == LUA_TSTRING)
-            json_object_set_new(o, lua_tostring(L, -2), lua_json(L, -1, depth + 1));
-        lua_pop(L, 1);
-    }
-    return o;
-}
-
 static int get_property(lua_State *L)
 {
     /* props:getProperty(name, default) */
@@ -199,7 +124,7 @@ void props_push_lua(const struct render_ctx *c)
     lua_newtable(L);
     lua_newtable(L);
     for (size_t i = 0; i < c->props->n; i++) {
-        push_json(L, c->props->items[i].value, 0);
+        cfg_lua_push_json(L, c->props->items[i].value);
         lua_setfield(L, -2, c->props->items[i].name);
     }
     lua_setfield(L, -2, "_values");
@@ -261,7 +186,7 @@ static json_t *lookup(const struct render_ctx *c, int args, const char *source, 
         json_t *v = NULL;
         if (lua_istable(L, -1)) {
             lua_getfield(L, -1, name);
-            v = lua_isnil(L, -1) ? NULL : lua_json(L, -1, 0);
+            v = lua_isnil(L, -1) ? NULL : cfg_lua_to_json(L, -1);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -401,7 +326,7 @@ json_t *render(const struct render_ctx *c, int idx, char **cause)
     if (lua_isfunction(L, idx))
         return call_function(c, idx, cause);
     if (!lua_istable(L, idx))
-        return lua_json(L, idx, 0);
+        return cfg_lua_to_json(L, idx);
     if (luaL_len(L, idx) == 0) { /* a dict: each value rendered */
         json_t *o = json_object();
         lua_pushnil(L);

@@ -23,33 +23,13 @@ static const char *ss_field(const json_t *ss, const char *key)
     return v != NULL ? v : "";
 }
 
-/* findOrCreateId: the source stamp with these fields (no patch), made if new. */
+/* The source stamp's id: branch and revision may be null, as Buildbot's. */
 static long long sourcestamp_id(struct engine *e, const json_t *ss, char **cause)
 {
-    const char *branch = ss_field(ss, "branch"), *revision = ss_field(ss, "revision"),
-               *repository = ss_field(ss, "repository"), *project = ss_field(ss, "project"),
-               *codebase = ss_field(ss, "codebase");
-    const char *cols[] = {branch, revision, repository, project, codebase, NULL};
-    char hash[41];
-    db_hash(cols, 6, hash);
-    struct db_param p[] = {DB_TEXT(hash)};
-    struct db_res *r =
-        db_query(e->db, "SELECT id FROM sourcestamps WHERE ss_hash = ?", p, 1, cause);
-    if (r == NULL)
-        return -1;
-    long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
-    db_res_free(r);
-    if (id > 0)
-        return id;
-    struct db_param ins[] = {DB_TEXT(branch),     DB_TEXT(revision), DB_TEXT(repository),
-                             DB_TEXT(codebase),   DB_TEXT(project),  DB_TEXT(hash),
-                             DB_INT(engine_now())};
-    if (db_insert(e->db,
-                  "INSERT INTO sourcestamps (branch, revision, repository, codebase, project, "
-                  "patchid, ss_hash, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
-                  ins, 7, &id, cause) != 0)
-        return -1;
-    return id;
+    return db_sourcestamp_id(e->db, json_string_value(json_object_get(ss, "branch")),
+                             json_string_value(json_object_get(ss, "revision")),
+                             ss_field(ss, "repository"), ss_field(ss, "project"),
+                             ss_field(ss, "codebase"), engine_now(), cause);
 }
 
 /* Python's json.dumps (", " and ": " separators, ASCII only). */
@@ -164,6 +144,35 @@ fail:
     json_decref(*brids);
     *brids = NULL;
     return -1;
+}
+
+long long buildset_add(struct engine *e, const struct eng_buildset *bs,
+                       const struct bs_extra *extra, json_t **brids, char **cause)
+{
+    json_t *ids = NULL;
+    long long bsid = requests_add_buildset(e, bs->reason, bs->properties, bs->sourcestamps,
+                                           bs->builders, bs->priority, extra, &ids, cause);
+    if (bsid < 0)
+        return -1;
+    log_info("%s: buildset %lld added (%s)", bs->who, bsid, bs->reason);
+    char *why = NULL;
+    int collapsed = requests_collapse(e, ids, &why);
+    if (collapsed < 0)
+        engine_db_error("collapsing build requests", why);
+    else if (collapsed > 0)
+        log_info("%d older build request(s) collapsed into buildset %lld", collapsed, bsid);
+    if (brids != NULL)
+        *brids = ids;
+    else
+        json_decref(ids);
+    engine_kick(e);
+    return bsid;
+}
+
+long long engine_add_buildset(struct engine *e, const struct eng_buildset *bs, json_t **brids,
+                              char **cause)
+{
+    return buildset_add(e, bs, NULL, brids, cause);
 }
 
 int requests_claim(struct engine *e, long long brid, char **cause)

@@ -273,9 +273,10 @@ void trigger_run(struct step *s)
         struct bs_extra x = {.parent_buildid = s->b->id,
                              .parent_relationship = "Triggered from",
                              .waited_for = t->wait};
-        long long bsid = props == NULL ? -1
-                                       : requests_add_buildset(s->b->e, reason, props, ss, builders,
-                                                               0, &x, &brids, &cause);
+        char *who = xasprintf("scheduler '%s'", sc->name);
+        struct eng_buildset bs = {who, reason, props, ss, builders, 0};
+        long long bsid = props == NULL ? -1 : buildset_add(s->b->e, &bs, &x, &brids, &cause);
+        free(who);
         free(reason);
         json_decref(props);
         json_decref(builders);
@@ -297,15 +298,12 @@ void trigger_run(struct step *s)
             free(name);
             free(url);
         }
-        if (requests_collapse(s->b->e, brids, &cause) < 0)
-            engine_db_error("collapsing build requests", cause), cause = NULL;
         json_decref(brids);
     }
     json_decref(ss);
     set_urls(s, urls);
     json_decref(urls);
     summarize(s, NULL);
-    engine_kick(s->b->e);
     if (t->wait) {
         trigger_poll(s); /* nothing to wait for if everything collapsed away */
     } else {

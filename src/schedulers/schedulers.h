@@ -1,14 +1,38 @@
 /*
- * schedulers: what turns changes and requests into build requests.  So far
- * the force scheduler: its form, as the web shows it (force.c), and the
- * force action that submits it (force_params.c).
+ * schedulers: what turns changes and requests into buildsets.  The
+ * schedulers of the running configuration (single_branch, any_branch) take
+ * the changes the change sources store; the force scheduler's form is shown
+ * by the web (force.c) and its action submitted here (force_params.c); the
+ * control actions `force` and `enable` are answered here.  All of it runs on
+ * the engine loop.
  */
 #ifndef BBM_SCHEDULERS_H
 #define BBM_SCHEDULERS_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
 
 #include "config/config.h"
+#include "db/db.h"
+#include "engine/engine.h"
+
+struct sched;
+
+/*
+ * The schedulers of `cfg` (borrowed until the next sched_reconfig), writing
+ * to `db` as master `masterid` and submitting to `e`.  Changes classified
+ * before a restart start their tree-stable timers again.
+ */
+struct sched *sched_new(uv_loop_t *loop, struct db *db, struct engine *e, long long masterid,
+                        const struct cfg *cfg);
+/* Schedulers kept by name and kind keep their timers and pending changes. */
+void sched_reconfig(struct sched *s, const struct cfg *cfg);
+/* A change has been stored (a changes_add object). */
+void sched_change(struct sched *s, const json_t *change);
+/* Answers `force` on forceschedulers/NAME and `enable` on schedulers/ID; false for others. */
+bool sched_control(struct sched *s, struct www_action *act);
+void sched_free(struct sched *s);
 
 /*
  * Every bbm.schedulers.force of `cfg` as Buildbot's data API describes a

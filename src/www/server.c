@@ -14,10 +14,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BODY_MAX (1024 * 1024)
+/* GitHub sends at most 25 MB in a webhook. */
+#define HOOK_BODY_MAX (25 * 1024 * 1024)
+#define HOOK_MAX_HEADERS 64
 #define POOL_MAX 32
 #define ACTION_WAIT_S 30
 #define RAW_BATCH 8
@@ -450,7 +454,31 @@ struct www_action {
     int status, code;
     char *message;
     bool message_json; /* message is a JSON object */
+    /* a webhook's */
+    char **headers; /* name, value, name, value... */
+    size_t n_headers;
+    char *body;
+    size_t body_len;
 };
+
+const char *www_action_header(const struct www_action *act, const char *name)
+{
+    for (size_t i = 0; i + 1 < act->n_headers; i += 2)
+        if (strcasecmp(act->headers[i], name) == 0)
+            return act->headers[i + 1];
+    return NULL;
+}
+
+const char *www_action_body(const struct www_action *act, size_t *len)
+{
+    *len = act->body_len;
+    return act->body != NULL ? act->body : "";
+}
+
+void www_action_reply_text(struct www_action *act, int status, const char *text)
+{
+    www_action_reply(act, text, status, 0, NULL);
+}
 
 const char *www_action_path(const struct www_action *act)
 {
@@ -481,6 +509,10 @@ static void action_unref(struct www_action *a)
     free(a->params);
     free(a->result);
     free(a->message);
+    for (size_t i = 0; i < a->n_headers; i++)
+        free(a->headers[i]);
+    free(a->headers);
+    free(a->body);
     free(a);
 }
 
@@ -532,22 +564,21 @@ static enum MHD_Result rpc_error(struct MHD_Connection *c, int status, json_t *i
     return rpc_error_json(c, status, id, code, json_string(msg ? msg : "error"));
 }
 
-static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const char *path,
-                                  const char *method, json_t *id, json_t *params)
+static struct www_action *action_new(const char *path, const char *method, char *params)
 {
-    if (w->post == NULL) {
-        char *msg = xasprintf("action: %s is not supported", method);
-        enum MHD_Result ret = rpc_error(c, 501, id, -32601, msg);
-        free(msg);
-        return ret;
-    }
     struct www_action *a = xcalloc(1, sizeof *a);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, NULL);
     a->refs = 2;
     a->path = xstrdup(path);
     a->method = xstrdup(method);
-    a->params = www_json_dump(params, WWW_JSON_COMPACT, NULL);
+    a->params = params;
+    return a;
+}
+
+/* Posts the action to the engine and waits for its answer: false if none came in time. */
+static bool action_run(struct www *w, struct www_action *a)
+{
     w->post(a, w->post_arg);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -557,6 +588,20 @@ static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const
         ;
     bool done = a->done;
     pthread_mutex_unlock(&a->lock);
+    return done;
+}
+
+static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const char *path,
+                                  const char *method, json_t *id, json_t *params)
+{
+    if (w->post == NULL) {
+        char *msg = xasprintf("action: %s is not supported", method);
+        enum MHD_Result ret = rpc_error(c, 501, id, -32601, msg);
+        free(msg);
+        return ret;
+    }
+    struct www_action *a = action_new(path, method, www_json_dump(params, WWW_JSON_COMPACT, NULL));
+    bool done = action_run(w, a);
     enum MHD_Result ret;
     if (!done) {
         ret = rpc_error(c, 503, id, -32603, "the master did not answer in time");
@@ -666,6 +711,43 @@ static enum MHD_Result handle_post(struct www *w, struct MHD_Connection *c, char
     return ret;
 }
 
+/* Webhooks: the request's headers and body go to the engine as they came. */
+
+static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    struct www_action *a = cls;
+    if (key == NULL || value == NULL || a->n_headers >= 2 * HOOK_MAX_HEADERS)
+        return MHD_YES;
+    a->headers = xrealloc(a->headers, (a->n_headers + 2) * sizeof *a->headers);
+    a->headers[a->n_headers++] = xstrdup(key);
+    a->headers[a->n_headers++] = xstrdup(value);
+    return MHD_YES;
+}
+
+static enum MHD_Result handle_hook(struct www *w, struct MHD_Connection *c, const char *path,
+                                   struct buf *body, bool too_big)
+{
+    static const char text[] = "text/plain; charset=utf-8";
+    if (too_big)
+        return send_bytes(c, 413, text, NULL, "request body too large", 22);
+    if (w->post == NULL)
+        return send_bytes(c, 503, text, NULL, "no change hooks", 15);
+    struct www_action *a = action_new(path, "hook", xstrdup("{}"));
+    MHD_get_connection_values(c, MHD_HEADER_KIND, header_cb, a);
+    a->body_len = body->len;
+    a->body = buf_take(body);
+    enum MHD_Result ret;
+    if (!action_run(w, a))
+        ret = send_bytes(c, 503, text, NULL, "the master did not answer in time", 33);
+    else
+        ret = send_bytes(c, a->status, text, NULL, a->result ? a->result : "",
+                         a->result ? strlen(a->result) : 0);
+    action_unref(a);
+    return ret;
+}
+
 /* The request handler. */
 
 struct conn_ctx {
@@ -706,6 +788,10 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         json_decref(o);
         return ret;
     }
+    const char *hook = util_startswith(url, "/all/") ? url + 4 : url;
+    if (sub == NULL && util_startswith(hook, "/change_hook") &&
+        (strcmp(method, "POST") == 0 || strcmp(method, "GET") == 0))
+        return handle_hook(w, c, hook + 1, &ctx->body, ctx->too_big);
     if (sub == NULL)
         return send_error(c, 404, "not found");
     char *path = xstrdup(sub);
@@ -739,7 +825,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
         ctx = xcalloc(1, sizeof *ctx);
-        buf_init(&ctx->body, BODY_MAX);
+        bool hook = strstr(url, "/change_hook") != NULL;
+        buf_init(&ctx->body, hook ? HOOK_BODY_MAX : BODY_MAX);
         *con_cls = ctx;
         /* Answering in this first call would make libmicrohttpd close the connection
            after the response: wait for the next call (with the body, if any). */

@@ -9,6 +9,7 @@
 #define BBM_WWW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct www;
 struct www_action;
@@ -51,6 +52,15 @@ const char *www_action_params(const struct www_action *act);
  */
 void www_action_reply(struct www_action *act, const char *result_json, int http_status,
                       int rpc_code, const char *message);
+/*
+ * A webhook (POST /change_hook/DIALECT, path "change_hook/DIALECT", method
+ * "hook"): a request header (case-insensitive; NULL when absent) and the raw
+ * body.  It is answered with www_action_reply_text.
+ */
+const char *www_action_header(const struct www_action *act, const char *name);
+const char *www_action_body(const struct www_action *act, size_t *len);
+/* Answers a webhook: `status` and `text` as a plain-text body. */
+void www_action_reply_text(struct www_action *act, int status, const char *text);
 /* Answers with an error whose message is a JSON object (Buildbot's per-field errors). */
 void www_action_reply_json(struct www_action *act, int http_status, int rpc_code,
                            const char *message_json);

@@ -1,0 +1,70 @@
+/*
+ * changes: where changes come from and how they are kept.  A change is a
+ * JSON object with the fields of Buildbot's addChange (author, committer,
+ * comments, revision, branch, category, revlink, repository, project,
+ * codebase, when_timestamp, files, properties); store.c writes it as
+ * Buildbot's addChange writes it, github.c makes changes from GitHub's
+ * webhook events, hook.c answers /change_hook/DIALECT on the engine loop and
+ * hands every new change to whoever listens (the schedulers).
+ */
+#ifndef BBM_CHANGES_H
+#define BBM_CHANGES_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "db/db.h"
+#include "www/www.h"
+
+/* The most files one change may list. */
+#define CHG_MAX_FILES 10000
+
+/*
+ * Writes `change` (its fields as above; missing ones as Buildbot defaults
+ * them) with its files, properties (source "Change") and, when `src` is a
+ * version-control name such as "git", the user object of its author.  Adds
+ * "changeid", "sourcestampid" and "parent_changeids" to `change`.  Returns
+ * the change's id, or -1 with *cause (a field too long, a database error);
+ * nothing is stored then.
+ */
+long long changes_add(struct db *db, json_t *change, const char *src, char **cause);
+/* Whether changes_add would take `change` (its fields' types and lengths): 0 or -1 with *cause. */
+int changes_check(const json_t *change, char **cause);
+
+/* A webhook request, as it reached the web server. */
+struct chg_request {
+    const char *event;        /* X-GitHub-Event */
+    const char *signature;    /* X-Hub-Signature ("sha1=...") */
+    const char *signature256; /* X-Hub-Signature-256 ("sha256=...") */
+    const char *content_type;
+    const char *body;
+    size_t len;
+};
+
+/*
+ * GitHub's webhook: checks the signature (constant time) against
+ * `gh->secret` and turns the event into changes, as Buildbot's
+ * GitHubEventHandler does.  *changes gets a list (owned; empty for a ping or
+ * an event that makes no change).  *event gets the payload when the caller
+ * may want more of it (pull requests, comments), or NULL.  Returns 0, or -1
+ * with *cause for a request Buildbot answers 400.
+ */
+int changes_github(const struct cfg_github *gh, const struct chg_request *req, json_t **changes,
+                   json_t **payload, char **cause);
+
+struct chg;
+
+/* Told of each change once it is stored (the change as changes_add left it). */
+typedef void (*chg_listener)(const json_t *change, void *arg);
+
+/* The change sources of `cfg` on `loop`, storing into `db`. */
+struct chg *changes_new(uv_loop_t *loop, struct db *db, const struct cfg *cfg,
+                        chg_listener listener, void *arg);
+/* The configuration to use from now on. */
+void changes_reconfig(struct chg *c, const struct cfg *cfg);
+/* Answers a POST to change_hook/DIALECT (a www_action of kind "hook"). */
+void changes_hook(struct chg *c, struct www_action *act);
+void changes_free(struct chg *c);
+
+#endif

@@ -1,0 +1,309 @@
+"""Changes and schedulers: GitHub's webhook -> change rows as Buildbot's addChange
+writes them -> single_branch / any_branch schedulers (change filters, fileIsImportant,
+treeStableTimer, state in scheduler_changes) -> build requests for the right builders ->
+builds on a real buildbot-worker.  Bad requests are refused and store nothing."""
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import time
+import urllib.request
+
+import psycopg2
+import pytest
+
+from conftest import free_port, wait_for
+
+SECRET = "s3cret"
+
+CONFIG = r'''local bbm = require "bbm"
+-- CPython's rule: a change is important unless every file is documentation
+local function important(change)
+  for _, f in ipairs(change.files) do
+    if not f:match("^Doc/") then return true end
+  end
+  return false
+end
+return {
+  title = "changes",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d, change_hook_dialects = { github = {
+    secret = "%(secret)s", strict = true,
+    github_property_whitelist = { "github.pusher.*" } } } },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass", { max_builds = 4 }) },
+  builders = {
+    bbm.builder{ name = "main-a", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "echo", bbm.interpolate("%%(src::revision)s") } } } },
+    bbm.builder{ name = "main-b", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "true" } } } },
+    bbm.builder{ name = "feature", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "true" } } } },
+  },
+  schedulers = {
+    bbm.schedulers.single_branch{ name = "main", builderNames = { "main-a", "main-b" },
+      change_filter = bbm.change_filter{ branch = "main" }, treeStableTimer = %(stable)s,
+      fileIsImportant = important, properties = { from_scheduler = "yes" } },
+    bbm.schedulers.any_branch{ name = "features", builderNames = { "feature" },
+      change_filter = bbm.change_filter{ branch_re = "feature/" } },
+  },
+}
+'''
+
+REPO = {"name": "cpython", "full_name": "python/cpython",
+        "html_url": "https://github.com/python/cpython"}
+
+
+def commit(sha, files, message="a commit", when="2026-11-30T10:00:00+01:00"):
+    return {"id": sha, "message": message, "timestamp": when, "distinct": True,
+            "url": f"https://github.com/python/cpython/commit/{sha}",
+            "author": {"name": "Ada", "email": "ada@example.org"},
+            "committer": {"name": "GitHub", "email": "noreply@github.com"},
+            "added": files[:1], "modified": files[1:], "removed": []}
+
+
+def push(branch, commits, **extra):
+    return {"ref": f"refs/heads/{branch}", "repository": REPO, "commits": commits,
+            "head_commit": commits[-1], "pusher": {"name": "ada", "email": "ada@example.org"},
+            **extra}
+
+
+class Site:
+    def __init__(self, master, backend, stable):
+        self.master = master
+        self.port = free_port()
+        self.backend = backend
+        db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(CONFIG % {"pb": master.pb_port, "www": self.port, "db": db,
+                              "secret": SECRET, "stable": stable})
+        master.start()
+
+    def hook(self, payload, event="push", secret=SECRET, body=None, sig="sha256",
+             content_type="application/json", path="/change_hook/github"):
+        data = body if body is not None else json.dumps(payload).encode()
+        headers = {"Content-Type": content_type, "X-GitHub-Event": event}
+        if secret is not None:
+            algo = hashlib.sha256 if sig == "sha256" else hashlib.sha1
+            name = "X-Hub-Signature-256" if sig == "sha256" else "X-Hub-Signature"
+            headers[name] = f"{sig}=" + hmac.new(secret.encode(), data, algo).hexdigest()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                     method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/{path}",
+                                    timeout=60) as r:
+            return json.loads(r.read())
+
+    def rpc(self, path, method, **params):
+        body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v2/{path}",
+                                     data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    def query(self, sql, *args):
+        if self.backend == "sqlite":
+            db = sqlite3.connect(os.path.join(self.master.dir, "state.sqlite"))
+            rows = db.execute(sql, args).fetchall()
+        else:
+            db = psycopg2.connect(self.backend)
+            with db.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), args)
+                rows = cur.fetchall()
+        db.close()
+        return [tuple(r) for r in rows]
+
+    def buildsets(self):
+        """(bsid, reason, [builder names], [(branch, revision)]) of every buildset."""
+        out = []
+        for (bsid, reason) in self.query("SELECT id, reason FROM buildsets ORDER BY id"):
+            names = [n for (n,) in self.query(
+                "SELECT b.name FROM buildrequests r JOIN builders b ON b.id = r.builderid "
+                "WHERE r.buildsetid = ? ORDER BY b.name", bsid)]
+            stamps = self.query(
+                "SELECT s.branch, s.revision FROM buildset_sourcestamps x JOIN sourcestamps s "
+                "ON s.id = x.sourcestampid WHERE x.buildsetid = ?", bsid)
+            out.append((bsid, reason, names, stamps))
+        return out
+
+    def wait_buildsets(self, n):
+        wait_for(lambda: len(self.buildsets()) >= n, what=f"{n} buildset(s)")
+        return self.buildsets()
+
+    def wait_builds_done(self):
+        wait_for(lambda: self.query("SELECT COUNT(*) FROM buildrequests WHERE complete = 0")
+                 == [(0,)], what="every build request complete")
+
+
+@pytest.fixture
+def site(master, backend, workers):
+    s = Site(master, backend, stable=1)
+    s.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    return s
+
+
+MAIN_REASON = "The SingleBranchScheduler scheduler named 'main' triggered this build"
+
+
+def test_push_builds_the_right_builders(site):
+    """A signed push of two commits: two changes as Buildbot writes them; after the
+    tree-stable timer one buildset for main-a and main-b with the newest revision; the
+    builds run on the worker and carry the change's properties."""
+    status, text = site.hook(push("main", [commit("a" * 40, ["Lib/os.py", "Doc/os.rst"]),
+                                           commit("b" * 40, ["Lib/io.py"], "second\n\nbody")]))
+    assert (status, text) == (202, "2 change found")
+    rows = site.query("SELECT changeid, author, committer, comments, branch, revision, revlink, "
+                      "when_timestamp, category, repository, codebase, project, "
+                      "parent_changeids FROM changes ORDER BY changeid")
+    assert rows == [
+        (1, "Ada <ada@example.org>", "GitHub <noreply@github.com>", "a commit", "main", "a" * 40,
+         "https://github.com/python/cpython/commit/" + "a" * 40, 1796029200, None,
+         "https://github.com/python/cpython", "", "python/cpython", None),
+        (2, "Ada <ada@example.org>", "GitHub <noreply@github.com>", "second\n\nbody", "main",
+         "b" * 40, "https://github.com/python/cpython/commit/" + "b" * 40, 1796029200, None,
+         "https://github.com/python/cpython", "", "python/cpython", 1)]
+    assert site.query("SELECT changeid, filename FROM change_files ORDER BY changeid, filename") \
+        == [(1, "Doc/os.rst"), (1, "Lib/os.py"), (2, "Lib/io.py")]
+    assert site.query("SELECT property_name, property_value FROM change_properties "
+                      "WHERE changeid = 1 ORDER BY property_name") == [
+        ("event", '["push", "Change"]'), ("github.pusher.email", '["ada@example.org", "Change"]'),
+        ("github.pusher.name", '["ada", "Change"]'), ("github_distinct", '[true, "Change"]')]
+    assert site.query("SELECT u.identifier, i.attr_type, i.attr_data FROM users u JOIN "
+                      "users_info i ON i.uid = u.uid") == [
+        ("Ada <ada@example.org>", "git", "Ada <ada@example.org>")]
+    assert site.query("SELECT COUNT(*) FROM change_users") == [(2,)]
+    api = site.get("changes/2")["changes"][0]
+    assert (api["revision"], api["branch"], api["files"]) == ("b" * 40, "main", ["Lib/io.py"])
+
+    sets = site.wait_buildsets(1)
+    assert sets == [(1, MAIN_REASON, ["main-a", "main-b"], [("main", "b" * 40)])]
+    assert site.query("SELECT property_name, property_value FROM buildset_properties "
+                      "WHERE buildsetid = 1 ORDER BY property_name") == [
+        ("event", '["push", "Change"]'), ("from_scheduler", '["yes", "Scheduler"]'),
+        ("github.pusher.email", '["ada@example.org", "Change"]'),
+        ("github.pusher.name", '["ada", "Change"]'), ("github_distinct", '[true, "Change"]'),
+        ("scheduler", '["main", "Scheduler"]')]
+    # the change's source stamp is the buildset's
+    assert site.query("SELECT sourcestampid FROM changes WHERE changeid = 2") == \
+        site.query("SELECT sourcestampid FROM buildset_sourcestamps WHERE buildsetid = 1")
+    assert site.query("SELECT COUNT(*) FROM scheduler_changes") == [(0,)]
+    site.wait_builds_done()
+    assert site.query("SELECT results FROM builds ORDER BY id") == [(0,), (0,)]
+    time.sleep(1.5)  # a second timer would have fired by now
+    assert len(site.buildsets()) == 1
+
+
+def test_doc_only_push_waits_for_an_important_one(site):
+    """A push touching only Doc/ is stored and classified unimportant: no build.  The
+    next important push builds both, with the newest revision."""
+    assert site.hook(push("main", [commit("c" * 40, ["Doc/a.rst", "Doc/b.rst"])]))[0] == 202
+    wait_for(lambda: site.query("SELECT changeid, important FROM scheduler_changes") ==
+             [(1, 0)], what="the change classified unimportant")
+    time.sleep(1.5)  # longer than treeStableTimer: nothing is built for it
+    assert site.buildsets() == []
+    assert site.hook(push("main", [commit("d" * 40, ["Lib/x.py"])]))[0] == 202
+    assert site.wait_buildsets(1) == [(1, MAIN_REASON, ["main-a", "main-b"],
+                                       [("main", "d" * 40)])]
+    assert site.query("SELECT COUNT(*) FROM scheduler_changes") == [(0,)]
+
+
+def test_burst_of_pushes_makes_one_buildset(site):
+    """Pushes within the timer restart it: one buildset, the newest revision."""
+    for i in range(5):
+        assert site.hook(push("main", [commit(f"{i}" * 40, [f"Lib/m{i}.py"])]))[0] == 202
+    sets = site.wait_buildsets(1)
+    time.sleep(1.5)
+    assert site.buildsets() == sets == [(1, MAIN_REASON, ["main-a", "main-b"],
+                                         [("main", "4" * 40)])]
+
+
+def test_any_branch_and_filters(site):
+    """features (any_branch, branch_re, no timer) builds a feature branch at once; a
+    branch no filter takes is stored and built by nobody; tags and deletions make no
+    change; a [ci skip] head commit makes none."""
+    assert site.hook(push("feature/x", [commit("e" * 40, ["Lib/a.py"])]))[0] == 202
+    assert site.wait_buildsets(1)[0][2:] == (["feature"], [("feature/x", "e" * 40)])
+    assert site.hook(push("3.12", [commit("f" * 40, ["Lib/a.py"])])) == (202, "1 change found")
+    assert site.hook(push("main", [commit("1" * 40, ["Lib/a.py"], "wip [ci skip]")])) == \
+        (202, "no change found")
+    assert site.hook(push("main", [commit("2" * 40, ["Lib/a.py"])], deleted=True)) == \
+        (202, "no change found")
+    tag = push("main", [commit("3" * 40, ["Lib/a.py"])])
+    tag["ref"] = "refs/tags/v3.14.0"
+    assert site.hook(tag) == (202, "1 change found")
+    assert site.query("SELECT branch, category FROM changes ORDER BY changeid") == [
+        ("feature/x", None), ("3.12", None), ("v3.14.0", "tag")]
+    assert site.hook({"zen": "Keep it logically awesome."}, event="ping") == \
+        (202, "no change found")
+    time.sleep(1.5)
+    assert len(site.buildsets()) == 1
+
+
+def test_bad_requests_store_nothing(site):
+    """Wrong or missing signatures, bad JSON, unknown events and dialects: 400 with the
+    reason, nothing stored."""
+    good = push("main", [commit("a" * 40, ["Lib/a.py"])])
+    assert site.hook(good, secret="wrong") == (400, "Hash mismatch")
+    assert site.hook(good, secret=None) == (400, "Request has no required signature")
+    assert site.hook(good, secret="wrong", sig="sha1") == (400, "Hash mismatch")
+    status, text = site.hook(None, body=b'{"ref": ')
+    assert status == 400 and text.startswith("the payload is not JSON")
+    assert site.hook(good, event="deployment") == (400, "Unknown event: deployment")
+    assert site.hook(good, content_type="text/plain") == \
+        (400, "Unknown content type: text/plain")
+    assert site.hook({"ref": "refs/heads/main"}) == \
+        (400, "a push event needs 'ref' and 'repository' (html_url, full_name)")
+    long_branch = push("b" * 300, [commit("a" * 40, ["Lib/a.py"])])
+    assert site.hook(long_branch) == \
+        (400, "value for column branch is greater than max of 255 characters")
+    assert site.hook(good, path="/change_hook/gitlab") == \
+        (400, "The dialect specified, 'gitlab', wasn't whitelisted in change_hook")
+    assert site.query("SELECT COUNT(*) FROM changes") == [(0,)]
+    assert site.query("SELECT COUNT(*) FROM sourcestamps") == [(0,)]
+    # Buildbot's own signature header and a form body are accepted too
+    form = b"payload=" + urllib.parse.quote_plus(json.dumps(good)).encode()
+    assert site.hook(None, body=form, sig="sha1",
+                     content_type="application/x-www-form-urlencoded",
+                     path="/all/change_hook/github") == (202, "1 change found")
+
+
+def test_disabled_scheduler_ignores_changes(site):
+    """The API's enable action: a disabled scheduler takes no change; enabled again, it
+    does."""
+    (sid,) = site.query("SELECT id FROM schedulers WHERE name = 'main'")[0]
+    assert site.rpc(f"schedulers/{sid}", "enable", enabled=False)["result"] is None
+    assert site.get(f"schedulers/{sid}")["schedulers"][0]["enabled"] is False
+    assert site.hook(push("main", [commit("a" * 40, ["Lib/a.py"])]))[0] == 202
+    time.sleep(1.5)
+    assert site.buildsets() == []
+    assert site.query("SELECT COUNT(*) FROM scheduler_changes") == [(0,)]
+    assert site.rpc(f"schedulers/{sid}", "enable", enabled=True)["result"] is None
+    assert site.hook(push("main", [commit("b" * 40, ["Lib/a.py"])]))[0] == 202
+    assert site.wait_buildsets(1)[0][3] == [("main", "b" * 40)]
+
+
+def test_restart_during_tree_stable_wait(master, workers):
+    """The master stops while a change waits for the tree to be stable: after start the
+    timer runs again and exactly one buildset is made."""
+    s = Site(master, "sqlite", stable=3)
+    assert s.hook(push("main", [commit("a" * 40, ["Lib/a.py"])]))[0] == 202
+    assert s.query("SELECT changeid, important FROM scheduler_changes") == [(1, 1)]
+    master.stop()
+    assert s.buildsets() == []
+    master.start()
+    master.wait_log(r"scheduler 'main': 1 change\(s\) waiting")
+    assert s.wait_buildsets(1) == [(1, MAIN_REASON, ["main-a", "main-b"],
+                                    [("main", "a" * 40)])]
+    time.sleep(4)
+    assert len(s.buildsets()) == 1
+    assert s.query("SELECT COUNT(*) FROM scheduler_changes") == [(0,)]
