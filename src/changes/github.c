@@ -23,8 +23,8 @@
 #include "util/util.h"
 
 /* Whether `sig` ("sha256=HEX") is the HMAC of the body with the secret. */
-static int check_signature(const char *secret, const char *sig, const char *want,
-                           const EVP_MD *md, const char *body, size_t len, char **cause)
+static int check_signature(const char *secret, const char *sig, const char *want, const EVP_MD *md,
+                           const char *body, size_t len, char **cause)
 {
     size_t n = strlen(want);
     if (strncmp(sig, want, n) != 0 || sig[n] != '=') {
@@ -54,14 +54,13 @@ static int verify(const struct cfg_github *gh, const struct chg_request *req, ch
     if (gh->secret == NULL || sig == NULL)
         return 0;
     if (req->signature256 != NULL)
-        return check_signature(gh->secret, sig, "sha256", EVP_sha256(), req->body, req->len,
-                               cause);
+        return check_signature(gh->secret, sig, "sha256", EVP_sha256(), req->body, req->len, cause);
     return check_signature(gh->secret, sig, "sha1", EVP_sha1(), req->body, req->len, cause);
 }
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -80,8 +79,7 @@ static char *form_payload(const char *body, size_t len, size_t *out_len)
             for (const char *q = p + 8; q < stop; q++) {
                 if (*q == '+') {
                     out[n++] = ' ';
-                } else if (*q == '%' && q + 2 < stop && hexval(q[1]) >= 0 &&
-                           hexval(q[2]) >= 0) {
+                } else if (*q == '%' && q + 2 < stop && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
                     out[n++] = (char)(hexval(q[1]) * 16 + hexval(q[2]));
                     q += 2;
                 } else {
@@ -247,8 +245,8 @@ static json_t *commit_change(const struct cfg_github *gh, const json_t *commit,
     json_object_set_new(c, "author", person(json_object_get(commit, "author")));
     json_object_set_new(c, "committer", person(json_object_get(commit, "committer")));
     json_object_set(c, "files", files);
-    json_object_set_new(c, "comments", json_is_string(message) ? json_incref((json_t *)message)
-                                                               : json_string(""));
+    json_object_set_new(c, "comments",
+                        json_is_string(message) ? json_incref((json_t *)message) : json_string(""));
     set_str(c, "revision", str_at(commit, "id", NULL));
     set_str(c, "revlink", str_at(commit, "url", NULL));
     json_object_set_new(c, "when_timestamp",
@@ -256,8 +254,8 @@ static json_t *commit_change(const struct cfg_github *gh, const json_t *commit,
     set_str(c, "branch", branch);
     set_str(c, "repository", str_at(payload, "repository", "html_url", NULL));
     set_str(c, "project", str_at(payload, "repository", "full_name", NULL));
-    json_object_set_new(c, "category", util_startswith(ref, "refs/tags/") ? json_string("tag")
-                                                                           : json_null());
+    json_object_set_new(c, "category",
+                        util_startswith(ref, "refs/tags/") ? json_string("tag") : json_null());
     json_object_set(c, "properties", cprops);
     json_decref(files);
     json_decref(cprops);
@@ -265,8 +263,8 @@ static json_t *commit_change(const struct cfg_github *gh, const json_t *commit,
     return c;
 }
 
-static int push(const struct cfg_github *gh, const json_t *payload, const char *event,
-                json_t *out, char **cause)
+static int push(const struct cfg_github *gh, const json_t *payload, const char *event, json_t *out,
+                char **cause)
 {
     const char *ref = str_at(payload, "ref", NULL);
     if (ref == NULL || str_at(payload, "repository", "html_url", NULL) == NULL ||
@@ -330,9 +328,9 @@ static int pull_request(const struct cfg_github *gh, const json_t *payload, cons
     long long commits = (long long)json_integer_value(json_object_get(pr, "commits"));
     const char *title = str_at(pr, "title", NULL), *body = str_at(pr, "body", NULL);
     char *refname = xasprintf("refs/pull/%lld/%s", n, gh->pullrequest_ref);
-    char *comments = xasprintf("GitHub Pull Request #%lld (%lld commit%s)\n%s\n%s", n, commits,
-                               commits != 1 ? "s" : "", title ? title : "None",
-                               body ? body : "None");
+    char *comments =
+        xasprintf("GitHub Pull Request #%lld (%lld commit%s)\n%s\n%s", n, commits,
+                  commits != 1 ? "s" : "", title ? title : "None", body ? body : "None");
     const char *revlink = str_at(pr, "_links", "html", "href", NULL);
     const char *base = str_at(pr, "base", "ref", NULL);
     json_t *props = json_object();

@@ -122,8 +122,8 @@ void changes_hook(struct chg *c, struct www_action *act)
         github(c, act);
         return;
     }
-    char *msg = xasprintf("The dialect specified, '%.64s', wasn't whitelisted in change_hook",
-                          dialect);
+    char *msg =
+        xasprintf("The dialect specified, '%.64s', wasn't whitelisted in change_hook", dialect);
     www_action_reply_text(act, 400, msg);
     free(msg);
 }

@@ -29,9 +29,9 @@ int changes_check(const json_t *change, char **cause)
     static const struct {
         const char *key;
         size_t max;
-    } cols[] = {{"author", 255},     {"committer", 255}, {"branch", 255},   {"revision", 255},
-                {"revlink", 256},    {"category", 255},  {"repository", 512}, {"project", 512},
-                {"codebase", 256}};
+    } cols[] = {{"author", 255},     {"committer", 255}, {"branch", 255},
+                {"revision", 255},   {"revlink", 256},   {"category", 255},
+                {"repository", 512}, {"project", 512},   {"codebase", 256}};
     for (size_t i = 0; i < UTIL_NELEM(cols); i++) {
         const json_t *j = json_object_get(change, cols[i].key);
         const char *v = json_string_value(j);
@@ -189,28 +189,28 @@ long long changes_add(struct db *db, json_t *change, const char *src, char **cau
         return -1;
     const char *author = text(change, "author");
     long long uid = is_vcs(src) && strlen(author) <= 128 ? user_id(db, author, src, cause) : 0;
-    long long ssid = uid < 0 ? -1
-                             : db_sourcestamp_id(db, text(change, "branch"),
-                                                 text(change, "revision"),
-                                                 text(change, "repository"), text(change, "project"),
-                                                 text(change, "codebase"), now, cause);
+    long long ssid = uid < 0
+                         ? -1
+                         : db_sourcestamp_id(db, text(change, "branch"), text(change, "revision"),
+                                             text(change, "repository"), text(change, "project"),
+                                             text(change, "codebase"), now, cause);
     long long parent = ssid < 0 ? -1 : parent_id(db, change, cause);
     if (parent < 0)
         goto fail;
-    struct db_param p[] = {DB_TEXT(author),
-                           DB_TEXT(text(change, "committer")),
-                           DB_TEXT(text(change, "comments")),
-                           DB_TEXT(text(change, "branch")),
-                           DB_TEXT(text(change, "revision")),
-                           DB_TEXT(text(change, "revlink")),
-                           DB_INT((long long)json_integer_value(
-                               json_object_get(change, "when_timestamp"))),
-                           DB_TEXT(text(change, "category")),
-                           DB_TEXT(text(change, "repository")),
-                           DB_TEXT(text(change, "codebase")),
-                           DB_TEXT(text(change, "project")),
-                           DB_INT(ssid),
-                           parent > 0 ? DB_INT(parent) : DB_NULL};
+    struct db_param p[] = {
+        DB_TEXT(author),
+        DB_TEXT(text(change, "committer")),
+        DB_TEXT(text(change, "comments")),
+        DB_TEXT(text(change, "branch")),
+        DB_TEXT(text(change, "revision")),
+        DB_TEXT(text(change, "revlink")),
+        DB_INT((long long)json_integer_value(json_object_get(change, "when_timestamp"))),
+        DB_TEXT(text(change, "category")),
+        DB_TEXT(text(change, "repository")),
+        DB_TEXT(text(change, "codebase")),
+        DB_TEXT(text(change, "project")),
+        DB_INT(ssid),
+        parent > 0 ? DB_INT(parent) : DB_NULL};
     if (db_insert_key(db,
                       "INSERT INTO changes (author, committer, comments, branch, revision, "
                       "revlink, when_timestamp, category, repository, codebase, project, "

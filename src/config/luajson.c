@@ -12,7 +12,6 @@
 
 #define MAX_DEPTH 16
 
-
 static void push_json(lua_State *L, const json_t *v, int depth)
 {
     if (json_is_string(v)) {

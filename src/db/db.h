@@ -147,6 +147,13 @@ int db_worker_disconnected(struct db *db, long long masterid, const char *name, 
  * added if new.  `branch` and `revision` may be NULL (stored NULL, hashed as
  * Buildbot hashes None); the others are text.
  */
+/* Buildbot's state of an object (a scheduler, a change source): the objects row named
+   `name` of class `class_name` ("Nightly"...), added if new. */
+long long db_object_id(struct db *db, const char *name, const char *class_name, char **cause);
+/* The JSON text stored under `name` in *value (malloc'd; NULL when none).  0 or -1. */
+int db_state_get(struct db *db, long long objectid, const char *name, char **value, char **cause);
+int db_state_set(struct db *db, long long objectid, const char *name, const char *value,
+                 char **cause);
 long long db_sourcestamp_id(struct db *db, const char *branch, const char *revision,
                             const char *repository, const char *project, const char *codebase,
                             long long now, char **cause);

@@ -180,3 +180,48 @@ long long db_sourcestamp_id(struct db *db, const char *branch, const char *revis
                        "codebase, project, patchid, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
                        p, 7, cause);
 }
+
+long long db_object_id(struct db *db, const char *name, const char *class_name, char **cause)
+{
+    struct db_param p[] = {DB_TEXT(name), DB_TEXT(class_name)};
+    struct db_res *r =
+        db_query(db, "SELECT id FROM objects WHERE name = ? AND class_name = ?", p, 2, cause);
+    if (r == NULL)
+        return -1;
+    long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
+    db_res_free(r);
+    if (id >= 0)
+        return id;
+    if (db_insert(db, "INSERT INTO objects (name, class_name) VALUES (?, ?)", p, 2, &id, cause) < 0)
+        return -1;
+    return id;
+}
+
+int db_state_get(struct db *db, long long objectid, const char *name, char **value, char **cause)
+{
+    struct db_param p[] = {DB_INT(objectid), DB_TEXT(name)};
+    struct db_res *r = db_query(
+        db, "SELECT value_json FROM object_state WHERE objectid = ? AND name = ?", p, 2, cause);
+    if (r == NULL)
+        return -1;
+    *value = db_res_rows(r) > 0 ? xstrdup(db_res_text(r, 0, 0)) : NULL;
+    db_res_free(r);
+    return 0;
+}
+
+int db_state_set(struct db *db, long long objectid, const char *name, const char *value,
+                 char **cause)
+{
+    struct db_param p[] = {DB_INT(objectid), DB_TEXT(name)};
+    struct db_param q[] = {DB_INT(objectid), DB_TEXT(name), DB_TEXT(value)};
+    if (db_begin(db, cause) < 0)
+        return -1;
+    if (db_exec(db, "DELETE FROM object_state WHERE objectid = ? AND name = ?", p, 2, cause) < 0 ||
+        db_exec(db, "INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)", q, 3,
+                cause) < 0 ||
+        db_commit(db, cause) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
+}

@@ -80,11 +80,10 @@ static void drop_timer(struct sched_one *o, struct stable_timer *t)
 static json_t *classified(struct sched_one *o, const json_t *where, char **cause)
 {
     const char *branch = json_string_value(json_object_get(where, "branch"));
-    struct db_param p[] = {DB_INT(o->id),
-                           DB_TEXT(json_string_value(json_object_get(where, "codebase"))),
-                           DB_TEXT(json_string_value(json_object_get(where, "project"))),
-                           DB_TEXT(json_string_value(json_object_get(where, "repository"))),
-                           DB_TEXT(branch)};
+    struct db_param p[] = {
+        DB_INT(o->id), DB_TEXT(json_string_value(json_object_get(where, "codebase"))),
+        DB_TEXT(json_string_value(json_object_get(where, "project"))),
+        DB_TEXT(json_string_value(json_object_get(where, "repository"))), DB_TEXT(branch)};
     char sql[640];
     snprintf(sql, sizeof sql,
              "SELECT c.changeid, c.codebase, c.branch, c.revision, c.repository, c.project, "
@@ -126,8 +125,9 @@ static void flush(struct sched_one *o, const json_t *rows)
         struct db_param p[] = {DB_INT(o->id),
                                DB_INT(json_integer_value(json_object_get(row, "changeid")))};
         char *cause = NULL;
-        if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid = ?",
-                    p, 2, &cause) < 0) {
+        if (db_exec(o->s->db,
+                    "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid = ?", p, 2,
+                    &cause) < 0) {
             log_error("scheduler '%s': forgetting changes: %s", o->name, cause);
             free(cause);
             return;
@@ -174,8 +174,8 @@ static void start_timer(struct sched_one *o, json_t *key, double seconds)
 static int classify(struct sched_one *o, long long changeid, bool important, char **cause)
 {
     struct db_param p[] = {DB_INT(o->id), DB_INT(changeid)};
-    if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid = ?",
-                p, 2, cause) < 0)
+    if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid = ?", p,
+                2, cause) < 0)
         return -1;
     struct db_param q[] = {DB_INT(o->id), DB_INT(changeid), DB_INT(important)};
     return db_exec(o->s->db,
@@ -214,15 +214,8 @@ void basic_change(struct sched_one *o, const json_t *change)
 {
     if (!filter_accepts(o, change))
         return;
-    const char *cb = json_string_value(json_object_get(change, "codebase"));
-    json_t *codebases = sched_codebases(o);
-    bool known = json_object_get(codebases, cb ? cb : "") != NULL;
-    json_decref(codebases);
-    if (!known) {
-        log_info("change contains codebase %s that is not processed by scheduler %s",
-                 cb ? cb : "", o->name);
+    if (!sched_takes_codebase(o, change))
         return;
-    }
     int important = filter_important(o, change);
     if (important < 0 || (important == 0 && sched_bool(o, "onlyImportant")))
         return;

@@ -48,8 +48,8 @@ static bool re_match(const char *pattern, const char *value)
 {
     int err;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED,
-                                   &err, &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED, &err, &off, NULL);
     if (re == NULL) {
         log_warn("change_filter: bad regular expression \"%s\"", pattern);
         return false;
@@ -98,8 +98,7 @@ static bool call_fn(lua_State *L, int idx, const json_t *change, const char *wha
 
 static bool filter_table(lua_State *L, int f, const json_t *change)
 {
-    static const char *const fields[] = {"branch", "repository", "project", "category",
-                                         "codebase"};
+    static const char *const fields[] = {"branch", "repository", "project", "category", "codebase"};
     for (size_t i = 0; i < UTIL_NELEM(fields); i++) {
         const char *v = json_string_value(json_object_get(change, fields[i]));
         char re[32];

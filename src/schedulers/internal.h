@@ -4,6 +4,7 @@
  *   sched.c       the running schedulers of a configuration, the control actions
  *                 (force, enable), buildsets for changes
  *   basic.c       single_branch and any_branch: changes, tree-stable timers
+ *   timed.c       periodic and nightly
  *   filter.c      change filters, fileIsImportant, a change as Lua sees it
  *   force.c       the force schedulers' forms; force_params.c their action
  */
@@ -39,6 +40,10 @@ struct sched_one {
     char **builders;
     size_t n_builders;
     struct stable_timer *timers; /* basic.c */
+    uv_timer_t *timer;           /* timed.c: the next build */
+    double last_build;           /* timed.c: when the last was due (-1: never) */
+    double actuate_at;           /* timed.c: when the next is due */
+    bool first_build;            /* timed.c: none was ever made */
     struct sched_one *next;
 };
 
@@ -66,6 +71,8 @@ json_t *sched_codebases(struct sched_one *o);
  * changes after the scheduler's own.  0 or -1 (logged).
  */
 int sched_build_changes(struct sched_one *o, const json_t *changes, const char *reason);
+/* Whether the change's codebase is one of the scheduler's (logged when not). */
+bool sched_takes_codebase(struct sched_one *o, const json_t *change);
 /* The scheduler's reason with %(name)s and %(classname)s filled in (malloc'd). */
 char *sched_reason(struct sched_one *o, const char *classname);
 
@@ -74,6 +81,12 @@ bool basic_kind(const char *kind);
 void basic_change(struct sched_one *o, const json_t *change);
 void basic_activate(struct sched_one *o);
 void basic_deactivate(struct sched_one *o);
+
+/* timed.c */
+bool timed_kind(const char *kind);
+void timed_change(struct sched_one *o, const json_t *change);
+void timed_activate(struct sched_one *o);
+void timed_deactivate(struct sched_one *o);
 
 /* filter.c: whether the change passes the scheduler's change_filter (and branch). */
 bool filter_accepts(struct sched_one *o, const json_t *change);

@@ -70,6 +70,18 @@ json_t *sched_codebases(struct sched_one *o)
     return out;
 }
 
+bool sched_takes_codebase(struct sched_one *o, const json_t *change)
+{
+    const char *cb = json_string_value(json_object_get(change, "codebase"));
+    json_t *codebases = sched_codebases(o);
+    bool known = json_object_get(codebases, cb ? cb : "") != NULL;
+    json_decref(codebases);
+    if (!known)
+        log_info("change contains codebase %s that is not processed by scheduler %s", cb ? cb : "",
+                 o->name);
+    return known;
+}
+
 char *sched_reason(struct sched_one *o, const char *classname)
 {
     lua_State *L = sched_table(o);
@@ -113,8 +125,8 @@ static json_t *own_properties(struct sched_one *o)
         qsort(keys, n, sizeof *keys, cmp_str);
         for (size_t i = 0; i < n; i++)
             if (strcmp(keys[i], "scheduler") != 0)
-                json_array_append_new(props, json_pack("[sOs]", keys[i],
-                                                       json_object_get(v, keys[i]), "Scheduler"));
+                json_array_append_new(
+                    props, json_pack("[sOs]", keys[i], json_object_get(v, keys[i]), "Scheduler"));
         free(keys);
         json_decref(v);
     }
@@ -189,24 +201,23 @@ int sched_build_changes(struct sched_one *o, const json_t *changes, const char *
         if (ch == NULL) {
             const char *repo = json_string_value(json_object_get(cb, "repository"));
             json_array_append_new(
-                stamps, json_pack("{sssssOsOss}", "codebase", names[j], "repository",
-                                  repo ? repo : "", "branch",
-                                  json_object_get(cb, "branch") ? json_object_get(cb, "branch")
-                                                                : json_null(),
-                                  "revision",
-                                  json_object_get(cb, "revision") ? json_object_get(cb, "revision")
-                                                                  : json_null(),
-                                  "project", ""));
+                stamps,
+                json_pack(
+                    "{sssssOsOss}", "codebase", names[j], "repository", repo ? repo : "", "branch",
+                    json_object_get(cb, "branch") ? json_object_get(cb, "branch") : json_null(),
+                    "revision",
+                    json_object_get(cb, "revision") ? json_object_get(cb, "revision") : json_null(),
+                    "project", ""));
             continue;
         }
-        json_array_append_new(stamps, json_pack("{sOsOsOsOsO}", "codebase",
-                                                json_object_get(ch, "codebase"), "branch",
-                                                json_object_get(ch, "branch"), "revision",
-                                                json_object_get(ch, "revision"), "repository",
-                                                json_object_get(ch, "repository"), "project",
-                                                json_object_get(ch, "project")));
-        rc = change_properties(
-            o, (long long)json_integer_value(json_object_get(ch, "changeid")), props);
+        json_array_append_new(stamps,
+                              json_pack("{sOsOsOsOsO}", "codebase", json_object_get(ch, "codebase"),
+                                        "branch", json_object_get(ch, "branch"), "revision",
+                                        json_object_get(ch, "revision"), "repository",
+                                        json_object_get(ch, "repository"), "project",
+                                        json_object_get(ch, "project")));
+        rc = change_properties(o, (long long)json_integer_value(json_object_get(ch, "changeid")),
+                               props);
     }
     free(names);
     json_t *builders = json_array();
@@ -234,7 +245,7 @@ int sched_build_changes(struct sched_one *o, const json_t *changes, const char *
 
 static bool runs(const char *kind)
 {
-    return basic_kind(kind);
+    return basic_kind(kind) || timed_kind(kind);
 }
 
 static void activate(struct sched_one *o, bool on)
@@ -242,10 +253,15 @@ static void activate(struct sched_one *o, bool on)
     if (o->active == on)
         return;
     o->active = on;
-    if (on)
+    bool basic = basic_kind(o->kind);
+    if (on && basic)
         basic_activate(o);
-    else
+    else if (on)
+        timed_activate(o);
+    else if (basic)
         basic_deactivate(o);
+    else
+        timed_deactivate(o);
 }
 
 /* Whether the row is enabled and held by this master. */
@@ -350,9 +366,12 @@ struct sched *sched_new(uv_loop_t *loop, struct db *db, struct engine *e, long l
 
 void sched_change(struct sched *s, const json_t *change)
 {
-    for (struct sched_one *o = s->list; o != NULL; o = o->next)
+    for (struct sched_one *o = s->list; o != NULL; o = o->next) {
         if (o->active && basic_kind(o->kind))
             basic_change(o, change);
+        else if (o->active)
+            timed_change(o, change);
+    }
 }
 
 void sched_free(struct sched *s)
@@ -406,8 +425,8 @@ static void force_submit(struct sched *s, struct www_action *act, const char *na
     }
     json_array_append_new(props, json_pack("[sss]", "scheduler", name, "Scheduler"));
     char *who = xasprintf("scheduler '%s'", name), *cause = NULL;
-    struct eng_buildset bs = {who, req->reason, props, req->sourcestamps, req->builders,
-                              req->priority};
+    struct eng_buildset bs = {who,           req->reason,  props, req->sourcestamps,
+                              req->builders, req->priority};
     long long bsid = engine_add_buildset(s->e, &bs, &brids, &cause);
     if (bsid < 0) {
         log_error("%s: adding a buildset: %s", who, cause);

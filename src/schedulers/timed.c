@@ -1,0 +1,371 @@
+/*
+ * periodic and nightly, as Buildbot's Timed schedulers: the time of the last
+ * build is the scheduler's `last_build` state (objects / object_state, under
+ * its class name Periodic or Nightly), so a restart neither repeats nor
+ * skips a build; the next one is at last + periodicBuildTimer (at once for
+ * a periodic scheduler that never built), or at the next minute after the
+ * last matching the cron-like fields minute, hour, dayOfMonth, month and
+ * dayOfWeek (0 is Monday, as in Python), in local time.  With onlyIfChanged
+ * the scheduler classifies the changes its filter takes and builds only if
+ * one of them is important (and always the first time); the buildset then
+ * has the newest change's source stamp.  A time missed while the master was
+ * down is built at once.
+ */
+#include "schedulers/internal.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+bool timed_kind(const char *kind)
+{
+    return util_streq(kind, "periodic") || util_streq(kind, "nightly");
+}
+
+static const char *classname(const struct sched_one *o)
+{
+    return strcmp(o->kind, "periodic") == 0 ? "Periodic" : "Nightly";
+}
+
+/* ------------------------------------------------------------ cron fields */
+
+/* Adds "a", "a-b", "*", each with an optional "/step", to the bit set. */
+static int cron_item(const char *item, int lo, int hi, bool dow, uint64_t *bits)
+{
+    int a = lo, b = hi, step = 1;
+    const char *slash = strchr(item, '/');
+    if (slash != NULL && (step = atoi(slash + 1)) <= 0)
+        return -1;
+    if (item[0] != '*') {
+        char *end;
+        a = (int)strtol(item, &end, 10);
+        if (end == item)
+            return -1;
+        b = slash != NULL && *end != '-' ? hi : a;
+        if (*end == '-')
+            b = (int)strtol(end + 1, &end, 10);
+        if (*end != '\0' && *end != '/')
+            return -1;
+    }
+    if (dow && b == 7)
+        *bits |= 1; /* cron's 7 is Sunday too */
+    for (int v = a; v <= b && v <= hi; v += step)
+        if (v >= lo)
+            *bits |= (uint64_t)1 << v;
+    return 0;
+}
+
+/* The value at `idx` (a number, a cron string or a list of numbers) as a bit set. */
+static int cron_field(lua_State *L, int idx, int lo, int hi, bool dow, uint64_t *bits, bool *any)
+{
+    *bits = 0;
+    *any = false;
+    if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TTABLE) {
+        lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? luaL_len(L, idx) : 1;
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_type(L, idx) == LUA_TTABLE)
+                lua_geti(L, idx, i);
+            else
+                lua_pushvalue(L, idx);
+            int v = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+            lua_pop(L, 1);
+            if (dow && v >= 0)
+                v = (v + 1) % 7; /* Python's Monday 0 -> cron's Sunday 0 */
+            if (v < lo || v > hi)
+                return -1;
+            *bits |= (uint64_t)1 << v;
+        }
+        return 0;
+    }
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return -1;
+    char *copy = xstrdup(lua_tostring(L, idx)), *save = NULL;
+    int rc = 0;
+    *any = strcmp(copy, "*") == 0;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL && rc == 0;
+         item = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(item, &end, 10);
+        if (dow && *end == '\0' && end != item) {
+            *bits |= (uint64_t)1 << ((v + 1) % 7); /* each bare number, as Buildbot converts */
+            continue;
+        }
+        rc = cron_item(item, lo, hi, dow, bits);
+    }
+    free(copy);
+    return rc;
+}
+
+struct cron {
+    uint64_t minute, hour, dom, month, dow;
+    bool dom_any, dow_any;
+};
+
+static int read_cron(struct sched_one *o, struct cron *c)
+{
+    static const struct {
+        const char *key, *def;
+        int lo, hi;
+    } fields[] = {{"minute", "0", 0, 59},
+                  {"hour", "*", 0, 23},
+                  {"dayOfMonth", "*", 1, 31},
+                  {"month", "*", 1, 12},
+                  {"dayOfWeek", "*", 0, 7}};
+    uint64_t *bits[] = {&c->minute, &c->hour, &c->dom, &c->month, &c->dow};
+    lua_State *L = sched_table(o);
+    int top = lua_gettop(L), rc = 0;
+    for (size_t i = 0; i < UTIL_NELEM(fields) && rc == 0; i++) {
+        if (lua_getfield(L, top, fields[i].key) == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushstring(L, fields[i].def);
+        }
+        bool any;
+        rc = cron_field(L, -1, fields[i].lo, fields[i].hi, i == 4, bits[i], &any);
+        if (i == 2)
+            c->dom_any = any;
+        if (i == 4)
+            c->dow_any = any;
+        if (rc < 0)
+            log_error("scheduler '%s': cannot read %s", o->name, fields[i].key);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top - 1);
+    return rc;
+}
+
+static bool has(uint64_t bits, int v)
+{
+    return (bits >> v) & 1;
+}
+
+/* The first minute after `ts` the fields match (cron's rule: when both day fields are
+   restricted, either may match), or -1 if none within eight years. */
+static double cron_next(const struct cron *c, double ts)
+{
+    time_t t = (time_t)(floor(ts / 60) * 60 + 60);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    for (int guard = 0; guard < 200000; guard++) {
+        tm.tm_sec = 0;
+        tm.tm_isdst = -1;
+        t = mktime(&tm);
+        localtime_r(&t, &tm);
+        bool dom = has(c->dom, tm.tm_mday), dow = has(c->dow, tm.tm_wday);
+        bool day = c->dom_any && c->dow_any ? true
+                   : c->dom_any             ? dow
+                   : c->dow_any             ? dom
+                                            : dom || dow;
+        if (!has(c->month, tm.tm_mon + 1)) {
+            tm.tm_mon++;
+            tm.tm_mday = 1;
+            tm.tm_hour = tm.tm_min = 0;
+        } else if (!day) {
+            tm.tm_mday++;
+            tm.tm_hour = tm.tm_min = 0;
+        } else if (!has(c->hour, tm.tm_hour)) {
+            tm.tm_hour++;
+            tm.tm_min = 0;
+        } else if (!has(c->minute, tm.tm_min)) {
+            tm.tm_min++;
+        } else {
+            return (double)t;
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------ state */
+
+static long long object(struct sched_one *o)
+{
+    char *cause = NULL;
+    long long id = db_object_id(o->s->db, o->name, classname(o), &cause);
+    if (id < 0) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+    }
+    return id;
+}
+
+static double last_build(struct sched_one *o)
+{
+    long long id = object(o);
+    char *text = NULL, *cause = NULL;
+    if (id < 0 || db_state_get(o->s->db, id, "last_build", &text, &cause) < 0) {
+        if (cause != NULL)
+            log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+        return -1;
+    }
+    json_t *v = text != NULL ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    double last = json_is_number(v) ? json_number_value(v) : -1;
+    json_decref(v);
+    free(text);
+    return last;
+}
+
+static void set_last_build(struct sched_one *o, double when)
+{
+    long long id = object(o);
+    char text[64], *cause = NULL;
+    snprintf(text, sizeof text, "%.6f", when);
+    if (id >= 0 && db_state_set(o->s->db, id, "last_build", text, &cause) < 0) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+    }
+}
+
+/* ------------------------------------------------------------ actuation */
+
+static void schedule_next(struct sched_one *o);
+
+/* Every classified change of the scheduler, oldest first. */
+static json_t *classified(struct sched_one *o, bool *important)
+{
+    struct db_param p = DB_INT(o->id);
+    char *cause = NULL;
+    struct db_res *r =
+        db_query(o->s->db,
+                 "SELECT c.changeid, c.codebase, c.branch, c.revision, c.repository, c.project, "
+                 "sc.important FROM scheduler_changes sc JOIN changes c ON c.changeid = "
+                 "sc.changeid WHERE sc.schedulerid = ? ORDER BY c.changeid",
+                 &p, 1, &cause);
+    if (r == NULL) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+        return NULL;
+    }
+    json_t *rows = json_array();
+    *important = false;
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        json_t *row = json_pack("{sI}", "changeid", (json_int_t)db_res_int(r, i, 0));
+        static const char *const cols[] = {"codebase", "branch", "revision", "repository",
+                                           "project"};
+        for (size_t k = 0; k < UTIL_NELEM(cols); k++)
+            json_object_set_new(row, cols[k],
+                                db_res_null(r, i, k + 1) ? json_null()
+                                                         : json_string(db_res_text(r, i, k + 1)));
+        *important = *important || db_res_int(r, i, 6) != 0;
+        json_array_append_new(rows, row);
+    }
+    db_res_free(r);
+    return rows;
+}
+
+static void start_build(struct sched_one *o)
+{
+    bool important = false;
+    json_t *rows = classified(o, &important);
+    if (rows == NULL)
+        return;
+    if (sched_bool(o, "onlyIfChanged") && !important && !o->first_build) {
+        log_info("%s scheduler <%s>: skipping build - No important changes", classname(o),
+                 o->name);
+        json_decref(rows);
+        return;
+    }
+    o->first_build = false;
+    char *reason = sched_reason(o, classname(o));
+    if (sched_build_changes(o, rows, reason) == 0 && json_array_size(rows) > 0) {
+        struct db_param p[] = {DB_INT(o->id), DB_INT(json_integer_value(json_object_get(
+                                                  json_array_get(rows, json_array_size(rows) - 1),
+                                                  "changeid")))};
+        char *cause = NULL;
+        if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid <= ?",
+                    p, 2, &cause) < 0) {
+            log_error("scheduler '%s': %s", o->name, cause);
+            free(cause);
+        }
+    }
+    free(reason);
+    json_decref(rows);
+}
+
+static void actuate(uv_timer_t *h)
+{
+    struct sched_one *o = h->data;
+    o->last_build = o->actuate_at;
+    set_last_build(o, o->last_build);
+    start_build(o);
+    schedule_next(o);
+}
+
+static void schedule_next(struct sched_one *o)
+{
+    double now = util_now(), next;
+    if (strcmp(o->kind, "periodic") == 0) {
+        double every = sched_num(o, "periodicBuildTimer", 0);
+        if (every <= 0)
+            return;
+        next = o->last_build < 0 ? now : o->last_build + every;
+    } else {
+        struct cron c;
+        if (read_cron(o, &c) < 0)
+            return;
+        next = cron_next(&c, o->last_build < 0 ? now : o->last_build);
+        if (next < 0)
+            return;
+    }
+    if (next <= now) {
+        if (o->last_build >= 0)
+            log_info("%s scheduler <%s>: missed scheduled build time - building immediately",
+                     classname(o), o->name);
+        next = now;
+    }
+    o->actuate_at = next;
+    if (o->timer == NULL) {
+        o->timer = xcalloc(1, sizeof *o->timer);
+        uv_timer_init(o->s->loop, o->timer);
+        o->timer->data = o;
+    }
+    uv_timer_start(o->timer, actuate, (uint64_t)((next - now) * 1000), 0);
+}
+
+void timed_activate(struct sched_one *o)
+{
+    o->last_build = last_build(o);
+    o->first_build = o->last_build < 0;
+    schedule_next(o);
+    if (!sched_bool(o, "onlyIfChanged")) {
+        struct db_param p = DB_INT(o->id);
+        char *cause = NULL;
+        if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ?", &p, 1,
+                    &cause) < 0) {
+            log_error("scheduler '%s': %s", o->name, cause);
+            free(cause);
+        }
+    }
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void timed_deactivate(struct sched_one *o)
+{
+    if (o->timer != NULL)
+        uv_close((uv_handle_t *)o->timer, timer_closed);
+    o->timer = NULL;
+}
+
+void timed_change(struct sched_one *o, const json_t *change)
+{
+    if (!sched_bool(o, "onlyIfChanged") || !filter_accepts(o, change) ||
+        !sched_takes_codebase(o, change))
+        return;
+    int important = filter_important(o, change);
+    if (important < 0 || (important == 0 && sched_bool(o, "onlyImportant")))
+        return;
+    long long id = (long long)json_integer_value(json_object_get(change, "changeid"));
+    struct db_param p[] = {DB_INT(o->id), DB_INT(id), DB_INT(important)};
+    char *cause = NULL;
+    if (db_exec(o->s->db,
+                "INSERT INTO scheduler_changes (schedulerid, changeid, important) VALUES (?, ?, ?)",
+                p, 3, &cause) < 0) {
+        log_error("scheduler '%s': classifying change %lld: %s", o->name, id, cause);
+        free(cause);
+    }
+}
