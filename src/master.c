@@ -124,6 +124,11 @@ static int register_config(struct master *m, char **cause)
         if (sid < 0 || db_scheduler_claim(m->db, sid, m->masterid, cause) < 0)
             goto fail;
     }
+    for (size_t i = 0; i < c->n_change_sources; i++) {
+        long long id = db_changesource_id(m->db, c->change_sources[i].name, cause);
+        if (id < 0 || db_changesource_claim(m->db, id, m->masterid, cause) < 0)
+            goto fail;
+    }
     return db_commit(m->db, cause);
 fail:
     db_rollback(m->db);
@@ -368,6 +373,8 @@ static void stop(struct master *m, const char *why)
     m->www = NULL;
     sched_free(m->sched);
     m->sched = NULL;
+    changes_free(m->changes);
+    m->changes = NULL;
     uv_timer_init(&m->loop, &m->stop_timer);
     m->stop_timer.data = m;
     uv_timer_start(&m->stop_timer, stop_timeout_cb, MASTER_BUILD_STOP_WAIT * 1000, 0);
@@ -456,12 +463,13 @@ int master_run(int ready_fd, char **cause)
         uv_run(&m.loop, UV_RUN_DEFAULT);
         wk_registry_free(m.workers);
     }
-    sched_free(m.sched); /* its timers close while the loop still runs */
+    sched_free(m.sched); /* their timers close while the loop still runs */
     m.sched = NULL;
+    changes_free(m.changes);
+    m.changes = NULL;
     uv_walk(&m.loop, close_walk_cb, NULL);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
-    changes_free(m.changes);
     engine_free(m.engine);
     www_stop(m.www);
     db_close(m.db);

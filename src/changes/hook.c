@@ -1,24 +1,14 @@
 /*
- * The change sources of a configuration, on the engine loop: the answer to
- * POST /change_hook/DIALECT (GitHub's so far), which stores the changes the
- * request makes and hands each to the listener, and answers as Buildbot's
+ * The change sources of a configuration, on the engine loop (the git
+ * pollers live in poller.c), and the answer to POST /change_hook/DIALECT (GitHub's so far), which
+ * stores the changes the request makes and hands each to the listener, and answers as Buildbot's
  * ChangeHookResource does: 202 with "N change found" or "no change found",
  * 400 with the reason for a request it refuses (nothing is stored then).
  */
-#include "changes/changes.h"
+#include "changes/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#include "util/util.h"
-
-struct chg {
-    uv_loop_t *loop;
-    struct db *db;
-    const struct cfg *cfg;
-    chg_listener listener;
-    void *arg;
-};
 
 struct chg *changes_new(uv_loop_t *loop, struct db *db, const struct cfg *cfg,
                         chg_listener listener, void *arg)
@@ -29,21 +19,25 @@ struct chg *changes_new(uv_loop_t *loop, struct db *db, const struct cfg *cfg,
     c->cfg = cfg;
     c->listener = listener;
     c->arg = arg;
+    poller_reconfig(c);
     return c;
 }
 
 void changes_reconfig(struct chg *c, const struct cfg *cfg)
 {
     c->cfg = cfg;
+    poller_reconfig(c);
 }
 
 void changes_free(struct chg *c)
 {
+    if (c == NULL)
+        return;
+    poller_stop_all(c);
     free(c);
 }
 
-/* Stores each change and tells the listener; the number stored, or -1 (logged). */
-static int store(struct chg *c, json_t *changes, const char *src)
+int chg_store(struct chg *c, json_t *changes, const char *src)
 {
     size_t i;
     json_t *change;
@@ -98,7 +92,7 @@ static void github(struct chg *c, struct www_action *act)
         json_decref(payload);
         return;
     }
-    int n = store(c, changes, "git");
+    int n = chg_store(c, changes, "git");
     if (n < 0) {
         www_action_reply_text(act, 500, "Error processing changes.");
     } else if (n == 0) {

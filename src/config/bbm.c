@@ -206,6 +206,7 @@ static const struct param filter_params[] = {{"branch", P_STRS, false},
                                              {"filter_fn", P_FUNC, false},
                                              END};
 static const struct param gitpoller_params[] = {{"repourl", P_STR, true},
+                                                {"name", P_STR, false},
                                                 {"branches", P_ANY, false},
                                                 {"branch", P_STR, false},
                                                 {"pollInterval", P_NUM, false},

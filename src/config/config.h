@@ -76,6 +76,12 @@ struct cfg_github {
     int ref;        /* the options table, in the config's Lua state */
 };
 
+struct cfg_change_source {
+    char *name; /* name=, or the repository URL (Buildbot's default) */
+    char *kind; /* git_poller */
+    int ref;    /* its table in the config's Lua state */
+};
+
 struct cfg {
     char *path; /* the master.lua that was loaded */
     struct cfg_worker *workers;
@@ -84,6 +90,7 @@ struct cfg {
     size_t n_builders;
     struct cfg_scheduler *schedulers;
     size_t n_schedulers;
+    struct cfg_change_source *change_sources;
     size_t n_change_sources;
     int pb_port;               /* protocols.pb.port; 0 = no PB listener */
     char *pb_interface;        /* from "tcp:PORT:interface=ADDR"; NULL = all */

@@ -269,6 +269,11 @@ void cfg_free(struct cfg *cfg)
         free(g->codebase);
         free(g);
     }
+    for (size_t i = 0; i < cfg->n_change_sources; i++) {
+        free(cfg->change_sources[i].name);
+        free(cfg->change_sources[i].kind);
+    }
+    free(cfg->change_sources);
     free_strings(cfg->upload_roots, cfg->n_upload_roots);
     free(cfg->workers);
     free(cfg->builders);

@@ -364,8 +364,30 @@ static void read_scheduler(struct reader *r, int idx)
 
 static void read_change_source(struct reader *r, int idx)
 {
-    (void)idx;
-    r->cfg->n_change_sources++;
+    struct cfg *cfg = r->cfg;
+    char *name = opt_string(r->L, idx, "name");
+    if (name == NULL)
+        name = opt_string(r->L, idx, "repourl");
+    char file[256];
+    int line;
+    where(r->L, idx, r, "change_source", file, sizeof file, &line);
+    char first[300];
+    if (name != NULL &&
+        !add_name(r->L, "bbm.change_sources", name, file, line, first, sizeof first)) {
+        cfg_error(r->L, file, line, "duplicate change source name '%s' (first defined at %s)", name,
+                  first);
+        free(name);
+        return;
+    }
+    cfg->change_sources =
+        xrealloc(cfg->change_sources, (cfg->n_change_sources + 1) * sizeof *cfg->change_sources);
+    struct cfg_change_source *c = &cfg->change_sources[cfg->n_change_sources++];
+    c->name = name != NULL ? name : xstrdup("?");
+    char *kind = opt_string(r->L, idx, CFG_KIND);
+    c->kind = xstrdup(kind + strlen("change_source."));
+    free(kind);
+    lua_pushvalue(r->L, idx);
+    c->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
 }
 
 static void read_project(struct reader *r, int idx)
@@ -614,7 +636,7 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
 {
     struct reader r = {.L = L, .cfg = cfg, .path = path, .source = source, .top = lua_gettop(L)};
     static const char *const sets[] = {"bbm.workers", "bbm.builders", "bbm.schedulers",
-                                       "bbm.projects"};
+                                       "bbm.projects", "bbm.change_sources"};
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
         lua_newtable(L);
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);

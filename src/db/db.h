@@ -127,11 +127,16 @@ void db_hash(const char *const *values, size_t n, char out[41]);
 long long db_master_register(struct db *db, const char *name, long long now, char **cause);
 long long db_builder_id(struct db *db, const char *name, char **cause);
 long long db_worker_id(struct db *db, const char *name, char **cause);
-/* Removes a master's builder_masters, configured_workers and scheduler_masters rows. */
+/* Removes a master's builder_masters, configured_workers, scheduler_masters and
+   changesource_masters rows. */
 int db_master_unlink(struct db *db, long long masterid, char **cause);
 long long db_scheduler_id(struct db *db, const char *name, char **cause);
 /* Makes this master the scheduler's, unless an active master holds it: 1, or 0 if held. */
 int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid, char **cause);
+/* The same for change sources (changesources, changesource_masters). */
+long long db_changesource_id(struct db *db, const char *name, char **cause);
+int db_changesource_claim(struct db *db, long long changesourceid, long long masterid,
+                          char **cause);
 long long db_builder_master_add(struct db *db, long long builderid, long long masterid,
                                 char **cause);
 int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,

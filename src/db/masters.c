@@ -2,10 +2,14 @@
  * The masters table group: a master registers itself under Buildbot's name
  * "<hostname>:<basedir>", records which builders and workers it has
  * configured (builders, builder_masters, workers, configured_workers) and
- * marks itself inactive, removing its links, when it stops.
+ * marks itself inactive, removing its links, when it stops.  The services it
+ * holds (schedulers, change sources) are claimed here too, and the rows
+ * other groups find or add by a hash of their fields (source stamps) or by
+ * name (objects and their state).
  */
 #include "db/db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +73,8 @@ int db_master_unlink(struct db *db, long long masterid, char **cause)
                 "(SELECT id FROM builder_masters WHERE masterid = ?)",
                 &p, 1, cause) < 0 ||
         db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM scheduler_masters WHERE masterid = ?", &p, 1, cause) < 0)
+        db_exec(db, "DELETE FROM scheduler_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
+        db_exec(db, "DELETE FROM changesource_masters WHERE masterid = ?", &p, 1, cause) < 0)
         return -1;
     return 0;
 }
@@ -84,28 +89,51 @@ long long db_scheduler_id(struct db *db, const char *name, char **cause)
                        cause);
 }
 
-int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid, char **cause)
+/* Makes this master the holder of a service (scheduler, change source) in `table`. */
+static int claim(struct db *db, const char *table, const char *col, long long id,
+                 long long masterid, char **cause)
 {
-    struct db_param p[] = {DB_INT(schedulerid), DB_INT(masterid)};
+    struct db_param p[] = {DB_INT(id), DB_INT(masterid)};
+    char sql[256];
     /* a claim by a master that is no longer active does not count */
-    if (db_exec(db,
-                "DELETE FROM scheduler_masters WHERE schedulerid = ? AND masterid IN "
-                "(SELECT id FROM masters WHERE active = 0)",
-                p, 1, cause) < 0)
+    snprintf(sql, sizeof sql,
+             "DELETE FROM %s WHERE %s = ? AND masterid IN (SELECT id FROM masters WHERE "
+             "active = 0)",
+             table, col);
+    if (db_exec(db, sql, p, 1, cause) < 0)
         return -1;
     /* asked first: in a PostgreSQL transaction a failed insert would abort the rest */
-    struct db_res *r =
-        db_query(db, "SELECT masterid FROM scheduler_masters WHERE schedulerid = ?", p, 1, cause);
+    snprintf(sql, sizeof sql, "SELECT masterid FROM %s WHERE %s = ?", table, col);
+    struct db_res *r = db_query(db, sql, p, 1, cause);
     if (r == NULL)
         return -1;
     long long holder = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
     db_res_free(r);
     if (holder >= 0)
         return holder == masterid;
-    if (db_exec(db, "INSERT INTO scheduler_masters (schedulerid, masterid) VALUES (?, ?)", p, 2,
-                cause) < 0)
+    snprintf(sql, sizeof sql, "INSERT INTO %s (%s, masterid) VALUES (?, ?)", table, col);
+    if (db_exec(db, sql, p, 2, cause) < 0)
         return -1;
     return 1;
+}
+
+int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid, char **cause)
+{
+    return claim(db, "scheduler_masters", "schedulerid", schedulerid, masterid, cause);
+}
+
+long long db_changesource_id(struct db *db, const char *name, char **cause)
+{
+    char hash[41];
+    db_hash(&name, 1, hash);
+    struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name)};
+    return find_or_add(db, "SELECT id FROM changesources WHERE name_hash = ?",
+                       "INSERT INTO changesources (name_hash, name) VALUES (?, ?)", p, 2, cause);
+}
+
+int db_changesource_claim(struct db *db, long long changesourceid, long long masterid, char **cause)
+{
+    return claim(db, "changesource_masters", "changesourceid", changesourceid, masterid, cause);
 }
 
 long long db_builder_master_add(struct db *db, long long builderid, long long masterid,

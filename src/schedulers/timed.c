@@ -261,20 +261,20 @@ static void start_build(struct sched_one *o)
     if (rows == NULL)
         return;
     if (sched_bool(o, "onlyIfChanged") && !important && !o->first_build) {
-        log_info("%s scheduler <%s>: skipping build - No important changes", classname(o),
-                 o->name);
+        log_info("%s scheduler <%s>: skipping build - No important changes", classname(o), o->name);
         json_decref(rows);
         return;
     }
     o->first_build = false;
     char *reason = sched_reason(o, classname(o));
     if (sched_build_changes(o, rows, reason) == 0 && json_array_size(rows) > 0) {
-        struct db_param p[] = {DB_INT(o->id), DB_INT(json_integer_value(json_object_get(
-                                                  json_array_get(rows, json_array_size(rows) - 1),
-                                                  "changeid")))};
+        struct db_param p[] = {DB_INT(o->id),
+                               DB_INT(json_integer_value(json_object_get(
+                                   json_array_get(rows, json_array_size(rows) - 1), "changeid")))};
         char *cause = NULL;
-        if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid <= ?",
-                    p, 2, &cause) < 0) {
+        if (db_exec(o->s->db,
+                    "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid <= ?", p, 2,
+                    &cause) < 0) {
             log_error("scheduler '%s': %s", o->name, cause);
             free(cause);
         }

@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import sqlite3
+import subprocess
 import time
 import urllib.request
 
@@ -307,3 +308,88 @@ def test_restart_during_tree_stable_wait(master, workers):
     time.sleep(4)
     assert len(s.buildsets()) == 1
     assert s.query("SELECT COUNT(*) FROM scheduler_changes") == [(0,)]
+
+
+POLLER_CONFIG = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "sqlite:///state.sqlite",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { bbm.builder{ name = "b1", workernames = { "w1" }, factory = bbm.factory{
+    bbm.steps.shell{ command = { "true" } } } } },
+  change_source = { bbm.changes.git_poller{ repourl = "%(origin)s", branches = { "main" },
+    pollInterval = 1, pollAtLaunch = true, workdir = "gp", project = "proj",
+    category = "cat" } },
+  schedulers = { bbm.schedulers.any_branch{ name = "all", builderNames = { "b1" } } },
+}
+'''
+
+
+def git(cwd, *args, when="1796029200 +0000"):
+    env = dict(os.environ, GIT_AUTHOR_NAME="A U Thor", GIT_AUTHOR_EMAIL="a@example.org",
+               GIT_COMMITTER_NAME="C O Mitter", GIT_COMMITTER_EMAIL="c@example.org",
+               GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def commit_file(work, path, text, message, when):
+    os.makedirs(os.path.join(work, os.path.dirname(path)), exist_ok=True)
+    with open(os.path.join(work, path), "w") as f:
+        f.write(text)
+    git(work, "add", path)
+    git(work, "commit", "-q", "-m", message, when=when)
+    git(work, "push", "-q", "origin", "main")
+    return git(work, "rev-parse", "HEAD")
+
+
+def test_git_poller(master, tmp_path):
+    """A poller on a local repository: the first poll records the branch; new commits
+    become changes (oldest first) as Buildbot's GitPoller makes them, and buildsets; a
+    restart neither repeats nor loses one."""
+    origin, work = str(tmp_path / "origin.git"), str(tmp_path / "work")
+    git(str(tmp_path), "init", "-q", "--bare", "-b", "main", origin)
+    git(str(tmp_path), "clone", "-q", origin, work)
+    git(work, "checkout", "-q", "-b", "main")
+    commit_file(work, "README", "hello\n", "initial", "1796029200 +0000")
+    port = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(POLLER_CONFIG % {"pb": master.pb_port, "www": port, "origin": origin})
+    master.start()
+    db = os.path.join(master.dir, "state.sqlite")
+
+    def q(sql):
+        c = sqlite3.connect(db)
+        rows = c.execute(sql).fetchall()
+        c.close()
+        return rows
+
+    wait_for(lambda: q("SELECT value_json FROM object_state WHERE name = 'lastRev'"),
+             what="the first poll's lastRev")
+    assert q("SELECT COUNT(*) FROM changes") == [(0,)]
+    r1 = commit_file(work, "Lib/a.py", "a\n", "add a\n\nwith a body", "1796029300 +0100")
+    r2 = commit_file(work, "Doc/b.rst", "b\n", "add b", "1796029400 +0000")
+    wait_for(lambda: q("SELECT COUNT(*) FROM changes") == [(2,)], what="two changes")
+    # comments are git's "%s%n%b", as Buildbot reads them: subject and body on adjacent lines
+    assert q("SELECT author, committer, comments, branch, revision, when_timestamp, category, "
+             "repository, project, codebase FROM changes ORDER BY changeid") == [
+        ("A U Thor <a@example.org>", "C O Mitter <c@example.org>", "add a\nwith a body",
+         "main", r1, 1796029300, "cat", origin, "proj", ""),
+        ("A U Thor <a@example.org>", "C O Mitter <c@example.org>", "add b", "main", r2,
+         1796029400, "cat", origin, "proj", "")]
+    assert q("SELECT changeid, filename FROM change_files ORDER BY changeid") == [
+        (1, "Lib/a.py"), (2, "Doc/b.rst")]
+    wait_for(lambda: q("SELECT COUNT(*) FROM buildsets") == [(2,)], what="two buildsets")
+    (state,) = q("SELECT value_json FROM object_state s JOIN objects o ON o.id = s.objectid "
+                 "WHERE o.name = '%s' AND o.class_name = 'GitPoller'" % origin)[0]
+    assert json.loads(state) == {"main": r2}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/changesources") as r:
+        assert [c["name"] for c in json.loads(r.read())["changesources"]] == [origin]
+
+    master.stop()
+    r3 = commit_file(work, "Lib/c.py", "c\n", "add c", "1796029500 +0000")
+    master.start()
+    wait_for(lambda: q("SELECT COUNT(*) FROM changes") == [(3,)], what="the third change")
+    time.sleep(2.5)  # two more polls: nothing repeated
+    assert q("SELECT revision FROM changes ORDER BY changeid") == [(r1,), (r2,), (r3,)]
