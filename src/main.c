@@ -7,6 +7,7 @@
  *   bbmaster stop [--timeout N] [DIR]
  *   bbmaster restart [--nodaemon] [--timeout N] [DIR]
  *   bbmaster reconfig [--timeout N] [DIR]
+ *   bbmaster sendchange --master HOST:PORT [options] [FILES...]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ static const char usage[] =
     "  stop [--timeout N] DIR  stop the master: SIGTERM, then SIGKILL after N s (10)\n"
     "  restart DIR             stop, then start\n"
     "  reconfig DIR            reload master.lua in the running master (SIGHUP)\n"
+    "  sendchange --master HOST:PORT ...  send a change, as `buildbot sendchange`\n"
     "  --version               print the version\n";
 
 struct args {
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *verb = argv[1];
+    if (util_streq(verb, "sendchange"))
+        return master_sendchange(argc - 1, argv + 1);
     struct args a;
     int timeout = util_streq(verb, "reconfig") ? 60 : 10;
     if (parse(argc - 1, argv + 1, &a, timeout) != 0)

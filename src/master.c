@@ -89,6 +89,16 @@ static void control_cb(uv_async_t *h)
     free(items);
 }
 
+/* A sendchange client's change (the workers' port). */
+static int change_sent(const struct cfg_change_source *cs, const struct pb_value *change,
+                       char **cause, void *arg)
+{
+    struct master *m = arg;
+    if (m->changes == NULL)
+        return util_cause(cause, "the master is shutting down");
+    return changes_pb(m->changes, cs, change, cause);
+}
+
 /* A change source stored a change: the schedulers see it. */
 static void change_added(const json_t *change, void *arg)
 {
@@ -425,8 +435,8 @@ static int start(struct master *m, char **cause)
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
     m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
     m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);
-    wk_set_events(m->workers,
-                  &(struct wk_events){worker_attached, worker_detached, worker_graceful, m});
+    wk_set_events(m->workers, &(struct wk_events){worker_attached, worker_detached, worker_graceful,
+                                                  change_sent, m});
     if (m->cfg->pb_port > 0 &&
         wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
         log_error("%s", *cause);

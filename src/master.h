@@ -41,5 +41,7 @@ int master_start(const char *dir, bool nodaemon);
 int master_stop(const char *dir, int timeout);
 int master_restart(const char *dir, bool nodaemon, int timeout);
 int master_reconfig(const char *dir, int timeout);
+/* `bbmaster sendchange ...` (sendchange.c): argv[0] is "sendchange". */
+int master_sendchange(int argc, char **argv);
 
 #endif

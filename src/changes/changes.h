@@ -63,6 +63,14 @@ struct chg *changes_new(uv_loop_t *loop, struct db *db, const struct cfg *cfg,
                         chg_listener listener, void *arg);
 /* The configuration to use from now on. */
 void changes_reconfig(struct chg *c, const struct cfg *cfg);
+/*
+ * A change a sendchange client sent to the bbm.changes.pb source `cs` (a PB
+ * dict, as Buildbot's ChangePerspective takes it): stored and handed to the
+ * listener.  0, or -1 with *cause for the client.
+ */
+struct pb_value;
+int changes_pb(struct chg *c, const struct cfg_change_source *cs, const struct pb_value *dict,
+               char **cause);
 /* Answers a POST to change_hook/DIALECT (a www_action of kind "hook"). */
 void changes_hook(struct chg *c, struct www_action *act);
 void changes_free(struct chg *c);

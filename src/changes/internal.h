@@ -5,6 +5,7 @@
  *   github.c  GitHub's webhook events as changes
  *   hook.c    the change sources of a configuration; /change_hook answers
  *   poller.c  the git poller
+ *   pbchange.c changes sent by sendchange
  */
 #ifndef BBM_CHANGES_INTERNAL_H
 #define BBM_CHANGES_INTERNAL_H

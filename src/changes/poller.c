@@ -25,7 +25,7 @@ struct poller {
     char *name;
     double interval; /* seconds */
     uv_timer_t timer;
-    int handles;    /* open libuv handles (the timer, a running git) */
+    int handles; /* open libuv handles (the timer, a running git) */
     struct run *running;
     /* the poll in progress */
     bool polling;
@@ -250,8 +250,8 @@ static void got_commit(struct poller *p, bool ok, struct buf *out)
     char *when = stripped(f[0], flen[0]), *author = stripped(f[1], flen[1]),
          *committer = stripped(f[2], flen[2]), *comments = stripped(f[3], flen[3]);
     const char *branch = branch_of(p, ref);
-    json_t *change = json_pack("{ssssssssso}", "author", author, "committer", committer,
-                               "revision", rev, "comments", comments, "files", files);
+    json_t *change = json_pack("{ssssssssso}", "author", author, "committer", committer, "revision",
+                               rev, "comments", comments, "files", files);
     if (change == NULL) { /* not UTF-8 */
         change = json_pack("{ssssssssso}", "author", "?", "committer", "?", "revision", rev,
                            "comments", "", "files", files);
@@ -519,11 +519,11 @@ static void poll_start(struct poller *p)
     p->only_tags = json_is_true(json_object_get(opts, "only_tags"));
     const json_t *branch = json_object_get(opts, "branch"),
                  *branches = json_object_get(opts, "branches");
-    p->branches = json_is_string(branch)                               ? json_pack("[O]", branch)
-                  : json_is_true(branches) || json_is_array(branches) ? json_incref(
-                                                                             (json_t *)branches)
-                  : p->only_tags                                       ? json_true()
-                                                                       : NULL;
+    p->branches = json_is_string(branch) ? json_pack("[O]", branch)
+                  : json_is_true(branches) || json_is_array(branches)
+                      ? json_incref((json_t *)branches)
+                  : p->only_tags ? json_true()
+                                 : NULL;
     if (p->only_tags) { /* every ref, the tags kept */
         json_decref(p->branches);
         p->branches = json_false();
@@ -584,9 +584,8 @@ void poller_reconfig(struct chg *c)
         lua_State *L = c->cfg->lua;
         int top = lua_gettop(L);
         lua_rawgeti(L, LUA_REGISTRYINDEX, cs->ref);
-        double interval = lua_getfield(L, -1, "pollInterval") == LUA_TNUMBER
-                              ? lua_tonumber(L, -1)
-                              : 600;
+        double interval =
+            lua_getfield(L, -1, "pollInterval") == LUA_TNUMBER ? lua_tonumber(L, -1) : 600;
         bool at_launch = (lua_getfield(L, -2, "pollAtLaunch"), lua_toboolean(L, -1));
         lua_settop(L, top);
         if (interval < 1)

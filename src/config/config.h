@@ -77,9 +77,10 @@ struct cfg_github {
 };
 
 struct cfg_change_source {
-    char *name; /* name=, or the repository URL (Buildbot's default) */
-    char *kind; /* git_poller */
-    int ref;    /* its table in the config's Lua state */
+    char *name; /* name=; by default the repository URL (git_poller), PBChangeSource:PORT (pb) */
+    char *kind; /* git_poller, pb */
+    char *user, *passwd, *prefix; /* pb: the login sendchange uses; files outside prefix go */
+    int ref;                      /* its table in the config's Lua state */
 };
 
 struct cfg {

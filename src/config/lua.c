@@ -272,6 +272,9 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->n_change_sources; i++) {
         free(cfg->change_sources[i].name);
         free(cfg->change_sources[i].kind);
+        free(cfg->change_sources[i].user);
+        free(cfg->change_sources[i].passwd);
+        free(cfg->change_sources[i].prefix);
     }
     free(cfg->change_sources);
     free_strings(cfg->upload_roots, cfg->n_upload_roots);

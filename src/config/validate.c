@@ -365,8 +365,12 @@ static void read_scheduler(struct reader *r, int idx)
 static void read_change_source(struct reader *r, int idx)
 {
     struct cfg *cfg = r->cfg;
+    char *kind = opt_string(r->L, idx, CFG_KIND);
+    bool pb = strcmp(kind, "change_source.pb") == 0;
     char *name = opt_string(r->L, idx, "name");
-    if (name == NULL)
+    if (name == NULL && pb)
+        name = xasprintf("PBChangeSource:%d", cfg->pb_port);
+    else if (name == NULL)
         name = opt_string(r->L, idx, "repourl");
     char file[256];
     int line;
@@ -377,15 +381,28 @@ static void read_change_source(struct reader *r, int idx)
         cfg_error(r->L, file, line, "duplicate change source name '%s' (first defined at %s)", name,
                   first);
         free(name);
+        free(kind);
         return;
     }
     cfg->change_sources =
         xrealloc(cfg->change_sources, (cfg->n_change_sources + 1) * sizeof *cfg->change_sources);
     struct cfg_change_source *c = &cfg->change_sources[cfg->n_change_sources++];
+    memset(c, 0, sizeof *c);
     c->name = name != NULL ? name : xstrdup("?");
-    char *kind = opt_string(r->L, idx, CFG_KIND);
     c->kind = xstrdup(kind + strlen("change_source."));
     free(kind);
+    if (pb) {
+        c->user = opt_string(r->L, idx, "user");
+        c->passwd = opt_string(r->L, idx, "passwd");
+        c->prefix = opt_string(r->L, idx, "prefix");
+        if (c->user == NULL)
+            c->user = xstrdup("change");
+        if (c->passwd == NULL)
+            c->passwd = xstrdup("changepw");
+        if (cfg->pb_port == 0)
+            cfg_error(r->L, file, line,
+                      "bbm.changes.pb takes changes on the workers' port: set protocols.pb.port");
+    }
     lua_pushvalue(r->L, idx);
     c->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
 }
@@ -642,13 +659,13 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);
     }
     check_top_keys(&r);
+    read_protocols(&r); /* first: a pb change source is named after the port */
     each_entry(&r, "workers", "worker", "a bbm.worker(...)", read_worker);
     each_entry(&r, "projects", "project", "a bbm.project{...}", read_project);
     each_entry(&r, "builders", "builder", "a bbm.builder{...}", read_builder);
     each_entry(&r, "schedulers", "scheduler.", "a bbm.schedulers.* scheduler", read_scheduler);
     each_entry(&r, "change_source", "change_source.", "a bbm.changes.* change source",
                read_change_source);
-    read_protocols(&r);
     read_www(&r);
     read_scalars(&r);
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {

@@ -11,6 +11,7 @@ enum session_state {
     SESSION_LOGIN,     /* negotiating and logging in */
     SESSION_ATTACHING, /* password accepted, attach sequence running */
     SESSION_ATTACHED,  /* login answered; the worker is usable */
+    SESSION_CHANGES,   /* a change source's client (sendchange) logged in: it calls addChange */
     SESSION_CLOSING,   /* uv_close requested */
 };
 

@@ -204,7 +204,7 @@ void wk_reconfig(struct wk_registry *r, const struct cfg *cfg)
 {
     r->cfg = cfg;
     for (struct session *s = r->sessions; s != NULL; s = s->next) {
-        if (s->name == NULL || s->state == SESSION_CLOSING)
+        if (s->name == NULL || s->state == SESSION_CLOSING || s->state == SESSION_CHANGES)
             continue;
         if (cfg_find_worker(cfg, s->name) == NULL) {
             log_info("worker '%s' is no longer configured: disconnecting it", s->name);

@@ -331,6 +331,8 @@ static void keepalive_cb(uv_timer_t *t)
 
 /* ------------------------------------------------------------ perspective */
 
+static void change_call(struct session *s, struct pb_call *call);
+
 static void shutdown_answer_cb(void *arg, const struct pb_value *result,
                                const struct pb_value *failure)
 {
@@ -379,6 +381,10 @@ static void broker_call(void *ctx, struct pb_call *call)
     struct session *s = ctx;
     if (call->obj == s && s->state == SESSION_ATTACHED) {
         perspective_call(s, call);
+        return;
+    }
+    if (call->obj == s && s->state == SESSION_CHANGES) {
+        change_call(s, call);
         return;
     }
     if (call->obj != NULL && call->obj != s) {
@@ -599,13 +605,68 @@ static void login_timeout_cb(uv_timer_t *t)
     session_close(s, "did not log in in time");
 }
 
+/* The bbm.changes.pb change source whose user is `username`, if no worker has the name. */
+static const struct cfg_change_source *change_user(const struct cfg *cfg, const char *username)
+{
+    if (cfg_find_worker(cfg, username) != NULL)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_change_sources; i++)
+        if (util_streq(cfg->change_sources[i].kind, "pb") &&
+            util_streq(cfg->change_sources[i].user, username))
+            return &cfg->change_sources[i];
+    return NULL;
+}
+
 static const char *broker_password(void *ctx, const char *username)
 {
     struct session *s = ctx;
+    const struct cfg_change_source *cs = change_user(s->reg->cfg, username);
+    if (cs != NULL)
+        return cs->passwd;
     const struct cfg_worker *w = cfg_find_worker(s->reg->cfg, username);
     if (w == NULL)
         log_info("login from %s as unknown worker '%s' refused", s->peer, username);
     return w != NULL ? w->password : NULL;
+}
+
+static void change_idle_cb(uv_timer_t *t)
+{
+    session_close(t->data, "idle change source client");
+}
+
+/* A sendchange client: its perspective takes addChange. */
+static void change_login(struct session *s, const char *username, struct pb_call *respond)
+{
+    free(s->name);
+    s->name = xstrdup(username);
+    s->state = SESSION_CHANGES;
+    s->perspective = pb_broker_export(s->broker, s);
+    pb_call_answer(respond, pb_remote(s->perspective));
+    uv_timer_start(&s->timer, change_idle_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+}
+
+static void change_call(struct session *s, struct pb_call *call)
+{
+    const struct cfg_change_source *cs = change_user(s->reg->cfg, s->name);
+    if (!util_streq(call->method, "addChange") || cs == NULL) {
+        pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
+                          "No such method: perspective_%s", call->method);
+        return;
+    }
+    char *cause = NULL;
+    const struct pb_value *change = pb_item(call->args, 0);
+    if (change == NULL || change->kind != PB_DICT)
+        cause = xstrdup("addChange takes a dict");
+    else if (s->reg->events.change == NULL)
+        cause = xstrdup("this master takes no changes");
+    else
+        s->reg->events.change(cs, change, &cause, s->reg->events.arg);
+    if (cause != NULL) {
+        pb_call_fail_with(call, PB_ERR_PB, NULL, "%s", cause);
+        free(cause);
+    } else {
+        pb_call_answer(call, NULL);
+    }
 }
 
 static void broker_login(void *ctx, const char *username, uint32_t mind, struct pb_call *respond)
@@ -613,6 +674,10 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
     struct session *s = ctx;
     if (s->state != SESSION_LOGIN || s->reg->closing) {
         pb_call_fail_with(respond, PB_ERR_UNAUTHORIZED, pb_parents_unauthorized, "%s", "");
+        return;
+    }
+    if (change_user(s->reg->cfg, username) != NULL) {
+        change_login(s, username, respond);
         return;
     }
     free(s->name);

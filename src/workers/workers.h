@@ -38,6 +38,13 @@ struct wk_events {
     void (*detached)(const char *name, void *arg);
     /* The worker asked to be shut down once idle (perspective.shutdown, SPEC 5.10). */
     void (*shutdown_requested)(const char *name, void *arg);
+    /*
+     * A client logged in as the user of a bbm.changes.pb change source `cs`
+     * called addChange with `change` (Buildbot's sendchange dict): 0, or -1
+     * with *cause, which the client is told.
+     */
+    int (*change)(const struct cfg_change_source *cs, const struct pb_value *change, char **cause,
+                  void *arg);
     void *arg;
 };
 

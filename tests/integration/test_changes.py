@@ -393,3 +393,65 @@ def test_git_poller(master, tmp_path):
     wait_for(lambda: q("SELECT COUNT(*) FROM changes") == [(3,)], what="the third change")
     time.sleep(2.5)  # two more polls: nothing repeated
     assert q("SELECT revision FROM changes ORDER BY changeid") == [(r1,), (r2,), (r3,)]
+
+
+SENDCHANGE_CONFIG = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  db_url = "sqlite:///state.sqlite",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { bbm.builder{ name = "b1", workernames = { "w1" }, factory = bbm.factory{
+    bbm.steps.shell{ command = { "true" } } } } },
+  change_source = { bbm.changes.pb{ user = "sender", passwd = "s3nd", prefix = "trunk/" } },
+  schedulers = { bbm.schedulers.any_branch{ name = "all", builderNames = { "b1" } } },
+}
+'''
+
+
+def test_sendchange(master):
+    """bbmaster sendchange and Buildbot's own `buildbot sendchange` reach a bbm.changes.pb
+    source on the workers' port: the change is stored as Buildbot's ChangePerspective
+    stores it (the prefix taken off files, the others dropped) and scheduled; a wrong
+    password is refused and stores nothing."""
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(SENDCHANGE_CONFIG % {"pb": master.pb_port})
+    master.start()
+    db = os.path.join(master.dir, "state.sqlite")
+
+    def q(sql):
+        c = sqlite3.connect(db)
+        rows = c.execute(sql).fetchall()
+        c.close()
+        return rows
+
+    where = f"127.0.0.1:{master.pb_port}"
+    r = master.cli("sendchange", "--master", where, "--auth", "sender:s3nd", "--who", "ada",
+                   "--branch", "main", "--revision", "abc123", "--repository", "git://r",
+                   "--project", "proj", "--category", "cat", "--comments", "a fix",
+                   "--property", "urgent:yes", "--vc", "git", "--when", "1796029200",
+                   "trunk/Lib/a.py", "other/b.py", "trunk/Doc/c.rst")
+    assert (r.returncode, r.stdout) == (0, "change sent successfully\n"), r.stderr
+    assert q("SELECT author, branch, revision, repository, project, category, comments, "
+             "when_timestamp, revlink FROM changes") == [
+        ("ada", "main", "abc123", "git://r", "proj", "cat", "a fix", 1796029200, "")]
+    assert q("SELECT filename FROM change_files ORDER BY filename") == [
+        ("Doc/c.rst",), ("Lib/a.py",)]
+    assert q("SELECT property_name, property_value FROM change_properties") == [
+        ("urgent", '["yes", "Change"]')]
+    assert q("SELECT identifier FROM users") == [("ada",)]
+    wait_for(lambda: q("SELECT COUNT(*) FROM buildsets") == [(1,)], what="a buildset")
+
+    r = master.cli("sendchange", "--master", where, "--auth", "sender:wrong", "--who", "eve",
+                   "x")
+    assert r.returncode == 1 and "login failed" in r.stderr
+    assert q("SELECT COUNT(*) FROM changes") == [(1,)]
+
+    r = subprocess.run(["buildbot", "sendchange", "--master", where, "--auth", "sender:s3nd",
+                        "--who", "bob", "--branch", "3.12", "--revision", "def456",
+                        "--comments", "from buildbot", "trunk/Lib/x.py"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert q("SELECT author, branch, revision, comments, repository, project, category "
+             "FROM changes WHERE changeid = 2") == [
+        ("bob", "3.12", "def456", "from buildbot", "", "", None)]
+    assert q("SELECT filename FROM change_files WHERE changeid = 2") == [("Lib/x.py",)]
