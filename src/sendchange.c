@@ -188,30 +188,35 @@ static char *read_comments(const char *path)
 
 int master_sendchange(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"master", required_argument, NULL, 'm'},   {"auth", required_argument, NULL, 'a'},
-        {"who", required_argument, NULL, 'W'},      {"repository", required_argument, NULL, 'R'},
-        {"project", required_argument, NULL, 'P'},  {"branch", required_argument, NULL, 'b'},
-        {"category", required_argument, NULL, 'C'}, {"revision", required_argument, NULL, 'r'},
-        {"property", required_argument, NULL, 'p'}, {"comments", required_argument, NULL, 'c'},
-        {"logfile", required_argument, NULL, 'F'},  {"when", required_argument, NULL, 'w'},
-        {"revlink", required_argument, NULL, 'l'},  {"vc", required_argument, NULL, 's'},
-        {"codebase", required_argument, NULL, 'B'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"master", required_argument, NULL, 'm'},
+                                             {"auth", required_argument, NULL, 'a'},
+                                             {"who", required_argument, NULL, 'W'},
+                                             {"repository", required_argument, NULL, 'R'},
+                                             {"project", required_argument, NULL, 'P'},
+                                             {"branch", required_argument, NULL, 'b'},
+                                             {"category", required_argument, NULL, 'C'},
+                                             {"revision", required_argument, NULL, 'r'},
+                                             {"property", required_argument, NULL, 'p'},
+                                             {"comments", required_argument, NULL, 'c'},
+                                             {"logfile", required_argument, NULL, 'F'},
+                                             {"when", required_argument, NULL, 'w'},
+                                             {"revlink", required_argument, NULL, 'l'},
+                                             {"vc", required_argument, NULL, 's'},
+                                             {"codebase", required_argument, NULL, 'B'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     const char *master = NULL, *auth = "change:changepw", *who = NULL, *repository = "",
-               *project = "", *branch = NULL, *category = NULL, *revision = NULL,
-               *comments = NULL, *logfile = NULL, *when = NULL, *revlink = "", *vc = NULL,
-               *codebase = NULL;
+               *project = "", *branch = NULL, *category = NULL, *revision = NULL, *comments = NULL,
+               *logfile = NULL, *when = NULL, *revlink = "", *vc = NULL, *codebase = NULL;
     struct pb_value *props = pb_dict();
     int opt, rc = 2;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "m:a:W:R:P:b:C:r:p:c:F:w:l:s:h", longopts, NULL)) !=
-           -1) {
-        const char **slot[] = {['m'] = &master,   ['a'] = &auth,     ['W'] = &who,
-                               ['R'] = &repository, ['P'] = &project, ['b'] = &branch,
-                               ['C'] = &category, ['r'] = &revision, ['c'] = &comments,
-                               ['F'] = &logfile,  ['w'] = &when,     ['l'] = &revlink,
-                               ['s'] = &vc,       ['B'] = &codebase};
+    while ((opt = getopt_long(argc, argv, "m:a:W:R:P:b:C:r:p:c:F:w:l:s:h", longopts, NULL)) != -1) {
+        const char **slot[] = {
+            ['m'] = &master,   ['a'] = &auth,    ['W'] = &who,      ['R'] = &repository,
+            ['P'] = &project,  ['b'] = &branch,  ['C'] = &category, ['r'] = &revision,
+            ['c'] = &comments, ['F'] = &logfile, ['w'] = &when,     ['l'] = &revlink,
+            ['s'] = &vc,       ['B'] = &codebase};
         if (opt == 'p') {
             const char *colon = strchr(optarg, ':');
             if (colon == NULL) {

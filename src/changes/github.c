@@ -8,7 +8,7 @@
  * `ping` none.  Properties named by github_property_whitelist
  * ("github.pusher.name"...) are taken from the payload.
  */
-#include "changes/changes.h"
+#include "changes/internal.h"
 
 #include <fnmatch.h>
 #include <openssl/crypto.h>
@@ -310,6 +310,36 @@ static int push(const struct cfg_github *gh, const json_t *payload, const char *
 }
 
 /* A pull request's change (the files and the head commit's message need GitHub's API). */
+json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payload,
+                                 const json_t *pr, json_t *props)
+{
+    long long n = (long long)json_integer_value(json_object_get(pr, "number"));
+    long long commits = (long long)json_integer_value(json_object_get(pr, "commits"));
+    const char *title = str_at(pr, "title", NULL), *body = str_at(pr, "body", NULL);
+    char *refname = xasprintf("refs/pull/%lld/%s", n, gh->pullrequest_ref);
+    char *comments =
+        xasprintf("GitHub Pull Request #%lld (%lld commit%s)\n%s\n%s", n, commits,
+                  commits != 1 ? "s" : "", title ? title : "None", body ? body : "None");
+    json_t *c = json_object();
+    set_str(c, "revision", str_at(pr, "head", "sha", NULL));
+    json_object_set_new(c, "when_timestamp",
+                        json_integer(parse_time(str_at(pr, "created_at", NULL))));
+    set_str(c, "branch", refname);
+    json_object_set_new(c, "files", json_array());
+    set_str(c, "revlink", str_at(pr, "_links", "html", "href", NULL));
+    set_str(c, "repository", str_at(payload, "repository", "html_url", NULL));
+    set_str(c, "project", str_at(pr, "base", "repo", "full_name", NULL));
+    json_object_set_new(c, "category", json_string("pull"));
+    set_str(c, "author", str_at(payload, "sender", "login", NULL));
+    set_str(c, "comments", comments);
+    json_object_set_new(c, "properties", props);
+    free(refname);
+    free(comments);
+    set_codebase(gh, c);
+    return c;
+}
+
+/* A pull request's change (Buildbot asks GitHub's API for its files; they are left empty). */
 static int pull_request(const struct cfg_github *gh, const json_t *payload, const char *event,
                         json_t *out, char **cause)
 {
@@ -324,38 +354,26 @@ static int pull_request(const struct cfg_github *gh, const json_t *payload, cons
                  (long long)json_integer_value(number), action ? action : "?");
         return 0;
     }
-    long long n = (long long)json_integer_value(number);
-    long long commits = (long long)json_integer_value(json_object_get(pr, "commits"));
-    const char *title = str_at(pr, "title", NULL), *body = str_at(pr, "body", NULL);
-    char *refname = xasprintf("refs/pull/%lld/%s", n, gh->pullrequest_ref);
-    char *comments =
-        xasprintf("GitHub Pull Request #%lld (%lld commit%s)\n%s\n%s", n, commits,
-                  commits != 1 ? "s" : "", title ? title : "None", body ? body : "None");
-    const char *revlink = str_at(pr, "_links", "html", "href", NULL);
-    const char *base = str_at(pr, "base", "ref", NULL);
     json_t *props = json_object();
-    set_str(props, "pullrequesturl", revlink);
+    set_str(props, "pullrequesturl", str_at(pr, "_links", "html", "href", NULL));
     set_str(props, "event", event);
-    set_str(props, "basename", base);
+    set_str(props, "basename", str_at(pr, "base", "ref", NULL));
     flatten(gh, props, "github", pr, 0);
-    json_t *c = json_object();
-    set_str(c, "revision", str_at(pr, "head", "sha", NULL));
-    json_object_set_new(c, "when_timestamp",
-                        json_integer(parse_time(str_at(pr, "created_at", NULL))));
-    set_str(c, "branch", refname);
-    json_object_set_new(c, "files", json_array());
-    set_str(c, "revlink", revlink);
-    set_str(c, "repository", str_at(payload, "repository", "html_url", NULL));
-    set_str(c, "project", str_at(pr, "base", "repo", "full_name", NULL));
-    json_object_set_new(c, "category", json_string("pull"));
-    set_str(c, "author", str_at(payload, "sender", "login", NULL));
-    set_str(c, "comments", comments);
-    json_object_set_new(c, "properties", props);
-    free(refname);
-    free(comments);
-    set_codebase(gh, c);
-    json_array_append_new(out, c);
+    json_t *p = json_deep_copy(pr);
+    json_object_set(p, "number", (json_t *)number);
+    json_array_append_new(out, changes_github_pr_change(gh, payload, p, props));
+    json_decref(p);
     return 0;
+}
+
+void changes_github_properties(const struct cfg_github *gh, const json_t *info, json_t *props)
+{
+    flatten(gh, props, "github", info, 0);
+}
+
+bool changes_github_skip(const struct cfg_github *gh, const char *message)
+{
+    return has_skip(gh, message);
 }
 
 int changes_github(const struct cfg_github *gh, const struct chg_request *req, json_t **changes,

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http.h"
+
 struct chg *changes_new(uv_loop_t *loop, struct db *db, const struct cfg *cfg,
                         chg_listener listener, void *arg)
 {
@@ -19,6 +21,7 @@ struct chg *changes_new(uv_loop_t *loop, struct db *db, const struct cfg *cfg,
     c->cfg = cfg;
     c->listener = listener;
     c->arg = arg;
+    c->http = http_new(loop);
     poller_reconfig(c);
     return c;
 }
@@ -34,6 +37,8 @@ void changes_free(struct chg *c)
     if (c == NULL)
         return;
     poller_stop_all(c);
+    changes_pr_abort(c);
+    http_free(c->http);
     free(c);
 }
 
@@ -88,6 +93,11 @@ static void github(struct chg *c, struct www_action *act)
         log_warn("github hook refused a request: %s", cause);
         www_action_reply_text(act, 400, cause);
         free(cause);
+        json_decref(changes);
+        json_decref(payload);
+        return;
+    }
+    if (changes_pr_testing(c, act, req.event, payload)) { /* the flow answers */
         json_decref(changes);
         json_decref(payload);
         return;

@@ -6,6 +6,7 @@
  *   hook.c    the change sources of a configuration; /change_hook answers
  *   poller.c  the git poller
  *   pbchange.c changes sent by sendchange
+ *   prtest.c  pull-request testing on request (a label, a comment)
  */
 #ifndef BBM_CHANGES_INTERNAL_H
 #define BBM_CHANGES_INTERNAL_H
@@ -14,6 +15,7 @@
 #include "util/util.h"
 
 struct poller;
+struct prflow;
 
 struct chg {
     uv_loop_t *loop;
@@ -22,10 +24,29 @@ struct chg {
     chg_listener listener;
     void *arg;
     struct poller *pollers;
+    struct http *http;    /* GitHub's API */
+    struct prflow *flows; /* pull-request testing requests in progress */
 };
 
 /* Stores each change of the list and tells the listener: how many, or -1 (logged). */
 int chg_store(struct chg *c, json_t *changes, const char *src);
+
+/* github.c: the whitelisted properties of `info` ("github.a.b") added to `props`. */
+void changes_github_properties(const struct cfg_github *gh, const json_t *info, json_t *props);
+/* Whether a head commit message has one of the skip patterns. */
+bool changes_github_skip(const struct cfg_github *gh, const char *message);
+/* The change of pull request `pr` (its number in it) of the event `payload` (owned; takes
+   props): on refs/pull/N/<pullrequest_ref>, category "pull", by the sender. */
+json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payload,
+                                 const json_t *pr, json_t *props);
+
+/*
+ * prtest.c: pull-request testing.  True when the dialect tests pull requests
+ * on request and the event is one it reads: the flow then answers `act`.
+ */
+bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload);
+/* Answers every flow in progress (the master stops). */
+void changes_pr_abort(struct chg *c);
 
 /* poller.c: the git pollers of c->cfg, those of the same name kept. */
 void poller_reconfig(struct chg *c);

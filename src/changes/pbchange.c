@@ -88,8 +88,8 @@ int changes_pb(struct chg *c, const struct cfg_change_source *cs, const struct p
                char **cause)
 {
     static const char *const known[] = {
-        "author", "committer", "files",    "comments",   "revision", "when_timestamp", "branch",
-        "category", "revlink", "properties", "repository", "codebase", "project",       "src"};
+        "author",   "committer", "files",      "comments",   "revision", "when_timestamp", "branch",
+        "category", "revlink",   "properties", "repository", "codebase", "project",        "src"};
     json_t *d = to_json(dict, 0);
     static const char *const empty[] = {"revlink", "repository", "project"};
     for (size_t i = 0; i < UTIL_NELEM(empty); i++)

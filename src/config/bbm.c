@@ -176,6 +176,7 @@ static const struct param branch_sched_params[] = {{"change_filter", P_TABLE, fa
                                                    {"createAbsoluteSourceStamps", P_BOOL, false},
                                                    {"branch", P_STR, false},
                                                    END};
+static const struct param pr_sched_params[] = {{"stableBuilderNames", P_STRS, false}, END};
 static const struct param force_params[] = {{"username", P_TABLE, false},
                                             {"buttonName", P_STR, false},
                                             {"label", P_STR, false},
@@ -424,7 +425,7 @@ struct ctor {
     const char *name; /* Lua name within its group */
     const char *kind; /* the _kind of the result */
     const char *display;
-    const struct param *lists[3];
+    const struct param *lists[4]; /* NULL-terminated */
 };
 
 static const struct ctor ctors[] = {
@@ -488,6 +489,10 @@ static const struct ctor ctors[] = {
      "bbm.schedulers.any_branch",
      {sched_params, branch_sched_params}},
     {"schedulers.force", "scheduler.force", "bbm.schedulers.force", {sched_params, force_params}},
+    {"schedulers.pull_request",
+     "scheduler.pull_request",
+     "bbm.schedulers.pull_request",
+     {sched_params, branch_sched_params, pr_sched_params}},
     {"schedulers.periodic",
      "scheduler.periodic",
      "bbm.schedulers.periodic",

@@ -499,6 +499,7 @@ static void read_github(struct reader *r, int idx)
                                         "codebase",
                                         "debug",
                                         "verify",
+                                        "pull_request_testing",
                                         NULL};
     lua_State *L = r->L;
     int line = key_line(r, "github");
@@ -543,6 +544,13 @@ static void read_github(struct reader *r, int idx)
     if (g->api_url == NULL)
         g->api_url = xstrdup("https://api.github.com");
     g->codebase = opt_string(L, idx, "codebase");
+    int t = lua_getfield(L, idx, "pull_request_testing");
+    if (t != LUA_TNIL && t != LUA_TTABLE)
+        cfg_error(L, r->path, line,
+                  "change_hook_dialects.github.pull_request_testing must be a table of labels, "
+                  "command and comments, not %s",
+                  luaL_typename(L, -1));
+    lua_pop(L, 1);
     lua_pushvalue(L, idx);
     g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     r->cfg->github = g;

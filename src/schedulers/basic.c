@@ -25,17 +25,20 @@ struct stable_timer {
 
 bool basic_kind(const char *kind)
 {
-    return util_streq(kind, "single_branch") || util_streq(kind, "any_branch");
+    return util_streq(kind, "single_branch") || util_streq(kind, "any_branch") ||
+           util_streq(kind, "pull_request");
 }
 
 static bool any_branch(const struct sched_one *o)
 {
-    return strcmp(o->kind, "any_branch") == 0;
+    return strcmp(o->kind, "single_branch") != 0;
 }
 
 static const char *classname(const struct sched_one *o)
 {
-    return any_branch(o) ? "AnyBranchScheduler" : "SingleBranchScheduler";
+    return strcmp(o->kind, "pull_request") == 0 ? "GitHubPrScheduler"
+           : any_branch(o)                      ? "AnyBranchScheduler"
+                                                : "SingleBranchScheduler";
 }
 
 static json_t *timer_key(const struct sched_one *o, const json_t *change)
@@ -212,6 +215,10 @@ static void got_change(struct sched_one *o, const json_t *change, bool important
 
 void basic_change(struct sched_one *o, const json_t *change)
 {
+    bool pr = strcmp(o->kind, "pull_request") == 0;
+    if (pr &&
+        !json_is_true(json_object_get(json_object_get(change, "properties"), "should_test_pr")))
+        return; /* only what pull-request testing asked for */
     if (!filter_accepts(o, change))
         return;
     if (!sched_takes_codebase(o, change))

@@ -10,6 +10,8 @@
 #include "schedulers/internal.h"
 
 #include <lauxlib.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,8 +176,94 @@ static int change_properties(struct sched_one *o, long long changeid, json_t *pr
     return 0;
 }
 
+/* A change property's value (owned), or NULL. */
+static json_t *change_property(struct sched_one *o, long long changeid, const char *name)
+{
+    struct db_param p[] = {DB_INT(changeid), DB_TEXT(name)};
+    char *cause = NULL;
+    struct db_res *r = db_query(o->s->db,
+                                "SELECT property_value FROM change_properties WHERE changeid = ? "
+                                "AND property_name = ?",
+                                p, 2, &cause);
+    if (r == NULL) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+        return NULL;
+    }
+    json_t *pair = db_res_rows(r) > 0 ? json_loads(db_res_text(r, 0, 0), 0, NULL) : NULL;
+    db_res_free(r);
+    json_t *v = json_incref(json_array_get(pair, 0));
+    json_decref(pair);
+    return v;
+}
+
+static bool stable(struct sched_one *o, const char *builder)
+{
+    lua_State *L = sched_table(o);
+    int top = lua_gettop(L);
+    bool listed = lua_getfield(L, -1, "stableBuilderNames") == LUA_TTABLE, found = false;
+    for (lua_Integer i = 1; listed && i <= luaL_len(L, -1) && !found; i++) {
+        lua_geti(L, -1, i);
+        found = util_streq(lua_tostring(L, -1), builder);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top - 1);
+    if (listed)
+        return found;
+    const struct cfg_builder *b = cfg_find_builder(o->s->cfg, builder);
+    for (size_t i = 0; b != NULL && i < b->n_tags; i++)
+        found = found || strcmp(b->tags[i], "stable") == 0;
+    return found;
+}
+
+/*
+ * A pull_request scheduler's builders for `changes`, as CPython's
+ * GitHubPrScheduler picks them: those the first change's builderfilter finds
+ * (a case-insensitive search), only stable ones (stableBuilderNames, or the
+ * builders tagged "stable") unless the change came from a comment.
+ */
+static json_t *pr_builders(struct sched_one *o, const json_t *changes)
+{
+    long long id =
+        (long long)json_integer_value(json_object_get(json_array_get(changes, 0), "changeid"));
+    json_t *filter = change_property(o, id, "builderfilter"),
+           *event = change_property(o, id, "event"), *out = json_array();
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code *re = json_is_string(filter)
+                         ? pcre2_compile((PCRE2_SPTR)json_string_value(filter),
+                                         PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &err, &off, NULL)
+                         : NULL;
+    pcre2_match_data *md = re != NULL ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+    bool any = util_streq(json_string_value(event), "issue_comment");
+    for (size_t i = 0; i < o->n_builders; i++) {
+        const char *name = o->builders[i];
+        if ((any || stable(o, name)) &&
+            (re == NULL || pcre2_match(re, (PCRE2_SPTR)name, strlen(name), 0, 0, md, NULL) >= 0))
+            json_array_append_new(out, json_string(name));
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    json_decref(filter);
+    json_decref(event);
+    return out;
+}
+
 int sched_build_changes(struct sched_one *o, const json_t *changes, const char *reason)
 {
+    json_t *builders = json_array();
+    if (strcmp(o->kind, "pull_request") == 0 && json_array_size(changes) > 0) {
+        json_decref(builders);
+        builders = pr_builders(o, changes);
+        if (json_array_size(builders) == 0) {
+            log_info("scheduler '%s': no matching builders after filtering", o->name);
+            json_decref(builders);
+            return 0;
+        }
+    } else {
+        for (size_t j = 0; j < o->n_builders; j++)
+            json_array_append_new(builders, json_string(o->builders[j]));
+    }
     json_t *codebases = sched_codebases(o), *last = json_object();
     size_t i;
     const json_t *c;
@@ -220,9 +308,6 @@ int sched_build_changes(struct sched_one *o, const json_t *changes, const char *
                                props);
     }
     free(names);
-    json_t *builders = json_array();
-    for (size_t j = 0; j < o->n_builders; j++)
-        json_array_append_new(builders, json_string(o->builders[j]));
     char *who = xasprintf("scheduler '%s'", o->name);
     long long priority = (long long)sched_num(o, "priority", 0);
     struct eng_buildset bs = {who, reason, props, stamps, builders, priority};

@@ -5,6 +5,8 @@ builds on a real buildbot-worker.  Bad requests are refused and store nothing.""
 
 import hashlib
 import hmac
+import http.server
+import threading
 import json
 import os
 import sqlite3
@@ -455,3 +457,203 @@ def test_sendchange(master):
              "FROM changes WHERE changeid = 2") == [
         ("bob", "3.12", "def456", "from buildbot", "", "", None)]
     assert q("SELECT filename FROM change_files WHERE changeid = 2") == [("Lib/x.py",)]
+
+
+class FakeGitHub:
+    """GitHub's API as the pull-request flow uses it: records every call and answers as
+    GitHub does (users in `writers` have write permission)."""
+
+    def __init__(self, writers):
+        self.calls = []
+        self.writers = writers
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def record(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n)) if n else None
+                fake.calls.append((self.command, self.path, body,
+                                   self.headers.get("Authorization")))
+                return body
+
+            def do_GET(self):
+                self.record()
+                parts = self.path.split("/")
+                if self.path.endswith("/permission"):
+                    user = parts[-2]
+                    self.answer(200, {"permission": "write" if user in fake.writers
+                                      else "read", "user": {"login": user}})
+                elif "/commits/" in self.path:
+                    self.answer(200, {"sha": parts[-1], "commit": {"message": "Fix a bug"}})
+                elif self.path == "/repos/python/cpython/pulls/7":
+                    self.answer(200, pull_request(fake.url))
+                else:
+                    self.answer(404, {"message": "Not Found"})
+
+            def do_POST(self):
+                self.record()
+                self.answer(201, {"id": 1})
+
+            def do_DELETE(self):
+                self.record()
+                self.answer(200, [])
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def pull_request(api):
+    return {"number": 7, "title": "Fix a bug", "body": "Details.", "commits": 2,
+            "created_at": "2026-11-30T09:00:00Z", "head": {"sha": "c" * 40},
+            "base": {"ref": "main", "repo": {"full_name": "python/cpython"}},
+            "labels": [{"name": "type-bug"}],
+            "_links": {"html": {"href": "https://github.com/python/cpython/pull/7"}},
+            "comments_url": f"{api}/repos/python/cpython/issues/7/comments",
+            "issue_url": f"{api}/repos/python/cpython/issues/7"}
+
+
+PR_CONFIG = r'''local bbm = require "bbm"
+local function builder(name, tags)
+  return bbm.builder{ name = name, workernames = { "w1" }, tags = tags,
+    factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } }
+end
+return {
+  buildbotURL = "http://buildbot.example/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d, change_hook_dialects = { github = {
+    secret = "%(secret)s", strict = true, token = "t0ken",
+    github_api_endpoint = "%(api)s", github_property_whitelist = { "*.labels" },
+    pull_request_testing = {
+      labels = { [":hammer: test-with-buildbots"] = ".*" } } } } },
+  db_url = "sqlite:///state.sqlite",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { builder("x86 Stable PR", { "stable" }), builder("x86 Unstable PR", {}),
+               builder("x86 Refleaks PR", { "stable" }) },
+  schedulers = { bbm.schedulers.pull_request{ name = "pull-request-scheduler",
+    builderNames = { "x86 Stable PR", "x86 Unstable PR", "x86 Refleaks PR" } } },
+}
+'''
+
+
+@pytest.fixture
+def pr_site(master):
+    gh = FakeGitHub(writers={"ada"})
+    s = Site.__new__(Site)
+    s.master, s.port, s.backend = master, free_port(), "sqlite"
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(PR_CONFIG % {"pb": master.pb_port, "www": s.port, "secret": SECRET,
+                             "api": gh.url})
+    master.start()
+    s.gh = gh
+    yield s
+    gh.close()
+
+
+def labeled(api, user="ada"):
+    return {"action": "labeled", "number": 7, "label": {"name": ":hammer: test-with-buildbots"},
+            "pull_request": pull_request(api), "sender": {"login": user}, "repository": REPO}
+
+
+def commented(body, user="ada"):
+    return {"action": "created", "sender": {"login": user}, "repository": REPO,
+            "comment": {"body": body},
+            "issue": {"number": 7, "comments_url":
+                      "https://api.github.com/repos/python/cpython/issues/7/comments",
+                      "pull_request": {"url":
+                                       "https://api.github.com/repos/python/cpython/pulls/7"}}}
+
+
+def test_pr_label_schedules_stable_builders(pr_site):
+    """A writer adds the testing label: permission asked, head commit read, a comment
+    posted, the label removed; a change on refs/pull/7/merge; the stable builders built."""
+    s, gh = pr_site, pr_site.gh
+    assert s.hook(labeled(gh.url), event="pull_request") == (202, "1 change found")
+    label = "%3Ahammer%3A%20test-with-buildbots"
+    assert [(m, p) for (m, p, _, _) in gh.calls] == [
+        ("GET", "/repos/python/cpython/collaborators/ada/permission"),
+        ("GET", "/repos/python/cpython/commits/" + "c" * 40),
+        ("POST", "/repos/python/cpython/issues/7/comments"),
+        ("DELETE", f"/repos/python/cpython/issues/7/labels/{label}")]
+    assert all(auth == "token t0ken" for (_, _, _, auth) in gh.calls)
+    comment = gh.calls[2][2]["body"]
+    assert "by @ada for commit " + "c" * 40 in comment
+    assert "http://buildbot.example/#/grid?branch=refs%2Fpull%2F7%2Fmerge" in comment
+    assert "<kbd>:hammer: test-with-buildbots</kbd> label again" in comment
+    assert s.query("SELECT branch, revision, category, author, comments FROM changes") == [
+        ("refs/pull/7/merge", "c" * 40, "pull", "ada",
+         "GitHub Pull Request #7 (2 commits)\nFix a bug\nDetails.")]
+    assert dict(s.query("SELECT property_name, property_value FROM change_properties")) == {
+        "should_test_pr": '[true, "Change"]', "event": '["pull_request", "Change"]',
+        "basename": '["main", "Change"]', "builderfilter": '[".*", "Change"]',
+        "github.labels": '[[{"name": "type-bug"}], "Change"]'}
+    sets = s.wait_buildsets(1)
+    assert sets == [(1, "The GitHubPrScheduler scheduler named 'pull-request-scheduler' "
+                        "triggered this build", ["x86 Refleaks PR", "x86 Stable PR"],
+                     [("refs/pull/7/merge", "c" * 40)])]
+
+
+def test_pr_comment_may_pick_unstable_builders(pr_site):
+    """"!buildbot unstable|refleak" from a writer: the pull request is read, the builders
+    the regex finds (case-insensitive, unstable ones too) are named in a comment and
+    built."""
+    s, gh = pr_site, pr_site.gh
+    assert s.hook(commented("!buildbot UNSTABLE|refleak"), event="issue_comment") == \
+        (202, "1 change found")
+    assert [(m, p) for (m, p, _, _) in gh.calls] == [
+        ("GET", "/repos/python/cpython/collaborators/ada/permission"),
+        ("GET", "/repos/python/cpython/pulls/7"),
+        ("GET", "/repos/python/cpython/commits/" + "c" * 40),
+        ("POST", "/repos/python/cpython/issues/7/comments")]
+    comment = gh.calls[3][2]["body"]
+    assert "regular expression: `UNSTABLE|refleak`" in comment
+    assert "- `x86 Unstable PR`\n- `x86 Refleaks PR`" in comment
+    sets = s.wait_buildsets(1)
+    assert sets[0][2] == ["x86 Refleaks PR", "x86 Unstable PR"]
+
+
+def test_pr_requests_that_schedule_nothing(pr_site):
+    """A user without write permission is told so; a regex matching no builder is
+    answered; a comment that is no command, another label and an issue comment are
+    ignored without a call to GitHub.  Nothing is stored."""
+    s, gh = pr_site, pr_site.gh
+    assert s.hook(commented("!buildbot .*", user="eve"), event="issue_comment") == \
+        (202, "no change found")
+    assert [(m, p, b) for (m, p, b, _) in gh.calls] == [
+        ("GET", "/repos/python/cpython/collaborators/eve/permission", None),
+        ("POST", "/repos/python/cpython/issues/7/comments",
+         {"body": "You don't have write permissions to trigger a build"})]
+    gh.calls.clear()
+    assert s.hook(labeled(gh.url, user="eve"), event="pull_request") == \
+        (202, "no change found")
+    assert [m for (m, _, _, _) in gh.calls] == ["GET", "POST"]
+    gh.calls.clear()
+    assert s.hook(commented("!buildbot windows"), event="issue_comment") == \
+        (202, "no change found")
+    assert gh.calls[-1][2] == {"body": "The regex 'windows' did not match any buildbot builder. "
+                               "Is the requested builder in the list of stable builders?"}
+    gh.calls.clear()
+    other = labeled(gh.url)
+    other["label"]["name"] = "type-bug"
+    assert s.hook(commented("looks good to me"), event="issue_comment") == \
+        (202, "no change found")
+    assert s.hook(other, event="pull_request") == (202, "no change found")
+    issue = commented("!buildbot .*")
+    del issue["issue"]["pull_request"]
+    assert s.hook(issue, event="issue_comment") == (202, "no change found")
+    assert gh.calls == []
+    assert s.query("SELECT COUNT(*) FROM changes") == [(0,)]

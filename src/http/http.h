@@ -1,0 +1,41 @@
+/*
+ * http: an HTTP client on a libuv loop (libcurl's multi interface driven by
+ * uv_poll and a uv_timer), for the calls the master makes to other services
+ * (GitHub's API for pull-request testing; reporters later).  Everything runs
+ * on the loop's thread; answers come back through callbacks.
+ */
+#ifndef BBM_HTTP_H
+#define BBM_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+/* The most of a response body kept; a longer one fails the request. */
+#define HTTP_BODY_MAX (8 * 1024 * 1024)
+/* Seconds a request may take from start to end. */
+#define HTTP_TIMEOUT 30
+
+struct http;
+
+struct http_response {
+    long status;       /* the HTTP status, 0 when no response came */
+    const char *body;  /* NUL-terminated */
+    size_t len;
+    const char *error; /* why there is no response, or NULL */
+};
+
+/* Called once per request with its outcome (not after http_free). */
+typedef void (*http_cb)(void *arg, const struct http_response *r);
+
+struct http *http_new(uv_loop_t *loop);
+/*
+ * Starts `method` ("GET", "POST", "DELETE"...) on `url` with `headers`
+ * ("Name: value", NULL-terminated; may be NULL) and `body` (NULL for none).
+ * Returns 0, or -1 with *cause; `cb` follows later.
+ */
+int http_request(struct http *h, const char *method, const char *url, const char *const *headers,
+                 const char *body, http_cb cb, void *arg, char **cause);
+/* Drops every request in flight (their callbacks are not called); freed once its handles close. */
+void http_free(struct http *h);
+
+#endif
