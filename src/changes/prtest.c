@@ -37,8 +37,7 @@ static const char default_command_comment[] =
     ":robot:\n\nResults will be shown at:\n\n{buildbot_url}#/grid?branch=refs%2Fpull%2F"
     "{pr_number}%2Fmerge\n\nThe command will test the builders whose names match following "
     "regular expression: `{filter}`\n\nThe builders matched are:\n{builders}\n";
-static const char default_no_permission[] =
-    "You don't have write permissions to trigger a build";
+static const char default_no_permission[] = "You don't have write permissions to trigger a build";
 static const char default_no_match[] =
     "The regex '{filter}' did not match any buildbot builder. Is the requested builder in the "
     "list of stable builders?";
@@ -231,8 +230,8 @@ static void label_commented(struct prflow *f, const struct http_response *r)
             q += sprintf(q, "%%%02X", *p);
     }
     *q = '\0';
-    char *url = xasprintf("%s/labels/%s", str(f->pr, "issue_url") ? str(f->pr, "issue_url") : "",
-                          label);
+    char *url =
+        xasprintf("%s/labels/%s", str(f->pr, "issue_url") ? str(f->pr, "issue_url") : "", label);
     api(f, "DELETE", url, NULL, label_removed);
     free(url);
     free(label);
@@ -368,8 +367,9 @@ static void got_permission(struct prflow *f, const struct http_response *r)
         return;
     }
     if (f->comment)
-        api(f, "GET", str(json_object_get(json_object_get(f->payload, "issue"), "pull_request"), "url"),
-            NULL, got_pull);
+        api(f, "GET",
+            str(json_object_get(json_object_get(f->payload, "issue"), "pull_request"), "url"), NULL,
+            got_pull);
     else
         ask_message(f);
 }
@@ -406,9 +406,8 @@ bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event
     lua_State *L = c->cfg->lua;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, gh->ref);
-    json_t *opts = lua_getfield(L, -1, "pull_request_testing") == LUA_TTABLE
-                       ? cfg_lua_to_json(L, -1)
-                       : NULL;
+    json_t *opts =
+        lua_getfield(L, -1, "pull_request_testing") == LUA_TTABLE ? cfg_lua_to_json(L, -1) : NULL;
     lua_settop(L, top);
     bool comment = util_streq(event, "issue_comment");
     if (opts == NULL || (!comment && !util_streq(event, "pull_request")))

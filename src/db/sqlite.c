@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 10000
-#define STMT_CACHE 16
+#define STMT_CACHE 64
 
 /* A connection and the statements it prepared last (the web's queries repeat). */
 struct sq_conn {
@@ -239,10 +239,10 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     }
     /* Buildbot's settings; a read-only connection cannot change the journal, and a
        file that is not (yet) a Buildbot database is left as it is. */
-    const char *setup = readonly ? "PRAGMA query_only = 1"
-                        : sq_ours(db)
-                            ? "PRAGMA journal_mode = wal; PRAGMA checkpoint_fullfsync = off"
-                            : NULL;
+    const char *setup = readonly      ? "PRAGMA query_only = 1"
+                        : sq_ours(db) ? "PRAGMA journal_mode = wal; PRAGMA synchronous = normal; "
+                                        "PRAGMA checkpoint_fullfsync = off"
+                                      : NULL;
     if (setup != NULL && strcmp(path, ":memory:") != 0 && sq_script(db, setup, cause) < 0) {
         sq_close(db);
         return NULL;

@@ -121,7 +121,9 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     e->kick.data = e;
     char *cause = NULL;
     if (requests_housekeeping(e, masterid, &cause) != 0)
-        engine_db_error("finishing what the last run left running", cause);
+        engine_db_error("finishing what the last run left running", cause), cause = NULL;
+    if (collapse_start(e, &cause) != 0)
+        engine_db_error("reading the pending build requests", cause);
     engine_kick(e);
     return e;
 }
@@ -263,6 +265,7 @@ void engine_free(struct engine *e)
     if (e == NULL)
         return;
     steplogs_flush(e);
+    collapse_free(e);
     for (size_t i = 0; i < e->n_workers; i++) {
         free(e->workers[i].name);
         pb_value_free(e->workers[i].info);

@@ -5,7 +5,8 @@
  *   engine.c    the engine, workers' availability, configurations in use
  *   control.c   control actions from the web
  *   botmaster.c pending requests -> claimed -> builds on free workers
- *   requests.c  buildsets, source stamps, requests, claims, collapsing
+ *   requests.c  buildsets, source stamps, requests, claims
+ *   collapse.c  collapsing requests (collapseRequests)
  *   build.c     one build: its rows, properties, the sequence of steps, the result
  *   step.c      one step: configuration from Lua, the worker command, its result
  *   git.c       the git step
@@ -276,6 +277,9 @@ int requests_properties(struct engine *e, long long bsid, struct props *p, char 
  * and completed SKIPPED.  Returns how many, or -1 with *cause.
  */
 int requests_collapse(struct engine *e, const json_t *brids, char **cause);
+/* collapse.c: the index of pending requests collapsing reads, from the database. */
+int collapse_start(struct engine *e, char **cause);
+void collapse_free(struct engine *e);
 /* Finishes what a master that stopped without cleaning up left running (Buildbot's
    housekeeping for a deactivated master). */
 int requests_housekeeping(struct engine *e, long long masterid, char **cause);
@@ -312,7 +316,8 @@ struct engine {
     unsigned long ticks; /* of flush_timer */
     uv_idle_t kick;
     bool kick_pending;
-    struct steplog *dirty; /* logs with pending chunks */
+    struct steplog *dirty;           /* logs with pending chunks */
+    struct collapse_index *collapse; /* pending requests by builder and first stamp */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;

@@ -18,8 +18,8 @@
 struct http;
 
 struct http_response {
-    long status;       /* the HTTP status, 0 when no response came */
-    const char *body;  /* NUL-terminated */
+    long status;      /* the HTTP status, 0 when no response came */
+    const char *body; /* NUL-terminated */
     size_t len;
     const char *error; /* why there is no response, or NULL */
 };

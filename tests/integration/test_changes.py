@@ -657,3 +657,18 @@ def test_pr_requests_that_schedule_nothing(pr_site):
     assert s.hook(issue, event="issue_comment") == (202, "no change found")
     assert gh.calls == []
     assert s.query("SELECT COUNT(*) FROM changes") == [(0,)]
+
+
+def test_pushes_collapse_while_queued(master):
+    """Buildbot's default collapseRequests: with no worker free, a newer push to a branch
+    collapses the older queued request of that branch (both stamps have changes, so their
+    revisions may differ); another branch's request stays."""
+    s = Site(master, "sqlite", stable=1)
+    for sha, branch in (("a", "feature/x"), ("b", "feature/x"), ("c", "feature/y")):
+        assert s.hook(push(branch, [commit(sha * 40, ["Lib/a.py"])]))[0] == 202
+    wait_for(lambda: len(s.buildsets()) == 3, what="three buildsets")
+    assert s.query("SELECT r.complete, r.results, s.branch, s.revision FROM buildrequests r "
+                   "JOIN buildset_sourcestamps x ON x.buildsetid = r.buildsetid "
+                   "JOIN sourcestamps s ON s.id = x.sourcestampid ORDER BY r.id") == [
+        (1, 3, "feature/x", "a" * 40), (0, -1, "feature/x", "b" * 40),
+        (0, -1, "feature/y", "c" * 40)]
