@@ -147,7 +147,7 @@ static json_t *collapse_key(struct engine *e, long long bsid, char **cause)
         for (size_t c = 1; c < 5; c++) {
             const char *v = db_res_text(r, i, c);
             bool changes = c == 4 && db_res_int(r, i, 6) != 0;
-            json_array_append_new(ss, changes ? json_true()
+            json_array_append_new(ss, changes     ? json_true()
                                       : v != NULL ? json_string(v)
                                                   : json_null());
         }
@@ -259,8 +259,8 @@ static int collapse_custom(struct engine *e, const struct cfg_builder *bc, long 
     json_t *mine = NULL;
     int n = 0;
     for (size_t i = 0; i < db_res_rows(r) && n >= 0; i++) {
-        int k = maybe_collapse(e, bc, brid, bsid, &mine, db_res_int(r, i, 0),
-                               db_res_int(r, i, 1), cause);
+        int k = maybe_collapse(e, bc, brid, bsid, &mine, db_res_int(r, i, 0), db_res_int(r, i, 1),
+                               cause);
         n = k < 0 ? -1 : n + k;
     }
     json_decref(mine);
