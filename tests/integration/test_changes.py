@@ -672,3 +672,26 @@ def test_pushes_collapse_while_queued(master):
                    "JOIN sourcestamps s ON s.id = x.sourcestampid ORDER BY r.id") == [
         (1, 3, "feature/x", "a" * 40), (0, -1, "feature/x", "b" * 40),
         (0, -1, "feature/y", "c" * 40)]
+
+
+def test_reconfig_keeps_pending_changes(master):
+    """A reconfig that adds a scheduler and changes another keeps the pending change of the
+    one that stays: its tree-stable timer still ends in one buildset."""
+    s = Site(master, "sqlite", stable=2)
+    assert s.hook(push("main", [commit("a" * 40, ["Lib/a.py"])]))[0] == 202
+    path = os.path.join(master.dir, "master.lua")
+    with open(path) as f:
+        text = f.read()
+    text = text.replace('properties = { from_scheduler = "yes" } },',
+                        'properties = { from_scheduler = "changed" } },\n'
+                        '    bbm.schedulers.any_branch{ name = "added", '
+                        'builderNames = { "feature" } },')
+    with open(path, "w") as f:
+        f.write(text)
+    master.cli("reconfig", master.dir, check=0)
+    assert s.query("SELECT name FROM schedulers ORDER BY name") == [
+        ("added",), ("features",), ("main",)]
+    assert s.wait_buildsets(1)[0][1:] == (MAIN_REASON, ["main-a", "main-b"],
+                                          [("main", "a" * 40)])
+    assert s.query("SELECT property_value FROM buildset_properties "
+                   "WHERE property_name = 'from_scheduler'") == [('["changed", "Scheduler"]',)]
