@@ -126,6 +126,12 @@ static void api(struct prflow *f, const char *method, const char *url, const jso
                 pr_step next)
 {
     const struct cfg_github *gh = f->c->cfg->github;
+    if (gh == NULL || url == NULL) { /* a reconfig took the dialect away, or no URL */
+        f->next = next;
+        struct http_response r = {.error = gh == NULL ? "no GitHub dialect" : "no URL"};
+        f->next(f, &r);
+        return;
+    }
     const char *path = url;
     if (util_startswith(url, "http://") || util_startswith(url, "https://")) {
         path = strchr(strstr(url, "://") + 3, '/');
@@ -186,6 +192,10 @@ static const char *template(struct prflow *f, const char *key, const char *def)
 static void make_change(struct prflow *f)
 {
     const struct cfg_github *gh = f->c->cfg->github;
+    if (gh == NULL) {
+        nothing(f, "the GitHub dialect is no longer configured");
+        return;
+    }
     json_t *pr = f->pr;
     long long number = (long long)json_integer_value(json_object_get(pr, "number"));
     json_t *props = json_object();

@@ -113,11 +113,13 @@ static long long parent_id(struct db *db, const json_t *change, char **cause)
     const char *branch = text(change, "branch");
     struct db_param p[] = {DB_TEXT(branch), DB_TEXT(text(change, "repository")),
                            DB_TEXT(text(change, "project")), DB_TEXT(text(change, "codebase"))};
+    /* the newest first, through the index on branch: the cost does not grow with history */
     const char *sql = branch != NULL
-                          ? "SELECT MAX(changeid) FROM changes WHERE branch = ? AND repository = ? "
-                            "AND project = ? AND codebase = ?"
-                          : "SELECT MAX(changeid) FROM changes WHERE branch IS NULL AND "
-                            "repository = ? AND project = ? AND codebase = ?";
+                          ? "SELECT changeid FROM changes WHERE branch = ? AND repository = ? "
+                            "AND project = ? AND codebase = ? ORDER BY changeid DESC LIMIT 1"
+                          : "SELECT changeid FROM changes WHERE branch IS NULL AND "
+                            "repository = ? AND project = ? AND codebase = ? "
+                            "ORDER BY changeid DESC LIMIT 1";
     struct db_res *r = db_query(db, sql, branch != NULL ? p : p + 1, branch != NULL ? 4 : 3, cause);
     if (r == NULL)
         return -1;

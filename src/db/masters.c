@@ -48,13 +48,23 @@ long long db_master_register(struct db *db, const char *name, long long now, cha
     return id;
 }
 
-long long db_builder_id(struct db *db, const char *name, char **cause)
+/* The row of `table` named `name` (by Buildbot's name_hash), added if new with `extra`
+   columns set (", enabled" / ", 1"). */
+static long long named_id(struct db *db, const char *table, const char *extra_cols,
+                          const char *extra_vals, const char *name, char **cause)
 {
-    char hash[41];
+    char hash[41], find[128], add[256];
     db_hash(&name, 1, hash);
     struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name)};
-    return find_or_add(db, "SELECT id FROM builders WHERE name_hash = ?",
-                       "INSERT INTO builders (name_hash, name) VALUES (?, ?)", p, 2, cause);
+    snprintf(find, sizeof find, "SELECT id FROM %s WHERE name_hash = ?", table);
+    snprintf(add, sizeof add, "INSERT INTO %s (name_hash, name%s) VALUES (?, ?%s)", table,
+             extra_cols, extra_vals);
+    return find_or_add(db, find, add, p, 2, cause);
+}
+
+long long db_builder_id(struct db *db, const char *name, char **cause)
+{
+    return named_id(db, "builders", "", "", name, cause);
 }
 
 long long db_worker_id(struct db *db, const char *name, char **cause)
@@ -81,12 +91,7 @@ int db_master_unlink(struct db *db, long long masterid, char **cause)
 
 long long db_scheduler_id(struct db *db, const char *name, char **cause)
 {
-    char hash[41];
-    db_hash(&name, 1, hash);
-    struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name)};
-    return find_or_add(db, "SELECT id FROM schedulers WHERE name_hash = ?",
-                       "INSERT INTO schedulers (name_hash, name, enabled) VALUES (?, ?, 1)", p, 2,
-                       cause);
+    return named_id(db, "schedulers", ", enabled", ", 1", name, cause);
 }
 
 /* Makes this master the holder of a service (scheduler, change source) in `table`. */
@@ -124,11 +129,7 @@ int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid,
 
 long long db_changesource_id(struct db *db, const char *name, char **cause)
 {
-    char hash[41];
-    db_hash(&name, 1, hash);
-    struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name)};
-    return find_or_add(db, "SELECT id FROM changesources WHERE name_hash = ?",
-                       "INSERT INTO changesources (name_hash, name) VALUES (?, ?)", p, 2, cause);
+    return named_id(db, "changesources", "", "", name, cause);
 }
 
 int db_changesource_claim(struct db *db, long long changesourceid, long long masterid, char **cause)

@@ -84,6 +84,21 @@ bool sched_takes_codebase(struct sched_one *o, const json_t *change)
     return known;
 }
 
+/* The keys of a JSON object, sorted (free the array only). */
+static const char **sorted_keys(const json_t *o, size_t *n)
+{
+    const char **keys = xcalloc(json_object_size(o) + 1, sizeof *keys);
+    const char *k;
+    json_t *v;
+    *n = 0;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        keys[(*n)++] = k;
+    }
+    qsort(keys, *n, sizeof *keys, cmp_str);
+    return keys;
+}
+
 char *sched_reason(struct sched_one *o, const char *classname)
 {
     lua_State *L = sched_table(o);
@@ -116,15 +131,8 @@ static json_t *own_properties(struct sched_one *o)
     json_t *props = json_array();
     if (lua_getfield(L, -1, "properties") == LUA_TTABLE) {
         json_t *v = cfg_lua_to_json(L, -1);
-        const char **keys = xcalloc(json_object_size(v) + 1, sizeof *keys);
-        size_t n = 0;
-        const char *k;
-        json_t *x;
-        json_object_foreach(v, k, x)
-        {
-            keys[n++] = k;
-        }
-        qsort(keys, n, sizeof *keys, cmp_str);
+        size_t n;
+        const char **keys = sorted_keys(v, &n);
         for (size_t i = 0; i < n; i++)
             if (strcmp(keys[i], "scheduler") != 0)
                 json_array_append_new(
@@ -273,15 +281,8 @@ int sched_build_changes(struct sched_one *o, const json_t *changes, const char *
         json_object_set(last, cb ? cb : "", (json_t *)c);
     }
     json_t *stamps = json_array(), *props = own_properties(o);
-    const char **names = xcalloc(json_object_size(codebases) + 1, sizeof *names);
-    size_t n = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(codebases, k, v)
-    {
-        names[n++] = k;
-    }
-    qsort(names, n, sizeof *names, cmp_str);
+    size_t n;
+    const char **names = sorted_keys(codebases, &n);
     int rc = 0;
     for (size_t j = 0; j < n && rc == 0; j++) {
         const json_t *ch = json_object_get(last, names[j]);

@@ -8,10 +8,12 @@ import glob
 import os
 import re
 import signal
+import sqlite3
 import socket
 import subprocess
 import time
 
+import psycopg2
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,6 +45,21 @@ def read(path):
             return f.read()
     except FileNotFoundError:
         return ""
+
+
+def db_rows(master_dir, backend, sql, *args):
+    """Rows of a query on a master's database: "sqlite" (its state.sqlite) or a PostgreSQL
+    URL; `?` placeholders either way."""
+    if backend == "sqlite":
+        db = sqlite3.connect(os.path.join(master_dir, "state.sqlite"))
+        rows = db.execute(sql, args).fetchall()
+    else:
+        db = psycopg2.connect(backend)
+        with db.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), args)
+            rows = cur.fetchall()
+    db.close()
+    return [tuple(r) for r in rows]
 
 
 def pid_alive(pid):

@@ -9,13 +9,11 @@ import json
 import os
 import subprocess
 import signal
-import sqlite3
 import urllib.request
 
-import psycopg2
 import pytest
 
-from conftest import free_port, pid_alive, wait_for
+from conftest import db_rows, free_port, pid_alive, wait_for
 
 CONFIG = r'''local bbm = require "bbm"
 local outcome_cmd = bbm.interpolate(
@@ -115,16 +113,7 @@ class Site:
             return r.read()
 
     def query(self, sql, *args):
-        if self.backend == "sqlite":
-            db = sqlite3.connect(os.path.join(self.master.dir, "state.sqlite"))
-            rows = db.execute(sql, args).fetchall()
-        else:
-            db = psycopg2.connect(self.backend)
-            with db.cursor() as cur:
-                cur.execute(sql.replace("?", "%s"), args)
-                rows = cur.fetchall()
-        db.close()
-        return [tuple(r) for r in rows]
+        return db_rows(self.master.dir, self.backend, sql, *args)
 
     def build_of(self, brid):
         rows = self.get(f"buildrequests/{brid}/builds")["builds"]

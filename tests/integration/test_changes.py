@@ -9,15 +9,13 @@ import http.server
 import threading
 import json
 import os
-import sqlite3
 import subprocess
 import time
 import urllib.request
 
-import psycopg2
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import db_rows, free_port, wait_for
 
 SECRET = "s3cret"
 
@@ -114,16 +112,7 @@ class Site:
             return json.loads(r.read())
 
     def query(self, sql, *args):
-        if self.backend == "sqlite":
-            db = sqlite3.connect(os.path.join(self.master.dir, "state.sqlite"))
-            rows = db.execute(sql, args).fetchall()
-        else:
-            db = psycopg2.connect(self.backend)
-            with db.cursor() as cur:
-                cur.execute(sql.replace("?", "%s"), args)
-                rows = cur.fetchall()
-        db.close()
-        return [tuple(r) for r in rows]
+        return db_rows(self.master.dir, self.backend, sql, *args)
 
     def buildsets(self):
         """(bsid, reason, [builder names], [(branch, revision)]) of every buildset."""
@@ -359,13 +348,9 @@ def test_git_poller(master, tmp_path):
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(POLLER_CONFIG % {"pb": master.pb_port, "www": port, "origin": origin})
     master.start()
-    db = os.path.join(master.dir, "state.sqlite")
 
     def q(sql):
-        c = sqlite3.connect(db)
-        rows = c.execute(sql).fetchall()
-        c.close()
-        return rows
+        return db_rows(master.dir, "sqlite", sql)
 
     wait_for(lambda: q("SELECT value_json FROM object_state WHERE name = 'lastRev'"),
              what="the first poll's lastRev")
@@ -418,13 +403,9 @@ def test_sendchange(master):
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(SENDCHANGE_CONFIG % {"pb": master.pb_port})
     master.start()
-    db = os.path.join(master.dir, "state.sqlite")
 
     def q(sql):
-        c = sqlite3.connect(db)
-        rows = c.execute(sql).fetchall()
-        c.close()
-        return rows
+        return db_rows(master.dir, "sqlite", sql)
 
     where = f"127.0.0.1:{master.pb_port}"
     r = master.cli("sendchange", "--master", where, "--auth", "sender:s3nd", "--who", "ada",

@@ -5,10 +5,9 @@ little before the time it waits for and runs ten times faster: no test waits min
 
 import json
 import os
-import sqlite3
 import time
 
-from conftest import SANITIZED, free_port, wait_for
+from conftest import SANITIZED, db_rows, free_port, wait_for
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
@@ -35,10 +34,7 @@ def configure(master, schedulers):
 
 
 def query(master, sql, *args):
-    db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
-    rows = db.execute(sql, args).fetchall()
-    db.close()
-    return rows
+    return db_rows(master.dir, "sqlite", sql, *args)
 
 
 def buildsets(master):
