@@ -339,7 +339,7 @@ json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payl
     return c;
 }
 
-/* A pull request's change (Buildbot asks GitHub's API for its files; they are left empty). */
+/* A pull request's change; its files and the skip check come from GitHub's API (prtest.c). */
 static int pull_request(const struct cfg_github *gh, const json_t *payload, const char *event,
                         json_t *out, char **cause)
 {

@@ -97,7 +97,7 @@ static void github(struct chg *c, struct www_action *act)
         json_decref(payload);
         return;
     }
-    if (changes_pr_testing(c, act, req.event, payload)) { /* the flow answers */
+    if (changes_pr_testing(c, act, req.event, payload, changes)) { /* the flow answers */
         json_decref(changes);
         json_decref(payload);
         return;

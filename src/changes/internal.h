@@ -41,10 +41,13 @@ json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payl
                                  const json_t *pr, json_t *props);
 
 /*
- * prtest.c: pull-request testing.  True when the dialect tests pull requests
- * on request and the event is one it reads: the flow then answers `act`.
+ * prtest.c: the events that need GitHub's API: pull-request testing (a label,
+ * a comment) when the dialect has it, else a pull_request event's `changes`
+ * (one), completed with the files and checked for skip patterns.  True when a
+ * flow has started: it answers `act`.
  */
-bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload);
+bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload,
+                        json_t *changes);
 /* Answers every flow in progress (the master stops). */
 void changes_pr_abort(struct chg *c);
 

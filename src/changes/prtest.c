@@ -14,6 +14,10 @@
  * label's or the comment's regex) and event ("pull_request" builds only
  * stable builders, "issue_comment" may pick unstable ones).
  *
+ * Without pull_request_testing, a pull_request event (opened, reopened,
+ * synchronize) goes through GitHub's API as in Buildbot's handler: the head
+ * commit's message (a skip pattern drops the change), then the files.
+ *
  * The webhook's answer waits for the flow, as Buildbot's does for its API
  * calls; the calls are asynchronous on the engine loop.
  */
@@ -54,6 +58,7 @@ struct prflow {
     char *label, *filter, *user, *repo;
     json_t *pr; /* the pull request */
     json_t *builders;
+    json_t *change; /* a plain pull_request event's change, waiting for its files */
     pr_step next;
     struct prflow *more;
 };
@@ -75,6 +80,7 @@ static void flow_end(struct prflow *f, int status, const char *text)
     json_decref(f->opts);
     json_decref(f->pr);
     json_decref(f->builders);
+    json_decref(f->change);
     free(f->label);
     free(f->filter);
     free(f->user);
@@ -316,6 +322,38 @@ static json_t *matching_builders(struct prflow *f)
     return out;
 }
 
+/* ------------------------------------------------------------ a plain pull request */
+
+/* Buildbot's _get_pr_files: each file's name, and the name it had before a move. */
+static void got_files(struct prflow *f, const struct http_response *r)
+{
+    json_t *list = answer_json(r), *files = json_array();
+    if (!json_is_array(list))
+        log_warn("github hook: failed fetching PR files: response code %ld", r->status);
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+    {
+        static const char *const keys[] = {"filename", "previous_filename"};
+        for (size_t k = 0; k < 2 && json_array_size(files) < CHG_MAX_FILES; k++)
+            if (json_is_string(json_object_get(x, keys[k])))
+                json_array_append(files, json_object_get(x, keys[k]));
+    }
+    json_decref(list);
+    json_object_set_new(f->change, "files", files);
+    json_t *one = json_pack("[O]", f->change);
+    char *cause = NULL;
+    if (changes_check(f->change, &cause) < 0) {
+        flow_end(f, 400, cause);
+        free(cause);
+    } else if (chg_store(f->c, one, "git") < 0) {
+        flow_end(f, 500, "Error processing changes.");
+    } else {
+        flow_end(f, 202, "1 change found");
+    }
+    json_decref(one);
+}
+
 static void got_message(struct prflow *f, const struct http_response *r)
 {
     json_t *commit = answer_json(r);
@@ -324,6 +362,14 @@ static void got_message(struct prflow *f, const struct http_response *r)
     json_decref(commit);
     if (skip) {
         nothing(f, "the head commit message has a skip pattern");
+        return;
+    }
+    if (f->change != NULL) {
+        char *path =
+            xasprintf("/repos/%s/pulls/%lld/files", f->repo,
+                      (long long)json_integer_value(json_object_get(f->payload, "number")));
+        api(f, "GET", path, NULL, got_files);
+        free(path);
         return;
     }
     if (!f->comment) {
@@ -410,7 +456,34 @@ static char *command_filter(const json_t *opts, const char *body)
     return len > 0 ? xstrndup(s, len) : NULL;
 }
 
-bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload)
+static struct prflow *flow_new(struct chg *c, struct www_action *act, json_t *payload)
+{
+    struct prflow *f = xcalloc(1, sizeof *f);
+    f->c = c;
+    f->act = act;
+    f->payload = json_incref(payload);
+    f->more = c->flows;
+    c->flows = f;
+    const char *user = str(json_object_get(payload, "sender"), "login"),
+               *repo = str(json_object_get(payload, "repository"), "full_name");
+    f->user = xstrdup(user ? user : "");
+    f->repo = xstrdup(repo ? repo : "");
+    return f;
+}
+
+/* Buildbot's handle_pull_request: the head commit's message (skip patterns), then the files. */
+static void plain_pull_request(struct chg *c, struct www_action *act, json_t *payload,
+                               json_t *change)
+{
+    struct prflow *f = flow_new(c, act, payload);
+    f->event = "pull_request";
+    f->change = json_incref(change);
+    f->pr = json_incref(json_object_get(payload, "pull_request"));
+    ask_message(f);
+}
+
+bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload,
+                        json_t *changes)
 {
     const struct cfg_github *gh = c->cfg->github;
     lua_State *L = c->cfg->lua;
@@ -420,23 +493,18 @@ bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event
         lua_getfield(L, -1, "pull_request_testing") == LUA_TTABLE ? cfg_lua_to_json(L, -1) : NULL;
     lua_settop(L, top);
     bool comment = util_streq(event, "issue_comment");
-    if (opts == NULL || (!comment && !util_streq(event, "pull_request")))
+    if (opts == NULL && util_streq(event, "pull_request") && json_array_size(changes) == 1) {
+        plain_pull_request(c, act, payload, json_array_get(changes, 0));
+        return true;
+    }
+    if (opts == NULL || (!comment && !util_streq(event, "pull_request"))) {
+        json_decref(opts);
         return false;
-    struct prflow *f = xcalloc(1, sizeof *f);
-    f->c = c;
-    f->act = act;
-    f->payload = json_incref(payload);
+    }
+    struct prflow *f = flow_new(c, act, payload);
     f->opts = opts;
     f->event = comment ? "issue_comment" : "pull_request";
     f->comment = comment;
-    f->more = c->flows;
-    c->flows = f;
-    f->user = xstrdup(str(json_object_get(payload, "sender"), "login")
-                          ? str(json_object_get(payload, "sender"), "login")
-                          : "");
-    f->repo = xstrdup(str(json_object_get(payload, "repository"), "full_name")
-                          ? str(json_object_get(payload, "repository"), "full_name")
-                          : "");
     if (comment) {
         const json_t *issue = json_object_get(payload, "issue");
         f->filter = command_filter(opts, str(json_object_get(payload, "comment"), "body"));

@@ -447,6 +447,7 @@ class FakeGitHub:
     def __init__(self, writers):
         self.calls = []
         self.writers = writers
+        self.message = "Fix a bug"
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -476,7 +477,10 @@ class FakeGitHub:
                     self.answer(200, {"permission": "write" if user in fake.writers
                                       else "read", "user": {"login": user}})
                 elif "/commits/" in self.path:
-                    self.answer(200, {"sha": parts[-1], "commit": {"message": "Fix a bug"}})
+                    self.answer(200, {"sha": parts[-1], "commit": {"message": fake.message}})
+                elif self.path == "/repos/python/cpython/pulls/7/files":
+                    self.answer(200, [{"filename": "Lib/a.py"}, {
+                        "filename": "Lib/new.py", "previous_filename": "Lib/old.py"}])
                 elif self.path == "/repos/python/cpython/pulls/7":
                     self.answer(200, pull_request(fake.url))
                 else:
@@ -531,18 +535,50 @@ return {
 '''
 
 
-@pytest.fixture
-def pr_site(master):
+def start_pr_site(master, testing):
     gh = FakeGitHub(writers={"ada"})
     s = Site.__new__(Site)
     s.master, s.port, s.backend = master, free_port(), "sqlite"
+    text = PR_CONFIG % {"pb": master.pb_port, "www": s.port, "secret": SECRET, "api": gh.url}
+    if not testing:
+        text = text.replace('pull_request_testing = {\n      labels = { [":hammer: '
+                            'test-with-buildbots"] = ".*" } } } } },', "} } },")
+        assert "pull_request_testing" not in text
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(PR_CONFIG % {"pb": master.pb_port, "www": s.port, "secret": SECRET,
-                             "api": gh.url})
+        f.write(text)
     master.start()
     s.gh = gh
+    return s
+
+
+@pytest.fixture
+def pr_site(master):
+    s = start_pr_site(master, testing=True)
     yield s
-    gh.close()
+    s.gh.close()
+
+
+def test_plain_pull_request_reads_files(master):
+    """Without pull-request testing, an opened pull request is a change as Buildbot's
+    handler makes it: GitHub's API gives the head commit's message (a skip pattern stops
+    it) and the files (a moved file counts with its old name too)."""
+    s = start_pr_site(master, testing=False)
+    try:
+        opened = labeled(s.gh.url)
+        opened["action"] = "opened"
+        assert s.hook(opened, event="pull_request") == (202, "1 change found")
+        assert [(m, p) for (m, p, _, _) in s.gh.calls] == [
+            ("GET", "/repos/python/cpython/commits/" + "c" * 40),
+            ("GET", "/repos/python/cpython/pulls/7/files")]
+        assert s.query("SELECT branch, category FROM changes") == [
+            ("refs/pull/7/merge", "pull")]
+        assert s.query("SELECT filename FROM change_files ORDER BY filename") == [
+            ("Lib/a.py",), ("Lib/new.py",), ("Lib/old.py",)]
+        s.gh.message = "WIP [skip ci]"
+        assert s.hook(opened, event="pull_request") == (202, "no change found")
+        assert s.query("SELECT COUNT(*) FROM changes") == [(1,)]
+    finally:
+        s.gh.close()
 
 
 def labeled(api, user="ada"):
