@@ -31,13 +31,13 @@ struct poller {
     bool polling;
     char *gitbin, *repourl, *workdir, *project, *category;
     bool usetimestamps, no_commits, only_tags;
-    json_t *branches; /* true, a list of names, or NULL (the remote HEAD) */
-    json_t *refs;     /* to fetch */
-    bool trim;        /* branch names are refs without refs/heads/ */
-    size_t i;         /* the ref in hand */
-    json_t *last;     /* lastRev as read */
-    json_t *revs;     /* lastRev to write */
-    json_t *todo;     /* revisions of the ref in hand still to read */
+    json_t *branches;  /* true, a list of names, or NULL (the remote HEAD) */
+    json_t *refs;      /* to fetch */
+    bool trim;         /* branch names are refs without refs/heads/ */
+    size_t i;          /* the ref in hand */
+    json_t *last;      /* lastRev as read */
+    json_t *revs;      /* lastRev to write */
+    json_t *revs_left; /* revisions of the ref in hand still to read */
     long long objectid;
     struct poller *next;
 };
@@ -170,9 +170,9 @@ static void poll_done(struct poller *p)
     json_decref(p->refs);
     json_decref(p->last);
     json_decref(p->revs);
-    json_decref(p->todo);
+    json_decref(p->revs_left);
     json_decref(p->branches);
-    p->refs = p->last = p->revs = p->todo = p->branches = NULL;
+    p->refs = p->last = p->revs = p->revs_left = p->branches = NULL;
     free(p->gitbin);
     free(p->repourl);
     free(p->workdir);
@@ -220,7 +220,7 @@ static void save_and_finish(struct poller *p)
 static void got_commit(struct poller *p, bool ok, struct buf *out)
 {
     const char *ref = json_string_value(json_array_get(p->refs, p->i));
-    const char *rev = json_string_value(json_array_get(p->todo, 0));
+    const char *rev = json_string_value(json_array_get(p->revs_left, 0));
     const char *f[4] = {0};
     size_t flen[4] = {0};
     const char *s = out->data ? out->data : "", *end = s + out->len;
@@ -277,7 +277,7 @@ static void got_commit(struct poller *p, bool ok, struct buf *out)
         chg_store(p->c, one, "git");
     }
     json_decref(one);
-    json_array_remove(p->todo, 0);
+    json_array_remove(p->revs_left, 0);
     next_ref(p);
 }
 
@@ -301,8 +301,8 @@ static void got_log(struct poller *p, bool ok, struct buf *out)
         log_info("gitpoller: processing %zu changes from \"%s\" branch \"%s\"",
                  json_array_size(list), p->repourl, branch);
     json_object_set_new(p->last, branch, json_string(rev));
-    json_decref(p->todo);
-    p->todo = list;
+    json_decref(p->revs_left);
+    p->revs_left = list;
     next_ref(p);
 }
 
@@ -353,8 +353,8 @@ static void got_rev(struct poller *p, bool ok, struct buf *out)
 /* The next step: a commit of the ref in hand to read, or the next ref, or the end. */
 static void next_ref(struct poller *p)
 {
-    if (json_array_size(p->todo) > 0) {
-        const char *rev = json_string_value(json_array_get(p->todo, 0));
+    if (json_array_size(p->revs_left) > 0) {
+        const char *rev = json_string_value(json_array_get(p->revs_left, 0));
         const char *args[] = {"log",
                               "--name-only",
                               "--no-walk",
@@ -367,9 +367,9 @@ static void next_ref(struct poller *p)
         git(p, p->workdir, args, got_commit);
         return;
     }
-    if (p->todo != NULL) { /* the ref in hand is done */
-        json_decref(p->todo);
-        p->todo = NULL;
+    if (p->revs_left != NULL) { /* the ref in hand is done */
+        json_decref(p->revs_left);
+        p->revs_left = NULL;
         p->i++;
     }
     if (p->i >= json_array_size(p->refs)) {

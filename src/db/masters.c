@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long long find_or_add(struct db *db, const char *find, const char *add,
+/* The id `find` reads with the first `n_find` of `p`, or the row `add` makes with all `n`. */
+static long long find_or_add(struct db *db, const char *find, size_t n_find, const char *add,
                              const struct db_param *p, size_t n, char **cause)
 {
-    struct db_res *r = db_query(db, find, p, 1, cause);
+    struct db_res *r = db_query(db, find, p, n_find, cause);
     if (r == NULL)
         return -1;
     long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
@@ -33,7 +34,7 @@ long long db_master_register(struct db *db, const char *name, long long now, cha
     char hash[41];
     db_hash(&name, 1, hash);
     struct db_param p[] = {DB_TEXT(hash), DB_TEXT(name), DB_INT(now)};
-    long long id = find_or_add(db, "SELECT id FROM masters WHERE name_hash = ?",
+    long long id = find_or_add(db, "SELECT id FROM masters WHERE name_hash = ?", 1,
                                "INSERT INTO masters (name_hash, name, active, last_active) "
                                "VALUES (?, ?, 1, ?)",
                                p, 3, cause);
@@ -59,7 +60,7 @@ static long long named_id(struct db *db, const char *table, const char *extra_co
     snprintf(find, sizeof find, "SELECT id FROM %s WHERE name_hash = ?", table);
     snprintf(add, sizeof add, "INSERT INTO %s (name_hash, name%s) VALUES (?, ?%s)", table,
              extra_cols, extra_vals);
-    return find_or_add(db, find, add, p, 2, cause);
+    return find_or_add(db, find, 1, add, p, 2, cause);
 }
 
 long long db_builder_id(struct db *db, const char *name, char **cause)
@@ -70,7 +71,7 @@ long long db_builder_id(struct db *db, const char *name, char **cause)
 long long db_worker_id(struct db *db, const char *name, char **cause)
 {
     struct db_param p[] = {DB_TEXT(name)};
-    return find_or_add(db, "SELECT id FROM workers WHERE name = ?",
+    return find_or_add(db, "SELECT id FROM workers WHERE name = ?", 1,
                        "INSERT INTO workers (name, info, paused, graceful) VALUES (?, '{}', 0, 0)",
                        p, 1, cause);
 }
@@ -204,7 +205,7 @@ long long db_sourcestamp_id(struct db *db, const char *branch, const char *revis
     struct db_param p[] = {DB_TEXT(hash),       DB_TEXT(branch),   DB_TEXT(revision),
                            DB_TEXT(repository), DB_TEXT(codebase), DB_TEXT(project),
                            DB_INT(now)};
-    return find_or_add(db, "SELECT id FROM sourcestamps WHERE ss_hash = ?",
+    return find_or_add(db, "SELECT id FROM sourcestamps WHERE ss_hash = ?", 1,
                        "INSERT INTO sourcestamps (ss_hash, branch, revision, repository, "
                        "codebase, project, patchid, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
                        p, 7, cause);
@@ -213,17 +214,8 @@ long long db_sourcestamp_id(struct db *db, const char *branch, const char *revis
 long long db_object_id(struct db *db, const char *name, const char *class_name, char **cause)
 {
     struct db_param p[] = {DB_TEXT(name), DB_TEXT(class_name)};
-    struct db_res *r =
-        db_query(db, "SELECT id FROM objects WHERE name = ? AND class_name = ?", p, 2, cause);
-    if (r == NULL)
-        return -1;
-    long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
-    db_res_free(r);
-    if (id >= 0)
-        return id;
-    if (db_insert(db, "INSERT INTO objects (name, class_name) VALUES (?, ?)", p, 2, &id, cause) < 0)
-        return -1;
-    return id;
+    return find_or_add(db, "SELECT id FROM objects WHERE name = ? AND class_name = ?", 2,
+                       "INSERT INTO objects (name, class_name) VALUES (?, ?)", p, 2, cause);
 }
 
 int db_state_get(struct db *db, long long objectid, const char *name, char **value, char **cause)

@@ -79,45 +79,6 @@ static void drop_timer(struct sched_one *o, struct stable_timer *t)
     uv_close((uv_handle_t *)&t->t, timer_closed);
 }
 
-/* The classified changes of the timer's scope, oldest first (rows as JSON objects). */
-static json_t *classified(struct sched_one *o, const json_t *where, char **cause)
-{
-    const char *branch = json_string_value(json_object_get(where, "branch"));
-    struct db_param p[] = {
-        DB_INT(o->id), DB_TEXT(json_string_value(json_object_get(where, "codebase"))),
-        DB_TEXT(json_string_value(json_object_get(where, "project"))),
-        DB_TEXT(json_string_value(json_object_get(where, "repository"))), DB_TEXT(branch)};
-    char sql[640];
-    snprintf(sql, sizeof sql,
-             "SELECT c.changeid, c.codebase, c.branch, c.revision, c.repository, c.project, "
-             "sc.important FROM scheduler_changes sc JOIN changes c ON c.changeid = sc.changeid "
-             "WHERE sc.schedulerid = ?%s ORDER BY c.changeid",
-             where == NULL    ? ""
-             : branch != NULL ? " AND c.codebase = ? AND c.project = ? AND c.repository = ? AND "
-                                "c.branch = ?"
-                              : " AND c.codebase = ? AND c.project = ? AND c.repository = ? AND "
-                                "c.branch IS NULL");
-    size_t n = where == NULL ? 1 : branch != NULL ? 5 : 4;
-    struct db_res *r = db_query(o->s->db, sql, p, n, cause);
-    if (r == NULL)
-        return NULL;
-    static const char *const cols[] = {"changeid", "codebase",   "branch",
-                                       "revision", "repository", "project"};
-    json_t *rows = json_array();
-    for (size_t i = 0; i < db_res_rows(r); i++) {
-        json_t *row = json_object();
-        json_object_set_new(row, "changeid", json_integer(db_res_int(r, i, 0)));
-        for (size_t k = 1; k < UTIL_NELEM(cols); k++)
-            json_object_set_new(row, cols[k],
-                                db_res_null(r, i, k) ? json_null()
-                                                     : json_string(db_res_text(r, i, k)));
-        json_object_set_new(row, "important", json_boolean(db_res_int(r, i, 6) != 0));
-        json_array_append_new(rows, row);
-    }
-    db_res_free(r);
-    return rows;
-}
-
 /* Forgets the classifications that went into a buildset. */
 static void flush(struct sched_one *o, const json_t *rows)
 {
@@ -143,7 +104,7 @@ static void fired(uv_timer_t *h)
     struct stable_timer *t = h->data;
     struct sched_one *o = t->o;
     char *cause = NULL;
-    json_t *rows = classified(o, t->where, &cause);
+    json_t *rows = sched_classified(o, t->where, &cause);
     drop_timer(o, t);
     if (rows == NULL) {
         log_error("scheduler '%s': reading its changes: %s", o->name, cause);
@@ -174,19 +135,6 @@ static void start_timer(struct sched_one *o, json_t *key, double seconds)
     uv_timer_start(&t->t, fired, (uint64_t)(seconds * 1000), 0);
 }
 
-static int classify(struct sched_one *o, long long changeid, bool important, char **cause)
-{
-    struct db_param p[] = {DB_INT(o->id), DB_INT(changeid)};
-    if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid = ?", p,
-                2, cause) < 0)
-        return -1;
-    struct db_param q[] = {DB_INT(o->id), DB_INT(changeid), DB_INT(important)};
-    return db_exec(o->s->db,
-                   "INSERT INTO scheduler_changes (schedulerid, changeid, important) "
-                   "VALUES (?, ?, ?)",
-                   q, 3, cause);
-}
-
 /* gotChange: the change is classified, timers started, or built at once. */
 static void got_change(struct sched_one *o, const json_t *change, bool important, bool record)
 {
@@ -207,7 +155,7 @@ static void got_change(struct sched_one *o, const json_t *change, bool important
     json_decref(key);
     char *cause = NULL;
     long long id = (long long)json_integer_value(json_object_get(change, "changeid"));
-    if (record && classify(o, id, important, &cause) < 0) {
+    if (record && sched_classify(o, id, important, &cause) < 0) {
         log_error("scheduler '%s': classifying change %lld: %s", o->name, id, cause);
         free(cause);
     }
@@ -241,7 +189,7 @@ void basic_activate(struct sched_one *o)
         }
         return;
     }
-    json_t *rows = classified(o, NULL, &cause);
+    json_t *rows = sched_classified(o, NULL, &cause);
     if (rows == NULL) {
         log_error("scheduler '%s': reading its changes: %s", o->name, cause);
         free(cause);

@@ -73,6 +73,12 @@ json_t *sched_codebases(struct sched_one *o);
 int sched_build_changes(struct sched_one *o, const json_t *changes, const char *reason);
 /* Whether the change's codebase is one of the scheduler's (logged when not). */
 bool sched_takes_codebase(struct sched_one *o, const json_t *change);
+/* The scheduler's classified changes, oldest first, as rows {changeid, codebase, branch,
+   revision, repository, project, important}: all, or those of `where` ({codebase, project,
+   repository, branch}, an any_branch timer's scope).  NULL with *cause. */
+json_t *sched_classified(struct sched_one *o, const json_t *where, char **cause);
+/* Records the change's importance for the scheduler (scheduler_changes). */
+int sched_classify(struct sched_one *o, long long changeid, bool important, char **cause);
 /* The scheduler's reason with %(name)s and %(classname)s filled in (malloc'd). */
 char *sched_reason(struct sched_one *o, const char *classname);
 

@@ -327,6 +327,57 @@ int sched_build_changes(struct sched_one *o, const json_t *changes, const char *
     return rc;
 }
 
+json_t *sched_classified(struct sched_one *o, const json_t *where, char **cause)
+{
+    const char *branch = json_string_value(json_object_get(where, "branch"));
+    struct db_param p[] = {
+        DB_INT(o->id), DB_TEXT(json_string_value(json_object_get(where, "codebase"))),
+        DB_TEXT(json_string_value(json_object_get(where, "project"))),
+        DB_TEXT(json_string_value(json_object_get(where, "repository"))), DB_TEXT(branch)};
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT c.changeid, c.codebase, c.branch, c.revision, c.repository, c.project, "
+             "sc.important FROM scheduler_changes sc JOIN changes c ON c.changeid = sc.changeid "
+             "WHERE sc.schedulerid = ?%s ORDER BY c.changeid",
+             where == NULL    ? ""
+             : branch != NULL ? " AND c.codebase = ? AND c.project = ? AND c.repository = ? AND "
+                                "c.branch = ?"
+                              : " AND c.codebase = ? AND c.project = ? AND c.repository = ? AND "
+                                "c.branch IS NULL");
+    size_t n = where == NULL ? 1 : branch != NULL ? 5 : 4;
+    struct db_res *r = db_query(o->s->db, sql, p, n, cause);
+    if (r == NULL)
+        return NULL;
+    static const char *const cols[] = {"changeid", "codebase",   "branch",
+                                       "revision", "repository", "project"};
+    json_t *rows = json_array();
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        json_t *row = json_object();
+        json_object_set_new(row, "changeid", json_integer(db_res_int(r, i, 0)));
+        for (size_t k = 1; k < UTIL_NELEM(cols); k++)
+            json_object_set_new(row, cols[k],
+                                db_res_null(r, i, k) ? json_null()
+                                                     : json_string(db_res_text(r, i, k)));
+        json_object_set_new(row, "important", json_boolean(db_res_int(r, i, 6) != 0));
+        json_array_append_new(rows, row);
+    }
+    db_res_free(r);
+    return rows;
+}
+
+int sched_classify(struct sched_one *o, long long changeid, bool important, char **cause)
+{
+    struct db_param p[] = {DB_INT(o->id), DB_INT(changeid)};
+    if (db_exec(o->s->db, "DELETE FROM scheduler_changes WHERE schedulerid = ? AND changeid = ?", p,
+                2, cause) < 0)
+        return -1;
+    struct db_param q[] = {DB_INT(o->id), DB_INT(changeid), DB_INT(important)};
+    return db_exec(o->s->db,
+                   "INSERT INTO scheduler_changes (schedulerid, changeid, important) "
+                   "VALUES (?, ?, ?)",
+                   q, 3, cause);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static bool runs(const char *kind)

@@ -221,45 +221,20 @@ static void set_last_build(struct sched_one *o, double when)
 
 static void schedule_next(struct sched_one *o);
 
-/* Every classified change of the scheduler, oldest first. */
-static json_t *classified(struct sched_one *o, bool *important)
-{
-    struct db_param p = DB_INT(o->id);
-    char *cause = NULL;
-    struct db_res *r =
-        db_query(o->s->db,
-                 "SELECT c.changeid, c.codebase, c.branch, c.revision, c.repository, c.project, "
-                 "sc.important FROM scheduler_changes sc JOIN changes c ON c.changeid = "
-                 "sc.changeid WHERE sc.schedulerid = ? ORDER BY c.changeid",
-                 &p, 1, &cause);
-    if (r == NULL) {
-        log_error("scheduler '%s': %s", o->name, cause);
-        free(cause);
-        return NULL;
-    }
-    json_t *rows = json_array();
-    *important = false;
-    for (size_t i = 0; i < db_res_rows(r); i++) {
-        json_t *row = json_pack("{sI}", "changeid", (json_int_t)db_res_int(r, i, 0));
-        static const char *const cols[] = {"codebase", "branch", "revision", "repository",
-                                           "project"};
-        for (size_t k = 0; k < UTIL_NELEM(cols); k++)
-            json_object_set_new(row, cols[k],
-                                db_res_null(r, i, k + 1) ? json_null()
-                                                         : json_string(db_res_text(r, i, k + 1)));
-        *important = *important || db_res_int(r, i, 6) != 0;
-        json_array_append_new(rows, row);
-    }
-    db_res_free(r);
-    return rows;
-}
-
 static void start_build(struct sched_one *o)
 {
-    bool important = false;
-    json_t *rows = classified(o, &important);
-    if (rows == NULL)
+    char *cause = NULL;
+    json_t *rows = sched_classified(o, NULL, &cause);
+    if (rows == NULL) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
         return;
+    }
+    bool important = false;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) important =
+        important || json_is_true(json_object_get(row, "important"));
     if (sched_bool(o, "onlyIfChanged") && !important && !o->first_build) {
         log_info("%s scheduler <%s>: skipping build - No important changes", classname(o), o->name);
         json_decref(rows);
@@ -360,11 +335,8 @@ void timed_change(struct sched_one *o, const json_t *change)
     if (important < 0 || (important == 0 && sched_bool(o, "onlyImportant")))
         return;
     long long id = (long long)json_integer_value(json_object_get(change, "changeid"));
-    struct db_param p[] = {DB_INT(o->id), DB_INT(id), DB_INT(important)};
     char *cause = NULL;
-    if (db_exec(o->s->db,
-                "INSERT INTO scheduler_changes (schedulerid, changeid, important) VALUES (?, ?, ?)",
-                p, 3, &cause) < 0) {
+    if (sched_classify(o, id, important == 1, &cause) < 0) {
         log_error("scheduler '%s': classifying change %lld: %s", o->name, id, cause);
         free(cause);
     }
