@@ -62,7 +62,6 @@ static const struct param builder_params[] = {{"name", P_STR, true},
                                               {"project", P_STR, false},
                                               {"env", P_TABLE, false},
                                               {"locks", P_TABLE, false},
-                                              {"priority", P_RENDER, false},
                                               {"nextWorker", P_FUNC, false},
                                               {"nextBuild", P_FUNC, false},
                                               END};

@@ -611,6 +611,16 @@ static char *string_setting(struct reader *r, int idx, const char *key, const ch
     return v != NULL ? v : def != NULL ? xstrdup(def) : NULL;
 }
 
+/* A top-level `key` is absent or of type `type`. */
+static void check_type(struct reader *r, const char *key, int type, const char *what)
+{
+    int t = lua_getfield(r->L, r->top, key);
+    if (t != LUA_TNIL && t != type)
+        cfg_error(r->L, r->path, key_line(r, key), "'%s' must be %s, not %s", key, what,
+                  luaL_typename(r->L, -1));
+    lua_pop(r->L, 1);
+}
+
 static void read_scalars(struct reader *r)
 {
     struct cfg *cfg = r->cfg;
@@ -623,6 +633,12 @@ static void read_scalars(struct reader *r)
     lua_pop(r->L, 1);
     if (cfg->db_url == NULL)
         cfg->db_url = xstrdup("sqlite:///state.sqlite");
+    lua_pushvalue(r->L, r->top);
+    cfg->top_ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
+    check_type(r, "prioritizeBuilders", LUA_TFUNCTION, "a function");
+    if (lua_getfield(r->L, r->top, "collapseRequests") != LUA_TBOOLEAN)
+        check_type(r, "collapseRequests", LUA_TFUNCTION, "true, false or a function");
+    lua_pop(r->L, 1);
     cfg->properties_ref = LUA_NOREF;
     if (lua_getfield(r->L, r->top, "properties") == LUA_TTABLE)
         cfg->properties_ref = luaL_ref(r->L, LUA_REGISTRYINDEX);

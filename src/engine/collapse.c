@@ -174,6 +174,21 @@ static json_t *collapse_key(struct engine *e, long long bsid, char **cause)
     return key;
 }
 
+/* Pushes the collapseRequests that applies to the builder: its own, or else master.lua's
+   top-level one (nil without either).  Returns its Lua type. */
+static int push_collapse(struct engine *e, const struct cfg_builder *bc)
+{
+    lua_State *L = e->cfg->lua;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, bc->ref);
+    int t = lua_istable(L, -1) ? lua_getfield(L, -1, "collapseRequests") : LUA_TNIL;
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        if (lua_rawgeti(L, LUA_REGISTRYINDEX, e->cfg->top_ref) == LUA_TTABLE)
+            t = lua_getfield(L, -1, "collapseRequests");
+    }
+    return t;
+}
+
 /* The builder's collapseRequests: a Lua function, false (never) or true / absent (Buildbot's
    default rule).  1 collapse, 0 not, -1 the default rule decides. */
 static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long new_brid,
@@ -181,8 +196,7 @@ static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long
 {
     lua_State *L = e->cfg->lua;
     int top = lua_gettop(L), rc = -1;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, bc->ref);
-    int t = lua_istable(L, -1) ? lua_getfield(L, -1, "collapseRequests") : LUA_TNIL;
+    int t = push_collapse(e, bc);
     if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
         rc = 0;
     } else if (t == LUA_TFUNCTION) {
@@ -211,8 +225,7 @@ static int collapse_mode(struct engine *e, const struct cfg_builder *bc)
 {
     lua_State *L = e->cfg->lua;
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, bc->ref);
-    int t = lua_istable(L, -1) ? lua_getfield(L, -1, "collapseRequests") : LUA_TNIL;
+    int t = push_collapse(e, bc);
     int mode = t == LUA_TFUNCTION                           ? COLLAPSE_CUSTOM
                : t == LUA_TBOOLEAN && !lua_toboolean(L, -1) ? COLLAPSE_NEVER
                                                             : COLLAPSE_DEFAULT;

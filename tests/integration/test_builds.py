@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import signal
+import time
 import urllib.request
 
 import pytest
@@ -74,14 +75,14 @@ ATTACHED = r"worker 'w1' attached"
 class Site:
     """A master running CONFIG, its API and its database."""
 
-    def __init__(self, master, backend, tmp_path, max_builds=1):
+    def __init__(self, master, backend, tmp_path, max_builds=1, config=CONFIG, **values):
         self.master = master
         self.port = free_port()
         self.backend = backend
         db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
         with open(os.path.join(master.dir, "master.lua"), "w") as f:
-            f.write(CONFIG % {"pb": master.pb_port, "www": self.port, "db": db,
-                              "max_builds": max_builds, "lock": tmp_path / "lock"})
+            f.write(config % {"pb": master.pb_port, "www": self.port, "db": db,
+                              "max_builds": max_builds, "lock": tmp_path / "lock", **values})
         master.start()
 
     def rpc(self, path, method, **params):
@@ -636,3 +637,72 @@ def test_big_output_non_utf8_and_timeout(steps_site):
     assert "".join(c["content"] for c in extra) == "oone\notwo\n"
     assert s.steps(b["buildid"])[5][1:4] == ("on master", "failed (3) (failure)", 2)
     assert "hexit status 3\n" in stdio(s, b["buildid"], 5)
+
+
+ORDER_CONFIG = r'''local bbm = require "bbm"
+local function gate() return io.open("%(gate)s") ~= nil end
+local step = bbm.steps.shell{ name = "work", command = { "sleep", "0.5" } }
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  collapseRequests = false,
+  workers = { bbm.worker("w1", "pw", { max_builds = 1 }), bbm.worker("w2", "pw", { max_builds = 1 }) },
+  builders = {
+    bbm.builder{ name = "x", workernames = { "w1", "w2" }, canStartBuild = gate,
+      factory = bbm.factory{ step }, %(custom)s },
+    bbm.builder{ name = "y", workernames = { "w1", "w2" }, canStartBuild = gate,
+      factory = bbm.factory{ step }, %(custom)s },
+  },
+  %(prioritize)s
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "x", "y" } } },
+}
+'''
+
+CUSTOM = r'''
+  nextWorker = function(builder, workers, request) return workers[#workers] end,
+  nextBuild = function(builder, requests)
+    table.sort(requests, function(a, b) return a.id > b.id end)
+    return requests[1]
+  end'''
+
+PRIORITIZE = r'''
+  prioritizeBuilders = function(master, builders)
+    table.sort(builders, function(a, b) return a.name > b.name end)
+    return builders
+  end,'''
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["buildbot-order", "lua-functions"])
+def test_builder_order(master, backend, workers, tmp_path, custom):
+    """Requests x1, then y2 and x3 a second later, are held back by canStartBuild; x4
+    comes a second later, once it allows them.
+    Buildbot's order: builders by their oldest request, each starting all it can before
+    the next, so x1 and x3 take both workers and y2 waits although older than x3; as
+    builds end, y2 (older) goes before x4.  With master.lua's prioritizeBuilders (y
+    first), nextBuild (newest first) and nextWorker (the last offered): y2 on w2, x4 on
+    w1, then x3, then x1.  No request collapses: collapseRequests = false at the top."""
+    site = Site(master, backend, tmp_path, config=ORDER_CONFIG, gate=tmp_path / "gate",
+                custom=CUSTOM if custom else "", prioritize=PRIORITIZE if custom else "")
+    for name in ("w1", "w2"):
+        workers(name, "pw", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    master.wait_log(r"worker 'w2' attached")
+    x1 = site.force(builder="x")[1]
+    time.sleep(1.1)  # submitted_at counts seconds; a tie goes to the builder's name
+    y2, x3 = site.force(builder="y")[1], site.force(builder="x")[1]
+    assert all(site.build_of(brid) is None for brid in (x1, y2, x3))
+    time.sleep(1.1)
+    open(tmp_path / "gate", "w").close()
+    x4 = site.force(builder="x")[1]
+    builds = {brid: site.wait_request(brid) for brid in (x1, y2, x3, x4)}
+    order = sorted(builds, key=lambda brid: builds[brid]["buildid"])
+    assert all(b["results"] == 0 for b in builds.values())
+    workername = {brid: site.get(f"workers/{b['workerid']}")["workers"][0]["name"]
+                  for brid, b in builds.items()}
+    if custom:
+        assert order == [y2, x4, x3, x1]
+        assert (workername[y2], workername[x4]) == ("w2", "w1")
+    else:
+        assert order == [x1, x3, y2, x4]
+        assert (workername[x1], workername[x3]) == ("w1", "w2")

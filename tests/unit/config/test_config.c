@@ -159,6 +159,12 @@ static const struct broken broken[] = {
     {"  workers = { { name = 'w1' } },\n", "{F}:3: workers[1] is not a bbm.worker(...)\n"},
     {"  workers = 5,\n", "{F}:3: 'workers' must be a list, not number\n"},
     {"  title = 5,\n", "{F}:3: 'title' must be a string, not number\n"},
+    {"  prioritizeBuilders = 'name',\n",
+     "{F}:3: 'prioritizeBuilders' must be a function, not string\n"},
+    {"  collapseRequests = 0,\n",
+     "{F}:3: 'collapseRequests' must be true, false or a function, not number\n"},
+    {"  collapseRequests = false, prioritizeBuilders = function(m, b) return b end,\n", ""},
+    {W B(", priority = 1"), "{F}:4: bbm.builder: unknown parameter 'priority'\n"},
 };
 
 static char *expand(const char *tmpl, const char *file)
