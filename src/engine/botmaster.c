@@ -69,8 +69,7 @@ static void set_int(lua_State *L, const char *key, long long v)
     lua_setfield(L, -2, key);
 }
 
-/* The builder as the Lua functions see it: name and tags. */
-static void push_builder(lua_State *L, const struct cfg_builder *bc)
+void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc)
 {
     lua_newtable(L);
     set_str(L, "name", bc->name);
@@ -91,6 +90,14 @@ static void push_wfb(lua_State *L, const char *worker)
     set_str(L, "workername", worker);
     set_str(L, "name", worker);
     lua_setfield(L, -2, "worker");
+}
+
+void botmaster_lua_master(struct engine *e)
+{
+    lua_State *L = e->cfg->lua;
+    lua_newtable(L);
+    set_str(L, "title", e->cfg->title);
+    set_str(L, "buildbotURL", e->cfg->buildbot_url);
 }
 
 /* Request row `i`: id (and buildrequestid), bsid, builderid, buildername, priority,
@@ -125,7 +132,7 @@ static bool can_start(struct engine *e, const struct cfg_builder *bc, const char
     int top = lua_gettop(L);
     bool yes = true;
     if (push_fn(L, bc->ref, "canStartBuild")) {
-        push_builder(L, bc);
+        botmaster_lua_builder(L, bc);
         push_wfb(L, worker);
         push_request(L, r, i);
         yes = call(L, 3, bc->name, "canStartBuild") && lua_toboolean(L, -1);
@@ -173,7 +180,7 @@ static long next_worker(struct engine *e, const struct cfg_builder *bc, struct e
     int top = lua_gettop(L);
     long found = -1;
     if (push_fn(L, bc->ref, "nextWorker")) {
-        push_builder(L, bc);
+        botmaster_lua_builder(L, bc);
         lua_createtable(L, (int)n, 0);
         for (size_t k = 0; k < n; k++) {
             push_wfb(L, pool[k]->name);
@@ -258,7 +265,7 @@ static long next_build(struct engine *e, const struct group *g, const struct db_
     int top = lua_gettop(L);
     long found = -1;
     if (push_fn(L, g->bc->ref, "nextBuild")) {
-        push_builder(L, g->bc);
+        botmaster_lua_builder(L, g->bc);
         lua_newtable(L);
         for (size_t k = 0, n = 0; k < g->n; k++)
             if (!tried[k]) {
@@ -311,15 +318,13 @@ static void prioritize(struct engine *e, struct group *g, size_t *ng, const stru
     int top = lua_gettop(L);
     if (!push_fn(L, e->cfg->top_ref, "prioritizeBuilders"))
         return;
-    lua_newtable(L);
-    set_str(L, "title", e->cfg->title);
-    set_str(L, "buildbotURL", e->cfg->buildbot_url);
+    botmaster_lua_master(e);
     lua_newtable(L);
     size_t n = 0;
     for (size_t k = 0; k < *ng; k++) {
         if (g[k].bc == NULL)
             continue;
-        push_builder(L, g[k].bc);
+        botmaster_lua_builder(L, g[k].bc);
         set_int(L, "priority", db_res_int(r, g[k].first, COL_TOP));
         set_int(L, "oldestRequestTime", db_res_int(r, g[k].first, COL_OLDEST));
         lua_rawseti(L, -2, (lua_Integer)++n);

@@ -189,10 +189,22 @@ static int push_collapse(struct engine *e, const struct cfg_builder *bc)
     return t;
 }
 
+/* A request as collapseRequests(master, builder, new, old) sees it. */
+static void push_request(lua_State *L, const struct cfg_builder *bc, long long brid, long long bsid)
+{
+    lua_newtable(L);
+    lua_pushinteger(L, brid);
+    lua_setfield(L, -2, "buildrequestid");
+    lua_pushinteger(L, bsid);
+    lua_setfield(L, -2, "buildsetid");
+    lua_pushstring(L, bc->name);
+    lua_setfield(L, -2, "buildername");
+}
+
 /* The builder's collapseRequests: a Lua function, false (never) or true / absent (Buildbot's
    default rule).  1 collapse, 0 not, -1 the default rule decides. */
-static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long new_brid,
-                       long long old_brid)
+static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long brid,
+                       long long bsid, long long old, long long old_bsid)
 {
     lua_State *L = e->cfg->lua;
     int top = lua_gettop(L), rc = -1;
@@ -200,14 +212,11 @@ static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long
     if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
         rc = 0;
     } else if (t == LUA_TFUNCTION) {
-        lua_pushstring(L, bc->name);
-        lua_newtable(L);
-        lua_pushinteger(L, new_brid);
-        lua_setfield(L, -2, "buildrequestid");
-        lua_newtable(L);
-        lua_pushinteger(L, old_brid);
-        lua_setfield(L, -2, "buildrequestid");
-        if (lua_pcall(L, 3, 1, 0) == LUA_OK) {
+        botmaster_lua_master(e);
+        botmaster_lua_builder(L, bc);
+        push_request(L, bc, brid, bsid);
+        push_request(L, bc, old, old_bsid);
+        if (lua_pcall(L, 4, 1, 0) == LUA_OK) {
             rc = lua_toboolean(L, -1) ? 1 : 0;
         } else {
             log_warn("builder '%s': collapseRequests: %s", bc->name, lua_tostring(L, -1));
@@ -239,7 +248,7 @@ static int maybe_collapse(struct engine *e, const struct cfg_builder *bc, long l
                           long long bsid, json_t **mine, long long old, long long old_bsid,
                           char **cause)
 {
-    int yes = collapse_fn(e, bc, brid, old);
+    int yes = collapse_fn(e, bc, brid, bsid, old, old_bsid);
     if (yes < 0 && old_bsid == bsid) {
         yes = 1;
     } else if (yes < 0) {

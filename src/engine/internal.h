@@ -332,6 +332,11 @@ void engine_kick(struct engine *e);
 void engine_build_finished(struct engine *e, struct build *b);
 /* botmaster.c: hands pending requests to free workers. */
 void botmaster_run(struct engine *e);
+/* What master.lua's functions (prioritizeBuilders, collapseRequests...) are given: the
+   master as a table (title, buildbotURL) and a builder (name, tags), pushed on the
+   configuration's Lua stack. */
+void botmaster_lua_master(struct engine *e);
+void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc);
 /* The time Buildbot stores: whole seconds since the epoch. */
 long long engine_now(void);
 

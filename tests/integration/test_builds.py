@@ -52,6 +52,13 @@ return {
     } },
     bbm.builder{ name = "collapsing", workernames = { "w1" },
       factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
+    bbm.builder{ name = "parity", workernames = { "w1" },
+      collapseRequests = function(master, builder, new, old)
+        return master.title == "builds" and builder.name == "parity"
+          and new.buildername == "parity" and new.buildrequestid > old.buildrequestid
+          and new.buildsetid %% 2 == old.buildsetid %% 2
+      end,
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
     bbm.builder{ name = "gated", workernames = { "w1" },
       properties = { from_builder = "yes" },
       canStartBuild = function(builder, wfb, request)
@@ -62,7 +69,7 @@ return {
   },
   schedulers = {
     bbm.schedulers.force{ name = "force",
-      builderNames = { "alpha", "serial", "collapsing", "gated" },
+      builderNames = { "alpha", "serial", "collapsing", "gated", "parity" },
       properties = { bbm.params.choice_string{ name = "outcome", label = "Outcome",
         choices = { "success", "warnings", "failure", "sleep" }, default = "success" } } },
   },
@@ -341,11 +348,12 @@ def test_max_builds_collapse_and_can_start_build(site, tmp_path):
     """Requests queued while the worker is paused: with collapseRequests = false all run,
     one at a time (max_builds = 1; a build fails if another holds the lock directory),
     oldest first; by Buildbot's default each new request collapses the older pending ones
-    (SKIPPED, no build); canStartBuild holds a request back until it allows it."""
+    (SKIPPED, no build), or as a Lua collapseRequests says; canStartBuild holds a request back until it allows it."""
     assert site.rpc("workers/w1", "pause", reason="queueing")[0] == 200
     serial = [site.force(builder="serial")[1] for _ in range(10)]
     collapsing = [site.force(builder="collapsing", outcome=o)[1]
                   for o in ["success", "warnings", "failure"] * 3]
+    parity = [site.force(builder="parity") for _ in range(4)]
     assert site.query("SELECT paused, pause_reason FROM workers WHERE name = 'w1'") == \
         [(1, "queueing")]
     assert all(site.build_of(brid) is None for brid in serial)
@@ -357,6 +365,13 @@ def test_max_builds_collapse_and_can_start_build(site, tmp_path):
         assert site.wait_request(brid) is None
         assert site.get(f"buildrequests/{brid}")["buildrequests"][0]["results"] == 3
     assert site.wait_request(collapsing[-1])["results"] == 0
+    # collapseRequests(master, builder, new, old): the same parity of buildset collapses
+    assert [bsid % 2 for bsid, _ in parity] == [0, 1, 0, 1] or \
+        [bsid % 2 for bsid, _ in parity] == [1, 0, 1, 0]
+    for _, brid in parity[:2]:
+        assert site.wait_request(brid) is None
+        assert site.get(f"buildrequests/{brid}")["buildrequests"][0]["results"] == 3
+    assert [site.wait_request(brid)["results"] for _, brid in parity[2:]] == [0, 0]
 
     _, gated = site.force(builder="gated")
     site.force(builder="serial")  # a build that ends: the botmaster looks again
