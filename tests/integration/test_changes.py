@@ -48,7 +48,11 @@ return {
       change_filter = bbm.change_filter{ branch = "main" }, treeStableTimer = %(stable)s,
       fileIsImportant = important, properties = { from_scheduler = "yes" } },
     bbm.schedulers.any_branch{ name = "features", builderNames = { "feature" },
-      change_filter = bbm.change_filter{ branch_re = "feature/" } },
+      change_filter = bbm.change_filter{ branch_re = "feature/", branch_not_re = "feature/wip-",
+        branch_not_eq = { "feature/old" }, project_not_re = "^private",
+        repository_fn = function(r) return r:find("cpython", 1, true) ~= nil end,
+        property_re = { event = "^push$" },
+        property_not_eq = { ["github.pusher.name"] = "bot" } } },
   },
 }
 '''
@@ -220,12 +224,19 @@ def test_burst_of_pushes_makes_one_buildset(site):
 
 
 def test_any_branch_and_filters(site):
-    """features (any_branch, branch_re, no timer) builds a feature branch at once; a
-    branch no filter takes is stored and built by nobody; tags and deletions make no
+    """features (any_branch, no timer; branch_re, branch_not_re, branch_not_eq,
+    project_not_re, repository_fn, property_re, property_not_eq) builds a feature branch at
+    once; a branch no filter takes (3.12, feature/wip-y, feature/old, feature/z pushed by
+    "bot") is stored and built by nobody; tags and deletions make no
     change; a [ci skip] head commit makes none."""
     assert site.hook(push("feature/x", [commit("e" * 40, ["Lib/a.py"])]))[0] == 202
     assert site.wait_buildsets(1)[0][2:] == (["feature"], [("feature/x", "e" * 40)])
     assert site.hook(push("3.12", [commit("f" * 40, ["Lib/a.py"])])) == (202, "1 change found")
+    for branch, pusher in (("feature/wip-y", "ada"), ("feature/old", "ada"),
+                           ("feature/z", "bot")):
+        p = push(branch, [commit("4" * 40, ["Lib/a.py"])])
+        p["pusher"]["name"] = pusher
+        assert site.hook(p) == (202, "1 change found")
     assert site.hook(push("main", [commit("1" * 40, ["Lib/a.py"], "wip [ci skip]")])) == \
         (202, "no change found")
     assert site.hook(push("main", [commit("2" * 40, ["Lib/a.py"])], deleted=True)) == \
@@ -234,7 +245,8 @@ def test_any_branch_and_filters(site):
     tag["ref"] = "refs/tags/v3.14.0"
     assert site.hook(tag) == (202, "1 change found")
     assert site.query("SELECT branch, category FROM changes ORDER BY changeid") == [
-        ("feature/x", None), ("3.12", None), ("v3.14.0", "tag")]
+        ("feature/x", None), ("3.12", None), ("feature/wip-y", None), ("feature/old", None),
+        ("feature/z", None), ("v3.14.0", "tag")]
     assert site.hook({"zen": "Keep it logically awesome."}, event="ping") == \
         (202, "no change found")
     time.sleep(1.5)
