@@ -91,6 +91,8 @@ static const struct param step_params[] = {{"name", P_RENDER, false},
                                            {"lazylogfiles", P_BOOL, false},
                                            {"decodeRC", P_TABLE, false},
                                            {"warningPattern", P_STR, false},
+                                           {"maxWarnCount", P_INT, false},
+                                           {"evaluateCommand", P_FUNC, false},
                                            {"interruptSignal", P_STR, false},
                                            {"initialStdin", P_STR, false},
                                            {"want_stdout", P_BOOL, false},
@@ -685,5 +687,14 @@ int cfg_open_bbm(lua_State *L)
     set_path(L, "params.codebase");
     lua_pushcfunction(L, cfg_yaml_load);
     set_path(L, "yaml.load");
+    /* Buildbot's result codes (buildbot.process.results) */
+    static const char *const results[] = {"SUCCESS",   "WARNINGS", "FAILURE",  "SKIPPED",
+                                          "EXCEPTION", "RETRY",    "CANCELLED"};
+    lua_createtable(L, 0, UTIL_NELEM(results));
+    for (size_t i = 0; i < UTIL_NELEM(results); i++) {
+        lua_pushinteger(L, (lua_Integer)i);
+        lua_setfield(L, -2, results[i]);
+    }
+    lua_setfield(L, -2, "results");
     return 1;
 }

@@ -118,10 +118,11 @@ struct step {
     char *kind; /* "step.shell", ... */
     bool halt_on_failure, flunk_on_failure, flunk_on_warnings, warn_on_warnings, warn_on_failure,
         always_run;
-    json_t *command;        /* as rendered: a list of strings or a string */
-    char *description;      /* joined; NULL: from the command */
-    char *description_done; /* joined; NULL: the description */
-    json_t *decode_rc;      /* {"rc": result} */
+    json_t *command;          /* as rendered: a list of strings or a string */
+    char *description;        /* joined; NULL: from the command */
+    char *description_done;   /* joined; NULL: the description */
+    char *description_suffix; /* joined, appended to either; NULL: none */
+    json_t *decode_rc;        /* {"rc": result} */
     struct steplog *stdio;
     struct steplog **logfiles; /* the `logfiles` the worker sends, by name */
     char **logfile_names;
@@ -135,6 +136,7 @@ struct step {
     int results;
     void *warn_re; /* pcre2_code of warningPattern, for compile and test */
     long long warn_count;
+    long long max_warn_count; /* maxWarnCount: more warnings fail the step; -1: none */
     struct buf warn_lines;
     char *set_property; /* set_property_from_command: the property, from stdout */
     bool strip;

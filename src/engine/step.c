@@ -172,6 +172,10 @@ struct step *step_new(struct build *b, int index)
     s->always_run = bool_field(s, "alwaysRun", false);
     s->description = words_field(s, "description");
     s->description_done = words_field(s, "descriptionDone");
+    s->description_suffix = words_field(s, "descriptionSuffix");
+    s->max_warn_count =
+        push_field(s, "maxWarnCount") == LUA_TNUMBER ? lua_tointeger(lua_of(s), -1) : -1;
+    lua_pop(lua_of(s), 1);
     if (k != NULL && s->description == NULL && k->description != NULL)
         s->description = xstrdup(k->description);
     if (k != NULL && s->description_done == NULL && k->description_done != NULL)
@@ -192,6 +196,7 @@ void step_free(struct step *s)
     json_decref(s->command);
     free(s->description);
     free(s->description_done);
+    free(s->description_suffix);
     json_decref(s->decode_rc);
     free(s->logfiles);
     for (size_t i = 0; i < s->n_logfiles; i++)
@@ -244,7 +249,9 @@ char *step_command_string(const json_t *command)
 char *step_summary(const struct step *s, bool done)
 {
     const char *words = done && s->description_done != NULL ? s->description_done : s->description;
-    char *base = words != NULL ? xstrdup(words) : step_command_string(s->command);
+    char *base = words == NULL                   ? step_command_string(s->command)
+                 : s->description_suffix != NULL ? xasprintf("%s %s", words, s->description_suffix)
+                                                 : xstrdup(words);
     if (base == NULL)
         base = xstrdup(done ? "finished" : "running");
     if (!done || s->results == RES_SUCCESS || s->results < 0)
@@ -540,11 +547,94 @@ void step_remote(struct step *s, const char *name, struct pb_value *args,
     }
 }
 
+static int set_property(lua_State *L)
+{
+    /* step:setProperty(name, value[, source]) */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *name = luaL_checkstring(L, 2);
+    luaL_checkany(L, 3);
+    const char *source = luaL_optstring(L, 4, "Step");
+    lua_getfield(L, 1, "_step");
+    struct step *s = lua_touserdata(L, -1);
+    if (s == NULL)
+        return luaL_error(L, "setProperty: the step is over");
+    json_t *v = cfg_lua_to_json(L, 3);
+    if (v == NULL)
+        return luaL_error(L, "setProperty: '%s' must be a string, number, boolean or table", name);
+    props_set(&s->b->props, name, v, source);
+    lua_getfield(L, 1, "_values");
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
+/* The step as its evaluateCommand sees it: getProperty, hasProperty, setProperty, name
+   and builder (name, tags). */
+static void push_step(struct step *s)
+{
+    lua_State *L = lua_of(s);
+    struct render_ctx c = build_render_ctx(s->b);
+    props_push_lua(&c);
+    lua_pushcfunction(L, set_property);
+    lua_setfield(L, -2, "setProperty");
+    lua_pushlightuserdata(L, s);
+    lua_setfield(L, -2, "_step");
+    lua_pushstring(L, s->name);
+    lua_setfield(L, -2, "name");
+    const struct cfg_builder *bc = cfg_find_builder(s->b->cfg, s->b->builder);
+    if (bc != NULL) {
+        botmaster_lua_builder(L, bc);
+        lua_setfield(L, -2, "builder");
+    }
+}
+
+/* The step's evaluateCommand(step, cmd), Buildbot's override of it: cmd has rc, didFail
+   and results (what Buildbot's own evaluateCommand decides, `results`); the function may
+   set properties and returns the step's result (nil keeps `results`).  An error in it is
+   the step's EXCEPTION. */
+static int evaluate_command(struct step *s, int results)
+{
+    lua_State *L = lua_of(s);
+    int top = lua_gettop(L);
+    if (push_field(s, "evaluateCommand") != LUA_TFUNCTION) {
+        lua_settop(L, top);
+        return results;
+    }
+    push_step(s);
+    lua_pushvalue(L, -1); /* kept, to end the step's life in Lua after the call */
+    lua_insert(L, top + 1);
+    lua_newtable(L);
+    lua_pushinteger(L, s->have_rc ? s->rc : -1);
+    lua_setfield(L, -2, "rc");
+    lua_pushboolean(L, decode_rc(s) == RES_FAILURE);
+    lua_setfield(L, -2, "didFail");
+    lua_pushinteger(L, results);
+    lua_setfield(L, -2, "results");
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        log_warn("build %lld step '%s': evaluateCommand: %s", s->b->id, s->name,
+                 lua_tostring(L, -1));
+        results = RES_EXCEPTION;
+    } else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= RES_SUCCESS &&
+               lua_tointeger(L, -1) <= RES_CANCELLED) {
+        results = (int)lua_tointeger(L, -1);
+    } else if (!lua_isnil(L, -1)) {
+        log_warn("build %lld step '%s': evaluateCommand returned no result", s->b->id, s->name);
+        results = RES_EXCEPTION;
+    }
+    lua_pushnil(L);
+    lua_setfield(L, top + 1, "_step");
+    lua_settop(L, top);
+    return results;
+}
+
 static void shell_done(struct step *s)
 {
     int results = decode_rc(s);
-    if (s->warn_count > 0)
+    if (s->max_warn_count >= 0 && s->warn_count > s->max_warn_count)
+        results = res_worst(results, RES_FAILURE);
+    else if (s->warn_count > 0)
         results = res_worst(results, RES_WARNINGS);
+    results = evaluate_command(s, results);
     if (s->set_property != NULL && results == RES_SUCCESS)
         set_property_from_stdout(s);
     step_finish(s, results);

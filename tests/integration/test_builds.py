@@ -721,3 +721,80 @@ def test_builder_order(master, backend, workers, tmp_path, custom):
     else:
         assert order == [x1, x3, y2, x4]
         assert (workername[x1], workername[x3]) == ("w1", "w2")
+
+
+# CPython's Test step (buildmaster-config's custom/steps.py) ported line by line: its
+# evaluateCommand override sets properties that later steps test.
+EVALUATE_CONFIG = r'''local bbm = require "bbm"
+local R = bbm.results
+local function cpython_test(command)
+  return bbm.steps.test{ command = command, descriptionSuffix = { "on", "3.x" },
+    warningPattern = ".*(?:Warning -- |FAIL: )", warnOnWarnings = true,
+    decodeRC = { [0] = R.SUCCESS, [5] = R.WARNINGS },
+    evaluateCommand = function(step, cmd)
+      if cmd.didFail then
+        step:setProperty("test_failed_to_build", true)
+        step:setProperty("want_xml_upload", true)
+      elseif cmd.results == R.WARNINGS then
+        local tags = {}
+        for _, t in ipairs(step.builder.tags) do tags[t] = true end
+        if tags["stable"] and tags["3.x"] then step:setProperty("want_xml_upload", true) end
+      end
+      return cmd.results
+    end }
+end
+local upload = bbm.steps.shell{ name = "upload", command = { "true" },
+  doStepIf = function(props) return props:getProperty("want_xml_upload") == true end }
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "stable", workernames = { "w1" }, tags = { "stable", "3.x" },
+      factory = bbm.factory{
+        cpython_test{ "sh", "-c", "echo 'Warning -- leak'; echo ok; exit 5" }, upload,
+        bbm.steps.compile{ name = "many", command = { "sh", "-c", "echo w: a; echo w: b" },
+          warningPattern = "^w: ", maxWarnCount = 1 } } },
+    bbm.builder{ name = "unstable", workernames = { "w1" }, tags = { "3.x" },
+      factory = bbm.factory{ cpython_test{ "sh", "-c", "echo 'FAIL: x'; exit 5" }, upload,
+        bbm.steps.compile{ name = "fewer", command = { "sh", "-c", "echo w: a" },
+          warningPattern = "^w: ", maxWarnCount = 1 } } },
+    bbm.builder{ name = "broken", workernames = { "w1" }, tags = { "stable", "3.x" },
+      factory = bbm.factory{ cpython_test{ "sh", "-c", "exit 2" }, upload } },
+  },
+  schedulers = { bbm.schedulers.force{ name = "force",
+    builderNames = { "stable", "unstable", "broken" } } },
+}
+'''
+
+
+def test_evaluate_command_and_warning_limits(master, workers, tmp_path):
+    """evaluateCommand(step, cmd) sees decodeRC's and the warnings' result, sets
+    properties a later doStepIf reads and gives the step's result; maxWarnCount fails a
+    step with more warnings; descriptionSuffix follows the description."""
+    site = Site(master, "sqlite", tmp_path, config=EVALUATE_CONFIG)
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    result = {}
+    for builder in ("stable", "unstable", "broken"):
+        b = site.wait_request(site.force(builder=builder)[1])
+        props = site.get(f"builds/{b['buildid']}/properties")["properties"][0]
+        result[builder] = (b["results"], site.steps(b["buildid"]),
+                           {k: v for k, v in props.items()
+                            if k in ("want_xml_upload", "test_failed_to_build")})
+    assert result["stable"] == (2, [
+        (0, "worker_preparation", "worker w1 ready", 0, False),
+        (1, "test", "test on 3.x (warnings)", 1, False),
+        (2, "upload", "'true'", 0, False),
+        (3, "many", "compile (failure)", 2, False)], {"want_xml_upload": [True, "Step"]})
+    assert result["unstable"] == (1, [
+        (0, "worker_preparation", "worker w1 ready", 0, False),
+        (1, "test", "test on 3.x (warnings)", 1, False),
+        (2, "upload", "'true' (skipped)", 3, False),
+        (3, "fewer", "compile (warnings)", 1, False)], {})
+    assert result["broken"][0] == 2
+    assert result["broken"][1][1:] == [(1, "test", "test on 3.x (failure)", 2, False),
+                                       (2, "upload", "'true'", 0, False)]
+    assert result["broken"][2] == {"want_xml_upload": [True, "Step"],
+                                   "test_failed_to_build": [True, "Step"]}
