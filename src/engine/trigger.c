@@ -62,10 +62,42 @@ static json_t *stamps(struct step *s, bool update, bool latest)
     return out;
 }
 
-/* The scheduler's own properties ("Scheduler"), then the step's ("Trigger"). */
+/* Adds a trigger step's property to `props`: a later one of the step replaces an earlier
+   in place; the scheduler's own properties stay (Buildbot applies them again last). */
+static void put_trigger_prop(json_t *props, const char *name, json_t *value)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(props, i, p)
+    {
+        if (util_streq(json_string_value(json_array_get(p, 0)), name)) {
+            if (util_streq(json_string_value(json_array_get(p, 2)), "Trigger"))
+                json_array_set(p, 1, value);
+            return;
+        }
+    }
+    json_array_append_new(props, json_pack("[sOs]", name, value, "Trigger"));
+}
+
+/* A `reason` among the step's properties: the buildset's reason (Buildbot's Triggerable). */
+static const char *trigger_reason(const json_t *props)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(props, i, p)
+    {
+        if (util_streq(json_string_value(json_array_get(p, 0)), "reason") &&
+            util_streq(json_string_value(json_array_get(p, 2)), "Trigger"))
+            return json_string_value(json_array_get(p, 1));
+    }
+    return NULL;
+}
+
+/* In Buildbot's order: the scheduler's own properties, its `scheduler` ("Scheduler"), then
+   the step's set_properties and copy_properties ("Trigger"). */
 static json_t *properties(struct step *s, const struct cfg_scheduler *sc, char **cause)
 {
-    json_t *props = json_pack("[[sss]]", "scheduler", sc->name, "Scheduler");
+    json_t *props = json_array();
     lua_State *L = s->b->cfg->lua;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->ref);
@@ -76,11 +108,13 @@ static json_t *properties(struct step *s, const struct cfg_scheduler *sc, char *
         json_t *v;
         json_object_foreach(own, k, v)
         {
-            json_array_append_new(props, json_pack("[sOs]", k, v, "Scheduler"));
+            if (!util_streq(k, "scheduler"))
+                json_array_append_new(props, json_pack("[sOs]", k, v, "Scheduler"));
         }
         json_decref(own);
     }
     lua_settop(L, top);
+    json_array_append_new(props, json_pack("[sss]", "scheduler", sc->name, "Scheduler"));
     json_t *set = NULL, *copy = NULL;
     if (step_render(s, "set_properties", &set, cause) != 0 ||
         step_render(s, "copy_properties", &copy, cause) != 0) {
@@ -88,19 +122,19 @@ static json_t *properties(struct step *s, const struct cfg_scheduler *sc, char *
         json_decref(props);
         return NULL;
     }
-    size_t i;
-    json_t *name;
-    json_array_foreach(copy, i, name)
-    {
-        const json_t *v = props_get(&s->b->props, json_string_value(name));
-        if (v != NULL)
-            json_array_append_new(props, json_pack("[sOs]", json_string_value(name), v, "Trigger"));
-    }
     const char *k;
     json_t *v;
     json_object_foreach(json_is_object(set) ? set : NULL, k, v)
     {
-        json_array_append_new(props, json_pack("[sOs]", k, v, "Trigger"));
+        put_trigger_prop(props, k, v);
+    }
+    size_t i;
+    json_t *name;
+    json_array_foreach(copy, i, name)
+    {
+        const json_t *cv = props_get(&s->b->props, json_string_value(name));
+        if (cv != NULL)
+            put_trigger_prop(props, json_string_value(name), (json_t *)cv);
     }
     json_decref(set);
     json_decref(copy);
@@ -268,8 +302,11 @@ void trigger_run(struct step *s)
         json_t *props = properties(s, sc, &cause), *builders = json_array(), *brids = NULL;
         for (size_t k = 0; k < sc->n_builder_names; k++)
             json_array_append_new(builders, json_string(sc->builder_names[k]));
-        char *reason =
-            xasprintf("The Triggerable scheduler named '%s' triggered this build", sc->name);
+        const char *given = trigger_reason(props);
+        char *reason = given != NULL ? xstrdup(given)
+                                     : xasprintf("The Triggerable scheduler named '%s' "
+                                                 "triggered this build",
+                                                 sc->name);
         struct bs_extra x = {.parent_buildid = s->b->id,
                              .parent_relationship = "Triggered from",
                              .waited_for = t->wait};

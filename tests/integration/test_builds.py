@@ -508,9 +508,10 @@ return {
     bbm.builder{ name = "parent", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = { "true" } },
       bbm.steps.trigger{ schedulerNames = { "trig" }, waitForFinish = true,
-        set_properties = { from_parent = bbm.interpolate("%%(prop:buildnumber)s") },
+        set_properties = { from_parent = bbm.interpolate("%%(prop:buildnumber)s"),
+          level = "from the step" },
         copy_properties = { "outcome" } },
-      bbm.steps.trigger{ schedulerNames = { "trig" } },
+      bbm.steps.trigger{ schedulerNames = { "trig" }, set_properties = { reason = "by hand" } },
     } },
     bbm.builder{ name = "child", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = { "echo", bbm.interpolate("%%(prop:from_parent:-none)s") } },
@@ -535,7 +536,8 @@ return {
     bbm.schedulers.force{ name = "force",
       builderNames = { "transfers", "escape", "outputs", "parent" },
       properties = { bbm.params.string{ name = "dest" }, bbm.params.string{ name = "outcome" } } },
-    bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" } },
+    bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" },
+      properties = { level = "child" } },
   },
 }
 '''
@@ -604,7 +606,8 @@ def test_upload_outside_the_roots_refused(steps_site, dest):
 
 def test_trigger(steps_site):
     """trigger with waitForFinish: the child buildset as Buildbot makes it (reason,
-    parent_buildid, waited_for, properties from the scheduler then the step), the step's
+    parent_buildid, waited_for, properties from the scheduler then the step's set_properties
+    and copy_properties, the scheduler's winning a clash), the step's
     summary and URLs once the child is done; without waitForFinish the step ends at once."""
     s = steps_site
     bsid, brid = s.force("parent", outcome="warm")
@@ -616,13 +619,13 @@ def test_trigger(steps_site):
                    "WHERE parent_buildid = ? ORDER BY id", b["buildid"])
     assert [r[1:] for r in rows] == [
         ("The Triggerable scheduler named 'trig' triggered this build", b["buildid"],
-         "Triggered from")] * 2
+         "Triggered from"), ("by hand", b["buildid"], "Triggered from")]
     assert s.query("SELECT waited_for FROM buildrequests WHERE buildsetid IN (?, ?) ORDER BY id",
                    rows[0][0], rows[1][0]) == [(1,), (0,)]
     assert s.query("SELECT property_name, property_value FROM buildset_properties "
                    "WHERE buildsetid = ?", rows[0][0]) == [
-        ("scheduler", '["trig", "Scheduler"]'), ("outcome", '["warm", "Trigger"]'),
-        ("from_parent", '["1", "Trigger"]')]
+        ("level", '["child", "Scheduler"]'), ("scheduler", '["trig", "Scheduler"]'),
+        ("from_parent", '["1", "Trigger"]'), ("outcome", '["warm", "Trigger"]')]
     child_brid = s.query("SELECT id FROM buildrequests WHERE buildsetid = ?", rows[0][0])[0][0]
     child = s.get(f"buildrequests/{child_brid}/builds")["builds"][0]
     step = s.get(f"builds/{b['buildid']}/steps/2")["steps"][0]
