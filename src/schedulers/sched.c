@@ -257,6 +257,45 @@ static json_t *pr_builders(struct sched_one *o, const json_t *changes)
     return out;
 }
 
+/* The scheduler's priority: a number, or Buildbot's callable priority(builderNames,
+   changesByCodebase) -> integer; 0 without one, or when the function fails. */
+static long long priority_of(struct sched_one *o, const json_t *builders, const json_t *changes)
+{
+    lua_State *L = sched_table(o);
+    int top = lua_gettop(L);
+    long long p = 0;
+    int t = lua_getfield(L, -1, "priority");
+    if (t == LUA_TNUMBER) {
+        p = (long long)lua_tonumber(L, -1);
+    } else if (t == LUA_TFUNCTION) {
+        cfg_lua_push_json(L, builders);
+        lua_newtable(L);
+        size_t i;
+        const json_t *c;
+        json_array_foreach(changes, i, c)
+        {
+            const char *cb = json_string_value(json_object_get(c, "codebase"));
+            if (lua_getfield(L, -1, cb != NULL ? cb : "") != LUA_TTABLE) {
+                lua_pop(L, 1);
+                lua_newtable(L);
+                lua_pushvalue(L, -1);
+                lua_setfield(L, -3, cb != NULL ? cb : "");
+            }
+            filter_push_change(L, c);
+            lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+            lua_pop(L, 1);
+        }
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+            log_error("scheduler '%s': priority: %s", o->name, lua_tostring(L, -1));
+        else if (lua_isinteger(L, -1))
+            p = lua_tointeger(L, -1);
+        else
+            log_error("scheduler '%s': priority returned no integer", o->name);
+    }
+    lua_settop(L, top - 1);
+    return p;
+}
+
 int sched_build_changes(struct sched_one *o, const json_t *changes, const char *reason)
 {
     json_t *builders = json_array();
@@ -310,8 +349,8 @@ int sched_build_changes(struct sched_one *o, const json_t *changes, const char *
     }
     free(names);
     char *who = xasprintf("scheduler '%s'", o->name);
-    long long priority = (long long)sched_num(o, "priority", 0);
-    struct eng_buildset bs = {who, reason, props, stamps, builders, priority};
+    struct eng_buildset bs = {who,    reason,   props,
+                              stamps, builders, priority_of(o, builders, changes)};
     char *cause = NULL;
     if (rc == 0 && engine_add_buildset(o->s->e, &bs, NULL, &cause) < 0) {
         log_error("%s: adding a buildset: %s", who, cause);

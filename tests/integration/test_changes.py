@@ -52,7 +52,10 @@ return {
         branch_not_eq = { "feature/old" }, project_not_re = "^private",
         repository_fn = function(r) return r:find("cpython", 1, true) ~= nil end,
         property_re = { event = "^push$" },
-        property_not_eq = { ["github.pusher.name"] = "bot" } } },
+        property_not_eq = { ["github.pusher.name"] = "bot" } },
+      priority = function(builderNames, changesByCodebase)
+        return #builderNames * 10 + #changesByCodebase[""]
+      end },
   },
 }
 '''
@@ -225,12 +228,13 @@ def test_burst_of_pushes_makes_one_buildset(site):
 
 def test_any_branch_and_filters(site):
     """features (any_branch, no timer; branch_re, branch_not_re, branch_not_eq,
-    project_not_re, repository_fn, property_re, property_not_eq) builds a feature branch at
-    once; a branch no filter takes (3.12, feature/wip-y, feature/old, feature/z pushed by
+    project_not_re, repository_fn, property_re, property_not_eq; a callable priority)
+    builds a feature branch at once; a branch no filter takes (3.12, feature/wip-y, feature/old, feature/z pushed by
     "bot") is stored and built by nobody; tags and deletions make no
     change; a [ci skip] head commit makes none."""
     assert site.hook(push("feature/x", [commit("e" * 40, ["Lib/a.py"])]))[0] == 202
     assert site.wait_buildsets(1)[0][2:] == (["feature"], [("feature/x", "e" * 40)])
+    assert site.query("SELECT priority FROM buildrequests") == [(11,)]
     assert site.hook(push("3.12", [commit("f" * 40, ["Lib/a.py"])])) == (202, "1 change found")
     for branch, pusher in (("feature/wip-y", "ada"), ("feature/old", "ada"),
                            ("feature/z", "bot")):
