@@ -114,13 +114,17 @@ static void push_request(lua_State *L, const struct db_res *r, size_t i)
     set_int(L, "submittedAt", db_res_int(r, i, COL_SUBMITTED));
 }
 
-/* Calls the function below its `nargs` arguments; false (and a warning naming `what`) if
-   it raised an error.  Its one result is left on the stack. */
-static bool call(lua_State *L, int nargs, const char *builder, const char *what)
+/* Calls the function below its `nargs` arguments; false (and a warning naming `what`, of
+   builder `bc` or of master.lua when NULL) if it raised an error.  Its one result is left on
+   the stack. */
+static bool call(lua_State *L, int nargs, const struct cfg_builder *bc, const char *what)
 {
     if (lua_pcall(L, nargs, 1, 0) == LUA_OK)
         return true;
-    log_warn("builder '%s': %s: %s", builder, what, lua_tostring(L, -1));
+    if (bc != NULL)
+        log_warn("builder '%s': %s: %s", bc->name, what, lua_tostring(L, -1));
+    else
+        log_warn("%s: %s", what, lua_tostring(L, -1));
     return false;
 }
 
@@ -135,7 +139,7 @@ static bool can_start(struct engine *e, const struct cfg_builder *bc, const char
         botmaster_lua_builder(L, bc);
         push_wfb(L, worker);
         push_request(L, r, i);
-        yes = call(L, 3, bc->name, "canStartBuild") && lua_toboolean(L, -1);
+        yes = call(L, 3, bc, "canStartBuild") && lua_toboolean(L, -1);
     }
     lua_settop(L, top);
     return yes;
@@ -187,7 +191,7 @@ static long next_worker(struct engine *e, const struct cfg_builder *bc, struct e
             lua_rawseti(L, -2, (lua_Integer)k + 1);
         }
         push_request(L, r, i);
-        if (call(L, 3, bc->name, "nextWorker")) {
+        if (call(L, 3, bc, "nextWorker")) {
             if (lua_istable(L, -1))
                 lua_getfield(L, -1, "name");
             const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
@@ -272,7 +276,7 @@ static long next_build(struct engine *e, const struct group *g, const struct db_
                 push_request(L, r, g->first + k);
                 lua_rawseti(L, -2, (lua_Integer)++n);
             }
-        if (call(L, 2, g->bc->name, "nextBuild")) {
+        if (call(L, 2, g->bc, "nextBuild")) {
             if (lua_istable(L, -1))
                 lua_getfield(L, -1, "id");
             long long id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
@@ -329,7 +333,7 @@ static void prioritize(struct engine *e, struct group *g, size_t *ng, const stru
         set_int(L, "oldestRequestTime", db_res_int(r, g[k].first, COL_OLDEST));
         lua_rawseti(L, -2, (lua_Integer)++n);
     }
-    if (!call(L, 2, "*", "prioritizeBuilders") || !lua_istable(L, -1)) {
+    if (!call(L, 2, NULL, "prioritizeBuilders") || !lua_istable(L, -1)) {
         lua_settop(L, top);
         return;
     }
