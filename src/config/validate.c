@@ -43,6 +43,7 @@ static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "revlink",
                                        "schedulers",
                                        "secretsProviders",
+                                       "select_next_worker",
                                        "services",
                                        "title",
                                        "titleURL",
@@ -636,6 +637,7 @@ static void read_scalars(struct reader *r)
     lua_pushvalue(r->L, r->top);
     cfg->top_ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     check_type(r, "prioritizeBuilders", LUA_TFUNCTION, "a function");
+    check_type(r, "select_next_worker", LUA_TFUNCTION, "a function");
     if (lua_getfield(r->L, r->top, "collapseRequests") != LUA_TBOOLEAN)
         check_type(r, "collapseRequests", LUA_TFUNCTION, "true, false or a function");
     lua_pop(r->L, 1);

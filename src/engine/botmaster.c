@@ -7,7 +7,8 @@
  * builder's `nextBuild(builder, requests)` replaces that), each on a worker that is
  * attached, configured for the builder, not already building for it, not paused and under
  * its max_builds (the least busy such worker first, or the one the builder's
- * `nextWorker(builder, workers, request)` picks), and that the builder's canStartBuild
+ * `nextWorker(builder, workers, request)`, or else master.lua's `select_next_worker`,
+ * picks), and that the builder's canStartBuild
  * allows.  A request is claimed in buildrequest_claims before its build starts; a claim
  * another master won is skipped.  Runs whenever something may have freed a worker or
  * added a request (engine_kick).
@@ -176,6 +177,14 @@ static bool has_free_worker(struct engine *e, const struct cfg_builder *bc)
     return false;
 }
 
+/* Pushes the builder's nextWorker, or else master.lua's select_next_worker; false (nothing
+   pushed) without either. */
+static bool push_next_worker(struct engine *e, const struct cfg_builder *bc)
+{
+    return push_fn(e->cfg->lua, bc->ref, "nextWorker") ||
+           push_fn(e->cfg->lua, e->cfg->top_ref, "select_next_worker");
+}
+
 /* The index in `pool` of the worker nextWorker returned (a wfb table or a name), or -1. */
 static long next_worker(struct engine *e, const struct cfg_builder *bc, struct eng_worker **pool,
                         size_t n, const struct db_res *r, size_t i)
@@ -183,7 +192,7 @@ static long next_worker(struct engine *e, const struct cfg_builder *bc, struct e
     lua_State *L = e->cfg->lua;
     int top = lua_gettop(L);
     long found = -1;
-    if (push_fn(L, bc->ref, "nextWorker")) {
+    if (push_next_worker(e, bc)) {
         botmaster_lua_builder(L, bc);
         lua_createtable(L, (int)n, 0);
         for (size_t k = 0; k < n; k++) {
@@ -214,9 +223,8 @@ static struct eng_worker *pick_worker(struct engine *e, const struct cfg_builder
     for (size_t k = 0; k < bc->n_workernames; k++)
         if ((pool[n] = free_worker(e, bc, bc->workernames[k])) != NULL)
             n++;
-    lua_State *L = e->cfg->lua;
-    if (push_fn(L, bc->ref, "nextWorker")) {
-        lua_pop(L, 1);
+    if (push_next_worker(e, bc)) {
+        lua_pop(e->cfg->lua, 1);
         for (long k; best == NULL && n > 0 && (k = next_worker(e, bc, pool, n, r, i)) >= 0;) {
             struct eng_worker *w = pool[k];
             pool[k] = pool[--n];

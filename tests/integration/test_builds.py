@@ -670,21 +670,23 @@ return {
     bbm.builder{ name = "x", workernames = { "w1", "w2" }, canStartBuild = gate,
       factory = bbm.factory{ step }, %(custom)s },
     bbm.builder{ name = "y", workernames = { "w1", "w2" }, canStartBuild = gate,
-      factory = bbm.factory{ step }, %(custom)s },
+      factory = bbm.factory{ step }, %(custom_y)s },
   },
   %(prioritize)s
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "x", "y" } } },
 }
 '''
 
-CUSTOM = r'''
-  nextWorker = function(builder, workers, request) return workers[#workers] end,
+NEXT_BUILD = r'''
   nextBuild = function(builder, requests)
     table.sort(requests, function(a, b) return a.id > b.id end)
     return requests[1]
   end'''
+CUSTOM = NEXT_BUILD + r''',
+  nextWorker = function(builder, workers, request) return workers[#workers] end'''
 
 PRIORITIZE = r'''
+  select_next_worker = function(builder, workers, request) return workers[#workers].name end,
   prioritizeBuilders = function(master, builders)
     table.sort(builders, function(a, b) return a.name > b.name end)
     return builders
@@ -698,10 +700,12 @@ def test_builder_order(master, backend, workers, tmp_path, custom):
     Buildbot's order: builders by their oldest request, each starting all it can before
     the next, so x1 and x3 take both workers and y2 waits although older than x3; as
     builds end, y2 (older) goes before x4.  With master.lua's prioritizeBuilders (y
-    first), nextBuild (newest first) and nextWorker (the last offered): y2 on w2, x4 on
-    w1, then x3, then x1.  No request collapses: collapseRequests = false at the top."""
+    first), nextBuild (newest first), x's nextWorker and master.lua's select_next_worker for
+    y (the last offered): y2 on w2, x4 on w1, then x3, then x1.  No request collapses:
+    collapseRequests = false at the top."""
     site = Site(master, backend, tmp_path, config=ORDER_CONFIG, gate=tmp_path / "gate",
-                custom=CUSTOM if custom else "", prioritize=PRIORITIZE if custom else "")
+                custom=CUSTOM if custom else "", custom_y=NEXT_BUILD if custom else "",
+                prioritize=PRIORITIZE if custom else "")
     for name in ("w1", "w2"):
         workers(name, "pw", master.pb_port).start()
     master.wait_log(ATTACHED)
