@@ -187,13 +187,23 @@ static const struct param periodic_params[] = {{"periodicBuildTimer", P_NUM, tru
                                                {"branch", P_STR, false},
                                                {"onlyIfChanged", P_BOOL, false},
                                                END};
-static const struct param nightly_params[] = {
-    {"minute", P_ANY, false},           {"hour", P_ANY, false},
-    {"dayOfMonth", P_ANY, false},       {"month", P_ANY, false},
-    {"dayOfWeek", P_ANY, false},        {"branch", P_STR, false},
-    {"onlyIfChanged", P_BOOL, false},   {"change_filter", P_TABLE, false},
-    {"fileIsImportant", P_FUNC, false}, {"onlyImportant", P_BOOL, false},
-    {"force", P_BOOL, false},           END};
+static const struct param nightly_params[] = {{"minute", P_ANY, false},
+                                              {"hour", P_ANY, false},
+                                              {"dayOfMonth", P_ANY, false},
+                                              {"month", P_ANY, false},
+                                              {"dayOfWeek", P_ANY, false},
+                                              {"branch", P_STR, false},
+                                              {"onlyIfChanged", P_BOOL, false},
+                                              {"change_filter", P_TABLE, false},
+                                              {"fileIsImportant", P_FUNC, false},
+                                              {"onlyImportant", P_BOOL, false},
+                                              {"force", P_BOOL, false},
+                                              {"force_at_minute", P_ANY, false},
+                                              {"force_at_hour", P_ANY, false},
+                                              {"force_at_day_of_month", P_ANY, false},
+                                              {"force_at_month", P_ANY, false},
+                                              {"force_at_day_of_week", P_ANY, false},
+                                              END};
 static const struct param none_params[] = {END};
 
 static const struct param filter_params[] = {{"project", P_STRS, false},

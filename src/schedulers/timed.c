@@ -7,9 +7,11 @@
  * last matching the cron-like fields minute, hour, dayOfMonth, month and
  * dayOfWeek (0 is Monday, as in Python), in local time.  With onlyIfChanged
  * the scheduler classifies the changes its filter takes and builds only if
- * one of them is important (and always the first time); the buildset then
- * has the newest change's source stamp.  A time missed while the master was
- * down is built at once.
+ * one of them is important (always the first time, the first time after it
+ * was given onlyIfChanged, kept as `last_only_if_changed`, and at a minute
+ * matching Nightly's force_at_* fields); the buildset then has the newest
+ * change's source stamp.  A time missed while the master was down is built
+ * at once.
  */
 #include "schedulers/internal.h"
 
@@ -103,23 +105,29 @@ struct cron {
     bool dom_any, dow_any;
 };
 
-static int read_cron(struct sched_one *o, struct cron *c)
+/* The cron fields of the scheduler: its own (minute, hour...) or, with `force`, Nightly's
+   force_at_* ones.  Returns -1 if one cannot be read, 1 with `force` when none is given
+   (force_at is off), else 0. */
+static int read_cron(struct sched_one *o, struct cron *c, bool force)
 {
     static const struct {
-        const char *key, *def;
+        const char *key, *force_key, *def;
         int lo, hi;
-    } fields[] = {{"minute", "0", 0, 59},
-                  {"hour", "*", 0, 23},
-                  {"dayOfMonth", "*", 1, 31},
-                  {"month", "*", 1, 12},
-                  {"dayOfWeek", "*", 0, 7}};
+    } fields[] = {{"minute", "force_at_minute", "0", 0, 59},
+                  {"hour", "force_at_hour", "*", 0, 23},
+                  {"dayOfMonth", "force_at_day_of_month", "*", 1, 31},
+                  {"month", "force_at_month", "*", 1, 12},
+                  {"dayOfWeek", "force_at_day_of_week", "*", 0, 7}};
     uint64_t *bits[] = {&c->minute, &c->hour, &c->dom, &c->month, &c->dow};
     lua_State *L = sched_table(o);
-    int top = lua_gettop(L), rc = 0;
+    int top = lua_gettop(L), rc = 0, given = 0;
     for (size_t i = 0; i < UTIL_NELEM(fields) && rc == 0; i++) {
-        if (lua_getfield(L, top, fields[i].key) == LUA_TNIL) {
+        const char *key = force ? fields[i].force_key : fields[i].key;
+        if (lua_getfield(L, top, key) == LUA_TNIL) {
             lua_pop(L, 1);
             lua_pushstring(L, fields[i].def);
+        } else {
+            given++;
         }
         bool any;
         rc = cron_field(L, -1, fields[i].lo, fields[i].hi, i == 4, bits[i], &any);
@@ -128,16 +136,34 @@ static int read_cron(struct sched_one *o, struct cron *c)
         if (i == 4)
             c->dow_any = any;
         if (rc < 0)
-            log_error("scheduler '%s': cannot read %s", o->name, fields[i].key);
+            log_error("scheduler '%s': cannot read %s", o->name, key);
         lua_pop(L, 1);
     }
     lua_settop(L, top - 1);
-    return rc;
+    return rc == 0 && force && given == 0 ? 1 : rc;
 }
 
 static bool has(uint64_t bits, int v)
 {
     return (bits >> v) & 1;
+}
+
+/* Whether the day of `tm` matches (cron's rule: when both day fields are restricted,
+   either may match). */
+static bool day_matches(const struct cron *c, const struct tm *tm)
+{
+    bool dom = has(c->dom, tm->tm_mday), dow = has(c->dow, tm->tm_wday);
+    return c->dom_any && c->dow_any ? true : c->dom_any ? dow : c->dow_any ? dom : dom || dow;
+}
+
+/* Whether the minute of `ts` matches the fields (croniter's match). */
+static bool cron_matches(const struct cron *c, double ts)
+{
+    time_t t = (time_t)ts;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return has(c->month, tm.tm_mon + 1) && day_matches(c, &tm) && has(c->hour, tm.tm_hour) &&
+           has(c->minute, tm.tm_min);
 }
 
 /* The first minute after `ts` the fields match (cron's rule: when both day fields are
@@ -152,11 +178,7 @@ static double cron_next(const struct cron *c, double ts)
         tm.tm_isdst = -1;
         t = mktime(&tm);
         localtime_r(&t, &tm);
-        bool dom = has(c->dom, tm.tm_mday), dow = has(c->dow, tm.tm_wday);
-        bool day = c->dom_any && c->dow_any ? true
-                   : c->dom_any             ? dow
-                   : c->dow_any             ? dom
-                                            : dom || dow;
+        bool day = day_matches(c, &tm);
         if (!has(c->month, tm.tm_mon + 1)) {
             tm.tm_mon++;
             tm.tm_mday = 1;
@@ -217,6 +239,44 @@ static void set_last_build(struct sched_one *o, double when)
     }
 }
 
+/* Nightly's last_only_if_changed: onlyIfChanged when the scheduler last decided (true when
+   never); a scheduler that has just been given onlyIfChanged builds once whatever changed. */
+static bool last_only_if_changed(struct sched_one *o)
+{
+    long long id = object(o);
+    char *text = NULL, *cause = NULL;
+    if (id < 0 || db_state_get(o->s->db, id, "last_only_if_changed", &text, &cause) < 0) {
+        if (cause != NULL)
+            log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+        return true;
+    }
+    bool v = text == NULL || strcmp(text, "false") != 0;
+    free(text);
+    return v;
+}
+
+static void set_last_only_if_changed(struct sched_one *o, bool only)
+{
+    long long id = object(o);
+    char *cause = NULL;
+    if (id < 0 || last_only_if_changed(o) == only)
+        return;
+    if (db_state_set(o->s->db, id, "last_only_if_changed", only ? "true" : "false", &cause) < 0) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+    }
+}
+
+/* Nightly's force_at_*: whether this actuation's minute is one that builds whatever
+   changed. */
+static bool forced_now(struct sched_one *o)
+{
+    struct cron c;
+    return strcmp(o->kind, "nightly") == 0 && read_cron(o, &c, true) == 0 &&
+           cron_matches(&c, o->actuate_at);
+}
+
 /* ------------------------------------------------------------ actuation */
 
 static void schedule_next(struct sched_one *o);
@@ -235,11 +295,14 @@ static void start_build(struct sched_one *o)
     json_t *row;
     json_array_foreach(rows, i, row) important =
         important || json_is_true(json_object_get(row, "important"));
-    if (sched_bool(o, "onlyIfChanged") && !important && !o->first_build) {
+    bool only = sched_bool(o, "onlyIfChanged");
+    if (last_only_if_changed(o) && only && !important && !o->first_build && !forced_now(o)) {
         log_info("%s scheduler <%s>: skipping build - No important changes", classname(o), o->name);
+        o->first_build = false;
         json_decref(rows);
         return;
     }
+    set_last_only_if_changed(o, only);
     o->first_build = false;
     char *reason = sched_reason(o, classname(o));
     if (sched_build_changes(o, rows, reason) == 0 && json_array_size(rows) > 0) {
@@ -277,7 +340,7 @@ static void schedule_next(struct sched_one *o)
         next = o->last_build < 0 ? now : o->last_build + every;
     } else {
         struct cron c;
-        if (read_cron(o, &c) < 0)
+        if (read_cron(o, &c, false) < 0)
             return;
         next = cron_next(&c, o->last_build < 0 ? now : o->last_build);
         if (next < 0)

@@ -107,3 +107,41 @@ def test_nightly_only_if_changed_skips_without_changes(master):
     wait_for(lambda: len(buildsets(master)) >= 1, what="the first nightly buildset")
     master.wait_log(r"Nightly scheduler <n>: skipping build - No important changes")
     assert len(buildsets(master)) == 1
+
+
+def test_nightly_force_at_builds_without_changes(master):
+    """onlyIfChanged with force_at_minute = "*/2": every minute is due, the odd ones are
+    skipped without changes, the even ones build anyway (Buildbot's force_at_*)."""
+    configure(master, 'bbm.schedulers.nightly{ name = "n", builderNames = { "b1" }, '
+                  'minute = "*", hour = "*", onlyIfChanged = true, force_at_minute = "*/2" }')
+    start_faked(master, "2026-12-01 02:59:50")
+    wait_for(lambda: len(buildsets(master)) >= 2, what="the forced nightly buildset")
+    master.wait_log(r"Nightly scheduler <n>: skipping build - No important changes")
+    # 03:00 (the first), 03:02 (forced); 03:01 was skipped.  The faked clock runs ten times
+    # fast: a timer may fire a fake second or two off the minute.
+    times = query(master, "SELECT submitted_at FROM buildsets ORDER BY id LIMIT 2")
+    assert [round(t / 60) * 60 for (t,) in times] == [1796094000, 1796094120]
+
+
+def test_nightly_given_only_if_changed_builds_once_more(master):
+    """A scheduler that built without onlyIfChanged and is then given it builds once more
+    whatever changed (Buildbot's last_only_if_changed in object_state), then skips."""
+    sched = ('bbm.schedulers.nightly{ name = "n", builderNames = { "b1" }, minute = "*", '
+             'hour = "*", onlyIfChanged = %s }')
+    configure(master, sched % "false")
+    start_faked(master, "2026-12-01 02:59:50")
+    wait_for(lambda: len(buildsets(master)) >= 1, what="the first nightly buildset")
+    rows = query(master, "SELECT s.value_json FROM object_state s JOIN objects o "
+                 "ON o.id = s.objectid WHERE o.name = 'n' AND s.name = 'last_only_if_changed'")
+    assert rows == [("false",)]
+    with open(os.path.join(master.dir, "master.lua")) as f:
+        text = f.read()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(text.replace("onlyIfChanged = false", "onlyIfChanged = true"))
+    master.cli("reconfig", master.dir, check=0)
+    n = len(buildsets(master))
+    wait_for(lambda: len(buildsets(master)) >= n + 1, what="the build after the change")
+    master.wait_log(r"Nightly scheduler <n>: skipping build - No important changes")
+    assert query(master, "SELECT s.value_json FROM object_state s JOIN objects o "
+                 "ON o.id = s.objectid WHERE o.name = 'n' AND "
+                 "s.name = 'last_only_if_changed'") == [("true",)]
