@@ -137,6 +137,8 @@ struct step {
     void *warn_re; /* pcre2_code of warningPattern, for compile and test */
     long long warn_count;
     long long max_warn_count; /* maxWarnCount: more warnings fail the step; -1: none */
+    bool summary_policy;      /* updateBuildSummaryPolicy given: then only results in */
+    unsigned summary_results; /* this set (bit N: result N) go into the build's summary */
     struct buf warn_lines;
     char *set_property; /* set_property_from_command: the property, from stdout */
     bool strip;

@@ -152,6 +152,23 @@ int step_render(struct step *s, const char *key, json_t **out, char **cause)
     return -1;
 }
 
+/* updateBuildSummaryPolicy: true (every result), false (none) or a list of results. */
+static void read_summary_policy(struct step *s)
+{
+    lua_State *L = lua_of(s);
+    int t = push_field(s, "updateBuildSummaryPolicy");
+    s->summary_policy = t == LUA_TBOOLEAN || t == LUA_TTABLE;
+    s->summary_results = t == LUA_TBOOLEAN && lua_toboolean(L, -1) ? ~0u : 0;
+    for (lua_Integer i = 1; t == LUA_TTABLE && i <= (lua_Integer)luaL_len(L, -1); i++) {
+        lua_geti(L, -1, i);
+        lua_Integer r = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        if (r >= 0 && r < 32)
+            s->summary_results |= 1u << r;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 struct step *step_new(struct build *b, int index)
 {
     lua_State *L = b->cfg->lua;
@@ -173,6 +190,7 @@ struct step *step_new(struct build *b, int index)
     s->description = words_field(s, "description");
     s->description_done = words_field(s, "descriptionDone");
     s->description_suffix = words_field(s, "descriptionSuffix");
+    read_summary_policy(s);
     s->max_warn_count =
         push_field(s, "maxWarnCount") == LUA_TNUMBER ? lua_tointeger(lua_of(s), -1) : -1;
     lua_pop(lua_of(s), 1);
@@ -268,6 +286,8 @@ char *step_summary(const struct step *s, bool done)
 
 bool step_in_build_summary(const struct step *s)
 {
+    if (s->summary_policy)
+        return s->results >= 0 && s->results < 32 && (s->summary_results >> s->results) & 1;
     switch (s->results) {
     case RES_EXCEPTION:
     case RES_RETRY:

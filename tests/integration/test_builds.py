@@ -762,7 +762,7 @@ return {
       factory = bbm.factory{
         cpython_test{ "sh", "-c", "echo 'Warning -- leak'; echo ok; exit 5" }, upload,
         bbm.steps.compile{ name = "many", command = { "sh", "-c", "echo w: a; echo w: b" },
-          warningPattern = "^w: ", maxWarnCount = 1 } } },
+          warningPattern = "^w: ", maxWarnCount = 1, updateBuildSummaryPolicy = false } } },
     bbm.builder{ name = "unstable", workernames = { "w1" }, tags = { "3.x" },
       factory = bbm.factory{ cpython_test{ "sh", "-c", "echo 'FAIL: x'; exit 5" }, upload,
         bbm.steps.compile{ name = "fewer", command = { "sh", "-c", "echo w: a" },
@@ -779,7 +779,8 @@ return {
 def test_evaluate_command_and_warning_limits(master, workers, tmp_path):
     """evaluateCommand(step, cmd) sees decodeRC's and the warnings' result, sets
     properties a later doStepIf reads and gives the step's result; maxWarnCount fails a
-    step with more warnings; descriptionSuffix follows the description."""
+    step with more warnings; descriptionSuffix follows the description;
+    updateBuildSummaryPolicy keeps a step out of the build's summary."""
     site = Site(master, "sqlite", tmp_path, config=EVALUATE_CONFIG)
     workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(ATTACHED)
@@ -787,6 +788,7 @@ def test_evaluate_command_and_warning_limits(master, workers, tmp_path):
     for builder in ("stable", "unstable", "broken"):
         b = site.wait_request(site.force(builder=builder)[1])
         props = site.get(f"builds/{b['buildid']}/properties")["properties"][0]
+        result[builder + " summary"] = b["state_string"]
         result[builder] = (b["results"], site.steps(b["buildid"]),
                            {k: v for k, v in props.items()
                             if k in ("want_xml_upload", "test_failed_to_build")})
@@ -795,6 +797,8 @@ def test_evaluate_command_and_warning_limits(master, workers, tmp_path):
         (1, "test", "test on 3.x (warnings)", 1, False),
         (2, "upload", "'true'", 0, False),
         (3, "many", "compile (failure)", 2, False)], {"want_xml_upload": [True, "Step"]})
+    # updateBuildSummaryPolicy = false keeps "many" out of the build's summary
+    assert result["stable summary"] == "failed test on 3.x (warnings)"
     assert result["unstable"] == (1, [
         (0, "worker_preparation", "worker w1 ready", 0, False),
         (1, "test", "test on 3.x (warnings)", 1, False),

@@ -83,6 +83,12 @@ static void test_build_summary_policy(void **state)
     assert_true(step_in_build_summary(&s));
     s.results = RES_SUCCESS;
     assert_false(step_in_build_summary(&s));
+    /* updateBuildSummaryPolicy = { SUCCESS }: that result only */
+    s.summary_policy = true;
+    s.summary_results = 1u << RES_SUCCESS;
+    assert_true(step_in_build_summary(&s));
+    s.results = RES_CANCELLED;
+    assert_false(step_in_build_summary(&s));
     assert_int_equal(res_worst(RES_SUCCESS, RES_WARNINGS), RES_WARNINGS);
     assert_int_equal(res_worst(RES_RETRY, RES_CANCELLED), RES_CANCELLED);
     assert_int_equal(res_worst(RES_SKIPPED, RES_SUCCESS), RES_SUCCESS);
