@@ -26,6 +26,7 @@ enum ptype {
     P_BOOLFN, /* boolean or function */
     P_RENDER, /* string, number, boolean, bbm.interpolate or function */
     P_CMD,    /* string or list of strings / renderables (a command) */
+    P_POLICY, /* boolean or list of result codes (updateBuildSummaryPolicy) */
     P_ANY,
 };
 
@@ -98,7 +99,7 @@ static const struct param step_params[] = {{"name", P_RENDER, false},
                                            {"want_stdout", P_BOOL, false},
                                            {"want_stderr", P_BOOL, false},
                                            {"max_lines", P_INT, false},
-                                           {"updateBuildSummaryPolicy", P_ANY, false},
+                                           {"updateBuildSummaryPolicy", P_POLICY, false},
                                            END};
 
 static const struct param shell_params[] = {{"command", P_CMD, true}, END};
@@ -305,6 +306,7 @@ static const char *type_word(enum ptype t)
         "a boolean or a function",
         "a string, a number, a boolean, bbm.interpolate(...) or a function",
         "a string or a list",
+        "true, false or a list of results (bbm.results.*)",
         "anything"};
     return words[t];
 }
@@ -333,6 +335,20 @@ static bool list_of_strings(lua_State *L, int idx)
     return true;
 }
 
+static bool list_of_results(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return false;
+    lua_Integer n = luaL_len(L, idx);
+    bool ok = true;
+    for (lua_Integer i = 1; i <= n && ok; i++) {
+        lua_geti(L, idx, i);
+        ok = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) <= 6;
+        lua_pop(L, 1);
+    }
+    return ok;
+}
+
 static bool type_ok(lua_State *L, int idx, enum ptype t)
 {
     int lt = lua_type(L, idx);
@@ -359,6 +375,8 @@ static bool type_ok(lua_State *L, int idx, enum ptype t)
                lt == LUA_TFUNCTION || is_kind(L, idx, "interpolate");
     case P_CMD:
         return lt == LUA_TSTRING || lt == LUA_TTABLE || is_kind(L, idx, "interpolate");
+    case P_POLICY:
+        return lt == LUA_TBOOLEAN || list_of_results(L, idx);
     default:
         return true;
     }

@@ -165,6 +165,10 @@ static const struct broken broken[] = {
      "{F}:3: 'collapseRequests' must be true, false or a function, not number\n"},
     {"  collapseRequests = false, prioritizeBuilders = function(m, b) return b end,\n", ""},
     {W B(", priority = 1"), "{F}:4: bbm.builder: unknown parameter 'priority'\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', updateBuildSummaryPolicy "
+         "= { 'failure' } } }"),
+     "{F}:4: bbm.steps.shell: 'updateBuildSummaryPolicy' must be true, false or a list of "
+     "results (bbm.results.*), not table\n"},
 };
 
 static char *expand(const char *tmpl, const char *file)
