@@ -211,61 +211,61 @@ static long long object(struct sched_one *o)
     return id;
 }
 
-static double last_build(struct sched_one *o)
+/* The scheduler's state `name` (object_state), parsed; NULL when absent or unreadable. */
+static json_t *state_get(struct sched_one *o, const char *name)
 {
     long long id = object(o);
     char *text = NULL, *cause = NULL;
-    if (id < 0 || db_state_get(o->s->db, id, "last_build", &text, &cause) < 0) {
+    if (id < 0 || db_state_get(o->s->db, id, name, &text, &cause) < 0) {
         if (cause != NULL)
             log_error("scheduler '%s': %s", o->name, cause);
         free(cause);
-        return -1;
+        return NULL;
     }
     json_t *v = text != NULL ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    free(text);
+    return v;
+}
+
+static void state_set(struct sched_one *o, const char *name, const char *json)
+{
+    long long id = object(o);
+    char *cause = NULL;
+    if (id >= 0 && db_state_set(o->s->db, id, name, json, &cause) < 0) {
+        log_error("scheduler '%s': %s", o->name, cause);
+        free(cause);
+    }
+}
+
+static double last_build(struct sched_one *o)
+{
+    json_t *v = state_get(o, "last_build");
     double last = json_is_number(v) ? json_number_value(v) : -1;
     json_decref(v);
-    free(text);
     return last;
 }
 
 static void set_last_build(struct sched_one *o, double when)
 {
-    long long id = object(o);
-    char text[64], *cause = NULL;
+    char text[64];
     snprintf(text, sizeof text, "%.6f", when);
-    if (id >= 0 && db_state_set(o->s->db, id, "last_build", text, &cause) < 0) {
-        log_error("scheduler '%s': %s", o->name, cause);
-        free(cause);
-    }
+    state_set(o, "last_build", text);
 }
 
 /* Nightly's last_only_if_changed: onlyIfChanged when the scheduler last decided (true when
    never); a scheduler that has just been given onlyIfChanged builds once whatever changed. */
 static bool last_only_if_changed(struct sched_one *o)
 {
-    long long id = object(o);
-    char *text = NULL, *cause = NULL;
-    if (id < 0 || db_state_get(o->s->db, id, "last_only_if_changed", &text, &cause) < 0) {
-        if (cause != NULL)
-            log_error("scheduler '%s': %s", o->name, cause);
-        free(cause);
-        return true;
-    }
-    bool v = text == NULL || strcmp(text, "false") != 0;
-    free(text);
-    return v;
+    json_t *v = state_get(o, "last_only_if_changed");
+    bool yes = !json_is_false(v);
+    json_decref(v);
+    return yes;
 }
 
 static void set_last_only_if_changed(struct sched_one *o, bool only)
 {
-    long long id = object(o);
-    char *cause = NULL;
-    if (id < 0 || last_only_if_changed(o) == only)
-        return;
-    if (db_state_set(o->s->db, id, "last_only_if_changed", only ? "true" : "false", &cause) < 0) {
-        log_error("scheduler '%s': %s", o->name, cause);
-        free(cause);
-    }
+    if (last_only_if_changed(o) != only)
+        state_set(o, "last_only_if_changed", only ? "true" : "false");
 }
 
 /* Nightly's force_at_*: whether this actuation's minute is one that builds whatever
