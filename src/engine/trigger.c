@@ -62,82 +62,68 @@ static json_t *stamps(struct step *s, bool update, bool latest)
     return out;
 }
 
-/* Adds a trigger step's property to `props`: a later one of the step replaces an earlier
-   in place; the scheduler's own properties stay (Buildbot applies them again last). */
-static void put_trigger_prop(json_t *props, const char *name, json_t *value)
+/* The step's set_properties, then its copy_properties (a later one replacing an earlier
+   in place, as a Python dict does), as a JSON object; NULL on error. */
+static json_t *step_props(struct step *s, char **cause)
 {
-    size_t i;
-    json_t *p;
-    json_array_foreach(props, i, p)
-    {
-        if (util_streq(json_string_value(json_array_get(p, 0)), name)) {
-            if (util_streq(json_string_value(json_array_get(p, 2)), "Trigger"))
-                json_array_set(p, 1, value);
-            return;
-        }
+    json_t *set = NULL, *copy = NULL;
+    if (step_render(s, "set_properties", &set, cause) != 0 ||
+        step_render(s, "copy_properties", &copy, cause) != 0) {
+        json_decref(set);
+        return NULL;
     }
-    json_array_append_new(props, json_pack("[sOs]", name, value, "Trigger"));
-}
-
-/* A `reason` among the step's properties: the buildset's reason (Buildbot's Triggerable). */
-static const char *trigger_reason(const json_t *props)
-{
+    json_t *mine = json_is_object(set) ? json_incref(set) : json_object();
     size_t i;
-    json_t *p;
-    json_array_foreach(props, i, p)
+    json_t *name;
+    json_array_foreach(copy, i, name)
     {
-        if (util_streq(json_string_value(json_array_get(p, 0)), "reason") &&
-            util_streq(json_string_value(json_array_get(p, 2)), "Trigger"))
-            return json_string_value(json_array_get(p, 1));
+        const json_t *v = props_get(&s->b->props, json_string_value(name));
+        if (v != NULL)
+            json_object_set(mine, json_string_value(name), (json_t *)v);
     }
-    return NULL;
+    json_decref(set);
+    json_decref(copy);
+    return mine;
 }
 
 /* In Buildbot's order: the scheduler's own properties, its `scheduler` ("Scheduler"), then
-   the step's set_properties and copy_properties ("Trigger"). */
-static json_t *properties(struct step *s, const struct cfg_scheduler *sc, char **cause)
+   the step's ("Trigger"), the scheduler's winning a clash (Buildbot applies them again
+   last).  *reason: the step's `reason` property, or NULL (Buildbot's Triggerable). */
+static json_t *properties(struct step *s, const struct cfg_scheduler *sc, char **reason,
+                          char **cause)
 {
-    json_t *props = json_array();
+    json_t *props = json_array(), *own = NULL;
     lua_State *L = s->b->cfg->lua;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->ref);
     if (lua_istable(L, -1) && lua_getfield(L, -1, "properties") == LUA_TTABLE) {
         struct render_ctx c = build_render_ctx(s->b);
-        json_t *own = render(&c, -1, cause);
-        const char *k;
-        json_t *v;
-        json_object_foreach(own, k, v)
-        {
-            if (!util_streq(k, "scheduler"))
-                json_array_append_new(props, json_pack("[sOs]", k, v, "Scheduler"));
-        }
-        json_decref(own);
+        own = render(&c, -1, cause);
     }
     lua_settop(L, top);
-    json_array_append_new(props, json_pack("[sss]", "scheduler", sc->name, "Scheduler"));
-    json_t *set = NULL, *copy = NULL;
-    if (step_render(s, "set_properties", &set, cause) != 0 ||
-        step_render(s, "copy_properties", &copy, cause) != 0) {
-        json_decref(set);
+    json_t *mine = *cause == NULL ? step_props(s, cause) : NULL;
+    if (mine == NULL) {
+        json_decref(own);
         json_decref(props);
         return NULL;
     }
     const char *k;
     json_t *v;
-    json_object_foreach(json_is_object(set) ? set : NULL, k, v)
+    json_object_foreach(own, k, v)
     {
-        put_trigger_prop(props, k, v);
+        if (!util_streq(k, "scheduler"))
+            json_array_append_new(props, json_pack("[sOs]", k, v, "Scheduler"));
     }
-    size_t i;
-    json_t *name;
-    json_array_foreach(copy, i, name)
+    json_array_append_new(props, json_pack("[sss]", "scheduler", sc->name, "Scheduler"));
+    json_object_foreach(mine, k, v)
     {
-        const json_t *cv = props_get(&s->b->props, json_string_value(name));
-        if (cv != NULL)
-            put_trigger_prop(props, json_string_value(name), (json_t *)cv);
+        if (json_object_get(own, k) == NULL && !util_streq(k, "scheduler"))
+            json_array_append_new(props, json_pack("[sOs]", k, v, "Trigger"));
     }
-    json_decref(set);
-    json_decref(copy);
+    const char *r = json_string_value(json_object_get(mine, "reason"));
+    *reason = r != NULL ? xstrdup(r) : NULL;
+    json_decref(own);
+    json_decref(mine);
     return props;
 }
 
@@ -299,14 +285,13 @@ void trigger_run(struct step *s)
             json_decref(urls);
             goto fail;
         }
-        json_t *props = properties(s, sc, &cause), *builders = json_array(), *brids = NULL;
+        char *reason = NULL;
+        json_t *props = properties(s, sc, &reason, &cause), *builders = json_array(), *brids = NULL;
         for (size_t k = 0; k < sc->n_builder_names; k++)
             json_array_append_new(builders, json_string(sc->builder_names[k]));
-        const char *given = trigger_reason(props);
-        char *reason = given != NULL ? xstrdup(given)
-                                     : xasprintf("The Triggerable scheduler named '%s' "
-                                                 "triggered this build",
-                                                 sc->name);
+        if (reason == NULL)
+            reason =
+                xasprintf("The Triggerable scheduler named '%s' triggered this build", sc->name);
         struct bs_extra x = {.parent_buildid = s->b->id,
                              .parent_relationship = "Triggered from",
                              .waited_for = t->wait};
