@@ -58,6 +58,14 @@ static bool push_fn(lua_State *L, int ref, const char *key)
     return true;
 }
 
+static bool has_fn(lua_State *L, int ref, const char *key)
+{
+    bool yes = push_fn(L, ref, key);
+    if (yes)
+        lua_pop(L, 1);
+    return yes;
+}
+
 static void set_str(lua_State *L, const char *key, const char *v)
 {
     lua_pushstring(L, v);
@@ -303,14 +311,12 @@ static int run_builder(struct engine *e, const struct group *g, const struct db_
 {
     if (g->bc == NULL)
         return 0;
-    lua_State *L = e->cfg->lua;
-    if (!push_fn(L, g->bc->ref, "nextBuild")) {
+    if (!has_fn(e->cfg->lua, g->bc->ref, "nextBuild")) {
         for (size_t k = 0; k < g->n && !e->stopping; k++)
             if (try_request(e, g, r, g->first + k) < 0)
                 return -1;
         return 0;
     }
-    lua_pop(L, 1);
     bool *tried = xcalloc(g->n + 1, sizeof *tried);
     int rc = 0;
     for (long k; rc == 0 && !e->stopping && has_free_worker(e, g->bc) &&

@@ -262,12 +262,6 @@ static bool last_only_if_changed(struct sched_one *o)
     return yes;
 }
 
-static void set_last_only_if_changed(struct sched_one *o, bool only)
-{
-    if (last_only_if_changed(o) != only)
-        state_set(o, "last_only_if_changed", only ? "true" : "false");
-}
-
 /* Nightly's force_at_*: whether this actuation's minute is one that builds whatever
    changed. */
 static bool forced_now(struct sched_one *o)
@@ -295,14 +289,15 @@ static void start_build(struct sched_one *o)
     json_t *row;
     json_array_foreach(rows, i, row) important =
         important || json_is_true(json_object_get(row, "important"));
-    bool only = sched_bool(o, "onlyIfChanged");
-    if (last_only_if_changed(o) && only && !important && !o->first_build && !forced_now(o)) {
+    bool only = sched_bool(o, "onlyIfChanged"), last = last_only_if_changed(o);
+    if (last && only && !important && !o->first_build && !forced_now(o)) {
         log_info("%s scheduler <%s>: skipping build - No important changes", classname(o), o->name);
         o->first_build = false;
         json_decref(rows);
         return;
     }
-    set_last_only_if_changed(o, only);
+    if (last != only)
+        state_set(o, "last_only_if_changed", only ? "true" : "false");
     o->first_build = false;
     char *reason = sched_reason(o, classname(o));
     if (sched_build_changes(o, rows, reason) == 0 && json_array_size(rows) > 0) {
