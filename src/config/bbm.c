@@ -92,8 +92,6 @@ static const struct param step_params[] = {{"name", P_RENDER, false},
                                            {"lazylogfiles", P_BOOL, false},
                                            {"decodeRC", P_TABLE, false},
                                            {"warningPattern", P_STR, false},
-                                           {"maxWarnCount", P_INT, false},
-                                           {"evaluateCommand", P_FUNC, false},
                                            {"interruptSignal", P_STR, false},
                                            {"initialStdin", P_STR, false},
                                            {"want_stdout", P_BOOL, false},
@@ -102,7 +100,11 @@ static const struct param step_params[] = {{"name", P_RENDER, false},
                                            {"updateBuildSummaryPolicy", P_POLICY, false},
                                            END};
 
-static const struct param shell_params[] = {{"command", P_CMD, true}, END};
+/* Shell-like steps (the worker's shell command, its result decided by shell_done). */
+static const struct param shell_params[] = {{"command", P_CMD, true},
+                                            {"maxWarnCount", P_INT, false},
+                                            {"evaluateCommand", P_FUNC, false},
+                                            END};
 static const struct param git_params[] = {{"repourl", P_RENDER, true},
                                           {"branch", P_RENDER, false},
                                           {"mode", P_STR, false},
@@ -122,6 +124,8 @@ static const struct param git_params[] = {{"repourl", P_RENDER, true},
                                           {"config", P_TABLE, false},
                                           END};
 static const struct param setprop_params[] = {{"command", P_CMD, true},
+                                              {"maxWarnCount", P_INT, false},
+                                              {"evaluateCommand", P_FUNC, false},
                                               {"property", P_STR, false},
                                               {"extract_fn", P_FUNC, false},
                                               {"strip", P_BOOL, false},

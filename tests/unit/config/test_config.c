@@ -169,6 +169,8 @@ static const struct broken broken[] = {
          "= { 'failure' } } }"),
      "{F}:4: bbm.steps.shell: 'updateBuildSummaryPolicy' must be true, false or a list of "
      "results (bbm.results.*), not table\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.mkdir{ dir = 'x', evaluateCommand = print } }"),
+     "{F}:4: bbm.steps.mkdir: unknown parameter 'evaluateCommand'\n"},
 };
 
 static char *expand(const char *tmpl, const char *file)
