@@ -7,6 +7,8 @@
 #define BBM_WWW_INTERNAL_H
 
 #include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -109,8 +111,6 @@ void www_query_select(const struct www_query *q, json_t *obj);
 #define WWW_CACHE_TTL_MS 1000
 #define WWW_CACHE_MAX_BODY (1024 * 1024)
 struct www_cache;
-struct MHD_Connection;
-struct MHD_Response;
 struct www_cache *www_cache_new(void);
 void www_cache_free(struct www_cache *c);
 /* Forgets every answer (what they came from changed outside the database). */
@@ -214,5 +214,40 @@ json_t *www_col_str(const struct db_res *r, size_t row, size_t col);  /* null if
 json_t *www_col_bool(const struct db_res *r, size_t row, size_t col); /* integer 0/1 */
 /* A JSON text column decoded (null if NULL or not JSON). */
 json_t *www_col_json(const struct db_res *r, size_t row, size_t col);
+
+/* The server (server.c) and its pieces: raw.c streams raw logs, rpc.c takes POSTs. */
+#define WWW_POOL_MAX 32
+struct www {
+    struct MHD_Daemon *daemon;
+    char *db_url, *basedir, *buildbot_url;
+    void (*post)(struct www_action *, void *);
+    void *post_arg;
+    pthread_mutex_t lock;
+    struct db *idle[WWW_POOL_MAX];
+    size_t n_idle;
+    struct www_cache *cache;
+    char *forceschedulers; /* JSON text, under lock */
+};
+/* A read connection of the pool (opened when none is idle); NULL with *cause. */
+struct db *www_pool_get(struct www *w, char **cause);
+/* Gives it back (closed when the pool is full). */
+void www_pool_put(struct www *w, struct db *db);
+/* Splits "a/b/c" in place into at most `max` segments; max + 1 when there are more. */
+size_t www_split_path(char *path, char **segs, size_t max);
+enum MHD_Result www_send_bytes(struct MHD_Connection *c, int status, const char *type,
+                               const char *disposition, const char *data, size_t len);
+/* Buildbot's {"error": msg} answer. */
+enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char *msg);
+/* Queues the raw answer `raw` (owned), streamed from the database. */
+enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www_raw *raw);
+/* A JSON-RPC error answer as Buildbot writes it. */
+enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, int code,
+                              const char *msg);
+/* A POST to /api/v2/PATH: a JSON-RPC control action. */
+enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, char *path,
+                                const char *body, size_t len);
+/* A webhook to PATH ("change_hook/github"); `too_big` when the body was cut. */
+enum MHD_Result www_handle_hook(struct www *w, struct MHD_Connection *c, const char *path,
+                                struct buf *body, bool too_big);
 
 #endif

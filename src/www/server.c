@@ -2,9 +2,8 @@
  * The HTTP server: libmicrohttpd with its own thread pool, answering
  * /api/v2 (also under /all/ and /api/latest) with Buildbot's envelope,
  * formatting and error texts.  Each request borrows a read-only database
- * connection from a small pool; raw logs stream a few chunks at a time;
- * a JSON-RPC control action is handed to the engine through opts.post and
- * the request thread waits (bounded) for the engine's reply.
+ * connection from a small pool.  Raw logs (raw.c) stream a few chunks at a
+ * time; POSTs (rpc.c) are control actions and webhooks for the engine.
  */
 #include "www/internal.h"
 
@@ -21,25 +20,9 @@
 #define BODY_MAX (1024 * 1024)
 /* GitHub sends at most 25 MB in a webhook. */
 #define HOOK_BODY_MAX (25 * 1024 * 1024)
-#define HOOK_MAX_HEADERS 64
-#define POOL_MAX 32
-#define ACTION_WAIT_S 30
-#define RAW_BATCH 8
 #define MAX_ARGS 256
 
-struct www {
-    struct MHD_Daemon *daemon;
-    char *db_url, *basedir, *buildbot_url;
-    void (*post)(struct www_action *, void *);
-    void *post_arg;
-    pthread_mutex_t lock;
-    struct db *idle[POOL_MAX];
-    size_t n_idle;
-    struct www_cache *cache;
-    char *forceschedulers; /* JSON text, under lock */
-};
-
-static struct db *pool_get(struct www *w, char **cause)
+struct db *www_pool_get(struct www *w, char **cause)
 {
     pthread_mutex_lock(&w->lock);
     struct db *db = w->n_idle > 0 ? w->idle[--w->n_idle] : NULL;
@@ -47,10 +30,10 @@ static struct db *pool_get(struct www *w, char **cause)
     return db != NULL ? db : db_open(w->db_url, w->basedir, true, cause);
 }
 
-static void pool_put(struct www *w, struct db *db)
+void www_pool_put(struct www *w, struct db *db)
 {
     pthread_mutex_lock(&w->lock);
-    if (w->n_idle < POOL_MAX) {
+    if (w->n_idle < WWW_POOL_MAX) {
         w->idle[w->n_idle++] = db;
         db = NULL;
     }
@@ -60,8 +43,8 @@ static void pool_put(struct www *w, struct db *db)
 
 /* Responses. */
 
-static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const char *type,
-                                  const char *disposition, const char *data, size_t len)
+enum MHD_Result www_send_bytes(struct MHD_Connection *c, int status, const char *type,
+                               const char *disposition, const char *data, size_t len)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
@@ -73,14 +56,14 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const ch
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *msg)
+enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char *msg)
 {
     json_t *o = json_pack("{ss}", "error", msg);
     if (o == NULL) /* not UTF-8 */
         o = json_pack("{ss}", "error", "invalid request");
     size_t len;
     char *text = www_json_dump(o, WWW_JSON_SPACED, &len);
-    enum MHD_Result ret = send_bytes(c, status, "text/plain; charset=utf-8", NULL, text, len);
+    enum MHD_Result ret = www_send_bytes(c, status, "text/plain; charset=utf-8", NULL, text, len);
     free(text);
     json_decref(o);
     return ret;
@@ -182,128 +165,6 @@ static char *not_found_text(const struct www_req *req)
     return buf_take(&b);
 }
 
-/* Raw logs, streamed. */
-
-struct raw_stream {
-    struct www *w;
-    struct www_raw *raw;
-    long long next_line;
-    struct buf pending;
-    size_t sent; /* of pending */
-    bool done;
-};
-
-static int fill_batch(struct raw_stream *s, char **cause)
-{
-    struct db *db = pool_get(s->w, cause);
-    if (db == NULL)
-        return -1;
-    struct db_param p[] = {DB_INT(s->raw->logid), DB_INT(s->next_line), DB_INT(RAW_BATCH)};
-    struct db_res *r =
-        db_query_binary(db,
-                        "SELECT last_line, compressed, content FROM logchunks "
-                        "WHERE logid = ? AND first_line >= ? ORDER BY first_line LIMIT ?",
-                        p, 3, cause);
-    pool_put(s->w, db);
-    if (r == NULL)
-        return -1;
-    buf_reset(&s->pending);
-    s->sent = 0;
-    struct buf chunk;
-    buf_init(&chunk, DB_CHUNK_MAX);
-    int rc = 0;
-    for (size_t i = 0; i < db_res_rows(r) && rc == 0; i++) {
-        size_t len;
-        const unsigned char *data = db_res_blob(r, i, 2, &len);
-        buf_reset(&chunk);
-        rc = db_chunk_decode((int)db_res_int(r, i, 1), data, len, &chunk, cause);
-        for (size_t k = 0; rc == 0 && k < chunk.len;) {
-            const char *line = chunk.data + k;
-            const char *nl = memchr(line, '\n', chunk.len - k);
-            size_t n = nl != NULL ? (size_t)(nl - line) : chunk.len - k;
-            size_t skip = s->raw->strip && n > 0 ? 1 : 0;
-            buf_add(&s->pending, line + skip, n - skip);
-            buf_addc(&s->pending, '\n');
-            k += n + 1;
-        }
-        s->next_line = db_res_int(r, i, 0) + 1;
-    }
-    if (db_res_rows(r) == 0)
-        s->done = true;
-    buf_free(&chunk);
-    db_res_free(r);
-    return rc;
-}
-
-static ssize_t raw_reader_cb(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    struct raw_stream *s = cls;
-    while (s->sent == s->pending.len) {
-        char *cause = NULL;
-        if (s->done || fill_batch(s, &cause) < 0) {
-            if (cause != NULL)
-                log_error("www: raw log %lld: %s", s->raw->logid, cause);
-            free(cause);
-            return s->done ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    size_t n = s->pending.len - s->sent;
-    if (n > max)
-        n = max;
-    memcpy(out, s->pending.data + s->sent, n);
-    s->sent += n;
-    return (ssize_t)n;
-}
-
-static void raw_free_cb(void *cls)
-{
-    struct raw_stream *s = cls;
-    www_raw_free(s->raw);
-    buf_free(&s->pending);
-    free(s);
-}
-
-void www_raw_free(struct www_raw *r)
-{
-    if (r == NULL)
-        return;
-    free(r->content_type);
-    free(r->filename);
-    free(r->prefix);
-    free(r->bytes);
-    free(r);
-}
-
-static enum MHD_Result send_raw(struct www *w, struct MHD_Connection *c, struct www_raw *raw)
-{
-    char type[64], *disp = NULL;
-    snprintf(type, sizeof type, "%s; charset=utf-8", raw->content_type);
-    if (raw->filename != NULL)
-        disp = xasprintf("attachment; filename=%s", raw->filename);
-    struct MHD_Response *r;
-    if (raw->bytes != NULL) {
-        r = MHD_create_response_from_buffer(raw->n_bytes, raw->bytes, MHD_RESPMEM_MUST_COPY);
-        www_raw_free(raw);
-    } else {
-        struct raw_stream *s = xcalloc(1, sizeof *s);
-        s->w = w;
-        s->raw = raw;
-        buf_init(&s->pending, 0);
-        if (raw->prefix != NULL)
-            buf_addstr(&s->pending, raw->prefix);
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, raw_reader_cb, s,
-                                              raw_free_cb);
-    }
-    MHD_add_response_header(r, "Content-Type", type);
-    if (disp != NULL)
-        MHD_add_response_header(r, "Content-Disposition", disp);
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    free(disp);
-    return ret;
-}
-
 /* GET. */
 
 struct args_ctx {
@@ -322,7 +183,7 @@ static enum MHD_Result arg_cb(void *cls, enum MHD_ValueKind kind, const char *ke
     return MHD_YES;
 }
 
-static size_t split_path(char *path, char **segs, size_t max)
+size_t www_split_path(char *path, char **segs, size_t max)
 {
     size_t n = 0;
     if (*path == '\0')
@@ -347,19 +208,19 @@ static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struc
     json_t *out = json_array();
     bool paged = false;
     enum MHD_Result ret;
-    req->db = pool_get(w, &cause);
+    req->db = www_pool_get(w, &cause);
     int rc = req->db == NULL ? -1 : req->ep->get(req, out, single ? NULL : &paged, &cause);
     if (req->db != NULL)
-        pool_put(w, req->db);
+        www_pool_put(w, req->db);
     if (rc < 0) {
         log_error("www: GET %s: %s", req->path, cause);
-        ret = send_error(c, 500, cause);
+        ret = www_send_error(c, 500, cause);
     } else if (single && json_array_size(out) == 0) {
         char *msg = not_found_text(req);
-        ret = send_error(c, 404, msg);
+        ret = www_send_error(c, 404, msg);
         free(msg);
     } else if (req->ep->kind == WWW_RAW) {
-        ret = send_raw(w, c, req->raw);
+        ret = www_send_raw(w, c, req->raw);
         req->raw = NULL;
     } else {
         json_t *meta = json_object();
@@ -403,7 +264,7 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
                                     const struct args_ctx *args, const char *key)
 {
     char *segs[WWW_PATH_MAX_SEGS + 1];
-    size_t nsegs = split_path(path, segs, WWW_PATH_MAX_SEGS);
+    size_t nsegs = www_split_path(path, segs, WWW_PATH_MAX_SEGS);
     struct www_req req = {.path = path, .buildbot_url = w->buildbot_url, .www = w};
     if (nsegs == 0) {
         json_t *env = json_pack("{so}", "rootlinks", www_root_links());
@@ -419,7 +280,7 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
     bool single = req.ep->kind != WWW_COLLECTION;
     if (www_query_parse(args->kv, args->n, req.ep->type, single && req.ep->kind != WWW_RAW, &req.q,
                         &cause) < 0) {
-        enum MHD_Result ret = send_error(c, 400, cause);
+        enum MHD_Result ret = www_send_error(c, 400, cause);
         free(cause);
         return ret;
     }
@@ -439,312 +300,6 @@ static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char 
                           : cached == 0 ? MHD_NO
                                         : get_uncached(w, c, path, &args, key);
     free(key);
-    return ret;
-}
-
-/* POST: JSON-RPC control actions. */
-
-struct www_action {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int refs;
-    bool done;
-    char *path, *method, *params;
-    char *result;
-    int status, code;
-    char *message;
-    bool message_json; /* message is a JSON object */
-    /* a webhook's */
-    char **headers; /* name, value, name, value... */
-    size_t n_headers;
-    char *body;
-    size_t body_len;
-};
-
-const char *www_action_header(const struct www_action *act, const char *name)
-{
-    for (size_t i = 0; i + 1 < act->n_headers; i += 2)
-        if (strcasecmp(act->headers[i], name) == 0)
-            return act->headers[i + 1];
-    return NULL;
-}
-
-const char *www_action_body(const struct www_action *act, size_t *len)
-{
-    *len = act->body_len;
-    return act->body != NULL ? act->body : "";
-}
-
-void www_action_reply_text(struct www_action *act, int status, const char *text)
-{
-    www_action_reply(act, text, status, 0, NULL);
-}
-
-const char *www_action_path(const struct www_action *act)
-{
-    return act->path;
-}
-
-const char *www_action_method(const struct www_action *act)
-{
-    return act->method;
-}
-
-const char *www_action_params(const struct www_action *act)
-{
-    return act->params;
-}
-
-static void action_unref(struct www_action *a)
-{
-    pthread_mutex_lock(&a->lock);
-    bool last = --a->refs == 0;
-    pthread_mutex_unlock(&a->lock);
-    if (!last)
-        return;
-    pthread_mutex_destroy(&a->lock);
-    pthread_cond_destroy(&a->cond);
-    free(a->path);
-    free(a->method);
-    free(a->params);
-    free(a->result);
-    free(a->message);
-    for (size_t i = 0; i < a->n_headers; i++)
-        free(a->headers[i]);
-    free(a->headers);
-    free(a->body);
-    free(a);
-}
-
-void www_action_reply_json(struct www_action *a, int http_status, int rpc_code,
-                           const char *message_json)
-{
-    a->message_json = true;
-    www_action_reply(a, NULL, http_status, rpc_code, message_json);
-}
-
-void www_action_reply(struct www_action *a, const char *result_json, int http_status, int rpc_code,
-                      const char *message)
-{
-    pthread_mutex_lock(&a->lock);
-    a->result = result_json != NULL ? xstrdup(result_json) : NULL;
-    a->status = http_status;
-    a->code = rpc_code;
-    a->message = message != NULL ? xstrdup(message) : NULL;
-    a->done = true;
-    pthread_cond_signal(&a->cond);
-    pthread_mutex_unlock(&a->lock);
-    action_unref(a);
-}
-
-static enum MHD_Result rpc_error_json(struct MHD_Connection *c, int status, json_t *id, int code,
-                                      json_t *message)
-{
-    json_t *o = json_pack("{sss{siso}}", "jsonrpc", "2.0", "error", "code", code, "message",
-                          message != NULL ? message : json_string("error"));
-    if (id != NULL)
-        json_object_set(o, "id", id);
-    /* Buildbot writes these with Python's default separators and keys in insertion order. */
-    char *err = www_json_dump(json_object_get(o, "error"), WWW_JSON_SPACED, NULL);
-    char *idtext = id != NULL ? www_json_dump(id, WWW_JSON_SPACED, NULL) : NULL;
-    char *text = idtext != NULL
-                     ? xasprintf("{\"jsonrpc\": \"2.0\", \"id\": %s, \"error\": %s}", idtext, err)
-                     : xasprintf("{\"jsonrpc\": \"2.0\", \"error\": %s}", err);
-    enum MHD_Result ret = send_bytes(c, status, "application/json", NULL, text, strlen(text));
-    free(text);
-    free(idtext);
-    free(err);
-    json_decref(o);
-    return ret;
-}
-
-static enum MHD_Result rpc_error(struct MHD_Connection *c, int status, json_t *id, int code,
-                                 const char *msg)
-{
-    return rpc_error_json(c, status, id, code, json_string(msg ? msg : "error"));
-}
-
-static struct www_action *action_new(const char *path, const char *method, char *params)
-{
-    struct www_action *a = xcalloc(1, sizeof *a);
-    pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->cond, NULL);
-    a->refs = 2;
-    a->path = xstrdup(path);
-    a->method = xstrdup(method);
-    a->params = params;
-    return a;
-}
-
-/* Posts the action to the engine and waits for its answer: false if none came in time. */
-static bool action_run(struct www *w, struct www_action *a)
-{
-    w->post(a, w->post_arg);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ACTION_WAIT_S;
-    pthread_mutex_lock(&a->lock);
-    while (!a->done && pthread_cond_timedwait(&a->cond, &a->lock, &until) != ETIMEDOUT)
-        ;
-    bool done = a->done;
-    pthread_mutex_unlock(&a->lock);
-    return done;
-}
-
-static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const char *path,
-                                  const char *method, json_t *id, json_t *params)
-{
-    if (w->post == NULL) {
-        char *msg = xasprintf("action: %s is not supported", method);
-        enum MHD_Result ret = rpc_error(c, 501, id, -32601, msg);
-        free(msg);
-        return ret;
-    }
-    struct www_action *a = action_new(path, method, www_json_dump(params, WWW_JSON_COMPACT, NULL));
-    bool done = action_run(w, a);
-    enum MHD_Result ret;
-    if (!done) {
-        ret = rpc_error(c, 503, id, -32603, "the master did not answer in time");
-    } else if (a->result == NULL && a->message_json) {
-        ret = rpc_error_json(c, a->status, id, a->code, json_loads(a->message, 0, NULL));
-    } else if (a->result == NULL) {
-        ret = rpc_error(c, a->status, id, a->code, a->message);
-    } else {
-        json_t *result = json_loads(a->result, JSON_DECODE_ANY, NULL);
-        json_t *o = json_pack("{sOsss o}", "id", id, "jsonrpc", "2.0", "result",
-                              result ? result : json_null());
-        char *text = www_json_dump(o, WWW_JSON_COMPACT, NULL);
-        ret = send_bytes(c, 200, "application/json", NULL, text, strlen(text));
-        free(text);
-        json_decref(o);
-    }
-    action_unref(a);
-    return ret;
-}
-
-static bool has_action(const struct www_endpoint *ep, const char *method)
-{
-    for (const char *const *a = ep->actions; a != NULL && *a != NULL; a++)
-        if (strcmp(*a, "*") == 0 || strcmp(*a, method) == 0)
-            return true;
-    return false;
-}
-
-static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, char *path,
-                                    const char *method, json_t *id, json_t *params)
-{
-    char *copy = xstrdup(path);
-    char *segs[WWW_PATH_MAX_SEGS + 1];
-    size_t nsegs = split_path(copy, segs, WWW_PATH_MAX_SEGS);
-    struct www_args args;
-    const struct www_endpoint *ep =
-        nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
-    free(copy);
-    char msg[512];
-    if (ep == NULL) {
-        snprintf(msg, sizeof msg, "Invalid path: %s", path);
-        return rpc_error(c, 404, id, -32600, msg);
-    }
-    if (has_action(ep, method))
-        return run_action(w, c, path, method, id, params);
-    /* Buildbot's build request endpoint raises ValueError for an action it lacks (a 500);
-       the others answer method-not-found */
-    bool requests = util_startswith(ep->patterns, "/buildrequests/");
-    snprintf(msg, sizeof msg,
-             requests ? "ValueError('action: %s is not supported')" : "action: %s is not supported",
-             method);
-    return rpc_error(c, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
-}
-
-/* Buildbot's checks of a JSON-RPC request object, in its order: NULL, or the message. */
-static const char *invalid_rpc(json_t *req, char *msg, size_t cap)
-{
-    static const struct {
-        const char *key, *type;
-    } keys[] = {{"jsonrpc", "a string"},
-                {"method", "a string"},
-                {"id", "a string, number, or null"},
-                {"params", "an object"}};
-    for (size_t i = 0; i < UTIL_NELEM(keys); i++) {
-        json_t *v = json_object_get(req, keys[i].key);
-        bool ok = i < 2   ? json_is_string(v)
-                  : i < 3 ? json_is_string(v) || json_is_integer(v) || json_is_boolean(v) ||
-                                json_is_null(v) /* Python's int takes bools */
-                          : json_is_object(v);
-        if (v == NULL)
-            snprintf(msg, cap, "missing key '%s'", keys[i].key);
-        else if (!ok)
-            snprintf(msg, cap, "'%s' must be %s", keys[i].key, keys[i].type);
-        if (v == NULL || !ok)
-            return msg;
-    }
-    if (!util_streq(json_string_value(json_object_get(req, "jsonrpc")), "2.0"))
-        return "only JSONRPC 2.0 is supported";
-    return NULL;
-}
-
-static enum MHD_Result handle_post(struct www *w, struct MHD_Connection *c, char *path,
-                                   const char *body, size_t len)
-{
-    const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (type == NULL || strncmp(type, "application/json", 16) != 0)
-        return rpc_error(c, 400, NULL, -32600, "Invalid content-type (use application/json)");
-    json_t *req = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-    enum MHD_Result ret;
-    char msg[256], why[224];
-    const char *invalid = NULL;
-    if (req == NULL) {
-        www_json_py_error(body, len, why, sizeof why);
-        snprintf(msg, sizeof msg, "JSON parse error: %s", why);
-        ret = rpc_error(c, 400, NULL, -32700, msg);
-    } else if (json_is_array(req)) {
-        ret = rpc_error(c, 400, NULL, -32600, "JSONRPC batch requests are not supported");
-    } else if (!json_is_object(req)) {
-        ret = rpc_error(c, 400, NULL, -32600, "JSONRPC root object must be an object");
-    } else if ((invalid = invalid_rpc(req, msg, sizeof msg)) != NULL) {
-        ret = rpc_error(c, 400, NULL, -32600, invalid);
-    } else {
-        ret = route_action(w, c, path, json_string_value(json_object_get(req, "method")),
-                           json_object_get(req, "id"), json_object_get(req, "params"));
-    }
-    json_decref(req);
-    return ret;
-}
-
-/* Webhooks: the request's headers and body go to the engine as they came. */
-
-static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    (void)kind;
-    struct www_action *a = cls;
-    if (key == NULL || value == NULL || a->n_headers >= 2 * HOOK_MAX_HEADERS)
-        return MHD_YES;
-    a->headers = xrealloc(a->headers, (a->n_headers + 2) * sizeof *a->headers);
-    a->headers[a->n_headers++] = xstrdup(key);
-    a->headers[a->n_headers++] = xstrdup(value);
-    return MHD_YES;
-}
-
-static enum MHD_Result handle_hook(struct www *w, struct MHD_Connection *c, const char *path,
-                                   struct buf *body, bool too_big)
-{
-    static const char text[] = "text/plain; charset=utf-8";
-    if (too_big)
-        return send_bytes(c, 413, text, NULL, "request body too large", 22);
-    if (w->post == NULL)
-        return send_bytes(c, 503, text, NULL, "no change hooks", 15);
-    struct www_action *a = action_new(path, "hook", xstrdup("{}"));
-    MHD_get_connection_values(c, MHD_HEADER_KIND, header_cb, a);
-    a->body_len = body->len;
-    a->body = buf_take(body);
-    enum MHD_Result ret;
-    if (!action_run(w, a))
-        ret = send_bytes(c, 503, text, NULL, "the master did not answer in time", 33);
-    else
-        ret = send_bytes(c, a->status, text, NULL, a->result ? a->result : "",
-                         a->result ? strlen(a->result) : 0);
-    action_unref(a);
     return ret;
 }
 
@@ -782,7 +337,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         json_t *o = json_pack("{s{ss}}", "api_versions", "v2", v2);
         size_t len;
         char *text = www_json_dump(o, WWW_JSON_SPACED, &len);
-        enum MHD_Result ret = send_bytes(c, 200, "application/json", NULL, text, len);
+        enum MHD_Result ret = www_send_bytes(c, 200, "application/json", NULL, text, len);
         free(text);
         free(v2);
         json_decref(o);
@@ -791,26 +346,26 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     const char *hook = util_startswith(url, "/all/") ? url + 4 : url;
     if (sub == NULL && util_startswith(hook, "/change_hook") &&
         (strcmp(method, "POST") == 0 || strcmp(method, "GET") == 0))
-        return handle_hook(w, c, hook + 1, &ctx->body, ctx->too_big);
+        return www_handle_hook(w, c, hook + 1, &ctx->body, ctx->too_big);
     if (sub == NULL)
-        return send_error(c, 404, "not found");
+        return www_send_error(c, 404, "not found");
     char *path = xstrdup(sub);
     enum MHD_Result ret;
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
         ret = handle_get(w, c, path);
         if (ret == (enum MHD_Result) - 1) {
             char *msg = xasprintf("Invalid path: %s", sub);
-            ret = send_error(c, 404, msg);
+            ret = www_send_error(c, 404, msg);
             free(msg);
         }
     } else if (strcmp(method, "POST") == 0) {
-        ret = ctx->too_big
-                  ? rpc_error(c, 413, NULL, -32600, "request body too large")
-                  : handle_post(w, c, path, ctx->body.data ? ctx->body.data : "", ctx->body.len);
+        ret = ctx->too_big ? www_rpc_error(c, 413, NULL, -32600, "request body too large")
+                           : www_handle_post(w, c, path, ctx->body.data ? ctx->body.data : "",
+                                             ctx->body.len);
     } else if (strcmp(method, "OPTIONS") == 0) {
-        ret = send_bytes(c, 200, "text/plain; charset=utf-8", NULL, "", 0);
+        ret = www_send_bytes(c, 200, "text/plain; charset=utf-8", NULL, "", 0);
     } else {
-        ret = send_error(c, 400, "invalid HTTP method");
+        ret = www_send_error(c, 400, "invalid HTTP method");
     }
     free(path);
     return ret;
