@@ -23,6 +23,7 @@ static void test_buf_bound(void **state)
     assert_int_equal(buf_addstr(&b, "678"), 0);
     assert_int_equal(buf_addc(&b, '9'), -1);
     assert_int_equal(b.len, 8);
+    assert_int_equal(b.cap, 9); /* the allocation stops at the bound too */
     assert_string_equal(b.data, "12345678");
     buf_consume(&b, 3);
     assert_string_equal(b.data, "45678");
