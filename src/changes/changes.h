@@ -14,8 +14,8 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "control/control.h"
 #include "db/db.h"
-#include "www/www.h"
 
 /* The most files one change may list. */
 #define CHG_MAX_FILES 10000
@@ -71,8 +71,8 @@ void changes_reconfig(struct chg *c, const struct cfg *cfg);
 struct pb_value;
 int changes_pb(struct chg *c, const struct cfg_change_source *cs, const struct pb_value *dict,
                char **cause);
-/* Answers a POST to change_hook/DIALECT (a www_action of kind "hook"). */
-void changes_hook(struct chg *c, struct www_action *act);
+/* Answers a webhook (a CTL_WEBHOOK action, its target's name the dialect). */
+void changes_hook(struct chg *c, struct ctl_action *act);
 void changes_free(struct chg *c);
 
 #endif

@@ -76,14 +76,14 @@ static int check_all(const json_t *changes, char **cause)
     return 0;
 }
 
-static void github(struct chg *c, struct www_action *act)
+static void github(struct chg *c, struct ctl_action *act)
 {
     size_t len = 0;
-    const char *body = www_action_body(act, &len);
-    struct chg_request req = {www_action_header(act, "X-GitHub-Event"),
-                              www_action_header(act, "X-Hub-Signature"),
-                              www_action_header(act, "X-Hub-Signature-256"),
-                              www_action_header(act, "Content-Type"),
+    const char *body = ctl_action_body(act, &len);
+    struct chg_request req = {ctl_action_header(act, "X-GitHub-Event"),
+                              ctl_action_header(act, "X-Hub-Signature"),
+                              ctl_action_header(act, "X-Hub-Signature-256"),
+                              ctl_action_header(act, "Content-Type"),
                               body,
                               len};
     json_t *changes = NULL, *payload = NULL;
@@ -91,7 +91,7 @@ static void github(struct chg *c, struct www_action *act)
     if (changes_github(c->cfg->github, &req, &changes, &payload, &cause) < 0 ||
         check_all(changes, &cause) < 0) {
         log_warn("github hook refused a request: %s", cause);
-        www_action_reply_text(act, 400, cause);
+        ctl_reply_text(act, 400, cause);
         free(cause);
         json_decref(changes);
         json_decref(payload);
@@ -104,23 +104,22 @@ static void github(struct chg *c, struct www_action *act)
     }
     int n = chg_store(c, changes, "git");
     if (n < 0) {
-        www_action_reply_text(act, 500, "Error processing changes.");
+        ctl_reply_text(act, 500, "Error processing changes.");
     } else if (n == 0) {
-        www_action_reply_text(act, 202, "no change found");
+        ctl_reply_text(act, 202, "no change found");
     } else {
         char text[64];
         snprintf(text, sizeof text, "%d change found", n);
-        www_action_reply_text(act, 202, text);
+        ctl_reply_text(act, 202, text);
     }
     json_decref(changes);
     json_decref(payload);
 }
 
-void changes_hook(struct chg *c, struct www_action *act)
+void changes_hook(struct chg *c, struct ctl_action *act)
 {
-    const char *path = www_action_path(act);
-    const char *dialect = util_startswith(path, "change_hook/") ? path + 12 : "";
-    if (*dialect == '\0')
+    const char *dialect = ctl_action_target(act)->name;
+    if (dialect == NULL || *dialect == '\0')
         dialect = "base";
     if (strcmp(dialect, "github") == 0 && c->cfg->github != NULL) {
         github(c, act);
@@ -128,6 +127,6 @@ void changes_hook(struct chg *c, struct www_action *act)
     }
     char *msg =
         xasprintf("The dialect specified, '%.64s', wasn't whitelisted in change_hook", dialect);
-    www_action_reply_text(act, 400, msg);
+    ctl_reply_text(act, 400, msg);
     free(msg);
 }

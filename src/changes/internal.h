@@ -46,7 +46,7 @@ json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payl
  * (one), completed with the files and checked for skip patterns.  True when a
  * flow has started: it answers `act`.
  */
-bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload,
+bool changes_pr_testing(struct chg *c, struct ctl_action *act, const char *event, json_t *payload,
                         json_t *changes);
 /* Answers every flow in progress (the master stops). */
 void changes_pr_abort(struct chg *c);

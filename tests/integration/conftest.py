@@ -23,9 +23,10 @@ TIMEOUT = 60 if SANITIZED else 30
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port that no socket uses right now on any address (a client connection from
+    another loopback address, 127.0.0.2..., would keep a master from listening on it)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("0.0.0.0", 0))
         return s.getsockname()[1]
 
 
