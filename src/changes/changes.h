@@ -71,7 +71,15 @@ void changes_reconfig(struct chg *c, const struct cfg *cfg);
 struct pb_value;
 int changes_pb(struct chg *c, const struct cfg_change_source *cs, const struct pb_value *dict,
                char **cause);
-/* Answers a webhook (a CTL_WEBHOOK action, its target's name the dialect). */
+/*
+ * Answers a webhook (a CTL_WEBHOOK action, its target's name the dialect).
+ * A push's changes are stored CHG_HOOK_SLICE per loop turn, webhook after
+ * webhook in the order they came, and the webhook is answered once all of
+ * its changes are in.  At most CHG_HOOK_JOBS webhooks are in progress
+ * (being stored, or waiting for GitHub's API); another is answered 503.
+ */
+#define CHG_HOOK_SLICE 200
+#define CHG_HOOK_JOBS 8
 void changes_hook(struct chg *c, struct ctl_action *act);
 void changes_free(struct chg *c);
 

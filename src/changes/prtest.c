@@ -73,6 +73,7 @@ static void flow_end(struct prflow *f, int status, const char *text)
     for (struct prflow **p = &f->c->flows; *p != NULL; p = &(*p)->more)
         if (*p == f) {
             *p = f->more;
+            f->c->n_flows--;
             break;
         }
     ctl_reply_text(f->act, status, text);
@@ -464,6 +465,7 @@ static struct prflow *flow_new(struct chg *c, struct ctl_action *act, json_t *pa
     f->payload = json_incref(payload);
     f->more = c->flows;
     c->flows = f;
+    c->n_flows++;
     const char *user = str(json_object_get(payload, "sender"), "login"),
                *repo = str(json_object_get(payload, "repository"), "full_name");
     f->user = xstrdup(user ? user : "");

@@ -1,8 +1,9 @@
 """Control actions never make the web wait: a POST's connection is suspended while its
 action waits for the engine, the control queue is bounded (a full queue answers 503 at
 once), an action whose client was answered otherwise (the wait's bound passed, or the
-client left) never runs, ids are parsed once with the route's rules, and request bodies
-are bounded per route before any byte is kept.
+client left) never runs, ids are parsed once with the route's rules, request bodies are
+bounded per route before any byte is kept, and a push of thousands of commits is stored
+a slice per loop turn while the engine goes on answering.
 
 The engine is held deliberately: the "gated" builder's collapseRequests (Lua, run on the
 engine thread for every new request against each older one) waits until the test opens
@@ -368,5 +369,54 @@ def test_hook_bodies_bounded_and_budgeted(master):
             s.close()
         status, body = site.request("POST", "/change_hook/github", *signed(push([commit(2)])))
         assert (status, body) == (202, b"1 change found")
+    finally:
+        site.pool.shutdown()
+
+
+def test_big_push_is_stored_in_slices(master):
+    """A signed push of 5,000 commits: every change stored, in order, with its files;
+    while it is being stored the engine answers a force, and the webhook's own answer
+    comes once the last change is in."""
+    site = Site(master, hooks=HOOKS % (SECRET, ", strict = true"))
+    try:
+        n = 5000
+        data, headers = signed(push([commit(i) for i in range(n)]))
+        hook = site.pool.submit(site.request, "POST", "/change_hook/github", data, headers)
+        db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        count = lambda: db.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
+        wait_for(lambda: count() > 0, what="the first changes stored")
+        assert site.force("during the push", "sleepy-a")[0] == 200
+        assert not hook.done()  # answered while the push was still being stored
+        assert hook.result() == (202, b"%d change found" % n)
+        rows = db.execute("SELECT c.changeid, c.revision, f.filename FROM changes c "
+                          "JOIN change_files f ON f.changeid = c.changeid "
+                          "ORDER BY c.changeid").fetchall()
+        db.close()
+        assert [(r, f) for (_, r, f) in rows] == \
+            [(hashlib.sha1(str(i).encode()).hexdigest(), f"Lib/f{i}.py") for i in range(n)]
+        assert "during the push" in site.reasons()
+    finally:
+        site.pool.shutdown()
+
+
+def test_webhooks_in_progress_are_bounded(master):
+    """At most 8 webhooks are in progress: nine pushes of 300 commits reaching the engine
+    at once (it was held while they came) make eight jobs, the ninth is answered 503 and
+    stores nothing; the eight are stored whole."""
+    site = Site(master, hooks=HOOKS % (SECRET, ", strict = true"))
+    try:
+        held = site.hold_engine()
+        hooks = [site.pool.submit(site.request, "POST", "/change_hook/github",
+                                  *signed(push([commit(1000 * k + i) for i in range(300)])))
+                 for k in range(9)]
+        site.master.wait_log(r"www: hook action on 'github' queued", count=9)
+        site.open_gate()
+        assert held.result()[0] == 200
+        answers = sorted(h.result() for h in hooks)
+        assert answers == [(202, b"300 change found")] * 8 + \
+            [(503, b"too many webhooks in progress; try again later")]
+        db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 8 * 300
+        db.close()
     finally:
         site.pool.shutdown()
