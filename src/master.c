@@ -265,6 +265,13 @@ static void log_config_errors(enum log_level level, const char *errors)
     free(copy);
 }
 
+/* What a configuration says that loads but is unwise, in the log. */
+static void log_config_warnings(const struct cfg *c)
+{
+    if (c->warnings != NULL)
+        log_config_errors(LOG_WARN, c->warnings);
+}
+
 static void reconfig(struct master *m)
 {
     log_info("loading configuration from %s", MASTER_CONFIG);
@@ -298,6 +305,7 @@ static void reconfig(struct master *m)
         retire_www(m, m->www);
         m->www = www;
     }
+    log_config_warnings(next);
     wk_reconfig(m->workers, next);
     engine_reconfig(m->engine, next);
     struct cfg *old = m->cfg;
@@ -393,6 +401,7 @@ static int start(struct master *m, char **cause)
     }
     log_info("configuration loaded: %zu worker(s), %zu builder(s)", m->cfg->n_workers,
              m->cfg->n_builders);
+    log_config_warnings(m->cfg);
     if (open_db(m, cause) < 0) {
         log_error("%s", *cause);
         return -1;

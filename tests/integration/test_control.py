@@ -420,3 +420,24 @@ def test_webhooks_in_progress_are_bounded(master):
         db.close()
     finally:
         site.pool.shutdown()
+
+
+def test_checkconfig_warns_of_a_secret_without_strict(master):
+    """As Buildbot, a secret without strict accepts an unsigned webhook: checkconfig and
+    start say so (the configuration is still good)."""
+    port = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CONFIG % {"pb": master.pb_port, "www": port, "dir": master.dir,
+                          "hooks": HOOKS % (SECRET, "")})
+    r = master.cli("checkconfig", master.dir, check=0)
+    warning = ("change_hook_dialects.github: a secret without strict = true: a webhook "
+               "that carries no signature is accepted unchecked")
+    assert warning in r.stderr and "master.lua:" in r.stderr
+    assert "Config file is good!" in r.stdout
+    master.start()
+    assert warning in master.log()
+    # and an unsigned push is indeed accepted, as Buildbot accepts it
+    data, headers = signed(push([commit(3)]))
+    del headers["X-Hub-Signature-256"]
+    assert request(port, "POST", "/change_hook/github", data, headers) == \
+        (202, b"1 change found")
