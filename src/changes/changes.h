@@ -19,6 +19,14 @@
 
 /* The most files one change may list. */
 #define CHG_MAX_FILES 10000
+/*
+ * The most JSON values (objects) a webhook's payload may have: parsed, a
+ * value costs jansson tens of bytes and an object hundreds, so 25 MB of
+ * "{}," would take a gigabyte.  A push of 20,000 commits has about a
+ * million values and 60,000 objects.
+ */
+#define CHG_HOOK_MAX_VALUES 2000000
+#define CHG_HOOK_MAX_OBJECTS 250000
 
 /*
  * Writes `change` (its fields as above; missing ones as Buildbot defaults

@@ -421,10 +421,10 @@ def test_webhooks_in_progress_are_bounded(master):
     finally:
         site.pool.shutdown()
 
-
 def test_checkconfig_warns_of_a_secret_without_strict(master):
     """As Buildbot, a secret without strict accepts an unsigned webhook: checkconfig and
-    start say so (the configuration is still good)."""
+    start say so (the configuration is still good).  What an unsigned webhook can make the
+    master parse is bounded."""
     port = free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(CONFIG % {"pb": master.pb_port, "www": port, "dir": master.dir,
@@ -441,3 +441,8 @@ def test_checkconfig_warns_of_a_secret_without_strict(master):
     del headers["X-Hub-Signature-256"]
     assert request(port, "POST", "/change_hook/github", data, headers) == \
         (202, b"1 change found")
+    # but what it may make the master parse is bounded: 1.2 MB of objects is refused unparsed
+    bomb = b"[" + b"{}," * 400000 + b"{}]"
+    assert request(port, "POST", "/change_hook/github", bomb, headers) == \
+        (400, b"the payload is too big: 800003 JSON values and 400001 objects "
+              b"(at most 2000000 and 250000)")
