@@ -1,8 +1,8 @@
 """Fixtures for integration tests: a real bbmaster started through its command
 line in a temporary directory, and real Debian buildbot-worker processes, on
 free loopback ports.  Everything started is stopped at teardown, killed if it
-must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan build: its reports
-go to files in the test directory and any report fails the test."""
+must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan (or TSan) build: its
+reports go to files in the test directory and any report fails the test."""
 
 import glob
 import os
@@ -98,6 +98,7 @@ class Master:
         if SANITIZED:
             self.env["ASAN_OPTIONS"] = f"log_path={self.dir}/asan:detect_leaks=1"
             self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}/ubsan:print_stacktrace=1"
+            self.env["TSAN_OPTIONS"] = f"log_path={self.dir}/tsan"
 
     def cli(self, *args, check=None):
         r = subprocess.run([BBMASTER, *args], capture_output=True, text=True,
