@@ -300,8 +300,12 @@ enum www_outcome {
 };
 struct www_wait;
 struct www_watch *www_watch_start(int wait_ms, char **cause);
-/* Settles every wait (503, actions cancelled) and stops the thread. */
-void www_watch_stop(struct www_watch *wd);
+/*
+ * Settles every wait (503, actions cancelled), gives the resumed requests at
+ * most `drain_ms` to be answered, and stops the thread.
+ */
+#define WWW_STOP_DRAIN_MS 1000
+void www_watch_stop(struct www_watch *wd, int drain_ms);
 /* After the daemon has stopped. */
 void www_watch_free(struct www_watch *wd);
 /*

@@ -78,7 +78,7 @@ enum MHD_Result www_post_answer(struct www *w, struct MHD_Connection *c, struct 
     enum www_outcome o = www_wait_outcome(p->wait, &refused);
     struct ctl_answer a;
     const char *msg = o == WWW_REFUSED    ? refused
-                      : o == WWW_SHUTDOWN ? "the master is shutting down"
+                      : o == WWW_SHUTDOWN ? "the web server is stopping"
                                           : "the master did not answer in time";
     if (o == WWW_ANSWERED && ctl_action_answer(p->act, &a)) {
         if (p->kind == WWW_POST_API)

@@ -478,7 +478,7 @@ void www_stop(struct www *w)
 {
     if (w == NULL)
         return;
-    www_watch_stop(w->watch); /* waiting POSTs answered 503 and resumed */
+    www_watch_stop(w->watch, WWW_STOP_DRAIN_MS); /* waiting POSTs answered 503 */
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
     www_watch_free(w->watch);

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct www_wait {
@@ -46,6 +47,7 @@ struct www_wait {
 
 struct www_watch {
     pthread_mutex_t lock;
+    pthread_cond_t drained; /* signalled when the list empties while stopping */
     pthread_t thread;
     bool started, stopping;
     int wake[2]; /* a pipe: written to make the thread look at the list again */
@@ -184,6 +186,7 @@ struct www_watch *www_watch_start(int wait_ms, char **cause)
 {
     struct www_watch *wd = xcalloc(1, sizeof *wd);
     pthread_mutex_init(&wd->lock, NULL);
+    pthread_cond_init(&wd->drained, NULL);
     wd->wait_ms = wait_ms;
     wd->wake[0] = wd->wake[1] = -1;
     if (pipe2(wd->wake, O_NONBLOCK | O_CLOEXEC) != 0 ||
@@ -196,7 +199,7 @@ struct www_watch *www_watch_start(int wait_ms, char **cause)
     return wd;
 }
 
-void www_watch_stop(struct www_watch *wd)
+void www_watch_stop(struct www_watch *wd, int drain_ms)
 {
     if (wd == NULL)
         return;
@@ -204,6 +207,17 @@ void www_watch_stop(struct www_watch *wd)
     wd->stopping = true;
     for (struct www_wait *wt = wd->list; wt != NULL; wt = wt->next)
         settle(wt, WWW_SHUTDOWN);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += drain_ms / 1000;
+    until.tv_nsec += (long)(drain_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    /* the resumed requests get their 503 before the daemon closes their connections */
+    while (wd->n > 0 && pthread_cond_timedwait(&wd->drained, &wd->lock, &until) == 0)
+        ;
     pthread_mutex_unlock(&wd->lock);
     if (wd->started) {
         wake(wd);
@@ -216,10 +230,11 @@ void www_watch_free(struct www_watch *wd)
 {
     if (wd == NULL)
         return;
-    www_watch_stop(wd);
+    www_watch_stop(wd, 0);
     for (int i = 0; i < 2; i++)
         if (wd->wake[i] >= 0)
             close(wd->wake[i]);
+    pthread_cond_destroy(&wd->drained);
     pthread_mutex_destroy(&wd->lock);
     free(wd);
 }
@@ -308,6 +323,8 @@ void www_wait_done(struct www *w, struct www_wait *wt)
             wd->n--;
             break;
         }
+    if (wd->stopping && wd->n == 0)
+        pthread_cond_signal(&wd->drained);
     pthread_mutex_lock(&wt->lock);
     wt->conn = NULL;
     wt->suspended = false;

@@ -15,6 +15,7 @@ import hmac
 import http.client
 import json
 import os
+import signal
 import socket
 import sqlite3
 import threading
@@ -52,7 +53,7 @@ return {
       factory = bbm.factory{ bbm.steps.shell{ name = "nap", command = { "sleep", "60" } } } },
   },
   schedulers = {
-    bbm.schedulers.force{ name = "force", builderNames = { "gated", "sleepy-a", "sleepy-b" } },
+    bbm.schedulers.force{ name = "force", builderNames = { "gated", "sleepy-a", "sleepy-b" } },%(schedulers)s
   },
 }
 '''
@@ -73,13 +74,17 @@ def request(port, method, path, body=None, headers=None, src="127.0.0.1"):
         c.close()
 
 
+def config(master, www, hooks="", schedulers=""):
+    return CONFIG % {"pb": master.pb_port, "www": www, "dir": master.dir, "hooks": hooks,
+                     "schedulers": schedulers}
+
+
 class Site:
-    def __init__(self, master, hooks="", env=None):
+    def __init__(self, master, hooks="", env=None, schedulers=""):
         self.master = master
         self.port = free_port()
         with open(os.path.join(master.dir, "master.lua"), "w") as f:
-            f.write(CONFIG % {"pb": master.pb_port, "www": self.port, "dir": master.dir,
-                              "hooks": hooks})
+            f.write(config(master, self.port, hooks, schedulers))
         master.env.update(env or {})
         master.start()
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * QUEUE_MAX)
@@ -218,7 +223,7 @@ def test_ids_are_parsed_once_as_buildbot_does(master, workers):
     200020 as atoll would; a build named by builder and number is stopped too."""
     port = free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port, "dir": master.dir, "hooks": ""})
+        f.write(config(master, port))
     master.cli("upgrade-master", master.dir, check=0)
     db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
 
@@ -427,8 +432,7 @@ def test_checkconfig_warns_of_a_secret_without_strict(master):
     master parse is bounded."""
     port = free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port, "dir": master.dir,
-                          "hooks": HOOKS % (SECRET, "")})
+        f.write(config(master, port, HOOKS % (SECRET, "")))
     r = master.cli("checkconfig", master.dir, check=0)
     warning = ("change_hook_dialects.github: a secret without strict = true: a webhook "
                "that carries no signature is accepted unchecked")
@@ -446,3 +450,47 @@ def test_checkconfig_warns_of_a_secret_without_strict(master):
     assert request(port, "POST", "/change_hook/github", bomb, headers) == \
         (400, b"the payload is too big: 800003 JSON values and 400001 objects "
               b"(at most 2000000 and 250000)")
+
+
+
+def sighup_pending(pid):
+    """Whether SIGHUP sent to the process still waits to be delivered."""
+    with open(f"/proc/{pid}/status") as f:
+        pending = [int(line.split()[1], 16) for line in f if line.startswith("ShdPnd:")]
+    return bool(pending[0] & (1 << (signal.SIGHUP - 1)))
+
+
+GATED_MAIN = r'''
+    bbm.schedulers.single_branch{ name = "main", builderNames = { "gated" },
+      change_filter = bbm.change_filter{ branch = "main" }, treeStableTimer = 600,
+      fileIsImportant = function(change) wait_for_gate() return true end },'''
+
+
+def test_replaced_web_server_answers_at_once_and_the_push_goes_on(master):
+    """A reconfig that moves the web port while a push is being stored: the old server
+    stops without waiting for the engine (its webhook is answered 503), the engine goes on
+    storing every change, and the new server answers.  (The push's first change holds the
+    engine in the scheduler's fileIsImportant until SIGHUP has been delivered; the loop
+    runs a second slice before it reads the signal, and there are five.)"""
+    site = Site(master, hooks=HOOKS % (SECRET, ", strict = true"), schedulers=GATED_MAIN)
+    try:
+        n = 1000
+        data, headers = signed(push([commit(i) for i in range(n)]))
+        hook = site.pool.submit(site.request, "POST", "/change_hook/github", data, headers)
+        wait_for(lambda: os.path.exists(os.path.join(master.dir, "engine-held")),
+                 what="the engine held by the push's first change")
+        moved = free_port()
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(config(master, moved, HOOKS % (SECRET, ", strict = true"), GATED_MAIN))
+        os.kill(master.pid(), signal.SIGHUP)
+        wait_for(lambda: not sighup_pending(master.pid()), what="SIGHUP delivered")
+        site.open_gate()
+        master.wait_log(r"configuration update complete")
+        assert hook.result() == (503, b"the web server is stopping")
+        db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        wait_for(lambda: db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == n,
+                 what="every change stored")
+        db.close()
+        assert request(moved, "GET", "/api/v2/changes?limit=1&order=-changeid")[0] == 200
+    finally:
+        site.pool.shutdown()
