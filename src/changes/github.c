@@ -94,24 +94,11 @@ static char *form_payload(const char *body, size_t len, size_t *out_len)
     return NULL;
 }
 
-/* Refuses a payload with more values or objects than jansson should hold (its structural
-   characters outside strings are counted first: a value per ',' '[' '{' and per key). */
+/* Refuses a payload with more values or objects than jansson should hold. */
 static int check_size(const char *text, size_t len, char **cause)
 {
-    size_t values = 1, objects = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_string) {
-            i += c == '\\';
-            in_string = c != '"';
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == ',' || c == '[' || c == '{' || c == ':') {
-            values++;
-            objects += c == '{';
-        }
-    }
+    size_t values, objects;
+    util_json_count(text, len, &values, &objects);
     if (values > CHG_HOOK_MAX_VALUES || objects > CHG_HOOK_MAX_OBJECTS)
         return util_cause(cause,
                           "the payload is too big: %zu JSON values and %zu objects (at most %d "

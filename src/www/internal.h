@@ -260,6 +260,10 @@ enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, 
 #define WWW_API_BODY_MAX (1024 * 1024)
 #define WWW_HOOK_BODY_MAX (25 * 1024 * 1024) /* GitHub sends at most 25 MB */
 #define WWW_BODY_BUDGET (64 * 1024 * 1024)   /* all bodies in flight, per server */
+/* What a JSON-RPC body may make the request thread parse (a force on a thousand builders
+   is a few thousand values). */
+#define WWW_RPC_MAX_VALUES 100000
+#define WWW_RPC_MAX_OBJECTS 10000
 enum www_post_kind { WWW_POST_NONE, WWW_POST_API, WWW_POST_HOOK };
 struct www_post {
     enum www_post_kind kind;

@@ -222,9 +222,17 @@ enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, const c
     if (type == NULL || strncmp(type, "application/json", 16) != 0)
         return www_rpc_error(c, 400, NULL, -32600, "Invalid content-type (use application/json)");
     const char *body = p->body.data != NULL ? p->body.data : "";
+    size_t values, objects;
+    util_json_count(body, p->body.len, &values, &objects);
+    char msg[256], why[224];
+    if (values > WWW_RPC_MAX_VALUES || objects > WWW_RPC_MAX_OBJECTS) {
+        snprintf(msg, sizeof msg,
+                 "the request is too big: %zu JSON values and %zu objects (at most %d and %d)",
+                 values, objects, WWW_RPC_MAX_VALUES, WWW_RPC_MAX_OBJECTS);
+        return www_rpc_error(c, 400, NULL, -32600, msg);
+    }
     json_t *req = json_loadb(body, p->body.len, JSON_DECODE_ANY, NULL);
     enum MHD_Result ret;
-    char msg[256], why[224];
     const char *invalid = NULL;
     if (req == NULL) {
         www_json_py_error(body, p->body.len, why, sizeof why);

@@ -295,7 +295,8 @@ def post_head(path, length, ctype=b"application/json", extra=b""):
 def test_bodies_bounded_per_route(master):
     """Bounds chosen on the request's head, before any body byte is read: 1 MiB on API
     POSTs, none on other routes, a dialect that is not configured refused with Buildbot's
-    400; a chunked body past the bound is dropped and answered 413."""
+    400; a chunked body past the bound is dropped and answered 413; a body whose JSON
+    would take the parser far more memory than its size is refused unparsed."""
     site = Site(master)
     try:
         status, body = raw(site.port, post_head(b"/api/v2/builds/1", 2 << 20))
@@ -320,7 +321,14 @@ def test_bodies_bounded_per_route(master):
         r = c.getresponse()
         assert r.status == 413 and json.loads(r.read())["error"]["message"] == \
             "request body too large"
-        # a body within the bound still reaches the action
+        # within the bound, but what it would make the request thread parse is bounded too
+        bomb = b"[" + b"{}," * 300000 + b"{}]"
+        status, body = site.request("POST", "/api/v2/builds/1", bomb,
+                                    {"Content-Type": "application/json"})
+        assert (status, json.loads(body)["error"]["message"]) == \
+            (400, "the request is too big: 600003 JSON values and 300001 objects "
+                  "(at most 100000 and 10000)")
+        # a body within the bounds still reaches the action
         assert site.force("within bounds")[0] == 200
     finally:
         site.pool.shutdown()
