@@ -220,7 +220,8 @@ def test_wait_is_bounded_and_a_timed_out_action_never_runs(master):
 
 def test_ids_are_parsed_once_as_buildbot_does(master, workers):
     """builds/200020_9 is build 2000209 (Python's int() reads the underscore), never
-    200020 as atoll would; a build named by builder and number is stopped too."""
+    200020 as atoll would; a build named by builder and number is stopped too, and a
+    worker named under a master and builder only when it is configured there."""
     port = free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(config(master, port))
@@ -262,6 +263,11 @@ def test_ids_are_parsed_once_as_buildbot_does(master, workers):
         assert site.rpc(f"builders/{a['builderid']}/builds/{a['number']}", "stop")[0] == 200
         wait_for(lambda: site.get("builds/200020")["builds"][0]["complete"],
                  what="build 200020 stopped by builder and number")
+        # a worker named under a master and a builder: it must be configured there
+        assert site.rpc("masters/999/workers/w1", "pause", reason="elsewhere")[0] == 200
+        assert site.get("workers/w1")["workers"][0]["paused"] is False
+        assert site.rpc(f"builders/{a['builderid']}/workers/w1", "pause")[0] == 200
+        assert site.get("workers/w1")["workers"][0]["paused"] is True
     finally:
         db.close()
         site.pool.shutdown()
