@@ -1,7 +1,7 @@
 # bbmaster: developer and operator targets.
 #   make run      a demo master (SQLite, scripts/demo-master.lua) with a real buildbot-worker
 #                 that builds this repository and runs its unit tests
-#   make test     unit, integration (real buildbot-worker), ASan+UBSan and fuzz runs
+#   make test     unit, integration (real buildbot-worker), ASan+UBSan, TSan and fuzz runs
 # Operator targets act on the master directory MASTER (default ./master), as the
 # buildmaster-config Makefile does: start-master, stop-master, restart-master,
 # check (checkconfig), create-master, reconfig.
@@ -9,12 +9,13 @@
 MASTER ?= ./master
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 BBMASTER = $(BUILD)/src/bbmaster
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all deps build test unit integration asan fuzz bench run format \
+.PHONY: all deps build test unit integration asan tsan fuzz bench run format \
 	create-master start-master stop-master restart-master reconfig check clean
 
 all: build
@@ -45,6 +46,19 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q tests/integration
 
+# ThreadSanitizer on what crosses threads: the control queue (unit) and the web's suspended
+# POSTs, their watchdog and the engine's answers (integration).
+TSAN_TESTS = tests/integration/test_control.py \
+	tests/integration/test_api.py::test_control_requests_like_buildbot
+
+$(TSAN_BUILD)/build.ninja:
+	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
+
+tsan: deps $(TSAN_BUILD)/build.ninja
+	ninja -C $(TSAN_BUILD)
+	TSAN_OPTIONS=halt_on_error=1 meson test -C $(TSAN_BUILD) --suite control --print-errorlogs
+	BBMASTER=$(abspath $(TSAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q $(TSAN_TESTS)
+
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 
@@ -56,7 +70,7 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 			$(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t || exit 1; \
 	done
 
-test: unit fuzz integration asan
+test: unit fuzz integration asan tsan
 
 bench: build
 	/usr/bin/python3 bench/config-scale --bbmaster $(abspath $(BBMASTER))
@@ -91,4 +105,4 @@ check: build
 	$(BBMASTER) checkconfig $(MASTER)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -78,6 +78,8 @@ int master_checkconfig(const char *path)
             fputc('\n', stderr);
         rc = 1;
     } else {
+        if (cfg->warnings != NULL)
+            fprintf(stderr, "%s", cfg->warnings);
         printf("Config file is good!\n");
     }
     cfg_free(cfg);

@@ -21,19 +21,11 @@
 #include "config/config.h"
 #include "db/db.h"
 #include "changes/changes.h"
+#include "control/control.h"
 #include "engine/engine.h"
 #include "schedulers/schedulers.h"
 #include "workers/workers.h"
 #include "www/www.h"
-
-/* Control actions posted by web threads, taken by the engine loop. */
-struct control_queue {
-    uv_async_t async;
-    uv_mutex_t lock;
-    struct www_action **items;
-    size_t n, cap;
-    bool closed; /* the master is stopping: actions are refused at once */
-};
 
 struct master {
     uv_loop_t loop;
@@ -45,48 +37,27 @@ struct master {
     struct db *db;
     long long masterid;
     struct www *www;
-    struct control_queue control;
+    struct ctl_queue *control; /* actions from the web threads */
+    uv_thread_t retiring;      /* stops a web server a reconfig replaced */
+    bool retiring_started;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t stop_timer; /* bounds the wait for builds to stop */
     bool stopping;
 };
 
-/* Called on a web thread. */
-static void control_post(struct www_action *act, void *arg)
-{
-    struct control_queue *q = arg;
-    uv_mutex_lock(&q->lock);
-    bool closed = q->closed;
-    if (!closed) {
-        q->items = xgrow(q->items, &q->cap, q->n + 1, sizeof *q->items);
-        q->items[q->n++] = act;
-        uv_async_send(&q->async);
-    }
-    uv_mutex_unlock(&q->lock);
-    if (closed)
-        www_action_reply(act, NULL, 503, -32603, "the master is shutting down");
-}
-
 /* On the engine thread: the change hooks, the schedulers or the engine answer each action. */
-static void control_cb(uv_async_t *h)
+static void control_ready(void *arg)
 {
-    struct master *m = h->data;
-    struct control_queue *q = &m->control;
-    uv_mutex_lock(&q->lock);
-    struct www_action **items = q->items;
-    size_t n = q->n;
-    q->items = NULL;
-    q->n = q->cap = 0;
-    uv_mutex_unlock(&q->lock);
-    for (size_t i = 0; i < n; i++) {
-        if (q->closed || m->engine == NULL)
-            www_action_reply(items[i], NULL, 503, -32603, "the master is shutting down");
-        else if (util_startswith(www_action_path(items[i]), "change_hook"))
-            changes_hook(m->changes, items[i]);
-        else if (!sched_control(m->sched, items[i]))
-            engine_control(m->engine, items[i]);
+    struct master *m = arg;
+    struct ctl_action *a;
+    while ((a = ctl_queue_take(m->control)) != NULL) {
+        if (m->stopping || m->engine == NULL)
+            ctl_reply(a, NULL, 503, -32603, "the master is shutting down");
+        else if (ctl_action_kind(a) == CTL_WEBHOOK)
+            changes_hook(m->changes, a);
+        else if (!sched_control(m->sched, a))
+            engine_control(m->engine, a);
     }
-    free(items);
 }
 
 /* A sendchange client's change (the workers' port). */
@@ -215,9 +186,12 @@ static int open_db(struct master *m, char **cause)
     return 0;
 }
 
-/* The force schedulers' forms for the web, from the current configuration. */
+/* The force schedulers' forms and the webhook dialects for the web, from the current
+   configuration. */
 static void publish_forms(struct master *m)
 {
+    const char *dialects[] = {"github"};
+    www_set_hook_dialects(m->www, dialects, m->cfg->github != NULL ? 1 : 0);
     json_t *specs = sched_force_specs(m->cfg);
     char *text = json_dumps(specs, JSON_COMPACT);
     www_set_forceschedulers(m->www, text);
@@ -238,8 +212,7 @@ static int open_www(struct master *m, const struct cfg *c, struct www **out, cha
                          .db_url = c->db_url,
                          .basedir = getcwd(cwd, sizeof cwd),
                          .buildbot_url = url,
-                         .post = control_post,
-                         .post_arg = &m->control};
+                         .control = m->control};
     *out = www_start(&o, cause);
     free(url);
     if (*out == NULL)
@@ -261,12 +234,16 @@ static void stop_www_cb(void *arg)
     www_stop(arg);
 }
 
-/* Stops a web server that a reconfig replaced, on a thread of its own: its requests may
-   wait for the engine, which must keep running meanwhile. */
-static void retire_www(struct www *old)
+/* Stops a web server that a reconfig replaced, on a thread of its own: the GETs it is still
+   answering finish there while the engine goes on.  The previous one is waited for first. */
+static void retire_www(struct master *m, struct www *old)
 {
-    uv_thread_t t;
-    if (old != NULL && uv_thread_create(&t, stop_www_cb, old) != 0)
+    if (old == NULL)
+        return;
+    if (m->retiring_started)
+        uv_thread_join(&m->retiring);
+    m->retiring_started = uv_thread_create(&m->retiring, stop_www_cb, old) == 0;
+    if (!m->retiring_started)
         www_stop(old);
 }
 
@@ -286,6 +263,13 @@ static void log_config_errors(enum log_level level, const char *errors)
     for (char *line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
         log_write(level, "%s", line);
     free(copy);
+}
+
+/* What a configuration says that loads but is unwise, in the log. */
+static void log_config_warnings(const struct cfg *c)
+{
+    if (c->warnings != NULL)
+        log_config_errors(LOG_WARN, c->warnings);
 }
 
 static void reconfig(struct master *m)
@@ -318,9 +302,10 @@ static void reconfig(struct master *m)
         return;
     }
     if (www_moves) {
-        retire_www(m->www);
+        retire_www(m, m->www);
         m->www = www;
     }
+    log_config_warnings(next);
     wk_reconfig(m->workers, next);
     engine_reconfig(m->engine, next);
     struct cfg *old = m->cfg;
@@ -374,11 +359,7 @@ static void stop(struct master *m, const char *why)
     m->stopping = true;
     log_info("%s: shutting down", why);
     alarm(MASTER_STOP_BOUND);
-    uv_mutex_lock(&m->control.lock);
-    m->control.closed = true;
-    uv_mutex_unlock(&m->control.lock);
-    control_cb(&m->control.async);
-    uv_close((uv_handle_t *)&m->control.async, NULL);
+    ctl_queue_close(m->control);
     www_stop(m->www);
     m->www = NULL;
     sched_free(m->sched);
@@ -420,13 +401,12 @@ static int start(struct master *m, char **cause)
     }
     log_info("configuration loaded: %zu worker(s), %zu builder(s)", m->cfg->n_workers,
              m->cfg->n_builders);
+    log_config_warnings(m->cfg);
     if (open_db(m, cause) < 0) {
         log_error("%s", *cause);
         return -1;
     }
-    uv_mutex_init(&m->control.lock);
-    uv_async_init(&m->loop, &m->control.async, control_cb);
-    m->control.async.data = m;
+    m->control = ctl_queue_new(&m->loop, control_ready, m);
     if (start_www(m, cause) < 0) {
         log_error("%s", *cause);
         return -1;
@@ -473,7 +453,9 @@ int master_run(int ready_fd, char **cause)
         uv_run(&m.loop, UV_RUN_DEFAULT);
         wk_registry_free(m.workers);
     }
-    sched_free(m.sched); /* their timers close while the loop still runs */
+    if (m.control != NULL)
+        ctl_queue_close(m.control); /* refuses what a web thread still posts */
+    sched_free(m.sched);            /* their timers close while the loop still runs */
     m.sched = NULL;
     changes_free(m.changes);
     m.changes = NULL;
@@ -482,6 +464,9 @@ int master_run(int ready_fd, char **cause)
     uv_loop_close(&m.loop);
     engine_free(m.engine);
     www_stop(m.www);
+    if (m.retiring_started)
+        uv_thread_join(&m.retiring);
+    ctl_queue_free(m.control);
     db_close(m.db);
     cfg_free(m.cfg);
     if (rc == 0)

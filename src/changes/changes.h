@@ -14,11 +14,19 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "control/control.h"
 #include "db/db.h"
-#include "www/www.h"
 
 /* The most files one change may list. */
 #define CHG_MAX_FILES 10000
+/*
+ * The most JSON values (objects) a webhook's payload may have: parsed, a
+ * value costs jansson tens of bytes and an object hundreds, so 25 MB of
+ * "{}," would take a gigabyte.  A push of 20,000 commits has about a
+ * million values and 60,000 objects.
+ */
+#define CHG_HOOK_MAX_VALUES 2000000
+#define CHG_HOOK_MAX_OBJECTS 250000
 
 /*
  * Writes `change` (its fields as above; missing ones as Buildbot defaults
@@ -71,8 +79,16 @@ void changes_reconfig(struct chg *c, const struct cfg *cfg);
 struct pb_value;
 int changes_pb(struct chg *c, const struct cfg_change_source *cs, const struct pb_value *dict,
                char **cause);
-/* Answers a POST to change_hook/DIALECT (a www_action of kind "hook"). */
-void changes_hook(struct chg *c, struct www_action *act);
+/*
+ * Answers a webhook (a CTL_WEBHOOK action, its target's name the dialect).
+ * A push's changes are stored CHG_HOOK_SLICE per loop turn, webhook after
+ * webhook in the order they came, and the webhook is answered once all of
+ * its changes are in.  At most CHG_HOOK_JOBS webhooks are in progress
+ * (being stored, or waiting for GitHub's API); another is answered 503.
+ */
+#define CHG_HOOK_SLICE 200
+#define CHG_HOOK_JOBS 8
+void changes_hook(struct chg *c, struct ctl_action *act);
 void changes_free(struct chg *c);
 
 #endif

@@ -94,18 +94,37 @@ static char *form_payload(const char *body, size_t len, size_t *out_len)
     return NULL;
 }
 
+/* Refuses a payload with more values or objects than jansson should hold. */
+static int check_size(const char *text, size_t len, char **cause)
+{
+    size_t values, objects;
+    util_json_count(text, len, &values, &objects);
+    if (values > CHG_HOOK_MAX_VALUES || objects > CHG_HOOK_MAX_OBJECTS)
+        return util_cause(cause,
+                          "the payload is too big: %zu JSON values and %zu objects (at most %d "
+                          "and %d)",
+                          values, objects, CHG_HOOK_MAX_VALUES, CHG_HOOK_MAX_OBJECTS);
+    return 0;
+}
+
 static json_t *parse_body(const struct chg_request *req, char **cause)
 {
     const char *type = req->content_type != NULL ? req->content_type : "";
     json_error_t err;
     json_t *payload = NULL;
     if (strcmp(type, "application/json") == 0) {
+        if (check_size(req->body, req->len, cause) < 0)
+            return NULL;
         payload = json_loadb(req->body, req->len, 0, &err);
     } else if (strcmp(type, "application/x-www-form-urlencoded") == 0) {
         size_t n = 0;
         char *text = form_payload(req->body, req->len, &n);
         if (text == NULL) {
             util_cause(cause, "the form has no 'payload' field");
+            return NULL;
+        }
+        if (check_size(text, n, cause) < 0) {
+            free(text);
             return NULL;
         }
         payload = json_loadb(text, n, 0, &err);

@@ -16,6 +16,7 @@
 
 struct poller;
 struct prflow;
+struct hook_job;
 
 struct chg {
     uv_loop_t *loop;
@@ -26,10 +27,16 @@ struct chg {
     struct poller *pollers;
     struct http *http;    /* GitHub's API */
     struct prflow *flows; /* pull-request testing requests in progress */
+    size_t n_flows;
+    struct hook_job *jobs; /* pushes being stored, a slice per loop turn, oldest first */
+    size_t n_jobs;
+    uv_idle_t *slicer; /* runs while jobs wait (its memory goes in its close callback) */
 };
 
 /* Stores each change of the list and tells the listener: how many, or -1 (logged). */
 int chg_store(struct chg *c, json_t *changes, const char *src);
+/* Stores one change and tells the listener: 0, or -1 (logged). */
+int chg_store_one(struct chg *c, json_t *change, const char *src);
 
 /* github.c: the whitelisted properties of `info` ("github.a.b") added to `props`. */
 void changes_github_properties(const struct cfg_github *gh, const json_t *info, json_t *props);
@@ -46,7 +53,7 @@ json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payl
  * (one), completed with the files and checked for skip patterns.  True when a
  * flow has started: it answers `act`.
  */
-bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload,
+bool changes_pr_testing(struct chg *c, struct ctl_action *act, const char *event, json_t *payload,
                         json_t *changes);
 /* Answers every flow in progress (the master stops). */
 void changes_pr_abort(struct chg *c);

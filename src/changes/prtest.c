@@ -51,7 +51,7 @@ typedef void (*pr_step)(struct prflow *f, const struct http_response *r);
 
 struct prflow {
     struct chg *c;
-    struct www_action *act;
+    struct ctl_action *act;
     json_t *payload, *opts;
     const char *event;
     bool comment;
@@ -73,9 +73,10 @@ static void flow_end(struct prflow *f, int status, const char *text)
     for (struct prflow **p = &f->c->flows; *p != NULL; p = &(*p)->more)
         if (*p == f) {
             *p = f->more;
+            f->c->n_flows--;
             break;
         }
-    www_action_reply_text(f->act, status, text);
+    ctl_reply_text(f->act, status, text);
     json_decref(f->payload);
     json_decref(f->opts);
     json_decref(f->pr);
@@ -456,7 +457,7 @@ static char *command_filter(const json_t *opts, const char *body)
     return len > 0 ? xstrndup(s, len) : NULL;
 }
 
-static struct prflow *flow_new(struct chg *c, struct www_action *act, json_t *payload)
+static struct prflow *flow_new(struct chg *c, struct ctl_action *act, json_t *payload)
 {
     struct prflow *f = xcalloc(1, sizeof *f);
     f->c = c;
@@ -464,6 +465,7 @@ static struct prflow *flow_new(struct chg *c, struct www_action *act, json_t *pa
     f->payload = json_incref(payload);
     f->more = c->flows;
     c->flows = f;
+    c->n_flows++;
     const char *user = str(json_object_get(payload, "sender"), "login"),
                *repo = str(json_object_get(payload, "repository"), "full_name");
     f->user = xstrdup(user ? user : "");
@@ -472,7 +474,7 @@ static struct prflow *flow_new(struct chg *c, struct www_action *act, json_t *pa
 }
 
 /* Buildbot's handle_pull_request: the head commit's message (skip patterns), then the files. */
-static void plain_pull_request(struct chg *c, struct www_action *act, json_t *payload,
+static void plain_pull_request(struct chg *c, struct ctl_action *act, json_t *payload,
                                json_t *change)
 {
     struct prflow *f = flow_new(c, act, payload);
@@ -482,7 +484,7 @@ static void plain_pull_request(struct chg *c, struct www_action *act, json_t *pa
     ask_message(f);
 }
 
-bool changes_pr_testing(struct chg *c, struct www_action *act, const char *event, json_t *payload,
+bool changes_pr_testing(struct chg *c, struct ctl_action *act, const char *event, json_t *payload,
                         json_t *changes)
 {
     const struct cfg_github *gh = c->cfg->github;

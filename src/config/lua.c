@@ -287,6 +287,7 @@ void cfg_free(struct cfg *cfg)
     free(cfg->title_url);
     free(cfg->buildbot_url);
     free(cfg->path);
+    free(cfg->warnings);
     if (cfg->lua != NULL)
         lua_close(cfg->lua);
     free(cfg->lua_budget);

@@ -486,6 +486,14 @@ static void read_protocols(struct reader *r)
     lua_pop(L, 1);
 }
 
+/* Appends "FILE:LINE: sentence" to the configuration's warnings: it loads, but says so. */
+static void warn(struct reader *r, int line, const char *msg)
+{
+    char *old = r->cfg->warnings;
+    r->cfg->warnings = xasprintf("%s%s:%d: %s\n", old != NULL ? old : "", r->path, line, msg);
+    free(old);
+}
+
 /* The options of the GitHub dialect (the table at `idx`), as Buildbot's GitHubHandler takes them.
  */
 static void read_github(struct reader *r, int idx)
@@ -526,6 +534,11 @@ static void read_github(struct reader *r, int idx)
         cfg_error(L, r->path, line,
                   "change_hook_dialects.github: strict mode is requested while no secret is "
                   "provided");
+    if (g->secret != NULL && !g->strict)
+        warn(r, line,
+             "change_hook_dialects.github: a secret without strict = true: a webhook that "
+             "carries no signature is accepted unchecked (as Buildbot does); set strict = true "
+             "to refuse it");
     g->token = opt_string(L, idx, "token");
     g->pullrequest_ref = opt_string(L, idx, "pullrequest_ref");
     if (g->pullrequest_ref == NULL)

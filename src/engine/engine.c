@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schedulers/schedulers.h"
-
 /* How often pending log lines are written (ms): a few hundred, as the issue of latency
    against the number of chunks goes. */
 #define FLUSH_INTERVAL_MS 200

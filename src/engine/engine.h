@@ -11,13 +11,14 @@
 #ifndef BBM_ENGINE_H
 #define BBM_ENGINE_H
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "config/config.h"
+#include "control/control.h"
 #include "db/db.h"
 #include "pb/pb.h"
 #include "workers/workers.h"
-#include "www/www.h"
 
 struct engine;
 
@@ -63,8 +64,11 @@ struct eng_buildset {
 long long engine_add_buildset(struct engine *e, const struct eng_buildset *bs, json_t **brids,
                               char **cause);
 
-/* A control action posted from the web; answered with www_action_reply, now or later. */
-void engine_control(struct engine *e, struct www_action *act);
+/*
+ * A control action taken from the queue (a build, a build request or a
+ * worker); answered with ctl_reply, now or later.
+ */
+void engine_control(struct engine *e, struct ctl_action *act);
 
 /*
  * The master is stopping: no build starts any more and running builds are

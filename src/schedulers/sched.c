@@ -588,7 +588,7 @@ static void builderid_to_names(struct sched *s, json_t *params)
     db_res_free(r);
 }
 
-static void force_submit(struct sched *s, struct www_action *act, const char *name,
+static void force_submit(struct sched *s, struct ctl_action *act, const char *name,
                          struct sched_force_req *req)
 {
     json_t *props = json_array(), *brids = NULL;
@@ -606,12 +606,12 @@ static void force_submit(struct sched *s, struct www_action *act, const char *na
     long long bsid = engine_add_buildset(s->e, &bs, &brids, &cause);
     if (bsid < 0) {
         log_error("%s: adding a buildset: %s", who, cause);
-        www_action_reply(act, NULL, 500, -32603, cause);
+        ctl_reply(act, NULL, 500, -32603, cause);
         free(cause);
     } else {
         json_t *result = json_pack("[Io]", (json_int_t)bsid, brids);
         char *text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        www_action_reply(act, text, 200, 0, NULL);
+        ctl_reply(act, text, 200, 0, NULL);
         free(text);
         json_decref(result);
     }
@@ -619,7 +619,7 @@ static void force_submit(struct sched *s, struct www_action *act, const char *na
     json_decref(props);
 }
 
-static void force(struct sched *s, struct www_action *act, const char *name, json_t *params)
+static void force(struct sched *s, struct ctl_action *act, const char *name, json_t *params)
 {
     builderid_to_names(s, params);
     struct sched_force_req req;
@@ -627,14 +627,14 @@ static void force(struct sched *s, struct www_action *act, const char *name, jso
     int rc = sched_force_parse(s->cfg, name, params, &req, &errors);
     if (rc == SCHED_FORCE_UNKNOWN) {
         char *msg = xasprintf("no force scheduler named '%s'", name);
-        www_action_reply(act, NULL, 404, -32602, msg);
+        ctl_reply(act, NULL, 404, -32602, msg);
         free(msg);
     } else if (rc == SCHED_FORCE_NO_BUILDER) {
-        www_action_reply(act, NULL, 500, -32603,
-                         "KeyError('builderNames not specified or not supported')");
+        ctl_reply(act, NULL, 500, -32603,
+                  "KeyError('builderNames not specified or not supported')");
     } else if (rc == SCHED_FORCE_INVALID) {
         char *text = json_dumps(errors, JSON_PRESERVE_ORDER);
-        www_action_reply_json(act, 400, -32602, text);
+        ctl_reply_json(act, 400, -32602, text);
         free(text);
         json_decref(errors);
     } else {
@@ -644,18 +644,18 @@ static void force(struct sched *s, struct www_action *act, const char *name, jso
 }
 
 /* Buildbot's schedulerEnable: the row, and the scheduler's runtime at once. */
-static void enable(struct sched *s, struct www_action *act, long long id, const json_t *params)
+static void enable(struct sched *s, struct ctl_action *act, long long id, const json_t *params)
 {
     const json_t *v = json_object_get(params, "enabled");
     if (!json_is_boolean(v)) {
-        www_action_reply(act, NULL, 500, -32603, "KeyError('enabled')");
+        ctl_reply(act, NULL, 500, -32603, "KeyError('enabled')");
         return;
     }
     struct db_param p[] = {DB_INT(json_is_true(v)), DB_INT(id)};
     char *cause = NULL;
     if (db_exec(s->db, "UPDATE schedulers SET enabled = ? WHERE id = ?", p, 2, &cause) < 0) {
         log_error("enabling a scheduler: %s", cause);
-        www_action_reply(act, NULL, 500, -32603, cause);
+        ctl_reply(act, NULL, 500, -32603, cause);
         free(cause);
         return;
     }
@@ -663,25 +663,22 @@ static void enable(struct sched *s, struct www_action *act, long long id, const 
         if (o->id == id)
             read_state(o);
     log_info("scheduler %lld %s", id, json_is_true(v) ? "enabled" : "disabled");
-    www_action_reply(act, "null", 200, 0, NULL);
+    ctl_reply(act, "null", 200, 0, NULL);
 }
 
-bool sched_control(struct sched *s, struct www_action *act)
+bool sched_control(struct sched *s, struct ctl_action *act)
 {
-    const char *path = www_action_path(act), *method = www_action_method(act);
-    char kind[64] = "", ident[256] = "";
-    sscanf(path, "%63[^/]/%255s", kind, ident);
-    bool force_action = util_streq(kind, "forceschedulers") && util_streq(method, "force");
-    bool enable_action = util_streq(kind, "schedulers") && util_streq(method, "enable");
-    if (!force_action && !enable_action)
+    enum ctl_kind kind = ctl_action_kind(act);
+    if (kind != CTL_FORCE && kind != CTL_SCHEDULER_ENABLE)
         return false;
-    json_t *params = json_loads(www_action_params(act), 0, NULL);
+    json_t *params = json_loads(ctl_action_params(act), 0, NULL);
     if (params == NULL)
         params = json_object();
-    if (force_action)
-        force(s, act, ident, params);
+    const struct ctl_target *t = ctl_action_target(act);
+    if (kind == CTL_FORCE)
+        force(s, act, t->name != NULL ? t->name : "", params);
     else
-        enable(s, act, atoll(ident), params);
+        enable(s, act, t->id, params);
     json_decref(params);
     return true;
 }

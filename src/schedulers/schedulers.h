@@ -30,8 +30,8 @@ struct sched *sched_new(uv_loop_t *loop, struct db *db, struct engine *e, long l
 void sched_reconfig(struct sched *s, const struct cfg *cfg);
 /* A change has been stored (a changes_add object). */
 void sched_change(struct sched *s, const json_t *change);
-/* Answers `force` on forceschedulers/NAME and `enable` on schedulers/ID; false for others. */
-bool sched_control(struct sched *s, struct www_action *act);
+/* Answers CTL_FORCE (scheduler by name) and CTL_SCHEDULER_ENABLE (by id); false for others. */
+bool sched_control(struct sched *s, struct ctl_action *act);
 void sched_free(struct sched *s);
 
 /*

@@ -2,7 +2,8 @@
  * struct buf: a growable byte buffer with a hard bound.  Every buffer fed by
  * a peer (a PB connection, an HTTP body, a file read) sets `max`, and an
  * append that would pass it fails without changing the buffer, so the caller
- * can report "too big" instead of growing without limit.
+ * can report "too big" instead of growing without limit; its allocation never
+ * passes the bound either.
  */
 #include "util/util.h"
 
@@ -36,8 +37,14 @@ int buf_add(struct buf *b, const void *data, size_t len)
 {
     if (b->max != 0 && (len > b->max || b->len > b->max - len))
         return -1;
-    if (b->len + len + 1 > b->cap)
-        b->data = xgrow(b->data, &b->cap, b->len + len + 1, 1);
+    if (b->len + len + 1 > b->cap) {
+        /* doubling, but never past the bound: a bounded buffer holds at most max + 1 bytes */
+        size_t cap = b->cap < 8 ? 8 : b->cap;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        b->cap = b->max != 0 && cap > b->max + 1 ? b->max + 1 : cap;
+        b->data = xrealloc(b->data, b->cap);
+    }
     if (len > 0)
         memcpy(b->data + b->len, data, len);
     b->len += len;

@@ -2,12 +2,14 @@
  * The log: one line per event, "YYYY-mm-dd HH:MM:SS+0000 [level] message",
  * to stderr or to a file.  A file log is rotated by size the way Twisted's
  * logfile does for buildbot (bbmaster.log -> bbmaster.log.1 -> ... -> .N),
- * so a master left running for months never fills the disk.  Only the engine
- * thread and start-up code log; the web threads (later) pass messages back.
+ * so a master left running for months never fills the disk.  The engine,
+ * the web's request threads and its watchdog all log: a mutex keeps lines
+ * whole and the rotation single.
  */
 #include "util/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@ static struct {
     size_t written;
     bool tee;
 } logstate;
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *level_names[] = {"error", "warn", "info", "debug"};
 
@@ -97,6 +101,7 @@ void log_write(enum log_level level, const char *fmt, ...)
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
 
+    pthread_mutex_lock(&log_lock);
     FILE *out = logstate.f != NULL ? logstate.f : stderr;
     int n = fprintf(out, "%s [%s] %s\n", stamp, level_names[level], msg);
     if (logstate.tee && logstate.f != NULL)
@@ -107,4 +112,5 @@ void log_write(enum log_level level, const char *fmt, ...)
         if (logstate.rotate_bytes > 0 && logstate.written >= logstate.rotate_bytes)
             rotate();
     }
+    pthread_mutex_unlock(&log_lock);
 }

@@ -1,5 +1,5 @@
 /*
- * Strings, whole-file reads and atomic writes, and clocks.
+ * Strings, JSON sizes, whole-file reads and atomic writes, and clocks.
  */
 #include "util/util.h"
 
@@ -20,6 +20,26 @@ bool util_streq(const char *a, const char *b)
 bool util_startswith(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void util_json_count(const char *text, size_t len, size_t *values, size_t *objects)
+{
+    size_t v = 1, o = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            i += c == '\\';
+            in_string = c != '"';
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == '[' || c == '{' || c == ':') {
+            v++;
+            o += c == '{';
+        }
+    }
+    *values = v;
+    *objects = o;
 }
 
 int util_edit_distance(const char *a, const char *b)

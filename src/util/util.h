@@ -69,6 +69,13 @@ bool util_startswith(const char *s, const char *prefix);
 int util_edit_distance(const char *a, const char *b);
 /* Parses a whole decimal integer in [min, max]; returns 0 or -1. */
 int util_parse_long(const char *s, long min, long max, long *out);
+/*
+ * What parsing JSON `text` would allocate, counted without parsing it: values
+ * (one, and one more per ',' '[' '{' ':' outside strings) and objects ('{').
+ * A parser's memory grows with these, not with the text's length: 1 MB of
+ * "{}," is 350,000 objects.
+ */
+void util_json_count(const char *text, size_t len, size_t *values, size_t *objects);
 
 /* Files. */
 /* Reads a whole file of at most `max` bytes into a malloc'd NUL-terminated string. */

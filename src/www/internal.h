@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "control/control.h"
 #include "db/db.h"
 #include "util/util.h"
 #include "www/www.h"
@@ -217,16 +218,21 @@ json_t *www_col_json(const struct db_res *r, size_t row, size_t col);
 
 /* The server (server.c) and its pieces: raw.c streams raw logs, rpc.c takes POSTs. */
 #define WWW_POOL_MAX 32
+#define WWW_MAX_DIALECTS 8
+struct www_watch;
 struct www {
     struct MHD_Daemon *daemon;
     char *db_url, *basedir, *buildbot_url;
-    void (*post)(struct www_action *, void *);
-    void *post_arg;
+    struct ctl_queue *control;
+    struct www_watch *watch;
     pthread_mutex_t lock;
     struct db *idle[WWW_POOL_MAX];
     size_t n_idle;
     struct www_cache *cache;
-    char *forceschedulers; /* JSON text, under lock */
+    char *forceschedulers;            /* JSON text, under lock */
+    char *dialects[WWW_MAX_DIALECTS]; /* webhook dialects, under lock */
+    size_t n_dialects;
+    size_t body_bytes; /* POST bodies in flight (reserved), under lock */
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);
@@ -234,6 +240,8 @@ struct db *www_pool_get(struct www *w, char **cause);
 void www_pool_put(struct www *w, struct db *db);
 /* Splits "a/b/c" in place into at most `max` segments; max + 1 when there are more. */
 size_t www_split_path(char *path, char **segs, size_t max);
+/* The path under /api/v2 of a URL, or NULL; sets *api_root for exactly "/api". */
+const char *www_api_path(const char *url, bool *api_root);
 enum MHD_Result www_send_bytes(struct MHD_Connection *c, int status, const char *type,
                                const char *disposition, const char *data, size_t len);
 /* Buildbot's {"error": msg} answer. */
@@ -243,11 +251,77 @@ enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www
 /* A JSON-RPC error answer as Buildbot writes it. */
 enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, int code,
                               const char *msg);
-/* A POST to /api/v2/PATH: a JSON-RPC control action. */
-enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, char *path,
-                                const char *body, size_t len);
-/* A webhook to PATH ("change_hook/github"); `too_big` when the body was cut. */
-enum MHD_Result www_handle_hook(struct www *w, struct MHD_Connection *c, const char *path,
-                                struct buf *body, bool too_big);
+
+/*
+ * rpc.c: a request's body and, once posted, its action.  The body's bound is
+ * chosen in the request's first callback from its route (an API POST, a
+ * configured webhook, or nothing), before any byte of it is kept.
+ */
+#define WWW_API_BODY_MAX (1024 * 1024)
+#define WWW_HOOK_BODY_MAX (25 * 1024 * 1024) /* GitHub sends at most 25 MB */
+#define WWW_BODY_BUDGET (64 * 1024 * 1024)   /* all bodies in flight, per server */
+/* What a JSON-RPC body may make the request thread parse (a force on a thousand builders
+   is a few thousand values). */
+#define WWW_RPC_MAX_VALUES 100000
+#define WWW_RPC_MAX_OBJECTS 10000
+enum www_post_kind { WWW_POST_NONE, WWW_POST_API, WWW_POST_HOOK };
+struct www_post {
+    enum www_post_kind kind;
+    struct buf body;
+    size_t limit;           /* bytes the body may have */
+    size_t reserved;        /* bytes of the servers' body budget held */
+    bool too_big;           /* more came than `limit`: the rest was dropped */
+    bool refused;           /* answered in the first callback */
+    char *dialect;          /* a webhook's */
+    struct ctl_action *act; /* posted (a reference, while the request lasts) */
+    struct www_wait *wait;  /* the wait for its answer; lives as long as act */
+    json_t *id;             /* the JSON-RPC id to answer with */
+};
+/* The first callback of every request: MHD_YES to go on, or the refusal queued now. */
+enum MHD_Result www_post_open(struct www *w, struct MHD_Connection *c, const char *url,
+                              const char *method, struct www_post *p);
+/* Body bytes as they come (kept up to the bound, the rest dropped). */
+void www_post_feed(struct www_post *p, const char *data, size_t len);
+/* A POST to /api/v2/PATH: a JSON-RPC control action, posted to the engine. */
+enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, const char *path,
+                                struct www_post *p);
+/* A webhook to a configured dialect, posted to the engine. */
+enum MHD_Result www_handle_hook(struct www *w, struct MHD_Connection *c, struct www_post *p);
+/* The request came back (resumed, or refused at once): its answer. */
+enum MHD_Result www_post_answer(struct www *w, struct MHD_Connection *c, struct www_post *p);
+/* The request is over: its action, wait and body budget go. */
+void www_post_done(struct www *w, struct www_post *p);
+
+/* wait.c: waiting for the engine's answer with the connection suspended (see there). */
+#define WWW_ACTION_WAIT_MS 30000
+enum www_outcome {
+    WWW_WAITING,
+    WWW_ANSWERED,  /* the engine's answer is in the action */
+    WWW_TIMED_OUT, /* not answered within the bound */
+    WWW_GONE,      /* the client closed its connection */
+    WWW_REFUSED,   /* the queue was full or closed */
+    WWW_SHUTDOWN,  /* the server stops */
+};
+struct www_wait;
+struct www_watch *www_watch_start(int wait_ms, char **cause);
+/*
+ * Settles every wait (503, actions cancelled), gives the resumed requests at
+ * most `drain_ms` to be answered, and stops the thread.
+ */
+#define WWW_STOP_DRAIN_MS 1000
+void www_watch_stop(struct www_watch *wd, int drain_ms);
+/* After the daemon has stopped. */
+void www_watch_free(struct www_watch *wd);
+/*
+ * Pushes `act` (the caller keeps its reference) and suspends `c` until it is
+ * answered; *out gets the wait.  False when it was settled at once (refused,
+ * stopping, or already answered): answer now, the connection is not suspended.
+ */
+bool www_wait_post(struct www *w, struct MHD_Connection *c, struct ctl_action *act,
+                   struct www_wait **out);
+/* How the wait ended (WWW_WAITING while it lasts); *refused gets the queue's reason. */
+enum www_outcome www_wait_outcome(struct www_wait *wt, const char **refused);
+/* The request is over: out of the watchdog's list, its action cancelled if still queued. */
+void www_wait_done(struct www *w, struct www_wait *wt);
 
 #endif

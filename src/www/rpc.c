@@ -1,112 +1,19 @@
 /*
  * POST: JSON-RPC control actions and webhooks.  A request is checked as
- * Buildbot checks it, in its order and words, then handed to the engine
- * through the server's post callback; the web thread waits (bounded) for the
- * engine's reply.
+ * Buildbot checks it, in its order and words; its route names the action
+ * (ctl_kind) and its target, parsed here once with the route's rules
+ * (Python's int() for `n:` segments); the action goes to the engine through
+ * the control queue and the connection waits suspended (wait.c), so no
+ * request thread ever waits for the engine.
+ *
+ * Bodies are bounded per route, the bound chosen in the request's first
+ * callback before any byte is kept (body.c).
  */
 #include "www/internal.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-#define ACTION_WAIT_S 30
-#define HOOK_MAX_HEADERS 64
-
-struct www_action {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int refs;
-    bool done;
-    char *path, *method, *params;
-    char *result;
-    int status, code;
-    char *message;
-    bool message_json; /* message is a JSON object */
-    /* a webhook's */
-    char **headers; /* name, value, name, value... */
-    size_t n_headers;
-    char *body;
-    size_t body_len;
-};
-
-const char *www_action_header(const struct www_action *act, const char *name)
-{
-    for (size_t i = 0; i + 1 < act->n_headers; i += 2)
-        if (strcasecmp(act->headers[i], name) == 0)
-            return act->headers[i + 1];
-    return NULL;
-}
-
-const char *www_action_body(const struct www_action *act, size_t *len)
-{
-    *len = act->body_len;
-    return act->body != NULL ? act->body : "";
-}
-
-void www_action_reply_text(struct www_action *act, int status, const char *text)
-{
-    www_action_reply(act, text, status, 0, NULL);
-}
-
-const char *www_action_path(const struct www_action *act)
-{
-    return act->path;
-}
-
-const char *www_action_method(const struct www_action *act)
-{
-    return act->method;
-}
-
-const char *www_action_params(const struct www_action *act)
-{
-    return act->params;
-}
-
-static void action_unref(struct www_action *a)
-{
-    pthread_mutex_lock(&a->lock);
-    bool last = --a->refs == 0;
-    pthread_mutex_unlock(&a->lock);
-    if (!last)
-        return;
-    pthread_mutex_destroy(&a->lock);
-    pthread_cond_destroy(&a->cond);
-    free(a->path);
-    free(a->method);
-    free(a->params);
-    free(a->result);
-    free(a->message);
-    for (size_t i = 0; i < a->n_headers; i++)
-        free(a->headers[i]);
-    free(a->headers);
-    free(a->body);
-    free(a);
-}
-
-void www_action_reply_json(struct www_action *a, int http_status, int rpc_code,
-                           const char *message_json)
-{
-    a->message_json = true;
-    www_action_reply(a, NULL, http_status, rpc_code, message_json);
-}
-
-void www_action_reply(struct www_action *a, const char *result_json, int http_status, int rpc_code,
-                      const char *message)
-{
-    pthread_mutex_lock(&a->lock);
-    a->result = result_json != NULL ? xstrdup(result_json) : NULL;
-    a->status = http_status;
-    a->code = rpc_code;
-    a->message = message != NULL ? xstrdup(message) : NULL;
-    a->done = true;
-    pthread_cond_signal(&a->cond);
-    pthread_mutex_unlock(&a->lock);
-    action_unref(a);
-}
 
 static enum MHD_Result rpc_error_json(struct MHD_Connection *c, int status, json_t *id, int code,
                                       json_t *message)
@@ -135,62 +42,96 @@ enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, 
     return rpc_error_json(c, status, id, code, json_string(msg ? msg : "error"));
 }
 
-static struct www_action *action_new(const char *path, const char *method, char *params)
+/* Posts the action (taken) and suspends the request; answers at once when it cannot wait. */
+static enum MHD_Result post(struct www *w, struct MHD_Connection *c, struct www_post *p,
+                            struct ctl_action *a, json_t *id)
 {
-    struct www_action *a = xcalloc(1, sizeof *a);
-    pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->cond, NULL);
-    a->refs = 2;
-    a->path = xstrdup(path);
-    a->method = xstrdup(method);
-    a->params = params;
-    return a;
+    p->act = a;
+    p->id = json_incref(id);
+    if (www_wait_post(w, c, a, &p->wait))
+        return MHD_YES; /* resumed when settled: www_post_answer */
+    return www_post_answer(w, c, p);
 }
 
-/* Posts the action to the engine and waits for its answer: false if none came in time. */
-static bool action_run(struct www *w, struct www_action *a)
+/* The engine's answer to a JSON-RPC action, as today's Buildbot writes it. */
+static enum MHD_Result rpc_answer(struct MHD_Connection *c, json_t *id, const struct ctl_answer *a)
 {
-    w->post(a, w->post_arg);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ACTION_WAIT_S;
-    pthread_mutex_lock(&a->lock);
-    while (!a->done && pthread_cond_timedwait(&a->cond, &a->lock, &until) != ETIMEDOUT)
-        ;
-    bool done = a->done;
-    pthread_mutex_unlock(&a->lock);
-    return done;
-}
-
-static enum MHD_Result run_action(struct www *w, struct MHD_Connection *c, const char *path,
-                                  const char *method, json_t *id, json_t *params)
-{
-    if (w->post == NULL) {
-        char *msg = xasprintf("action: %s is not supported", method);
-        enum MHD_Result ret = www_rpc_error(c, 501, id, -32601, msg);
-        free(msg);
-        return ret;
-    }
-    struct www_action *a = action_new(path, method, www_json_dump(params, WWW_JSON_COMPACT, NULL));
-    bool done = action_run(w, a);
-    enum MHD_Result ret;
-    if (!done) {
-        ret = www_rpc_error(c, 503, id, -32603, "the master did not answer in time");
-    } else if (a->result == NULL && a->message_json) {
-        ret = rpc_error_json(c, a->status, id, a->code, json_loads(a->message, 0, NULL));
-    } else if (a->result == NULL) {
-        ret = www_rpc_error(c, a->status, id, a->code, a->message);
-    } else {
-        json_t *result = json_loads(a->result, JSON_DECODE_ANY, NULL);
-        json_t *o = json_pack("{sOsss o}", "id", id, "jsonrpc", "2.0", "result",
-                              result ? result : json_null());
-        char *text = www_json_dump(o, WWW_JSON_COMPACT, NULL);
-        ret = www_send_bytes(c, 200, "application/json", NULL, text, strlen(text));
-        free(text);
-        json_decref(o);
-    }
-    action_unref(a);
+    if (a->result == NULL && a->message_json)
+        return rpc_error_json(c, a->status, id, a->code, json_loads(a->message, 0, NULL));
+    if (a->result == NULL)
+        return www_rpc_error(c, a->status, id, a->code, a->message);
+    json_t *result = json_loads(a->result, JSON_DECODE_ANY, NULL);
+    json_t *o =
+        json_pack("{sOsss o}", "id", id, "jsonrpc", "2.0", "result", result ? result : json_null());
+    char *text = www_json_dump(o, WWW_JSON_COMPACT, NULL);
+    enum MHD_Result ret = www_send_bytes(c, 200, "application/json", NULL, text, strlen(text));
+    free(text);
+    json_decref(o);
     return ret;
+}
+
+enum MHD_Result www_post_answer(struct www *w, struct MHD_Connection *c, struct www_post *p)
+{
+    (void)w;
+    static const char text[] = "text/plain; charset=utf-8";
+    const char *refused = NULL;
+    enum www_outcome o = www_wait_outcome(p->wait, &refused);
+    struct ctl_answer a;
+    const char *msg = o == WWW_REFUSED    ? refused
+                      : o == WWW_SHUTDOWN ? "the web server is stopping"
+                                          : "the master did not answer in time";
+    if (o == WWW_ANSWERED && ctl_action_answer(p->act, &a)) {
+        if (p->kind == WWW_POST_API)
+            return rpc_answer(c, p->id, &a);
+        return www_send_bytes(c, a.status, text, NULL, a.result ? a.result : "",
+                              a.result ? strlen(a.result) : 0);
+    }
+    if (p->kind == WWW_POST_API)
+        return www_rpc_error(c, 503, p->id, -32603, msg);
+    return www_send_bytes(c, 503, text, NULL, msg, strlen(msg));
+}
+
+/* Buildbot's control actions by resource and method. */
+static const struct {
+    const char *plural, *method;
+    enum ctl_kind kind;
+} kinds[] = {
+    {"builds", "stop", CTL_BUILD_STOP},
+    {"builds", "rebuild", CTL_BUILD_REBUILD},
+    {"buildrequests", "cancel", CTL_REQUEST_CANCEL},
+    {"buildrequests", "set_priority", CTL_REQUEST_SET_PRIORITY},
+    {"workers", "stop", CTL_WORKER_STOP},
+    {"workers", "kill", CTL_WORKER_KILL},
+    {"workers", "pause", CTL_WORKER_PAUSE},
+    {"workers", "unpause", CTL_WORKER_UNPAUSE},
+    {"schedulers", "enable", CTL_SCHEDULER_ENABLE},
+    {"forceschedulers", "force", CTL_FORCE},
+};
+
+static bool kind_of(const struct www_endpoint *ep, const char *method, enum ctl_kind *kind)
+{
+    for (size_t i = 0; i < UTIL_NELEM(kinds); i++)
+        if (util_streq(ep->type->plural, kinds[i].plural) && util_streq(method, kinds[i].method)) {
+            *kind = kinds[i].kind;
+            return true;
+        }
+    return false;
+}
+
+/* The target as the route parsed it (names point into the path's segments). */
+static struct ctl_target target_of(const struct www_args *args)
+{
+    struct ctl_target t = {-1, -1, -1, -1, NULL};
+    static const char *const ids[] = {"buildid", "buildrequestid", "schedulerid", "workerid"};
+    for (size_t i = 0; i < UTIL_NELEM(ids); i++)
+        www_arg_num(args, ids[i], &t.id);
+    www_arg_num(args, "builderid", &t.builderid);
+    www_arg_num(args, "masterid", &t.masterid);
+    www_arg_num(args, "build_number", &t.number);
+    static const char *const names[] = {"schedulername", "buildername", "name"};
+    for (size_t i = 0; i < UTIL_NELEM(names) && t.name == NULL; i++)
+        t.name = www_arg_str(args, names[i]);
+    return t;
 }
 
 static bool has_action(const struct www_endpoint *ep, const char *method)
@@ -201,8 +142,22 @@ static bool has_action(const struct www_endpoint *ep, const char *method)
     return false;
 }
 
-static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, char *path,
-                                    const char *method, json_t *id, json_t *params)
+static enum MHD_Result not_supported(struct MHD_Connection *c, const struct www_endpoint *ep,
+                                     const char *method, json_t *id)
+{
+    /* Buildbot's build request endpoint raises ValueError for an action it lacks (a 500);
+       the others answer method-not-found */
+    char msg[512];
+    bool requests = ep != NULL && util_startswith(ep->patterns, "/buildrequests/");
+    snprintf(msg, sizeof msg,
+             requests ? "ValueError('action: %s is not supported')" : "action: %s is not supported",
+             method);
+    return www_rpc_error(c, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
+}
+
+static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, const char *path,
+                                    struct www_post *p, const char *method, json_t *id,
+                                    json_t *params)
 {
     char *copy = xstrdup(path);
     char *segs[WWW_PATH_MAX_SEGS + 1];
@@ -210,21 +165,25 @@ static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, cha
     struct www_args args;
     const struct www_endpoint *ep =
         nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
-    free(copy);
-    char msg[512];
+    enum ctl_kind kind;
+    enum MHD_Result ret;
     if (ep == NULL) {
-        snprintf(msg, sizeof msg, "Invalid path: %s", path);
-        return www_rpc_error(c, 404, id, -32600, msg);
+        char *msg = xasprintf("Invalid path: %s", path);
+        ret = www_rpc_error(c, 404, id, -32600, msg);
+        free(msg);
+    } else if (!has_action(ep, method) || !kind_of(ep, method, &kind)) {
+        ret = not_supported(c, ep, method, id);
+    } else if (w->control == NULL) {
+        ret = www_rpc_error(c, 503, id, -32603, "the master takes no control actions");
+    } else {
+        struct ctl_target t = target_of(&args);
+        char *text = www_json_dump(params, WWW_JSON_COMPACT, NULL);
+        struct ctl_action *a = ctl_action_new(kind, &t, text);
+        free(text);
+        ret = post(w, c, p, a, id);
     }
-    if (has_action(ep, method))
-        return run_action(w, c, path, method, id, params);
-    /* Buildbot's build request endpoint raises ValueError for an action it lacks (a 500);
-       the others answer method-not-found */
-    bool requests = util_startswith(ep->patterns, "/buildrequests/");
-    snprintf(msg, sizeof msg,
-             requests ? "ValueError('action: %s is not supported')" : "action: %s is not supported",
-             method);
-    return www_rpc_error(c, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
+    free(copy);
+    return ret;
 }
 
 /* Buildbot's checks of a JSON-RPC request object, in its order: NULL, or the message. */
@@ -254,18 +213,29 @@ static const char *invalid_rpc(json_t *req, char *msg, size_t cap)
     return NULL;
 }
 
-enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, char *path,
-                                const char *body, size_t len)
+enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, const char *path,
+                                struct www_post *p)
 {
+    if (p->too_big)
+        return www_rpc_error(c, 413, NULL, -32600, "request body too large");
     const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (type == NULL || strncmp(type, "application/json", 16) != 0)
         return www_rpc_error(c, 400, NULL, -32600, "Invalid content-type (use application/json)");
-    json_t *req = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-    enum MHD_Result ret;
+    const char *body = p->body.data != NULL ? p->body.data : "";
+    size_t values, objects;
+    util_json_count(body, p->body.len, &values, &objects);
     char msg[256], why[224];
+    if (values > WWW_RPC_MAX_VALUES || objects > WWW_RPC_MAX_OBJECTS) {
+        snprintf(msg, sizeof msg,
+                 "the request is too big: %zu JSON values and %zu objects (at most %d and %d)",
+                 values, objects, WWW_RPC_MAX_VALUES, WWW_RPC_MAX_OBJECTS);
+        return www_rpc_error(c, 400, NULL, -32600, msg);
+    }
+    json_t *req = json_loadb(body, p->body.len, JSON_DECODE_ANY, NULL);
+    enum MHD_Result ret;
     const char *invalid = NULL;
     if (req == NULL) {
-        www_json_py_error(body, len, why, sizeof why);
+        www_json_py_error(body, p->body.len, why, sizeof why);
         snprintf(msg, sizeof msg, "JSON parse error: %s", why);
         ret = www_rpc_error(c, 400, NULL, -32700, msg);
     } else if (json_is_array(req)) {
@@ -275,10 +245,11 @@ enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, char *p
     } else if ((invalid = invalid_rpc(req, msg, sizeof msg)) != NULL) {
         ret = www_rpc_error(c, 400, NULL, -32600, invalid);
     } else {
-        ret = route_action(w, c, path, json_string_value(json_object_get(req, "method")),
+        ret = route_action(w, c, path, p, json_string_value(json_object_get(req, "method")),
                            json_object_get(req, "id"), json_object_get(req, "params"));
     }
     json_decref(req);
+    buf_free(&p->body);
     return ret;
 }
 
@@ -288,33 +259,22 @@ static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char 
                                  const char *value)
 {
     (void)kind;
-    struct www_action *a = cls;
-    if (key == NULL || value == NULL || a->n_headers >= 2 * HOOK_MAX_HEADERS)
-        return MHD_YES;
-    a->headers = xrealloc(a->headers, (a->n_headers + 2) * sizeof *a->headers);
-    a->headers[a->n_headers++] = xstrdup(key);
-    a->headers[a->n_headers++] = xstrdup(value);
+    if (key != NULL && value != NULL)
+        ctl_action_add_header(cls, key, value);
     return MHD_YES;
 }
 
-enum MHD_Result www_handle_hook(struct www *w, struct MHD_Connection *c, const char *path,
-                                struct buf *body, bool too_big)
+enum MHD_Result www_handle_hook(struct www *w, struct MHD_Connection *c, struct www_post *p)
 {
     static const char text[] = "text/plain; charset=utf-8";
-    if (too_big)
+    if (p->too_big)
         return www_send_bytes(c, 413, text, NULL, "request body too large", 22);
-    if (w->post == NULL)
+    if (w->control == NULL)
         return www_send_bytes(c, 503, text, NULL, "no change hooks", 15);
-    struct www_action *a = action_new(path, "hook", xstrdup("{}"));
+    struct ctl_target t = {-1, -1, -1, -1, p->dialect};
+    struct ctl_action *a = ctl_action_new(CTL_WEBHOOK, &t, NULL);
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_cb, a);
-    a->body_len = body->len;
-    a->body = buf_take(body);
-    enum MHD_Result ret;
-    if (!action_run(w, a))
-        ret = www_send_bytes(c, 503, text, NULL, "the master did not answer in time", 33);
-    else
-        ret = www_send_bytes(c, a->status, text, NULL, a->result ? a->result : "",
-                             a->result ? strlen(a->result) : 0);
-    action_unref(a);
-    return ret;
+    size_t len = p->body.len;
+    ctl_action_set_body(a, buf_take(&p->body), len);
+    return post(w, c, p, a, NULL);
 }

@@ -17,9 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BODY_MAX (1024 * 1024)
-/* GitHub sends at most 25 MB in a webhook. */
-#define HOOK_BODY_MAX (25 * 1024 * 1024)
 #define MAX_ARGS 256
 
 struct db *www_pool_get(struct www *w, char **cause)
@@ -306,12 +303,10 @@ static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char 
 /* The request handler. */
 
 struct conn_ctx {
-    struct buf body;
-    bool too_big;
+    struct www_post post; /* its body, and a POST's action (rpc.c) */
 };
 
-/* The path under /api/v2, or NULL; sets *api_root for exactly "/api". */
-static const char *api_path(const char *url, bool *api_root)
+const char *www_api_path(const char *url, bool *api_root)
 {
     if (util_startswith(url, "/all/"))
         url += 4;
@@ -331,7 +326,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
                                 const char *method, struct conn_ctx *ctx)
 {
     bool root = false;
-    const char *sub = api_path(url, &root);
+    const char *sub = www_api_path(url, &root);
     if (root) {
         char *v2 = xasprintf("%sapi/v2", w->buildbot_url);
         json_t *o = json_pack("{s{ss}}", "api_versions", "v2", v2);
@@ -343,10 +338,8 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         json_decref(o);
         return ret;
     }
-    const char *hook = util_startswith(url, "/all/") ? url + 4 : url;
-    if (sub == NULL && util_startswith(hook, "/change_hook") &&
-        (strcmp(method, "POST") == 0 || strcmp(method, "GET") == 0))
-        return www_handle_hook(w, c, hook + 1, &ctx->body, ctx->too_big);
+    if (ctx->post.kind == WWW_POST_HOOK)
+        return www_handle_hook(w, c, &ctx->post);
     if (sub == NULL)
         return www_send_error(c, 404, "not found");
     char *path = xstrdup(sub);
@@ -359,9 +352,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
             free(msg);
         }
     } else if (strcmp(method, "POST") == 0) {
-        ret = ctx->too_big ? www_rpc_error(c, 413, NULL, -32600, "request body too large")
-                           : www_handle_post(w, c, path, ctx->body.data ? ctx->body.data : "",
-                                             ctx->body.len);
+        ret = www_handle_post(w, c, path, &ctx->post);
     } else if (strcmp(method, "OPTIONS") == 0) {
         ret = www_send_bytes(c, 200, "text/plain; charset=utf-8", NULL, "", 0);
     } else {
@@ -380,34 +371,46 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
         ctx = xcalloc(1, sizeof *ctx);
-        bool hook = strstr(url, "/change_hook") != NULL;
-        buf_init(&ctx->body, hook ? HOOK_BODY_MAX : BODY_MAX);
         *con_cls = ctx;
-        /* Answering in this first call would make libmicrohttpd close the connection
-           after the response: wait for the next call (with the body, if any). */
-        return MHD_YES;
+        /* The body's bound, or a refusal (answering in this first call makes libmicrohttpd
+           close the connection after the response: only refusals are answered here). */
+        return www_post_open(w, c, url, method, &ctx->post);
     }
     if (*upload_size > 0) {
-        if (buf_add(&ctx->body, upload, *upload_size) < 0)
-            ctx->too_big = true;
+        www_post_feed(&ctx->post, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
+    if (ctx->post.refused)
+        return MHD_YES;
+    if (ctx->post.wait != NULL) /* resumed: the engine answered, or the wait is over */
+        return www_post_answer(w, c, &ctx->post);
     return dispatch(w, c, url, method, ctx);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
+    struct www *w = cls;
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL)
         return;
-    buf_free(&ctx->body);
+    www_post_done(w, &ctx->post);
     free(ctx);
     *con_cls = NULL;
+}
+
+/* How long a POST waits for the engine: WWW_ACTION_WAIT_MS, or less when the environment's
+   BBM_ACTION_WAIT_MS says so (for tests of the bound). */
+static int action_wait_ms(void)
+{
+    long ms = WWW_ACTION_WAIT_MS;
+    const char *env = getenv("BBM_ACTION_WAIT_MS");
+    if (env != NULL && util_parse_long(env, 100, WWW_ACTION_WAIT_MS, &ms) < 0)
+        ms = WWW_ACTION_WAIT_MS;
+    return (int)ms;
 }
 
 struct www *www_start(const struct www_opts *opts, char **cause)
@@ -417,10 +420,14 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->basedir = xstrdup(opts->basedir);
     w->buildbot_url =
         xstrdup(opts->buildbot_url != NULL ? opts->buildbot_url : "http://localhost:8010/");
-    w->post = opts->post;
-    w->post_arg = opts->post_arg;
+    w->control = opts->control;
     pthread_mutex_init(&w->lock, NULL);
     w->cache = www_cache_new();
+    w->watch = www_watch_start(action_wait_ms(), cause);
+    if (w->watch == NULL) {
+        www_stop(w);
+        return NULL;
+    }
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     if (opts->interface != NULL && inet_pton(AF_INET, opts->interface, &addr.sin_addr) != 1) {
@@ -434,11 +441,11 @@ struct www *www_start(const struct www_opts *opts, char **cause)
                        : cores > 2       ? (unsigned)(cores < 16 ? cores : 16)
                                          : 2;
     w->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)opts->port, NULL, NULL,
-        access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+        (uint16_t)opts->port, NULL, NULL, access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
+        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w, MHD_OPTION_END);
     if (w->daemon == NULL) {
         util_cause(cause, "www: cannot listen on port %d: %s", opts->port, strerror(errno));
         www_stop(w);
@@ -471,8 +478,12 @@ void www_stop(struct www *w)
 {
     if (w == NULL)
         return;
+    www_watch_stop(w->watch, WWW_STOP_DRAIN_MS); /* waiting POSTs answered 503 */
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
+    www_watch_free(w->watch);
+    for (size_t i = 0; i < w->n_dialects; i++)
+        free(w->dialects[i]);
     for (size_t i = 0; i < w->n_idle; i++)
         db_close(w->idle[i]);
     www_cache_free(w->cache);

@@ -1,8 +1,8 @@
 """Fixtures for integration tests: a real bbmaster started through its command
 line in a temporary directory, and real Debian buildbot-worker processes, on
 free loopback ports.  Everything started is stopped at teardown, killed if it
-must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan build: its reports
-go to files in the test directory and any report fails the test."""
+must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan (or TSan) build: its
+reports go to files in the test directory and any report fails the test."""
 
 import glob
 import os
@@ -23,9 +23,10 @@ TIMEOUT = 60 if SANITIZED else 30
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port that no socket uses right now on any address (a client connection from
+    another loopback address, 127.0.0.2..., would keep a master from listening on it)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("0.0.0.0", 0))
         return s.getsockname()[1]
 
 
@@ -97,6 +98,7 @@ class Master:
         if SANITIZED:
             self.env["ASAN_OPTIONS"] = f"log_path={self.dir}/asan:detect_leaks=1"
             self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}/ubsan:print_stacktrace=1"
+            self.env["TSAN_OPTIONS"] = f"log_path={self.dir}/tsan"
 
     def cli(self, *args, check=None):
         r = subprocess.run([BBMASTER, *args], capture_output=True, text=True,

@@ -23,6 +23,7 @@ static void test_buf_bound(void **state)
     assert_int_equal(buf_addstr(&b, "678"), 0);
     assert_int_equal(buf_addc(&b, '9'), -1);
     assert_int_equal(b.len, 8);
+    assert_int_equal(b.cap, 9); /* the allocation stops at the bound too */
     assert_string_equal(b.data, "12345678");
     buf_consume(&b, 3);
     assert_string_equal(b.data, "45678");
@@ -55,6 +56,20 @@ static void test_parse_long(void **state)
     assert_int_equal(util_parse_long("12x", 1, 65535, &v), -1);
     assert_int_equal(util_parse_long("", 1, 65535, &v), -1);
     assert_int_equal(v, 9989);
+}
+
+/* Values and objects counted outside strings only, escapes included. */
+static void test_json_count(void **state)
+{
+    (void)state;
+    size_t v, o;
+    const char *text = "{\"a\": [1, 2, {}], \"b,{:[\": \"x\\\"{,\"}";
+    util_json_count(text, strlen(text), &v, &o);
+    assert_int_equal(v, 9); /* 1, then { : [ , , { , : */
+    assert_int_equal(o, 2);
+    util_json_count("", 0, &v, &o);
+    assert_int_equal(v, 1);
+    assert_int_equal(o, 0);
 }
 
 static void test_files(void **state)
@@ -120,7 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_bound),    cmocka_unit_test(test_edit_distance),
         cmocka_unit_test(test_parse_long),   cmocka_unit_test(test_files),
-        cmocka_unit_test(test_log_rotation),
+        cmocka_unit_test(test_log_rotation), cmocka_unit_test(test_json_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
