@@ -23,9 +23,10 @@ TIMEOUT = 60 if SANITIZED else 30
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port that nothing uses on any address right now (the master binds 0.0.0.0,
+    and tests connect from other loopback addresses than 127.0.0.1)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("0.0.0.0", 0))
         return s.getsockname()[1]
 
 
@@ -93,13 +94,14 @@ class Master:
     def __init__(self, basedir):
         self.dir = str(basedir)
         self.pb_port = free_port()
+        self.launcher = []  # a command the master runs under, e.g. prlimit
         self.env = dict(os.environ)
         if SANITIZED:
             self.env["ASAN_OPTIONS"] = f"log_path={self.dir}/asan:detect_leaks=1"
             self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}/ubsan:print_stacktrace=1"
 
     def cli(self, *args, check=None):
-        r = subprocess.run([BBMASTER, *args], capture_output=True, text=True,
+        r = subprocess.run([*self.launcher, BBMASTER, *args], capture_output=True, text=True,
                            env=self.env, timeout=120)
         if check is not None:
             assert r.returncode == check, f"{args}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
