@@ -94,6 +94,16 @@ int util_write_file(const char *path, const char *data, size_t len, int mode, ch
 bool util_is_dir(const char *path);
 bool util_is_file(const char *path);
 
+/* File descriptors. */
+/* The highest soft limit util_raise_fd_limit asks for (Linux's default nr_open). */
+#define UTIL_FD_LIMIT_MAX 1048576
+/*
+ * Raises RLIMIT_NOFILE's soft limit to its hard limit (at most
+ * UTIL_FD_LIMIT_MAX); returns the soft limit in force afterwards and the one
+ * before in *before.
+ */
+unsigned long util_raise_fd_limit(unsigned long *before);
+
 /* Time. */
 /* Seconds since the epoch, with sub-second precision. */
 double util_now(void);

@@ -21,6 +21,7 @@ struct www_opts {
     const char *basedir;
     const char *buildbot_url; /* "http://localhost:8010/" */
     int threads;              /* request threads; 0 = a default */
+    unsigned max_connections; /* 0 = a default */
     /*
      * Posts a control action to the engine (called on a web thread).  The
      * engine must later call www_action_reply exactly once, from any thread.

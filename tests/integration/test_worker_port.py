@@ -292,6 +292,28 @@ def test_known_worker_comes_back_through_idle_flood(master, workers):
         flood.close()
 
 
+def test_low_fd_limit_keeps_the_web_answering(master):
+    """Under `prlimit --nofile=256:256` the worker port takes no more than its share: 300
+    connections to it leave the web answering GETs."""
+    raise_own_fd_limit(1024)
+    start(master, ["prlimit", "--nofile=256:256"])
+    fds = open_fds(master.pid())
+    flood = connect_from(loopbacks(25, third=7), 12, master.pb_port)
+    try:
+        time.sleep(1)  # let the master accept what it will
+        for _ in range(3):
+            code, body = get(master, "workers")
+            assert code == 200 and body["workers"][0]["name"] == "w1"
+        held = open_fds(master.pid()) - fds
+    finally:
+        close_all(flood)
+    line = [l for l in master.log().splitlines() if "file descriptors:" in l][0]
+    m = re.search(r"limit 256 .*; (\d+) reserved, (\d+) for worker connections, (\d+) for web", line)
+    assert m, line
+    assert int(m.group(1)) + int(m.group(2)) + int(m.group(3)) <= 256
+    assert held <= int(m.group(2))
+
+
 def test_login_brute_force_is_rate_limited(master, workers):
     """40 wrong passwords from 127.0.0.5, then the right one from there: the first ten are
     logged one by one, the rest refused and summed up in one line, the right password is
