@@ -95,9 +95,15 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         session_close(s, uv_strerror((int)nread));
         return;
     }
+    /* a stranger's bytes go in a login's worth at a time, and none after a close was asked */
     char *cause = NULL;
+    int rc = 0;
+    size_t len = (size_t)nread, n;
     s->in_receive = true;
-    int rc = pb_broker_receive(s->broker, buf->base, (size_t)nread, &cause);
+    for (size_t off = 0; rc == 0 && off < len && !s->close_after_receive; off += n) {
+        n = s->prelogin && len - off > PB_LOGIN_MAX_EXPR ? PB_LOGIN_MAX_EXPR : len - off;
+        rc = pb_broker_receive(s->broker, buf->base + off, n, &cause);
+    }
     s->in_receive = false;
     if (rc != 0) {
         char *why = xasprintf("protocol error: %s", cause);

@@ -241,7 +241,7 @@ def test_prelogin_flood_stays_small_and_a_worker_still_builds(master, workers):
         greedy = unread_logins(master.pb_port)
         trickling = connect_from(loopbacks(50, third=3), 10, master.pb_port)
         trickle = Trickle(trickling)
-        print(f"the flood holds {open_fds(pid) - fds} descriptors")
+        wait_for(lambda: open_fds(pid) - fds >= 250, what="the master to take the flood")
         w = workers("w1", "pass1", master.pb_port).start()
         master.wait_log(ATTACHED)
         brid = force_build(master)
