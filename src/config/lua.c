@@ -17,6 +17,7 @@ enum {
     MAX_CONFIG_BYTES = 16 << 20,
     HOOK_EVERY = 100000,   /* instructions between checks */
     MAX_HOOK_CALLS = 5000, /* 5e8 instructions: a few seconds */
+    MAX_ERRORS = 200,      /* errors reported; the rest are counted */
 };
 #define MAX_LUA_MEMORY ((size_t)512 << 20)
 
@@ -70,12 +71,17 @@ struct cfg_errors *cfg_errors_of(lua_State *L)
 void cfg_error(lua_State *L, const char *file, int line, const char *fmt, ...)
 {
     struct cfg_errors *e = cfg_errors_of(L);
+    if (++e->count > MAX_ERRORS) { /* a constructor called in an endless recursion, say */
+        if (e->count == MAX_ERRORS + 1)
+            buf_printf(&e->text, "%s:%d: more errors follow; only the first %d are shown\n", file,
+                       line, MAX_ERRORS);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     buf_printf(&e->text, "%s:%d: %s\n", file, line, msg);
-    e->count++;
     free(msg);
 }
 

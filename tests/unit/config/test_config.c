@@ -244,6 +244,17 @@ static void test_lua_errors(void **state)
         load("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n", &errors));
     assert_non_null(strstr(errors, "not enough memory"));
     free(errors);
+    /* found by fuzz_config: a constructor called without end reported every call */
+    assert_null(load("local bbm = require 'bbm'\nfor i = 1, 5000 do bbm.worker('w' .. i, 1) end\n"
+                     "return {}\n",
+                     &errors));
+    size_t lines = 0;
+    for (const char *p = errors; *p != '\0'; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 201);
+    assert_non_null(
+        strstr(errors, "master.lua:2: more errors follow; only the first 200 are shown\n"));
+    free(errors);
 }
 
 static void test_yaml(void **state)
