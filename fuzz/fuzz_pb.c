@@ -12,7 +12,7 @@ static void roundtrip(const struct pb_value *tree)
 {
     struct pb_value *v = NULL;
     char *cause = NULL;
-    if (pb_unjelly(tree, &v, &cause) == 0) {
+    if (pb_unjelly(tree, PB_MAX_NODES, &v, &cause) == 0) {
         struct pb_value *again = pb_jelly(v);
         struct buf out;
         buf_init(&out, 0);
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t piece = 1 + data[0] % 64;
     data++, size--;
-    struct pb_decoder *d = pb_decoder_new();
+    struct pb_decoder *d = pb_decoder_new(NULL);
     char *cause = NULL;
     for (size_t off = 0; off < size; off += piece) {
         size_t n = size - off < piece ? size - off : piece;

@@ -43,6 +43,7 @@ struct master {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t stop_timer; /* bounds the wait for builds to stop */
     bool stopping;
+    size_t worker_fds, web_fds; /* each port's share of file descriptors (fd_budget) */
 };
 
 /* On the engine thread: the change hooks, the schedulers or the engine answer each action. */
@@ -209,6 +210,7 @@ static int open_www(struct master *m, const struct cfg *c, struct www **out, cha
     char *url = c->buildbot_url != NULL ? xstrdup(c->buildbot_url)
                                         : xasprintf("http://localhost:%d/", c->www_port);
     struct www_opts o = {.port = c->www_port,
+                         .max_connections = (unsigned)m->web_fds,
                          .db_url = c->db_url,
                          .basedir = getcwd(cwd, sizeof cwd),
                          .buildbot_url = url,
@@ -388,6 +390,42 @@ static void watch_signal(struct master *m, uv_signal_t *h, int signum)
     uv_signal_start(h, signal_cb, signum);
 }
 
+/*
+ * File descriptors: the soft limit goes up to the hard one, and is shared so
+ * that neither port can starve the other or the master.  A reserve covers
+ * what the master opens itself (FD_FIXED: stdio, the log, the loop, the
+ * listeners, the web threads' event descriptors; FD_CHILDREN: children's
+ * pipes, transfer files, outgoing HTTP) and its database connections (the
+ * web pool's 32, the engine's and one more, each three descriptors on SQLite:
+ * the file, -wal and -shm).  The worker port and the web get half of the rest
+ * each, up to WK_MAX_CONNECTIONS and FD_WEB_MAX.
+ */
+enum { FD_FIXED = 64, FD_CHILDREN = 32, FD_DB_CONNECTIONS = 34, FD_WEB_MAX = 1024, FD_MIN = 8 };
+
+static void fd_budget(struct master *m)
+{
+    unsigned long before, limit = util_raise_fd_limit(&before);
+    size_t per_db = db_kind(m->db) == DB_PG ? 1 : 3;
+    size_t reserve = FD_FIXED + FD_CHILDREN + FD_DB_CONNECTIONS * per_db;
+    size_t rest = limit > reserve ? limit - reserve : 0;
+    if (rest < 2 * FD_MIN) {
+        log_warn("file descriptors: a limit of %lu leaves too few beside the %zu the master "
+                 "reserves for itself; raise `ulimit -n` (the ports get %d each)",
+                 limit, reserve, FD_MIN);
+        rest = 2 * FD_MIN;
+    }
+    m->worker_fds = rest / 2 < WK_MAX_CONNECTIONS ? rest / 2 : WK_MAX_CONNECTIONS;
+    m->web_fds = rest - rest / 2 < FD_WEB_MAX ? rest - rest / 2 : FD_WEB_MAX;
+    log_info("file descriptors: limit %lu (was %lu); %zu reserved, %zu for worker connections, "
+             "%zu for web connections",
+             limit, before, reserve, m->worker_fds, m->web_fds);
+    size_t strangers = m->worker_fds / 2 < WK_MAX_PRELOGIN ? m->worker_fds / 2 : WK_MAX_PRELOGIN;
+    if (m->worker_fds - strangers < m->cfg->n_workers)
+        log_warn("file descriptors: %zu workers are configured but only %zu can be sure to "
+                 "connect at once; raise `ulimit -n`",
+                 m->cfg->n_workers, m->worker_fds - strangers);
+}
+
 static int start(struct master *m, char **cause)
 {
     char *errors = NULL;
@@ -406,12 +444,14 @@ static int start(struct master *m, char **cause)
         log_error("%s", *cause);
         return -1;
     }
+    fd_budget(m);
     m->control = ctl_queue_new(&m->loop, control_ready, m);
     if (start_www(m, cause) < 0) {
         log_error("%s", *cause);
         return -1;
     }
     m->workers = wk_registry_new(&m->loop, m->cfg);
+    wk_set_budget(m->workers, m->worker_fds);
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
     m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
     m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);

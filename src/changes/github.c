@@ -294,11 +294,11 @@ static int push(const struct cfg_github *gh, const json_t *payload, const char *
                          : util_startswith(ref, "refs/tags/") ? ref + 10
                                                               : NULL;
     if (branch == NULL || *branch == '\0') {
-        log_info("github hook: ignoring refname '%s': not a branch", ref);
+        log_info("github hook: ignoring refname '%s': not a branch", UTIL_ESC(ref));
         return 0;
     }
     if (json_is_true(json_object_get(payload, "deleted"))) {
-        log_info("github hook: branch '%s' deleted, ignoring", branch);
+        log_info("github hook: branch '%s' deleted, ignoring", UTIL_ESC(branch));
         return 0;
     }
     const json_t *head = json_object_get(payload, "head_commit");
@@ -370,7 +370,7 @@ static int pull_request(const struct cfg_github *gh, const json_t *payload, cons
     if (!util_streq(action, "opened") && !util_streq(action, "reopened") &&
         !util_streq(action, "synchronize")) {
         log_info("github hook: pull request #%lld %s, ignoring",
-                 (long long)json_integer_value(number), action ? action : "?");
+                 (long long)json_integer_value(number), UTIL_ESC(action ? action : "?"));
         return 0;
     }
     json_t *props = json_object();

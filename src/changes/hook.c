@@ -60,12 +60,12 @@ int chg_store_one(struct chg *c, json_t *change, const char *src)
     char *cause = NULL;
     long long id = changes_add(c->db, change, src, &cause);
     if (id < 0) {
-        log_error("adding a change: %s", cause);
+        log_error("adding a change: %s", UTIL_ESC(cause));
         free(cause);
         return -1;
     }
     const char *rev = json_string_value(json_object_get(change, "revision"));
-    log_info("added change %lld with revision %s to database", id, rev ? rev : "None");
+    log_info("added change %lld with revision %s to database", id, UTIL_ESC(rev ? rev : "None"));
     if (c->listener != NULL)
         c->listener(change, c->arg);
     return 0;
@@ -165,7 +165,7 @@ static void github(struct chg *c, struct ctl_action *act)
     char *cause = NULL;
     if (changes_github(c->cfg->github, &req, &changes, &payload, &cause) < 0 ||
         check_all(changes, &cause) < 0) {
-        log_warn("github hook refused a request: %s", cause);
+        log_warn("github hook refused a request: %s", UTIL_ESC(cause));
         ctl_reply_text(act, 400, cause);
         free(cause);
         json_decref(changes);

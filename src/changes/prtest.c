@@ -413,8 +413,8 @@ static void got_permission(struct prflow *f, const struct http_response *r)
     json_t *p = answer_json(r);
     const char *level = str(p, "permission");
     bool ok = util_streq(level, "write") || util_streq(level, "admin");
-    log_info("github hook: user %s has permission %s on %s", f->user, level ? level : "none",
-             f->repo);
+    log_info("github hook: user %s has permission %s on %s", UTIL_ESC(f->user),
+             UTIL_ESC(level ? level : "none"), UTIL_ESC(f->repo));
     json_decref(p);
     if (!ok) {
         const char *url = f->comment ? str(json_object_get(f->payload, "issue"), "comments_url")

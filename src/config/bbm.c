@@ -590,7 +590,8 @@ static int worker_ctor(lua_State *L)
     char file[256];
     int line;
     cfg_caller(L, file, sizeof file, &line);
-    if (lua_isnoneornil(L, 3))
+    lua_settop(L, 3); /* missing arguments become nil: lua_replace needs a slot */
+    if (lua_isnil(L, 3))
         lua_newtable(L), lua_replace(L, 3);
     construct(L, 3, "worker", "bbm.worker", lists);
     if (lua_type(L, 1) != LUA_TSTRING || lua_rawlen(L, 1) == 0)
@@ -609,7 +610,8 @@ static int worker_ctor(lua_State *L)
 static int codebase_ctor(lua_State *L)
 {
     static const struct param *const lists[] = {codebase_params, NULL};
-    if (lua_isnoneornil(L, 2))
+    lua_settop(L, 2);
+    if (lua_isnil(L, 2))
         lua_newtable(L), lua_replace(L, 2);
     construct(L, 2, "param.codebase", "bbm.params.codebase", lists);
     lua_pushstring(L, luaL_optstring(L, 1, ""));

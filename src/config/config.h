@@ -121,11 +121,24 @@ struct cfg {
 int cfg_load(const char *path, struct cfg **out, char **cause);
 void cfg_free(struct cfg *cfg);
 
+struct lua_State;
+
+/* How cfg_load_text runs a configuration; zeros mean cfg_load's defaults. */
+struct cfg_load_opts {
+    size_t max_memory;       /* bytes the Lua state may hold */
+    size_t max_instructions; /* Lua instructions the file may run (rounded up to 100,000) */
+    /* Called on the fresh state before the file runs (a fuzzer takes io and os away). */
+    void (*prepare)(struct lua_State *L);
+};
+
+/* cfg_load for the text of a file named `path` (the name errors and require use). */
+int cfg_load_text(const char *path, const char *text, size_t len, const struct cfg_load_opts *opts,
+                  struct cfg **out, char **cause);
+
 const struct cfg_worker *cfg_find_worker(const struct cfg *cfg, const char *name);
 const struct cfg_builder *cfg_find_builder(const struct cfg *cfg, const char *name);
 
 /* JSON values in a Lua state and back (luajson.c); on the thread that owns the state. */
-struct lua_State;
 struct json_t;
 void cfg_lua_push_json(struct lua_State *L, const struct json_t *v);
 /* The value at `idx` as JSON (owned). */

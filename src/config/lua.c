@@ -17,6 +17,7 @@ enum {
     MAX_CONFIG_BYTES = 16 << 20,
     HOOK_EVERY = 100000,   /* instructions between checks */
     MAX_HOOK_CALLS = 5000, /* 5e8 instructions: a few seconds */
+    MAX_ERRORS = 200,      /* errors reported; the rest are counted */
 };
 #define MAX_LUA_MEMORY ((size_t)512 << 20)
 
@@ -24,7 +25,9 @@ static const char errors_key = 'e';
 
 struct lua_budget {
     size_t used;
+    size_t max;
     size_t hook_calls;
+    size_t max_hook_calls;
 };
 
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -37,7 +40,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         b->used -= osize;
         return NULL;
     }
-    if (nsize > osize && b->used + (nsize - osize) > MAX_LUA_MEMORY)
+    if (nsize > osize && b->used + (nsize - osize) > b->max)
         return NULL;
     void *p = realloc(ptr, nsize);
     if (p != NULL)
@@ -50,7 +53,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     void *ud;
     lua_getallocf(L, &ud);
     struct lua_budget *b = ud;
-    if (++b->hook_calls <= MAX_HOOK_CALLS)
+    if (++b->hook_calls <= b->max_hook_calls)
         return;
     lua_getinfo(L, "Sl", ar);
     luaL_error(L, "%s:%d: the configuration ran for too long (an endless loop?)",
@@ -68,12 +71,17 @@ struct cfg_errors *cfg_errors_of(lua_State *L)
 void cfg_error(lua_State *L, const char *file, int line, const char *fmt, ...)
 {
     struct cfg_errors *e = cfg_errors_of(L);
+    if (++e->count > MAX_ERRORS) { /* a constructor called in an endless recursion, say */
+        if (e->count == MAX_ERRORS + 1)
+            buf_printf(&e->text, "%s:%d: more errors follow; only the first %d are shown\n", file,
+                       line, MAX_ERRORS);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     buf_printf(&e->text, "%s:%d: %s\n", file, line, msg);
-    e->count++;
     free(msg);
 }
 
@@ -188,25 +196,29 @@ static int run_file(lua_State *L, const char *path, const char *source, size_t l
     return 0;
 }
 
-int cfg_load(const char *path, struct cfg **out, char **cause)
+int cfg_load_text(const char *path, const char *source, size_t len,
+                  const struct cfg_load_opts *opts, struct cfg **out, char **cause)
 {
-    size_t len = 0;
-    char *source = util_read_file(path, MAX_CONFIG_BYTES, &len, cause);
-    if (source == NULL)
-        return -1;
     struct cfg_errors errors;
     buf_init(&errors.text, 0);
     errors.count = 0;
     struct lua_budget *budget = xcalloc(1, sizeof *budget);
+    budget->max = opts != NULL && opts->max_memory > 0 ? opts->max_memory : MAX_LUA_MEMORY;
+    budget->max_hook_calls = opts != NULL && opts->max_instructions > 0
+                                 ? (opts->max_instructions + HOOK_EVERY - 1) / HOOK_EVERY
+                                 : MAX_HOOK_CALLS;
     struct cfg *cfg = xcalloc(1, sizeof *cfg);
     cfg->path = xstrdup(path);
     lua_State *L = new_state(&errors, budget);
     cfg->lua = L;
     cfg->lua_budget = budget;
     set_package_path(L, path);
+    if (opts != NULL && opts->prepare != NULL)
+        opts->prepare(L);
+    char *text = xstrndup(source, len); /* validation reads the source as a C string */
     if (run_file(L, path, source, len) == 0)
-        cfg_read_model(L, cfg, path, source);
-    free(source);
+        cfg_read_model(L, cfg, path, text);
+    free(text);
     lua_sethook(L, NULL, 0, 0);
     if (errors.count > 0) {
         free(*cause);
@@ -220,6 +232,17 @@ int cfg_load(const char *path, struct cfg **out, char **cause)
     lua_settop(L, 0);
     *out = cfg;
     return 0;
+}
+
+int cfg_load(const char *path, struct cfg **out, char **cause)
+{
+    size_t len = 0;
+    char *source = util_read_file(path, MAX_CONFIG_BYTES, &len, cause);
+    if (source == NULL)
+        return -1;
+    int rc = cfg_load_text(path, source, len, NULL, out, cause);
+    free(source);
+    return rc;
 }
 
 static void free_strings(char **v, size_t n)

@@ -460,6 +460,7 @@ static int parse_port(struct reader *r, int idx, const char *what, char **iface)
 
 static void read_protocols(struct reader *r)
 {
+    static const char no_port[] = "protocols.pb must be a table with a port, like { port = 9989 }";
     lua_State *L = r->L;
     int t = lua_getfield(L, r->top, "protocols");
     if (t == LUA_TTABLE) {
@@ -469,12 +470,14 @@ static void read_protocols(struct reader *r)
             if (strcmp(name, "pb") != 0)
                 cfg_error(L, r->path, key_line(r, "protocols"),
                           "protocols: unknown protocol '%s' (bbmaster speaks 'pb')", name);
-            else if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, "port") == LUA_TNIL)
-                cfg_error(L, r->path, key_line(r, "protocols"),
-                          "protocols.pb must be a table with a port, like { port = 9989 }");
+            else if (lua_type(L, -1) != LUA_TTABLE)
+                cfg_error(L, r->path, key_line(r, "protocols"), "%s", no_port);
             else {
-                r->cfg->pb_port =
-                    parse_port(r, lua_gettop(L), "protocols.pb.port", &r->cfg->pb_interface);
+                if (lua_getfield(L, -1, "port") == LUA_TNIL)
+                    cfg_error(L, r->path, key_line(r, "protocols"), "%s", no_port);
+                else
+                    r->cfg->pb_port =
+                        parse_port(r, lua_gettop(L), "protocols.pb.port", &r->cfg->pb_interface);
                 lua_pop(L, 1);
             }
             lua_pop(L, 1);

@@ -5,7 +5,8 @@
  * of open lists and works token by token: bytes are consumed as soon as a
  * token is whole, and only an incomplete token stays buffered.  That keeps
  * decoding linear however the peer splits its writes, and every length, the
- * nesting and the size of one expression are bounded (pb.h).
+ * nesting and the size of one expression are bounded by the connection's
+ * limits (pb.h), which a server raises once its peer has logged in.
  */
 #include "pb/pb.h"
 
@@ -38,6 +39,26 @@ const char *pb_vocab_word(int index)
     return index >= 1 && index < (int)UTIL_NELEM(vocab) ? vocab[index] : NULL;
 }
 
+/* ------------------------------------------------------------ limits */
+
+const struct pb_limits pb_limits_login = {
+    .max_expr = PB_LOGIN_MAX_EXPR,
+    .max_nodes = PB_LOGIN_MAX_NODES,
+    .max_length = PB_LOGIN_MAX_LENGTH,
+    .max_depth = PB_LOGIN_MAX_DEPTH,
+    .max_calls = PB_LOGIN_MAX_CALLS,
+    .max_objects = PB_LOGIN_MAX_OBJECTS,
+};
+
+const struct pb_limits pb_limits_session = {
+    .max_expr = PB_MAX_EXPR,
+    .max_nodes = PB_MAX_NODES,
+    .max_length = PB_MAX_LENGTH,
+    .max_depth = PB_MAX_DEPTH,
+    .max_calls = PB_MAX_PENDING,
+    .max_objects = PB_MAX_LOCAL_OBJECTS,
+};
+
 /* ------------------------------------------------------------ decoder */
 
 struct frame {
@@ -53,12 +74,22 @@ struct pb_decoder {
     size_t expr_bytes; /* consumed by the expression being decoded */
     size_t nodes;
     bool failed;
+    const struct pb_limits *lim;
 };
 
-struct pb_decoder *pb_decoder_new(void)
+void pb_decoder_set_limits(struct pb_decoder *d, const struct pb_limits *lim)
+{
+    d->lim = lim != NULL ? lim : &pb_limits_session;
+    /* one expression, and the incomplete token after it */
+    size_t max = d->lim->max_expr + d->lim->max_length + PB_MAX_HEADER + 16;
+    d->in.max = max > d->in.len ? max : d->in.len;
+}
+
+struct pb_decoder *pb_decoder_new(const struct pb_limits *lim)
 {
     struct pb_decoder *d = xcalloc(1, sizeof *d);
-    buf_init(&d->in, PB_MAX_EXPR + PB_MAX_HEADER + 16);
+    buf_init(&d->in, 0);
+    pb_decoder_set_limits(d, lim);
     return d;
 }
 
@@ -85,8 +116,8 @@ int pb_decoder_feed(struct pb_decoder *d, const void *data, size_t len, char **c
         d->pos = 0;
     }
     if (buf_add(&d->in, data, len) != 0)
-        return util_cause(cause, "banana: more than %u bytes pending in one expression",
-                          PB_MAX_EXPR);
+        return util_cause(cause, "banana: more than %zu bytes pending in one expression",
+                          d->in.max);
     return 0;
 }
 
@@ -140,9 +171,9 @@ static int token(struct pb_decoder *d, struct pb_value **atom, char **cause)
     *atom = NULL;
     switch (type) {
     case T_LIST:
-        if (big || len > PB_MAX_LENGTH)
-            return fail(d, cause, "list longer than 655360 elements");
-        if (d->depth >= PB_MAX_DEPTH)
+        if (big || len > d->lim->max_length)
+            return fail(d, cause, "list longer than the connection allows");
+        if (d->depth >= d->lim->max_depth || d->depth >= PB_MAX_DEPTH)
             return fail(d, cause, "lists nested too deeply");
         d->stack[d->depth].list = pb_list();
         d->stack[d->depth].remaining = (size_t)len;
@@ -151,8 +182,8 @@ static int token(struct pb_decoder *d, struct pb_value **atom, char **cause)
         d->depth++;
         break;
     case T_STRING:
-        if (big || len > PB_MAX_LENGTH)
-            return fail(d, cause, "string longer than 655360 bytes");
+        if (big || len > d->lim->max_length)
+            return fail(d, cause, "string longer than the connection allows");
         if (avail - used < len)
             return 0;
         *atom = pb_bytes(p + used, (size_t)len);
@@ -188,7 +219,7 @@ static int token(struct pb_decoder *d, struct pb_value **atom, char **cause)
     }
     d->pos += used;
     d->expr_bytes += used;
-    if (d->expr_bytes > PB_MAX_EXPR || ++d->nodes > PB_MAX_NODES) {
+    if (d->expr_bytes > d->lim->max_expr || ++d->nodes > d->lim->max_nodes) {
         pb_value_free(*atom);
         return fail(d, cause, "expression too large");
     }

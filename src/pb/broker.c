@@ -64,6 +64,7 @@ struct pb_broker {
     const struct pb_broker_ops *ops;
     void *ctx;
     struct pb_decoder *dec;
+    const struct pb_limits *lim;
 
     struct local *locals; /* sorted by luid, since luids only grow */
     size_t n_locals, cap_locals;
@@ -103,7 +104,7 @@ static bool bytes_equal(const struct pb_value *v, const char *word)
 static int bad(char **cause, const char *what, const struct pb_value *v)
 {
     struct buf shown;
-    buf_init(&shown, 0);
+    buf_init(&shown, 400); /* a repr that would not fit stops short */
     pb_value_repr(&shown, v, 40);
     util_cause(cause, "%s, got %s", what, shown.data != NULL ? shown.data : "nothing");
     buf_free(&shown);
@@ -193,8 +194,10 @@ static struct local *find_local(struct pb_broker *b, uint32_t luid, size_t *inde
 
 static uint32_t add_local(struct pb_broker *b, void *obj, const struct pb_handler *handler)
 {
-    if (b->n_locals >= PB_MAX_LOCAL_OBJECTS || b->next_luid == 0) {
-        log_warn("pb: cannot export more than %d objects on one connection", PB_MAX_LOCAL_OBJECTS);
+    if (b->n_locals >= b->lim->max_objects || b->next_luid == 0) {
+        /* a peer can cause this (logins without respond): the caller reports it */
+        log_debug("pb: cannot export more than %zu objects on this connection",
+                  b->lim->max_objects);
         return 0;
     }
     b->locals = xgrow(b->locals, &b->cap_locals, b->n_locals + 1, sizeof *b->locals);
@@ -442,8 +445,8 @@ static void reply(struct pb_call *call, const char *kind, struct pb_value *value
         each_remote(b, value, count_sent);
         deliver(b, &out);
     } else {
-        log_error("pb: cannot encode the %s to call %u (%s): %s", kind, call->reqid, call->method,
-                  cause);
+        log_error("pb: cannot encode the %s to call %u (%s): %s", kind, call->reqid,
+                  UTIL_ESC(call->method), cause);
         struct pb_value *f =
             pb_failure_new(PB_ERR_PB, "the result could not be encoded", pb_parents_pb_error);
         if (send_tree(b, envelope("error", call->reqid, pb_jelly(f)), NULL) != 0)
@@ -511,8 +514,9 @@ static int unjelly_args(struct pb_call *call, const struct pb_value *args,
                         const struct pb_value *kwargs)
 {
     char *cause = NULL;
-    if (pb_unjelly(args, &call->args, &cause) != 0 ||
-        pb_unjelly(kwargs, &call->kwargs, &cause) != 0) {
+    size_t max = call->broker->lim->max_nodes;
+    if (pb_unjelly(args, max, &call->args, &cause) != 0 ||
+        pb_unjelly(kwargs, max, &call->kwargs, &cause) != 0) {
         pb_call_fail_with(call, PB_ERR_PB, pb_parents_pb_error,
                           "the arguments of %s could not be decoded: %s", call->method, cause);
         free(cause);
@@ -551,9 +555,9 @@ static int got_call(struct pb_broker *b, struct pb_value **item, char **cause)
         return bad(cause, "a PB method name must be UTF-8 without NUL bytes", item[3]);
     if (item[4]->kind != PB_INT)
         return bad(cause, "the answerRequired flag of a PB message must be an integer", item[4]);
-    if (b->n_calls >= PB_MAX_PENDING)
-        return util_cause(cause, "the peer has more than %d calls waiting for answers",
-                          PB_MAX_PENDING);
+    if (b->n_calls >= b->lim->max_calls)
+        return util_cause(cause, "the peer has more than %zu calls waiting for answers",
+                          b->lim->max_calls);
     struct pb_call *call = new_call(b, reqid, item[3], item[4]->u.i != 0);
     if (!find_target(b, item[2], call, &handler)) {
         pb_call_fail_with(call, PB_ERR_PB, pb_parents_pb_error, "Invalid Object ID");
@@ -581,7 +585,7 @@ static int got_result(struct pb_broker *b, struct pb_value **item, bool error, c
         return util_cause(cause, "a PB %s names request %u, which is not pending", kind, reqid);
     struct pb_value *v = NULL;
     char *why = NULL;
-    if (pb_unjelly(item[2], &v, &why) != 0) {
+    if (pb_unjelly(item[2], b->lim->max_nodes, &v, &why) != 0) {
         util_cause(cause, "the %s to request %u cannot be decoded: %s", kind, reqid, why);
         free(why);
         return -1;
@@ -745,7 +749,9 @@ int pb_broker_receive(struct pb_broker *b, const void *data, size_t len, char **
     if (b->state == ST_FAILED)
         return util_cause(cause, "the PB connection already failed");
     do {
-        size_t n = len < RECEIVE_SLICE ? len : RECEIVE_SLICE;
+        /* a slice never passes one expression: the decoder holds no more than that */
+        size_t slice = b->lim->max_expr < RECEIVE_SLICE ? b->lim->max_expr : RECEIVE_SLICE;
+        size_t n = len < slice ? len : slice;
         if (pb_decoder_feed(b->dec, p, n, cause) != 0 || drain(b, cause) != 0) {
             b->state = ST_FAILED;
             return -1;
@@ -765,7 +771,8 @@ struct pb_broker *pb_broker_new(bool server, const struct pb_broker_ops *ops, vo
     b->state = server ? ST_WANT_CHOICE : ST_WANT_OFFER;
     b->ops = ops;
     b->ctx = ctx;
-    b->dec = pb_decoder_new();
+    b->lim = server ? &pb_limits_login : &pb_limits_session;
+    b->dec = pb_decoder_new(b->lim);
     b->next_luid = 1;
     b->next_reqid = 1;
     if (server) {
@@ -792,6 +799,12 @@ void pb_broker_free(struct pb_broker *b)
     free(b->locals);
     free(b->pending);
     free(b);
+}
+
+void pb_broker_set_limits(struct pb_broker *b, const struct pb_limits *lim)
+{
+    b->lim = lim;
+    pb_decoder_set_limits(b->dec, lim);
 }
 
 const struct pb_broker_ops *pb_broker_ops(const struct pb_broker *b, void **ctx)

@@ -5,8 +5,9 @@
  * broker sets them: the basic tags and the one copyable Buildbot uses
  * (CopyableFailure) are accepted, everything that could name code (module,
  * class, instance, function, ...) is refused.  Shared containers
- * (reference/dereference) are copied, with every copy counted against
- * PB_MAX_NODES so a small message cannot expand without bound.
+ * (reference/dereference) are copied, with every copy counted against the
+ * caller's bound on values (the connection's max_nodes) so a small message
+ * cannot expand without bound.
  */
 #include "pb/pb.h"
 
@@ -19,6 +20,7 @@ struct unjelly {
     struct pb_value **refs; /* by reference id; NULL while being built (a cycle) */
     size_t n_refs, cap_refs;
     size_t nodes;
+    size_t max_nodes;
 };
 
 static size_t count_nodes(const struct pb_value *v)
@@ -112,10 +114,11 @@ static int unjelly_dict(struct unjelly *u, const struct pb_value *t, struct pb_v
     return 0;
 }
 
-static int ref_id(const struct pb_value *t, size_t at, size_t *id, char **cause)
+static int ref_id(const struct unjelly *u, const struct pb_value *t, size_t at, size_t *id,
+                  char **cause)
 {
     const struct pb_value *v = at < t->u.list.n ? t->u.list.items[at] : NULL;
-    if (v == NULL || v->kind != PB_INT || v->u.i < 1 || v->u.i > PB_MAX_NODES)
+    if (v == NULL || v->kind != PB_INT || v->u.i < 1 || (uint64_t)v->u.i > u->max_nodes)
         return util_cause(cause, "jelly: bad reference id");
     *id = (size_t)v->u.i;
     return 0;
@@ -125,7 +128,7 @@ static int unjelly_reference(struct unjelly *u, const struct pb_value *t, struct
                              char **cause)
 {
     size_t id = 0;
-    if (t->u.list.n != 3 || ref_id(t, 1, &id, cause) != 0)
+    if (t->u.list.n != 3 || ref_id(u, t, 1, &id, cause) != 0)
         return util_cause(cause, "jelly: malformed reference");
     if (id > u->n_refs) {
         u->refs = xgrow(u->refs, &u->cap_refs, id, sizeof *u->refs);
@@ -143,12 +146,12 @@ static int unjelly_dereference(struct unjelly *u, const struct pb_value *t, stru
                                char **cause)
 {
     size_t id = 0;
-    if (t->u.list.n != 2 || ref_id(t, 1, &id, cause) != 0)
+    if (t->u.list.n != 2 || ref_id(u, t, 1, &id, cause) != 0)
         return util_cause(cause, "jelly: malformed dereference");
     if (id > u->n_refs || u->refs[id - 1] == NULL)
         return util_cause(cause, "jelly: dereference of an unknown or cyclic reference %zu", id);
     u->nodes += count_nodes(u->refs[id - 1]);
-    if (u->nodes > PB_MAX_NODES)
+    if (u->nodes > u->max_nodes)
         return util_cause(cause, "jelly: shared references expand to too many values");
     *out = pb_value_dup(u->refs[id - 1]);
     return 0;
@@ -218,7 +221,7 @@ static int unjelly_list(struct unjelly *u, const struct pb_value *t, struct pb_v
 
 static int unjelly(struct unjelly *u, const struct pb_value *t, struct pb_value **out, char **cause)
 {
-    if (++u->nodes > PB_MAX_NODES)
+    if (++u->nodes > u->max_nodes)
         return util_cause(cause, "jelly: too many values");
     switch (t->kind) {
     case PB_INT:
@@ -234,9 +237,9 @@ static int unjelly(struct unjelly *u, const struct pb_value *t, struct pb_value 
     }
 }
 
-int pb_unjelly(const struct pb_value *tree, struct pb_value **out, char **cause)
+int pb_unjelly(const struct pb_value *tree, size_t max_nodes, struct pb_value **out, char **cause)
 {
-    struct unjelly u = {0};
+    struct unjelly u = {.max_nodes = max_nodes};
     struct pb_value *v = NULL;
     int rc = unjelly(&u, tree, &v, cause);
     for (size_t i = 0; i < u.n_refs; i++)

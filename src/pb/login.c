@@ -6,7 +6,8 @@
  * once, checking response == MD5(MD5(password) || challenge) in constant time
  * against the password the application looks up.  A good response goes to
  * ops->login with the `respond` call, which the application answers with its
- * perspective when it is ready; a bad one, or an unknown user, gets the
+ * perspective when it is ready, and the connection's limits are raised from
+ * pb_limits_login to pb_limits_session; a bad one, or an unknown user, gets the
  * mind's decref and an UnauthorizedLogin failure carrying nothing else, which
  * is what makes a Python worker retry instead of exiting.
  *
@@ -125,9 +126,10 @@ static void challenger_call(struct pb_call *call)
     const char *password = ops->password != NULL ? ops->password(ctx, c.username) : NULL;
     bool ok = response_ok(password, c.challenge, pb_item(call->args, 0));
     if (ok && pb_len(call->args) == 2 && call->kwargs->u.list.n == 0 &&
-        get_mind(pb_item(call->args, 1), &mind) && ops->login != NULL)
+        get_mind(pb_item(call->args, 1), &mind) && ops->login != NULL) {
+        pb_broker_set_limits(call->broker, &pb_limits_session); /* the peer is known now */
         ops->login(ctx, c.username, mind, call);
-    else {
+    } else {
         if (password != NULL && ops->refused != NULL)
             ops->refused(ctx, c.username);
         refuse(call);

@@ -17,7 +17,9 @@
  *
  * Every decoder limit is Twisted's or tighter: 64 header bytes, 655360 bytes
  * per string and elements per list, plus a bound on nesting depth, on the size
- * of one expression, and on the values a decoded message may expand to.
+ * of one expression, and on the values a decoded message may expand to.  A
+ * server connection gets far tighter bounds until its peer has logged in
+ * (pb_limits_login): a stranger can make it hold a few KiB, not megabytes.
  */
 #ifndef BBM_PB_H
 #define BBM_PB_H
@@ -28,7 +30,7 @@
 
 #include "util/util.h"
 
-/* Twisted's limits (banana.py), and ours on top. */
+/* Twisted's limits (banana.py), and ours on top: what a logged-in peer may send. */
 #define PB_MAX_HEADER 64
 #define PB_MAX_LENGTH 655360      /* bytes per string, elements per list */
 #define PB_MAX_DEPTH 64           /* nesting of lists in one expression */
@@ -36,6 +38,32 @@
 #define PB_MAX_NODES 1000000      /* values one expression may decode into */
 #define PB_MAX_LOCAL_OBJECTS 1024 /* objects exported on one connection */
 #define PB_MAX_PENDING 4096       /* outstanding calls in each direction */
+
+/*
+ * Before login a peer needs only the dialect choice, its version, login(name)
+ * and respond(digest, mind): each under 100 bytes and 20 values with a short
+ * name (SPEC 4.1; a sendchange client's login is the same).
+ */
+#define PB_LOGIN_MAX_EXPR 1024
+#define PB_LOGIN_MAX_NODES 64
+#define PB_LOGIN_MAX_LENGTH 256 /* the longest login name accepted */
+#define PB_LOGIN_MAX_DEPTH 8
+#define PB_LOGIN_MAX_CALLS 2   /* the peer's calls waiting for an answer */
+#define PB_LOGIN_MAX_OBJECTS 2 /* login challengers exported at once */
+
+/* What a peer may make one connection hold. */
+struct pb_limits {
+    size_t max_expr;    /* bytes of one top-level expression */
+    size_t max_nodes;   /* values one expression may decode, and unjelly, into */
+    size_t max_length;  /* bytes per string, elements per list (<= PB_MAX_LENGTH) */
+    int max_depth;      /* nesting of lists (<= PB_MAX_DEPTH) */
+    size_t max_calls;   /* the peer's calls waiting for our answers */
+    size_t max_objects; /* objects exported to the peer */
+};
+
+/* A server broker's limits until its peer logs in, and after (also a client's). */
+extern const struct pb_limits pb_limits_login;
+extern const struct pb_limits pb_limits_session;
 
 /* ------------------------------------------------------------------ values */
 
@@ -122,9 +150,15 @@ void pb_value_repr(struct buf *out, const struct pb_value *v, size_t max);
  * PB_BYTES.
  */
 struct pb_decoder;
-struct pb_decoder *pb_decoder_new(void);
+/* A decoder bounded by `lim` (not copied; NULL = pb_limits_session). */
+struct pb_decoder *pb_decoder_new(const struct pb_limits *lim);
+/* Applies other limits from the next token on (raising them after a login). */
+void pb_decoder_set_limits(struct pb_decoder *d, const struct pb_limits *lim);
 void pb_decoder_free(struct pb_decoder *d);
-/* Buffers bytes; -1 with *cause when more than PB_MAX_EXPR are pending. */
+/*
+ * Buffers bytes; -1 with *cause when more would be pending than one
+ * expression and one incomplete token may hold (max_expr + max_length).
+ */
 int pb_decoder_feed(struct pb_decoder *d, const void *data, size_t len, char **cause);
 /*
  * Returns 1 and a banana tree in *out when an expression is complete, 0 when
@@ -148,9 +182,10 @@ const char *pb_vocab_word(int index);
 /*
  * Banana tree -> jelly value.  Accepts text as ["unicode", ...] and as bare
  * bytes, lists and tuples, reference/dereference (no cycles), refuses the
- * tags Twisted's security options refuse (module, class, instance, ...).
+ * tags Twisted's security options refuse (module, class, instance, ...) and
+ * a value of more than `max_nodes` values, shared references counted each time.
  */
-int pb_unjelly(const struct pb_value *tree, struct pb_value **out, char **cause);
+int pb_unjelly(const struct pb_value *tree, size_t max_nodes, struct pb_value **out, char **cause);
 /* Jelly value -> banana tree (always succeeds for a well-formed value). */
 struct pb_value *pb_jelly(const struct pb_value *v);
 
@@ -158,7 +193,7 @@ struct pb_value *pb_jelly(const struct pb_value *v);
 struct pb_value *pb_failure_new(const char *type, const char *value, const char *const *parents);
 /* True if a failure value is of `type` (compares `type` and the `parents` list). */
 bool pb_failure_is(const struct pb_value *failure, const char *type);
-/* A short "type: value" description of a failure for logs (malloc'd). */
+/* A short "type: value" description of a failure (malloc'd; escape it for a log). */
 char *pb_failure_describe(const struct pb_value *failure);
 
 #define PB_ERR_NOSUCHMETHOD "twisted.spread.flavors.NoSuchMethod"
@@ -216,9 +251,13 @@ struct pb_broker_ops {
 
 /*
  * A broker for one connection.  A server sends its dialect offer at once
- * (through ops->send, from inside this call).  The broker does not own ctx.
+ * (through ops->send, from inside this call) and holds its peer to
+ * pb_limits_login until a login succeeds, then to pb_limits_session (a
+ * client broker to pb_limits_session throughout).  The broker does not own ctx.
  */
 struct pb_broker *pb_broker_new(bool server, const struct pb_broker_ops *ops, void *ctx);
+/* Holds the peer to `lim` (not copied) from now on. */
+void pb_broker_set_limits(struct pb_broker *b, const struct pb_limits *lim);
 /* Fails every pending outgoing call with PBConnectionLost, frees every pending incoming call. */
 void pb_broker_free(struct pb_broker *b);
 

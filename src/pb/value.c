@@ -248,7 +248,7 @@ static void repr_string(struct buf *out, const struct pb_value *v, size_t max)
             buf_printf(out, "\\%c", c);
         else if (c == '\n')
             buf_addstr(out, "\\n");
-        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && v->kind == PB_BYTES))
+        else if (c < 0x20 || c >= 0x7f) /* printable ASCII only: this goes into logs */
             buf_printf(out, "\\x%02x", c);
         else
             buf_addc(out, (char)c);

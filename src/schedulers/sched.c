@@ -79,8 +79,8 @@ bool sched_takes_codebase(struct sched_one *o, const json_t *change)
     bool known = json_object_get(codebases, cb ? cb : "") != NULL;
     json_decref(codebases);
     if (!known)
-        log_info("change contains codebase %s that is not processed by scheduler %s", cb ? cb : "",
-                 o->name);
+        log_info("change contains codebase %s that is not processed by scheduler %s",
+                 UTIL_ESC(cb ? cb : ""), o->name);
     return known;
 }
 

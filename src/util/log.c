@@ -1,10 +1,10 @@
 /*
- * The log: one line per event, "YYYY-mm-dd HH:MM:SS+0000 [level] message",
- * to stderr or to a file.  A file log is rotated by size the way Twisted's
- * logfile does for buildbot (bbmaster.log -> bbmaster.log.1 -> ... -> .N),
- * so a master left running for months never fills the disk.  The engine,
- * the web's request threads and its watchdog all log: a mutex keeps lines
- * whole and the rotation single.
+ * The log: one line per event, "YYYY-mm-dd HH:MM:SS+0000 [level] message"
+ * (control characters escaped), to stderr or to a file.  A file log is
+ * rotated by size the way Twisted's logfile does for buildbot (bbmaster.log
+ * -> bbmaster.log.1 -> ... -> .N), so a master left running for months never
+ * fills the disk.  The engine, the web's request threads and its watchdog
+ * all log: a mutex keeps lines whole and the rotation single.
  */
 #include "util/util.h"
 
@@ -88,6 +88,37 @@ static void rotate(void)
     logstate.written = 0;
 }
 
+static bool control(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/*
+ * Control characters in a message (a tab aside) are escaped, so one call is
+ * one line whatever a caller forgot to escape (util_escape is the rule at
+ * call sites).
+ */
+static char *one_line(char *msg)
+{
+    size_t extra = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++)
+        extra += control(*p) ? 3 : 0;
+    if (extra == 0)
+        return msg;
+    size_t len = strlen(msg);
+    char *out = xmalloc(len + extra + 1);
+    char *q = out;
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
+        if (control(*p))
+            q += sprintf(q, "\\x%02x", *p);
+        else
+            *q++ = (char)*p;
+    }
+    *q = '\0';
+    free(msg);
+    return out;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
     char stamp[32];
@@ -98,7 +129,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 
     va_list ap;
     va_start(ap, fmt);
-    char *msg = xvasprintf(fmt, ap);
+    char *msg = one_line(xvasprintf(fmt, ap));
     va_end(ap);
 
     pthread_mutex_lock(&log_lock);

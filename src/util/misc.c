@@ -1,5 +1,6 @@
 /*
- * Strings, JSON sizes, whole-file reads and atomic writes, and clocks.
+ * Strings, JSON sizes, whole-file reads and atomic writes, clocks, and the
+ * process's file descriptor limit.
  */
 #include "util/util.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,4 +170,23 @@ uint64_t util_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+unsigned long util_raise_fd_limit(unsigned long *before)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        *before = 1024;
+        return 1024;
+    }
+    *before = (unsigned long)rl.rlim_cur;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > UTIL_FD_LIMIT_MAX
+                      ? UTIL_FD_LIMIT_MAX
+                      : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    return (unsigned long)rl.rlim_cur;
 }

@@ -65,6 +65,22 @@ char *buf_take(struct buf *b);
 /* Strings. */
 bool util_streq(const char *a, const char *b);
 bool util_startswith(const char *s, const char *prefix);
+/*
+ * `len` bytes a peer sent, as printable ASCII for a log line: backslash,
+ * quotes and every byte outside 0x20..0x7e escaped (\\, \', \", \n, \r, \t,
+ * \xNN), cut with "..." so that the result and its NUL fit in `size` bytes.
+ * Returns `out`.
+ */
+const char *util_escape(char *out, size_t size, const void *data, size_t len);
+/* The same for a C string; NULL prints as "(null)". */
+const char *util_escape_str(char *out, size_t size, const char *s);
+/* Bytes of escaped text UTIL_ESC keeps, the NUL included. */
+#define UTIL_ESCAPE_MAX 256
+/*
+ * A C string escaped into a buffer that lives until the end of the enclosing
+ * block, for log arguments: log_info("worker '%s'", UTIL_ESC(name)).
+ */
+#define UTIL_ESC(s) util_escape_str((char[UTIL_ESCAPE_MAX]){0}, UTIL_ESCAPE_MAX, (s))
 /* Levenshtein distance between two short strings (capped at 64 characters each). */
 int util_edit_distance(const char *a, const char *b);
 /* Parses a whole decimal integer in [min, max]; returns 0 or -1. */
@@ -84,6 +100,16 @@ char *util_read_file(const char *path, size_t max, size_t *len, char **cause);
 int util_write_file(const char *path, const char *data, size_t len, int mode, char **cause);
 bool util_is_dir(const char *path);
 bool util_is_file(const char *path);
+
+/* File descriptors. */
+/* The highest soft limit util_raise_fd_limit asks for (Linux's default nr_open). */
+#define UTIL_FD_LIMIT_MAX 1048576
+/*
+ * Raises RLIMIT_NOFILE's soft limit to its hard limit (at most
+ * UTIL_FD_LIMIT_MAX); returns the soft limit in force afterwards and the one
+ * before in *before.
+ */
+unsigned long util_raise_fd_limit(unsigned long *before);
 
 /* Time. */
 /* Seconds since the epoch, with sub-second precision. */

@@ -168,8 +168,15 @@ struct wk_command *wk_command_start(struct wk_registry *r, const char *worker, c
     pb_append(a, pb_text(c->id));
     pb_append(a, pb_text(name));
     pb_append(a, args);
+    int rc = c->luid == 0 || (object != NULL && c->object_luid == 0)
+                 ? util_cause(cause, "worker '%s' holds too many of the master's objects",
+                              UTIL_ESC(s->name))
+                 : 0;
+    if (rc != 0)
+        pb_value_free(a);
     /* the answer only says the command started; a failure comes back through complete */
-    if (pb_broker_call(s->broker, builder_luid, "startCommand", a, NULL, NULL, NULL, cause) != 0) {
+    if (rc != 0 ||
+        pb_broker_call(s->broker, builder_luid, "startCommand", a, NULL, NULL, NULL, cause) != 0) {
         pb_broker_unexport(s->broker, c->luid);
         if (c->object_luid != 0)
             pb_broker_unexport(s->broker, c->object_luid);
@@ -189,7 +196,7 @@ void wk_command_interrupt(struct wk_command *c, const char *why)
     char *cause = NULL;
     if (pb_broker_call(c->s->broker, c->builder_luid, "interruptCommand", a, NULL, NULL, NULL,
                        &cause) != 0) {
-        log_warn("worker '%s': interrupting command %s: %s", c->s->name, c->id, cause);
+        log_warn("worker '%s': interrupting command %s: %s", UTIL_ESC(c->s->name), c->id, cause);
         free(cause);
     }
 }

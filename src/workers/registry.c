@@ -1,9 +1,10 @@
 /*
  * The worker registry: the PB listener, the list of live sessions, and what a
- * reconfig means for them.  Accepting is bounded (WK_MAX_CONNECTIONS); each
- * accepted socket gets TCP keepalive so a worker that vanished without a FIN
- * (a powered-off machine, a dropped NAT entry) is noticed within minutes, as
- * Buildbot relies on the same mechanism (SPEC 5.10).
+ * reconfig means for them.  Accepting is bounded by the guard (guard.c): the
+ * port's share of file descriptors, and what strangers may hold before they
+ * log in.  Each accepted socket gets TCP keepalive so a worker that vanished
+ * without a FIN (a powered-off machine, a dropped NAT entry) is noticed within
+ * minutes, as Buildbot relies on the same mechanism (SPEC 5.10).
  */
 #include "workers/internal.h"
 
@@ -26,6 +27,7 @@ struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg)
     struct wk_registry *r = xcalloc(1, sizeof *r);
     r->loop = loop;
     r->cfg = cfg;
+    guard_init(r);
     return r;
 }
 
@@ -34,10 +36,9 @@ void wk_set_events(struct wk_registry *r, const struct wk_events *ev)
     r->events = *ev;
 }
 
-/* Frees the registry once it is being freed and nothing of it is left open. */
-static void maybe_free(struct wk_registry *r)
+void registry_maybe_free(struct wk_registry *r)
 {
-    if (r->closing && r->sessions == NULL && r->listeners_open == 0) {
+    if (r->closing && r->sessions == NULL && r->listeners_open == 0 && r->timers_open == 0) {
         free(r->listen_iface);
         free(r);
     }
@@ -48,7 +49,7 @@ static void listener_closed_cb(uv_handle_t *h)
     struct wk_registry *r = h->data;
     free(h);
     r->listeners_open--;
-    maybe_free(r);
+    registry_maybe_free(r);
 }
 
 static void close_listener(struct wk_registry *r)
@@ -72,7 +73,8 @@ void wk_registry_free(struct wk_registry *r)
         return;
     r->closing = true;
     wk_close_all(r);
-    maybe_free(r);
+    guard_close(r);
+    registry_maybe_free(r);
 }
 
 void registry_remove(struct wk_registry *r, struct session *s)
@@ -84,7 +86,7 @@ void registry_remove(struct wk_registry *r, struct session *s)
             break;
         }
     }
-    maybe_free(r);
+    registry_maybe_free(r);
 }
 
 struct session *registry_find_attached(struct wk_registry *r, const char *name,
@@ -119,17 +121,13 @@ static void accept_cb(uv_stream_t *server, int status)
 {
     struct wk_registry *r = server->data;
     if (status < 0) {
-        log_warn("PB listener: accept failed: %s", uv_strerror(status));
+        guard_count(r, GUARD_ACCEPT_ERROR, uv_strerror(status));
         return;
     }
     struct session *s = xcalloc(1, sizeof *s);
     uv_tcp_init(r->loop, &s->tcp);
-    if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
-        uv_close((uv_handle_t *)&s->tcp, refused_closed_cb);
-        return;
-    }
-    if (r->n_sessions >= WK_MAX_CONNECTIONS || r->closing) {
-        log_warn("PB listener: refusing a connection: %zu connections already open", r->n_sessions);
+    if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0 || r->closing ||
+        guard_peer(&s->tcp, &s->addr, s->peer, sizeof s->peer) != 0 || !guard_admit(r, s)) {
         uv_close((uv_handle_t *)&s->tcp, refused_closed_cb);
         return;
     }

@@ -8,6 +8,12 @@
  * connection is pinged; if it answers within WK_DUPLICATE_PING_TIMEOUT the new
  * one is refused, otherwise the old one is dropped.
  *
+ * Until the password is accepted the session is a stranger: the PB broker
+ * holds it to pb_limits_login, it may queue WK_LOGIN_MAX_WRITE_QUEUE bytes and
+ * has WK_LOGIN_TIMEOUT seconds, and the guard (guard.c) counts it and its
+ * failed logins.  Everything a peer chose (names, failures, methods) is
+ * escaped before it is logged.
+ *
  * Lifetime: a session is freed when its TCP and timer handles are closed.
  * PB callbacks never free it directly; session_close defers while the broker
  * is inside pb_broker_receive.
@@ -24,14 +30,22 @@ static void login_timeout_cb(uv_timer_t *t);
 
 /* ------------------------------------------------------------ transport */
 
+/*
+ * A write and its bytes.  They stay allocated until libuv calls back, which
+ * for a write the kernel took at once is the next loop iteration: what a
+ * session may hold is counted here (s->writing), not by libuv's queue size,
+ * which leaves those out.
+ */
 struct write_req {
     uv_write_t req;
+    size_t len;
     char data[];
 };
 
 static void write_cb(uv_write_t *req, int status)
 {
     struct session *s = req->handle->data;
+    s->writing -= ((struct write_req *)req)->len;
     free(req);
     if (status < 0 && status != UV_ECANCELED && s->state != SESSION_CLOSING)
         session_close(s, uv_strerror(status));
@@ -40,20 +54,26 @@ static void write_cb(uv_write_t *req, int status)
 static void broker_send(void *ctx, const char *data, size_t len)
 {
     struct session *s = ctx;
-    if (s->state == SESSION_CLOSING)
-        return;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > WK_MAX_WRITE_QUEUE) {
+    if (s->state == SESSION_CLOSING || s->close_after_receive)
+        return; /* closing, or about to once pb_broker_receive returns */
+    size_t max = s->prelogin ? WK_LOGIN_MAX_WRITE_QUEUE : WK_MAX_WRITE_QUEUE;
+    if (s->writing + len > max) {
+        if (s->prelogin)
+            guard_count(s->reg, GUARD_UNREAD, NULL);
         session_close(s, "the worker does not read what is sent to it");
         return;
     }
     struct write_req *w = xmalloc(sizeof *w + len);
+    w->len = len;
     memcpy(w->data, data, len);
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
     int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_cb);
     if (rc != 0) {
         free(w);
         session_close(s, uv_strerror(rc));
+        return;
     }
+    s->writing += len;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -75,12 +95,20 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         session_close(s, uv_strerror((int)nread));
         return;
     }
+    /* a stranger's bytes go in a login's worth at a time, and none after a close was asked */
     char *cause = NULL;
+    int rc = 0;
+    size_t len = (size_t)nread, n;
     s->in_receive = true;
-    int rc = pb_broker_receive(s->broker, buf->base, (size_t)nread, &cause);
+    for (size_t off = 0; rc == 0 && off < len && !s->close_after_receive; off += n) {
+        n = s->prelogin && len - off > PB_LOGIN_MAX_EXPR ? PB_LOGIN_MAX_EXPR : len - off;
+        rc = pb_broker_receive(s->broker, buf->base + off, n, &cause);
+    }
     s->in_receive = false;
     if (rc != 0) {
         char *why = xasprintf("protocol error: %s", cause);
+        if (s->prelogin)
+            guard_count(s->reg, GUARD_PROTOCOL_ERROR, NULL);
         session_close(s, why);
         free(why);
     } else if (s->close_after_receive) {
@@ -118,15 +146,20 @@ void session_close(struct session *s, const char *why)
         return;
     }
     bool was_attached = s->state == SESSION_ATTACHED;
+    bool stranger = s->prelogin;
     s->state = SESSION_CLOSING;
+    guard_closed(s->reg, s);
     const char *reason = s->close_reason != NULL ? s->close_reason : "closed";
     session_commands_lost(s);
     if (was_attached) { /* the engine's records first, then the log line that says so */
         if (s->reg->events.detached != NULL)
             s->reg->events.detached(s->name, s->reg->events.arg);
-        log_info("worker '%s' detached (%s): %s", s->name, s->peer, reason);
-    } else
-        log_info("connection from %s (%s) closed: %s", s->peer, who(s), reason);
+        log_info("worker '%s' detached (%s): %s", UTIL_ESC(s->name), s->peer, reason);
+    } else if (stranger) { /* counted by the guard, which sums them up */
+        log_debug("connection from %s (not logged in) closed: %s", s->peer, reason);
+    } else {
+        log_info("connection from %s (%s) closed: %s", s->peer, UTIL_ESC(who(s)), reason);
+    }
     s->respond = NULL; /* freed by the broker */
     pb_broker_free(s->broker);
     s->broker = NULL;
@@ -169,8 +202,8 @@ static void print_to(struct session *s, uint32_t luid, const char *message, pb_a
 static void fail_attach(struct session *s, const char *step, const struct pb_value *failure)
 {
     char *desc = pb_failure_describe(failure);
-    char *why = xasprintf("%s failed: %s", step, desc);
-    log_warn("worker '%s' (%s): %s", who(s), s->peer, why);
+    char *why = xasprintf("%s failed: %s", step, UTIL_ESC(desc));
+    log_warn("worker '%s' (%s): %s", UTIL_ESC(who(s)), s->peer, why);
     session_close(s, why);
     free(why);
     free(desc);
@@ -230,7 +263,8 @@ static void take_builder_refs(struct session *s, struct session_builder *b, size
         if (ref != NULL && ref->kind == PB_REMOTE)
             b[i].luid = ref->u.luid;
         else
-            log_warn("worker '%s' did not attach builder '%s'", s->name, b[i].name);
+            log_warn("worker '%s' did not attach builder '%s'", UTIL_ESC(s->name),
+                     UTIL_ESC(b[i].name));
     }
     session_free_builders(s->builders, s->n_builders);
     s->builders = b;
@@ -295,7 +329,7 @@ void session_update_builders(struct session *s)
         s->builder_list_stale = true;
         return;
     }
-    log_info("worker '%s': builders changed, sending a new builder list", s->name);
+    log_info("worker '%s': builders changed, sending a new builder list", UTIL_ESC(s->name));
     send_builder_list(s, NULL);
 }
 
@@ -308,7 +342,7 @@ static void ignore_answer_cb(void *arg, const struct pb_value *result,
     (void)result;
     if (failure != NULL && !closing(s)) {
         char *desc = pb_failure_describe(failure);
-        log_debug("worker '%s': call failed: %s", who(s), desc);
+        log_debug("worker '%s': call failed: %s", UTIL_ESC(who(s)), UTIL_ESC(desc));
         free(desc);
     }
 }
@@ -342,7 +376,7 @@ static void shutdown_answer_cb(void *arg, const struct pb_value *result,
         return;
     if (failure != NULL && !pb_failure_is(failure, PB_ERR_CONNECTION_LOST)) {
         char *desc = pb_failure_describe(failure);
-        log_warn("worker '%s': shutdown failed: %s", s->name, desc);
+        log_warn("worker '%s': shutdown failed: %s", UTIL_ESC(s->name), UTIL_ESC(desc));
         free(desc);
     }
 }
@@ -350,10 +384,10 @@ static void shutdown_answer_cb(void *arg, const struct pb_value *result,
 static void perspective_call(struct session *s, struct pb_call *call)
 {
     if (util_streq(call->method, "keepalive")) {
-        log_debug("worker '%s': keepalive", s->name);
+        log_debug("worker '%s': keepalive", UTIL_ESC(s->name));
         pb_call_answer(call, NULL);
     } else if (util_streq(call->method, "shutdown")) {
-        log_info("worker '%s' asked to shut down gracefully", s->name);
+        log_info("worker '%s' asked to shut down gracefully", UTIL_ESC(s->name));
         s->graceful_shutdown = true;
         pb_call_answer(call, NULL);
         if (s->reg->events.shutdown_requested != NULL)
@@ -371,7 +405,7 @@ int wk_shutdown(struct wk_registry *r, const char *name, char **cause)
     struct session *s = registry_find_attached(r, name, NULL);
     if (s == NULL)
         return util_cause(cause, "worker '%s' is not connected", name);
-    log_info("worker '%s': telling it to shut down", name);
+    log_info("worker '%s': telling it to shut down", UTIL_ESC(name));
     call_mind(s, "shutdown", NULL, NULL, shutdown_answer_cb);
     return 0;
 }
@@ -401,8 +435,8 @@ static void log_attached(struct session *s)
 {
     const struct pb_value *info = s->info;
     struct buf b;
-    buf_init(&b, 0);
-    buf_printf(&b, "worker '%s' attached from %s", s->name, s->peer);
+    buf_init(&b, 4096); /* what does not fit is left out */
+    buf_printf(&b, "worker '%s' attached from %s", UTIL_ESC(s->name), s->peer);
     static const char *const keys[] = {"version", "system", "os_pretty_name", "basedir",
                                        "numcpus", "host",   "admin"};
     for (size_t i = 0; i < UTIL_NELEM(keys); i++) {
@@ -542,7 +576,7 @@ static void attached_printed_cb(void *arg, const struct pb_value *result,
 
 static void attach_begin(struct session *s)
 {
-    log_info("worker '%s' logged in from %s; attaching", s->name, s->peer);
+    log_info("worker '%s' logged in from %s; attaching", UTIL_ESC(s->name), s->peer);
     print_to(s, s->mind, "attached", attached_printed_cb);
 }
 
@@ -552,7 +586,7 @@ static void refuse_duplicate(struct session *s)
 {
     log_warn("worker '%s': refusing a second connection from %s: the connected one still "
              "answers",
-             s->name, s->peer);
+             UTIL_ESC(s->name), s->peer);
     struct pb_call *respond = s->respond;
     s->respond = NULL;
     pb_call_fail_with(respond, "builtins.RuntimeError", pb_parents_runtime_error, "%s",
@@ -574,13 +608,13 @@ static void duplicate_ping_cb(void *arg, const struct pb_value *result,
         return;
     s->waiting_duplicate = false;
     uv_timer_stop(&s->timer);
-    uv_timer_start(&s->timer, login_timeout_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+    uv_timer_start(&s->timer, login_timeout_cb, WK_ATTACH_TIMEOUT * 1000, 0);
     if (failure == NULL) {
         refuse_duplicate(s);
         return;
     }
-    log_info("worker '%s': old connection is gone; accepting the new one from %s", s->name,
-             s->peer);
+    log_info("worker '%s': old connection is gone; accepting the new one from %s",
+             UTIL_ESC(s->name), s->peer);
     session_close(old, "replaced by a new connection");
     attach_begin(s);
 }
@@ -593,16 +627,21 @@ static void login_timeout_cb(uv_timer_t *t)
         struct session *old = registry_find_attached(s->reg, s->name, s);
         log_info("worker '%s': connected one did not answer in %d s; accepting the new "
                  "connection from %s",
-                 s->name, WK_DUPLICATE_PING_TIMEOUT, s->peer);
+                 UTIL_ESC(s->name), WK_DUPLICATE_PING_TIMEOUT, s->peer);
         if (old != NULL) {
             old->duplicate_of = 0;
             session_close(old, "ping timed out after a duplicate login");
         }
         attach_begin(s);
-        uv_timer_start(&s->timer, login_timeout_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+        uv_timer_start(&s->timer, login_timeout_cb, WK_ATTACH_TIMEOUT * 1000, 0);
         return;
     }
-    session_close(s, "did not log in in time");
+    if (s->prelogin) {
+        guard_count(s->reg, GUARD_TIMED_OUT, NULL);
+        session_close(s, "did not log in in time");
+    } else {
+        session_close(s, "did not attach in time");
+    }
 }
 
 /* The bbm.changes.pb change source whose user is `username`, if no worker has the name. */
@@ -617,15 +656,33 @@ static const struct cfg_change_source *change_user(const struct cfg *cfg, const 
     return NULL;
 }
 
+/* A failed login: one line if the guard allows it, else counted for its summary. */
+static void login_failed(struct session *s, const char *username, const char *why)
+{
+    enum guard_verdict v = guard_failed(s->reg, s);
+    if (v == GUARD_QUIET)
+        return;
+    if (why != NULL)
+        log_info("worker '%s' login refused from %s: %s", UTIL_ESC(username), s->peer, why);
+    else
+        log_info("login from %s as unknown worker '%s' refused", s->peer, UTIL_ESC(username));
+    if (v == GUARD_LOG_LAST)
+        log_warn("%d failed logins from %s: further attempts from there are refused unchecked "
+                 "(one allowed every %d s) and summed up every %d s",
+                 WK_LOGIN_BURST, guard_addr_text(s->reg, s), WK_LOGIN_REFILL_S, WK_LOG_INTERVAL_S);
+}
+
 static const char *broker_password(void *ctx, const char *username)
 {
     struct session *s = ctx;
+    if (!guard_may_try(s->reg, s))
+        return NULL; /* over the rate: refused, whatever the password */
     const struct cfg_change_source *cs = change_user(s->reg->cfg, username);
     if (cs != NULL)
         return cs->passwd;
     const struct cfg_worker *w = cfg_find_worker(s->reg->cfg, username);
     if (w == NULL)
-        log_info("login from %s as unknown worker '%s' refused", s->peer, username);
+        login_failed(s, username, NULL);
     return w != NULL ? w->password : NULL;
 }
 
@@ -637,12 +694,18 @@ static void change_idle_cb(uv_timer_t *t)
 /* A sendchange client: its perspective takes addChange. */
 static void change_login(struct session *s, const char *username, struct pb_call *respond)
 {
+    if (!guard_change_client(s->reg, s)) {
+        log_warn("login from %s as change source user '%s' refused: %d clients are connected",
+                 s->peer, UTIL_ESC(username), WK_MAX_CHANGE_CLIENTS);
+        pb_call_fail_with(respond, PB_ERR_UNAUTHORIZED, pb_parents_unauthorized, "%s", "");
+        return;
+    }
     free(s->name);
     s->name = xstrdup(username);
     s->state = SESSION_CHANGES;
     s->perspective = pb_broker_export(s->broker, s);
     pb_call_answer(respond, pb_remote(s->perspective));
-    uv_timer_start(&s->timer, change_idle_cb, WK_LOGIN_TIMEOUT * 1000, 0);
+    uv_timer_start(&s->timer, change_idle_cb, WK_CHANGE_IDLE_TIMEOUT * 1000, 0);
 }
 
 static void change_call(struct session *s, struct pb_call *call)
@@ -676,6 +739,8 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
         pb_call_fail_with(respond, PB_ERR_UNAUTHORIZED, pb_parents_unauthorized, "%s", "");
         return;
     }
+    guard_release(s->reg, s);
+    guard_logged_in(s->reg, s);
     if (change_user(s->reg->cfg, username) != NULL) {
         change_login(s, username, respond);
         return;
@@ -685,6 +750,7 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
     s->mind = mind;
     s->respond = respond;
     s->state = SESSION_ATTACHING;
+    uv_timer_start(&s->timer, login_timeout_cb, WK_ATTACH_TIMEOUT * 1000, 0);
     struct session *old = registry_find_attached(s->reg, username, s);
     if (old == NULL) {
         attach_begin(s);
@@ -692,7 +758,7 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
     }
     log_info("worker '%s': got a duplicate connection from %s; checking whether the one from "
              "%s is alive",
-             username, s->peer, old->peer);
+             UTIL_ESC(username), s->peer, old->peer);
     s->waiting_duplicate = true;
     old->duplicate_of = s->id;
     uv_timer_start(&s->timer, login_timeout_cb, WK_DUPLICATE_PING_TIMEOUT * 1000, 0);
@@ -701,15 +767,14 @@ static void broker_login(void *ctx, const char *username, uint32_t mind, struct 
 
 static void broker_refused(void *ctx, const char *username)
 {
-    struct session *s = ctx;
-    log_info("worker '%s' login refused from %s: wrong password", username, s->peer);
+    login_failed(ctx, username, "wrong password");
 }
 
 static void broker_released(void *ctx, uint32_t luid, void *obj)
 {
     struct session *s = ctx;
     (void)obj;
-    log_debug("worker '%s': released object %u", who(s), luid);
+    log_debug("worker '%s': released object %u", UTIL_ESC(who(s)), luid);
 }
 
 static const struct pb_broker_ops session_ops = {
@@ -728,23 +793,6 @@ void session_start(struct wk_registry *r, struct session *s)
     uv_timer_init(r->loop, &s->timer);
     s->timer.data = s;
     s->handles_open = 2;
-    struct sockaddr_storage addr;
-    int len = sizeof addr;
-    snprintf(s->peer, sizeof s->peer, "?");
-    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&addr, &len) == 0) {
-        char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
-        if (addr.ss_family == AF_INET) {
-            struct sockaddr_in *in = (struct sockaddr_in *)&addr;
-            uv_ip4_name(in, host, sizeof host);
-            port = ntohs(in->sin_port);
-        } else if (addr.ss_family == AF_INET6) {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
-            uv_ip6_name(in6, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        }
-        snprintf(s->peer, sizeof s->peer, "%s:%d", host, port);
-    }
     log_debug("connection from %s", s->peer);
     s->state = SESSION_LOGIN;
     s->broker = pb_broker_new(true, &session_ops, s);

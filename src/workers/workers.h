@@ -21,14 +21,24 @@
 
 struct wk_registry;
 
-/* Seconds a connection may take to log in and attach before it is dropped. */
-#define WK_LOGIN_TIMEOUT 60
+/* Seconds a connection may take to log in (a worker needs two round trips). */
+#define WK_LOGIN_TIMEOUT 15
+/* Seconds a worker whose password was accepted may take to attach. */
+#define WK_ATTACH_TIMEOUT 60
+/* Seconds a sendchange client may stay idle after its login. */
+#define WK_CHANGE_IDLE_TIMEOUT 60
 /* Seconds the old connection has to answer when a duplicate login arrives. */
 #define WK_DUPLICATE_PING_TIMEOUT 10
-/* Bytes queued for sending to one worker before it is judged stuck and dropped. */
+/* Bytes sent to one worker and not yet written out before it is judged stuck and dropped. */
 #define WK_MAX_WRITE_QUEUE (64u << 20)
-/* Connections at once, logged in or not. */
+/* The same for a connection that has not logged in. */
+#define WK_LOGIN_MAX_WRITE_QUEUE (16u << 10)
+/* Connections at once, logged in or not, unless wk_set_budget says fewer. */
 #define WK_MAX_CONNECTIONS 4096
+/* Of which not logged in yet (at most half of the budget). */
+#define WK_MAX_PRELOGIN 256
+/* Sessions of sendchange clients (bbm.changes.pb) at once. */
+#define WK_MAX_CHANGE_CLIENTS 16
 
 /* What the engine hears of workers, on the loop. */
 struct wk_events {
@@ -52,6 +62,12 @@ struct wk_events {
 struct wk_registry *wk_registry_new(uv_loop_t *loop, const struct cfg *cfg);
 /* Tells `ev` (copied; its functions may be NULL) of every attach and detach from now on. */
 void wk_set_events(struct wk_registry *r, const struct wk_events *ev);
+/*
+ * At most `max_connections` connections on the worker port at once (0:
+ * WK_MAX_CONNECTIONS), of which at most half, and WK_MAX_PRELOGIN, not
+ * logged in yet.  The master sets it from its file descriptor budget.
+ */
+void wk_set_budget(struct wk_registry *r, size_t max_connections);
 /* Closes every connection and the listener; frees once they are closed (run the loop). */
 void wk_registry_free(struct wk_registry *r);
 

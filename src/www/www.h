@@ -22,6 +22,7 @@ struct www_opts {
     const char *basedir;
     const char *buildbot_url; /* "http://localhost:8010/" */
     int threads;              /* request threads; 0 = a default */
+    unsigned max_connections; /* 0 = a default */
     /*
      * Where control actions and webhooks go (NULL: POSTs are refused).  It
      * must outlive the server.

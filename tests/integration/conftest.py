@@ -94,6 +94,7 @@ class Master:
     def __init__(self, basedir):
         self.dir = str(basedir)
         self.pb_port = free_port()
+        self.launcher = []  # a command the master runs under, e.g. prlimit
         self.env = dict(os.environ)
         if SANITIZED:
             self.env["ASAN_OPTIONS"] = f"log_path={self.dir}/asan:detect_leaks=1"
@@ -101,7 +102,7 @@ class Master:
             self.env["TSAN_OPTIONS"] = f"log_path={self.dir}/tsan"
 
     def cli(self, *args, check=None):
-        r = subprocess.run([BBMASTER, *args], capture_output=True, text=True,
+        r = subprocess.run([*self.launcher, BBMASTER, *args], capture_output=True, text=True,
                            env=self.env, timeout=120)
         if check is not None:
             assert r.returncode == check, f"{args}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"

@@ -118,6 +118,11 @@ static const struct broken broken[] = {
     {"  titel = 'x',\n", "{F}:3: unknown configuration key 'titel'; did you mean 'title'?\n"},
     {W "  protocols = { pb = { port = 70000 } },\n",
      "{F}:4: protocols.pb.port must be between 1 and 65535, not 70000\n"},
+    /* found by fuzz_config: the nil port was left on the Lua stack, and lua_next crashed */
+    {W "  protocols = { pb = { prot = 9989 } },\n",
+     "{F}:4: protocols.pb must be a table with a port, like { port = 9989 }\n"},
+    {W "  protocols = { pb = 9989 },\n",
+     "{F}:4: protocols.pb must be a table with a port, like { port = 9989 }\n"},
     {W "  protocols = { pb = { port = 'udp:x' } },\n",
      "{F}:4: protocols.pb.port: cannot understand \"udp:x\"; use a number or "
      "\"tcp:PORT[:interface=ADDRESS]\"\n"},
@@ -125,11 +130,18 @@ static const struct broken broken[] = {
      "{F}:3: bbm.worker: unknown parameter 'max_build'; did you mean 'max_builds'?\n"},
     {"  workers = { bbm.worker('w1', 'p', { keepalive_interval = 'x' }) },\n",
      "{F}:3: bbm.worker: 'keepalive_interval' must be a whole number, not string\n"},
+    /* found by fuzz_config: one argument left no slot for the options table */
+    {"  workers = { bbm.worker('w1') },\n",
+     "{F}:3: bbm.worker: the password must be a string, not nil\n"},
     {"  workers = { bbm.worker('w1', 42) },\n",
      "{F}:3: bbm.worker: the password must be a string, not number\n"},
     {"  workers = { bbm.worker('w1', 'p'),\n  bbm.worker('w1', 'q') },\n",
      "{F}:4: duplicate worker name 'w1' (first defined at {F}:3)\n"},
     {W B(), ""},
+    /* found by fuzz_config: without arguments there was no slot for the options table */
+    {W B() "  schedulers = { bbm.schedulers.force{ name = 'f', builderNames = {'b1'},\n"
+           "    codebases = { bbm.params.codebase() } } },\n",
+     ""},
     {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w9'}, factory = bbm.factory{} } "
        "},\n",
      "{F}:4: builder 'b1': workernames names unknown worker 'w9'\n"},
@@ -231,6 +243,17 @@ static void test_lua_errors(void **state)
     assert_null(
         load("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n", &errors));
     assert_non_null(strstr(errors, "not enough memory"));
+    free(errors);
+    /* found by fuzz_config: a constructor called without end reported every call */
+    assert_null(load("local bbm = require 'bbm'\nfor i = 1, 5000 do bbm.worker('w' .. i, 1) end\n"
+                     "return {}\n",
+                     &errors));
+    size_t lines = 0;
+    for (const char *p = errors; *p != '\0'; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 201);
+    assert_non_null(
+        strstr(errors, "master.lua:2: more errors follow; only the first 200 are shown\n"));
     free(errors);
 }
 

@@ -213,6 +213,13 @@ static void pair_open(struct pair *p)
     assert_true(p->cli.ready);
 }
 
+/* A pair whose client counts as logged in: the server holds it to pb_limits_session. */
+static void pair_open_trusted(struct pair *p)
+{
+    pair_open(p);
+    pb_broker_set_limits(p->srv.b, &pb_limits_session);
+}
+
 static void pair_close(struct pair *p)
 {
     side_close(&p->cli);
@@ -301,7 +308,7 @@ static int inject(struct side *s, const char *hex, char **cause)
 /* Every banana expression in a byte range, decoded; returns how many. */
 static size_t decode_all(const char *data, size_t len, struct pb_value **out, size_t max)
 {
-    struct pb_decoder *d = pb_decoder_new();
+    struct pb_decoder *d = pb_decoder_new(NULL);
     char *cause = NULL;
     size_t n = 0;
     assert_int_equal(pb_decoder_feed(d, data, len, &cause), 0);
@@ -608,7 +615,7 @@ static void test_client_has_no_root(void **state)
     (void)state;
     struct pair p;
     struct answer a = {0};
-    pair_open(&p);
+    pair_open_trusted(&p);
     call_ok(&p.srv, 0, "login", pb_append(pb_tuple(), pb_bytes("w1", 2)), NULL, &a);
     pump_ok(&p);
     assert_true(pb_failure_is(a.failure, PB_ERR_PB));
@@ -625,7 +632,7 @@ static void test_calls_both_ways(void **state)
     struct pair p;
     struct answer a = {0}, b = {0};
     int srv_obj, cli_obj;
-    pair_open(&p);
+    pair_open_trusted(&p);
     uint32_t on_srv = pb_broker_export(p.srv.b, &srv_obj);
     uint32_t on_cli = pb_broker_export(p.cli.b, &cli_obj);
     assert_int_equal(on_srv, 1);
@@ -685,7 +692,7 @@ static void test_pipelined_reordered(void **state)
     struct pair p;
     struct answer a[3] = {0};
     int obj;
-    pair_open(&p);
+    pair_open_trusted(&p);
     uint32_t luid = pb_broker_export(p.srv.b, &obj);
     for (int i = 0; i < 3; i++)
         call_ok(&p.cli, luid, "get", pb_append(pb_tuple(), pb_int(i)), NULL, &a[i]);
@@ -890,7 +897,7 @@ static void test_bad_arguments_answered(void **state)
     size_t n = decode_all(s.sent.data, s.sent.len, msgs, 4);
     assert_int_equal(n, 1);
     assert_true(is_msg(msgs[0], "error", 1));
-    assert_int_equal(pb_unjelly(pb_item(msgs[0], 2), &failure, &cause), 0);
+    assert_int_equal(pb_unjelly(pb_item(msgs[0], 2), PB_MAX_NODES, &failure, &cause), 0);
     assert_true(pb_failure_is(failure, PB_ERR_PB));
     print_message("%s\n", failure_value(failure));
     pb_value_free(failure);
@@ -928,7 +935,7 @@ static void test_limits(void **state)
     struct pair p;
     char *cause = NULL;
     int obj;
-    pair_open(&p);
+    pair_open_trusted(&p);
     for (uint32_t i = 1; i <= PB_MAX_LOCAL_OBJECTS; i++)
         assert_int_equal(pb_broker_export(p.srv.b, &obj), i);
     assert_int_equal(pb_broker_export(p.srv.b, &obj), 0);
@@ -970,6 +977,7 @@ static void test_incoming_limit(void **state)
     buf_init(&sink, 0);
     buf_init(&msgs, 0);
     struct pb_broker *b = pb_broker_new(true, &hold_ops, &sink);
+    pb_broker_set_limits(b, &pb_limits_session);
     assert_int_equal(pb_broker_receive(b, "\x02\x82pb\x02\x80\x13\x87\x06\x81", 10, &cause), 0);
     assert_int_equal(pb_broker_export(b, &obj), 1);
     for (int i = 1; i <= PB_MAX_PENDING + 1; i++) {
@@ -1063,7 +1071,7 @@ static struct pb_value *unjelly(const struct pb_value *tree)
 {
     struct pb_value *v = NULL;
     char *cause = NULL;
-    if (pb_unjelly(tree, &v, &cause) != 0)
+    if (pb_unjelly(tree, PB_MAX_NODES, &v, &cause) != 0)
         fail_msg("cannot unjelly a captured value: %s", cause);
     return v;
 }
@@ -1148,7 +1156,7 @@ static char *replay_session(struct replay *r, const char *session, bool fix_chal
 
     memset(r, 0, sizeof *r);
     side_open(&r->srv, true);
-    r->master = pb_decoder_new();
+    r->master = pb_decoder_new(NULL);
     r->next_luid = 1;
     if (fix_challenge)
         pb_broker_set_challenge(r->srv.b, (const unsigned char *)m2w + 30);
@@ -1302,6 +1310,179 @@ static void test_replay_bad_login(void **state)
     replay_free(&r);
 }
 
+/* ------------------------------------------------------------ limits before login */
+
+/* ["message", reqid, objid, method, 1, ("tuple", args...), {}] with `args` (owned) as items. */
+static struct pb_value *message_tree(int reqid, struct pb_value *objid, const char *method,
+                                     struct pb_value *args)
+{
+    struct pb_value *tree = pb_append(pb_list(), pb_bytes("message", 7));
+    pb_append(pb_append(tree, pb_int(reqid)), objid);
+    pb_append(pb_append(tree, pb_bytes(method, strlen(method))), pb_int(1));
+    struct pb_value *tuple = pb_append(pb_list(), pb_bytes("tuple", 5));
+    for (size_t i = 0; args != NULL && i < args->u.list.n; i++)
+        pb_append(tuple, pb_value_dup(args->u.list.items[i]));
+    pb_value_free(args);
+    pb_append(tree, tuple);
+    return pb_append(tree, pb_append(pb_list(), pb_bytes("dictionary", 10)));
+}
+
+/* Encodes a banana tree (freed) and feeds it to a broker. */
+static int feed_tree(struct pb_broker *b, struct pb_value *tree, char **cause)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    assert_int_equal(pb_banana_encode(&out, tree, true, cause), 0);
+    pb_value_free(tree);
+    int rc = pb_broker_receive(b, out.data, out.len, cause);
+    buf_free(&out);
+    return rc;
+}
+
+static struct pb_value *login_of(int reqid, struct pb_value *name)
+{
+    return message_tree(reqid, pb_bytes("root", 4), "login", pb_append(pb_list(), name));
+}
+
+/* A peer that has not logged in cannot make the server hold more than a login needs. */
+static void test_stranger_limits(void **state)
+{
+    (void)state;
+    struct {
+        const char *what;
+        struct pb_value *tree;
+    } cases[5];
+    char name[PB_LOGIN_MAX_LENGTH + 1];
+    memset(name, 'w', sizeof name);
+    cases[0].what = "a login name one byte too long";
+    cases[0].tree = login_of(1, pb_bytes(name, sizeof name));
+    struct pb_value *many = pb_list();
+    for (int i = 0; i < PB_LOGIN_MAX_NODES; i++)
+        pb_append(many, pb_int(i));
+    cases[1].what = "more values than a login has";
+    cases[1].tree = message_tree(1, pb_bytes("root", 4), "login", pb_append(pb_list(), many));
+    struct pb_value *deep = pb_bytes("x", 1);
+    for (int i = 0; i < PB_LOGIN_MAX_DEPTH; i++)
+        deep = pb_append(pb_list(), deep);
+    cases[2].what = "lists nested deeper than a login";
+    cases[2].tree = login_of(1, deep);
+    struct pb_value *longer = pb_list();
+    for (int i = 0; i < 5; i++)
+        pb_append(longer, pb_bytes(name, 250));
+    cases[3].what = "an expression over the login size";
+    cases[3].tree = message_tree(1, pb_bytes("root", 4), "login", pb_append(pb_list(), longer));
+    cases[4].what = "an incomplete list header promising a large expression";
+    cases[4].tree = NULL;
+    for (size_t i = 0; i < UTIL_NELEM(cases); i++) {
+        struct side s;
+        char *cause = NULL;
+        raw_server(&s);
+        int rc = cases[i].tree != NULL ? feed_tree(s.b, cases[i].tree, &cause)
+                                       : inject(&s, "7f 7f 01 80  01 81 01 81 01 81", &cause);
+        if (rc != -1 || cause == NULL)
+            fail_msg("%s was accepted before login", cases[i].what);
+        print_message("%s: %s\n", cases[i].what, cause);
+        free(cause);
+        side_close(&s);
+    }
+
+    /* calls left unanswered, and challengers, are bounded too */
+    struct side s;
+    char *cause = NULL;
+    raw_server(&s);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(feed_tree(s.b, login_of(i, pb_bytes("w1", 2)), &cause), 0);
+    assert_int_equal(pb_broker_exported(s.b), PB_LOGIN_MAX_OBJECTS);
+    struct pb_value *msgs[8];
+    size_t n = decode_all(s.sent.data, s.sent.len, msgs, 8);
+    assert_int_equal(n, 3); /* two challenges, then an error */
+    assert_true(is_msg(msgs[2], "error", 3));
+    free_all(msgs, n);
+    side_close(&s);
+}
+
+/* A login call whose shared references expand past the login bound is refused, not expanded. */
+static void test_stranger_references(void **state)
+{
+    (void)state;
+    struct side s;
+    char *cause = NULL;
+    raw_server(&s);
+    /* ["reference", 1, ["tuple", 8 strings]] then 8 dereferences of it: 9 + 8 * 9 values */
+    struct pb_value *shared = pb_append(pb_list(), pb_bytes("tuple", 5));
+    for (int i = 0; i < 8; i++)
+        pb_append(shared, pb_bytes("s", 1));
+    struct pb_value *ref = pb_append(pb_append(pb_list(), pb_bytes("reference", 9)), pb_int(1));
+    struct pb_value *args = pb_append(pb_list(), pb_append(ref, shared));
+    for (int i = 0; i < 8; i++)
+        pb_append(args, pb_append(pb_append(pb_list(), pb_bytes("dereference", 11)), pb_int(1)));
+    assert_int_equal(feed_tree(s.b, message_tree(1, pb_bytes("root", 4), "login", args), &cause),
+                     0);
+    struct pb_value *msgs[4];
+    size_t n = decode_all(s.sent.data, s.sent.len, msgs, 4);
+    assert_int_equal(n, 1);
+    assert_true(is_msg(msgs[0], "error", 1));
+    struct pb_value *failure = NULL;
+    assert_int_equal(pb_unjelly(pb_item(msgs[0], 2), PB_MAX_NODES, &failure, &cause), 0);
+    print_message("%s\n", failure_value(failure));
+    assert_non_null(strstr(failure_value(failure), "expand to too many values"));
+    pb_value_free(failure);
+    free_all(msgs, n);
+    assert_int_equal(pb_broker_exported(s.b), 0);
+    side_close(&s);
+}
+
+/* Once the password is accepted the peer gets the session's limits. */
+static void test_limits_raised_by_login(void **state)
+{
+    (void)state;
+    struct pair p;
+    struct answer a = {0}, big = {0};
+    pair_open(&p);
+    start_login(&p, "w1", "pass1", &a);
+    assert_non_null(p.srv.respond);
+    uint32_t perspective = pb_broker_export(p.srv.b, &p.srv);
+    pb_call_answer(p.srv.respond, pb_remote(perspective));
+    p.srv.respond = NULL;
+    pump_ok(&p);
+    assert_true(a.done);
+    char *text = xcalloc(1, 100000);
+    memset(text, 'o', 99999);
+    call_ok(&p.cli, perspective, "update", pb_append(pb_tuple(), pb_text(text)), NULL, &big);
+    pump_ok(&p);
+    assert_int_equal(p.srv.n_calls, 1);
+    assert_int_equal(pb_str(pb_item(p.srv.calls[0]->args, 0))[99998], 'o');
+    pb_call_answer(take_call(&p.srv, p.srv.calls[0]->reqid), NULL);
+    pump_ok(&p);
+    assert_true(big.done);
+    free(text);
+    answer_clear(&a);
+    answer_clear(&big);
+    pair_close(&p);
+}
+
+/* A wrong password leaves the stranger's limits in place. */
+static void test_limits_kept_after_refusal(void **state)
+{
+    (void)state;
+    struct pair p;
+    struct answer a = {0}, big = {0};
+    char *cause = NULL;
+    pair_open(&p);
+    start_login(&p, "w1", "wrong", &a);
+    assert_true(pb_failure_is(a.failure, PB_ERR_UNAUTHORIZED));
+    char name[PB_LOGIN_MAX_LENGTH + 1];
+    memset(name, 'w', sizeof name);
+    call_ok(&p.cli, 0, "login", pb_append(pb_tuple(), pb_bytes(name, sizeof name)), NULL, &big);
+    assert_int_equal(pump(&p, &cause), -1);
+    print_message("%s\n", cause);
+    free(cause);
+    pair_close(&p); /* fails the call still waiting */
+    assert_true(pb_failure_is(big.failure, PB_ERR_CONNECTION_LOST));
+    answer_clear(&a);
+    answer_clear(&big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1332,6 +1513,10 @@ int main(void)
         cmocka_unit_test(test_replay_sessions_3_and_4),
         cmocka_unit_test(test_replay_random_challenge_refused),
         cmocka_unit_test(test_replay_bad_login),
+        cmocka_unit_test(test_stranger_limits),
+        cmocka_unit_test(test_stranger_references),
+        cmocka_unit_test(test_limits_raised_by_login),
+        cmocka_unit_test(test_limits_kept_after_refusal),
     };
     log_set_level(LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

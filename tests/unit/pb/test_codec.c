@@ -44,7 +44,7 @@ static struct pb_value *decode_one(const char *hex)
 {
     unsigned char *bytes;
     size_t n = unhex(hex, &bytes);
-    struct pb_decoder *d = pb_decoder_new();
+    struct pb_decoder *d = pb_decoder_new(NULL);
     char *cause = NULL;
     struct pb_value *v = NULL;
     assert_int_equal(pb_decoder_feed(d, bytes, n, &cause), 0);
@@ -119,7 +119,7 @@ static void test_vectors(void **state)
         if (strcmp(layer, "jelly+pb") == 0) {
             struct pb_value *val = NULL;
             char *cause = NULL;
-            assert_int_equal(pb_unjelly(tree, &val, &cause), 0);
+            assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &val, &cause), 0);
             struct pb_value *again = pb_jelly(val);
             if (contains_reference(tree)) {
                 refs++; /* shared containers come back as copies: same value, no reference */
@@ -146,13 +146,13 @@ static void test_jelly_values(void **state)
     (void)state;
     char *cause = NULL;
     struct pb_value *tree = decode_one("02800782756e69636f6465038268c3a9"), *v = NULL;
-    assert_int_equal(pb_unjelly(tree, &v, &cause), 0);
+    assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), 0);
     assert_int_equal(v->kind, PB_TEXT);
     assert_string_equal(pb_str(v), "h\xc3\xa9");
     pb_value_free(v);
     pb_value_free(tree);
     tree = decode_one("02800587028002800782756e69636f646501826b01800187");
-    assert_int_equal(pb_unjelly(tree, &v, &cause), 0);
+    assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), 0);
     assert_int_equal(v->kind, PB_DICT);
     assert_int_equal(pb_dict_get(v, "k")->kind, PB_NONE);
     assert_null(pb_dict_get(v, "missing"));
@@ -216,7 +216,7 @@ static void test_transcript_messages_unjelly(void **state)
                 struct pb_value *val = NULL;
                 char *cause = NULL;
                 const struct pb_value *part = pb_item(tree, k);
-                if (pb_unjelly(part, &val, &cause) != 0)
+                if (pb_unjelly(part, PB_MAX_NODES, &val, &cause) != 0)
                     fail_msg("session %s message %zu part %zu: %s", session, i, k, cause);
                 struct pb_value *again = pb_jelly(val);
                 if (!contains_reference(part))
@@ -240,7 +240,7 @@ static size_t count_stream(const char *rel, unsigned seed)
     char *cause = NULL;
     char *data = util_read_file(path, 1 << 20, &len, &cause);
     assert_non_null(data);
-    struct pb_decoder *d = pb_decoder_new();
+    struct pb_decoder *d = pb_decoder_new(NULL);
     size_t off = 0, count = 0;
     srand(seed);
     while (off < len) {
@@ -305,7 +305,7 @@ static void test_streams(void **state)
 /* Feeds raw bytes; returns the decoder's verdict and its message in *cause. */
 static int decode_raw(const void *data, size_t len, char **cause)
 {
-    struct pb_decoder *d = pb_decoder_new();
+    struct pb_decoder *d = pb_decoder_new(NULL);
     struct pb_value *v = NULL;
     int rc = pb_decoder_feed(d, data, len, cause);
     if (rc == 0)
@@ -356,7 +356,7 @@ static void test_banana_limits(void **state)
 static void test_feed_bound(void **state)
 {
     (void)state;
-    struct pb_decoder *d = pb_decoder_new();
+    struct pb_decoder *d = pb_decoder_new(NULL);
     char *cause = NULL;
     char *chunk = xcalloc(1, 1 << 20);
     chunk[0] = 0x7f; /* header bytes only: never a complete token */
@@ -374,7 +374,7 @@ static void expect_unjelly_error(const char *hex, const char *words)
 {
     struct pb_value *tree = decode_one(hex), *v = NULL;
     char *cause = NULL;
-    assert_int_equal(pb_unjelly(tree, &v, &cause), -1);
+    assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), -1);
     if (strstr(cause, words) == NULL)
         fail_msg("cause '%s' does not say '%s'", cause, words);
     free(cause);
@@ -424,7 +424,7 @@ static void test_dereference_expansion(void **state)
     }
     struct pb_value *v = NULL;
     char *cause = NULL;
-    assert_int_equal(pb_unjelly(tree, &v, &cause), -1);
+    assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), -1);
     assert_non_null(strstr(cause, "too many"));
     free(cause);
     pb_value_free(tree);

@@ -130,12 +130,70 @@ static void test_log_rotation(void **state)
     rmdir(dir);
 }
 
+/* Peer bytes become bounded printable ASCII; a cut is marked and never splits an escape. */
+static void test_escape(void **state)
+{
+    (void)state;
+    char out[32];
+    assert_string_equal(UTIL_ESC("w1"), "w1");
+    assert_string_equal(UTIL_ESC(NULL), "(null)");
+    assert_string_equal(UTIL_ESC("a\nb\r\t'\"\\"), "a\\nb\\r\\t\\'\\\"\\\\");
+    assert_string_equal(util_escape(out, sizeof out, "x\0\x1b[2J\xc3\xa9\x7f", 9),
+                        "x\\x00\\x1b[2J\\xc3\\xa9\\x7f");
+    /* exactly full: no cut */
+    assert_string_equal(util_escape(out, 6, "abcde", 5), "abcde");
+    assert_string_equal(util_escape(out, 6, "abcdef", 6), "ab...");
+    /* an escape that does not fit is dropped whole */
+    assert_string_equal(util_escape(out, 7, "abcd\n", 5), "abcd\\n");
+    assert_string_equal(util_escape(out, 8, "abcdef\n", 7), "abcd...");
+    assert_string_equal(util_escape(out, 3, "abc", 3), "");
+    char big[1000];
+    memset(big, '\n', sizeof big);
+    const char *e = util_escape(out, sizeof out, big, sizeof big);
+    assert_true(strlen(e) < sizeof out);
+    assert_string_equal(e + strlen(e) - 3, "...");
+    assert_true(strlen(UTIL_ESC("\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+                                "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+                                "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+                                "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+                                "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n")) <
+                UTIL_ESCAPE_MAX);
+}
+
+/* Whatever a caller passes, one log call writes one line. */
+static void test_log_one_line(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bbm-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/bbmaster.log", dir);
+    char *cause = NULL;
+    assert_int_equal(log_open(path, 0, 0, &cause), 0);
+    log_info("worker '%s' attached", "w1\n2024-01-01 00:00:00+0000 [info] forged\r\x1b[0m");
+    log_info("tab\tkept");
+    log_close();
+    char *cur = util_read_file(path, 1 << 20, NULL, &cause);
+    assert_non_null(cur);
+    assert_non_null(strstr(cur, "worker 'w1\\x0a2024-01-01 00:00:00+0000 [info] forged\\x0d"
+                                "\\x1b[0m' attached\n"));
+    assert_non_null(strstr(cur, "tab\tkept\n"));
+    size_t lines = 0;
+    for (char *p = cur; *p != '\0'; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 2);
+    free(cur);
+    unlink(path);
+    free(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_bound),    cmocka_unit_test(test_edit_distance),
         cmocka_unit_test(test_parse_long),   cmocka_unit_test(test_files),
         cmocka_unit_test(test_log_rotation), cmocka_unit_test(test_json_count),
+        cmocka_unit_test(test_escape),       cmocka_unit_test(test_log_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
