@@ -14,6 +14,20 @@
  *   trigger.c   the trigger step
  *   logs.c      logs and their chunks, batched
  *   props.c     properties and rendering (bbm.interpolate, Lua functions)
+ *
+ * Lifetimes.  Stopping, cancelling or polling one build can finish it and others
+ * before the call returns (a trigger step cancels its children, a step's end runs the
+ * next).  So:
+ *   - a finished build stays in e->builds, `finished` set, until the next loop turn,
+ *     when engine.c's reaper unlinks and frees it: a loop over e->builds, or a callback
+ *     that reached a build, may call anything and go on reading it afterwards, but
+ *     skips (or leaves alone) a build whose `finished` is set;
+ *   - a step is freed the moment it finishes, so it finishes only once nothing can call
+ *     back into it: its worker command has completed (s->cmd is NULL), its
+ *     master_shell_command's handles are closed, and a tar still unpacking an upload
+ *     has been told the step is gone.  After a call that may finish a step
+ *     (step_interrupt, trigger_poll, step_finish, a transfer callback) the caller does
+ *     not touch it.
  */
 #ifndef BBM_ENGINE_INTERNAL_H
 #define BBM_ENGINE_INTERNAL_H
@@ -180,8 +194,11 @@ struct build {
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
 int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker, long long brid,
                 long long bsid, long long builderid, char **cause);
-/* Stops a running build (Buildbot's stopBuild) with `results` (CANCELLED, RETRY). */
+/* Stops a running build (Buildbot's stopBuild) with `results` (CANCELLED, RETRY).  The
+   build, and others, may finish before this returns; none is freed. */
 void build_stop(struct build *b, const char *reason, int results);
+/* Frees a build taken out of e->builds (the reaper, engine_free). */
+void build_free(struct build *b);
 
 /* step.c: a step of the factory (its table on top of the Lua stack). */
 struct step *step_new(struct build *b, int index);
@@ -320,6 +337,7 @@ struct engine {
     unsigned long ticks; /* of flush_timer */
     uv_idle_t kick;
     bool kick_pending;
+    uv_idle_t reap;                  /* frees finished builds on the next loop turn */
     struct steplog *dirty;           /* logs with pending chunks */
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
     bool stopping;
@@ -332,7 +350,8 @@ struct eng_worker *engine_worker(struct engine *e, const char *name);
 void engine_cancel_request(struct engine *e, long long brid, const char *reason);
 /* Runs the botmaster soon (on the next loop turn; several calls run it once). */
 void engine_kick(struct engine *e);
-/* A build is over (its rows written): frees it, frees the worker, runs the botmaster. */
+/* A build is over (its rows written, `finished` set): frees the worker, runs the
+   botmaster, and has the build freed on the next loop turn. */
 void engine_build_finished(struct engine *e, struct build *b);
 /* botmaster.c: hands pending requests to free workers. */
 void botmaster_run(struct engine *e);

@@ -9,6 +9,7 @@
 #include "engine/internal.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <assert.h>
 #include <lauxlib.h>
 #include <pcre2.h>
 #include <stdlib.h>
@@ -354,6 +355,7 @@ static bool hidden(struct step *s)
 
 void step_finish(struct step *s, int results)
 {
+    assert(s->cmd == NULL); /* a command's callbacks would outlive the step */
     s->results = results;
     char *cause = NULL;
     bool tx = db_begin(s->b->e->db, &cause) == 0; /* the step's last rows, committed once */
