@@ -14,6 +14,8 @@
  *   trigger.c   the trigger step
  *   logs.c      logs and their chunks, batched
  *   props.c     properties and rendering (bbm.interpolate, Lua functions)
+ *   paths.c     which master paths a transfer step may use
+ *   unpack.c    a directory upload's archive: checked, extracted, moved into place
  *
  * Lifetimes.  Stopping, cancelling or polling one build can finish it and others
  * before the call returns (a trigger step cancels its children, a step's end runs the
@@ -23,11 +25,11 @@
  *     that reached a build, may call anything and go on reading it afterwards, but
  *     skips (or leaves alone) a build whose `finished` is set;
  *   - a step is freed the moment it finishes, so it finishes only once nothing can call
- *     back into it: its worker command has completed (s->cmd is NULL), its
- *     master_shell_command's handles are closed, and a tar still unpacking an upload
- *     has been told the step is gone.  After a call that may finish a step
- *     (step_interrupt, trigger_poll, step_finish, a transfer callback) the caller does
- *     not touch it.
+ *     back into it: its worker command has completed (s->cmd is NULL; a peer's
+ *     protocol error waits for that too), its master_shell_command's handles are
+ *     closed, and an archive still being unpacked is abandoned (unpack.c then frees
+ *     itself when tar exits).  After a call that may finish a step (step_interrupt,
+ *     trigger_poll, step_finish, a transfer callback) the caller does not touch it.
  */
 #ifndef BBM_ENGINE_INTERNAL_H
 #define BBM_ENGINE_INTERNAL_H
@@ -141,6 +143,7 @@ struct step {
     struct steplog **logfiles; /* the `logfiles` the worker sends, by name */
     char **logfile_names;
     size_t n_logfiles;
+    char *abort_reason; /* step_abort's: the step ends EXCEPTION with it */
     struct wk_command *cmd;
     long long rc;
     bool have_rc;
@@ -218,6 +221,10 @@ void step_remote(struct step *s, const char *name, struct pb_value *args,
 void step_finish(struct step *s, int results);
 /* The step is over with `results` and `why` in an err.text log. */
 void step_fail(struct step *s, int results, const char *why);
+/* The running command cannot end well (the worker broke its protocol, the master cannot
+   take what it sends): the command is interrupted and the step ends EXCEPTION with the
+   reason once it completes.  The first reason is kept. */
+void step_abort(struct step *s, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* The step's parameter `key`, rendered (*out NULL when absent); 0 or -1 with *cause. */
 int step_render(struct step *s, const char *key, json_t **out, char **cause);
 /* The worker's version of command `name` at least major.minor. */
@@ -237,6 +244,27 @@ bool transfer_interrupt(struct step *s);
 void transfer_free(struct step *s);
 /* The name a step of `kind` has when the configuration gives none. */
 const char *step_default_name(const char *kind);
+
+/* paths.c: master paths (see there).  The path a transfer step may use for `path`
+   (malloc'd): for PATH_WRITE its missing directories made, for PATH_READ the file's
+   resolved path (its name when it is not there); NULL with *cause, nothing made, for a
+   path outside the roots. */
+enum path_use { PATH_READ, PATH_WRITE };
+char *path_confine(const struct cfg *cfg, const char *path, enum path_use use, char **cause);
+/* A name the worker's glob answered for a pattern in directory `dir` (on the worker, with
+   Windows separators when `nt`): its part under `dir`, or NULL if it is not a plain path
+   under it (absolute elsewhere, a '..' component, a last component "." or none). */
+const char *path_globbed(const char *answer, const char *dir, bool nt);
+
+/* unpack.c: a directory upload's archive checked, extracted and moved into `dest` (an
+   absolute path whose directory is checked already).  `done` is called once on the loop
+   with NULL or why the archive was refused, unless the unpack is abandoned first. */
+struct unpack;
+typedef void (*unpack_done_cb)(void *arg, const char *error);
+struct unpack *unpack_start(uv_loop_t *loop, const char *archive, const char *compress,
+                            const char *dest, unpack_done_cb done, void *arg, char **cause);
+/* The caller no longer waits (NULL: nothing): tar is killed, `done` never called. */
+void unpack_abandon(struct unpack *u);
 
 /* trigger.c: the trigger step. */
 void trigger_run(struct step *s);
@@ -363,6 +391,9 @@ void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc);
 /* The time Buildbot stores: whole seconds since the epoch. */
 long long engine_now(void);
 
+/* A peer's text as a log line or message may show it: printable ASCII (anything else as
+   \xHH), cut to fit `cap` bytes with its NUL. */
+void engine_shown(char *out, size_t cap, const char *text);
 /* Logs a database error of the engine (they do not stop the engine). */
 void engine_db_error(const char *what, char *cause);
 

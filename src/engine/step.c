@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <lauxlib.h>
 #include <pcre2.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,6 +218,7 @@ void step_free(struct step *s)
     free(s->description_done);
     free(s->description_suffix);
     json_decref(s->decode_rc);
+    free(s->abort_reason);
     free(s->logfiles);
     for (size_t i = 0; i < s->n_logfiles; i++)
         free(s->logfile_names[i]);
@@ -397,6 +399,18 @@ void step_fail(struct step *s, int results, const char *why)
     step_finish(s, results);
 }
 
+void step_abort(struct step *s, const char *fmt, ...)
+{
+    if (s->abort_reason != NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    s->abort_reason = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (s->cmd != NULL)
+        wk_command_interrupt(s->cmd, s->abort_reason);
+}
+
 /* ------------------------------------------------------------ the command */
 
 static void on_line(void *arg, char channel, const char *line, size_t len)
@@ -524,6 +538,8 @@ static void on_complete(void *arg, const struct pb_value *failure)
         s->lost = true;
         complete_log(s, "cancelled", lost_text);
         step_finish(s, RES_RETRY);
+    } else if (s->abort_reason != NULL) {
+        step_fail(s, RES_EXCEPTION, s->abort_reason);
     } else if (s->interrupted) {
         step_finish(s, RES_CANCELLED);
     } else if (failure != NULL) {

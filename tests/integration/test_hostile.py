@@ -1,6 +1,11 @@
-"""Builds stopped while their trigger step waits for a child, by the API's stop and by
-SIGTERM: the builds end as Buildbot's would, nothing is used after it is freed, the
-master goes on serving the API and running builds, and restarts cleanly.
+"""A worker that misbehaves, and builds stopped while they wait for others.  The worker
+is Debian's buildbot-worker, logged in normally, with the command implementations that
+tests/integration/hostile_worker.py patches: it calls the master's writer out of order,
+sends archives with links and escaping names, and answers globs with paths it must not.
+Whatever it does, its step ends as Buildbot's would (EXCEPTION for a broken protocol),
+nothing is written outside the destination, and the master goes on serving the API and
+running builds.  Then: stopping a build whose trigger step waits for its child, by the
+API and by SIGTERM, and a clean restart after it.
 
 One master and one worker serve the whole module; each test checks that the master
 made no sanitizer report so far."""
@@ -8,18 +13,35 @@ made no sanitizer report so far."""
 import json
 import os
 import signal
+import subprocess
 import urllib.request
 
 import pytest
 
 from conftest import Master, Worker, failed, free_port, pid_alive, wait_for
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 CONFIG = r'''local bbm = require "bbm"
+local p = function(name) return bbm.interpolate("%%(prop:" .. name .. ")s") end
 return {
   protocols = { pb = { port = %(pb)d } },
   www = { port = %(www)d },
+  uploadRoots = { "%(root)s" },
   workers = { bbm.worker("w1", "w1pass", { max_builds = 3 }) },
   builders = {
+    bbm.builder{ name = "upload_dir", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.directory_upload{ workersrc = p("trick"),
+        masterdest = bbm.interpolate("%(root)s/%%(prop:dest)s") } } },
+    bbm.builder{ name = "upload_dir_gz", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.directory_upload{ workersrc = p("trick"), compress = "gz",
+        masterdest = bbm.interpolate("%(root)s/%%(prop:dest)s") } } },
+    bbm.builder{ name = "upload_file", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.file_upload{ workersrc = p("trick"),
+        masterdest = bbm.interpolate("%(root)s/%%(prop:dest)s") } } },
+    bbm.builder{ name = "glob", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.multiple_file_upload{ workersrcs = { bbm.interpolate("%%(prop:trick)s/*") },
+        glob = true, masterdest = "%(root)s/multi/dest" } } },
     bbm.builder{ name = "parent", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.trigger{ schedulerNames = { "trig" }, waitForFinish = true } } },
     bbm.builder{ name = "child", workernames = { "w1" }, factory = bbm.factory{
@@ -28,24 +50,44 @@ return {
       bbm.steps.shell{ command = { "true" } } } },
   },
   schedulers = {
-    bbm.schedulers.force{ name = "force", builderNames = { "parent", "quick" } },
+    bbm.schedulers.force{ name = "force", builderNames = { "upload_dir", "upload_dir_gz",
+      "upload_file",
+      "glob", "parent", "quick" },
+      properties = { bbm.params.string{ name = "trick" }, bbm.params.string{ name = "dest" } } },
     bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" } },
   },
 }
 '''
 
 
+class HostileWorker(Worker):
+    """buildbot-worker started through hostile_worker.py."""
+
+    def __init__(self, basedir, port, victim):
+        super().__init__(basedir, "w1", "w1pass", port)
+        self.victim = victim
+
+    def start(self):
+        env = dict(os.environ, BBM_VICTIM=str(self.victim))
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HERE, "hostile_worker.py"), self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        return self
+
+
 class Site:
     def __init__(self, tmp):
         self.root = tmp / "root"
+        self.victim = tmp / "victim-dir"
         self.root.mkdir()
+        self.victim.mkdir()
         self.master = Master(tmp / "master")
         os.makedirs(self.master.dir)
         self.port = free_port()
         with open(os.path.join(self.master.dir, "master.lua"), "w") as f:
             f.write(CONFIG % {"pb": self.master.pb_port, "www": self.port, "root": self.root})
         self.master.start()
-        self.worker = Worker(tmp / "worker", "w1", "w1pass", self.master.pb_port).start()
+        self.worker = HostileWorker(tmp / "worker", self.master.pb_port, self.victim).start()
         self.master.wait_log("worker 'w1' attached")
 
     def rpc(self, path, method, **params):
@@ -79,6 +121,10 @@ class Site:
     def steps(self, build):
         return self.get(f"builds/{build['buildid']}/steps")["steps"]
 
+    def err_text(self, build, number):
+        chunks = self.get(f"builds/{build['buildid']}/steps/{number}/logs/err_text/contents")
+        return "".join(c["content"] for c in chunks["logchunks"])
+
     def stop(self):
         pid = self.master.pid()
         self.master.stop()
@@ -104,10 +150,108 @@ def no_reports(site, request):
     assert not site.master.sanitizer_reports(), "\n".join(site.master.sanitizer_reports())
 
 
+def tree(path):
+    """Every name under `path`, relative, links not followed."""
+    out = []
+    for d, dirs, files in os.walk(path):
+        out += [os.path.relpath(os.path.join(d, n), path) for n in dirs + files]
+    return sorted(out)
+
+
 def still_serving(site):
     """The master answers the API and runs a build to the end."""
     assert site.get("builders")["builders"]
     assert site.run("quick")["results"] == 0
+
+
+def test_unpack_twice(site):
+    """The second unpack is a protocol error: the step ends EXCEPTION after the command,
+    the first unpack's work is not freed twice (ASan), the master carries on."""
+    b = site.run("upload_dir", trick="unpack-twice", dest="twice")
+    assert (b["results"], site.steps(b)[1]["results"]) == (4, 4)
+    assert "unpack after unpack" in site.err_text(b, 1)
+    still_serving(site)
+
+
+def test_links_in_archives_and_at_the_destination(site):
+    """An archive holding a symbolic link is refused whole; a link already at the
+    destination (planted by someone else) is never written through."""
+    b = site.run("upload_dir", trick="plant-link", dest="planted")
+    assert b["results"] == 4 and "symbolic link" in site.err_text(b, 1)
+    assert tree(site.root / "planted") == [] and tree(site.victim) == []
+    os.makedirs(site.root / "planted", exist_ok=True)
+    os.symlink(site.victim, site.root / "planted" / "x")
+    b = site.run("upload_dir", trick="through-link", dest="planted")
+    assert b["results"] == 4 and "is a symbolic link" in site.err_text(b, 1)
+    assert tree(site.victim) == [] and os.path.islink(site.root / "planted" / "x")
+    assert [n for n in os.listdir(site.root) if n.startswith(".")] == []  # no staging left
+    still_serving(site)
+
+
+def test_escaping_names_refused(site):
+    before = tree(site.root)
+    b = site.run("upload_dir", trick="escape", dest="esc/inside")
+    assert b["results"] == 4
+    assert "'..'" in site.err_text(b, 1)
+    assert tree(site.root) == sorted(before + ["esc"])  # its directory, made before
+    assert tree(site.victim) == []
+    still_serving(site)
+
+
+def test_archive_entry_cap(site):
+    b = site.run("upload_dir_gz", trick="many-entries", dest="many")
+    assert b["results"] == 4 and "more than 100000 entries" in site.err_text(b, 1)
+    assert not (site.root / "many").exists()
+
+
+def test_directory_uploads_merge(site):
+    """A plain upload (the worker's own code): files replaced, directories merged, what
+    the destination held before kept; modes lose group and other write."""
+    src = os.path.join(site.worker.dir, "upload_dir_gz", "build", "legit")
+    os.makedirs(os.path.join(src, "sub"))
+    for name, text in (("a.txt", "one\n"), ("sub/b.txt", "two\n")):
+        with open(os.path.join(src, name), "w") as f:
+            f.write(text)
+    os.chmod(os.path.join(src, "a.txt"), 0o666)
+    assert site.run("upload_dir_gz", trick="legit", dest="merged")["results"] == 0
+    with open(os.path.join(src, "a.txt"), "w") as f:
+        f.write("changed\n")
+    os.remove(os.path.join(src, "sub", "b.txt"))
+    with open(os.path.join(src, "sub", "c.txt"), "w") as f:
+        f.write("three\n")
+    assert site.run("upload_dir_gz", trick="legit", dest="merged")["results"] == 0
+    dest = site.root / "merged"
+    assert tree(dest) == ["a.txt", "sub", "sub/b.txt", "sub/c.txt"]
+    assert (dest / "a.txt").read_text() == "changed\n"
+    assert os.stat(dest / "a.txt").st_mode & 0o777 == 0o644
+
+
+def test_destination_through_a_link_refused_before_anything_is_made(site):
+    """A master path whose existing part leads out of the roots through a symbolic link
+    is refused, and none of its missing directories is made (out there or here)."""
+    os.symlink(site.victim, site.root / "out-link")
+    b = site.run("upload_file", trick="anything", dest="out-link/new/sub/file")
+    assert b["results"] == 4 and "outside" in site.err_text(b, 1)
+    assert tree(site.victim) == []
+
+
+@pytest.mark.parametrize("trick,error", [("write-after-close", "write after close"),
+                                         ("close-twice", "close after close")])
+def test_file_writer_out_of_order(site, trick, error):
+    b = site.run("upload_file", trick=trick, dest=f"file-{trick}")
+    assert (b["results"], site.steps(b)[1]["results"]) == (4, 4)
+    assert error in site.err_text(b, 1)
+    still_serving(site)
+
+
+@pytest.mark.parametrize("trick,answer", [("glob-dotdot", ".."), ("glob-abs", "/etc/passwd")])
+def test_glob_answers_are_not_paths(site, trick, answer):
+    before = tree(site.root)
+    b = site.run("glob", trick=trick)
+    assert b["results"] == 4
+    assert f"glob answered '{answer}'" in site.err_text(b, 1)
+    assert tree(site.root) == sorted(set(before) | {"multi", "multi/dest"})
+    still_serving(site)
 
 
 def wait_child_running(site, parent_brid):
