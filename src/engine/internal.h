@@ -140,10 +140,12 @@ struct step {
     char *description_suffix; /* joined, appended to either; NULL: none */
     json_t *decode_rc;        /* {"rc": result} */
     struct steplog *stdio;
+    json_t *declared_logs;     /* the step's `logfiles` ({name: file}); others are ignored */
     struct steplog **logfiles; /* the `logfiles` the worker sends, by name */
     char **logfile_names;
     size_t n_logfiles;
-    char *abort_reason; /* step_abort's: the step ends EXCEPTION with it */
+    bool undeclared_warned; /* a worker's output for an undeclared log was logged */
+    char *abort_reason;     /* step_abort's: the step ends EXCEPTION with it */
     struct wk_command *cmd;
     long long rc;
     bool have_rc;

@@ -72,6 +72,8 @@ static const struct step_kind kinds[] = {
 /* Bytes of warning lines and of captured stdout kept for a step. */
 #define WARN_LINES_MAX (1u << 20)
 #define CAPTURE_MAX (1u << 20)
+/* Logs a step's `logfiles` may add; more declared names get nothing. */
+#define STEP_MAX_LOGFILES 64
 
 static const struct step_kind *kind_of(const char *kind)
 {
@@ -218,6 +220,7 @@ void step_free(struct step *s)
     free(s->description_done);
     free(s->description_suffix);
     json_decref(s->decode_rc);
+    json_decref(s->declared_logs);
     free(s->abort_reason);
     free(s->logfiles);
     for (size_t i = 0; i < s->n_logfiles; i++)
@@ -429,11 +432,25 @@ static void on_line(void *arg, char channel, const char *line, size_t len)
     }
 }
 
+/* The log a `log` update feeds: only the names of the step's `logfiles` (Buildbot's
+   RemoteCommand ignores others), at most STEP_MAX_LOGFILES of them; NULL: ignored. */
 static struct steplog *logfile(struct step *s, const char *name)
 {
     for (size_t i = 0; i < s->n_logfiles; i++)
         if (util_streq(s->logfile_names[i], name))
             return s->logfiles[i];
+    if (json_object_get(s->declared_logs, name) == NULL || s->n_logfiles >= STEP_MAX_LOGFILES) {
+        if (!s->undeclared_warned) {
+            char shown[80];
+            engine_shown(shown, sizeof shown, name);
+            log_warn("build %lld step '%s': the worker sent output for log '%s', %s; ignored",
+                     s->b->id, s->name, shown,
+                     s->n_logfiles >= STEP_MAX_LOGFILES ? "one log too many"
+                                                        : "which the step's logfiles do not name");
+            s->undeclared_warned = true;
+        }
+        return NULL;
+    }
     char *cause = NULL;
     struct steplog *l = steplog_open(s->b->e, s->id, name, 's', &cause);
     if (l == NULL) {
@@ -810,6 +827,8 @@ struct pb_value *step_shell_args(struct step *s, const json_t *command,
     pb_dict_set(a, "want_stdout", opt(v[11], pb_bool(true)));
     pb_dict_set(a, "want_stderr", opt(v[12], pb_bool(true)));
     pb_dict_set(a, "logfiles", opt(v[10], pb_dict()));
+    json_decref(s->declared_logs);
+    s->declared_logs = json_is_object(v[10]) ? json_incref(v[10]) : NULL;
     pb_dict_set(a, "timeout", opt(v[2], pb_int(1200)));
     pb_dict_set(a, "maxTime", opt(v[3], pb_none()));
     if (step_worker_has(s, "shell", 3, 3))

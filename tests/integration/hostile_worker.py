@@ -16,6 +16,8 @@ or shell command):
     close-twice        a file upload that closes twice
     glob-dotdot        a glob answered with ['..']
     glob-abs           a glob answered with ['/etc/passwd']
+    spam-logs          a shell command that sends output for 20,000 log names (and for
+                       the declared log 'declared')
 """
 
 import gzip
@@ -26,7 +28,7 @@ import tarfile
 
 from twisted.internet import defer
 
-from buildbot_worker.commands import fs, transfer
+from buildbot_worker.commands import fs, shell, transfer
 
 VICTIM = os.environ.get("BBM_VICTIM", "/nonexistent-victim")
 
@@ -74,6 +76,7 @@ ARCHIVES = {
 original_dir_start = transfer.WorkerDirectoryUploadCommand.start
 original_file_start = transfer.WorkerFileUploadCommand.start
 original_glob_start = fs.GlobPath.start
+original_shell_start = shell.WorkerShellCommand.start
 
 
 @defer.inlineCallbacks
@@ -116,9 +119,20 @@ def glob_start(self):
     return original_glob_start(self)
 
 
+def shell_start(self):
+    if "spam-logs" not in str(self.args["command"]):
+        return original_shell_start(self)
+    for i in range(20000):
+        self.sendStatus([("log", (f"spam-{i}", "x\n"))])
+    self.sendStatus([("log", ("declared", "declared output\n"))])
+    self.sendStatus([("stdout", "spammed\n"), ("rc", 0)])
+    return defer.succeed(None)
+
+
 transfer.WorkerDirectoryUploadCommand.start = dir_start
 transfer.WorkerFileUploadCommand.start = file_start
 fs.GlobPath.start = glob_start
+shell.WorkerShellCommand.start = shell_start
 
 if __name__ == "__main__":
     from buildbot_worker.scripts import runner

@@ -1,11 +1,12 @@
 """A worker that misbehaves, and builds stopped while they wait for others.  The worker
 is Debian's buildbot-worker, logged in normally, with the command implementations that
 tests/integration/hostile_worker.py patches: it calls the master's writer out of order,
-sends archives with links and escaping names, and answers globs with paths it must not.
-Whatever it does, its step ends as Buildbot's would (EXCEPTION for a broken protocol),
-nothing is written outside the destination, and the master goes on serving the API and
-running builds.  Then: stopping a build whose trigger step waits for its child, by the
-API and by SIGTERM, and a clean restart after it.
+sends archives with links and escaping names, answers globs with paths it must not,
+and floods a step with log names.  Whatever it does, its step ends as Buildbot's would
+(EXCEPTION for a broken protocol), nothing is written outside the destination, and the
+master goes on serving the API and running builds.  Then: stopping a build whose
+trigger step waits for its child, by the API and by SIGTERM, and a clean restart after
+it.
 
 One master and one worker serve the whole module; each test checks that the master
 made no sanitizer report so far."""
@@ -42,6 +43,9 @@ return {
     bbm.builder{ name = "glob", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.multiple_file_upload{ workersrcs = { bbm.interpolate("%%(prop:trick)s/*") },
         glob = true, masterdest = "%(root)s/multi/dest" } } },
+    bbm.builder{ name = "logs", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "echo", "spam-logs" },
+        logfiles = { declared = "declared.log" } } } },
     bbm.builder{ name = "parent", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.trigger{ schedulerNames = { "trig" }, waitForFinish = true } } },
     bbm.builder{ name = "child", workernames = { "w1" }, factory = bbm.factory{
@@ -52,7 +56,7 @@ return {
   schedulers = {
     bbm.schedulers.force{ name = "force", builderNames = { "upload_dir", "upload_dir_gz",
       "upload_file",
-      "glob", "parent", "quick" },
+      "glob", "logs", "parent", "quick" },
       properties = { bbm.params.string{ name = "trick" }, bbm.params.string{ name = "dest" } } },
     bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" } },
   },
@@ -251,6 +255,16 @@ def test_glob_answers_are_not_paths(site, trick, answer):
     assert b["results"] == 4
     assert f"glob answered '{answer}'" in site.err_text(b, 1)
     assert tree(site.root) == sorted(set(before) | {"multi", "multi/dest"})
+    still_serving(site)
+
+
+def test_undeclared_logs_ignored(site):
+    """20,000 log names from the worker: only the one the step declares becomes a log
+    (Buildbot's RemoteCommand ignores the rest); the step succeeds."""
+    b = site.run("logs")
+    assert b["results"] == 0
+    logs = site.get(f"builds/{b['buildid']}/steps/1/logs")["logs"]
+    assert [l["name"] for l in logs] == ["stdio", "declared"]
     still_serving(site)
 
 
