@@ -90,6 +90,14 @@ char *props_str(const json_t *v);
  * object.  The result is JSON (owned), or NULL with *cause.
  */
 json_t *render(const struct render_ctx *c, int idx, char **cause);
+/*
+ * render() for a command a shell will parse (a string master_shell_command): a
+ * bbm.interpolate's substituted values (properties, source stamp attributes, kw:,
+ * worker:, positional renderables) are shell-quoted as Python's shlex.quote does, so
+ * that no value can become shell syntax; its format's own text is not.  Anything else
+ * renders as render() does (a Lua function's string is its author's to quote).
+ */
+json_t *render_shell(const struct render_ctx *c, int idx, char **cause);
 /* Pushes the properties object Lua renderables get (props:getProperty(name[, default])). */
 void props_push_lua(const struct render_ctx *c);
 

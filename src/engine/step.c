@@ -135,8 +135,9 @@ static char *words_field(const struct step *s, const char *key)
     return out;
 }
 
-/* Renders field `key`; *out is NULL when the field is absent.  0 or -1 with *cause. */
-int step_render(struct step *s, const char *key, json_t **out, char **cause)
+/* Renders field `key` (render_shell when `shell`); *out is NULL when the field is absent.
+   0 or -1 with *cause. */
+static int render_field(struct step *s, const char *key, bool shell, json_t **out, char **cause)
 {
     lua_State *L = lua_of(s);
     *out = NULL;
@@ -145,7 +146,7 @@ int step_render(struct step *s, const char *key, json_t **out, char **cause)
         return 0;
     }
     struct render_ctx c = build_render_ctx(s->b);
-    *out = render(&c, -1, cause);
+    *out = shell ? render_shell(&c, -1, cause) : render(&c, -1, cause);
     lua_pop(L, 1);
     if (*out != NULL)
         return 0;
@@ -154,6 +155,11 @@ int step_render(struct step *s, const char *key, json_t **out, char **cause)
     util_cause(cause, "%s: %s", key, inner != NULL ? inner : "cannot be rendered");
     free(inner);
     return -1;
+}
+
+int step_render(struct step *s, const char *key, json_t **out, char **cause)
+{
+    return render_field(s, key, false, out, cause);
 }
 
 /* updateBuildSummaryPolicy: true (every result), false (none) or a list of results. */
@@ -876,7 +882,9 @@ static int setup_command(struct step *s, char **cause)
     if (util_streq(s->kind, "step.git") || util_streq(s->kind, "step.trigger") ||
         (transfer_kind(s->kind) && !util_streq(s->kind, "step.master_shell_command")))
         return 0; /* they make their own commands */
-    if (step_render(s, "command", &s->command, cause) != 0)
+    /* a string command the master's shell parses gets its interpolated values quoted */
+    bool shell = util_streq(s->kind, "step.master_shell_command");
+    if (render_field(s, "command", shell, &s->command, cause) != 0)
         return -1;
     const struct step_kind *k = kind_of(s->kind);
     if (s->command == NULL && k != NULL && k->command[0] != NULL) {

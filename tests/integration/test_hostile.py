@@ -4,9 +4,9 @@ tests/integration/hostile_worker.py patches: it calls the master's writer out of
 sends archives with links and escaping names, answers globs with paths it must not,
 and floods a step with log names.  Whatever it does, its step ends as Buildbot's would
 (EXCEPTION for a broken protocol), nothing is written outside the destination, and the
-master goes on serving the API and running builds.  Then: stopping a build whose
-trigger step waits for its child, by the API and by SIGTERM, and a clean restart after
-it.
+master goes on serving the API and running builds.  Then: a master_shell_command
+given a force-form value meant for the shell; stopping a build whose trigger step waits
+for its child, by the API and by SIGTERM, and a clean restart after it.
 
 One master and one worker serve the whole module; each test checks that the master
 made no sanitizer report so far."""
@@ -46,6 +46,9 @@ return {
     bbm.builder{ name = "logs", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = { "echo", "spam-logs" },
         logfiles = { declared = "declared.log" } } } },
+    bbm.builder{ name = "mastercmd", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.master_shell_command{ command =
+        bbm.interpolate("echo %%(prop:a)s %%(prop:b)s > '%(root)s/said'") } } },
     bbm.builder{ name = "parent", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.trigger{ schedulerNames = { "trig" }, waitForFinish = true } } },
     bbm.builder{ name = "child", workernames = { "w1" }, factory = bbm.factory{
@@ -56,8 +59,9 @@ return {
   schedulers = {
     bbm.schedulers.force{ name = "force", builderNames = { "upload_dir", "upload_dir_gz",
       "upload_file",
-      "glob", "logs", "parent", "quick" },
-      properties = { bbm.params.string{ name = "trick" }, bbm.params.string{ name = "dest" } } },
+      "glob", "logs", "mastercmd", "parent", "quick" },
+      properties = { bbm.params.string{ name = "trick" }, bbm.params.string{ name = "dest" },
+        bbm.params.string{ name = "a" }, bbm.params.string{ name = "b" } } },
     bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" } },
   },
 }
@@ -266,6 +270,16 @@ def test_undeclared_logs_ignored(site):
     logs = site.get(f"builds/{b['buildid']}/steps/1/logs")["logs"]
     assert [l["name"] for l in logs] == ["stdio", "declared"]
     still_serving(site)
+
+
+def test_master_shell_command_quotes_form_values(site):
+    """A force-form value interpolated into a string master_shell_command reaches the
+    command as one word: the injected command does not run, a plain value is as given."""
+    pwned = site.root / "pwned"
+    for a, b in (("hello", f"x; touch {pwned}"), ("it's", f"$(touch {pwned}) `touch {pwned}`")):
+        assert site.run("mastercmd", a=a, b=b)["results"] == 0
+        assert not pwned.exists()
+        assert (site.root / "said").read_text() == f"{a} {b}\n"
 
 
 def wait_child_running(site, parent_brid):
