@@ -158,7 +158,7 @@ static bool can_start(struct engine *e, const struct cfg_builder *bc, const char
 static bool building(const struct engine *e, const char *worker, const char *builder)
 {
     for (const struct build *b = e->builds; b != NULL; b = b->next)
-        if (util_streq(b->worker, worker) && util_streq(b->builder, builder))
+        if (!b->finished && util_streq(b->worker, worker) && util_streq(b->builder, builder))
             return true;
     return false;
 }

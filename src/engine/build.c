@@ -244,13 +244,7 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
             db_build(b, "finishing a build",
                      "UPDATE builds SET complete_at = ?, results = ? WHERE id = ?", p, 3);
         }
-        json_decref(b->sourcestamps);
-        json_decref(b->step_names);
-        props_free(&b->props);
-        buf_free(&b->text);
-        free(b->builder);
-        free(b->worker);
-        free(b);
+        build_free(b);
         return -1;
     }
     b->next = e->builds;
@@ -431,6 +425,11 @@ static void build_finished(struct build *b, const char *text, int results)
     log_info("build %lld: '%s' #%lld finished: %s (%s)", b->id, b->builder, b->number,
              res_name(b->results), text);
     engine_build_finished(b->e, b);
+}
+
+void build_free(struct build *b)
+{
+    step_free(b->current); /* only a build abandoned with the loop still has one */
     json_decref(b->sourcestamps);
     json_decref(b->step_names);
     props_free(&b->props);

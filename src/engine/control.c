@@ -100,7 +100,7 @@ static void stop_build(struct engine *e, struct ctl_action *act, long long id, j
 void engine_cancel_request(struct engine *e, long long brid, const char *reason)
 {
     for (struct build *b = e->builds; b != NULL; b = b->next) {
-        if (b->brid == brid) {
+        if (b->brid == brid && !b->finished) {
             build_stop(b, reason, RES_CANCELLED);
             return;
         }

@@ -35,6 +35,14 @@ void engine_db_error(const char *what, char *cause)
     free(cause);
 }
 
+void engine_shown(char *out, size_t cap, const char *text)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0' && n + 5 < cap; p++)
+        n += (size_t)snprintf(out + n, cap - n, *p >= 0x20 && *p < 0x7f ? "%c" : "\\x%02x", *p);
+    out[n] = '\0';
+}
+
 struct eng_worker *engine_worker(struct engine *e, const char *name)
 {
     for (size_t i = 0; i < e->n_workers; i++)
@@ -56,20 +64,12 @@ static struct eng_worker *worker_add(struct engine *e, const char *name)
 }
 
 /* Trigger steps waiting for requests that may have completed.  A step that ends may end
-   its build, so the builds are found again by id each time. */
+   its build, which stays in the list until the reaper runs (see internal.h). */
 static void poll_triggers(struct engine *e)
 {
-    long long ids[64];
-    size_t n = 0;
-    for (struct build *b = e->builds; b != NULL && n < UTIL_NELEM(ids); b = b->next)
-        if (b->current != NULL && trigger_waiting(b->current))
-            ids[n++] = b->id;
-    for (size_t i = 0; i < n; i++)
-        for (struct build *b = e->builds; b != NULL; b = b->next)
-            if (b->id == ids[i] && b->current != NULL) {
-                trigger_poll(b->current);
-                break;
-            }
+    for (struct build *b = e->builds; b != NULL; b = b->next)
+        if (!b->finished && b->current != NULL && trigger_waiting(b->current))
+            trigger_poll(b->current);
 }
 
 static void kick_cb(uv_idle_t *h)
@@ -117,6 +117,8 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     uv_unref((uv_handle_t *)&e->flush_timer);
     uv_idle_init(loop, &e->kick);
     e->kick.data = e;
+    uv_idle_init(loop, &e->reap);
+    e->reap.data = e;
     char *cause = NULL;
     if (requests_housekeeping(e, masterid, &cause) != 0)
         engine_db_error("finishing what the last run left running", cause), cause = NULL;
@@ -132,7 +134,7 @@ static int builds_using(const struct engine *e, const struct cfg *cfg)
 {
     int n = 0;
     for (const struct build *b = e->builds; b != NULL; b = b->next)
-        n += b->cfg == cfg;
+        n += !b->finished && b->cfg == cfg;
     return n;
 }
 
@@ -220,27 +222,68 @@ void engine_worker_graceful(struct engine *e, const char *name)
     maybe_shutdown(e, w);
 }
 
-void engine_build_finished(struct engine *e, struct build *b)
+/* The builds left running (not yet finished). */
+static bool builds_running(const struct engine *e)
 {
-    for (struct build **p = &e->builds; *p != NULL; p = &(*p)->next) {
-        if (*p == b) {
+    for (const struct build *b = e->builds; b != NULL; b = b->next)
+        if (!b->finished)
+            return true;
+    return false;
+}
+
+/* A stopping engine whose last build has finished tells the master, once. */
+static void maybe_stopped(struct engine *e)
+{
+    if (e->stopping && e->stopped != NULL && !builds_running(e)) {
+        void (*done)(void *) = e->stopped;
+        e->stopped = NULL;
+        done(e->stopped_arg);
+    }
+}
+
+/* The loop turn after builds finished: they leave the list and are freed, nothing on the
+   stack of the turn that finished them can still be using them. */
+static void reap_cb(uv_idle_t *h)
+{
+    struct engine *e = h->data;
+    uv_idle_stop(h);
+    for (struct build **p = &e->builds; *p != NULL;) {
+        struct build *b = *p;
+        if (b->finished) {
             *p = b->next;
-            break;
+            build_free(b);
+        } else {
+            p = &b->next;
         }
     }
+    maybe_stopped(e);
+}
+
+void engine_build_finished(struct engine *e, struct build *b)
+{
     struct eng_worker *w = engine_worker(e, b->worker);
     if (w != NULL && w->running > 0)
         w->running--;
     if (w != NULL)
         maybe_shutdown(e, w);
-    b->next = NULL;
     free_unused_configs(e);
-    if (e->stopping && e->builds == NULL && e->stopped != NULL) {
-        void (*done)(void *) = e->stopped;
-        e->stopped = NULL;
-        done(e->stopped_arg);
-    }
+    uv_idle_start(&e->reap, reap_cb);
     engine_kick(e);
+}
+
+/* Buildbot's cleanShutdown(quickMode): a build that a trigger step waits for is
+   cancelled (its parent decides what happens next), any other goes back to the queue. */
+static int shutdown_results(struct engine *e, const struct build *b)
+{
+    struct db_param p[] = {DB_INT(b->brid)};
+    char *cause = NULL;
+    struct db_res *r =
+        db_query(e->db, "SELECT waited_for FROM buildrequests WHERE id = ?", p, 1, &cause);
+    if (r == NULL)
+        engine_db_error("reading whether a build is waited for", cause);
+    bool waited = r != NULL && db_res_rows(r) > 0 && db_res_int(r, 0, 0) != 0;
+    db_res_free(r);
+    return waited ? RES_CANCELLED : RES_RETRY;
 }
 
 void engine_stop(struct engine *e, void (*done)(void *arg), void *arg)
@@ -249,10 +292,13 @@ void engine_stop(struct engine *e, void (*done)(void *arg), void *arg)
     uv_idle_stop(&e->kick);
     e->stopped = done;
     e->stopped_arg = arg;
+    /* stopping one build can finish others (a trigger step cancels its children): they
+       stay in the list, marked finished, until the reaper's turn */
     for (struct build *b = e->builds; b != NULL; b = b->next)
-        build_stop(b, "Master Shutdown", RES_RETRY);
+        if (!b->finished)
+            build_stop(b, "Master Shutdown", shutdown_results(e, b));
     steplogs_flush(e);
-    if (e->builds == NULL && e->stopped != NULL) {
+    if (!builds_running(e)) {
         e->stopped = NULL;
         done(arg);
     }
@@ -262,6 +308,11 @@ void engine_free(struct engine *e)
 {
     if (e == NULL)
         return;
+    while (e->builds != NULL) { /* finished, or abandoned with the loop */
+        struct build *b = e->builds;
+        e->builds = b->next;
+        build_free(b);
+    }
     steplogs_flush(e);
     collapse_free(e);
     for (size_t i = 0; i < e->n_workers; i++) {

@@ -14,6 +14,22 @@
  *   trigger.c   the trigger step
  *   logs.c      logs and their chunks, batched
  *   props.c     properties and rendering (bbm.interpolate, Lua functions)
+ *   paths.c     which master paths a transfer step may use
+ *   unpack.c    a directory upload's archive: checked, extracted, moved into place
+ *
+ * Lifetimes.  Stopping, cancelling or polling one build can finish it and others
+ * before the call returns (a trigger step cancels its children, a step's end runs the
+ * next).  So:
+ *   - a finished build stays in e->builds, `finished` set, until the next loop turn,
+ *     when engine.c's reaper unlinks and frees it: a loop over e->builds, or a callback
+ *     that reached a build, may call anything and go on reading it afterwards, but
+ *     skips (or leaves alone) a build whose `finished` is set;
+ *   - a step is freed the moment it finishes, so it finishes only once nothing can call
+ *     back into it: its worker command has completed (s->cmd is NULL; a peer's
+ *     protocol error waits for that too), its master_shell_command's handles are
+ *     closed, and an archive still being unpacked is abandoned (unpack.c then frees
+ *     itself when tar exits).  After a call that may finish a step (step_interrupt,
+ *     trigger_poll, step_finish, a transfer callback) the caller does not touch it.
  */
 #ifndef BBM_ENGINE_INTERNAL_H
 #define BBM_ENGINE_INTERNAL_H
@@ -74,6 +90,14 @@ char *props_str(const json_t *v);
  * object.  The result is JSON (owned), or NULL with *cause.
  */
 json_t *render(const struct render_ctx *c, int idx, char **cause);
+/*
+ * render() for a command a shell will parse (a string master_shell_command): a
+ * bbm.interpolate's substituted values (properties, source stamp attributes, kw:,
+ * worker:, positional renderables) are shell-quoted as Python's shlex.quote does, so
+ * that no value can become shell syntax; its format's own text is not.  Anything else
+ * renders as render() does (a Lua function's string is its author's to quote).
+ */
+json_t *render_shell(const struct render_ctx *c, int idx, char **cause);
 /* Pushes the properties object Lua renderables get (props:getProperty(name[, default])). */
 void props_push_lua(const struct render_ctx *c);
 
@@ -124,9 +148,12 @@ struct step {
     char *description_suffix; /* joined, appended to either; NULL: none */
     json_t *decode_rc;        /* {"rc": result} */
     struct steplog *stdio;
+    json_t *declared_logs;     /* the step's `logfiles` ({name: file}); others are ignored */
     struct steplog **logfiles; /* the `logfiles` the worker sends, by name */
     char **logfile_names;
     size_t n_logfiles;
+    bool undeclared_warned; /* a worker's output for an undeclared log was logged */
+    char *abort_reason;     /* step_abort's: the step ends EXCEPTION with it */
     struct wk_command *cmd;
     long long rc;
     bool have_rc;
@@ -180,8 +207,11 @@ struct build {
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
 int build_start(struct engine *e, const struct cfg_builder *bc, const char *worker, long long brid,
                 long long bsid, long long builderid, char **cause);
-/* Stops a running build (Buildbot's stopBuild) with `results` (CANCELLED, RETRY). */
+/* Stops a running build (Buildbot's stopBuild) with `results` (CANCELLED, RETRY).  The
+   build, and others, may finish before this returns; none is freed. */
 void build_stop(struct build *b, const char *reason, int results);
+/* Frees a build taken out of e->builds (the reaper, engine_free). */
+void build_free(struct build *b);
 
 /* step.c: a step of the factory (its table on top of the Lua stack). */
 struct step *step_new(struct build *b, int index);
@@ -201,6 +231,10 @@ void step_remote(struct step *s, const char *name, struct pb_value *args,
 void step_finish(struct step *s, int results);
 /* The step is over with `results` and `why` in an err.text log. */
 void step_fail(struct step *s, int results, const char *why);
+/* The running command cannot end well (the worker broke its protocol, the master cannot
+   take what it sends): the command is interrupted and the step ends EXCEPTION with the
+   reason once it completes.  The first reason is kept. */
+void step_abort(struct step *s, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* The step's parameter `key`, rendered (*out NULL when absent); 0 or -1 with *cause. */
 int step_render(struct step *s, const char *key, json_t **out, char **cause);
 /* The worker's version of command `name` at least major.minor. */
@@ -220,6 +254,27 @@ bool transfer_interrupt(struct step *s);
 void transfer_free(struct step *s);
 /* The name a step of `kind` has when the configuration gives none. */
 const char *step_default_name(const char *kind);
+
+/* paths.c: master paths (see there).  The path a transfer step may use for `path`
+   (malloc'd): for PATH_WRITE its missing directories made, for PATH_READ the file's
+   resolved path (its name when it is not there); NULL with *cause, nothing made, for a
+   path outside the roots. */
+enum path_use { PATH_READ, PATH_WRITE };
+char *path_confine(const struct cfg *cfg, const char *path, enum path_use use, char **cause);
+/* A name the worker's glob answered for a pattern in directory `dir` (on the worker, with
+   Windows separators when `nt`): its part under `dir`, or NULL if it is not a plain path
+   under it (absolute elsewhere, a '..' component, a last component "." or none). */
+const char *path_globbed(const char *answer, const char *dir, bool nt);
+
+/* unpack.c: a directory upload's archive checked, extracted and moved into `dest` (an
+   absolute path whose directory is checked already).  `done` is called once on the loop
+   with NULL or why the archive was refused, unless the unpack is abandoned first. */
+struct unpack;
+typedef void (*unpack_done_cb)(void *arg, const char *error);
+struct unpack *unpack_start(uv_loop_t *loop, const char *archive, const char *compress,
+                            const char *dest, unpack_done_cb done, void *arg, char **cause);
+/* The caller no longer waits (NULL: nothing): tar is killed, `done` never called. */
+void unpack_abandon(struct unpack *u);
 
 /* trigger.c: the trigger step. */
 void trigger_run(struct step *s);
@@ -320,6 +375,7 @@ struct engine {
     unsigned long ticks; /* of flush_timer */
     uv_idle_t kick;
     bool kick_pending;
+    uv_idle_t reap;                  /* frees finished builds on the next loop turn */
     struct steplog *dirty;           /* logs with pending chunks */
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
     bool stopping;
@@ -332,7 +388,8 @@ struct eng_worker *engine_worker(struct engine *e, const char *name);
 void engine_cancel_request(struct engine *e, long long brid, const char *reason);
 /* Runs the botmaster soon (on the next loop turn; several calls run it once). */
 void engine_kick(struct engine *e);
-/* A build is over (its rows written): frees it, frees the worker, runs the botmaster. */
+/* A build is over (its rows written, `finished` set): frees the worker, runs the
+   botmaster, and has the build freed on the next loop turn. */
 void engine_build_finished(struct engine *e, struct build *b);
 /* botmaster.c: hands pending requests to free workers. */
 void botmaster_run(struct engine *e);
@@ -344,6 +401,9 @@ void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc);
 /* The time Buildbot stores: whole seconds since the epoch. */
 long long engine_now(void);
 
+/* A peer's text as a log line or message may show it: printable ASCII (anything else as
+   \xHH), cut to fit `cap` bytes with its NUL. */
+void engine_shown(char *out, size_t cap, const char *text);
 /* Logs a database error of the engine (they do not stop the engine). */
 void engine_db_error(const char *what, char *cause);
 

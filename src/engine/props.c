@@ -5,7 +5,8 @@
  * keys: %(prop:name)s with the :-, :~, :+ and :?|a|b forms, %(src:codebase:
  * attr)s, %(kw:key)s, %(worker:key)s, and %s for its positional renderables;
  * a Lua function is called with a properties object (props:getProperty(name,
- * default)).
+ * default)).  For a command a shell parses, render_shell quotes every value an
+ * interpolation substitutes, so that none can become shell syntax.
  */
 #include "engine/internal.h"
 
@@ -208,9 +209,42 @@ static bool truthy(const json_t *v)
            !((json_is_array(v) || json_is_object(v)) && json_size(v) == 0);
 }
 
-/* One %(key)s: "source:name[:-default|:~default|:+text|:?|yes|no]". */
-static int expand_key(const struct render_ctx *c, int args, const char *key, struct buf *out,
-                      char **cause)
+/* Python's shlex.quote: a word of only [A-Za-z0-9_@%+=:,./-] as it is, anything else in
+   single quotes (a quote inside as '"'"'), the empty string as ''. */
+static void shell_quote(struct buf *out, const char *s)
+{
+    bool plain = *s != '\0';
+    for (const char *p = s; plain && *p != '\0'; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("_@%+=:,./-", *p) != NULL;
+    if (plain) {
+        buf_addstr(out, s);
+        return;
+    }
+    buf_addc(out, '\'');
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p == '\'')
+            buf_addstr(out, "'\"'\"'");
+        else
+            buf_addc(out, *p);
+    buf_addc(out, '\'');
+}
+
+/* A value substituted into a format: as str() shows it, shell-quoted when `quote`. */
+static void add_value(struct buf *out, const json_t *v, bool quote)
+{
+    char *s = props_str(v);
+    if (quote)
+        shell_quote(out, s);
+    else
+        buf_addstr(out, s);
+    free(s);
+}
+
+/* One %(key)s: "source:name[:-default|:~default|:+text|:?|yes|no]".  The texts a key
+   carries (defaults, alternatives) are the configuration's and never quoted. */
+static int expand_key(const struct render_ctx *c, int args, const char *key, bool quote,
+                      struct buf *out, char **cause)
 {
     char src[32], rest[1024];
     const char *colon = strchr(key, ':');
@@ -246,15 +280,13 @@ static int expand_key(const struct render_ctx *c, int args, const char *key, str
     } else if ((op == '-' && v == NULL) || (op == '~' && !truthy(v))) {
         buf_addstr(out, arg);
     } else if (v != NULL) {
-        char *s = props_str(v);
-        buf_addstr(out, s);
-        free(s);
+        add_value(out, v, quote);
     }
     json_decref(v);
     return 0;
 }
 
-static json_t *interpolate(const struct render_ctx *c, int idx, char **cause)
+static json_t *interpolate(const struct render_ctx *c, int idx, bool quote, char **cause)
 {
     lua_State *L = c->L;
     lua_getfield(L, idx, "fmt");
@@ -274,16 +306,15 @@ static json_t *interpolate(const struct render_ctx *c, int idx, char **cause)
             const char *end = strstr(p, ")s");
             char key[1200];
             snprintf(key, sizeof key, "%.*s", (int)(end - p - 2), p + 2);
-            rc = expand_key(c, args, key, &out, cause);
+            rc = expand_key(c, args, key, quote, &out, cause);
             p = end + 1;
         } else if (p[1] == 's' && args != 0) {
             lua_rawgeti(L, args, positional++);
             json_t *v = render(c, lua_gettop(L), cause);
             lua_pop(L, 1);
-            char *s = v != NULL ? props_str(v) : NULL;
             rc = v != NULL ? 0 : -1;
-            buf_addstr(&out, s != NULL ? s : "");
-            free(s);
+            if (v != NULL)
+                add_value(&out, v, quote);
             json_decref(v);
             p++;
         } else {
@@ -322,7 +353,7 @@ json_t *render(const struct render_ctx *c, int idx, char **cause)
     lua_State *L = c->L;
     idx = lua_absindex(L, idx);
     if (is_interpolate(L, idx))
-        return interpolate(c, idx, cause);
+        return interpolate(c, idx, false, cause);
     if (lua_isfunction(L, idx))
         return call_function(c, idx, cause);
     if (!lua_istable(L, idx))
@@ -357,4 +388,10 @@ json_t *render(const struct render_ctx *c, int idx, char **cause)
         json_array_append_new(list, v);
     }
     return list;
+}
+
+json_t *render_shell(const struct render_ctx *c, int idx, char **cause)
+{
+    idx = lua_absindex(c->L, idx);
+    return is_interpolate(c->L, idx) ? interpolate(c, idx, true, cause) : render(c, idx, cause);
 }

@@ -9,8 +9,10 @@
 #include "engine/internal.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <assert.h>
 #include <lauxlib.h>
 #include <pcre2.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,8 @@ static const struct step_kind kinds[] = {
 /* Bytes of warning lines and of captured stdout kept for a step. */
 #define WARN_LINES_MAX (1u << 20)
 #define CAPTURE_MAX (1u << 20)
+/* Logs a step's `logfiles` may add; more declared names get nothing. */
+#define STEP_MAX_LOGFILES 64
 
 static const struct step_kind *kind_of(const char *kind)
 {
@@ -131,8 +135,9 @@ static char *words_field(const struct step *s, const char *key)
     return out;
 }
 
-/* Renders field `key`; *out is NULL when the field is absent.  0 or -1 with *cause. */
-int step_render(struct step *s, const char *key, json_t **out, char **cause)
+/* Renders field `key` (render_shell when `shell`); *out is NULL when the field is absent.
+   0 or -1 with *cause. */
+static int render_field(struct step *s, const char *key, bool shell, json_t **out, char **cause)
 {
     lua_State *L = lua_of(s);
     *out = NULL;
@@ -141,7 +146,7 @@ int step_render(struct step *s, const char *key, json_t **out, char **cause)
         return 0;
     }
     struct render_ctx c = build_render_ctx(s->b);
-    *out = render(&c, -1, cause);
+    *out = shell ? render_shell(&c, -1, cause) : render(&c, -1, cause);
     lua_pop(L, 1);
     if (*out != NULL)
         return 0;
@@ -150,6 +155,11 @@ int step_render(struct step *s, const char *key, json_t **out, char **cause)
     util_cause(cause, "%s: %s", key, inner != NULL ? inner : "cannot be rendered");
     free(inner);
     return -1;
+}
+
+int step_render(struct step *s, const char *key, json_t **out, char **cause)
+{
+    return render_field(s, key, false, out, cause);
 }
 
 /* updateBuildSummaryPolicy: true (every result), false (none) or a list of results. */
@@ -216,6 +226,8 @@ void step_free(struct step *s)
     free(s->description_done);
     free(s->description_suffix);
     json_decref(s->decode_rc);
+    json_decref(s->declared_logs);
+    free(s->abort_reason);
     free(s->logfiles);
     for (size_t i = 0; i < s->n_logfiles; i++)
         free(s->logfile_names[i]);
@@ -354,6 +366,7 @@ static bool hidden(struct step *s)
 
 void step_finish(struct step *s, int results)
 {
+    assert(s->cmd == NULL); /* a command's callbacks would outlive the step */
     s->results = results;
     char *cause = NULL;
     bool tx = db_begin(s->b->e->db, &cause) == 0; /* the step's last rows, committed once */
@@ -395,6 +408,18 @@ void step_fail(struct step *s, int results, const char *why)
     step_finish(s, results);
 }
 
+void step_abort(struct step *s, const char *fmt, ...)
+{
+    if (s->abort_reason != NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    s->abort_reason = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (s->cmd != NULL)
+        wk_command_interrupt(s->cmd, s->abort_reason);
+}
+
 /* ------------------------------------------------------------ the command */
 
 static void on_line(void *arg, char channel, const char *line, size_t len)
@@ -413,11 +438,25 @@ static void on_line(void *arg, char channel, const char *line, size_t len)
     }
 }
 
+/* The log a `log` update feeds: only the names of the step's `logfiles` (Buildbot's
+   RemoteCommand ignores others), at most STEP_MAX_LOGFILES of them; NULL: ignored. */
 static struct steplog *logfile(struct step *s, const char *name)
 {
     for (size_t i = 0; i < s->n_logfiles; i++)
         if (util_streq(s->logfile_names[i], name))
             return s->logfiles[i];
+    if (json_object_get(s->declared_logs, name) == NULL || s->n_logfiles >= STEP_MAX_LOGFILES) {
+        if (!s->undeclared_warned) {
+            char shown[80];
+            engine_shown(shown, sizeof shown, name);
+            log_warn("build %lld step '%s': the worker sent output for log '%s', %s; ignored",
+                     s->b->id, s->name, shown,
+                     s->n_logfiles >= STEP_MAX_LOGFILES ? "one log too many"
+                                                        : "which the step's logfiles do not name");
+            s->undeclared_warned = true;
+        }
+        return NULL;
+    }
     char *cause = NULL;
     struct steplog *l = steplog_open(s->b->e, s->id, name, 's', &cause);
     if (l == NULL) {
@@ -522,6 +561,8 @@ static void on_complete(void *arg, const struct pb_value *failure)
         s->lost = true;
         complete_log(s, "cancelled", lost_text);
         step_finish(s, RES_RETRY);
+    } else if (s->abort_reason != NULL) {
+        step_fail(s, RES_EXCEPTION, s->abort_reason);
     } else if (s->interrupted) {
         step_finish(s, RES_CANCELLED);
     } else if (failure != NULL) {
@@ -792,6 +833,8 @@ struct pb_value *step_shell_args(struct step *s, const json_t *command,
     pb_dict_set(a, "want_stdout", opt(v[11], pb_bool(true)));
     pb_dict_set(a, "want_stderr", opt(v[12], pb_bool(true)));
     pb_dict_set(a, "logfiles", opt(v[10], pb_dict()));
+    json_decref(s->declared_logs);
+    s->declared_logs = json_is_object(v[10]) ? json_incref(v[10]) : NULL;
     pb_dict_set(a, "timeout", opt(v[2], pb_int(1200)));
     pb_dict_set(a, "maxTime", opt(v[3], pb_none()));
     if (step_worker_has(s, "shell", 3, 3))
@@ -839,7 +882,9 @@ static int setup_command(struct step *s, char **cause)
     if (util_streq(s->kind, "step.git") || util_streq(s->kind, "step.trigger") ||
         (transfer_kind(s->kind) && !util_streq(s->kind, "step.master_shell_command")))
         return 0; /* they make their own commands */
-    if (step_render(s, "command", &s->command, cause) != 0)
+    /* a string command the master's shell parses gets its interpolated values quoted */
+    bool shell = util_streq(s->kind, "step.master_shell_command");
+    if (render_field(s, "command", shell, &s->command, cause) != 0)
         return -1;
     const struct step_kind *k = kind_of(s->kind);
     if (s->command == NULL && k != NULL && k->command[0] != NULL) {

@@ -1,16 +1,19 @@
 /*
  * Steps that move files or touch the worker's directories, as Buildbot's
  * transfer and worker steps do: file_upload (uploadFile into a FileWriter),
- * directory_upload (uploadDirectory: a tarball unpacked with tar),
+ * directory_upload (uploadDirectory: an archive, put in place by unpack.c),
  * multiple_file_upload (glob, then stat and one of those per file), file_download
  * and string_download (downloadFile from a FileReader), mkdir, rmdir,
  * copy_directory (cpdir), file_exists (stat), remove_worker_file_secret (rmfile),
  * and master_shell_command, which runs on the master itself.
  *
- * Master paths are confined: a relative path stays inside the master's
- * directory, an absolute one must lie inside one of the configuration's
- * uploadRoots, and no path may have a ".." component; the check is made on
- * the real path of the directory, so a symbolic link cannot lead out.
+ * Master paths are confined by paths.c.  The worker drives a writer: write* then
+ * close (then utime once, with keepstamp) for a file, write* then unpack for a
+ * directory.  Anything else (a call out of that order, a second close or unpack, data
+ * past the master's ceiling) is a protocol error: the call fails, the command is
+ * interrupted and the step ends EXCEPTION once it completes; nothing is renamed into
+ * place after it.  Names the worker's glob answers are checked before they become
+ * master paths.
  */
 #include "engine/internal.h"
 
@@ -21,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
+
+/* The most an upload may write when its step sets no maxsize. */
+#define XFER_MAX_BYTES (16LL << 30)
 
 struct xfer {
     char *path; /* on the master: the destination, or the source read */
@@ -30,9 +35,12 @@ struct xfer {
     int fd;     /* -1 when closed */
     long long maxsize, written;
     int mode; /* -1: leave as created */
-    bool have_times, finished, dir;
-    char *label; /* copy_directory: "SRC to DEST" */
-    char *text;  /* string_download: what the reader serves instead of a file */
+    bool dir;
+    bool closed;   /* the writer was told close (a file) or unpack (a directory) */
+    bool utimed;   /* utime was applied */
+    bool finished; /* the file is in place, or the archive unpacked */
+    char *label;   /* copy_directory: "SRC to DEST" */
+    char *text;    /* string_download: what the reader serves instead of a file */
     size_t text_len, text_off;
     void (*after)(struct step *s, bool ok); /* an upload is over */
     /* multiple_file_upload */
@@ -40,12 +48,12 @@ struct xfer {
     size_t next;
     char *dest_dir;
     bool any_failed;
-    double atime, mtime;
     const char *compress; /* NULL, "gz", "bz2" */
     struct wk_command_object object;
-    /* unpack: tar runs on the loop; the step waits for it and for the command */
-    uv_process_t *tar; /* while it runs */
-    bool tar_running, tar_failed, command_done;
+    /* unpack: the step waits for it and for the command */
+    struct unpack *unpack; /* while it runs */
+    char *unpack_error;
+    bool command_done;
     /* master_shell_command */
     uv_process_t proc;
     uv_pipe_t out, err;
@@ -63,8 +71,8 @@ void transfer_free(struct step *s)
         close(x->fd);
     if (x->tmp != NULL)
         unlink(x->tmp);
-    if (x->tar != NULL) /* the step ended first (a lost worker): tar finishes alone */
-        x->tar->data = NULL;
+    unpack_abandon(x->unpack); /* the step ended first (a lost worker, an error) */
+    free(x->unpack_error);
     free(x->tmp);
     free(x->path);
     free(x->label);
@@ -83,74 +91,6 @@ static struct xfer *xfer_new(struct step *s)
     x->mode = -1;
     s->xfer = x;
     return x;
-}
-
-/* ------------------------------------------------------------ master paths */
-
-static bool has_dotdot(const char *path)
-{
-    for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2) {
-        bool start = p == path || p[-1] == '/';
-        bool end = p[2] == '\0' || p[2] == '/';
-        if (start && end)
-            return true;
-    }
-    return false;
-}
-
-static bool under(const char *path, const char *root)
-{
-    size_t n = strlen(root);
-    while (n > 1 && root[n - 1] == '/')
-        n--;
-    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-/* The master path `path` if the configuration allows it (its directory made when
-   `make_dir`), else NULL with *cause. */
-static char *master_path(struct step *s, const char *path, bool make_dir, char **cause)
-{
-    if (*path == '\0' || has_dotdot(path)) {
-        util_cause(cause, "'%s': a master path may not be empty or contain '..'", path);
-        return NULL;
-    }
-    char cwd[PATH_MAX];
-    if (getcwd(cwd, sizeof cwd) == NULL) {
-        util_cause(cause, "cannot read the master's directory");
-        return NULL;
-    }
-    char *full = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", cwd, path);
-    char *slash = strrchr(full, '/');
-    char *dir = slash == full ? xstrdup("/") : xstrndup(full, (size_t)(slash - full));
-    if (make_dir) {
-        for (char *p = dir + 1; *p != '\0'; p++)
-            if (*p == '/') {
-                *p = '\0';
-                mkdir(dir, 0755);
-                *p = '/';
-            }
-        mkdir(dir, 0755);
-    }
-    char real[PATH_MAX];
-    bool ok = realpath(dir, real) != NULL;
-    bool allowed = ok && under(real, cwd);
-    for (size_t i = 0; ok && !allowed && i < s->b->cfg->n_upload_roots; i++) {
-        char root[PATH_MAX];
-        allowed = realpath(s->b->cfg->upload_roots[i], root) != NULL && under(real, root);
-    }
-    char *out = NULL;
-    if (!ok)
-        util_cause(cause, "'%s': %s", dir, strerror(errno));
-    else if (!allowed)
-        util_cause(cause,
-                   "'%s' is outside the master's directory and the configuration's "
-                   "uploadRoots",
-                   path);
-    else
-        out = xasprintf("%s/%s", real, slash + 1);
-    free(dir);
-    free(full);
-    return out;
 }
 
 /* ------------------------------------------------------------ parameters */
@@ -175,6 +115,18 @@ static long long int_param(struct step *s, const char *key, long long dflt)
         free(cause);
     long long out = json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
     json_decref(v);
+    return out;
+}
+
+/* The step's workdir on the worker ("build" by default). */
+static char *workdir_of(struct step *s)
+{
+    char *cause = NULL;
+    json_t *workdir = NULL;
+    step_render(s, "workdir", &workdir, &cause);
+    free(cause);
+    char *out = xstrdup(json_is_string(workdir) ? json_string_value(workdir) : "build");
+    json_decref(workdir);
     return out;
 }
 
@@ -225,16 +177,36 @@ static void call_error(struct pb_call *call, const char *what)
                       "%s: %s", what, strerror(errno));
 }
 
-static void write_block(struct xfer *x, struct pb_call *call)
+static const char *const runtime_error_parents[] = {"builtins.RuntimeError", "builtins.Exception",
+                                                    "builtins.BaseException", "builtins.object",
+                                                    NULL};
+
+/* A writer call the protocol does not allow here: it fails, and the step will end. */
+static void refuse(struct step *s, struct pb_call *call, const char *what)
 {
+    step_abort(s, "the worker broke the upload protocol: %s", what);
+    pb_call_fail_with(call, "builtins.RuntimeError", runtime_error_parents, "%s", what);
+}
+
+static void write_block(struct step *s, struct pb_call *call)
+{
+    struct xfer *x = s->xfer;
     const struct pb_value *data = pb_item(call->args, 0);
-    if (data == NULL || (data->kind != PB_BYTES && data->kind != PB_TEXT) || x->fd < 0) {
-        pb_call_answer(call, NULL);
+    if (x->closed || x->fd < 0) {
+        refuse(s, call, x->dir ? "write after unpack" : "write after close");
+        return;
+    }
+    if (data == NULL || (data->kind != PB_BYTES && data->kind != PB_TEXT)) {
+        refuse(s, call, "write without data");
         return;
     }
     size_t len = data->u.s.len;
-    if (x->maxsize >= 0 && x->written + (long long)len > x->maxsize)
-        len = x->written < x->maxsize ? (size_t)(x->maxsize - x->written) : 0;
+    if (x->maxsize >= 0 && x->written + (long long)len > x->maxsize) {
+        len = x->written < x->maxsize ? (size_t)(x->maxsize - x->written) : 0; /* Buildbot's */
+    } else if (x->maxsize < 0 && x->written + (long long)len > XFER_MAX_BYTES) {
+        refuse(s, call, "more data than the master takes without a maxsize");
+        return;
+    }
     for (size_t done = 0; done < len;) {
         ssize_t n = write(x->fd, data->u.s.data + done, len - done);
         if (n < 0 && errno == EINTR)
@@ -249,82 +221,101 @@ static void write_block(struct xfer *x, struct pb_call *call)
     pb_call_answer(call, NULL);
 }
 
-static void apply_times(struct xfer *x)
+/* close: the file renamed into place (its mode set first), unless the upload broke the
+   protocol already. */
+static void close_file(struct step *s, struct pb_call *call)
 {
-    struct timeval tv[2] = {{(time_t)x->atime, (suseconds_t)((x->atime - (time_t)x->atime) * 1e6)},
-                            {(time_t)x->mtime, (suseconds_t)((x->mtime - (time_t)x->mtime) * 1e6)}};
-    utimes(x->path, tv);
+    struct xfer *x = s->xfer;
+    if (x->closed || x->fd < 0) {
+        refuse(s, call, "close after close");
+        return;
+    }
+    x->closed = true;
+    if (x->mode >= 0)
+        fchmod(x->fd, (mode_t)x->mode);
+    close(x->fd);
+    x->fd = -1;
+    if (s->abort_reason != NULL) {
+        refuse(s, call, "close of a failed upload");
+        return;
+    }
+    if (rename(x->tmp, x->path) != 0) {
+        call_error(call, x->path);
+        return;
+    }
+    free(x->tmp);
+    x->tmp = NULL;
+    x->finished = true;
+    pb_call_answer(call, NULL);
 }
 
-static void close_file(struct xfer *x, struct pb_call *call)
+static double seconds(const struct pb_value *v)
 {
-    if (x->fd >= 0) {
-        close(x->fd);
-        x->fd = -1;
-        if (rename(x->tmp, x->path) != 0) {
-            call_error(call, x->path);
-            return;
-        }
-        free(x->tmp);
-        x->tmp = NULL;
-        if (x->mode >= 0)
-            chmod(x->path, (mode_t)x->mode);
-        x->finished = true;
-        if (x->have_times)
-            apply_times(x);
+    return v == NULL ? 0 : v->kind == PB_FLOAT ? v->u.f : v->kind == PB_INT ? (double)v->u.i : 0;
+}
+
+/* utime((atime, mtime)) once, after close (keepstamp), never through a link. */
+static void utime_file(struct step *s, struct pb_call *call)
+{
+    struct xfer *x = s->xfer;
+    if (!x->finished || x->utimed) {
+        refuse(s, call, x->utimed ? "utime twice" : "utime before the file was closed");
+        return;
+    }
+    const struct pb_value *t = pb_item(call->args, 0);
+    double at = seconds(pb_item(t, 0)), mt = seconds(pb_item(t, 1));
+    struct timespec ts[2] = {{(time_t)at, (long)((at - (double)(time_t)at) * 1e9)},
+                             {(time_t)mt, (long)((mt - (double)(time_t)mt) * 1e9)}};
+    x->utimed = true;
+    if (utimensat(AT_FDCWD, x->path, ts, AT_SYMLINK_NOFOLLOW) != 0) {
+        call_error(call, x->path);
+        return;
     }
     pb_call_answer(call, NULL);
 }
 
 static void step_continue(struct step *s);
 
-static void free_handle_cb(uv_handle_t *h)
+/* unpack.c is done with the archive. */
+static void unpacked_cb(void *arg, const char *error)
 {
-    free(h);
-}
-
-static void tar_exit_cb(uv_process_t *p, int64_t status, int signal)
-{
-    struct step *s = p->data;
-    uv_close((uv_handle_t *)p, free_handle_cb);
-    if (s == NULL)
-        return;
+    struct step *s = arg;
     struct xfer *x = s->xfer;
-    x->tar = NULL;
-    x->tar_running = false;
-    x->tar_failed = status != 0 || signal != 0;
-    x->finished = !x->tar_failed;
-    if (x->tar_failed)
-        log_warn("build %lld step '%s': tar could not unpack the upload into %s", s->b->id, s->name,
-                 x->path);
+    x->unpack = NULL;
+    if (error != NULL)
+        x->unpack_error = xstrdup(error);
+    x->finished = error == NULL;
     unlink(x->tmp);
+    free(x->tmp);
+    x->tmp = NULL;
     if (x->command_done)
         step_continue(s);
 }
 
+/* unpack: the archive is complete; unpack.c checks it and puts it in place while the
+   command ends. */
 static void unpack(struct step *s, struct pb_call *call)
 {
     struct xfer *x = s->xfer;
-    if (x->fd >= 0) {
-        close(x->fd);
-        x->fd = -1;
-    }
-    mkdir(x->path, 0755);
-    const char *flag = x->compress == NULL ? "-x" : util_streq(x->compress, "gz") ? "-xz" : "-xj";
-    char *argv[] = {"tar", (char *)flag, "--no-same-owner", "-f", x->tmp, "-C", x->path, NULL};
-    uv_process_options_t o = {.exit_cb = tar_exit_cb, .file = "tar", .args = argv};
-    uv_process_t *tar = xcalloc(1, sizeof *tar);
-    tar->data = s;
-    int rc = uv_spawn(s->b->e->loop, tar, &o);
-    if (rc != 0) {
-        uv_close((uv_handle_t *)tar, free_handle_cb);
-        x->tar_failed = true;
-        errno = -rc;
-        call_error(call, "tar");
+    if (x->closed || x->fd < 0) {
+        refuse(s, call, "unpack after unpack");
         return;
     }
-    x->tar_running = true;
-    x->tar = tar;
+    x->closed = true;
+    close(x->fd);
+    x->fd = -1;
+    if (s->abort_reason != NULL) {
+        refuse(s, call, "unpack of a failed upload");
+        return;
+    }
+    char *cause = NULL;
+    x->unpack = unpack_start(s->b->e->loop, x->tmp, x->compress, x->path, unpacked_cb, s, &cause);
+    if (x->unpack == NULL) {
+        step_abort(s, "%s", cause);
+        pb_call_fail_with(call, "builtins.RuntimeError", runtime_error_parents, "%s", cause);
+        free(cause);
+        return;
+    }
     pb_call_answer(call, NULL);
 }
 
@@ -333,21 +324,18 @@ static void writer_call(void *arg, struct pb_call *call)
     struct step *s = arg;
     struct xfer *x = s->xfer;
     if (util_streq(call->method, "write")) {
-        write_block(x, call);
+        write_block(s, call);
     } else if (util_streq(call->method, "close") && !x->dir) {
-        close_file(x, call);
+        close_file(s, call);
     } else if (util_streq(call->method, "utime") && !x->dir) {
-        const struct pb_value *t = pb_item(call->args, 0);
-        const struct pb_value *a = pb_item(t, 0), *m = pb_item(t, 1);
-        x->atime = a != NULL && a->kind == PB_FLOAT ? a->u.f : a != NULL ? (double)a->u.i : 0;
-        x->mtime = m != NULL && m->kind == PB_FLOAT ? m->u.f : m != NULL ? (double)m->u.i : 0;
-        x->have_times = true;
-        if (x->finished)
-            apply_times(x);
-        pb_call_answer(call, NULL);
+        utime_file(s, call);
     } else if (util_streq(call->method, "unpack") && x->dir) {
         unpack(s, call);
     } else {
+        char method[64];
+        engine_shown(method, sizeof method, call->method);
+        step_abort(s, "the worker broke the upload protocol: %s on a %s writer", method,
+                   x->dir ? "directory" : "file");
         pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
                           "No such method: remote_%s", call->method);
     }
@@ -393,15 +381,21 @@ static void upload_done(struct step *s)
 {
     struct xfer *x = s->xfer;
     x->command_done = true;
-    if (x->tar_running)
-        return; /* tar_exit_cb continues */
+    if (x->unpack != NULL)
+        return; /* unpacked_cb continues */
     step_continue(s);
 }
 
+/* The command and any unpack are over: an archive refused ends the step, else the
+   upload counts if the worker said rc 0 and the file or directory is in place. */
 static void step_continue(struct step *s)
 {
     struct xfer *x = s->xfer;
-    bool ok = s->have_rc && s->rc == 0 && !x->tar_failed && (x->finished || !x->dir);
+    if (x->unpack_error != NULL) {
+        step_fail(s, RES_EXCEPTION, x->unpack_error);
+        return;
+    }
+    bool ok = s->have_rc && s->rc == 0 && x->finished;
     if (!ok && x->path != NULL && !x->dir && x->finished)
         unlink(x->path); /* Buildbot's writer.purge() */
     x->after(s, ok);
@@ -431,10 +425,10 @@ static int begin_upload(struct step *s, const char *src, const char *dest, bool 
     free(x->tmp);
     x->path = xstrdup(dest);
     x->dir = dir;
-    x->finished = x->tar_failed = x->command_done = false;
+    x->closed = x->utimed = x->finished = x->command_done = false;
     x->written = 0;
     x->tmp = dir ? xasprintf("%s.XXXXXX.tar", x->path) : xasprintf("%s.XXXXXX", x->path);
-    x->fd = dir ? mkstemps(x->tmp, 4) : mkstemp(x->tmp);
+    x->fd = dir ? mkostemps(x->tmp, 4, O_CLOEXEC) : mkostemp(x->tmp, O_CLOEXEC);
     if (x->fd < 0) {
         util_cause(cause, "%s: %s", x->tmp, strerror(errno));
         free(x->tmp);
@@ -472,7 +466,7 @@ static int file_upload(struct step *s, bool dir, char **cause)
     x->after = single_after;
     char *src = text_param(s, "workersrc", cause);
     char *dest = src != NULL ? text_param(s, "masterdest", cause) : NULL;
-    char *path = dest != NULL ? master_path(s, dest, true, cause) : NULL;
+    char *path = dest != NULL ? path_confine(s->b->cfg, dest, PATH_WRITE, cause) : NULL;
     free(dest);
     if (path == NULL) {
         free(src);
@@ -503,20 +497,44 @@ static void multi_after(struct step *s, bool ok)
     next_source(s);
 }
 
+static bool worker_nt(const struct step *s)
+{
+    const struct eng_worker *w = engine_worker(s->b->e, s->b->worker);
+    return w != NULL && util_streq(pb_str(pb_dict_get(w->info, "system")), "nt");
+}
+
+/* The last component of a worker's path (its separators), or NULL if it has no plain one:
+   it becomes a name on the master. */
+static const char *last_component(const char *path, bool nt)
+{
+    const char *last = path;
+    for (const char *p = path; *p != '\0'; p++)
+        if (*p == '/' || (nt && *p == '\\'))
+            last = p + 1;
+    bool plain = *last != '\0' && strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
+    return plain ? last : NULL;
+}
+
 static void stat_for_upload(struct step *s)
 {
     struct xfer *x = s->xfer;
     const char *src = json_string_value(json_array_get(x->sources, x->next - 1));
     const struct pb_value *mode = pb_item(s->stat, 0);
     bool dir = mode != NULL && mode->kind == PB_INT && S_ISDIR((mode_t)mode->u.i);
-    char *dest = xasprintf("%s/%s", x->dest_dir, base_name(src));
+    const char *name = last_component(src, worker_nt(s));
+    char *dest = name != NULL ? xasprintf("%s/%s", x->dest_dir, name) : NULL;
     char *cause = NULL;
     if (!(s->have_rc && s->rc == 0)) {
         multi_after(s, false);
+    } else if (dest == NULL) {
+        char shown[256];
+        engine_shown(shown, sizeof shown, src);
+        cause = xasprintf("'%s' has no file name to upload to", shown);
+        step_fail(s, RES_EXCEPTION, cause);
     } else if (begin_upload(s, src, dest, dir, &cause) != 0) {
         step_fail(s, RES_EXCEPTION, cause);
-        free(cause);
     }
+    free(cause);
     free(dest);
 }
 
@@ -530,15 +548,11 @@ static void next_source(struct step *s)
         return;
     }
     const char *src = json_string_value(json_array_get(x->sources, x->next++));
-    char *cause = NULL;
-    json_t *workdir = NULL;
-    step_render(s, "workdir", &workdir, &cause);
-    free(cause);
+    char *workdir = workdir_of(s);
     struct pb_value *a = pb_dict();
     pb_dict_set(a, "file", pb_text(src));
-    pb_dict_set(a, "workdir",
-                pb_text(json_is_string(workdir) ? json_string_value(workdir) : "build"));
-    json_decref(workdir);
+    pb_dict_set(a, "workdir", pb_text(workdir));
+    free(workdir);
     step_remote(s, "stat", a, stat_for_upload);
 }
 
@@ -552,25 +566,63 @@ static void uploads_begin(struct step *s)
     next_source(s);
 }
 
+/* The directory a glob pattern is matched in on the worker: the builder's directory
+   joined with the step's workdir, as the worker joins them. */
+static char *glob_dir(struct step *s, const char *workdir)
+{
+    bool nt = worker_nt(s);
+    const char *base = json_string_value(props_get(&s->b->props, "builddir"));
+    if (base == NULL || workdir[0] == '/' || (nt && (workdir[0] == '\\' || workdir[1] == ':')))
+        return xstrdup(workdir);
+    return xasprintf("%s%c%s", base, nt ? '\\' : '/', workdir);
+}
+
+/* The worker's answer to one glob: every name a plain path under the pattern's
+   directory (they become names on the master), or the step ends EXCEPTION. */
+static bool glob_answer_ok(struct step *s, const char *workdir)
+{
+    char *dir = glob_dir(s, workdir);
+    bool nt = worker_nt(s);
+    size_t i;
+    json_t *v;
+    json_array_foreach(s->files, i, v)
+    {
+        if (path_globbed(json_string_value(v), dir, nt) == NULL) {
+            char shown[256], where[256];
+            engine_shown(shown, sizeof shown, json_string_value(v));
+            engine_shown(where, sizeof where, dir);
+            char *why = xasprintf("the worker's glob answered '%s', which is not a path under '%s'",
+                                  shown, where);
+            free(dir);
+            step_fail(s, RES_EXCEPTION, why);
+            free(why);
+            return false;
+        }
+    }
+    free(dir);
+    return true;
+}
+
 /* glob: each pattern (under the workdir) in turn, its matches added to the sources. */
 static void globbed(struct step *s)
 {
     struct xfer *x = s->xfer;
+    char *workdir = workdir_of(s);
+    if (s->files != NULL && !glob_answer_ok(s, workdir)) {
+        free(workdir);
+        return;
+    }
     if (s->files != NULL)
         json_array_extend(x->sources, s->files);
     if (x->next >= json_array_size(x->patterns)) {
+        free(workdir);
         x->next = 0;
         uploads_begin(s);
         return;
     }
-    char *cause = NULL;
-    json_t *workdir = NULL;
-    step_render(s, "workdir", &workdir, &cause);
-    free(cause);
     const char *pattern = json_string_value(json_array_get(x->patterns, x->next++));
-    char *path =
-        xasprintf("%s/%s", json_is_string(workdir) ? json_string_value(workdir) : "build", pattern);
-    json_decref(workdir);
+    char *path = xasprintf("%s/%s", workdir, pattern);
+    free(workdir);
     struct pb_value *a = pb_dict();
     pb_dict_set(a, "path", pb_text(path));
     pb_dict_set(a, "logEnviron", pb_bool(false));
@@ -578,6 +630,18 @@ static void globbed(struct step *s)
     json_decref(s->files);
     s->files = NULL;
     step_remote(s, "glob", a, globbed);
+}
+
+/* The directory files are uploaded into: made if missing, never a symbolic link. */
+static int make_dest_dir(const char *path, char **cause)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return util_cause(cause, "'%s': %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return util_cause(cause, "'%s' is a symbolic link or not a directory", path);
+    close(fd);
+    return 0;
 }
 
 static int multiple_upload(struct step *s, char **cause)
@@ -590,16 +654,13 @@ static int multiple_upload(struct step *s, char **cause)
     json_t *list = json_is_string(srcs) ? json_pack("[O]", srcs) : json_incref(srcs);
     json_decref(srcs);
     char *dest = text_param(s, "masterdest", cause);
-    char *probe = dest != NULL ? xasprintf("%s/.", dest) : NULL;
-    char *checked = probe != NULL ? master_path(s, probe, true, cause) : NULL;
+    char *checked = dest != NULL ? path_confine(s->b->cfg, dest, PATH_WRITE, cause) : NULL;
     free(dest);
-    free(probe);
-    if (checked == NULL || !json_is_array(list)) {
+    if (checked == NULL || make_dest_dir(checked, cause) != 0 || !json_is_array(list)) {
         json_decref(list);
         free(checked);
         return *cause != NULL ? -1 : util_cause(cause, "workersrcs must be a list of paths");
     }
-    checked[strlen(checked) - 2] = '\0'; /* the directory itself */
     x->dest_dir = checked;
     x->mode = (int)int_param(s, "mode", -1);
     x->sources = json_array();
@@ -635,7 +696,7 @@ static int download(struct step *s, bool string, char **cause)
         x->text_len = strlen(x->text);
     } else {
         char *src = text_param(s, "mastersrc", cause);
-        x->path = src != NULL ? master_path(s, src, false, cause) : NULL;
+        x->path = src != NULL ? path_confine(s->b->cfg, src, PATH_READ, cause) : NULL;
         free(src);
         x->fd = x->path != NULL ? open(x->path, O_RDONLY | O_CLOEXEC) : -1;
         if (x->path != NULL && x->fd < 0) { /* Buildbot: a stderr log and FAILURE */
