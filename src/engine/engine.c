@@ -35,14 +35,6 @@ void engine_db_error(const char *what, char *cause)
     free(cause);
 }
 
-void engine_shown(char *out, size_t cap, const char *text)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p != '\0' && n + 5 < cap; p++)
-        n += (size_t)snprintf(out + n, cap - n, *p >= 0x20 && *p < 0x7f ? "%c" : "\\x%02x", *p);
-    out[n] = '\0';
-}
-
 struct eng_worker *engine_worker(struct engine *e, const char *name)
 {
     for (size_t i = 0; i < e->n_workers; i++)

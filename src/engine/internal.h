@@ -401,9 +401,6 @@ void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc);
 /* The time Buildbot stores: whole seconds since the epoch. */
 long long engine_now(void);
 
-/* A peer's text as a log line or message may show it: printable ASCII (anything else as
-   \xHH), cut to fit `cap` bytes with its NUL. */
-void engine_shown(char *out, size_t cap, const char *text);
 /* Logs a database error of the engine (they do not stop the engine). */
 void engine_db_error(const char *what, char *cause);
 

@@ -447,10 +447,8 @@ static struct steplog *logfile(struct step *s, const char *name)
             return s->logfiles[i];
     if (json_object_get(s->declared_logs, name) == NULL || s->n_logfiles >= STEP_MAX_LOGFILES) {
         if (!s->undeclared_warned) {
-            char shown[80];
-            engine_shown(shown, sizeof shown, name);
             log_warn("build %lld step '%s': the worker sent output for log '%s', %s; ignored",
-                     s->b->id, s->name, shown,
+                     s->b->id, s->name, UTIL_ESC(name),
                      s->n_logfiles >= STEP_MAX_LOGFILES ? "one log too many"
                                                         : "which the step's logfiles do not name");
             s->undeclared_warned = true;

@@ -332,10 +332,8 @@ static void writer_call(void *arg, struct pb_call *call)
     } else if (util_streq(call->method, "unpack") && x->dir) {
         unpack(s, call);
     } else {
-        char method[64];
-        engine_shown(method, sizeof method, call->method);
-        step_abort(s, "the worker broke the upload protocol: %s on a %s writer", method,
-                   x->dir ? "directory" : "file");
+        step_abort(s, "the worker broke the upload protocol: %s on a %s writer",
+                   UTIL_ESC(call->method), x->dir ? "directory" : "file");
         pb_call_fail_with(call, PB_ERR_NOSUCHMETHOD, pb_parents_no_such_method,
                           "No such method: remote_%s", call->method);
     }
@@ -527,9 +525,7 @@ static void stat_for_upload(struct step *s)
     if (!(s->have_rc && s->rc == 0)) {
         multi_after(s, false);
     } else if (dest == NULL) {
-        char shown[256];
-        engine_shown(shown, sizeof shown, src);
-        cause = xasprintf("'%s' has no file name to upload to", shown);
+        cause = xasprintf("'%s' has no file name to upload to", UTIL_ESC(src));
         step_fail(s, RES_EXCEPTION, cause);
     } else if (begin_upload(s, src, dest, dir, &cause) != 0) {
         step_fail(s, RES_EXCEPTION, cause);
@@ -588,11 +584,8 @@ static bool glob_answer_ok(struct step *s, const char *workdir)
     json_array_foreach(s->files, i, v)
     {
         if (path_globbed(json_string_value(v), dir, nt) == NULL) {
-            char shown[256], where[256];
-            engine_shown(shown, sizeof shown, json_string_value(v));
-            engine_shown(where, sizeof where, dir);
             char *why = xasprintf("the worker's glob answered '%s', which is not a path under '%s'",
-                                  shown, where);
+                                  UTIL_ESC(json_string_value(v)), UTIL_ESC(dir));
             free(dir);
             step_fail(s, RES_EXCEPTION, why);
             free(why);
