@@ -391,8 +391,10 @@ static int cmp_values(json_t *a, json_t *b)
         return json_is_null(b) || b == NULL ? 0 : -1;
     if (json_is_null(b) || b == NULL)
         return 1;
-    if (json_is_string(a) && json_is_string(b))
-        return strcmp(json_string_value(a), json_string_value(b));
+    if (json_is_string(a) && json_is_string(b)) {
+        int c = strcmp(json_string_value(a), json_string_value(b));
+        return c < 0 ? -1 : c > 0; /* 2 means "not comparable" below */
+    }
     if ((json_is_integer(a) || json_is_boolean(a)) && (json_is_integer(b) || json_is_boolean(b))) {
         long long x = json_is_boolean(a) ? json_is_true(a) : json_integer_value(a);
         long long y = json_is_boolean(b) ? json_is_true(b) : json_integer_value(b);

@@ -179,6 +179,18 @@ static void test_in_memory_like_python(void **state)
     free(text);
     www_query_free(&q);
     json_decref(list);
+    /* strings by code point, whatever strcmp's magnitude ("a8" - "a6" is 2) */
+    list = json_loads("[{\"state_string\": \"a6\"}, {\"state_string\": \"a8\"},"
+                      " {\"state_string\": \"a7\"}]",
+                      0, NULL);
+    assert_null(parse("order=-state_string", false, &q));
+    www_query_apply(&q, list, true);
+    text = www_json_dump(list, WWW_JSON_COMPACT, NULL);
+    assert_string_equal(text, "[{\"state_string\":\"a8\"},{\"state_string\":\"a7\"},"
+                              "{\"state_string\":\"a6\"}]");
+    free(text);
+    www_query_free(&q);
+    json_decref(list);
 }
 
 int main(void)
