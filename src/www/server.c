@@ -69,26 +69,21 @@ enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char 
     return ret;
 }
 
-/* Buildbot's JSON answer: compact for clients that accept application/json, else indented. */
-static struct MHD_Response *json_response(struct MHD_Connection *c, json_t *v, size_t *len)
+/* Buildbot's JSON style: compact for clients that accept application/json, else indented. */
+static enum www_json_style json_style(struct MHD_Connection *c)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
-    bool compact = accept != NULL && strstr(accept, "application/json") != NULL;
-    char *text = www_json_dump(v, compact ? WWW_JSON_COMPACT : WWW_JSON_PRETTY, len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(*len, text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type",
-                            compact ? "application/json; charset=utf-8"
-                                    : "text/plain; charset=utf-8");
-    return r;
+    return accept != NULL && strstr(accept, "application/json") != NULL ? WWW_JSON_COMPACT
+                                                                        : WWW_JSON_PRETTY;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *v)
+static enum MHD_Result send_json(struct MHD_Connection *c, json_t *v)
 {
+    enum www_json_style style = json_style(c);
     size_t len;
-    struct MHD_Response *r = json_response(c, v, &len);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
+    char *text = www_json_dump(v, style, &len);
+    struct www_answer a = {.type = www_json_type(style)};
+    return www_send_text(c, &a, text, len);
 }
 
 /* Python reprs for the 404 text Buildbot writes. */
@@ -200,47 +195,48 @@ size_t www_split_path(char *path, char **segs, size_t max)
     return n;
 }
 
-static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                  bool single, const char *key)
+/* A single resource, or a raw or streamed one. */
+static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                  const char *key)
 {
     unsigned long writes = db_writes(req->ep->tables);
     char *cause = NULL;
     json_t *out = json_array();
-    bool paged = false;
     enum MHD_Result ret;
     req->db = www_pool_get(w, &cause);
-    int rc = req->db == NULL ? -1 : req->ep->get(req, out, single ? NULL : &paged, &cause);
+    int rc = req->db == NULL ? -1 : req->ep->get(req, out, NULL, &cause);
     if (req->db != NULL)
         www_pool_put(w, req->db);
+    struct www_answer a = {www_json_type(req->style), NULL,   w->cache,     key,
+                           req->ep->tables,           writes, w->answer_max};
     if (rc < 0) {
         log_error("www: GET %s: %s", req->path, cause);
         ret = www_send_error(c, 500, cause);
-    } else if (single && json_array_size(out) == 0) {
+    } else if (json_array_size(out) == 0) {
         char *msg = not_found_text(req);
         ret = www_send_error(c, 404, msg);
         free(msg);
     } else if (req->ep->kind == WWW_RAW) {
         ret = www_send_raw(w, c, req->raw);
         req->raw = NULL;
+    } else if (req->produce.fill != NULL) {
+        ret = www_send_stream(c, &a, req->path, &req->produce);
+        req->produce.fill = NULL; /* freed by www_send_stream */
     } else {
-        json_t *meta = json_object();
-        if (!single) {
-            size_t total = paged ? json_array_size(out) : www_query_apply(&req->q, out, true);
-            json_object_set_new(meta, "total", json_integer((json_int_t)total));
-        }
         size_t i;
         json_t *o;
         json_array_foreach(out, i, o)
         {
             www_query_select(&req->q, o);
         }
-        json_t *env = json_pack("{sOso}", req->ep->type->plural, out, "meta", meta);
+        json_t *env = json_pack("{sOs{}}", req->ep->type->plural, out, "meta");
         size_t len;
-        struct MHD_Response *r = json_response(c, env, &len);
-        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        www_cache_put(w->cache, key, req->ep->tables, writes, MHD_HTTP_OK, r, len);
+        char *text = www_json_dump(env, req->style, &len);
+        ret = www_send_text(c, &a, text, len);
         json_decref(env);
     }
+    if (req->produce.fill != NULL)
+        req->produce.free(req->produce.state);
     json_decref(out);
     free(cause);
     return ret;
@@ -264,29 +260,33 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
                                     const struct args_ctx *args, const char *key)
 {
     char *segs[WWW_PATH_MAX_SEGS + 1];
+    struct www_req req = {
+        .path = xstrdup(path), .buildbot_url = w->buildbot_url, .www = w, .style = json_style(c)};
     size_t nsegs = www_split_path(path, segs, WWW_PATH_MAX_SEGS);
-    struct www_req req = {.path = path, .buildbot_url = w->buildbot_url, .www = w};
+    enum MHD_Result ret = (enum MHD_Result) - 1;
+    char *cause = NULL;
     if (nsegs == 0) {
         json_t *env = json_pack("{so}", "rootlinks", www_root_links());
         json_object_set_new(env, "meta", json_pack("{sI}", "total", (json_int_t)14));
-        enum MHD_Result ret = send_json(c, 200, env);
+        ret = send_json(c, env);
         json_decref(env);
-        return ret;
+        goto out;
     }
     req.ep = nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
     if (req.ep == NULL)
-        return -1;
-    char *cause = NULL;
+        goto out;
     bool single = req.ep->kind != WWW_COLLECTION;
     if (www_query_parse(args->kv, args->n, req.ep->type, single && req.ep->kind != WWW_RAW, &req.q,
                         &cause) < 0) {
-        enum MHD_Result ret = www_send_error(c, 400, cause);
-        free(cause);
-        return ret;
+        ret = www_send_error(c, 400, cause);
+        goto out;
     }
-    enum MHD_Result ret = answer_get(w, c, &req, single, key);
+    ret = single ? answer_one(w, c, &req, key) : www_list_answer(w, c, &req, key);
     www_raw_free(req.raw);
     www_query_free(&req.q);
+out:
+    free(cause);
+    free((char *)req.path);
     return ret;
 }
 
@@ -410,6 +410,16 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+/* A setting from the environment (for tests: smaller pages, shorter timeouts), within bounds. */
+static unsigned env_number(const char *name, unsigned dflt, unsigned min, unsigned max)
+{
+    const char *s = getenv(name);
+    long long v;
+    if (s == NULL || !www_parse_int(s, &v) || v < min || v > max)
+        return dflt;
+    return (unsigned)v;
+}
+
 struct www *www_start(const struct www_opts *opts, char **cause)
 {
     struct www *w = xcalloc(1, sizeof *w);
@@ -421,6 +431,9 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->post_arg = opts->post_arg;
     pthread_mutex_init(&w->lock, NULL);
     w->cache = www_cache_new();
+    w->page = env_number("BBM_WWW_PAGE", WWW_PAGE_DEFAULT, 1, WWW_PAGE_DEFAULT);
+    w->batch = w->page < WWW_BATCH_MAX ? w->page : WWW_BATCH_MAX;
+    w->answer_max = env_number("BBM_WWW_ANSWER_MAX", WWW_ANSWER_MAX, 0, WWW_ANSWER_MAX);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     if (opts->interface != NULL && inet_pton(AF_INET, opts->interface, &addr.sin_addr) != 1) {
