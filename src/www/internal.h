@@ -336,6 +336,35 @@ json_t *www_col_bool(const struct db_res *r, size_t row, size_t col); /* integer
 /* A JSON text column decoded (null if NULL or not JSON). */
 json_t *www_col_json(const struct db_res *r, size_t row, size_t col);
 
+/* conns.c: the connections of the web port and the deadlines of slow clients (see there). */
+struct www_limits {
+    unsigned max;    /* connections at once */
+    unsigned per_ip; /* from one address */
+    unsigned head_ms, body_ms, idle_ms;
+};
+enum www_conn_state {
+    WWW_CONN_HEAD,   /* connected; the request head is not all there yet */
+    WWW_CONN_BODY,   /* the head is there, the body not yet */
+    WWW_CONN_ANSWER, /* the request is read: it is being answered */
+    WWW_CONN_IDLE,   /* answered; waiting for the next request */
+    WWW_CONN_CLOSING,
+};
+#define WWW_CONNS_DEFAULT 512
+#define WWW_CONN_MEMORY (64 * 1024) /* libmicrohttpd's buffers: request head, reads, writes */
+#define WWW_HEAD_TIMEOUT 10         /* seconds */
+#define WWW_BODY_TIMEOUT 60
+#define WWW_IDLE_TIMEOUT 30
+struct www_conns;
+/* Starts the watchdog; NULL with *cause.  Stop it before the daemon, free it after. */
+struct www_conns *www_conns_start(const struct www_limits *lim, char **cause);
+void www_conns_stop(struct www_conns *all);
+void www_conns_free(struct www_conns *all);
+/* MHD_OPTION_NOTIFY_CONNECTION's callback (cls: the www_conns). */
+void www_conns_notify_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
+/* Where a connection's request stands (sets its deadline). */
+void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
+
 /* The server (server.c) and its pieces: raw.c streams raw logs, rpc.c takes POSTs. */
 #define WWW_POOL_MAX 32
 struct www {
@@ -351,6 +380,8 @@ struct www {
     size_t page;           /* a collection longer than this is streamed, */
     size_t batch;          /* this many rows at a time */
     size_t answer_max;     /* an answer longer than this is sent as the client reads it */
+    struct www_limits lim;
+    struct www_conns *conns;
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);

@@ -379,6 +379,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct www *w = cls;
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
+        www_conn_state(c, WWW_CONN_BODY);
         ctx = xcalloc(1, sizeof *ctx);
         bool hook = strstr(url, "/change_hook") != NULL;
         buf_init(&ctx->body, hook ? HOOK_BODY_MAX : BODY_MAX);
@@ -393,6 +394,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         *upload_size = 0;
         return MHD_YES;
     }
+    www_conn_state(c, WWW_CONN_ANSWER);
     return dispatch(w, c, url, method, ctx);
 }
 
@@ -400,8 +402,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)c;
     (void)toe;
+    www_conn_state(c, WWW_CONN_IDLE);
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL)
         return;
@@ -418,6 +420,16 @@ static unsigned env_number(const char *name, unsigned dflt, unsigned min, unsign
     if (s == NULL || !www_parse_int(s, &v) || v < min || v > max)
         return dflt;
     return (unsigned)v;
+}
+
+/* The connection budget (the environment may shorten the timeouts, for tests). */
+static void set_limits(struct www_limits *lim, const struct www_opts *opts)
+{
+    lim->max = opts->max_connections > 0 ? (unsigned)opts->max_connections : WWW_CONNS_DEFAULT;
+    lim->per_ip = lim->max / 8 > 4 ? lim->max / 8 : 4;
+    lim->head_ms = 1000 * env_number("BBM_WWW_HEAD_TIMEOUT", WWW_HEAD_TIMEOUT, 1, 3600);
+    lim->body_ms = 1000 * env_number("BBM_WWW_BODY_TIMEOUT", WWW_BODY_TIMEOUT, 1, 3600);
+    lim->idle_ms = 1000 * env_number("BBM_WWW_IDLE_TIMEOUT", WWW_IDLE_TIMEOUT, 1, 3600);
 }
 
 struct www *www_start(const struct www_opts *opts, char **cause)
@@ -446,12 +458,19 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     unsigned threads = opts->threads > 0 ? (unsigned)opts->threads
                        : cores > 2       ? (unsigned)(cores < 16 ? cores : 16)
                                          : 2;
+    set_limits(&w->lim, opts);
+    w->conns = www_conns_start(&w->lim, cause);
+    if (w->conns == NULL) {
+        www_stop(w);
+        return NULL;
+    }
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)opts->port, NULL, NULL,
-        access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
+        access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, w->lim.max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, w->lim.per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (w->lim.idle_ms + 999) / 1000, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WWW_CONN_MEMORY,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, www_conns_notify_cb, w->conns, MHD_OPTION_END);
     if (w->daemon == NULL) {
         util_cause(cause, "www: cannot listen on port %d: %s", opts->port, strerror(errno));
         www_stop(w);
@@ -484,8 +503,10 @@ void www_stop(struct www *w)
 {
     if (w == NULL)
         return;
+    www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
+    www_conns_free(w->conns);
     for (size_t i = 0; i < w->n_idle; i++)
         db_close(w->idle[i]);
     www_cache_free(w->cache);

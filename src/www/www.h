@@ -21,6 +21,9 @@ struct www_opts {
     const char *basedir;
     const char *buildbot_url; /* "http://localhost:8010/" */
     int threads;              /* request threads; 0 = a default */
+    /* Connections at once on the web port (each takes a file descriptor); 0 = 512.  One
+       client address may hold an eighth of them. */
+    int max_connections;
     /*
      * Posts a control action to the engine (called on a web thread).  The
      * engine must later call www_action_reply exactly once, from any thread.

@@ -23,9 +23,10 @@ TIMEOUT = 60 if SANITIZED else 30
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port that no socket holds on any address right now (the master listens on all
+    of them; tests connect from 127.0.0.2 and up too)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
 
 

@@ -1,15 +1,19 @@
 """
 What a web client can make the master hold: long answers are streamed in
 constant memory with the bytes a whole answer would have (collections read a
-batch of rows at a time, log contents a few chunks at a time), and
-limit/offset take any Python int as Buildbot does.
+batch of rows at a time, log contents a few chunks at a time), limit/offset
+take any Python int as Buildbot does, and slow or idle connections from some
+addresses neither hold their connection forever nor lock out another client.
 Memory is the master's own peak resident size (VmHWM in /proc).
 """
 import json
 import os
 import shutil
+import socket
 import sqlite3
+import struct
 import sys
+import threading
 import urllib.request
 
 import pytest
@@ -231,3 +235,100 @@ def test_limit_and_offset_take_any_int_as_buildbot_does(master):
     assert status == 200 and json.loads(body)["logchunks"][0]["firstline"] == 1
     status, body, _ = get(port, f"/api/v2/logs/1/contents?offset={huge}", "application/json")
     assert status == 404 and "'limit': None, 'offset': None" in json.loads(body)["error"]
+
+
+def open_from(address, port, data=b""):
+    """A connection from `address` (all of 127/8 is loopback); closing it resets it, so that
+    it leaves no port behind in TIME_WAIT for the next test's listeners."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.bind((address, 0))
+    s.connect(("127.0.0.1", port))
+    if data:
+        s.sendall(data)
+    s.setblocking(False)
+    return s
+
+
+def state(s):
+    """"open", or "closed" once the master has closed it (without answering)."""
+    try:
+        data = s.recv(4096)
+    except BlockingIOError:
+        return "open"
+    except ConnectionResetError:
+        return "closed"
+    return "closed" if data == b"" else "answered"
+
+
+def builder_names(port):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/builders?field=name",
+                                 headers={"Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())["builders"]
+
+
+def test_slow_clients_are_closed_and_lock_nobody_out(master):
+    master.env.update(BBM_WWW_HEAD_TIMEOUT="3", BBM_WWW_BODY_TIMEOUT="3")
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    heads = [open_from(f"127.0.0.{2 + i % 4}", port,
+                       b"GET /api/v2/builders HTTP/1.1\r\nHost: x\r\n") for i in range(200)]
+    bodies = [open_from(f"127.0.0.{6 + i % 4}", port,
+                        b"POST /api/v2/builds/1 HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        b"application/json\r\nContent-Length: 100000\r\n\r\n{") for i in range(200)]
+    slow = heads + bodies
+    stop = threading.Event()
+
+    def trickle():  # a byte every half second on each: never idle
+        while not stop.wait(0.5):
+            for s in slow:
+                try:
+                    s.send(b"X" if s in heads else b" ")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        assert len(builder_names(port)) == 4
+        assert [state(s) for s in slow].count("open") == len(slow)  # answered while they hold
+        wait_for(lambda: all(state(s) == "closed" for s in slow), timeout=60,
+                 what="the slow clients closed by the master")
+    finally:
+        stop.set()
+        t.join()
+        for s in slow:
+            s.close()
+    assert "too slow to send a request" in master.log()
+    assert len(builder_names(port)) == 4
+
+
+def test_one_address_holds_an_eighth_of_the_connections(master):
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    one = [open_from("127.0.0.2", port) for _ in range(100)]
+    try:
+        wait_for(lambda: [state(s) for s in one].count("closed") >= 36,
+                 what="connections past the per-address limit closed")
+        assert [state(s) for s in one].count("open") == 64  # 512 / 8
+        assert len(builder_names(port)) == 4
+    finally:
+        for s in one:
+            s.close()
+
+
+def test_idle_connections_lock_nobody_out(master):
+    """A thousand idle connections from twenty addresses (fifty each, under the per-address
+    limit, twice the whole limit): a new client still gets in."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    idle = [open_from(f"127.0.0.{3 + i % 20}", port) for i in range(1000)]
+    try:
+        try:
+            assert len(builder_names(port)) == 4
+        except Exception:
+            import subprocess
+            print(subprocess.run(f"ss -tan | grep :{port} | awk '{{print $1}}' | sort | uniq -c; ls /proc/{master.pid()}/fd | wc -l; cat /proc/sys/fs/file-nr; ss -ltn | grep :{port}", shell=True, capture_output=True, text=True).stdout)
+            raise
+        assert "too slow to send a request" in master.log()
+    finally:
+        for s in idle:
+            s.close()
