@@ -1,8 +1,10 @@
 /*
  * libFuzzer target for the /api/v2 query string: the parameters (split on
  * '&' and '=' as the server hands them over) go through the parser, the SQL
- * builder and the in-memory filter, sort, page and field selection.
+ * builder (filters and a first window), the in-memory filter, sort, page and
+ * field selection, and Python's slice of a streamed answer.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +38,22 @@ static void run(const struct www_kv *kv, size_t n, bool single)
         return;
     }
     if (www_query_sql_ok(&q)) {
-        struct buf sql;
+        struct buf sql, keys;
         buf_init(&sql, 0);
-        struct db_param params[WWW_QUERY_MAX_PARAMS];
-        size_t np = 0;
-        if (www_query_sql(&q, true, "b.id", &sql, params, &np, &cause) != 0)
+        buf_init(&keys, 0);
+        size_t cap = WWW_QUERY_MAX_PARAMS, np = 0;
+        struct db_param *params = calloc(cap, sizeof *params);
+        struct www_window probe = {.mode = WWW_WIN_PROBE, .rows = 2001};
+        if (www_query_sql(&q, &sql, params, &np, &cause) != 0 ||
+            www_query_sql_window(&q, &probe, true, "b.id", DB_PG, &sql, &keys, &params, &np, &cap,
+                                 &cause) != 0)
             free(cause);
+        free(params);
+        buf_free(&keys);
         buf_free(&sql);
     }
+    long long start, end;
+    www_query_slice(&q, www_query_slice_needs_n(&q) ? 3 : LLONG_MAX, &start, &end);
     json_t *list = json_loads(rows, 0, NULL);
     www_query_apply(&q, list, true);
     for (size_t i = 0; i < json_array_size(list); i++)

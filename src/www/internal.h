@@ -50,6 +50,7 @@ struct www_filter {
     const struct www_field *field;
     enum www_op op;
     json_t *values; /* array of converted values (integers, strings, booleans) */
+    bool taken;     /* applied by the endpoint itself (www_query_take_eq) */
 };
 
 struct www_order {
@@ -73,7 +74,10 @@ struct www_query {
     struct www_order *orders;
     size_t n_orders;
     bool has_limit, has_offset;
+    /* Python ints: beyond 64 bits they are saturated and flagged (Buildbot's SQL cannot take
+       them, its slices can). */
     long long limit, offset;
+    bool limit_big, offset_big;
     char **props;
     size_t n_props;
 };
@@ -88,25 +92,74 @@ int www_query_parse(const struct www_kv *kv, size_t n, const struct www_rtype *t
 void www_query_free(struct www_query *q);
 /* Was field `name` asked for (always true without field=)? */
 bool www_query_wants(const struct www_query *q, const char *name);
-/* Finds and removes an `eq` filter on `name`, returning its first value (caller decrefs). */
-json_t *www_query_pop_eq(struct www_query *q, const char *name);
+/*
+ * Finds an `eq` filter on `name` and marks it taken (the endpoint applies it; SQL and
+ * www_query_match skip it), returning its first value (caller decrefs).  Asking again
+ * returns the same value: an endpoint may be called once per batch of a long answer.
+ */
+json_t *www_query_take_eq(struct www_query *q, const char *name);
 /* Can the filters and orders all be done by SQL? */
 bool www_query_sql_ok(const struct www_query *q);
 /*
- * Appends " AND ..." for every filter, and (when `page`) " ORDER BY ...
- * LIMIT ? OFFSET ?", to `sql`, with the values in `params` (an array of
- * at least WWW_QUERY_MAX_PARAMS).  Fields come from the whitelist only.
+ * Appends " AND ..." for every filter that SQL can do, with the values in
+ * `params` (an array of at least WWW_QUERY_MAX_PARAMS).  Fields come from
+ * the whitelist only.  The order and paging come from www_query_sql_window.
  */
 #define WWW_QUERY_MAX_PARAMS 256
-int www_query_sql(const struct www_query *q, bool page, const char *tiebreak, struct buf *sql,
-                  struct db_param *params, size_t *n, char **cause);
+int www_query_sql(const struct www_query *q, struct buf *sql, struct db_param *params, size_t *n,
+                  char **cause);
 /*
  * In memory: keeps the matching objects, and when `page` sorts and pages
  * them.  Returns the number that matched (before paging).
  */
 size_t www_query_apply(const struct www_query *q, json_t *list, bool page);
+/* Does `obj` pass every filter not taken? */
+bool www_query_match(const struct www_query *q, json_t *obj);
 /* Removes the fields not asked for. */
 void www_query_select(const struct www_query *q, json_t *obj);
+/* Python's list[offset:offset + limit] on n items: the indexes kept. */
+void www_query_slice(const struct www_query *q, long long n, long long *start, long long *end);
+/* Does that slice need n (a bound counts from the end)? */
+bool www_query_slice_needs_n(const struct www_query *q);
+/* Python's a + b for a slice bound: saturated, *big set when it passes 64 bits. */
+long long www_query_add(long long a, long long b, bool *big);
+/* Buildbot's 500 text for an integer its database driver cannot take. */
+#define WWW_OVERFLOW_TEXT "OverflowError('Python int too large to convert to SQLite INTEGER')"
+
+/*
+ * Which rows of a collection an endpoint reads (listing.c sets it; api_rows
+ * obeys it for the collection's own query).  ALL: every row, as the query
+ * pages them.  PROBE: the same, at most `rows` of them, to learn whether the
+ * answer is small.  BATCH: `rows` rows of a streamed answer in a total order
+ * (the query's orders, then the source's tiebreak), starting after `key`, the
+ * sort key of the last row of the previous batch.
+ */
+enum www_win_mode { WWW_WIN_ALL, WWW_WIN_PROBE, WWW_WIN_BATCH };
+
+struct www_window {
+    enum www_win_mode mode;
+    long long rows;
+    long long skip;    /* BATCH: SQL OFFSET (the query's own, for its first batch) */
+    bool python_order; /* BATCH: sort as Python does (None first) rather than as SQL */
+    bool has_key;
+    size_t n_key; /* the key: one value per order, then the tiebreak; owned */
+    struct db_param *key;
+    long long got; /* out: rows read */
+};
+void www_window_clear_key(struct www_window *win);
+/* Stores row `row` of `r`, from column `col` on, as the window's key. */
+void www_window_set_key(struct www_window *win, const struct www_query *q, const char *tiebreak,
+                        const struct db_res *r, size_t row, size_t col);
+/*
+ * For a PROBE or BATCH window: appends the keyset condition (" AND ..."), the
+ * ORDER BY and "LIMIT ? OFFSET ?" to `sql`, with their values in `params`
+ * (grown as needed), and for BATCH the sort key's expressions to `keys` (to
+ * select after the fields).  `page`: the database filters and pages the
+ * collection.  -1 with *cause (Buildbot's 500 text) for a value SQL cannot take.
+ */
+int www_query_sql_window(const struct www_query *q, const struct www_window *win, bool page,
+                         const char *tiebreak, enum db_kind kind, struct buf *sql, struct buf *keys,
+                         struct db_param **params, size_t *n, size_t *cap, char **cause);
 
 /* cache.c: whole GET answers, reused while the database is unchanged (see there). */
 #define WWW_CACHE_TTL_MS 1000
@@ -130,6 +183,20 @@ enum www_json_style {
     WWW_JSON_PRETTY,  /* indent=2, ", " at line ends */
 };
 char *www_json_dump(const json_t *v, enum www_json_style style, size_t *len);
+/*
+ * The same text written in pieces (listing.c, api/logs.c): www_json_next
+ * starts a member or element at `depth`, opening the container with `open`
+ * when it is the `first`; www_json_key writes `"key": `; www_json_put a value
+ * at `depth`; www_json_end closes a container at `depth` (`empty`: nothing
+ * was put in it).  www_json_escape writes the inside of a string: a byte that
+ * is not UTF-8 shows as U+FFFD.
+ */
+void www_json_put(struct buf *b, const json_t *v, enum www_json_style style, int depth);
+void www_json_next(struct buf *b, enum www_json_style style, int depth, char open, bool first);
+void www_json_key(struct buf *b, enum www_json_style style, const char *key);
+void www_json_end(struct buf *b, enum www_json_style style, int depth, char open, char close,
+                  bool empty);
+void www_json_escape(struct buf *b, const char *s, size_t len);
 /* pyjson.c: Python's json.loads message for text it cannot read (see there). */
 void www_json_py_error(const char *text, size_t len, char *msg, size_t cap);
 
@@ -152,6 +219,17 @@ bool www_arg_num(const struct www_args *a, const char *name, long long *out);
 /* Python's int() of a path segment or query value. */
 bool www_parse_int(const char *s, long long *out);
 
+/*
+ * An answer written piece by piece (stream.c): fill() appends the next piece
+ * to `out` and returns 1 while more follows, 0 at the end, -1 on an error
+ * (*cause); it borrows a pooled database connection for each piece.
+ */
+struct www_producer {
+    int (*fill)(void *state, struct buf *out, char **cause);
+    void (*free)(void *state);
+    void *state;
+};
+
 /* A request being answered by an endpoint. */
 struct www_req {
     struct db *db;
@@ -161,9 +239,52 @@ struct www_req {
     const char *path; /* without the /api/v2/ prefix */
     const char *buildbot_url;
     struct www *www;
+    enum www_json_style style;
+    /* The rows of a collection to read (listing.c). */
+    struct www_window win;
     /* Raw answers: set by raw endpoints (streamed by server.c). */
     struct www_raw *raw;
+    /* An answer the endpoint writes itself, piece by piece (log contents); fill NULL: none. */
+    struct www_producer produce;
 };
+
+/* How an answer goes out (stream.c). */
+struct www_answer {
+    const char *type;        /* Content-Type */
+    const char *disposition; /* Content-Disposition, or NULL */
+    struct www_cache *cache; /* where a whole answer is kept under `key`; NULL: nowhere */
+    const char *key;
+    const char *const *tables; /* what it was read from, and db_writes(tables) then */
+    unsigned long writes;
+    size_t whole_max; /* a longer answer is streamed (www->answer_max) */
+};
+/* A collection of more rows than this is streamed (listing.c), WWW_BATCH_MAX rows at a time. */
+#define WWW_PAGE_DEFAULT 2000
+#define WWW_BATCH_MAX 200
+/* An answer longer than this is sent as the client reads it; its pieces are libmicrohttpd's
+   blocks of WWW_STREAM_BLOCK. */
+#define WWW_ANSWER_MAX (1024 * 1024)
+#define WWW_STREAM_BLOCK (32 * 1024)
+const char *www_json_type(enum www_json_style style);
+/* Sends `text` (taken) whole. */
+enum MHD_Result www_send_text(struct MHD_Connection *c, const struct www_answer *a, char *text,
+                              size_t len);
+/* Sends what `p` writes (it is freed once sent or on error); `what` names it in the log. */
+enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answer *a,
+                                const char *what, const struct www_producer *p);
+/* A piece of a streamed log holds about this much (raw.c). */
+#define WWW_PIECE_MAX (256 * 1024)
+typedef void (*www_line_cb)(struct buf *out, const char *line, size_t len, void *arg);
+/*
+ * Lines [*next, last] of log `logid`, a few chunks at a time: each goes to put()
+ * until `out` holds WWW_PIECE_MAX bytes; *next is then the first line not given.
+ * 1 while lines remain, 0 after the last, -1 on error (*cause).
+ */
+int www_log_lines(struct www *w, long long logid, long long *next, long long last, struct buf *out,
+                  www_line_cb put, void *arg, char **cause);
+/* A GET on a collection (listing.c): whole when short, streamed when long. */
+enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                const char *key);
 
 /* The force schedulers' forms the engine set last (a new list; server.c). */
 json_t *www_forceschedulers(struct www_req *req);
@@ -216,6 +337,35 @@ json_t *www_col_bool(const struct db_res *r, size_t row, size_t col); /* integer
 /* A JSON text column decoded (null if NULL or not JSON). */
 json_t *www_col_json(const struct db_res *r, size_t row, size_t col);
 
+/* conns.c: the connections of the web port and the deadlines of slow clients (see there). */
+struct www_limits {
+    unsigned max;    /* connections at once */
+    unsigned per_ip; /* from one address */
+    unsigned head_ms, body_ms, idle_ms;
+};
+enum www_conn_state {
+    WWW_CONN_HEAD,   /* connected; the request head is not all there yet */
+    WWW_CONN_BODY,   /* the head is there, the body not yet */
+    WWW_CONN_ANSWER, /* the request is read: it is being answered */
+    WWW_CONN_IDLE,   /* answered; waiting for the next request */
+    WWW_CONN_CLOSING,
+};
+#define WWW_CONNS_DEFAULT 512
+#define WWW_CONN_MEMORY (64 * 1024) /* libmicrohttpd's buffers: request head, reads, writes */
+#define WWW_HEAD_TIMEOUT 10         /* seconds */
+#define WWW_BODY_TIMEOUT 60
+#define WWW_IDLE_TIMEOUT 30
+struct www_conns;
+/* Starts the watchdog; NULL with *cause.  Stop it before the daemon, free it after. */
+struct www_conns *www_conns_start(const struct www_limits *lim, char **cause);
+void www_conns_stop(struct www_conns *all);
+void www_conns_free(struct www_conns *all);
+/* MHD_OPTION_NOTIFY_CONNECTION's callback (cls: the www_conns). */
+void www_conns_notify_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
+/* Where a connection's request stands (sets its deadline). */
+void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
+
 /* The server (server.c) and its pieces: raw.c streams raw logs, rpc.c takes POSTs. */
 #define WWW_POOL_MAX 32
 #define WWW_MAX_DIALECTS 8
@@ -233,6 +383,11 @@ struct www {
     char *dialects[WWW_MAX_DIALECTS]; /* webhook dialects, under lock */
     size_t n_dialects;
     size_t body_bytes; /* POST bodies in flight (reserved), under lock */
+    size_t page;       /* a collection longer than this is streamed, */
+    size_t batch;      /* this many rows at a time */
+    size_t answer_max; /* an answer longer than this is sent as the client reads it */
+    struct www_limits lim;
+    struct www_conns *conns;
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);

@@ -11,50 +11,90 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The length of the UTF-8 sequence at s (at most `left` bytes) and its code point; 0 if
+   it is not one (a stray byte, a truncated, overlong or surrogate sequence). */
+static size_t utf8_seq(const unsigned char *s, size_t left, unsigned *cp)
+{
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || n > left || s[0] >= 0xf8)
+        return 0;
+    unsigned v = s[0] & (n == 4 ? 0x07 : n == 3 ? 0x0f : 0x1f);
+    for (size_t k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[k] & 0x3f);
+    }
+    static const unsigned least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (v < least[n] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+static bool plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+static const char *short_escape(unsigned char c)
+{
+    switch (c) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    }
+    return NULL;
+}
+
+/* One character that needs an escape; returns the bytes it took. */
+static size_t put_escape(struct buf *b, const unsigned char *s, size_t left)
+{
+    if (s[0] < 0x80) {
+        const char *e = short_escape(s[0]);
+        if (e != NULL)
+            buf_addstr(b, e);
+        else
+            buf_printf(b, "\\u%04x", s[0]);
+        return 1;
+    }
+    unsigned cp = 0xfffd; /* what Python's errors="replace" makes of a bad byte */
+    size_t n = utf8_seq(s, left, &cp);
+    if (cp >= 0x10000) {
+        cp -= 0x10000;
+        buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+    } else {
+        buf_printf(b, "\\u%04x", cp);
+    }
+    return n > 0 ? n : 1;
+}
+
+void www_json_escape(struct buf *b, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && plain(u[j]))
+            j++;
+        buf_add(b, s + i, j - i);
+        i = j < len ? j + put_escape(b, u + j, len - j) : j;
+    }
+}
+
 static void put_escaped(struct buf *b, const char *s, size_t len)
 {
     buf_addc(b, '"');
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            size_t j = i;
-            while (j < len && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
-                   s[j] != '"' && s[j] != '\\')
-                j++;
-            buf_add(b, s + i, j - i);
-            i = j;
-            continue;
-        }
-        if (c < 0x80) {
-            const char *e = c == '"'    ? "\\\""
-                            : c == '\\' ? "\\\\"
-                            : c == '\n' ? "\\n"
-                            : c == '\r' ? "\\r"
-                            : c == '\t' ? "\\t"
-                            : c == '\b' ? "\\b"
-                            : c == '\f' ? "\\f"
-                                        : NULL;
-            if (e != NULL)
-                buf_addstr(b, e);
-            else
-                buf_printf(b, "\\u%04x", c);
-            i++;
-            continue;
-        }
-        /* jansson strings are valid UTF-8. */
-        unsigned cp;
-        int n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        cp = c & (n == 4 ? 0x07 : n == 3 ? 0x0f : 0x1f);
-        for (int k = 1; k < n && i + (size_t)k < len; k++)
-            cp = (cp << 6) | ((unsigned char)s[i + (size_t)k] & 0x3f);
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-        } else {
-            buf_printf(b, "\\u%04x", cp);
-        }
-        i += (size_t)n;
-    }
+    www_json_escape(b, s, len);
     buf_addc(b, '"');
 }
 
@@ -187,12 +227,50 @@ static void dump(struct buf *b, const json_t *v, int indent, int depth)
     }
 }
 
+static int indent_of(enum www_json_style style)
+{
+    return style == WWW_JSON_COMPACT ? -1 : style == WWW_JSON_SPACED ? -2 : 2;
+}
+
 char *www_json_dump(const json_t *v, enum www_json_style style, size_t *len)
 {
     struct buf b;
     buf_init(&b, 0);
-    dump(&b, v, style == WWW_JSON_COMPACT ? -1 : style == WWW_JSON_SPACED ? -2 : 2, 0);
+    dump(&b, v, indent_of(style), 0);
     if (len != NULL)
         *len = b.len;
     return buf_take(&b);
+}
+
+/* A document written in pieces: the same bytes as www_json_dump of the whole. */
+
+void www_json_put(struct buf *b, const json_t *v, enum www_json_style style, int depth)
+{
+    dump(b, v, indent_of(style), depth);
+}
+
+void www_json_next(struct buf *b, enum www_json_style style, int depth, char open, bool first)
+{
+    int indent = indent_of(style);
+    if (first)
+        buf_addc(b, open);
+    else
+        buf_addstr(b, indent == -1 ? "," : ", ");
+    newline(b, indent, depth);
+}
+
+void www_json_key(struct buf *b, enum www_json_style style, const char *key)
+{
+    put_escaped(b, key, strlen(key));
+    buf_addstr(b, indent_of(style) == -1 ? ":" : ": ");
+}
+
+void www_json_end(struct buf *b, enum www_json_style style, int depth, char open, char close,
+                  bool empty)
+{
+    if (empty)
+        buf_addc(b, open);
+    else
+        newline(b, indent_of(style), depth);
+    buf_addc(b, close);
 }

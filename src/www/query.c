@@ -24,7 +24,8 @@ const struct www_field *www_rtype_field(const struct www_rtype *t, const char *n
     return NULL;
 }
 
-bool www_parse_int(const char *s, long long *out)
+/* Python's int(): *big when the value does not fit in 64 bits (then saturated). */
+static bool parse_py_int(const char *s, long long *out, bool *big)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -35,6 +36,7 @@ bool www_parse_int(const char *s, long long *out)
         return false;
     long long v = 0;
     bool prev_digit = false;
+    *big = false;
     for (; *s != '\0' && !isspace((unsigned char)*s); s++) {
         if (*s == '_' && prev_digit && isdigit((unsigned char)s[1])) {
             prev_digit = false;
@@ -43,8 +45,8 @@ bool www_parse_int(const char *s, long long *out)
         if (!isdigit((unsigned char)*s))
             return false;
         if (v > (LLONG_MAX - (*s - '0')) / 10)
-            return false;
-        v = v * 10 + (*s - '0');
+            *big = true;
+        v = *big ? LLONG_MAX : v * 10 + (*s - '0');
         prev_digit = true;
     }
     while (isspace((unsigned char)*s))
@@ -53,6 +55,25 @@ bool www_parse_int(const char *s, long long *out)
         return false;
     *out = neg ? -v : v;
     return true;
+}
+
+bool www_parse_int(const char *s, long long *out)
+{
+    bool big;
+    long long v;
+    if (!parse_py_int(s, &v, &big) || big)
+        return false;
+    *out = v;
+    return true;
+}
+
+long long www_query_add(long long a, long long b, bool *big)
+{
+    long long sum;
+    if (!__builtin_add_overflow(a, b, &sum))
+        return sum;
+    *big = true;
+    return a > 0 ? LLONG_MAX : LLONG_MIN;
 }
 
 /* Buildbot's string2boolean. */
@@ -140,9 +161,9 @@ static int check_field(const struct www_rtype *t, const char *name, char **cause
     return 0;
 }
 
-static int parse_number(const char *s, long long *out, const char *what, char **cause)
+static int parse_number(const char *s, long long *out, bool *big, const char *what, char **cause)
 {
-    if (!www_parse_int(s, out))
+    if (!parse_py_int(s, out, big))
         return util_cause(cause, "invalid %s", what);
     return 0;
 }
@@ -210,11 +231,11 @@ static int parse_one(struct www_query *q, const struct www_rtype *t, const struc
     }
     if (strcmp(key, "limit") == 0) {
         q->has_limit = true;
-        return parse_number(vals[0], &q->limit, "limit", cause);
+        return parse_number(vals[0], &q->limit, &q->limit_big, "limit", cause);
     }
     if (strcmp(key, "offset") == 0) {
         q->has_offset = true;
-        return parse_number(vals[0], &q->offset, "offset", cause);
+        return parse_number(vals[0], &q->offset, &q->offset_big, "offset", cause);
     }
     if (strcmp(key, "property") == 0) {
         q->props = copy_strings(vals, nv);
@@ -289,17 +310,14 @@ bool www_query_wants(const struct www_query *q, const char *name)
     return false;
 }
 
-json_t *www_query_pop_eq(struct www_query *q, const char *name)
+json_t *www_query_take_eq(struct www_query *q, const char *name)
 {
     for (size_t i = 0; i < q->n_filters; i++) {
         struct www_filter *f = &q->filters[i];
         if (f->op != WWW_EQ || strcmp(f->field->name, name) != 0)
             continue;
-        json_t *v = json_incref(json_array_get(f->values, 0));
-        json_decref(f->values);
-        memmove(f, f + 1, (q->n_filters - i - 1) * sizeof *f);
-        q->n_filters--;
-        return v;
+        f->taken = true;
+        return json_incref(json_array_get(f->values, 0));
     }
     return NULL;
 }
@@ -307,7 +325,7 @@ json_t *www_query_pop_eq(struct www_query *q, const char *name)
 bool www_query_sql_ok(const struct www_query *q)
 {
     for (size_t i = 0; i < q->n_filters; i++)
-        if (q->filters[i].field->sql == NULL)
+        if (q->filters[i].field->sql == NULL && !q->filters[i].taken)
             return false;
     for (size_t i = 0; i < q->n_orders; i++)
         if (q->orders[i].field->sql == NULL)
@@ -356,31 +374,201 @@ static void sql_filter(struct buf *sql, const struct www_filter *f, struct db_pa
     }
 }
 
-int www_query_sql(const struct www_query *q, bool page, const char *tiebreak, struct buf *sql,
-                  struct db_param *params, size_t *n, char **cause)
+int www_query_sql(const struct www_query *q, struct buf *sql, struct db_param *params, size_t *n,
+                  char **cause)
 {
-    size_t need = 2;
+    size_t need = 0;
     for (size_t i = 0; i < q->n_filters; i++)
         need += json_array_size(q->filters[i].values);
-    if (need > WWW_QUERY_MAX_PARAMS)
+    if (need > WWW_QUERY_MAX_PARAMS - 2)
         return util_cause(cause, "too many filter values");
     for (size_t i = 0; i < q->n_filters; i++)
-        if (q->filters[i].field->sql != NULL)
+        if (q->filters[i].field->sql != NULL && !q->filters[i].taken)
             sql_filter(sql, &q->filters[i], params, n);
-    if (!page)
-        return 0;
-    const char *sep = " ORDER BY ";
-    for (size_t i = 0; i < q->n_orders; i++, sep = ", ")
-        buf_printf(sql, "%s%s%s", sep, q->orders[i].field->sql, q->orders[i].desc ? " DESC" : "");
-    if (tiebreak != NULL && q->n_orders == 0)
-        buf_printf(sql, "%s%s", sep, tiebreak);
-    if (q->has_limit || q->has_offset) {
-        /* LIMIT ALL is PostgreSQL only; a huge limit works on both. */
-        buf_addstr(sql, " LIMIT ? OFFSET ?");
-        params[(*n)++] = DB_INT(q->has_limit ? q->limit : LLONG_MAX);
-        params[(*n)++] = DB_INT(q->has_offset ? q->offset : 0);
-    }
     return 0;
+}
+
+/*
+ * Windows on a collection (listing.c).  A streamed answer is read in batches
+ * in a total order, the query's orders and then the source's tiebreak (a
+ * unique column), each batch starting after the sort key of the last row of
+ * the one before: rows written meanwhile neither shift nor repeat a batch.
+ * Without SQL paging the order is Python's (None before any value, strings
+ * by code point); with it, the database's own, as Buildbot's.
+ */
+
+struct sort_key {
+    const char *expr;
+    bool desc, text;
+};
+
+static size_t batch_keys(const struct www_query *q, const char *tiebreak, struct sort_key *keys)
+{
+    size_t n = 0;
+    bool unique = false;
+    for (size_t i = 0; i < q->n_orders; i++) {
+        const struct www_field *f = q->orders[i].field;
+        keys[n++] = (struct sort_key){f->sql, q->orders[i].desc, f->type == WWW_F_STR};
+        unique = unique || strcmp(f->sql, tiebreak) == 0;
+    }
+    if (!unique)
+        keys[n++] = (struct sort_key){tiebreak, false, false};
+    return n;
+}
+
+static void put_key_expr(struct buf *sql, const struct sort_key *k, bool python, enum db_kind kind)
+{
+    buf_addstr(sql, k->expr);
+    if (python && kind == DB_PG && k->text)
+        buf_addstr(sql, " COLLATE \"C\""); /* code point order, whatever the database's locale */
+}
+
+static void put_param(struct db_param **params, size_t *n, size_t *cap, struct db_param p)
+{
+    *params = xgrow(*params, cap, *n + 1, sizeof **params);
+    (*params)[(*n)++] = p;
+}
+
+/* Key i strictly after its value in the window's key, NULLs where the order puts them. */
+static void put_after(const struct www_window *win, const struct sort_key *k, size_t i,
+                      enum db_kind kind, struct buf *sql, struct db_param **params, size_t *n,
+                      size_t *cap)
+{
+    bool nulls_low = win->python_order || kind == DB_SQLITE;
+    bool nulls_first = k->desc ? !nulls_low : nulls_low;
+    if (win->key[i].type == DB_P_NULL && !nulls_first) {
+        buf_addstr(sql, "1 = 0"); /* nothing sorts after the last NULL */
+        return;
+    }
+    if (!nulls_first)
+        buf_addc(sql, '(');
+    put_key_expr(sql, k, win->python_order, kind);
+    if (win->key[i].type == DB_P_NULL) {
+        buf_addstr(sql, " IS NOT NULL");
+        return;
+    }
+    buf_addstr(sql, k->desc ? " < ?" : " > ?");
+    put_param(params, n, cap, win->key[i]);
+    if (!nulls_first) {
+        buf_addstr(sql, " OR ");
+        put_key_expr(sql, k, win->python_order, kind);
+        buf_addstr(sql, " IS NULL)");
+    }
+}
+
+/* " AND ((k1 after v1) OR (k1 = v1 AND k2 after v2) ...)": the rows after the key. */
+static void put_keyset(const struct www_window *win, const struct sort_key *keys, size_t nk,
+                       enum db_kind kind, struct buf *sql, struct db_param **params, size_t *n,
+                       size_t *cap)
+{
+    buf_addstr(sql, " AND (");
+    for (size_t i = 0; i < nk; i++) {
+        buf_addstr(sql, i > 0 ? " OR (" : "(");
+        for (size_t k = 0; k < i; k++) {
+            put_key_expr(sql, &keys[k], win->python_order, kind);
+            bool null = win->key[k].type == DB_P_NULL;
+            buf_addstr(sql, null ? " IS NULL AND " : " = ? AND ");
+            if (!null)
+                put_param(params, n, cap, win->key[k]);
+        }
+        put_after(win, &keys[i], i, kind, sql, params, n, cap);
+        buf_addc(sql, ')');
+    }
+    buf_addc(sql, ')');
+}
+
+static void put_batch_order(const struct www_window *win, const struct sort_key *keys, size_t nk,
+                            enum db_kind kind, struct buf *sql, struct buf *cols)
+{
+    for (size_t i = 0; i < nk; i++) {
+        buf_addstr(sql, i == 0 ? " ORDER BY " : ", ");
+        put_key_expr(sql, &keys[i], win->python_order, kind);
+        if (keys[i].desc)
+            buf_addstr(sql, " DESC");
+        if (win->python_order && kind == DB_PG)
+            buf_addstr(sql, keys[i].desc ? " NULLS LAST" : " NULLS FIRST");
+        buf_printf(cols, ", %s", keys[i].expr);
+    }
+}
+
+/*
+ * A probe reads what the query asks for, at most win->rows rows of it, in the order a
+ * streamed answer would have: ties of the query's orders go by the tiebreak.
+ */
+static void put_probe(const struct www_query *q, const struct www_window *win, bool page,
+                      const char *tiebreak, enum db_kind kind, struct buf *sql,
+                      struct db_param **params, size_t *n, size_t *cap)
+{
+    long long rows = win->rows, skip = 0;
+    struct sort_key k[WWW_QUERY_MAX_ITEMS + 1];
+    size_t nk = page ? batch_keys(q, tiebreak, k) : 0;
+    if (!page)
+        k[nk++] = (struct sort_key){tiebreak, false, false};
+    for (size_t i = 0; i < nk; i++)
+        buf_printf(sql, "%s%s%s", i == 0 ? " ORDER BY " : ", ", k[i].expr,
+                   k[i].desc ? " DESC" : "");
+    if (page && q->has_limit && q->limit >= 0 && q->limit < rows)
+        rows = q->limit;
+    if (page && q->has_limit && q->limit < 0 && kind == DB_PG)
+        rows = q->limit; /* PostgreSQL refuses it, for Buildbot too (SQLite reads all) */
+    if (page && q->has_offset)
+        skip = q->offset; /* negative: SQLite reads from the start, PostgreSQL refuses it */
+    buf_addstr(sql, " LIMIT ? OFFSET ?");
+    put_param(params, n, cap, DB_INT(rows));
+    put_param(params, n, cap, DB_INT(skip));
+}
+
+int www_query_sql_window(const struct www_query *q, const struct www_window *win, bool page,
+                         const char *tiebreak, enum db_kind kind, struct buf *sql, struct buf *keys,
+                         struct db_param **params, size_t *n, size_t *cap, char **cause)
+{
+    if (page && ((q->has_limit && q->limit_big) || (q->has_offset && q->offset_big)))
+        return util_cause(cause, "%s", WWW_OVERFLOW_TEXT);
+    if (win->mode == WWW_WIN_PROBE) {
+        put_probe(q, win, page, tiebreak, kind, sql, params, n, cap);
+        return 0;
+    }
+    struct sort_key k[WWW_QUERY_MAX_ITEMS + 1];
+    size_t nk = batch_keys(q, tiebreak, k);
+    if (win->has_key)
+        put_keyset(win, k, nk, kind, sql, params, n, cap);
+    put_batch_order(win, k, nk, kind, sql, keys);
+    buf_addstr(sql, " LIMIT ? OFFSET ?");
+    put_param(params, n, cap, DB_INT(win->rows));
+    put_param(params, n, cap, DB_INT(win->skip));
+    return 0;
+}
+
+void www_window_clear_key(struct www_window *win)
+{
+    for (size_t i = 0; i < win->n_key; i++)
+        if (win->key[i].type == DB_P_TEXT)
+            free((char *)win->key[i].s); /* our own copy */
+    free(win->key);
+    win->key = NULL;
+    win->n_key = 0;
+    win->has_key = false;
+}
+
+void www_window_set_key(struct www_window *win, const struct www_query *q, const char *tiebreak,
+                        const struct db_res *r, size_t row, size_t col)
+{
+    struct sort_key k[WWW_QUERY_MAX_ITEMS + 1];
+    size_t nk = batch_keys(q, tiebreak, k);
+    www_window_clear_key(win);
+    win->key = xcalloc(nk, sizeof *win->key);
+    for (size_t i = 0; i < nk; i++, col++) {
+        if (db_res_null(r, row, col)) {
+            win->key[i] = DB_NULL;
+        } else if (k[i].text) {
+            char *text = xstrdup(db_res_text(r, row, col));
+            win->key[i] = DB_TEXT(text);
+        } else {
+            win->key[i] = DB_INT(db_res_int(r, row, col));
+        }
+    }
+    win->n_key = nk;
+    win->has_key = true;
 }
 
 /* In memory, with Python's comparisons. */
@@ -391,8 +579,10 @@ static int cmp_values(json_t *a, json_t *b)
         return json_is_null(b) || b == NULL ? 0 : -1;
     if (json_is_null(b) || b == NULL)
         return 1;
-    if (json_is_string(a) && json_is_string(b))
-        return strcmp(json_string_value(a), json_string_value(b));
+    if (json_is_string(a) && json_is_string(b)) {
+        int c = strcmp(json_string_value(a), json_string_value(b));
+        return c < 0 ? -1 : c > 0; /* 2 means "not comparable" below */
+    }
     if ((json_is_integer(a) || json_is_boolean(a)) && (json_is_integer(b) || json_is_boolean(b))) {
         long long x = json_is_boolean(a) ? json_is_true(a) : json_integer_value(a);
         long long y = json_is_boolean(b) ? json_is_true(b) : json_integer_value(b);
@@ -511,14 +701,27 @@ static long long py_index(long long i, long long n)
     return i > n ? n : i;
 }
 
+void www_query_slice(const struct www_query *q, long long n, long long *start, long long *end)
+{
+    bool big = false;
+    *start = q->has_offset ? py_index(q->offset, n) : 0;
+    *end = n;
+    if (q->has_limit)
+        *end = py_index(www_query_add(q->has_offset ? q->offset : 0, q->limit, &big), n);
+}
+
+bool www_query_slice_needs_n(const struct www_query *q)
+{
+    bool big = false;
+    return (q->has_offset && q->offset < 0) ||
+           (q->has_limit && www_query_add(q->has_offset ? q->offset : 0, q->limit, &big) < 0);
+}
+
 /* Python's list[offset:offset+limit]. */
 static void slice(const struct www_query *q, json_t *list)
 {
-    long long n = (long long)json_array_size(list);
-    long long start = q->has_offset ? py_index(q->offset, n) : 0;
-    long long end = n;
-    if (q->has_limit)
-        end = py_index((q->has_offset ? q->offset : 0) + q->limit, n);
+    long long start, end;
+    www_query_slice(q, (long long)json_array_size(list), &start, &end);
     json_t *out = json_array();
     for (long long i = start; i < end; i++)
         json_array_append(out, json_array_get(list, (size_t)i));
@@ -527,14 +730,19 @@ static void slice(const struct www_query *q, json_t *list)
     json_decref(out);
 }
 
+bool www_query_match(const struct www_query *q, json_t *obj)
+{
+    for (size_t k = 0; k < q->n_filters; k++)
+        if (!q->filters[k].taken &&
+            !match_one(&q->filters[k], json_object_get(obj, q->filters[k].field->name)))
+            return false;
+    return true;
+}
+
 size_t www_query_apply(const struct www_query *q, json_t *list, bool page)
 {
     for (size_t i = 0; i < json_array_size(list);) {
-        json_t *o = json_array_get(list, i);
-        bool keep = true;
-        for (size_t k = 0; k < q->n_filters && keep; k++)
-            keep = match_one(&q->filters[k], json_object_get(o, q->filters[k].field->name));
-        if (keep)
+        if (www_query_match(q, json_array_get(list, i)))
             i++;
         else
             json_array_remove(list, i);

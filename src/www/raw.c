@@ -1,92 +1,114 @@
 /*
- * Raw log downloads (/raw, /raw_inline): the answer is produced as the client
- * takes it, RAW_BATCH chunks read from the database at a time on a pooled
- * connection, so memory stays flat whatever the size of the log.
+ * Log lines as the client takes them: raw downloads (/raw, /raw_inline) and,
+ * through www_log_lines, the lines of /contents.  A few chunks are read from
+ * the database at a time on a pooled connection and their lines written out
+ * until a piece holds WWW_PIECE_MAX bytes, so memory stays flat whatever the
+ * size of the log or of its chunks.
  */
 #include "www/internal.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RAW_BATCH 8
 
+/* Lines [line, last] of one decoded chunk whose lines end at `chunk_last`, from *next on,
+   until `out` holds `full` bytes; false if it filled up before the chunk's end. */
+static bool chunk_lines(const struct buf *chunk, long long line, long long chunk_last,
+                        long long *next, long long last, struct buf *out, size_t full,
+                        www_line_cb put, void *arg)
+{
+    const char *p = chunk->data != NULL ? chunk->data : "";
+    const char *end = p + chunk->len;
+    for (; line <= chunk_last && line <= last; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl != NULL ? nl : end;
+        if (line >= *next) {
+            if (out->len >= full)
+                return false;
+            put(out, p, (size_t)(stop - p), arg);
+            *next = line + 1;
+        }
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+    if (*next <= chunk_last)
+        *next = chunk_last + 1; /* a chunk with fewer lines than it says */
+    return true;
+}
+
+int www_log_lines(struct www *w, long long logid, long long *next, long long last, struct buf *out,
+                  www_line_cb put, void *arg, char **cause)
+{
+    struct db *db = www_pool_get(w, cause);
+    if (db == NULL)
+        return -1;
+    /* PostgreSQL keeps line numbers in 32 bits and would refuse a larger bound */
+    long long top = db_kind(db) == DB_PG && last > INT_MAX ? INT_MAX : last;
+    struct db_param p[] = {DB_INT(logid), DB_INT(*next), DB_INT(top), DB_INT(RAW_BATCH)};
+    if (*next > top) {
+        www_pool_put(w, db);
+        return 0;
+    }
+    struct db_res *r = db_query_binary(db,
+                                       "SELECT first_line, last_line, compressed, content "
+                                       "FROM logchunks WHERE logid = ? AND last_line >= ? "
+                                       "AND first_line <= ? ORDER BY first_line LIMIT ?",
+                                       p, 4, cause);
+    www_pool_put(w, db);
+    if (r == NULL)
+        return -1;
+    struct buf chunk;
+    buf_init(&chunk, DB_CHUNK_MAX);
+    int rc = 0;
+    bool full = false;
+    size_t piece_end = out->len + WWW_PIECE_MAX;
+    for (size_t i = 0; i < db_res_rows(r) && rc == 0 && !full; i++) {
+        size_t len;
+        const unsigned char *data = db_res_blob(r, i, 3, &len);
+        buf_reset(&chunk);
+        rc = db_chunk_decode((int)db_res_int(r, i, 2), data, len, &chunk, cause);
+        full = rc == 0 && !chunk_lines(&chunk, db_res_int(r, i, 0), db_res_int(r, i, 1), next, last,
+                                       out, piece_end, put, arg);
+    }
+    bool more = full || (db_res_rows(r) == RAW_BATCH && *next <= last);
+    buf_free(&chunk);
+    db_res_free(r);
+    return rc < 0 ? -1 : more ? 1 : 0;
+}
+
 struct raw_stream {
     struct www *w;
     struct www_raw *raw;
     long long next_line;
-    struct buf pending;
-    size_t sent; /* of pending */
-    bool done;
+    bool started;
 };
 
-static int fill_batch(struct raw_stream *s, char **cause)
+/* A line of a raw log: stdio logs lose their channel character. */
+static void put_raw_line(struct buf *out, const char *line, size_t len, void *arg)
 {
-    struct db *db = www_pool_get(s->w, cause);
-    if (db == NULL)
-        return -1;
-    struct db_param p[] = {DB_INT(s->raw->logid), DB_INT(s->next_line), DB_INT(RAW_BATCH)};
-    struct db_res *r =
-        db_query_binary(db,
-                        "SELECT last_line, compressed, content FROM logchunks "
-                        "WHERE logid = ? AND first_line >= ? ORDER BY first_line LIMIT ?",
-                        p, 3, cause);
-    www_pool_put(s->w, db);
-    if (r == NULL)
-        return -1;
-    buf_reset(&s->pending);
-    s->sent = 0;
-    struct buf chunk;
-    buf_init(&chunk, DB_CHUNK_MAX);
-    int rc = 0;
-    for (size_t i = 0; i < db_res_rows(r) && rc == 0; i++) {
-        size_t len;
-        const unsigned char *data = db_res_blob(r, i, 2, &len);
-        buf_reset(&chunk);
-        rc = db_chunk_decode((int)db_res_int(r, i, 1), data, len, &chunk, cause);
-        for (size_t k = 0; rc == 0 && k < chunk.len;) {
-            const char *line = chunk.data + k;
-            const char *nl = memchr(line, '\n', chunk.len - k);
-            size_t n = nl != NULL ? (size_t)(nl - line) : chunk.len - k;
-            size_t skip = s->raw->strip && n > 0 ? 1 : 0;
-            buf_add(&s->pending, line + skip, n - skip);
-            buf_addc(&s->pending, '\n');
-            k += n + 1;
-        }
-        s->next_line = db_res_int(r, i, 0) + 1;
-    }
-    if (db_res_rows(r) == 0)
-        s->done = true;
-    buf_free(&chunk);
-    db_res_free(r);
-    return rc;
+    const struct www_raw *raw = arg;
+    size_t skip = raw->strip && len > 0 ? 1 : 0;
+    buf_add(out, line + skip, len - skip);
+    buf_addc(out, '\n');
 }
 
-static ssize_t raw_reader_cb(void *cls, uint64_t pos, char *out, size_t max)
+static int fill_raw(void *state, struct buf *out, char **cause)
 {
-    (void)pos;
-    struct raw_stream *s = cls;
-    while (s->sent == s->pending.len) {
-        char *cause = NULL;
-        if (s->done || fill_batch(s, &cause) < 0) {
-            if (cause != NULL)
-                log_error("www: raw log %lld: %s", s->raw->logid, cause);
-            free(cause);
-            return s->done ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    size_t n = s->pending.len - s->sent;
-    if (n > max)
-        n = max;
-    memcpy(out, s->pending.data + s->sent, n);
-    s->sent += n;
-    return (ssize_t)n;
+    struct raw_stream *s = state;
+    if (!s->started && s->raw->prefix != NULL)
+        buf_addstr(out, s->raw->prefix);
+    s->started = true;
+    return www_log_lines(s->w, s->raw->logid, &s->next_line, LLONG_MAX, out, put_raw_line, s->raw,
+                         cause);
 }
 
-static void raw_free_cb(void *cls)
+static void raw_stream_free(void *state)
 {
-    struct raw_stream *s = cls;
+    struct raw_stream *s = state;
     www_raw_free(s->raw);
-    buf_free(&s->pending);
     free(s);
 }
 
@@ -107,25 +129,22 @@ enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www
     snprintf(type, sizeof type, "%s; charset=utf-8", raw->content_type);
     if (raw->filename != NULL)
         disp = xasprintf("attachment; filename=%s", raw->filename);
-    struct MHD_Response *r;
+    struct www_answer a = {.type = type, .disposition = disp, .whole_max = w->answer_max};
+    enum MHD_Result ret;
     if (raw->bytes != NULL) {
-        r = MHD_create_response_from_buffer(raw->n_bytes, raw->bytes, MHD_RESPMEM_MUST_COPY);
+        char *bytes = raw->bytes;
+        raw->bytes = NULL;
+        ret = www_send_text(c, &a, bytes, raw->n_bytes);
         www_raw_free(raw);
     } else {
         struct raw_stream *s = xcalloc(1, sizeof *s);
         s->w = w;
         s->raw = raw;
-        buf_init(&s->pending, 0);
-        if (raw->prefix != NULL)
-            buf_addstr(&s->pending, raw->prefix);
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, raw_reader_cb, s,
-                                              raw_free_cb);
+        struct www_producer p = {fill_raw, raw_stream_free, s};
+        char what[64];
+        snprintf(what, sizeof what, "raw log %lld", raw->logid);
+        ret = www_send_stream(c, &a, what, &p);
     }
-    MHD_add_response_header(r, "Content-Type", type);
-    if (disp != NULL)
-        MHD_add_response_header(r, "Content-Disposition", disp);
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
     free(disp);
     return ret;
 }

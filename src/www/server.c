@@ -66,26 +66,21 @@ enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char 
     return ret;
 }
 
-/* Buildbot's JSON answer: compact for clients that accept application/json, else indented. */
-static struct MHD_Response *json_response(struct MHD_Connection *c, json_t *v, size_t *len)
+/* Buildbot's JSON style: compact for clients that accept application/json, else indented. */
+static enum www_json_style json_style(struct MHD_Connection *c)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
-    bool compact = accept != NULL && strstr(accept, "application/json") != NULL;
-    char *text = www_json_dump(v, compact ? WWW_JSON_COMPACT : WWW_JSON_PRETTY, len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(*len, text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type",
-                            compact ? "application/json; charset=utf-8"
-                                    : "text/plain; charset=utf-8");
-    return r;
+    return accept != NULL && strstr(accept, "application/json") != NULL ? WWW_JSON_COMPACT
+                                                                        : WWW_JSON_PRETTY;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *v)
+static enum MHD_Result send_json(struct MHD_Connection *c, json_t *v)
 {
+    enum www_json_style style = json_style(c);
     size_t len;
-    struct MHD_Response *r = json_response(c, v, &len);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
+    char *text = www_json_dump(v, style, &len);
+    struct www_answer a = {.type = www_json_type(style)};
+    return www_send_text(c, &a, text, len);
 }
 
 /* Python reprs for the 404 text Buildbot writes. */
@@ -197,47 +192,48 @@ size_t www_split_path(char *path, char **segs, size_t max)
     return n;
 }
 
-static enum MHD_Result answer_get(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                  bool single, const char *key)
+/* A single resource, or a raw or streamed one. */
+static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                  const char *key)
 {
     unsigned long writes = db_writes(req->ep->tables);
     char *cause = NULL;
     json_t *out = json_array();
-    bool paged = false;
     enum MHD_Result ret;
     req->db = www_pool_get(w, &cause);
-    int rc = req->db == NULL ? -1 : req->ep->get(req, out, single ? NULL : &paged, &cause);
+    int rc = req->db == NULL ? -1 : req->ep->get(req, out, NULL, &cause);
     if (req->db != NULL)
         www_pool_put(w, req->db);
+    struct www_answer a = {www_json_type(req->style), NULL,   w->cache,     key,
+                           req->ep->tables,           writes, w->answer_max};
     if (rc < 0) {
         log_error("www: GET %s: %s", req->path, cause);
         ret = www_send_error(c, 500, cause);
-    } else if (single && json_array_size(out) == 0) {
+    } else if (json_array_size(out) == 0) {
         char *msg = not_found_text(req);
         ret = www_send_error(c, 404, msg);
         free(msg);
     } else if (req->ep->kind == WWW_RAW) {
         ret = www_send_raw(w, c, req->raw);
         req->raw = NULL;
+    } else if (req->produce.fill != NULL) {
+        ret = www_send_stream(c, &a, req->path, &req->produce);
+        req->produce.fill = NULL; /* freed by www_send_stream */
     } else {
-        json_t *meta = json_object();
-        if (!single) {
-            size_t total = paged ? json_array_size(out) : www_query_apply(&req->q, out, true);
-            json_object_set_new(meta, "total", json_integer((json_int_t)total));
-        }
         size_t i;
         json_t *o;
         json_array_foreach(out, i, o)
         {
             www_query_select(&req->q, o);
         }
-        json_t *env = json_pack("{sOso}", req->ep->type->plural, out, "meta", meta);
+        json_t *env = json_pack("{sOs{}}", req->ep->type->plural, out, "meta");
         size_t len;
-        struct MHD_Response *r = json_response(c, env, &len);
-        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        www_cache_put(w->cache, key, req->ep->tables, writes, MHD_HTTP_OK, r, len);
+        char *text = www_json_dump(env, req->style, &len);
+        ret = www_send_text(c, &a, text, len);
         json_decref(env);
     }
+    if (req->produce.fill != NULL)
+        req->produce.free(req->produce.state);
     json_decref(out);
     free(cause);
     return ret;
@@ -261,29 +257,33 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
                                     const struct args_ctx *args, const char *key)
 {
     char *segs[WWW_PATH_MAX_SEGS + 1];
+    struct www_req req = {
+        .path = xstrdup(path), .buildbot_url = w->buildbot_url, .www = w, .style = json_style(c)};
     size_t nsegs = www_split_path(path, segs, WWW_PATH_MAX_SEGS);
-    struct www_req req = {.path = path, .buildbot_url = w->buildbot_url, .www = w};
+    enum MHD_Result ret = (enum MHD_Result) - 1;
+    char *cause = NULL;
     if (nsegs == 0) {
         json_t *env = json_pack("{so}", "rootlinks", www_root_links());
         json_object_set_new(env, "meta", json_pack("{sI}", "total", (json_int_t)14));
-        enum MHD_Result ret = send_json(c, 200, env);
+        ret = send_json(c, env);
         json_decref(env);
-        return ret;
+        goto out;
     }
     req.ep = nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
     if (req.ep == NULL)
-        return -1;
-    char *cause = NULL;
+        goto out;
     bool single = req.ep->kind != WWW_COLLECTION;
     if (www_query_parse(args->kv, args->n, req.ep->type, single && req.ep->kind != WWW_RAW, &req.q,
                         &cause) < 0) {
-        enum MHD_Result ret = www_send_error(c, 400, cause);
-        free(cause);
-        return ret;
+        ret = www_send_error(c, 400, cause);
+        goto out;
     }
-    enum MHD_Result ret = answer_get(w, c, &req, single, key);
+    ret = single ? answer_one(w, c, &req, key) : www_list_answer(w, c, &req, key);
     www_raw_free(req.raw);
     www_query_free(&req.q);
+out:
+    free(cause);
+    free((char *)req.path);
     return ret;
 }
 
@@ -370,6 +370,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct www *w = cls;
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
+        www_conn_state(c, WWW_CONN_BODY);
         ctx = xcalloc(1, sizeof *ctx);
         *con_cls = ctx;
         /* The body's bound, or a refusal (answering in this first call makes libmicrohttpd
@@ -381,6 +382,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         *upload_size = 0;
         return MHD_YES;
     }
+    www_conn_state(c, WWW_CONN_ANSWER);
     if (ctx->post.refused)
         return MHD_YES;
     if (ctx->post.wait != NULL) /* resumed: the engine answered, or the wait is over */
@@ -391,9 +393,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
     struct www *w = cls;
+    www_conn_state(c, WWW_CONN_IDLE);
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL)
         return;
@@ -402,15 +404,31 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+/* A setting from the environment (for tests: smaller pages, shorter timeouts), within bounds. */
+static unsigned env_number(const char *name, unsigned dflt, unsigned min, unsigned max)
+{
+    const char *s = getenv(name);
+    long long v;
+    if (s == NULL || !www_parse_int(s, &v) || v < min || v > max)
+        return dflt;
+    return (unsigned)v;
+}
+
+/* The connection budget (the environment may shorten the timeouts, for tests). */
+static void set_limits(struct www_limits *lim, const struct www_opts *opts)
+{
+    lim->max = opts->max_connections > 0 ? (unsigned)opts->max_connections : WWW_CONNS_DEFAULT;
+    lim->per_ip = lim->max / 8 > 4 ? lim->max / 8 : 4;
+    lim->head_ms = 1000 * env_number("BBM_WWW_HEAD_TIMEOUT", WWW_HEAD_TIMEOUT, 1, 3600);
+    lim->body_ms = 1000 * env_number("BBM_WWW_BODY_TIMEOUT", WWW_BODY_TIMEOUT, 1, 3600);
+    lim->idle_ms = 1000 * env_number("BBM_WWW_IDLE_TIMEOUT", WWW_IDLE_TIMEOUT, 1, 3600);
+}
+
 /* How long a POST waits for the engine: WWW_ACTION_WAIT_MS, or less when the environment's
    BBM_ACTION_WAIT_MS says so (for tests of the bound). */
 static int action_wait_ms(void)
 {
-    long ms = WWW_ACTION_WAIT_MS;
-    const char *env = getenv("BBM_ACTION_WAIT_MS");
-    if (env != NULL && util_parse_long(env, 100, WWW_ACTION_WAIT_MS, &ms) < 0)
-        ms = WWW_ACTION_WAIT_MS;
-    return (int)ms;
+    return (int)env_number("BBM_ACTION_WAIT_MS", WWW_ACTION_WAIT_MS, 100, WWW_ACTION_WAIT_MS);
 }
 
 struct www *www_start(const struct www_opts *opts, char **cause)
@@ -428,6 +446,9 @@ struct www *www_start(const struct www_opts *opts, char **cause)
         www_stop(w);
         return NULL;
     }
+    w->page = env_number("BBM_WWW_PAGE", WWW_PAGE_DEFAULT, 1, WWW_PAGE_DEFAULT);
+    w->batch = w->page < WWW_BATCH_MAX ? w->page : WWW_BATCH_MAX;
+    w->answer_max = env_number("BBM_WWW_ANSWER_MAX", WWW_ANSWER_MAX, 0, WWW_ANSWER_MAX);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     if (opts->interface != NULL && inet_pton(AF_INET, opts->interface, &addr.sin_addr) != 1) {
@@ -440,12 +461,20 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     unsigned threads = opts->threads > 0 ? (unsigned)opts->threads
                        : cores > 2       ? (unsigned)(cores < 16 ? cores : 16)
                                          : 2;
+    set_limits(&w->lim, opts);
+    w->conns = www_conns_start(&w->lim, cause);
+    if (w->conns == NULL) {
+        www_stop(w);
+        return NULL;
+    }
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
         (uint16_t)opts->port, NULL, NULL, access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, w->lim.max, MHD_OPTION_PER_IP_CONNECTION_LIMIT, w->lim.per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (w->lim.idle_ms + 999) / 1000,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WWW_CONN_MEMORY, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+        MHD_OPTION_NOTIFY_CONNECTION, www_conns_notify_cb, w->conns, MHD_OPTION_END);
     if (w->daemon == NULL) {
         util_cause(cause, "www: cannot listen on port %d: %s", opts->port, strerror(errno));
         www_stop(w);
@@ -479,9 +508,11 @@ void www_stop(struct www *w)
     if (w == NULL)
         return;
     www_watch_stop(w->watch, WWW_STOP_DRAIN_MS); /* waiting POSTs answered 503 */
+    www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
     www_watch_free(w->watch);
+    www_conns_free(w->conns);
     for (size_t i = 0; i < w->n_dialects; i++)
         free(w->dialects[i]);
     for (size_t i = 0; i < w->n_idle; i++)

@@ -22,7 +22,9 @@ struct www_opts {
     const char *basedir;
     const char *buildbot_url; /* "http://localhost:8010/" */
     int threads;              /* request threads; 0 = a default */
-    unsigned max_connections; /* 0 = a default */
+    /* Connections at once on the web port (each takes a file descriptor); 0 = 512.  One
+       client address may hold an eighth of them. */
+    unsigned max_connections;
     /*
      * Where control actions and webhooks go (NULL: POSTs are refused).  It
      * must outlive the server.

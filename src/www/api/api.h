@@ -47,14 +47,18 @@ long long api_logid(struct www_req *req, char **cause);
 /* Build properties {"name": [value, source]}; names NULL = all, "*" = all. */
 json_t *api_build_properties(struct www_req *req, long long buildid, char *const *names, size_t n,
                              char **cause);
+/* Sets "properties" on builds [from, from + n) of `builds` (n <= API_PROPS_IDS), one query. */
+#define API_PROPS_IDS 200
+int api_builds_properties(struct www_req *req, json_t *builds, size_t from, size_t n,
+                          char *const *names, size_t n_names, char **cause);
 /* Properties stored as JSON [value, source] pairs: sql selects (name, pair) for one id. */
 json_t *api_pair_properties(struct www_req *req, const char *sql, long long id, char *const *names,
                             size_t n, char **cause);
 json_t *api_int_list(struct www_req *req, const char *sql, long long id, char **cause);
 long long api_obj_int(json_t *o, const char *key);
-/* Appends lines [first, last] of a log, each ending in '\n', to `text`. */
-int api_log_lines(struct db *db, long long logid, long long first, long long last, struct buf *text,
-                  char **cause);
+/* The smallest and largest `key` of the objects in `list` (false if it is empty): the rows
+   linked to one batch of a collection are read without reading every other's. */
+bool api_id_range(json_t *list, const char *key, struct db_param range[2]);
 
 /*
  * The first common ancestor of two commits and the commits from it to each,

@@ -22,16 +22,20 @@ static const struct api_source builders_src = {&builder_type, "builders b", "b.i
 /* Adds masterids and tags with one query each for the whole list. */
 static int builder_links(struct www_req *req, json_t *list, char **cause)
 {
+    struct db_param range[2];
+    if (!api_id_range(list, "builderid", range))
+        return 0;
     struct db_res *m = api_select(req,
                                   "SELECT builderid, masterid FROM builder_masters "
-                                  "ORDER BY builderid, id",
-                                  NULL, 0, cause);
+                                  "WHERE builderid BETWEEN ? AND ? ORDER BY builderid, id",
+                                  range, 2, cause);
     struct db_res *t = m == NULL ? NULL
                                  : api_select(req,
                                               "SELECT bt.builderid, t.name FROM builders_tags bt "
                                               "JOIN tags t ON t.id = bt.tagid "
+                                              "WHERE bt.builderid BETWEEN ? AND ? "
                                               "ORDER BY bt.builderid, bt.id",
-                                              NULL, 0, cause);
+                                              range, 2, cause);
     if (t == NULL) {
         db_res_free(m);
         return -1;
@@ -108,17 +112,16 @@ static const struct api_source builds_src = {&build_type, "builds b", "b.id", tr
 /* Every build gets "properties": {} unless property= asked for some. */
 static int build_props(struct www_req *req, json_t *list, char **cause)
 {
-    size_t i;
-    json_t *b;
-    json_array_foreach(list, i, b)
-    {
-        json_t *props = req->q.n_props == 0
-                            ? json_object()
-                            : api_build_properties(req, api_obj_int(b, "buildid"), req->q.props,
-                                                   req->q.n_props, cause);
-        if (props == NULL)
+    size_t n = json_array_size(list);
+    for (size_t at = 0; at < n; at += API_PROPS_IDS) {
+        size_t k = n - at < API_PROPS_IDS ? n - at : API_PROPS_IDS;
+        if (req->q.n_props == 0) {
+            for (size_t i = at; i < at + k; i++)
+                json_object_set_new(json_array_get(list, i), "properties", json_object());
+        } else if (api_builds_properties(req, list, at, k, req->q.props, req->q.n_props, cause) <
+                   0) {
             return -1;
-        json_object_set_new(b, "properties", props);
+        }
     }
     return 0;
 }

@@ -125,7 +125,7 @@ static int get_projects(struct www_req *req, json_t *out, bool *paged, char **ca
         where = "p.name = ?";
     }
     /* active= is the projects endpoint's own filter: projects with builders on a master. */
-    json_t *active = www_query_pop_eq(&req->q, "active");
+    json_t *active = www_query_take_eq(&req->q, "active");
     char *w = NULL;
     if (active != NULL)
         w = xasprintf("%s AND %s p.id IN (SELECT b.projectid FROM builders b JOIN builder_masters "

@@ -41,6 +41,15 @@ static void select_list(const struct www_rtype *t, struct buf *sql)
     }
 }
 
+/* The number of columns select_list selects (the sort key of a window follows them). */
+static size_t sql_fields(const struct www_rtype *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_fields; i++)
+        n += t->fields[i].sql != NULL;
+    return n;
+}
+
 static void rows_to_json(const struct www_rtype *t, const struct db_res *r, json_t *out)
 {
     for (size_t row = 0; row < db_res_rows(r); row++) {
@@ -55,35 +64,59 @@ static void rows_to_json(const struct www_rtype *t, const struct db_res *r, json
     }
 }
 
+/* The query's filters, and the window's order and paging (lookups: every row, in order). */
+static int add_query(struct www_req *req, const struct api_source *src, struct www_window *win,
+                     bool filter, bool page, struct buf *sql, struct buf *keys,
+                     struct db_param **params, size_t *np, size_t *cap, char **cause)
+{
+    if (filter && www_query_sql(&req->q, sql, *params, np, cause) < 0)
+        return -1;
+    if (win != NULL)
+        return www_query_sql_window(&req->q, win, page, src->tiebreak, db_kind(req->db), sql, keys,
+                                    params, np, cap, cause);
+    buf_printf(sql, " ORDER BY %s", src->tiebreak);
+    return 0;
+}
+
 int api_rows(struct www_req *req, const struct api_source *src, const char *where,
              const struct db_param *p, size_t n, json_t *out, bool *paged, char **cause)
 {
     const struct www_rtype *t = src->type;
-    struct buf sql;
+    /* The collection's own query reads the request's window; lookups read everything. */
+    struct www_window *win = paged != NULL && req->win.mode != WWW_WIN_ALL ? &req->win : NULL;
+    struct buf sql, keys, tail;
     buf_init(&sql, 0);
+    buf_init(&keys, 0);
+    buf_init(&tail, 0);
     select_list(t, &sql);
-    buf_printf(&sql, " FROM %s WHERE %s", src->from, where != NULL ? where : "1 = 1");
-    struct db_param *params = xcalloc(n + WWW_QUERY_MAX_PARAMS, sizeof *params);
-    size_t np = n;
+    buf_printf(&tail, " FROM %s WHERE %s", src->from, where != NULL ? where : "1 = 1");
+    size_t cap = n + WWW_QUERY_MAX_PARAMS, np = n;
+    struct db_param *params = xcalloc(cap, sizeof *params);
     if (n > 0)
         memcpy(params, p, n * sizeof *p);
-    bool page = paged != NULL && src->db_paged && www_query_sql_ok(&req->q);
-    int rc = -1;
     bool filter = paged != NULL && src->db_paged;
-    if (filter && www_query_sql(&req->q, page, src->tiebreak, &sql, params, &np, cause) < 0)
+    bool page = filter && www_query_sql_ok(&req->q);
+    int rc = -1;
+    if (add_query(req, src, win, filter, page, &tail, &keys, &params, &np, &cap, cause) < 0)
         goto out;
-    if (!page && src->tiebreak != NULL)
-        buf_printf(&sql, " ORDER BY %s", src->tiebreak);
+    buf_add(&sql, keys.data, keys.len);
+    buf_add(&sql, tail.data, tail.len);
     struct db_res *r = db_query(req->db, sql.data, params, np, cause);
     if (r == NULL)
         goto out;
     rows_to_json(t, r, out);
+    if (win != NULL)
+        win->got = (long long)db_res_rows(r);
+    if (win != NULL && win->mode == WWW_WIN_BATCH && db_res_rows(r) > 0)
+        www_window_set_key(win, &req->q, src->tiebreak, r, db_res_rows(r) - 1, sql_fields(t));
     db_res_free(r);
     if (paged != NULL)
         *paged = page;
     rc = 0;
 out:
     free(params);
+    buf_free(&tail);
+    buf_free(&keys);
     buf_free(&sql);
     return rc;
 }
@@ -201,27 +234,67 @@ static bool wanted(const char *name, char *const *names, size_t n)
     return false;
 }
 
+static void add_property(json_t *props, const struct db_res *r, size_t row, char *const *names,
+                         size_t n)
+{
+    const char *name = db_res_text(r, row, 1);
+    if (!wanted(name, names, n))
+        return;
+    json_t *v = json_loads(db_res_text(r, row, 2), JSON_DECODE_ANY, NULL);
+    json_object_set_new(props, name,
+                        json_pack("[os]", v != NULL ? v : json_null(), db_res_text(r, row, 3)));
+}
+
+/* Rows (buildid, name, value, source) of the builds whose ids are in `ids`, by buildid. */
+static struct db_res *property_rows(struct www_req *req, const long long *ids, size_t n,
+                                    char **cause)
+{
+    struct buf sql;
+    buf_init(&sql, 0);
+    buf_addstr(&sql,
+               "SELECT buildid, name, value, source FROM build_properties WHERE buildid IN (");
+    struct db_param p[API_PROPS_IDS];
+    for (size_t i = 0; i < n; i++) {
+        buf_addstr(&sql, i > 0 ? ", ?" : "?");
+        p[i] = DB_INT(ids[i]);
+    }
+    buf_addstr(&sql, ") ORDER BY buildid");
+    struct db_res *r = db_query(req->db, sql.data, p, n, cause);
+    buf_free(&sql);
+    return r;
+}
+
 json_t *api_build_properties(struct www_req *req, long long buildid, char *const *names, size_t n,
                              char **cause)
 {
-    struct db_param p = DB_INT(buildid);
-    struct db_res *r = db_query(req->db,
-                                "SELECT name, value, source FROM build_properties "
-                                "WHERE buildid = ?",
-                                &p, 1, cause);
+    struct db_res *r = property_rows(req, &buildid, 1, cause);
     if (r == NULL)
         return NULL;
     json_t *props = json_object();
-    for (size_t i = 0; i < db_res_rows(r); i++) {
-        const char *name = db_res_text(r, i, 0);
-        if (!wanted(name, names, n))
-            continue;
-        json_t *v = json_loads(db_res_text(r, i, 1), JSON_DECODE_ANY, NULL);
-        json_object_set_new(props, name,
-                            json_pack("[os]", v != NULL ? v : json_null(), db_res_text(r, i, 2)));
-    }
+    for (size_t i = 0; i < db_res_rows(r); i++)
+        add_property(props, r, i, names, n);
     db_res_free(r);
     return props;
+}
+
+int api_builds_properties(struct www_req *req, json_t *builds, size_t from, size_t n,
+                          char *const *names, size_t n_names, char **cause)
+{
+    long long ids[API_PROPS_IDS] = {0};
+    for (size_t i = 0; i < n; i++)
+        ids[i] = api_obj_int(json_array_get(builds, from + i), "buildid");
+    struct db_res *r = property_rows(req, ids, n, cause);
+    if (r == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *props = json_object();
+        for (size_t row = api_first_row(r, ids[i]);
+             row < db_res_rows(r) && db_res_int(r, row, 0) == ids[i]; row++)
+            add_property(props, r, row, names, n_names);
+        json_object_set_new(json_array_get(builds, from + i), "properties", props);
+    }
+    db_res_free(r);
+    return 0;
 }
 
 json_t *api_pair_properties(struct www_req *req, const char *sql, long long id, char *const *names,
@@ -255,6 +328,21 @@ json_t *api_int_list(struct www_req *req, const char *sql, long long id, char **
         json_array_append_new(list, json_integer(db_res_int(r, i, 0)));
     db_res_free(r);
     return list;
+}
+
+bool api_id_range(json_t *list, const char *key, struct db_param range[2])
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        long long id = api_obj_int(o, key);
+        if (i == 0 || id < range[0].i)
+            range[0] = DB_INT(id);
+        if (i == 0 || id > range[1].i)
+            range[1] = DB_INT(id);
+    }
+    return json_array_size(list) > 0;
 }
 
 long long api_obj_int(json_t *o, const char *key)

@@ -56,46 +56,101 @@ static int get_logs(struct www_req *req, json_t *out, bool *paged, char **cause)
                           cause);
 }
 
-/* Appends lines [first, last] of a log, each ending in '\n', to `text`. */
-int api_log_lines(struct db *db, long long logid, long long first, long long last, struct buf *text,
-                  char **cause)
+/*
+ * /contents: {"logchunks": [{"content": "...", "firstline": F, "logid": L}], "meta": {}},
+ * the lines [first, last] each ending in '\n', written as the client reads them (a few
+ * chunks at a time, raw.c), the text escaped as Python's json.dumps escapes it.
+ */
+enum contents_phase { C_HEAD, C_LINES, C_TAIL };
+
+struct contents {
+    struct www *w;
+    enum www_json_style style;
+    long long logid, first, last, next;   /* next: the first line not written yet */
+    bool content, firstline, logid_field; /* the fields asked for */
+    enum contents_phase phase;
+};
+
+static void put_content_line(struct buf *out, const char *line, size_t len, void *arg)
 {
-    struct db_param p[] = {DB_INT(logid), DB_INT(last), DB_INT(first)};
-    struct db_res *r =
-        db_query_binary(db,
-                        "SELECT first_line, last_line, compressed, content FROM logchunks "
-                        "WHERE logid = ? AND first_line <= ? AND last_line >= ? "
-                        "ORDER BY first_line",
-                        p, 3, cause);
-    if (r == NULL)
-        return -1;
-    int rc = 0;
-    struct buf chunk;
-    buf_init(&chunk, DB_CHUNK_MAX + 1);
-    for (size_t i = 0; i < db_res_rows(r) && rc == 0; i++) {
-        size_t len;
-        const unsigned char *data = db_res_blob(r, i, 3, &len);
-        buf_reset(&chunk);
-        rc = db_chunk_decode((int)db_res_int(r, i, 2), data, len, &chunk, cause);
-        long long line = db_res_int(r, i, 0);
-        const char *s = chunk.data != NULL ? chunk.data : "";
-        for (const char *end = s; rc == 0 && line <= last; line++, s = end + 1) {
-            end = memchr(s, '\n', chunk.len - (size_t)(s - (chunk.data ? chunk.data : s)));
-            if (end == NULL)
-                end = s + strlen(s);
-            if (line >= first &&
-                (buf_add(text, s, (size_t)(end - s)) < 0 || buf_addc(text, '\n') < 0))
-                rc = util_cause(cause, "log window too large");
-            if (*end == '\0')
-                break;
-        }
-    }
-    buf_free(&chunk);
-    db_res_free(r);
-    return rc;
+    (void)arg;
+    www_json_escape(out, line, len);
+    buf_addstr(out, "\\n");
 }
 
-#define CONTENTS_MAX (64 * 1024 * 1024)
+static void put_member(struct contents *s, struct buf *out, const char *key, bool *first)
+{
+    www_json_next(out, s->style, 3, '{', *first);
+    www_json_key(out, s->style, key);
+    *first = false;
+}
+
+static void put_tail(struct contents *s, struct buf *out)
+{
+    bool first = !s->content;
+    if (s->content)
+        buf_addc(out, '"');
+    if (s->firstline) {
+        put_member(s, out, "firstline", &first);
+        buf_printf(out, "%lld", s->first);
+    }
+    if (s->logid_field) {
+        put_member(s, out, "logid", &first);
+        buf_printf(out, "%lld", s->logid);
+    }
+    www_json_end(out, s->style, 2, '{', '}', first);
+    www_json_end(out, s->style, 1, '[', ']', false);
+    www_json_next(out, s->style, 1, '{', false);
+    www_json_key(out, s->style, "meta");
+    buf_addstr(out, "{}");
+    www_json_end(out, s->style, 0, '{', '}', false);
+}
+
+static int contents_fill(void *state, struct buf *out, char **cause)
+{
+    struct contents *s = state;
+    bool first = true;
+    switch (s->phase) {
+    case C_HEAD:
+        www_json_next(out, s->style, 1, '{', true);
+        www_json_key(out, s->style, "logchunks");
+        www_json_next(out, s->style, 2, '[', true);
+        s->phase = C_TAIL;
+        if (s->content) {
+            put_member(s, out, "content", &first);
+            buf_addc(out, '"');
+            s->phase = C_LINES;
+        }
+        return 1;
+    case C_LINES: {
+        int rc =
+            www_log_lines(s->w, s->logid, &s->next, s->last, out, put_content_line, NULL, cause);
+        if (rc == 0)
+            s->phase = C_TAIL;
+        return rc < 0 ? -1 : 1;
+    }
+    case C_TAIL:
+        put_tail(s, out);
+        return 0;
+    }
+    return 0;
+}
+
+/* Lines [first, last] as Buildbot computes them from offset= and limit= (Python ints);
+   0 when the range is empty (404), -1 when a bound passes 64 bits (Buildbot's 500). */
+static int contents_range(const struct www_query *q, long long num_lines, long long *first,
+                          long long *last)
+{
+    bool big = q->has_offset && q->offset_big;
+    *first = q->has_offset ? q->offset : 0;
+    *last = num_lines > 0 ? num_lines - 1 : 0;
+    if (q->has_limit)
+        *last = www_query_add(*first, www_query_add(q->limit, -1, &big), &big);
+    big = big || (q->has_limit && q->limit_big);
+    if (*first < 0 || *last < 0 || *first > *last)
+        return 0;
+    return big ? -1 : 1;
+}
 
 static int get_contents(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
@@ -105,22 +160,27 @@ static int get_contents(struct www_req *req, json_t *out, bool *paged, char **ca
         return id == -2 ? -1 : 0;
     struct db_param p = DB_INT(id);
     long long num_lines = api_lookup(req, "SELECT num_lines FROM logs WHERE id = ?", &p, 1, cause);
-    if (num_lines < 0)
-        return num_lines == -2 ? -1 : 0;
-    long long first = req->q.has_offset ? req->q.offset : 0;
-    long long last = req->q.has_limit ? first + req->q.limit - 1
-                     : num_lines > 0  ? num_lines - 1
-                                      : 0;
-    if (first < 0 || last < 0 || first > last)
-        return 0;
-    struct buf text;
-    buf_init(&text, CONTENTS_MAX);
-    int rc = api_log_lines(req->db, id, first, last, &text, cause);
-    if (rc == 0)
-        json_array_append_new(out, json_pack("{sIsIss#}", "logid", id, "firstline", first,
-                                             "content", text.data ? text.data : "", text.len));
-    buf_free(&text);
-    return rc;
+    long long first, last;
+    int rc = num_lines < 0 ? 0 : contents_range(&req->q, num_lines, &first, &last);
+    /* Buildbot takes offset and limit out of the query once the log is found: its 404 text
+       then shows neither */
+    req->q.has_limit = req->q.has_offset = false;
+    if (num_lines < 0 || rc <= 0)
+        return num_lines == -2 ? -1 : rc < 0 ? util_cause(cause, "%s", WWW_OVERFLOW_TEXT) : 0;
+    struct contents *s = xcalloc(1, sizeof *s);
+    *s = (struct contents){req->www,
+                           req->style,
+                           id,
+                           first,
+                           last,
+                           first,
+                           www_query_wants(&req->q, "content"),
+                           www_query_wants(&req->q, "firstline"),
+                           www_query_wants(&req->q, "logid"),
+                           C_HEAD};
+    req->produce = (struct www_producer){contents_fill, free, s};
+    json_array_append_new(out, json_true());
+    return 0;
 }
 
 /* The raw download: what server.c needs to stream the log. */

@@ -185,7 +185,7 @@ static int get_buildrequests(struct www_req *req, json_t *out, bool *paged, char
     if (where != NULL)
         p = DB_INT(id);
     /* claimed=false means unclaimed and incomplete, as in Buildbot. */
-    json_t *claimed = www_query_pop_eq(&req->q, "claimed");
+    json_t *claimed = www_query_take_eq(&req->q, "claimed");
     char *w = NULL;
     if (claimed != NULL)
         w = xasprintf("%s AND %s", where ? where : "1 = 1",

@@ -25,21 +25,25 @@ static int worker_links(struct www_req *req, json_t *list, char **cause)
 {
     long long masterid = -1;
     www_arg_num(&req->args, "masterid", &masterid);
-    struct db_param p = DB_INT(masterid);
+    struct db_param p[4] = {DB_INT(masterid), DB_INT(masterid)};
+    if (!api_id_range(list, "workerid", p + 2))
+        return 0;
     struct db_res *cfg = api_select(req,
                                     "SELECT cw.workerid, bm.builderid, bm.masterid "
                                     "FROM configured_workers cw JOIN builder_masters bm "
                                     "ON bm.id = cw.buildermasterid "
                                     "WHERE (? < 0 OR bm.masterid = ?) "
+                                    "AND cw.workerid BETWEEN ? AND ? "
                                     "ORDER BY cw.workerid, cw.id",
-                                    (struct db_param[]){p, p}, 2, cause);
+                                    p, 4, cause);
     struct db_res *con = cfg == NULL
                              ? NULL
                              : api_select(req,
                                           "SELECT workerid, masterid FROM connected_workers "
                                           "WHERE (? < 0 OR masterid = ?) "
+                                          "AND workerid BETWEEN ? AND ? "
                                           "ORDER BY workerid, id",
-                                          (struct db_param[]){p, p}, 2, cause);
+                                          p, 4, cause);
     if (con == NULL) {
         db_res_free(cfg);
         return -1;

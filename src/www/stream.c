@@ -1,0 +1,118 @@
+/*
+ * Sending answers that are written piece by piece (a www_producer: long
+ * collections, log contents, raw logs).  The pieces are written at once while
+ * they stay under WWW_ANSWER_MAX bytes: a short answer then goes out whole,
+ * with its Content-Length, and may be kept by the cache like any other.  A
+ * longer one goes out as the client reads it (chunked): the text written so
+ * far first, then one piece at a time, each written when libmicrohttpd asks
+ * for more, on a database connection borrowed for that piece.  What a slow
+ * client holds is then the piece it has not read yet; a client that reads
+ * nothing for the idle timeout is closed by libmicrohttpd.
+ */
+#include "www/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct stream {
+    struct www_producer p;
+    char *what; /* for the log */
+    struct buf text;
+    size_t sent;
+    bool done;
+};
+
+const char *www_json_type(enum www_json_style style)
+{
+    return style == WWW_JSON_COMPACT ? "application/json; charset=utf-8"
+                                     : "text/plain; charset=utf-8";
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *a,
+                             struct MHD_Response *r, size_t len)
+{
+    MHD_add_response_header(r, "Content-Type", a->type);
+    if (a->disposition != NULL)
+        MHD_add_response_header(r, "Content-Disposition", a->disposition);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    if (a->key != NULL && a->cache != NULL)
+        www_cache_put(a->cache, a->key, a->tables, a->writes, MHD_HTTP_OK, r, len);
+    else
+        MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result www_send_text(struct MHD_Connection *c, const struct www_answer *a, char *text,
+                              size_t len)
+{
+    return queue(c, a, MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE), len);
+}
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct stream *s = cls;
+    while (s->sent == s->text.len) {
+        if (s->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        buf_free(&s->text); /* the first text may have been long: keep one piece only */
+        buf_init(&s->text, 0);
+        s->sent = 0;
+        char *cause = NULL;
+        int rc = s->p.fill(s->p.state, &s->text, &cause);
+        if (rc < 0) {
+            log_error("www: GET %s: %s (answer cut short)", s->what, cause);
+            free(cause);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        s->done = rc == 0;
+    }
+    size_t n = s->text.len - s->sent;
+    if (n > max)
+        n = max;
+    memcpy(out, s->text.data + s->sent, n);
+    s->sent += n;
+    return (ssize_t)n;
+}
+
+static void stream_free_cb(void *cls)
+{
+    struct stream *s = cls;
+    s->p.free(s->p.state);
+    buf_free(&s->text);
+    free(s->what);
+    free(s);
+}
+
+enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answer *a,
+                                const char *what, const struct www_producer *p)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    char *cause = NULL;
+    int rc = 1;
+    while (rc == 1 && text.len <= a->whole_max)
+        rc = p->fill(p->state, &text, &cause);
+    if (rc <= 0) {
+        p->free(p->state);
+        if (rc == 0) {
+            size_t len = text.len;
+            return www_send_text(c, a, buf_take(&text), len);
+        }
+        log_error("www: GET %s: %s", what, cause);
+        enum MHD_Result ret = www_send_error(c, 500, cause);
+        free(cause);
+        buf_free(&text);
+        return ret;
+    }
+    struct stream *s = xcalloc(1, sizeof *s);
+    s->p = *p;
+    s->what = xstrdup(what);
+    s->text = text;
+    struct www_answer streamed = *a;
+    streamed.key = NULL; /* only whole answers are kept */
+    return queue(c, &streamed,
+                 MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, WWW_STREAM_BLOCK, reader_cb, s,
+                                                   stream_free_cb),
+                 0);
+}
