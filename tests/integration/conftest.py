@@ -5,6 +5,7 @@ must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan (or TSan) build: its
 reports go to files in the test directory and any report fails the test."""
 
 import glob
+import json
 import os
 import re
 import signal
@@ -12,6 +13,8 @@ import sqlite3
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import psycopg2
 import pytest
@@ -61,6 +64,24 @@ def db_rows(master_dir, backend, sql, *args):
             rows = cur.fetchall()
     db.close()
     return [tuple(r) for r in rows]
+
+
+def api_get(port, path, timeout=60):
+    """The JSON answer of GET /api/v2/PATH (an HTTP error fails the test)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/{path}", timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def api_rpc(port, path, method, **params):
+    """A JSON-RPC control action POSTed to /api/v2/PATH: (HTTP status, the JSON answer)."""
+    body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/{path}", data=body.encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def pid_alive(pid):

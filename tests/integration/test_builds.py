@@ -5,7 +5,6 @@ database Buildbot 4.3 wrote for the same configuration (shared/spec/dataapi/tool
 master.cfg: builds 1-3 and 9-11), timestamps aside.  Faults: a build stopped, a request
 cancelled, a worker killed mid-step, the master stopped and killed mid-build."""
 
-import json
 import os
 import subprocess
 import signal
@@ -14,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import db_rows, free_port, pid_alive, wait_for
+from conftest import api_get, api_rpc, db_rows, free_port, pid_alive, wait_for
 
 CONFIG = r'''local bbm = require "bbm"
 local outcome_cmd = bbm.interpolate(
@@ -93,15 +92,7 @@ class Site:
         master.start()
 
     def rpc(self, path, method, **params):
-        body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v2/{path}",
-                                     data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return api_rpc(self.port, path, method, **params)
 
     def force(self, builder="alpha", **params):
         status, body = self.rpc("forceschedulers/force", "force", builderNames=[builder],
@@ -111,9 +102,7 @@ class Site:
         return bsid, list(brids.values())[0]
 
     def get(self, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/{path}",
-                                    timeout=60) as r:
-            return json.loads(r.read())
+        return api_get(self.port, path)
 
     def raw(self, logid):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/logs/{logid}/raw",

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import db_rows, free_port, wait_for
+from conftest import api_get, api_rpc, db_rows, free_port, wait_for
 
 SECRET = "s3cret"
 
@@ -106,17 +106,10 @@ class Site:
             return err.code, err.read().decode()
 
     def get(self, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/{path}",
-                                    timeout=60) as r:
-            return json.loads(r.read())
+        return api_get(self.port, path)
 
     def rpc(self, path, method, **params):
-        body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v2/{path}",
-                                     data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read())
+        return api_rpc(self.port, path, method, **params)[1]
 
     def query(self, sql, *args):
         return db_rows(self.master.dir, self.backend, sql, *args)

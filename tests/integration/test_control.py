@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import sqlite3
-import threading
 
 import pytest
 

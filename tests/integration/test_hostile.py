@@ -11,15 +11,13 @@ for its child, by the API and by SIGTERM, and a clean restart after it.
 One master and one worker serve the whole module; each test checks that the master
 made no sanitizer report so far."""
 
-import json
 import os
 import signal
 import subprocess
-import urllib.request
 
 import pytest
 
-from conftest import Master, Worker, failed, free_port, pid_alive, wait_for
+from conftest import Master, api_get, api_rpc, Worker, failed, free_port, pid_alive, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,17 +97,12 @@ class Site:
         self.master.wait_log("worker 'w1' attached")
 
     def rpc(self, path, method, **params):
-        body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v2/{path}",
-                                     data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read())["result"]
+        status, body = api_rpc(self.port, path, method, **params)
+        assert status == 200, body
+        return body["result"]
 
     def get(self, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/{path}",
-                                    timeout=60) as r:
-            return json.loads(r.read())
+        return api_get(self.port, path)
 
     def force(self, builder, **props):
         _, brids = self.rpc("forceschedulers/force", "force", builderNames=[builder], **props)

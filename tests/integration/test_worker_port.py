@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import SANITIZED, TIMEOUT, free_port, wait_for
+from conftest import SANITIZED, free_port, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ATTACHED = r"worker 'w1' attached from 127\.0\.0\.1:"
