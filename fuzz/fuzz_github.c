@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     json_t *changes = NULL, *payload = NULL;
     char *cause = NULL;
-    if (changes_github(&gh, &req, &changes, &payload, &cause) == 0) {
+    size_t cost;
+    if (changes_github(&gh, &req, CHG_HOOK_PARSE_MAX, &changes, &payload, &cost, &cause) == 0) {
         size_t i;
         json_t *c;
         json_array_foreach(changes, i, c)

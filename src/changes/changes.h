@@ -20,13 +20,19 @@
 /* The most files one change may list. */
 #define CHG_MAX_FILES 10000
 /*
- * The most JSON values (objects) a webhook's payload may have: parsed, a
- * value costs jansson tens of bytes and an object hundreds, so 25 MB of
- * "{}," would take a gigabyte.  A push of 20,000 commits has about a
- * million values and 60,000 objects.
+ * What a webhook's payload costs parsed, estimated before it is parsed from
+ * its JSON values and objects: jansson takes about 40 bytes a value and 850
+ * an object (measured), so 25 MB of "{}," would take a gigabyte.  One
+ * payload may cost at most CHG_HOOK_PARSE_MAX (a push of 20,000 commits, a
+ * million values and 60,000 objects, costs about 90 MB), and so may the
+ * webhooks in progress together: what a job stores and a pull-request flow
+ * keeps comes from its payload and is counted at its payload's cost.
  */
-#define CHG_HOOK_MAX_VALUES 2000000
-#define CHG_HOOK_MAX_OBJECTS 250000
+#define CHG_HOOK_PARSE_MAX ((size_t)128 << 20)
+#define CHG_HOOK_VALUE_COST 40
+#define CHG_HOOK_OBJECT_COST 850
+/* changes_github's answer for a payload that fits CHG_HOOK_PARSE_MAX but not what is left. */
+#define CHG_BUSY (-2)
 
 /*
  * Writes `change` (its fields as above; missing ones as Buildbot defaults
@@ -55,11 +61,14 @@ struct chg_request {
  * `gh->secret` and turns the event into changes, as Buildbot's
  * GitHubEventHandler does.  *changes gets a list (owned; empty for a ping or
  * an event that makes no change).  *event gets the payload when the caller
- * may want more of it (pull requests, comments), or NULL.  Returns 0, or -1
- * with *cause for a request Buildbot answers 400.
+ * may want more of it (pull requests, comments), or NULL; *cost what it
+ * costs parsed (see CHG_HOOK_PARSE_MAX).  Returns 0; -1 with *cause for a
+ * request Buildbot answers 400 (a payload costing more than
+ * CHG_HOOK_PARSE_MAX among them); CHG_BUSY with *cause for one that would
+ * cost more than `budget`, unparsed.
  */
-int changes_github(const struct cfg_github *gh, const struct chg_request *req, json_t **changes,
-                   json_t **payload, char **cause);
+int changes_github(const struct cfg_github *gh, const struct chg_request *req, size_t budget,
+                   json_t **changes, json_t **payload, size_t *cost, char **cause);
 
 struct chg;
 

@@ -94,26 +94,34 @@ static char *form_payload(const char *body, size_t len, size_t *out_len)
     return NULL;
 }
 
-/* Refuses a payload with more values or objects than jansson should hold. */
-static int check_size(const char *text, size_t len, char **cause)
+/* Refuses a payload that would cost more than CHG_HOOK_PARSE_MAX (-1) or `budget`
+   (CHG_BUSY) parsed; else 0 with its cost in *cost. */
+static int check_size(const char *text, size_t len, size_t budget, size_t *cost, char **cause)
 {
     size_t values, objects;
     util_json_count(text, len, &values, &objects);
-    if (values > CHG_HOOK_MAX_VALUES || objects > CHG_HOOK_MAX_OBJECTS)
+    *cost = values * CHG_HOOK_VALUE_COST + objects * CHG_HOOK_OBJECT_COST;
+    if (*cost > CHG_HOOK_PARSE_MAX)
         return util_cause(cause,
-                          "the payload is too big: %zu JSON values and %zu objects (at most %d "
-                          "and %d)",
-                          values, objects, CHG_HOOK_MAX_VALUES, CHG_HOOK_MAX_OBJECTS);
+                          "the payload is too big: %zu JSON values and %zu objects would take "
+                          "%zu MiB parsed (at most %zu)",
+                          values, objects, *cost >> 20, CHG_HOOK_PARSE_MAX >> 20);
+    if (*cost > budget) {
+        util_cause(cause, "webhooks in progress hold too much; try again later");
+        return CHG_BUSY;
+    }
     return 0;
 }
 
-static json_t *parse_body(const struct chg_request *req, char **cause)
+/* The payload as JSON, or NULL with *cause and *rc -1 or CHG_BUSY (check_size). */
+static json_t *parse_body(const struct chg_request *req, size_t budget, size_t *cost, int *rc,
+                          char **cause)
 {
     const char *type = req->content_type != NULL ? req->content_type : "";
     json_error_t err;
     json_t *payload = NULL;
     if (strcmp(type, "application/json") == 0) {
-        if (check_size(req->body, req->len, cause) < 0)
+        if ((*rc = check_size(req->body, req->len, budget, cost, cause)) < 0)
             return NULL;
         payload = json_loadb(req->body, req->len, 0, &err);
     } else if (strcmp(type, "application/x-www-form-urlencoded") == 0) {
@@ -123,7 +131,7 @@ static json_t *parse_body(const struct chg_request *req, char **cause)
             util_cause(cause, "the form has no 'payload' field");
             return NULL;
         }
-        if (check_size(text, n, cause) < 0) {
+        if ((*rc = check_size(text, n, budget, cost, cause)) < 0) {
             free(text);
             return NULL;
         }
@@ -395,19 +403,21 @@ bool changes_github_skip(const struct cfg_github *gh, const char *message)
     return has_skip(gh, message);
 }
 
-int changes_github(const struct cfg_github *gh, const struct chg_request *req, json_t **changes,
-                   json_t **payload, char **cause)
+int changes_github(const struct cfg_github *gh, const struct chg_request *req, size_t budget,
+                   json_t **changes, json_t **payload, size_t *cost, char **cause)
 {
     *changes = NULL;
     *payload = NULL;
+    *cost = 0;
     if (verify(gh, req, cause) < 0)
         return -1;
-    json_t *p = parse_body(req, cause);
+    int rc = -1;
+    json_t *p = parse_body(req, budget, cost, &rc, cause);
     if (p == NULL)
-        return -1;
+        return rc < 0 ? rc : -1;
     const char *event = req->event != NULL ? req->event : "";
     json_t *out = json_array();
-    int rc = 0;
+    rc = 0;
     if (strcmp(event, "push") == 0)
         rc = push(gh, p, event, out, cause);
     else if (strcmp(event, "pull_request") == 0)

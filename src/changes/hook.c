@@ -23,6 +23,7 @@
 struct hook_job {
     struct ctl_action *act;
     json_t *changes;
+    size_t cost; /* its payload's (CHG_HOOK_PARSE_MAX) */
     size_t next; /* the first change not stored yet */
     struct hook_job *more;
 };
@@ -102,6 +103,7 @@ static void job_end(struct chg *c, int status, const char *text)
     struct hook_job *j = c->jobs;
     c->jobs = j->more;
     c->n_jobs--;
+    c->held -= j->cost;
     ctl_reply_text(j->act, status, text);
     json_decref(j->changes);
     free(j);
@@ -141,6 +143,9 @@ static void add_job(struct chg *c, struct ctl_action *act, json_t *changes)
     struct hook_job *j = xcalloc(1, sizeof *j), **p = &c->jobs;
     j->act = act;
     j->changes = changes;
+    j->cost = c->admitted;
+    c->held += j->cost;
+    c->admitted = 0;
     while (*p != NULL)
         p = &(*p)->more;
     *p = j;
@@ -163,10 +168,12 @@ static void github(struct chg *c, struct ctl_action *act)
                               len};
     json_t *changes = NULL, *payload = NULL;
     char *cause = NULL;
-    if (changes_github(c->cfg->github, &req, &changes, &payload, &cause) < 0 ||
-        check_all(changes, &cause) < 0) {
+    int rc = changes_github(c->cfg->github, &req, CHG_HOOK_PARSE_MAX - c->held, &changes, &payload,
+                            &c->admitted, &cause);
+    if (rc < 0 || check_all(changes, &cause) < 0) {
         log_warn("github hook refused a request: %s", UTIL_ESC(cause));
-        ctl_reply_text(act, 400, cause);
+        ctl_reply_text(act, rc == CHG_BUSY ? 503 : 400, cause);
+        c->admitted = 0;
         free(cause);
         json_decref(changes);
         json_decref(payload);
@@ -176,6 +183,7 @@ static void github(struct chg *c, struct ctl_action *act)
         json_decref(changes);
     else
         add_job(c, act, changes);
+    c->admitted = 0; /* a flow that answered at once has given its cost back already */
     json_decref(payload);
 }
 

@@ -30,6 +30,8 @@ struct chg {
     size_t n_flows;
     struct hook_job *jobs; /* pushes being stored, a slice per loop turn, oldest first */
     size_t n_jobs;
+    size_t held;       /* what the payloads of the jobs and flows cost (CHG_HOOK_PARSE_MAX) */
+    size_t admitted;   /* the cost of the webhook being taken, until a job or flow holds it */
     uv_idle_t *slicer; /* runs while jobs wait (its memory goes in its close callback) */
 };
 
@@ -53,6 +55,7 @@ json_t *changes_github_pr_change(const struct cfg_github *gh, const json_t *payl
  * (one), completed with the files and checked for skip patterns.  True when a
  * flow has started: it answers `act`.
  */
+/* A flow started here holds c->admitted (see struct chg). */
 bool changes_pr_testing(struct chg *c, struct ctl_action *act, const char *event, json_t *payload,
                         json_t *changes);
 /* Answers every flow in progress (the master stops). */

@@ -53,6 +53,7 @@ struct prflow {
     struct chg *c;
     struct ctl_action *act;
     json_t *payload, *opts;
+    size_t cost; /* of its payload (CHG_HOOK_PARSE_MAX), part of c->held */
     const char *event;
     bool comment;
     char *label, *filter, *user, *repo;
@@ -76,6 +77,7 @@ static void flow_end(struct prflow *f, int status, const char *text)
             f->c->n_flows--;
             break;
         }
+    f->c->held -= f->cost;
     ctl_reply_text(f->act, status, text);
     json_decref(f->payload);
     json_decref(f->opts);
@@ -463,6 +465,9 @@ static struct prflow *flow_new(struct chg *c, struct ctl_action *act, json_t *pa
     f->c = c;
     f->act = act;
     f->payload = json_incref(payload);
+    f->cost = c->admitted;
+    c->held += f->cost;
+    c->admitted = 0;
     f->more = c->flows;
     c->flows = f;
     c->n_flows++;

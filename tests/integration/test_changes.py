@@ -457,6 +457,8 @@ class FakeGitHub:
         self.calls = []
         self.writers = writers
         self.message = "Fix a bug"
+        self.open = threading.Event()  # cleared: calls wait until it is set
+        self.open.set()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -480,6 +482,7 @@ class FakeGitHub:
 
             def do_GET(self):
                 self.record()
+                fake.open.wait(60)
                 parts = self.path.split("/")
                 if self.path.endswith("/permission"):
                     user = parts[-2]
@@ -683,6 +686,30 @@ def test_pr_requests_that_schedule_nothing(pr_site):
     assert s.hook(issue, event="issue_comment") == (202, "no change found")
     assert gh.calls == []
     assert s.query("SELECT COUNT(*) FROM changes") == [(0,)]
+
+
+def test_webhooks_in_progress_hold_a_bounded_parse(pr_site):
+    """What the webhooks in progress hold parsed is bounded together: while one whose payload
+    costs about 90 MB parsed waits for GitHub's API, another of about 60 MB is answered 503
+    unparsed; once the first is over, it is taken."""
+    s, gh = pr_site, pr_site.gh
+    big, second = labeled(gh.url), labeled(gh.url)
+    big["padding"] = [0] * 2_250_000      # 40 bytes a value parsed: 90 MB
+    second["padding"] = [0] * 1_500_000   # 60 MB: together over 128 MiB
+    gh.open.clear()
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(s.hook(big, event="pull_request")))
+    first.start()
+    try:
+        wait_for(lambda: gh.calls, what="the first webhook waiting for GitHub's API")
+        assert s.hook(second, event="pull_request") == \
+            (503, "webhooks in progress hold too much; try again later")
+        assert len(gh.calls) == 1
+    finally:
+        gh.open.set()
+        first.join()
+    assert answers == [(202, "1 change found")]
+    assert s.hook(second, event="pull_request") == (202, "1 change found")
 
 
 def test_pushes_collapse_while_queued(master):

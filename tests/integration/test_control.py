@@ -461,8 +461,8 @@ def test_checkconfig_warns_of_a_secret_without_strict(master):
     # but what it may make the master parse is bounded: 1.2 MB of objects is refused unparsed
     bomb = b"[" + b"{}," * 400000 + b"{}]"
     assert request(port, "POST", "/change_hook/github", bomb, headers) == \
-        (400, b"the payload is too big: 800003 JSON values and 400001 objects "
-              b"(at most 2000000 and 250000)")
+        (400, b"the payload is too big: 800003 JSON values and 400001 objects would take "
+              b"354 MiB parsed (at most 128)")
 
 
 
