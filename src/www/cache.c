@@ -86,6 +86,22 @@ int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection
     return ret;
 }
 
+/* Drops the answers too old to be used again (they hold memory until their slot is reused). */
+static void expire(struct www_cache *c)
+{
+    uint64_t now = util_mono_ms();
+    for (size_t i = 0; i < SLOTS; i++)
+        if (c->slots[i].key != NULL && now - c->slots[i].at_ms > WWW_CACHE_TTL_MS)
+            slot_clear(&c->slots[i]);
+}
+
+void www_cache_expire(struct www_cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    expire(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void www_cache_put(struct www_cache *c, const char *key, const char *const *tables,
                    unsigned long writes, unsigned status, struct MHD_Response *resp, size_t bytes)
 {
@@ -94,6 +110,7 @@ void www_cache_put(struct www_cache *c, const char *key, const char *const *tabl
         return;
     }
     pthread_mutex_lock(&c->lock);
+    expire(c);
     struct slot *s = slot_of(c, key);
     slot_clear(s);
     *s = (struct slot){xstrdup(key), tables, resp, status, writes, util_mono_ms()};

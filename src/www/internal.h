@@ -169,6 +169,8 @@ struct www_cache *www_cache_new(void);
 void www_cache_free(struct www_cache *c);
 /* Forgets every answer (what they came from changed outside the database). */
 void www_cache_clear(struct www_cache *c);
+/* Forgets the answers too old to be used again. */
+void www_cache_expire(struct www_cache *c);
 /* Queues the stored answer for `key`: 1 queued, 0 queueing failed, -1 none fresh. */
 int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn);
 /* Keeps `resp` (the caller's reference), read from `tables` (NULL: any) when
@@ -249,6 +251,19 @@ struct www_req {
 };
 
 /* How an answer goes out (stream.c). */
+/*
+ * The bytes of answer text held for clients (stream.c): whole answers from when they are
+ * queued until libmicrohttpd frees them (the cache's among them), and the piece each
+ * streamed answer holds.  An answer that would take it past `max` is not sent: 503.
+ */
+struct www_budget {
+    _Atomic size_t used;
+    size_t max;
+};
+#define WWW_ANSWER_BUDGET ((size_t)128 << 20)
+/* What a streamed answer takes of the budget at least: a piece of a log (WWW_PIECE_MAX). */
+#define WWW_STREAM_RESERVE (256 * 1024)
+
 struct www_answer {
     const char *type;        /* Content-Type */
     const char *disposition; /* Content-Disposition, or NULL */
@@ -256,7 +271,8 @@ struct www_answer {
     const char *key;
     const char *const *tables; /* what it was read from, and db_writes(tables) then */
     unsigned long writes;
-    size_t whole_max; /* a longer answer is streamed (www->answer_max) */
+    size_t whole_max;          /* a longer answer is streamed (www->answer_max) */
+    struct www_budget *budget; /* counts what the answer holds; NULL: not counted */
 };
 /* A collection of more rows than this is streamed (listing.c), WWW_BATCH_MAX rows at a time. */
 #define WWW_PAGE_DEFAULT 2000
@@ -386,6 +402,7 @@ struct www {
     size_t page;       /* a collection longer than this is streamed, */
     size_t batch;      /* this many rows at a time */
     size_t answer_max; /* an answer longer than this is sent as the client reads it */
+    struct www_budget answers;
     struct www_limits lim;
     struct www_conns *conns;
 };

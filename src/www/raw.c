@@ -129,7 +129,8 @@ enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www
     snprintf(type, sizeof type, "%s; charset=utf-8", raw->content_type);
     if (raw->filename != NULL)
         disp = xasprintf("attachment; filename=%s", raw->filename);
-    struct www_answer a = {.type = type, .disposition = disp, .whole_max = w->answer_max};
+    struct www_answer a = {
+        .type = type, .disposition = disp, .whole_max = w->answer_max, .budget = &w->answers};
     enum MHD_Result ret;
     if (raw->bytes != NULL) {
         char *bytes = raw->bytes;

@@ -204,8 +204,8 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
     int rc = req->db == NULL ? -1 : req->ep->get(req, out, NULL, &cause);
     if (req->db != NULL)
         www_pool_put(w, req->db);
-    struct www_answer a = {www_json_type(req->style), NULL,   w->cache,     key,
-                           req->ep->tables,           writes, w->answer_max};
+    struct www_answer a = {www_json_type(req->style), NULL,   w->cache,      key,
+                           req->ep->tables,           writes, w->answer_max, &w->answers};
     if (rc < 0) {
         log_error("www: GET %s: %s", req->path, cause);
         ret = www_send_error(c, 500, cause);
@@ -449,6 +449,8 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->page = env_number("BBM_WWW_PAGE", WWW_PAGE_DEFAULT, 1, WWW_PAGE_DEFAULT);
     w->batch = w->page < WWW_BATCH_MAX ? w->page : WWW_BATCH_MAX;
     w->answer_max = env_number("BBM_WWW_ANSWER_MAX", WWW_ANSWER_MAX, 0, WWW_ANSWER_MAX);
+    w->answers.max =
+        env_number("BBM_WWW_ANSWER_BUDGET", WWW_ANSWER_BUDGET, 1 << 20, WWW_ANSWER_BUDGET);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     if (opts->interface != NULL && inet_pton(AF_INET, opts->interface, &addr.sin_addr) != 1) {

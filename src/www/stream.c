@@ -8,9 +8,17 @@
  * for more, on a database connection borrowed for that piece.  What a slow
  * client holds is then the piece it has not read yet; a client that reads
  * nothing for the idle timeout is closed by libmicrohttpd.
+ *
+ * Whatever the number of connections, the answers held for clients have a
+ * ceiling: each whole answer takes its bytes from the server's budget
+ * (WWW_ANSWER_BUDGET) until libmicrohttpd frees it, each streamed one its
+ * first text or WWW_STREAM_RESERVE, whichever is more, and an answer the
+ * budget cannot take is answered 503 (a later piece that outgrows what its
+ * stream took is counted, never refused: the answer is under way).
  */
 #include "www/internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +28,58 @@ struct stream {
     struct buf text;
     size_t sent;
     bool done;
+    struct www_budget *budget;
+    size_t held; /* of the budget */
 };
+
+/* A whole answer's text and what it holds of the budget, freed with the response. */
+struct whole {
+    struct www_budget *budget;
+    char *text;
+    size_t len;
+};
+
+static bool budget_try(struct www_budget *b, size_t n)
+{
+    size_t used = atomic_load(&b->used);
+    do {
+        if (used > b->max || n > b->max - used)
+            return false;
+    } while (!atomic_compare_exchange_weak(&b->used, &used, used + n));
+    return true;
+}
+
+/* Takes `n` bytes of the answer's budget; when it is short, the cache's stale answers are
+   dropped first (they hold their bytes until their slot is reused). */
+static bool budget_take(const struct www_answer *a, size_t n)
+{
+    if (a->budget == NULL || budget_try(a->budget, n))
+        return true;
+    if (a->cache == NULL)
+        return false;
+    www_cache_expire(a->cache);
+    return budget_try(a->budget, n);
+}
+
+static void budget_give(struct www_budget *b, size_t n)
+{
+    if (b != NULL)
+        atomic_fetch_sub(&b->used, n);
+}
+
+/* 503 with Retry-After: the answers held for clients are at their ceiling. */
+static enum MHD_Result send_busy(struct MHD_Connection *c)
+{
+    static const char text[] =
+        "{\"error\": \"the master is busy: too many answers are being sent; try again later\"}";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Retry-After", "5");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+    MHD_destroy_response(r);
+    return ret;
+}
 
 const char *www_json_type(enum www_json_style style)
 {
@@ -42,10 +101,26 @@ static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *
     return ret;
 }
 
+static void whole_free_cb(void *cls)
+{
+    struct whole *h = cls;
+    budget_give(h->budget, h->len);
+    free(h->text);
+    free(h);
+}
+
 enum MHD_Result www_send_text(struct MHD_Connection *c, const struct www_answer *a, char *text,
                               size_t len)
 {
-    return queue(c, a, MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE), len);
+    if (!budget_take(a, len)) {
+        free(text);
+        return send_busy(c);
+    }
+    struct whole *h = xmalloc(sizeof *h);
+    *h = (struct whole){a->budget, text, len};
+    return queue(
+        c, a, MHD_create_response_from_buffer_with_free_callback_cls(len, text, whole_free_cb, h),
+        len);
 }
 
 static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
@@ -66,6 +141,10 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         s->done = rc == 0;
+        if (s->text.len > s->held && s->budget != NULL) { /* counted, never refused */
+            atomic_fetch_add(&s->budget->used, s->text.len - s->held);
+            s->held = s->text.len;
+        }
     }
     size_t n = s->text.len - s->sent;
     if (n > max)
@@ -78,6 +157,7 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
 static void stream_free_cb(void *cls)
 {
     struct stream *s = cls;
+    budget_give(s->budget, s->held);
     s->p.free(s->p.state);
     buf_free(&s->text);
     free(s->what);
@@ -105,10 +185,18 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
         buf_free(&text);
         return ret;
     }
+    size_t reserve = text.len > WWW_STREAM_RESERVE ? text.len : WWW_STREAM_RESERVE;
+    if (!budget_take(a, reserve)) {
+        p->free(p->state);
+        buf_free(&text);
+        return send_busy(c);
+    }
     struct stream *s = xcalloc(1, sizeof *s);
     s->p = *p;
     s->what = xstrdup(what);
     s->text = text;
+    s->budget = a->budget;
+    s->held = reserve;
     struct www_answer streamed = *a;
     streamed.key = NULL; /* only whole answers are kept */
     return queue(c, &streamed,
