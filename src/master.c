@@ -36,6 +36,7 @@ struct master {
     struct chg *changes;
     struct db *db;
     long long masterid;
+    json_t *addresses; /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
     struct ctl_queue *control; /* actions from the web threads */
     uv_thread_t retiring;      /* stops a web server a reconfig replaced */
@@ -119,6 +120,59 @@ fail:
 
 /* Workers in the database as Buildbot records them: connected_workers, and workers.info
    with the four keys Buildbot keeps of the worker's info, in its order. */
+/* Where workers logged in from is kept across restarts (object_state of the object
+   "bbmaster", class "WorkerAddresses"), so that a flood of strangers on the workers' port
+   cannot keep them out after a restart (wk_know_addresses). */
+#define ADDRESSES_OBJECT "bbmaster", "WorkerAddresses"
+
+static void load_addresses(struct master *m)
+{
+    char *cause = NULL, *text = NULL;
+    long long id = db_object_id(m->db, ADDRESSES_OBJECT, &cause);
+    if (id < 0 || db_state_get(m->db, id, "addresses", &text, &cause) < 0) {
+        log_error("database: reading the workers' addresses: %s", cause);
+        free(cause);
+    }
+    json_t *known = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    m->addresses = json_is_object(known) ? known : json_object();
+    if (known != NULL && !json_is_object(known))
+        json_decref(known);
+    const char *addrs[256], *name;
+    size_t n = 0;
+    json_t *v;
+    json_object_foreach(m->addresses, name, v)
+    {
+        if (json_is_string(v) && n < UTIL_NELEM(addrs))
+            addrs[n++] = json_string_value(v);
+    }
+    wk_know_addresses(m->workers, addrs, n);
+}
+
+/* Records the address a configured worker attached from, when it is a new one. */
+static void remember_address(struct master *m, const char *name)
+{
+    const char *addr = wk_address(m->workers, name);
+    if (addr == NULL || util_streq(json_string_value(json_object_get(m->addresses, name)), addr))
+        return;
+    json_object_set_new(m->addresses, name, json_string(addr));
+    const char *key;
+    json_t *v, *tmp;
+    json_object_foreach_safe(m->addresses, tmp, key, v)
+    {
+        if (cfg_find_worker(m->cfg, key) == NULL)
+            json_object_del(m->addresses, key);
+    }
+    char *text = json_dumps(m->addresses, JSON_COMPACT | JSON_SORT_KEYS);
+    char *cause = NULL;
+    long long id = db_object_id(m->db, ADDRESSES_OBJECT, &cause);
+    if (id < 0 || db_state_set(m->db, id, "addresses", text, &cause) < 0) {
+        log_error("database: recording the address of worker '%s': %s", UTIL_ESC(name), cause);
+        free(cause);
+    }
+    free(text);
+}
+
 static void worker_attached(const char *name, const struct pb_value *info, void *arg)
 {
     struct master *m = arg;
@@ -137,6 +191,7 @@ static void worker_attached(const char *name, const struct pb_value *info, void 
     }
     free(text);
     json_decref(o);
+    remember_address(m, name);
     engine_worker_attached(m->engine, name, info);
 }
 
@@ -452,6 +507,7 @@ static int start(struct master *m, char **cause)
     }
     m->workers = wk_registry_new(&m->loop, m->cfg);
     wk_set_budget(m->workers, m->worker_fds);
+    load_addresses(m);
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
     m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
     m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);
@@ -508,6 +564,7 @@ int master_run(int ready_fd, char **cause)
         uv_thread_join(&m.retiring);
     ctl_queue_free(m.control);
     db_close(m.db);
+    json_decref(m.addresses);
     cfg_free(m.cfg);
     if (rc == 0)
         log_info("Server Shut Down.");

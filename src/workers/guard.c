@@ -75,6 +75,26 @@ static void key_text(const struct guard_key *k, char *out, size_t size)
     }
 }
 
+/* The key of an address as key_text writes it; false if `text` is none. */
+static bool key_parse(const char *text, struct guard_key *k)
+{
+    char host[INET6_ADDRSTRLEN];
+    size_t n = strlen(text);
+    memset(k, 0, sizeof *k);
+    if (inet_pton(AF_INET, text, k->b + 12) == 1) {
+        memcpy(k->b, v4_mapped, sizeof v4_mapped);
+        return true;
+    }
+    if (n <= 3 || n - 3 >= sizeof host || strcmp(text + n - 3, "/64") != 0)
+        return false;
+    memcpy(host, text, n - 3);
+    host[n - 3] = '\0';
+    if (inet_pton(AF_INET6, host, k->b) != 1 || memcmp(k->b, v4_mapped, sizeof v4_mapped) == 0)
+        return false;
+    memset(k->b + 8, 0, 8);
+    return true;
+}
+
 /* ------------------------------------------------------------ the table of addresses */
 
 /* True if `a` should be forgotten before `b`. */
@@ -357,6 +377,23 @@ const char *guard_addr_text(struct wk_registry *r, struct session *s)
 {
     struct guard_addr *a = find(r, &s->addr, false);
     return a != NULL ? a->text : s->peer;
+}
+
+void wk_know_addresses(struct wk_registry *r, const char *const *addrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct guard_key k;
+        struct guard_addr *a = key_parse(addrs[i], &k) ? find(r, &k, true) : NULL;
+        if (a != NULL)
+            a->known = true;
+    }
+}
+
+const char *wk_address(struct wk_registry *r, const char *name)
+{
+    struct session *s = registry_find_attached(r, name, NULL);
+    struct guard_addr *a = s != NULL ? find(r, &s->addr, false) : NULL;
+    return a != NULL ? a->text : NULL;
 }
 
 void guard_logged_in(struct wk_registry *r, struct session *s)

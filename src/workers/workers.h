@@ -70,6 +70,16 @@ void wk_set_events(struct wk_registry *r, const struct wk_events *ev);
 void wk_set_budget(struct wk_registry *r, size_t max_connections);
 /* Closes every connection and the listener; frees once they are closed (run the loop). */
 void wk_registry_free(struct wk_registry *r);
+/*
+ * Addresses workers logged in from before, in an earlier run of the master
+ * (as wk_address names them): a connection from one of them is never pushed
+ * out to make room, so that workers coming back after a restart get in
+ * whatever floods the port.  Text that names no address is passed over.
+ */
+void wk_know_addresses(struct wk_registry *r, const char *const *addrs, size_t n);
+/* The address attached worker `name` came from (an IPv4 address, or an IPv6
+   "/64"), or NULL; valid until the next call into the registry. */
+const char *wk_address(struct wk_registry *r, const char *name);
 
 /*
  * Listens for workers on `iface` (NULL: all addresses) and `port` (0: stop

@@ -292,6 +292,36 @@ def test_known_worker_comes_back_through_idle_flood(master, workers):
         flood.close()
 
 
+def test_worker_addresses_outlive_a_restart(master, workers):
+    """The address a worker logged in from is kept in the database: after a restart, with
+    the port full of strangers and more arriving, a connection from that address that has
+    not logged in yet is never the one pushed out to make room, and the worker attaches."""
+    raise_own_fd_limit(4096)
+    start(master)
+    w = workers("w1", "pass1", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    w.kill(signal.SIGKILL)
+    master.stop()
+    master.start()
+    wait_for(lambda: master.count("BuildMaster is running") >= 2, what="the master again")
+    strangers = connect_from(loopbacks(16, third=1), 16, master.pb_port)  # the whole pool
+    mine = socket.socket()  # as a worker that is slow to log in
+    mine.connect(("127.0.0.1", master.pb_port))
+    more = []
+    try:
+        # each newcomer pushes out the oldest stranger, until all those before it are gone
+        for third in (2, 3):
+            more += connect_from(loopbacks(16, third=third), 16, master.pb_port)
+        wait_for(lambda: all(closed_by_peer(s) for s in strangers),
+                 what="the first strangers pushed out")
+        assert not closed_by_peer(mine)
+        mine.close()
+        w.start()
+        master.wait_log(ATTACHED, 2)
+    finally:
+        close_all(strangers + more)
+
+
 def test_low_fd_limit_keeps_the_web_answering(master):
     """Under `prlimit --nofile=256:256` the worker port takes no more than its share: 300
     connections to it leave the web answering GETs."""
