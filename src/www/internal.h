@@ -382,6 +382,9 @@ void www_conns_notify_cb(void *cls, struct MHD_Connection *c, void **socket_cont
 /* Where a connection's request stands (sets its deadline). */
 void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
 
+/* The nice value of request threads, above the engine's (0): see server.c. */
+#define WWW_NICE 5
+
 /* The server (server.c) and its pieces: raw.c streams raw logs, rpc.c takes POSTs. */
 #define WWW_POOL_MAX 32
 #define WWW_MAX_DIALECTS 8

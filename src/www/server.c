@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -362,12 +364,30 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     return ret;
 }
 
+/*
+ * Request threads run below the engine's priority (WWW_NICE): under a flood of reads
+ * the web answers slower, and the engine, its builds and the workers on the same
+ * machine keep their share of the processors.  On Linux a thread id names one thread
+ * to setpriority; elsewhere nothing changes.
+ */
+static void lower_priority(void)
+{
+#ifdef SYS_gettid
+    static __thread bool done;
+    if (!done) {
+        done = true;
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WWW_NICE);
+    }
+#endif
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct www *w = cls;
+    lower_priority();
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
         www_conn_state(c, WWW_CONN_BODY);
@@ -458,11 +478,14 @@ struct www *www_start(const struct www_opts *opts, char **cause)
         www_stop(w);
         return NULL;
     }
-    /* one request thread per core: more only share the cores and their caches */
+    /* two request threads per core, 4 to 16: a thread busy writing a long answer holds up
+       the short requests on its other connections, and a force waited tens of ms behind
+       a flood of long reads with one per core (bench/abuse) */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = opts->threads > 0 ? (unsigned)opts->threads
-                       : cores > 2       ? (unsigned)(cores < 16 ? cores : 16)
-                                         : 2;
+                       : cores > 8       ? 16
+                       : cores > 2       ? (unsigned)(2 * cores)
+                                         : 4;
     set_limits(&w->lim, opts);
     w->conns = www_conns_start(&w->lim, cause);
     if (w->conns == NULL) {
