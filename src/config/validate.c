@@ -592,11 +592,37 @@ static void read_hooks(struct reader *r, int idx)
     }
 }
 
+/* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
+static const char *const www_keys[] = {"port", "change_hook_dialects", NULL};
+
+static void check_www_keys(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        bool known = false;
+        for (size_t i = 0; key != NULL && www_keys[i] != NULL && !known; i++)
+            known = strcmp(www_keys[i], key) == 0;
+        if (known)
+            continue;
+        char hint[128] = "";
+        if (key != NULL)
+            cfg_suggest(key, www_keys, hint, sizeof hint);
+        cfg_error(L, r->path, key != NULL ? key_line(r, key) : key_line(r, "www"),
+                  "www: unknown or unsupported key '%s'%s (bbmaster takes port and "
+                  "change_hook_dialects)",
+                  key != NULL ? key : "?", hint);
+    }
+}
+
 static void read_www(struct reader *r)
 {
     lua_State *L = r->L;
     int t = lua_getfield(L, r->top, "www");
     if (t == LUA_TTABLE) {
+        check_www_keys(r, lua_gettop(L));
         if (lua_getfield(L, -1, "port") != LUA_TNIL)
             r->cfg->www_port = parse_port(r, lua_gettop(L), "www.port", NULL);
         lua_pop(L, 1);

@@ -116,6 +116,13 @@ struct broken {
 
 static const struct broken broken[] = {
     {"  titel = 'x',\n", "{F}:3: unknown configuration key 'titel'; did you mean 'title'?\n"},
+    /* a Buildbot www option bbmaster does not implement is refused, not ignored */
+    {W "  www = { port = 8010,\n    auth = {} },\n",
+     "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port and "
+     "change_hook_dialects)\n"},
+    {W "  www = { prot = 8010 },\n",
+     "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port "
+     "and change_hook_dialects)\n"},
     {W "  protocols = { pb = { port = 70000 } },\n",
      "{F}:4: protocols.pb.port must be between 1 and 65535, not 70000\n"},
     /* found by fuzz_config: the nil port was left on the Lua stack, and lua_next crashed */
