@@ -227,14 +227,16 @@ def test_ids_are_parsed_once_as_buildbot_does(master, workers):
     master.cli("upgrade-master", master.dir, check=0)
     db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
 
-    def placeholder(buildid):
-        """A finished build of no builder here, so that the next id is buildid + 1."""
+    def next_build_id(buildid):
+        """Makes the next build's id `buildid`: a finished build of no builder here takes the
+        id before it."""
         db.execute("INSERT INTO builds (id, number, builderid, buildrequestid, masterid, "
                    "started_at, complete_at, locks_duration_s, state_string, results) "
-                   "VALUES (?, ?, 9999, 9999, 9999, 1, 2, 0, 'placeholder', 0)", (buildid, buildid))
+                   "VALUES (?, ?, 9999, 9999, 9999, 1, 2, 0, 'finished', 0)",
+                   (buildid - 1, buildid - 1))
         db.commit()
 
-    placeholder(200019)
+    next_build_id(200020)
     master.start()
     site = Site.__new__(Site)
     site.master, site.port = master, port
@@ -250,7 +252,7 @@ def test_ids_are_parsed_once_as_buildbot_does(master, workers):
 
         assert site.force("a", "sleepy-a")[0] == 200
         a = running("sleepy-a")
-        placeholder(2000208)
+        next_build_id(2000209)
         assert site.force("b", "sleepy-b")[0] == 200
         b = running("sleepy-b")
         assert (a["buildid"], b["buildid"]) == (200020, 2000209)
