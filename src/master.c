@@ -35,6 +35,7 @@ struct master {
     struct sched *sched;
     struct chg *changes;
     struct db *db;
+    struct db_checkpointer *checkpointer; /* SQLite's WAL, off the loop */
     long long masterid;
     json_t *addresses; /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
@@ -212,6 +213,9 @@ static void worker_graceful(const char *name, void *arg)
     engine_worker_graceful(m->engine, name);
 }
 
+/* How often SQLite's WAL is checkpointed (db_checkpointer_start). */
+#define CHECKPOINT_MS 5000
+
 static int open_db(struct master *m, char **cause)
 {
     char cwd[4096], host[256] = "localhost";
@@ -221,6 +225,11 @@ static int open_db(struct master *m, char **cause)
     m->db = db_open(m->cfg->db_url, cwd, false, cause);
     if (m->db == NULL)
         return -1;
+    char *why = NULL;
+    m->checkpointer = db_checkpointer_start(m->db, m->cfg->db_url, cwd, CHECKPOINT_MS, &why);
+    if (why != NULL) /* SQLite checkpoints on the engine's connection then */
+        log_warn("database: %s", why);
+    free(why);
     char *version = NULL;
     int state = db_schema_check(m->db, &version, cause);
     free(version);
@@ -563,6 +572,7 @@ int master_run(int ready_fd, char **cause)
     if (m.retiring_started)
         uv_thread_join(&m.retiring);
     ctl_queue_free(m.control);
+    db_checkpointer_stop(m.checkpointer);
     db_close(m.db);
     json_decref(m.addresses);
     cfg_free(m.cfg);

@@ -51,8 +51,15 @@ struct db *db_open(const char *url, const char *basedir, bool readonly, char **c
 
 void db_close(struct db *db)
 {
-    if (db != NULL)
-        db->be->close(db);
+    if (db == NULL)
+        return;
+    db_behind_free(db);
+    db->be->close(db);
+}
+
+bool db_lost(const struct db *db)
+{
+    return db->lost;
 }
 
 enum db_kind db_kind(const struct db *db)
@@ -77,11 +84,26 @@ static int wrote(struct db *db, const char *sql, int rc)
     return rc;
 }
 
-int db_exec(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause)
+static int exec(struct db *db, const char *sql, const struct db_param *params, size_t n, bool bulk,
+                char **cause)
 {
     if (refuse_write(db, sql, cause) < 0)
         return -1;
+    if (db->behind != NULL)
+        return db_behind_exec(db, sql, params, n, bulk, cause);
+    db->lost = false;
     return wrote(db, sql, db->be->run(db, sql, params, n, NULL, cause));
+}
+
+int db_exec(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause)
+{
+    return exec(db, sql, params, n, false, cause);
+}
+
+int db_exec_bulk(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                 char **cause)
+{
+    return exec(db, sql, params, n, true, cause);
 }
 
 int db_exec_script(struct db *db, const char *sql, char **cause)
@@ -102,7 +124,13 @@ int db_insert_key(struct db *db, const char *sql, const struct db_param *params,
 {
     if (refuse_write(db, sql, cause) < 0)
         return -1;
-    return wrote(db, sql, db->be->insert(db, sql, params, n, key, id, cause));
+    if (db->behind != NULL && db_behind_gate(db, cause) < 0)
+        return -1;
+    db->lost = false;
+    int rc = wrote(db, sql, db->be->insert(db, sql, params, n, key, id, cause));
+    if (db->behind != NULL)
+        db_behind_after(db, rc, cause != NULL ? *cause : NULL, true);
+    return rc;
 }
 
 static struct db_res *query(struct db *db, const char *sql, const struct db_param *params, size_t n,
@@ -111,7 +139,13 @@ static struct db_res *query(struct db *db, const char *sql, const struct db_para
     struct db_res *res = NULL;
     int (*run)(struct db *, const char *, const struct db_param *, size_t, struct db_res **,
                char **) = binary && db->be->run_binary != NULL ? db->be->run_binary : db->be->run;
-    if (run(db, sql, params, n, &res, cause) < 0) {
+    if (db->behind != NULL && db_behind_gate(db, cause) < 0)
+        return NULL;
+    db->lost = false;
+    int rc = run(db, sql, params, n, &res, cause);
+    if (db->behind != NULL)
+        db_behind_after(db, rc, cause != NULL ? *cause : NULL, false);
+    if (rc < 0) {
         db_res_free(res);
         return NULL;
     }
@@ -136,6 +170,9 @@ int db_begin(struct db *db, char **cause)
 {
     if (db->depth > 0)
         return util_cause(cause, "a transaction is already open");
+    if (db->behind != NULL)
+        return db_behind_begin(db, cause);
+    db->lost = false;
     if (db->be->run(db, "BEGIN", NULL, 0, NULL, cause) < 0)
         return -1;
     db->depth = 1;
@@ -146,7 +183,10 @@ int db_commit(struct db *db, char **cause)
 {
     if (db->depth == 0)
         return util_cause(cause, "no transaction is open");
+    if (db->behind != NULL)
+        return db_behind_commit(db, cause);
     db->depth = 0;
+    db->lost = false;
     int rc = 0;
     if (db->be->run(db, "COMMIT", NULL, 0, NULL, cause) < 0) {
         db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
@@ -160,6 +200,10 @@ void db_rollback(struct db *db)
 {
     if (db->depth == 0)
         return;
+    if (db->behind != NULL) {
+        db_behind_rollback(db);
+        return;
+    }
     db->depth = 0;
     db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
     db_note_end(db);

@@ -63,6 +63,10 @@ enum db_kind db_kind(const struct db *db);
 
 /* Runs a statement that returns no rows.  Returns 0 or -1 with *cause. */
 int db_exec(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause);
+/* db_exec for bulk data (log chunks): with write-behind, it finds no reserve past the
+   bound of the writes that wait (db_behind_enable). */
+int db_exec_bulk(struct db *db, const char *sql, const struct db_param *params, size_t n,
+                 char **cause);
 /* Runs several `;`-separated statements without parameters (schema scripts). */
 int db_exec_script(struct db *db, const char *sql, char **cause);
 /*
@@ -97,6 +101,45 @@ int db_commit(struct db *db, char **cause);
 unsigned long db_writes(const char *const *tables);
 /* Rolls back the open transaction, if any; never fails visibly. */
 void db_rollback(struct db *db);
+
+/*
+ * Did the last call fail for want of the database -- a lost connection, a
+ * lock another process holds, a full disk -- rather than for its statement?
+ * A PostgreSQL connection found lost is re-established at its next call.
+ */
+bool db_lost(const struct db *db);
+
+/*
+ * Write-behind, for the engine's connection (behind.c): from now on a write
+ * (db_exec, or a transaction of them) that the database cannot take for
+ * being unavailable waits in memory, with every write after it, and is
+ * applied in order once the database is back; db_exec then returns 0.  Reads
+ * and inserts fail at once while writes wait (db_lost is true).  Bulk writes
+ * (db_exec_bulk) wait up to `max_bytes`, others up to 8 MiB more; past that a
+ * write fails with a cause that says so.
+ */
+void db_behind_enable(struct db *db, size_t max_bytes);
+/* Batches of writes waiting, and their bytes. */
+size_t db_behind_waiting(const struct db *db);
+size_t db_behind_bytes(const struct db *db);
+/* Whether the last attempt found the database unavailable; *cause (may be NULL) gets why
+   (borrowed until the next call). */
+bool db_behind_down(const struct db *db, const char **cause);
+/* Applies the writes that wait if their next attempt is due: 1 when it applied them all,
+   0 when nothing waited, -1 when the database is still unavailable. */
+int db_behind_retry(struct db *db);
+
+/*
+ * SQLite: turns the automatic WAL checkpoint of `writer` off and starts a
+ * thread that checkpoints the database of `url` on its own connection every
+ * `interval_ms` (checkpoint.c).  NULL for PostgreSQL, or with *cause.
+ */
+struct db_checkpointer;
+struct db_checkpointer *db_checkpointer_start(struct db *writer, const char *url,
+                                              const char *basedir, unsigned interval_ms,
+                                              char **cause);
+/* Stops the thread and closes its connection (NULL: nothing). */
+void db_checkpointer_stop(struct db_checkpointer *k);
 
 /* Does the table exist?  (-1 with *cause on error.) */
 int db_has_table(struct db *db, const char *table, char **cause);

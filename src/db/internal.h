@@ -54,14 +54,27 @@ struct db {
     const struct db_backend *be;
     void *handle; /* sqlite3 * or PGconn * */
     bool readonly;
-    int depth;        /* open transactions (0 or 1) */
-    uint64_t touched; /* tables written in the open transaction (writes.c) */
+    int depth;                /* open transactions (0 or 1) */
+    uint64_t touched;         /* tables written in the open transaction (writes.c) */
+    bool lost;                /* the last call failed for want of the database (the backend says) */
+    struct db_behind *behind; /* write-behind (behind.c), or NULL */
 };
 
 /* Write counting (writes.c): after a statement (sql NULL: a script), and at the end of a
    transaction. */
 void db_note_write(struct db *db, const char *sql);
 void db_note_end(struct db *db);
+
+/* Write-behind (behind.c), for a connection that has it.  db_behind_gate before a read
+   or an insert (-1: the database is unavailable), db_behind_after with its result. */
+int db_behind_exec(struct db *db, const char *sql, const struct db_param *p, size_t n, bool bulk,
+                   char **cause);
+int db_behind_gate(struct db *db, char **cause);
+void db_behind_after(struct db *db, int rc, const char *cause, bool insert);
+int db_behind_begin(struct db *db, char **cause);
+int db_behind_commit(struct db *db, char **cause);
+void db_behind_rollback(struct db *db);
+void db_behind_free(struct db *db);
 
 /* Backends: return NULL with *cause. */
 struct db *db_sqlite_open(const char *path, bool readonly, char **cause);

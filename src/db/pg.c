@@ -2,7 +2,10 @@
  * The PostgreSQL backend through libpq: `?` placeholders become $1..$n,
  * values travel as parameters (text, or binary for blobs), bytea results
  * are unescaped (or, from db_query_binary, arrive in binary), and a unique
- * violation (SQLSTATE 23505) is DB_CONFLICT.
+ * violation (SQLSTATE 23505) is DB_CONFLICT.  A connection the server
+ * dropped (a restart, a network fault) is re-established at the next call;
+ * that and the errors of a server that is going away, out of space or out of
+ * connections set db->lost.
  */
 #include "db/internal.h"
 
@@ -46,12 +49,21 @@ static char *renumber(const char *sql)
     return buf_take(&b);
 }
 
+/* libpq's message on one line: its line breaks and tabs become single spaces. */
 static char *trimmed(const char *msg)
 {
     char *m = xstrdup(msg != NULL ? msg : "unknown error");
-    size_t n = strlen(m);
-    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-        m[--n] = '\0';
+    size_t n = 0;
+    for (const char *p = m; *p != '\0'; p++) {
+        bool space = *p == '\n' || *p == '\t' || *p == ' ';
+        if (!space)
+            m[n++] = *p;
+        else if (n > 0 && m[n - 1] != ' ')
+            m[n++] = ' ';
+    }
+    while (n > 0 && m[n - 1] == ' ')
+        n--;
+    m[n] = '\0';
     return m;
 }
 
@@ -84,16 +96,59 @@ static PGresult *exec_params(struct db *db, const char *sql, const struct db_par
     return res;
 }
 
-static int result_error(PGresult *res, char **cause)
+/* SQLSTATEs of the server's state rather than the statement's: connection exceptions
+   (08), insufficient resources (53: disk full, out of memory, too many connections),
+   operator intervention (57: shutdown, cannot connect now), system errors (58),
+   serialization failures and deadlocks (40001, 40P01). */
+static bool unavailable_state(const char *state)
+{
+    if (state == NULL)
+        return false;
+    return strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+           strncmp(state, "57", 2) == 0 || strncmp(state, "58", 2) == 0 ||
+           strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+}
+
+static int result_error(struct db *db, PGresult *res, char **cause)
 {
     ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+    if (res != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
         return 0;
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    char *msg = trimmed(PQresultErrorMessage(res));
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *text = res != NULL ? PQresultErrorMessage(res) : "";
+    if (text == NULL || text[0] == '\0')
+        text = PQerrorMessage(conn(db)); /* a connection lost has no result text */
+    char *msg = trimmed(text[0] != '\0' ? text : "the connection failed with no message");
     util_cause(cause, "postgresql: %s", msg);
     free(msg);
+    db->lost = PQstatus(conn(db)) == CONNECTION_BAD || unavailable_state(state);
     return state != NULL && strcmp(state, "23505") == 0 ? DB_CONFLICT : -1;
+}
+
+static int session_setup(struct db *db, char **cause);
+
+/* A connection the server dropped is made again (libpq's PQreset, with the same
+   parameters) before `sql` runs; -1 with db->lost when the server still cannot be
+   reached.  Never inside a transaction: what it did is gone with the old session, and
+   its remaining statements, or its COMMIT, must fail rather than run on their own. */
+static int reconnect(struct db *db, const char *sql, char **cause)
+{
+    if (PQstatus(conn(db)) != CONNECTION_BAD)
+        return 0;
+    if (db->depth > 0 || strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0) {
+        db->lost = true;
+        return util_cause(cause, "postgresql: the connection was lost in a transaction");
+    }
+    PQreset(conn(db));
+    if (PQstatus(conn(db)) != CONNECTION_OK) {
+        char *msg = trimmed(PQerrorMessage(conn(db)));
+        util_cause(cause, "postgresql: the connection is lost and cannot be made again: %s", msg);
+        free(msg);
+        db->lost = true;
+        return -1;
+    }
+    log_info("postgresql: connection re-established");
+    return session_setup(db, cause);
 }
 
 static struct db_res *to_res(PGresult *res)
@@ -122,8 +177,10 @@ static struct db_res *to_res(PGresult *res)
 static int pg_run(struct db *db, const char *sql, const struct db_param *params, size_t n,
                   struct db_res **res, char **cause)
 {
+    if (reconnect(db, sql, cause) < 0)
+        return -1;
     PGresult *pr = exec_params(db, sql, params, n, 0);
-    int rc = result_error(pr, cause);
+    int rc = result_error(db, pr, cause);
     if (rc == 0 && res != NULL && PQresultStatus(pr) == PGRES_TUPLES_OK)
         *res = to_res(pr);
     PQclear(pr);
@@ -179,8 +236,10 @@ static int to_res_binary(PGresult *res, struct db_res **out, char **cause)
 static int pg_run_binary(struct db *db, const char *sql, const struct db_param *params, size_t n,
                          struct db_res **res, char **cause)
 {
+    if (reconnect(db, sql, cause) < 0)
+        return -1;
     PGresult *pr = exec_params(db, sql, params, n, 1);
-    int rc = result_error(pr, cause);
+    int rc = result_error(db, pr, cause);
     if (rc == 0 && res != NULL && PQresultStatus(pr) == PGRES_TUPLES_OK)
         rc = to_res_binary(pr, res, cause);
     PQclear(pr);
@@ -189,8 +248,10 @@ static int pg_run_binary(struct db *db, const char *sql, const struct db_param *
 
 static int pg_script(struct db *db, const char *sql, char **cause)
 {
+    if (reconnect(db, sql, cause) < 0)
+        return -1;
     PGresult *pr = PQexec(conn(db), sql);
-    int rc = result_error(pr, cause);
+    int rc = result_error(db, pr, cause);
     PQclear(pr);
     return rc < 0 ? -1 : 0;
 }
@@ -228,6 +289,16 @@ static void pg_close(struct db *db)
     free(db);
 }
 
+/* What every connection sets for its session, again after a reconnection. */
+static int session_setup(struct db *db, char **cause)
+{
+    if (db->readonly &&
+        pg_script(db, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", cause) < 0)
+        return -1;
+    pg_script(db, "SET client_min_messages = warning", NULL);
+    return 0;
+}
+
 static const struct db_backend pg_backend = {
     .name = "postgresql",
     .close = pg_close,
@@ -241,7 +312,7 @@ static const struct db_backend pg_backend = {
 struct db *db_pg_open(const char *conninfo, bool readonly, char **cause)
 {
     const char *keys[] = {"dbname", "connect_timeout", "client_encoding", NULL};
-    const char *values[] = {conninfo, "10", "UTF8", NULL};
+    const char *values[] = {conninfo, "5", "UTF8", NULL};
     PGconn *c = PQconnectdbParams(keys, values, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         char *msg = trimmed(PQerrorMessage(c));
@@ -255,11 +326,9 @@ struct db *db_pg_open(const char *conninfo, bool readonly, char **cause)
     db->be = &pg_backend;
     db->handle = c;
     db->readonly = readonly;
-    if (readonly &&
-        pg_script(db, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", cause) < 0) {
+    if (session_setup(db, cause) < 0) {
         pg_close(db);
         return NULL;
     }
-    pg_script(db, "SET client_min_messages = warning", NULL);
     return db;
 }

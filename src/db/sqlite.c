@@ -2,7 +2,8 @@
  * The SQLite backend, set up the way Buildbot uses SQLite: WAL journal,
  * foreign keys declared but not enforced, ids from rowids.  Readers on other
  * threads open their own connections and wait (busy timeout) while the
- * engine commits.
+ * engine commits.  Locks, a full disk and I/O errors are the database's
+ * state, not the statement's: they set db->lost.
  */
 #include "db/internal.h"
 
@@ -10,7 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUSY_TIMEOUT_MS 10000
+/* How long a statement waits for a lock another connection holds.  The engine's writer
+   waits little: a write that finds the database locked waits in its write-behind queue
+   instead of freezing the engine (behind.c).  Readers, each on its own thread, wait
+   longer; in WAL mode they seldom wait at all. */
+#define WRITER_BUSY_MS 100
+#define READER_BUSY_MS 2000
 #define STMT_CACHE 64
 
 /* A connection and the statements it prepared last (the web's queries repeat). */
@@ -53,8 +59,27 @@ static sqlite3_stmt *prepare(struct db *db, const char *sql)
     return st;
 }
 
+/* Errors that come from the database's state, not from the statement: a lock, a full
+   disk, an I/O error. */
+static bool unavailable(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOMEM:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int fail(struct db *db, const char *what, char **cause)
 {
+    db->lost = unavailable(sqlite3_extended_errcode(conn(db)));
     return util_cause(cause, "sqlite: %s: %s", what, sqlite3_errmsg(conn(db)));
 }
 
@@ -146,6 +171,7 @@ static int sq_script(struct db *db, const char *sql, char **cause)
 {
     char *err = NULL;
     if (sqlite3_exec(conn(db), sql, NULL, NULL, &err) != SQLITE_OK) {
+        db->lost = unavailable(sqlite3_extended_errcode(conn(db)));
         util_cause(cause, "sqlite: %s", err != NULL ? err : "script failed");
         sqlite3_free(err);
         return -1;
@@ -222,7 +248,7 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
         sqlite3_close_v2(h);
         return NULL;
     }
-    sqlite3_busy_timeout(h, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(h, readonly ? READER_BUSY_MS : WRITER_BUSY_MS);
     sqlite3_extended_result_codes(h, 1);
     struct db *db = xcalloc(1, sizeof *db);
     db->kind = DB_SQLITE;
