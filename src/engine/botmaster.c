@@ -388,6 +388,8 @@ static struct group *groups_of(struct engine *e, const struct db_res *r, size_t 
 
 void botmaster_run(struct engine *e)
 {
+    if (db_behind_down(e->db, NULL))
+        return; /* claims need the database: the engine kicks once it is back */
     /* only the requests of builders a worker is free for: when every worker is busy (a
        long queue), a finished build costs one small query, not a scan of the queue */
     struct buf sql;

@@ -449,6 +449,12 @@ void build_stop(struct build *b, const char *reason, int results)
     b->stopped_reason = xstrdup(reason);
     b->results = results;
     b->stop_results = results;
-    if (b->current != NULL)
-        step_interrupt(b->current, reason);
+    struct step *s = b->current;
+    if (s != NULL && s->waiting_db) { /* it never started: nothing to interrupt */
+        b->current = NULL;
+        step_free(s);
+        next_step(b);
+    } else if (s != NULL) {
+        step_interrupt(s, reason);
+    }
 }

@@ -85,13 +85,49 @@ void engine_kick(struct engine *e)
 
 /* Requests a canStartBuild refused wait for the next event, or for this (every minute). */
 #define RETRY_TICKS (60000 / FLUSH_INTERVAL_MS)
+/* Rows left unfinished are repaired this often, and once the database is back. */
+#define REPAIR_TICKS (600000 / FLUSH_INTERVAL_MS)
+
+/* Steps whose row waited for the database try again (they fail fast while it is known to
+   be unavailable: db_behind's backoff). */
+static void resume_steps(struct engine *e)
+{
+    for (struct build *b = e->builds; b != NULL; b = b->next)
+        if (!b->finished && b->current != NULL && b->current->waiting_db)
+            step_resume(b->current);
+}
+
+static void repair(struct engine *e)
+{
+    char *cause = NULL;
+    if (requests_repair(e, &cause) != 0)
+        engine_db_error("repairing rows left unfinished", cause);
+}
 
 static void flush_cb(uv_timer_t *t)
 {
     struct engine *e = t->data;
     steplogs_flush(e);
-    if (++e->ticks % RETRY_TICKS == 0)
+    int back = db_behind_retry(e->db);
+    if (back != -1)
+        resume_steps(e);
+    if (back == 1) /* what waited is in: requests may wait, rows may be left */
+        repair(e);
+    if (back == 1 || ++e->ticks % RETRY_TICKS == 0)
         engine_kick(e);
+    if (e->ticks % REPAIR_TICKS == 0)
+        repair(e);
+}
+
+/* ENGINE_BEHIND_MAX, or the environment's BBM_DB_WAIT_MAX bytes (for tests of the bound). */
+static size_t behind_max(void)
+{
+    const char *s = getenv("BBM_DB_WAIT_MAX");
+    char *end = NULL;
+    unsigned long long v = s != NULL ? strtoull(s, &end, 10) : 0;
+    return s != NULL && end != s && *end == '\0' && v >= 4096 && v <= ENGINE_BEHIND_MAX
+               ? (size_t)v
+               : ENGINE_BEHIND_MAX;
 }
 
 struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
@@ -103,6 +139,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     e->masterid = masterid;
     e->wk = wk;
     e->cfg = cfg;
+    db_behind_enable(db, behind_max());
     uv_timer_init(loop, &e->flush_timer);
     e->flush_timer.data = e;
     uv_timer_start(&e->flush_timer, flush_cb, FLUSH_INTERVAL_MS, FLUSH_INTERVAL_MS);
@@ -114,6 +151,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     char *cause = NULL;
     if (requests_housekeeping(e, masterid, &cause) != 0)
         engine_db_error("finishing what the last run left running", cause), cause = NULL;
+    repair(e);
     if (collapse_start(e, &cause) != 0)
         engine_db_error("reading the pending build requests", cause);
     engine_kick(e);
@@ -290,6 +328,7 @@ void engine_stop(struct engine *e, void (*done)(void *arg), void *arg)
         if (!b->finished)
             build_stop(b, "Master Shutdown", shutdown_results(e, b));
     steplogs_flush(e);
+    db_behind_retry(e->db);
     if (!builds_running(e)) {
         e->stopped = NULL;
         done(arg);
@@ -306,6 +345,10 @@ void engine_free(struct engine *e)
         build_free(b);
     }
     steplogs_flush(e);
+    if (db_behind_retry(e->db) == -1 || db_behind_waiting(e->db) > 0)
+        log_error("database: %zu writes (%zu KiB) could not be applied before the master "
+                  "stopped; the next start finishes what they would have",
+                  db_behind_waiting(e->db), db_behind_bytes(e->db) >> 10);
     collapse_free(e);
     for (size_t i = 0; i < e->n_workers; i++) {
         free(e->workers[i].name);

@@ -105,6 +105,8 @@ void props_push_lua(const struct render_ctx *c);
 
 struct steplog {
     struct engine *e;
+    struct step *step; /* its step, told when lines are lost (step_abort) */
+    char *name;
     long long id;
     char type;             /* 's' stdio (lines carry a channel), 't' text, 'h' html */
     struct buf partial[3]; /* an unfinished line per channel: o, e, h */
@@ -118,9 +120,12 @@ struct steplog {
     void *on_line_arg;
 };
 
-/* A log row for step `stepid`; NULL with *cause. */
+/* A log row for step `stepid`; NULL with *cause.  Its `step`, when set, is aborted if
+   lines are lost. */
 struct steplog *steplog_open(struct engine *e, long long stepid, const char *name, char type,
                              char **cause);
+/* steplog_open for step `s`, which is told of lost lines. */
+struct steplog *step_log_open(struct step *s, const char *name, char type, char **cause);
 /* Appends text on `channel` ('o', 'e', 'h'; 0 for a log without channels). */
 void steplog_add(struct steplog *l, char channel, const char *text, size_t len);
 /* Writes what is pending, marks the log complete and frees it. */
@@ -179,6 +184,10 @@ struct step {
     struct pb_value *stat;                  /* the running command's `stat` update */
     bool local;                             /* a master_shell_command process is running */
     struct trigger *trigger;                /* trigger.c state */
+    int setup_rc;                           /* the command's setup, done before the row */
+    char *setup_error;
+    bool waiting_db; /* its row waits for the database: step_resume starts it */
+    char *unlogged;  /* a log that found no database (err.text...), for its state_string */
 };
 
 struct build {
@@ -217,6 +226,8 @@ void build_free(struct build *b);
 struct step *step_new(struct build *b, int index);
 /* Runs step `s`; build_step_done(s) follows, now or later. */
 void step_run(struct step *s);
+/* A step whose row waited for an unavailable database (waiting_db) tries again. */
+void step_resume(struct step *s);
 void step_interrupt(struct step *s, const char *reason);
 void step_free(struct step *s);
 /*
@@ -342,6 +353,13 @@ void collapse_free(struct engine *e);
 /* Finishes what a master that stopped without cleaning up left running (Buildbot's
    housekeeping for a deactivated master). */
 int requests_housekeeping(struct engine *e, long long masterid, char **cause);
+/*
+ * Finishes the rows a build of this master left unfinished once it stopped running: its
+ * steps and logs (a write the database refused), or the build itself when no build of
+ * this engine runs it.  Looks at the builds since the last repair (at first the last
+ * thousand).  0 or -1 with *cause.
+ */
+int requests_repair(struct engine *e, char **cause);
 
 /* ------------------------------------------------------------ engine */
 
@@ -361,6 +379,10 @@ struct eng_cfg {
     struct eng_cfg *next;
 };
 
+/* The writes that may wait in memory for an unavailable database (db_behind_enable):
+   log chunks to this, the rows that finish steps and builds past it. */
+#define ENGINE_BEHIND_MAX (128u << 20)
+
 struct engine {
     uv_loop_t *loop;
     struct db *db;
@@ -378,6 +400,7 @@ struct engine {
     uv_idle_t reap;                  /* frees finished builds on the next loop turn */
     struct steplog *dirty;           /* logs with pending chunks */
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
+    long long repair_from;           /* requests_repair looks at builds from this id */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;

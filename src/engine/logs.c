@@ -49,6 +49,7 @@ struct steplog *steplog_open(struct engine *e, long long stepid, const char *nam
     for (size_t i = 0; i < UTIL_NELEM(l->partial); i++)
         buf_init(&l->partial[i], LOG_LINE_MAX + 1);
     buf_init(&l->pending, LOG_CHUNK_MAX + 1);
+    l->name = xstrdup(name);
     return l;
 }
 
@@ -64,15 +65,20 @@ static int flush_one(struct steplog *l, char **cause)
     struct db_param p[] = {DB_INT(l->id), DB_INT(first), DB_INT(last), DB_BLOB(z.data, z.len),
                            DB_INT(codec)};
     if (rc == 0)
-        rc = db_exec(l->e->db,
-                     "INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     p, 5, cause);
+        rc = db_exec_bulk(
+            l->e->db,
+            "INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
+            "VALUES (?, ?, ?, ?, ?)",
+            p, 5, cause);
     buf_free(&z);
     struct db_param u[] = {DB_INT(last + 1), DB_INT(l->id)};
     if (rc == 0)
         rc = db_exec(l->e->db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
-    /* a chunk that could not be written is dropped: the log goes on, the error is logged */
+    /* A chunk the database refused, or that found no room to wait for it, is lost: the
+       step does not end as if its log were whole. */
+    if (rc != 0 && l->step != NULL)
+        step_abort(l->step, "%lld lines of log '%s' could not be stored: %s", l->pending_lines,
+                   l->name, cause != NULL && *cause != NULL ? *cause : "?");
     l->num_lines = last + 1;
     l->pending_lines = 0;
     buf_reset(&l->pending);
@@ -161,6 +167,7 @@ void steplog_close(struct steplog *l)
     for (size_t i = 0; i < UTIL_NELEM(l->partial); i++)
         buf_free(&l->partial[i]);
     buf_free(&l->pending);
+    free(l->name);
     free(l);
 }
 

@@ -197,28 +197,23 @@ int requests_unclaim(struct engine *e, long long brid, char **cause)
                    cause);
 }
 
-/* The buildset is complete when its last request is: results, the worst of theirs. */
+/*
+ * The buildset is complete when its last request is; its results are the worst of theirs
+ * (res_worst's order: skipped, success, warnings, failure, exception, retry, cancelled).
+ * One statement that only writes, so that it can wait for an unavailable database with
+ * the write before it (db_behind_enable).
+ */
 static int maybe_buildset_complete(struct engine *e, long long bsid, long long now, char **cause)
 {
-    struct db_param p[] = {DB_INT(bsid)};
-    struct db_res *r = db_query(
-        e->db, "SELECT complete, results FROM buildrequests WHERE buildsetid = ?", p, 1, cause);
-    if (r == NULL)
-        return -1;
-    int results = RES_SKIPPED;
-    bool all = true;
-    for (size_t i = 0; i < db_res_rows(r); i++) {
-        all = all && db_res_int(r, i, 0) != 0;
-        results = res_worst(results, (int)db_res_int(r, i, 1));
-    }
-    db_res_free(r);
-    if (!all)
-        return 0;
-    struct db_param u[] = {DB_INT(now), DB_INT(results), DB_INT(bsid)};
+    struct db_param u[] = {DB_INT(now), DB_INT(bsid), DB_INT(bsid), DB_INT(bsid)};
     return db_exec(e->db,
-                   "UPDATE buildsets SET complete = 1, complete_at = ?, results = ? "
-                   "WHERE id = ? AND complete = 0",
-                   u, 3, cause);
+                   "UPDATE buildsets SET complete = 1, complete_at = ?, results = "
+                   "(SELECT CASE MAX(CASE results WHEN 3 THEN 0 WHEN 0 THEN 1 WHEN 1 THEN 2 "
+                   "WHEN 2 THEN 3 ELSE results END) WHEN 0 THEN 3 WHEN 1 THEN 0 WHEN 2 THEN 1 "
+                   "WHEN 3 THEN 2 ELSE MAX(results) END FROM buildrequests WHERE buildsetid = ?) "
+                   "WHERE id = ? AND complete = 0 AND NOT EXISTS "
+                   "(SELECT 1 FROM buildrequests WHERE buildsetid = ? AND complete = 0)",
+                   u, 4, cause);
 }
 
 int requests_complete(struct engine *e, long long brid, long long bsid, int results, char **cause)
@@ -327,5 +322,66 @@ int requests_housekeeping(struct engine *e, long long masterid, char **cause)
         rc = db_commit(e->db, cause);
     if (rc != 0)
         db_rollback(e->db);
+    return rc;
+}
+
+/* Is build `id` running in this engine? */
+static bool running(const struct engine *e, long long id)
+{
+    for (const struct build *b = e->builds; b != NULL; b = b->next)
+        if (!b->finished && b->id == id)
+            return true;
+    return false;
+}
+
+/* A build of this master that is not running any more, with rows left unfinished. */
+static int repair_build(struct engine *e, long long id, bool complete, long long now, char **cause)
+{
+    if (finish_steps(e, id, now, cause) != 0)
+        return -1;
+    if (complete)
+        return 0;
+    struct db_param b[] = {DB_INT(now), DB_INT(RES_RETRY), DB_INT(id)};
+    log_warn("build %lld: finished RETRY by the repair: its rows were left running", id);
+    return db_exec(e->db,
+                   "UPDATE builds SET complete_at = ?, results = ? WHERE id = ? AND "
+                   "complete_at IS NULL",
+                   b, 3, cause);
+}
+
+/* The builds the first repair looks at: the last this many. */
+#define REPAIR_FIRST 1000
+
+int requests_repair(struct engine *e, char **cause)
+{
+    if (e->repair_from == 0) {
+        struct db_res *m = db_query(e->db, "SELECT MAX(id) FROM builds", NULL, 0, cause);
+        if (m == NULL)
+            return -1;
+        e->repair_from =
+            db_res_int(m, 0, 0) > REPAIR_FIRST ? db_res_int(m, 0, 0) - REPAIR_FIRST : 1;
+        db_res_free(m);
+    }
+    struct db_param p[] = {DB_INT(e->repair_from), DB_INT(e->masterid)};
+    struct db_res *r = db_query(
+        e->db, "SELECT id, complete_at FROM builds WHERE id >= ? AND masterid = ? ORDER BY id", p,
+        2, cause);
+    if (r == NULL)
+        return -1;
+    long long now = engine_now(), next = e->repair_from;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < db_res_rows(r); i++) {
+        long long id = db_res_int(r, i, 0);
+        if (running(e, id))
+            continue;
+        rc = repair_build(e, id, !db_res_null(r, i, 1), now, cause);
+        next = id + 1;
+    }
+    db_res_free(r);
+    for (const struct build *b = e->builds; b != NULL; b = b->next) /* from the oldest running */
+        if (!b->finished && b->id < next)
+            next = b->id;
+    if (rc == 0)
+        e->repair_from = next;
     return rc;
 }

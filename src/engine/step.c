@@ -219,6 +219,8 @@ void step_free(struct step *s)
     if (s == NULL)
         return;
     luaL_unref(s->b->cfg->lua, LUA_REGISTRYINDEX, s->ref);
+    free(s->setup_error);
+    free(s->unlogged);
     free(s->name);
     free(s->kind);
     json_decref(s->command);
@@ -291,7 +293,8 @@ char *step_summary(const struct step *s, bool done)
                       : !s->max_lines ? ""
                       : words != NULL ? " (max lines reached)"
                                       : " (max lines)";
-    char *out = xasprintf("%s (%s)%s", base, res_name(s->results), why);
+    char *out = xasprintf("%s (%s)%s%s%s", base, res_name(s->results), why,
+                          s->unlogged != NULL ? " " : "", s->unlogged != NULL ? s->unlogged : "");
     free(base);
     return out;
 }
@@ -323,11 +326,24 @@ static void db_step(struct step *s, const char *sql, const struct db_param *p, s
         engine_db_error("writing a step", cause);
 }
 
+struct steplog *step_log_open(struct step *s, const char *name, char type, char **cause)
+{
+    struct steplog *l = steplog_open(s->b->e, s->id, name, type, cause);
+    if (l != NULL)
+        l->step = s;
+    return l;
+}
+
 /* A log written whole: a text log of `text`, complete at once. */
 static void complete_log(struct step *s, const char *name, const char *text)
 {
     char *cause = NULL;
-    struct steplog *l = steplog_open(s->b->e, s->id, name, 't', &cause);
+    struct steplog *l = step_log_open(s, name, 't', &cause);
+    if (l == NULL && db_lost(s->b->e->db) && s->unlogged == NULL) {
+        /* no row for the log now: its text goes into the step's state_string, which
+           waits for the database with the step's last row */
+        s->unlogged = xasprintf("(%s: %.300s)", name, text);
+    }
     if (l == NULL) {
         engine_db_error("adding a log", cause);
         return;
@@ -368,18 +384,20 @@ void step_finish(struct step *s, int results)
 {
     assert(s->cmd == NULL); /* a command's callbacks would outlive the step */
     s->results = results;
+    if (s->warn_re != NULL && s->warn_count > 0) { /* a new row: not in the transaction */
+        char name[64];
+        snprintf(name, sizeof name, "warnings (%lld)", s->warn_count);
+        buf_addc(&s->warn_lines, '\0');
+        complete_log(s, name, s->warn_lines.data);
+    }
     char *cause = NULL;
     bool tx = db_begin(s->b->e->db, &cause) == 0; /* the step's last rows, committed once */
     if (!tx)
         engine_db_error("finishing a step", cause), cause = NULL;
     close_logs(s);
+    if (s->abort_reason != NULL) /* lines were lost as the logs closed */
+        s->results = res_worst(s->results, RES_EXCEPTION);
     if (s->warn_re != NULL) {
-        if (s->warn_count > 0) {
-            char name[64];
-            snprintf(name, sizeof name, "warnings (%lld)", s->warn_count);
-            buf_addc(&s->warn_lines, '\0');
-            complete_log(s, name, s->warn_lines.data);
-        }
         const json_t *old = props_get(&s->b->props, "warnings-count");
         long long before = json_is_integer(old) ? (long long)json_integer_value(old) : 0;
         props_set(&s->b->props, "warnings-count", json_integer(before + s->warn_count),
@@ -456,7 +474,7 @@ static struct steplog *logfile(struct step *s, const char *name)
         return NULL;
     }
     char *cause = NULL;
-    struct steplog *l = steplog_open(s->b->e, s->id, name, 's', &cause);
+    struct steplog *l = step_log_open(s, name, 's', &cause);
     if (l == NULL) {
         engine_db_error("adding a log", cause);
         return NULL;
@@ -587,7 +605,7 @@ void step_remote(struct step *s, const char *name, struct pb_value *args,
     s->stat = NULL;
     s->then = then;
     if (s->stdio == NULL) {
-        s->stdio = steplog_open(s->b->e, s->id, "stdio", 's', &cause);
+        s->stdio = step_log_open(s, "stdio", 's', &cause);
         if (s->stdio == NULL) {
             pb_value_free(args);
             engine_db_error("adding a log", cause);
@@ -953,18 +971,29 @@ static int insert_row(struct step *s, char **cause)
     return rc;
 }
 
-void step_run(struct step *s)
+/* Starts the step once its row is in: the step waits for an unavailable database (the
+   engine calls step_resume), since everything it writes needs the row's id. */
+static void begin(struct step *s)
 {
-    char *setup_error = NULL, *cause = NULL;
-    int rc = setup_command(s, &setup_error);
+    char *cause = NULL;
     if (insert_row(s, &cause) != 0) {
+        if (db_lost(s->b->e->db)) {
+            if (!s->waiting_db)
+                log_warn("build %lld: step '%s' waits for the database: %s", s->b->id, s->name,
+                         cause);
+            s->waiting_db = true;
+            free(cause);
+            return;
+        }
         engine_db_error("adding a step", cause);
-        free(setup_error);
         s->results = RES_EXCEPTION;
         build_step_done(s);
         return;
     }
-    if (rc != 0) {
+    s->waiting_db = false;
+    char *setup_error = s->setup_error;
+    s->setup_error = NULL;
+    if (s->setup_rc != 0) {
         step_fail(s, RES_EXCEPTION, setup_error);
         free(setup_error);
         return;
@@ -987,6 +1016,18 @@ void step_run(struct step *s)
     } else {
         run_shell(s);
     }
+}
+
+void step_run(struct step *s)
+{
+    s->setup_rc = setup_command(s, &s->setup_error);
+    begin(s);
+}
+
+void step_resume(struct step *s)
+{
+    if (s->waiting_db)
+        begin(s);
 }
 
 void step_interrupt(struct step *s, const char *reason)

@@ -906,7 +906,7 @@ static int master_shell(struct step *s, char **cause)
         buf_addstr(&shown, "\n\n");
     }
     char *cause_log = NULL;
-    s->stdio = steplog_open(s->b->e, s->id, "stdio", 's', &cause_log);
+    s->stdio = step_log_open(s, "stdio", 's', &cause_log);
     if (s->stdio == NULL) {
         engine_db_error("adding a log", cause_log);
     } else {
