@@ -421,6 +421,10 @@ enum MHD_Result www_send_bytes(struct MHD_Connection *c, int status, const char 
                                const char *disposition, const char *data, size_t len);
 /* Buildbot's {"error": msg} answer. */
 enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char *msg);
+/* A GET the database failed (logged): 503 with Retry-After and "the database is
+   unavailable: ..." when it was `lost` (db_lost, or no connection), else Buildbot's 500. */
+enum MHD_Result www_send_db_error(struct MHD_Connection *c, const char *path, bool lost,
+                                  const char *cause);
 /* Queues the raw answer `raw` (owned), streamed from the database. */
 enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www_raw *raw);
 /* A JSON-RPC error answer as Buildbot writes it. */

@@ -255,6 +255,7 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
     req->win = (struct www_window){.mode = WWW_WIN_PROBE, .rows = (long long)w->page + 1};
     req->db = www_pool_get(w, &cause);
     int rc = req->db == NULL ? -1 : req->ep->get(req, out, &paged, &cause);
+    bool lost = req->db == NULL || db_lost(req->db);
     if (req->db != NULL)
         www_pool_put(w, req->db);
     req->db = NULL;
@@ -263,8 +264,7 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
     size_t len = 0;
     char *text = NULL;
     if (rc < 0) {
-        log_error("www: GET %s: %s", req->path, cause);
-        ret = www_send_error(c, 500, cause);
+        ret = www_send_db_error(c, req->path, lost, cause);
     } else if (req->win.got <= (long long)w->page) {
         /* all there is: as Buildbot builds it, unless the text is long (then streamed) */
         text = whole_text(req, out, paged, &len);

@@ -31,6 +31,10 @@ struct db *www_pool_get(struct www *w, char **cause)
 
 void www_pool_put(struct www *w, struct db *db)
 {
+    if (db != NULL && db_lost(db)) { /* a broken connection is not kept */
+        db_close(db);
+        return;
+    }
     pthread_mutex_lock(&w->lock);
     if (w->n_idle < WWW_POOL_MAX) {
         w->idle[w->n_idle++] = db;
@@ -65,6 +69,28 @@ enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char 
     enum MHD_Result ret = www_send_bytes(c, status, "text/plain; charset=utf-8", NULL, text, len);
     free(text);
     json_decref(o);
+    return ret;
+}
+
+enum MHD_Result www_send_db_error(struct MHD_Connection *c, const char *path, bool lost,
+                                  const char *cause)
+{
+    log_error("www: GET %s: %s", path, cause != NULL ? cause : "?");
+    if (!lost)
+        return www_send_error(c, 500, cause);
+    char *msg = xasprintf("the database is unavailable: %s", cause != NULL ? cause : "?");
+    json_t *o = json_pack("{ss}", "error", msg);
+    size_t len;
+    char *text = o != NULL ? www_json_dump(o, WWW_JSON_SPACED, &len) : NULL;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        text != NULL ? len : 0, text != NULL ? text : (char *)"", MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Retry-After", "5");
+    enum MHD_Result ret = MHD_queue_response(c, 503, r);
+    MHD_destroy_response(r);
+    free(text);
+    json_decref(o);
+    free(msg);
     return ret;
 }
 
@@ -204,13 +230,13 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
     enum MHD_Result ret;
     req->db = www_pool_get(w, &cause);
     int rc = req->db == NULL ? -1 : req->ep->get(req, out, NULL, &cause);
+    bool lost = req->db == NULL || db_lost(req->db);
     if (req->db != NULL)
         www_pool_put(w, req->db);
     struct www_answer a = {www_json_type(req->style), NULL,   w->cache,      key,
                            req->ep->tables,           writes, w->answer_max, &w->answers};
     if (rc < 0) {
-        log_error("www: GET %s: %s", req->path, cause);
-        ret = www_send_error(c, 500, cause);
+        ret = www_send_db_error(c, req->path, lost, cause);
     } else if (json_array_size(out) == 0) {
         char *msg = not_found_text(req);
         ret = www_send_error(c, 404, msg);
