@@ -8,6 +8,8 @@
 #                                    stops the cluster and removes it
 #   scripts/with-pg.sh --start      starts one and prints "URL DIR"
 #   scripts/with-pg.sh --stop DIR   stops and removes the one in DIR
+#   scripts/with-pg.sh --pause DIR  stops its server (a fast shutdown), data kept
+#   scripts/with-pg.sh --resume DIR starts it again on the same port
 set -eu
 
 PGBIN=/usr/lib/postgresql/15/bin
@@ -21,6 +23,12 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+pg_run() { # DIR PORT
+  as_owner "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 \
+    -o "-p $2 -h 127.0.0.1 -k $1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null 2>&1
+}
+
 pg_start() {
   dir=$(mktemp -d /tmp/bbm-pg.XXXXXX)
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
@@ -28,9 +36,8 @@ pg_start() {
     { cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
   for try in 1 2 3 4 5; do
     port=$(free_port)
-    if as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -h 127.0.0.1 -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null 2>&1; then
+    if pg_run "$dir" "$port"; then
+      echo "$port" >"$dir/port"
       echo "postgresql://bbm@127.0.0.1:$port/postgres $dir"
       return 0
     fi
@@ -46,9 +53,15 @@ pg_stop() {
   rm -rf "$1"
 }
 
+mine() {
+  case "$1" in /tmp/bbm-pg.*) ;; *) echo "with-pg: not a cluster made here: $1" >&2; exit 2 ;; esac
+}
+
 case "${1:-}" in
   --start) pg_start ;;
   --stop) pg_stop "$2" ;;
+  --pause) mine "$2"; as_owner "$PGBIN/pg_ctl" -D "$2/data" -m fast -w stop >/dev/null ;;
+  --resume) mine "$2"; pg_run "$2" "$(cat "$2/port")" || { cat "$2/server.log" >&2; exit 1; } ;;
   "") echo "usage: $0 CMD ARGS... | --start | --stop DIR" >&2; exit 2 ;;
   *)
     started=$(pg_start)

@@ -1,0 +1,223 @@
+"""Faults of the master's own dependencies, with a real worker running a build: the
+PostgreSQL server stopped mid-build and started again, a SQLite write lock held by another
+process for longer than any busy timeout, and (as root) the disk under the master filled
+and freed.  Each time the build goes on, ends with its real result and every log line,
+its rows are all finished, and the API answers again without a restart."""
+
+import os
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import REPO, Master, api_get, db_rows, free_port, pid_alive, read, wait_for
+from test_builds import ATTACHED, Site
+
+LINES = 300
+
+CONFIG = r'''local bbm = require "bbm"
+return {
+  title = "faults",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "lines", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "count", command = { "sh", "-c",
+        "i=1; while [ $i -le %(lines)d ]; do echo line $i; i=$((i+1)); sleep %(delay)s; done" } },
+      bbm.steps.shell{ name = "after", command = { "echo", "after the fault" } },
+      bbm.steps.shell{ name = "last", command = { "echo", "the end" } },
+    } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "lines" } },
+  },
+}
+'''
+
+
+def start_site(master, workers, tmp_path, backend, delay):
+    site = Site(master, backend, tmp_path, config=CONFIG, lines=LINES, delay=delay)
+    site.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    return site
+
+
+def lines_stored(site, buildid):
+    rows = site.query("SELECT SUM(l.num_lines) FROM logs l JOIN steps s ON s.id = l.stepid "
+                      "WHERE s.buildid = ? AND s.number = 1", buildid)
+    return rows[0][0] or 0
+
+
+def check_whole(site, brid):
+    """The build ended SUCCESS with every row finished and every line of its log."""
+    build = site.wait_request(brid)
+    assert build["results"] == 0, build
+    bid = build["buildid"]
+    steps = site.query("SELECT number, name, results, complete_at IS NOT NULL FROM steps "
+                       "WHERE buildid = ? ORDER BY number", bid)
+    assert [(n, name, r, bool(c)) for n, name, r, c in steps] == [
+        (0, "worker_preparation", 0, True), (1, "count", 0, True), (2, "after", 0, True),
+        (3, "last", 0, True)]
+    assert site.query("SELECT COUNT(*) FROM logs l JOIN steps s ON s.id = l.stepid "
+                      "WHERE s.buildid = ? AND l.complete = 0", bid) == [(0,)]
+    chunks = site.get(f"builds/{bid}/steps/1/logs/stdio/contents")["logchunks"]
+    text = "".join(c["content"] for c in chunks)
+    out = [line[1:] for line in text.splitlines() if line.startswith("o")]
+    assert out == [f"line {i}" for i in range(1, LINES + 1)]
+    bsid = site.get(f"buildrequests/{brid}")["buildrequests"][0]["buildsetid"]
+    assert site.get(f"buildsets/{bsid}")["buildsets"][0]["complete"]
+    return bid
+
+
+def api_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/{path}", timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@pytest.fixture
+def own_postgres():
+    """A cluster of this test's own, which it may stop and start: (URL of a database, dir)."""
+    out = subprocess.run([os.path.join(REPO, "scripts", "with-pg.sh"), "--start"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    url, pgdir = out
+    subprocess.run(["psql", "-q", url, "-c", "CREATE DATABASE faults"], check=True,
+                   capture_output=True)
+    yield url.rsplit("/", 1)[0] + "/faults", pgdir
+    subprocess.run([os.path.join(REPO, "scripts", "with-pg.sh"), "--stop", pgdir])
+
+
+def pg(cmd, pgdir):
+    subprocess.run([os.path.join(REPO, "scripts", "with-pg.sh"), cmd, pgdir], check=True)
+
+
+def test_postgresql_restart_mid_build(own_postgres, master, workers, tmp_path):
+    url, pgdir = own_postgres
+    site = start_site(master, workers, tmp_path, url, delay=0.02)
+    _, brid = site.force("lines")
+    build = site.wait_running(brid, "count")
+    wait_for(lambda: lines_stored(site, build["buildid"]) > 0, what="the first lines stored")
+    pg("--pause", pgdir)
+    try:
+        status, text = api_status(site.port, "masters")
+        assert status == 503 and "the database is unavailable" in text, (status, text)
+        master.wait_log(r"database: unavailable: postgresql")
+        time.sleep(3)  # the step goes on printing while the server is away
+    finally:
+        pg("--resume", pgdir)
+    check_whole(site, brid)
+    master.wait_log(r"database: available again after")
+    assert api_get(site.port, "masters")["masters"][0]["active"]
+    # the master goes on as before: a new build runs
+    _, brid2 = site.force("lines")
+    assert site.wait_request(brid2)["results"] == 0
+    assert pid_alive(master.pid())
+
+
+def test_sqlite_locked_by_another_process(master, workers, tmp_path):
+    site = start_site(master, workers, tmp_path, "sqlite", delay=0.01)
+    _, brid = site.force("lines")
+    build = site.wait_running(brid, "count")
+    wait_for(lambda: lines_stored(site, build["buildid"]) > 0, what="the first lines stored")
+    locker = sqlite3.connect(os.path.join(master.dir, "state.sqlite"), timeout=30,
+                             isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        master.wait_log(r"database: unavailable: sqlite: .*locked")
+        time.sleep(12)  # past the 10 s that any busy timeout would wait
+        # the web still reads through the lock
+        assert api_get(site.port, "masters")["masters"][0]["active"]
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    check_whole(site, brid)
+    master.wait_log(r"database: available again after")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_full_disk_mid_build(workers, tmp_path, request):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk)], check=True)
+    m = Master(disk / "master")
+    os.makedirs(m.dir)
+    try:
+        site = start_site(m, workers, tmp_path, "sqlite", delay=0.02)
+        _, brid = site.force("lines")
+        build = site.wait_running(brid, "count")
+        wait_for(lambda: lines_stored(site, build["buildid"]) > 0, what="the first lines")
+        fill = disk / "fill"
+        subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=1M"], capture_output=True)
+        time.sleep(3)  # the build goes on with nowhere to write
+        os.remove(fill)
+        check_whole(site, brid)
+        wait_for(lambda: "database: unavailable: sqlite" in m.log() and "full" in m.log(),
+                 what="the master's log to report the full disk")
+        m.wait_log(r"database: available again after")
+    finally:
+        pid = m.pid()
+        m.stop()
+        if pid and pid_alive(pid):
+            os.kill(pid, 9)
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            print("---- master log ----\n" + m.log()[-6000:])
+        reports = m.sanitizer_reports()
+        subprocess.run(["umount", "-l", str(disk)])
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+
+BOUND_CONFIG = r'''local bbm = require "bbm"
+return {
+  title = "bound",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "lines", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "flood", command = { "sh", "-c",
+        "while [ ! -e %(go)s ]; do sleep 0.05; done; head -c 3000000 /dev/urandom | base64; sleep 30" } },
+      bbm.steps.shell{ name = "after", command = { "echo", "after the flood" } },
+    } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "lines" } },
+  },
+}
+'''
+
+
+def test_past_the_bound_the_build_fails_explicitly(master, workers, tmp_path):
+    """Past the bound of writes that may wait, the step is stopped and the build ends
+    EXCEPTION saying why; it is not left to end SUCCESS with its log cut short."""
+    go = tmp_path / "go"
+    master.env["BBM_DB_WAIT_MAX"] = str(256 * 1024)
+    site = Site(master, "sqlite", tmp_path, config=BOUND_CONFIG, go=go)
+    site.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    _, brid = site.force("lines")
+    site.wait_running(brid, "flood")
+    locker = sqlite3.connect(os.path.join(master.dir, "state.sqlite"), timeout=30,
+                             isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        go.touch()
+        master.wait_log(r"lines of log 'stdio' could not be stored: the database is "
+                        r"unavailable .* this write is refused")
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    build = site.wait_request(brid)
+    assert build["results"] == 4, build  # EXCEPTION, not SUCCESS, and not hanging
+    steps = site.query("SELECT name, results, state_string FROM steps WHERE buildid = ? "
+                       "ORDER BY number", build["buildid"])
+    assert steps[1][:2] == ("flood", 4), steps
+    assert "could not be stored" in steps[1][2]  # no log row could be added: the state says
+    assert len(steps) == 2  # the build stopped there
