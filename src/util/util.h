@@ -5,8 +5,9 @@
  * I/O, peers and data.  Buffers: `struct buf` is a growable byte buffer with a
  * hard upper bound, for anything fed by a peer.  Logging: levelled macros that
  * skip argument evaluation when the level is off, writing to stderr or to a log
- * file that is rotated by size.  Errors a person reads are passed back as a
- * malloc'd string through a `char **cause` out-parameter (see util_cause).
+ * file that is rotated by size, holding back floods of one message and keeping
+ * the last lines in memory while the file cannot be written.  Errors a person reads are passed back
+ * as a malloc'd string through a `char **cause` out-parameter (see util_cause).
  */
 #ifndef BBM_UTIL_H
 #define BBM_UTIL_H
@@ -120,18 +121,37 @@ uint64_t util_mono_ms(void);
 /* Logging. */
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
+/*
+ * The same warning or error (level and format string) is written LOG_REPEAT_MAX
+ * times in LOG_REPEAT_WINDOW_S seconds, then counted until one line sums it up;
+ * LOG_REPEAT_SLOTS messages are counted at once.  Lines a failing log file does
+ * not take are kept, the last LOG_KEPT_LINES of them within LOG_KEPT_BYTES.
+ */
+enum {
+    LOG_REPEAT_MAX = 10,
+    LOG_REPEAT_WINDOW_S = 10,
+    LOG_REPEAT_SLOTS = 32,
+    LOG_KEPT_LINES = 1000,
+    LOG_KEPT_BYTES = 256 * 1024,
+};
+
+/* Read without a lock: set it before other threads start. */
 extern enum log_level log_current_level;
 
 /*
  * Sends the log to `path` (NULL: stderr), rotating it when it passes
- * `rotate_bytes` and keeping `keep` old files (path.1 .. path.N).  Returns 0
- * or -1 with *cause.
+ * `rotate_bytes` and keeping `keep` old files (path.1 .. path.N).  Lines kept
+ * while the previous file failed are written to the new one first.  Returns 0
+ * or -1 with *cause (the log then goes to stderr).
  */
 int log_open(const char *path, size_t rotate_bytes, int keep, char **cause);
+/* Sums up the held repeats, writes or else gives stderr the kept lines, closes the file. */
 void log_close(void);
 /* Also copies every line to stderr when a file is open (for --nodaemon). */
 void log_tee_stderr(bool on);
 void log_set_level(enum log_level level);
+/* Another bound for repeats: `max` lines per `window_ms` (0: no bound). */
+void log_set_repeat(unsigned max, unsigned window_ms);
 void log_write(enum log_level level, const char *fmt, ...) UTIL_PRINTF(2, 3);
 
 #define LOG_AT(lvl, ...)                                                                           \
