@@ -46,8 +46,8 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q tests/integration
 
-# ThreadSanitizer on what crosses threads: the control queue (unit) and the web's suspended
-# POSTs, their watchdog and the engine's answers (integration).
+# ThreadSanitizer on what crosses threads: the control queue and the log (unit), and the
+# web's suspended POSTs, their watchdog and the engine's answers (integration).
 TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_api.py::test_control_requests_like_buildbot
 
@@ -56,7 +56,7 @@ $(TSAN_BUILD)/build.ninja:
 
 tsan: deps $(TSAN_BUILD)/build.ninja
 	ninja -C $(TSAN_BUILD)
-	TSAN_OPTIONS=halt_on_error=1 meson test -C $(TSAN_BUILD) --suite control --print-errorlogs
+	TSAN_OPTIONS=halt_on_error=1 meson test -C $(TSAN_BUILD) --suite control --suite threads --print-errorlogs
 	BBMASTER=$(abspath $(TSAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q $(TSAN_TESTS)
 
 $(FUZZ_BUILD)/build.ninja:
