@@ -200,6 +200,37 @@ def test_streamed_answers_read_as_whole_ones(master, backend, accept, tmp_path):
         "error": "cannot order more than 2 items by 'tags'"}
 
 
+def test_a_flood_of_one_error_is_summed_up_in_the_log(master):
+    """16 clients ask 50 times each for what the database cannot answer: every request
+    is answered 500 and is an error for the log, which writes it 10 times in 10 s and
+    then one line with the last of them and how many more there were (at the latest
+    when the master stops)."""
+    port = serve(master, os.path.join(FIXTURES, "state.sqlite"))
+    huge, clients, each = 99999999999999999999, 16, 50
+    statuses = []
+
+    def client(n):
+        for i in range(each):
+            path = f"/api/v2/builds?limit={huge}&offset={n * each + i}&field=buildid"
+            statuses.append(get(port, path, "application/json")[0])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [500] * (clients * each)
+    master.stop()
+    lines = [l for l in master.log().splitlines()
+             if "[error] www: GET builds: OverflowError(" in l]
+    sums = [re.search(r"\) \((\d+) more like this within 10 s were not written; "
+                      r"this was the last\)$", l) for l in lines]
+    held = [int(m.group(1)) for m in sums if m]
+    written = len(lines) - len(held)
+    assert written + sum(held) == clients * each
+    assert held and written <= 10 * (len(held) + 1), (written, held)
+
+
 def test_limit_and_offset_take_any_int_as_buildbot_does(master):
     """Buildbot 3.7's answers on the 3.7 fixture database (its SQL cannot take an int
     past 64 bits; its in-memory slices can)."""
