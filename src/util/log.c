@@ -3,9 +3,9 @@
  * (control characters escaped), to stderr or to a file.  The engine, the
  * web's request threads and its watchdog all log; every line is formatted by
  * its caller, then handed under one mutex to the single write path, which
- * owns the file, its rotation and every counter below (log_open, log_close
- * and log_tee_stderr take the same mutex).  The level is read without it:
- * it is set before other threads start.
+ * owns the file, its rotation and every counter below (log_open, log_close,
+ * log_tee_stderr and log_set_repeat take the same mutex).  The level is read
+ * without it: it is set before other threads start.
  *
  * A file log is rotated by size the way Twisted's logfile does for buildbot
  * (bbmaster.log -> bbmaster.log.1 -> ... -> .N), so a master left running
@@ -161,9 +161,10 @@ static void kept_to_stderr(void)
 
 /* The file. */
 
+/* Created as fopen(path, "a") would, but not inherited by the steps' children. */
 static int open_file(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
 }
 
 static void failed(int err)
