@@ -47,9 +47,11 @@ asan: deps $(ASAN_BUILD)/build.ninja
 		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q tests/integration
 
 # ThreadSanitizer on what crosses threads: the control queue and the log (unit), and the
-# web's suspended POSTs, their watchdog and the engine's answers (integration).
+# web's suspended POSTs, their watchdog and the engine's answers, request threads that all
+# log (integration).
 TSAN_TESTS = tests/integration/test_control.py \
-	tests/integration/test_api.py::test_control_requests_like_buildbot
+	tests/integration/test_api.py::test_control_requests_like_buildbot \
+	tests/integration/test_web_limits.py::test_a_flood_of_one_error_is_summed_up_in_the_log
 
 $(TSAN_BUILD)/build.ninja:
 	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
