@@ -141,9 +141,10 @@ static void note_down(struct db *db, const char *cause)
         q->down_since = q->reminded = now;
         q->backoff = BACKOFF_FIRST_MS;
         q->applied = 0;
-        log_error("database: unavailable: %s; writes wait in memory (at most %zu KiB) until "
+        log_error("database: unavailable: %s; writes wait in memory (at most %zu %s) until "
                   "it is back",
-                  cause != NULL ? cause : "?", q->max >> 10);
+                  cause != NULL ? cause : "?", q->max >= 1u << 20 ? q->max >> 20 : q->max >> 10,
+                  q->max >= 1u << 20 ? "MiB" : "KiB");
     } else {
         q->backoff = q->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : q->backoff * 2;
     }

@@ -28,7 +28,7 @@ return {
   builders = {
     bbm.builder{ name = "lines", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ name = "count", command = { "sh", "-c",
-        "i=1; while [ $i -le %(lines)d ]; do echo line $i; i=$((i+1)); sleep %(delay)s; done" } },
+        "i=1; while [ $i -le %(lines)d ]; do echo line $i %(pad)s; i=$((i+1)); sleep %(delay)s; done" } },
       bbm.steps.shell{ name = "after", command = { "echo", "after the fault" } },
       bbm.steps.shell{ name = "last", command = { "echo", "the end" } },
     } },
@@ -40,8 +40,8 @@ return {
 '''
 
 
-def start_site(master, workers, tmp_path, backend, delay):
-    site = Site(master, backend, tmp_path, config=CONFIG, lines=LINES, delay=delay)
+def start_site(master, workers, tmp_path, backend, delay, pad=""):
+    site = Site(master, backend, tmp_path, config=CONFIG, lines=LINES, delay=delay, pad=pad)
     site.worker = workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(ATTACHED)
     return site
@@ -67,7 +67,8 @@ def check_whole(site, brid):
                       "WHERE s.buildid = ? AND l.complete = 0", bid) == [(0,)]
     chunks = site.get(f"builds/{bid}/steps/1/logs/stdio/contents")["logchunks"]
     text = "".join(c["content"] for c in chunks)
-    out = [line[1:] for line in text.splitlines() if line.startswith("o")]
+    out = [" ".join(line[1:].split(" ")[:2]) for line in text.splitlines()
+           if line.startswith("o")]
     assert out == [f"line {i}" for i in range(1, LINES + 1)]
     bsid = site.get(f"buildrequests/{brid}")["buildrequests"][0]["buildsetid"]
     assert site.get(f"buildsets/{bsid}")["buildsets"][0]["complete"]
@@ -149,13 +150,15 @@ def test_full_disk_mid_build(workers, tmp_path, request):
     m = Master(disk / "master")
     os.makedirs(m.dir)
     try:
-        site = start_site(m, workers, tmp_path, "sqlite", delay=0.02)
+        # 4 kB lines: the database's WAL must grow while the disk is full
+        site = start_site(m, workers, tmp_path, "sqlite", delay=0.02,
+                          pad="$(head -c 3000 /dev/urandom | base64 -w0)")
         _, brid = site.force("lines")
         build = site.wait_running(brid, "count")
         wait_for(lambda: lines_stored(site, build["buildid"]) > 0, what="the first lines")
         fill = disk / "fill"
         subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=1M"], capture_output=True)
-        time.sleep(3)  # the build goes on with nowhere to write
+        time.sleep(4)  # the build goes on with nowhere to write
         os.remove(fill)
         check_whole(site, brid)
         wait_for(lambda: "database: unavailable: sqlite" in m.log() and "full" in m.log(),
@@ -169,6 +172,9 @@ def test_full_disk_mid_build(workers, tmp_path, request):
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
             print("---- master log ----\n" + m.log()[-6000:])
         reports = m.sanitizer_reports()
+        if os.environ.get("BBM_KEEP_LOG"):
+            with open(os.environ["BBM_KEEP_LOG"], "w") as f:
+                f.write(m.log())
         subprocess.run(["umount", "-l", str(disk)])
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)
 
