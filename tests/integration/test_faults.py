@@ -227,3 +227,25 @@ def test_past_the_bound_the_build_fails_explicitly(master, workers, tmp_path):
     assert steps[1][:2] == ("flood", 4), steps
     assert "could not be stored" in steps[1][2]  # no log row could be added: the state says
     assert len(steps) == 2  # the build stopped there
+
+
+def test_rows_left_unfinished_are_repaired(master, workers, tmp_path):
+    """A step and its log left running under a finished build (a write the database
+    refused for good) are finished by the repair when the master starts."""
+    site = start_site(master, workers, tmp_path, "sqlite", delay=0)
+    _, brid = site.force("lines")
+    bid = site.wait_request(brid)["buildid"]
+    master.stop()
+    db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+    db.execute("UPDATE steps SET complete_at = NULL, results = NULL WHERE buildid = ? AND "
+               "number = 2", (bid,))
+    db.execute("UPDATE logs SET complete = 0 WHERE stepid IN (SELECT id FROM steps WHERE "
+               "buildid = ? AND number = 2)", (bid,))
+    db.commit()
+    db.close()
+    master.cli("start", master.dir, check=0)
+    wait_for(lambda: site.query("SELECT results, complete_at IS NOT NULL FROM steps WHERE "
+                                "buildid = ? AND number = 2", bid) == [(5, 1)],
+             what="the step finished by the repair")
+    assert site.query("SELECT COUNT(*) FROM logs l JOIN steps s ON s.id = l.stepid WHERE "
+                      "s.buildid = ? AND l.complete = 0", bid) == [(0,)]
