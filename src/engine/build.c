@@ -254,7 +254,8 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
     setup_props(b);
     build_write_props(b);
     set_state(b, "pinging worker");
-    if (wk_build_start(e->wk, worker, b->builder, started_cb, b, cause) != 0) {
+    b->held = wk_build_start(e->wk, worker, b->builder, started_cb, b, cause) == 0;
+    if (!b->held) {
         log_warn("build %lld: %s", b->id, *cause);
         free(*cause);
         *cause = NULL;

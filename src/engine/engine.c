@@ -291,6 +291,10 @@ static void reap_cb(uv_idle_t *h)
 
 void engine_build_finished(struct engine *e, struct build *b)
 {
+    if (b->held) { /* a builder a reconfig removed leaves the worker now */
+        b->held = false;
+        wk_build_done(e->wk, b->worker, b->builder);
+    }
     struct eng_worker *w = engine_worker(e, b->worker);
     if (w != NULL && w->running > 0)
         w->running--;

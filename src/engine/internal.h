@@ -208,6 +208,7 @@ struct build {
     int results;
     bool terminate, stopped, finished;
     bool lost;        /* the worker went: no further step runs, alwaysRun or not */
+    bool held;        /* wk_build_start took: wk_build_done when it is over */
     int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
     char *stopped_reason;
     json_t *step_names; /* for unique step names */

@@ -36,7 +36,7 @@ struct wk_command {
 static unsigned long long next_command_id;
 
 static struct session *find_builder(struct wk_registry *r, const char *worker, const char *builder,
-                                    uint32_t *luid, char **cause)
+                                    const struct session_builder **sb, char **cause)
 {
     struct session *s = registry_find_attached(r, worker, NULL);
     if (s == NULL) {
@@ -45,7 +45,7 @@ static struct session *find_builder(struct wk_registry *r, const char *worker, c
     }
     for (size_t i = 0; i < s->n_builders; i++) {
         if (util_streq(s->builders[i].name, builder) && s->builders[i].luid != 0) {
-            *luid = s->builders[i].luid;
+            *sb = &s->builders[i];
             return s;
         }
     }
@@ -100,15 +100,17 @@ static void pinged_cb(void *arg, const struct pb_value *result, const struct pb_
 int wk_build_start(struct wk_registry *r, const char *worker, const char *builder,
                    wk_started_cb done, void *arg, char **cause)
 {
-    uint32_t luid = 0;
-    struct session *s = find_builder(r, worker, builder, &luid, cause);
+    const struct session_builder *sb = NULL;
+    struct session *s = find_builder(r, worker, builder, &sb, cause);
     if (s == NULL)
         return -1;
     struct start_call *c = xcalloc(1, sizeof *c);
-    *c = (struct start_call){s, luid, done, arg};
+    *c = (struct start_call){s, sb->luid, done, arg};
+    registry_hold(r, worker, builder, sb->builddir);
     struct pb_value *kw = pb_dict_set(pb_dict(), "message", pb_text("ping"));
     if (pb_broker_call(s->broker, s->mind, "print", NULL, kw, pinged_cb, c, cause) != 0) {
         free(c);
+        wk_build_done(r, worker, builder);
         return -1;
     }
     return 0;
@@ -143,12 +145,13 @@ struct wk_command *wk_command_start(struct wk_registry *r, const char *worker, c
                                     const struct wk_command_ops *ops,
                                     const struct wk_command_object *object, void *arg, char **cause)
 {
-    uint32_t builder_luid = 0;
-    struct session *s = find_builder(r, worker, builder, &builder_luid, cause);
+    const struct session_builder *sb = NULL;
+    struct session *s = find_builder(r, worker, builder, &sb, cause);
     if (s == NULL) {
         pb_value_free(args);
         return NULL;
     }
+    uint32_t builder_luid = sb->luid;
     struct wk_command *c = xcalloc(1, sizeof *c);
     c->kind = SESSION_OBJ_COMMAND;
     c->s = s;

@@ -128,6 +128,13 @@ struct session {
     size_t writing;         /* bytes of writes libuv has not called back for yet */
 };
 
+/* A builder that running builds keep in a worker's builder list (wk_build_start). */
+struct hold {
+    char *worker, *builder, *builddir;
+    int builds;
+    struct hold *next;
+};
+
 struct wk_registry {
     uv_loop_t *loop;
     const struct cfg *cfg;
@@ -139,6 +146,7 @@ struct wk_registry {
     struct wk_events events;
     struct session *sessions;
     size_t n_sessions;
+    struct hold *holds;
     uint64_t next_id;
     struct guard guard;
     int timers_open; /* the guard's timer, until closed */
@@ -149,8 +157,9 @@ void session_start(struct wk_registry *r, struct session *s);
 void session_close(struct session *s, const char *why);
 void session_update_builders(struct session *s);
 void session_free_builders(struct session_builder *b, size_t n);
-/* The (name, builddir) pairs the config assigns to worker `name`. */
-size_t session_config_builders(const struct cfg *cfg, const char *name,
+/* The (name, builddir) pairs worker `name` is to have: those the config assigns to it,
+   then those its running builds hold that the config no longer does. */
+size_t session_config_builders(const struct wk_registry *r, const char *name,
                                struct session_builder **out);
 
 /* commands.c */
@@ -195,5 +204,8 @@ void registry_maybe_free(struct wk_registry *r);
 struct session *registry_find_attached(struct wk_registry *r, const char *name,
                                        const struct session *except);
 struct session *registry_find_id(struct wk_registry *r, uint64_t id);
+/* A build of `builder` (its builddir on the worker) starts on `worker`: the builder stays. */
+void registry_hold(struct wk_registry *r, const char *worker, const char *builder,
+                   const char *builddir);
 
 #endif

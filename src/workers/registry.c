@@ -36,9 +36,22 @@ void wk_set_events(struct wk_registry *r, const struct wk_events *ev)
     r->events = *ev;
 }
 
+static void hold_free(struct hold *h)
+{
+    free(h->worker);
+    free(h->builder);
+    free(h->builddir);
+    free(h);
+}
+
 void registry_maybe_free(struct wk_registry *r)
 {
     if (r->closing && r->sessions == NULL && r->listeners_open == 0 && r->timers_open == 0) {
+        while (r->holds != NULL) {
+            struct hold *h = r->holds;
+            r->holds = h->next;
+            hold_free(h);
+        }
         free(r->listen_iface);
         free(r);
     }
@@ -198,6 +211,20 @@ static bool same_builders(const struct session *s, const struct session_builder 
     return true;
 }
 
+/* A new setBuilderList if what the worker is to have differs from what it has confirmed,
+   or may differ from what is in flight (sent again once that is answered). */
+static void refresh_builders(struct session *s)
+{
+    struct session_builder *b = NULL;
+    size_t n = session_config_builders(s->reg, s->name, &b);
+    bool same = same_builders(s, b, n) && !s->builder_list_pending;
+    session_free_builders(b, n);
+    if (!same && s->state == SESSION_ATTACHED)
+        session_update_builders(s);
+    else if (!same)
+        s->builder_list_stale = true;
+}
+
 void wk_reconfig(struct wk_registry *r, const struct cfg *cfg)
 {
     r->cfg = cfg;
@@ -209,14 +236,38 @@ void wk_reconfig(struct wk_registry *r, const struct cfg *cfg)
             session_close(s, "removed from the configuration");
             continue;
         }
-        struct session_builder *b = NULL;
-        size_t n = session_config_builders(cfg, s->name, &b);
-        bool same = same_builders(s, b, n);
-        session_free_builders(b, n);
-        if (!same && s->state == SESSION_ATTACHED)
-            session_update_builders(s);
-        else if (!same)
-            s->builder_list_stale = true;
+        refresh_builders(s);
+    }
+}
+
+void registry_hold(struct wk_registry *r, const char *worker, const char *builder,
+                   const char *builddir)
+{
+    for (struct hold *h = r->holds; h != NULL; h = h->next) {
+        if (util_streq(h->worker, worker) && util_streq(h->builder, builder)) {
+            h->builds++;
+            return;
+        }
+    }
+    struct hold *h = xcalloc(1, sizeof *h);
+    *h = (struct hold){xstrdup(worker), xstrdup(builder), xstrdup(builddir), 1, r->holds};
+    r->holds = h;
+}
+
+void wk_build_done(struct wk_registry *r, const char *worker, const char *builder)
+{
+    for (struct hold **p = &r->holds; *p != NULL; p = &(*p)->next) {
+        struct hold *h = *p;
+        if (!util_streq(h->worker, worker) || !util_streq(h->builder, builder))
+            continue;
+        if (--h->builds > 0)
+            return;
+        *p = h->next;
+        hold_free(h);
+        struct session *s = registry_find_attached(r, worker, NULL);
+        if (s != NULL && !r->closing)
+            refresh_builders(s);
+        return;
     }
 }
 

@@ -220,24 +220,40 @@ void session_free_builders(struct session_builder *b, size_t n)
     free(b);
 }
 
-size_t session_config_builders(const struct cfg *cfg, const char *name,
+static void add_builder(struct session_builder **b, size_t *n, size_t *cap, const char *name,
+                        const char *builddir)
+{
+    *b = xgrow(*b, cap, *n + 1, sizeof **b);
+    (*b)[*n] = (struct session_builder){xstrdup(name), xstrdup(builddir), 0};
+    (*n)++;
+}
+
+static bool has_builder(const struct session_builder *b, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (util_streq(b[i].name, name))
+            return true;
+    return false;
+}
+
+size_t session_config_builders(const struct wk_registry *r, const char *name,
                                struct session_builder **out)
 {
     struct session_builder *b = NULL;
     size_t n = 0, cap = 0;
-    for (size_t i = 0; i < cfg->n_builders; i++) {
-        const struct cfg_builder *cb = &cfg->builders[i];
+    for (size_t i = 0; i < r->cfg->n_builders; i++) {
+        const struct cfg_builder *cb = &r->cfg->builders[i];
         for (size_t j = 0; j < cb->n_workernames; j++) {
-            if (!util_streq(cb->workernames[j], name))
-                continue;
-            b = xgrow(b, &cap, n + 1, sizeof *b);
-            b[n].name = xstrdup(cb->name);
-            b[n].builddir = xstrdup(cb->workerbuilddir);
-            b[n].luid = 0;
-            n++;
-            break;
+            if (util_streq(cb->workernames[j], name)) {
+                add_builder(&b, &n, &cap, cb->name, cb->workerbuilddir);
+                break;
+            }
         }
     }
+    /* a removed builder's build runs to its end, as in Buildbot: the worker keeps it */
+    for (const struct hold *h = r->holds; h != NULL; h = h->next)
+        if (util_streq(h->worker, name) && !has_builder(b, n, h->builder))
+            add_builder(&b, &n, &cap, h->builder, h->builddir);
     *out = b;
     return n;
 }
@@ -303,7 +319,7 @@ static void send_builder_list(struct session *s, void (*then)(struct session *s)
 {
     struct builder_list_call *c = xcalloc(1, sizeof *c);
     c->s = s;
-    c->n = session_config_builders(s->reg->cfg, s->name, &c->b);
+    c->n = session_config_builders(s->reg, s->name, &c->b);
     c->then = then;
     s->builder_list_pending = true;
     s->builder_list_stale = false;

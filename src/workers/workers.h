@@ -90,7 +90,8 @@ int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause);
 
 /*
  * Applies a new configuration: connected workers that are no longer configured
- * are disconnected, and those whose builders changed get a new setBuilderList.
+ * are disconnected, and those whose builders changed get a new setBuilderList
+ * (which keeps the builders running builds hold, see wk_build_start).
  * The registry uses `cfg` from now on; the caller frees the old one afterwards.
  */
 void wk_reconfig(struct wk_registry *r, const struct cfg *cfg);
@@ -132,10 +133,18 @@ typedef void (*wk_started_cb)(void *arg, const char *error);
  * Prepares worker `worker` for a build of `builder` as Buildbot does: a
  * print("ping") to the worker, then startBuild() on its object for the
  * builder.  `done` is called once, on the loop, unless this returns -1 with
- * *cause (the worker or builder is not attached).
+ * *cause (the worker or builder is not attached).  On 0 the build holds the
+ * builder in the worker's builder list, with its builddir, until wk_build_done:
+ * a reconfig that removes the builder from the worker leaves it there (the
+ * worker would kill and silence the running command) until the build is over.
  */
 int wk_build_start(struct wk_registry *r, const char *worker, const char *builder,
                    wk_started_cb done, void *arg, char **cause);
+/*
+ * A build wk_build_start started is over: its hold on the builder goes, and a
+ * builder the configuration no longer gives the worker leaves its list.
+ */
+void wk_build_done(struct wk_registry *r, const char *worker, const char *builder);
 
 /*
  * A master object a transfer command carries (SPEC 5.9): a FileWriter,
