@@ -207,6 +207,12 @@ static void worker_detached(const char *name, void *arg)
     engine_worker_detached(m->engine, name);
 }
 
+static void worker_builders(const char *name, void *arg)
+{
+    struct master *m = arg;
+    engine_worker_builders(m->engine, name);
+}
+
 static void worker_graceful(const char *name, void *arg)
 {
     struct master *m = arg;
@@ -520,8 +526,12 @@ static int start(struct master *m, char **cause)
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
     m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
     m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);
-    wk_set_events(m->workers, &(struct wk_events){worker_attached, worker_detached, worker_graceful,
-                                                  change_sent, m});
+    wk_set_events(m->workers, &(struct wk_events){.attached = worker_attached,
+                                                  .detached = worker_detached,
+                                                  .shutdown_requested = worker_graceful,
+                                                  .builders_confirmed = worker_builders,
+                                                  .change = change_sent,
+                                                  .arg = m});
     if (m->cfg->pb_port > 0 &&
         wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
         log_error("%s", *cause);

@@ -5,7 +5,8 @@
  * `prioritizeBuilders(master, builders)` in master.lua replaces it), and each builder in
  * turn starts all it can before the next: its requests by priority, oldest first (a
  * builder's `nextBuild(builder, requests)` replaces that), each on a worker that is
- * attached, configured for the builder, not already building for it, not paused and under
+ * attached, configured for the builder and has confirmed it (the worker answered a builder
+ * list naming it), not already building for it, not paused and under
  * its max_builds (the least busy such worker first, or the one the builder's
  * `nextWorker(builder, workers, request)`, or else master.lua's `select_next_worker`,
  * picks), and that the builder's canStartBuild
@@ -169,8 +170,9 @@ static struct eng_worker *free_worker(struct engine *e, const struct cfg_builder
 {
     struct eng_worker *w = engine_worker(e, name);
     const struct cfg_worker *wc = cfg_find_worker(e->cfg, name);
+    /* as Buildbot attaches a worker to a builder: once it answered a builder list with it */
     if (w == NULL || wc == NULL || !w->attached || w->paused || w->graceful ||
-        !wk_is_attached(e->wk, w->name))
+        !wk_has_builder(e->wk, w->name, bc->name))
         return NULL;
     if ((wc->max_builds > 0 && w->running >= wc->max_builds) || building(e, w->name, bc->name))
         return NULL;

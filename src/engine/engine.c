@@ -220,6 +220,12 @@ void engine_worker_attached(struct engine *e, const char *name, const struct pb_
     engine_kick(e);
 }
 
+void engine_worker_builders(struct engine *e, const char *name)
+{
+    (void)name;
+    engine_kick(e);
+}
+
 void engine_worker_detached(struct engine *e, const char *name)
 {
     struct eng_worker *w = engine_worker(e, name);

@@ -43,6 +43,8 @@ void engine_release_config(struct engine *e, struct cfg *old);
 /* Workers as they come and go (from wk_events). */
 void engine_worker_attached(struct engine *e, const char *name, const struct pb_value *info);
 void engine_worker_detached(struct engine *e, const char *name);
+/* A worker confirmed a new builder list: requests for builders it has now may start. */
+void engine_worker_builders(struct engine *e, const char *name);
 /* A graceful shutdown: no new build on the worker; it is told to stop once idle. */
 void engine_worker_graceful(struct engine *e, const char *name);
 

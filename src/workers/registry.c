@@ -283,3 +283,12 @@ bool wk_is_attached(const struct wk_registry *r, const char *name)
 {
     return registry_find_attached((struct wk_registry *)r, name, NULL) != NULL;
 }
+
+bool wk_has_builder(const struct wk_registry *r, const char *worker, const char *builder)
+{
+    const struct session *s = registry_find_attached((struct wk_registry *)r, worker, NULL);
+    for (size_t i = 0; s != NULL && i < s->n_builders; i++)
+        if (util_streq(s->builders[i].name, builder))
+            return s->builders[i].luid != 0;
+    return false;
+}

@@ -307,10 +307,15 @@ static void builder_list_cb(void *arg, const struct pb_value *result,
         fail_attach(s, "setBuilderList", failure);
     } else {
         take_builder_refs(s, c->b, c->n, result);
-        if (c->then != NULL)
+        if (c->then != NULL) {
             c->then(s);
-        else if (s->builder_list_stale)
-            session_update_builders(s);
+        } else {
+            /* builders the worker did not have are usable now: the engine may start them */
+            if (s->reg->events.builders_confirmed != NULL)
+                s->reg->events.builders_confirmed(s->name, s->reg->events.arg);
+            if (s->builder_list_stale)
+                session_update_builders(s);
+        }
     }
     free(c);
 }

@@ -49,6 +49,11 @@ struct wk_events {
     /* The worker asked to be shut down once idle (perspective.shutdown, SPEC 5.10). */
     void (*shutdown_requested)(const char *name, void *arg);
     /*
+     * An attached worker answered a new builder list (setBuilderList after a
+     * reconfig): the builders it has from now on are those wk_has_builder says.
+     */
+    void (*builders_confirmed)(const char *name, void *arg);
+    /*
      * A client logged in as the user of a bbm.changes.pb change source `cs`
      * called addChange with `change` (Buildbot's sendchange dict): 0, or -1
      * with *cause, which the client is told.
@@ -106,6 +111,12 @@ int wk_shutdown(struct wk_registry *r, const char *name, char **cause);
 size_t wk_attached_count(const struct wk_registry *r);
 /* True if the named worker is attached. */
 bool wk_is_attached(const struct wk_registry *r, const char *name);
+/*
+ * True if attached worker `worker` has confirmed builder `builder`: its answer
+ * to a setBuilderList that named the builder has arrived (as Buildbot attaches a
+ * worker to a builder), so commands for it can run there.
+ */
+bool wk_has_builder(const struct wk_registry *r, const char *worker, const char *builder);
 
 /* ------------------------------------------------------------ builds */
 

@@ -1,8 +1,10 @@
-"""Reconfig while builds run, with a real buildbot-worker: a build of a builder the
-reconfig removes finishes under the configuration it started with (its result, its
-rows, a stop through the API)."""
+"""Reconfig while builds run and requests wait, with a real buildbot-worker: a build of
+a builder the reconfig removes finishes under the configuration it started with (its
+result, its rows, a stop through the API), and builders a reconfig gives a worker are
+used only once the worker has answered the new builder list (no spurious RETRY)."""
 
 import os
+import signal
 
 import pytest
 
@@ -13,7 +15,7 @@ return {
   title = "reconf",
   protocols = { pb = { port = %(pb)d } },
   www = { port = %(www)d },
-  workers = { bbm.worker("w1", "w1pass") },
+  workers = { bbm.worker("w1", "w1pass"), bbm.worker("w2", "w2pass") },
   builders = {
 %(builders)s
     bbm.builder{ name = "kept", workernames = { "w1" },
@@ -33,6 +35,10 @@ DOOMED = r'''    bbm.builder{ name = "doomed", workernames = { "w1" }, factory =
     } },
 '''
 
+LATE = r'''    bbm.builder{ name = "%(name)s", workernames = { %(workers)s },
+      factory = bbm.factory{ bbm.steps.shell{ command = { "echo", "%(name)s" } } } },
+'''
+
 
 class Site:
     def __init__(self, master, tmp_path):
@@ -40,10 +46,12 @@ class Site:
         self.port = free_port()
         self.gate = tmp_path / "gate"
 
-    def write(self, doomed=True):
-        """master.lua: with builder `doomed` or without."""
-        builders = DOOMED % {"gate": self.gate} if doomed else ""
-        names = (["doomed"] if doomed else []) + ["kept"]
+    def write(self, doomed=True, late=(), late_on_w1=False):
+        """master.lua: builder `doomed` or not, and builders `late` on w2 (and w1)."""
+        workers = '"w1", "w2"' if late_on_w1 else '"w2"'
+        builders = (DOOMED % {"gate": self.gate} if doomed else "") + "".join(
+            LATE % {"name": n, "workers": workers} for n in late)
+        names = (["doomed"] if doomed else []) + ["kept"] + list(late)
         with open(os.path.join(self.master.dir, "master.lua"), "w") as f:
             f.write(CONFIG % {"pb": self.master.pb_port, "www": self.port,
                               "builders": builders,
@@ -141,3 +149,28 @@ def test_removed_builder_build_can_be_stopped(site):
     assert (build["results"], build["state_string"]) == \
         (6, "cancelled (not wanted) 'sh -c ...' (cancelled)")
     assert steps == [("worker_preparation", 0), ("wait", 6)]
+
+
+def test_builders_added_to_a_worker_wait_for_its_builder_list(site, master):
+    """Requests for builders a reconfig gives the worker start once the worker has
+    confirmed its new builder list (Buildbot's setBuilderList), never before: no build
+    fails its first command and ends RETRY.  The requests come before the reconfig, or
+    just after the master is told to reload (SIGHUP)."""
+    late = ["late1", "late2", "late3"]
+    brids = []
+    for round in range(4):
+        site.reconfig(doomed=False, late=late, late_on_w1=False)
+        if round % 2 == 0:
+            queued = site.force(*late)
+            site.write(doomed=False, late=late, late_on_w1=True)
+            r = master.cli("reconfig", master.dir, check=0)
+            assert "completed successfully" in r.stdout, r.stdout
+        else:
+            site.write(doomed=False, late=late, late_on_w1=True)
+            os.kill(master.pid(), signal.SIGHUP)
+            queued = site.force(*late)
+        for brid in queued:
+            site.wait_request(brid)
+        brids += queued
+    results = [(brid, [b["results"] for b in site.builds_of(brid)]) for brid in brids]
+    assert results == [(brid, [0]) for brid in brids]
