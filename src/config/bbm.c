@@ -45,7 +45,8 @@ static const struct param worker_params[] = {
     {"max_builds", P_INT, false},         {"keepalive_interval", P_INT, false},
     {"notify_on_missing", P_STRS, false}, {"missing_timeout", P_INT, false},
     {"properties", P_TABLE, false},       {"defaultProperties", P_TABLE, false},
-    {"machine_name", P_STR, false},       END};
+    {"machine_name", P_STR, false},       {"ping_interval", P_INT, false},
+    {"ping_timeout", P_INT, false},       END};
 
 static const struct param builder_params[] = {{"name", P_STR, true},
                                               {"workernames", P_STRS, false},
@@ -583,6 +584,34 @@ static int generic_ctor(lua_State *L)
     return 1;
 }
 
+/* The number option `key` of the table at `idx` within [min, max] if it is there (its type,
+   and a negative value, are construct's to report). */
+static void check_bounds(lua_State *L, int idx, const char *ctor, const char *key, long min,
+                         long max, const char *file, int line)
+{
+    if (lua_getfield(L, idx, key) == LUA_TNUMBER) {
+        double v = lua_tonumber(L, -1);
+        if (v >= 0 && (v < (double)min || v > (double)max))
+            cfg_error(L, file, line, "%s: '%s' must be between %ld and %ld, not %s", ctor, key, min,
+                      max, lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+/* bbmaster's own liveness check (Buildbot has none): ping_interval turns it on. */
+static void check_ping(lua_State *L, int idx, const char *file, int line)
+{
+    check_bounds(L, idx, "bbm.worker", "ping_interval", 1, CFG_PING_INTERVAL_MAX, file, line);
+    check_bounds(L, idx, "bbm.worker", "ping_timeout", 1, CFG_PING_TIMEOUT_MAX, file, line);
+    bool interval = lua_getfield(L, idx, "ping_interval") != LUA_TNIL;
+    bool timeout = lua_getfield(L, idx, "ping_timeout") != LUA_TNIL;
+    lua_pop(L, 2);
+    if (timeout && !interval)
+        cfg_error(L, file, line,
+                  "bbm.worker: 'ping_timeout' needs 'ping_interval' (without it workers are "
+                  "not pinged)");
+}
+
 /* bbm.worker(name, password, {options}) */
 static int worker_ctor(lua_State *L)
 {
@@ -594,6 +623,7 @@ static int worker_ctor(lua_State *L)
     if (lua_isnil(L, 3))
         lua_newtable(L), lua_replace(L, 3);
     construct(L, 3, "worker", "bbm.worker", lists);
+    check_ping(L, lua_gettop(L), file, line);
     if (lua_type(L, 1) != LUA_TSTRING || lua_rawlen(L, 1) == 0)
         cfg_error(L, file, line, "bbm.worker: the name must be a non-empty string");
     if (lua_type(L, 2) != LUA_TSTRING)

@@ -21,6 +21,11 @@
 /* The field naming what each bbm constructor made ("scheduler.force", "param.string"...). */
 #define CFG_KIND "_kind"
 
+/* Bounds of bbm.worker's ping_interval and ping_timeout (seconds), and the timeout's default. */
+#define CFG_PING_INTERVAL_MAX 86400
+#define CFG_PING_TIMEOUT_MAX 3600
+#define CFG_PING_TIMEOUT_DEFAULT 30
+
 struct cfg_worker {
     char *name;
     char *password;
@@ -29,8 +34,12 @@ struct cfg_worker {
     char **notify_on_missing;
     size_t n_notify_on_missing;
     int missing_timeout; /* seconds */
-    int ref;             /* the bbm.worker table, in the config's Lua state */
-    char *file;          /* where bbm.worker was called */
+    /* bbmaster's own liveness check, off (0) unless ping_interval is given: every
+       ping_interval seconds the master calls the worker's print and drops the connection
+       if no answer comes within ping_timeout seconds. */
+    int ping_interval, ping_timeout;
+    int ref;    /* the bbm.worker table, in the config's Lua state */
+    char *file; /* where bbm.worker was called */
     int line;
 };
 

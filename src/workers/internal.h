@@ -101,6 +101,10 @@ struct session {
     struct session *pre_prev, *pre_next; /* in the guard's queue while `prelogin` */
     bool change_client;                  /* counted among the guard's change clients */
     uv_timer_t timer;                    /* login timeout, then the master's keepalive */
+    uv_timer_t ping_timer;               /* the liveness check (ping.c): next ping, or timeout */
+    int ping_interval;                   /* seconds the ping timer runs with; 0: off */
+    int ping_timeout;                    /* seconds the ping out has to be answered */
+    bool ping_waiting;                   /* a ping is out */
     struct wk_registry *reg;
     struct session *next;
     struct pb_broker *broker;
@@ -124,7 +128,7 @@ struct session {
     uint64_t duplicate_of;  /* a newer login waits for this session's ping answer */
     bool waiting_duplicate; /* this login waits for an older session's answer */
     size_t prints_pending;  /* per-builder "attached" prints before the login answer */
-    int handles_open;       /* tcp + timer; freed when both are closed */
+    int handles_open;       /* tcp + timer + ping_timer; freed when all are closed */
     size_t writing;         /* bytes of writes libuv has not called back for yet */
 };
 
@@ -161,6 +165,11 @@ void session_free_builders(struct session_builder *b, size_t n);
    then those its running builds hold that the config no longer does. */
 size_t session_config_builders(const struct wk_registry *r, const char *name,
                                struct session_builder **out);
+
+/* ping.c: the liveness check (bbm.worker's ping_interval), from the attach on. */
+void session_ping_start(struct session *s);
+/* A reconfig: the check follows the worker's new ping_interval. */
+void session_ping_reconfig(struct session *s);
 
 /* commands.c */
 /* A call on a command or on its transfer object. */

@@ -237,6 +237,7 @@ void wk_reconfig(struct wk_registry *r, const struct cfg *cfg)
             continue;
         }
         refresh_builders(s);
+        session_ping_reconfig(s);
     }
 }
 

@@ -166,6 +166,7 @@ void session_close(struct session *s, const char *why)
     uv_read_stop((uv_stream_t *)&s->tcp);
     uv_close((uv_handle_t *)&s->tcp, handle_closed_cb);
     uv_close((uv_handle_t *)&s->timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&s->ping_timer, handle_closed_cb);
 }
 
 /* ------------------------------------------------------------ calls */
@@ -487,6 +488,7 @@ static void attach_finish(struct session *s)
         s->reg->events.attached(s->name, s->info, s->reg->events.arg);
     log_attached(s);
     uv_timer_start(&s->timer, keepalive_cb, (uint64_t)keepalive_interval(s) * 1000, 0);
+    session_ping_start(s);
     if (s->builder_list_stale)
         session_update_builders(s);
 }
@@ -813,7 +815,9 @@ void session_start(struct wk_registry *r, struct session *s)
     s->tcp.data = s;
     uv_timer_init(r->loop, &s->timer);
     s->timer.data = s;
-    s->handles_open = 2;
+    uv_timer_init(r->loop, &s->ping_timer);
+    s->ping_timer.data = s;
+    s->handles_open = 3;
     log_debug("connection from %s", s->peer);
     s->state = SESSION_LOGIN;
     s->broker = pb_broker_new(true, &session_ops, s);

@@ -311,6 +311,37 @@ def test_worker_killed_mid_step_retries(site, workers, master):
     assert again["buildid"] != first["buildid"] and again["number"] == first["number"] + 1
 
 
+def test_worker_that_stops_answering_is_dropped_with_ping_interval(master, backend, workers,
+                                                                   tmp_path):
+    """bbmaster's own liveness check (bbm.worker's ping_interval, off by default): a worker
+    that stops answering while its connection stays up (SIGSTOP) is dropped once a ping
+    goes unanswered for ping_timeout; its build ends RETRY as when a worker goes, the
+    worker shows disconnected, and it attaches again once it answers again."""
+    config = CONFIG.replace("{ max_builds = %(max_builds)d }",
+                            "{ max_builds = %(max_builds)d, ping_interval = 1, ping_timeout = 2 }")
+    site = Site(master, backend, tmp_path, config=config)
+    worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    _, brid = site.force(outcome="sleep", reason="worker will hang")
+    b = site.wait_running(brid, "compile")
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: site.get(f"builds/{b['buildid']}")["builds"][0]["complete"],
+                 what="the build of the stopped worker to end")
+        b = site.get(f"builds/{b['buildid']}")["builds"][0]
+        assert (b["results"], b["state_string"]) == (5, "retry lost connection compile (retry)")
+        assert site.get("workers/w1")["workers"][0]["connected_to"] == []
+        assert site.get(f"buildrequests/{brid}")["buildrequests"][0]["complete"] is False
+        assert master.count(r"worker 'w1' detached \(127\.0\.0\.1:\d+\): no answer to a "
+                            r"ping within 2 s") == 1
+    finally:
+        os.kill(worker.proc.pid, signal.SIGCONT)
+    master.wait_log(ATTACHED, 2)
+    wait_for(lambda: site.get("workers/w1")["workers"][0]["connected_to"] != [],
+             what="the worker to be connected again")
+    assert site.rpc(f"buildrequests/{brid}", "cancel")[0] == 200
+
+
 def test_master_stop_and_kill_mid_build(site, master):
     """A clean stop interrupts the build and gives its request back; after SIGKILL,
     the next start finishes what was left running (RETRY) and runs the request again."""

@@ -60,7 +60,8 @@ static const char good[] =
     "f:addStep(bbm.steps.test{ command = 'make test', timeout = 1200 })\n"
     "return {\n"
     "  title = 'CPython', protocols = { pb = { port = 'tcp:9990:interface=127.0.0.1' } },\n"
-    "  workers = { bbm.worker('w1', 'p1', { max_builds = 2, notify_on_missing = 'a@b.c' }),\n"
+    "  workers = { bbm.worker('w1', 'p1', { max_builds = 2, notify_on_missing = 'a@b.c',\n"
+    "                                       ping_interval = 60 }),\n"
     "              bbm.worker('w2', 'p2') },\n"
     "  builders = { bbm.builder{ name = 'x86 Debian 3.x', workernames = {'w1', 'w2'},\n"
     "                            factory = f, tags = {'3.x', 'stable'} },\n"
@@ -85,6 +86,9 @@ static void test_model(void **state)
     assert_int_equal(cfg->n_workers, 2);
     assert_int_equal(cfg->workers[0].max_builds, 2);
     assert_int_equal(cfg->workers[1].keepalive_interval, 3600);
+    assert_int_equal(cfg->workers[0].ping_interval, 60);
+    assert_int_equal(cfg->workers[0].ping_timeout, CFG_PING_TIMEOUT_DEFAULT);
+    assert_int_equal(cfg->workers[1].ping_interval, 0); /* off unless given */
     assert_string_equal(cfg->workers[0].notify_on_missing[0], "a@b.c");
     assert_int_equal(cfg->workers[0].line, 6);
     const struct cfg_builder *b = cfg_find_builder(cfg, "x86 Debian 3.x");
@@ -137,6 +141,20 @@ static const struct broken broken[] = {
      "{F}:3: bbm.worker: unknown parameter 'max_build'; did you mean 'max_builds'?\n"},
     {"  workers = { bbm.worker('w1', 'p', { keepalive_interval = 'x' }) },\n",
      "{F}:3: bbm.worker: 'keepalive_interval' must be a whole number, not string\n"},
+    /* bbmaster's own liveness check: types and bounds */
+    {"  workers = { bbm.worker('w1', 'p', { ping_interval = '60' }) },\n",
+     "{F}:3: bbm.worker: 'ping_interval' must be a whole number, not string\n"},
+    {"  workers = { bbm.worker('w1', 'p', { ping_interval = 1.5 }) },\n",
+     "{F}:3: bbm.worker: 'ping_interval' must be a whole number, not number\n"},
+    {"  workers = { bbm.worker('w1', 'p', { ping_interval = 0 }) },\n",
+     "{F}:3: bbm.worker: 'ping_interval' must be between 1 and 86400, not 0\n"},
+    {"  workers = { bbm.worker('w1', 'p', { ping_interval = 60, ping_timeout = 3601 }) },\n",
+     "{F}:3: bbm.worker: 'ping_timeout' must be between 1 and 3600, not 3601\n"},
+    {"  workers = { bbm.worker('w1', 'p', { ping_timeout = -1 }) },\n",
+     "{F}:3: bbm.worker: 'ping_timeout' must not be negative\n"
+     "{F}:3: bbm.worker: 'ping_timeout' needs 'ping_interval' (without it workers are not "
+     "pinged)\n"},
+    {"  workers = { bbm.worker('w1', 'p', { ping_interval = 86400, ping_timeout = 1 }) },\n", ""},
     /* found by fuzz_config: one argument left no slot for the options table */
     {"  workers = { bbm.worker('w1') },\n",
      "{F}:3: bbm.worker: the password must be a string, not nil\n"},
