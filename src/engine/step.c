@@ -575,7 +575,9 @@ static void on_complete(void *arg, const struct pb_value *failure)
     s->cmd = NULL;
     if (failure != NULL && pb_failure_is(failure, PB_ERR_CONNECTION_LOST)) {
         s->lost = true;
-        complete_log(s, "cancelled", lost_text);
+        /* as Buildbot's interrupt, which does nothing for a step a stop interrupted */
+        if (!s->interrupted)
+            complete_log(s, "cancelled", lost_text);
         step_finish(s, RES_RETRY);
     } else if (s->abort_reason != NULL) {
         step_fail(s, RES_EXCEPTION, s->abort_reason);

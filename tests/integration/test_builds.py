@@ -342,6 +342,35 @@ def test_worker_that_stops_answering_is_dropped_with_ping_interval(master, backe
     assert site.rpc(f"buildrequests/{brid}", "cancel")[0] == 200
 
 
+def test_build_stopped_on_a_hung_worker_ends_when_the_worker_is_dropped(master, backend,
+                                                                        workers, tmp_path):
+    """A stop cannot reach a worker that stopped answering; the liveness check drops it and
+    the build ends: the step keeps the one 'cancelled' log the stop wrote (as Buildbot's
+    interrupt does nothing for a step already interrupted), with no database error."""
+    config = CONFIG.replace("{ max_builds = %(max_builds)d }",
+                            "{ max_builds = %(max_builds)d, ping_interval = 1, ping_timeout = 2 }")
+    site = Site(master, backend, tmp_path, config=config)
+    worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    _, brid = site.force(outcome="sleep")
+    b = site.wait_running(brid, "compile")
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    try:
+        assert site.rpc(f"builds/{b['buildid']}", "stop", reason="hung")[0] == 200
+        wait_for(lambda: site.get(f"builds/{b['buildid']}")["builds"][0]["complete"],
+                 what="the stopped build to end")
+    finally:
+        os.kill(worker.proc.pid, signal.SIGCONT)
+    b = site.get(f"builds/{b['buildid']}")["builds"][0]
+    logs = site.get(f"builds/{b['buildid']}/steps/3/logs")["logs"]
+    assert [(l["name"], l["complete"]) for l in logs] == [("stdio", True), ("cancelled", True)]
+    assert site.raw(logs[1]["logid"]).decode() == "hung\n"
+    assert "database:" not in master.log()
+    # as Buildbot's lostRemote: the build ends RETRY, its request goes back to the queue
+    assert (b["results"], b["state_string"]) == (5, "retry (hung) lost connection compile (retry)")
+    assert site.rpc(f"buildrequests/{brid}", "cancel")[0] == 200
+
+
 def test_master_stop_and_kill_mid_build(site, master):
     """A clean stop interrupts the build and gives its request back; after SIGKILL,
     the next start finishes what was left running (RETRY) and runs the request again."""
