@@ -273,8 +273,13 @@ static void got_commit(struct poller *p, bool ok, struct buf *out)
     if (changes_check(change, &cause) < 0) {
         log_warn("gitpoller %s: commit %s not stored: %s", p->name, rev, cause);
         free(cause);
-    } else {
-        chg_store(p->c, one, "git");
+    } else if (chg_store(p->c, one, "git") < 0) {
+        /* not stored (the database is unavailable): lastRev stays, the next poll tries
+           again, rather than the commit being passed over for good */
+        log_warn("gitpoller %s: commit %s not stored; the next poll tries again", p->name, rev);
+        json_decref(one);
+        poll_done(p);
+        return;
     }
     json_decref(one);
     json_array_remove(p->revs_left, 0);
