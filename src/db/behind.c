@@ -224,6 +224,7 @@ static int run_stmt(struct db *db, const struct db_stmt *s, char **cause)
 static int apply(struct db *db, const struct db_batch *b, char **cause)
 {
     int rc = 0;
+    db->lost = false;
     if (b->tx && db->be->run(db, "BEGIN", NULL, 0, NULL, cause) < 0)
         return -1;
     db->depth = b->tx ? 1 : 0;
@@ -468,7 +469,10 @@ int db_behind_commit(struct db *db, char **cause)
     q->open = NULL;
     db->depth = 0;
     if (q->deferred) { /* each statement found room as it came */
-        enqueue(q, b);
+        if (b->n > 0)
+            enqueue(q, b);
+        else
+            batch_free(b);
         return 0;
     }
     char *why = NULL;
