@@ -144,6 +144,19 @@ struct cfg_load_opts {
 int cfg_load_text(const char *path, const char *text, size_t len, const struct cfg_load_opts *opts,
                   struct cfg **out, char **cause);
 
+/*
+ * Calls a Lua function of the configuration at run time: lua_pcall(L, nargs, nresults, 0) on
+ * the function below its `nargs` arguments, in the state of a config, within a budget of its
+ * own: 10 million Lua instructions, and the state's memory cap (512 MiB).  Every call into
+ * the configuration's code goes through here, so that an endless loop or allocation in it is
+ * that call's error and never hangs or kills the master.  Returns 0 with the results pushed,
+ * or -1 with the function and arguments popped and *cause (malloc'd, replaced) as
+ * "FILE:LINE: the function ran past its budget of N instructions (...)", "... went past N
+ * MiB ..." or "... failed: ERROR", FILE:LINE where the function is defined.  The state
+ * stays usable.
+ */
+int cfg_lua_call(struct lua_State *L, int nargs, int nresults, char **cause);
+
 const struct cfg_worker *cfg_find_worker(const struct cfg *cfg, const char *name);
 const struct cfg_builder *cfg_find_builder(const struct cfg *cfg, const char *name);
 

@@ -5,9 +5,15 @@
  * directory.  A Lua error is reported with its traceback; otherwise the
  * returned table goes to validate.c, and the state stays with the config so
  * its Lua functions remain callable.
+ *
+ * At run time every call into those functions goes through cfg_lua_call, which
+ * gives each call a budget of its own: MAX_CALL_HOOK_CALLS x HOOK_EVERY
+ * instructions and the state's memory cap.  The count hook stays installed for
+ * the state's life (it costs nothing while C code runs).
  */
 #include "config/internal.h"
 
+#include <assert.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,19 +21,28 @@
 
 enum {
     MAX_CONFIG_BYTES = 16 << 20,
-    HOOK_EVERY = 100000,   /* instructions between checks */
-    MAX_HOOK_CALLS = 5000, /* 5e8 instructions: a few seconds */
-    MAX_ERRORS = 200,      /* errors reported; the rest are counted */
+    HOOK_EVERY = 100000,       /* instructions between checks */
+    MAX_HOOK_CALLS = 5000,     /* loading: 5e8 instructions, a few seconds */
+    MAX_CALL_HOOK_CALLS = 100, /* one run-time call: 1e7 instructions, tens of ms */
+    MAX_ERRORS = 200,          /* errors reported; the rest are counted */
+    WHERE_MAX = 256,
 };
 #define MAX_LUA_MEMORY ((size_t)512 << 20)
+/* What C code may add to the state between calls, past the cap, so that pushing a call's
+   arguments cannot fail when a function left the state at its cap. */
+#define C_RESERVE ((size_t)16 << 20)
 
 static const char errors_key = 'e';
 
 struct lua_budget {
     size_t used;
-    size_t max;
+    size_t max;   /* the cap of the configuration's Lua code */
+    size_t limit; /* the allocator's: max, or max + C_RESERVE between calls */
     size_t hook_calls;
     size_t max_hook_calls;
+    bool exceeded;         /* hook_calls went past max_hook_calls: every instruction fails */
+    int depth;             /* cfg_lua_call nesting */
+    char where[WHERE_MAX]; /* FILE:LINE the code was at when it ran out */
 };
 
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -40,7 +55,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         b->used -= osize;
         return NULL;
     }
-    if (nsize > osize && b->used + (nsize - osize) > b->max)
+    if (nsize > osize && b->used + (nsize - osize) > b->limit)
         return NULL;
     void *p = realloc(ptr, nsize);
     if (p != NULL)
@@ -48,16 +63,40 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* Once the budget is spent every instruction raises the error, on every coroutine, so that
+   code catching it with pcall cannot go on looping. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     void *ud;
     lua_getallocf(L, &ud);
     struct lua_budget *b = ud;
-    if (++b->hook_calls <= b->max_hook_calls)
-        return;
-    lua_getinfo(L, "Sl", ar);
-    luaL_error(L, "%s:%d: the configuration ran for too long (an endless loop?)",
-               ar->source[0] == '@' ? ar->source + 1 : ar->short_src, ar->currentline);
+    if (!b->exceeded) {
+        if (lua_gethookcount(L) != HOOK_EVERY) { /* a coroutine that ran out in an old call */
+            lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+            return;
+        }
+        if (++b->hook_calls <= b->max_hook_calls)
+            return;
+        b->exceeded = true;
+        lua_getinfo(L, "Sl", ar);
+        snprintf(b->where, sizeof b->where, "%s:%d",
+                 ar->source[0] == '@' ? ar->source + 1 : ar->short_src, ar->currentline);
+    }
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    lua_pushfstring(L, "%s: the configuration ran for too long (an endless loop?)", b->where);
+    lua_error(L);
+}
+
+/* A fresh budget of `hook_calls` checks, and the cap for Lua code (or, `between` calls, the
+   cap and the reserve of C code). */
+static void budget_reset(lua_State *L, struct lua_budget *b, size_t hook_calls, bool between)
+{
+    b->hook_calls = 0;
+    b->max_hook_calls = hook_calls;
+    b->exceeded = false;
+    b->where[0] = '\0';
+    b->limit = between ? b->max + C_RESERVE : b->max;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
 
 struct cfg_errors *cfg_errors_of(lua_State *L)
@@ -167,7 +206,7 @@ static lua_State *new_state(struct cfg_errors *errors, struct lua_budget *budget
     luaL_openlibs(L);
     lua_pushlightuserdata(L, errors);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    budget_reset(L, budget, budget->max_hook_calls, false);
     return L;
 }
 
@@ -207,6 +246,7 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     budget->max_hook_calls = opts != NULL && opts->max_instructions > 0
                                  ? (opts->max_instructions + HOOK_EVERY - 1) / HOOK_EVERY
                                  : MAX_HOOK_CALLS;
+    budget->limit = budget->max;
     struct cfg *cfg = xcalloc(1, sizeof *cfg);
     cfg->path = xstrdup(path);
     lua_State *L = new_state(&errors, budget);
@@ -219,7 +259,7 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     if (run_file(L, path, source, len) == 0)
         cfg_read_model(L, cfg, path, text);
     free(text);
-    lua_sethook(L, NULL, 0, 0);
+    budget_reset(L, budget, MAX_CALL_HOOK_CALLS, true);
     if (errors.count > 0) {
         free(*cause);
         *cause = buf_take(&errors.text);
@@ -242,6 +282,65 @@ int cfg_load(const char *path, struct cfg **out, char **cause)
         return -1;
     int rc = cfg_load_text(path, source, len, NULL, out, cause);
     free(source);
+    return rc;
+}
+
+/* "FILE:LINE" where the function at the top of the stack is defined; pops it. */
+static void function_place(lua_State *L, char *out, size_t size)
+{
+    lua_Debug ar;
+    if (!lua_isfunction(L, -1)) { /* a value with __call, say */
+        snprintf(out, size, "a %s", luaL_typename(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    lua_getinfo(L, ">S", &ar);
+    if (ar.linedefined > 0)
+        snprintf(out, size, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
+                 ar.linedefined);
+    else
+        snprintf(out, size, "%s", ar.short_src);
+}
+
+/* Pops the error of a failed call; what happened, in a sentence after the function's place. */
+static int call_error(lua_State *L, struct lua_budget *b, int status, const char *place,
+                      char **cause)
+{
+    if (b->exceeded) {
+        util_cause(cause,
+                   "%s: the function ran past its budget of %zu instructions (an endless loop? "
+                   "it was at %s)",
+                   place, b->max_hook_calls * HOOK_EVERY, b->where);
+    } else if (status == LUA_ERRMEM) {
+        util_cause(cause, "%s: the function went past %zu MiB, the memory Lua may use", place,
+                   b->max >> 20);
+    } else {
+        const char *msg = lua_tostring(L, -1);
+        util_cause(cause, "%s: the function failed: %s", place,
+                   msg != NULL ? msg : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return -1;
+}
+
+int cfg_lua_call(lua_State *L, int nargs, int nresults, char **cause)
+{
+    void *ud;
+    lua_Alloc alloc = lua_getallocf(L, &ud);
+    assert(alloc == capped_alloc); /* a state of cfg_load_text */
+    struct lua_budget *b = ud;
+    char place[WHERE_MAX];
+    lua_pushvalue(L, -1 - nargs);
+    function_place(L, place, sizeof place);
+    if (b->depth++ == 0)
+        budget_reset(L, b, b->max_hook_calls, false);
+    int status = lua_pcall(L, nargs, nresults, 0);
+    int rc = status == LUA_OK ? 0 : call_error(L, b, status, place, cause);
+    if (--b->depth == 0) {
+        if (status == LUA_ERRMEM)
+            lua_gc(L, LUA_GCCOLLECT); /* give what the function held back now */
+        budget_reset(L, b, b->max_hook_calls, true);
+    }
     return rc;
 }
 

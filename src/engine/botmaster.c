@@ -125,17 +125,28 @@ static void push_request(lua_State *L, const struct db_res *r, size_t i)
 }
 
 /* Calls the function below its `nargs` arguments; false (and a warning naming `what`, of
-   builder `bc` or of master.lua when NULL) if it raised an error.  Its one result is left on
-   the stack. */
+   builder `bc` or of master.lua when NULL) if it failed or ran past its budget.  Its one
+   result is left on the stack. */
 static bool call(lua_State *L, int nargs, const struct cfg_builder *bc, const char *what)
 {
-    if (lua_pcall(L, nargs, 1, 0) == LUA_OK)
+    char *cause = NULL;
+    if (cfg_lua_call(L, nargs, 1, &cause) == 0)
         return true;
     if (bc != NULL)
-        log_warn("builder '%s': %s: %s", bc->name, what, lua_tostring(L, -1));
+        log_warn("builder '%s': %s: %s", bc->name, what, cause);
     else
-        log_warn("%s: %s", what, lua_tostring(L, -1));
+        log_warn("%s: %s", what, cause);
+    free(cause);
     return false;
+}
+
+/* Field `name` of the table at the top of the stack, pushed without its metamethods: what a
+   function returned is read outside its call, where an error in Lua code (an __index that
+   runs past its budget) would abort the master. */
+static void raw_field(lua_State *L, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, -2);
 }
 
 /* The builder's canStartBuild(builder, wfb, request), a Lua function; true without one. */
@@ -212,7 +223,7 @@ static long next_worker(struct engine *e, const struct cfg_builder *bc, struct e
         push_request(L, r, i);
         if (call(L, 3, bc, "nextWorker")) {
             if (lua_istable(L, -1))
-                lua_getfield(L, -1, "name");
+                raw_field(L, "name");
             const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
             for (size_t k = 0; name != NULL && k < n && found < 0; k++)
                 if (util_streq(pool[k]->name, name))
@@ -296,7 +307,7 @@ static long next_build(struct engine *e, const struct group *g, const struct db_
             }
         if (call(L, 2, g->bc, "nextBuild")) {
             if (lua_istable(L, -1))
-                lua_getfield(L, -1, "id");
+                raw_field(L, "id");
             long long id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
             for (size_t k = 0; id > 0 && k < g->n && found < 0; k++)
                 if (!tried[k] && db_res_int(r, g->first + k, COL_ID) == id)
@@ -355,9 +366,9 @@ static void prioritize(struct engine *e, struct group *g, size_t *ng, const stru
     }
     struct group *out = xcalloc(*ng + 1, sizeof *out);
     size_t m = 0;
-    for (lua_Integer k = 1; lua_geti(L, -1, k) != LUA_TNIL && m < *ng; k++) {
+    for (lua_Integer k = 1; lua_rawgeti(L, -1, k) != LUA_TNIL && m < *ng; k++) {
         if (lua_istable(L, -1))
-            lua_getfield(L, -1, "name");
+            raw_field(L, "name");
         const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
         for (size_t j = 0; j < *ng; j++)
             if (g[j].bc != NULL && util_streq(g[j].bc->name, name)) {

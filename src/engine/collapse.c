@@ -216,10 +216,12 @@ static int collapse_fn(struct engine *e, const struct cfg_builder *bc, long long
         botmaster_lua_builder(L, bc);
         push_request(L, bc, brid, bsid);
         push_request(L, bc, old, old_bsid);
-        if (lua_pcall(L, 4, 1, 0) == LUA_OK) {
+        char *cause = NULL;
+        if (cfg_lua_call(L, 4, 1, &cause) == 0) {
             rc = lua_toboolean(L, -1) ? 1 : 0;
         } else {
-            log_warn("builder '%s': collapseRequests: %s", bc->name, lua_tostring(L, -1));
+            log_warn("builder '%s': collapseRequests: %s", bc->name, cause);
+            free(cause);
             rc = 0;
         }
     }

@@ -335,11 +335,8 @@ static json_t *call_function(const struct render_ctx *c, int idx, char **cause)
     lua_State *L = c->L;
     lua_pushvalue(L, idx);
     props_push_lua(c);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        util_cause(cause, "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
+    if (cfg_lua_call(L, 1, 1, cause) != 0)
         return NULL;
-    }
     int top = lua_gettop(L);
     json_t *v = is_interpolate(L, top) || lua_isfunction(L, top) ? NULL : render(c, top, cause);
     if (v == NULL && *cause == NULL)

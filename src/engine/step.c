@@ -371,10 +371,14 @@ static bool hidden(struct step *s)
         struct render_ctx c = build_render_ctx(s->b);
         lua_pushinteger(L, s->results);
         props_push_lua(&c);
-        if (lua_pcall(L, 2, 1, 0) == LUA_OK)
+        char *cause = NULL;
+        if (cfg_lua_call(L, 2, 1, &cause) == 0) {
             hide = lua_toboolean(L, -1);
-        else
-            log_warn("step '%s': hideStepIf: %s", s->name, lua_tostring(L, -1));
+        } else {
+            log_warn("build %lld step '%s': hideStepIf: %s", s->b->id, s->name, cause);
+            free(cause);
+            lua_pushnil(L);
+        }
     }
     lua_pop(L, 1);
     return hide;
@@ -670,8 +674,8 @@ static void push_step(struct step *s)
 /* The step's evaluateCommand(step, cmd), Buildbot's override of it: cmd has rc, didFail
    and results (what Buildbot's own evaluateCommand decides, `results`); the function may
    set properties and returns the step's result (nil keeps `results`).  An error in it is
-   the step's EXCEPTION. */
-static int evaluate_command(struct step *s, int results)
+   the step's EXCEPTION, with the reason in *cause. */
+static int evaluate_command(struct step *s, int results, char **cause)
 {
     lua_State *L = lua_of(s);
     int top = lua_gettop(L);
@@ -689,15 +693,16 @@ static int evaluate_command(struct step *s, int results)
     lua_setfield(L, -2, "didFail");
     lua_pushinteger(L, results);
     lua_setfield(L, -2, "results");
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        log_warn("build %lld step '%s': evaluateCommand: %s", s->b->id, s->name,
-                 lua_tostring(L, -1));
+    char *why = NULL;
+    if (cfg_lua_call(L, 2, 1, &why) != 0) {
+        util_cause(cause, "evaluateCommand: %s", why);
+        free(why);
         results = RES_EXCEPTION;
     } else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= RES_SUCCESS &&
                lua_tointeger(L, -1) <= RES_CANCELLED) {
         results = (int)lua_tointeger(L, -1);
     } else if (!lua_isnil(L, -1)) {
-        log_warn("build %lld step '%s': evaluateCommand returned no result", s->b->id, s->name);
+        util_cause(cause, "evaluateCommand returned no result");
         results = RES_EXCEPTION;
     }
     lua_pushnil(L);
@@ -713,7 +718,13 @@ static void shell_done(struct step *s)
         results = res_worst(results, RES_FAILURE);
     else if (s->warn_count > 0)
         results = res_worst(results, RES_WARNINGS);
-    results = evaluate_command(s, results);
+    char *cause = NULL;
+    results = evaluate_command(s, results, &cause);
+    if (cause != NULL) {
+        step_fail(s, results, cause);
+        free(cause);
+        return;
+    }
     if (s->set_property != NULL && results == RES_SUCCESS)
         set_property_from_stdout(s);
     step_finish(s, results);
@@ -947,10 +958,13 @@ static bool do_step(struct step *s, char **cause)
     if (t == LUA_TFUNCTION) {
         struct render_ctx c = build_render_ctx(s->b);
         props_push_lua(&c);
-        if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+        char *why = NULL;
+        if (cfg_lua_call(L, 1, 1, &why) == 0) {
             yes = lua_toboolean(L, -1);
         } else {
-            util_cause(cause, "doStepIf: %s", lua_tostring(L, -1));
+            util_cause(cause, "doStepIf: %s", why);
+            free(why);
+            lua_pushnil(L);
             yes = false;
         }
     }

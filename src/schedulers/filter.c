@@ -122,9 +122,10 @@ static bool call_fn(lua_State *L, int idx, const json_t *change, const char *wha
 {
     lua_pushvalue(L, idx);
     filter_push_change(L, change);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        log_error("%s: %s", what, lua_tostring(L, -1));
-        lua_pop(L, 1);
+    char *cause = NULL;
+    if (cfg_lua_call(L, 1, 1, &cause) != 0) {
+        log_error("%s: %s", what, cause);
+        free(cause);
         *failed = true;
         return false;
     }
@@ -141,10 +142,12 @@ static bool field_fn_ok(lua_State *L, int f, const char *field, const char *valu
     bool ok = true;
     if (lua_getfield(L, f, key) == LUA_TFUNCTION) {
         lua_pushstring(L, value);
-        int rc = lua_pcall(L, 1, 1, 0);
-        if (rc != LUA_OK)
-            log_error("change_filter %s: %s", key, lua_tostring(L, -1));
-        ok = rc == LUA_OK && lua_toboolean(L, -1);
+        char *cause = NULL;
+        int rc = cfg_lua_call(L, 1, 1, &cause);
+        if (rc != 0)
+            log_error("change_filter %s: %s", key, cause);
+        free(cause);
+        ok = rc == 0 && lua_toboolean(L, -1);
     }
     lua_settop(L, f);
     return ok;

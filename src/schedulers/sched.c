@@ -285,12 +285,14 @@ static long long priority_of(struct sched_one *o, const json_t *builders, const 
             lua_rawseti(L, -2, luaL_len(L, -2) + 1);
             lua_pop(L, 1);
         }
-        if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-            log_error("scheduler '%s': priority: %s", o->name, lua_tostring(L, -1));
+        char *cause = NULL;
+        if (cfg_lua_call(L, 2, 1, &cause) != 0)
+            log_error("scheduler '%s': priority: %s", o->name, cause);
         else if (lua_isinteger(L, -1))
             p = lua_tointeger(L, -1);
         else
             log_error("scheduler '%s': priority returned no integer", o->name);
+        free(cause);
     }
     lua_settop(L, top - 1);
     return p;

@@ -2,7 +2,8 @@
  * Unit tests for the config module: the sample loads, a realistic config
  * lands in the right C fields, every broken config gives its exact message
  * with the line of the offending call, settings.yaml is read with PyYAML's
- * typing, and a fleet-sized config (100 workers, 1,000 builders) loads.
+ * typing, a fleet-sized config (100 workers, 1,000 builders) loads, and a run-time
+ * call into the config's Lua stays within its instruction budget and memory cap.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <lua.h>
 
 #include "config/config.h"
 #include "util/util.h"
@@ -282,6 +285,75 @@ static void test_lua_errors(void **state)
     free(errors);
 }
 
+/* Calls global `name` of the config's state with one integer argument; 0 and its result in
+ *out, or -1 and *cause. */
+static int call_global(struct cfg *cfg, const char *name, lua_Integer arg, lua_Integer *out,
+                       char **cause)
+{
+    lua_State *L = cfg->lua;
+    int top = lua_gettop(L);
+    lua_getglobal(L, name);
+    lua_pushinteger(L, arg);
+    int rc = cfg_lua_call(L, 1, 1, cause);
+    if (rc == 0)
+        *out = lua_tointeger(L, -1);
+    lua_settop(L, top);
+    return rc;
+}
+
+static void test_run_time_budget(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    struct cfg *cfg = load("function double(n) return 2 * n end\n"
+                           "function spin(n)\n  while true do end\nend\n"
+                           "function sneaky(n)\n"
+                           "  while true do pcall(function() while true do end end) end\nend\n"
+                           "function spin_co(n)\n"
+                           "  local co = coroutine.wrap(function() while true do end end)\n"
+                           "  while true do pcall(co) end\nend\n"
+                           "function hungry(n)\n  local s = 'x'\n"
+                           "  while true do s = s .. s end\nend\n"
+                           "function boom(n) error('boom ' .. n) end\n"
+                           "return {}\n",
+                           &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    lua_State *L = cfg->lua;
+    static const struct {
+        const char *name, *want;
+    } cases[] = {
+        {"spin", "master.lua:2: the function ran past its budget of 10000000 instructions (an "
+                 "endless loop? it was at "},
+        {"sneaky", "master.lua:5: the function ran past its budget of 10000000 instructions"},
+        {"spin_co", "master.lua:8: the function ran past its budget of 10000000 instructions"},
+        {"hungry", "master.lua:12: the function went past 512 MiB, the memory Lua may use"},
+        {"boom", "master.lua:16: the function failed: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *cause = NULL;
+        lua_Integer n = 0;
+        int top = lua_gettop(L);
+        assert_int_equal(call_global(cfg, cases[i].name, 7, &n, &cause), -1);
+        if (strstr(cause, cases[i].want) == NULL)
+            fail_msg("%s:\nwant: %s\ngot:  %s", cases[i].name, cases[i].want, cause);
+        free(cause);
+        assert_int_equal(lua_gettop(L), top);
+        /* the state is usable, with a whole budget, and what the call held is given back */
+        assert_int_equal(call_global(cfg, "double", 21, &n, NULL), 0);
+        assert_int_equal(n, 42);
+        assert_true(lua_gc(L, LUA_GCCOUNT) < 16 << 10); /* KiB */
+    }
+    char *cause = NULL;
+    lua_Integer n = 0;
+    assert_int_equal(call_global(cfg, "boom", 3, &n, &cause), -1);
+    assert_non_null(strstr(cause, "master.lua:16: the function failed: "));
+    assert_non_null(strstr(cause, "master.lua:16: boom 3"));
+    free(cause);
+    cause = NULL;
+    cfg_free(cfg);
+}
+
 static void test_yaml(void **state)
 {
     (void)state;
@@ -369,9 +441,13 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_loads),   cmocka_unit_test(test_model),
-        cmocka_unit_test(test_broken_configs), cmocka_unit_test(test_lua_errors),
-        cmocka_unit_test(test_yaml),           cmocka_unit_test(test_fleet_sized),
+        cmocka_unit_test(test_sample_loads),
+        cmocka_unit_test(test_model),
+        cmocka_unit_test(test_broken_configs),
+        cmocka_unit_test(test_lua_errors),
+        cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_fleet_sized),
+        cmocka_unit_test(test_run_time_budget),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
