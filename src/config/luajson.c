@@ -65,7 +65,7 @@ static json_t *lua_json(lua_State *L, int idx, int depth)
     }
     if (depth > MAX_DEPTH)
         return json_null();
-    lua_Integer n = luaL_len(L, idx);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx); /* no __len: may be outside a protected call */
     if (n > 0) {
         json_t *a = json_array();
         for (lua_Integer i = 1; i <= n; i++) {

@@ -137,11 +137,20 @@ void props_push_lua(const struct render_ctx *c)
 
 /* ------------------------------------------------------------ rendering */
 
+/* Values of the configuration are read without their metamethods, here and below: Lua code
+   run outside a call (an __index, a __len) would have no protected call to fail in. */
+static int raw_field(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushstring(L, name);
+    return lua_rawget(L, idx);
+}
+
 static bool is_interpolate(lua_State *L, int idx)
 {
     if (lua_type(L, idx) != LUA_TTABLE)
         return false;
-    lua_getfield(L, idx, "_kind");
+    raw_field(L, idx, "_kind");
     bool yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "interpolate") == 0;
     lua_pop(L, 1);
     return yes;
@@ -186,7 +195,7 @@ static json_t *lookup(const struct render_ctx *c, int args, const char *source, 
         lua_rawgeti(L, args, 1); /* bbm.interpolate(fmt, {kw = value}) */
         json_t *v = NULL;
         if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, name);
+            raw_field(L, -1, name);
             v = lua_isnil(L, -1) ? NULL : cfg_lua_to_json(L, -1);
             lua_pop(L, 1);
         }
@@ -289,8 +298,8 @@ static int expand_key(const struct render_ctx *c, int args, const char *key, boo
 static json_t *interpolate(const struct render_ctx *c, int idx, bool quote, char **cause)
 {
     lua_State *L = c->L;
-    lua_getfield(L, idx, "fmt");
-    lua_getfield(L, idx, "args");
+    raw_field(L, idx, "fmt");
+    raw_field(L, idx, "args");
     int args = lua_istable(L, -1) ? lua_gettop(L) : 0;
     const char *fmt = lua_tostring(L, -2);
     struct buf out;
@@ -355,7 +364,7 @@ json_t *render(const struct render_ctx *c, int idx, char **cause)
         return call_function(c, idx, cause);
     if (!lua_istable(L, idx))
         return cfg_lua_to_json(L, idx);
-    if (luaL_len(L, idx) == 0) { /* a dict: each value rendered */
+    if (lua_rawlen(L, idx) == 0) { /* a dict: each value rendered */
         json_t *o = json_object();
         lua_pushnil(L);
         while (lua_next(L, idx) != 0) {
@@ -374,7 +383,7 @@ json_t *render(const struct render_ctx *c, int idx, char **cause)
         return o;
     }
     json_t *list = json_array();
-    for (lua_Integer i = 1; i <= luaL_len(L, idx); i++) {
+    for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, idx); i++) {
         lua_rawgeti(L, idx, i);
         json_t *v = render(c, -1, cause);
         lua_pop(L, 1);
