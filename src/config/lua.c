@@ -9,7 +9,11 @@
  * At run time every call into those functions goes through cfg_lua_call, which
  * gives each call a budget of its own: MAX_CALL_HOOK_CALLS x HOOK_EVERY
  * instructions and the state's memory cap.  The count hook stays installed for
- * the state's life (it costs nothing while C code runs).
+ * the state's life (it costs nothing while C code runs).  What would get around
+ * it is taken away: debug.sethook and the rest of the debug library but
+ * traceback and getinfo, and __gc finalizers, which Lua runs with hooks off
+ * whenever the collector does (setmetatable refuses a metatable with __gc, and
+ * files' metatable cannot be read).
  */
 #include "config/internal.h"
 
@@ -177,6 +181,45 @@ static int message_handler(lua_State *L)
     return 1;
 }
 
+/* Lua's setmetatable, without finalizers. */
+static int set_metatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int t = lua_type(L, 2);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE && (lua_pushliteral(L, "__gc"), lua_rawget(L, 2)) != LUA_TNIL)
+        return luaL_error(L, "setmetatable: __gc finalizers are not supported in master.lua");
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* debug with traceback and getinfo only, setmetatable without __gc, files' metatable
+   hidden (its __gc could be replaced). */
+static void restrict_libs(lua_State *L)
+{
+    lua_getglobal(L, "debug");
+    lua_createtable(L, 0, 2);
+    lua_getfield(L, -2, "traceback");
+    lua_setfield(L, -2, "traceback");
+    lua_getfield(L, -2, "getinfo");
+    lua_setfield(L, -2, "getinfo");
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "debug");
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "debug");
+    lua_pop(L, 2);
+    lua_register(L, "setmetatable", set_metatable);
+    if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE) {
+        lua_pushliteral(L, "file");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
 static int open_bbm(lua_State *L)
 {
     return cfg_open_bbm(L);
@@ -204,6 +247,7 @@ static lua_State *new_state(struct cfg_errors *errors, struct lua_budget *budget
     if (L == NULL)
         return NULL;
     luaL_openlibs(L);
+    restrict_libs(L);
     lua_pushlightuserdata(L, errors);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
     budget_reset(L, budget, budget->max_hook_calls, false);

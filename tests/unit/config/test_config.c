@@ -315,6 +315,13 @@ static void test_run_time_budget(void **state)
                            "function hungry(n)\n  local s = 'x'\n"
                            "  while true do s = s .. s end\nend\n"
                            "function boom(n) error('boom ' .. n) end\n"
+                           "function litter(n)\n"
+                           "  setmetatable({}, { __gc = function() while true do end end })\n"
+                           "end\n"
+                           "function unhook(n) debug.sethook() while true do end end\n"
+                           "function file_gc(n)\n"
+                           "  getmetatable(io.stdout).__gc = function() while true do end end\n"
+                           "end\n"
                            "return {}\n",
                            &errors);
     if (cfg == NULL)
@@ -329,6 +336,10 @@ static void test_run_time_budget(void **state)
         {"spin_co", "master.lua:8: the function ran past its budget of 10000000 instructions"},
         {"hungry", "master.lua:12: the function went past 512 MiB, the memory Lua may use"},
         {"boom", "master.lua:16: the function failed: "},
+        /* finalizers run with hooks off: none; nor can the hook be taken away */
+        {"litter", "master.lua:17: the function failed: /tmp/bbm-cfg-"},
+        {"unhook", "master.lua:20: the function failed: "},
+        {"file_gc", "master.lua:21: the function failed: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *cause = NULL;
@@ -349,6 +360,18 @@ static void test_run_time_budget(void **state)
     assert_int_equal(call_global(cfg, "boom", 3, &n, &cause), -1);
     assert_non_null(strstr(cause, "master.lua:16: the function failed: "));
     assert_non_null(strstr(cause, "master.lua:16: boom 3"));
+    free(cause);
+    cause = NULL;
+    assert_int_equal(call_global(cfg, "litter", 3, &n, &cause), -1);
+    assert_non_null(strstr(cause, "__gc finalizers are not supported in master.lua"));
+    free(cause);
+    cause = NULL;
+    assert_int_equal(call_global(cfg, "unhook", 3, &n, &cause), -1);
+    assert_non_null(strstr(cause, "attempt to call a nil value (field 'sethook')"));
+    free(cause);
+    cause = NULL;
+    assert_int_equal(call_global(cfg, "file_gc", 3, &n, &cause), -1);
+    assert_non_null(strstr(cause, "attempt to index a string value"));
     free(cause);
     cause = NULL;
     cfg_free(cfg);
