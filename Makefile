@@ -48,10 +48,12 @@ asan: deps $(ASAN_BUILD)/build.ninja
 
 # ThreadSanitizer on what crosses threads: the control queue and the log (unit), and the
 # web's suspended POSTs, their watchdog and the engine's answers, request threads that all
-# log (integration).
+# log, and the WAL checkpoint thread beside the engine and web readers while another
+# process locks the database (integration).
 TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_api.py::test_control_requests_like_buildbot \
-	tests/integration/test_web_limits.py::test_a_flood_of_one_error_is_summed_up_in_the_log
+	tests/integration/test_web_limits.py::test_a_flood_of_one_error_is_summed_up_in_the_log \
+	tests/integration/test_faults.py::test_sqlite_locked_by_another_process
 
 $(TSAN_BUILD)/build.ninja:
 	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
