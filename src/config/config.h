@@ -135,7 +135,7 @@ struct lua_State;
 /* How cfg_load_text runs a configuration; zeros mean cfg_load's defaults. */
 struct cfg_load_opts {
     size_t max_memory;       /* bytes the Lua state may hold */
-    size_t max_instructions; /* Lua instructions the file may run (rounded up to 100,000) */
+    size_t max_instructions; /* Lua instructions the file may run */
     /* Called on the fresh state before the file runs (a fuzzer takes io and os away). */
     void (*prepare)(struct lua_State *L);
 };

@@ -7,10 +7,15 @@
  * its Lua functions remain callable.
  *
  * At run time every call into those functions goes through cfg_lua_call, which
- * gives each call a budget of its own: MAX_CALL_HOOK_CALLS x HOOK_EVERY
- * instructions and the state's memory cap.  The count hook stays installed for
- * the state's life (it costs nothing while C code runs).  What would get around
- * it is taken away: debug.sethook and the rest of the debug library but
+ * gives each call a budget of its own: MAX_CALL_INSTRUCTIONS and the state's
+ * memory cap.  The count hook stays installed for the state's life (it costs
+ * nothing while C code runs) and counts the instructions of every thread:
+ * coroutines are created with a hook of their own, every CO_HOOK_EVERY
+ * instructions, and pay that much up front, so that many short coroutines
+ * cannot run unseen between two checks.  The hook raises its error only inside
+ * a protected call (the file's run, cfg_lua_call): a metamethod that C code
+ * reaches outside one is counted, never turned into an abort.  What would get
+ * around it is taken away: debug.sethook and the rest of the debug library but
  * traceback and getinfo, and __gc finalizers, which Lua runs with hooks off
  * whenever the collector does (setmetatable refuses a metatable with __gc, and
  * files' metatable cannot be read).
@@ -25,13 +30,14 @@
 
 enum {
     MAX_CONFIG_BYTES = 16 << 20,
-    HOOK_EVERY = 100000,       /* instructions between checks */
-    MAX_HOOK_CALLS = 5000,     /* loading: 5e8 instructions, a few seconds */
-    MAX_CALL_HOOK_CALLS = 100, /* one run-time call: 1e7 instructions, tens of ms */
-    MAX_ERRORS = 200,          /* errors reported; the rest are counted */
+    HOOK_EVERY = 100000,  /* instructions between checks on the main thread */
+    CO_HOOK_EVERY = 1000, /* on a coroutine, which pays this much when created */
+    MAX_ERRORS = 200,     /* errors reported; the rest are counted */
     WHERE_MAX = 256,
 };
 #define MAX_LUA_MEMORY ((size_t)512 << 20)
+#define MAX_INSTRUCTIONS ((size_t)500000000)     /* loading: a few seconds */
+#define MAX_CALL_INSTRUCTIONS ((size_t)10000000) /* one run-time call: tens of ms */
 /* What C code may add to the state between calls, past the cap, so that pushing a call's
    arguments cannot fail when a function left the state at its cap. */
 #define C_RESERVE ((size_t)16 << 20)
@@ -40,12 +46,13 @@ static const char errors_key = 'e';
 
 struct lua_budget {
     size_t used;
-    size_t max;   /* the cap of the configuration's Lua code */
-    size_t limit; /* the allocator's: max, or max + C_RESERVE between calls */
-    size_t hook_calls;
-    size_t max_hook_calls;
-    bool exceeded;         /* hook_calls went past max_hook_calls: every instruction fails */
+    size_t max;            /* the cap of the configuration's Lua code */
+    size_t limit;          /* the allocator's: max, or max + C_RESERVE between calls */
+    size_t spent;          /* instructions counted by the hook */
+    size_t max_spent;      /* the budget of the load, or of one run-time call */
+    bool exceeded;         /* spent went past max_spent: every instruction fails */
     int depth;             /* cfg_lua_call nesting */
+    int protected;         /* protected calls the budget may raise its error in */
     char where[WHERE_MAX]; /* FILE:LINE the code was at when it ran out */
 };
 
@@ -67,36 +74,103 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-/* Once the budget is spent every instruction raises the error, on every coroutine, so that
-   code catching it with pcall cannot go on looping. */
-static void budget_hook(lua_State *L, lua_Debug *ar)
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+static struct lua_budget *budget_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
-    struct lua_budget *b = ud;
+    return ud;
+}
+
+/* The budget is spent: from now on every instruction of every thread raises the error (in
+   a protected call), so that code catching it with pcall cannot go on looping. */
+static void exceed(lua_State *L, struct lua_budget *b, lua_Debug *ar)
+{
     if (!b->exceeded) {
-        if (lua_gethookcount(L) != HOOK_EVERY) { /* a coroutine that ran out in an old call */
-            lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
-            return;
-        }
-        if (++b->hook_calls <= b->max_hook_calls)
-            return;
         b->exceeded = true;
         lua_getinfo(L, "Sl", ar);
         snprintf(b->where, sizeof b->where, "%s:%d",
                  ar->source[0] == '@' ? ar->source + 1 : ar->short_src, ar->currentline);
     }
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    if (b->protected == 0)
+        return;
     lua_pushfstring(L, "%s: the configuration ran for too long (an endless loop?)", b->where);
     lua_error(L);
 }
 
-/* A fresh budget of `hook_calls` checks, and the cap for Lua code (or, `between` calls, the
-   cap and the reserve of C code). */
-static void budget_reset(lua_State *L, struct lua_budget *b, size_t hook_calls, bool between)
+static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-    b->hook_calls = 0;
-    b->max_hook_calls = hook_calls;
+    struct lua_budget *b = budget_of(L);
+    if (!b->exceeded) {
+        int count = lua_gethookcount(L);
+        if (count == 1) { /* a thread an old call's spent budget stopped */
+            lua_sethook(L, budget_hook, LUA_MASKCOUNT, CO_HOOK_EVERY);
+            return;
+        }
+        b->spent += (size_t)count;
+        if (b->spent <= b->max_spent)
+            return;
+    }
+    exceed(L, b, ar);
+}
+
+/* A new coroutine gets a hook of its own and pays for its first check up front. */
+static void charge_thread(lua_State *L, lua_State *co)
+{
+    struct lua_budget *b = budget_of(L);
+    lua_sethook(co, budget_hook, LUA_MASKCOUNT, b->exceeded ? 1 : CO_HOOK_EVERY);
+    b->spent += CO_HOOK_EVERY;
+    if (b->spent > b->max_spent) {
+        lua_Debug ar;
+        if (lua_getstack(L, 1, &ar))
+            exceed(L, b, &ar);
+    }
+}
+
+/* coroutine.create and coroutine.wrap (the originals are upvalue 1), charged. */
+static int co_create(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    if (lua_isthread(L, -1))
+        charge_thread(L, lua_tothread(L, -1));
+    return 1;
+}
+
+static int co_wrap(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    if (lua_getupvalue(L, -1, 1) != NULL) { /* the wrapping closure's thread */
+        if (lua_isthread(L, -1))
+            charge_thread(L, lua_tothread(L, -1));
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static void charge_coroutines(lua_State *L)
+{
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "create");
+    lua_pushcclosure(L, co_create, 1);
+    lua_setfield(L, -2, "create");
+    lua_getfield(L, -1, "wrap");
+    lua_pushcclosure(L, co_wrap, 1);
+    lua_setfield(L, -2, "wrap");
+    lua_pop(L, 1);
+}
+
+/* A fresh budget of `instructions`, and the cap for Lua code (or, `between` calls, the cap
+   and the reserve of C code). */
+static void budget_reset(lua_State *L, struct lua_budget *b, size_t instructions, bool between)
+{
+    b->spent = 0;
+    b->max_spent = instructions;
     b->exceeded = false;
     b->where[0] = '\0';
     b->limit = between ? b->max + C_RESERVE : b->max;
@@ -248,9 +322,10 @@ static lua_State *new_state(struct cfg_errors *errors, struct lua_budget *budget
         return NULL;
     luaL_openlibs(L);
     restrict_libs(L);
+    charge_coroutines(L);
     lua_pushlightuserdata(L, errors);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
-    budget_reset(L, budget, budget->max_hook_calls, false);
+    budget_reset(L, budget, budget->max_spent, false);
     return L;
 }
 
@@ -262,8 +337,11 @@ static int run_file(lua_State *L, const char *path, const char *source, size_t l
     lua_pushcfunction(L, message_handler);
     int rc = luaL_loadbufferx(L, source, len, chunk, "t");
     free(chunk);
+    struct lua_budget *b = budget_of(L);
+    b->protected ++;
     if (rc == LUA_OK)
         rc = lua_pcall(L, 0, 1, -2);
+    b->protected --;
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         buf_printf(&e->text, "%s\n", msg != NULL ? msg : "error in the configuration");
@@ -287,9 +365,8 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     errors.count = 0;
     struct lua_budget *budget = xcalloc(1, sizeof *budget);
     budget->max = opts != NULL && opts->max_memory > 0 ? opts->max_memory : MAX_LUA_MEMORY;
-    budget->max_hook_calls = opts != NULL && opts->max_instructions > 0
-                                 ? (opts->max_instructions + HOOK_EVERY - 1) / HOOK_EVERY
-                                 : MAX_HOOK_CALLS;
+    budget->max_spent =
+        opts != NULL && opts->max_instructions > 0 ? opts->max_instructions : MAX_INSTRUCTIONS;
     budget->limit = budget->max;
     struct cfg *cfg = xcalloc(1, sizeof *cfg);
     cfg->path = xstrdup(path);
@@ -300,10 +377,12 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     if (opts != NULL && opts->prepare != NULL)
         opts->prepare(L);
     char *text = xstrndup(source, len); /* validation reads the source as a C string */
-    if (run_file(L, path, source, len) == 0)
+    if (run_file(L, path, source, len) == 0) {
+        budget->limit = budget->max + C_RESERVE; /* validation is C code */
         cfg_read_model(L, cfg, path, text);
+    }
     free(text);
-    budget_reset(L, budget, MAX_CALL_HOOK_CALLS, true);
+    budget_reset(L, budget, MAX_CALL_INSTRUCTIONS, true);
     if (errors.count > 0) {
         free(*cause);
         *cause = buf_take(&errors.text);
@@ -354,12 +433,12 @@ static int call_error(lua_State *L, struct lua_budget *b, int status, const char
         util_cause(cause,
                    "%s: the function ran past its budget of %zu instructions (an endless loop? "
                    "it was at %s)",
-                   place, b->max_hook_calls * HOOK_EVERY, b->where);
+                   place, b->max_spent, b->where);
     } else if (status == LUA_ERRMEM) {
         util_cause(cause, "%s: the function went past %zu MiB, the memory Lua may use", place,
                    b->max >> 20);
-    } else {
-        const char *msg = lua_tostring(L, -1);
+    } else { /* a string as it is: converting a number could allocate past the cap */
+        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         util_cause(cause, "%s: the function failed: %s", place,
                    msg != NULL ? msg : luaL_typename(L, -1));
     }
@@ -377,13 +456,15 @@ int cfg_lua_call(lua_State *L, int nargs, int nresults, char **cause)
     lua_pushvalue(L, -1 - nargs);
     function_place(L, place, sizeof place);
     if (b->depth++ == 0)
-        budget_reset(L, b, b->max_hook_calls, false);
+        budget_reset(L, b, b->max_spent, false);
+    b->protected ++;
     int status = lua_pcall(L, nargs, nresults, 0);
+    b->protected --;
     int rc = status == LUA_OK ? 0 : call_error(L, b, status, place, cause);
     if (--b->depth == 0) {
         if (status == LUA_ERRMEM)
             lua_gc(L, LUA_GCCOLLECT); /* give what the function held back now */
-        budget_reset(L, b, b->max_hook_calls, true);
+        budget_reset(L, b, b->max_spent, true);
     }
     return rc;
 }

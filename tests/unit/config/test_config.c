@@ -322,6 +322,12 @@ static void test_run_time_budget(void **state)
                            "function file_gc(n)\n"
                            "  getmetatable(io.stdout).__gc = function() while true do end end\n"
                            "end\n"
+                           "function many_co(n)\n"
+                           "  while true do\n"
+                           "    coroutine.wrap(function() for i = 1, 24000 do end end)()\n"
+                           "    coroutine.resume(coroutine.create(function() end))\n"
+                           "  end\n"
+                           "end\n"
                            "return {}\n",
                            &errors);
     if (cfg == NULL)
@@ -340,6 +346,8 @@ static void test_run_time_budget(void **state)
         {"litter", "master.lua:17: the function failed: /tmp/bbm-cfg-"},
         {"unhook", "master.lua:20: the function failed: "},
         {"file_gc", "master.lua:21: the function failed: "},
+        /* coroutines too short for a check of their own pay for one up front */
+        {"many_co", "master.lua:24: the function ran past its budget of 10000000 instructions"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *cause = NULL;
