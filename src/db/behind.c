@@ -59,6 +59,7 @@ struct db_behind {
     bool deferred;         /* the open transaction was not sent: it is queued at COMMIT */
     bool ids;              /* the open (live) transaction handed out ids */
     bool down;             /* the last attempt found the database unavailable */
+    bool recovered;        /* it was down and is back: db_behind_retry says so once */
     long long down_since, next_try, reminded;
     unsigned backoff;
     size_t applied; /* statements applied since the outage began */
@@ -159,6 +160,7 @@ static void note_up(struct db *db)
     if (!q->down)
         return;
     q->down = false;
+    q->recovered = true;
     log_info("database: available again after %.1f s; %zu writes that waited were applied",
              (double)(now_ms() - q->down_since) / 1000.0, q->applied);
     free(q->cause);
@@ -268,8 +270,8 @@ static int drain(struct db *db)
             free(cause);
             return -1;
         } else {
-            log_error("database: a write that waited was refused: %s: %s", q->head->s[0].sql,
-                      cause != NULL ? cause : "?");
+            log_error("database: a write that waited was refused: %s: %s",
+                      q->head->n > 0 ? q->head->s[0].sql : "COMMIT", cause != NULL ? cause : "?");
             free(cause);
             q->applied -= q->head->n;
             pop(q);
@@ -339,25 +341,31 @@ bool db_behind_down(const struct db *db, const char **cause)
     return q != NULL && q->down;
 }
 
-int db_behind_retry(struct db *db)
+int db_behind_retry(struct db *db, bool now)
 {
     struct db_behind *q = db->behind;
-    if (q == NULL || db->depth > 0 || (q->head == NULL && !q->down))
+    if (q == NULL || db->depth > 0)
         return 0;
-    remind(q);
-    if (!ready(db))
-        return -1;
-    if (q->head == NULL && q->down) { /* nothing waited: ask the database itself */
-        char *why = NULL;
-        db->lost = false;
-        int rc = db->be->run(db, "SELECT 1", NULL, 0, NULL, &why);
-        attempted(db, rc, why);
-        free(why);
-        if (rc != 0)
-            return db->lost ? -1 : 0;
+    if (q->head != NULL || q->down) {
+        remind(q);
+        if (now)
+            q->next_try = 0;
+        if (!ready(db))
+            return -1;
+        if (q->down) { /* nothing waited: ask the database itself */
+            char *why = NULL;
+            db->lost = false;
+            int rc = db->be->run(db, "SELECT 1", NULL, 0, NULL, &why);
+            attempted(db, rc, why);
+            free(why);
+            if (rc != 0 && db->lost)
+                return -1;
+        }
+        note_up(db);
     }
-    note_up(db);
-    return 1;
+    bool back = q->recovered;
+    q->recovered = false;
+    return back ? 1 : 0;
 }
 
 /* A statement run now; *lost tells a failure for want of the database. */
@@ -494,7 +502,10 @@ int db_behind_commit(struct db *db, char **cause)
     }
     note_down(db, why);
     free(why);
-    enqueue(q, b); /* its statements were taken: it waits, past the bound if need be */
+    if (b->n > 0)
+        enqueue(q, b); /* its statements were taken: it waits, past the bound if need be */
+    else
+        batch_free(b);
     return 0;
 }
 

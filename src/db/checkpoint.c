@@ -30,7 +30,7 @@ static void *run(void *arg)
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += k->interval_ms / 1000;
         until.tv_nsec += (long)(k->interval_ms % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) {
@@ -71,7 +71,11 @@ struct db_checkpointer *db_checkpointer_start(struct db *writer, const char *url
     k->db = db;
     k->interval_ms = interval_ms;
     pthread_mutex_init(&k->lock, NULL);
-    pthread_cond_init(&k->wake, NULL);
+    pthread_condattr_t attr; /* waits on the monotonic clock: a clock set back stalls nothing */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->wake, &attr);
+    pthread_condattr_destroy(&attr);
     k->started = pthread_create(&k->thread, NULL, run, k) == 0;
     if (!k->started) {
         util_cause(cause, "cannot start the checkpoint thread");

@@ -125,9 +125,11 @@ size_t db_behind_bytes(const struct db *db);
 /* Whether the last attempt found the database unavailable; *cause (may be NULL) gets why
    (borrowed until the next call). */
 bool db_behind_down(const struct db *db, const char **cause);
-/* Applies the writes that wait if their next attempt is due: 1 when it applied them all,
-   0 when nothing waited, -1 when the database is still unavailable. */
-int db_behind_retry(struct db *db);
+/* Applies the writes that wait if their next attempt is due (`now`: at once, backoff or
+   not), and asks the database whether it is back when nothing waits: 1 once the database
+   is back after being unavailable (however that was found), -1 while it is unavailable,
+   0 otherwise. */
+int db_behind_retry(struct db *db, bool now);
 
 /*
  * SQLite: turns the automatic WAL checkpoint of `writer` off and starts a

@@ -97,16 +97,22 @@ static PGresult *exec_params(struct db *db, const char *sql, const struct db_par
 }
 
 /* SQLSTATEs of the server's state rather than the statement's: connection exceptions
-   (08), insufficient resources (53: disk full, out of memory, too many connections),
-   operator intervention (57: shutdown, cannot connect now), system errors (58),
-   serialization failures and deadlocks (40001, 40P01). */
+   (08), insufficient resources (53100 disk full, 53200 out of memory, 53300 too many
+   connections), a server shutting down or starting (57P01-57P03), I/O errors (58030), a
+   read-only standby (25006), serialization failures and deadlocks (40001, 40P01).  A
+   cancelled statement (57014, statement_timeout) is not: it would fail again each time. */
 static bool unavailable_state(const char *state)
 {
+    static const char *const states[] = {"53100", "53200", "53300", "57P01", "57P02",
+                                         "57P03", "58030", "25006", "40001", "40P01"};
     if (state == NULL)
         return false;
-    return strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
-           strncmp(state, "57", 2) == 0 || strncmp(state, "58", 2) == 0 ||
-           strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+    if (strncmp(state, "08", 2) == 0)
+        return true;
+    for (size_t i = 0; i < UTIL_NELEM(states); i++)
+        if (strcmp(state, states[i]) == 0)
+            return true;
+    return false;
 }
 
 static int result_error(struct db *db, PGresult *res, char **cause)
@@ -311,8 +317,17 @@ static const struct db_backend pg_backend = {
 
 struct db *db_pg_open(const char *conninfo, bool readonly, char **cause)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "client_encoding", NULL};
-    const char *values[] = {conninfo, "5", "UTF8", NULL};
+    /* A server that vanishes without closing (a network fault) is noticed within about
+       30 s, not after TCP's own 15 minutes. */
+    const char *keys[] = {"dbname",
+                          "connect_timeout",
+                          "client_encoding",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          NULL};
+    const char *values[] = {conninfo, "5", "UTF8", "10", "5", "3", "30000", NULL};
     PGconn *c = PQconnectdbParams(keys, values, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         char *msg = trimmed(PQerrorMessage(c));

@@ -60,7 +60,7 @@ static sqlite3_stmt *prepare(struct db *db, const char *sql)
 }
 
 /* Errors that come from the database's state, not from the statement: a lock, a full
-   disk, an I/O error. */
+   disk, an I/O error, a file that became read-only. */
 static bool unavailable(int code)
 {
     switch (code & 0xff) {
@@ -71,6 +71,7 @@ static bool unavailable(int code)
     case SQLITE_CANTOPEN:
     case SQLITE_PROTOCOL:
     case SQLITE_NOMEM:
+    case SQLITE_READONLY:
         return true;
     default:
         return false;

@@ -108,7 +108,7 @@ static void flush_cb(uv_timer_t *t)
 {
     struct engine *e = t->data;
     steplogs_flush(e);
-    int back = db_behind_retry(e->db);
+    int back = db_behind_retry(e->db, false);
     if (back != -1)
         resume_steps(e);
     if (back == 1) /* what waited is in: requests may wait, rows may be left */
@@ -338,7 +338,7 @@ void engine_stop(struct engine *e, void (*done)(void *arg), void *arg)
         if (!b->finished)
             build_stop(b, "Master Shutdown", shutdown_results(e, b));
     steplogs_flush(e);
-    db_behind_retry(e->db);
+    db_behind_retry(e->db, true);
     if (!builds_running(e)) {
         e->stopped = NULL;
         done(arg);
@@ -355,7 +355,7 @@ void engine_free(struct engine *e)
         build_free(b);
     }
     steplogs_flush(e);
-    if (db_behind_retry(e->db) == -1 || db_behind_waiting(e->db) > 0)
+    if (db_behind_retry(e->db, true) == -1 || db_behind_waiting(e->db) > 0)
         log_error("database: %zu writes (%zu KiB) could not be applied before the master "
                   "stopped; the next start finishes what they would have",
                   db_behind_waiting(e->db), db_behind_bytes(e->db) >> 10);

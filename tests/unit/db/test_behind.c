@@ -82,7 +82,7 @@ static char *values(struct db *db)
 static void drain(struct db *db)
 {
     for (int i = 0; i < 100 && db_behind_waiting(db) > 0; i++) {
-        db_behind_retry(db);
+        db_behind_retry(db, false);
         sleep_ms(100);
     }
     assert_int_equal(db_behind_waiting(db), 0);
@@ -166,11 +166,41 @@ static void test_bound(void **state)
     db_close(db);
 }
 
+/* The database back, found by an ordinary write: the next retry still says so, once (the
+   engine then runs the botmaster and the repair). */
+static void test_return_told_once(void **state)
+{
+    (void)state;
+    struct db *db = open_db("told.sqlite"), *other = open_db("told.sqlite");
+    char *cause = NULL;
+    assert_int_equal(db_exec_script(db,
+                                    "CREATE TABLE alembic_version (v TEXT);"
+                                    "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)",
+                                    &cause),
+                     0);
+    db_behind_enable(db, 1 << 20);
+    assert_int_equal(db_exec_script(other, "BEGIN EXCLUSIVE", &cause), 0);
+    exec_ok(db, "INSERT INTO t (n) VALUES (?)", 1);
+    assert_int_equal(db_behind_retry(db, true), -1);
+    assert_int_equal(db_exec_script(other, "COMMIT", &cause), 0);
+    sleep_ms(1000); /* past the backoff (500 ms after two attempts) */
+    exec_ok(db, "INSERT INTO t (n) VALUES (?)", 2);
+    assert_int_equal(db_behind_waiting(db), 0);
+    assert_int_equal(db_behind_retry(db, false), 1);
+    assert_int_equal(db_behind_retry(db, false), 0);
+    char *v = values(db);
+    assert_string_equal(v, "1,2");
+    free(v);
+    db_close(other);
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_wait_in_order),
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_return_told_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
