@@ -334,8 +334,11 @@ static bool running(const struct engine *e, long long id)
     return false;
 }
 
-/* A build of this master that is not running any more, with rows left unfinished. */
-static int repair_build(struct engine *e, long long id, bool complete, long long now, char **cause)
+/* A build of this master that is not running any more, with rows left unfinished: its steps
+   and logs are finished and, if the build itself was left running, it ends RETRY and its
+   request is given back, as at start. */
+static int repair_build(struct engine *e, long long id, bool complete, long long brid,
+                        long long now, char **cause)
 {
     if (finish_steps(e, id, now, cause) != 0)
         return -1;
@@ -343,10 +346,12 @@ static int repair_build(struct engine *e, long long id, bool complete, long long
         return 0;
     struct db_param b[] = {DB_INT(now), DB_INT(RES_RETRY), DB_INT(id)};
     log_warn("build %lld: finished RETRY by the repair: its rows were left running", id);
-    return db_exec(e->db,
-                   "UPDATE builds SET complete_at = ?, results = ? WHERE id = ? AND "
-                   "complete_at IS NULL",
-                   b, 3, cause);
+    if (db_exec(e->db,
+                "UPDATE builds SET complete_at = ?, results = ? WHERE id = ? AND "
+                "complete_at IS NULL",
+                b, 3, cause) != 0)
+        return -1;
+    return requests_unclaim(e, brid, cause);
 }
 
 /* The builds the first repair looks at: the last this many. */
@@ -362,20 +367,28 @@ int requests_repair(struct engine *e, char **cause)
             db_res_int(m, 0, 0) > REPAIR_FIRST ? db_res_int(m, 0, 0) - REPAIR_FIRST : 1;
         db_res_free(m);
     }
+    long long next = -1;
+    struct db_res *m = db_query(e->db, "SELECT MAX(id) FROM builds", NULL, 0, cause);
+    if (m == NULL)
+        return -1;
+    next = db_res_int(m, 0, 0) + 1;
+    db_res_free(m);
+    /* only builds with something left running: the others cost nothing */
     struct db_param p[] = {DB_INT(e->repair_from), DB_INT(e->masterid)};
-    struct db_res *r = db_query(
-        e->db, "SELECT id, complete_at FROM builds WHERE id >= ? AND masterid = ? ORDER BY id", p,
-        2, cause);
+    struct db_res *r =
+        db_query(e->db,
+                 "SELECT b.id, b.complete_at, b.buildrequestid FROM builds b WHERE b.id >= ? AND "
+                 "b.masterid = ? AND (b.complete_at IS NULL OR EXISTS (SELECT 1 FROM steps s WHERE "
+                 "s.buildid = b.id AND s.results IS NULL)) ORDER BY b.id",
+                 p, 2, cause);
     if (r == NULL)
         return -1;
-    long long now = engine_now(), next = e->repair_from;
+    long long now = engine_now();
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < db_res_rows(r); i++) {
         long long id = db_res_int(r, i, 0);
-        if (running(e, id))
-            continue;
-        rc = repair_build(e, id, !db_res_null(r, i, 1), now, cause);
-        next = id + 1;
+        if (!running(e, id))
+            rc = repair_build(e, id, !db_res_null(r, i, 1), db_res_int(r, i, 2), now, cause);
     }
     db_res_free(r);
     for (const struct build *b = e->builds; b != NULL; b = b->next) /* from the oldest running */

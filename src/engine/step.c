@@ -219,6 +219,10 @@ void step_free(struct step *s)
     if (s == NULL)
         return;
     luaL_unref(s->b->cfg->lua, LUA_REGISTRYINDEX, s->ref);
+    if (s->stdio != NULL) /* a step abandoned with the loop: its logs outlive it */
+        s->stdio->step = NULL;
+    for (size_t i = 0; i < s->n_logfiles; i++)
+        s->logfiles[i]->step = NULL;
     free(s->setup_error);
     free(s->unlogged);
     free(s->name);
