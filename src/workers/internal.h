@@ -105,6 +105,7 @@ struct session {
     int ping_interval;                   /* seconds the ping timer runs with; 0: off */
     int ping_timeout;                    /* seconds the ping out has to be answered */
     bool ping_waiting;                   /* a ping is out */
+    bool ping_last_chance;               /* its timeout fired once: the next loop turn decides */
     struct wk_registry *reg;
     struct session *next;
     struct pb_broker *broker;

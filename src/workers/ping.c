@@ -55,6 +55,13 @@ static void timeout_cb(uv_timer_t *t)
         s->ping_interval = 0;
         return;
     }
+    if (!s->ping_last_chance) {
+        /* libuv runs timers before it reads: after a stall of the loop the answer may be
+           in the socket already; one more turn reads it */
+        s->ping_last_chance = true;
+        uv_timer_start(&s->ping_timer, timeout_cb, 1, 0);
+        return;
+    }
     char why[128];
     snprintf(why, sizeof why, "no answer to a ping within %d s", s->ping_timeout);
     log_warn("worker '%s' (%s): %s: dropping its connection", UTIL_ESC(s->name), s->peer, why);
@@ -77,6 +84,7 @@ static void ping_cb(uv_timer_t *t)
         return;
     }
     s->ping_waiting = true;
+    s->ping_last_chance = false;
     s->ping_timeout = w->ping_timeout;
     uv_timer_start(&s->ping_timer, timeout_cb, (uint64_t)s->ping_timeout * 1000, 0);
 }

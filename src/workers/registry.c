@@ -265,9 +265,11 @@ void wk_build_done(struct wk_registry *r, const char *worker, const char *builde
             return;
         *p = h->next;
         hold_free(h);
-        struct session *s = registry_find_attached(r, worker, NULL);
-        if (s != NULL && !r->closing)
-            refresh_builders(s);
+        /* the attached session, or one attaching (a worker back while its lost build ended) */
+        for (struct session *s = r->sessions; s != NULL && !r->closing; s = s->next)
+            if (util_streq(s->name, worker) && s->state != SESSION_CLOSING &&
+                s->state != SESSION_CHANGES)
+                refresh_builders(s);
         return;
     }
 }
