@@ -29,7 +29,8 @@ return {
   builders = {
     bbm.builder{ name = "lines", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ name = "count", command = { "sh", "-c",
-        "i=1; while [ $i -le %(lines)d ]; do echo line $i %(pad)s; i=$((i+1)); sleep %(delay)s; done" } },
+        "i=1; while [ $i -le %(lines)d ]; do echo line $i %(pad)s; i=$((i+1)); sleep %(delay)s; " ..
+        "if [ $i -eq %(half)d ]; then while [ ! -e %(go)s ]; do sleep 0.05; done; fi; done" } },
       bbm.steps.shell{ name = "after", command = { "echo", "after the fault" } },
       bbm.steps.shell{ name = "last", command = { "echo", "the end" } },
     } },
@@ -42,7 +43,12 @@ return {
 
 
 def start_site(master, workers, tmp_path, backend, delay, pad=""):
-    site = Site(master, backend, tmp_path, config=CONFIG, lines=LINES, delay=delay, pad=pad)
+    """A master whose build prints half its lines, waits for the file site.go (the test
+    puts the fault in place first), then prints the rest."""
+    go = tmp_path / "go"
+    site = Site(master, backend, tmp_path, config=CONFIG, lines=LINES, delay=delay, pad=pad,
+                half=LINES // 2, go=go)
+    site.go = go
     site.worker = workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(ATTACHED)
     return site
@@ -107,6 +113,7 @@ def test_postgresql_restart_mid_build(own_postgres, master, workers, tmp_path):
     build = site.wait_running(brid, "count")
     wait_for(lambda: lines_stored(site, build["buildid"]) > 0, what="the first lines stored")
     pg("--pause", pgdir)
+    site.go.touch()
     try:
         status, text = api_status(site.port, "masters")
         assert status == 503 and "the database is unavailable" in text, (status, text)
@@ -137,6 +144,7 @@ def test_sqlite_locked_by_another_process(master, workers, tmp_path):
     locker = sqlite3.connect(os.path.join(master.dir, "state.sqlite"), timeout=30,
                              isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
+    site.go.touch()
     try:
         master.wait_log(r"database: unavailable: sqlite: .*locked")
         time.sleep(12)  # past the 10 s that any busy timeout would wait
@@ -165,6 +173,7 @@ def test_full_disk_mid_build(workers, tmp_path, request):
         wait_for(lambda: lines_stored(site, build["buildid"]) > 0, what="the first lines")
         fill = disk / "fill"
         subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=1M"], capture_output=True)
+        site.go.touch()
         time.sleep(4)  # the build goes on with nowhere to write
         os.remove(fill)
         check_whole(site, brid)
@@ -240,6 +249,7 @@ def test_rows_left_unfinished_are_repaired(master, workers, tmp_path):
     """A step and its log left running under a finished build (a write the database
     refused for good) are finished by the repair when the master starts."""
     site = start_site(master, workers, tmp_path, "sqlite", delay=0)
+    site.go.touch()
     _, brid = site.force("lines")
     bid = site.wait_request(brid)["buildid"]
     master.stop()
