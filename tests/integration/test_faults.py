@@ -24,27 +24,33 @@ LINES = 300
 PG_OUTAGE = 4 if SANITIZED else 30
 LOCK_HOLDS = [12] if SANITIZED else [20, 45]
 
-CONFIG = r'''local bbm = require "bbm"
+
+def master_lua(steps):
+    """master.lua for Site: one worker, the builder "lines" with these steps (Lua text), a
+    force scheduler."""
+    return (r'''local bbm = require "bbm"
 return {
-  title = "faults",
   protocols = { pb = { port = %(pb)d } },
   www = { port = %(www)d },
   db_url = "%(db)s",
   workers = { bbm.worker("w1", "w1pass") },
   builders = {
     bbm.builder{ name = "lines", workernames = { "w1" }, factory = bbm.factory{
-      bbm.steps.shell{ name = "count", command = { "sh", "-c",
-        "i=1; while [ $i -le %(lines)d ]; do echo line $i %(pad)s; i=$((i+1)); sleep %(delay)s; " ..
-        "if [ $i -eq %(half)d ]; then while [ ! -e %(go)s ]; do sleep 0.05; done; fi; done" } },
-      bbm.steps.shell{ name = "after", command = { "echo", "after the fault" } },
-      bbm.steps.shell{ name = "last", command = { "echo", "the end" } },
+''' + steps + r'''
     } },
   },
   schedulers = {
     bbm.schedulers.force{ name = "force", builderNames = { "lines" } },
   },
 }
-'''
+''')
+
+
+CONFIG = master_lua(r'''      bbm.steps.shell{ name = "count", command = { "sh", "-c",
+        "i=1; while [ $i -le %(lines)d ]; do echo line $i %(pad)s; i=$((i+1)); sleep %(delay)s; " ..
+        "if [ $i -eq %(half)d ]; then while [ ! -e %(go)s ]; do sleep 0.05; done; fi; done" } },
+      bbm.steps.shell{ name = "after", command = { "echo", "after the fault" } },
+      bbm.steps.shell{ name = "last", command = { "echo", "the end" } },''')
 
 
 def start_site(master, workers, tmp_path, backend, delay, pad=""):
@@ -201,25 +207,9 @@ def test_full_disk_mid_build(workers, tmp_path, request):
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)
 
 
-BOUND_CONFIG = r'''local bbm = require "bbm"
-return {
-  title = "bound",
-  protocols = { pb = { port = %(pb)d } },
-  www = { port = %(www)d },
-  db_url = "%(db)s",
-  workers = { bbm.worker("w1", "w1pass") },
-  builders = {
-    bbm.builder{ name = "lines", workernames = { "w1" }, factory = bbm.factory{
-      bbm.steps.shell{ name = "flood", command = { "sh", "-c",
+BOUND_CONFIG = master_lua(r'''      bbm.steps.shell{ name = "flood", command = { "sh", "-c",
         "while [ ! -e %(go)s ]; do sleep 0.05; done; head -c 3000000 /dev/urandom | base64; sleep 30" } },
-      bbm.steps.shell{ name = "after", command = { "echo", "after the flood" } },
-    } },
-  },
-  schedulers = {
-    bbm.schedulers.force{ name = "force", builderNames = { "lines" } },
-  },
-}
-'''
+      bbm.steps.shell{ name = "after", command = { "echo", "after the flood" } },''')
 
 
 def test_past_the_bound_the_build_fails_explicitly(master, workers, tmp_path):

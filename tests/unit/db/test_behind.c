@@ -88,17 +88,27 @@ static void drain(struct db *db)
     assert_int_equal(db_behind_waiting(db), 0);
 }
 
+/* A database `name` with write-behind of `max` bytes on *db, and a second connection on
+ *other to lock it with; the table t has an integer n and a blob b. */
+static void open_pair(const char *name, size_t max, struct db **db, struct db **other)
+{
+    char *cause = NULL;
+    *db = open_db(name);
+    *other = open_db(name);
+    if (db_exec_script(*db,
+                       "CREATE TABLE alembic_version (v TEXT);"
+                       "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, b BLOB)",
+                       &cause) != 0)
+        fail_msg("%s", cause);
+    db_behind_enable(*db, max);
+}
+
 static void test_writes_wait_in_order(void **state)
 {
     (void)state;
-    struct db *db = open_db("order.sqlite"), *other = open_db("order.sqlite");
+    struct db *db, *other;
     char *cause = NULL;
-    assert_int_equal(db_exec_script(db,
-                                    "CREATE TABLE alembic_version (v TEXT);"
-                                    "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)",
-                                    &cause),
-                     0);
-    db_behind_enable(db, 1 << 20);
+    open_pair("order.sqlite", 1 << 20, &db, &other);
     exec_ok(db, "INSERT INTO t (n) VALUES (?)", 1);
 
     assert_int_equal(db_exec_script(other, "BEGIN EXCLUSIVE", &cause), 0);
@@ -138,14 +148,9 @@ static void test_writes_wait_in_order(void **state)
 static void test_bound(void **state)
 {
     (void)state;
-    struct db *db = open_db("bound.sqlite"), *other = open_db("bound.sqlite");
+    struct db *db, *other;
     char *cause = NULL;
-    assert_int_equal(db_exec_script(db,
-                                    "CREATE TABLE alembic_version (v TEXT);"
-                                    "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, b BLOB)",
-                                    &cause),
-                     0);
-    db_behind_enable(db, 64 * 1024);
+    open_pair("bound.sqlite", 64 * 1024, &db, &other);
     assert_int_equal(db_exec_script(other, "BEGIN EXCLUSIVE", &cause), 0);
     static char blob[40 * 1024];
     struct db_param p[] = {DB_INT(1), DB_BLOB(blob, sizeof blob)};
@@ -171,14 +176,9 @@ static void test_bound(void **state)
 static void test_return_told_once(void **state)
 {
     (void)state;
-    struct db *db = open_db("told.sqlite"), *other = open_db("told.sqlite");
+    struct db *db, *other;
     char *cause = NULL;
-    assert_int_equal(db_exec_script(db,
-                                    "CREATE TABLE alembic_version (v TEXT);"
-                                    "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)",
-                                    &cause),
-                     0);
-    db_behind_enable(db, 1 << 20);
+    open_pair("told.sqlite", 1 << 20, &db, &other);
     assert_int_equal(db_exec_script(other, "BEGIN EXCLUSIVE", &cause), 0);
     exec_ok(db, "INSERT INTO t (n) VALUES (?)", 1);
     assert_int_equal(db_behind_retry(db, true), -1);
