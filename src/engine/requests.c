@@ -359,20 +359,13 @@ static int repair_build(struct engine *e, long long id, bool complete, long long
 
 int requests_repair(struct engine *e, char **cause)
 {
-    if (e->repair_from == 0) {
-        struct db_res *m = db_query(e->db, "SELECT MAX(id) FROM builds", NULL, 0, cause);
-        if (m == NULL)
-            return -1;
-        e->repair_from =
-            db_res_int(m, 0, 0) > REPAIR_FIRST ? db_res_int(m, 0, 0) - REPAIR_FIRST : 1;
-        db_res_free(m);
-    }
-    long long next = -1;
     struct db_res *m = db_query(e->db, "SELECT MAX(id) FROM builds", NULL, 0, cause);
     if (m == NULL)
         return -1;
-    next = db_res_int(m, 0, 0) + 1;
+    long long next = db_res_int(m, 0, 0) + 1;
     db_res_free(m);
+    if (e->repair_from == 0) /* the first repair: the last REPAIR_FIRST builds */
+        e->repair_from = next > REPAIR_FIRST ? next - REPAIR_FIRST : 1;
     /* only builds with something left running: the others cost nothing */
     struct db_param p[] = {DB_INT(e->repair_from), DB_INT(e->masterid)};
     struct db_res *r =
