@@ -281,6 +281,15 @@ static void tally_all(struct tally *y, const char *path)
     assert_int_equal(y->dup, 0);
 }
 
+/* THREADS loggers, logging warnings (held back past the limit) or info lines. */
+static void start_loggers(struct logger *l, bool warn)
+{
+    for (int i = 0; i < THREADS; i++) {
+        l[i] = (struct logger){.t = i, .warn = warn};
+        assert_int_equal(pthread_create(&l[i].th, NULL, logger, &l[i]), 0);
+    }
+}
+
 /*
  * Threads log through many rotations while the main thread reopens the file
  * and turns the copy to stderr on and off: every line is written once and
@@ -294,10 +303,7 @@ static void test_threads_through_rotations(void **state)
     char *cause = NULL;
     assert_int_equal(log_open(t.path, ROTATE, KEEP, &cause), 0);
     struct logger l[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        l[i] = (struct logger){.t = i, .warn = true};
-        assert_int_equal(pthread_create(&l[i].th, NULL, logger, &l[i]), 0);
-    }
+    start_loggers(l, true);
     for (int i = 0; i < 200; i++) {
         log_tee_stderr(i % 50 == 0);
         assert_int_equal(log_open(t.path, ROTATE, KEEP, &cause), 0);
@@ -329,10 +335,7 @@ static void test_threads_through_full_disk(void **state)
     char *cause = NULL;
     assert_int_equal(log_open(t.path, ROTATE, KEEP, &cause), 0);
     struct logger l[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        l[i] = (struct logger){.t = i, .warn = false};
-        assert_int_equal(pthread_create(&l[i].th, NULL, logger, &l[i]), 0);
-    }
+    start_loggers(l, false);
     for (int i = 0; i < 200; i++) {
         if (i % 40 == 0) {
             assert_int_equal(log_open("/dev/full", ROTATE, KEEP, &cause), 0);
