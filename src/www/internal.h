@@ -271,8 +271,9 @@ struct www_answer {
     const char *key;
     const char *const *tables; /* what it was read from, and db_writes(tables) then */
     unsigned long writes;
-    size_t whole_max;          /* a longer answer is streamed (www->answer_max) */
-    struct www_budget *budget; /* counts what the answer holds; NULL: not counted */
+    size_t whole_max;           /* a longer answer is streamed (www->answer_max) */
+    struct www_budget *budget;  /* counts what the answer holds; NULL: not counted */
+    const char *const *headers; /* more headers: name, value, ..., NULL; NULL: none */
 };
 /* A collection of more rows than this is streamed (listing.c), WWW_BATCH_MAX rows at a time. */
 #define WWW_PAGE_DEFAULT 2000
@@ -381,6 +382,10 @@ void www_conns_notify_cb(void *cls, struct MHD_Connection *c, void **socket_cont
                          enum MHD_ConnectionNotificationCode code);
 /* Where a connection's request stands (sets its deadline). */
 void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
+
+/* The web UI's pages, assets and robots.txt: every GET outside /api (ui/page.c). */
+enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const char *url,
+                              const char *method);
 
 /* The nice value of request threads, above the engine's (0): see server.c. */
 #define WWW_NICE 5

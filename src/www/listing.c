@@ -223,8 +223,8 @@ static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, st
     l->meta_first = strcmp(req->ep->type->plural, "meta") > 0;
     struct www_producer p = {list_fill, list_free, l};
     struct www_answer a = {
-        www_json_type(req->style),  NULL,          w->cache,   key, req->ep->tables,
-        db_writes(req->ep->tables), w->answer_max, &w->answers};
+        www_json_type(req->style),  NULL,          w->cache,    key, req->ep->tables,
+        db_writes(req->ep->tables), w->answer_max, &w->answers, NULL};
     return www_send_stream(c, &a, req->path, &p);
 }
 
@@ -269,8 +269,15 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
         /* all there is: as Buildbot builds it, unless the text is long (then streamed) */
         text = whole_text(req, out, paged, &len);
         if (len <= w->answer_max || f != NULL) {
-            struct www_answer a = {www_json_type(req->style), NULL,   w->cache,      key,
-                                   req->ep->tables,           writes, w->answer_max, &w->answers};
+            struct www_answer a = {www_json_type(req->style),
+                                   NULL,
+                                   w->cache,
+                                   key,
+                                   req->ep->tables,
+                                   writes,
+                                   w->answer_max,
+                                   &w->answers,
+                                   NULL};
             ret = www_send_text(c, &a, text, len);
             text = NULL;
         } else {

@@ -233,8 +233,15 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
     bool lost = req->db == NULL || db_lost(req->db);
     if (req->db != NULL)
         www_pool_put(w, req->db);
-    struct www_answer a = {www_json_type(req->style), NULL,   w->cache,      key,
-                           req->ep->tables,           writes, w->answer_max, &w->answers};
+    struct www_answer a = {www_json_type(req->style),
+                           NULL,
+                           w->cache,
+                           key,
+                           req->ep->tables,
+                           writes,
+                           w->answer_max,
+                           &w->answers,
+                           NULL};
     if (rc < 0) {
         ret = www_send_db_error(c, req->path, lost, cause);
     } else if (json_array_size(out) == 0) {
@@ -369,7 +376,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     if (ctx->post.kind == WWW_POST_HOOK)
         return www_handle_hook(w, c, &ctx->post);
     if (sub == NULL)
-        return www_send_error(c, 404, "not found");
+        return www_ui_answer(w, c, url, method);
     char *path = xstrdup(sub);
     enum MHD_Result ret;
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {

@@ -93,6 +93,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *
     MHD_add_response_header(r, "Content-Type", a->type);
     if (a->disposition != NULL)
         MHD_add_response_header(r, "Content-Disposition", a->disposition);
+    for (const char *const *h = a->headers; h != NULL && h[0] != NULL; h += 2)
+        MHD_add_response_header(r, h[0], h[1]);
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
     if (a->key != NULL && a->cache != NULL)
         www_cache_put(a->cache, a->key, a->tables, a->writes, MHD_HTTP_OK, r, len);

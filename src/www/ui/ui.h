@@ -1,0 +1,118 @@
+/*
+ * The web UI: server-rendered HTML pages at Buildbot's hash routes without
+ * the '#' (/builders/5/builds/7), also under /all/.  A page reads its data
+ * through the same endpoints that answer /api/v2 (ui_get), so a page never
+ * disagrees with the API, and writes HTML through one escaping writer
+ * (html.c).  The CSS and the small JS file are embedded in the binary
+ * (assets.c); every page reads without JavaScript.
+ */
+#ifndef BBM_WWW_UI_H
+#define BBM_WWW_UI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "www/internal.h"
+
+/*
+ * html.c: appends `fmt` to `b`, where %s is text escaped for HTML (text and attribute
+ * values alike; NULL writes nothing), %S is trusted markup written as is, %U a string
+ * percent-encoded as a URL component, %d an int, %D a long long, %% a '%'.
+ */
+void html_put(struct buf *b, const char *fmt, ...);
+void html_text(struct buf *b, const char *s, size_t len);
+void html_url(struct buf *b, const char *s, size_t len);
+
+/*
+ * ansi.c: one log line as HTML: SGR colours and styles as classes, other escape
+ * sequences dropped, a carriage return keeps what follows it, text escaped.  `state`
+ * carries the style from one line to the next (start it at 0).
+ */
+void ansi_line(struct buf *b, const char *line, size_t len, unsigned *state);
+
+/* assets.c: the embedded files, by their content-hashed names. */
+struct ui_asset {
+    const char *name; /* "ui.3f2a9c1b.css" */
+    const char *type;
+    const unsigned char *data;
+    size_t len;
+};
+const struct ui_asset *ui_asset(const char *name);
+/* The URL path of the stylesheet and the script ("/ui.3f2a9c1b.css"). */
+const char *ui_css_path(void);
+const char *ui_js_path(void);
+
+/* A page being written (page.c). */
+struct ui_page {
+    struct www *w;
+    struct db *db;
+    struct buf out;
+    int status;
+    char *cause;             /* what failed, for the page that says so */
+    bool lost;               /* a read failed: the database is away */
+    const struct www_kv *kv; /* the query parameters */
+    size_t n_kv;
+    json_t *held;     /* everything ui_get returned, freed with the page */
+    char *redirect;   /* a 302 instead of the page */
+    const char *csrf; /* the token forms carry */
+};
+
+/* The query parameters of a page: the values of `key` in order (NULL-terminated is not
+   guaranteed: use ui_arg / ui_args). */
+const char *ui_arg(const struct ui_page *p, const char *key);
+size_t ui_args(const struct ui_page *p, const char *key, const char **out, size_t max);
+
+/*
+ * The items of an /api/v2 path with its query ("builders/5/builds?order=-number&limit=20";
+ * values are not decoded: pass numbers and names without '&', '=' or '%').  A collection
+ * gives at most 2,000 items.  Borrowed from the page; NULL after a failed read (the page
+ * then answers 500 or 503).  A path that names nothing gives an empty list.
+ */
+json_t *ui_get(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* The first item of ui_get, or NULL. */
+json_t *ui_get1(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* A page failed: `status` and a message in the page body. */
+void ui_fail(struct ui_page *p, int status, const char *msg);
+
+/* The page frame: <head> (with the hash-route script first), the navigation, then the
+   page's own content between ui_head and ui_foot.  `nav`: the menu entry to mark. */
+void ui_head(struct ui_page *p, const char *title, const char *nav);
+void ui_foot(struct ui_page *p);
+
+/* Fields of an API object (jansson), with defaults. */
+const char *ui_str(const json_t *o, const char *key); /* "" if absent or not a string */
+long long ui_int(const json_t *o, const char *key);   /* -1 if absent or not a number */
+bool ui_bool(const json_t *o, const char *key);
+/* Builds/steps result: "success", "warnings", "failure", "skipped", "exception",
+   "retry", "cancelled", or "pending" for null / not complete. */
+const char *ui_result_class(const json_t *o);
+const char *ui_result_name(const json_t *o);
+/* A time: <time datetime=ISO>UTC text</time> (the JS shows it in the viewer's zone). */
+void ui_time(struct buf *b, long long epoch);
+/* A duration "1 h 2 min", "35 s". */
+void ui_duration(struct buf *b, long long seconds);
+/* The name of builder `id` in a list of builders, "?" if absent. */
+const char *ui_builder_name(const json_t *builders, long long id);
+/* A result dot linking to a build. */
+void ui_build_dot(struct buf *b, const json_t *build);
+
+/* The pages (each in its own file): each writes p->out, or fails. */
+typedef void (*ui_page_fn)(struct ui_page *p, const struct www_args *a);
+void ui_page_home(struct ui_page *p, const struct www_args *a);
+void ui_page_builders(struct ui_page *p, const struct www_args *a);
+void ui_page_builder(struct ui_page *p, const struct www_args *a);
+void ui_page_build(struct ui_page *p, const struct www_args *a);
+void ui_page_log(struct ui_page *p, const struct www_args *a);
+void ui_page_workers(struct ui_page *p, const struct www_args *a);
+void ui_page_worker(struct ui_page *p, const struct www_args *a);
+void ui_page_pending(struct ui_page *p, const struct www_args *a);
+void ui_page_buildrequest(struct ui_page *p, const struct www_args *a);
+void ui_page_changes(struct ui_page *p, const struct www_args *a);
+void ui_page_change(struct ui_page *p, const struct www_args *a);
+void ui_page_masters(struct ui_page *p, const struct www_args *a);
+void ui_page_schedulers(struct ui_page *p, const struct www_args *a);
+void ui_page_about(struct ui_page *p, const struct www_args *a);
+void ui_page_force(struct ui_page *p, const struct www_args *a);
+
+#endif
