@@ -136,6 +136,9 @@ enum MHD_Result www_post_open(struct www *w, struct MHD_Connection *c, const cha
         p->dialect = xstrdup(dialect);
     } else if (hook) {
         return refuse_dialect(c, p, dialect);
+    } else if (post) {
+        p->kind = WWW_POST_FORM; /* a web UI form; the page checks its type and token */
+        max = WWW_FORM_BODY_MAX;
     }
     if (!body_size(c, &declared, &chunked))
         return refuse(c, p, 400, "bad Content-Length");
@@ -168,5 +171,6 @@ void www_post_done(struct www *w, struct www_post *p)
     pthread_mutex_unlock(&w->lock);
     buf_free(&p->body);
     free(p->dialect);
+    free(p->back);
     json_decref(p->id);
 }

@@ -386,6 +386,12 @@ void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
 /* The web UI's pages, assets and robots.txt: every GET outside /api (ui/page.c). */
 enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const char *url,
                               const char *method);
+struct www_post;
+/* A form of the web UI posted to `url` (ui/actions.c): checked, then its action posted. */
+enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char *url,
+                            struct www_post *p);
+/* A failed action or form as a page: `status` and the message. */
+enum MHD_Result www_ui_error(struct MHD_Connection *c, int status, const char *msg);
 
 /* The nice value of request threads, above the engine's (0): see server.c. */
 #define WWW_NICE 5
@@ -443,12 +449,13 @@ enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, 
  */
 #define WWW_API_BODY_MAX (1024 * 1024)
 #define WWW_HOOK_BODY_MAX (25 * 1024 * 1024) /* GitHub sends at most 25 MB */
+#define WWW_FORM_BODY_MAX (64 * 1024)        /* a form of the web UI */
 #define WWW_BODY_BUDGET (64 * 1024 * 1024)   /* all bodies in flight, per server */
 /* What a JSON-RPC body may make the request thread parse (a force on a thousand builders
    is a few thousand values). */
 #define WWW_RPC_MAX_VALUES 100000
 #define WWW_RPC_MAX_OBJECTS 10000
-enum www_post_kind { WWW_POST_NONE, WWW_POST_API, WWW_POST_HOOK };
+enum www_post_kind { WWW_POST_NONE, WWW_POST_API, WWW_POST_HOOK, WWW_POST_FORM };
 struct www_post {
     enum www_post_kind kind;
     struct buf body;
@@ -460,6 +467,7 @@ struct www_post {
     struct ctl_action *act; /* posted (a reference, while the request lasts) */
     struct www_wait *wait;  /* the wait for its answer; lives as long as act */
     json_t *id;             /* the JSON-RPC id to answer with */
+    char *back;             /* a form's: the page to go back to once done */
 };
 /* The first callback of every request: MHD_YES to go on, or the refusal queued now. */
 enum MHD_Result www_post_open(struct www *w, struct MHD_Connection *c, const char *url,
@@ -469,6 +477,12 @@ void www_post_feed(struct www_post *p, const char *data, size_t len);
 /* A POST to /api/v2/PATH: a JSON-RPC control action, posted to the engine. */
 enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, const char *path,
                                 struct www_post *p);
+/*
+ * A control action taken by JSON-RPC (kind API) or by a web UI form (kind FORM): on the
+ * resource at `path` (an /api/v2 path), `method` with `params`, posted to the engine.
+ */
+enum MHD_Result www_post_action(struct www *w, struct MHD_Connection *c, const char *path,
+                                struct www_post *p, const char *method, json_t *id, json_t *params);
 /* A webhook to a configured dialect, posted to the engine. */
 enum MHD_Result www_handle_hook(struct www *w, struct MHD_Connection *c, struct www_post *p);
 /* The request came back (resumed, or refused at once): its answer. */

@@ -42,6 +42,15 @@ enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, 
     return rpc_error_json(c, status, id, code, json_string(msg ? msg : "error"));
 }
 
+/* An action refused before it was posted: in JSON-RPC's words, or as a page for a form. */
+static enum MHD_Result refuse_action(struct MHD_Connection *c, const struct www_post *p, int status,
+                                     json_t *id, int code, const char *msg)
+{
+    if (p->kind == WWW_POST_FORM)
+        return www_ui_error(c, status, msg);
+    return www_rpc_error(c, status, id, code, msg);
+}
+
 /* Posts the action (taken) and suspends the request; answers at once when it cannot wait. */
 static enum MHD_Result post(struct www *w, struct MHD_Connection *c, struct www_post *p,
                             struct ctl_action *a, json_t *id)
@@ -70,6 +79,19 @@ static enum MHD_Result rpc_answer(struct MHD_Connection *c, json_t *id, const st
     return ret;
 }
 
+/* A form's action is done: back to its page (303), or the engine's refusal as a page. */
+static enum MHD_Result form_answer(struct MHD_Connection *c, const struct www_post *p,
+                                   const struct ctl_answer *a)
+{
+    if (a->result == NULL)
+        return www_ui_error(c, a->status, a->message != NULL ? a->message : "refused");
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Location", p->back != NULL ? p->back : "/");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SEE_OTHER, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 enum MHD_Result www_post_answer(struct www *w, struct MHD_Connection *c, struct www_post *p)
 {
     (void)w;
@@ -83,11 +105,13 @@ enum MHD_Result www_post_answer(struct www *w, struct MHD_Connection *c, struct 
     if (o == WWW_ANSWERED && ctl_action_answer(p->act, &a)) {
         if (p->kind == WWW_POST_API)
             return rpc_answer(c, p->id, &a);
+        if (p->kind == WWW_POST_FORM)
+            return form_answer(c, p, &a);
         return www_send_bytes(c, a.status, text, NULL, a.result ? a.result : "",
                               a.result ? strlen(a.result) : 0);
     }
-    if (p->kind == WWW_POST_API)
-        return www_rpc_error(c, 503, p->id, -32603, msg);
+    if (p->kind != WWW_POST_HOOK)
+        return refuse_action(c, p, 503, p->id, -32603, msg);
     return www_send_bytes(c, 503, text, NULL, msg, strlen(msg));
 }
 
@@ -142,8 +166,8 @@ static bool has_action(const struct www_endpoint *ep, const char *method)
     return false;
 }
 
-static enum MHD_Result not_supported(struct MHD_Connection *c, const struct www_endpoint *ep,
-                                     const char *method, json_t *id)
+static enum MHD_Result not_supported(struct MHD_Connection *c, const struct www_post *p,
+                                     const struct www_endpoint *ep, const char *method, json_t *id)
 {
     /* Buildbot's build request endpoint raises ValueError for an action it lacks (a 500);
        the others answer method-not-found */
@@ -152,12 +176,11 @@ static enum MHD_Result not_supported(struct MHD_Connection *c, const struct www_
     snprintf(msg, sizeof msg,
              requests ? "ValueError('action: %s is not supported')" : "action: %s is not supported",
              method);
-    return www_rpc_error(c, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
+    return refuse_action(c, p, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
 }
 
-static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, const char *path,
-                                    struct www_post *p, const char *method, json_t *id,
-                                    json_t *params)
+enum MHD_Result www_post_action(struct www *w, struct MHD_Connection *c, const char *path,
+                                struct www_post *p, const char *method, json_t *id, json_t *params)
 {
     char *copy = xstrdup(path);
     char *segs[WWW_PATH_MAX_SEGS + 1];
@@ -169,12 +192,12 @@ static enum MHD_Result route_action(struct www *w, struct MHD_Connection *c, con
     enum MHD_Result ret;
     if (ep == NULL) {
         char *msg = xasprintf("Invalid path: %s", path);
-        ret = www_rpc_error(c, 404, id, -32600, msg);
+        ret = refuse_action(c, p, 404, id, -32600, msg);
         free(msg);
     } else if (!has_action(ep, method) || !kind_of(ep, method, &kind)) {
-        ret = not_supported(c, ep, method, id);
+        ret = not_supported(c, p, ep, method, id);
     } else if (w->control == NULL) {
-        ret = www_rpc_error(c, 503, id, -32603, "the master takes no control actions");
+        ret = refuse_action(c, p, 503, id, -32603, "the master takes no control actions");
     } else {
         struct ctl_target t = target_of(&args);
         char *text = www_json_dump(params, WWW_JSON_COMPACT, NULL);
@@ -245,8 +268,8 @@ enum MHD_Result www_handle_post(struct www *w, struct MHD_Connection *c, const c
     } else if ((invalid = invalid_rpc(req, msg, sizeof msg)) != NULL) {
         ret = www_rpc_error(c, 400, NULL, -32600, invalid);
     } else {
-        ret = route_action(w, c, path, p, json_string_value(json_object_get(req, "method")),
-                           json_object_get(req, "id"), json_object_get(req, "params"));
+        ret = www_post_action(w, c, path, p, json_string_value(json_object_get(req, "method")),
+                              json_object_get(req, "id"), json_object_get(req, "params"));
     }
     json_decref(req);
     buf_free(&p->body);

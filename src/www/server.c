@@ -375,6 +375,8 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     }
     if (ctx->post.kind == WWW_POST_HOOK)
         return www_handle_hook(w, c, &ctx->post);
+    if (ctx->post.kind == WWW_POST_FORM)
+        return www_ui_post(w, c, url, &ctx->post);
     if (sub == NULL)
         return www_ui_answer(w, c, url, method);
     char *path = xstrdup(sub);

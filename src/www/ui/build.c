@@ -208,6 +208,14 @@ void ui_page_build(struct ui_page *p, const struct www_args *a)
     html_put(b, "<div data-build=\"%D\" data-complete=\"%d\">", buildid,
              ui_bool(build, "complete"));
     summary(p, build, builder);
+    char *here = xasprintf("/builders/%lld/builds/%lld", builderid, number);
+    buf_addstr(b, "<div class=\"bar\">");
+    if (ui_bool(build, "complete"))
+        ui_form(p, here, "rebuild", "Rebuild", NULL);
+    else
+        ui_form(p, here, "stop", "Stop", NULL);
+    buf_addstr(b, "</div>");
+    free(here);
     neighbours(p, builderid, number);
     json_t *steps = ui_get(p, "builds/%lld/steps", buildid);
     buf_addstr(b, "<h2>Steps</h2><ol class=\"steps\" id=\"steps\">");

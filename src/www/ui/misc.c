@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ui_page_masters(struct ui_page *p, const struct www_args *a)
@@ -43,15 +44,23 @@ void ui_page_schedulers(struct ui_page *p, const struct www_args *a)
     struct buf *b = &p->out;
     ui_head(p, "Schedulers", "/schedulers");
     buf_addstr(b, "<h1>Schedulers</h1><div class=\"wrap\"><table><thead><tr><th>Name</th>"
-                  "<th>Enabled</th><th>Master</th></tr></thead><tbody>");
+                  "<th>Enabled</th><th>Master</th><th></th></tr></thead><tbody>");
     size_t i;
     json_t *s;
     json_array_foreach(scheds, i, s)
     {
         bool on = ui_bool(s, "enabled");
-        html_put(b, "<tr><td>%s</td><td><span class=\"pill %S\">%S</span></td><td>%s</td></tr>",
+        html_put(b, "<tr><td>%s</td><td><span class=\"pill %S\">%S</span></td><td>%s</td><td>",
                  ui_str(s, "name"), on ? "success" : "skipped", on ? "enabled" : "disabled",
                  ui_str(json_object_get(s, "master"), "name"));
+        char *here = xasprintf("/schedulers/%lld", ui_int(s, "schedulerid"));
+        ui_form(p, here, "enable", on ? "Disable" : "Enable",
+                on ? "<input type=\"hidden\" name=\"enabled\" value=\"false\"><input "
+                     "type=\"hidden\" name=\"back\" value=\"/schedulers\">"
+                   : "<input type=\"hidden\" name=\"enabled\" value=\"true\"><input "
+                     "type=\"hidden\" name=\"back\" value=\"/schedulers\">");
+        free(here);
+        buf_addstr(b, "</td></tr>");
     }
     buf_addstr(b, "</tbody></table></div>");
     ui_foot(p);

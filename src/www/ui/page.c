@@ -301,6 +301,29 @@ void ui_foot(struct ui_page *p)
     buf_addstr(&p->out, "</main></body></html>\n");
 }
 
+void ui_form(struct ui_page *p, const char *action, const char *method, const char *label,
+             const char *extra)
+{
+    html_put(&p->out,
+             "<form class=\"inline\" method=\"post\" action=\"%s\"><input type=\"hidden\" "
+             "name=\"method\" value=\"%s\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">%S"
+             "<button>%s</button></form>",
+             action, method, p->csrf, extra, label);
+}
+
+enum MHD_Result www_ui_error(struct MHD_Connection *c, int status, const char *msg)
+{
+    struct ui_page p = {.status = 200};
+    buf_init(&p.out, 0);
+    ui_fail(&p, status, msg);
+    fail_page(&p);
+    enum MHD_Result ret =
+        www_send_bytes(c, status, "text/html; charset=utf-8", NULL, p.out.data, p.out.len);
+    buf_free(&p.out);
+    free(p.cause);
+    return ret;
+}
+
 /* Routes. */
 
 static const struct {
@@ -440,6 +463,7 @@ static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_p
     unsigned long writes = db_writes(NULL);
     struct ui_page p = {.w = w, .status = 200, .kv = pa.kv, .n_kv = pa.n, .held = json_array()};
     buf_init(&p.out, 0);
+    ui_csrf(p.csrf);
     fn(&p, args);
     if (p.db != NULL)
         www_pool_put(w, p.db);

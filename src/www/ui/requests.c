@@ -27,7 +27,7 @@ void ui_page_pending(struct ui_page *p, const struct www_args *a)
     html_put(b,
              "<h1>Pending build requests (%D%S)</h1><div class=\"wrap\"><table><thead><tr>"
              "<th>Request</th><th>Builder</th><th>Priority</th><th>Submitted</th>"
-             "<th class=\"hide-s\">Properties</th></tr></thead><tbody>",
+             "<th class=\"hide-s\">Properties</th><th></th></tr></thead><tbody>",
              (long long)json_array_size(reqs),
              json_array_size(reqs) == PENDING_MAX ? " shown" : "");
     size_t i;
@@ -50,6 +50,11 @@ void ui_page_pending(struct ui_page *p, const struct www_args *a)
             if (json_is_string(val) && *json_string_value(val))
                 html_put(b, "<span class=\"tag\">%s: %s</span>", name, json_string_value(val));
         }
+        buf_addstr(b, "</td><td>");
+        char *here = xasprintf("/buildrequests/%lld", ui_int(r, "buildrequestid"));
+        ui_form(p, here, "cancel", "Cancel",
+                "<input type=\"hidden\" name=\"back\" value=\"/pendingbuildrequests\">");
+        free(here);
         buf_addstr(b, "</td></tr>");
     }
     buf_addstr(b, "</tbody></table></div>");
@@ -89,7 +94,20 @@ void ui_page_buildrequest(struct ui_page *p, const struct www_args *a)
              ui_int(r, "builderid"), ui_str(builder, "name"), ui_int(r, "priority"),
              ui_int(r, "buildsetid"));
     ui_time(b, ui_int(r, "submitted_at"));
-    buf_addstr(b, "</dd></dl><h2>Builds</h2><ul>");
+    buf_addstr(b, "</dd></dl>");
+    if (!ui_bool(r, "complete")) {
+        char *here = xasprintf("/buildrequests/%lld", id);
+        char *prio = xasprintf("<input name=\"priority\" inputmode=\"numeric\" size=\"4\" "
+                               "aria-label=\"priority\" value=\"%lld\">",
+                               ui_int(r, "priority"));
+        buf_addstr(b, "<div class=\"bar\">");
+        ui_form(p, here, "cancel", "Cancel", NULL);
+        ui_form(p, here, "set_priority", "Set priority", prio);
+        buf_addstr(b, "</div>");
+        free(prio);
+        free(here);
+    }
+    buf_addstr(b, "<h2>Builds</h2><ul>");
     size_t i;
     json_t *o;
     json_array_foreach(builds, i, o)

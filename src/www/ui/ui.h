@@ -55,7 +55,7 @@ struct ui_page {
     size_t n_kv;
     json_t *held;     /* everything ui_get returned, freed with the page */
     char *redirect;   /* a 302 instead of the page */
-    const char *csrf; /* the token forms carry */
+    char csrf[33];               /* the token its forms carry (actions.c) */
 };
 
 /* The query parameters of a page: the values of `key` in order (NULL-terminated is not
@@ -96,6 +96,12 @@ void ui_duration(struct buf *b, long long seconds);
 const char *ui_builder_name(const json_t *builders, long long id);
 /* A result dot linking to a build. */
 void ui_build_dot(struct buf *b, const json_t *build);
+
+/* actions.c: the token this master's forms carry now (hex). */
+void ui_csrf(char out[33]);
+/* A form posting `method` to the page at `action`, with a button `label`. */
+void ui_form(struct ui_page *p, const char *action, const char *method, const char *label,
+             const char *extra);
 
 /* The pages (each in its own file): each writes p->out, or fails. */
 typedef void (*ui_page_fn)(struct ui_page *p, const struct www_args *a);

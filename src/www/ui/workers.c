@@ -87,6 +87,17 @@ void ui_page_worker(struct ui_page *p, const struct www_args *a)
     struct buf *b = &p->out;
     ui_head(p, ui_str(w, "name"), "/workers");
     html_put(b, "<h1>Worker %s</h1>", ui_str(w, "name"));
+    char *here = xasprintf("/workers/%lld", id);
+    buf_addstr(b, "<div class=\"bar\">");
+    if (ui_bool(w, "paused"))
+        ui_form(p, here, "unpause", "Unpause", NULL);
+    else
+        ui_form(p, here, "pause", "Pause",
+                "<input name=\"reason\" placeholder=\"reason\" aria-label=\"reason\">");
+    ui_form(p, here, "stop", "Graceful shutdown", NULL);
+    ui_form(p, here, "kill", "Disconnect now", NULL);
+    buf_addstr(b, "</div>");
+    free(here);
     info(b, w);
     buf_addstr(b, "<h2>Builders</h2><p>");
     size_t i, j;
