@@ -167,7 +167,9 @@ void ui_page_force(struct ui_page *p, const struct www_args *a)
              *ui_str(fs, "label") ? ui_str(fs, "label") : name, id, ui_str(builder, "name"), id,
              name);
     fields(b, json_object_get(fs, "all_fields"), 0);
-    html_put(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\"><button>%s</button></form>",
-             p->csrf, *ui_str(fs, "button_name") ? ui_str(fs, "button_name") : "Start build");
+    html_put(b,
+             "<input type=\"hidden\" name=\"builderid\" value=\"%D\"><input type=\"hidden\" "
+             "name=\"csrf\" value=\"%s\"><button>%s</button></form>",
+             id, p->csrf, *ui_str(fs, "button_name") ? ui_str(fs, "button_name") : "Start build");
     ui_foot(p);
 }
