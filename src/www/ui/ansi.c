@@ -107,6 +107,8 @@ static size_t escape_end(const char *line, size_t len, size_t i, long *p, size_t
         }
         return len;
     }
+    if (kind == '(' || kind == ')' || kind == '*' || kind == '+')
+        return i + 3 < len ? i + 3 : len; /* a character set: one more byte */
     if (kind != '[')
         return i + 2;
     long cur = 0;
@@ -138,12 +140,16 @@ void ansi_line(struct buf *b, const char *line, size_t len, unsigned *state)
 {
     size_t start = b->len; /* where the line began, for a carriage return */
     unsigned st = *state;
-    open_span(b, st);
+    bool open = false; /* a span is open: spans open with their first text */
     size_t i = 0;
     while (i < len) {
         size_t j = i;
         while (j < len && line[j] != 0x1b && line[j] != '\r')
             j++;
+        if (j > i && st != 0 && !open) {
+            open_span(b, st);
+            open = true;
+        }
         html_text(b, line + i, j - i);
         if (j == len)
             break;
@@ -152,7 +158,7 @@ void ansi_line(struct buf *b, const char *line, size_t len, unsigned *state)
             if (i < len) { /* what follows overwrites the line */
                 b->len = start;
                 b->data[start] = '\0';
-                open_span(b, st);
+                open = false;
             }
             continue;
         }
@@ -160,18 +166,16 @@ void ansi_line(struct buf *b, const char *line, size_t len, unsigned *state)
         size_t n;
         bool is_sgr;
         i = escape_end(line, len, j, p, &n, &is_sgr);
-        if (is_sgr) {
-            unsigned next = st;
+        unsigned next = st;
+        if (is_sgr)
             sgr(&next, p, n);
-            if (next != st) {
-                if (st != 0)
-                    buf_addstr(b, "</span>");
-                st = next;
-                open_span(b, st);
-            }
+        if (next != st && open) {
+            buf_addstr(b, "</span>");
+            open = false;
         }
+        st = next;
     }
-    if (st != 0)
+    if (open)
         buf_addstr(b, "</span>");
     *state = st;
 }
