@@ -5,32 +5,78 @@
  */
 #include "www/ui/ui.h"
 
+#include <stdio.h>
 #include <time.h>
 
 #define RECENT 20
 #define RUNNING_MAX 200
+#define RUNNING_WINDOW 10000
 
-/* Mean seconds of the builder's last complete builds, or -1. */
-static long long mean_duration(struct ui_page *p, long long builderid)
+/*
+ * The mean duration of each running builder's last five complete builds, by builder id
+ * (a JSON object), from one query over the builders of `run`.
+ */
+static json_t *mean_durations(struct ui_page *p, json_t *run)
 {
-    json_t *done = ui_get(p, "builders/%lld/builds?complete=true&order=-number&limit=5", builderid);
-    long long sum = 0, n = 0;
+    struct buf q;
+    buf_init(&q, 0);
+    buf_printf(&q,
+               "builds?complete=true&order=-buildid&limit=%zu&field=buildid&field=builderid"
+               "&field=started_at&field=complete_at&field=complete",
+               json_array_size(run) * 5);
     size_t i;
-    json_t *b;
-    json_array_foreach(done, i, b)
+    json_t *o;
+    json_array_foreach(run, i, o)
     {
-        long long s = ui_int(b, "started_at"), e = ui_int(b, "complete_at");
-        if (s > 0 && e >= s) {
-            sum += e - s;
-            n++;
-        }
+        buf_printf(&q, "&builderid__eq=%lld", ui_int(o, "builderid"));
     }
-    return n > 0 ? sum / n : -1;
+    json_t *done = ui_get(p, "%s", q.data);
+    buf_free(&q);
+    json_t *sums = json_object(), *means = json_object();
+    json_array_foreach(done, i, o)
+    {
+        long long s = ui_int(o, "started_at"), e = ui_int(o, "complete_at");
+        char key[32];
+        snprintf(key, sizeof key, "%lld", ui_int(o, "builderid"));
+        json_t *acc = json_object_get(sums, key);
+        if (acc == NULL)
+            json_object_set_new(sums, key, acc = json_pack("[II]", (json_int_t)0, (json_int_t)0));
+        long long n = json_integer_value(json_array_get(acc, 1));
+        if (s <= 0 || e < s || n >= 5)
+            continue;
+        json_array_set_new(acc, 0,
+                           json_integer(json_integer_value(json_array_get(acc, 0)) + (e - s)));
+        json_array_set_new(acc, 1, json_integer(n + 1));
+    }
+    const char *key;
+    json_object_foreach(sums, key, o)
+    {
+        long long n = json_integer_value(json_array_get(o, 1));
+        if (n > 0)
+            json_object_set_new(means, key,
+                                json_integer(json_integer_value(json_array_get(o, 0)) / n));
+    }
+    json_decref(sums);
+    json_array_append_new(p->held, means);
+    return means;
 }
 
-static void running(struct ui_page *p, json_t *builders)
+/*
+ * The running builds, newest first.  The database has no index on whether a build is
+ * complete, so the search stays among the last RUNNING_WINDOW builds (more than a week
+ * of buildbot.python.org's): a build older than that still running is one a crash left,
+ * which the master's repair finishes.
+ */
+static json_t *running_builds(struct ui_page *p)
 {
-    json_t *run = ui_get(p, "builds?complete=false&order=-started_at&limit=%d", RUNNING_MAX);
+    json_t *last = ui_get1(p, "builds?order=-buildid&limit=1&field=buildid");
+    long long from = last != NULL ? ui_int(last, "buildid") - RUNNING_WINDOW : 0;
+    return ui_get(p, "builds?complete=false&buildid__gt=%lld&order=-buildid&limit=%d", from,
+                  RUNNING_MAX);
+}
+
+static void running(struct ui_page *p, json_t *run, json_t *builders)
+{
     if (run == NULL)
         return;
     struct buf *b = &p->out;
@@ -42,6 +88,7 @@ static void running(struct ui_page *p, json_t *builders)
     buf_addstr(b, "<div class=\"wrap\"><table><thead><tr><th>Builder</th><th>Build</th>"
                   "<th>Status</th><th>Started</th><th>Expected end</th></tr></thead><tbody>");
     long long now = (long long)time(NULL);
+    json_t *means = mean_durations(p, run);
     size_t i;
     json_t *o;
     json_array_foreach(run, i, o)
@@ -54,7 +101,10 @@ static void running(struct ui_page *p, json_t *builders)
                  ui_int(o, "number"), ui_int(o, "number"), ui_str(o, "state_string"));
         ui_time(b, started);
         buf_addstr(b, "</td><td>");
-        long long mean = mean_duration(p, bid);
+        char key[32];
+        snprintf(key, sizeof key, "%lld", bid);
+        json_t *m = json_object_get(means, key);
+        long long mean = m != NULL ? (long long)json_integer_value(m) : -1;
         if (mean < 0) {
             buf_addstr(b, "<span class=\"mut\">unknown</span>");
         } else if (started + mean <= now) {
@@ -69,9 +119,8 @@ static void running(struct ui_page *p, json_t *builders)
     buf_addstr(b, "</tbody></table></div>");
 }
 
-static void recent(struct ui_page *p, json_t *builders)
+static void recent(struct ui_page *p, json_t *done, json_t *builders)
 {
-    json_t *done = ui_get(p, "builds?complete=true&order=-buildid&limit=%d", RECENT);
     if (done == NULL)
         return;
     struct buf *b = &p->out;
@@ -131,11 +180,13 @@ static void summary(struct ui_page *p)
 void ui_page_home(struct ui_page *p, const struct www_args *a)
 {
     (void)a;
-    json_t *builders = ui_get(p, "builders?field=builderid&field=name");
+    json_t *run = running_builds(p);
+    json_t *done = ui_get(p, "builds?complete=true&order=-buildid&limit=%d", RECENT);
+    json_t *builders = ui_builders_of(p, run, done);
     ui_head(p, "Home", "/");
     buf_addstr(&p->out, "<h1>Build master</h1>");
-    running(p, builders);
+    running(p, run, builders);
     summary(p);
-    recent(p, builders);
+    recent(p, done, builders);
     ui_foot(p);
 }

@@ -117,6 +117,35 @@ void ui_duration(struct buf *b, long long s)
         buf_printf(b, "%lld s", s);
 }
 
+static void add_ids(struct buf *q, json_t *seen, const json_t *list)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", ui_int(o, "builderid"));
+        if (json_object_get(seen, key) == NULL && json_object_size(seen) < 1000) {
+            json_object_set_new(seen, key, json_true());
+            buf_printf(q, "&builderid__eq=%s", key);
+        }
+    }
+}
+
+json_t *ui_builders_of(struct ui_page *p, const json_t *a, const json_t *b)
+{
+    struct buf q;
+    buf_init(&q, 0);
+    buf_addstr(&q, "builders?field=builderid&field=name");
+    json_t *seen = json_object();
+    add_ids(&q, seen, a);
+    add_ids(&q, seen, b);
+    json_t *list = json_object_size(seen) > 0 ? ui_get(p, "%s", q.data) : NULL;
+    json_decref(seen);
+    buf_free(&q);
+    return list;
+}
+
 const char *ui_builder_name(const json_t *builders, long long id)
 {
     size_t i;

@@ -19,8 +19,8 @@ void ui_page_pending(struct ui_page *p, const struct www_args *a)
                           "buildrequests?claimed=false&complete=false&order=-priority"
                           "&order=submitted_at&limit=%d&property=*",
                           PENDING_MAX);
-    json_t *builders = ui_get(p, "builders?field=builderid&field=name");
-    if (reqs == NULL || builders == NULL)
+    json_t *builders = ui_builders_of(p, reqs, NULL);
+    if (reqs == NULL)
         return;
     struct buf *b = &p->out;
     ui_head(p, "Pending build requests", "/pendingbuildrequests");

@@ -53,9 +53,9 @@ struct ui_page {
     bool lost;               /* a read failed: the database is away */
     const struct www_kv *kv; /* the query parameters */
     size_t n_kv;
-    json_t *held;     /* everything ui_get returned, freed with the page */
-    char *redirect;   /* a 302 instead of the page */
-    char csrf[33];               /* the token its forms carry (actions.c) */
+    json_t *held;   /* everything ui_get returned, freed with the page */
+    char *redirect; /* a 302 instead of the page */
+    char csrf[33];  /* the token its forms carry (actions.c) */
 };
 
 /* The query parameters of a page: the values of `key` in order (NULL-terminated is not
@@ -92,6 +92,9 @@ const char *ui_result_name(const json_t *o);
 void ui_time(struct buf *b, long long epoch);
 /* A duration "1 h 2 min", "35 s". */
 void ui_duration(struct buf *b, long long seconds);
+/* The builders (id and name) that the objects of lists `a` and `b` (NULL: none) name by
+   builderid, from one query (at most 1,000 of them). */
+json_t *ui_builders_of(struct ui_page *p, const json_t *a, const json_t *b);
 /* The name of builder `id` in a list of builders, "?" if absent. */
 const char *ui_builder_name(const json_t *builders, long long id);
 /* A result dot linking to a build. */

@@ -24,8 +24,7 @@ void ui_page_workers(struct ui_page *p, const struct www_args *a)
 {
     (void)a;
     json_t *workers = ui_get(p, "workers?order=name");
-    json_t *builders = ui_get(p, "builders?field=builderid&field=name");
-    if (workers == NULL || builders == NULL)
+    if (workers == NULL)
         return;
     struct buf *b = &p->out;
     ui_head(p, "Workers", "/workers");
@@ -82,8 +81,8 @@ void ui_page_worker(struct ui_page *p, const struct www_args *a)
         ui_fail(p, 404, "There is no such worker.");
         return;
     }
-    json_t *builders = ui_get(p, "builders?field=builderid&field=name");
     json_t *builds = ui_get(p, "workers/%lld/builds?order=-buildid&limit=%d", id, WORKER_BUILDS);
+    json_t *builders = ui_builders_of(p, json_object_get(w, "configured_on"), builds);
     struct buf *b = &p->out;
     ui_head(p, ui_str(w, "name"), "/workers");
     html_put(b, "<h1>Worker %s</h1>", ui_str(w, "name"));
