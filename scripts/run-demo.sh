@@ -3,7 +3,7 @@
 # with a real Debian buildbot-worker connected to it, and a build forced at
 # once: the worker checks out this repository with the git step, builds
 # bbmaster and runs its unit tests.  Shows the master's log until Ctrl-C,
-# then stops both.
+# then stops both.  Prints the web UI's address.
 set -eu
 BBMASTER=$(realpath "$1")
 MASTER_DIR=$2
@@ -49,10 +49,13 @@ done
 grep "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log" | tail -n 1
 WWW_PORT=$(sed -n 's/.*www *= *{ *port *= *\([0-9]*\).*/\1/p' "$MASTER_DIR/master.lua" | head -n 1)
 API="http://localhost:$WWW_PORT/api/v2"
-curl -s -X POST -H 'Content-Type: application/json' \
+FORCED=$(curl -s -X POST -H 'Content-Type: application/json' \
   -d '{"id": 1, "jsonrpc": "2.0", "method": "force", "params": {"reason": "make run"}}' \
-  "$API/forceschedulers/force" >/dev/null
-echo "build forced: follow it at $API/builds (its steps at $API/builds/N/steps)"
+  "$API/forceschedulers/force")
+BRID=$(echo "$FORCED" | sed -n 's/.*"result":\[[0-9]*,{"[0-9]*":\([0-9]*\).*/\1/p')
+echo "build forced. Open the web UI: http://localhost:$WWW_PORT/"
+[ -z "$BRID" ] || echo "the build: http://localhost:$WWW_PORT/buildrequests/$BRID?redirect_to_build=true"
+echo "the API: $API/builds"
 echo "master and worker are running; Ctrl-C stops both. Master log follows."
 tail -n 0 -f "$MASTER_DIR/bbmaster.log" &
 TAIL=$!

@@ -314,10 +314,12 @@ void ui_head(struct ui_page *p, const char *title, const char *nav)
              "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><script>%S</script>"
              "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
              "<title>%s - bbmaster</title><link rel=\"stylesheet\" href=\"%S\">"
-             "<script src=\"%S\" defer></script></head><body>"
-             "<header class=\"top\"><a class=\"brand\" href=\"/\">bbmaster</a>"
-             "<nav class=\"menu\" aria-label=\"main\">",
+             "<script src=\"%S\" defer></script>",
              shim, title, ui_css_path(), ui_js_path());
+    if (p->refresh > 0)
+        html_put(&p->out, "<meta http-equiv=\"refresh\" content=\"%d\">", p->refresh);
+    buf_addstr(&p->out, "</head><body><header class=\"top\"><a class=\"brand\" href=\"/\">"
+                        "bbmaster</a><nav class=\"menu\" aria-label=\"main\">");
     for (size_t i = 0; i < sizeof menu / sizeof menu[0]; i++)
         html_put(&p->out, "<a href=\"%S\"%S>%S</a>", menu[i].path,
                  nav != NULL && strcmp(nav, menu[i].path) == 0 ? " aria-current=\"page\"" : "",

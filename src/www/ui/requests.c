@@ -78,6 +78,8 @@ void ui_page_buildrequest(struct ui_page *p, const struct www_args *a)
                                 ui_int(last, "number"));
         return;
     }
+    if (last == NULL && redirect != NULL && !ui_bool(r, "complete"))
+        p->refresh = 2; /* the build is not there yet: look again */
     json_t *builder = ui_get1(p, "builders/%lld?field=name", ui_int(r, "builderid"));
     struct buf *b = &p->out;
     char *title = xasprintf("Build request %lld", id);

@@ -55,6 +55,7 @@ struct ui_page {
     size_t n_kv;
     json_t *held;   /* everything ui_get returned, freed with the page */
     char *redirect; /* a 302 instead of the page */
+    int refresh;    /* > 0: the page reloads itself after this many seconds */
     char csrf[33];  /* the token its forms carry (actions.c) */
 };
 
