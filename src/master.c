@@ -257,10 +257,42 @@ static int open_db(struct master *m, char **cause)
     return 0;
 }
 
-/* The force schedulers' forms and the webhook dialects for the web, from the current
-   configuration. */
+/*
+ * GET /config: Buildbot's frontend configuration, in its order and JSON (Python's
+ * separators, ASCII): the www settings with their defaults (the webhook dialects left
+ * out, as they may hold secrets), the versions, the URLs and titles, the user.
+ */
+static char *frontend_config(const struct cfg *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "port", json_integer(c->www_port));
+    json_object_set_new(o, "plugins", json_object());
+    json_object_set_new(o, "auth", json_pack("{ss}", "name", "NoAuth"));
+    json_object_set_new(o, "authz", json_object());
+    json_object_set_new(o, "avatar_methods", json_pack("{ss}", "name", "gravatar"));
+    json_object_set_new(o, "logfileName", json_string("http.log"));
+    json_object_set_new(
+        o, "versions",
+        json_pack("[[ss][ss]]", "bbmaster", BBM_VERSION, "Buildbot data API", "4.3"));
+    json_object_set_new(o, "buildbotURL",
+                        json_string(c->buildbot_url ? c->buildbot_url : "http://localhost:8010/"));
+    json_object_set_new(o, "title", json_string(c->title ? c->title : "Buildbot"));
+    json_object_set_new(o, "titleURL",
+                        json_string(c->title_url ? c->title_url : "http://buildbot.net/"));
+    json_object_set_new(o, "multiMaster", json_false());
+    json_object_set_new(o, "user", json_pack("{sb}", "anonymous", 1));
+    char *text = json_dumps(o, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+}
+
+/* The force schedulers' forms, the webhook dialects and the frontend configuration for the
+   web, from the current configuration. */
 static void publish_forms(struct master *m)
 {
+    char *frontend = frontend_config(m->cfg);
+    www_set_frontend_config(m->www, frontend);
+    free(frontend);
     const char *dialects[] = {"github"};
     www_set_hook_dialects(m->www, dialects, m->cfg->github != NULL ? 1 : 0);
     json_t *specs = sched_force_specs(m->cfg);

@@ -554,6 +554,24 @@ void www_set_forceschedulers(struct www *w, const char *json)
     www_cache_clear(w->cache);
 }
 
+void www_set_frontend_config(struct www *w, const char *json)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    free(w->frontend);
+    w->frontend = xstrdup(json);
+    pthread_mutex_unlock(&w->lock);
+}
+
+char *www_frontend_config(struct www *w)
+{
+    pthread_mutex_lock(&w->lock);
+    char *text = xstrdup(w->frontend != NULL ? w->frontend : "{}");
+    pthread_mutex_unlock(&w->lock);
+    return text;
+}
+
 json_t *www_forceschedulers(struct www_req *req)
 {
     pthread_mutex_lock(&req->www->lock);
@@ -579,6 +597,7 @@ void www_stop(struct www *w)
         db_close(w->idle[i]);
     www_cache_free(w->cache);
     free(w->forceschedulers);
+    free(w->frontend);
     pthread_mutex_destroy(&w->lock);
     free(w->db_url);
     free(w->basedir);

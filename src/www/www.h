@@ -47,6 +47,11 @@ void www_stop(struct www *w);
  */
 void www_set_forceschedulers(struct www *w, const char *json);
 /*
+ * Buildbot's frontend configuration (JSON text of an object), served at GET /config so
+ * that Buildbot's own UI runs on this master; set at start and at every reconfig.
+ */
+void www_set_frontend_config(struct www *w, const char *json);
+/*
  * The webhook dialects of www.change_hook_dialects ("github"): only their
  * routes take a webhook's body.  Set at start and at every reconfig.
  */

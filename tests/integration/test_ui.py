@@ -310,3 +310,20 @@ def test_old_links_redirects_robots_and_errors(site):
     # /api/v2 is unchanged: a JSON answer, not a page
     status, body, r = fetch(site, "/api/v2/builders/1")
     assert status == 200 and json.loads(body)["builders"][0]["builderid"] == 1
+
+
+def test_frontend_config_as_buildbot_serves_it(site):
+    """GET /config: what Buildbot's own UI reads at start (www/config.py), in its key order
+    and Python's JSON separators, without the webhook dialects."""
+    status, body, r = fetch(site, "/config")
+    assert status == 200 and r.getheader("Content-Type") == "application/json"
+    assert r.getheader("Cache-Control") == "public,max-age=0"
+    text = body.decode("ascii")
+    config = json.loads(text)
+    assert list(config) == ["port", "plugins", "auth", "authz", "avatar_methods", "logfileName",
+                            "versions", "buildbotURL", "title", "titleURL", "multiMaster",
+                            "user"]
+    assert config["port"] == site and config["title"] == "fixture"
+    assert config["auth"] == {"name": "NoAuth"} and config["user"] == {"anonymous": True}
+    assert text.startswith('{"port": ') and "change_hook_dialects" not in text
+    assert fetch(site, "/all/config")[1] == body

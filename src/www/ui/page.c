@@ -517,6 +517,16 @@ enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const cha
         url += 4;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return www_send_error(c, 405, "method not allowed");
+    if (strcmp(url, "/config") == 0) { /* Buildbot's frontend configuration */
+        char *text = www_frontend_config(w);
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Cache-Control", "public,max-age=0");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     if (strcmp(url, "/robots.txt") == 0)
         return send_static(c, "text/plain; charset=utf-8", robots, sizeof robots - 1,
                            "max-age=3600");
