@@ -23,6 +23,7 @@
 #include "changes/changes.h"
 #include "control/control.h"
 #include "engine/engine.h"
+#include "events/events.h"
 #include "schedulers/schedulers.h"
 #include "workers/workers.h"
 #include "www/www.h"
@@ -40,6 +41,7 @@ struct master {
     json_t *addresses; /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
     struct ctl_queue *control; /* actions from the web threads */
+    struct ev_bus *bus;        /* what the engine writes, for the web and reporters */
     uv_thread_t retiring;      /* stops a web server a reconfig replaced */
     bool retiring_started;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -77,6 +79,9 @@ static int change_sent(const struct cfg_change_source *cs, const struct pb_value
 static void change_added(const json_t *change, void *arg)
 {
     struct master *m = arg;
+    json_t *id = json_object_get(change, "changeid");
+    if (json_is_integer(id))
+        ev_publish(m->bus, EV_CHANGE, json_integer_value(id), EV_NEW);
     if (m->sched != NULL)
         sched_change(m->sched, change);
 }
@@ -87,6 +92,7 @@ static int register_config(struct master *m, char **cause)
     const struct cfg *c = m->cfg;
     if (db_begin(m->db, cause) < 0)
         return -1;
+    /* held until the commit (db_on_transaction): Buildbot's updateBuilderInfo events */
     if (db_master_unlink(m->db, m->masterid, cause) < 0)
         goto fail;
     for (size_t i = 0; i < c->n_builders; i++) {
@@ -94,6 +100,7 @@ static int register_config(struct master *m, char **cause)
         long long bmid = bid < 0 ? -1 : db_builder_master_add(m->db, bid, m->masterid, cause);
         if (bmid < 0)
             goto fail;
+        ev_publish(m->bus, EV_BUILDER, bid, EV_UPDATE);
         for (size_t k = 0; k < c->builders[i].n_workernames; k++) {
             long long wid = db_worker_id(m->db, c->builders[i].workernames[k], cause);
             if (wid < 0 || db_configured_worker_add(m->db, bmid, wid, cause) < 0)
@@ -174,6 +181,16 @@ static void remember_address(struct master *m, const char *name)
     free(text);
 }
 
+/* A worker's event, by the id of its row. */
+static void publish_worker(struct master *m, const char *name, enum ev_name what)
+{
+    char *cause = NULL;
+    long long id = db_worker_id(m->db, name, &cause);
+    if (id >= 0)
+        ev_publish(m->bus, EV_WORKER, id, what);
+    free(cause);
+}
+
 static void worker_attached(const char *name, const struct pb_value *info, void *arg)
 {
     struct master *m = arg;
@@ -189,6 +206,8 @@ static void worker_attached(const char *name, const struct pb_value *info, void 
     if (db_worker_connected(m->db, m->masterid, name, text, &cause) < 0) {
         log_error("database: worker '%s' connected: %s", name, cause);
         free(cause);
+    } else {
+        publish_worker(m, name, EV_CONNECTED);
     }
     free(text);
     json_decref(o);
@@ -203,6 +222,8 @@ static void worker_detached(const char *name, void *arg)
     if (!m->stopping && db_worker_disconnected(m->db, m->masterid, name, &cause) < 0) {
         log_error("database: worker '%s' disconnected: %s", name, cause);
         free(cause);
+    } else if (!m->stopping) {
+        publish_worker(m, name, EV_DISCONNECTED);
     }
     engine_worker_detached(m->engine, name);
 }
@@ -219,6 +240,15 @@ static void worker_graceful(const char *name, void *arg)
     engine_worker_graceful(m->engine, name);
 }
 
+/* The engine's connection opened or ended a transaction: its events wait for the commit. */
+static void transaction_cb(void *arg, bool open, bool committed)
+{
+    if (open)
+        ev_hold(arg);
+    else
+        ev_release(arg, committed);
+}
+
 /* How often SQLite's WAL is checkpointed (db_checkpointer_start). */
 #define CHECKPOINT_MS 5000
 
@@ -231,6 +261,7 @@ static int open_db(struct master *m, char **cause)
     m->db = db_open(m->cfg->db_url, cwd, false, cause);
     if (m->db == NULL)
         return -1;
+    db_on_transaction(m->db, transaction_cb, m->bus);
     char *why = NULL;
     m->checkpointer = db_checkpointer_start(m->db, m->cfg->db_url, cwd, CHECKPOINT_MS, &why);
     if (why != NULL) /* SQLite checkpoints on the engine's connection then */
@@ -250,7 +281,10 @@ static int open_db(struct master *m, char **cause)
     char *name = xasprintf("%s:%s", host, cwd);
     m->masterid = db_master_register(m->db, name, (long long)time(NULL), cause);
     free(name);
-    if (m->masterid < 0 || register_config(m, cause) < 0)
+    if (m->masterid < 0)
+        return -1;
+    ev_publish(m->bus, EV_MASTER, m->masterid, EV_STARTED);
+    if (register_config(m, cause) < 0)
         return -1;
     log_info("database %s: master id %lld", db_kind(m->db) == DB_PG ? "postgresql" : "sqlite",
              m->masterid);
@@ -434,6 +468,8 @@ static void finish_stop(struct master *m)
     if (m->db != NULL && db_master_deactivate(m->db, m->masterid, &cause) < 0) {
         log_error("database: %s", cause);
         free(cause);
+    } else if (m->db != NULL) {
+        ev_publish(m->bus, EV_MASTER, m->masterid, EV_STOPPED);
     }
     uv_close((uv_handle_t *)&m->sig_term, NULL);
     uv_close((uv_handle_t *)&m->sig_int, NULL);
@@ -542,6 +578,7 @@ static int start(struct master *m, char **cause)
     log_info("configuration loaded: %zu worker(s), %zu builder(s)", m->cfg->n_workers,
              m->cfg->n_builders);
     log_config_warnings(m->cfg);
+    m->bus = ev_bus_new();
     if (open_db(m, cause) < 0) {
         log_error("%s", *cause);
         return -1;
@@ -556,6 +593,7 @@ static int start(struct master *m, char **cause)
     wk_set_budget(m->workers, m->worker_fds);
     load_addresses(m);
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
+    engine_set_events(m->engine, m->bus);
     m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
     m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);
     wk_set_events(m->workers, &(struct wk_events){.attached = worker_attached,
@@ -616,6 +654,7 @@ int master_run(int ready_fd, char **cause)
     ctl_queue_free(m.control);
     db_checkpointer_stop(m.checkpointer);
     db_close(m.db);
+    ev_bus_free(m.bus);
     json_decref(m.addresses);
     cfg_free(m.cfg);
     if (rc == 0)

@@ -166,7 +166,7 @@ struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_p
     return query(db, sql, params, n, true, cause);
 }
 
-int db_begin(struct db *db, char **cause)
+static int tx_begin(struct db *db, char **cause)
 {
     if (db->depth > 0)
         return util_cause(cause, "a transaction is already open");
@@ -179,7 +179,7 @@ int db_begin(struct db *db, char **cause)
     return 0;
 }
 
-int db_commit(struct db *db, char **cause)
+static int tx_commit(struct db *db, char **cause)
 {
     if (db->depth == 0)
         return util_cause(cause, "no transaction is open");
@@ -196,10 +196,8 @@ int db_commit(struct db *db, char **cause)
     return rc;
 }
 
-void db_rollback(struct db *db)
+static void tx_rollback(struct db *db)
 {
-    if (db->depth == 0)
-        return;
     if (db->behind != NULL) {
         db_behind_rollback(db);
         return;
@@ -207,6 +205,39 @@ void db_rollback(struct db *db)
     db->depth = 0;
     db->be->run(db, "ROLLBACK", NULL, 0, NULL, NULL);
     db_note_end(db);
+}
+
+void db_on_transaction(struct db *db, void (*cb)(void *arg, bool open, bool committed), void *arg)
+{
+    db->tx_cb = cb;
+    db->tx_arg = arg;
+}
+
+int db_begin(struct db *db, char **cause)
+{
+    int rc = tx_begin(db, cause);
+    if (rc == 0 && db->tx_cb != NULL)
+        db->tx_cb(db->tx_arg, true, false);
+    return rc;
+}
+
+int db_commit(struct db *db, char **cause)
+{
+    if (db->depth == 0)
+        return util_cause(cause, "no transaction is open");
+    int rc = tx_commit(db, cause);
+    if (db->tx_cb != NULL)
+        db->tx_cb(db->tx_arg, false, rc == 0);
+    return rc;
+}
+
+void db_rollback(struct db *db)
+{
+    if (db->depth == 0)
+        return;
+    tx_rollback(db);
+    if (db->tx_cb != NULL)
+        db->tx_cb(db->tx_arg, false, false);
 }
 
 int db_has_table(struct db *db, const char *table, char **cause)

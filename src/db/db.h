@@ -101,6 +101,12 @@ int db_commit(struct db *db, char **cause);
 unsigned long db_writes(const char *const *tables);
 /* Rolls back the open transaction, if any; never fails visibly. */
 void db_rollback(struct db *db);
+/*
+ * `cb` is called when a transaction of `db` opens (open true) and when it ends
+ * (open false; `committed` when db_commit succeeded, which with write-behind
+ * may mean queued).  The engine holds back its events meanwhile (events.h).
+ */
+void db_on_transaction(struct db *db, void (*cb)(void *arg, bool open, bool committed), void *arg);
 
 /*
  * Did the last call fail for want of the database -- a lost connection, a

@@ -58,6 +58,8 @@ struct db {
     uint64_t touched;         /* tables written in the open transaction (writes.c) */
     bool lost;                /* the last call failed for want of the database (the backend says) */
     struct db_behind *behind; /* write-behind (behind.c), or NULL */
+    void (*tx_cb)(void *arg, bool open, bool committed); /* db_on_transaction */
+    void *tx_arg;
 };
 
 /* Write counting (writes.c): after a statement (sql NULL: a script), and at the end of a

@@ -33,6 +33,7 @@ static void set_state(struct build *b, const char *text)
 {
     struct db_param p[] = {DB_TEXT(text), DB_INT(b->id)};
     db_build(b, "setting a build's state", "UPDATE builds SET state_string = ? WHERE id = ?", p, 2);
+    engine_publish(b->e, EV_BUILD, b->id, EV_UPDATE);
 }
 
 struct render_ctx build_render_ctx(struct build *b)
@@ -177,6 +178,7 @@ static void finish_prep(struct build *b, const char *state, int results)
              "UPDATE steps SET state_string = ?, complete_at = ?, results = ?, hidden = 0 "
              "WHERE id = ?",
              p, 4);
+    engine_publish(b->e, EV_STEP, b->prep_stepid, EV_FINISHED);
 }
 
 static void started_cb(void *arg, const char *error)
@@ -249,6 +251,9 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
     }
     b->next = e->builds;
     e->builds = b;
+    engine_publish(e, EV_BUILD, b->id, EV_NEW);
+    engine_publish(e, EV_STEP, b->prep_stepid, EV_NEW);
+    engine_publish(e, EV_STEP, b->prep_stepid, EV_STARTED);
     log_info("build %lld: '%s' #%lld starting on worker '%s' (request %lld)", b->id, b->builder,
              b->number, worker, brid);
     setup_props(b);
@@ -417,6 +422,7 @@ static void build_finished(struct build *b, const char *text, int results)
     struct db_param p[] = {DB_TEXT(text), DB_INT(engine_now()), DB_INT(b->results), DB_INT(b->id)};
     db_build(b, "finishing a build",
              "UPDATE builds SET state_string = ?, complete_at = ?, results = ? WHERE id = ?", p, 4);
+    engine_publish(b->e, EV_BUILD, b->id, EV_FINISHED);
     char *cause = NULL;
     int rc = b->results == RES_RETRY
                  ? requests_unclaim(b->e, b->brid, &cause)

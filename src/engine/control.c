@@ -226,9 +226,13 @@ static void pause_worker(struct engine *e, struct ctl_action *act, bool pause, j
         const char *reason = pause ? json_string_value(json_object_get(params, "reason")) : NULL;
         char *cause = NULL;
         struct db_param p[] = {DB_INT(pause), DB_TEXT(reason), DB_TEXT(name)};
+        long long id = -1;
         if (db_exec(e->db, "UPDATE workers SET paused = ?, pause_reason = ? WHERE name = ?", p, 3,
-                    &cause) != 0)
+                    &cause) != 0 ||
+            (id = db_worker_id(e->db, name, &cause)) < 0)
             engine_db_error("pausing a worker", cause);
+        else
+            engine_publish(e, EV_WORKER, id, EV_STATE_UPDATED);
         log_info("worker '%s' %s", name, pause ? "paused" : "unpaused");
         if (!pause)
             engine_kick(e);

@@ -220,6 +220,16 @@ void engine_worker_attached(struct engine *e, const char *name, const struct pb_
     engine_kick(e);
 }
 
+void engine_set_events(struct engine *e, struct ev_bus *bus)
+{
+    e->bus = bus;
+}
+
+struct ev_bus *engine_events(struct engine *e)
+{
+    return e->bus;
+}
+
 void engine_worker_builders(struct engine *e, const char *name)
 {
     (void)name;
@@ -254,6 +264,8 @@ void engine_worker_graceful(struct engine *e, const char *name)
     struct db_param p[] = {DB_INT(id)};
     if (id < 0 || db_exec(e->db, "UPDATE workers SET graceful = 1 WHERE id = ?", p, 1, &cause) != 0)
         engine_db_error("marking a worker for shutdown", cause);
+    else
+        engine_publish(e, EV_WORKER, id, EV_STATE_UPDATED);
     log_info("worker '%s' will shut down once idle (%d build(s) running)", name, w->running);
     maybe_shutdown(e, w);
 }

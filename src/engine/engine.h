@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "control/control.h"
 #include "db/db.h"
+#include "events/events.h"
 #include "pb/pb.h"
 #include "workers/workers.h"
 
@@ -31,6 +32,15 @@ struct engine;
  */
 struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
                           struct wk_registry *wk, const struct cfg *cfg);
+
+/*
+ * Where the engine publishes what it writes (builds, steps, logs, requests,
+ * buildsets, workers' pause and shutdown); NULL: nowhere.  The bus outlives
+ * the engine.
+ */
+void engine_set_events(struct engine *e, struct ev_bus *bus);
+/* That bus (the schedulers publish on it too). */
+struct ev_bus *engine_events(struct engine *e);
 
 /* The configuration to use for builds that start from now on. */
 void engine_reconfig(struct engine *e, const struct cfg *cfg);

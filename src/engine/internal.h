@@ -402,6 +402,7 @@ struct engine {
     struct steplog *dirty;           /* logs with pending chunks */
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
     long long repair_from;           /* requests_repair looks at builds from this id */
+    struct ev_bus *bus;              /* where changes are published (engine_set_events), or NULL */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
@@ -424,6 +425,13 @@ void botmaster_lua_master(struct engine *e);
 void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc);
 /* The time Buildbot stores: whole seconds since the epoch. */
 long long engine_now(void);
+
+/* Publishes an event of the engine (events.h) on its bus, if it has one. */
+static inline void engine_publish(struct engine *e, enum ev_type type, long long id,
+                                  enum ev_name name)
+{
+    ev_publish(e->bus, type, id, name);
+}
 
 /* Logs a database error of the engine (they do not stop the engine). */
 void engine_db_error(const char *what, char *cause);

@@ -42,6 +42,7 @@ struct steplog *steplog_open(struct engine *e, long long stepid, const char *nam
                   "VALUES (?, ?, ?, 0, 0, ?)",
                   p, 4, &id, cause) != 0)
         return NULL;
+    engine_publish(e, EV_LOG, id, EV_NEW);
     struct steplog *l = xcalloc(1, sizeof *l);
     l->e = e;
     l->id = id;
@@ -74,6 +75,8 @@ static int flush_one(struct steplog *l, char **cause)
     struct db_param u[] = {DB_INT(last + 1), DB_INT(l->id)};
     if (rc == 0)
         rc = db_exec(l->e->db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
+    if (rc == 0)
+        engine_publish(l->e, EV_LOG, l->id, EV_APPEND);
     /* A chunk the database refused, or that found no room to wait for it, is lost: the
        step does not end as if its log were whole. */
     if (rc != 0 && l->step != NULL)
@@ -164,6 +167,8 @@ void steplog_close(struct steplog *l)
     struct db_param p[] = {DB_INT(l->id)};
     if (db_exec(l->e->db, "UPDATE logs SET complete = 1 WHERE id = ?", p, 1, &cause) != 0)
         engine_db_error("finishing a log", cause);
+    else
+        engine_publish(l->e, EV_LOG, l->id, EV_FINISHED);
     for (size_t i = 0; i < UTIL_NELEM(l->partial); i++)
         buf_free(&l->partial[i]);
     buf_free(&l->pending);

@@ -138,6 +138,13 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
         goto fail;
     }
     free(ssids);
+    const char *key;
+    json_t *brid;
+    json_object_foreach(*brids, key, brid)
+    {
+        engine_publish(e, EV_BUILDREQUEST, json_integer_value(brid), EV_NEW);
+    }
+    engine_publish(e, EV_BUILDSET, bsid, EV_NEW);
     return bsid;
 fail:
     free(ssids);
@@ -187,14 +194,36 @@ int requests_claim(struct engine *e, long long brid, char **cause)
         *cause = NULL;
         return 0;
     }
-    return rc == 0 ? 1 : -1;
+    if (rc != 0)
+        return -1;
+    engine_publish(e, EV_BUILDREQUEST, brid, EV_CLAIMED);
+    return 1;
 }
 
 int requests_unclaim(struct engine *e, long long brid, char **cause)
 {
     struct db_param p[] = {DB_INT(brid), DB_INT(e->masterid)};
-    return db_exec(e->db, "DELETE FROM buildrequest_claims WHERE brid = ? AND masterid = ?", p, 2,
-                   cause);
+    if (db_exec(e->db, "DELETE FROM buildrequest_claims WHERE brid = ? AND masterid = ?", p, 2,
+                cause) != 0)
+        return -1;
+    engine_publish(e, EV_BUILDREQUEST, brid, EV_UNCLAIMED);
+    return 0;
+}
+
+/* The buildset's complete event, once its last request is complete (read back: the
+   statement that completes it does not say whether it did). */
+static void publish_buildset_complete(struct engine *e, long long bsid)
+{
+    struct db_param p[] = {DB_INT(bsid)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db, "SELECT complete FROM buildsets WHERE id = ?", p, 1, &cause);
+    if (r == NULL) { /* the database is away: the event is not published */
+        free(cause);
+        return;
+    }
+    if (db_res_rows(r) > 0 && db_res_int(r, 0, 0) != 0)
+        engine_publish(e, EV_BUILDSET, bsid, EV_COMPLETE);
+    db_res_free(r);
 }
 
 /*
@@ -230,6 +259,9 @@ int requests_complete(struct engine *e, long long brid, long long bsid, int resu
         db_rollback(e->db);
         return -1;
     }
+    engine_publish(e, EV_BUILDREQUEST, brid, EV_COMPLETE);
+    if (e->bus != NULL)
+        publish_buildset_complete(e, bsid);
     return 0;
 }
 
@@ -351,6 +383,7 @@ static int repair_build(struct engine *e, long long id, bool complete, long long
                 "complete_at IS NULL",
                 b, 3, cause) != 0)
         return -1;
+    engine_publish(e, EV_BUILD, id, EV_FINISHED);
     return requests_unclaim(e, brid, cause);
 }
 

@@ -418,6 +418,7 @@ void step_finish(struct step *s, int results)
             "UPDATE steps SET state_string = ?, complete_at = ?, results = ?, hidden = ? "
             "WHERE id = ?",
             p, 5);
+    engine_publish(s->b->e, EV_STEP, s->id, EV_FINISHED);
     free(summary);
     if (tx && db_commit(s->b->e->db, &cause) != 0) {
         engine_db_error("finishing a step", cause);
@@ -988,6 +989,10 @@ static int insert_row(struct step *s, char **cause)
                        "VALUES (?, ?, ?, ?, NULL, ?, NULL, '[]', 0, ?)",
                        p, 6, &s->id, cause);
     free(state);
+    if (rc == 0) {
+        engine_publish(s->b->e, EV_STEP, s->id, EV_NEW);
+        engine_publish(s->b->e, EV_STEP, s->id, EV_STARTED);
+    }
     return rc;
 }
 

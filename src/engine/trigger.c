@@ -134,6 +134,8 @@ static void set_urls(struct step *s, json_t *urls)
     char *cause = NULL;
     if (db_exec(s->b->e->db, "UPDATE steps SET urls_json = ? WHERE id = ?", p, 2, &cause) != 0)
         engine_db_error("adding step URLs", cause);
+    else
+        engine_publish(s->b->e, EV_STEP, s->id, EV_UPDATED);
     free(text);
 }
 

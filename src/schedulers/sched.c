@@ -664,6 +664,7 @@ static void enable(struct sched *s, struct ctl_action *act, long long id, const 
     for (struct sched_one *o = s->list; o != NULL; o = o->next)
         if (o->id == id)
             read_state(o);
+    ev_publish(engine_events(s->e), EV_SCHEDULER, id, EV_UPDATED);
     log_info("scheduler %lld %s", id, json_is_true(v) ? "enabled" : "disabled");
     ctl_reply(act, "null", 200, 0, NULL);
 }
