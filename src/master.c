@@ -350,7 +350,8 @@ static int open_www(struct master *m, const struct cfg *c, struct www **out, cha
                          .db_url = c->db_url,
                          .basedir = getcwd(cwd, sizeof cwd),
                          .buildbot_url = url,
-                         .control = m->control};
+                         .control = m->control,
+                         .events = m->bus};
     *out = www_start(&o, cause);
     free(url);
     if (*out == NULL)

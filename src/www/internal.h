@@ -14,6 +14,7 @@
 
 #include "control/control.h"
 #include "db/db.h"
+#include "events/events.h"
 #include "util/util.h"
 #include "www/www.h"
 
@@ -398,6 +399,127 @@ enum MHD_Result www_ui_error(struct MHD_Connection *c, int status, const char *m
 /* The nice value of request threads, above the engine's (0): see server.c. */
 #define WWW_NICE 5
 
+/*
+ * feed.c: live events for SSE (sse.c) and WebSocket (ws.c) clients.  A dispatcher thread
+ * takes the engine's events from the bus, reads each entity once through the /api/v2
+ * endpoint that serves it, and keeps the finished message (routing keys and entity JSON) in
+ * a ring bounded by count and bytes.  Every client reads the ring with its own cursor; one
+ * whose cursor the ring has passed is told to resync and dropped.  See
+ * docs/internals/events.md.
+ */
+#define WWW_FEED_MSGS 4096                /* messages the ring keeps */
+#define WWW_FEED_BYTES ((size_t)16 << 20) /* and their entities' bytes */
+#define WWW_FEED_ENTITY_MAX (60 * 1024)   /* a longer entity is not sent (frames <= 64 KiB) */
+#define WWW_FEED_APPEND_MS 500            /* log appends of one log: one per this at most */
+#define WWW_FEED_APPEND_LOGS 256          /* logs whose appends wait to be coalesced */
+#define WWW_SSE_MAX 256                   /* SSE streams at once */
+#define WWW_SSE_KEEPALIVE_MS 15000
+#define WWW_SSE_SNDBUF (64 * 1024) /* the kernel's send buffer of a stream's socket */
+#define WWW_TOPICS_MAX 64          /* topics of a stream, subscriptions of a socket */
+#define WWW_TOPIC_MAX 256          /* bytes of one */
+#define WWW_KEY_MAX 512            /* bytes of a routing key */
+
+struct www_feed_msg {
+    uint64_t seq;
+    unsigned n_keys;
+    char *keys[3];
+    char *entity; /* compact JSON */
+    size_t len;
+};
+struct www_sse;
+struct www_ws;
+struct www_feed {
+    struct www *w;
+    struct ev_bus *bus;
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t lock; /* everything below */
+    bool stopping;
+    struct www_feed_msg ring[WWW_FEED_MSGS];
+    uint64_t head, tail; /* messages [tail, head) are in the ring; the first is 1 */
+    size_t bytes;
+    size_t max_msgs;         /* WWW_FEED_MSGS, or fewer (BBM_WWW_FEED_MSGS, for tests) */
+    struct www_sse *streams; /* SSE clients (sse.c) */
+    size_t n_streams;
+    unsigned keepalive_ms;
+    struct www_ws *ws; /* the WebSocket thread (ws.c), or NULL */
+};
+/* The feed of events from `bus` for server `w`; NULL (no events served) when bus is NULL. */
+struct www_feed *www_feed_start(struct www *w, struct ev_bus *bus, char **cause);
+/* Ends every stream and socket and stops the thread (before the daemon stops). */
+void www_feed_stop(struct www_feed *f);
+/* After the daemon has stopped. */
+void www_feed_free(struct www_feed *f);
+/* Does routing key `key` match `topic` (Buildbot's: segments by '/', '*' any one)? */
+bool www_topic_match(const char *topic, const char *key);
+/* Can `topic` be subscribed to (not empty, at most WWW_TOPIC_MAX bytes)? */
+bool www_topic_ok(const char *topic);
+/*
+ * Under the feed's lock: calls put() for each message from *cursor on whose keys match one
+ * of `topics`, once per matching key, and moves *cursor past it, until the ring's end or
+ * `budget` bytes (about: entity and key) were given.  False when *cursor had fallen off the
+ * ring (nothing is given).
+ */
+typedef void (*www_feed_put_cb)(void *arg, uint64_t seq, const char *key, const char *entity,
+                                size_t len);
+bool www_feed_take(struct www_feed *f, uint64_t *cursor, char *const *topics, size_t n_topics,
+                   www_feed_put_cb put, void *arg, size_t budget);
+/* Under the lock: is a message from `cursor` on for `topics`?  (Moves the cursor past those
+   that are not.) */
+bool www_feed_pending(struct www_feed *f, uint64_t *cursor, char *const *topics, size_t n_topics);
+/* The entity at API path `path` ("builds/12") read through its endpoint; NULL if none. */
+json_t *www_get_entity(struct www *w, struct db *db, const char *path, char **cause);
+
+/* sse.c: GET /events?topic=... */
+enum MHD_Result www_sse_open(struct www *w, struct MHD_Connection *c);
+/* Under the feed's lock: resumes the streams that have something to send (or all when
+   stopping). */
+void www_sse_wake(struct www_feed *f, uint64_t now_ms);
+
+/* ws.c: GET /ws, Buildbot's WebSocket protocol. */
+#define WWW_WS_MAX 256               /* sockets at once */
+#define WWW_WS_FRAME_MAX (64 * 1024) /* payload of a frame, or of a message's frames */
+#define WWW_WS_OUT_MAX (512 * 1024)  /* bytes waiting to be written to one socket */
+struct www_ws *www_ws_start(struct www_feed *f, char **cause);
+/* Closes every socket and stops the thread. */
+void www_ws_stop(struct www_ws *ws);
+void www_ws_free(struct www_ws *ws);
+/* New messages (any thread). */
+void www_ws_wake(struct www_ws *ws);
+enum MHD_Result www_ws_open(struct www *w, struct MHD_Connection *c);
+
+/* wsframe.c: RFC 6455 frames from a client (masked), taken apart without allocating. */
+enum www_ws_op {
+    WWW_WS_CONT = 0x0,
+    WWW_WS_TEXT = 0x1,
+    WWW_WS_BINARY = 0x2,
+    WWW_WS_CLOSE = 0x8,
+    WWW_WS_PING = 0x9,
+    WWW_WS_PONG = 0xa,
+};
+struct www_ws_frame {
+    bool fin;
+    int op;
+    size_t len; /* payload bytes, unmasked in place */
+    unsigned char *payload;
+};
+/*
+ * A frame at the start of data[0..len): returns the bytes it takes (its payload unmasked in
+ * place), 0 when more bytes are needed, or -1 with *close_code (1002 a protocol error, 1009
+ * too big) for a frame that breaks RFC 6455 or the bounds.
+ */
+long www_ws_frame_parse(unsigned char *data, size_t len, struct www_ws_frame *f, int *close_code);
+/* Reassembles a message from frames (at most WWW_WS_FRAME_MAX bytes). */
+struct www_ws_msg {
+    struct buf text;
+    int op; /* of the first frame; 0: none in progress */
+};
+/* 1 a whole message is in m->text, 0 more frames needed (or a control frame to answer by
+   the caller), -1 with *close_code. */
+int www_ws_msg_add(struct www_ws_msg *m, const struct www_ws_frame *f, int *close_code);
+/* Appends a server frame (unmasked, FIN) of `op` with `len` bytes of payload to out. */
+int www_ws_frame_put(struct buf *out, int op, const void *payload, size_t len);
+
 /* The server (server.c) and its pieces: raw.c streams raw logs, rpc.c takes POSTs. */
 #define WWW_POOL_MAX 32
 #define WWW_MAX_DIALECTS 8
@@ -422,6 +544,7 @@ struct www {
     struct www_budget answers;
     struct www_limits lim;
     struct www_conns *conns;
+    struct www_feed *feed; /* live events, or NULL */
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);

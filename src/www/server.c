@@ -274,6 +274,35 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
     return ret;
 }
 
+json_t *www_get_entity(struct www *w, struct db *db, const char *path, char **cause)
+{
+    char copy[256], *segs[WWW_PATH_MAX_SEGS + 1];
+    snprintf(copy, sizeof copy, "%s", path);
+    struct www_req req = {.db = db,
+                          .path = path,
+                          .buildbot_url = w->buildbot_url,
+                          .www = w,
+                          .style = WWW_JSON_COMPACT};
+    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
+    req.ep = nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
+    if (req.ep == NULL || req.ep->kind != WWW_SINGLE) {
+        util_cause(cause, "no endpoint for %s", path);
+        return NULL;
+    }
+    if (www_query_parse(NULL, 0, req.ep->type, true, &req.q, cause) < 0)
+        return NULL;
+    json_t *out = json_array();
+    json_t *entity = NULL;
+    if (req.ep->get(&req, out, NULL, cause) == 0 && json_array_size(out) > 0)
+        entity = json_incref(json_array_get(out, 0));
+    if (req.produce.fill != NULL)
+        req.produce.free(req.produce.state);
+    www_raw_free(req.raw);
+    www_query_free(&req.q);
+    json_decref(out);
+    return entity;
+}
+
 /* What identifies an answer: the path, the parameters in order, and the JSON style. */
 static char *cache_key(struct MHD_Connection *c, const char *path, const struct args_ctx *args)
 {
@@ -377,6 +406,11 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         return www_handle_hook(w, c, &ctx->post);
     if (ctx->post.kind == WWW_POST_FORM)
         return www_ui_post(w, c, url, &ctx->post);
+    const char *live = util_startswith(url, "/all/") ? url + 4 : url;
+    if (strcmp(live, "/events") == 0 && strcmp(method, "GET") == 0)
+        return www_sse_open(w, c);
+    if (strcmp(live, "/ws") == 0 && strcmp(method, "GET") == 0)
+        return www_ws_open(w, c);
     if (sub == NULL)
         return www_ui_answer(w, c, url, method);
     char *path = xstrdup(sub);
@@ -527,8 +561,13 @@ struct www *www_start(const struct www_opts *opts, char **cause)
         www_stop(w);
         return NULL;
     }
+    if (opts->events != NULL && (w->feed = www_feed_start(w, opts->events, cause)) == NULL) {
+        www_stop(w);
+        return NULL;
+    }
     w->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_ALLOW_UPGRADE,
         (uint16_t)opts->port, NULL, NULL, access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, w->lim.max, MHD_OPTION_PER_IP_CONNECTION_LIMIT, w->lim.per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (w->lim.idle_ms + 999) / 1000,
@@ -586,9 +625,11 @@ void www_stop(struct www *w)
     if (w == NULL)
         return;
     www_watch_stop(w->watch, WWW_STOP_DRAIN_MS); /* waiting POSTs answered 503 */
+    www_feed_stop(w->feed);                      /* event streams end, WebSockets close */
     www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
+    www_feed_free(w->feed);
     www_watch_free(w->watch);
     www_conns_free(w->conns);
     for (size_t i = 0; i < w->n_dialects; i++)

@@ -14,6 +14,7 @@
 
 struct www;
 struct ctl_queue;
+struct ev_bus;
 
 struct www_opts {
     int port;
@@ -30,6 +31,9 @@ struct www_opts {
      * must outlive the server.
      */
     struct ctl_queue *control;
+    /* The engine's events, served live at /events (SSE) and /ws (NULL: not served); it must
+       outlive the server. */
+    struct ev_bus *events;
 };
 
 /* Starts serving; NULL with *cause if the port cannot be had.  Freed with www_stop. */
