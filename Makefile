@@ -48,9 +48,12 @@ asan: deps $(ASAN_BUILD)/build.ninja
 
 # ThreadSanitizer on what crosses threads: the control queue and the log (unit), and the
 # web's suspended POSTs, their watchdog and the engine's answers, request threads that all
-# log, and the WAL checkpoint thread beside the engine and web readers while another
-# process locks the database (integration).
+# log, the WAL checkpoint thread beside the engine and web readers while another
+# process locks the database, and live events: the engine's bus, the web's dispatcher,
+# suspended SSE streams resumed from it and the WebSocket thread (integration).
 TSAN_TESTS = tests/integration/test_control.py \
+	tests/integration/test_events.py::test_sse_build_events_are_the_api_entities \
+	tests/integration/test_events.py::test_ws_like_buildbot \
 	tests/integration/test_api.py::test_control_requests_like_buildbot \
 	tests/integration/test_web_limits.py::test_a_flood_of_one_error_is_summed_up_in_the_log \
 	tests/integration/test_faults.py::test_sqlite_locked_by_another_process
@@ -68,7 +71,7 @@ $(FUZZ_BUILD)/build.ninja:
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
-	for t in pb broker config query rpc force github html; do \
+	for t in pb broker config query rpc force github html ws; do \
 		mkdir -p $(FUZZ_BUILD)/corpus-$$t && \
 		$(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			$(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t || exit 1; \

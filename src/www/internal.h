@@ -479,7 +479,7 @@ void www_sse_wake(struct www_feed *f, uint64_t now_ms);
 /* ws.c: GET /ws, Buildbot's WebSocket protocol. */
 #define WWW_WS_MAX 256               /* sockets at once */
 #define WWW_WS_FRAME_MAX (64 * 1024) /* payload of a frame, or of a message's frames */
-#define WWW_WS_OUT_MAX (512 * 1024)  /* bytes waiting to be written to one socket */
+#define WWW_WS_OUT_MAX (256 * 1024)  /* bytes waiting to be written to one socket (about) */
 struct www_ws *www_ws_start(struct www_feed *f, char **cause);
 /* Closes every socket and stops the thread. */
 void www_ws_stop(struct www_ws *ws);
