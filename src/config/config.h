@@ -52,6 +52,7 @@ struct cfg_builder {
     char **tags;
     size_t n_tags;
     char *description;
+    char *description_format; /* NULL: plain text */
     char *project;
     int factory_ref; /* the bbm.factory table, a reference in the config's Lua state */
     int ref;         /* the bbm.builder table (properties, env, canStartBuild...) */

@@ -495,6 +495,7 @@ void cfg_free(struct cfg *cfg)
         free(b->workerbuilddir);
         free_strings(b->tags, b->n_tags);
         free(b->description);
+        free(b->description_format);
         free(b->project);
         free(b->file);
     }

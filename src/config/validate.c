@@ -284,6 +284,21 @@ static void check_builder_workers(struct reader *r, struct cfg_builder *b)
     }
 }
 
+/* As Buildbot: a tag given twice is an error (builders_tags holds each tag once). */
+static void check_builder_tags(struct reader *r, const struct cfg_builder *b)
+{
+    for (size_t i = 1; i < b->n_tags; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(b->tags[i], b->tags[k]) == 0) {
+                cfg_error(r->L, b->file, b->line,
+                          "builder '%s': tags list contains duplicate tags: %s", b->name,
+                          b->tags[i]);
+                break;
+            }
+        }
+    }
+}
+
 static void read_factory(struct reader *r, int idx, struct cfg_builder *b)
 {
     lua_State *L = r->L;
@@ -329,7 +344,9 @@ static void read_builder(struct reader *r, int idx)
     if (b->workerbuilddir == NULL)
         b->workerbuilddir = xstrdup(b->builddir);
     b->tags = string_list(r->L, idx, "tags", &b->n_tags);
+    check_builder_tags(r, b);
     b->description = opt_string(r->L, idx, "description");
+    b->description_format = opt_string(r->L, idx, "description_format");
     b->project = opt_string(r->L, idx, "project");
     lua_pushvalue(r->L, idx);
     b->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);

@@ -67,7 +67,8 @@ static const char good[] =
     "                                       ping_interval = 60 }),\n"
     "              bbm.worker('w2', 'p2') },\n"
     "  builders = { bbm.builder{ name = 'x86 Debian 3.x', workernames = {'w1', 'w2'},\n"
-    "                            factory = f, tags = {'3.x', 'stable'} },\n"
+    "                            factory = f, tags = {'3.x', 'stable'},\n"
+    "                            description = 'd', description_format = 'markdown' },\n"
     "               bbm.builder{ name = 'b2', workername = 'w2', builddir = 'bd',\n"
     "                            factory = f } },\n"
     "  schedulers = { bbm.schedulers.single_branch{ name = 's', builderNames = {'b2'},\n"
@@ -100,6 +101,7 @@ static void test_model(void **state)
     assert_string_equal(b->workerbuilddir, "x86_Debian_3_x");
     assert_int_equal(b->n_workernames, 2);
     assert_int_equal(b->n_tags, 2);
+    assert_string_equal(b->description_format, "markdown");
     assert_int_equal(b->n_steps, 2);
     b = cfg_find_builder(cfg, "b2");
     assert_string_equal(b->workernames[0], "w2");
@@ -173,6 +175,9 @@ static const struct broken broken[] = {
     {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w9'}, factory = bbm.factory{} } "
        "},\n",
      "{F}:4: builder 'b1': workernames names unknown worker 'w9'\n"},
+    {W "  builders = { bbm.builder{ name = 'b1', workernames = {'w1'}, factory = bbm.factory{},\n"
+       "    tags = {'unix', '3.x', 'unix'} } },\n",
+     "{F}:4: builder 'b1': tags list contains duplicate tags: unix\n"},
     {W "  builders = { bbm.builder{ name = 'b1', factory = bbm.factory{} } },\n",
      "{F}:4: builder 'b1': at least one worker is required in workernames\n"},
     {W "  builders = { bbm.builder{ workernames = {'w1'}, factory = bbm.factory{} } },\n",
