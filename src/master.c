@@ -86,27 +86,40 @@ static void change_added(const json_t *change, void *arg)
         sched_change(m->sched, change);
 }
 
-/* Records this master, its builders and their workers, and its schedulers in the database. */
+/* The builders' rows and their links to this master and to their workers; `info` gets what
+   the database keeps of each builder's configuration. */
+static int register_builders(struct master *m, struct db_builder_info *info, char **cause)
+{
+    const struct cfg *c = m->cfg;
+    for (size_t i = 0; i < c->n_builders; i++) {
+        const struct cfg_builder *b = &c->builders[i];
+        long long bid = db_builder_id(m->db, b->name, cause);
+        long long bmid = bid < 0 ? -1 : db_builder_master_add(m->db, bid, m->masterid, cause);
+        if (bmid < 0)
+            return -1;
+        /* held until the commit (db_on_transaction): Buildbot's updateBuilderInfo events */
+        ev_publish(m->bus, EV_BUILDER, bid, EV_UPDATE);
+        info[i] = (struct db_builder_info){bid,        b->description, b->description_format,
+                                           b->project, b->tags,        b->n_tags};
+        for (size_t k = 0; k < b->n_workernames; k++) {
+            long long wid = db_worker_id(m->db, b->workernames[k], cause);
+            if (wid < 0 || db_configured_worker_add(m->db, bmid, wid, cause) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Records this master, its builders (with their description, project and tags) and their
+   workers, and its schedulers in the database, in one transaction. */
 static int register_config(struct master *m, char **cause)
 {
     const struct cfg *c = m->cfg;
+    struct db_builder_info *info = xcalloc(c->n_builders + 1, sizeof *info);
     if (db_begin(m->db, cause) < 0)
-        return -1;
-    /* held until the commit (db_on_transaction): Buildbot's updateBuilderInfo events */
-    if (db_master_unlink(m->db, m->masterid, cause) < 0)
+        goto out;
+    if (db_master_unlink(m->db, m->masterid, cause) < 0 || register_builders(m, info, cause) < 0)
         goto fail;
-    for (size_t i = 0; i < c->n_builders; i++) {
-        long long bid = db_builder_id(m->db, c->builders[i].name, cause);
-        long long bmid = bid < 0 ? -1 : db_builder_master_add(m->db, bid, m->masterid, cause);
-        if (bmid < 0)
-            goto fail;
-        ev_publish(m->bus, EV_BUILDER, bid, EV_UPDATE);
-        for (size_t k = 0; k < c->builders[i].n_workernames; k++) {
-            long long wid = db_worker_id(m->db, c->builders[i].workernames[k], cause);
-            if (wid < 0 || db_configured_worker_add(m->db, bmid, wid, cause) < 0)
-                goto fail;
-        }
-    }
     for (size_t i = 0; i < c->n_workers; i++)
         if (db_worker_id(m->db, c->workers[i].name, cause) < 0)
             goto fail;
@@ -120,9 +133,14 @@ static int register_config(struct master *m, char **cause)
         if (id < 0 || db_changesource_claim(m->db, id, m->masterid, cause) < 0)
             goto fail;
     }
+    if (db_builders_info_set(m->db, info, c->n_builders, cause) < 0)
+        goto fail;
+    free(info);
     return db_commit(m->db, cause);
 fail:
     db_rollback(m->db);
+out:
+    free(info);
     return -1;
 }
 

@@ -192,6 +192,22 @@ long long db_builder_master_add(struct db *db, long long builderid, long long ma
                                 char **cause);
 int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,
                              char **cause);
+/*
+ * What the configuration says of builders (builder_info.c), written as Buildbot's
+ * updateBuilderInfo writes it: description, description_format (description_html NULL),
+ * projectid (the project found or added by name) and the tags, whose builders_tags links
+ * are replaced in the order given.  Builders whose rows already say this are not written.
+ * Run it inside the caller's transaction.  0, or -1 with *cause.
+ */
+struct db_builder_info {
+    long long builderid;
+    const char *description;        /* NULL: none */
+    const char *description_format; /* NULL: none */
+    const char *project;            /* a project name; NULL: none */
+    char *const *tags;              /* distinct names */
+    size_t n_tags;
+};
+int db_builders_info_set(struct db *db, const struct db_builder_info *b, size_t n, char **cause);
 /* Unlinks the master, forgets its connected workers and marks it inactive (a clean stop). */
 int db_master_deactivate(struct db *db, long long masterid, char **cause);
 /* A worker attached to this master: its connected_workers row, and its info (JSON text). */

@@ -55,11 +55,16 @@ return {
   www = { port = %(www)d },
   db_url = "%(db)s",
   workers = { bbm.worker("w1", "pw"), bbm.worker("w2-offline", "pw") },
+  projects = { bbm.project{ name = "proj", description = "Fixture project",
+                            description_format = "markdown" } },
   builders = {
-    bbm.builder{ name = "alpha", workernames = { "w1" }, factory = f },
+    bbm.builder{ name = "alpha", workernames = { "w1" }, factory = f, tags = { "unix", "fast" },
+                 description = "Alpha builder (steps with logs/urls)",
+                 description_format = "markdown", project = "proj" },
     bbm.builder{ name = "delta", workernames = { "w1" }, factory = f },
-    bbm.builder{ name = "beta", workernames = { "w1", "w2-offline" }, factory = f },
-    bbm.builder{ name = "gamma", workernames = { "w1" }, factory = f },
+    bbm.builder{ name = "beta", workernames = { "w1", "w2-offline" }, factory = f,
+                 tags = { "unix" }, description = "Beta builder" },
+    bbm.builder{ name = "gamma", workernames = { "w1" }, factory = f, tags = { "exc" } },
   },
   schedulers = {
     bbm.schedulers.force{

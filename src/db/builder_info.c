@@ -1,0 +1,214 @@
+/*
+ * What a builder's configuration says about it, kept in the database as
+ * Buildbot's updateBuilderInfo keeps it: the description and its format, the
+ * project (the projects row found or added by name, as find_project_id does)
+ * and the tags (tags rows found or added by name; builders_tags links
+ * replaced whole when they change).  Tag and project rows stay when no
+ * builder uses them any more, as in Buildbot.
+ *
+ * A master with a thousand builders does this at every reconfig, so what the
+ * rows hold is read once for all builders (three queries) and only the
+ * builders whose information changed are written.
+ */
+#include "db/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Names to ids (tags, projects), sorted by name for bsearch. */
+struct name_id {
+    char *name;
+    long long id;
+};
+
+struct names {
+    struct name_id *v;
+    size_t n, cap;
+};
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct name_id *)a)->name, ((const struct name_id *)b)->name);
+}
+
+static int names_load(struct db *db, const char *sql, struct names *t, char **cause)
+{
+    struct db_res *r = db_query(db, sql, NULL, 0, cause);
+    if (r == NULL)
+        return -1;
+    t->v = xgrow(t->v, &t->cap, db_res_rows(r), sizeof *t->v);
+    for (size_t i = 0; i < db_res_rows(r); i++)
+        t->v[t->n++] = (struct name_id){xstrdup(db_res_text(r, i, 1)), db_res_int(r, i, 0)};
+    db_res_free(r);
+    qsort(t->v, t->n, sizeof *t->v, by_name);
+    return 0;
+}
+
+static void names_free(struct names *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->v[i].name);
+    free(t->v);
+}
+
+/* A table of named rows found or added by name: Buildbot's findTagId / find_project_id
+   (a project's slug is its name until the project is configured). */
+struct named {
+    const char *load; /* id, name of every row */
+    const char *add;  /* parameters: name, name_hash, name */
+    size_t n_add;
+};
+
+static const struct named tags_table = {"SELECT id, name FROM tags",
+                                        "INSERT INTO tags (name, name_hash) VALUES (?, ?)", 2};
+static const struct named projects_table = {
+    "SELECT id, name FROM projects",
+    "INSERT INTO projects (name, name_hash, slug) VALUES (?, ?, ?)", 3};
+
+/* The id of `name` in `t` (loaded from `table`), the row added if new. */
+static long long name_id(struct db *db, struct names *t, const struct named *table,
+                         const char *name, char **cause)
+{
+    struct name_id key = {(char *)name, 0};
+    struct name_id *hit = bsearch(&key, t->v, t->n, sizeof *t->v, by_name);
+    if (hit != NULL)
+        return hit->id;
+    char hash[41];
+    db_hash(&name, 1, hash);
+    struct db_param p[] = {DB_TEXT(name), DB_TEXT(hash), DB_TEXT(name)};
+    long long id;
+    if (db_insert(db, table->add, p, table->n_add, &id, cause) < 0)
+        return -1;
+    t->v = xgrow(t->v, &t->cap, t->n + 1, sizeof *t->v);
+    t->v[t->n++] = (struct name_id){xstrdup(name), id};
+    qsort(t->v, t->n, sizeof *t->v, by_name);
+    return id;
+}
+
+/* The first row of `r` (ordered by its column 0) whose column 0 is `id`, or the number of
+   rows when none is. */
+static size_t first_row(const struct db_res *r, long long id)
+{
+    size_t lo = 0, hi = db_res_rows(r);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (db_res_int(r, mid, 0) < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < db_res_rows(r) && db_res_int(r, lo, 0) == id ? lo : db_res_rows(r);
+}
+
+/* What the rows hold now: builders (id, description, description_format, projectid) and
+   their tag names in link order (builderid, name). */
+struct current {
+    struct db_res *builders, *tags;
+    struct names tag_ids, project_ids;
+};
+
+static int current_load(struct db *db, struct current *c, char **cause)
+{
+    c->builders = db_query(db,
+                           "SELECT id, description, description_format, projectid FROM builders "
+                           "ORDER BY id",
+                           NULL, 0, cause);
+    if (c->builders == NULL)
+        return -1;
+    c->tags = db_query(db,
+                       "SELECT bt.builderid, t.name FROM builders_tags bt JOIN tags t "
+                       "ON t.id = bt.tagid ORDER BY bt.builderid, bt.id",
+                       NULL, 0, cause);
+    if (c->tags == NULL)
+        return -1;
+    if (names_load(db, tags_table.load, &c->tag_ids, cause) < 0 ||
+        names_load(db, projects_table.load, &c->project_ids, cause) < 0)
+        return -1;
+    return 0;
+}
+
+static void current_free(struct current *c)
+{
+    db_res_free(c->builders);
+    db_res_free(c->tags);
+    names_free(&c->tag_ids);
+    names_free(&c->project_ids);
+}
+
+/* Equal strings, or both NULL. */
+static bool same_text(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+static bool tags_same(const struct current *c, const struct db_builder_info *b)
+{
+    size_t r = first_row(c->tags, b->builderid), n = 0;
+    for (; r < db_res_rows(c->tags) && db_res_int(c->tags, r, 0) == b->builderid; r++, n++) {
+        if (n >= b->n_tags || strcmp(db_res_text(c->tags, r, 1), b->tags[n]) != 0)
+            return false;
+    }
+    return n == b->n_tags;
+}
+
+static int write_tags(struct db *db, struct current *c, const struct db_builder_info *b,
+                      char **cause)
+{
+    struct db_param p[] = {DB_INT(b->builderid), DB_INT(0)};
+    if (db_exec(db, "DELETE FROM builders_tags WHERE builderid = ?", p, 1, cause) < 0)
+        return -1;
+    for (size_t i = 0; i < b->n_tags; i++) {
+        p[1].i = name_id(db, &c->tag_ids, &tags_table, b->tags[i], cause);
+        if (p[1].i < 0 || db_exec(db, "INSERT INTO builders_tags (builderid, tagid) VALUES (?, ?)",
+                                  p, 2, cause) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The description, its format and the project; description_html is not rendered here, so it
+   is NULL (Buildbot's value when there is no format). */
+static int write_info(struct db *db, struct current *c, const struct db_builder_info *b,
+                      char **cause)
+{
+    size_t row = first_row(c->builders, b->builderid);
+    if (row == db_res_rows(c->builders))
+        return util_cause(cause, "builder %lld is not in the builders table", b->builderid);
+    struct db_param project = DB_NULL;
+    if (b->project != NULL) {
+        project = DB_INT(name_id(db, &c->project_ids, &projects_table, b->project, cause));
+        if (project.i < 0)
+            return -1;
+    }
+    const struct db_res *r = c->builders;
+    bool same_project = db_res_null(r, row, 3)
+                            ? project.type == DB_P_NULL
+                            : project.type == DB_P_INT && db_res_int(r, row, 3) == project.i;
+    if (same_text(db_res_text(r, row, 1), b->description) &&
+        same_text(db_res_text(r, row, 2), b->description_format) && same_project)
+        return 0;
+    struct db_param p[] = {DB_TEXT(b->description), DB_TEXT(b->description_format), project,
+                           DB_INT(b->builderid)};
+    return db_exec(db,
+                   "UPDATE builders SET description = ?, description_format = ?, "
+                   "description_html = NULL, projectid = ? WHERE id = ?",
+                   p, 4, cause);
+}
+
+int db_builders_info_set(struct db *db, const struct db_builder_info *b, size_t n, char **cause)
+{
+    struct current c = {0};
+    int rc = -1;
+    if (current_load(db, &c, cause) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (write_info(db, &c, &b[i], cause) < 0)
+            goto out;
+        if (!tags_same(&c, &b[i]) && write_tags(db, &c, &b[i], cause) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    current_free(&c);
+    return rc;
+}

@@ -1,0 +1,117 @@
+"""What master.lua says of a builder -- description, description_format, project, tags --
+reaches the database as Buildbot's updateBuilderInfo writes it, at start and at every
+reconfig, and /api/v2/builders shows it (tags__contains filters on it); a reconfig that
+drops a tag unlinks it and keeps the tag's row; a reconfig that changes nothing rewrites
+nothing.  On SQLite and on PostgreSQL."""
+
+import os
+
+from conftest import api_get, db_rows, free_port
+
+CONFIG = r'''local bbm = require "bbm"
+local f = bbm.factory{ bbm.steps.shell{ command = { "true" } } }
+return {
+  title = "info",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "pw") },
+  builders = {
+    bbm.builder{ name = "a", workernames = { "w1" }, factory = f,
+                 tags = { %(tags)s }, description = %(description)s,
+                 description_format = %(format)s, project = %(project)s },
+    bbm.builder{ name = "b", workernames = { "w1" }, factory = f, tags = { "unix" } },
+    bbm.builder{ name = "c", workernames = { "w1" }, factory = f },
+  },
+}
+'''
+
+FIRST = {"tags": '"unix", "fast"', "description": '"A builder"', "format": "nil",
+         "project": '"cpython"'}
+SECOND = {"tags": '"slow", "unix"', "description": '"The *a* builder"',
+          "format": '"markdown"', "project": "nil"}
+
+
+class Site:
+    def __init__(self, master, backend):
+        self.master = master
+        self.backend = backend
+        self.port = free_port()
+
+    def write(self, **kw):
+        db = "sqlite:///state.sqlite" if self.backend == "sqlite" else self.backend
+        with open(os.path.join(self.master.dir, "master.lua"), "w") as f:
+            f.write(CONFIG % {"pb": self.master.pb_port, "www": self.port, "db": db, **kw})
+
+    def reconfig(self, **kw):
+        self.write(**kw)
+        r = self.master.cli("reconfig", self.master.dir, check=0)
+        assert "completed successfully" in r.stdout, r.stdout
+
+    def builders(self, query=""):
+        got = api_get(self.port, "builders" + query)["builders"]
+        return {b["name"]: b for b in got}
+
+    def rows(self, sql):
+        return db_rows(self.master.dir, self.backend, sql)
+
+
+def start(master, backend):
+    site = Site(master, backend)
+    site.write(**FIRST)
+    master.start()
+    return site
+
+
+def test_builders_show_description_project_and_tags(master, backend):
+    site = start(master, backend)
+    b = site.builders()
+    assert (b["a"]["tags"], b["b"]["tags"], b["c"]["tags"]) == (["unix", "fast"], ["unix"], [])
+    assert (b["a"]["description"], b["a"]["description_format"]) == ("A builder", None)
+    assert b["b"]["description"] is None and b["c"]["projectid"] is None
+    [project] = api_get(site.port, "projects")["projects"]
+    assert (project["name"], project["slug"]) == ("cpython", "cpython")
+    assert b["a"]["projectid"] == project["projectid"]
+    assert sorted(site.builders("?tags__contains=unix")) == ["a", "b"]
+    assert sorted(site.builders("?tags__contains=fast")) == ["a"]
+    assert site.builders("?tags__contains=slow") == {}
+
+
+def test_reconfig_replaces_description_and_tags(master, backend):
+    site = start(master, backend)
+    site.reconfig(**SECOND)
+    a = site.builders()["a"]
+    assert a["tags"] == ["slow", "unix"]
+    assert (a["description"], a["description_format"], a["projectid"]) == \
+        ("The *a* builder", "markdown", None)
+    assert sorted(site.builders("?tags__contains=fast")) == []
+    assert sorted(site.builders("?tags__contains=slow")) == ["a"]
+    # the tag no builder uses any more stays, as in Buildbot; each link is there once
+    assert sorted(n for (n,) in site.rows("SELECT name FROM tags")) == ["fast", "slow", "unix"]
+    assert site.rows("SELECT COUNT(*) FROM builders_tags") == [(3,)]
+    site.reconfig(**FIRST)
+    assert site.builders()["a"]["tags"] == ["unix", "fast"]
+    assert site.builders()["a"]["description_format"] is None
+
+
+def test_reconfig_that_changes_nothing_writes_nothing(master, backend):
+    site = start(master, backend)
+    links = site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id")
+    assert len(links) == 3
+    site.reconfig(**FIRST)
+    site.reconfig(**FIRST)
+    assert site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id") == links
+    # only the builder whose tags changed gets new links
+    site.reconfig(**dict(FIRST, tags='"unix"'))
+    after = site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id")
+    b = [link for link in links if link[1] != site.builders()["a"]["builderid"]]
+    assert [link for link in after if link in b] == b and len(after) == 2
+
+
+def test_duplicate_tags_are_refused(master):
+    site = Site(master, "sqlite")
+    site.write(**dict(FIRST, tags='"unix", "fast", "unix"'))
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode != 0
+    assert "master.lua:10: builder 'a': tags list contains duplicate tags: unix" in \
+        r.stdout + r.stderr, r.stdout + r.stderr
