@@ -7,8 +7,9 @@
  * builder uses them any more, as in Buildbot.
  *
  * A master with a thousand builders does this at every reconfig, so what the
- * rows hold is read once for all builders (three queries) and only the
- * builders whose information changed are written.
+ * rows hold is read once for all builders (four queries), only the builders
+ * whose information changed are written, and their tag links are replaced in
+ * batches (a statement is a round trip on PostgreSQL).
  */
 #include "db/db.h"
 
@@ -151,19 +152,65 @@ static bool tags_same(const struct current *c, const struct db_builder_info *b)
     return n == b->n_tags;
 }
 
-static int write_tags(struct db *db, struct current *c, const struct db_builder_info *b,
-                      char **cause)
+/* The builders whose tags change and their new links, written in batches of BATCH rows
+   (one DELETE and one INSERT for each): on PostgreSQL every statement is a round trip. */
+#define BATCH 500
+
+struct links {
+    struct db_param *builders; /* builderid */
+    size_t n_builders, cap_builders;
+    struct db_param *rows; /* builderid, tagid */
+    size_t n_rows, cap_rows;
+};
+
+static int links_add(struct db *db, struct current *c, struct links *l,
+                     const struct db_builder_info *b, char **cause)
 {
-    struct db_param p[] = {DB_INT(b->builderid), DB_INT(0)};
-    if (db_exec(db, "DELETE FROM builders_tags WHERE builderid = ?", p, 1, cause) < 0)
-        return -1;
+    l->builders = xgrow(l->builders, &l->cap_builders, l->n_builders + 1, sizeof *l->builders);
+    l->builders[l->n_builders++] = DB_INT(b->builderid);
     for (size_t i = 0; i < b->n_tags; i++) {
-        p[1].i = name_id(db, &c->tag_ids, &tags_table, b->tags[i], cause);
-        if (p[1].i < 0 || db_exec(db, "INSERT INTO builders_tags (builderid, tagid) VALUES (?, ?)",
-                                  p, 2, cause) < 0)
+        long long tagid = name_id(db, &c->tag_ids, &tags_table, b->tags[i], cause);
+        if (tagid < 0)
+            return -1;
+        l->rows = xgrow(l->rows, &l->cap_rows, l->n_rows + 2, sizeof *l->rows);
+        l->rows[l->n_rows++] = DB_INT(b->builderid);
+        l->rows[l->n_rows++] = DB_INT(tagid);
+    }
+    return 0;
+}
+
+/* Runs `head` followed by `n` / `per` groups `group` joined by ", ", BATCH groups a time. */
+static int exec_batched(struct db *db, const char *head, const char *group, size_t per,
+                        const struct db_param *p, size_t n, char **cause)
+{
+    for (size_t at = 0; at < n; at += BATCH * per) {
+        size_t k = n - at < BATCH * per ? n - at : BATCH * per;
+        struct buf sql = {0};
+        buf_addstr(&sql, head);
+        for (size_t i = 0; i < k / per; i++)
+            buf_printf(&sql, "%s%s", i > 0 ? ", " : "", group);
+        buf_addstr(&sql, per == 1 ? ")" : "");
+        int rc = db_exec(db, sql.data, p + at, k, cause);
+        buf_free(&sql);
+        if (rc < 0)
             return -1;
     }
     return 0;
+}
+
+static int links_write(struct db *db, const struct links *l, char **cause)
+{
+    if (exec_batched(db, "DELETE FROM builders_tags WHERE builderid IN (", "?", 1, l->builders,
+                     l->n_builders, cause) < 0)
+        return -1;
+    return exec_batched(db, "INSERT INTO builders_tags (builderid, tagid) VALUES ", "(?, ?)", 2,
+                        l->rows, l->n_rows, cause);
+}
+
+static void links_free(struct links *l)
+{
+    free(l->builders);
+    free(l->rows);
 }
 
 /* The description, its format and the project; description_html is not rendered here, so it
@@ -198,17 +245,19 @@ static int write_info(struct db *db, struct current *c, const struct db_builder_
 int db_builders_info_set(struct db *db, const struct db_builder_info *b, size_t n, char **cause)
 {
     struct current c = {0};
+    struct links l = {0};
     int rc = -1;
     if (current_load(db, &c, cause) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         if (write_info(db, &c, &b[i], cause) < 0)
             goto out;
-        if (!tags_same(&c, &b[i]) && write_tags(db, &c, &b[i], cause) < 0)
+        if (!tags_same(&c, &b[i]) && links_add(db, &c, &l, &b[i], cause) < 0)
             goto out;
     }
-    rc = 0;
+    rc = links_write(db, &l, cause);
 out:
+    links_free(&l);
     current_free(&c);
     return rc;
 }
