@@ -213,8 +213,9 @@ static void links_free(struct links *l)
     free(l->rows);
 }
 
-/* The description, its format and the project; description_html is not rendered here, so it
-   is NULL (Buildbot's value when there is no format). */
+/* The description, its format and the project.  description_html is not rendered here: a
+   new description gets NULL (Buildbot's value when there is no format), an unchanged one
+   keeps what is stored. */
 static int write_info(struct db *db, struct current *c, const struct db_builder_info *b,
                       char **cause)
 {
@@ -231,15 +232,18 @@ static int write_info(struct db *db, struct current *c, const struct db_builder_
     bool same_project = db_res_null(r, row, 3)
                             ? project.type == DB_P_NULL
                             : project.type == DB_P_INT && db_res_int(r, row, 3) == project.i;
-    if (same_text(db_res_text(r, row, 1), b->description) &&
-        same_text(db_res_text(r, row, 2), b->description_format) && same_project)
-        return 0;
+    bool same_words = same_text(db_res_text(r, row, 1), b->description) &&
+                      same_text(db_res_text(r, row, 2), b->description_format);
     struct db_param p[] = {DB_TEXT(b->description), DB_TEXT(b->description_format), project,
                            DB_INT(b->builderid)};
-    return db_exec(db,
-                   "UPDATE builders SET description = ?, description_format = ?, "
-                   "description_html = NULL, projectid = ? WHERE id = ?",
-                   p, 4, cause);
+    if (!same_words)
+        return db_exec(db,
+                       "UPDATE builders SET description = ?, description_format = ?, "
+                       "description_html = NULL, projectid = ? WHERE id = ?",
+                       p, 4, cause);
+    if (!same_project)
+        return db_exec(db, "UPDATE builders SET projectid = ? WHERE id = ?", p + 2, 2, cause);
+    return 0;
 }
 
 int db_builders_info_set(struct db *db, const struct db_builder_info *b, size_t n, char **cause)

@@ -5,6 +5,9 @@ drops a tag unlinks it and keeps the tag's row; a reconfig that changes nothing 
 nothing.  On SQLite and on PostgreSQL."""
 
 import os
+import sqlite3
+
+import psycopg2
 
 from conftest import api_get, db_rows, free_port
 
@@ -54,6 +57,15 @@ class Site:
 
     def rows(self, sql):
         return db_rows(self.master.dir, self.backend, sql)
+
+    def write_db(self, sql):
+        if self.backend == "sqlite":
+            db = sqlite3.connect(os.path.join(self.master.dir, "state.sqlite"))
+        else:
+            db = psycopg2.connect(self.backend)
+        with db:
+            db.cursor().execute(sql)
+        db.close()
 
 
 def start(master, backend):
@@ -106,6 +118,22 @@ def test_reconfig_that_changes_nothing_writes_nothing(master, backend):
     after = site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id")
     b = [link for link in links if link[1] != site.builders()["a"]["builderid"]]
     assert [link for link in after if link in b] == b and len(after) == 2
+
+
+def test_stored_html_stays_while_the_description_does(master, backend):
+    """description_html (which Buildbot renders from Markdown) is kept while the
+    description and its format stay, whatever else changes; a new description clears it."""
+    site = start(master, backend)
+    master.stop()
+    site.write_db("UPDATE builders SET description_html = '<p>A builder</p>' WHERE name = 'a'")
+    site.write(**dict(FIRST, project="nil", tags='"unix"'))
+    master.cli("start", master.dir, check=0)
+    a = site.builders()["a"]
+    assert (a["description_html"], a["projectid"], a["tags"]) == ("<p>A builder</p>", None,
+                                                                  ["unix"])
+    site.reconfig(**dict(FIRST, description='"Another"'))
+    a = site.builders()["a"]
+    assert (a["description"], a["description_html"]) == ("Another", None)
 
 
 def test_duplicate_tags_are_refused(master):
