@@ -179,9 +179,10 @@ static int links_add(struct db *db, struct current *c, struct links *l,
     return 0;
 }
 
-/* Runs `head` followed by `n` / `per` groups `group` joined by ", ", BATCH groups a time. */
-static int exec_batched(struct db *db, const char *head, const char *group, size_t per,
-                        const struct db_param *p, size_t n, char **cause)
+/* Runs `head`, groups `group` (of `per` parameters each) joined by ", ", then `tail`, for the
+   `n` parameters `p`, BATCH groups a statement. */
+static int exec_batched(struct db *db, const char *head, const char *group, const char *tail,
+                        size_t per, const struct db_param *p, size_t n, char **cause)
 {
     for (size_t at = 0; at < n; at += BATCH * per) {
         size_t k = n - at < BATCH * per ? n - at : BATCH * per;
@@ -189,7 +190,7 @@ static int exec_batched(struct db *db, const char *head, const char *group, size
         buf_addstr(&sql, head);
         for (size_t i = 0; i < k / per; i++)
             buf_printf(&sql, "%s%s", i > 0 ? ", " : "", group);
-        buf_addstr(&sql, per == 1 ? ")" : "");
+        buf_addstr(&sql, tail);
         int rc = db_exec(db, sql.data, p + at, k, cause);
         buf_free(&sql);
         if (rc < 0)
@@ -200,10 +201,10 @@ static int exec_batched(struct db *db, const char *head, const char *group, size
 
 static int links_write(struct db *db, const struct links *l, char **cause)
 {
-    if (exec_batched(db, "DELETE FROM builders_tags WHERE builderid IN (", "?", 1, l->builders,
+    if (exec_batched(db, "DELETE FROM builders_tags WHERE builderid IN (", "?", ")", 1, l->builders,
                      l->n_builders, cause) < 0)
         return -1;
-    return exec_batched(db, "INSERT INTO builders_tags (builderid, tagid) VALUES ", "(?, ?)", 2,
+    return exec_batched(db, "INSERT INTO builders_tags (builderid, tagid) VALUES ", "(?, ?)", "", 2,
                         l->rows, l->n_rows, cause);
 }
 
