@@ -111,6 +111,7 @@ struct cfg {
     char *title;
     char *title_url;
     char *buildbot_url;
+    char *release_cycle; /* www.release_cycle: the release-cycle JSON file, or NULL */
     /* uploadRoots: the absolute directories transfer steps may write to and read from
        on the master, besides the master's own directory */
     char **upload_roots;

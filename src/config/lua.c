@@ -534,6 +534,7 @@ void cfg_free(struct cfg *cfg)
     free(cfg->title);
     free(cfg->title_url);
     free(cfg->buildbot_url);
+    free(cfg->release_cycle);
     free(cfg->path);
     free(cfg->warnings);
     if (cfg->lua != NULL)

@@ -7,6 +7,7 @@
  */
 #include "config/internal.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,7 +613,7 @@ static void read_hooks(struct reader *r, int idx)
 }
 
 /* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
-static const char *const www_keys[] = {"port", "change_hook_dialects", NULL};
+static const char *const www_keys[] = {"port", "change_hook_dialects", "release_cycle", NULL};
 
 static void check_www_keys(struct reader *r, int idx)
 {
@@ -630,10 +631,66 @@ static void check_www_keys(struct reader *r, int idx)
         if (key != NULL)
             cfg_suggest(key, www_keys, hint, sizeof hint);
         cfg_error(L, r->path, key != NULL ? key_line(r, key) : key_line(r, "www"),
-                  "www: unknown or unsupported key '%s'%s (bbmaster takes port and "
-                  "change_hook_dialects)",
+                  "www: unknown or unsupported key '%s'%s (bbmaster takes port, "
+                  "change_hook_dialects and release_cycle)",
                   key != NULL ? key : "?", hint);
     }
+}
+
+/* A release-cycle file that cannot be read now is a warning: a cron job may be about to write
+   it, and the page keeps the last copy it read. */
+static void check_release_cycle(struct reader *r, int line)
+{
+    const char *f = r->cfg->release_cycle;
+    char *path = NULL;
+    if (f[0] != '/') {
+        const char *slash = strrchr(r->path, '/');
+        path =
+            slash != NULL ? xasprintf("%.*s/%s", (int)(slash - r->path), r->path, f) : xstrdup(f);
+    }
+    json_error_t err;
+    json_t *v = json_load_file(path != NULL ? path : f, 0, &err);
+    char *msg = NULL;
+    if (v == NULL)
+        msg = xasprintf("www.release_cycle: %s: %s; /release_status shows no branches until it "
+                        "can be read",
+                        f, err.text);
+    else if (!json_is_object(v))
+        msg = xasprintf("www.release_cycle: %s is not a JSON object of branches", f);
+    if (msg != NULL)
+        warn(r, line, msg);
+    free(msg);
+    json_decref(v);
+    free(path);
+}
+
+/*
+ * www.release_cycle (bbmaster's own): the file of the Python release cycle
+ * (peps.python.org/api/release-cycle.json's format) that /release_status reads its branches
+ * from, relative to the master's directory.  Fetching it from a URL is not implemented: a URL
+ * is refused rather than silently never read.
+ */
+static void read_release_cycle(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, idx, "release_cycle");
+    int line = key_line(r, "release_cycle");
+    const char *v = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        cfg_error(L, r->path, line, "www.release_cycle must be a string (a file path), not %s",
+                  luaL_typename(L, -1));
+    else if (v != NULL && *v == '\0')
+        cfg_error(L, r->path, line, "www.release_cycle is empty: give the path of a file");
+    else if (v != NULL && strstr(v, "://") != NULL)
+        cfg_error(L, r->path, line,
+                  "www.release_cycle: '%s' is a URL; fetching the release cycle is not "
+                  "implemented, give the path of a file (kept up to date by e.g. cron)",
+                  v);
+    else if (v != NULL)
+        r->cfg->release_cycle = xstrdup(v);
+    lua_pop(L, 1);
+    if (r->cfg->release_cycle != NULL)
+        check_release_cycle(r, line);
 }
 
 static void read_www(struct reader *r)
@@ -652,6 +709,7 @@ static void read_www(struct reader *r)
             cfg_error(L, r->path, key_line(r, "change_hook_dialects"),
                       "www.change_hook_dialects must be a table, not %s", luaL_typename(L, -1));
         lua_pop(L, 1);
+        read_release_cycle(r, lua_gettop(L));
     } else if (t != LUA_TNIL) {
         cfg_error(L, r->path, key_line(r, "www"), "'www' must be a table, not %s",
                   luaL_typename(L, -1));

@@ -113,6 +113,33 @@ static void test_model(void **state)
     cfg_free(cfg);
 }
 
+/* www.release_cycle: a file relative to master.lua's directory; one that cannot be read now
+   loads with a warning (a cron job may be about to write it). */
+static void test_release_cycle(void **state)
+{
+    (void)state;
+    static const char text[] = "return {\n  workers = {},\n"
+                               "  www = { port = 8010,\n    release_cycle = 'cycle.json' },\n}\n";
+    char *errors;
+    char *cycle = xasprintf("%s/cycle.json", dir);
+    unlink(cycle);
+    struct cfg *cfg = load(text, &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_string_equal(cfg->release_cycle, "cycle.json");
+    assert_non_null(cfg->warnings);
+    assert_non_null(strstr(cfg->warnings, "master.lua:4: www.release_cycle: cycle.json: "));
+    cfg_free(cfg);
+    free(write_tmp("cycle.json", "{\"3.14\": {\"branch\": \"3.14\", \"status\": \"bugfix\"}}"));
+    cfg = load(text, &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_null(cfg->warnings);
+    cfg_free(cfg);
+    unlink(cycle);
+    free(cycle);
+}
+
 struct broken {
     const char *body;     /* inside `return { ... }`, from line 3 */
     const char *expected; /* the full error text, {F} standing for the file */
@@ -127,11 +154,21 @@ static const struct broken broken[] = {
     {"  titel = 'x',\n", "{F}:3: unknown configuration key 'titel'; did you mean 'title'?\n"},
     /* a Buildbot www option bbmaster does not implement is refused, not ignored */
     {W "  www = { port = 8010,\n    auth = {} },\n",
-     "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port and "
-     "change_hook_dialects)\n"},
+     "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port, "
+     "change_hook_dialects and release_cycle)\n"},
     {W "  www = { prot = 8010 },\n",
-     "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port "
-     "and change_hook_dialects)\n"},
+     "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port, "
+     "change_hook_dialects and release_cycle)\n"},
+    /* the release cycle is read from a file; a URL would never be fetched */
+    {W "  www = { port = 8010,\n    release_cycle = 'https://peps.python.org/api/"
+       "release-cycle.json' },\n",
+     "{F}:5: www.release_cycle: 'https://peps.python.org/api/release-cycle.json' is a URL; "
+     "fetching the release cycle is not implemented, give the path of a file (kept up to date "
+     "by e.g. cron)\n"},
+    {W "  www = { release_cycle = true },\n",
+     "{F}:4: www.release_cycle must be a string (a file path), not boolean\n"},
+    {W "  www = { release_cycle = '' },\n",
+     "{F}:4: www.release_cycle is empty: give the path of a file\n"},
     {W "  protocols = { pb = { port = 70000 } },\n",
      "{F}:4: protocols.pb.port must be between 1 and 65535, not 70000\n"},
     /* found by fuzz_config: the nil port was left on the Lua stack, and lua_next crashed */
@@ -477,13 +514,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_loads),
-        cmocka_unit_test(test_model),
-        cmocka_unit_test(test_broken_configs),
-        cmocka_unit_test(test_lua_errors),
-        cmocka_unit_test(test_yaml),
-        cmocka_unit_test(test_fleet_sized),
-        cmocka_unit_test(test_run_time_budget),
+        cmocka_unit_test(test_sample_loads),   cmocka_unit_test(test_model),
+        cmocka_unit_test(test_broken_configs), cmocka_unit_test(test_release_cycle),
+        cmocka_unit_test(test_lua_errors),     cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_fleet_sized),    cmocka_unit_test(test_run_time_budget),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
