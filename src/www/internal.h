@@ -396,6 +396,13 @@ enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char 
 /* A failed action or form as a page: `status` and the message. */
 enum MHD_Result www_ui_error(struct MHD_Connection *c, int status, const char *msg);
 
+/* The state of /release_status (ui/release.h), one per server; set_cycle names the
+   release-cycle file (relative to basedir; NULL: none) and reads it. */
+struct ui_release;
+struct ui_release *www_release_new(void);
+void www_release_free(struct ui_release *r);
+void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file);
+
 /* The nice value of request threads, above the engine's (0): see server.c. */
 #define WWW_NICE 5
 
@@ -545,6 +552,7 @@ struct www {
     struct www_limits lim;
     struct www_conns *conns;
     struct www_feed *feed; /* live events, or NULL */
+    struct ui_release *release;
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);

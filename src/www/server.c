@@ -530,6 +530,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->control = opts->control;
     pthread_mutex_init(&w->lock, NULL);
     w->cache = www_cache_new();
+    w->release = www_release_new();
     w->watch = www_watch_start(action_wait_ms(), cause);
     if (w->watch == NULL) {
         www_stop(w);
@@ -611,6 +612,14 @@ char *www_frontend_config(struct www *w)
     return text;
 }
 
+void www_set_release_cycle(struct www *w, const char *file)
+{
+    if (w == NULL)
+        return;
+    www_release_set_cycle(w->release, w->basedir, file);
+    www_cache_clear(w->cache);
+}
+
 json_t *www_forceschedulers(struct www_req *req)
 {
     pthread_mutex_lock(&req->www->lock);
@@ -637,6 +646,7 @@ void www_stop(struct www *w)
     for (size_t i = 0; i < w->n_idle; i++)
         db_close(w->idle[i]);
     www_cache_free(w->cache);
+    www_release_free(w->release);
     free(w->forceschedulers);
     free(w->frontend);
     pthread_mutex_destroy(&w->lock);

@@ -56,6 +56,11 @@ void www_set_forceschedulers(struct www *w, const char *json);
  */
 void www_set_frontend_config(struct www *w, const char *json);
 /*
+ * www.release_cycle: the release-cycle JSON file /release_status reads its branches from
+ * (relative to the master's directory; NULL: none).  Set at start and at every reconfig.
+ */
+void www_set_release_cycle(struct www *w, const char *file);
+/*
  * The webhook dialects of www.change_hook_dialects ("github"): only their
  * routes take a webhook's body.  Set at start and at every reconfig.
  */

@@ -305,7 +305,8 @@ static const struct {
     {"/", "Home"},           {"/builders", "Builders"},
     {"/workers", "Workers"}, {"/pendingbuildrequests", "Pending"},
     {"/changes", "Changes"}, {"/schedulers", "Schedulers"},
-    {"/masters", "Masters"}, {"/about", "About"},
+    {"/masters", "Masters"}, {"/release_status", "Release status"},
+    {"/about", "About"},
 };
 
 void ui_head(struct ui_page *p, const char *title, const char *nav)
@@ -375,6 +376,10 @@ static const struct {
     {"schedulers", ui_page_schedulers},
     {"about", ui_page_about},
     {"builders/n:builderid/force/s:scheduler", ui_page_force},
+    {"release_status", ui_page_release},
+    {"wsgi/release_status", ui_page_release_old},
+    {"plugins/wsgi_dashboards/release_status", ui_page_release_old},
+    {"plugins/wsgi_dashboards/release_status/index.html", ui_page_release_old},
 };
 
 static ui_page_fn route(char *path, struct www_args *args)

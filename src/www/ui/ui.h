@@ -124,5 +124,7 @@ void ui_page_masters(struct ui_page *p, const struct www_args *a);
 void ui_page_schedulers(struct ui_page *p, const struct www_args *a);
 void ui_page_about(struct ui_page *p, const struct www_args *a);
 void ui_page_force(struct ui_page *p, const struct www_args *a);
+void ui_page_release(struct ui_page *p, const struct www_args *a);
+void ui_page_release_old(struct ui_page *p, const struct www_args *a);
 
 #endif

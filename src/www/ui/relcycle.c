@@ -1,0 +1,163 @@
+/*
+ * The release cycle behind /release_status: www.release_cycle names a file
+ * in the format of https://peps.python.org/api/release-cycle.json, an object
+ * of branches in the order the page shows them:
+ *
+ *   {"3.14": {"branch": "3.14", "pep": 745, "status": "bugfix",
+ *             "first_release": "2025-10-07", "end_of_life": "2030-10",
+ *             "release_manager": "Hugo van Kemenade"}, ...}
+ *
+ * The file is read at start and reconfig, then again whenever it changes on
+ * disk (a stat per render), so a cron job that refreshes it is seen at the
+ * next render.  A file that cannot be read or does not parse leaves the
+ * last good copy in place, and the page says why.  End-of-life branches are
+ * left out; the branch "main" is the builder tag "3.x", as at
+ * buildbot.python.org.
+ */
+#include "www/ui/release.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void rel_branches_free(struct rel_branch *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].version);
+        free(b[i].tag);
+        free(b[i].branch);
+        free(b[i].status);
+        free(b[i].rm);
+    }
+    free(b);
+}
+
+static char *opt_str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* The branches of a parsed file, or -1 with *cause. */
+static int parse_cycle(json_t *doc, struct rel_branch **out, size_t *n_out, char **cause)
+{
+    if (!json_is_object(doc)) {
+        util_cause(cause, "not a JSON object of branches");
+        return -1;
+    }
+    struct rel_branch *v = xcalloc(json_object_size(doc) + 1, sizeof *v);
+    size_t n = 0;
+    const char *version;
+    json_t *info;
+    json_object_foreach(doc, version, info)
+    {
+        const char *status = json_string_value(json_object_get(info, "status"));
+        if (!json_is_object(info) || status == NULL) {
+            util_cause(cause, "branch \"%s\" has no \"status\" string", version);
+            rel_branches_free(v, n);
+            return -1;
+        }
+        if (strcmp(status, "end-of-life") == 0)
+            continue;
+        struct rel_branch *b = &v[n++];
+        b->version = xstrdup(version);
+        b->branch = opt_str(info, "branch");
+        b->status = xstrdup(status);
+        b->rm = opt_str(info, "release_manager");
+        json_t *pep = json_object_get(info, "pep");
+        b->pep = json_is_integer(pep) ? (long long)json_integer_value(pep) : -1;
+        b->tag = xstrdup(b->branch != NULL && strcmp(b->branch, "main") == 0 ? "3.x" : version);
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void set_error(struct ui_release *r, char *msg)
+{
+    if (r->cycle_error == NULL || strcmp(r->cycle_error, msg) != 0)
+        log_warn("www: release cycle %s: %s", r->path, msg);
+    free(r->cycle_error);
+    r->cycle_error = msg;
+}
+
+void rel_cycle_check(struct ui_release *r)
+{
+    if (r->path == NULL)
+        return;
+    struct stat st;
+    if (stat(r->path, &st) != 0) {
+        set_error(r, xasprintf("%s", strerror(errno)));
+        r->read_once = false;
+        return;
+    }
+    if (r->read_once && same_file(&st, &r->seen))
+        return;
+    r->seen = st;
+    r->read_once = true;
+    json_error_t err;
+    json_t *doc = json_load_file(r->path, 0, &err);
+    char *cause = NULL;
+    struct rel_branch *v = NULL;
+    size_t n = 0;
+    if (doc == NULL)
+        cause = xasprintf("line %d: %s", err.line, err.text);
+    else
+        parse_cycle(doc, &v, &n, &cause);
+    json_decref(doc);
+    if (cause != NULL) {
+        set_error(r, cause);
+        return;
+    }
+    free(r->cycle_error);
+    r->cycle_error = NULL;
+    rel_branches_free(r->branches, r->n_branches);
+    r->branches = v;
+    r->n_branches = n;
+    r->cycle_version++;
+}
+
+struct ui_release *www_release_new(void)
+{
+    struct ui_release *r = xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    return r;
+}
+
+void www_release_free(struct ui_release *r)
+{
+    if (r == NULL)
+        return;
+    rel_builders_free(r);
+    rel_branches_free(r->branches, r->n_branches);
+    free(r->cycle_error);
+    free(r->path);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file)
+{
+    pthread_mutex_lock(&r->lock);
+    free(r->path);
+    r->path = NULL;
+    if (file != NULL)
+        r->path =
+            file[0] == '/' || basedir == NULL ? xstrdup(file) : xasprintf("%s/%s", basedir, file);
+    r->read_once = false;
+    free(r->cycle_error);
+    r->cycle_error = NULL;
+    if (r->path == NULL) {
+        rel_branches_free(r->branches, r->n_branches);
+        r->branches = NULL;
+        r->n_branches = 0;
+        r->cycle_version++;
+    }
+    rel_cycle_check(r);
+    pthread_mutex_unlock(&r->lock);
+}

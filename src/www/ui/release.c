@@ -1,0 +1,396 @@
+/*
+ * /release_status: the problems of each branch's builders and the verdict
+ * they add up to, with the rules, words and order of buildbot.python.org's
+ * Release Status dashboard (release_dashboard.py and its template):
+ *
+ * - a builder's newest SUCCESS/WARNINGS/FAILURE build decides: none is "No
+ *   builds"; FAILURE is "Tier-N build failed" (release-blocking for tiers 1
+ *   and 2), or "Unstable build failed" without the `stable` tag; WARNINGS is
+ *   "Warnings from Tier-N build" / "Warnings from unstable build";
+ * - a builder no connected worker can run is "Disconnected Tier-N builder"
+ *   (or "... unstable builder"), "(with recent build)" when its newest such
+ *   build started under 6 hours ago;
+ * - problems are ordered by severity, then description, then builder name,
+ *   and grouped by description; the first is the branch's featured problem,
+ *   whose severity gives the verdict: Unreleasable, Concern or Releasable.
+ *
+ * The severities are the original's, in its order, including the levels
+ * its "(with recent build)" downgrade tests for.
+ */
+#include "www/ui/release.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum sev {
+    NO_INFO = 1,
+    NO_PROBLEM,
+    DISCONNECTED_UNSTABLE,
+    UNSTABLE_WARNINGS,
+    UNSTABLE_FAILURE,
+    TRIVIAL,
+    STABLE_WARNINGS,
+    DISCONNECTED_STABLE,
+    DISCONNECTED_BLOCKING,
+    CONCERNING,
+    NONBLOCKING_FAILURE,
+    BLOCKING,
+    RELEASE_BLOCKING_FAILURE,
+};
+
+enum kind { P_FAILURE, P_WARNING, P_DISCONNECTED, P_NO_PROBLEM, P_NO_BUILDS };
+
+struct problem {
+    enum kind kind;
+    enum sev sev;
+    char desc[96];
+    const struct rel_builder *b; /* NULL: the featured problem of a branch without builders */
+    size_t seq;                  /* keeps the builders' order among equals (a stable sort) */
+};
+
+#define RECENT_S (6 * 3600)
+
+static const char *tier_title(int tier)
+{
+    static const char *const t[] = {"Tier-1", "Tier-2", "Tier-3"};
+    return tier >= 1 && tier <= 3 ? t[tier - 1] : "Tierless";
+}
+
+static bool blocking(const struct rel_builder *b)
+{
+    return b->tier == 1 || b->tier == 2;
+}
+
+static void build_problem(const struct rel_builder *b, struct problem *p)
+{
+    bool failed = b->latest.results == 2;
+    p->kind = failed ? P_FAILURE : P_WARNING;
+    if (!b->stable) {
+        p->sev = failed ? UNSTABLE_FAILURE : UNSTABLE_WARNINGS;
+        snprintf(p->desc, sizeof p->desc, "%s",
+                 failed ? "Unstable build failed" : "Warnings from unstable build");
+    } else if (failed) {
+        p->sev = blocking(b) ? RELEASE_BLOCKING_FAILURE : NONBLOCKING_FAILURE;
+        snprintf(p->desc, sizeof p->desc, "%s build failed", tier_title(b->tier));
+    } else {
+        p->sev = STABLE_WARNINGS;
+        snprintf(p->desc, sizeof p->desc, "Warnings from %s build", tier_title(b->tier));
+    }
+}
+
+static void disconnected_problem(const struct rel_builder *b, long long now, struct problem *p)
+{
+    p->kind = P_DISCONNECTED;
+    if (!b->stable) {
+        p->sev = DISCONNECTED_UNSTABLE;
+        snprintf(p->desc, sizeof p->desc, "Disconnected unstable builder");
+    } else {
+        p->sev = blocking(b) ? DISCONNECTED_BLOCKING : DISCONNECTED_STABLE;
+        snprintf(p->desc, sizeof p->desc, "Disconnected %s builder", tier_title(b->tier));
+    }
+    long long age = now - b->latest.started_at;
+    if (b->has_latest && b->latest.started_at > 0 && age != 0 && age < RECENT_S) {
+        strncat(p->desc, " (with recent build)", sizeof p->desc - strlen(p->desc) - 1);
+        if (p->sev >= BLOCKING)
+            p->sev = CONCERNING;
+        if (p->sev >= CONCERNING)
+            p->sev = TRIVIAL;
+    }
+}
+
+/* A builder's problems (at most two) in their order; 0 when it has none. */
+static size_t builder_problems(const struct rel_builder *b, long long now, struct problem out[2])
+{
+    memset(out, 0, 2 * sizeof *out);
+    out[0].b = out[1].b = b;
+    if (!b->has_latest) {
+        out[0].kind = P_NO_BUILDS;
+        out[0].sev = NO_INFO;
+        snprintf(out[0].desc, sizeof out[0].desc, "No builds");
+        return 1;
+    }
+    size_t n = 0;
+    if (b->latest.results != 0)
+        build_problem(b, &out[n++]);
+    if (b->connected == 0)
+        disconnected_problem(b, now, &out[n++]);
+    if (n == 2 && (out[1].sev > out[0].sev ||
+                   (out[1].sev == out[0].sev && strcmp(out[1].desc, out[0].desc) < 0))) {
+        struct problem t = out[0];
+        out[0] = out[1];
+        out[1] = t;
+    }
+    return n;
+}
+
+static int order_cb(const void *a, const void *b)
+{
+    const struct problem *x = a, *y = b;
+    if (x->sev != y->sev)
+        return x->sev > y->sev ? -1 : 1;
+    int c = strcmp(x->desc, y->desc);
+    if (c != 0)
+        return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A branch's problems, in order (the builders are sorted by name); `*n` of them. */
+static struct problem *branch_problems(const struct ui_release *r, int branch, long long now,
+                                       size_t *n)
+{
+    struct problem *v = xcalloc(2 * r->n_builders + 1, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_builders; i++) {
+        const struct rel_builder *b = &r->builders[i];
+        if (b->branch != branch)
+            continue;
+        size_t got = builder_problems(b, now, &v[k]);
+        if (got == 0) {
+            v[k] = (struct problem){.kind = P_NO_PROBLEM, .sev = NO_PROBLEM, .b = b};
+            snprintf(v[k].desc, sizeof v[k].desc, "No problem detected");
+            got = 1;
+        }
+        for (size_t j = 0; j < got; j++)
+            v[k + j].seq = k + j;
+        k += got;
+    }
+    qsort(v, k, sizeof *v, order_cb);
+    *n = k;
+    return v;
+}
+
+static const char *verdict(enum sev s)
+{
+    return s == NO_INFO      ? "N/A"
+           : s >= BLOCKING   ? "Unreleasable"
+           : s >= CONCERNING ? "Concern"
+                             : "Releasable";
+}
+
+static const char *sev_class(enum sev s)
+{
+    return s == NO_INFO      ? "none"
+           : s >= BLOCKING   ? "danger"
+           : s >= CONCERNING ? "warning"
+                             : "success";
+}
+
+static const char *sev_symbol(enum sev s)
+{
+    return s == NO_INFO ? "" : s >= BLOCKING ? "\u2718" : s >= CONCERNING ? "\u26a0" : "\u2714";
+}
+
+static const char *const result_names[] = {"success",   "warnings", "failure",  "skipped",
+                                           "exception", "retry",    "cancelled"};
+
+static const char *result_name(long long r)
+{
+    return r >= 0 && r <= 6 ? result_names[r] : "unknown";
+}
+
+static void dot(struct buf *out, const struct rel_build *b)
+{
+    html_put(out, "<a class=\"dot %s\" href=\"/builders/%D/builds/%D\" title=\"#%D %s\"></a>",
+             result_name(b->results), b->builderid, b->number, b->number, result_name(b->results));
+}
+
+/* "#12 (failure, <time>; took 5 min 2 s)" and, for a stable builder, its changes. */
+static void build_info(struct ui_release *r, struct ui_page *p, const struct rel_builder *bl,
+                       const struct rel_build *b)
+{
+    struct buf *out = &p->out;
+    dot(out, b);
+    html_put(out, " <a href=\"/builders/%D/builds/%D\">#%D</a> (%s, ", b->builderid, b->number,
+             b->number, result_name(b->results));
+    ui_time(out, b->started_at);
+    if (b->started_at >= 0 && b->complete_at >= 0 && b->locks >= 0) {
+        buf_addstr(out, "; took ");
+        ui_duration(out, b->complete_at - b->started_at - b->locks);
+    }
+    buf_addstr(out, ")");
+    if (bl->stable)
+        buf_addstr(out, rel_changes(r, p, b->buildid));
+}
+
+static void problem_builder(struct ui_release *r, struct ui_page *p, const struct problem *pr,
+                            bool has_problems)
+{
+    struct buf *out = &p->out;
+    const struct rel_builder *b = pr->b;
+    html_put(out, "<h4><a href=\"/builders/%D\">%s</a>", b->id, b->name);
+    for (size_t i = 0; i < b->n_tags; i++)
+        html_put(out, " <span class=\"tag\">%s</span>", b->tags[i]);
+    buf_addstr(out, "</h4>");
+    if (b->connected == 0) {
+        buf_addstr(out, "<div>Disconnected! \xf0\x9f\x94\x8c");
+        if (b->n_builds > 0) {
+            buf_addstr(out, " Last build ");
+            ui_time(out, b->builds[0].started_at);
+        }
+        buf_addstr(out, "</div>");
+    }
+    size_t show = has_problems ? REL_DOTS : 3;
+    buf_addstr(out, "<div class=\"dots\">");
+    for (size_t i = 0; i < b->n_builds && i < show; i++)
+        dot(out, &b->builds[i]);
+    if (b->n_builds > show)
+        buf_addstr(out, " \u22ef");
+    buf_addstr(out, "</div>");
+    if (pr->kind == P_FAILURE) {
+        buf_addstr(out, "<div>Latest build: ");
+        build_info(r, p, b, &b->latest);
+        buf_addstr(out, "</div>");
+        if (b->has_breaking && b->breaking.buildid != b->latest.buildid) {
+            buf_addstr(out, "<div>Breaking build: ");
+            build_info(r, p, b, &b->breaking);
+            buf_addstr(out, "</div>");
+        }
+    } else if (pr->kind == P_WARNING) {
+        buf_addstr(out, "<div>Warning build: ");
+        build_info(r, p, b, &b->latest);
+        buf_addstr(out, "</div>");
+    }
+}
+
+/* Has the builder any problem (not "No problem detected")?  It then shows 50 dots. */
+static bool has_problems(const struct rel_builder *b, long long now)
+{
+    struct problem two[2];
+    return builder_problems(b, now, two) > 0;
+}
+
+static void branch_section(struct ui_release *r, struct ui_page *p, size_t bi,
+                           const struct problem *v, size_t n, long long now)
+{
+    struct buf *out = &p->out;
+    const struct rel_branch *br = &r->branches[bi];
+    const char *title = strcmp(br->tag, "3.x") == 0 ? "main" : br->tag;
+    html_put(out, "<section class=\"rel-branch sev-%S\" id=\"branch-section-%s\"><h3>%s",
+             sev_class(v[0].sev), br->tag, title);
+    if (strcmp(br->version, title) != 0)
+        html_put(out, " (%s)", br->version);
+    buf_addstr(out, "</h3>");
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && strcmp(v[j].desc, v[i].desc) == 0)
+            j++;
+        html_put(out, "<details class=\"rel-group\"%S><summary>%s (%D)</summary>",
+                 v[i].sev > TRIVIAL ? " open" : "", v[i].desc, (long long)(j - i));
+        for (size_t k = i; k < j; k++) {
+            buf_addstr(out, "<section class=\"rel-problem\">");
+            if (v[k].b != NULL)
+                problem_builder(r, p, &v[k], has_problems(v[k].b, now));
+            else
+                html_put(out, "%s", v[k].desc);
+            buf_addstr(out, "</section>");
+        }
+        buf_addstr(out, "</details>");
+        i = j;
+    }
+    buf_addstr(out, "</section>");
+}
+
+/* Jinja's `title`: each word capitalised ("bugfix" -> "Bugfix"). */
+static void title_case(struct buf *out, const char *s)
+{
+    char t[64];
+    snprintf(t, sizeof t, "%s", s);
+    bool start = true;
+    for (char *c = t; *c != '\0'; c++) {
+        bool alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+        if (alpha)
+            *c = start ? (char)(*c & ~0x20) : (char)(*c | 0x20);
+        start = !alpha && !(*c >= '0' && *c <= '9');
+    }
+    html_put(out, "%s", t);
+}
+
+static void branch_panel(struct buf *out, const struct rel_branch *br, const struct problem *f)
+{
+    html_put(
+        out,
+        "<div class=\"rel-panel sev-%S\" data-branch=\"%s\"><h3><a href=\"#branch-section-%s\">"
+        "%s</a></h3><div class=\"rel-verdict\"><span aria-hidden=\"true\">%S</span> %S</div>"
+        "<div class=\"rel-featured\">%s</div><div class=\"mut\">",
+        sev_class(f->sev), br->tag, br->tag, br->version, sev_symbol(f->sev), verdict(f->sev),
+        f->desc);
+    if (br->branch != NULL) {
+        buf_addstr(out, "<div>");
+        title_case(out, br->status);
+        html_put(out, " branch <code>%s</code></div>", br->branch);
+    } else {
+        buf_addstr(out, "<div>No branch</div>");
+    }
+    if (br->pep >= 0)
+        html_put(out, "<div>Schedule: <a href=\"https://peps.python.org/pep-%D/\">PEP %D</a></div>",
+                 br->pep, br->pep);
+    if (br->rm != NULL) {
+        const char *sp = strchr(br->rm, ' ');
+        buf_addstr(out, "<div><abbr title=\"Release Manager\">RM</abbr>: ");
+        html_text(out, br->rm, sp != NULL ? (size_t)(sp - br->rm) : strlen(br->rm));
+        buf_addstr(out, "</div>");
+    }
+    buf_addstr(out, "</div></div>");
+}
+
+static void cycle_notice(struct ui_release *r, struct buf *out)
+{
+    if (r->path == NULL)
+        buf_addstr(out, "<p class=\"mut\">No release cycle is configured: set "
+                        "<code>www.release_cycle</code> in master.lua to the path of a file in "
+                        "the format of https://peps.python.org/api/release-cycle.json.</p>");
+    else if (r->cycle_error != NULL)
+        html_put(out, "<p class=\"rel-error\">The release cycle %s could not be read (%s)%S.</p>",
+                 r->path, r->cycle_error,
+                 r->n_branches > 0 ? "; these are the branches of the last good copy" : "");
+}
+
+static void render(struct ui_release *r, struct ui_page *p)
+{
+    struct buf *out = &p->out;
+    long long now = (long long)time(NULL);
+    size_t nb = r->n_branches;
+    struct problem **probs = xcalloc(nb + 1, sizeof *probs);
+    size_t *counts = xcalloc(nb + 1, sizeof *counts);
+    ui_head(p, "Release status", "/release_status");
+    buf_addstr(out, "<h1>Python Release Status Dashboard</h1>");
+    cycle_notice(r, out);
+    buf_addstr(out, "<div class=\"rel-panels\">");
+    for (size_t i = 0; i < nb; i++) {
+        probs[i] = branch_problems(r, (int)i, now, &counts[i]);
+        struct problem none = {.kind = P_NO_BUILDS, .sev = NO_INFO, .desc = "No builds"};
+        branch_panel(out, &r->branches[i], counts[i] > 0 ? &probs[i][0] : &none);
+    }
+    buf_addstr(out, "</div><h2>Problems by Branch</h2>");
+    for (size_t i = 0; i < nb; i++)
+        if (counts[i] > 0)
+            branch_section(r, p, i, probs[i], counts[i], now);
+    buf_addstr(out, "<p class=\"mut\">Generated ");
+    ui_time(out, now);
+    buf_addstr(out, "</p>");
+    ui_foot(p);
+    for (size_t i = 0; i < nb; i++)
+        free(probs[i]);
+    free(probs);
+    free(counts);
+}
+
+void ui_page_release(struct ui_page *p, const struct www_args *a)
+{
+    (void)a;
+    struct ui_release *r = p->w->release;
+    pthread_mutex_lock(&r->lock);
+    if (rel_refresh(r, p) == 0) {
+        render(r, p);
+        rel_changes_prune(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* buildbot.python.org's old addresses of the page: the wsgi_dashboards plugin's. */
+void ui_page_release_old(struct ui_page *p, const struct www_args *a)
+{
+    (void)a;
+    p->redirect = xstrdup("/release_status");
+}
