@@ -1,0 +1,296 @@
+"""/release_status on a real master and worker: builders tagged for branches and tiers
+(tags written by SQL, as a database inherited from Buildbot has them), builds with known
+results inserted before the master starts, a release-cycle file from www.release_cycle.
+The page's verdicts and problem groups are checked against the expected ones written
+out here, and against buildbot.python.org's own dashboard code (release_dashboard/,
+unmodified) run on the same data through /api/v2."""
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import sys
+import time
+import types
+import urllib.error
+import urllib.request
+
+from conftest import api_get, api_rpc, free_port, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CYCLE = {
+    "3.15": {"branch": "main", "pep": 790, "status": "feature", "first_release": "2026-10-01",
+             "end_of_life": "2031-10", "release_manager": "Hugo van Kemenade"},
+    "3.14": {"branch": "3.14", "pep": 745, "status": "bugfix", "first_release": "2025-10-07",
+             "end_of_life": "2030-10", "release_manager": "Hugo van Kemenade"},
+    "3.13": {"branch": "3.13", "pep": 719, "status": "security", "first_release": "2024-10-07",
+             "end_of_life": "2029-10", "release_manager": "Thomas Wouters"},
+    "3.12": {"branch": "3.12", "pep": 693, "status": "security", "first_release": "2023-10-02",
+             "end_of_life": "2028-10", "release_manager": "Thomas Wouters"},
+    "3.9": {"branch": "3.9", "pep": 596, "status": "end-of-life", "first_release": "2020-10-05",
+            "end_of_life": "2025-10-31", "release_manager": "\u0141ukasz Langa"},
+}
+
+S, W, F, X = 0, 1, 2, 4  # SUCCESS, WARNINGS, FAILURE, EXCEPTION
+HOUR = 3600
+
+# name: (worker, tags, [(result, hours ago it started)...] oldest first)
+BUILDERS = {
+    "a-t1-fail": ("up", ["3.14", "tier-1", "stable"], [(S, 40), (F, 30), (W, 20), (F, 10)]),
+    "b-t2-fail": ("up", ["3.14", "tier-2", "stable"], [(F, 30), (F, 20)]),
+    "c-t3-fail": ("up", ["3.14", "tier-3", "stable"], [(S, 30), (F, 20)]),
+    "d-t1-warn": ("up", ["3.14", "tier-1", "stable"], [(W, 20)]),
+    "e-t2-away": ("down", ["3.14", "tier-2", "stable"], [(S, 1)]),
+    "f-t2-away": ("down", ["3.14", "tier-2", "stable"], [(S, 48)]),
+    "g-unstable": ("up", ["3.14", "tier-3", "unstable"], [(F, 20)]),
+    "h-nothing": ("up", ["3.14", "tier-1", "stable"], [(X, 20)]),
+    "i-ok": ("up", ["3.14", "tier-1", "stable"], [(S, 50), (S, 40), (S, 30), (S, 20), (X, 10)]),
+    "j-main-ok": ("up", ["3.x", "tier-1", "stable"], [(S, 20)]),
+    "k-main-warn": ("up", ["3.x", "tier-2", "unstable"], [(W, 20)]),
+    "l-313-fail": ("up", ["3.13", "tier-3", "stable"], [(F, 20)]),
+    "m-39-fail": ("up", ["3.9", "tier-1", "stable"], [(F, 20)]),
+}
+
+# What the page must say once the worker "up" is connected: per branch, the verdict, the
+# featured problem, and the problem groups in order with their builders.
+EXPECTED = [
+    ("3.15", "Releasable", "Warnings from unstable build",
+     [("Warnings from unstable build", ["k-main-warn"]),
+      ("No problem detected", ["j-main-ok"])]),
+    ("3.14", "Unreleasable", "Tier-1 build failed",
+     [("Tier-1 build failed", ["a-t1-fail"]),
+      ("Tier-2 build failed", ["b-t2-fail"]),
+      ("Tier-3 build failed", ["c-t3-fail"]),
+      ("Disconnected Tier-2 builder", ["f-t2-away"]),
+      ("Disconnected Tier-2 builder (with recent build)", ["e-t2-away"]),
+      ("Warnings from Tier-1 build", ["d-t1-warn"]),
+      ("Unstable build failed", ["g-unstable"]),
+      ("No problem detected", ["i-ok"]),
+      ("No builds", ["h-nothing"])]),
+    ("3.13", "Concern", "Tier-3 build failed", [("Tier-3 build failed", ["l-313-fail"])]),
+    ("3.12", "N/A", "No builds", []),
+]
+
+CONFIG = '''local bbm = require "bbm"
+return {
+  title = "release",
+  protocols = { pb = { port = %(pb)d } },
+  workers = { bbm.worker("up", "pw"), bbm.worker("down", "pw") },
+  builders = { %(builders)s },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "i-ok" } } },
+  www = { port = %(www)d, release_cycle = "cycle.json" },
+}
+'''
+
+
+def write_config(master, port):
+    builders = ",\n    ".join(
+        f'bbm.builder{{ name = "{n}", workernames = {{ "{w}" }}, '
+        f'factory = bbm.factory{{ bbm.steps.shell{{ command = {{ "false" }} }} }} }}'
+        for n, (w, _, _) in BUILDERS.items())
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CONFIG % {"pb": master.pb_port, "www": port, "builders": builders})
+    with open(os.path.join(master.dir, "cycle.json"), "w") as f:
+        json.dump(CYCLE, f)
+
+
+def sha1(s):
+    return hashlib.sha1(s.encode()).hexdigest()
+
+
+def add_history(db_path, now):
+    """Tags and builds for BUILDERS, a change on a-t1-fail's newest build, and a builder
+    no master configures (so the dashboard must leave it out)."""
+    import sqlite3
+    db = sqlite3.connect(db_path)
+    ids = dict(db.execute("SELECT name, id FROM builders"))
+    old = db.execute("INSERT INTO builders (name, name_hash) VALUES (?, ?)",
+                     ("z-gone", sha1("z-gone"))).lastrowid
+    BUILDERS_ALL = dict(BUILDERS, **{"z-gone": ("", ["3.14", "tier-1", "stable"], [(F, 5)])})
+    ids["z-gone"] = old
+    tags = {}
+    for name, (_, tnames, builds) in BUILDERS_ALL.items():
+        for t in tnames:
+            if t not in tags:
+                tags[t] = db.execute("INSERT INTO tags (name, name_hash) VALUES (?, ?)",
+                                     (t, sha1(t))).lastrowid
+            db.execute("INSERT INTO builders_tags (builderid, tagid) VALUES (?, ?)",
+                       (ids[name], tags[t]))
+        for number, (result, hours) in enumerate(builds, 1):
+            started = now - int(hours * HOUR)
+            bs = db.execute("INSERT INTO buildsets (reason, submitted_at, complete, complete_at,"
+                            " results) VALUES ('r', ?, 1, ?, ?)",
+                            (started, started + 600, result)).lastrowid
+            br = db.execute("INSERT INTO buildrequests (buildsetid, builderid, complete, results,"
+                            " submitted_at, complete_at) VALUES (?, ?, 1, ?, ?, ?)",
+                            (bs, ids[name], result, started, started + 600)).lastrowid
+            db.execute("INSERT INTO builds (number, builderid, buildrequestid, masterid, "
+                       "started_at, complete_at, locks_duration_s, state_string, results) "
+                       "VALUES (?, ?, ?, 1, ?, ?, 0, 'done', ?)",
+                       (number, ids[name], br, started, started + 600, result))
+            if name == "a-t1-fail" and number == len(builds):
+                ss = db.execute("INSERT INTO sourcestamps (ss_hash, branch, revision, "
+                                "created_at) VALUES (?, '3.14', ?, ?)",
+                                (sha1("ss"), "c0ffee" * 6 + "ab", started)).lastrowid
+                db.execute("INSERT INTO buildset_sourcestamps (buildsetid, sourcestampid) "
+                           "VALUES (?, ?)", (bs, ss))
+                ch = db.execute("INSERT INTO changes (author, comments, branch, revision, "
+                                "revlink, when_timestamp, sourcestampid) VALUES (?, ?, '3.14',"
+                                " ?, ?, ?, ?)",
+                                ("Ada <ada@example.org>", "gh-1: break <things>\n\nbody",
+                                 "c0ffee" * 6 + "ab", "https://example.org/c0ffee", started,
+                                 ss)).lastrowid
+                db.execute("INSERT INTO change_files (changeid, filename) VALUES (?, ?)",
+                           (ch, "Lib/x.py"))
+    db.commit()
+    db.close()
+
+
+def page(port, path="/release_status"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
+        return r.read().decode()
+
+
+def parse(html):
+    """[(version, verdict, featured, [(group, [builder names])...])...] in page order."""
+    panels = re.findall(r'<div class="rel-panel sev-\w+" data-branch="([^"]+)"><h3><a [^>]*>'
+                        r'([^<]+)</a></h3><div class="rel-verdict"><span[^>]*>[^<]*</span> '
+                        r'([^<]+)</div><div class="rel-featured">([^<]+)</div>', html)
+    out = []
+    for tag, version, verdict, featured in panels:
+        groups = []
+        m = re.search(r'<section class="rel-branch[^"]*" id="branch-section-' + re.escape(tag) +
+                      r'">(.*?)(?=<section class="rel-branch|<p class="mut">Generated)', html)
+        if m:
+            for chunk in m.group(1).split('<details class="rel-group"')[1:]:
+                desc, n = re.search(r"<summary>(.*?) \((\d+)\)</summary>", chunk).groups()
+                names = re.findall(r'<h4><a href="/builders/\d+">([^<]+)</a>', chunk)
+                assert int(n) == len(names), chunk
+                groups.append((desc, names))
+        out.append((version, verdict, featured, groups))
+    return out
+
+
+def original_dashboard(port):
+    """The verdicts of release_dashboard.py itself on the master's /api/v2."""
+    stubs = {"flask": types.ModuleType("flask"), "humanize": types.ModuleType("humanize")}
+    for name in ("Flask", "render_template", "request"):
+        setattr(stubs["flask"], name, None)
+    saved = {k: sys.modules.get(k) for k in stubs}
+    sys.modules.update(stubs)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "release_dashboard", os.path.join(HERE, "release_dashboard", "release_dashboard.py"))
+        rd = importlib.util.module_from_spec(spec)
+        sys.modules["release_dashboard"] = rd  # dataclasses look their module up
+        spec.loader.exec_module(rd)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del sys.modules[k]
+            else:
+                sys.modules[k] = v
+
+    def data_get(path, limit=None, order=None, filters=()):
+        if isinstance(path, tuple):
+            path = "/".join(str(p) for p in path)
+        query = [f"limit={limit}"] if limit else []
+        query += [f"order={o}" for o in order or ()]
+        query += [f"{f.field}__{f.op}={v.lower()}" for f in filters for v in f.values]
+        body = api_get(port, path.strip("/") + ("?" + "&".join(query) if query else ""))
+        return next(v for k, v in body.items() if k != "meta")
+
+    app = types.SimpleNamespace(branch_info=CYCLE, test_result_dir=None,
+                                flask_app=types.SimpleNamespace(
+                                    buildbot_api=types.SimpleNamespace(dataGet=data_get)))
+    state = rd.DashboardState(app)
+    out = []
+    for branch in state.branches:
+        featured = branch.featured_problem
+        groups = [(d, [p.builder["name"] for p in ps]) for d, ps in branch.get_grouped_problems()]
+        out.append((branch["version"], featured.severity.releasability, str(featured), groups))
+    return out
+
+
+def start(master, workers):
+    port = free_port()
+    write_config(master, port)
+    master.start()
+    master.stop()
+    add_history(os.path.join(master.dir, "state.sqlite"), int(time.time()))
+    master.start()
+    return port
+
+
+def test_verdicts_groups_and_the_original_rules(master, workers):
+    port = start(master, workers)
+    before = parse(page(port))
+    # no worker yet: every builder with builds is also disconnected
+    assert before[1][:3] == ("3.14", "Unreleasable", "Tier-1 build failed")
+    assert ("Disconnected Tier-1 builder", ["a-t1-fail", "d-t1-warn", "i-ok"]) in before[1][3]
+    assert before == original_dashboard(port)
+
+    w = workers("up", "pw", master.pb_port).start()
+    wait_for(lambda: api_get(port, "workers/up")["workers"][0]["connected_to"],
+             what="worker up connected")
+    html = page(port)
+    assert parse(html) == EXPECTED
+    assert parse(html) == original_dashboard(port)
+    # the failing stable builder names its breaking build and the change in its latest
+    section = html.split('id="branch-section-3.14"')[1]
+    a = section.split("<h4>")[1]
+    dots = re.search(r'<div class="dots">(.*?)</div>', a).group(1)
+    assert re.findall(r'class="dot (\w+)" href="/builders/\d+/builds/(\d+)"', dots) == [
+        ("failure", "4"), ("warnings", "3"), ("failure", "2"), ("success", "1")]
+    assert re.search(r"Latest build: .*#4</a> \(failure, ", a)
+    assert re.search(r"Breaking build: .*#2</a> \(failure, ", a)
+    assert "gh-1: break &lt;things&gt;</a> by Ada<details open><summary>1 file changed" in a
+    b = section.split("<h4>")[2]
+    assert "Breaking build" not in b  # no SUCCESS before its streak: unknown
+    ok = re.search(r'i-ok</a>.*?<div class="dots">(.*?)</div>', section).group(1)
+    assert ok.count('class="dot ') == 3 and ok.endswith("\u22ef")
+
+    # a real build fails on i-ok: only that builder is read again, and it moves
+    status, body = api_rpc(port, "forceschedulers/force", "force", builderNames=["i-ok"])
+    assert status == 200, body
+    wait_for(lambda: api_get(port, "builders/i-ok/builds?complete=true&number=6")["builds"],
+             what="build 6 of i-ok")
+    after = parse(page(port))
+    assert after[1][3][0] == ("Tier-1 build failed", ["a-t1-fail", "i-ok"])
+    assert after == original_dashboard(port)
+    w.kill()
+
+
+def test_old_addresses_and_menu(master, workers):
+    port = start(master, workers)
+    for path in ("/wsgi/release_status", "/all/wsgi/release_status",
+                 "/plugins/wsgi_dashboards/release_status/index.html?refresh=true"):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(req, timeout=30)
+            raise AssertionError(f"{path}: no redirect")
+        except urllib.error.HTTPError as err:
+            assert (err.code, err.headers["Location"]) == (302, "/release_status"), path
+    assert '<a href="/release_status">Release status</a>' in page(port, "/")
+
+
+def test_release_cycle_file_changes_and_bad_copies(master, workers):
+    port = start(master, workers)
+    path = os.path.join(master.dir, "cycle.json")
+    with open(path, "w") as f:
+        json.dump({"3.14": CYCLE["3.14"]}, f)
+    # (a new query string each time: the answer cache keeps a page up to a second)
+    assert [b[0] for b in parse(page(port, "/release_status?n=1"))] == ["3.14"]
+    with open(path, "w") as f:
+        f.write("{not json")
+    html = page(port, "/release_status?n=2")
+    assert "could not be read" in html and "the last good copy" in html
+    assert [b[0] for b in parse(html)] == ["3.14"]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
