@@ -82,7 +82,9 @@ struct ui_release {
     unsigned long writes; /* db_writes of the model's tables at the last refresh */
     unsigned long built_for_cycle;
     uint64_t checked_ms, full_ms; /* last refresh, last refresh of every builder */
-    long long low_buildid;        /* builds from here on may have finished since */
+    long long *running;           /* ids of the builds running at the last refresh, sorted */
+    size_t n_running;
+    long long top_buildid; /* the newest build id seen then */
     bool valid;
     struct rel_changes *changes;
     size_t n_changes;

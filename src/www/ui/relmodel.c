@@ -12,9 +12,10 @@
  * (db_writes) and RECHECK_MS has not passed (the bound on what another
  * process's writes can hide).  When something was written, the builders and
  * workers are read again (two queries) but the builds only of the builders
- * that finished one since: the builds from `low_buildid` on -- the oldest
- * build that was still running, or the first one after the newest -- are
- * read by primary key and say which.  Every FULL_MS, and whenever the
+ * that finished one since: the builds from the oldest one that was running
+ * at the last refresh on (or else from the first id after the newest seen)
+ * are read by primary key, and those that are complete now but were running
+ * then, or are new, say which.  Every FULL_MS, and whenever the
  * release cycle changes, every builder is read again, which also catches
  * what no build id tells (a build row deleted or rewritten by hand).
  */
@@ -24,7 +25,7 @@
 #include <string.h>
 
 #define RECHECK_MS 30000
-#define FULL_MS (10 * 60 * 1000)
+#define FULL_MS (60 * 60 * 1000)
 #define STREAK_BUILDS 200 /* the original's N_BUILDS */
 #define RECENT_MAX 2000   /* builds read to find what finished; more: read every builder */
 #define MAX_CHANGES 50    /* the original's MAX_CHANGES */
@@ -59,6 +60,9 @@ void rel_builders_free(struct ui_release *r)
     free(r->changes);
     r->changes = NULL;
     r->n_changes = 0;
+    free(r->running);
+    r->running = NULL;
+    r->n_running = 0;
     r->valid = false;
 }
 
@@ -207,22 +211,18 @@ static int ids_cb(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The builders that finished a build since the last refresh (sorted ids in *ids, their
-   number returned), and the next `low_buildid`; -1 when a read failed, -2 when there were
-   too many to say (read every builder). */
-static long long finished_since(struct ui_release *r, struct ui_page *p, long long **ids)
+/* Was build `id` running at the last refresh? */
+static bool was_running(const struct ui_release *r, long long id)
 {
-    json_t *list = ui_get(p,
-                          "builds?buildid__ge=%lld&order=buildid&limit=%d&field=buildid&"
-                          "field=builderid&field=complete_at",
-                          r->low_buildid, RECENT_MAX);
-    if (list == NULL)
-        return -1;
-    size_t n = json_array_size(list);
-    if (n >= RECENT_MAX)
-        return -2;
-    *ids = xcalloc(n + 1, sizeof **ids);
-    long long low = -1, top = r->low_buildid - 1, k = 0;
+    return bsearch(&id, r->running, r->n_running, sizeof *r->running, ids_cb) != NULL;
+}
+
+/* Remembers the builds of `list` (by id) still running, and the newest id seen. */
+static void note_running(struct ui_release *r, const json_t *list, long long top)
+{
+    free(r->running);
+    r->running = xcalloc(json_array_size(list) + 1, sizeof *r->running);
+    r->n_running = 0;
     size_t i;
     json_t *o;
     json_array_foreach(list, i, o)
@@ -230,26 +230,60 @@ static long long finished_since(struct ui_release *r, struct ui_page *p, long lo
         long long id = ui_int(o, "buildid");
         top = id > top ? id : top;
         if (ui_int(o, "complete_at") < 0)
-            low = low < 0 ? id : low;
-        else
+            r->running[r->n_running++] = id;
+    }
+    qsort(r->running, r->n_running, sizeof *r->running, ids_cb);
+    r->top_buildid = top;
+}
+
+/* The oldest build that may have finished since the last refresh. */
+static long long low_buildid(const struct ui_release *r)
+{
+    return r->n_running > 0 ? r->running[0] : r->top_buildid + 1;
+}
+
+/*
+ * The builders that finished a build since the last refresh -- a build newer than any
+ * seen then, or one running then -- as sorted ids in *ids, their number returned; -1 when
+ * a read failed, -2 when there were too many builds to say (read every builder).
+ */
+static long long finished_since(struct ui_release *r, struct ui_page *p, long long **ids)
+{
+    json_t *list = ui_get(p,
+                          "builds?buildid__ge=%lld&order=buildid&limit=%d&field=buildid&"
+                          "field=builderid&field=complete_at",
+                          low_buildid(r), RECENT_MAX);
+    if (list == NULL)
+        return -1;
+    size_t n = json_array_size(list);
+    if (n >= RECENT_MAX)
+        return -2;
+    *ids = xcalloc(n + 1, sizeof **ids);
+    long long k = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        long long id = ui_int(o, "buildid");
+        if (ui_int(o, "complete_at") >= 0 && (id > r->top_buildid || was_running(r, id)))
             (*ids)[k++] = ui_int(o, "builderid");
     }
-    r->low_buildid = low >= 0 ? low : top + 1;
+    note_running(r, list, r->top_buildid);
     qsort(*ids, (size_t)k, sizeof **ids, ids_cb);
     return k;
 }
 
-/* `low_buildid` when every builder is read: the oldest running build, or the next id. */
-static int find_low(struct ui_release *r, struct ui_page *p)
+/* The running builds and the newest id, when every builder is read. */
+static int find_running(struct ui_release *r, struct ui_page *p)
 {
-    json_t *run =
-        ui_get1(p, "builds?complete=false&order=buildid&limit=1&field=buildid&field=complete");
+    json_t *run = ui_get(p,
+                         "builds?complete=false&order=buildid&limit=%d&field=buildid&"
+                         "field=complete&field=complete_at",
+                         RECENT_MAX);
     json_t *top = ui_get1(p, "builds?order=-buildid&limit=1&field=buildid");
     if (p->status != 200)
         return -1;
-    r->low_buildid = run != NULL   ? ui_int(run, "buildid")
-                     : top != NULL ? ui_int(top, "buildid") + 1
-                                   : 0;
+    note_running(r, run, top != NULL ? ui_int(top, "buildid") : 0);
     return 0;
 }
 
@@ -343,7 +377,7 @@ int rel_refresh(struct ui_release *r, struct ui_page *p)
             return -1;
         all = n_changed == -2;
     }
-    if (all && find_low(r, p) < 0) {
+    if (all && find_running(r, p) < 0) {
         free(changed);
         return -1;
     }
