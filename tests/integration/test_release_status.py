@@ -1,5 +1,5 @@
 """/release_status on a real master and worker: builders tagged for branches and tiers
-(tags written by SQL, as a database inherited from Buildbot has them), builds with known
+(tags from master.lua; those of a builder no master configures written by SQL), builds with known
 results inserted before the master starts, a release-cycle file from www.release_cycle.
 The page's verdicts and problem groups are checked against the expected ones written
 out here, and against buildbot.python.org's own dashboard code (release_dashboard/,
@@ -88,8 +88,9 @@ return {
 def write_config(master, port):
     builders = ",\n    ".join(
         f'bbm.builder{{ name = "{n}", workernames = {{ "{w}" }}, '
+        f'tags = {{ {", ".join(chr(34) + t + chr(34) for t in tags)} }}, '
         f'factory = bbm.factory{{ bbm.steps.shell{{ command = {{ "false" }} }} }} }}'
-        for n, (w, _, _) in BUILDERS.items())
+        for n, (w, tags, _) in BUILDERS.items())
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(CONFIG % {"pb": master.pb_port, "www": port, "builders": builders})
     with open(os.path.join(master.dir, "cycle.json"), "w") as f:
@@ -110,14 +111,12 @@ def add_history(db_path, now):
                      ("z-gone", sha1("z-gone"))).lastrowid
     BUILDERS_ALL = dict(BUILDERS, **{"z-gone": ("", ["3.14", "tier-1", "stable"], [(F, 5)])})
     ids["z-gone"] = old
-    tags = {}
     for name, (_, tnames, builds) in BUILDERS_ALL.items():
-        for t in tnames:
-            if t not in tags:
-                tags[t] = db.execute("INSERT INTO tags (name, name_hash) VALUES (?, ?)",
-                                     (t, sha1(t))).lastrowid
-            db.execute("INSERT INTO builders_tags (builderid, tagid) VALUES (?, ?)",
-                       (ids[name], tags[t]))
+        for t in tnames if name == "z-gone" else ():  # the others' come from master.lua
+            db.execute("INSERT OR IGNORE INTO tags (name, name_hash) VALUES (?, ?)",
+                       (t, sha1(t)))
+            db.execute("INSERT INTO builders_tags (builderid, tagid) "
+                       "SELECT ?, id FROM tags WHERE name = ?", (ids[name], t))
         for number, (result, hours) in enumerate(builds, 1):
             started = now - int(hours * HOUR)
             bs = db.execute("INSERT INTO buildsets (reason, submitted_at, complete, complete_at,"

@@ -8,12 +8,12 @@ import http.client
 import json
 import os
 import re
-import sqlite3
 import urllib.parse
 
 import pytest
 
 from conftest import api_get, free_port, wait_for
+import test_api
 from test_api import FIXTURES, serve
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
@@ -151,24 +151,14 @@ def test_pages_show_what_the_api_answers(site):
         assert line[1:] in text
 
 
-def test_tags_filter_builders_as_buildbot_does(master):
-    db = os.path.join(master.dir, "tagged.sqlite")
-    src, dst = sqlite3.connect(os.path.join(FIXTURES, "state-4.3-after-builds.sqlite")), \
-        sqlite3.connect(db)
-    with dst:
-        src.backup(dst)
-        ids = {n: i for i, n in dst.execute("SELECT id, name FROM builders")}
-        for tid, tag in enumerate(["3.14", "stable", "unstable"], start=100):
-            dst.execute("INSERT INTO tags (id, name, name_hash) VALUES (?, ?, ?)",
-                        (tid, tag, f"{tid:040x}"))
-        links = {"alpha": [100, 101], "beta": [100, 102], "gamma": [101]}
-        for name, tags in links.items():
-            for t in tags:
-                dst.execute("INSERT INTO builders_tags (builderid, tagid) VALUES (?, ?)",
-                            (ids[name], t))
-    src.close()
-    dst.close()  # the rows are in the file, not in a WAL the copy would miss
-    port = serve(master, db)
+def test_tags_filter_builders_as_buildbot_does(master, monkeypatch):
+    config = test_api.CONFIG.replace('tags = { "unix", "fast" }', 'tags = { "3.14", "stable" }')
+    config = config.replace('tags = { "unix" }', 'tags = { "3.14", "unstable" }')
+    config = config.replace('tags = { "exc" }', 'tags = { "stable" }')
+    assert config.count('"3.14"') == 2
+    monkeypatch.setattr(test_api, "CONFIG", config)
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    ids = {b["name"]: b["builderid"] for b in api_get(port, "builders")["builders"]}
 
     def shown(query):
         body = page(port, "/builders" + query).body

@@ -126,6 +126,7 @@ struct ui_release *www_release_new(void)
 {
     struct ui_release *r = xcalloc(1, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->last_lock, NULL);
     return r;
 }
 
@@ -137,18 +138,38 @@ void www_release_free(struct ui_release *r)
     rel_branches_free(r->branches, r->n_branches);
     free(r->cycle_error);
     free(r->path);
+    free(r->last);
+    free(r->want);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->last_lock);
     free(r);
 }
 
 void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file)
 {
-    pthread_mutex_lock(&r->lock);
-    free(r->path);
-    r->path = NULL;
+    char *path = NULL;
     if (file != NULL)
-        r->path =
+        path =
             file[0] == '/' || basedir == NULL ? xstrdup(file) : xasprintf("%s/%s", basedir, file);
+    pthread_mutex_lock(&r->last_lock);
+    free(r->want);
+    r->want = path;
+    r->want_set = true;
+    pthread_mutex_unlock(&r->last_lock);
+}
+
+void rel_cycle_take(struct ui_release *r)
+{
+    pthread_mutex_lock(&r->last_lock);
+    bool set = r->want_set;
+    char *path = r->want;
+    r->want = NULL;
+    r->want_set = false;
+    pthread_mutex_unlock(&r->last_lock);
+    if (!set)
+        return;
+    free(r->path);
+    r->path = path;
     r->read_once = false;
     free(r->cycle_error);
     r->cycle_error = NULL;
@@ -158,6 +179,4 @@ void www_release_set_cycle(struct ui_release *r, const char *basedir, const char
         r->n_branches = 0;
         r->cycle_version++;
     }
-    rel_cycle_check(r);
-    pthread_mutex_unlock(&r->lock);
 }

@@ -380,10 +380,24 @@ void ui_page_release(struct ui_page *p, const struct www_args *a)
 {
     (void)a;
     struct ui_release *r = p->w->release;
-    pthread_mutex_lock(&r->lock);
+    if (pthread_mutex_trylock(&r->lock) != 0) { /* a refresh is under way: the last page */
+        pthread_mutex_lock(&r->last_lock);
+        if (r->last != NULL)
+            buf_add(&p->out, r->last, r->last_len);
+        pthread_mutex_unlock(&r->last_lock);
+        if (p->out.len == 0)
+            ui_fail(p, 503, "The release status is being computed; try again in a few seconds.");
+        return;
+    }
+    rel_cycle_take(r);
     if (rel_refresh(r, p) == 0) {
         render(r, p);
         rel_changes_prune(r);
+        pthread_mutex_lock(&r->last_lock);
+        free(r->last);
+        r->last = xstrndup(p->out.data != NULL ? p->out.data : "", p->out.len);
+        r->last_len = p->out.len;
+        pthread_mutex_unlock(&r->last_lock);
     }
     pthread_mutex_unlock(&r->lock);
 }

@@ -67,7 +67,16 @@ struct rel_changes {
 };
 
 struct ui_release {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* held while the model is read and the page written */
+    /* The last page written, for requests that come while the lock is held: a refresh
+       can take seconds on a long history, and no request thread waits for it. */
+    pthread_mutex_t last_lock;
+    char *last;
+    size_t last_len;
+    /* Also under last_lock: the file a reconfig named, taken by the next render (the
+       engine thread that sets it never waits for a refresh). */
+    char *want;
+    bool want_set;
     /* relcycle.c */
     char *path;       /* the file (absolute), or NULL when www.release_cycle is not set */
     struct stat seen; /* of the last read, good or not */
@@ -90,6 +99,8 @@ struct ui_release {
     size_t n_changes;
 };
 
+/* relcycle.c: takes the file a reconfig named (under r->lock). */
+void rel_cycle_take(struct ui_release *r);
 /* relcycle.c: reads the file again if it changed on disk (or was never read). */
 void rel_cycle_check(struct ui_release *r);
 void rel_branches_free(struct rel_branch *b, size_t n);
