@@ -342,6 +342,15 @@ static char *frontend_config(const struct cfg *c)
    web, from the current configuration. */
 static void publish_forms(struct master *m)
 {
+    const char **from = xcalloc(m->cfg->n_redirects + 1, sizeof *from);
+    const char **to = xcalloc(m->cfg->n_redirects + 1, sizeof *to);
+    for (size_t i = 0; i < m->cfg->n_redirects; i++) {
+        from[i] = m->cfg->redirects[i].from;
+        to[i] = m->cfg->redirects[i].to;
+    }
+    www_set_redirects(m->www, from, to, m->cfg->n_redirects);
+    free(from);
+    free(to);
     char *frontend = frontend_config(m->cfg);
     www_set_frontend_config(m->www, frontend);
     free(frontend);

@@ -93,6 +93,13 @@ struct cfg_change_source {
     int ref;                      /* its table in the config's Lua state */
 };
 
+/* www.redirects: a short path sent on to a page (bbmaster's own key). */
+#define CFG_REDIRECTS_MAX 256
+#define CFG_REDIRECT_MAX 1024 /* bytes of a path or target */
+struct cfg_redirect {
+    char *from, *to;
+};
+
 struct cfg {
     char *path; /* the master.lua that was loaded */
     struct cfg_worker *workers;
@@ -111,7 +118,9 @@ struct cfg {
     char *title;
     char *title_url;
     char *buildbot_url;
-    char *release_cycle; /* www.release_cycle: the release-cycle JSON file, or NULL */
+    char *release_cycle;            /* www.release_cycle: the release-cycle JSON file, or NULL */
+    struct cfg_redirect *redirects; /* www.redirects */
+    size_t n_redirects;
     /* uploadRoots: the absolute directories transfer steps may write to and read from
        on the master, besides the master's own directory */
     char **upload_roots;

@@ -535,6 +535,11 @@ void cfg_free(struct cfg *cfg)
     free(cfg->title_url);
     free(cfg->buildbot_url);
     free(cfg->release_cycle);
+    for (size_t i = 0; i < cfg->n_redirects; i++) {
+        free(cfg->redirects[i].from);
+        free(cfg->redirects[i].to);
+    }
+    free(cfg->redirects);
     free(cfg->path);
     free(cfg->warnings);
     if (cfg->lua != NULL)

@@ -613,7 +613,8 @@ static void read_hooks(struct reader *r, int idx)
 }
 
 /* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
-static const char *const www_keys[] = {"port", "change_hook_dialects", "release_cycle", NULL};
+static const char *const www_keys[] = {"port", "change_hook_dialects", "release_cycle", "redirects",
+                                       NULL};
 
 static void check_www_keys(struct reader *r, int idx)
 {
@@ -632,7 +633,7 @@ static void check_www_keys(struct reader *r, int idx)
             cfg_suggest(key, www_keys, hint, sizeof hint);
         cfg_error(L, r->path, key != NULL ? key_line(r, key) : key_line(r, "www"),
                   "www: unknown or unsupported key '%s'%s (bbmaster takes port, "
-                  "change_hook_dialects and release_cycle)",
+                  "change_hook_dialects, release_cycle and redirects)",
                   key != NULL ? key : "?", hint);
     }
 }
@@ -693,6 +694,51 @@ static void read_release_cycle(struct reader *r, int idx)
         check_release_cycle(r, line);
 }
 
+/* Checks one www.redirects entry: NULL, or why it is refused. */
+static const char *bad_redirect(const char *from, const char *to)
+{
+    if (from[0] != '/' || strpbrk(from, "?#") != NULL || strlen(from) > CFG_REDIRECT_MAX)
+        return "its path must start with '/' and have no '?' or '#'";
+    if (strcmp(from, "/") == 0 || util_startswith(from, "/api/") || strcmp(from, "/api") == 0 ||
+        util_startswith(from, "/all/"))
+        return "it would hide the home page, the API or /all/";
+    if (!(to[0] == '/' || util_startswith(to, "http://") || util_startswith(to, "https://")) ||
+        strpbrk(to, "\r\n") != NULL || strlen(to) > CFG_REDIRECT_MAX)
+        return "its target must be a path ('/...') or an http(s) URL on one line";
+    return NULL;
+}
+
+/*
+ * www.redirects (bbmaster's own): short paths sent on to a page, as buildbot.python.org's
+ * nginx sends /3.x to the grid of that branch: { ["/3.x"] = "/grid?branch=main&tags=stable" }.
+ */
+static void read_redirects(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, idx, "redirects");
+    int line = key_line(r, "redirects");
+    if (t != LUA_TNIL && t != LUA_TTABLE)
+        cfg_error(L, r->path, line, "www.redirects must be a table of path = target, not %s",
+                  luaL_typename(L, -1));
+    struct cfg *c = r->cfg;
+    for (bool more = t == LUA_TTABLE && (lua_pushnil(L), true); more && lua_next(L, -2) != 0;) {
+        const char *from = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        const char *to = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        const char *why =
+            from == NULL || to == NULL ? "path and target must be strings" : bad_redirect(from, to);
+        if (why != NULL)
+            cfg_error(L, r->path, line, "www.redirects: '%s': %s", from != NULL ? from : "?", why);
+        if (c->n_redirects == CFG_REDIRECTS_MAX)
+            cfg_error(L, r->path, line, "www.redirects: more than %d entries", CFG_REDIRECTS_MAX);
+        c->redirects = xrealloc(c->redirects, (c->n_redirects + 1) * sizeof *c->redirects);
+        c->redirects[c->n_redirects].from = xstrdup(from);
+        c->redirects[c->n_redirects].to = xstrdup(to);
+        c->n_redirects++;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static void read_www(struct reader *r)
 {
     lua_State *L = r->L;
@@ -710,6 +756,7 @@ static void read_www(struct reader *r)
                       "www.change_hook_dialects must be a table, not %s", luaL_typename(L, -1));
         lua_pop(L, 1);
         read_release_cycle(r, lua_gettop(L));
+        read_redirects(r, lua_gettop(L));
     } else if (t != LUA_TNIL) {
         cfg_error(L, r->path, key_line(r, "www"), "'www' must be a table, not %s",
                   luaL_typename(L, -1));

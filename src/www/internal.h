@@ -304,6 +304,8 @@ int www_log_lines(struct www *w, long long logid, long long *next, long long las
 enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
                                 const char *key);
 
+/* Where www.redirects sends `path` (a copy to free), or NULL (server.c). */
+char *www_redirect(struct www *w, const char *path);
 /* GET /config's text as the engine set it last (a copy to free; server.c). */
 char *www_frontend_config(struct www *w);
 /* The force schedulers' forms the engine set last (a new list; server.c). */
@@ -540,8 +542,10 @@ struct www {
     struct db *idle[WWW_POOL_MAX];
     size_t n_idle;
     struct www_cache *cache;
-    char *forceschedulers;            /* JSON text, under lock */
-    char *frontend;                   /* GET /config's JSON text, under lock */
+    char *forceschedulers;               /* JSON text, under lock */
+    char *frontend;                      /* GET /config's JSON text, under lock */
+    char **redirect_from, **redirect_to; /* www.redirects, under lock */
+    size_t n_redirects;
     char *dialects[WWW_MAX_DIALECTS]; /* webhook dialects, under lock */
     size_t n_dialects;
     size_t body_bytes; /* POST bodies in flight (reserved), under lock */

@@ -594,6 +594,45 @@ void www_set_forceschedulers(struct www *w, const char *json)
     www_cache_clear(w->cache);
 }
 
+static void free_redirects(struct www *w)
+{
+    for (size_t i = 0; i < w->n_redirects; i++) {
+        free(w->redirect_from[i]);
+        free(w->redirect_to[i]);
+    }
+    free(w->redirect_from);
+    free(w->redirect_to);
+    w->redirect_from = w->redirect_to = NULL;
+    w->n_redirects = 0;
+}
+
+void www_set_redirects(struct www *w, const char *const *from, const char *const *to, size_t n)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    free_redirects(w);
+    w->redirect_from = xcalloc(n + 1, sizeof *w->redirect_from);
+    w->redirect_to = xcalloc(n + 1, sizeof *w->redirect_to);
+    for (size_t i = 0; i < n; i++) {
+        w->redirect_from[i] = xstrdup(from[i]);
+        w->redirect_to[i] = xstrdup(to[i]);
+    }
+    w->n_redirects = n;
+    pthread_mutex_unlock(&w->lock);
+}
+
+char *www_redirect(struct www *w, const char *path)
+{
+    char *to = NULL;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->n_redirects && to == NULL; i++)
+        if (strcmp(w->redirect_from[i], path) == 0)
+            to = xstrdup(w->redirect_to[i]);
+    pthread_mutex_unlock(&w->lock);
+    return to;
+}
+
 void www_set_frontend_config(struct www *w, const char *json)
 {
     if (w == NULL)
@@ -649,6 +688,7 @@ void www_stop(struct www *w)
     www_release_free(w->release);
     free(w->forceschedulers);
     free(w->frontend);
+    free_redirects(w);
     pthread_mutex_destroy(&w->lock);
     free(w->db_url);
     free(w->basedir);

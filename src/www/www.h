@@ -61,6 +61,11 @@ void www_set_frontend_config(struct www *w, const char *json);
  */
 void www_set_release_cycle(struct www *w, const char *file);
 /*
+ * www.redirects: the short paths (`from`) the web UI sends on to `to` with a 302, copied;
+ * set at start and at every reconfig.
+ */
+void www_set_redirects(struct www *w, const char *const *from, const char *const *to, size_t n);
+/*
  * The webhook dialects of www.change_hook_dialects ("github"): only their
  * routes take a webhook's body.  Set at start and at every reconfig.
  */

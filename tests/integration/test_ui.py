@@ -317,3 +317,29 @@ def test_frontend_config_as_buildbot_serves_it(site):
     assert config["auth"] == {"name": "NoAuth"} and config["user"] == {"anonymous": True}
     assert text.startswith('{"port": ') and "change_hook_dialects" not in text
     assert fetch(site, "/all/config")[1] == body
+
+
+def test_www_redirects_send_short_paths_on_and_bad_ones_are_refused(master, monkeypatch):
+    """www.redirects: buildbot.python.org's nginx shortcuts (/3.x -> the grid of a branch)
+    as a master.lua key; a path that would hide the API is refused at checkconfig."""
+    www = 'www = { port = %(www)d, redirects = { ["/3.x"] = "/grid?branch=main&tags=stable",\n' \
+          '    ["/stable"] = "/builders?tags=%%2Bstable" } },'
+    config = test_api.CONFIG.replace("www = { port = %(www)d },", www)
+    assert config != test_api.CONFIG
+    monkeypatch.setattr(test_api, "CONFIG", config)
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    status, _, r = fetch(port, "/3.x")
+    assert status == 302 and r.getheader("Location") == "/grid?branch=main&tags=stable"
+    status, _, r = fetch(port, "/all/stable")
+    assert status == 302 and r.getheader("Location") == "/builders?tags=%2Bstable"
+    assert fetch(port, "/3.y")[0] == 404
+    master.stop()
+    with open(os.path.join(master.dir, "master.lua")) as f:
+        text = f.read()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(text.replace('["/stable"]', '["/api/v2/builders"]'))
+    line = 1 + text[:text.index('["/stable"]')].count("\n")
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode != 0
+    assert (f"master.lua:{line - 1}: www.redirects: '/api/v2/builders': it would hide the home "
+            "page, the API or /all/") in r.stdout + r.stderr

@@ -532,6 +532,16 @@ enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const cha
         MHD_destroy_response(r);
         return ret;
     }
+    char *to = www_redirect(w, url);
+    if (to != NULL) { /* www.redirects */
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Location", to);
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_FOUND, r);
+        MHD_destroy_response(r);
+        free(to);
+        return ret;
+    }
     if (strcmp(url, "/robots.txt") == 0)
         return send_static(c, "text/plain; charset=utf-8", robots, sizeof robots - 1,
                            "max-age=3600");

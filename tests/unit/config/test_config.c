@@ -155,10 +155,10 @@ static const struct broken broken[] = {
     /* a Buildbot www option bbmaster does not implement is refused, not ignored */
     {W "  www = { port = 8010,\n    auth = {} },\n",
      "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port, "
-     "change_hook_dialects and release_cycle)\n"},
+     "change_hook_dialects, release_cycle and redirects)\n"},
     {W "  www = { prot = 8010 },\n",
      "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port, "
-     "change_hook_dialects and release_cycle)\n"},
+     "change_hook_dialects, release_cycle and redirects)\n"},
     /* the release cycle is read from a file; a URL would never be fetched */
     {W "  www = { port = 8010,\n    release_cycle = 'https://peps.python.org/api/"
        "release-cycle.json' },\n",
