@@ -1,10 +1,9 @@
 /*
- * The builders: the list (/builders) with Buildbot's tag filter -- `+tag`
- * must have it, `-tag` must not, a bare tag is one of those wanted -- from
- * `tags=` (or `tag=`, which the old shortcut links use), a name search,
- * builders grouped by their branch tag and shown 100 to a page, each with its
- * last results as dots and its workers; and one builder (/builders/N) with
- * its history, pending requests, workers and force buttons.
+ * The builders: the list (/builders) with Buildbot's tag filter (tags.c), a
+ * name search, builders grouped by their branch tag and shown 100 to a page,
+ * each with its last results as dots and its workers; and one builder
+ * (/builders/N) with its history, pending requests, workers and force
+ * buttons.
  */
 #include "www/ui/ui.h"
 
@@ -16,55 +15,6 @@
 #define PAGE_BUILDERS 100
 #define DOTS 15
 #define HISTORY 50
-#define MAX_TAGS 32
-
-struct tag_filter {
-    const char *must[MAX_TAGS], *not [MAX_TAGS], *any[MAX_TAGS];
-    size_t n_must, n_not, n_any;
-};
-
-static void read_tags(struct ui_page *p, struct tag_filter *f)
-{
-    const char *v[MAX_TAGS * 2];
-    size_t n = ui_args(p, "tags", v, MAX_TAGS);
-    n += ui_args(p, "tag", v + n, MAX_TAGS);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i][0] == '+' && f->n_must < MAX_TAGS)
-            f->must[f->n_must++] = v[i] + 1;
-        else if (v[i][0] == '-' && f->n_not < MAX_TAGS)
-            f->not [f->n_not++] = v[i] + 1;
-        else if (v[i][0] != '\0' && f->n_any < MAX_TAGS)
-            f->any[f->n_any++] = v[i];
-    }
-}
-
-static bool has_tag(const json_t *builder, const char *tag)
-{
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(builder, "tags"), i, t)
-    {
-        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0)
-            return true;
-    }
-    return false;
-}
-
-static bool tags_pass(const struct tag_filter *f, const json_t *builder)
-{
-    for (size_t i = 0; i < f->n_must; i++)
-        if (!has_tag(builder, f->must[i]))
-            return false;
-    for (size_t i = 0; i < f->n_not; i++)
-        if (has_tag(builder, f->not [i]))
-            return false;
-    if (f->n_any == 0)
-        return true;
-    for (size_t i = 0; i < f->n_any; i++)
-        if (has_tag(builder, f->any[i]))
-            return true;
-    return false;
-}
 
 /* A branch tag: "main", "3.x", "3.14"... (the group a builder is shown under). */
 static bool is_branch(const char *t)
@@ -100,36 +50,6 @@ static int by_branch_cb(const void *a, const void *b)
         return strverscmp(by, bx);
     }
     return strcasecmp(ui_str(x, "name"), ui_str(y, "name"));
-}
-
-/* The link to this page with one tag's state cycled: none -> +tag -> -tag -> none. */
-static void tag_link(struct buf *b, const struct tag_filter *f, const char *tag)
-{
-    int state = 0; /* 0 none, 1 must, 2 not, 3 any */
-    for (size_t i = 0; i < f->n_must; i++)
-        state = strcmp(f->must[i], tag) == 0 ? 1 : state;
-    for (size_t i = 0; i < f->n_not; i++)
-        state = strcmp(f->not [i], tag) == 0 ? 2 : state;
-    for (size_t i = 0; i < f->n_any; i++)
-        state = strcmp(f->any[i], tag) == 0 ? 3 : state;
-    buf_addstr(b, "<a class=\"tag");
-    buf_addstr(b, state == 1 || state == 3 ? " on" : state == 2 ? " off" : "");
-    buf_addstr(b, "\" href=\"/builders?");
-    const char *sets[3][MAX_TAGS];
-    size_t ns[3] = {f->n_must, f->n_not, f->n_any};
-    memcpy(sets[0], f->must, sizeof f->must);
-    memcpy(sets[1], f->not, sizeof f->not );
-    memcpy(sets[2], f->any, sizeof f->any);
-    static const char *const signs[] = {"%2B", "-", ""};
-    for (int s = 0; s < 3; s++)
-        for (size_t i = 0; i < ns[s]; i++)
-            if (strcmp(sets[s][i], tag) != 0)
-                html_put(b, "tags=%S%U&amp;", signs[s], sets[s][i]);
-    if (state == 0 || state == 3)
-        html_put(b, "tags=%%2B%U", tag);
-    else if (state == 1)
-        html_put(b, "tags=-%U", tag);
-    html_put(b, "\">%s</a>", tag);
 }
 
 static void worker_names(struct buf *b, json_t *workers, long long builderid)
@@ -173,7 +93,7 @@ static void builder_row(struct ui_page *p, json_t *bl, json_t *workers)
 }
 
 /* The builders that pass the filters, sorted for display (a new list). */
-static json_t *select_builders(struct ui_page *p, json_t *all, const struct tag_filter *f)
+static json_t *select_builders(struct ui_page *p, json_t *all, const struct ui_tags *f)
 {
     const char *q = ui_arg(p, "q");
     bool old = ui_arg(p, "all") != NULL;
@@ -186,7 +106,7 @@ static json_t *select_builders(struct ui_page *p, json_t *all, const struct tag_
             continue;
         if (q != NULL && *q != '\0' && strcasestr(ui_str(bl, "name"), q) == NULL)
             continue;
-        if (tags_pass(f, bl))
+        if (ui_tags_pass(f, bl))
             json_array_append(keep, bl);
     }
     size_t n = json_array_size(keep);
@@ -200,34 +120,6 @@ static json_t *select_builders(struct ui_page *p, json_t *all, const struct tag_
     free(v);
     json_decref(keep);
     return sorted;
-}
-
-static void all_tags(struct buf *b, json_t *all, const struct tag_filter *f)
-{
-    json_t *seen = json_object();
-    size_t i, j;
-    json_t *bl, *t;
-    json_array_foreach(all, i, bl)
-    {
-        json_array_foreach(json_object_get(bl, "tags"), j, t)
-        {
-            if (json_is_string(t))
-                json_object_set_new(seen, json_string_value(t), json_true());
-        }
-    }
-    if (json_object_size(seen) == 0) {
-        json_decref(seen);
-        return;
-    }
-    buf_addstr(b, "<div class=\"bar\" id=\"tags\"><span class=\"mut\">Tags:</span>");
-    const char *name;
-    json_t *v;
-    json_object_foreach(seen, name, v)
-    {
-        tag_link(b, f, name);
-    }
-    buf_addstr(b, "</div>");
-    json_decref(seen);
 }
 
 static void pager(struct ui_page *p, long long page, size_t n)
@@ -253,8 +145,8 @@ static void pager(struct ui_page *p, long long page, size_t n)
 void ui_page_builders(struct ui_page *p, const struct www_args *a)
 {
     (void)a;
-    struct tag_filter f = {0};
-    read_tags(p, &f);
+    struct ui_tags f;
+    ui_tags_read(p, &f);
     json_t *all = ui_get(p, "builders");
     json_t *workers = ui_get(p, "workers?field=workerid&field=name&field=configured_on"
                                 "&field=connected_to");
@@ -277,7 +169,7 @@ void ui_page_builders(struct ui_page *p, const struct www_args *a)
              "<input type=\"search\" name=\"q\" placeholder=\"name contains\" value=\"%s\" "
              "aria-label=\"name contains\"><button>Search</button></form>",
              ui_arg(p, "q"));
-    all_tags(b, all, &f);
+    ui_tags_bar(p, b, all, &f, "/builders");
     const char *group = NULL;
     for (size_t i = (size_t)page * PAGE_BUILDERS; i < n && i < (size_t)(page + 1) * PAGE_BUILDERS;
          i++) {

@@ -106,6 +106,23 @@ void ui_csrf(char out[33]);
 /* A form posting `method` to the page at `action`, with a button `label`. */
 void ui_form(struct ui_page *p, const char *action, const char *method, const char *label,
              const char *extra);
+/*
+ * tags.c: Buildbot's tag filter on builders -- `+tag` must have it, `-tag` must not, a bare
+ * tag is one of those wanted -- from the page's `tags=` and `tag=` parameters (borrowed).
+ */
+#define UI_MAX_TAGS 32
+struct ui_tags {
+    const char *must[UI_MAX_TAGS], *must_not[UI_MAX_TAGS], *any[UI_MAX_TAGS];
+    size_t n_must, n_must_not, n_any;
+};
+void ui_tags_read(const struct ui_page *p, struct ui_tags *f);
+bool ui_tags_pass(const struct ui_tags *f, const json_t *builder);
+/* The tags of `builders` as links to `path` ("/grid"), each with its state cycled and the
+   page's other parameters kept (but `page`). */
+void ui_tags_bar(const struct ui_page *p, struct buf *b, const json_t *builders,
+                 const struct ui_tags *f, const char *path);
+/* The page's parameters but those named in `drop` (NULL-terminated), as "k=v&amp;" each. */
+void ui_keep_args(const struct ui_page *p, struct buf *b, const char *const *drop);
 
 /* The pages (each in its own file): each writes p->out, or fails. */
 typedef void (*ui_page_fn)(struct ui_page *p, const struct www_args *a);
