@@ -204,15 +204,42 @@ static void fail_page(struct ui_page *p)
     ui_foot(p);
 }
 
-/* Splits "a=1&b=2" (in place) into kv. */
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decodes %XX in place (a '%' without two hex digits stays). */
+static void unescape(char *s)
+{
+    char *out = s;
+    for (; *s != '\0'; s++) {
+        int hi, lo;
+        if (s[0] == '%' && (hi = hex_digit(s[1])) >= 0 && (lo = hex_digit(s[2])) >= 0) {
+            *out++ = (char)(hi * 16 + lo);
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Splits "a=1&b=2" (in place) into kv, decoding each value. */
 static size_t split_query(char *q, struct www_kv *kv, size_t max)
 {
     size_t n = 0;
-    for (char *tok = strtok(q, "&"); tok != NULL && n < max; tok = strtok(NULL, "&")) {
+    char *save = NULL;
+    for (char *tok = strtok_r(q, "&", &save); tok != NULL && n < max;
+         tok = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(tok, '=');
         if (eq == NULL)
             continue;
         *eq = '\0';
+        unescape(eq + 1);
         kv[n++] = (struct www_kv){tok, eq + 1};
     }
     return n;
@@ -286,6 +313,18 @@ json_t *ui_get(struct ui_page *p, const char *fmt, ...)
     json_t *out = vget(p, fmt, ap);
     va_end(ap);
     return out;
+}
+
+const char *ui_query_value(struct ui_page *p, const char *s)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    html_url(&b, s, strlen(s));
+    char *text = buf_take(&b);
+    json_t *v = json_string(text);
+    free(text);
+    json_array_append_new(p->held, v);
+    return json_string_value(v);
 }
 
 json_t *ui_get1(struct ui_page *p, const char *fmt, ...)

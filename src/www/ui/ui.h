@@ -66,11 +66,13 @@ size_t ui_args(const struct ui_page *p, const char *key, const char **out, size_
 
 /*
  * The items of an /api/v2 path with its query ("builders/5/builds?order=-number&limit=20";
- * values are not decoded: pass numbers and names without '&', '=' or '%').  A collection
+ * values are percent-decoded: pass a name through ui_query_value).  A collection
  * gives at most 2,000 items.  Borrowed from the page; NULL after a failed read (the page
  * then answers 500 or 503).  A path that names nothing gives an empty list.
  */
 json_t *ui_get(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* `s` percent-encoded for a query of ui_get (held by the page). */
+const char *ui_query_value(struct ui_page *p, const char *s);
 /* The first item of ui_get, or NULL. */
 json_t *ui_get1(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* A page failed: `status` and a message in the page body. */
