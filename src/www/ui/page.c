@@ -341,10 +341,17 @@ json_t *ui_get1(struct ui_page *p, const char *fmt, ...)
 static const struct {
     const char *path, *label;
 } menu[] = {
-    {"/", "Home"},           {"/builders", "Builders"},
-    {"/workers", "Workers"}, {"/pendingbuildrequests", "Pending"},
-    {"/changes", "Changes"}, {"/schedulers", "Schedulers"},
-    {"/masters", "Masters"}, {"/release_status", "Release status"},
+    {"/", "Home"},
+    {"/builders", "Builders"},
+    {"/workers", "Workers"},
+    {"/pendingbuildrequests", "Pending"},
+    {"/grid", "Grid"},
+    {"/console", "Console"},
+    {"/waterfall", "Waterfall"},
+    {"/release_status", "Release status"},
+    {"/changes", "Changes"},
+    {"/schedulers", "Schedulers"},
+    {"/masters", "Masters"},
     {"/about", "About"},
 };
 
@@ -419,6 +426,7 @@ static const struct {
     {"wsgi/release_status", ui_page_release_old},
     {"plugins/wsgi_dashboards/release_status", ui_page_release_old},
     {"plugins/wsgi_dashboards/release_status/index.html", ui_page_release_old},
+    {"grid", ui_page_grid},
 };
 
 static ui_page_fn route(char *path, struct www_args *args)

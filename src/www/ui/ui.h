@@ -126,6 +126,49 @@ void ui_tags_bar(const struct ui_page *p, struct buf *b, const json_t *builders,
 /* The page's parameters but those named in `drop` (NULL-terminated), as "k=v&amp;" each. */
 void ui_keep_args(const struct ui_page *p, struct buf *b, const char *const *drop);
 
+/*
+ * views.c: the latest changes (on the page's `branch=`) and the builds each went into, by
+ * builder, for the grid and the console; the builders kept pass the tag filter and the
+ * page's `result=` (the result of their latest build in view).
+ */
+struct ui_view {
+    json_t *builders; /* every builder (borrowed from the page) */
+    json_t *changes;  /* the changes, newest first (borrowed) */
+    json_t *rows;     /* [{"builder": {...}, "cells": [[builds of change i, by id]...]}] by name */
+};
+int ui_view_read(struct ui_page *p, struct ui_view *v, int n_changes, const struct ui_tags *f);
+void ui_view_free(struct ui_view *v);
+/* The form of `branch=` and `result=` for `path`, keeping the tags and the limit. */
+void ui_view_form(const struct ui_page *p, struct buf *b, const char *path);
+/* A cell: the dots of its last builds, "+n" before them for the others. */
+void ui_cell(struct buf *b, const json_t *cell);
+size_t ui_cell_dots(const json_t *cell);
+/* A change in a few words: its short revision linking to it (the comment's first line as
+   its title) and its author's name. */
+void ui_change_summary(struct buf *b, const json_t *change);
+/* At most `max` bytes of `s` as text, an ellipsis when cut. */
+void ui_text_cut(struct buf *b, const char *s, size_t max);
+/* Result names (ui_result_name's, or none: "" or "(all)") for `result=`, and the <option>s of
+   a select of them. */
+bool ui_result_known(const char *name);
+void ui_result_options(struct buf *b, const char *current);
+/* Sorts a JSON array with a qsort comparator of json_t * const *. */
+void ui_sort(json_t *list, int (*cmp)(const void *, const void *));
+/*
+ * Cuts n items of estimated sizes w[] into pages of at most `max` items and about `budget`
+ * bytes (an item is never split): starts[k] is page k's first item, starts[pages] = n
+ * (starts holds n + 1).  Returns the number of pages.
+ */
+size_t ui_cut_pages(const size_t *w, size_t n, size_t max, size_t budget, size_t *starts);
+/* The page's `page=` (0-based), 0 when out of [0, pages). */
+long long ui_page_arg(const struct ui_page *p, long long pages);
+/* Previous, the first, last and nearby pages, Next: links to `path` keeping the other
+   parameters. */
+void ui_pager(const struct ui_page *p, struct buf *b, const char *path, long long page,
+              long long pages);
+/* Hidden inputs for the page's parameters named in `keys` (NULL-terminated). */
+void ui_hidden_args(const struct ui_page *p, struct buf *b, const char *const *keys);
+
 /* The pages (each in its own file): each writes p->out, or fails. */
 typedef void (*ui_page_fn)(struct ui_page *p, const struct www_args *a);
 void ui_page_home(struct ui_page *p, const struct www_args *a);
@@ -145,5 +188,6 @@ void ui_page_about(struct ui_page *p, const struct www_args *a);
 void ui_page_force(struct ui_page *p, const struct www_args *a);
 void ui_page_release(struct ui_page *p, const struct www_args *a);
 void ui_page_release_old(struct ui_page *p, const struct www_args *a);
+void ui_page_grid(struct ui_page *p, const struct www_args *a);
 
 #endif
