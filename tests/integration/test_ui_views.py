@@ -1,10 +1,10 @@
 """
-The grid page: served from the API fixture database (with changes on two
-branches, a builder and a change written by someone hostile added to it), it
-must be well-formed HTML, show the builds the API lists for what it shows,
-filter by branch, tags and result, escape what it prints, and stay small
-(under 50 KB and 5,000 nodes) on a database of 1,000 builders that all build
-every change.
+The grid and console pages: served from the API fixture database
+(with changes on two branches, a builder and a change written by someone
+hostile added to it), each page must be well-formed HTML, show the builds the
+API lists for what it shows, filter by branch, tags and result, escape what
+it prints, and stay small (under 50 KB and 5,000 nodes) on a database of
+1,000 builders that all build every change.
 """
 import hashlib
 import json
@@ -185,7 +185,7 @@ def test_grid_tags_and_result(small):
 
 
 def test_hostile_text_is_escaped(small):
-    shows_comments = {"/grid": True}
+    shows_comments = {"/grid": True, "/console": True}
     for path, comments in shows_comments.items():
         text, _ = page(small, path)
         assert "<b>evil" not in text and "<script>alert" not in text and "<i>t</i>" not in text
@@ -193,6 +193,22 @@ def test_hostile_text_is_escaped(small):
         assert "&lt;i&gt;t&lt;/i&gt;" in text, path
         if comments:
             assert "&lt;script&gt;alert(1)&lt;/script&gt; fix the &lt;/td&gt; parser" in text
+
+
+def test_console(small):
+    text, _ = page(small, "/console")
+    changes = api(small, "changes?order=-changeid&limit=30")
+    rows = text.split("<tbody>")[1].split("</tr>")
+    for row, c in zip(rows, changes):  # newest first, one row each
+        assert f'href="/changes/{c["changeid"]}"' in row
+        want = {(str(b["builderid"]), str(b["number"]))
+                for b in api(small, f"changes/{c['changeid']}/builds")}
+        assert build_links(row) == want
+    # columns grouped by first tag: the group header spans its builders
+    assert '<th class="grp" colspan="1" title="&lt;i&gt;t&lt;/i&gt;">' in text
+    assert 'title="alpha"' in text
+    text, _ = page(small, "/console?branch=main&tags=-exc")
+    assert build_links(text) == {("1", "11"), ("3", "10"), ("3", "2"), ("2", "2")}
 
 
 def big_db(tmp_path):
@@ -221,7 +237,8 @@ def big_db(tmp_path):
 
 def test_pages_stay_small_on_1000_builders(master, tmp_path):
     port = serve(master, big_db(tmp_path))
-    paths = ["/grid", "/grid?page=7", "/grid?branch=main&tags=%2Bgroup3"]
+    paths = ["/grid", "/grid?page=7", "/grid?branch=main&tags=%2Bgroup3",
+             "/console", "/console?page=3", "/console?limit=100"]
     for path in paths:
         text, p = page(port, path)
         assert len(text.encode()) <= 50_000 and p.nodes <= 5_000, (path, len(text), p.nodes)

@@ -352,7 +352,6 @@ static const struct {
     {"/changes", "Changes"},
     {"/schedulers", "Schedulers"},
     {"/masters", "Masters"},
-    {"/about", "About"},
 };
 
 void ui_head(struct ui_page *p, const char *title, const char *nav)
@@ -427,6 +426,7 @@ static const struct {
     {"plugins/wsgi_dashboards/release_status", ui_page_release_old},
     {"plugins/wsgi_dashboards/release_status/index.html", ui_page_release_old},
     {"grid", ui_page_grid},
+    {"console", ui_page_console},
 };
 
 static ui_page_fn route(char *path, struct www_args *args)
