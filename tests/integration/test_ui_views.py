@@ -1,5 +1,5 @@
 """
-The grid and console pages: served from the API fixture database
+The grid, console and waterfall pages: served from the API fixture database
 (with changes on two branches, a builder and a change written by someone
 hostile added to it), each page must be well-formed HTML, show the builds the
 API lists for what it shows, filter by branch, tags and result, escape what
@@ -185,7 +185,8 @@ def test_grid_tags_and_result(small):
 
 
 def test_hostile_text_is_escaped(small):
-    shows_comments = {"/grid": True, "/console": True}
+    shows_comments = {"/grid": True, "/console": True,
+                      "/waterfall?all=1&hours=1&until=%d" % (T + 600): False}
     for path, comments in shows_comments.items():
         text, _ = page(small, path)
         assert "<b>evil" not in text and "<script>alert" not in text and "<i>t</i>" not in text
@@ -209,6 +210,30 @@ def test_console(small):
     assert 'title="alpha"' in text
     text, _ = page(small, "/console?branch=main&tags=-exc")
     assert build_links(text) == {("1", "11"), ("3", "10"), ("3", "2"), ("2", "2")}
+
+
+def test_waterfall(small):
+    until = T + 600
+    text, p = page(small, f"/waterfall?hours=1&until={until}")
+    want = set()
+    for bl in api(small, "builders"):
+        if not bl["masterids"]:
+            continue
+        assert f">{bl['name']}</text>" in text
+        started = api(small, f"builders/{bl['builderid']}/builds?order=-number"
+                             f"&started_at__le={until}")
+        for b in started[:24]:  # a column shows the last 24 when there are few
+            if (b["complete_at"] or until) >= until - 3600:
+                want.add((str(b["builderid"]), str(b["number"])))
+    assert build_links(text) == want and ("1", "11") in want and ("1", "1") in want
+    assert "evil" not in text  # no master runs it
+    assert ("5", "1") in build_links(page(small, f"/waterfall?hours=1&until={until}&all=1")[0])
+    # the window moves: the hour before holds none of these builds
+    text, _ = page(small, f"/waterfall?hours=1&until={until - 3600}")
+    assert build_links(text) == set()
+    assert f'until={until - 7200}"' in text and "Later" in text
+    text, _ = page(small, f"/waterfall?hours=1&until={until}&tags=%2Bfast")
+    assert {b for b, _ in build_links(text)} == {"1"}
 
 
 def big_db(tmp_path):
@@ -237,13 +262,18 @@ def big_db(tmp_path):
 
 def test_pages_stay_small_on_1000_builders(master, tmp_path):
     port = serve(master, big_db(tmp_path))
+    until = T + 3000
     paths = ["/grid", "/grid?page=7", "/grid?branch=main&tags=%2Bgroup3",
-             "/console", "/console?page=3", "/console?limit=100"]
+             "/console", "/console?page=3", "/console?limit=100",
+             f"/waterfall?until={until}", f"/waterfall?until={until}&hours=48&page=24"]
     for path in paths:
         text, p = page(port, path)
         assert len(text.encode()) <= 50_000 and p.nodes <= 5_000, (path, len(text), p.nodes)
         assert build_links(text), path
         assert '<nav class="pager"' in text, path
+    # a full page of the waterfall draws fewer builds a column, and says there are more
+    text, _ = page(port, f"/waterfall?until={until}&hours=1&page=1")
+    assert len(build_links(text)) == 40 * 6 and text.count("\u2026</text></a>") == 40
     # the pages of the grid hold every builder once
     text, _ = page(port, "/grid?limit=2")
     pages = int(re.findall(r'page=(\d+)">\d+</a>', text)[-1]) + 1

@@ -352,6 +352,10 @@ static const struct {
     {"/changes", "Changes"},
     {"/schedulers", "Schedulers"},
     {"/masters", "Masters"},
+    {"/changes", "Changes"},
+    {"/schedulers", "Schedulers"},
+    {"/masters", "Masters"},
+    {"/about", "About"},
 };
 
 void ui_head(struct ui_page *p, const char *title, const char *nav)
@@ -427,6 +431,7 @@ static const struct {
     {"plugins/wsgi_dashboards/release_status/index.html", ui_page_release_old},
     {"grid", ui_page_grid},
     {"console", ui_page_console},
+    {"waterfall", ui_page_waterfall},
 };
 
 static ui_page_fn route(char *path, struct www_args *args)

@@ -190,5 +190,6 @@ void ui_page_release(struct ui_page *p, const struct www_args *a);
 void ui_page_release_old(struct ui_page *p, const struct www_args *a);
 void ui_page_grid(struct ui_page *p, const struct www_args *a);
 void ui_page_console(struct ui_page *p, const struct www_args *a);
+void ui_page_waterfall(struct ui_page *p, const struct www_args *a);
 
 #endif
