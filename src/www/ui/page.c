@@ -352,9 +352,6 @@ static const struct {
     {"/changes", "Changes"},
     {"/schedulers", "Schedulers"},
     {"/masters", "Masters"},
-    {"/changes", "Changes"},
-    {"/schedulers", "Schedulers"},
-    {"/masters", "Masters"},
     {"/about", "About"},
 };
 
