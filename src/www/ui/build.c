@@ -283,8 +283,10 @@ void ui_page_log(struct ui_page *p, const struct www_args *a)
              builderid, number, ui_str(builder, "name"), number, ui_str(log, "name"), n,
              ui_int(log, "logid"), ui_int(log, "logid"));
     log_pager(p, base, page, pages);
-    html_put(b, "<div id=\"viewer\" data-logid=\"%D\" data-lines=\"%D\" data-complete=\"%d\">",
-             ui_int(log, "logid"), n, ui_bool(log, "complete"));
+    html_put(b,
+             "<div id=\"viewer\" data-logid=\"%D\" data-lines=\"%D\" data-complete=\"%d\" "
+             "data-type=\"%s\">",
+             ui_int(log, "logid"), n, ui_bool(log, "complete"), ui_str(log, "type"));
     if (n > 0) {
         long long last = (page + 1) * LOG_PAGE - 1;
         log_lines(p, log, page * LOG_PAGE, last < n ? last : n - 1);

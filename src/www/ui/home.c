@@ -80,9 +80,9 @@ static void running(struct ui_page *p, json_t *run, json_t *builders)
     if (run == NULL)
         return;
     struct buf *b = &p->out;
-    html_put(b, "<h2 id=\"running\">Running builds (%d)</h2>", (int)json_array_size(run));
+    html_put(b, "<section id=\"running\"><h2>Running builds (%d)</h2>", (int)json_array_size(run));
     if (json_array_size(run) == 0) {
-        buf_addstr(b, "<p class=\"mut\">Nothing is running.</p>");
+        buf_addstr(b, "<p class=\"mut\">Nothing is running.</p></section>");
         return;
     }
     buf_addstr(b, "<div class=\"wrap\"><table><thead><tr><th>Builder</th><th>Build</th>"
@@ -116,7 +116,7 @@ static void running(struct ui_page *p, json_t *run, json_t *builders)
         }
         buf_addstr(b, "</td></tr>");
     }
-    buf_addstr(b, "</tbody></table></div>");
+    buf_addstr(b, "</tbody></table></div></section>");
 }
 
 static void recent(struct ui_page *p, json_t *done, json_t *builders)
@@ -124,7 +124,8 @@ static void recent(struct ui_page *p, json_t *done, json_t *builders)
     if (done == NULL)
         return;
     struct buf *b = &p->out;
-    buf_addstr(b, "<h2>Last completed builds</h2><div class=\"wrap\"><table><thead><tr>"
+    buf_addstr(b, "<section id=\"recent\"><h2>Last completed builds</h2><div class=\"wrap\">"
+                  "<table><thead><tr>"
                   "<th>Builder</th><th>Build</th><th>Result</th><th>Status</th>"
                   "<th>Finished</th></tr></thead><tbody>");
     size_t i;
@@ -141,7 +142,7 @@ static void recent(struct ui_page *p, json_t *done, json_t *builders)
         ui_time(b, ui_int(o, "complete_at"));
         buf_addstr(b, "</td></tr>");
     }
-    buf_addstr(b, "</tbody></table></div>");
+    buf_addstr(b, "</tbody></table></div></section>");
 }
 
 static void summary(struct ui_page *p)
