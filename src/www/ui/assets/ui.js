@@ -233,7 +233,7 @@
     }
     var failRe = new RegExp(failPats.join("|"));
     var BLK = 2000, MAXB = 10, MAXH = 15e6;
-    var blocks = new Map(); /* block number -> {lines, parsed, st0, st1, p} */
+    var blocks = new Map(); /* block number -> {lines, parsed, st0, st1} */
     var lh = 18, hlA = -1, hlB = -1, wrap = false, follow = false, touched = 0;
 
     /* The frame: a bar of controls, the search results, and the scroller. */
@@ -330,17 +330,18 @@
       if (b) { blocks.delete(k); blocks.set(k, b); return; } /* used now */
       b = { lines: null };
       blocks.set(k, b);
-      b.p = getJSON("/api/v2/logs/" + logid + "/contents?offset=" + k * BLK + "&limit=" + BLK)
+      getJSON("/api/v2/logs/" + logid + "/contents?offset=" + k * BLK + "&limit=" + BLK)
         .then(function (j) {
           var c = j.logchunks && j.logchunks[0] ? j.logchunks[0].content : "";
           var lines = c.split("\n");
           lines.pop();
           b.lines = lines;
           status.textContent = "";
+          if (k * BLK < shown[1] && (k + 1) * BLK > shown[0]) draw(); /* it is in view */
         }, function () {
           status.textContent = "could not read lines; retrying";
           setTimeout(function () { if (blocks.get(k) === b) blocks.delete(k); draw(); }, 2000);
-        }).then(draw);
+        });
       while (blocks.size > MAXB) blocks.delete(blocks.keys().next().value);
     }
     function loaded(k) { var b = blocks.get(k); return b && b.lines ? b : null; }
@@ -380,7 +381,7 @@
       return s;
     }
 
-    var drawn = false;
+    var drawn = false, shown = [0, 0]; /* the lines drawn: [first, last + 1) */
     function draw() {
       if (drawn) return;
       drawn = true;
@@ -392,6 +393,7 @@
       var end = wrap && atEnd() && total > 0;
       if (end) first = Math.max(0, total - n);
       var last = Math.min(total, first + n);
+      shown = [first, last];
       for (var k = Math.floor(first / BLK); k * BLK < last; k++) want(k);
       /* a window of BLK lines around the view, fetched ahead */
       var f0 = Math.floor((first - BLK / 2) / BLK), f1 = Math.floor((last + BLK / 2) / BLK);
