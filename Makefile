@@ -1,7 +1,8 @@
 # bbmaster: developer and operator targets.
 #   make run      a demo master (SQLite, scripts/demo-master.lua) with a real buildbot-worker
 #                 that builds this repository and runs its unit tests
-#   make test     unit, integration (real buildbot-worker), ASan+UBSan, TSan and fuzz runs
+#   make test     unit, integration (real buildbot-worker; the web UI in headless chromium),
+#                 ASan+UBSan, TSan and fuzz runs
 # Operator targets act on the master directory MASTER (default ./master), as the
 # buildmaster-config Makefile does: start-master, stop-master, restart-master,
 # check (checkconfig), create-master, reconfig.
