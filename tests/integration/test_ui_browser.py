@@ -157,8 +157,13 @@ def browser():
 
 
 def shot(d, name):
+    """Saves a screenshot: in $BBM_SCREENSHOTS when set (the README's come from there), else
+    in a temporary directory."""
     if not SHOTS:
-        SHOTS.append(tempfile.mkdtemp(prefix="bbm-ui-shots-"))
+        where = os.environ.get("BBM_SCREENSHOTS")
+        if where:
+            os.makedirs(where, exist_ok=True)
+        SHOTS.append(where or tempfile.mkdtemp(prefix="bbm-ui-shots-"))
     d.save_screenshot(os.path.join(SHOTS[0], name + ".png"))
 
 
@@ -381,6 +386,7 @@ def test_running_build_followed_without_reload(live, browser):
     wait_for(log_started, what="the step's log")
     until(browser, lambda: browser.find_elements(
         By.CSS_SELECTOR, f"#running tr[data-build='{build['buildid']}']"), "home: running")
+    shot(browser, "home-running")
     page = f"{base}/builders/{build['builderid']}/builds/{build['number']}"
     browser.switch_to.new_window("tab")
     browser.get(page)
