@@ -292,6 +292,17 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
                                 const char *what, const struct www_producer *p);
 /* A piece of a streamed log holds about this much (raw.c). */
 #define WWW_PIECE_MAX (256 * 1024)
+/* Log chunks read by one query. */
+#define WWW_LOG_BATCH 8
+/* A decoded chunk holding lines [first, last] of a log; false stops the reading. */
+typedef bool (*www_chunk_cb)(const struct buf *text, long long first, long long last, void *arg);
+/*
+ * The chunks of log `logid` that hold lines from `from` to `last`, in line order, at most
+ * WWW_LOG_BATCH of them (one query on a pooled connection), each decoded and given to cb.
+ * 1 when more may follow (or cb stopped), 0 after the last, -1 on error (*cause).
+ */
+int www_log_chunks(struct www *w, long long logid, long long from, long long last, www_chunk_cb cb,
+                   void *arg, char **cause);
 typedef void (*www_line_cb)(struct buf *out, const char *line, size_t len, void *arg);
 /*
  * Lines [*next, last] of log `logid`, a few chunks at a time: each goes to put()

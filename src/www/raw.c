@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RAW_BATCH 8
-
 /* Lines [line, last] of one decoded chunk whose lines end at `chunk_last`, from *next on,
    until `out` holds `full` bytes; false if it filled up before the chunk's end. */
 static bool chunk_lines(const struct buf *chunk, long long line, long long chunk_last,
@@ -39,16 +37,16 @@ static bool chunk_lines(const struct buf *chunk, long long line, long long chunk
     return true;
 }
 
-int www_log_lines(struct www *w, long long logid, long long *next, long long last, struct buf *out,
-                  www_line_cb put, void *arg, char **cause)
+int www_log_chunks(struct www *w, long long logid, long long from, long long last, www_chunk_cb cb,
+                   void *arg, char **cause)
 {
     struct db *db = www_pool_get(w, cause);
     if (db == NULL)
         return -1;
     /* PostgreSQL keeps line numbers in 32 bits and would refuse a larger bound */
     long long top = db_kind(db) == DB_PG && last > INT_MAX ? INT_MAX : last;
-    struct db_param p[] = {DB_INT(logid), DB_INT(*next), DB_INT(top), DB_INT(RAW_BATCH)};
-    if (*next > top) {
+    struct db_param p[] = {DB_INT(logid), DB_INT(from), DB_INT(top), DB_INT(WWW_LOG_BATCH)};
+    if (from > top) {
         www_pool_put(w, db);
         return 0;
     }
@@ -63,20 +61,45 @@ int www_log_lines(struct www *w, long long logid, long long *next, long long las
     struct buf chunk;
     buf_init(&chunk, DB_CHUNK_MAX);
     int rc = 0;
-    bool full = false;
-    size_t piece_end = out->len + WWW_PIECE_MAX;
-    for (size_t i = 0; i < db_res_rows(r) && rc == 0 && !full; i++) {
+    bool go = true;
+    for (size_t i = 0; i < db_res_rows(r) && rc == 0 && go; i++) {
         size_t len;
         const unsigned char *data = db_res_blob(r, i, 3, &len);
         buf_reset(&chunk);
         rc = db_chunk_decode((int)db_res_int(r, i, 2), data, len, &chunk, cause);
-        full = rc == 0 && !chunk_lines(&chunk, db_res_int(r, i, 0), db_res_int(r, i, 1), next, last,
-                                       out, piece_end, put, arg);
+        if (rc == 0)
+            go = cb(&chunk, db_res_int(r, i, 0), db_res_int(r, i, 1), arg);
     }
-    bool more = full || (db_res_rows(r) == RAW_BATCH && *next <= last);
+    bool more = !go || db_res_rows(r) == WWW_LOG_BATCH;
     buf_free(&chunk);
     db_res_free(r);
     return rc < 0 ? -1 : more ? 1 : 0;
+}
+
+struct lines_ctx {
+    long long *next, last;
+    struct buf *out;
+    size_t full;
+    www_line_cb put;
+    void *arg;
+    bool filled; /* the piece filled up before the chunk's end */
+};
+
+static bool lines_chunk_cb(const struct buf *chunk, long long first, long long last, void *arg)
+{
+    struct lines_ctx *x = arg;
+    x->filled = !chunk_lines(chunk, first, last, x->next, x->last, x->out, x->full, x->put, x->arg);
+    return !x->filled;
+}
+
+int www_log_lines(struct www *w, long long logid, long long *next, long long last, struct buf *out,
+                  www_line_cb put, void *arg, char **cause)
+{
+    struct lines_ctx x = {next, last, out, out->len + WWW_PIECE_MAX, put, arg, false};
+    int rc = www_log_chunks(w, logid, *next, last, lines_chunk_cb, &x, cause);
+    if (rc < 0)
+        return -1;
+    return x.filled || (rc == 1 && *next <= last) ? 1 : 0;
 }
 
 struct raw_stream {
