@@ -311,6 +311,13 @@ typedef void (*www_line_cb)(struct buf *out, const char *line, size_t len, void 
  */
 int www_log_lines(struct www *w, long long logid, long long *next, long long last, struct buf *out,
                   www_line_cb put, void *arg, char **cause);
+/* search.c: GET /logs/N/search (see there). */
+#define WWW_SEARCH_MS 1500     /* of scanning per request */
+#define WWW_SEARCH_SNIPPET 300 /* bytes of a line's text in the answer */
+/* Is `url` /logs/N/search (or under /all)?  *logid gets N. */
+bool www_search_path(const char *url, long long *logid);
+enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid);
+
 /* A GET on a collection (listing.c): whole when short, streamed when long. */
 enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
                                 const char *key);
@@ -559,10 +566,11 @@ struct www {
     size_t n_redirects;
     char *dialects[WWW_MAX_DIALECTS]; /* webhook dialects, under lock */
     size_t n_dialects;
-    size_t body_bytes; /* POST bodies in flight (reserved), under lock */
-    size_t page;       /* a collection longer than this is streamed, */
-    size_t batch;      /* this many rows at a time */
-    size_t answer_max; /* an answer longer than this is sent as the client reads it */
+    size_t body_bytes;  /* POST bodies in flight (reserved), under lock */
+    size_t page;        /* a collection longer than this is streamed, */
+    size_t batch;       /* this many rows at a time */
+    size_t answer_max;  /* an answer longer than this is sent as the client reads it */
+    unsigned search_ms; /* a log search scans this long at most (WWW_SEARCH_MS) */
     struct www_budget answers;
     struct www_limits lim;
     struct www_conns *conns;

@@ -411,6 +411,11 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         return www_sse_open(w, c);
     if (strcmp(live, "/ws") == 0 && strcmp(method, "GET") == 0)
         return www_ws_open(w, c);
+    long long logid;
+    if (sub == NULL && www_search_path(url, &logid)) {
+        bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        return get ? www_search(w, c, logid) : www_send_error(c, 400, "invalid HTTP method");
+    }
     if (sub == NULL)
         return www_ui_answer(w, c, url, method);
     char *path = xstrdup(sub);
@@ -539,6 +544,8 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->page = env_number("BBM_WWW_PAGE", WWW_PAGE_DEFAULT, 1, WWW_PAGE_DEFAULT);
     w->batch = w->page < WWW_BATCH_MAX ? w->page : WWW_BATCH_MAX;
     w->answer_max = env_number("BBM_WWW_ANSWER_MAX", WWW_ANSWER_MAX, 0, WWW_ANSWER_MAX);
+    /* 0: one chunk per request (tests of the partial answer) */
+    w->search_ms = env_number("BBM_WWW_SEARCH_MS", WWW_SEARCH_MS, 0, WWW_SEARCH_MS);
     w->answers.max =
         env_number("BBM_WWW_ANSWER_BUDGET", WWW_ANSWER_BUDGET, 1 << 20, WWW_ANSWER_BUDGET);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
