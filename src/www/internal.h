@@ -251,6 +251,17 @@ struct www_req {
     struct www_producer produce;
 };
 
+/* headers.c: request headers that change how an answer is sent (see there). */
+enum www_range_result {
+    WWW_RANGE_WHOLE,         /* no Range, several ranges, or one not understood: 200 whole */
+    WWW_RANGE_PART,          /* 206 with bytes [first, last] */
+    WWW_RANGE_UNSATISFIABLE, /* 416 */
+};
+/* The range a Range header (NULL: none) asks of a body of `len` bytes (an empty body is
+   always sent whole). */
+enum www_range_result www_range_parse(const char *header, uint64_t len, uint64_t *first,
+                                      uint64_t *last);
+
 /* How an answer goes out (stream.c). */
 /*
  * The bytes of answer text held for clients (stream.c): whole answers from when they are
@@ -275,6 +286,10 @@ struct www_answer {
     size_t whole_max;           /* a longer answer is streamed (www->answer_max) */
     struct www_budget *budget;  /* counts what the answer holds; NULL: not counted */
     const char *const *headers; /* more headers: name, value, ..., NULL; NULL: none */
+    unsigned status;            /* 0: 200 */
+    bool ranges;                /* Accept-Ranges: bytes */
+    const char *content_range;  /* Content-Range, or NULL */
+    uint64_t length;            /* a streamed answer's length when known (a range); 0: unknown */
 };
 /* A collection of more rows than this is streamed (listing.c), WWW_BATCH_MAX rows at a time. */
 #define WWW_PAGE_DEFAULT 2000
@@ -318,6 +333,21 @@ int www_log_lines(struct www *w, long long logid, long long *next, long long las
 bool www_search_path(const char *url, long long *logid);
 enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid);
 
+/* logindex.c: byte offsets in raw logs, for Range (see there). */
+#define WWW_LOGIDX_SLOTS 16
+#define WWW_LOGIDX_POINTS 1024
+struct www_logidx;
+struct www_logidx *www_logidx_new(void);
+void www_logidx_free(struct www_logidx *x);
+/* The length of lines [0, num_lines) of log `logid` in a raw download (`strip`: without
+   their channel characters); reads what is not counted yet.  0, or -1 with *cause. */
+int www_logidx_length(struct www *w, long long logid, bool strip, long long num_lines,
+                      uint64_t *total, char **cause);
+/* The last checkpoint at or before byte `at` of those lines: line *line starts at byte *offset
+   (line 0 at byte 0 when the log is no longer kept). */
+void www_logidx_seek(struct www *w, long long logid, bool strip, long long num_lines, uint64_t at,
+                     long long *line, uint64_t *offset);
+
 /* A GET on a collection (listing.c): whole when short, streamed when long. */
 enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
                                 const char *key);
@@ -354,8 +384,9 @@ struct www_raw {
     char *filename; /* Content-Disposition attachment name, or NULL */
     char *prefix;   /* text sent first */
     long long logid;
-    bool strip;  /* remove stdio channel prefixes */
-    char *bytes; /* a whole small answer instead of a log (build data) */
+    long long num_lines; /* the log's, when it was looked up */
+    bool strip;          /* remove stdio channel prefixes */
+    char *bytes;         /* a whole small answer instead of a log (build data) */
     size_t n_bytes;
 };
 void www_raw_free(struct www_raw *r);
@@ -560,6 +591,7 @@ struct www {
     struct db *idle[WWW_POOL_MAX];
     size_t n_idle;
     struct www_cache *cache;
+    struct www_logidx *logidx;
     char *forceschedulers;               /* JSON text, under lock */
     char *frontend;                      /* GET /config's JSON text, under lock */
     char **redirect_from, **redirect_to; /* www.redirects, under lock */

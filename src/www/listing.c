@@ -222,9 +222,13 @@ static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, st
     l->sql_paged = paged;
     l->meta_first = strcmp(req->ep->type->plural, "meta") > 0;
     struct www_producer p = {list_fill, list_free, l};
-    struct www_answer a = {
-        www_json_type(req->style),  NULL,          w->cache,    key, req->ep->tables,
-        db_writes(req->ep->tables), w->answer_max, &w->answers, NULL};
+    struct www_answer a = {.type = www_json_type(req->style),
+                           .cache = w->cache,
+                           .key = key,
+                           .tables = req->ep->tables,
+                           .writes = db_writes(req->ep->tables),
+                           .whole_max = w->answer_max,
+                           .budget = &w->answers};
     return www_send_stream(c, &a, req->path, &p);
 }
 
@@ -269,15 +273,13 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
         /* all there is: as Buildbot builds it, unless the text is long (then streamed) */
         text = whole_text(req, out, paged, &len);
         if (len <= w->answer_max || f != NULL) {
-            struct www_answer a = {www_json_type(req->style),
-                                   NULL,
-                                   w->cache,
-                                   key,
-                                   req->ep->tables,
-                                   writes,
-                                   w->answer_max,
-                                   &w->answers,
-                                   NULL};
+            struct www_answer a = {.type = www_json_type(req->style),
+                                   .cache = w->cache,
+                                   .key = key,
+                                   .tables = req->ep->tables,
+                                   .writes = writes,
+                                   .whole_max = w->answer_max,
+                                   .budget = &w->answers};
             ret = www_send_text(c, &a, text, len);
             text = NULL;
         } else {

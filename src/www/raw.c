@@ -3,7 +3,8 @@
  * through www_log_lines, the lines of /contents.  A few chunks are read from
  * the database at a time on a pooled connection and their lines written out
  * until a piece holds WWW_PIECE_MAX bytes, so memory stays flat whatever the
- * size of the log or of its chunks.
+ * size of the log or of its chunks.  A download may be asked for one byte
+ * range (Range: headers.c reads it, logindex.c knows where its bytes are).
  */
 #include "www/internal.h"
 
@@ -146,16 +147,167 @@ void www_raw_free(struct www_raw *r)
     free(r);
 }
 
+/* A byte range of a raw log: the prefix's part of it, then lines from a checkpoint, the bytes
+   before the range dropped. */
+struct range_stream {
+    struct www *w;
+    struct www_raw *raw;
+    size_t prefix_from;   /* the range's start in the prefix, when it starts there */
+    bool in_prefix;       /* the prefix's part is still to be written */
+    long long next, last; /* lines */
+    uint64_t skip;        /* bytes to drop before the range */
+    uint64_t left;        /* bytes of the range still to write */
+};
+
+static int fill_range(void *state, struct buf *out, char **cause)
+{
+    struct range_stream *s = state;
+    size_t start = out->len;
+    if (s->in_prefix) {
+        size_t n = strlen(s->raw->prefix) - s->prefix_from;
+        n = n < s->left ? n : (size_t)s->left;
+        buf_add(out, s->raw->prefix + s->prefix_from, n);
+        s->in_prefix = false;
+        s->left -= n;
+        return s->left > 0 ? 1 : 0;
+    }
+    int rc =
+        www_log_lines(s->w, s->raw->logid, &s->next, s->last, out, put_raw_line, s->raw, cause);
+    if (rc < 0)
+        return -1;
+    size_t got = out->len - start;
+    size_t drop = s->skip < got ? (size_t)s->skip : got;
+    memmove(out->data + start, out->data + start + drop, got - drop);
+    got -= drop;
+    s->skip -= drop;
+    if (got > s->left)
+        got = (size_t)s->left;
+    out->len = start + got;
+    out->data[out->len] = '\0';
+    s->left -= got;
+    if (s->left == 0)
+        return 0;
+    if (rc == 0)
+        return util_cause(cause, "raw log %lld: shorter than counted (it changed)", s->raw->logid);
+    return 1;
+}
+
+static void range_stream_free(void *state)
+{
+    struct range_stream *s = state;
+    www_raw_free(s->raw);
+    free(s);
+}
+
+/* The length of the whole download. */
+static int raw_length(struct www *w, const struct www_raw *raw, uint64_t *len, char **cause)
+{
+    if (raw->bytes != NULL) {
+        *len = raw->n_bytes;
+        return 0;
+    }
+    uint64_t lines;
+    if (www_logidx_length(w, raw->logid, raw->strip, raw->num_lines, &lines, cause) < 0)
+        return -1;
+    *len = (raw->prefix != NULL ? strlen(raw->prefix) : 0) + lines;
+    return 0;
+}
+
+/* 416, with the length the range missed. */
+static enum MHD_Result send_unsatisfiable(struct MHD_Connection *c, uint64_t len)
+{
+    static const char text[] = "{\"error\": \"the range is not satisfiable\"}";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    char range[64];
+    snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)len);
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, range);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Bytes [first, last] of the download, 206. */
+static enum MHD_Result send_part(struct www *w, struct MHD_Connection *c, struct www_answer *a,
+                                 struct www_raw *raw, uint64_t first, uint64_t last, uint64_t len)
+{
+    char range[96];
+    snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)first,
+             (unsigned long long)last, (unsigned long long)len);
+    a->status = MHD_HTTP_PARTIAL_CONTENT;
+    a->content_range = range;
+    a->length = last - first + 1;
+    if (raw->bytes != NULL) {
+        char *part = xmalloc(a->length + 1);
+        memcpy(part, raw->bytes + first, a->length);
+        www_raw_free(raw);
+        return www_send_text(c, a, part, a->length);
+    }
+    struct range_stream *s = xcalloc(1, sizeof *s);
+    *s = (struct range_stream){.w = w, .raw = raw, .last = raw->num_lines - 1, .left = a->length};
+    size_t plen = raw->prefix != NULL ? strlen(raw->prefix) : 0;
+    if (first < plen) {
+        s->in_prefix = true;
+        s->prefix_from = (size_t)first;
+    } else {
+        uint64_t at = first - plen, offset;
+        www_logidx_seek(w, raw->logid, raw->strip, raw->num_lines, at, &s->next, &offset);
+        s->skip = at - offset;
+    }
+    struct www_producer p = {fill_range, range_stream_free, s};
+    char what[160];
+    snprintf(what, sizeof what, "raw log %lld (%s)", raw->logid, range);
+    return www_send_stream(c, a, what, &p);
+}
+
+/* A Range header: 206, 416, or (several ranges, If-Range, none) nothing done: 0. */
+static int send_range(struct www *w, struct MHD_Connection *c, struct www_answer *a,
+                      struct www_raw *raw, enum MHD_Result *ret)
+{
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    /* without validators, an If-Range never matches: the whole answer */
+    if (range == NULL ||
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE) != NULL)
+        return 0;
+    uint64_t len, first, last;
+    char *cause = NULL;
+    if (raw_length(w, raw, &len, &cause) < 0) {
+        *ret = www_send_db_error(c, "raw log", false, cause);
+        free(cause);
+        www_raw_free(raw);
+        return 1;
+    }
+    switch (www_range_parse(range, len, &first, &last)) {
+    case WWW_RANGE_WHOLE:
+        return 0;
+    case WWW_RANGE_UNSATISFIABLE:
+        *ret = send_unsatisfiable(c, len);
+        www_raw_free(raw);
+        return 1;
+    case WWW_RANGE_PART:
+        break;
+    }
+    *ret = send_part(w, c, a, raw, first, last, len);
+    return 1;
+}
+
 enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www_raw *raw)
 {
     char type[64], *disp = NULL;
     snprintf(type, sizeof type, "%s; charset=utf-8", raw->content_type);
     if (raw->filename != NULL)
         disp = xasprintf("attachment; filename=%s", raw->filename);
-    struct www_answer a = {
-        .type = type, .disposition = disp, .whole_max = w->answer_max, .budget = &w->answers};
+    struct www_answer a = {.type = type,
+                           .disposition = disp,
+                           .whole_max = w->answer_max,
+                           .budget = &w->answers,
+                           .ranges = true};
     enum MHD_Result ret;
-    if (raw->bytes != NULL) {
+    if (send_range(w, c, &a, raw, &ret)) {
+        /* answered */
+    } else if (raw->bytes != NULL) {
         char *bytes = raw->bytes;
         raw->bytes = NULL;
         ret = www_send_text(c, &a, bytes, raw->n_bytes);

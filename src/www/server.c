@@ -233,15 +233,13 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
     bool lost = req->db == NULL || db_lost(req->db);
     if (req->db != NULL)
         www_pool_put(w, req->db);
-    struct www_answer a = {www_json_type(req->style),
-                           NULL,
-                           w->cache,
-                           key,
-                           req->ep->tables,
-                           writes,
-                           w->answer_max,
-                           &w->answers,
-                           NULL};
+    struct www_answer a = {.type = www_json_type(req->style),
+                           .cache = w->cache,
+                           .key = key,
+                           .tables = req->ep->tables,
+                           .writes = writes,
+                           .whole_max = w->answer_max,
+                           .budget = &w->answers};
     if (rc < 0) {
         ret = www_send_db_error(c, req->path, lost, cause);
     } else if (json_array_size(out) == 0) {
@@ -536,6 +534,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     pthread_mutex_init(&w->lock, NULL);
     w->cache = www_cache_new();
     w->release = www_release_new();
+    w->logidx = www_logidx_new();
     w->watch = www_watch_start(action_wait_ms(), cause);
     if (w->watch == NULL) {
         www_stop(w);
@@ -693,6 +692,7 @@ void www_stop(struct www *w)
         db_close(w->idle[i]);
     www_cache_free(w->cache);
     www_release_free(w->release);
+    www_logidx_free(w->logidx);
     free(w->forceschedulers);
     free(w->frontend);
     free_redirects(w);

@@ -90,14 +90,19 @@ const char *www_json_type(enum www_json_style style)
 static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *a,
                              struct MHD_Response *r, size_t len)
 {
+    unsigned status = a->status != 0 ? a->status : MHD_HTTP_OK;
     MHD_add_response_header(r, "Content-Type", a->type);
     if (a->disposition != NULL)
         MHD_add_response_header(r, "Content-Disposition", a->disposition);
     for (const char *const *h = a->headers; h != NULL && h[0] != NULL; h += 2)
         MHD_add_response_header(r, h[0], h[1]);
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    if (a->ranges)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (a->content_range != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, a->content_range);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
     if (a->key != NULL && a->cache != NULL)
-        www_cache_put(a->cache, a->key, a->tables, a->writes, MHD_HTTP_OK, r, len);
+        www_cache_put(a->cache, a->key, a->tables, a->writes, status, r, len);
     else
         MHD_destroy_response(r);
     return ret;
@@ -201,8 +206,9 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
     s->held = reserve;
     struct www_answer streamed = *a;
     streamed.key = NULL; /* only whole answers are kept */
-    return queue(c, &streamed,
-                 MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, WWW_STREAM_BLOCK, reader_cb, s,
-                                                   stream_free_cb),
-                 0);
+    /* a range has a Content-Length */
+    uint64_t size = a->length > 0 ? a->length : MHD_SIZE_UNKNOWN;
+    return queue(
+        c, &streamed,
+        MHD_create_response_from_callback(size, WWW_STREAM_BLOCK, reader_cb, s, stream_free_cb), 0);
 }

@@ -2,7 +2,7 @@
 What the web port offers beyond Buildbot's API, through real HTTP on a master
 serving a generated database (bench/api/gendb.py) with two more logs written
 as Buildbot writes them (zlib and raw chunks, 'o' 'e' 'h' channels): the log
-search at /logs/N/search.
+search at /logs/N/search and byte ranges of raw logs.
 """
 import json
 import os
@@ -79,6 +79,8 @@ def extras_master(master, env=None):
                "VALUES (3, 'notes', 'notes', 1, 1, 3, 't')")
     db.execute("INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
                "VALUES (3, 0, 2, ?, 0)", (b"first note\nOops: a note\nlast note",))
+    db.execute("INSERT INTO build_data (id, buildid, name, value, length, source) "
+               "VALUES (1, 1, 'blob', ?, 3000, 'test')", (bytes(range(250)) * 12,))
     db.commit()
     db.close()
     master.env.update(env or {})
@@ -203,4 +205,61 @@ def test_search_time_budget_answers_in_parts(master):
         start = found["next"]
         asked += 1
     assert got == want and asked == 50  # 50 chunks of 100 lines
+
+
+def ranged(port, path, spec, extra=None):
+    return http_get(port, path, {"Range": spec, **(extra or {})})
+
+
+def test_raw_byte_ranges(master):
+    port = extras_master(master)
+    for path in ("/api/v2/logs/2/raw", "/api/v2/logs/2/raw_inline", "/api/v2/logs/1/raw",
+                 "/api/v2/steps/1/logs/crafted/raw_inline", "/api/v2/builds/1/data/blob/value"):
+        status, full, headers = http_get(port, path)
+        assert status == 200 and headers["Accept-Ranges"] == "bytes"
+        n = len(full)
+        prefix = full.index(b"\n", full.index(b"Worker name")) + 1 if b"Worker" in full else 50
+        for spec, first, last in [
+                ("bytes=0-0", 0, 0), ("bytes=10-20", 10, 20),
+                (f"bytes=5-{prefix + 10}", 5, prefix + 10),  # across the prologue's end
+                (f"bytes={prefix}-{prefix + 99}", prefix, prefix + 99),
+                ("bytes=30000-90000", 30000, min(90000, n - 1)),  # across checkpoints
+                (f"bytes={n // 2}-", n // 2, n - 1), ("bytes=-1", n - 1, n - 1),
+                ("bytes=-1000", n - 1000, n - 1), (f"bytes=100-{n + 500}", 100, n - 1),
+                (f"bytes=-{n + 1}", 0, n - 1), ("bytes=100-1500000", 100, min(1500000, n - 1))]:
+            if first >= n:  # the build data's value is 3,000 bytes
+                continue
+            status, part, headers = ranged(port, path, spec, {"Accept-Encoding": "gzip"})
+            assert status == 206, (path, spec, status)
+            assert part == full[first:last + 1], (path, spec)
+            assert headers["Content-Range"] == f"bytes {first}-{last}/{n}", (path, spec)
+            assert headers["Content-Length"] == str(last - first + 1)
+            assert headers.get("Content-Encoding") is None  # ranges are not compressed
+        status, body, headers = ranged(port, path, f"bytes={n}-")
+        assert status == 416 and headers["Content-Range"] == f"bytes */{n}"
+        assert ranged(port, path, "bytes=-0")[0] == 416
+        # several ranges, one not understood, or an If-Range: the whole log
+        for spec, extra in [("bytes=0-1,5-6", None), ("bytes=5-1", None),
+                            ("bytes=0-5", {"If-Range": "Wed, 21 Oct 2015 07:28:00 GMT"})]:
+            status, body, _ = ranged(port, path, spec, extra)
+            assert status == 200 and body == full, (path, spec)
+
+
+def test_raw_range_of_a_growing_log(master):
+    port = extras_master(master)
+    path = "/api/v2/logs/2/raw"
+    _, before, _ = http_get(port, path)
+    assert ranged(port, path, "bytes=-10")[1] == before[-10:]
+    db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"), timeout=30)
+    db.execute("INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
+               "VALUES (2, 5000, 5001, ?, 0)", (b"ogrown one\negrown two",))
+    db.execute("UPDATE logs SET num_lines = 5002 WHERE id = 2")
+    db.commit()
+    db.close()
+    _, after, _ = http_get(port, path)
+    assert after == before + b"grown one\ngrown two\n"
+    status, tail, headers = ranged(port, path, "bytes=-19")
+    assert status == 206 and tail == b"grown one\ngrown two\n"[-19:]
+    assert headers["Content-Range"] == f"bytes {len(after) - 19}-{len(after) - 1}/{len(after)}"
+    assert ranged(port, path, f"bytes={len(before)}-")[1] == b"grown one\ngrown two\n"
 

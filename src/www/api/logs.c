@@ -192,7 +192,8 @@ static int get_raw(struct www_req *req, json_t *out, bool *paged, char **cause)
         return id == -2 ? -1 : 0;
     struct db_param p = DB_INT(id);
     struct db_res *r = api_select(req,
-                                  "SELECT l.type, l.slug, s.name, b.number, bd.name, w.name "
+                                  "SELECT l.type, l.slug, s.name, b.number, bd.name, w.name, "
+                                  "l.num_lines "
                                   "FROM logs l JOIN steps s ON s.id = l.stepid "
                                   "JOIN builds b ON b.id = s.buildid "
                                   "JOIN builders bd ON bd.id = b.builderid "
@@ -207,6 +208,7 @@ static int get_raw(struct www_req *req, json_t *out, bool *paged, char **cause)
     struct www_raw *raw = xcalloc(1, sizeof *raw);
     const char *type = db_res_text(r, 0, 0);
     raw->logid = id;
+    raw->num_lines = db_res_int(r, 0, 6);
     raw->strip = strcmp(type, "s") == 0;
     raw->content_type = xstrdup(strcmp(type, "h") == 0 ? "text/html" : "text/plain");
     if (util_startswith(req->ep->patterns, "/logs/n:logid/raw,"))
