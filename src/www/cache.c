@@ -6,7 +6,9 @@
  * endpoint names its tables, or any write counts) and for at most
  * WWW_CACHE_TTL_MS, which bounds how stale it can be if something else
  * writes the database.  A fixed number of slots, each
- * answer at most WWW_CACHE_MAX_BODY bytes: memory stays bounded.
+ * answer at most WWW_CACHE_MAX_BODY bytes: memory stays bounded.  An answer
+ * is kept under its key and whether the client took gzip: a compressed answer
+ * never reaches a client that did not ask for one.
  */
 #include "www/internal.h"
 
@@ -71,18 +73,28 @@ static struct slot *slot_of(struct www_cache *c, const char *key)
     return &c->slots[h % SLOTS];
 }
 
+/* The key an answer is kept under: the caller's, and the encodings the client takes. */
+static char *full_key(const char *key, struct MHD_Connection *conn)
+{
+    const char *accept =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    return xasprintf("%s\n%s", key, www_gzip_accepted(accept) ? "gzip" : "identity");
+}
+
 int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn)
 {
     int ret = -1;
+    char *full = full_key(key, conn);
     pthread_mutex_lock(&c->lock);
-    struct slot *s = slot_of(c, key);
-    if (s->key != NULL && strcmp(s->key, key) == 0) {
+    struct slot *s = slot_of(c, full);
+    if (s->key != NULL && strcmp(s->key, full) == 0) {
         if (s->writes == db_writes(s->tables) && util_mono_ms() - s->at_ms <= WWW_CACHE_TTL_MS)
             ret = MHD_queue_response(conn, s->status, s->resp) == MHD_YES;
         else
             slot_clear(s);
     }
     pthread_mutex_unlock(&c->lock);
+    free(full);
     return ret;
 }
 
@@ -102,17 +114,19 @@ void www_cache_expire(struct www_cache *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-void www_cache_put(struct www_cache *c, const char *key, const char *const *tables,
-                   unsigned long writes, unsigned status, struct MHD_Response *resp, size_t bytes)
+void www_cache_put(struct www_cache *c, const char *key, struct MHD_Connection *conn,
+                   const char *const *tables, unsigned long writes, unsigned status,
+                   struct MHD_Response *resp, size_t bytes)
 {
     if (bytes > WWW_CACHE_MAX_BODY || writes != db_writes(tables)) {
         MHD_destroy_response(resp);
         return;
     }
+    char *full = full_key(key, conn);
     pthread_mutex_lock(&c->lock);
     expire(c);
-    struct slot *s = slot_of(c, key);
+    struct slot *s = slot_of(c, full);
     slot_clear(s);
-    *s = (struct slot){xstrdup(key), tables, resp, status, writes, util_mono_ms()};
+    *s = (struct slot){full, tables, resp, status, writes, util_mono_ms()};
     pthread_mutex_unlock(&c->lock);
 }

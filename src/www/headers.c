@@ -1,7 +1,7 @@
 /*
  * Request headers that change how an answer is sent, not what it says: Range
- * (a slice of a raw log, RFC 9110 §14).  They come from any client, so they
- * are read in place, without allocating,
+ * (a slice of a raw log, RFC 9110 §14) and Accept-Encoding (gzip, §12.5.3).
+ * Both come from any client, so they are read in place, without allocating,
  * every number saturated; what cannot be read is ignored, as the RFC lets a
  * server ignore a Range it does not understand (the whole body is sent).
  */
@@ -75,4 +75,70 @@ enum www_range_result www_range_parse(const char *header, uint64_t len, uint64_t
     *first = a;
     *last = has_b && b < len - 1 ? b : len - 1;
     return WWW_RANGE_PART;
+}
+
+static const char *skip_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* A qvalue of zero: "0", "0.", "0.000" (anything else accepts). */
+static bool q_zero(const char *v, size_t n)
+{
+    if (n == 0 || v[0] != '0')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != '0' && (v[i] != '.' || i != 1))
+            return false;
+    return true;
+}
+
+/* The parameters after a coding: is its weight q=0?  *pp moves past them. */
+static bool read_weight_zero(const char **pp)
+{
+    const char *p = *pp;
+    bool zero = false;
+    for (;;) {
+        p = skip_ows(p);
+        if (*p != ';')
+            break;
+        p = skip_ows(p + 1);
+        size_t n = strcspn(p, " \t=;,");
+        if (n == 1 && (*p == 'q' || *p == 'Q') && p[1] == '=') {
+            size_t vn = strcspn(p + 2, " \t;,");
+            zero = q_zero(p + 2, vn);
+            p += 2 + vn;
+        } else {
+            p += n;
+            if (*p == '=')
+                p += 1 + strcspn(p + 1, ";,");
+        }
+    }
+    *pp = p;
+    return zero;
+}
+
+bool www_gzip_accepted(const char *header)
+{
+    int gzip = -1, any = -1; /* -1 not named, 0 refused (q=0), 1 accepted */
+    const char *p = header != NULL ? header : "";
+    while (*p != '\0') {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        const char *name = p;
+        size_t n = strcspn(p, " \t;,");
+        p += n;
+        bool zero = read_weight_zero(&p);
+        p += strcspn(p, ",");
+        int *which = (n == 4 && strncasecmp(name, "gzip", 4) == 0) ||
+                             (n == 6 && strncasecmp(name, "x-gzip", 6) == 0)
+                         ? &gzip
+                     : n == 1 && *name == '*' ? &any
+                                              : NULL;
+        if (which != NULL && *which != 0)
+            *which = zero ? 0 : 1;
+    }
+    return gzip == 1 || (gzip == -1 && any == 1);
 }

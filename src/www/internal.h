@@ -172,12 +172,14 @@ void www_cache_free(struct www_cache *c);
 void www_cache_clear(struct www_cache *c);
 /* Forgets the answers too old to be used again. */
 void www_cache_expire(struct www_cache *c);
-/* Queues the stored answer for `key`: 1 queued, 0 queueing failed, -1 none fresh. */
+/* Queues the stored answer for `key` and the encodings `conn` takes: 1 queued, 0 queueing
+   failed, -1 none fresh. */
 int www_cache_answer(struct www_cache *c, const char *key, struct MHD_Connection *conn);
-/* Keeps `resp` (the caller's reference), read from `tables` (NULL: any) when
-   db_writes(tables) was `writes`. */
-void www_cache_put(struct www_cache *c, const char *key, const char *const *tables,
-                   unsigned long writes, unsigned status, struct MHD_Response *resp, size_t bytes);
+/* Keeps `resp` (the caller's reference), the answer to `conn` (its Accept-Encoding is part of
+   the key), read from `tables` (NULL: any) when db_writes(tables) was `writes`. */
+void www_cache_put(struct www_cache *c, const char *key, struct MHD_Connection *conn,
+                   const char *const *tables, unsigned long writes, unsigned status,
+                   struct MHD_Response *resp, size_t bytes);
 
 /* Buildbot's JSON text: sorted keys, ASCII only. */
 enum www_json_style {
@@ -261,6 +263,18 @@ enum www_range_result {
    always sent whole). */
 enum www_range_result www_range_parse(const char *header, uint64_t len, uint64_t *first,
                                       uint64_t *last);
+/* Does an Accept-Encoding header (NULL: none) take gzip (named, or "*", with q > 0)? */
+bool www_gzip_accepted(const char *header);
+
+/* gzip.c: the gzip content coding, whole or a stream at a time (see there). */
+#define WWW_GZIP_STATE (272 * 1024) /* what a deflate stream holds (zlib's own formula) */
+/* `text` as gzip: a new buffer (caller frees) of *out_len bytes. */
+char *www_gzip(const char *text, size_t len, size_t *out_len);
+struct www_deflate;
+struct www_deflate *www_deflate_new(void);
+/* Appends the compressed form of `in` to `out`; `end`: the last piece (the trailer follows). */
+void www_deflate(struct www_deflate *d, const char *in, size_t len, bool end, struct buf *out);
+void www_deflate_free(struct www_deflate *d);
 
 /* How an answer goes out (stream.c). */
 /*
@@ -287,6 +301,7 @@ struct www_answer {
     struct www_budget *budget;  /* counts what the answer holds; NULL: not counted */
     const char *const *headers; /* more headers: name, value, ..., NULL; NULL: none */
     unsigned status;            /* 0: 200 */
+    bool identity;              /* never gzip (a byte range): see www_wants_gzip */
     bool ranges;                /* Accept-Ranges: bytes */
     const char *content_range;  /* Content-Range, or NULL */
     uint64_t length;            /* a streamed answer's length when known (a range); 0: unknown */
@@ -299,6 +314,10 @@ struct www_answer {
 #define WWW_ANSWER_MAX (1024 * 1024)
 #define WWW_STREAM_BLOCK (32 * 1024)
 const char *www_json_type(enum www_json_style style);
+/* Does the client take gzip (Accept-Encoding), for an answer that may be compressed?  Answers
+   shorter than WWW_GZIP_MIN never are; every other answer sent below is, when it does. */
+bool www_wants_gzip(struct MHD_Connection *c, const struct www_answer *a);
+#define WWW_GZIP_MIN 1024
 /* Sends `text` (taken) whole. */
 enum MHD_Result www_send_text(struct MHD_Connection *c, const struct www_answer *a, char *text,
                               size_t len);

@@ -237,6 +237,7 @@ static enum MHD_Result send_part(struct www *w, struct MHD_Connection *c, struct
     snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)first,
              (unsigned long long)last, (unsigned long long)len);
     a->status = MHD_HTTP_PARTIAL_CONTENT;
+    a->identity = true;
     a->content_range = range;
     a->length = last - first + 1;
     if (raw->bytes != NULL) {

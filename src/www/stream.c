@@ -15,6 +15,10 @@
  * first text or WWW_STREAM_RESERVE, whichever is more, and an answer the
  * budget cannot take is answered 503 (a later piece that outgrows what its
  * stream took is counted, never refused: the answer is under way).
+ *
+ * A client whose Accept-Encoding takes gzip gets it (gzip.c), except for
+ * answers shorter than WWW_GZIP_MIN and byte ranges; a streamed answer then
+ * holds its deflate stream's state too, counted with its piece.
  */
 #include "www/internal.h"
 
@@ -24,10 +28,12 @@
 
 struct stream {
     struct www_producer p;
-    char *what; /* for the log */
-    struct buf text;
+    char *what;      /* for the log */
+    struct buf text; /* what goes out next (compressed when gz) */
     size_t sent;
     bool done;
+    struct www_deflate *gz; /* gzip: the piece is written to `plain`, then compressed */
+    struct buf plain;
     struct www_budget *budget;
     size_t held; /* of the budget */
 };
@@ -87,8 +93,14 @@ const char *www_json_type(enum www_json_style style)
                                      : "text/plain; charset=utf-8";
 }
 
+bool www_wants_gzip(struct MHD_Connection *c, const struct www_answer *a)
+{
+    return !a->identity && www_gzip_accepted(MHD_lookup_connection_value(
+                               c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *a,
-                             struct MHD_Response *r, size_t len)
+                             struct MHD_Response *r, size_t len, bool gz)
 {
     unsigned status = a->status != 0 ? a->status : MHD_HTTP_OK;
     MHD_add_response_header(r, "Content-Type", a->type);
@@ -96,13 +108,17 @@ static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *
         MHD_add_response_header(r, "Content-Disposition", a->disposition);
     for (const char *const *h = a->headers; h != NULL && h[0] != NULL; h += 2)
         MHD_add_response_header(r, h[0], h[1]);
+    if (gz)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (!a->identity) /* the same URL may be answered in gzip */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (a->ranges)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     if (a->content_range != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, a->content_range);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     if (a->key != NULL && a->cache != NULL)
-        www_cache_put(a->cache, a->key, a->tables, a->writes, status, r, len);
+        www_cache_put(a->cache, a->key, c, a->tables, a->writes, status, r, len);
     else
         MHD_destroy_response(r);
     return ret;
@@ -119,6 +135,12 @@ static void whole_free_cb(void *cls)
 enum MHD_Result www_send_text(struct MHD_Connection *c, const struct www_answer *a, char *text,
                               size_t len)
 {
+    bool gz = len >= WWW_GZIP_MIN && www_wants_gzip(c, a);
+    if (gz) {
+        char *plain = text;
+        text = www_gzip(plain, len, &len);
+        free(plain);
+    }
     if (!budget_take(a, len)) {
         free(text);
         return send_busy(c);
@@ -127,7 +149,20 @@ enum MHD_Result www_send_text(struct MHD_Connection *c, const struct www_answer 
     *h = (struct whole){a->budget, text, len};
     return queue(
         c, a, MHD_create_response_from_buffer_with_free_callback_cls(len, text, whole_free_cb, h),
-        len);
+        len, gz);
+}
+
+/* The next piece into s->text: the producer's, or under gzip what deflate makes of it (maybe
+   nothing yet: the caller asks again). */
+static int next_piece(struct stream *s, char **cause)
+{
+    if (s->gz == NULL)
+        return s->p.fill(s->p.state, &s->text, cause);
+    buf_reset(&s->plain);
+    int rc = s->p.fill(s->p.state, &s->plain, cause);
+    if (rc >= 0)
+        www_deflate(s->gz, s->plain.data, s->plain.len, rc == 0, &s->text);
+    return rc;
 }
 
 static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
@@ -141,16 +176,17 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
         buf_init(&s->text, 0);
         s->sent = 0;
         char *cause = NULL;
-        int rc = s->p.fill(s->p.state, &s->text, &cause);
+        int rc = next_piece(s, &cause);
         if (rc < 0) {
             log_error("www: GET %s: %s (answer cut short)", s->what, cause);
             free(cause);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         s->done = rc == 0;
-        if (s->text.len > s->held && s->budget != NULL) { /* counted, never refused */
-            atomic_fetch_add(&s->budget->used, s->text.len - s->held);
-            s->held = s->text.len;
+        size_t holds = s->text.len + s->plain.len + (s->gz != NULL ? WWW_GZIP_STATE : 0);
+        if (holds > s->held && s->budget != NULL) { /* counted, never refused */
+            atomic_fetch_add(&s->budget->used, holds - s->held);
+            s->held = holds;
         }
     }
     size_t n = s->text.len - s->sent;
@@ -166,6 +202,8 @@ static void stream_free_cb(void *cls)
     struct stream *s = cls;
     budget_give(s->budget, s->held);
     s->p.free(s->p.state);
+    www_deflate_free(s->gz);
+    buf_free(&s->plain);
     buf_free(&s->text);
     free(s->what);
     free(s);
@@ -192,7 +230,9 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
         buf_free(&text);
         return ret;
     }
+    bool gz = www_wants_gzip(c, a);
     size_t reserve = text.len > WWW_STREAM_RESERVE ? text.len : WWW_STREAM_RESERVE;
+    reserve += gz ? WWW_GZIP_STATE : 0;
     if (!budget_take(a, reserve)) {
         p->free(p->state);
         buf_free(&text);
@@ -204,11 +244,18 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
     s->text = text;
     s->budget = a->budget;
     s->held = reserve;
+    if (gz) {
+        s->gz = www_deflate_new();
+        buf_init(&s->text, 0);
+        www_deflate(s->gz, text.data, text.len, false, &s->text);
+        buf_free(&text);
+    }
     struct www_answer streamed = *a;
     streamed.key = NULL; /* only whole answers are kept */
     /* a range has a Content-Length */
     uint64_t size = a->length > 0 ? a->length : MHD_SIZE_UNKNOWN;
     return queue(
         c, &streamed,
-        MHD_create_response_from_callback(size, WWW_STREAM_BLOCK, reader_cb, s, stream_free_cb), 0);
+        MHD_create_response_from_callback(size, WWW_STREAM_BLOCK, reader_cb, s, stream_free_cb), 0,
+        gz);
 }

@@ -2,8 +2,9 @@
 What the web port offers beyond Buildbot's API, through real HTTP on a master
 serving a generated database (bench/api/gendb.py) with two more logs written
 as Buildbot writes them (zlib and raw chunks, 'o' 'e' 'h' channels): the log
-search at /logs/N/search and byte ranges of raw logs.
+search at /logs/N/search, byte ranges of raw logs, and gzip answers.
 """
+import gzip
 import json
 import os
 import re
@@ -263,3 +264,45 @@ def test_raw_range_of_a_growing_log(master):
     assert headers["Content-Range"] == f"bytes {len(after) - 19}-{len(after) - 1}/{len(after)}"
     assert ranged(port, path, f"bytes={len(before)}-")[1] == b"grown one\ngrown two\n"
 
+
+def test_gzip_answers_decode_to_the_plain_ones(master):
+    port = extras_master(master)
+    gz = {"Accept-Encoding": "gzip, deflate"}
+    streamed_paths = set()
+    for path in ["/api/v2/builds", "/api/v2/builders", "/api/v2/builds?limit=20&order=-buildid",
+                 "/api/v2/logs/2/contents", "/api/v2/logs/1/raw", "/api/v2/logs/2/raw_inline"]:
+        for accept in (None, "application/json"):
+            plain_h = {"Accept": accept} if accept else {}
+            status, plain, headers = http_get(port, path, plain_h)
+            assert status == 200 and headers.get("Content-Encoding") is None
+            assert len(plain) > 1024 and headers["Vary"] == "Accept-Encoding"
+            streamed = headers.get("Transfer-Encoding") == "chunked"
+            assert streamed == (len(plain) > 1 << 20), path
+            if streamed:
+                streamed_paths.add((path, accept))
+            status, packed, headers = http_get(port, path, {**gz, **plain_h})
+            assert status == 200 and headers["Content-Encoding"] == "gzip", path
+            assert headers["Vary"] == "Accept-Encoding"
+            assert (headers.get("Transfer-Encoding") == "chunked") == streamed, path
+            assert len(packed) < len(plain) and gzip.decompress(packed) == plain, path
+            # the answer kept for the one is not handed to the other
+            assert http_get(port, path, plain_h)[1] == plain
+            assert http_get(port, path, {"Accept-Encoding": "gzip;q=0, br", **plain_h})[1] == plain
+    assert streamed_paths >= {("/api/v2/builds", None), ("/api/v2/logs/1/raw", None)}
+    # the web UI's pages too, kept apart in the answer cache as well
+    for path in ["/builders/1"]:  # a builder without a running build: no clock on the page
+        status, page, headers = http_get(port, path)
+        assert status == 200 and headers.get("Content-Encoding") is None
+        status, packed, headers = http_get(port, path, gz)
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert headers.get_all("Vary") == ["Accept-Encoding"]
+        assert gzip.decompress(packed) == page, path
+        assert http_get(port, path)[1] == page
+    # a short answer goes as it is
+    status, body, headers = http_get(port, "/api/v2/builds/1", gz)
+    assert status == 200 and len(body) < 1024 and headers.get("Content-Encoding") is None
+    assert body == http_get(port, "/api/v2/builds/1")[1]
+    # the search's answer too
+    status, packed, headers = http_get(port, "/logs/2/search?q=line&limit=50", gz)
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed) == http_get(port, "/logs/2/search?q=line&limit=50")[1]

@@ -49,8 +49,6 @@ static const char *page_headers[] = {"Content-Security-Policy",
                                      "nosniff",
                                      "Referrer-Policy",
                                      "same-origin",
-                                     "Vary",
-                                     "Accept-Encoding",
                                      NULL};
 
 /* Fields of API objects. */

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the request headers that change how an answer is sent
  * (www/headers.c): one byte range of a body of known length, what makes it
- * unsatisfiable and what makes it ignored.
+ * unsatisfiable and what makes it ignored, and whether Accept-Encoding takes
+ * gzip.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,12 +80,40 @@ static void test_ignored(void **state)
     expect("bytes 0-5", 10, WWW_RANGE_WHOLE);
 }
 
+static void test_accept_encoding(void **state)
+{
+    (void)state;
+    const char *yes[] = {"gzip",
+                         "GZIP",
+                         "deflate, gzip",
+                         "gzip, deflate, br",
+                         "x-gzip",
+                         "gzip;q=0.5",
+                         "gzip ; q=1",
+                         "*",
+                         "br;q=1, *;q=0.1",
+                         "gzip;q=0.001",
+                         "identity, gzip;level=1",
+                         ", ,gzip"};
+    const char *no[] = {
+        "",      "identity",    "deflate, br", "gzip;q=0", "gzip;q=0.000", "gzip;Q=0.",
+        "*;q=0", "gzip;q=0, *", "gzipx",       "xgzip",    "br, gzip;q=0", "gzip;q=0, gzip"};
+    assert_false(www_gzip_accepted(NULL));
+    for (size_t i = 0; i < UTIL_NELEM(yes); i++)
+        if (!www_gzip_accepted(yes[i]))
+            fail_msg("\"%s\" refused", yes[i]);
+    for (size_t i = 0; i < UTIL_NELEM(no); i++)
+        if (www_gzip_accepted(no[i]))
+            fail_msg("\"%s\" accepted", no[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_range),
         cmocka_unit_test(test_unsatisfiable),
         cmocka_unit_test(test_ignored),
+        cmocka_unit_test(test_accept_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
