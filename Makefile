@@ -85,6 +85,7 @@ bench: build
 	/usr/bin/python3 bench/api/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/dispatch/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/logs/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/search/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/webhook/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/abuse/run --bbmaster $(abspath $(BBMASTER))
 
