@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -306,3 +307,35 @@ def test_gzip_answers_decode_to_the_plain_ones(master):
     status, packed, headers = http_get(port, "/logs/2/search?q=line&limit=50", gz)
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(packed) == http_get(port, "/logs/2/search?q=line&limit=50")[1]
+
+
+def test_many_clients_at_once(master):
+    """Ranges of two logs counted by several request threads at once, gzip streams and
+    searches beside them: every answer is the right one (`make tsan` runs this too)."""
+    port = extras_master(master)
+    fulls = {p: http_get(port, p)[1] for p in ("/api/v2/logs/1/raw", "/api/v2/logs/2/raw")}
+    errors = []
+
+    def client(k):
+        try:
+            for i in range(6):
+                path = sorted(fulls)[(k + i) % 2]
+                full = fulls[path]
+                first = (k * 7919 + i * 104729) % (len(full) - 1000)
+                status, part, _ = ranged(port, path, f"bytes={first}-{first + 999}")
+                assert status == 206 and part == full[first:first + 1000], (path, first)
+                if i % 3 == 0:
+                    _, packed, _ = http_get(port, path, {"Accept-Encoding": "gzip"})
+                    assert gzip.decompress(packed) == full, path
+                found = search(port, 2, q="disk full", **{"from": k * 100})
+                assert [m["line"] for m in found["matches"]] == \
+                    [n for n in range(17, 5000, 500) if n >= k * 100]
+        except Exception as e:  # an assertion, or an HTTP error
+            errors.append(f"client {k}: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
