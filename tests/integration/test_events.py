@@ -162,7 +162,7 @@ def test_sse_slow_clients_are_dropped(master, workers):
     """A client that stops reading while the ring (16 messages here) moves on gets a resync
     and its stream ends; one that never reads is closed; the master answers meanwhile and
     holds no more for them."""
-    site = Site(master, workers, {"BBM_WWW_FEED_MSGS": "16", "BBM_WWW_IDLE_TIMEOUT": "20"})
+    site = Site(master, workers, {"BBM_WWW_FEED_MSGS": "16", "BBM_WWW_IDLE_TIMEOUT": "6"})
     topics = "?topic=*/*/*&topic=*/*/*/*/*&topic=*/*/*/*/*/*/*"
 
     def raw_stream():
