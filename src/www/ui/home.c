@@ -13,17 +13,19 @@
 #define RUNNING_WINDOW 10000
 
 /*
- * The mean duration of each running builder's last five complete builds, by builder id
- * (a JSON object), from one query over the builders of `run`.
+ * The mean duration of each running builder's last five complete builds among the builds
+ * after `from` (the same window as the running builds: past it the query would sort every
+ * build of those builders), by builder id (a JSON object), from one query.
  */
-static json_t *mean_durations(struct ui_page *p, json_t *run)
+static json_t *mean_durations(struct ui_page *p, json_t *run, long long from)
 {
     struct buf q;
     buf_init(&q, 0);
     buf_printf(&q,
-               "builds?complete=true&order=-buildid&limit=%zu&field=buildid&field=builderid"
+               "builds?complete=true&buildid__gt=%lld&order=-buildid&limit=%zu&field=buildid&field="
+               "builderid"
                "&field=started_at&field=complete_at&field=complete",
-               json_array_size(run) * 5);
+               from, json_array_size(run) * 5);
     size_t i;
     json_t *o;
     json_array_foreach(run, i, o)
@@ -67,15 +69,15 @@ static json_t *mean_durations(struct ui_page *p, json_t *run)
  * of buildbot.python.org's): a build older than that still running is one a crash left,
  * which the master's repair finishes.
  */
-static json_t *running_builds(struct ui_page *p)
+static json_t *running_builds(struct ui_page *p, long long *from)
 {
     json_t *last = ui_get1(p, "builds?order=-buildid&limit=1&field=buildid");
-    long long from = last != NULL ? ui_int(last, "buildid") - RUNNING_WINDOW : 0;
-    return ui_get(p, "builds?complete=false&buildid__gt=%lld&order=-buildid&limit=%d", from,
+    *from = last != NULL ? ui_int(last, "buildid") - RUNNING_WINDOW : 0;
+    return ui_get(p, "builds?complete=false&buildid__gt=%lld&order=-buildid&limit=%d", *from,
                   RUNNING_MAX);
 }
 
-static void running(struct ui_page *p, json_t *run, json_t *builders)
+static void running(struct ui_page *p, json_t *run, long long from, json_t *builders)
 {
     if (run == NULL)
         return;
@@ -88,7 +90,7 @@ static void running(struct ui_page *p, json_t *run, json_t *builders)
     buf_addstr(b, "<div class=\"wrap\"><table><thead><tr><th>Builder</th><th>Build</th>"
                   "<th>Status</th><th>Started</th><th>Expected end</th></tr></thead><tbody>");
     long long now = (long long)time(NULL);
-    json_t *means = mean_durations(p, run);
+    json_t *means = mean_durations(p, run, from);
     size_t i;
     json_t *o;
     json_array_foreach(run, i, o)
@@ -181,12 +183,13 @@ static void summary(struct ui_page *p)
 void ui_page_home(struct ui_page *p, const struct www_args *a)
 {
     (void)a;
-    json_t *run = running_builds(p);
+    long long from;
+    json_t *run = running_builds(p, &from);
     json_t *done = ui_get(p, "builds?complete=true&order=-buildid&limit=%d", RECENT);
     json_t *builders = ui_builders_of(p, run, done);
     ui_head(p, "Home", "/");
     buf_addstr(&p->out, "<h1>Build master</h1>");
-    running(p, run, builders);
+    running(p, run, from, builders);
     summary(p);
     recent(p, done, builders);
     ui_foot(p);

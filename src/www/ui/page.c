@@ -358,7 +358,8 @@ void ui_head(struct ui_page *p, const char *title, const char *nav)
     html_put(&p->out,
              "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><script>%S</script>"
              "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-             "<title>%s - bbmaster</title><link rel=\"stylesheet\" href=\"%S\">"
+             "<title>%s - bbmaster</title><link rel=\"icon\" href=\"data:,\">"
+             "<link rel=\"stylesheet\" href=\"%S\">"
              "<script src=\"%S\" defer></script>",
              shim, title, ui_css_path(), ui_js_path());
     if (p->refresh > 0)
