@@ -405,6 +405,7 @@ def test_running_build_followed_without_reload(live, browser):
     browser.switch_to.window(browser.window_handles[1])
     until(browser, lambda: text(browser, "#result") == "success", "build page: success")
     assert text(browser, "#steps li .pill") == "success"
+    assert text(browser, "#actions button") == "Rebuild"  # was Stop while it ran
     assert browser.execute_script("return window.stayed") == 1
     shot(browser, "build-done")
     browser.close()

@@ -209,7 +209,7 @@ void ui_page_build(struct ui_page *p, const struct www_args *a)
              ui_bool(build, "complete"));
     summary(p, build, builder);
     char *here = xasprintf("/builders/%lld/builds/%lld", builderid, number);
-    buf_addstr(b, "<div class=\"bar\">");
+    buf_addstr(b, "<div class=\"bar\" id=\"actions\">");
     if (ui_bool(build, "complete"))
         ui_form(p, here, "rebuild", "Rebuild", NULL);
     else

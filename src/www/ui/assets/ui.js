@@ -120,7 +120,7 @@
   if (build && build.getAttribute("data-complete") === "0") {
     var bid = build.getAttribute("data-build");
     live(["builds/" + bid + "/*", "builds/" + bid + "/steps/*/*"], 3000,
-      swapper(["#result", "dl.kv", "#steps"], 'div[data-build][data-complete="0"]'));
+      swapper(["#result", "dl.kv", "#actions", "#steps"], 'div[data-build][data-complete="0"]'));
   }
   /* The home page: what runs now and what finished last. */
   if ($("#running")) {
