@@ -467,11 +467,15 @@ enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char 
 enum MHD_Result www_ui_error(struct MHD_Connection *c, int status, const char *msg);
 
 /* The state of /release_status (ui/release.h), one per server; set_cycle names the
-   release-cycle file (relative to basedir; NULL: none) and reads it. */
+   release-cycle file (relative to basedir; NULL: none) and reads it.  start: the thread
+   that reads its model and follows the engine's events (bus NULL: none); stop: that
+   thread stopped (before the server's connections are closed). */
 struct ui_release;
 struct ui_release *www_release_new(void);
 void www_release_free(struct ui_release *r);
 void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file);
+void www_release_start(struct ui_release *r, struct www *w, struct ev_bus *bus);
+void www_release_stop(struct ui_release *r);
 
 /* The nice value of request threads, above the engine's (0): see server.c. */
 #define WWW_NICE 5

@@ -572,6 +572,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
         www_stop(w);
         return NULL;
     }
+    www_release_start(w->release, w, opts->events);
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_ALLOW_UPGRADE,
@@ -680,6 +681,7 @@ void www_stop(struct www *w)
         return;
     www_watch_stop(w->watch, WWW_STOP_DRAIN_MS); /* waiting POSTs answered 503 */
     www_feed_stop(w->feed);                      /* event streams end, WebSockets close */
+    www_release_stop(w->release);                /* its thread gives its connection back */
     www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);

@@ -147,9 +147,28 @@ def add_history(db_path, now):
     db.close()
 
 
+def fetch(port, path="/release_status"):
+    """(status, headers, body) of a page, errors included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read().decode()
+
+
 def page(port, path="/release_status"):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
-        return r.read().decode()
+    """The page once the model is read (it says "warming up" until then)."""
+    got = []
+
+    def ready():
+        got[:] = fetch(port, path)
+        return got[0] != 503 or "warming up" not in got[2]
+    wait_for(ready, what="the release status warmed up")
+    assert got[0] == 200, got
+    return got[2]
+
+
+FULL_READS = r"www: release status: \d+ builders read in"
 
 
 def parse(html):
@@ -234,6 +253,8 @@ def test_verdicts_groups_and_the_original_rules(master, workers):
     w = workers("up", "pw", master.pb_port).start()
     wait_for(lambda: api_get(port, "workers/up")["workers"][0]["connected_to"],
              what="worker up connected")
+    # the page follows the worker's event
+    wait_for(lambda: parse(page(port)) == EXPECTED, what="the page shows worker up")
     html = page(port)
     assert parse(html) == EXPECTED
     assert parse(html) == original_dashboard(port)
@@ -251,15 +272,61 @@ def test_verdicts_groups_and_the_original_rules(master, workers):
     ok = re.search(r'i-ok</a>.*?<div class="dots">(.*?)</div>', section).group(1)
     assert ok.count('class="dot ') == 3 and ok.endswith("\u22ef")
 
-    # a real build fails on i-ok: only that builder is read again, and it moves
+    # a real build fails on i-ok: its builder moves
     status, body = api_rpc(port, "forceschedulers/force", "force", builderNames=["i-ok"])
     assert status == 200, body
     wait_for(lambda: api_get(port, "builders/i-ok/builds?complete=true&number=6")["builds"],
              what="build 6 of i-ok")
-    after = parse(page(port))
-    assert after[1][3][0] == ("Tier-1 build failed", ["a-t1-fail", "i-ok"])
-    assert after == original_dashboard(port)
+    wait_for(lambda: parse(page(port))[1][3][0] == ("Tier-1 build failed", ["a-t1-fail", "i-ok"]),
+             what="i-ok's failure on the page")
+    assert parse(page(port)) == original_dashboard(port)
     w.kill()
+
+
+def test_builds_and_workers_reach_the_page_by_their_events(master, workers):
+    """After the warm-up, a build finishing on a real worker and the worker going away change
+    the page, and the model is never read whole again (one log line per full read)."""
+    port = start(master, workers)
+    page(port)
+    master.wait_log(FULL_READS)
+    reads = master.count(FULL_READS)
+    w = workers("up", "pw", master.pb_port).start()
+    wait_for(lambda: parse(page(port)) == EXPECTED, what="the page shows worker up")
+    status, body = api_rpc(port, "forceschedulers/force", "force", builderNames=["i-ok"])
+    assert status == 200, body
+    wait_for(lambda: api_get(port, "builders/i-ok/builds?complete=true&number=6")["builds"],
+             what="build 6 of i-ok")
+    wait_for(lambda: parse(page(port))[1][3][0] == ("Tier-1 build failed", ["a-t1-fail", "i-ok"]),
+             what="i-ok's failure on the page")
+    html = page(port)
+    i_ok = html[html.index(">i-ok</a>"):]
+    assert re.search(r"Latest build: .*?#6</a> \(failure, ", i_ok), i_ok[:2000]
+    w.kill()
+    wait_for(lambda: ("Disconnected Tier-1 builder (with recent build)", ["i-ok"])
+             in parse(page(port))[1][3], what="i-ok disconnected on the page")
+    assert parse(page(port)) == original_dashboard(port)
+    assert master.count(FULL_READS) == reads, master.log()[-3000:]
+
+
+def test_the_page_answers_while_warming_up(master, workers):
+    """While the model is read the page answers at once: 503, Retry-After, reloading itself,
+    saying how far the reading is; then the verdicts."""
+    hold = os.path.join(master.dir, "hold")
+    open(hold, "w").close()
+    master.env["BBM_RELEASE_HOLD"] = hold  # the warm-up waits before each builder's builds
+    port = start(master, workers)
+    got = []
+
+    def held():
+        got[:] = fetch(port)
+        return "(0 of 13 builders read)" in got[2]
+    wait_for(held, what="the warming-up page")
+    status, headers, body = got
+    assert status == 503 and headers["Retry-After"] == "5", (status, dict(headers))
+    assert '<meta http-equiv="refresh" content="5">' in body
+    assert "rel-panel" not in body
+    os.unlink(hold)
+    assert parse(page(port)) == original_dashboard(port)
 
 
 def test_old_addresses_and_menu(master, workers):

@@ -8,11 +8,10 @@
  *             "release_manager": "Hugo van Kemenade"}, ...}
  *
  * The file is read at start and reconfig, then again whenever it changes on
- * disk (a stat per render), so a cron job that refreshes it is seen at the
- * next render.  A file that cannot be read or does not parse leaves the
- * last good copy in place, and the page says why.  End-of-life branches are
- * left out; the branch "main" is the builder tag "3.x", as at
- * buildbot.python.org.
+ * disk (a stat per render, under a lock of its own that nothing else holds
+ * longer), so a cron job that refreshes it is seen at the next render.  A file that cannot be read
+ * or does not parse leaves the last good copy in place, and the page says why.  End-of-life
+ * branches are left out; the branch "main" is the builder tag "3.x", as at buildbot.python.org.
  */
 #include "www/ui/release.h"
 
@@ -86,10 +85,9 @@ static void set_error(struct ui_release *r, char *msg)
     r->cycle_error = msg;
 }
 
-void rel_cycle_check(struct ui_release *r)
+/* Reads the file again if it changed on disk (or was never read); under cycle_lock. */
+static void cycle_check(struct ui_release *r)
 {
-    if (r->path == NULL)
-        return;
     struct stat st;
     if (stat(r->path, &st) != 0) {
         set_error(r, xasprintf("%s", strerror(errno)));
@@ -119,14 +117,46 @@ void rel_cycle_check(struct ui_release *r)
     rel_branches_free(r->branches, r->n_branches);
     r->branches = v;
     r->n_branches = n;
-    r->cycle_version++;
+}
+
+static char *opt_dup(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, char **path,
+                   char **error)
+{
+    pthread_mutex_lock(&r->cycle_lock);
+    if (r->path != NULL)
+        cycle_check(r);
+    struct rel_branch *v = xcalloc(r->n_branches + 1, sizeof *v);
+    for (size_t i = 0; i < r->n_branches; i++) {
+        const struct rel_branch *b = &r->branches[i];
+        v[i] = (struct rel_branch){xstrdup(b->version), xstrdup(b->tag), opt_dup(b->branch),
+                                   opt_dup(b->status),  opt_dup(b->rm),  b->pep};
+    }
+    *out = v;
+    *n = r->n_branches;
+    *path = opt_dup(r->path);
+    *error = opt_dup(r->cycle_error);
+    pthread_mutex_unlock(&r->cycle_lock);
+    return *path != NULL;
+}
+
+bool rel_cycle_configured(struct ui_release *r)
+{
+    pthread_mutex_lock(&r->cycle_lock);
+    bool set = r->path != NULL;
+    pthread_mutex_unlock(&r->cycle_lock);
+    return set;
 }
 
 struct ui_release *www_release_new(void)
 {
     struct ui_release *r = xcalloc(1, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_mutex_init(&r->last_lock, NULL);
+    pthread_mutex_init(&r->cycle_lock, NULL);
     return r;
 }
 
@@ -134,14 +164,14 @@ void www_release_free(struct ui_release *r)
 {
     if (r == NULL)
         return;
-    rel_builders_free(r);
+    www_release_stop(r);
+    rel_model_free(r->model);
+    free(r->warm_error);
     rel_branches_free(r->branches, r->n_branches);
     free(r->cycle_error);
     free(r->path);
-    free(r->last);
-    free(r->want);
     pthread_mutex_destroy(&r->lock);
-    pthread_mutex_destroy(&r->last_lock);
+    pthread_mutex_destroy(&r->cycle_lock);
     free(r);
 }
 
@@ -151,23 +181,7 @@ void www_release_set_cycle(struct ui_release *r, const char *basedir, const char
     if (file != NULL)
         path =
             file[0] == '/' || basedir == NULL ? xstrdup(file) : xasprintf("%s/%s", basedir, file);
-    pthread_mutex_lock(&r->last_lock);
-    free(r->want);
-    r->want = path;
-    r->want_set = true;
-    pthread_mutex_unlock(&r->last_lock);
-}
-
-void rel_cycle_take(struct ui_release *r)
-{
-    pthread_mutex_lock(&r->last_lock);
-    bool set = r->want_set;
-    char *path = r->want;
-    r->want = NULL;
-    r->want_set = false;
-    pthread_mutex_unlock(&r->last_lock);
-    if (!set)
-        return;
+    pthread_mutex_lock(&r->cycle_lock);
     free(r->path);
     r->path = path;
     r->read_once = false;
@@ -177,6 +191,7 @@ void rel_cycle_take(struct ui_release *r)
         rel_branches_free(r->branches, r->n_branches);
         r->branches = NULL;
         r->n_branches = 0;
-        r->cycle_version++;
     }
+    pthread_mutex_unlock(&r->cycle_lock);
+    rel_feed_poke(r);
 }

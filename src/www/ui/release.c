@@ -23,6 +23,16 @@
 #include <string.h>
 #include <time.h>
 
+/* What a render reads: the cycle's branches and the model's builders, copied or
+   referenced once under their locks. */
+struct rel_page {
+    struct rel_branch *branches;
+    size_t n_branches;
+    char *path, *cycle_error;
+    struct rel_builder *builders; /* sorted by name */
+    size_t n_builders;
+};
+
 enum sev {
     NO_INFO = 1,
     NO_PROBLEM,
@@ -59,38 +69,38 @@ static const char *tier_title(int tier)
 
 static bool blocking(const struct rel_builder *b)
 {
-    return b->tier == 1 || b->tier == 2;
+    return b->def->tier == 1 || b->def->tier == 2;
 }
 
 static void build_problem(const struct rel_builder *b, struct problem *p)
 {
-    bool failed = b->latest.results == 2;
+    bool failed = b->h->latest.results == 2;
     p->kind = failed ? P_FAILURE : P_WARNING;
-    if (!b->stable) {
+    if (!b->def->stable) {
         p->sev = failed ? UNSTABLE_FAILURE : UNSTABLE_WARNINGS;
         snprintf(p->desc, sizeof p->desc, "%s",
                  failed ? "Unstable build failed" : "Warnings from unstable build");
     } else if (failed) {
         p->sev = blocking(b) ? RELEASE_BLOCKING_FAILURE : NONBLOCKING_FAILURE;
-        snprintf(p->desc, sizeof p->desc, "%s build failed", tier_title(b->tier));
+        snprintf(p->desc, sizeof p->desc, "%s build failed", tier_title(b->def->tier));
     } else {
         p->sev = STABLE_WARNINGS;
-        snprintf(p->desc, sizeof p->desc, "Warnings from %s build", tier_title(b->tier));
+        snprintf(p->desc, sizeof p->desc, "Warnings from %s build", tier_title(b->def->tier));
     }
 }
 
 static void disconnected_problem(const struct rel_builder *b, long long now, struct problem *p)
 {
     p->kind = P_DISCONNECTED;
-    if (!b->stable) {
+    if (!b->def->stable) {
         p->sev = DISCONNECTED_UNSTABLE;
         snprintf(p->desc, sizeof p->desc, "Disconnected unstable builder");
     } else {
         p->sev = blocking(b) ? DISCONNECTED_BLOCKING : DISCONNECTED_STABLE;
-        snprintf(p->desc, sizeof p->desc, "Disconnected %s builder", tier_title(b->tier));
+        snprintf(p->desc, sizeof p->desc, "Disconnected %s builder", tier_title(b->def->tier));
     }
-    long long age = now - b->latest.started_at;
-    if (b->has_latest && b->latest.started_at > 0 && age != 0 && age < RECENT_S) {
+    long long age = now - b->h->latest.started_at;
+    if (b->h->has_latest && b->h->latest.started_at > 0 && age != 0 && age < RECENT_S) {
         strncat(p->desc, " (with recent build)", sizeof p->desc - strlen(p->desc) - 1);
         if (p->sev >= BLOCKING)
             p->sev = CONCERNING;
@@ -104,14 +114,14 @@ static size_t builder_problems(const struct rel_builder *b, long long now, struc
 {
     memset(out, 0, 2 * sizeof *out);
     out[0].b = out[1].b = b;
-    if (!b->has_latest) {
+    if (!b->h->has_latest) {
         out[0].kind = P_NO_BUILDS;
         out[0].sev = NO_INFO;
         snprintf(out[0].desc, sizeof out[0].desc, "No builds");
         return 1;
     }
     size_t n = 0;
-    if (b->latest.results != 0)
+    if (b->h->latest.results != 0)
         build_problem(b, &out[n++]);
     if (b->connected == 0)
         disconnected_problem(b, now, &out[n++]);
@@ -136,7 +146,7 @@ static int order_cb(const void *a, const void *b)
 }
 
 /* A branch's problems, in order (the builders are sorted by name); `*n` of them. */
-static struct problem *branch_problems(const struct ui_release *r, int branch, long long now,
+static struct problem *branch_problems(const struct rel_page *r, int branch, long long now,
                                        size_t *n)
 {
     struct problem *v = xcalloc(2 * r->n_builders + 1, sizeof *v);
@@ -196,8 +206,8 @@ static void dot(struct buf *out, const struct rel_build *b)
 }
 
 /* "#12 (failure, <time>; took 5 min 2 s)" and, for a stable builder, its changes. */
-static void build_info(struct ui_release *r, struct ui_page *p, const struct rel_builder *bl,
-                       const struct rel_build *b)
+static void build_info(struct ui_page *p, const struct rel_builder *bl, const struct rel_build *b,
+                       const char *changes)
 {
     struct buf *out = &p->out;
     dot(out, b);
@@ -209,46 +219,46 @@ static void build_info(struct ui_release *r, struct ui_page *p, const struct rel
         ui_duration(out, b->complete_at - b->started_at - b->locks);
     }
     buf_addstr(out, ")");
-    if (bl->stable)
-        buf_addstr(out, rel_changes(r, p, b->buildid));
+    if (bl->def->stable && changes != NULL)
+        buf_addstr(out, changes);
 }
 
-static void problem_builder(struct ui_release *r, struct ui_page *p, const struct problem *pr,
-                            bool has_problems)
+static void problem_builder(struct ui_page *p, const struct problem *pr, bool has_problems)
 {
     struct buf *out = &p->out;
     const struct rel_builder *b = pr->b;
-    html_put(out, "<h4><a href=\"/builders/%D\">%s</a>", b->id, b->name);
-    for (size_t i = 0; i < b->n_tags; i++)
-        html_put(out, " <span class=\"tag\">%s</span>", b->tags[i]);
+    const struct rel_hist *h = b->h;
+    html_put(out, "<h4><a href=\"/builders/%D\">%s</a>", b->def->id, b->def->name);
+    for (size_t i = 0; i < b->def->n_tags; i++)
+        html_put(out, " <span class=\"tag\">%s</span>", b->def->tags[i]);
     buf_addstr(out, "</h4>");
     if (b->connected == 0) {
         buf_addstr(out, "<div>Disconnected! \xf0\x9f\x94\x8c");
-        if (b->n_builds > 0) {
+        if (h->n_builds > 0) {
             buf_addstr(out, " Last build ");
-            ui_time(out, b->builds[0].started_at);
+            ui_time(out, h->builds[0].started_at);
         }
         buf_addstr(out, "</div>");
     }
     size_t show = has_problems ? REL_DOTS : 3;
     buf_addstr(out, "<div class=\"dots\">");
-    for (size_t i = 0; i < b->n_builds && i < show; i++)
-        dot(out, &b->builds[i]);
-    if (b->n_builds > show)
+    for (size_t i = 0; i < h->n_builds && i < show; i++)
+        dot(out, &h->builds[i]);
+    if (h->n_builds > show)
         buf_addstr(out, " \u22ef");
     buf_addstr(out, "</div>");
     if (pr->kind == P_FAILURE) {
         buf_addstr(out, "<div>Latest build: ");
-        build_info(r, p, b, &b->latest);
+        build_info(p, b, &h->latest, h->latest_changes);
         buf_addstr(out, "</div>");
-        if (b->has_breaking && b->breaking.buildid != b->latest.buildid) {
+        if (h->has_breaking && h->breaking.buildid != h->latest.buildid) {
             buf_addstr(out, "<div>Breaking build: ");
-            build_info(r, p, b, &b->breaking);
+            build_info(p, b, &h->breaking, h->breaking_changes);
             buf_addstr(out, "</div>");
         }
     } else if (pr->kind == P_WARNING) {
         buf_addstr(out, "<div>Warning build: ");
-        build_info(r, p, b, &b->latest);
+        build_info(p, b, &h->latest, h->latest_changes);
         buf_addstr(out, "</div>");
     }
 }
@@ -260,7 +270,7 @@ static bool has_problems(const struct rel_builder *b, long long now)
     return builder_problems(b, now, two) > 0;
 }
 
-static void branch_section(struct ui_release *r, struct ui_page *p, size_t bi,
+static void branch_section(const struct rel_page *r, struct ui_page *p, size_t bi,
                            const struct problem *v, size_t n, long long now)
 {
     struct buf *out = &p->out;
@@ -280,7 +290,7 @@ static void branch_section(struct ui_release *r, struct ui_page *p, size_t bi,
         for (size_t k = i; k < j; k++) {
             buf_addstr(out, "<section class=\"rel-problem\">");
             if (v[k].b != NULL)
-                problem_builder(r, p, &v[k], has_problems(v[k].b, now));
+                problem_builder(p, &v[k], has_problems(v[k].b, now));
             else
                 html_put(out, "%s", v[k].desc);
             buf_addstr(out, "</section>");
@@ -334,7 +344,7 @@ static void branch_panel(struct buf *out, const struct rel_branch *br, const str
     buf_addstr(out, "</div></div>");
 }
 
-static void cycle_notice(struct ui_release *r, struct buf *out)
+static void cycle_notice(const struct rel_page *r, struct buf *out)
 {
     if (r->path == NULL)
         buf_addstr(out, "<p class=\"mut\">No release cycle is configured: set "
@@ -346,7 +356,7 @@ static void cycle_notice(struct ui_release *r, struct buf *out)
                  r->n_branches > 0 ? "; these are the branches of the last good copy" : "");
 }
 
-static void render(struct ui_release *r, struct ui_page *p)
+static void render(const struct rel_page *r, struct ui_page *p)
 {
     struct buf *out = &p->out;
     long long now = (long long)time(NULL);
@@ -376,30 +386,68 @@ static void render(struct ui_release *r, struct ui_page *p)
     free(counts);
 }
 
+/* The first branch of the cycle whose tag the builder has, or -1. */
+static int branch_of(const struct rel_page *r, const struct rel_bdef *b)
+{
+    for (size_t i = 0; i < r->n_branches; i++)
+        for (size_t k = 0; k < b->n_tags; k++)
+            if (strcmp(b->tags[k], r->branches[i].tag) == 0)
+                return (int)i;
+    return -1;
+}
+
+/* The builders on the cycle's branches, from the view. */
+static void page_builders(struct rel_page *r, const struct rel_view *v)
+{
+    r->builders = xcalloc(v->set->n + 1, sizeof *r->builders);
+    for (size_t i = 0; i < v->set->n; i++) {
+        int branch = branch_of(r, &v->set->v[i]);
+        if (branch >= 0)
+            r->builders[r->n_builders++] =
+                (struct rel_builder){&v->set->v[i], v->hist[i], v->connected[i], branch};
+    }
+}
+
+/* 503 with Retry-After and a page that reloads itself: what it shows is not there yet, and
+   no client (a monitor, a cache, a script) should take it for the verdicts. */
+static void warming_up(struct ui_page *p, size_t done, size_t total, const char *error)
+{
+    char msg[512];
+    if (total == 0)
+        snprintf(msg, sizeof msg, "The release status is warming up (reading the builders)");
+    else
+        snprintf(msg, sizeof msg, "The release status is warming up (%zu of %zu builders read)",
+                 done, total);
+    if (error != NULL)
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "; the last read failed: %s", error);
+    strncat(msg, ". This page reloads itself.", sizeof msg - strlen(msg) - 1);
+    p->refresh = 5;
+    ui_fail(p, 503, msg);
+}
+
 void ui_page_release(struct ui_page *p, const struct www_args *a)
 {
     (void)a;
-    struct ui_release *r = p->w->release;
-    if (pthread_mutex_trylock(&r->lock) != 0) { /* a refresh is under way: the last page */
-        pthread_mutex_lock(&r->last_lock);
-        if (r->last != NULL)
-            buf_add(&p->out, r->last, r->last_len);
-        pthread_mutex_unlock(&r->last_lock);
-        if (p->out.len == 0)
-            ui_fail(p, 503, "The release status is being computed; try again in a few seconds.");
-        return;
+    struct ui_release *rel = p->w->release;
+    struct rel_page r = {0};
+    struct rel_view v;
+    size_t done = 0, total = 0;
+    char *error = NULL;
+    bool configured = rel_cycle_get(rel, &r.branches, &r.n_branches, &r.path, &r.cycle_error);
+    if (configured && !rel_view_take(rel, &v, &done, &total, &error)) {
+        warming_up(p, done, total, error);
+    } else {
+        if (configured)
+            page_builders(&r, &v);
+        render(&r, p);
+        if (configured)
+            rel_view_drop(&v);
     }
-    rel_cycle_take(r);
-    if (rel_refresh(r, p) == 0) {
-        render(r, p);
-        rel_changes_prune(r);
-        pthread_mutex_lock(&r->last_lock);
-        free(r->last);
-        r->last = xstrndup(p->out.data != NULL ? p->out.data : "", p->out.len);
-        r->last_len = p->out.len;
-        pthread_mutex_unlock(&r->last_lock);
-    }
-    pthread_mutex_unlock(&r->lock);
+    free(error);
+    free(r.builders);
+    rel_branches_free(r.branches, r.n_branches);
+    free(r.path);
+    free(r.cycle_error);
 }
 
 /* buildbot.python.org's old addresses of the page: the wsgi_dashboards plugin's. */

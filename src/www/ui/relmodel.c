@@ -1,122 +1,110 @@
 /*
- * The builders of /release_status and what their builds say, kept between
- * renders.  As the original dashboard does, the builders are those
- * configured on some worker whose tags name a branch of the release cycle;
- * each has its last complete builds (newest complete_at first), its newest
- * SUCCESS/WARNINGS/FAILURE build, and the first FAILURE of the streak that
- * ends it (looked for in its last 200 complete builds, as the original
- * does: past them the streak's start is unknown).
+ * The model behind /release_status: as the original dashboard has them, the
+ * builders configured on some worker, and for each its last REL_WINDOW
+ * complete builds by complete_at, its newest SUCCESS/WARNINGS/FAILURE build,
+ * the first FAILURE of the streak that ends it, how many of its workers are
+ * connected.  Everything is read through the /api/v2 endpoints (ui_get).
  *
- * Everything is read through the /api/v2 endpoints (ui_get).  Nothing is
- * read again while the tables it comes from have not been written
- * (db_writes) and RECHECK_MS has not passed (the bound on what another
- * process's writes can hide).  When something was written, the builders and
- * workers are read again (two queries) but the builds only of the builders
- * that finished one since: the builds from the oldest one that was running
- * at the last refresh on (or else from the first id after the newest seen)
- * are read by primary key, and those that are complete now but were running
- * then, or are new, say which.  Every FULL_MS, and whenever the
- * release cycle changes, every builder is read again, which also catches
- * what no build id tells (a build row deleted or rewritten by hand).
+ * A builder's history is one query: its last REL_WINDOW complete builds by
+ * number, which the builds_number index (builderid, number) answers without
+ * visiting the rest of its history, sorted by complete_at here.  The two
+ * orders differ only where builds of the builder ran at the same time and
+ * finished out of order; when they differ inside a full window, the window
+ * is read again ordered by complete_at, the original's query (Buildbot's
+ * schema has no index on complete_at: that query visits every build of the
+ * builder).  The hourly safety read uses the original's query for every
+ * builder.
+ *
+ * After that, one finished build changes one builder: the build is read by
+ * its id, put in its place in a copy of the window, and the verdict fields
+ * worked out again (rel_model_finished).  A worker that connects or
+ * disconnects changes the counts of the builders it is configured on.  The
+ * model thread (relfeed.c) calls these and publishes what they return.
  */
 #include "www/ui/release.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define RECHECK_MS 30000
-#define FULL_MS (60 * 60 * 1000)
-#define STREAK_BUILDS 200 /* the original's N_BUILDS */
-#define RECENT_MAX 2000   /* builds read to find what finished; more: read every builder */
-#define MAX_CHANGES 50    /* the original's MAX_CHANGES */
+#define MAX_CHANGES 50 /* the original's MAX_CHANGES */
 #define BUILD_FIELDS                                                                               \
     "field=buildid&field=number&field=builderid&field=results&field=started_at&"                   \
     "field=complete_at&field=complete&field=locks_duration_s"
 
 enum { R_SUCCESS = 0, R_WARNINGS = 1, R_FAILURE = 2 };
 
-/* What the model is read from: a write to one of these may change it. */
-static const char *const model_tables[] = {
-    "builds",  "builders",           "builders_tags",     "tags", "builder_masters",
-    "workers", "configured_workers", "connected_workers", NULL};
+/* ------------------------------------------------------------ pieces */
 
-static void builder_clear(struct rel_builder *b)
+static struct rel_hist *hist_new(void)
 {
-    free(b->name);
-    for (size_t i = 0; i < b->n_tags; i++)
-        free(b->tags[i]);
-    free(b->tags);
+    struct rel_hist *h = xcalloc(1, sizeof *h);
+    atomic_init(&h->refs, 1);
+    return h;
 }
 
-void rel_builders_free(struct ui_release *r)
+void rel_hist_unref(struct rel_hist *h)
 {
-    for (size_t i = 0; i < r->n_builders; i++)
-        builder_clear(&r->builders[i]);
-    free(r->builders);
-    r->builders = NULL;
-    r->n_builders = 0;
-    for (size_t i = 0; i < r->n_changes; i++)
-        free(r->changes[i].html);
-    free(r->changes);
-    r->changes = NULL;
-    r->n_changes = 0;
-    free(r->running);
-    r->running = NULL;
-    r->n_running = 0;
-    r->valid = false;
+    if (h == NULL || atomic_fetch_sub(&h->refs, 1) != 1)
+        return;
+    free(h->latest_changes);
+    free(h->breaking_changes);
+    free(h);
 }
 
-static bool has_tag(const json_t *builder, const char *tag)
+void rel_set_unref(struct rel_set *s)
 {
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(builder, "tags"), i, t)
-    {
-        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0)
-            return true;
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].name);
+        for (size_t k = 0; k < s->v[i].n_tags; k++)
+            free(s->v[i].tags[k]);
+        free(s->v[i].tags);
     }
-    return false;
+    free(s->v);
+    free(s);
 }
 
-/* The first branch of the cycle whose tag the builder has, or -1. */
-static int branch_of(const struct ui_release *r, const json_t *builder)
+void rel_model_free(struct rel_model *m)
 {
-    for (size_t i = 0; i < r->n_branches; i++)
-        if (has_tag(builder, r->branches[i].tag))
-            return (int)i;
+    if (m == NULL)
+        return;
+    for (size_t i = 0; m->set != NULL && i < m->set->n; i++)
+        rel_hist_unref(m->hist[i]);
+    rel_set_unref(m->set);
+    free(m->hist);
+    free(m->connected);
+    free(m->by_id);
+    for (size_t i = 0; i < m->n_workers; i++)
+        free(m->workers[i].builders);
+    free(m->workers);
+    free(m);
+}
+
+long rel_model_find(const struct rel_model *m, long long id)
+{
+    size_t lo = 0, hi = m->set->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        long long at = m->by_id[mid].id;
+        if (at == id)
+            return (long)m->by_id[mid].at;
+        if (at < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return -1;
 }
 
-static int tier_of(const json_t *builder)
+/* The page's reads so far are freed (a full read holds one builder's at a time). */
+static void page_reset(struct ui_page *p)
 {
-    static const char *const tiers[] = {"tier-1", "tier-2", "tier-3"};
-    for (int i = 0; i < 3; i++)
-        if (has_tag(builder, tiers[i]))
-            return i + 1;
-    return 99;
+    json_decref(p->held);
+    p->held = json_array();
 }
 
-/* Workers: does any configure the builder (`connected` false), or how many of those are
-   connected (`connected` true). */
-static int workers_of(const json_t *workers, long long builderid, bool connected)
-{
-    int n = 0;
-    size_t i, j;
-    json_t *w, *on;
-    json_array_foreach(workers, i, w)
-    {
-        if (connected && json_array_size(json_object_get(w, "connected_to")) == 0)
-            continue;
-        json_array_foreach(json_object_get(w, "configured_on"), j, on)
-        {
-            if (ui_int(on, "builderid") == builderid) {
-                n++;
-                break;
-            }
-        }
-    }
-    return n;
-}
+/* ------------------------------------------------------------ a builder's history */
 
 static struct rel_build build_of(const json_t *o)
 {
@@ -134,265 +122,42 @@ static bool interesting(long long results)
     return results == R_SUCCESS || results == R_WARNINGS || results == R_FAILURE;
 }
 
-/*
- * The streak in `list` (newest first) that ends at a FAILURE: its first FAILURE if a SUCCESS
- * comes before it (WARNINGS neither break nor start it), else none.  1 found, 0 not: the
- * original's walk in release_dashboard.py, Builder.problems.
- */
-static int find_breaking(const json_t *list, struct rel_build *out)
+/* The API's order=-complete_at: newest first, ties by id (the listing's tiebreak). */
+static int newest_cb(const void *a, const void *b)
 {
-    bool have = false;
-    size_t i;
-    json_t *o;
-    json_array_foreach(list, i, o)
-    {
-        long long res = ui_int(o, "results");
-        if (res == R_FAILURE) {
-            *out = build_of(o);
-            have = true;
-        } else if (res == R_SUCCESS) {
-            return have;
-        }
-    }
-    return 0;
-}
-
-/* Reads a builder's builds; -1 when a read failed. */
-static int read_builds(struct ui_page *p, struct rel_builder *b)
-{
-    json_t *list =
-        ui_get(p, "builders/%lld/builds?complete=true&order=-complete_at&limit=%d&" BUILD_FIELDS,
-               b->id, REL_DOTS + 1);
-    if (list == NULL)
-        return -1;
-    b->n_builds = 0;
-    b->has_latest = b->has_breaking = false;
-    size_t i;
-    json_t *o;
-    json_array_foreach(list, i, o)
-    {
-        if (b->n_builds < REL_DOTS + 1)
-            b->builds[b->n_builds++] = build_of(o);
-        if (!b->has_latest && interesting(ui_int(o, "results"))) {
-            b->latest = build_of(o);
-            b->has_latest = true;
-        }
-    }
-    if (!b->has_latest || b->latest.results != R_FAILURE)
-        return 0;
-    if (find_breaking(list, &b->breaking) == 0 && json_array_size(list) == REL_DOTS + 1) {
-        /* no SUCCESS in the builds read: look as far back as the original does */
-        list = ui_get(
-            p, "builders/%lld/builds?complete=true&order=-complete_at&limit=%d&" BUILD_FIELDS,
-            b->id, STREAK_BUILDS);
-        if (list == NULL)
-            return -1;
-        b->has_breaking = find_breaking(list, &b->breaking) == 1;
-        return 0;
-    }
-    b->has_breaking = find_breaking(list, &b->breaking) == 1;
-    return 0;
-}
-
-static int by_id_cb(const void *a, const void *b)
-{
-    long long x = ((const struct rel_builder *)a)->id, y = ((const struct rel_builder *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-static int by_name_cb(const void *a, const void *b)
-{
-    return strcmp(((const struct rel_builder *)a)->name, ((const struct rel_builder *)b)->name);
-}
-
-static int ids_cb(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Was build `id` running at the last refresh? */
-static bool was_running(const struct ui_release *r, long long id)
-{
-    return bsearch(&id, r->running, r->n_running, sizeof *r->running, ids_cb) != NULL;
-}
-
-/* Remembers the builds of `list` (by id) still running, and the newest id seen. */
-static void note_running(struct ui_release *r, const json_t *list, long long top)
-{
-    free(r->running);
-    r->running = xcalloc(json_array_size(list) + 1, sizeof *r->running);
-    r->n_running = 0;
-    size_t i;
-    json_t *o;
-    json_array_foreach(list, i, o)
-    {
-        long long id = ui_int(o, "buildid");
-        top = id > top ? id : top;
-        if (ui_int(o, "complete_at") < 0)
-            r->running[r->n_running++] = id;
-    }
-    qsort(r->running, r->n_running, sizeof *r->running, ids_cb);
-    r->top_buildid = top;
-}
-
-/* The oldest build that may have finished since the last refresh. */
-static long long low_buildid(const struct ui_release *r)
-{
-    return r->n_running > 0 ? r->running[0] : r->top_buildid + 1;
+    const struct rel_build *x = a, *y = b;
+    if (x->complete_at != y->complete_at)
+        return x->complete_at > y->complete_at ? -1 : 1;
+    return x->buildid < y->buildid ? -1 : x->buildid > y->buildid;
 }
 
 /*
- * The builders that finished a build since the last refresh -- a build newer than any
- * seen then, or one running then -- as sorted ids in *ids, their number returned; -1 when
- * a read failed, -2 when there were too many builds to say (read every builder).
+ * `latest` and `breaking` from the window: the original's walk (release_dashboard.py,
+ * Builder.problems): the streak that ends at a FAILURE starts at its first FAILURE if a
+ * SUCCESS comes before it (WARNINGS neither break nor start it), else it is unknown.
  */
-static long long finished_since(struct ui_release *r, struct ui_page *p, long long **ids)
+static void settle(struct rel_hist *h)
 {
-    json_t *list = ui_get(p,
-                          "builds?buildid__ge=%lld&order=buildid&limit=%d&field=buildid&"
-                          "field=builderid&field=complete_at",
-                          low_buildid(r), RECENT_MAX);
-    if (list == NULL)
-        return -1;
-    size_t n = json_array_size(list);
-    if (n >= RECENT_MAX)
-        return -2;
-    *ids = xcalloc(n + 1, sizeof **ids);
-    long long k = 0;
-    size_t i;
-    json_t *o;
-    json_array_foreach(list, i, o)
-    {
-        long long id = ui_int(o, "buildid");
-        if (ui_int(o, "complete_at") >= 0 && (id > r->top_buildid || was_running(r, id)))
-            (*ids)[k++] = ui_int(o, "builderid");
+    h->has_latest = h->has_breaking = false;
+    size_t i = 0;
+    while (i < h->n_builds && !interesting(h->builds[i].results))
+        i++;
+    if (i == h->n_builds)
+        return;
+    h->latest = h->builds[i];
+    h->has_latest = true;
+    if (h->latest.results != R_FAILURE)
+        return;
+    const struct rel_build *first = &h->builds[i];
+    for (; i < h->n_builds; i++) {
+        if (h->builds[i].results == R_FAILURE) {
+            first = &h->builds[i];
+        } else if (h->builds[i].results == R_SUCCESS) {
+            h->breaking = *first;
+            h->has_breaking = true;
+            return;
+        }
     }
-    note_running(r, list, r->top_buildid);
-    qsort(*ids, (size_t)k, sizeof **ids, ids_cb);
-    return k;
-}
-
-/* The running builds and the newest id, when every builder is read. */
-static int find_running(struct ui_release *r, struct ui_page *p)
-{
-    json_t *run = ui_get(p,
-                         "builds?complete=false&order=buildid&limit=%d&field=buildid&"
-                         "field=complete&field=complete_at",
-                         RECENT_MAX);
-    json_t *top = ui_get1(p, "builds?order=-buildid&limit=1&field=buildid");
-    if (p->status != 200)
-        return -1;
-    note_running(r, run, top != NULL ? ui_int(top, "buildid") : 0);
-    return 0;
-}
-
-/* What was read of a builder's builds before (its name and tags are read again). */
-static void keep_builds(struct rel_builder *b, const struct rel_builder *was)
-{
-    memcpy(b->builds, was->builds, sizeof b->builds);
-    b->n_builds = was->n_builds;
-    b->has_latest = was->has_latest;
-    b->latest = was->latest;
-    b->has_breaking = was->has_breaking;
-    b->breaking = was->breaking;
-}
-
-/* The builder's entry, from the builders and workers just read. */
-static void builder_fill(struct rel_builder *b, const json_t *o, const json_t *workers, int branch)
-{
-    b->id = ui_int(o, "builderid");
-    b->name = xstrdup(ui_str(o, "name"));
-    json_t *tags = json_object_get(o, "tags");
-    b->tags = xcalloc(json_array_size(tags) + 1, sizeof *b->tags);
-    size_t i;
-    json_t *t;
-    json_array_foreach(tags, i, t)
-    {
-        if (json_is_string(t))
-            b->tags[b->n_tags++] = xstrdup(json_string_value(t));
-    }
-    b->branch = branch;
-    b->tier = tier_of(o);
-    b->stable = has_tag(o, "stable");
-    b->connected = workers_of(workers, b->id, true);
-}
-
-/* The new list of builders; their builds read again when `all`, when new, or when listed
-   in `changed` (sorted). */
-static int rebuild(struct ui_release *r, struct ui_page *p, const json_t *builders,
-                   const json_t *workers, bool all, const long long *changed, size_t n_changed)
-{
-    struct rel_builder *old = r->builders;
-    size_t n_old = r->n_builders;
-    qsort(old, n_old, sizeof *old, by_id_cb);
-    struct rel_builder *v = xcalloc(json_array_size(builders) + 1, sizeof *v);
-    size_t n = 0, i;
-    json_t *o;
-    int rc = 0;
-    json_array_foreach(builders, i, o)
-    {
-        int branch = branch_of(r, o);
-        long long id = ui_int(o, "builderid");
-        if (branch < 0 || workers_of(workers, id, false) == 0)
-            continue;
-        struct rel_builder key = {.id = id},
-                           *was = bsearch(&key, old, n_old, sizeof *old, by_id_cb);
-        struct rel_builder *b = &v[n++];
-        if (was != NULL)
-            keep_builds(b, was);
-        builder_fill(b, o, workers, branch);
-        bool again =
-            all || was == NULL || bsearch(&id, changed, n_changed, sizeof *changed, ids_cb) != NULL;
-        b->fresh = again;
-        if (again && rc == 0 && read_builds(p, b) < 0)
-            rc = -1;
-    }
-    qsort(v, n, sizeof *v, by_name_cb);
-    for (i = 0; i < n_old; i++)
-        builder_clear(&old[i]);
-    free(old);
-    r->builders = v;
-    r->n_builders = n;
-    return rc;
-}
-
-int rel_refresh(struct ui_release *r, struct ui_page *p)
-{
-    rel_cycle_check(r);
-    uint64_t now = util_mono_ms();
-    unsigned long writes = db_writes(model_tables);
-    bool same_cycle = r->valid && r->built_for_cycle == r->cycle_version;
-    if (same_cycle && writes == r->writes && now - r->checked_ms < RECHECK_MS)
-        return 0;
-    bool all = !same_cycle || now - r->full_ms >= FULL_MS;
-    json_t *builders = ui_get(p, "builders?field=builderid&field=name&field=tags");
-    json_t *workers = ui_get(p, "workers?field=workerid&field=configured_on&field=connected_to");
-    if (builders == NULL || workers == NULL)
-        return -1;
-    long long *changed = NULL, n_changed = 0;
-    if (!all) {
-        n_changed = finished_since(r, p, &changed);
-        if (n_changed == -1)
-            return -1;
-        all = n_changed == -2;
-    }
-    if (all && find_running(r, p) < 0) {
-        free(changed);
-        return -1;
-    }
-    r->valid = false;
-    int rc = rebuild(r, p, builders, workers, all, changed, n_changed > 0 ? (size_t)n_changed : 0);
-    free(changed);
-    if (rc < 0)
-        return -1;
-    r->valid = true;
-    r->writes = writes;
-    r->built_for_cycle = r->cycle_version;
-    r->checked_ms = now;
-    if (all)
-        r->full_ms = now;
-    return 0;
 }
 
 /* A change as the original lists it: the first line of its comments linked to the
@@ -421,20 +186,16 @@ static void change_html(struct buf *b, const json_t *c)
     buf_addstr(b, "</li>");
 }
 
-const char *rel_changes(struct ui_release *r, struct ui_page *p, long long buildid)
+/* The changes of build `buildid` as HTML ("" if none, or as many as the limit: a long
+   failing streak, better said as nothing, as the original does); NULL if the read failed. */
+static char *changes_html(struct ui_page *p, long long buildid)
 {
-    for (size_t i = 0; i < r->n_changes; i++)
-        if (r->changes[i].buildid == buildid) {
-            r->changes[i].used = true;
-            return r->changes[i].html;
-        }
     json_t *list = ui_get(p, "builds/%lld/changes?limit=%d", buildid, MAX_CHANGES);
     if (list == NULL)
-        return "";
+        return NULL;
     struct buf b;
     buf_init(&b, 0);
     size_t n = json_array_size(list);
-    /* as many as the limit: a long failing streak, better said as nothing (the original) */
     if (n > 0 && n < MAX_CHANGES) {
         html_put(&b, "<details%S><summary>%D change%S</summary><ul>", n <= 3 ? " open" : "",
                  (long long)n, n != 1 ? "s" : "");
@@ -446,22 +207,293 @@ const char *rel_changes(struct ui_release *r, struct ui_page *p, long long build
         }
         buf_addstr(&b, "</ul></details>");
     }
-    r->changes = xrealloc(r->changes, (r->n_changes + 1) * sizeof *r->changes);
-    r->changes[r->n_changes] = (struct rel_changes){buildid, buf_take(&b), true};
-    return r->changes[r->n_changes++].html;
+    char *s = buf_take(&b);
+    return s != NULL ? s : xstrdup("");
 }
 
-/* Forgets the changes of builds no render named since the last call. */
-void rel_changes_prune(struct ui_release *r)
+/* The changes of `b` (shown or not): from `old` when it has them, else read. */
+static char *changes_for(struct ui_page *p, const struct rel_hist *old, const struct rel_build *b,
+                         bool shown)
 {
+    if (!shown)
+        return xstrdup("");
+    if (old != NULL && old->has_latest && old->latest.buildid == b->buildid &&
+        old->latest_changes != NULL)
+        return xstrdup(old->latest_changes);
+    if (old != NULL && old->has_breaking && old->breaking.buildid == b->buildid &&
+        old->breaking_changes != NULL)
+        return xstrdup(old->breaking_changes);
+    return changes_html(p, b->buildid);
+}
+
+/* The changes the page may show: those of a latest build that is not a SUCCESS, and of
+   the breaking build.  -1 when a read failed. */
+static int add_changes(struct ui_page *p, struct rel_hist *h, const struct rel_hist *old)
+{
+    h->latest_changes =
+        changes_for(p, old, &h->latest, h->has_latest && h->latest.results != R_SUCCESS);
+    h->breaking_changes = changes_for(p, old, &h->breaking, h->has_breaking);
+    return h->latest_changes != NULL && h->breaking_changes != NULL ? 0 : -1;
+}
+
+static int read_window(struct ui_page *p, long long id, bool exact, struct rel_hist *h)
+{
+    json_t *list = ui_get(p, "builders/%lld/builds?complete=true&order=%s&limit=%d&" BUILD_FIELDS,
+                          id, exact ? "-complete_at" : "-number", REL_WINDOW);
+    if (list == NULL)
+        return -1;
+    h->n_builds = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        if (h->n_builds < REL_WINDOW)
+            h->builds[h->n_builds++] = build_of(o);
+    }
+    return 0;
+}
+
+static bool in_order(const struct rel_hist *h)
+{
+    for (size_t i = 1; i < h->n_builds; i++)
+        if (newest_cb(&h->builds[i - 1], &h->builds[i]) > 0)
+            return false;
+    return true;
+}
+
+/* A builder's history, read; NULL when a read failed. */
+static struct rel_hist *read_hist(struct ui_page *p, long long id, bool exact)
+{
+    struct rel_hist *h = hist_new();
+    if (read_window(p, id, exact, h) < 0)
+        goto fail;
+    if (!in_order(h)) {
+        /* builds finished out of number order: in a full window, one older by number may
+           belong to it; the database orders them */
+        if (!exact && h->n_builds == REL_WINDOW && read_window(p, id, true, h) < 0)
+            goto fail;
+        qsort(h->builds, h->n_builds, sizeof *h->builds, newest_cb);
+    }
+    settle(h);
+    if (add_changes(p, h, NULL) < 0)
+        goto fail;
+    return h;
+fail:
+    rel_hist_unref(h);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ builders and workers */
+
+static int ids_cb(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool has_tag(const struct rel_bdef *b, const char *tag)
+{
+    for (size_t i = 0; i < b->n_tags; i++)
+        if (strcmp(b->tags[i], tag) == 0)
+            return true;
+    return false;
+}
+
+static void bdef_fill(struct rel_bdef *b, const json_t *o)
+{
+    b->id = ui_int(o, "builderid");
+    b->name = xstrdup(ui_str(o, "name"));
+    json_t *tags = json_object_get(o, "tags");
+    b->tags = xcalloc(json_array_size(tags) + 1, sizeof *b->tags);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t)
+    {
+        if (json_is_string(t))
+            b->tags[b->n_tags++] = xstrdup(json_string_value(t));
+    }
+    static const char *const tiers[] = {"tier-1", "tier-2", "tier-3"};
+    b->tier = 99;
+    for (int k = 2; k >= 0; k--)
+        if (has_tag(b, tiers[k]))
+            b->tier = k + 1;
+    b->stable = has_tag(b, "stable");
+}
+
+/* A worker's builders (sorted, without repeats) and state, from its API object. */
+static void worker_fill(struct rel_worker *w, const json_t *o)
+{
+    w->id = ui_int(o, "workerid");
+    w->connected = json_array_size(json_object_get(o, "connected_to")) > 0;
+    json_t *on = json_object_get(o, "configured_on");
+    w->builders = xcalloc(json_array_size(on) + 1, sizeof *w->builders);
+    w->n_builders = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(on, i, c)
+    {
+        w->builders[w->n_builders++] = ui_int(c, "builderid");
+    }
+    qsort(w->builders, w->n_builders, sizeof *w->builders, ids_cb);
     size_t k = 0;
-    for (size_t i = 0; i < r->n_changes; i++) {
-        if (r->changes[i].used) {
-            r->changes[i].used = false;
-            r->changes[k++] = r->changes[i];
-        } else {
-            free(r->changes[i].html);
+    for (i = 0; i < w->n_builders; i++)
+        if (k == 0 || w->builders[k - 1] != w->builders[i])
+            w->builders[k++] = w->builders[i];
+    w->n_builders = k;
+}
+
+static int by_name_cb(const void *a, const void *b)
+{
+    return strcmp(((const struct rel_bdef *)a)->name, ((const struct rel_bdef *)b)->name);
+}
+
+static int by_id_cb(const void *a, const void *b)
+{
+    long long x = ((const struct rel_key *)a)->id, y = ((const struct rel_key *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static bool configured(const struct rel_model *m, long long id)
+{
+    for (size_t i = 0; i < m->n_workers; i++)
+        if (bsearch(&id, m->workers[i].builders, m->workers[i].n_builders, sizeof id, ids_cb))
+            return true;
+    return false;
+}
+
+/* The model's builders and workers (no history yet) from the two lists. */
+static struct rel_model *model_of(const json_t *builders, const json_t *workers)
+{
+    struct rel_model *m = xcalloc(1, sizeof *m);
+    m->workers = xcalloc(json_array_size(workers) + 1, sizeof *m->workers);
+    size_t i;
+    json_t *o;
+    json_array_foreach(workers, i, o)
+    {
+        worker_fill(&m->workers[m->n_workers++], o);
+    }
+    m->set = xcalloc(1, sizeof *m->set);
+    atomic_init(&m->set->refs, 1);
+    m->set->v = xcalloc(json_array_size(builders) + 1, sizeof *m->set->v);
+    json_array_foreach(builders, i, o)
+    {
+        if (configured(m, ui_int(o, "builderid")))
+            bdef_fill(&m->set->v[m->set->n++], o);
+    }
+    size_t n = m->set->n;
+    qsort(m->set->v, n, sizeof *m->set->v, by_name_cb);
+    m->by_id = xcalloc(n + 1, sizeof *m->by_id);
+    for (i = 0; i < n; i++)
+        m->by_id[i] = (struct rel_key){m->set->v[i].id, i};
+    qsort(m->by_id, n, sizeof *m->by_id, by_id_cb);
+    m->hist = xcalloc(n + 1, sizeof *m->hist);
+    m->connected = xcalloc(n + 1, sizeof *m->connected);
+    for (i = 0; i < m->n_workers; i++) {
+        const struct rel_worker *w = &m->workers[i];
+        for (size_t k = 0; w->connected && k < w->n_builders; k++) {
+            long at = rel_model_find(m, w->builders[k]);
+            if (at >= 0)
+                m->connected[at]++;
         }
     }
-    r->n_changes = k;
+    return m;
+}
+
+struct rel_model *rel_model_read(struct ui_page *p, const struct rel_model *old, bool exact,
+                                 rel_step_cb step, void *arg)
+{
+    json_t *builders = ui_get(p, "builders?field=builderid&field=name&field=tags");
+    json_t *workers = ui_get(p, "workers?field=workerid&field=configured_on&field=connected_to");
+    if (builders == NULL || workers == NULL)
+        return NULL;
+    struct rel_model *m = model_of(builders, workers);
+    page_reset(p);
+    size_t n = m->set->n;
+    if (step != NULL && !step(arg, 0, n))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        long was = old != NULL ? rel_model_find(old, m->set->v[i].id) : -1;
+        if (was >= 0) {
+            m->hist[i] = old->hist[was];
+            atomic_fetch_add(&m->hist[i]->refs, 1);
+        } else if ((m->hist[i] = read_hist(p, m->set->v[i].id, exact)) == NULL) {
+            goto fail;
+        }
+        page_reset(p);
+        if (step != NULL && !step(arg, i + 1, n))
+            goto fail;
+    }
+    return m;
+fail:
+    rel_model_free(m);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ events */
+
+struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_model *m, long long buildid,
+                                    long *index)
+{
+    json_t *o = ui_get1(p, "builds/%lld?" BUILD_FIELDS, buildid);
+    if (o == NULL || !ui_bool(o, "complete") || ui_int(o, "complete_at") < 0)
+        return NULL;
+    struct rel_build b = build_of(o);
+    long at = rel_model_find(m, b.builderid);
+    if (at < 0)
+        return NULL;
+    const struct rel_hist *old = m->hist[at];
+    struct rel_hist *h = hist_new();
+    for (size_t i = 0; i < old->n_builds; i++) /* the window without this build */
+        if (old->builds[i].buildid != b.buildid)
+            h->builds[h->n_builds++] = old->builds[i];
+    size_t pos = 0;
+    while (pos < h->n_builds && newest_cb(&h->builds[pos], &b) < 0)
+        pos++;
+    if (pos < REL_WINDOW) {
+        size_t keep = h->n_builds < REL_WINDOW ? h->n_builds : REL_WINDOW - 1;
+        memmove(&h->builds[pos + 1], &h->builds[pos], (keep - pos) * sizeof b);
+        h->builds[pos] = b;
+        h->n_builds = keep + 1;
+    }
+    settle(h);
+    if (add_changes(p, h, old) < 0) {
+        rel_hist_unref(h);
+        return NULL;
+    }
+    *index = at;
+    return h;
+}
+
+static struct rel_worker *find_worker(struct rel_model *m, long long id)
+{
+    for (size_t i = 0; i < m->n_workers; i++)
+        if (m->workers[i].id == id)
+            return &m->workers[i];
+    return NULL;
+}
+
+int rel_model_worker(struct ui_page *p, struct rel_model *m, long long workerid,
+                     const struct rel_worker **out, int *delta)
+{
+    json_t *o =
+        ui_get1(p, "workers/%lld?field=workerid&field=configured_on&field=connected_to", workerid);
+    if (o == NULL)
+        return p->status != 200 ? -1 : 0;
+    struct rel_worker now = {0};
+    worker_fill(&now, o);
+    struct rel_worker *w = find_worker(m, workerid);
+    int rc;
+    if (w == NULL || w->n_builders != now.n_builders ||
+        memcmp(w->builders, now.builders, now.n_builders * sizeof *now.builders) != 0) {
+        rc = 2;
+    } else if (w->connected == now.connected) {
+        rc = 0;
+    } else {
+        w->connected = now.connected;
+        *delta = now.connected ? 1 : -1;
+        *out = w;
+        rc = 1;
+    }
+    free(now.builders);
+    return rc;
 }
