@@ -359,6 +359,7 @@ static void publish_forms(struct master *m)
     json_t *specs = sched_force_specs(m->cfg);
     char *text = json_dumps(specs, JSON_COMPACT);
     www_set_forceschedulers(m->www, text);
+    www_set_release_results(m->www, m->cfg->release_test_results);
     www_set_release_cycle(m->www, m->cfg->release_cycle);
     free(text);
     json_decref(specs);

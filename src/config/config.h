@@ -121,6 +121,7 @@ struct cfg {
     char *release_cycle;            /* www.release_cycle: the release-cycle JSON file, or NULL */
     struct cfg_redirect *redirects; /* www.redirects */
     size_t n_redirects;
+    char *release_test_results;     /* www.release_test_results: builds' JUnit files, or NULL */
     /* uploadRoots: the absolute directories transfer steps may write to and read from
        on the master, besides the master's own directory */
     char **upload_roots;

@@ -540,6 +540,7 @@ void cfg_free(struct cfg *cfg)
         free(cfg->redirects[i].to);
     }
     free(cfg->redirects);
+    free(cfg->release_test_results);
     free(cfg->path);
     free(cfg->warnings);
     if (cfg->lua != NULL)

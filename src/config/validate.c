@@ -614,7 +614,7 @@ static void read_hooks(struct reader *r, int idx)
 
 /* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
 static const char *const www_keys[] = {"port", "change_hook_dialects", "release_cycle", "redirects",
-                                       NULL};
+                                       "release_test_results", NULL};
 
 static void check_www_keys(struct reader *r, int idx)
 {
@@ -633,7 +633,7 @@ static void check_www_keys(struct reader *r, int idx)
             cfg_suggest(key, www_keys, hint, sizeof hint);
         cfg_error(L, r->path, key != NULL ? key_line(r, key) : key_line(r, "www"),
                   "www: unknown or unsupported key '%s'%s (bbmaster takes port, "
-                  "change_hook_dialects, release_cycle and redirects)",
+                  "change_hook_dialects, release_cycle, redirects and release_test_results)",
                   key != NULL ? key : "?", hint);
     }
 }
@@ -739,6 +739,28 @@ static void read_redirects(struct reader *r, int idx)
     lua_pop(L, 1);
 }
 
+/*
+ * www.release_test_results (bbmaster's own; the original dashboard's test_result_dir): the
+ * directory where builds upload their JUnit files as TAG/BUILDER/build_N.xml, relative to
+ * the master's directory.  It need not exist yet: the first upload makes it.
+ */
+static void read_test_results(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, idx, "release_test_results");
+    int line = key_line(r, "release_test_results");
+    const char *v = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        cfg_error(L, r->path, line,
+                  "www.release_test_results must be a string (a directory), not %s",
+                  luaL_typename(L, -1));
+    else if (v != NULL && *v == '\0')
+        cfg_error(L, r->path, line, "www.release_test_results is empty: give a directory");
+    else if (v != NULL)
+        r->cfg->release_test_results = xstrdup(v);
+    lua_pop(L, 1);
+}
+
 static void read_www(struct reader *r)
 {
     lua_State *L = r->L;
@@ -757,6 +779,7 @@ static void read_www(struct reader *r)
         lua_pop(L, 1);
         read_release_cycle(r, lua_gettop(L));
         read_redirects(r, lua_gettop(L));
+        read_test_results(r, lua_gettop(L));
     } else if (t != LUA_TNIL) {
         cfg_error(L, r->path, key_line(r, "www"), "'www' must be a table, not %s",
                   luaL_typename(L, -1));

@@ -474,6 +474,9 @@ struct ui_release;
 struct ui_release *www_release_new(void);
 void www_release_free(struct ui_release *r);
 void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file);
+/* www.release_test_results: the directory of builds' JUnit files (NULL: none); read from
+   the builds the model reads after it is set. */
+void www_release_set_results(struct ui_release *r, const char *basedir, const char *dir);
 void www_release_start(struct ui_release *r, struct www *w, struct ev_bus *bus);
 void www_release_stop(struct ui_release *r);
 

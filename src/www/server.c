@@ -666,6 +666,13 @@ void www_set_release_cycle(struct www *w, const char *file)
     www_cache_clear(w->cache);
 }
 
+void www_set_release_results(struct www *w, const char *dir)
+{
+    if (w == NULL)
+        return;
+    www_release_set_results(w->release, w->basedir, dir);
+}
+
 json_t *www_forceschedulers(struct www_req *req)
 {
     pthread_mutex_lock(&req->www->lock);

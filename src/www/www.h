@@ -66,6 +66,13 @@ void www_set_release_cycle(struct www *w, const char *file);
  */
 void www_set_redirects(struct www *w, const char *const *from, const char *const *to, size_t n);
 /*
+ * www.release_test_results: the directory of builds' JUnit files
+ * (TAG/BUILDER/build_N.xml, as buildbot.python.org's builds upload them) whose failures
+ * /release_status shows (relative to the master's directory; NULL: none).  Set at start
+ * and at every reconfig.
+ */
+void www_set_release_results(struct www *w, const char *dir);
+/*
  * The webhook dialects of www.change_hook_dialects ("github"): only their
  * routes take a webhook's body.  Set at start and at every reconfig.
  */

@@ -191,8 +191,8 @@ def parse(html):
     return out
 
 
-def original_dashboard(port):
-    """The verdicts of release_dashboard.py itself on the master's /api/v2."""
+def original_state(port, test_result_dir=None):
+    """release_dashboard.py's DashboardState on the master's /api/v2."""
     stubs = {"flask": types.ModuleType("flask"), "humanize": types.ModuleType("humanize")}
     for name in ("Flask", "render_template", "request"):
         setattr(stubs["flask"], name, None)
@@ -220,10 +220,15 @@ def original_dashboard(port):
         body = api_get(port, path.strip("/") + ("?" + "&".join(query) if query else ""))
         return next(v for k, v in body.items() if k != "meta")
 
-    app = types.SimpleNamespace(branch_info=CYCLE, test_result_dir=None,
+    app = types.SimpleNamespace(branch_info=CYCLE, test_result_dir=test_result_dir,
                                 flask_app=types.SimpleNamespace(
                                     buildbot_api=types.SimpleNamespace(dataGet=data_get)))
-    state = rd.DashboardState(app)
+    return rd.DashboardState(app)
+
+
+def original_dashboard(port):
+    """The verdicts of release_dashboard.py itself on the master's /api/v2."""
+    state = original_state(port)
     out = []
     for branch in state.branches:
         featured = branch.featured_problem
@@ -360,3 +365,109 @@ def test_release_cycle_file_changes_and_bad_copies(master, workers):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args):
         return None
+
+
+JUNIT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="regrtest">
+<testcase name="test.test_os.FileTests.test_access"><error type="AssertionError" \
+message="1 != 2">Traceback (most recent call last):
+  File "Lib/test/test_os.py", line 12, in test_access
+AssertionError: 1 != 2 &lt;os&gt;</error></testcase>
+<testcase name="test.test_os.FileTests.test_ok"/>
+<testcase name="test.test_os.StatTests.test_stat"><error type="OSError" message="boom">\
+OSError: boom</error></testcase>
+<testcase name="test.test_sys.SysTests.test_x"><error type="ValueError" message="v">\
+ValueError: v</error></testcase>
+<testcase name="test.test_os.FileTests.test_access"><error type="AssertionError" \
+message="1 != 2">Traceback (most recent call last):
+  File "Lib/test/test_os.py", line 12, in test_access
+AssertionError: 1 != 2 &lt;os&gt;</error></testcase>
+</testsuite></testsuites>
+"""
+
+JUNIT_CONFIG = '''local bbm = require "bbm"
+return {
+  title = "release",
+  protocols = { pb = { port = %(pb)d } },
+  workers = { bbm.worker("up", "pw") },
+  builders = {
+    bbm.builder{ name = "n-junit", workernames = { "up" }, tags = { "3.14", "tier-1", "stable" },
+      factory = bbm.factory{
+        bbm.steps.shell{ command = { "sh", "-c", "cp %(xml)s test-results.xml; exit 1" } },
+        bbm.steps.file_upload{ workersrc = "test-results.xml", alwaysRun = true,
+          masterdest = bbm.interpolate(
+            "results/3.14/%%(prop:buildername)s/build_%%(prop:buildnumber)s.xml") } } },
+  },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "n-junit" } } },
+  www = { port = %(www)d, release_cycle = "cycle.json", release_test_results = "results" },
+}
+'''
+
+
+def junit_of_page(html):
+    """[(name, [types]), ...] and [(type, traceback), ...] of the JUnit trees, in order."""
+    import html as h
+    levels = [(n, re.findall(r"<code>([^<]*)</code>", t)) for n, t in re.findall(
+        r'<details(?: open)? class="junit-result"><summary><code>([^<]*)</code> '
+        r'<span class="exception-summary">\((.*?)\)</span>', html)]
+    errors = [(t, h.unescape(tb)) for t, tb in re.findall(
+        r'<details class="junit-error"><summary><code>([^<]*)</code></summary>'
+        r'<pre class="junit-traceback">(.*?)</pre>', html, re.S)]
+    return levels, errors
+
+
+def junit_of_original(result):
+    """The same lists from the original's JunitResult tree, walked as its template walks
+    one (a level with one child and no errors folds into the child's name)."""
+    levels, errors = [], []
+
+    def walk(r, name):
+        if len(r.contents) == 1 and not r.errors:
+            (cname, child), = r.contents.items()
+            return walk(child, name + ("." if name else "") + cname)
+        levels.append((name, sorted(r.error_types)[:3]))
+        errors.extend((e["type"], e["text"]) for e in r.errors)
+        for cname, child in r.contents.items():
+            walk(child, cname)
+    for name, child in result.contents.items():
+        walk(child, name)
+    return levels, errors
+
+
+def test_junit_failures_of_a_real_build(master, workers):
+    """A real build uploads its JUnit file where buildbot.python.org's do; the page shows its
+    failures as the original's tree (a re-run's repeated error once), read when the build's
+    event came."""
+    port = free_port()
+    src = os.path.join(master.dir, "junit-src.xml")
+    with open(src, "w") as f:
+        f.write(JUNIT_XML)
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(JUNIT_CONFIG % {"pb": master.pb_port, "www": port, "xml": src})
+    with open(os.path.join(master.dir, "cycle.json"), "w") as f:
+        json.dump(CYCLE, f)
+    master.start()
+    page(port)
+    w = workers("up", "pw", master.pb_port).start()
+    wait_for(lambda: api_get(port, "workers/up")["workers"][0]["connected_to"],
+             what="worker up connected")
+    status, body = api_rpc(port, "forceschedulers/force", "force", builderNames=["n-junit"])
+    assert status == 200, body
+    wait_for(lambda: "junit-result" in page(port), what="the JUnit failures on the page")
+    html = page(port)
+    assert os.path.exists(os.path.join(master.dir, "results", "3.14", "n-junit", "build_1.xml"))
+    levels, errors = junit_of_page(html)
+    assert levels == [("test_os", ["AssertionError", "OSError"]),
+                      ("FileTests.test_access", ["AssertionError"]),
+                      ("StatTests.test_stat", ["OSError"]),
+                      ("test_sys.SysTests.test_x", ["ValueError"])], levels
+    assert [t for t, _ in errors] == ["AssertionError", "OSError", "ValueError"], errors
+    assert errors[0][1].endswith("AssertionError: 1 != 2 <os>")
+
+    # the original's own tree of the same file
+    from pathlib import Path
+    rd_state = original_state(port, Path(master.dir, "results"))
+    builder = next(b for b in rd_state.builders if b["name"] == "n-junit")
+    failure = builder.problems[0]
+    assert (levels, errors) == junit_of_original(failure.latest_build.junit_results)
+    w.kill()

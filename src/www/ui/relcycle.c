@@ -124,19 +124,42 @@ static char *opt_dup(const char *s)
     return s != NULL ? xstrdup(s) : NULL;
 }
 
-bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, char **path,
-                   char **error)
+/* A copy of the branches (under cycle_lock). */
+static struct rel_branch *branches_copy(const struct ui_release *r)
 {
-    pthread_mutex_lock(&r->cycle_lock);
-    if (r->path != NULL)
-        cycle_check(r);
     struct rel_branch *v = xcalloc(r->n_branches + 1, sizeof *v);
     for (size_t i = 0; i < r->n_branches; i++) {
         const struct rel_branch *b = &r->branches[i];
         v[i] = (struct rel_branch){xstrdup(b->version), xstrdup(b->tag), opt_dup(b->branch),
                                    opt_dup(b->status),  opt_dup(b->rm),  b->pep};
     }
-    *out = v;
+    return v;
+}
+
+void rel_files_get(struct ui_release *r, struct rel_files *out)
+{
+    pthread_mutex_lock(&r->cycle_lock);
+    if (r->path != NULL)
+        cycle_check(r);
+    out->dir = opt_dup(r->results_dir);
+    out->branches = branches_copy(r);
+    out->n_branches = r->n_branches;
+    pthread_mutex_unlock(&r->cycle_lock);
+}
+
+void rel_files_free(struct rel_files *f)
+{
+    free(f->dir);
+    rel_branches_free(f->branches, f->n_branches);
+}
+
+bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, char **path,
+                   char **error)
+{
+    pthread_mutex_lock(&r->cycle_lock);
+    if (r->path != NULL)
+        cycle_check(r);
+    *out = branches_copy(r);
     *n = r->n_branches;
     *path = opt_dup(r->path);
     *error = opt_dup(r->cycle_error);
@@ -170,17 +193,31 @@ void www_release_free(struct ui_release *r)
     rel_branches_free(r->branches, r->n_branches);
     free(r->cycle_error);
     free(r->path);
+    free(r->results_dir);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->cycle_lock);
     free(r);
 }
 
+static char *in_basedir(const char *basedir, const char *file)
+{
+    if (file == NULL)
+        return NULL;
+    return file[0] == '/' || basedir == NULL ? xstrdup(file) : xasprintf("%s/%s", basedir, file);
+}
+
+void www_release_set_results(struct ui_release *r, const char *basedir, const char *dir)
+{
+    char *path = in_basedir(basedir, dir);
+    pthread_mutex_lock(&r->cycle_lock);
+    free(r->results_dir);
+    r->results_dir = path;
+    pthread_mutex_unlock(&r->cycle_lock);
+}
+
 void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file)
 {
-    char *path = NULL;
-    if (file != NULL)
-        path =
-            file[0] == '/' || basedir == NULL ? xstrdup(file) : xasprintf("%s/%s", basedir, file);
+    char *path = in_basedir(basedir, file);
     pthread_mutex_lock(&r->cycle_lock);
     free(r->path);
     r->path = path;

@@ -205,9 +205,10 @@ static void dot(struct buf *out, const struct rel_build *b)
              result_name(b->results), b->builderid, b->number, b->number, result_name(b->results));
 }
 
-/* "#12 (failure, <time>; took 5 min 2 s)" and, for a stable builder, its changes. */
+/* "#12 (failure, <time>; took 5 min 2 s)" and, for a stable builder, its JUnit failures and
+   its changes. */
 static void build_info(struct ui_page *p, const struct rel_builder *bl, const struct rel_build *b,
-                       const char *changes)
+                       const char *junit, const char *changes)
 {
     struct buf *out = &p->out;
     dot(out, b);
@@ -219,6 +220,8 @@ static void build_info(struct ui_page *p, const struct rel_builder *bl, const st
         ui_duration(out, b->complete_at - b->started_at - b->locks);
     }
     buf_addstr(out, ")");
+    if (bl->def->stable && junit != NULL)
+        buf_addstr(out, junit);
     if (bl->def->stable && changes != NULL)
         buf_addstr(out, changes);
 }
@@ -249,16 +252,16 @@ static void problem_builder(struct ui_page *p, const struct problem *pr, bool ha
     buf_addstr(out, "</div>");
     if (pr->kind == P_FAILURE) {
         buf_addstr(out, "<div>Latest build: ");
-        build_info(p, b, &h->latest, h->latest_changes);
+        build_info(p, b, &h->latest, h->latest_junit, h->latest_changes);
         buf_addstr(out, "</div>");
         if (h->has_breaking && h->breaking.buildid != h->latest.buildid) {
             buf_addstr(out, "<div>Breaking build: ");
-            build_info(p, b, &h->breaking, h->breaking_changes);
+            build_info(p, b, &h->breaking, h->breaking_junit, h->breaking_changes);
             buf_addstr(out, "</div>");
         }
     } else if (pr->kind == P_WARNING) {
         buf_addstr(out, "<div>Warning build: ");
-        build_info(p, b, &h->latest, h->latest_changes);
+        build_info(p, b, &h->latest, h->latest_junit, h->latest_changes);
         buf_addstr(out, "</div>");
     }
 }

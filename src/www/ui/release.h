@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "www/ui/ui.h"
@@ -59,6 +60,7 @@ struct rel_hist {
     bool has_latest, has_breaking;
     struct rel_build latest, breaking;
     char *latest_changes, *breaking_changes; /* "" when none or not shown */
+    char *latest_junit, *breaking_junit;     /* their JUnit failures (reljunit.c), or "" */
 };
 
 /* A configured builder (its row and tags). */
@@ -137,6 +139,7 @@ struct ui_release {
     struct rel_branch *branches; /* the last good copy */
     size_t n_branches;
     char *cycle_error; /* why the last read failed, or NULL */
+    char *results_dir; /* www.release_test_results (absolute), or NULL */
     struct rel_feed *feed;
 };
 
@@ -148,6 +151,24 @@ bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, cha
 void rel_branches_free(struct rel_branch *b, size_t n);
 /* Is a release cycle configured (is there anything to warm up)? */
 bool rel_cycle_configured(struct ui_release *r);
+
+/* Where the JUnit files of builds are: the results directory and the cycle's branches
+   (a builder's files are under the tag of its branch).  Copies, taken by the model thread
+   before it reads (rel_files_free). */
+struct rel_files {
+    char *dir; /* NULL: none */
+    struct rel_branch *branches;
+    size_t n_branches;
+};
+void rel_files_get(struct ui_release *r, struct rel_files *out);
+void rel_files_free(struct rel_files *f);
+
+/* reljunit.c: the JUnit failures of build `number` of `builder` (DIR/TAG/BUILDER/
+   build_N.xml) as the page shows them: HTML, "" when there is no such file or it does not
+   parse.  The caller frees it. */
+char *rel_junit_html(const char *dir, const char *tag, const char *builder, long long number);
+/* The same from an open file (read to its end, not closed). */
+char *rel_junit_html_file(FILE *f);
 
 /* relmodel.c */
 void rel_hist_unref(struct rel_hist *h);
@@ -164,15 +185,16 @@ long rel_model_find(const struct rel_model *m, long long id);
  * arguments: done, total); false from it stops the read.  NULL when a read failed.
  */
 typedef bool (*rel_step_cb)(void *arg, size_t done, size_t total);
-struct rel_model *rel_model_read(struct ui_page *p, const struct rel_model *old, bool exact,
-                                 rel_step_cb step, void *arg);
+struct rel_model *rel_model_read(struct ui_page *p, const struct rel_files *files,
+                                 const struct rel_model *old, bool exact, rel_step_cb step,
+                                 void *arg);
 /*
  * Build `buildid` finished: its builder's new history (O(REL_WINDOW)), or NULL when it
  * changes nothing (not complete, builder not in the model) or a read failed (p->status).
  * *index gets the builder's index.
  */
-struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_model *m, long long buildid,
-                                    long *index);
+struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_files *files,
+                                    const struct rel_model *m, long long buildid, long *index);
 /*
  * Worker `workerid` (dis)connected: 1 when its connected state changed (m->workers is
  * updated; *delta, +1 or -1, is to be added to the count of each builder of *w, under

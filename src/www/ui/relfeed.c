@@ -161,7 +161,10 @@ static void full_read(struct rel_feed *f, struct ui_page *p)
 {
     uint64_t t0 = util_mono_ms(), cursor = f->bus != NULL ? ev_head(f->bus) : 0;
     const char *why = f->r->model == NULL ? "warm-up" : f->exact ? "hourly" : "again";
-    struct rel_model *m = rel_model_read(p, NULL, f->exact, step_cb, f);
+    struct rel_files files;
+    rel_files_get(f->r, &files);
+    struct rel_model *m = rel_model_read(p, &files, NULL, f->exact, step_cb, f);
+    rel_files_free(&files);
     if (m == NULL && stopping(f)) {
         free(page_done(p));
         return;
@@ -183,7 +186,10 @@ static void full_read(struct rel_feed *f, struct ui_page *p)
 /* The builder and worker lists read again; new builders' histories read. */
 static void set_read(struct rel_feed *f, struct ui_page *p)
 {
-    struct rel_model *m = rel_model_read(p, f->r->model, false, NULL, NULL);
+    struct rel_files files;
+    rel_files_get(f->r, &files);
+    struct rel_model *m = rel_model_read(p, &files, f->r->model, false, NULL, NULL);
+    rel_files_free(&files);
     if (m == NULL) {
         failed(f, p, "reading the builders");
         return;
@@ -200,7 +206,10 @@ static void build_finished(struct rel_feed *f, struct ui_page *p, long long buil
 {
     struct ui_release *r = f->r;
     long at;
-    struct rel_hist *h = rel_model_finished(p, r->model, buildid, &at);
+    struct rel_files files;
+    rel_files_get(r, &files);
+    struct rel_hist *h = rel_model_finished(p, &files, r->model, buildid, &at);
+    rel_files_free(&files);
     if (h == NULL) {
         if (p->status != 200)
             failed(f, p, "reading a finished build");

@@ -48,6 +48,8 @@ void rel_hist_unref(struct rel_hist *h)
         return;
     free(h->latest_changes);
     free(h->breaking_changes);
+    free(h->latest_junit);
+    free(h->breaking_junit);
     free(h);
 }
 
@@ -226,13 +228,41 @@ static char *changes_for(struct ui_page *p, const struct rel_hist *old, const st
     return changes_html(p, b->buildid);
 }
 
-/* The changes the page may show: those of a latest build that is not a SUCCESS, and of
-   the breaking build.  -1 when a read failed. */
-static int add_changes(struct ui_page *p, struct rel_hist *h, const struct rel_hist *old)
+/* The tag of the builder's branch in the cycle (its test results' directory), or NULL. */
+static const char *branch_tag(const struct rel_files *files, const struct rel_bdef *def)
 {
-    h->latest_changes =
-        changes_for(p, old, &h->latest, h->has_latest && h->latest.results != R_SUCCESS);
+    for (size_t i = 0; i < files->n_branches; i++)
+        for (size_t k = 0; k < def->n_tags; k++)
+            if (strcmp(def->tags[k], files->branches[i].tag) == 0)
+                return files->branches[i].tag;
+    return NULL;
+}
+
+/* The JUnit failures of `b` (shown or not): from `old` when it has them, else read. */
+static char *junit_for(const struct rel_files *files, const struct rel_bdef *def,
+                       const struct rel_hist *old, const struct rel_build *b, bool shown)
+{
+    if (!shown || files == NULL || files->dir == NULL)
+        return xstrdup("");
+    if (old != NULL && old->has_latest && old->latest.buildid == b->buildid &&
+        old->latest_junit != NULL)
+        return xstrdup(old->latest_junit);
+    if (old != NULL && old->has_breaking && old->breaking.buildid == b->buildid &&
+        old->breaking_junit != NULL)
+        return xstrdup(old->breaking_junit);
+    return rel_junit_html(files->dir, branch_tag(files, def), def->name, b->number);
+}
+
+/* What the page may show of a latest build that is not a SUCCESS and of the breaking
+   build: their changes and JUnit failures.  -1 when a read failed. */
+static int add_changes(struct ui_page *p, const struct rel_files *files, const struct rel_bdef *def,
+                       struct rel_hist *h, const struct rel_hist *old)
+{
+    bool latest = h->has_latest && h->latest.results != R_SUCCESS;
+    h->latest_changes = changes_for(p, old, &h->latest, latest);
     h->breaking_changes = changes_for(p, old, &h->breaking, h->has_breaking);
+    h->latest_junit = junit_for(files, def, old, &h->latest, latest);
+    h->breaking_junit = junit_for(files, def, old, &h->breaking, h->has_breaking);
     return h->latest_changes != NULL && h->breaking_changes != NULL ? 0 : -1;
 }
 
@@ -262,8 +292,10 @@ static bool in_order(const struct rel_hist *h)
 }
 
 /* A builder's history, read; NULL when a read failed. */
-static struct rel_hist *read_hist(struct ui_page *p, long long id, bool exact)
+static struct rel_hist *read_hist(struct ui_page *p, const struct rel_files *files,
+                                  const struct rel_bdef *def, bool exact)
 {
+    long long id = def->id;
     struct rel_hist *h = hist_new();
     if (read_window(p, id, exact, h) < 0)
         goto fail;
@@ -275,7 +307,7 @@ static struct rel_hist *read_hist(struct ui_page *p, long long id, bool exact)
         qsort(h->builds, h->n_builds, sizeof *h->builds, newest_cb);
     }
     settle(h);
-    if (add_changes(p, h, NULL) < 0)
+    if (add_changes(p, files, def, h, NULL) < 0)
         goto fail;
     return h;
 fail:
@@ -399,8 +431,9 @@ static struct rel_model *model_of(const json_t *builders, const json_t *workers)
     return m;
 }
 
-struct rel_model *rel_model_read(struct ui_page *p, const struct rel_model *old, bool exact,
-                                 rel_step_cb step, void *arg)
+struct rel_model *rel_model_read(struct ui_page *p, const struct rel_files *files,
+                                 const struct rel_model *old, bool exact, rel_step_cb step,
+                                 void *arg)
 {
     json_t *builders = ui_get(p, "builders?field=builderid&field=name&field=tags");
     json_t *workers = ui_get(p, "workers?field=workerid&field=configured_on&field=connected_to");
@@ -416,7 +449,7 @@ struct rel_model *rel_model_read(struct ui_page *p, const struct rel_model *old,
         if (was >= 0) {
             m->hist[i] = old->hist[was];
             atomic_fetch_add(&m->hist[i]->refs, 1);
-        } else if ((m->hist[i] = read_hist(p, m->set->v[i].id, exact)) == NULL) {
+        } else if ((m->hist[i] = read_hist(p, files, &m->set->v[i], exact)) == NULL) {
             goto fail;
         }
         page_reset(p);
@@ -431,8 +464,8 @@ fail:
 
 /* ------------------------------------------------------------ events */
 
-struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_model *m, long long buildid,
-                                    long *index)
+struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_files *files,
+                                    const struct rel_model *m, long long buildid, long *index)
 {
     json_t *o = ui_get1(p, "builds/%lld?" BUILD_FIELDS, buildid);
     if (o == NULL || !ui_bool(o, "complete") || ui_int(o, "complete_at") < 0)
@@ -456,7 +489,7 @@ struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_model *m
         h->n_builds = keep + 1;
     }
     settle(h);
-    if (add_changes(p, h, old) < 0) {
+    if (add_changes(p, files, &m->set->v[at], h, old) < 0) {
         rel_hist_unref(h);
         return NULL;
     }

@@ -155,10 +155,14 @@ static const struct broken broken[] = {
     /* a Buildbot www option bbmaster does not implement is refused, not ignored */
     {W "  www = { port = 8010,\n    auth = {} },\n",
      "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port, "
-     "change_hook_dialects, release_cycle and redirects)\n"},
+     "change_hook_dialects, release_cycle, redirects and release_test_results)\n"},
     {W "  www = { prot = 8010 },\n",
      "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port, "
-     "change_hook_dialects, release_cycle and redirects)\n"},
+     "change_hook_dialects, release_cycle, redirects and release_test_results)\n"},
+    {W "  www = { release_test_results = 5 },\n",
+     "{F}:4: www.release_test_results must be a string (a directory), not number\n"},
+    {W "  www = { release_test_results = '' },\n",
+     "{F}:4: www.release_test_results is empty: give a directory\n"},
     /* the release cycle is read from a file; a URL would never be fetched */
     {W "  www = { port = 8010,\n    release_cycle = 'https://peps.python.org/api/"
        "release-cycle.json' },\n",
