@@ -263,6 +263,11 @@ def test_verdicts_groups_and_the_original_rules(master, workers):
     html = page(port)
     assert parse(html) == EXPECTED
     assert parse(html) == original_dashboard(port)
+    # the home page's branch health: the same verdicts, linking to the dashboard's sections
+    status, _, home = fetch(port, "/")
+    assert status == 200
+    assert [v[:3] for v in parse(home)] == [v[:3] for v in EXPECTED]
+    assert 'href="/release_status#branch-section-3.14"' in home
     # the failing stable builder names its breaking build and the change in its latest
     section = html.split('id="branch-section-3.14"')[1]
     a = section.split("<h4>")[1]

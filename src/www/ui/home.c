@@ -189,6 +189,7 @@ void ui_page_home(struct ui_page *p, const struct www_args *a)
     json_t *builders = ui_builders_of(p, run, done);
     ui_head(p, "Home", "/");
     buf_addstr(&p->out, "<h1>Build master</h1>");
+    ui_release_panels(p);
     running(p, run, from, builders);
     summary(p);
     recent(p, done, builders);

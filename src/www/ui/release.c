@@ -319,15 +319,17 @@ static void title_case(struct buf *out, const char *s)
     html_put(out, "%s", t);
 }
 
-static void branch_panel(struct buf *out, const struct rel_branch *br, const struct problem *f)
+/* A branch's panel; `page`: the address of the release page ("" on the page itself). */
+static void branch_panel(struct buf *out, const struct rel_branch *br, const struct problem *f,
+                         const char *page)
 {
-    html_put(
-        out,
-        "<div class=\"rel-panel sev-%S\" data-branch=\"%s\"><h3><a href=\"#branch-section-%s\">"
-        "%s</a></h3><div class=\"rel-verdict\"><span aria-hidden=\"true\">%S</span> %S</div>"
-        "<div class=\"rel-featured\">%s</div><div class=\"mut\">",
-        sev_class(f->sev), br->tag, br->tag, br->version, sev_symbol(f->sev), verdict(f->sev),
-        f->desc);
+    html_put(out,
+             "<div class=\"rel-panel sev-%S\" data-branch=\"%s\"><h3><a "
+             "href=\"%S#branch-section-%s\">%s</a></h3><div class=\"rel-verdict\"><span "
+             "aria-hidden=\"true\">%S</span> %S</div><div class=\"rel-featured\">%s</div>"
+             "<div class=\"mut\">",
+             sev_class(f->sev), br->tag, page, br->tag, br->version, sev_symbol(f->sev),
+             verdict(f->sev), f->desc);
     if (br->branch != NULL) {
         buf_addstr(out, "<div>");
         title_case(out, br->status);
@@ -373,7 +375,7 @@ static void render(const struct rel_page *r, struct ui_page *p)
     for (size_t i = 0; i < nb; i++) {
         probs[i] = branch_problems(r, (int)i, now, &counts[i]);
         struct problem none = {.kind = P_NO_BUILDS, .sev = NO_INFO, .desc = "No builds"};
-        branch_panel(out, &r->branches[i], counts[i] > 0 ? &probs[i][0] : &none);
+        branch_panel(out, &r->branches[i], counts[i] > 0 ? &probs[i][0] : &none, "");
     }
     buf_addstr(out, "</div><h2>Problems by Branch</h2>");
     for (size_t i = 0; i < nb; i++)
@@ -445,6 +447,41 @@ void ui_page_release(struct ui_page *p, const struct www_args *a)
         render(&r, p);
         if (configured)
             rel_view_drop(&v);
+    }
+    free(error);
+    free(r.builders);
+    rel_branches_free(r.branches, r.n_branches);
+    free(r.path);
+    free(r.cycle_error);
+}
+
+void ui_release_panels(struct ui_page *p)
+{
+    struct ui_release *rel = p->w->release;
+    struct rel_page r = {0};
+    struct rel_view v;
+    size_t done = 0, total = 0;
+    char *error = NULL;
+    if (!rel_cycle_get(rel, &r.branches, &r.n_branches, &r.path, &r.cycle_error)) {
+        /* no release cycle configured: no branch to judge */
+    } else if (!rel_view_take(rel, &v, &done, &total, &error)) {
+        html_put(&p->out,
+                 "<h2>Branch health</h2><p class=\"mut\"><a href=\"/release_status\">The release "
+                 "status</a> is warming up (%D of %D builders read).</p>",
+                 (long long)done, (long long)total);
+    } else {
+        page_builders(&r, &v);
+        long long now = (long long)time(NULL);
+        buf_addstr(&p->out, "<h2>Branch health</h2><div class=\"rel-panels\">");
+        for (size_t i = 0; i < r.n_branches; i++) {
+            size_t n = 0;
+            struct problem *probs = branch_problems(&r, (int)i, now, &n);
+            struct problem none = {.kind = P_NO_BUILDS, .sev = NO_INFO, .desc = "No builds"};
+            branch_panel(&p->out, &r.branches[i], n > 0 ? &probs[0] : &none, "/release_status");
+            free(probs);
+        }
+        buf_addstr(&p->out, "</div>");
+        rel_view_drop(&v);
     }
     free(error);
     free(r.builders);

@@ -187,6 +187,9 @@ void ui_page_schedulers(struct ui_page *p, const struct www_args *a);
 void ui_page_about(struct ui_page *p, const struct www_args *a);
 void ui_page_force(struct ui_page *p, const struct www_args *a);
 void ui_page_release(struct ui_page *p, const struct www_args *a);
+/* release.c: each branch's verdict as on /release_status (the home page's branch health);
+   nothing when no release cycle is configured. */
+void ui_release_panels(struct ui_page *p);
 void ui_page_release_old(struct ui_page *p, const struct www_args *a);
 void ui_page_grid(struct ui_page *p, const struct www_args *a);
 void ui_page_console(struct ui_page *p, const struct www_args *a);
