@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "cyclefetch.h"
 #include "db/db.h"
 #include "changes/changes.h"
 #include "control/control.h"
@@ -40,6 +41,7 @@ struct master {
     long long masterid;
     json_t *addresses; /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
+    struct cyclefetch *cycle;  /* fetches www.release_cycle when it is a URL */
     struct ctl_queue *control; /* actions from the web threads */
     struct ev_bus *bus;        /* what the engine writes, for the web and reporters */
     uv_thread_t retiring;      /* stops a web server a reconfig replaced */
@@ -338,6 +340,21 @@ static char *frontend_config(const struct cfg *c)
     return text;
 }
 
+/* www.release_cycle for the web: a file as it is; a URL is fetched in the background (again
+   when a reconfig changes it) and the web reads the copy it keeps. */
+static void follow_release_cycle(struct master *m)
+{
+    const char *v = m->cfg->release_cycle;
+    bool fetch = m->cfg->release_cycle_url && m->www != NULL && !m->stopping;
+    if (m->cycle != NULL && (!fetch || strcmp(cyclefetch_url(m->cycle), v) != 0)) {
+        cyclefetch_free(m->cycle);
+        m->cycle = NULL;
+    }
+    if (fetch && m->cycle == NULL)
+        m->cycle = cyclefetch_new(&m->loop, v);
+    www_set_release_cycle(m->www, fetch ? CYCLEFETCH_FILE : v, fetch ? v : NULL);
+}
+
 /* The force schedulers' forms, the webhook dialects and the frontend configuration for the
    web, from the current configuration. */
 static void publish_forms(struct master *m)
@@ -360,7 +377,7 @@ static void publish_forms(struct master *m)
     char *text = json_dumps(specs, JSON_COMPACT);
     www_set_forceschedulers(m->www, text);
     www_set_release_results(m->www, m->cfg->release_test_results);
-    www_set_release_cycle(m->www, m->cfg->release_cycle);
+    follow_release_cycle(m);
     free(text);
     json_decref(specs);
 }
@@ -532,6 +549,8 @@ static void stop(struct master *m, const char *why)
     ctl_queue_close(m->control);
     www_stop(m->www);
     m->www = NULL;
+    cyclefetch_free(m->cycle);
+    m->cycle = NULL;
     sched_free(m->sched);
     m->sched = NULL;
     changes_free(m->changes);
@@ -674,6 +693,8 @@ int master_run(int ready_fd, char **cause)
     m.sched = NULL;
     changes_free(m.changes);
     m.changes = NULL;
+    cyclefetch_free(m.cycle);
+    m.cycle = NULL;
     uv_walk(&m.loop, close_walk_cb, NULL);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);

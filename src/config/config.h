@@ -118,10 +118,11 @@ struct cfg {
     char *title;
     char *title_url;
     char *buildbot_url;
-    char *release_cycle;            /* www.release_cycle: the release-cycle JSON file, or NULL */
+    char *release_cycle;            /* www.release_cycle: the release-cycle JSON file or URL */
+    bool release_cycle_url;         /* it is an http(s) URL, which the master fetches */
     struct cfg_redirect *redirects; /* www.redirects */
     size_t n_redirects;
-    char *release_test_results;     /* www.release_test_results: builds' JUnit files, or NULL */
+    char *release_test_results; /* www.release_test_results: builds' JUnit files, or NULL */
     /* uploadRoots: the absolute directories transfer steps may write to and read from
        on the master, besides the master's own directory */
     char **upload_roots;

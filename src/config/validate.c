@@ -613,8 +613,8 @@ static void read_hooks(struct reader *r, int idx)
 }
 
 /* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
-static const char *const www_keys[] = {"port", "change_hook_dialects", "release_cycle", "redirects",
-                                       "release_test_results", NULL};
+static const char *const www_keys[] = {"port",      "change_hook_dialects", "release_cycle",
+                                       "redirects", "release_test_results", NULL};
 
 static void check_www_keys(struct reader *r, int idx)
 {
@@ -665,11 +665,17 @@ static void check_release_cycle(struct reader *r, int line)
     free(path);
 }
 
+static bool is_http_url(const char *v)
+{
+    return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0;
+}
+
 /*
- * www.release_cycle (bbmaster's own): the file of the Python release cycle
+ * www.release_cycle (bbmaster's own): the Python release cycle
  * (peps.python.org/api/release-cycle.json's format) that /release_status reads its branches
- * from, relative to the master's directory.  Fetching it from a URL is not implemented: a URL
- * is refused rather than silently never read.
+ * from: a file relative to the master's directory, or an http(s) URL the master fetches in
+ * the background (master.c, cyclefetch.c).  A URL is not fetched here: checkconfig does not
+ * reach out to the network.
  */
 static void read_release_cycle(struct reader *r, int idx)
 {
@@ -678,19 +684,23 @@ static void read_release_cycle(struct reader *r, int idx)
     int line = key_line(r, "release_cycle");
     const char *v = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (t != LUA_TNIL && t != LUA_TSTRING)
-        cfg_error(L, r->path, line, "www.release_cycle must be a string (a file path), not %s",
+        cfg_error(L, r->path, line,
+                  "www.release_cycle must be a string (a file path or an http(s) URL), not %s",
                   luaL_typename(L, -1));
     else if (v != NULL && *v == '\0')
-        cfg_error(L, r->path, line, "www.release_cycle is empty: give the path of a file");
-    else if (v != NULL && strstr(v, "://") != NULL)
         cfg_error(L, r->path, line,
-                  "www.release_cycle: '%s' is a URL; fetching the release cycle is not "
-                  "implemented, give the path of a file (kept up to date by e.g. cron)",
+                  "www.release_cycle is empty: give the path of a file or an http(s) URL");
+    else if (v != NULL && strstr(v, "://") != NULL && !is_http_url(v))
+        cfg_error(L, r->path, line,
+                  "www.release_cycle: '%s' is a URL bbmaster cannot fetch; give an http:// or "
+                  "https:// URL, or the path of a file",
                   v);
     else if (v != NULL)
         r->cfg->release_cycle = xstrdup(v);
     lua_pop(L, 1);
-    if (r->cfg->release_cycle != NULL)
+    if (r->cfg->release_cycle != NULL && is_http_url(r->cfg->release_cycle))
+        r->cfg->release_cycle_url = true;
+    else if (r->cfg->release_cycle != NULL)
         check_release_cycle(r, line);
 }
 

@@ -467,13 +467,15 @@ enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char 
 enum MHD_Result www_ui_error(struct MHD_Connection *c, int status, const char *msg);
 
 /* The state of /release_status (ui/release.h), one per server; set_cycle names the
-   release-cycle file (relative to basedir; NULL: none) and reads it.  start: the thread
-   that reads its model and follows the engine's events (bus NULL: none); stop: that
-   thread stopped (before the server's connections are closed). */
+   release-cycle file (relative to basedir; NULL: none) and reads it (`source`: the URL the
+   master fetches that file from, or NULL).  start: the thread that reads its model and
+   follows the engine's events (bus NULL: none); stop: that thread stopped (before the
+   server's connections are closed). */
 struct ui_release;
 struct ui_release *www_release_new(void);
 void www_release_free(struct ui_release *r);
-void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file);
+void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file,
+                           const char *source);
 /* www.release_test_results: the directory of builds' JUnit files (NULL: none); read from
    the builds the model reads after it is set. */
 void www_release_set_results(struct ui_release *r, const char *basedir, const char *dir);

@@ -658,11 +658,11 @@ char *www_frontend_config(struct www *w)
     return text;
 }
 
-void www_set_release_cycle(struct www *w, const char *file)
+void www_set_release_cycle(struct www *w, const char *file, const char *source)
 {
     if (w == NULL)
         return;
-    www_release_set_cycle(w->release, w->basedir, file);
+    www_release_set_cycle(w->release, w->basedir, file, source);
     www_cache_clear(w->cache);
 }
 

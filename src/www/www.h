@@ -57,9 +57,11 @@ void www_set_forceschedulers(struct www *w, const char *json);
 void www_set_frontend_config(struct www *w, const char *json);
 /*
  * www.release_cycle: the release-cycle JSON file /release_status reads its branches from
- * (relative to the master's directory; NULL: none).  Set at start and at every reconfig.
+ * (relative to the master's directory; NULL: none).  `source`: the URL the master fetches
+ * that file from (the page says the cycle is being fetched while the file does not exist
+ * yet), or NULL.  Set at start and at every reconfig.
  */
-void www_set_release_cycle(struct www *w, const char *file);
+void www_set_release_cycle(struct www *w, const char *file, const char *source);
 /*
  * www.redirects: the short paths (`from`) the web UI sends on to `to` with a 302, copied;
  * set at start and at every reconfig.

@@ -6,11 +6,13 @@ out here, and against buildbot.python.org's own dashboard code (release_dashboar
 unmodified) run on the same data through /api/v2."""
 
 import hashlib
+import http.server
 import importlib.util
 import json
 import os
 import re
 import sys
+import threading
 import time
 import types
 import urllib.error
@@ -80,19 +82,20 @@ return {
   workers = { bbm.worker("up", "pw"), bbm.worker("down", "pw") },
   builders = { %(builders)s },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "i-ok" } } },
-  www = { port = %(www)d, release_cycle = "cycle.json" },
+  www = { port = %(www)d, release_cycle = "%(cycle)s" },
 }
 '''
 
 
-def write_config(master, port):
+def write_config(master, port, cycle="cycle.json"):
     builders = ",\n    ".join(
         f'bbm.builder{{ name = "{n}", workernames = {{ "{w}" }}, '
         f'tags = {{ {", ".join(chr(34) + t + chr(34) for t in tags)} }}, '
         f'factory = bbm.factory{{ bbm.steps.shell{{ command = {{ "false" }} }} }} }}'
         for n, (w, tags, _) in BUILDERS.items())
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port, "builders": builders})
+        f.write(CONFIG % {"pb": master.pb_port, "www": port, "builders": builders,
+                          "cycle": cycle})
     with open(os.path.join(master.dir, "cycle.json"), "w") as f:
         json.dump(CYCLE, f)
 
@@ -237,9 +240,9 @@ def original_dashboard(port):
     return out
 
 
-def start(master, workers):
+def start(master, workers, cycle="cycle.json"):
     port = free_port()
-    write_config(master, port)
+    write_config(master, port, cycle)
     master.start()
     master.stop()
     add_history(os.path.join(master.dir, "state.sqlite"), int(time.time()))
@@ -365,6 +368,77 @@ def test_release_cycle_file_changes_and_bad_copies(master, workers):
     html = page(port, "/release_status?n=2")
     assert "could not be read" in html and "the last good copy" in html
     assert [b[0] for b in parse(html)] == ["3.14"]
+
+
+class CycleServer:
+    """A release-cycle JSON served on a loopback port: each GET gets `answer` (status, body)."""
+
+    def __init__(self, status, body):
+        self.answer = (status, body)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = outer.answer
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/release-cycle.json"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_release_cycle_from_a_url(master, workers):
+    """www.release_cycle as a URL: fetched in the background into a file of the master's
+    directory; a failed or bad answer keeps the last good copy, a new one is followed."""
+    srv = CycleServer(500, b"down")
+    master.env["BBM_RELEASE_CYCLE_REFRESH_MS"] = "200"  # a fetch every 0.2 s, not 15 min
+    cache = os.path.join(master.dir, "release-cycle.json.cache")
+    failed_500 = r"release cycle: fetching \S+ failed: HTTP status 500; "
+    try:
+        port = start(master, workers, cycle=srv.url)
+        master.wait_log(failed_500)
+        # before the first good answer: no branches, and no error that looks like a bad config
+        html = page(port, "/release_status?n=1")
+        assert "is being fetched from " + srv.url in html, html
+        assert "could not be read" not in html and parse(html) == []
+        assert not os.path.exists(cache)
+
+        srv.answer = (200, json.dumps(CYCLE).encode())
+        wait_for(lambda: os.path.exists(cache), what="the release cycle fetched")
+        with open(cache, "rb") as f:
+            good = f.read()
+        assert json.loads(good) == CYCLE
+        got = parse(page(port, "/release_status?n=2"))
+        assert [b[0] for b in got] == ["3.15", "3.14", "3.13", "3.12"]
+        assert got == original_dashboard(port)
+
+        # a server error, then a body that is not JSON: logged, the last good copy stays
+        srv.answer = (500, b"down")
+        master.wait_log(failed_500, master.count(failed_500) + 2)
+        srv.answer = (200, b"{not json")
+        master.wait_log(r"release cycle: fetching \S+ failed: not JSON", 2)
+        with open(cache, "rb") as f:
+            assert f.read() == good
+        html = page(port, "/release_status?n=3")
+        assert "could not be read" not in html
+        assert parse(html) == got
+
+        # a changed cycle: the page follows
+        srv.answer = (200, json.dumps({"3.14": CYCLE["3.14"]}).encode())
+        wait_for(lambda: [b[0] for b in parse(page(port, f"/release_status?t={time.time()}"))]
+                 == ["3.14"], what="the page shows the new cycle")
+    finally:
+        srv.close()
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -1,7 +1,8 @@
 /*
  * The release cycle behind /release_status: www.release_cycle names a file
- * in the format of https://peps.python.org/api/release-cycle.json, an object
- * of branches in the order the page shows them:
+ * (or a URL the master fetches into a file of its directory: cyclefetch.c)
+ * in the format of https://peps.python.org/api/release-cycle.json, an
+ * object of branches in the order the page shows them:
  *
  *   {"3.14": {"branch": "3.14", "pep": 745, "status": "bugfix",
  *             "first_release": "2025-10-07", "end_of_life": "2030-10",
@@ -10,7 +11,8 @@
  * The file is read at start and reconfig, then again whenever it changes on
  * disk (a stat per render, under a lock of its own that nothing else holds
  * longer), so a cron job that refreshes it is seen at the next render.  A file that cannot be read
- * or does not parse leaves the last good copy in place, and the page says why.  End-of-life
+ * or does not parse leaves the last good copy in place, and the page says why; a fetched file
+ * that is not there yet only makes the page say the cycle is being fetched.  End-of-life
  * branches are left out; the branch "main" is the builder tag "3.x", as at buildbot.python.org.
  */
 #include "www/ui/release.h"
@@ -85,13 +87,17 @@ static void set_error(struct ui_release *r, char *msg)
     r->cycle_error = msg;
 }
 
-/* Reads the file again if it changed on disk (or was never read); under cycle_lock. */
+/* Reads the file again if it changed on disk (or was never read); under cycle_lock.  A
+   fetched file that does not exist yet is not an error: the first fetch has not ended. */
 static void cycle_check(struct ui_release *r)
 {
     struct stat st;
-    if (stat(r->path, &st) != 0) {
-        set_error(r, xasprintf("%s", strerror(errno)));
+    int rc = stat(r->path, &st);
+    r->pending = rc != 0 && errno == ENOENT && r->source != NULL;
+    if (rc != 0) {
         r->read_once = false;
+        if (!r->pending)
+            set_error(r, xasprintf("%s", strerror(errno)));
         return;
     }
     if (r->read_once && same_file(&st, &r->seen))
@@ -154,7 +160,7 @@ void rel_files_free(struct rel_files *f)
 }
 
 bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, char **path,
-                   char **error)
+                   char **error, char **pending)
 {
     pthread_mutex_lock(&r->cycle_lock);
     if (r->path != NULL)
@@ -163,6 +169,7 @@ bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, cha
     *n = r->n_branches;
     *path = opt_dup(r->path);
     *error = opt_dup(r->cycle_error);
+    *pending = r->pending && r->n_branches == 0 ? opt_dup(r->source) : NULL;
     pthread_mutex_unlock(&r->cycle_lock);
     return *path != NULL;
 }
@@ -193,6 +200,7 @@ void www_release_free(struct ui_release *r)
     rel_branches_free(r->branches, r->n_branches);
     free(r->cycle_error);
     free(r->path);
+    free(r->source);
     free(r->results_dir);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->cycle_lock);
@@ -215,12 +223,16 @@ void www_release_set_results(struct ui_release *r, const char *basedir, const ch
     pthread_mutex_unlock(&r->cycle_lock);
 }
 
-void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file)
+void www_release_set_cycle(struct ui_release *r, const char *basedir, const char *file,
+                           const char *source)
 {
     char *path = in_basedir(basedir, file);
     pthread_mutex_lock(&r->cycle_lock);
     free(r->path);
     r->path = path;
+    free(r->source);
+    r->source = opt_dup(source);
+    r->pending = false;
     r->read_once = false;
     free(r->cycle_error);
     r->cycle_error = NULL;

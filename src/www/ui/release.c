@@ -28,7 +28,7 @@
 struct rel_page {
     struct rel_branch *branches;
     size_t n_branches;
-    char *path, *cycle_error;
+    char *path, *cycle_error, *pending;
     struct rel_builder *builders; /* sorted by name */
     size_t n_builders;
 };
@@ -353,8 +353,15 @@ static void cycle_notice(const struct rel_page *r, struct buf *out)
 {
     if (r->path == NULL)
         buf_addstr(out, "<p class=\"mut\">No release cycle is configured: set "
-                        "<code>www.release_cycle</code> in master.lua to the path of a file in "
-                        "the format of https://peps.python.org/api/release-cycle.json.</p>");
+                        "<code>www.release_cycle</code> in master.lua to the path of a file, or "
+                        "to an http(s) URL, in the format of "
+                        "https://peps.python.org/api/release-cycle.json.</p>");
+    else if (r->pending != NULL)
+        html_put(out,
+                 "<p class=\"mut\">The release cycle is being fetched from %s: no branches "
+                 "yet. This page shows them once the first copy has arrived (the master's log "
+                 "says why if a fetch fails).</p>",
+                 r->pending);
     else if (r->cycle_error != NULL)
         html_put(out, "<p class=\"rel-error\">The release cycle %s could not be read (%s)%S.</p>",
                  r->path, r->cycle_error,
@@ -438,7 +445,8 @@ void ui_page_release(struct ui_page *p, const struct www_args *a)
     struct rel_view v;
     size_t done = 0, total = 0;
     char *error = NULL;
-    bool configured = rel_cycle_get(rel, &r.branches, &r.n_branches, &r.path, &r.cycle_error);
+    bool configured =
+        rel_cycle_get(rel, &r.branches, &r.n_branches, &r.path, &r.cycle_error, &r.pending);
     if (configured && !rel_view_take(rel, &v, &done, &total, &error)) {
         warming_up(p, done, total, error);
     } else {
@@ -453,6 +461,7 @@ void ui_page_release(struct ui_page *p, const struct www_args *a)
     rel_branches_free(r.branches, r.n_branches);
     free(r.path);
     free(r.cycle_error);
+    free(r.pending);
 }
 
 void ui_release_panels(struct ui_page *p)
@@ -462,7 +471,7 @@ void ui_release_panels(struct ui_page *p)
     struct rel_view v;
     size_t done = 0, total = 0;
     char *error = NULL;
-    if (!rel_cycle_get(rel, &r.branches, &r.n_branches, &r.path, &r.cycle_error)) {
+    if (!rel_cycle_get(rel, &r.branches, &r.n_branches, &r.path, &r.cycle_error, &r.pending)) {
         /* no release cycle configured: no branch to judge */
     } else if (!rel_view_take(rel, &v, &done, &total, &error)) {
         html_put(&p->out,
@@ -488,6 +497,7 @@ void ui_release_panels(struct ui_page *p)
     rel_branches_free(r.branches, r.n_branches);
     free(r.path);
     free(r.cycle_error);
+    free(r.pending);
 }
 
 /* buildbot.python.org's old addresses of the page: the wsgi_dashboards plugin's. */

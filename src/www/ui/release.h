@@ -134,6 +134,8 @@ struct ui_release {
     /* relcycle.c, under cycle_lock: held for a stat and, when the file changed, a parse */
     pthread_mutex_t cycle_lock;
     char *path;       /* the file (absolute), or NULL when www.release_cycle is not set */
+    char *source;     /* the URL the master fetches the file from, or NULL */
+    bool pending;     /* source is set and the file is not there yet */
     struct stat seen; /* of the last read, good or not */
     bool read_once;
     struct rel_branch *branches; /* the last good copy */
@@ -145,9 +147,11 @@ struct ui_release {
 
 /* relcycle.c: reads the file again if it changed on disk (or was never read) and gives a
    copy of the branches (to free with rel_branches_free), the path and the error (to free)
-   in *path and *error; false when no release cycle is configured. */
+   in *path and *error, and in *pending the URL the file is still being fetched from (to
+   free; NULL once the file exists or when it is not fetched); false when no release cycle
+   is configured. */
 bool rel_cycle_get(struct ui_release *r, struct rel_branch **out, size_t *n, char **path,
-                   char **error);
+                   char **error, char **pending);
 void rel_branches_free(struct rel_branch *b, size_t n);
 /* Is a release cycle configured (is there anything to warm up)? */
 bool rel_cycle_configured(struct ui_release *r);

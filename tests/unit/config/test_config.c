@@ -135,9 +135,33 @@ static void test_release_cycle(void **state)
     if (cfg == NULL)
         fail_msg("%s", errors);
     assert_null(cfg->warnings);
+    assert_false(cfg->release_cycle_url);
     cfg_free(cfg);
     unlink(cycle);
     free(cycle);
+}
+
+/* www.release_cycle as an http(s) URL: accepted without a fetch (the master fetches it in the
+   background), no warning. */
+static void test_release_cycle_url(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {"https://peps.python.org/api/release-cycle.json",
+                                       "http://127.0.0.1:1/cycle.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char *text = xasprintf("return {\n  workers = {},\n  www = { port = 8010,\n"
+                               "    release_cycle = '%s' },\n}\n",
+                               urls[i]);
+        char *errors;
+        struct cfg *cfg = load(text, &errors);
+        if (cfg == NULL)
+            fail_msg("%s", errors);
+        assert_string_equal(cfg->release_cycle, urls[i]);
+        assert_true(cfg->release_cycle_url);
+        assert_null(cfg->warnings);
+        cfg_free(cfg);
+        free(text);
+    }
 }
 
 struct broken {
@@ -163,16 +187,14 @@ static const struct broken broken[] = {
      "{F}:4: www.release_test_results must be a string (a directory), not number\n"},
     {W "  www = { release_test_results = '' },\n",
      "{F}:4: www.release_test_results is empty: give a directory\n"},
-    /* the release cycle is read from a file; a URL would never be fetched */
-    {W "  www = { port = 8010,\n    release_cycle = 'https://peps.python.org/api/"
-       "release-cycle.json' },\n",
-     "{F}:5: www.release_cycle: 'https://peps.python.org/api/release-cycle.json' is a URL; "
-     "fetching the release cycle is not implemented, give the path of a file (kept up to date "
-     "by e.g. cron)\n"},
+    /* the master fetches http(s) only; another scheme would never be read */
+    {W "  www = { port = 8010,\n    release_cycle = 'ftp://example.org/release-cycle.json' },\n",
+     "{F}:5: www.release_cycle: 'ftp://example.org/release-cycle.json' is a URL bbmaster cannot "
+     "fetch; give an http:// or https:// URL, or the path of a file\n"},
     {W "  www = { release_cycle = true },\n",
-     "{F}:4: www.release_cycle must be a string (a file path), not boolean\n"},
+     "{F}:4: www.release_cycle must be a string (a file path or an http(s) URL), not boolean\n"},
     {W "  www = { release_cycle = '' },\n",
-     "{F}:4: www.release_cycle is empty: give the path of a file\n"},
+     "{F}:4: www.release_cycle is empty: give the path of a file or an http(s) URL\n"},
     {W "  protocols = { pb = { port = 70000 } },\n",
      "{F}:4: protocols.pb.port must be between 1 and 65535, not 70000\n"},
     /* found by fuzz_config: the nil port was left on the Lua stack, and lua_next crashed */
@@ -518,10 +540,15 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_loads),   cmocka_unit_test(test_model),
-        cmocka_unit_test(test_broken_configs), cmocka_unit_test(test_release_cycle),
-        cmocka_unit_test(test_lua_errors),     cmocka_unit_test(test_yaml),
-        cmocka_unit_test(test_fleet_sized),    cmocka_unit_test(test_run_time_budget),
+        cmocka_unit_test(test_sample_loads),
+        cmocka_unit_test(test_model),
+        cmocka_unit_test(test_broken_configs),
+        cmocka_unit_test(test_release_cycle),
+        cmocka_unit_test(test_release_cycle_url),
+        cmocka_unit_test(test_lua_errors),
+        cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_fleet_sized),
+        cmocka_unit_test(test_run_time_budget),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
