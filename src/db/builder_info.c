@@ -90,14 +90,7 @@ static long long name_id(struct db *db, struct names *t, const struct named *tab
    rows when none is. */
 static size_t first_row(const struct db_res *r, long long id)
 {
-    size_t lo = 0, hi = db_res_rows(r);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (db_res_int(r, mid, 0) < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = db_res_lower_bound(r, id);
     return lo < db_res_rows(r) && db_res_int(r, lo, 0) == id ? lo : db_res_rows(r);
 }
 

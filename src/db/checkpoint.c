@@ -29,14 +29,7 @@ static void *run(void *arg)
     bool failing = false;
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += k->interval_ms / 1000;
-        until.tv_nsec += (long)(k->interval_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = util_deadline(CLOCK_MONOTONIC, k->interval_ms);
         while (!k->stop && pthread_cond_timedwait(&k->wake, &k->lock, &until) != ETIMEDOUT)
             ;
         if (k->stop)

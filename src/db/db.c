@@ -304,6 +304,19 @@ long long db_res_int(const struct db_res *r, size_t row, size_t col)
     return s != NULL ? strtoll(s, NULL, 10) : 0;
 }
 
+size_t db_res_lower_bound(const struct db_res *r, long long v)
+{
+    size_t lo = 0, hi = db_res_rows(r);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (db_res_int(r, mid, 0) < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 const unsigned char *db_res_blob(const struct db_res *r, size_t row, size_t col, size_t *len)
 {
     const char *s = db_res_text(r, row, col);

@@ -158,6 +158,9 @@ size_t db_res_cols(const struct db_res *r);
 bool db_res_null(const struct db_res *r, size_t row, size_t col);
 /* An integer column (0 when NULL or not a number). */
 long long db_res_int(const struct db_res *r, size_t row, size_t col);
+/* In a result ordered by its integer column 0: the first row whose column 0 is at least `v`
+   (the number of rows when none is). */
+size_t db_res_lower_bound(const struct db_res *r, long long v);
 /* A text column, NUL-terminated; NULL when the value is NULL. */
 const char *db_res_text(const struct db_res *r, size_t row, size_t col);
 /* A blob column; *len gets its size.  NULL when the value is NULL. */

@@ -127,14 +127,7 @@ size_t ev_read(struct ev_bus *bus, uint64_t *cursor, struct ev_item *out, size_t
 
 bool ev_wait(struct ev_bus *bus, uint64_t cursor, unsigned timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = util_deadline(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&bus->lock);
     uint64_t wakes = bus->wakes;
     while (bus->visible <= cursor && bus->wakes == wakes &&

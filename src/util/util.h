@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define UTIL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define UTIL_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -117,6 +118,8 @@ unsigned long util_raise_fd_limit(unsigned long *before);
 double util_now(void);
 /* Milliseconds of a monotonic clock. */
 uint64_t util_mono_ms(void);
+/* The time `ms` milliseconds from now on `clock` (a deadline for pthread_cond_timedwait). */
+struct timespec util_deadline(clockid_t clock, unsigned ms);
 
 /* Logging. */
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };

@@ -314,6 +314,10 @@ struct www_answer {
 #define WWW_ANSWER_MAX (1024 * 1024)
 #define WWW_STREAM_BLOCK (32 * 1024)
 const char *www_json_type(enum www_json_style style);
+/* How an /api/v2 answer to `req` goes out: its JSON type, kept by the cache under `key`,
+   read when db_writes(its tables) was `writes`, counted in the server's budget. */
+struct www_answer www_api_answer(struct www *w, const struct www_req *req, const char *key,
+                                 unsigned long writes);
 /* Does the client take gzip (Accept-Encoding), for an answer that may be compressed?  Answers
    shorter than WWW_GZIP_MIN never are; every other answer sent below is, when it does. */
 bool www_wants_gzip(struct MHD_Connection *c, const struct www_answer *a);

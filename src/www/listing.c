@@ -222,13 +222,7 @@ static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, st
     l->sql_paged = paged;
     l->meta_first = strcmp(req->ep->type->plural, "meta") > 0;
     struct www_producer p = {list_fill, list_free, l};
-    struct www_answer a = {.type = www_json_type(req->style),
-                           .cache = w->cache,
-                           .key = key,
-                           .tables = req->ep->tables,
-                           .writes = db_writes(req->ep->tables),
-                           .whole_max = w->answer_max,
-                           .budget = &w->answers};
+    struct www_answer a = www_api_answer(w, req, key, db_writes(req->ep->tables));
     return www_send_stream(c, &a, req->path, &p);
 }
 
@@ -273,13 +267,7 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
         /* all there is: as Buildbot builds it, unless the text is long (then streamed) */
         text = whole_text(req, out, paged, &len);
         if (len <= w->answer_max || f != NULL) {
-            struct www_answer a = {.type = www_json_type(req->style),
-                                   .cache = w->cache,
-                                   .key = key,
-                                   .tables = req->ep->tables,
-                                   .writes = writes,
-                                   .whole_max = w->answer_max,
-                                   .budget = &w->answers};
+            struct www_answer a = www_api_answer(w, req, key, writes);
             ret = www_send_text(c, &a, text, len);
             text = NULL;
         } else {

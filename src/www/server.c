@@ -233,13 +233,7 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
     bool lost = req->db == NULL || db_lost(req->db);
     if (req->db != NULL)
         www_pool_put(w, req->db);
-    struct www_answer a = {.type = www_json_type(req->style),
-                           .cache = w->cache,
-                           .key = key,
-                           .tables = req->ep->tables,
-                           .writes = writes,
-                           .whole_max = w->answer_max,
-                           .budget = &w->answers};
+    struct www_answer a = www_api_answer(w, req, key, writes);
     if (rc < 0) {
         ret = www_send_db_error(c, req->path, lost, cause);
     } else if (json_array_size(out) == 0) {

@@ -99,6 +99,18 @@ bool www_wants_gzip(struct MHD_Connection *c, const struct www_answer *a)
                                c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 }
 
+struct www_answer www_api_answer(struct www *w, const struct www_req *req, const char *key,
+                                 unsigned long writes)
+{
+    return (struct www_answer){.type = www_json_type(req->style),
+                               .cache = w->cache,
+                               .key = key,
+                               .tables = req->ep->tables,
+                               .writes = writes,
+                               .whole_max = w->answer_max,
+                               .budget = &w->answers};
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *a,
                              struct MHD_Response *r, size_t len, bool gz)
 {

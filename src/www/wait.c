@@ -207,14 +207,7 @@ void www_watch_stop(struct www_watch *wd, int drain_ms)
     wd->stopping = true;
     for (struct www_wait *wt = wd->list; wt != NULL; wt = wt->next)
         settle(wt, WWW_SHUTDOWN);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += drain_ms / 1000;
-    until.tv_nsec += (long)(drain_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = util_deadline(CLOCK_REALTIME, drain_ms);
     /* the resumed requests get their 503 before the daemon closes their connections */
     while (wd->n > 0 && pthread_cond_timedwait(&wd->drained, &wd->lock, &until) == 0)
         ;

@@ -132,15 +132,7 @@ int api_rows_by_id(struct www_req *req, const struct api_source *src, const char
 
 size_t api_first_row(const struct db_res *r, long long id)
 {
-    size_t lo = 0, hi = db_res_rows(r);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (db_res_int(r, mid, 0) < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return db_res_lower_bound(r, id);
 }
 
 struct db_res *api_select(struct www_req *req, const char *sql, const struct db_param *p, size_t n,

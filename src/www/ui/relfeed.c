@@ -76,14 +76,7 @@ static void wait_for_work(struct rel_feed *f, unsigned ms)
         ev_wait(f->bus, f->cursor, ms);
         return;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = util_deadline(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&f->lock);
     if (!f->stopping)
         pthread_cond_timedwait(&f->cond, &f->lock, &until);
