@@ -8,6 +8,7 @@
  */
 #include "master.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -669,8 +670,24 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/*
+ * glibc's allocator keeps what threads free: an arena per thread (up to eight per core),
+ * and an mmap threshold that grows to 32 MB after the first large block is freed, so
+ * large blocks come from the arenas from then on.  A flood of page views left about
+ * 10 MB more held that way by the web's threads (bench/abuse).  Two arenas, and blocks
+ * of 128 KiB and more always mapped, so given back when freed.
+ */
+static void bound_malloc(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
+
 int master_run(int ready_fd, char **cause)
 {
+    bound_malloc();
     struct master m;
     memset(&m, 0, sizeof m);
     signal(SIGPIPE, SIG_IGN);

@@ -18,6 +18,10 @@
 #define WRITER_BUSY_MS 100
 #define READER_BUSY_MS 2000
 #define STMT_CACHE 64
+/* A reader's page cache (SQLite's default is 2 MB): the web has a connection per thread
+   that reads, the file's pages are in the kernel's cache anyway, and 2 MB each was most of
+   what a flood of page views added to the master's memory (bench/abuse). */
+#define READER_CACHE_KB "512"
 
 /* A connection and the statements it prepared last (the web's queries repeat). */
 struct sq_conn {
@@ -266,7 +270,7 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     }
     /* Buildbot's settings; a read-only connection cannot change the journal, and a
        file that is not (yet) a Buildbot database is left as it is. */
-    const char *setup = readonly      ? "PRAGMA query_only = 1"
+    const char *setup = readonly ? "PRAGMA query_only = 1; PRAGMA cache_size = -" READER_CACHE_KB
                         : sq_ours(db) ? "PRAGMA journal_mode = wal; PRAGMA synchronous = normal; "
                                         "PRAGMA checkpoint_fullfsync = off"
                                       : NULL;

@@ -460,9 +460,39 @@ void www_conns_notify_cb(void *cls, struct MHD_Connection *c, void **socket_cont
 /* Where a connection's request stands (sets its deadline). */
 void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
 
-/* The web UI's pages, assets and robots.txt: every GET outside /api (ui/page.c). */
+/*
+ * jobs.c: long answers (pages) made on threads of their own while their connection is
+ * suspended, so that they never hold up the request threads (see there).  A job is
+ * its maker's, embedded in a struct of its own: `run` works on a job thread; then the
+ * connection is resumed and the request handler calls `answer` on a request thread
+ * (`cancelled`: the master is stopping, answer 503), or `free` when the connection is
+ * gone meanwhile.
+ */
+#define WWW_JOBS_QUEUE 256 /* jobs waiting at most; a request beyond is answered 503 */
+struct www_job {
+    void (*run)(struct www_job *job);
+    enum MHD_Result (*answer)(struct www_job *job, struct MHD_Connection *c);
+    void (*free)(struct www_job *job);
+    struct MHD_Connection *conn;
+    bool cancelled;
+    struct www_job *next;
+};
+struct www_jobs;
+/* `threads` threads (none started: jobs run where they are submitted). */
+struct www_jobs *www_jobs_start(size_t threads);
+/* Queues `job` for `c`, suspended: 0 queued, 1 run already (no job threads: answer
+   now), -1 refused (the queue is full, or the pool stopping: answer 503). */
+int www_jobs_submit(struct www_jobs *q, struct www_job *job, struct MHD_Connection *c);
+/* Runs no more jobs: the running ones finish, the queued ones are resumed cancelled. */
+void www_jobs_stop(struct www_jobs *q);
+void www_jobs_free(struct www_jobs *q);
+/* Puts the calling thread below the engine's priority (WWW_NICE), once. */
+void www_lower_priority(void);
+
+/* The web UI's pages, assets and robots.txt: every GET outside /api (ui/page.c).  A page
+   that has to be rendered becomes a job, left in *job until it is answered. */
 enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const char *url,
-                              const char *method);
+                              const char *method, struct www_job **job);
 struct www_post;
 /* A form of the web UI posted to `url` (ui/actions.c): checked, then its action posted. */
 enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char *url,
@@ -640,6 +670,7 @@ struct www {
     struct www_conns *conns;
     struct www_feed *feed; /* live events, or NULL */
     struct ui_release *release;
+    struct www_jobs *jobs; /* page renders */
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);

@@ -360,6 +360,7 @@ static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char 
 
 struct conn_ctx {
     struct www_post post; /* its body, and a POST's action (rpc.c) */
+    struct www_job *job;  /* a page being rendered (jobs.c), or NULL */
 };
 
 const char *www_api_path(const char *url, bool *api_root)
@@ -409,7 +410,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         return get ? www_search(w, c, logid) : www_send_error(c, 400, "invalid HTTP method");
     }
     if (sub == NULL)
-        return www_ui_answer(w, c, url, method);
+        return www_ui_answer(w, c, url, method, &ctx->job);
     char *path = xstrdup(sub);
     enum MHD_Result ret;
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
@@ -436,7 +437,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
  * machine keep their share of the processors.  On Linux a thread id names one thread
  * to setpriority; elsewhere nothing changes.
  */
-static void lower_priority(void)
+void www_lower_priority(void)
 {
 #ifdef SYS_gettid
     static __thread bool done;
@@ -453,7 +454,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 {
     (void)version;
     struct www *w = cls;
-    lower_priority();
+    www_lower_priority();
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
         www_conn_state(c, WWW_CONN_BODY);
@@ -473,6 +474,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     if (ctx->post.wait != NULL) /* resumed: the engine answered, or the wait is over */
         return www_post_answer(w, c, &ctx->post);
+    if (ctx->job != NULL) { /* resumed: the page is made */
+        struct www_job *job = ctx->job;
+        ctx->job = NULL;
+        return job->answer(job, c);
+    }
     return dispatch(w, c, url, method, ctx);
 }
 
@@ -486,6 +492,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
     if (ctx == NULL)
         return;
     www_post_done(w, &ctx->post);
+    if (ctx->job != NULL)
+        ctx->job->free(ctx->job);
     free(ctx);
     *con_cls = NULL;
 }
@@ -567,6 +575,9 @@ struct www *www_start(const struct www_opts *opts, char **cause)
         return NULL;
     }
     www_release_start(w->release, w, opts->events);
+    /* pages are rendered by a thread per core (2 to 8): only that many are in memory at
+       once, and the request threads stay free for everything else */
+    w->jobs = www_jobs_start(cores > 8 ? 8 : cores > 2 ? (size_t)cores : 2);
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_ALLOW_UPGRADE,
@@ -683,12 +694,14 @@ void www_stop(struct www *w)
     www_watch_stop(w->watch, WWW_STOP_DRAIN_MS); /* waiting POSTs answered 503 */
     www_feed_stop(w->feed);                      /* event streams end, WebSockets close */
     www_release_stop(w->release);                /* its thread gives its connection back */
+    www_jobs_stop(w->jobs);                      /* queued pages answered 503 */
     www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
     www_feed_free(w->feed);
     www_watch_free(w->watch);
     www_conns_free(w->conns);
+    www_jobs_free(w->jobs);
     for (size_t i = 0; i < w->n_dialects; i++)
         free(w->dialects[i]);
     for (size_t i = 0; i < w->n_idle; i++)

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import threading
 import urllib.parse
 
 import pytest
@@ -346,3 +347,72 @@ def test_www_redirects_send_short_paths_on_and_bad_ones_are_refused(master, monk
     assert r.returncode != 0
     assert (f"master.lua:{line - 1}: www.redirects: '/api/v2/builders': it would hide the home "
             "page, the API or /all/") in r.stdout + r.stderr
+
+
+def test_pages_for_many_clients_at_once_and_a_stop_meanwhile(site, master):
+    """Pages are rendered on threads of their own while their connections wait (jobs.c):
+    twelve clients at once each get their own build's page whole while JSON-RPC is answered
+    beside them; and a stop with pages still queued answers each one whole, or 503, or
+    closes it: never another client's page (`make tsan` runs this too)."""
+    builds = api_get(site, "builds?limit=12")["builds"]
+    names = {b["builderid"]: b["name"] for b in api_get(site, "builders")["builders"]}
+    errors = []
+
+    def view(k, i):
+        b = builds[(k + i) % len(builds)]
+        status, body, _ = fetch(site, f'/builders/{b["builderid"]}/builds/{b["number"]}'
+                                      f'?client={k}&view={i}')
+        return status, body.decode(), f'<title>{names[b["builderid"]]} #{b["number"]} - '
+
+    def client(k):
+        try:
+            for i in range(6):
+                status, body, title = view(k, i)
+                assert status == 200 and title in body and body.endswith("</html>\n"), \
+                    (k, i, status, body[:200])
+        except Exception as e:  # an assertion, or an HTTP error
+            errors.append(f"client {k}: {e!r}")
+
+    def rpc():
+        try:
+            for _ in range(4):
+                body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": "stop", "params": {}})
+                status, text, _ = fetch(site, "/api/v2/builds/1", "POST", body,
+                                        {"Content-Type": "application/json"})
+                assert status in (200, 400) and b'"jsonrpc"' in text, (status, text[:200])
+        except Exception as e:
+            errors.append(f"rpc: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(12)]
+    threads.append(threading.Thread(target=rpc))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+    outcomes = []
+
+    def at_stop(k):  # views until the master is gone
+        seen = set()
+        for i in range(10000):
+            try:
+                status, body, title = view(k, i)
+            except (OSError, http.client.HTTPException):
+                seen.add("closed")
+                break
+            if not ((status == 200 and title in body and body.endswith("</html>\n"))
+                    or status == 503):
+                errors.append(f"client {k}: {status} {body[:200]}")
+            seen.add(status)
+        outcomes.append(seen)
+
+    threads = [threading.Thread(target=at_stop, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    stopped = master.stop()
+    for t in threads:
+        t.join()
+    assert stopped.returncode == 0, (stopped.stdout, stopped.stderr)
+    assert not errors and len(outcomes) == 16 and all("closed" in o for o in outcomes), \
+        (errors, outcomes)

@@ -533,35 +533,91 @@ static char *page_key(const char *path, const struct page_args *args)
     return buf_take(&key);
 }
 
-static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_page_fn fn,
-                                   const struct www_args *args, const char *path)
+/* A page to render on a job thread (jobs.c), and what it made. */
+struct page_job {
+    struct www_job job; /* first: the pool's view of it */
+    ui_page_fn fn;
+    char *path; /* the route's arguments point into it */
+    struct www_args args;
+    struct page_args pa; /* point into the connection's memory, kept while it waits */
+    char *key;
+    unsigned long writes;
+    struct ui_page p;
+};
+
+static void page_job_free(struct www_job *job)
 {
-    struct page_args pa = {0};
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &pa);
-    char *key = page_key(path, &pa);
-    int cached = www_cache_answer(w->cache, key, c);
-    if (cached >= 0) {
-        free(key);
-        return cached > 0 ? MHD_YES : MHD_NO;
-    }
-    unsigned long writes = db_writes(NULL);
-    struct ui_page p = {.w = w, .status = 200, .kv = pa.kv, .n_kv = pa.n, .held = json_array()};
-    buf_init(&p.out, 0);
-    ui_csrf(p.csrf);
-    fn(&p, args);
-    if (p.db != NULL)
-        www_pool_put(w, p.db);
-    enum MHD_Result ret = send_page(w, c, &p, key, writes);
-    buf_free(&p.out);
-    json_decref(p.held);
-    free(p.redirect);
-    free(p.cause);
-    free(key);
+    struct page_job *pj = (struct page_job *)job;
+    if (pj->p.db != NULL)
+        www_pool_put(pj->p.w, pj->p.db);
+    buf_free(&pj->p.out);
+    json_decref(pj->p.held);
+    free(pj->p.redirect);
+    free(pj->p.cause);
+    free(pj->key);
+    free(pj->path);
+    free(pj);
+}
+
+static void page_job_run(struct www_job *job)
+{
+    struct page_job *pj = (struct page_job *)job;
+    pj->fn(&pj->p, &pj->args);
+    if (pj->p.db != NULL)
+        www_pool_put(pj->p.w, pj->p.db);
+    pj->p.db = NULL;
+}
+
+static enum MHD_Result page_job_answer(struct www_job *job, struct MHD_Connection *c)
+{
+    struct page_job *pj = (struct page_job *)job;
+    if (job->cancelled)
+        ui_fail(&pj->p, 503, "The master is stopping.");
+    enum MHD_Result ret = send_page(pj->p.w, c, &pj->p, pj->key, pj->writes);
+    page_job_free(job);
     return ret;
 }
 
+/* The page from the cache, or rendered on a job thread: left in *slot until answered. */
+static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_page_fn fn,
+                                   char *path, const struct www_args *args, const char *url,
+                                   struct www_job **slot)
+{
+    struct page_args pa = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &pa);
+    char *key = page_key(url, &pa);
+    int cached = www_cache_answer(w->cache, key, c);
+    if (cached >= 0) {
+        free(key);
+        free(path);
+        return cached > 0 ? MHD_YES : MHD_NO;
+    }
+    struct page_job *pj = xcalloc(1, sizeof *pj);
+    pj->pa = pa;
+    pj->key = key;
+    pj->job =
+        (struct www_job){.run = page_job_run, .answer = page_job_answer, .free = page_job_free};
+    pj->fn = fn;
+    pj->path = path;
+    pj->args = *args;
+    pj->writes = db_writes(NULL);
+    pj->p = (struct ui_page){.w = w, .status = 200, .held = json_array()};
+    pj->p.kv = pj->pa.kv;
+    pj->p.n_kv = pj->pa.n;
+    buf_init(&pj->p.out, 0);
+    ui_csrf(pj->p.csrf);
+    int queued = www_jobs_submit(w->jobs, &pj->job, c);
+    if (queued == 0) {
+        *slot = &pj->job;
+        return MHD_YES;
+    }
+    if (queued < 0)
+        ui_fail(&pj->p, 503, "The master has too many pages to render: try again shortly.");
+    return page_job_answer(&pj->job, c);
+}
+
 enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const char *url,
-                              const char *method)
+                              const char *method, struct www_job **job)
 {
     pthread_once(&csp_once, csp_init);
     if (strcmp(url, "/all") == 0)
@@ -600,18 +656,15 @@ enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const cha
     char *path = xstrdup(url + 1);
     struct www_args args = {0};
     ui_page_fn fn = route(path, &args);
-    enum MHD_Result ret;
-    if (fn != NULL) {
-        ret = answer_page(w, c, fn, &args, url);
-    } else {
-        struct ui_page p = {.w = w, .status = 200, .held = json_array()};
-        buf_init(&p.out, 0);
-        ui_fail(&p, 404, "There is no page at this address.");
-        ret = send_page(w, c, &p, NULL, 0);
-        buf_free(&p.out);
-        json_decref(p.held);
-        free(p.cause);
-    }
+    if (fn != NULL)
+        return answer_page(w, c, fn, path, &args, url, job);
     free(path);
+    struct ui_page p = {.w = w, .status = 200, .held = json_array()};
+    buf_init(&p.out, 0);
+    ui_fail(&p, 404, "There is no page at this address.");
+    enum MHD_Result ret = send_page(w, c, &p, NULL, 0);
+    buf_free(&p.out);
+    json_decref(p.held);
+    free(p.cause);
     return ret;
 }
