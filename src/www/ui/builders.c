@@ -77,9 +77,13 @@ static void builder_row(struct ui_page *p, json_t *bl, json_t *workers)
     long long id = ui_int(bl, "builderid");
     html_put(b, "<tr><td><a href=\"/builders/%D\">%s</a></td><td class=\"dots\">", id,
              ui_str(bl, "name"));
-    json_t *builds = ui_get(p, "builders/%lld/builds?order=-number&limit=%d", id, DOTS);
+    json_t *builds = ui_get(p,
+                            "builders/%lld/builds?order=-number&limit=%d&field=builderid&"
+                            "field=number&field=results&field=complete",
+                            id, DOTS);
     for (size_t i = json_array_size(builds); i-- > 0;)
         ui_build_dot(b, json_array_get(builds, i));
+    ui_drop(p, builds);
     buf_addstr(b, "</td><td class=\"hide-s\">");
     size_t i;
     json_t *t;
@@ -147,7 +151,7 @@ void ui_page_builders(struct ui_page *p, const struct www_args *a)
     (void)a;
     struct ui_tags f;
     ui_tags_read(p, &f);
-    json_t *all = ui_get(p, "builders");
+    json_t *all = ui_get(p, "builders?field=builderid&field=name&field=tags&field=masterids");
     json_t *workers = ui_get(p, "workers?field=workerid&field=name&field=configured_on"
                                 "&field=connected_to");
     if (all == NULL || workers == NULL)

@@ -313,6 +313,13 @@ json_t *ui_get(struct ui_page *p, const char *fmt, ...)
     return out;
 }
 
+void ui_drop(struct ui_page *p, json_t *v)
+{
+    size_t n = json_array_size(p->held);
+    if (v != NULL && n > 0 && json_array_get(p->held, n - 1) == v)
+        json_array_remove(p->held, n - 1);
+}
+
 const char *ui_query_value(struct ui_page *p, const char *s)
 {
     struct buf b;

@@ -71,6 +71,9 @@ size_t ui_args(const struct ui_page *p, const char *key, const char **out, size_
  * then answers 500 or 503).  A path that names nothing gives an empty list.
  */
 json_t *ui_get(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* Frees `v`, the last thing ui_get returned, before the page ends: a page that reads for
+   each of its rows holds one row's reads at a time. */
+void ui_drop(struct ui_page *p, json_t *v);
 /* `s` percent-encoded for a query of ui_get (held by the page). */
 const char *ui_query_value(struct ui_page *p, const char *s);
 /* The first item of ui_get, or NULL. */
