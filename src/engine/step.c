@@ -38,7 +38,7 @@ static const struct step_kind kinds[] = {
     {"step.compile", "compile", true, false, true, "compiling", "compile", {"make", "all", NULL}},
     {"step.test", "test", false, true, true, "testing", "test", {"make", "test", NULL}},
     {"step.set_property_from_command", "setproperty", false, false, false, NULL, NULL, {NULL}},
-    {"step.git", "git", false, false, false, "updating", "update", {NULL}},
+    {"step.git", "git", true, false, false, "updating", "update", {NULL}},
     {"step.file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.directory_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.multiple_file_upload", "upload", true, false, false, NULL, NULL, {NULL}},

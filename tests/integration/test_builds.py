@@ -458,10 +458,15 @@ return {
     bbm.builder{ name = "recover", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.git{ repourl = "%(repo)s", mode = "incremental", retryFetch = true,
         clobberOnFailure = true }, show } },
+    bbm.builder{ name = "halts", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.git{ repourl = "%(repo)s-missing" }, show } },
+    bbm.builder{ name = "goes-on", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.git{ repourl = "%(repo)s-missing", haltOnFailure = false }, show } },
   },
   schedulers = {
     bbm.schedulers.force{ name = "force",
-      builderNames = { "incremental", "fresh", "clobber", "copy", "recover" } },
+      builderNames = { "incremental", "fresh", "clobber", "copy", "recover", "halts",
+                       "goes-on" } },
   },
 }
 '''
@@ -525,6 +530,26 @@ def test_git_step(master, workers, tmp_path, builder):
         assert build.log.count("hgit fetch -f --progress ") == 2 and "hgit clone " in build.log
     b, rev, out = build(revision=first)
     assert (b["results"], rev, out) == (0, [first, "Git"], ["one"])
+
+
+def test_a_failed_checkout_halts_the_build_as_buildbot_source_steps_do(master, workers,
+                                                                        tmp_path):
+    """Buildbot's source steps default to haltOnFailure = True: a checkout that fails ends
+    the build; haltOnFailure = false lets the next step run."""
+    s = Site.__new__(Site)
+    s.master, s.port, s.backend = master, free_port(), "sqlite"
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(GIT_CONFIG % {"pb": master.pb_port, "www": s.port, "repo": tmp_path / "repo",
+                              "db": "sqlite:///state.sqlite"})
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    halted = s.wait_request(s.force("halts")[1])
+    assert halted["results"] == 2
+    assert [st[1:4:2] for st in s.steps(halted["buildid"])][1:] == [("git", 2)]
+    went_on = s.wait_request(s.force("goes-on")[1])
+    assert went_on["results"] == 2
+    assert [st[1:4:2] for st in s.steps(went_on["buildid"])][1:] == [("git", 2), ("show", 2)]
 
 
 STEPS_CONFIG = r'''local bbm = require "bbm"
