@@ -387,6 +387,63 @@ static bool type_ok(lua_State *L, int idx, enum ptype t)
     }
 }
 
+/*
+ * Buildbot's parameters that bbmaster knows by name but does not implement: a
+ * configuration that sets one is refused with why, rather than loaded to do less
+ * than it says.
+ */
+static const struct refusal {
+    const struct param *list; /* the table the name is in */
+    const char *name;
+    const char *why;
+} refusals[] = {
+    {worker_params, "defaultProperties", "set the properties with 'properties'"},
+    {worker_params, "machine_name", "bbmaster has no machines"},
+    {worker_params, "notify_on_missing", "bbmaster sends no mail about missing workers yet"},
+    {worker_params, "missing_timeout", "bbmaster sends no mail about missing workers yet"},
+    {builder_params, "defaultProperties", "set the properties with 'properties'"},
+    {builder_params, "locks", "bbmaster has no locks yet"},
+    {step_params, "locks", "bbmaster has no locks yet"},
+    {step_params, "lazylogfiles", "every logfile is created when the step starts"},
+    {git_params, "shallow", "the git step clones the whole history"},
+    {git_params, "submodules", "the git step does not update submodules"},
+    {git_params, "getDescription", "the git step does not run git describe"},
+    {git_params, "sshPrivateKey", "the git step uses the worker's own ssh setup"},
+    {git_params, "origin", "the git step's remote is always 'origin'"},
+    {git_params, "config", "the git step passes no -c options"},
+    {setprop_params, "extract_fn", "use 'property' (and 'strip')"},
+    {upload_params, "url", "upload steps add no link"},
+    {upload_params, "urlText", "upload steps add no link"},
+    {dirupload_params, "url", "upload steps add no link"},
+    {dirupload_params, "urlText", "upload steps add no link"},
+    {multiupload_params, "url", "upload steps add no link"},
+    {multiupload_params, "urlText", "upload steps add no link"},
+    {trigger_params, "sourceStamps", "use updateSourceStamp or alwaysUseLatest"},
+    {branch_sched_params, "createAbsoluteSourceStamps",
+     "source stamps carry the change's own revision only"},
+    {gitpoller_params, "fetch_refspec", "the poller fetches the branches it follows"},
+    {gitpoller_params, "pollRandomDelayMin", "the poller polls at pollInterval exactly"},
+    {gitpoller_params, "pollRandomDelayMax", "the poller polls at pollInterval exactly"},
+    {gitpoller_params, "sshPrivateKey", "the poller uses the master's own ssh setup"},
+};
+
+static bool in_list(const struct param *list, const struct param *p)
+{
+    for (; list->name != NULL; list++)
+        if (list == p)
+            return true;
+    return false;
+}
+
+/* Why the parameter `p` is refused; NULL when it is implemented. */
+static const char *refused(const struct param *p)
+{
+    for (size_t i = 0; i < UTIL_NELEM(refusals); i++)
+        if (strcmp(refusals[i].name, p->name) == 0 && in_list(refusals[i].list, p))
+            return refusals[i].why;
+    return NULL;
+}
+
 static const struct param *find_param(const struct param *const *lists, const char *name)
 {
     for (; *lists != NULL; lists++) {
@@ -425,6 +482,9 @@ static void check_entry(lua_State *L, const char *ctor, const struct param *cons
         char hint[128];
         suggest_param(lists, key, hint, sizeof hint);
         cfg_error(L, file, line, "%s: unknown parameter '%s'%s", ctor, key, hint);
+    } else if (refused(p) != NULL) {
+        cfg_error(L, file, line, "%s: '%s' is a Buildbot parameter bbmaster does not implement: %s",
+                  ctor, key, refused(p));
     } else if (!type_ok(L, -1, p->type)) {
         cfg_error(L, file, line, "%s: '%s' must be %s, not %s", ctor, key, type_word(p->type),
                   luaL_typename(L, -1));

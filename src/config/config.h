@@ -31,9 +31,6 @@ struct cfg_worker {
     char *password;
     int max_builds;         /* 0 = no limit */
     int keepalive_interval; /* seconds; Buildbot's default 3600 */
-    char **notify_on_missing;
-    size_t n_notify_on_missing;
-    int missing_timeout; /* seconds */
     /* bbmaster's own liveness check, off (0) unless ping_interval is given: every
        ping_interval seconds the master calls the worker's print and drops the connection
        if no answer comes within ping_timeout seconds. */

@@ -14,46 +14,56 @@
 
 static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "buildbotURL",
-                                       "buildCacheSize",
                                        "builders",
-                                       "caches",
                                        "change_source",
-                                       "codebaseGenerator",
-                                       "configurators",
-                                       "changeCacheSize",
-                                       "changeHorizon",
+                                       "collapseRequests",
                                        "db",
                                        "db_url",
-                                       "logCompressionLimit",
-                                       "logCompressionMethod",
-                                       "logEncoding",
-                                       "logMaxSize",
-                                       "logMaxTailSize",
-                                       "manhole",
-                                       "machines",
-                                       "collapseRequests",
-                                       "metrics",
-                                       "mq",
                                        "multiMaster",
                                        "prioritizeBuilders",
-                                       "projectName",
-                                       "projectURL",
                                        "projects",
                                        "properties",
                                        "protocols",
                                        "revlink",
                                        "schedulers",
-                                       "secretsProviders",
                                        "select_next_worker",
-                                       "services",
                                        "title",
                                        "titleURL",
                                        "uploadRoots",
-                                       "user_managers",
-                                       "validation",
                                        "www",
                                        "workers",
                                        NULL};
+
+/*
+ * Buildbot's keys that bbmaster does not implement: a configuration that sets one is
+ * refused with why, rather than loaded to do less than it says.
+ */
+static const struct {
+    const char *key, *why;
+} refused_keys[] = {
+    {"buildCacheSize", "bbmaster keeps no such caches: it reads the database"},
+    {"caches", "bbmaster keeps no such caches: it reads the database"},
+    {"changeCacheSize", "bbmaster keeps no such caches: it reads the database"},
+    {"changeHorizon", "old changes are kept"},
+    {"codebaseGenerator", "a change keeps the codebase its source gives it"},
+    {"configurators", "there is no janitor yet: old logs are kept"},
+    {"logCompressionLimit", "log chunks are compressed with zstd whenever that makes them smaller"},
+    {"logCompressionMethod",
+     "log chunks are compressed with zstd whenever that makes them smaller"},
+    {"logEncoding", "log lines are taken as UTF-8"},
+    {"logMaxSize", "logs are kept whole"},
+    {"logMaxTailSize", "logs are kept whole"},
+    {"machines", "bbmaster has no machines"},
+    {"manhole", "bbmaster has no manhole"},
+    {"metrics", "bbmaster has no metrics service"},
+    {"mq", "the master's events stay in the process, as with Buildbot's 'simple' mq"},
+    {"projectName", "use 'title'"},
+    {"projectURL", "use 'titleURL'"},
+    {"secretsProviders", "secrets come from the settings file (bbm.yaml.load)"},
+    {"services", "bbmaster has no reporters yet"},
+    {"user_managers", "bbmaster has no user managers"},
+    {"validation", "bbmaster takes no validation patterns"},
+};
 
 struct reader {
     lua_State *L;
@@ -248,10 +258,8 @@ static void read_worker(struct reader *r, int idx)
     w->password = opt_string(r->L, idx, "password");
     w->max_builds = (int)opt_int(r->L, idx, "max_builds", 0);
     w->keepalive_interval = (int)opt_int(r->L, idx, "keepalive_interval", 3600);
-    w->missing_timeout = (int)opt_int(r->L, idx, "missing_timeout", 3600);
     w->ping_interval = (int)opt_int(r->L, idx, "ping_interval", 0);
     w->ping_timeout = (int)opt_int(r->L, idx, "ping_timeout", CFG_PING_TIMEOUT_DEFAULT);
-    w->notify_on_missing = string_list(r->L, idx, "notify_on_missing", &w->n_notify_on_missing);
     lua_pushvalue(r->L, idx);
     w->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     w->file = xstrdup(file);
@@ -821,6 +829,15 @@ static void check_type(struct reader *r, const char *key, int type, const char *
     lua_pop(r->L, 1);
 }
 
+/* A Buildbot key whose other settings bbmaster does not implement: absent, or false. */
+static void only_false(struct reader *r, const char *key, const char *why)
+{
+    int t = lua_getfield(r->L, r->top, key);
+    if (t != LUA_TNIL && !(t == LUA_TBOOLEAN && !lua_toboolean(r->L, -1)))
+        cfg_error(r->L, r->path, key_line(r, key), "'%s' may only be false: %s", key, why);
+    lua_pop(r->L, 1);
+}
+
 static void read_scalars(struct reader *r)
 {
     struct cfg *cfg = r->cfg;
@@ -837,6 +854,8 @@ static void read_scalars(struct reader *r)
     cfg->top_ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     check_type(r, "prioritizeBuilders", LUA_TFUNCTION, "a function");
     check_type(r, "select_next_worker", LUA_TFUNCTION, "a function");
+    only_false(r, "buildbotNetUsageData", "bbmaster sends no usage data");
+    only_false(r, "multiMaster", "bbmaster runs as a single master");
     if (lua_getfield(r->L, r->top, "collapseRequests") != LUA_TBOOLEAN)
         check_type(r, "collapseRequests", LUA_TFUNCTION, "true, false or a function");
     lua_pop(r->L, 1);
@@ -866,6 +885,14 @@ static void check_top_keys(struct reader *r)
         bool known = false;
         for (size_t i = 0; top_keys[i] != NULL && !known; i++)
             known = strcmp(top_keys[i], key) == 0;
+        for (size_t i = 0; i < UTIL_NELEM(refused_keys) && !known; i++) {
+            if (strcmp(refused_keys[i].key, key) == 0) {
+                cfg_error(L, r->path, key_line(r, key),
+                          "'%s' is a Buildbot key bbmaster does not implement: %s", key,
+                          refused_keys[i].why);
+                known = true;
+            }
+        }
         if (!known) {
             char hint[128];
             cfg_suggest(key, top_keys, hint, sizeof hint);

@@ -63,7 +63,7 @@ static const char good[] =
     "f:addStep(bbm.steps.test{ command = 'make test', timeout = 1200 })\n"
     "return {\n"
     "  title = 'CPython', protocols = { pb = { port = 'tcp:9990:interface=127.0.0.1' } },\n"
-    "  workers = { bbm.worker('w1', 'p1', { max_builds = 2, notify_on_missing = 'a@b.c',\n"
+    "  workers = { bbm.worker('w1', 'p1', { max_builds = 2,\n"
     "                                       ping_interval = 60 }),\n"
     "              bbm.worker('w2', 'p2') },\n"
     "  builders = { bbm.builder{ name = 'x86 Debian 3.x', workernames = {'w1', 'w2'},\n"
@@ -93,7 +93,6 @@ static void test_model(void **state)
     assert_int_equal(cfg->workers[0].ping_interval, 60);
     assert_int_equal(cfg->workers[0].ping_timeout, CFG_PING_TIMEOUT_DEFAULT);
     assert_int_equal(cfg->workers[1].ping_interval, 0); /* off unless given */
-    assert_string_equal(cfg->workers[0].notify_on_missing[0], "a@b.c");
     assert_int_equal(cfg->workers[0].line, 6);
     const struct cfg_builder *b = cfg_find_builder(cfg, "x86 Debian 3.x");
     assert_non_null(b);
@@ -273,6 +272,33 @@ static const struct broken broken[] = {
      "{F}:3: 'collapseRequests' must be true, false or a function, not number\n"},
     {"  collapseRequests = false, prioritizeBuilders = function(m, b) return b end,\n", ""},
     {W B(", priority = 1"), "{F}:4: bbm.builder: unknown parameter 'priority'\n"},
+    /* Buildbot keys and parameters bbmaster does not implement are refused, saying why */
+    {"  caches = { Builds = 100 },\n",
+     "{F}:3: 'caches' is a Buildbot key bbmaster does not implement: bbmaster keeps no such "
+     "caches: it reads the database\n"},
+    {"  configurators = {},\n",
+     "{F}:3: 'configurators' is a Buildbot key bbmaster does not implement: there is no "
+     "janitor yet: old logs are kept\n"},
+    {"  services = {},\n",
+     "{F}:3: 'services' is a Buildbot key bbmaster does not implement: bbmaster has no "
+     "reporters yet\n"},
+    {"  buildbotNetUsageData = 'basic',\n",
+     "{F}:3: 'buildbotNetUsageData' may only be false: bbmaster sends no usage data\n"},
+    {"  buildbotNetUsageData = false, multiMaster = false,\n", ""},
+    {"  multiMaster = true,\n",
+     "{F}:3: 'multiMaster' may only be false: bbmaster runs as a single master\n"},
+    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = 'a@b.c' }) },\n",
+     "{F}:3: bbm.worker: 'notify_on_missing' is a Buildbot parameter bbmaster does not "
+     "implement: bbmaster sends no mail about missing workers yet\n"},
+    {W B(", locks = {}"),
+     "{F}:4: bbm.builder: 'locks' is a Buildbot parameter bbmaster does not implement: "
+     "bbmaster has no locks yet\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', locks = {} } }"),
+     "{F}:4: bbm.steps.shell: 'locks' is a Buildbot parameter bbmaster does not implement: "
+     "bbmaster has no locks yet\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'x', shallow = true } }"),
+     "{F}:4: bbm.steps.git: 'shallow' is a Buildbot parameter bbmaster does not implement: the "
+     "git step clones the whole history\n"},
     {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', updateBuildSummaryPolicy "
          "= { 'failure' } } }"),
      "{F}:4: bbm.steps.shell: 'updateBuildSummaryPolicy' must be true, false or a list of "
