@@ -92,6 +92,8 @@ bench: build
 	/usr/bin/python3 bench/search/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/webhook/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/abuse/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/ui/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/release/run --bbmaster $(abspath $(BBMASTER))
 
 run: build
 	sh scripts/run-demo.sh $(BBMASTER) .run/master
