@@ -122,9 +122,9 @@ class Master:
             self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}/ubsan:print_stacktrace=1"
             self.env["TSAN_OPTIONS"] = f"log_path={self.dir}/tsan"
 
-    def cli(self, *args, check=None):
+    def cli(self, *args, check=None, cwd=None):
         r = subprocess.run([*self.launcher, BBMASTER, *args], capture_output=True, text=True,
-                           env=self.env, timeout=120)
+                           env=self.env, timeout=120, cwd=cwd)
         if check is not None:
             assert r.returncode == check, f"{args}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
         return r
