@@ -551,6 +551,7 @@ static const struct ctor ctors[] = {
     {"steps.compile", "step.compile", "bbm.steps.compile", {shell_params, step_params}},
     {"steps.test", "step.test", "bbm.steps.test", {shell_params, step_params}},
     {"steps.git", "step.git", "bbm.steps.git", {git_params, step_params}},
+    {"steps.github", "step.github", "bbm.steps.github", {git_params, step_params}},
     {"steps.set_property_from_command",
      "step.set_property_from_command",
      "bbm.steps.set_property_from_command",

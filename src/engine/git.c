@@ -465,11 +465,23 @@ static int setup(struct step *s, char **cause)
     g->branch = ss_branch != NULL && *ss_branch != '\0' ? xstrdup(ss_branch) : xstrdup(branch);
     g->revision = ss_rev != NULL && *ss_rev != '\0' ? xstrdup(ss_rev) : NULL;
     free(branch);
+    /* Buildbot's GitHub step builds GitHub's merge commit of a pull request: on a branch
+       ending in /merge it ignores the revision (the pull request's head) */
+    size_t n = strlen(g->branch);
+    if (util_streq(s->kind, "step.github") && n >= 6 && strcmp(g->branch + n - 6, "/merge") == 0) {
+        free(g->revision);
+        g->revision = NULL;
+    }
     json_t *filters = NULL;
     if (step_render(s, "filters", &filters, cause) != 0)
         return -1;
     g->filters = json_is_string(filters) ? json_pack("[o]", filters) : filters;
     return 0;
+}
+
+bool git_kind(const char *kind)
+{
+    return util_streq(kind, "step.git") || util_streq(kind, "step.github");
 }
 
 void git_run(struct step *s)

@@ -300,6 +300,8 @@ void trigger_free(struct step *s);
 /* git.c: the git step. */
 void git_run(struct step *s);
 void git_free(struct step *s);
+/* The step kinds git.c runs: bbm.steps.git and bbm.steps.github. */
+bool git_kind(const char *kind);
 
 /* Buildbot's getResultSummary (done) or getCurrentSummary for the step (malloc'd). */
 char *step_summary(const struct step *s, bool done);
