@@ -121,7 +121,7 @@ static const struct param git_params[] = {{"repourl", P_RENDER, true},
                                           {"retry", P_TABLE, false},
                                           {"codebase", P_STR, false},
                                           {"sshPrivateKey", P_RENDER, false},
-                                          {"origin", P_STR, false},
+                                          {"origin", P_RENDER, false},
                                           {"config", P_TABLE, false},
                                           END};
 static const struct param setprop_params[] = {{"command", P_CMD, true},
@@ -638,10 +638,62 @@ static const struct ctor ctors[] = {
     {"params.nested", "param.nested", "bbm.params.nested", {forceparam_params}},
 };
 
+/* A table with no list part: a dict in Buildbot's terms. */
+static bool is_dict(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TTABLE && lua_rawlen(L, idx) == 0;
+}
+
+/* What Buildbot's Git step refuses at configuration time, and the types of the parameters
+   that are a choice of two (shallow: true or a depth; getDescription: true or options). */
+static void check_git(lua_State *L, int idx, const char *file, int line)
+{
+    int shallow = lua_getfield(L, idx, "shallow");
+    bool deep = shallow == LUA_TNIL || (shallow == LUA_TBOOLEAN && !lua_toboolean(L, -1)) ||
+                (lua_isinteger(L, -1) && lua_tointeger(L, -1) == 0);
+    if (shallow != LUA_TNIL && shallow != LUA_TBOOLEAN &&
+        !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0))
+        cfg_error(L, file, line,
+                  "bbm.steps.git: 'shallow' must be a boolean or a depth (a whole "
+                  "number), not %s",
+                  lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    const char *mode =
+        lua_getfield(L, idx, "mode") == LUA_TSTRING ? lua_tostring(L, -1) : "incremental";
+    bool method = lua_getfield(L, idx, "method") == LUA_TSTRING;
+    if (!deep && method &&
+        (strcmp(mode, "full") != 0 || strcmp(lua_tostring(L, -1), "clobber") != 0))
+        cfg_error(L, file, line,
+                  "Git: in mode 'full' shallow only possible with method 'clobber'.");
+    int describe = lua_getfield(L, idx, "getDescription");
+    if (describe != LUA_TNIL && describe != LUA_TBOOLEAN && !is_dict(L, -1))
+        cfg_error(L, file, line, "Git: getDescription must be a boolean or a dict.");
+    if (lua_getfield(L, idx, "config") != LUA_TNIL && !is_dict(L, -1))
+        cfg_error(L, file, line, "bbm.steps.git: 'config' must be a table of name = value");
+    lua_pop(L, 5);
+}
+
+/* Checks beyond the parameters' types, by the result's kind. */
+static const struct {
+    const char *kind;
+    void (*check)(lua_State *L, int idx, const char *file, int line);
+} checks[] = {{"step.git", check_git}};
+
 static int generic_ctor(lua_State *L)
 {
     const struct ctor *c = lua_touserdata(L, lua_upvalueindex(1));
     construct(L, 1, c->kind, c->display, c->lists);
+    int idx = lua_gettop(L);
+    for (size_t i = 0; i < UTIL_NELEM(checks); i++) {
+        if (strcmp(checks[i].kind, c->kind) != 0)
+            continue;
+        lua_getfield(L, idx, CFG_FILE);
+        lua_getfield(L, idx, CFG_LINE);
+        char file[256];
+        snprintf(file, sizeof file, "%s", lua_tostring(L, -2));
+        int line = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        checks[i].check(L, idx, file, line);
+    }
     return 1;
 }
 
