@@ -319,9 +319,9 @@ static const struct broken broken[] = {
     {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', locks = {} } }"),
      "{F}:4: bbm.steps.shell: 'locks' is a Buildbot parameter bbmaster does not implement: "
      "bbmaster has no locks yet\n"},
-    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'x', shallow = true } }"),
-     "{F}:4: bbm.steps.git: 'shallow' is a Buildbot parameter bbmaster does not implement: the "
-     "git step clones the whole history\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'x', sshPrivateKey = 'k' } }"),
+     "{F}:4: bbm.steps.git: 'sshPrivateKey' is a Buildbot parameter bbmaster does not "
+     "implement: the git step uses the worker's own ssh setup\n"},
     {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', updateBuildSummaryPolicy "
          "= { 'failure' } } }"),
      "{F}:4: bbm.steps.shell: 'updateBuildSummaryPolicy' must be true, false or a list of "
