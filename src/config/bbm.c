@@ -692,6 +692,21 @@ static int generic_ctor(lua_State *L)
     return 1;
 }
 
+const char *cfg_kind_display(const char *kind)
+{
+    for (size_t i = 0; i < UTIL_NELEM(ctors); i++)
+        if (strcmp(ctors[i].kind, kind) == 0)
+            return ctors[i].display;
+    static const char *const others[][2] = {{"worker", "bbm.worker"},
+                                            {"factory", "bbm.factory"},
+                                            {"interpolate", "bbm.interpolate"},
+                                            {"param.codebase", "bbm.params.codebase"}};
+    for (size_t i = 0; i < UTIL_NELEM(others); i++)
+        if (strcmp(others[i][0], kind) == 0)
+            return others[i][1];
+    return NULL;
+}
+
 /* The number option `key` of the table at `idx` within [min, max] if it is there (its type,
    and a negative value, are construct's to report). */
 static void check_bounds(lua_State *L, int idx, const char *ctor, const char *key, long min,

@@ -176,6 +176,18 @@ void cfg_lua_push_json(struct lua_State *L, const struct json_t *v);
 /* The value at `idx` as JSON (owned). */
 struct json_t *cfg_lua_to_json(struct lua_State *L, int idx);
 
+/* What --dump prints in place of a password or another secret. */
+#define CFG_SECRET_MARK "<secret>"
+
+/*
+ * The configuration as indented JSON text with sorted keys (dump.c): workers, builders
+ * (with their steps) and schedulers in configuration order, every top-level key that is
+ * set, secrets replaced by CFG_SECRET_MARK.  Returns the text (malloc'd, ending in a
+ * newline), or NULL with *cause ("FILE:LINE: ...") for what cannot be printed: a table
+ * that contains itself, one nested too deep, too many values.  Runs no Lua code.
+ */
+char *cfg_dump(const struct cfg *cfg, char **cause);
+
 /* The sample master.lua that `create-master` writes (runs as is). */
 extern const char cfg_sample_master_lua[];
 

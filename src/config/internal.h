@@ -32,6 +32,8 @@ void cfg_suggest(const char *word, const char *const *names, char *out, size_t s
 
 /* bbm.c: pushes the `bbm` module table. */
 int cfg_open_bbm(lua_State *L);
+/* "bbm.params.string" for the _kind "param.string": the constructor that makes it, or NULL. */
+const char *cfg_kind_display(const char *kind);
 /* settings.c: bbm.yaml.load(path). */
 int cfg_yaml_load(lua_State *L);
 /* validate.c: reads the returned table at the top of the stack into cfg. */
