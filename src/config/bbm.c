@@ -2,7 +2,8 @@
  * The `bbm` module that master.lua requires: constructors with Buildbot's
  * names and parameter names (bbm.worker, bbm.builder, bbm.factory,
  * bbm.steps.*, bbm.schedulers.*, bbm.change_filter, bbm.changes.*,
- * bbm.params.*, bbm.project, bbm.interpolate, bbm.yaml.load).
+ * bbm.params.*, bbm.project, bbm.interpolate, bbm.yaml.load, bbm.log.msg and
+ * bbm.log.err).
  *
  * Each constructor checks its parameters against a table of names and types,
  * records every problem with the file and line of the call (so a config with
@@ -874,6 +875,10 @@ int cfg_open_bbm(lua_State *L)
     set_path(L, "params.codebase");
     lua_pushcfunction(L, cfg_yaml_load);
     set_path(L, "yaml.load");
+    lua_pushcfunction(L, cfg_log_msg);
+    set_path(L, "log.msg");
+    lua_pushcfunction(L, cfg_log_err);
+    set_path(L, "log.err");
     /* Buildbot's result codes (buildbot.process.results) */
     static const char *const results[] = {"SUCCESS",   "WARNINGS", "FAILURE",  "SKIPPED",
                                           "EXCEPTION", "RETRY",    "CANCELLED"};

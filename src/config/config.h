@@ -148,7 +148,15 @@ struct cfg_load_opts {
     size_t max_instructions; /* Lua instructions the file may run */
     /* Called on the fresh state before the file runs (a fuzzer takes io and os away). */
     void (*prepare)(struct lua_State *L);
+    /* What the configuration prints (print, bbm.log.msg, bbm.log.err), while it loads and
+       from its functions later, goes to the log (util's log_write) as "FILE:LINE: text";
+       false: to stderr, as the text alone. */
+    bool log_messages;
 };
+
+/* cfg_load with options (NULL: cfg_load's defaults). */
+int cfg_load_with(const char *path, const struct cfg_load_opts *opts, struct cfg **out,
+                  char **cause);
 
 /* cfg_load for the text of a file named `path` (the name errors and require use). */
 int cfg_load_text(const char *path, const char *text, size_t len, const struct cfg_load_opts *opts,
