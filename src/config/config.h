@@ -84,7 +84,8 @@ struct cfg_github {
 };
 
 struct cfg_change_source {
-    char *name; /* name=; by default the repository URL (git_poller), PBChangeSource:PORT (pb) */
+    char *name; /* name=; default: the repository URL (git_poller), PBChangeSource:[PREFIX:]None
+                   (pb) */
     char *kind; /* git_poller, pb */
     char *user, *passwd, *prefix; /* pb: the login sendchange uses; files outside prefix go */
     int ref;                      /* its table in the config's Lua state */

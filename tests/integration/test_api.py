@@ -101,14 +101,14 @@ def strip_links(v):
     return v
 
 
-def serve(master, db_file, backend="sqlite", pg_schema=None):
+def serve(master, db_file, backend="sqlite", pg_schema=None, config=CONFIG):
     """Starts master on the rows of the SQLite file db_file after `upgrade-master`.
     On PostgreSQL the tables come from Buildbot's pg_dump pg_schema, or else from
     bbmaster itself; the rows are copied in before the upgrade."""
     port = free_port()
     db_url = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port, "db": db_url})
+        f.write(config % {"pb": master.pb_port, "www": port, "db": db_url})
     if backend == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(os.path.join(master.dir, "state.sqlite" + suffix)):
@@ -474,3 +474,28 @@ def test_schedulers_are_claimed_by_the_master(master, backend):
         conn = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
         assert conn.execute("SELECT count(*) FROM scheduler_masters").fetchone() == (0,)
         conn.close()
+
+
+def test_pb_change_source_named_as_buildbot_names_it(master):
+    """Buildbot names a PBChangeSource after its port= argument, None on the workers' port
+    (the fixture's "PBChangeSource:None"), with the prefix before it when there is one:
+    the row the recording master left is the one this master takes over."""
+    def sources(prefix):
+        arg = f'prefix = "{prefix}"' if prefix else ""
+        config = CONFIG.replace("  schedulers = {", "  change_source = { bbm.changes.pb{ %s } },\n"
+                                "  schedulers = {" % arg.replace("%", "%%"))
+        port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"),
+                     config=config)
+        status, body, _ = get(port, "/api/v2/changesources", "application/json")
+        me = json.loads(get(port, "/api/v2/masters?active=true", "application/json")[1])
+        master.stop()
+        assert status == 200
+        return [(c["changesourceid"], c["name"], c["master"] and c["master"]["masterid"])
+                for c in json.loads(body)["changesources"]], me["masters"][0]["masterid"]
+
+    listed, me = sources(None)
+    assert listed == [(1, "PBChangeSource:None", me)]
+    listed, me = sources("")
+    assert listed == [(1, "PBChangeSource:None", me)]
+    listed, me = sources("trunk/")
+    assert listed == [(1, "PBChangeSource:None", None), (2, "PBChangeSource:trunk/:None", me)]
