@@ -39,8 +39,10 @@ VOLATILE = {
     "scheduler.json": "scheduler_masters of the recording master",
     "changesources.json": "changesource_masters of the recording master",
 }
-# masterids / configured_on / connected_to name the master that answered.
-LINK_FIELDS = {"masterids", "configured_on", "connected_to"}
+# masterids / connected_to name the master that answered, as do the masterids in
+# configured_on: its builderids are compared, sorted (the order of the recording
+# master's configured_workers rows, in which it registered the builders, is its own).
+LINK_FIELDS = {"masterids", "connected_to"}
 # Where bbmaster answers what Buildbot means rather than what it does.
 DELIBERATE = {
     "change-properties-list.json": "Buildbot 4.3 answers 500 (its changes connector lacks "
@@ -95,7 +97,8 @@ def get(port, path, accept=None):
 
 def strip_links(v):
     if isinstance(v, dict):
-        return {k: strip_links(x) for k, x in v.items() if k not in LINK_FIELDS}
+        return {k: sorted(c["builderid"] for c in x) if k == "configured_on" else strip_links(x)
+                for k, x in v.items() if k not in LINK_FIELDS}
     if isinstance(v, list):
         return [strip_links(x) for x in v]
     return v
@@ -499,3 +502,26 @@ def test_pb_change_source_named_as_buildbot_names_it(master):
     assert listed == [(1, "PBChangeSource:None", me)]
     listed, me = sources("trunk/")
     assert listed == [(1, "PBChangeSource:None", None), (2, "PBChangeSource:trunk/:None", me)]
+
+
+def test_worker_configured_on_narrowed_by_the_path(master):
+    """Buildbot's getWorkers puts the path's builder and master in the query that reads
+    configured_on, so a builder's workers list only that builder's entries; connected_to
+    is narrowed by the master only."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    me = json.loads(get(port, "/api/v2/masters?active=true", "application/json")[1])
+    me = me["masters"][0]["masterid"]
+
+    def links(path):
+        status, body, _ = get(port, "/api/v2/" + path, "application/json")
+        assert status == 200, (path, body)
+        return {w["name"]: sorted((c["builderid"], c["masterid"]) for c in w["configured_on"])
+                for w in json.loads(body)["workers"]}
+
+    assert links("builders/3/workers") == {"w1": [(3, me)], "w2-offline": [(3, me)]}
+    assert links("builders/1/workers") == {"w1": [(1, me)]}
+    assert links("builders/1/workers/w1") == {"w1": [(1, me)]}
+    assert links("builders/3/workers/1") == {"w2-offline": [(3, me)]}
+    assert links(f"masters/{me}/builders/2/workers") == {"w1": [(2, me)]}
+    assert links(f"masters/{me}/workers")["w1"] == [(b, me) for b in (1, 2, 3, 4)]
+    assert links("workers/w1") == {"w1": [(b, me) for b in (1, 2, 3, 4)]}
