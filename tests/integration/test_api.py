@@ -104,14 +104,14 @@ def strip_links(v):
     return v
 
 
-def serve(master, db_file, backend="sqlite", pg_schema=None, config=CONFIG):
+def serve(master, db_file, backend="sqlite", pg_schema=None, config=None):
     """Starts master on the rows of the SQLite file db_file after `upgrade-master`.
     On PostgreSQL the tables come from Buildbot's pg_dump pg_schema, or else from
     bbmaster itself; the rows are copied in before the upgrade."""
     port = free_port()
     db_url = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(config % {"pb": master.pb_port, "www": port, "db": db_url})
+        f.write((config or CONFIG) % {"pb": master.pb_port, "www": port, "db": db_url})
     if backend == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(os.path.join(master.dir, "state.sqlite" + suffix)):
