@@ -693,6 +693,11 @@ static void sort_list(const struct www_query *q, json_t *list)
     free(v);
 }
 
+void www_query_sort(const struct www_query *q, json_t *list)
+{
+    sort_list(q, list);
+}
+
 /* Python's slice index normalisation. */
 static long long py_index(long long i, long long n)
 {

@@ -525,3 +525,105 @@ def test_worker_configured_on_narrowed_by_the_path(master):
     assert links(f"masters/{me}/builders/2/workers") == {"w1": [(2, me)]}
     assert links(f"masters/{me}/workers")["w1"] == [(b, me) for b in (1, 2, 3, 4)]
     assert links("workers/w1") == {"w1": [(b, me) for b in (1, 2, 3, 4)]}
+
+
+def with_history(db_file, path):
+    """db_file plus a history of changes on builder alpha (id 1): a chain 101-105 on
+    proj main, a docs codebase 106-107, two changes of one source stamp (108, 109,
+    continuing the chain), a change whose parent is gone (110), a forced source stamp
+    without a change (108), and builds of them (ids 101-109)."""
+    shutil.copy(db_file, path)
+    db = sqlite3.connect(path)
+    proj, docs = "https://git.example.invalid/proj.git", "https://git.example.invalid/docs.git"
+    stamps = {101: (proj, ""), 102: (proj, ""), 103: (proj, ""), 104: (proj, ""),
+              105: (proj, ""), 106: (docs, "docs"), 107: (docs, "docs"), 108: (proj, ""),
+              109: (proj, ""), 110: (proj, "")}
+    for ssid, (repo, codebase) in stamps.items():
+        db.execute("INSERT INTO sourcestamps (id, ss_hash, branch, revision, repository, codebase,"
+                   " project, created_at) VALUES (?, ?, ?, ?, ?, ?, 'proj', ?)",
+                   (ssid, f"{ssid:040x}", "rel" if ssid == 110 else "main", f"rev{ssid}", repo,
+                    codebase, 1700000000 + ssid))
+    changes = {101: (101, None), 102: (102, 101), 103: (103, 102), 104: (104, 103),
+               105: (105, 104), 106: (106, None), 107: (107, 106), 108: (109, 105),
+               109: (109, 108), 110: (110, 999)}
+    for changeid, (ssid, parent) in changes.items():
+        repo, codebase = stamps[ssid]
+        db.execute("INSERT INTO changes (changeid, author, comments, branch, revision, "
+                   "when_timestamp, category, repository, codebase, project, sourcestampid, "
+                   "parent_changeids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'proj', ?, ?)",
+                   (changeid, f"dev{changeid % 3} <d@x>", f"change {changeid}",
+                    "rel" if ssid == 110 else "main", f"rev{ssid}",
+                    1700000000 + (changeid * 7919) % 100, None if changeid % 4 else "cat",
+                    repo, codebase, ssid, parent))
+        db.execute("INSERT INTO change_files (changeid, filename) VALUES (?, ?)",
+                   (changeid, "docs/x.rst" if changeid % 2 else "src/x.c"))
+    # build id: (number, stamps in buildset order, results, complete_at)
+    builds = {101: (10, [101], 0, 2000), 102: (11, [103], 2, 2100), 103: (12, [105], 0, 2200),
+              104: (13, [105], 0, 2600), 105: (14, [108], 0, 2350), 106: (15, [107, 105], 0, 2360),
+              107: (16, [109], 0, 2400), 108: (17, [110], 0, 2410), 109: (18, [103], None, None)}
+    cols = [r[1] for r in db.execute("PRAGMA table_info(builds)")]
+    extra = ", locks_duration_s" if "locks_duration_s" in cols else ""
+    for buildid, (number, ssids, results, complete_at) in builds.items():
+        db.execute("INSERT INTO buildsets (id, reason, submitted_at, complete, results) "
+                   "VALUES (?, 'history', 1000, 1, ?)", (buildid, results))
+        for ssid in ssids:
+            db.execute("INSERT INTO buildset_sourcestamps (buildsetid, sourcestampid) "
+                       "VALUES (?, ?)", (buildid, ssid))
+        db.execute("INSERT INTO buildrequests (id, buildsetid, builderid, priority, complete, "
+                   "results, submitted_at) VALUES (?, ?, 1, 0, 1, ?, 1000)",
+                   (buildid, buildid, results))
+        db.execute("INSERT INTO builds (id, number, builderid, buildrequestid, workerid, masterid,"
+                   " started_at, complete_at, state_string, results" + extra + ") VALUES "
+                   "(?, ?, 1, ?, 2, 1, 1000, ?, 'done', ?" + (", 0" if extra else "") + ")",
+                   (buildid, number, buildid, complete_at, results))
+    db.commit()
+    db.close()
+    return path
+
+
+def change_ids(port, path):
+    status, body, _ = get(port, "/api/v2/" + path, "application/json")
+    assert status == 200, (path, body)
+    answer = json.loads(body)
+    return [c["changeid"] for c in answer["changes"]], answer["meta"].get("total")
+
+
+def test_changes_of_a_build_as_buildbot_walks_them(master, backend, tmp_path):
+    """Buildbot's getChangesForBuild: per codebase, the newest change of the build's
+    source stamp and its parents back to the change of the builder's previous successful
+    build with the same repositories/branches/codebases (latest completed first, not the
+    highest number).  Checked against Buildbot 4.3 and 3.7 on the same rows (the walk is
+    the same in both)."""
+    db = with_history(os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"),
+                      str(tmp_path / "history.sqlite"))
+    port = serve(master, db, backend)
+    expect = {
+        101: [101],                      # no earlier success on these stamps: to the root
+        102: [103, 102],                 # back to 101, build 101's change
+        103: [105, 104, 103, 102],
+        104: [],                         # the change the previous success was built from
+        105: [],                         # a forced stamp: no change of its own
+        106: [105, 104, 103, 102, 101, 107, 106],  # two codebases, by source stamp id
+        107: [109, 108],                 # 109, the stamp's newest; stops at 105 (build 104)
+        108: [110],                      # its parent is gone
+        109: [103, 102, 101],            # build 107 (complete_at 2400) came last: change 109
+    }
+    for buildid, ids in expect.items():
+        assert change_ids(port, f"builds/{buildid}/changes") == (ids, len(ids)), buildid
+    assert change_ids(port, "builders/1/builds/16/changes") == ([109, 108], 2)
+    # the query applies to that list
+    assert change_ids(port, "builds/106/changes?order=changeid&limit=3") == ([101, 102, 103], 7)
+    assert change_ids(port, "builds/106/changes?codebase=docs") == ([107, 106], 2)
+    assert change_ids(port, "builds/106/changes?offset=-2") == ([107, 106], 7)
+    # where Buildbot fails: a build that does not exist (4.3: 500, AttributeError on None),
+    # and one named by a number its builder does not have (4.3: every change, as /changes)
+    assert change_ids(port, "builds/9999/changes") == ([], 0)
+    assert change_ids(port, "builders/1/builds/999/changes") == ([], 0)
+    # a source stamp's changes: its newest only
+    assert change_ids(port, "sourcestamps/109/changes") == ([109], 1)
+    assert change_ids(port, "sourcestamps/108/changes") == ([], 0)
+    status, body, _ = get(port, "/api/v2/builds/106/changes?field=changeid&field=files",
+                          "application/json")
+    assert json.loads(body)["changes"][:2] == [{"changeid": 105, "files": ["docs/x.rst"]},
+                                               {"changeid": 104, "files": ["src/x.c"]}]
+

@@ -69,25 +69,52 @@ static int change_details(struct www_req *req, json_t *c, char **cause)
     return 0;
 }
 
+/* The change rows WHERE `where` (one `?`: id) with their details, every one: the query's
+   filters and paging apply to the list afterwards. */
+static int changes_where(struct www_req *req, const char *where, long long id, json_t *out,
+                         char **cause)
+{
+    struct db_param p = DB_INT(id);
+    json_t *rows = json_array();
+    int rc = api_rows(req, &changes_src, where, &p, 1, rows, NULL, cause);
+    size_t i;
+    json_t *c;
+    json_array_foreach(rows, i, c)
+    {
+        if (rc == 0)
+            rc = change_details(req, c, cause);
+    }
+    if (rc == 0)
+        json_array_extend(out, rows);
+    json_decref(rows);
+    return rc;
+}
+
+int api_change_rows(struct www_req *req, long long id, json_t *out, char **cause)
+{
+    return changes_where(req, "c.changeid = ?", id, out, cause);
+}
+
 static int get_changes(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
     long long id;
-    const char *where = NULL;
     if (www_arg_num(&req->args, "changeid", &id))
-        where = "c.changeid = ?";
-    else if (www_arg_num(&req->args, "ssid", &id))
-        where = "c.sourcestampid = ?";
-    else if (www_arg_str(&req->args, "buildid") || www_arg_str(&req->args, "build_number")) {
+        return changes_where(req, "c.changeid = ?", id, out, cause);
+    if (www_arg_num(&req->args, "ssid", &id)) /* Buildbot: the source stamp's newest change */
+        return changes_where(req,
+                             "c.changeid = (SELECT max(changeid) FROM changes "
+                             "WHERE sourcestampid = ?)",
+                             id, out, cause);
+    if (www_arg_str(&req->args, "buildid") || www_arg_str(&req->args, "build_number")) {
         id = api_buildid(req, cause);
         if (id < 0)
             return id == -2 ? -1 : 0;
-        where = "c.sourcestampid IN (SELECT bss.sourcestampid FROM builds b "
-                "JOIN buildrequests br ON br.id = b.buildrequestid "
-                "JOIN buildset_sourcestamps bss ON bss.buildsetid = br.buildsetid "
-                "WHERE b.id = ?)";
+        if (api_build_changes(req, id, out, cause) < 0)
+            return -1;
+        www_query_sort(&req->q, out); /* a streamed answer is filtered and sliced, not sorted */
+        return 0;
     }
-    struct db_param p = DB_INT(where ? id : 0);
-    if (api_rows(req, &changes_src, where, &p, where ? 1 : 0, out, paged, cause) < 0)
+    if (api_rows(req, &changes_src, NULL, NULL, 0, out, paged, cause) < 0)
         return -1;
     size_t i;
     json_t *c;
