@@ -81,6 +81,7 @@ struct www_query {
     bool limit_big, offset_big;
     char **props;
     size_t n_props;
+    bool rewritten; /* the endpoint has put its own order and paging in (api/changes.c) */
 };
 
 /*
