@@ -667,3 +667,50 @@ def test_changes_collection_in_buildbots_order(master, backend, tmp_path):
         if want is not None and "order=files" not in path:
             assert change_ids(port, path) == want, path
 
+
+def test_path_and_log_offset_errors_as_buildbot_answers(master):
+    """Buildbot 4.3's answers: /api/v2/ is the path of one empty segment (no endpoint);
+    /builders/ names the builder "" (s: takes any string), which is not found; a log's
+    contents with a negative offset are not found, with offset and limit taken out of the
+    query once the log id is known; and with limit= a log id is read without looking the
+    log up (one that does not exist has no lines)."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    contents = ("/logchunks,/logs/n:logid/contents,/steps/n:stepid/logs/i:log_slug/contents,"
+                "/builds/n:buildid/steps/i:step_name/logs/i:log_slug/contents,"
+                "/builds/n:buildid/steps/n:step_number/logs/i:log_slug/contents,"
+                "/builders/n:builderid/builds/n:build_number/steps/i:step_name/logs/i:log_slug/"
+                "contents,/builders/n:builderid/builds/n:build_number/steps/n:step_number/logs/"
+                "i:log_slug/contents")
+
+    def spec(limit="None", offset="None"):
+        return (f"ResultSpec(**{{'filters': [], 'fields': None, 'properties': [], 'order': None,"
+                f" 'limit': {limit}, 'offset': {offset}}})")
+
+    expect = {
+        "/api/v2/": "Invalid path: ",
+        "/api/v2/builders/": "not found while getting from endpoint for /builders/n:builderid,"
+                             "/builders/s:buildername,/masters/n:masterid/builders/n:builderid "
+                             f"with arguments {spec()} and {{'buildername': ''}}",
+        "/api/v2/builders/1/": "Invalid path: builders/1/",
+        "/api/v2/logs/1/contents?offset=-1":
+            f"not found while getting from endpoint for {contents} with arguments {spec()} and "
+            "{'logid': 1}",
+        "/api/v2/logs/1/contents?offset=-1&limit=2":
+            f"not found while getting from endpoint for {contents} with arguments {spec()} and "
+            "{'logid': 1}",
+        "/api/v2/logs/999/contents?offset=-1":
+            f"not found while getting from endpoint for {contents} with arguments {spec()} and "
+            "{'logid': 999}",
+        "/api/v2/steps/999/logs/stdio/contents?offset=-1":
+            f"not found while getting from endpoint for {contents} with arguments "
+            f"{spec(offset=-1)} and {{'stepid': 999, 'log_slug': 'stdio'}}",
+    }
+    for path, error in expect.items():
+        for accept in (None, "application/json"):
+            status, body, headers = get(port, path, accept)
+            assert (status, headers["Content-Type"]) == (404, "text/plain; charset=utf-8"), path
+            assert body == json.dumps({"error": error}).encode(), path
+    assert get(port, "/api/v2", "application/json")[0] == 200
+    status, body, _ = get(port, "/api/v2/logs/999/contents?limit=5", "application/json")
+    assert (status, body) == (200, b'{"logchunks":[{"content":"","firstline":0,"logid":999}],'
+                                   b'"meta":{}}')
