@@ -704,6 +704,10 @@ def test_path_and_log_offset_errors_as_buildbot_answers(master):
         "/api/v2/steps/999/logs/stdio/contents?offset=-1":
             f"not found while getting from endpoint for {contents} with arguments "
             f"{spec(offset=-1)} and {{'stepid': 999, 'log_slug': 'stdio'}}",
+        "/api/v2/codebases/1/commits_by_revision/abc":
+            "not found while getting from endpoint for /codebases/n:codebaseid/"
+            f"commits_by_revision/s:revision with arguments {spec()} and "
+            "{'codebaseid': 1, 'revision': 'abc'}",
     }
     for path, error in expect.items():
         for accept in (None, "application/json"):
