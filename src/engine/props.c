@@ -103,10 +103,11 @@ char *props_str(const json_t *v)
 
 static int get_property(lua_State *L)
 {
-    /* props:getProperty(name, default) */
+    /* props:getProperty(name[, default]): nil for a property not set, without a default */
+    int nargs = lua_gettop(L);
     lua_getfield(L, 1, "_values");
     lua_getfield(L, -1, luaL_checkstring(L, 2));
-    if (lua_isnil(L, -1) && lua_gettop(L) >= 3)
+    if (lua_isnil(L, -1) && nargs >= 3)
         lua_pushvalue(L, 3);
     return 1;
 }
