@@ -335,11 +335,11 @@ c.www = {
     -- is built into bbmaster at /release_status: it reads the release cycle from
     -- peps.python.org and the stable builders' JUnit files from test_result_dir
     release_cycle = "https://peps.python.org/api/release-cycle.json",
-    release_test_results = "/data/www/buildbot/test-results/",
+    release_test_results = steps.TEST_RESULTS_DIR,
 }
 
 -- steps.UploadTestResults writes the JUnit files there, outside the master's directory
-c.uploadRoots = { "/data/www/buildbot/test-results" }
+c.uploadRoots = { steps.TEST_RESULTS_DIR }
 
 -- the 'title' string will be used to describe the project that this
 -- buildbot is working on.

@@ -216,6 +216,9 @@ M.Uninstall = with_defaults(bbm.steps.shell, {
     warnOnFailure = true,
 })
 
+-- Where UploadTestResults puts the JUnit files: DIR/BRANCH/BUILDER/build_N.xml.
+M.TEST_RESULTS_DIR = "/data/www/buildbot/test-results"
+
 local function want_xml_upload(step)
     return step:getProperty("want_xml_upload")
 end
@@ -231,7 +234,7 @@ function M.UploadTestResults(branch, filename)
         doStepIf = want_xml_upload,
         workersrc = filename or custom.JUNIT_FILENAME,
         masterdest = bbm.interpolate(
-            "/data/www/buildbot/test-results/" .. tostring(branch)
+            M.TEST_RESULTS_DIR .. "/" .. tostring(branch)
                 .. "/%(prop:buildername)s/build_%(prop:buildnumber)s.xml"),
         mode = tonumber("755", 8),
     }

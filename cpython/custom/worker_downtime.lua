@@ -64,9 +64,10 @@ local function utc_offset(z, t)
     return z.std * 3600
 end
 
--- The time of day (seconds since midnight) and weekday (Monday = 0) now, in `tz`.
-local function now_in(tz)
-    local t = os.time()
+-- The time of day (seconds since midnight) and weekday (Monday = 0) at `t` (seconds since
+-- the epoch; now if nil), in `tz` (the master's local time if nil).
+function M.time_in(tz, t)
+    t = t or os.time()
     if tz == nil then
         local d = os.date("*t", t)
         return d.hour * 3600 + d.min * 60 + d.sec, (d.wday + 5) % 7
@@ -99,7 +100,7 @@ function M.no_builds_between(start, stop, options)
         assert(ZONES[tz], "worker_downtime: unknown time zone " .. tostring(tz))
     end
     return function(builder, wfb, request)
-        local now, today = now_in(tz)
+        local now, today = M.time_in(tz)
         if day_of_week ~= nil and today ~= day_of_week then
             return true
         end

@@ -13,9 +13,10 @@ Flask app, and two f-strings of Python 3.12's syntax (rewritten to 3.11's).
 
 The JSON holds, in the configuration's order: the workers (name, max_builds,
 keepalive_interval), the builders (name, tags, workernames, builddir, whether they have a
-canStartBuild, and their steps with each step's effective settings: its kind named after
-the bbm.steps.* constructor it maps to, name, command, env, workdir, timeouts, result
-flags...) and the schedulers (name, kind, builderNames, treeStableTimer, ...).
+canStartBuild, and their steps as indexes into "steps") and the schedulers (name, kind,
+builderNames, treeStableTimer, ...).  "steps" lists each distinct step once, with its
+effective settings: its kind named after the bbm.steps.* constructor it maps to, name,
+command, env, workdir, timeouts, result flags...  One entry a line, to diff.
 A Buildbot Interpolate shows as {"interpolate": FMT}, a renderer or Python callable as
 {"function": NAME}.
 """
@@ -178,15 +179,36 @@ def step_info(sf):
     return info
 
 
-def builder_info(b):
+def builder_info(b, steps):
+    """The builder; its steps go to `steps` (text -> index) and are named by index."""
+    indexes = []
+    for sf in b.factory.steps:
+        text = json.dumps(step_info(sf), sort_keys=True)
+        indexes.append(steps.setdefault(text, len(steps)))
     return {
         "name": b.name,
         "tags": list(b.tags),
         "workernames": list(b.workernames),
         "builddir": b.builddir,
         "canStartBuild": b.canStartBuild is not None,
-        "steps": [step_info(sf) for sf in b.factory.steps],
+        "steps": indexes,
     }
+
+
+def write(out):
+    """The JSON of `out`, one entry of each list a line."""
+    sys.stdout.write("{\n")
+    keys = list(out)
+    for i, key in enumerate(keys):
+        value = out[key]
+        sys.stdout.write(f"{json.dumps(key)}: ")
+        if isinstance(value, list):
+            lines = ",\n  ".join(json.dumps(v, sort_keys=True) for v in value)
+            sys.stdout.write(f"[\n  {lines}\n]")
+        else:
+            sys.stdout.write(json.dumps(value))
+        sys.stdout.write(",\n" if i + 1 < len(keys) else "\n")
+    sys.stdout.write("}\n")
 
 
 def scheduler_info(s):
@@ -227,16 +249,18 @@ def main():
                          check=True, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         c = run_master_cfg(extract(git_dir, sha, tmp))
+        steps = {}
+        builders = [builder_info(b, steps) for b in c["builders"]]
         out = {
             "source": "https://github.com/python/buildmaster-config",
             "commit": sha,
             "workers": [{"name": w.workername, "max_builds": w.max_builds,
                          "keepalive_interval": w._config_kwargs.get("keepalive_interval")} for w in c["workers"]],
-            "builders": [builder_info(b) for b in c["builders"]],
+            "steps": [json.loads(text) for text in steps],
+            "builders": builders,
             "schedulers": [scheduler_info(s) for s in c["schedulers"]],
         }
-    json.dump(out, sys.stdout, indent=1)
-    sys.stdout.write("\n")
+    write(out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,412 @@
+"""buildbot.python.org's configuration in master.lua form (cpython/): it passes
+checkconfig, it defines what upstream's master.cfg defines (cpython/tools/upstream.json,
+which cpython/tools/dump_upstream.py wrote from the upstream commit it names: workers,
+builders with their tags, workers, builddirs and steps, schedulers), and a master starts
+from it and shows its builders, workers and schedulers on /api/v2."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BBMASTER, REPO, api_get, free_port, wait_for
+
+CPYTHON = os.path.join(REPO, "cpython")
+SETTINGS = os.path.join(CPYTHON, "settings.yaml.example")
+with open(os.path.join(CPYTHON, "tools", "upstream.json")) as f:
+    UPSTREAM = json.load(f)
+
+# What the port leaves out on purpose (cpython/README.md, "Not ported yet"): a step field
+# that differs from upstream's, and the builders it differs on.
+NOT_PORTED = {
+    # ware-win11-arm64's git_options: shallow=True
+    "shallow": lambda builder: builder["workernames"] == ["ware-win11-arm64"],
+}
+
+# A master.lua that loads cpython/master.lua (as a master would) and writes what it
+# defines, as JSON, to $CONFIG_JSON: steps with the parameters given to bbm.steps.*.
+INTROSPECT = r'''
+local dir = os.getenv("CPYTHON_CONFIG")
+package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+local c = dofile(dir .. "/master.lua")
+
+local function encode(v)
+    local t = type(v)
+    if t == "string" then
+        return '"' .. v:gsub('[%c"\\]', function(ch)
+            return ("\\u%04x"):format(ch:byte())
+        end) .. '"'
+    elseif t == "number" then
+        assert(math.type(v) == "integer", "a number that is not whole: " .. tostring(v))
+        return tostring(v)
+    elseif t == "boolean" then
+        return tostring(v)
+    elseif t == "function" then
+        return '{"function": true}'
+    elseif t == "nil" then
+        return "null"
+    end
+    assert(t == "table", "cannot encode a " .. t)
+    if v._kind == "interpolate" then
+        return '{"interpolate": ' .. encode(v.fmt) .. '}'
+    end
+    local parts = {}
+    if #v > 0 then
+        for i = 1, #v do
+            parts[i] = encode(v[i])
+        end
+        return "[" .. table.concat(parts, ",") .. "]"
+    end
+    for k, x in pairs(v) do
+        if k ~= "_file" and k ~= "_line" then
+            parts[#parts + 1] = encode(tostring(k)) .. ":" .. encode(x)
+        end
+    end
+    return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local out = { workers = {}, builders = {}, schedulers = {} }
+for i, w in ipairs(c.workers) do
+    out.workers[i] = { name = w.name, max_builds = w.max_builds,
+                       keepalive_interval = w.keepalive_interval }
+end
+for i, b in ipairs(c.builders) do
+    out.builders[i] = { name = b.name, tags = b.tags, workernames = b.workernames,
+                        builddir = b.builddir, canStartBuild = b.canStartBuild ~= nil,
+                        steps = b.factory.steps }
+end
+for i, s in ipairs(c.schedulers) do
+    local cf = s.change_filter
+    out.schedulers[i] = { name = s.name, kind = s._kind, builderNames = s.builderNames,
+                          treeStableTimer = s.treeStableTimer,
+                          fileIsImportant = s.fileIsImportant ~= nil,
+                          stableBuilderNames = s.stableBuilderNames,
+                          change_filter_branch = cf and cf.branch and { cf.branch } or nil }
+end
+local f = assert(io.open(os.getenv("CONFIG_JSON"), "w"))
+f:write(encode(out))
+f:close()
+return c
+'''
+
+# bbmaster's step kinds (src/engine/step.c) with what Buildbot's classes default to.
+KIND_DEFAULTS = {
+    "shell": dict(name="shell", haltOnFailure=False, warnOnFailure=False,
+                  description=None, descriptionDone=None),
+    "configure": dict(name="configure", haltOnFailure=True, warnOnFailure=False,
+                      description=["configuring"], descriptionDone=["configure"]),
+    "compile": dict(name="compile", haltOnFailure=True, warnOnFailure=False,
+                    description=["compiling"], descriptionDone=["compile"],
+                    warningPattern="(?i).*warning[: ].*"),
+    "test": dict(name="test", haltOnFailure=False, warnOnFailure=True,
+                 description=["testing"], descriptionDone=["test"],
+                 warningPattern="(?i).*warning[: ].*"),
+    "set_property_from_command": dict(name="setproperty", haltOnFailure=False,
+                                      warnOnFailure=False, description=None,
+                                      descriptionDone=None),
+    "git": dict(name="git", haltOnFailure=True, warnOnFailure=False, branch="HEAD",
+                filters=None, clobberOnFailure=False, timeout=1200, shallow=None),
+    "file_upload": dict(name="upload", haltOnFailure=True, warnOnFailure=False),
+}
+COMMON_DEFAULTS = dict(flunkOnFailure=True, warnOnWarnings=False, flunkOnWarnings=False,
+                       alwaysRun=False, doStepIf=True, workdir=None)
+SHELL_DEFAULTS = dict(env={}, timeout=1200, maxTime=None, sigtermTime=None, usePTY=None,
+                      decodeRC={"0": 0})
+
+
+def renderables(v):
+    """Upstream names its renderer functions; here a function is {"function": true}."""
+    if isinstance(v, list):
+        return [renderables(x) for x in v]
+    if isinstance(v, dict) and "function" in v:
+        return "function"
+    if isinstance(v, dict):
+        return {k: renderables(x) for k, x in v.items()}
+    return v
+
+
+def effective(step):
+    """A step as the port gives it, with bbmaster's defaults for what it leaves out."""
+    kind = step["_kind"].split(".", 1)[1]
+    e = {"kind": kind, **COMMON_DEFAULTS, **KIND_DEFAULTS[kind]}
+    if kind not in ("git", "file_upload"):
+        e.update(SHELL_DEFAULTS)
+    for k, v in step.items():
+        if k == "_kind":
+            continue
+        if k in ("description", "descriptionDone") and isinstance(v, str):
+            v = [v]
+        if k == "env" and v == []:  # an empty Lua table
+            v = {}
+        e[k] = True if k == "evaluateCommand" else v
+    return renderables(e)
+
+
+def upstream_step(index):
+    s = dict(UPSTREAM["steps"][index])
+    s.pop("class")
+    return renderables(s)
+
+
+def same(name, what, want, got, problems):
+    if want != got:
+        problems.append(f"{name}: {what}: upstream {want!r}, port {got!r}")
+
+
+def compare_step(name, builder, i, want, got, problems):
+    for key in sorted(set(want) | set(got)):
+        w, g = want.get(key, "<absent>"), got.get(key, "<absent>")
+        if key == "usePTY" and w is None and g == "<absent>":
+            continue  # Buildbot's None ("as the worker says") is no usePTY here
+        if key in NOT_PORTED and NOT_PORTED[key](builder):
+            continue
+        same(name, f"step {i} ({want.get('name')}) {key}", w, g, problems)
+
+
+def compare_builder(want, got, problems):
+    name = want["name"]
+    for key in ("workernames", "builddir", "canStartBuild"):
+        same(name, key, want[key], got[key], problems)
+    # the first tag is the branch's; upstream's others come from a frozenset, in no order
+    same(name, "tags", (want["tags"][0], sorted(want["tags"])),
+         (got["tags"][0], sorted(got["tags"])), problems)
+    wsteps = [upstream_step(i) for i in want["steps"]]
+    gsteps = [effective(s) for s in got["steps"]]
+    same(name, "step names", [s["name"] for s in wsteps], [s["name"] for s in gsteps], problems)
+    if len(wsteps) == len(gsteps):
+        for i, (w, g) in enumerate(zip(wsteps, gsteps)):
+            compare_step(name, want, i, w, g, problems)
+
+
+def load_port(tmp_path):
+    """What cpython/master.lua defines, loaded by bbmaster's checkconfig."""
+    intro = tmp_path / "introspect"
+    intro.mkdir()
+    (intro / "master.lua").write_text(INTROSPECT)
+    out = tmp_path / "config.json"
+    env = dict(os.environ, CPYTHON_CONFIG=CPYTHON, CONFIG_JSON=str(out), CI="1",
+               PYBUILDBOT_SETTINGS_PATH=SETTINGS)
+    r = subprocess.run([BBMASTER, "checkconfig", str(intro)], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(out) as f:
+        return json.load(f)
+
+
+def test_checkconfig():
+    env = dict(os.environ, PYBUILDBOT_SETTINGS_PATH=SETTINGS)
+    r = subprocess.run([BBMASTER, "checkconfig", CPYTHON], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Config file is good!" in r.stdout
+    # every owner of the example has a password: no setting is missing
+    assert "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_same_as_upstream(tmp_path):
+    port = load_port(tmp_path)
+    assert port["workers"] == UPSTREAM["workers"]
+    assert [b["name"] for b in port["builders"]] == [b["name"] for b in UPSTREAM["builders"]]
+    assert len(port["builders"]) == 1036
+    problems = []
+    for want, got in zip(UPSTREAM["builders"], port["builders"]):
+        compare_builder(want, got, problems)
+    for want, got in zip(UPSTREAM["schedulers"], port["schedulers"]):
+        got = dict(got, kind=got["kind"].split(".", 1)[1])
+        if "stableBuilderNames" in want:
+            got["stableBuilderNames"] = sorted(got["stableBuilderNames"])
+        for key in want:
+            same(want["name"], key, want[key], got.get(key), problems)
+    same("schedulers", "names", [s["name"] for s in UPSTREAM["schedulers"]],
+         [s["name"] for s in port["schedulers"]], problems)
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:40])
+
+
+def test_not_ported_is_only_shallow(tmp_path):
+    """The one step difference allowed above is there (and the check sees steps)."""
+    port = load_port(tmp_path)
+    arm = [i for i, b in enumerate(UPSTREAM["builders"]) if NOT_PORTED["shallow"](b)]
+    assert arm, "no ware-win11-arm64 builder"
+    for i in arm:
+        git = UPSTREAM["steps"][UPSTREAM["builders"][i]["steps"][0]]
+        assert git["shallow"] is True and git["filters"] is None
+        step = effective(port["builders"][i]["steps"][0])
+        assert step["kind"] == "git" and "shallow" not in port["builders"][i]["steps"][0]
+        assert step["filters"] is None and step["method"] == "clobber"
+
+
+@pytest.fixture
+def cpython_master(master, tmp_path):
+    """A master started from a copy of cpython/, with no workers, on free ports."""
+    shutil.copytree(CPYTHON, master.dir, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("state.sqlite*", "bbmaster.*", "tools"))
+    master.web_port = free_port()
+    with open(SETTINGS) as f:
+        text = f.read()
+    overrides = {"web_port": master.web_port, "worker_port": master.pb_port,
+                 "db_url": '"sqlite:///state.sqlite"',
+                 "buildbot_url": f'"http://127.0.0.1:{master.web_port}/"'}
+    lines = []
+    for line in text.splitlines():
+        key = line.split(":", 1)[0]
+        lines.append(f"{key}: {overrides[key]}" if key in overrides else line)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("\n".join(lines) + "\n")
+    master.env["PYBUILDBOT_SETTINGS_PATH"] = str(settings)
+    master.start()
+    wait_for(lambda: "builders" in api_get(master.web_port, "builders?limit=1"),
+             what="the master's API")
+    return master
+
+
+def test_master_starts(cpython_master):
+    port = cpython_master.web_port
+    builders = api_get(port, "builders")["builders"]
+    assert [b["name"] for b in builders] == [b["name"] for b in UPSTREAM["builders"]]
+    tags = {b["name"]: sorted(b["tags"]) for b in builders}
+    for b in UPSTREAM["builders"]:
+        assert tags[b["name"]] == sorted(b["tags"]), b["name"]
+
+    by_id = {b["builderid"]: b["name"] for b in builders}
+    workers = api_get(port, "workers")["workers"]
+    assert sorted(w["name"] for w in workers) == sorted(w["name"] for w in UPSTREAM["workers"])
+    served = {}
+    for w in workers:
+        assert w["connected_to"] == [], w["name"]
+        for c in w["configured_on"]:
+            served.setdefault(by_id[c["builderid"]], []).append(w["name"])
+    for b in UPSTREAM["builders"]:
+        assert served.get(b["name"]) == b["workernames"], b["name"]
+
+    schedulers = api_get(port, "schedulers")["schedulers"]
+    assert sorted(s["name"] for s in schedulers) == \
+        sorted(s["name"] for s in UPSTREAM["schedulers"])
+    force = api_get(port, "forceschedulers/force")["forceschedulers"][0]
+    assert sorted(force["builder_names"]) == sorted(b["name"] for b in UPSTREAM["builders"])
+
+
+# custom/worker_downtime.lua, run by bbmaster: Los Angeles time across both daylight
+# saving changes of 2026 (8 March 10:00 UTC, 1 November 09:00 UTC), and the windows.
+DOWNTIME = r'''
+local dir = os.getenv("CPYTHON_CONFIG")
+package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+local d = require "custom.worker_downtime"
+local function utc(y, m, day, h, min)  -- seconds since the epoch of a UTC time
+    local days = os.time({ year = y, month = m, day = day, hour = 12 }) // 86400
+    return days * 86400 + h * 3600 + min * 60
+end
+local function check(t, want_h, want_m, want_wd)
+    local s, wd = d.time_in("America/Los_Angeles", t)
+    local got = ("%02d:%02d wd%d"):format(s // 3600, s % 3600 // 60, wd)
+    local want = ("%02d:%02d wd%d"):format(want_h, want_m, want_wd)
+    assert(got == want, os.date("!%Y-%m-%d %H:%M UTC", t) .. ": got " .. got .. ", want " .. want)
+end
+check(utc(2026, 3, 8, 9, 59), 1, 59, d.SUNDAY)     -- PST
+check(utc(2026, 3, 8, 10, 0), 3, 0, d.SUNDAY)      -- PDT from 2:00 PST
+check(utc(2026, 7, 1, 16, 30), 9, 30, d.WEDNESDAY) -- PDT
+check(utc(2026, 11, 1, 8, 59), 1, 59, d.SUNDAY)    -- PDT
+check(utc(2026, 11, 1, 9, 0), 1, 0, d.SUNDAY)      -- PST from 2:00 PDT
+check(utc(2027, 1, 6, 0, 0), 16, 0, d.TUESDAY)     -- PST, the day before in LA
+assert(d.is_within_time_range(9 * 3600, 8 * 3600, 10 * 3600))
+assert(not d.is_within_time_range(10 * 3600 + 1, 8 * 3600, 10 * 3600))
+assert(d.is_within_time_range(23 * 3600, 22 * 3600, 8 * 3600))   -- across midnight
+assert(d.is_within_time_range(7 * 3600, 22 * 3600, 8 * 3600))
+assert(not d.is_within_time_range(12 * 3600, 22 * 3600, 8 * 3600))
+local can = d.no_builds_between("0:00", "23:59", { day_of_week = (select(2, d.time_in(nil)) + 1) % 7 })
+assert(can({}, {}, {}) == true, "another day than day_of_week: builds may start")
+return {}
+'''
+
+
+def test_worker_downtime(tmp_path):
+    (tmp_path / "master.lua").write_text(DOWNTIME)
+    env = dict(os.environ, CPYTHON_CONFIG=CPYTHON, TZ="UTC")
+    r = subprocess.run([BBMASTER, "checkconfig", str(tmp_path)], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# custom/steps.lua's Test and UploadTestResults on a real worker: regrtest's exit code 5
+# (a test failed, then passed when re-run) is WARNINGS, and asks for the JUnit file only
+# on main's stable builders; a failure always asks for it (and says so in a property).
+STEPS_CONFIG = r'''
+local bbm = require "bbm"
+local dir = os.getenv("CPYTHON_CONFIG")
+package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+local steps = require "custom.steps"
+steps.TEST_RESULTS_DIR = "%(results)s"
+local main = (require "custom.branches").MAIN_BRANCH
+
+local function builder(name, tags, rc)
+    return bbm.builder {
+        name = name, workernames = { "w1" }, tags = tags,
+        factory = bbm.factory {
+            steps.Test { command = { "sh", "-c",
+                "echo '<testsuite name=\"" .. name .. "\"/>' > test-results.xml; exit " .. rc } },
+            steps.UploadTestResults(main),
+            steps.Clean { command = { "true" } },
+        },
+    }
+end
+
+return {
+    protocols = { pb = { port = %(pb)d } },
+    www = { port = %(www)d },
+    workers = { bbm.worker("w1", "w1pass") },
+    uploadRoots = { "%(results)s" },
+    builders = {
+        builder("stable-rerun", { "3.x", "stable" }, 5),
+        builder("unstable-rerun", { "3.x", "unstable" }, 5),
+        builder("failed", { "3.x", "unstable" }, 2),
+        builder("passed", { "3.x", "stable" }, 0),
+    },
+    schedulers = { bbm.schedulers.force { name = "force",
+        builderNames = { "stable-rerun", "unstable-rerun", "failed", "passed" } } },
+}
+'''
+
+
+def test_test_step_and_junit_upload(master, workers, tmp_path):
+    from conftest import api_rpc
+    results = tmp_path / "test-results"
+    results.mkdir()
+    web = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(STEPS_CONFIG % {"pb": master.pb_port, "www": web, "results": results})
+    master.env["CPYTHON_CONFIG"] = CPYTHON
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    names = ["stable-rerun", "unstable-rerun", "failed", "passed"]
+    status, body = api_rpc(web, "forceschedulers/force", "force", builderNames=names)
+    assert status == 200, body
+    brids = body["result"][1]
+    builds = {}
+    for name in names:
+        brid = brids[str(api_get(web, f"builders/{name}")["builders"][0]["builderid"])]
+        wait_for(lambda: api_get(web, f"buildrequests/{brid}")["buildrequests"][0]["complete"],
+                 what=f"the build of {name}")
+        builds[name] = api_get(web, f"buildrequests/{brid}/builds?property=*")["builds"][0]
+
+    def outcome(name):
+        b = builds[name]
+        steps = api_get(web, f"builds/{b['buildid']}/steps")["steps"]
+        props = {k: v[0] for k, v in b["properties"].items()
+                 if k in ("want_xml_upload", "test_failed_to_build")}
+        return b["results"], [(s["name"], s["results"]) for s in steps
+                              if s["name"] != "worker_preparation"], props
+
+    WARNINGS, FAILURE, SKIPPED, SUCCESS = 1, 2, 3, 0
+    assert outcome("stable-rerun") == (
+        WARNINGS, [("test", WARNINGS), ("upload", SUCCESS), ("clean", SUCCESS)],
+        {"want_xml_upload": True})
+    assert outcome("unstable-rerun") == (
+        WARNINGS, [("test", WARNINGS), ("upload", SKIPPED), ("clean", SUCCESS)], {})
+    assert outcome("failed") == (
+        FAILURE, [("test", FAILURE), ("upload", SUCCESS), ("clean", SUCCESS)],
+        {"want_xml_upload": True, "test_failed_to_build": True})
+    assert outcome("passed") == (
+        SUCCESS, [("test", SUCCESS), ("upload", SKIPPED), ("clean", SUCCESS)], {})
+    uploaded = sorted(str(p.relative_to(results)) for p in results.rglob("*.xml"))
+    assert uploaded == ["3.x/failed/build_1.xml", "3.x/stable-rerun/build_1.xml"]
