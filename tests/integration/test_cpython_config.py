@@ -205,6 +205,30 @@ def test_checkconfig():
     assert "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
 
 
+def test_checkconfig_local_worker(tmp_path):
+    """use_local_worker: one worker, local-worker, and one builder per branch."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text('use_local_worker: true\nlocal_worker_buildfactory: "ClangUnixBuild"\n'
+                        'owners:\n  local:\n    password: "localpw"\n')
+    intro = tmp_path / "introspect"
+    intro.mkdir()
+    (intro / "master.lua").write_text(INTROSPECT)
+    out = tmp_path / "config.json"
+    env = dict(os.environ, CPYTHON_CONFIG=CPYTHON, CONFIG_JSON=str(out), CI="1",
+               PYBUILDBOT_SETTINGS_PATH=str(settings))
+    r = subprocess.run([BBMASTER, "checkconfig", str(intro)], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(out) as f:
+        port = json.load(f)
+    assert [w["name"] for w in port["workers"]] == ["local-worker"]
+    assert [(b["name"], b["builddir"], b["tags"][1:]) for b in port["builders"]] == [
+        (f"Test Builder {branch}", f"{dirname}.local-worker.clang", ["stable", "clang"])
+        for branch, dirname in [("3.x", "3.x"), ("3.15", "3.15"), ("3.14", "3.14"),
+                                ("3.13", "3.13"), ("3.12", "3.12"), ("3.11", "3.11"),
+                                ("3.10", "3.10"), ("PR", "pull_request")]]
+
+
 def test_same_as_upstream(tmp_path):
     port = load_port(tmp_path)
     assert port["workers"] == UPSTREAM["workers"]
