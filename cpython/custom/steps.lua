@@ -40,9 +40,7 @@ M.SetPropertyFromCommand = bbm.steps.set_property_from_command
 -- (warnOnFailure), not as "FAILURE" (flunkOnFailure)
 local git_defaults = { haltOnFailure = true, flunkOnFailure = false, warnOnFailure = true }
 M.Git = with_defaults(bbm.steps.git, git_defaults)
--- Buildbot's GitHub step is its Git step that ignores the revision of a refs/pull/N/merge
--- branch; bbmaster has only the Git step (README.md, "Not ported yet").
-M.GitHub = M.Git
+M.GitHub = with_defaults(bbm.steps.github, git_defaults)
 
 -- Regular expression used to catch warnings, errors and bugs
 local test_warnings = {

@@ -4,12 +4,8 @@ custom/worker_downtime.py: planned downtime of a worker, as a canStartBuild func
 no_builds_between("8:00", "10:00", { day_of_week = WEDNESDAY, tz = "America/Los_Angeles" })
 returns a builder's canStartBuild that refuses to start a build between the two times
 (of that day only, with day_of_week; Monday is 0 as in Python's datetime.weekday()), in
-that time zone (the master's local time without tz).
-
-The original also puts the worker in quarantine until the end time
-(wfb.worker.putInQuarantine); bbmaster has no worker quarantine yet, and asks again every
-minute whether a refused request can start, so the build starts within a minute of the
-end time all the same.
+that time zone (the master's local time without tz), and puts the worker in quarantine
+until the end time.
 
 Lua has no time zone database: the zones used here are described in ZONES (the UTC
 offsets and the United States' daylight saving rule since 2007).
@@ -90,6 +86,14 @@ function M.is_within_time_range(now, start, stop)
     return now >= start or now <= stop
 end
 
+-- Seconds from `now` to `stop` (times of day, in seconds), tomorrow's if it is past.
+function M.get_delay(now, stop)
+    if now > stop then
+        stop = stop + 86400
+    end
+    return stop - now
+end
+
 -- A function for builder.canStartBuild that implements planned downtime: a build is not
 -- started between start and end time, and waits until end time.
 function M.no_builds_between(start, stop, options)
@@ -105,6 +109,14 @@ function M.no_builds_between(start, stop, options)
             return true
         end
         if M.is_within_time_range(now, start, stop) then
+            local delay = M.get_delay(now, stop)
+            -- Adapted from: https://docs.buildbot.net/current/manual/customization.html#canstartbuild-functions
+            wfb.worker.quarantine_timeout = delay
+            wfb.worker:putInQuarantine()
+            -- This does not take the worker out of quarantine, it only resets
+            -- the timeout value to default (restarting the default
+            -- exponential backoff)
+            wfb.worker:resetQuarantine()
             return false
         end
         -- Schedule the build now

@@ -332,7 +332,7 @@ local function get_workers(settings)
                 -- Do a full shallow clone for every build
                 mode = "full",
                 method = "clobber",
-                -- shallow = true: not ported yet (README.md, "Not ported yet")
+                shallow = true,
                 -- Disable the default, if set
                 filters = NONE,
             },

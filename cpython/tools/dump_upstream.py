@@ -118,7 +118,9 @@ def value(v):
 def kind_of(step):
     from buildbot.steps import shell, transfer
     from buildbot.steps.source.git import Git
+    from buildbot.steps.source.github import GitHub
     order = [
+        (GitHub, "github"),
         (Git, "git"),
         (transfer.FileUpload, "file_upload"),
         (shell.SetPropertyFromCommand, "set_property_from_command"),
@@ -155,7 +157,7 @@ def step_info(sf):
         "doStepIf": value(step.doStepIf),
         "workdir": value(step.workdir),
     }
-    if kind == "git":
+    if kind in ("git", "github"):
         info.update(repourl=step.repourl, branch=step.branch, mode=step.mode,
                     method=step.method, filters=step.filters,
                     clobberOnFailure=bool(step.clobberOnFailure), timeout=step.timeout,

@@ -1,8 +1,9 @@
 """buildbot.python.org's configuration in master.lua form (cpython/): it passes
-checkconfig, it defines what upstream's master.cfg defines (cpython/tools/upstream.json,
-which cpython/tools/dump_upstream.py wrote from the upstream commit it names: workers,
-builders with their tags, workers, builddirs and steps, schedulers), and a master starts
-from it and shows its builders, workers and schedulers on /api/v2."""
+checkconfig, it defines what upstream's master.cfg defines (checkconfig --dump against
+cpython/tools/upstream.json, which cpython/tools/dump_upstream.py wrote from the upstream
+commit it names: workers, builders with their tags, workers, builddirs and steps,
+schedulers), and a master starts from it and shows its builders, workers and schedulers
+on /api/v2."""
 
 import json
 import os
@@ -17,79 +18,6 @@ CPYTHON = os.path.join(REPO, "cpython")
 SETTINGS = os.path.join(CPYTHON, "settings.yaml.example")
 with open(os.path.join(CPYTHON, "tools", "upstream.json")) as f:
     UPSTREAM = json.load(f)
-
-# What the port leaves out on purpose (cpython/README.md, "Not ported yet"): a step field
-# that differs from upstream's, and the builders it differs on.
-NOT_PORTED = {
-    # ware-win11-arm64's git_options: shallow=True
-    "shallow": lambda builder: builder["workernames"] == ["ware-win11-arm64"],
-}
-
-# A master.lua that loads cpython/master.lua (as a master would) and writes what it
-# defines, as JSON, to $CONFIG_JSON: steps with the parameters given to bbm.steps.*.
-INTROSPECT = r'''
-local dir = os.getenv("CPYTHON_CONFIG")
-package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
-local c = dofile(dir .. "/master.lua")
-
-local function encode(v)
-    local t = type(v)
-    if t == "string" then
-        return '"' .. v:gsub('[%c"\\]', function(ch)
-            return ("\\u%04x"):format(ch:byte())
-        end) .. '"'
-    elseif t == "number" then
-        assert(math.type(v) == "integer", "a number that is not whole: " .. tostring(v))
-        return tostring(v)
-    elseif t == "boolean" then
-        return tostring(v)
-    elseif t == "function" then
-        return '{"function": true}'
-    elseif t == "nil" then
-        return "null"
-    end
-    assert(t == "table", "cannot encode a " .. t)
-    if v._kind == "interpolate" then
-        return '{"interpolate": ' .. encode(v.fmt) .. '}'
-    end
-    local parts = {}
-    if #v > 0 then
-        for i = 1, #v do
-            parts[i] = encode(v[i])
-        end
-        return "[" .. table.concat(parts, ",") .. "]"
-    end
-    for k, x in pairs(v) do
-        if k ~= "_file" and k ~= "_line" then
-            parts[#parts + 1] = encode(tostring(k)) .. ":" .. encode(x)
-        end
-    end
-    return "{" .. table.concat(parts, ",") .. "}"
-end
-
-local out = { workers = {}, builders = {}, schedulers = {} }
-for i, w in ipairs(c.workers) do
-    out.workers[i] = { name = w.name, max_builds = w.max_builds,
-                       keepalive_interval = w.keepalive_interval }
-end
-for i, b in ipairs(c.builders) do
-    out.builders[i] = { name = b.name, tags = b.tags, workernames = b.workernames,
-                        builddir = b.builddir, canStartBuild = b.canStartBuild ~= nil,
-                        steps = b.factory.steps }
-end
-for i, s in ipairs(c.schedulers) do
-    local cf = s.change_filter
-    out.schedulers[i] = { name = s.name, kind = s._kind, builderNames = s.builderNames,
-                          treeStableTimer = s.treeStableTimer,
-                          fileIsImportant = s.fileIsImportant ~= nil,
-                          stableBuilderNames = s.stableBuilderNames,
-                          change_filter_branch = cf and cf.branch and { cf.branch } or nil }
-end
-local f = assert(io.open(os.getenv("CONFIG_JSON"), "w"))
-f:write(encode(out))
-f:close()
-return c
-'''
 
 # bbmaster's step kinds (src/engine/step.c) with what Buildbot's classes default to.
 KIND_DEFAULTS = {
@@ -108,6 +36,8 @@ KIND_DEFAULTS = {
                                       descriptionDone=None),
     "git": dict(name="git", haltOnFailure=True, warnOnFailure=False, branch="HEAD",
                 filters=None, clobberOnFailure=False, timeout=1200, shallow=None),
+    "github": dict(name="git", haltOnFailure=True, warnOnFailure=False, branch="HEAD",
+                   filters=None, clobberOnFailure=False, timeout=1200, shallow=None),
     "file_upload": dict(name="upload", haltOnFailure=True, warnOnFailure=False),
 }
 COMMON_DEFAULTS = dict(flunkOnFailure=True, warnOnWarnings=False, flunkOnWarnings=False,
@@ -128,18 +58,17 @@ def renderables(v):
 
 
 def effective(step):
-    """A step as the port gives it, with bbmaster's defaults for what it leaves out."""
-    kind = step["_kind"].split(".", 1)[1]
+    """A step as checkconfig --dump shows it, with bbmaster's defaults for what it leaves
+    out."""
+    kind = step["step"]
     e = {"kind": kind, **COMMON_DEFAULTS, **KIND_DEFAULTS[kind]}
-    if kind not in ("git", "file_upload"):
+    if kind not in ("git", "github", "file_upload"):
         e.update(SHELL_DEFAULTS)
     for k, v in step.items():
-        if k == "_kind":
+        if k == "step":
             continue
         if k in ("description", "descriptionDone") and isinstance(v, str):
             v = [v]
-        if k == "env" and v == []:  # an empty Lua table
-            v = {}
         e[k] = True if k == "evaluateCommand" else v
     return renderables(e)
 
@@ -155,20 +84,19 @@ def same(name, what, want, got, problems):
         problems.append(f"{name}: {what}: upstream {want!r}, port {got!r}")
 
 
-def compare_step(name, builder, i, want, got, problems):
+def compare_step(name, i, want, got, problems):
     for key in sorted(set(want) | set(got)):
         w, g = want.get(key, "<absent>"), got.get(key, "<absent>")
         if key == "usePTY" and w is None and g == "<absent>":
             continue  # Buildbot's None ("as the worker says") is no usePTY here
-        if key in NOT_PORTED and NOT_PORTED[key](builder):
-            continue
         same(name, f"step {i} ({want.get('name')}) {key}", w, g, problems)
 
 
 def compare_builder(want, got, problems):
     name = want["name"]
-    for key in ("workernames", "builddir", "canStartBuild"):
+    for key in ("workernames", "builddir"):
         same(name, key, want[key], got[key], problems)
+    same(name, "canStartBuild", want["canStartBuild"], "canStartBuild" in got, problems)
     # the first tag is the branch's; upstream's others come from a frozenset, in no order
     same(name, "tags", (want["tags"][0], sorted(want["tags"])),
          (got["tags"][0], sorted(got["tags"])), problems)
@@ -177,22 +105,16 @@ def compare_builder(want, got, problems):
     same(name, "step names", [s["name"] for s in wsteps], [s["name"] for s in gsteps], problems)
     if len(wsteps) == len(gsteps):
         for i, (w, g) in enumerate(zip(wsteps, gsteps)):
-            compare_step(name, want, i, w, g, problems)
+            compare_step(name, i, w, g, problems)
 
 
-def load_port(tmp_path):
-    """What cpython/master.lua defines, loaded by bbmaster's checkconfig."""
-    intro = tmp_path / "introspect"
-    intro.mkdir()
-    (intro / "master.lua").write_text(INTROSPECT)
-    out = tmp_path / "config.json"
-    env = dict(os.environ, CPYTHON_CONFIG=CPYTHON, CONFIG_JSON=str(out), CI="1",
-               PYBUILDBOT_SETTINGS_PATH=SETTINGS)
-    r = subprocess.run([BBMASTER, "checkconfig", str(intro)], capture_output=True, text=True,
-                       env=env, timeout=120)
+def load_port(settings=SETTINGS):
+    """What cpython/master.lua defines, as bbmaster's checkconfig --dump shows it."""
+    env = dict(os.environ, CI="1", PYBUILDBOT_SETTINGS_PATH=str(settings))
+    r = subprocess.run([BBMASTER, "checkconfig", "--dump", CPYTHON], capture_output=True,
+                       text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    with open(out) as f:
-        return json.load(f)
+    return json.loads(r.stdout)
 
 
 def test_checkconfig():
@@ -210,17 +132,7 @@ def test_checkconfig_local_worker(tmp_path):
     settings = tmp_path / "settings.yaml"
     settings.write_text('use_local_worker: true\nlocal_worker_buildfactory: "ClangUnixBuild"\n'
                         'owners:\n  local:\n    password: "localpw"\n')
-    intro = tmp_path / "introspect"
-    intro.mkdir()
-    (intro / "master.lua").write_text(INTROSPECT)
-    out = tmp_path / "config.json"
-    env = dict(os.environ, CPYTHON_CONFIG=CPYTHON, CONFIG_JSON=str(out), CI="1",
-               PYBUILDBOT_SETTINGS_PATH=str(settings))
-    r = subprocess.run([BBMASTER, "checkconfig", str(intro)], capture_output=True, text=True,
-                       env=env, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    with open(out) as f:
-        port = json.load(f)
+    port = load_port(settings)
     assert [w["name"] for w in port["workers"]] == ["local-worker"]
     assert [(b["name"], b["builddir"], b["tags"][1:]) for b in port["builders"]] == [
         (f"Test Builder {branch}", f"{dirname}.local-worker.clang", ["stable", "clang"])
@@ -229,16 +141,19 @@ def test_checkconfig_local_worker(tmp_path):
                                 ("3.10", "3.10"), ("PR", "pull_request")]]
 
 
-def test_same_as_upstream(tmp_path):
-    port = load_port(tmp_path)
-    assert port["workers"] == UPSTREAM["workers"]
+def test_same_as_upstream():
+    port = load_port()
+    keys = ("name", "max_builds", "keepalive_interval")
+    assert [{k: w[k] for k in keys} for w in port["workers"]] == UPSTREAM["workers"]
     assert [b["name"] for b in port["builders"]] == [b["name"] for b in UPSTREAM["builders"]]
     assert len(port["builders"]) == 1036
     problems = []
     for want, got in zip(UPSTREAM["builders"], port["builders"]):
         compare_builder(want, got, problems)
     for want, got in zip(UPSTREAM["schedulers"], port["schedulers"]):
-        got = dict(got, kind=got["kind"].split(".", 1)[1])
+        branch = got.get("change_filter", {}).get("branch")
+        got = dict(got, fileIsImportant="fileIsImportant" in got,
+                   change_filter_branch=[branch] if branch else None)
         if "stableBuilderNames" in want:
             got["stableBuilderNames"] = sorted(got["stableBuilderNames"])
         for key in want:
@@ -246,19 +161,6 @@ def test_same_as_upstream(tmp_path):
     same("schedulers", "names", [s["name"] for s in UPSTREAM["schedulers"]],
          [s["name"] for s in port["schedulers"]], problems)
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:40])
-
-
-def test_not_ported_is_only_shallow(tmp_path):
-    """The one step difference allowed above is there (and the check sees steps)."""
-    port = load_port(tmp_path)
-    arm = [i for i, b in enumerate(UPSTREAM["builders"]) if NOT_PORTED["shallow"](b)]
-    assert arm, "no ware-win11-arm64 builder"
-    for i in arm:
-        git = UPSTREAM["steps"][UPSTREAM["builders"][i]["steps"][0]]
-        assert git["shallow"] is True and git["filters"] is None
-        step = effective(port["builders"][i]["steps"][0])
-        assert step["kind"] == "git" and "shallow" not in port["builders"][i]["steps"][0]
-        assert step["filters"] is None and step["method"] == "clobber"
 
 
 @pytest.fixture
@@ -338,8 +240,23 @@ assert(not d.is_within_time_range(10 * 3600 + 1, 8 * 3600, 10 * 3600))
 assert(d.is_within_time_range(23 * 3600, 22 * 3600, 8 * 3600))   -- across midnight
 assert(d.is_within_time_range(7 * 3600, 22 * 3600, 8 * 3600))
 assert(not d.is_within_time_range(12 * 3600, 22 * 3600, 8 * 3600))
-local can = d.no_builds_between("0:00", "23:59", { day_of_week = (select(2, d.time_in(nil)) + 1) % 7 })
+assert(d.get_delay(9 * 3600, 10 * 3600) == 3600)
+assert(d.get_delay(23 * 3600, 8 * 3600) == 9 * 3600)              -- tomorrow's 8:00
+local today = select(2, d.time_in(nil))
+local can = d.no_builds_between("0:00", "23:59", { day_of_week = (today + 1) % 7 })
 assert(can({}, {}, {}) == true, "another day than day_of_week: builds may start")
+-- in the downtime: the worker goes into quarantine until its end, the backoff reset
+local calls, worker = {}, {}
+function worker:putInQuarantine() calls[#calls + 1] = "put " .. self.quarantine_timeout end
+function worker:resetQuarantine() calls[#calls + 1] = "reset" end
+can = d.no_builds_between("0:00", "23:59", { day_of_week = today })
+local now = d.time_in(nil)
+if now <= 23 * 3600 + 59 * 60 then
+    assert(can({}, { worker = worker }, {}) == false, "in the downtime: no build")
+    local put = tonumber(calls[1]:match("^put (%d+)$"))
+    assert(put and math.abs(put - (23 * 3600 + 59 * 60 - now)) <= 2 and calls[2] == "reset",
+           table.concat(calls, ", "))
+end
 return {}
 '''
 
