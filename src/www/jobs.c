@@ -103,15 +103,16 @@ void www_jobs_stop(struct www_jobs *q)
     if (q == NULL)
         return;
     pthread_mutex_lock(&q->lock);
+    bool again = q->stopping;
     q->stopping = true;
     struct www_job *left = q->head;
     q->head = q->tail = NULL;
     q->queued = 0;
     pthread_cond_broadcast(&q->more);
     pthread_mutex_unlock(&q->lock);
-    for (size_t i = 0; i < q->n_threads; i++)
+    /* n_threads never changes after the start: request threads read it unlocked */
+    for (size_t i = 0; i < q->n_threads && !again; i++)
         pthread_join(q->threads[i], NULL);
-    q->n_threads = 0;
     while (left != NULL) {
         struct www_job *next = left->next;
         left->cancelled = true;
