@@ -401,6 +401,9 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
     lua_settop(L, 0);
+    /* what building the configuration left behind goes now: an idle master allocates
+       too little in Lua to make the collector finish a cycle */
+    lua_gc(L, LUA_GCCOLLECT);
     *out = cfg;
     return 0;
 }

@@ -55,12 +55,14 @@ struct rel_build {
  */
 struct rel_hist {
     atomic_int refs;
-    size_t n_builds;
-    struct rel_build builds[REL_WINDOW]; /* newest complete_at first (ties: lower id) */
     bool has_latest, has_breaking;
     struct rel_build latest, breaking;
     char *latest_changes, *breaking_changes; /* "" when none or not shown */
     char *latest_junit, *breaking_junit;     /* their JUnit failures (reljunit.c), or "" */
+    size_t n_builds;
+    struct rel_build builds[]; /* newest complete_at first (ties: lower id); as many as the
+                                  builder has, up to REL_WINDOW (a full array for each of
+                                  1,036 builders was 11 MB on an empty database) */
 };
 
 /* A configured builder (its row and tags). */

@@ -35,9 +35,11 @@ enum { R_SUCCESS = 0, R_WARNINGS = 1, R_FAILURE = 2 };
 
 /* ------------------------------------------------------------ pieces */
 
-static struct rel_hist *hist_new(void)
+/* A history with room for `n` builds (at most REL_WINDOW). */
+static struct rel_hist *hist_new(size_t n)
 {
-    struct rel_hist *h = xcalloc(1, sizeof *h);
+    struct rel_hist *h =
+        xcalloc(1, sizeof *h + (n < REL_WINDOW ? n : REL_WINDOW) * sizeof(struct rel_build));
     atomic_init(&h->refs, 1);
     return h;
 }
@@ -266,13 +268,15 @@ static int add_changes(struct ui_page *p, const struct rel_files *files, const s
     return h->latest_changes != NULL && h->breaking_changes != NULL ? 0 : -1;
 }
 
-static int read_window(struct ui_page *p, long long id, bool exact, struct rel_hist *h)
+/* A builder's last REL_WINDOW complete builds, by number or (exact) by complete_at, in a new
+   history; NULL when the read failed. */
+static struct rel_hist *read_window(struct ui_page *p, long long id, bool exact)
 {
     json_t *list = ui_get(p, "builders/%lld/builds?complete=true&order=%s&limit=%d&" BUILD_FIELDS,
                           id, exact ? "-complete_at" : "-number", REL_WINDOW);
     if (list == NULL)
-        return -1;
-    h->n_builds = 0;
+        return NULL;
+    struct rel_hist *h = hist_new(json_array_size(list));
     size_t i;
     json_t *o;
     json_array_foreach(list, i, o)
@@ -280,7 +284,8 @@ static int read_window(struct ui_page *p, long long id, bool exact, struct rel_h
         if (h->n_builds < REL_WINDOW)
             h->builds[h->n_builds++] = build_of(o);
     }
-    return 0;
+    ui_drop(p, list);
+    return h;
 }
 
 static bool in_order(const struct rel_hist *h)
@@ -296,14 +301,17 @@ static struct rel_hist *read_hist(struct ui_page *p, const struct rel_files *fil
                                   const struct rel_bdef *def, bool exact)
 {
     long long id = def->id;
-    struct rel_hist *h = hist_new();
-    if (read_window(p, id, exact, h) < 0)
-        goto fail;
+    struct rel_hist *h = read_window(p, id, exact);
+    if (h == NULL)
+        return NULL;
     if (!in_order(h)) {
         /* builds finished out of number order: in a full window, one older by number may
            belong to it; the database orders them */
-        if (!exact && h->n_builds == REL_WINDOW && read_window(p, id, true, h) < 0)
-            goto fail;
+        if (!exact && h->n_builds == REL_WINDOW) {
+            rel_hist_unref(h);
+            if ((h = read_window(p, id, true)) == NULL)
+                return NULL;
+        }
         qsort(h->builds, h->n_builds, sizeof *h->builds, newest_cb);
     }
     settle(h);
@@ -475,7 +483,7 @@ struct rel_hist *rel_model_finished(struct ui_page *p, const struct rel_files *f
     if (at < 0)
         return NULL;
     const struct rel_hist *old = m->hist[at];
-    struct rel_hist *h = hist_new();
+    struct rel_hist *h = hist_new(old->n_builds + 1);
     for (size_t i = 0; i < old->n_builds; i++) /* the window without this build */
         if (old->builds[i].buildid != b.buildid)
             h->builds[h->n_builds++] = old->builds[i];
