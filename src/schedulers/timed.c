@@ -16,7 +16,6 @@
 #include "schedulers/internal.h"
 
 #include <lauxlib.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,95 +32,43 @@ static const char *classname(const struct sched_one *o)
 
 /* ------------------------------------------------------------ cron fields */
 
-/* Adds "a", "a-b", "*", each with an optional "/step", to the bit set. */
-static int cron_item(const char *item, int lo, int hi, bool dow, uint64_t *bits)
+/* Adds the value at `idx` (a number, a cron string or a list of numbers) to field `f`. */
+static int cron_field(lua_State *L, int idx, struct util_cron *c, enum util_cron_field f)
 {
-    int a = lo, b = hi, step = 1;
-    const char *slash = strchr(item, '/');
-    if (slash != NULL && (step = atoi(slash + 1)) <= 0)
+    if (lua_type(L, idx) == LUA_TSTRING)
+        return util_cron_add_text(c, f, lua_tostring(L, idx));
+    if (lua_type(L, idx) != LUA_TNUMBER && lua_type(L, idx) != LUA_TTABLE)
         return -1;
-    if (item[0] != '*') {
-        char *end;
-        a = (int)strtol(item, &end, 10);
-        if (end == item)
-            return -1;
-        b = slash != NULL && *end != '-' ? hi : a;
-        if (*end == '-')
-            b = (int)strtol(end + 1, &end, 10);
-        if (*end != '\0' && *end != '/')
+    lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? luaL_len(L, idx) : 1;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_type(L, idx) == LUA_TTABLE)
+            lua_geti(L, idx, i);
+        else
+            lua_pushvalue(L, idx);
+        long v = lua_isinteger(L, -1) ? (long)lua_tointeger(L, -1) : -1;
+        lua_pop(L, 1);
+        if (util_cron_add_value(c, f, v) < 0)
             return -1;
     }
-    if (dow && b == 7)
-        *bits |= 1; /* cron's 7 is Sunday too */
-    for (int v = a; v <= b && v <= hi; v += step)
-        if (v >= lo)
-            *bits |= (uint64_t)1 << v;
     return 0;
 }
-
-/* The value at `idx` (a number, a cron string or a list of numbers) as a bit set. */
-static int cron_field(lua_State *L, int idx, int lo, int hi, bool dow, uint64_t *bits, bool *any)
-{
-    *bits = 0;
-    *any = false;
-    if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TTABLE) {
-        lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? luaL_len(L, idx) : 1;
-        for (lua_Integer i = 1; i <= n; i++) {
-            if (lua_type(L, idx) == LUA_TTABLE)
-                lua_geti(L, idx, i);
-            else
-                lua_pushvalue(L, idx);
-            int v = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
-            lua_pop(L, 1);
-            if (dow && v >= 0)
-                v = (v + 1) % 7; /* Python's Monday 0 -> cron's Sunday 0 */
-            if (v < lo || v > hi)
-                return -1;
-            *bits |= (uint64_t)1 << v;
-        }
-        return 0;
-    }
-    if (lua_type(L, idx) != LUA_TSTRING)
-        return -1;
-    char *copy = xstrdup(lua_tostring(L, idx)), *save = NULL;
-    int rc = 0;
-    *any = strcmp(copy, "*") == 0;
-    for (char *item = strtok_r(copy, ",", &save); item != NULL && rc == 0;
-         item = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long v = strtol(item, &end, 10);
-        if (dow && *end == '\0' && end != item) {
-            *bits |= (uint64_t)1 << ((v + 1) % 7); /* each bare number, as Buildbot converts */
-            continue;
-        }
-        rc = cron_item(item, lo, hi, dow, bits);
-    }
-    free(copy);
-    return rc;
-}
-
-struct cron {
-    uint64_t minute, hour, dom, month, dow;
-    bool dom_any, dow_any;
-};
 
 /* The cron fields of the scheduler: its own (minute, hour...) or, with `force`, Nightly's
    force_at_* ones.  Returns -1 if one cannot be read, 1 with `force` when none is given
    (force_at is off), else 0. */
-static int read_cron(struct sched_one *o, struct cron *c, bool force)
+static int read_cron(struct sched_one *o, struct util_cron *c, bool force)
 {
     static const struct {
         const char *key, *force_key, *def;
-        int lo, hi;
-    } fields[] = {{"minute", "force_at_minute", "0", 0, 59},
-                  {"hour", "force_at_hour", "*", 0, 23},
-                  {"dayOfMonth", "force_at_day_of_month", "*", 1, 31},
-                  {"month", "force_at_month", "*", 1, 12},
-                  {"dayOfWeek", "force_at_day_of_week", "*", 0, 7}};
-    uint64_t *bits[] = {&c->minute, &c->hour, &c->dom, &c->month, &c->dow};
+    } fields[UTIL_CRON_FIELDS] = {{"minute", "force_at_minute", "0"},
+                                  {"hour", "force_at_hour", "*"},
+                                  {"dayOfMonth", "force_at_day_of_month", "*"},
+                                  {"month", "force_at_month", "*"},
+                                  {"dayOfWeek", "force_at_day_of_week", "*"}};
     lua_State *L = sched_table(o);
     int top = lua_gettop(L), rc = 0, given = 0;
-    for (size_t i = 0; i < UTIL_NELEM(fields) && rc == 0; i++) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < UTIL_CRON_FIELDS && rc == 0; i++) {
         const char *key = force ? fields[i].force_key : fields[i].key;
         if (lua_getfield(L, top, key) == LUA_TNIL) {
             lua_pop(L, 1);
@@ -129,73 +76,13 @@ static int read_cron(struct sched_one *o, struct cron *c, bool force)
         } else {
             given++;
         }
-        bool any;
-        rc = cron_field(L, -1, fields[i].lo, fields[i].hi, i == 4, bits[i], &any);
-        if (i == 2)
-            c->dom_any = any;
-        if (i == 4)
-            c->dow_any = any;
+        rc = cron_field(L, -1, c, (enum util_cron_field)i);
         if (rc < 0)
             log_error("scheduler '%s': cannot read %s", o->name, key);
         lua_pop(L, 1);
     }
     lua_settop(L, top - 1);
     return rc == 0 && force && given == 0 ? 1 : rc;
-}
-
-static bool has(uint64_t bits, int v)
-{
-    return (bits >> v) & 1;
-}
-
-/* Whether the day of `tm` matches (cron's rule: when both day fields are restricted,
-   either may match). */
-static bool day_matches(const struct cron *c, const struct tm *tm)
-{
-    bool dom = has(c->dom, tm->tm_mday), dow = has(c->dow, tm->tm_wday);
-    return c->dom_any && c->dow_any ? true : c->dom_any ? dow : c->dow_any ? dom : dom || dow;
-}
-
-/* Whether the minute of `ts` matches the fields (croniter's match). */
-static bool cron_matches(const struct cron *c, double ts)
-{
-    time_t t = (time_t)ts;
-    struct tm tm;
-    localtime_r(&t, &tm);
-    return has(c->month, tm.tm_mon + 1) && day_matches(c, &tm) && has(c->hour, tm.tm_hour) &&
-           has(c->minute, tm.tm_min);
-}
-
-/* The first minute after `ts` the fields match (cron's rule: when both day fields are
-   restricted, either may match), or -1 if none within eight years. */
-static double cron_next(const struct cron *c, double ts)
-{
-    time_t t = (time_t)(floor(ts / 60) * 60 + 60);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    for (int guard = 0; guard < 200000; guard++) {
-        tm.tm_sec = 0;
-        tm.tm_isdst = -1;
-        t = mktime(&tm);
-        localtime_r(&t, &tm);
-        bool day = day_matches(c, &tm);
-        if (!has(c->month, tm.tm_mon + 1)) {
-            tm.tm_mon++;
-            tm.tm_mday = 1;
-            tm.tm_hour = tm.tm_min = 0;
-        } else if (!day) {
-            tm.tm_mday++;
-            tm.tm_hour = tm.tm_min = 0;
-        } else if (!has(c->hour, tm.tm_hour)) {
-            tm.tm_hour++;
-            tm.tm_min = 0;
-        } else if (!has(c->minute, tm.tm_min)) {
-            tm.tm_min++;
-        } else {
-            return (double)t;
-        }
-    }
-    return -1;
 }
 
 /* ------------------------------------------------------------ state */
@@ -266,9 +153,9 @@ static bool last_only_if_changed(struct sched_one *o)
    changed. */
 static bool forced_now(struct sched_one *o)
 {
-    struct cron c;
+    struct util_cron c;
     return strcmp(o->kind, "nightly") == 0 && read_cron(o, &c, true) == 0 &&
-           cron_matches(&c, o->actuate_at);
+           util_cron_matches(&c, o->actuate_at);
 }
 
 /* ------------------------------------------------------------ actuation */
@@ -334,10 +221,10 @@ static void schedule_next(struct sched_one *o)
             return;
         next = o->last_build < 0 ? now : o->last_build + every;
     } else {
-        struct cron c;
+        struct util_cron c;
         if (read_cron(o, &c, false) < 0)
             return;
-        next = cron_next(&c, o->last_build < 0 ? now : o->last_build);
+        next = util_cron_next(&c, o->last_build < 0 ? now : o->last_build);
         if (next < 0)
             return;
     }

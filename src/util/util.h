@@ -121,6 +121,29 @@ uint64_t util_mono_ms(void);
 /* The time `ms` milliseconds from now on `clock` (a deadline for pthread_cond_timedwait). */
 struct timespec util_deadline(clockid_t clock, unsigned ms);
 
+/* Cron-like schedules (cron.c): Buildbot Nightly's minute, hour, dayOfMonth, month and
+   dayOfWeek, in local time.  Start from a zeroed struct and add each field's values. */
+enum util_cron_field {
+    UTIL_CRON_MINUTE,
+    UTIL_CRON_HOUR,
+    UTIL_CRON_DOM,
+    UTIL_CRON_MONTH,
+    UTIL_CRON_DOW,
+    UTIL_CRON_FIELDS
+};
+struct util_cron {
+    uint64_t minute, hour, dom, month, dow; /* bit v: value v matches (dow: Sunday 0) */
+    bool dom_any, dow_any;                  /* the day field was "*" */
+};
+/* Adds a number (dayOfWeek: Python's, Monday 0) to the field: 0, or -1 if out of range. */
+int util_cron_add_value(struct util_cron *c, enum util_cron_field f, long v);
+/* Adds a cron string ("*", "5", "1-5", "*" "/10", "0,30"): 0, or -1 if it cannot be read. */
+int util_cron_add_text(struct util_cron *c, enum util_cron_field f, const char *spec);
+/* Whether the minute of `ts` matches. */
+bool util_cron_matches(const struct util_cron *c, double ts);
+/* The first minute after `ts` that matches, or -1 if none does within eight years. */
+double util_cron_next(const struct util_cron *c, double ts);
+
 /* Logging. */
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 

@@ -187,6 +187,38 @@ static void test_log_one_line(void **state)
     rmdir(dir);
 }
 
+/* Nightly's fields and the next minute they match, in UTC: 2026-12-01 is a Tuesday. */
+static void test_cron(void **state)
+{
+    (void)state;
+    setenv("TZ", "UTC", 1);
+    tzset();
+    struct util_cron c = {0};
+    assert_int_equal(util_cron_add_value(&c, UTIL_CRON_MINUTE, 0), 0);
+    assert_int_equal(util_cron_add_value(&c, UTIL_CRON_HOUR, 3), 0);
+    assert_int_equal(util_cron_add_text(&c, UTIL_CRON_DOM, "*"), 0);
+    assert_int_equal(util_cron_add_text(&c, UTIL_CRON_MONTH, "*"), 0);
+    assert_int_equal(util_cron_add_value(&c, UTIL_CRON_DOW, 3), 0);        /* Python's Thursday */
+    double tue_0259 = 1796093940;                                          /* 2026-12-01 02:59 */
+    assert_int_equal((long long)util_cron_next(&c, tue_0259), 1796266800); /* Thu 03:00 */
+    assert_true(util_cron_matches(&c, 1796266800 + 59));
+    assert_false(util_cron_matches(&c, 1796266800 + 60));
+    struct util_cron every = {0};
+    assert_int_equal(util_cron_add_text(&every, UTIL_CRON_MINUTE, "*/15"), 0);
+    assert_int_equal(every.minute, (1ULL << 0) | (1ULL << 15) | (1ULL << 30) | (1ULL << 45));
+    assert_int_equal(util_cron_add_text(&every, UTIL_CRON_HOUR, "1-3,20"), 0);
+    assert_int_equal(every.hour, (1ULL << 1) | (1ULL << 2) | (1ULL << 3) | (1ULL << 20));
+    assert_int_equal(util_cron_add_text(&every, UTIL_CRON_DOW, "1-7"), 0); /* cron's, 7 Sunday */
+    assert_int_equal(every.dow & 0x7f, 0x7f); /* every day, Sunday as 0 */
+    static const char *const bad[] = {"", "x", "*/0", "60", "5-2", "*x", "1-"};
+    for (size_t i = 0; i < UTIL_NELEM(bad); i++) {
+        struct util_cron z = {0};
+        if (util_cron_add_text(&z, UTIL_CRON_MINUTE, bad[i]) == 0)
+            fail_msg("\"%s\" was read as a minute", bad[i]);
+    }
+    assert_int_equal(util_cron_add_value(&c, UTIL_CRON_HOUR, 24), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_parse_long),   cmocka_unit_test(test_files),
         cmocka_unit_test(test_log_rotation), cmocka_unit_test(test_json_count),
         cmocka_unit_test(test_escape),       cmocka_unit_test(test_log_one_line),
+        cmocka_unit_test(test_cron),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
