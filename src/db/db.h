@@ -233,6 +233,31 @@ long long db_sourcestamp_id(struct db *db, const char *branch, const char *revis
                             const char *repository, const char *project, const char *codebase,
                             long long now, char **cause);
 
+/*
+ * Old log chunks (prune.c): Buildbot's deleteOldLogChunks in bounded steps, for the janitor.
+ * Each returns 0, or -1 with *cause; none holds the database longer than its window.
+ */
+/* The newest id of the steps (hi - window, hi] started before `before` (epoch seconds) in
+ *found, 0 if none. */
+int db_prune_step_window(struct db *db, long long hi, long long window, long long before,
+                         long long *found, char **cause);
+/* The highest step id (0: none). */
+int db_prune_steps_top(struct db *db, long long *top, char **cause);
+/* The lowest and highest log ids (0 and 0: no logs). */
+int db_prune_log_ids(struct db *db, long long *first, long long *last, char **cause);
+/* Marks the logs [lo, hi) of steps up to `stepmax` deleted (type 'd'); *marked gets how
+   many were marked now. */
+int db_prune_mark_logs(struct db *db, long long lo, long long hi, long long stepmax,
+                       long long *marked, char **cause);
+/* The runs of consecutive deleted logs among the logs [lo, hi), as [first, last] ids in
+   spans (room for (hi - lo + 1) / 2 + 1); *n gets how many. */
+int db_prune_deleted_spans(struct db *db, long long lo, long long hi, long long (*spans)[2],
+                           size_t *n, char **cause);
+/* Deletes up to `max` chunks of the logs [from, to] (a span), in the order of their log and
+   lines: *deleted gets how many, *next the log to start from next time (0: none left). */
+int db_prune_chunks(struct db *db, long long from, long long to, long long max, long long *deleted,
+                    long long *next, char **cause);
+
 /* Schema (schema.c). */
 
 /* The alembic revision Buildbot 4.3 writes, and the oldest this can upgrade. */
