@@ -211,7 +211,9 @@ static int get_raw(struct www_req *req, json_t *out, bool *paged, char **cause)
     struct www_raw *raw = xcalloc(1, sizeof *raw);
     const char *type = db_res_text(r, 0, 0);
     raw->logid = id;
-    raw->num_lines = db_res_int(r, 0, 6);
+    /* a log the janitor deleted (type 'd') keeps its num_lines but has no lines left: a
+       length counted before must not be used for its ranges */
+    raw->num_lines = strcmp(type, "d") == 0 ? 0 : db_res_int(r, 0, 6);
     raw->strip = strcmp(type, "s") == 0;
     raw->content_type = xstrdup(strcmp(type, "h") == 0 ? "text/html" : "text/plain");
     if (util_startswith(req->ep->patterns, "/logs/n:logid/raw,"))
