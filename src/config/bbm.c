@@ -212,6 +212,12 @@ static const struct param nightly_params[] = {{"minute", P_ANY, false},
                                               {"force_at_day_of_week", P_ANY, false},
                                               END};
 static const struct param none_params[] = {END};
+/* JanitorConfigurator's: the horizon in seconds (Lua has no timedelta), Nightly's times. */
+static const struct param janitor_params[] = {
+    {"logHorizon", P_INT, false}, {"build_data_horizon", P_INT, false},
+    {"hour", P_ANY, false},       {"minute", P_ANY, false},
+    {"dayOfMonth", P_ANY, false}, {"month", P_ANY, false},
+    {"dayOfWeek", P_ANY, false},  END};
 
 static const struct param filter_params[] = {{"project", P_STRS, false},
                                              {"project_not_eq", P_STRS, false},
@@ -616,6 +622,10 @@ static const struct ctor ctors[] = {
      "scheduler.triggerable",
      "bbm.schedulers.triggerable",
      {sched_params, none_params}},
+    {"configurators.janitor",
+     "configurator.janitor",
+     "bbm.configurators.janitor",
+     {janitor_params}},
     {"changes.pb", "change_source.pb", "bbm.changes.pb", {pbchange_params}},
     {"changes.git_poller",
      "change_source.git_poller",

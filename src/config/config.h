@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/util.h"
+
 /* The field naming what each bbm constructor made ("scheduler.force", "param.string"...). */
 #define CFG_KIND "_kind"
 
@@ -91,6 +93,19 @@ struct cfg_change_source {
     int ref;                      /* its table in the config's Lua state */
 };
 
+/*
+ * bbm.configurators.janitor: Buildbot's JanitorConfigurator.  At the times of `when` (a
+ * Nightly schedule: hour, by default 0, minute 0, dayOfMonth, month and dayOfWeek) the
+ * log chunks of steps started more than log_horizon seconds before are deleted.
+ */
+#define CFG_HORIZON_MAX 3153600000LL /* a hundred years, in seconds */
+struct cfg_janitor {
+    long long log_horizon; /* logHorizon, seconds; 0: none given, logs are kept */
+    struct util_cron when;
+    char *file; /* where bbm.configurators.janitor was called */
+    int line;
+};
+
 /* www.redirects: a short path sent on to a page (bbmaster's own key). */
 #define CFG_REDIRECTS_MAX 256
 #define CFG_REDIRECT_MAX 1024 /* bytes of a path or target */
@@ -108,10 +123,11 @@ struct cfg {
     size_t n_schedulers;
     struct cfg_change_source *change_sources;
     size_t n_change_sources;
-    int pb_port;               /* protocols.pb.port; 0 = no PB listener */
-    char *pb_interface;        /* from "tcp:PORT:interface=ADDR"; NULL = all */
-    int www_port;              /* www.port; 0 = no web server */
-    struct cfg_github *github; /* NULL: no GitHub webhook */
+    int pb_port;                 /* protocols.pb.port; 0 = no PB listener */
+    char *pb_interface;          /* from "tcp:PORT:interface=ADDR"; NULL = all */
+    int www_port;                /* www.port; 0 = no web server */
+    struct cfg_github *github;   /* NULL: no GitHub webhook */
+    struct cfg_janitor *janitor; /* configurators' janitor; NULL: none */
     char *db_url;
     char *title;
     char *title_url;

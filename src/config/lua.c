@@ -533,6 +533,9 @@ void cfg_free(struct cfg *cfg)
         free(g->codebase);
         free(g);
     }
+    if (cfg->janitor != NULL)
+        free(cfg->janitor->file);
+    free(cfg->janitor);
     for (size_t i = 0; i < cfg->n_change_sources; i++) {
         free(cfg->change_sources[i].name);
         free(cfg->change_sources[i].kind);

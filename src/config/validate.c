@@ -17,6 +17,7 @@ static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "builders",
                                        "change_source",
                                        "collapseRequests",
+                                       "configurators",
                                        "db",
                                        "db_url",
                                        "multiMaster",
@@ -46,7 +47,6 @@ static const struct {
     {"changeCacheSize", "bbmaster keeps no such caches: it reads the database"},
     {"changeHorizon", "old changes are kept"},
     {"codebaseGenerator", "a change keeps the codebase its source gives it"},
-    {"configurators", "there is no janitor yet: old logs are kept"},
     {"logCompressionLimit", "log chunks are compressed with zstd whenever that makes them smaller"},
     {"logCompressionMethod",
      "log chunks are compressed with zstd whenever that makes them smaller"},
@@ -445,6 +445,120 @@ static void read_change_source(struct reader *r, int idx)
     }
     lua_pushvalue(r->L, idx);
     c->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
+}
+
+/* ------------------------------------------------------------ the janitor */
+
+static void warn(struct reader *r, int line, const char *msg);
+
+/* One of Nightly's time fields at the top of the stack (a number, a list of numbers or a
+   cron string) into j->when; false with an error if it cannot be read. */
+static bool janitor_field(struct reader *r, const struct cfg_janitor *j, struct util_cron *c,
+                          int field, const char *key, int lo, int hi)
+{
+    static const char ctor[] = "bbm.configurators.janitor";
+    lua_State *L = r->L;
+    int t = lua_type(L, -1);
+    if (t == LUA_TSTRING) {
+        if (util_cron_add_text(c, field, lua_tostring(L, -1)) == 0)
+            return true;
+        cfg_error(L, j->file, j->line,
+                  "%s: '%s' = \"%s\" cannot be read as a cron field (a number, \"*\", "
+                  "\"a-b\", \"*/n\" or \"a,b\")",
+                  ctor, key, lua_tostring(L, -1));
+        return false;
+    }
+    if (t != LUA_TNUMBER && t != LUA_TTABLE) {
+        cfg_error(L, j->file, j->line,
+                  "%s: '%s' must be a number, a list of numbers or a cron string, not %s", ctor,
+                  key, luaL_typename(L, -1));
+        return false;
+    }
+    lua_Integer n = t == LUA_TTABLE ? luaL_len(L, -1) : 1;
+    if (n == 0)
+        cfg_error(L, j->file, j->line, "%s: '%s' is an empty list", ctor, key);
+    bool ok = n > 0;
+    for (lua_Integer i = 1; i <= n && ok; i++) {
+        if (t == LUA_TTABLE)
+            lua_geti(L, -1, i);
+        else
+            lua_pushvalue(L, -1);
+        ok = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= lo && lua_tointeger(L, -1) <= hi;
+        if (!ok)
+            cfg_error(L, j->file, j->line,
+                      "%s: '%s' must be a whole number between %d and %d%s, "
+                      "not %s",
+                      ctor, key, lo, hi, field == UTIL_CRON_DOW ? " (Monday 0, as in Python)" : "",
+                      luaL_tolstring(L, -1, NULL));
+        else
+            util_cron_add_value(c, field, (long)lua_tointeger(L, -1));
+        lua_settop(L, lua_gettop(L) - (ok ? 1 : 2));
+    }
+    return ok;
+}
+
+/* The janitor's Nightly schedule: its hour defaults to 0 (JanitorConfigurator's), the other
+   fields to Nightly's (minute 0, every day of every month). */
+static void janitor_when(struct reader *r, int idx, struct cfg_janitor *j)
+{
+    static const struct {
+        const char *key, *def;
+        int lo, hi;
+    } f[UTIL_CRON_FIELDS] = {{"minute", "0", 0, 59},
+                             {"hour", "0", 0, 23},
+                             {"dayOfMonth", "*", 1, 31},
+                             {"month", "*", 1, 12},
+                             {"dayOfWeek", "*", 0, 6}};
+    for (int i = 0; i < UTIL_CRON_FIELDS; i++) {
+        if (lua_getfield(r->L, idx, f[i].key) == LUA_TNIL) {
+            lua_pop(r->L, 1);
+            lua_pushstring(r->L, f[i].def);
+        }
+        janitor_field(r, j, &j->when, i, f[i].key, f[i].lo, f[i].hi);
+        lua_pop(r->L, 1);
+    }
+}
+
+/* bbm.configurators.janitor: one at most (Buildbot would refuse a second __Janitor
+   builder); without logHorizon it does nothing, as Buildbot's. */
+static void read_configurator(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    struct cfg_janitor *j = xcalloc(1, sizeof *j);
+    char file[256], first[300];
+    where(L, idx, r, "configurators", file, sizeof file, &j->line);
+    j->file = xstrdup(file);
+    if (!add_name(L, "bbm.configurators", "janitor", file, j->line, first, sizeof first))
+        cfg_error(L, file, j->line,
+                  "a second bbm.configurators.janitor (the first is at %s): Buildbot's "
+                  "would make a second builder __Janitor",
+                  first);
+    if (lua_getfield(L, idx, "build_data_horizon") != LUA_TNIL)
+        cfg_error(L, file, j->line,
+                  "bbm.configurators.janitor: 'build_data_horizon' is not implemented by "
+                  "bbmaster (the janitor deletes old log chunks only)");
+    lua_pop(L, 1);
+    j->log_horizon = opt_int(L, idx, "logHorizon", -1);
+    if (j->log_horizon == 0)
+        cfg_error(L, file, j->line,
+                  "bbm.configurators.janitor: 'logHorizon' must be at least 1 second (0 would "
+                  "delete the logs of the steps running now)");
+    else if (j->log_horizon > CFG_HORIZON_MAX)
+        cfg_error(L, file, j->line,
+                  "bbm.configurators.janitor: 'logHorizon' must be at most %lld seconds (a "
+                  "hundred years), not %lld",
+                  CFG_HORIZON_MAX, j->log_horizon);
+    janitor_when(r, idx, j);
+    if (j->log_horizon < 0)
+        warn(r, j->line,
+             "bbm.configurators.janitor without logHorizon deletes nothing (as Buildbot's "
+             "JanitorConfigurator)");
+    if (j->log_horizon <= 0 || r->cfg->janitor != NULL) {
+        free(j->file);
+        free(j);
+        return;
+    }
+    r->cfg->janitor = j;
 }
 
 static void read_project(struct reader *r, int idx)
@@ -915,8 +1029,8 @@ static void check_top_keys(struct reader *r)
 void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char *source)
 {
     struct reader r = {.L = L, .cfg = cfg, .path = path, .source = source, .top = lua_gettop(L)};
-    static const char *const sets[] = {"bbm.workers", "bbm.builders", "bbm.schedulers",
-                                       "bbm.projects", "bbm.change_sources"};
+    static const char *const sets[] = {"bbm.workers",  "bbm.builders",       "bbm.schedulers",
+                                       "bbm.projects", "bbm.change_sources", "bbm.configurators"};
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
         lua_newtable(L);
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);
@@ -929,6 +1043,8 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
     each_entry(&r, "schedulers", "scheduler.", "a bbm.schedulers.* scheduler", read_scheduler);
     each_entry(&r, "change_source", "change_source.", "a bbm.changes.* change source",
                read_change_source);
+    each_entry(&r, "configurators", "configurator.", "a bbm.configurators.* configurator",
+               read_configurator);
     read_www(&r);
     read_scalars(&r);
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {

@@ -5,6 +5,7 @@
  *                 (force, enable), buildsets for changes
  *   basic.c       single_branch and any_branch: changes, tree-stable timers
  *   timed.c       periodic and nightly
+ *   janitor.c     bbm.configurators.janitor: old log chunks deleted at its times
  *   filter.c      change filters, fileIsImportant, a change as Lua sees it
  *   force.c       the force schedulers' forms; force_params.c their action
  */
@@ -54,6 +55,7 @@ struct sched {
     long long masterid;
     const struct cfg *cfg;
     struct sched_one *list;
+    struct janitor *janitor; /* NULL: none configured */
 };
 
 /* The scheduler's table pushed on its Lua state (pop it with lua_settop). */
@@ -93,6 +95,14 @@ bool timed_kind(const char *kind);
 void timed_change(struct sched_one *o, const json_t *change);
 void timed_activate(struct sched_one *o);
 void timed_deactivate(struct sched_one *o);
+
+/* janitor.c: the janitor of a configuration, on the engine's loop and connection. */
+struct janitor;
+struct janitor *janitor_new(uv_loop_t *loop, struct db *db, const struct cfg_janitor *conf);
+/* A new configuration of it; a run going on finishes first. */
+void janitor_reconfig(struct janitor *j, const struct cfg_janitor *conf);
+/* Stops it (a run going on stops between two batches); NULL: nothing. */
+void janitor_free(struct janitor *j);
 
 /* filter.c: whether the change passes the scheduler's change_filter (and branch). */
 bool filter_accepts(struct sched_one *o, const json_t *change);

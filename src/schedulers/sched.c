@@ -528,6 +528,14 @@ void sched_reconfig(struct sched *s, const struct cfg *cfg)
         one_free(o);
     }
     s->list = list;
+    if (cfg->janitor == NULL) {
+        janitor_free(s->janitor);
+        s->janitor = NULL;
+    } else if (s->janitor == NULL) {
+        s->janitor = janitor_new(s->loop, s->db, cfg->janitor);
+    } else {
+        janitor_reconfig(s->janitor, cfg->janitor);
+    }
 }
 
 struct sched *sched_new(uv_loop_t *loop, struct db *db, struct engine *e, long long masterid,
@@ -556,6 +564,7 @@ void sched_free(struct sched *s)
 {
     if (s == NULL)
         return;
+    janitor_free(s->janitor);
     while (s->list != NULL) {
         struct sched_one *o = s->list;
         s->list = o->next;

@@ -142,6 +142,43 @@ static void test_release_cycle(void **state)
 
 /* www.release_cycle as an http(s) URL: accepted without a fetch (the master fetches it in the
    background), no warning. */
+/* The janitor's horizon and its Nightly schedule: hour 0 unless given (JanitorConfigurator's
+   default), minute 0, dayOfWeek as Python counts (Monday 0). */
+static void test_janitor(void **state)
+{
+    (void)state;
+    char *errors;
+    struct cfg *cfg = load("local bbm = require 'bbm'\nreturn {\n  configurators = {\n"
+                           "    bbm.configurators.janitor{ logHorizon = 604800, dayOfWeek = 6,\n"
+                           "      minute = '*/30' } },\n}\n",
+                           &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_non_null(cfg->janitor);
+    assert_int_equal(cfg->janitor->log_horizon, 604800);
+    assert_int_equal(cfg->janitor->line, 4);
+    assert_int_equal(cfg->janitor->when.hour, 1);
+    assert_int_equal(cfg->janitor->when.minute, (1ULL << 0) | (1ULL << 30));
+    assert_int_equal(cfg->janitor->when.dow, 1); /* Python's Sunday 6 is cron's 0 */
+    assert_true(cfg->janitor->when.dom_any);
+    assert_false(cfg->janitor->when.dow_any);
+    assert_null(cfg->warnings);
+    cfg_free(cfg);
+    /* without logHorizon it does nothing, and says so */
+    cfg = load("local bbm = require 'bbm'\nreturn {\n"
+               "  configurators = { bbm.configurators.janitor{ hour = 3 } },\n}\n",
+               &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_null(cfg->janitor);
+    char *want = xasprintf("%s/master.lua:3: bbm.configurators.janitor without logHorizon "
+                           "deletes nothing (as Buildbot's JanitorConfigurator)\n",
+                           dir);
+    assert_string_equal(cfg->warnings, want);
+    free(want);
+    cfg_free(cfg);
+}
+
 static void test_release_cycle_url(void **state)
 {
     (void)state;
@@ -286,6 +323,55 @@ static const struct broken broken[] = {
     {W B() "  schedulers = { bbm.schedulers.force{ name = 's', builderNames = {'b1'} },\n"
            "    bbm.schedulers.force{ name = 's', builderNames = {'b1'} } },\n",
      "{F}:6: duplicate scheduler name 's' (first defined at {F}:5)\n"},
+    /* bbm.configurators.janitor: Buildbot's JanitorConfigurator, the horizon in seconds */
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 86400, hour = 3,\n"
+     "    minute = 30, dayOfWeek = { 5, 6 }, dayOfMonth = '*', month = '1-12' } },\n",
+     ""},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 'P1W' } },\n",
+     "{F}:3: bbm.configurators.janitor: 'logHorizon' must be a whole number, not string\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = -1 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'logHorizon' must not be negative\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 0 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'logHorizon' must be at least 1 second (0 would delete "
+     "the logs of the steps running now)\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 4e9 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'logHorizon' must be at most 3153600000 seconds (a "
+     "hundred years), not 4000000000\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, hour = 24 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'hour' must be a whole number between 0 and 23, not "
+     "24\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, minute = { 0, 60 } } },\n",
+     "{F}:3: bbm.configurators.janitor: 'minute' must be a whole number between 0 and 59, not "
+     "60\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, dayOfWeek = 7 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'dayOfWeek' must be a whole number between 0 and 6 "
+     "(Monday 0, as in Python), not 7\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, month = 1.5 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'month' must be a whole number between 1 and 12, not "
+     "1.5\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, dayOfMonth = {} } },\n",
+     "{F}:3: bbm.configurators.janitor: 'dayOfMonth' is an empty list\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, hour = 'noon' } },\n",
+     "{F}:3: bbm.configurators.janitor: 'hour' = \"noon\" cannot be read as a cron field (a "
+     "number, \"*\", \"a-b\", \"*/n\" or \"a,b\")\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, minute = '*/0' } },\n",
+     "{F}:3: bbm.configurators.janitor: 'minute' = \"*/0\" cannot be read as a cron field (a "
+     "number, \"*\", \"a-b\", \"*/n\" or \"a,b\")\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, hour = true } },\n",
+     "{F}:3: bbm.configurators.janitor: 'hour' must be a number, a list of numbers or a cron "
+     "string, not boolean\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60, hours = 3 } },\n",
+     "{F}:3: bbm.configurators.janitor: unknown parameter 'hours'; did you mean 'hour'?\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60,\n"
+     "    build_data_horizon = 60 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'build_data_horizon' is not implemented by bbmaster "
+     "(the janitor deletes old log chunks only)\n"},
+    {"  configurators = { bbm.configurators.janitor{ logHorizon = 60 },\n"
+     "    bbm.configurators.janitor{ logHorizon = 120 } },\n",
+     "{F}:4: a second bbm.configurators.janitor (the first is at {F}:3): Buildbot's would "
+     "make a second builder __Janitor\n"},
+    {"  configurators = { { logHorizon = 60 } },\n",
+     "{F}:3: configurators[1] is not a bbm.configurators.* configurator\n"},
     {"  workers = { { name = 'w1' } },\n", "{F}:3: workers[1] is not a bbm.worker(...)\n"},
     {"  workers = 5,\n", "{F}:3: 'workers' must be a list, not number\n"},
     {"  title = 5,\n", "{F}:3: 'title' must be a string, not number\n"},
@@ -299,9 +385,9 @@ static const struct broken broken[] = {
     {"  caches = { Builds = 100 },\n",
      "{F}:3: 'caches' is a Buildbot key bbmaster does not implement: bbmaster keeps no such "
      "caches: it reads the database\n"},
-    {"  configurators = {},\n",
-     "{F}:3: 'configurators' is a Buildbot key bbmaster does not implement: there is no "
-     "janitor yet: old logs are kept\n"},
+    {"  changeHorizon = 100,\n",
+     "{F}:3: 'changeHorizon' is a Buildbot key bbmaster does not implement: old changes are "
+     "kept\n"},
     {"  services = {},\n",
      "{F}:3: 'services' is a Buildbot key bbmaster does not implement: bbmaster has no "
      "reporters yet\n"},
@@ -589,15 +675,11 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_loads),
-        cmocka_unit_test(test_model),
-        cmocka_unit_test(test_broken_configs),
-        cmocka_unit_test(test_release_cycle),
-        cmocka_unit_test(test_release_cycle_url),
-        cmocka_unit_test(test_lua_errors),
-        cmocka_unit_test(test_yaml),
-        cmocka_unit_test(test_fleet_sized),
-        cmocka_unit_test(test_run_time_budget),
+        cmocka_unit_test(test_sample_loads),      cmocka_unit_test(test_model),
+        cmocka_unit_test(test_broken_configs),    cmocka_unit_test(test_release_cycle),
+        cmocka_unit_test(test_release_cycle_url), cmocka_unit_test(test_janitor),
+        cmocka_unit_test(test_lua_errors),        cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_fleet_sized),       cmocka_unit_test(test_run_time_budget),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
