@@ -48,7 +48,17 @@ local c = {}
 
 c.db_url = settings:str("db_url")
 
--- c["configurators"] (the janitor, logHorizon 180 days) and c["caches"]: not ported yet
+-- configure a janitor which will delete all logs older than 6 months,
+-- and will run on sundays at noon
+c.configurators = {
+    bbm.configurators.janitor{
+        logHorizon = 180 * 86400, -- timedelta(days=180)
+        hour = 12,
+        dayOfWeek = 6,
+    },
+}
+
+-- c["caches"]: not ported (bbmaster keeps no such caches)
 
 -- workers are set up in workers.lua
 c.workers = {}
