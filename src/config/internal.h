@@ -32,6 +32,11 @@ void cfg_suggest(const char *word, const char *const *names, char *out, size_t s
 
 /* bbm.c: pushes the `bbm` module table. */
 int cfg_open_bbm(lua_State *L);
+/* locks.c: pushes the bbm.locks table (master, worker). */
+void cfg_push_locks(lua_State *L);
+/* A bbm.locks.* lock, and a lock:access(...), at `idx`. */
+bool cfg_is_lock(lua_State *L, int idx);
+bool cfg_is_lock_access(lua_State *L, int idx);
 /* settings.c: bbm.yaml.load(path). */
 int cfg_yaml_load(lua_State *L);
 /* validate.c: reads the returned table at the top of the stack into cfg. */
