@@ -436,7 +436,6 @@ static const struct refusal {
     {worker_params, "notify_on_missing", "bbmaster sends no mail about missing workers yet"},
     {worker_params, "missing_timeout", "bbmaster sends no mail about missing workers yet"},
     {builder_params, "defaultProperties", "set the properties with 'properties'"},
-    {step_params, "locks", "bbmaster has no step locks yet"},
     {step_params, "lazylogfiles", "every logfile is created when the step starts"},
     {git_params, "shallow", "the git step clones the whole history"},
     {git_params, "submodules", "the git step does not update submodules"},

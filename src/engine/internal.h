@@ -215,6 +215,11 @@ struct step {
     int setup_rc;                           /* the command's setup, done before the row */
     char *setup_error;
     bool waiting_db;                     /* its row waits for the database: step_resume starts it */
+    struct cfg_lock_access *lock_access; /* the step's `locks` */
+    size_t n_lock_access;
+    struct lockreq *locks;
+    bool waiting_locks;   /* queued for its locks: they start it */
+    long long started_at; /* its row's */
     char *unlogged;       /* a log that found no database (err.text...), for its state_string */
 };
 

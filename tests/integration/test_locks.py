@@ -1,6 +1,8 @@
 """Locks as Buildbot 4.3 has them (bbm.locks.master, bbm.locks.worker, lock:access), on a
 real buildbot-worker: builder locks keep a request pending (the botmaster's pre-check) until
-they are free.  Every step holds its lock until the test creates a file, so
+they are free, step locks make a step wait in FIFO order, with locks_acquired_at and
+builds.locks_duration_s written as Buildbot writes them; a stop while waiting ends the step
+cancelled without its locks.  Every step holds its lock until the test creates a file, so
 that nothing depends on timing."""
 
 import os
@@ -101,3 +103,69 @@ def test_counting_lock_lets_max_count_run(master, backend, workers, tmp_path, lo
     go(site, "y")
     go(site, "z")
     assert [site.wait_request(b)["results"] for b in brids[1:]] == [0, 0]
+
+
+def test_step_locks_fifo_and_stop(master, backend, workers, tmp_path):
+    """Four builds whose step takes the same exclusive lock: the waiters take it in the
+    order they asked, locks_acquired_at and locks_duration_s as Buildbot writes them; a
+    build stopped while its step waits ends CANCELLED without the lock."""
+    names = ["p", "q", "r", "s"]
+    site = start(master, backend, workers, tmp_path,
+                 [(n, None, 'db:access("exclusive")') for n in names])
+    builds = {}
+    for n in names:
+        brid = site.force(n)[1]
+        builds[n] = (brid, site.wait_running(brid, "hold")["buildid"])
+
+    def acquired():
+        return [n for n in names if hold_step(site, builds[n][1])["locks_acquired_at"]]
+
+    assert acquired() == ["p"]
+    q_step = hold_step(site, builds["q"][1])
+    # locks_duration_s counts whole seconds: let one go by while q waits
+    wait_for(lambda: time.time() >= q_step["started_at"] + 1.5, what="a second")
+    assert site.rpc(f"builds/{builds['s'][1]}", "stop", reason="not now")[0] == 200
+    s = site.wait_request(builds["s"][0])
+    assert (s["results"], s["state_string"]) == (6, "cancelled (not now) 'while [ ...' (cancelled)")
+    s_step = hold_step(site, s["buildid"])
+    assert (s_step["results"], s_step["locks_acquired_at"]) == (6, None)
+    logs = site.get(f"steps/{s_step['stepid']}/logs")["logs"]
+    assert [l["name"] for l in logs] == ["cancelled while waiting for locks"]
+    go(site, "p")
+    wait_for(lambda: acquired() == ["p", "q"], what="q to take the lock")
+    go(site, "q")
+    wait_for(lambda: acquired() == ["p", "q", "r"], what="r to take the lock")
+    go(site, "r")
+    for n in "pqr":
+        assert site.wait_request(builds[n][0])["results"] == 0
+    p_step = hold_step(site, builds["p"][1])
+    assert p_step["locks_acquired_at"] == p_step["started_at"]
+    q_step = hold_step(site, builds["q"][1])
+    assert q_step["locks_acquired_at"] >= q_step["started_at"] + 1
+    durations = dict(site.query("SELECT id, locks_duration_s FROM builds"))
+    assert durations[builds["p"][1]] == 0
+    assert durations[builds["q"][1]] == q_step["locks_acquired_at"] - q_step["started_at"] > 0
+
+
+def test_lock_config_errors(master):
+    """Mistakes are refused at checkconfig with the file and line."""
+    path = os.path.join(master.dir, "master.lua")
+    with open(path, "w") as f:
+        f.write(r'''local bbm = require "bbm"
+local a = bbm.locks.master{ name = "db" }
+local b = bbm.locks.worker{ name = "db" }
+return {
+  protocols = { pb = { port = 9989 } },
+  workers = { bbm.worker("w1", "p") },
+  builders = {
+    bbm.builder{ name = "x", workernames = { "w1" }, locks = { a:access("shared") },
+      factory = bbm.factory{ bbm.steps.shell{ command = "true", locks = { b:access("counting") } },
+        bbm.steps.shell{ command = "true", locks = { a } } } },
+  },
+}
+''')
+    out = master.cli("checkconfig", path, check=1)
+    out = out.stdout + out.stderr
+    assert "master.lua:8: access: unknown access mode 'shared'" in out
+    assert "master.lua:9: two locks share the same name, 'db'" in out
+    assert "master.lua:10: bbm.steps.shell: 'locks' names a lock without saying how" in out

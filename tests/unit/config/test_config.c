@@ -294,8 +294,9 @@ static const struct broken broken[] = {
        name */
     {W B(", locks = { bbm.locks.master{ name = 'x' }:access('bogus') }"),
      "{F}:4: access: unknown access mode 'bogus'; it must be \"counting\" or \"exclusive\"\n"},
-    {W B(", locks = { bbm.locks.master{ name = 'x' } }"),
-     "{F}:4: bbm.builder: 'locks' names a lock without saying how it is taken; write "
+    {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', locks = { "
+         "bbm.locks.master{ name = 'x' } } } }"),
+     "{F}:4: bbm.steps.shell: 'locks' names a lock without saying how it is taken; write "
      "lock:access(\"counting\") or lock:access(\"exclusive\")\n"},
     {W B(", locks = { bbm.locks.master{ name = 'x' }:access('counting'), "
          "bbm.locks.worker{ name = 'x' }:access('counting') }"),
