@@ -169,3 +169,32 @@ return {
     assert "master.lua:8: access: unknown access mode 'shared'" in out
     assert "master.lua:9: two locks share the same name, 'db'" in out
     assert "master.lua:10: bbm.steps.shell: 'locks' names a lock without saying how" in out
+
+
+def test_reconfig_keeps_locks(master, backend, workers, tmp_path):
+    """A reconfig keeps a lock held by a build of the old configuration (same name), and a
+    new maxCount applies to it: Buildbot's getLockByID and updateFromLockId."""
+    site = start(master, backend, workers, tmp_path, [
+        ("a", 'two:access("counting")', None), ("b", 'two:access("counting")', None)])
+    path = os.path.join(master.dir, "master.lua")
+    with open(path) as f:
+        text = f.read()
+    text = text.replace('name = "two", maxCount = 2', 'name = "two", maxCount = 1')
+    with open(path, "w") as f:
+        f.write(text)
+    master.cli("reconfig", master.dir, check=0)
+    _, ra = site.force("a")
+    site.wait_running(ra, "hold")
+    with open(path, "w") as f:
+        f.write(text.replace("return {", 'return {\n  title = "again",'))
+    master.cli("reconfig", master.dir, check=0)
+    _, rb = site.force("b")
+    settled(site, rb)
+    assert site.build_of(rb) is None  # the lock a's build holds is the same lock
+    with open(path, "w") as f:
+        f.write(text.replace('name = "two", maxCount = 1', 'name = "two", maxCount = 2'))
+    master.cli("reconfig", master.dir, check=0)
+    site.wait_running(rb, "hold")  # one more unit: b runs beside a
+    go(site, "a")
+    go(site, "b")
+    assert [site.wait_request(r)["results"] for r in (ra, rb)] == [0, 0]
