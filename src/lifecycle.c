@@ -66,13 +66,13 @@ int master_create(const char *dir)
     return rc != 0 ? rc : master_upgrade(dir);
 }
 
-int master_checkconfig(const char *path)
+int master_checkconfig(const char *path, bool dump)
 {
     char *file = util_is_dir(path) ? in_dir(path, MASTER_CONFIG) : xstrdup(path);
     struct cfg *cfg = NULL;
-    char *cause = NULL;
+    char *cause = NULL, *json = NULL;
     int rc = 0;
-    if (cfg_load(file, &cfg, &cause) != 0) {
+    if (cfg_load(file, &cfg, &cause) != 0 || (dump && (json = cfg_dump(cfg, &cause)) == NULL)) {
         fprintf(stderr, "%s", cause);
         if (cause[0] != '\0' && cause[strlen(cause) - 1] != '\n')
             fputc('\n', stderr);
@@ -80,8 +80,11 @@ int master_checkconfig(const char *path)
     } else {
         if (cfg->warnings != NULL)
             fprintf(stderr, "%s", cfg->warnings);
-        printf("Config file is good!\n");
+        fputs("Config file is good!\n", dump ? stderr : stdout);
+        if (json != NULL)
+            fputs(json, stdout);
     }
+    free(json);
     cfg_free(cfg);
     free(cause);
     free(file);

@@ -2,7 +2,7 @@
  * The `bbmaster` command line: Buildbot's verbs for a master directory.
  *
  *   bbmaster create-master DIR
- *   bbmaster checkconfig [DIR|FILE]
+ *   bbmaster checkconfig [--dump] [DIR|FILE]
  *   bbmaster start [--nodaemon] [DIR]
  *   bbmaster stop [--timeout N] [DIR]
  *   bbmaster restart [--nodaemon] [--timeout N] [DIR]
@@ -23,6 +23,7 @@ static const char usage[] =
     "commands:\n"
     "  create-master DIR       create a master directory with a sample master.lua\n"
     "  checkconfig [DIR|FILE]  load and validate the configuration, start nothing\n"
+    "    --dump                and print it as JSON on stdout (secrets masked), to diff\n"
     "  upgrade-master DIR      create or upgrade the database to Buildbot 4.3's schema\n"
     "  start [--nodaemon] DIR  start the master (in the background unless --nodaemon)\n"
     "  stop [--timeout N] DIR  stop the master: SIGTERM, then SIGKILL after N s (10)\n"
@@ -33,6 +34,7 @@ static const char usage[] =
 
 struct args {
     bool nodaemon;
+    bool dump;
     int timeout;
     const char *dir;
 };
@@ -42,10 +44,12 @@ static int parse(int argc, char **argv, struct args *a, int default_timeout)
     static const struct option longopts[] = {
         {"nodaemon", no_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'},
+        {"dump", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     a->nodaemon = false;
+    a->dump = false;
     a->timeout = default_timeout;
     a->dir = ".";
     long v;
@@ -55,6 +59,9 @@ static int parse(int argc, char **argv, struct args *a, int default_timeout)
         switch (c) {
         case 'n':
             a->nodaemon = true;
+            break;
+        case 'd':
+            a->dump = true;
             break;
         case 't':
             if (util_parse_long(optarg, 1, 86400, &v) != 0) {
@@ -94,10 +101,14 @@ int main(int argc, char **argv)
     int timeout = util_streq(verb, "reconfig") ? 60 : 10;
     if (parse(argc - 1, argv + 1, &a, timeout) != 0)
         return 2;
+    if (a.dump && !util_streq(verb, "checkconfig")) {
+        fprintf(stderr, "bbmaster: --dump goes with checkconfig\n");
+        return 2;
+    }
     if (util_streq(verb, "create-master"))
         return master_create(a.dir);
     if (util_streq(verb, "checkconfig"))
-        return master_checkconfig(a.dir);
+        return master_checkconfig(a.dir, a.dump);
     if (util_streq(verb, "upgrade-master"))
         return master_upgrade(a.dir);
     if (util_streq(verb, "start"))

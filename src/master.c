@@ -458,13 +458,16 @@ static void log_config_warnings(const struct cfg *c)
         log_config_errors(LOG_WARN, c->warnings);
 }
 
+/* What master.lua prints goes to the log, at start, at reconfig and from its functions. */
+static const struct cfg_load_opts load_opts = {.log_messages = true};
+
 static void reconfig(struct master *m)
 {
     log_info("loading configuration from %s", MASTER_CONFIG);
     struct cfg *next = NULL;
     char *cause = NULL;
     uint64_t t0 = util_mono_ms();
-    if (cfg_load(MASTER_CONFIG, &next, &cause) != 0) {
+    if (cfg_load_with(MASTER_CONFIG, &load_opts, &next, &cause) != 0) {
         log_error("error while parsing config file:");
         log_config_errors(LOG_ERROR, cause);
         log_error(MASTER_MSG_RECONFIG_FAILED);
@@ -618,7 +621,7 @@ static int start(struct master *m, char **cause)
 {
     char *errors = NULL;
     log_info("bbmaster %s starting in %s", BBM_VERSION, getcwd((char[4096]){0}, 4096));
-    if (cfg_load(MASTER_CONFIG, &m->cfg, &errors) != 0) {
+    if (cfg_load_with(MASTER_CONFIG, &load_opts, &m->cfg, &errors) != 0) {
         log_error("error while parsing config file:");
         log_config_errors(LOG_ERROR, errors);
         util_cause(cause, "%s", errors);

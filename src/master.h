@@ -35,7 +35,9 @@ int master_run(int ready_fd, char **cause);
 
 /* The verbs; each returns the process exit code and prints for a person. */
 int master_create(const char *dir);
-int master_checkconfig(const char *path);
+/* With `dump`, the configuration is printed as JSON on stdout (cfg_dump), and every
+   message goes to stderr. */
+int master_checkconfig(const char *path, bool dump);
 int master_upgrade(const char *dir);
 int master_start(const char *dir, bool nodaemon);
 int master_stop(const char *dir, int timeout);

@@ -4,10 +4,12 @@
  * to a pull request, or a comment "COMMAND REGEX" (COMMAND is "!buildbot"
  * unless configured), makes a change on refs/pull/N/merge that the
  * pull_request schedulers build.  On the way, GitHub's API is asked (with
- * the dialect's token, at its github_api_endpoint) whether the sender may
- * write to the repository (write or admin; otherwise a comment says so and
- * nothing is built), for the head commit's message (a skip pattern stops
- * it), and for the pull request itself (a comment carries little of it); a
+ * the dialect's token, at its github_api_endpoint), for a comment only,
+ * whether the sender may write to the repository (write or admin; otherwise
+ * a comment says so and nothing is built: adding a label is already
+ * restricted by GitHub to triagers and up, so buildbot.python.org asks
+ * nothing then), for the head commit's message (a skip pattern stops it),
+ * and for the pull request itself (a comment carries little of it); a
  * comment whose regex matches no pull-request builder is answered and
  * ignored; otherwise a comment names what was scheduled and the label is
  * removed.  The change's properties say what to build: builderfilter (the
@@ -419,18 +421,13 @@ static void got_permission(struct prflow *f, const struct http_response *r)
              UTIL_ESC(level ? level : "none"), UTIL_ESC(f->repo));
     json_decref(p);
     if (!ok) {
-        const char *url = f->comment ? str(json_object_get(f->payload, "issue"), "comments_url")
-                                     : str(f->pr, "comments_url");
+        const char *url = str(json_object_get(f->payload, "issue"), "comments_url");
         post_comment(f, url ? url : "", template(f, "no_permission", default_no_permission),
                      ignored_after_comment);
         return;
     }
-    if (f->comment)
-        api(f, "GET",
-            str(json_object_get(json_object_get(f->payload, "issue"), "pull_request"), "url"), NULL,
-            got_pull);
-    else
-        ask_message(f);
+    api(f, "GET", str(json_object_get(json_object_get(f->payload, "issue"), "pull_request"), "url"),
+        NULL, got_pull);
 }
 
 /* ------------------------------------------------------------ start */
@@ -537,6 +534,8 @@ bool changes_pr_testing(struct chg *c, struct ctl_action *act, const char *event
         }
         f->label = xstrdup(label);
         f->filter = xstrdup(filter);
+        ask_message(f);
+        return true;
     }
     char *path = xasprintf("/repos/%s/collaborators/%s/permission", f->repo, f->user);
     api(f, "GET", path, NULL, got_permission);

@@ -2,8 +2,8 @@
  * The `bbm` module that master.lua requires: constructors with Buildbot's
  * names and parameter names (bbm.worker, bbm.builder, bbm.factory,
  * bbm.steps.*, bbm.schedulers.*, bbm.change_filter, bbm.changes.*,
- * bbm.params.*, bbm.project, bbm.interpolate, bbm.yaml.load; bbm.locks.* are
- * in locks.c).
+ * bbm.params.*, bbm.project, bbm.interpolate, bbm.yaml.load, bbm.log.msg and
+ * bbm.log.err; bbm.locks.* are in locks.c).
  *
  * Each constructor checks its parameters against a table of names and types,
  * records every problem with the file and line of the call (so a config with
@@ -123,7 +123,7 @@ static const struct param git_params[] = {{"repourl", P_RENDER, true},
                                           {"retry", P_TABLE, false},
                                           {"codebase", P_STR, false},
                                           {"sshPrivateKey", P_RENDER, false},
-                                          {"origin", P_STR, false},
+                                          {"origin", P_RENDER, false},
                                           {"config", P_TABLE, false},
                                           END};
 static const struct param setprop_params[] = {{"command", P_CMD, true},
@@ -437,12 +437,7 @@ static const struct refusal {
     {worker_params, "missing_timeout", "bbmaster sends no mail about missing workers yet"},
     {builder_params, "defaultProperties", "set the properties with 'properties'"},
     {step_params, "lazylogfiles", "every logfile is created when the step starts"},
-    {git_params, "shallow", "the git step clones the whole history"},
-    {git_params, "submodules", "the git step does not update submodules"},
-    {git_params, "getDescription", "the git step does not run git describe"},
     {git_params, "sshPrivateKey", "the git step uses the worker's own ssh setup"},
-    {git_params, "origin", "the git step's remote is always 'origin'"},
-    {git_params, "config", "the git step passes no -c options"},
     {setprop_params, "extract_fn", "use 'property' (and 'strip')"},
     {upload_params, "url", "upload steps add no link"},
     {upload_params, "urlText", "upload steps add no link"},
@@ -588,6 +583,7 @@ static const struct ctor ctors[] = {
     {"steps.compile", "step.compile", "bbm.steps.compile", {shell_params, step_params}},
     {"steps.test", "step.test", "bbm.steps.test", {shell_params, step_params}},
     {"steps.git", "step.git", "bbm.steps.git", {git_params, step_params}},
+    {"steps.github", "step.github", "bbm.steps.github", {git_params, step_params}},
     {"steps.set_property_from_command",
      "step.set_property_from_command",
      "bbm.steps.set_property_from_command",
@@ -674,11 +670,78 @@ static const struct ctor ctors[] = {
     {"params.nested", "param.nested", "bbm.params.nested", {forceparam_params}},
 };
 
+/* A table with no list part: a dict in Buildbot's terms. */
+static bool is_dict(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TTABLE && lua_rawlen(L, idx) == 0;
+}
+
+/* What Buildbot's Git step refuses at configuration time, and the types of the parameters
+   that are a choice of two (shallow: true or a depth; getDescription: true or options). */
+static void check_git(lua_State *L, int idx, const char *file, int line)
+{
+    int shallow = lua_getfield(L, idx, "shallow");
+    bool deep = shallow == LUA_TNIL || (shallow == LUA_TBOOLEAN && !lua_toboolean(L, -1)) ||
+                (lua_isinteger(L, -1) && lua_tointeger(L, -1) == 0);
+    if (shallow != LUA_TNIL && shallow != LUA_TBOOLEAN &&
+        !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0))
+        cfg_error(L, file, line,
+                  "bbm.steps.git: 'shallow' must be a boolean or a depth (a whole "
+                  "number), not %s",
+                  lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    const char *mode =
+        lua_getfield(L, idx, "mode") == LUA_TSTRING ? lua_tostring(L, -1) : "incremental";
+    bool method = lua_getfield(L, idx, "method") == LUA_TSTRING;
+    if (!deep && method &&
+        (strcmp(mode, "full") != 0 || strcmp(lua_tostring(L, -1), "clobber") != 0))
+        cfg_error(L, file, line,
+                  "Git: in mode 'full' shallow only possible with method 'clobber'.");
+    int describe = lua_getfield(L, idx, "getDescription");
+    if (describe != LUA_TNIL && describe != LUA_TBOOLEAN && !is_dict(L, -1))
+        cfg_error(L, file, line, "Git: getDescription must be a boolean or a dict.");
+    if (lua_getfield(L, idx, "config") != LUA_TNIL && !is_dict(L, -1))
+        cfg_error(L, file, line, "bbm.steps.git: 'config' must be a table of name = value");
+    lua_pop(L, 5);
+}
+
+/* Checks beyond the parameters' types, by the result's kind. */
+static const struct {
+    const char *kind;
+    void (*check)(lua_State *L, int idx, const char *file, int line);
+} checks[] = {{"step.git", check_git}};
+
 static int generic_ctor(lua_State *L)
 {
     const struct ctor *c = lua_touserdata(L, lua_upvalueindex(1));
     construct(L, 1, c->kind, c->display, c->lists);
+    int idx = lua_gettop(L);
+    for (size_t i = 0; i < UTIL_NELEM(checks); i++) {
+        if (strcmp(checks[i].kind, c->kind) != 0)
+            continue;
+        lua_getfield(L, idx, CFG_FILE);
+        lua_getfield(L, idx, CFG_LINE);
+        char file[256];
+        snprintf(file, sizeof file, "%s", lua_tostring(L, -2));
+        int line = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        checks[i].check(L, idx, file, line);
+    }
     return 1;
+}
+
+const char *cfg_kind_display(const char *kind)
+{
+    for (size_t i = 0; i < UTIL_NELEM(ctors); i++)
+        if (strcmp(ctors[i].kind, kind) == 0)
+            return ctors[i].display;
+    static const char *const others[][2] = {{"worker", "bbm.worker"},
+                                            {"factory", "bbm.factory"},
+                                            {"interpolate", "bbm.interpolate"},
+                                            {"param.codebase", "bbm.params.codebase"}};
+    for (size_t i = 0; i < UTIL_NELEM(others); i++)
+        if (strcmp(others[i][0], kind) == 0)
+            return others[i][1];
+    return NULL;
 }
 
 /* The number option `key` of the table at `idx` within [min, max] if it is there (its type,
@@ -848,6 +911,10 @@ int cfg_open_bbm(lua_State *L)
     set_path(L, "params.codebase");
     lua_pushcfunction(L, cfg_yaml_load);
     set_path(L, "yaml.load");
+    lua_pushcfunction(L, cfg_log_msg);
+    set_path(L, "log.msg");
+    lua_pushcfunction(L, cfg_log_err);
+    set_path(L, "log.err");
     cfg_push_locks(L);
     lua_setfield(L, -2, "locks");
     /* Buildbot's result codes (buildbot.process.results) */

@@ -104,7 +104,8 @@ struct cfg_github {
 };
 
 struct cfg_change_source {
-    char *name; /* name=; by default the repository URL (git_poller), PBChangeSource:PORT (pb) */
+    char *name; /* name=; default: the repository URL (git_poller), PBChangeSource:[PREFIX:]None
+                   (pb) */
     char *kind; /* git_poller, pb */
     char *user, *passwd, *prefix; /* pb: the login sendchange uses; files outside prefix go */
     int ref;                      /* its table in the config's Lua state */
@@ -168,7 +169,15 @@ struct cfg_load_opts {
     size_t max_instructions; /* Lua instructions the file may run */
     /* Called on the fresh state before the file runs (a fuzzer takes io and os away). */
     void (*prepare)(struct lua_State *L);
+    /* What the configuration prints (print, bbm.log.msg, bbm.log.err), while it loads and
+       from its functions later, goes to the log (util's log_write) as "FILE:LINE: text";
+       false: to stderr, as the text alone. */
+    bool log_messages;
 };
+
+/* cfg_load with options (NULL: cfg_load's defaults). */
+int cfg_load_with(const char *path, const struct cfg_load_opts *opts, struct cfg **out,
+                  char **cause);
 
 /* cfg_load for the text of a file named `path` (the name errors and require use). */
 int cfg_load_text(const char *path, const char *text, size_t len, const struct cfg_load_opts *opts,
@@ -205,6 +214,18 @@ struct json_t;
 void cfg_lua_push_json(struct lua_State *L, const struct json_t *v);
 /* The value at `idx` as JSON (owned). */
 struct json_t *cfg_lua_to_json(struct lua_State *L, int idx);
+
+/* What --dump prints in place of a password or another secret. */
+#define CFG_SECRET_MARK "<secret>"
+
+/*
+ * The configuration as indented JSON text with sorted keys (dump.c): workers, builders
+ * (with their steps) and schedulers in configuration order, every top-level key that is
+ * set, secrets replaced by CFG_SECRET_MARK.  Returns the text (malloc'd, ending in a
+ * newline), or NULL with *cause ("FILE:LINE: ...") for what cannot be printed: a table
+ * that contains itself, one nested too deep, too many values.  Runs no Lua code.
+ */
+char *cfg_dump(const struct cfg *cfg, char **cause);
 
 /* The sample master.lua that `create-master` writes (runs as is). */
 extern const char cfg_sample_master_lua[];

@@ -37,6 +37,14 @@ void cfg_push_locks(lua_State *L);
 /* A bbm.locks.* lock, and a lock:access(...), at `idx`. */
 bool cfg_is_lock(lua_State *L, int idx);
 bool cfg_is_lock_access(lua_State *L, int idx);
+/* "bbm.params.string" for the _kind "param.string": the constructor that makes it, or NULL. */
+const char *cfg_kind_display(const char *kind);
+/* messages.c: Lua's print, bbm.log.msg and bbm.log.err, and where they write: stderr, or the
+   master's log once cfg_messages_to_log(L, true). */
+int cfg_print(lua_State *L);
+int cfg_log_msg(lua_State *L);
+int cfg_log_err(lua_State *L);
+void cfg_messages_to_log(lua_State *L, bool on);
 /* settings.c: bbm.yaml.load(path). */
 int cfg_yaml_load(lua_State *L);
 /* validate.c: reads the returned table at the top of the stack into cfg. */

@@ -271,7 +271,8 @@ static int set_metatable(lua_State *L)
 }
 
 /* debug with traceback and getinfo only, setmetatable without __gc, files' metatable
-   hidden (its __gc could be replaced). */
+   hidden (its __gc could be replaced); print goes where messages go (messages.c) and
+   io.write to stderr: stdout is checkconfig's, --dump's JSON. */
 static void restrict_libs(lua_State *L)
 {
     lua_getglobal(L, "debug");
@@ -287,6 +288,12 @@ static void restrict_libs(lua_State *L)
     lua_setfield(L, -2, "debug");
     lua_pop(L, 2);
     lua_register(L, "setmetatable", set_metatable);
+    lua_register(L, "print", cfg_print);
+    lua_getglobal(L, "io");
+    lua_getfield(L, -1, "output");
+    lua_getfield(L, -2, "stderr");
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
     if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE) {
         lua_pushliteral(L, "file");
         lua_setfield(L, -2, "__metatable");
@@ -374,6 +381,7 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     cfg->lua = L;
     cfg->lua_budget = budget;
     set_package_path(L, path);
+    cfg_messages_to_log(L, opts != NULL && opts->log_messages);
     if (opts != NULL && opts->prepare != NULL)
         opts->prepare(L);
     char *text = xstrndup(source, len); /* validation reads the source as a C string */
@@ -397,15 +405,21 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     return 0;
 }
 
-int cfg_load(const char *path, struct cfg **out, char **cause)
+int cfg_load_with(const char *path, const struct cfg_load_opts *opts, struct cfg **out,
+                  char **cause)
 {
     size_t len = 0;
     char *source = util_read_file(path, MAX_CONFIG_BYTES, &len, cause);
     if (source == NULL)
         return -1;
-    int rc = cfg_load_text(path, source, len, NULL, out, cause);
+    int rc = cfg_load_text(path, source, len, opts, out, cause);
     free(source);
     return rc;
+}
+
+int cfg_load(const char *path, struct cfg **out, char **cause)
+{
+    return cfg_load_with(path, NULL, out, cause);
 }
 
 /* "FILE:LINE" where the function at the top of the stack is defined; pops it. */

@@ -434,6 +434,17 @@ static void read_scheduler(struct reader *r, int idx)
     s->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
 }
 
+/* Buildbot's default name for a PBChangeSource: its port= (None on the workers' port, the only
+   one bbmaster listens on), after the prefix when there is one. */
+static char *pb_change_source_name(lua_State *L, int idx)
+{
+    char *prefix = opt_string(L, idx, "prefix");
+    char *name = prefix != NULL && prefix[0] != '\0' ? xasprintf("PBChangeSource:%s:None", prefix)
+                                                     : xstrdup("PBChangeSource:None");
+    free(prefix);
+    return name;
+}
+
 static void read_change_source(struct reader *r, int idx)
 {
     struct cfg *cfg = r->cfg;
@@ -441,7 +452,7 @@ static void read_change_source(struct reader *r, int idx)
     bool pb = strcmp(kind, "change_source.pb") == 0;
     char *name = opt_string(r->L, idx, "name");
     if (name == NULL && pb)
-        name = xasprintf("PBChangeSource:%d", cfg->pb_port);
+        name = pb_change_source_name(r->L, idx);
     else if (name == NULL)
         name = opt_string(r->L, idx, "repourl");
     char file[256];

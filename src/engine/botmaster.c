@@ -6,9 +6,9 @@
  * turn starts all it can before the next: its requests by priority, oldest first (a
  * builder's `nextBuild(builder, requests)` replaces that), each on a worker that is
  * attached, configured for the builder and has confirmed it (the worker answered a builder
- * list naming it), not already building for it, not paused and under
- * its max_builds (the least busy such worker first, or the one the builder's
- * `nextWorker(builder, workers, request)`, or else master.lua's `select_next_worker`,
+ * list naming it), not already building for it, not paused, not in quarantine
+ * (quarantine.c) and under its max_builds (the least busy such worker first, or the one the
+ * builder's `nextWorker(builder, workers, request)`, or else master.lua's `select_next_worker`,
  * picks), and that the builder's canStartBuild
  * allows.  A request is claimed in buildrequest_claims before its build starts; a claim
  * another master won is skipped.  Runs whenever something may have freed a worker or
@@ -91,14 +91,17 @@ void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc)
     lua_setfield(L, -2, "tags");
 }
 
-/* A worker as Buildbot's WorkerForBuilder: .name and .worker.workername. */
-static void push_wfb(lua_State *L, const char *worker)
+/* A worker as Buildbot's WorkerForBuilder: .name and .worker, with .worker.workername,
+   :putInQuarantine(), :resetQuarantine() and .quarantine_timeout. */
+static void push_wfb(struct engine *e, const char *worker)
 {
+    lua_State *L = e->cfg->lua;
     lua_newtable(L);
     set_str(L, "name", worker);
     lua_newtable(L);
     set_str(L, "workername", worker);
     set_str(L, "name", worker);
+    quarantine_set_worker_meta(e, L);
     lua_setfield(L, -2, "worker");
 }
 
@@ -163,7 +166,7 @@ static bool can_start(struct engine *e, const struct cfg_builder *bc, const char
     bool yes = true;
     if (push_fn(L, bc->ref, "canStartBuild")) {
         botmaster_lua_builder(L, bc);
-        push_wfb(L, worker);
+        push_wfb(e, worker);
         push_request(L, r, i);
         yes = call(L, 3, bc, "canStartBuild") && lua_toboolean(L, -1);
     }
@@ -188,7 +191,7 @@ static struct eng_worker *free_worker(struct engine *e, const struct cfg_builder
     const struct cfg_worker *wc = cfg_find_worker(e->cfg, name);
     /* as Buildbot attaches a worker to a builder: once it answered a builder list with it */
     if (w == NULL || wc == NULL || !w->attached || w->paused || w->graceful ||
-        !wk_has_builder(e->wk, w->name, bc->name))
+        quarantine_holds(w) || !wk_has_builder(e->wk, w->name, bc->name))
         return NULL;
     if ((wc->max_builds > 0 && w->running >= wc->max_builds) || building(e, w->name, bc->name))
         return NULL;
@@ -222,7 +225,7 @@ static long next_worker(struct engine *e, const struct cfg_builder *bc, struct e
         botmaster_lua_builder(L, bc);
         lua_createtable(L, (int)n, 0);
         for (size_t k = 0; k < n; k++) {
-            push_wfb(L, pool[k]->name);
+            push_wfb(e, pool[k]->name);
             lua_rawseti(L, -2, (lua_Integer)k + 1);
         }
         push_request(L, r, i);

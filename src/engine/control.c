@@ -223,6 +223,8 @@ static void pause_worker(struct engine *e, struct ctl_action *act, bool pause, j
         struct eng_worker *w = engine_worker(e, name);
         if (w != NULL)
             w->paused = pause;
+        if (w != NULL && !pause) /* as Buildbot's unpause */
+            quarantine_stop(e, w);
         const char *reason = pause ? json_string_value(json_object_get(params, "reason")) : NULL;
         char *cause = NULL;
         struct db_param p[] = {DB_INT(pause), DB_TEXT(reason), DB_TEXT(name)};

@@ -52,6 +52,7 @@ static struct eng_worker *worker_add(struct engine *e, const char *name)
     w = &e->workers[e->n_workers++];
     memset(w, 0, sizeof *w);
     w->name = xstrdup(name);
+    quarantine_worker_init(w);
     return w;
 }
 
@@ -84,7 +85,8 @@ void engine_kick(struct engine *e)
     uv_idle_start(&e->kick, kick_cb);
 }
 
-/* Requests a canStartBuild refused wait for the next event, or for this (every minute). */
+/* Requests a canStartBuild refused wait for the next event (a quarantine's end is one),
+   or for this (every minute). */
 #define RETRY_TICKS (60000 / FLUSH_INTERVAL_MS)
 /* Rows left unfinished are repaired this often, and once the database is back. */
 #define REPAIR_TICKS (600000 / FLUSH_INTERVAL_MS)
@@ -151,6 +153,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     e->flush_timer.data = e;
     uv_timer_start(&e->flush_timer, flush_cb, FLUSH_INTERVAL_MS, FLUSH_INTERVAL_MS);
     uv_unref((uv_handle_t *)&e->flush_timer);
+    quarantine_init(e);
     uv_idle_init(loop, &e->kick);
     e->kick.data = e;
     uv_idle_init(loop, &e->reap);
@@ -324,6 +327,10 @@ void engine_build_finished(struct engine *e, struct build *b)
     struct eng_worker *w = engine_worker(e, b->worker);
     if (w != NULL && w->running > 0)
         w->running--;
+    /* as Buildbot: a worker that ran a build to its end looks sane (an EXCEPTION does not
+       put it in quarantine here; see README) */
+    if (w != NULL && b->results != RES_EXCEPTION && b->results != RES_RETRY)
+        quarantine_reset(w);
     if (w != NULL)
         maybe_shutdown(e, w);
     free_unused_configs(e);

@@ -7,6 +7,7 @@
  *   botmaster.c pending requests -> claimed -> builds on free workers
  *   requests.c  buildsets, source stamps, requests, claims
  *   collapse.c  collapsing requests (collapseRequests)
+ *   quarantine.c workers held back for a while (putInQuarantine)
  *   build.c     one build: its rows, properties, the sequence of steps, the result
  *   step.c      one step: configuration from Lua, the worker command, its result
  *   git.c       the git step
@@ -338,6 +339,8 @@ void trigger_free(struct step *s);
 /* git.c: the git step. */
 void git_run(struct step *s);
 void git_free(struct step *s);
+/* The step kinds git.c runs: bbm.steps.git and bbm.steps.github. */
+bool git_kind(const char *kind);
 
 /* Buildbot's getResultSummary (done) or getCurrentSummary for the step (malloc'd). */
 char *step_summary(const struct step *s, bool done);
@@ -408,7 +411,10 @@ struct eng_worker {
     int running;
     bool attached;
     bool paused;
-    bool graceful; /* shut it down once idle; start nothing on it */
+    bool graceful;             /* shut it down once idle; start nothing on it */
+    bool quarantined;          /* takes no build until quarantine_end (quarantine.c) */
+    uint64_t quarantine_end;   /* in the loop's milliseconds (uv_now) */
+    double quarantine_timeout; /* the next quarantine's length, in seconds */
 };
 
 /* A configuration and the builds that still use it. */
@@ -433,7 +439,8 @@ struct engine {
     size_t n_workers, cap_workers;
     struct build *builds;
     uv_timer_t flush_timer;
-    unsigned long ticks; /* of flush_timer */
+    unsigned long ticks;         /* of flush_timer */
+    uv_timer_t quarantine_timer; /* the earliest end of a worker's quarantine */
     uv_idle_t kick;
     bool kick_pending;
     uv_idle_t reap;                  /* frees finished builds on the next loop turn */
@@ -463,6 +470,21 @@ void botmaster_run(struct engine *e);
    configuration's Lua stack. */
 void botmaster_lua_master(struct engine *e);
 void botmaster_lua_builder(lua_State *L, const struct cfg_builder *bc);
+/* quarantine.c: Buildbot's worker quarantine. */
+void quarantine_init(struct engine *e);
+/* A worker's quarantine state as a new worker's (the first timeout, 10 s). */
+void quarantine_worker_init(struct eng_worker *w);
+/* True while the worker is in quarantine: it takes no build. */
+bool quarantine_holds(const struct eng_worker *w);
+/* putInQuarantine: for its quarantine_timeout, which doubles (up to an hour) for the next. */
+void quarantine_put(struct engine *e, struct eng_worker *w);
+/* resetQuarantine: the next quarantine lasts the first timeout again. */
+void quarantine_reset(struct eng_worker *w);
+/* Ends the worker's quarantine now (an unpause), and runs the botmaster. */
+void quarantine_stop(struct engine *e, struct eng_worker *w);
+/* Gives the worker table at the top of L (its `name` set) the metatable with
+   putInQuarantine, resetQuarantine and quarantine_timeout. */
+void quarantine_set_worker_meta(struct engine *e, lua_State *L);
 /* The time Buildbot stores: whole seconds since the epoch. */
 long long engine_now(void);
 

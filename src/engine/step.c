@@ -39,6 +39,7 @@ static const struct step_kind kinds[] = {
     {"step.test", "test", false, true, true, "testing", "test", {"make", "test", NULL}},
     {"step.set_property_from_command", "setproperty", false, false, false, NULL, NULL, {NULL}},
     {"step.git", "git", true, false, false, "updating", "update", {NULL}},
+    {"step.github", "git", true, false, false, "updating", "update", {NULL}},
     {"step.file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.directory_upload", "upload", true, false, false, NULL, NULL, {NULL}},
     {"step.multiple_file_upload", "upload", true, false, false, NULL, NULL, {NULL}},
@@ -918,7 +919,7 @@ static int setup_warnings(struct step *s, char **cause)
 
 static int setup_command(struct step *s, char **cause)
 {
-    if (util_streq(s->kind, "step.git") || util_streq(s->kind, "step.trigger") ||
+    if (git_kind(s->kind) || util_streq(s->kind, "step.trigger") ||
         (transfer_kind(s->kind) && !util_streq(s->kind, "step.master_shell_command")))
         return 0; /* they make their own commands */
     /* a string command the master's shell parses gets its interpolated values quoted */
@@ -1092,7 +1093,7 @@ static void begin(struct step *s)
 static void run_kind(struct step *s)
 {
     char *cause = NULL;
-    if (util_streq(s->kind, "step.git")) {
+    if (git_kind(s->kind)) {
         git_run(s);
     } else if (util_streq(s->kind, "step.trigger")) {
         trigger_run(s);

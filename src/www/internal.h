@@ -81,6 +81,7 @@ struct www_query {
     bool limit_big, offset_big;
     char **props;
     size_t n_props;
+    bool rewritten; /* the endpoint has put its own order and paging in (api/changes.c) */
 };
 
 /*
@@ -114,6 +115,8 @@ int www_query_sql(const struct www_query *q, struct buf *sql, struct db_param *p
  * them.  Returns the number that matched (before paging).
  */
 size_t www_query_apply(const struct www_query *q, json_t *list, bool page);
+/* Sorts `list` by the query's orders, as Python's sorted() (stable). */
+void www_query_sort(const struct www_query *q, json_t *list);
 /* Does `obj` pass every filter not taken? */
 bool www_query_match(const struct www_query *q, json_t *obj);
 /* Removes the fields not asked for. */

@@ -1,7 +1,8 @@
 /*
  * Buildbot's path patterns: "builders/n:builderid/builds/n:build_number".
- * `n:` takes what Python's int() takes, `i:` an identifier, `s:` any
- * non-empty segment, and a bare `:name` any segment as a string.
+ * `n:` takes what Python's int() takes, `i:` an identifier, `s:` and a bare
+ * `:name` any segment as a string, the empty one too (Python's str() takes it:
+ * to Buildbot, /builders/ names the builder "").
  */
 #include "www/internal.h"
 
@@ -28,8 +29,6 @@ static bool match_seg(const char *pat, size_t plen, const char *seg, struct www_
     if (flag == 'n' && !www_parse_int(seg, &num))
         return false;
     if (flag == 'i' && !is_identifier(seg))
-        return false;
-    if (flag == 's' && seg[0] == '\0')
         return false;
     a->str[a->n] = seg;
     a->num[a->n] = num;

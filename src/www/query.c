@@ -588,6 +588,15 @@ static int cmp_values(json_t *a, json_t *b)
         long long y = json_is_boolean(b) ? json_is_true(b) : json_integer_value(b);
         return x < y ? -1 : x > y;
     }
+    if (json_is_array(a) && json_is_array(b)) { /* Python's: item by item, then the length */
+        size_t na = json_array_size(a), nb = json_array_size(b);
+        for (size_t i = 0; i < na && i < nb; i++) {
+            int c = cmp_values(json_array_get(a, i), json_array_get(b, i));
+            if (c != 0)
+                return c;
+        }
+        return na < nb ? -1 : na > nb;
+    }
     return json_equal(a, b) ? 0 : 2; /* 2: not comparable */
 }
 
@@ -691,6 +700,11 @@ static void sort_list(const struct www_query *q, json_t *list)
         json_array_append_new(list, v[i]);
     free(tmp);
     free(v);
+}
+
+void www_query_sort(const struct www_query *q, json_t *list)
+{
+    sort_list(q, list);
 }
 
 /* Python's slice index normalisation. */

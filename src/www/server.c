@@ -414,7 +414,9 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     char *path = xstrdup(sub);
     enum MHD_Result ret;
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
-        ret = handle_get(w, c, path);
+        /* "/api/v2/" is the path of one empty segment to Buildbot, which no pattern takes */
+        bool slash = *sub == '\0' && url[strlen(url) - 1] == '/';
+        ret = slash ? (enum MHD_Result) - 1 : handle_get(w, c, path);
         if (ret == (enum MHD_Result) - 1) {
             char *msg = xasprintf("Invalid path: %s", sub);
             ret = www_send_error(c, 404, msg);

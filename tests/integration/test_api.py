@@ -39,8 +39,10 @@ VOLATILE = {
     "scheduler.json": "scheduler_masters of the recording master",
     "changesources.json": "changesource_masters of the recording master",
 }
-# masterids / configured_on / connected_to name the master that answered.
-LINK_FIELDS = {"masterids", "configured_on", "connected_to"}
+# masterids / connected_to name the master that answered, as do the masterids in
+# configured_on: its builderids are compared, sorted (the order of the recording
+# master's configured_workers rows, in which it registered the builders, is its own).
+LINK_FIELDS = {"masterids", "connected_to"}
 # Where bbmaster answers what Buildbot means rather than what it does.
 DELIBERATE = {
     "change-properties-list.json": "Buildbot 4.3 answers 500 (its changes connector lacks "
@@ -95,20 +97,21 @@ def get(port, path, accept=None):
 
 def strip_links(v):
     if isinstance(v, dict):
-        return {k: strip_links(x) for k, x in v.items() if k not in LINK_FIELDS}
+        return {k: sorted(c["builderid"] for c in x) if k == "configured_on" else strip_links(x)
+                for k, x in v.items() if k not in LINK_FIELDS}
     if isinstance(v, list):
         return [strip_links(x) for x in v]
     return v
 
 
-def serve(master, db_file, backend="sqlite", pg_schema=None):
+def serve(master, db_file, backend="sqlite", pg_schema=None, config=None):
     """Starts master on the rows of the SQLite file db_file after `upgrade-master`.
     On PostgreSQL the tables come from Buildbot's pg_dump pg_schema, or else from
     bbmaster itself; the rows are copied in before the upgrade."""
     port = free_port()
     db_url = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": port, "db": db_url})
+        f.write((config or CONFIG) % {"pb": master.pb_port, "www": port, "db": db_url})
     if backend == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(os.path.join(master.dir, "state.sqlite" + suffix)):
@@ -474,3 +477,244 @@ def test_schedulers_are_claimed_by_the_master(master, backend):
         conn = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
         assert conn.execute("SELECT count(*) FROM scheduler_masters").fetchone() == (0,)
         conn.close()
+
+
+def test_pb_change_source_named_as_buildbot_names_it(master):
+    """Buildbot names a PBChangeSource after its port= argument, None on the workers' port
+    (the fixture's "PBChangeSource:None"), with the prefix before it when there is one:
+    the row the recording master left is the one this master takes over."""
+    def sources(prefix):
+        arg = f'prefix = "{prefix}"' if prefix else ""
+        config = CONFIG.replace("  schedulers = {", "  change_source = { bbm.changes.pb{ %s } },\n"
+                                "  schedulers = {" % arg.replace("%", "%%"))
+        port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"),
+                     config=config)
+        status, body, _ = get(port, "/api/v2/changesources", "application/json")
+        me = json.loads(get(port, "/api/v2/masters?active=true", "application/json")[1])
+        master.stop()
+        assert status == 200
+        return [(c["changesourceid"], c["name"], c["master"] and c["master"]["masterid"])
+                for c in json.loads(body)["changesources"]], me["masters"][0]["masterid"]
+
+    listed, me = sources(None)
+    assert listed == [(1, "PBChangeSource:None", me)]
+    listed, me = sources("")
+    assert listed == [(1, "PBChangeSource:None", me)]
+    listed, me = sources("trunk/")
+    assert listed == [(1, "PBChangeSource:None", None), (2, "PBChangeSource:trunk/:None", me)]
+
+
+def test_worker_configured_on_narrowed_by_the_path(master):
+    """Buildbot's getWorkers puts the path's builder and master in the query that reads
+    configured_on, so a builder's workers list only that builder's entries; connected_to
+    is narrowed by the master only."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    me = json.loads(get(port, "/api/v2/masters?active=true", "application/json")[1])
+    me = me["masters"][0]["masterid"]
+
+    def links(path):
+        status, body, _ = get(port, "/api/v2/" + path, "application/json")
+        assert status == 200, (path, body)
+        return {w["name"]: sorted((c["builderid"], c["masterid"]) for c in w["configured_on"])
+                for w in json.loads(body)["workers"]}
+
+    assert links("builders/3/workers") == {"w1": [(3, me)], "w2-offline": [(3, me)]}
+    assert links("builders/1/workers") == {"w1": [(1, me)]}
+    assert links("builders/1/workers/w1") == {"w1": [(1, me)]}
+    assert links("builders/3/workers/1") == {"w2-offline": [(3, me)]}
+    assert links(f"masters/{me}/builders/2/workers") == {"w1": [(2, me)]}
+    assert links(f"masters/{me}/workers")["w1"] == [(b, me) for b in (1, 2, 3, 4)]
+    assert links("workers/w1") == {"w1": [(b, me) for b in (1, 2, 3, 4)]}
+
+
+def with_history(db_file, path):
+    """db_file plus a history of changes on builder alpha (id 1): a chain 101-105 on
+    proj main, a docs codebase 106-107, two changes of one source stamp (108, 109,
+    continuing the chain), a change whose parent is gone (110), a forced source stamp
+    without a change (108), and builds of them (ids 101-109)."""
+    shutil.copy(db_file, path)
+    db = sqlite3.connect(path)
+    proj, docs = "https://git.example.invalid/proj.git", "https://git.example.invalid/docs.git"
+    stamps = {101: (proj, ""), 102: (proj, ""), 103: (proj, ""), 104: (proj, ""),
+              105: (proj, ""), 106: (docs, "docs"), 107: (docs, "docs"), 108: (proj, ""),
+              109: (proj, ""), 110: (proj, "")}
+    for ssid, (repo, codebase) in stamps.items():
+        db.execute("INSERT INTO sourcestamps (id, ss_hash, branch, revision, repository, codebase,"
+                   " project, created_at) VALUES (?, ?, ?, ?, ?, ?, 'proj', ?)",
+                   (ssid, f"{ssid:040x}", "rel" if ssid == 110 else "main", f"rev{ssid}", repo,
+                    codebase, 1700000000 + ssid))
+    changes = {101: (101, None), 102: (102, 101), 103: (103, 102), 104: (104, 103),
+               105: (105, 104), 106: (106, None), 107: (107, 106), 108: (109, 105),
+               109: (109, 108), 110: (110, 999)}
+    for changeid, (ssid, parent) in changes.items():
+        repo, codebase = stamps[ssid]
+        db.execute("INSERT INTO changes (changeid, author, comments, branch, revision, "
+                   "when_timestamp, category, repository, codebase, project, sourcestampid, "
+                   "parent_changeids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'proj', ?, ?)",
+                   (changeid, f"dev{changeid % 3} <d@x>", f"change {changeid}",
+                    "rel" if ssid == 110 else "main", f"rev{ssid}",
+                    1700000000 + (changeid * 7919) % 100, None if changeid % 4 else "cat",
+                    repo, codebase, ssid, parent))
+        db.execute("INSERT INTO change_files (changeid, filename) VALUES (?, ?)",
+                   (changeid, "docs/x.rst" if changeid % 2 else "src/x.c"))
+    # build id: (number, stamps in buildset order, results, complete_at)
+    builds = {101: (10, [101], 0, 2000), 102: (11, [103], 2, 2100), 103: (12, [105], 0, 2200),
+              104: (13, [105], 0, 2600), 105: (14, [108], 0, 2350), 106: (15, [107, 105], 0, 2360),
+              107: (16, [109], 0, 2400), 108: (17, [110], 0, 2410), 109: (18, [103], None, None)}
+    cols = [r[1] for r in db.execute("PRAGMA table_info(builds)")]
+    extra = ", locks_duration_s" if "locks_duration_s" in cols else ""
+    for buildid, (number, ssids, results, complete_at) in builds.items():
+        db.execute("INSERT INTO buildsets (id, reason, submitted_at, complete, results) "
+                   "VALUES (?, 'history', 1000, 1, ?)", (buildid, results))
+        for ssid in ssids:
+            db.execute("INSERT INTO buildset_sourcestamps (buildsetid, sourcestampid) "
+                       "VALUES (?, ?)", (buildid, ssid))
+        db.execute("INSERT INTO buildrequests (id, buildsetid, builderid, priority, complete, "
+                   "results, submitted_at) VALUES (?, ?, 1, 0, 1, ?, 1000)",
+                   (buildid, buildid, results))
+        db.execute("INSERT INTO builds (id, number, builderid, buildrequestid, workerid, masterid,"
+                   " started_at, complete_at, state_string, results" + extra + ") VALUES "
+                   "(?, ?, 1, ?, 2, 1, 1000, ?, 'done', ?" + (", 0" if extra else "") + ")",
+                   (buildid, number, buildid, complete_at, results))
+    db.commit()
+    db.close()
+    return path
+
+
+def change_ids(port, path):
+    status, body, _ = get(port, "/api/v2/" + path, "application/json")
+    assert status == 200, (path, body)
+    answer = json.loads(body)
+    return [c["changeid"] for c in answer["changes"]], answer["meta"].get("total")
+
+
+def test_changes_of_a_build_as_buildbot_walks_them(master, backend, tmp_path):
+    """Buildbot's getChangesForBuild: per codebase, the newest change of the build's
+    source stamp and its parents back to the change of the builder's previous successful
+    build with the same repositories/branches/codebases (latest completed first, not the
+    highest number).  Checked against Buildbot 4.3 and 3.7 on the same rows (the walk is
+    the same in both)."""
+    db = with_history(os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"),
+                      str(tmp_path / "history.sqlite"))
+    port = serve(master, db, backend)
+    expect = {
+        101: [101],                      # no earlier success on these stamps: to the root
+        102: [103, 102],                 # back to 101, build 101's change
+        103: [105, 104, 103, 102],
+        104: [],                         # the change the previous success was built from
+        105: [],                         # a forced stamp: no change of its own
+        106: [105, 104, 103, 102, 101, 107, 106],  # two codebases, by source stamp id
+        107: [109, 108],                 # 109, the stamp's newest; stops at 105 (build 104)
+        108: [110],                      # its parent is gone
+        109: [103, 102, 101],            # build 107 (complete_at 2400) came last: change 109
+    }
+    for buildid, ids in expect.items():
+        assert change_ids(port, f"builds/{buildid}/changes") == (ids, len(ids)), buildid
+    assert change_ids(port, "builders/1/builds/16/changes") == ([109, 108], 2)
+    # the query applies to that list
+    assert change_ids(port, "builds/106/changes?order=changeid&limit=3") == ([101, 102, 103], 7)
+    assert change_ids(port, "builds/106/changes?codebase=docs") == ([107, 106], 2)
+    assert change_ids(port, "builds/106/changes?offset=-2") == ([107, 106], 7)
+    # where Buildbot fails: a build that does not exist (4.3: 500, AttributeError on None),
+    # and one named by a number its builder does not have (4.3: every change, as /changes)
+    assert change_ids(port, "builds/9999/changes") == ([], 0)
+    assert change_ids(port, "builders/1/builds/999/changes") == ([], 0)
+    # a source stamp's changes: its newest only
+    assert change_ids(port, "sourcestamps/109/changes") == ([109], 1)
+    assert change_ids(port, "sourcestamps/108/changes") == ([], 0)
+    status, body, _ = get(port, "/api/v2/builds/106/changes?field=changeid&field=files",
+                          "application/json")
+    assert json.loads(body)["changes"][:2] == [{"changeid": 105, "files": ["docs/x.rst"]},
+                                               {"changeid": 104, "files": ["src/x.c"]}]
+
+
+def test_changes_collection_in_buildbots_order(master, backend, tmp_path):
+    """Buildbot 4.3's getChanges pages and orders in SQL and then reverses the list: by
+    default (no ORDER BY: the rows as stored) the newest first, and a window of an order
+    comes backwards; what SQL cannot do (files=, order=files) is done after the reversal,
+    on the whole list.  Answers recorded from Buildbot 4.3 on this database.  Buildbot 3.7
+    agreed only where the query names changeid alone: its SQL selected changeid only, so
+    it filtered and ordered on any other field in memory (branch=main&limit=2 gave
+    [109, 108] with total 10, order=when_timestamp ascending)."""
+    db = with_history(os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"),
+                      str(tmp_path / "history.sqlite"))
+    port = serve(master, db, backend)
+    newest_first = [110, 109, 108, 107, 106, 105, 104, 103, 102, 101, 1]
+    expect = {
+        "changes": (newest_first, 11),
+        "changes?limit=3": ([102, 101, 1], 3),
+        "changes?order=-changeid&limit=3": ([108, 109, 110], 3),
+        "changes?order=changeid&limit=3&offset=2": ([104, 103, 102], 3),
+        "changes?branch=main&limit=2": ([101, 1], 2),
+        "changes?order=when_timestamp&limit=4": ([107, 101, 106, 1], 4),
+        "changes?order=-when_timestamp&limit=3&offset=1": ([109, 104, 110], 3),
+        "changes?files__contains=docs/x.rst&order=-changeid&limit=2": ([101, 103], 5),
+        "changes?order=files&limit=4": ([109, 107, 105, 103], 11),
+        "changes?limit=-1&offset=9": ([110, 109], 2) if backend == "sqlite" else None,
+        "changes?offset=20&limit=3": ([], 0),
+    }
+    if backend == "sqlite":  # ties as SQLite gives them (an index read backwards)
+        expect["changes?order=-category&limit=5"] = ([109, 110, 1, 104, 108], 5)
+        expect["changes?order=author&offset=7"] = ([110, 107, 104, 101], 4)
+    for path, want in expect.items():
+        if want is not None:
+            assert change_ids(port, path) == want, path
+    # the same through a streamed answer (a page of 2 rows; order=files is refused there)
+    master.stop()
+    master.env.update(BBM_WWW_PAGE="2", BBM_WWW_ANSWER_MAX="0")
+    port = serve(master, db, backend)
+    for path, want in expect.items():
+        if want is not None and "order=files" not in path:
+            assert change_ids(port, path) == want, path
+
+
+def test_path_and_log_offset_errors_as_buildbot_answers(master):
+    """Buildbot 4.3's answers: /api/v2/ is the path of one empty segment (no endpoint);
+    /builders/ names the builder "" (s: takes any string), which is not found; a log's
+    contents with a negative offset are not found, with offset and limit taken out of the
+    query once the log id is known; and with limit= a log id is read without looking the
+    log up (one that does not exist has no lines)."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+    contents = ("/logchunks,/logs/n:logid/contents,/steps/n:stepid/logs/i:log_slug/contents,"
+                "/builds/n:buildid/steps/i:step_name/logs/i:log_slug/contents,"
+                "/builds/n:buildid/steps/n:step_number/logs/i:log_slug/contents,"
+                "/builders/n:builderid/builds/n:build_number/steps/i:step_name/logs/i:log_slug/"
+                "contents,/builders/n:builderid/builds/n:build_number/steps/n:step_number/logs/"
+                "i:log_slug/contents")
+
+    def spec(limit="None", offset="None"):
+        return (f"ResultSpec(**{{'filters': [], 'fields': None, 'properties': [], 'order': None,"
+                f" 'limit': {limit}, 'offset': {offset}}})")
+
+    expect = {
+        "/api/v2/": "Invalid path: ",
+        "/api/v2/builders/": "not found while getting from endpoint for /builders/n:builderid,"
+                             "/builders/s:buildername,/masters/n:masterid/builders/n:builderid "
+                             f"with arguments {spec()} and {{'buildername': ''}}",
+        "/api/v2/builders/1/": "Invalid path: builders/1/",
+        "/api/v2/logs/1/contents?offset=-1":
+            f"not found while getting from endpoint for {contents} with arguments {spec()} and "
+            "{'logid': 1}",
+        "/api/v2/logs/1/contents?offset=-1&limit=2":
+            f"not found while getting from endpoint for {contents} with arguments {spec()} and "
+            "{'logid': 1}",
+        "/api/v2/logs/999/contents?offset=-1":
+            f"not found while getting from endpoint for {contents} with arguments {spec()} and "
+            "{'logid': 999}",
+        "/api/v2/steps/999/logs/stdio/contents?offset=-1":
+            f"not found while getting from endpoint for {contents} with arguments "
+            f"{spec(offset=-1)} and {{'stepid': 999, 'log_slug': 'stdio'}}",
+        "/api/v2/codebases/1/commits_by_revision/abc":
+            "not found while getting from endpoint for /codebases/n:codebaseid/"
+            f"commits_by_revision/s:revision with arguments {spec()} and "
+            "{'codebaseid': 1, 'revision': 'abc'}",
+    }
+    for path, error in expect.items():
+        for accept in (None, "application/json"):
+            status, body, headers = get(port, path, accept)
+            assert (status, headers["Content-Type"]) == (404, "text/plain; charset=utf-8"), path
+            assert body == json.dumps({"error": error}).encode(), path
+    assert get(port, "/api/v2", "application/json")[0] == 200
+    status, body, _ = get(port, "/api/v2/logs/999/contents?limit=5", "application/json")
+    assert (status, body) == (200, b'{"logchunks":[{"content":"","firstline":0,"logid":999}],'
+                                   b'"meta":{}}')

@@ -458,6 +458,8 @@ return {
     bbm.builder{ name = "recover", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.git{ repourl = "%(repo)s", mode = "incremental", retryFetch = true,
         clobberOnFailure = true }, show } },
+    bbm.builder{ name = "github", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.github{ repourl = "%(repo)s", mode = "full", method = "fresh" }, show } },
     bbm.builder{ name = "halts", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.git{ repourl = "%(repo)s-missing" }, show } },
     bbm.builder{ name = "goes-on", workernames = { "w1" }, factory = bbm.factory{
@@ -465,8 +467,8 @@ return {
   },
   schedulers = {
     bbm.schedulers.force{ name = "force",
-      builderNames = { "incremental", "fresh", "clobber", "copy", "recover", "halts",
-                       "goes-on" } },
+      builderNames = { "incremental", "fresh", "clobber", "copy", "recover", "github",
+                       "halts", "goes-on" } },
   },
 }
 '''
@@ -530,6 +532,43 @@ def test_git_step(master, workers, tmp_path, builder):
         assert build.log.count("hgit fetch -f --progress ") == 2 and "hgit clone " in build.log
     b, rev, out = build(revision=first)
     assert (b["results"], rev, out) == (0, [first, "Git"], ["one"])
+
+
+def test_github_step_builds_the_merge_commit_of_a_pull_request(master, workers, tmp_path):
+    """Buildbot's GitHub step: on refs/pull/N/merge it builds GitHub's merge commit, not the
+    revision the change names (the pull request's head); the git step checks out that
+    revision."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    head = commit(repo, "feature")
+    git(repo, "checkout", "-q", "main")
+    with open(repo / "other.txt", "w") as f:
+        f.write("main moved on\n")
+    git(repo, "add", "other.txt")
+    git(repo, "commit", "-q", "-m", "main moved on")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge into main", "feature")
+    merge = git(repo, "rev-parse", "HEAD")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    git(repo, "update-ref", "refs/pull/7/merge", merge)
+    git(repo, "update-ref", "refs/pull/7/head", head)
+    s = Site.__new__(Site)
+    s.master, s.port, s.backend = master, free_port(), "sqlite"
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(GIT_CONFIG % {"pb": master.pb_port, "www": s.port, "repo": repo,
+                              "db": "sqlite:///state.sqlite"})
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    got = {}
+    for builder in ("github", "incremental"):
+        b = s.wait_request(s.force(builder, branch="refs/pull/7/merge", revision=head)[1])
+        assert b["results"] == 0, (builder, b)
+        props = s.get(f"builds/{b['buildid']}/properties")["properties"][0]
+        got[builder] = props["got_revision"][0]
+    assert got == {"github": merge, "incremental": head}
 
 
 def test_a_failed_checkout_halts_the_build_as_buildbot_source_steps_do(master, workers,

@@ -608,18 +608,19 @@ def commented(body, user="ada"):
 
 
 def test_pr_label_schedules_stable_builders(pr_site):
-    """A writer adds the testing label: permission asked, head commit read, a comment
-    posted, the label removed; a change on refs/pull/7/merge; the stable builders built."""
+    """Someone adds the testing label (GitHub lets only triagers and up do that, so no
+    permission is asked, as buildbot.python.org's handler asks none): head commit read, a
+    comment posted, the label removed; a change on refs/pull/7/merge; the stable builders
+    built."""
     s, gh = pr_site, pr_site.gh
     assert s.hook(labeled(gh.url), event="pull_request") == (202, "1 change found")
     label = "%3Ahammer%3A%20test-with-buildbots"
     assert [(m, p) for (m, p, _, _) in gh.calls] == [
-        ("GET", "/repos/python/cpython/collaborators/ada/permission"),
         ("GET", "/repos/python/cpython/commits/" + "c" * 40),
         ("POST", "/repos/python/cpython/issues/7/comments"),
         ("DELETE", f"/repos/python/cpython/issues/7/labels/{label}")]
     assert all(auth == "token t0ken" for (_, _, _, auth) in gh.calls)
-    comment = gh.calls[2][2]["body"]
+    comment = gh.calls[1][2]["body"]
     assert "by @ada for commit " + "c" * 40 in comment
     assert "http://buildbot.example/#/grid?branch=refs%2Fpull%2F7%2Fmerge" in comment
     assert "<kbd>:hammer: test-with-buildbots</kbd> label again" in comment
@@ -634,6 +635,12 @@ def test_pr_label_schedules_stable_builders(pr_site):
     assert sets == [(1, "The GitHubPrScheduler scheduler named 'pull-request-scheduler' "
                         "triggered this build", ["x86 Refleaks PR", "x86 Stable PR"],
                      [("refs/pull/7/merge", "c" * 40)])]
+    # a triager, without write permission, may label too
+    gh.calls.clear()
+    assert s.hook(labeled(gh.url, user="eve"), event="pull_request") == (202, "1 change found")
+    assert [m for (m, _, _, _) in gh.calls] == ["GET", "POST", "DELETE"]
+    assert "by @eve for commit " in gh.calls[1][2]["body"]
+    assert len(s.wait_buildsets(2)) == 2
 
 
 def test_pr_comment_may_pick_unstable_builders(pr_site):
@@ -656,9 +663,9 @@ def test_pr_comment_may_pick_unstable_builders(pr_site):
 
 
 def test_pr_requests_that_schedule_nothing(pr_site):
-    """A user without write permission is told so; a regex matching no builder is
-    answered; a comment that is no command, another label and an issue comment are
-    ignored without a call to GitHub.  Nothing is stored."""
+    """A user without write permission who comments a command is told so; a regex matching
+    no builder is answered; a comment that is no command, another label and an issue
+    comment are ignored without a call to GitHub.  Nothing is stored."""
     s, gh = pr_site, pr_site.gh
     assert s.hook(commented("!buildbot .*", user="eve"), event="issue_comment") == \
         (202, "no change found")
@@ -666,10 +673,6 @@ def test_pr_requests_that_schedule_nothing(pr_site):
         ("GET", "/repos/python/cpython/collaborators/eve/permission", None),
         ("POST", "/repos/python/cpython/issues/7/comments",
          {"body": "You don't have write permissions to trigger a build"})]
-    gh.calls.clear()
-    assert s.hook(labeled(gh.url, user="eve"), event="pull_request") == \
-        (202, "no change found")
-    assert [m for (m, _, _, _) in gh.calls] == ["GET", "POST"]
     gh.calls.clear()
     assert s.hook(commented("!buildbot windows"), event="issue_comment") == \
         (202, "no change found")

@@ -68,6 +68,13 @@ bool api_id_range(json_t *list, const char *key, struct db_param range[2]);
 int api_commit_graph(struct www_req *req, long long id1, long long id2, json_t **graph,
                      char **cause);
 
+/* Change id with its files, properties and source stamp appended to `out` (nothing if it
+   does not exist); -1 on error (changes.c). */
+int api_change_rows(struct www_req *req, long long id, json_t *out, char **cause);
+/* The changes of a build as Buildbot lists them, appended to `out`; -1 on error
+   (buildchanges.c). */
+int api_build_changes(struct www_req *req, long long buildid, json_t *out, char **cause);
+
 /* Buildbot's description of the type named by `plural` (JSON text) and its name in *type;
    NULL if it has none (spec_types.c). */
 const char *api_type_spec(const char *plural, const char **type);

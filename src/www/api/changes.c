@@ -69,25 +69,148 @@ static int change_details(struct www_req *req, json_t *c, char **cause)
     return 0;
 }
 
+/* The change rows WHERE `where` (one `?`: id) with their details, every one: the query's
+   filters and paging apply to the list afterwards. */
+static int changes_where(struct www_req *req, const char *where, long long id, json_t *out,
+                         char **cause)
+{
+    struct db_param p = DB_INT(id);
+    json_t *rows = json_array();
+    int rc = api_rows(req, &changes_src, where, &p, 1, rows, NULL, cause);
+    size_t i;
+    json_t *c;
+    json_array_foreach(rows, i, c)
+    {
+        if (rc == 0)
+            rc = change_details(req, c, cause);
+    }
+    if (rc == 0)
+        json_array_extend(out, rows);
+    json_decref(rows);
+    return rc;
+}
+
+int api_change_rows(struct www_req *req, long long id, json_t *out, char **cause)
+{
+    return changes_where(req, "c.changeid = ?", id, out, cause);
+}
+
+/* The changes the query's filters select (SQL filters only: the window is SQL-paged). */
+static long long count_changes(struct www_req *req, char **cause)
+{
+    struct buf sql;
+    buf_init(&sql, 0);
+    buf_addstr(&sql, "SELECT count(*) FROM changes c WHERE 1 = 1");
+    struct db_param p[WWW_QUERY_MAX_PARAMS];
+    size_t n = 0;
+    long long total = www_query_sql(&req->q, &sql, p, &n, cause) < 0
+                          ? -2
+                          : api_lookup(req, sql.data, p, n, cause);
+    buf_free(&sql);
+    return total;
+}
+
+/*
+ * Rows [off, off + limit) of the query's order, reversed, are rows [N - end, N - off) of the
+ * opposite order (N matching rows, end = min(off + limit, N)), which is what the window
+ * becomes.  Negative bounds read as SQLite reads them; PostgreSQL refuses them (so does it
+ * for Buildbot), and so does SQL a bound past 64 bits: such windows are left alone.
+ */
+static int reverse_window(struct www_req *req, char **cause)
+{
+    struct www_query *q = &req->q;
+    bool pg = db_kind(req->db) == DB_PG;
+    if ((q->has_limit && (q->limit_big || (pg && q->limit < 0))) ||
+        (q->has_offset && (q->offset_big || (pg && q->offset < 0))))
+        return 0;
+    long long n = count_changes(req, cause);
+    if (n < 0)
+        return n == -2 ? -1 : 0;
+    long long off = q->has_offset && q->offset > 0 ? q->offset : 0;
+    long long a = off < n ? off : n, b = n;
+    if (q->has_limit && q->limit >= 0 && q->limit < n - a)
+        b = a + q->limit;
+    q->has_offset = q->has_limit = true;
+    q->offset = n - b;
+    q->limit = b - a;
+    return 0;
+}
+
+/*
+ * The order of rows the query's SQL orders leave tied, as the database gives them to
+ * Buildbot (its query has no tiebreak): stored order, except when the first order is
+ * on an indexed column, read backwards for a descending order.
+ */
+static bool ties_descending(const struct www_query *q)
+{
+    static const char *const indexed[] = {"author",   "branch",         "category",
+                                          "revision", "when_timestamp", NULL};
+    for (size_t i = 0; i < q->n_orders; i++) {
+        if (q->orders[i].field->sql == NULL)
+            continue;
+        for (size_t k = 0; indexed[k] != NULL; k++)
+            if (strcmp(q->orders[i].field->name, indexed[k]) == 0)
+                return q->orders[i].desc;
+        return false;
+    }
+    return false;
+}
+
+/*
+ * Buildbot's getChanges reverses what its query gives: the database's filters, order
+ * (none by default: the changes as stored, changeid's order) and paging, reversed, and
+ * then what the database could not do (filters, then a stable sort on the orders it
+ * could not give, the paging) in memory.  So the query here becomes: the orders SQL
+ * cannot give, then the others turned around, then changeid against its order in ties;
+ * and a window SQL pages becomes its mirror image.  Done once: a long answer calls again
+ * per batch.
+ */
+static int buildbot_reversal(struct www_req *req, char **cause)
+{
+    struct www_query *q = &req->q;
+    if (q->rewritten)
+        return 0;
+    q->rewritten = true;
+    if (www_query_sql_ok(q) && (q->has_limit || q->has_offset) && reverse_window(req, cause) < 0)
+        return -1;
+    bool ties_desc = ties_descending(q);
+    struct www_order *o = xcalloc(q->n_orders + 1, sizeof *o);
+    size_t n = 0;
+    for (size_t i = 0; i < q->n_orders; i++)
+        if (q->orders[i].field->sql == NULL)
+            o[n++] = q->orders[i];
+    for (size_t i = 0; i < q->n_orders; i++)
+        if (q->orders[i].field->sql != NULL)
+            o[n++] = (struct www_order){q->orders[i].field, !q->orders[i].desc};
+    o[n++] = (struct www_order){www_rtype_field(&change_type, "changeid"), !ties_desc};
+    free(q->orders);
+    q->orders = o;
+    q->n_orders = n;
+    return 0;
+}
+
 static int get_changes(struct www_req *req, json_t *out, bool *paged, char **cause)
 {
     long long id;
-    const char *where = NULL;
     if (www_arg_num(&req->args, "changeid", &id))
-        where = "c.changeid = ?";
-    else if (www_arg_num(&req->args, "ssid", &id))
-        where = "c.sourcestampid = ?";
-    else if (www_arg_str(&req->args, "buildid") || www_arg_str(&req->args, "build_number")) {
+        return changes_where(req, "c.changeid = ?", id, out, cause);
+    if (www_arg_num(&req->args, "ssid", &id)) /* Buildbot: the source stamp's newest change */
+        return changes_where(req,
+                             "c.changeid = (SELECT max(changeid) FROM changes "
+                             "WHERE sourcestampid = ?)",
+                             id, out, cause);
+    if (www_arg_str(&req->args, "buildid") || www_arg_str(&req->args, "build_number")) {
         id = api_buildid(req, cause);
         if (id < 0)
             return id == -2 ? -1 : 0;
-        where = "c.sourcestampid IN (SELECT bss.sourcestampid FROM builds b "
-                "JOIN buildrequests br ON br.id = b.buildrequestid "
-                "JOIN buildset_sourcestamps bss ON bss.buildsetid = br.buildsetid "
-                "WHERE b.id = ?)";
+        if (api_build_changes(req, id, out, cause) < 0)
+            return -1;
+        www_query_sort(&req->q, out); /* a streamed answer is filtered and sliced, not sorted */
+        return 0;
     }
-    struct db_param p = DB_INT(where ? id : 0);
-    if (api_rows(req, &changes_src, where, &p, where ? 1 : 0, out, paged, cause) < 0)
+    if (paged != NULL && buildbot_reversal(req, cause) < 0)
+        return -1;
+    if (api_rows(req, &changes_src, NULL, NULL, 0, out, paged, cause) < 0)
         return -1;
     size_t i;
     json_t *c;

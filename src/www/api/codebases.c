@@ -183,8 +183,10 @@ const struct www_endpoint api_codebases_eps[] = {
     {"/codebases", &codebase_type, WWW_COLLECTION, get_codebases, NULL, NULL},
     {"/branches/n:branchid", &branch_type, WWW_SINGLE, get_branches, NULL, NULL},
     {"/codebases/n:codebaseid/branches", &branch_type, WWW_COLLECTION, get_branches, NULL, NULL},
-    {"/commits/n:commitid,/codebases/n:codebaseid/commits_by_revision/s:revision", &commit_type,
-     WWW_SINGLE, get_commits, NULL, NULL},
+    /* two endpoints to Buildbot: each names only its own pattern in a 404 */
+    {"/commits/n:commitid", &commit_type, WWW_SINGLE, get_commits, NULL, NULL},
+    {"/codebases/n:codebaseid/commits_by_revision/s:revision", &commit_type, WWW_SINGLE,
+     get_commits, NULL, NULL},
     {"/codebases/n:codebaseid/commits", &commit_type, WWW_COLLECTION, get_commits, NULL, NULL},
     {"/codebases/n:codebaseid/commit_range/n:commitid1/n:commitid2/commits_common_parent",
      &graph_type, WWW_SINGLE, get_graph, NULL, NULL},

@@ -160,12 +160,15 @@ static int get_contents(struct www_req *req, json_t *out, bool *paged, char **ca
         return id == -2 ? -1 : 0;
     struct db_param p = DB_INT(id);
     long long num_lines = api_lookup(req, "SELECT num_lines FROM logs WHERE id = ?", &p, 1, cause);
+    /* With limit= Buildbot reads the lines of the log id without looking the log up: a
+       log that does not exist has none ("") */
+    bool lines = num_lines >= 0 || (num_lines == -1 && req->q.has_limit);
     long long first, last;
-    int rc = num_lines < 0 ? 0 : contents_range(&req->q, num_lines, &first, &last);
-    /* Buildbot takes offset and limit out of the query once the log is found: its 404 text
-       then shows neither */
+    int rc = lines ? contents_range(&req->q, num_lines, &first, &last) : 0;
+    /* Buildbot takes offset and limit out of the query once it has the log's id: its 404
+       text then shows neither */
     req->q.has_limit = req->q.has_offset = false;
-    if (num_lines < 0 || rc <= 0)
+    if (!lines || rc <= 0)
         return num_lines == -2 ? -1 : rc < 0 ? util_cause(cause, "%s", WWW_OVERFLOW_TEXT) : 0;
     struct contents *s = xcalloc(1, sizeof *s);
     *s = (struct contents){req->www,

@@ -20,22 +20,30 @@ static const struct www_field worker_fields[] = {
 static const struct www_rtype worker_type = {"workers", API_FIELDS(worker_fields)};
 static const struct api_source workers_src = {&worker_type, "workers w", "w.id", false};
 
-/* configured_on and connected_to, limited to one master when the path names it. */
+/*
+ * configured_on and connected_to.  As in Buildbot, where the path names a master or a
+ * builder, configured_on lists only that master's or that builder's entries (the worker
+ * query's own conditions select them), and connected_to only that master.
+ */
 static int worker_links(struct www_req *req, json_t *list, char **cause)
 {
-    long long masterid = -1;
+    long long masterid = -1, builderid = -1;
     www_arg_num(&req->args, "masterid", &masterid);
-    struct db_param p[4] = {DB_INT(masterid), DB_INT(masterid)};
-    if (!api_id_range(list, "workerid", p + 2))
+    www_arg_num(&req->args, "builderid", &builderid);
+    struct db_param p[6] = {DB_INT(masterid), DB_INT(masterid), DB_INT(builderid),
+                            DB_INT(builderid)};
+    if (!api_id_range(list, "workerid", p + 4))
         return 0;
     struct db_res *cfg = api_select(req,
                                     "SELECT cw.workerid, bm.builderid, bm.masterid "
                                     "FROM configured_workers cw JOIN builder_masters bm "
                                     "ON bm.id = cw.buildermasterid "
                                     "WHERE (? < 0 OR bm.masterid = ?) "
+                                    "AND (? < 0 OR bm.builderid = ?) "
                                     "AND cw.workerid BETWEEN ? AND ? "
                                     "ORDER BY cw.workerid, cw.id",
-                                    p, 4, cause);
+                                    p, 6, cause);
+    struct db_param pc[4] = {p[0], p[1], p[4], p[5]};
     struct db_res *con = cfg == NULL
                              ? NULL
                              : api_select(req,
@@ -43,7 +51,7 @@ static int worker_links(struct www_req *req, json_t *list, char **cause)
                                           "WHERE (? < 0 OR masterid = ?) "
                                           "AND workerid BETWEEN ? AND ? "
                                           "ORDER BY workerid, id",
-                                          p, 4, cause);
+                                          pc, 4, cause);
     if (con == NULL) {
         db_res_free(cfg);
         return -1;

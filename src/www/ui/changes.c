@@ -34,6 +34,7 @@ void ui_page_changes(struct ui_page *p, const struct www_args *a)
                         page * CHANGES_PAGE);
     if (ch == NULL)
         return;
+    ui_reverse(ch);
     struct buf *b = &p->out;
     ui_head(p, "Changes", "/changes");
     buf_addstr(b, "<h1>Changes</h1><div class=\"wrap\"><table><thead><tr><th>#</th><th>Author"

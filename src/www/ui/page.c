@@ -313,6 +313,16 @@ json_t *ui_get(struct ui_page *p, const char *fmt, ...)
     return out;
 }
 
+void ui_reverse(json_t *list)
+{
+    size_t n = json_array_size(list);
+    for (size_t i = 0; i < n / 2; i++) {
+        json_t *a = json_incref(json_array_get(list, i));
+        json_array_set(list, i, json_array_get(list, n - 1 - i));
+        json_array_set_new(list, n - 1 - i, a);
+    }
+}
+
 void ui_drop(struct ui_page *p, json_t *v)
 {
     size_t n = json_array_size(p->held);

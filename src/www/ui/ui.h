@@ -76,6 +76,9 @@ json_t *ui_get(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
 void ui_drop(struct ui_page *p, json_t *v);
 /* `s` percent-encoded for a query of ui_get (held by the page). */
 const char *ui_query_value(struct ui_page *p, const char *s);
+/* Turns `list` around: /changes answers a window of the order asked for backwards, as
+   Buildbot's does, and a page wants the newest first. */
+void ui_reverse(json_t *list);
 /* The first item of ui_get, or NULL. */
 json_t *ui_get1(struct ui_page *p, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* A page failed: `status` and a message in the page body. */

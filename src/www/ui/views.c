@@ -159,6 +159,7 @@ int ui_view_read(struct ui_page *p, struct ui_view *v, int n_changes, const stru
         v->changes = ui_get(p, "changes?order=-changeid&limit=%d", n_changes);
     if (all == NULL || v->changes == NULL)
         return -1;
+    ui_reverse(v->changes);
     v->builders = all;
     json_t *builders = builders_by_id(all), *by_id = json_object();
     size_t n = json_array_size(v->changes);

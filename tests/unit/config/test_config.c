@@ -253,6 +253,29 @@ static const struct broken broken[] = {
        "    factory = bbm.factory{ bbm.steps.shell{ haltOnFailure = 'yes' } } } },\n",
      "{F}:5: bbm.steps.shell: 'haltOnFailure' must be a boolean, not string\n"
      "{F}:5: bbm.steps.shell: missing required parameter 'command'\n"},
+    /* the Git step's checks: shallow only with full/clobber once a method is named, the
+       types Buildbot takes for shallow, getDescription and config */
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'r', mode = 'full', method = "
+         "'clobber', shallow = true, getDescription = { tags = true }, config = { ['a.b'] = 1 "
+         "} } }"),
+     ""},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'r', shallow = 2, "
+         "getDescription = {} } }"),
+     ""},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'r', mode = 'full', method = "
+         "'fresh', shallow = 1 } }"),
+     "{F}:4: Git: in mode 'full' shallow only possible with method 'clobber'.\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'r', method = 'clobber', shallow "
+         "= true, getDescription = { 'tags' }, config = { 'a.b=1' } } }"),
+     "{F}:4: Git: in mode 'full' shallow only possible with method 'clobber'.\n"
+     "{F}:4: Git: getDescription must be a boolean or a dict.\n"
+     "{F}:4: bbm.steps.git: 'config' must be a table of name = value\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'r', shallow = -1 } }"),
+     "{F}:4: bbm.steps.git: 'shallow' must be a boolean or a depth (a whole number), not -1\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'r', shallow = 'yes', "
+         "getDescription = 'yes' } }"),
+     "{F}:4: bbm.steps.git: 'shallow' must be a boolean or a depth (a whole number), not yes\n"
+     "{F}:4: Git: getDescription must be a boolean or a dict.\n"},
     {W B() "  schedulers = { bbm.schedulers.single_branch{ name = 's', builderNames = {'b9'} } "
            "},\n",
      "{F}:5: scheduler 's': builderNames names unknown builder 'b9'\n"},
@@ -307,9 +330,9 @@ static const struct broken broken[] = {
      "to 1000000\n{F}:4: access: an exclusive access counts 1\n"},
     {W B(", locks = { bbm.locks.master{ name = 'x', maxcount = 2 }:access('counting') }"),
      "{F}:4: bbm.locks.master: unknown parameter 'maxcount'\n"},
-    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'x', shallow = true } }"),
-     "{F}:4: bbm.steps.git: 'shallow' is a Buildbot parameter bbmaster does not implement: the "
-     "git step clones the whole history\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'x', sshPrivateKey = 'k' } }"),
+     "{F}:4: bbm.steps.git: 'sshPrivateKey' is a Buildbot parameter bbmaster does not "
+     "implement: the git step uses the worker's own ssh setup\n"},
     {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', updateBuildSummaryPolicy "
          "= { 'failure' } } }"),
      "{F}:4: bbm.steps.shell: 'updateBuildSummaryPolicy' must be true, false or a list of "
