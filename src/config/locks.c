@@ -6,18 +6,18 @@
  *   bbm.builder{ ..., locks = { cpu:access("counting") } }
  *   bbm.steps.shell{ ..., locks = { db:access("exclusive") } }
  *
- * A lock is a table (_kind "lock.master" or "lock.worker") whose :access(mode[, count])
- * makes a "lock_access" table naming it.  Mistakes are recorded with the file and line of
- * the call, as the other constructors do; validate.c checks that two different locks do
- * not share a name, and the engine reads a `locks` list with cfg_read_locks.
+ * A lock is a table (_kind "locks.master" or "locks.worker", its name under bbm) whose
+ * :access(mode[, count]) makes a "lock_access" table naming it.  Mistakes are recorded with the
+ * file and line of the call, as the other constructors do; validate.c checks that two different
+ * locks do not share a name, and the engine reads a `locks` list with cfg_read_locks.
  */
 #include "config/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define KIND_MASTER "lock.master"
-#define KIND_WORKER "lock.worker"
+#define KIND_MASTER "locks.master"
+#define KIND_WORKER "locks.worker"
 #define KIND_ACCESS "lock_access"
 
 static bool kind_is(lua_State *L, int idx, const char *kind)
