@@ -3,7 +3,7 @@
  * names and parameter names (bbm.worker, bbm.builder, bbm.factory,
  * bbm.steps.*, bbm.schedulers.*, bbm.change_filter, bbm.changes.*,
  * bbm.params.*, bbm.project, bbm.interpolate, bbm.yaml.load, bbm.log.msg and
- * bbm.log.err).
+ * bbm.log.err; bbm.locks.* are in locks.c).
  *
  * Each constructor checks its parameters against a table of names and types,
  * records every problem with the file and line of the call (so a config with
@@ -28,6 +28,7 @@ enum ptype {
     P_RENDER, /* string, number, boolean, bbm.interpolate or function */
     P_CMD,    /* string or list of strings / renderables (a command) */
     P_POLICY, /* boolean or list of result codes (updateBuildSummaryPolicy) */
+    P_LOCKS,  /* list of lock:access(...) */
     P_ANY,
 };
 
@@ -64,7 +65,7 @@ static const struct param builder_params[] = {{"name", P_STR, true},
                                               {"description_format", P_STR, false},
                                               {"project", P_STR, false},
                                               {"env", P_TABLE, false},
-                                              {"locks", P_TABLE, false},
+                                              {"locks", P_LOCKS, false},
                                               {"nextWorker", P_FUNC, false},
                                               {"nextBuild", P_FUNC, false},
                                               END};
@@ -82,7 +83,7 @@ static const struct param step_params[] = {{"name", P_RENDER, false},
                                            {"alwaysRun", P_BOOL, false},
                                            {"doStepIf", P_BOOLFN, false},
                                            {"hideStepIf", P_BOOLFN, false},
-                                           {"locks", P_TABLE, false},
+                                           {"locks", P_LOCKS, false},
                                            {"timeout", P_NUM, false},
                                            {"maxTime", P_NUM, false},
                                            {"sigtermTime", P_NUM, false},
@@ -319,6 +320,7 @@ static const char *type_word(enum ptype t)
         "a string, a number, a boolean, bbm.interpolate(...) or a function",
         "a string or a list",
         "true, false or a list of results (bbm.results.*)",
+        "a list of lock accesses (lock:access(\"counting\") or lock:access(\"exclusive\"))",
         "anything"};
     return words[t];
 }
@@ -361,6 +363,35 @@ static bool list_of_results(lua_State *L, int idx)
     return ok;
 }
 
+static bool list_of_locks(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return false;
+    lua_Integer n = luaL_len(L, idx);
+    bool ok = true;
+    for (lua_Integer i = 1; i <= n && ok; i++) {
+        lua_geti(L, idx, i);
+        ok = cfg_is_lock_access(L, -1);
+        lua_pop(L, 1);
+    }
+    return ok;
+}
+
+/* A lock given without an access: Buildbot 4.3 fails on one when the build starts. */
+static bool has_bare_lock(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return false;
+    lua_Integer n = luaL_len(L, idx);
+    bool bare = false;
+    for (lua_Integer i = 1; i <= n && !bare; i++) {
+        lua_geti(L, idx, i);
+        bare = cfg_is_lock(L, -1);
+        lua_pop(L, 1);
+    }
+    return bare;
+}
+
 static bool type_ok(lua_State *L, int idx, enum ptype t)
 {
     int lt = lua_type(L, idx);
@@ -389,6 +420,8 @@ static bool type_ok(lua_State *L, int idx, enum ptype t)
         return lt == LUA_TSTRING || lt == LUA_TTABLE || is_kind(L, idx, "interpolate");
     case P_POLICY:
         return lt == LUA_TBOOLEAN || list_of_results(L, idx);
+    case P_LOCKS:
+        return list_of_locks(L, idx);
     default:
         return true;
     }
@@ -409,8 +442,6 @@ static const struct refusal {
     {worker_params, "notify_on_missing", "bbmaster sends no mail about missing workers yet"},
     {worker_params, "missing_timeout", "bbmaster sends no mail about missing workers yet"},
     {builder_params, "defaultProperties", "set the properties with 'properties'"},
-    {builder_params, "locks", "bbmaster has no locks yet"},
-    {step_params, "locks", "bbmaster has no locks yet"},
     {step_params, "lazylogfiles", "every logfile is created when the step starts"},
     {git_params, "sshPrivateKey", "the git step uses the worker's own ssh setup"},
     {setprop_params, "extract_fn", "use 'property' (and 'strip')"},
@@ -487,6 +518,11 @@ static void check_entry(lua_State *L, const char *ctor, const struct param *cons
     } else if (refused(p) != NULL) {
         cfg_error(L, file, line, "%s: '%s' is a Buildbot parameter bbmaster does not implement: %s",
                   ctor, key, refused(p));
+    } else if (p->type == P_LOCKS && has_bare_lock(L, -1)) {
+        cfg_error(L, file, line,
+                  "%s: 'locks' names a lock without saying how it is taken; write "
+                  "lock:access(\"counting\") or lock:access(\"exclusive\")",
+                  ctor);
     } else if (!type_ok(L, -1, p->type)) {
         cfg_error(L, file, line, "%s: '%s' must be %s, not %s", ctor, key, type_word(p->type),
                   luaL_typename(L, -1));
@@ -889,6 +925,8 @@ int cfg_open_bbm(lua_State *L)
     set_path(L, "log.msg");
     lua_pushcfunction(L, cfg_log_err);
     set_path(L, "log.err");
+    cfg_push_locks(L);
+    lua_setfield(L, -2, "locks");
     /* Buildbot's result codes (buildbot.process.results) */
     static const char *const results[] = {"SUCCESS",   "WARNINGS", "FAILURE",  "SKIPPED",
                                           "EXCEPTION", "RETRY",    "CANCELLED"};

@@ -42,6 +42,24 @@ struct cfg_worker {
     int line;
 };
 
+/*
+ * A lock's use in a `locks` list (Buildbot's LockAccess): the lock as it was defined
+ * (bbm.locks.master or bbm.locks.worker) and how the build or step takes it.
+ */
+struct cfg_lock_count {
+    char *worker;
+    int count;
+};
+struct cfg_lock_access {
+    char *name;
+    bool worker_lock;                  /* a bbm.locks.worker: one copy per worker */
+    int max_count;                     /* maxCount */
+    struct cfg_lock_count *per_worker; /* maxCountForWorker */
+    size_t n_per_worker;
+    bool exclusive; /* "exclusive", else "counting" */
+    int count;      /* units a counting access takes (1) */
+};
+
 struct cfg_builder {
     char *name;
     char **workernames;
@@ -56,6 +74,8 @@ struct cfg_builder {
     int factory_ref; /* the bbm.factory table, a reference in the config's Lua state */
     int ref;         /* the bbm.builder table (properties, env, canStartBuild...) */
     size_t n_steps;
+    struct cfg_lock_access *locks; /* the builder's `locks`, held for the whole build */
+    size_t n_locks;
     char *file;
     int line;
 };
@@ -191,6 +211,16 @@ int cfg_load_text(const char *path, const char *text, size_t len, const struct c
  * stays usable.
  */
 int cfg_lua_call(struct lua_State *L, int nargs, int nresults, char **cause);
+
+/*
+ * The `locks` list of the bbm table at `idx` (a builder or a step, checked when the
+ * configuration loaded) as accesses in *out (free with cfg_lock_accesses_free); none: NULL
+ * and 0.
+ */
+void cfg_read_locks(struct lua_State *L, int idx, struct cfg_lock_access **out, size_t *n);
+void cfg_lock_accesses_free(struct cfg_lock_access *a, size_t n);
+/* The lock's maxCount for `worker` (maxCountForWorker, else maxCount). */
+int cfg_lock_max(const struct cfg_lock_access *a, const char *worker);
 
 const struct cfg_worker *cfg_find_worker(const struct cfg *cfg, const char *name);
 const struct cfg_builder *cfg_find_builder(const struct cfg *cfg, const char *name);

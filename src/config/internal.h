@@ -32,6 +32,11 @@ void cfg_suggest(const char *word, const char *const *names, char *out, size_t s
 
 /* bbm.c: pushes the `bbm` module table. */
 int cfg_open_bbm(lua_State *L);
+/* locks.c: pushes the bbm.locks table (master, worker). */
+void cfg_push_locks(lua_State *L);
+/* A bbm.locks.* lock, and a lock:access(...), at `idx`. */
+bool cfg_is_lock(lua_State *L, int idx);
+bool cfg_is_lock_access(lua_State *L, int idx);
 /* "bbm.params.string" for the _kind "param.string": the constructor that makes it, or NULL. */
 const char *cfg_kind_display(const char *kind);
 /* messages.c: Lua's print, bbm.log.msg and bbm.log.err, and where they write: stderr, or the

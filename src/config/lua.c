@@ -513,6 +513,7 @@ void cfg_free(struct cfg *cfg)
         free(b->description);
         free(b->description_format);
         free(b->project);
+        cfg_lock_accesses_free(b->locks, b->n_locks);
         free(b->file);
     }
     for (size_t i = 0; i < cfg->n_schedulers; i++) {

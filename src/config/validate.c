@@ -308,6 +308,35 @@ static void check_builder_tags(struct reader *r, const struct cfg_builder *b)
     }
 }
 
+/* Buildbot's check_locks: two different locks may not share a name.  Checks the `locks`
+   of the table at `idx` (a builder or a step, defined at file:line). */
+static void check_lock_names(lua_State *L, int idx, const char *file, int line)
+{
+    int top = lua_gettop(L);
+    if (lua_getfield(L, idx, "locks") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, "bbm.locks");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, i);
+        if (cfg_is_lock_access(L, -1) && lua_getfield(L, -1, "lock") == LUA_TTABLE &&
+            lua_getfield(L, -1, "name") == LUA_TSTRING) {
+            /* top+2: the names seen, +3 the access, +4 its lock, +5 the name */
+            const char *name = lua_tostring(L, -1);
+            if (lua_getfield(L, top + 2, name) == LUA_TNIL) {
+                lua_pushvalue(L, top + 4);
+                lua_setfield(L, top + 2, name);
+            } else if (!lua_rawequal(L, -1, top + 4)) {
+                cfg_error(L, file, line, "two locks share the same name, '%s'", name);
+            }
+        }
+        lua_settop(L, top + 2);
+    }
+    lua_settop(L, top);
+}
+
 static void read_factory(struct reader *r, int idx, struct cfg_builder *b)
 {
     lua_State *L = r->L;
@@ -322,6 +351,18 @@ static void read_factory(struct reader *r, int idx, struct cfg_builder *b)
     }
     lua_getfield(L, -1, "steps");
     b->n_steps = (size_t)luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= (lua_Integer)b->n_steps; i++) {
+        if (lua_rawgeti(L, -1, i) == LUA_TTABLE) {
+            lua_getfield(L, -1, CFG_FILE);
+            lua_getfield(L, -2, CFG_LINE);
+            char file[256];
+            snprintf(file, sizeof file, "%s", lua_isstring(L, -2) ? lua_tostring(L, -2) : b->file);
+            int line = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : b->line;
+            lua_pop(L, 2);
+            check_lock_names(L, -1, file, line);
+        }
+        lua_pop(L, 1);
+    }
     lua_pop(L, 1);
     b->factory_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -360,6 +401,8 @@ static void read_builder(struct reader *r, int idx)
     lua_pushvalue(r->L, idx);
     b->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     check_builder_workers(r, b);
+    check_lock_names(r->L, idx, b->file, b->line);
+    cfg_read_locks(r->L, idx, &b->locks, &b->n_locks);
     read_factory(r, idx, b);
 }
 
@@ -1030,7 +1073,8 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
 {
     struct reader r = {.L = L, .cfg = cfg, .path = path, .source = source, .top = lua_gettop(L)};
     static const char *const sets[] = {"bbm.workers",  "bbm.builders",       "bbm.schedulers",
-                                       "bbm.projects", "bbm.change_sources", "bbm.configurators"};
+                                       "bbm.projects", "bbm.change_sources", "bbm.configurators",
+                                       "bbm.locks"};
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
         lua_newtable(L);
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);

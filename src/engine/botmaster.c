@@ -152,10 +152,15 @@ static void raw_field(lua_State *L, const char *name)
     lua_rawget(L, -2);
 }
 
-/* The builder's canStartBuild(builder, wfb, request), a Lua function; true without one. */
+/* Whether the builder's locks are free on the worker and its canStartBuild(builder, wfb,
+   request), a Lua function, allows the build (true without one). */
 static bool can_start(struct engine *e, const struct cfg_builder *bc, const char *worker,
                       const struct db_res *r, size_t i)
 {
+    /* Buildbot's Builder.canStartBuild: first whether the builder's locks could be taken
+       on this worker now, behind everyone waiting for them */
+    if (!locks_available(e->locks, bc->locks, bc->n_locks, worker, e->cfg_version))
+        return false;
     lua_State *L = e->cfg->lua;
     int top = lua_gettop(L);
     bool yes = true;

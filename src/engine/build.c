@@ -8,6 +8,13 @@
  * each result merged with computeResultAndTermination, and the build's
  * state_string made of the words Buildbot would write ("build successful",
  * "failed compile (failure)", "retry lost connection ...").
+ *
+ * A builder with `locks` gets Buildbot's locks_acquire step (number 1) and the
+ * "acquiring locks" phase once the worker is ready.  bbmaster takes the locks when
+ * the build starts, in the botmaster's turn that found them free, so that another
+ * request in the same turn sees them taken; the phase then waits only if they were
+ * not free, as Buildbot's does.  They are released when the build finishes, however
+ * it finishes.
  */
 #include "engine/internal.h"
 
@@ -20,6 +27,7 @@
 
 static void next_step(struct build *b);
 static void build_finished(struct build *b, const char *text, int results);
+static void acquire_locks(struct build *b);
 
 static void db_build(struct build *b, const char *what, const char *sql, const struct db_param *p,
                      size_t n)
@@ -203,8 +211,75 @@ static void started_cb(void *arg, const char *error)
     props_set(&b->props, "builddir", json_string(dir), "Worker");
     free(dir);
     build_write_props(b);
+    acquire_locks(b);
+}
+
+/* ------------------------------------------------------------ locks */
+
+static void locks_acquired(struct build *b)
+{
+    b->waiting_locks = false;
+    long long now = engine_now();
+    struct db_param p[] = {DB_INT(now), DB_INT(b->locks_stepid)};
+    db_build(b, "setting a step's locks", "UPDATE steps SET locks_acquired_at = ? WHERE id = ?", p,
+             2);
+    struct db_param q[] = {DB_INT(now - b->locks_started_at), DB_INT(b->id)};
+    db_build(b, "adding to a build's locks duration",
+             "UPDATE builds SET locks_duration_s = locks_duration_s + ? WHERE id = ?", q, 2);
+    struct db_param f[] = {DB_INT(now), DB_INT(b->locks_stepid)};
+    db_build(b, "finishing a step",
+             "UPDATE steps SET state_string = 'locks acquired', complete_at = ?, results = 0, "
+             "hidden = 0 WHERE id = ?",
+             f, 2);
+    engine_publish(b->e, EV_STEP, b->locks_stepid, EV_FINISHED);
     set_state(b, "building");
     next_step(b);
+}
+
+static void locks_cb(void *arg)
+{
+    struct build *b = arg;
+    if (b->waiting_locks)
+        locks_acquired(b);
+}
+
+/* The locks_acquire phase (Build.startBuild after remoteStartBuild). */
+static void acquire_locks(struct build *b)
+{
+    if (b->locks == NULL) {
+        set_state(b, "building");
+        next_step(b);
+        return;
+    }
+    set_state(b, "acquiring locks");
+    b->locks_started_at = engine_now();
+    struct db_param p[] = {DB_INT(b->locks_started_at), DB_INT(b->locks_stepid)};
+    db_build(b, "starting a step", "UPDATE steps SET started_at = ? WHERE id = ?", p, 2);
+    engine_publish(b->e, EV_STEP, b->locks_stepid, EV_STARTED);
+    b->waiting_locks = true;
+    if (lockreq_owned(b->locks))
+        locks_acquired(b);
+    else
+        log_info("build %lld: '%s' #%lld waits for its locks", b->id, b->builder, b->number);
+}
+
+/* Buildbot's locks_acquire step, added before the build's steps; its locks are asked for
+   now (see the top of the file). */
+static int add_locks_step(struct build *b, const struct cfg_builder *bc, char **cause)
+{
+    if (bc->n_locks == 0)
+        return 0;
+    struct db_param p[] = {DB_INT(b->id)};
+    if (db_insert(b->e->db,
+                  "INSERT INTO steps (number, name, buildid, started_at, complete_at, "
+                  "state_string, results, urls_json, hidden, locks_acquired_at) "
+                  "VALUES (1, 'locks_acquire', ?, NULL, NULL, 'pending', NULL, '[]', 0, NULL)",
+                  p, 1, &b->locks_stepid, cause) != 0)
+        return -1;
+    b->steps_run = 1;
+    b->locks = lockreq_new(b->e->locks, bc->locks, bc->n_locks, b->worker, b->cfg_version);
+    lockreq_acquire(b->locks, locks_cb, b);
+    return 0;
 }
 
 static int add_prep_step(struct build *b, char **cause)
@@ -232,6 +307,7 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
     b->results = RES_SUCCESS;
     b->n_steps = (int)bc->n_steps;
     b->step_names = json_object();
+    b->cfg_version = e->cfg_version;
     buf_init(&b->text, 1u << 16);
     b->workerid = db_worker_id(e->db, worker, cause);
     /* Buildbot starts from the configuration's properties, source: the file's name */
@@ -239,7 +315,8 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
         table_props(b, e->cfg->properties_ref, true, MASTER_CONFIG_NAME);
     b->sourcestamps = b->workerid < 0 ? NULL : requests_sourcestamps(e, bsid, cause);
     if (b->sourcestamps == NULL || requests_properties(e, bsid, &b->props, cause) != 0 ||
-        insert_build(b, cause) != 0 || add_prep_step(b, cause) != 0) {
+        insert_build(b, cause) != 0 || add_prep_step(b, cause) != 0 ||
+        add_locks_step(b, bc, cause) != 0) {
         /* nothing of the build was written, or only its row: give the request back */
         if (b->id > 0) {
             struct db_param p[] = {DB_INT(engine_now()), DB_INT(RES_EXCEPTION), DB_INT(b->id)};
@@ -254,6 +331,8 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
     engine_publish(e, EV_BUILD, b->id, EV_NEW);
     engine_publish(e, EV_STEP, b->prep_stepid, EV_NEW);
     engine_publish(e, EV_STEP, b->prep_stepid, EV_STARTED);
+    if (b->locks_stepid > 0)
+        engine_publish(e, EV_STEP, b->locks_stepid, EV_NEW);
     log_info("build %lld: '%s' #%lld starting on worker '%s' (request %lld)", b->id, b->builder,
              b->number, worker, brid);
     setup_props(b);
@@ -418,6 +497,9 @@ static void build_finished(struct build *b, const char *text, int results)
     if (b->finished)
         return;
     b->finished = true;
+    lockreq_free(b->locks); /* Buildbot's releaseLocks, whatever ended the build */
+    b->locks = NULL;
+    b->waiting_locks = false;
     b->results = final_results(b, res_worst(b->results, results));
     struct db_param p[] = {DB_TEXT(text), DB_INT(engine_now()), DB_INT(b->results), DB_INT(b->id)};
     db_build(b, "finishing a build",
@@ -437,6 +519,7 @@ static void build_finished(struct build *b, const char *text, int results)
 void build_free(struct build *b)
 {
     step_free(b->current); /* only a build abandoned with the loop still has one */
+    lockreq_free(b->locks);
     json_decref(b->sourcestamps);
     json_decref(b->step_names);
     props_free(&b->props);
@@ -457,7 +540,11 @@ void build_stop(struct build *b, const char *reason, int results)
     b->results = results;
     b->stop_results = results;
     struct step *s = b->current;
-    if (s != NULL && s->waiting_db) { /* it never started: nothing to interrupt */
+    if (b->waiting_locks) { /* Buildbot stops waiting and goes on without the locks */
+        lockreq_free(b->locks);
+        b->locks = NULL;
+        locks_acquired(b);
+    } else if (s != NULL && s->waiting_db) { /* it never started: nothing to interrupt */
         b->current = NULL;
         step_free(s);
         next_step(b);

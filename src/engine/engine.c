@@ -73,6 +73,7 @@ static void kick_cb(uv_idle_t *h)
     if (e->stopping)
         return;
     poll_triggers(e);
+    locks_run_ready(e->locks);
     botmaster_run(e);
 }
 
@@ -132,6 +133,11 @@ static size_t behind_max(void)
                : ENGINE_BEHIND_MAX;
 }
 
+static void locks_notify(void *arg)
+{
+    engine_kick(arg);
+}
+
 struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
                           struct wk_registry *wk, const struct cfg *cfg)
 {
@@ -141,6 +147,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     e->masterid = masterid;
     e->wk = wk;
     e->cfg = cfg;
+    e->locks = locks_new(locks_notify, e);
     db_behind_enable(db, behind_max());
     uv_timer_init(loop, &e->flush_timer);
     e->flush_timer.data = e;
@@ -188,6 +195,7 @@ static void free_unused_configs(struct engine *e)
 void engine_reconfig(struct engine *e, const struct cfg *cfg)
 {
     e->cfg = cfg;
+    e->cfg_version++;
     engine_kick(e);
 }
 
@@ -368,6 +376,7 @@ void engine_free(struct engine *e)
 {
     if (e == NULL)
         return;
+    e->stopping = true;         /* locks released below kick nothing */
     while (e->builds != NULL) { /* finished, or abandoned with the loop */
         struct build *b = e->builds;
         e->builds = b->next;
@@ -379,6 +388,7 @@ void engine_free(struct engine *e)
                   "stopped; the next start finishes what they would have",
                   db_behind_waiting(e->db), db_behind_bytes(e->db) >> 10);
     collapse_free(e);
+    locks_free(e->locks);
     for (size_t i = 0; i < e->n_workers; i++) {
         free(e->workers[i].name);
         pb_value_free(e->workers[i].info);

@@ -17,6 +17,7 @@
  *   props.c     properties and rendering (bbm.interpolate, Lua functions)
  *   paths.c     which master paths a transfer step may use
  *   unpack.c    a directory upload's archive: checked, extracted, moved into place
+ *   locks.c     master and worker locks: owners, FIFO queues of waiters
  *
  * Lifetimes.  Stopping, cancelling or polling one build can finish it and others
  * before the call returns (a trigger step cancels its children, a step's end runs the
@@ -134,6 +135,33 @@ void steplog_close(struct steplog *l);
 /* Writes every pending log chunk (the engine's flush timer). */
 void steplogs_flush(struct engine *e);
 
+/* ------------------------------------------------------------ locks */
+
+/* locks.c: every lock of the engine, kept by kind and name across reconfigs.  `notify` is
+   called when waiters may take their locks: its owner then calls locks_run_ready soon
+   (never from inside the call that notified). */
+struct locks;
+struct lockreq;
+struct locks *locks_new(void (*notify)(void *arg), void *arg);
+void locks_free(struct locks *reg);
+/* Buildbot's canStartBuild pre-check: whether accesses `a` could be taken now on `worker`
+   by a newcomer (behind every waiter).  `version` is the configuration's (see locks.c). */
+bool locks_available(struct locks *reg, const struct cfg_lock_access *a, size_t n,
+                     const char *worker, unsigned long version);
+/* A request for all of `a` on `worker` (free with lockreq_free, which releases or stops
+   waiting, whichever applies). */
+struct lockreq *lockreq_new(struct locks *reg, const struct cfg_lock_access *a, size_t n,
+                            const char *worker, unsigned long version);
+/* Takes the locks now (true) or queues; `cb(arg)` is called from locks_run_ready once
+   they are taken. */
+bool lockreq_acquire(struct lockreq *r, void (*cb)(void *arg), void *arg);
+bool lockreq_owned(const struct lockreq *r);
+/* The name of a lock both requests use, or NULL. */
+const char *lockreq_shared(const struct lockreq *a, const struct lockreq *b);
+void lockreq_free(struct lockreq *r);
+/* Waiters that were woken try again; those that take their locks are called back. */
+void locks_run_ready(struct locks *reg);
+
 /* ------------------------------------------------------------ builds */
 
 struct build;
@@ -187,8 +215,13 @@ struct step {
     struct trigger *trigger;                /* trigger.c state */
     int setup_rc;                           /* the command's setup, done before the row */
     char *setup_error;
-    bool waiting_db; /* its row waits for the database: step_resume starts it */
-    char *unlogged;  /* a log that found no database (err.text...), for its state_string */
+    bool waiting_db;                     /* its row waits for the database: step_resume starts it */
+    struct cfg_lock_access *lock_access; /* the step's `locks` */
+    size_t n_lock_access;
+    struct lockreq *locks;
+    bool waiting_locks;   /* queued for its locks: they start it */
+    long long started_at; /* its row's */
+    char *unlogged;       /* a log that found no database (err.text...), for its state_string */
 };
 
 struct build {
@@ -212,7 +245,12 @@ struct build {
     bool held;        /* wk_build_start took: wk_build_done when it is over */
     int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
     char *stopped_reason;
-    json_t *step_names; /* for unique step names */
+    json_t *step_names;         /* for unique step names */
+    unsigned long cfg_version;  /* the engine's configuration it started under */
+    struct lockreq *locks;      /* the builder's locks, taken as the build starts */
+    long long locks_stepid;     /* the locks_acquire step */
+    long long locks_started_at; /* when the build began to wait for them */
+    bool waiting_locks;         /* in the locks_acquire phase, waiting */
 };
 
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
@@ -410,6 +448,8 @@ struct engine {
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
     long long repair_from;           /* requests_repair looks at builds from this id */
     struct ev_bus *bus;              /* where changes are published (engine_set_events), or NULL */
+    struct locks *locks;             /* master and worker locks */
+    unsigned long cfg_version;       /* counts reconfigs: which maxCount is the newest */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;

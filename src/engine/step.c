@@ -220,6 +220,8 @@ void step_free(struct step *s)
     if (s == NULL)
         return;
     luaL_unref(s->b->cfg->lua, LUA_REGISTRYINDEX, s->ref);
+    lockreq_free(s->locks);
+    cfg_lock_accesses_free(s->lock_access, s->n_lock_access);
     if (s->stdio != NULL) /* a step abandoned with the loop: its logs outlive it */
         s->stdio->step = NULL;
     for (size_t i = 0; i < s->n_logfiles; i++)
@@ -392,6 +394,9 @@ static bool hidden(struct step *s)
 void step_finish(struct step *s, int results)
 {
     assert(s->cmd == NULL); /* a command's callbacks would outlive the step */
+    lockreq_free(s->locks); /* released before the step's row is final, as Buildbot does */
+    s->locks = NULL;
+    s->waiting_locks = false;
     s->results = results;
     if (s->warn_re != NULL && s->warn_count > 0) { /* a new row: not in the transaction */
         char name[64];
@@ -982,8 +987,11 @@ static int insert_row(struct step *s, char **cause)
 {
     long long now = engine_now();
     char *state = step_summary(s, false);
-    struct db_param p[] = {DB_INT(s->number), DB_TEXT(s->name), DB_INT(s->b->id),
-                           DB_INT(now),       DB_TEXT(state),   DB_INT(now)};
+    /* a step with locks has them at locks_acquired_at, once it took them */
+    struct db_param p[] = {DB_INT(s->number), DB_TEXT(s->name),
+                           DB_INT(s->b->id),  DB_INT(now),
+                           DB_TEXT(state),    s->n_lock_access > 0 ? DB_NULL : DB_INT(now)};
+    s->started_at = now;
     int rc = db_insert(s->b->e->db,
                        "INSERT INTO steps (number, name, buildid, started_at, complete_at, "
                        "state_string, results, urls_json, hidden, locks_acquired_at) "
@@ -995,6 +1003,52 @@ static int insert_row(struct step *s, char **cause)
         engine_publish(s->b->e, EV_STEP, s->id, EV_STARTED);
     }
     return rc;
+}
+
+static void run_kind(struct step *s);
+
+/* The step's locks were taken: when, and how long it waited, as Buildbot writes them. */
+static void locks_taken(struct step *s)
+{
+    long long now = engine_now();
+    struct db_param p[] = {DB_INT(now), DB_INT(s->id)};
+    db_step(s, "UPDATE steps SET locks_acquired_at = ? WHERE id = ?", p, 2);
+    struct db_param q[] = {DB_INT(now - s->started_at), DB_INT(s->b->id)};
+    db_step(s, "UPDATE builds SET locks_duration_s = locks_duration_s + ? WHERE id = ?", q, 2);
+}
+
+static void locks_cb(void *arg)
+{
+    struct step *s = arg;
+    if (!s->waiting_locks)
+        return;
+    s->waiting_locks = false;
+    locks_taken(s);
+    run_kind(s);
+}
+
+/* BuildStep.acquireLocks: true if the step may run now; else it waits for its locks and
+   runs once it has them (or ends, see step_interrupt). */
+static bool take_locks(struct step *s)
+{
+    if (s->n_lock_access == 0)
+        return true;
+    s->locks = lockreq_new(s->b->e->locks, s->lock_access, s->n_lock_access, s->b->worker,
+                           s->b->cfg_version);
+    const char *both = lockreq_shared(s->locks, s->b->locks);
+    if (both != NULL) {
+        char *why = xasprintf("lock claimed by both Step and Build (%s)", both);
+        step_fail(s, RES_EXCEPTION, why);
+        free(why);
+        return false;
+    }
+    if (!lockreq_acquire(s->locks, locks_cb, s)) {
+        log_info("build %lld: step '%s' waits for its locks", s->b->id, s->name);
+        s->waiting_locks = true;
+        return false;
+    }
+    locks_taken(s);
+    return true;
 }
 
 /* Starts the step once its row is in: the step waits for an unavailable database (the
@@ -1030,7 +1084,16 @@ static void begin(struct step *s)
         free(cause);
     } else if (!run) {
         step_finish(s, RES_SKIPPED);
-    } else if (git_kind(s->kind)) {
+    } else if (take_locks(s)) {
+        run_kind(s);
+    }
+}
+
+/* What the step's kind runs. */
+static void run_kind(struct step *s)
+{
+    char *cause = NULL;
+    if (git_kind(s->kind)) {
         git_run(s);
     } else if (util_streq(s->kind, "step.trigger")) {
         trigger_run(s);
@@ -1046,6 +1109,9 @@ static void begin(struct step *s)
 
 void step_run(struct step *s)
 {
+    lua_rawgeti(lua_of(s), LUA_REGISTRYINDEX, s->ref);
+    cfg_read_locks(lua_of(s), -1, &s->lock_access, &s->n_lock_access);
+    lua_pop(lua_of(s), 1);
     s->setup_rc = setup_command(s, &s->setup_error);
     begin(s);
 }
@@ -1058,6 +1124,15 @@ void step_resume(struct step *s)
 
 void step_interrupt(struct step *s, const char *reason)
 {
+    if (s->waiting_locks) { /* it gives up its place and ends without its locks */
+        s->waiting_locks = false;
+        lockreq_free(s->locks);
+        s->locks = NULL;
+        s->interrupted = true;
+        complete_log(s, "cancelled while waiting for locks", reason);
+        step_finish(s, RES_CANCELLED);
+        return;
+    }
     if ((s->cmd == NULL && !s->local && !trigger_waiting(s)) || s->interrupted)
         return;
     s->interrupted = true;

@@ -399,12 +399,23 @@ static const struct broken broken[] = {
     {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = 'a@b.c' }) },\n",
      "{F}:3: bbm.worker: 'notify_on_missing' is a Buildbot parameter bbmaster does not "
      "implement: bbmaster sends no mail about missing workers yet\n"},
-    {W B(", locks = {}"),
-     "{F}:4: bbm.builder: 'locks' is a Buildbot parameter bbmaster does not implement: "
-     "bbmaster has no locks yet\n"},
-    {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', locks = {} } }"),
-     "{F}:4: bbm.steps.shell: 'locks' is a Buildbot parameter bbmaster does not implement: "
-     "bbmaster has no locks yet\n"},
+    /* locks: Buildbot's access modes, a lock always taken through an access, one lock a
+       name */
+    {W B(", locks = { bbm.locks.master{ name = 'x' }:access('bogus') }"),
+     "{F}:4: access: unknown access mode 'bogus'; it must be \"counting\" or \"exclusive\"\n"},
+    {W B(", factory = bbm.factory{ bbm.steps.shell{ command = 'x', locks = { "
+         "bbm.locks.master{ name = 'x' } } } }"),
+     "{F}:4: bbm.steps.shell: 'locks' names a lock without saying how it is taken; write "
+     "lock:access(\"counting\") or lock:access(\"exclusive\")\n"},
+    {W B(", locks = { bbm.locks.master{ name = 'x' }:access('counting'), "
+         "bbm.locks.worker{ name = 'x' }:access('counting') }"),
+     "{F}:4: two locks share the same name, 'x'\n"},
+    {W B(", locks = { bbm.locks.worker{ name = 'x', maxCountForWorker = { w1 = -1 } }"
+         ":access('exclusive', 2) }"),
+     "{F}:4: bbm.locks.worker: 'maxCountForWorker' maps worker names to whole numbers from 0 "
+     "to 1000000\n{F}:4: access: an exclusive access counts 1\n"},
+    {W B(", locks = { bbm.locks.master{ name = 'x', maxcount = 2 }:access('counting') }"),
+     "{F}:4: bbm.locks.master: unknown parameter 'maxcount'\n"},
     {W B(", factory = bbm.factory{ bbm.steps.git{ repourl = 'x', sshPrivateKey = 'k' } }"),
      "{F}:4: bbm.steps.git: 'sshPrivateKey' is a Buildbot parameter bbmaster does not "
      "implement: the git step uses the worker's own ssh setup\n"},
