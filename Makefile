@@ -5,7 +5,9 @@
 #                 ASan+UBSan, TSan and fuzz runs
 # Operator targets act on the master directory MASTER (default ./master), as the
 # buildmaster-config Makefile does: start-master, stop-master, restart-master,
-# check (checkconfig), create-master, reconfig.
+# check (checkconfig), create-master, reconfig, update-master (pull, then check and
+# reconfig only when something changed: scripts/update-master.sh); worker-password
+# prints a new worker password (14 letters and digits).
 
 MASTER ?= ./master
 BUILD ?= build
@@ -17,7 +19,8 @@ BBMASTER = $(BUILD)/src/bbmaster
 PYTEST = /usr/bin/python3 -m pytest
 
 .PHONY: all deps build test unit integration asan tsan fuzz bench run format \
-	create-master start-master stop-master restart-master reconfig check clean
+	create-master start-master stop-master restart-master reconfig check clean \
+	update-master worker-password
 
 all: build
 
@@ -118,6 +121,13 @@ reconfig: build
 
 check: build
 	$(BBMASTER) checkconfig $(MASTER)
+
+update-master:
+	sh scripts/update-master.sh $(abspath $(BBMASTER)) $(MASTER)
+
+worker-password:
+	@/usr/bin/python3 -c 'import secrets, string; \
+	a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(14)))'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
