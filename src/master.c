@@ -461,7 +461,17 @@ static void log_config_warnings(const struct cfg *c)
 /* What master.lua prints goes to the log, at start, at reconfig and from its functions. */
 static const struct cfg_load_opts load_opts = {.log_messages = true};
 
+static void reconfig_apply(struct master *m);
+
+/* systemd (Type=notify-reload) hears of a reconfig from start to end, applied or not. */
 static void reconfig(struct master *m)
+{
+    util_sd_notify("RELOADING=1");
+    reconfig_apply(m);
+    util_sd_notify("READY=1");
+}
+
+static void reconfig_apply(struct master *m)
 {
     log_info("loading configuration from %s", MASTER_CONFIG);
     struct cfg *next = NULL;
@@ -548,6 +558,7 @@ static void stop(struct master *m, const char *why)
     if (m->stopping)
         return;
     m->stopping = true;
+    util_sd_notify("STOPPING=1");
     log_info("%s: shutting down", why);
     alarm(MASTER_STOP_BOUND);
     ctl_queue_close(m->control);
@@ -704,6 +715,7 @@ int master_run(int ready_fd, char **cause)
     } else {
         log_info(MASTER_MSG_RUNNING);
         notify(&ready_fd, "ok\n");
+        util_sd_notify("READY=1");
         uv_run(&m.loop, UV_RUN_DEFAULT);
         wk_registry_free(m.workers);
     }

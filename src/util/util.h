@@ -64,6 +64,10 @@ void buf_consume(struct buf *b, size_t n);
 /* Takes the data out as a malloc'd C string (never NULL); the buffer is reset. */
 char *buf_take(struct buf *b);
 
+/* systemd: `state` ("READY=1", "RELOADING=1", "STOPPING=1") to $NOTIFY_SOCKET when the
+   service manager set it (sdnotify.c); nothing otherwise. */
+void util_sd_notify(const char *state);
+
 /* Strings. */
 bool util_streq(const char *a, const char *b);
 bool util_startswith(const char *s, const char *prefix);
