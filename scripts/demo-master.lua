@@ -8,7 +8,8 @@ return {
     title = "bbmaster demo",
     buildbotURL = "http://localhost:8010/",
     protocols = { pb = { port = 9989 } },
-    www = { port = 8010 },
+    -- the web UI on this machine only (as Twisted's strports: tcp:PORT:interface=ADDR)
+    www = { port = "tcp:8010:interface=127.0.0.1" },
     db_url = "sqlite:///state.sqlite",
     workers = { bbm.worker("example-worker", "pass", { max_builds = 1 }) },
     builders = {

@@ -47,7 +47,7 @@ until grep -q "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log"; do
   sleep 0.2
 done
 grep "worker 'example-worker' attached" "$MASTER_DIR/bbmaster.log" | tail -n 1
-WWW_PORT=$(sed -n 's/.*www *= *{ *port *= *\([0-9]*\).*/\1/p' "$MASTER_DIR/master.lua" | head -n 1)
+WWW_PORT=$(sed -n 's/.*www *= *{ *port *= *"*\(tcp:\)*\([0-9]*\).*/\2/p' "$MASTER_DIR/master.lua" | head -n 1)
 API="http://localhost:$WWW_PORT/api/v2"
 FORCED=$(curl -s -X POST -H 'Content-Type: application/json' \
   -d '{"id": 1, "jsonrpc": "2.0", "method": "force", "params": {"reason": "make run"}}' \

@@ -393,6 +393,7 @@ static int open_www(struct master *m, const struct cfg *c, struct www **out, cha
     char *url = c->buildbot_url != NULL ? xstrdup(c->buildbot_url)
                                         : xasprintf("http://localhost:%d/", c->www_port);
     struct www_opts o = {.port = c->www_port,
+                         .interface = c->www_interface,
                          .max_connections = (unsigned)m->web_fds,
                          .db_url = c->db_url,
                          .basedir = getcwd(cwd, sizeof cwd),
@@ -403,7 +404,8 @@ static int open_www(struct master *m, const struct cfg *c, struct www **out, cha
     free(url);
     if (*out == NULL)
         return -1;
-    log_info("web server listening on port %d", c->www_port);
+    log_info("web server listening on %s%s%sport %d", c->www_interface ? "interface " : "",
+             c->www_interface ? c->www_interface : "", c->www_interface ? ", " : "", c->www_port);
     return 0;
 }
 
@@ -485,10 +487,17 @@ static void reconfig_apply(struct master *m)
         return;
     }
     /* Buildbot's rule: the database stays the one the master started with */
-    bool www_moves = next->www_port != m->cfg->www_port;
+    bool www_moves = next->www_port != m->cfg->www_port ||
+                     !util_streq(next->www_interface ? next->www_interface : "",
+                                 m->cfg->www_interface ? m->cfg->www_interface : "");
     struct www *www = NULL;
     if (!util_streq(next->db_url, m->cfg->db_url))
         cause = xstrdup("Cannot change c['db']['db_url'] after the master has started");
+    else if (www_moves && next->www_port == m->cfg->www_port)
+        /* the new server listens before the old one closes: one port cannot be both */
+        cause = xasprintf("www.port: port %d cannot move to another interface while it "
+                          "listens; restart the master to move it",
+                          next->www_port);
     else if (www_moves && open_www(m, next, &www, &cause) < 0)
         ;
     else if (wk_listen(m->workers, next->pb_interface, next->pb_port, &cause) != 0)

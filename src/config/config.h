@@ -146,6 +146,7 @@ struct cfg {
     int pb_port;                 /* protocols.pb.port; 0 = no PB listener */
     char *pb_interface;          /* from "tcp:PORT:interface=ADDR"; NULL = all */
     int www_port;                /* www.port; 0 = no web server */
+    char *www_interface;         /* from "tcp:PORT:interface=ADDR"; NULL = all */
     struct cfg_github *github;   /* NULL: no GitHub webhook */
     struct cfg_janitor *janitor; /* configurators' janitor; NULL: none */
     char *db_url;

@@ -550,6 +550,7 @@ void cfg_free(struct cfg *cfg)
     free(cfg->builders);
     free(cfg->schedulers);
     free(cfg->pb_interface);
+    free(cfg->www_interface);
     free(cfg->db_url);
     free(cfg->title);
     free(cfg->title_url);

@@ -7,6 +7,7 @@
  */
 #include "config/internal.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,6 +612,58 @@ static void read_project(struct reader *r, int idx)
     free(take_name(r, idx, "projects", "bbm.projects", "project", file, sizeof file, &line));
 }
 
+/* Splits a strports description at its unescaped colons, in place (a backslashed colon is
+   a colon, as Twisted writes an IPv6 interface: tcp:8010:interface=\:\:1); how many parts, at most
+   `max`, or max + 1 when there are more. */
+static size_t split_strports(char *spec, char **parts, size_t max)
+{
+    size_t n = 0;
+    char *out = spec;
+    parts[n++] = out;
+    for (char *p = spec; *p != '\0'; p++) {
+        if (p[0] == '\\' && p[1] != '\0') {
+            *out++ = *++p;
+        } else if (*p == ':') {
+            *out++ = '\0';
+            if (n == max)
+                return max + 1;
+            parts[n++] = out;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+    return n;
+}
+
+/* Reads "[tcp:|tcp6:]PORT|port=PORT[:interface=ADDR]": the port, or -2 when it cannot. */
+static long parse_strports(const char *text, char **iface)
+{
+    char *spec = xstrdup(text), *parts[8];
+    size_t n = split_strports(spec, parts, 8);
+    long port = -2;
+    size_t i = n > 0 && (strcmp(parts[0], "tcp") == 0 || strcmp(parts[0], "tcp6") == 0);
+    for (bool first = true; i < n && n <= 8; i++, first = false) {
+        const char *v = parts[i];
+        if (util_startswith(v, "port="))
+            v += strlen("port=");
+        else if (!first && util_startswith(v, "interface=") && iface != NULL) {
+            free(*iface);
+            *iface = xstrdup(v + strlen("interface="));
+            continue;
+        } else if (!first) {
+            port = -2;
+            break;
+        }
+        if (util_parse_long(v, -1000000, 1000000, &port) != 0) {
+            port = -2;
+            break;
+        }
+    }
+    free(spec);
+    return port;
+}
+
 /* A port: a number, or a strports string "tcp:PORT[:interface=ADDR]". */
 static int parse_port(struct reader *r, int idx, const char *what, char **iface)
 {
@@ -620,21 +673,7 @@ static int parse_port(struct reader *r, int idx, const char *what, char **iface)
     if (lua_type(L, idx) == LUA_TNUMBER) {
         port = lua_isinteger(L, idx) ? (long)lua_tointeger(L, idx) : -1;
     } else if (lua_type(L, idx) == LUA_TSTRING) {
-        char *spec = xstrdup(lua_tostring(L, idx)), *save = NULL;
-        char *part = strtok_r(spec, ":", &save);
-        if (part != NULL && strcmp(part, "tcp") == 0)
-            part = strtok_r(NULL, ":", &save);
-        if (part == NULL || util_parse_long(part, -1000000, 1000000, &port) != 0)
-            port = -2;
-        while ((part = strtok_r(NULL, ":", &save)) != NULL) {
-            if (util_startswith(part, "interface=") && iface != NULL) {
-                free(*iface);
-                *iface = xstrdup(part + strlen("interface="));
-            } else {
-                port = -2;
-            }
-        }
-        free(spec);
+        port = parse_strports(lua_tostring(L, idx), iface);
     } else {
         cfg_error(L, r->path, line, "%s must be a number or \"tcp:PORT\", not %s", what,
                   luaL_typename(L, idx));
@@ -645,6 +684,15 @@ static int parse_port(struct reader *r, int idx, const char *what, char **iface)
                   "%s: cannot understand \"%s\"; use a number or "
                   "\"tcp:PORT[:interface=ADDRESS]\"",
                   what, lua_tostring(L, idx));
+        return 0;
+    }
+    unsigned char buf[16];
+    if (iface != NULL && *iface != NULL && inet_pton(AF_INET, *iface, buf) != 1 &&
+        inet_pton(AF_INET6, *iface, buf) != 1) {
+        cfg_error(L, r->path, line,
+                  "%s: interface \"%s\" is not an IPv4 or IPv6 address (write an IPv6 "
+                  "address's colons as \\:, as Twisted does)",
+                  what, *iface);
         return 0;
     }
     if (port < 1 || port > 65535) {
@@ -954,7 +1002,7 @@ static void read_www(struct reader *r)
     if (t == LUA_TTABLE) {
         check_www_keys(r, lua_gettop(L));
         if (lua_getfield(L, -1, "port") != LUA_TNIL)
-            r->cfg->www_port = parse_port(r, lua_gettop(L), "www.port", NULL);
+            r->cfg->www_port = parse_port(r, lua_gettop(L), "www.port", &r->cfg->www_interface);
         lua_pop(L, 1);
         int h = lua_getfield(L, -1, "change_hook_dialects");
         if (h == LUA_TTABLE)

@@ -527,6 +527,24 @@ static int action_wait_ms(void)
     return (int)env_number("BBM_ACTION_WAIT_MS", WWW_ACTION_WAIT_MS, 100, WWW_ACTION_WAIT_MS);
 }
 
+/* The address to listen on: every IPv4 address, or the interface's (IPv4 or IPv6). */
+static int listen_addr(const struct www_opts *opts, struct sockaddr_storage *ss, bool *v6)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)opts->port);
+    in->sin_addr.s_addr = htonl(INADDR_ANY);
+    if (opts->interface == NULL || inet_pton(AF_INET, opts->interface, &in->sin_addr) == 1)
+        return 0;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    memset(ss, 0, sizeof *ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)opts->port);
+    *v6 = true;
+    return inet_pton(AF_INET6, opts->interface, &in6->sin6_addr) == 1 ? 0 : -1;
+}
+
 struct www *www_start(const struct www_opts *opts, char **cause)
 {
     struct www *w = xcalloc(1, sizeof *w);
@@ -551,9 +569,9 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->search_ms = env_number("BBM_WWW_SEARCH_MS", WWW_SEARCH_MS, 0, WWW_SEARCH_MS);
     w->answers.max =
         env_number("BBM_WWW_ANSWER_BUDGET", WWW_ANSWER_BUDGET, 1 << 20, WWW_ANSWER_BUDGET);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (opts->interface != NULL && inet_pton(AF_INET, opts->interface, &addr.sin_addr) != 1) {
+    struct sockaddr_storage addr;
+    bool v6 = false;
+    if (listen_addr(opts, &addr, &v6) != 0) {
         util_cause(cause, "www: bad interface address \"%s\"", opts->interface);
         www_stop(w);
         return NULL;
@@ -582,7 +600,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     w->jobs = www_jobs_start(cores > 8 ? 8 : cores > 2 ? (size_t)cores : 2);
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_ALLOW_UPGRADE,
+            MHD_ALLOW_UPGRADE | (v6 ? MHD_USE_IPv6 : 0),
         (uint16_t)opts->port, NULL, NULL, access_cb, w, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, w->lim.max, MHD_OPTION_PER_IP_CONNECTION_LIMIT, w->lim.per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (w->lim.idle_ms + 999) / 1000,

@@ -216,6 +216,13 @@ static const struct broken broken[] = {
     {W "  www = { port = 8010,\n    auth = {} },\n",
      "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port, "
      "change_hook_dialects, release_cycle, redirects and release_test_results)\n"},
+    /* the web port binds where it is told, as protocols.pb.port does (IPv6 as Twisted
+       writes it, its colons backslashed) */
+    {W "  www = { port = 'tcp:8010:interface=127.0.0.1' },\n", ""},
+    {W "  www = { port = 'tcp:port=8010:interface=\\\\:\\\\:1' },\n", ""},
+    {W "  www = { port = 'tcp:8010:interface=nope' },\n",
+     "{F}:4: www.port: interface \"nope\" is not an IPv4 or IPv6 address (write an IPv6 "
+     "address's colons as \\:, as Twisted does)\n"},
     {W "  www = { prot = 8010 },\n",
      "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port, "
      "change_hook_dialects, release_cycle, redirects and release_test_results)\n"},
