@@ -526,7 +526,8 @@ static void reconfig_apply(struct master *m)
     changes_reconfig(m->changes, next);
     engine_release_config(m->engine, old);
     publish_forms(m);
-    log_info(MASTER_MSG_RECONFIG_OK " (%llu ms)", (unsigned long long)(util_mono_ms() - t0));
+    log_info(MASTER_MSG_RECONFIG_OK " (%llu ms, master.lua itself %lu ms)",
+             (unsigned long long)(util_mono_ms() - t0), next->lua_ms);
 }
 
 /* The builds have stopped (or the wait is over): the connections and the rest go. */
@@ -648,8 +649,8 @@ static int start(struct master *m, char **cause)
         free(errors);
         return -1;
     }
-    log_info("configuration loaded: %zu worker(s), %zu builder(s)", m->cfg->n_workers,
-             m->cfg->n_builders);
+    log_info("configuration loaded: %zu worker(s), %zu builder(s) (master.lua itself ran %lu ms)",
+             m->cfg->n_workers, m->cfg->n_builders, m->cfg->lua_ms);
     log_config_warnings(m->cfg);
     m->bus = ev_bus_new();
     if (open_db(m, cause) < 0) {
