@@ -212,7 +212,7 @@ def test_a_run_in_batches_beside_a_running_build(master, backend, workers, tmp_p
         site.execute("ANALYZE")
     total = sum(site.chunks().values())
     assert total == bulk + 113
-    site.start("2026-12-01 02:58:00", 5)
+    site.start("2026-12-01 02:59:00", 5)
     workers("w1", "pw", master.pb_port).start()
     wait_for(lambda: api_get(site.www, "workers/w1")["workers"][0]["connected_to"],
              what="worker w1 connected")
