@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ struct master {
     json_t *addresses; /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
     struct cyclefetch *cycle;  /* fetches www.release_cycle when it is a URL */
+    char *session_secret;      /* Buildbot's, from object_state (read once) */
     struct ctl_queue *control; /* actions from the web threads */
     struct ev_bus *bus;        /* what the engine writes, for the web and reporters */
     uv_thread_t retiring;      /* stops a web server a reconfig replaced */
@@ -356,10 +358,46 @@ static void follow_release_cycle(struct master *m)
     www_set_release_cycle(m->www, fetch ? CYCLEFETCH_FILE : v, fetch ? v : NULL);
 }
 
+/*
+ * Buildbot's session secret: object_state of object ("www",
+ * "buildbot.www.service.WWWService"), key session_secret, a JSON string of 32 hex
+ * characters, created atomically when missing (WWWService._get_session_secret), so
+ * sessions are good on every master of the database and across restarts.
+ */
+static char *session_secret(struct master *m)
+{
+    if (m->session_secret != NULL)
+        return m->session_secret;
+    unsigned char raw[16];
+    char hex[2 * sizeof raw + 3] = "\"", *text = NULL, *cause = NULL;
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        log_error("www: no randomness for the session secret: sessions are off");
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 1 + 2 * i, 3, "%02x", raw[i]);
+    strcat(hex, "\"");
+    long long id = db_object_id(m->db, "www", "buildbot.www.service.WWWService", &cause);
+    json_t *v = NULL;
+    if (id >= 0 && db_state_create(m->db, id, "session_secret", hex, &text, &cause) == 0)
+        v = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (json_is_string(v))
+        m->session_secret = xstrdup(json_string_value(v));
+    else
+        log_error("www: the session secret: %s; sessions are off",
+                  cause != NULL ? cause : "not a JSON string");
+    json_decref(v);
+    free(text);
+    free(cause);
+    return m->session_secret;
+}
+
 /* The force schedulers' forms, the webhook dialects and the frontend configuration for the
    web, from the current configuration. */
 static void publish_forms(struct master *m)
 {
+    if (m->www != NULL)
+        www_set_auth(m->www, session_secret(m), m->cfg->www_auth);
     const char **from = xcalloc(m->cfg->n_redirects + 1, sizeof *from);
     const char **to = xcalloc(m->cfg->n_redirects + 1, sizeof *to);
     for (size_t i = 0; i < m->cfg->n_redirects; i++) {
@@ -576,6 +614,8 @@ static void stop(struct master *m, const char *why)
     m->www = NULL;
     cyclefetch_free(m->cycle);
     m->cycle = NULL;
+    free(m->session_secret);
+    m->session_secret = NULL;
     sched_free(m->sched);
     m->sched = NULL;
     changes_free(m->changes);

@@ -220,6 +220,12 @@ static const struct param janitor_params[] = {
     {"dayOfMonth", P_ANY, false}, {"month", P_ANY, false},
     {"dayOfWeek", P_ANY, false},  END};
 
+/* www.auth: Buildbot's auth classes. */
+static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};
+static const struct param htpasswd_params[] = {{"passwdFile", P_STR, true}, END};
+static const struct param remoteuser_params[] = {
+    {"header", P_STR, false}, {"headerRegex", P_STR, false}, END};
+
 static const struct param filter_params[] = {{"project", P_STRS, false},
                                              {"project_not_eq", P_STRS, false},
                                              {"project_re", P_STRS, false},
@@ -662,6 +668,16 @@ static const struct ctor ctors[] = {
      "configurator.janitor",
      "bbm.configurators.janitor",
      {janitor_params}},
+    {"www.no_auth", "www.no_auth", "bbm.www.no_auth", {none_params}},
+    {"www.user_password_auth",
+     "www.user_password_auth",
+     "bbm.www.user_password_auth",
+     {userpass_params}},
+    {"www.htpasswd_auth", "www.htpasswd_auth", "bbm.www.htpasswd_auth", {htpasswd_params}},
+    {"www.remote_user_auth",
+     "www.remote_user_auth",
+     "bbm.www.remote_user_auth",
+     {remoteuser_params}},
     {"changes.pb", "change_source.pb", "bbm.changes.pb", {pbchange_params}},
     {"changes.git_poller",
      "change_source.git_poller",

@@ -127,6 +127,7 @@ struct cfg_janitor {
 };
 
 /* www.redirects: a short path sent on to a page (bbmaster's own key). */
+#define CFG_AUTH_USERS_MAX 10000 /* www.auth's user_password_auth users */
 #define CFG_REDIRECTS_MAX 256
 #define CFG_REDIRECT_MAX 1024 /* bytes of a path or target */
 struct cfg_redirect {
@@ -158,6 +159,9 @@ struct cfg {
     struct cfg_redirect *redirects; /* www.redirects */
     size_t n_redirects;
     char *release_test_results; /* www.release_test_results: builds' JUnit files, or NULL */
+    /* JSON text {"auth": ..., "cookie_expiration_time": N} of www's keys of those names,
+       auth a constructor's table (with _kind) */
+    char *www_auth;
     /* uploadRoots: the absolute directories transfer steps may write to and read from
        on the master, besides the master's own directory */
     char **upload_roots;

@@ -565,6 +565,7 @@ void cfg_free(struct cfg *cfg)
     }
     free(cfg->redirects);
     free(cfg->release_test_results);
+    free(cfg->www_auth);
     free(cfg->path);
     free(cfg->warnings);
     if (cfg->lua != NULL)

@@ -837,8 +837,14 @@ static void read_hooks(struct reader *r, int idx)
 }
 
 /* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
-static const char *const www_keys[] = {"port",      "change_hook_dialects", "release_cycle",
-                                       "redirects", "release_test_results", NULL};
+static const char *const www_keys[] = {"port",
+                                       "change_hook_dialects",
+                                       "release_cycle",
+                                       "redirects",
+                                       "release_test_results",
+                                       "auth",
+                                       "cookie_expiration_time",
+                                       NULL};
 
 static void check_www_keys(struct reader *r, int idx)
 {
@@ -857,7 +863,8 @@ static void check_www_keys(struct reader *r, int idx)
             cfg_suggest(key, www_keys, hint, sizeof hint);
         cfg_error(L, r->path, key != NULL ? key_line(r, key) : key_line(r, "www"),
                   "www: unknown or unsupported key '%s'%s (bbmaster takes port, "
-                  "change_hook_dialects, release_cycle, redirects and release_test_results)",
+                  "change_hook_dialects, release_cycle, redirects, release_test_results, auth and "
+                  "cookie_expiration_time)",
                   key != NULL ? key : "?", hint);
     }
 }
@@ -995,6 +1002,67 @@ static void read_test_results(struct reader *r, int idx)
     lua_pop(L, 1);
 }
 
+/* Whether the value at the top is a constructor's table of one of `kinds`. */
+static bool is_kind(lua_State *L, const char *const *kinds)
+{
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return false;
+    bool ok = false;
+    if (lua_getfield(L, -1, CFG_KIND) == LUA_TSTRING)
+        for (size_t i = 0; kinds[i] != NULL && !ok; i++)
+            ok = strcmp(lua_tostring(L, -1), kinds[i]) == 0;
+    lua_pop(L, 1);
+    return ok;
+}
+
+static const char *const auth_kinds[] = {"www.no_auth", "www.user_password_auth",
+                                         "www.htpasswd_auth", "www.remote_user_auth", NULL};
+/* user_password_auth{users}: names and passwords are strings. */
+static void check_users(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    if (lua_getfield(L, idx, "users") == LUA_TTABLE) {
+        size_t n = 0;
+        for (lua_pushnil(L); lua_next(L, -2) != 0; lua_pop(L, 1))
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
+                ++n > CFG_AUTH_USERS_MAX)
+                cfg_error(L, r->path, key_line(r, "auth"),
+                          "bbm.www.user_password_auth: users must be at most %d name = "
+                          "\"password\" strings",
+                          CFG_AUTH_USERS_MAX);
+    }
+    lua_pop(L, 1);
+}
+
+/*
+ * www.auth and www.cookie_expiration_time (seconds; Buildbot's is a timedelta):
+ * checked here, handed to the web as JSON (cfg->www_auth).
+ */
+static void read_auth(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    json_t *o = json_object();
+    int t = lua_getfield(L, idx, "auth");
+    if (t != LUA_TNIL && !is_kind(L, auth_kinds))
+        cfg_error(L, r->path, key_line(r, "auth"),
+                  "www.auth must be bbm.www.no_auth{}, user_password_auth{users}, "
+                  "htpasswd_auth{passwdFile} or remote_user_auth{header, headerRegex}");
+    else if (t != LUA_TNIL)
+        check_users(r, lua_gettop(L));
+    if (t != LUA_TNIL)
+        json_object_set_new(o, "auth", cfg_lua_to_json(L, -1));
+    lua_pop(L, 1);
+    t = lua_getfield(L, idx, "cookie_expiration_time");
+    if (t != LUA_TNIL && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0))
+        cfg_error(L, r->path, key_line(r, "cookie_expiration_time"),
+                  "www.cookie_expiration_time must be a positive whole number of seconds");
+    else if (t != LUA_TNIL)
+        json_object_set_new(o, "cookie_expiration_time", json_integer(lua_tointeger(L, -1)));
+    lua_pop(L, 1);
+    r->cfg->www_auth = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+}
+
 static void read_www(struct reader *r)
 {
     lua_State *L = r->L;
@@ -1014,6 +1082,7 @@ static void read_www(struct reader *r)
         read_release_cycle(r, lua_gettop(L));
         read_redirects(r, lua_gettop(L));
         read_test_results(r, lua_gettop(L));
+        read_auth(r, lua_gettop(L));
     } else if (t != LUA_TNIL) {
         cfg_error(L, r->path, key_line(r, "www"), "'www' must be a table, not %s",
                   luaL_typename(L, -1));

@@ -229,6 +229,10 @@ long long db_object_id(struct db *db, const char *name, const char *class_name, 
 int db_state_get(struct db *db, long long objectid, const char *name, char **value, char **cause);
 int db_state_set(struct db *db, long long objectid, const char *name, const char *value,
                  char **cause);
+/* Buildbot's atomicCreateState: the JSON text under `name` in *out (malloc'd), stored as
+   `value` first if there is none (another master's value wins a race).  0 or -1. */
+int db_state_create(struct db *db, long long objectid, const char *name, const char *value,
+                    char **out, char **cause);
 long long db_sourcestamp_id(struct db *db, const char *branch, const char *revision,
                             const char *repository, const char *project, const char *codebase,
                             long long now, char **cause);

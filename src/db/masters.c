@@ -246,3 +246,23 @@ int db_state_set(struct db *db, long long objectid, const char *name, const char
     }
     return 0;
 }
+
+int db_state_create(struct db *db, long long objectid, const char *name, const char *value,
+                    char **out, char **cause)
+{
+    if (db_state_get(db, objectid, name, out, cause) < 0 || *out != NULL)
+        return *out != NULL ? 0 : -1;
+    struct db_param q[] = {DB_INT(objectid), DB_TEXT(name), DB_TEXT(value), DB_INT(objectid),
+                           DB_TEXT(name)};
+    char *why = NULL; /* another master may have added it first: then its value is read */
+    db_exec(db,
+            "INSERT INTO object_state (objectid, name, value_json) SELECT ?, ?, ? WHERE NOT "
+            "EXISTS (SELECT 1 FROM object_state WHERE objectid = ? AND name = ?)",
+            q, 5, &why);
+    if (db_state_get(db, objectid, name, out, cause) < 0)
+        return -1;
+    if (*out == NULL)
+        util_cause(cause, "cannot store %s: %s", name, why != NULL ? why : "?");
+    free(why);
+    return *out != NULL ? 0 : -1;
+}

@@ -674,6 +674,7 @@ struct www {
     struct www_feed *feed; /* live events, or NULL */
     struct ui_release *release;
     struct www_jobs *jobs; /* page renders */
+    struct www_auth *auth; /* sessions, login and authorization (auth.c), under lock */
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);
@@ -696,6 +697,58 @@ enum MHD_Result www_send_raw(struct www *w, struct MHD_Connection *c, struct www
 /* A JSON-RPC error answer as Buildbot writes it. */
 enum MHD_Result www_rpc_error(struct MHD_Connection *c, int status, json_t *id, int code,
                               const char *msg);
+
+/*
+ * session.c: Buildbot's sessions, an HS256 JWT {"user_info": {...}, "exp": N} in the
+ * TWISTED_SESSION cookie, signed with the secret Buildbot keeps in object_state.
+ */
+#define WWW_SESSION_COOKIE "TWISTED_SESSION"
+#define WWW_SESSION_TOKEN_MAX 8192      /* longer tokens are not read (browsers keep 4 KB) */
+#define WWW_SESSION_TTL (7 * 24 * 3600) /* Buildbot's cookie_expiration_time default */
+/* The base64url HS256 signature of n bytes of `data` (malloc'd). */
+char *www_jwt_sign(const char *secret, const char *data, size_t n);
+/* PyJWT's token of {"user_info": user_info, "exp": exp}, signed with `secret` (malloc'd). */
+char *www_jwt_encode(const char *secret, const json_t *user_info, long long exp);
+/* The user_info (an object) of the n bytes of `token` if it is an HS256 token signed with
+   `secret`, valid at `now`, else NULL. */
+json_t *www_jwt_decode(const char *secret, const char *token, size_t n, long long now);
+/* The value of cookie `name` in a Cookie header (quotes dropped): true, *value and *len. */
+bool www_cookie_find(const char *header, const char *name, const char **value, size_t *len);
+/* {"anonymous": true} */
+json_t *www_session_anonymous(void);
+/* The request's user_info: the trusted proxy's header (remote_user_auth), else the session
+   cookie's, else anonymous.  Never NULL. */
+json_t *www_session_user(struct www *w, struct MHD_Connection *c);
+/* The Set-Cookie value of a session for user_info (malloc'd), or NULL without a secret. */
+char *www_session_cookie(struct www *w, const json_t *user_info);
+/* buildbotURL#<the request's ?redirect, or "/"> (malloc'd). */
+char *www_session_redirect(struct www *w, struct MHD_Connection *c);
+/* 302 to www_session_redirect with the session cookie of user_info. */
+enum MHD_Result www_session_answer(struct www *w, struct MHD_Connection *c,
+                                   const json_t *user_info);
+enum MHD_Result www_session_logout(struct www *w, struct MHD_Connection *c);
+/* Who a user is in logs and as a build's owner, as Buildbot's rest.py names it: the email,
+   else the username, else the full name, else "anonymous". */
+const char *www_user_name(const json_t *user_info);
+
+/*
+ * auth.c: www.auth (who may log in and how), as the engine hands it over with
+ * www_set_auth; reference counted, replaced whole.
+ */
+#define WWW_AUTH_HEADER_MAX 1024 /* remote_user_auth: a longer header is no user */
+#define WWW_AUTH_LINE_MAX 4096   /* htpasswd_auth: a longer line is cut there */
+struct www_auth;
+/* The current configuration, held (NULL: none yet); given back with www_auth_put. */
+struct www_auth *www_auth_get(struct www *w);
+void www_auth_put(struct www_auth *a);
+const char *www_auth_secret(const struct www_auth *a);
+long long www_auth_ttl(const struct www_auth *a);
+/* Whether /auth/login takes a user name and password. */
+bool www_auth_can_login(const struct www_auth *a);
+/* remote_user_auth: the user_info the trusted proxy's header gives, or NULL. */
+json_t *www_auth_remote_user(struct www *w, struct MHD_Connection *c);
+/* /auth/login and /auth/logout (also under /all/); -1 for another path. */
+enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url);
 
 /*
  * rpc.c: a request's body and, once posted, its action.  The body's bound is

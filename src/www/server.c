@@ -409,6 +409,11 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
         return get ? www_search(w, c, logid) : www_send_error(c, 400, "invalid HTTP method");
     }
+    if (sub == NULL && strcmp(method, "GET") == 0) {
+        enum MHD_Result auth = www_auth_route(w, c, url);
+        if (auth != (enum MHD_Result) - 1)
+            return auth;
+    }
     if (sub == NULL)
         return www_ui_answer(w, c, url, method, &ctx->job);
     char *path = xstrdup(sub);
@@ -731,6 +736,7 @@ void www_stop(struct www *w)
     www_logidx_free(w->logidx);
     free(w->forceschedulers);
     free(w->frontend);
+    www_auth_put(w->auth);
     free_redirects(w);
     pthread_mutex_destroy(&w->lock);
     free(w->db_url);

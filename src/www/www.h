@@ -79,5 +79,12 @@ void www_set_release_results(struct www *w, const char *dir);
  * routes take a webhook's body.  Set at start and at every reconfig.
  */
 void www_set_hook_dialects(struct www *w, const char *const *names, size_t n);
+/*
+ * Sessions and access: `secret` is Buildbot's session secret (object_state, the hex text
+ * as stored, without its JSON quotes); `conf` the JSON text of www.auth, www.authz and
+ * www.cookie_expiration_time as config/ keeps them (NULL: no auth, everything allowed).
+ * Set at start and at every reconfig.
+ */
+void www_set_auth(struct www *w, const char *secret, const char *conf);
 
 #endif

@@ -370,6 +370,25 @@ static const struct {
     {"/about", "About"},
 };
 
+/* Who is logged in, with a logout link; or a login link when www.auth takes one. */
+static void user_bar(struct ui_page *p)
+{
+    if (p->w == NULL || p->user == NULL)
+        return;
+    if (!json_is_true(json_object_get(p->user, "anonymous"))) {
+        html_put(&p->out,
+                 "<span class=\"user\">%s <a href=\"/auth/logout?redirect=/\">logout</a>"
+                 "</span>",
+                 www_user_name(p->user));
+        return;
+    }
+    struct www_auth *a = www_auth_get(p->w);
+    if (www_auth_can_login(a))
+        buf_addstr(&p->out, "<span class=\"user\"><a href=\"/auth/login?redirect=/\">login</a>"
+                            "</span>");
+    www_auth_put(a);
+}
+
 void ui_head(struct ui_page *p, const char *title, const char *nav)
 {
     html_put(&p->out,
@@ -387,7 +406,9 @@ void ui_head(struct ui_page *p, const char *title, const char *nav)
         html_put(&p->out, "<a href=\"%S\"%S>%S</a>", menu[i].path,
                  nav != NULL && strcmp(nav, menu[i].path) == 0 ? " aria-current=\"page\"" : "",
                  menu[i].label);
-    buf_addstr(&p->out, "</nav></header><main>");
+    buf_addstr(&p->out, "</nav>");
+    user_bar(p);
+    buf_addstr(&p->out, "</header><main>");
 }
 
 void ui_foot(struct ui_page *p)
@@ -539,11 +560,13 @@ static enum MHD_Result arg_cb(void *cls, enum MHD_ValueKind kind, const char *ke
     return MHD_YES;
 }
 
-static char *page_key(const char *path, const struct page_args *args)
+static char *page_key(const char *path, const struct page_args *args, const json_t *user)
 {
     struct buf key;
     buf_init(&key, 0);
-    buf_printf(&key, "ui\n%zu:%s", strlen(path), path);
+    char *who = json_dumps(user, JSON_COMPACT | JSON_SORT_KEYS); /* pages differ by user */
+    buf_printf(&key, "ui\n%s\n%zu:%s", who != NULL ? who : "", strlen(path), path);
+    free(who);
     for (size_t i = 0; i < args->n; i++)
         buf_printf(&key, "\n%zu:%s%zu:%s", strlen(args->kv[i].key), args->kv[i].key,
                    strlen(args->kv[i].value), args->kv[i].value);
@@ -569,6 +592,7 @@ static void page_job_free(struct www_job *job)
         www_pool_put(pj->p.w, pj->p.db);
     buf_free(&pj->p.out);
     json_decref(pj->p.held);
+    json_decref(pj->p.user);
     free(pj->p.redirect);
     free(pj->p.cause);
     free(pj->key);
@@ -602,9 +626,11 @@ static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_p
 {
     struct page_args pa = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &pa);
-    char *key = page_key(url, &pa);
+    json_t *user = www_session_user(w, c);
+    char *key = page_key(url, &pa, user);
     int cached = www_cache_answer(w->cache, key, c);
     if (cached >= 0) {
+        json_decref(user);
         free(key);
         free(path);
         return cached > 0 ? MHD_YES : MHD_NO;
@@ -618,7 +644,7 @@ static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_p
     pj->path = path;
     pj->args = *args;
     pj->writes = db_writes(NULL);
-    pj->p = (struct ui_page){.w = w, .status = 200, .held = json_array()};
+    pj->p = (struct ui_page){.w = w, .status = 200, .held = json_array(), .user = user};
     pj->p.kv = pj->pa.kv;
     pj->p.n_kv = pj->pa.n;
     buf_init(&pj->p.out, 0);
@@ -633,6 +659,22 @@ static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_p
     return page_job_answer(&pj->job, c);
 }
 
+/* GET /config: the frontend configuration with "user": the request's user_info. */
+static char *frontend_with_user(struct www *w, struct MHD_Connection *c)
+{
+    char *text = www_frontend_config(w);
+    json_t *o = json_loads(text, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return text;
+    }
+    json_object_set_new(o, "user", www_session_user(w, c));
+    free(text);
+    text = json_dumps(o, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+}
+
 enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const char *url,
                               const char *method, struct www_job **job)
 {
@@ -643,8 +685,8 @@ enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const cha
         url += 4;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return www_send_error(c, 405, "method not allowed");
-    if (strcmp(url, "/config") == 0) { /* Buildbot's frontend configuration */
-        char *text = www_frontend_config(w);
+    if (strcmp(url, "/config") == 0) { /* Buildbot's frontend configuration, its user */
+        char *text = frontend_with_user(w, c);
         struct MHD_Response *r =
             MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(r, "Content-Type", "application/json");

@@ -57,6 +57,7 @@ struct ui_page {
     char *redirect; /* a 302 instead of the page */
     int refresh;    /* > 0: the page reloads itself after this many seconds */
     char csrf[33];  /* the token its forms carry (actions.c) */
+    json_t *user;   /* who asks (the session's user_info) */
 };
 
 /* The query parameters of a page: the values of `key` in order (NULL-terminated is not

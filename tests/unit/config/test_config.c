@@ -213,9 +213,10 @@ struct broken {
 static const struct broken broken[] = {
     {"  titel = 'x',\n", "{F}:3: unknown configuration key 'titel'; did you mean 'title'?\n"},
     /* a Buildbot www option bbmaster does not implement is refused, not ignored */
-    {W "  www = { port = 8010,\n    auth = {} },\n",
-     "{F}:5: www: unknown or unsupported key 'auth' (bbmaster takes port, "
-     "change_hook_dialects, release_cycle, redirects and release_test_results)\n"},
+    {W "  www = { port = 8010,\n    avatar_methods = {} },\n",
+     "{F}:5: www: unknown or unsupported key 'avatar_methods' (bbmaster takes port, "
+     "change_hook_dialects, release_cycle, redirects, release_test_results, auth and "
+     "cookie_expiration_time)\n"},
     /* the web port binds where it is told, as protocols.pb.port does (IPv6 as Twisted
        writes it, its colons backslashed) */
     {W "  www = { port = 'tcp:8010:interface=127.0.0.1' },\n", ""},
@@ -225,7 +226,11 @@ static const struct broken broken[] = {
      "address's colons as \\:, as Twisted does)\n"},
     {W "  www = { prot = 8010 },\n",
      "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port, "
-     "change_hook_dialects, release_cycle, redirects and release_test_results)\n"},
+     "change_hook_dialects, release_cycle, redirects, release_test_results, auth and "
+     "cookie_expiration_time)\n"},
+    {W "  www = { port = 8010,\n    auth = {} },\n",
+     "{F}:5: www.auth must be bbm.www.no_auth{}, user_password_auth{users}, "
+     "htpasswd_auth{passwdFile} or remote_user_auth{header, headerRegex}\n"},
     {W "  www = { release_test_results = 5 },\n",
      "{F}:4: www.release_test_results must be a string (a directory), not number\n"},
     {W "  www = { release_test_results = '' },\n",

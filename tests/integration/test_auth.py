@@ -1,0 +1,266 @@
+"""Sessions and logins over real HTTP, as Buildbot's www does them.
+
+Sessions are Buildbot's: an HS256 JWT {"user_info": ..., "exp": ...} in the TWISTED_SESSION
+cookie, signed with the secret Buildbot keeps in object_state.  The tests mint and check
+tokens with the standard library's HMAC, exactly as PyJWT does, with the secret read from
+the database, so a session of either master is good on the other."""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import subprocess
+import time
+
+import bcrypt
+import pytest
+
+from conftest import db_rows, free_port, wait_for
+
+WWW_CLASS = "buildbot.www.service.WWWService"
+
+CONFIG = r'''local bbm = require "bbm"
+return {
+  title = "auth",
+  buildbotURL = "http://localhost:%(www)d/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d,%(www_extra)s },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "sleepy", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ name = "nap", command = { "sleep", "60" } } } },
+    bbm.builder{ name = "idle", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "sleepy", "idle" } },
+  },
+}
+'''
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint(secret, user_info, exp=None, alg="HS256"):
+    """A token as PyJWT writes it for Buildbot's BuildbotSession.uid."""
+    header = b64(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":"),
+                            sort_keys=True).encode())
+    claims = {"user_info": user_info, "exp": int(time.time()) + 3600 if exp is None else exp}
+    payload = b64(json.dumps(claims, separators=(",", ":")).encode())
+    signing = f"{header}.{payload}".encode()
+    sig = hmac.new(secret.encode(), signing, hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(sig)}"
+
+
+def verify(secret, token):
+    """PyJWT's decode: the claims of a good HS256 token, else an AssertionError."""
+    header, payload, sig = token.split(".")
+    assert json.loads(unb64(header)) == {"alg": "HS256", "typ": "JWT"}
+    want = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    assert hmac.compare_digest(want, unb64(sig)), "bad signature"
+    claims = json.loads(unb64(payload))
+    assert claims["exp"] > time.time()
+    return claims
+
+
+class Site:
+    def __init__(self, master, backend="sqlite", www_extra=""):
+        self.master = master
+        self.port = free_port()
+        self.backend = backend
+        db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(CONFIG % {"pb": master.pb_port, "www": self.port, "db": db,
+                              "www_extra": www_extra})
+        master.start()
+
+    def secret(self):
+        rows = db_rows(self.master.dir, self.backend,
+                       "SELECT s.value_json FROM object_state s JOIN objects o ON o.id = "
+                       "s.objectid WHERE o.name = ? AND o.class_name = ? AND s.name = ?",
+                       "www", WWW_CLASS, "session_secret")
+        assert len(rows) == 1, rows
+        return json.loads(rows[0][0])
+
+    def request(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.getheaders(), r.read()
+        finally:
+            c.close()
+
+    def user(self, token=None, headers=None):
+        h = dict(headers or {})
+        if token is not None:
+            h["Cookie"] = f"other=1; TWISTED_SESSION={token}"
+        status, _, body = self.request("GET", "/config", headers=h)
+        assert status == 200
+        return json.loads(body)["user"]
+
+    def login(self, user, password):
+        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return self.request("GET", "/auth/login?redirect=/builders",
+                            headers={"Authorization": f"Basic {auth}"})
+
+    def rpc(self, path, method, token=None, **params):
+        body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": method, "params": params})
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Cookie"] = f"TWISTED_SESSION={token}"
+        status, _, answer = self.request("POST", f"/api/v2/{path}", body.encode(), headers)
+        return status, answer.decode()
+
+
+def cookie_of(headers):
+    values = [v for k, v in headers if k.lower() == "set-cookie"]
+    assert len(values) == 1, headers
+    m = re.fullmatch(r"TWISTED_SESSION=([^;]+); Path=/; HttpOnly; SameSite=Lax", values[0])
+    assert m, values[0]
+    return m.group(1)
+
+
+def header(headers, name):
+    return next((v for k, v in headers if k.lower() == name.lower()), None)
+
+
+def test_sessions_are_buildbots_both_ways(master, backend):
+    """The secret is Buildbot's (object_state, JSON string of 32 hex characters); a token
+    Buildbot would mint is accepted, bbmaster's verify with Buildbot's algorithm, anything
+    wrong with a token is anonymous, and the secret survives a restart."""
+    site = Site(master, backend, "\n    auth = bbm.www.user_password_auth{ users = "
+                                 "{ alice = \"alicepw\" } }")
+    secret = site.secret()
+    assert re.fullmatch(r"[0-9a-f]{32}", secret)
+    anonymous = {"anonymous": True}
+    assert site.user() == anonymous
+
+    jane = {"full_name": "Jane Doe", "email": "jane@example.org", "username": "jdoe",
+            "groups": ["python", "python/python-core"]}
+    assert site.user(mint(secret, jane)) == jane
+    # PyJWT refuses these, and Buildbot makes the request anonymous
+    assert site.user(mint(secret, jane, exp=int(time.time()) - 1)) == anonymous
+    assert site.user(mint("0" * 32, jane)) == anonymous
+    assert site.user(mint(secret, jane, alg="HS512")) == anonymous
+    header_none = b64(b'{"alg":"none","typ":"JWT"}')
+    payload = mint(secret, jane).split(".")[1]
+    assert site.user(f"{header_none}.{payload}.") == anonymous
+    assert site.user("not.a.token") == anonymous
+    assert site.user(mint(secret, jane) + "x") == anonymous
+
+    # a login's cookie verifies as PyJWT would, for a week
+    status, headers, _ = site.login("alice", "alicepw")
+    assert status == 302
+    assert header(headers, "Location") == f"http://localhost:{site.port}/#/builders"
+    token = cookie_of(headers)
+    claims = verify(secret, token)
+    assert claims["user_info"] == {"username": "alice", "email": "alice"}
+    assert abs(claims["exp"] - (time.time() + 7 * 24 * 3600)) < 60
+    assert list(claims) == ["user_info", "exp"]
+    assert site.user(token) == {"username": "alice", "email": "alice"}
+    master.wait_log(r"www: login: alice")
+
+    # no anonymous Set-Cookie on API answers or pages
+    status, headers, _ = site.request("GET", "/api/v2/builders")
+    assert status == 200 and header(headers, "Set-Cookie") is None
+
+    # logout: an anonymous session, back to the UI
+    status, headers, _ = site.request("GET", "/auth/logout", headers={
+        "Cookie": f"TWISTED_SESSION={token}"})
+    assert status == 302
+    assert header(headers, "Location") == f"http://localhost:{site.port}/#/"
+    assert verify(secret, cookie_of(headers))["user_info"] == anonymous
+
+    # the same secret after a restart
+    master.stop()
+    master.start()
+    assert site.secret() == secret
+    assert site.user(mint(secret, jane)) == jane
+
+
+def test_a_secret_buildbot_stored_is_used(master):
+    """A database Buildbot made already has the secret: bbmaster uses it, not a new one."""
+    site = Site(master)
+    master.stop()
+    ours = "0123456789abcdef0123456789abcdef"
+    import sqlite3
+    db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+    db.execute("UPDATE object_state SET value_json = ? WHERE name = 'session_secret'",
+               (json.dumps(ours),))
+    db.commit()
+    db.close()
+    master.start()
+    user = {"username": "u", "email": "u@example.org"}
+    assert site.user(mint(ours, user)) == user
+
+
+def test_htpasswd_and_remote_user(master, tmp_path):
+    """htpasswd_auth reads its file at every login (plain passwords as Buildbot's
+    FilePasswordDB, and crypt/{SHA} hashes); remote_user_auth takes the proxy's header."""
+    pw = tmp_path / "htpasswd"
+    sha = base64.b64encode(hashlib.sha1(b"carolpw").digest()).decode()
+
+    def openssl(*args):
+        return subprocess.run(["openssl", "passwd", *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    pw.write_text(f"# comment\nalice:alicepw\nbob:{openssl('-6', 'bobpw')}\n"
+                  f"carol:{{SHA}}{sha}\ndave:{openssl('-apr1', 'davepw')}\n"
+                  # Apache's own example line: "myName:$apr1$...", password "myPassword"
+                  "erin:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n"
+                  f"frank:{bcrypt.hashpw(b'frankpw', bcrypt.gensalt(4)).decode()}\n")
+    site = Site(master, www_extra=f'\n    auth = bbm.www.htpasswd_auth{{ passwdFile = "{pw}" }}')
+    for user, password in [("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw"),
+                           ("dave", "davepw"), ("erin", "myPassword"), ("frank", "frankpw")]:
+        status, headers, _ = site.login(user, password)
+        assert status == 302, user
+        assert site.user(cookie_of(headers)) == {"username": user, "email": user}
+    for user, password in [("alice", "nope"), ("bob", "x"), ("nobody", "alicepw"),
+                           ("dave", "x"), ("frank", "x"), ("carol", "x")]:
+        status, headers, body = site.login(user, password)
+        assert status == 401 and header(headers, "WWW-Authenticate") == 'Basic realm="buildbot"'
+    status, headers, _ = site.request("GET", "/auth/login")
+    assert status == 401
+    master.wait_log(r"www: login refused: nobody")
+    master.stop()
+
+    with open(os.path.join(master.dir, "master.lua")) as f:
+        text = f.read()
+    text = re.sub(r"auth = bbm\.www\.htpasswd_auth\{[^}]*\}",
+                  'auth = bbm.www.remote_user_auth{ header = "X-Remote-User" }', text)
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(text)
+    master.start()
+    assert site.user(headers={"X-Remote-User": "jdoe@EXAMPLE.ORG"}) == {
+        "username": "jdoe", "realm": "EXAMPLE.ORG", "email": "jdoe"}
+    assert site.user(headers={"X-Remote-User": "no realm"}) == {"anonymous": True}
+    assert site.user() == {"anonymous": True}
+    status, _, body = site.request("GET", "/auth/login")
+    assert status == 403
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('auth = "x"', "www.auth must be bbm.www.no_auth{}"),
+    ('auth = bbm.www.user_password_auth{ users = { a = 1 } }', "users must be at most"),
+    ('auth = bbm.www.htpasswd_auth{}', "missing required parameter 'passwdFile'"),
+    ('authz = {}', "unknown or unsupported key 'authz'"),
+    ('cookie_expiration_time = -5', "cookie_expiration_time must be a positive"),
+])
+def test_checkconfig_refuses_bad_auth(master, extra, message):
+    port = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CONFIG % {"pb": master.pb_port, "www": port, "db": "sqlite:///state.sqlite",
+                          "www_extra": "\n    " + extra})
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode != 0
+    assert re.search(r"master\.lua:\d+: .*" + re.escape(message), r.stdout + r.stderr), \
+        r.stdout + r.stderr
