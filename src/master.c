@@ -319,12 +319,30 @@ static int open_db(struct master *m, char **cause)
  * separators, ASCII): the www settings with their defaults (the webhook dialects left
  * out, as they may hold secrets), the versions, the URLs and titles, the user.
  */
+/* www.auth's class name, as Buildbot's AuthBase.getConfigDict gives it. */
+static const char *auth_name(const struct cfg *c)
+{
+    static const struct {
+        const char *kind, *name;
+    } names[] = {{"www.user_password_auth", "UserPasswordAuth"},
+                 {"www.htpasswd_auth", "HTPasswdAuth"},
+                 {"www.remote_user_auth", "RemoteUserAuth"}};
+    json_t *conf = c->www_auth != NULL ? json_loads(c->www_auth, 0, NULL) : NULL;
+    const char *kind = json_string_value(json_object_get(json_object_get(conf, "auth"), "_kind"));
+    const char *name = "NoAuth";
+    for (size_t i = 0; kind != NULL && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(kind, names[i].kind) == 0)
+            name = names[i].name;
+    json_decref(conf);
+    return name;
+}
+
 static char *frontend_config(const struct cfg *c)
 {
     json_t *o = json_object();
     json_object_set_new(o, "port", json_integer(c->www_port));
     json_object_set_new(o, "plugins", json_object());
-    json_object_set_new(o, "auth", json_pack("{ss}", "name", "NoAuth"));
+    json_object_set_new(o, "auth", json_pack("{ss}", "name", auth_name(c)));
     json_object_set_new(o, "authz", json_object());
     json_object_set_new(o, "avatar_methods", json_pack("{ss}", "name", "gravatar"));
     json_object_set_new(o, "logfileName", json_string("http.log"));

@@ -220,11 +220,24 @@ static const struct param janitor_params[] = {
     {"dayOfMonth", P_ANY, false}, {"month", P_ANY, false},
     {"dayOfWeek", P_ANY, false},  END};
 
-/* www.auth: Buildbot's auth classes. */
+/* www.auth (Buildbot's auth classes), www.authz and its endpoint and role matchers. */
 static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};
 static const struct param htpasswd_params[] = {{"passwdFile", P_STR, true}, END};
 static const struct param remoteuser_params[] = {
     {"header", P_STR, false}, {"headerRegex", P_STR, false}, END};
+static const struct param authz_params[] = {
+    {"allowRules", P_TABLE, false}, {"roleMatchers", P_TABLE, false}, END};
+static const struct param matcher_params[] = {
+    {"role", P_STR, true}, {"defaultDeny", P_BOOL, false}, END};
+static const struct param builder_matcher_params[] = {{"builder", P_STR, false}, END};
+static const struct param branch_matcher_params[] = {{"branch", P_STR, true}, END};
+static const struct param view_matcher_params[] = {
+    {"branch", P_STR, false}, {"project", P_STR, false}, {"builder", P_STR, false}, END};
+static const struct param groups_params[] = {{"groupPrefix", P_STR, false}, END};
+static const struct param rolemap_params[] = {{"*", P_STRS, false}, END}; /* role = {...} */
+static const struct param owner_params[] = {{"role", P_STR, true}, END};
+static const struct param username_params[] = {
+    {"roles", P_STRS, true}, {"usernames", P_STRS, true}, END};
 
 static const struct param filter_params[] = {{"project", P_STRS, false},
                                              {"project_not_eq", P_STRS, false},
@@ -487,7 +500,7 @@ static const struct param *find_param(const struct param *const *lists, const ch
 {
     for (; *lists != NULL; lists++) {
         for (const struct param *p = *lists; p->name != NULL; p++) {
-            if (strcmp(p->name, name) == 0)
+            if (strcmp(p->name, name) == 0 || strcmp(p->name, "*") == 0) /* "*": any name */
                 return p;
         }
     }
@@ -678,6 +691,56 @@ static const struct ctor ctors[] = {
      "www.remote_user_auth",
      "bbm.www.remote_user_auth",
      {remoteuser_params}},
+    {"www.authz", "www.authz", "bbm.www.authz", {authz_params}},
+    {"www.any_endpoint_matcher",
+     "www.any_endpoint_matcher",
+     "bbm.www.any_endpoint_matcher",
+     {matcher_params}},
+    {"www.any_control_endpoint_matcher",
+     "www.any_control_endpoint_matcher",
+     "bbm.www.any_control_endpoint_matcher",
+     {matcher_params}},
+    {"www.force_build_endpoint_matcher",
+     "www.force_build_endpoint_matcher",
+     "bbm.www.force_build_endpoint_matcher",
+     {matcher_params, builder_matcher_params}},
+    {"www.stop_build_endpoint_matcher",
+     "www.stop_build_endpoint_matcher",
+     "bbm.www.stop_build_endpoint_matcher",
+     {matcher_params, builder_matcher_params}},
+    {"www.rebuild_build_endpoint_matcher",
+     "www.rebuild_build_endpoint_matcher",
+     "bbm.www.rebuild_build_endpoint_matcher",
+     {matcher_params, builder_matcher_params}},
+    {"www.enable_scheduler_endpoint_matcher",
+     "www.enable_scheduler_endpoint_matcher",
+     "bbm.www.enable_scheduler_endpoint_matcher",
+     {matcher_params}},
+    {"www.branch_endpoint_matcher",
+     "www.branch_endpoint_matcher",
+     "bbm.www.branch_endpoint_matcher",
+     {matcher_params, branch_matcher_params}},
+    {"www.view_builds_endpoint_matcher",
+     "www.view_builds_endpoint_matcher",
+     "bbm.www.view_builds_endpoint_matcher",
+     {matcher_params, view_matcher_params}},
+    {"www.roles_from_groups",
+     "www.roles_from_groups",
+     "bbm.www.roles_from_groups",
+     {groups_params}},
+    {"www.roles_from_emails",
+     "www.roles_from_emails",
+     "bbm.www.roles_from_emails",
+     {rolemap_params}},
+    {"www.roles_from_domain",
+     "www.roles_from_domain",
+     "bbm.www.roles_from_domain",
+     {rolemap_params}},
+    {"www.roles_from_owner", "www.roles_from_owner", "bbm.www.roles_from_owner", {owner_params}},
+    {"www.roles_from_username",
+     "www.roles_from_username",
+     "bbm.www.roles_from_username",
+     {username_params}},
     {"changes.pb", "change_source.pb", "bbm.changes.pb", {pbchange_params}},
     {"changes.git_poller",
      "change_source.git_poller",

@@ -159,8 +159,8 @@ struct cfg {
     struct cfg_redirect *redirects; /* www.redirects */
     size_t n_redirects;
     char *release_test_results; /* www.release_test_results: builds' JUnit files, or NULL */
-    /* JSON text {"auth": ..., "cookie_expiration_time": N} of www's keys of those names,
-       auth a constructor's table (with _kind) */
+    /* JSON text {"auth": ..., "authz": ..., "cookie_expiration_time": N} of www's keys of
+       those names, each a constructor's table (with _kind), or NULL when none is set */
     char *www_auth;
     /* uploadRoots: the absolute directories transfer steps may write to and read from
        on the master, besides the master's own directory */

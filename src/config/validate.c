@@ -837,14 +837,9 @@ static void read_hooks(struct reader *r, int idx)
 }
 
 /* The keys of Buildbot's c['www'] that bbmaster implements; any other is refused. */
-static const char *const www_keys[] = {"port",
-                                       "change_hook_dialects",
-                                       "release_cycle",
-                                       "redirects",
-                                       "release_test_results",
-                                       "auth",
-                                       "cookie_expiration_time",
-                                       NULL};
+static const char *const www_keys[] = {"port",      "change_hook_dialects",   "release_cycle",
+                                       "redirects", "release_test_results",   "auth",
+                                       "authz",     "cookie_expiration_time", NULL};
 
 static void check_www_keys(struct reader *r, int idx)
 {
@@ -863,8 +858,8 @@ static void check_www_keys(struct reader *r, int idx)
             cfg_suggest(key, www_keys, hint, sizeof hint);
         cfg_error(L, r->path, key != NULL ? key_line(r, key) : key_line(r, "www"),
                   "www: unknown or unsupported key '%s'%s (bbmaster takes port, "
-                  "change_hook_dialects, release_cycle, redirects, release_test_results, auth and "
-                  "cookie_expiration_time)",
+                  "change_hook_dialects, release_cycle, redirects, release_test_results, auth, "
+                  "authz and cookie_expiration_time)",
                   key != NULL ? key : "?", hint);
     }
 }
@@ -1002,7 +997,8 @@ static void read_test_results(struct reader *r, int idx)
     lua_pop(L, 1);
 }
 
-/* Whether the value at the top is a constructor's table of one of `kinds`. */
+/* Whether the value at the top is a constructor's table of a kind with this prefix (and
+   one of `kinds` when given). */
 static bool is_kind(lua_State *L, const char *const *kinds)
 {
     if (lua_type(L, -1) != LUA_TTABLE)
@@ -1017,6 +1013,38 @@ static bool is_kind(lua_State *L, const char *const *kinds)
 
 static const char *const auth_kinds[] = {"www.no_auth", "www.user_password_auth",
                                          "www.htpasswd_auth", "www.remote_user_auth", NULL};
+static const char *const rule_kinds[] = {"www.any_endpoint_matcher",
+                                         "www.any_control_endpoint_matcher",
+                                         "www.force_build_endpoint_matcher",
+                                         "www.stop_build_endpoint_matcher",
+                                         "www.rebuild_build_endpoint_matcher",
+                                         "www.enable_scheduler_endpoint_matcher",
+                                         "www.branch_endpoint_matcher",
+                                         "www.view_builds_endpoint_matcher",
+                                         NULL};
+static const char *const role_kinds[] = {"www.roles_from_groups",   "www.roles_from_emails",
+                                         "www.roles_from_domain",   "www.roles_from_owner",
+                                         "www.roles_from_username", NULL};
+
+/* authz.allowRules or authz.roleMatchers: a list of matchers of `kinds`. */
+static void check_matchers(struct reader *r, int idx, const char *key, const char *const *kinds,
+                           const char *what)
+{
+    lua_State *L = r->L;
+    int t = lua_getfield(L, idx, key);
+    if (t != LUA_TNIL && t != LUA_TTABLE)
+        cfg_error(L, r->path, key_line(r, "authz"), "www.authz: '%s' must be a list of %s", key,
+                  what);
+    for (lua_Integer i = 1; t == LUA_TTABLE && i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+        lua_rawgeti(L, -1, i);
+        if (!is_kind(L, kinds))
+            cfg_error(L, r->path, key_line(r, "authz"), "www.authz: %s[%lld] is not %s", key,
+                      (long long)i, what);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 /* user_password_auth{users}: names and passwords are strings. */
 static void check_users(struct reader *r, int idx)
 {
@@ -1035,7 +1063,7 @@ static void check_users(struct reader *r, int idx)
 }
 
 /*
- * www.auth and www.cookie_expiration_time (seconds; Buildbot's is a timedelta):
+ * www.auth, www.authz and www.cookie_expiration_time (seconds; Buildbot's is a timedelta):
  * checked here, handed to the web as JSON (cfg->www_auth).
  */
 static void read_auth(struct reader *r, int idx)
@@ -1051,6 +1079,17 @@ static void read_auth(struct reader *r, int idx)
         check_users(r, lua_gettop(L));
     if (t != LUA_TNIL)
         json_object_set_new(o, "auth", cfg_lua_to_json(L, -1));
+    lua_pop(L, 1);
+    static const char *const authz_kind[] = {"www.authz", NULL};
+    t = lua_getfield(L, idx, "authz");
+    if (t != LUA_TNIL && !is_kind(L, authz_kind))
+        cfg_error(L, r->path, key_line(r, "authz"),
+                  "www.authz must be bbm.www.authz{allowRules = {...}, roleMatchers = {...}}");
+    else if (t != LUA_TNIL) {
+        check_matchers(r, lua_gettop(L), "allowRules", rule_kinds, "an endpoint matcher");
+        check_matchers(r, lua_gettop(L), "roleMatchers", role_kinds, "a role matcher");
+        json_object_set_new(o, "authz", cfg_lua_to_json(L, -1));
+    }
     lua_pop(L, 1);
     t = lua_getfield(L, idx, "cookie_expiration_time");
     if (t != LUA_TNIL && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0))

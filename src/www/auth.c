@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CFG_KIND_KEY "_kind" /* config/'s _kind of a constructor's table */
+#include "www/authz.h"
 
 enum auth_kind { AUTH_NONE, AUTH_USERS, AUTH_HTPASSWD, AUTH_REMOTE };
 
@@ -28,10 +28,11 @@ struct www_auth {
     char *secret;
     long long ttl; /* cookie_expiration_time, seconds */
     enum auth_kind kind;
-    json_t *conf;       /* the whole configuration */
+    json_t *conf;       /* the whole configuration (auth, authz) */
     const json_t *auth; /* its www.auth, or NULL */
     char *header;       /* remote_user_auth's header */
     pcre2_code *re;     /* and its headerRegex */
+    struct www_authz *authz;
 };
 
 static const char default_regex[] = "(?P<username>[^ @]+)@(?P<realm>[^ @]+)";
@@ -70,6 +71,7 @@ static struct www_auth *auth_new(const char *secret, const char *text)
         if (a->re == NULL)
             log_error("www: remote_user_auth: headerRegex does not compile (checked at load)");
     }
+    a->authz = www_authz_new(json_object_get(a->conf, "authz"));
     return a;
 }
 
@@ -80,6 +82,7 @@ void www_auth_put(struct www_auth *a)
     free(a->secret);
     free(a->header);
     pcre2_code_free(a->re);
+    www_authz_free(a->authz);
     json_decref(a->conf);
     free(a);
 }
@@ -115,6 +118,11 @@ const char *www_auth_secret(const struct www_auth *a)
 long long www_auth_ttl(const struct www_auth *a)
 {
     return a->ttl;
+}
+
+struct www_authz *www_auth_authz(const struct www_auth *a)
+{
+    return a != NULL ? a->authz : NULL;
 }
 
 bool www_auth_can_login(const struct www_auth *a)

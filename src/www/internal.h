@@ -732,21 +732,30 @@ enum MHD_Result www_session_logout(struct www *w, struct MHD_Connection *c);
 const char *www_user_name(const json_t *user_info);
 
 /*
- * auth.c: www.auth (who may log in and how), as the engine hands it over with
- * www_set_auth; reference counted, replaced whole.
+ * auth.c: www.auth (who may log in and how) and www.authz (what each user may do), as
+ * the engine hands them over with www_set_auth; reference counted, replaced whole.
  */
 #define WWW_AUTH_HEADER_MAX 1024 /* remote_user_auth: a longer header is no user */
 #define WWW_AUTH_LINE_MAX 4096   /* htpasswd_auth: a longer line is cut there */
 struct www_auth;
+struct www_authz;
 /* The current configuration, held (NULL: none yet); given back with www_auth_put. */
 struct www_auth *www_auth_get(struct www *w);
 void www_auth_put(struct www_auth *a);
 const char *www_auth_secret(const struct www_auth *a);
 long long www_auth_ttl(const struct www_auth *a);
+struct www_authz *www_auth_authz(const struct www_auth *a); /* NULL: everything allowed */
 /* Whether /auth/login takes a user name and password. */
 bool www_auth_can_login(const struct www_auth *a);
 /* remote_user_auth: the user_info the trusted proxy's header gives, or NULL. */
 json_t *www_auth_remote_user(struct www *w, struct MHD_Connection *c);
+/* www.authz's refusal of `method` on /api/v2/`path` for `user` (malloc'd), or NULL
+   (allowed, or a path with no endpoint). */
+char *www_action_denied(struct www *w, const char *path, const char *method, const json_t *params,
+                        const json_t *user);
+/* The refusal of a read (`plural`'s endpoint, action "get") for the request's user, or
+   NULL; Buildbot checks ('masters', 'get') for /ws and /events. */
+char *www_read_denied(struct www *w, struct MHD_Connection *c, const char *path);
 /* /auth/login and /auth/logout (also under /all/); -1 for another path. */
 enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url);
 

@@ -11,6 +11,8 @@
  */
 #include "www/internal.h"
 
+#include "www/authz.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -179,6 +181,49 @@ static enum MHD_Result not_supported(struct MHD_Connection *c, const struct www_
     return refuse_action(c, p, requests ? 500 : 501, id, requests ? -32603 : -32601, msg);
 }
 
+/* rest.py's owner: "anonymous", else the email, username or full name. */
+static const char *owner_of(const json_t *user)
+{
+    if (json_is_true(json_object_get(user, "anonymous")))
+        return "anonymous";
+    return www_user_name(user);
+}
+
+/* www.authz's verdict on `method` at the endpoint: NULL, or the refusal (malloc'd). */
+static char *allowed(struct www *w, const struct www_endpoint *ep, const struct www_args *args,
+                     const char *method, const json_t *params, const json_t *user)
+{
+    struct www_auth *a = www_auth_get(w);
+    struct www_authz_target t = {.plural = ep->type != NULL ? ep->type->plural : NULL,
+                                 .single = ep->kind != WWW_COLLECTION,
+                                 .buildid = -1,
+                                 .params = params};
+    if (t.plural != NULL && strcmp(t.plural, "forceschedulers") == 0)
+        t.forcescheduler = www_arg_str(args, "schedulername");
+    char *deny = NULL;
+    if (www_authz_active(www_auth_authz(a))) {
+        if (t.plural != NULL && strcmp(t.plural, "builds") == 0)
+            t.buildid = www_build_of(w, args);
+        deny = www_authz_check(w, www_auth_authz(a), user, &t, method);
+    }
+    www_auth_put(a);
+    return deny;
+}
+
+char *www_action_denied(struct www *w, const char *path, const char *method, const json_t *params,
+                        const json_t *user)
+{
+    char *copy = xstrdup(path);
+    char *segs[WWW_PATH_MAX_SEGS + 1];
+    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
+    struct www_args args;
+    const struct www_endpoint *ep =
+        nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
+    char *deny = ep != NULL ? allowed(w, ep, &args, method, params, user) : NULL;
+    free(copy);
+    return deny;
+}
+
 enum MHD_Result www_post_action(struct www *w, struct MHD_Connection *c, const char *path,
                                 struct www_post *p, const char *method, json_t *id, json_t *params)
 {
@@ -190,21 +235,32 @@ enum MHD_Result www_post_action(struct www *w, struct MHD_Connection *c, const c
         nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
     enum ctl_kind kind;
     enum MHD_Result ret;
+    char *denied = NULL;
+    json_t *user = www_session_user(w, c);
     if (ep == NULL) {
         char *msg = xasprintf("Invalid path: %s", path);
         ret = refuse_action(c, p, 404, id, -32600, msg);
         free(msg);
+    } else if ((denied = allowed(w, ep, &args, method, params, user)) != NULL) {
+        log_info("www: %s %s by %s refused: %s", method, path, UTIL_ESC(www_user_name(user)),
+                 denied);
+        ret = refuse_action(c, p, 403, id, -32600, denied);
     } else if (!has_action(ep, method) || !kind_of(ep, method, &kind)) {
         ret = not_supported(c, p, ep, method, id);
     } else if (w->control == NULL) {
         ret = refuse_action(c, p, 503, id, -32603, "the master takes no control actions");
     } else {
         struct ctl_target t = target_of(&args);
+        /* the owner is the session's user, as Buildbot's rest.py fills it */
+        json_object_set_new(params, "owner", json_string(owner_of(user)));
+        log_info("www: %s %s by %s", method, path, UTIL_ESC(www_user_name(user)));
         char *text = www_json_dump(params, WWW_JSON_COMPACT, NULL);
         struct ctl_action *a = ctl_action_new(kind, &t, text);
         free(text);
         ret = post(w, c, p, a, id);
     }
+    free(denied);
+    json_decref(user);
     free(copy);
     return ret;
 }

@@ -345,6 +345,12 @@ out:
 
 static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char *path)
 {
+    char *denied = www_read_denied(w, c, path); /* www.authz, before any cached answer */
+    if (denied != NULL) {
+        enum MHD_Result ret = www_send_error(c, 403, denied);
+        free(denied);
+        return ret;
+    }
     struct args_ctx args = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &args);
     char *key = cache_key(c, path, &args);
@@ -400,6 +406,14 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     if (ctx->post.kind == WWW_POST_FORM)
         return www_ui_post(w, c, url, &ctx->post);
     const char *live = util_startswith(url, "/all/") ? url + 4 : url;
+    bool stream =
+        (strcmp(live, "/events") == 0 || strcmp(live, "/ws") == 0) && strcmp(method, "GET") == 0;
+    char *denied = stream ? www_read_denied(w, c, "masters") : NULL; /* as Buildbot's ws.py */
+    if (denied != NULL) {
+        enum MHD_Result ret = www_send_error(c, 403, denied);
+        free(denied);
+        return ret;
+    }
     if (strcmp(live, "/events") == 0 && strcmp(method, "GET") == 0)
         return www_sse_open(w, c);
     if (strcmp(live, "/ws") == 0 && strcmp(method, "GET") == 0)

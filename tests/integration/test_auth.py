@@ -1,9 +1,10 @@
-"""Sessions and logins over real HTTP, as Buildbot's www does them.
+"""Sessions, logins and authorization over real HTTP, as Buildbot's www does them.
 
 Sessions are Buildbot's: an HS256 JWT {"user_info": ..., "exp": ...} in the TWISTED_SESSION
 cookie, signed with the secret Buildbot keeps in object_state.  The tests mint and check
 tokens with the standard library's HMAC, exactly as PyJWT does, with the secret read from
-the database, so a session of either master is good on the other."""
+the database, so a session of either master is good on the other.  Authorization is
+buildbot.python.org's rule table, checked cell by cell with Buildbot's exact 403 answers."""
 
 import base64
 import hashlib
@@ -41,6 +42,34 @@ return {
   },
 }
 '''
+
+# buildbot.python.org's custom/auth.py, verbatim order
+BPO_AUTHZ = r'''
+    auth = bbm.www.user_password_auth{ users = { alice = "alicepw", bob = "bobpw" } },
+    authz = bbm.www.authz{
+      allowRules = {
+        bbm.www.any_endpoint_matcher{ role = "admins", defaultDeny = false },
+        bbm.www.stop_build_endpoint_matcher{ role = "owner", defaultDeny = false },
+        bbm.www.stop_build_endpoint_matcher{ role = "buildbot-owners", defaultDeny = false },
+        bbm.www.stop_build_endpoint_matcher{ role = "python-triage", defaultDeny = false },
+        bbm.www.stop_build_endpoint_matcher{ role = "python-core" },
+        bbm.www.rebuild_build_endpoint_matcher{ role = "owner", defaultDeny = false },
+        bbm.www.rebuild_build_endpoint_matcher{ role = "python-triage", defaultDeny = false },
+        bbm.www.rebuild_build_endpoint_matcher{ role = "buildbot-owners", defaultDeny = false },
+        bbm.www.rebuild_build_endpoint_matcher{ role = "python-core" },
+        bbm.www.force_build_endpoint_matcher{ role = "owner", defaultDeny = false },
+        bbm.www.force_build_endpoint_matcher{ role = "python-triage", defaultDeny = false },
+        bbm.www.force_build_endpoint_matcher{ role = "python-core" },
+        bbm.www.enable_scheduler_endpoint_matcher{ role = "python-release-managers" },
+        bbm.www.any_control_endpoint_matcher{ role = "admins" },
+      },
+      roleMatchers = {
+        bbm.www.roles_from_groups{ groupPrefix = "python/" },
+        bbm.www.roles_from_owner{ role = "owner" },
+        bbm.www.roles_from_username{ roles = { "admins" }, usernames = { "zware", "vstinner" } },
+      },
+    }'''
+
 
 def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -142,6 +171,8 @@ def test_sessions_are_buildbots_both_ways(master, backend):
                                  "{ alice = \"alicepw\" } }")
     secret = site.secret()
     assert re.fullmatch(r"[0-9a-f]{32}", secret)
+    status, _, body = site.request("GET", "/config")
+    assert json.loads(body)["auth"] == {"name": "UserPasswordAuth"}
     anonymous = {"anonymous": True}
     assert site.user() == anonymous
 
@@ -248,11 +279,175 @@ def test_htpasswd_and_remote_user(master, tmp_path):
     assert status == 403
 
 
+def deny(role):
+    return (403, '{"jsonrpc": "2.0", "id": 1, "error": {"code": -32600, "message": '
+                 f'"you need to have role \'{role}\'"}}}}')
+
+
+def test_bpo_rule_table(master):
+    """buildbot.python.org's rules: roles from GitHub teams, admins by user name; each role
+    x action cell, with Buildbot's exact refusal."""
+    site = Site(master, www_extra=BPO_AUTHZ)
+    secret = site.secret()
+
+    def who(*teams, username="someone"):
+        return mint(secret, {"username": username, "email": f"{username}@example.org",
+                             "groups": ["python"] + [f"python/{t}" for t in teams]})
+
+    core, triage = who("python-core"), who("python-triage")
+    owners, rms = who("buildbot-owners"), who("python-release-managers")
+    admin, nobody = who(username="vstinner"), who()
+    force = ("forceschedulers/force", "force", {"builderNames": ["idle"], "reason": "r"})
+    stop = ("builds/999", "stop", {})
+    rebuild = ("builders/1/builds/7", "rebuild", {})
+    enable = ("schedulers/1", "enable", {"enabled": False})
+    cancel = ("buildrequests/999", "cancel", {})
+    pause = ("workers/1", "pause", {})
+    core_denied = deny("python-core")
+    table = [
+        # action, {token: expected refusal or None (allowed)}
+        (force, {core: None, triage: None, admin: None, owners: core_denied,
+                 rms: core_denied, nobody: core_denied, None: core_denied}),
+        (stop, {core: None, triage: None, owners: None, admin: None, rms: core_denied,
+                None: core_denied}),
+        (rebuild, {owners: None, nobody: core_denied}),
+        (enable, {rms: None, admin: None, core: deny("python-release-managers"),
+                  None: deny("python-release-managers")}),
+        (cancel, {admin: None, core: deny("admins"), triage: deny("admins")}),
+        (pause, {admin: None, owners: deny("admins"), None: deny("admins")}),
+    ]
+    for (path, method, params), cells in table:
+        for token, refusal in cells.items():
+            status, body = site.rpc(path, method, token, **params)
+            if refusal is None:
+                assert status != 403, (path, method, body)
+            else:
+                assert (status, body) == refusal, (path, method, token)
+    # every GET is open
+    status, _, _ = site.request("GET", "/api/v2/builders")
+    assert status == 200
+    master.wait_log(r"www: force forceschedulers/force by vstinner@example.org")
+    master.wait_log(r"www: pause workers/1 by someone@example.org refused: you need to have "
+                    r"role 'admins'")
+
+
+OWNER_AUTHZ = r'''
+    auth = bbm.www.user_password_auth{ users = { alice = "alicepw", bob = "bobpw" } },
+    authz = bbm.www.authz{
+      allowRules = {
+        bbm.www.force_build_endpoint_matcher{ role = "forcer" },
+        bbm.www.stop_build_endpoint_matcher{ role = "owner" },
+      },
+      roleMatchers = {
+        bbm.www.roles_from_username{ roles = { "forcer" }, usernames = { "alice", "bob" } },
+        bbm.www.roles_from_owner{ role = "owner" },
+      },
+    }'''
+
+
+def test_owner_may_stop_only_their_own_build(master, workers):
+    """A force's owner is the session's user (rest.py's email, else username); the owner
+    role then lets that user, and no other, stop the build."""
+    site = Site(master, www_extra=OWNER_AUTHZ)
+    workers("w1", "w1pass", master.pb_port).start()
+    tokens = {}
+    for user in ("alice", "bob"):
+        status, headers, _ = site.login(user, f"{user}pw")
+        tokens[user] = cookie_of(headers)
+    status, body = site.rpc("forceschedulers/force", "force", tokens["alice"],
+                            builderNames=["sleepy"], reason="mine")
+    assert status == 200, body
+    wait_for(lambda: db_rows(master.dir, "sqlite", "SELECT id FROM builds"), what="a build")
+    (buildid,), = db_rows(master.dir, "sqlite", "SELECT id FROM builds")
+    props = db_rows(master.dir, "sqlite", "SELECT property_value FROM buildset_properties "
+                                          "WHERE property_name = 'owner'")
+    assert [json.loads(v) for (v,) in props] == [["alice", "Force Build Form"]]
+    assert site.rpc(f"builds/{buildid}", "stop", tokens["bob"]) == deny("owner")
+    assert site.rpc(f"builds/{buildid}", "stop") == deny("owner")
+
+    # the web UI: who is logged in, and only the buttons the user may use
+    (number, builderid), = db_rows(master.dir, "sqlite", "SELECT number, builderid FROM builds")
+    page = f"/builders/{builderid}/builds/{number}"
+
+    def html(token=None):
+        headers = {"Cookie": f"TWISTED_SESSION={token}"} if token else {}
+        status, _, body = site.request("GET", page, headers=headers)
+        assert status == 200
+        return body.decode()
+    stop_button = re.compile(r'name="method" value="stop"')
+    alice_page, bob_page, anon_page = html(tokens["alice"]), html(tokens["bob"]), html()
+    assert stop_button.search(alice_page) and 'alice <a href="/auth/logout' in alice_page
+    assert not stop_button.search(bob_page) and 'bob <a href="/auth/logout' in bob_page
+    assert not stop_button.search(anon_page) and 'href="/auth/login' in anon_page
+    # bob's form, made with a token from alice's page, is refused with Buildbot's words
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', alice_page).group(1)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, body = site.request("POST", page, f"method=stop&csrf={csrf}".encode(),
+                                   dict(form, Cookie=f"TWISTED_SESSION={tokens['bob']}"))
+    assert status == 403 and "you need to have role &#39;owner&#39;" in body.decode(), body
+    status, headers, _ = site.request("POST", page, f"method=stop&csrf={csrf}".encode(),
+                                      dict(form, Cookie=f"TWISTED_SESSION={tokens['alice']}"))
+    assert status == 303, headers
+    master.wait_log(r"www: stop builders/\d+/builds/\d+ by alice")
+    wait_for(lambda: db_rows(master.dir, "sqlite", "SELECT results FROM builds")[0][0]
+             is not None, what="the build stopped")
+
+
+VIEWERS_AUTHZ = r'''
+    auth = bbm.www.user_password_auth{ users = { alice = "alicepw", bob = "bobpw" } },
+    cookie_expiration_time = 600,
+    authz = bbm.www.authz{
+      allowRules = {
+        bbm.www.view_builds_endpoint_matcher{ role = "nobody-has-this" },
+        bbm.www.any_endpoint_matcher{ role = "view*" },
+      },
+      roleMatchers = {
+        bbm.www.roles_from_emails{ viewers = { "alice" } },
+      },
+    }'''
+
+
+def test_reads_are_checked_as_buildbot_checks_them(master):
+    """any_endpoint_matcher also guards reads: /api/v2 GETs (a cached answer too), the
+    live streams (('masters', 'get')) and the pages; view_builds_endpoint_matcher matches
+    nothing, as in Buildbot; the role is an fnmatch pattern."""
+    site = Site(master, www_extra=VIEWERS_AUTHZ)
+    tokens = {}
+    for user in ("alice", "bob"):
+        status, headers, _ = site.login(user, f"{user}pw")
+        tokens[user] = cookie_of(headers)
+        assert abs(verify(site.secret(), tokens[user])["exp"] - time.time() - 600) < 60
+    refusal = b'{"error": "you need to have role \'view*\'"}'
+    for path in ("/api/v2/builders", "/api/v2/builds/1", "/events", "/ws"):
+        status, headers, body = site.request(
+            "GET", path, headers={"Cookie": f"TWISTED_SESSION={tokens['alice']}"})
+        assert status != 403, path
+        if path == "/api/v2/builders":
+            assert status == 200
+        for token in (tokens["bob"], None):
+            h = {"Cookie": f"TWISTED_SESSION={token}"} if token else {}
+            status, headers, body = site.request("GET", path, headers=h)
+            assert (status, body) == (403, refusal), path
+            assert header(headers, "Content-Type") == "text/plain; charset=utf-8"
+    status, _, body = site.request("GET", "/api/v2/nowhere")
+    assert (status, body) == (404, b'{"error": "Invalid path: nowhere"}')
+    status, _, body = site.request("GET", "/builders")
+    assert status == 403 and b"you need to have role &#39;view*&#39;" in body
+    status, _, body = site.request("GET", "/config")
+    assert status == 200 and json.loads(body)["user"] == {"anonymous": True}
+    master.wait_log(r"www: GET builders by bob refused: you need to have role 'view\*'")
+
+
 @pytest.mark.parametrize("extra, message", [
     ('auth = "x"', "www.auth must be bbm.www.no_auth{}"),
     ('auth = bbm.www.user_password_auth{ users = { a = 1 } }', "users must be at most"),
     ('auth = bbm.www.htpasswd_auth{}', "missing required parameter 'passwdFile'"),
-    ('authz = {}', "unknown or unsupported key 'authz'"),
+    ('authz = bbm.www.authz{ allowRules = { bbm.www.roles_from_owner{ role = "o" } } }',
+     "allowRules[1] is not an endpoint matcher"),
+    ('authz = bbm.www.authz{ roleMatchers = { bbm.www.any_endpoint_matcher{ role = "o" } } }',
+     "roleMatchers[1] is not a role matcher"),
+    ('authz = bbm.www.authz{ allowRules = { bbm.www.stop_build_endpoint_matcher{} } }',
+     "missing required parameter 'role'"),
     ('cookie_expiration_time = -5', "cookie_expiration_time must be a positive"),
 ])
 def test_checkconfig_refuses_bad_auth(master, extra, message):

@@ -147,7 +147,7 @@ static json_t *form_params(const struct form *f)
 }
 
 /* The /api/v2 path a page's form acts on, and the method a force form implies. */
-static char *api_path_of(const char *url, const char **method)
+char *ui_action_api(const char *url, const char **method)
 {
     char *path = xstrdup(url + 1), *segs[WWW_PATH_MAX_SEGS + 1];
     size_t n = www_split_path(path, segs, WWW_PATH_MAX_SEGS);
@@ -205,7 +205,7 @@ enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char 
         ret = www_ui_error(c, 400, "The form has too many fields.");
     } else if (!csrf_ok(form_get(f, "csrf"))) {
         ret = www_ui_error(c, 403, "The form is out of date: reload the page and try again.");
-    } else if ((api = api_path_of(url, &method)) == NULL) {
+    } else if ((api = ui_action_api(url, &method)) == NULL) {
         ret = www_ui_error(c, 404, "There is nothing to act on at this address.");
     } else if (method == NULL && (method = form_get(f, "method")) == NULL) {
         ret = www_ui_error(c, 400, "The form names no action.");
@@ -220,4 +220,18 @@ enum MHD_Result www_ui_post(struct www *w, struct MHD_Connection *c, const char 
     free(f);
     free(body);
     return ret;
+}
+
+bool ui_may(struct ui_page *p, const char *url, const char *method)
+{
+    if (p->w == NULL || p->user == NULL)
+        return true;
+    char *path = xstrndup(url, strcspn(url, "?#"));
+    const char *m = method;
+    char *api = ui_action_api(path, &m);
+    char *deny = api != NULL ? www_action_denied(p->w, api, m, NULL, p->user) : NULL;
+    free(deny);
+    free(api);
+    free(path);
+    return deny == NULL;
 }

@@ -267,6 +267,11 @@ static void forces(struct ui_page *p, long long id)
     json_t *f;
     json_array_foreach(fs, i, f)
     {
+        char *url = xasprintf("/builders/%lld/force/%s", id, ui_str(f, "name"));
+        bool may = ui_may(p, url, NULL);
+        free(url);
+        if (!may) /* the user may not force: no button */
+            continue;
         html_put(b, "<a class=\"tag\" href=\"/builders/%D/force/%U\">%s</a>", id, ui_str(f, "name"),
                  *ui_str(f, "button_name") ? ui_str(f, "button_name") : ui_str(f, "name"));
     }

@@ -159,6 +159,13 @@ void ui_page_force(struct ui_page *p, const struct www_args *a)
         ui_fail(p, 404, "There is no such force scheduler for this builder.");
         return;
     }
+    char *url = xasprintf("/builders/%lld/force/%s", id, name);
+    bool may = ui_may(p, url, NULL);
+    free(url);
+    if (!may) {
+        ui_fail(p, 403, "You may not start builds with this form.");
+        return;
+    }
     struct buf *b = &p->out;
     ui_head(p, ui_str(fs, "label"), "/builders");
     html_put(b,

@@ -419,6 +419,8 @@ void ui_foot(struct ui_page *p)
 void ui_form(struct ui_page *p, const char *action, const char *method, const char *label,
              const char *extra)
 {
+    if (!ui_may(p, action, method)) /* a button the user may not use is not shown */
+        return;
     html_put(&p->out,
              "<form class=\"inline\" method=\"post\" action=\"%s\"><input type=\"hidden\" "
              "name=\"method\" value=\"%s\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">%S"
@@ -715,6 +717,13 @@ enum MHD_Result www_ui_answer(struct www *w, struct MHD_Connection *c, const cha
     char *path = xstrdup(url + 1);
     struct www_args args = {0};
     ui_page_fn fn = route(path, &args);
+    char *denied = fn != NULL ? www_read_denied(w, c, "masters") : NULL;
+    if (denied != NULL) { /* a user www.authz lets read nothing */
+        free(path);
+        enum MHD_Result ret = www_ui_error(c, 403, denied);
+        free(denied);
+        return ret;
+    }
     if (fn != NULL)
         return answer_page(w, c, fn, path, &args, url, job);
     free(path);

@@ -57,7 +57,7 @@ struct ui_page {
     char *redirect; /* a 302 instead of the page */
     int refresh;    /* > 0: the page reloads itself after this many seconds */
     char csrf[33];  /* the token its forms carry (actions.c) */
-    json_t *user;   /* who asks (the session's user_info) */
+    json_t *user;   /* who asks (the session's user_info): the forms it may use */
 };
 
 /* The query parameters of a page: the values of `key` in order (NULL-terminated is not
@@ -113,6 +113,11 @@ void ui_build_dot(struct buf *b, const json_t *build);
 /* actions.c: the token this master's forms carry now (hex). */
 void ui_csrf(char out[33]);
 /* A form posting `method` to the page at `action`, with a button `label`. */
+/* The /api/v2 path (malloc'd) a form posted to page `url` acts on, and the method a force
+   form implies in *method (else left); NULL when the page has no action. */
+char *ui_action_api(const char *url, const char **method);
+/* Whether the page's user may use the form of `method` posted to `url` (www.authz). */
+bool ui_may(struct ui_page *p, const char *url, const char *method);
 void ui_form(struct ui_page *p, const char *action, const char *method, const char *label,
              const char *extra);
 /*

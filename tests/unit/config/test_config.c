@@ -215,7 +215,7 @@ static const struct broken broken[] = {
     /* a Buildbot www option bbmaster does not implement is refused, not ignored */
     {W "  www = { port = 8010,\n    avatar_methods = {} },\n",
      "{F}:5: www: unknown or unsupported key 'avatar_methods' (bbmaster takes port, "
-     "change_hook_dialects, release_cycle, redirects, release_test_results, auth and "
+     "change_hook_dialects, release_cycle, redirects, release_test_results, auth, authz and "
      "cookie_expiration_time)\n"},
     /* the web port binds where it is told, as protocols.pb.port does (IPv6 as Twisted
        writes it, its colons backslashed) */
@@ -226,7 +226,7 @@ static const struct broken broken[] = {
      "address's colons as \\:, as Twisted does)\n"},
     {W "  www = { prot = 8010 },\n",
      "{F}:4: www: unknown or unsupported key 'prot'; did you mean 'port'? (bbmaster takes port, "
-     "change_hook_dialects, release_cycle, redirects, release_test_results, auth and "
+     "change_hook_dialects, release_cycle, redirects, release_test_results, auth, authz and "
      "cookie_expiration_time)\n"},
     {W "  www = { port = 8010,\n    auth = {} },\n",
      "{F}:5: www.auth must be bbm.www.no_auth{}, user_password_auth{users}, "
