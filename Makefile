@@ -14,7 +14,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 12
 BBMASTER = $(BUILD)/src/bbmaster
 PYTEST = /usr/bin/python3 -m pytest
 
