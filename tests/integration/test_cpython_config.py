@@ -351,3 +351,69 @@ def test_test_step_and_junit_upload(master, workers, tmp_path):
         SUCCESS, [("test", SUCCESS), ("upload", SKIPPED), ("clean", SUCCESS)], {})
     uploaded = sorted(str(p.relative_to(results)) for p in results.rglob("*.xml"))
     assert uploaded == ["3.x/failed/build_1.xml", "3.x/stable-rerun/build_1.xml"]
+
+
+FAKE_MAKEFILE = """all:
+\t@echo "gcc -c Python/ceval.c -o Python/ceval.o"
+\t@printf '#!/bin/sh\\necho Python 3.15.0a0\\n' > python && chmod +x python
+pythoninfo:
+\t@echo "sys.version: 3.15.0a0 (fake)"
+buildbottest:
+\t@echo "== Tests result: SUCCESS ==" && echo "TESTOPTS=$(TESTOPTS)"
+distclean:
+\t@rm -f python config.status
+"""
+
+
+def test_a_ported_builder_builds_on_a_real_worker(master, workers, tmp_path):
+    """The ported configuration with upstream's local worker (use_local_worker, UnixBuild),
+    its git URL pointing at a fake CPython repository: "Test Builder 3.x" runs upstream's
+    steps on a real buildbot-worker, from the GitHub checkout to make distclean."""
+    repo = tmp_path / "cpython-repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True,  # noqa: E731
+                                    capture_output=True, text=True,
+                                    env={**os.environ, "GIT_AUTHOR_NAME": "A",
+                                         "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "A",
+                                         "GIT_COMMITTER_EMAIL": "a@x"}).stdout.strip()
+    run("init", "-q", "-b", "main")
+    (repo / "Makefile").write_text(FAKE_MAKEFILE)
+    (repo / "configure").write_text("#!/bin/sh\necho \"configure $*\"\ntouch config.status\n")
+    (repo / "configure").chmod(0o755)
+    run("add", "Makefile", "configure")
+    run("commit", "-q", "-m", "fake CPython")
+    head = run("rev-parse", "HEAD")
+    shutil.copytree(CPYTHON, master.dir, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("state.sqlite*", "bbmaster.*", "tools"))
+    web = free_port()
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f'web_port: {web}\nworker_port: {master.pb_port}\n'
+                        f'db_url: "sqlite:///state.sqlite"\n'
+                        f'buildbot_url: "http://127.0.0.1:{web}/"\ngit_url: "{repo}"\n'
+                        'use_local_worker: true\nlocal_worker_buildfactory: "UnixBuild"\n'
+                        'owners:\n  local:\n    password: "localpw"\n')
+    master.env["PYBUILDBOT_SETTINGS_PATH"] = str(settings)
+    master.start()
+    workers("local-worker", "localpw", master.pb_port).start()
+    wait_for(lambda: api_get(web, "workers/local-worker")["workers"][0]["connected_to"],
+             what="local-worker connected")
+    from conftest import api_rpc
+    status, body = api_rpc(web, "forceschedulers/force", "force",
+                           builderNames=["Test Builder 3.x"])
+    assert status == 200, body
+    brid = list(body["result"][1].values())[0]
+    wait_for(lambda: api_get(web, f"buildrequests/{brid}")["buildrequests"][0]["complete"],
+             timeout=300, what="the build")
+    build = api_get(web, f"buildrequests/{brid}/builds?property=*")["builds"][0]
+    steps = api_get(web, f"builds/{build['buildid']}/steps")["steps"]
+    SUCCESS, SKIPPED = 0, 3
+    assert [(s["name"], s["results"]) for s in steps] == [
+        ("worker_preparation", SUCCESS), ("git", SUCCESS), ("configure", SUCCESS),
+        ("compile", SUCCESS), ("pythoninfo", SUCCESS), ("test", SUCCESS),
+        ("upload", SKIPPED), ("clean", SUCCESS)], steps
+    assert build["results"] == SUCCESS
+    assert build["properties"]["got_revision"][0] == head
+    test = [s for s in steps if s["name"] == "test"][0]
+    log = api_get(web, f"steps/{test['stepid']}/logs/stdio/contents")["logchunks"]
+    text = "".join(c["content"] for c in log)
+    assert "== Tests result: SUCCESS ==" in text and "--junit-xml test-results.xml" in text
