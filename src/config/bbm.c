@@ -213,12 +213,14 @@ static const struct param nightly_params[] = {{"minute", P_ANY, false},
                                               {"force_at_day_of_week", P_ANY, false},
                                               END};
 static const struct param none_params[] = {END};
-/* JanitorConfigurator's: the horizon in seconds (Lua has no timedelta), Nightly's times. */
+/* JanitorConfigurator's: the horizon in seconds (Lua has no timedelta), Nightly's times;
+   buildHorizon and changeHorizon are bbmaster's own. */
 static const struct param janitor_params[] = {
-    {"logHorizon", P_INT, false}, {"build_data_horizon", P_INT, false},
-    {"hour", P_ANY, false},       {"minute", P_ANY, false},
-    {"dayOfMonth", P_ANY, false}, {"month", P_ANY, false},
-    {"dayOfWeek", P_ANY, false},  END};
+    {"logHorizon", P_INT, false},   {"build_data_horizon", P_INT, false},
+    {"buildHorizon", P_INT, false}, {"changeHorizon", P_INT, false},
+    {"hour", P_ANY, false},         {"minute", P_ANY, false},
+    {"dayOfMonth", P_ANY, false},   {"month", P_ANY, false},
+    {"dayOfWeek", P_ANY, false},    END};
 
 /* www.auth (Buildbot's auth classes), www.authz and its endpoint and role matchers. */
 static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};

@@ -116,11 +116,15 @@ struct cfg_change_source {
 /*
  * bbm.configurators.janitor: Buildbot's JanitorConfigurator.  At the times of `when` (a
  * Nightly schedule: hour, by default 0, minute 0, dayOfMonth, month and dayOfWeek) the
- * log chunks of steps started more than log_horizon seconds before are deleted.
+ * log chunks of steps started more than log_horizon seconds before are deleted, and, with
+ * bbmaster's own build_horizon and change_horizon, the builds completed and the changes
+ * made more than so many seconds before, with every row that refers to them.
  */
 #define CFG_HORIZON_MAX 3153600000LL /* a hundred years, in seconds */
 struct cfg_janitor {
-    long long log_horizon; /* logHorizon, seconds; 0: none given, logs are kept */
+    long long log_horizon;    /* logHorizon, seconds; 0: none given, logs are kept */
+    long long build_horizon;  /* buildHorizon, seconds; 0: none, builds are kept */
+    long long change_horizon; /* changeHorizon, seconds; 0: none, changes are kept */
     struct util_cron when;
     char *file; /* where bbm.configurators.janitor was called */
     int line;

@@ -46,7 +46,8 @@ static const struct {
     {"buildCacheSize", "bbmaster keeps no such caches: it reads the database"},
     {"caches", "bbmaster keeps no such caches: it reads the database"},
     {"changeCacheSize", "bbmaster keeps no such caches: it reads the database"},
-    {"changeHorizon", "old changes are kept"},
+    {"changeHorizon", "old changes are kept (bbm.configurators.janitor's own changeHorizon "
+                      "deletes them by age)"},
     {"codebaseGenerator", "a change keeps the codebase its source gives it"},
     {"logCompressionLimit", "log chunks are compressed with zstd whenever that makes them smaller"},
     {"logCompressionMethod",
@@ -563,8 +564,30 @@ static void janitor_when(struct reader *r, int idx, struct cfg_janitor *j)
     }
 }
 
+/* One of the janitor's horizons, in seconds (-1: not given): at least 1 (`why` says what 0
+   would do), at most CFG_HORIZON_MAX; buildHorizon and changeHorizon are bbmaster's own. */
+static long long janitor_horizon(lua_State *L, const struct cfg_janitor *j, int idx,
+                                 const char *key, const char *why)
+{
+    bool given = lua_getfield(L, idx, key) == LUA_TNUMBER;
+    lua_pop(L, 1);
+    long long v = opt_int(L, idx, key, -1);
+    if (!given || v < 0) /* none, or refused by bbm.c as not a number or negative */
+        return -1;
+    if (v == 0)
+        cfg_error(L, j->file, j->line,
+                  "bbm.configurators.janitor: '%s' must be at least 1 second (%s)", key, why);
+    else if (v > CFG_HORIZON_MAX)
+        cfg_error(L, j->file, j->line,
+                  "bbm.configurators.janitor: '%s' must be at most %lld seconds (a "
+                  "hundred years), not %lld",
+                  key, CFG_HORIZON_MAX, v);
+    return v;
+}
+
 /* bbm.configurators.janitor: one at most (Buildbot would refuse a second __Janitor
-   builder); without logHorizon it does nothing, as Buildbot's. */
+   builder); without logHorizon (nor bbmaster's buildHorizon and changeHorizon) it does
+   nothing, as Buildbot's. */
 static void read_configurator(struct reader *r, int idx)
 {
     lua_State *L = r->L;
@@ -580,28 +603,31 @@ static void read_configurator(struct reader *r, int idx)
     if (lua_getfield(L, idx, "build_data_horizon") != LUA_TNIL)
         cfg_error(L, file, j->line,
                   "bbm.configurators.janitor: 'build_data_horizon' is not implemented by "
-                  "bbmaster (the janitor deletes old log chunks only)");
+                  "bbmaster (bbmaster's own buildHorizon deletes whole old builds)");
     lua_pop(L, 1);
-    j->log_horizon = opt_int(L, idx, "logHorizon", -1);
-    if (j->log_horizon == 0)
-        cfg_error(L, file, j->line,
-                  "bbm.configurators.janitor: 'logHorizon' must be at least 1 second (0 would "
-                  "delete the logs of the steps running now)");
-    else if (j->log_horizon > CFG_HORIZON_MAX)
-        cfg_error(L, file, j->line,
-                  "bbm.configurators.janitor: 'logHorizon' must be at most %lld seconds (a "
-                  "hundred years), not %lld",
-                  CFG_HORIZON_MAX, j->log_horizon);
+    j->log_horizon = janitor_horizon(L, j, idx, "logHorizon",
+                                     "0 would delete the logs of the steps running now");
+    j->build_horizon =
+        janitor_horizon(L, j, idx, "buildHorizon", "0 would delete the builds that just finished");
+    j->change_horizon =
+        janitor_horizon(L, j, idx, "changeHorizon", "0 would delete the changes that just came");
     janitor_when(r, idx, j);
-    if (j->log_horizon < 0)
+    bool any = j->log_horizon > 0 || j->build_horizon > 0 || j->change_horizon > 0;
+    if (j->log_horizon < 0 && j->build_horizon < 0 && j->change_horizon < 0)
         warn(r, j->line,
              "bbm.configurators.janitor without logHorizon deletes nothing (as Buildbot's "
              "JanitorConfigurator)");
-    if (j->log_horizon <= 0 || r->cfg->janitor != NULL) {
+    if (!any || r->cfg->janitor != NULL) {
         free(j->file);
         free(j);
         return;
     }
+    if (j->log_horizon < 0)
+        j->log_horizon = 0;
+    if (j->build_horizon < 0)
+        j->build_horizon = 0;
+    if (j->change_horizon < 0)
+        j->change_horizon = 0;
     r->cfg->janitor = j;
 }
 

@@ -262,6 +262,25 @@ int db_prune_deleted_spans(struct db *db, long long lo, long long hi, long long 
 int db_prune_chunks(struct db *db, long long from, long long to, long long max, long long *deleted,
                     long long *next, char **cause);
 
+/*
+ * Old builds and changes (horizon.c), for the janitor's buildHorizon and changeHorizon:
+ * each stage changes at most `max` rows and returns 0, or -1 with *cause.
+ */
+#define DB_HORIZON_BUILD_STAGES 9  /* log chunks and logs, ..., the build */
+#define DB_HORIZON_CHANGE_STAGES 6 /* files, ..., the change */
+/* Stage `stage` of deleting build `buildid`: *rows gets the rows deleted or set, *more
+   whether the stage has more to do. */
+int db_horizon_build_stage(struct db *db, int stage, long long buildid, long long max,
+                           long long *rows, bool *more, char **cause);
+int db_horizon_change_stage(struct db *db, int stage, long long changeid, long long max,
+                            long long *rows, bool *more, char **cause);
+/* The highest build id (changes: change id), 0 if none. */
+int db_horizon_top(struct db *db, bool changes, long long *top, char **cause);
+/* The lowest id in (after, after + window] of a complete build that completed before
+   `before` (changes: of a change whose when_timestamp is before it), 0 if none. */
+int db_horizon_next_old(struct db *db, bool changes, long long after, long long window,
+                        long long before, long long *found, char **cause);
+
 /* Schema (schema.c). */
 
 /* The alembic revision Buildbot 4.3 writes, and the oldest this can upgrade. */

@@ -14,6 +14,14 @@
  * turn of the loop (an idle handle), so that workers, the web and builds go
  * on meanwhile: a batch reads or writes at most a window of ids or
  * JANITOR_CHUNKS chunks.
+ *
+ * With bbmaster's own buildHorizon and changeHorizon, the run goes on to
+ * delete the complete builds that completed more than buildHorizon seconds
+ * before it began, then the changes made (when_timestamp) more than
+ * changeHorizon seconds before, each with every row that refers to it
+ * (db/horizon.c), one stage of JANITOR_ROWS rows at most per batch.  (Buildbot's
+ * own changeHorizon, a top-level key that keeps the newest N changes, is
+ * another thing; bbmaster refuses it.)
  */
 #include "schedulers/internal.h"
 
@@ -27,6 +35,8 @@
 #define JANITOR_STEPS 5000
 #define JANITOR_LOGS 500
 #define JANITOR_CHUNKS 1000
+#define JANITOR_ROWS 1000 /* rows of a build's or change's stage */
+#define JANITOR_IDS 5000  /* builds or changes searched */
 
 /* Buildbot's JANITOR_NAME, the name of its Nightly scheduler (and builder). */
 #define JANITOR_NAME "__Janitor"
@@ -44,8 +54,16 @@ struct run {
     long long marked;                         /* logs marked deleted */
     long long deleted;                        /* chunks deleted */
     long long batches;                        /* turns of the loop taken */
-    uint64_t start_ms;                        /* when it began (monotonic) */
-    uint64_t longest_ms;                      /* the longest batch */
+    struct old {                              /* old builds, then old changes */
+        bool on;                              /* a horizon is given: this phase runs */
+        long long before;                     /* older than this (epoch seconds) */
+        long long after, top;                 /* search ids (after, top] */
+        long long id;                         /* the one being deleted (0: searching) */
+        int stage;                            /* its stage */
+        long long gone, rows;                 /* deleted: how many; their rows */
+    } builds, changes;
+    uint64_t start_ms;   /* when it began (monotonic) */
+    uint64_t longest_ms; /* the longest batch */
 };
 
 struct janitor {
@@ -113,8 +131,10 @@ static void finish(struct janitor *j, const char *cause)
                   cause, r->deleted, r->batches);
     else
         log_info("janitor: deleted %lld log chunks; %lld logs marked deleted; %lld batches "
-                 "in %.1f s, the longest %llu ms",
-                 r->deleted, r->marked, r->batches, secs, (unsigned long long)r->longest_ms);
+                 "in %.1f s, the longest %llu ms; %lld old builds deleted (%lld rows), "
+                 "%lld old changes deleted (%lld rows)",
+                 r->deleted, r->marked, r->batches, secs, (unsigned long long)r->longest_ms,
+                 r->builds.gone, r->builds.rows, r->changes.gone, r->changes.rows);
     uv_idle_stop(&j->idle);
     free(r);
     j->run = NULL;
@@ -149,13 +169,50 @@ static int mark_window(struct janitor *j, struct run *r, char **cause)
     return 1;
 }
 
+/* One batch of old builds (changes): the search for the next one, a window of ids, or a
+   stage of deleting it; 0 when none is left. */
+static int old_batch(struct janitor *j, struct old *o, bool changes, char **cause)
+{
+    if (o->id == 0) {
+        if (o->after >= o->top)
+            return 0;
+        if (db_horizon_next_old(j->db, changes, o->after, JANITOR_IDS, o->before, &o->id, cause) <
+            0)
+            return -1;
+        o->after = o->id > 0 ? o->id : o->after + JANITOR_IDS;
+        o->stage = 0;
+        return 1;
+    }
+    long long rows;
+    bool more;
+    int rc =
+        changes ? db_horizon_change_stage(j->db, o->stage, o->id, JANITOR_ROWS, &rows, &more, cause)
+                : db_horizon_build_stage(j->db, o->stage, o->id, JANITOR_ROWS, &rows, &more, cause);
+    if (rc < 0)
+        return -1;
+    o->rows += rows;
+    if (!more && ++o->stage == (changes ? DB_HORIZON_CHANGE_STAGES : DB_HORIZON_BUILD_STAGES)) {
+        o->gone++;
+        o->id = 0;
+    }
+    return 1;
+}
+
 /* One batch: 1 while there is more to do, 0 when the run is over, -1 with *cause. */
 static int batch(struct janitor *j, struct run *r, char **cause)
 {
     if (!r->step_found)
         return find_step(j, r, cause);
-    if (r->log_lo > r->log_end)
-        return 0;
+    if (r->log_lo > r->log_end) {
+        int rc = r->builds.on ? old_batch(j, &r->builds, false, cause) : 0;
+        if (rc != 0)
+            return rc;
+        r->builds.on = false;
+        rc = r->changes.on ? old_batch(j, &r->changes, true, cause) : 0;
+        if (rc == 0)
+            r->changes.on = false;
+        return rc;
+    }
     if (r->span >= r->n_spans)
         return mark_window(j, r, cause);
     long long deleted, next;
@@ -189,6 +246,31 @@ static void idle_cb(uv_idle_t *h)
     free(cause);
 }
 
+static void local_time(long long when, char *out, size_t size)
+{
+    time_t t = (time_t)when;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int start_old(struct janitor *j, struct old *o, bool changes, double now, long long horizon,
+                     char **cause)
+{
+    o->on = horizon > 0;
+    if (!o->on)
+        return 0;
+    o->before = (long long)ceil(now - (double)horizon);
+    if (db_horizon_top(j->db, changes, &o->top, cause) < 0)
+        return -1;
+    char when[32];
+    local_time(o->before, when, sizeof when);
+    log_info(changes ? "janitor: deleting the changes made before %s (changeHorizon %lld s)"
+                     : "janitor: deleting the builds completed before %s (buildHorizon %lld s)",
+             when, horizon);
+    return 0;
+}
+
 static int run_start(struct janitor *j, char **cause)
 {
     struct run *r = xcalloc(1, sizeof *r);
@@ -205,13 +287,21 @@ static int run_start(struct janitor *j, char **cause)
     }
     r->log_lo = first > 0 ? first : 1;
     r->n_spans = r->span = 0;
-    time_t t = (time_t)r->before;
-    struct tm tm;
+    if (j->conf.log_horizon <= 0) { /* no logHorizon: no log is marked */
+        r->step_found = true;
+        r->log_lo = r->log_end + 1;
+    }
+    if (start_old(j, &r->builds, false, now, j->conf.build_horizon, cause) < 0 ||
+        start_old(j, &r->changes, true, now, j->conf.change_horizon, cause) < 0) {
+        free(r);
+        return -1;
+    }
     char when[32];
-    localtime_r(&t, &tm);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-    log_info("janitor: deleting the log chunks of steps started before %s (logHorizon %lld s)",
-             when, j->conf.log_horizon);
+    local_time(r->before, when, sizeof when);
+    if (j->conf.log_horizon > 0)
+        log_info("janitor: deleting the log chunks of steps started before %s (logHorizon "
+                 "%lld s)",
+                 when, j->conf.log_horizon);
     j->run = r;
     uv_idle_start(&j->idle, idle_cb);
     return 0;

@@ -37,7 +37,7 @@ return {
       bbm.steps.shell{ name = "talk", command = { "sh", "-c", %(cmd)s } } } } },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "alpha" } } },
   configurators = {
-    bbm.configurators.janitor{ logHorizon = %(horizon)d, hour = 3, minute = 0, dayOfWeek = 1 },
+    bbm.configurators.janitor{ %(janitor)s, hour = 3, minute = 0, dayOfWeek = 1 },
   },
 }
 '''
@@ -46,7 +46,7 @@ return {
 class Site:
     """A master on the fixture's rows, its database reachable for checks and edits."""
 
-    def __init__(self, master, backend, go_file="/nonexistent"):
+    def __init__(self, master, backend, go_file="/nonexistent", janitor=f"logHorizon = {DAY}"):
         self.master = master
         self.backend = backend
         self.www = free_port()
@@ -55,7 +55,7 @@ class Site:
                'echo done"' % go_file)
         with open(os.path.join(master.dir, "master.lua"), "w") as f:
             f.write(CONFIG % {"pb": master.pb_port, "www": self.www, "db": db_url, "cmd": cmd,
-                              "horizon": DAY})
+                              "janitor": janitor})
         if backend == "sqlite":
             path = os.path.join(master.dir, "state.sqlite")
             shutil.copy(FIXTURE, path)
@@ -244,3 +244,113 @@ def test_a_run_in_batches_beside_a_running_build(master, backend, workers, tmp_p
     assert set(site.chunks()) == {l for (l,) in site.rows(
         "SELECT l.id FROM logs l JOIN steps s ON s.id = l.stepid WHERE s.buildid = ?",
         build[0][0])}
+
+
+HORIZONS = r"(\d+) old builds deleted \((\d+) rows\), (\d+) old changes deleted \((\d+) rows\)"
+
+# every row of a build, by the build's id: (table, query of the rows)
+BUILD_ROWS = [
+    ("builds", "SELECT * FROM builds WHERE id = ?"),
+    ("steps", "SELECT * FROM steps WHERE buildid = ? ORDER BY id"),
+    ("logs", "SELECT l.* FROM logs l JOIN steps s ON s.id = l.stepid WHERE s.buildid = ? "
+             "ORDER BY l.id"),
+    ("logchunks", "SELECT c.logid, c.first_line, c.last_line FROM logchunks c JOIN logs l "
+                  "ON l.id = c.logid JOIN steps s ON s.id = l.stepid WHERE s.buildid = ? "
+                  "ORDER BY c.logid, c.first_line"),
+    ("build_properties", "SELECT * FROM build_properties WHERE buildid = ? ORDER BY name"),
+    ("build_data", "SELECT id, name, length FROM build_data WHERE buildid = ? ORDER BY id"),
+    ("test_result_sets", "SELECT * FROM test_result_sets WHERE buildid = ? ORDER BY id"),
+    ("test_results", "SELECT r.* FROM test_results r JOIN test_result_sets t "
+                     "ON t.id = r.test_result_setid WHERE t.buildid = ? ORDER BY r.id"),
+]
+CHANGE_ROWS = [
+    ("changes", "SELECT * FROM changes WHERE changeid = ?"),
+    ("change_files", "SELECT * FROM change_files WHERE changeid = ? ORDER BY filename"),
+    ("change_properties", "SELECT * FROM change_properties WHERE changeid = ? "
+                          "ORDER BY property_name"),
+    ("change_users", "SELECT * FROM change_users WHERE changeid = ?"),
+    ("scheduler_changes", "SELECT * FROM scheduler_changes WHERE changeid = ? "
+                          "ORDER BY schedulerid"),
+]
+
+
+def add_change(site, changeid, when, parent):
+    site.execute("INSERT INTO changes (changeid, author, comments, branch, revision, "
+                 "when_timestamp, repository, codebase, project, sourcestampid, "
+                 "parent_changeids) VALUES (?, 'me', 'c', 'main', ?, ?, '', '', '', 2, ?)",
+                 changeid, f"r{changeid}", when, parent)
+    for f in ("a.c", "b.c"):
+        site.execute("INSERT INTO change_files (changeid, filename) VALUES (?, ?)", changeid, f)
+    site.execute("INSERT INTO change_properties (changeid, property_name, property_value) "
+                 "VALUES (?, 'p', '[1, \"Change\"]')", changeid)
+    site.execute("INSERT INTO change_users (changeid, uid) VALUES (?, 1)", changeid)
+    for sched in (1, 2):
+        site.execute("INSERT INTO scheduler_changes (schedulerid, changeid, important) "
+                     "VALUES (?, ?, 1)", sched, changeid)
+
+
+def test_old_builds_and_changes_deleted(master, backend):
+    """bbmaster's own buildHorizon and changeHorizon (no logHorizon): at the janitor's time
+    the complete builds that completed more than a day before go with their steps, logs,
+    chunks, properties, data and test results, the buildsets naming them as parent or
+    rebuilt build keep a NULL there; the changes made more than a day before go with their
+    files, properties, users and scheduler rows, the changes whose parent they were keep a
+    NULL parent.  An old build that is not complete, the recent builds and the recent
+    changes stay whole; no foreign key is left broken and the API answers."""
+    site = Site(master, backend, janitor=f"buildHorizon = {DAY}, changeHorizon = {DAY}")
+    # builds 1-14 completed a week before; 15-18 an hour before; 19 started a week before
+    # and is not complete
+    site.execute("UPDATE builds SET complete_at = ? WHERE id >= 15", RUN - 3600)
+    site.execute("UPDATE builds SET complete_at = NULL, results = NULL WHERE id = 19")
+    site.execute("INSERT INTO users (uid, identifier) VALUES (1, 'me')")
+    # change 1 (the fixture's) is old; 2 and 4 are recent, 3 old; parents 1 <- 2 <- 3 <- 4
+    add_change(site, 2, RUN - 3600, 1)
+    add_change(site, 3, RUN - 2 * DAY, 2)
+    add_change(site, 4, RUN - 60, 3)
+    kept = {b: [site.rows(q, b) for _, q in BUILD_ROWS] for b in range(15, 20)}
+    kept_changes = {c: [site.rows(q, c) for _, q in CHANGE_ROWS] for c in (2, 4)}
+    assert all(kept[b][3] for b in kept) and kept[15][6] and kept[15][7]
+    old = {b: [site.rows(q, b) for _, q in BUILD_ROWS] for b in range(1, 15)}
+    assert old[1][3] and old[1][5] and old[1][6] and old[1][7] and old[2][7]
+    old_rows = sum(len(rows) for b in old for rows in old[b])
+    site.start("2026-12-01 02:59:40", 10)
+    assert len(api_get(site.www, "builds")["builds"]) == 19
+    master.wait_log(DELETED)
+    assert "janitor: deleting the builds completed before 2026-11-30 03:00:00 (buildHorizon " \
+        "86400 s)" in master.log()
+    assert "janitor: deleting the changes made before 2026-11-30 03:00:00 (changeHorizon " \
+        "86400 s)" in master.log()
+    assert "deleting the log chunks" not in master.log()
+    builds, build_rows, changes, change_rows = (
+        int(x) for x in re.search(HORIZONS, master.log()).groups())
+    # the rows counted: those deleted, and the buildsets' references set to NULL (4, 7, 12
+    # and 13 as parents, 3 as rebuilt build); the change 2's and 4's parents
+    assert (builds, changes) == (14, 2)
+    assert build_rows == old_rows + 5
+    # change 1: itself, 2 files, 1 property; change 3: itself, 2 files, 1 property, 1 user,
+    # 2 scheduler rows; the parents of changes 2 and 4
+    assert change_rows == 4 + 7 + 2
+    for b in range(1, 15):
+        assert [site.rows(q, b) for _, q in BUILD_ROWS] == [[]] * len(BUILD_ROWS), b
+    for b in kept:
+        assert [site.rows(q, b) for _, q in BUILD_ROWS] == kept[b], b
+    for c in (1, 3):
+        assert [site.rows(q, c) for _, q in CHANGE_ROWS] == [[]] * len(CHANGE_ROWS), c
+    for c in (2, 4):
+        now = [site.rows(q, c) for _, q in CHANGE_ROWS]
+        assert now[1:] == kept_changes[c][1:], c
+    assert site.rows("SELECT changeid, parent_changeids FROM changes ORDER BY changeid") \
+        == [(2, None), (4, None)]
+    assert site.rows("SELECT id, parent_buildid, rebuilt_buildid FROM buildsets WHERE "
+                     "parent_buildid IS NOT NULL OR rebuilt_buildid IS NOT NULL") \
+        == [(16, 16, None)]
+    assert site.rows("SELECT COUNT(*) FROM logs")[0][0] == sum(len(kept[b][2]) for b in kept)
+    assert site.rows("SELECT COUNT(*) FROM steps")[0][0] == sum(len(kept[b][1]) for b in kept)
+    if backend == "sqlite":
+        assert site.rows("PRAGMA foreign_key_check") == []
+    # on PostgreSQL the keys are enforced: a child left behind would have failed a DELETE
+    assert "the run stops" not in master.log()
+    assert sorted(b["buildid"] for b in api_get(site.www, "builds")["builds"]) \
+        == list(range(15, 20))
+    assert [c["changeid"] for c in api_get(site.www, "changes")["changes"]] in ([2, 4], [4, 2])
+    assert api_get(site.www, "builds/19")["builds"][0]["complete"] is False

@@ -163,6 +163,20 @@ static void test_janitor(void **state)
     assert_true(cfg->janitor->when.dom_any);
     assert_false(cfg->janitor->when.dow_any);
     assert_null(cfg->warnings);
+    assert_int_equal(cfg->janitor->build_horizon, 0);
+    assert_int_equal(cfg->janitor->change_horizon, 0);
+    cfg_free(cfg);
+    /* bbmaster's own buildHorizon and changeHorizon make a janitor without logHorizon */
+    cfg = load("local bbm = require 'bbm'\nreturn {\n  configurators = {\n"
+               "    bbm.configurators.janitor{ buildHorizon = 100, changeHorizon = 200 } },\n}\n",
+               &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    assert_non_null(cfg->janitor);
+    assert_int_equal(cfg->janitor->log_horizon, 0);
+    assert_int_equal(cfg->janitor->build_horizon, 100);
+    assert_int_equal(cfg->janitor->change_horizon, 200);
+    assert_null(cfg->warnings);
     cfg_free(cfg);
     /* without logHorizon it does nothing, and says so */
     cfg = load("local bbm = require 'bbm'\nreturn {\n"
@@ -377,7 +391,24 @@ static const struct broken broken[] = {
     {"  configurators = { bbm.configurators.janitor{ logHorizon = 60,\n"
      "    build_data_horizon = 60 } },\n",
      "{F}:3: bbm.configurators.janitor: 'build_data_horizon' is not implemented by bbmaster "
-     "(the janitor deletes old log chunks only)\n"},
+     "(bbmaster's own buildHorizon deletes whole old builds)\n"},
+    /* bbmaster's own buildHorizon and changeHorizon, as logHorizon */
+    {"  configurators = { bbm.configurators.janitor{ buildHorizon = 86400,\n"
+     "    changeHorizon = 3153600000 } },\n",
+     ""},
+    {"  configurators = { bbm.configurators.janitor{ buildHorizon = 0 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'buildHorizon' must be at least 1 second (0 would "
+     "delete the builds that just finished)\n"},
+    {"  configurators = { bbm.configurators.janitor{ changeHorizon = 0 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'changeHorizon' must be at least 1 second (0 would "
+     "delete the changes that just came)\n"},
+    {"  configurators = { bbm.configurators.janitor{ changeHorizon = -5 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'changeHorizon' must not be negative\n"},
+    {"  configurators = { bbm.configurators.janitor{ buildHorizon = 4e9 } },\n",
+     "{F}:3: bbm.configurators.janitor: 'buildHorizon' must be at most 3153600000 seconds (a "
+     "hundred years), not 4000000000\n"},
+    {"  configurators = { bbm.configurators.janitor{ changeHorizon = 'P1D' } },\n",
+     "{F}:3: bbm.configurators.janitor: 'changeHorizon' must be a whole number, not string\n"},
     {"  configurators = { bbm.configurators.janitor{ logHorizon = 60 },\n"
      "    bbm.configurators.janitor{ logHorizon = 120 } },\n",
      "{F}:4: a second bbm.configurators.janitor (the first is at {F}:3): Buildbot's would "
@@ -399,7 +430,7 @@ static const struct broken broken[] = {
      "caches: it reads the database\n"},
     {"  changeHorizon = 100,\n",
      "{F}:3: 'changeHorizon' is a Buildbot key bbmaster does not implement: old changes are "
-     "kept\n"},
+     "kept (bbm.configurators.janitor's own changeHorizon deletes them by age)\n"},
     {"  services = {},\n",
      "{F}:3: 'services' is a Buildbot key bbmaster does not implement: bbmaster has no "
      "reporters yet\n"},
