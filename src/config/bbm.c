@@ -356,61 +356,34 @@ static bool is_kind(lua_State *L, int idx, const char *kind)
     return ok;
 }
 
-static bool list_of_strings(lua_State *L, int idx)
+/* How many items of the list at `idx` pass `pred` (-1: not a table). */
+static lua_Integer count_items(lua_State *L, int idx, bool (*pred)(lua_State *L, int idx))
 {
     if (lua_type(L, idx) != LUA_TTABLE)
-        return false;
-    lua_Integer n = luaL_len(L, idx);
+        return -1;
+    lua_Integer n = luaL_len(L, idx), passed = 0;
     for (lua_Integer i = 1; i <= n; i++) {
-        bool ok = lua_geti(L, idx, i) == LUA_TSTRING;
+        lua_geti(L, idx, i);
+        passed += pred(L, -1);
         lua_pop(L, 1);
-        if (!ok)
-            return false;
     }
-    return true;
+    return passed;
 }
 
-static bool list_of_results(lua_State *L, int idx)
+/* Every item of the list at `idx` passes `pred` (false for what is not a table). */
+static bool every_item(lua_State *L, int idx, bool (*pred)(lua_State *L, int idx))
 {
-    if (lua_type(L, idx) != LUA_TTABLE)
-        return false;
-    lua_Integer n = luaL_len(L, idx);
-    bool ok = true;
-    for (lua_Integer i = 1; i <= n && ok; i++) {
-        lua_geti(L, idx, i);
-        ok = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) <= 6;
-        lua_pop(L, 1);
-    }
-    return ok;
+    return lua_type(L, idx) == LUA_TTABLE && count_items(L, idx, pred) == luaL_len(L, idx);
 }
 
-static bool list_of_locks(lua_State *L, int idx)
+static bool is_string(lua_State *L, int idx)
 {
-    if (lua_type(L, idx) != LUA_TTABLE)
-        return false;
-    lua_Integer n = luaL_len(L, idx);
-    bool ok = true;
-    for (lua_Integer i = 1; i <= n && ok; i++) {
-        lua_geti(L, idx, i);
-        ok = cfg_is_lock_access(L, -1);
-        lua_pop(L, 1);
-    }
-    return ok;
+    return lua_type(L, idx) == LUA_TSTRING;
 }
 
-/* A lock given without an access: Buildbot 4.3 fails on one when the build starts. */
-static bool has_bare_lock(lua_State *L, int idx)
+static bool is_result(lua_State *L, int idx)
 {
-    if (lua_type(L, idx) != LUA_TTABLE)
-        return false;
-    lua_Integer n = luaL_len(L, idx);
-    bool bare = false;
-    for (lua_Integer i = 1; i <= n && !bare; i++) {
-        lua_geti(L, idx, i);
-        bare = cfg_is_lock(L, -1);
-        lua_pop(L, 1);
-    }
-    return bare;
+    return lua_isinteger(L, idx) && lua_tointeger(L, idx) >= 0 && lua_tointeger(L, idx) <= 6;
 }
 
 static bool type_ok(lua_State *L, int idx, enum ptype t)
@@ -431,7 +404,7 @@ static bool type_ok(lua_State *L, int idx, enum ptype t)
     case P_TABLE:
         return lt == LUA_TTABLE;
     case P_STRS:
-        return lt == LUA_TSTRING || list_of_strings(L, idx);
+        return lt == LUA_TSTRING || every_item(L, idx, is_string);
     case P_BOOLFN:
         return lt == LUA_TBOOLEAN || lt == LUA_TFUNCTION;
     case P_RENDER:
@@ -440,9 +413,9 @@ static bool type_ok(lua_State *L, int idx, enum ptype t)
     case P_CMD:
         return lt == LUA_TSTRING || lt == LUA_TTABLE || is_kind(L, idx, "interpolate");
     case P_POLICY:
-        return lt == LUA_TBOOLEAN || list_of_results(L, idx);
+        return lt == LUA_TBOOLEAN || every_item(L, idx, is_result);
     case P_LOCKS:
-        return list_of_locks(L, idx);
+        return every_item(L, idx, cfg_is_lock_access);
     default:
         return true;
     }
@@ -539,7 +512,7 @@ static void check_entry(lua_State *L, const char *ctor, const struct param *cons
     } else if (refused(p) != NULL) {
         cfg_error(L, file, line, "%s: '%s' is a Buildbot parameter bbmaster does not implement: %s",
                   ctor, key, refused(p));
-    } else if (p->type == P_LOCKS && has_bare_lock(L, -1)) {
+    } else if (p->type == P_LOCKS && count_items(L, -1, cfg_is_lock) > 0) { /* a bare lock */
         cfg_error(L, file, line,
                   "%s: 'locks' names a lock without saying how it is taken; write "
                   "lock:access(\"counting\") or lock:access(\"exclusive\")",
