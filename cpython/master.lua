@@ -7,6 +7,8 @@ yet".
 ]]
 
 local bbm = require "bbm"
+local custom = require "custom"
+local has, concat = custom.has, custom.concat
 
 local Settings = require "custom.settings"
 local workers = require "custom.workers"
@@ -135,24 +137,7 @@ local mail_status_builders = {}
 local stable_pull_request_builders = {}
 local all_pull_request_builders = {}
 
-local function has(list, value)
-    for _, v in ipairs(list) do
-        if v == value then
-            return true
-        end
-    end
-    return false
-end
 
-local function concat(...)
-    local out = {}
-    for i = 1, select("#", ...) do
-        for _, v in ipairs((select(i, ...))) do
-            out[#out + 1] = v
-        end
-    end
-    return out
-end
 
 -- the git step's defaults, under the worker's git_options (workers.NONE removes one)
 local function source_args(branch, worker)

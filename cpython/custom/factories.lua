@@ -11,6 +11,7 @@ The instance keeps the bbm.factory in `factory`, with `tags`, `branches` and
 
 local bbm = require "bbm"
 local custom = require "custom"
+local concat = custom.concat
 local branches = require "custom.branches"
 local steps = require "custom.steps"
 
@@ -32,16 +33,6 @@ local function Class(parent, fields)
     return setmetatable(cls, { __index = parent })
 end
 
--- The lists given, one after the other, in a new list ([*a, *b, ...]).
-local function concat(...)
-    local out = {}
-    for i = 1, select("#", ...) do
-        for _, v in ipairs((select(i, ...))) do
-            out[#out + 1] = v
-        end
-    end
-    return out
-end
 
 local function append(list, ...)
     for i = 1, select("#", ...) do

@@ -12,6 +12,7 @@ under Buildbot's names so that factories.lua reads like factories.py.
 
 local bbm = require "bbm"
 local custom = require "custom"
+local has = custom.has
 
 local SUCCESS, WARNINGS = bbm.results.SUCCESS, bbm.results.WARNINGS
 
@@ -97,14 +98,6 @@ local test_warnings = {
     "No space left on device",
 }
 
-local function has(list, value)
-    for _, v in ipairs(list) do
-        if v == value then
-            return true
-        end
-    end
-    return false
-end
 
 -- Test.evaluateCommand: a failed run asks for its JUnit file to be uploaded (and says the
 -- tests failed to build); on main's stable builders, so does a run with warnings.
