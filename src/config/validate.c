@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1088,6 +1090,32 @@ static void check_users(struct reader *r, int idx)
     lua_pop(L, 1);
 }
 
+/* remote_user_auth{headerRegex}: a PCRE2 pattern (Python's re syntax for named groups) with
+   the username group Buildbot's documentation asks for (without it, Buildbot fails every
+   page at request time). */
+static void check_header_regex(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    if (lua_getfield(L, idx, "headerRegex") == LUA_TSTRING) {
+        int err;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)lua_tostring(L, -1), PCRE2_ZERO_TERMINATED,
+                                       PCRE2_ANCHORED, &err, &off, NULL);
+        if (re == NULL) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(err, msg, sizeof msg);
+            cfg_error(L, r->path, key_line(r, "auth"),
+                      "bbm.www.remote_user_auth: headerRegex does not compile: %s at offset %zu",
+                      (const char *)msg, (size_t)off);
+        } else if (pcre2_substring_number_from_name(re, (PCRE2_SPTR) "username") < 0) {
+            cfg_error(L, r->path, key_line(r, "auth"),
+                      "bbm.www.remote_user_auth: headerRegex has no (?P<username>...) group");
+        }
+        pcre2_code_free(re);
+    }
+    lua_pop(L, 1);
+}
+
 /*
  * www.auth, www.authz and www.cookie_expiration_time (seconds; Buildbot's is a timedelta):
  * checked here, handed to the web as JSON (cfg->www_auth).
@@ -1101,8 +1129,10 @@ static void read_auth(struct reader *r, int idx)
         cfg_error(L, r->path, key_line(r, "auth"),
                   "www.auth must be bbm.www.no_auth{}, user_password_auth{users}, "
                   "htpasswd_auth{passwdFile} or remote_user_auth{header, headerRegex}");
-    else if (t != LUA_TNIL)
+    else if (t != LUA_TNIL) {
         check_users(r, lua_gettop(L));
+        check_header_regex(r, lua_gettop(L));
+    }
     if (t != LUA_TNIL)
         json_object_set_new(o, "auth", cfg_lua_to_json(L, -1));
     lua_pop(L, 1);

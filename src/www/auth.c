@@ -130,7 +130,8 @@ bool www_auth_can_login(const struct www_auth *a)
     return a != NULL && (a->kind == AUTH_USERS || a->kind == AUTH_HTPASSWD);
 }
 
-/* remote_user_auth: the regex's named groups, then Buildbot's default user info provider's
+/* remote_user_auth: the regex's named groups as Python's groupdict() gives them (a group
+   that took no part is null), then Buildbot's default user info provider's
    {"email": username}. */
 static json_t *remote_user(const struct www_auth *a, const char *value)
 {
@@ -149,26 +150,40 @@ static json_t *remote_user(const struct www_auth *a, const char *value)
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         for (uint32_t i = 0; i < count; i++, table += size) {
             unsigned n = ((unsigned)table[0] << 8) | table[1];
-            if ((int)n >= rc || ov[2 * n] == PCRE2_UNSET)
-                continue;
+            bool set = (int)n < rc && ov[2 * n] != PCRE2_UNSET;
             json_object_set_new(user, (const char *)table + 2,
-                                json_stringn(value + ov[2 * n], ov[2 * n + 1] - ov[2 * n]));
+                                set ? json_stringn(value + ov[2 * n], ov[2 * n + 1] - ov[2 * n])
+                                    : json_null());
         }
         json_t *name = json_object_get(user, "username");
-        if (json_is_string(name))
-            json_object_set(user, "email", name);
+        json_object_set(user, "email", name != NULL ? name : json_null());
     }
     pcre2_match_data_free(md);
     return user;
 }
 
-json_t *www_auth_remote_user(struct www *w, struct MHD_Connection *c)
+/* Buildbot's words when the header is missing or does not match (its maybeAutoLogin's
+   Error(403), which its index page shows as on_load_warning). */
+static char *remote_warning(const struct www_auth *a, const char *value)
+{
+    if (value == NULL)
+        return xasprintf("missing http header %s. Check your reverse proxy config!", a->header);
+    const char *pattern = json_string_value(json_object_get(a->auth, "headerRegex"));
+    return xasprintf("http header does not match regex! \"%.*s\" not matching %s",
+                     WWW_AUTH_HEADER_MAX, value, pattern != NULL ? pattern : default_regex);
+}
+
+json_t *www_auth_remote_user(struct www *w, struct MHD_Connection *c, char **warning)
 {
     struct www_auth *a = www_auth_get(w);
     json_t *user = NULL;
+    if (warning != NULL)
+        *warning = NULL;
     if (a != NULL && a->kind == AUTH_REMOTE && a->re != NULL) {
         const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, a->header);
         user = v != NULL ? remote_user(a, v) : NULL;
+        if (user == NULL && warning != NULL)
+            *warning = remote_warning(a, v);
     }
     www_auth_put(a);
     return user;

@@ -747,8 +747,10 @@ long long www_auth_ttl(const struct www_auth *a);
 struct www_authz *www_auth_authz(const struct www_auth *a); /* NULL: everything allowed */
 /* Whether /auth/login takes a user name and password. */
 bool www_auth_can_login(const struct www_auth *a);
-/* remote_user_auth: the user_info the trusted proxy's header gives, or NULL. */
-json_t *www_auth_remote_user(struct www *w, struct MHD_Connection *c);
+/* remote_user_auth: the user_info the trusted proxy's header gives, or NULL; then, if
+   `warning` is not NULL, *warning is Buildbot's on_load_warning for a missing or unmatched
+   header (malloc'd), else NULL. */
+json_t *www_auth_remote_user(struct www *w, struct MHD_Connection *c, char **warning);
 /* www.authz's refusal of `method` on /api/v2/`path` for `user` (malloc'd), or NULL
    (allowed, or a path with no endpoint). */
 char *www_action_denied(struct www *w, const char *path, const char *method, const json_t *params,

@@ -208,7 +208,7 @@ static json_t *cookie_user(struct www *w, struct MHD_Connection *c)
 
 json_t *www_session_user(struct www *w, struct MHD_Connection *c)
 {
-    json_t *user = www_auth_remote_user(w, c);
+    json_t *user = www_auth_remote_user(w, c, NULL);
     if (user == NULL)
         user = cookie_user(w, c);
     return user != NULL ? user : www_session_anonymous();

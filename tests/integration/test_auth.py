@@ -9,6 +9,7 @@ buildbot.python.org's rule table, checked cell by cell with Buildbot's exact 403
 import base64
 import hashlib
 import hmac
+import html
 import http.client
 import json
 import os
@@ -266,15 +267,32 @@ def test_htpasswd_and_remote_user(master, tmp_path):
 
     with open(os.path.join(master.dir, "master.lua")) as f:
         text = f.read()
+    regex = "(?P<username>[^ @]+)@(?P<realm>[^ @]+)(?: (?P<full_name>.+))?"
     text = re.sub(r"auth = bbm\.www\.htpasswd_auth\{[^}]*\}",
-                  'auth = bbm.www.remote_user_auth{ header = "X-Remote-User" }', text)
+                  f'auth = bbm.www.remote_user_auth{{ header = "X-Remote-User", '
+                  f'headerRegex = "{regex}" }}', text)
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(text)
     master.start()
+    # Buildbot's user_info: the regex's groupdict() (None for a group that took no part),
+    # then its default user info provider's {"email": username}
+    assert site.user(headers={"X-Remote-User": "jdoe@EXAMPLE.ORG Jane Doe"}) == {
+        "username": "jdoe", "realm": "EXAMPLE.ORG", "full_name": "Jane Doe", "email": "jdoe"}
     assert site.user(headers={"X-Remote-User": "jdoe@EXAMPLE.ORG"}) == {
-        "username": "jdoe", "realm": "EXAMPLE.ORG", "email": "jdoe"}
+        "username": "jdoe", "realm": "EXAMPLE.ORG", "full_name": None, "email": "jdoe"}
     assert site.user(headers={"X-Remote-User": "no realm"}) == {"anonymous": True}
     assert site.user() == {"anonymous": True}
+    # a header that does not match, or none: the session's user, and Buildbot's
+    # maybeAutoLogin 403 text shown as its index shows on_load_warning
+    for value, warning in [
+            ("no realm", f'http header does not match regex! "no realm" not matching {regex}'),
+            (None, "missing http header X-Remote-User. Check your reverse proxy config!")]:
+        h = {"X-Remote-User": value} if value is not None else {}
+        status, _, body = site.request("GET", "/builders", headers=h)
+        assert status == 200
+        assert f'<span class="warning">{html.escape(warning)}</span>' in body.decode(), body
+    status, _, body = site.request("GET", "/builders", headers={"X-Remote-User": "a@b"})
+    assert status == 200 and b'class="warning"' not in body
     status, _, body = site.request("GET", "/auth/login")
     assert status == 403
 
@@ -449,6 +467,11 @@ def test_reads_are_checked_as_buildbot_checks_them(master):
     ('authz = bbm.www.authz{ allowRules = { bbm.www.stop_build_endpoint_matcher{} } }',
      "missing required parameter 'role'"),
     ('cookie_expiration_time = -5', "cookie_expiration_time must be a positive"),
+    ('auth = bbm.www.remote_user_auth{ headerRegex = "(?P<username>[a-z" }',
+     "bbm.www.remote_user_auth: headerRegex does not compile: "
+     "missing terminating ] for character class at offset 17"),
+    ('auth = bbm.www.remote_user_auth{ headerRegex = "(?P<user>.*)" }',
+     "bbm.www.remote_user_auth: headerRegex has no (?P<username>...) group"),
 ])
 def test_checkconfig_refuses_bad_auth(master, extra, message):
     port = free_port()

@@ -375,6 +375,8 @@ static void user_bar(struct ui_page *p)
 {
     if (p->w == NULL || p->user == NULL)
         return;
+    if (p->warning != NULL) /* as Buildbot's index shows its on_load_warning */
+        html_put(&p->out, "<span class=\"warning\">%s</span>", p->warning);
     if (!json_is_true(json_object_get(p->user, "anonymous"))) {
         html_put(&p->out,
                  "<span class=\"user\">%s <a href=\"/auth/logout?redirect=/\">logout</a>"
@@ -562,12 +564,14 @@ static enum MHD_Result arg_cb(void *cls, enum MHD_ValueKind kind, const char *ke
     return MHD_YES;
 }
 
-static char *page_key(const char *path, const struct page_args *args, const json_t *user)
+static char *page_key(const char *path, const struct page_args *args, const json_t *user,
+                      const char *warning)
 {
     struct buf key;
     buf_init(&key, 0);
     char *who = json_dumps(user, JSON_COMPACT | JSON_SORT_KEYS); /* pages differ by user */
-    buf_printf(&key, "ui\n%s\n%zu:%s", who != NULL ? who : "", strlen(path), path);
+    buf_printf(&key, "ui\n%s\n%s\n%zu:%s", who != NULL ? who : "", warning != NULL ? warning : "",
+               strlen(path), path);
     free(who);
     for (size_t i = 0; i < args->n; i++)
         buf_printf(&key, "\n%zu:%s%zu:%s", strlen(args->kv[i].key), args->kv[i].key,
@@ -595,6 +599,7 @@ static void page_job_free(struct www_job *job)
     buf_free(&pj->p.out);
     json_decref(pj->p.held);
     json_decref(pj->p.user);
+    free(pj->p.warning);
     free(pj->p.redirect);
     free(pj->p.cause);
     free(pj->key);
@@ -629,10 +634,13 @@ static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_p
     struct page_args pa = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_cb, &pa);
     json_t *user = www_session_user(w, c);
-    char *key = page_key(url, &pa, user);
+    char *warning = NULL;
+    json_decref(www_auth_remote_user(w, c, &warning));
+    char *key = page_key(url, &pa, user, warning);
     int cached = www_cache_answer(w->cache, key, c);
     if (cached >= 0) {
         json_decref(user);
+        free(warning);
         free(key);
         free(path);
         return cached > 0 ? MHD_YES : MHD_NO;
@@ -646,7 +654,8 @@ static enum MHD_Result answer_page(struct www *w, struct MHD_Connection *c, ui_p
     pj->path = path;
     pj->args = *args;
     pj->writes = db_writes(NULL);
-    pj->p = (struct ui_page){.w = w, .status = 200, .held = json_array(), .user = user};
+    pj->p = (struct ui_page){
+        .w = w, .status = 200, .held = json_array(), .user = user, .warning = warning};
     pj->p.kv = pj->pa.kv;
     pj->p.n_kv = pj->pa.n;
     buf_init(&pj->p.out, 0);

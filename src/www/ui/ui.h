@@ -58,6 +58,7 @@ struct ui_page {
     int refresh;    /* > 0: the page reloads itself after this many seconds */
     char csrf[33];  /* the token its forms carry (actions.c) */
     json_t *user;   /* who asks (the session's user_info): the forms it may use */
+    char *warning;  /* remote_user_auth's word on a missing or unmatched header, or NULL */
 };
 
 /* The query parameters of a page: the values of `key` in order (NULL-terminated is not
