@@ -1,8 +1,8 @@
 /*
  * www.auth: who a user is.  Buildbot's NoAuth (the default: everyone is
  * anonymous), UserPasswordAuth{users} and HTPasswdAuth{passwdFile} (GET
- * /auth/login with HTTP Basic credentials makes a session and redirects to
- * buildbotURL, as Buildbot's PreAuthenticatedLoginResource), and
+ * /auth/login with HTTP Digest (digest.c) or Basic credentials makes a session
+ * and redirects to buildbotURL, as Buildbot's PreAuthenticatedLoginResource), and
  * RemoteUserAuth{header, headerRegex} (a trusted proxy names the user in a
  * header on every request).  The engine hands the configuration over as JSON
  * with the session secret (www_set_auth); a request holds a reference to the
@@ -13,11 +13,15 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <crypt.h>
 #include <openssl/crypto.h>
+#include <netdb.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "www/authz.h"
 
@@ -33,6 +37,7 @@ struct www_auth {
     char *header;       /* remote_user_auth's header */
     pcre2_code *re;     /* and its headerRegex */
     struct www_authz *authz;
+    unsigned char digest_key[WWW_DIGEST_KEY_LEN]; /* signs Digest challenges (digest.c) */
 };
 
 static const char default_regex[] = "(?P<username>[^ @]+)@(?P<realm>[^ @]+)";
@@ -60,6 +65,8 @@ static struct www_auth *auth_new(const char *secret, const char *text)
         a->ttl = json_integer_value(ttl);
     a->auth = json_object_get(a->conf, "auth");
     a->kind = kind_of(a->auth);
+    if (RAND_bytes(a->digest_key, sizeof a->digest_key) != 1)
+        abort();
     if (a->kind == AUTH_REMOTE) {
         const char *h = json_string_value(json_object_get(a->auth, "header"));
         const char *re = json_string_value(json_object_get(a->auth, "headerRegex"));
@@ -277,17 +284,18 @@ static bool htpasswd_ok(const char *stored, const char *pw)
     return ok;
 }
 
-/* FilePasswordDB's reading, at every login: `user:password[:...]` lines. */
-static bool htpasswd_check(const char *file, const char *user, const char *pw)
+/* FilePasswordDB's reading, at every login: the password of the first `user:password[:...]`
+   line for `user` (malloc'd), or NULL. */
+static char *htpasswd_find(const char *file, const char *user)
 {
     FILE *f = fopen(file, "r");
     if (f == NULL) {
         log_error("www: htpasswd_auth: cannot read %s", file);
-        return false;
+        return NULL;
     }
     char line[WWW_AUTH_LINE_MAX];
-    bool ok = false;
-    while (!ok && fgets(line, sizeof line, f) != NULL) {
+    char *found = NULL;
+    while (found == NULL && fgets(line, sizeof line, f) != NULL) {
         line[strcspn(line, "\r\n")] = '\0';
         char *colon = strchr(line, ':');
         if (colon == NULL)
@@ -296,54 +304,140 @@ static bool htpasswd_check(const char *file, const char *user, const char *pw)
         char *end = strchr(colon + 1, ':');
         if (end != NULL)
             *end = '\0';
-        ok = strcmp(line, user) == 0 && htpasswd_ok(colon + 1, pw);
+        if (strcmp(line, user) == 0)
+            found = xstrdup(colon + 1);
     }
     fclose(f);
+    return found;
+}
+
+/* The password `user` has in the configuration, as stored (malloc'd), or NULL. */
+static char *stored_password(const struct www_auth *a, const char *user)
+{
+    if (a->kind == AUTH_HTPASSWD)
+        return htpasswd_find(json_string_value(json_object_get(a->auth, "passwdFile")), user);
+    const char *want = json_string_value(json_object_get(json_object_get(a->auth, "users"), user));
+    return want != NULL ? xstrdup(want) : NULL;
+}
+
+/* Basic credentials: the text itself, as Twisted's checkers compare it; htpasswd_auth also
+   takes the password of a hash. */
+static bool password_ok(const struct www_auth *a, const char *user, const char *pw)
+{
+    char *stored = stored_password(a, user);
+    bool ok = stored != NULL &&
+              (a->kind == AUTH_HTPASSWD
+                   ? htpasswd_ok(stored, pw)
+                   : strlen(stored) == strlen(pw) && CRYPTO_memcmp(stored, pw, strlen(pw)) == 0);
+    free(stored);
     return ok;
 }
 
-static bool password_ok(const struct www_auth *a, const char *user, const char *pw)
+/* The client's address as Twisted's getClientAddress().host gives it, into out[64]. */
+static void client_host(struct MHD_Connection *c, char out[64])
 {
-    if (a->kind == AUTH_HTPASSWD)
-        return htpasswd_check(json_string_value(json_object_get(a->auth, "passwdFile")), user, pw);
-    const char *want = json_string_value(json_object_get(json_object_get(a->auth, "users"), user));
-    return want != NULL && strlen(want) == strlen(pw) && CRYPTO_memcmp(want, pw, strlen(pw)) == 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in);
+    if (getnameinfo(ci->client_addr, len, out, 64, NULL, 0, NI_NUMERICHOST) != 0)
+        out[0] = '\0';
+}
+
+/* Twisted's UnauthorizedResource: 401 "Unauthorized" with a Digest challenge, then Basic,
+   as Buildbot's credential factories are listed. */
+static enum MHD_Result unauthorized(struct MHD_Connection *c, const struct www_auth *a)
+{
+    char host[64];
+    client_host(c, host);
+    char *digest = www_digest_challenge(a->digest_key, host, (long long)time(NULL));
+    static const char body[] = "Unauthorized";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "text/html");
+    MHD_add_response_header(r, "WWW-Authenticate", digest);
+    MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"" WWW_DIGEST_REALM "\"");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    free(digest);
+    return ret;
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type,
-                                 const char *text, const char *challenge)
+                                 const char *text)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", type);
-    if (challenge != NULL)
-        MHD_add_response_header(r, "WWW-Authenticate", challenge);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-/* GET /auth/login with Basic credentials: a session for {"username", "email"} (Buildbot's
-   default user info provider gives the email as the username), else 401 and a challenge. */
-static enum MHD_Result login(struct www *w, struct MHD_Connection *c, const struct www_auth *a)
+/* Digest credentials (the Authorization value after its scheme): the user name if they
+   answer one of our challenges with the stored password (malloc'd), else NULL. */
+static char *digest_user(struct MHD_Connection *c, const struct www_auth *a, const char *params)
+{
+    struct www_digest d;
+    char *cause = NULL;
+    if (www_digest_parse(params, &d, &cause) < 0) {
+        log_info("www: login refused: %s", cause);
+        free(cause);
+        return NULL;
+    }
+    char host[64];
+    client_host(c, host);
+    const char *user = www_digest_field(&d, WWW_DIGEST_USERNAME);
+    char *stored = NULL, *ok = NULL;
+    if (!www_digest_opaque_ok(a->digest_key, &d, host, (long long)time(NULL)))
+        log_info("www: login refused: %s (a Digest answer to no current challenge)",
+                 UTIL_ESC(user));
+    else if ((stored = stored_password(a, user)) != NULL && www_digest_check(&d, "GET", stored))
+        ok = xstrdup(user);
+    else
+        log_info("www: login refused: %s", UTIL_ESC(user));
+    free(stored);
+    www_digest_clear(&d);
+    return ok;
+}
+
+/* Basic credentials: the user name if the password is right (malloc'd), else NULL. */
+static char *basic_user(struct MHD_Connection *c, const struct www_auth *a)
 {
     char *pw = NULL;
     char *user = MHD_basic_auth_get_username_password(c, &pw);
-    bool ok = user != NULL && pw != NULL && password_ok(a, user, pw);
-    enum MHD_Result ret;
-    if (ok) {
-        log_info("www: login: %s", UTIL_ESC(user));
-        json_t *info = json_pack("{ssss}", "username", user, "email", user);
-        ret = info != NULL ? www_session_answer(w, c, info)
-                           : send_text(c, 400, "text/plain", "bad user name", NULL);
-        json_decref(info);
-    } else {
-        if (user != NULL)
-            log_info("www: login refused: %s", UTIL_ESC(user));
-        ret = send_text(c, 401, "text/html", "Unauthorized", "Basic realm=\"buildbot\"");
-    }
+    char *ok = user != NULL && pw != NULL && password_ok(a, user, pw) ? xstrdup(user) : NULL;
+    if (user != NULL && ok == NULL)
+        log_info("www: login refused: %s", UTIL_ESC(user));
     MHD_free(user);
     MHD_free(pw);
+    return ok;
+}
+
+/* GET /auth/login with Digest or Basic credentials (Twisted's HTTPAuthSessionWrapper picks
+   the factory by the scheme, the Authorization value's first word): a session for
+   {"username", "email"} (Buildbot's default user info provider gives the email as the
+   username), else 401 and the challenges. */
+static enum MHD_Result login(struct www *w, struct MHD_Connection *c, const struct www_auth *a)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    size_t scheme = h != NULL ? strcspn(h, " ") : 0;
+    char *user = NULL;
+    if (scheme == 6 && strncasecmp(h, "digest", 6) == 0)
+        user = digest_user(c, a, h[6] != '\0' ? h + 7 : h + 6);
+    else if (scheme == 5 && strncasecmp(h, "basic", 5) == 0)
+        user = basic_user(c, a);
+    if (user == NULL)
+        return unauthorized(c, a);
+    log_info("www: login: %s", UTIL_ESC(user));
+    json_t *info = json_pack("{ssss}", "username", user, "email", user);
+    enum MHD_Result ret = info != NULL ? www_session_answer(w, c, info)
+                                       : send_text(c, 400, "text/plain", "bad user name");
+    json_decref(info);
+    free(user);
     return ret;
 }
 
@@ -360,9 +454,9 @@ enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const ch
     if (www_auth_can_login(a))
         ret = login(w, c, a);
     else if (a != NULL && a->kind == AUTH_REMOTE) /* Buildbot's forbidden page */
-        ret = send_text(c, 403, "text/html", "URL is not supported for authentication", NULL);
+        ret = send_text(c, 403, "text/html", "URL is not supported for authentication");
     else /* NoAuth: Buildbot's Error(501), which Twisted answers as a failed render */
-        ret = send_text(c, 500, "text/html", "Processing Failed", NULL);
+        ret = send_text(c, 500, "text/html", "Processing Failed");
     www_auth_put(a);
     return ret;
 }

@@ -758,6 +758,46 @@ char *www_action_denied(struct www *w, const char *path, const char *method, con
 /* The refusal of a read (`plural`'s endpoint, action "get") for the request's user, or
    NULL; Buildbot checks ('masters', 'get') for /ws and /events. */
 char *www_read_denied(struct www *w, struct MHD_Connection *c, const char *path);
+/*
+ * digest.c: HTTP Digest credentials (RFC 2617, as Twisted's DigestCredentialFactory with
+ * MD5 and realm "buildbot"): the parser, the stateless challenge and the checks.
+ */
+#define WWW_DIGEST_REALM "buildbot"
+#define WWW_DIGEST_HEADER_MAX 4096    /* the Authorization value after "Digest " */
+#define WWW_DIGEST_LIFETIME (15 * 60) /* a challenge's seconds, as Twisted's */
+#define WWW_DIGEST_KEY_LEN 32
+enum www_digest_key {
+    WWW_DIGEST_USERNAME,
+    WWW_DIGEST_REALM_KEY,
+    WWW_DIGEST_NONCE,
+    WWW_DIGEST_URI,
+    WWW_DIGEST_RESPONSE,
+    WWW_DIGEST_OPAQUE,
+    WWW_DIGEST_QOP,
+    WWW_DIGEST_NC,
+    WWW_DIGEST_CNONCE,
+    WWW_DIGEST_ALGORITHM,
+    WWW_DIGEST_NFIELDS
+};
+struct www_digest {
+    char *fields[WWW_DIGEST_NFIELDS]; /* unquoted values in buf, or NULL */
+    char *buf;
+};
+/* The credentials after "Digest " (username, nonce, opaque, uri and response required):
+   0, or -1 and *cause (malloc'd).  Free with www_digest_clear. */
+int www_digest_parse(const char *params, struct www_digest *d, char **cause);
+void www_digest_clear(struct www_digest *d);
+const char *www_digest_field(const struct www_digest *d, enum www_digest_key k);
+/* The WWW-Authenticate value of a new challenge for `client` (its address) at `now`
+   (malloc'd); `key` is WWW_DIGEST_KEY_LEN random bytes. */
+char *www_digest_challenge(const unsigned char *key, const char *client, long long now);
+/* Whether the credentials answer a challenge made with `key` for `client`, at most
+   WWW_DIGEST_LIFETIME seconds before `now`. */
+bool www_digest_opaque_ok(const unsigned char *key, const struct www_digest *d, const char *client,
+                          long long now);
+/* Whether the response is the one `password` gives for `method`. */
+bool www_digest_check(const struct www_digest *d, const char *method, const char *password);
+
 /* /auth/login and /auth/logout (also under /all/); -1 for another path. */
 enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url);
 
