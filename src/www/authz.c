@@ -356,28 +356,44 @@ long long www_build_of(struct www *w, const struct www_args *args)
     return id;
 }
 
+/* The refusal of `path`'s read for `user` under `a`'s rules (logged), or NULL. */
+static char *read_denied(struct www *w, const struct www_auth *a, const json_t *user,
+                         const char *path)
+{
+    char *copy = xstrdup(path);
+    char *segs[WWW_PATH_MAX_SEGS + 1];
+    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
+    struct www_args args;
+    const struct www_endpoint *ep =
+        nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
+    struct www_authz_target t = {.plural = ep != NULL ? ep->type->plural : NULL,
+                                 .single = ep != NULL && ep->kind != WWW_COLLECTION,
+                                 .buildid = -1};
+    /* an unknown path is Buildbot's 404 before any check */
+    char *deny = ep != NULL ? www_authz_check(w, www_auth_authz(a), user, &t, "get") : NULL;
+    if (deny != NULL)
+        log_info("www: GET %s by %s refused: %s", path, UTIL_ESC(www_user_name(user)), deny);
+    free(copy);
+    return deny;
+}
+
 char *www_read_denied(struct www *w, struct MHD_Connection *c, const char *path)
 {
     struct www_auth *a = www_auth_get(w);
     char *deny = NULL;
     if (www_authz_active(www_auth_authz(a))) {
         json_t *user = www_session_user(w, c);
-        char *copy = xstrdup(path);
-        char *segs[WWW_PATH_MAX_SEGS + 1];
-        size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
-        struct www_args args;
-        const struct www_endpoint *ep =
-            nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
-        struct www_authz_target t = {.plural = ep != NULL ? ep->type->plural : NULL,
-                                     .single = ep != NULL && ep->kind != WWW_COLLECTION,
-                                     .buildid = -1};
-        /* an unknown path is Buildbot's 404 before any check */
-        deny = ep != NULL ? www_authz_check(w, www_auth_authz(a), user, &t, "get") : NULL;
-        if (deny != NULL)
-            log_info("www: GET %s by %s refused: %s", path, UTIL_ESC(www_user_name(user)), deny);
-        free(copy);
+        deny = read_denied(w, a, user, path);
         json_decref(user);
     }
+    www_auth_put(a);
+    return deny;
+}
+
+char *www_user_read_denied(struct www *w, const json_t *user, const char *path)
+{
+    struct www_auth *a = www_auth_get(w);
+    char *deny = www_authz_active(www_auth_authz(a)) ? read_denied(w, a, user, path) : NULL;
     www_auth_put(a);
     return deny;
 }

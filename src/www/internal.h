@@ -719,6 +719,10 @@ json_t *www_session_anonymous(void);
 /* The request's user_info: the trusted proxy's header (remote_user_auth), else the session
    cookie's, else anonymous.  Never NULL. */
 json_t *www_session_user(struct www *w, struct MHD_Connection *c);
+/* The user_info of a WebSocket handshake as Buildbot's ws.py reads it: the session
+   cookie's, anonymous without one, but NULL for a cookie that is not a valid token (ws.py
+   then denies the connection); bbmaster also takes remote_user_auth's header first. */
+json_t *www_session_ws_user(struct www *w, struct MHD_Connection *c);
 /* The Set-Cookie value of a session for user_info (malloc'd), or NULL without a secret. */
 char *www_session_cookie(struct www *w, const json_t *user_info);
 /* buildbotURL#<the request's ?redirect, or "/"> (malloc'd). */
@@ -758,6 +762,8 @@ char *www_action_denied(struct www *w, const char *path, const char *method, con
 /* The refusal of a read (`plural`'s endpoint, action "get") for the request's user, or
    NULL; Buildbot checks ('masters', 'get') for /ws and /events. */
 char *www_read_denied(struct www *w, struct MHD_Connection *c, const char *path);
+/* The same for a given user_info. */
+char *www_user_read_denied(struct www *w, const json_t *user, const char *path);
 /*
  * digest.c: HTTP Digest credentials (RFC 2617, as Twisted's DigestCredentialFactory with
  * MD5 and realm "buildbot"): the parser, the stateless challenge and the checks.

@@ -406,9 +406,8 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     if (ctx->post.kind == WWW_POST_FORM)
         return www_ui_post(w, c, url, &ctx->post);
     const char *live = util_startswith(url, "/all/") ? url + 4 : url;
-    bool stream =
-        (strcmp(live, "/events") == 0 || strcmp(live, "/ws") == 0) && strcmp(method, "GET") == 0;
-    char *denied = stream ? www_read_denied(w, c, "masters") : NULL; /* as Buildbot's ws.py */
+    bool stream = strcmp(live, "/events") == 0 && strcmp(method, "GET") == 0;
+    char *denied = stream ? www_read_denied(w, c, "masters") : NULL; /* as /ws (ws.c) */
     if (denied != NULL) {
         enum MHD_Result ret = www_send_error(c, 403, denied);
         free(denied);

@@ -206,6 +206,19 @@ static json_t *cookie_user(struct www *w, struct MHD_Connection *c)
     return user;
 }
 
+json_t *www_session_ws_user(struct www *w, struct MHD_Connection *c)
+{
+    json_t *user = www_auth_remote_user(w, c, NULL);
+    if (user != NULL)
+        return user;
+    const char *header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Cookie");
+    const char *v;
+    size_t len;
+    if (header == NULL || !www_cookie_find(header, WWW_SESSION_COOKIE, &v, &len))
+        return www_session_anonymous();
+    return cookie_user(w, c);
+}
+
 json_t *www_session_user(struct www *w, struct MHD_Connection *c)
 {
     json_t *user = www_auth_remote_user(w, c, NULL);

@@ -462,6 +462,31 @@ static bool header_has(struct MHD_Connection *c, const char *name, const char *t
     return v != NULL && strcasestr(v, token) != NULL;
 }
 
+/* Buildbot's WsProtocol.onConnect, once the handshake is found good: the session's user
+   (a cookie that is not a valid token is refused) must be allowed ('masters', 'get'). */
+static bool ws_allowed(struct www *w, struct MHD_Connection *c)
+{
+    json_t *user = www_session_ws_user(w, c);
+    char *denied = user != NULL ? www_user_read_denied(w, user, "masters") : NULL;
+    if (user == NULL)
+        log_info("www: GET /ws refused: the session cookie is not a valid token");
+    bool ok = user != NULL && denied == NULL;
+    free(denied);
+    json_decref(user);
+    return ok;
+}
+
+/* autobahn's answer to a ConnectionDeny(403, "Forbidden"): the status line, no body, and
+   the connection closed. */
+static enum MHD_Result forbidden(struct MHD_Connection *c)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_FORBIDDEN, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 enum MHD_Result www_ws_open(struct www *w, struct MHD_Connection *c)
 {
     struct www_ws *ws = w->feed != NULL ? w->feed->ws : NULL;
@@ -472,6 +497,8 @@ enum MHD_Result www_ws_open(struct www *w, struct MHD_Connection *c)
     if (key == NULL || strlen(key) > 64 || version == NULL || strcmp(version, "13") != 0 ||
         !header_has(c, "Upgrade", "websocket") || !header_has(c, "Connection", "upgrade"))
         return www_send_error(c, 400, "a WebSocket (version 13) upgrade is expected here");
+    if (!ws_allowed(w, c))
+        return forbidden(c);
     pthread_mutex_lock(&ws->lock);
     bool full = ws->n_clients >= WWW_WS_MAX || ws->stop;
     pthread_mutex_unlock(&ws->lock);

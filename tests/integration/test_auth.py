@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -169,6 +170,34 @@ def cookie_of(headers):
     return m.group(1)
 
 
+def ws_open(port, token=None):
+    """A WebSocket handshake on /ws: the status line and the bytes that follow the head up
+    to the connection's end (a refusal), or the pong to a ping (an accepted socket)."""
+    cookie = f"Cookie: TWISTED_SESSION={token}\r\n" if token is not None else ""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   f"Sec-WebSocket-Version: 13\r\n{cookie}\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        status = head.split(b"\r\n")[0].decode()
+        if not status.startswith("HTTP/1.1 101"):
+            while chunk := s.recv(4096):
+                rest += chunk
+            return status, rest
+        payload = b'{"cmd":"ping","_id":1}'
+        mask = b"\x01\x02\x03\x04"
+        s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask +
+                  bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        while len(rest) < 2 or len(rest) < 2 + rest[1]:
+            rest += s.recv(4096)
+        return status, rest[2:2 + rest[1]]
+
+
 def challenges(headers):
     """The WWW-Authenticate values of a 401, in order."""
     return [v for k, v in headers if k.lower() == "www-authenticate"]
@@ -316,6 +345,12 @@ def test_htpasswd_and_remote_user(master, tmp_path):
         assert status == 401 and challenges(headers)[1] == 'Basic realm="buildbot"'
     status, headers, _ = site.request("GET", "/auth/login")
     assert status == 401
+    # /ws with no rules: anyone, but a session cookie that is not a good token is refused,
+    # as ws.py's parse_user_info_from_token raises into a ConnectionDeny
+    assert ws_open(site.port)[0] == "HTTP/1.1 101 Switching Protocols"
+    assert ws_open(site.port, cookie_of(site.login("alice", "alicepw")[1]))[0] == \
+        "HTTP/1.1 101 Switching Protocols"
+    assert ws_open(site.port, "not.a.token") == ("HTTP/1.1 403 Forbidden", b"")
     # Digest compares the file's text as the password, as Twisted's FilePasswordDB does:
     # a plain entry logs in; a hashed one only with the hash's text itself
     bob_hash = re.search(r"^bob:(.*)$", pw.read_text(), re.M).group(1)
@@ -500,7 +535,7 @@ def test_reads_are_checked_as_buildbot_checks_them(master):
         tokens[user] = cookie_of(headers)
         assert abs(verify(site.secret(), tokens[user])["exp"] - time.time() - 600) < 60
     refusal = b'{"error": "you need to have role \'view*\'"}'
-    for path in ("/api/v2/builders", "/api/v2/builds/1", "/events", "/ws"):
+    for path in ("/api/v2/builders", "/api/v2/builds/1", "/events"):
         status, headers, body = site.request(
             "GET", path, headers={"Cookie": f"TWISTED_SESSION={tokens['alice']}"})
         assert status != 403, path
@@ -511,6 +546,12 @@ def test_reads_are_checked_as_buildbot_checks_them(master):
             status, headers, body = site.request("GET", path, headers=h)
             assert (status, body) == (403, refusal), path
             assert header(headers, "Content-Type") == "text/plain; charset=utf-8"
+    # /ws: Buildbot's ws.py checks ('masters', 'get') once the handshake is good, and
+    # autobahn refuses with a bare status line and closes
+    assert ws_open(site.port, tokens["alice"]) == (
+        "HTTP/1.1 101 Switching Protocols", b'{"msg":"pong","code":200,"_id":1}')
+    for token in (tokens["bob"], None):
+        assert ws_open(site.port, token) == ("HTTP/1.1 403 Forbidden", b""), token
     status, _, body = site.request("GET", "/api/v2/nowhere")
     assert (status, body) == (404, b'{"error": "Invalid path: nowhere"}')
     status, _, body = site.request("GET", "/builders")

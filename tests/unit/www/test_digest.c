@@ -19,7 +19,7 @@
 
 #define NONCE "dcd98b7102dd2f0e8b11d0f600bfb0c093"
 #define BASE                                                                                       \
-    "username=\"Mufasa\", realm=\"buildbot\", nonce=\"" NONCE "\", uri=\"/dir/index.html\", "     \
+    "username=\"Mufasa\", realm=\"buildbot\", nonce=\"" NONCE "\", uri=\"/dir/index.html\", "      \
     "opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""
 
 static void expect_response(const char *params, const char *password, bool want)
@@ -42,19 +42,20 @@ static void test_responses(void **state)
     expect_response(md5, "Circle Of Life", true);
     expect_response(md5, "Circle of Life", false);
     expect_response(BASE ", response=\"28362dee91cef602efa4786f2bc7786a\"", "Circle Of Life", true);
-    expect_response(BASE ", qop=\"auth\", nc=00000001, cnonce=\"0a4f113b\", algorithm=\"MD5-sess\", "
-                      "response=\"32f22697bb64d7cc0c931fba685ed499\"",
-                 "Circle Of Life", true);
+    expect_response(BASE
+                    ", qop=\"auth\", nc=00000001, cnonce=\"0a4f113b\", algorithm=\"MD5-sess\", "
+                    "response=\"32f22697bb64d7cc0c931fba685ed499\"",
+                    "Circle Of Life", true);
     expect_response(BASE ", qop=auth, nc=00000001, cnonce=\"0a4f113b\", algorithm=sha, "
-                      "response=\"4fc346004d09d56b94ca40c64d1d83202213bc26\"",
-                 "Circle Of Life", true);
+                         "response=\"4fc346004d09d56b94ca40c64d1d83202213bc26\"",
+                    "Circle Of Life", true);
     /* only qop=auth, and only the algorithms Twisted knows */
     expect_response(BASE ", qop=auth-int, nc=00000001, cnonce=\"0a4f113b\", "
-                      "response=\"6712d4de878ffed902350a14f63caa88\"",
-                 "Circle Of Life", false);
+                         "response=\"6712d4de878ffed902350a14f63caa88\"",
+                    "Circle Of Life", false);
     expect_response(BASE ", qop=auth, nc=00000001, cnonce=\"0a4f113b\", algorithm=SHA-256, "
-                      "response=\"6712d4de878ffed902350a14f63caa88\"",
-                 "Circle Of Life", false);
+                         "response=\"6712d4de878ffed902350a14f63caa88\"",
+                    "Circle Of Life", false);
 }
 
 static void expect_refused(const char *params, const char *cause_want)
@@ -73,10 +74,11 @@ static void test_parse(void **state)
     (void)state;
     struct www_digest d;
     char *cause = NULL;
-    assert_int_equal(www_digest_parse(" ,USERNAME = \"a\\\"b\" ,nonce=n1, nonce=\"n2\",uri=/x?a=b,c "
-                                      ",response=r, opaque=\"\", opaque=o,unknown=\"u\"",
-                                      &d, &cause),
-                     -1); /* "USERNAME " is not a key: a space before '=' */
+    assert_int_equal(
+        www_digest_parse(" ,USERNAME = \"a\\\"b\" ,nonce=n1, nonce=\"n2\",uri=/x?a=b,c "
+                         ",response=r, opaque=\"\", opaque=o,unknown=\"u\"",
+                         &d, &cause),
+        -1); /* "USERNAME " is not a key: a space before '=' */
     free(cause);
     assert_int_equal(www_digest_parse("USERNAME=\"a\\\"b\" ,nonce=n1, nonce=\"n2\",uri=\"/x?a=b,c\""
                                       ",response=r  , opaque=\"\", opaque=o,unknown=\"u\"",
@@ -116,7 +118,8 @@ static char *answer_of(const char *challenge, const char *nonce_override)
                      nonce_override != NULL ? nonce_override : nonce, opaque);
 }
 
-static bool opaque_ok(const unsigned char *key, const char *params, const char *client, long long now)
+static bool opaque_ok(const unsigned char *key, const char *params, const char *client,
+                      long long now)
 {
     struct www_digest d;
     char *cause = NULL;
@@ -147,8 +150,8 @@ static void test_challenge(void **state)
     char *o = strstr(params, "opaque=\"") + 8; /* one hex digit of the signature changed */
     o[3] = o[3] == '0' ? '1' : '0';
     assert_false(opaque_ok(key, params, "127.0.0.1", 1000));
-    assert_false(opaque_ok(key, "username=u, uri=/, response=r, nonce=n, opaque=x-eA==",
-                           "127.0.0.1", 1000));
+    assert_false(
+        opaque_ok(key, "username=u, uri=/, response=r, nonce=n, opaque=x-eA==", "127.0.0.1", 1000));
     free(params);
     char *c2 = www_digest_challenge(key, "127.0.0.1", 1000);
     assert_string_not_equal(c, c2); /* a new nonce each time */
