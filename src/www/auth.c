@@ -284,8 +284,46 @@ static bool htpasswd_ok(const char *stored, const char *pw)
     return ok;
 }
 
+/* One line of f into line[WWW_AUTH_LINE_MAX + 1] (without its newline): its length, -1 at
+   the end, -2 for a line too long (read to its end) or holding a NUL byte. */
+static long read_line(FILE *f, char *line)
+{
+    size_t n = 0;
+    bool bad = false;
+    int ch;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (n < WWW_AUTH_LINE_MAX && ch != '\0')
+            line[n++] = (char)ch;
+        else
+            bad = true;
+    }
+    if (ch == EOF && n == 0 && !bad)
+        return -1;
+    line[n] = '\0';
+    return bad ? -2 : (long)n;
+}
+
+/* Python's bytes.rstrip(): trailing ASCII whitespace goes. */
+static void rstrip(char *line, size_t n)
+{
+    while (n > 0 && strchr(" \t\r\n\v\f", line[n - 1]) != NULL)
+        line[--n] = '\0';
+}
+
+/* A line FilePasswordDB skips (no `:`) that is not blank or a comment is worth a word. */
+static void skipped(const char *file, unsigned long no, const char *line, long n)
+{
+    if (n == -2)
+        log_warn("www: htpasswd_auth: %s:%lu: longer than %d bytes or holding a NUL byte; "
+                 "skipped",
+                 file, no, WWW_AUTH_LINE_MAX);
+    else if (line[strspn(line, " \t")] != '\0' && line[strspn(line, " \t")] != '#')
+        log_warn("www: htpasswd_auth: %s:%lu: not a user:password line; skipped", file, no);
+}
+
 /* FilePasswordDB's reading, at every login: the password of the first `user:password[:...]`
-   line for `user` (malloc'd), or NULL. */
+   line for `user` (malloc'd), or NULL.  Lines are bounded (WWW_AUTH_LINE_MAX) and so is
+   their number (WWW_AUTH_LINES_MAX). */
 static char *htpasswd_find(const char *file, const char *user)
 {
     FILE *f = fopen(file, "r");
@@ -293,13 +331,23 @@ static char *htpasswd_find(const char *file, const char *user)
         log_error("www: htpasswd_auth: cannot read %s", file);
         return NULL;
     }
-    char line[WWW_AUTH_LINE_MAX];
+    char *line = xmalloc(WWW_AUTH_LINE_MAX + 1);
     char *found = NULL;
-    while (found == NULL && fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\r\n")] = '\0';
-        char *colon = strchr(line, ':');
-        if (colon == NULL)
+    unsigned long no = 0;
+    long n;
+    while (found == NULL && (n = read_line(f, line)) != -1) {
+        if (++no > WWW_AUTH_LINES_MAX) {
+            log_error("www: htpasswd_auth: %s: more than %d lines; the rest is not read", file,
+                      WWW_AUTH_LINES_MAX);
+            break;
+        }
+        if (n >= 0)
+            rstrip(line, (size_t)n);
+        char *colon = n >= 0 ? strchr(line, ':') : NULL;
+        if (colon == NULL) {
+            skipped(file, no, line, n);
             continue;
+        }
         *colon = '\0';
         char *end = strchr(colon + 1, ':');
         if (end != NULL)
@@ -308,6 +356,7 @@ static char *htpasswd_find(const char *file, const char *user)
             found = xstrdup(colon + 1);
     }
     fclose(f);
+    free(line);
     return found;
 }
 

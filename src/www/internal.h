@@ -739,8 +739,9 @@ const char *www_user_name(const json_t *user_info);
  * auth.c: www.auth (who may log in and how) and www.authz (what each user may do), as
  * the engine hands them over with www_set_auth; reference counted, replaced whole.
  */
-#define WWW_AUTH_HEADER_MAX 1024 /* remote_user_auth: a longer header is no user */
-#define WWW_AUTH_LINE_MAX 4096   /* htpasswd_auth: a longer line is cut there */
+#define WWW_AUTH_HEADER_MAX 1024  /* remote_user_auth: a longer header is no user */
+#define WWW_AUTH_LINE_MAX 4096    /* htpasswd_auth: a longer line is skipped, with a word */
+#define WWW_AUTH_LINES_MAX 100000 /* htpasswd_auth: lines read, at most */
 struct www_auth;
 struct www_authz;
 /* The current configuration, held (NULL: none yet); given back with www_auth_put. */

@@ -362,6 +362,21 @@ def test_htpasswd_and_remote_user(master, tmp_path):
             assert site.user(cookie_of(list(r.headers.items()))) == {"username": user,
                                                                      "email": user}
     master.wait_log(r"www: login refused: nobody")
+
+    # the reading, as FilePasswordDB's: the first line of a user decides, trailing blanks
+    # go (bytes.rstrip), a line without ':' is skipped; bbmaster's bound on a line skips a
+    # longer one (with a word, as for a line that is not user:password) and reads on
+    pw.write_text("# a comment\nalice:alicepw\nalice:second\n" + "x" * 5000 + ":long\n"
+                  "not a user line\n\ngina:ginapw  \t\r\n")
+    for user, password, want in [("alice", "alicepw", 302), ("alice", "second", 401),
+                                 ("gina", "ginapw", 302), ("gina", "ginapw  ", 401)]:
+        assert site.login(user, password)[0] == want, (user, password)
+        assert site.digest(user, password).status_code == want, (user, password)
+    master.wait_log(rf"www: htpasswd_auth: {re.escape(str(pw))}:4: longer than 4096 bytes or "
+                    r"holding a NUL byte; skipped")
+    master.wait_log(rf"www: htpasswd_auth: {re.escape(str(pw))}:5: not a user:password line; "
+                    r"skipped")
+    assert not re.search(r"htpasswd:[136]: ", master.log()), master.log()
     master.stop()
 
     with open(os.path.join(master.dir, "master.lua")) as f:
