@@ -326,7 +326,8 @@ static const char *auth_name(const struct cfg *c)
         const char *kind, *name;
     } names[] = {{"www.user_password_auth", "UserPasswordAuth"},
                  {"www.htpasswd_auth", "HTPasswdAuth"},
-                 {"www.remote_user_auth", "RemoteUserAuth"}};
+                 {"www.remote_user_auth", "RemoteUserAuth"},
+                 {"www.github_auth", "GitHub"}};
     json_t *conf = c->www_auth != NULL ? json_loads(c->www_auth, 0, NULL) : NULL;
     const char *kind = json_string_value(json_object_get(json_object_get(conf, "auth"), "_kind"));
     const char *name = "NoAuth";
@@ -342,7 +343,13 @@ static char *frontend_config(const struct cfg *c)
     json_t *o = json_object();
     json_object_set_new(o, "port", json_integer(c->www_port));
     json_object_set_new(o, "plugins", json_object());
-    json_object_set_new(o, "auth", json_pack("{ss}", "name", auth_name(c)));
+    const char *auth = auth_name(c);
+    if (strcmp(auth, "GitHub") == 0) /* OAuth2Auth.getConfigDict */
+        json_object_set_new(o, "auth",
+                            json_pack("{sssbsssb}", "name", auth, "oauth2", 1, "fa_icon",
+                                      "fa-github", "autologin", 0));
+    else
+        json_object_set_new(o, "auth", json_pack("{ss}", "name", auth));
     json_object_set_new(o, "authz", json_object());
     json_object_set_new(o, "avatar_methods", json_pack("{ss}", "name", "gravatar"));
     json_object_set_new(o, "logfileName", json_string("http.log"));

@@ -227,6 +227,13 @@ static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};
 static const struct param htpasswd_params[] = {{"passwdFile", P_STR, true}, END};
 static const struct param remoteuser_params[] = {
     {"header", P_STR, false}, {"headerRegex", P_STR, false}, END};
+static const struct param github_auth_params[] = {{"clientId", P_STR, true},
+                                                  {"clientSecret", P_STR, true},
+                                                  {"apiVersion", P_INT, false},
+                                                  {"getTeamsMembership", P_BOOL, false},
+                                                  {"serverURL", P_STR, false},
+                                                  {"debug", P_BOOL, false},
+                                                  END};
 static const struct param authz_params[] = {
     {"allowRules", P_TABLE, false}, {"roleMatchers", P_TABLE, false}, END};
 static const struct param matcher_params[] = {
@@ -666,6 +673,7 @@ static const struct ctor ctors[] = {
      "www.remote_user_auth",
      "bbm.www.remote_user_auth",
      {remoteuser_params}},
+    {"www.github_auth", "www.github_auth", "bbm.www.github_auth", {github_auth_params}},
     {"www.authz", "www.authz", "bbm.www.authz", {authz_params}},
     {"www.any_endpoint_matcher",
      "www.any_endpoint_matcher",

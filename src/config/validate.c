@@ -1039,8 +1039,9 @@ static bool is_kind(lua_State *L, const char *const *kinds)
     return ok;
 }
 
-static const char *const auth_kinds[] = {"www.no_auth", "www.user_password_auth",
-                                         "www.htpasswd_auth", "www.remote_user_auth", NULL};
+static const char *const auth_kinds[] = {"www.no_auth",       "www.user_password_auth",
+                                         "www.htpasswd_auth", "www.remote_user_auth",
+                                         "www.github_auth",   NULL};
 static const char *const rule_kinds[] = {"www.any_endpoint_matcher",
                                          "www.any_control_endpoint_matcher",
                                          "www.force_build_endpoint_matcher",
@@ -1116,6 +1117,36 @@ static void check_header_regex(struct reader *r, int idx)
     lua_pop(L, 1);
 }
 
+/* github_auth{apiVersion, getTeamsMembership, serverURL}: Buildbot's checks; its GraphQL
+   (apiVersion = 4) is not implemented. */
+static void check_github(struct reader *r, int idx)
+{
+    lua_State *L = r->L;
+    if (!is_kind(L, (const char *const[]){"www.github_auth", NULL}))
+        return;
+    lua_Integer v = 3;
+    if (lua_getfield(L, idx, "apiVersion") != LUA_TNIL)
+        v = lua_tointeger(L, -1);
+    bool teams = lua_getfield(L, idx, "getTeamsMembership") != LUA_TNIL && lua_toboolean(L, -1);
+    int url = lua_getfield(L, idx, "serverURL");
+    if (v != 3 && v != 4)
+        cfg_error(L, r->path, key_line(r, "auth"), "GitHubAuth apiVersion must be 3 or 4 not %lld",
+                  (long long)v);
+    else if (v == 3 && teams)
+        cfg_error(L, r->path, key_line(r, "auth"),
+                  "Retrieving team membership information using GitHubAuth is only possible "
+                  "using GitHub api v4.");
+    else if (v == 4)
+        cfg_error(L, r->path, key_line(r, "auth"),
+                  "bbm.www.github_auth: apiVersion = 4 (GitHub's GraphQL API) is not supported "
+                  "by bbmaster: use apiVersion = 3 (team memberships are not read then)");
+    else if (url != LUA_TNIL && !util_startswith(lua_tostring(L, -1), "http://") &&
+             !util_startswith(lua_tostring(L, -1), "https://"))
+        cfg_error(L, r->path, key_line(r, "auth"),
+                  "bbm.www.github_auth: serverURL must be an http:// or https:// URL");
+    lua_pop(L, 3);
+}
+
 /*
  * www.auth, www.authz and www.cookie_expiration_time (seconds; Buildbot's is a timedelta):
  * checked here, handed to the web as JSON (cfg->www_auth).
@@ -1128,10 +1159,12 @@ static void read_auth(struct reader *r, int idx)
     if (t != LUA_TNIL && !is_kind(L, auth_kinds))
         cfg_error(L, r->path, key_line(r, "auth"),
                   "www.auth must be bbm.www.no_auth{}, user_password_auth{users}, "
-                  "htpasswd_auth{passwdFile} or remote_user_auth{header, headerRegex}");
+                  "htpasswd_auth{passwdFile}, remote_user_auth{header, headerRegex} or "
+                  "github_auth{clientId, clientSecret}");
     else if (t != LUA_TNIL) {
         check_users(r, lua_gettop(L));
         check_header_regex(r, lua_gettop(L));
+        check_github(r, lua_gettop(L));
     }
     if (t != LUA_TNIL)
         json_object_set_new(o, "auth", cfg_lua_to_json(L, -1));

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/util.h"
 
@@ -18,6 +19,8 @@ struct http {
     uv_timer_t timer;
     int handles; /* open libuv handles: the timer and the polls */
     bool closing;
+    long timeout;               /* seconds a request may take */
+    size_t body_max;            /* the most of a response body */
     struct transfer *transfers; /* in flight */
 };
 
@@ -32,6 +35,7 @@ struct transfer {
     CURL *easy;
     struct curl_slist *headers;
     struct buf body;
+    struct buf head; /* the last response's header lines */
     char *payload;
     http_cb cb;
     void *arg;
@@ -66,6 +70,7 @@ static void transfer_free(struct http *h, struct transfer *t)
     curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
     buf_free(&t->body);
+    buf_free(&t->head);
     free(t->payload);
     free(t);
 }
@@ -90,6 +95,8 @@ static void finished(struct http *h)
         buf_addc(&t->body, '\0');
         r.body = t->body.data != NULL ? t->body.data : "";
         r.len = t->body.len > 0 ? t->body.len - 1 : 0;
+        buf_addc(&t->head, '\0');
+        r.headers = t->head.data != NULL ? t->head.data : "";
         t->cb(t->arg, &r);
         transfer_free(h, t);
     }
@@ -160,6 +167,15 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     return buf_add(&t->body, data, size * n) < 0 ? 0 : size * n;
 }
 
+/* The header lines of the last response (a redirect's or a 100's are dropped). */
+static size_t header_cb(char *data, size_t size, size_t n, void *userp)
+{
+    struct transfer *t = userp;
+    if (size * n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        t->head.len = 0;
+    return buf_add(&t->head, data, size * n) < 0 ? 0 : size * n;
+}
+
 static void global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -175,6 +191,8 @@ struct http *http_new(uv_loop_t *loop)
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     h->handles = 1;
+    h->timeout = HTTP_TIMEOUT;
+    h->body_max = HTTP_BODY_MAX;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timeout_cb);
@@ -197,7 +215,8 @@ int http_request(struct http *h, const char *method, const char *url, const char
     h->transfers = t;
     t->cb = cb;
     t->arg = arg;
-    buf_init(&t->body, HTTP_BODY_MAX);
+    buf_init(&t->body, h->body_max);
+    buf_init(&t->head, HTTP_HEAD_MAX);
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
         t->headers = curl_slist_append(t->headers, headers[i]);
     curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -205,9 +224,11 @@ int http_request(struct http *h, const char *method, const char *url, const char
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT, (long)HTTP_TIMEOUT);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, h->timeout);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     if (body != NULL) {
@@ -220,6 +241,34 @@ int http_request(struct http *h, const char *method, const char *url, const char
         return util_cause(cause, "http: cannot start a request");
     }
     return 0;
+}
+
+void http_set_limits(struct http *h, long timeout, size_t body_max)
+{
+    h->timeout = timeout;
+    h->body_max = body_max;
+}
+
+char *http_header(const struct http_response *r, const char *name)
+{
+    size_t n = strlen(name);
+    char *found = NULL;
+    for (const char *p = r->headers; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '\n');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            const char *stop = p + len;
+            while (v < stop && (*v == ' ' || *v == '\t'))
+                v++;
+            while (stop > v && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
+                stop--;
+            free(found);
+            found = xstrndup(v, (size_t)(stop - v));
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return found;
 }
 
 void http_free(struct http *h)

@@ -14,6 +14,8 @@
 #define HTTP_BODY_MAX (8 * 1024 * 1024)
 /* Seconds a request may take from start to end. */
 #define HTTP_TIMEOUT 30
+/* The most of a response's header lines kept; longer ones fail the request. */
+#define HTTP_HEAD_MAX (64 * 1024)
 
 struct http;
 
@@ -21,7 +23,8 @@ struct http_response {
     long status;      /* the HTTP status, 0 when no response came */
     const char *body; /* NUL-terminated */
     size_t len;
-    const char *error; /* why there is no response, or NULL */
+    const char *error;   /* why there is no response, or NULL */
+    const char *headers; /* the response's header lines ("Name: value\r\n"...) */
 };
 
 /* Called once per request with its outcome (not after http_free). */
@@ -35,6 +38,11 @@ struct http *http_new(uv_loop_t *loop);
  */
 int http_request(struct http *h, const char *method, const char *url, const char *const *headers,
                  const char *body, http_cb cb, void *arg, char **cause);
+/* This client's requests take at most `timeout` seconds and bodies of `body_max` bytes
+   (HTTP_TIMEOUT and HTTP_BODY_MAX by default). */
+void http_set_limits(struct http *h, long timeout, size_t body_max);
+/* The value of the response's (last) header `name` (any case), trimmed (malloc'd), or NULL. */
+char *http_header(const struct http_response *r, const char *name);
 /* Drops every request in flight (their callbacks are not called); freed once its handles close. */
 void http_free(struct http *h);
 

@@ -4,7 +4,7 @@
  * /auth/login with HTTP Digest (digest.c) or Basic credentials makes a session
  * and redirects to buildbotURL, as Buildbot's PreAuthenticatedLoginResource), and
  * RemoteUserAuth{header, headerRegex} (a trusted proxy names the user in a
- * header on every request).  The engine hands the configuration over as JSON
+ * header on every request), GitHubAuth (oauth.c).  The engine hands the configuration over as JSON
  * with the session secret (www_set_auth); a request holds a reference to the
  * one it started with, so a reconfig never frees it under a request.
  */
@@ -25,7 +25,7 @@
 
 #include "www/authz.h"
 
-enum auth_kind { AUTH_NONE, AUTH_USERS, AUTH_HTPASSWD, AUTH_REMOTE };
+enum auth_kind { AUTH_NONE, AUTH_USERS, AUTH_HTPASSWD, AUTH_REMOTE, AUTH_GITHUB };
 
 struct www_auth {
     int refs; /* under the server's lock */
@@ -50,6 +50,7 @@ static enum auth_kind kind_of(const json_t *auth)
     return strcmp(k, "www.user_password_auth") == 0 ? AUTH_USERS
            : strcmp(k, "www.htpasswd_auth") == 0    ? AUTH_HTPASSWD
            : strcmp(k, "www.remote_user_auth") == 0 ? AUTH_REMOTE
+           : strcmp(k, "www.github_auth") == 0      ? AUTH_GITHUB
                                                     : AUTH_NONE;
 }
 
@@ -134,7 +135,8 @@ struct www_authz *www_auth_authz(const struct www_auth *a)
 
 bool www_auth_can_login(const struct www_auth *a)
 {
-    return a != NULL && (a->kind == AUTH_USERS || a->kind == AUTH_HTPASSWD);
+    return a != NULL &&
+           (a->kind == AUTH_USERS || a->kind == AUTH_HTPASSWD || a->kind == AUTH_GITHUB);
 }
 
 /* remote_user_auth: the regex's named groups as Python's groupdict() gives them (a group
@@ -490,7 +492,8 @@ static enum MHD_Result login(struct www *w, struct MHD_Connection *c, const stru
     return ret;
 }
 
-enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url)
+enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url,
+                               struct www_job **job)
 {
     if (util_startswith(url, "/all/"))
         url += 4;
@@ -500,7 +503,9 @@ enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const ch
         return (enum MHD_Result) - 1;
     struct www_auth *a = www_auth_get(w);
     enum MHD_Result ret;
-    if (www_auth_can_login(a))
+    if (a != NULL && a->kind == AUTH_GITHUB)
+        ret = www_oauth_login(w, c, a->conf, job);
+    else if (www_auth_can_login(a))
         ret = login(w, c, a);
     else if (a != NULL && a->kind == AUTH_REMOTE) /* Buildbot's forbidden page */
         ret = send_text(c, 403, "text/html", "URL is not supported for authentication");

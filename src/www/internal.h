@@ -673,8 +673,9 @@ struct www {
     struct www_conns *conns;
     struct www_feed *feed; /* live events, or NULL */
     struct ui_release *release;
-    struct www_jobs *jobs; /* page renders */
-    struct www_auth *auth; /* sessions, login and authorization (auth.c), under lock */
+    struct www_jobs *jobs;   /* page renders */
+    struct www_auth *auth;   /* sessions, login and authorization (auth.c), under lock */
+    struct www_oauth *oauth; /* GitHub logins in flight */
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);
@@ -750,7 +751,7 @@ void www_auth_put(struct www_auth *a);
 const char *www_auth_secret(const struct www_auth *a);
 long long www_auth_ttl(const struct www_auth *a);
 struct www_authz *www_auth_authz(const struct www_auth *a); /* NULL: everything allowed */
-/* Whether /auth/login takes a user name and password. */
+/* Whether /auth/login logs users in (with a password, or at GitHub). */
 bool www_auth_can_login(const struct www_auth *a);
 /* remote_user_auth: the user_info the trusted proxy's header gives, or NULL; then, if
    `warning` is not NULL, *warning is Buildbot's on_load_warning for a missing or unmatched
@@ -805,8 +806,41 @@ bool www_digest_opaque_ok(const unsigned char *key, const struct www_digest *d, 
 /* Whether the response is the one `password` gives for `method`. */
 bool www_digest_check(const struct www_digest *d, const char *method, const char *password);
 
-/* /auth/login and /auth/logout (also under /all/); -1 for another path. */
-enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url);
+/* /auth/login and /auth/logout (also under /all/); -1 for another path.  A GitHub login
+   waits for GitHub with its connection suspended, left in *job until it is answered. */
+enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const char *url,
+                               struct www_job **job);
+
+/*
+ * oauth.c: github_auth's login (Buildbot's GitHubAuth, API v3): the calls to GitHub run on
+ * a libuv loop of its own while the request's connection is suspended.
+ */
+#define WWW_OAUTH_COOKIE "BBM_OAUTH_STATE" /* the login's nonce, also in its state */
+#define WWW_OAUTH_STATE_TTL 600            /* seconds a login may take at GitHub */
+#define WWW_OAUTH_LOGINS 16                /* logins waiting for GitHub at once, at most */
+#define WWW_OAUTH_TIMEOUT 10               /* seconds per call to GitHub */
+#define WWW_OAUTH_BODY_MAX (1024 * 1024)   /* the most of an answer of GitHub's */
+#define WWW_OAUTH_PAGES 10                 /* pages of /user/orgs read, at most */
+#define WWW_OAUTH_GROUPS_BYTES 2048        /* the session's groups, at most (cookies: 4 KB) */
+#define WWW_OAUTH_REDIRECT_MAX 1024        /* a longer ?redirect is dropped */
+#define WWW_OAUTH_CODE_MAX 512             /* a longer ?code is refused */
+struct www_oauth;
+struct www_oauth *www_oauth_start(void);
+/* Drops the calls in flight; their connections are resumed cancelled (answered 503). */
+void www_oauth_stop(struct www_oauth *o);
+void www_oauth_free(struct www_oauth *o);
+/* GET /auth/login with github_auth (`conf`: www.auth and www.authz). */
+enum MHD_Result www_oauth_login(struct www *w, struct MHD_Connection *c, const json_t *conf,
+                                struct www_job **job);
+/* Appends name=value to a form (x-www-form-urlencoded), '&' first when b is not empty. */
+void www_form_add(struct buf *b, const char *name, const char *value);
+/* The decoded value of `name` in the `len` bytes of a form (malloc'd), or NULL. */
+char *www_form_value(const char *form, size_t len, const char *name);
+/* The access token of GitHub's answer to the code (form or JSON; malloc'd), or NULL with
+ *error (GitHub's error_description, else its error; malloc'd). */
+char *www_oauth_token_parse(const char *body, size_t len, char **error);
+/* The rel="next" URL of a Link header (malloc'd), or NULL. */
+char *www_oauth_link_next(const char *link);
 
 /*
  * rpc.c: a request's body and, once posted, its action.  The body's bound is

@@ -423,7 +423,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
         return get ? www_search(w, c, logid) : www_send_error(c, 400, "invalid HTTP method");
     }
     if (sub == NULL && strcmp(method, "GET") == 0) {
-        enum MHD_Result auth = www_auth_route(w, c, url);
+        enum MHD_Result auth = www_auth_route(w, c, url, &ctx->job);
         if (auth != (enum MHD_Result) - 1)
             return auth;
     }
@@ -616,6 +616,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     /* pages are rendered by a thread per core (2 to 8): only that many are in memory at
        once, and the request threads stay free for everything else */
     w->jobs = www_jobs_start(cores > 8 ? 8 : cores > 2 ? (size_t)cores : 2);
+    w->oauth = www_oauth_start();
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_ALLOW_UPGRADE | (v6 ? MHD_USE_IPv6 : 0),
@@ -733,6 +734,7 @@ void www_stop(struct www *w)
     www_feed_stop(w->feed);                      /* event streams end, WebSockets close */
     www_release_stop(w->release);                /* its thread gives its connection back */
     www_jobs_stop(w->jobs);                      /* queued pages answered 503 */
+    www_oauth_stop(w->oauth);                    /* GitHub logins answered 503 */
     www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
@@ -740,6 +742,7 @@ void www_stop(struct www *w)
     www_watch_free(w->watch);
     www_conns_free(w->conns);
     www_jobs_free(w->jobs);
+    www_oauth_free(w->oauth);
     for (size_t i = 0; i < w->n_dialects; i++)
         free(w->dialects[i]);
     for (size_t i = 0; i < w->n_idle; i++)
