@@ -244,7 +244,8 @@ static const struct broken broken[] = {
      "cookie_expiration_time)\n"},
     {W "  www = { port = 8010,\n    auth = {} },\n",
      "{F}:5: www.auth must be bbm.www.no_auth{}, user_password_auth{users}, "
-     "htpasswd_auth{passwdFile} or remote_user_auth{header, headerRegex}\n"},
+     "htpasswd_auth{passwdFile}, remote_user_auth{header, headerRegex} or "
+     "github_auth{clientId, clientSecret}\n"},
     {W "  www = { release_test_results = 5 },\n",
      "{F}:4: www.release_test_results must be a string (a directory), not number\n"},
     {W "  www = { release_test_results = '' },\n",
