@@ -5,7 +5,10 @@
  * token; so does the input signed as the header and payload of a token, which
  * takes the claims' checks past the signature.  A token that is accepted must
  * give an object, and re-signing that object must give a token that is
- * accepted again with the same user_info.
+ * accepted again with the same user_info.  The input also goes through the
+ * decoders of github_auth's login (oauth.c): GitHub's answer to the code (form
+ * or JSON), a Link header, and a state's form fields; an encoded field must
+ * decode back to itself.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +34,30 @@ static void check(const char *token, size_t n)
     json_decref(user);
 }
 
+static void oauth(const char *text, size_t size)
+{
+    char *error = NULL;
+    char *token = www_oauth_token_parse(text, size, &error);
+    if ((token == NULL) == (error == NULL))
+        abort();
+    free(token);
+    free(error);
+    free(www_oauth_link_next(text));
+    char *nonce = www_form_value(text, size, "nonce");
+    free(www_form_value(text, size, "redirect"));
+    if (nonce != NULL) {
+        struct buf b;
+        buf_init(&b, 0);
+        www_form_add(&b, "n", nonce);
+        char *back = www_form_value(b.data, b.len, "n");
+        if (back == NULL || strcmp(back, nonce) != 0)
+            abort();
+        free(back);
+        buf_free(&b);
+        free(nonce);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -46,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(signed_token, strlen(signed_token));
     free(signed_token);
     free(sig);
+    oauth(text, size);
     free(text);
     return 0;
 }

@@ -66,8 +66,8 @@ void www_form_add(struct buf *b, const char *name, const char *value)
         buf_addc(b, '&');
     for (int k = 0; k < 2; k++) {
         for (const unsigned char *p = (const unsigned char *)(k == 0 ? name : value); *p; p++) {
-            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL)
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("-._~", *p) != NULL)
                 buf_addc(b, (char)*p);
             else if (*p == ' ')
                 buf_addc(b, '+');
@@ -513,13 +513,13 @@ static enum MHD_Result page(struct MHD_Connection *c, int status, const char *ti
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>"
-                   "<body><h1>%s</h1><p>",
+    buf_printf(&b,
+               "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>"
+               "<body><h1>%s</h1><p>",
                title, title);
     html_text(&b, why, strlen(why));
     buf_addstr(&b, "</p><p><a href=\"/\">Back to the home page</a></p></body></html>\n");
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
     if (cookie != NULL)
         MHD_add_response_header(r, "Set-Cookie", cookie);
@@ -674,8 +674,8 @@ static struct login *login_new(struct www *w, const json_t *conf, const char *co
     l->w = w;
     l->o = w->oauth;
     char *server = server_url(auth);
-    l->token_url = xasprintf("%s/login/oauth/access_token",
-                             server != NULL ? server : "https://github.com");
+    l->token_url =
+        xasprintf("%s/login/oauth/access_token", server != NULL ? server : "https://github.com");
     l->api = server != NULL ? xasprintf("%s/api/v3", server) : xstrdup("https://api.github.com");
     free(server);
     char *redirect_uri = xasprintf("%sauth/login", w->buildbot_url);
