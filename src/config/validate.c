@@ -1117,8 +1117,7 @@ static void check_header_regex(struct reader *r, int idx)
     lua_pop(L, 1);
 }
 
-/* github_auth{apiVersion, getTeamsMembership, serverURL}: Buildbot's checks; its GraphQL
-   (apiVersion = 4) is not implemented. */
+/* github_auth{apiVersion, getTeamsMembership, serverURL}: Buildbot's checks. */
 static void check_github(struct reader *r, int idx)
 {
     lua_State *L = r->L;
@@ -1136,10 +1135,6 @@ static void check_github(struct reader *r, int idx)
         cfg_error(L, r->path, key_line(r, "auth"),
                   "Retrieving team membership information using GitHubAuth is only possible "
                   "using GitHub api v4.");
-    else if (v == 4)
-        cfg_error(L, r->path, key_line(r, "auth"),
-                  "bbm.www.github_auth: apiVersion = 4 (GitHub's GraphQL API) is not supported "
-                  "by bbmaster: use apiVersion = 3 (team memberships are not read then)");
     else if (url != LUA_TNIL && !util_startswith(lua_tostring(L, -1), "http://") &&
              !util_startswith(lua_tostring(L, -1), "https://"))
         cfg_error(L, r->path, key_line(r, "auth"),

@@ -812,7 +812,7 @@ enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const ch
                                struct www_job **job);
 
 /*
- * oauth.c: github_auth's login (Buildbot's GitHubAuth, API v3): the calls to GitHub run on
+ * oauth.c: github_auth's login (Buildbot's GitHubAuth, API v3 or v4): the calls to GitHub run on
  * a libuv loop of its own while the request's connection is suspended.
  */
 #define WWW_OAUTH_COOKIE "BBM_OAUTH_STATE" /* the login's nonce, also in its state */
@@ -820,7 +820,8 @@ enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const ch
 #define WWW_OAUTH_LOGINS 16                /* logins waiting for GitHub at once, at most */
 #define WWW_OAUTH_TIMEOUT 10               /* seconds per call to GitHub */
 #define WWW_OAUTH_BODY_MAX (1024 * 1024)   /* the most of an answer of GitHub's */
-#define WWW_OAUTH_PAGES 10                 /* pages of /user/orgs read, at most */
+#define WWW_OAUTH_PAGES 10                 /* pages of organizations (or teams) read, at most */
+#define WWW_OAUTH_TEAMS_MAX 10000          /* "org/team" groups read, at most */
 #define WWW_OAUTH_GROUPS_BYTES 2048        /* the session's groups, at most (cookies: 4 KB) */
 #define WWW_OAUTH_REDIRECT_MAX 1024        /* a longer ?redirect is dropped */
 #define WWW_OAUTH_CODE_MAX 512             /* a longer ?code is refused */

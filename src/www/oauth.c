@@ -46,6 +46,11 @@ struct login {
     struct www *w;
     struct www_oauth *o;
     char *token_url, *api, *form; /* form: the token request's body */
+    char *graphql;                /* apiVersion = 4: the GraphQL endpoint, else NULL */
+    bool teams;                   /* getTeamsMembership */
+    json_t *round;                /* the organizations of this query for teams */
+    json_t *later;                /* [org, cursor] of the teams' next pages */
+    json_t *team_set;             /* "org/name" and "org/slug" of the user's teams */
     char *redirect;               /* where the user goes after, from the state */
     char *auth_header;            /* "Authorization: token ..." */
     json_t *prefixes;             /* roles_from_groups' groupPrefixes */
@@ -179,6 +184,10 @@ static void login_free(struct login *l)
     free(l->redirect);
     free(l->auth_header);
     free(l->error);
+    free(l->graphql);
+    json_decref(l->round);
+    json_decref(l->later);
+    json_decref(l->team_set);
     json_decref(l->prefixes);
     json_decref(l->user);
     json_decref(l->email);
@@ -371,6 +380,217 @@ static void api_get(struct login *l, const char *url, http_cb cb)
     start(l, "GET", url, h, NULL, cb);
 }
 
+/* --- apiVersion = 4: GitHub's GraphQL API, as Buildbot's GitHubAuth queries it; the
+   organizations and the teams are read past their first 100, page by page --- */
+
+/* Whether s can go in a GraphQL string as is (GitHub logins, slugs and cursors can). */
+static bool gql_safe(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    return n > 0 && n <= 256 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+/=:") == n;
+}
+
+static void gql_post(struct login *l, const char *query, http_cb cb)
+{
+    json_t *body = json_pack("{ss}", "query", query);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (l->debug)
+        log_info("www: github_auth: GraphQL POST Request: %s -> %s", l->graphql, query);
+    const char *h[] = {l->auth_header, "User-Agent: bbmaster/" BBM_VERSION,
+                       "Content-Type: application/json", NULL};
+    start(l, "POST", l->graphql, h, text, cb);
+    free(text);
+}
+
+/* The answer's "data" (held), or NULL (the login failed). */
+static json_t *gql_data(struct login *l, const struct http_response *r)
+{
+    json_t *j = answer_json(l, r, "GraphQL", JSON_OBJECT);
+    if (j == NULL)
+        return NULL;
+    json_t *data = json_object_get(j, "data");
+    if (!json_is_object(data)) {
+        const char *m = json_string_value(
+            json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message"));
+        char *why = xstrdup(m != NULL ? m : "no data");
+        json_decref(j);
+        fail(l, "GitHub's GraphQL API: %s", why);
+        free(why);
+        return NULL;
+    }
+    if (l->debug) {
+        char *text = json_dumps(data, JSON_COMPACT);
+        log_info("www: github_auth: GraphQL Response: %s", text);
+        free(text);
+    }
+    json_incref(data);
+    json_decref(j);
+    return data;
+}
+
+/* `after`: the cursor of the page to read, or NULL for the first. */
+static char *after(const char *cursor)
+{
+    return cursor != NULL ? xasprintf(", after: \"%s\"", cursor) : xstrdup("");
+}
+
+static void teams_cb(void *arg, const struct http_response *r);
+
+/* One query for the teams of every organization of l->later (their next page). */
+static void teams_query(struct login *l)
+{
+    json_decref(l->round);
+    l->round = json_array();
+    struct buf q;
+    buf_init(&q, 0);
+    buf_addstr(&q, "query getOrgTeamMembership {");
+    size_t i;
+    json_t *item;
+    json_array_foreach(l->later, i, item)
+    {
+        const char *org = json_string_value(json_array_get(item, 0));
+        char *a = after(json_string_value(json_array_get(item, 1)));
+        buf_printf(&q,
+                   " o%zu: organization(login: \"%s\") { teams(first: 100%s, userLogins: "
+                   "[\"%s\"]) { pageInfo { hasNextPage endCursor } edges { node { name, slug "
+                   "} } } }",
+                   i, org, a, json_string_value(json_object_get(l->user, "login")));
+        free(a);
+        json_array_append(l->round, json_array_get(item, 0));
+    }
+    buf_addstr(&q, " }");
+    json_array_clear(l->later);
+    gql_post(l, q.data, teams_cb);
+    buf_free(&q);
+}
+
+static int strcmp_cb(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The teams read: "org/name" and "org/slug", sorted, after the organizations. */
+static void teams_done(struct login *l)
+{
+    size_t n = json_object_size(l->team_set), i = 0;
+    const char **keys = xcalloc(n + 1, sizeof *keys);
+    const char *k;
+    json_t *v;
+    json_object_foreach(l->team_set, k, v)
+    {
+        keys[i++] = k;
+    }
+    qsort(keys, n, sizeof *keys, strcmp_cb);
+    for (i = 0; i < n; i++)
+        json_array_append_new(l->groups, json_string(keys[i]));
+    free(keys);
+    done(l);
+}
+
+static void teams_cb(void *arg, const struct http_response *r)
+{
+    struct login *l = arg;
+    json_t *data = gql_data(l, r);
+    if (data == NULL)
+        return;
+    size_t i;
+    json_t *org;
+    json_array_foreach(l->round, i, org)
+    {
+        char alias[32];
+        snprintf(alias, sizeof alias, "o%zu", i);
+        json_t *teams = json_object_get(json_object_get(data, alias), "teams");
+        if (teams == NULL) /* the organization keeps its teams from OAuth apps */
+            continue;
+        size_t j;
+        json_t *e;
+        json_array_foreach(json_object_get(teams, "edges"), j, e)
+        {
+            json_t *node = json_object_get(e, "node");
+            const char *keys[] = {"name", "slug"};
+            for (size_t k = 0; k < 2; k++) {
+                const char *t = json_string_value(json_object_get(node, keys[k]));
+                if (t == NULL || json_object_size(l->team_set) >= WWW_OAUTH_TEAMS_MAX)
+                    continue;
+                char *g = xasprintf("%s/%s", json_string_value(org), t);
+                json_object_set_new(l->team_set, g, json_true());
+                free(g);
+            }
+        }
+        json_t *page = json_object_get(teams, "pageInfo");
+        const char *cursor = json_string_value(json_object_get(page, "endCursor"));
+        if (json_is_true(json_object_get(page, "hasNextPage")) && gql_safe(cursor))
+            json_array_append_new(l->later, json_pack("[Os]", org, cursor));
+    }
+    json_decref(data);
+    if (json_array_size(l->later) > 0 && ++l->pages < WWW_OAUTH_PAGES)
+        teams_query(l);
+    else
+        teams_done(l);
+}
+
+static void viewer_query(struct login *l, const char *cursor);
+
+static void viewer_cb(void *arg, const struct http_response *r)
+{
+    struct login *l = arg;
+    json_t *data = gql_data(l, r);
+    if (data == NULL)
+        return;
+    json_t *viewer = json_object_get(data, "viewer");
+    if (l->user == NULL && !json_is_string(json_object_get(viewer, "login"))) {
+        json_decref(data);
+        fail(l, "GitHub's viewer has no login");
+        return;
+    }
+    if (l->user == NULL)
+        l->user = json_incref(viewer);
+    json_t *orgs = json_object_get(viewer, "organizations");
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(orgs, "edges"), i, e)
+    {
+        json_t *login = json_object_get(json_object_get(e, "node"), "login");
+        if (json_is_string(login))
+            json_array_append(l->groups, login);
+    }
+    json_t *page = json_object_get(orgs, "pageInfo");
+    char *cursor = xstrdup(json_string_value(json_object_get(page, "endCursor")) ?: "");
+    bool more = json_is_true(json_object_get(page, "hasNextPage")) && gql_safe(cursor);
+    json_decref(data);
+    if (more && ++l->pages < WWW_OAUTH_PAGES) {
+        viewer_query(l, cursor);
+    } else if (l->teams && gql_safe(json_string_value(json_object_get(l->user, "login")))) {
+        l->pages = 0;
+        json_array_foreach(l->groups, i, e)
+        {
+            if (gql_safe(json_string_value(e)))
+                json_array_append_new(l->later, json_pack("[On]", e));
+        }
+        if (json_array_size(l->later) > 0)
+            teams_query(l);
+        else
+            done(l);
+    } else {
+        done(l);
+    }
+    free(cursor);
+}
+
+static void viewer_query(struct login *l, const char *cursor)
+{
+    char *a = after(cursor);
+    char *q =
+        xasprintf("query { viewer { email login name organizations(first: 100%s) { pageInfo { "
+                  "hasNextPage endCursor } edges { node { login } } } } }",
+                  a);
+    gql_post(l, q, viewer_cb);
+    free(q);
+    free(a);
+}
+
 static void token_cb(void *arg, const struct http_response *r)
 {
     struct login *l = arg;
@@ -392,6 +612,10 @@ static void token_cb(void *arg, const struct http_response *r)
     l->auth_header = xasprintf("Authorization: token %s", token);
     OPENSSL_cleanse(token, strlen(token));
     free(token);
+    if (l->graphql != NULL) {
+        viewer_query(l, NULL);
+        return;
+    }
     char *url = xasprintf("%s/user", l->api);
     api_get(l, url, user_cb);
     free(url);
@@ -677,7 +901,13 @@ static struct login *login_new(struct www *w, const json_t *conf, const char *co
     l->token_url =
         xasprintf("%s/login/oauth/access_token", server != NULL ? server : "https://github.com");
     l->api = server != NULL ? xasprintf("%s/api/v3", server) : xstrdup("https://api.github.com");
+    if (json_integer_value(json_object_get(auth, "apiVersion")) == 4)
+        l->graphql = server != NULL ? xasprintf("%s/api/graphql", server)
+                                    : xstrdup("https://api.github.com/graphql");
     free(server);
+    l->teams = json_is_true(json_object_get(auth, "getTeamsMembership"));
+    l->later = json_array();
+    l->team_set = json_object();
     char *redirect_uri = xasprintf("%sauth/login", w->buildbot_url);
     struct buf f;
     buf_init(&f, 0);

@@ -45,8 +45,41 @@ class FakeGitHub:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def graphql(self, query):
+                if self.headers.get("Authorization") != f"token {TOKEN}":
+                    return self.send(401, '{"message": "Bad credentials"}')
+                if "viewer" in query:
+                    second = 'after: "b3JnczE="' in query
+                    orgs = ["team-core"] if second else ["python", "restricted"]
+                    return self.send(200, json.dumps({"data": {"viewer": {
+                        "email": "", "login": "octocat", "name": "The Octocat",
+                        "organizations": {
+                            "pageInfo": {"hasNextPage": not second,
+                                         "endCursor": None if second else "b3JnczE="},
+                            "edges": [{"node": {"login": o}} for o in orgs]}}}}))
+                data = {}
+                for alias, org, cursor in re.findall(
+                        r'(\w+): organization\(login: "([^"]+)"\) \{ teams\(first: 100'
+                        r'(?:, after: "([^"]+)")?, userLogins: \["octocat"\]\)', query):
+                    if org == "restricted":
+                        data[alias] = None
+                        continue
+                    teams = {("python", ""): [("Python Core", "python-core")],
+                             ("python", "dGVhbXMx"): [("python-triage", "python-triage")],
+                             ("team-core", ""): [("x", "x")]}[(org, cursor)]
+                    more = (org, cursor) == ("python", "")
+                    data[alias] = {"teams": {
+                        "pageInfo": {"hasNextPage": more,
+                                     "endCursor": "dGVhbXMx" if more else None},
+                        "edges": [{"node": {"name": n, "slug": sl}} for n, sl in teams]}}
+                self.send(200, json.dumps({"data": data}))
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
+                if self.path == "/api/graphql":
+                    query = json.loads(self.rfile.read(n))["query"]
+                    fake.calls.append(("POST", self.path, query, dict(self.headers)))
+                    return self.graphql(query)
                 form = urllib.parse.parse_qs(self.rfile.read(n).decode())
                 fake.calls.append(("POST", self.path, {k: v[0] for k, v in form.items()},
                                    dict(self.headers)))
@@ -111,13 +144,13 @@ def github():
     g.close()
 
 
-def extra(github, auth_extra=""):
+def extra(github, auth_extra="", prefix="team-", role="core"):
     return f'''
     auth = bbm.www.github_auth{{ clientId = "{CLIENT_ID}", clientSecret = "{CLIENT_SECRET}",
                                 serverURL = "{github.url}/",{auth_extra} }},
     authz = bbm.www.authz{{
-      allowRules = {{ bbm.www.force_build_endpoint_matcher{{ role = "core" }} }},
-      roleMatchers = {{ bbm.www.roles_from_groups{{ groupPrefix = "team-" }} }},
+      allowRules = {{ bbm.www.force_build_endpoint_matcher{{ role = "{role}" }} }},
+      roleMatchers = {{ bbm.www.roles_from_groups{{ groupPrefix = "{prefix}" }} }},
     }}'''
 
 
@@ -146,8 +179,8 @@ def callback(site, session, **params):
                        allow_redirects=False)
 
 
-def make_site(master, github, auth_extra=""):
-    site = Site(master, www_extra=extra(github, auth_extra))
+def make_site(master, github, auth_extra="", **kw):
+    site = Site(master, www_extra=extra(github, auth_extra, **kw))
     site.github = github
     return site
 
@@ -194,6 +227,33 @@ def test_github_login_then_force(master, github):
     assert TOKEN not in master.log() and CLIENT_SECRET not in master.log()
 
 
+def test_github_login_graphql_teams(master, github):
+    """apiVersion = 4 with getTeamsMembership, as buildbot.python.org logs in: the viewer and
+    its organizations (2 pages), then one aliased query for the teams of every organization
+    (an organization that hides its teams gives null) and one for the next page of teams;
+    the groups are Buildbot's ("org/name" and "org/slug"), kept under groupPrefix."""
+    site = make_site(master, github, " apiVersion = 4, getTeamsMembership = true",
+                     prefix="python/", role="python-triage")
+    s = requests.Session()
+    r = callback(site, s, code="good", state=start_login(site, s, redirect="/"))
+    assert r.status_code == 302, r.text
+    assert r.headers["Location"] == f"http://localhost:{site.port}/#/"
+    queries = [q for m, p, q, _ in github.calls if p == "/api/graphql"]
+    assert len(queries) == 4, queries
+    assert queries[0].startswith("query { viewer { email login name organizations(first: 100)")
+    assert 'after: "b3JnczE="' in queries[1]
+    assert queries[2].count("organization(login:") == 3
+    assert queries[3].count("organization(login:") == 1 and 'after: "dGVhbXMx"' in queries[3]
+    user = s.get(f"http://127.0.0.1:{site.port}/config").json()["user"]
+    assert user == {"full_name": "The Octocat", "email": "", "username": "octocat",
+                    "groups": ["python/Python Core", "python/python-core",
+                               "python/python-triage"]}
+    status, text = rpc_force(site, s)
+    assert status == 200 and '"result"' in text, text
+    assert rpc_force(site, requests.Session()) == deny("python-triage")
+    master.wait_log(r"www: login: octocat")
+
+
 def test_github_login_refusals(master, github):
     """A state not this browser's, a code GitHub refuses, GitHub failing, GitHub silent past
     the timeout, the user saying no: each a 403 page saying why, and no session."""
@@ -235,8 +295,7 @@ def test_github_login_refusals(master, github):
     (" getTeamsMembership = true",
      "Retrieving team membership information using GitHubAuth is only possible using GitHub "
      "api v4."),
-    (" apiVersion = 4", "bbm.www.github_auth: apiVersion = 4 (GitHub's GraphQL API) is not "
-     "supported by bbmaster: use apiVersion = 3 (team memberships are not read then)"),
+    (' serverURL = "ftp://x"', "serverURL must be an http:// or https:// URL"),
     (" autologin = true", "autologin"),
 ])
 def test_checkconfig_refuses_bad_github_auth(master, github, auth_extra, message):
