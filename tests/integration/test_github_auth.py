@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from test_auth import CONFIG, Site, deny
 
 CLIENT_ID, CLIENT_SECRET, TOKEN = "the-client-id", "the-client-secret", "gho_tok123"
@@ -307,3 +307,26 @@ def test_checkconfig_refuses_bad_github_auth(master, github, auth_extra, message
     assert r.returncode != 0
     assert re.search(r"master\.lua:\d+: .*" + re.escape(message), r.stdout + r.stderr), \
         r.stdout + r.stderr
+
+
+def test_stopping_answers_a_login_waiting_for_github(master, github):
+    """A login waiting for GitHub when the master stops is answered (503), and the master
+    stops cleanly (no leak, no crash under the sanitizers)."""
+    site = make_site(master, github)
+    github.mode = "hang"
+    s = requests.Session()
+    state = start_login(site, s)
+    answers = []
+
+    def login():
+        r = callback(site, s, code="good", state=state)
+        answers.append(r.status_code)
+        assert "the master is stopping" in r.text
+
+    t = threading.Thread(target=login)
+    t.start()
+    wait_for(lambda: ("GET", "/api/v3/user/emails") in github.paths(), what="the login's call")
+    assert master.stop().returncode == 0
+    t.join(60)
+    assert answers == [503], answers
+    github.release.set()
