@@ -16,6 +16,7 @@ local steps = require "custom.steps"
 local builders = require "custom.builders"
 local schedulers = require "custom.schedulers"
 local pr_testing = require "custom.pr_testing"
+local auth = require "custom.auth"
 local BRANCHES = (require "custom.branches").BRANCHES
 
 local GitHub = steps.GitHub
@@ -44,7 +45,7 @@ for _, w in ipairs(WORKERS) do
     workers_by_name[w.name] = w
 end
 
--- AUTH, AUTHZ = set_up_authorization(settings): not ported yet
+local AUTH, AUTHZ = auth.set_up_authorization(settings)
 
 local c = {}
 
@@ -314,8 +315,10 @@ c.protocols = { pb = { port = ("tcp:%d"):format(settings:int("worker_port")) } }
 -- http[s]://buildbot.python.org/all/
 c.www = {
     port = ("tcp:%d"):format(settings:int("web_port")),
-    -- auth = AUTH, authz = AUTHZ, plugins (waterfall, console and grid views),
-    -- avatar_methods, ws_ping_interval: not ported yet (README.md, "Not ported yet")
+    auth = AUTH,
+    authz = AUTHZ,
+    -- plugins (waterfall, console and grid views), avatar_methods, ws_ping_interval:
+    -- not ported yet (README.md, "Not ported yet")
     change_hook_dialects = {
         github = {
             -- "class": CustomGitHubEventHandler, in bbmaster the dialect's own

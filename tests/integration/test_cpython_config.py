@@ -123,8 +123,10 @@ def test_checkconfig():
                        env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Config file is good!" in r.stdout
-    # every owner of the example has a password: no setting is missing
-    assert "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
+    # every owner of the example has a password: no setting is missing; do_auth is false,
+    # which custom/auth.lua says as upstream's custom/auth.py does
+    warnings = [line for line in (r.stdout + r.stderr).splitlines() if "WARNING" in line]
+    assert warnings == ["WARNING: Web UI is completely open"], r.stdout + r.stderr
 
 
 def test_checkconfig_local_worker(tmp_path):
@@ -139,6 +141,34 @@ def test_checkconfig_local_worker(tmp_path):
         for branch, dirname in [("3.x", "3.x"), ("3.15", "3.15"), ("3.14", "3.14"),
                                 ("3.13", "3.13"), ("3.12", "3.12"), ("3.11", "3.11"),
                                 ("3.10", "3.10"), ("PR", "pull_request")]]
+
+
+def test_auth_as_upstream(tmp_path):
+    """do_auth: custom/auth.py's GitHub login (GraphQL, teams) and its rules, in order."""
+    settings = tmp_path / "settings.yaml"
+    with open(SETTINGS) as f:
+        settings.write_text(f.read().replace("do_auth: false", "do_auth: true"))
+    www = load_port(settings)["www"]
+    assert www["auth"] == {"kind": "www.github_auth", "clientId": "fake-client-id",
+                           "clientSecret": "<secret>", "apiVersion": 4,
+                           "getTeamsMembership": True}
+    rules = [(r["kind"].split(".")[1].replace("_endpoint_matcher", ""), r["role"],
+              r.get("defaultDeny", True)) for r in www["authz"]["allowRules"]]
+    assert rules == [
+        ("any", "admins", False),
+        ("stop_build", "owner", False), ("stop_build", "buildbot-owners", False),
+        ("stop_build", "python-triage", False), ("stop_build", "python-core", True),
+        ("rebuild_build", "owner", False), ("rebuild_build", "python-triage", False),
+        ("rebuild_build", "buildbot-owners", False), ("rebuild_build", "python-core", True),
+        ("force_build", "owner", False), ("force_build", "python-triage", False),
+        ("force_build", "python-core", True),
+        ("enable_scheduler", "python-release-managers", True),
+        ("any_control", "admins", True)]
+    assert www["authz"]["roleMatchers"] == [
+        {"kind": "www.roles_from_groups", "groupPrefix": "python/"},
+        {"kind": "www.roles_from_owner", "role": "owner"},
+        {"kind": "www.roles_from_username", "roles": ["admins"],
+         "usernames": ["zware", "vstinner", "bitdancer", "pitrou", "pablogsal"]}]
 
 
 def test_same_as_upstream():
