@@ -56,7 +56,8 @@ asan: deps $(ASAN_BUILD)/build.ninja
 # process locks the database, live events: the engine's bus, the web's dispatcher,
 # suspended SSE streams resumed from it and the WebSocket thread, and request threads
 # counting the same log's bytes for byte ranges beside gzip streams and searches, and
-# pages rendered on their own threads for suspended connections (integration).
+# pages rendered on their own threads for suspended connections, and GitHub logins
+# waiting on their own loop while their connections are suspended (integration).
 TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_events.py::test_sse_build_events_are_the_api_entities \
 	tests/integration/test_events.py::test_ws_like_buildbot \
@@ -64,7 +65,9 @@ TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_web_limits.py::test_a_flood_of_one_error_is_summed_up_in_the_log \
 	tests/integration/test_faults.py::test_sqlite_locked_by_another_process \
 	tests/integration/test_web_extras.py::test_many_clients_at_once \
-	tests/integration/test_ui.py::test_pages_for_many_clients_at_once_and_a_stop_meanwhile
+	tests/integration/test_ui.py::test_pages_for_many_clients_at_once_and_a_stop_meanwhile \
+	tests/integration/test_github_auth.py::test_github_login_graphql_teams \
+	tests/integration/test_github_auth.py::test_stopping_answers_a_login_waiting_for_github
 
 $(TSAN_BUILD)/build.ninja:
 	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
