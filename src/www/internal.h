@@ -825,6 +825,7 @@ enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const ch
 #define WWW_OAUTH_GROUPS_BYTES 2048        /* the session's groups, at most (cookies: 4 KB) */
 #define WWW_OAUTH_REDIRECT_MAX 1024        /* a longer ?redirect is dropped */
 #define WWW_OAUTH_CODE_MAX 512             /* a longer ?code is refused */
+#define WWW_OAUTH_NAME_MAX 256             /* a user's longer name, email or login: refused */
 struct www_oauth;
 struct www_oauth *www_oauth_start(void);
 /* Drops the calls in flight; their connections are resumed cancelled (answered 503). */

@@ -1,10 +1,12 @@
 /*
- * bbm.www.github_auth: Buildbot's GitHubAuth (OAuth2 web flow, GitHub API v3).
+ * bbm.www.github_auth: Buildbot's GitHubAuth (OAuth2 web flow, GitHub's REST API
+ * v3, or its GraphQL API with apiVersion = 4).
  * GET /auth/login without a code answers 302 to GitHub's authorize page; its
  * `state` carries a nonce, also kept in a short-lived cookie, and the page to
  * come back to.  GitHub sends the user back to /auth/login?code=..&state=..:
  * once the state matches the cookie, the connection is suspended and the
- * calls to GitHub (the token, /user, /user/emails, /user/orgs page by page)
+ * calls to GitHub (the token, then /user, /user/emails and /user/orgs page by
+ * page, or the GraphQL viewer and organizations, then the teams, page by page)
  * run on a libuv loop of their own with libcurl (http.c), each bounded in
  * time (WWW_OAUTH_TIMEOUT) and size; the loop resumes the connection with the
  * user_info, which becomes the session (session.c), or with why GitHub said
@@ -221,7 +223,7 @@ static void fail(struct login *l, const char *fmt, ...)
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     l->error = xstrdup(why);
-    log_info("www: github_auth: login refused: %s", l->error);
+    log_info("www: github_auth: login refused: %s", UTIL_ESC(l->error));
     finish(l);
 }
 
@@ -261,8 +263,25 @@ static bool group_wanted(const struct login *l, const char *g)
     return false;
 }
 
+/* Whether the user's name, email and login are strings of a sensible length (or null). */
+static bool user_sane(const struct login *l, const json_t *email)
+{
+    const json_t *v[] = {json_object_get(l->user, "name"), email,
+                         json_object_get(l->user, "login")};
+    for (size_t i = 0; i < UTIL_NELEM(v); i++)
+        if (v[i] != NULL && !json_is_null(v[i]) &&
+            (!json_is_string(v[i]) || json_string_length(v[i]) > WWW_OAUTH_NAME_MAX))
+            return false;
+    return true;
+}
+
 static void done(struct login *l)
 {
+    json_t *email = l->email != NULL ? l->email : json_object_get(l->user, "email");
+    if (!user_sane(l, email)) {
+        fail(l, "GitHub's user details are not strings of at most %d bytes", WWW_OAUTH_NAME_MAX);
+        return;
+    }
     json_t *groups = json_array();
     size_t bytes = 0, i, dropped = 0;
     json_t *g;
@@ -279,7 +298,6 @@ static void done(struct login *l)
         json_array_append(groups, g);
     }
     json_t *name = json_object_get(l->user, "name");
-    json_t *email = l->email != NULL ? l->email : json_object_get(l->user, "email");
     l->info = json_pack("{sOsOsOso}", "full_name", name != NULL ? name : json_null(), "email",
                         email != NULL ? email : json_null(), "username",
                         json_object_get(l->user, "login"), "groups", groups);
@@ -769,7 +787,7 @@ static enum MHD_Result login_answer(struct www_job *job, struct MHD_Connection *
     else if (l->error != NULL)
         ret = refused(c, l->error);
     else {
-        log_info("www: login: %s", www_user_name(l->info));
+        log_info("www: login: %s", UTIL_ESC(www_user_name(l->info)));
         char *cookie = www_session_cookie(l->w, l->info);
         struct buf loc;
         buf_init(&loc, 0);
