@@ -824,6 +824,14 @@ static char *server_url(const json_t *auth)
     return xstrndup(s, n);
 }
 
+/* The redirect_uri: posixpath.join(buildbotURL, "auth/login") (malloc'd). */
+static char *login_uri(const struct www *w)
+{
+    size_t n = strlen(w->buildbot_url);
+    bool slash = n > 0 && w->buildbot_url[n - 1] == '/';
+    return xasprintf("%s%sauth/login", w->buildbot_url, slash ? "" : "/");
+}
+
 /* The first step: 302 to GitHub's authorize page, the state's nonce in a cookie. */
 static enum MHD_Result authorize(struct www *w, struct MHD_Connection *c, const json_t *auth)
 {
@@ -840,7 +848,7 @@ static enum MHD_Result authorize(struct www *w, struct MHD_Connection *c, const 
     if (to != NULL && strlen(to) <= WWW_OAUTH_REDIRECT_MAX)
         www_form_add(&state, "redirect", to);
     char *server = server_url(auth);
-    char *redirect_uri = xasprintf("%sauth/login", w->buildbot_url);
+    char *redirect_uri = login_uri(w);
     buf_init(&url, 0);
     www_form_add(&url, "client_id", json_string_value(json_object_get(auth, "clientId")));
     www_form_add(&url, "redirect_uri", redirect_uri);
@@ -926,7 +934,7 @@ static struct login *login_new(struct www *w, const json_t *conf, const char *co
     l->teams = json_is_true(json_object_get(auth, "getTeamsMembership"));
     l->later = json_array();
     l->team_set = json_object();
-    char *redirect_uri = xasprintf("%sauth/login", w->buildbot_url);
+    char *redirect_uri = login_uri(w);
     struct buf f;
     buf_init(&f, 0);
     www_form_add(&f, "redirect_uri", redirect_uri);
