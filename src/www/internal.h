@@ -823,6 +823,7 @@ enum MHD_Result www_auth_route(struct www *w, struct MHD_Connection *c, const ch
 #define WWW_OAUTH_PAGES 10                 /* pages of organizations (or teams) read, at most */
 #define WWW_OAUTH_TEAMS_MAX 10000          /* "org/team" groups read, at most */
 #define WWW_OAUTH_GROUPS_BYTES 2048        /* the session's groups, at most (cookies: 4 KB) */
+#define WWW_OAUTH_INFO_BYTES 2800          /* its whole user_info as JSON, at most */
 #define WWW_OAUTH_REDIRECT_MAX 1024        /* a longer ?redirect is dropped */
 #define WWW_OAUTH_CODE_MAX 512             /* a longer ?code is refused */
 #define WWW_OAUTH_NAME_MAX 256             /* a user's longer name, email or login: refused */

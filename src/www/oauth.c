@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,15 @@ static bool user_sane(const struct login *l, const json_t *email)
     return true;
 }
 
+/* The size of a user_info in a session's token, before base64 (PyJWT escapes non-ASCII). */
+static size_t info_size(const json_t *info)
+{
+    char *text = json_dumps(info, JSON_COMPACT | JSON_ENSURE_ASCII);
+    size_t n = text != NULL ? strlen(text) : SIZE_MAX;
+    free(text);
+    return n;
+}
+
 static void done(struct login *l)
 {
     json_t *email = l->email != NULL ? l->email : json_object_get(l->user, "email");
@@ -301,9 +311,18 @@ static void done(struct login *l)
     l->info = json_pack("{sOsOsOso}", "full_name", name != NULL ? name : json_null(), "email",
                         email != NULL ? email : json_null(), "username",
                         json_object_get(l->user, "login"), "groups", groups);
+    while (info_size(l->info) > WWW_OAUTH_INFO_BYTES && json_array_size(groups) > 0) {
+        json_array_remove(groups, json_array_size(groups) - 1);
+        dropped++;
+    }
+    if (info_size(l->info) > WWW_OAUTH_INFO_BYTES) {
+        fail(l, "GitHub's user details do not fit in a session cookie");
+        return;
+    }
     if (dropped > 0)
-        log_warn("www: github_auth: %s: %zu groups left out of the session (at most %d bytes)",
-                 www_user_name(l->info), dropped, WWW_OAUTH_GROUPS_BYTES);
+        log_warn("www: github_auth: %s: %zu groups left out of the session (a cookie keeps "
+                 "4 KB)",
+                 UTIL_ESC(www_user_name(l->info)), dropped);
     if (l->debug) {
         char *text = json_dumps(l->info, JSON_COMPACT);
         log_info("www: github_auth: user details: %s", text);

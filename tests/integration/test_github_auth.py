@@ -116,7 +116,10 @@ class FakeGitHub:
                                                f'rel="next", <{base}/user/orgs?per_page=100&'
                                                'page=2>; rel="last"')])
                 if self.path == "/api/v3/user/orgs?per_page=100&page=2":
-                    return self.send(200, json.dumps([{"login": "team-core"}]),
+                    many = [f"team-{i:04d}-{'x' * 40}" for i in range(300)] \
+                        if fake.mode == "many" else []
+                    return self.send(200, json.dumps([{"login": o}
+                                                      for o in ["team-core"] + many]),
                                      headers=[("Link", f'<{base}/user/orgs?per_page=100&page=1>; '
                                                'rel="prev", <{base}/user/orgs?per_page=100&'
                                                'page=1>; rel="first"')])
@@ -252,6 +255,23 @@ def test_github_login_graphql_teams(master, github):
     assert status == 200 and '"result"' in text, text
     assert rpc_force(site, requests.Session()) == deny("python-triage")
     master.wait_log(r"www: login: octocat")
+
+
+def test_groups_are_cut_to_fit_a_cookie(master, github):
+    """300 more organizations under the groupPrefix: the session keeps the first that fit,
+    and its cookie stays under the 4 KB browsers keep."""
+    site = make_site(master, github)
+    github.mode = "many"
+    s = requests.Session()
+    r = callback(site, s, code="good", state=start_login(site, s))
+    assert r.status_code == 302, r.text
+    cookie = next(c for c in r.raw.headers.getlist("Set-Cookie")
+                  if c.startswith("TWISTED_SESSION="))
+    assert len(cookie.split(";")[0]) < 4096
+    groups = s.get(f"http://127.0.0.1:{site.port}/config").json()["user"]["groups"]
+    every = ["team-core"] + [f"team-{i:04d}-{'x' * 40}" for i in range(300)]
+    assert 10 < len(groups) < len(every) and groups == every[:len(groups)]
+    master.wait_log(r"www: github_auth: octo@example\.com: \d+ groups left out of the session")
 
 
 def test_github_login_refusals(master, github):
