@@ -27,6 +27,7 @@
 #include "control/control.h"
 #include "engine/engine.h"
 #include "events/events.h"
+#include "reporters/reporters.h"
 #include "schedulers/schedulers.h"
 #include "workers/workers.h"
 #include "www/www.h"
@@ -38,6 +39,7 @@ struct master {
     struct engine *engine;
     struct sched *sched;
     struct chg *changes;
+    struct rep *rep; /* the reporters' outbox */
     struct db *db;
     struct db_checkpointer *checkpointer; /* SQLite's WAL, off the loop */
     long long masterid;
@@ -587,6 +589,8 @@ static void reconfig_apply(struct master *m)
     }
     sched_reconfig(m->sched, next);
     changes_reconfig(m->changes, next);
+    if (m->rep != NULL)
+        rep_reconfig(m->rep, next);
     engine_release_config(m->engine, old);
     publish_forms(m);
     log_info(MASTER_MSG_RECONFIG_OK " (%llu ms, master.lua itself %lu ms)",
@@ -597,6 +601,10 @@ static void reconfig_apply(struct master *m)
 static void finish_stop(struct master *m)
 {
     uv_close((uv_handle_t *)&m->stop_timer, NULL);
+    /* the builds' last statuses are stored: what is in flight stays for the next start */
+    engine_set_reporters(m->engine, NULL);
+    rep_free(m->rep);
+    m->rep = NULL;
     wk_close_all(m->workers);
     char *cause = NULL;
     if (m->db != NULL && db_master_deactivate(m->db, m->masterid, &cause) < 0) {
@@ -733,6 +741,13 @@ static int start(struct master *m, char **cause)
     load_addresses(m);
     m->engine = engine_new(&m->loop, m->db, m->masterid, m->workers, m->cfg);
     engine_set_events(m->engine, m->bus);
+    m->rep = rep_new(&m->loop, m->db, cause);
+    if (m->rep == NULL) {
+        log_error("reporters: %s", *cause);
+        return -1;
+    }
+    rep_reconfig(m->rep, m->cfg);
+    engine_set_reporters(m->engine, m->rep);
     m->sched = sched_new(&m->loop, m->db, m->engine, m->masterid, m->cfg);
     m->changes = changes_new(&m->loop, m->db, m->cfg, change_added, m);
     wk_set_events(m->workers, &(struct wk_events){.attached = worker_attached,
@@ -800,6 +815,10 @@ int master_run(int ready_fd, char **cause)
     m.sched = NULL;
     changes_free(m.changes);
     m.changes = NULL;
+    if (m.engine != NULL)
+        engine_set_reporters(m.engine, NULL);
+    rep_free(m.rep);
+    m.rep = NULL;
     cyclefetch_free(m.cycle);
     m.cycle = NULL;
     uv_walk(&m.loop, close_walk_cb, NULL);

@@ -222,6 +222,28 @@ static const struct param janitor_params[] = {
     {"dayOfMonth", P_ANY, false},   {"month", P_ANY, false},
     {"dayOfWeek", P_ANY, false},    END};
 
+/* services: GitHubStatusPush, BuildStartEndStatusGenerator and MessageFormatterRenderable.
+   debug, verify, add_patch, subject and the 2.x startDescription and endDescription are
+   listed to be refused by name in config/reporters.c. */
+static const struct param ghstatus_params[] = {{"token", P_STR, true},
+                                               {"context", P_RENDER, false},
+                                               {"baseURL", P_STR, false},
+                                               {"verbose", P_BOOL, false},
+                                               {"generators", P_TABLE, false},
+                                               {"name", P_STR, false},
+                                               {"debug", P_ANY, false},
+                                               {"verify", P_ANY, false},
+                                               {"startDescription", P_ANY, false},
+                                               {"endDescription", P_ANY, false},
+                                               END};
+static const struct param startend_params[] = {
+    {"builders", P_STRS, false},         {"tags", P_STRS, false},
+    {"schedulers", P_STRS, false},       {"branches", P_STRS, false},
+    {"start_formatter", P_TABLE, false}, {"end_formatter", P_TABLE, false},
+    {"add_patch", P_ANY, false},         END};
+static const struct param renderable_params[] = {
+    {"template", P_RENDER, true}, {"subject", P_ANY, false}, END};
+
 /* www.auth (Buildbot's auth classes), www.authz and its endpoint and role matchers. */
 static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};
 static const struct param htpasswd_params[] = {{"passwdFile", P_STR, true}, END};
@@ -663,6 +685,18 @@ static const struct ctor ctors[] = {
      "configurator.janitor",
      "bbm.configurators.janitor",
      {janitor_params}},
+    {"reporters.github_status_push",
+     "reporter.github_status_push",
+     "bbm.reporters.github_status_push",
+     {ghstatus_params}},
+    {"reporters.build_start_end_status_generator",
+     "generator.build_start_end_status",
+     "bbm.reporters.build_start_end_status_generator",
+     {startend_params}},
+    {"reporters.message_formatter_renderable",
+     "formatter.renderable",
+     "bbm.reporters.message_formatter_renderable",
+     {renderable_params}},
     {"www.no_auth", "www.no_auth", "bbm.www.no_auth", {none_params}},
     {"www.user_password_auth",
      "www.user_password_auth",
@@ -944,6 +978,53 @@ static int interpolate_ctor(lua_State *L)
     return 1;
 }
 
+/* Buildbot's reporters, generators and formatters that bbmaster does not have yet: their
+   bbm names, so that a configuration using one is refused with where and why. */
+static const char *const unimplemented[][2] = {
+    {"reporters.mail_notifier", "MailNotifier"},
+    {"reporters.irc", "IRC"},
+    {"reporters.http_status_push", "HttpStatusPush"},
+    {"reporters.github_comment_push", "GitHubCommentPush"},
+    {"reporters.gitlab_status_push", "GitLabStatusPush"},
+    {"reporters.gitea_status_push", "GiteaStatusPush"},
+    {"reporters.gerrit_status_push", "GerritStatusPush"},
+    {"reporters.bitbucket_status_push", "BitbucketStatusPush"},
+    {"reporters.bitbucket_server_status_push", "BitbucketServerStatusPush"},
+    {"reporters.bitbucket_server_pr_comment_push", "BitbucketServerPRCommentPush"},
+    {"reporters.bitbucket_server_core_api_status_push", "BitbucketServerCoreAPIStatusPush"},
+    {"reporters.pushover_notifier", "PushoverNotifier"},
+    {"reporters.pushjet_notifier", "PushjetNotifier"},
+    {"reporters.telegram_bot", "TelegramBot"},
+    {"reporters.zulip_status_push", "ZulipStatusPush"},
+    {"reporters.github_pull_request_reporter", "GitHubPullRequestReporter"},
+    {"reporters.build_status_generator", "BuildStatusGenerator"},
+    {"reporters.build_request_generator", "BuildRequestGenerator"},
+    {"reporters.build_set_status_generator", "BuildSetStatusGenerator"},
+    {"reporters.build_set_combined_status_generator", "BuildSetCombinedStatusGenerator"},
+    {"reporters.worker_missing_generator", "WorkerMissingGenerator"},
+    {"reporters.message_formatter", "MessageFormatter"},
+    {"reporters.message_formatter_function", "MessageFormatterFunction"},
+    {"reporters.message_formatter_missing_worker", "MessageFormatterMissingWorker"},
+};
+
+/* One of those: an error at the call, and a table of a kind nothing accepts. */
+static int unimplemented_ctor(lua_State *L)
+{
+    const char *const *u = lua_touserdata(L, lua_upvalueindex(1));
+    char file[256];
+    int line;
+    cfg_caller(L, file, sizeof file, &line);
+    cfg_error(L, file, line,
+              "bbm.%s (Buildbot's %s) is not implemented yet: bbmaster reports through "
+              "bbm.reporters.github_status_push with "
+              "bbm.reporters.build_start_end_status_generator",
+              u[0], u[1]);
+    lua_newtable(L);
+    lua_pushstring(L, "unimplemented");
+    lua_setfield(L, -2, CFG_KIND);
+    return 1;
+}
+
 /* Stores the function at the top at path "group.name" (or "name") of the module table below it. */
 static void set_path(lua_State *L, const char *path)
 {
@@ -972,6 +1053,11 @@ int cfg_open_bbm(lua_State *L)
         lua_pushlightuserdata(L, (void *)&ctors[i]);
         lua_pushcclosure(L, generic_ctor, 1);
         set_path(L, ctors[i].name);
+    }
+    for (size_t i = 0; i < UTIL_NELEM(unimplemented); i++) {
+        lua_pushlightuserdata(L, (void *)unimplemented[i]);
+        lua_pushcclosure(L, unimplemented_ctor, 1);
+        set_path(L, unimplemented[i][0]);
     }
     lua_pushcfunction(L, worker_ctor);
     set_path(L, "worker");

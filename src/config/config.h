@@ -130,6 +130,31 @@ struct cfg_janitor {
     int line;
 };
 
+/*
+ * services: Buildbot's reporters.  bbm.reporters.github_status_push (GitHubStatusPush) with
+ * its generators, each a bbm.reporters.build_start_end_status_generator
+ * (BuildStartEndStatusGenerator): which builds it reports, and the renderables that make
+ * the description as the build starts and as it ends.
+ */
+#define CFG_REPORTERS_MAX 64
+#define CFG_GITHUB_API "https://api.github.com"
+struct cfg_generator {
+    char **builders, **tags, **schedulers, **branches; /* NULL: any */
+    size_t n_builders, n_tags, n_schedulers, n_branches;
+    int ref; /* its table: start_formatter and end_formatter, in the config's Lua state */
+};
+struct cfg_reporter {
+    char *name;     /* "GitHubStatusPush" unless name= says otherwise */
+    char *token;    /* GitHub's API token */
+    char *base_url; /* baseURL without a trailing '/' (https://api.github.com) */
+    bool verbose;
+    struct cfg_generator *generators;
+    size_t n_generators;
+    int ref; /* the reporter's table (its context), in the config's Lua state */
+    char *file;
+    int line;
+};
+
 /* www.redirects: a short path sent on to a page (bbmaster's own key). */
 #define CFG_AUTH_USERS_MAX 10000 /* www.auth's user_password_auth users */
 #define CFG_REDIRECTS_MAX 256
@@ -148,12 +173,14 @@ struct cfg {
     size_t n_schedulers;
     struct cfg_change_source *change_sources;
     size_t n_change_sources;
-    int pb_port;                 /* protocols.pb.port; 0 = no PB listener */
-    char *pb_interface;          /* from "tcp:PORT:interface=ADDR"; NULL = all */
-    int www_port;                /* www.port; 0 = no web server */
-    char *www_interface;         /* from "tcp:PORT:interface=ADDR"; NULL = all */
-    struct cfg_github *github;   /* NULL: no GitHub webhook */
-    struct cfg_janitor *janitor; /* configurators' janitor; NULL: none */
+    int pb_port;                    /* protocols.pb.port; 0 = no PB listener */
+    char *pb_interface;             /* from "tcp:PORT:interface=ADDR"; NULL = all */
+    int www_port;                   /* www.port; 0 = no web server */
+    char *www_interface;            /* from "tcp:PORT:interface=ADDR"; NULL = all */
+    struct cfg_github *github;      /* NULL: no GitHub webhook */
+    struct cfg_janitor *janitor;    /* configurators' janitor; NULL: none */
+    struct cfg_reporter *reporters; /* services */
+    size_t n_reporters;
     char *db_url;
     char *title;
     char *title_url;

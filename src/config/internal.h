@@ -49,5 +49,9 @@ void cfg_messages_to_log(lua_State *L, bool on);
 int cfg_yaml_load(lua_State *L);
 /* validate.c: reads the returned table at the top of the stack into cfg. */
 void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char *source);
+/* reporters.c: the `services` key of the table at `top` into cfg->reporters; freed by
+   cfg_free_reporters. */
+void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path, int key_line);
+void cfg_free_reporters(struct cfg *cfg);
 
 #endif

@@ -540,6 +540,7 @@ void cfg_free(struct cfg *cfg)
     if (cfg->janitor != NULL)
         free(cfg->janitor->file);
     free(cfg->janitor);
+    cfg_free_reporters(cfg);
     for (size_t i = 0; i < cfg->n_change_sources; i++) {
         free(cfg->change_sources[i].name);
         free(cfg->change_sources[i].kind);

@@ -31,6 +31,7 @@ static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "revlink",
                                        "schedulers",
                                        "select_next_worker",
+                                       "services",
                                        "title",
                                        "titleURL",
                                        "uploadRoots",
@@ -64,7 +65,6 @@ static const struct {
     {"projectName", "use 'title'"},
     {"projectURL", "use 'titleURL'"},
     {"secretsProviders", "secrets come from the settings file (bbm.yaml.load)"},
-    {"services", "bbmaster has no reporters yet"},
     {"user_managers", "bbmaster has no user managers"},
     {"validation", "bbmaster takes no validation patterns"},
 };
@@ -1331,6 +1331,7 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
                read_configurator);
     read_www(&r);
     read_scalars(&r);
+    cfg_read_services(L, cfg, r.top, path, key_line(&r, "services"));
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
         lua_pushnil(L);
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);

@@ -236,6 +236,11 @@ void engine_set_events(struct engine *e, struct ev_bus *bus)
     e->bus = bus;
 }
 
+void engine_set_reporters(struct engine *e, struct rep *rep)
+{
+    e->rep = rep;
+}
+
 struct ev_bus *engine_events(struct engine *e)
 {
     return e->bus;

@@ -39,6 +39,10 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
  * the engine.
  */
 void engine_set_events(struct engine *e, struct ev_bus *bus);
+/* Where the reporters' notifications go (reporters.h); NULL: nowhere.  It outlives the
+   engine's builds. */
+struct rep;
+void engine_set_reporters(struct engine *e, struct rep *rep);
 /* That bus (the schedulers publish on it too). */
 struct ev_bus *engine_events(struct engine *e);
 

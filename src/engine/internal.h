@@ -450,10 +450,15 @@ struct engine {
     struct ev_bus *bus;              /* where changes are published (engine_set_events), or NULL */
     struct locks *locks;             /* master and worker locks */
     unsigned long cfg_version;       /* counts reconfigs: which maxCount is the newest */
+    struct rep *rep;                 /* the reporters' outbox (engine_set_reporters), or NULL */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
 };
+
+/* report.c: the reporters' statuses of a build that started (complete false) or
+   finished, stored in e->rep's outbox. */
+void report_build(struct build *b, bool complete);
 
 struct eng_worker *engine_worker(struct engine *e, const char *name);
 /* Cancels a build request: a running build of it stops, a pending one completes CANCELLED. */

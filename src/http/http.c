@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "util/util.h"
 
@@ -75,6 +76,24 @@ static void transfer_free(struct http *h, struct transfer *t)
     free(t);
 }
 
+/* Retry-After: seconds, or an HTTP date; -1 when absent or unreadable. */
+static long retry_after(const struct http_response *r)
+{
+    char *v = http_header(r, "Retry-After");
+    if (v == NULL)
+        return -1;
+    char *end;
+    long n = strtol(v, &end, 10);
+    time_t at = end != v && *end == '\0' ? 0 : curl_getdate(v, NULL);
+    free(v);
+    if (at == 0)
+        return n >= 0 ? n : -1;
+    if (at < 0)
+        return -1;
+    time_t now = time(NULL);
+    return at > now ? (long)(at - now) : 0;
+}
+
 static void finished(struct http *h)
 {
     CURLMsg *msg;
@@ -97,6 +116,7 @@ static void finished(struct http *h)
         r.len = t->body.len > 0 ? t->body.len - 1 : 0;
         buf_addc(&t->head, '\0');
         r.headers = t->head.data != NULL ? t->head.data : "";
+        r.retry_after = code == CURLE_OK ? retry_after(&r) : -1;
         t->cb(t->arg, &r);
         transfer_free(h, t);
     }

@@ -25,6 +25,7 @@ struct http_response {
     size_t len;
     const char *error;   /* why there is no response, or NULL */
     const char *headers; /* the response's header lines ("Name: value\r\n"...) */
+    long retry_after;    /* the Retry-After header in seconds (a date made relative), or -1 */
 };
 
 /* Called once per request with its outcome (not after http_free). */

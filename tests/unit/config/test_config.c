@@ -432,9 +432,17 @@ static const struct broken broken[] = {
     {"  changeHorizon = 100,\n",
      "{F}:3: 'changeHorizon' is a Buildbot key bbmaster does not implement: old changes are "
      "kept (bbm.configurators.janitor's own changeHorizon deletes them by age)\n"},
-    {"  services = {},\n",
-     "{F}:3: 'services' is a Buildbot key bbmaster does not implement: bbmaster has no "
-     "reporters yet\n"},
+    {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
+     "{F}:3: bbm.reporters.irc (Buildbot's IRC) is not implemented yet: bbmaster reports "
+     "through bbm.reporters.github_status_push with "
+     "bbm.reporters.build_start_end_status_generator\n"},
+    {"  services = { bbm.reporters.github_status_push{ token = 't', debug = true,\n"
+     "    generators = { bbm.reporters.build_start_end_status_generator{ add_patch = true } } } "
+     "},\n",
+     "{F}:3: bbm.reporters.github_status_push: 'debug' is not implemented by bbmaster: "
+     "bbmaster's HTTP client has no debug log\n"
+     "{F}:4: bbm.reporters.build_start_end_status_generator: 'add_patch' is not implemented "
+     "by bbmaster: GitHub statuses carry no patch\n"},
     {"  buildbotNetUsageData = 'basic',\n",
      "{F}:3: 'buildbotNetUsageData' may only be false: bbmaster sends no usage data\n"},
     {"  buildbotNetUsageData = false, multiMaster = false,\n", ""},

@@ -1,0 +1,268 @@
+/*
+ * The `services` key: Buildbot's reporters, read into cfg->reporters.  Only
+ * GitHubStatusPush (bbm.reporters.github_status_push) with
+ * BuildStartEndStatusGenerator generators is there so far; bbm.c refuses the
+ * other reporters, generators and formatters by name, and this file the
+ * parameters of these that bbmaster does not implement, each at the line of
+ * its call.  The renderables (context, the formatters' templates) stay in the
+ * config's Lua state for the engine to render against a build.
+ */
+#include "config/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameters bbm.c lets through so that they are refused here, with why. */
+static const struct {
+    const char *kind, *key, *why;
+} refused[] = {
+    {"reporter.github_status_push", "debug", "bbmaster's HTTP client has no debug log"},
+    {"reporter.github_status_push", "verify",
+     "TLS certificates are always verified against the system's authorities"},
+    {"reporter.github_status_push", "startDescription",
+     "Buildbot 3 and later take start_formatter of "
+     "bbm.reporters.build_start_end_status_generator"},
+    {"reporter.github_status_push", "endDescription",
+     "Buildbot 3 and later take end_formatter of "
+     "bbm.reporters.build_start_end_status_generator"},
+    {"generator.build_start_end_status", "add_patch", "GitHub statuses carry no patch"},
+    {"formatter.renderable", "subject", "GitHub statuses have no subject"},
+};
+
+static const char *kind_of(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return NULL;
+    lua_getfield(L, idx, CFG_KIND);
+    const char *k = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    return k; /* the string stays referenced by the table */
+}
+
+static void where(lua_State *L, int idx, const char *path, int def_line, char *file, size_t size,
+                  int *line)
+{
+    snprintf(file, size, "%s", path);
+    *line = def_line;
+    if (lua_getfield(L, idx, CFG_FILE) == LUA_TSTRING)
+        snprintf(file, size, "%s", lua_tostring(L, -1));
+    if (lua_getfield(L, idx, CFG_LINE) == LUA_TNUMBER)
+        *line = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+}
+
+static void check_refused(lua_State *L, int idx, const char *kind, const char *file, int line)
+{
+    for (size_t i = 0; i < UTIL_NELEM(refused); i++) {
+        if (strcmp(refused[i].kind, kind) != 0)
+            continue;
+        if (lua_getfield(L, idx, refused[i].key) != LUA_TNIL)
+            cfg_error(L, file, line, "%s: '%s' is not implemented by bbmaster: %s",
+                      cfg_kind_display(kind), refused[i].key, refused[i].why);
+        lua_pop(L, 1);
+    }
+}
+
+static char **strings(lua_State *L, int idx, const char *field, size_t *n)
+{
+    char **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TSTRING) {
+        v = xgrow(v, &cap, 1, sizeof *v);
+        v[(*n)++] = xstrdup(lua_tostring(L, -1));
+    } else if (t == LUA_TTABLE) {
+        lua_Integer len = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= len; i++) {
+            if (lua_geti(L, -1, i) == LUA_TSTRING) {
+                v = xgrow(v, &cap, *n + 1, sizeof *v);
+                v[(*n)++] = xstrdup(lua_tostring(L, -1));
+            }
+            lua_pop(L, 1);
+        }
+        if (v == NULL) /* given, empty: nothing matches, as in Buildbot */
+            v = xcalloc(1, sizeof *v);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A start_formatter or end_formatter: absent, or a bbm.reporters.message_formatter_renderable. */
+static void check_formatter(lua_State *L, int gen, const char *key, const char *file, int line)
+{
+    if (lua_getfield(L, gen, key) != LUA_TNIL) {
+        const char *k = kind_of(L, -1);
+        if (k == NULL || strcmp(k, "formatter.renderable") != 0) {
+            if (k == NULL || strcmp(k, "unimplemented") != 0)
+                cfg_error(L, file, line,
+                          "bbm.reporters.build_start_end_status_generator: '%s' must be a "
+                          "bbm.reporters.message_formatter_renderable{template = ...}",
+                          key);
+        } else {
+            char ffile[256];
+            int fline;
+            where(L, lua_gettop(L), file, line, ffile, sizeof ffile, &fline);
+            check_refused(L, lua_gettop(L), k, ffile, fline);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
+                           int line)
+{
+    check_refused(L, idx, "generator.build_start_end_status", file, line);
+    check_formatter(L, idx, "start_formatter", file, line);
+    check_formatter(L, idx, "end_formatter", file, line);
+    g->builders = strings(L, idx, "builders", &g->n_builders);
+    g->tags = strings(L, idx, "tags", &g->n_tags);
+    g->schedulers = strings(L, idx, "schedulers", &g->n_schedulers);
+    g->branches = strings(L, idx, "branches", &g->n_branches);
+    if (g->builders != NULL && g->tags != NULL)
+        cfg_error(L, file, line,
+                  "bbm.reporters.build_start_end_status_generator: Please specify only "
+                  "builders or tags to include - not both.");
+    lua_pushvalue(L, idx);
+    g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/*
+ * The generators: Buildbot 4.3's default for GitHubStatusPush also has a
+ * BuildRequestGenerator ("Build pending." as a request is queued), which bbmaster does not
+ * have yet, so they must be given.
+ */
+static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
+{
+    if (lua_getfield(L, idx, "generators") == LUA_TNIL) {
+        cfg_error(L, rep->file, rep->line,
+                  "bbm.reporters.github_status_push: give 'generators': Buildbot's default "
+                  "adds a BuildRequestGenerator, which bbmaster does not implement yet; "
+                  "generators = { bbm.reporters.build_start_end_status_generator{} } is the "
+                  "rest of it");
+        lua_pop(L, 1);
+        return;
+    }
+    int list = lua_gettop(L);
+    lua_Integer n = kind_of(L, list) != NULL ? 1 : luaL_len(L, list);
+    rep->generators = xcalloc(n > 0 ? (size_t)n : 1, sizeof *rep->generators);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (kind_of(L, list) != NULL)
+            lua_pushvalue(L, list);
+        else
+            lua_geti(L, list, i);
+        const char *k = kind_of(L, -1);
+        char file[256];
+        int line;
+        where(L, lua_gettop(L), rep->file, rep->line, file, sizeof file, &line);
+        if (k != NULL && strcmp(k, "generator.build_start_end_status") == 0)
+            read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], file, line);
+        else if (k == NULL || strcmp(k, "unimplemented") != 0)
+            cfg_error(L, rep->file, rep->line,
+                      "bbm.reporters.github_status_push: generators[%lld] is not a "
+                      "bbm.reporters.build_start_end_status_generator{...}",
+                      (long long)i);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void read_reporter(lua_State *L, int idx, struct cfg *cfg, const char *file, int line)
+{
+    struct cfg_reporter *rep = &cfg->reporters[cfg->n_reporters++];
+    rep->file = xstrdup(file);
+    rep->line = line;
+    check_refused(L, idx, "reporter.github_status_push", file, line);
+    lua_getfield(L, idx, "token");
+    rep->token = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
+    lua_getfield(L, idx, "name");
+    rep->name = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "GitHubStatusPush");
+    lua_getfield(L, idx, "baseURL");
+    const char *base = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : CFG_GITHUB_API;
+    size_t len = strlen(base);
+    if (len > 0 && base[len - 1] == '/')
+        len--; /* Buildbot drops one trailing '/' */
+    rep->base_url = xasprintf("%.*s", (int)len, base);
+    if (strncmp(rep->base_url, "http://", 7) != 0 && strncmp(rep->base_url, "https://", 8) != 0)
+        cfg_error(L, file, line,
+                  "bbm.reporters.github_status_push: 'baseURL' must be an http:// or https:// "
+                  "URL, not \"%s\"",
+                  base);
+    lua_getfield(L, idx, "verbose");
+    rep->verbose = lua_toboolean(L, -1);
+    lua_pop(L, 4);
+    for (size_t i = 0; i + 1 < cfg->n_reporters; i++)
+        if (strcmp(cfg->reporters[i].name, rep->name) == 0)
+            cfg_error(L, file, line,
+                      "services: a second reporter named '%s' (the first is at %s:%d); give "
+                      "one a name=",
+                      rep->name, cfg->reporters[i].file, cfg->reporters[i].line);
+    read_generators(L, idx, rep);
+    lua_pushvalue(L, idx);
+    rep->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path, int key_line)
+{
+    int t = lua_getfield(L, top, "services");
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (t != LUA_TTABLE) {
+        cfg_error(L, path, key_line, "'services' must be a list, not %s", luaL_typename(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    int list = lua_gettop(L);
+    lua_Integer n = kind_of(L, list) != NULL ? 1 : luaL_len(L, list);
+    if (n > CFG_REPORTERS_MAX) {
+        cfg_error(L, path, key_line, "services: more than %d reporters", CFG_REPORTERS_MAX);
+        n = CFG_REPORTERS_MAX;
+    }
+    cfg->reporters = xcalloc(n > 0 ? (size_t)n : 1, sizeof *cfg->reporters);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (kind_of(L, list) != NULL)
+            lua_pushvalue(L, list);
+        else
+            lua_geti(L, list, i);
+        const char *k = kind_of(L, -1);
+        char file[256];
+        int line;
+        where(L, lua_gettop(L), path, key_line, file, sizeof file, &line);
+        if (k != NULL && strcmp(k, "reporter.github_status_push") == 0)
+            read_reporter(L, lua_gettop(L), cfg, file, line);
+        else if (k == NULL || strcmp(k, "unimplemented") != 0)
+            cfg_error(L, path, key_line,
+                      "services[%lld] is not a reporter (bbm.reporters.github_status_push{...})",
+                      (long long)i);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+void cfg_free_reporters(struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->n_reporters; i++) {
+        struct cfg_reporter *r = &cfg->reporters[i];
+        for (size_t j = 0; j < r->n_generators; j++) {
+            struct cfg_generator *g = &r->generators[j];
+            char **lists[] = {g->builders, g->tags, g->schedulers, g->branches};
+            size_t ns[] = {g->n_builders, g->n_tags, g->n_schedulers, g->n_branches};
+            for (size_t k = 0; k < UTIL_NELEM(lists); k++) {
+                for (size_t m = 0; m < ns[k]; m++)
+                    free(lists[k][m]);
+                free(lists[k]);
+            }
+        }
+        free(r->generators);
+        free(r->name);
+        free(r->token);
+        free(r->base_url);
+        free(r->file);
+    }
+    free(cfg->reporters);
+    cfg->reporters = NULL;
+    cfg->n_reporters = 0;
+}

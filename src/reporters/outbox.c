@@ -1,0 +1,534 @@
+/*
+ * The outbox: notifications stored as object_state rows of one object
+ * (REP_OBJECT_NAME / REP_OBJECT_CLASS, which Buildbot ignores), mirrored in
+ * memory in the order they were made, and delivered on the loop through the
+ * HTTP client.  A row is removed when the peer took it, when the peer refused
+ * it for good (a 4xx other than the rate limits: logged), or when it has been
+ * retried for REP_MAX_AGE (a dead letter: logged).  A status waits while an
+ * older one of the same commit and context is on its way, so a GitHub context
+ * never ends on a stale "pending"; one not on its way is superseded.
+ *
+ * Nothing here waits: the engine's thread stores a row and goes on; answers
+ * come back through callbacks; one timer wakes the pump when a retry or the
+ * rate limiter is due.
+ */
+#include "reporters/reporters.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "util/util.h"
+
+struct note {
+    struct note *next, **prev;
+    char name[24]; /* its object_state row */
+    char *reporter;
+    char *path; /* /repos/o/r/statuses/sha */
+    char *body; /* the JSON payload */
+    char *key;  /* path and context: statuses that replace each other */
+    char *state, *context;
+    double created_at; /* epoch seconds */
+    int attempts;
+    uint64_t next_at; /* loop ms */
+    bool in_flight;
+    struct note *fly_next; /* in rep's list of notes in flight */
+    struct rep *r;         /* while in flight */
+};
+
+struct target {
+    char *name, *token, *base_url;
+    bool verbose;
+};
+
+struct token_limit {
+    struct token_limit *next;
+    char *token;
+    struct rep_limiter lim;
+};
+
+struct rep {
+    uv_loop_t *loop;
+    struct db *db;
+    struct http *http;
+    uv_timer_t *timer;
+    long long objectid;
+    long long seq;
+    struct note *head, **tail;
+    size_t n;
+    struct note *flying; /* in flight (at most REP_CONCURRENCY per token) */
+    struct target *targets;
+    size_t n_targets;
+    struct token_limit *limits;
+};
+
+static void pump(struct rep *r);
+
+/* ------------------------------------------------------------ storage */
+
+static char *note_json(const struct note *n)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i}", "reporter", n->reporter, "path",
+                          n->path, "payload", n->body, "state", n->state, "context", n->context,
+                          "created_at", n->created_at, "attempts", n->attempts);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+static int store(struct rep *r, const struct note *n, bool update, char **cause)
+{
+    char *text = note_json(n);
+    struct db_param p[] = {DB_TEXT(text), DB_INT(r->objectid), DB_TEXT(n->name)};
+    int rc = update ? db_exec(r->db,
+                              "UPDATE object_state SET value_json = ? WHERE objectid = ? AND "
+                              "name = ?",
+                              p, 3, cause)
+                    : db_exec(r->db,
+                              "INSERT INTO object_state (value_json, objectid, name) VALUES "
+                              "(?, ?, ?)",
+                              p, 3, cause);
+    free(text);
+    return rc;
+}
+
+static void note_free(struct note *n)
+{
+    free(n->reporter);
+    free(n->path);
+    free(n->body);
+    free(n->key);
+    free(n->state);
+    free(n->context);
+    free(n);
+}
+
+static void link_note(struct rep *r, struct note *n)
+{
+    n->next = NULL;
+    n->prev = r->tail;
+    *r->tail = n;
+    r->tail = &n->next;
+    r->n++;
+}
+
+static void unlink_note(struct rep *r, struct note *n)
+{
+    *n->prev = n->next;
+    if (n->next != NULL)
+        n->next->prev = n->prev;
+    else
+        r->tail = n->prev;
+    r->n--;
+}
+
+/* The row goes and the note with it. */
+static void forget(struct rep *r, struct note *n)
+{
+    struct db_param p[] = {DB_INT(r->objectid), DB_TEXT(n->name)};
+    char *cause = NULL;
+    if (db_exec(r->db, "DELETE FROM object_state WHERE objectid = ? AND name = ?", p, 2, &cause) <
+        0) {
+        log_error("reporters: removing notification %s from the outbox: %s", n->name, cause);
+        free(cause);
+    }
+    unlink_note(r, n);
+    note_free(n);
+}
+
+static struct note *note_from_json(const char *name, const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    const char *rep = NULL, *path = NULL, *body = NULL, *state = NULL, *context = NULL;
+    double at = 0;
+    int attempts = 0;
+    struct note *n = NULL;
+    if (o != NULL && json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i}", "reporter", &rep,
+                                 "path", &path, "payload", &body, "state", &state, "context",
+                                 &context, "created_at", &at, "attempts", &attempts) == 0) {
+        n = xcalloc(1, sizeof *n);
+        snprintf(n->name, sizeof n->name, "%s", name);
+        n->reporter = xstrdup(rep);
+        n->path = xstrdup(path);
+        n->body = xstrdup(body);
+        n->state = xstrdup(state);
+        n->context = xstrdup(context);
+        n->key = xasprintf("%s\n%s", path, context);
+        n->created_at = at;
+        n->attempts = attempts;
+    }
+    json_decref(o);
+    return n;
+}
+
+/* What earlier masters left: sent at once (a restart is a reason to try again). */
+static int load(struct rep *r, char **cause)
+{
+    struct db_param p[] = {DB_INT(r->objectid)};
+    struct db_res *res = db_query(r->db,
+                                  "SELECT name, value_json FROM object_state WHERE objectid = ? "
+                                  "ORDER BY name",
+                                  p, 1, cause);
+    if (res == NULL)
+        return -1;
+    for (size_t i = 0; i < db_res_rows(res); i++) {
+        const char *name = db_res_text(res, i, 0);
+        long long seq = strtoll(name, NULL, 10);
+        if (seq >= r->seq)
+            r->seq = seq + 1;
+        struct note *n = strlen(name) < sizeof n->name ? note_from_json(name, db_res_text(res, i, 1))
+                                                        : NULL;
+        if (n == NULL) {
+            log_error("reporters: outbox row '%s' cannot be read; it stays in the database",
+                      name);
+            continue;
+        }
+        link_note(r, n);
+    }
+    db_res_free(res);
+    if (r->n > 0)
+        log_info("reporters: %zu notification(s) left undelivered by the last run, sending",
+                 r->n);
+    return 0;
+}
+
+/* ------------------------------------------------------------ targets and limits */
+
+static const struct target *find_target(const struct rep *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_targets; i++)
+        if (strcmp(r->targets[i].name, name) == 0)
+            return &r->targets[i];
+    return NULL;
+}
+
+static struct rep_limiter *limiter(struct rep *r, const char *token)
+{
+    for (struct token_limit *t = r->limits; t != NULL; t = t->next)
+        if (strcmp(t->token, token) == 0)
+            return &t->lim;
+    struct token_limit *t = xcalloc(1, sizeof *t);
+    t->token = xstrdup(token);
+    t->next = r->limits;
+    r->limits = t;
+    return &t->lim;
+}
+
+static void free_targets(struct rep *r)
+{
+    for (size_t i = 0; i < r->n_targets; i++) {
+        free(r->targets[i].name);
+        free(r->targets[i].token);
+        free(r->targets[i].base_url);
+    }
+    free(r->targets);
+    r->targets = NULL;
+    r->n_targets = 0;
+}
+
+void rep_reconfig(struct rep *r, const struct cfg *cfg)
+{
+    free_targets(r);
+    r->targets = xcalloc(cfg->n_reporters + 1, sizeof *r->targets);
+    for (size_t i = 0; i < cfg->n_reporters; i++) {
+        const struct cfg_reporter *c = &cfg->reporters[i];
+        r->targets[i] = (struct target){.name = xstrdup(c->name),
+                                        .token = xstrdup(c->token),
+                                        .base_url = xstrdup(c->base_url),
+                                        .verbose = c->verbose};
+    }
+    r->n_targets = cfg->n_reporters;
+    pump(r);
+}
+
+/* ------------------------------------------------------------ delivery */
+
+static double random01(void)
+{
+    uint32_t v = 0;
+    if (uv_random(NULL, NULL, &v, sizeof v, 0, NULL) != 0)
+        v = (uint32_t)uv_hrtime();
+    return (double)v / 4294967296.0;
+}
+
+static void describe(const struct note *n, char *out, size_t size)
+{
+    const char *p = n->path + strlen("/repos/");
+    const char *at = strstr(p, "/statuses/");
+    if (strncmp(n->path, "/repos/", 7) != 0 || at == NULL)
+        snprintf(out, size, "%s, context \"%s\"", n->path, n->context);
+    else
+        snprintf(out, size, "%.*s at %s, context \"%s\"", (int)(at - p), p,
+                 at + strlen("/statuses/"), n->context);
+}
+
+/* A note of the same commit and context is on its way (an older one: rep_enqueue and
+   superseded() leave no other older one). */
+static bool same_key_flying(const struct rep *r, const struct note *n)
+{
+    for (const struct note *o = r->flying; o != NULL; o = o->fly_next)
+        if (o != n && strcmp(o->key, n->key) == 0)
+            return true;
+    return false;
+}
+
+/* A newer note of the same commit and context waits: this one need not be sent again. */
+static bool superseded(const struct note *n)
+{
+    for (const struct note *o = n->next; o != NULL; o = o->next)
+        if (strcmp(o->key, n->key) == 0)
+            return true;
+    return false;
+}
+
+static void fly(struct rep *r, struct note *n, bool on)
+{
+    n->in_flight = on;
+    if (on) {
+        n->fly_next = r->flying;
+        r->flying = n;
+        return;
+    }
+    for (struct note **p = &r->flying; *p != NULL; p = &(*p)->fly_next) {
+        if (*p == n) {
+            *p = n->fly_next;
+            break;
+        }
+    }
+}
+
+static void retry_later(struct rep *r, struct note *n, const struct http_response *resp,
+                        struct rep_limiter *lim, const char *what)
+{
+    char where[512];
+    describe(n, where, sizeof where);
+    n->attempts++;
+    if (util_now() - n->created_at > REP_MAX_AGE) {
+        log_error("reporters: dead letter: %s: \"%s\" for %s not delivered in %d hours (%d "
+                  "attempts; last: %s)",
+                  n->reporter, n->state, where, REP_MAX_AGE / 3600, n->attempts, what);
+        forget(r, n);
+        return;
+    }
+    uint64_t wait = resp->retry_after >= 0 ? (uint64_t)resp->retry_after * 1000
+                                           : rep_backoff_ms(n->attempts, random01());
+    if (resp->retry_after >= 0 && lim != NULL && (resp->status == 429 || resp->status == 403))
+        rep_limiter_pause(lim, uv_now(r->loop), wait);
+    n->next_at = uv_now(r->loop) + wait;
+    log_warn("reporters: %s: \"%s\" for %s: %s; attempt %d failed, next in %.1f s", n->reporter,
+             n->state, where, what, n->attempts, (double)wait / 1000);
+    char *cause = NULL;
+    if (store(r, n, true, &cause) < 0) {
+        log_error("reporters: outbox: %s", cause);
+        free(cause);
+    }
+}
+
+static void answered(void *arg, const struct http_response *resp)
+{
+    struct note *n = arg;
+    struct rep *r = n->r;
+    fly(r, n, false);
+    const struct target *t = find_target(r, n->reporter);
+    struct rep_limiter *lim = t != NULL ? limiter(r, t->token) : NULL;
+    if (lim != NULL && lim->in_flight > 0)
+        lim->in_flight--;
+    char where[512], what[300];
+    describe(n, where, sizeof where);
+    if (resp->status == 0)
+        snprintf(what, sizeof what, "%s", resp->error != NULL ? resp->error : "no answer");
+    else
+        snprintf(what, sizeof what, "http %ld, %.200s", resp->status, resp->body);
+    switch (rep_classify(resp->status, resp->body, resp->retry_after)) {
+    case REP_DELIVERED:
+        if (t == NULL || t->verbose)
+            log_info("reporters: %s: updated status with \"%s\" for %s", n->reporter, n->state,
+                     where);
+        forget(r, n);
+        break;
+    case REP_DROP:
+        log_error("reporters: %s: failed to update \"%s\" for %s: %s; not retried", n->reporter,
+                  n->state, where, what);
+        forget(r, n);
+        break;
+    case REP_RETRY:
+        if (superseded(n))
+            forget(r, n);
+        else
+            retry_later(r, n, resp, lim, what);
+        break;
+    }
+    pump(r);
+}
+
+static void send_note(struct rep *r, struct note *n, const struct target *t,
+                      struct rep_limiter *lim)
+{
+    char *url = xasprintf("%s%s", t->base_url, n->path);
+    char *auth = xasprintf("Authorization: token %s", t->token);
+    const char *headers[] = {"User-Agent: Buildbot", auth, "Content-Type: application/json",
+                             NULL};
+    char *cause = NULL;
+    n->r = r;
+    fly(r, n, true);
+    rep_limiter_take(lim, uv_now(r->loop));
+    if (http_request(r->http, "POST", url, headers, n->body, answered, n, &cause) < 0) {
+        fly(r, n, false);
+        lim->in_flight--;
+        struct http_response resp = {.error = cause, .retry_after = -1};
+        retry_later(r, n, &resp, lim, cause);
+        free(cause);
+    }
+    free(url);
+    free(auth);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Sends every note that is due and allowed; the timer wakes it for the next one. */
+static void pump(struct rep *r)
+{
+    if (r->http == NULL)
+        return;
+    uint64_t now = uv_now(r->loop), wake = UINT64_MAX;
+    struct note *next;
+    for (struct note *n = r->head; n != NULL; n = next) {
+        next = n->next;
+        if (n->in_flight || same_key_flying(r, n))
+            continue;
+        if (n->next_at > now) {
+            wake = n->next_at < wake ? n->next_at : wake;
+            continue;
+        }
+        const struct target *t = find_target(r, n->reporter);
+        if (t == NULL) {
+            if (r->n_targets == 0 && r->targets == NULL)
+                return; /* not configured yet */
+            log_error("reporters: '%s' is no longer configured: its notification %s is "
+                      "dropped",
+                      n->reporter, n->name);
+            forget(r, n);
+            continue;
+        }
+        struct rep_limiter *lim = limiter(r, t->token);
+        uint64_t wait = rep_limiter_wait(lim, now);
+        if (wait > 0) {
+            if (lim->in_flight < REP_CONCURRENCY || wait > 1)
+                wake = now + wait < wake ? now + wait : wake;
+            continue;
+        }
+        send_note(r, n, t, lim);
+    }
+    if (wake != UINT64_MAX)
+        uv_timer_start(r->timer, timer_cb, wake - now, 0);
+    else
+        uv_timer_stop(r->timer);
+}
+
+/* ------------------------------------------------------------ the queue */
+
+int rep_enqueue(struct rep *r, const struct rep_status *st, char **cause)
+{
+    if (r->n >= REP_OUTBOX_MAX)
+        return util_cause(cause, "the outbox holds %d notifications already", REP_OUTBOX_MAX);
+    const char *desc = st->description != NULL ? st->description : "";
+    char *cut = xasprintf("%.*s", (int)rep_utf8_prefix(desc, REP_DESCRIPTION_MAX), desc);
+    json_t *payload = json_object();
+    json_object_set_new(payload, "state", json_string(st->state));
+    json_object_set_new(payload, "description", json_string(cut));
+    json_object_set_new(payload, "target_url", json_string(st->target_url));
+    json_object_set_new(payload, "context", json_string(st->context));
+    free(cut);
+    struct note *n = xcalloc(1, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%020lld", r->seq++);
+    n->reporter = xstrdup(st->reporter);
+    n->path = xasprintf("/repos/%s/%s/statuses/%s", st->owner, st->repo, st->sha);
+    n->body = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(payload);
+    n->state = xstrdup(st->state);
+    n->context = xstrdup(st->context);
+    n->key = xasprintf("%s\n%s", n->path, n->context);
+    n->created_at = util_now();
+    n->next_at = uv_now(r->loop);
+    if (n->body == NULL) {
+        note_free(n);
+        return util_cause(cause, "a status that is not valid JSON text");
+    }
+    if (store(r, n, false, cause) < 0) {
+        note_free(n);
+        return -1;
+    }
+    /* a newer state of the same context replaces one that has not gone yet */
+    struct note *next;
+    for (struct note *o = r->head; o != NULL; o = next) {
+        next = o->next;
+        if (!o->in_flight && strcmp(o->key, n->key) == 0)
+            forget(r, o);
+    }
+    link_note(r, n);
+    pump(r);
+    return 0;
+}
+
+size_t rep_pending(const struct rep *r)
+{
+    return r->n;
+}
+
+/* ------------------------------------------------------------ life */
+
+struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause)
+{
+    long long id = db_object_id(db, REP_OBJECT_NAME, REP_OBJECT_CLASS, cause);
+    if (id < 0)
+        return NULL;
+    struct rep *r = xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->db = db;
+    r->objectid = id;
+    r->seq = 1;
+    r->tail = &r->head;
+    if (load(r, cause) < 0) {
+        rep_free(r);
+        return NULL;
+    }
+    r->timer = xcalloc(1, sizeof *r->timer);
+    uv_timer_init(loop, r->timer);
+    r->timer->data = r;
+    r->http = http_new(loop);
+    return r;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void rep_free(struct rep *r)
+{
+    if (r == NULL)
+        return;
+    http_free(r->http); /* in-flight callbacks are not called: their rows stay */
+    if (r->timer != NULL)
+        uv_close((uv_handle_t *)r->timer, timer_closed);
+    while (r->head != NULL) {
+        struct note *n = r->head;
+        unlink_note(r, n);
+        note_free(n);
+    }
+    free_targets(r);
+    while (r->limits != NULL) {
+        struct token_limit *t = r->limits;
+        r->limits = t->next;
+        free(t->token);
+        free(t);
+    }
+    free(r);
+}

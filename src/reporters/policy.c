@@ -1,0 +1,136 @@
+/*
+ * The outbox's decisions, kept free of I/O so that they can be tested alone:
+ * what an HTTP answer means (delivered, retry, drop), how long to wait before
+ * the next attempt (exponential backoff with full jitter), the per-token rate
+ * limiter, and where a source stamp's GitHub repository is (Buildbot's
+ * giturlparse, whose regular expression is used as it is).
+ */
+#include "reporters/reporters.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <string.h>
+
+enum rep_outcome rep_classify(long status, const char *body, long retry_after)
+{
+    if (status >= 200 && status < 300)
+        return REP_DELIVERED;
+    if (status == 0 || status >= 500 || status == 408 || status == 429)
+        return REP_RETRY;
+    /* GitHub answers its rate limits (primary and secondary) with 403, saying so in the
+       body, often with Retry-After; any other 403 is a refusal */
+    if (status == 403 && (retry_after >= 0 || (body != NULL && strstr(body, "rate limit") != NULL)))
+        return REP_RETRY;
+    return REP_DROP;
+}
+
+uint64_t rep_backoff_ms(int attempts, double r01)
+{
+    uint64_t cap = REP_BACKOFF_BASE_MS;
+    for (int i = 1; i < attempts && cap < REP_BACKOFF_MAX_MS; i++)
+        cap *= 2;
+    if (cap > REP_BACKOFF_MAX_MS)
+        cap = REP_BACKOFF_MAX_MS;
+    if (r01 < 0)
+        r01 = 0;
+    if (r01 >= 1)
+        r01 = 0.999999;
+    return (uint64_t)((double)cap * r01);
+}
+
+uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now)
+{
+    uint64_t wait = l->paused_until > now ? l->paused_until - now : 0;
+    if (l->n == REP_RATE_PER_MINUTE) {
+        uint64_t oldest = l->sent[l->head]; /* the ring is full: head is the oldest */
+        if (oldest + 60000 > now && oldest + 60000 - now > wait)
+            wait = oldest + 60000 - now;
+    }
+    if (wait == 0 && l->in_flight >= REP_CONCURRENCY)
+        wait = 1; /* until an answer comes */
+    return wait;
+}
+
+void rep_limiter_take(struct rep_limiter *l, uint64_t now)
+{
+    if (l->n < REP_RATE_PER_MINUTE) {
+        l->sent[(l->head + l->n) % REP_RATE_PER_MINUTE] = now;
+        l->n++;
+    } else {
+        l->sent[l->head] = now;
+        l->head = (l->head + 1) % REP_RATE_PER_MINUTE;
+    }
+    l->in_flight++;
+}
+
+void rep_limiter_pause(struct rep_limiter *l, uint64_t now, uint64_t ms)
+{
+    if (now + ms > l->paused_until)
+        l->paused_until = now + ms;
+}
+
+static void copy(char *out, size_t size, const char *s, size_t len)
+{
+    snprintf(out, size, "%.*s", (int)len, s);
+}
+
+/* Buildbot's giturlparse: owner and repo of a git URL; -1 when it has no owner. */
+static int giturl(const char *url, char *owner, size_t osize, char *repo, size_t rsize)
+{
+    static const char re[] = "(?P<proto>(https?://|ssh://|git://|))"
+                             "((?P<user>[^:@]*)(:(?P<password>.*))?@)?"
+                             "(?P<domain>[^\\/:]+)(:((?P<port>[0-9]+)/)?|/)"
+                             "((?P<owner>.+)/)?(?P<repo>[^/]+?)(\\.git)?$";
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, 0, &err, &off, NULL);
+    if (code == NULL)
+        return -1;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+    int rc = -1;
+    /* Python's re.match: anchored at the start; '$' also before a final newline */
+    if (pcre2_match(code, (PCRE2_SPTR)url, PCRE2_ZERO_TERMINATED, 0, PCRE2_ANCHORED, md, NULL) >
+        0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int o = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "owner");
+        int r = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "repo");
+        if (o > 0 && r > 0 && ov[2 * o] != PCRE2_UNSET && ov[2 * r] != PCRE2_UNSET) {
+            copy(owner, osize, url + ov[2 * o], ov[2 * o + 1] - ov[2 * o]);
+            copy(repo, rsize, url + ov[2 * r], ov[2 * r + 1] - ov[2 * r]);
+            rc = owner[0] != '\0' && repo[0] != '\0' ? 0 : -1;
+        }
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(code);
+    return rc;
+}
+
+int rep_github_repo(const char *project, const char *repository, char *owner, size_t osize,
+                    char *repo, size_t rsize)
+{
+    const char *slash = project != NULL ? strchr(project, '/') : NULL;
+    if (slash != NULL) {
+        /* Python's project.split('/') into two: a second '/' raises, and nothing is sent */
+        if (strchr(slash + 1, '/') != NULL || slash == project || slash[1] == '\0')
+            return -1;
+        copy(owner, osize, project, (size_t)(slash - project));
+        copy(repo, rsize, slash + 1, strlen(slash + 1));
+        return 0;
+    }
+    if (repository == NULL || repository[0] == '\0')
+        return -1;
+    return giturl(repository, owner, osize, repo, rsize);
+}
+
+size_t rep_utf8_prefix(const char *s, size_t max)
+{
+    size_t i = 0, chars = 0;
+    while (s[i] != '\0' && chars < max) {
+        i++;
+        while ((s[i] & 0xC0) == 0x80) /* continuation bytes belong to the character */
+            i++;
+        chars++;
+    }
+    return i;
+}

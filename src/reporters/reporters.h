@@ -1,0 +1,110 @@
+/*
+ * reporters: Buildbot's reporters (services), as a durable outbox.  The engine
+ * decides what to report as a build starts or finishes (it renders the
+ * generators' templates against the build) and hands each notification to
+ * rep_enqueue, which stores it as an object_state row before it returns.  The
+ * outbox then delivers it on the same libuv loop through the non-blocking HTTP
+ * client (never waiting on the peer), removes the row once the peer took it,
+ * retries what failed for a transient reason with exponential backoff and
+ * jitter up to REP_MAX_AGE, and sends what a stopped master left undelivered
+ * when the next one starts.  One rate limiter per token keeps under GitHub's
+ * secondary limit and obeys Retry-After.
+ *
+ * Only GitHubStatusPush is there so far.  Uses util, db, http and config; the
+ * engine calls it.  See docs/internals/reporters.md.
+ */
+#ifndef BBM_REPORTERS_H
+#define BBM_REPORTERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct db;
+struct cfg;
+
+/* The outbox's object in `objects` (Buildbot ignores a class it does not know). */
+#define REP_OBJECT_NAME "bbmaster"
+#define REP_OBJECT_CLASS "bbmaster.reporters.Outbox"
+/* Notifications kept at most (in the database and in memory); past that new ones are
+   logged and dropped. */
+#define REP_OUTBOX_MAX 100000
+/* How long a notification is retried (seconds) before it is dead-lettered. */
+#define REP_MAX_AGE (24 * 3600)
+/* Backoff: full jitter over [0, min(REP_BACKOFF_MAX_MS, REP_BACKOFF_BASE_MS * 2^(n-1))]. */
+#define REP_BACKOFF_BASE_MS 5000
+#define REP_BACKOFF_MAX_MS (30 * 60 * 1000)
+/* GitHub's secondary limit on content-creating requests, per token, and concurrency. */
+#define REP_RATE_PER_MINUTE 80
+#define REP_CONCURRENCY 10
+/* GitHub's bound on a status description, in characters. */
+#define REP_DESCRIPTION_MAX 140
+
+struct rep;
+
+/* One GitHub commit status to post: POST {baseURL}/repos/{owner}/{repo}/statuses/{sha}. */
+struct rep_status {
+    const char *reporter; /* the reporter's name (its token and baseURL at delivery) */
+    const char *owner, *repo, *sha;
+    const char *state; /* pending, success, failure, error */
+    const char *description, *target_url, *context;
+};
+
+/*
+ * An outbox on `loop` writing through `db` (the engine's connection, used on the loop's
+ * thread only).  What earlier masters left undelivered is loaded and sent.  Returns NULL
+ * with *cause when the database cannot be read.  Freed with rep_free.
+ */
+struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause);
+/* The reporters of `cfg` (copied: names, tokens, base URLs, verbose) replace the old. */
+void rep_reconfig(struct rep *r, const struct cfg *cfg);
+/*
+ * Stores the status (the description cut to REP_DESCRIPTION_MAX characters) and queues
+ * it; an older undelivered status of the same commit and context that is not on its way
+ * is superseded.  0, or -1 with *cause (the database refused, or the outbox is full).
+ */
+int rep_enqueue(struct rep *r, const struct rep_status *st, char **cause);
+/* Notifications stored and not yet delivered. */
+size_t rep_pending(const struct rep *r);
+/* Drops what is in flight (it stays stored) and frees the outbox; NULL is fine. */
+void rep_free(struct rep *r);
+
+/* ------------------------------------------------------------ policy (policy.c) */
+
+enum rep_outcome {
+    REP_DELIVERED, /* 2xx */
+    REP_RETRY,     /* connection error, timeout, 5xx, 408, 429, GitHub's 403 rate limits */
+    REP_DROP,      /* any other answer: the request itself is wrong */
+};
+/* What an answer means (status 0: no answer); `retry_after` is the header's, or -1. */
+enum rep_outcome rep_classify(long status, const char *body, long retry_after);
+/* The wait before attempt `attempts` + 1 (attempts >= 1), `r01` a random number in [0, 1). */
+uint64_t rep_backoff_ms(int attempts, double r01);
+
+/* A sliding window of the last REP_RATE_PER_MINUTE sends of one token, and a pause. */
+struct rep_limiter {
+    uint64_t sent[REP_RATE_PER_MINUTE]; /* ring of send times (ms) */
+    size_t n, head;
+    uint64_t paused_until; /* Retry-After of a 403/429 */
+    int in_flight;
+};
+/* 0 when a request may go at `now` (ms); else how many ms until one may. */
+uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now);
+/* A request goes at `now`. */
+void rep_limiter_take(struct rep_limiter *l, uint64_t now);
+/* The peer asked for a pause of `ms` from `now`. */
+void rep_limiter_pause(struct rep_limiter *l, uint64_t now, uint64_t ms);
+
+/*
+ * The owner and repository of a source stamp as Buildbot's GitHubStatusPush finds them:
+ * from `project` when it has a '/' ("python/cpython"), else from `repository` parsed as
+ * a git URL (https://github.com/o/r.git, git@github.com:o/r).  Returns 0 with both
+ * written (NUL-terminated, truncated to their sizes), or -1.
+ */
+int rep_github_repo(const char *project, const char *repository, char *owner, size_t osize,
+                    char *repo, size_t rsize);
+/* The length in bytes of the first `max` UTF-8 characters of `s`. */
+size_t rep_utf8_prefix(const char *s, size_t max);
+
+#endif

@@ -1,0 +1,243 @@
+"""Reporters: Buildbot's GitHubStatusPush with BuildStartEndStatusGenerator, on builds a real
+buildbot-worker runs, posting to a fake GitHub API that records the statuses and answers as
+GitHub does (201, or a scripted 502).  Statuses go through bbmaster's durable outbox: a 502
+is retried and the status delivered once; a master stopped while GitHub is unreachable
+sends what it kept when it starts again.  Configuration refusals name file and line."""
+
+import http.server
+import json
+import os
+import re
+import threading
+
+import pytest
+
+from conftest import api_get, api_rpc, db_rows, free_port, wait_for
+
+SHA1 = "1" * 40
+SHA2 = "2" * 40
+
+CONFIG = r'''local bbm = require "bbm"
+local R = bbm.reporters
+local function builder(name)
+  return bbm.builder{ name = name, workernames = { "w1" }, tags = { "t-" .. name },
+    factory = bbm.factory{ bbm.steps.shell{ command = { "sh", "-c",
+      bbm.interpolate("exit %%(prop:rc:-0)s") } } } }
+end
+return {
+  title = "reporters",
+  buildbotURL = "http://buildbot.example/all/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { builder("alpha"), builder("beta"), builder("gamma") },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "alpha", "beta", "gamma" },
+      properties = { bbm.params.string{ name = "rc", default = "0" } } },
+  },
+  services = {
+    R.github_status_push{ token = "tok-1", baseURL = "%(api)s/", verbose = true,
+      generators = { R.build_start_end_status_generator{ builders = { "alpha", "beta" } } } },
+    R.github_status_push{ token = "tok-2", baseURL = "%(api)s", name = "Custom",
+      context = bbm.interpolate("ci/%%(prop:buildername)s/%%(prop:scheduler)s"),
+      generators = { R.build_start_end_status_generator{ tags = { "t-beta" },
+        start_formatter = R.message_formatter_renderable{ template = "Starting." },
+        end_formatter = R.message_formatter_renderable{
+          template = bbm.interpolate("Build #%%(prop:buildnumber)s of %%(prop:buildername)s "
+            .. string.rep("x", 200)) } } } },
+  },
+}
+'''
+
+
+class FakeGitHub:
+    """POST /repos/{o}/{r}/statuses/{sha}: records each request and answers 201 with the
+    status; a scripted answer (state, status, headers) is given, once, to the first
+    request of that state."""
+
+    def __init__(self, port=0):
+        self.calls = []  # (path, body, headers, status answered)
+        self.script = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n))
+                status, headers = 201, {}
+                for i, (state, st, hd) in enumerate(fake.script):
+                    if state == body.get("state"):
+                        status, headers = st, hd
+                        del fake.script[i]
+                        break
+                if not re.fullmatch(r"/repos/[^/]+/[^/]+/statuses/[0-9a-f]{40}", self.path):
+                    status = 404
+                fake.calls.append((self.path, body, dict(self.headers), status))
+                data = json.dumps({"state": body.get("state")} if status == 201 else
+                                  {"message": "Server Error"}).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def delivered(self):
+        return [(p, b) for p, b, _, s in self.calls if s == 201]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def write_config(master, api, www):
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CONFIG % {"pb": master.pb_port, "www": www, "api": api})
+
+
+def force(www, builder, **params):
+    status, body = api_rpc(www, "forceschedulers/force", "force", builderNames=[builder],
+                           **params)
+    assert status == 200, body
+    return body["result"]
+
+
+def outbox_rows(master):
+    return db_rows(master.dir, "sqlite",
+                   "SELECT s.name, s.value_json FROM object_state s JOIN objects o "
+                   "ON o.id = s.objectid WHERE o.class_name = 'bbmaster.reporters.Outbox'")
+
+
+def build_of(www, brid):
+    rows = api_get(www, f"buildrequests/{brid}/builds")["builds"]
+    return rows[-1] if rows and rows[-1]["complete"] else None
+
+
+def built(www, result):
+    """The build of the forced request, once complete."""
+    brid = list(result[1].values())[0]
+    wait_for(lambda: build_of(www, brid), what=f"request {brid} built")
+    return build_of(www, brid)
+
+
+@pytest.fixture
+def github():
+    fake = FakeGitHub()
+    yield fake
+    fake.close()
+
+
+def test_statuses_on_start_and_end(master, workers, github):
+    www = free_port()
+    write_config(master, github.url, www)
+    github.script = [("success", 502, {"Retry-After": "1"})]  # the first final state, once
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+
+    a = built(www, force(www, "alpha", project="python/cpython", revision=SHA1))
+    b = built(www, force(www, "beta", repository="git@github.com:octo/hello.git",
+                         revision=SHA2, rc="1"))
+    assert b["results"] == 2
+    built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
+    wait_for(lambda: len(github.delivered()) == 6 and not outbox_rows(master),
+             what="six statuses delivered")
+
+    base = "http://buildbot.example/all/#/builders"
+    url_a = f"{base}/{a['builderid']}/builds/{a['number']}"
+    url_b = f"{base}/{b['builderid']}/builds/{b['number']}"
+    long_desc = f"Build #{b['number']} of beta " + "x" * 200
+    got = {(p, body["context"], body["state"]): body for p, body in github.delivered()}
+    alpha = f"/repos/python/cpython/statuses/{SHA1}"
+    beta = f"/repos/octo/hello/statuses/{SHA2}"
+    assert sorted(got) == sorted([
+        (alpha, "buildbot/alpha", "pending"), (alpha, "buildbot/alpha", "success"),
+        (beta, "buildbot/beta", "pending"), (beta, "buildbot/beta", "failure"),
+        (beta, "ci/beta/force", "pending"), (beta, "ci/beta/force", "failure")])
+    assert got[(alpha, "buildbot/alpha", "pending")] == {
+        "state": "pending", "description": "Build started.", "target_url": url_a,
+        "context": "buildbot/alpha"}
+    assert list(got[(alpha, "buildbot/alpha", "success")]) == \
+        ["state", "description", "target_url", "context"]  # Buildbot's order
+    assert got[(alpha, "buildbot/alpha", "success")]["description"] == "Build done."
+    assert got[(beta, "buildbot/beta", "failure")]["target_url"] == url_b
+    assert got[(beta, "ci/beta/force", "pending")]["description"] == "Starting."
+    assert got[(beta, "ci/beta/force", "failure")]["description"] == long_desc[:140]
+
+    # the 502 was retried (after its Retry-After) and each status delivered once
+    assert [c[3] for c in github.calls].count(502) == 1
+    assert len(github.calls) == 7
+    failed = [c for c in github.calls if c[3] == 502][0]
+    assert failed[0] == alpha and failed[1]["state"] == "success"
+    headers = {p: (h["Authorization"], h["User-Agent"]) for p, b, h, s in github.calls
+               if b["context"].startswith("ci/")}
+    assert set(headers.values()) == {("token tok-2", "Buildbot")}
+    assert all(h["Authorization"] == "token tok-1" for p, b, h, s in github.calls
+               if b["context"].startswith("buildbot/"))
+    assert master.count(r"GitHubStatusPush: updated status with \"success\" for "
+                        rf"python/cpython at {SHA1}, context \"buildbot/alpha\"") == 1
+    assert master.count(r"http 502, .*attempt 1 failed, next in 1\.0 s") == 1
+
+
+def test_undelivered_statuses_survive_a_restart(master, workers, tmp_path):
+    www = free_port()
+    api_port = free_port()  # nothing listens there yet: GitHub is unreachable
+    write_config(master, f"http://127.0.0.1:{api_port}", www)
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    built(www, force(www, "alpha", project="python/cpython", revision=SHA1))
+    master.wait_log(r"\"success\" for python/cpython at 1+, context \"buildbot/alpha\": .*"
+                    r"attempt 1 failed")
+    master.stop()
+    rows = outbox_rows(master)
+    # the pending that never went out was superseded by the final state
+    assert [json.loads(v)["state"] for _, v in rows] == ["success"], rows
+    fake = FakeGitHub(api_port)
+    try:
+        master.start()
+        wait_for(lambda: fake.delivered() and not outbox_rows(master),
+                 what="the kept status delivered")
+        assert [(p, b["state"], b["context"]) for p, b in fake.delivered()] == \
+            [(f"/repos/python/cpython/statuses/{SHA1}", "success", "buildbot/alpha")]
+        assert master.count(r"1 notification\(s\) left undelivered by the last run") == 1
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("service, message", [
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b" }',
+     "bbm.reporters.mail_notifier (Buildbot's MailNotifier) is not implemented yet"),
+    ('bbm.reporters.github_status_push{ token = "t", verify = false, generators = {} }',
+     "'verify' is not implemented by bbmaster"),
+    ('bbm.reporters.github_status_push{ token = "t", startDescription = "x", generators = {} }',
+     "'startDescription' is not implemented by bbmaster"),
+    ('bbm.reporters.github_status_push{ token = "t" }',
+     "give 'generators': Buildbot's default adds a BuildRequestGenerator"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_status_generator{} } }',
+     "bbm.reporters.build_status_generator (Buildbot's BuildStatusGenerator) is not"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_start_end_status_generator{ builders = { "a" }, tags = { "b" } } } }',
+     "specify only builders or tags to include - not both"),
+    ('bbm.reporters.github_status_push{ generators = {} }', "missing required parameter 'token'"),
+    ('"x"', "services[1] is not a reporter"),
+])
+def test_checkconfig_refuses(master, service, message):
+    line = 4 if service == '"x"' else 5  # the services key, or the constructor's call
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write('local bbm = require "bbm"\nreturn {\n  workers = {},\n'
+                f'  services = {{\n    {service},\n  }},\n}}\n')
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode != 0
+    assert re.search(rf"master\.lua:{line}: .*" + re.escape(message), r.stdout + r.stderr), \
+        r.stdout + r.stderr

@@ -1,0 +1,138 @@
+/*
+ * Unit tests for the outbox's decisions: which answers are retried, dropped or
+ * delivered (GitHub's rate-limit 403s among them), the backoff's bounds and
+ * growth, the per-token limiter (80 a minute, Retry-After pauses, the
+ * concurrency cap), Buildbot's owner/repo parsing, and the UTF-8 cut of a
+ * description.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "reporters/reporters.h"
+
+static void test_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(rep_classify(201, "{}", -1), REP_DELIVERED);
+    assert_int_equal(rep_classify(200, "", -1), REP_DELIVERED);
+    assert_int_equal(rep_classify(0, NULL, -1), REP_RETRY); /* no answer, timeout */
+    assert_int_equal(rep_classify(500, "", -1), REP_RETRY);
+    assert_int_equal(rep_classify(502, "", -1), REP_RETRY);
+    assert_int_equal(rep_classify(503, "", 30), REP_RETRY);
+    assert_int_equal(rep_classify(408, "", -1), REP_RETRY);
+    assert_int_equal(rep_classify(429, "", -1), REP_RETRY);
+    assert_int_equal(
+        rep_classify(403, "{\"message\":\"You have exceeded a secondary rate limit.\"}", -1),
+        REP_RETRY);
+    assert_int_equal(rep_classify(403, "{\"message\":\"x\"}", 60), REP_RETRY);
+    assert_int_equal(rep_classify(403, "{\"message\":\"Resource not accessible\"}", -1),
+                     REP_DROP);
+    assert_int_equal(rep_classify(401, "{\"message\":\"Bad credentials\"}", -1), REP_DROP);
+    assert_int_equal(rep_classify(404, "", -1), REP_DROP);
+    assert_int_equal(
+        rep_classify(422, "This SHA and context has reached the maximum number of statuses.", -1),
+        REP_DROP);
+    assert_int_equal(rep_classify(301, "", -1), REP_DROP);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(rep_backoff_ms(1, 0.0), 0);
+    assert_int_equal(rep_backoff_ms(1, 0.5), REP_BACKOFF_BASE_MS / 2);
+    assert_int_equal(rep_backoff_ms(2, 0.5), REP_BACKOFF_BASE_MS);
+    assert_int_equal(rep_backoff_ms(3, 0.5), REP_BACKOFF_BASE_MS * 2);
+    assert_true(rep_backoff_ms(1, 0.999999) < REP_BACKOFF_BASE_MS);
+    /* capped, however many attempts */
+    assert_true(rep_backoff_ms(30, 0.999999) <= REP_BACKOFF_MAX_MS);
+    assert_true(rep_backoff_ms(30, 0.999999) > REP_BACKOFF_MAX_MS - 10);
+    assert_true(rep_backoff_ms(1000000, 0.5) == REP_BACKOFF_MAX_MS / 2);
+    assert_true(rep_backoff_ms(1, 7.0) < REP_BACKOFF_BASE_MS); /* a bad random is clamped */
+}
+
+static void test_limiter(void **state)
+{
+    (void)state;
+    struct rep_limiter l;
+    memset(&l, 0, sizeof l);
+    uint64_t t = 1000000;
+    for (int i = 0; i < REP_RATE_PER_MINUTE; i++) {
+        assert_int_equal(rep_limiter_wait(&l, t + (uint64_t)i * 10), 0);
+        rep_limiter_take(&l, t + (uint64_t)i * 10);
+        l.in_flight--; /* answered at once */
+    }
+    /* the 81st waits until the first of the window is a minute old */
+    assert_int_equal(rep_limiter_wait(&l, t + 1000), 59000);
+    assert_int_equal(rep_limiter_wait(&l, t + 60000), 0);
+    rep_limiter_take(&l, t + 60000);
+    l.in_flight--;
+    assert_int_equal(rep_limiter_wait(&l, t + 60000), 10); /* the second sent at t+10 */
+    /* Retry-After */
+    rep_limiter_pause(&l, t + 200000, 30000);
+    assert_int_equal(rep_limiter_wait(&l, t + 200000), 30000);
+    rep_limiter_pause(&l, t + 200000, 5000); /* a shorter pause does not shorten it */
+    assert_int_equal(rep_limiter_wait(&l, t + 220000), 10000);
+    assert_int_equal(rep_limiter_wait(&l, t + 230000), 0);
+    /* at most REP_CONCURRENCY in flight */
+    l.in_flight = REP_CONCURRENCY;
+    assert_true(rep_limiter_wait(&l, t + 300000) > 0);
+    l.in_flight--;
+    assert_int_equal(rep_limiter_wait(&l, t + 300000), 0);
+}
+
+static void repo_is(const char *project, const char *repository, const char *owner,
+                    const char *repo)
+{
+    char o[64] = "", r[64] = "";
+    int rc = rep_github_repo(project, repository, o, sizeof o, r, sizeof r);
+    if (owner == NULL) {
+        assert_int_equal(rc, -1);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_string_equal(o, owner);
+    assert_string_equal(r, repo);
+}
+
+static void test_github_repo(void **state)
+{
+    (void)state;
+    repo_is("python/cpython", "https://github.com/x/y", "python", "cpython");
+    repo_is("", "https://github.com/python/cpython", "python", "cpython");
+    repo_is(NULL, "https://github.com/python/cpython.git", "python", "cpython");
+    repo_is("", "git@github.com:octo/hello.git", "octo", "hello");
+    repo_is("", "ssh://git@github.com:22/octo/hello", "octo", "hello");
+    repo_is("", "git://github.com/octo/hello.git", "octo", "hello");
+    repo_is("", "https://user:pw@gitlab.example/group/sub/proj.git", "group/sub", "proj");
+    repo_is("cpython", "https://github.com/python/cpython", "python", "cpython");
+    repo_is("", "https://github.com/cpython", NULL, NULL); /* no owner */
+    repo_is("a/b/c", "https://github.com/python/cpython", NULL, NULL); /* split fails */
+    repo_is("a/", "", NULL, NULL);
+    repo_is("", "", NULL, NULL);
+    repo_is(NULL, NULL, NULL, NULL);
+}
+
+static void test_utf8_prefix(void **state)
+{
+    (void)state;
+    assert_int_equal(rep_utf8_prefix("abc", 140), 3);
+    assert_int_equal(rep_utf8_prefix("abcdef", 4), 4);
+    assert_int_equal(rep_utf8_prefix("caf\xc3\xa9 x", 4), 5);      /* é is two bytes */
+    assert_int_equal(rep_utf8_prefix("\xe2\x9c\x93\xe2\x9c\x93", 1), 3); /* ✓ */
+    assert_int_equal(rep_utf8_prefix("", 10), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify),    cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_limiter),     cmocka_unit_test(test_github_repo),
+        cmocka_unit_test(test_utf8_prefix),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
