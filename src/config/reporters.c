@@ -14,20 +14,27 @@
 #include <string.h>
 
 /* Parameters bbm.c lets through so that they are refused here, with why. */
+enum allowed {
+    NONE,       /* any value is refused */
+    FALSE_ONLY, /* false is what bbmaster does anyway */
+    TRUE_ONLY,
+};
 static const struct {
-    const char *kind, *key, *why;
+    const char *kind, *key;
+    enum allowed allowed;
+    const char *why;
 } refused[] = {
-    {"reporter.github_status_push", "debug", "bbmaster's HTTP client has no debug log"},
-    {"reporter.github_status_push", "verify",
+    {"reporter.github_status_push", "debug", FALSE_ONLY, "bbmaster's HTTP client has no debug log"},
+    {"reporter.github_status_push", "verify", TRUE_ONLY,
      "TLS certificates are always verified against the system's authorities"},
-    {"reporter.github_status_push", "startDescription",
+    {"reporter.github_status_push", "startDescription", NONE,
      "Buildbot 3 and later take start_formatter of "
      "bbm.reporters.build_start_end_status_generator"},
-    {"reporter.github_status_push", "endDescription",
+    {"reporter.github_status_push", "endDescription", NONE,
      "Buildbot 3 and later take end_formatter of "
      "bbm.reporters.build_start_end_status_generator"},
-    {"generator.build_start_end_status", "add_patch", "GitHub statuses carry no patch"},
-    {"formatter.renderable", "subject", "GitHub statuses have no subject"},
+    {"generator.build_start_end_status", "add_patch", FALSE_ONLY, "GitHub statuses carry no patch"},
+    {"formatter.renderable", "subject", NONE, "GitHub statuses have no subject"},
 };
 
 static const char *kind_of(lua_State *L, int idx)
@@ -57,7 +64,11 @@ static void check_refused(lua_State *L, int idx, const char *kind, const char *f
     for (size_t i = 0; i < UTIL_NELEM(refused); i++) {
         if (strcmp(refused[i].kind, kind) != 0)
             continue;
-        if (lua_getfield(L, idx, refused[i].key) != LUA_TNIL)
+        int t = lua_getfield(L, idx, refused[i].key);
+        bool b = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
+        bool ok = t == LUA_TNIL || (t == LUA_TBOOLEAN && refused[i].allowed == FALSE_ONLY && !b) ||
+                  (t == LUA_TBOOLEAN && refused[i].allowed == TRUE_ONLY && b);
+        if (!ok)
             cfg_error(L, file, line, "%s: '%s' is not implemented by bbmaster: %s",
                       cfg_kind_display(kind), refused[i].key, refused[i].why);
         lua_pop(L, 1);

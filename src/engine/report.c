@@ -53,8 +53,8 @@ static bool wanted(const struct build *b, const struct cfg_generator *g,
 
 /* Renders field `key` of the table `ref` (or, for a formatter, its template) as text; `def`
    when it is absent.  NULL with *cause when rendering failed. */
-static char *render_field(struct build *b, lua_State *L, int ref, const char *key,
-                          const char *def, char **cause)
+static char *render_field(struct build *b, lua_State *L, int ref, const char *key, const char *def,
+                          char **cause)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     int t = lua_getfield(L, -1, key);
@@ -120,8 +120,8 @@ static void post_statuses(struct build *b, const struct cfg_reporter *rc, struct
         }
         if (sha == NULL || sha[0] == '\0') {
             const char *cb = ss_field(ss, "codebase");
-            log_info("build %lld: %s: skipped status update for codebase %s, context '%s'",
-                     b->id, rc->name, cb != NULL ? cb : "", st->context);
+            log_info("build %lld: %s: skipped status update for codebase %s, context '%s'", b->id,
+                     rc->name, cb != NULL ? cb : "", st->context);
             continue;
         }
         st->owner = owner;
@@ -157,8 +157,8 @@ static void report_one(struct build *b, const struct cfg_reporter *rc, bool comp
         if (desc == NULL || context == NULL) {
             log_error("build %lld: %s: %s", b->id, rc->name, cause);
         } else {
-            char *url = xasprintf("%s#/builders/%lld/builds/%lld", cfg->buildbot_url,
-                                  b->builderid, b->number);
+            char *url = xasprintf("%s#/builders/%lld/builds/%lld", cfg->buildbot_url, b->builderid,
+                                  b->number);
             struct rep_status st = {.reporter = rc->name,
                                     .state = state_of(b, complete),
                                     .description = desc,

@@ -30,7 +30,7 @@ struct note {
     char *reporter;
     char *path; /* /repos/o/r/statuses/sha */
     char *body; /* the JSON payload */
-    char *key;  /* path and context: statuses that replace each other */
+    char *key;  /* reporter, path and context: statuses that replace each other */
     char *state, *context;
     double created_at; /* epoch seconds */
     int attempts;
@@ -147,9 +147,9 @@ static struct note *note_from_json(const char *name, const char *text)
     double at = 0;
     int attempts = 0;
     struct note *n = NULL;
-    if (o != NULL && json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i}", "reporter", &rep,
-                                 "path", &path, "payload", &body, "state", &state, "context",
-                                 &context, "created_at", &at, "attempts", &attempts) == 0) {
+    if (o != NULL && json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i}", "reporter", &rep, "path",
+                                 &path, "payload", &body, "state", &state, "context", &context,
+                                 "created_at", &at, "attempts", &attempts) == 0) {
         n = xcalloc(1, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
         n->reporter = xstrdup(rep);
@@ -157,7 +157,7 @@ static struct note *note_from_json(const char *name, const char *text)
         n->body = xstrdup(body);
         n->state = xstrdup(state);
         n->context = xstrdup(context);
-        n->key = xasprintf("%s\n%s", path, context);
+        n->key = xasprintf("%s\n%s\n%s", rep, path, context);
         n->created_at = at;
         n->attempts = attempts;
     }
@@ -180,19 +180,17 @@ static int load(struct rep *r, char **cause)
         long long seq = strtoll(name, NULL, 10);
         if (seq >= r->seq)
             r->seq = seq + 1;
-        struct note *n = strlen(name) < sizeof n->name ? note_from_json(name, db_res_text(res, i, 1))
-                                                        : NULL;
+        struct note *n =
+            strlen(name) < sizeof n->name ? note_from_json(name, db_res_text(res, i, 1)) : NULL;
         if (n == NULL) {
-            log_error("reporters: outbox row '%s' cannot be read; it stays in the database",
-                      name);
+            log_error("reporters: outbox row '%s' cannot be read; it stays in the database", name);
             continue;
         }
         link_note(r, n);
     }
     db_res_free(res);
     if (r->n > 0)
-        log_info("reporters: %zu notification(s) left undelivered by the last run, sending",
-                 r->n);
+        log_info("reporters: %zu notification(s) left undelivered by the last run, sending", r->n);
     return 0;
 }
 
@@ -339,10 +337,12 @@ static void answered(void *arg, const struct http_response *resp)
         lim->in_flight--;
     char where[512], what[300];
     describe(n, where, sizeof where);
+    /* the peer's words are escaped: a body cannot forge log lines */
     if (resp->status == 0)
-        snprintf(what, sizeof what, "%s", resp->error != NULL ? resp->error : "no answer");
+        snprintf(what, sizeof what, "%s",
+                 UTIL_ESC(resp->error != NULL ? resp->error : "no answer"));
     else
-        snprintf(what, sizeof what, "http %ld, %.200s", resp->status, resp->body);
+        snprintf(what, sizeof what, "http %ld, %s", resp->status, UTIL_ESC(resp->body));
     switch (rep_classify(resp->status, resp->body, resp->retry_after)) {
     case REP_DELIVERED:
         if (t == NULL || t->verbose)
@@ -370,8 +370,7 @@ static void send_note(struct rep *r, struct note *n, const struct target *t,
 {
     char *url = xasprintf("%s%s", t->base_url, n->path);
     char *auth = xasprintf("Authorization: token %s", t->token);
-    const char *headers[] = {"User-Agent: Buildbot", auth, "Content-Type: application/json",
-                             NULL};
+    const char *headers[] = {"User-Agent: Buildbot", auth, "Content-Type: application/json", NULL};
     char *cause = NULL;
     n->r = r;
     fly(r, n, true);
@@ -454,7 +453,7 @@ int rep_enqueue(struct rep *r, const struct rep_status *st, char **cause)
     json_decref(payload);
     n->state = xstrdup(st->state);
     n->context = xstrdup(st->context);
-    n->key = xasprintf("%s\n%s", n->path, n->context);
+    n->key = xasprintf("%s\n%s\n%s", n->reporter, n->path, n->context);
     n->created_at = util_now();
     n->next_at = uv_now(r->loop);
     if (n->body == NULL) {

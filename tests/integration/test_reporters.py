@@ -241,3 +241,14 @@ def test_checkconfig_refuses(master, service, message):
     assert r.returncode != 0
     assert re.search(rf"master\.lua:{line}: .*" + re.escape(message), r.stdout + r.stderr), \
         r.stdout + r.stderr
+
+
+def test_checkconfig_accepts_what_bbmaster_does_anyway(master):
+    """debug = false and verify = true are what bbmaster does: accepted."""
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write('local bbm = require "bbm"\nreturn {\n  workers = {},\n  services = {\n'
+                '    bbm.reporters.github_status_push{ token = "t", debug = false, verify = true,\n'
+                '      generators = { bbm.reporters.build_start_end_status_generator{\n'
+                '        add_patch = false } } },\n  },\n}\n')
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -30,8 +30,7 @@ static void test_classify(void **state)
         rep_classify(403, "{\"message\":\"You have exceeded a secondary rate limit.\"}", -1),
         REP_RETRY);
     assert_int_equal(rep_classify(403, "{\"message\":\"x\"}", 60), REP_RETRY);
-    assert_int_equal(rep_classify(403, "{\"message\":\"Resource not accessible\"}", -1),
-                     REP_DROP);
+    assert_int_equal(rep_classify(403, "{\"message\":\"Resource not accessible\"}", -1), REP_DROP);
     assert_int_equal(rep_classify(401, "{\"message\":\"Bad credentials\"}", -1), REP_DROP);
     assert_int_equal(rep_classify(404, "", -1), REP_DROP);
     assert_int_equal(
@@ -110,7 +109,7 @@ static void test_github_repo(void **state)
     repo_is("", "git://github.com/octo/hello.git", "octo", "hello");
     repo_is("", "https://user:pw@gitlab.example/group/sub/proj.git", "group/sub", "proj");
     repo_is("cpython", "https://github.com/python/cpython", "python", "cpython");
-    repo_is("", "https://github.com/cpython", NULL, NULL); /* no owner */
+    repo_is("", "https://github.com/cpython", NULL, NULL);             /* no owner */
     repo_is("a/b/c", "https://github.com/python/cpython", NULL, NULL); /* split fails */
     repo_is("a/", "", NULL, NULL);
     repo_is("", "", NULL, NULL);
@@ -122,7 +121,7 @@ static void test_utf8_prefix(void **state)
     (void)state;
     assert_int_equal(rep_utf8_prefix("abc", 140), 3);
     assert_int_equal(rep_utf8_prefix("abcdef", 4), 4);
-    assert_int_equal(rep_utf8_prefix("caf\xc3\xa9 x", 4), 5);      /* é is two bytes */
+    assert_int_equal(rep_utf8_prefix("caf\xc3\xa9 x", 4), 5);            /* é is two bytes */
     assert_int_equal(rep_utf8_prefix("\xe2\x9c\x93\xe2\x9c\x93", 1), 3); /* ✓ */
     assert_int_equal(rep_utf8_prefix("", 10), 0);
 }
