@@ -36,8 +36,9 @@ struct note {
     int attempts;
     uint64_t next_at; /* loop ms */
     bool in_flight;
-    struct note *fly_next; /* in rep's list of notes in flight */
-    struct rep *r;         /* while in flight */
+    struct note *fly_next;   /* in rep's list of notes in flight */
+    struct rep *r;           /* while in flight */
+    struct rep_limiter *lim; /* while in flight: its token's (kept until rep_free) */
 };
 
 struct target {
@@ -332,8 +333,8 @@ static void answered(void *arg, const struct http_response *resp)
     struct rep *r = n->r;
     fly(r, n, false);
     const struct target *t = find_target(r, n->reporter);
-    struct rep_limiter *lim = t != NULL ? limiter(r, t->token) : NULL;
-    if (lim != NULL && lim->in_flight > 0)
+    struct rep_limiter *lim = n->lim; /* the token it went with, even if reconfig changed it */
+    if (lim->in_flight > 0)
         lim->in_flight--;
     char where[512], what[300];
     describe(n, where, sizeof where);
@@ -373,6 +374,7 @@ static void send_note(struct rep *r, struct note *n, const struct target *t,
     const char *headers[] = {"User-Agent: Buildbot", auth, "Content-Type: application/json", NULL};
     char *cause = NULL;
     n->r = r;
+    n->lim = lim;
     fly(r, n, true);
     rep_limiter_take(lim, uv_now(r->loop));
     if (http_request(r->http, "POST", url, headers, n->body, answered, n, &cause) < 0) {

@@ -26,6 +26,7 @@ local function builder(name)
 end
 return {
   title = "reporters",
+  db_url = "%(db)s",
   buildbotURL = "http://buildbot.example/all/",
   protocols = { pb = { port = %(pb)d } },
   www = { port = %(www)d },
@@ -99,9 +100,10 @@ class FakeGitHub:
         self.server.server_close()
 
 
-def write_config(master, api, www):
+def write_config(master, api, www, backend="sqlite"):
+    db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CONFIG % {"pb": master.pb_port, "www": www, "api": api})
+        f.write(CONFIG % {"pb": master.pb_port, "www": www, "api": api, "db": db})
 
 
 def force(www, builder, **params):
@@ -111,8 +113,8 @@ def force(www, builder, **params):
     return body["result"]
 
 
-def outbox_rows(master):
-    return db_rows(master.dir, "sqlite",
+def outbox_rows(master, backend="sqlite"):
+    return db_rows(master.dir, backend,
                    "SELECT s.name, s.value_json FROM object_state s JOIN objects o "
                    "ON o.id = s.objectid WHERE o.class_name = 'bbmaster.reporters.Outbox'")
 
@@ -188,10 +190,10 @@ def test_statuses_on_start_and_end(master, workers, github):
     assert master.count(r"http 502, .*attempt 1 failed, next in 1\.0 s") == 1
 
 
-def test_undelivered_statuses_survive_a_restart(master, workers, tmp_path):
+def test_undelivered_statuses_survive_a_restart(master, workers, backend):
     www = free_port()
     api_port = free_port()  # nothing listens there yet: GitHub is unreachable
-    write_config(master, f"http://127.0.0.1:{api_port}", www)
+    write_config(master, f"http://127.0.0.1:{api_port}", www, backend)
     master.start()
     workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(r"worker 'w1' attached")
@@ -199,13 +201,13 @@ def test_undelivered_statuses_survive_a_restart(master, workers, tmp_path):
     master.wait_log(r"\"success\" for python/cpython at 1+, context \"buildbot/alpha\": .*"
                     r"attempt 1 failed")
     master.stop()
-    rows = outbox_rows(master)
+    rows = outbox_rows(master, backend)
     # the pending that never went out was superseded by the final state
     assert [json.loads(v)["state"] for _, v in rows] == ["success"], rows
     fake = FakeGitHub(api_port)
     try:
         master.start()
-        wait_for(lambda: fake.delivered() and not outbox_rows(master),
+        wait_for(lambda: fake.delivered() and not outbox_rows(master, backend),
                  what="the kept status delivered")
         assert [(p, b["state"], b["context"]) for p, b in fake.delivered()] == \
             [(f"/repos/python/cpython/statuses/{SHA1}", "success", "buildbot/alpha")]
