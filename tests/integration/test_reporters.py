@@ -53,8 +53,8 @@ return {
 
 class FakeGitHub:
     """POST /repos/{o}/{r}/statuses/{sha}: records each request and answers 201 with the
-    status; a scripted answer (state, status, headers) is given, once, to the first
-    request of that state."""
+    status; a scripted answer (state, context, status, headers, body) is given, once, to the
+    first request of that state and context."""
 
     def __init__(self, port=0):
         self.calls = []  # (path, body, headers, status answered)
@@ -68,17 +68,16 @@ class FakeGitHub:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n))
-                status, headers = 201, {}
-                for i, (state, st, hd) in enumerate(fake.script):
-                    if state == body.get("state"):
-                        status, headers = st, hd
+                status, headers, answer = 201, {}, {"state": body.get("state")}
+                for i, (state, context, st, hd, ans) in enumerate(fake.script):
+                    if (state, context) == (body.get("state"), body.get("context")):
+                        status, headers, answer = st, hd, ans
                         del fake.script[i]
                         break
                 if not re.fullmatch(r"/repos/[^/]+/[^/]+/statuses/[0-9a-f]{40}", self.path):
-                    status = 404
+                    status, answer = 404, {"message": "Not Found"}
                 fake.calls.append((self.path, body, dict(self.headers), status))
-                data = json.dumps({"state": body.get("state")} if status == 201 else
-                                  {"message": "Server Error"}).encode()
+                data = json.dumps(answer).encode()
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -141,7 +140,12 @@ def github():
 def test_statuses_on_start_and_end(master, workers, github):
     www = free_port()
     write_config(master, github.url, www)
-    github.script = [("success", 502, {"Retry-After": "1"})]  # the first final state, once
+    github.script = [
+        ("success", "buildbot/alpha", 502, {"Retry-After": "1"}, {"message": "Bad Gateway"}),
+        ("pending", "ci/beta/force", 422, {}, {"message": "Validation Failed"}),
+        ("failure", "ci/beta/force", 403, {"Retry-After": "1"},
+         {"message": "You have exceeded a secondary rate limit. Please wait a few minutes."}),
+    ]
     master.start()
     workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(r"worker 'w1' attached")
@@ -151,8 +155,8 @@ def test_statuses_on_start_and_end(master, workers, github):
                          revision=SHA2, rc="1"))
     assert b["results"] == 2
     built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
-    wait_for(lambda: len(github.delivered()) == 6 and not outbox_rows(master),
-             what="six statuses delivered")
+    wait_for(lambda: len(github.delivered()) == 5 and not outbox_rows(master),
+             what="five statuses delivered")
 
     base = "http://buildbot.example/all/#/builders"
     url_a = f"{base}/{a['builderid']}/builds/{a['number']}"
@@ -164,7 +168,7 @@ def test_statuses_on_start_and_end(master, workers, github):
     assert sorted(got) == sorted([
         (alpha, "buildbot/alpha", "pending"), (alpha, "buildbot/alpha", "success"),
         (beta, "buildbot/beta", "pending"), (beta, "buildbot/beta", "failure"),
-        (beta, "ci/beta/force", "pending"), (beta, "ci/beta/force", "failure")])
+        (beta, "ci/beta/force", "failure")])
     assert got[(alpha, "buildbot/alpha", "pending")] == {
         "state": "pending", "description": "Build started.", "target_url": url_a,
         "context": "buildbot/alpha"}
@@ -172,14 +176,18 @@ def test_statuses_on_start_and_end(master, workers, github):
         ["state", "description", "target_url", "context"]  # Buildbot's order
     assert got[(alpha, "buildbot/alpha", "success")]["description"] == "Build done."
     assert got[(beta, "buildbot/beta", "failure")]["target_url"] == url_b
-    assert got[(beta, "ci/beta/force", "pending")]["description"] == "Starting."
     assert got[(beta, "ci/beta/force", "failure")]["description"] == long_desc[:140]
 
-    # the 502 was retried (after its Retry-After) and each status delivered once
-    assert [c[3] for c in github.calls].count(502) == 1
-    assert len(github.calls) == 7
-    failed = [c for c in github.calls if c[3] == 502][0]
-    assert failed[0] == alpha and failed[1]["state"] == "success"
+    # the 502 and the secondary rate limit were retried (after their Retry-After), the 422
+    # dropped, and each status delivered once
+    assert sorted(c[3] for c in github.calls) == [201] * 5 + [403, 422, 502]
+    refused = [c for c in github.calls if c[3] == 422][0]
+    assert refused[1] == {"state": "pending", "description": "Starting.", "target_url": url_b,
+                          "context": "ci/beta/force"}
+    assert master.count(r"Custom: failed to update \"pending\" for octo/hello at 2+, context "
+                        r"\"ci/beta/force\": http 422, .*Validation Failed.*; not retried") == 1
+    assert master.count(r"http 403, .*secondary rate limit.*attempt 1 failed, next in 1\.0 s") \
+        == 1
     headers = {p: (h["Authorization"], h["User-Agent"]) for p, b, h, s in github.calls
                if b["context"].startswith("ci/")}
     assert set(headers.values()) == {("token tok-2", "Buildbot")}
