@@ -351,10 +351,21 @@ c.buildbotURL = settings:str("buildbot_url")
 -- disable sending of 'buildbotNetUsageData' for now, to improve startup time
 c.buildbotNetUsageData = false
 
--- c["services"]: the reporters (MailNotifier with the worker-missing mail, IRC,
--- GitHubStatusPush, GitHubPullRequestReporter, DiscordReporter) are not ported yet
--- (README.md, "Not ported yet"); the lists of builders they report on:
-local _ = { mail_status_builders, github_status_builders, stable_pull_request_builders }
+-- c["services"]: the other reporters (MailNotifier with the worker-missing mail, IRC,
+-- GitHubPullRequestReporter, DiscordReporter) are not ported yet (README.md, "Not ported
+-- yet"); the lists of builders they report on:
+local _ = { mail_status_builders, stable_pull_request_builders }
+c.services = {
+    bbm.reporters.github_status_push {
+        token = settings:str("github_status_token"),
+        generators = {
+            bbm.reporters.build_start_end_status_generator {
+                builders = concat(github_status_builders, all_pull_request_builders),
+            },
+        },
+        verbose = settings:bool("verbosity"),
+    },
+}
 
 c.change_source = {}
 
