@@ -12,6 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The longest repository URL parsed, and the regular expression's match limit. */
+#define REP_URL_MAX 2048
+#define REP_MATCH_LIMIT 1000000
+
 enum rep_outcome rep_classify(long status, const char *body, long retry_after)
 {
     if (status >= 200 && status < 300)
@@ -82,16 +86,19 @@ static int giturl(const char *url, char *owner, size_t osize, char *repo, size_t
                              "((?P<user>[^:@]*)(:(?P<password>.*))?@)?"
                              "(?P<domain>[^\\/:]+)(:((?P<port>[0-9]+)/)?|/)"
                              "((?P<owner>.+)/)?(?P<repo>[^/]+?)(\\.git)?$";
+    if (strlen(url) > REP_URL_MAX) /* its '.*' and '.+' backtrack: the work is bounded */
+        return -1;
     int err;
     PCRE2_SIZE off;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, 0, &err, &off, NULL);
     if (code == NULL)
         return -1;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    pcre2_set_match_limit(mc, REP_MATCH_LIMIT);
     int rc = -1;
     /* Python's re.match: anchored at the start; '$' also before a final newline */
-    if (pcre2_match(code, (PCRE2_SPTR)url, PCRE2_ZERO_TERMINATED, 0, PCRE2_ANCHORED, md, NULL) >
-        0) {
+    if (pcre2_match(code, (PCRE2_SPTR)url, PCRE2_ZERO_TERMINATED, 0, PCRE2_ANCHORED, md, mc) > 0) {
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         int o = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "owner");
         int r = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "repo");
@@ -101,6 +108,7 @@ static int giturl(const char *url, char *owner, size_t osize, char *repo, size_t
             rc = owner[0] != '\0' && repo[0] != '\0' ? 0 : -1;
         }
     }
+    pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
     pcre2_code_free(code);
     return rc;

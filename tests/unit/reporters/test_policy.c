@@ -114,6 +114,16 @@ static void test_github_repo(void **state)
     repo_is("a/", "", NULL, NULL);
     repo_is("", "", NULL, NULL);
     repo_is(NULL, NULL, NULL, NULL);
+    /* a long hostile URL is refused in bounded time */
+    static char hostile[4096];
+    memset(hostile, ':', sizeof hostile - 1);
+    repo_is("", hostile, NULL, NULL);
+    char big[2000] = "https://github.com/o/";
+    memset(big + strlen(big), 'r', 1500);
+    char o[64], r[2048];
+    assert_int_equal(rep_github_repo("", big, o, sizeof o, r, sizeof r), 0);
+    assert_string_equal(o, "o");
+    assert_int_equal(strlen(r), 1500);
 }
 
 static void test_utf8_prefix(void **state)
