@@ -262,3 +262,43 @@ def test_checkconfig_accepts_what_bbmaster_does_anyway(master):
                 '        add_patch = false } } },\n  },\n}\n')
     r = master.cli("checkconfig", master.dir)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_old_and_orphaned_notifications(master, github):
+    """Rows a previous run left: one past the 24 hours that GitHub still fails is a dead
+    letter; one of a reporter no longer configured is dropped; an unreadable one is kept
+    and said so; a fresh one is delivered."""
+    import sqlite3
+    import time
+    write_config(master, github.url, free_port())
+    master.cli("upgrade-master", master.dir, check=0)
+    db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+    db.execute("INSERT INTO objects (name, class_name) VALUES "
+               "('bbmaster', 'bbmaster.reporters.Outbox')")
+    oid = db.execute("SELECT id FROM objects WHERE class_name = "
+                     "'bbmaster.reporters.Outbox'").fetchone()[0]
+
+    def row(name, reporter, sha, age):
+        payload = json.dumps({"state": "success", "description": "Build done.",
+                              "target_url": "http://x/", "context": "buildbot/alpha"})
+        return (oid, name, json.dumps({
+            "reporter": reporter, "path": f"/repos/o/r/statuses/{sha}", "payload": payload,
+            "state": "success", "context": "buildbot/alpha",
+            "created_at": time.time() - age, "attempts": 7}))
+    db.executemany("INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)", [
+        row("00000000000000000001", "GitHubStatusPush", "a" * 40, 25 * 3600),
+        row("00000000000000000002", "Gone", "b" * 40, 60),
+        row("00000000000000000003", "GitHubStatusPush", "c" * 40, 60),
+        (oid, "00000000000000000004", "{not json")])
+    db.commit()
+    db.close()
+    github.script = [("success", "buildbot/alpha", 503, {}, {"message": "Unavailable"})]
+    master.start()
+    master.wait_log(r"dead letter: GitHubStatusPush: \"success\" for o/r at a+, context "
+                    r"\"buildbot/alpha\" not delivered in 24 hours \(8 attempts; last: http 503")
+    wait_for(lambda: len(outbox_rows(master)) == 1, what="the outbox emptied")
+    assert [p for p, _ in github.delivered()] == [f"/repos/o/r/statuses/{'c' * 40}"]
+    assert [name for name, _ in outbox_rows(master)] == ["00000000000000000004"]
+    assert master.count(r"'Gone' is no longer configured: its notification "
+                        r"00000000000000000002 is dropped") == 1
+    assert master.count(r"outbox row '00000000000000000004' cannot be read") == 1
