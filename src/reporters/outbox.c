@@ -166,6 +166,24 @@ static struct note *note_from_json(const char *name, const char *text)
     return n;
 }
 
+/* Of the notes loaded, only the newest of each commit and context is sent: the older ones
+   (a "pending" the outage kept) are deleted.  Linear: a hash of each key's last position. */
+static void drop_superseded(struct rep *r)
+{
+    json_t *last = json_object();
+    json_int_t i = 0;
+    for (struct note *n = r->head; n != NULL; n = n->next)
+        json_object_set_new(last, n->key, json_integer(i++));
+    i = 0;
+    struct note *next;
+    for (struct note *n = r->head; n != NULL; n = next, i++) {
+        next = n->next;
+        if (json_integer_value(json_object_get(last, n->key)) != i)
+            forget(r, n);
+    }
+    json_decref(last);
+}
+
 /* What earlier masters left: sent at once (a restart is a reason to try again). */
 static int load(struct rep *r, char **cause)
 {
@@ -190,6 +208,7 @@ static int load(struct rep *r, char **cause)
         link_note(r, n);
     }
     db_res_free(res);
+    drop_superseded(r);
     if (r->n > 0)
         log_info("reporters: %zu notification(s) left undelivered by the last run, sending", r->n);
     return 0;

@@ -58,7 +58,10 @@ class FakeGitHub:
 
     def __init__(self, port=0):
         self.calls = []  # (path, body, headers, status answered)
+        self.arrivals = []  # (path, body) as requests come, before any answer
         self.script = []
+        self.hold = threading.Event()  # cleared: requests wait for it before they are answered
+        self.hold.set()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -68,6 +71,8 @@ class FakeGitHub:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n))
+                fake.arrivals.append((self.path, body))
+                fake.hold.wait(60)
                 status, headers, answer = 201, {}, {"state": body.get("state")}
                 for i, (state, context, st, hd, ans) in enumerate(fake.script):
                     if (state, context) == (body.get("state"), body.get("context")):
@@ -95,6 +100,7 @@ class FakeGitHub:
         return [(p, b) for p, b, _, s in self.calls if s == 201]
 
     def close(self):
+        self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -222,6 +228,31 @@ def test_undelivered_statuses_survive_a_restart(master, workers, backend):
         assert master.count(r"1 notification\(s\) left undelivered by the last run") == 1
     finally:
         fake.close()
+
+
+def test_stop_does_not_wait_for_github(master, workers, github):
+    """GitHub takes a request and never answers: the master stops at once anyway, keeps
+    what it could not confirm, and the next start sends only the newest state of each
+    context."""
+    www = free_port()
+    write_config(master, github.url, www)
+    github.hold.clear()
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    built(www, force(www, "alpha", project="python/cpython", revision=SHA1))
+    wait_for(lambda: github.arrivals, what="the pending status in flight")
+    r = master.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert master.count(r"Server Shut Down\.") == 1
+    assert master.count(r"did not stop") == 0
+    assert [json.loads(v)["state"] for _, v in outbox_rows(master)] == ["pending", "success"]
+    github.hold.set()
+    before = len(github.arrivals)
+    master.start()
+    wait_for(lambda: not outbox_rows(master), what="the outbox emptied")
+    assert [(p, b["state"]) for p, b in github.arrivals[before:]] == \
+        [(f"/repos/python/cpython/statuses/{SHA1}", "success")]
 
 
 @pytest.mark.parametrize("service, message", [
