@@ -241,6 +241,13 @@ static const struct param startend_params[] = {
     {"schedulers", P_STRS, false},       {"branches", P_STRS, false},
     {"start_formatter", P_TABLE, false}, {"end_formatter", P_TABLE, false},
     {"add_patch", P_ANY, false},         END};
+static const struct param request_params[] = {{"builders", P_STRS, false},
+                                              {"tags", P_STRS, false},
+                                              {"schedulers", P_STRS, false},
+                                              {"branches", P_STRS, false},
+                                              {"formatter", P_TABLE, false},
+                                              {"add_patch", P_ANY, false},
+                                              END};
 static const struct param renderable_params[] = {
     {"template", P_RENDER, true}, {"subject", P_ANY, false}, END};
 
@@ -693,6 +700,10 @@ static const struct ctor ctors[] = {
      "generator.build_start_end_status",
      "bbm.reporters.build_start_end_status_generator",
      {startend_params}},
+    {"reporters.build_request_generator",
+     "generator.build_request",
+     "bbm.reporters.build_request_generator",
+     {request_params}},
     {"reporters.message_formatter_renderable",
      "formatter.renderable",
      "bbm.reporters.message_formatter_renderable",
@@ -998,7 +1009,6 @@ static const char *const unimplemented[][2] = {
     {"reporters.zulip_status_push", "ZulipStatusPush"},
     {"reporters.github_pull_request_reporter", "GitHubPullRequestReporter"},
     {"reporters.build_status_generator", "BuildStatusGenerator"},
-    {"reporters.build_request_generator", "BuildRequestGenerator"},
     {"reporters.build_set_status_generator", "BuildSetStatusGenerator"},
     {"reporters.build_set_combined_status_generator", "BuildSetCombinedStatusGenerator"},
     {"reporters.worker_missing_generator", "WorkerMissingGenerator"},
@@ -1017,7 +1027,8 @@ static int unimplemented_ctor(lua_State *L)
     cfg_error(L, file, line,
               "bbm.%s (Buildbot's %s) is not implemented yet: bbmaster reports through "
               "bbm.reporters.github_status_push with "
-              "bbm.reporters.build_start_end_status_generator",
+              "bbm.reporters.build_start_end_status_generator and "
+              "bbm.reporters.build_request_generator",
               u[0], u[1]);
     lua_newtable(L);
     lua_pushstring(L, "unimplemented");

@@ -133,15 +133,19 @@ struct cfg_janitor {
 /*
  * services: Buildbot's reporters.  bbm.reporters.github_status_push (GitHubStatusPush) with
  * its generators, each a bbm.reporters.build_start_end_status_generator
- * (BuildStartEndStatusGenerator): which builds it reports, and the renderables that make
- * the description as the build starts and as it ends.
+ * (BuildStartEndStatusGenerator) or bbm.reporters.build_request_generator
+ * (BuildRequestGenerator): which builds or requests it reports, and the renderables that
+ * make the description.
  */
 #define CFG_REPORTERS_MAX 64
 #define CFG_GITHUB_API "https://api.github.com"
 struct cfg_generator {
+    bool
+        request; /* a BuildRequestGenerator ("Build pending."), else BuildStartEndStatusGenerator */
     char **builders, **tags, **schedulers, **branches; /* NULL: any */
     size_t n_builders, n_tags, n_schedulers, n_branches;
-    int ref; /* its table: start_formatter and end_formatter, in the config's Lua state */
+    int ref; /* its table (formatter, start_formatter, end_formatter) in the config's Lua state;
+                LUA_NOREF (-2) for Buildbot's default generators */
 };
 struct cfg_reporter {
     char *name;     /* "GitHubStatusPush" unless name= says otherwise */

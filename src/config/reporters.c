@@ -1,7 +1,7 @@
 /*
  * The `services` key: Buildbot's reporters, read into cfg->reporters.  Only
- * GitHubStatusPush (bbm.reporters.github_status_push) with
- * BuildStartEndStatusGenerator generators is there so far; bbm.c refuses the
+ * GitHubStatusPush (bbm.reporters.github_status_push) with BuildStartEndStatusGenerator
+ * and BuildRequestGenerator generators is there so far; bbm.c refuses the
  * other reporters, generators and formatters by name, and this file the
  * parameters of these that bbmaster does not implement, each at the line of
  * its call.  The renderables (context, the formatters' templates) stay in the
@@ -101,16 +101,17 @@ static char **strings(lua_State *L, int idx, const char *field, size_t *n)
 }
 
 /* A start_formatter or end_formatter: absent, or a bbm.reporters.message_formatter_renderable. */
-static void check_formatter(lua_State *L, int gen, const char *key, const char *file, int line)
+static void check_formatter(lua_State *L, int gen, const char *ctor, const char *key,
+                            const char *file, int line)
 {
     if (lua_getfield(L, gen, key) != LUA_TNIL) {
         const char *k = kind_of(L, -1);
         if (k == NULL || strcmp(k, "formatter.renderable") != 0) {
             if (k == NULL || strcmp(k, "unimplemented") != 0)
                 cfg_error(L, file, line,
-                          "bbm.reporters.build_start_end_status_generator: '%s' must be a "
+                          "%s: '%s' must be a "
                           "bbm.reporters.message_formatter_renderable{template = ...}",
-                          key);
+                          ctor, key);
         } else {
             char ffile[256];
             int fline;
@@ -121,38 +122,51 @@ static void check_formatter(lua_State *L, int gen, const char *key, const char *
     lua_pop(L, 1);
 }
 
-static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
-                           int line)
+static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const char *kind,
+                           const char *file, int line)
 {
-    check_refused(L, idx, "generator.build_start_end_status", file, line);
-    check_formatter(L, idx, "start_formatter", file, line);
-    check_formatter(L, idx, "end_formatter", file, line);
+    const char *ctor = cfg_kind_display(kind);
+    g->request = strcmp(kind, "generator.build_request") == 0;
+    check_refused(L, idx, kind, file, line);
+    if (g->request) {
+        check_formatter(L, idx, ctor, "formatter", file, line);
+    } else {
+        check_formatter(L, idx, ctor, "start_formatter", file, line);
+        check_formatter(L, idx, ctor, "end_formatter", file, line);
+    }
     g->builders = strings(L, idx, "builders", &g->n_builders);
     g->tags = strings(L, idx, "tags", &g->n_tags);
     g->schedulers = strings(L, idx, "schedulers", &g->n_schedulers);
     g->branches = strings(L, idx, "branches", &g->n_branches);
     if (g->builders != NULL && g->tags != NULL)
-        cfg_error(L, file, line,
-                  "bbm.reporters.build_start_end_status_generator: Please specify only "
-                  "builders or tags to include - not both.");
+        cfg_error(L, file, line, "%s: Please specify only builders or tags to include - not both.",
+                  ctor);
     lua_pushvalue(L, idx);
     g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/*
- * The generators: Buildbot 4.3's default for GitHubStatusPush also has a
- * BuildRequestGenerator ("Build pending." as a request is queued), which bbmaster does not
- * have yet, so they must be given.
- */
+/* Buildbot 4.3's default generators of GitHubStatusPush: a BuildRequestGenerator ("Build
+   pending.") and a BuildStartEndStatusGenerator ("Build started.", "Build done."), for every
+   builder. */
+static void default_generators(struct cfg_reporter *rep)
+{
+    rep->generators = xcalloc(2, sizeof *rep->generators);
+    rep->generators[0] = (struct cfg_generator){.request = true, .ref = LUA_NOREF};
+    rep->generators[1] = (struct cfg_generator){.request = false, .ref = LUA_NOREF};
+    rep->n_generators = 2;
+}
+
+static bool is_generator(const char *kind)
+{
+    return kind != NULL && (strcmp(kind, "generator.build_start_end_status") == 0 ||
+                            strcmp(kind, "generator.build_request") == 0);
+}
+
 static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
 {
     if (lua_getfield(L, idx, "generators") == LUA_TNIL) {
-        cfg_error(L, rep->file, rep->line,
-                  "bbm.reporters.github_status_push: give 'generators': Buildbot's default "
-                  "adds a BuildRequestGenerator, which bbmaster does not implement yet; "
-                  "generators = { bbm.reporters.build_start_end_status_generator{} } is the "
-                  "rest of it");
         lua_pop(L, 1);
+        default_generators(rep);
         return;
     }
     int list = lua_gettop(L);
@@ -167,12 +181,13 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         char file[256];
         int line;
         where(L, lua_gettop(L), rep->file, rep->line, file, sizeof file, &line);
-        if (k != NULL && strcmp(k, "generator.build_start_end_status") == 0)
-            read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], file, line);
+        if (is_generator(k))
+            read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, rep->file, rep->line,
                       "bbm.reporters.github_status_push: generators[%lld] is not a "
-                      "bbm.reporters.build_start_end_status_generator{...}",
+                      "bbm.reporters.build_start_end_status_generator{...} or "
+                      "bbm.reporters.build_request_generator{...}",
                       (long long)i);
         lua_pop(L, 1);
     }

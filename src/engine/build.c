@@ -46,7 +46,7 @@ static void set_state(struct build *b, const char *text)
 
 struct render_ctx build_render_ctx(struct build *b)
 {
-    struct eng_worker *w = engine_worker(b->e, b->worker);
+    struct eng_worker *w = b->worker != NULL ? engine_worker(b->e, b->worker) : NULL;
     return (struct render_ctx){&b->props, b->sourcestamps, w != NULL ? w->info : NULL, b->cfg->lua};
 }
 
@@ -161,6 +161,27 @@ static void setup_props(struct build *b)
     const json_t *owner = props_get(&b->props, "owner");
     if (owner != NULL)
         props_set(&b->props, "owners", json_pack("[O]", owner), "Build");
+}
+
+int build_partial_props(struct build *b, long long bsid, char **cause)
+{
+    if (b->cfg->properties_ref != LUA_NOREF)
+        table_props(b, b->cfg->properties_ref, true, MASTER_CONFIG_NAME);
+    if (requests_properties(b->e, bsid, &b->props, cause) != 0)
+        return -1;
+    props_set(&b->props, "buildername", json_string(b->builder), "Builder");
+    const struct cfg_builder *bc = cfg_find_builder(b->cfg, b->builder);
+    if (bc != NULL)
+        table_props(b, bc->ref, false, "Builder");
+    props_set(&b->props, "buildnumber", json_null(), "Build");
+    static const char *const keys[] = {"branch", "revision", "repository", "codebase", "project"};
+    const json_t *ss =
+        json_array_size(b->sourcestamps) == 1 ? json_array_get(b->sourcestamps, 0) : NULL;
+    for (size_t i = 0; ss != NULL && i < UTIL_NELEM(keys); i++) {
+        const json_t *v = json_object_get(ss, keys[i]);
+        props_set(&b->props, keys[i], v != NULL ? json_incref((json_t *)v) : json_null(), "Build");
+    }
+    return 0;
 }
 
 /* os.path.join of the worker's basedir and the builder's directory on the worker. */

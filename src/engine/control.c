@@ -107,13 +107,17 @@ void engine_cancel_request(struct engine *e, long long brid, const char *reason)
     }
     struct db_param p[] = {DB_INT(brid)};
     char *cause = NULL;
-    struct db_res *r =
-        db_query(e->db, "SELECT buildsetid FROM buildrequests WHERE id = ?", p, 1, &cause);
+    struct db_res *r = db_query(e->db,
+                                "SELECT br.buildsetid, br.builderid, b.name FROM buildrequests br "
+                                "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
+                                p, 1, &cause);
     if (r != NULL && db_res_rows(r) > 0) {
         long long bsid = db_res_int(r, 0, 0);
-        if (requests_claim(e, brid, &cause) > 0 &&
-            requests_complete(e, brid, bsid, RES_CANCELLED, &cause) != 0)
+        int claimed = requests_claim(e, brid, &cause);
+        if (claimed > 0 && requests_complete(e, brid, bsid, RES_CANCELLED, &cause) != 0)
             engine_db_error("cancelling a build request", cause), cause = NULL;
+        else if (claimed > 0) /* the botmaster's ('buildrequests', brid, 'cancel') */
+            report_request(e, brid, bsid, db_res_text(r, 0, 2), db_res_int(r, 0, 1), true);
     }
     if (cause != NULL)
         engine_db_error("cancelling a build request", cause);

@@ -459,6 +459,13 @@ struct engine {
 /* report.c: the reporters' statuses of a build that started (complete false) or
    finished, stored in e->rep's outbox. */
 void report_build(struct build *b, bool complete);
+/* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
+void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
+                    long long builderid, bool cancelled);
+/* build.c: the properties a request's build will have before it starts (Buildbot's
+   setup_properties_known_before_build_starts and setupBuildProperties without a number),
+   for BuildRequestGenerator's partial build `b` (e, cfg, builder, sourcestamps set). */
+int build_partial_props(struct build *b, long long bsid, char **cause);
 
 struct eng_worker *engine_worker(struct engine *e, const char *name);
 /* Cancels a build request: a running build of it stops, a pending one completes CANCELLED. */

@@ -1,17 +1,22 @@
 /*
- * What the reporters hear of a build: Buildbot's BuildStartEndStatusGenerator
- * for GitHubStatusPush.  As a build starts (builds new) and as it finishes
- * (builds finished), each configured reporter runs its generators in order;
+ * What the reporters hear of builds: Buildbot's BuildStartEndStatusGenerator and
+ * BuildRequestGenerator for GitHubStatusPush.  As a build starts (builds new)
+ * and as it finishes (builds finished), and as a build request is made
+ * (buildrequests new) or cancelled before it started (buildrequests cancel),
+ * each configured reporter runs its generators of that event in order;
  * the first that wants the build (its builders, tags, schedulers and branches
  * filters, as is_message_needed_by_props) gives the description (its
  * start_formatter or end_formatter rendered against the build's properties,
- * "Build started." and "Build done." by default), and one commit status is
+ * "Build started." and "Build done." by default; a request's formatter, "Build
+ * pending.", against the properties known before a build starts), and one commit
+ * status is
  * stored in the outbox for each source stamp with a GitHub repository and a
  * revision, as GitHubStatusPush.sendMessage does.  Rendering happens here,
  * on the engine's thread, because the renderables live in the configuration's
  * Lua state; delivery is the outbox's (src/reporters), which never waits.
  */
 #include <jansson.h>
+#include <lauxlib.h>
 #include <string.h>
 
 #include "engine/internal.h"
@@ -56,6 +61,8 @@ static bool wanted(const struct build *b, const struct cfg_generator *g,
 static char *render_field(struct build *b, lua_State *L, int ref, const char *key, const char *def,
                           char **cause)
 {
+    if (ref == LUA_NOREF) /* one of Buildbot's default generators */
+        return xstrdup(def);
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     int t = lua_getfield(L, -1, key);
     if (t == LUA_TTABLE && strcmp(key, "context") != 0) {
@@ -102,25 +109,36 @@ static const char *ss_field(const json_t *ss, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* What is reported: a build that started or finished, or a build request (a partial build
+   with the properties known before it starts) that was made or cancelled. */
+struct event {
+    struct build *b;
+    bool request;  /* BuildRequestGenerator's events, else BuildStartEndStatusGenerator's */
+    bool complete; /* finished, or cancelled */
+    char what[48]; /* "build 12", "build request 7": for the log */
+    char *url;     /* target_url */
+};
+
 /* One status per source stamp that names a GitHub repository and has a revision. */
-static void post_statuses(struct build *b, const struct cfg_reporter *rc, struct rep_status *st)
+static void post_statuses(const struct event *ev, const struct cfg_reporter *rc,
+                          struct rep_status *st)
 {
     size_t i;
     json_t *ss;
-    json_array_foreach(b->sourcestamps, i, ss)
+    json_array_foreach(ev->b->sourcestamps, i, ss)
     {
         char owner[256], repo[256];
         const char *sha = ss_field(ss, "revision");
         if (rep_github_repo(ss_field(ss, "project"), ss_field(ss, "repository"), owner,
                             sizeof owner, repo, sizeof repo) < 0) {
-            log_info("build %lld: %s: skipped status update because required repo "
-                     "information is missing",
-                     b->id, rc->name);
+            log_info("%s: %s: skipped status update because required repo information is "
+                     "missing",
+                     ev->what, rc->name);
             continue;
         }
         if (sha == NULL || sha[0] == '\0') {
             const char *cb = ss_field(ss, "codebase");
-            log_info("build %lld: %s: skipped status update for codebase %s, context '%s'", b->id,
+            log_info("%s: %s: skipped status update for codebase %s, context '%s'", ev->what,
                      rc->name, cb != NULL ? cb : "", st->context);
             continue;
         }
@@ -128,44 +146,54 @@ static void post_statuses(struct build *b, const struct cfg_reporter *rc, struct
         st->repo = repo;
         st->sha = sha;
         char *cause = NULL;
-        if (rep_enqueue(b->e->rep, st, &cause) < 0) {
-            log_error("build %lld: %s: status \"%s\" for %s/%s at %s not queued: %s", b->id,
-                      rc->name, st->state, owner, repo, sha, cause);
+        if (rep_enqueue(ev->b->e->rep, st, &cause) < 0) {
+            log_error("%s: %s: status \"%s\" for %s/%s at %s not queued: %s", ev->what, rc->name,
+                      st->state, owner, repo, sha, cause);
             free(cause);
         }
     }
 }
 
-static void report_one(struct build *b, const struct cfg_reporter *rc, bool complete)
+/* The generator's formatter for the event, and its default text. */
+static const char *formatter_of(const struct event *ev, const char **def)
 {
+    if (ev->request) {
+        *def = "Build pending.";
+        return "formatter";
+    }
+    *def = ev->complete ? "Build done." : "Build started.";
+    return ev->complete ? "end_formatter" : "start_formatter";
+}
+
+static void report_one(const struct event *ev, const struct cfg_reporter *rc)
+{
+    struct build *b = ev->b;
     const struct cfg *cfg = b->e->cfg;
     lua_State *L = cfg->lua;
     int top = lua_gettop(L);
     const struct cfg_builder *bc = cfg_find_builder(cfg, b->builder);
     for (size_t i = 0; i < rc->n_generators; i++) {
         const struct cfg_generator *g = &rc->generators[i];
-        if (!wanted(b, g, bc))
+        if (g->request != ev->request || !wanted(b, g, bc))
             continue;
         char *cause = NULL;
-        char *desc = render_field(b, L, g->ref, complete ? "end_formatter" : "start_formatter",
-                                  complete ? "Build done." : "Build started.", &cause);
+        const char *def_desc;
+        const char *key = formatter_of(ev, &def_desc);
+        char *desc = render_field(b, L, g->ref, key, def_desc, &cause);
         /* the default context: Interpolate('buildbot/%(prop:buildername)s') */
         char *def = xasprintf("buildbot/%s", b->builder);
         char *context = desc == NULL ? NULL : render_field(b, L, rc->ref, "context", def, &cause);
         free(def);
         lua_settop(L, top);
         if (desc == NULL || context == NULL) {
-            log_error("build %lld: %s: %s", b->id, rc->name, cause);
+            log_error("%s: %s: %s", ev->what, rc->name, cause);
         } else {
-            char *url = xasprintf("%s#/builders/%lld/builds/%lld", cfg->buildbot_url, b->builderid,
-                                  b->number);
             struct rep_status st = {.reporter = rc->name,
-                                    .state = state_of(b, complete),
+                                    .state = state_of(b, ev->complete),
                                     .description = desc,
-                                    .target_url = url,
+                                    .target_url = ev->url,
                                     .context = context};
-            post_statuses(b, rc, &st);
-            free(url);
+            post_statuses(ev, rc, &st);
         }
         free(cause);
         free(desc);
@@ -174,11 +202,59 @@ static void report_one(struct build *b, const struct cfg_reporter *rc, bool comp
     }
 }
 
+static void report(const struct event *ev)
+{
+    const struct cfg *cfg = ev->b->e->cfg;
+    for (size_t i = 0; i < cfg->n_reporters; i++)
+        report_one(ev, &cfg->reporters[i]);
+}
+
+/* Some reporter has a generator of that kind: the work of a report is worth doing. */
+static bool any_generator(const struct engine *e, bool request)
+{
+    for (size_t i = 0; e->rep != NULL && e->cfg != NULL && i < e->cfg->n_reporters; i++)
+        for (size_t j = 0; j < e->cfg->reporters[i].n_generators; j++)
+            if (e->cfg->reporters[i].generators[j].request == request)
+                return true;
+    return false;
+}
+
 void report_build(struct build *b, bool complete)
 {
-    struct engine *e = b->e;
-    if (e->rep == NULL || e->cfg == NULL || b->sourcestamps == NULL)
+    if (b->sourcestamps == NULL || !any_generator(b->e, false))
         return;
-    for (size_t i = 0; i < e->cfg->n_reporters; i++)
-        report_one(b, &e->cfg->reporters[i], complete);
+    struct event ev = {.b = b, .complete = complete};
+    snprintf(ev.what, sizeof ev.what, "build %lld", b->id);
+    ev.url = xasprintf("%s#/builders/%lld/builds/%lld", b->e->cfg->buildbot_url, b->builderid,
+                       b->number);
+    report(&ev);
+    free(ev.url);
+}
+
+void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
+                    long long builderid, bool cancelled)
+{
+    if (!any_generator(e, true))
+        return;
+    struct build b = {.e = e,
+                      .cfg = e->cfg,
+                      .builder = (char *)builder,
+                      .brid = brid,
+                      .bsid = bsid,
+                      .builderid = builderid,
+                      .results = RES_CANCELLED};
+    char *cause = NULL;
+    b.sourcestamps = requests_sourcestamps(e, bsid, &cause);
+    if (b.sourcestamps == NULL || build_partial_props(&b, bsid, &cause) != 0) {
+        log_error("build request %lld: its statuses are not reported: %s", brid, cause);
+        free(cause);
+    } else {
+        struct event ev = {.b = &b, .request = true, .complete = cancelled};
+        snprintf(ev.what, sizeof ev.what, "build request %lld", brid);
+        ev.url = xasprintf("%s#/buildrequests/%lld", e->cfg->buildbot_url, brid);
+        report(&ev);
+        free(ev.url);
+    }
+    props_free(&b.props);
+    json_decref(b.sourcestamps);
 }

@@ -71,7 +71,7 @@ static int add_rows(struct engine *e, long long bsid, const json_t *properties,
 
 static int add_requests(struct engine *e, long long bsid, const json_t *builders,
                         long long priority, long long now, bool waited_for, json_t *brids,
-                        char **cause)
+                        json_t *made, char **cause)
 {
     size_t i;
     const json_t *name;
@@ -91,6 +91,8 @@ static int add_requests(struct engine *e, long long bsid, const json_t *builders
         char key[32];
         snprintf(key, sizeof key, "%lld", builderid);
         json_object_set_new(brids, key, json_integer(brid));
+        json_array_append_new(made,
+                              json_pack("[OII]", name, (json_int_t)builderid, (json_int_t)brid));
     }
     return 0;
 }
@@ -118,6 +120,7 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
     }
     long long now = engine_now(), bsid = -1;
     *brids = json_object();
+    json_t *made = json_array(); /* [builder, builderid, brid] of each request */
     struct db_param p[] = {DB_TEXT(x->external_idstring),
                            DB_TEXT(reason),
                            DB_INT(now),
@@ -132,7 +135,7 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
                   "VALUES (?, ?, ?, 0, NULL, -1, ?, ?, ?)",
                   p, 6, &bsid, cause) != 0 ||
         add_rows(e, bsid, properties, ssids, n_ss, cause) != 0 ||
-        add_requests(e, bsid, builders, priority, now, x->waited_for, *brids, cause) != 0 ||
+        add_requests(e, bsid, builders, priority, now, x->waited_for, *brids, made, cause) != 0 ||
         db_commit(e->db, cause) != 0) {
         db_rollback(e->db);
         goto fail;
@@ -145,8 +148,18 @@ long long requests_add_buildset(struct engine *e, const char *reason, json_t *pr
         engine_publish(e, EV_BUILDREQUEST, json_integer_value(brid), EV_NEW);
     }
     engine_publish(e, EV_BUILDSET, bsid, EV_NEW);
+    size_t i;
+    json_t *m;
+    json_array_foreach(made, i, m)
+    {
+        report_request(e, json_integer_value(json_array_get(m, 2)), bsid,
+                       json_string_value(json_array_get(m, 0)),
+                       json_integer_value(json_array_get(m, 1)), false);
+    }
+    json_decref(made);
     return bsid;
 fail:
+    json_decref(made);
     free(ssids);
     json_decref(*brids);
     *brids = NULL;

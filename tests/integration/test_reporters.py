@@ -262,8 +262,10 @@ def test_stop_does_not_wait_for_github(master, workers, github):
      "'verify' is not implemented by bbmaster"),
     ('bbm.reporters.github_status_push{ token = "t", startDescription = "x", generators = {} }',
      "'startDescription' is not implemented by bbmaster"),
-    ('bbm.reporters.github_status_push{ token = "t" }',
-     "give 'generators': Buildbot's default adds a BuildRequestGenerator"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_request_generator{ formatter = "x" } } }',
+     "bbm.reporters.build_request_generator: 'formatter' must be a "
+     "bbm.reporters.message_formatter_renderable"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_status_generator{} } }',
      "bbm.reporters.build_status_generator (Buildbot's BuildStatusGenerator) is not"),
@@ -282,6 +284,65 @@ def test_checkconfig_refuses(master, service, message):
     assert r.returncode != 0
     assert re.search(rf"master\.lua:{line}: .*" + re.escape(message), r.stdout + r.stderr), \
         r.stdout + r.stderr
+
+
+DEFAULTS_CONFIG = r'''local bbm = require "bbm"
+return {
+  buildbotURL = "http://bb/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass"), bbm.worker("w2", "w2pass") },
+  builders = {
+    bbm.builder{ name = "alpha", workernames = { "w1" }, tags = { "a" },
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
+    bbm.builder{ name = "delta", workernames = { "w2" }, tags = { "d" },
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } },
+  },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "alpha", "delta" } } },
+  services = { bbm.reporters.github_status_push{ token = "t", baseURL = "%(api)s" } },
+}
+'''
+
+
+def test_default_generators_report_requests(master, workers, github):
+    """Without generators, Buildbot's defaults: BuildRequestGenerator ("Build pending." with
+    the request's URL, as a request is made; "error" when it is cancelled before it
+    started) and BuildStartEndStatusGenerator, for every builder."""
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(DEFAULTS_CONFIG % {"pb": master.pb_port, "www": www, "api": github.url})
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    result = force(www, "alpha", project="python/cpython", revision=SHA1)
+    brid = list(result[1].values())[0]
+    a = built(www, result)
+    wait_for(lambda: not outbox_rows(master) and github.delivered() and
+             github.delivered()[-1][1]["state"] == "success", what="alpha's statuses")
+    alpha = f"/repos/python/cpython/statuses/{SHA1}"
+    got = [(p, b["state"], b["description"], b["target_url"], b["context"])
+           for p, b in github.delivered()]
+    build_url = f"http://bb/#/builders/{a['builderid']}/builds/{a['number']}"
+    # newer states of the context may replace one still waiting: never the order
+    assert got[0] == (alpha, "pending", "Build pending.", f"http://bb/#/buildrequests/{brid}",
+                      "buildbot/alpha")
+    assert got[-1] == (alpha, "success", "Build done.", build_url, "buildbot/alpha")
+    assert got[1:-1] in ([], [(alpha, "pending", "Build started.", build_url, "buildbot/alpha")])
+
+    before = len(github.delivered())
+    _, brids = force(www, "delta", project="python/cpython", revision=SHA2)
+    brid = list(brids.values())[0]
+    request_url = f"http://bb/#/buildrequests/{brid}"
+    delta = f"/repos/python/cpython/statuses/{SHA2}"
+    wait_for(lambda: len(github.delivered()) > before, what="delta's pending status")
+    status, body = api_rpc(www, f"buildrequests/{brid}", "cancel")
+    assert status == 200, body
+    wait_for(lambda: not outbox_rows(master) and len(github.delivered()) == before + 2,
+             what="delta's cancelled status")
+    assert [(p, b["state"], b["description"], b["target_url"], b["context"])
+            for p, b in github.delivered()[before:]] == [
+        (delta, "pending", "Build pending.", request_url, "buildbot/delta"),
+        (delta, "error", "Build pending.", request_url, "buildbot/delta")]
 
 
 def test_checkconfig_accepts_what_bbmaster_does_anyway(master):
