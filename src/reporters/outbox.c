@@ -332,7 +332,7 @@ static void retry_later(struct rep *r, struct note *n, const struct http_respons
         forget(r, n);
         return;
     }
-    uint64_t wait = resp->retry_after >= 0 ? (uint64_t)resp->retry_after * 1000
+    uint64_t wait = resp->retry_after >= 0 ? rep_retry_after_ms(resp->retry_after)
                                            : rep_backoff_ms(n->attempts, random01());
     if (resp->retry_after >= 0 && lim != NULL && (resp->status == 429 || resp->status == 403))
         rep_limiter_pause(lim, uv_now(r->loop), wait);

@@ -43,6 +43,15 @@ uint64_t rep_backoff_ms(int attempts, double r01)
     return (uint64_t)((double)cap * r01);
 }
 
+uint64_t rep_retry_after_ms(long seconds)
+{
+    if (seconds < REP_RETRY_AFTER_MIN)
+        seconds = REP_RETRY_AFTER_MIN;
+    if (seconds > REP_RETRY_AFTER_MAX)
+        seconds = REP_RETRY_AFTER_MAX;
+    return (uint64_t)seconds * 1000;
+}
+
 uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now)
 {
     uint64_t wait = l->paused_until > now ? l->paused_until - now : 0;

@@ -82,6 +82,13 @@ enum rep_outcome rep_classify(long status, const char *body, long retry_after);
 /* The wait before attempt `attempts` + 1 (attempts >= 1), `r01` a random number in [0, 1). */
 uint64_t rep_backoff_ms(int attempts, double r01);
 
+/* The wait a Retry-After of `seconds` asks for, within [REP_RETRY_AFTER_MIN,
+   REP_RETRY_AFTER_MAX] seconds: "0" must not make a loop of requests, and a year is a
+   peer's mistake. */
+#define REP_RETRY_AFTER_MIN 1
+#define REP_RETRY_AFTER_MAX 3600
+uint64_t rep_retry_after_ms(long seconds);
+
 /* A sliding window of the last REP_RATE_PER_MINUTE sends of one token, and a pause. */
 struct rep_limiter {
     uint64_t sent[REP_RATE_PER_MINUTE]; /* ring of send times (ms) */

@@ -54,6 +54,15 @@ static void test_backoff(void **state)
     assert_true(rep_backoff_ms(1, 7.0) < REP_BACKOFF_BASE_MS); /* a bad random is clamped */
 }
 
+static void test_retry_after(void **state)
+{
+    (void)state;
+    assert_int_equal(rep_retry_after_ms(0), 1000);
+    assert_int_equal(rep_retry_after_ms(1), 1000);
+    assert_int_equal(rep_retry_after_ms(60), 60000);
+    assert_int_equal(rep_retry_after_ms(31536000), 3600000);
+}
+
 static void test_limiter(void **state)
 {
     (void)state;
@@ -140,8 +149,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),    cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_limiter),     cmocka_unit_test(test_github_repo),
-        cmocka_unit_test(test_utf8_prefix),
+        cmocka_unit_test(test_retry_after), cmocka_unit_test(test_limiter),
+        cmocka_unit_test(test_github_repo), cmocka_unit_test(test_utf8_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
