@@ -543,7 +543,7 @@ static void reconfig_apply(struct master *m)
     log_info("loading configuration from %s", MASTER_CONFIG);
     struct cfg *next = NULL;
     char *cause = NULL;
-    uint64_t t0 = util_mono_ms();
+    uint64_t t0 = util_mono_ms(), cpu0 = util_thread_cpu_ms();
     if (cfg_load_with(MASTER_CONFIG, &load_opts, &next, &cause) != 0) {
         log_error("error while parsing config file:");
         log_config_errors(LOG_ERROR, cause);
@@ -593,8 +593,10 @@ static void reconfig_apply(struct master *m)
         rep_reconfig(m->rep, next);
     engine_release_config(m->engine, old);
     publish_forms(m);
-    log_info(MASTER_MSG_RECONFIG_OK " (%llu ms, master.lua itself %lu ms)",
-             (unsigned long long)(util_mono_ms() - t0), next->lua_ms);
+    log_info(MASTER_MSG_RECONFIG_OK " (%llu ms, master.lua itself %lu ms; CPU %llu ms, "
+                                    "master.lua's %lu ms)",
+             (unsigned long long)(util_mono_ms() - t0), next->lua_ms,
+             (unsigned long long)(util_thread_cpu_ms() - cpu0), next->lua_cpu_ms);
 }
 
 /* The builds have stopped (or the wait is over): the connections and the rest go. */

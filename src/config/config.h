@@ -201,13 +201,14 @@ struct cfg {
        on the master, besides the master's own directory */
     char **upload_roots;
     size_t n_upload_roots;
-    char *warnings;       /* "FILE:LINE: sentence\n" for what loads but is unwise, or NULL */
-    unsigned long lua_ms; /* how long master.lua itself ran (its modules included) */
-    int top_ref;          /* the configuration table itself (prioritizeBuilders...) */
-    int properties_ref;   /* the top-level `properties` table (Buildbot's c['properties']), or
-                             LUA_NOREF */
-    void *lua;            /* the lua_State the config was run in (owned) */
-    void *lua_budget;     /* its allocator's accounting (owned) */
+    char *warnings;           /* "FILE:LINE: sentence\n" for what loads but is unwise, or NULL */
+    unsigned long lua_ms;     /* how long master.lua itself ran (its modules included) */
+    unsigned long lua_cpu_ms; /* the CPU it used meanwhile */
+    int top_ref;              /* the configuration table itself (prioritizeBuilders...) */
+    int properties_ref;       /* the top-level `properties` table (Buildbot's c['properties']), or
+                                 LUA_NOREF */
+    void *lua;                /* the lua_State the config was run in (owned) */
+    void *lua_budget;         /* its allocator's accounting (owned) */
 };
 
 /*

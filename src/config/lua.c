@@ -385,9 +385,10 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     if (opts != NULL && opts->prepare != NULL)
         opts->prepare(L);
     char *text = xstrndup(source, len); /* validation reads the source as a C string */
-    uint64_t t0 = util_mono_ms();
+    uint64_t t0 = util_mono_ms(), cpu0 = util_thread_cpu_ms();
     int ran = run_file(L, path, source, len);
     cfg->lua_ms = (unsigned long)(util_mono_ms() - t0);
+    cfg->lua_cpu_ms = (unsigned long)(util_thread_cpu_ms() - cpu0);
     if (ran == 0) {
         budget->limit = budget->max + C_RESERVE; /* validation is C code */
         cfg_read_model(L, cfg, path, text);

@@ -122,6 +122,8 @@ unsigned long util_raise_fd_limit(unsigned long *before);
 double util_now(void);
 /* Milliseconds of a monotonic clock. */
 uint64_t util_mono_ms(void);
+/* Milliseconds of CPU the calling thread has used. */
+uint64_t util_thread_cpu_ms(void);
 /* The time `ms` milliseconds from now on `clock` (a deadline for pthread_cond_timedwait). */
 struct timespec util_deadline(clockid_t clock, unsigned ms);
 
