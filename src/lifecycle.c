@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -433,6 +434,36 @@ static int reconfig_outcome(const char *log, long offset)
     return outcome;
 }
 
+/* Waits up to `timeout` s for the outcome in the log: woken as soon as the log is written
+   (inotify), and every RECONFIG_POLL_MS anyway (a log rotated meanwhile is another file). */
+enum { RECONFIG_POLL_MS = 50 };
+
+static int wait_outcome(const char *log, long offset, int timeout)
+{
+    int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd >= 0 && inotify_add_watch(fd, log, IN_MODIFY) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    int outcome = reconfig_outcome(log, offset);
+    uint64_t deadline = util_mono_ms() + (uint64_t)timeout * 1000;
+    while (outcome < 0 && util_mono_ms() < deadline) {
+        if (fd >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            char events[4096];
+            if (poll(&p, 1, RECONFIG_POLL_MS) > 0)
+                while (read(fd, events, sizeof events) > 0)
+                    ;
+        } else {
+            usleep(RECONFIG_POLL_MS * 1000);
+        }
+        outcome = reconfig_outcome(log, offset);
+    }
+    if (fd >= 0)
+        close(fd);
+    return outcome;
+}
+
 int master_reconfig(const char *dir, int timeout)
 {
     pid_t pid = read_pid(dir);
@@ -444,12 +475,7 @@ int master_reconfig(const char *dir, int timeout)
     long offset = file_size(log);
     kill(pid, SIGHUP);
     printf("sent SIGHUP to bbmaster (pid %ld)\n", (long)pid);
-    int outcome = -1;
-    uint64_t deadline = util_mono_ms() + (uint64_t)timeout * 1000;
-    while (outcome < 0 && util_mono_ms() < deadline) {
-        usleep(50 * 1000);
-        outcome = reconfig_outcome(log, offset);
-    }
+    int outcome = wait_outcome(log, offset, timeout);
     print_log_since(log, offset);
     free(log);
     if (outcome == 1) {
