@@ -95,26 +95,36 @@ static void change_added(const json_t *change, void *arg)
 
 /* The builders' rows and their links to this master and to their workers; `info` gets what
    the database keeps of each builder's configuration. */
-static int register_builders(struct master *m, struct db_builder_info *info, char **cause)
+/* The builders' rows and links, and their information (description, project, tags). */
+static int register_builders(struct master *m, char **cause)
 {
     const struct cfg *c = m->cfg;
+    struct db_builder_link *links = xcalloc(c->n_builders + 1, sizeof *links);
+    const char **workers = xcalloc(c->n_workers + 1, sizeof *workers);
+    long long *ids = xcalloc(c->n_builders + 1, sizeof *ids);
+    struct db_builder_info *info = xcalloc(c->n_builders + 1, sizeof *info);
     for (size_t i = 0; i < c->n_builders; i++) {
         const struct cfg_builder *b = &c->builders[i];
-        long long bid = db_builder_id(m->db, b->name, cause);
-        long long bmid = bid < 0 ? -1 : db_builder_master_add(m->db, bid, m->masterid, cause);
-        if (bmid < 0)
-            return -1;
-        /* held until the commit (db_on_transaction): Buildbot's updateBuilderInfo events */
-        ev_publish(m->bus, EV_BUILDER, bid, EV_UPDATE);
-        info[i] = (struct db_builder_info){bid,        b->description, b->description_format,
-                                           b->project, b->tags,        b->n_tags};
-        for (size_t k = 0; k < b->n_workernames; k++) {
-            long long wid = db_worker_id(m->db, b->workernames[k], cause);
-            if (wid < 0 || db_configured_worker_add(m->db, bmid, wid, cause) < 0)
-                return -1;
-        }
+        links[i] = (struct db_builder_link){b->name, b->workernames, b->n_workernames};
     }
-    return 0;
+    for (size_t i = 0; i < c->n_workers; i++)
+        workers[i] = c->workers[i].name;
+    int rc =
+        db_master_link(m->db, m->masterid, links, c->n_builders, workers, c->n_workers, ids, cause);
+    for (size_t i = 0; rc == 0 && i < c->n_builders; i++) {
+        const struct cfg_builder *b = &c->builders[i];
+        /* held until the commit (db_on_transaction): Buildbot's updateBuilderInfo events */
+        ev_publish(m->bus, EV_BUILDER, ids[i], EV_UPDATE);
+        info[i] = (struct db_builder_info){ids[i],     b->description, b->description_format,
+                                           b->project, b->tags,        b->n_tags};
+    }
+    if (rc == 0)
+        rc = db_builders_info_set(m->db, info, c->n_builders, cause);
+    free(links);
+    free(workers);
+    free(ids);
+    free(info);
+    return rc;
 }
 
 /* Records this master, its builders (with their description, project and tags) and their
@@ -122,14 +132,11 @@ static int register_builders(struct master *m, struct db_builder_info *info, cha
 static int register_config(struct master *m, char **cause)
 {
     const struct cfg *c = m->cfg;
-    struct db_builder_info *info = xcalloc(c->n_builders + 1, sizeof *info);
     if (db_begin(m->db, cause) < 0)
-        goto out;
-    if (db_master_unlink(m->db, m->masterid, cause) < 0 || register_builders(m, info, cause) < 0)
+        return -1;
+    if (db_master_release_services(m->db, m->masterid, cause) < 0 ||
+        register_builders(m, cause) < 0)
         goto fail;
-    for (size_t i = 0; i < c->n_workers; i++)
-        if (db_worker_id(m->db, c->workers[i].name, cause) < 0)
-            goto fail;
     for (size_t i = 0; i < c->n_schedulers; i++) {
         long long sid = db_scheduler_id(m->db, c->schedulers[i].name, cause);
         if (sid < 0 || db_scheduler_claim(m->db, sid, m->masterid, cause) < 0)
@@ -140,14 +147,9 @@ static int register_config(struct master *m, char **cause)
         if (id < 0 || db_changesource_claim(m->db, id, m->masterid, cause) < 0)
             goto fail;
     }
-    if (db_builders_info_set(m->db, info, c->n_builders, cause) < 0)
-        goto fail;
-    free(info);
     return db_commit(m->db, cause);
 fail:
     db_rollback(m->db);
-out:
-    free(info);
     return -1;
 }
 

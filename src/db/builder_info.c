@@ -11,80 +11,18 @@
  * whose information changed are written, and their tag links are replaced in
  * batches (a statement is a round trip on PostgreSQL).
  */
-#include "db/db.h"
+#include "db/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Names to ids (tags, projects), sorted by name for bsearch. */
-struct name_id {
-    char *name;
-    long long id;
-};
-
-struct names {
-    struct name_id *v;
-    size_t n, cap;
-};
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(((const struct name_id *)a)->name, ((const struct name_id *)b)->name);
-}
-
-static int names_load(struct db *db, const char *sql, struct names *t, char **cause)
-{
-    struct db_res *r = db_query(db, sql, NULL, 0, cause);
-    if (r == NULL)
-        return -1;
-    t->v = xgrow(t->v, &t->cap, db_res_rows(r), sizeof *t->v);
-    for (size_t i = 0; i < db_res_rows(r); i++)
-        t->v[t->n++] = (struct name_id){xstrdup(db_res_text(r, i, 1)), db_res_int(r, i, 0)};
-    db_res_free(r);
-    qsort(t->v, t->n, sizeof *t->v, by_name);
-    return 0;
-}
-
-static void names_free(struct names *t)
-{
-    for (size_t i = 0; i < t->n; i++)
-        free(t->v[i].name);
-    free(t->v);
-}
-
-/* A table of named rows found or added by name: Buildbot's findTagId / find_project_id
-   (a project's slug is its name until the project is configured). */
-struct named {
-    const char *load; /* id, name of every row */
-    const char *add;  /* parameters: name, name_hash, name */
-    size_t n_add;
-};
-
-static const struct named tags_table = {"SELECT id, name FROM tags",
-                                        "INSERT INTO tags (name, name_hash) VALUES (?, ?)", 2};
-static const struct named projects_table = {
+/* Tags and projects: Buildbot's findTagId / find_project_id (a project's slug is its name
+   until the project is configured). */
+static const struct db_named tags_table = {"SELECT id, name FROM tags",
+                                           "INSERT INTO tags (name, name_hash) VALUES (?, ?)", 2};
+static const struct db_named projects_table = {
     "SELECT id, name FROM projects",
     "INSERT INTO projects (name, name_hash, slug) VALUES (?, ?, ?)", 3};
-
-/* The id of `name` in `t` (loaded from `table`), the row added if new. */
-static long long name_id(struct db *db, struct names *t, const struct named *table,
-                         const char *name, char **cause)
-{
-    struct name_id key = {(char *)name, 0};
-    struct name_id *hit = bsearch(&key, t->v, t->n, sizeof *t->v, by_name);
-    if (hit != NULL)
-        return hit->id;
-    char hash[41];
-    db_hash(&name, 1, hash);
-    struct db_param p[] = {DB_TEXT(name), DB_TEXT(hash), DB_TEXT(name)};
-    long long id;
-    if (db_insert(db, table->add, p, table->n_add, &id, cause) < 0)
-        return -1;
-    t->v = xgrow(t->v, &t->cap, t->n + 1, sizeof *t->v);
-    t->v[t->n++] = (struct name_id){xstrdup(name), id};
-    qsort(t->v, t->n, sizeof *t->v, by_name);
-    return id;
-}
 
 /* The first row of `r` (ordered by its column 0) whose column 0 is `id`, or the number of
    rows when none is. */
@@ -98,7 +36,7 @@ static size_t first_row(const struct db_res *r, long long id)
    their tag names in link order (builderid, name). */
 struct current {
     struct db_res *builders, *tags;
-    struct names tag_ids, project_ids;
+    struct db_names tag_ids, project_ids;
 };
 
 static int current_load(struct db *db, struct current *c, char **cause)
@@ -115,8 +53,8 @@ static int current_load(struct db *db, struct current *c, char **cause)
                        NULL, 0, cause);
     if (c->tags == NULL)
         return -1;
-    if (names_load(db, tags_table.load, &c->tag_ids, cause) < 0 ||
-        names_load(db, projects_table.load, &c->project_ids, cause) < 0)
+    if (db_names_load(db, &tags_table, &c->tag_ids, cause) < 0 ||
+        db_names_load(db, &projects_table, &c->project_ids, cause) < 0)
         return -1;
     return 0;
 }
@@ -125,8 +63,8 @@ static void current_free(struct current *c)
 {
     db_res_free(c->builders);
     db_res_free(c->tags);
-    names_free(&c->tag_ids);
-    names_free(&c->project_ids);
+    db_names_free(&c->tag_ids);
+    db_names_free(&c->project_ids);
 }
 
 /* Equal strings, or both NULL. */
@@ -145,10 +83,8 @@ static bool tags_same(const struct current *c, const struct db_builder_info *b)
     return n == b->n_tags;
 }
 
-/* The builders whose tags change and their new links, written in batches of BATCH rows
-   (one DELETE and one INSERT for each): on PostgreSQL every statement is a round trip. */
-#define BATCH 500
-
+/* The builders whose tags change and their new links (one DELETE and one INSERT for
+   DB_BATCH of them). */
 struct links {
     struct db_param *builders; /* builderid */
     size_t n_builders, cap_builders;
@@ -162,7 +98,7 @@ static int links_add(struct db *db, struct current *c, struct links *l,
     l->builders = xgrow(l->builders, &l->cap_builders, l->n_builders + 1, sizeof *l->builders);
     l->builders[l->n_builders++] = DB_INT(b->builderid);
     for (size_t i = 0; i < b->n_tags; i++) {
-        long long tagid = name_id(db, &c->tag_ids, &tags_table, b->tags[i], cause);
+        long long tagid = db_names_id(db, &c->tag_ids, &tags_table, b->tags[i], cause);
         if (tagid < 0)
             return -1;
         l->rows = xgrow(l->rows, &l->cap_rows, l->n_rows + 2, sizeof *l->rows);
@@ -172,33 +108,13 @@ static int links_add(struct db *db, struct current *c, struct links *l,
     return 0;
 }
 
-/* Runs `head`, groups `group` (of `per` parameters each) joined by ", ", then `tail`, for the
-   `n` parameters `p`, BATCH groups a statement. */
-static int exec_batched(struct db *db, const char *head, const char *group, const char *tail,
-                        size_t per, const struct db_param *p, size_t n, char **cause)
-{
-    for (size_t at = 0; at < n; at += BATCH * per) {
-        size_t k = n - at < BATCH * per ? n - at : BATCH * per;
-        struct buf sql = {0};
-        buf_addstr(&sql, head);
-        for (size_t i = 0; i < k / per; i++)
-            buf_printf(&sql, "%s%s", i > 0 ? ", " : "", group);
-        buf_addstr(&sql, tail);
-        int rc = db_exec(db, sql.data, p + at, k, cause);
-        buf_free(&sql);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
 static int links_write(struct db *db, const struct links *l, char **cause)
 {
-    if (exec_batched(db, "DELETE FROM builders_tags WHERE builderid IN (", "?", ")", 1, l->builders,
-                     l->n_builders, cause) < 0)
+    if (db_exec_batched(db, "DELETE FROM builders_tags WHERE builderid IN (", "?", ")", 1,
+                        l->builders, l->n_builders, cause) < 0)
         return -1;
-    return exec_batched(db, "INSERT INTO builders_tags (builderid, tagid) VALUES ", "(?, ?)", "", 2,
-                        l->rows, l->n_rows, cause);
+    return db_exec_batched(db, "INSERT INTO builders_tags (builderid, tagid) VALUES ", "(?, ?)", "",
+                           2, l->rows, l->n_rows, cause);
 }
 
 static void links_free(struct links *l)
@@ -218,7 +134,7 @@ static int write_info(struct db *db, struct current *c, const struct db_builder_
         return util_cause(cause, "builder %lld is not in the builders table", b->builderid);
     struct db_param project = DB_NULL;
     if (b->project != NULL) {
-        project = DB_INT(name_id(db, &c->project_ids, &projects_table, b->project, cause));
+        project = DB_INT(db_names_id(db, &c->project_ids, &projects_table, b->project, cause));
         if (project.i < 0)
             return -1;
     }

@@ -191,10 +191,26 @@ int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid,
 long long db_changesource_id(struct db *db, const char *name, char **cause);
 int db_changesource_claim(struct db *db, long long changesourceid, long long masterid,
                           char **cause);
-long long db_builder_master_add(struct db *db, long long builderid, long long masterid,
-                                char **cause);
-int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,
-                             char **cause);
+/* A configured builder and the workers it may run on. */
+struct db_builder_link {
+    const char *name;
+    char *const *workernames;
+    size_t n_workernames;
+};
+/*
+ * Makes the master's builder_masters and configured_workers rows say `b` (links.c), as
+ * Buildbot's updateBuilderList and workerConfigured do: builders and workers are found by
+ * name or added (the `workers` too, configured or not on a builder), links the
+ * configuration no longer has are removed, new ones added, the others left as they are.
+ * builderids[i] receives the id of b[i].  Run it inside the caller's transaction.
+ * 0, or -1 with *cause.
+ */
+int db_master_link(struct db *db, long long masterid, const struct db_builder_link *b, size_t n,
+                   const char *const *workers, size_t n_workers, long long *builderids,
+                   char **cause);
+/* Removes a master's scheduler_masters and changesource_masters rows: its services are
+   claimed again. */
+int db_master_release_services(struct db *db, long long masterid, char **cause);
 /*
  * What the configuration says of builders (builder_info.c), written as Buildbot's
  * updateBuilderInfo writes it: description, description_format (description_html NULL),

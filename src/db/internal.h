@@ -78,6 +78,31 @@ int db_behind_commit(struct db *db, char **cause);
 void db_behind_rollback(struct db *db);
 void db_behind_free(struct db *db);
 
+/* Named rows (names.c): a table's rows by name, read at once and kept sorted by name. */
+struct db_named {
+    const char *load; /* SELECT id, name of every row */
+    const char *add;  /* its parameters: name, name_hash, name (the first n_add of them) */
+    size_t n_add;
+};
+struct db_name_id {
+    char *name;
+    long long id;
+};
+struct db_names {
+    struct db_name_id *v;
+    size_t n, cap;
+};
+int db_names_load(struct db *db, const struct db_named *table, struct db_names *t, char **cause);
+/* The id of `name`, its row added (and put in `t`) if there is none. */
+long long db_names_id(struct db *db, struct db_names *t, const struct db_named *table,
+                      const char *name, char **cause);
+void db_names_free(struct db_names *t);
+/* Runs `head`, groups `group` (of `per` parameters each) joined by ", ", then `tail`, for
+   the `n` parameters `p`: DB_BATCH groups a statement.  0, or -1 with *cause. */
+#define DB_BATCH 500
+int db_exec_batched(struct db *db, const char *head, const char *group, const char *tail,
+                    size_t per, const struct db_param *p, size_t n, char **cause);
+
 /* Backends: return NULL with *cause. */
 struct db *db_sqlite_open(const char *path, bool readonly, char **cause);
 struct db *db_pg_open(const char *conninfo, bool readonly, char **cause);

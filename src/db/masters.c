@@ -76,6 +76,15 @@ long long db_worker_id(struct db *db, const char *name, char **cause)
                        p, 1, cause);
 }
 
+int db_master_release_services(struct db *db, long long masterid, char **cause)
+{
+    struct db_param p = DB_INT(masterid);
+    if (db_exec(db, "DELETE FROM scheduler_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
+        db_exec(db, "DELETE FROM changesource_masters WHERE masterid = ?", &p, 1, cause) < 0)
+        return -1;
+    return 0;
+}
+
 int db_master_unlink(struct db *db, long long masterid, char **cause)
 {
     struct db_param p = DB_INT(masterid);
@@ -83,11 +92,9 @@ int db_master_unlink(struct db *db, long long masterid, char **cause)
                 "DELETE FROM configured_workers WHERE buildermasterid IN "
                 "(SELECT id FROM builder_masters WHERE masterid = ?)",
                 &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM scheduler_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
-        db_exec(db, "DELETE FROM changesource_masters WHERE masterid = ?", &p, 1, cause) < 0)
+        db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0)
         return -1;
-    return 0;
+    return db_master_release_services(db, masterid, cause);
 }
 
 long long db_scheduler_id(struct db *db, const char *name, char **cause)
@@ -136,28 +143,6 @@ long long db_changesource_id(struct db *db, const char *name, char **cause)
 int db_changesource_claim(struct db *db, long long changesourceid, long long masterid, char **cause)
 {
     return claim(db, "changesource_masters", "changesourceid", changesourceid, masterid, cause);
-}
-
-long long db_builder_master_add(struct db *db, long long builderid, long long masterid,
-                                char **cause)
-{
-    struct db_param p[] = {DB_INT(builderid), DB_INT(masterid)};
-    long long id;
-    if (db_insert(db, "INSERT INTO builder_masters (builderid, masterid) VALUES (?, ?)", p, 2, &id,
-                  cause) < 0)
-        return -1;
-    return id;
-}
-
-int db_configured_worker_add(struct db *db, long long buildermasterid, long long workerid,
-                             char **cause)
-{
-    struct db_param p[] = {DB_INT(buildermasterid), DB_INT(workerid)};
-    long long id;
-    return db_insert(db, "INSERT INTO configured_workers (buildermasterid, workerid) VALUES (?, ?)",
-                     p, 2, &id, cause) < 0
-               ? -1
-               : 0;
 }
 
 int db_master_deactivate(struct db *db, long long masterid, char **cause)

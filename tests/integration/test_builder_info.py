@@ -2,7 +2,8 @@
 reaches the database as Buildbot's updateBuilderInfo writes it, at start and at every
 reconfig, and /api/v2/builders shows it (tags__contains filters on it); a reconfig that
 drops a tag unlinks it and keeps the tag's row; a reconfig that changes nothing rewrites
-nothing.  On SQLite and on PostgreSQL."""
+nothing; the builders' and workers' links follow the configuration and keep their rows.
+On SQLite and on PostgreSQL."""
 
 import os
 import sqlite3
@@ -143,3 +144,60 @@ def test_duplicate_tags_are_refused(master):
     assert r.returncode != 0
     assert "master.lua:10: builder 'a': tags list contains duplicate tags: unix" in \
         r.stdout + r.stderr, r.stdout + r.stderr
+
+
+LINKS = r'''local bbm = require "bbm"
+local f = bbm.factory{ bbm.steps.shell{ command = { "true" } } }
+return {
+  title = "links",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "pw"), bbm.worker("w2", "pw"), bbm.worker("w3", "pw") },
+  builders = { %(builders)s },
+}
+'''
+
+
+def test_reconfig_keeps_the_links_it_still_has(master, backend):
+    """builder_masters and configured_workers say what the configuration says after each
+    reconfig, as Buildbot's updateBuilderList and workerConfigured leave them: links that
+    stay keep their rows, removed ones go, new ones come."""
+    site = Site(master, backend)
+
+    def write(builders):
+        db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
+        lua = ", ".join('bbm.builder{ name = "%s", workernames = { %s }, factory = f }'
+                        % (name, ", ".join('"%s"' % w for w in workers))
+                        for name, workers in builders)
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(LINKS % {"pb": master.pb_port, "www": site.port, "db": db,
+                             "builders": lua})
+
+    def links():
+        return {(b, w): (bmid, cwid) for b, w, bmid, cwid in site.rows(
+            "SELECT b.name, w.name, bm.id, cw.id FROM configured_workers cw "
+            "JOIN builder_masters bm ON bm.id = cw.buildermasterid "
+            "JOIN builders b ON b.id = bm.builderid JOIN workers w ON w.id = cw.workerid")}
+
+    write([("a", ["w1"]), ("b", ["w1", "w2"]), ("c", ["w2"])])
+    master.start()
+    first = links()
+    assert sorted(first) == [("a", "w1"), ("b", "w1"), ("b", "w2"), ("c", "w2")]
+    r = master.cli("reconfig", master.dir, check=0)
+    assert "completed successfully" in r.stdout, r.stdout
+    assert links() == first
+    write([("a", ["w1", "w2"]), ("b", ["w2"]), ("d", ["w3", "w3"])])
+    r = master.cli("reconfig", master.dir, check=0)
+    assert "completed successfully" in r.stdout, r.stdout
+    after = links()
+    assert sorted(after) == [("a", "w1"), ("a", "w2"), ("b", "w2"), ("d", "w3")]
+    assert after[("a", "w1")] == first[("a", "w1")] and after[("b", "w2")] == first[("b", "w2")]
+    assert sorted(n for (n,) in site.rows(
+        "SELECT b.name FROM builder_masters bm JOIN builders b ON b.id = bm.builderid")) == \
+        ["a", "b", "d"]
+    configured = {w["name"]: sorted(c["builderid"] for c in w["configured_on"])
+                  for w in api_get(site.port, "workers")["workers"]}
+    ids = {n: b["builderid"] for n, b in site.builders().items()}
+    assert configured == {"w1": [ids["a"]], "w2": sorted([ids["a"], ids["b"]]),
+                          "w3": [ids["d"]]}

@@ -1,0 +1,169 @@
+/*
+ * Which builders a master has and which workers each may run on
+ * (builder_masters, configured_workers), made to say what the configuration
+ * says at start and at every reconfig, as Buildbot's updateBuilderList and
+ * workerConfigured do: the links the configuration no longer has are removed,
+ * new ones added, the rest left as they are.  A reconfig that changes nothing
+ * reads four tables and writes nothing, where removing every link and adding
+ * it again was some 5,000 statements for a thousand builders.
+ */
+#include "db/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct db_named builders_table = {
+    "SELECT id, name FROM builders", "INSERT INTO builders (name, name_hash) VALUES (?, ?)", 2};
+static const struct db_named workers_table = {
+    "SELECT id, name FROM workers",
+    "INSERT INTO workers (name, info, paused, graceful) VALUES (?, '{}', 0, 0)", 1};
+
+/* The master's links as they are, and which of them the configuration keeps. */
+struct links {
+    struct db_res *bm; /* builderid, id: ordered by builderid */
+    struct db_res *cw; /* buildermasterid, workerid, id: ordered by both */
+    bool *bm_kept, *cw_kept;
+    struct db_names builders, workers;
+    struct db_param *add; /* buildermasterid, workerid of configured_workers rows to add */
+    size_t n_add, cap_add;
+};
+
+static int links_load(struct db *db, long long masterid, struct links *l, char **cause)
+{
+    struct db_param p = DB_INT(masterid);
+    l->bm = db_query(db,
+                     "SELECT builderid, id FROM builder_masters WHERE masterid = ? "
+                     "ORDER BY builderid",
+                     &p, 1, cause);
+    if (l->bm == NULL)
+        return -1;
+    l->cw = db_query(db,
+                     "SELECT cw.buildermasterid, cw.workerid, cw.id FROM configured_workers cw "
+                     "JOIN builder_masters bm ON bm.id = cw.buildermasterid "
+                     "WHERE bm.masterid = ? ORDER BY cw.buildermasterid, cw.workerid",
+                     &p, 1, cause);
+    if (l->cw == NULL)
+        return -1;
+    l->bm_kept = xcalloc(db_res_rows(l->bm) + 1, sizeof *l->bm_kept);
+    l->cw_kept = xcalloc(db_res_rows(l->cw) + 1, sizeof *l->cw_kept);
+    if (db_names_load(db, &builders_table, &l->builders, cause) < 0 ||
+        db_names_load(db, &workers_table, &l->workers, cause) < 0)
+        return -1;
+    return 0;
+}
+
+static void links_free(struct links *l)
+{
+    db_res_free(l->bm);
+    db_res_free(l->cw);
+    free(l->bm_kept);
+    free(l->cw_kept);
+    db_names_free(&l->builders);
+    db_names_free(&l->workers);
+    free(l->add);
+}
+
+/* The row of `r` (ordered by column 0) whose column 0 is `v`, or its number of rows. */
+static size_t row_of(const struct db_res *r, long long v)
+{
+    size_t at = db_res_lower_bound(r, v);
+    return at < db_res_rows(r) && db_res_int(r, at, 0) == v ? at : db_res_rows(r);
+}
+
+/* The builder_masters row of builder `bid`, kept, or added. */
+static long long builder_master(struct db *db, long long masterid, struct links *l,
+                                long long bid, bool *old, char **cause)
+{
+    size_t row = row_of(l->bm, bid);
+    *old = row < db_res_rows(l->bm);
+    if (*old) {
+        l->bm_kept[row] = true;
+        return db_res_int(l->bm, row, 1);
+    }
+    struct db_param p[] = {DB_INT(bid), DB_INT(masterid)};
+    long long id;
+    if (db_insert(db, "INSERT INTO builder_masters (builderid, masterid) VALUES (?, ?)", p, 2, &id,
+                  cause) < 0)
+        return -1;
+    return id;
+}
+
+/* Keeps the configured_workers row (bmid, wid) if there is one (old: the builder had its
+   links), else has it added. */
+static void configured_worker(struct links *l, long long bmid, long long wid, bool old)
+{
+    for (size_t row = old ? row_of(l->cw, bmid) : db_res_rows(l->cw);
+         row < db_res_rows(l->cw) && db_res_int(l->cw, row, 0) == bmid; row++) {
+        if (db_res_int(l->cw, row, 1) == wid) {
+            l->cw_kept[row] = true;
+            return;
+        }
+    }
+    for (size_t i = l->n_add; i >= 2 && l->add[i - 2].i == bmid; i -= 2)
+        if (l->add[i - 1].i == wid)
+            return; /* a worker named twice */
+    l->add = xgrow(l->add, &l->cap_add, l->n_add + 2, sizeof *l->add);
+    l->add[l->n_add++] = DB_INT(bmid);
+    l->add[l->n_add++] = DB_INT(wid);
+}
+
+/* Removes the rows nobody kept: `col` (the id) of `r`'s rows in `table`. */
+static int remove_unkept(struct db *db, const char *table, const struct db_res *r, size_t col,
+                         const bool *kept, char **cause)
+{
+    struct db_param *ids = xcalloc(db_res_rows(r) + 1, sizeof *ids);
+    size_t n = 0;
+    for (size_t row = 0; row < db_res_rows(r); row++)
+        if (!kept[row])
+            ids[n++] = DB_INT(db_res_int(r, row, col));
+    char head[128];
+    snprintf(head, sizeof head, "DELETE FROM %s WHERE id IN (", table);
+    int rc = db_exec_batched(db, head, "?", ")", 1, ids, n, cause);
+    free(ids);
+    return rc;
+}
+
+static int link_all(struct db *db, long long masterid, struct links *l,
+                    const struct db_builder_link *b, size_t n, long long *builderids, char **cause)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool old;
+        long long bid = db_names_id(db, &l->builders, &builders_table, b[i].name, cause);
+        long long bmid = bid < 0 ? -1 : builder_master(db, masterid, l, bid, &old, cause);
+        if (bmid < 0)
+            return -1;
+        builderids[i] = bid;
+        for (size_t k = 0; k < b[i].n_workernames; k++) {
+            long long wid =
+                db_names_id(db, &l->workers, &workers_table, b[i].workernames[k], cause);
+            if (wid < 0)
+                return -1;
+            configured_worker(l, bmid, wid, old);
+        }
+    }
+    return 0;
+}
+
+int db_master_link(struct db *db, long long masterid, const struct db_builder_link *b, size_t n,
+                   const char *const *workers, size_t n_workers, long long *builderids,
+                   char **cause)
+{
+    struct links l = {0};
+    int rc = -1;
+    if (links_load(db, masterid, &l, cause) < 0 ||
+        link_all(db, masterid, &l, b, n, builderids, cause) < 0)
+        goto out;
+    for (size_t i = 0; i < n_workers; i++)
+        if (db_names_id(db, &l.workers, &workers_table, workers[i], cause) < 0)
+            goto out;
+    /* the links of the builders that went first: they are among the unkept */
+    if (remove_unkept(db, "configured_workers", l.cw, 2, l.cw_kept, cause) < 0 ||
+        remove_unkept(db, "builder_masters", l.bm, 1, l.bm_kept, cause) < 0)
+        goto out;
+    rc = db_exec_batched(db, "INSERT INTO configured_workers (buildermasterid, workerid) VALUES ",
+                         "(?, ?)", "", 2, l.add, l.n_add, cause);
+out:
+    links_free(&l);
+    return rc;
+}
