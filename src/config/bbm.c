@@ -507,15 +507,56 @@ static const char *refused(const struct param *p)
     return NULL;
 }
 
-static const struct param *find_param(const struct param *const *lists, const char *name)
+/*
+ * The parameters of `lists` by name, as a Lua table pushed on the stack: name -> light
+ * userdata (the struct param), or the reason a refused one is refused (a string); [1] ->
+ * the "*" parameter that takes any name, if any.  Earlier lists win, and "*" hides what
+ * follows it.  Built once per state and list, kept in the registry: a configuration of a
+ * thousand builders calls the constructors tens of thousands of times.
+ */
+static void push_param_index(lua_State *L, const struct param *const *lists)
 {
-    for (; *lists != NULL; lists++) {
-        for (const struct param *p = *lists; p->name != NULL; p++) {
-            if (strcmp(p->name, name) == 0 || strcmp(p->name, "*") == 0) /* "*": any name */
-                return p;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, lists) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    bool any = false;
+    for (const struct param *const *l = lists; *l != NULL && !any; l++) {
+        for (const struct param *p = *l; p->name != NULL && !any; p++) {
+            any = strcmp(p->name, "*") == 0;
+            if (any) {
+                lua_pushlightuserdata(L, (void *)p);
+                lua_rawseti(L, -2, 1);
+            } else if (lua_getfield(L, -1, p->name) == LUA_TNIL) {
+                lua_pop(L, 1);
+                if (refused(p) != NULL)
+                    lua_pushstring(L, refused(p));
+                else
+                    lua_pushlightuserdata(L, (void *)p);
+                lua_setfield(L, -2, p->name);
+            } else {
+                lua_pop(L, 1);
+            }
         }
     }
-    return NULL;
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, lists);
+}
+
+/* The parameter the key at -2 names in the index at `index`, or NULL with *why set when
+   it is refused; NULL with *why NULL when it is unknown. */
+static const struct param *find_param(lua_State *L, int index, const char **why)
+{
+    lua_pushvalue(L, -2);
+    int t = lua_rawget(L, index);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        t = lua_rawgeti(L, index, 1);
+    }
+    *why = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    const struct param *p = t == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
+    lua_pop(L, 1);
+    return p;
 }
 
 static void suggest_param(const struct param *const *lists, const char *name, char *out,
@@ -530,8 +571,9 @@ static void suggest_param(const struct param *const *lists, const char *name, ch
     cfg_suggest(name, names, out, size);
 }
 
-/* Checks one key = value of the table at `src` (key at -2, value at -1). */
-static void check_entry(lua_State *L, const char *ctor, const struct param *const *lists,
+/* Checks one key = value of the table at `src` (key at -2, value at -1); `index` is the
+   lists' push_param_index. */
+static void check_entry(lua_State *L, const char *ctor, const struct param *const *lists, int index,
                         const char *file, int line)
 {
     if (lua_type(L, -2) != LUA_TSTRING) {
@@ -539,15 +581,15 @@ static void check_entry(lua_State *L, const char *ctor, const struct param *cons
                   ctor);
         return;
     }
-    const char *key = lua_tostring(L, -2);
-    const struct param *p = find_param(lists, key);
-    if (p == NULL) {
+    const char *key = lua_tostring(L, -2), *why;
+    const struct param *p = find_param(L, index, &why);
+    if (why != NULL) {
+        cfg_error(L, file, line, "%s: '%s' is a Buildbot parameter bbmaster does not implement: %s",
+                  ctor, key, why);
+    } else if (p == NULL) {
         char hint[128];
         suggest_param(lists, key, hint, sizeof hint);
         cfg_error(L, file, line, "%s: unknown parameter '%s'%s", ctor, key, hint);
-    } else if (refused(p) != NULL) {
-        cfg_error(L, file, line, "%s: '%s' is a Buildbot parameter bbmaster does not implement: %s",
-                  ctor, key, refused(p));
     } else if (p->type == P_LOCKS && count_items(L, -1, cfg_is_lock) > 0) { /* a bare lock */
         cfg_error(L, file, line,
                   "%s: 'locks' names a lock without saying how it is taken; write "
@@ -561,6 +603,22 @@ static void check_entry(lua_State *L, const char *ctor, const struct param *cons
     }
 }
 
+/* Checks every key = value of the table at `src`; returns how many there are. */
+static int check_entries(lua_State *L, int src, const char *ctor, const struct param *const *lists,
+                         const char *file, int line)
+{
+    push_param_index(L, lists);
+    int index = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, src) != 0) {
+        check_entry(L, ctor, lists, index, file, line);
+        lua_pop(L, 1);
+        n++;
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
 /*
  * The generic constructor: validates the table at `src` against `lists`
  * (NULL-terminated) and pushes a copy with _kind, _file and _line.
@@ -571,18 +629,19 @@ static void construct(lua_State *L, int src, const char *kind, const char *ctor,
     char file[256];
     int line;
     cfg_caller(L, file, sizeof file, &line);
-    lua_newtable(L);
-    int dst = lua_gettop(L);
     if (lua_type(L, src) != LUA_TTABLE) {
+        lua_newtable(L);
         cfg_error(L, file, line, "%s expects a table of parameters, not %s", ctor,
                   luaL_typename(L, src));
     } else {
+        int n = check_entries(L, src, ctor, lists, file, line);
+        lua_createtable(L, 0, n + 3); /* sized once: the copy and _kind, _file, _line */
+        int dst = lua_gettop(L);
         lua_pushnil(L);
         while (lua_next(L, src) != 0) {
-            check_entry(L, ctor, lists, file, line);
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
-            lua_settable(L, dst);
+            lua_rawset(L, dst);
         }
         for (const struct param *const *l = lists; *l != NULL; l++) {
             for (const struct param *p = *l; p->name != NULL; p++) {
@@ -593,6 +652,7 @@ static void construct(lua_State *L, int src, const char *kind, const char *ctor,
             }
         }
     }
+    int dst = lua_gettop(L);
     lua_pushstring(L, kind);
     lua_setfield(L, dst, CFG_KIND);
     lua_pushstring(L, file);
