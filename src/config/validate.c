@@ -105,14 +105,17 @@ static void where(lua_State *L, int idx, const struct reader *r, const char *key
                   size_t size, int *line)
 {
     snprintf(file, size, "%s", r->path);
-    *line = key_line(r, key);
-    if (lua_type(L, idx) != LUA_TTABLE)
-        return;
-    if (lua_getfield(L, idx, CFG_FILE) == LUA_TSTRING)
-        snprintf(file, size, "%s", lua_tostring(L, -1));
-    if (lua_getfield(L, idx, CFG_LINE) == LUA_TNUMBER)
-        *line = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
+    bool has_line = false;
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        if (lua_getfield(L, idx, CFG_FILE) == LUA_TSTRING)
+            snprintf(file, size, "%s", lua_tostring(L, -1));
+        has_line = lua_getfield(L, idx, CFG_LINE) == LUA_TNUMBER;
+        if (has_line)
+            *line = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    if (!has_line) /* the source is searched only for entries no constructor made */
+        *line = key_line(r, key);
 }
 
 static bool has_kind(lua_State *L, int idx, const char *prefix)
