@@ -72,8 +72,8 @@ static size_t row_of(const struct db_res *r, long long v)
 }
 
 /* The builder_masters row of builder `bid`, kept, or added. */
-static long long builder_master(struct db *db, long long masterid, struct links *l,
-                                long long bid, bool *old, char **cause)
+static long long builder_master(struct db *db, long long masterid, struct links *l, long long bid,
+                                bool *old, char **cause)
 {
     size_t row = row_of(l->bm, bid);
     *old = row < db_res_rows(l->bm);
