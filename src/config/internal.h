@@ -54,4 +54,11 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
 void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path, int key_line);
 void cfg_free_reporters(struct cfg *cfg);
 
+/* The memory of a Lua state (luapool.c): cfg_pool_realloc is a lua_Alloc's work (osize is
+   Lua's); cfg_pool_free releases every block at once, after lua_close. */
+struct cfg_pool;
+struct cfg_pool *cfg_pool_new(void);
+void *cfg_pool_realloc(struct cfg_pool *p, void *ptr, size_t osize, size_t nsize);
+void cfg_pool_free(struct cfg_pool *p);
+
 #endif

@@ -45,6 +45,7 @@ enum {
 static const char errors_key = 'e';
 
 struct lua_budget {
+    struct cfg_pool *pool; /* where the state's memory comes from */
     size_t used;
     size_t max;            /* the cap of the configuration's Lua code */
     size_t limit;          /* the allocator's: max, or max + C_RESERVE between calls */
@@ -62,13 +63,13 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (ptr == NULL)
         osize = 0;
     if (nsize == 0) {
-        free(ptr);
+        cfg_pool_realloc(b->pool, ptr, osize, 0);
         b->used -= osize;
         return NULL;
     }
     if (nsize > osize && b->used + (nsize - osize) > b->limit)
         return NULL;
-    void *p = realloc(ptr, nsize);
+    void *p = cfg_pool_realloc(b->pool, ptr, osize, nsize);
     if (p != NULL)
         b->used = b->used - osize + nsize;
     return p;
@@ -371,6 +372,7 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     buf_init(&errors.text, 0);
     errors.count = 0;
     struct lua_budget *budget = xcalloc(1, sizeof *budget);
+    budget->pool = cfg_pool_new();
     budget->max = opts != NULL && opts->max_memory > 0 ? opts->max_memory : MAX_LUA_MEMORY;
     budget->max_spent =
         opts != NULL && opts->max_instructions > 0 ? opts->max_instructions : MAX_INSTRUCTIONS;
@@ -572,6 +574,8 @@ void cfg_free(struct cfg *cfg)
     free(cfg->warnings);
     if (cfg->lua != NULL)
         lua_close(cfg->lua);
+    if (cfg->lua_budget != NULL)
+        cfg_pool_free(((struct lua_budget *)cfg->lua_budget)->pool);
     free(cfg->lua_budget);
     free(cfg);
 }
