@@ -407,9 +407,8 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &errors_key);
     lua_settop(L, 0);
-    /* what building the configuration left behind goes now: an idle master allocates
-       too little in Lua to make the collector finish a cycle */
-    lua_gc(L, LUA_GCCOLLECT);
+    /* what building the configuration left behind is not collected now: its blocks stay in
+       the state's pool either way (luapool.c), and go with the state at the next reconfig */
     *out = cfg;
     return 0;
 }
