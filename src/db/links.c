@@ -21,8 +21,9 @@ static const struct db_named workers_table = {
 
 /* The master's links as they are, and which of them the configuration keeps. */
 struct links {
-    struct db_res *bm; /* builderid, id: ordered by builderid */
-    struct db_res *cw; /* buildermasterid, workerid, id: ordered by both */
+    struct db_res *bm;  /* builderid, id: ordered by builderid */
+    struct db_res *now; /* the same once new rows are added (NULL: none was) */
+    struct db_res *cw;  /* buildermasterid, workerid, id: ordered by both */
     bool *bm_kept, *cw_kept;
     struct db_names builders, workers;
     struct db_param *add; /* buildermasterid, workerid of configured_workers rows to add */
@@ -56,6 +57,7 @@ static int links_load(struct db *db, long long masterid, struct links *l, char *
 static void links_free(struct links *l)
 {
     db_res_free(l->bm);
+    db_res_free(l->now);
     db_res_free(l->cw);
     free(l->bm_kept);
     free(l->cw_kept);
@@ -71,22 +73,34 @@ static size_t row_of(const struct db_res *r, long long v)
     return at < db_res_rows(r) && db_res_int(r, at, 0) == v ? at : db_res_rows(r);
 }
 
-/* The builder_masters row of builder `bid`, kept, or added. */
-static long long builder_master(struct db *db, long long masterid, struct links *l, long long bid,
-                                bool *old, char **cause)
+/* Keeps the builder_masters rows of the builders `bids` and adds the missing ones, one
+   statement for DB_BATCH of them (after a clean stop, all of them), then reads the rows
+   again if it added any. */
+static int builder_masters(struct db *db, long long masterid, struct links *l,
+                           const long long *bids, size_t n, char **cause)
 {
-    size_t row = row_of(l->bm, bid);
-    *old = row < db_res_rows(l->bm);
-    if (*old) {
-        l->bm_kept[row] = true;
-        return db_res_int(l->bm, row, 1);
+    struct db_param *add = xcalloc(2 * n + 1, sizeof *add);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t row = row_of(l->bm, bids[i]);
+        if (row < db_res_rows(l->bm)) {
+            l->bm_kept[row] = true;
+        } else {
+            add[k++] = DB_INT(bids[i]);
+            add[k++] = DB_INT(masterid);
+        }
     }
-    struct db_param p[] = {DB_INT(bid), DB_INT(masterid)};
-    long long id;
-    if (db_insert(db, "INSERT INTO builder_masters (builderid, masterid) VALUES (?, ?)", p, 2, &id,
-                  cause) < 0)
-        return -1;
-    return id;
+    int rc = db_exec_batched(db, "INSERT INTO builder_masters (builderid, masterid) VALUES ",
+                             "(?, ?)", "", 2, add, k, cause);
+    free(add);
+    if (rc < 0 || k == 0)
+        return rc;
+    struct db_param m = DB_INT(masterid);
+    l->now = db_query(db,
+                      "SELECT builderid, id FROM builder_masters WHERE masterid = ? "
+                      "ORDER BY builderid",
+                      &m, 1, cause);
+    return l->now == NULL ? -1 : 0;
 }
 
 /* Keeps the configured_workers row (bmid, wid) if there is one (old: the builder had its
@@ -128,12 +142,19 @@ static int link_all(struct db *db, long long masterid, struct links *l,
                     const struct db_builder_link *b, size_t n, long long *builderids, char **cause)
 {
     for (size_t i = 0; i < n; i++) {
-        bool old;
-        long long bid = db_names_id(db, &l->builders, &builders_table, b[i].name, cause);
-        long long bmid = bid < 0 ? -1 : builder_master(db, masterid, l, bid, &old, cause);
-        if (bmid < 0)
+        builderids[i] = db_names_id(db, &l->builders, &builders_table, b[i].name, cause);
+        if (builderids[i] < 0)
             return -1;
-        builderids[i] = bid;
+    }
+    if (builder_masters(db, masterid, l, builderids, n, cause) < 0)
+        return -1;
+    const struct db_res *now = l->now != NULL ? l->now : l->bm;
+    for (size_t i = 0; i < n; i++) {
+        size_t row = row_of(now, builderids[i]);
+        if (row == db_res_rows(now))
+            return util_cause(cause, "builder %lld has no builder_masters row", builderids[i]);
+        long long bmid = db_res_int(now, row, 1);
+        bool old = row_of(l->bm, builderids[i]) < db_res_rows(l->bm);
         for (size_t k = 0; k < b[i].n_workernames; k++) {
             long long wid =
                 db_names_id(db, &l->workers, &workers_table, b[i].workernames[k], cause);
