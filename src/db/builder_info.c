@@ -8,8 +8,9 @@
  *
  * A master with a thousand builders does this at every reconfig, so what the
  * rows hold is read once for all builders (four queries), only the builders
- * whose information changed are written, and their tag links are replaced in
- * batches (a statement is a round trip on PostgreSQL).
+ * whose information changed are written, in batches (an UPDATE from a list of
+ * values), and their tag links are replaced in batches too (a statement is a
+ * round trip on PostgreSQL).
  */
 #include "db/internal.h"
 
@@ -123,11 +124,27 @@ static void links_free(struct links *l)
     free(l->rows);
 }
 
+/* The builders whose rows say another description or project: (id, description, format,
+   project) and (id, project), each written in batches of DB_BATCH rows. */
+struct updates {
+    struct db_param *words;
+    size_t n_words, cap_words;
+    struct db_param *projects;
+    size_t n_projects, cap_projects;
+};
+
+static void push(struct db_param **v, size_t *n, size_t *cap, const struct db_param *p, size_t k)
+{
+    *v = xgrow(*v, cap, *n + k, sizeof **v);
+    memcpy(*v + *n, p, k * sizeof *p);
+    *n += k;
+}
+
 /* The description, its format and the project.  description_html is not rendered here: a
    new description gets NULL (Buildbot's value when there is no format), an unchanged one
    keeps what is stored. */
-static int write_info(struct db *db, struct current *c, const struct db_builder_info *b,
-                      char **cause)
+static int info_add(struct db *db, struct current *c, struct updates *u,
+                    const struct db_builder_info *b, char **cause)
 {
     size_t row = first_row(c->builders, b->builderid);
     if (row == db_res_rows(c->builders))
@@ -144,33 +161,49 @@ static int write_info(struct db *db, struct current *c, const struct db_builder_
                             : project.type == DB_P_INT && db_res_int(r, row, 3) == project.i;
     bool same_words = same_text(db_res_text(r, row, 1), b->description) &&
                       same_text(db_res_text(r, row, 2), b->description_format);
-    struct db_param p[] = {DB_TEXT(b->description), DB_TEXT(b->description_format), project,
-                           DB_INT(b->builderid)};
+    struct db_param p[] = {DB_INT(b->builderid), DB_TEXT(b->description),
+                           DB_TEXT(b->description_format), project};
     if (!same_words)
-        return db_exec(db,
-                       "UPDATE builders SET description = ?, description_format = ?, "
-                       "description_html = NULL, projectid = ? WHERE id = ?",
-                       p, 4, cause);
-    if (!same_project)
-        return db_exec(db, "UPDATE builders SET projectid = ? WHERE id = ?", p + 2, 2, cause);
+        push(&u->words, &u->n_words, &u->cap_words, p, 4);
+    else if (!same_project)
+        push(&u->projects, &u->n_projects, &u->cap_projects, (struct db_param[]){p[0], p[3]}, 2);
     return 0;
+}
+
+/* UPDATE ... FROM a list of VALUES, whose columns SQLite and PostgreSQL both name column1,
+   column2...; the casts give PostgreSQL their types. */
+static int updates_write(struct db *db, const struct updates *u, char **cause)
+{
+    if (db_exec_batched(db,
+                        "UPDATE builders SET description = v.column2, description_format = "
+                        "v.column3, description_html = NULL, projectid = v.column4 FROM (VALUES ",
+                        "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT))",
+                        ") AS v WHERE builders.id = v.column1", 4, u->words, u->n_words, cause) < 0)
+        return -1;
+    return db_exec_batched(db, "UPDATE builders SET projectid = v.column2 FROM (VALUES ",
+                           "(CAST(? AS BIGINT), CAST(? AS BIGINT))",
+                           ") AS v WHERE builders.id = v.column1", 2, u->projects, u->n_projects,
+                           cause);
 }
 
 int db_builders_info_set(struct db *db, const struct db_builder_info *b, size_t n, char **cause)
 {
     struct current c = {0};
     struct links l = {0};
+    struct updates u = {0};
     int rc = -1;
     if (current_load(db, &c, cause) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        if (write_info(db, &c, &b[i], cause) < 0)
+        if (info_add(db, &c, &u, &b[i], cause) < 0)
             goto out;
         if (!tags_same(&c, &b[i]) && links_add(db, &c, &l, &b[i], cause) < 0)
             goto out;
     }
-    rc = links_write(db, &l, cause);
+    rc = updates_write(db, &u, cause) < 0 ? -1 : links_write(db, &l, cause);
 out:
+    free(u.words);
+    free(u.projects);
     links_free(&l);
     current_free(&c);
     return rc;
