@@ -132,25 +132,24 @@ static int register_builders(struct master *m, char **cause)
 static int register_config(struct master *m, char **cause)
 {
     const struct cfg *c = m->cfg;
-    if (db_begin(m->db, cause) < 0)
-        return -1;
-    if (db_master_release_services(m->db, m->masterid, cause) < 0 ||
-        register_builders(m, cause) < 0)
-        goto fail;
-    for (size_t i = 0; i < c->n_schedulers; i++) {
-        long long sid = db_scheduler_id(m->db, c->schedulers[i].name, cause);
-        if (sid < 0 || db_scheduler_claim(m->db, sid, m->masterid, cause) < 0)
-            goto fail;
+    const char **names = xcalloc(c->n_schedulers + c->n_change_sources + 1, sizeof *names);
+    for (size_t i = 0; i < c->n_schedulers; i++)
+        names[i] = c->schedulers[i].name;
+    for (size_t i = 0; i < c->n_change_sources; i++)
+        names[c->n_schedulers + i] = c->change_sources[i].name;
+    int rc = db_begin(m->db, cause);
+    if (rc == 0 &&
+        (register_builders(m, cause) < 0 ||
+         db_master_claim(m->db, m->masterid, DB_SCHEDULERS, names, c->n_schedulers, cause) < 0 ||
+         db_master_claim(m->db, m->masterid, DB_CHANGESOURCES, names + c->n_schedulers,
+                         c->n_change_sources, cause) < 0)) {
+        db_rollback(m->db);
+        rc = -1;
+    } else if (rc == 0) {
+        rc = db_commit(m->db, cause);
     }
-    for (size_t i = 0; i < c->n_change_sources; i++) {
-        long long id = db_changesource_id(m->db, c->change_sources[i].name, cause);
-        if (id < 0 || db_changesource_claim(m->db, id, m->masterid, cause) < 0)
-            goto fail;
-    }
-    return db_commit(m->db, cause);
-fail:
-    db_rollback(m->db);
-    return -1;
+    free(names);
+    return rc;
 }
 
 /* Workers in the database as Buildbot records them: connected_workers, and workers.info

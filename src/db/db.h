@@ -185,12 +185,6 @@ long long db_worker_id(struct db *db, const char *name, char **cause);
    changesource_masters rows. */
 int db_master_unlink(struct db *db, long long masterid, char **cause);
 long long db_scheduler_id(struct db *db, const char *name, char **cause);
-/* Makes this master the scheduler's, unless an active master holds it: 1, or 0 if held. */
-int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid, char **cause);
-/* The same for change sources (changesources, changesource_masters). */
-long long db_changesource_id(struct db *db, const char *name, char **cause);
-int db_changesource_claim(struct db *db, long long changesourceid, long long masterid,
-                          char **cause);
 /* A configured builder and the workers it may run on. */
 struct db_builder_link {
     const char *name;
@@ -208,9 +202,15 @@ struct db_builder_link {
 int db_master_link(struct db *db, long long masterid, const struct db_builder_link *b, size_t n,
                    const char *const *workers, size_t n_workers, long long *builderids,
                    char **cause);
-/* Removes a master's scheduler_masters and changesource_masters rows: its services are
-   claimed again. */
-int db_master_release_services(struct db *db, long long masterid, char **cause);
+/*
+ * Makes the master the holder of the services (schedulers or change sources) named
+ * `names`, found by name or added (links.c), as claiming each in turn would: one held by
+ * an active master stays that master's, one held by an inactive master becomes this one's;
+ * and releases those it holds that are not named.  0, or -1 with *cause.
+ */
+enum db_service { DB_SCHEDULERS, DB_CHANGESOURCES };
+int db_master_claim(struct db *db, long long masterid, enum db_service kind,
+                    const char *const *names, size_t n, char **cause);
 /*
  * What the configuration says of builders (builder_info.c), written as Buildbot's
  * updateBuilderInfo writes it: description, description_format (description_html NULL),

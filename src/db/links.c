@@ -5,7 +5,9 @@
  * workerConfigured do: the links the configuration no longer has are removed,
  * new ones added, the rest left as they are.  A reconfig that changes nothing
  * reads four tables and writes nothing, where removing every link and adding
- * it again was some 5,000 statements for a thousand builders.
+ * it again was some 5,000 statements for a thousand builders.  The services
+ * the master holds (schedulers, change sources) are claimed the same way:
+ * their holders read at once, only what changes written.
  */
 #include "db/internal.h"
 
@@ -186,5 +188,83 @@ int db_master_link(struct db *db, long long masterid, const struct db_builder_li
                          "(?, ?)", "", 2, l.add, l.n_add, cause);
 out:
     links_free(&l);
+    return rc;
+}
+
+/* A kind of service a master holds: its named table and the table of its holders. */
+struct service {
+    struct db_named named;
+    const char *holders; /* SELECT id, masterid, 1 if that master is inactive (by id) */
+    const char *drop;    /* DELETE ... WHERE id IN ( */
+    const char *add;     /* INSERT ... VALUES */
+};
+
+static const struct service services[] = {
+    [DB_SCHEDULERS] = {{"SELECT id, name FROM schedulers",
+                        "INSERT INTO schedulers (name, name_hash, enabled) VALUES (?, ?, 1)", 2},
+                       "SELECT h.schedulerid, h.masterid, CASE WHEN m.active = 0 THEN 1 ELSE 0 END "
+                       "FROM scheduler_masters h "
+                       "LEFT JOIN masters m ON m.id = h.masterid ORDER BY h.schedulerid",
+                       "DELETE FROM scheduler_masters WHERE schedulerid IN (",
+                       "INSERT INTO scheduler_masters (schedulerid, masterid) VALUES "},
+    [DB_CHANGESOURCES] =
+        {{"SELECT id, name FROM changesources",
+          "INSERT INTO changesources (name, name_hash) VALUES (?, ?)", 2},
+         "SELECT h.changesourceid, h.masterid, CASE WHEN m.active = 0 THEN 1 ELSE 0 END "
+         "FROM changesource_masters h LEFT JOIN masters m ON m.id = h.masterid "
+         "ORDER BY h.changesourceid",
+         "DELETE FROM changesource_masters WHERE changesourceid IN (",
+         "INSERT INTO changesource_masters (changesourceid, masterid) VALUES "},
+};
+
+/* What to change of the holders `h` for the service `id` this master is configured with:
+   nothing if it holds it or an active master does; else it is added (after the row of an
+   inactive holder is dropped). */
+static void claim_one(const struct db_res *h, long long id, long long masterid, bool *kept,
+                      struct db_param **drop, size_t *n_drop, struct db_param **add, size_t *n_add)
+{
+    size_t row = row_of(h, id);
+    if (row < db_res_rows(h)) {
+        kept[row] = true;
+        if (db_res_int(h, row, 1) == masterid || db_res_int(h, row, 2) == 0)
+            return; /* ours already, or an active master's */
+        (*drop)[(*n_drop)++] = DB_INT(id);
+    }
+    (*add)[(*n_add)++] = DB_INT(id);
+    (*add)[(*n_add)++] = DB_INT(masterid);
+}
+
+int db_master_claim(struct db *db, long long masterid, enum db_service kind,
+                    const char *const *names, size_t n, char **cause)
+{
+    const struct service *s = &services[kind];
+    struct db_names ids = {0};
+    struct db_res *h = NULL;
+    int rc = -1;
+    if (db_names_load(db, &s->named, &ids, cause) < 0 ||
+        (h = db_query(db, s->holders, NULL, 0, cause)) == NULL)
+        goto out;
+    bool *kept = xcalloc(db_res_rows(h) + 1, sizeof *kept);
+    struct db_param *drop = xcalloc(db_res_rows(h) + n + 1, sizeof *drop);
+    struct db_param *add = xcalloc(2 * n + 1, sizeof *add);
+    size_t n_drop = 0, n_add = 0;
+    for (size_t i = 0; i < n; i++) {
+        long long id = db_names_id(db, &ids, &s->named, names[i], cause);
+        if (id < 0)
+            goto fail;
+        claim_one(h, id, masterid, kept, &drop, &n_drop, &add, &n_add);
+    }
+    for (size_t row = 0; row < db_res_rows(h); row++) /* ours, no longer configured */
+        if (!kept[row] && db_res_int(h, row, 1) == masterid)
+            drop[n_drop++] = DB_INT(db_res_int(h, row, 0));
+    if (db_exec_batched(db, s->drop, "?", ")", 1, drop, n_drop, cause) == 0)
+        rc = db_exec_batched(db, s->add, "(?, ?)", "", 2, add, n_add, cause);
+fail:
+    free(kept);
+    free(drop);
+    free(add);
+out:
+    db_res_free(h);
+    db_names_free(&ids);
     return rc;
 }

@@ -1,11 +1,10 @@
 /*
  * The masters table group: a master registers itself under Buildbot's name
- * "<hostname>:<basedir>", records which builders and workers it has
- * configured (builders, builder_masters, workers, configured_workers) and
- * marks itself inactive, removing its links, when it stops.  The services it
- * holds (schedulers, change sources) are claimed here too, and the rows
- * other groups find or add by a hash of their fields (source stamps) or by
- * name (objects and their state).
+ * "<hostname>:<basedir>" and marks itself inactive, removing its links to
+ * builders, workers and services, when it stops (links.c makes them).  The
+ * rows other groups find or add by name (builders, workers, schedulers) or by
+ * a hash of their fields (source stamps), and objects and their state, are
+ * here too.
  */
 #include "db/db.h"
 
@@ -76,7 +75,7 @@ long long db_worker_id(struct db *db, const char *name, char **cause)
                        p, 1, cause);
 }
 
-int db_master_release_services(struct db *db, long long masterid, char **cause)
+static int release_services(struct db *db, long long masterid, char **cause)
 {
     struct db_param p = DB_INT(masterid);
     if (db_exec(db, "DELETE FROM scheduler_masters WHERE masterid = ?", &p, 1, cause) < 0 ||
@@ -94,55 +93,12 @@ int db_master_unlink(struct db *db, long long masterid, char **cause)
                 &p, 1, cause) < 0 ||
         db_exec(db, "DELETE FROM builder_masters WHERE masterid = ?", &p, 1, cause) < 0)
         return -1;
-    return db_master_release_services(db, masterid, cause);
+    return release_services(db, masterid, cause);
 }
 
 long long db_scheduler_id(struct db *db, const char *name, char **cause)
 {
     return named_id(db, "schedulers", ", enabled", ", 1", name, cause);
-}
-
-/* Makes this master the holder of a service (scheduler, change source) in `table`. */
-static int claim(struct db *db, const char *table, const char *col, long long id,
-                 long long masterid, char **cause)
-{
-    struct db_param p[] = {DB_INT(id), DB_INT(masterid)};
-    char sql[256];
-    /* a claim by a master that is no longer active does not count */
-    snprintf(sql, sizeof sql,
-             "DELETE FROM %s WHERE %s = ? AND masterid IN (SELECT id FROM masters WHERE "
-             "active = 0)",
-             table, col);
-    if (db_exec(db, sql, p, 1, cause) < 0)
-        return -1;
-    /* asked first: in a PostgreSQL transaction a failed insert would abort the rest */
-    snprintf(sql, sizeof sql, "SELECT masterid FROM %s WHERE %s = ?", table, col);
-    struct db_res *r = db_query(db, sql, p, 1, cause);
-    if (r == NULL)
-        return -1;
-    long long holder = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
-    db_res_free(r);
-    if (holder >= 0)
-        return holder == masterid;
-    snprintf(sql, sizeof sql, "INSERT INTO %s (%s, masterid) VALUES (?, ?)", table, col);
-    if (db_exec(db, sql, p, 2, cause) < 0)
-        return -1;
-    return 1;
-}
-
-int db_scheduler_claim(struct db *db, long long schedulerid, long long masterid, char **cause)
-{
-    return claim(db, "scheduler_masters", "schedulerid", schedulerid, masterid, cause);
-}
-
-long long db_changesource_id(struct db *db, const char *name, char **cause)
-{
-    return named_id(db, "changesources", "", "", name, cause);
-}
-
-int db_changesource_claim(struct db *db, long long changesourceid, long long masterid, char **cause)
-{
-    return claim(db, "changesource_masters", "changesourceid", changesourceid, masterid, cause);
 }
 
 int db_master_deactivate(struct db *db, long long masterid, char **cause)
