@@ -112,8 +112,7 @@ static void test_a_configuration_runs_and_closes(void **state)
         "  schedulers = { bbm.schedulers.force{ name = 'f', builderNames = names } } }\n";
     struct cfg *cfg = NULL;
     char *cause = NULL;
-    assert_int_equal(cfg_load_text("master.lua", source, sizeof source - 1, NULL, &cfg, &cause),
-                     0);
+    assert_int_equal(cfg_load_text("master.lua", source, sizeof source - 1, NULL, &cfg, &cause), 0);
     assert_int_equal(cfg->n_builders, 300);
     assert_string_equal(cfg->builders[50].name, "b51x");
     assert_string_equal(cfg->builders[298].name,
