@@ -25,7 +25,8 @@ int db_names_load(struct db *db, const struct db_named *table, struct db_names *
     for (size_t i = 0; i < db_res_rows(r); i++)
         t->v[t->n++] = (struct db_name_id){xstrdup(db_res_text(r, i, 1)), db_res_int(r, i, 0)};
     db_res_free(r);
-    qsort(t->v, t->n, sizeof *t->v, by_name);
+    if (t->n > 1) /* qsort wants a pointer even for nothing */
+        qsort(t->v, t->n, sizeof *t->v, by_name);
     return 0;
 }
 
