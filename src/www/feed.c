@@ -34,7 +34,8 @@ struct dispatcher {
     uint64_t cursor;
     struct append appends[WWW_FEED_APPEND_LOGS];
     size_t n_appends;
-    struct db *db; /* borrowed from the pool for one batch */
+    struct db *db;    /* borrowed from the pool for one batch */
+    json_t *builders; /* the builders the batch's update events name, read at once */
 };
 
 /* ------------------------------------------------------------ topics */
@@ -174,13 +175,56 @@ static bool make_key(const char *pattern, const json_t *entity, const char *even
     return ok;
 }
 
+/* The builder among those read for the batch, or NULL. */
+static json_t *batch_builder(const struct dispatcher *d, long long id)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(d->builders, i, b)
+    {
+        json_t *v = json_object_get(b, "builderid");
+        if (json_is_integer(v) && json_integer_value(v) == id)
+            return json_incref(b);
+    }
+    return NULL;
+}
+
+/*
+ * A reconfig sends an update event for every builder (as Buildbot does): the builders a
+ * batch names are read with one query for their rows and one each for their masters and
+ * tags, not three per builder.  Only when their ids are close together (as a reconfig's
+ * are), so that the range read holds little else.
+ */
+static void read_builders(struct dispatcher *d, const struct ev_item *items, size_t n)
+{
+    long long lo = 0, hi = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].type != EV_BUILDER)
+            continue;
+        lo = count == 0 || items[i].id < lo ? items[i].id : lo;
+        hi = count == 0 || items[i].id > hi ? items[i].id : hi;
+        count++;
+    }
+    if (count < 2 || hi - lo >= 2 * (long long)BATCH)
+        return;
+    char *cause = NULL;
+    if (d->db == NULL)
+        d->db = www_pool_get(d->f->w, &cause);
+    if (d->db != NULL)
+        d->builders = www_builders_between(d->f->w, d->db, lo, hi, &cause);
+    free(cause); /* each is read alone then, and says why */
+}
+
 static void emit(struct dispatcher *d, enum ev_type type, long long id, enum ev_name name)
 {
     char path[64], *cause = NULL;
     ev_path(type, id, path, sizeof path);
-    if (d->db == NULL)
+    json_t *entity = type == EV_BUILDER ? batch_builder(d, id) : NULL;
+    if (entity == NULL && d->db == NULL)
         d->db = www_pool_get(d->f->w, &cause);
-    json_t *entity = d->db != NULL ? www_get_entity(d->f->w, d->db, path, &cause) : NULL;
+    if (entity == NULL && d->db != NULL)
+        entity = www_get_entity(d->f->w, d->db, path, &cause);
     if (entity == NULL) {
         if (cause != NULL)
             log_warn("events: reading %s for its '%s' event: %s", path, ev_name_text(name), cause);
@@ -310,9 +354,12 @@ static void *dispatch_main(void *arg)
         if (lost > 0)
             lost_events(f, lost);
         uint64_t now = util_mono_ms();
+        read_builders(d, items, n);
         for (size_t i = 0; i < n; i++)
             handle(d, &items[i], now);
         due_appends(d, now, -1);
+        json_decref(d->builders);
+        d->builders = NULL;
         if (d->db != NULL)
             www_pool_put(f->w, d->db);
         d->db = NULL;

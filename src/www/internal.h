@@ -592,6 +592,10 @@ bool www_feed_take(struct www_feed *f, uint64_t *cursor, char *const *topics, si
 bool www_feed_pending(struct www_feed *f, uint64_t *cursor, char *const *topics, size_t n_topics);
 /* The entity at API path `path` ("builds/12") read through its endpoint; NULL if none. */
 json_t *www_get_entity(struct www *w, struct db *db, const char *path, char **cause);
+/* The builders with ids lo..hi as www_get_entity reads each (api/builds.c), three queries
+   for all: a reconfig's update events, one per builder, read in batches. */
+json_t *www_builders_between(struct www *w, struct db *db, long long lo, long long hi,
+                             char **cause);
 
 /* sse.c: GET /events?topic=... */
 enum MHD_Result www_sse_open(struct www *w, struct MHD_Connection *c);

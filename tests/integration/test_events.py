@@ -26,7 +26,8 @@ return {
       bbm.steps.shell{ name = "two", command = { "sh", "-c", "seq 1 50" } } } },
     bbm.builder{ name = "b", workernames = { "w1" }, collapseRequests = false, factory = bbm.factory{
       bbm.steps.shell{ name = "one", command = { "true" } } } },
-    bbm.builder{ name = "c", workernames = { "w1" }, collapseRequests = false, factory = bbm.factory{
+    bbm.builder{ name = "c", workernames = { "w1" }, collapseRequests = false, tags = { "t2", "t1" },
+                 factory = bbm.factory{
       bbm.steps.shell{ name = "one", command = { "true" } } } },
   },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "a", "b", "c" } } },
@@ -122,6 +123,24 @@ def test_sse_build_events_are_the_api_entities(site):
     assert finished["results"] == 0 and finished["complete"]
     ids = [int(ev["id"]) for ev in seen]
     assert ids == sorted(ids)
+    s.close()
+
+
+def test_reconfig_sends_each_builder_as_the_api_shows_it(site):
+    """A reconfig's update event per builder (read in batches) carries GET /builders/N."""
+    s = Stream(site.port, "?topic=builders/*/*")
+    r = site.master.cli("reconfig", site.master.dir, check=0)
+    assert "completed successfully" in r.stdout, r.stdout
+    builders = api_get(site.port, "builders")["builders"]
+    assert [b["tags"] for b in builders] == [[], [], ["t2", "t1"]]
+    got = {}
+    while len(got) < len(builders):
+        ev = s.next()
+        assert ev is not None, got
+        assert ev["data"]["k"] == f"builders/{ev['data']['m']['builderid']}/update", ev
+        got[ev["data"]["m"]["builderid"]] = ev["data"]["m"]
+    for b in builders:
+        assert got[b["builderid"]] == api_get(site.port, f"builders/{b['builderid']}")["builders"][0]
     s.close()
 
 

@@ -91,6 +91,26 @@ static int get_builders(struct www_req *req, json_t *out, bool *paged, char **ca
     return builder_links(req, out, cause);
 }
 
+json_t *www_builders_between(struct www *w, struct db *db, long long lo, long long hi, char **cause)
+{
+    struct www_req req = {.db = db,
+                          .path = "builders",
+                          .buildbot_url = w->buildbot_url,
+                          .www = w,
+                          .style = WWW_JSON_COMPACT};
+    if (www_query_parse(NULL, 0, &builder_type, true, &req.q, cause) < 0)
+        return NULL;
+    json_t *out = json_array();
+    struct db_param p[] = {DB_INT(lo), DB_INT(hi)};
+    if (api_rows(&req, &builders_src, "b.id BETWEEN ? AND ?", p, 2, out, NULL, cause) < 0 ||
+        builder_links(&req, out, cause) < 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    www_query_free(&req.q);
+    return out;
+}
+
 static const struct www_field build_fields[] = {
     {"buildid", WWW_F_INT, "b.id"},
     {"number", WWW_F_INT, "b.number"},
