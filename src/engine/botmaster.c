@@ -242,15 +242,26 @@ static long next_worker(struct engine *e, const struct cfg_builder *bc, struct e
     return found;
 }
 
+static bool in_pool(struct eng_worker *const *pool, size_t n, const struct eng_worker *w)
+{
+    for (size_t k = 0; k < n; k++)
+        if (pool[k] == w)
+            return true;
+    return false;
+}
+
 /* The worker for request row `i` of builder `bc`, or NULL.  With a nextWorker, the workers
-   it picks are tried in turn until canStartBuild allows one (Buildbot's BuildChooser). */
+   it picks are tried in turn until canStartBuild allows one (Buildbot's BuildChooser).  A
+   worker named twice in workernames is offered once: Buildbot accepts the list as it is,
+   and attaches a worker to a builder once. */
 static struct eng_worker *pick_worker(struct engine *e, const struct cfg_builder *bc,
                                       const struct db_res *r, size_t i)
 {
     struct eng_worker **pool = xcalloc(bc->n_workernames + 1, sizeof *pool), *best = NULL;
     size_t n = 0;
     for (size_t k = 0; k < bc->n_workernames; k++)
-        if ((pool[n] = free_worker(e, bc, bc->workernames[k])) != NULL)
+        if ((pool[n] = free_worker(e, bc, bc->workernames[k])) != NULL &&
+            !in_pool(pool, n, pool[n]))
             n++;
     if (push_next_worker(e, bc)) {
         lua_pop(e->cfg->lua, 1);

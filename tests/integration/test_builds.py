@@ -845,6 +845,41 @@ def test_builder_order(master, backend, workers, tmp_path, custom):
         assert (workername[x1], workername[x3]) == ("w1", "w2")
 
 
+TWICE_CONFIG = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "%(db)s",
+  workers = { bbm.worker("w1", "pw") },
+  builders = {
+    bbm.builder{ name = "x", workernames = { "w1", "w1" }, workername = "w1",
+      factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } },
+      nextWorker = function(builder, workers, request)
+        local f = io.open("%(offered)s", "a")
+        f:write(#workers, "\n")
+        f:close()
+        return workers[1]
+      end },
+  },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "x" } } },
+}
+'''
+
+
+def test_worker_named_twice(master, backend, workers, tmp_path):
+    """Buildbot 4.3 accepts a worker named more than once in a builder's workernames (and
+    workername): the builder is linked to it once and nextWorker is offered it once."""
+    site = Site(master, backend, tmp_path, config=TWICE_CONFIG, offered=tmp_path / "offered")
+    workers("w1", "pw", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    b = site.wait_request(site.force(builder="x")[1])
+    assert b["results"] == 0
+    assert (tmp_path / "offered").read_text() == "1\n"
+    [w] = site.get("workers")["workers"]
+    assert [c["builderid"] for c in w["configured_on"]] == [b["builderid"]]
+    assert site.query("SELECT COUNT(*) FROM configured_workers") == [(1,)]
+
+
 # CPython's Test step (buildmaster-config's custom/steps.py) ported line by line: its
 # evaluateCommand override sets properties that later steps test.
 EVALUATE_CONFIG = r'''local bbm = require "bbm"
