@@ -361,11 +361,8 @@ static char *read_denied(struct www *w, const struct www_auth *a, const json_t *
                          const char *path)
 {
     char *copy = xstrdup(path);
-    char *segs[WWW_PATH_MAX_SEGS + 1];
-    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
     struct www_args args;
-    const struct www_endpoint *ep =
-        nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
+    const struct www_endpoint *ep = www_route_path(copy, &args);
     struct www_authz_target t = {.plural = ep != NULL ? ep->type->plural : NULL,
                                  .single = ep != NULL && ep->kind != WWW_COLLECTION,
                                  .buildid = -1};

@@ -419,6 +419,8 @@ void www_raw_free(struct www_raw *r);
 
 /* The route table (api/routes.c): the endpoint for a path, in Buildbot's order. */
 const struct www_endpoint *www_route(char *const *segs, size_t nsegs, struct www_args *args);
+/* www_route of a path split in place (`args` points into it), NULL for none or too deep. */
+const struct www_endpoint *www_route_path(char *path, struct www_args *args);
 /* Buildbot's root links, for GET /api/v2. */
 json_t *www_root_links(void);
 

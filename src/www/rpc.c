@@ -214,11 +214,8 @@ char *www_action_denied(struct www *w, const char *path, const char *method, con
                         const json_t *user)
 {
     char *copy = xstrdup(path);
-    char *segs[WWW_PATH_MAX_SEGS + 1];
-    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
     struct www_args args;
-    const struct www_endpoint *ep =
-        nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
+    const struct www_endpoint *ep = www_route_path(copy, &args);
     char *deny = ep != NULL ? allowed(w, ep, &args, method, params, user) : NULL;
     free(copy);
     return deny;
@@ -228,11 +225,8 @@ enum MHD_Result www_post_action(struct www *w, struct MHD_Connection *c, const c
                                 struct www_post *p, const char *method, json_t *id, json_t *params)
 {
     char *copy = xstrdup(path);
-    char *segs[WWW_PATH_MAX_SEGS + 1];
-    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
     struct www_args args;
-    const struct www_endpoint *ep =
-        nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &args) : NULL;
+    const struct www_endpoint *ep = www_route_path(copy, &args);
     enum ctl_kind kind;
     enum MHD_Result ret;
     char *denied = NULL;

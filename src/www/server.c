@@ -268,15 +268,14 @@ static enum MHD_Result answer_one(struct www *w, struct MHD_Connection *c, struc
 
 json_t *www_get_entity(struct www *w, struct db *db, const char *path, char **cause)
 {
-    char copy[256], *segs[WWW_PATH_MAX_SEGS + 1];
+    char copy[256];
     snprintf(copy, sizeof copy, "%s", path);
     struct www_req req = {.db = db,
                           .path = path,
                           .buildbot_url = w->buildbot_url,
                           .www = w,
                           .style = WWW_JSON_COMPACT};
-    size_t nsegs = www_split_path(copy, segs, WWW_PATH_MAX_SEGS);
-    req.ep = nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, &req.args) : NULL;
+    req.ep = www_route_path(copy, &req.args);
     if (req.ep == NULL || req.ep->kind != WWW_SINGLE) {
         util_cause(cause, "no endpoint for %s", path);
         return NULL;

@@ -52,6 +52,13 @@ const struct www_endpoint *www_route(char *const *segs, size_t nsegs, struct www
     return NULL;
 }
 
+const struct www_endpoint *www_route_path(char *path, struct www_args *args)
+{
+    char *segs[WWW_PATH_MAX_SEGS + 1];
+    size_t nsegs = www_split_path(path, segs, WWW_PATH_MAX_SEGS);
+    return nsegs > 0 && nsegs <= WWW_PATH_MAX_SEGS ? www_route(segs, nsegs, args) : NULL;
+}
+
 json_t *www_root_links(void)
 {
     static const char *const names[] = {
