@@ -580,7 +580,7 @@ static void reconfig_apply(struct master *m)
                           next->www_port);
     else if (www_moves && open_www(m, next, &www, &cause) < 0)
         ;
-    else if (wk_listen(m->workers, next->pb_interface, next->pb_port, &cause) != 0)
+    else if (wk_listen(m->workers, next, &cause) != 0)
         www_stop(www);
     if (cause != NULL) {
         log_error("%s", cause);
@@ -774,8 +774,7 @@ static int start(struct master *m, char **cause)
                                                   .builders_confirmed = worker_builders,
                                                   .change = change_sent,
                                                   .arg = m});
-    if (m->cfg->pb_port > 0 &&
-        wk_listen(m->workers, m->cfg->pb_interface, m->cfg->pb_port, cause) != 0) {
+    if (m->cfg->pb_port > 0 && wk_listen(m->workers, m->cfg, cause) != 0) {
         log_error("%s", *cause);
         return -1;
     }

@@ -179,6 +179,9 @@ struct cfg {
     size_t n_change_sources;
     int pb_port;                    /* protocols.pb.port; 0 = no PB listener */
     char *pb_interface;             /* from "tcp:PORT:interface=ADDR"; NULL = all */
+    char *pb_tls_key;               /* "ssl:PORT:privateKey=F": TLS for workers; NULL = TCP */
+    char *pb_tls_cert;              /* its certKey (default: the privateKey file) */
+    char *pb_tls_chain;             /* its extraCertChain, or NULL */
     int www_port;                   /* www.port; 0 = no web server */
     char *www_interface;            /* from "tcp:PORT:interface=ADDR"; NULL = all */
     struct cfg_github *github;      /* NULL: no GitHub webhook */

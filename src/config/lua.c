@@ -556,6 +556,9 @@ void cfg_free(struct cfg *cfg)
     free(cfg->builders);
     free(cfg->schedulers);
     free(cfg->pb_interface);
+    free(cfg->pb_tls_key);
+    free(cfg->pb_tls_cert);
+    free(cfg->pb_tls_chain);
     free(cfg->www_interface);
     free(cfg->db_url);
     free(cfg->title);

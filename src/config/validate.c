@@ -8,12 +8,14 @@
 #include "config/internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "buildbotURL",
@@ -667,15 +669,39 @@ static size_t split_strports(char *spec, char **parts, size_t max)
     return n;
 }
 
-/* Reads "[tcp:|tcp6:]PORT|port=PORT[:interface=ADDR]": the port, or -2 when it cannot. */
-static long parse_strports(const char *text, char **iface)
+/* The TLS file an "ssl:" option names (advancing *v past "NAME="), or NULL for another option. */
+static char **ssl_option(struct cfg *tls, const char **v)
+{
+    static const char *const names[] = {"privateKey=", "certKey=", "extraCertChain="};
+    char **fields[] = {&tls->pb_tls_key, &tls->pb_tls_cert, &tls->pb_tls_chain};
+    for (size_t i = 0; i < UTIL_NELEM(names); i++) {
+        if (util_startswith(*v, names[i])) {
+            *v += strlen(names[i]);
+            return fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* Reads "[tcp:|tcp6:]PORT|port=PORT[:interface=ADDR]", and with `tls` also Twisted's
+   "ssl:PORT[:privateKey=F][:certKey=F][:extraCertChain=F][:interface=ADDR]" (privateKey
+   defaults to server.pem, certKey to privateKey, as Twisted's): the port, or -2 when it
+   cannot. */
+static long parse_strports(const char *text, char **iface, struct cfg *tls)
 {
     char *spec = xstrdup(text), *parts[8];
     size_t n = split_strports(spec, parts, 8);
     long port = -2;
-    size_t i = n > 0 && (strcmp(parts[0], "tcp") == 0 || strcmp(parts[0], "tcp6") == 0);
+    bool ssl = n > 0 && tls != NULL && strcmp(parts[0], "ssl") == 0;
+    size_t i = n > 0 && (ssl || strcmp(parts[0], "tcp") == 0 || strcmp(parts[0], "tcp6") == 0);
     for (bool first = true; i < n && n <= 8; i++, first = false) {
         const char *v = parts[i];
+        char **file = ssl && !first ? ssl_option(tls, &v) : NULL;
+        if (file != NULL) {
+            free(*file);
+            *file = xstrdup(v);
+            continue;
+        }
         if (util_startswith(v, "port="))
             v += strlen("port=");
         else if (!first && util_startswith(v, "interface=") && iface != NULL) {
@@ -692,11 +718,34 @@ static long parse_strports(const char *text, char **iface)
         }
     }
     free(spec);
+    if (ssl && tls->pb_tls_key == NULL)
+        tls->pb_tls_key = xstrdup("server.pem");
+    if (ssl && tls->pb_tls_cert == NULL)
+        tls->pb_tls_cert = xstrdup(tls->pb_tls_key);
     return port;
 }
 
+/* Whether the TLS files of "ssl:" can be read, relative to the master's directory as
+   the master reads them; refused at `line` when not. */
+static void check_tls_files(struct reader *r, int line)
+{
+    const char *files[] = {r->cfg->pb_tls_key, r->cfg->pb_tls_cert, r->cfg->pb_tls_chain};
+    const char *slash = strrchr(r->path, '/');
+    for (size_t i = 0; i < UTIL_NELEM(files); i++) {
+        if (files[i] == NULL || (i == 1 && strcmp(files[1], files[0]) == 0))
+            continue;
+        char *path = files[i][0] == '/' || slash == NULL
+                         ? xstrdup(files[i])
+                         : xasprintf("%.*s/%s", (int)(slash - r->path), r->path, files[i]);
+        if (access(path, R_OK) != 0)
+            cfg_error(r->L, r->path, line, "protocols.pb.port: cannot read the TLS file %s: %s",
+                      path, strerror(errno));
+        free(path);
+    }
+}
+
 /* A port: a number, or a strports string "tcp:PORT[:interface=ADDR]". */
-static int parse_port(struct reader *r, int idx, const char *what, char **iface)
+static int parse_port(struct reader *r, int idx, const char *what, char **iface, struct cfg *tls)
 {
     lua_State *L = r->L;
     int line = key_line(r, "port");
@@ -704,7 +753,7 @@ static int parse_port(struct reader *r, int idx, const char *what, char **iface)
     if (lua_type(L, idx) == LUA_TNUMBER) {
         port = lua_isinteger(L, idx) ? (long)lua_tointeger(L, idx) : -1;
     } else if (lua_type(L, idx) == LUA_TSTRING) {
-        port = parse_strports(lua_tostring(L, idx), iface);
+        port = parse_strports(lua_tostring(L, idx), iface, tls);
     } else {
         cfg_error(L, r->path, line, "%s must be a number or \"tcp:PORT\", not %s", what,
                   luaL_typename(L, idx));
@@ -713,8 +762,11 @@ static int parse_port(struct reader *r, int idx, const char *what, char **iface)
     if (port == -2) {
         cfg_error(L, r->path, line,
                   "%s: cannot understand \"%s\"; use a number or "
-                  "\"tcp:PORT[:interface=ADDRESS]\"",
-                  what, lua_tostring(L, idx));
+                  "\"tcp:PORT[:interface=ADDRESS]\"%s",
+                  what, lua_tostring(L, idx),
+                  tls != NULL ? " or \"ssl:PORT:privateKey=FILE[:certKey=FILE]"
+                                "[:extraCertChain=FILE][:interface=ADDRESS]\""
+                              : "");
         return 0;
     }
     unsigned char buf[16];
@@ -730,6 +782,8 @@ static int parse_port(struct reader *r, int idx, const char *what, char **iface)
         cfg_error(L, r->path, line, "%s must be between 1 and 65535, not %ld", what, port);
         return 0;
     }
+    if (tls != NULL && tls->pb_tls_key != NULL)
+        check_tls_files(r, line);
     return (int)port;
 }
 
@@ -751,8 +805,8 @@ static void read_protocols(struct reader *r)
                 if (lua_getfield(L, -1, "port") == LUA_TNIL)
                     cfg_error(L, r->path, key_line(r, "protocols"), "%s", no_port);
                 else
-                    r->cfg->pb_port =
-                        parse_port(r, lua_gettop(L), "protocols.pb.port", &r->cfg->pb_interface);
+                    r->cfg->pb_port = parse_port(r, lua_gettop(L), "protocols.pb.port",
+                                                 &r->cfg->pb_interface, r->cfg);
                 lua_pop(L, 1);
             }
             lua_pop(L, 1);
@@ -1196,7 +1250,8 @@ static void read_www(struct reader *r)
     if (t == LUA_TTABLE) {
         check_www_keys(r, lua_gettop(L));
         if (lua_getfield(L, -1, "port") != LUA_TNIL)
-            r->cfg->www_port = parse_port(r, lua_gettop(L), "www.port", &r->cfg->www_interface);
+            r->cfg->www_port =
+                parse_port(r, lua_gettop(L), "www.port", &r->cfg->www_interface, NULL);
         lua_pop(L, 1);
         int h = lua_getfield(L, -1, "change_hook_dialects");
         if (h == LUA_TTABLE)

@@ -5,6 +5,7 @@
 #ifndef BBM_WORKERS_INTERNAL_H
 #define BBM_WORKERS_INTERNAL_H
 
+#include "tls/tls.h"
 #include "workers/workers.h"
 
 /* What one address may do on the worker port (guard.c); the port's totals are in workers.h. */
@@ -131,6 +132,7 @@ struct session {
     size_t prints_pending;  /* per-builder "attached" prints before the login answer */
     int handles_open;       /* tcp + timer + ping_timer; freed when all are closed */
     size_t writing;         /* bytes of writes libuv has not called back for yet */
+    struct tls_conn *tls;   /* on a TLS listener's connection; NULL for plain TCP */
 };
 
 /* A builder that running builds keep in a worker's builder list (wk_build_start). */
@@ -147,6 +149,7 @@ struct wk_registry {
     int listeners_open; /* listener handles not yet closed (a reconfig may swap them) */
     char *listen_iface;
     int listen_port;
+    struct tls_ctx *tls; /* "ssl:" listeners: new connections speak TLS with it */
     bool closing;
     struct wk_events events;
     struct session *sessions;

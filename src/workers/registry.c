@@ -53,6 +53,7 @@ void registry_maybe_free(struct wk_registry *r)
             hold_free(h);
         }
         free(r->listen_iface);
+        tls_ctx_free(r->tls);
         free(r);
     }
 }
@@ -150,16 +151,42 @@ static void accept_cb(uv_stream_t *server, int status)
     r->sessions = s;
     r->n_sessions++;
     s->id = ++r->next_id;
+    s->tls = r->tls != NULL ? tls_conn_new(r->tls) : NULL;
     session_start(r, s);
 }
 
-int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause)
+/* A context of `cfg`'s TLS files in *ctx (NULL for plain TCP), read again on every
+   call so that a renewed certificate is taken by a reconfig; 0, or -1 when they cannot
+   be loaded. */
+static int tls_prepare(const struct cfg *cfg, struct tls_ctx **ctx, char **cause)
 {
-    if (r->listener != NULL && port == r->listen_port &&
-        util_streq(iface != NULL ? iface : "", r->listen_iface != NULL ? r->listen_iface : ""))
+    *ctx = NULL;
+    if (cfg->pb_tls_key == NULL)
         return 0;
-    if (port == 0) {
+    *ctx = tls_server_ctx(cfg->pb_tls_cert, cfg->pb_tls_key, cfg->pb_tls_chain, cause);
+    return *ctx != NULL ? 0 : -1;
+}
+
+/* The connections accepted from now on speak TLS with `ctx` (those open keep theirs). */
+static void tls_commit(struct wk_registry *r, struct tls_ctx *ctx)
+{
+    tls_ctx_free(r->tls);
+    r->tls = ctx;
+}
+
+int wk_listen(struct wk_registry *r, const struct cfg *cfg, char **cause)
+{
+    const char *iface = cfg->pb_interface;
+    int port = cfg->pb_port;
+    struct tls_ctx *ctx;
+    if (tls_prepare(cfg, &ctx, cause) != 0)
+        return -1;
+    if (port == 0)
         close_listener(r);
+    if (port == 0 ||
+        (r->listener != NULL && port == r->listen_port &&
+         util_streq(iface != NULL ? iface : "", r->listen_iface != NULL ? r->listen_iface : ""))) {
+        tls_commit(r, ctx);
         return 0;
     }
     struct sockaddr_storage addr;
@@ -167,26 +194,31 @@ int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause)
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
     if (rc != 0)
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
-    if (rc != 0)
-        return util_cause(cause, "PB port: bad interface address '%s'", host);
-    uv_tcp_t *l = xcalloc(1, sizeof *l);
-    uv_tcp_init(r->loop, l);
-    l->data = r;
-    r->listeners_open++;
-    rc = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)l, 128, accept_cb);
-    if (rc != 0) {
-        uv_close((uv_handle_t *)l, listener_closed_cb);
-        return util_cause(cause, "cannot listen for workers on %s:%d: %s", host, port,
-                          uv_strerror(rc));
+    uv_tcp_t *l = NULL;
+    if (rc == 0) {
+        l = xcalloc(1, sizeof *l);
+        uv_tcp_init(r->loop, l);
+        l->data = r;
+        r->listeners_open++;
+        rc = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)l, 128, accept_cb);
+        if (rc != 0)
+            uv_close((uv_handle_t *)l, listener_closed_cb);
     }
+    if (rc != 0) {
+        tls_ctx_free(ctx);
+        return l == NULL ? util_cause(cause, "PB port: bad interface address '%s'", host)
+                         : util_cause(cause, "cannot listen for workers on %s:%d: %s", host, port,
+                                      uv_strerror(rc));
+    }
+    tls_commit(r, ctx);
     close_listener(r);
     r->listener = l;
     r->listen_port = port;
     free(r->listen_iface);
     r->listen_iface = iface != NULL ? xstrdup(iface) : NULL;
-    log_info("listening for workers on %s:%d", host, port);
+    log_info("listening for workers on %s:%d%s", host, port, r->tls != NULL ? " (TLS)" : "");
     return 0;
 }
 

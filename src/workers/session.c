@@ -51,6 +51,35 @@ static void write_cb(uv_write_t *req, int status)
         session_close(s, uv_strerror(status));
 }
 
+/* Puts bytes on the wire; false when the session was closed instead. */
+static bool write_raw(struct session *s, const char *data, size_t len)
+{
+    struct write_req *w = xmalloc(sizeof *w + len);
+    w->len = len;
+    memcpy(w->data, data, len);
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_cb);
+    if (rc != 0) {
+        free(w);
+        session_close(s, uv_strerror(rc));
+        return false;
+    }
+    s->writing += len;
+    return true;
+}
+
+/* Writes what TLS has encrypted for the worker; false when the session was closed. */
+static bool flush_tls(struct session *s)
+{
+    char out[65536];
+    size_t n;
+    while ((n = tls_conn_take(s->tls, out, sizeof out)) > 0) {
+        if (!write_raw(s, out, n))
+            return false;
+    }
+    return true;
+}
+
 static void broker_send(void *ctx, const char *data, size_t len)
 {
     struct session *s = ctx;
@@ -63,17 +92,17 @@ static void broker_send(void *ctx, const char *data, size_t len)
         session_close(s, "the worker does not read what is sent to it");
         return;
     }
-    struct write_req *w = xmalloc(sizeof *w + len);
-    w->len = len;
-    memcpy(w->data, data, len);
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_cb);
-    if (rc != 0) {
-        free(w);
-        session_close(s, uv_strerror(rc));
+    if (s->tls == NULL) {
+        write_raw(s, data, len);
         return;
     }
-    s->writing += len;
+    char *cause = NULL;
+    if (tls_conn_send(s->tls, data, len, &cause) != 0) {
+        session_close(s, cause);
+        free(cause);
+        return;
+    }
+    flush_tls(s);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -82,6 +111,52 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     static char slab[65536]; /* the loop is single-threaded and read_cb consumes it all */
     *buf = uv_buf_init(slab, sizeof slab);
+}
+
+/* Plain bytes from the worker to the broker: a stranger's go in a login's worth at a
+   time, and none after a close was asked.  0, or -1 with *cause. */
+static int receive_plain(struct session *s, const char *data, size_t len, char **cause)
+{
+    int rc = 0;
+    size_t n;
+    for (size_t off = 0; rc == 0 && off < len && !s->close_after_receive; off += n) {
+        n = s->prelogin && len - off > PB_LOGIN_MAX_EXPR ? PB_LOGIN_MAX_EXPR : len - off;
+        rc = pb_broker_receive(s->broker, data + off, n, cause);
+    }
+    return rc;
+}
+
+struct tls_receive {
+    struct session *s;
+    char *cause;
+};
+
+static int plain_from_tls(void *arg, const char *data, size_t len)
+{
+    struct tls_receive *t = arg;
+    if (t->s->close_after_receive)
+        return 0;
+    return receive_plain(t->s, data, len, &t->cause);
+}
+
+/* What the worker sent, through TLS when the session speaks it.  0, or -1 with *cause;
+ *tls_failed tells a TLS failure from the broker's. */
+static int receive(struct session *s, const char *data, size_t len, bool *tls_failed, char **cause)
+{
+    *tls_failed = false;
+    if (s->tls == NULL)
+        return receive_plain(s, data, len, cause);
+    struct tls_receive t = {.s = s};
+    char *tls_cause = NULL;
+    int rc = tls_conn_receive(s->tls, data, len, plain_from_tls, &t, &tls_cause);
+    if (rc != 0 && t.cause == NULL) {
+        *tls_failed = true;
+        *cause = tls_cause;
+        return -1;
+    }
+    free(tls_cause);
+    *cause = t.cause;
+    return rc;
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -95,24 +170,21 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         session_close(s, uv_strerror((int)nread));
         return;
     }
-    /* a stranger's bytes go in a login's worth at a time, and none after a close was asked */
     char *cause = NULL;
-    int rc = 0;
-    size_t len = (size_t)nread, n;
+    bool tls_failed;
     s->in_receive = true;
-    for (size_t off = 0; rc == 0 && off < len && !s->close_after_receive; off += n) {
-        n = s->prelogin && len - off > PB_LOGIN_MAX_EXPR ? PB_LOGIN_MAX_EXPR : len - off;
-        rc = pb_broker_receive(s->broker, buf->base + off, n, &cause);
-    }
+    int rc = receive(s, buf->base, (size_t)nread, &tls_failed, &cause);
     s->in_receive = false;
     if (rc != 0) {
-        char *why = xasprintf("protocol error: %s", cause);
+        char *why = tls_failed ? xstrdup(cause) : xasprintf("protocol error: %s", cause);
         if (s->prelogin)
             guard_count(s->reg, GUARD_PROTOCOL_ERROR, NULL);
         session_close(s, why);
         free(why);
     } else if (s->close_after_receive) {
         session_close(s, NULL);
+    } else if (s->tls != NULL && s->state != SESSION_CLOSING) {
+        flush_tls(s); /* the handshake's answers */
     }
     free(cause);
 }
@@ -125,6 +197,7 @@ static void handle_closed_cb(uv_handle_t *h)
     registry_remove(s->reg, s);
     session_free_builders(s->builders, s->n_builders);
     pb_value_free(s->info);
+    tls_conn_free(s->tls);
     free(s->name);
     free(s->close_reason);
     free(s);

@@ -87,11 +87,13 @@ void wk_know_addresses(struct wk_registry *r, const char *const *addrs, size_t n
 const char *wk_address(struct wk_registry *r, const char *name);
 
 /*
- * Listens for workers on `iface` (NULL: all addresses) and `port` (0: stop
- * listening).  Called again with another address, it opens the new listener
- * before it closes the old one, so a failure leaves the old one in place.
+ * Listens for workers as `cfg` says: on pb_interface (NULL: all addresses) and
+ * pb_port (0: stop listening), speaking TLS with the pb_tls_* files when they are
+ * set.  Called again with another address, it opens the new listener before it
+ * closes the old one, so a failure leaves the old one in place.  The TLS files
+ * are read at every call: the connections accepted from then on use what they hold.
  */
-int wk_listen(struct wk_registry *r, const char *iface, int port, char **cause);
+int wk_listen(struct wk_registry *r, const struct cfg *cfg, char **cause);
 
 /*
  * Applies a new configuration: connected workers that are no longer configured

@@ -267,7 +267,16 @@ static const struct broken broken[] = {
      "{F}:4: protocols.pb must be a table with a port, like { port = 9989 }\n"},
     {W "  protocols = { pb = { port = 'udp:x' } },\n",
      "{F}:4: protocols.pb.port: cannot understand \"udp:x\"; use a number or "
-     "\"tcp:PORT[:interface=ADDRESS]\"\n"},
+     "\"tcp:PORT[:interface=ADDRESS]\" or \"ssl:PORT:privateKey=FILE[:certKey=FILE]"
+     "[:extraCertChain=FILE][:interface=ADDRESS]\"\n"},
+    {W "  protocols = { pb = { port = 'ssl:9989:privateKey=k.pem:sslmethod=TLSv1_METHOD' } },\n",
+     "{F}:4: protocols.pb.port: cannot understand "
+     "\"ssl:9989:privateKey=k.pem:sslmethod=TLSv1_METHOD\"; use a number or "
+     "\"tcp:PORT[:interface=ADDRESS]\" or \"ssl:PORT:privateKey=FILE[:certKey=FILE]"
+     "[:extraCertChain=FILE][:interface=ADDRESS]\"\n"},
+    {W "  protocols = { pb = { port = 'ssl:9989:privateKey=/nonexistent/k.pem' } },\n",
+     "{F}:4: protocols.pb.port: cannot read the TLS file /nonexistent/k.pem: No such file "
+     "or directory\n"},
     {"  workers = { bbm.worker('w1', 'p', { max_build = 1 }) },\n",
      "{F}:3: bbm.worker: unknown parameter 'max_build'; did you mean 'max_builds'?\n"},
     {"  workers = { bbm.worker('w1', 'p', { keepalive_interval = 'x' }) },\n",

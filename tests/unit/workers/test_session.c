@@ -242,8 +242,10 @@ static int setup(void **state)
     config.n_builders = 2;
     f.reg = wk_registry_new(&loop, &config);
     char *cause = NULL;
+    config.pb_interface = "127.0.0.1";
     for (f.port = 29300; f.port < 29400; f.port++) {
-        if (wk_listen(f.reg, "127.0.0.1", f.port, &cause) == 0)
+        config.pb_port = f.port;
+        if (wk_listen(f.reg, &config, &cause) == 0)
             break;
     }
     free(cause);
