@@ -1,12 +1,15 @@
 /*
  * TLS over memory buffers (see tls.h): an OpenSSL SSL object whose read side is fed
- * by tls_conn_receive and whose write side is drained by tls_conn_take.
+ * by tls_conn_receive and whose write side is drained by tls_conn_take, for either
+ * end of a connection.
  */
 #include "tls/tls.h"
 #include "util/util.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +19,8 @@ struct tls_ctx {
 
 struct tls_conn {
     SSL *ssl;
-    BIO *in;  /* from the peer, read by OpenSSL */
-    BIO *out; /* to the peer, written by OpenSSL */
+    BIO *in;          /* from the peer, read by OpenSSL */
+    BIO *out;         /* to the peer, written by OpenSSL */
     struct buf early; /* plain bytes sent before the handshake is over */
 };
 
@@ -33,8 +36,7 @@ static int ssl_cause(char **cause, const char *what)
     return util_cause(cause, "%s: %s", what, text);
 }
 
-struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *chain,
-                               char **cause)
+struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *chain, char **cause)
 {
     ERR_clear_error();
     SSL_CTX *ssl = SSL_CTX_new(TLS_server_method());
@@ -49,8 +51,9 @@ struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *ch
         failed = cert;
     else if (chain != NULL && SSL_CTX_load_verify_locations(ssl, chain, NULL) != 1)
         failed = chain;
-    else if (chain != NULL && SSL_CTX_build_cert_chain(ssl, SSL_BUILD_CHAIN_FLAG_CHECK |
-                                                            SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR) != 1)
+    else if (chain != NULL &&
+             SSL_CTX_build_cert_chain(ssl, SSL_BUILD_CHAIN_FLAG_CHECK |
+                                               SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR) != 1)
         failed = chain;
     else if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1)
         failed = key;
@@ -76,18 +79,64 @@ void tls_ctx_free(struct tls_ctx *ctx)
     free(ctx);
 }
 
-struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
+struct tls_ctx *tls_client_ctx(const char *cafile, char **cause)
+{
+    ERR_clear_error();
+    SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
+    if (ssl == NULL) {
+        ssl_cause(cause, "TLS");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    int ok = cafile != NULL ? SSL_CTX_load_verify_locations(ssl, cafile, NULL)
+                            : SSL_CTX_set_default_verify_paths(ssl);
+    if (ok != 1) {
+        char *what = xasprintf("TLS: %s", cafile != NULL ? cafile : "the system's authorities");
+        ssl_cause(cause, what);
+        free(what);
+        SSL_CTX_free(ssl);
+        return NULL;
+    }
+    struct tls_ctx *ctx = xcalloc(1, sizeof *ctx);
+    ctx->ssl = ssl;
+    return ctx;
+}
+
+static struct tls_conn *conn_new(struct tls_ctx *ctx)
 {
     struct tls_conn *c = xcalloc(1, sizeof *c);
     c->ssl = SSL_new(ctx->ssl);
     c->in = BIO_new(BIO_s_mem());
     c->out = BIO_new(BIO_s_mem());
     if (c->ssl == NULL || c->in == NULL || c->out == NULL)
-        abort(); /* out of memory, as xmalloc */
+        abort();                       /* out of memory, as xmalloc */
     BIO_set_mem_eof_return(c->in, -1); /* empty means "wait for more", not end of stream */
     SSL_set_bio(c->ssl, c->in, c->out);
-    SSL_set_accept_state(c->ssl);
     buf_init(&c->early, TLS_PENDING_MAX);
+    return c;
+}
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
+{
+    struct tls_conn *c = conn_new(ctx);
+    SSL_set_accept_state(c->ssl);
+    return c;
+}
+
+struct tls_conn *tls_conn_client(struct tls_ctx *ctx, const char *host)
+{
+    struct tls_conn *c = conn_new(ctx);
+    SSL_set_connect_state(c->ssl);
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, host);
+        SSL_set1_host(c->ssl, host);
+    }
+    ERR_clear_error();
+    SSL_do_handshake(c->ssl); /* the ClientHello, into `out` */
     return c;
 }
 
@@ -134,6 +183,12 @@ static int handshake(struct tls_conn *c, char **cause)
     int e = SSL_get_error(c->ssl, rc);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return 0;
+    long verified = SSL_get_verify_result(c->ssl);
+    if (verified != X509_V_OK) {
+        ERR_clear_error();
+        return util_cause(cause, "TLS handshake: the certificate is refused: %s",
+                          X509_verify_cert_error_string(verified));
+    }
     return ssl_cause(cause, "TLS handshake");
 }
 

@@ -10,7 +10,9 @@
  *
  * A server context holds a certificate chain and its key, loaded from PEM files
  * as Twisted's "ssl:" endpoint takes them (privateKey, certKey, extraCertChain);
- * it is shared by the connections made from it, each of which keeps it alive.
+ * a client context holds the authorities that servers' certificates are checked
+ * against.  A context is shared by the connections made from it, each of which
+ * keeps it alive.  TLS 1.2 is the oldest version either side speaks.
  */
 #ifndef BBM_TLS_H
 #define BBM_TLS_H
@@ -30,12 +32,25 @@ struct tls_conn;
  * must match the certificate.  Returns NULL and sets *cause when it cannot.  Free with
  * tls_ctx_free.
  */
-struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *chain,
-                               char **cause);
+struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *chain, char **cause);
 void tls_ctx_free(struct tls_ctx *ctx);
+
+/*
+ * A client context that verifies servers against the authorities in `cafile` (PEM), or
+ * with NULL the system's (OpenSSL's default paths, which SSL_CERT_FILE and SSL_CERT_DIR
+ * override).  NULL with *cause when it cannot.  Free with tls_ctx_free.
+ */
+struct tls_ctx *tls_client_ctx(const char *cafile, char **cause);
 
 /* A server-side connection of `ctx`.  Free with tls_conn_free. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
+
+/*
+ * A client-side connection of `ctx` to `host`: a name is sent (SNI) and must be the
+ * certificate's, an address must be among its addresses.  The first handshake bytes are
+ * ready for tls_conn_take at once.  Free with tls_conn_free.
+ */
+struct tls_conn *tls_conn_client(struct tls_ctx *ctx, const char *host);
 void tls_conn_free(struct tls_conn *c);
 
 /* Receives the plain bytes decrypted from what the peer sent; returns 0 to go on, or -1. */

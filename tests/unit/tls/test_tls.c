@@ -205,6 +205,103 @@ static void test_bad_files(void **state)
     free(cause);
 }
 
+/* Moves bytes between two of our connections until both are quiet; the first error's
+   cause (the client's, then the server's), or NULL. */
+static char *exchange(struct tls_conn *client, struct tls_conn *server, struct buf *at_server,
+                      struct buf *at_client)
+{
+    struct tls_conn *from[] = {client, server}, *to[] = {server, client};
+    struct buf *got[] = {at_server, at_client};
+    for (int round = 0; round < 20; round++) {
+        int moved = 0;
+        for (int side = 0; side < 2; side++) {
+            char data[16384];
+            size_t n;
+            while ((n = tls_conn_take(from[side], data, sizeof data)) > 0) {
+                char *cause = NULL;
+                struct pair p = {.got = *got[side]};
+                int rc = tls_conn_receive(to[side], data, n, collect, &p, &cause);
+                *got[side] = p.got;
+                if (rc != 0)
+                    return cause;
+                moved = 1;
+            }
+        }
+        if (!moved)
+            return NULL;
+    }
+    return xstrdup("the handshake does not settle");
+}
+
+static void test_client(void **state)
+{
+    (void)state;
+    char *cause = NULL;
+    struct tls_ctx *server_ctx = tls_server_ctx(cert_path, key_path, NULL, &cause);
+    struct tls_ctx *trusting = tls_client_ctx(cert_path, &cause);
+    assert_non_null(trusting);
+    struct buf at_server, at_client;
+    buf_init(&at_server, 1 << 16);
+    buf_init(&at_client, 1 << 16);
+
+    /* the certificate's name: data both ways */
+    struct tls_conn *client = tls_conn_client(trusting, "localhost");
+    struct tls_conn *server = tls_conn_new(server_ctx);
+    assert_int_equal(tls_conn_send(client, "ping", 4, &cause), 0);
+    assert_null(exchange(client, server, &at_server, &at_client));
+    assert_true(tls_conn_ready(client));
+    assert_int_equal(tls_conn_send(server, "pong", 4, &cause), 0);
+    assert_null(exchange(client, server, &at_server, &at_client));
+    assert_int_equal(at_server.len, 4);
+    assert_memory_equal(at_server.data, "ping", 4);
+    assert_int_equal(at_client.len, 4);
+    assert_memory_equal(at_client.data, "pong", 4);
+    tls_conn_free(client);
+    tls_conn_free(server);
+
+    /* another name: refused by the client, which says why */
+    client = tls_conn_client(trusting, "example.org");
+    server = tls_conn_new(server_ctx);
+    cause = exchange(client, server, &at_server, &at_client);
+    assert_non_null(cause);
+    assert_non_null(strstr(cause, "the certificate is refused: hostname mismatch"));
+    free(cause);
+    cause = NULL;
+    tls_conn_free(client);
+    tls_conn_free(server);
+
+    /* an address the certificate does not name */
+    client = tls_conn_client(trusting, "127.0.0.1");
+    server = tls_conn_new(server_ctx);
+    cause = exchange(client, server, &at_server, &at_client);
+    assert_non_null(strstr(cause, "IP address mismatch"));
+    free(cause);
+    cause = NULL;
+    tls_conn_free(client);
+    tls_conn_free(server);
+
+    /* the system's authorities do not know the test's certificate */
+    struct tls_ctx *system = tls_client_ctx(NULL, &cause);
+    assert_non_null(system);
+    client = tls_conn_client(system, "localhost");
+    server = tls_conn_new(server_ctx);
+    cause = exchange(client, server, &at_server, &at_client);
+    assert_non_null(strstr(cause, "the certificate is refused: self-signed certificate"));
+    free(cause);
+    cause = NULL;
+    tls_conn_free(client);
+    tls_conn_free(server);
+
+    assert_null(tls_client_ctx("/nonexistent/ca.pem", &cause));
+    assert_non_null(strstr(cause, "TLS: /nonexistent/ca.pem: "));
+    free(cause);
+    tls_ctx_free(system);
+    tls_ctx_free(trusting);
+    tls_ctx_free(server_ctx);
+    buf_free(&at_server);
+    buf_free(&at_client);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_plain_bytes_are_refused),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, make_files, remove_files);
 }
