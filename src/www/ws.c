@@ -494,6 +494,8 @@ enum MHD_Result www_ws_open(struct www *w, struct MHD_Connection *c)
     const char *version = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
     if (ws == NULL)
         return www_send_error(c, 404, "events are not served by this master");
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade") == NULL)
+        return www_send_error(c, 426, "HTTP Upgrade header missing"); /* autobahn's answer */
     if (key == NULL || strlen(key) > 64 || version == NULL || strcmp(version, "13") != 0 ||
         !header_has(c, "Upgrade", "websocket") || !header_has(c, "Connection", "upgrade"))
         return www_send_error(c, 400, "a WebSocket (version 13) upgrade is expected here");

@@ -265,8 +265,13 @@ def test_ws_like_buildbot(site):
     ws.ping("hi")  # a ping is answered with a pong; then the next reply is the command's
     assert ask({"_id": 10, "cmd": "ping"}) == '{"msg":"pong","code":200,"_id":10}'
     ws.close()
-    # not an upgrade: refused
+    # not an upgrade: 426 as autobahn answers (webStatus off, as Buildbot sets it); a
+    # broken upgrade: 400
     c = http.client.HTTPConnection("127.0.0.1", site.port, timeout=30)
     c.request("GET", "/ws")
+    assert c.getresponse().status == 426
+    c.close()
+    c = http.client.HTTPConnection("127.0.0.1", site.port, timeout=30)
+    c.request("GET", "/ws", headers={"Upgrade": "websocket", "Connection": "upgrade"})
     assert c.getresponse().status == 400
     c.close()
