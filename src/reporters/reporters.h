@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 
 struct db;
@@ -113,5 +114,60 @@ int rep_github_repo(const char *project, const char *repository, char *owner, si
                     char *repo, size_t rsize);
 /* The length in bytes of the first `max` UTF-8 characters of `s`. */
 size_t rep_utf8_prefix(const char *s, size_t max);
+
+/* ------------------------------------------- messages (message.c, template.c) */
+
+/* Buildbot's results codes. */
+enum {
+    REP_RES_SUCCESS,
+    REP_RES_WARNINGS,
+    REP_RES_FAILURE,
+    REP_RES_SKIPPED,
+    REP_RES_EXCEPTION,
+    REP_RES_RETRY,
+    REP_RES_CANCELLED
+};
+
+/* BuildStatusGenerator's modes, as bits. */
+#define REP_MODE_CHANGE (1u << 0)
+#define REP_MODE_FAILING (1u << 1)
+#define REP_MODE_PASSING (1u << 2)
+#define REP_MODE_PROBLEM (1u << 3)
+#define REP_MODE_WARNINGS (1u << 4)
+#define REP_MODE_EXCEPTION (1u << 5)
+#define REP_MODE_CANCELLED (1u << 6)
+/*
+ * The modes of `names`: `one_string` when the configuration gave a string, not a list
+ * ("all" and "warnings" are then Buildbot's shortcuts).  0, or -1 with *cause in
+ * Buildbot's words.
+ */
+int rep_modes_parse(const char *const *names, size_t n, bool one_string, unsigned *modes,
+                    char **cause);
+/* is_message_needed_by_results: `prev` the previous build's results (RETRY skipped), or -1
+   when there is none. */
+bool rep_mode_wants(unsigned modes, int results, int prev);
+/* "change" and "problem" look at the previous build. */
+bool rep_mode_needs_previous(unsigned modes);
+/* Buildbot's statusToString: "success", ..., "cancelled"; "not finished" otherwise. */
+const char *rep_result_name(int results);
+/* get_detected_status_text and get_message_summary_text (malloc'd). */
+char *rep_status_detected(unsigned modes, int results, int prev);
+char *rep_summary(int results, const char *state_string);
+/* The default MessageFormatter's results_style of a step's results. */
+const char *rep_results_style(int results);
+/* Buildbot 4.3's default subject and bodies, in bbmaster's template language. */
+extern const char rep_default_subject[];
+extern const char rep_default_body_plain[];
+extern const char rep_default_body_html[];
+
+/* Bounds of a template's source and of what it renders. */
+#define REP_TMPL_MAX (64 * 1024)
+#define REP_TMPL_OUT_MAX (1024 * 1024)
+struct rep_tmpl;
+/* Compiles `src`; NULL with *cause ("line N: ...") when it is not bbmaster's language. */
+struct rep_tmpl *rep_tmpl_compile(const char *src, char **cause);
+/* The text of `t` against the JSON object `ctx`; NULL with *cause past REP_TMPL_OUT_MAX. */
+char *rep_tmpl_render(const struct rep_tmpl *t, const json_t *ctx, char **cause);
+void rep_tmpl_free(struct rep_tmpl *t);
 
 #endif

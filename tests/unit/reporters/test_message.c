@@ -1,0 +1,211 @@
+/*
+ * Unit tests for BuildStatusGenerator's modes (Buildbot's shortcuts, its refusals, which
+ * results and previous results are reported), the status and summary texts, and
+ * bbmaster's template language: what it renders, what it refuses (with the line), and
+ * Buildbot's default subject and body rendered for a failing build.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "reporters/reporters.h"
+
+static unsigned modes_of(const char *const *names, size_t n, bool one)
+{
+    unsigned m = 0;
+    char *cause = NULL;
+    assert_int_equal(rep_modes_parse(names, n, one, &m, &cause), 0);
+    return m;
+}
+
+static void test_modes_parse(void **state)
+{
+    (void)state;
+    const char *all[] = {"all"}, *warn[] = {"warnings"}, *prob[] = {"problem"};
+    assert_int_equal(modes_of(all, 1, true), REP_MODE_FAILING | REP_MODE_PASSING |
+                                                 REP_MODE_WARNINGS | REP_MODE_EXCEPTION |
+                                                 REP_MODE_CANCELLED);
+    assert_int_equal(modes_of(warn, 1, true), REP_MODE_FAILING | REP_MODE_WARNINGS);
+    assert_int_equal(modes_of(warn, 1, false), REP_MODE_WARNINGS); /* a list: no shortcut */
+    assert_int_equal(modes_of(prob, 1, true), REP_MODE_PROBLEM);
+    const char *two[] = {"change", "exception"};
+    assert_int_equal(modes_of(two, 2, false), REP_MODE_CHANGE | REP_MODE_EXCEPTION);
+    unsigned m;
+    char *cause = NULL;
+    assert_int_equal(rep_modes_parse(all, 1, false, &m, &cause), -1);
+    assert_string_equal(cause, "mode 'all' is not valid in an iterator and must be passed in as "
+                               "a separate string");
+    free(cause);
+    const char *bad[] = {"failures"};
+    assert_int_equal(rep_modes_parse(bad, 1, true, &m, &cause), -1);
+    assert_string_equal(cause, "mode failures is not a valid mode");
+    free(cause);
+}
+
+static void test_mode_wants(void **state)
+{
+    (void)state;
+    unsigned def = REP_MODE_FAILING | REP_MODE_PASSING | REP_MODE_WARNINGS;
+    assert_true(rep_mode_wants(def, REP_RES_FAILURE, -1));
+    assert_true(rep_mode_wants(def, REP_RES_SUCCESS, -1));
+    assert_true(rep_mode_wants(def, REP_RES_WARNINGS, -1));
+    assert_false(rep_mode_wants(def, REP_RES_EXCEPTION, -1));
+    assert_false(rep_mode_wants(def, REP_RES_CANCELLED, -1));
+    assert_false(rep_mode_wants(def, REP_RES_SKIPPED, -1));
+    /* problem: a failure after something else; no previous build, no message */
+    assert_true(rep_mode_wants(REP_MODE_PROBLEM, REP_RES_FAILURE, REP_RES_SUCCESS));
+    assert_true(rep_mode_wants(REP_MODE_PROBLEM, REP_RES_FAILURE, REP_RES_EXCEPTION));
+    assert_true(rep_mode_wants(REP_MODE_PROBLEM, REP_RES_FAILURE, REP_RES_WARNINGS));
+    assert_false(rep_mode_wants(REP_MODE_PROBLEM, REP_RES_FAILURE, REP_RES_FAILURE));
+    assert_false(rep_mode_wants(REP_MODE_PROBLEM, REP_RES_FAILURE, -1));
+    assert_false(rep_mode_wants(REP_MODE_PROBLEM, REP_RES_EXCEPTION, REP_RES_SUCCESS));
+    /* change: any change of results, either way */
+    assert_true(rep_mode_wants(REP_MODE_CHANGE, REP_RES_SUCCESS, REP_RES_FAILURE));
+    assert_true(rep_mode_wants(REP_MODE_CHANGE, REP_RES_CANCELLED, REP_RES_SUCCESS));
+    assert_false(rep_mode_wants(REP_MODE_CHANGE, REP_RES_SUCCESS, REP_RES_SUCCESS));
+    assert_false(rep_mode_wants(REP_MODE_CHANGE, REP_RES_FAILURE, -1));
+    assert_true(rep_mode_wants(REP_MODE_EXCEPTION, REP_RES_EXCEPTION, -1));
+    assert_true(rep_mode_wants(REP_MODE_CANCELLED, REP_RES_CANCELLED, -1));
+    assert_true(rep_mode_needs_previous(REP_MODE_PROBLEM));
+    assert_true(rep_mode_needs_previous(REP_MODE_CHANGE | REP_MODE_FAILING));
+    assert_false(rep_mode_needs_previous(def));
+}
+
+static void expect(char *got, const char *want)
+{
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_texts(void **state)
+{
+    (void)state;
+    expect(rep_status_detected(REP_MODE_PROBLEM, REP_RES_FAILURE, REP_RES_SUCCESS), "new failure");
+    expect(rep_status_detected(REP_MODE_FAILING, REP_RES_FAILURE, REP_RES_SUCCESS), "failed build");
+    expect(rep_status_detected(REP_MODE_CHANGE, REP_RES_FAILURE, -1), "failed build");
+    expect(rep_status_detected(REP_MODE_CHANGE, REP_RES_SUCCESS, REP_RES_FAILURE), "restored build");
+    expect(rep_status_detected(REP_MODE_PASSING, REP_RES_SUCCESS, REP_RES_FAILURE), "passing build");
+    expect(rep_status_detected(0, REP_RES_WARNINGS, -1), "problem in the build");
+    expect(rep_status_detected(0, REP_RES_EXCEPTION, -1), "build exception");
+    expect(rep_status_detected(0, REP_RES_CANCELLED, -1), "cancelled build");
+    expect(rep_summary(REP_RES_SUCCESS, "build successful"), "Build succeeded!");
+    expect(rep_summary(REP_RES_FAILURE, "failed test"), "BUILD FAILED: failed test");
+    expect(rep_summary(REP_RES_EXCEPTION, ""), "BUILD FAILED");
+    expect(rep_summary(REP_RES_WARNINGS, "warnings compile"), "Build Had Warnings: warnings compile");
+    expect(rep_summary(REP_RES_CANCELLED, "x"), "Build was cancelled");
+    assert_string_equal(rep_result_name(REP_RES_RETRY), "retry");
+    assert_string_equal(rep_result_name(-1), "not finished");
+}
+
+static char *render(const char *src, const char *ctx_json)
+{
+    char *cause = NULL;
+    struct rep_tmpl *t = rep_tmpl_compile(src, &cause);
+    if (t == NULL)
+        fail_msg("%s: %s", src, cause);
+    json_t *ctx = json_loads(ctx_json, 0, NULL);
+    assert_non_null(ctx);
+    char *out = rep_tmpl_render(t, ctx, &cause);
+    json_decref(ctx);
+    rep_tmpl_free(t);
+    return out;
+}
+
+static void test_template(void **state)
+{
+    (void)state;
+    expect(render("plain text\n", "{}"), "plain text"); /* as Jinja */
+    expect(render("two\n\n", "{}"), "two\n");
+    expect(render("a {{ x }} b {{y}}", "{\"x\": \"1\", \"y\": 2}"), "a 1 b 2");
+    expect(render("{{ b.p.reason or \"(unknown)\" }}|{{ b.p.w or 'none' }}",
+                  "{\"b\": {\"p\": {\"reason\": \"forced\"}}}"),
+           "forced|none");
+    expect(render("{{ missing }}{{ n }}{{ t }}{{ l }}", "{\"n\": null, \"t\": true, "
+                                                        "\"l\": [\"A <a@x>\", \"B\"]}"),
+           "TrueA <a@x>, B");
+    expect(render("{% if x %}yes{% elif y == \"2\" %}two{% else %}no{% endif %}",
+                  "{\"x\": \"\", \"y\": 2}"),
+           "two");
+    expect(render("{% if not x %}empty{% endif %}{% if y != 'a' %}!{% endif %}",
+                  "{\"x\": [], \"y\": \"a\"}"),
+           "empty");
+    expect(render("{% for s in steps %}[{{ s.n }}{% for l in s.logs %} {{ l }}{% endfor %}]"
+                  "{% endfor %}{# a comment #}",
+                  "{\"steps\": [{\"n\": 1, \"logs\": [\"stdio\"]}, {\"n\": 2}]}"),
+           "[1 stdio][2]");
+    /* a loop's variable hides the context's key of that name, inside the loop only */
+    expect(render("{{ s }}{% for s in l %}{{ s }}{% endfor %}{{ s }}",
+                  "{\"s\": \"o\", \"l\": [\"i\"]}"),
+           "oio");
+}
+
+static void refused(const char *src, const char *want)
+{
+    char *cause = NULL;
+    struct rep_tmpl *t = rep_tmpl_compile(src, &cause);
+    assert_null(t);
+    assert_non_null(cause);
+    if (strstr(cause, want) == NULL)
+        fail_msg("%s: got \"%s\", wanted \"%s\"", src, cause, want);
+    free(cause);
+}
+
+static void test_template_refused(void **state)
+{
+    (void)state;
+    refused("{{ x | upper }}", "line 1: '|' is not part");
+    refused("a\n\n{{ build['x'] }}", "line 3: '['");
+    refused("{% include x %}", "'{% include %}' is not part");
+    refused("{% if x %}open", "this if has no {% endif %}");
+    refused("{% for x in l %}", "this loop has no {% endfor %}");
+    refused("{% for x.y in l %}{% endfor %}", "a loop is {% for name in path %}");
+    refused("{{ x", "'{{' is not closed");
+    refused("{% if a and b %}{% endif %}", "a condition is");
+    refused("{% if a %}{% else %}{% elif b %}{% endif %}", "nothing may follow else");
+    refused("{% endif %}", "'{% endif %}' is not part");
+    refused("{{ x = 1 }}", "only == and != compare");
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    const char *ctx = "{\"result_name\": \"failure\", \"buildbot_title\": \"Python\","
+                      " \"subject_project\": \"b1\", \"branch_or_revision\": \"main\","
+                      " \"status_detected\": \"new failure\", \"buildername\": \"b1\","
+                      " \"projects\": \"python/cpython\", \"build_url\": \"U\","
+                      " \"workername\": \"w\", \"blamelist\": [\"Jane <j@x>\"],"
+                      " \"build\": {\"state_string\": \"failed test\", \"properties\": {},"
+                      " \"steps\": [{\"number\": 0, \"name\": \"git\", \"result_name\":"
+                      " \"success\", \"logs\": [{\"name\": \"stdio\", \"url\": \"L\"}]},"
+                      " {\"number\": 1, \"name\": \"test\", \"result_name\": \"failure\","
+                      " \"logs\": []}]}}";
+    expect(render(rep_default_subject, ctx),
+           "\xe2\x98\xa0 Buildbot (Python): b1 - failed test (main)");
+    expect(render(rep_default_body_plain, ctx),
+           "A new failure has been detected on builder b1 while building python/cpython.\n\n"
+           "Full details are available at:\n    U\n\n"
+           "Build state: failed test\nRevision: (unknown)\nWorker: w\n"
+           "Build Reason: (unknown)\nBlamelist: Jane <j@x>\n\nSteps:\n\n"
+           "- 0: git ( success )\n    Logs:\n        - stdio: L\n\n"
+           "- 1: test ( failure )\n\n");
+    char *cause = NULL;
+    struct rep_tmpl *t = rep_tmpl_compile(rep_default_body_html, &cause);
+    assert_non_null(t);
+    rep_tmpl_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_modes_parse), cmocka_unit_test(test_mode_wants),
+        cmocka_unit_test(test_texts),       cmocka_unit_test(test_template),
+        cmocka_unit_test(test_template_refused), cmocka_unit_test(test_defaults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
