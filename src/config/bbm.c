@@ -250,6 +250,24 @@ static const struct param request_params[] = {{"builders", P_STRS, false},
                                               END};
 static const struct param renderable_params[] = {
     {"template", P_RENDER, true}, {"subject", P_ANY, false}, END};
+/* BuildStatusGenerator and MessageFormatter; add_logs, add_patch, want_logs_content, ctx
+   and extra_info_cb are listed to be refused in config/reporters.c. */
+static const struct param status_gen_params[] = {{"mode", P_STRS, false},
+                                                 {"builders", P_STRS, false},
+                                                 {"tags", P_STRS, false},
+                                                 {"schedulers", P_STRS, false},
+                                                 {"branches", P_STRS, false},
+                                                 {"add_logs", P_ANY, false},
+                                                 {"add_patch", P_ANY, false},
+                                                 {"report_new", P_BOOL, false},
+                                                 {"message_formatter", P_TABLE, false},
+                                                 END};
+static const struct param formatter_params[] = {
+    {"template", P_STR, false},          {"subject", P_STR, false},
+    {"template_type", P_STR, false},     {"want_properties", P_BOOL, false},
+    {"want_steps", P_BOOL, false},       {"want_logs", P_BOOL, false},
+    {"want_logs_content", P_ANY, false}, {"ctx", P_ANY, false},
+    {"extra_info_cb", P_ANY, false},     END};
 
 /* www.auth (Buildbot's auth classes), www.authz and its endpoint and role matchers. */
 static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};
@@ -764,6 +782,14 @@ static const struct ctor ctors[] = {
      "generator.build_request",
      "bbm.reporters.build_request_generator",
      {request_params}},
+    {"reporters.build_status_generator",
+     "generator.build_status",
+     "bbm.reporters.build_status_generator",
+     {status_gen_params}},
+    {"reporters.message_formatter",
+     "formatter.message",
+     "bbm.reporters.message_formatter",
+     {formatter_params}},
     {"reporters.message_formatter_renderable",
      "formatter.renderable",
      "bbm.reporters.message_formatter_renderable",
@@ -1068,11 +1094,9 @@ static const char *const unimplemented[][2] = {
     {"reporters.telegram_bot", "TelegramBot"},
     {"reporters.zulip_status_push", "ZulipStatusPush"},
     {"reporters.github_pull_request_reporter", "GitHubPullRequestReporter"},
-    {"reporters.build_status_generator", "BuildStatusGenerator"},
     {"reporters.build_set_status_generator", "BuildSetStatusGenerator"},
     {"reporters.build_set_combined_status_generator", "BuildSetCombinedStatusGenerator"},
     {"reporters.worker_missing_generator", "WorkerMissingGenerator"},
-    {"reporters.message_formatter", "MessageFormatter"},
     {"reporters.message_formatter_function", "MessageFormatterFunction"},
     {"reporters.message_formatter_missing_worker", "MessageFormatterMissingWorker"},
 };
@@ -1087,8 +1111,9 @@ static int unimplemented_ctor(lua_State *L)
     cfg_error(L, file, line,
               "bbm.%s (Buildbot's %s) is not implemented yet: bbmaster reports through "
               "bbm.reporters.github_status_push with "
-              "bbm.reporters.build_start_end_status_generator and "
-              "bbm.reporters.build_request_generator",
+              "bbm.reporters.build_start_end_status_generator, "
+              "bbm.reporters.build_request_generator and "
+              "bbm.reporters.build_status_generator",
               u[0], u[1]);
     lua_newtable(L);
     lua_pushstring(L, "unimplemented");

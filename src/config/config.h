@@ -139,9 +139,29 @@ struct cfg_janitor {
  */
 #define CFG_REPORTERS_MAX 64
 #define CFG_GITHUB_API "https://api.github.com"
+enum cfg_gen_kind {
+    CFG_GEN_START_END, /* BuildStartEndStatusGenerator */
+    CFG_GEN_REQUEST,   /* BuildRequestGenerator ("Build pending.") */
+    CFG_GEN_STATUS,    /* BuildStatusGenerator: finished builds by mode, with a formatter */
+};
+/* A MessageFormatter: its templates compiled (bbmaster's template language). */
+struct rep_tmpl;
+struct cfg_formatter {
+    struct rep_tmpl *body, *subject;
+    bool html;            /* template_type "html", else "plain" */
+    bool default_body;    /* no template given: Buildbot's, with steps and logs */
+    bool want_properties; /* true by default */
+    bool want_steps, want_logs;
+};
 struct cfg_generator {
-    bool
-        request; /* a BuildRequestGenerator ("Build pending."), else BuildStartEndStatusGenerator */
+    bool request; /* kind == CFG_GEN_REQUEST */
+    enum cfg_gen_kind kind;
+    unsigned modes;    /* CFG_GEN_STATUS: REP_MODE_* bits */
+    char **mode_names; /* as given, for the context's `mode` */
+    size_t n_mode_names;
+    bool report_new;           /* CFG_GEN_STATUS: also as the build starts */
+    struct cfg_formatter *fmt; /* CFG_GEN_STATUS with a message_formatter (or the default); NULL
+                                  with a message_formatter_renderable */
     char **builders, **tags, **schedulers, **branches; /* NULL: any */
     size_t n_builders, n_tags, n_schedulers, n_branches;
     int ref; /* its table (formatter, start_formatter, end_formatter) in the config's Lua state;

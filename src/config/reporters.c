@@ -1,13 +1,16 @@
 /*
  * The `services` key: Buildbot's reporters, read into cfg->reporters.  Only
- * GitHubStatusPush (bbm.reporters.github_status_push) with BuildStartEndStatusGenerator
- * and BuildRequestGenerator generators is there so far; bbm.c refuses the
+ * GitHubStatusPush (bbm.reporters.github_status_push) with BuildStartEndStatusGenerator,
+ * BuildRequestGenerator and BuildStatusGenerator generators is there so far (the last
+ * with MessageFormatter, whose templates are compiled here, so that an error in one has
+ * its FILE:LINE); bbm.c refuses the
  * other reporters, generators and formatters by name, and this file the
  * parameters of these that bbmaster does not implement, each at the line of
  * its call.  The renderables (context, the formatters' templates) stay in the
  * config's Lua state for the engine to render against a build.
  */
 #include "config/internal.h"
+#include "reporters/reporters.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,13 @@ static const struct {
      "bbm.reporters.build_start_end_status_generator"},
     {"generator.build_start_end_status", "add_patch", FALSE_ONLY, "GitHub statuses carry no patch"},
     {"formatter.renderable", "subject", NONE, "GitHub statuses have no subject"},
+    {"generator.build_status", "add_logs", FALSE_ONLY, "log attachments are not implemented yet"},
+    {"generator.build_status", "add_patch", FALSE_ONLY,
+     "patch attachments are not implemented yet"},
+    {"formatter.message", "want_logs_content", FALSE_ONLY,
+     "log contents are not loaded for templates yet"},
+    {"formatter.message", "ctx", NONE, "a Python dict of extra context has no Lua equivalent yet"},
+    {"formatter.message", "extra_info_cb", NONE, "extra_info is not implemented"},
 };
 
 static const char *kind_of(lua_State *L, int idx)
@@ -122,13 +132,122 @@ static void check_formatter(lua_State *L, int gen, const char *ctor, const char 
     lua_pop(L, 1);
 }
 
+static struct rep_tmpl *compile(lua_State *L, const char *src, const char *key, const char *file,
+                                int line)
+{
+    char *cause = NULL;
+    struct rep_tmpl *t = rep_tmpl_compile(src, &cause);
+    if (t == NULL) {
+        cfg_error(L, file, line, "bbm.reporters.message_formatter: '%s', %s", key, cause);
+        free(cause);
+    }
+    return t;
+}
+
+/* A bbm.reporters.message_formatter at the top of the stack, or Buildbot's default (nil). */
+static struct cfg_formatter *read_formatter(lua_State *L, int idx, const char *file, int line)
+{
+    struct cfg_formatter *f = xcalloc(1, sizeof *f);
+    f->want_properties = true;
+    if (idx == 0) {
+        f->default_body = f->want_steps = f->want_logs = true;
+        f->body = rep_tmpl_compile(rep_default_body_plain, &(char *){NULL});
+        f->subject = rep_tmpl_compile(rep_default_subject, &(char *){NULL});
+        return f;
+    }
+    char ffile[256];
+    int fline;
+    where(L, idx, file, line, ffile, sizeof ffile, &fline);
+    check_refused(L, idx, "formatter.message", ffile, fline);
+    if (lua_getfield(L, idx, "template_type") == LUA_TSTRING) {
+        const char *tt = lua_tostring(L, -1);
+        f->html = strcmp(tt, "html") == 0;
+        if (!f->html && strcmp(tt, "plain") != 0)
+            cfg_error(L, ffile, fline,
+                      "bbm.reporters.message_formatter: template_type \"%s\" is not implemented "
+                      "(\"plain\" or \"html\")",
+                      tt);
+    }
+    static const char *const flags[] = {"want_properties", "want_steps", "want_logs"};
+    bool *vals[] = {&f->want_properties, &f->want_steps, &f->want_logs};
+    for (size_t i = 0; i < UTIL_NELEM(flags); i++) {
+        if (lua_getfield(L, idx, flags[i]) == LUA_TBOOLEAN)
+            *vals[i] = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (lua_getfield(L, idx, "template") == LUA_TSTRING) {
+        f->body = compile(L, lua_tostring(L, -1), "template", ffile, fline);
+    } else {
+        f->default_body = f->want_steps = f->want_logs = true; /* as Buildbot forces them */
+        f->body = rep_tmpl_compile(f->html ? rep_default_body_html : rep_default_body_plain,
+                                   &(char *){NULL});
+    }
+    if (lua_getfield(L, idx, "subject") == LUA_TSTRING)
+        f->subject = compile(L, lua_tostring(L, -1), "subject", ffile, fline);
+    else
+        f->subject = rep_tmpl_compile(rep_default_subject, &(char *){NULL});
+    lua_pop(L, 3);
+    return f;
+}
+
+/* BuildStatusGenerator's mode: a string (with Buildbot's shortcuts) or a list. */
+static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const char *file, int line)
+{
+    static const char *const def[] = {"failing", "passing", "warnings"};
+    int t = lua_getfield(L, idx, "mode");
+    lua_pop(L, 1);
+    g->mode_names = strings(L, idx, "mode", &g->n_mode_names);
+    if (g->mode_names == NULL) {
+        g->mode_names = xcalloc(UTIL_NELEM(def), sizeof *g->mode_names);
+        for (size_t i = 0; i < UTIL_NELEM(def); i++)
+            g->mode_names[g->n_mode_names++] = xstrdup(def[i]);
+    }
+    char *cause = NULL;
+    if (rep_modes_parse((const char *const *)g->mode_names, g->n_mode_names, t == LUA_TSTRING,
+                        &g->modes, &cause) < 0) {
+        cfg_error(L, file, line, "bbm.reporters.build_status_generator: %s", cause);
+        free(cause);
+    }
+}
+
+static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
+                                  int line)
+{
+    g->kind = CFG_GEN_STATUS;
+    read_modes(L, idx, g, file, line);
+    lua_getfield(L, idx, "report_new");
+    g->report_new = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "message_formatter");
+    const char *k = kind_of(L, -1);
+    if (lua_isnil(L, -1)) {
+        g->fmt = read_formatter(L, 0, file, line);
+    } else if (k != NULL && strcmp(k, "formatter.message") == 0) {
+        g->fmt = read_formatter(L, lua_gettop(L), file, line);
+    } else if (k != NULL && strcmp(k, "formatter.renderable") == 0) {
+        char ffile[256];
+        int fline;
+        where(L, lua_gettop(L), file, line, ffile, sizeof ffile, &fline);
+        check_refused(L, lua_gettop(L), k, ffile, fline);
+    } else if (k == NULL || strcmp(k, "unimplemented") != 0) {
+        cfg_error(L, file, line,
+                  "bbm.reporters.build_status_generator: 'message_formatter' must be a "
+                  "bbm.reporters.message_formatter{...} or "
+                  "bbm.reporters.message_formatter_renderable{...}");
+    }
+    lua_pop(L, 1);
+}
+
 static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const char *kind,
                            const char *file, int line)
 {
     const char *ctor = cfg_kind_display(kind);
     g->request = strcmp(kind, "generator.build_request") == 0;
+    g->kind = g->request ? CFG_GEN_REQUEST : CFG_GEN_START_END;
     check_refused(L, idx, kind, file, line);
-    if (g->request) {
+    if (strcmp(kind, "generator.build_status") == 0) {
+        read_status_generator(L, idx, g, file, line);
+    } else if (g->request) {
         check_formatter(L, idx, ctor, "formatter", file, line);
     } else {
         check_formatter(L, idx, ctor, "start_formatter", file, line);
@@ -151,15 +270,18 @@ static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const
 static void default_generators(struct cfg_reporter *rep)
 {
     rep->generators = xcalloc(2, sizeof *rep->generators);
-    rep->generators[0] = (struct cfg_generator){.request = true, .ref = LUA_NOREF};
-    rep->generators[1] = (struct cfg_generator){.request = false, .ref = LUA_NOREF};
+    rep->generators[0] =
+        (struct cfg_generator){.request = true, .kind = CFG_GEN_REQUEST, .ref = LUA_NOREF};
+    rep->generators[1] =
+        (struct cfg_generator){.request = false, .kind = CFG_GEN_START_END, .ref = LUA_NOREF};
     rep->n_generators = 2;
 }
 
 static bool is_generator(const char *kind)
 {
     return kind != NULL && (strcmp(kind, "generator.build_start_end_status") == 0 ||
-                            strcmp(kind, "generator.build_request") == 0);
+                            strcmp(kind, "generator.build_request") == 0 ||
+                            strcmp(kind, "generator.build_status") == 0);
 }
 
 static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
@@ -186,8 +308,9 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, rep->file, rep->line,
                       "bbm.reporters.github_status_push: generators[%lld] is not a "
-                      "bbm.reporters.build_start_end_status_generator{...} or "
-                      "bbm.reporters.build_request_generator{...}",
+                      "bbm.reporters.build_start_end_status_generator{...}, "
+                      "bbm.reporters.build_request_generator{...} or "
+                      "bbm.reporters.build_status_generator{...}",
                       (long long)i);
         lua_pop(L, 1);
     }
@@ -280,6 +403,14 @@ void cfg_free_reporters(struct cfg *cfg)
                 for (size_t m = 0; m < ns[k]; m++)
                     free(lists[k][m]);
                 free(lists[k]);
+            }
+            for (size_t m = 0; m < g->n_mode_names; m++)
+                free(g->mode_names[m]);
+            free(g->mode_names);
+            if (g->fmt != NULL) {
+                rep_tmpl_free(g->fmt->body);
+                rep_tmpl_free(g->fmt->subject);
+                free(g->fmt);
             }
         }
         free(r->generators);

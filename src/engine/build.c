@@ -358,7 +358,7 @@ int build_start(struct engine *e, const struct cfg_builder *bc, const char *work
              b->number, worker, brid);
     setup_props(b);
     build_write_props(b);
-    report_build(b, false);
+    report_build(b, false, "created");
     set_state(b, "pinging worker");
     b->held = wk_build_start(e->wk, worker, b->builder, started_cb, b, cause) == 0;
     if (!b->held) {
@@ -527,7 +527,7 @@ static void build_finished(struct build *b, const char *text, int results)
     db_build(b, "finishing a build",
              "UPDATE builds SET state_string = ?, complete_at = ?, results = ? WHERE id = ?", p, 4);
     engine_publish(b->e, EV_BUILD, b->id, EV_FINISHED);
-    report_build(b, true);
+    report_build(b, true, text);
     char *cause = NULL;
     int rc = b->results == RES_RETRY
                  ? requests_unclaim(b->e, b->brid, &cause)

@@ -458,7 +458,15 @@ struct engine {
 
 /* report.c: the reporters' statuses of a build that started (complete false) or
    finished, stored in e->rep's outbox. */
-void report_build(struct build *b, bool complete);
+void report_build(struct build *b, bool complete, const char *state_string);
+/* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
+   create_context_for_build), the previous build's results (REP_PREV_* or results; -3 with
+   *cause) and the responsible users. */
+struct cfg_generator;
+json_t *report_context(struct build *b, const struct cfg_generator *g, int prev, const char *state,
+                       bool complete, char **cause);
+int report_previous_results(struct build *b, char **cause);
+json_t *report_blamelist(struct build *b, char **cause);
 /* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled);

@@ -113,10 +113,11 @@ static const char *ss_field(const json_t *ss, const char *key)
    with the properties known before it starts) that was made or cancelled. */
 struct event {
     struct build *b;
-    bool request;  /* BuildRequestGenerator's events, else BuildStartEndStatusGenerator's */
-    bool complete; /* finished, or cancelled */
-    char what[48]; /* "build 12", "build request 7": for the log */
-    char *url;     /* target_url */
+    const char *state; /* the build's state_string */
+    bool request;      /* BuildRequestGenerator's events, else BuildStartEndStatusGenerator's */
+    bool complete;     /* finished, or cancelled */
+    char what[48];     /* "build 12", "build request 7": for the log */
+    char *url;         /* target_url */
 };
 
 /* One status per source stamp that names a GitHub repository and has a revision. */
@@ -165,6 +166,48 @@ static const char *formatter_of(const struct event *ev, const char **def)
     return ev->complete ? "end_formatter" : "start_formatter";
 }
 
+/* BuildStatusGenerator: NULL (no message: *cause NULL) when the modes do not want the
+   finished build, else its message body (Buildbot's report['body']). */
+static char *status_body(const struct event *ev, const struct cfg_generator *g, lua_State *L,
+                         char **cause)
+{
+    struct build *b = ev->b;
+    int prev = REP_PREV_NONE;
+    if (ev->complete && rep_mode_needs_previous(g->modes)) {
+        prev = report_previous_results(b, cause);
+        if (prev == -3)
+            return NULL;
+    }
+    if (ev->complete && !rep_mode_wants(g->modes, b->results, prev))
+        return NULL;
+    if (g->fmt == NULL) /* a message_formatter_renderable */
+        return render_field(b, L, g->ref, "message_formatter", "", cause);
+    json_t *ctx = report_context(b, g, prev, ev->state, ev->complete, cause);
+    char *body = ctx != NULL ? rep_tmpl_render(g->fmt->body, ctx, cause) : NULL;
+    json_decref(ctx);
+    return body;
+}
+
+/* The generator's message for the event; NULL with *cause NULL when it has none. */
+static char *message_of(const struct event *ev, const struct cfg_generator *g, lua_State *L,
+                        char **cause)
+{
+    if (g->kind == CFG_GEN_STATUS)
+        return status_body(ev, g, L, cause);
+    const char *def_desc;
+    const char *key = formatter_of(ev, &def_desc);
+    return render_field(ev->b, L, g->ref, key, def_desc, cause);
+}
+
+/* The generator hears the event: BuildStatusGenerator hears finished builds, and new ones
+   with report_new. */
+static bool hears(const struct event *ev, const struct cfg_generator *g)
+{
+    if (g->request != ev->request)
+        return false;
+    return g->kind != CFG_GEN_STATUS || ev->complete || g->report_new;
+}
+
 static void report_one(const struct event *ev, const struct cfg_reporter *rc)
 {
     struct build *b = ev->b;
@@ -174,12 +217,12 @@ static void report_one(const struct event *ev, const struct cfg_reporter *rc)
     const struct cfg_builder *bc = cfg_find_builder(cfg, b->builder);
     for (size_t i = 0; i < rc->n_generators; i++) {
         const struct cfg_generator *g = &rc->generators[i];
-        if (g->request != ev->request || !wanted(b, g, bc))
+        if (!hears(ev, g) || !wanted(b, g, bc))
             continue;
         char *cause = NULL;
-        const char *def_desc;
-        const char *key = formatter_of(ev, &def_desc);
-        char *desc = render_field(b, L, g->ref, key, def_desc, &cause);
+        char *desc = message_of(ev, g, L, &cause);
+        if (desc == NULL && cause == NULL)
+            continue; /* this generator has no report: the next one may */
         /* the default context: Interpolate('buildbot/%(prop:buildername)s') */
         char *def = xasprintf("buildbot/%s", b->builder);
         char *context = desc == NULL ? NULL : render_field(b, L, rc->ref, "context", def, &cause);
@@ -219,11 +262,11 @@ static bool any_generator(const struct engine *e, bool request)
     return false;
 }
 
-void report_build(struct build *b, bool complete)
+void report_build(struct build *b, bool complete, const char *state_string)
 {
     if (b->sourcestamps == NULL || !any_generator(b->e, false))
         return;
-    struct event ev = {.b = b, .complete = complete};
+    struct event ev = {.b = b, .complete = complete, .state = state_string};
     snprintf(ev.what, sizeof ev.what, "build %lld", b->id);
     ev.url = xasprintf("%s#/builders/%lld/builds/%lld", b->e->cfg->buildbot_url, b->builderid,
                        b->number);

@@ -47,13 +47,15 @@ int rep_modes_parse(const char *const *names, size_t n, bool one_string, unsigne
 
 bool rep_mode_wants(unsigned modes, int results, int prev)
 {
-    if ((modes & REP_MODE_CHANGE) && prev >= 0 && prev != results)
+    /* a previous build still running has results None, which differs from any */
+    if ((modes & REP_MODE_CHANGE) && prev != REP_PREV_NONE && prev != results)
         return true;
     if ((modes & REP_MODE_FAILING) && results == REP_RES_FAILURE)
         return true;
     if ((modes & REP_MODE_PASSING) && results == REP_RES_SUCCESS)
         return true;
-    if ((modes & REP_MODE_PROBLEM) && results == REP_RES_FAILURE && prev >= 0 && prev != REP_RES_FAILURE)
+    if ((modes & REP_MODE_PROBLEM) && results == REP_RES_FAILURE && prev != REP_PREV_NONE &&
+        prev != REP_RES_FAILURE)
         return true;
     if ((modes & REP_MODE_WARNINGS) && results == REP_RES_WARNINGS)
         return true;
@@ -78,7 +80,8 @@ char *rep_status_detected(unsigned modes, int results, int prev)
 {
     bool change = (modes & REP_MODE_CHANGE) != 0;
     if (results == REP_RES_FAILURE)
-        return xstrdup((change || (modes & REP_MODE_PROBLEM)) && prev >= 0 && prev != REP_RES_FAILURE
+        return xstrdup((change || (modes & REP_MODE_PROBLEM)) && prev >= 0 &&
+                               prev != REP_RES_FAILURE
                            ? "new failure"
                            : "failed build");
     if (results == REP_RES_WARNINGS)

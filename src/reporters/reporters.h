@@ -143,8 +143,10 @@ enum {
  */
 int rep_modes_parse(const char *const *names, size_t n, bool one_string, unsigned *modes,
                     char **cause);
-/* is_message_needed_by_results: `prev` the previous build's results (RETRY skipped), or -1
-   when there is none. */
+/* The previous build (getPreviousBuild, RETRY skipped): none, or one not finished. */
+#define REP_PREV_NONE (-1)
+#define REP_PREV_RUNNING (-2)
+/* is_message_needed_by_results: `prev` the previous build's results, or REP_PREV_*. */
 bool rep_mode_wants(unsigned modes, int results, int prev);
 /* "change" and "problem" look at the previous build. */
 bool rep_mode_needs_previous(unsigned modes);

@@ -36,7 +36,7 @@ struct node {
     enum node_kind kind;
     char *text; /* N_TEXT: the text; N_VAR: the path; N_FOR: the loop variable */
     size_t len;
-    char *alt;  /* N_VAR: the text after `or`; N_FOR: the list's path */
+    char *alt; /* N_VAR: the text after `or`; N_FOR: the list's path */
     struct branch *br;
     size_t n_br;
     struct seq body; /* N_FOR */
@@ -208,8 +208,8 @@ static int parse_if(struct parser *ps, const char *at, struct words *w, struct n
 static int parse_for(struct parser *ps, const char *at, struct words *w, struct node *n)
 {
     static const char *const ends[] = {"endfor", NULL};
-    if (w->n != 4 || !is_path(w, 1) || strchr(w->w[1], '.') != NULL ||
-        strcmp(w->w[2], "in") != 0 || !is_path(w, 3))
+    if (w->n != 4 || !is_path(w, 1) || strchr(w->w[1], '.') != NULL || strcmp(w->w[2], "in") != 0 ||
+        !is_path(w, 3))
         return fail(ps, at, "a loop is {% for name in path %}");
     n->kind = N_FOR;
     n->text = xstrdup(w->w[1]);
@@ -285,7 +285,7 @@ static int parse_tag(struct parser *ps, struct seq *out, const char *const *ends
 }
 
 /* Nodes until the end of the text (ends NULL) or one of the `ends` tags, whose words go to
-   *endw for the caller (an elif's condition). */
+ *endw for the caller (an elif's condition). */
 static int parse_seq(struct parser *ps, struct seq *out, const char *const *ends, const char **end,
                      struct words *endw)
 {
@@ -315,7 +315,8 @@ static int parse_seq(struct parser *ps, struct seq *out, const char *const *ends
     }
     if (ends != NULL)
         return fail(ps, opened,
-                    ends[1] == NULL ? "this loop has no {% endfor %}" : "this if has no {% endif %}");
+                    ends[1] == NULL ? "this loop has no {% endfor %}"
+                                    : "this if has no {% endif %}");
     return 0;
 }
 

@@ -267,8 +267,23 @@ def test_stop_does_not_wait_for_github(master, workers, github):
      "bbm.reporters.build_request_generator: 'formatter' must be a "
      "bbm.reporters.message_formatter_renderable"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
-     'bbm.reporters.build_status_generator{} } }',
-     "bbm.reporters.build_status_generator (Buildbot's BuildStatusGenerator) is not"),
+     'bbm.reporters.build_set_status_generator{} } }',
+     "bbm.reporters.build_set_status_generator (Buildbot's BuildSetStatusGenerator) is not"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_status_generator{ mode = { "failing", "all" } } } }',
+     "mode 'all' is not valid in an iterator"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_status_generator{ mode = "sometimes" } } }',
+     "mode sometimes is not a valid mode"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_status_generator{ message_formatter = '
+     'bbm.reporters.message_formatter{ template = "ok\\n{{ x | upper }}" } } } }',
+     "bbm.reporters.message_formatter: 'template', line 2: '|' is not part of bbmaster's "
+     "template language"),
+    ('bbm.reporters.github_status_push{ token = "t", generators = { '
+     'bbm.reporters.build_status_generator{ message_formatter = '
+     'bbm.reporters.message_formatter{ want_logs_content = true } } } }',
+     "'want_logs_content' is not implemented by bbmaster"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_start_end_status_generator{ builders = { "a" }, tags = { "b" } } } }',
      "specify only builders or tags to include - not both"),
@@ -394,3 +409,64 @@ def test_old_and_orphaned_notifications(master, github):
     assert master.count(r"'Gone' is no longer configured: its notification "
                         r"00000000000000000002 is dropped") == 1
     assert master.count(r"outbox row '00000000000000000004' cannot be read") == 1
+
+
+STATUS_CONFIG = r'''local bbm = require "bbm"
+local R = bbm.reporters
+return {
+  title = "Status",
+  buildbotURL = "http://bb/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "gamma", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ name = "check", command = { "sh", "-c",
+        bbm.interpolate("exit %%(prop:rc:-0)s") } } } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "gamma" },
+      properties = { bbm.params.string{ name = "rc", default = "0" } } },
+  },
+  services = {
+    R.github_status_push{ token = "t", baseURL = "%(api)s", name = "Problems",
+      context = "problems",
+      generators = { R.build_status_generator{ mode = "problem",
+        message_formatter = R.message_formatter{ template =
+          "{{ status_detected }} on {{ buildername }}: {{ summary }} "
+          .. "[{%% for s in build.steps %%}{{ s.name }}={{ s.result_name }};{%% endfor %%}] "
+          .. "prev={{ previous_results }}", want_steps = true } } } },
+    R.github_status_push{ token = "t", baseURL = "%(api)s", name = "Default",
+      context = "default",
+      generators = { R.build_status_generator{ mode = { "failing", "exception" } } } },
+  },
+}
+'''
+
+
+def test_build_status_generator(master, workers, github):
+    """BuildStatusGenerator: mode "problem" reports a failure after a success, once (not the
+    next failure), with the message_formatter's template rendered against Buildbot's context;
+    mode {"failing", "exception"} with Buildbot's default body (its description cut to 140)."""
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(STATUS_CONFIG % {"pb": master.pb_port, "www": www, "api": github.url})
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    ok = built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
+    bad = built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1"))
+    built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1"))
+    assert (ok["results"], bad["results"]) == (0, 2)
+    wait_for(lambda: len(github.delivered()) == 3 and not outbox_rows(master),
+             what="three statuses delivered")
+    got = [(p, b["context"], b["state"], b["description"]) for p, b in github.delivered()]
+    sha2 = f"/repos/python/cpython/statuses/{SHA2}"
+    assert got[0] == (sha2, "problems", "failure",
+                      "new failure on gamma: BUILD FAILED: failed 'sh -c ...' (failure) "
+                      "[worker_preparation=success;check=failure;] prev=0")
+    body = ("A failed build has been detected on builder gamma while building "
+            "python/cpython.\n\nFull details are available at:\n"
+            f"    http://bb/#/builders/{bad['builderid']}/builds/{bad['number']}\n\n"
+            "Build state: failed 'sh -c ...' (failure)\n")
+    assert got[1:] == [(sha2, "default", "failure", body[:140])] * 2

@@ -444,8 +444,9 @@ static const struct broken broken[] = {
     {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
      "{F}:3: bbm.reporters.irc (Buildbot's IRC) is not implemented yet: bbmaster reports "
      "through bbm.reporters.github_status_push with "
-     "bbm.reporters.build_start_end_status_generator and "
-     "bbm.reporters.build_request_generator\n"},
+     "bbm.reporters.build_start_end_status_generator, "
+     "bbm.reporters.build_request_generator and "
+     "bbm.reporters.build_status_generator\n"},
     {"  services = { bbm.reporters.github_status_push{ token = 't', debug = true,\n"
      "    generators = { bbm.reporters.build_start_end_status_generator{ add_patch = true } } } "
      "},\n",

@@ -89,15 +89,18 @@ static void test_texts(void **state)
     expect(rep_status_detected(REP_MODE_PROBLEM, REP_RES_FAILURE, REP_RES_SUCCESS), "new failure");
     expect(rep_status_detected(REP_MODE_FAILING, REP_RES_FAILURE, REP_RES_SUCCESS), "failed build");
     expect(rep_status_detected(REP_MODE_CHANGE, REP_RES_FAILURE, -1), "failed build");
-    expect(rep_status_detected(REP_MODE_CHANGE, REP_RES_SUCCESS, REP_RES_FAILURE), "restored build");
-    expect(rep_status_detected(REP_MODE_PASSING, REP_RES_SUCCESS, REP_RES_FAILURE), "passing build");
+    expect(rep_status_detected(REP_MODE_CHANGE, REP_RES_SUCCESS, REP_RES_FAILURE),
+           "restored build");
+    expect(rep_status_detected(REP_MODE_PASSING, REP_RES_SUCCESS, REP_RES_FAILURE),
+           "passing build");
     expect(rep_status_detected(0, REP_RES_WARNINGS, -1), "problem in the build");
     expect(rep_status_detected(0, REP_RES_EXCEPTION, -1), "build exception");
     expect(rep_status_detected(0, REP_RES_CANCELLED, -1), "cancelled build");
     expect(rep_summary(REP_RES_SUCCESS, "build successful"), "Build succeeded!");
     expect(rep_summary(REP_RES_FAILURE, "failed test"), "BUILD FAILED: failed test");
     expect(rep_summary(REP_RES_EXCEPTION, ""), "BUILD FAILED");
-    expect(rep_summary(REP_RES_WARNINGS, "warnings compile"), "Build Had Warnings: warnings compile");
+    expect(rep_summary(REP_RES_WARNINGS, "warnings compile"),
+           "Build Had Warnings: warnings compile");
     expect(rep_summary(REP_RES_CANCELLED, "x"), "Build was cancelled");
     assert_string_equal(rep_result_name(REP_RES_RETRY), "retry");
     assert_string_equal(rep_result_name(-1), "not finished");
@@ -203,9 +206,12 @@ static void test_defaults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_modes_parse), cmocka_unit_test(test_mode_wants),
-        cmocka_unit_test(test_texts),       cmocka_unit_test(test_template),
-        cmocka_unit_test(test_template_refused), cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_modes_parse),
+        cmocka_unit_test(test_mode_wants),
+        cmocka_unit_test(test_texts),
+        cmocka_unit_test(test_template),
+        cmocka_unit_test(test_template_refused),
+        cmocka_unit_test(test_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,252 @@
+/*
+ * What a MessageFormatter's templates are rendered against: Buildbot's
+ * create_context_for_build for a build that finished (or started, with
+ * report_new), as a JSON object for the template language of
+ * src/reporters/template.c.  The keys are Buildbot's (status_detected,
+ * buildername, workername, build_url, blamelist, summary, sourcestamps,
+ * projects, previous_results, build with its properties and steps...), with
+ * the properties as plain values (build.properties.reason, not
+ * build['properties']['reason'][0]) and a few of bbmaster's own for what a
+ * Jinja expression computed (result_name, subject_project, branch_or_revision,
+ * step.result_name, step.results_style).  Steps and logs are read from the
+ * database when the formatter wants them; the previous build (skipping RETRY)
+ * when the generator's modes need it.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "reporters/reporters.h"
+
+/* Steps and logs listed at most per build (a message is read by people). */
+#define CTX_STEPS_MAX 1000
+#define CTX_LOGS_MAX 5000
+
+int report_previous_results(struct build *b, char **cause)
+{
+    struct db_param p[] = {DB_INT(b->builderid), DB_INT(b->number)};
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT results FROM builds WHERE builderid = ? AND number < ? "
+                                "AND (results IS NULL OR results <> 5) ORDER BY number DESC "
+                                "LIMIT 1",
+                                p, 2, cause);
+    if (r == NULL)
+        return -3;
+    int prev = db_res_rows(r) == 0    ? REP_PREV_NONE
+               : db_res_null(r, 0, 0) ? REP_PREV_RUNNING
+                                      : (int)db_res_int(r, 0, 0);
+    db_res_free(r);
+    return prev;
+}
+
+static json_t *properties(const struct build *b)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < b->props.n; i++)
+        json_object_set(o, b->props.items[i].name, b->props.items[i].value);
+    return o;
+}
+
+static json_t *step_logs(struct build *b, long long stepid, long long number, char **cause)
+{
+    struct db_param p[] = {DB_INT(stepid)};
+    struct db_res *r = db_query(b->e->db, "SELECT name, slug FROM logs WHERE stepid = ? ORDER BY id",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *logs = json_array();
+    for (size_t i = 0; i < db_res_rows(r) && i < CTX_LOGS_MAX; i++) {
+        char *url = xasprintf("%s#/builders/%lld/builds/%lld/steps/%lld/logs/%s",
+                              b->e->cfg->buildbot_url, b->builderid, b->number, number,
+                              db_res_text(r, i, 1));
+        json_array_append_new(logs, json_pack("{s:s, s:s, s:s}", "name", db_res_text(r, i, 0),
+                                              "slug", db_res_text(r, i, 1), "url", url));
+        free(url);
+    }
+    db_res_free(r);
+    return logs;
+}
+
+static json_t *steps(struct build *b, bool want_logs, char **cause)
+{
+    struct db_param p[] = {DB_INT(b->id)};
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT id, number, name, results, state_string FROM steps "
+                                "WHERE buildid = ? ORDER BY number",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *list = json_array();
+    for (size_t i = 0; i < db_res_rows(r) && i < CTX_STEPS_MAX; i++) {
+        int res = db_res_null(r, i, 3) ? -1 : (int)db_res_int(r, i, 3);
+        json_t *s = json_pack("{s:I, s:s, s:s, s:s, s:s}", "number", db_res_int(r, i, 1), "name",
+                              db_res_text(r, i, 2), "state_string", db_res_text(r, i, 4),
+                              "result_name", rep_result_name(res), "results_style",
+                              rep_results_style(res));
+        json_object_set_new(s, "results", res < 0 ? json_null() : json_integer(res));
+        json_t *logs = want_logs ? step_logs(b, db_res_int(r, i, 0), db_res_int(r, i, 1), cause)
+                                 : json_array();
+        if (logs == NULL) {
+            json_decref(s);
+            json_decref(list);
+            db_res_free(r);
+            return NULL;
+        }
+        json_object_set_new(s, "logs", logs);
+        json_array_append_new(list, s);
+    }
+    db_res_free(r);
+    return list;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+static void add_user(json_t *set, const json_t *v)
+{
+    if (json_is_string(v))
+        json_object_set_new(set, json_string_value(v), json_true());
+}
+
+/* getResponsibleUsersForBuild: the changes' authors, the owner and the owners, sorted. */
+json_t *report_blamelist(struct build *b, char **cause)
+{
+    struct db_param p[] = {DB_INT(b->bsid)};
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT DISTINCT c.author FROM changes c JOIN "
+                                "buildset_sourcestamps bs ON bs.sourcestampid = c.sourcestampid "
+                                "WHERE bs.buildsetid = ?",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *set = json_object();
+    for (size_t i = 0; i < db_res_rows(r); i++)
+        json_object_set_new(set, db_res_text(r, i, 0), json_true());
+    db_res_free(r);
+    const json_t *owner = props_get(&b->props, "owner"), *owners = props_get(&b->props, "owners");
+    const json_t *lists[] = {owner, owners};
+    for (size_t k = 0; k < UTIL_NELEM(lists); k++) {
+        size_t i;
+        const json_t *x;
+        add_user(set, lists[k]);
+        json_array_foreach(lists[k], i, x) add_user(set, x);
+    }
+    json_t *list = json_array();
+    const char *key;
+    json_t *v;
+    json_object_foreach(set, key, v) json_array_append_new(list, json_string(key));
+    json_decref(set);
+    size_t n = json_array_size(list);
+    json_t **items = xcalloc(n > 0 ? n : 1, sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_incref(json_array_get(list, i));
+    qsort(items, n, sizeof *items, cmp_str);
+    json_array_clear(list);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, items[i]);
+    free(items);
+    return list;
+}
+
+static const char *ss_text(const json_t *ss, const char *key)
+{
+    const json_t *v = json_object_get(ss, key);
+    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
+/* get_projects_text (first seen order) and get_message_source_stamp_text. */
+static void stamps(const struct build *b, json_t *ctx)
+{
+    struct buf projects, text;
+    buf_init(&projects, 0);
+    buf_init(&text, 0);
+    size_t i;
+    const json_t *ss;
+    json_array_foreach(b->sourcestamps, i, ss)
+    {
+        const char *p = ss_text(ss, "project"), *br = ss_text(ss, "branch"),
+                   *rev = ss_text(ss, "revision"), *cb = ss_text(ss, "codebase");
+        if (p != NULL && strstr(projects.data != NULL ? projects.data : "", p) == NULL)
+            buf_printf(&projects, "%s%s", projects.len > 0 ? ", " : "", p);
+        buf_printf(&text, "Build Source Stamp%s%s%s: ", cb != NULL ? " '" : "", cb != NULL ? cb : "",
+                   cb != NULL ? "'" : "");
+        if (br != NULL)
+            buf_printf(&text, "[branch %s] ", br);
+        buf_printf(&text, "%s\n", rev != NULL ? rev : "HEAD");
+    }
+    if (projects.len == 0)
+        buf_addstr(&projects, b->e->cfg->title != NULL ? b->e->cfg->title : "");
+    json_object_set_new(ctx, "projects", json_string(projects.data));
+    json_object_set_new(ctx, "sourcestamps", json_string(text.data != NULL ? text.data : ""));
+    buf_free(&projects);
+    buf_free(&text);
+}
+
+static json_t *build_object(struct build *b, const struct cfg_formatter *f, const char *state,
+                            bool complete, char **cause)
+{
+    json_t *build = json_pack("{s:I, s:I, s:I, s:s, s:b}", "buildid", b->id, "number", b->number,
+                              "builderid", b->builderid, "state_string", state, "complete",
+                              complete);
+    json_object_set_new(build, "results", complete ? json_integer(b->results) : json_null());
+    json_object_set_new(build, "properties",
+                        f == NULL || f->want_properties ? properties(b) : json_object());
+    if (f != NULL && (f->want_steps || f->want_logs)) {
+        json_t *s = steps(b, f->want_logs, cause);
+        if (s == NULL) {
+            json_decref(build);
+            return NULL;
+        }
+        json_object_set_new(build, "steps", s);
+    }
+    return build;
+}
+
+static const char *branch_or_revision(const struct build *b)
+{
+    const json_t *br = props_get(&b->props, "branch"), *rev = props_get(&b->props, "got_revision");
+    if (json_is_string(br) && json_string_length(br) > 0)
+        return json_string_value(br);
+    return json_is_string(rev) ? json_string_value(rev) : "(unknown revision)";
+}
+
+json_t *report_context(struct build *b, const struct cfg_generator *g, int prev, const char *state,
+                       bool complete, char **cause)
+{
+    int results = complete ? b->results : -1;
+    json_t *build = build_object(b, g->fmt, state, complete, cause);
+    json_t *blame = build != NULL ? report_blamelist(b, cause) : NULL;
+    if (blame == NULL) {
+        json_decref(build);
+        return NULL;
+    }
+    json_t *mode = json_array();
+    for (size_t i = 0; i < g->n_mode_names; i++)
+        json_array_append_new(mode, json_string(g->mode_names[i]));
+    const json_t *worker = props_get(&b->props, "workername");
+    char *detected = rep_status_detected(g->modes, results, prev);
+    char *summary = rep_summary(results, state);
+    char *url = xasprintf("%s#/builders/%lld/builds/%lld", b->e->cfg->buildbot_url, b->builderid,
+                          b->number);
+    const char *title = b->e->cfg->title != NULL ? b->e->cfg->title : "";
+    json_t *ctx = json_pack(
+        "{s:o, s:o, s:o, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "build",
+        build, "mode", mode, "blamelist", blame, "buildername", b->builder, "workername",
+        json_is_string(worker) ? json_string_value(worker) : "<unknown>", "result_name",
+        rep_result_name(results), "is_buildset", false, "status_detected", detected, "build_url",
+        url, "buildbot_title", title, "buildbot_url", b->e->cfg->buildbot_url, "summary", summary,
+        "subject_project", b->builder, "branch_or_revision", branch_or_revision(b),
+        "previous_result_name", prev >= 0 ? rep_result_name(prev) : "");
+    json_object_set_new(ctx, "results", results >= 0 ? json_integer(results) : json_null());
+    json_object_set_new(ctx, "previous_results", prev >= 0 ? json_integer(prev) : json_null());
+    json_object_set_new(ctx, "buildset", json_pack("{s:I, s:O}", "bsid", b->bsid, "sourcestamps",
+                                                   b->sourcestamps));
+    stamps(b, ctx);
+    free(detected);
+    free(summary);
+    free(url);
+    return ctx;
+}
