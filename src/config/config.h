@@ -131,8 +131,9 @@ struct cfg_janitor {
 };
 
 /*
- * services: Buildbot's reporters.  bbm.reporters.github_status_push (GitHubStatusPush) with
- * its generators, each a bbm.reporters.build_start_end_status_generator
+ * services: Buildbot's reporters.  bbm.reporters.github_status_push (GitHubStatusPush),
+ * bbm.reporters.http_status_push (HttpStatusPush) and bbm.reporters.github_comment_push
+ * (GitHubCommentPush) with their generators, each a bbm.reporters.build_start_end_status_generator
  * (BuildStartEndStatusGenerator) or bbm.reporters.build_request_generator
  * (BuildRequestGenerator): which builds or requests it reports, and the renderables that
  * make the description.
@@ -152,6 +153,8 @@ struct cfg_formatter {
     bool default_body;    /* no template given: Buildbot's, with steps and logs */
     bool want_properties; /* true by default */
     bool want_steps, want_logs;
+    bool function; /* MessageFormatterFunction: the generator's formatter's `function` */
+    bool json;     /* template_type "json" (a function's value is the body as it is) */
 };
 struct cfg_generator {
     bool request; /* kind == CFG_GEN_REQUEST */
@@ -167,10 +170,18 @@ struct cfg_generator {
     int ref; /* its table (formatter, start_formatter, end_formatter) in the config's Lua state;
                 LUA_NOREF (-2) for Buildbot's default generators */
 };
+enum cfg_rep_kind {
+    CFG_REP_GITHUB_STATUS,  /* GitHubStatusPush */
+    CFG_REP_HTTP,           /* HttpStatusPush: base_url is serverUrl */
+    CFG_REP_GITHUB_COMMENT, /* GitHubCommentPush */
+};
+#define CFG_REP_HEADERS_MAX 64
 struct cfg_reporter {
+    enum cfg_rep_kind kind;
     char *name;     /* "GitHubStatusPush" unless name= says otherwise */
-    char *token;    /* GitHub's API token */
-    char *base_url; /* baseURL without a trailing '/' (https://api.github.com) */
+    char *token;    /* GitHub's API token ("" for HttpStatusPush) */
+    char *base_url; /* baseURL without a trailing '/' (https://api.github.com), or serverUrl */
+    char **headers; /* HttpStatusPush: "Name: value" lines (headers, auth), NULL-terminated */
     bool verbose;
     struct cfg_generator *generators;
     size_t n_generators;

@@ -193,6 +193,12 @@ static bool secret_key(const char *key)
     static const char *const words[] = {"password",   "passwd",     "secret",
                                         "token",      "privatekey", "private_key",
                                         "credential", "apikey",     "api_key"};
+    /* HttpStatusPush's: its auth pair, its headers (Authorization), its URL (a webhook's
+       path is its token) */
+    static const char *const keys[] = {"auth", "headers", "serverUrl"};
+    for (size_t k = 0; k < UTIL_NELEM(keys); k++)
+        if (strcmp(key, keys[k]) == 0)
+            return true;
     char low[128];
     size_t i;
     for (i = 0; key[i] != '\0' && i < sizeof low - 1; i++)

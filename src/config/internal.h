@@ -52,6 +52,15 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
 /* reporters.c: the `services` key of the table at `top` into cfg->reporters; freed by
    cfg_free_reporters. */
 void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path, int key_line);
+/* reporters_push.c: HttpStatusPush's serverUrl, headers and auth; MessageFormatterFunction;
+   the default generators of HttpStatusPush and GitHubCommentPush. */
+struct cfg_reporter;
+struct cfg_formatter;
+void cfg_read_http_push(lua_State *L, int idx, struct cfg_reporter *rep, const char *file,
+                        int line);
+struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const char *file,
+                                                  int line);
+void cfg_push_default_generators(struct cfg_reporter *rep);
 void cfg_free_reporters(struct cfg *cfg);
 
 /* The memory of a Lua state (luapool.c): cfg_pool_realloc is a lua_Alloc's work (osize is

@@ -1,9 +1,11 @@
 /*
- * The `services` key: Buildbot's reporters, read into cfg->reporters.  Only
- * GitHubStatusPush (bbm.reporters.github_status_push) with BuildStartEndStatusGenerator,
- * BuildRequestGenerator and BuildStatusGenerator generators is there so far (the last
- * with MessageFormatter, whose templates are compiled here, so that an error in one has
- * its FILE:LINE); bbm.c refuses the
+ * The `services` key: Buildbot's reporters, read into cfg->reporters:
+ * GitHubStatusPush (bbm.reporters.github_status_push), HttpStatusPush and
+ * GitHubCommentPush (reporters_push.c reads what is theirs alone), with
+ * BuildStartEndStatusGenerator, BuildRequestGenerator and BuildStatusGenerator
+ * generators (the last with MessageFormatter, whose templates are compiled here,
+ * so that an error in one has its FILE:LINE, or MessageFormatterFunction); bbm.c
+ * refuses the
  * other reporters, generators and formatters by name, and this file the
  * parameters of these that bbmaster does not implement, each at the line of
  * its call.  The renderables (context, the formatters' templates) stay in the
@@ -45,6 +47,25 @@ static const struct {
      "log contents are not loaded for templates yet"},
     {"formatter.message", "ctx", NONE, "a Python dict of extra context has no Lua equivalent yet"},
     {"formatter.message", "extra_info_cb", NONE, "extra_info is not implemented"},
+    {"formatter.function", "want_logs_content", FALSE_ONLY,
+     "log contents are not loaded for formatters yet"},
+    {"reporter.http_status_push", "debug", FALSE_ONLY, "bbmaster's HTTP client has no debug log"},
+    {"reporter.http_status_push", "verify", TRUE_ONLY,
+     "TLS certificates are always verified against the system's authorities"},
+    {"reporter.http_status_push", "cert", NONE, "client certificates are not implemented"},
+    {"reporter.http_status_push", "skip_encoding", FALSE_ONLY,
+     "the body is always sent as UTF-8 JSON"},
+    {"reporter.github_comment_push", "debug", FALSE_ONLY,
+     "bbmaster's HTTP client has no debug log"},
+    {"reporter.github_comment_push", "verify", TRUE_ONLY,
+     "TLS certificates are always verified against the system's authorities"},
+    {"reporter.github_comment_push", "context", NONE, "GitHubCommentPush posts no context"},
+    {"reporter.github_comment_push", "startDescription", NONE,
+     "Buildbot 3 and later take start_formatter of "
+     "bbm.reporters.build_start_end_status_generator"},
+    {"reporter.github_comment_push", "endDescription", NONE,
+     "Buildbot 3 and later take end_formatter of "
+     "bbm.reporters.build_start_end_status_generator"},
 };
 
 static const char *kind_of(lua_State *L, int idx)
@@ -224,6 +245,12 @@ static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g
         g->fmt = read_formatter(L, 0, file, line);
     } else if (k != NULL && strcmp(k, "formatter.message") == 0) {
         g->fmt = read_formatter(L, lua_gettop(L), file, line);
+    } else if (k != NULL && strcmp(k, "formatter.function") == 0) {
+        char ffile[256];
+        int fline;
+        where(L, lua_gettop(L), file, line, ffile, sizeof ffile, &fline);
+        check_refused(L, lua_gettop(L), k, ffile, fline);
+        g->fmt = cfg_read_function_formatter(L, lua_gettop(L), ffile, fline);
     } else if (k != NULL && strcmp(k, "formatter.renderable") == 0) {
         char ffile[256];
         int fline;
@@ -232,7 +259,8 @@ static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g
     } else if (k == NULL || strcmp(k, "unimplemented") != 0) {
         cfg_error(L, file, line,
                   "bbm.reporters.build_status_generator: 'message_formatter' must be a "
-                  "bbm.reporters.message_formatter{...} or "
+                  "bbm.reporters.message_formatter{...}, "
+                  "bbm.reporters.message_formatter_function{...} or "
                   "bbm.reporters.message_formatter_renderable{...}");
     }
     lua_pop(L, 1);
@@ -288,7 +316,10 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
 {
     if (lua_getfield(L, idx, "generators") == LUA_TNIL) {
         lua_pop(L, 1);
-        default_generators(rep);
+        if (rep->kind == CFG_REP_GITHUB_STATUS)
+            default_generators(rep);
+        else
+            cfg_push_default_generators(rep);
         return;
     }
     int list = lua_gettop(L);
@@ -307,26 +338,21 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
             read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, rep->file, rep->line,
-                      "bbm.reporters.github_status_push: generators[%lld] is not a "
+                      "%s: generators[%lld] is not a "
                       "bbm.reporters.build_start_end_status_generator{...}, "
                       "bbm.reporters.build_request_generator{...} or "
                       "bbm.reporters.build_status_generator{...}",
-                      (long long)i);
+                      cfg_kind_display(kind_of(L, idx)), (long long)i);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
 }
 
-static void read_reporter(lua_State *L, int idx, struct cfg *cfg, const char *file, int line)
+/* token, baseURL and verbose of GitHubStatusPush and GitHubCommentPush. */
+static void read_github(lua_State *L, int idx, struct cfg_reporter *rep, const char *file, int line)
 {
-    struct cfg_reporter *rep = &cfg->reporters[cfg->n_reporters++];
-    rep->file = xstrdup(file);
-    rep->line = line;
-    check_refused(L, idx, "reporter.github_status_push", file, line);
     lua_getfield(L, idx, "token");
     rep->token = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
-    lua_getfield(L, idx, "name");
-    rep->name = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "GitHubStatusPush");
     lua_getfield(L, idx, "baseURL");
     const char *base = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : CFG_GITHUB_API;
     size_t len = strlen(base);
@@ -334,13 +360,33 @@ static void read_reporter(lua_State *L, int idx, struct cfg *cfg, const char *fi
         len--; /* Buildbot drops one trailing '/' */
     rep->base_url = xasprintf("%.*s", (int)len, base);
     if (strncmp(rep->base_url, "http://", 7) != 0 && strncmp(rep->base_url, "https://", 8) != 0)
-        cfg_error(L, file, line,
-                  "bbm.reporters.github_status_push: 'baseURL' must be an http:// or https:// "
-                  "URL, not \"%s\"",
+        cfg_error(L, file, line, "%s: 'baseURL' must be an http:// or https:// URL, not \"%s\"",
+                  rep->kind == CFG_REP_GITHUB_STATUS ? "bbm.reporters.github_status_push"
+                                                     : "bbm.reporters.github_comment_push",
                   base);
     lua_getfield(L, idx, "verbose");
     rep->verbose = lua_toboolean(L, -1);
-    lua_pop(L, 4);
+    lua_pop(L, 3);
+}
+
+static void read_reporter(lua_State *L, int idx, struct cfg *cfg, const char *kind,
+                          const char *file, int line)
+{
+    static const char *const names[] = {"GitHubStatusPush", "HttpStatusPush", "GitHubCommentPush"};
+    struct cfg_reporter *rep = &cfg->reporters[cfg->n_reporters++];
+    rep->file = xstrdup(file);
+    rep->line = line;
+    rep->kind = strcmp(kind, "reporter.http_status_push") == 0      ? CFG_REP_HTTP
+                : strcmp(kind, "reporter.github_comment_push") == 0 ? CFG_REP_GITHUB_COMMENT
+                                                                    : CFG_REP_GITHUB_STATUS;
+    check_refused(L, idx, kind, file, line);
+    if (rep->kind == CFG_REP_HTTP)
+        cfg_read_http_push(L, idx, rep, file, line);
+    else
+        read_github(L, idx, rep, file, line);
+    lua_getfield(L, idx, "name");
+    rep->name = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : names[rep->kind]);
+    lua_pop(L, 1);
     for (size_t i = 0; i + 1 < cfg->n_reporters; i++)
         if (strcmp(cfg->reporters[i].name, rep->name) == 0)
             cfg_error(L, file, line,
@@ -380,11 +426,13 @@ void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path,
         char file[256];
         int line;
         where(L, lua_gettop(L), path, key_line, file, sizeof file, &line);
-        if (k != NULL && strcmp(k, "reporter.github_status_push") == 0)
-            read_reporter(L, lua_gettop(L), cfg, file, line);
+        if (k != NULL && strncmp(k, "reporter.", 9) == 0)
+            read_reporter(L, lua_gettop(L), cfg, k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, path, key_line,
-                      "services[%lld] is not a reporter (bbm.reporters.github_status_push{...})",
+                      "services[%lld] is not a reporter (bbm.reporters.github_status_push{...}, "
+                      "bbm.reporters.http_status_push{...}, "
+                      "bbm.reporters.github_comment_push{...})",
                       (long long)i);
         lua_pop(L, 1);
     }
@@ -414,6 +462,9 @@ void cfg_free_reporters(struct cfg *cfg)
             }
         }
         free(r->generators);
+        for (size_t j = 0; r->headers != NULL && r->headers[j] != NULL; j++)
+            free(r->headers[j]);
+        free(r->headers);
         free(r->name);
         free(r->token);
         free(r->base_url);

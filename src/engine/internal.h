@@ -467,6 +467,17 @@ json_t *report_context(struct build *b, const struct cfg_generator *g, int prev,
                        bool complete, char **cause);
 int report_previous_results(struct build *b, char **cause);
 json_t *report_blamelist(struct build *b, char **cause);
+/* reportctx.c: the context's `build` (properties, and steps and logs as `f` wants them). */
+struct cfg_formatter;
+json_t *report_build_object(struct build *b, const struct cfg_formatter *f, const char *state,
+                            bool complete, char **cause);
+/* reportpush.c: MessageFormatterFunction's body for the build (NULL with *cause NULL when the
+   function returned nil), and the messages of HttpStatusPush and GitHubCommentPush. */
+struct cfg_reporter;
+char *report_function_body(struct build *b, const struct cfg_generator *g, const char *state,
+                           bool complete, char **cause);
+void report_post(struct build *b, const struct cfg_reporter *rc, const struct cfg_generator *g,
+                 const char *what, const char *message, bool complete);
 /* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled);

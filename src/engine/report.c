@@ -182,6 +182,8 @@ static char *status_body(const struct event *ev, const struct cfg_generator *g, 
         return NULL;
     if (g->fmt == NULL) /* a message_formatter_renderable */
         return render_field(b, L, g->ref, "message_formatter", "", cause);
+    if (g->fmt->function)
+        return report_function_body(b, g, ev->state, ev->complete, cause);
     json_t *ctx = report_context(b, g, prev, ev->state, ev->complete, cause);
     char *body = ctx != NULL ? rep_tmpl_render(g->fmt->body, ctx, cause) : NULL;
     json_decref(ctx);
@@ -220,9 +222,25 @@ static void report_one(const struct event *ev, const struct cfg_reporter *rc)
         if (!hears(ev, g) || !wanted(b, g, bc))
             continue;
         char *cause = NULL;
+        if (rc->kind == CFG_REP_GITHUB_COMMENT && g->ref == LUA_NOREF && !ev->complete)
+            continue; /* GitHubCommentPush's default start_formatter renders None */
         char *desc = message_of(ev, g, L, &cause);
         if (desc == NULL && cause == NULL)
             continue; /* this generator has no report: the next one may */
+        if (rc->kind != CFG_REP_GITHUB_STATUS) {
+            char what[80];
+            snprintf(what, sizeof what, "%s %s", ev->what,
+                     ev->request ? (ev->complete ? "cancelled" : "made")
+                                 : (ev->complete ? "finished" : "started"));
+            if (desc != NULL)
+                report_post(b, rc, g, what, desc, ev->complete);
+            else
+                log_error("%s: %s: %s", ev->what, rc->name, cause);
+            lua_settop(L, top);
+            free(cause);
+            free(desc);
+            return;
+        }
         /* the default context: Interpolate('buildbot/%(prop:buildername)s') */
         char *def = xasprintf("buildbot/%s", b->builder);
         char *context = desc == NULL ? NULL : render_field(b, L, rc->ref, "context", def, &cause);

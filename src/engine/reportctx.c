@@ -51,15 +51,15 @@ static json_t *properties(const struct build *b)
 static json_t *step_logs(struct build *b, long long stepid, long long number, char **cause)
 {
     struct db_param p[] = {DB_INT(stepid)};
-    struct db_res *r = db_query(b->e->db, "SELECT name, slug FROM logs WHERE stepid = ? ORDER BY id",
-                                p, 1, cause);
+    struct db_res *r =
+        db_query(b->e->db, "SELECT name, slug FROM logs WHERE stepid = ? ORDER BY id", p, 1, cause);
     if (r == NULL)
         return NULL;
     json_t *logs = json_array();
     for (size_t i = 0; i < db_res_rows(r) && i < CTX_LOGS_MAX; i++) {
-        char *url = xasprintf("%s#/builders/%lld/builds/%lld/steps/%lld/logs/%s",
-                              b->e->cfg->buildbot_url, b->builderid, b->number, number,
-                              db_res_text(r, i, 1));
+        char *url =
+            xasprintf("%s#/builders/%lld/builds/%lld/steps/%lld/logs/%s", b->e->cfg->buildbot_url,
+                      b->builderid, b->number, number, db_res_text(r, i, 1));
         json_array_append_new(logs, json_pack("{s:s, s:s, s:s}", "name", db_res_text(r, i, 0),
                                               "slug", db_res_text(r, i, 1), "url", url));
         free(url);
@@ -80,10 +80,10 @@ static json_t *steps(struct build *b, bool want_logs, char **cause)
     json_t *list = json_array();
     for (size_t i = 0; i < db_res_rows(r) && i < CTX_STEPS_MAX; i++) {
         int res = db_res_null(r, i, 3) ? -1 : (int)db_res_int(r, i, 3);
-        json_t *s = json_pack("{s:I, s:s, s:s, s:s, s:s}", "number", db_res_int(r, i, 1), "name",
-                              db_res_text(r, i, 2), "state_string", db_res_text(r, i, 4),
-                              "result_name", rep_result_name(res), "results_style",
-                              rep_results_style(res));
+        json_t *s =
+            json_pack("{s:I, s:s, s:s, s:s, s:s}", "number", db_res_int(r, i, 1), "name",
+                      db_res_text(r, i, 2), "state_string", db_res_text(r, i, 4), "result_name",
+                      rep_result_name(res), "results_style", rep_results_style(res));
         json_object_set_new(s, "results", res < 0 ? json_null() : json_integer(res));
         json_t *logs = want_logs ? step_logs(b, db_res_int(r, i, 0), db_res_int(r, i, 1), cause)
                                  : json_array();
@@ -171,8 +171,8 @@ static void stamps(const struct build *b, json_t *ctx)
                    *rev = ss_text(ss, "revision"), *cb = ss_text(ss, "codebase");
         if (p != NULL && strstr(projects.data != NULL ? projects.data : "", p) == NULL)
             buf_printf(&projects, "%s%s", projects.len > 0 ? ", " : "", p);
-        buf_printf(&text, "Build Source Stamp%s%s%s: ", cb != NULL ? " '" : "", cb != NULL ? cb : "",
-                   cb != NULL ? "'" : "");
+        buf_printf(&text, "Build Source Stamp%s%s%s: ", cb != NULL ? " '" : "",
+                   cb != NULL ? cb : "", cb != NULL ? "'" : "");
         if (br != NULL)
             buf_printf(&text, "[branch %s] ", br);
         buf_printf(&text, "%s\n", rev != NULL ? rev : "HEAD");
@@ -185,12 +185,12 @@ static void stamps(const struct build *b, json_t *ctx)
     buf_free(&text);
 }
 
-static json_t *build_object(struct build *b, const struct cfg_formatter *f, const char *state,
+json_t *report_build_object(struct build *b, const struct cfg_formatter *f, const char *state,
                             bool complete, char **cause)
 {
-    json_t *build = json_pack("{s:I, s:I, s:I, s:s, s:b}", "buildid", b->id, "number", b->number,
-                              "builderid", b->builderid, "state_string", state, "complete",
-                              complete);
+    json_t *build =
+        json_pack("{s:I, s:I, s:I, s:s, s:b}", "buildid", b->id, "number", b->number, "builderid",
+                  b->builderid, "state_string", state, "complete", complete);
     json_object_set_new(build, "results", complete ? json_integer(b->results) : json_null());
     json_object_set_new(build, "properties",
                         f == NULL || f->want_properties ? properties(b) : json_object());
@@ -217,7 +217,7 @@ json_t *report_context(struct build *b, const struct cfg_generator *g, int prev,
                        bool complete, char **cause)
 {
     int results = complete ? b->results : -1;
-    json_t *build = build_object(b, g->fmt, state, complete, cause);
+    json_t *build = report_build_object(b, g->fmt, state, complete, cause);
     json_t *blame = build != NULL ? report_blamelist(b, cause) : NULL;
     if (blame == NULL) {
         json_decref(build);
@@ -242,8 +242,8 @@ json_t *report_context(struct build *b, const struct cfg_generator *g, int prev,
         "previous_result_name", prev >= 0 ? rep_result_name(prev) : "");
     json_object_set_new(ctx, "results", results >= 0 ? json_integer(results) : json_null());
     json_object_set_new(ctx, "previous_results", prev >= 0 ? json_integer(prev) : json_null());
-    json_object_set_new(ctx, "buildset", json_pack("{s:I, s:O}", "bsid", b->bsid, "sourcestamps",
-                                                   b->sourcestamps));
+    json_object_set_new(ctx, "buildset",
+                        json_pack("{s:I, s:O}", "bsid", b->bsid, "sourcestamps", b->sourcestamps));
     stamps(b, ctx);
     free(detected);
     free(summary);

@@ -8,6 +8,10 @@
  * older one of the same commit and context is on its way, so a GitHub context
  * never ends on a stale "pending"; one not on its way is superseded.
  *
+ * Messages (HttpStatusPush's bodies, GitHubCommentPush's comments) are never
+ * superseded: they go one at a time per reporter, in order; a comment that is
+ * retried is first looked for among the issue's comments by its hidden marker.
+ *
  * Nothing here waits: the engine's thread stores a row and goes on; answers
  * come back through callbacks; one timer wakes the pump when a retry or the
  * rate limiter is due.
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "db/db.h"
@@ -28,11 +33,17 @@ struct note {
     struct note *next, **prev;
     char name[24]; /* its object_state row */
     char *reporter;
-    char *path; /* /repos/o/r/statuses/sha */
-    char *body; /* the JSON payload */
-    char *key;  /* reporter, path and context: statuses that replace each other */
-    char *state, *context;
-    double created_at; /* epoch seconds */
+    char *path;            /* /repos/o/r/statuses/sha */
+    char *body;            /* the JSON payload */
+    char *key;             /* reporter, path and context: statuses that replace each other */
+    char *state, *context; /* a message: what it reports, and "" */
+    int kind;              /* enum rep_kind */
+    char *marker;          /* a comment's hidden marker */
+    char *check_url;       /* a comment being looked for: the page of comments to read */
+    int pages;             /* pages of comments read this attempt */
+    bool checked;          /* looked for this attempt: not posted yet */
+    bool posted;           /* a comment was sent at least once (stored before it goes) */
+    double created_at;     /* epoch seconds */
     int attempts;
     uint64_t next_at; /* loop ms */
     bool in_flight;
@@ -43,6 +54,8 @@ struct note {
 
 struct target {
     char *name, *token, *base_url;
+    char **headers; /* HttpStatusPush's, NULL-terminated */
+    int kind;       /* enum cfg_rep_kind */
     bool verbose;
 };
 
@@ -76,6 +89,10 @@ static char *note_json(const struct note *n)
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i}", "reporter", n->reporter, "path",
                           n->path, "payload", n->body, "state", n->state, "context", n->context,
                           "created_at", n->created_at, "attempts", n->attempts);
+    if (n->kind != REP_KIND_STATUS)
+        json_object_set_new(o, "kind", json_integer(n->kind));
+    if (n->posted)
+        json_object_set_new(o, "posted", json_true());
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -105,6 +122,8 @@ static void note_free(struct note *n)
     free(n->key);
     free(n->state);
     free(n->context);
+    free(n->marker);
+    free(n->check_url);
     free(n);
 }
 
@@ -146,11 +165,13 @@ static struct note *note_from_json(const char *name, const char *text)
     json_t *o = json_loads(text, 0, NULL);
     const char *rep = NULL, *path = NULL, *body = NULL, *state = NULL, *context = NULL;
     double at = 0;
-    int attempts = 0;
+    int attempts = 0, kind = REP_KIND_STATUS, posted = 0;
     struct note *n = NULL;
-    if (o != NULL && json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i}", "reporter", &rep, "path",
-                                 &path, "payload", &body, "state", &state, "context", &context,
-                                 "created_at", &at, "attempts", &attempts) == 0) {
+    if (o != NULL &&
+        json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i, s?i, s?b}", "reporter", &rep, "path",
+                    &path, "payload", &body, "state", &state, "context", &context, "created_at",
+                    &at, "attempts", &attempts, "kind", &kind, "posted", &posted) == 0 &&
+        kind >= REP_KIND_STATUS && kind <= REP_KIND_COMMENT) {
         n = xcalloc(1, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
         n->reporter = xstrdup(rep);
@@ -158,9 +179,15 @@ static struct note *note_from_json(const char *name, const char *text)
         n->body = xstrdup(body);
         n->state = xstrdup(state);
         n->context = xstrdup(context);
-        n->key = xasprintf("%s\n%s\n%s", rep, path, context);
         n->created_at = at;
         n->attempts = attempts;
+        n->kind = kind;
+        n->posted = posted;
+        /* a message's key is its own: never superseded */
+        n->key = kind == REP_KIND_STATUS ? xasprintf("%s\n%s\n%s", rep, path, context)
+                                         : xasprintf("\n%s", name);
+        if (kind == REP_KIND_COMMENT)
+            n->marker = rep_comment_marker(name, at);
     }
     json_decref(o);
     return n;
@@ -242,6 +269,9 @@ static void free_targets(struct rep *r)
         free(r->targets[i].name);
         free(r->targets[i].token);
         free(r->targets[i].base_url);
+        for (size_t j = 0; r->targets[i].headers != NULL && r->targets[i].headers[j] != NULL; j++)
+            free(r->targets[i].headers[j]);
+        free(r->targets[i].headers);
     }
     free(r->targets);
     r->targets = NULL;
@@ -257,7 +287,14 @@ void rep_reconfig(struct rep *r, const struct cfg *cfg)
         r->targets[i] = (struct target){.name = xstrdup(c->name),
                                         .token = xstrdup(c->token),
                                         .base_url = xstrdup(c->base_url),
+                                        .kind = c->kind,
                                         .verbose = c->verbose};
+        size_t nh = 0;
+        while (c->headers != NULL && c->headers[nh] != NULL)
+            nh++;
+        r->targets[i].headers = xcalloc(nh + 1, sizeof *r->targets[i].headers);
+        for (size_t j = 0; j < nh; j++)
+            r->targets[i].headers[j] = xstrdup(c->headers[j]);
     }
     r->n_targets = cfg->n_reporters;
     pump(r);
@@ -275,6 +312,10 @@ static double random01(void)
 
 static void describe(const struct note *n, char *out, size_t size)
 {
+    if (n->kind != REP_KIND_STATUS) {
+        snprintf(out, size, "the message of %s (notification %s)", n->state, n->name);
+        return;
+    }
     const char *p = n->path + strlen("/repos/");
     const char *at = strstr(p, "/statuses/");
     if (strncmp(n->path, "/repos/", 7) != 0 || at == NULL)
@@ -326,9 +367,12 @@ static void retry_later(struct rep *r, struct note *n, const struct http_respons
     describe(n, where, sizeof where);
     n->attempts++;
     if (util_now() - n->created_at > REP_MAX_AGE) {
-        log_error("reporters: dead letter: %s: \"%s\" for %s not delivered in %d hours (%d "
+        log_error("reporters: dead letter: %s: %s%s%s%s not delivered in %d hours (%d "
                   "attempts; last: %s)",
-                  n->reporter, n->state, where, REP_MAX_AGE / 3600, n->attempts, what);
+                  n->reporter, n->kind == REP_KIND_STATUS ? "\"" : "",
+                  n->kind == REP_KIND_STATUS ? n->state : "",
+                  n->kind == REP_KIND_STATUS ? "\" for " : "", where, REP_MAX_AGE / 3600,
+                  n->attempts, what);
         forget(r, n);
         return;
     }
@@ -337,8 +381,12 @@ static void retry_later(struct rep *r, struct note *n, const struct http_respons
     if (resp->retry_after >= 0 && lim != NULL && (resp->status == 429 || resp->status == 403))
         rep_limiter_pause(lim, uv_now(r->loop), wait);
     n->next_at = uv_now(r->loop) + wait;
-    log_warn("reporters: %s: \"%s\" for %s: %s; attempt %d failed, next in %.1f s", n->reporter,
-             n->state, where, what, n->attempts, (double)wait / 1000);
+    if (n->kind == REP_KIND_STATUS)
+        log_warn("reporters: %s: \"%s\" for %s: %s; attempt %d failed, next in %.1f s", n->reporter,
+                 n->state, where, what, n->attempts, (double)wait / 1000);
+    else
+        log_warn("reporters: %s: %s: %s; attempt %d failed, next in %.1f s", n->reporter, where,
+                 what, n->attempts, (double)wait / 1000);
     char *cause = NULL;
     if (store(r, n, true, &cause) < 0) {
         log_error("reporters: outbox: %s", cause);
@@ -346,7 +394,54 @@ static void retry_later(struct rep *r, struct note *n, const struct http_respons
     }
 }
 
-static void answered(void *arg, const struct http_response *resp)
+static void log_delivered(const struct note *n, const struct target *t, const char *where)
+{
+    if (t != NULL && !t->verbose)
+        return;
+    if (n->kind == REP_KIND_STATUS)
+        log_info("reporters: %s: updated status with \"%s\" for %s", n->reporter, n->state, where);
+    else
+        log_info("reporters: %s: %s %s", n->reporter,
+                 n->kind == REP_KIND_COMMENT ? "commented" : "posted", where);
+}
+
+static void log_refused(const struct note *n, const char *where, const char *what)
+{
+    if (n->kind == REP_KIND_STATUS)
+        log_error("reporters: %s: failed to update \"%s\" for %s: %s; not retried", n->reporter,
+                  n->state, where, what);
+    else
+        log_error("reporters: %s: unable to %s %s: %s; not retried", n->reporter,
+                  n->kind == REP_KIND_COMMENT ? "comment" : "upload status", where, what);
+}
+
+/* The answer to a page of the issue's comments, read before a comment is posted again. */
+static void checked_page(struct rep *r, struct note *n, const struct http_response *resp,
+                         const struct target *t, char *where)
+{
+    int have = rep_comments_have(resp->body, n->marker);
+    if (have == 1) {
+        log_info("reporters: %s: %s was posted already (its marker is on the issue); not "
+                 "posted again",
+                 n->reporter, where);
+        forget(r, n);
+        return;
+    }
+    char *h = have == 0 ? http_header(resp, "Link") : NULL;
+    char *next = h != NULL ? rep_link_next(h) : NULL;
+    free(h);
+    free(n->check_url);
+    n->check_url = NULL;
+    if (next != NULL && t != NULL && strncmp(next, t->base_url, strlen(t->base_url)) == 0 &&
+        ++n->pages < REP_COMMENT_PAGES_MAX) {
+        n->check_url = next; /* the next page, from the same API only */
+        return;
+    }
+    free(next);
+    n->checked = true; /* not there: post it */
+}
+
+static void answered(void *arg, const struct http_response *resp0)
 {
     struct note *n = arg;
     struct rep *r = n->r;
@@ -355,48 +450,106 @@ static void answered(void *arg, const struct http_response *resp)
     struct rep_limiter *lim = n->lim; /* the token it went with, even if reconfig changed it */
     if (lim->in_flight > 0)
         lim->in_flight--;
+    struct http_response resp = *resp0;
+    if (resp.retry_after < 0 && resp.status == 429)
+        resp.retry_after = rep_retry_after_body(resp.body); /* Discord's JSON */
     char where[512], what[300];
     describe(n, where, sizeof where);
     /* the peer's words are escaped: a body cannot forge log lines */
-    if (resp->status == 0)
-        snprintf(what, sizeof what, "%s",
-                 UTIL_ESC(resp->error != NULL ? resp->error : "no answer"));
+    if (resp.status == 0)
+        snprintf(what, sizeof what, "%s", UTIL_ESC(resp.error != NULL ? resp.error : "no answer"));
     else
-        snprintf(what, sizeof what, "http %ld, %s", resp->status, UTIL_ESC(resp->body));
-    switch (rep_classify(resp->status, resp->body, resp->retry_after)) {
+        snprintf(what, sizeof what, "http %ld, %s", resp.status, UTIL_ESC(resp.body));
+    bool checking = n->check_url != NULL;
+    switch (rep_classify(resp.status, resp.body, resp.retry_after)) {
     case REP_DELIVERED:
-        if (t == NULL || t->verbose)
-            log_info("reporters: %s: updated status with \"%s\" for %s", n->reporter, n->state,
-                     where);
+        if (checking) {
+            checked_page(r, n, &resp, t, where);
+            break;
+        }
+        log_delivered(n, t, where);
         forget(r, n);
         break;
     case REP_DROP:
-        log_error("reporters: %s: failed to update \"%s\" for %s: %s; not retried", n->reporter,
-                  n->state, where, what);
+        log_refused(n, where, what);
         forget(r, n);
         break;
     case REP_RETRY:
-        if (superseded(n))
+        free(n->check_url);
+        n->check_url = NULL;
+        n->checked = false; /* a comment that may have gone is looked for first */
+        if (n->kind == REP_KIND_STATUS && superseded(n))
             forget(r, n);
         else
-            retry_later(r, n, resp, lim, what);
+            retry_later(r, n, &resp, lim, what);
         break;
     }
     pump(r);
 }
 
+static char *iso_time(double t)
+{
+    time_t secs = (time_t)t;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return xstrdup(buf);
+}
+
+/* The method, URL and body of the note's next request (URL malloc'd). */
+static const char *request_of(struct rep *r, struct note *n, const struct target *t, char **url)
+{
+    if (n->kind == REP_KIND_HTTP) {
+        *url = rep_post_url(t->base_url);
+        return "POST";
+    }
+    if (n->kind == REP_KIND_COMMENT && n->posted && !n->checked) {
+        if (n->check_url == NULL) {
+            /* comments made since the notification (a minute early: clocks differ) */
+            char *since = iso_time(n->created_at - 60);
+            n->check_url = xasprintf("%s%s?since=%s&per_page=100", t->base_url, n->path, since);
+            free(since);
+            n->pages = 0;
+        }
+        *url = xstrdup(n->check_url);
+        return "GET";
+    }
+    if (n->kind == REP_KIND_COMMENT && !n->posted) {
+        char *cause = NULL;
+        n->posted = true; /* stored before it goes: a crash after it makes the next run look */
+        if (store(r, n, true, &cause) < 0) {
+            log_error("reporters: outbox: %s", cause);
+            free(cause);
+        }
+    }
+    *url = xasprintf("%s%s", t->base_url, n->path);
+    return "POST";
+}
+
 static void send_note(struct rep *r, struct note *n, const struct target *t,
                       struct rep_limiter *lim)
 {
-    char *url = xasprintf("%s%s", t->base_url, n->path);
+    char *url = NULL;
+    const char *method = request_of(r, n, t, &url);
     char *auth = xasprintf("Authorization: token %s", t->token);
-    const char *headers[] = {"User-Agent: Buildbot", auth, "Content-Type: application/json", NULL};
+    const char *headers[CFG_REP_HEADERS_MAX + 4] = {"Content-Type: application/json"};
+    size_t nh = 1;
+    if (n->kind == REP_KIND_HTTP) {
+        for (size_t i = 0; t->headers != NULL && t->headers[i] != NULL; i++)
+            headers[nh++] = t->headers[i];
+    } else {
+        headers[nh++] = "User-Agent: Buildbot";
+        headers[nh++] = auth;
+    }
+    headers[nh] = NULL;
     char *cause = NULL;
     n->r = r;
     n->lim = lim;
     fly(r, n, true);
     rep_limiter_take(lim, uv_now(r->loop));
-    if (http_request(r->http, "POST", url, headers, n->body, answered, n, &cause) < 0) {
+    if (http_request(r->http, method, url, headers, strcmp(method, "GET") == 0 ? NULL : n->body,
+                     answered, n, &cause) < 0) {
         fly(r, n, false);
         lim->in_flight--;
         struct http_response resp = {.error = cause, .retry_after = -1};
@@ -412,19 +565,43 @@ static void timer_cb(uv_timer_t *t)
     pump(t->data);
 }
 
+/* The limiter of the note's peer: its token's for GitHub, its URL's for HttpStatusPush. */
+static struct rep_limiter *limiter_of(struct rep *r, const struct target *t)
+{
+    if (t->kind != CFG_REP_HTTP)
+        return limiter(r, t->token);
+    char *key = xasprintf("\n%s", t->base_url);
+    struct rep_limiter *l = limiter(r, key);
+    free(key);
+    return l;
+}
+
+/* A message of the reporter is ahead of this one (`busy` lists those reporters). */
+static bool queued_behind(const char **busy, size_t *n_busy, const struct note *n)
+{
+    if (n->kind == REP_KIND_STATUS)
+        return false;
+    for (size_t i = 0; i < *n_busy; i++)
+        if (strcmp(busy[i], n->reporter) == 0)
+            return true;
+    if (*n_busy < CFG_REPORTERS_MAX)
+        busy[(*n_busy)++] = n->reporter;
+    return false;
+}
+
 /* Sends every note that is due and allowed; the timer wakes it for the next one. */
 static void pump(struct rep *r)
 {
     if (r->http == NULL)
         return;
     uint64_t now = uv_now(r->loop), wake = UINT64_MAX;
+    const char *busy[CFG_REPORTERS_MAX];
+    size_t n_busy = 0;
     struct note *next;
     for (struct note *n = r->head; n != NULL; n = next) {
         next = n->next;
-        if (n->in_flight || same_key_flying(r, n))
-            continue;
-        if (n->next_at > now) {
-            wake = n->next_at < wake ? n->next_at : wake;
+        if (n->in_flight || same_key_flying(r, n)) {
+            queued_behind(busy, &n_busy, n);
             continue;
         }
         const struct target *t = find_target(r, n->reporter);
@@ -437,7 +614,13 @@ static void pump(struct rep *r)
             forget(r, n);
             continue;
         }
-        struct rep_limiter *lim = limiter(r, t->token);
+        if (queued_behind(busy, &n_busy, n))
+            continue;
+        if (n->next_at > now) {
+            wake = n->next_at < wake ? n->next_at : wake;
+            continue;
+        }
+        struct rep_limiter *lim = limiter_of(r, t);
         uint64_t wait = rep_limiter_wait(lim, now);
         if (wait > 0) {
             if (lim->in_flight < REP_CONCURRENCY || wait > 1)
@@ -491,6 +674,45 @@ int rep_enqueue(struct rep *r, const struct rep_status *st, char **cause)
         next = o->next;
         if (!o->in_flight && strcmp(o->key, n->key) == 0)
             forget(r, o);
+    }
+    link_note(r, n);
+    pump(r);
+    return 0;
+}
+
+int rep_enqueue_post(struct rep *r, const struct rep_post *p, char **cause)
+{
+    if (r->n >= REP_OUTBOX_MAX)
+        return util_cause(cause, "the outbox holds %d notifications already", REP_OUTBOX_MAX);
+    struct note *n = xcalloc(1, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%020lld", r->seq++);
+    n->kind = p->kind;
+    n->reporter = xstrdup(p->reporter);
+    n->path = xstrdup(p->path);
+    n->state = xstrdup(p->what);
+    n->context = xstrdup("");
+    n->key = xasprintf("\n%s", n->name);
+    n->created_at = util_now();
+    n->next_at = uv_now(r->loop);
+    if (p->kind == REP_KIND_COMMENT) {
+        n->marker = rep_comment_marker(n->name, n->created_at);
+        char *text = rep_comment_body(p->body, n->marker);
+        json_t *o = json_pack("{s:s}", "body", text);
+        n->body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        free(text);
+    } else {
+        const struct target *t = find_target(r, p->reporter);
+        n->body =
+            t != NULL && rep_is_discord(t->base_url) ? rep_discord_body(p->body) : xstrdup(p->body);
+    }
+    if (n->body == NULL) {
+        note_free(n);
+        return util_cause(cause, "a message that is not valid UTF-8 text");
+    }
+    if (store(r, n, false, cause) < 0) {
+        note_free(n);
+        return -1;
     }
     link_note(r, n);
     pump(r);

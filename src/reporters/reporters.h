@@ -10,8 +10,9 @@
  * when the next one starts.  One rate limiter per token keeps under GitHub's
  * secondary limit and obeys Retry-After.
  *
- * Only GitHubStatusPush is there so far.  Uses util, db, http and config; the
- * engine calls it.  See docs/internals/reporters.md.
+ * GitHubStatusPush's statuses, HttpStatusPush's messages (Discord webhooks
+ * among them) and GitHubCommentPush's comments.  Uses util, db, http and
+ * config; the engine calls it.  See docs/internals/reporters.md.
  */
 #ifndef BBM_REPORTERS_H
 #define BBM_REPORTERS_H
@@ -52,6 +53,25 @@ struct rep_status {
     const char *description, *target_url, *context;
 };
 
+/* Discord's bound on a message's `content`, and GitHub's on a comment, in characters. */
+#define REP_DISCORD_CONTENT_MAX 2000
+#define REP_COMMENT_MAX 65536
+/* Pages of an issue's comments read, at most, to find a comment already posted. */
+#define REP_COMMENT_PAGES_MAX 10
+
+/* What a notification is: a commit status (rep_enqueue), or a message (rep_enqueue_post). */
+enum rep_kind { REP_KIND_STATUS, REP_KIND_HTTP, REP_KIND_COMMENT };
+
+/* A message to post: HttpStatusPush's JSON body to serverUrl (?wait=true for a Discord
+   webhook), or GitHubCommentPush's comment on an issue. */
+struct rep_post {
+    const char *reporter;
+    enum rep_kind kind; /* REP_KIND_HTTP or REP_KIND_COMMENT */
+    const char *path;   /* comment: /repos/{o}/{r}/issues/{n}/comments; http: "" */
+    const char *body;   /* http: the JSON text; comment: the comment's text */
+    const char *what;   /* for the log: "build 12 finished", "o/r#5 for build 12" */
+};
+
 /*
  * An outbox on `loop` writing through `db` (the engine's connection, used on the loop's
  * thread only).  What earlier masters left undelivered is loaded and sent.  Returns NULL
@@ -66,6 +86,14 @@ void rep_reconfig(struct rep *r, const struct cfg *cfg);
  * is superseded.  0, or -1 with *cause (the database refused, or the outbox is full).
  */
 int rep_enqueue(struct rep *r, const struct rep_status *st, char **cause);
+/*
+ * Stores the message and queues it.  A Discord `content` is trimmed to
+ * REP_DISCORD_CONTENT_MAX characters and a comment to REP_COMMENT_MAX (each with a mark
+ * saying so); a comment carries a hidden marker naming its record, looked for among the
+ * issue's comments before a retry posts it again.  Messages of one reporter go one at a
+ * time, in order.  0, or -1 with *cause.
+ */
+int rep_enqueue_post(struct rep *r, const struct rep_post *p, char **cause);
 /* Notifications stored and not yet delivered. */
 size_t rep_pending(const struct rep *r);
 /* Drops what is in flight (it stays stored) and frees the outbox; NULL is fine. */
@@ -114,6 +142,26 @@ int rep_github_repo(const char *project, const char *repository, char *owner, si
                     char *repo, size_t rsize);
 /* The length in bytes of the first `max` UTF-8 characters of `s`. */
 size_t rep_utf8_prefix(const char *s, size_t max);
+
+/* ------------------------------------------------------ messages posted (push.c) */
+
+/* A Discord webhook URL: its path starts with /api/webhooks/. */
+bool rep_is_discord(const char *url);
+/* The URL a message goes to: a Discord webhook's with wait=true (a definite answer). */
+char *rep_post_url(const char *url);
+/* s, or its first characters and a mark of how many went, `max` characters in all. */
+char *rep_trim_text(const char *s, size_t max);
+/* The JSON text with a `content` longer than Discord's bound trimmed (malloc'd). */
+char *rep_discord_body(const char *json_text);
+/* The hidden marker of a comment's record, and the comment with it (trimmed to fit). */
+char *rep_comment_marker(const char *record, double created_at);
+char *rep_comment_body(const char *text, const char *marker);
+/* A 429 body's `retry_after` (Discord: seconds, a fraction rounded up), or -1. */
+long rep_retry_after_body(const char *body);
+/* A page of comments (GitHub's JSON list) holds the marker: 1, 0, or -1 (not a list). */
+int rep_comments_have(const char *body, const char *marker);
+/* The rel="next" URL of a Link header (malloc'd), or NULL. */
+char *rep_link_next(const char *link);
 
 /* ------------------------------------------- messages (message.c, template.c) */
 

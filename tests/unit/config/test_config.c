@@ -443,7 +443,8 @@ static const struct broken broken[] = {
      "kept (bbm.configurators.janitor's own changeHorizon deletes them by age)\n"},
     {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
      "{F}:3: bbm.reporters.irc (Buildbot's IRC) is not implemented yet: bbmaster reports "
-     "through bbm.reporters.github_status_push with "
+     "through bbm.reporters.github_status_push, bbm.reporters.http_status_push and "
+     "bbm.reporters.github_comment_push with "
      "bbm.reporters.build_start_end_status_generator, "
      "bbm.reporters.build_request_generator and "
      "bbm.reporters.build_status_generator\n"},
