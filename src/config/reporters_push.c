@@ -81,8 +81,8 @@ static void read_headers(lua_State *L, int idx, struct cfg_reporter *rep, size_t
 }
 
 /* auth = { "user", "password" }: requests' HTTP basic authentication. */
-static void read_auth(lua_State *L, int idx, struct cfg_reporter *rep, size_t *n,
-                      const char *file, int line)
+static void read_auth(lua_State *L, int idx, struct cfg_reporter *rep, size_t *n, const char *file,
+                      int line)
 {
     if (lua_getfield(L, idx, "auth") == LUA_TTABLE) {
         lua_geti(L, -1, 1);
@@ -104,8 +104,7 @@ static void read_auth(lua_State *L, int idx, struct cfg_reporter *rep, size_t *n
     lua_pop(L, 1);
 }
 
-void cfg_read_http_push(lua_State *L, int idx, struct cfg_reporter *rep, const char *file,
-                        int line)
+void cfg_read_http_push(lua_State *L, int idx, struct cfg_reporter *rep, const char *file, int line)
 {
     lua_getfield(L, idx, "serverUrl");
     const char *url = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
@@ -125,8 +124,7 @@ void cfg_read_http_push(lua_State *L, int idx, struct cfg_reporter *rep, const c
     rep->verbose = true; /* Buildbot logs every refused post */
 }
 
-struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const char *file,
-                                                  int line)
+struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const char *file, int line)
 {
     struct cfg_formatter *f = xcalloc(1, sizeof *f);
     f->function = true;

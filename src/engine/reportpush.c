@@ -6,7 +6,9 @@
  * configuration (a formatter's `function`, GitHubCommentPush's `issue`) is
  * called with Buildbot's {build = ...}: the build's dictionary as the data API
  * gives it (its properties as plain values), with its builder, its URL, its
- * buildset and, bbmaster's own, the changes of its source stamps.  Rendering
+ * buildset and, bbmaster's own, its changes (Buildbot's data API
+ * builds/N/changes: getChangesForBuild, the changes back to the previous
+ * successful build's).  Rendering
  * happens on the engine's thread, where the configuration's Lua state lives;
  * the outbox (src/reporters) delivers.
  */
@@ -18,34 +20,186 @@
 #include "engine/internal.h"
 #include "reporters/reporters.h"
 
-/* Changes listed at most in a function's context. */
+/* Changes listed at most in a function's context; source stamps of earlier successful
+   builds read, at most, to find the previous one. */
 #define PUSH_CHANGES_MAX 1000
+#define PUSH_SCAN_MAX 10000
+
+/* The newest change of source stamp `ssid` (getChangeFromSSid): its id, or 0; -1 on an
+   error. */
+static long long change_of_stamp(struct build *b, long long ssid, char **cause)
+{
+    struct db_param p[] = {DB_INT(ssid)};
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT changeid FROM changes WHERE sourcestampid = ? ORDER BY "
+                                "changeid DESC LIMIT 1",
+                                p, 1, cause);
+    if (r == NULL)
+        return -1;
+    long long id = db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : 0;
+    db_res_free(r);
+    return id;
+}
+
+/* The source stamps of build `number` or of the buildset: {"repository\nbranch\ncodebase":
+   ssid}.  The previous successful build's of the builder (getPrevSuccessfulBuild: the newest
+   below `b` with the same repositories, branches and codebases) when `prev`; NULL without one
+   (*cause NULL) or on an error. */
+static const char *const STAMPS_SQL =
+    "SELECT b.number, ss.id, ss.repository, ss.branch, ss.codebase FROM builds b "
+    "JOIN buildrequests br ON br.id = b.buildrequestid "
+    "JOIN buildset_sourcestamps bs ON bs.buildsetid = br.buildsetid "
+    "JOIN sourcestamps ss ON ss.id = bs.sourcestampid "
+    "WHERE b.builderid = ? AND b.number < ? AND b.results = 0 ORDER BY b.number DESC LIMIT ?";
+
+static json_t *stamp_set(struct db_res *r, size_t *i)
+{
+    json_t *set = json_object();
+    long long number = db_res_int(r, *i, 0);
+    for (; *i < db_res_rows(r) && db_res_int(r, *i, 0) == number; (*i)++) {
+        char *key =
+            xasprintf("%s\n%s\n%s", db_res_text(r, *i, 2),
+                      db_res_null(r, *i, 3) ? "" : db_res_text(r, *i, 3), db_res_text(r, *i, 4));
+        json_object_set_new(set, key, json_integer(db_res_int(r, *i, 1)));
+        free(key);
+    }
+    return set;
+}
+
+static bool same_keys(const json_t *a, const json_t *b)
+{
+    const char *k;
+    json_t *v;
+    if (json_object_size(a) != json_object_size(b))
+        return false;
+    json_object_foreach((json_t *)a, k, v) if (json_object_get(b, k) == NULL) return false;
+    return true;
+}
+
+static json_t *build_stamps(struct build *b, char **cause)
+{
+    struct db_param p[] = {DB_INT(b->bsid)};
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT 0, ss.id, ss.repository, ss.branch, ss.codebase FROM "
+                                "sourcestamps ss JOIN buildset_sourcestamps bs ON "
+                                "bs.sourcestampid = ss.id WHERE bs.buildsetid = ?",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    size_t i = 0;
+    json_t *set = db_res_rows(r) > 0 ? stamp_set(r, &i) : json_object();
+    db_res_free(r);
+    return set;
+}
+
+static json_t *previous_stamps(struct build *b, const json_t *mine, char **cause)
+{
+    struct db_param p[] = {DB_INT(b->builderid), DB_INT(b->number), DB_INT(PUSH_SCAN_MAX)};
+    struct db_res *r = db_query(b->e->db, STAMPS_SQL, p, 3, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *found = NULL;
+    for (size_t i = 0; i < db_res_rows(r) && found == NULL;) {
+        json_t *set = stamp_set(r, &i);
+        if (same_keys(set, mine))
+            found = json_incref(set);
+        json_decref(set);
+    }
+    db_res_free(r);
+    return found;
+}
+
+/* The change's parent (parent_changeids), 0 without one; -1 on an error. */
+static long long parent_of(struct build *b, long long changeid, char **cause)
+{
+    struct db_param p[] = {DB_INT(changeid)};
+    struct db_res *r =
+        db_query(b->e->db, "SELECT parent_changeids FROM changes WHERE changeid = ?", p, 1, cause);
+    if (r == NULL)
+        return -1;
+    long long id = db_res_rows(r) > 0 && !db_res_null(r, 0, 0) ? db_res_int(r, 0, 0) : 0;
+    db_res_free(r);
+    return id;
+}
+
+/* Buildbot's getChangesForBuild: for each source stamp, its newest change and the parents
+   back to the previous successful build's change.  The ids, in that order, or NULL. */
+static json_t *change_ids(struct build *b, char **cause)
+{
+    json_t *mine = build_stamps(b, cause);
+    json_t *prev = mine != NULL ? previous_stamps(b, mine, cause) : NULL;
+    json_t *ids = mine != NULL && *cause == NULL ? json_array() : NULL;
+    const char *key;
+    json_t *ss;
+    json_object_foreach(ids != NULL ? mine : NULL, key, ss)
+    {
+        long long from = change_of_stamp(b, json_integer_value(ss), cause);
+        const json_t *pss = json_object_get(prev, key);
+        long long to = pss != NULL ? change_of_stamp(b, json_integer_value(pss), cause) : 0;
+        if (from < 0 || to < 0) {
+            json_decref(ids);
+            ids = NULL;
+            break;
+        }
+        if (from == 0 || from == to)
+            continue;
+        json_array_append_new(ids, json_integer(from));
+        for (long long c = from; json_array_size(ids) < PUSH_CHANGES_MAX;) {
+            c = parent_of(b, c, cause);
+            if (c <= 0 || c == to)
+                break;
+            json_array_append_new(ids, json_integer(c));
+        }
+    }
+    json_decref(mine);
+    json_decref(prev);
+    return ids;
+}
+
+static json_t *change_row(struct build *b, long long id, char **cause)
+{
+    static const char *const keys[] = {"author",     "comments", "branch",   "revision", "revlink",
+                                       "repository", "project",  "codebase", "category"};
+    struct db_param p[] = {DB_INT(id)};
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT changeid, author, comments, branch, revision, revlink, "
+                                "repository, project, codebase, category, when_timestamp FROM "
+                                "changes WHERE changeid = ?",
+                                p, 1, cause);
+    if (r == NULL)
+        return NULL;
+    json_t *c = json_object();
+    if (db_res_rows(r) > 0) {
+        json_object_set_new(c, "changeid", json_integer(db_res_int(r, 0, 0)));
+        for (size_t k = 0; k < UTIL_NELEM(keys); k++)
+            json_object_set_new(c, keys[k],
+                                db_res_null(r, 0, k + 1) ? json_null()
+                                                         : json_string(db_res_text(r, 0, k + 1)));
+        json_object_set_new(c, "when_timestamp", json_integer(db_res_int(r, 0, 10)));
+    }
+    db_res_free(r);
+    return c;
+}
 
 static json_t *changes(struct build *b, char **cause)
 {
-    struct db_param p[] = {DB_INT(b->bsid), DB_INT(PUSH_CHANGES_MAX)};
-    struct db_res *r =
-        db_query(b->e->db,
-                 "SELECT c.changeid, c.author, c.comments, c.branch, c.revision, c.revlink, "
-                 "c.repository, c.project, c.codebase, c.category, c.when_timestamp "
-                 "FROM changes c JOIN buildset_sourcestamps bs ON bs.sourcestampid = "
-                 "c.sourcestampid WHERE bs.buildsetid = ? ORDER BY c.changeid LIMIT ?",
-                 p, 2, cause);
-    if (r == NULL)
+    json_t *ids = change_ids(b, cause);
+    if (ids == NULL)
         return NULL;
-    static const char *const keys[] = {"author",     "comments", "branch",   "revision", "revlink",
-                                       "repository", "project",  "codebase", "category"};
     json_t *list = json_array();
-    for (size_t i = 0; i < db_res_rows(r); i++) {
-        json_t *c = json_pack("{s:I, s:I}", "changeid", db_res_int(r, i, 0), "when_timestamp",
-                              db_res_int(r, i, 10));
-        for (size_t k = 0; k < UTIL_NELEM(keys); k++)
-            json_object_set_new(c, keys[k],
-                                db_res_null(r, i, k + 1) ? json_null()
-                                                         : json_string(db_res_text(r, i, k + 1)));
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        json_t *c = change_row(b, json_integer_value(id), cause);
+        if (c == NULL) {
+            json_decref(list);
+            list = NULL;
+            break;
+        }
         json_array_append_new(list, c);
     }
-    db_res_free(r);
+    json_decref(ids);
     return list;
 }
 
@@ -55,11 +209,11 @@ static json_t *builder_of(const struct build *b)
     json_t *tags = json_array();
     for (size_t i = 0; bc != NULL && i < bc->n_tags; i++)
         json_array_append_new(tags, json_string(bc->tags[i]));
-    json_t *o = json_pack("{s:I, s:s, s:o}", "builderid", b->builderid, "name", b->builder, "tags",
-                          tags);
-    json_object_set_new(o, "description", bc != NULL && bc->description != NULL
-                                              ? json_string(bc->description)
-                                              : json_null());
+    json_t *o =
+        json_pack("{s:I, s:s, s:o}", "builderid", b->builderid, "name", b->builder, "tags", tags);
+    json_object_set_new(o, "description",
+                        bc != NULL && bc->description != NULL ? json_string(bc->description)
+                                                              : json_null());
     return o;
 }
 
@@ -77,8 +231,8 @@ static json_t *function_ctx(struct build *b, const struct cfg_formatter *f, cons
                           b->number);
     json_object_set_new(build, "builder", builder_of(b));
     json_object_set_new(build, "url", json_string(url));
-    json_object_set_new(build, "buildset", json_pack("{s:I, s:O}", "bsid", b->bsid, "sourcestamps",
-                                                     b->sourcestamps));
+    json_object_set_new(build, "buildset",
+                        json_pack("{s:I, s:O}", "bsid", b->bsid, "sourcestamps", b->sourcestamps));
     json_object_set_new(build, "changes", ch);
     free(url);
     return json_pack("{s:o}", "build", build);

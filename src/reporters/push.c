@@ -103,8 +103,7 @@ long rep_retry_after_body(const char *body)
     json_t *v = json_loads(body != NULL ? body : "", 0, NULL);
     json_t *ra = json_object_get(v, "retry_after");
     long s = -1;
-    if (json_is_number(ra) && json_number_value(ra) >= 0 && json_number_value(ra) < 1e6)
-        {
+    if (json_is_number(ra) && json_number_value(ra) >= 0 && json_number_value(ra) < 1e6) {
         double x = json_number_value(ra);
         s = (long)x + ((double)(long)x < x); /* rounded up */
     }

@@ -327,3 +327,54 @@ def test_checkconfig_refuses(master, service, message):
     assert r.returncode != 0
     assert re.search(r"master\.lua:5: .*" + re.escape(message), r.stdout + r.stderr), \
         r.stdout + r.stderr
+
+
+CHANGES_CONFIG = r'''local bbm = require "bbm"
+local R = bbm.reporters
+local function report(ctx)
+  local issues = {}
+  for _, c in ipairs(ctx.build.changes) do
+    issues[#issues + 1] = c.comments:match("%%(#(%%d+)%%)") or c.comments:match("%%([Gg][Hh]%%-(%%d+)%%)")
+  end
+  return { content = ("changes=%%d issues=%%s"):format(#ctx.build.changes,
+                                                  table.concat(issues, ",")) }
+end
+return {
+  buildbotURL = "http://bb/",
+  protocols = { pb = { port = %(pb)d } },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { bbm.builder{ name = "alpha", workernames = { "w1" },
+    factory = bbm.factory{ bbm.steps.shell{ command = { "sh", "-c",
+      bbm.interpolate("exit %%(prop:rc:-0)s") } } } } },
+  change_source = { bbm.changes.pb{ user = "sender", passwd = "s3nd" } },
+  schedulers = { bbm.schedulers.any_branch{ name = "all", builderNames = { "alpha" } } },
+  services = {
+    R.http_status_push{ serverUrl = "%(url)s/api/webhooks/1/t",
+      generators = { R.build_status_generator{ mode = "all",
+        message_formatter = R.message_formatter_function{ ["function"] = report,
+          template_type = "json" } } } },
+  },
+}
+'''
+
+
+def test_function_sees_the_changes_since_the_last_success(master, workers, fake):
+    """A formatter function's build.changes are Buildbot's builds/N/changes: the build's
+    change and its parents back to the previous successful build's."""
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CHANGES_CONFIG % {"pb": master.pb_port, "url": fake.url})
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    hook = "/api/webhooks/1/t"
+    for i, (comments, rc) in enumerate([("a (GH-1)", "0"), ("b (GH-2)", "1"),
+                                        ("c (#3)", "1"), ("d (gh-4)", "0")]):
+        r = master.cli("sendchange", "--master", f"127.0.0.1:{master.pb_port}", "--auth",
+                       "sender:s3nd", "--who", "ada", "--branch", "main", "--revision",
+                       str(i + 1) * 40, "--repository", "https://github.com/o/r",
+                       "--comments", comments, "--property", f"rc:{rc}", "--vc", "git", "f.py")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: len(fake.posts(hook, 200)) == i + 1, what=f"build {i + 1} reported")
+    assert [c[4]["content"] for c in fake.posts(hook, 200)] == [
+        "changes=1 issues=1", "changes=1 issues=2", "changes=2 issues=3,2",
+        "changes=3 issues=4,3,2"]

@@ -154,7 +154,7 @@ static void test_decoders(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_discord_url), cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_discord_url),  cmocka_unit_test(test_trim),
         cmocka_unit_test(test_discord_body), cmocka_unit_test(test_comment),
         cmocka_unit_test(test_decoders),
     };
