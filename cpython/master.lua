@@ -16,6 +16,8 @@ local steps = require "custom.steps"
 local builders = require "custom.builders"
 local schedulers = require "custom.schedulers"
 local pr_testing = require "custom.pr_testing"
+local pr_reporter = require "custom.pr_reporter"
+local discord_reporter = require "custom.discord_reporter"
 local auth = require "custom.auth"
 local BRANCHES = (require "custom.branches").BRANCHES
 
@@ -351,9 +353,8 @@ c.buildbotURL = settings:str("buildbot_url")
 -- disable sending of 'buildbotNetUsageData' for now, to improve startup time
 c.buildbotNetUsageData = false
 
--- c["services"]: the other reporters (MailNotifier with the worker-missing mail, IRC,
--- GitHubPullRequestReporter, DiscordReporter) are not ported yet (README.md, "Not ported
--- yet"); the lists of builders they report on:
+-- c["services"]: MailNotifier (with the worker-missing mail) and IRC are not ported yet
+-- (README.md, "Not ported yet"); the list of builders the mail reports on:
 local _ = { mail_status_builders, stable_pull_request_builders }
 c.services = {
     bbm.reporters.github_status_push {
@@ -365,7 +366,22 @@ c.services = {
         },
         verbose = settings:bool("verbosity"),
     },
+    pr_reporter.GitHubPullRequestReporter(settings:str("github_status_token"), {
+        builders = github_status_builders,
+        buildbot_url = c.buildbotURL,
+        verbose = settings:bool("verbosity"),
+    }),
 }
+
+-- DiscordReporter: upstream configures it whatever the setting; without a discord_webhook
+-- setting its URL is a random string (settings.py's DEFAULTS misspells the key) and every
+-- post fails.  bbmaster refuses a serverUrl that is not a URL, so then it is left out.
+local discord_webhook = settings:str("discord_webhook")
+if discord_webhook:match("^https?://") then
+    c.services[#c.services + 1] = discord_reporter.DiscordReporter(discord_webhook, {
+        builders = github_status_builders,
+    })
+end
 
 c.change_source = {}
 

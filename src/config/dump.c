@@ -187,18 +187,25 @@ static char *key_text(lua_State *L, int idx)
     }
 }
 
+/* A key of HttpStatusPush whose value is a secret: its auth pair, its headers
+   (Authorization), its URL (a webhook's path is its key). */
+static bool http_push_secret(lua_State *L, int idx, const char *key)
+{
+    if (strcmp(key, "auth") != 0 && strcmp(key, "headers") != 0 && strcmp(key, "serverUrl") != 0)
+        return false;
+    lua_getfield(L, idx, CFG_KIND);
+    bool is = lua_type(L, -1) == LUA_TSTRING &&
+              strcmp(lua_tostring(L, -1), "reporter.http_status_push") == 0;
+    lua_pop(L, 1);
+    return is;
+}
+
 /* A key whose value is a secret: a password, a token, a private key... */
 static bool secret_key(const char *key)
 {
     static const char *const words[] = {"password",   "passwd",     "secret",
                                         "token",      "privatekey", "private_key",
                                         "credential", "apikey",     "api_key"};
-    /* HttpStatusPush's: its auth pair, its headers (Authorization), its URL (a webhook's
-       path is its token) */
-    static const char *const keys[] = {"auth", "headers", "serverUrl"};
-    for (size_t k = 0; k < UTIL_NELEM(keys); k++)
-        if (strcmp(key, keys[k]) == 0)
-            return true;
     char low[128];
     size_t i;
     for (i = 0; key[i] != '\0' && i < sizeof low - 1; i++)
@@ -226,7 +233,8 @@ static json_t *fields(struct dumper *d, int idx, json_t *obj, const char *const 
         json_t *v = NULL;
         if (!skipped) {
             size_t cut = trail_push(d, key, 0);
-            v = secret_key(key) ? json_string(CFG_SECRET_MARK) : value(d, lua_gettop(L));
+            v = secret_key(key) || http_push_secret(L, idx, key) ? json_string(CFG_SECRET_MARK)
+                                                                 : value(d, lua_gettop(L));
             d->trail[cut] = '\0';
             if (v == NULL) {
                 free(key);

@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -22,6 +23,7 @@ from conftest import free_port, pid_alive, wait_for
 from test_reporters import built, force, outbox_rows
 
 SHA1 = "1" * 40
+CPYTHON = os.path.join(os.path.dirname(__file__), "..", "..", "cpython")
 
 CONFIG = r'''local bbm = require "bbm"
 local R = bbm.reporters
@@ -378,3 +380,107 @@ def test_function_sees_the_changes_since_the_last_success(master, workers, fake)
     assert [c[4]["content"] for c in fake.posts(hook, 200)] == [
         "changes=1 issues=1", "changes=1 issues=2", "changes=2 issues=3,2",
         "changes=3 issues=4,3,2"]
+
+
+# upstream's custom/pr_reporter.py and custom/discord_reporter.py, verbatim
+UPSTREAM_PR_MESSAGE = """\
+:warning::warning::warning: Buildbot failure :warning::warning::warning:
+------------------------------------------------------------------------
+
+Hi! The buildbot **{buildername}** ({tier}) has failed when building commit {sha}.
+
+What do you need to do:
+
+1. Don't panic.
+2. Check [the buildbot page in the devguide](https://devguide.python.org/buildbots/) \
+if you don't know what the buildbots are or how they work.
+3. Go to the page of the buildbot that failed ({build_url}) \
+and take a look at the build logs.
+4. Check if the failure is related to this commit ({sha}) or \
+if it is a false positive.
+5. If the failure is related to this commit, please, reflect \
+that on the issue and make a new Pull Request with a fix.
+
+You can take a look at the buildbot page here:
+
+{build_url}
+
+{failed_test_text}
+
+Summary of the results of the build (if available):
+
+{summary_text}
+
+<details>
+<summary>Click to see traceback logs</summary>
+
+{tracebacks}
+
+</details>
+"""
+UPSTREAM_DISCORD_MESSAGE = """\
+:warning: **Buildbot failure** :warning:
+
+The buildbot **{buildername}** ({tier}) has failed when building commit \
+[{sha:.12}](https://github.com/python/cpython/commit/{sha}).
+
+[Jump to the build page.]({build_url})
+"""
+
+CPYTHON_CONFIG = r'''local bbm = require "bbm"
+local pr_reporter = require "custom.pr_reporter"
+local discord_reporter = require "custom.discord_reporter"
+return {
+  buildbotURL = "http://bb/all/",
+  protocols = { pb = { port = %(pb)d } },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { bbm.builder{ name = "AMD64 Debian root 3.x", workernames = { "w1" },
+    tags = { "3.x", "stable", "tier-2", "tier-1" },
+    factory = bbm.factory{ bbm.steps.shell{ command = { "false" } } } } },
+  change_source = { bbm.changes.pb{ user = "sender", passwd = "s3nd" } },
+  schedulers = { bbm.schedulers.any_branch{ name = "all",
+    builderNames = { "AMD64 Debian root 3.x" } } },
+  services = {
+    pr_reporter.GitHubPullRequestReporter("tok", { builders = { "AMD64 Debian root 3.x" },
+      buildbot_url = "http://bb/all/", verbose = true, baseURL = "%(url)s" }),
+    discord_reporter.DiscordReporter("%(url)s/api/webhooks/1/t",
+      { builders = { "AMD64 Debian root 3.x" } }),
+  },
+}
+'''
+
+
+def test_cpython_pr_and_discord_reporters(master, workers, fake):
+    """cpython/custom's ports of BPO's GitHubPullRequestReporter and DiscordReporter: a
+    failing build of one change comments on the first "(GH-n)"/"(#n)" of its message and
+    posts to Discord, both in upstream's words; a failing build of two changes does
+    neither."""
+    shutil.copytree(os.path.join(CPYTHON, "custom"), os.path.join(master.dir, "custom"))
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CPYTHON_CONFIG.replace("%(url)s", fake.url) % {"pb": master.pb_port})
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    for i, (rev, comments) in enumerate([(sha, "[3.13] gh-1: x (GH-456) (#789)"),
+                                         ("f" * 40, "gh-2: y (#790)")]):
+        r = master.cli("sendchange", "--master", f"127.0.0.1:{master.pb_port}", "--auth",
+                       "sender:s3nd", "--who", "ada", "--branch", "main", "--revision", rev,
+                       "--repository", "https://github.com/python/cpython", "--project",
+                       "python/cpython", "--comments", comments, "--vc", "git", "f.py")
+        assert r.returncode == 0, r.stderr
+        master.wait_log(rf"build {i + 1}: .* finished: failure")
+    wait_for(lambda: not outbox_rows(master) and fake.posts("/api/webhooks/1/t", 200),
+             what="the messages delivered")
+    url = "http://bb/all/#/builders/1/builds/1"
+    (comment,) = fake.comments["/repos/python/cpython/issues/456/comments"]
+    body = re.sub(r"\n\n<!-- bbmaster:outbox \d+ [\d.]+ -->$", "", comment["body"])
+    assert body == UPSTREAM_PR_MESSAGE.format(
+        buildername="AMD64 Debian root 3.x", tier="tier-1", sha=sha, build_url=url,
+        failed_test_text="", summary_text="", tracebacks="```python-traceback\n\n```")
+    assert [c[4] for c in fake.posts("/api/webhooks/1/t")] == [{
+        "content": UPSTREAM_DISCORD_MESSAGE.format(buildername="AMD64 Debian root 3.x",
+                                                   tier="tier-1", sha=sha, build_url=url)}]
+    assert len([c for c in fake.calls if c[1].startswith("/repos/")]) == 1
