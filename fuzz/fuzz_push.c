@@ -28,8 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *c = json_object_get(v, "content");
     /* a body changed is one whose content was trimmed within Discord's bound */
     if (strcmp(body, text) != 0 &&
-        (!json_is_string(c) || rep_utf8_prefix(json_string_value(c), REP_DISCORD_CONTENT_MAX) !=
-                                   json_string_length(c)))
+        (!json_is_string(c) ||
+         rep_utf8_prefix(json_string_value(c), REP_DISCORD_CONTENT_MAX) != json_string_length(c)))
         abort();
     json_decref(v);
     free(body);
