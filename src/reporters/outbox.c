@@ -576,16 +576,18 @@ static struct rep_limiter *limiter_of(struct rep *r, const struct target *t)
     return l;
 }
 
-/* A message of the reporter is ahead of this one (`busy` lists those reporters). */
-static bool queued_behind(const char **busy, size_t *n_busy, const struct note *n)
+/* A message of the reporter is ahead of this one (`busy` lists those reporters by their
+   target's name, which outlives a note sent and forgotten during the pump). */
+static bool queued_behind(const char **busy, size_t *n_busy, const struct note *n,
+                          const struct target *t)
 {
-    if (n->kind == REP_KIND_STATUS)
+    if (n->kind == REP_KIND_STATUS || t == NULL)
         return false;
     for (size_t i = 0; i < *n_busy; i++)
-        if (strcmp(busy[i], n->reporter) == 0)
+        if (strcmp(busy[i], t->name) == 0)
             return true;
     if (*n_busy < CFG_REPORTERS_MAX)
-        busy[(*n_busy)++] = n->reporter;
+        busy[(*n_busy)++] = t->name;
     return false;
 }
 
@@ -601,7 +603,7 @@ static void pump(struct rep *r)
     for (struct note *n = r->head; n != NULL; n = next) {
         next = n->next;
         if (n->in_flight || same_key_flying(r, n)) {
-            queued_behind(busy, &n_busy, n);
+            queued_behind(busy, &n_busy, n, find_target(r, n->reporter));
             continue;
         }
         const struct target *t = find_target(r, n->reporter);
@@ -614,7 +616,7 @@ static void pump(struct rep *r)
             forget(r, n);
             continue;
         }
-        if (queued_behind(busy, &n_busy, n))
+        if (queued_behind(busy, &n_busy, n, t))
             continue;
         if (n->next_at > now) {
             wake = n->next_at < wake ? n->next_at : wake;
