@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for what the peers of the message reporters answer
- * (reporters/push.c): a 429's retry_after, a page of GitHub comments searched
- * for a marker, a Link header's next page, and a Discord body trimmed (whose
+ * (reporters/push.c): a 429's retry_after, Discord's X-RateLimit-Reset-After, a page of GitHub
+ * comments searched for a marker, a Link header's next page, and a Discord body trimmed (whose
  * content must then be within Discord's bound).
  */
 #include <jansson.h>
@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     long s = rep_retry_after_body(text);
-    if (s < -1)
+    if (s < -1 || rep_retry_after_header_seconds(text) < -1)
         abort();
     int have = rep_comments_have(text, "<!-- bbmaster:outbox 1 2.000 -->");
     if (have < -1 || have > 1)

@@ -441,6 +441,24 @@ static void checked_page(struct rep *r, struct note *n, const struct http_respon
     n->checked = true; /* not there: post it */
 }
 
+/* Discord's X-RateLimit-Remaining: 0 with X-RateLimit-Reset-After (seconds): the next
+   message of the webhook waits until the bucket refills rather than meet a 429. */
+static void spent_bucket(struct rep *r, const struct note *n, const struct http_response *resp,
+                         struct rep_limiter *lim)
+{
+    char *remaining = http_header(resp, "X-RateLimit-Remaining");
+    char *reset = http_header(resp, "X-RateLimit-Reset-After");
+    long secs = rep_retry_after_header_seconds(reset);
+    if (remaining != NULL && strcmp(remaining, "0") == 0 && secs >= 0) {
+        uint64_t ms = rep_retry_after_ms(secs);
+        rep_limiter_pause(lim, uv_now(r->loop), ms);
+        log_info("reporters: %s: the webhook's rate limit is spent; its next message in %.1f s",
+                 n->reporter, (double)ms / 1000);
+    }
+    free(remaining);
+    free(reset);
+}
+
 static void answered(void *arg, const struct http_response *resp0)
 {
     struct note *n = arg;
@@ -468,6 +486,8 @@ static void answered(void *arg, const struct http_response *resp0)
             break;
         }
         log_delivered(n, t, where);
+        if (n->kind == REP_KIND_HTTP)
+            spent_bucket(r, n, &resp, lim);
         forget(r, n);
         break;
     case REP_DROP:

@@ -111,6 +111,17 @@ long rep_retry_after_body(const char *body)
     return s;
 }
 
+long rep_retry_after_header_seconds(const char *value)
+{
+    if (value == NULL)
+        return -1;
+    char *end;
+    double x = strtod(value, &end);
+    if (end == value || *end != '\0' || !(x >= 0) || x >= 1e6)
+        return -1;
+    return (long)x + ((double)(long)x < x); /* rounded up */
+}
+
 int rep_comments_have(const char *body, const char *marker)
 {
     json_t *v = json_loads(body != NULL ? body : "", 0, NULL);

@@ -158,6 +158,8 @@ char *rep_comment_marker(const char *record, double created_at);
 char *rep_comment_body(const char *text, const char *marker);
 /* A 429 body's `retry_after` (Discord: seconds, a fraction rounded up), or -1. */
 long rep_retry_after_body(const char *body);
+/* A header's seconds (Discord's X-RateLimit-Reset-After: "0.5"), rounded up, or -1. */
+long rep_retry_after_header_seconds(const char *value);
 /* A page of comments (GitHub's JSON list) holds the marker: 1, 0, or -1 (not a list). */
 int rep_comments_have(const char *body, const char *marker);
 /* The rel="next" URL of a Link header (malloc'd), or NULL. */

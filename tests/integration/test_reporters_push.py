@@ -155,6 +155,9 @@ class Fake:
                         status, answer = 400, {"content": ["Must be 2000 or fewer in length."]}
                     elif q.get("wait") == "true":
                         status, answer = 200, {"id": "1", "content": body["content"]}
+                        if not fake.posts(url.path, 200):  # the bucket is spent, for 0.2 s
+                            headers = {"X-RateLimit-Remaining": "0",
+                                       "X-RateLimit-Reset-After": "0.2"}
                     else:
                         status, answer = 204, None
                 elif status is None:
@@ -221,6 +224,9 @@ def test_http_status_push_to_discord(master, workers, fake):
         second[-200:]
     assert master.count(r"DiscordReporter: the message of build \d+ finished \(notification "
                         r"\d+\): http 429, .*attempt 1 failed, next in 1\.0 s") == 1
+    # the bucket Discord said was spent (X-RateLimit-Remaining: 0) made the next one wait
+    assert master.count(r"DiscordReporter: the webhook's rate limit is spent; its next "
+                        r"message in 1\.0 s") == 1
 
     # the default generator: the build's dictionary as JSON, as it starts and as it finishes,
     # with the auth and headers given; the 503 retried

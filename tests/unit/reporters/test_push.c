@@ -129,6 +129,14 @@ static void test_decoders(void **state)
     assert_int_equal(rep_retry_after_body("{\"retry_after\":\"5\"}"), -1);
     assert_int_equal(rep_retry_after_body("nonsense"), -1);
     assert_int_equal(rep_retry_after_body(NULL), -1);
+    assert_int_equal(rep_retry_after_header_seconds("0.5"), 1);
+    assert_int_equal(rep_retry_after_header_seconds("2"), 2);
+    assert_int_equal(rep_retry_after_header_seconds("0"), 0);
+    assert_int_equal(rep_retry_after_header_seconds("-1"), -1);
+    assert_int_equal(rep_retry_after_header_seconds("nan"), -1);
+    assert_int_equal(rep_retry_after_header_seconds("1 s"), -1);
+    assert_int_equal(rep_retry_after_header_seconds(""), -1);
+    assert_int_equal(rep_retry_after_header_seconds(NULL), -1);
     const char *m = "<!-- bbmaster:outbox 1 2.000 -->";
     assert_int_equal(rep_comments_have("[{\"body\":\"x\"},{\"body\":\"a <!-- bbmaster:outbox 1 "
                                        "2.000 --> b\"}]",
