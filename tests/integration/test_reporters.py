@@ -385,24 +385,26 @@ def test_old_and_orphaned_notifications(master, github):
     oid = db.execute("SELECT id FROM objects WHERE class_name = "
                      "'bbmaster.reporters.Outbox'").fetchone()[0]
 
-    def row(name, reporter, sha, age):
+    def row(name, reporter, sha, age, context="buildbot/alpha"):
         payload = json.dumps({"state": "success", "description": "Build done.",
-                              "target_url": "http://x/", "context": "buildbot/alpha"})
+                              "target_url": "http://x/", "context": context})
         return (oid, name, json.dumps({
             "reporter": reporter, "path": f"/repos/o/r/statuses/{sha}", "payload": payload,
-            "state": "success", "context": "buildbot/alpha",
+            "state": "success", "context": context,
             "created_at": time.time() - age, "attempts": 7}))
+    # the old one's own context: the fake's scripted 503 goes to it whichever request of
+    # the two arrives first
     db.executemany("INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)", [
-        row("00000000000000000001", "GitHubStatusPush", "a" * 40, 25 * 3600),
+        row("00000000000000000001", "GitHubStatusPush", "a" * 40, 25 * 3600, "buildbot/old"),
         row("00000000000000000002", "Gone", "b" * 40, 60),
         row("00000000000000000003", "GitHubStatusPush", "c" * 40, 60),
         (oid, "00000000000000000004", "{not json")])
     db.commit()
     db.close()
-    github.script = [("success", "buildbot/alpha", 503, {}, {"message": "Unavailable"})]
+    github.script = [("success", "buildbot/old", 503, {}, {"message": "Unavailable"})]
     master.start()
     master.wait_log(r"dead letter: GitHubStatusPush: \"success\" for o/r at a+, context "
-                    r"\"buildbot/alpha\" not delivered in 24 hours \(8 attempts; last: http 503")
+                    r"\"buildbot/old\" not delivered in 24 hours \(8 attempts; last: http 503")
     wait_for(lambda: len(outbox_rows(master)) == 1, what="the outbox emptied")
     assert [p for p, _ in github.delivered()] == [f"/repos/o/r/statuses/{'c' * 40}"]
     assert [name for name, _ in outbox_rows(master)] == ["00000000000000000004"]
