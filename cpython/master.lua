@@ -353,8 +353,8 @@ c.buildbotURL = settings:str("buildbot_url")
 -- disable sending of 'buildbotNetUsageData' for now, to improve startup time
 c.buildbotNetUsageData = false
 
--- c["services"]: MailNotifier (with the worker-missing mail) and IRC are not ported yet
--- (README.md, "Not ported yet"); the list of builders the mail reports on:
+-- c["services"]: MailNotifier (with the worker-missing mail) is not ported yet (README.md,
+-- "Not ported yet"); the list of builders the mail reports on:
 local _ = { mail_status_builders, stable_pull_request_builders }
 c.services = {
     bbm.reporters.github_status_push {
@@ -381,6 +381,26 @@ if discord_webhook:match("^https?://") then
     c.services[#c.services + 1] = discord_reporter.DiscordReporter(discord_webhook, {
         builders = github_status_builders,
     })
+end
+if settings:bool("irc_notice") then
+    local irc_args = {
+        host = settings:str("irc_host"),
+        nick = settings:str("irc_nick"),
+        channels = { { channel = settings:str("irc_channel") } },
+        notify_events = settings:get(
+            "irc_notify_events",
+            -- 'cancelled' is not logged to avoid spaming IRC when
+            -- a "pull-request-scheduler" is cancelled
+            { "better", "worse", "exception" }
+        ),
+        useColors = true,
+    }
+    local password = settings:get("irc_password", nil)
+    if password and password ~= "" then
+        irc_args.useSASL = true
+        irc_args.password = password
+    end
+    table.insert(c.services, bbm.reporters.irc(irc_args))
 end
 
 c.change_source = {}

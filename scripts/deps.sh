@@ -8,7 +8,7 @@ PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev clang-format
   liblz4-dev libbrotli-dev libpcre2-dev libexpat1-dev libcurl4-openssl-dev postgresql sqlite3
   python3 python3-pytest python3-psycopg2 python3-websocket python3-requests buildbot-worker
   buildbot procps wrk
-  curl openssl faketime chromium chromium-driver python3-selenium"
+  curl openssl faketime chromium chromium-driver python3-selenium ngircd"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -285,6 +285,29 @@ static const struct param status_gen_params[] = {{"mode", P_STRS, false},
                                                  {"report_new", P_BOOL, false},
                                                  {"message_formatter", P_TABLE, false},
                                                  END};
+/* IRC; allowForce, allowShutdown, authz, useRevisions, lostDelay and failedDelay are listed
+   to be refused in config/irc.c. */
+static const struct param irc_params[] = {{"host", P_STR, true},
+                                          {"nick", P_STR, true},
+                                          {"channels", P_TABLE, true},
+                                          {"pm_to_nicks", P_STRS, false},
+                                          {"port", P_INT, false},
+                                          {"password", P_STR, false},
+                                          {"notify_events", P_STRS, false},
+                                          {"tags", P_STRS, false},
+                                          {"showBlameList", P_BOOL, false},
+                                          {"useSSL", P_BOOL, false},
+                                          {"useSASL", P_BOOL, false},
+                                          {"useColors", P_BOOL, false},
+                                          {"noticeOnChannel", P_BOOL, false},
+                                          {"name", P_STR, false},
+                                          {"allowForce", P_ANY, false},
+                                          {"allowShutdown", P_ANY, false},
+                                          {"authz", P_ANY, false},
+                                          {"useRevisions", P_ANY, false},
+                                          {"lostDelay", P_ANY, false},
+                                          {"failedDelay", P_ANY, false},
+                                          END};
 static const struct param formatter_params[] = {
     {"template", P_STR, false},          {"subject", P_STR, false},
     {"template_type", P_STR, false},     {"want_properties", P_BOOL, false},
@@ -809,6 +832,7 @@ static const struct ctor ctors[] = {
      "formatter.function",
      "bbm.reporters.message_formatter_function",
      {fnformatter_params}},
+    {"reporters.irc", "reporter.irc", "bbm.reporters.irc", {irc_params}},
     {"reporters.build_start_end_status_generator",
      "generator.build_start_end_status",
      "bbm.reporters.build_start_end_status_generator",
@@ -1114,7 +1138,6 @@ static int interpolate_ctor(lua_State *L)
    bbm names, so that a configuration using one is refused with where and why. */
 static const char *const unimplemented[][2] = {
     {"reporters.mail_notifier", "MailNotifier"},
-    {"reporters.irc", "IRC"},
     {"reporters.gitlab_status_push", "GitLabStatusPush"},
     {"reporters.gitea_status_push", "GiteaStatusPush"},
     {"reporters.gerrit_status_push", "GerritStatusPush"},
@@ -1142,8 +1165,8 @@ static int unimplemented_ctor(lua_State *L)
     cfg_caller(L, file, sizeof file, &line);
     cfg_error(L, file, line,
               "bbm.%s (Buildbot's %s) is not implemented yet: bbmaster reports through "
-              "bbm.reporters.github_status_push, bbm.reporters.http_status_push and "
-              "bbm.reporters.github_comment_push with "
+              "bbm.reporters.github_status_push, bbm.reporters.http_status_push, "
+              "bbm.reporters.github_comment_push and bbm.reporters.irc with "
               "bbm.reporters.build_start_end_status_generator, "
               "bbm.reporters.build_request_generator and "
               "bbm.reporters.build_status_generator",

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/util.h"
 
@@ -190,6 +191,23 @@ struct cfg_reporter {
     int line;
 };
 
+/* bbm.reporters.irc: Buildbot's IRC reporter (src/config/irc.c reads it). */
+#define CFG_IRC_TARGETS_MAX 64 /* channels and pm_to_nicks of one bot */
+struct cfg_irc {
+    char *name;                   /* "IRC" unless name= says otherwise */
+    char *host, *nick, *password; /* password NULL: none */
+    int port;
+    char **targets; /* the channels, then pm_to_nicks */
+    char **keys;    /* a channel's password, or NULL */
+    size_t n_channels, n_targets;
+    uint32_t events; /* notify_events (REP_IRC_EV_*) */
+    char **tags;     /* NULL: every builder */
+    size_t n_tags;
+    bool use_colors, notice, use_sasl, use_ssl;
+    char *file;
+    int line;
+};
+
 /* www.redirects: a short path sent on to a page (bbmaster's own key). */
 #define CFG_AUTH_USERS_MAX 10000 /* www.auth's user_password_auth users */
 #define CFG_REDIRECTS_MAX 256
@@ -219,6 +237,8 @@ struct cfg {
     struct cfg_janitor *janitor;    /* configurators' janitor; NULL: none */
     struct cfg_reporter *reporters; /* services */
     size_t n_reporters;
+    struct cfg_irc *ircs; /* services: bbm.reporters.irc */
+    size_t n_ircs;
     char *db_url;
     char *title;
     char *title_url;

@@ -62,6 +62,10 @@ struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const c
                                                   int line);
 void cfg_push_default_generators(struct cfg_reporter *rep);
 void cfg_free_reporters(struct cfg *cfg);
+/* irc.c: a bbm.reporters.irc at `idx` into cfg->ircs (room for it is there); freed by
+   cfg_free_irc. */
+void cfg_read_irc(lua_State *L, int idx, struct cfg *cfg, const char *file, int line);
+void cfg_free_irc(struct cfg *cfg);
 
 /* The memory of a Lua state (luapool.c): cfg_pool_realloc is a lua_Alloc's work (osize is
    Lua's); cfg_pool_free releases every block at once, after lua_close. */

@@ -1,7 +1,8 @@
 /*
  * The `services` key: Buildbot's reporters, read into cfg->reporters:
  * GitHubStatusPush (bbm.reporters.github_status_push), HttpStatusPush and
- * GitHubCommentPush (reporters_push.c reads what is theirs alone), with
+ * GitHubCommentPush (reporters_push.c reads what is theirs alone; IRC goes into
+ * cfg->ircs by irc.c), with
  * BuildStartEndStatusGenerator, BuildRequestGenerator and BuildStatusGenerator
  * generators (the last with MessageFormatter, whose templates are compiled here,
  * so that an error in one has its FILE:LINE, or MessageFormatterFunction); bbm.c
@@ -417,6 +418,7 @@ void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path,
         n = CFG_REPORTERS_MAX;
     }
     cfg->reporters = xcalloc(n > 0 ? (size_t)n : 1, sizeof *cfg->reporters);
+    cfg->ircs = xcalloc(n > 0 ? (size_t)n : 1, sizeof *cfg->ircs);
     for (lua_Integer i = 1; i <= n; i++) {
         if (kind_of(L, list) != NULL)
             lua_pushvalue(L, list);
@@ -426,13 +428,15 @@ void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path,
         char file[256];
         int line;
         where(L, lua_gettop(L), path, key_line, file, sizeof file, &line);
-        if (k != NULL && strncmp(k, "reporter.", 9) == 0)
+        if (k != NULL && strcmp(k, "reporter.irc") == 0)
+            cfg_read_irc(L, lua_gettop(L), cfg, file, line);
+        else if (k != NULL && strncmp(k, "reporter.", 9) == 0)
             read_reporter(L, lua_gettop(L), cfg, k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, path, key_line,
                       "services[%lld] is not a reporter (bbm.reporters.github_status_push{...}, "
                       "bbm.reporters.http_status_push{...}, "
-                      "bbm.reporters.github_comment_push{...})",
+                      "bbm.reporters.github_comment_push{...}, bbm.reporters.irc{...})",
                       (long long)i);
         lua_pop(L, 1);
     }
@@ -470,6 +474,7 @@ void cfg_free_reporters(struct cfg *cfg)
         free(r->base_url);
         free(r->file);
     }
+    cfg_free_irc(cfg);
     free(cfg->reporters);
     cfg->reporters = NULL;
     cfg->n_reporters = 0;

@@ -459,6 +459,8 @@ struct engine {
 /* report.c: the reporters' statuses of a build that started (complete false) or
    finished, stored in e->rep's outbox. */
 void report_build(struct build *b, bool complete, const char *state_string);
+/* reportirc.c: what the IRC bots say of a build that started or finished. */
+void report_irc(struct build *b, bool complete, const char *state_string);
 /* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
    create_context_for_build), the previous build's results (REP_PREV_* or results; -3 with
    *cause) and the responsible users. */

@@ -282,6 +282,7 @@ static bool any_generator(const struct engine *e, bool request)
 
 void report_build(struct build *b, bool complete, const char *state_string)
 {
+    report_irc(b, complete, state_string);
     if (b->sourcestamps == NULL || !any_generator(b->e, false))
         return;
     struct event ev = {.b = b, .complete = complete, .state = state_string};

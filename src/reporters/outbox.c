@@ -78,6 +78,7 @@ struct rep {
     struct target *targets;
     size_t n_targets;
     struct token_limit *limits;
+    struct rep_irc *irc; /* the IRC bots (irc.c), on the same loop */
 };
 
 static void pump(struct rep *r);
@@ -297,7 +298,13 @@ void rep_reconfig(struct rep *r, const struct cfg *cfg)
             r->targets[i].headers[j] = xstrdup(c->headers[j]);
     }
     r->n_targets = cfg->n_reporters;
+    rep_irc_reconfig(r->irc, cfg);
     pump(r);
+}
+
+struct rep_irc *rep_irc_of(struct rep *r)
+{
+    return r->irc;
 }
 
 /* ------------------------------------------------------------ delivery */
@@ -767,6 +774,7 @@ struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause)
     uv_timer_init(loop, r->timer);
     r->timer->data = r;
     r->http = http_new(loop);
+    r->irc = rep_irc_new(loop);
     return r;
 }
 
@@ -780,6 +788,7 @@ void rep_free(struct rep *r)
     if (r == NULL)
         return;
     http_free(r->http); /* in-flight callbacks are not called: their rows stay */
+    rep_irc_free(r->irc);
     if (r->timer != NULL)
         uv_close((uv_handle_t *)r->timer, timer_closed);
     while (r->head != NULL) {

@@ -11,8 +11,9 @@
  * secondary limit and obeys Retry-After.
  *
  * GitHubStatusPush's statuses, HttpStatusPush's messages (Discord webhooks
- * among them) and GitHubCommentPush's comments.  Uses util, db, http and
- * config; the engine calls it.  See docs/internals/reporters.md.
+ * among them) and GitHubCommentPush's comments; and IRC (irc.c, whose lines
+ * are kept in memory, not in the outbox).  Uses util, db, http and config;
+ * the engine calls it.  See docs/internals/reporters.md.
  */
 #ifndef BBM_REPORTERS_H
 #define BBM_REPORTERS_H
@@ -221,5 +222,108 @@ struct rep_tmpl *rep_tmpl_compile(const char *src, char **cause);
 /* The text of `t` against the JSON object `ctx`; NULL with *cause past REP_TMPL_OUT_MAX. */
 char *rep_tmpl_render(const struct rep_tmpl *t, const json_t *ctx, char **cause);
 void rep_tmpl_free(struct rep_tmpl *t);
+
+/* ------------------------------------------------------- IRC (irc.c, ircproto.c) */
+
+/*
+ * Buildbot's IRC reporter: one bot per bbm.reporters.irc, on the outbox's loop.  The
+ * engine decides what is said (rep_irc_wants, rep_irc_*_text) and hands the text to
+ * rep_irc_say; the bot queues it (bounded) and sends it to its channels and nicks
+ * within the line rate, reconnecting with backoff.  The lines live in memory only, as
+ * in Buildbot: a restart loses what was queued.
+ */
+/* A line as RFC 1459/2812 bound it: 512 bytes with the CR LF. */
+#define REP_IRC_LINE_MAX 512
+#define REP_IRC_PARAMS_MAX 15
+/* Lines queued per bot at most; past that they are counted and one line says how many. */
+#define REP_IRC_QUEUE_MAX 256
+/* The line rate: a burst of REP_IRC_BURST lines, then one per REP_IRC_LINE_MS. */
+#define REP_IRC_BURST 4
+#define REP_IRC_LINE_MS 2000
+/* Reconnect backoff: [d/2, d] with d = min(REP_IRC_BACKOFF_MAX_MS, BASE * 2^(n-1)). */
+#define REP_IRC_BACKOFF_BASE_MS 2000
+#define REP_IRC_BACKOFF_MAX_MS (5 * 60 * 1000)
+/* Registration must finish within this; a silent server gets a PING after IDLE, and is
+   dropped when it does not answer within the same time again. */
+#define REP_IRC_REGISTER_MS (60 * 1000)
+#define REP_IRC_IDLE_MS (120 * 1000)
+/* The text of one PRIVMSG is cut to this many bytes (at a UTF-8 boundary), leaving room
+   for the prefix the server puts in front when it relays the line. */
+#define REP_IRC_TEXT_MAX 400
+
+/* One line received, split as RFC 2812 says: [:prefix] command params [:trailing]. */
+struct rep_irc_msg {
+    char buf[REP_IRC_LINE_MAX + 1];
+    const char *prefix; /* NULL without one */
+    const char *command;
+    const char *params[REP_IRC_PARAMS_MAX];
+    int n_params;
+};
+/* Parses `line` (without CR LF, `len` bytes).  0, or -1 when it is empty, too long, has a
+   NUL, CR or LF, or has no command. */
+int rep_irc_parse(const char *line, size_t len, struct rep_irc_msg *m);
+
+/* notify_events, as bits: Buildbot's names and the deprecated "successToFailure" kind. */
+#define REP_IRC_EV_STARTED (1u << 0)
+#define REP_IRC_EV_FINISHED (1u << 1)
+#define REP_IRC_EV_SUCCESS (1u << 2)
+#define REP_IRC_EV_WARNINGS (1u << 3)
+#define REP_IRC_EV_FAILURE (1u << 4)
+#define REP_IRC_EV_EXCEPTION (1u << 5)
+#define REP_IRC_EV_CANCELLED (1u << 6)
+#define REP_IRC_EV_PROBLEM (1u << 7)
+#define REP_IRC_EV_RECOVERY (1u << 8)
+#define REP_IRC_EV_WORSE (1u << 9)
+#define REP_IRC_EV_BETTER (1u << 10)
+#define REP_IRC_EV_WORKER (1u << 11)
+/* prevToNow: bit 16 + 4 * prev + now, prev and now in success, warnings, failure, exception. */
+#define REP_IRC_EV_TO_SHIFT 16
+/* The bit of one event name; 0 when Buildbot would not take it. */
+uint32_t rep_irc_event(const char *name);
+/* notify_for_finished: `prev` the results of build number - 1, REP_PREV_NONE when there is
+   none, REP_PREV_RUNNING when it is not finished. */
+bool rep_irc_wants(uint32_t events, int results, int prev);
+/* "Build [#N](URL) of `B` started." and the finished line as words.py words them, in mIRC
+   colours with `colors`.  malloc'd. */
+char *rep_irc_started_text(long long number, const char *url, const char *builder);
+char *rep_irc_finished_text(long long number, const char *url, const char *builder, int results,
+                            const char *state_string, bool colors);
+/* Base64 of `n` bytes into `out` (4 * ((n + 2) / 3) + 1 bytes); returns its length. */
+size_t rep_irc_base64(const void *in, size_t n, char *out);
+/* The length of the longest prefix of `s` (of `len` bytes) within `max` bytes that does not
+   cut a UTF-8 character. */
+size_t rep_irc_cut(const char *s, size_t len, size_t max);
+
+/* The lines waiting to be said, within the line rate: a token bucket of REP_IRC_BURST
+   refilled by one every REP_IRC_LINE_MS; at most REP_IRC_QUEUE_MAX lines, the rest only
+   counted in `dropped`. */
+struct rep_irc_queue {
+    char *lines[REP_IRC_QUEUE_MAX];
+    size_t head, n, dropped;
+    double tokens;
+    uint64_t refill_at;
+};
+void rep_irc_queue_init(struct rep_irc_queue *q, uint64_t now);
+/* Takes `line` (malloc'd); a full queue frees it and counts it in q->dropped. */
+void rep_irc_queue_push(struct rep_irc_queue *q, char *line);
+/* The next line when the rate lets one go at `now` (the caller frees it), else NULL. */
+char *rep_irc_queue_pop(struct rep_irc_queue *q, uint64_t now);
+/* The ms from `now` until a line may go: 0 when one may, or when there is none. */
+uint64_t rep_irc_queue_wait(const struct rep_irc_queue *q, uint64_t now);
+/* Frees what waits. */
+void rep_irc_queue_clear(struct rep_irc_queue *q);
+
+struct rep_irc;
+struct cfg_irc;
+/* The bots of a configuration (copied); a bot whose parameters changed quits and a new one
+   connects, as Buildbot's reconfig does. */
+struct rep_irc *rep_irc_new(uv_loop_t *loop);
+void rep_irc_reconfig(struct rep_irc *ri, const struct cfg *cfg);
+/* Queues `text` (its lines) for every channel and nick of the bot named `name`. */
+void rep_irc_say(struct rep_irc *ri, const char *name, const char *text);
+/* The IRC bots of the outbox `r`. */
+struct rep_irc *rep_irc_of(struct rep *r);
+/* Says QUIT where it can and closes the connections; NULL is fine. */
+void rep_irc_free(struct rep_irc *ri);
 
 #endif

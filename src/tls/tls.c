@@ -154,6 +154,11 @@ bool tls_conn_ready(const struct tls_conn *c)
     return SSL_is_init_finished(c->ssl);
 }
 
+const char *tls_conn_version(const struct tls_conn *c)
+{
+    return SSL_get_version(c->ssl);
+}
+
 /* SSL_write of everything; with memory buffers it takes all or fails. */
 static int write_all(struct tls_conn *c, const char *data, size_t len, char **cause)
 {

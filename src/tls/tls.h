@@ -76,4 +76,7 @@ size_t tls_conn_take(struct tls_conn *c, char *buf, size_t cap);
 /* Whether the handshake is over. */
 bool tls_conn_ready(const struct tls_conn *c);
 
+/* The protocol version agreed ("TLSv1.3"), for logs. */
+const char *tls_conn_version(const struct tls_conn *c);
+
 #endif

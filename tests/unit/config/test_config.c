@@ -441,13 +441,16 @@ static const struct broken broken[] = {
     {"  changeHorizon = 100,\n",
      "{F}:3: 'changeHorizon' is a Buildbot key bbmaster does not implement: old changes are "
      "kept (bbm.configurators.janitor's own changeHorizon deletes them by age)\n"},
-    {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
-     "{F}:3: bbm.reporters.irc (Buildbot's IRC) is not implemented yet: bbmaster reports "
-     "through bbm.reporters.github_status_push, bbm.reporters.http_status_push and "
-     "bbm.reporters.github_comment_push with "
+    {"  services = { bbm.reporters.telegram_bot{ bot_token = 'x' } },\n",
+     "{F}:3: bbm.reporters.telegram_bot (Buildbot's TelegramBot) is not implemented yet: bbmaster "
+     "reports through bbm.reporters.github_status_push, bbm.reporters.http_status_push, "
+     "bbm.reporters.github_comment_push and bbm.reporters.irc with "
      "bbm.reporters.build_start_end_status_generator, "
      "bbm.reporters.build_request_generator and "
      "bbm.reporters.build_status_generator\n"},
+    {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
+     "{F}:3: bbm.reporters.irc: missing required parameter 'nick'\n"
+     "{F}:3: bbm.reporters.irc: missing required parameter 'channels'\n"},
     {"  services = { bbm.reporters.github_status_push{ token = 't', debug = true,\n"
      "    generators = { bbm.reporters.build_start_end_status_generator{ add_patch = true } } } "
      "},\n",

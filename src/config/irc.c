@@ -1,0 +1,233 @@
+/*
+ * bbm.reporters.irc: Buildbot's IRC reporter, read into cfg->ircs.  bbm.c checks
+ * the types of its parameters; this file takes their values, refuses the
+ * parameters bbmaster does not implement (the bot's commands and their authz,
+ * useRevisions, Twisted's fixed reconnect delays) at the line of the call, and
+ * checks notify_events against the names Buildbot takes.  The bot itself is
+ * src/reporters/irc.c; what it says is decided in src/engine/reportirc.c.
+ */
+#include "config/internal.h"
+#include "reporters/reporters.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameters bbm.c lets through to be refused here; `false_ok` when false is what
+   bbmaster does anyway. */
+static const struct {
+    const char *key;
+    bool false_ok;
+    const char *why;
+} refused[] = {
+    {"allowForce", true, "the bot's commands are not implemented"},
+    {"allowShutdown", true, "the bot's commands are not implemented"},
+    {"authz", false, "the bot's commands are not implemented"},
+    {"useRevisions", true, "messages name builds, not revisions"},
+    {"lostDelay", false, "bbmaster reconnects with exponential backoff"},
+    {"failedDelay", false, "bbmaster reconnects with exponential backoff"},
+};
+
+#define CTOR "bbm.reporters.irc"
+
+static void check_refused(lua_State *L, int idx, const char *file, int line)
+{
+    for (size_t i = 0; i < UTIL_NELEM(refused); i++) {
+        int t = lua_getfield(L, idx, refused[i].key);
+        bool ok =
+            t == LUA_TNIL || (refused[i].false_ok && t == LUA_TBOOLEAN && !lua_toboolean(L, -1));
+        if (!ok)
+            cfg_error(L, file, line, CTOR ": '%s' is not implemented by bbmaster: %s",
+                      refused[i].key, refused[i].why);
+        lua_pop(L, 1);
+    }
+}
+
+static char *opt_string(lua_State *L, int idx, const char *key, const char *def)
+{
+    lua_getfield(L, idx, key);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : def;
+    char *v = s != NULL ? xstrdup(s) : NULL;
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool opt_bool(lua_State *L, int idx, const char *key, bool def)
+{
+    bool v = lua_getfield(L, idx, key) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A name that a line cannot abuse: no space, comma, CR, LF or NUL, and not empty. */
+static bool plain_word(const char *s)
+{
+    return s[0] != '\0' && strlen(s) < 200 && strpbrk(s, " ,\r\n\a") == NULL;
+}
+
+static void add_target(lua_State *L, struct cfg_irc *irc, const char *name, const char *key,
+                       const char *file, int line)
+{
+    if (irc->n_targets == CFG_IRC_TARGETS_MAX) {
+        cfg_error(L, file, line, CTOR ": more than %d channels and nicks", CFG_IRC_TARGETS_MAX);
+        return;
+    }
+    if (!plain_word(name) || (key != NULL && !plain_word(key))) {
+        cfg_error(L, file, line, CTOR ": \"%s\" is not a channel or nick name", name);
+        return;
+    }
+    irc->targets[irc->n_targets] = xstrdup(name);
+    irc->keys[irc->n_targets++] = key != NULL ? xstrdup(key) : NULL;
+}
+
+/* channels: names, or {channel = ..., password = ...} as Buildbot's dicts. */
+static void read_channels(lua_State *L, int idx, struct cfg_irc *irc, const char *file, int line)
+{
+    lua_Integer n = lua_getfield(L, idx, "channels") == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        int t = lua_geti(L, -1, i);
+        if (t == LUA_TSTRING) {
+            add_target(L, irc, lua_tostring(L, -1), NULL, file, line);
+        } else if (t == LUA_TTABLE && lua_getfield(L, -1, "channel") == LUA_TSTRING) {
+            const char *key =
+                lua_getfield(L, -2, "password") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            add_target(L, irc, lua_tostring(L, -2), key, file, line);
+            lua_pop(L, 2);
+        } else {
+            if (t == LUA_TTABLE)
+                lua_pop(L, 1);
+            cfg_error(L, file, line,
+                      CTOR ": channels[%lld] must be a name or {channel = ..., password = ...}",
+                      (long long)i);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    irc->n_channels = irc->n_targets;
+    if (lua_getfield(L, idx, "pm_to_nicks") == LUA_TTABLE) {
+        n = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_geti(L, -1, i) == LUA_TSTRING)
+                add_target(L, irc, lua_tostring(L, -1), NULL, file, line);
+            lua_pop(L, 1);
+        }
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        add_target(L, irc, lua_tostring(L, -1), NULL, file, line);
+    }
+    lua_pop(L, 1);
+}
+
+/* notify_events: Buildbot's names; "worker" (missing workers) is not implemented. */
+static void read_events(lua_State *L, int idx, struct cfg_irc *irc, const char *file, int line)
+{
+    int t = lua_getfield(L, idx, "notify_events");
+    lua_Integer n = t == LUA_TTABLE ? luaL_len(L, -1) : t == LUA_TSTRING ? 1 : 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (t == LUA_TTABLE)
+            lua_geti(L, -1, i);
+        else
+            lua_pushvalue(L, -1);
+        const char *name = lua_tostring(L, -1);
+        uint32_t bit = name != NULL ? rep_irc_event(name) : 0;
+        if (bit == 0)
+            cfg_error(L, file, line, CTOR ": notify_events: \"%s\" is not an event of Buildbot's",
+                      name != NULL ? name : "?");
+        else if (bit == REP_IRC_EV_WORKER)
+            cfg_error(L, file, line,
+                      CTOR ": notify_events: \"worker\" (missing workers) is not implemented by "
+                           "bbmaster yet");
+        irc->events |= bit;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void read_tags(lua_State *L, int idx, struct cfg_irc *irc)
+{
+    int t = lua_getfield(L, idx, "tags");
+    if (t == LUA_TTABLE || t == LUA_TSTRING) {
+        lua_Integer n = t == LUA_TTABLE ? luaL_len(L, -1) : 1;
+        irc->tags = xcalloc(n > 0 ? (size_t)n : 1, sizeof *irc->tags);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (t == LUA_TTABLE)
+                lua_geti(L, -1, i);
+            else
+                lua_pushvalue(L, -1);
+            if (lua_type(L, -1) == LUA_TSTRING)
+                irc->tags[irc->n_tags++] = xstrdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+static void check_name(lua_State *L, const struct cfg *cfg, const struct cfg_irc *irc)
+{
+    for (size_t i = 0; i + 1 < cfg->n_ircs; i++)
+        if (strcmp(cfg->ircs[i].name, irc->name) == 0)
+            cfg_error(L, irc->file, irc->line,
+                      "services: a second reporter named '%s' (the first is at %s:%d); give "
+                      "one a name=",
+                      irc->name, cfg->ircs[i].file, cfg->ircs[i].line);
+    for (size_t i = 0; i < cfg->n_reporters; i++)
+        if (strcmp(cfg->reporters[i].name, irc->name) == 0)
+            cfg_error(L, irc->file, irc->line,
+                      "services: a second reporter named '%s' (the first is at %s:%d); give "
+                      "one a name=",
+                      irc->name, cfg->reporters[i].file, cfg->reporters[i].line);
+}
+
+void cfg_read_irc(lua_State *L, int idx, struct cfg *cfg, const char *file, int line)
+{
+    struct cfg_irc *irc = &cfg->ircs[cfg->n_ircs++];
+    irc->file = xstrdup(file);
+    irc->line = line;
+    check_refused(L, idx, file, line);
+    irc->name = opt_string(L, idx, "name", "IRC");
+    irc->host = opt_string(L, idx, "host", "");
+    irc->nick = opt_string(L, idx, "nick", "");
+    irc->password = opt_string(L, idx, "password", NULL);
+    if ((irc->host[0] != '\0' && !plain_word(irc->host)) ||
+        (irc->nick[0] != '\0' && !plain_word(irc->nick)) ||
+        (irc->password != NULL && strpbrk(irc->password, "\r\n") != NULL))
+        cfg_error(L, file, line, CTOR ": 'host', 'nick' and 'password' must be one word each");
+    lua_getfield(L, idx, "port");
+    irc->port = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 6667;
+    lua_pop(L, 1);
+    if (irc->port < 1 || irc->port > 65535)
+        cfg_error(L, file, line, CTOR ": 'port' must be between 1 and 65535, not %d", irc->port);
+    irc->targets = xcalloc(CFG_IRC_TARGETS_MAX, sizeof *irc->targets);
+    irc->keys = xcalloc(CFG_IRC_TARGETS_MAX, sizeof *irc->keys);
+    read_channels(L, idx, irc, file, line);
+    read_events(L, idx, irc, file, line);
+    read_tags(L, idx, irc);
+    irc->use_colors = opt_bool(L, idx, "useColors", true);
+    irc->notice = opt_bool(L, idx, "noticeOnChannel", false);
+    irc->use_sasl = opt_bool(L, idx, "useSASL", false);
+    irc->use_ssl = opt_bool(L, idx, "useSSL", false);
+    check_name(L, cfg, irc);
+}
+
+void cfg_free_irc(struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->n_ircs; i++) {
+        struct cfg_irc *irc = &cfg->ircs[i];
+        for (size_t j = 0; j < irc->n_targets; j++) {
+            free(irc->targets[j]);
+            free(irc->keys[j]);
+        }
+        for (size_t j = 0; j < irc->n_tags; j++)
+            free(irc->tags[j]);
+        free(irc->targets);
+        free(irc->keys);
+        free(irc->tags);
+        free(irc->name);
+        free(irc->host);
+        free(irc->nick);
+        free(irc->password);
+        free(irc->file);
+    }
+    free(cfg->ircs);
+    cfg->ircs = NULL;
+    cfg->n_ircs = 0;
+}

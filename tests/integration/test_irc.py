@@ -1,0 +1,460 @@
+"""The IRC reporter (Buildbot's IRC): a real ngIRCd on a loopback port, a small IRC client
+in the test that joins the channel and records what the master's bot says of builds a real
+buildbot-worker runs; and SASL against a fake IRC server that answers as an IRCv3 server
+does (ngIRCd has no SASL): success, a NAK, a failure (904) and a server without sasl, the
+last three falling back to NickServ IDENTIFY, plus PING, an overlong line and a reconnect.
+Configuration refusals name file and line."""
+
+import base64
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import free_port, wait_for
+from test_reporters import built, force
+
+NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
+
+CONFIG = r'''local bbm = require "bbm"
+local R = bbm.reporters
+local nicks = {}
+for i = 1, 63 do nicks[i] = "nobody" .. i end
+return {
+  title = "irc",
+  db_url = "sqlite:///state.sqlite",
+  buildbotURL = "http://buildbot.example/all/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "alpha", workernames = { "w1" }, tags = { "t-alpha" },
+      factory = bbm.factory{ bbm.steps.shell{ command = { "sh", "-c",
+        bbm.interpolate("exit %%(prop:rc:-0)s") } } } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "alpha" },
+      properties = { bbm.params.string{ name = "rc", default = "0" } } },
+  },
+  services = {
+    R.irc{ host = "127.0.0.1", port = %(irc)d, nick = "bbmbot", channels = { "#bbm" },
+      pm_to_nicks = { "watcher" }, notify_events = { "failure", "recovery" },
+      tags = { "t-alpha" } },
+    R.irc{ name = "other", host = "127.0.0.1", port = %(irc)d, nick = "otherbot",
+      channels = { { channel = "#bbm" } }, notify_events = { "finished" },
+      tags = { "nothing" } },
+    R.irc{ name = "tls", host = "127.0.0.1", port = %(tls)d, useSSL = true, nick = "tlsbot",
+      channels = { "#bbm" }, notify_events = { "started" } },
+    -- 64 targets and two events a build: the queue overflows its 256 lines
+    R.irc{ name = "flood", host = "127.0.0.1", port = %(irc)d, nick = "floodbot",
+      channels = { "#flood" }, pm_to_nicks = nicks,
+      notify_events = { "started", "finished" } },
+    -- the certificate names 127.0.0.1, not localhost: refused
+    R.irc{ name = "badtls", host = "localhost", port = %(tls)d, useSSL = true,
+      nick = "badbot", channels = { "#bbm" }, notify_events = { "started" } },
+  },
+}
+'''
+
+
+class Client:
+    """A line-based IRC connection with a reader thread that answers PING and records
+    every line."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.lines = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def _read(self):
+        data = b""
+        while True:
+            try:
+                chunk = self.sock.recv(4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data += chunk
+            while b"\r\n" in data:
+                line, data = data.split(b"\r\n", 1)
+                text = line.decode("utf-8", "replace")
+                if text.startswith("PING "):
+                    self.send("PONG " + text[5:])
+                with self.lock:
+                    self.lines.append(text)
+
+    def said(self):
+        """(target, text) of each PRIVMSG or NOTICE received, with the sender's nick."""
+        out = []
+        with self.lock:
+            for line in self.lines:
+                m = re.match(r":([^! ]+)\S* (PRIVMSG|NOTICE) (\S+) :(.*)", line)
+                if m:
+                    out.append((m.group(1), m.group(3), m.group(4)))
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+def make_certificates(d):
+    """A CA and a server certificate for 127.0.0.1 signed by it (P-256: quick to make)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=bbmaster test CA")
+    run("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+
+
+@pytest.fixture
+def ngircd(tmp_path):
+    """ngIRCd on two loopback ports, plain and TLS: (port, tls port, CA file)."""
+    port, tls = free_port(), free_port()
+    make_certificates(tmp_path)
+    conf = tmp_path / "ngircd.conf"
+    conf.write_text(f"""[Global]
+Name = irc.bbmaster.test
+Info = bbmaster test server
+AdminInfo1 = test
+AdminInfo2 = test
+AdminEMail = test@localhost
+Listen = 127.0.0.1
+Ports = {port}
+MotdPhrase = test
+[Limits]
+MaxConnectionsIP = 0
+[Options]
+DNS = no
+Ident = no
+PAM = no
+[SSL]
+CertFile = {tmp_path}/srv.pem
+KeyFile = {tmp_path}/srv.key
+Ports = {tls}
+""")
+    proc = subprocess.Popen([NGIRCD, "-n", "-f", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+    def listening():
+        try:
+            for p in (port, tls):
+                socket.create_connection(("127.0.0.1", p), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, what="ngircd listening")
+    yield port, tls, str(tmp_path / "ca.pem")
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def watcher(port):
+    c = Client(port)
+    c.send("NICK watcher")
+    c.send("USER watcher 0 * :watcher")
+    wait_for(lambda: any(" 001 " in line for line in c.lines), what="watcher signed on")
+    c.send("JOIN #bbm")
+    wait_for(lambda: any(" 366 " in line for line in c.lines), what="watcher joined")
+    return c
+
+
+def test_builds_said_on_ngircd(master, workers, ngircd):
+    port, tls, ca = ngircd
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CONFIG % {"pb": master.pb_port, "www": www, "irc": port, "tls": tls})
+    master.env["SSL_CERT_FILE"] = ca  # OpenSSL's default authorities: the test's CA
+    w = watcher(port)
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    master.wait_log(r"IRC: signed on to 127\.0\.0\.1:\d+ as bbmbot")
+
+    first = built(www, force(www, "alpha"))  # no previous build: nothing to say
+    failed = built(www, force(www, "alpha", rc="1"))  # "failure"
+    fixed = built(www, force(www, "alpha"))  # "recovery"
+    assert (first["results"], failed["results"], fixed["results"]) == (0, 2, 0)
+    wait_for(lambda: len(w.said()) >= 7, what="seven lines said")
+
+    url = f"http://buildbot.example/all/#/builders/{failed['builderid']}/builds"
+    fail_text = (f"Build [#{failed['number']}]({url}/{failed['number']}) of `alpha` "
+                 f"\x034failed\x0f: {failed['state_string']}")
+    fix_text = (f"Build [#{fixed['number']}]({url}/{fixed['number']}) of `alpha` "
+                f"\x033completed successfully\x0f.")
+    said = w.said()
+    assert [s for s in said if s[0] == "bbmbot"] == [
+        ("bbmbot", "#bbm", fail_text), ("bbmbot", "watcher", fail_text),
+        ("bbmbot", "#bbm", fix_text), ("bbmbot", "watcher", fix_text)]
+    # over TLS, the certificate verified
+    assert [s for s in said if s[0] == "tlsbot"] == [
+        ("tlsbot", "#bbm", f"Build [#{b['number']}]({url}/{b['number']}) of `alpha` started.")
+        for b in (first, failed, fixed)]
+    assert master.count(r"tls: TLS \(TLSv1\.[23]\) with 127\.0\.0\.1:\d+, certificate "
+                        r"verified") == 1
+    assert master.count(r"badtls: localhost:\d+: TLS handshake: the certificate is refused: "
+                        r"hostname mismatch") >= 1
+    assert not [s for s in said if s[0] == "badbot"]
+    # 6 x 64 lines: past the 256 that may wait for the line rate, lines are counted
+    master.wait_log(r"flood: 256 lines wait for the line rate: more are dropped, and counted, "
+                    r"until they have gone")
+    assert master.count(r"flood: 256 lines wait") == 1
+    # the second bot joined and, its tags matching no builder, said nothing
+    master.wait_log(r"other: signed on to 127\.0\.0\.1:\d+ as otherbot")
+    w.send("NAMES #bbm")
+    master.wait_log(r"tls: signed on to 127\.0\.0\.1:\d+ as tlsbot")
+    wait_for(lambda: any(re.search(r" 353 .*otherbot", line) for line in w.lines),
+             what="otherbot in the channel")
+    w.close()
+
+
+class FakeSASLServer:
+    """An IRCv3 server's registration, by nick: "okbot" is offered sasl and authenticates
+    (903), "nakbot" has its CAP REQ refused (NAK), "failbot" fails (904) and is then dropped
+    once, to reconnect, and "plainbot" is offered no sasl.  Each connection's lines are
+    recorded; after 001 the server sends a PING and an overlong line."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []  # (nick, [lines received]) per connection
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        got = []
+        entry = [None, got]
+        with self.lock:
+            self.conns.append(entry)
+        f = s.makefile("rb")
+        nick = None
+
+        def send(line):
+            s.sendall(line.encode() + b"\r\n")
+
+        def welcome():
+            send(f":fake.test 001 {nick}{'_' if nick == 'dupbot' else ''} :Welcome")
+            send("PING :tok-1")
+            send(":fake.test NOTICE " + nick + " :" + "x" * 600)
+            send(f":fake.test 376 {nick} :End of MOTD")
+
+        for raw in f:
+            line = raw.decode().rstrip("\r\n")
+            got.append(line)
+            cmd = line.split(" ")
+            if cmd[0] == "NICK" and cmd[1] == "dupbot":  # taken: the bot adds a "_"
+                nick = entry[0] = cmd[1]
+                send(f":fake.test 433 * {nick} :Nickname is already in use")
+            elif cmd[0] == "NICK" and cmd[1] == "dupbot_":  # no CAP: registered at once
+                welcome()
+            elif cmd[0] == "NICK":  # the capabilities depend on the nick: answered now
+                nick = entry[0] = cmd[1]
+                send(":fake.test CAP * LS * :multi-prefix")
+                send(":fake.test CAP * LS :" + ("away-notify" if nick == "plainbot"
+                                                 else "sasl=PLAIN,EXTERNAL account-tag"))
+            elif line == "CAP REQ :sasl":
+                send(f":fake.test CAP {nick} {'NAK' if nick == 'nakbot' else 'ACK'} :sasl")
+            elif line == "AUTHENTICATE PLAIN":
+                send("AUTHENTICATE +")
+            elif cmd[0] == "AUTHENTICATE":
+                if nick == "okbot":
+                    send(f":fake.test 900 {nick} {nick}!u@h {nick} :You are now logged in")
+                    send(f":fake.test 903 {nick} :SASL authentication successful")
+                else:
+                    send(f":fake.test 904 {nick} :SASL authentication failed")
+            elif line == "CAP END":
+                welcome()
+            elif cmd[0] == "JOIN" and nick == "failbot" and \
+                    sum(1 for n, _ in self.conns if n == "failbot") == 1:
+                send("ERROR :Closing Link: test")
+                s.shutdown(socket.SHUT_WR)  # the bot sees the end, then closes its side
+                for raw in f:
+                    got.append(raw.decode().rstrip("\r\n"))
+                s.close()
+                return
+        s.close()
+
+    def lines_of(self, nick):
+        with self.lock:
+            return [lines for n, lines in self.conns if n == nick]
+
+    def close(self):
+        self.sock.close()
+
+
+SASL_CONFIG = r'''local bbm = require "bbm"
+local R = bbm.reporters
+local function bot(nick, chan)
+  return R.irc{ name = nick, host = "127.0.0.1", port = %(port)d, nick = nick,
+    password = "s3cret", useSASL = true,
+    channels = { { channel = chan or "#c", password = "key" } },
+    notify_events = { "finished" } }
+end
+return {
+  db_url = "sqlite:///state.sqlite",
+  www = { port = %(www)d },
+  workers = {},
+  services = { bot("okbot"), bot("nakbot"), bot("failbot"), bot("plainbot", "%(chan)s"),
+    -- Buildbot's registration without SASL: the password as PASS, then NickServ
+    R.irc{ name = "dupbot", host = "127.0.0.1", port = %(port)d, nick = "dupbot",
+      password = "s3cret", channels = { "#c" } } },
+}
+'''
+
+
+def test_sasl_and_its_fallback(master):
+    fake = FakeSASLServer()
+    www = free_port()
+
+    def write(chan):
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(SASL_CONFIG % {"port": fake.port, "www": www, "chan": chan})
+
+    write("#c")
+    master.start()
+    for nick in ("okbot", "nakbot", "plainbot"):
+        wait_for(lambda: any("JOIN #c key" in lines for lines in fake.lines_of(nick)),
+                 what=f"{nick} joined")
+    wait_for(lambda: "PONG :tok-1" in fake.lines_of("dupbot")[0], what="dupbot registered")
+    assert fake.lines_of("dupbot")[0] == [
+        "PASS s3cret", "NICK dupbot", "USER dupbot foo bar :None", "NICK dupbot_",
+        "PRIVMSG NickServ :IDENTIFY s3cret", "JOIN #c", "PONG :tok-1"]
+    assert master.count(r"dupbot: signed on to 127\.0\.0\.1:\d+ as dupbot_") == 1
+    wait_for(lambda: len(fake.lines_of("failbot")) == 2 and
+             "JOIN #c key" in fake.lines_of("failbot")[1], what="failbot back and joined")
+    wait_for(lambda: all("PONG :tok-1" in fake.lines_of(n)[-1] for n in
+                         ("okbot", "nakbot", "plainbot")), what="PONGs")
+
+    plain = base64.b64encode(b"okbot\0okbot\0s3cret").decode()
+    ok = fake.lines_of("okbot")[0]
+    assert ok == ["CAP LS 302", "NICK okbot", "USER okbot foo bar :None", "CAP REQ :sasl",
+                  "AUTHENTICATE PLAIN", f"AUTHENTICATE {plain}", "CAP END", "JOIN #c key",
+                  "PONG :tok-1"]
+    nak = fake.lines_of("nakbot")[0]
+    assert nak == ["CAP LS 302", "NICK nakbot", "USER nakbot foo bar :None", "CAP REQ :sasl",
+                   "CAP END", "PRIVMSG NickServ :IDENTIFY s3cret", "JOIN #c key",
+                   "PONG :tok-1"]
+    fail_b64 = base64.b64encode(b"failbot\0failbot\0s3cret").decode()
+    for lines in fake.lines_of("failbot"):
+        assert lines[:9] == ["CAP LS 302", "NICK failbot", "USER failbot foo bar :None",
+                             "CAP REQ :sasl", "AUTHENTICATE PLAIN",
+                             f"AUTHENTICATE {fail_b64}", "CAP END",
+                             "PRIVMSG NickServ :IDENTIFY s3cret", "JOIN #c key"]
+    plainbot = fake.lines_of("plainbot")[0]
+    assert plainbot == ["CAP LS 302", "NICK plainbot", "USER plainbot foo bar :None",
+                        "CAP END", "PRIVMSG NickServ :IDENTIFY s3cret", "JOIN #c key",
+                        "PONG :tok-1"]
+    assert master.count(r"okbot: SASL authentication succeeded") == 1
+    assert master.count(r"nakbot: .*the server refused the sasl capability; identifying "
+                        r"with NickServ instead") == 1
+    assert master.count(r"failbot: .*SASL authentication failed; identifying with NickServ "
+                        r"instead") == 2
+    assert master.count(r"plainbot: .*the server offers no SASL") == 1
+    assert master.count(r"failbot: the server says: Closing Link: test") == 1
+    assert master.count(r"failbot: 127\.0\.0\.1:\d+: the server closed the connection; "
+                        r"connecting again in [12]\.\d s") == 1
+    assert master.count(r"a line of the server longer than 512 bytes skipped") == 6
+    assert "s3cret" not in master.log()
+
+    # a reconfig that changes plainbot's channel: it quits and a new one joins; the others
+    # stay connected
+    write("#d")
+    r = master.cli("reconfig", master.dir, check=0)
+    assert "completed successfully" in r.stdout, r.stdout
+    wait_for(lambda: len(fake.lines_of("plainbot")) == 2 and
+             "JOIN #d key" in fake.lines_of("plainbot")[1], what="the new plainbot joined")
+    wait_for(lambda: fake.lines_of("plainbot")[0][-1] ==
+             "QUIT :buildmaster reconfigured: bot disconnecting", what="the old one quit")
+    assert [len(fake.lines_of(n)) for n in ("okbot", "nakbot", "failbot", "dupbot")] == \
+        [1, 1, 2, 1]
+    master.stop()
+    wait_for(lambda: fake.lines_of("okbot")[0][-1] == "QUIT :buildmaster stopping",
+             what="okbot quit")
+    fake.close()
+
+
+@pytest.mark.parametrize("service,message", [
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = { ["!"] = true } }',
+     "'authz' is not implemented by bbmaster: the bot's commands are not implemented"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, lostDelay = 5 }',
+     "'lostDelay' is not implemented by bbmaster"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
+     'notify_events = { "sucess" } }', "notify_events: \"sucess\" is not an event of Buildbot's"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
+     'notify_events = { "worker" } }', "\"worker\" (missing workers) is not implemented"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { 5 } }',
+     "channels[1] must be a name or {channel = ..., password = ...}"),
+    ('bbm.reporters.irc{ host = "h", nick = "n" }', "missing required parameter 'channels'"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = {}, port = 70000 }',
+     "'port' must be between 1 and 65535"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = {}, pm_to_nick = {} }',
+     "pm_to_nick"),
+])
+def test_checkconfig_refuses(master, service, message):
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write('local bbm = require "bbm"\nreturn {\n  workers = {},\n'
+                f'  services = {{\n    {service},\n  }},\n}}\n')
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode != 0
+    assert re.search(r"master\.lua:5: .*" + re.escape(message), r.stdout + r.stderr), \
+        r.stdout + r.stderr
+
+
+def test_cpython_master_with_irc(tmp_path):
+    """cpython/master.lua with irc_notice (the example has an irc_password): BPO's IRC
+    reporter, ported."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    cpython = os.path.join(here, "..", "..", "cpython")
+    settings = tmp_path / "settings.yaml"
+    with open(os.path.join(cpython, "settings.yaml.example")) as f:
+        example = f.read()
+    settings.write_text(example.replace("irc_notice: false", "irc_notice: true") +
+                        '\nirc_notify_events: ["better", "sucess"]\n')
+    env = dict(os.environ, CI="1", PYBUILDBOT_SETTINGS_PATH=str(settings))
+    r = subprocess.run([os.environ["BBMASTER"], "checkconfig", cpython], capture_output=True,
+                       text=True, env=env, timeout=120)
+    # the misspelt event is refused at the line of the call in cpython/master.lua
+    assert r.returncode != 0
+    assert re.search(r"master\.lua:\d+: bbm\.reporters\.irc: notify_events: \"sucess\" is not "
+                     r"an event of Buildbot's", r.stdout + r.stderr), r.stdout + r.stderr
+    settings.write_text(example.replace("irc_notice: false", "irc_notice: true"))
+    r = subprocess.run([os.environ["BBMASTER"], "checkconfig", cpython], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_checkconfig_accepts_buildbot_python_org(master):
+    """BPO's configuration, as ported (REPORTERS-AUTH.md)."""
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write('local bbm = require "bbm"\nreturn {\n  workers = {},\n  services = {\n'
+                '    bbm.reporters.irc{ host = "irc.libera.chat", nick = "py-bb-test",\n'
+                '      channels = { { channel = "#python-dev-notifs" } },\n'
+                '      notify_events = { "better", "worse", "exception" },\n'
+                '      useColors = true, useSASL = true, password = "pw",\n'
+                '      allowForce = false, showBlameList = true },\n'
+                '  },\n}\n')
+    r = master.cli("checkconfig", master.dir)
+    assert r.returncode == 0, r.stdout + r.stderr
