@@ -36,6 +36,22 @@ static int ssl_cause(char **cause, const char *what)
     return util_cause(cause, "%s: %s", what, text);
 }
 
+/* A context of `ssl`; or, when `failed` names what could not be loaded, NULL with *cause
+   saying why (and `ssl` freed). */
+static struct tls_ctx *ctx_made(SSL_CTX *ssl, const char *failed, char **cause)
+{
+    if (failed != NULL) {
+        char *what = xasprintf("TLS: %s", failed);
+        ssl_cause(cause, what);
+        free(what);
+        SSL_CTX_free(ssl);
+        return NULL;
+    }
+    struct tls_ctx *ctx = xcalloc(1, sizeof *ctx);
+    ctx->ssl = ssl;
+    return ctx;
+}
+
 struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *chain, char **cause)
 {
     ERR_clear_error();
@@ -59,16 +75,7 @@ struct tls_ctx *tls_server_ctx(const char *cert, const char *key, const char *ch
         failed = key;
     else if (SSL_CTX_check_private_key(ssl) != 1)
         failed = key;
-    if (failed != NULL) {
-        char *what = xasprintf("TLS: %s", failed);
-        ssl_cause(cause, what);
-        free(what);
-        SSL_CTX_free(ssl);
-        return NULL;
-    }
-    struct tls_ctx *ctx = xcalloc(1, sizeof *ctx);
-    ctx->ssl = ssl;
-    return ctx;
+    return ctx_made(ssl, failed, cause);
 }
 
 void tls_ctx_free(struct tls_ctx *ctx)
@@ -91,16 +98,11 @@ struct tls_ctx *tls_client_ctx(const char *cafile, char **cause)
     SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
     int ok = cafile != NULL ? SSL_CTX_load_verify_locations(ssl, cafile, NULL)
                             : SSL_CTX_set_default_verify_paths(ssl);
-    if (ok != 1) {
-        char *what = xasprintf("TLS: %s", cafile != NULL ? cafile : "the system's authorities");
-        ssl_cause(cause, what);
-        free(what);
-        SSL_CTX_free(ssl);
-        return NULL;
-    }
-    struct tls_ctx *ctx = xcalloc(1, sizeof *ctx);
-    ctx->ssl = ssl;
-    return ctx;
+    return ctx_made(ssl,
+                    ok == 1          ? NULL
+                    : cafile != NULL ? cafile
+                                     : "the system's authorities",
+                    cause);
 }
 
 static struct tls_conn *conn_new(struct tls_ctx *ctx)
