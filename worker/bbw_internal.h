@@ -16,6 +16,7 @@
 #define BBW_SEND_HIGH (4u << 20) /* bytes queued on the socket before a child's output waits */
 
 struct bbw_cmd;
+struct bbw_shell;
 
 /* One WorkerForBuilder: a builder name, its directory and the command it runs. */
 struct bbw_builder {
@@ -52,13 +53,85 @@ size_t bbw_send_queued(const struct bbw *w);
 /* Runs `cb(arg)` once the send queue drains below BBW_SEND_HIGH (or the connection goes). */
 void bbw_on_drain(struct bbw *w, void (*cb)(void *arg), void *arg);
 
-/* command.c: the builder's calls startCommand / interruptCommand. */
+/* Output streams of a command, in the order of bbw_cmd_output's batches. */
+enum bbw_stream { BBW_HEADER, BBW_STDOUT, BBW_STDERR };
+
+#define BBW_BATCH_MAX (64 * 1024) /* bytes of one stdout/stderr/header update */
+#define BBW_LINE_MAX 4096         /* a partial line held back longer than this is sent */
+#define BBW_FLUSH_MS 50           /* the longest output waits before it is sent */
+#define BBW_PENDING_HIGH 1024     /* unanswered calls before a child's output waits */
+
+/*
+ * One command the master started on a builder (SPEC 5.6): the master's
+ * RemoteCommand it reports to, output batching, and the running work (a
+ * shell process, shell.c).  Freed once finished and every handle is closed.
+ */
+struct bbw_cmd {
+    struct bbw *w;
+    struct bbw_builder *b; /* NULL once abandoned */
+    struct pb_broker *broker;
+    uint32_t remote; /* the master's RemoteCommand */
+    char *id;
+    char *name;
+    uint64_t started_ns;
+    bool finished;         /* complete sent (or abandoned) */
+    bool abandoned;        /* the connection or the builder is gone: send nothing */
+    bool interrupted;      /* interruptCommand: elapsed is not reported */
+    int holds;             /* open handles + the running work + drain waits */
+    struct buf partial[3]; /* the unfinished last line of each stream */
+    struct buf batch;      /* output not yet sent, all of stream batch_stream */
+    enum bbw_stream batch_stream;
+    uv_timer_t flush;
+    struct bbw_shell *shell; /* the process of a shell/rmdir/cpdir command */
+};
+
+/* command.c */
 void bbw_cmd_start(struct bbw_builder *b, struct pb_call *call);
 void bbw_cmd_interrupt(struct bbw_builder *b, struct pb_call *call);
-/* The connection is gone: kill the builder's command without reporting. */
+/* The connection or builder is gone: kill the builder's command without reporting. */
 void bbw_cmd_abandon(struct bbw_builder *b);
+/* Output of `stream` (bytes; invalid UTF-8 is replaced when it is sent). */
+void bbw_cmd_output(struct bbw_cmd *c, enum bbw_stream stream, const char *data, size_t len);
+/* One update {key: value} after the output so far (takes value). */
+void bbw_cmd_update(struct bbw_cmd *c, const char *key, struct pb_value *value);
+/* Sends what is held, then complete(failure) (takes failure; NULL = None). */
+void bbw_cmd_finish(struct bbw_cmd *c, struct pb_value *failure);
+/* True when output should wait: the socket or the call window is full. */
+bool bbw_cmd_congested(const struct bbw_cmd *c);
+/* Drops one hold; frees the command at zero. */
+void bbw_cmd_release(struct bbw_cmd *c);
+/* The directory `rel` names under the builder's directory (malloc'd). */
+char *bbw_cmd_path(const struct bbw_cmd *c, const char *rel);
 /* The names of the commands implemented, and their version, for worker_commands. */
 extern const char *const bbw_cmd_names[];
 #define BBW_CMD_VERSION "3.1"
+
+/* shell.c: runs argv (the first `n` items of the master's command) for c. */
+struct bbw_shell_opts {
+    struct pb_value *command; /* list (text or obfuscated triples) or text */
+    const char *workdir;      /* absolute */
+    struct pb_value *env;     /* dict or NULL */
+    bool want_stdout, want_stderr, log_environ;
+    long timeout;        /* seconds without output; <= 0: none */
+    long max_time;       /* seconds in all; <= 0: none */
+    double sigterm_time; /* < 0: none */
+    int interrupt_signal;
+    const char *initial_stdin; /* NULL: none */
+    size_t initial_stdin_len;
+    bool header; /* send the command/dir/argv/env header */
+};
+/* Starts the process; on failure reports and finishes c itself. */
+void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o);
+/* interruptCommand: kill with the interrupt signal, reporting. */
+void bbw_shell_interrupt(struct bbw_shell *s, const char *why);
+/* Abandon: SIGKILL the process group; nothing more is reported. */
+void bbw_shell_abandon(struct bbw_shell *s);
+/* Output may flow again (the connection drained). */
+void bbw_shell_resume(struct bbw_shell *s);
+/* A signal's number from its name ("KILL", "SIGTERM"), or -1. */
+int bbw_signal_number(const char *name);
+
+/* fs.c: the file system commands, run at once; 0, or -1 if `name` is not one of them. */
+int bbw_fs_run(struct bbw_cmd *c, const char *name, const struct pb_value *args);
 
 #endif

@@ -32,7 +32,7 @@ struct bbw_conn {
     uv_getaddrinfo_t gai;
     struct pb_broker *broker;
     uint32_t perspective; /* the master's perspective; 0 until logged in */
-    bool tcp_open, closing;
+    bool tcp_open, closing, resolving;
     size_t queued;
     struct drain *drains;
     size_t ndrains, drains_cap;
@@ -47,6 +47,24 @@ struct wreq {
 
 static void schedule_retry(struct bbw *w);
 static void conn_close(struct bbw_conn *c);
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/*
+ * Stopping: the worker's own handles close, and the loop ends once the
+ * commands killed with the connection have been reaped and closed theirs.
+ */
+static void wind_down(struct bbw *w)
+{
+    close_if_open((uv_handle_t *)&w->retry);
+    close_if_open((uv_handle_t *)&w->keepalive);
+    close_if_open((uv_handle_t *)&w->sigterm);
+    close_if_open((uv_handle_t *)&w->sigint);
+}
 
 bool bbw_connected(const struct bbw *w)
 {
@@ -130,7 +148,7 @@ static void closed_cb(uv_handle_t *h)
     if (!w->stopping)
         schedule_retry(w);
     else if (w->conn == NULL)
-        uv_stop(w->loop);
+        wind_down(w);
 }
 
 /* Ends a connection: commands are killed, builders forget their luids. */
@@ -149,13 +167,15 @@ static void conn_close(struct bbw_conn *c)
     }
     if (c->tcp_open) {
         uv_close((uv_handle_t *)&c->tcp, closed_cb);
+    } else if (c->resolving) {
+        uv_cancel((uv_req_t *)&c->gai); /* resolved_cb frees c */
     } else {
         pb_broker_free(c->broker);
         free(c);
         if (!w->stopping)
             schedule_retry(w);
         else
-            uv_stop(w->loop);
+            wind_down(w);
     }
 }
 
@@ -284,9 +304,15 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct bbw_conn *c = req->data;
     struct bbw *w = c->w;
-    if (status < 0 || c->closing) {
-        if (status < 0)
-            log_info("cannot resolve %s: %s", w->tac->host, uv_strerror(status));
+    c->resolving = false;
+    if (c->closing) {
+        uv_freeaddrinfo(res);
+        c->closing = false;
+        conn_close(c); /* closed while resolving: now it can go */
+        return;
+    }
+    if (status < 0) {
+        log_info("cannot resolve %s: %s", w->tac->host, uv_strerror(status));
         uv_freeaddrinfo(res);
         conn_close(c);
         return;
@@ -316,8 +342,11 @@ static void attempt(uv_timer_t *t)
     snprintf(port, sizeof(port), "%d", w->tac->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     log_info("Connecting to %s:%d", w->tac->host, w->tac->port);
-    if (uv_getaddrinfo(w->loop, &c->gai, resolved_cb, w->tac->host, port, &hints) < 0)
+    c->resolving = true;
+    if (uv_getaddrinfo(w->loop, &c->gai, resolved_cb, w->tac->host, port, &hints) < 0) {
+        c->resolving = false;
         conn_close(c);
+    }
 }
 
 /* Twisted's backoffPolicy: 1 s x 1.5^n, at most 60 s (or maxdelay), plus up to 1 s. */
@@ -329,7 +358,7 @@ static void schedule_retry(struct bbw *w)
                   w->tac->maxretries);
         w->stopping = true;
         w->exit_rc = 1;
-        uv_stop(w->loop);
+        wind_down(w);
         return;
     }
     double cap = 60.0;
@@ -556,7 +585,7 @@ static void shutdown_cb(uv_timer_t *t)
     if (w->conn)
         conn_close(w->conn);
     else
-        uv_stop(w->loop);
+        wind_down(w);
 }
 
 static void bot_call(struct bbw *w, struct pb_call *call)
@@ -631,7 +660,7 @@ static void signal_cb(uv_signal_t *s, int signum)
     if (w->conn)
         conn_close(w->conn);
     else
-        uv_stop(w->loop);
+        wind_down(w);
 }
 
 static int write_pid(const char *dir)

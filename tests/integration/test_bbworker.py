@@ -1,0 +1,200 @@
+"""bbworker, the C worker, against bbmaster: `create-worker` writes the directory
+Debian's buildbot-worker writes, and the builds that test_builds.py runs with
+buildbot-worker run with bbworker with the same steps, results and logs (a multi-step
+build with properties and warnings, a build stopped mid-command), plus the shell
+command's details: env expansion, want_stdout, non-UTF-8 output, a flood of output
+(batched, with back-pressure), a timeout, and the worker-directory commands."""
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+import test_builds as tb
+from conftest import REPO, SANITIZED, free_port, read, wait_for
+
+BBWORKER = os.environ.get("BBWORKER", os.path.join(os.path.dirname(os.environ.get(
+    "BBMASTER", os.path.join(REPO, "build", "src", "bbmaster"))), "..", "worker", "bbworker"))
+
+
+class BBWorker:
+    """A bbworker process in the foreground, with the interface of conftest.Worker."""
+
+    def __init__(self, basedir, name, password, port):
+        self.dir = str(basedir)
+        self.env = dict(os.environ)
+        if SANITIZED:
+            self.env["ASAN_OPTIONS"] = f"log_path={self.dir}.asan:detect_leaks=1"
+            self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}.ubsan:print_stacktrace=1"
+        subprocess.run([BBWORKER, "create-worker", "-q", "--umask=0o22", self.dir,
+                        f"127.0.0.1:{port}", name, password], check=True, capture_output=True,
+                       env=self.env)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([BBWORKER, "start", "--nodaemon", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=self.env)
+        return self
+
+    def log(self):
+        return read(os.path.join(self.dir, "twistd.log"))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGTERM):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def sanitizer_reports(self):
+        d = os.path.dirname(self.dir)
+        base = os.path.basename(self.dir)
+        return [read(os.path.join(d, f)) for f in os.listdir(d)
+                if f.startswith(base + ".") and "san" in f]
+
+
+@pytest.fixture
+def bbworkers(tmp_path, request):
+    made = []
+
+    def make(name, password, port):
+        w = BBWorker(tmp_path / f"bbworker-{name}-{len(made)}", name, password, port)
+        made.append(w)
+        return w
+
+    yield made.append and make
+    for w in made:
+        w.kill()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(f"---- bbworker log {w.dir} ----\n" + w.log()[-4000:])
+    for w in made:
+        reports = w.sanitizer_reports()
+        assert not reports, "bbworker sanitizer reports:\n" + "\n".join(reports)
+
+
+def test_create_worker_writes_what_buildbot_worker_writes(tmp_path):
+    """The same buildbot.tac byte for byte (options included) and the same info/ files;
+    run again over an edited tac it writes buildbot.tac.new, as buildbot-worker does."""
+    opts = ["--umask=0o22", "--keepalive=30", "--maxretries=5", "--numcpus=3",
+            "--allow-shutdown=file", "--delete-leftover-dirs", "--log-count=4",
+            "--log-size=1000"]
+    for name, prog in (("py", "buildbot-worker"), ("c", BBWORKER)):
+        subprocess.run([prog, "create-worker", "-q", *opts, str(tmp_path / name),
+                        "[::1]:9999", "it's", 'p"w\\'], check=True, capture_output=True)
+    for f in ("buildbot.tac", "info/admin", "info/host"):
+        py, c = tmp_path / "py" / f, tmp_path / "c" / f
+        assert c.read_bytes().replace(b"/c'", b"/py'") == py.read_bytes(), f
+        assert oct(c.stat().st_mode) == oct(py.stat().st_mode), f
+    tac = tmp_path / "c" / "buildbot.tac"
+    tac.write_text(tac.read_text().replace("keepalive = 30", "keepalive = 60"))
+    r = subprocess.run([BBWORKER, "create-worker", str(tmp_path / "c"), "h:1", "n", "p"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "creating buildbot.tac.new instead" in r.stdout
+    assert "keepalive = 60" in tac.read_text()
+    assert (tmp_path / "c" / "buildbot.tac.new").exists()
+    r = subprocess.run([BBWORKER, "create-worker", str(tmp_path / "x"), "http://h", "n", "p"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "<master> is not a URL" in r.stderr
+
+
+@pytest.fixture
+def site(master, bbworkers, tmp_path):
+    s = tb.Site(master, "sqlite", tmp_path)
+    s.worker = bbworkers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(tb.ATTACHED)
+    return s
+
+
+def test_builds_like_buildbot_with_bbworker(site):
+    """test_builds.test_builds_like_buildbot, with bbworker: every step, property, log
+    line and result as with buildbot-worker; the worker's info reaches the master."""
+    tb.test_builds_like_buildbot(site)
+    info = site.get("workers/w1")["workers"][0]["workerinfo"]
+    assert info["admin"] == "Your Name Here <admin@youraddress.invalid>\n"
+    assert info["version"].startswith("3.7.0-bbworker-")
+    assert f"basedir: '{site.worker.dir}'" in site.master.log()
+    assert "Connected to buildmaster; worker is ready" in site.worker.log()
+
+
+def test_stop_with_bbworker(site):
+    """test_builds.test_stop_and_cancel with bbworker: interruptCommand kills the process
+    group and the build ends CANCELLED with Buildbot's words."""
+    tb.test_stop_and_cancel(site)
+
+
+FEATURES = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "sqlite:///state.sqlite",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "features", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "env", env = { GREETING = "hi ${BBW_TEST_VAR}",
+          PYTHONPATH = { "/a", "/b" }, BBW_GONE = bbm.interpolate("") },
+        command = "echo \"$GREETING|$PYTHONPATH|$PWD\"; echo in >&2; cat" ,
+        initialStdin = "from stdin\n" },
+      bbm.steps.shell{ name = "quiet", want_stdout = false,
+        command = "echo not-sent; echo sent >&2" },
+      bbm.steps.shell{ name = "bytes", command = { "printf", "caf\\351 \\377\\npartial" } },
+      bbm.steps.shell{ name = "flood", command =
+        "i=0; while [ $i -lt 20000 ]; do echo line $i of the flood with some text to make it longer; i=$((i+1)); done" },
+      bbm.steps.mkdir{ dir = "build/newdir/deep" },
+      bbm.steps.shell{ name = "touch", command = { "touch", "newdir/deep/f" } },
+      bbm.steps.copy_directory{ src = "build/newdir", dest = "build/copied" },
+      bbm.steps.rmdir{ dir = "build/newdir" },
+      bbm.steps.file_exists{ file = "build/copied/deep/f" },
+      bbm.steps.shell{ name = "check", command = "test -d copied/deep && test ! -e newdir" },
+      bbm.steps.shell{ name = "silent", command = { "sleep", "30" }, timeout = 1 },
+      bbm.steps.shell{ name = "missing", command = { "/nonexistent/prog" }, alwaysRun = true },
+    } },
+  },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "features" } } },
+}
+'''
+
+
+def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monkeypatch):
+    monkeypatch.setenv("BBW_TEST_VAR", "there")
+    s = tb.Site(master, "sqlite", tmp_path, config=FEATURES)
+    s.worker = bbworkers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(tb.ATTACHED)
+    b = s.wait_request(s.force("features")[1])
+    steps = s.steps(b["buildid"])
+    assert [x[1:4] for x in steps][1:11] == [
+        ("env", "'echo \"$GREETING|$PYTHONPATH|$PWD\"; ...'", 0), ("quiet", "'echo not-sent; ...'", 0),
+        ("bytes", "'printf caf\\351 \\377\\npartial'", 0), ("flood", "'i=0; while ...'", 0),
+        ("MakeDirectory", "Created", 0), ("touch", "'touch newdir/deep/f'", 0), ("CopyDirectory", "Copied build/newdir to build/copied", 0),
+        ("RemoveDirectory", "Deleted", 0), ("FileExists", "File found.", 0),
+        ("check", "'test -d ...'", 0)], steps
+    assert steps[11][1:4] == ("silent", "'sleep 30' (failure)", 2), steps
+    assert steps[12][1] == "missing" and steps[12][3] == 4, steps
+    workdir = os.path.join(s.worker.dir, "features", "build")
+    env = tb.stdio(s, b["buildid"], 1)
+    assert f"ohi there|/a:/b:{os.environ.get('PYTHONPATH', '')}|{workdir}\n" in env
+    assert "ein\n" in env and "ofrom stdin\n" in env
+    assert "h writing 11 bytes to stdin\n" in env and "h using PTY: False\n" in env
+    assert "hprogram finished with exit code 0" in env
+    quiet = tb.stdio(s, b["buildid"], 2)
+    assert "esent\n" in quiet and "onot-sent" not in quiet
+    out = tb.stdio(s, b["buildid"], 3)  # the master ends the unfinished line at complete
+    assert "ocaf\ufffd \ufffd\n" in out and out.endswith("\nopartial\n")
+    flood = tb.stdio(s, b["buildid"], 4)
+    lines = [l for l in flood.split("\n") if l.startswith("o")]
+    assert lines == [f"oline {i} of the flood with some text to make it longer"
+                     for i in range(20000)]
+    silent = tb.stdio(s, b["buildid"], 11)
+    assert "command timed out: 1 seconds without output running [b'sleep', b'30']" in silent
+    assert "process killed by signal 9" in silent
+    assert not os.path.exists(os.path.join(workdir, "newdir"))
+    assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
