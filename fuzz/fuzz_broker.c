@@ -6,8 +6,12 @@
  * password and the server asked it two questions (pb_limits_session, and
  * request ids 1 and 2 waiting for an answer, so "answer" and "error" reach
  * their handlers).  The application callbacks answer, fail or hold calls the
- * way a session does.  Whatever the bytes, the broker must end in a protocol
- * error or keep going, within its limits and without leaks.
+ * way a session does.  With bit 0x40 of the first byte the input is a
+ * hostile master instead, as bbworker meets one: a client broker that took a
+ * real server's dialect offer and sent its login gets the bytes (answers and
+ * errors to its login and respond, calls on its Bot).  Whatever the bytes,
+ * the broker must end in a protocol error or keep going, within its limits
+ * and without leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -116,12 +120,44 @@ out:
     return rc;
 }
 
+/* Feeds the input to a client broker that sent its login, as a master would answer. */
+static void as_master(const uint8_t *data, size_t size, size_t piece)
+{
+    struct peer srv = {0}, cli = {0};
+    char *cause = NULL;
+    buf_init(&srv.out, 1 << 20);
+    buf_init(&cli.out, 1 << 20);
+    srv.b = pb_broker_new(true, &server_ops, &srv);
+    cli.b = pb_broker_new(false, &client_ops, &cli);
+    if (deliver(&srv, &cli) != 0)
+        abort(); /* a real dialect offer must be taken */
+    uint32_t mind = pb_broker_export(cli.b, &cli);
+    if (pb_broker_login(cli.b, "w1", "pass1", mind, ignore_cb, NULL, &cause) != 0)
+        abort();
+    buf_reset(&cli.out);
+    for (size_t off = 0; off < size; off += piece) {
+        size_t n = size - off < piece ? size - off : piece;
+        if (pb_broker_receive(cli.b, data + off, n, &cause) != 0)
+            break;
+        buf_reset(&cli.out);
+    }
+    free(cause);
+    pb_broker_free(cli.b);
+    pb_broker_free(srv.b);
+    buf_free(&cli.out);
+    buf_free(&srv.out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     bool after_login = data[0] & 0x80;
-    size_t piece = 1 + (data[0] & 0x7f);
+    size_t piece = 1 + (data[0] & 0x3f);
+    if (data[0] & 0x40) {
+        as_master(data + 1, size - 1, piece);
+        return 0;
+    }
     data++, size--;
     struct peer srv = {0};
     buf_init(&srv.out, 1 << 20);
