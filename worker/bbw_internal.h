@@ -123,7 +123,7 @@ struct bbw_shell_opts {
 /* Starts the process; on failure reports and finishes c itself. */
 void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o);
 /* interruptCommand: kill with the interrupt signal, reporting. */
-void bbw_shell_interrupt(struct bbw_shell *s, const char *why);
+void bbw_shell_interrupt(struct bbw_shell *s);
 /* Abandon: SIGKILL the process group; nothing more is reported. */
 void bbw_shell_abandon(struct bbw_shell *s);
 /* Output may flow again (the connection drained). */

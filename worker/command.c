@@ -335,15 +335,16 @@ void bbw_cmd_start(struct bbw_builder *b, struct pb_call *call)
 
 void bbw_cmd_interrupt(struct bbw_builder *b, struct pb_call *call)
 {
-    const char *why = pb_str(pb_item(call->args, 1));
-    pb_call_answer(call, NULL);
     struct bbw_cmd *c = b->cmd;
-    if (!c || c->finished)
-        return;
-    log_info("command %s interrupted: %s", c->id, why ? why : "");
-    c->interrupted = true;
-    if (c->shell)
-        bbw_shell_interrupt(c->shell, why);
+    if (c && !c->finished) {
+        char shown[200];
+        log_info("command %s interrupted: %s", c->id,
+                 util_escape_str(shown, sizeof(shown), pb_str(pb_item(call->args, 1))));
+        c->interrupted = true;
+        if (c->shell)
+            bbw_shell_interrupt(c->shell);
+    }
+    pb_call_answer(call, NULL);
 }
 
 void bbw_cmd_abandon(struct bbw_builder *b)

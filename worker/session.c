@@ -460,7 +460,7 @@ static struct pb_value *worker_info(struct bbw *w)
 static struct bbw_builder *find_builder(struct bbw *w, const char *name)
 {
     for (size_t i = 0; i < w->nbuilders; i++)
-        if (strcmp(w->builders[i]->name, name) == 0)
+        if (w->builders[i] && strcmp(w->builders[i]->name, name) == 0)
             return w->builders[i];
     return NULL;
 }
@@ -542,9 +542,15 @@ static void set_builder_list(struct bbw *w, struct pb_call *call)
     }
     struct bbw_builder **keep = xcalloc(n + 1, sizeof(*keep));
     struct pb_value *answer = pb_dict();
+    size_t nkeep = 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = pb_str(pb_item(pb_item(list, i), 0));
         const char *dir = pb_str(pb_item(pb_item(list, i), 1));
+        bool again = false; /* a name given twice: the first one counts, as in a dict */
+        for (size_t k = 0; k < nkeep && !again; k++)
+            again = strcmp(keep[k]->name, name) == 0;
+        if (again)
+            continue;
         struct bbw_builder *b = find_builder(w, name);
         if (!b) {
             b = xcalloc(1, sizeof(*b));
@@ -562,7 +568,7 @@ static void set_builder_list(struct bbw *w, struct pb_call *call)
         make_builddir(w, dir);
         if (b->luid == 0)
             b->luid = pb_broker_export(call->broker, b);
-        keep[i] = b;
+        keep[nkeep++] = b;
         pb_dict_set(answer, name, pb_remote(b->luid));
     }
     for (size_t j = 0; j < w->nbuilders; j++)
@@ -573,7 +579,7 @@ static void set_builder_list(struct bbw *w, struct pb_call *call)
         }
     free(w->builders);
     w->builders = keep;
-    w->nbuilders = n;
+    w->nbuilders = nkeep;
     leftover_dirs(w);
     pb_call_answer(call, answer);
 }

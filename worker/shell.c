@@ -552,9 +552,8 @@ static void max_time_cb(uv_timer_t *t)
     free(why);
 }
 
-void bbw_shell_interrupt(struct bbw_shell *s, const char *why)
+void bbw_shell_interrupt(struct bbw_shell *s)
 {
-    (void)why;
     kill_with(s, "command interrupted");
 }
 

@@ -198,3 +198,17 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
     assert "process killed by signal 9" in silent
     assert not os.path.exists(os.path.join(workdir, "newdir"))
     assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
+
+
+def test_master_stop_and_kill_mid_build_with_bbworker(site, master):
+    """test_builds.test_master_stop_and_kill_mid_build with bbworker: the command is
+    interrupted at a clean stop, killed silently when the connection drops, and the
+    worker logs in again (Buildbot's back-off) each time the master comes back."""
+    tb.test_master_stop_and_kill_mid_build(site, master)
+    assert len(re.findall(r"Connected to buildmaster; worker is ready", site.worker.log())) == 3
+    assert "abandoned: the master is gone" in site.worker.log()
+
+
+def test_worker_killed_mid_step_retries_with_bbworker(site, master):
+    """test_builds.test_worker_killed_mid_step_retries with bbworker (SIGKILL, restart)."""
+    tb.test_worker_killed_mid_step_retries(site, None, master)
