@@ -360,6 +360,16 @@ static int start_worker(const char *dir, bool nodaemon, bool quiet)
         bbw_tac_free(&t);
         return 1;
     }
+    const char *unsupported = t.use_tls                   ? "use_tls"
+                              : t.connection_string       ? "connection_string"
+                              : t.proxy_connection_string ? "proxy_connection_string"
+                                                          : NULL;
+    if (unsupported) {
+        /* never fall back to a plain connection that would carry the password in the clear */
+        fprintf(stderr, "%s/buildbot.tac: %s is not supported by bbworker yet\n", dir, unsupported);
+        bbw_tac_free(&t);
+        return 1;
+    }
     long old = read_pid(dir);
     if (old && kill((pid_t)old, 0) == 0) {
         fprintf(stderr, "worker already running as pid %ld (%s/twistd.pid)\n", old, dir);

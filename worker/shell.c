@@ -36,7 +36,8 @@ struct bbw_shell {
     char *stdin_data;
     int open; /* handles not yet closed */
     bool exited, eof[3], paused, waiting_drain, dead, killing;
-    bool spawned; /* uv_spawn was called: the process handle is initialised */
+    bool paused_once; /* said in the log, once per command */
+    bool spawned;     /* uv_spawn was called: the process handle is initialised */
     int64_t status;
     int term_signal;
     long timeout_s, max_time_s;
@@ -459,6 +460,11 @@ void bbw_shell_resume(struct bbw_shell *s)
 
 static void pause_output(struct bbw_shell *s)
 {
+    if (!s->paused_once)
+        log_info("command %s: output waits for the master (%zu bytes queued, %zu calls "
+                 "unanswered)",
+                 s->cmd->id, bbw_send_queued(s->cmd->w), pb_broker_pending(s->cmd->broker));
+    s->paused_once = true;
     s->paused = true;
     for (int i = 1; i < 3; i++)
         if (!s->eof[i])

@@ -212,3 +212,71 @@ def test_master_stop_and_kill_mid_build_with_bbworker(site, master):
 def test_worker_killed_mid_step_retries_with_bbworker(site, master):
     """test_builds.test_worker_killed_mid_step_retries with bbworker (SIGKILL, restart)."""
     tb.test_worker_killed_mid_step_retries(site, None, master)
+
+
+FLOOD = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "sqlite:///state.sqlite",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "flood", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ name = "flood", command =
+        "head -c 40000000 /dev/zero | tr '\\0' x | fold -w 99" },
+    } },
+  },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "flood" } } },
+}
+'''
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def test_output_back_pressure(master, bbworkers, tmp_path):
+    """A master that stops reading (SIGSTOP) does not make bbworker buffer a flooding
+    child's output: the worker stops reading the child's pipe, its memory stays bounded,
+    and once the master reads again every line arrives."""
+    s = tb.Site(master, "sqlite", tmp_path, config=FLOOD)
+    s.worker = bbworkers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(tb.ATTACHED)
+    _, brid = s.force("flood")
+    pid = master.pid()
+    wait_for(lambda: "command 0: started process" in s.worker.log(), what="the flood to start")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: "command 0: output waits for the master" in s.worker.log(),
+                 what="the worker to stop reading")
+        before = rss_kb(s.worker.proc.pid)
+        # the child is blocked on a full pipe: the worker does not grow while it waits
+        assert before < (200_000 if SANITIZED else 40_000), before
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    b = s.wait_request(brid)
+    assert b["results"] == 0
+    logs = s.get(f"builds/{b['buildid']}/steps/1/logs")["logs"]
+    assert logs[0]["num_lines"] >= 404041  # 40,000,000 / 99 lines + the headers
+    raw = s.raw(logs[0]["logid"])
+    assert raw.count(b"x" * 99 + b"\n") == 404040
+
+
+def test_start_refuses_what_it_cannot_do(tmp_path):
+    """A tac asking for TLS is refused (no plain connection carrying the password); a
+    computed setting is refused with FILE:LINE."""
+    d = tmp_path / "w"
+    subprocess.run([BBWORKER, "create-worker", "-q", "--use-tls", str(d), "h:1", "n", "p"],
+                   check=True)
+    r = subprocess.run([BBWORKER, "start", "--nodaemon", str(d)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "use_tls is not supported by bbworker yet" in r.stderr
+    tac = d / "buildbot.tac"
+    tac.write_text(tac.read_text().replace("use_tls = 1", "use_tls = 0").replace(
+        "passwd = 'p'", "passwd = open('/etc/pw').read()"))
+    r = subprocess.run([BBWORKER, "start", "--nodaemon", str(d)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    line = tac.read_text().split("\n").index("passwd = open('/etc/pw').read()") + 1
+    assert f"{tac}:{line}: passwd is not a literal bbworker can read" in r.stderr
