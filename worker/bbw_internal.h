@@ -108,9 +108,10 @@ extern const char *const bbw_cmd_names[];
 
 /* shell.c: runs argv (the first `n` items of the master's command) for c. */
 struct bbw_shell_opts {
-    struct pb_value *command; /* list (text or obfuscated triples) or text */
-    const char *workdir;      /* absolute */
-    struct pb_value *env;     /* dict or NULL */
+    struct pb_value *command;  /* list (text or obfuscated triples) or text */
+    const char *workdir;       /* absolute */
+    struct pb_value *env;      /* dict or NULL */
+    struct pb_value *logfiles; /* dict or NULL */
     bool want_stdout, want_stderr, log_environ;
     long timeout;        /* seconds without output; <= 0: none */
     long max_time;       /* seconds in all; <= 0: none */
@@ -130,6 +131,26 @@ void bbw_shell_abandon(struct bbw_shell *s);
 void bbw_shell_resume(struct bbw_shell *s);
 /* A signal's number from its name ("KILL", "SIGTERM"), or -1. */
 int bbw_signal_number(const char *name);
+
+/* logfiles.c: the files of a shell command's `logfiles`, followed while it runs. */
+#define BBW_LOGFILES_MAX 64
+#define BBW_LOGFILE_POLL_MS 2000 /* buildbot-worker's LogFileWatcher.POLL_INTERVAL */
+struct bbw_logfiles;
+/* 0, or -1 with *cause if `logfiles` is not a dict of name -> filename or {filename, follow}. */
+int bbw_logfiles_check(const struct pb_value *logfiles, char **cause);
+/* Notes each file's state before the command runs (NULL when there are none). */
+struct bbw_logfiles *bbw_logfiles_new(struct bbw_cmd *c, const struct pb_value *logfiles,
+                                      const char *workdir);
+/* Sends what the files gained as `log` updates (`last`: the command ended). */
+void bbw_logfiles_poll(struct bbw_logfiles *l, bool last);
+void bbw_logfiles_free(struct bbw_logfiles *l);
+/* Python's repr() of the logfiles dict, for the header. */
+void bbw_logfiles_repr(struct buf *b, const struct pb_value *logfiles);
+
+/* Bytes -> text: each byte that does not start valid UTF-8 becomes U+FFFD (command.c). */
+struct pb_value *bbw_utf8_text(const char *s, size_t len);
+/* The largest length <= len that does not end inside a UTF-8 character (len if none fits). */
+size_t bbw_utf8_cut(const char *s, size_t len);
 
 /* fs.c: the file system commands, run at once; 0, or -1 if `name` is not one of them. */
 int bbw_fs_run(struct bbw_cmd *c, const char *name, const struct pb_value *args);

@@ -21,7 +21,7 @@ const char *const bbw_cmd_names[] = {"shell", "mkdir",   "rmdir",  "cpdir", "sta
 static const char *const stream_key[] = {"header", "stdout", "stderr"};
 
 /* Bytes -> text: each byte sequence that is not UTF-8 becomes U+FFFD, as Python's "replace". */
-static struct pb_value *utf8_text(const char *s, size_t len)
+struct pb_value *bbw_utf8_text(const char *s, size_t len)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -57,6 +57,21 @@ static struct pb_value *utf8_text(const char *s, size_t len)
     return v;
 }
 
+size_t bbw_utf8_cut(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = len;
+    while (i > 0 && len - i < 3 && (p[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i == 0 || p[i - 1] < 0xc0)
+        return len; /* ends with ASCII or stray continuation bytes: nothing to wait for */
+    unsigned lead = p[i - 1];
+    if (lead < 0xc2 || lead > 0xf4)
+        return len; /* never the start of a character: replaced at once */
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    return len - (i - 1) >= need ? len : i - 1;
+}
+
 static void send_update(struct bbw_cmd *c, const char *key, struct pb_value *value)
 {
     if (c->abandoned) {
@@ -79,7 +94,7 @@ static void flush_batch(struct bbw_cmd *c)
     uv_timer_stop(&c->flush);
     if (c->batch.len == 0)
         return;
-    send_update(c, stream_key[c->batch_stream], utf8_text(c->batch.data, c->batch.len));
+    send_update(c, stream_key[c->batch_stream], bbw_utf8_text(c->batch.data, c->batch.len));
     buf_reset(&c->batch);
 }
 
@@ -96,10 +111,12 @@ static void batch_add(struct bbw_cmd *c, enum bbw_stream stream, const char *dat
     c->batch_stream = stream;
     while (len > 0) {
         size_t room = BBW_BATCH_MAX - c->batch.len, n = len < room ? len : room;
+        if (n < len && bbw_utf8_cut(data, n) > 0)
+            n = bbw_utf8_cut(data, n); /* a character split here waits for the next batch */
         buf_add(&c->batch, data, n);
         data += n;
         len -= n;
-        if (c->batch.len >= BBW_BATCH_MAX)
+        if (len > 0 || c->batch.len >= BBW_BATCH_MAX)
             flush_batch(c);
     }
     if (c->batch.len && !uv_is_active((uv_handle_t *)&c->flush))
@@ -116,7 +133,7 @@ void bbw_cmd_output(struct bbw_cmd *c, enum bbw_stream stream, const char *data,
     while (cut > 0 && p->data[cut - 1] != '\n')
         cut--;
     if (cut == 0 && p->len > BBW_LINE_MAX)
-        cut = p->len;
+        cut = bbw_utf8_cut(p->data, p->len);
     if (cut > 0) {
         batch_add(c, stream, p->data, cut);
         buf_consume(p, cut);
@@ -259,9 +276,9 @@ static int shell_opts(const struct pb_value *a, struct bbw_shell_opts *o, char *
     v = pb_dict_get(a, "usePTY");
     if (v && ((v->kind == PB_BOOL && v->u.b) || (v->kind == PB_INT && v->u.i)))
         return util_cause(cause, "shell: usePTY is not supported by bbworker yet");
-    v = pb_dict_get(a, "logfiles");
-    if (v && v->kind == PB_DICT && pb_len(v) > 0)
-        return util_cause(cause, "shell: logfiles are not supported by bbworker yet");
+    o->logfiles = pb_dict_get(a, "logfiles");
+    if (bbw_logfiles_check(o->logfiles, cause) < 0)
+        return -1;
     o->header = true;
     return 0;
 }

@@ -30,7 +30,8 @@ struct bbw_shell {
     struct bbw_cmd *cmd;
     uv_process_t proc;
     uv_pipe_t pipe[3]; /* stdin, stdout, stderr */
-    uv_timer_t timeout, max_time, kill, poll;
+    uv_timer_t timeout, max_time, kill, poll, logpoll;
+    struct bbw_logfiles *logfiles;
     uv_write_t stdin_req;
     uv_shutdown_t stdin_shut;
     char *stdin_data;
@@ -297,7 +298,9 @@ static void send_header(struct bbw_shell *s, char **show, const struct bbw_shell
         buf_printf(&b, " (timeout %ld %s)", o->timeout, o->timeout == 1 ? "sec" : "secs");
     if (o->max_time > 0)
         buf_printf(&b, " (maxTime %ld %s)", o->max_time, o->max_time == 1 ? "sec" : "secs");
-    buf_printf(&b, "\n watching logfiles {}\n argv: %s\n", s->argv_repr);
+    buf_addstr(&b, "\n watching logfiles ");
+    bbw_logfiles_repr(&b, o->logfiles);
+    buf_printf(&b, "\n argv: %s\n", s->argv_repr);
     if (o->log_environ) {
         buf_addstr(&b, " environment:\n");
         for (size_t i = 0; env[i]; i++) {
@@ -322,6 +325,7 @@ static void shell_closed_cb(uv_handle_t *h)
     struct bbw_cmd *c = s->cmd;
     free(s->argv_repr);
     free(s->stdin_data);
+    bbw_logfiles_free(s->logfiles);
     free(s);
     bbw_cmd_release(c);
 }
@@ -341,6 +345,7 @@ static void close_all(struct bbw_shell *s)
     close_handle(s, (uv_handle_t *)&s->max_time);
     close_handle(s, (uv_handle_t *)&s->kill);
     close_handle(s, (uv_handle_t *)&s->poll);
+    close_handle(s, (uv_handle_t *)&s->logpoll);
     if (s->spawned)
         close_handle(s, (uv_handle_t *)&s->proc);
     s->cmd->shell = NULL;
@@ -353,6 +358,7 @@ static void report_end(struct bbw_shell *s, bool fake)
     double elapsed = (double)(uv_hrtime() - c->started_ns) / 1e9;
     if (!c->abandoned && !c->finished) {
         int rc = (int)s->status;
+        bbw_logfiles_poll(s->logfiles, true); /* the last of them, before rc */
         if (fake) {
             char text[128];
             snprintf(text, sizeof(text), "SIG%s failed to kill process\nusing fake rc=-1\n",
@@ -473,6 +479,13 @@ static void pause_output(struct bbw_shell *s)
 }
 
 static void timeout_cb(uv_timer_t *t);
+
+static void logpoll_cb(uv_timer_t *t)
+{
+    struct bbw_shell *s = t->data;
+    if (!s->dead && !s->cmd->abandoned)
+        bbw_logfiles_poll(s->logfiles, false);
+}
 
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
@@ -607,8 +620,10 @@ static struct bbw_shell *shell_new(struct bbw_cmd *c, const struct bbw_shell_opt
     uv_timer_init(loop, &s->max_time);
     uv_timer_init(loop, &s->kill);
     uv_timer_init(loop, &s->poll);
+    uv_timer_init(loop, &s->logpoll);
     s->timeout.data = s->max_time.data = s->kill.data = s->poll.data = s->proc.data = s;
-    s->open = 7; /* three pipes, four timers; +1 for the process once uv_spawn is called */
+    s->logpoll.data = s;
+    s->open = 8; /* three pipes, five timers; +1 for the process once uv_spawn is called */
     s->timeout_s = o->timeout;
     s->max_time_s = o->max_time;
     s->sigterm_time = o->sigterm_time;
@@ -673,6 +688,7 @@ void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o)
     if (o->header)
         send_header(s, show, o, env);
     int rc = make_dirs(o->workdir);
+    s->logfiles = bbw_logfiles_new(c, o->logfiles, o->workdir);
     uv_stdio_container_t stdio[3];
     stdio[0].flags = o->initial_stdin ? UV_CREATE_PIPE | UV_READABLE_PIPE : UV_IGNORE;
     stdio[0].data.stream = (uv_stream_t *)&s->pipe[0];
@@ -712,6 +728,8 @@ void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o)
         } else {
             close_handle(s, (uv_handle_t *)&s->pipe[0]);
         }
+        if (s->logfiles)
+            uv_timer_start(&s->logpoll, logpoll_cb, BBW_LOGFILE_POLL_MS, BBW_LOGFILE_POLL_MS);
         if (s->timeout_s > 0)
             uv_timer_start(&s->timeout, timeout_cb, (uint64_t)s->timeout_s * 1000, 0);
         if (s->max_time_s > 0)

@@ -2,7 +2,7 @@
 Debian's buildbot-worker writes, and the builds that test_builds.py runs with
 buildbot-worker run with bbworker with the same steps, results and logs (a multi-step
 build with properties and warnings, a build stopped mid-command), plus the shell
-command's details: env expansion, want_stdout, non-UTF-8 output, a flood of output
+command's details: env expansion, want_stdout, non-UTF-8 output, logfiles, a flood of output
 (batched, with back-pressure), a timeout, and the worker-directory commands."""
 
 import os
@@ -157,6 +157,11 @@ return {
       bbm.steps.shell{ name = "check", command = "test -d copied/deep && test ! -e newdir" },
       bbm.steps.shell{ name = "silent", command = { "sleep", "30" }, timeout = 1 },
       bbm.steps.shell{ name = "missing", command = { "/nonexistent/prog" }, alwaysRun = true },
+      bbm.steps.shell{ name = "prepare", alwaysRun = true,
+        command = "echo old > tail.log; echo stale > extra.log" },
+      bbm.steps.shell{ name = "logs", alwaysRun = true, decodeRC = { [0] = 0, [3] = 1 },
+        logfiles = { extra = "extra.log", tail = { filename = "tail.log", follow = true } },
+        command = "echo one > extra.log; echo two >> extra.log; echo new >> tail.log; exit 3" },
     } },
   },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "features" } } },
@@ -196,6 +201,17 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
     silent = tb.stdio(s, b["buildid"], 11)
     assert "command timed out: 1 seconds without output running [b'sleep', b'30']" in silent
     assert "process killed by signal 9" in silent
+    assert steps[14][1:4] == ("logs", "'echo one ...' (warnings)", 1), steps
+    def log(name):
+        chunks = s.get(f"builds/{b['buildid']}/steps/14/logs/{name}/contents")["logchunks"]
+        return "".join(c["content"] for c in chunks)
+    assert log("extra") == "oone\notwo\n"
+    # follow: reading starts at the size the file has when its change is first seen (as
+    # buildbot-worker's LogFileWatcher), here at the end: nothing, not even "old", is sent
+    logs = s.get(f"builds/{b['buildid']}/steps/14/logs")["logs"]
+    assert sorted(l["name"] for l in logs) == ["extra", "stdio"]
+    header = re.search(r"h watching logfiles (.*)\n", tb.stdio(s, b["buildid"], 14)).group(1)
+    assert "'extra': 'extra.log'" in header and "'follow': True" in header
     assert not os.path.exists(os.path.join(workdir, "newdir"))
     assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
 
