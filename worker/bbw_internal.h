@@ -152,6 +152,9 @@ struct pb_value *bbw_utf8_text(const char *s, size_t len);
 /* The largest length <= len that does not end inside a UTF-8 character (len if none fits). */
 size_t bbw_utf8_cut(const char *s, size_t len);
 
+/* transfer.c: uploadFile, uploadDirectory, downloadFile; -1 if the args lack a path or remote. */
+int bbw_transfer_run(struct bbw_cmd *c, const char *name, const struct pb_value *args);
+
 /* fs.c: the file system commands, run at once; 0, or -1 if `name` is not one of them. */
 int bbw_fs_run(struct bbw_cmd *c, const char *name, const struct pb_value *args);
 

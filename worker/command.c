@@ -15,8 +15,9 @@
 #include "bbw_internal.h"
 #include "util/util.h"
 
-const char *const bbw_cmd_names[] = {"shell", "mkdir",   "rmdir",  "cpdir", "stat",
-                                     "glob",  "listdir", "rmfile", NULL};
+const char *const bbw_cmd_names[] = {"shell", "uploadFile", "uploadDirectory", "downloadFile",
+                                     "mkdir", "rmdir",      "cpdir",           "stat",
+                                     "glob",  "listdir",    "rmfile",          NULL};
 
 static const char *const stream_key[] = {"header", "stdout", "stderr"};
 
@@ -344,8 +345,11 @@ void bbw_cmd_start(struct bbw_builder *b, struct pb_call *call)
         o.workdir = workdir;
         bbw_shell_run(c, &o);
         free(workdir);
-    } else {
-        bbw_fs_run(c, c->name, args);
+    } else if (bbw_fs_run(c, c->name, args) < 0 && bbw_transfer_run(c, c->name, args) < 0) {
+        bbw_cmd_update(c, "stderr",
+                       pb_text("the master's arguments name no file or no writer/reader\n"));
+        bbw_cmd_update(c, "rc", pb_int(1));
+        bbw_cmd_finish(c, NULL);
     }
     pb_value_free(args);
 }

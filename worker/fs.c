@@ -73,7 +73,9 @@ static void cmd_stat(struct bbw_cmd *c, const struct pb_value *args)
 {
     const char *workdir = pb_str(pb_dict_get(args, "workdir"));
     const char *file = pb_str(pb_dict_get(args, "file"));
-    char *rel = workdir ? xasprintf("%s/%s", workdir, file ? file : "") : xstrdup(file ? file : "");
+    /* as os.path.join: an absolute file (glob's answers) stands alone */
+    char *rel = workdir && !(file && file[0] == '/') ? xasprintf("%s/%s", workdir, file ? file : "")
+                                                     : xstrdup(file ? file : "");
     char *path = bbw_cmd_path(c, rel);
     free(rel);
     struct stat st;

@@ -1,7 +1,9 @@
 """bbworker, the C worker, against bbmaster: `create-worker` writes the directory
 Debian's buildbot-worker writes, and the builds that test_builds.py runs with
 buildbot-worker run with bbworker with the same steps, results and logs (a multi-step
-build with properties and warnings, a build stopped mid-command), plus the shell
+build with properties and warnings, a build stopped mid-command, the master stopped and
+killed mid-build, the worker killed mid-step, every transfer and directory step, 50 MB
+of output, non-UTF-8 bytes, a timeout, logfiles), plus the shell
 command's details: env expansion, want_stdout, non-UTF-8 output, logfiles, a flood of output
 (batched, with back-pressure), a timeout, and the worker-directory commands."""
 
@@ -296,3 +298,31 @@ def test_start_refuses_what_it_cannot_do(tmp_path):
     assert r.returncode == 1, r.stderr
     line = tac.read_text().split("\n").index("passwd = open('/etc/pw').read()") + 1
     assert f"{tac}:{line}: passwd is not a literal bbworker can read" in r.stderr
+
+
+@pytest.fixture
+def steps_site(master, bbworkers, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    s = tb.Site.__new__(tb.Site)
+    s.master, s.port, s.backend, s.root = master, free_port(), "sqlite", root
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(tb.STEPS_CONFIG % {"pb": master.pb_port, "www": s.port, "root": root,
+                                   "db": "sqlite:///state.sqlite"})
+    master.start()
+    s.worker = bbworkers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(tb.ATTACHED)
+    return s
+
+
+def test_transfer_and_directory_steps_with_bbworker(steps_site):
+    """test_builds.test_transfer_and_directory_steps with bbworker: a 20 MB uploadFile,
+    uploadDirectory (gz), downloadFile, a string download with a mode, mkdir, rmdir,
+    cpdir, stat, glob and rmfile, with the same results and files."""
+    tb.test_transfer_and_directory_steps(steps_site)
+
+
+def test_big_output_non_utf8_and_timeout_with_bbworker(steps_site):
+    """test_builds.test_big_output_non_utf8_and_timeout with bbworker: 50 MB of stdout
+    whole in the log, non-UTF-8 bytes replaced, a timeout, logfiles with decodeRC."""
+    tb.test_big_output_non_utf8_and_timeout(steps_site)
