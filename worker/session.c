@@ -481,6 +481,13 @@ static void make_builddir(struct bbw *w, const char *rel)
     free(p);
 }
 
+static void rm_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    (void)status;
+    (void)sig;
+    uv_close((uv_handle_t *)p, (uv_close_cb)free);
+}
+
 /* A directory of basedir that no builder uses: reported, or removed with delete_leftover_dirs. */
 static void leftover_dirs(struct bbw *w)
 {
@@ -498,12 +505,10 @@ static void leftover_dirs(struct bbw *w)
                 log_info("Deleting directory '%s' that is not being used by the buildmaster",
                          e->d_name);
                 char *argv[] = {"rm", "-rf", "--", p, NULL};
-                uv_process_options_t o = {.file = "rm", .args = argv};
+                uv_process_options_t o = {.file = "rm", .args = argv, .exit_cb = rm_exit_cb};
                 uv_process_t *proc = xcalloc(1, sizeof(*proc));
-                if (uv_spawn(w->loop, proc, &o) == 0)
+                if (uv_spawn(w->loop, proc, &o) < 0) /* closed at exit, to be reaped */
                     uv_close((uv_handle_t *)proc, (uv_close_cb)free);
-                else
-                    free(proc);
             } else {
                 log_info("I have a leftover directory '%s' that is not being used by the "
                          "buildmaster: you can delete it now",

@@ -24,13 +24,13 @@ BBWORKER = os.environ.get("BBWORKER", os.path.join(os.path.dirname(os.environ.ge
 class BBWorker:
     """A bbworker process in the foreground, with the interface of conftest.Worker."""
 
-    def __init__(self, basedir, name, password, port):
+    def __init__(self, basedir, name, password, port, opts=()):
         self.dir = str(basedir)
         self.env = dict(os.environ)
         if SANITIZED:
             self.env["ASAN_OPTIONS"] = f"log_path={self.dir}.asan:detect_leaks=1"
             self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}.ubsan:print_stacktrace=1"
-        subprocess.run([BBWORKER, "create-worker", "-q", "--umask=0o22", self.dir,
+        subprocess.run([BBWORKER, "create-worker", "-q", "--umask=0o22", *opts, self.dir,
                         f"127.0.0.1:{port}", name, password], check=True, capture_output=True,
                        env=self.env)
         self.proc = None
@@ -67,12 +67,12 @@ class BBWorker:
 def bbworkers(tmp_path, request):
     made = []
 
-    def make(name, password, port):
-        w = BBWorker(tmp_path / f"bbworker-{name}-{len(made)}", name, password, port)
+    def make(name, password, port, opts=()):
+        w = BBWorker(tmp_path / f"bbworker-{name}-{len(made)}", name, password, port, opts)
         made.append(w)
         return w
 
-    yield made.append and make
+    yield make
     for w in made:
         w.kill()
         rep = getattr(request.node, "rep_call", None)
@@ -326,3 +326,22 @@ def test_big_output_non_utf8_and_timeout_with_bbworker(steps_site):
     """test_builds.test_big_output_non_utf8_and_timeout with bbworker: 50 MB of stdout
     whole in the log, non-UTF-8 bytes replaced, a timeout, logfiles with decodeRC."""
     tb.test_big_output_non_utf8_and_timeout(steps_site)
+
+
+def test_builder_directories_and_leftovers(master, bbworkers):
+    """setBuilderList creates each builder's directory; with --delete-leftover-dirs a
+    directory no builder uses is removed, without it only reported (as buildbot-worker)."""
+    master.configure({"w1": "pw", "w2": "pw"}, {"b1": ["w1", "w2"], "b2": ["w1", "w2"]})
+    master.start()
+    made = []
+    for name, opts in (("w1", ["--delete-leftover-dirs"]), ("w2", [])):
+        w = bbworkers(name, "pw", master.pb_port, opts)
+        os.mkdir(os.path.join(w.dir, "old-builder"))
+        made.append(w.start())
+        master.wait_log(f"worker '{name}' attached")
+    wait_for(lambda: not os.path.exists(os.path.join(made[0].dir, "old-builder")),
+             what="the leftover directory of w1 to go")
+    for w in made:
+        assert all(os.path.isdir(os.path.join(w.dir, b)) for b in ("b1", "b2"))
+    assert os.path.isdir(os.path.join(made[1].dir, "old-builder"))
+    assert "I have a leftover directory 'old-builder'" in made[1].log()
