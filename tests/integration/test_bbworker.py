@@ -3,7 +3,8 @@ Debian's buildbot-worker writes, and the builds that test_builds.py runs with
 buildbot-worker run with bbworker with the same steps, results and logs (a multi-step
 build with properties and warnings, a build stopped mid-command, the master stopped and
 killed mid-build, the worker killed mid-step, every transfer and directory step, 50 MB
-of output, non-UTF-8 bytes, a timeout, logfiles), plus the shell
+of output, non-UTF-8 bytes, a timeout, logfiles); Debian's Buildbot 3.7 master runs the
+same build with bbworker as with buildbot-worker; plus the shell
 command's details: env expansion, want_stdout, non-UTF-8 output, logfiles, a flood of output
 (batched, with back-pressure), a timeout, and the worker-directory commands."""
 
@@ -345,3 +346,105 @@ def test_builder_directories_and_leftovers(master, bbworkers):
         assert all(os.path.isdir(os.path.join(w.dir, b)) for b in ("b1", "b2"))
     assert os.path.isdir(os.path.join(made[1].dir, "old-builder"))
     assert "I have a leftover directory 'old-builder'" in made[1].log()
+
+
+BUILDBOT_CFG = r'''from buildbot.plugins import worker, util, steps, schedulers
+c = BuildmasterConfig = {}
+c['workers'] = [worker.Worker('w1', 'pw')]
+c['protocols'] = {'pb': {'port': 'tcp:%(pb)d:interface=127.0.0.1'}}
+c['logCompressionMethod'] = 'raw'
+c['db'] = {'db_url': 'sqlite:///state.sqlite'}
+c['buildbotNetUsageData'] = None
+f = util.BuildFactory()
+f.addStep(steps.ShellCommand(name='hello', command=['sh', '-c',
+    'echo hello; echo err >&2; printf "caf\\351 no-newline"']))
+f.addStep(steps.SetPropertyFromCommand(name='uname', command='uname -s', property='kernel'))
+f.addStep(steps.StringDownload('payload\n', workerdest='d.txt', mode=0o600))
+f.addStep(steps.FileUpload(workersrc='d.txt', masterdest='up.txt'))
+f.addStep(steps.ShellCommand(name='tree', command='mkdir -p t/sub && echo a > t/sub/a'))
+f.addStep(steps.DirectoryUpload(workersrc='t', masterdest='updir', compress='gz'))
+f.addStep(steps.MakeDirectory(dir='build/newdir'))
+f.addStep(steps.FileExists(file='build/d.txt'))
+f.addStep(steps.ShellCommand(name='warn', command='exit 3',
+    decodeRC={0: util.SUCCESS, 3: util.WARNINGS}))
+f.addStep(steps.ShellCommand(name='silent', command=['sleep', '30'], timeout=1))
+c['builders'] = [util.BuilderConfig(name='b', workernames=['w1'], factory=f)]
+c['schedulers'] = [schedulers.Periodic(name='p', builderNames=['b'], periodicBuildTimer=3600)]
+'''
+
+
+def buildbot_build(tmp_path, kind):
+    """One build on Debian's Buildbot 3.7 master with `kind` as the worker: its steps,
+    the lines of their stdio logs that do not depend on paths, times or the environment,
+    and the files it uploaded."""
+    import sqlite3
+    mdir, port = tmp_path / f"master-{kind}", free_port()
+    subprocess.run(["buildbot", "create-master", "-q", str(mdir)], check=True,
+                   capture_output=True)
+    (mdir / "master.cfg").write_text(BUILDBOT_CFG % {"pb": port})
+    wdir = tmp_path / f"worker-{kind}"
+    prog = BBWORKER if kind == "bbworker" else "buildbot-worker"
+    env = dict(os.environ)
+    if SANITIZED and kind == "bbworker":
+        env["ASAN_OPTIONS"] = f"log_path={wdir}.asan:detect_leaks=1"
+        env["UBSAN_OPTIONS"] = f"log_path={wdir}.ubsan:print_stacktrace=1"
+    subprocess.run([prog, "create-worker", "-q", str(wdir), f"127.0.0.1:{port}", "w1", "pw"],
+                   check=True, capture_output=True)
+    master = subprocess.Popen(["buildbot", "start", "--nodaemon", str(mdir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([prog, "start", "--nodaemon", str(wdir)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = str(mdir / "state.sqlite")
+
+    def query(sql):
+        with sqlite3.connect(db) as conn:
+            return conn.execute(sql).fetchall()
+    try:
+        wait_for(lambda: query("SELECT count(*) FROM builds WHERE complete_at IS NOT NULL")
+                 == [(1,)], what=f"the build on Buildbot with {kind}")
+        build = query("SELECT results, state_string FROM builds")
+        steps = query("SELECT number, name, results, state_string FROM steps ORDER BY number")
+        lines = {}
+        for number, content in query(
+                "SELECT s.number, c.content FROM steps s JOIN logs l ON l.stepid = s.id "
+                "JOIN logchunks c ON c.logid = l.id WHERE l.name = 'stdio' "
+                "ORDER BY s.number, c.first_line"):
+            text = content.decode() if isinstance(content, bytes) else content
+            lines.setdefault(number, []).extend(
+                l for l in text.split("\n")
+                if l[:1] in ("o", "e") or re.match(r"h(program finished|process killed|"
+                                                   r"\ncommand timed out|command timed out)", l))
+        uploaded = sorted(os.path.relpath(os.path.join(d, f), mdir / "updir")
+                          for d, _, fs in os.walk(mdir / "updir") for f in fs)
+        return build, steps, lines, (mdir / "up.txt").read_text(), uploaded
+    finally:
+        for p in (worker, master):
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if kind == "bbworker":
+            reports = [read(str(wdir) + f) for f in (".asan", ".ubsan")
+                       if os.path.exists(str(wdir) + f)]
+            reports += [read(os.path.join(tmp_path, f)) for f in os.listdir(tmp_path)
+                        if f.startswith(f"worker-{kind}.") and "san" in f]
+            assert not reports, "bbworker sanitizer reports:\n" + "\n".join(reports)
+
+
+def test_buildbot_37_master_same_build_as_buildbot_worker(tmp_path):
+    """Debian's Buildbot 3.7 master runs the same multi-step build (shell, a property from
+    a command, a string download with a mode, file and directory uploads, mkdir, stat,
+    decodeRC, a timeout) with bbworker and with buildbot-worker: the same results, the same
+    step summaries, the same output lines, the same uploaded files."""
+    theirs = buildbot_build(tmp_path, "buildbot-worker")
+    ours = buildbot_build(tmp_path, "bbworker")
+    assert theirs[0] == [(2, "failed 'sleep 30' (failure)")]
+    assert ours[0] == theirs[0]
+    assert ours[1] == theirs[1]
+    assert "ohello" in theirs[2][1] and "eerr" in theirs[2][1], theirs[2]
+    assert "ocaf\ufffd no-newline" in theirs[2][1], theirs[2]
+    assert any("command timed out: 1 seconds without output" in l for l in theirs[2][10])
+    assert ours[2] == theirs[2]
+    assert ours[3:] == theirs[3:] == ("payload\n", ["sub/a"])
