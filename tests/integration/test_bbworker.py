@@ -448,3 +448,13 @@ def test_buildbot_37_master_same_build_as_buildbot_worker(tmp_path):
     assert any("command timed out: 1 seconds without output" in l for l in theirs[2][10])
     assert ours[2] == theirs[2]
     assert ours[3:] == theirs[3:] == ("payload\n", ["sub/a"])
+
+
+def test_graceful_shutdown_with_bbworker(site):
+    """test_builds.test_rebuild_and_graceful_shutdown with bbworker: told to stop
+    gracefully, the worker ends its build, starts no other, and exits when the master
+    calls its shutdown."""
+    tb.test_rebuild_and_graceful_shutdown(site)
+    assert site.worker.proc.returncode == 0
+    assert "worker shutting down on command from master" in site.worker.log()
+    assert not os.path.exists(os.path.join(site.worker.dir, "twistd.pid"))
