@@ -458,3 +458,17 @@ def test_graceful_shutdown_with_bbworker(site):
     assert site.worker.proc.returncode == 0
     assert "worker shutting down on command from master" in site.worker.log()
     assert not os.path.exists(os.path.join(site.worker.dir, "twistd.pid"))
+
+
+def test_wrong_password_retries_and_maxretries(master, bbworkers):
+    """A refused login (UnauthorizedLogin) is retried with back-off, as buildbot-worker
+    does; with maxretries the worker gives up and exits 1."""
+    master.configure({"w1": "right"}, {"b1": ["w1"]})
+    master.start()
+    w = bbworkers("w1", "wrong", master.pb_port, ["--maxretries=1"]).start()
+    w.proc.wait(timeout=60)
+    assert w.proc.returncode == 1
+    log = w.log()
+    assert log.count("unauthorized login; check worker name and password") == 2, log
+    assert "giving up after 1 attempts (maxretries 1)" in log
+    assert "worker 'w1' attached" not in master.log()
