@@ -326,6 +326,23 @@ static long read_pid(const char *dir)
     return pid;
 }
 
+/* The process is gone, or only a zombie that its new parent has not reaped yet. */
+static bool process_gone(long pid)
+{
+    if (kill((pid_t)pid, 0) < 0)
+        return true;
+    char path[64], text[256];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    const char *paren = strrchr(text, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 static int stop_worker(const char *dir, bool quiet)
 {
     long pid = read_pid(dir);
@@ -338,7 +355,7 @@ static int stop_worker(const char *dir, bool quiet)
     for (int i = 0; i < 100; i++) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        if (kill((pid_t)pid, 0) < 0) {
+        if (process_gone(pid)) {
             if (!quiet)
                 printf("worker process %ld is dead\n", pid);
             return 0;
@@ -371,7 +388,7 @@ static int start_worker(const char *dir, bool nodaemon, bool quiet)
         return 1;
     }
     long old = read_pid(dir);
-    if (old && kill((pid_t)old, 0) == 0) {
+    if (old && !process_gone(old)) {
         fprintf(stderr, "worker already running as pid %ld (%s/twistd.pid)\n", old, dir);
         bbw_tac_free(&t);
         return 1;

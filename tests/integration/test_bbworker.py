@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 import test_builds as tb
-from conftest import REPO, SANITIZED, free_port, read, wait_for
+from conftest import REPO, SANITIZED, free_port, pid_alive, read, wait_for
 
 BBWORKER = os.environ.get("BBWORKER", os.path.join(os.path.dirname(os.environ.get(
     "BBMASTER", os.path.join(REPO, "build", "src", "bbmaster"))), "..", "worker", "bbworker"))
@@ -472,3 +472,33 @@ def test_wrong_password_retries_and_maxretries(master, bbworkers):
     assert log.count("unauthorized login; check worker name and password") == 2, log
     assert "giving up after 1 attempts (maxretries 1)" in log
     assert "worker 'w1' attached" not in master.log()
+
+
+def test_start_stop_restart_daemonised(master, tmp_path):
+    """`start` without --nodaemon detaches and writes twistd.pid; `restart` replaces the
+    process; `stop` ends it and the pid file goes, as with buildbot-worker."""
+    master.configure({"w1": "pw"}, {"b1": ["w1"]})
+    master.start()
+    d = str(tmp_path / "w")
+    subprocess.run([BBWORKER, "create-worker", "-q", d, f"127.0.0.1:{master.pb_port}", "w1",
+                    "pw"], check=True)
+    pidfile = os.path.join(d, "twistd.pid")
+    try:
+        r = subprocess.run([BBWORKER, "start", d], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        master.wait_log("worker 'w1' attached")
+        first = int(read(pidfile))
+        r = subprocess.run([BBWORKER, "start", d], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and f"already running as pid {first}" in r.stderr
+        r = subprocess.run([BBWORKER, "restart", d], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        master.wait_log("worker 'w1' attached", 2)
+        second = int(read(pidfile))
+        assert second != first and not pid_alive(first)
+        r = subprocess.run([BBWORKER, "stop", d], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and f"worker process {second} is dead" in r.stdout
+        assert not os.path.exists(pidfile)
+    finally:
+        text = read(pidfile).strip() if os.path.exists(pidfile) else ""
+        if text.isdigit() and pid_alive(int(text)):
+            os.kill(int(text), signal.SIGKILL)
