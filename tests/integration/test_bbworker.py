@@ -348,9 +348,9 @@ def test_builder_directories_and_leftovers(master, bbworkers):
     assert "I have a leftover directory 'old-builder'" in made[1].log()
 
 
-BUILDBOT_CFG = r'''from buildbot.plugins import worker, util, steps, schedulers
+BUILDBOT_CFG = r"""from buildbot.plugins import worker, util, steps, schedulers
 c = BuildmasterConfig = {}
-c['workers'] = [worker.Worker('w1', 'pw')]
+c['workers'] = [worker.Worker('bbworker', 'pw'), worker.Worker('buildbot-worker', 'pw')]
 c['protocols'] = {'pb': {'port': 'tcp:%(pb)d:interface=127.0.0.1'}}
 c['logCompressionMethod'] = 'raw'
 c['db'] = {'db_url': 'sqlite:///state.sqlite'}
@@ -360,92 +360,95 @@ f.addStep(steps.ShellCommand(name='hello', command=['sh', '-c',
     'echo hello; echo err >&2; printf "caf\\351 no-newline"']))
 f.addStep(steps.SetPropertyFromCommand(name='uname', command='uname -s', property='kernel'))
 f.addStep(steps.StringDownload('payload\n', workerdest='d.txt', mode=0o600))
-f.addStep(steps.FileUpload(workersrc='d.txt', masterdest='up.txt'))
+f.addStep(steps.FileUpload(workersrc='d.txt',
+    masterdest=util.Interpolate('%%(prop:workername)s/up.txt')))
 f.addStep(steps.ShellCommand(name='tree', command='mkdir -p t/sub && echo a > t/sub/a'))
-f.addStep(steps.DirectoryUpload(workersrc='t', masterdest='updir', compress='gz'))
+f.addStep(steps.DirectoryUpload(workersrc='t',
+    masterdest=util.Interpolate('%%(prop:workername)s/updir'), compress='gz'))
 f.addStep(steps.MakeDirectory(dir='build/newdir'))
 f.addStep(steps.FileExists(file='build/d.txt'))
 f.addStep(steps.ShellCommand(name='warn', command='exit 3',
     decodeRC={0: util.SUCCESS, 3: util.WARNINGS}))
 f.addStep(steps.ShellCommand(name='silent', command=['sleep', '30'], timeout=1))
-c['builders'] = [util.BuilderConfig(name='b', workernames=['w1'], factory=f)]
-c['schedulers'] = [schedulers.Periodic(name='p', builderNames=['b'], periodicBuildTimer=3600)]
-'''
+c['builders'] = [util.BuilderConfig(name=w, workernames=[w], factory=f)
+                 for w in ('bbworker', 'buildbot-worker')]
+c['schedulers'] = [schedulers.Periodic(name='p', builderNames=['bbworker', 'buildbot-worker'],
+                                       periodicBuildTimer=3600)]
+"""
 
 
-def buildbot_build(tmp_path, kind):
-    """One build on Debian's Buildbot 3.7 master with `kind` as the worker: its steps,
-    the lines of their stdio logs that do not depend on paths, times or the environment,
-    and the files it uploaded."""
+def test_buildbot_37_master_same_build_as_buildbot_worker(tmp_path):
+    """Debian's Buildbot 3.7 master runs the same multi-step build (shell, a property from
+    a command, a string download with a mode, file and directory uploads, mkdir, stat,
+    decodeRC, a timeout) on bbworker and on buildbot-worker: the same results, the same
+    step summaries, the same output lines, the same uploaded files."""
     import sqlite3
-    mdir, port = tmp_path / f"master-{kind}", free_port()
+    mdir, port = tmp_path / "master37", free_port()
     subprocess.run(["buildbot", "create-master", "-q", str(mdir)], check=True,
                    capture_output=True)
     (mdir / "master.cfg").write_text(BUILDBOT_CFG % {"pb": port})
-    wdir = tmp_path / f"worker-{kind}"
-    prog = BBWORKER if kind == "bbworker" else "buildbot-worker"
+    procs = [subprocess.Popen(["buildbot", "start", "--nodaemon", str(mdir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     env = dict(os.environ)
-    if SANITIZED and kind == "bbworker":
-        env["ASAN_OPTIONS"] = f"log_path={wdir}.asan:detect_leaks=1"
-        env["UBSAN_OPTIONS"] = f"log_path={wdir}.ubsan:print_stacktrace=1"
-    subprocess.run([prog, "create-worker", "-q", str(wdir), f"127.0.0.1:{port}", "w1", "pw"],
-                   check=True, capture_output=True)
-    master = subprocess.Popen(["buildbot", "start", "--nodaemon", str(mdir)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([prog, "start", "--nodaemon", str(wdir)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = str(mdir / "state.sqlite")
+    if SANITIZED:
+        env["ASAN_OPTIONS"] = f"log_path={tmp_path}/bbworker.asan:detect_leaks=1"
+        env["UBSAN_OPTIONS"] = f"log_path={tmp_path}/bbworker.ubsan:print_stacktrace=1"
+    for prog in (BBWORKER, "buildbot-worker"):
+        name = os.path.basename(prog)
+        subprocess.run([prog, "create-worker", "-q", str(tmp_path / name),
+                        f"127.0.0.1:{port}", name, "pw"], check=True, capture_output=True)
+        procs.append(subprocess.Popen([prog, "start", "--nodaemon", str(tmp_path / name)],
+                                      env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
 
-    def query(sql):
-        with sqlite3.connect(db) as conn:
-            return conn.execute(sql).fetchall()
-    try:
-        wait_for(lambda: query("SELECT count(*) FROM builds WHERE complete_at IS NOT NULL")
-                 == [(1,)], what=f"the build on Buildbot with {kind}")
-        build = query("SELECT results, state_string FROM builds")
-        steps = query("SELECT number, name, results, state_string FROM steps ORDER BY number")
+    def query(sql, *args):
+        with sqlite3.connect(str(mdir / "state.sqlite")) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def build(name):
+        """Its result, steps, the stdio lines that depend on no path, time or environment,
+        and the files it uploaded."""
+        bid = query("SELECT b.id FROM builds b JOIN builders r ON r.id = b.builderid "
+                    "WHERE r.name = ?", name)[0][0]
+        steps = query("SELECT number, name, results, state_string FROM steps "
+                      "WHERE buildid = ? ORDER BY number", bid)
         lines = {}
         for number, content in query(
                 "SELECT s.number, c.content FROM steps s JOIN logs l ON l.stepid = s.id "
-                "JOIN logchunks c ON c.logid = l.id WHERE l.name = 'stdio' "
-                "ORDER BY s.number, c.first_line"):
+                "JOIN logchunks c ON c.logid = l.id WHERE s.buildid = ? AND l.name = 'stdio' "
+                "ORDER BY s.number, c.first_line", bid):
             text = content.decode() if isinstance(content, bytes) else content
             lines.setdefault(number, []).extend(
                 l for l in text.split("\n")
                 if l[:1] in ("o", "e") or re.match(r"h(program finished|process killed|"
-                                                   r"\ncommand timed out|command timed out)", l))
-        uploaded = sorted(os.path.relpath(os.path.join(d, f), mdir / "updir")
-                          for d, _, fs in os.walk(mdir / "updir") for f in fs)
-        return build, steps, lines, (mdir / "up.txt").read_text(), uploaded
+                                                   r"command timed out)", l))
+        up = mdir / name / "updir"
+        files = sorted(os.path.relpath(os.path.join(d, f), up)
+                       for d, _, fs in os.walk(up) for f in fs)
+        return (query("SELECT results, state_string FROM builds WHERE id = ?", bid), steps,
+                lines, (mdir / name / "up.txt").read_text(), files)
+    try:
+        wait_for(lambda: query("SELECT count(*) FROM builds WHERE complete_at IS NOT NULL")
+                 == [(2,)], what="both builds on Buildbot 3.7")
+        ours, theirs = build("bbworker"), build("buildbot-worker")
     finally:
-        for p in (worker, master):
+        for p in reversed(procs):
             p.terminate()
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        if kind == "bbworker":
-            reports = [read(str(wdir) + f) for f in (".asan", ".ubsan")
-                       if os.path.exists(str(wdir) + f)]
-            reports += [read(os.path.join(tmp_path, f)) for f in os.listdir(tmp_path)
-                        if f.startswith(f"worker-{kind}.") and "san" in f]
-            assert not reports, "bbworker sanitizer reports:\n" + "\n".join(reports)
-
-
-def test_buildbot_37_master_same_build_as_buildbot_worker(tmp_path):
-    """Debian's Buildbot 3.7 master runs the same multi-step build (shell, a property from
-    a command, a string download with a mode, file and directory uploads, mkdir, stat,
-    decodeRC, a timeout) with bbworker and with buildbot-worker: the same results, the same
-    step summaries, the same output lines, the same uploaded files."""
-    theirs = buildbot_build(tmp_path, "buildbot-worker")
-    ours = buildbot_build(tmp_path, "bbworker")
+    reports = [read(os.path.join(tmp_path, f)) for f in os.listdir(tmp_path)
+               if f.startswith("bbworker.") and "san" in f]
+    assert not reports, "bbworker sanitizer reports:\n" + "\n".join(reports)
     assert theirs[0] == [(2, "failed 'sleep 30' (failure)")]
-    assert ours[0] == theirs[0]
-    assert ours[1] == theirs[1]
     assert "ohello" in theirs[2][1] and "eerr" in theirs[2][1], theirs[2]
     assert "ocaf\ufffd no-newline" in theirs[2][1], theirs[2]
     assert any("command timed out: 1 seconds without output" in l for l in theirs[2][10])
+    assert ours[0] == theirs[0]
+    assert ours[1][0][3] == "worker bbworker ready"
+    assert ours[1][1:] == theirs[1][1:]
     assert ours[2] == theirs[2]
     assert ours[3:] == theirs[3:] == ("payload\n", ["sub/a"])
 
