@@ -14,6 +14,9 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WWW_STUB = os.path.join(REPO, "..", "shared", "tools", "buildbot-www-stub")
 MB = 1048576
+# The worker program the masters get: Debian's buildbot-worker, or bbworker
+# (BENCH_WORKER=build/worker/bbworker), which takes the same command line.
+WORKER = os.environ.get("BENCH_WORKER", "buildbot-worker")
 
 
 def say(*a):
@@ -131,9 +134,9 @@ class Master:
 
     def add_worker(self, name, password):
         wdir = os.path.join(os.path.dirname(self.dir), f"{self.name.lower()}-{name}")
-        run(["buildbot-worker", "create-worker", "-q", "--umask=0o22", wdir,
-             f"127.0.0.1:{self.pb}", name, password], "buildbot-worker create-worker")
-        run(["buildbot-worker", "start", wdir], "buildbot-worker start")
+        run([WORKER, "create-worker", "-q", "--umask=0o22", wdir,
+             f"127.0.0.1:{self.pb}", name, password], f"{WORKER} create-worker")
+        run([WORKER, "start", wdir], f"{WORKER} start")
         self.workers.append(wdir)
 
     def wait_workers(self, n, seconds=120):
@@ -147,7 +150,7 @@ class Master:
 
     def stop(self):
         for w in self.workers:
-            subprocess.run(["buildbot-worker", "stop", w], capture_output=True)
+            subprocess.run([WORKER, "stop", w], capture_output=True)
         if self.bin:
             subprocess.run([self.bin, "stop", self.dir], capture_output=True)
         else:
