@@ -39,6 +39,9 @@ struct bbw {
     uv_timer_t retry;
     uv_timer_t keepalive;
     uv_signal_t sigterm, sigint;
+    uv_signal_t sighup;       /* allow_shutdown = 'signal' */
+    uv_timer_t shutdown_poll; /* allow_shutdown = 'file': shutdown.stamp's mtime */
+    double shutdown_mtime;
     unsigned attempts; /* failed attempts since the last login */
     bool stopping;
     int exit_rc;

@@ -64,6 +64,8 @@ static void wind_down(struct bbw *w)
     close_if_open((uv_handle_t *)&w->keepalive);
     close_if_open((uv_handle_t *)&w->sigterm);
     close_if_open((uv_handle_t *)&w->sigint);
+    close_if_open((uv_handle_t *)&w->sighup);
+    close_if_open((uv_handle_t *)&w->shutdown_poll);
 }
 
 bool bbw_connected(const struct bbw *w)
@@ -674,6 +676,86 @@ static void signal_cb(uv_signal_t *s, int signum)
         wind_down(w);
 }
 
+/* ------------------------------------------- shutdown asked by the owner */
+
+static void shutdown_answer_cb(void *arg, const struct pb_value *result,
+                               const struct pb_value *failure)
+{
+    (void)arg;
+    (void)result;
+    if (failure && !pb_failure_is(failure, PB_ERR_CONNECTION_LOST)) {
+        char *why = pb_failure_describe(failure);
+        char shown[300];
+        log_warn("callRemote(\"shutdown\") failed: %s", util_escape_str(shown, sizeof(shown), why));
+        free(why);
+    }
+}
+
+/* buildbot-worker's gracefulShutdown: ask the master, which calls shutdown once idle. */
+static void graceful_shutdown(struct bbw *w)
+{
+    if (!bbw_connected(w)) {
+        log_info("No active connection, shutting down NOW");
+        w->stopping = true;
+        uv_timer_stop(&w->retry);
+        if (w->conn)
+            conn_close(w->conn);
+        else
+            wind_down(w);
+        return;
+    }
+    log_info("Telling the master we want to shutdown after any running builds are finished");
+    char *cause = NULL;
+    if (pb_broker_call(w->conn->broker, w->conn->perspective, "shutdown", NULL, NULL,
+                       shutdown_answer_cb, NULL, &cause) < 0) {
+        log_warn("callRemote(\"shutdown\") failed: %s", cause);
+        free(cause);
+    }
+}
+
+static void sighup_cb(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    log_info("Initiating shutdown because we got SIGHUP");
+    graceful_shutdown(s->data);
+}
+
+static double stamp_mtime(const struct bbw *w)
+{
+    char *path = xasprintf("%s/shutdown.stamp", w->dir);
+    struct stat st;
+    double t = stat(path, &st) == 0 ? (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9 : -1;
+    free(path);
+    return t;
+}
+
+static void shutdown_poll_cb(uv_timer_t *t)
+{
+    struct bbw *w = t->data;
+    double m = stamp_mtime(w);
+    if (m > w->shutdown_mtime) {
+        log_info("Initiating shutdown because %s/shutdown.stamp was touched", w->dir);
+        w->shutdown_mtime = m; /* asked once per touch; a later touch asks again */
+        graceful_shutdown(w);
+    }
+}
+
+/* allow_shutdown: SIGHUP, or shutdown.stamp touched (looked at every 10 s, as Python's). */
+static void watch_shutdown(struct bbw *w)
+{
+    uv_signal_init(w->loop, &w->sighup);
+    uv_timer_init(w->loop, &w->shutdown_poll);
+    w->sighup.data = w->shutdown_poll.data = w;
+    if (util_streq(w->tac->allow_shutdown, "signal")) {
+        log_info("Setting up SIGHUP handler to initiate shutdown");
+        uv_signal_start(&w->sighup, sighup_cb, SIGHUP);
+    } else if (util_streq(w->tac->allow_shutdown, "file")) {
+        log_info("Watching %s/shutdown.stamp's mtime to initiate shutdown", w->dir);
+        w->shutdown_mtime = stamp_mtime(w);
+        uv_timer_start(&w->shutdown_poll, shutdown_poll_cb, 10000, 10000);
+    }
+}
+
 static int write_pid(const char *dir)
 {
     char *path = xasprintf("%s/twistd.pid", dir);
@@ -725,6 +807,7 @@ int bbw_session_run(const struct bbw_tac *t, const char *dir, bool foreground)
     w.sigterm.data = w.sigint.data = &w;
     uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&w.sigint, signal_cb, SIGINT);
+    watch_shutdown(&w);
     attempt(&w.retry);
     uv_run(w.loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < w.nbuilders; i++)

@@ -505,3 +505,18 @@ def test_start_stop_restart_daemonised(master, tmp_path):
         text = read(pidfile).strip() if os.path.exists(pidfile) else ""
         if text.isdigit() and pid_alive(int(text)):
             os.kill(int(text), signal.SIGKILL)
+
+
+def test_allow_shutdown_signal(master, bbworkers):
+    """allow_shutdown = 'signal': SIGHUP asks the master for a graceful shutdown (the
+    worker's `shutdown` call); the master then shuts the worker down, which exits 0."""
+    master.configure({"w1": "pw"}, {"b1": ["w1"]})
+    master.start()
+    w = bbworkers("w1", "pw", master.pb_port, ["--allow-shutdown=signal"]).start()
+    master.wait_log("worker 'w1' attached")
+    wait_for(lambda: "Setting up SIGHUP handler" in w.log(), what="the SIGHUP handler")
+    w.proc.send_signal(signal.SIGHUP)
+    assert w.proc.wait(timeout=60) == 0
+    log = w.log()
+    assert "Telling the master we want to shutdown" in log
+    assert "worker shutting down on command from master" in log
