@@ -304,6 +304,20 @@ static struct bbw_cmd *cmd_new(struct bbw_builder *b, struct pb_call *call)
     return c;
 }
 
+/* A refused startCommand still lets go of the references it brought (the master's table
+   of objects a worker holds is bounded). */
+static void release_remotes(struct pb_call *call)
+{
+    struct pb_value *rc = pb_item(call->args, 0), *args = pb_item(call->args, 3);
+    if (rc && rc->kind == PB_REMOTE)
+        pb_broker_decref(call->broker, rc->u.luid);
+    for (size_t i = 0; args && args->kind == PB_DICT && i + 1 < args->u.list.n; i += 2) {
+        struct pb_value *v = args->u.list.items[i + 1];
+        if (v && v->kind == PB_REMOTE)
+            pb_broker_decref(call->broker, v->u.luid);
+    }
+}
+
 void bbw_cmd_start(struct bbw_builder *b, struct pb_call *call)
 {
     struct pb_value *remote = pb_item(call->args, 0), *args = pb_item(call->args, 3);
@@ -317,11 +331,13 @@ void bbw_cmd_start(struct bbw_builder *b, struct pb_call *call)
     for (const char *const *n = bbw_cmd_names; *n && !known; n++)
         known = strcmp(*n, name) == 0;
     if (!known) {
+        release_remotes(call);
         pb_call_fail_with(call, "buildbot_worker.exceptions.UnknownCommand", pb_parents_pb_error,
                           "(command %s): unrecognized WorkerCommand '%s'", id, name);
         return;
     }
     if (b->cmd) {
+        release_remotes(call);
         pb_call_fail_with(call, PB_ERR_PB, pb_parents_pb_error,
                           "command %s: builder %s is already running command %s", id, b->name,
                           b->cmd->id);
@@ -331,21 +347,28 @@ void bbw_cmd_start(struct bbw_builder *b, struct pb_call *call)
     char *cause = NULL;
     /* the call (and its args) is freed by the answer, which goes before any update */
     args = pb_value_dup(args);
-    if (strcmp(name, "shell") == 0 && shell_opts(args, &o, &cause) < 0) {
-        pb_call_fail_with(call, PB_ERR_PB, pb_parents_pb_error, "%s", cause);
-        free(cause);
-        pb_value_free(args);
-        return;
-    }
+    bool refused = strcmp(name, "shell") == 0 && shell_opts(args, &o, &cause) < 0;
     log_info("command %s: %s on builder %s", id, name, b->name);
     struct bbw_cmd *c = cmd_new(b, call);
     pb_call_answer(call, NULL); /* id and name are gone with the call */
-    if (strcmp(c->name, "shell") == 0) {
+    if (refused) {
+        /* reported as a command that could not start (stderr, complete with a failure, no
+           rc): every master ends the step in EXCEPTION, waiting for nothing */
+        char *text = xasprintf("%s\n", cause);
+        log_warn("command %s: %s", c->id, cause);
+        bbw_cmd_output(c, BBW_STDERR, text, strlen(text));
+        bbw_cmd_finish(c, pb_failure_new("builtins.RuntimeError", cause, pb_parents_runtime_error));
+        free(text);
+        free(cause);
+    } else if (strcmp(c->name, "shell") == 0) {
         char *workdir = bbw_cmd_path(c, o.workdir);
         o.workdir = workdir;
         bbw_shell_run(c, &o);
         free(workdir);
     } else if (bbw_fs_run(c, c->name, args) < 0 && bbw_transfer_run(c, c->name, args) < 0) {
+        for (size_t i = 0; i + 1 < args->u.list.n; i += 2)
+            if (args->u.list.items[i + 1]->kind == PB_REMOTE)
+                pb_broker_decref(c->broker, args->u.list.items[i + 1]->u.luid);
         bbw_cmd_update(c, "stderr",
                        pb_text("the master's arguments name no file or no writer/reader\n"));
         bbw_cmd_update(c, "rc", pb_int(1));

@@ -391,7 +391,7 @@ static void add_info_files(struct bbw *w, struct pb_value *d)
         size_t len;
         char *text = util_is_file(f) ? util_read_file(f, BBW_INFO_MAX, &len, NULL) : NULL;
         if (text)
-            pb_dict_set(d, e->d_name, pb_textn(text, len));
+            pb_dict_set(d, e->d_name, bbw_utf8_text(text, len)); /* text: never bad UTF-8 */
         free(text);
         free(f);
     }
@@ -420,7 +420,7 @@ static void add_os_release(struct pb_value *d)
         snprintf(key, sizeof(key), "os_%s", line);
         for (char *k = key; *k; k++)
             *k = (char)(*k >= 'A' && *k <= 'Z' ? *k + 32 : *k);
-        pb_dict_set(d, key, pb_text(v));
+        pb_dict_set(d, key, bbw_utf8_text(v, strlen(v)));
     }
     if (f)
         fclose(f);
@@ -445,7 +445,7 @@ static struct pb_value *worker_info(struct bbw *w)
         if (!eq)
             continue;
         char *k = xstrndup(*e, (size_t)(eq - *e));
-        pb_dict_set(env, k, pb_text(eq + 1));
+        pb_dict_set(env, k, bbw_utf8_text(eq + 1, strlen(eq + 1)));
         free(k);
     }
     pb_dict_set(d, "environ", env);

@@ -165,6 +165,7 @@ return {
       bbm.steps.shell{ name = "logs", alwaysRun = true, decodeRC = { [0] = 0, [3] = 1 },
         logfiles = { extra = "extra.log", tail = { filename = "tail.log", follow = true } },
         command = "echo one > extra.log; echo two >> extra.log; echo new >> tail.log; exit 3" },
+      bbm.steps.shell{ name = "pty", alwaysRun = true, usePTY = true, command = { "true" } },
     } },
   },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "features" } } },
@@ -175,8 +176,13 @@ return {
 def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monkeypatch):
     monkeypatch.setenv("BBW_TEST_VAR", "there")
     s = tb.Site(master, "sqlite", tmp_path, config=FEATURES)
-    s.worker = bbworkers("w1", "w1pass", master.pb_port).start()
+    s.worker = bbworkers("w1", "w1pass", master.pb_port)
+    with open(os.path.join(s.worker.dir, "info", "host"), "wb") as f:
+        f.write(b"caf\xe9 box\n")  # an owner's Latin-1 file: sent as valid text
+    s.worker.start()
     master.wait_log(tb.ATTACHED)
+    info = s.get("workers/w1")["workers"][0]["workerinfo"]
+    assert info["host"] == "caf\ufffd box\n"
     b = s.wait_request(s.force("features")[1])
     steps = s.steps(b["buildid"])
     assert [x[1:4] for x in steps][1:11] == [
@@ -215,6 +221,8 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
     assert sorted(l["name"] for l in logs) == ["extra", "stdio"]
     header = re.search(r"h watching logfiles (.*)\n", tb.stdio(s, b["buildid"], 14)).group(1)
     assert "'extra': 'extra.log'" in header and "'follow': True" in header
+    assert steps[15][1] == "pty" and steps[15][3] == 4, steps  # refused, not run without
+    assert "usePTY is not supported by bbworker yet" in master.log()
     assert not os.path.exists(os.path.join(workdir, "newdir"))
     assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
 
