@@ -116,6 +116,7 @@ struct bbw_shell_opts {
     struct pb_value *env;      /* dict or NULL */
     struct pb_value *logfiles; /* dict or NULL */
     bool want_stdout, want_stderr, log_environ;
+    bool use_pty;        /* one terminal for stdin, stdout and stderr (all as stdout) */
     long timeout;        /* seconds without output; <= 0: none */
     long max_time;       /* seconds in all; <= 0: none */
     double sigterm_time; /* < 0: none */

@@ -275,8 +275,9 @@ static int shell_opts(const struct pb_value *a, struct bbw_shell_opts *o, char *
         o->initial_stdin_len = v->u.s.len;
     }
     v = pb_dict_get(a, "usePTY");
-    if (v && ((v->kind == PB_BOOL && v->u.b) || (v->kind == PB_INT && v->u.i)))
-        return util_cause(cause, "shell: usePTY is not supported by bbworker yet");
+    o->use_pty = v && ((v->kind == PB_BOOL && v->u.b) || (v->kind == PB_INT && v->u.i));
+    if (o->use_pty && o->initial_stdin)
+        return util_cause(cause, "shell: initial_stdin with usePTY is not supported by bbworker");
     o->logfiles = pb_dict_get(a, "logfiles");
     if (bbw_logfiles_check(o->logfiles, cause) < 0)
         return -1;

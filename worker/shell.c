@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "bbw_internal.h"
@@ -310,7 +312,7 @@ static void send_header(struct bbw_shell *s, char **show, const struct bbw_shell
     }
     if (o->initial_stdin)
         buf_printf(&b, " writing %zu bytes to stdin\n", o->initial_stdin_len);
-    buf_addstr(&b, " using PTY: False\n");
+    buf_printf(&b, " using PTY: %s\n", o->use_pty ? "True" : "False");
     bbw_cmd_output(s->cmd, BBW_HEADER, b.data, b.len);
     buf_free(&b);
 }
@@ -652,6 +654,33 @@ static int make_dirs(const char *path)
     return rc;
 }
 
+/*
+ * A pseudo-terminal for usePTY (POSIX posix_openpt): output post-processing is
+ * turned off so that "\n" stays "\n" (no "\r\n" in the logs).  0, or -errno.
+ */
+static int open_pty(int *master, int *slave)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0)
+        return -errno;
+    const char *name = grantpt(m) == 0 && unlockpt(m) == 0 ? ptsname(m) : NULL;
+    int sl = name ? open(name, O_RDWR | O_NOCTTY) : -1;
+    if (sl < 0) {
+        int err = errno ? errno : EIO;
+        close(m);
+        return -err;
+    }
+    struct termios t;
+    if (tcgetattr(sl, &t) == 0) {
+        t.c_oflag &= ~(tcflag_t)OPOST;
+        t.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(sl, TCSANOW, &t);
+    }
+    *master = m;
+    *slave = sl;
+    return 0;
+}
+
 /* The process could not start: stderr says why, complete carries a failure, no rc. */
 static void spawn_failed(struct bbw_shell *s, const char *what, const char *detail)
 {
@@ -696,6 +725,13 @@ void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o)
         stdio[i].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         stdio[i].data.stream = (uv_stream_t *)&s->pipe[i];
     }
+    int pty_master = -1, pty_slave = -1;
+    if (rc == 0 && o->use_pty && (rc = open_pty(&pty_master, &pty_slave)) == 0) {
+        for (int i = 0; i < 3; i++) {
+            stdio[i].flags = UV_INHERIT_FD;
+            stdio[i].data.fd = pty_slave;
+        }
+    }
     uv_process_options_t po = {.exit_cb = exit_cb,
                                .file = run[0],
                                .args = run,
@@ -710,6 +746,15 @@ void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o)
         rc = uv_spawn(c->w->loop, &s->proc, &po);
         s->proc.data = s;
     }
+    if (pty_slave >= 0)
+        close(pty_slave); /* the child has it; the master side reads all it writes */
+    if (pty_master >= 0) {
+        s->eof[2] = true; /* stderr goes to the terminal too */
+        if (rc < 0 || uv_pipe_open(&s->pipe[1], pty_master) < 0) {
+            close(pty_master);
+            s->eof[1] = true;
+        }
+    }
     if (rc < 0) {
         char *what = xasprintf("cannot start %s in %s", run[0], o->workdir);
         spawn_failed(s, what, uv_strerror(rc));
@@ -717,7 +762,8 @@ void bbw_shell_run(struct bbw_cmd *c, const struct bbw_shell_opts *o)
     } else {
         log_info("command %s: started process %d", c->id, s->proc.pid);
         for (int i = 1; i < 3; i++)
-            uv_read_start((uv_stream_t *)&s->pipe[i], alloc_cb, read_cb);
+            if (!s->eof[i])
+                uv_read_start((uv_stream_t *)&s->pipe[i], alloc_cb, read_cb);
         if (o->initial_stdin) {
             s->stdin_data = xmalloc(o->initial_stdin_len + 1);
             memcpy(s->stdin_data, o->initial_stdin, o->initial_stdin_len);

@@ -165,7 +165,10 @@ return {
       bbm.steps.shell{ name = "logs", alwaysRun = true, decodeRC = { [0] = 0, [3] = 1 },
         logfiles = { extra = "extra.log", tail = { filename = "tail.log", follow = true } },
         command = "echo one > extra.log; echo two >> extra.log; echo new >> tail.log; exit 3" },
-      bbm.steps.shell{ name = "pty", alwaysRun = true, usePTY = true, command = { "true" } },
+      bbm.steps.shell{ name = "pty", alwaysRun = true, usePTY = true,
+        command = "test -t 1 && test -t 0 && echo on a terminal; echo to-stderr >&2" },
+      bbm.steps.shell{ name = "pty stdin", alwaysRun = true, usePTY = true,
+        initialStdin = "x", command = { "cat" } },
     } },
   },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "features" } } },
@@ -221,8 +224,12 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
     assert sorted(l["name"] for l in logs) == ["extra", "stdio"]
     header = re.search(r"h watching logfiles (.*)\n", tb.stdio(s, b["buildid"], 14)).group(1)
     assert "'extra': 'extra.log'" in header and "'follow': True" in header
-    assert steps[15][1] == "pty" and steps[15][3] == 4, steps  # refused, not run without
-    assert "usePTY is not supported by bbworker yet" in master.log()
+    assert steps[15][1:4] == ("pty", "'test -t ...'", 0), steps
+    pty = tb.stdio(s, b["buildid"], 15)
+    assert "oon a terminal\noto-stderr\n" in pty and "h using PTY: True\n" in pty, pty
+    # what bbworker cannot do as asked ends the step in EXCEPTION, with the reason
+    assert steps[16][1] == "pty stdin" and steps[16][3] == 4, steps
+    assert "initial_stdin with usePTY is not supported" in tb.stdio(s, b["buildid"], 16)
     assert not os.path.exists(os.path.join(workdir, "newdir"))
     assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
 
