@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 
 #include "bbw_internal.h"
 #include "util/util.h"
+
+#define BBW_GLOB_MAX 100000 /* paths one glob answers; more is an error (E2BIG) */
 
 static void fail_errno(struct bbw_cmd *c, const char *what, int err, const char *path)
 {
@@ -121,16 +124,100 @@ static void cmd_listdir(struct bbw_cmd *c, const struct pb_value *args)
     done(c);
 }
 
+/* Python's glob(recursive=True) for a pattern with a `**` component (glob(3) has none). */
+struct walk {
+    struct pb_value *files;
+    size_t n;
+};
+
+static bool is_real_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode); /* links are not followed: no loops */
+}
+
+static void walk(struct walk *g, const char *dir, char **comps, size_t i, size_t n)
+{
+    if (g->n >= BBW_GLOB_MAX)
+        return;
+    if (i == n) {
+        pb_append(g->files, pb_text(dir[0] ? dir : "/"));
+        g->n++;
+        return;
+    }
+    const char *comp = comps[i];
+    bool any = strcmp(comp, "**") == 0, magic = strpbrk(comp, "*?[") != NULL;
+    if (any)
+        walk(g, dir, comps, i + 1, n); /* `**` matches no directory too */
+    if (!magic) {
+        char *p = xasprintf("%s/%s", dir, comp);
+        struct stat st;
+        if (lstat(p, &st) == 0)
+            walk(g, p, comps, i + 1, n);
+        free(p);
+        return;
+    }
+    DIR *d = opendir(dir[0] ? dir : "/");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL && g->n < BBW_GLOB_MAX) {
+        if (e->d_name[0] == '.' && (any || comp[0] != '.'))
+            continue; /* hidden entries only for a pattern that starts with '.' */
+        if (!any && fnmatch(comp, e->d_name, FNM_PERIOD) != 0)
+            continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        if (!any)
+            walk(g, p, comps, i + 1, n);
+        else if (is_real_dir(p) || i + 1 == n)
+            walk(g, p, comps, i, n); /* one more directory (or, last, any file) */
+        free(p);
+    }
+    if (d)
+        closedir(d);
+}
+
+static struct pb_value *glob_recursive(const char *pattern)
+{
+    char *copy = xstrdup(pattern), *save = NULL;
+    char **comps = NULL;
+    size_t n = 0, cap = 0;
+    for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        comps = xgrow(comps, &cap, n + 1, sizeof(*comps));
+        comps[n++] = t;
+    }
+    struct walk g = {pb_list(), 0};
+    walk(&g, "", comps, 0, n);
+    free(comps);
+    free(copy);
+    return g.files;
+}
+
 static void cmd_glob(struct bbw_cmd *c, const struct pb_value *args)
 {
     const char *rel = pb_str(pb_dict_get(args, "path"));
     char *pattern = bbw_cmd_path(c, rel ? rel : "");
+    if (strstr(pattern, "/**/") ||
+        (strlen(pattern) >= 3 && strcmp(pattern + strlen(pattern) - 3, "/**") == 0)) {
+        struct pb_value *files = glob_recursive(pattern);
+        if (pb_len(files) >= BBW_GLOB_MAX) {
+            pb_value_free(files);
+            fail_errno(c, "glob", E2BIG, pattern);
+        } else {
+            bbw_cmd_update(c, "files", files);
+            bbw_cmd_update(c, "rc", pb_int(0));
+        }
+        free(pattern);
+        done(c);
+        return;
+    }
     glob_t g;
     int rc = glob(pattern, 0, NULL, &g);
     struct pb_value *files = pb_list();
-    for (size_t i = 0; rc == 0 && i < g.gl_pathc; i++)
+    for (size_t i = 0; rc == 0 && i < g.gl_pathc && i < BBW_GLOB_MAX; i++)
         pb_append(files, pb_text(g.gl_pathv[i]));
-    if (rc == 0 || rc == GLOB_NOMATCH) {
+    if (rc == 0 && g.gl_pathc >= BBW_GLOB_MAX) {
+        pb_value_free(files);
+        fail_errno(c, "glob", E2BIG, pattern);
+    } else if (rc == 0 || rc == GLOB_NOMATCH) {
         bbw_cmd_update(c, "files", files);
         bbw_cmd_update(c, "rc", pb_int(0));
     } else {

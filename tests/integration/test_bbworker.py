@@ -169,6 +169,10 @@ return {
         command = "test -t 1 && test -t 0 && echo on a terminal; echo to-stderr >&2" },
       bbm.steps.shell{ name = "pty stdin", alwaysRun = true, usePTY = true,
         initialStdin = "x", command = { "cat" } },
+      bbm.steps.shell{ name = "tree", alwaysRun = true, command = "mkdir -p tree/x/y " ..
+        "tree/.h && touch tree/a.txt tree/x/b.txt tree/x/y/c.txt tree/.h/d.txt tree/x/e.c" },
+      bbm.steps.multiple_file_upload{ workersrcs = { "tree/**/*.txt" }, glob = true,
+        masterdest = "uploads/rec", alwaysRun = true },
     } },
   },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "features" } } },
@@ -230,6 +234,10 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
     # what bbworker cannot do as asked ends the step in EXCEPTION, with the reason
     assert steps[16][1] == "pty stdin" and steps[16][3] == 4, steps
     assert "initial_stdin with usePTY is not supported" in tb.stdio(s, b["buildid"], 16)
+    # glob with `**` as Python's recursive glob: any depth, zero included, no hidden dirs
+    assert steps[18][3] == 0, steps
+    assert sorted(os.listdir(os.path.join(master.dir, "uploads", "rec"))) == \
+        ["a.txt", "b.txt", "c.txt"]
     assert not os.path.exists(os.path.join(workdir, "newdir"))
     assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
 
