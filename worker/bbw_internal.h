@@ -42,7 +42,8 @@ struct bbw {
     uv_signal_t sighup;       /* allow_shutdown = 'signal' */
     uv_timer_t shutdown_poll; /* allow_shutdown = 'file': shutdown.stamp's mtime */
     double shutdown_mtime;
-    unsigned attempts; /* failed attempts since the last login */
+    struct tls_ctx *tls; /* use_tls: the master's certificate is checked with it */
+    unsigned attempts;   /* failed attempts since the last login */
     bool stopping;
     int exit_rc;
 };

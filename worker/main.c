@@ -377,8 +377,7 @@ static int start_worker(const char *dir, bool nodaemon, bool quiet)
         bbw_tac_free(&t);
         return 1;
     }
-    const char *unsupported = t.use_tls                   ? "use_tls"
-                              : t.connection_string       ? "connection_string"
+    const char *unsupported = t.connection_string         ? "connection_string"
                               : t.proxy_connection_string ? "proxy_connection_string"
                                                           : NULL;
     if (unsupported) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bbw_internal.h"
+#include "tls/tls.h"
 #include "util/util.h"
 
 extern char **environ;
@@ -33,6 +34,7 @@ struct bbw_conn {
     struct pb_broker *broker;
     uint32_t perspective; /* the master's perspective; 0 until logged in */
     bool tcp_open, closing, resolving;
+    struct tls_conn *tls; /* use_tls: what goes both ways passes through it */
     size_t queued;
     struct drain *drains;
     size_t ndrains, drains_cap;
@@ -122,11 +124,10 @@ static void write_cb(uv_write_t *req, int status)
         run_drains(c);
 }
 
-static void op_send(void *ctx, const char *data, size_t len)
+/* Puts bytes on the wire (counted in `queued` until written); false when the connection
+   was closed instead. */
+static bool write_raw(struct bbw_conn *c, const char *data, size_t len)
 {
-    struct bbw_conn *c = ctx;
-    if (c->closing || !c->tcp_open)
-        return;
     struct wreq *r = xmalloc(sizeof(*r) + len);
     memcpy(r->data, data, len);
     r->c = c;
@@ -137,7 +138,39 @@ static void op_send(void *ctx, const char *data, size_t len)
         c->queued -= len;
         free(r);
         conn_close(c);
+        return false;
     }
+    return true;
+}
+
+/* Writes what TLS has encrypted for the master. */
+static void flush_tls(struct bbw_conn *c)
+{
+    char out[64 * 1024];
+    size_t n;
+    while (!c->closing && (n = tls_conn_take(c->tls, out, sizeof(out))) > 0) {
+        if (!write_raw(c, out, n))
+            return;
+    }
+}
+
+static void op_send(void *ctx, const char *data, size_t len)
+{
+    struct bbw_conn *c = ctx;
+    if (c->closing || !c->tcp_open)
+        return;
+    if (c->tls == NULL) {
+        write_raw(c, data, len);
+        return;
+    }
+    char *cause = NULL;
+    if (tls_conn_send(c->tls, data, len, &cause) < 0) {
+        log_error("closing the connection: %s", cause);
+        free(cause);
+        conn_close(c);
+        return;
+    }
+    flush_tls(c);
 }
 
 static void closed_cb(uv_handle_t *h)
@@ -145,6 +178,7 @@ static void closed_cb(uv_handle_t *h)
     struct bbw_conn *c = h->data;
     struct bbw *w = c->w;
     pb_broker_free(c->broker);
+    tls_conn_free(c->tls);
     run_drains(c);
     free(c);
     if (!w->stopping)
@@ -189,6 +223,24 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(chunk, sizeof(chunk));
 }
 
+/* Plain bytes from the master to the broker; 0, or -1 with the connection closed. */
+static int receive_plain(void *arg, const char *data, size_t len)
+{
+    struct bbw_conn *c = arg;
+    if (c->closing)
+        return 0;
+    char *cause = NULL;
+    if (pb_broker_receive(c->broker, data, len, &cause) < 0) {
+        char shown[300];
+        log_error("closing the connection: the master sent what bbworker cannot accept: %s",
+                  util_escape_str(shown, sizeof(shown), cause));
+        free(cause);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct bbw_conn *c = s->data;
@@ -200,14 +252,20 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
+    if (c->tls == NULL) {
+        receive_plain(c, buf->base, (size_t)n);
+        return;
+    }
     char *cause = NULL;
-    if (pb_broker_receive(c->broker, buf->base, (size_t)n, &cause) < 0) {
-        char shown[300];
-        log_error("closing the connection: the master sent what bbworker cannot accept: %s",
-                  util_escape_str(shown, sizeof(shown), cause));
+    if (tls_conn_receive(c->tls, buf->base, (size_t)n, receive_plain, c, &cause) < 0) {
+        if (cause != NULL) /* else the broker's refusal, logged */
+            log_error("closing the connection to %s:%d: %s", c->w->tac->host, c->w->tac->port,
+                      cause);
         free(cause);
         conn_close(c);
+        return;
     }
+    flush_tls(c); /* the handshake's answers */
 }
 
 /* ------------------------------------------------------------------ login */
@@ -300,6 +358,10 @@ static void connect_cb(uv_connect_t *req, int status)
     uv_tcp_keepalive(&c->tcp, 1, 600);
     c->broker = pb_broker_new(false, &ops, c);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (c->w->tls != NULL) {
+        c->tls = tls_conn_client(c->w->tls, c->w->tac->host);
+        flush_tls(c); /* the ClientHello */
+    }
 }
 
 static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -797,6 +859,11 @@ int bbw_session_run(const struct bbw_tac *t, const char *dir, bool foreground)
     srand((unsigned)(getpid() ^ (unsigned)uv_hrtime()));
     struct bbw w = {.loop = uv_default_loop(), .tac = t, .dir = dir};
     log_info("Starting Worker -- version: %s", BBW_VERSION);
+    if (t->use_tls && (w.tls = tls_client_ctx(NULL, &cause)) == NULL) {
+        log_error("%s", cause);
+        free(cause);
+        return 1;
+    }
     log_info("using %s as the worker directory, master %s:%d, worker name '%s'", dir, t->host,
              t->port, t->name);
     uv_timer_init(w.loop, &w.retry);
@@ -816,6 +883,7 @@ int bbw_session_run(const struct bbw_tac *t, const char *dir, bool foreground)
     uv_walk(w.loop, close_walk, NULL);
     uv_run(w.loop, UV_RUN_DEFAULT);
     uv_loop_close(w.loop);
+    tls_ctx_free(w.tls);
     char *pid = xasprintf("%s/twistd.pid", dir);
     unlink(pid);
     free(pid);

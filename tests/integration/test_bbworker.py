@@ -306,16 +306,18 @@ def test_output_back_pressure(master, bbworkers, tmp_path):
 
 
 def test_start_refuses_what_it_cannot_do(tmp_path):
-    """A tac asking for TLS is refused (no plain connection carrying the password); a
-    computed setting is refused with FILE:LINE."""
+    """A tac asking for an HTTP proxy is refused (never a connection other than the one
+    asked for); a computed setting is refused with FILE:LINE."""
     d = tmp_path / "w"
-    subprocess.run([BBWORKER, "create-worker", "-q", "--use-tls", str(d), "h:1", "n", "p"],
-                   check=True)
+    subprocess.run([BBWORKER, "create-worker", "-q", "--proxy-connection-string=tcp:p:3128",
+                    str(d), "h:1", "n", "p"], check=True)
     r = subprocess.run([BBWORKER, "start", "--nodaemon", str(d)], capture_output=True,
                        text=True, timeout=30)
-    assert r.returncode == 1 and "use_tls is not supported by bbworker yet" in r.stderr
+    assert r.returncode == 1 and "proxy_connection_string is not supported by bbworker yet" \
+        in r.stderr
     tac = d / "buildbot.tac"
-    tac.write_text(tac.read_text().replace("use_tls = 1", "use_tls = 0").replace(
+    tac.write_text(tac.read_text().replace("proxy_connection_string = 'tcp:p:3128'",
+                                           "proxy_connection_string = None").replace(
         "passwd = 'p'", "passwd = open('/etc/pw').read()"))
     r = subprocess.run([BBWORKER, "start", "--nodaemon", str(d)], capture_output=True,
                        text=True, timeout=30)

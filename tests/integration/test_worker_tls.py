@@ -1,15 +1,19 @@
 """Workers over TLS: `protocols.pb.port = "ssl:PORT:privateKey=...:certKey=..."` as
-Twisted's strports spell it, with Debian's buildbot-worker created with --use-tls (which
-verifies the master's certificate against the trust store: the test's own CA file,
-through SSL_CERT_FILE). A build runs through it; a worker speaking plain PB to the TLS
-port is refused; a reconfig takes a renewed certificate for new connections."""
+Twisted's strports spell it, with Debian's buildbot-worker and with bbworker, each created
+with --use-tls (which verifies the master's certificate against the trust store: the
+test's own certificate, through SSL_CERT_FILE). A build runs through each; plain PB to the
+TLS port is refused; a reconfig takes a renewed certificate for new connections; a
+bbworker that does not trust the certificate does not log in."""
 
 import os
 import socket
 import ssl
 import subprocess
 
+import pytest
+
 from conftest import api_get, api_rpc, free_port, read, wait_for
+from test_bbworker import BBWORKER
 
 CONFIG = '''local bbm = require "bbm"
 return {
@@ -43,7 +47,8 @@ def same_cert(a, b):
     return ssl.PEM_cert_to_DER_cert(a) == ssl.PEM_cert_to_DER_cert(b)
 
 
-def test_worker_over_tls(master, tmp_path):
+@pytest.mark.parametrize("program", ["buildbot-worker", BBWORKER], ids=["python", "c"])
+def test_worker_over_tls(master, tmp_path, program):
     tls = os.path.join(master.dir, "tls")
     first = make_cert(tls, "localhost")
     master.www_port = free_port()
@@ -55,11 +60,11 @@ def test_worker_over_tls(master, tmp_path):
     assert same_cert(served_cert(master.pb_port), first)
 
     wdir = str(tmp_path / "worker")
-    subprocess.run(["buildbot-worker", "create-worker", "-q", "--use-tls", wdir,
+    subprocess.run([program, "create-worker", "-q", "--use-tls", wdir,
                     f"localhost:{master.pb_port}", "w1", "pass1"],
                    check=True, capture_output=True)
     env = dict(os.environ, SSL_CERT_FILE=os.path.join(tls, "cert.pem"))
-    worker = subprocess.Popen(["buildbot-worker", "start", "--nodaemon", wdir], env=env,
+    worker = subprocess.Popen([program, "start", "--nodaemon", wdir], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         master.wait_log(r"worker 'w1' attached")
@@ -76,6 +81,8 @@ def test_worker_over_tls(master, tmp_path):
         log = api_get(master.www_port, f"steps/{shell['stepid']}/logs/stdio/contents")
         assert "over TLS" in log["logchunks"][0]["content"]
 
+        if program != BBWORKER:
+            return
         # plain PB on the TLS port: the handshake fails and the connection is dropped
         # (bbmaster speaks first in plain PB; here nothing readable comes back)
         got = b""
@@ -93,6 +100,30 @@ def test_worker_over_tls(master, tmp_path):
         master.cli("reconfig", master.dir, check=0)
         wait_for(lambda: same_cert(served_cert(master.pb_port), second),
                  what="the renewed certificate")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_bbworker_refuses_an_unknown_certificate(master, tmp_path):
+    """bbworker checks the master's certificate: with the system's authorities only, the
+    test's certificate is refused and the worker never logs in (its log says why)."""
+    make_cert(os.path.join(master.dir, "tls"), "localhost")
+    master.www_port = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(CONFIG % {"pb": master.pb_port, "www": master.www_port, "words": "x"})
+    master.start()
+    wdir = str(tmp_path / "worker")
+    subprocess.run([BBWORKER, "create-worker", "-q", "--use-tls", wdir,
+                    f"localhost:{master.pb_port}", "w1", "pass1"], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSL_CERT")}
+    worker = subprocess.Popen([BBWORKER, "start", "--nodaemon", wdir], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        log = os.path.join(wdir, "twistd.log")
+        wait_for(lambda: "the certificate is refused: self-signed certificate" in read(log),
+                 what="the refusal in the worker's log")
+        assert "worker 'w1' attached" not in master.log()
     finally:
         worker.terminate()
         worker.wait(timeout=30)
