@@ -140,6 +140,37 @@ static void finish(struct wk_command *c, const struct pb_value *failure)
     free(c);
 }
 
+/* Which command a startCommand answer is for: found again by ids, as the command may be
+   gone by then (a connection lost finishes every command first). */
+struct started {
+    struct wk_registry *r;
+    uint64_t session;
+    uint32_t luid;
+};
+
+/*
+ * startCommand's answer.  Success only says the command started: its end comes through
+ * complete().  A failure (buildbot-worker's UnknownCommand, or an exception while it set
+ * the command up) means complete() will never come: the command ends with that failure
+ * now, as Buildbot's RemoteCommand ends on the errback of its startCommand.
+ */
+static void command_started_cb(void *arg, const struct pb_value *result,
+                               const struct pb_value *failure)
+{
+    (void)result;
+    struct started st = *(struct started *)arg;
+    free(arg);
+    if (failure == NULL)
+        return;
+    struct session *s = registry_find_id(st.r, st.session);
+    for (struct wk_command *c = s != NULL ? s->commands : NULL; c != NULL; c = c->next) {
+        if (c->luid == st.luid) {
+            finish(c, failure);
+            return;
+        }
+    }
+}
+
 struct wk_command *wk_command_start(struct wk_registry *r, const char *worker, const char *builder,
                                     const char *name, struct pb_value *args,
                                     const struct wk_command_ops *ops,
@@ -177,9 +208,12 @@ struct wk_command *wk_command_start(struct wk_registry *r, const char *worker, c
                  : 0;
     if (rc != 0)
         pb_value_free(a);
-    /* the answer only says the command started; a failure comes back through complete */
-    if (rc != 0 ||
-        pb_broker_call(s->broker, builder_luid, "startCommand", a, NULL, NULL, NULL, cause) != 0) {
+    struct started *st = rc == 0 ? xmalloc(sizeof *st) : NULL;
+    if (st != NULL)
+        *st = (struct started){r, s->id, c->luid};
+    if (rc != 0 || pb_broker_call(s->broker, builder_luid, "startCommand", a, NULL,
+                                  command_started_cb, st, cause) != 0) {
+        free(st);
         pb_broker_unexport(s->broker, c->luid);
         if (c->object_luid != 0)
             pb_broker_unexport(s->broker, c->object_luid);

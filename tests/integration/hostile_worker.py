@@ -18,6 +18,9 @@ or shell command):
     glob-abs           a glob answered with ['/etc/passwd']
     spam-logs          a shell command that sends output for 20,000 log names (and for
                        the declared log 'declared')
+    setup-fails        a shell command whose setup raises, so that startCommand is
+                       answered with the error and complete never comes (as for an
+                       unknown command)
 """
 
 import gzip
@@ -77,6 +80,7 @@ original_dir_start = transfer.WorkerDirectoryUploadCommand.start
 original_file_start = transfer.WorkerFileUploadCommand.start
 original_glob_start = fs.GlobPath.start
 original_shell_start = shell.WorkerShellCommand.start
+original_shell_setup = shell.WorkerShellCommand.setup
 
 
 @defer.inlineCallbacks
@@ -129,10 +133,17 @@ def shell_start(self):
     return defer.succeed(None)
 
 
+def shell_setup(self, args):
+    if "setup-fails" in str(args.get("command")):
+        raise ValueError("setup-fails: this worker cannot run that")
+    return original_shell_setup(self, args)
+
+
 transfer.WorkerDirectoryUploadCommand.start = dir_start
 transfer.WorkerFileUploadCommand.start = file_start
 fs.GlobPath.start = glob_start
 shell.WorkerShellCommand.start = shell_start
+shell.WorkerShellCommand.setup = shell_setup
 
 if __name__ == "__main__":
     from buildbot_worker.scripts import runner

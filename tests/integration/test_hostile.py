@@ -53,11 +53,14 @@ return {
       bbm.steps.shell{ name = "wait", command = "test -e '%(root)s/go' || sleep 300" } } },
     bbm.builder{ name = "quick", workernames = { "w1" }, factory = bbm.factory{
       bbm.steps.shell{ command = { "true" } } } },
+    bbm.builder{ name = "refused", workernames = { "w1" }, factory = bbm.factory{
+      bbm.steps.shell{ command = { "echo", "setup-fails" } },
+      bbm.steps.shell{ name = "after", command = { "true" }, alwaysRun = true } } },
   },
   schedulers = {
     bbm.schedulers.force{ name = "force", builderNames = { "upload_dir", "upload_dir_gz",
       "upload_file",
-      "glob", "logs", "mastercmd", "parent", "quick" },
+      "glob", "logs", "mastercmd", "parent", "quick", "refused" },
       properties = { bbm.params.string{ name = "trick" }, bbm.params.string{ name = "dest" },
         bbm.params.string{ name = "a" }, bbm.params.string{ name = "b" } } },
     bbm.schedulers.triggerable{ name = "trig", builderNames = { "child" } },
@@ -163,6 +166,19 @@ def still_serving(site):
     """The master answers the API and runs a build to the end."""
     assert site.get("builders")["builders"]
     assert site.run("quick")["results"] == 0
+
+
+def test_start_command_refused(site):
+    """A worker that answers startCommand with an error (buildbot-worker's UnknownCommand,
+    or arguments its command cannot take) never calls complete: the step ends EXCEPTION
+    at once with the worker's error, the build goes on to its alwaysRun step, as
+    Buildbot's RemoteCommand ends on startCommand's errback."""
+    b = site.run("refused")
+    steps = site.steps(b)
+    assert b["results"] == 4
+    assert [(s["name"], s["results"]) for s in steps[1:]] == [("shell", 4), ("after", 0)]
+    assert "setup-fails: this worker cannot run that" in site.err_text(b, 1)
+    still_serving(site)
 
 
 def test_unpack_twice(site):
