@@ -7,6 +7,7 @@ reports go to files in the test directory and any report fails the test."""
 import glob
 import json
 import os
+import random
 import re
 import signal
 import sqlite3
@@ -27,10 +28,18 @@ TIMEOUT = 60 if SANITIZED else 30
 
 def free_port():
     """A TCP port that no socket uses right now on any address (a client connection from
-    another loopback address, 127.0.0.2..., would keep a master from listening on it)."""
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
+    another loopback address, 127.0.0.2..., would keep a master from listening on it),
+    below Linux's ephemeral range (32768-60999), so that no client connection made after
+    the choice (the tests', the workers') can be given it before the master listens."""
+    for _ in range(1000):
+        port = random.randint(20000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 def wait_for(predicate, timeout=TIMEOUT, what="condition"):
