@@ -9,7 +9,7 @@ worker ends a quarantine, as Buildbot's unpause does."""
 import os
 import re
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from test_builds import ATTACHED, Site
 
 CONFIG = r'''local bbm = require "bbm"
@@ -114,6 +114,8 @@ def test_planned_downtime_and_unpause(master, workers, tmp_path):
     s.down.write_text("")
     brid = s.force("downtime")[1]
     master.wait_log(r"worker 'w1' has been put in quarantine for 7200s")
+    # canStartBuild records after putInQuarantine logged (and slower under ASan)
+    wait_for(lambda: calls(s), what="canStartBuild's record")
     assert calls(s) == ["1 w1 10"]
     plain = s.force("plain")[1]
     master.wait_log(r"buildset 2 added")
