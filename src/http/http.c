@@ -38,6 +38,9 @@ struct transfer {
     struct buf body;
     struct buf head; /* the last response's header lines */
     char *payload;
+    size_t sent;              /* SMTP: bytes of the payload read by libcurl */
+    struct curl_slist *rcpts; /* SMTP: the recipients */
+    bool smtp;
     http_cb cb;
     void *arg;
     char error[CURL_ERROR_SIZE];
@@ -70,6 +73,7 @@ static void transfer_free(struct http *h, struct transfer *t)
     curl_multi_remove_handle(h->multi, t->easy);
     curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
+    curl_slist_free_all(t->rcpts);
     buf_free(&t->body);
     buf_free(&t->head);
     free(t->payload);
@@ -108,13 +112,18 @@ static void finished(struct http *h)
         struct http_response r = {0};
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r.status);
         if (code != CURLE_OK) {
-            r.status = 0;
+            /* an SMTP refusal keeps its reply code (451, 550...); a failure after a 2xx or
+               3xx reply (a timeout in DATA, a dropped connection) is no answer */
+            if (!t->smtp || r.status < 400)
+                r.status = 0;
             r.error = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);
         }
+        buf_addc(&t->head, '\0');
+        if (t->smtp && r.status >= 400 && t->head.len > 1)
+            r.error = t->head.data; /* "451 4.3.0 Try again later" */
         buf_addc(&t->body, '\0');
         r.body = t->body.data != NULL ? t->body.data : "";
         r.len = t->body.len > 0 ? t->body.len - 1 : 0;
-        buf_addc(&t->head, '\0');
         r.headers = t->head.data != NULL ? t->head.data : "";
         r.retry_after = code == CURLE_OK ? retry_after(&r) : -1;
         t->cb(t->arg, &r);
@@ -196,6 +205,19 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
     return buf_add(&t->head, data, size * n) < 0 ? 0 : size * n;
 }
 
+/* SMTP: libcurl hands over the server's replies line by line; the last one is kept, to
+   say why a mail was refused. */
+static size_t reply_cb(char *data, size_t size, size_t n, void *userp)
+{
+    struct transfer *t = userp;
+    size_t len = size * n;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    t->head.len = 0;
+    buf_add(&t->head, data, len < 200 ? len : 200);
+    return size * n;
+}
+
 static void global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -220,12 +242,8 @@ struct http *http_new(uv_loop_t *loop)
     return h;
 }
 
-int http_request(struct http *h, const char *method, const char *url, const char *const *headers,
-                 const char *body, http_cb cb, void *arg, char **cause)
+static struct transfer *transfer_new(struct http *h, CURL *easy, http_cb cb, void *arg)
 {
-    CURL *easy = curl_easy_init();
-    if (easy == NULL)
-        return util_cause(cause, "http: cannot make a request");
     struct transfer *t = xcalloc(1, sizeof *t);
     t->easy = easy;
     t->next = h->transfers;
@@ -237,6 +255,20 @@ int http_request(struct http *h, const char *method, const char *url, const char
     t->arg = arg;
     buf_init(&t->body, h->body_max);
     buf_init(&t->head, HTTP_HEAD_MAX);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, h->timeout);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    return t;
+}
+
+int http_request(struct http *h, const char *method, const char *url, const char *const *headers,
+                 const char *body, http_cb cb, void *arg, char **cause)
+{
+    CURL *easy = curl_easy_init();
+    if (easy == NULL)
+        return util_cause(cause, "http: cannot make a request");
+    struct transfer *t = transfer_new(h, easy, cb, arg);
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
         t->headers = curl_slist_append(t->headers, headers[i]);
     curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -246,10 +278,6 @@ int http_request(struct http *h, const char *method, const char *url, const char
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT, h->timeout);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     if (body != NULL) {
         t->payload = xstrdup(body);
@@ -259,6 +287,54 @@ int http_request(struct http *h, const char *method, const char *url, const char
     if (curl_multi_add_handle(h->multi, easy) != CURLM_OK) {
         transfer_free(h, t);
         return util_cause(cause, "http: cannot start a request");
+    }
+    return 0;
+}
+
+static size_t read_cb(char *out, size_t size, size_t n, void *userp)
+{
+    struct transfer *t = userp;
+    size_t left = strlen(t->payload + t->sent), take = size * n < left ? size * n : left;
+    memcpy(out, t->payload + t->sent, take);
+    t->sent += take;
+    return take;
+}
+
+int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
+              const char *password, const char *from, const char *const *rcpts, const char *message,
+              http_cb cb, void *arg, char **cause)
+{
+    CURL *easy = curl_easy_init();
+    if (easy == NULL)
+        return util_cause(cause, "smtp: cannot make a request");
+    struct transfer *t = transfer_new(h, easy, cb, arg);
+    t->smtp = true;
+    t->payload = xstrdup(message);
+    for (size_t i = 0; rcpts[i] != NULL; i++)
+        t->rcpts = curl_slist_append(t->rcpts, rcpts[i]);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(easy, CURLOPT_MAIL_FROM, from);
+    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, t->rcpts);
+    curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(easy, CURLOPT_READDATA, t);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, reply_cb);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
+    /* Twisted's ESMTPSender: STARTTLS whenever the server offers it, required with `starttls`,
+       and the relay's certificate taken as it is (ClientContextFactory verifies nothing) */
+    curl_easy_setopt(easy, CURLOPT_USE_SSL, (long)(starttls ? CURLUSESSL_ALL : CURLUSESSL_TRY));
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    if (user != NULL) {
+        curl_easy_setopt(easy, CURLOPT_USERNAME, user);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, password != NULL ? password : "");
+    }
+    if (curl_multi_add_handle(h->multi, easy) != CURLM_OK) {
+        transfer_free(h, t);
+        return util_cause(cause, "smtp: cannot start a request");
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #ifndef BBM_HTTP_H
 #define BBM_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -39,6 +40,17 @@ struct http *http_new(uv_loop_t *loop);
  */
 int http_request(struct http *h, const char *method, const char *url, const char *const *headers,
                  const char *body, http_cb cb, void *arg, char **cause);
+/*
+ * Sends `message` (a whole RFC 5322 message, CRLF line ends) by SMTP to `url`
+ * ("smtp://host:port" or "smtps://host:port") from `from` to `rcpts` (NULL-terminated),
+ * with STARTTLS when the server offers it (required when `starttls`) and the server's
+ * certificate not verified, as Buildbot's Twisted sender; AUTH when `user` is not NULL.  The
+ * response's status is the server's last SMTP reply code (0 when none came: no
+ * connection, a timeout).  Returns 0, or -1 with *cause; `cb` follows later.
+ */
+int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
+              const char *password, const char *from, const char *const *rcpts, const char *message,
+              http_cb cb, void *arg, char **cause);
 /* This client's requests take at most `timeout` seconds and bodies of `body_max` bytes
    (HTTP_TIMEOUT and HTTP_BODY_MAX by default). */
 void http_set_limits(struct http *h, long timeout, size_t body_max);
