@@ -259,6 +259,21 @@ static const struct param fnformatter_params[] = {{"function", P_FUNC, true},
                                                   {"want_logs", P_BOOL, false},
                                                   {"want_logs_content", P_ANY, false},
                                                   END};
+static const struct param mail_params[] = {{"fromaddr", P_STR, true},
+                                           {"relayhost", P_STR, false},
+                                           {"smtpPort", P_INT, false},
+                                           {"useTls", P_BOOL, false},
+                                           {"useSmtps", P_BOOL, false},
+                                           {"smtpUser", P_STR, false},
+                                           {"smtpPassword", P_STR, false},
+                                           {"lookup", P_STR, false},
+                                           {"extraRecipients", P_STRS, false},
+                                           {"sendToInterestedUsers", P_BOOL, false},
+                                           {"extraHeaders", P_TABLE, false},
+                                           {"dumpMailsToLog", P_BOOL, false},
+                                           {"generators", P_TABLE, false},
+                                           {"name", P_STR, false},
+                                           END};
 static const struct param startend_params[] = {
     {"builders", P_STRS, false},         {"tags", P_STRS, false},
     {"schedulers", P_STRS, false},       {"branches", P_STRS, false},
@@ -833,6 +848,10 @@ static const struct ctor ctors[] = {
      "bbm.reporters.message_formatter_function",
      {fnformatter_params}},
     {"reporters.irc", "reporter.irc", "bbm.reporters.irc", {irc_params}},
+    {"reporters.mail_notifier",
+     "reporter.mail_notifier",
+     "bbm.reporters.mail_notifier",
+     {mail_params}},
     {"reporters.build_start_end_status_generator",
      "generator.build_start_end_status",
      "bbm.reporters.build_start_end_status_generator",
@@ -1137,7 +1156,6 @@ static int interpolate_ctor(lua_State *L)
 /* Buildbot's reporters, generators and formatters that bbmaster does not have yet: their
    bbm names, so that a configuration using one is refused with where and why. */
 static const char *const unimplemented[][2] = {
-    {"reporters.mail_notifier", "MailNotifier"},
     {"reporters.gitlab_status_push", "GitLabStatusPush"},
     {"reporters.gitea_status_push", "GiteaStatusPush"},
     {"reporters.gerrit_status_push", "GerritStatusPush"},
@@ -1166,7 +1184,8 @@ static int unimplemented_ctor(lua_State *L)
     cfg_error(L, file, line,
               "bbm.%s (Buildbot's %s) is not implemented yet: bbmaster reports through "
               "bbm.reporters.github_status_push, bbm.reporters.http_status_push, "
-              "bbm.reporters.github_comment_push and bbm.reporters.irc with "
+              "bbm.reporters.github_comment_push, bbm.reporters.irc and "
+              "bbm.reporters.mail_notifier with "
               "bbm.reporters.build_start_end_status_generator, "
               "bbm.reporters.build_request_generator and "
               "bbm.reporters.build_status_generator",

@@ -163,7 +163,10 @@ struct cfg_generator {
     unsigned modes;    /* CFG_GEN_STATUS: REP_MODE_* bits */
     char **mode_names; /* as given, for the context's `mode` */
     size_t n_mode_names;
-    bool report_new;           /* CFG_GEN_STATUS: also as the build starts */
+    bool report_new;  /* CFG_GEN_STATUS: also as the build starts */
+    bool logs_all;    /* add_logs = true: every log attached (mail) */
+    char **log_names; /* add_logs = {...}: the logs named ("name" or "step.name") */
+    size_t n_log_names;
     struct cfg_formatter *fmt; /* CFG_GEN_STATUS with a message_formatter (or the default); NULL
                                   with a message_formatter_renderable */
     char **builders, **tags, **schedulers, **branches; /* NULL: any */
@@ -175,6 +178,20 @@ enum cfg_rep_kind {
     CFG_REP_GITHUB_STATUS,  /* GitHubStatusPush */
     CFG_REP_HTTP,           /* HttpStatusPush: base_url is serverUrl */
     CFG_REP_GITHUB_COMMENT, /* GitHubCommentPush */
+    CFG_REP_MAIL,           /* MailNotifier: its parameters in mail */
+};
+/* MailNotifier's parameters. */
+struct cfg_mail {
+    char *fromaddr, *relayhost;
+    int smtp_port;
+    bool use_tls, use_smtps, send_to_interested;
+    bool dump;                       /* dumpMailsToLog */
+    char *smtp_user, *smtp_password; /* NULL: no AUTH */
+    char *lookup;                    /* a domain for names without '@', or NULL */
+    char **extra_recipients;
+    size_t n_extra_recipients;
+    char **header_names; /* extraHeaders' names, sorted; the values stay in the Lua table */
+    size_t n_headers;
 };
 #define CFG_REP_HEADERS_MAX 64
 struct cfg_reporter {
@@ -183,6 +200,7 @@ struct cfg_reporter {
     char *token;    /* GitHub's API token ("" for HttpStatusPush) */
     char *base_url; /* baseURL without a trailing '/' (https://api.github.com), or serverUrl */
     char **headers; /* HttpStatusPush: "Name: value" lines (headers, auth), NULL-terminated */
+    struct cfg_mail *mail; /* MailNotifier's, NULL for the other kinds */
     bool verbose;
     struct cfg_generator *generators;
     size_t n_generators;

@@ -41,7 +41,6 @@ static const struct {
      "bbm.reporters.build_start_end_status_generator"},
     {"generator.build_start_end_status", "add_patch", FALSE_ONLY, "GitHub statuses carry no patch"},
     {"formatter.renderable", "subject", NONE, "GitHub statuses have no subject"},
-    {"generator.build_status", "add_logs", FALSE_ONLY, "log attachments are not implemented yet"},
     {"generator.build_status", "add_patch", FALSE_ONLY,
      "patch attachments are not implemented yet"},
     {"formatter.message", "want_logs_content", FALSE_ONLY,
@@ -232,6 +231,30 @@ static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const cha
     }
 }
 
+/* add_logs: false, true (every log) or a list of log names, "name" or "step.name"
+   (Buildbot's should_attach_log). */
+static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const char *file,
+                          int line)
+{
+    int t = lua_getfield(L, idx, "add_logs");
+    bool ok = t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TTABLE;
+    if (t == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= n && ok; i++) {
+            ok = lua_geti(L, -1, i) == LUA_TSTRING;
+            lua_pop(L, 1);
+        }
+    }
+    g->logs_all = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!ok)
+        cfg_error(L, file, line,
+                  "bbm.reporters.build_status_generator: 'add_logs' must be true, false or a "
+                  "list of log names");
+    if (t == LUA_TTABLE)
+        g->log_names = strings(L, idx, "add_logs", &g->n_log_names);
+}
+
 static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
                                   int line)
 {
@@ -240,6 +263,7 @@ static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g
     lua_getfield(L, idx, "report_new");
     g->report_new = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    read_add_logs(L, idx, g, file, line);
     lua_getfield(L, idx, "message_formatter");
     const char *k = kind_of(L, -1);
     if (lua_isnil(L, -1)) {
@@ -335,7 +359,13 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         char file[256];
         int line;
         where(L, lua_gettop(L), rep->file, rep->line, file, sizeof file, &line);
-        if (is_generator(k))
+        if (rep->kind == CFG_REP_MAIL && k != NULL && is_generator(k) &&
+            strcmp(k, "generator.build_status") != 0)
+            cfg_error(L, file, line,
+                      "bbm.reporters.mail_notifier: %s is not implemented for mail yet (give "
+                      "bbm.reporters.build_status_generator)",
+                      cfg_kind_display(k));
+        else if (is_generator(k))
             read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, rep->file, rep->line,
@@ -347,6 +377,130 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+}
+
+/* A header's one line of ASCII: fromaddr goes into From as it is (Buildbot does not check
+   it; a mail that Python could not encode would not be sent). */
+static bool header_line(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80 || *s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
+static char *opt_string(lua_State *L, int idx, const char *key, const char *def)
+{
+    lua_getfield(L, idx, key);
+    char *v = lua_type(L, -1) == LUA_TSTRING ? xstrdup(lua_tostring(L, -1))
+              : def != NULL                  ? xstrdup(def)
+                                             : NULL;
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool opt_bool(lua_State *L, int idx, const char *key, bool def)
+{
+    int t = lua_getfield(L, idx, key);
+    bool v = t == LUA_TBOOLEAN ? lua_toboolean(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* extraHeaders: {Name = value}, each value a string or a renderable (bbm.interpolate, a
+   function) rendered against the build's properties when a mail is made.  The names are
+   kept sorted (a Lua table has no order). */
+static void read_headers(lua_State *L, int idx, struct cfg_mail *m, const char *file, int line)
+{
+    int t = lua_getfield(L, idx, "extraHeaders");
+    if (t != LUA_TNIL && t != LUA_TTABLE)
+        cfg_error(L, file, line, "bbm.reporters.mail_notifier: extraHeaders must be a dictionary");
+    if (t == LUA_TTABLE) {
+        size_t cap = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            int vt = lua_type(L, -1);
+            bool name_ok = k != NULL && k[0] != '\0';
+            for (const char *c = k; name_ok && *c != '\0'; c++)
+                name_ok = *c > ' ' && *c < 0x7f && *c != ':';
+            if (!name_ok || (vt != LUA_TSTRING && vt != LUA_TTABLE && vt != LUA_TFUNCTION) ||
+                (vt == LUA_TSTRING && strpbrk(lua_tostring(L, -1), "\r\n") != NULL))
+                cfg_error(L, file, line,
+                          "bbm.reporters.mail_notifier: extraHeaders must map header names to "
+                          "one-line strings or renderables");
+            m->header_names =
+                xgrow(m->header_names, &cap, m->n_headers + 1, sizeof *m->header_names);
+            m->header_names[m->n_headers++] = xstrdup(k);
+            lua_pop(L, 1);
+        }
+        if (m->n_headers > 0)
+            qsort(m->header_names, m->n_headers, sizeof *m->header_names, by_name);
+    }
+    lua_pop(L, 1);
+}
+
+static struct cfg_mail *read_mail(lua_State *L, int idx, const char *file, int line)
+{
+    struct cfg_mail *m = xcalloc(1, sizeof *m);
+    m->fromaddr = opt_string(L, idx, "fromaddr", "");
+    m->relayhost = opt_string(L, idx, "relayhost", "localhost");
+    m->smtp_user = opt_string(L, idx, "smtpUser", NULL);
+    m->smtp_password = opt_string(L, idx, "smtpPassword", NULL);
+    m->lookup = opt_string(L, idx, "lookup", NULL);
+    m->use_tls = opt_bool(L, idx, "useTls", false);
+    m->use_smtps = opt_bool(L, idx, "useSmtps", false);
+    m->send_to_interested = opt_bool(L, idx, "sendToInterestedUsers", true);
+    m->dump = opt_bool(L, idx, "dumpMailsToLog", false);
+    lua_getfield(L, idx, "smtpPort");
+    m->smtp_port = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 25;
+    lua_pop(L, 1);
+    if (m->smtp_port < 1 || m->smtp_port > 65535)
+        cfg_error(L, file, line, "bbm.reporters.mail_notifier: smtpPort %d is not a port",
+                  m->smtp_port);
+    if (strpbrk(m->relayhost, "/@:?# ") != NULL || m->relayhost[0] == '\0')
+        cfg_error(L, file, line, "bbm.reporters.mail_notifier: relayhost \"%s\" is not a host name",
+                  m->relayhost);
+    if (m->lookup != NULL && strchr(m->lookup, '@') != NULL)
+        cfg_error(L, file, line, "bbm.reporters.mail_notifier: lookup is a domain, without '@'");
+    if (m->fromaddr[0] == '\0' || !header_line(m->fromaddr))
+        cfg_error(L, file, line,
+                  "bbm.reporters.mail_notifier: fromaddr must be one line of ASCII text");
+    m->extra_recipients = strings(L, idx, "extraRecipients", &m->n_extra_recipients);
+    for (size_t i = 0; i < m->n_extra_recipients; i++)
+        if (!rep_mail_valid(m->extra_recipients[i]))
+            cfg_error(L, file, line, "extra recipient %s is not a valid email",
+                      m->extra_recipients[i]);
+    read_headers(L, idx, m, file, line);
+    if (lua_getfield(L, idx, "generators") == LUA_TNIL)
+        cfg_error(L, file, line,
+                  "bbm.reporters.mail_notifier: give generators (Buildbot's default, "
+                  "BuildSetStatusGenerator and WorkerMissingGenerator, is not implemented yet)");
+    lua_pop(L, 1);
+    return m;
+}
+
+static void free_mail(struct cfg_mail *m)
+{
+    if (m == NULL)
+        return;
+    free(m->fromaddr);
+    free(m->relayhost);
+    free(m->smtp_user);
+    free(m->smtp_password);
+    free(m->lookup);
+    for (size_t i = 0; i < m->n_extra_recipients; i++)
+        free(m->extra_recipients[i]);
+    free(m->extra_recipients);
+    for (size_t i = 0; i < m->n_headers; i++)
+        free(m->header_names[i]);
+    free(m->header_names);
+    free(m);
 }
 
 /* token, baseURL and verbose of GitHubStatusPush and GitHubCommentPush. */
@@ -370,19 +524,32 @@ static void read_github(lua_State *L, int idx, struct cfg_reporter *rep, const c
     lua_pop(L, 3);
 }
 
+/* MailNotifier: its parameters in rep->mail; no token or URL (the outbox makes the relay's). */
+static void read_mail_reporter(lua_State *L, int idx, struct cfg_reporter *rep, const char *file,
+                               int line)
+{
+    rep->mail = read_mail(L, idx, file, line);
+    rep->token = xstrdup("");
+    rep->base_url = xstrdup("");
+}
+
 static void read_reporter(lua_State *L, int idx, struct cfg *cfg, const char *kind,
                           const char *file, int line)
 {
-    static const char *const names[] = {"GitHubStatusPush", "HttpStatusPush", "GitHubCommentPush"};
+    static const char *const names[] = {"GitHubStatusPush", "HttpStatusPush", "GitHubCommentPush",
+                                        "MailNotifier"};
     struct cfg_reporter *rep = &cfg->reporters[cfg->n_reporters++];
     rep->file = xstrdup(file);
     rep->line = line;
     rep->kind = strcmp(kind, "reporter.http_status_push") == 0      ? CFG_REP_HTTP
                 : strcmp(kind, "reporter.github_comment_push") == 0 ? CFG_REP_GITHUB_COMMENT
+                : strcmp(kind, "reporter.mail_notifier") == 0       ? CFG_REP_MAIL
                                                                     : CFG_REP_GITHUB_STATUS;
     check_refused(L, idx, kind, file, line);
     if (rep->kind == CFG_REP_HTTP)
         cfg_read_http_push(L, idx, rep, file, line);
+    else if (rep->kind == CFG_REP_MAIL)
+        read_mail_reporter(L, idx, rep, file, line);
     else
         read_github(L, idx, rep, file, line);
     lua_getfield(L, idx, "name");
@@ -436,7 +603,8 @@ void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path,
             cfg_error(L, path, key_line,
                       "services[%lld] is not a reporter (bbm.reporters.github_status_push{...}, "
                       "bbm.reporters.http_status_push{...}, "
-                      "bbm.reporters.github_comment_push{...}, bbm.reporters.irc{...})",
+                      "bbm.reporters.github_comment_push{...}, bbm.reporters.irc{...}, "
+                      "bbm.reporters.mail_notifier{...})",
                       (long long)i);
         lua_pop(L, 1);
     }
@@ -456,6 +624,9 @@ void cfg_free_reporters(struct cfg *cfg)
                     free(lists[k][m]);
                 free(lists[k]);
             }
+            for (size_t m = 0; m < g->n_log_names; m++)
+                free(g->log_names[m]);
+            free(g->log_names);
             for (size_t m = 0; m < g->n_mode_names; m++)
                 free(g->mode_names[m]);
             free(g->mode_names);
@@ -469,6 +640,7 @@ void cfg_free_reporters(struct cfg *cfg)
         for (size_t j = 0; r->headers != NULL && r->headers[j] != NULL; j++)
             free(r->headers[j]);
         free(r->headers);
+        free_mail(r->mail);
         free(r->name);
         free(r->token);
         free(r->base_url);

@@ -9,6 +9,7 @@
 #include "reporters/reporters.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -179,4 +180,232 @@ const char *rep_results_style(int results)
     default: /* RETRY, SKIPPED, CANCELLED */
         return "color: #4af;";
     }
+}
+
+/* ------------------------------------------------------------ mail */
+
+static void base64_lines(struct buf *out, const char *s, size_t len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t col = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned char a = (unsigned char)s[i], b = i + 1 < len ? (unsigned char)s[i + 1] : 0,
+                      c = i + 2 < len ? (unsigned char)s[i + 2] : 0;
+        char q[4] = {abc[a >> 2], abc[((a & 3) << 4) | (b >> 4)],
+                     i + 1 < len ? abc[((b & 15) << 2) | (c >> 6)] : '=',
+                     i + 2 < len ? abc[c & 63] : '='};
+        buf_add(out, q, 4);
+        col += 4;
+        if (col == 76 && i + 3 < len) { /* Python's email: lines of 76 */
+            buf_addstr(out, "\r\n");
+            col = 0;
+        }
+    }
+    buf_addstr(out, "\r\n");
+}
+
+/* Buildbot's VALID_EMAIL_ADDR over s[0..len): non-space characters, '@', then labels of
+   letters, digits and '-' joined by single dots (at least two), maybe a final dot.  The '@'
+   is the last one that leaves a valid domain (the regular expression backtracks so). */
+static bool addr_valid(const char *s, size_t len)
+{
+    for (size_t at = len; at-- > 1;) {
+        if (s[at] != '@')
+            continue;
+        size_t labels = 0, run = 0, i = at + 1, end = len;
+        bool ok = true;
+        if (end > i && s[end - 1] == '.')
+            end--;
+        for (; i <= end && ok; i++) {
+            if (i == end || s[i] == '.') {
+                ok = run > 0;
+                labels++;
+                run = 0;
+            } else if (isalnum((unsigned char)s[i]) || s[i] == '-')
+                run++;
+            else
+                ok = false;
+        }
+        if (!ok || labels < 2)
+            continue;
+        for (i = 0; i < at && !isspace((unsigned char)s[i]); i++)
+            ;
+        if (i == at)
+            return true;
+    }
+    return false;
+}
+
+bool rep_mail_valid(const char *s)
+{
+    size_t len = strlen(s);
+    if (addr_valid(s, len))
+        return true;
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        len--; /* <addr>\s* */
+    if (len == 0 || s[len - 1] != '>')
+        return false;
+    /* (.+\s+)?<ADDR>: any '<' at the start or after a name and white space */
+    for (const char *lt = s + len - 1; lt-- > s;)
+        if (*lt == '<' && addr_valid(lt + 1, (size_t)(s + len - 1 - (lt + 1))) &&
+            (lt == s || (lt - s >= 2 && isspace((unsigned char)lt[-1]))))
+            return true;
+    return false;
+}
+
+static bool ascii_line(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80 || *s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
+/* A header's text: as it is when ASCII, else RFC 2047 encoded words of base64 UTF-8, each
+   of at most 45 bytes (60 characters encoded, under the 75 allowed), never splitting a
+   character, on folded lines. */
+static void header_text(struct buf *out, const char *s)
+{
+    if (ascii_line(s)) {
+        buf_addstr(out, s);
+        return;
+    }
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        size_t n = len - i < 45 ? len - i : 45;
+        while (n > 1 && i + n < len && ((unsigned char)s[i + n] & 0xC0) == 0x80)
+            n--;
+        struct buf b;
+        buf_init(&b, 0);
+        base64_lines(&b, s + i, n);
+        b.len -= 2; /* the CRLF */
+        b.data[b.len] = '\0';
+        buf_printf(out, "%s=?utf-8?b?%s?=", i > 0 ? "\r\n " : "", b.data);
+        buf_free(&b);
+        i += n;
+    }
+}
+
+char *rep_mail_address(const char *addr)
+{
+    const char *lt = strrchr(addr, '<'), *gt = lt != NULL ? strchr(lt, '>') : NULL;
+    if (lt == NULL || gt == NULL)
+        return xstrdup(addr);
+    const char *e = lt;
+    while (e > addr && e[-1] == ' ')
+        e--;
+    if (e == addr)
+        return xasprintf("%.*s", (int)(gt - lt - 1), lt + 1);
+    const char *name = addr;
+    size_t nlen = (size_t)(e - addr);
+    if (nlen >= 2 && name[0] == '"' && name[nlen - 1] == '"')
+        name++, nlen -= 2;
+    struct buf b;
+    buf_init(&b, 0);
+    char *n = xasprintf("%.*s", (int)nlen, name);
+    buf_addc(&b, '"');
+    header_text(&b, n);
+    buf_printf(&b, "\" <%.*s>", (int)(gt - lt - 1), lt + 1);
+    free(n);
+    return buf_take(&b);
+}
+
+static void address_list(struct buf *out, const char *header, const char *const *list, size_t n)
+{
+    if (n == 0)
+        return;
+    buf_printf(out, "%s: ", header);
+    for (size_t i = 0; i < n; i++) {
+        char *a = rep_mail_address(list[i]);
+        buf_printf(out, "%s%s", i > 0 ? ", " : "", a);
+        free(a);
+    }
+    buf_addstr(out, "\r\n");
+}
+
+/* Content-Disposition's file name: quoted ASCII, or RFC 2231's percent-encoded UTF-8. */
+static void file_name(struct buf *out, const char *name)
+{
+    bool plain = true;
+    for (const char *c = name; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f || *c == '"' || *c == '\\')
+            plain = false;
+    if (plain) {
+        buf_printf(out, "filename=\"%s\"", name);
+        return;
+    }
+    buf_addstr(out, "filename*=utf-8''");
+    for (const unsigned char *c = (const unsigned char *)name; *c != '\0'; c++)
+        if (isalnum(*c) || strchr("!#$&+-.^_`|~", *c) != NULL)
+            buf_addc(out, (char)*c);
+        else
+            buf_printf(out, "%%%02X", *c);
+}
+
+/* MIMEMultipart's parts: the text, then each log as a base64 text/plain attachment. */
+static void parts(struct buf *m, const struct rep_mail_parts *p, const char *body)
+{
+    const char *part = "Content-Type: text/%s; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\n"
+                       "Content-Transfer-Encoding: base64\r\n";
+    buf_printf(m, "--%s\r\n", REP_MAIL_BOUNDARY);
+    buf_printf(m, part, p->html ? "html" : "plain");
+    buf_addstr(m, "\r\n");
+    base64_lines(m, body, strlen(body));
+    for (size_t i = 0; i < p->n_att; i++) {
+        buf_printf(m, "--%s\r\n", REP_MAIL_BOUNDARY);
+        buf_printf(m, part, "plain");
+        buf_addstr(m, "Content-Disposition: attachment; ");
+        file_name(m, p->att[i].name);
+        buf_addstr(m, "\r\n\r\n");
+        base64_lines(m, p->att[i].data, p->att[i].len);
+    }
+    buf_printf(m, "--%s--\r\n", REP_MAIL_BOUNDARY);
+}
+
+char *rep_mail_compose(const struct rep_mail_parts *p, char **cause)
+{
+    if (!ascii_line(p->from) || strchr(p->subject, '\n') != NULL) {
+        *cause = xstrdup(strchr(p->subject, '\n') != NULL ? "Subject cannot contain newlines"
+                                                          : "the From address is not ASCII");
+        return NULL;
+    }
+    struct buf m;
+    buf_init(&m, 0);
+    if (p->n_att > 0)
+        buf_printf(&m,
+                   "Content-Type: multipart/mixed; boundary=\"%s\"\r\nMIME-Version: 1.0\r\n"
+                   "Date: %s\r\nSubject: ",
+                   REP_MAIL_BOUNDARY, p->date);
+    else
+        buf_printf(&m,
+                   "MIME-Version: 1.0\r\nContent-Type: text/%s; charset=\"utf-8\"\r\n"
+                   "Content-Transfer-Encoding: base64\r\nDate: %s\r\nSubject: ",
+                   p->html ? "html" : "plain", p->date);
+    header_text(&m, p->subject);
+    buf_printf(&m, "\r\nFrom: %s\r\n", p->from);
+    for (size_t i = 0; i < p->n_extra; i++) { /* "Name: value", the value maybe RFC 2047 */
+        const char *sep = strstr(p->extra[i], ": ");
+        size_t nlen = sep != NULL ? (size_t)(sep - p->extra[i]) + 2 : strlen(p->extra[i]);
+        buf_add(&m, p->extra[i], nlen);
+        header_text(&m, p->extra[i] + nlen);
+        buf_addstr(&m, "\r\n");
+    }
+    address_list(&m, "To", p->to, p->n_to);
+    address_list(&m, "CC", p->cc, p->n_cc);
+    buf_printf(&m, "Message-ID: %s\r\n\r\n", p->message_id);
+    /* Buildbot's sendMessage: the body ends with a blank line */
+    size_t len = strlen(p->body);
+    char *body = len >= 2 && strcmp(p->body + len - 2, "\n\n") == 0 ? xstrdup(p->body)
+                                                                    : xasprintf("%s\n\n", p->body);
+    if (p->n_att > 0)
+        parts(&m, p, body);
+    else
+        base64_lines(&m, body, strlen(body));
+    free(body);
+    if (m.len > REP_MAIL_MAX) {
+        *cause = xasprintf("the mail is %zu bytes, more than %d", m.len, REP_MAIL_MAX);
+        buf_free(&m);
+        return NULL;
+    }
+    return buf_take(&m);
 }

@@ -43,6 +43,9 @@ struct note {
     int pages;             /* pages of comments read this attempt */
     bool checked;          /* looked for this attempt: not posted yet */
     bool posted;           /* a comment was sent at least once (stored before it goes) */
+    char *from;            /* a mail: the envelope sender (path: its Message-ID, body: the
+                              message, context: the subject) */
+    char *rcpts;           /* a mail: the envelope recipients, a JSON list */
     double created_at;     /* epoch seconds */
     int attempts;
     uint64_t next_at; /* loop ms */
@@ -55,7 +58,9 @@ struct note {
 struct target {
     char *name, *token, *base_url;
     char **headers; /* HttpStatusPush's, NULL-terminated */
-    int kind;       /* enum cfg_rep_kind */
+    int kind;       /* enum cfg_rep_kind; a mail reporter's token is its SMTP URL */
+    bool starttls;
+    char *user, *password; /* SMTP AUTH when user is not NULL */
     bool verbose;
 };
 
@@ -94,6 +99,10 @@ static char *note_json(const struct note *n)
         json_object_set_new(o, "kind", json_integer(n->kind));
     if (n->posted)
         json_object_set_new(o, "posted", json_true());
+    if (n->kind == REP_KIND_MAIL) {
+        json_object_set_new(o, "from", json_string(n->from));
+        json_object_set_new(o, "to", json_string(n->rcpts));
+    }
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -125,6 +134,8 @@ static void note_free(struct note *n)
     free(n->context);
     free(n->marker);
     free(n->check_url);
+    free(n->from);
+    free(n->rcpts);
     free(n);
 }
 
@@ -172,7 +183,7 @@ static struct note *note_from_json(const char *name, const char *text)
         json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i, s?i, s?b}", "reporter", &rep, "path",
                     &path, "payload", &body, "state", &state, "context", &context, "created_at",
                     &at, "attempts", &attempts, "kind", &kind, "posted", &posted) == 0 &&
-        kind >= REP_KIND_STATUS && kind <= REP_KIND_COMMENT) {
+        kind >= REP_KIND_STATUS && kind <= REP_KIND_MAIL) {
         n = xcalloc(1, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
         n->reporter = xstrdup(rep);
@@ -189,6 +200,14 @@ static struct note *note_from_json(const char *name, const char *text)
                                          : xasprintf("\n%s", name);
         if (kind == REP_KIND_COMMENT)
             n->marker = rep_comment_marker(name, at);
+        const char *from = NULL, *to = NULL;
+        if (kind == REP_KIND_MAIL && json_unpack(o, "{s:s, s:s}", "from", &from, "to", &to) == 0) {
+            n->from = xstrdup(from);
+            n->rcpts = xstrdup(to);
+        } else if (kind == REP_KIND_MAIL) {
+            note_free(n); /* a mail without its envelope cannot be sent */
+            n = NULL;
+        }
     }
     json_decref(o);
     return n;
@@ -273,6 +292,8 @@ static void free_targets(struct rep *r)
         for (size_t j = 0; r->targets[i].headers != NULL && r->targets[i].headers[j] != NULL; j++)
             free(r->targets[i].headers[j]);
         free(r->targets[i].headers);
+        free(r->targets[i].user);
+        free(r->targets[i].password);
     }
     free(r->targets);
     r->targets = NULL;
@@ -296,6 +317,18 @@ void rep_reconfig(struct rep *r, const struct cfg *cfg)
         r->targets[i].headers = xcalloc(nh + 1, sizeof *r->targets[i].headers);
         for (size_t j = 0; j < nh; j++)
             r->targets[i].headers[j] = xstrdup(c->headers[j]);
+        if (c->kind == CFG_REP_MAIL) {
+            struct target *t = &r->targets[i];
+            free(t->token);
+            t->token = xasprintf("%s://%s:%d", c->mail->use_smtps ? "smtps" : "smtp",
+                                 c->mail->relayhost, c->mail->smtp_port);
+            t->starttls = c->mail->use_tls;
+            const char *u = c->mail->smtp_user, *pw = c->mail->smtp_password;
+            if (u != NULL && pw != NULL && u[0] != '\0' && pw[0] != '\0') { /* Buildbot's useAuth */
+                t->user = xstrdup(u);
+                t->password = xstrdup(pw);
+            }
+        }
     }
     r->n_targets = cfg->n_reporters;
     rep_irc_reconfig(r->irc, cfg);
@@ -319,6 +352,10 @@ static double random01(void)
 
 static void describe(const struct note *n, char *out, size_t size)
 {
+    if (n->kind == REP_KIND_MAIL) {
+        snprintf(out, size, "%s to %s", n->path, n->rcpts);
+        return;
+    }
     if (n->kind != REP_KIND_STATUS) {
         snprintf(out, size, "the message of %s (notification %s)", n->state, n->name);
         return;
@@ -403,6 +440,10 @@ static void retry_later(struct rep *r, struct note *n, const struct http_respons
 
 static void log_delivered(const struct note *n, const struct target *t, const char *where)
 {
+    if (n->kind == REP_KIND_MAIL) {
+        log_info("reporters: %s: sent mail %s", n->reporter, where);
+        return;
+    }
     if (t != NULL && !t->verbose)
         return;
     if (n->kind == REP_KIND_STATUS)
@@ -414,6 +455,10 @@ static void log_delivered(const struct note *n, const struct target *t, const ch
 
 static void log_refused(const struct note *n, const char *where, const char *what)
 {
+    if (n->kind == REP_KIND_MAIL) {
+        log_error("reporters: %s: mail %s refused: %s; not retried", n->reporter, where, what);
+        return;
+    }
     if (n->kind == REP_KIND_STATUS)
         log_error("reporters: %s: failed to update \"%s\" for %s: %s; not retried", n->reporter,
                   n->state, where, what);
@@ -485,8 +530,14 @@ static void answered(void *arg, const struct http_response *resp0)
         snprintf(what, sizeof what, "%s", UTIL_ESC(resp.error != NULL ? resp.error : "no answer"));
     else
         snprintf(what, sizeof what, "http %ld, %s", resp.status, UTIL_ESC(resp.body));
+    if (n->kind == REP_KIND_MAIL && resp.status != 0)
+        snprintf(what, sizeof what, "smtp %ld, %s", resp.status,
+                 UTIL_ESC(resp.error != NULL ? resp.error : ""));
     bool checking = n->check_url != NULL;
-    switch (rep_classify(resp.status, resp.body, resp.retry_after)) {
+    enum rep_outcome o = n->kind == REP_KIND_MAIL
+                             ? rep_classify_smtp(resp.status)
+                             : rep_classify(resp.status, resp.body, resp.retry_after);
+    switch (o) {
     case REP_DELIVERED:
         if (checking) {
             checked_page(r, n, &resp, t, where);
@@ -512,6 +563,27 @@ static void answered(void *arg, const struct http_response *resp0)
         break;
     }
     pump(r);
+}
+
+/* The envelope recipients of a mail note: a NULL-terminated list into `list`. */
+static const char **recipients(json_t *list)
+{
+    size_t n = json_array_size(list);
+    const char **v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_string_value(json_array_get(list, i));
+    return v;
+}
+
+static int send_mail(struct rep *r, struct note *n, const struct target *t, char **cause)
+{
+    json_t *list = json_loads(n->rcpts, 0, NULL);
+    const char **rcpts = recipients(list);
+    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts,
+                       n->body, answered, n, cause);
+    free(rcpts);
+    json_decref(list);
+    return rc;
 }
 
 static char *iso_time(double t)
@@ -575,8 +647,11 @@ static void send_note(struct rep *r, struct note *n, const struct target *t,
     n->lim = lim;
     fly(r, n, true);
     rep_limiter_take(lim, uv_now(r->loop));
-    if (http_request(r->http, method, url, headers, strcmp(method, "GET") == 0 ? NULL : n->body,
-                     answered, n, &cause) < 0) {
+    int rc = n->kind == REP_KIND_MAIL
+                 ? send_mail(r, n, t, &cause)
+                 : http_request(r->http, method, url, headers,
+                                strcmp(method, "GET") == 0 ? NULL : n->body, answered, n, &cause);
+    if (rc < 0) {
         fly(r, n, false);
         lim->in_flight--;
         struct http_response resp = {.error = cause, .retry_after = -1};
@@ -608,14 +683,31 @@ static struct rep_limiter *limiter_of(struct rep *r, const struct target *t)
 static bool queued_behind(const char **busy, size_t *n_busy, const struct note *n,
                           const struct target *t)
 {
-    if (n->kind == REP_KIND_STATUS || t == NULL)
-        return false;
+    if (n->kind == REP_KIND_STATUS || n->kind == REP_KIND_MAIL || t == NULL)
+        return false; /* statuses and mails do not wait for each other */
     for (size_t i = 0; i < *n_busy; i++)
         if (strcmp(busy[i], t->name) == 0)
             return true;
     if (*n_busy < CFG_REPORTERS_MAX)
         busy[(*n_busy)++] = t->name;
     return false;
+}
+
+/* The kind of reporter that sends a kind of notification. */
+static int target_kind(int kind)
+{
+    return kind == REP_KIND_HTTP      ? CFG_REP_HTTP
+           : kind == REP_KIND_COMMENT ? CFG_REP_GITHUB_COMMENT
+           : kind == REP_KIND_MAIL    ? CFG_REP_MAIL
+                                      : CFG_REP_GITHUB_STATUS;
+}
+
+static const char *kind_name(int kind)
+{
+    return kind == REP_KIND_HTTP      ? "HttpStatusPush"
+           : kind == REP_KIND_COMMENT ? "GitHubCommentPush"
+           : kind == REP_KIND_MAIL    ? "mail"
+                                      : "GitHub status";
 }
 
 /* Sends every note that is due and allowed; the timer wakes it for the next one. */
@@ -640,6 +732,13 @@ static void pump(struct rep *r)
             log_error("reporters: '%s' is no longer configured: its notification %s is "
                       "dropped",
                       n->reporter, n->name);
+            forget(r, n);
+            continue;
+        }
+        if (t->kind != target_kind(n->kind)) { /* reconfigured into another kind */
+            log_error("reporters: '%s' is no longer a %s reporter: its notification %s is "
+                      "dropped",
+                      n->reporter, kind_name(n->kind), n->name);
             forget(r, n);
             continue;
         }
@@ -740,6 +839,38 @@ int rep_enqueue_post(struct rep *r, const struct rep_post *p, char **cause)
         return util_cause(cause, "a message that is not valid UTF-8 text");
     }
     if (store(r, n, false, cause) < 0) {
+        note_free(n);
+        return -1;
+    }
+    link_note(r, n);
+    pump(r);
+    return 0;
+}
+
+int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
+{
+    if (r->n >= REP_OUTBOX_MAX)
+        return util_cause(cause, "the outbox holds %d notifications already", REP_OUTBOX_MAX);
+    json_t *list = json_array();
+    for (size_t i = 0; i < m->n_rcpts; i++)
+        json_array_append_new(list, json_string(m->rcpts[i]));
+    struct note *n = xcalloc(1, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%020lld", r->seq++);
+    n->kind = REP_KIND_MAIL;
+    n->reporter = xstrdup(m->reporter);
+    n->path = xstrdup(m->message_id);
+    n->body = xstrdup(m->message);
+    n->state = xstrdup("mail");
+    n->context = xstrdup(m->subject);
+    n->from = xstrdup(m->from);
+    n->rcpts = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    n->key = xasprintf("\n%s", n->name); /* never superseded */
+    n->created_at = util_now();
+    n->next_at = uv_now(r->loop);
+    if (n->rcpts == NULL || store(r, n, false, cause) < 0) {
+        if (n->rcpts == NULL)
+            util_cause(cause, "recipients that are not valid text");
         note_free(n);
         return -1;
     }

@@ -29,6 +29,15 @@ enum rep_outcome rep_classify(long status, const char *body, long retry_after)
     return REP_DROP;
 }
 
+enum rep_outcome rep_classify_smtp(long code)
+{
+    if (code >= 200 && code < 300)
+        return REP_DELIVERED;
+    if (code == 0 || (code >= 400 && code < 500)) /* no answer, a timeout, a transient reply */
+        return REP_RETRY;
+    return REP_DROP; /* 5xx: the server refuses it for good */
+}
+
 uint64_t rep_backoff_ms(int attempts, double r01)
 {
     uint64_t cap = REP_BACKOFF_BASE_MS;

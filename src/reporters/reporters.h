@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+
+#include "util/util.h"
 #include <uv.h>
 
 struct db;
@@ -60,8 +62,9 @@ struct rep_status {
 /* Pages of an issue's comments read, at most, to find a comment already posted. */
 #define REP_COMMENT_PAGES_MAX 10
 
-/* What a notification is: a commit status (rep_enqueue), or a message (rep_enqueue_post). */
-enum rep_kind { REP_KIND_STATUS, REP_KIND_HTTP, REP_KIND_COMMENT };
+/* What a notification is: a commit status (rep_enqueue), a message (rep_enqueue_post) or a
+   mail (rep_enqueue_mail). */
+enum rep_kind { REP_KIND_STATUS, REP_KIND_HTTP, REP_KIND_COMMENT, REP_KIND_MAIL };
 
 /* A message to post: HttpStatusPush's JSON body to serverUrl (?wait=true for a Discord
    webhook), or GitHubCommentPush's comment on an issue. */
@@ -95,6 +98,15 @@ int rep_enqueue(struct rep *r, const struct rep_status *st, char **cause);
  * time, in order.  0, or -1 with *cause.
  */
 int rep_enqueue_post(struct rep *r, const struct rep_post *p, char **cause);
+/* One mail to send through the reporter's SMTP relay. */
+struct rep_mail {
+    const char *reporter, *from, *message_id, *subject;
+    const char *const *rcpts; /* envelope recipients (bare addresses) */
+    size_t n_rcpts;
+    const char *message; /* rep_mail_compose's */
+};
+/* Stores the mail and queues it; 0, or -1 with *cause. */
+int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause);
 /* Notifications stored and not yet delivered. */
 size_t rep_pending(const struct rep *r);
 /* Drops what is in flight (it stays stored) and frees the outbox; NULL is fine. */
@@ -107,6 +119,9 @@ enum rep_outcome {
     REP_RETRY,     /* connection error, timeout, 5xx, 408, 429, GitHub's 403 rate limits */
     REP_DROP,      /* any other answer: the request itself is wrong */
 };
+/* What an SMTP server's last reply code means: 2xx delivered; none (no connection, a
+   timeout) and 4xx retried; 5xx dropped. */
+enum rep_outcome rep_classify_smtp(long code);
 /* What an answer means (status 0: no answer); `retry_after` is the header's, or -1. */
 enum rep_outcome rep_classify(long status, const char *body, long retry_after);
 /* The wait before attempt `attempts` + 1 (attempts >= 1), `r01` a random number in [0, 1). */
@@ -212,6 +227,35 @@ const char *rep_results_style(int results);
 extern const char rep_default_subject[];
 extern const char rep_default_body_plain[];
 extern const char rep_default_body_html[];
+
+/* A mail as sent (headers and base64 body), at most REP_MAIL_MAX bytes; its attachments
+   hold at most REP_MAIL_LOGS_MAX bytes of logs (before base64). */
+#define REP_MAIL_MAX (5 * 1024 * 1024)
+#define REP_MAIL_LOGS_MAX (2 * 1024 * 1024)
+/* Between the parts of a mail with attachments: base64 and the headers never hold "--". */
+#define REP_MAIL_BOUNDARY "===============bbmaster=="
+struct rep_attachment {
+    char *name; /* "step.log" */
+    char *data;
+    size_t len;
+};
+struct rep_mail_parts {
+    const char *from, *subject, *body;
+    bool html;
+    const char *date;                                 /* RFC 5322 */
+    const char *message_id;                           /* "<...@...>" */
+    const char *const *to, *const *cc, *const *extra; /* extra: "Name: value" (any text) */
+    size_t n_to, n_cc, n_extra;
+    const struct rep_attachment *att; /* logs, as multipart/mixed */
+    size_t n_att;
+};
+/* Buildbot's MailNotifier.createEmail and processRecipients, as text with CRLF line ends;
+   NULL with *cause (a newline in the subject, past REP_MAIL_MAX). */
+char *rep_mail_compose(const struct rep_mail_parts *p, char **cause);
+/* Buildbot's VALID_EMAIL: "a@b.c" or "Name <a@b.c>" (the domain has a dot). */
+bool rep_mail_valid(const char *s);
+/* formatAddress: "Name <a@b>" as "\"Name\" <a@b>" (RFC 2047 when not ASCII), "a@b" as it is. */
+char *rep_mail_address(const char *addr);
 
 /* Bounds of a template's source and of what it renders. */
 #define REP_TMPL_MAX (64 * 1024)

@@ -256,8 +256,22 @@ def test_stop_does_not_wait_for_github(master, workers, github):
 
 
 @pytest.mark.parametrize("service, message", [
+    ('bbm.reporters.telegram_bot{ bot_token = "t" }',
+     "bbm.reporters.telegram_bot (Buildbot's TelegramBot) is not implemented yet"),
     ('bbm.reporters.mail_notifier{ fromaddr = "a@b" }',
-     "bbm.reporters.mail_notifier (Buildbot's MailNotifier) is not implemented yet"),
+     "bbm.reporters.mail_notifier: give generators (Buildbot's default"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", extraRecipients = { "x y" }, '
+     'generators = {} }', "extra recipient x y is not a valid email"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
+     'bbm.reporters.build_start_end_status_generator{} } }',
+     "bbm.reporters.mail_notifier: bbm.reporters.build_start_end_status_generator is not "
+     "implemented for mail yet"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
+     'bbm.reporters.build_status_generator{ add_logs = { 1 } } } }',
+     "bbm.reporters.build_status_generator: 'add_logs' must be true, false or a list of log "
+     "names"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", extraHeaders = { ["X Y"] = "z" }, '
+     'generators = {} }', "extraHeaders must map header names to one-line strings or renderables"),
     ('bbm.reporters.github_status_push{ token = "t", verify = false, generators = {} }',
      "'verify' is not implemented by bbmaster"),
     ('bbm.reporters.github_status_push{ token = "t", startDescription = "x", generators = {} }',
@@ -373,8 +387,8 @@ def test_checkconfig_accepts_what_bbmaster_does_anyway(master):
 
 def test_old_and_orphaned_notifications(master, github):
     """Rows a previous run left: one past the 24 hours that GitHub still fails is a dead
-    letter; one of a reporter no longer configured is dropped; an unreadable one is kept
-    and said so; a fresh one is delivered."""
+    letter; one of a reporter no longer configured is dropped, and a mail of a reporter that
+    is now a GitHub one; an unreadable one is kept and said so; a fresh one is delivered."""
     import sqlite3
     import time
     write_config(master, github.url, free_port())
@@ -397,8 +411,17 @@ def test_old_and_orphaned_notifications(master, github):
     db.executemany("INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)", [
         row("00000000000000000001", "GitHubStatusPush", "a" * 40, 25 * 3600, "buildbot/old"),
         row("00000000000000000002", "Gone", "b" * 40, 60),
-        row("00000000000000000003", "GitHubStatusPush", "c" * 40, 60),
-        (oid, "00000000000000000004", "{not json")])
+        # another context: the scripted 503 goes to the first row's, whichever comes first
+        row("00000000000000000003", "GitHubStatusPush", "c" * 40, 60, "buildbot/gamma"),
+        (oid, "00000000000000000004", "{not json"),
+        (oid, "00000000000000000005", json.dumps({  # a mail of a reporter now GitHub's
+            "reporter": "GitHubStatusPush", "path": "<m@x.org>", "payload": "Subject: s\r\n",
+            "state": "mail", "context": "s", "created_at": time.time(), "attempts": 1,
+            "kind": 3, "from": "bb@x.org", "to": "[\"a@x.org\"]"})),
+        (oid, "00000000000000000006", json.dumps({  # a comment of a reporter now a status one
+            "reporter": "GitHubStatusPush", "path": "/repos/o/r/issues/5/comments",
+            "payload": "{\"body\": \"x\"}", "state": "build 1 finished on o/r#5",
+            "context": "", "created_at": time.time(), "attempts": 1, "kind": 2}))])
     db.commit()
     db.close()
     github.script = [("success", "buildbot/old", 503, {}, {"message": "Unavailable"})]
@@ -411,6 +434,10 @@ def test_old_and_orphaned_notifications(master, github):
     assert master.count(r"'Gone' is no longer configured: its notification "
                         r"00000000000000000002 is dropped") == 1
     assert master.count(r"outbox row '00000000000000000004' cannot be read") == 1
+    assert master.count(r"'GitHubStatusPush' is no longer a mail reporter: its notification "
+                        r"00000000000000000005 is dropped") == 1
+    assert master.count(r"'GitHubStatusPush' is no longer a GitHubCommentPush reporter: its "
+                        r"notification 00000000000000000006 is dropped") == 1
 
 
 STATUS_CONFIG = r'''local bbm = require "bbm"
@@ -472,3 +499,230 @@ def test_build_status_generator(master, workers, github):
             f"    http://bb/#/builders/{bad['builderid']}/builds/{bad['number']}\n\n"
             "Build state: failed 'sh -c ...' (failure)\n")
     assert got[1:] == [(sha2, "default", "failure", body[:140])] * 2
+
+
+MAIL_CONFIG = r'''local bbm = require "bbm"
+local R = bbm.reporters
+return {
+  title = "Mail",
+  buildbotURL = "http://bb/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "gamma", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ name = "check", command = { "sh", "-c",
+        bbm.interpolate("echo checked; exit %%(prop:rc:-0)s") } },
+        bbm.steps.shell{ name = "more", command = { "echo", "more" }, alwaysRun = true } } },
+    bbm.builder{ name = "delta", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ name = "check", command = { "sh", "-c",
+        bbm.interpolate("echo checked; exit %%(prop:rc:-0)s") } },
+        bbm.steps.shell{ name = "big", alwaysRun = true, command = { "sh", "-c",
+          "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 2400000" } },
+        bbm.steps.shell{ name = "more", command = { "echo", "more" }, alwaysRun = true } } },
+  },
+  schedulers = {
+    bbm.schedulers.force{ name = "force", builderNames = { "gamma", "delta" },
+      properties = { bbm.params.string{ name = "rc", default = "0" } } },
+  },
+  services = { %(mail)s },
+}
+'''
+
+
+MAIL_PROBLEM = r'''R.mail_notifier{ fromaddr = "Buildbot <bb@example.org>", relayhost = "127.0.0.1",
+      smtpPort = SMTP_PORT, extraRecipients = { "list@example.org" }, lookup = "example.org",
+      extraHeaders = { ["Reply-To"] = "list@example.org",
+        ["X-Builder"] = bbm.interpolate("%(prop:buildername)s #%(prop:buildnumber)s \u{2620}") },
+      generators = { R.build_status_generator{ mode = "problem",
+        message_formatter = R.message_formatter{ want_steps = true, template =
+          "{{ status_detected }} on {{ buildername }}: {{ summary }}\n"
+          .. "{% for s in build.steps %}{{ s.name }}={{ s.result_name }}\n{% endfor %}" } } } }'''
+
+
+def write_mail_config(master, www, mail):
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(MAIL_CONFIG % {"pb": master.pb_port, "www": www, "mail": mail})
+
+
+class FakeSMTP:
+    """An SMTP server (aiosmtpd) that records each mail (envelope, message, whether the session
+    was encrypted and who logged in); `replies` are answered to DATA before it accepts, as a
+    relay answers when it cannot take the mail now or refuses it; with `tls` (a certificate and key)
+    STARTTLS is required (with `smtps`, TLS from the start), with `login` AUTH is too."""
+
+    def __init__(self, port, replies=(), tls=None, login=None, smtps=False):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        fake = self
+        self.mails = []
+        self.replies = list(replies)
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                if fake.replies:
+                    return fake.replies.pop(0)
+                fake.mails.append((envelope.mail_from, list(envelope.rcpt_tos),
+                                   envelope.content,
+                                   server.transport.get_extra_info("ssl_object") is not None,
+                                   getattr(session.auth_data, "login", None)))
+                return "250 OK"
+
+        def check(server, session, envelope, mechanism, data):
+            return AuthResult(success=(data.login, data.password) == login, auth_data=data)
+
+        kw = {}
+        if tls is not None:
+            import ssl
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*tls)
+            kw.update(ssl_context=ctx) if smtps else kw.update(tls_context=ctx,
+                                                               require_starttls=True)
+        if login is not None:
+            kw.update(authenticator=check, auth_required=True)
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kw)
+
+    def start(self):
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+
+def test_mail_notifier(master, workers):
+    """MailNotifier with BuildStatusGenerator(mode="problem"): the failure after a success is
+    mailed once (not the next failure), with Buildbot's headers, the interested user (the
+    owner) in To and the extra recipient in CC; the SMTP server was down when the build
+    ended, the master stopped, and the next start delivers the stored mail."""
+    import email
+    import email.policy
+
+    www, smtp_port = free_port(), free_port()
+    smtp = FakeSMTP(smtp_port)
+    write_mail_config(master, www, MAIL_PROBLEM.replace("SMTP_PORT", str(smtp_port)))
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    try:
+        built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
+        bad = built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1",
+                               username="Jane Doe <jane@example.org>"))
+        built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1"))
+        # nothing listens yet
+        master.wait_log(r"MailNotifier: <bbmaster.*attempt 1 failed")
+        master.stop()  # the mail stays stored, envelope and all, for the next start
+        assert [json.loads(v)["kind"] for _, v in outbox_rows(master)] == [3]
+        smtp.start()
+        master.start()
+        wait_for(lambda: smtp.mails and not outbox_rows(master), what="the mail delivered")
+    finally:
+        if smtp.controller.server is not None:
+            smtp.stop()
+    assert len(smtp.mails) == 1
+    sender, rcpts, content, encrypted, _ = smtp.mails[0]
+    assert not encrypted  # a relay that offers no STARTTLS
+    assert sender == "bb@example.org"
+    assert sorted(rcpts) == ["jane@example.org", "list@example.org"]
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    assert msg["From"] == "Buildbot <bb@example.org>"
+    to = msg["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in to] == [("Jane Doe", "jane@example.org")]
+    assert msg["CC"] == "list@example.org"
+    assert msg["Reply-To"] == "list@example.org"
+    assert msg["X-Builder"] == f"gamma #{bad['number']} \u2620"  # rendered, RFC 2047
+    assert b"\r\nX-Builder: =?utf-8?b?" in content
+    assert msg["Subject"] == "\u2620 Buildbot (Mail): gamma - failed 'sh -c ...' (failure) " \
+        "((unknown revision))"  # Buildbot's '(%s)' around its '(unknown revision)'
+    assert msg["Message-ID"] == f"<bbmaster.finished.{bad['buildid']}.MailNotifier@example.org>"
+    assert msg["Date"]
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content() == ("new failure on gamma: BUILD FAILED: failed 'sh -c ...' "
+                                 "(failure)\nworker_preparation=success\ncheck=failure\n"
+                                 "more=success\n\n\n")  # + Buildbot's \n\n
+    assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
+
+
+MAIL_FAILING = r'''R.mail_notifier{ fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTP_PORT, useTls = true, smtpUser = "bb", smtpPassword = "s3cret",
+      dumpMailsToLog = true,
+      sendToInterestedUsers = false,
+      extraRecipients = { "z@example.org", "Ann <ann@example.org>", "z@example.org" },
+      generators = { R.build_status_generator{ mode = "failing",
+        add_logs = { "check.stdio", "stdio", "nothing" },
+        message_formatter = R.message_formatter{ subject = "{{ buildername }} failed",
+          template = "{{ summary }}" } } } },
+    R.mail_notifier{ name = "Smtps", fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTPS_PORT, useSmtps = true, extraRecipients = { "s@example.org" },
+      generators = { R.build_status_generator{ mode = "failing", builders = { "delta" } } } }'''
+
+
+def test_mail_starttls_auth_and_refusals(master, workers, tmp_path):
+    """useTls with a relay whose certificate is self-signed (Buildbot's Twisted sender does
+    not verify it either), smtpUser and smtpPassword, sendToInterestedUsers = false (the extra
+    recipients in To, sorted, without repeats); add_logs naming "check.stdio" and every
+    "stdio": the logs attached up to 2 MiB, the one that passes it cut, the later one left
+    out; the relay answers 451 to the first DATA: the mail is sent again later and delivered
+    once; a 550 drops the next mail. A second reporter, useSmtps, to a relay that speaks TLS
+    from the start."""
+    import email
+    import email.policy
+    import subprocess
+
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=relay.example"], check=True,
+                   capture_output=True)
+    www, smtp_port = free_port(), free_port()
+    smtp = FakeSMTP(smtp_port, replies=["451 4.3.0 Try again later"], tls=(cert, key),
+                    login=(b"bb", b"s3cret"))
+    smtps_port = free_port()
+    smtps = FakeSMTP(smtps_port, tls=(cert, key), smtps=True)
+    write_mail_config(master, www, MAIL_FAILING.replace("SMTP_PORT", str(smtp_port))
+                      .replace("SMTPS_PORT", str(smtps_port)))
+    smtp.start()
+    smtps.start()
+    try:
+        master.start()
+        workers("w1", "w1pass", master.pb_port).start()
+        master.wait_log(r"worker 'w1' attached")
+        bad = built(www, force(www, "delta", rc="1"))
+        master.wait_log(r"MailNotifier: <bbmaster\.finished.*smtp 451, "
+                        r"451 4\.3\.0 Try again later; attempt 1 failed")
+        wait_for(lambda: smtp.mails and not outbox_rows(master), what="the mail delivered")
+        smtp.replies = ["550 5.7.1 Not from you"]  # a 5xx: the next mail is dropped
+        built(www, force(www, "gamma", rc="1"))
+        master.wait_log(r"MailNotifier: mail <bbmaster\.finished\.2\.MailNotifier@example\.org> "
+                        r"to .* refused: smtp 550, 550 5\.7\.1 Not from you; not retried")
+        assert not outbox_rows(master)
+    finally:
+        smtp.stop()
+        smtps.stop()
+    # useSmtps: TLS from the first byte, no AUTH without smtpUser; only delta's build
+    assert [(m[1], m[3], m[4]) for m in smtps.mails] == [(["s@example.org"], True, None)]
+    assert smtp.replies == []
+    assert len(smtp.mails) == 1
+    sender, rcpts, content, encrypted, login = smtp.mails[0]
+    assert (sender, sorted(rcpts), encrypted, login) == (
+        "bb@example.org", ["ann@example.org", "z@example.org"], True, b"bb")
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/mixed"
+    text, log, big = msg.iter_parts()
+    assert text.get_content() == "BUILD FAILED: failed 'sh -c ...' (failure)\n\n"
+    assert [p.get_filename() for p in (log, big)] == ["check.stdio", "big.stdio"]
+    assert log.get_content_type() == "text/plain" and log["Content-Transfer-Encoding"] == "base64"
+    lines = log.get_content().splitlines()
+    assert "ochecked" in lines and lines[0].startswith("h") and lines[-1].startswith("h")
+    cut = "\n[bbmaster: the log is cut here: the logs of a mail are at most 2097152 bytes]\n"
+    text = big.get_content()
+    assert text.endswith(cut)
+    assert len(log.get_content().encode()) + len(text.encode()) - len(cut) == 2 * 1024 * 1024
+    assert "o0123456789abcdefghijklmnopqrstuvwxyz\n" in text
+    assert master.count(r"MailNotifier: mail data:.*Subject: delta failed") == 1  # dumpMailsToLog
+    assert master.count(r"log 'more\.stdio' not attached: the mail's logs are at most") == 1
+    assert b'\r\nTo: "Ann" <ann@example.org>, z@example.org\r\n' in content  # formatAddress
+    assert msg["CC"] is None
+    assert msg["Subject"] == "delta failed"
+    assert msg["Message-ID"] == f"<bbmaster.finished.{bad['buildid']}.MailNotifier@example.org>"
+    assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1

@@ -444,7 +444,7 @@ static const struct broken broken[] = {
     {"  services = { bbm.reporters.telegram_bot{ bot_token = 'x' } },\n",
      "{F}:3: bbm.reporters.telegram_bot (Buildbot's TelegramBot) is not implemented yet: bbmaster "
      "reports through bbm.reporters.github_status_push, bbm.reporters.http_status_push, "
-     "bbm.reporters.github_comment_push and bbm.reporters.irc with "
+     "bbm.reporters.github_comment_push, bbm.reporters.irc and bbm.reporters.mail_notifier with "
      "bbm.reporters.build_start_end_status_generator, "
      "bbm.reporters.build_request_generator and "
      "bbm.reporters.build_status_generator\n"},

@@ -203,6 +203,109 @@ static void test_defaults(void **state)
     rep_tmpl_free(t);
 }
 
+static void test_smtp_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(rep_classify_smtp(250), REP_DELIVERED);
+    assert_int_equal(rep_classify_smtp(0), REP_RETRY);   /* no connection, a timeout */
+    assert_int_equal(rep_classify_smtp(421), REP_RETRY); /* service not available */
+    assert_int_equal(rep_classify_smtp(451), REP_RETRY);
+    assert_int_equal(rep_classify_smtp(550), REP_DROP); /* mailbox unavailable */
+    assert_int_equal(rep_classify_smtp(554), REP_DROP);
+}
+
+static void test_mail_compose(void **state)
+{
+    (void)state;
+    const char *to[] = {"Jane Doe <j@x.org>", "k@x.org"}, *extra[] = {"Reply-To: l@x.org"};
+    struct rep_mail_parts p = {.from = "bb@x.org",
+                               .subject = "\xe2\x98\xa0 Buildbot (T): b - failed",
+                               .body = "body\n",
+                               .date = "Fri, 04 Dec 2026 16:00:00 +0000",
+                               .message_id = "<m@x.org>",
+                               .to = to,
+                               .n_to = 1,
+                               .cc = to + 1,
+                               .n_cc = 1,
+                               .extra = extra,
+                               .n_extra = 1};
+    char *cause = NULL;
+    expect(rep_mail_compose(&p, &cause),
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+           "Content-Transfer-Encoding: base64\r\nDate: Fri, 04 Dec 2026 16:00:00 +0000\r\n"
+           "Subject: =?utf-8?b?4pigIEJ1aWxkYm90IChUKTogYiAtIGZhaWxlZA==?=\r\n"
+           "From: bb@x.org\r\nReply-To: l@x.org\r\nTo: \"Jane Doe\" <j@x.org>\r\n"
+           "CC: k@x.org\r\nMessage-ID: <m@x.org>\r\n\r\nYm9keQoKCg==\r\n");
+    p.subject = "two\nlines";
+    assert_null(rep_mail_compose(&p, &cause));
+    assert_string_equal(cause, "Subject cannot contain newlines");
+    free(cause);
+    /* a long subject: encoded words of at most 75 characters, on folded lines */
+    char subject[400] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(subject, "\xc3\xa9x");
+    p.subject = subject;
+    char *m = rep_mail_compose(&p, &cause);
+    assert_non_null(m);
+    const char *subj = strstr(m, "Subject: "), *end = strstr(subj, "\r\nFrom:");
+    for (const char *l = subj + 9; l < end;) {
+        const char *e = strstr(l, "\r\n");
+        assert_true(e - l <= 76);
+        l = e + 3; /* CRLF and the folding space */
+    }
+    free(m);
+    expect(rep_mail_address("J\xc3\xa9 <j@x.org>"), "\"=?utf-8?b?SsOp?=\" <j@x.org>");
+}
+
+static void test_mail_attachments(void **state)
+{
+    (void)state;
+    const char *to[] = {"j@x.org"};
+    struct rep_attachment att[] = {{"test.stdio", "ohi\n", 4}, {"t\xc3\xa9st \"x\".log", "", 0}};
+    struct rep_mail_parts p = {.from = "bb@x.org",
+                               .subject = "s",
+                               .body = "body\n\n",
+                               .html = true,
+                               .date = "D",
+                               .message_id = "<m@x.org>",
+                               .to = to,
+                               .n_to = 1,
+                               .att = att,
+                               .n_att = 2};
+    char *cause = NULL;
+    expect(rep_mail_compose(&p, &cause),
+           "Content-Type: multipart/mixed; boundary=\"===============bbmaster==\"\r\n"
+           "MIME-Version: 1.0\r\nDate: D\r\nSubject: s\r\nFrom: bb@x.org\r\nTo: j@x.org\r\n"
+           "Message-ID: <m@x.org>\r\n\r\n"
+           "--===============bbmaster==\r\n"
+           "Content-Type: text/html; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\nYm9keQoK\r\n"
+           "--===============bbmaster==\r\n"
+           "Content-Type: text/plain; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\n"
+           "Content-Transfer-Encoding: base64\r\n"
+           "Content-Disposition: attachment; filename=\"test.stdio\"\r\n\r\nb2hpCg==\r\n"
+           "--===============bbmaster==\r\n"
+           "Content-Type: text/plain; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\n"
+           "Content-Transfer-Encoding: base64\r\n"
+           "Content-Disposition: attachment; filename*=utf-8''t%C3%A9st%20%22x%22.log\r\n\r\n"
+           "\r\n--===============bbmaster==--\r\n");
+}
+
+static void test_mail_valid(void **state)
+{
+    (void)state; /* Buildbot's VALID_EMAIL */
+    const char *good[] = {"a@b.org",     "a.b+c@d-e.f.g", "a@b.org.",
+                          "<a@b.org>",   "J <a@b.c>",     "Jane Doe <a@b.c>  ",
+                          "x <a<b@c.d>", "a@b@c.org",     "<a@b.c"};
+    const char *bad[] = {"a@b",      "a@localhost", "@b.org",   "a b@c.org", "a@b..org",
+                         "a@b.org ", "J<a@b.c>",    " <a@b.c>", "a@b_c.org", "Jane <a@b>",
+                         "",         "a@.b.org",    "a@b.org.."};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(rep_mail_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(rep_mail_valid(bad[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +315,10 @@ int main(void)
         cmocka_unit_test(test_template),
         cmocka_unit_test(test_template_refused),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_smtp_classify),
+        cmocka_unit_test(test_mail_compose),
+        cmocka_unit_test(test_mail_valid),
+        cmocka_unit_test(test_mail_attachments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
