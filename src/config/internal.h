@@ -27,6 +27,9 @@ struct cfg_errors *cfg_errors_of(lua_State *L);
 void cfg_error(lua_State *L, const char *file, int line, const char *fmt, ...) UTIL_PRINTF(4, 5);
 /* The file and line of the Lua code that called the running C function. */
 void cfg_caller(lua_State *L, char *file, size_t size, int *line);
+/* The string or list of strings at `field` of the table at `idx` as a malloc'd vector of
+ *n copies; NULL when absent or, unless `empty_given`, when no string is in it. */
+char **cfg_string_list(lua_State *L, int idx, const char *field, size_t *n, bool empty_given);
 /* " Did you mean 'X'?" for the nearest of `names` (NULL-terminated), or "". */
 void cfg_suggest(const char *word, const char *const *names, char *out, size_t size);
 

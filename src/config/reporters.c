@@ -78,6 +78,21 @@ static const char *kind_of(lua_State *L, int idx)
     return k; /* the string stays referenced by the table */
 }
 
+/* How many items the list at `list` holds: 1 when it is one bbm object rather than a list. */
+static lua_Integer items_of(lua_State *L, int list)
+{
+    return kind_of(L, list) != NULL ? 1 : luaL_len(L, list);
+}
+
+/* Pushes item `i` of the list at `list` (the object itself when it is not a list). */
+static void push_item(lua_State *L, int list, lua_Integer i)
+{
+    if (kind_of(L, list) != NULL)
+        lua_pushvalue(L, list);
+    else
+        lua_geti(L, list, i);
+}
+
 static void where(lua_State *L, int idx, const char *path, int def_line, char *file, size_t size,
                   int *line)
 {
@@ -106,29 +121,11 @@ static void check_refused(lua_State *L, int idx, const char *kind, const char *f
     }
 }
 
+/* A string or list of strings at field; an empty list given is a vector of none, not
+   NULL: nothing matches it, as in Buildbot. */
 static char **strings(lua_State *L, int idx, const char *field, size_t *n)
 {
-    char **v = NULL;
-    size_t cap = 0;
-    *n = 0;
-    int t = lua_getfield(L, idx, field);
-    if (t == LUA_TSTRING) {
-        v = xgrow(v, &cap, 1, sizeof *v);
-        v[(*n)++] = xstrdup(lua_tostring(L, -1));
-    } else if (t == LUA_TTABLE) {
-        lua_Integer len = luaL_len(L, -1);
-        for (lua_Integer i = 1; i <= len; i++) {
-            if (lua_geti(L, -1, i) == LUA_TSTRING) {
-                v = xgrow(v, &cap, *n + 1, sizeof *v);
-                v[(*n)++] = xstrdup(lua_tostring(L, -1));
-            }
-            lua_pop(L, 1);
-        }
-        if (v == NULL) /* given, empty: nothing matches, as in Buildbot */
-            v = xcalloc(1, sizeof *v);
-    }
-    lua_pop(L, 1);
-    return v;
+    return cfg_string_list(L, idx, field, n, true);
 }
 
 /* A start_formatter or end_formatter: absent, or a bbm.reporters.message_formatter_renderable. */
@@ -348,13 +345,10 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         return;
     }
     int list = lua_gettop(L);
-    lua_Integer n = kind_of(L, list) != NULL ? 1 : luaL_len(L, list);
+    lua_Integer n = items_of(L, list);
     rep->generators = xcalloc(n > 0 ? (size_t)n : 1, sizeof *rep->generators);
     for (lua_Integer i = 1; i <= n; i++) {
-        if (kind_of(L, list) != NULL)
-            lua_pushvalue(L, list);
-        else
-            lua_geti(L, list, i);
+        push_item(L, list, i);
         const char *k = kind_of(L, -1);
         char file[256];
         int line;
@@ -579,7 +573,7 @@ void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path,
         return;
     }
     int list = lua_gettop(L);
-    lua_Integer n = kind_of(L, list) != NULL ? 1 : luaL_len(L, list);
+    lua_Integer n = items_of(L, list);
     if (n > CFG_REPORTERS_MAX) {
         cfg_error(L, path, key_line, "services: more than %d reporters", CFG_REPORTERS_MAX);
         n = CFG_REPORTERS_MAX;
@@ -587,10 +581,7 @@ void cfg_read_services(lua_State *L, struct cfg *cfg, int top, const char *path,
     cfg->reporters = xcalloc(n > 0 ? (size_t)n : 1, sizeof *cfg->reporters);
     cfg->ircs = xcalloc(n > 0 ? (size_t)n : 1, sizeof *cfg->ircs);
     for (lua_Integer i = 1; i <= n; i++) {
-        if (kind_of(L, list) != NULL)
-            lua_pushvalue(L, list);
-        else
-            lua_geti(L, list, i);
+        push_item(L, list, i);
         const char *k = kind_of(L, -1);
         char file[256];
         int line;

@@ -147,8 +147,7 @@ static long opt_int(lua_State *L, int idx, const char *field, long def)
     return v;
 }
 
-/* A string or list of strings at field -> a malloc'd vector. */
-static char **string_list(lua_State *L, int idx, const char *field, size_t *n)
+char **cfg_string_list(lua_State *L, int idx, const char *field, size_t *n, bool empty_given)
 {
     char **v = NULL;
     size_t cap = 0;
@@ -166,9 +165,17 @@ static char **string_list(lua_State *L, int idx, const char *field, size_t *n)
             }
             lua_pop(L, 1);
         }
+        if (v == NULL && empty_given)
+            v = xcalloc(1, sizeof *v);
     }
     lua_pop(L, 1);
     return v;
+}
+
+/* A string or list of strings at field -> a malloc'd vector (NULL for none). */
+static char **string_list(lua_State *L, int idx, const char *field, size_t *n)
+{
+    return cfg_string_list(L, idx, field, n, false);
 }
 
 /*
