@@ -19,8 +19,21 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# below Linux's ephemeral range (32768-60999), so that no client connection made meanwhile
+# can be given the port before the server listens on it
 free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  /usr/bin/python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 32767)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        print(p)
+        break
+'
 }
 
 pg_run() { # DIR PORT
