@@ -138,6 +138,8 @@ const char *pb_str(const struct pb_value *v);
 bool pb_is_str(const struct pb_value *v);
 /* Element i of a list, tuple or set. */
 struct pb_value *pb_item(const struct pb_value *v, size_t i);
+/* The number of elements of a list, tuple or set; 0 for anything else, a dict included
+   (a dict's pairs are in u.list, two items per pair). */
 size_t pb_len(const struct pb_value *v);
 /* A readable rendering for logs: Python-like, strings cut at `max` bytes. */
 void pb_value_repr(struct buf *out, const struct pb_value *v, size_t max);
