@@ -402,7 +402,7 @@ def test_big_push_is_stored_in_slices(master):
         n = 5000
         data, headers = signed(push([commit(i) for i in range(n)]))
         hook = site.pool.submit(site.request, "POST", "/change_hook/github", data, headers)
-        db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"), timeout=60)
         count = lambda: db.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
         wait_for(lambda: count() > 0, what="the first changes stored")
         assert site.force("during the push", "sleepy-a")[0] == 200
