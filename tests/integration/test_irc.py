@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import BBMASTER, free_port, wait_for
 from test_reporters import built, force
 
 NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
@@ -434,14 +434,14 @@ def test_cpython_master_with_irc(tmp_path):
     settings.write_text(example.replace("irc_notice: false", "irc_notice: true") +
                         '\nirc_notify_events: ["better", "sucess"]\n')
     env = dict(os.environ, CI="1", PYBUILDBOT_SETTINGS_PATH=str(settings))
-    r = subprocess.run([os.environ["BBMASTER"], "checkconfig", cpython], capture_output=True,
+    r = subprocess.run([BBMASTER, "checkconfig", cpython], capture_output=True,
                        text=True, env=env, timeout=120)
     # the misspelt event is refused at the line of the call in cpython/master.lua
     assert r.returncode != 0
     assert re.search(r"master\.lua:\d+: bbm\.reporters\.irc: notify_events: \"sucess\" is not "
                      r"an event of Buildbot's", r.stdout + r.stderr), r.stdout + r.stderr
     settings.write_text(example.replace("irc_notice: false", "irc_notice: true"))
-    r = subprocess.run([os.environ["BBMASTER"], "checkconfig", cpython], capture_output=True,
+    r = subprocess.run([BBMASTER, "checkconfig", cpython], capture_output=True,
                        text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
