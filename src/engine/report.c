@@ -227,7 +227,7 @@ static char *message_of(const struct event *ev, const struct cfg_generator *g, l
    with report_new. */
 static bool hears(const struct event *ev, const struct cfg_generator *g)
 {
-    if (g->request != ev->request)
+    if (g->request != ev->request || g->kind == CFG_GEN_MISSING)
         return false;
     return g->kind != CFG_GEN_STATUS || ev->complete || g->report_new;
 }
@@ -671,7 +671,8 @@ static bool any_generator(const struct engine *e, bool request)
 {
     for (size_t i = 0; e->rep != NULL && e->cfg != NULL && i < e->cfg->n_reporters; i++)
         for (size_t j = 0; j < e->cfg->reporters[i].n_generators; j++)
-            if (e->cfg->reporters[i].generators[j].request == request)
+            if (e->cfg->reporters[i].generators[j].request == request &&
+                e->cfg->reporters[i].generators[j].kind != CFG_GEN_MISSING)
                 return true;
     return false;
 }
