@@ -451,6 +451,9 @@ struct engine {
     struct locks *locks;             /* master and worker locks */
     unsigned long cfg_version;       /* counts reconfigs: which maxCount is the newest */
     struct rep *rep;                 /* the reporters' outbox (engine_set_reporters), or NULL */
+    uv_timer_t missing_timer;        /* missing.c: the earliest missing-worker alert due */
+    json_t *presence;                /* missing.c: worker name -> its presence row */
+    long long presence_id;           /* missing.c: their object's id, or -1 */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
@@ -483,6 +486,22 @@ void report_post(struct build *b, const struct cfg_reporter *rc, const struct cf
 /* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled);
+/* report.c, for mails: Python's sorted(set(...)) of v[0..n) in place (the new count); an
+   address's bare form ("a@b" of "Name <a@b>", malloc'd); a Message-ID of `left` at
+   fromaddr's domain (characters other than letters, digits, '.', '-' and '_' written '_';
+   malloc'd); and the Date header's text now. */
+size_t report_sorted_set(const char **v, size_t n);
+char *report_bare(const char *addr);
+char *report_message_id(const char *left, const char *fromaddr);
+void report_mail_date(char *out, size_t size);
+/* missing.c: Buildbot's missing-worker alerts, with each worker's presence kept in
+   object_state (see the file).  missing_init in engine_new; the others as workers attach
+   and detach and as the configuration changes; missing_free in engine_free. */
+void missing_init(struct engine *e);
+void missing_reconfig(struct engine *e);
+void missing_attached(struct engine *e, const char *name);
+void missing_detached(struct engine *e, const char *name);
+void missing_free(struct engine *e);
 /* build.c: the properties a request's build will have before it starts (Buildbot's
    setup_properties_known_before_build_starts and setupBuildProperties without a number),
    for BuildRequestGenerator's partial build `b` (e, cfg, builder, sourcestamps set). */

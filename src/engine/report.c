@@ -477,8 +477,7 @@ static int by_text(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Python's sorted(set(...)): v[0..n) sorted, duplicates dropped; the new count. */
-static size_t sorted_set(const char **v, size_t n)
+size_t report_sorted_set(const char **v, size_t n)
 {
     if (n == 0)
         return 0;
@@ -490,7 +489,7 @@ static size_t sorted_set(const char **v, size_t n)
     return k;
 }
 
-static char *bare(const char *addr)
+char *report_bare(const char *addr)
 {
     const char *lt = strrchr(addr, '<');
     if (lt == NULL)
@@ -498,25 +497,40 @@ static char *bare(const char *addr)
     return xasprintf("%.*s", (int)strcspn(lt + 1, ">"), lt + 1);
 }
 
-/* A Message-ID that every attempt of the event's mail shares:
-   <bbmaster.{new|finished}.{buildid}.{reporter}@{fromaddr's domain}>, characters other than
-   letters, digits, '.', '-' and '_' written '_'. */
-static char *message_id(const struct event *ev, const char *reporter, const char *fromaddr)
+char *report_message_id(const char *left, const char *fromaddr)
 {
     const char *at = strrchr(fromaddr, '@');
     const char *dom = at != NULL ? at + 1 : "localhost";
-    char *left =
-        xasprintf("bbmaster.%s.%lld.%s", ev->complete ? "finished" : "new", ev->b->id, reporter);
+    char *l = xstrdup(left);
     char *right = xasprintf("%.*s", (int)strcspn(dom, ">"), dom);
-    char *parts[] = {left, right};
+    char *parts[] = {l, right};
     for (size_t i = 0; i < UTIL_NELEM(parts); i++)
         for (char *p = parts[i]; *p != '\0'; p++)
             if (!isalnum((unsigned char)*p) && strchr(".-_", *p) == NULL)
                 *p = '_';
-    char *mid = xasprintf("<%s@%s>", left, right[0] != '\0' ? right : "localhost");
-    free(left);
+    char *mid = xasprintf("<%s@%s>", l, right[0] != '\0' ? right : "localhost");
+    free(l);
     free(right);
     return mid;
+}
+
+/* The Message-ID that every attempt of the event's mail shares:
+   <bbmaster.{new|finished}.{buildid}.{reporter}@{fromaddr's domain}>. */
+static char *message_id(const struct event *ev, const char *reporter, const char *fromaddr)
+{
+    char *left =
+        xasprintf("bbmaster.%s.%lld.%s", ev->complete ? "finished" : "new", ev->b->id, reporter);
+    char *mid = report_message_id(left, fromaddr);
+    free(left);
+    return mid;
+}
+
+void report_mail_date(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
 /* processRecipients: To the interested users, CC the extra recipients; To the extra
@@ -533,16 +547,13 @@ static void send_mail(const struct event *ev, const struct cfg_reporter *rc, str
     for (size_t i = 0; i < mc->n_extra_recipients; i++)
         to[nu + i] = mc->extra_recipients[i];
     /* To the users and CC the extras, or To the extras; each sorted, without repeats */
-    size_t n_to = cc ? sorted_set(to, nu) : sorted_set(to, n_all);
-    size_t n_cc = cc ? sorted_set(to + nu, mc->n_extra_recipients) : 0;
+    size_t n_to = cc ? report_sorted_set(to, nu) : report_sorted_set(to, n_all);
+    size_t n_cc = cc ? report_sorted_set(to + nu, mc->n_extra_recipients) : 0;
     if (cc && n_to < nu)
         memmove(to + n_to, to + nu, n_cc * sizeof *to);
     n_all = n_to + n_cc;
     char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    report_mail_date(date, sizeof date);
     char *mid = message_id(ev, rc->name, mc->fromaddr);
     struct rep_mail_parts parts = {.from = mc->fromaddr,
                                    .subject = m->subject != NULL ? m->subject : "",
@@ -561,8 +572,8 @@ static void send_mail(const struct event *ev, const struct cfg_reporter *rc, str
     char *cause = NULL;
     char *text = rep_mail_compose(&parts, &cause);
     for (size_t i = 0; i < n_all; i++)
-        rcpts[i] = bare(to[i]);
-    char *from = bare(mc->fromaddr);
+        rcpts[i] = report_bare(to[i]);
+    char *from = report_bare(mc->fromaddr);
     struct rep_mail mail = {.reporter = rc->name,
                             .from = from,
                             .message_id = mid,
