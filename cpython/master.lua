@@ -353,8 +353,9 @@ c.buildbotURL = settings:str("buildbot_url")
 -- disable sending of 'buildbotNetUsageData' for now, to improve startup time
 c.buildbotNetUsageData = false
 
--- c["services"]: MailNotifier (with the worker-missing mail) is not ported yet (README.md,
--- "Not ported yet"); the list of builders the mail reports on:
+-- c["services"]: MailNotifier's BuildSetStatusGenerator (the problem builds of the stable
+-- builders, in email_formatter.py's template) is not ported yet (README.md, "Not ported
+-- yet"); the list of builders it reports on:
 local _ = { mail_status_builders, stable_pull_request_builders }
 c.services = {
     bbm.reporters.github_status_push {
@@ -380,6 +381,19 @@ local discord_webhook = settings:str("discord_webhook")
 if discord_webhook:match("^https?://") then
     c.services[#c.services + 1] = discord_reporter.DiscordReporter(discord_webhook, {
         builders = github_status_builders,
+    })
+end
+if settings:bool("send_mail") then
+    local status_email = settings:str("status_email")
+    table.insert(c.services, 1, bbm.reporters.mail_notifier {
+        generators = {
+            bbm.reporters.worker_missing_generator { workers = "all" },
+        },
+        fromaddr = settings:str("from_email"),
+        relayhost = settings:str("email_relay_host"),
+        extraRecipients = { status_email },
+        sendToInterestedUsers = false,
+        extraHeaders = { ["Reply-To"] = status_email },
     })
 end
 if settings:bool("irc_notice") then

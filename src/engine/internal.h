@@ -454,6 +454,7 @@ struct engine {
     uv_timer_t missing_timer;        /* missing.c: the earliest missing-worker alert due */
     json_t *presence;                /* missing.c: worker name -> its presence row */
     long long presence_id;           /* missing.c: their object's id, or -1 */
+    double missing_started;          /* missing.c: when this master started (epoch s) */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;

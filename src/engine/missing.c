@@ -22,7 +22,9 @@
  * "connected" rows, whose workers are then taken as not seen since the start.
  *
  * One timer, for the earliest alert due; the timeouts are the configuration's
- * at the time, so a reconfig that changes one moves the alert.
+ * at the time, so a reconfig that changes one moves the alert.  After a start,
+ * a worker away since an earlier run is reported at its last_seen plus
+ * missing_timeout, but not before MISSING_GRACE has let it reconnect.
  */
 #include "engine/internal.h"
 
@@ -35,6 +37,9 @@
 #include "reporters/reporters.h"
 
 #define MISSING_OBJECT "bbmaster", "bbmaster.workers.Presence"
+/* Seconds after a start before a worker away since an earlier run is reported: its time to
+   reconnect. */
+#define MISSING_GRACE 600
 
 /* ------------------------------------------------------------ rows */
 
@@ -152,8 +157,9 @@ static void load(struct engine *e)
 
 static void timer_cb(uv_timer_t *t);
 
-/* When the worker's alert is due (epoch seconds), or -1: attached, told, not configured,
-   or no missing_timeout. */
+/* When the worker's alert is due (epoch seconds): missing_timeout after it went, but not
+   before MISSING_GRACE (or the timeout, if shorter) after this master started; or -1: attached,
+   told, not configured, or no missing_timeout. */
 static double due_at(const struct engine *e, const char *name, const json_t *row)
 {
     const struct cfg_worker *wc = cfg_find_worker(e->cfg, name);
@@ -163,7 +169,12 @@ static double due_at(const struct engine *e, const char *name, const json_t *row
     const json_t *seen = json_object_get(row, "last_seen");
     double from = json_is_number(seen) ? json_number_value(seen)
                                        : json_number_value(json_object_get(row, "since"));
-    return from + wc->missing_timeout;
+    /* workers reconnect after a start (a buildbot-worker tries again at least once a minute): a
+       master that was down for longer than the timeout does not report them all at once */
+    double due = from + wc->missing_timeout;
+    double grace = e->missing_started +
+                   (wc->missing_timeout < MISSING_GRACE ? wc->missing_timeout : MISSING_GRACE);
+    return due > grace ? due : grace;
 }
 
 static void arm(struct engine *e)
@@ -464,6 +475,7 @@ void missing_init(struct engine *e)
 {
     e->presence = json_object();
     e->presence_id = -1;
+    e->missing_started = util_now();
     uv_timer_init(e->loop, &e->missing_timer);
     e->missing_timer.data = e;
     uv_unref((uv_handle_t *)&e->missing_timer);

@@ -171,6 +171,28 @@ def test_auth_as_upstream(tmp_path):
          "usernames": ["zware", "vstinner", "bitdancer", "pitrou", "pablogsal"]}]
 
 
+def test_missing_worker_mail_as_upstream(tmp_path):
+    """send_mail: upstream's MailNotifier with WorkerMissingGenerator(workers='all'), and each
+    worker's notify_on_missing its owner's email (none without one), missing_timeout left at
+    Buildbot's 3600 s."""
+    settings = tmp_path / "settings.yaml"
+    with open(SETTINGS) as f:
+        settings.write_text(f.read().replace("send_mail: false", "send_mail: true"))
+    port = load_port(settings)
+    mail = [s for s in port["services"] if s["kind"] == "reporters.mail_notifier"]
+    assert mail == [{"kind": "reporters.mail_notifier", "fromaddr": "buildbot@example.org",
+                     "relayhost": "mail.example.org",
+                     "extraRecipients": ["buildbot-status@example.org"],
+                     "sendToInterestedUsers": False,
+                     "extraHeaders": {"Reply-To": "buildbot-status@example.org"},
+                     "generators": [{"kind": "reporters.worker_missing_generator",
+                                     "workers": "all"}]}]
+    notify = {w["name"]: w["notify_on_missing"] for w in port["workers"]}
+    assert notify["angelico-debian-amd64"] == ["owner@example.org"]
+    assert notify["bolen-ubuntu"] == {}  # an empty Lua table: nobody
+    assert "missing_timeout" not in port["workers"][0]
+
+
 def test_same_as_upstream():
     port = load_port()
     keys = ("name", "max_builds", "keepalive_interval")
