@@ -28,8 +28,6 @@
  */
 #include "engine/internal.h"
 
-#include <ctype.h>
-#include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,15 +50,13 @@ static int put(struct engine *e, const char *name, const json_t *row, char **cau
     struct db_param p[] = {DB_INT(e->presence_id), DB_TEXT(name)};
     struct db_param q[] = {DB_INT(e->presence_id), DB_TEXT(name), DB_TEXT(text)};
     int rc =
-        db_exec(e->db, "DELETE FROM object_state WHERE objectid = ? AND name = ?", p, 2, cause) <
-                    0 ||
-                db_exec(e->db,
-                        "INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)", q,
-                        3, cause) < 0
-            ? -1
-            : 0;
+        db_exec(e->db, "DELETE FROM object_state WHERE objectid = ? AND name = ?", p, 2, cause);
+    if (rc >= 0)
+        rc =
+            db_exec(e->db, "INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)",
+                    q, 3, cause);
     free(text);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 static void store(struct engine *e, const char *name, const json_t *row)
@@ -115,6 +111,19 @@ static void match_config(struct engine *e)
     }
 }
 
+/* One of the three shapes (see the top of the file). */
+static bool row_valid(const json_t *row)
+{
+    if (!json_is_object(row))
+        return false;
+    if (json_is_true(json_object_get(row, "connected")))
+        return true;
+    const json_t *seen = json_object_get(row, "last_seen");
+    return json_is_boolean(json_object_get(row, "told")) &&
+           (json_is_number(seen) ||
+            (json_is_null(seen) && json_is_number(json_object_get(row, "since"))));
+}
+
 static void load(struct engine *e)
 {
     char *cause = NULL;
@@ -134,7 +143,7 @@ static void load(struct engine *e)
     for (size_t i = 0; i < db_res_rows(r); i++) {
         const char *name = db_res_text(r, i, 0);
         json_t *row = json_loads(db_res_text(r, i, 1), 0, NULL);
-        if (!json_is_object(row)) {
+        if (!row_valid(row)) {
             log_error("workers: presence row '%s' cannot be read; taken as not seen",
                       UTIL_ESC(name));
             json_decref(row);
