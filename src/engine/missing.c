@@ -2,7 +2,8 @@
  * Missing workers: Buildbot's missing_timeout and WorkerMissingGenerator.  A
  * worker that has been away for its missing_timeout is reported once, as a mail
  * to its notify_on_missing addresses from each mail_notifier with a
- * worker_missing_generator that wants it.
+ * worker_missing_generator that wants it, and said by the IRC bots whose
+ * notify_events have "worker" (which also say when it is back).
  *
  * Buildbot keeps this in memory: every master start arms the timer of every
  * worker again and the mail's "last disconnected" time is made up as now minus
@@ -418,8 +419,18 @@ out:
     return rc2 < 0 ? -1 : 0;
 }
 
+/* Buildbot's IRC `worker` event: what the bots that notify it say. */
+static void say_irc(struct engine *e, const char *text)
+{
+    struct rep_irc *ri = e->rep != NULL ? rep_irc_of(e->rep) : NULL;
+    for (size_t i = 0; ri != NULL && i < e->cfg->n_ircs; i++)
+        if (e->cfg->ircs[i].events & REP_IRC_EV_WORKER)
+            rep_irc_say(ri, e->cfg->ircs[i].name, text);
+}
+
 /* The worker's absence is reported: its mails stored and the row marked told, in one
-   transaction.  A failure leaves the row as it was (logged): the next alert tries again. */
+   transaction, then said on IRC.  Should the transaction fail (logged), this run does not try
+   again; the next start, which finds the row not told, does. */
 static void alert(struct engine *e, const char *name, json_t *row)
 {
     const struct cfg_worker *wc = cfg_find_worker(e->cfg, name);
@@ -456,6 +467,10 @@ static void alert(struct engine *e, const char *name, json_t *row)
                   cause);
     }
     json_object_set(e->presence, name, told); /* no second alert from this run */
+    char *line = xasprintf("Worker `%s` is missing. It was seen last on %s.", name,
+                           json_string_value(json_object_get(w, "last_connection")));
+    say_irc(e, line);
+    free(line);
     free(cause);
     json_decref(told);
     json_decref(ctx);
@@ -503,6 +518,12 @@ void missing_reconfig(struct engine *e)
 
 void missing_attached(struct engine *e, const char *name)
 {
+    /* Buildbot's IRC says when a worker it said was missing is back */
+    if (json_is_true(json_object_get(json_object_get(e->presence, name), "told"))) {
+        char *line = xasprintf("Worker `%s` is back online.", name);
+        say_irc(e, line);
+        free(line);
+    }
     json_t *row = json_pack("{s:b, s:f}", "connected", 1, "since", util_now());
     store(e, name, row);
     json_object_set_new(e->presence, name, row);
