@@ -459,14 +459,18 @@ struct engine {
 /* report.c: the reporters' statuses of a build that started (complete false) or
    finished, stored in e->rep's outbox. */
 void report_build(struct build *b, bool complete, const char *state_string);
+/* report.c: the reports of buildset `bsid`, which just completed (BuildSetStatusGenerator);
+   report_buildset_wanted: some reporter has such a generator. */
+void report_buildset(struct engine *e, long long bsid);
+bool report_buildset_wanted(const struct engine *e);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);
 /* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
-   create_context_for_build), the previous build's results (REP_PREV_* or results; -3 with
-   *cause) and the responsible users. */
+   create_context_for_build; `is_buildset` for BuildSetStatusGenerator's), the previous
+   build's results (REP_PREV_* or results; -3 with *cause) and the responsible users. */
 struct cfg_generator;
 json_t *report_context(struct build *b, const struct cfg_generator *g, int prev, const char *state,
-                       bool complete, char **cause);
+                       bool complete, bool is_buildset, char **cause);
 int report_previous_results(struct build *b, char **cause);
 json_t *report_blamelist(struct build *b, char **cause);
 /* reportctx.c: the context's `build` (properties, and steps and logs as `f` wants them). */

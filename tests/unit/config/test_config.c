@@ -446,8 +446,9 @@ static const struct broken broken[] = {
      "reports through bbm.reporters.github_status_push, bbm.reporters.http_status_push, "
      "bbm.reporters.github_comment_push, bbm.reporters.irc and bbm.reporters.mail_notifier with "
      "bbm.reporters.build_start_end_status_generator, "
-     "bbm.reporters.build_request_generator and "
-     "bbm.reporters.build_status_generator\n"},
+     "bbm.reporters.build_request_generator, "
+     "bbm.reporters.build_status_generator and "
+     "bbm.reporters.build_set_status_generator\n"},
     {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
      "{F}:3: bbm.reporters.irc: missing required parameter 'nick'\n"
      "{F}:3: bbm.reporters.irc: missing required parameter 'channels'\n"},

@@ -1,0 +1,42 @@
+/*
+ * What the reporters' parts of the engine share: the event a report is made of (a build
+ * that started or finished, a build request made or cancelled, or one build of a completed
+ * buildset), the generators' filters and BuildStatusGenerator's message, used by report.c
+ * (statuses and the dispatch) and reportmail.c (MailNotifier's mails, of builds and of
+ * buildsets).
+ */
+#ifndef BBM_ENGINE_REPORT_H
+#define BBM_ENGINE_REPORT_H
+
+#include <lua.h>
+#include <stdbool.h>
+
+#include "engine/internal.h"
+
+struct report_event {
+    struct build *b;
+    const char *state; /* the build's state_string */
+    bool request;      /* BuildRequestGenerator's events, else the builds' */
+    bool complete;     /* finished, or cancelled */
+    bool buildset;     /* BuildSetStatusGenerator's: b is one build of a completed buildset */
+    char what[48];     /* "build 12", "build request 7", "buildset 3": for the log */
+    char *url;         /* target_url */
+};
+
+/* is_message_needed_by_props: the generator's builders, tags, schedulers and branches. */
+bool report_wanted(const struct build *b, const struct cfg_generator *g,
+                   const struct cfg_builder *bc);
+/* The generator hears the event (by its kind, and report_new). */
+bool report_hears(const struct report_event *ev, const struct cfg_generator *g);
+/* BuildStatusGenerator's (and BuildSetStatusGenerator's, for one build) report of the event:
+   1 with *body (and *subject when asked; the caller frees both), 0 when its modes do not want
+   the finished build, -1 with *cause.  Leaves L's stack as it found it but for what the
+   caller pops with lua_settop. */
+int report_status_message(const struct report_event *ev, const struct cfg_generator *g,
+                          lua_State *L, char **body, char **subject, char **cause);
+
+/* reportmail.c: MailNotifier's mail of a build event, and of a completed buildset. */
+void report_mail(const struct report_event *ev, const struct cfg_reporter *rc);
+void report_buildset_mail(struct engine *e, long long bsid, const struct cfg_reporter *rc);
+
+#endif
