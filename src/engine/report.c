@@ -174,10 +174,13 @@ int report_status_message(const struct report_event *ev, const struct cfg_genera
     if (g->fmt == NULL || g->fmt->function) { /* a renderable or a function: Buildbot's subject */
         *body = g->fmt == NULL ? render_field(b, L, g->ref, "message_formatter", "", cause)
                                : report_function_body(b, g, ev->state, ev->complete, cause);
+        /* the generator's subject when the formatter gives none: a buildset's names its
+           results and "whole buildset" */
+        int res = ev->buildset ? ev->buildset_results : ev->complete ? b->results : -1;
         if (*body != NULL && subject != NULL)
-            *subject = xasprintf("Buildbot %s in %s on %s",
-                                 rep_result_name(ev->complete ? b->results : -1),
-                                 b->e->cfg->title != NULL ? b->e->cfg->title : "", b->builder);
+            *subject = xasprintf("Buildbot %s in %s on %s", rep_result_name(res),
+                                 b->e->cfg->title != NULL ? b->e->cfg->title : "",
+                                 ev->buildset ? "whole buildset" : b->builder);
         return *body != NULL ? 1 : *cause != NULL ? -1 : 0;
     }
     json_t *ctx = report_context(b, g, prev, ev->state, ev->complete, ev->buildset, cause);

@@ -15,12 +15,13 @@
 
 struct report_event {
     struct build *b;
-    const char *state; /* the build's state_string */
-    bool request;      /* BuildRequestGenerator's events, else the builds' */
-    bool complete;     /* finished, or cancelled */
-    bool buildset;     /* BuildSetStatusGenerator's: b is one build of a completed buildset */
-    char what[48];     /* "build 12", "build request 7", "buildset 3": for the log */
-    char *url;         /* target_url */
+    const char *state;    /* the build's state_string */
+    bool request;         /* BuildRequestGenerator's events, else the builds' */
+    bool complete;        /* finished, or cancelled */
+    bool buildset;        /* BuildSetStatusGenerator's: b is one build of a completed buildset */
+    int buildset_results; /* then the buildset's results */
+    char what[48];        /* "build 12", "build request 7", "buildset 3": for the log */
+    char *url;            /* target_url */
 };
 
 /* is_message_needed_by_props: the generator's builders, tags, schedulers and branches. */

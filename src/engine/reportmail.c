@@ -477,8 +477,12 @@ static int collect_buildset(struct engine *e, long long bsid, struct db_res *r, 
             continue; /* not one of its builders: its properties need not be read */
         struct build b;
         rc2 = load_build(e, r, i, bsid, stamps, &b, cause);
-        struct report_event ev = {
-            .b = &b, .complete = true, .buildset = true, .state = db_res_text(r, i, 5)};
+        struct report_event ev = {.b = &b,
+                                  .complete = true,
+                                  .buildset = true,
+                                  .buildset_results =
+                                      db_res_null(r, i, 7) ? -1 : (int)db_res_int(r, i, 7),
+                                  .state = db_res_text(r, i, 5)};
         snprintf(ev.what, sizeof ev.what, "buildset %lld", bsid);
         if (rc2 == 0)
             rc2 = collect_one(&ev, rc, g, m, cause);
@@ -499,14 +503,15 @@ void report_buildset_mail(struct engine *e, long long bsid, const struct cfg_rep
     json_t *stamps = NULL;
     struct mail_report m;
     mail_init(&m);
-    /* getDetailsForBuildset: the builds of each of its requests, finished ones */
+    /* getDetailsForBuildset: the builds of each of its requests, finished ones, with the
+       buildset's results */
     struct db_res *r =
         db_query(e->db,
                  "SELECT b.id, b.number, b.builderid, bl.name, b.results, b.state_string, "
-                 "b.buildrequestid FROM builds b JOIN buildrequests br ON br.id = "
-                 "b.buildrequestid JOIN builders bl ON bl.id = b.builderid WHERE br.buildsetid = ? "
-                 "AND b.complete_at IS NOT NULL AND b.results IS NOT NULL ORDER BY br.id, b.id "
-                 "LIMIT ?",
+                 "b.buildrequestid, bs.results FROM builds b JOIN buildrequests br ON br.id = "
+                 "b.buildrequestid JOIN builders bl ON bl.id = b.builderid JOIN buildsets bs ON "
+                 "bs.id = br.buildsetid WHERE br.buildsetid = ? AND b.complete_at IS NOT NULL "
+                 "AND b.results IS NOT NULL ORDER BY br.id, b.id LIMIT ?",
                  p, 2, &cause);
     int rc2 = r == NULL ? -1 : 0;
     if (rc2 == 0 && (stamps = requests_sourcestamps(e, bsid, &cause)) == NULL)

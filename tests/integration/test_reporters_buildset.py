@@ -38,6 +38,11 @@ return {
         message_formatter = R.message_formatter{
           template = "{{ status_detected }} on {{ buildername }} (buildset {{ is_buildset }}, "
             .. "#{{ build.number }}, was {{ previous_result_name }})\n\n" } } } },
+    R.mail_notifier{ name = "Gamma", fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTP, extraRecipients = { "gamma@example.org" },
+      generators = { R.build_set_status_generator{ mode = "failing", builders = { "gamma" },
+        message_formatter = R.message_formatter_renderable{
+          template = bbm.interpolate("%(prop:buildername)s failed; ") } } } },
   },
 }
 '''
@@ -65,7 +70,8 @@ def test_buildset_mail(master, workers):
     the bodies joined, the default subject of a buildset, each log attached as
     builder.step.log; buildset 3 fails again (nothing: not new), buildset 4 passes (nothing
     in problem mode); buildset 5, alpha alone, newly fails: its mail is the second, so
-    buildsets 3 and 4, completed before it, sent none."""
+    buildsets 3 and 4, completed before it, sent none.  A second reporter, for gamma alone
+    (mode "failing"), mails buildset 2 with a renderable formatter."""
     www, smtp_port = free_port(), free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(CONFIG.replace("PB", str(master.pb_port)).replace("WWW", str(www))
@@ -81,12 +87,18 @@ def test_buildset_mail(master, workers):
         built(www, force(www, ["alpha", "beta"], rc="1"))
         built(www, force(www, ["alpha", "beta"]))
         bsid5, builds5 = built(www, force(www, ["alpha"], rc="1"))
-        wait_for(lambda: len(smtp.mails) == 2 and not outbox_rows(master),
-                 what="two mails delivered")
+        wait_for(lambda: len(smtp.mails) == 3 and not outbox_rows(master),
+                 what="three mails delivered")
     finally:
         smtp.stop()
     assert [b["results"] for b in builds2] == [2, 2, 2]
-    (sender, rcpts, content, _, _), (_, _, content5, _, _) = smtp.mails
+    [gamma] = [m for m in smtp.mails if m[1] == ["gamma@example.org"]]
+    (sender, rcpts, content, _, _), (_, _, content5, _, _) = [m for m in smtp.mails
+                                                              if m is not gamma]
+    # a formatter without a subject: the generator's, for the whole buildset and its results
+    msg = email.message_from_bytes(gamma[2], policy=email.policy.default)
+    assert msg["Subject"] == "Buildbot failure in Buildsets on whole buildset"
+    assert msg.get_content() == "gamma failed; \n\n"
     assert (sender, rcpts) == ("bb@example.org", ["list@example.org"])
     msg = email.message_from_bytes(content, policy=email.policy.default)
     assert msg["To"] == "list@example.org" and msg["Reply-To"] == "list@example.org"
@@ -111,3 +123,4 @@ def test_buildset_mail(master, workers):
     # one attachment: a mail of one build names its logs step.log, as Buildbot
     assert [p.get_filename() for p in msg5.iter_attachments()] == ["check.stdio"]
     assert master.count(r"MailNotifier: sent mail <bbmaster\.buildset") == 2
+    assert master.count(r"Gamma: sent mail <bbmaster\.buildset") == 1
