@@ -31,8 +31,7 @@ bool report_wanted(const struct build *b, const struct cfg_generator *g,
 bool report_hears(const struct report_event *ev, const struct cfg_generator *g);
 /* BuildStatusGenerator's (and BuildSetStatusGenerator's, for one build) report of the event:
    1 with *body (and *subject when asked; the caller frees both), 0 when its modes do not want
-   the finished build, -1 with *cause.  Leaves L's stack as it found it but for what the
-   caller pops with lua_settop. */
+   the finished build, -1 with *cause.  The caller sets L's stack back (lua_settop). */
 int report_status_message(const struct report_event *ev, const struct cfg_generator *g,
                           lua_State *L, char **body, char **subject, char **cause);
 

@@ -358,7 +358,7 @@ static int add_report(struct build *b, const struct cfg_reporter *rc, const stru
         }
         m->any = true;
         m->n_builds++;
-        if ((g->logs_all || g->n_log_names > 0))
+        if (g->logs_all || g->n_log_names > 0)
             rc2 = attach_logs(b, g, m, cause);
         if (rc2 == 0)
             rc2 = interested(b, rc->mail, m->users, cause);
