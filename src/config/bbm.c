@@ -302,6 +302,15 @@ static const struct param status_gen_params[] = {{"mode", P_STRS, false},
                                                  {"report_new", P_BOOL, false},
                                                  {"message_formatter", P_TABLE, false},
                                                  END};
+static const struct param buildset_gen_params[] = {{"mode", P_STRS, false},
+                                                   {"builders", P_STRS, false},
+                                                   {"tags", P_STRS, false},
+                                                   {"schedulers", P_STRS, false},
+                                                   {"branches", P_STRS, false},
+                                                   {"add_logs", P_ANY, false},
+                                                   {"add_patch", P_ANY, false},
+                                                   {"message_formatter", P_TABLE, false},
+                                                   END};
 /* IRC; allowForce, allowShutdown, authz, useRevisions, lostDelay and failedDelay are listed
    to be refused in config/irc.c. */
 static const struct param irc_params[] = {{"host", P_STR, true},
@@ -876,6 +885,10 @@ static const struct ctor ctors[] = {
      "generator.build_status",
      "bbm.reporters.build_status_generator",
      {status_gen_params}},
+    {"reporters.build_set_status_generator",
+     "generator.build_set_status",
+     "bbm.reporters.build_set_status_generator",
+     {buildset_gen_params}},
     {"reporters.message_formatter",
      "formatter.message",
      "bbm.reporters.message_formatter",
@@ -1208,7 +1221,6 @@ static const char *const unimplemented[][2] = {
     {"reporters.telegram_bot", "TelegramBot"},
     {"reporters.zulip_status_push", "ZulipStatusPush"},
     {"reporters.github_pull_request_reporter", "GitHubPullRequestReporter"},
-    {"reporters.build_set_status_generator", "BuildSetStatusGenerator"},
     {"reporters.build_set_combined_status_generator", "BuildSetCombinedStatusGenerator"},
 };
 
@@ -1226,7 +1238,8 @@ static int unimplemented_ctor(lua_State *L)
               "bbm.reporters.mail_notifier with "
               "bbm.reporters.build_start_end_status_generator, "
               "bbm.reporters.build_request_generator, "
-              "bbm.reporters.build_status_generator and "
+              "bbm.reporters.build_status_generator, "
+              "bbm.reporters.build_set_status_generator and "
               "bbm.reporters.worker_missing_generator",
               u[0], u[1]);
     lua_newtable(L);

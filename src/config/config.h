@@ -155,6 +155,7 @@ enum cfg_gen_kind {
     CFG_GEN_START_END, /* BuildStartEndStatusGenerator */
     CFG_GEN_REQUEST,   /* BuildRequestGenerator ("Build pending.") */
     CFG_GEN_STATUS,    /* BuildStatusGenerator: finished builds by mode, with a formatter */
+    CFG_GEN_BUILDSET,  /* BuildSetStatusGenerator: a completed buildset's builds, as STATUS */
     CFG_GEN_MISSING,   /* WorkerMissingGenerator: a worker away for its missing_timeout */
 };
 /* A MessageFormatter: its templates compiled (bbmaster's template language). */
@@ -171,7 +172,7 @@ struct cfg_formatter {
 struct cfg_generator {
     bool request; /* kind == CFG_GEN_REQUEST */
     enum cfg_gen_kind kind;
-    unsigned modes;    /* CFG_GEN_STATUS: REP_MODE_* bits */
+    unsigned modes;    /* CFG_GEN_STATUS and CFG_GEN_BUILDSET: REP_MODE_* bits */
     char **mode_names; /* as given, for the context's `mode` */
     size_t n_mode_names;
     bool report_new;  /* CFG_GEN_STATUS: also as the build starts */

@@ -3,9 +3,9 @@
  * GitHubStatusPush (bbm.reporters.github_status_push), HttpStatusPush and
  * GitHubCommentPush (reporters_push.c reads what is theirs alone; IRC goes into
  * cfg->ircs by irc.c), with
- * BuildStartEndStatusGenerator, BuildRequestGenerator and BuildStatusGenerator
- * generators (the last with MessageFormatter, whose templates are compiled here,
- * so that an error in one has its FILE:LINE, or MessageFormatterFunction); bbm.c
+ * BuildStartEndStatusGenerator, BuildRequestGenerator, BuildStatusGenerator and
+ * BuildSetStatusGenerator generators (the last two with MessageFormatter, whose templates are
+ * compiled here, so that an error in one has its FILE:LINE, or MessageFormatterFunction); bbm.c
  * refuses the
  * other reporters, generators and formatters by name, and this file the
  * parameters of these that bbmaster does not implement, each at the line of
@@ -42,6 +42,8 @@ static const struct {
     {"generator.build_start_end_status", "add_patch", FALSE_ONLY, "GitHub statuses carry no patch"},
     {"formatter.renderable", "subject", NONE, "GitHub statuses have no subject"},
     {"generator.build_status", "add_patch", FALSE_ONLY,
+     "patch attachments are not implemented yet"},
+    {"generator.build_set_status", "add_patch", FALSE_ONLY,
      "patch attachments are not implemented yet"},
     {"formatter.message", "want_logs_content", FALSE_ONLY,
      "log contents are not loaded for templates yet"},
@@ -219,7 +221,8 @@ static struct cfg_formatter *read_formatter(lua_State *L, int idx, const char *f
 }
 
 /* BuildStatusGenerator's mode: a string (with Buildbot's shortcuts) or a list. */
-static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const char *file, int line)
+static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const char *ctor,
+                       const char *file, int line)
 {
     static const char *const def[] = {"failing", "passing", "warnings"};
     int t = lua_getfield(L, idx, "mode");
@@ -233,15 +236,15 @@ static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const cha
     char *cause = NULL;
     if (rep_modes_parse((const char *const *)g->mode_names, g->n_mode_names, t == LUA_TSTRING,
                         &g->modes, &cause) < 0) {
-        cfg_error(L, file, line, "bbm.reporters.build_status_generator: %s", cause);
+        cfg_error(L, file, line, "%s: %s", ctor, cause);
         free(cause);
     }
 }
 
 /* add_logs: false, true (every log) or a list of log names, "name" or "step.name"
    (Buildbot's should_attach_log). */
-static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const char *file,
-                          int line)
+static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const char *ctor,
+                          const char *file, int line)
 {
     int t = lua_getfield(L, idx, "add_logs");
     bool ok = t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TTABLE;
@@ -255,22 +258,21 @@ static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const 
     g->logs_all = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (!ok)
-        cfg_error(L, file, line,
-                  "bbm.reporters.build_status_generator: 'add_logs' must be true, false or a "
-                  "list of log names");
+        cfg_error(L, file, line, "%s: 'add_logs' must be true, false or a list of log names", ctor);
     if (t == LUA_TTABLE)
         g->log_names = strings(L, idx, "add_logs", &g->n_log_names);
 }
 
-static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
-                                  int line)
+/* BuildStatusGenerator's parameters, and BuildSetStatusGenerator's (the same but report_new,
+   which bbm.c does not let through for it). */
+static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g, const char *ctor,
+                                  const char *file, int line)
 {
-    g->kind = CFG_GEN_STATUS;
-    read_modes(L, idx, g, file, line);
+    read_modes(L, idx, g, ctor, file, line);
     lua_getfield(L, idx, "report_new");
     g->report_new = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    read_add_logs(L, idx, g, file, line);
+    read_add_logs(L, idx, g, ctor, file, line);
     lua_getfield(L, idx, "message_formatter");
     const char *k = kind_of(L, -1);
     if (lua_isnil(L, -1)) {
@@ -290,10 +292,11 @@ static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g
         check_refused(L, lua_gettop(L), k, ffile, fline);
     } else if (k == NULL || strcmp(k, "unimplemented") != 0) {
         cfg_error(L, file, line,
-                  "bbm.reporters.build_status_generator: 'message_formatter' must be a "
+                  "%s: 'message_formatter' must be a "
                   "bbm.reporters.message_formatter{...}, "
                   "bbm.reporters.message_formatter_function{...} or "
-                  "bbm.reporters.message_formatter_renderable{...}");
+                  "bbm.reporters.message_formatter_renderable{...}",
+                  ctor);
     }
     lua_pop(L, 1);
 }
@@ -380,8 +383,11 @@ static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const
     g->request = strcmp(kind, "generator.build_request") == 0;
     g->kind = g->request ? CFG_GEN_REQUEST : CFG_GEN_START_END;
     check_refused(L, idx, kind, file, line);
-    if (strcmp(kind, "generator.build_status") == 0) {
-        read_status_generator(L, idx, g, file, line);
+    if (strcmp(kind, "generator.build_status") == 0 ||
+        strcmp(kind, "generator.build_set_status") == 0) {
+        g->kind =
+            strcmp(kind, "generator.build_set_status") == 0 ? CFG_GEN_BUILDSET : CFG_GEN_STATUS;
+        read_status_generator(L, idx, g, ctor, file, line);
     } else if (g->request) {
         check_formatter(L, idx, ctor, "formatter", file, line);
     } else {
@@ -417,7 +423,16 @@ static bool is_generator(const char *kind)
     return kind != NULL && (strcmp(kind, "generator.build_start_end_status") == 0 ||
                             strcmp(kind, "generator.build_request") == 0 ||
                             strcmp(kind, "generator.build_status") == 0 ||
+                            strcmp(kind, "generator.build_set_status") == 0 ||
                             strcmp(kind, "generator.worker_missing") == 0);
+}
+
+/* The generators a mail can be made of. */
+static bool mail_generator(const char *kind)
+{
+    return strcmp(kind, "generator.build_status") == 0 ||
+           strcmp(kind, "generator.build_set_status") == 0 ||
+           strcmp(kind, "generator.worker_missing") == 0;
 }
 
 static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
@@ -439,19 +454,19 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         char file[256];
         int line;
         where(L, lua_gettop(L), rep->file, rep->line, file, sizeof file, &line);
-        bool missing = k != NULL && strcmp(k, "generator.worker_missing") == 0;
-        if (rep->kind == CFG_REP_MAIL && k != NULL && is_generator(k) &&
-            strcmp(k, "generator.build_status") != 0 && !missing)
+        if (rep->kind == CFG_REP_MAIL && is_generator(k) && !mail_generator(k))
             cfg_error(L, file, line,
                       "bbm.reporters.mail_notifier: %s is not implemented for mail yet (give "
-                      "bbm.reporters.build_status_generator or "
+                      "bbm.reporters.build_status_generator, "
+                      "bbm.reporters.build_set_status_generator or "
                       "bbm.reporters.worker_missing_generator)",
                       cfg_kind_display(k));
-        else if (rep->kind != CFG_REP_MAIL && missing)
+        else if (rep->kind != CFG_REP_MAIL && is_generator(k) &&
+                 (strcmp(k, "generator.build_set_status") == 0 ||
+                  strcmp(k, "generator.worker_missing") == 0))
             cfg_error(L, file, line,
-                      "%s: bbm.reporters.worker_missing_generator is not implemented for this "
-                      "reporter (only for bbm.reporters.mail_notifier)",
-                      cfg_kind_display(kind_of(L, idx)));
+                      "%s: %s is only implemented for bbm.reporters.mail_notifier yet",
+                      cfg_kind_display(kind_of(L, idx)), cfg_kind_display(k));
         else if (is_generator(k))
             read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
@@ -459,7 +474,8 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
                       "%s: generators[%lld] is not a "
                       "bbm.reporters.build_start_end_status_generator{...}, "
                       "bbm.reporters.build_request_generator{...}, "
-                      "bbm.reporters.build_status_generator{...} or "
+                      "bbm.reporters.build_status_generator{...}, "
+                      "bbm.reporters.build_set_status_generator{...} or "
                       "bbm.reporters.worker_missing_generator{...}",
                       cfg_kind_display(kind_of(L, idx)), (long long)i);
         lua_pop(L, 1);
@@ -568,7 +584,8 @@ static struct cfg_mail *read_mail(lua_State *L, int idx, const char *file, int l
     if (lua_getfield(L, idx, "generators") == LUA_TNIL)
         cfg_error(L, file, line,
                   "bbm.reporters.mail_notifier: give generators (Buildbot's default, "
-                  "BuildSetStatusGenerator and WorkerMissingGenerator, is not implemented yet)");
+                  "BuildSetStatusGenerator with add_patch=True and WorkerMissingGenerator, "
+                  "needs patch attachments, which are not implemented yet)");
     lua_pop(L, 1);
     return m;
 }

@@ -463,14 +463,18 @@ struct engine {
 /* report.c: the reporters' statuses of a build that started (complete false) or
    finished, stored in e->rep's outbox. */
 void report_build(struct build *b, bool complete, const char *state_string);
+/* report.c: the reports of buildset `bsid`, which just completed (BuildSetStatusGenerator);
+   report_buildset_wanted: some reporter has such a generator. */
+void report_buildset(struct engine *e, long long bsid);
+bool report_buildset_wanted(const struct engine *e);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);
 /* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
-   create_context_for_build), the previous build's results (REP_PREV_* or results; -3 with
-   *cause) and the responsible users. */
+   create_context_for_build; `is_buildset` for BuildSetStatusGenerator's), the previous
+   build's results (REP_PREV_* or results; -3 with *cause) and the responsible users. */
 struct cfg_generator;
 json_t *report_context(struct build *b, const struct cfg_generator *g, int prev, const char *state,
-                       bool complete, char **cause);
+                       bool complete, bool is_buildset, char **cause);
 int report_previous_results(struct build *b, char **cause);
 json_t *report_blamelist(struct build *b, char **cause);
 /* reportctx.c: the context's `build` (properties, and steps and logs as `f` wants them). */
@@ -487,14 +491,6 @@ void report_post(struct build *b, const struct cfg_reporter *rc, const struct cf
 /* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled);
-/* report.c, for mails: Python's sorted(set(...)) of v[0..n) in place (the new count); an
-   address's bare form ("a@b" of "Name <a@b>", malloc'd); a Message-ID of `left` at
-   fromaddr's domain (characters other than letters, digits, '.', '-' and '_' written '_';
-   malloc'd); and the Date header's text now. */
-size_t report_sorted_set(const char **v, size_t n);
-char *report_bare(const char *addr);
-char *report_message_id(const char *left, const char *fromaddr);
-void report_mail_date(char *out, size_t size);
 /* missing.c: Buildbot's missing-worker alerts, with each worker's presence kept in
    object_state (see the file).  missing_init in engine_new; the others as workers attach
    and detach and as the configuration changes; missing_free in engine_free. */

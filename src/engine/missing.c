@@ -27,7 +27,7 @@
  * a worker away since an earlier run is reported at its last_seen plus
  * missing_timeout, but not before MISSING_GRACE has let it reconnect.
  */
-#include "engine/internal.h"
+#include "engine/report.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -375,9 +375,9 @@ static int mail_one(struct engine *e, const struct cfg_reporter *rc, const struc
         n_headers++;
     char date[64];
     report_mail_date(date, sizeof date);
-    char *left = xasprintf("bbmaster.missing.%s.%s.%s", wc->name, id_part, rc->name);
-    mid = report_message_id(left, rc->mail->fromaddr);
-    free(left);
+    char *key = xasprintf("missing.%s.%s", wc->name, id_part);
+    mid = report_message_id(key, rc->name, rc->mail->fromaddr);
+    free(key);
     struct rep_mail_parts parts = {.from = rc->mail->fromaddr,
                                    .subject = subject,
                                    .body = body.data != NULL ? body.data : "",

@@ -447,7 +447,8 @@ static const struct broken broken[] = {
      "bbm.reporters.github_comment_push, bbm.reporters.irc and bbm.reporters.mail_notifier with "
      "bbm.reporters.build_start_end_status_generator, "
      "bbm.reporters.build_request_generator, "
-     "bbm.reporters.build_status_generator and "
+     "bbm.reporters.build_status_generator, "
+     "bbm.reporters.build_set_status_generator and "
      "bbm.reporters.worker_missing_generator\n"},
     {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
      "{F}:3: bbm.reporters.irc: missing required parameter 'nick'\n"
@@ -509,8 +510,8 @@ static const struct broken broken[] = {
      "is a path, 'not' path, or path == \"text\" (or !=)\n"},
     {"  services = { bbm.reporters.github_status_push{ token = 't', generators = {\n"
      "    bbm.reporters.worker_missing_generator{} } } },\n",
-     "{F}:4: bbm.reporters.github_status_push: bbm.reporters.worker_missing_generator is not "
-     "implemented for this reporter (only for bbm.reporters.mail_notifier)\n"},
+     "{F}:4: bbm.reporters.github_status_push: bbm.reporters.worker_missing_generator is only "
+     "implemented for bbm.reporters.mail_notifier yet\n"},
     /* locks: Buildbot's access modes, a lock always taken through an access, one lock a
        name */
     {W B(", locks = { bbm.locks.master{ name = 'x' }:access('bogus') }"),
