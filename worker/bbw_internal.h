@@ -14,6 +14,7 @@
 #define BBW_MAX_BUILDERS 4096
 #define BBW_INFO_MAX (64 * 1024) /* bytes of one info/ file sent to the master */
 #define BBW_SEND_HIGH (4u << 20) /* bytes queued on the socket before a child's output waits */
+#define BBW_PROXY_REPLY_MAX (16 * 1024) /* the longest answer of a proxy to CONNECT */
 
 struct bbw_cmd;
 struct bbw_shell;
@@ -38,6 +39,7 @@ struct bbw {
     size_t nbuilders;
     uv_timer_t retry;
     uv_timer_t keepalive;
+    uv_timer_t connect_timer; /* the endpoint's timeout for a connection attempt */
     uv_signal_t sigterm, sigint;
     uv_signal_t sighup;       /* allow_shutdown = 'signal' */
     uv_timer_t shutdown_poll; /* allow_shutdown = 'file': shutdown.stamp's mtime */
