@@ -110,7 +110,7 @@ void bbw_cmd_release(struct bbw_cmd *c);
 char *bbw_cmd_path(const struct bbw_cmd *c, const char *rel);
 /* The names of the commands implemented, and their version, for worker_commands. */
 extern const char *const bbw_cmd_names[];
-#define BBW_CMD_VERSION "3.1"
+#define BBW_CMD_VERSION "3.3" /* buildbot-worker 4.x's: max_lines, failure_reason */
 
 /* shell.c: runs argv (the first `n` items of the master's command) for c. */
 struct bbw_shell_opts {
@@ -122,6 +122,7 @@ struct bbw_shell_opts {
     bool use_pty;        /* one terminal for stdin, stdout and stderr (all as stdout) */
     long timeout;        /* seconds without output; <= 0: none */
     long max_time;       /* seconds in all; <= 0: none */
+    long max_lines;      /* lines of stdout and stderr sent; < 0: none */
     double sigterm_time; /* < 0: none */
     int interrupt_signal;
     const char *initial_stdin; /* NULL: none */

@@ -259,6 +259,10 @@ static int shell_opts(const struct pb_value *a, struct bbw_shell_opts *o, char *
     o->max_time = v && v->kind == PB_INT     ? (long)v->u.i
                   : v && v->kind == PB_FLOAT ? (long)v->u.f
                                              : 0;
+    v = pb_dict_get(a, "max_lines");
+    o->max_lines = v && v->kind == PB_INT && v->u.i >= 0 ? (long)v->u.i : -1;
+    if (v && v->kind != PB_NONE && o->max_lines < 0)
+        return util_cause(cause, "shell: 'max_lines' must be a number of lines or None");
     v = pb_dict_get(a, "sigtermTime");
     o->sigterm_time = v && v->kind == PB_INT     ? (double)v->u.i
                       : v && v->kind == PB_FLOAT ? v->u.f
