@@ -103,6 +103,7 @@ bench: build
 	/usr/bin/python3 bench/abuse/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/ui/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/release/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/worker/run --bbmaster $(abspath $(BBMASTER))
 
 run: build
 	sh scripts/run-demo.sh $(BBMASTER) .run/master
