@@ -15,9 +15,11 @@
 #include "bbw_internal.h"
 #include "util/util.h"
 
-const char *const bbw_cmd_names[] = {"shell", "uploadFile", "uploadDirectory", "downloadFile",
-                                     "mkdir", "rmdir",      "cpdir",           "stat",
-                                     "glob",  "listdir",    "rmfile",          NULL};
+/* buildbot-worker's registry, in its order (the snake_case names are msgpack's aliases) */
+const char *const bbw_cmd_names[] = {
+    "shell",        "uploadFile",    "upload_file", "uploadDirectory", "upload_directory",
+    "downloadFile", "download_file", "mkdir",       "rmdir",           "cpdir",
+    "stat",         "glob",          "listdir",     "rmfile",          NULL};
 
 static const char *const stream_key[] = {"header", "stdout", "stderr"};
 

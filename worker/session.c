@@ -634,7 +634,8 @@ static struct pb_value *worker_info(struct bbw *w)
     pb_dict_set(d, "numcpus", pb_int(n > 0 ? n : 1));
     pb_dict_set(d, "version", pb_text(BBW_VERSION));
     pb_dict_set(d, "worker_commands", commands_dict());
-    pb_dict_set(d, "delete_leftover_dirs", pb_bool(w->tac->delete_leftover_dirs));
+    /* the tac's value as Python sends it: create-worker writes 0 or 1 */
+    pb_dict_set(d, "delete_leftover_dirs", pb_int(w->tac->delete_leftover_dirs ? 1 : 0));
     return d;
 }
 
