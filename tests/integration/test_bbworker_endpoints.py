@@ -71,7 +71,8 @@ def test_connection_string_over_tcp(master, bbworkers, tmp_path):  # noqa: F811
 
 def test_connection_string_over_tls_with_trust_roots(master, bbworkers, tmp_path):  # noqa: F811
     """tls: with trustRoots: the master's certificate is checked against the directory's
-    *.pem files only (no system store involved), and the name against host=."""
+    *.pem files only (no system store involved), and the name against host=; then
+    use_tls through an HTTP proxy: TLS inside the tunnel, for the master's name."""
     tls = os.path.join(master.dir, "tls")
     make_cert(tls, "localhost")
     roots = tmp_path / "roots"
@@ -89,6 +90,24 @@ def test_connection_string_over_tls_with_trust_roots(master, bbworkers, tmp_path
     w.start()
     master.wait_log(r"worker 'w1' attached")
     assert f"master localhost:{master.pb_port} (TLS)" in w.log()
+    w.kill()
+
+    # use_tls through a proxy: TLS inside the tunnel, the name checked being the master's
+    proxy = Proxy()
+    try:
+        w2 = bbworkers("w1", "pass1", master.pb_port, opts=[
+            "--use-tls", f"--proxy-connection-string=tcp:127.0.0.1:{proxy.server_address[1]}"])
+        with open(os.path.join(w2.dir, "buildbot.tac")) as f:
+            tac = f.read()
+        with open(os.path.join(w2.dir, "buildbot.tac"), "w") as f:
+            f.write(tac.replace("'127.0.0.1'", "'localhost'"))
+        w2.env["SSL_CERT_FILE"] = os.path.join(tls, "cert.pem")
+        w2.start()
+        master.wait_log(r"worker 'w1' attached", count=2)
+        assert proxy.requests == [f"CONNECT localhost:{master.pb_port} HTTP/1.1"]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
 
 
 class Proxy(socketserver.ThreadingTCPServer):
