@@ -112,7 +112,8 @@ def test_connection_string_over_tls_with_trust_roots(master, bbworkers, tmp_path
 
 class Proxy(socketserver.ThreadingTCPServer):
     """An HTTP proxy that knows CONNECT only: records each request's first line, then
-    answers 200 and relays both ways, or answers `refuse` and closes."""
+    answers 200 and relays both ways, or answers `refuse` and closes, or sends an answer
+    that never ends."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -121,6 +122,7 @@ class Proxy(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), ProxyHandler)
         self.requests = []
         self.refuse = None
+        self.endless = False  # an answer whose blank line never comes
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
@@ -136,6 +138,10 @@ class ProxyHandler(socketserver.BaseRequestHandler):
         self.server.requests.append(first)
         if self.server.refuse:
             self.request.sendall(self.server.refuse.encode() + b"\r\n\r\n")
+            return
+        if self.server.endless:
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 20000)
+            self.request.recv(1)  # until the worker gives up
             return
         host, port = first.split(" ")[1].rsplit(":", 1)
         with socket.create_connection((host, int(port))) as up:
@@ -159,7 +165,8 @@ def relay(a, b):
 
 def test_proxy_connection_string(master, bbworkers):  # noqa: F811
     """proxy_connection_string: the worker asks the proxy to CONNECT to the master and
-    speaks PB through the tunnel; a proxy that refuses is logged with its answer."""
+    speaks PB through the tunnel; a proxy that refuses is logged with its answer, one whose
+    answer does not end is dropped at 16 KiB."""
     master.configure({"w1": "p1", "w2": "p2"}, {"b1": ["w1", "w2"]})
     master.start()
     proxy = Proxy()
@@ -179,6 +186,11 @@ def test_proxy_connection_string(master, bbworkers):  # noqa: F811
         assert (f"the proxy 127.0.0.1:{proxy.server_address[1]} refused the tunnel to "
                 f"127.0.0.1:{master.pb_port}: HTTP/1.1 403 Forbidden") in w2.log()
         assert "worker 'w2' attached" not in master.log()
+
+        proxy.refuse, proxy.endless = None, True
+        w3 = bbworkers("w2", "p2", master.pb_port, opts=opts).start()
+        wait_for(lambda: "its answer to CONNECT is longer than 16384 bytes" in w3.log(),
+                 what="the bound on the proxy's answer")
     finally:
         proxy.shutdown()
         proxy.server_close()
