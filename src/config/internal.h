@@ -70,6 +70,9 @@ void cfg_read_http_push(lua_State *L, int idx, struct cfg_reporter *rep, const c
 struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const char *file,
                                                   int line);
 void cfg_push_default_generators(struct cfg_reporter *rep);
+/* A formatter's want_logs_content (the table at `idx`) into f; an error at FILE:LINE. */
+void cfg_read_logs_content(lua_State *L, int idx, struct cfg_formatter *f, const char *file,
+                           int line);
 void cfg_free_reporters(struct cfg *cfg);
 /* irc.c: a bbm.reporters.irc at `idx` into cfg->ircs (room for it is there); freed by
    cfg_free_irc. */

@@ -296,8 +296,8 @@ def test_stop_does_not_wait_for_github(master, workers, github):
      "template language"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_status_generator{ message_formatter = '
-     'bbm.reporters.message_formatter{ want_logs_content = true } } } }',
-     "'want_logs_content' is not implemented by bbmaster"),
+     'bbm.reporters.message_formatter{ want_logs_content = 1 } } } }',
+     "want_logs_content must be true, false or a list of log names"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_start_end_status_generator{ builders = { "a" }, tags = { "b" } } } }',
      "specify only builders or tags to include - not both"),

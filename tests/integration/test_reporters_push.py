@@ -325,7 +325,9 @@ def test_github_comment_push(master, workers, fake):
     ('bbm.reporters.http_status_push{ serverUrl = "http://x", generators = { '
      'bbm.reporters.build_status_generator{ message_formatter = '
      'bbm.reporters.message_formatter_function{ ["function"] = print, template_type = "json", '
-     'want_logs_content = true } } } }', "'want_logs_content' is not implemented by bbmaster"),
+     'want_logs_content = print } } } }',
+     "want_logs_content must be true, false or a list of log names (\"name\" or \"step.name\"), "
+     "not a function"),
 ])
 def test_checkconfig_refuses(master, service, message):
     with open(os.path.join(master.dir, "master.lua"), "w") as f:

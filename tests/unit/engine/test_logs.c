@@ -4,7 +4,8 @@
  * letter first on stdio logs, no newline after the last line — with chunks
  * of at most 64 KiB, line numbers that follow on, unfinished lines of each
  * channel kept apart and written at the close, over-long lines cut, and
- * num_lines and complete set on the logs row.
+ * num_lines and complete set on the logs row; and the tail of a log that a formatter's
+ * want_logs_content reads (engine/reportctx.c), cut at whole lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,11 +164,63 @@ static void test_chunks_bounded_and_lines_cut(void **state)
     free(huge);
 }
 
+/* What a formatter's want_logs_content reads: the tail of a log of several chunks, whole
+   lines within the bound, and the number of its first line. */
+static void test_tail_for_formatters(void **state)
+{
+    struct fixture *f = *state;
+    char *cause = NULL;
+    struct steplog *l = steplog_open(&f->e, 1, "stdio", 's', &cause);
+    long long id = l->id;
+    char line[64];
+    for (int i = 0; i < 20000; i++) { /* "line 00000\n"...: 11 bytes, 12 with the letter */
+        snprintf(line, sizeof line, "line %05d\n", i);
+        add(l, 'o', line);
+    }
+    steplog_close(l);
+    assert_true(row_int(f, "SELECT COUNT(*) FROM logchunks WHERE logid = ?", id) >= 3);
+    struct buf out;
+    long long first = -1;
+    /* a bound within a line: the text starts at the next line */
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, id, 12 * 100 + 5, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 12 * 100);
+    assert_int_equal(first, 19900);
+    buf_addc(&out, '\0');
+    assert_memory_equal(out.data, "oline 19900\n", 12);
+    assert_string_equal(out.data + out.len - 1 - 12, "oline 19999\n");
+    buf_free(&out);
+    /* a bound past the first chunk: whole chunks dropped, the lines still counted */
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, id, 12 * 15000, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 12 * 15000);
+    assert_int_equal(first, 5000);
+    assert_memory_equal(out.data, "oline 05000\n", 12);
+    buf_free(&out);
+    /* room for all of it */
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, id, 1 << 20, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 12 * 20000);
+    assert_int_equal(first, 0);
+    assert_memory_equal(out.data, "oline 00000\n", 12);
+    buf_free(&out);
+    /* a log without chunks */
+    l = steplog_open(&f->e, 1, "empty", 't', &cause);
+    long long empty = l->id;
+    steplog_close(l);
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, empty, 100, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(first, 0);
+    buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pieces_and_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_bounded_and_lines_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_for_formatters, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
