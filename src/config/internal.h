@@ -34,8 +34,9 @@ char **cfg_string_list(lua_State *L, int idx, const char *field, size_t *n, bool
 void cfg_suggest(const char *word, const char *const *names, char *out, size_t size);
 
 /* lua.c: adds `instructions` to what the running call (or the load) has spent, for work C
-   code does on its behalf (bbm.re's matching); true when that spends its budget, and the
-   next Lua instruction then raises the budget's error. */
+   code does on its behalf (bbm.re's matching); true when that spends its budget within a
+   protected call (the load, cfg_lua_call), and the next Lua instruction then raises the
+   budget's error. */
 bool cfg_lua_charge(lua_State *L, size_t instructions);
 /* luare.c: pushes the bbm.re table (Python's `re` over PCRE2). */
 void cfg_push_re(lua_State *L);

@@ -78,7 +78,8 @@ static int pat_gc(lua_State *L)
     return 0;
 }
 
-/* Python's `\Z` (the end of the string) is PCRE2's `\z`; everything else is left as it is. */
+/* Python's `\Z` (the end of the string) is PCRE2's `\z`, and Python's `\v` (a vertical tab)
+   PCRE2's `\x0b` (PCRE2's `\v` is any vertical space); everything else is left as it is. */
 static void translate(lua_State *L, const char *src, size_t len)
 {
     luaL_Buffer b;
@@ -87,7 +88,10 @@ static void translate(lua_State *L, const char *src, size_t len)
         luaL_addchar(&b, src[i]);
         if (src[i] == '\\' && i + 1 < len) {
             i++;
-            luaL_addchar(&b, src[i] == 'Z' ? 'z' : src[i]);
+            if (src[i] == 'v')
+                luaL_addstring(&b, "x0b");
+            else
+                luaL_addchar(&b, src[i] == 'Z' ? 'z' : src[i]);
         }
     }
     luaL_pushresult(&b);
@@ -585,6 +589,7 @@ static int sub(lua_State *L, int pidx, int ridx, int sidx, int cidx)
         lua_pushvalue(L, ridx);
         push_match(&sc, pidx, sidx);
         lua_call(L, 1, 1);
+        sc.t0 = now_ns(); /* the function's own instructions are counted by the hook */
         if (!lua_isstring(L, -1))
             luaL_error(L, "bbm.re.sub: the function returned a %s, not a string",
                        luaL_typename(L, -1));
