@@ -71,65 +71,78 @@ static bool content_wanted(const struct cfg_formatter *f, const char *step, cons
     return false;
 }
 
-/*
- * The last `room` bytes (at most) of log `logid` as Buildbot's logs/N/contents gives them
- * (stdio lines keep their stream letter), whole lines from `*firstline` on: chunks are read
- * from the end, a few at a time, until they hold `room` bytes, and the text is cut at the
- * first line that starts within the bound.
- */
-int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
-                    long long *firstline, char **cause)
+/* The log's chunks from its end (decompressed; newest first), read a few at a time until
+   they hold `room` bytes or the log is read. */
+struct tail {
+    struct buf *chunks;
+    long long *firsts; /* each chunk's first line */
+    size_t n, cap, cap_firsts, total;
+};
+
+static int read_tail(struct db *db, long long logid, size_t room, struct tail *t, char **cause)
 {
-    struct buf *chunks = NULL; /* newest first */
-    long long *firsts = NULL;
-    size_t n = 0, cap = 0, cap2 = 0, total = 0;
     long long before = INT32_MAX; /* Buildbot's line numbers are 32-bit */
-    int rc = 0;
-    for (bool more = true; more && total < room;) {
+    for (bool more = true; more && t->total < room;) {
         struct db_param p[] = {DB_INT(logid), DB_INT(before)};
         struct db_res *r = db_query_binary(db,
                                            "SELECT first_line, compressed, content FROM logchunks "
                                            "WHERE logid = ? AND first_line < ? "
                                            "ORDER BY first_line DESC LIMIT 8",
                                            p, 2, cause);
-        if (r == NULL) {
-            rc = -1;
-            break;
-        }
+        if (r == NULL)
+            return -1;
         more = db_res_rows(r) == 8;
-        for (size_t i = 0; i < db_res_rows(r) && rc == 0 && total < room; i++) {
-            chunks = xgrow(chunks, &cap, n + 1, sizeof *chunks);
-            firsts = xgrow(firsts, &cap2, n + 1, sizeof *firsts);
-            buf_init(&chunks[n], 0);
+        for (size_t i = 0; i < db_res_rows(r) && t->total < room; i++) {
+            t->chunks = xgrow(t->chunks, &t->cap, t->n + 1, sizeof *t->chunks);
+            t->firsts = xgrow(t->firsts, &t->cap_firsts, t->n + 1, sizeof *t->firsts);
+            struct buf *c = &t->chunks[t->n++];
+            buf_init(c, 0);
             size_t len;
             const unsigned char *data = db_res_blob(r, i, 2, &len);
-            rc = db_chunk_decode((int)db_res_int(r, i, 1), data, len, &chunks[n], cause);
-            if (rc == 0 && chunks[n].len > 0 && chunks[n].data[chunks[n].len - 1] != '\n')
-                buf_addc(&chunks[n], '\n');
-            firsts[n] = before = db_res_int(r, i, 0);
-            total += chunks[n++].len;
+            if (db_chunk_decode((int)db_res_int(r, i, 1), data, len, c, cause) < 0) {
+                db_res_free(r);
+                return -1;
+            }
+            if (c->len > 0 && c->data[c->len - 1] != '\n')
+                buf_addc(c, '\n'); /* the log's last line */
+            t->firsts[t->n - 1] = before = db_res_int(r, i, 0);
+            t->total += c->len;
         }
         db_res_free(r);
-        if (rc < 0)
-            break;
     }
-    *firstline = n > 0 ? firsts[n - 1] : 0;
-    for (size_t i = n; i-- > 0 && rc == 0;) {
-        const char *d = chunks[i].data;
-        size_t len = chunks[i].len, skip = 0;
-        if (total > room) { /* this chunk starts before the bound: drop whole lines */
-            size_t excess = total - room;
+    return 0;
+}
+
+/*
+ * The last `room` bytes (at most) of log `logid` as Buildbot's logs/N/contents gives them
+ * (stdio lines keep their stream letter), whole lines from `*firstline` on: the chunks from
+ * the end that hold `room` bytes, cut at the first line that starts within the bound.
+ */
+int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
+                    long long *firstline, char **cause)
+{
+    struct tail t = {0};
+    int rc = read_tail(db, logid, room, &t, cause);
+    long long first = t.n > 0 ? t.firsts[t.n - 1] : 0;
+    for (size_t i = t.n; i-- > 0 && rc == 0;) {
+        const char *d = t.chunks[i].data;
+        size_t len = t.chunks[i].len, skip = 0;
+        if (t.total > room) { /* this chunk starts before the bound: drop whole lines */
+            size_t excess = t.total - room;
             for (; skip < len && (skip < excess || (skip > 0 && d[skip - 1] != '\n')); skip++)
                 if (d[skip] == '\n')
-                    (*firstline)++;
-            total -= skip;
+                    first++;
+            t.total -= skip;
         }
-        buf_add(out, d + skip, len - skip);
+        if (skip < len)
+            buf_add(out, d + skip, len - skip);
     }
-    for (size_t i = 0; i < n; i++)
-        buf_free(&chunks[i]);
-    free(chunks);
-    free(firsts);
+    for (size_t i = 0; i < t.n; i++)
+        buf_free(&t.chunks[i]);
+    free(t.chunks);
+    free(t.firsts);
+    if (rc == 0)
+        *firstline = first;
     return rc;
 }
 
