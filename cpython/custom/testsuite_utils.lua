@@ -48,13 +48,9 @@ local function splitlines(s)
     return lines
 end
 
--- str.lstrip(chars)
+-- str.lstrip(chars), for chars of letters
 local function lstrip(s, chars)
-    local i = 1
-    while i <= #s and chars:find(s:sub(i, i), 1, true) do
-        i = i + 1
-    end
-    return s:sub(i)
+    return (s:gsub("^[" .. chars .. "]+", ""))
 end
 
 local Logs = {}

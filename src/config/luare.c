@@ -19,7 +19,9 @@
  * a Lua keyword: m["end"](m), or span()) the byte of its last, as
  * string.find gives them; an empty match at i has start i and end i - 1.
  * Python's None (a group that did not take part) is nil, or false inside
- * the lists of split.
+ * the lists of split.  A subject that is not valid UTF-8 (Python's str
+ * always is) is matched with each byte of its invalid sequences taken as
+ * one character that is no letter, digit or space (push_matched).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -105,7 +107,7 @@ static uint32_t compile_options(lua_State *L, int flags)
                    "re.U)",
                    flags);
     /* ALT_CIRCUMFLEX: in MULTILINE, Python's ^ also matches after a newline that ends the string */
-    uint32_t o = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX | PCRE2_ALT_CIRCUMFLEX;
+    uint32_t o = PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_ALT_CIRCUMFLEX;
     if ((flags & RE_A) == 0)
         o |= PCRE2_UCP;
     if (flags & RE_I)
@@ -200,10 +202,10 @@ static pcre2_match_data *new_md(lua_State *L, const struct re_pat *p)
     return b->md;
 }
 
-static uint64_t now_ns(void)
+static uint64_t ns_of(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -212,20 +214,29 @@ static uint64_t now_ns(void)
 struct scan {
     lua_State *L;
     const struct re_pat *p;
-    const char *s;
-    size_t len; /* endpos */
+    const char *s; /* the subject, what results are cut from */
+    const char *m; /* what is matched: the subject, or its copy made valid UTF-8 */
+    size_t len;    /* endpos */
     size_t pos;
     bool last_empty, done;
-    uint64_t t0; /* time not charged yet */
+    uint64_t cpu0;  /* the thread's CPU time charged up to */
+    uint64_t wall0; /* when it was read */
     pcre2_match_data *md;
     const char *op;
 };
 
-static void charge(struct scan *sc)
+/* Charges the CPU time the thread spent since the last charge to the Lua call's budget: at the
+   end of an operation, and within one each time a millisecond has passed (the thread's CPU
+   clock is a system call; the monotonic clock is not). */
+static void charge(struct scan *sc, bool final)
 {
-    uint64_t t = now_ns();
-    size_t insns = (size_t)((t - sc->t0) / RE_NS_PER_INSN);
-    sc->t0 = t;
+    uint64_t wall = ns_of(CLOCK_MONOTONIC);
+    if (!final && wall - sc->wall0 < 1000000)
+        return;
+    sc->wall0 = wall;
+    uint64_t t = ns_of(CLOCK_THREAD_CPUTIME_ID);
+    size_t insns = (size_t)((t - sc->cpu0) / RE_NS_PER_INSN);
+    sc->cpu0 = t;
     if (cfg_lua_charge(sc->L, insns))
         luaL_error(sc->L,
                    "bbm.re.%s: matching ran past the call's budget (a pattern that backtracks "
@@ -252,7 +263,8 @@ static void limit_error(struct scan *sc, int rc)
 /* One attempt at `at` with `opts`: true when it matched (the offsets in sc->md). */
 static bool attempt(struct scan *sc, size_t at, uint32_t opts)
 {
-    int rc = pcre2_match(sc->p->code, (PCRE2_SPTR)sc->s, sc->len, at, opts, sc->md, sc->p->mctx);
+    int rc = pcre2_match(sc->p->code, (PCRE2_SPTR)sc->m, sc->len, at, opts | PCRE2_NO_UTF_CHECK,
+                         sc->md, sc->p->mctx);
     if (rc == PCRE2_ERROR_NOMATCH)
         return false;
     if (rc < 0)
@@ -266,7 +278,7 @@ static bool next_match(struct scan *sc)
     while (!sc->done && sc->pos <= sc->len) {
         bool found =
             attempt(sc, sc->pos, sc->last_empty ? PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED : 0);
-        charge(sc);
+        charge(sc, false);
         if (found) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
             sc->pos = ov[1];
@@ -278,7 +290,7 @@ static bool next_match(struct scan *sc)
         if (sc->pos >= sc->len) /* past an empty match at the end */
             break;
         sc->pos++; /* one character on */
-        while (sc->pos < sc->len && ((unsigned char)sc->s[sc->pos] & 0xC0) == 0x80)
+        while (sc->pos < sc->len && ((unsigned char)sc->m[sc->pos] & 0xC0) == 0x80)
             sc->pos++;
         sc->last_empty = false;
     }
@@ -298,15 +310,80 @@ static void bounds(lua_State *L, int idx, size_t len, size_t *pos, size_t *endpo
     *pos = i < 1 ? 0 : (size_t)(i - 1) > *endpos ? *endpos : (size_t)(i - 1);
 }
 
-/* A scan of the subject at `sidx` by the pattern at `pidx` (both kept on the stack). */
-static void scan_init(struct scan *sc, lua_State *L, int pidx, int sidx, const char *op)
+/* The length of the valid UTF-8 sequence at s[0..n) (as strict as PCRE2: no overlong form,
+   surrogate or code point past U+10FFFF), or 0. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len = c >= 0xC2 && c <= 0xDF   ? 2
+                 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xF0 && c <= 0xF4 ? 4
+                                          : 0;
+    if (len == 0 || len > n)
+        return 0;
+    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/*
+ * What the subject at `sidx` is matched as, pushed: the subject itself when it is valid UTF-8
+ * (checked once here, not at every match: PCRE2's own check covers the rest of the subject at
+ * each call), else a copy of the same length with each byte of an invalid sequence made
+ * U+001A (ASCII's SUBSTITUTE: like Python's U+FFFD, no \w, \d or \s), so that positions
+ * and the text cut from the subject stay the subject's.
+ */
+static const char *push_matched(lua_State *L, int sidx)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, sidx, &n);
+    size_t i = 0, k;
+    while (i < n && (k = utf8_char((const unsigned char *)s + i, n - i)) > 0)
+        i += k;
+    if (i == n) {
+        lua_pushvalue(L, sidx);
+        return s;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, n);
+    memcpy(out, s, n);
+    while (i < n) {
+        k = utf8_char((const unsigned char *)s + i, n - i);
+        if (k == 0)
+            out[i++] = 0x1A;
+        else
+            i += k;
+    }
+    luaL_pushresultsize(&b, n);
+    return lua_tostring(L, -1);
+}
+
+/* A scan of the subject at `sidx` by the pattern at `pidx` (both kept on the stack); `midx`,
+   when not 0, holds what push_matched gave for it. */
+static void scan_init(struct scan *sc, lua_State *L, int pidx, int sidx, int midx, const char *op)
 {
     sc->L = L;
     sc->p = lua_touserdata(L, pidx);
     sc->s = luaL_checklstring(L, sidx, &sc->len);
+    sc->m = midx != 0 ? lua_tostring(L, midx) : push_matched(L, sidx);
     sc->pos = 0;
     sc->last_empty = sc->done = false;
-    sc->t0 = now_ns();
+    sc->wall0 = ns_of(CLOCK_MONOTONIC);
+    sc->cpu0 = ns_of(CLOCK_THREAD_CPUTIME_ID);
     sc->op = op;
     sc->md = new_md(L, sc->p);
 }
@@ -333,11 +410,11 @@ static int one(lua_State *L, int pidx, int sidx, uint32_t opts, const char *op)
     size_t len, pos, endpos;
     luaL_checklstring(L, sidx, &len);
     bounds(L, sidx + 1, len, &pos, &endpos);
-    scan_init(&sc, L, pidx, sidx, op);
+    scan_init(&sc, L, pidx, sidx, 0, op);
     sc.pos = pos;
     sc.len = endpos;
     bool found = attempt(&sc, sc.pos, opts);
-    charge(&sc);
+    charge(&sc, true);
     if (!found) {
         lua_pushnil(L);
         return 1;
@@ -386,7 +463,7 @@ static int findall(lua_State *L, int pidx, int sidx)
     size_t len, pos, endpos;
     luaL_checklstring(L, sidx, &len);
     bounds(L, sidx + 1, len, &pos, &endpos);
-    scan_init(&sc, L, pidx, sidx, "findall");
+    scan_init(&sc, L, pidx, sidx, 0, "findall");
     sc.pos = pos;
     sc.len = endpos;
     lua_newtable(L);
@@ -413,6 +490,7 @@ static int findall(lua_State *L, int pidx, int sidx)
         }
         lua_rawseti(L, -2, ++k);
     }
+    charge(&sc, true);
     return 1;
 }
 
@@ -431,17 +509,20 @@ static int re_findall(lua_State *L)
     return findall(L, 1, 2);
 }
 
-/* finditer's iterator: upvalues pattern, subject, position, last match empty, endpos. */
+/* finditer's iterator: upvalues pattern, subject, position, last match empty, endpos, what
+   is matched. */
 static int iter_next(lua_State *L)
 {
     struct scan sc;
     if (lua_isnil(L, lua_upvalueindex(3)))
         return 0;
-    scan_init(&sc, L, lua_upvalueindex(1), lua_upvalueindex(2), "finditer");
+    scan_init(&sc, L, lua_upvalueindex(1), lua_upvalueindex(2), lua_upvalueindex(6), "finditer");
     sc.pos = (size_t)lua_tointeger(L, lua_upvalueindex(3));
     sc.last_empty = lua_toboolean(L, lua_upvalueindex(4));
     sc.len = (size_t)lua_tointeger(L, lua_upvalueindex(5));
-    if (!next_match(&sc)) {
+    bool found = next_match(&sc);
+    charge(&sc, true);
+    if (!found) {
         lua_pushnil(L);
         lua_replace(L, lua_upvalueindex(3));
         return 0;
@@ -464,7 +545,8 @@ static int finditer(lua_State *L, int pidx, int sidx)
     lua_pushinteger(L, (lua_Integer)pos);
     lua_pushboolean(L, false);
     lua_pushinteger(L, (lua_Integer)endpos);
-    lua_pushcclosure(L, iter_next, 5);
+    push_matched(L, sidx);
+    lua_pushcclosure(L, iter_next, 6);
     return 1;
 }
 
@@ -572,7 +654,7 @@ static int sub(lua_State *L, int pidx, int ridx, int sidx, int cidx)
     size_t tlen = 0;
     const char *t = fn ? NULL : luaL_checklstring(L, ridx, &tlen);
     struct scan sc;
-    scan_init(&sc, L, pidx, sidx, "sub");
+    scan_init(&sc, L, pidx, sidx, 0, "sub");
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     size_t last = 0;
@@ -586,15 +668,18 @@ static int sub(lua_State *L, int pidx, int ridx, int sidx, int cidx)
             expand(L, &b, sc.p, t, tlen, sc.s, ov);
             continue;
         }
+        charge(&sc, true); /* the function's own instructions are the hook's to count */
         lua_pushvalue(L, ridx);
         push_match(&sc, pidx, sidx);
         lua_call(L, 1, 1);
-        sc.t0 = now_ns(); /* the function's own instructions are counted by the hook */
+        sc.wall0 = ns_of(CLOCK_MONOTONIC);
+        sc.cpu0 = ns_of(CLOCK_THREAD_CPUTIME_ID);
         if (!lua_isstring(L, -1))
             luaL_error(L, "bbm.re.sub: the function returned a %s, not a string",
                        luaL_typename(L, -1));
         luaL_addvalue(&b);
     }
+    charge(&sc, true);
     luaL_addlstring(&b, sc.s + last, sc.len - last);
     luaL_pushresult(&b);
     lua_pushinteger(L, n);
@@ -621,7 +706,7 @@ static int split(lua_State *L, int pidx, int sidx, int midx)
 {
     lua_Integer maxsplit = luaL_optinteger(L, midx, 0);
     struct scan sc;
-    scan_init(&sc, L, pidx, sidx, "split");
+    scan_init(&sc, L, pidx, sidx, 0, "split");
     lua_newtable(L);
     lua_Integer k = 0, n = 0;
     size_t last = 0;
@@ -640,6 +725,7 @@ static int split(lua_State *L, int pidx, int sidx, int midx)
         last = ov[1];
         n++;
     }
+    charge(&sc, true);
     lua_pushlstring(L, sc.s + last, sc.len - last);
     lua_rawseti(L, -2, ++k);
     return 1;

@@ -2,7 +2,7 @@
  * Unit tests for bbm.re (src/config/luare.c): test_re.lua, run as a master.lua, checks the
  * module against Python's answers (an assertion that fails is the load's error); then a
  * run-time call that loops over matches ends with the call's budget error rather than
- * running on.
+ * running on, and a scan over a big subject, valid UTF-8 or not, stays within one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,11 +58,30 @@ static void test_matching_is_charged_to_the_call(void **state)
     cfg_free(cfg);
 }
 
+/* A scan over 100,000 lines, valid UTF-8 or not, within one run-time call's budget. */
+static void test_scans_are_linear(void **state)
+{
+    (void)state;
+    struct cfg *cfg = load();
+    lua_State *L = cfg->lua;
+    for (int bad = 0; bad <= 1; bad++) {
+        lua_getglobal(L, "many_lines");
+        lua_pushboolean(L, bad);
+        char *cause = NULL;
+        if (cfg_lua_call(L, 1, 1, &cause) != 0)
+            fail_msg("bad=%d: %s", bad, cause);
+        assert_int_equal(lua_tointeger(L, -1), 100001 + bad + 100000);
+        lua_pop(L, 1);
+    }
+    cfg_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_answers),
         cmocka_unit_test(test_matching_is_charged_to_the_call),
+        cmocka_unit_test(test_scans_are_linear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,14 +57,26 @@ eq(re.search("\\w+", "--été--"):group(), "été", "\\w unicode")
 eq(re.search("\\d", "x٣"):group(), "٣", "\\d unicode")
 eq(re.search("ÉTÉ", "été", re.I):group(), "été", "casefold")
 eq(re.search("\\w+", "--été--", re.A):group(), "t", "ASCII")
--- invalid UTF-8 in the subject is matched, not refused
+-- invalid UTF-8 in the subject is matched, not refused: each byte of a bad sequence is one
+-- character that is no letter, digit or space, and results are cut from the subject
 eq(re.search("b", "a\xffb"):start(), 3, "invalid UTF-8 subject")
+eq(re.search("b", "a\xed\xa0\x80b"):start(), 5, "a surrogate's bytes")
+eq(list(re.findall("\\W", "a\xffé\xc3")), "\xff|\xc3", "bad bytes are \\W")
+eq(re.search("a.b", "a\xffb"):group(), "a\xffb", "a bad byte is one character")
+local bad = 0
+for mm in re.finditer("x*", "\xff\xfe") do
+    bad = bad + 1
+end
+eq(bad, 3, "empty matches step over bad bytes")
 
 -- \Z is the very end; $ also before a final newline
 eq(re.search("a\\Z", "a\n"), nil, "\\Z")
 eq(re.search("a$", "a\n"):group(), "a", "$")
 eq(re.search("^b", "a\nb", re.M):start(), 3, "MULTILINE")
 eq(re.search("a.b", "a\nb"), nil, "dot")
+eq(re.search([[\v]], "\n"), nil, "\\v is a vertical tab only")
+eq(re.search("[\\v]", "x\vy"):start(), 2, "\\v in a class")
+eq(re.search("[\\v]", "x\ny"), nil, "\\v in a class is a vertical tab only")
 eq(re.search("a.b", "a\nb", re.S):group(), "a\nb", "DOTALL")
 eq(re.search([[
     a  # a comment
@@ -128,6 +140,16 @@ eq(list(TRACEBACK:findall("Traceback\nboom\n")), "Traceback\nboom\n", "traceback
 -- a long lazy block, as a big traceback in a test log is, stays within the limits
 local big = "Traceback\n" .. ("  line of a traceback\n"):rep(20000) .. "test_x failed\n"
 eq(#TRACEBACK:findall(big)[1], #big - #"test_x failed\n", "big traceback")
+
+-- a scan over a test log's many lines costs what the lines do, not their square, whether
+-- the log is valid UTF-8 or not (test_re.c calls it with the budget of a run-time call)
+function many_lines(bad)
+    local s = ("0:00:01 load avg: 1.00 [ 1/400] test_x passed\n"):rep(100000)
+    if bad then
+        s = s .. "\xff\n"
+    end
+    return #re.split("\n", s) + #re.findall("^0", s, re.M)
+end
 
 -- the work is charged to the call: a function looping over matches runs out of budget
 function spin()
