@@ -388,6 +388,20 @@ static void scan_init(struct scan *sc, lua_State *L, int pidx, int sidx, int mid
     sc->md = new_md(L, sc->p);
 }
 
+/* Python's pos and endpos count characters; Lua's init and last count bytes and may fall
+   within a character: the scan starts at the next one, and ends before the one cut. */
+static void scan_bounds(struct scan *sc, size_t pos, size_t endpos)
+{
+    const unsigned char *m = (const unsigned char *)sc->m;
+    size_t n = sc->len;
+    while (endpos > 0 && endpos < n && (m[endpos] & 0xC0) == 0x80)
+        endpos--;
+    while (pos < endpos && (m[pos] & 0xC0) == 0x80)
+        pos++;
+    sc->pos = pos < endpos ? pos : endpos;
+    sc->len = endpos;
+}
+
 /* Pushes a Match for the offsets in sc->md: the subject at `sidx`, the pattern at `pidx`. */
 static void push_match(struct scan *sc, int pidx, int sidx)
 {
@@ -411,8 +425,7 @@ static int one(lua_State *L, int pidx, int sidx, uint32_t opts, const char *op)
     luaL_checklstring(L, sidx, &len);
     bounds(L, sidx + 1, len, &pos, &endpos);
     scan_init(&sc, L, pidx, sidx, 0, op);
-    sc.pos = pos;
-    sc.len = endpos;
+    scan_bounds(&sc, pos, endpos);
     bool found = attempt(&sc, sc.pos, opts);
     charge(&sc, true);
     if (!found) {
@@ -464,8 +477,7 @@ static int findall(lua_State *L, int pidx, int sidx)
     luaL_checklstring(L, sidx, &len);
     bounds(L, sidx + 1, len, &pos, &endpos);
     scan_init(&sc, L, pidx, sidx, 0, "findall");
-    sc.pos = pos;
-    sc.len = endpos;
+    scan_bounds(&sc, pos, endpos);
     lua_newtable(L);
     lua_Integer k = 0;
     uint32_t ng = sc.p->ngroups;
@@ -517,9 +529,10 @@ static int iter_next(lua_State *L)
     if (lua_isnil(L, lua_upvalueindex(3)))
         return 0;
     scan_init(&sc, L, lua_upvalueindex(1), lua_upvalueindex(2), lua_upvalueindex(6), "finditer");
-    sc.pos = (size_t)lua_tointeger(L, lua_upvalueindex(3));
+    /* where the last match ended (a character's start), or the init given */
+    scan_bounds(&sc, (size_t)lua_tointeger(L, lua_upvalueindex(3)),
+                (size_t)lua_tointeger(L, lua_upvalueindex(5)));
     sc.last_empty = lua_toboolean(L, lua_upvalueindex(4));
-    sc.len = (size_t)lua_tointeger(L, lua_upvalueindex(5));
     bool found = next_match(&sc);
     charge(&sc, true);
     if (!found) {

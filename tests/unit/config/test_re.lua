@@ -48,6 +48,13 @@ local p = re.compile("o", re.I)
 eq(p:search("fOo", 3):start(), 3, "pos")
 eq(p:search("fOo", 1, 1), nil, "endpos")
 eq(p.pattern, "o", "pattern")
+-- init and last within a character: from the next one, to the one before
+eq(re.compile("."):search("é", 2), nil, "init within a character")
+eq(re.compile("."):search("aé", 1, 2):group(), "a", "last within a character")
+eq(list(re.compile("."):findall("éa", 2)), "a", "findall from within a character")
+local its = {}
+for mm in re.compile("."):finditer("éaé", 2, 4) do its[#its + 1] = mm:group() end
+eq(table.concat(its, ","), "a", "finditer within characters")
 eq(p.flags, 2, "flags")
 eq(re.compile("(a)(?P<x>b)").groups, 2, "groups")
 eq(re.compile("(a)(?P<x>b)").groupindex.x, 2, "groupindex")
