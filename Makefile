@@ -85,7 +85,7 @@ $(FUZZ_BUILD)/build.ninja:
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
-	for t in pb broker config query rpc force github html ws headers junit session digest push irc endpoint; do \
+	for t in pb broker config query rpc force github html ws headers junit session digest push irc endpoint re; do \
 		mkdir -p $(FUZZ_BUILD)/corpus-$$t && \
 		$(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			$(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t || exit 1; \

@@ -6,12 +6,12 @@
     `failing` generator and the message as a MessageFormatterFunction giving upstream's
     JSON payload.  bbmaster adds ?wait=true, trims a content past Discord's 2,000
     characters and retries what Discord does not take (docs/internals/reporters.md).
-    The failing tests come from the test log's content, which bbmaster does not give
-    formatters yet: the block is left out, as upstream leaves it out for a build without
-    failing tests (README.md, "Not ported yet"). ]]
+    The failing tests come from the logs' content (want_logs_content, as upstream's
+    getDetailsForBuild(..., want_logs_content=True)), read by custom/testsuite_utils.lua. ]]
 local bbm = require "bbm"
 local builders = require "custom.builders"
 local pr_reporter = require "custom.pr_reporter"
+local testsuite_utils = require "custom.testsuite_utils"
 
 local MESSAGE = [[
 :warning: **Buildbot failure** :warning:
@@ -27,6 +27,7 @@ local function payload(ctx)
         return nil
     end
     local build = ctx.build
+    local logs = testsuite_utils.get_logs_and_tracebacks_from_build(build)
     local message = pr_reporter.format(MESSAGE, {
         buildername = build.builder.name,
         tier = builders.get_tier_from_tags(build.builder.tags),
@@ -34,6 +35,10 @@ local function payload(ctx)
         sha = change.revision,
         sha12 = change.revision:sub(1, 12),
     })
+    local failed_test_text = logs:format_failing_tests()
+    if failed_test_text:match("%S") then
+        message = message .. ("\n```\n%s\n```\n"):format(failed_test_text)
+    end
     -- upstream's "embeds": [] is left out: an empty Lua table is a JSON object
     return { content = message }
 end
@@ -49,6 +54,7 @@ local function DiscordReporter(webhook, args)
                 builders = args.builders,
                 message_formatter = bbm.reporters.message_formatter_function {
                     template_type = "json",
+                    want_logs_content = true,
                     ["function"] = payload,
                 },
             },

@@ -5,9 +5,10 @@
 
     Upstream's CustomMessageFormatter adds build['final_log'] and build['tracebacks'], read
     by custom/testsuite_utils.py from the content of the test step's log
-    (want_logs_content).  bbmaster gives templates no log contents yet, so the three places
-    they fill (the test summary, the tracebacks, the failing tests) are left empty: the mail
-    is upstream's for a build whose log has none of them (README.md, "Not ported yet"). ]]
+    (want_logs_content).  A bbmaster template cannot call Lua code (custom/testsuite_utils.lua)
+    as upstream's buildAdditionalContext calls Python, so the three places they fill (the
+    test summary, the tracebacks, the failing tests) are left empty: the mail is upstream's
+    for a build whose log has none of them (README.md, "Not ported yet"). ]]
 local bbm = require "bbm"
 
 local M = {}
@@ -53,7 +54,7 @@ Sincerely,
 
 M.TESTS_STEP = "test"
 
--- want_logs_content = true upstream: refused by bbmaster (not implemented yet), left out
+-- want_logs_content = true upstream: left out, as the template has no use for the logs
 M.MESSAGE_FORMATTER = bbm.reporters.message_formatter {
     template = M.MAIL_TEMPLATE,
     template_type = "plain",

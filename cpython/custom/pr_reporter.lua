@@ -6,11 +6,12 @@
     bbm.reporters.github_comment_push with a `failing` generator on the same builders (the
     same builds: upstream's other events, requests and starts, never comment), `issue`
     doing upstream's filters, and the message as a MessageFormatterFunction.  The failing
-    tests, the summary and the tracebacks come from the test log's content, which bbmaster
-    does not give formatters yet: they are empty, as upstream's are for a build with no
-    test log (README.md, "Not ported yet"). ]]
+    tests, the summary and the tracebacks come from the logs' content (want_logs_content, as
+    upstream's getDetailsForBuild(..., want_logs_content=True)), read by
+    custom/testsuite_utils.lua. ]]
 local bbm = require "bbm"
 local builders = require "custom.builders"
+local testsuite_utils = require "custom.testsuite_utils"
 
 local PR_MESSAGE = [[
 :warning::warning::warning: Buildbot failure :warning::warning::warning:
@@ -86,6 +87,7 @@ local function message(ctx, buildbot_url)
         return nil
     end
     local build = ctx.build
+    local logs, tracebacks = testsuite_utils.get_logs_and_tracebacks_from_build(build)
     local prefix = buildbot_url:gsub("/+$", "")
     return format(PR_MESSAGE, {
         buildername = build.builder.name,
@@ -93,9 +95,9 @@ local function message(ctx, buildbot_url)
         build_url = ("%s/#/builders/%d/builds/%d"):format(prefix, build.builder.builderid,
             build.number),
         sha = change.revision,
-        tracebacks = "```python-traceback\n\n```",
-        summary_text = "",
-        failed_test_text = "",
+        tracebacks = ("```python-traceback\n%s\n```"):format(table.concat(tracebacks, "\n\n")),
+        summary_text = logs:test_summary(),
+        failed_test_text = logs:format_failing_tests(),
     })
 end
 
@@ -117,6 +119,7 @@ local function GitHubPullRequestReporter(token, args)
                 builders = args.builders,
                 message_formatter = bbm.reporters.message_formatter_function {
                     template_type = "plain",
+                    want_logs_content = true,
                     ["function"] = function(ctx) return message(ctx, args.buildbot_url) end,
                 },
             },

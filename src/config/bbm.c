@@ -1298,6 +1298,8 @@ int cfg_open_bbm(lua_State *L)
     set_path(L, "log.err");
     cfg_push_locks(L);
     lua_setfield(L, -2, "locks");
+    cfg_push_re(L);
+    lua_setfield(L, -2, "re");
     /* Buildbot's result codes (buildbot.process.results) */
     static const char *const results[] = {"SUCCESS",   "WARNINGS", "FAILURE",  "SKIPPED",
                                           "EXCEPTION", "RETRY",    "CANCELLED"};

@@ -166,6 +166,11 @@ struct cfg_formatter {
     bool default_body;    /* no template given: Buildbot's, with steps and logs */
     bool want_properties; /* true by default */
     bool want_steps, want_logs;
+    /* want_logs_content: true (every log), or the logs named ("name" or "step.name"); either
+       makes want_steps and want_logs true, as Buildbot does */
+    bool logs_content_all;
+    char **logs_content;
+    size_t n_logs_content;
     bool function; /* MessageFormatterFunction: the generator's formatter's `function` */
     bool json;     /* template_type "json" (a function's value is the body as it is) */
 };

@@ -33,6 +33,13 @@ char **cfg_string_list(lua_State *L, int idx, const char *field, size_t *n, bool
 /* " Did you mean 'X'?" for the nearest of `names` (NULL-terminated), or "". */
 void cfg_suggest(const char *word, const char *const *names, char *out, size_t size);
 
+/* lua.c: adds `instructions` to what the running call (or the load) has spent, for work C
+   code does on its behalf (bbm.re's matching); true when that spends its budget within a
+   protected call (the load, cfg_lua_call), and the next Lua instruction then raises the
+   budget's error. */
+bool cfg_lua_charge(lua_State *L, size_t instructions);
+/* luare.c: pushes the bbm.re table (Python's `re` over PCRE2). */
+void cfg_push_re(lua_State *L);
 /* bbm.c: pushes the `bbm` module table. */
 int cfg_open_bbm(lua_State *L);
 /* locks.c: pushes the bbm.locks table (master, worker). */
@@ -64,6 +71,9 @@ void cfg_read_http_push(lua_State *L, int idx, struct cfg_reporter *rep, const c
 struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const char *file,
                                                   int line);
 void cfg_push_default_generators(struct cfg_reporter *rep);
+/* A formatter's want_logs_content (the table at `idx`) into f; an error at FILE:LINE. */
+void cfg_read_logs_content(lua_State *L, int idx, struct cfg_formatter *f, const char *file,
+                           int line);
 void cfg_free_reporters(struct cfg *cfg);
 /* irc.c: a bbm.reporters.irc at `idx` into cfg->ircs (room for it is there); freed by
    cfg_free_irc. */

@@ -117,6 +117,21 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     exceed(L, b, ar);
 }
 
+bool cfg_lua_charge(lua_State *L, size_t instructions)
+{
+    struct lua_budget *b = budget_of(L);
+    b->spent += instructions;
+    if (b->exceeded || b->spent <= b->max_spent)
+        return b->exceeded && b->protected > 0;
+    b->exceeded = true;
+    int line;
+    cfg_caller(L, b->where, sizeof b->where, &line);
+    size_t n = strlen(b->where);
+    snprintf(b->where + n, sizeof b->where - n, ":%d", line);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1); /* the next instruction raises it */
+    return b->protected > 0; /* outside a protected call the error is never raised */
+}
+
 /* A new coroutine gets a hook of its own and pays for its first check up front. */
 static void charge_thread(lua_State *L, lua_State *co)
 {

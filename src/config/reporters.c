@@ -45,16 +45,12 @@ static const struct {
      "patch attachments are not implemented yet"},
     {"generator.build_set_status", "add_patch", FALSE_ONLY,
      "patch attachments are not implemented yet"},
-    {"formatter.message", "want_logs_content", FALSE_ONLY,
-     "log contents are not loaded for templates yet"},
     {"formatter.message", "ctx", NONE, "a Python dict of extra context has no Lua equivalent yet"},
     {"formatter.message", "extra_info_cb", NONE, "extra_info is not implemented"},
     {"formatter.missing_worker", "want_logs_content", FALSE_ONLY,
      "a missing worker's message has no logs"},
     {"formatter.missing_worker", "ctx", NONE,
      "a Python dict of extra context has no Lua equivalent yet"},
-    {"formatter.function", "want_logs_content", FALSE_ONLY,
-     "log contents are not loaded for formatters yet"},
     {"reporter.http_status_push", "debug", FALSE_ONLY, "bbmaster's HTTP client has no debug log"},
     {"reporter.http_status_push", "verify", TRUE_ONLY,
      "TLS certificates are always verified against the system's authorities"},
@@ -205,6 +201,7 @@ static struct cfg_formatter *read_formatter(lua_State *L, int idx, const char *f
             *vals[i] = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
+    cfg_read_logs_content(L, idx, f, ffile, fline);
     if (lua_getfield(L, idx, "template") == LUA_TSTRING) {
         f->body = compile(L, lua_tostring(L, -1), "template", ffile, fline);
     } else {
@@ -733,6 +730,9 @@ void cfg_free_reporters(struct cfg *cfg)
                 free(g->mode_names[m]);
             free(g->mode_names);
             if (g->fmt != NULL) {
+                for (size_t m = 0; m < g->fmt->n_logs_content; m++)
+                    free(g->fmt->logs_content[m]);
+                free(g->fmt->logs_content);
                 rep_tmpl_free(g->fmt->body);
                 rep_tmpl_free(g->fmt->subject);
                 free(g->fmt);

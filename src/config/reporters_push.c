@@ -146,7 +146,29 @@ struct cfg_formatter *cfg_read_function_formatter(lua_State *L, int idx, const c
             *vals[i] = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
+    cfg_read_logs_content(L, idx, f, file, line);
     return f;
+}
+
+void cfg_read_logs_content(lua_State *L, int idx, struct cfg_formatter *f, const char *file,
+                           int line)
+{
+    int t = lua_getfield(L, idx, "want_logs_content");
+    if (t == LUA_TBOOLEAN) {
+        f->logs_content_all = lua_toboolean(L, -1);
+    } else if (t == LUA_TSTRING || t == LUA_TTABLE) {
+        f->logs_content = cfg_string_list(L, idx, "want_logs_content", &f->n_logs_content, true);
+        if (f->logs_content == NULL)
+            f->logs_content = xcalloc(1, sizeof *f->logs_content);
+    } else if (t != LUA_TNIL) {
+        cfg_error(L, file, line,
+                  "want_logs_content must be true, false or a list of log names (\"name\" or "
+                  "\"step.name\"), not a %s",
+                  luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    if (f->logs_content_all || f->logs_content != NULL)
+        f->want_steps = f->want_logs = true;
 }
 
 /*

@@ -481,6 +481,11 @@ json_t *report_blamelist(struct build *b, char **cause);
 struct cfg_formatter;
 json_t *report_build_object(struct build *b, const struct cfg_formatter *f, const char *state,
                             bool complete, char **cause);
+/* reportctx.c: the last `room` bytes at most of log `logid` (whole lines, stdio lines with
+   their stream letter) appended to `out`, and the number of its first line; 0 or -1 with
+   *cause. */
+int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
+                    long long *firstline, char **cause);
 /* reportpush.c: MessageFormatterFunction's body for the build (NULL with *cause NULL when the
    function returned nil), and the messages of HttpStatusPush and GitHubCommentPush. */
 struct cfg_reporter;

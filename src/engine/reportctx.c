@@ -13,6 +13,7 @@
  * when the generator's modes need it.
  */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,11 +49,138 @@ static json_t *properties(const struct build *b)
     return o;
 }
 
-static json_t *step_logs(struct build *b, long long stepid, long long number, char **cause)
+/* How much log content one build's context may still take (want_logs_content). */
+struct content_room {
+    size_t left;
+    bool warned;
+};
+
+/* Buildbot's should_attach_log for want_logs_content: every log, or its name or
+   "step.name" listed. */
+static bool content_wanted(const struct cfg_formatter *f, const char *step, const char *name)
+{
+    if (f->logs_content_all)
+        return true;
+    for (size_t i = 0; i < f->n_logs_content; i++) {
+        const char *w = f->logs_content[i];
+        size_t n = strlen(step);
+        if (strcmp(w, name) == 0 ||
+            (strncmp(w, step, n) == 0 && w[n] == '.' && strcmp(w + n + 1, name) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* The log's chunks from its end (decompressed; newest first), read a few at a time until
+   they hold `room` bytes or the log is read. */
+struct tail {
+    struct buf *chunks;
+    long long *firsts; /* each chunk's first line */
+    size_t n, cap, cap_firsts, total;
+};
+
+static int read_tail(struct db *db, long long logid, size_t room, struct tail *t, char **cause)
+{
+    long long before = INT32_MAX; /* Buildbot's line numbers are 32-bit */
+    for (bool more = true; more && t->total < room;) {
+        struct db_param p[] = {DB_INT(logid), DB_INT(before)};
+        struct db_res *r = db_query_binary(db,
+                                           "SELECT first_line, compressed, content FROM logchunks "
+                                           "WHERE logid = ? AND first_line < ? "
+                                           "ORDER BY first_line DESC LIMIT 8",
+                                           p, 2, cause);
+        if (r == NULL)
+            return -1;
+        more = db_res_rows(r) == 8;
+        for (size_t i = 0; i < db_res_rows(r) && t->total < room; i++) {
+            t->chunks = xgrow(t->chunks, &t->cap, t->n + 1, sizeof *t->chunks);
+            t->firsts = xgrow(t->firsts, &t->cap_firsts, t->n + 1, sizeof *t->firsts);
+            struct buf *c = &t->chunks[t->n++];
+            buf_init(c, 0);
+            size_t len;
+            const unsigned char *data = db_res_blob(r, i, 2, &len);
+            if (db_chunk_decode((int)db_res_int(r, i, 1), data, len, c, cause) < 0) {
+                db_res_free(r);
+                return -1;
+            }
+            if (c->len > 0 && c->data[c->len - 1] != '\n')
+                buf_addc(c, '\n'); /* the log's last line */
+            t->firsts[t->n - 1] = before = db_res_int(r, i, 0);
+            t->total += c->len;
+        }
+        db_res_free(r);
+    }
+    return 0;
+}
+
+/*
+ * The last `room` bytes (at most) of log `logid` as Buildbot's logs/N/contents gives them
+ * (stdio lines keep their stream letter), whole lines from `*firstline` on: the chunks from
+ * the end that hold `room` bytes, cut at the first line that starts within the bound.
+ */
+int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
+                    long long *firstline, char **cause)
+{
+    struct tail t = {0};
+    int rc = read_tail(db, logid, room, &t, cause);
+    long long first = t.n > 0 ? t.firsts[t.n - 1] : 0;
+    for (size_t i = t.n; i-- > 0 && rc == 0;) {
+        const char *d = t.chunks[i].data;
+        size_t len = t.chunks[i].len, skip = 0;
+        if (t.total > room) { /* this chunk starts before the bound: drop whole lines */
+            size_t excess = t.total - room;
+            for (; skip < len && (skip < excess || (skip > 0 && d[skip - 1] != '\n')); skip++)
+                if (d[skip] == '\n')
+                    first++;
+            t.total -= skip;
+        }
+        if (skip < len)
+            buf_add(out, d + skip, len - skip);
+    }
+    for (size_t i = 0; i < t.n; i++)
+        buf_free(&t.chunks[i]);
+    free(t.chunks);
+    free(t.firsts);
+    if (rc == 0)
+        *firstline = first;
+    return rc;
+}
+
+/* A log's `content`, Buildbot's logs/N/contents: {logid, firstline, content}, the log's tail
+   within REP_LOG_CONTENT_MAX and what is left of the build's REP_BUILD_CONTENT_MAX. */
+static json_t *log_content(struct build *b, long long logid, const char *name,
+                           struct content_room *room, char **cause)
+{
+    size_t want = room->left < REP_LOG_CONTENT_MAX ? room->left : REP_LOG_CONTENT_MAX;
+    struct buf text;
+    buf_init(&text, 0);
+    long long first = 0;
+    if (report_log_tail(b->e->db, logid, want, &text, &first, cause) < 0) {
+        buf_free(&text);
+        return NULL;
+    }
+    room->left -= text.len;
+    if (room->left == 0 && !room->warned) {
+        log_warn("build %lld: the logs' content given to a formatter is at most %d bytes a "
+                 "build: the logs from '%s' on are cut or empty",
+                 b->id, REP_BUILD_CONTENT_MAX, UTIL_ESC(name));
+        room->warned = true;
+    }
+    json_t *c = json_pack("{s:I, s:I, s:s%}", "logid", logid, "firstline", first, "content",
+                          text.data != NULL ? text.data : "", text.len);
+    buf_free(&text);
+    return c;
+}
+
+static json_t *step_logs(struct build *b, const struct cfg_formatter *f, long long stepid,
+                         long long number, const char *stepname, struct content_room *room,
+                         char **cause)
 {
     struct db_param p[] = {DB_INT(stepid)};
-    struct db_res *r =
-        db_query(b->e->db, "SELECT name, slug FROM logs WHERE stepid = ? ORDER BY id", p, 1, cause);
+    struct db_res *r = db_query(b->e->db,
+                                "SELECT name, slug, id, num_lines, type, complete FROM logs "
+                                "WHERE stepid = ? ORDER BY id",
+                                p, 1, cause);
     if (r == NULL)
         return NULL;
     json_t *logs = json_array();
@@ -60,15 +188,29 @@ static json_t *step_logs(struct build *b, long long stepid, long long number, ch
         char *url =
             xasprintf("%s#/builders/%lld/builds/%lld/steps/%lld/logs/%s", b->e->cfg->buildbot_url,
                       b->builderid, b->number, number, db_res_text(r, i, 1));
-        json_array_append_new(logs, json_pack("{s:s, s:s, s:s}", "name", db_res_text(r, i, 0),
-                                              "slug", db_res_text(r, i, 1), "url", url));
+        json_t *l = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b}", "name",
+                              db_res_text(r, i, 0), "slug", db_res_text(r, i, 1), "url", url,
+                              "logid", db_res_int(r, i, 2), "stepid", stepid, "num_lines",
+                              db_res_int(r, i, 3), "type", db_res_text(r, i, 4), "stepname",
+                              stepname, "complete", db_res_int(r, i, 5) != 0);
         free(url);
+        if (content_wanted(f, stepname, db_res_text(r, i, 0))) {
+            json_t *c = log_content(b, db_res_int(r, i, 2), db_res_text(r, i, 0), room, cause);
+            if (c == NULL) {
+                json_decref(l);
+                json_decref(logs);
+                db_res_free(r);
+                return NULL;
+            }
+            json_object_set_new(l, "content", c);
+        }
+        json_array_append_new(logs, l);
     }
     db_res_free(r);
     return logs;
 }
 
-static json_t *steps(struct build *b, bool want_logs, char **cause)
+static json_t *steps(struct build *b, const struct cfg_formatter *f, char **cause)
 {
     struct db_param p[] = {DB_INT(b->id)};
     struct db_res *r = db_query(b->e->db,
@@ -77,16 +219,18 @@ static json_t *steps(struct build *b, bool want_logs, char **cause)
                                 p, 1, cause);
     if (r == NULL)
         return NULL;
+    struct content_room room = {REP_BUILD_CONTENT_MAX, false};
     json_t *list = json_array();
     for (size_t i = 0; i < db_res_rows(r) && i < CTX_STEPS_MAX; i++) {
         int res = db_res_null(r, i, 3) ? -1 : (int)db_res_int(r, i, 3);
-        json_t *s =
-            json_pack("{s:I, s:s, s:s, s:s, s:s}", "number", db_res_int(r, i, 1), "name",
-                      db_res_text(r, i, 2), "state_string", db_res_text(r, i, 4), "result_name",
-                      rep_result_name(res), "results_style", rep_results_style(res));
+        json_t *s = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "stepid", db_res_int(r, i, 0),
+                              "number", db_res_int(r, i, 1), "name", db_res_text(r, i, 2),
+                              "state_string", db_res_text(r, i, 4), "result_name",
+                              rep_result_name(res), "results_style", rep_results_style(res));
         json_object_set_new(s, "results", res < 0 ? json_null() : json_integer(res));
-        json_t *logs = want_logs ? step_logs(b, db_res_int(r, i, 0), db_res_int(r, i, 1), cause)
-                                 : json_array();
+        json_t *logs = f->want_logs ? step_logs(b, f, db_res_int(r, i, 0), db_res_int(r, i, 1),
+                                                db_res_text(r, i, 2), &room, cause)
+                                    : json_array();
         if (logs == NULL) {
             json_decref(s);
             json_decref(list);
@@ -195,7 +339,7 @@ json_t *report_build_object(struct build *b, const struct cfg_formatter *f, cons
     json_object_set_new(build, "properties",
                         f == NULL || f->want_properties ? properties(b) : json_object());
     if (f != NULL && (f->want_steps || f->want_logs)) {
-        json_t *s = steps(b, f->want_logs, cause);
+        json_t *s = steps(b, f, cause);
         if (s == NULL) {
             json_decref(build);
             return NULL;

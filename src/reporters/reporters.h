@@ -236,6 +236,10 @@ extern const char rep_missing_body_html[];
    hold at most REP_MAIL_LOGS_MAX bytes of logs (before base64). */
 #define REP_MAIL_MAX (5 * 1024 * 1024)
 #define REP_MAIL_LOGS_MAX (2 * 1024 * 1024)
+/* want_logs_content: a formatter's context holds at most the last REP_LOG_CONTENT_MAX bytes
+   of each log (whole lines), and REP_BUILD_CONTENT_MAX of logs' content in all. */
+#define REP_LOG_CONTENT_MAX (4 * 1024 * 1024)
+#define REP_BUILD_CONTENT_MAX (16 * 1024 * 1024)
 /* Between the parts of a mail with attachments: base64 and the headers never hold "--". */
 #define REP_MAIL_BOUNDARY "===============bbmaster=="
 struct rep_attachment {

@@ -310,8 +310,8 @@ def test_stop_does_not_wait_for_github(master, workers, github):
      "template language"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_status_generator{ message_formatter = '
-     'bbm.reporters.message_formatter{ want_logs_content = true } } } }',
-     "'want_logs_content' is not implemented by bbmaster"),
+     'bbm.reporters.message_formatter{ want_logs_content = 1 } } } }',
+     "want_logs_content must be true, false or a list of log names"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_start_end_status_generator{ builders = { "a" }, tags = { "b" } } } }',
      "specify only builders or tags to include - not both"),
@@ -549,9 +549,10 @@ MAIL_PROBLEM = r'''R.mail_notifier{ fromaddr = "Buildbot <bb@example.org>", rela
       extraHeaders = { ["Reply-To"] = "list@example.org",
         ["X-Builder"] = bbm.interpolate("%(prop:buildername)s #%(prop:buildnumber)s \u{2620}") },
       generators = { R.build_status_generator{ mode = "problem",
-        message_formatter = R.message_formatter{ want_steps = true, template =
-          "{{ status_detected }} on {{ buildername }}: {{ summary }}\n"
-          .. "{% for s in build.steps %}{{ s.name }}={{ s.result_name }}\n{% endfor %}" } } } }'''
+        message_formatter = R.message_formatter{ want_logs_content = { "check.stdio" },
+          template = "{{ status_detected }} on {{ buildername }}: {{ summary }}\n"
+          .. "{% for s in build.steps %}{{ s.name }}={{ s.result_name }}\n"
+          .. "{% for l in s.logs %}{{ l.content.content }}{% endfor %}{% endfor %}" } } } }'''
 
 
 def write_mail_config(master, www, mail):
@@ -607,8 +608,9 @@ class FakeSMTP:
 def test_mail_notifier(master, workers):
     """MailNotifier with BuildStatusGenerator(mode="problem"): the failure after a success is
     mailed once (not the next failure), with Buildbot's headers, the interested user (the
-    owner) in To and the extra recipient in CC; the SMTP server was down when the build
-    ended, the master stopped, and the next start delivers the stored mail."""
+    owner) in To and the extra recipient in CC, and the body has the content of the log its
+    formatter wants; the SMTP server was down when the build ended, the master stopped, and
+    the next start delivers the stored mail."""
     import email
     import email.policy
 
@@ -651,9 +653,11 @@ def test_mail_notifier(master, workers):
     assert msg["Message-ID"] == f"<bbmaster.finished.{bad['buildid']}.MailNotifier@example.org>"
     assert msg["Date"]
     assert msg.get_content_type() == "text/plain"
-    assert msg.get_content() == ("new failure on gamma: BUILD FAILED: failed 'sh -c ...' "
-                                 "(failure)\nworker_preparation=success\ncheck=failure\n"
-                                 "more=success\n\n\n")  # + Buildbot's \n\n
+    # the check step's stdio with its stream letters (want_logs_content), not more's
+    assert re.fullmatch(r"new failure on gamma: BUILD FAILED: failed 'sh -c \.\.\.' "
+                        r"\(failure\)\nworker_preparation=success\ncheck=failure\n"
+                        r"hsh -c 'echo checked; exit 1'\n(h.*\n)*ochecked\n(h.*\n)+"
+                        r"more=success\n\n\n", msg.get_content()), msg.get_content()
     assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
 
 

@@ -325,7 +325,9 @@ def test_github_comment_push(master, workers, fake):
     ('bbm.reporters.http_status_push{ serverUrl = "http://x", generators = { '
      'bbm.reporters.build_status_generator{ message_formatter = '
      'bbm.reporters.message_formatter_function{ ["function"] = print, template_type = "json", '
-     'want_logs_content = true } } } }', "'want_logs_content' is not implemented by bbmaster"),
+     'want_logs_content = print } } } }',
+     "want_logs_content must be true, false or a list of log names (\"name\" or \"step.name\"), "
+     "not a function"),
 ])
 def test_checkconfig_refuses(master, service, message):
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
@@ -442,7 +444,9 @@ return {
   workers = { bbm.worker("w1", "w1pass") },
   builders = { bbm.builder{ name = "AMD64 Debian root 3.x", workernames = { "w1" },
     tags = { "3.x", "stable", "tier-2", "tier-1" },
-    factory = bbm.factory{ bbm.steps.shell{ command = { "false" } } } } },
+    factory = bbm.factory{
+      bbm.steps.shell{ name = "compile", command = { "sh", "-c", "echo compiled; echo oops >&2" } },
+      bbm.steps.shell{ name = "test", command = { "sh", "-c", "cat '%(log)s'; exit 2" } } } } },
   change_source = { bbm.changes.pb{ user = "sender", passwd = "s3nd" } },
   schedulers = { bbm.schedulers.any_branch{ name = "all",
     builderNames = { "AMD64 Debian root 3.x" } } },
@@ -456,14 +460,57 @@ return {
 '''
 
 
+# What CPython's test suite prints when a test fails (`make buildbottest`), and what
+# upstream's custom/testsuite_utils.py finds in it (checked with upstream's code).
+CPYTHON_TEST_LOG = """\
+0:00:00 load avg: 1.00 Run 2 tests sequentially
+0:00:01 load avg: 1.00 [1/2] test_foo
+======================================================================
+FAIL: test_len (test.test_foo.FooTest.test_len)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+  File "/w/Lib/test/test_foo.py", line 10, in test_len
+    self.assertEqual(len(x), 2)
+AssertionError: 1 != 2
+
+test_foo failed (1 failure)
+0:00:02 load avg: 1.00 [2/2] test_bar
+test_bar leaked [1, 1, 1] references, sum=3
+
+== Tests result: FAILURE ==
+
+1 test failed:
+    test_foo
+
+1 test OK.
+
+Total duration: 2 sec
+Tests result: FAILURE
+"""
+UPSTREAM_FAILING = ("Failed tests:\n\n- test_foo\n\nFailed subtests:\n\n"
+                    "- test_len - test.test_foo.FooTest.test_len\n\n"
+                    "Test leaking resources:\n\n- test_bar: references\n")
+UPSTREAM_SUMMARY = ("== Tests result: FAILURE ==\n\n1 test failed:\n    test_foo\n\n"
+                    "1 test OK.\n\nTotal duration: 2 sec\n")
+UPSTREAM_TRACEBACK = ('Traceback (most recent call last):\n'
+                      '  File "/w/Lib/test/test_foo.py", line 10, in test_len\n'
+                      '    self.assertEqual(len(x), 2)\nAssertionError: 1 != 2\n')
+
+
 def test_cpython_pr_and_discord_reporters(master, workers, fake):
     """cpython/custom's ports of BPO's GitHubPullRequestReporter and DiscordReporter: a
     failing build of one change comments on the first "(GH-n)"/"(#n)" of its message and
-    posts to Discord, both in upstream's words; a failing build of two changes does
-    neither."""
+    posts to Discord, both in upstream's words, with the failed tests, the test summary and
+    the traceback that custom/testsuite_utils.lua reads from the `test` step's log (the
+    formatters' want_logs_content, the log written by a real worker); a failing build of two
+    changes does neither."""
     shutil.copytree(os.path.join(CPYTHON, "custom"), os.path.join(master.dir, "custom"))
+    log = os.path.join(master.dir, "test.log")
+    with open(log, "w") as f:
+        f.write(CPYTHON_TEST_LOG)
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CPYTHON_CONFIG.replace("%(url)s", fake.url) % {"pb": master.pb_port})
+        f.write(CPYTHON_CONFIG.replace("%(url)s", fake.url).replace("%(log)s", log)
+                % {"pb": master.pb_port})
     r = master.cli("checkconfig", master.dir)
     assert r.returncode == 0, r.stdout + r.stderr
     master.start()
@@ -485,8 +532,10 @@ def test_cpython_pr_and_discord_reporters(master, workers, fake):
     body = re.sub(r"\n\n<!-- bbmaster:outbox \d+ [\d.]+ -->$", "", comment["body"])
     assert body == UPSTREAM_PR_MESSAGE.format(
         buildername="AMD64 Debian root 3.x", tier="tier-1", sha=sha, build_url=url,
-        failed_test_text="", summary_text="", tracebacks="```python-traceback\n\n```")
-    assert [c[4] for c in fake.posts("/api/webhooks/1/t")] == [{
-        "content": UPSTREAM_DISCORD_MESSAGE.format(buildername="AMD64 Debian root 3.x",
-                                                   tier="tier-1", sha=sha, build_url=url)}]
+        failed_test_text=UPSTREAM_FAILING, summary_text=UPSTREAM_SUMMARY,
+        tracebacks=f"```python-traceback\n{UPSTREAM_TRACEBACK}\n```")
+    discord = UPSTREAM_DISCORD_MESSAGE.format(buildername="AMD64 Debian root 3.x",
+                                              tier="tier-1", sha=sha, build_url=url)
+    discord += f"\n```\n{UPSTREAM_FAILING}\n```\n"
+    assert [c[4] for c in fake.posts("/api/webhooks/1/t")] == [{"content": discord}]
     assert len([c for c in fake.calls if c[1].startswith("/repos/")]) == 1

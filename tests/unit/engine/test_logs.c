@@ -4,7 +4,9 @@
  * letter first on stdio logs, no newline after the last line — with chunks
  * of at most 64 KiB, line numbers that follow on, unfinished lines of each
  * channel kept apart and written at the close, over-long lines cut, and
- * num_lines and complete set on the logs row.
+ * num_lines and complete set on the logs row; and the tail of a log that a formatter's
+ * want_logs_content reads (engine/reportctx.c), cut at whole lines, and the logs of a
+ * formatter's context with their content within the log's and the build's bounds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "engine/internal.h"
+#include "reporters/reporters.h"
 
 struct fixture {
     struct engine e;
@@ -163,11 +167,150 @@ static void test_chunks_bounded_and_lines_cut(void **state)
     free(huge);
 }
 
+/* What a formatter's want_logs_content reads: the tail of a log of several chunks, whole
+   lines within the bound, and the number of its first line. */
+static void test_tail_for_formatters(void **state)
+{
+    struct fixture *f = *state;
+    char *cause = NULL;
+    struct steplog *l = steplog_open(&f->e, 1, "stdio", 's', &cause);
+    long long id = l->id;
+    char line[64];
+    for (int i = 0; i < 20000; i++) { /* "line 00000\n"...: 11 bytes, 12 with the letter */
+        snprintf(line, sizeof line, "line %05d\n", i);
+        add(l, 'o', line);
+    }
+    steplog_close(l);
+    assert_true(row_int(f, "SELECT COUNT(*) FROM logchunks WHERE logid = ?", id) >= 3);
+    struct buf out;
+    long long first = -1;
+    /* a bound within a line: the text starts at the next line */
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, id, 12 * 100 + 5, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 12 * 100);
+    assert_int_equal(first, 19900);
+    buf_addc(&out, '\0');
+    assert_memory_equal(out.data, "oline 19900\n", 12);
+    assert_string_equal(out.data + out.len - 1 - 12, "oline 19999\n");
+    buf_free(&out);
+    /* a bound past the first chunk: whole chunks dropped, the lines still counted */
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, id, 12 * 15000, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 12 * 15000);
+    assert_int_equal(first, 5000);
+    assert_memory_equal(out.data, "oline 05000\n", 12);
+    buf_free(&out);
+    /* room for all of it */
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, id, 1 << 20, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 12 * 20000);
+    assert_int_equal(first, 0);
+    assert_memory_equal(out.data, "oline 00000\n", 12);
+    buf_free(&out);
+    /* a log without chunks */
+    l = steplog_open(&f->e, 1, "empty", 't', &cause);
+    long long empty = l->id;
+    steplog_close(l);
+    buf_init(&out, 0);
+    assert_int_equal(report_log_tail(f->db, empty, 100, &out, &first, &cause), 0);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(first, 0);
+    buf_free(&out);
+}
+
+/* A step of build 1 whose stdio log holds `bytes` of lines "NAME line 0000001\n"... */
+static void step_with_log(struct fixture *f, int number, const char *name, size_t bytes)
+{
+    char *cause = NULL;
+    struct db_param p[] = {DB_INT(number), DB_INT(number), DB_TEXT(name)};
+    if (db_exec(f->db,
+                "INSERT INTO steps (id, number, name, buildid, state_string, results, urls_json) "
+                "VALUES (?, ?, ?, 1, 'done', 0, '[]')",
+                p, 3, &cause) != 0)
+        fail_msg("%s", cause);
+    struct steplog *l = steplog_open(&f->e, number, "stdio", 's', &cause);
+    struct buf text;
+    buf_init(&text, 0);
+    for (int i = 0; text.len < bytes - 1; i++) /* with the stream letter, one byte more a line */
+        buf_printf(&text, "%s line %07d\n", name, i);
+    steplog_add(l, 'o', text.data, text.len);
+    steplog_close(l);
+    buf_free(&text);
+}
+
+/* want_logs_content in a formatter's context: the logs named get their content, Buildbot's
+   {logid, firstline, content}; a log past REP_LOG_CONTENT_MAX gives its last lines; the
+   build's logs stop at REP_BUILD_CONTENT_MAX, the log that meets it cut, later ones empty. */
+static void test_logs_content_in_context(void **state)
+{
+    struct fixture *f = *state;
+    struct cfg cfg = {.buildbot_url = "http://bb/"};
+    f->e.cfg = &cfg;
+    step_with_log(f, 1, "small", 1000);
+    for (int i = 2; i <= 6; i++) { /* 5 x 4.5 MiB: past the build's 16 MiB */
+        char name[16];
+        snprintf(name, sizeof name, "big%d", i);
+        step_with_log(f, i, name, REP_LOG_CONTENT_MAX + REP_LOG_CONTENT_MAX / 8);
+    }
+    struct build b = {.e = &f->e, .id = 1, .number = 7, .builderid = 3};
+    char *names[] = {"small.stdio", "big2.stdio", "stdio"};
+    struct cfg_formatter fmt = {.want_logs = true, .logs_content = names, .n_logs_content = 1};
+    char *cause = NULL;
+    /* only the log named */
+    json_t *build = report_build_object(&b, &fmt, "done", true, &cause);
+    if (build == NULL)
+        fail_msg("%s", cause);
+    json_t *steps = json_object_get(build, "steps");
+    assert_int_equal(json_array_size(steps), 6);
+    json_t *log0 = json_array_get(json_object_get(json_array_get(steps, 0), "logs"), 0);
+    json_t *c = json_object_get(log0, "content");
+    assert_string_equal(json_string_value(json_object_get(log0, "stepname")), "small");
+    assert_string_equal(json_string_value(json_object_get(log0, "url")),
+                        "http://bb/#/builders/3/builds/7/steps/1/logs/stdio");
+    assert_int_equal(json_integer_value(json_object_get(c, "firstline")), 0);
+    const char *text = json_string_value(json_object_get(c, "content"));
+    assert_memory_equal(text, "osmall line 0000000\nosmall line 0000001\n", 40);
+    assert_null(json_object_get(
+        json_array_get(json_object_get(json_array_get(steps, 1), "logs"), 0), "content"));
+    json_decref(build);
+    /* "stdio": every step's log, within the bounds */
+    fmt.logs_content = names + 2;
+    build = report_build_object(&b, &fmt, "done", true, &cause);
+    steps = json_object_get(build, "steps");
+    size_t total = 0;
+    for (size_t i = 0; i < 6; i++) {
+        json_t *l = json_array_get(json_object_get(json_array_get(steps, i), "logs"), 0);
+        c = json_object_get(l, "content");
+        size_t len = json_string_length(json_object_get(c, "content"));
+        text = json_string_value(json_object_get(c, "content"));
+        long long first = json_integer_value(json_object_get(c, "firstline"));
+        total += len;
+        if (i == 0) {
+            assert_int_equal(first, 0);
+        } else if (i <= 3) { /* the last 4 MiB, from a line's start, numbered */
+            assert_true(len <= REP_LOG_CONTENT_MAX && len > REP_LOG_CONTENT_MAX - 40);
+            char want[64];
+            snprintf(want, sizeof want, "obig%zu line %07lld\n", i + 1, first);
+            assert_memory_equal(text, want, strlen(want));
+            assert_true(first > 0);
+        } else if (i == 4) { /* what the build's bound leaves */
+            assert_true(len < REP_LOG_CONTENT_MAX && len > 0);
+        } else {
+            assert_int_equal(len, 0);
+        }
+    }
+    assert_true(total <= REP_BUILD_CONTENT_MAX && total > REP_BUILD_CONTENT_MAX - 100);
+    json_decref(build);
+    f->e.cfg = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pieces_and_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_bounded_and_lines_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_for_formatters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_content_in_context, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
