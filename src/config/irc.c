@@ -193,7 +193,8 @@ static bool authz_key(lua_State *L, const char *key, const char *file, int line)
     return false;
 }
 
-static void add_acl(struct cfg_irc *irc, const char *key, bool all, char **nicks, size_t n)
+/* false when the table is full */
+static bool add_acl(struct cfg_irc *irc, const char *key, bool all, char **nicks, size_t n)
 {
     char *lc = xstrdup(key);
     for (char *p = lc; *p != '\0'; p++)
@@ -205,7 +206,7 @@ static void add_acl(struct cfg_irc *irc, const char *key, bool all, char **nicks
             a = &irc->authz[i];
     if (a == NULL && irc->n_authz == CFG_IRC_AUTHZ_MAX) {
         free(lc);
-        return;
+        return false;
     }
     if (a == NULL) {
         a = &irc->authz[irc->n_authz++];
@@ -225,6 +226,7 @@ static void add_acl(struct cfg_irc *irc, const char *key, bool all, char **nicks
                 *p = (char)(*p - 'A' + 'a');
     }
     a->n_nicks = n;
+    return true;
 }
 
 /* The value on top of the stack: true, false or a list of nicks; the nicks into `nicks`. */
@@ -297,14 +299,17 @@ static void read_authz(lua_State *L, int idx, struct cfg_irc *irc, const char *f
                       CTOR ": authz values must be bool or a list of nicks (at most %d)",
                       CFG_IRC_AUTHZ_NICKS_MAX);
         } else if (lua_type(L, -2) == LUA_TSTRING) {
-            if (authz_key(L, lua_tostring(L, -2), file, line))
-                add_acl(irc, lua_tostring(L, -2), all, nicks, n);
+            if (authz_key(L, lua_tostring(L, -2), file, line) &&
+                !add_acl(irc, lua_tostring(L, -2), all, nicks, n))
+                cfg_error(L, file, line, CTOR ": authz: more than %d entries", CFG_IRC_AUTHZ_MAX);
         } else if (lua_type(L, -2) == LUA_TTABLE) { /* a tuple of commands */
             lua_Integer len = luaL_len(L, -2);
             for (lua_Integer i = 1; i <= len && i <= CFG_IRC_AUTHZ_MAX; i++) {
                 if (lua_geti(L, -2, i) == LUA_TSTRING &&
-                    authz_key(L, lua_tostring(L, -1), file, line))
-                    add_acl(irc, lua_tostring(L, -1), all, nicks, n);
+                    authz_key(L, lua_tostring(L, -1), file, line) &&
+                    !add_acl(irc, lua_tostring(L, -1), all, nicks, n))
+                    cfg_error(L, file, line, CTOR ": authz: more than %d entries",
+                              CFG_IRC_AUTHZ_MAX);
                 else if (lua_type(L, -1) != LUA_TSTRING)
                     cfg_error(L, file, line,
                               CTOR ": authz: a key must be a command or a list of "
