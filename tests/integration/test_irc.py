@@ -558,13 +558,18 @@ def test_commands_on_ngircd(master, workers, ngircd):
     assert build(2)["results"] == 6  # CANCELLED
     assert "(stopped: by boss on #cmd: enough now)" in build(2)["state_string"], build(2)
 
-    # another nick, privately: not in authz
+    # another nick, privately: not in authz; the online builders, the workers, the changes
     eve = client(port, "Eve")
-    eve.send("PRIVMSG cmdbot :force build alpha")
-    wait_for(lambda: [s for s in eve.said() if s[0] == "cmdbot"], what="eve's answer")
-    assert [s[1:] for s in eve.said() if s[0] == "cmdbot"] == [
-        ("Eve", "Thou shall not pass, eve!!!")]
+    for command in ("force build alpha", "status", "list all workers", "list 3 changes"):
+        eve.send(f"PRIVMSG cmdbot :{command}")
+    wait_for(lambda: len([s for s in eve.said() if s[0] == "cmdbot"]) >= 4, what="eve's answers")
+    said = [s[1:] for s in eve.said() if s[0] == "cmdbot"]
+    assert re.fullmatch(r"`alpha`: idle  last build (a moment|\d+ seconds) ago, Cancelled",
+                        said[1][1]), said
+    assert said[:1] + said[2:] == [
+        ("Eve", "Thou shall not pass, eve!!!"), ("Eve", "I found the following workers: w1"),
+        ("Eve", "I found the following recent changes:")]
     assert len(api_get(www, "builds")["builds"]) == 2
-    assert master.count(r"IRC: received command `force` from Eve$") == 1
+    assert master.count(r"IRC: received command `force` from Eve\n") == 1
     boss.close()
     eve.close()
