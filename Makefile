@@ -17,6 +17,9 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 12
 BBMASTER = $(BUILD)/src/bbmaster
 PYTEST = /usr/bin/python3 -m pytest
+# The integration tests mostly wait on real workers and servers: two at a time, one
+# file per process (each file's fixtures stay in one process).
+PYTEST_PAR = -n 2 --dist loadfile
 
 .PHONY: all deps build test unit integration asan tsan fuzz bench run format \
 	create-master start-master stop-master restart-master reconfig check clean \
@@ -38,7 +41,7 @@ unit: build
 	scripts/with-pg.sh meson test -C $(BUILD) --suite unit --print-errorlogs
 
 integration: build
-	BBMASTER=$(abspath $(BBMASTER)) $(PYTEST) -q tests/integration
+	BBMASTER=$(abspath $(BBMASTER)) $(PYTEST) -q $(PYTEST_PAR) tests/integration
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
@@ -48,7 +51,7 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		scripts/with-pg.sh meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q tests/integration
+		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q $(PYTEST_PAR) tests/integration
 
 # ThreadSanitizer on what crosses threads: the control queue and the log (unit), and the
 # web's suspended POSTs, their watchdog and the engine's answers, request threads that all
@@ -82,7 +85,7 @@ $(FUZZ_BUILD)/build.ninja:
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
-	for t in pb broker config query rpc force github html ws headers junit session digest push irc; do \
+	for t in pb broker config query rpc force github html ws headers junit session digest push irc endpoint; do \
 		mkdir -p $(FUZZ_BUILD)/corpus-$$t && \
 		$(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			$(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t || exit 1; \
@@ -100,6 +103,7 @@ bench: build
 	/usr/bin/python3 bench/abuse/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/ui/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/release/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/worker/run --bbmaster $(abspath $(BBMASTER))
 
 run: build
 	sh scripts/run-demo.sh $(BBMASTER) .run/master

@@ -18,6 +18,7 @@ local schedulers = require "custom.schedulers"
 local pr_testing = require "custom.pr_testing"
 local pr_reporter = require "custom.pr_reporter"
 local discord_reporter = require "custom.discord_reporter"
+local email_formatter = require "custom.email_formatter"
 local auth = require "custom.auth"
 local BRANCHES = (require "custom.branches").BRANCHES
 
@@ -353,10 +354,27 @@ c.buildbotURL = settings:str("buildbot_url")
 -- disable sending of 'buildbotNetUsageData' for now, to improve startup time
 c.buildbotNetUsageData = false
 
--- c["services"]: MailNotifier (with the worker-missing mail) is not ported yet (README.md,
--- "Not ported yet"); the list of builders the mail reports on:
-local _ = { mail_status_builders, stable_pull_request_builders }
-c.services = {
+local _ = { stable_pull_request_builders }
+c.services = {}
+if settings:bool("send_mail") then
+    local status_email = settings:str("status_email")
+    c.services[#c.services + 1] = bbm.reporters.mail_notifier {
+        generators = {
+            bbm.reporters.build_set_status_generator {
+                mode = "problem",
+                builders = mail_status_builders,
+                message_formatter = email_formatter.MESSAGE_FORMATTER,
+            },
+            bbm.reporters.worker_missing_generator { workers = "all" },
+        },
+        fromaddr = settings:str("from_email"),
+        relayhost = settings:str("email_relay_host"),
+        extraRecipients = { status_email },
+        sendToInterestedUsers = false,
+        extraHeaders = { ["Reply-To"] = status_email },
+    }
+end
+local services = {
     bbm.reporters.github_status_push {
         token = settings:str("github_status_token"),
         generators = {
@@ -372,6 +390,9 @@ c.services = {
         verbose = settings:bool("verbosity"),
     }),
 }
+for _, service in ipairs(services) do
+    c.services[#c.services + 1] = service
+end
 
 -- DiscordReporter: upstream configures it whatever the setting; without a discord_webhook
 -- setting its URL is a random string (settings.py's DEFAULTS misspells the key) and every

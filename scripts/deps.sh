@@ -6,7 +6,7 @@ PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev clang-format
   libuv1-dev liblua5.4-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev
   libsqlite3-dev libpq-dev libmicrohttpd-dev libzstd-dev zlib1g-dev libbz2-dev
   liblz4-dev libbrotli-dev libpcre2-dev libexpat1-dev libcurl4-openssl-dev postgresql sqlite3
-  python3 python3-pytest python3-psycopg2 python3-websocket python3-requests python3-aiosmtpd
+  python3 python3-pytest python3-pytest-xdist python3-psycopg2 python3-websocket python3-requests python3-aiosmtpd
   buildbot-worker
   buildbot procps wrk
   curl openssl faketime chromium chromium-driver python3-selenium ngircd"

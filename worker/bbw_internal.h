@@ -14,6 +14,7 @@
 #define BBW_MAX_BUILDERS 4096
 #define BBW_INFO_MAX (64 * 1024) /* bytes of one info/ file sent to the master */
 #define BBW_SEND_HIGH (4u << 20) /* bytes queued on the socket before a child's output waits */
+#define BBW_PROXY_REPLY_MAX (16 * 1024) /* the longest answer of a proxy to CONNECT */
 
 struct bbw_cmd;
 struct bbw_shell;
@@ -38,6 +39,7 @@ struct bbw {
     size_t nbuilders;
     uv_timer_t retry;
     uv_timer_t keepalive;
+    uv_timer_t connect_timer; /* the endpoint's timeout for a connection attempt */
     uv_signal_t sigterm, sigint;
     uv_signal_t sighup;       /* allow_shutdown = 'signal' */
     uv_timer_t shutdown_poll; /* allow_shutdown = 'file': shutdown.stamp's mtime */
@@ -108,7 +110,7 @@ void bbw_cmd_release(struct bbw_cmd *c);
 char *bbw_cmd_path(const struct bbw_cmd *c, const char *rel);
 /* The names of the commands implemented, and their version, for worker_commands. */
 extern const char *const bbw_cmd_names[];
-#define BBW_CMD_VERSION "3.1"
+#define BBW_CMD_VERSION "3.3" /* buildbot-worker 4.x's: max_lines, failure_reason */
 
 /* shell.c: runs argv (the first `n` items of the master's command) for c. */
 struct bbw_shell_opts {
@@ -120,6 +122,7 @@ struct bbw_shell_opts {
     bool use_pty;        /* one terminal for stdin, stdout and stderr (all as stdout) */
     long timeout;        /* seconds without output; <= 0: none */
     long max_time;       /* seconds in all; <= 0: none */
+    long max_lines;      /* lines of stdout and stderr sent; < 0: none */
     double sigterm_time; /* < 0: none */
     int interrupt_signal;
     const char *initial_stdin; /* NULL: none */

@@ -15,9 +15,11 @@
 #include "bbw_internal.h"
 #include "util/util.h"
 
-const char *const bbw_cmd_names[] = {"shell", "uploadFile", "uploadDirectory", "downloadFile",
-                                     "mkdir", "rmdir",      "cpdir",           "stat",
-                                     "glob",  "listdir",    "rmfile",          NULL};
+/* buildbot-worker's registry, in its order (the snake_case names are msgpack's aliases) */
+const char *const bbw_cmd_names[] = {
+    "shell",        "uploadFile",    "upload_file", "uploadDirectory", "upload_directory",
+    "downloadFile", "download_file", "mkdir",       "rmdir",           "cpdir",
+    "stat",         "glob",          "listdir",     "rmfile",          NULL};
 
 static const char *const stream_key[] = {"header", "stdout", "stderr"};
 
@@ -259,6 +261,10 @@ static int shell_opts(const struct pb_value *a, struct bbw_shell_opts *o, char *
     o->max_time = v && v->kind == PB_INT     ? (long)v->u.i
                   : v && v->kind == PB_FLOAT ? (long)v->u.f
                                              : 0;
+    v = pb_dict_get(a, "max_lines");
+    o->max_lines = v && v->kind == PB_INT && v->u.i >= 0 ? (long)v->u.i : -1;
+    if (v && v->kind != PB_NONE && o->max_lines < 0)
+        return util_cause(cause, "shell: 'max_lines' must be a number of lines or None");
     v = pb_dict_get(a, "sigtermTime");
     o->sigterm_time = v && v->kind == PB_INT     ? (double)v->u.i
                       : v && v->kind == PB_FLOAT ? v->u.f

@@ -285,6 +285,7 @@ static void cmd_spawn(struct bbw_cmd *c, const struct pb_value *args, bool copy)
                                .log_environ = !le || (le->kind == PB_BOOL ? le->u.b : le->u.i != 0),
                                .timeout = opt_seconds(args, "timeout", 120),
                                .max_time = opt_seconds(args, "maxTime", 0),
+                               .max_lines = -1,
                                .sigterm_time = -1,
                                .interrupt_signal = 9,
                                .header = true};

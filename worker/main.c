@@ -96,6 +96,28 @@ static int num_opt(const char *name, const char *v, bool none_ok, long none_valu
     return 0;
 }
 
+/* An endpoint string bbworker can connect with (start would refuse another). */
+static int endpoint_opt(const char *name, const char *v, char **out)
+{
+    struct bbw_endpoint ep;
+    char *cause = NULL;
+    if (bbw_endpoint_parse(v, &ep, &cause) < 0) {
+        fprintf(stderr, "%s '%s': %s\n", name, v, cause);
+        free(cause);
+        return -1;
+    }
+    bool tls = ep.tls;
+    bbw_endpoint_free(&ep);
+    if (tls && strcmp(name, "proxy-connection-string") == 0) {
+        fprintf(stderr, "%s '%s': the proxy is reached with tcp: (--use-tls is for the master)\n",
+                name, v);
+        return -1;
+    }
+    free(*out);
+    *out = xstrdup(v);
+    return 0;
+}
+
 static int write_new(const char *path, const char *text, int mode)
 {
     char *cause = NULL;
@@ -162,11 +184,22 @@ static int make_dir(const char *dir, const struct bbw_tac *t, bool quiet)
     return 0;
 }
 
-enum { O_DELETE = 256, O_MAXDELAY, O_MAXRETRIES, O_NUMCPUS, O_PROTOCOL, O_PROXY, O_TLS, O_UMASK };
+enum {
+    O_CONNECTION = 256,
+    O_DELETE,
+    O_MAXDELAY,
+    O_MAXRETRIES,
+    O_NUMCPUS,
+    O_PROTOCOL,
+    O_PROXY,
+    O_TLS,
+    O_UMASK
+};
 
 static int create_worker(int argc, char **argv)
 {
     static const struct option opts[] = {{"allow-shutdown", required_argument, 0, 'a'},
+                                         {"connection-string", required_argument, 0, O_CONNECTION},
                                          {"delete-leftover-dirs", no_argument, 0, O_DELETE},
                                          {"force", no_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'},
@@ -197,6 +230,9 @@ static int create_worker(int argc, char **argv)
                 bad = fail("allow-shutdown needs to be one of 'signal' or 'file'", "");
             else
                 t.allow_shutdown = xstrdup(optarg);
+            break;
+        case O_CONNECTION:
+            bad = endpoint_opt("connection-string", optarg, &t.connection_string);
             break;
         case O_DELETE:
             t.delete_leftover_dirs = true;
@@ -231,7 +267,7 @@ static int create_worker(int argc, char **argv)
                 bad = fail("protocol '%s' is not supported by bbworker (only 'pb')", optarg);
             break;
         case O_PROXY:
-            t.proxy_connection_string = xstrdup(optarg);
+            bad = endpoint_opt("proxy-connection-string", optarg, &t.proxy_connection_string);
             break;
         case 'q':
             quiet = true;
@@ -253,6 +289,10 @@ static int create_worker(int argc, char **argv)
             bad = -1;
         }
     }
+    if (!bad && t.connection_string && t.proxy_connection_string)
+        bad = fail("--connection-string and --proxy-connection-string cannot be used together: "
+                   "the proxy is given the master's <master> address",
+                   "");
     if (!bad && argc - optind != 4)
         bad = fail("incorrect number of arguments", "");
     if (!bad)
@@ -374,15 +414,6 @@ static int start_worker(const char *dir, bool nodaemon, bool quiet)
     if (bbw_tac_load(&t, dir, &cause) < 0) {
         fprintf(stderr, "%s\n", cause);
         free(cause);
-        bbw_tac_free(&t);
-        return 1;
-    }
-    const char *unsupported = t.connection_string         ? "connection_string"
-                              : t.proxy_connection_string ? "proxy_connection_string"
-                                                          : NULL;
-    if (unsupported) {
-        /* never fall back to a plain connection that would carry the password in the clear */
-        fprintf(stderr, "%s/buildbot.tac: %s is not supported by bbworker yet\n", dir, unsupported);
         bbw_tac_free(&t);
         return 1;
     }

@@ -34,6 +34,8 @@ struct bbw_conn {
     struct pb_broker *broker;
     uint32_t perspective; /* the master's perspective; 0 until logged in */
     bool tcp_open, closing, resolving;
+    bool tunneling;       /* through a proxy: its answer to CONNECT is awaited */
+    struct buf reply;     /* the proxy's answer so far */
     struct tls_conn *tls; /* use_tls: what goes both ways passes through it */
     size_t queued;
     struct drain *drains;
@@ -64,6 +66,7 @@ static void wind_down(struct bbw *w)
 {
     close_if_open((uv_handle_t *)&w->retry);
     close_if_open((uv_handle_t *)&w->keepalive);
+    close_if_open((uv_handle_t *)&w->connect_timer);
     close_if_open((uv_handle_t *)&w->sigterm);
     close_if_open((uv_handle_t *)&w->sigint);
     close_if_open((uv_handle_t *)&w->sighup);
@@ -179,6 +182,7 @@ static void closed_cb(uv_handle_t *h)
     struct bbw *w = c->w;
     pb_broker_free(c->broker);
     tls_conn_free(c->tls);
+    buf_free(&c->reply);
     run_drains(c);
     free(c);
     if (!w->stopping)
@@ -197,6 +201,7 @@ static void conn_close(struct bbw_conn *c)
     if (w->conn == c)
         w->conn = NULL;
     uv_timer_stop(&w->keepalive);
+    uv_timer_stop(&w->connect_timer);
     for (size_t i = 0; i < w->nbuilders; i++) {
         bbw_cmd_abandon(w->builders[i]);
         w->builders[i]->luid = 0;
@@ -207,6 +212,7 @@ static void conn_close(struct bbw_conn *c)
         uv_cancel((uv_req_t *)&c->gai); /* resolved_cb frees c */
     } else {
         pb_broker_free(c->broker);
+        buf_free(&c->reply);
         free(c);
         if (!w->stopping)
             schedule_retry(w);
@@ -241,6 +247,65 @@ static int receive_plain(void *arg, const char *data, size_t len)
     return 0;
 }
 
+/* Bytes from the master: through TLS when there is TLS, then to the broker. */
+static void receive(struct bbw_conn *c, const char *data, size_t len)
+{
+    if (c->tls == NULL) {
+        receive_plain(c, data, len);
+        return;
+    }
+    char *cause = NULL;
+    if (tls_conn_receive(c->tls, data, len, receive_plain, c, &cause) < 0) {
+        if (cause != NULL) /* else the broker's refusal, logged */
+            log_error("closing the connection to %s:%d: %s", c->w->tac->master.host,
+                      c->w->tac->master.port, cause);
+        free(cause);
+        conn_close(c);
+        return;
+    }
+    flush_tls(c); /* the handshake's answers */
+}
+
+static void start_session(struct bbw_conn *c);
+
+/*
+ * The proxy's answer to CONNECT, kept until its blank line: a 200 opens the tunnel
+ * and what follows the answer is the master's.  *data and *len are left at those
+ * bytes; -1 when the connection was closed (a refusal, an answer too long).
+ */
+static int tunnel_reply(struct bbw_conn *c, const char **data, size_t *len)
+{
+    const struct bbw_tac *t = c->w->tac;
+    size_t before = c->reply.len;
+    if (buf_add(&c->reply, *data, *len) < 0) {
+        log_error("closing the connection to the proxy %s:%d: its answer to CONNECT is longer "
+                  "than %d bytes",
+                  t->proxy.host, t->proxy.port, BBW_PROXY_REPLY_MAX);
+        conn_close(c);
+        return -1;
+    }
+    long head = bbw_proxy_answer(c->reply.data, c->reply.len);
+    if (head == 0) {
+        *len = 0;
+        return 0;
+    }
+    if (head < 0) {
+        char shown[200];
+        log_error("the proxy %s:%d refused the tunnel to %s:%d: %s", t->proxy.host, t->proxy.port,
+                  t->master.host, t->master.port,
+                  util_escape(shown, sizeof(shown), c->reply.data, strcspn(c->reply.data, "\r\n")));
+        conn_close(c);
+        return -1;
+    }
+    log_info("tunnel to %s:%d open through the proxy %s:%d", t->master.host, t->master.port,
+             t->proxy.host, t->proxy.port);
+    c->tunneling = false;
+    *data += (size_t)head - before;
+    *len -= (size_t)head - before;
+    start_session(c);
+    return c->closing ? -1 : 0;
+}
+
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct bbw_conn *c = s->data;
@@ -252,20 +317,12 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->tls == NULL) {
-        receive_plain(c, buf->base, (size_t)n);
+    const char *data = buf->base;
+    size_t len = (size_t)n;
+    if (c->tunneling && tunnel_reply(c, &data, &len) < 0)
         return;
-    }
-    char *cause = NULL;
-    if (tls_conn_receive(c->tls, buf->base, (size_t)n, receive_plain, c, &cause) < 0) {
-        if (cause != NULL) /* else the broker's refusal, logged */
-            log_error("closing the connection to %s:%d: %s", c->w->tac->host, c->w->tac->port,
-                      cause);
-        free(cause);
-        conn_close(c);
-        return;
-    }
-    flush_tls(c); /* the handshake's answers */
+    if (len > 0)
+        receive(c, data, len);
 }
 
 /* ------------------------------------------------------------------ login */
@@ -343,25 +400,73 @@ static void op_call(void *ctx, struct pb_call *call);
 static const struct pb_broker_ops ops = {
     .send = op_send, .call = op_call, .ready = op_ready, .released = op_released};
 
+/* Where the connection goes first: the proxy, or the master. */
+static const struct bbw_endpoint *dialled(const struct bbw *w)
+{
+    return w->tac->proxy.host != NULL ? &w->tac->proxy : &w->tac->master;
+}
+
+/* The connection reaches the master: PB (over TLS when asked) starts. */
+static void start_session(struct bbw_conn *c)
+{
+    c->broker = pb_broker_new(false, &ops, c);
+    if (c->w->tls != NULL) {
+        c->tls = tls_conn_client(c->w->tls, c->w->tac->master.host);
+        flush_tls(c); /* the ClientHello */
+    }
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct bbw_conn *c = req->data;
     if (c->closing)
         return;
+    const struct bbw_endpoint *ep = dialled(c->w);
+    uv_timer_stop(&c->w->connect_timer);
     if (status < 0) {
-        log_info("connection to %s:%d failed: %s", c->w->tac->host, c->w->tac->port,
-                 uv_strerror(status));
+        log_info("connection to %s:%d failed: %s", ep->host, ep->port, uv_strerror(status));
         conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 600);
-    c->broker = pb_broker_new(false, &ops, c);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    if (c->w->tls != NULL) {
-        c->tls = tls_conn_client(c->w->tls, c->w->tac->host);
-        flush_tls(c); /* the ClientHello */
+    if (ep == &c->w->tac->proxy) {
+        /* buildbot-worker's HTTPTunnelClient: CONNECT, then the master's bytes */
+        char *req_text = xasprintf("CONNECT %s:%d HTTP/1.1\r\n\r\n", c->w->tac->master.host,
+                                   c->w->tac->master.port);
+        c->tunneling = true;
+        buf_init(&c->reply, BBW_PROXY_REPLY_MAX);
+        write_raw(c, req_text, strlen(req_text));
+        free(req_text);
+        return;
     }
+    start_session(c);
+}
+
+static void connect_timeout_cb(uv_timer_t *t)
+{
+    struct bbw *w = t->data;
+    if (w->conn == NULL || w->conn->closing)
+        return;
+    const struct bbw_endpoint *ep = dialled(w);
+    log_info("connection to %s:%d failed: no answer in %ld seconds", ep->host, ep->port,
+             ep->timeout);
+    conn_close(w->conn);
+}
+
+/* bindAddress: the connection leaves from that address (any port). */
+static int bind_local(struct bbw_conn *c, const char *addr)
+{
+    struct sockaddr_storage sa;
+    int rc = uv_ip4_addr(addr, 0, (struct sockaddr_in *)&sa);
+    if (rc < 0)
+        rc = uv_ip6_addr(addr, 0, (struct sockaddr_in6 *)&sa);
+    if (rc == 0)
+        rc = uv_tcp_bind(&c->tcp, (struct sockaddr *)&sa, 0);
+    if (rc < 0)
+        log_info("cannot connect from %s (bindAddress): %s", addr, uv_strerror(rc));
+    return rc;
 }
 
 static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -375,8 +480,9 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         conn_close(c); /* closed while resolving: now it can go */
         return;
     }
+    const struct bbw_endpoint *ep = dialled(w);
     if (status < 0) {
-        log_info("cannot resolve %s: %s", w->tac->host, uv_strerror(status));
+        log_info("cannot resolve %s: %s", ep->host, uv_strerror(status));
         uv_freeaddrinfo(res);
         conn_close(c);
         return;
@@ -385,12 +491,16 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     c->tcp.data = c;
     c->tcp_open = true;
     c->creq.data = c;
-    int rc = uv_tcp_connect(&c->creq, &c->tcp, res->ai_addr, connect_cb);
+    int rc = ep->bind != NULL ? bind_local(c, ep->bind) : 0;
+    if (rc == 0)
+        rc = uv_tcp_connect(&c->creq, &c->tcp, res->ai_addr, connect_cb);
     uv_freeaddrinfo(res);
     if (rc < 0) {
-        log_info("connection to %s:%d failed: %s", w->tac->host, w->tac->port, uv_strerror(rc));
+        log_info("connection to %s:%d failed: %s", ep->host, ep->port, uv_strerror(rc));
         conn_close(c);
+        return;
     }
+    uv_timer_start(&w->connect_timer, connect_timeout_cb, (uint64_t)ep->timeout * 1000, 0);
 }
 
 static void attempt(uv_timer_t *t)
@@ -402,12 +512,19 @@ static void attempt(uv_timer_t *t)
     c->w = w;
     c->gai.data = c;
     w->conn = c;
+    const struct bbw_endpoint *ep = dialled(w);
     char port[16];
-    snprintf(port, sizeof(port), "%d", w->tac->port);
+    snprintf(port, sizeof(port), "%d", ep->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    log_info("Connecting to %s:%d", w->tac->host, w->tac->port);
+    if (ep->bind != NULL) /* the master's address of the family bindAddress is in */
+        hints.ai_family = strchr(ep->bind, ':') != NULL ? AF_INET6 : AF_INET;
+    if (ep == &w->tac->proxy)
+        log_info("Connecting to %s:%d through the proxy %s:%d", w->tac->master.host,
+                 w->tac->master.port, ep->host, ep->port);
+    else
+        log_info("Connecting to %s:%d", ep->host, ep->port);
     c->resolving = true;
-    if (uv_getaddrinfo(w->loop, &c->gai, resolved_cb, w->tac->host, port, &hints) < 0) {
+    if (uv_getaddrinfo(w->loop, &c->gai, resolved_cb, ep->host, port, &hints) < 0) {
         c->resolving = false;
         conn_close(c);
     }
@@ -517,7 +634,8 @@ static struct pb_value *worker_info(struct bbw *w)
     pb_dict_set(d, "numcpus", pb_int(n > 0 ? n : 1));
     pb_dict_set(d, "version", pb_text(BBW_VERSION));
     pb_dict_set(d, "worker_commands", commands_dict());
-    pb_dict_set(d, "delete_leftover_dirs", pb_bool(w->tac->delete_leftover_dirs));
+    /* the tac's value as Python sends it: create-worker writes 0 or 1 */
+    pb_dict_set(d, "delete_leftover_dirs", pb_int(w->tac->delete_leftover_dirs ? 1 : 0));
     return d;
 }
 
@@ -859,16 +977,21 @@ int bbw_session_run(const struct bbw_tac *t, const char *dir, bool foreground)
     srand((unsigned)(getpid() ^ (unsigned)uv_hrtime()));
     struct bbw w = {.loop = uv_default_loop(), .tac = t, .dir = dir};
     log_info("Starting Worker -- version: %s", BBW_VERSION);
-    if (t->use_tls && (w.tls = tls_client_ctx(NULL, &cause)) == NULL) {
-        log_error("%s", cause);
-        free(cause);
-        return 1;
+    if (t->master.tls) {
+        w.tls = t->master.trust_roots != NULL ? tls_client_ctx_dir(t->master.trust_roots, &cause)
+                                              : tls_client_ctx(NULL, &cause);
+        if (w.tls == NULL) {
+            log_error("%s", cause);
+            free(cause);
+            return 1;
+        }
     }
-    log_info("using %s as the worker directory, master %s:%d, worker name '%s'", dir, t->host,
-             t->port, t->name);
+    log_info("using %s as the worker directory, master %s:%d%s, worker name '%s'", dir,
+             t->master.host, t->master.port, t->master.tls ? " (TLS)" : "", t->name);
     uv_timer_init(w.loop, &w.retry);
     uv_timer_init(w.loop, &w.keepalive);
-    w.retry.data = w.keepalive.data = &w;
+    uv_timer_init(w.loop, &w.connect_timer);
+    w.retry.data = w.keepalive.data = w.connect_timer.data = &w;
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_init(w.loop, &w.sigint);
     w.sigterm.data = w.sigint.data = &w;

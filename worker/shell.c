@@ -44,6 +44,7 @@ struct bbw_shell {
     int64_t status;
     int term_signal;
     long timeout_s, max_time_s;
+    long max_lines, line_count; /* max_lines < 0: none */
     double sigterm_time;
     int interrupt_signal;
     bool want[3];
@@ -481,12 +482,36 @@ static void pause_output(struct bbw_shell *s)
 }
 
 static void timeout_cb(uv_timer_t *t);
+static void kill_with(struct bbw_shell *s, const char *why);
 
 static void logpoll_cb(uv_timer_t *t)
 {
     struct bbw_shell *s = t->data;
     if (!s->dead && !s->cmd->abandoned)
         bbw_logfiles_poll(s->logfiles, false);
+}
+
+/*
+ * max_lines (4.x): the line ends of what is read and sent ("\r\n", "\r" or "\n",
+ * counted per read as Python's RunProcess counts them per chunk, on stdout and stderr
+ * together); past the limit the child's stdout is closed and it is killed, once.
+ */
+static void count_lines(struct bbw_shell *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\r' || (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')))
+            s->line_count++;
+    if (s->line_count <= s->max_lines || s->killing || s->dead)
+        return;
+    if (!s->eof[1]) {
+        s->eof[1] = true;
+        close_handle(s, (uv_handle_t *)&s->pipe[1]);
+    }
+    bbw_cmd_update(s->cmd, "failure_reason", pb_text("max_lines_failure"));
+    char *why = xasprintf("command exceeds max lines: %ld/%ld written/allowed running %s",
+                          s->line_count, s->max_lines, s->argv_repr);
+    kill_with(s, why);
+    free(why);
 }
 
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
@@ -503,6 +528,8 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     }
     if (s->timeout_s > 0 && !s->killing)
         uv_timer_start(&s->timeout, timeout_cb, (uint64_t)s->timeout_s * 1000, 0);
+    if (s->want[i] && s->max_lines >= 0)
+        count_lines(s, b->base, (size_t)n);
     if (s->want[i])
         bbw_cmd_output(s->cmd, i == 1 ? BBW_STDOUT : BBW_STDERR, b->base, (size_t)n);
     if (!s->paused && bbw_cmd_congested(s->cmd))
@@ -558,6 +585,7 @@ static void kill_with(struct bbw_shell *s, const char *why)
 static void timeout_cb(uv_timer_t *t)
 {
     struct bbw_shell *s = t->data;
+    bbw_cmd_update(s->cmd, "failure_reason", pb_text("timeout_without_output"));
     char *why = xasprintf("command timed out: %ld seconds without output running %s", s->timeout_s,
                           s->argv_repr);
     kill_with(s, why);
@@ -567,6 +595,7 @@ static void timeout_cb(uv_timer_t *t)
 static void max_time_cb(uv_timer_t *t)
 {
     struct bbw_shell *s = t->data;
+    bbw_cmd_update(s->cmd, "failure_reason", pb_text("timeout"));
     char *why =
         xasprintf("command timed out: %ld seconds elapsed running %s", s->max_time_s, s->argv_repr);
     kill_with(s, why);
@@ -628,6 +657,7 @@ static struct bbw_shell *shell_new(struct bbw_cmd *c, const struct bbw_shell_opt
     s->open = 8; /* three pipes, five timers; +1 for the process once uv_spawn is called */
     s->timeout_s = o->timeout;
     s->max_time_s = o->max_time;
+    s->max_lines = o->max_lines;
     s->sigterm_time = o->sigterm_time;
     s->interrupt_signal = o->interrupt_signal;
     s->want[1] = o->want_stdout;

@@ -50,6 +50,8 @@ void bbw_tac_free(struct bbw_tac *t)
     free(t->proxy_connection_string);
     free(t->connection_string);
     free(t->protocol);
+    bbw_endpoint_free(&t->master);
+    bbw_endpoint_free(&t->proxy);
     memset(t, 0, sizeof(*t));
 }
 
@@ -203,8 +205,8 @@ struct key {
 #define F(field) offsetof(struct bbw_tac, field)
 static const struct key keys[] = {
     {"basedir", S_STR, F(basedir), 0, 0},
-    {"buildmaster_host", S_STR, F(host), 0, 0},
-    {"port", S_INT, F(port), 1, 65535},
+    {"buildmaster_host", S_STR_NONE, F(host), 0, 0},
+    {"port", S_INT_NONE, F(port), 1, 65535},
     {"workername", S_STR, F(name), 0, 0},
     {"passwd", S_STR, F(passwd), 0, 0},
     {"keepalive", S_INT_NONE, F(keepalive), 0, 1L << 30},
@@ -234,7 +236,8 @@ static bool is_int_field(size_t off)
 /* The value None stands for, per field. */
 static long long none_value(size_t off)
 {
-    if (off == offsetof(struct bbw_tac, keepalive) || off == offsetof(struct bbw_tac, numcpus))
+    if (off == offsetof(struct bbw_tac, keepalive) || off == offsetof(struct bbw_tac, numcpus) ||
+        off == offsetof(struct bbw_tac, port))
         return 0;
     return -1;
 }
@@ -287,9 +290,25 @@ static int apply(struct bbw_tac *t, const struct key *k, struct lit *v, char **w
     return -1;
 }
 
-/* One line: an assignment `NAME = LITERAL` at the top level, or nothing to read. */
+/* An endpoint string the tac assigns: one bbworker can connect with, or why not. */
+static int check_endpoint(const struct key *k, const char *value, char **why)
+{
+    struct bbw_endpoint ep;
+    if (bbw_endpoint_parse(value, &ep, why) < 0)
+        return -1;
+    bool tls = ep.tls;
+    bbw_endpoint_free(&ep);
+    if (tls && strcmp(k->name, "proxy_connection_string") == 0)
+        return util_cause(why, "the proxy is reached with tcp: (use_tls is for the master)");
+    return 0;
+}
+
+/*
+ * One line: an assignment `NAME = LITERAL` at the top level, or nothing to
+ * read.  *assigned is the setting the line assigned, if any.
+ */
 static int parse_line(struct bbw_tac *t, const char *p, const char *end, const char *file,
-                      int lineno, char **cause)
+                      int lineno, const struct key **assigned, char **cause)
 {
     if (p == end || !(isalpha((unsigned char)*p) || *p == '_'))
         return 0;
@@ -322,6 +341,11 @@ static int parse_line(struct bbw_tac *t, const char *p, const char *end, const c
     char *why = NULL;
     int rc = apply(t, k, &v, &why);
     free(v.s);
+    char **str = (char **)((char *)t + k->off);
+    if (rc == 0 && (k->off == offsetof(struct bbw_tac, connection_string) ||
+                    k->off == offsetof(struct bbw_tac, proxy_connection_string)))
+        rc = *str != NULL ? check_endpoint(k, *str, &why) : 0;
+    *assigned = k;
     if (rc < 0) {
         util_cause(cause, "%s:%d: %s: %s", file, lineno, k->name, why);
         free(why);
@@ -330,10 +354,47 @@ static int parse_line(struct bbw_tac *t, const char *p, const char *end, const c
     return 0;
 }
 
+/*
+ * Where the settings say the master is, as buildbot-worker's Worker builds its
+ * endpoint: connection_string when set (buildmaster_host and port None), else
+ * tcp: or tls: (use_tls) to buildmaster_host and port; through the proxy when
+ * proxy_connection_string is set.  `conn_line` is connection_string's line.
+ */
+static int resolve(struct bbw_tac *t, const char *file, int conn_line, char **cause)
+{
+    char *why = NULL;
+    if (t->connection_string) {
+        if (t->host || t->port)
+            return util_cause(cause,
+                              "%s:%d: connection_string is set, so buildmaster_host and port "
+                              "must be None",
+                              file, conn_line);
+        if (t->proxy_connection_string)
+            return util_cause(cause,
+                              "%s:%d: connection_string and proxy_connection_string are both "
+                              "set; for a proxy, give buildmaster_host and port instead",
+                              file, conn_line);
+        if (bbw_endpoint_parse(t->connection_string, &t->master, &why) < 0)
+            abort(); /* checked on its line */
+        return 0;
+    }
+    if (!t->host || !t->port)
+        return util_cause(cause, "%s: %s is not set (nor connection_string)", file,
+                          !t->host ? "buildmaster_host" : "port");
+    t->master = (struct bbw_endpoint){.tls = t->use_tls,
+                                      .host = xstrdup(t->host),
+                                      .port = t->port,
+                                      .timeout = BBW_CONNECT_TIMEOUT};
+    if (t->proxy_connection_string &&
+        bbw_endpoint_parse(t->proxy_connection_string, &t->proxy, &why) < 0)
+        abort(); /* checked on its line */
+    return 0;
+}
+
 int bbw_tac_parse(struct bbw_tac *t, const char *text, size_t len, const char *file, char **cause)
 {
     const char *p = text, *end = text + len;
-    int lineno = 0;
+    int lineno = 0, conn_line = 0;
     bool saw_worker = false;
     t->log_rotation = false;
     while (p < end) {
@@ -343,8 +404,11 @@ int bbw_tac_parse(struct bbw_tac *t, const char *text, size_t len, const char *f
         const char *e = le;
         if (e > p && e[-1] == '\r')
             e--;
-        if (parse_line(t, p, e, file, lineno, cause) < 0)
+        const struct key *k = NULL;
+        if (parse_line(t, p, e, file, lineno, &k, cause) < 0)
             return -1;
+        if (k && k->off == offsetof(struct bbw_tac, connection_string))
+            conn_line = lineno;
         if (memmem(p, (size_t)(e - p), "LogFile.fromFullPath", 20))
             t->log_rotation = true;
         if (memmem(p, (size_t)(e - p), "Worker(", 7))
@@ -353,12 +417,6 @@ int bbw_tac_parse(struct bbw_tac *t, const char *text, size_t len, const char *f
     }
     if (!saw_worker)
         return util_cause(cause, "%s: not a worker's buildbot.tac (no Worker(...) in it)", file);
-    const char *missing = !t->host     ? "buildmaster_host"
-                          : !t->name   ? "workername"
-                          : !t->passwd ? "passwd"
-                                       : NULL;
-    if (missing && !t->connection_string)
-        return util_cause(cause, "%s: %s is not set", file, missing);
     if (!t->name || !t->passwd)
         return util_cause(cause, "%s: %s is not set", file, !t->name ? "workername" : "passwd");
     if (t->protocol && strcmp(t->protocol, "pb") != 0)
@@ -367,7 +425,7 @@ int bbw_tac_parse(struct bbw_tac *t, const char *text, size_t len, const char *f
     if (t->allow_shutdown && strcmp(t->allow_shutdown, "signal") != 0 &&
         strcmp(t->allow_shutdown, "file") != 0)
         return util_cause(cause, "%s: allow_shutdown must be None, 'signal' or 'file'", file);
-    return 0;
+    return resolve(t, file, conn_line, cause);
 }
 
 int bbw_tac_load(struct bbw_tac *t, const char *dir, char **cause)
@@ -445,8 +503,14 @@ char *bbw_tac_render(const struct bbw_tac *t)
                        "    maxRotatedFiles=maxRotatedFiles)\n"
                        "application.setComponent(ILogObserver, FileLogObserver(logfile).emit)\n");
     buf_addstr(&b, "\n");
-    add_repr(&b, "buildmaster_host = ", t->host);
-    buf_printf(&b, "port = %d\n", t->port);
+    if (t->connection_string) { /* as buildbot-worker 3.10 and later write it */
+        add_repr(&b, "buildmaster_host = None  # ", t->host);
+        buf_printf(&b, "port = None  # %d\n", t->port);
+        add_repr(&b, "connection_string = ", t->connection_string);
+    } else {
+        add_repr(&b, "buildmaster_host = ", t->host);
+        buf_printf(&b, "port = %d\n", t->port);
+    }
     add_repr(&b, "workername = ", t->name);
     add_repr(&b, "passwd = ", t->passwd);
     buf_printf(&b, "keepalive = %ld\n", t->keepalive);
@@ -469,8 +533,10 @@ char *bbw_tac_render(const struct bbw_tac *t)
                    "           keepalive, umask=umask, maxdelay=maxdelay,\n"
                    "           numcpus=numcpus, allow_shutdown=allow_shutdown,\n"
                    "           maxRetries=maxretries, protocol=protocol, useTls=use_tls,\n"
-                   "           delete_leftover_dirs=delete_leftover_dirs,\n"
-                   "           proxy_connection_string=proxy_connection_string)\n"
+                   "           delete_leftover_dirs=delete_leftover_dirs,\n");
+    if (t->connection_string)
+        buf_addstr(&b, "           connection_string=connection_string,\n");
+    buf_addstr(&b, "           proxy_connection_string=proxy_connection_string)\n"
                    "s.setServiceParent(application)\n");
     return buf_take(&b);
 }

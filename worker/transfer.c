@@ -352,9 +352,10 @@ static char *xfer_path(struct bbw_cmd *c, const struct pb_value *args, const cha
 
 int bbw_transfer_run(struct bbw_cmd *c, const char *name, const struct pb_value *args)
 {
-    enum xfer_kind kind = strcmp(name, "downloadFile") == 0      ? DOWNLOAD
-                          : strcmp(name, "uploadDirectory") == 0 ? UPLOAD_DIR
-                                                                 : UPLOAD;
+    enum xfer_kind kind =
+        strcmp(name, "downloadFile") == 0 || strcmp(name, "download_file") == 0         ? DOWNLOAD
+        : strcmp(name, "uploadDirectory") == 0 || strcmp(name, "upload_directory") == 0 ? UPLOAD_DIR
+                                                                                        : UPLOAD;
     const struct pb_value *remote = pb_dict_get(args, kind == DOWNLOAD ? "reader" : "writer");
     char *path = kind == DOWNLOAD ? xfer_path(c, args, "workerdest", "slavedest")
                                   : xfer_path(c, args, "workersrc", "slavesrc");

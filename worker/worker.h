@@ -16,12 +16,44 @@
 
 #define BBW_VERSION "3.7.0-bbworker-" BBM_VERSION
 #define BBW_TAC_MAX (256 * 1024) /* the largest buildbot.tac read */
+#define BBW_ENDPOINT_MAX 4096    /* the longest endpoint string */
+#define BBW_CONNECT_TIMEOUT 30   /* seconds a connection attempt may take (Twisted's) */
+#define BBW_TIMEOUT_MAX 86400    /* the longest timeout= of an endpoint */
+
+/*
+ * Where to connect: a Twisted client endpoint ("tcp:host=H:port=P",
+ * "tls:host=H:port=P:trustRoots=DIR"), or the tac's buildmaster_host, port
+ * and use_tls, which are "tcp:" or "tls:" to that host and port.
+ */
+struct bbw_endpoint {
+    bool tls;          /* TLS, the server's certificate checked against `host` */
+    char *host;        /* a name or an address */
+    int port;          /* 1..65535 */
+    long timeout;      /* seconds a connection attempt may take */
+    char *bind;        /* bindAddress: the local address to connect from, or NULL */
+    char *trust_roots; /* tls: a directory of PEM authorities, NULL = the system's */
+};
+
+/*
+ * Parses a Twisted client endpoint string; only tcp: and tls: are known,
+ * every other type or key is refused.  Returns 0 with *ep filled (free with
+ * bbw_endpoint_free), or -1 with *cause (malloc'd).
+ */
+int bbw_endpoint_parse(const char *s, struct bbw_endpoint *ep, char **cause);
+void bbw_endpoint_free(struct bbw_endpoint *ep);
+
+/*
+ * The answer of an HTTP proxy to CONNECT, the `len` bytes received so far: 0
+ * while its blank line has not come, the answer's length (through the blank
+ * line) when its status is 200, -1 for any other status.
+ */
+long bbw_proxy_answer(const char *data, size_t len);
 
 /* The settings of one worker directory, as buildbot.tac assigns them. */
 struct bbw_tac {
     char *basedir;        /* as written: '.' for a relocatable tac */
-    char *host;           /* buildmaster_host */
-    int port;             /* 1..65535 */
+    char *host;           /* buildmaster_host; NULL = None (with connection_string) */
+    int port;             /* 1..65535; 0 = None (with connection_string) */
     char *name;           /* workername */
     char *passwd;         /* passwd */
     long keepalive;       /* seconds; 0 = none */
@@ -38,6 +70,8 @@ struct bbw_tac {
     long rotate_length;            /* rotateLength: bytes; 0 = no rotation */
     int max_rotated_files;         /* maxRotatedFiles: -1 = None (unlimited) */
     bool log_rotation;             /* the tac sets up twistd.log rotation */
+    struct bbw_endpoint master;    /* set by bbw_tac_parse: where the master is */
+    struct bbw_endpoint proxy;     /* set by bbw_tac_parse: the HTTP proxy (host NULL: none) */
 };
 
 /* The defaults of create-worker. Frees nothing; strings are set to NULL. */
@@ -49,7 +83,9 @@ void bbw_tac_free(struct bbw_tac *t);
  * module-level assignments of Python literals (strings, numbers, 0o octal,
  * None, True, False) to the known names are read; any other line is
  * ignored.  A known name assigned something else is an error
- * "FILE:LINE: ...".  Returns 0, or -1 with *cause (malloc'd).
+ * "FILE:LINE: ...", as is an endpoint string bbworker cannot use.  Fills
+ * `master` and `proxy` from the settings.  Returns 0, or -1 with *cause
+ * (malloc'd).
  */
 int bbw_tac_parse(struct bbw_tac *t, const char *text, size_t len, const char *file, char **cause);
 

@@ -49,9 +49,13 @@ local function CPythonWorker(settings, o)
     if pw == nil or pw == "" then
         pw = owner_settings:str("password")
     end
-    -- notify_on_missing = {owner_settings.email}: not ported yet (README.md, "Not ported
-    -- yet"); bbmaster sends no mail about missing workers yet.
+    local owner_email = owner_settings:get("email", nil)
+    local emails = {}
+    if owner_email ~= nil and owner_email ~= "" then
+        emails = { tostring(owner_email) }
+    end
     self.bb_worker = bbm.worker(self.name, tostring(pw), {
+        notify_on_missing = emails,
         keepalive_interval = KEEPALIVE,
         max_builds = o.parallel_builders or 1,
     })

@@ -12,8 +12,10 @@
  * validate.c.
  */
 #include "config/internal.h"
+#include "reporters/reporters.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum ptype {
@@ -300,6 +302,15 @@ static const struct param status_gen_params[] = {{"mode", P_STRS, false},
                                                  {"report_new", P_BOOL, false},
                                                  {"message_formatter", P_TABLE, false},
                                                  END};
+static const struct param buildset_gen_params[] = {{"mode", P_STRS, false},
+                                                   {"builders", P_STRS, false},
+                                                   {"tags", P_STRS, false},
+                                                   {"schedulers", P_STRS, false},
+                                                   {"branches", P_STRS, false},
+                                                   {"add_logs", P_ANY, false},
+                                                   {"add_patch", P_ANY, false},
+                                                   {"message_formatter", P_TABLE, false},
+                                                   END};
 /* IRC; allowForce, allowShutdown, authz, useRevisions, lostDelay and failedDelay are listed
    to be refused in config/irc.c. */
 static const struct param irc_params[] = {{"host", P_STR, true},
@@ -323,6 +334,18 @@ static const struct param irc_params[] = {{"host", P_STR, true},
                                           {"lostDelay", P_ANY, false},
                                           {"failedDelay", P_ANY, false},
                                           END};
+/* WorkerMissingGenerator and MessageFormatterMissingWorker. */
+static const struct param missing_gen_params[] = {
+    {"workers", P_STRS, false}, {"message_formatter", P_TABLE, false}, END};
+static const struct param missing_fmt_params[] = {{"template", P_STR, false},
+                                                  {"subject", P_STR, false},
+                                                  {"template_type", P_STR, false},
+                                                  {"want_properties", P_BOOL, false},
+                                                  {"want_steps", P_BOOL, false},
+                                                  {"want_logs", P_BOOL, false},
+                                                  {"want_logs_content", P_ANY, false},
+                                                  {"ctx", P_ANY, false},
+                                                  END};
 static const struct param formatter_params[] = {
     {"template", P_STR, false},          {"subject", P_STR, false},
     {"template_type", P_STR, false},     {"want_properties", P_BOOL, false},
@@ -548,8 +571,6 @@ static const struct refusal {
 } refusals[] = {
     {worker_params, "defaultProperties", "set the properties with 'properties'"},
     {worker_params, "machine_name", "bbmaster has no machines"},
-    {worker_params, "notify_on_missing", "bbmaster sends no mail about missing workers yet"},
-    {worker_params, "missing_timeout", "bbmaster sends no mail about missing workers yet"},
     {builder_params, "defaultProperties", "set the properties with 'properties'"},
     {step_params, "lazylogfiles", "every logfile is created when the step starts"},
     {git_params, "sshPrivateKey", "the git step uses the worker's own ssh setup"},
@@ -864,10 +885,22 @@ static const struct ctor ctors[] = {
      "generator.build_status",
      "bbm.reporters.build_status_generator",
      {status_gen_params}},
+    {"reporters.build_set_status_generator",
+     "generator.build_set_status",
+     "bbm.reporters.build_set_status_generator",
+     {buildset_gen_params}},
     {"reporters.message_formatter",
      "formatter.message",
      "bbm.reporters.message_formatter",
      {formatter_params}},
+    {"reporters.worker_missing_generator",
+     "generator.worker_missing",
+     "bbm.reporters.worker_missing_generator",
+     {missing_gen_params}},
+    {"reporters.message_formatter_missing_worker",
+     "formatter.missing_worker",
+     "bbm.reporters.message_formatter_missing_worker",
+     {missing_fmt_params}},
     {"reporters.message_formatter_renderable",
      "formatter.renderable",
      "bbm.reporters.message_formatter_renderable",
@@ -1053,6 +1086,25 @@ static void check_ping(lua_State *L, int idx, const char *file, int line)
                   "not pinged)");
 }
 
+/* notify_on_missing: addresses a mail can go to (Buildbot takes any string, and the relay
+   then refuses what is not one); missing_timeout: 0 (no alert) or seconds. */
+static void check_missing(lua_State *L, int idx, const char *file, int line)
+{
+    check_bounds(L, idx, "bbm.worker", "missing_timeout", 0, CFG_MISSING_TIMEOUT_MAX, file, line);
+    size_t n = 0;
+    char **v = cfg_string_list(L, idx, "notify_on_missing", &n, false);
+    if (n > CFG_NOTIFY_MAX)
+        cfg_error(L, file, line, "bbm.worker: 'notify_on_missing' has more than %d addresses",
+                  CFG_NOTIFY_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (!rep_mail_valid(v[i]) || strpbrk(v[i], "\r\n") != NULL)
+            cfg_error(L, file, line, "bbm.worker: notify_on_missing arg '%s' is not a valid email",
+                      UTIL_ESC(v[i]));
+        free(v[i]);
+    }
+    free(v);
+}
+
 /* bbm.worker(name, password, {options}) */
 static int worker_ctor(lua_State *L)
 {
@@ -1065,6 +1117,7 @@ static int worker_ctor(lua_State *L)
         lua_newtable(L), lua_replace(L, 3);
     construct(L, 3, "worker", "bbm.worker", lists);
     check_ping(L, lua_gettop(L), file, line);
+    check_missing(L, lua_gettop(L), file, line);
     if (lua_type(L, 1) != LUA_TSTRING || lua_rawlen(L, 1) == 0)
         cfg_error(L, file, line, "bbm.worker: the name must be a non-empty string");
     if (lua_type(L, 2) != LUA_TSTRING)
@@ -1168,10 +1221,7 @@ static const char *const unimplemented[][2] = {
     {"reporters.telegram_bot", "TelegramBot"},
     {"reporters.zulip_status_push", "ZulipStatusPush"},
     {"reporters.github_pull_request_reporter", "GitHubPullRequestReporter"},
-    {"reporters.build_set_status_generator", "BuildSetStatusGenerator"},
     {"reporters.build_set_combined_status_generator", "BuildSetCombinedStatusGenerator"},
-    {"reporters.worker_missing_generator", "WorkerMissingGenerator"},
-    {"reporters.message_formatter_missing_worker", "MessageFormatterMissingWorker"},
 };
 
 /* One of those: an error at the call, and a table of a kind nothing accepts. */
@@ -1187,8 +1237,10 @@ static int unimplemented_ctor(lua_State *L)
               "bbm.reporters.github_comment_push, bbm.reporters.irc and "
               "bbm.reporters.mail_notifier with "
               "bbm.reporters.build_start_end_status_generator, "
-              "bbm.reporters.build_request_generator and "
-              "bbm.reporters.build_status_generator",
+              "bbm.reporters.build_request_generator, "
+              "bbm.reporters.build_status_generator, "
+              "bbm.reporters.build_set_status_generator and "
+              "bbm.reporters.worker_missing_generator",
               u[0], u[1]);
     lua_newtable(L);
     lua_pushstring(L, "unimplemented");

@@ -28,6 +28,11 @@
 #define CFG_PING_INTERVAL_MAX 86400
 #define CFG_PING_TIMEOUT_MAX 3600
 #define CFG_PING_TIMEOUT_DEFAULT 30
+/* bbm.worker's missing_timeout (seconds): Buildbot's default, and a bound of a year; and
+   the addresses notify_on_missing may give. */
+#define CFG_MISSING_TIMEOUT_DEFAULT 3600
+#define CFG_MISSING_TIMEOUT_MAX (366 * 86400)
+#define CFG_NOTIFY_MAX 64
 
 struct cfg_worker {
     char *name;
@@ -38,6 +43,11 @@ struct cfg_worker {
        ping_interval seconds the master calls the worker's print and drops the connection
        if no answer comes within ping_timeout seconds. */
     int ping_interval, ping_timeout;
+    /* Buildbot's missing-worker alert: the addresses told when the worker has been away
+       missing_timeout seconds (0: never) */
+    char **notify_on_missing;
+    size_t n_notify_on_missing;
+    int missing_timeout;
     int ref;    /* the bbm.worker table, in the config's Lua state */
     char *file; /* where bbm.worker was called */
     int line;
@@ -145,6 +155,8 @@ enum cfg_gen_kind {
     CFG_GEN_START_END, /* BuildStartEndStatusGenerator */
     CFG_GEN_REQUEST,   /* BuildRequestGenerator ("Build pending.") */
     CFG_GEN_STATUS,    /* BuildStatusGenerator: finished builds by mode, with a formatter */
+    CFG_GEN_BUILDSET,  /* BuildSetStatusGenerator: a completed buildset's builds, as STATUS */
+    CFG_GEN_MISSING,   /* WorkerMissingGenerator: a worker away for its missing_timeout */
 };
 /* A MessageFormatter: its templates compiled (bbmaster's template language). */
 struct rep_tmpl;
@@ -160,7 +172,7 @@ struct cfg_formatter {
 struct cfg_generator {
     bool request; /* kind == CFG_GEN_REQUEST */
     enum cfg_gen_kind kind;
-    unsigned modes;    /* CFG_GEN_STATUS: REP_MODE_* bits */
+    unsigned modes;    /* CFG_GEN_STATUS and CFG_GEN_BUILDSET: REP_MODE_* bits */
     char **mode_names; /* as given, for the context's `mode` */
     size_t n_mode_names;
     bool report_new;  /* CFG_GEN_STATUS: also as the build starts */
@@ -171,6 +183,8 @@ struct cfg_generator {
                                   with a message_formatter_renderable */
     char **builders, **tags, **schedulers, **branches; /* NULL: any */
     size_t n_builders, n_tags, n_schedulers, n_branches;
+    char **workers; /* CFG_GEN_MISSING: the workers reported; NULL: "all" */
+    size_t n_workers;
     int ref; /* its table (formatter, start_formatter, end_formatter) in the config's Lua state;
                 LUA_NOREF (-2) for Buildbot's default generators */
 };

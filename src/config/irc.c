@@ -116,7 +116,7 @@ static void read_channels(lua_State *L, int idx, struct cfg_irc *irc, const char
     lua_pop(L, 1);
 }
 
-/* notify_events: Buildbot's names; "worker" (missing workers) is not implemented. */
+/* notify_events: Buildbot's names ("worker": missing workers, src/engine/missing.c). */
 static void read_events(lua_State *L, int idx, struct cfg_irc *irc, const char *file, int line)
 {
     int t = lua_getfield(L, idx, "notify_events");
@@ -131,10 +131,6 @@ static void read_events(lua_State *L, int idx, struct cfg_irc *irc, const char *
         if (bit == 0)
             cfg_error(L, file, line, CTOR ": notify_events: \"%s\" is not an event of Buildbot's",
                       name != NULL ? name : "?");
-        else if (bit == REP_IRC_EV_WORKER)
-            cfg_error(L, file, line,
-                      CTOR ": notify_events: \"worker\" (missing workers) is not implemented by "
-                           "bbmaster yet");
         irc->events |= bit;
         lua_pop(L, 1);
     }

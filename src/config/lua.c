@@ -506,6 +506,7 @@ void cfg_free(struct cfg *cfg)
         struct cfg_worker *w = &cfg->workers[i];
         free(w->name);
         free(w->password);
+        free_strings(w->notify_on_missing, w->n_notify_on_missing);
         free(w->file);
     }
     for (size_t i = 0; i < cfg->n_builders; i++) {

@@ -3,9 +3,9 @@
  * GitHubStatusPush (bbm.reporters.github_status_push), HttpStatusPush and
  * GitHubCommentPush (reporters_push.c reads what is theirs alone; IRC goes into
  * cfg->ircs by irc.c), with
- * BuildStartEndStatusGenerator, BuildRequestGenerator and BuildStatusGenerator
- * generators (the last with MessageFormatter, whose templates are compiled here,
- * so that an error in one has its FILE:LINE, or MessageFormatterFunction); bbm.c
+ * BuildStartEndStatusGenerator, BuildRequestGenerator, BuildStatusGenerator and
+ * BuildSetStatusGenerator generators (the last two with MessageFormatter, whose templates are
+ * compiled here, so that an error in one has its FILE:LINE, or MessageFormatterFunction); bbm.c
  * refuses the
  * other reporters, generators and formatters by name, and this file the
  * parameters of these that bbmaster does not implement, each at the line of
@@ -43,10 +43,16 @@ static const struct {
     {"formatter.renderable", "subject", NONE, "GitHub statuses have no subject"},
     {"generator.build_status", "add_patch", FALSE_ONLY,
      "patch attachments are not implemented yet"},
+    {"generator.build_set_status", "add_patch", FALSE_ONLY,
+     "patch attachments are not implemented yet"},
     {"formatter.message", "want_logs_content", FALSE_ONLY,
      "log contents are not loaded for templates yet"},
     {"formatter.message", "ctx", NONE, "a Python dict of extra context has no Lua equivalent yet"},
     {"formatter.message", "extra_info_cb", NONE, "extra_info is not implemented"},
+    {"formatter.missing_worker", "want_logs_content", FALSE_ONLY,
+     "a missing worker's message has no logs"},
+    {"formatter.missing_worker", "ctx", NONE,
+     "a Python dict of extra context has no Lua equivalent yet"},
     {"formatter.function", "want_logs_content", FALSE_ONLY,
      "log contents are not loaded for formatters yet"},
     {"reporter.http_status_push", "debug", FALSE_ONLY, "bbmaster's HTTP client has no debug log"},
@@ -150,16 +156,22 @@ static void check_formatter(lua_State *L, int gen, const char *ctor, const char 
     lua_pop(L, 1);
 }
 
-static struct rep_tmpl *compile(lua_State *L, const char *src, const char *key, const char *file,
-                                int line)
+static struct rep_tmpl *compile_as(lua_State *L, const char *ctor, const char *src, const char *key,
+                                   const char *file, int line)
 {
     char *cause = NULL;
     struct rep_tmpl *t = rep_tmpl_compile(src, &cause);
     if (t == NULL) {
-        cfg_error(L, file, line, "bbm.reporters.message_formatter: '%s', %s", key, cause);
+        cfg_error(L, file, line, "%s: '%s', %s", ctor, key, cause);
         free(cause);
     }
     return t;
+}
+
+static struct rep_tmpl *compile(lua_State *L, const char *src, const char *key, const char *file,
+                                int line)
+{
+    return compile_as(L, "bbm.reporters.message_formatter", src, key, file, line);
 }
 
 /* A bbm.reporters.message_formatter at the top of the stack, or Buildbot's default (nil). */
@@ -209,7 +221,8 @@ static struct cfg_formatter *read_formatter(lua_State *L, int idx, const char *f
 }
 
 /* BuildStatusGenerator's mode: a string (with Buildbot's shortcuts) or a list. */
-static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const char *file, int line)
+static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const char *ctor,
+                       const char *file, int line)
 {
     static const char *const def[] = {"failing", "passing", "warnings"};
     int t = lua_getfield(L, idx, "mode");
@@ -223,15 +236,15 @@ static void read_modes(lua_State *L, int idx, struct cfg_generator *g, const cha
     char *cause = NULL;
     if (rep_modes_parse((const char *const *)g->mode_names, g->n_mode_names, t == LUA_TSTRING,
                         &g->modes, &cause) < 0) {
-        cfg_error(L, file, line, "bbm.reporters.build_status_generator: %s", cause);
+        cfg_error(L, file, line, "%s: %s", ctor, cause);
         free(cause);
     }
 }
 
 /* add_logs: false, true (every log) or a list of log names, "name" or "step.name"
    (Buildbot's should_attach_log). */
-static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const char *file,
-                          int line)
+static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const char *ctor,
+                          const char *file, int line)
 {
     int t = lua_getfield(L, idx, "add_logs");
     bool ok = t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TTABLE;
@@ -245,22 +258,21 @@ static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const 
     g->logs_all = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (!ok)
-        cfg_error(L, file, line,
-                  "bbm.reporters.build_status_generator: 'add_logs' must be true, false or a "
-                  "list of log names");
+        cfg_error(L, file, line, "%s: 'add_logs' must be true, false or a list of log names", ctor);
     if (t == LUA_TTABLE)
         g->log_names = strings(L, idx, "add_logs", &g->n_log_names);
 }
 
-static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
-                                  int line)
+/* BuildStatusGenerator's parameters, and BuildSetStatusGenerator's (the same but report_new,
+   which bbm.c does not let through for it). */
+static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g, const char *ctor,
+                                  const char *file, int line)
 {
-    g->kind = CFG_GEN_STATUS;
-    read_modes(L, idx, g, file, line);
+    read_modes(L, idx, g, ctor, file, line);
     lua_getfield(L, idx, "report_new");
     g->report_new = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    read_add_logs(L, idx, g, file, line);
+    read_add_logs(L, idx, g, ctor, file, line);
     lua_getfield(L, idx, "message_formatter");
     const char *k = kind_of(L, -1);
     if (lua_isnil(L, -1)) {
@@ -280,23 +292,102 @@ static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g
         check_refused(L, lua_gettop(L), k, ffile, fline);
     } else if (k == NULL || strcmp(k, "unimplemented") != 0) {
         cfg_error(L, file, line,
-                  "bbm.reporters.build_status_generator: 'message_formatter' must be a "
+                  "%s: 'message_formatter' must be a "
                   "bbm.reporters.message_formatter{...}, "
                   "bbm.reporters.message_formatter_function{...} or "
-                  "bbm.reporters.message_formatter_renderable{...}");
+                  "bbm.reporters.message_formatter_renderable{...}",
+                  ctor);
     }
     lua_pop(L, 1);
+}
+
+#define MISSING_FMT "bbm.reporters.message_formatter_missing_worker"
+
+/* A bbm.reporters.message_formatter_missing_worker at `idx`, or Buildbot's default (idx 0):
+   MessageFormatterMissingWorker's templates. */
+static struct cfg_formatter *read_missing_formatter(lua_State *L, int idx, const char *file,
+                                                    int line)
+{
+    struct cfg_formatter *f = xcalloc(1, sizeof *f);
+    f->want_properties = true;
+    char ffile[256];
+    int fline = line;
+    snprintf(ffile, sizeof ffile, "%s", file);
+    if (idx != 0) {
+        where(L, idx, file, line, ffile, sizeof ffile, &fline);
+        check_refused(L, idx, "formatter.missing_worker", ffile, fline);
+    }
+    if (idx != 0 && lua_getfield(L, idx, "template_type") == LUA_TSTRING) {
+        const char *tt = lua_tostring(L, -1);
+        f->html = strcmp(tt, "html") == 0;
+        if (!f->html && strcmp(tt, "plain") != 0)
+            cfg_error(L, ffile, fline,
+                      "MessageFormatterMissingWorker: template type %s is not known to pick "
+                      "default template",
+                      tt);
+    }
+    if (idx != 0)
+        lua_pop(L, 1);
+    if (idx != 0 && lua_getfield(L, idx, "template") == LUA_TSTRING)
+        f->body = compile_as(L, MISSING_FMT, lua_tostring(L, -1), "template", ffile, fline);
+    else
+        f->body = rep_tmpl_compile(f->html ? rep_missing_body_html : rep_missing_body_plain,
+                                   &(char *){NULL});
+    if (idx != 0 && lua_getfield(L, idx, "subject") == LUA_TSTRING)
+        f->subject = compile_as(L, MISSING_FMT, lua_tostring(L, -1), "subject", ffile, fline);
+    else
+        f->subject = rep_tmpl_compile(rep_missing_subject, &(char *){NULL});
+    if (idx != 0)
+        lua_pop(L, 2);
+    return f;
+}
+
+/* WorkerMissingGenerator: workers "all" (the default) or a list of names, and a
+   MessageFormatterMissingWorker. */
+static void read_missing_generator(lua_State *L, int idx, struct cfg_generator *g, const char *file,
+                                   int line)
+{
+    g->kind = CFG_GEN_MISSING;
+    int t = lua_getfield(L, idx, "workers");
+    bool all = t == LUA_TNIL || (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "all") == 0);
+    lua_pop(L, 1);
+    if (t == LUA_TSTRING && !all)
+        cfg_error(L, file, line,
+                  "bbm.reporters.worker_missing_generator: workers must be 'all', or list of "
+                  "worker names");
+    if (t == LUA_TTABLE)
+        g->workers = strings(L, idx, "workers", &g->n_workers);
+    lua_getfield(L, idx, "message_formatter");
+    const char *k = kind_of(L, -1);
+    if (lua_isnil(L, -1))
+        g->fmt = read_missing_formatter(L, 0, file, line);
+    else if (k != NULL && strcmp(k, "formatter.missing_worker") == 0)
+        g->fmt = read_missing_formatter(L, lua_gettop(L), file, line);
+    else if (k == NULL || strcmp(k, "unimplemented") != 0)
+        cfg_error(L, file, line,
+                  "bbm.reporters.worker_missing_generator: 'message_formatter' must be a "
+                  "bbm.reporters.message_formatter_missing_worker{...}");
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 static void read_generator(lua_State *L, int idx, struct cfg_generator *g, const char *kind,
                            const char *file, int line)
 {
+    if (strcmp(kind, "generator.worker_missing") == 0) {
+        read_missing_generator(L, idx, g, file, line);
+        return;
+    }
     const char *ctor = cfg_kind_display(kind);
     g->request = strcmp(kind, "generator.build_request") == 0;
     g->kind = g->request ? CFG_GEN_REQUEST : CFG_GEN_START_END;
     check_refused(L, idx, kind, file, line);
-    if (strcmp(kind, "generator.build_status") == 0) {
-        read_status_generator(L, idx, g, file, line);
+    if (strcmp(kind, "generator.build_status") == 0 ||
+        strcmp(kind, "generator.build_set_status") == 0) {
+        g->kind =
+            strcmp(kind, "generator.build_set_status") == 0 ? CFG_GEN_BUILDSET : CFG_GEN_STATUS;
+        read_status_generator(L, idx, g, ctor, file, line);
     } else if (g->request) {
         check_formatter(L, idx, ctor, "formatter", file, line);
     } else {
@@ -331,7 +422,17 @@ static bool is_generator(const char *kind)
 {
     return kind != NULL && (strcmp(kind, "generator.build_start_end_status") == 0 ||
                             strcmp(kind, "generator.build_request") == 0 ||
-                            strcmp(kind, "generator.build_status") == 0);
+                            strcmp(kind, "generator.build_status") == 0 ||
+                            strcmp(kind, "generator.build_set_status") == 0 ||
+                            strcmp(kind, "generator.worker_missing") == 0);
+}
+
+/* The generators a mail can be made of. */
+static bool mail_generator(const char *kind)
+{
+    return strcmp(kind, "generator.build_status") == 0 ||
+           strcmp(kind, "generator.build_set_status") == 0 ||
+           strcmp(kind, "generator.worker_missing") == 0;
 }
 
 static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
@@ -353,20 +454,29 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
         char file[256];
         int line;
         where(L, lua_gettop(L), rep->file, rep->line, file, sizeof file, &line);
-        if (rep->kind == CFG_REP_MAIL && k != NULL && is_generator(k) &&
-            strcmp(k, "generator.build_status") != 0)
+        if (rep->kind == CFG_REP_MAIL && is_generator(k) && !mail_generator(k))
             cfg_error(L, file, line,
                       "bbm.reporters.mail_notifier: %s is not implemented for mail yet (give "
-                      "bbm.reporters.build_status_generator)",
+                      "bbm.reporters.build_status_generator, "
+                      "bbm.reporters.build_set_status_generator or "
+                      "bbm.reporters.worker_missing_generator)",
                       cfg_kind_display(k));
+        else if (rep->kind != CFG_REP_MAIL && is_generator(k) &&
+                 (strcmp(k, "generator.build_set_status") == 0 ||
+                  strcmp(k, "generator.worker_missing") == 0))
+            cfg_error(L, file, line,
+                      "%s: %s is only implemented for bbm.reporters.mail_notifier yet",
+                      cfg_kind_display(kind_of(L, idx)), cfg_kind_display(k));
         else if (is_generator(k))
             read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], k, file, line);
         else if (k == NULL || strcmp(k, "unimplemented") != 0)
             cfg_error(L, rep->file, rep->line,
                       "%s: generators[%lld] is not a "
                       "bbm.reporters.build_start_end_status_generator{...}, "
-                      "bbm.reporters.build_request_generator{...} or "
-                      "bbm.reporters.build_status_generator{...}",
+                      "bbm.reporters.build_request_generator{...}, "
+                      "bbm.reporters.build_status_generator{...}, "
+                      "bbm.reporters.build_set_status_generator{...} or "
+                      "bbm.reporters.worker_missing_generator{...}",
                       cfg_kind_display(kind_of(L, idx)), (long long)i);
         lua_pop(L, 1);
     }
@@ -474,7 +584,8 @@ static struct cfg_mail *read_mail(lua_State *L, int idx, const char *file, int l
     if (lua_getfield(L, idx, "generators") == LUA_TNIL)
         cfg_error(L, file, line,
                   "bbm.reporters.mail_notifier: give generators (Buildbot's default, "
-                  "BuildSetStatusGenerator and WorkerMissingGenerator, is not implemented yet)");
+                  "BuildSetStatusGenerator with add_patch=True and WorkerMissingGenerator, "
+                  "needs patch attachments, which are not implemented yet)");
     lua_pop(L, 1);
     return m;
 }
@@ -608,8 +719,8 @@ void cfg_free_reporters(struct cfg *cfg)
         struct cfg_reporter *r = &cfg->reporters[i];
         for (size_t j = 0; j < r->n_generators; j++) {
             struct cfg_generator *g = &r->generators[j];
-            char **lists[] = {g->builders, g->tags, g->schedulers, g->branches};
-            size_t ns[] = {g->n_builders, g->n_tags, g->n_schedulers, g->n_branches};
+            char **lists[] = {g->builders, g->tags, g->schedulers, g->branches, g->workers};
+            size_t ns[] = {g->n_builders, g->n_tags, g->n_schedulers, g->n_branches, g->n_workers};
             for (size_t k = 0; k < UTIL_NELEM(lists); k++) {
                 for (size_t m = 0; m < ns[k]; m++)
                     free(lists[k][m]);

@@ -276,6 +276,8 @@ static void read_worker(struct reader *r, int idx)
     w->keepalive_interval = (int)opt_int(r->L, idx, "keepalive_interval", 3600);
     w->ping_interval = (int)opt_int(r->L, idx, "ping_interval", 0);
     w->ping_timeout = (int)opt_int(r->L, idx, "ping_timeout", CFG_PING_TIMEOUT_DEFAULT);
+    w->notify_on_missing = string_list(r->L, idx, "notify_on_missing", &w->n_notify_on_missing);
+    w->missing_timeout = (int)opt_int(r->L, idx, "missing_timeout", CFG_MISSING_TIMEOUT_DEFAULT);
     lua_pushvalue(r->L, idx);
     w->ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     w->file = xstrdup(file);

@@ -163,6 +163,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     if (requests_housekeeping(e, masterid, &cause) != 0)
         engine_db_error("finishing what the last run left running", cause), cause = NULL;
     repair(e);
+    missing_init(e);
     if (collapse_start(e, &cause) != 0)
         engine_db_error("reading the pending build requests", cause);
     engine_kick(e);
@@ -197,6 +198,7 @@ void engine_reconfig(struct engine *e, const struct cfg *cfg)
 {
     e->cfg = cfg;
     e->cfg_version++;
+    missing_reconfig(e);
     engine_kick(e);
 }
 
@@ -217,6 +219,7 @@ void engine_worker_attached(struct engine *e, const char *name, const struct pb_
     pb_value_free(w->info);
     w->info = pb_value_dup(info);
     w->attached = true;
+    missing_attached(e, name);
     /* as Buildbot: a pause outlives the connection and the master, a shutdown does not */
     w->graceful = false;
     char *cause = NULL;
@@ -262,6 +265,7 @@ void engine_worker_detached(struct engine *e, const char *name)
     struct eng_worker *w = engine_worker(e, name);
     if (w != NULL)
         w->attached = false;
+    missing_detached(e, name);
 }
 
 /* A worker shutting down gracefully is told to stop once no build runs on it. */
@@ -398,6 +402,7 @@ void engine_free(struct engine *e)
                   "stopped; the next start finishes what they would have",
                   db_behind_waiting(e->db), db_behind_bytes(e->db) >> 10);
     collapse_free(e);
+    missing_free(e);
     locks_free(e->locks);
     for (size_t i = 0; i < e->n_workers; i++) {
         free(e->workers[i].name);

@@ -451,6 +451,10 @@ struct engine {
     struct locks *locks;             /* master and worker locks */
     unsigned long cfg_version;       /* counts reconfigs: which maxCount is the newest */
     struct rep *rep;                 /* the reporters' outbox (engine_set_reporters), or NULL */
+    uv_timer_t missing_timer;        /* missing.c: the earliest missing-worker alert due */
+    json_t *presence;                /* missing.c: worker name -> its presence row */
+    long long presence_id;           /* missing.c: their object's id, or -1 */
+    double missing_started;          /* missing.c: when this master started (epoch s) */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
@@ -459,6 +463,10 @@ struct engine {
 /* report.c: the reporters' statuses of a build that started (complete false) or
    finished, stored in e->rep's outbox. */
 void report_build(struct build *b, bool complete, const char *state_string);
+/* report.c: the reports of buildset `bsid`, which just completed (BuildSetStatusGenerator);
+   report_buildset_wanted: some reporter has such a generator. */
+void report_buildset(struct engine *e, long long bsid);
+bool report_buildset_wanted(const struct engine *e);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);
 /* ircbot.c: the IRC bots' commands that read or change the engine's state (a
@@ -466,11 +474,11 @@ void report_irc(struct build *b, bool complete, const char *state_string);
 struct rep_irc_request;
 char *engine_irc_answer(void *arg, const struct rep_irc_request *req);
 /* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
-   create_context_for_build), the previous build's results (REP_PREV_* or results; -3 with
-   *cause) and the responsible users. */
+   create_context_for_build; `is_buildset` for BuildSetStatusGenerator's), the previous
+   build's results (REP_PREV_* or results; -3 with *cause) and the responsible users. */
 struct cfg_generator;
 json_t *report_context(struct build *b, const struct cfg_generator *g, int prev, const char *state,
-                       bool complete, char **cause);
+                       bool complete, bool is_buildset, char **cause);
 int report_previous_results(struct build *b, char **cause);
 json_t *report_blamelist(struct build *b, char **cause);
 /* reportctx.c: the context's `build` (properties, and steps and logs as `f` wants them). */
@@ -487,6 +495,14 @@ void report_post(struct build *b, const struct cfg_reporter *rc, const struct cf
 /* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled);
+/* missing.c: Buildbot's missing-worker alerts, with each worker's presence kept in
+   object_state (see the file).  missing_init in engine_new; the others as workers attach
+   and detach and as the configuration changes; missing_free in engine_free. */
+void missing_init(struct engine *e);
+void missing_reconfig(struct engine *e);
+void missing_attached(struct engine *e, const char *name);
+void missing_detached(struct engine *e, const char *name);
+void missing_free(struct engine *e);
 /* build.c: the properties a request's build will have before it starts (Buildbot's
    setup_properties_known_before_build_starts and setupBuildProperties without a number),
    for BuildRequestGenerator's partial build `b` (e, cfg, builder, sourcestamps set). */

@@ -213,8 +213,20 @@ static const char *branch_or_revision(const struct build *b)
     return json_is_string(rev) ? json_string_value(rev) : "(unknown revision)";
 }
 
+/* The subject's project: for a buildset, the project property or "whole buildset"
+   (build['properties'].get('project', ['whole buildset'])[0]); for a build, the builder. */
+static const char *subject_project(const struct build *b, bool is_buildset)
+{
+    if (!is_buildset)
+        return b->builder;
+    const json_t *p = props_get(&b->props, "project");
+    if (p == NULL)
+        return "whole buildset";
+    return json_is_string(p) ? json_string_value(p) : "";
+}
+
 json_t *report_context(struct build *b, const struct cfg_generator *g, int prev, const char *state,
-                       bool complete, char **cause)
+                       bool complete, bool is_buildset, char **cause)
 {
     int results = complete ? b->results : -1;
     json_t *build = report_build_object(b, g->fmt, state, complete, cause);
@@ -232,14 +244,15 @@ json_t *report_context(struct build *b, const struct cfg_generator *g, int prev,
     char *url = xasprintf("%s#/builders/%lld/builds/%lld", b->e->cfg->buildbot_url, b->builderid,
                           b->number);
     const char *title = b->e->cfg->title != NULL ? b->e->cfg->title : "";
-    json_t *ctx = json_pack(
-        "{s:o, s:o, s:o, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "build",
-        build, "mode", mode, "blamelist", blame, "buildername", b->builder, "workername",
-        json_is_string(worker) ? json_string_value(worker) : "<unknown>", "result_name",
-        rep_result_name(results), "is_buildset", false, "status_detected", detected, "build_url",
-        url, "buildbot_title", title, "buildbot_url", b->e->cfg->buildbot_url, "summary", summary,
-        "subject_project", b->builder, "branch_or_revision", branch_or_revision(b),
-        "previous_result_name", prev >= 0 ? rep_result_name(prev) : "");
+    json_t *ctx =
+        json_pack("{s:o, s:o, s:o, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                  "build", build, "mode", mode, "blamelist", blame, "buildername", b->builder,
+                  "workername", json_is_string(worker) ? json_string_value(worker) : "<unknown>",
+                  "result_name", rep_result_name(results), "is_buildset", is_buildset,
+                  "status_detected", detected, "build_url", url, "buildbot_title", title,
+                  "buildbot_url", b->e->cfg->buildbot_url, "summary", summary, "subject_project",
+                  subject_project(b, is_buildset), "branch_or_revision", branch_or_revision(b),
+                  "previous_result_name", prev >= 0 ? rep_result_name(prev) : "");
     json_object_set_new(ctx, "results", results >= 0 ? json_integer(results) : json_null());
     json_object_set_new(ctx, "previous_results", prev >= 0 ? json_integer(prev) : json_null());
     json_object_set_new(ctx, "buildset",

@@ -223,20 +223,26 @@ int requests_unclaim(struct engine *e, long long brid, char **cause)
     return 0;
 }
 
-/* The buildset's complete event, once its last request is complete (read back: the
-   statement that completes it does not say whether it did). */
-static void publish_buildset_complete(struct engine *e, long long bsid)
+/* The buildset's complete event and its reports (BuildSetStatusGenerator), once its last
+   request is complete (read back: the statement that completes it does not say whether it
+   did). */
+static void buildset_completed(struct engine *e, long long bsid)
 {
     struct db_param p[] = {DB_INT(bsid)};
     char *cause = NULL;
     struct db_res *r = db_query(e->db, "SELECT complete FROM buildsets WHERE id = ?", p, 1, &cause);
     if (r == NULL) { /* the database is away: the event is not published */
+        log_error("buildset %lld: its completion is neither published nor reported: %s", bsid,
+                  cause);
         free(cause);
         return;
     }
-    if (db_res_rows(r) > 0 && db_res_int(r, 0, 0) != 0)
-        engine_publish(e, EV_BUILDSET, bsid, EV_COMPLETE);
+    bool complete = db_res_rows(r) > 0 && db_res_int(r, 0, 0) != 0;
     db_res_free(r);
+    if (complete && e->bus != NULL)
+        engine_publish(e, EV_BUILDSET, bsid, EV_COMPLETE);
+    if (complete)
+        report_buildset(e, bsid);
 }
 
 /*
@@ -273,8 +279,8 @@ int requests_complete(struct engine *e, long long brid, long long bsid, int resu
         return -1;
     }
     engine_publish(e, EV_BUILDREQUEST, brid, EV_COMPLETE);
-    if (e->bus != NULL)
-        publish_buildset_complete(e, bsid);
+    if (e->bus != NULL || report_buildset_wanted(e))
+        buildset_completed(e, bsid);
     return 0;
 }
 

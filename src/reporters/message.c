@@ -166,6 +166,30 @@ const char rep_default_body_html[] =
     "{% endif %}\n"
     "</ul>\n";
 
+/* Buildbot 4.3's default_missing_worker_subject_template and default_missing_template_plain
+   and _html.  Buildbot's test is `'admin' in worker['workerinfo']`; bbmaster's language has no
+   `in`, and a worker's stored info holds admin as None when the worker gave none, so the
+   paragraph is there when the admin is known. */
+const char rep_missing_subject[] = "Buildbot {{ buildbot_title }} worker {{ worker.name }} missing";
+
+const char rep_missing_body_plain[] =
+    "The Buildbot worker named {{worker.name}} went away.\n"
+    "\n"
+    "It last disconnected at {{worker.last_connection}}.\n"
+    "\n"
+    "{% if worker.workerinfo.admin %}\n"
+    "The admin on record (as reported by WORKER:info/admin) was {{worker.workerinfo.admin}}.\n"
+    "{% endif %}\n";
+
+const char rep_missing_body_html[] =
+    "<p>The Buildbot worker named {{worker.name}} went away.</p>\n"
+    "<p>It last disconnected at {{worker.last_connection}}.</p>\n"
+    "\n"
+    "{% if worker.workerinfo.admin %}\n"
+    "<p>The admin on record (as reported by WORKER:info/admin) was "
+    "{{worker.workerinfo.admin}}.</p>\n"
+    "{% endif %}\n";
+
 const char *rep_results_style(int results)
 {
     switch (results) {

@@ -227,6 +227,10 @@ const char *rep_results_style(int results);
 extern const char rep_default_subject[];
 extern const char rep_default_body_plain[];
 extern const char rep_default_body_html[];
+/* MessageFormatterMissingWorker's default subject and bodies (Buildbot 4.3's). */
+extern const char rep_missing_subject[];
+extern const char rep_missing_body_plain[];
+extern const char rep_missing_body_html[];
 
 /* A mail as sent (headers and base64 body), at most REP_MAIL_MAX bytes; its attachments
    hold at most REP_MAIL_LOGS_MAX bytes of logs (before base64). */

@@ -7,6 +7,11 @@
 #include "util/util.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <strings.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -103,6 +108,58 @@ struct tls_ctx *tls_client_ctx(const char *cafile, char **cause)
                     : cafile != NULL ? cafile
                                      : "the system's authorities",
                     cause);
+}
+
+/* The first certificate of each *.pem file of `dir` added to `ssl`'s store; how many. */
+static int add_pem_dir(SSL_CTX *ssl, DIR *d, const char *dir)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ssl);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcasecmp(e->d_name + len - 4, ".pem") != 0)
+            continue;
+        char *path = xasprintf("%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        if (x != NULL) {
+            X509_STORE_add_cert(store, x); /* a duplicate is no error worth stopping for */
+            X509_free(x);
+            n++;
+        }
+        if (f != NULL)
+            fclose(f);
+        free(path);
+    }
+    ERR_clear_error(); /* files that are not certificates are skipped, as Twisted does */
+    return n;
+}
+
+struct tls_ctx *tls_client_ctx_dir(const char *dir, char **cause)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        util_cause(cause, "TLS: trustRoots %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    ERR_clear_error();
+    SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
+    if (ssl == NULL) {
+        closedir(d);
+        ssl_cause(cause, "TLS");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    int n = add_pem_dir(ssl, d, dir);
+    closedir(d);
+    if (n == 0) {
+        SSL_CTX_free(ssl);
+        util_cause(cause, "TLS: trustRoots %s: no certificate in its *.pem files", dir);
+        return NULL;
+    }
+    return ctx_made(ssl, NULL, cause);
 }
 
 static struct tls_conn *conn_new(struct tls_ctx *ctx)

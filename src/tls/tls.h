@@ -42,6 +42,14 @@ void tls_ctx_free(struct tls_ctx *ctx);
  */
 struct tls_ctx *tls_client_ctx(const char *cafile, char **cause);
 
+/*
+ * A client context that verifies servers against the first certificate of each *.pem
+ * file in directory `dir` (what Twisted's "tls:" endpoint takes as trustRoots); files
+ * that hold no certificate are skipped.  NULL with *cause when the directory cannot be
+ * read or gives no certificate.  Free with tls_ctx_free.
+ */
+struct tls_ctx *tls_client_ctx_dir(const char *dir, char **cause);
+
 /* A server-side connection of `ctx`.  Free with tls_conn_free. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
 

@@ -173,6 +173,8 @@ return {
         "tree/.h && touch tree/a.txt tree/x/b.txt tree/x/y/c.txt tree/.h/d.txt tree/x/e.c" },
       bbm.steps.multiple_file_upload{ workersrcs = { "tree/**/*.txt" }, glob = true,
         masterdest = "uploads/rec", alwaysRun = true },
+      bbm.steps.shell{ name = "many lines", alwaysRun = true, max_lines = 5, command =
+        "i=0; while [ $i -lt 100000 ]; do echo line $i; i=$((i+1)); done; echo survived" },
     } },
   },
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "features" } } },
@@ -198,7 +200,7 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
         ("MakeDirectory", "Created", 0), ("touch", "'touch newdir/deep/f'", 0), ("CopyDirectory", "Copied build/newdir to build/copied", 0),
         ("RemoveDirectory", "Deleted", 0), ("FileExists", "File found.", 0),
         ("check", "'test -d ...'", 0)], steps
-    assert steps[11][1:4] == ("silent", "'sleep 30' (failure)", 2), steps
+    assert steps[11][1:4] == ("silent", "'sleep 30' (failure) (timed out)", 2), steps
     assert steps[12][1] == "missing" and steps[12][3] == 4, steps
     workdir = os.path.join(s.worker.dir, "features", "build")
     env = tb.stdio(s, b["buildid"], 1)
@@ -238,6 +240,14 @@ def test_shell_details_and_directory_commands(master, bbworkers, tmp_path, monke
     assert steps[18][3] == 0, steps
     assert sorted(os.listdir(os.path.join(master.dir, "uploads", "rec"))) == \
         ["a.txt", "b.txt", "c.txt"]
+    # max_lines (sent to a worker whose shell is 3.3): past it the command is killed and
+    # the worker says why (failure_reason), as buildbot-worker 4.x does
+    assert steps[19][1:4] == ("many lines", "'i=0; while ...' (failure) (max lines)", 2), steps
+    many = tb.stdio(s, b["buildid"], 19)
+    assert re.search(r"hcommand exceeds max lines: \d+/5 written/allowed running "
+                     r"\[b'/bin/sh', b'-c', b'i=0; while", many), many
+    assert "process killed by signal" in many and "osurvived" not in many
+    assert len([l for l in many.split("\n") if l.startswith("oline ")]) < 100000
     assert not os.path.exists(os.path.join(workdir, "newdir"))
     assert os.path.isdir(os.path.join(workdir, "copied", "deep"))
 
@@ -306,18 +316,19 @@ def test_output_back_pressure(master, bbworkers, tmp_path):
 
 
 def test_start_refuses_what_it_cannot_do(tmp_path):
-    """A tac asking for an HTTP proxy is refused (never a connection other than the one
-    asked for); a computed setting is refused with FILE:LINE."""
+    """A tac asking for a connection bbworker cannot make (a unix: endpoint) is refused,
+    never replaced by another; a computed setting is refused with FILE:LINE."""
     d = tmp_path / "w"
-    subprocess.run([BBWORKER, "create-worker", "-q", "--proxy-connection-string=tcp:p:3128",
+    subprocess.run([BBWORKER, "create-worker", "-q", "--connection-string=tcp:h:1",
                     str(d), "h:1", "n", "p"], check=True)
+    tac = d / "buildbot.tac"
+    tac.write_text(tac.read_text().replace("'tcp:h:1'", "'unix:path=/run/master.sock'"))
     r = subprocess.run([BBWORKER, "start", "--nodaemon", str(d)], capture_output=True,
                        text=True, timeout=30)
-    assert r.returncode == 1 and "proxy_connection_string is not supported by bbworker yet" \
-        in r.stderr
-    tac = d / "buildbot.tac"
-    tac.write_text(tac.read_text().replace("proxy_connection_string = 'tcp:p:3128'",
-                                           "proxy_connection_string = None").replace(
+    line = tac.read_text().split("\n").index("connection_string = 'unix:path=/run/master.sock'")
+    assert r.returncode == 1 and (f"{tac}:{line + 1}: connection_string: endpoint type 'unix' "
+                                  "is not supported by bbworker") in r.stderr, r.stderr
+    tac.write_text(tac.read_text().replace("'unix:path=/run/master.sock'", "'tcp:h:1'").replace(
         "passwd = 'p'", "passwd = open('/etc/pw').read()"))
     r = subprocess.run([BBWORKER, "start", "--nodaemon", str(d)], capture_output=True,
                        text=True, timeout=30)
@@ -350,8 +361,10 @@ def test_transfer_and_directory_steps_with_bbworker(steps_site):
 
 def test_big_output_non_utf8_and_timeout_with_bbworker(steps_site):
     """test_builds.test_big_output_non_utf8_and_timeout with bbworker: 50 MB of stdout
-    whole in the log, non-UTF-8 bytes replaced, a timeout, logfiles with decodeRC."""
-    tb.test_big_output_non_utf8_and_timeout(steps_site)
+    whole in the log, non-UTF-8 bytes replaced, a timeout (which bbworker, as 4.x
+    workers do, says is why it killed the command: failure_reason), logfiles with
+    decodeRC."""
+    tb.test_big_output_non_utf8_and_timeout(steps_site, why=" (timed out)")
 
 
 def test_builder_directories_and_leftovers(master, bbworkers):

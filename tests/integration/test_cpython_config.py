@@ -173,6 +173,8 @@ def test_auth_as_upstream(tmp_path):
 
 def test_same_as_upstream():
     port = load_port()
+    # send_mail is false: no MailNotifier
+    assert not [s for s in port["services"] if s["kind"] == "reporters.mail_notifier"]
     keys = ("name", "max_builds", "keepalive_interval")
     assert [{k: w[k] for k in keys} for w in port["workers"]] == UPSTREAM["workers"]
     assert [b["name"] for b in port["builders"]] == [b["name"] for b in UPSTREAM["builders"]]
@@ -447,3 +449,185 @@ def test_a_ported_builder_builds_on_a_real_worker(master, workers, tmp_path):
     log = api_get(web, f"steps/{test['stepid']}/logs/stdio/contents")["logchunks"]
     text = "".join(c["content"] for c in log)
     assert "== Tests result: SUCCESS ==" in text and "--junit-xml test-results.xml" in text
+
+
+def test_mail_notifier_as_upstream(tmp_path):
+    """send_mail: master.cfg's MailNotifier, BuildSetStatusGenerator(mode='problem') on the
+    stable builders of the non-PR branches with custom/email_formatter.py's template, to the
+    status list (in To, with Reply-To) from from_email through email_relay_host; and
+    WorkerMissingGenerator(workers='all'), each worker's notify_on_missing its owner's email
+    (none without one), missing_timeout left at Buildbot's 3600 s."""
+    settings = tmp_path / "settings.yaml"
+    with open(SETTINGS) as f:
+        settings.write_text(f.read().replace("send_mail: false", "send_mail: true"))
+    port = load_port(settings)
+    mail, *others = [s for s in port["services"] if s["kind"] == "reporters.mail_notifier"]
+    assert others == []
+    generators = mail.pop("generators")
+    assert mail == {"kind": "reporters.mail_notifier", "fromaddr": "buildbot@example.org",
+                    "relayhost": "mail.example.org",
+                    "extraRecipients": ["buildbot-status@example.org"],
+                    "sendToInterestedUsers": False,
+                    "extraHeaders": {"Reply-To": "buildbot-status@example.org"}}
+    gen, missing = generators
+    assert missing == {"kind": "reporters.worker_missing_generator", "workers": "all"}
+    notify = {w["name"]: w["notify_on_missing"] for w in port["workers"]}
+    assert notify["angelico-debian-amd64"] == ["owner@example.org"]
+    assert notify["bolen-ubuntu"] == {}  # an empty Lua table: nobody
+    assert "missing_timeout" not in port["workers"][0]
+    stable = [b["name"] for b in UPSTREAM["builders"]
+              if "stable" in b["tags"] and b["tags"][0] != "PullRequest"]
+    assert (gen["kind"], gen["mode"], gen["builders"]) == (
+        "reporters.build_set_status_generator", "problem", stable)
+    fmt = gen["message_formatter"]
+    assert fmt["template"].startswith("The Buildbot has detected a {{ status_detected }} on ")
+    assert (fmt["template_type"], fmt["want_logs"], fmt["want_properties"],
+            fmt["want_steps"]) == ("plain", True, True, True)
+
+
+MAIL_CONFIG = r'''
+local bbm = require "bbm"
+local dir = os.getenv("CPYTHON_CONFIG")
+package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+local steps = require "custom.steps"
+local email_formatter = require "custom.email_formatter"
+
+local function builder(name)
+    return bbm.builder {
+        name = name, workernames = { "angelico-debian-amd64" }, tags = { "3.x", "stable" },
+        factory = bbm.factory {
+            steps.Test { command = { "sh", "-c", bbm.interpolate("exit %%(prop:rc:-0)s") } },
+        },
+    }
+end
+
+return {
+    title = "Python",
+    buildbotURL = "https://buildbot.python.org/all/",
+    protocols = { pb = { port = %(pb)d } },
+    www = { port = %(www)d },
+    workers = { bbm.worker("angelico-debian-amd64", "pw") },
+    builders = { builder("AMD64 Debian root 3.x"), builder("AMD64 Fedora Stable 3.x") },
+    schedulers = { bbm.schedulers.force { name = "force",
+        builderNames = { "AMD64 Debian root 3.x", "AMD64 Fedora Stable 3.x" },
+        properties = { bbm.params.string { name = "rc", default = "0" } } } },
+    -- master.cfg's MailNotifier, as master.lua configures it
+    services = { bbm.reporters.mail_notifier {
+        generators = { bbm.reporters.build_set_status_generator { mode = "problem",
+            builders = { "AMD64 Debian root 3.x", "AMD64 Fedora Stable 3.x" },
+            message_formatter = email_formatter.MESSAGE_FORMATTER } },
+        fromaddr = "buildbot@python.org", relayhost = "127.0.0.1", smtpPort = %(smtp)d,
+        extraRecipients = { "buildbot-status@python.org" }, sendToInterestedUsers = false,
+        extraHeaders = { ["Reply-To"] = "buildbot-status@python.org" } } },
+}
+'''
+
+# custom/email_formatter.py's MAIL_TEMPLATE at the upstream commit, verbatim.
+UPSTREAM_TEMPLATE = """\
+The Buildbot has detected a {{ status_detected }} on builder {{ buildername }} while building {{ projects }}.
+Full details are available at:
+    {{ build_url }}
+
+Buildbot URL: {{ buildbot_url }}
+
+Worker for this Build: {{ workername }}
+
+Build Reason: {{ build['properties'].get('reason', ["<unknown>"])[0] }}
+Blamelist: {{ ", ".join(blamelist) }}
+
+{{ summary }}
+
+
+Summary of the results of the build (if available):
+===================================================
+
+{{ build['final_log'].test_summary() }}
+
+
+Captured traceback
+==================
+
+{{ "\\n\\n".join(build['tracebacks']) }}
+
+
+Test report
+===========
+
+{{ build['final_log'].format_failing_tests() }}
+
+
+
+Sincerely,
+ -The Buildbot
+"""
+
+
+def upstream_mail(values):
+    """UPSTREAM_TEMPLATE rendered as Jinja renders it (its last newline dropped) with these
+    values for its expressions; the ones read from the test log's content are empty, as
+    upstream's are for a build whose log has no test summary, traceback or failing test."""
+    import re
+    exprs = {"status_detected": "new failure", "summary": "BUILD FAILED: failed test (failure)",
+             "projects": "python/cpython", "buildbot_url": "https://buildbot.python.org/all/",
+             "workername": "angelico-debian-amd64",
+             "build['properties'].get('reason', [\"<unknown>\"])[0]": values["reason"],
+             "\", \".join(blamelist)": "Jane Doe <jane@example.org>",
+             "buildername": values["builder"], "build_url": values["url"],
+             "build['final_log'].test_summary()": "",
+             "\"\\n\\n\".join(build['tracebacks'])": "",
+             "build['final_log'].format_failing_tests()": ""}
+    return re.sub(r"\{\{ (.*?) \}\}", lambda m: exprs[m.group(1)], UPSTREAM_TEMPLATE)[:-1]
+
+
+def test_failure_mail_as_upstream(master, workers):
+    """custom/email_formatter.lua's mail, as master.lua's MailNotifier sends it, for a push
+    that newly breaks two stable builders: one mail (Buildbot raises KeyError on it and
+    sends none) with upstream's subject and, for each builder, upstream's text."""
+    import email
+    import email.policy
+    from conftest import api_rpc
+    from test_reporters import FakeSMTP
+    from test_reporters_buildset import built
+
+    web, smtp_port = free_port(), free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(MAIL_CONFIG % {"pb": master.pb_port, "www": web, "smtp": smtp_port})
+    master.env["CPYTHON_CONFIG"] = CPYTHON
+    smtp = FakeSMTP(smtp_port)
+    smtp.start()
+    names = ["AMD64 Debian root 3.x", "AMD64 Fedora Stable 3.x"]
+
+    def force(rc):
+        status, body = api_rpc(web, "forceschedulers/force", "force", builderNames=names,
+                               project="python/cpython", branch="main", rc=rc,
+                               username="Jane Doe <jane@example.org>")
+        assert status == 200, body
+        return body["result"]
+
+    try:
+        master.start()
+        workers("angelico-debian-amd64", "pw", master.pb_port).start()
+        master.wait_log(r"worker 'angelico-debian-amd64' attached")
+        built(web, force("0"))
+        _, builds = built(web, force("1"))
+        wait_for(lambda: smtp.mails, what="the mail")
+    finally:
+        smtp.stop()
+    [(sender, rcpts, content, _, _)] = smtp.mails
+    assert (sender, rcpts) == ("buildbot@python.org", ["buildbot-status@python.org"])
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    assert (msg["From"], msg["To"], msg["Reply-To"]) == (
+        "buildbot@python.org", "buildbot-status@python.org", "buildbot-status@python.org")
+    assert msg["Subject"] == "\u2620 Buildbot (Python): python/cpython - failed test (failure) " \
+        "(main)"
+    reason = api_get(web, f"builds/{builds[0]['buildid']}?property=reason")["builds"][0][
+        "properties"]["reason"][0]
+    builds.sort(key=lambda b: b["buildrequestid"])  # getDetailsForBuildset's order
+    name = {b["builderid"]: api_get(web, f"builders/{b['builderid']}")["builders"][0]["name"]
+            for b in builds}
+    assert sorted(name.values()) == names
+    # each build's body, joined as Buildbot joins them, then MailNotifier's "\n\n"
+    url = "https://buildbot.python.org/all/#/builders/{builderid}/builds/{number}"
+    assert msg.get_content() == "".join(
+        upstream_mail({"builder": name[b["builderid"]], "url": url.format(**b), "reason": reason})
+        for b in builds) + "\n\n"

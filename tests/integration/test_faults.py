@@ -186,11 +186,11 @@ def test_full_disk_mid_build(workers, tmp_path, request):
         fill = disk / "fill"
         subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=1M"], capture_output=True)
         site.go.touch()
-        time.sleep(4)  # the build goes on with nowhere to write
-        os.remove(fill)
-        check_whole(site, brid)
+        # the build goes on with nowhere to write until the master says so
         wait_for(lambda: "database: unavailable: sqlite" in m.log() and "full" in m.log(),
                  what="the master's log to report the full disk")
+        os.remove(fill)
+        check_whole(site, brid)
         m.wait_log(r"database: available again after")
     finally:
         pid = m.pid()

@@ -414,8 +414,6 @@ def test_sasl_and_its_fallback(master):
      "'lostDelay' is not implemented by bbmaster"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
      'notify_events = { "sucess" } }', "notify_events: \"sucess\" is not an event of Buildbot's"),
-    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
-     'notify_events = { "worker" } }', "\"worker\" (missing workers) is not implemented"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { 5 } }',
      "channels[1] must be a name or {channel = ..., password = ...}"),
     ('bbm.reporters.irc{ host = "h", nick = "n" }', "missing required parameter 'channels'"),

@@ -282,7 +282,21 @@ def test_stop_does_not_wait_for_github(master, workers, github):
      "bbm.reporters.message_formatter_renderable"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_set_status_generator{} } }',
-     "bbm.reporters.build_set_status_generator (Buildbot's BuildSetStatusGenerator) is not"),
+     "bbm.reporters.github_status_push: bbm.reporters.build_set_status_generator is only "
+     "implemented for bbm.reporters.mail_notifier yet"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
+     'bbm.reporters.build_set_status_generator{ add_logs = { 1 } } } }',
+     "bbm.reporters.build_set_status_generator: 'add_logs' must be true, false or a list of "
+     "log names"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
+     'bbm.reporters.build_set_status_generator{ mode = "sometimes" } } }',
+     "bbm.reporters.build_set_status_generator: mode sometimes is not a valid mode"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
+     'bbm.reporters.build_set_status_generator{ add_patch = true } } }',
+     "bbm.reporters.build_set_status_generator: 'add_patch' is not implemented by bbmaster"),
+    ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
+     'bbm.reporters.build_set_status_generator{ report_new = true } } }',
+     "bbm.reporters.build_set_status_generator: unknown parameter 'report_new'"),
     ('bbm.reporters.github_status_push{ token = "t", generators = { '
      'bbm.reporters.build_status_generator{ mode = { "failing", "all" } } } }',
      "mode 'all' is not valid in an iterator"),

@@ -446,8 +446,10 @@ static const struct broken broken[] = {
      "reports through bbm.reporters.github_status_push, bbm.reporters.http_status_push, "
      "bbm.reporters.github_comment_push, bbm.reporters.irc and bbm.reporters.mail_notifier with "
      "bbm.reporters.build_start_end_status_generator, "
-     "bbm.reporters.build_request_generator and "
-     "bbm.reporters.build_status_generator\n"},
+     "bbm.reporters.build_request_generator, "
+     "bbm.reporters.build_status_generator, "
+     "bbm.reporters.build_set_status_generator and "
+     "bbm.reporters.worker_missing_generator\n"},
     {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
      "{F}:3: bbm.reporters.irc: missing required parameter 'nick'\n"
      "{F}:3: bbm.reporters.irc: missing required parameter 'channels'\n"},
@@ -463,9 +465,53 @@ static const struct broken broken[] = {
     {"  buildbotNetUsageData = false, multiMaster = false,\n", ""},
     {"  multiMaster = true,\n",
      "{F}:3: 'multiMaster' may only be false: bbmaster runs as a single master\n"},
-    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = 'a@b.c' }) },\n",
-     "{F}:3: bbm.worker: 'notify_on_missing' is a Buildbot parameter bbmaster does not "
-     "implement: bbmaster sends no mail about missing workers yet\n"},
+    /* missing workers: Buildbot's notify_on_missing, missing_timeout and generator */
+    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = 'a@b.c' }) },\n", ""},
+    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = { 'A <a@b.c>', 'd@e.f' },\n"
+     "    missing_timeout = 0 }) },\n",
+     ""},
+    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = { 'a@b.c', 'nobody' } }) },\n",
+     "{F}:3: bbm.worker: notify_on_missing arg 'nobody' is not a valid email\n"},
+    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = { 'a@b.c', 5 } }) },\n",
+     "{F}:3: bbm.worker: 'notify_on_missing' must be a string or a list of strings, not "
+     "table\n"},
+    {"  workers = { bbm.worker('w1', 'p', { notify_on_missing = 'a@b.c\\r\\nBcc: x@y.z' }) "
+     "},\n",
+     "{F}:3: bbm.worker: notify_on_missing arg 'a@b.c\\r\\nBcc: x@y.z' is not a valid email\n"},
+    {"  workers = { bbm.worker('w1', 'p', { missing_timeout = 40000000 }) },\n",
+     "{F}:3: bbm.worker: 'missing_timeout' must be between 0 and 31622400, not 40000000\n"},
+    {"  workers = { bbm.worker('w1', 'p', { missing_timeout = 'soon' }) },\n",
+     "{F}:3: bbm.worker: 'missing_timeout' must be a whole number, not string\n"},
+    {"  services = { bbm.reporters.mail_notifier{ fromaddr = 'b@x.org', generators = {\n"
+     "    bbm.reporters.worker_missing_generator{ workers = 'all' },\n"
+     "    bbm.reporters.worker_missing_generator{ workers = { 'w1' },\n"
+     "      message_formatter = bbm.reporters.message_formatter_missing_worker{\n"
+     "        template = '{{ worker.name }} at {{ worker.last_connection }}',\n"
+     "        subject = 'gone: {{ worker.name }}', template_type = 'html' } } } } },\n",
+     ""},
+    {"  services = { bbm.reporters.mail_notifier{ fromaddr = 'b@x.org', generators = {\n"
+     "    bbm.reporters.worker_missing_generator{ workers = 'w1' } } } },\n",
+     "{F}:4: bbm.reporters.worker_missing_generator: workers must be 'all', or list of worker "
+     "names\n"},
+    {"  services = { bbm.reporters.mail_notifier{ fromaddr = 'b@x.org', generators = {\n"
+     "    bbm.reporters.worker_missing_generator{\n"
+     "      message_formatter = bbm.reporters.message_formatter{ template = 'x' } } } } },\n",
+     "{F}:4: bbm.reporters.worker_missing_generator: 'message_formatter' must be a "
+     "bbm.reporters.message_formatter_missing_worker{...}\n"},
+    {"  services = { bbm.reporters.mail_notifier{ fromaddr = 'b@x.org', generators = {\n"
+     "    bbm.reporters.worker_missing_generator{\n"
+     "      message_formatter = bbm.reporters.message_formatter_missing_worker{\n"
+     "        template = '{% if %}', template_type = 'json', ctx = {} } } } } },\n",
+     "{F}:5: bbm.reporters.message_formatter_missing_worker: 'ctx' is not implemented by "
+     "bbmaster: a Python dict of extra context has no Lua equivalent yet\n"
+     "{F}:5: MessageFormatterMissingWorker: template type json is not known to pick default "
+     "template\n"
+     "{F}:5: bbm.reporters.message_formatter_missing_worker: 'template', line 1: a condition "
+     "is a path, 'not' path, or path == \"text\" (or !=)\n"},
+    {"  services = { bbm.reporters.github_status_push{ token = 't', generators = {\n"
+     "    bbm.reporters.worker_missing_generator{} } } },\n",
+     "{F}:4: bbm.reporters.github_status_push: bbm.reporters.worker_missing_generator is only "
+     "implemented for bbm.reporters.mail_notifier yet\n"},
     /* locks: Buildbot's access modes, a lock always taken through an access, one lock a
        name */
     {W B(", locks = { bbm.locks.master{ name = 'x' }:access('bogus') }"),

@@ -203,6 +203,34 @@ static void test_defaults(void **state)
     rep_tmpl_free(t);
 }
 
+/* MessageFormatterMissingWorker's defaults render as Buildbot 4.3's Jinja renders them (its
+   output for these contexts, with and without an admin). */
+static void test_missing_defaults(void **state)
+{
+    (void)state;
+    const char *admin = "{\"buildbot_title\": \"Python\", \"worker\": {\"name\": \"w1\","
+                        " \"last_connection\": \"Wed Aug  5 18:44:43 2026\","
+                        " \"workerinfo\": {\"admin\": \"Chris <c@example.org>\"}}}";
+    const char *none = "{\"buildbot_title\": \"Python\", \"worker\": {\"name\": \"w1\","
+                       " \"last_connection\": \"Wed Aug  5 18:44:43 2026\","
+                       " \"workerinfo\": {\"admin\": null}}}";
+    expect(render(rep_missing_subject, admin), "Buildbot Python worker w1 missing");
+    expect(render(rep_missing_body_plain, admin),
+           "The Buildbot worker named w1 went away.\n\nIt last disconnected at Wed Aug  5 "
+           "18:44:43 2026.\n\n\nThe admin on record (as reported by WORKER:info/admin) was "
+           "Chris <c@example.org>.\n");
+    expect(render(rep_missing_body_plain, none),
+           "The Buildbot worker named w1 went away.\n\nIt last disconnected at Wed Aug  5 "
+           "18:44:43 2026.\n\n");
+    expect(render(rep_missing_body_html, admin),
+           "<p>The Buildbot worker named w1 went away.</p>\n<p>It last disconnected at Wed Aug  "
+           "5 18:44:43 2026.</p>\n\n\n<p>The admin on record (as reported by WORKER:info/admin) "
+           "was Chris <c@example.org>.</p>\n");
+    expect(render(rep_missing_body_html, none),
+           "<p>The Buildbot worker named w1 went away.</p>\n<p>It last disconnected at Wed Aug  "
+           "5 18:44:43 2026.</p>\n\n");
+}
+
 static void test_smtp_classify(void **state)
 {
     (void)state;
@@ -315,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_template),
         cmocka_unit_test(test_template_refused),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_missing_defaults),
         cmocka_unit_test(test_smtp_classify),
         cmocka_unit_test(test_mail_compose),
         cmocka_unit_test(test_mail_valid),

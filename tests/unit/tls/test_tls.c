@@ -302,12 +302,54 @@ static void test_client(void **state)
     buf_free(&at_client);
 }
 
+/* trustRoots: the first certificate of each *.pem file of a directory, other files skipped */
+static void test_client_dir(void **state)
+{
+    (void)state;
+    char *cause = NULL;
+    struct tls_ctx *server_ctx = tls_server_ctx(cert_path, key_path, NULL, &cause);
+    struct tls_ctx *trusting = tls_client_ctx_dir(dir, &cause); /* cert.pem and two keys */
+    assert_non_null(trusting);
+    struct buf at_server, at_client;
+    buf_init(&at_server, 1 << 16);
+    buf_init(&at_client, 1 << 16);
+    struct tls_conn *client = tls_conn_client(trusting, "localhost");
+    struct tls_conn *server = tls_conn_new(server_ctx);
+    assert_int_equal(tls_conn_send(client, "ping", 4, &cause), 0);
+    assert_null(exchange(client, server, &at_server, &at_client));
+    assert_int_equal(at_server.len, 4);
+    tls_conn_free(client);
+    tls_conn_free(server);
+
+    char empty[] = "/tmp/bbm-tls-roots-XXXXXX";
+    assert_non_null(mkdtemp(empty));
+    char *junk = xasprintf("%s/junk.pem", empty);
+    FILE *f = fopen(junk, "w");
+    fputs("not a certificate\n", f);
+    fclose(f);
+    assert_null(tls_client_ctx_dir(empty, &cause));
+    assert_non_null(strstr(cause, "no certificate in its *.pem files"));
+    free(cause);
+    cause = NULL;
+    unlink(junk);
+    free(junk);
+    rmdir(empty);
+    assert_null(tls_client_ctx_dir("/nonexistent/roots", &cause));
+    assert_non_null(strstr(cause, "TLS: trustRoots /nonexistent/roots: No such file"));
+    free(cause);
+    tls_ctx_free(trusting);
+    tls_ctx_free(server_ctx);
+    buf_free(&at_server);
+    buf_free(&at_client);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_data),
         cmocka_unit_test(test_plain_bytes_are_refused),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_client_dir),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_client),
     };
