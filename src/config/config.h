@@ -230,6 +230,18 @@ struct cfg_reporter {
 
 /* bbm.reporters.irc: Buildbot's IRC reporter (src/config/irc.c reads it). */
 #define CFG_IRC_TARGETS_MAX 64 /* channels and pm_to_nicks of one bot */
+/* One entry of the IRC bot's authz (Buildbot's, keys upper-cased as expand_authz does): a
+   command's name, or "" (the harmless commands), "!" (the dangerous ones), "*" (every
+   command); `all` for true, else the nicks allowed (none: false). */
+#define CFG_IRC_AUTHZ_MAX 64
+#define CFG_IRC_AUTHZ_NICKS_MAX 1000
+struct cfg_irc_acl {
+    char *command; /* lower-case */
+    bool all;
+    char **nicks; /* lower-case */
+    size_t n_nicks;
+};
+
 struct cfg_irc {
     char *name;                   /* "IRC" unless name= says otherwise */
     char *host, *nick, *password; /* password NULL: none */
@@ -241,6 +253,8 @@ struct cfg_irc {
     char **tags;     /* NULL: every builder */
     size_t n_tags;
     bool use_colors, notice, use_sasl, use_ssl;
+    struct cfg_irc_acl *authz; /* authz (or allowForce) */
+    size_t n_authz;
     char *file;
     int line;
 };

@@ -1,9 +1,10 @@
 /*
  * bbm.reporters.irc: Buildbot's IRC reporter, read into cfg->ircs.  bbm.c checks
  * the types of its parameters; this file takes their values, refuses the
- * parameters bbmaster does not implement (the bot's commands and their authz,
- * useRevisions, Twisted's fixed reconnect delays) at the line of the call, and
- * checks notify_events against the names Buildbot takes.  The bot itself is
+ * parameters bbmaster does not implement (allowShutdown, useRevisions,
+ * Twisted's fixed reconnect delays) at the line of the call, checks
+ * notify_events against the names Buildbot takes, and reads the commands'
+ * authz (or the deprecated allowForce) as Buildbot's checkConfig does.  The bot itself is
  * src/reporters/irc.c; what it says is decided in src/engine/reportirc.c.
  */
 #include "config/internal.h"
@@ -20,9 +21,7 @@ static const struct {
     bool false_ok;
     const char *why;
 } refused[] = {
-    {"allowForce", true, "the bot's commands are not implemented"},
-    {"allowShutdown", true, "the bot's commands are not implemented"},
-    {"authz", false, "the bot's commands are not implemented"},
+    {"allowShutdown", true, "the bot's shutdown command is not implemented"},
     {"useRevisions", true, "messages name builds, not revisions"},
     {"lostDelay", false, "bbmaster reconnects with exponential backoff"},
     {"failedDelay", false, "bbmaster reconnects with exponential backoff"},
@@ -157,6 +156,171 @@ static void read_tags(lua_State *L, int idx, struct cfg_irc *irc)
     lua_pop(L, 1);
 }
 
+/* Buildbot's IRC commands that bbmaster's bot does not have. */
+static const char *const missing_commands[] = {"destroy", "hustle",   "join",   "leave",  "mute",
+                                               "notify",  "shutdown", "source", "unmute", "watch"};
+
+/* An authz key: a command of the bot's, or "", "!", "*". */
+static bool authz_key(lua_State *L, const char *key, const char *file, int line)
+{
+    char lc[64];
+    size_t n = strlen(key);
+    if (n >= sizeof lc) {
+        cfg_error(L, file, line, CTOR ": authz: '%.40s...' is not a command of the bot", key);
+        return false;
+    }
+    for (size_t i = 0; i <= n; i++)
+        lc[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] - 'A' + 'a' : key[i]);
+    static const char *const known[] = {"",       "!",     "*",      "commands", "dance",
+                                        "force",  "hello", "help",   "last",     "list",
+                                        "status", "stop",  "version"};
+    for (size_t i = 0; i < UTIL_NELEM(known); i++)
+        if (strcmp(known[i], lc) == 0)
+            return true;
+    for (size_t i = 0; i < UTIL_NELEM(missing_commands); i++)
+        if (strcmp(missing_commands[i], lc) == 0) {
+            cfg_error(L, file, line,
+                      CTOR ": authz: the bot's '%s' command is not implemented by "
+                           "bbmaster",
+                      lc);
+            return false;
+        }
+    cfg_error(L, file, line, CTOR ": authz: '%s' is not a command of the bot", key);
+    return false;
+}
+
+/* false when the table is full */
+static bool add_acl(struct cfg_irc *irc, const char *key, bool all, char **nicks, size_t n)
+{
+    char *lc = xstrdup(key);
+    for (char *p = lc; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    struct cfg_irc_acl *a = NULL;
+    for (size_t i = 0; i < irc->n_authz; i++)
+        if (strcmp(irc->authz[i].command, lc) == 0)
+            a = &irc->authz[i];
+    if (a == NULL && irc->n_authz == CFG_IRC_AUTHZ_MAX) {
+        free(lc);
+        return false;
+    }
+    if (a == NULL) {
+        a = &irc->authz[irc->n_authz++];
+        a->command = lc;
+    } else {
+        free(lc);
+        for (size_t j = 0; j < a->n_nicks; j++)
+            free(a->nicks[j]);
+        free(a->nicks);
+    }
+    a->all = all;
+    a->nicks = xcalloc(n + 1, sizeof *a->nicks);
+    for (size_t j = 0; j < n; j++) {
+        a->nicks[j] = xstrdup(nicks[j]);
+        for (char *p = a->nicks[j]; *p != '\0'; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    }
+    a->n_nicks = n;
+    return true;
+}
+
+/* The value on top of the stack: true, false or a list of nicks; the nicks into `nicks`. */
+static int acl_value(lua_State *L, bool *all, char **nicks, size_t *n)
+{
+    *n = 0;
+    if (lua_type(L, -1) == LUA_TBOOLEAN) {
+        *all = lua_toboolean(L, -1);
+        return 0;
+    }
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return -1;
+    *all = false;
+    lua_Integer len = luaL_len(L, -1);
+    if (len > CFG_IRC_AUTHZ_NICKS_MAX)
+        return -1;
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        count++;
+        lua_pop(L, 1);
+    }
+    if ((lua_Integer)count != len)
+        return -1; /* not a list */
+    for (lua_Integer i = 1; i <= len; i++) {
+        bool ok = lua_geti(L, -1, i) == LUA_TSTRING && plain_word(lua_tostring(L, -1));
+        if (ok)
+            nicks[(*n)++] = (char *)lua_tostring(L, -1);
+        lua_pop(L, 1); /* the string stays referenced by the table */
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/* authz = {command = true | false | {nicks}, [{"force", "stop"}] = ...}: Buildbot's. */
+static void read_authz(lua_State *L, int idx, struct cfg_irc *irc, const char *file, int line)
+{
+    irc->authz = xcalloc(CFG_IRC_AUTHZ_MAX, sizeof *irc->authz);
+    int t = lua_getfield(L, idx, "authz");
+    lua_getfield(L, idx, "allowForce");
+    lua_getfield(L, idx, "allowShutdown");
+    bool force_given = !lua_isnil(L, -2), shutdown_given = !lua_isnil(L, -1);
+    if (force_given && !lua_isboolean(L, -2))
+        cfg_error(L, file, line, CTOR ": allowForce must be boolean, not %s", luaL_typename(L, -2));
+    if (t != LUA_TNIL && force_given)
+        cfg_error(L, file, line,
+                  CTOR ": If you specify authz, you must not use allowForce anymore");
+    if (t != LUA_TNIL && shutdown_given)
+        cfg_error(L, file, line,
+                  CTOR ": If you specify authz, you must not use allowShutdown anymore");
+    if (t == LUA_TNIL && force_given && lua_isboolean(L, -2)) {
+        add_acl(irc, "force", lua_toboolean(L, -2), NULL, 0);
+        add_acl(irc, "stop", lua_toboolean(L, -2), NULL, 0);
+    }
+    lua_pop(L, 2);
+    if (t != LUA_TNIL && t != LUA_TTABLE)
+        cfg_error(L, file, line, CTOR ": authz must be a table of commands");
+    if (t != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    char **nicks = xcalloc(CFG_IRC_AUTHZ_NICKS_MAX + 1, sizeof *nicks);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        bool all = false;
+        size_t n = 0;
+        if (acl_value(L, &all, nicks, &n) != 0) {
+            cfg_error(L, file, line,
+                      CTOR ": authz values must be bool or a list of nicks (at most %d)",
+                      CFG_IRC_AUTHZ_NICKS_MAX);
+        } else if (lua_type(L, -2) == LUA_TSTRING) {
+            if (authz_key(L, lua_tostring(L, -2), file, line) &&
+                !add_acl(irc, lua_tostring(L, -2), all, nicks, n))
+                cfg_error(L, file, line, CTOR ": authz: more than %d entries", CFG_IRC_AUTHZ_MAX);
+        } else if (lua_type(L, -2) == LUA_TTABLE) { /* a tuple of commands */
+            lua_Integer len = luaL_len(L, -2);
+            for (lua_Integer i = 1; i <= len && i <= CFG_IRC_AUTHZ_MAX; i++) {
+                if (lua_geti(L, -2, i) == LUA_TSTRING &&
+                    authz_key(L, lua_tostring(L, -1), file, line) &&
+                    !add_acl(irc, lua_tostring(L, -1), all, nicks, n))
+                    cfg_error(L, file, line, CTOR ": authz: more than %d entries",
+                              CFG_IRC_AUTHZ_MAX);
+                else if (lua_type(L, -1) != LUA_TSTRING)
+                    cfg_error(L, file, line,
+                              CTOR ": authz: a key must be a command or a list of "
+                                   "commands");
+                lua_pop(L, 1);
+            }
+        } else {
+            cfg_error(L, file, line, CTOR ": authz: a key must be a command or a list of commands");
+        }
+        lua_pop(L, 1);
+    }
+    free(nicks);
+    lua_pop(L, 1);
+}
+
 static void check_name(lua_State *L, const struct cfg *cfg, const struct cfg_irc *irc)
 {
     for (size_t i = 0; i + 1 < cfg->n_ircs; i++)
@@ -197,6 +361,7 @@ void cfg_read_irc(lua_State *L, int idx, struct cfg *cfg, const char *file, int 
     read_channels(L, idx, irc, file, line);
     read_events(L, idx, irc, file, line);
     read_tags(L, idx, irc);
+    read_authz(L, idx, irc, file, line);
     irc->use_colors = opt_bool(L, idx, "useColors", true);
     irc->notice = opt_bool(L, idx, "noticeOnChannel", false);
     irc->use_sasl = opt_bool(L, idx, "useSASL", false);
@@ -214,6 +379,13 @@ void cfg_free_irc(struct cfg *cfg)
         }
         for (size_t j = 0; j < irc->n_tags; j++)
             free(irc->tags[j]);
+        for (size_t j = 0; j < irc->n_authz; j++) {
+            for (size_t k = 0; k < irc->authz[j].n_nicks; k++)
+                free(irc->authz[j].nicks[k]);
+            free(irc->authz[j].nicks);
+            free(irc->authz[j].command);
+        }
+        free(irc->authz);
         free(irc->targets);
         free(irc->keys);
         free(irc->tags);

@@ -4,6 +4,7 @@
  * the web posts (force, stop, cancel, pause, unpause).
  */
 #include "engine/internal.h"
+#include "reporters/reporters.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,11 @@ void engine_set_events(struct engine *e, struct ev_bus *bus)
 
 void engine_set_reporters(struct engine *e, struct rep *rep)
 {
+    if (e->rep != NULL)
+        rep_irc_set_handler(rep_irc_of(e->rep), NULL, NULL);
     e->rep = rep;
+    if (rep != NULL) /* the bots' status, last, list, force and stop (ircbot.c) */
+        rep_irc_set_handler(rep_irc_of(rep), engine_irc_answer, e);
 }
 
 struct ev_bus *engine_events(struct engine *e)

@@ -469,6 +469,10 @@ void report_buildset(struct engine *e, long long bsid);
 bool report_buildset_wanted(const struct engine *e);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);
+/* ircbot.c: the IRC bots' commands that read or change the engine's state (a
+   rep_irc_handler; `arg` is the engine). */
+struct rep_irc_request;
+char *engine_irc_answer(void *arg, const struct rep_irc_request *req);
 /* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
    create_context_for_build; `is_buildset` for BuildSetStatusGenerator's), the previous
    build's results (REP_PREV_* or results; -3 with *cause) and the responsible users. */

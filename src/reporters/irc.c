@@ -4,7 +4,10 @@
  * IRCv3 says: CAP LS, CAP REQ :sasl, AUTHENTICATE, 903 then CAP END; on a NAK,
  * 904 or a server without sasl it ends the negotiation and identifies with
  * NickServ instead), joins its channels, answers PING, pings a silent server,
- * and says what the engine hands it (rep_irc_say) to its channels and nicks.
+ * says what the engine hands it (rep_irc_say) to its channels and nicks, and
+ * answers the commands addressed to it (ircbot.c decides what; the engine's
+ * handler answers those that read or change its state), each nick within a
+ * command rate, each answer within REP_IRC_REPLY_LINES_MAX lines.
  *
  * Bounds: a line read is at most 512 bytes (a longer one is skipped and
  * logged); lines to send wait in a queue of REP_IRC_QUEUE_MAX, sent within a
@@ -30,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "util/util.h"
@@ -72,12 +76,18 @@ struct bot {
     struct rep_irc_queue q;
     struct tls_conn *tls; /* with useSSL, while connected */
     bool handshaken;
+
+    struct cfg_irc_acl *authz; /* a copy, replaced by each reconfig */
+    size_t n_authz;
+    struct rep_irc_rates rates;
 };
 
 struct rep_irc {
     uv_loop_t *loop;
     struct bot *bots;
     struct tls_ctx *tls; /* made for the first bot with useSSL */
+    rep_irc_handler handler;
+    void *handler_arg;
 };
 
 struct wreq {
@@ -93,10 +103,40 @@ static void do_register(struct bot *b);
 
 /* ------------------------------------------------------------ life */
 
+static void authz_free(struct bot *b)
+{
+    for (size_t i = 0; i < b->n_authz; i++) {
+        for (size_t j = 0; j < b->authz[i].n_nicks; j++)
+            free(b->authz[i].nicks[j]);
+        free(b->authz[i].nicks);
+        free(b->authz[i].command);
+    }
+    free(b->authz);
+    b->authz = NULL;
+    b->n_authz = 0;
+}
+
+static void authz_copy(struct bot *b, const struct cfg_irc *c)
+{
+    authz_free(b);
+    b->authz = xcalloc(c->n_authz + 1, sizeof *b->authz);
+    for (size_t i = 0; i < c->n_authz; i++) {
+        const struct cfg_irc_acl *a = &c->authz[i];
+        b->authz[i].command = xstrdup(a->command);
+        b->authz[i].all = a->all;
+        b->authz[i].nicks = xcalloc(a->n_nicks + 1, sizeof(char *));
+        for (size_t j = 0; j < a->n_nicks; j++)
+            b->authz[i].nicks[j] = xstrdup(a->nicks[j]);
+        b->authz[i].n_nicks = a->n_nicks;
+    }
+    b->n_authz = c->n_authz;
+}
+
 static void bot_release(struct bot *b)
 {
     if (--b->pending > 0 || !b->dead)
         return;
+    authz_free(b);
     rep_irc_queue_clear(&b->q);
     tls_conn_free(b->tls);
     uv_freeaddrinfo(b->addrs);
@@ -170,6 +210,7 @@ static struct bot *bot_new(struct rep_irc *ri, const struct cfg_irc *c)
     }
     b->n_targets = c->n_targets;
     b->n_channels = c->n_channels;
+    authz_copy(b, c);
     rep_irc_queue_init(&b->q, uv_now(ri->loop));
     uv_timer_init(ri->loop, &b->timer);
     b->timer.data = b;
@@ -556,6 +597,65 @@ static void on_numeric(struct bot *b, int code, const struct rep_irc_msg *m)
     }
 }
 
+/* An answer to `target`: its lines cut to REP_IRC_TEXT_MAX, at most REP_IRC_REPLY_LINES_MAX
+   of them and a line that counts the rest. */
+static void answer(struct bot *b, const char *verb_, const char *target, const char *text)
+{
+    size_t lines = 0, more = 0;
+    for (const char *p = text; *p != '\0';) {
+        size_t len = strcspn(p, "\r\n");
+        for (size_t off = 0; off < len;) {
+            size_t n = rep_irc_cut(p + off, len - off, REP_IRC_TEXT_MAX);
+            if (n == 0)
+                n = len - off < REP_IRC_TEXT_MAX ? len - off : REP_IRC_TEXT_MAX;
+            if (lines < REP_IRC_REPLY_LINES_MAX)
+                push(b, xasprintf("%s %s :%.*s", verb_, target, (int)n, p + off));
+            else
+                more++;
+            lines++;
+            off += n;
+        }
+        p += len;
+        p += strspn(p, "\r\n");
+    }
+    if (more > 0)
+        push(b, xasprintf("%s %s :(%zu more lines not shown)", verb_, target, more));
+    flush(b);
+}
+
+/* A PRIVMSG: a command when it is addressed to the bot (privately, or "nick: ..." in a
+   channel), answered where it was said. */
+static void on_privmsg(struct bot *b, const struct rep_irc_msg *m)
+{
+    if (m->prefix == NULL || m->n_params < 2 || b->state != B_READY)
+        return;
+    char nick[64];
+    snprintf(nick, sizeof nick, "%.*s", (int)strcspn(m->prefix, "!@"), m->prefix);
+    bool private_chat = strcasecmp(m->params[0], b->nick_now) == 0;
+    const char *message = rep_irc_addressed(m->params[1], b->nick_now, private_chat);
+    if (message == NULL || nick[0] == '\0')
+        return;
+    const char *channel = private_chat ? NULL : m->params[0];
+    int rate = rep_irc_rate_take(&b->rates, nick, uv_now(b->ri->loop));
+    if (rate <= 0) {
+        if (rate == 0)
+            log_warn("%s: %s gives commands faster than %d, then one per %d s: ignored", b->name,
+                     UTIL_ESC(nick), REP_IRC_CMD_BURST, REP_IRC_CMD_MS / 1000);
+        return;
+    }
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(message, " "), message);
+    log_info("%s: received command `%s` from %s%s%s", b->name, UTIL_ESC(word), UTIL_ESC(nick),
+             channel != NULL ? " on " : "", channel != NULL ? UTIL_ESC(channel) : "");
+    struct rep_irc_said said = {b->name, nick, channel, message};
+    char *text = rep_irc_command(&said, b->authz, b->n_authz, b->ri->handler, b->ri->handler_arg);
+    if (text != NULL && !b->dead) {
+        bool group = channel != NULL && strchr("&#!+", channel[0]) != NULL;
+        answer(b, group && b->notice ? "NOTICE" : "PRIVMSG", private_chat ? nick : channel, text);
+    }
+    free(text);
+}
+
 static void on_line(struct bot *b, const char *line, size_t len)
 {
     struct rep_irc_msg m;
@@ -570,6 +670,8 @@ static void on_line(struct bot *b, const char *line, size_t len)
         on_cap(b, &m);
     else if (strcmp(c, "AUTHENTICATE") == 0)
         on_authenticate(b, &m);
+    else if (strcmp(c, "PRIVMSG") == 0)
+        on_privmsg(b, &m);
     else if (strcmp(c, "ERROR") == 0)
         log_warn("%s: the server says: %s", b->name, UTIL_ESC(m.n_params > 0 ? m.params[0] : ""));
     else if (strlen(c) == 3 && c[0] >= '0' && c[0] <= '9')
@@ -806,8 +908,10 @@ static struct bot *bot_for(struct rep_irc *ri, const struct cfg_irc *c, struct b
             break;
         }
     free(sig);
-    if (same != NULL)
+    if (same != NULL) {
+        authz_copy(same, c); /* Buildbot restarts the bot for it; nothing else changes */
         return same;
+    }
     same = bot_new(ri, c);
     for (struct bot *o = *old; o != NULL; o = o->next)
         if (strcmp(o->name, same->name) == 0)
@@ -831,6 +935,12 @@ void rep_irc_reconfig(struct rep_irc *ri, const struct cfg *cfg)
         old = b->next;
         bot_kill(b, "buildmaster reconfigured: bot disconnecting");
     }
+}
+
+void rep_irc_set_handler(struct rep_irc *ri, rep_irc_handler h, void *arg)
+{
+    ri->handler = h;
+    ri->handler_arg = arg;
 }
 
 void rep_irc_free(struct rep_irc *ri)

@@ -365,6 +365,106 @@ uint64_t rep_irc_queue_wait(const struct rep_irc_queue *q, uint64_t now);
 /* Frees what waits. */
 void rep_irc_queue_clear(struct rep_irc_queue *q);
 
+/* ------------------------------------------------------- the bot's commands (ircbot.c) */
+
+/* Arguments of one command at most (shlex-split; a line holds at most 255 anyway). */
+#define REP_IRC_ARGS_MAX 32
+/* Lines of one answer at most (after cutting at REP_IRC_TEXT_MAX); the rest are counted in
+   a last line "(N more lines not shown)". */
+#define REP_IRC_REPLY_LINES_MAX 30
+/* Commands of one nick: a burst of REP_IRC_CMD_BURST, then one per REP_IRC_CMD_MS; more are
+   ignored (logged once).  Nicks followed per bot at most (the idlest is forgotten). */
+#define REP_IRC_CMD_BURST 5
+#define REP_IRC_CMD_MS 4000
+#define REP_IRC_NICKS_MAX 64
+/* Recent changes `list changes` shows at most (Buildbot's "all" is 100). */
+#define REP_IRC_CHANGES_MAX 100
+
+/* The text said to the bot: privately all of it, in a channel what follows "NICK:" or
+   "NICK," (case-insensitive), its leading spaces skipped; NULL when it is not for the bot
+   (or is a CTCP message). */
+const char *rep_irc_addressed(const char *text, const char *nick, bool private_chat);
+/* shlex.split (POSIX mode) of `s` into `out` (strlen(s) + 1 bytes) and `argv` (at most
+   `max`): 0 and *argc, or -1 with *error: Python's "No closing quotation", "No escaped
+   character", or "Too many arguments". */
+int rep_irc_split(const char *s, char *out, char **argv, int max, int *argc, const char **error);
+
+struct cfg_irc_acl;
+/* Buildbot's getCommandMethod: whether `nick` (lower-case) may run `command` (lower-case)
+   under `authz` (none: the harmless commands for all, force and stop for nobody). */
+bool rep_irc_allowed(const struct cfg_irc_acl *authz, size_t n, const char *command,
+                     const char *nick);
+
+/* A command the engine answers (status, last, list, force, stop), as the bot received it. */
+struct rep_irc_request {
+    const char *bot;     /* the reporter's name */
+    const char *nick;    /* who said it, lower-case (Buildbot's user_id) */
+    const char *user;    /* describeUser: "nick", or "nick on #channel" */
+    const char *command; /* lower-case */
+    char **argv;         /* its arguments, shlex-split */
+    int argc;
+};
+/* Answers a request: the text to say (malloc'd, lines separated by '\n') or NULL. */
+typedef char *(*rep_irc_handler)(void *arg, const struct rep_irc_request *req);
+
+/*
+ * What the bot says to `message` (already addressed to it, see rep_irc_addressed) from `nick`
+ * in `channel` (NULL: privately): words.py's handleMessage with its commands help, commands,
+ * hello, version and dance answered here, status, last, list, force and stop by `h`; the
+ * refusals (authz) and usage errors in Buildbot's words.  malloc'd text (lines separated by
+ * '\n') or NULL: nothing to say.
+ */
+struct rep_irc_said {
+    const char *bot;     /* the reporter's name */
+    const char *nick;    /* as the server gave it */
+    const char *channel; /* NULL: a private message */
+    const char *message;
+};
+char *rep_irc_command(const struct rep_irc_said *said, const struct cfg_irc_acl *authz,
+                      size_t n_authz, rep_irc_handler h, void *arg);
+/* The lines of a greeting chosen at random, for `hello`. */
+const char *rep_irc_greeting(void);
+
+/* Buildbot's util.fuzzyInterval ("a moment", "40 seconds", "3 hours", ...) into buf. */
+const char *rep_irc_fuzzy(long long seconds, char *buf, size_t cap);
+/* irc.py's format_build_status: results_descriptions ("completed successfully") or, `brief`,
+   short_results_descriptions (", Success"), in mIRC colours with `colors`, into buf. */
+const char *rep_irc_result_text(int results, bool brief, bool colors, char *buf, size_t cap);
+
+/* `force build ...`: Twisted's ForceOptions (--builder, --codebase, --branch, --revision,
+   --project, --reason, --props, each as --opt=V or --opt V, a unique prefix taken, before
+   the builder and the reason's words).  Strings point into argv, `reason` is malloc'd
+   (NULL: none). */
+struct rep_irc_force {
+    const char *builder, *codebase, *branch, *revision, *project, *props;
+    char *reason;
+};
+/* 0, or -1 with *reply: what the bot says (a usage error; "Something bad happened (see
+   logs)" with the reason in *log).  Both malloc'd. */
+int rep_irc_force_parse(int argc, char **argv, struct rep_irc_force *f, char **reply, char **log);
+/* Buildbot's checks of the branch, revision and properties (its default `validation`
+   patterns): NULL and the properties as [[name, value, "Force Build Chat"], ...] in *props,
+   or what the bot says ("Sorry, bad branch 'x'", ...; *log set when it is "Something bad
+   happened"). */
+char *rep_irc_force_check(const struct rep_irc_force *f, json_t **props, char **log);
+void rep_irc_force_clear(struct rep_irc_force *f);
+/* The usage of `force`, for its "Try '...'" */
+extern const char rep_irc_force_usage[];
+
+/* Per-nick command rate: a token bucket each. */
+struct rep_irc_rates {
+    struct {
+        char nick[64];
+        double tokens;
+        uint64_t at;
+        bool warned;
+    } e[REP_IRC_NICKS_MAX];
+    size_t n;
+};
+/* 1: `nick` may give a command at `now`; 0: over its rate, first time in this stretch (to
+   log); -1: over its rate again. */
+int rep_irc_rate_take(struct rep_irc_rates *r, const char *nick, uint64_t now);
+
 struct rep_irc;
 struct cfg_irc;
 /* The bots of a configuration (copied); a bot whose parameters changed quits and a new one
@@ -373,6 +473,9 @@ struct rep_irc *rep_irc_new(uv_loop_t *loop);
 void rep_irc_reconfig(struct rep_irc *ri, const struct cfg *cfg);
 /* Queues `text` (its lines) for every channel and nick of the bot named `name`. */
 void rep_irc_say(struct rep_irc *ri, const char *name, const char *text);
+/* Who answers the bots' status, last, list, force and stop (NULL: nobody; they are then
+   answered "Something bad happened (see logs)").  Called on the loop, at once. */
+void rep_irc_set_handler(struct rep_irc *ri, rep_irc_handler h, void *arg);
 /* The IRC bots of the outbox `r`. */
 struct rep_irc *rep_irc_of(struct rep *r);
 /* Says QUIT where it can and closes the connections; NULL is fine. */

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from conftest import BBMASTER, free_port, wait_for
+from conftest import BBMASTER, api_get, free_port, wait_for
 from test_reporters import built, force
 
 NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
@@ -397,8 +397,19 @@ def test_sasl_and_its_fallback(master):
 
 
 @pytest.mark.parametrize("service,message", [
-    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = { ["!"] = true } }',
-     "'authz' is not implemented by bbmaster: the bot's commands are not implemented"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = { ["!"] = "al" } }',
+     "authz values must be bool or a list of nicks"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = { froce = true } }',
+     "authz: 'froce' is not a command of the bot"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
+     'authz = { [{ "force", "shutdown" }] = { "al" } } }',
+     "authz: the bot's 'shutdown' command is not implemented by bbmaster"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = {}, '
+     'allowForce = true }', "If you specify authz, you must not use allowForce anymore"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, allowForce = "yes" }',
+     "allowForce must be boolean"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, allowShutdown = true }',
+     "'allowShutdown' is not implemented by bbmaster"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, lostDelay = 5 }',
      "'lostDelay' is not implemented by bbmaster"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
@@ -456,3 +467,107 @@ def test_checkconfig_accepts_buildbot_python_org(master):
                 '  },\n}\n')
     r = master.cli("checkconfig", master.dir)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+COMMANDS_CONFIG = r"""local bbm = require "bbm"
+return {
+  title = "irc",
+  db_url = "sqlite:///state.sqlite",
+  buildbotURL = "http://buildbot.example/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = {
+    bbm.builder{ name = "alpha", workernames = { "w1" },
+      factory = bbm.factory{ bbm.steps.shell{ name = "nap", command = { "sh", "-c",
+        bbm.interpolate("exec sleep %%(prop:s:-0)s") } } } },
+  },
+  services = {
+    bbm.reporters.irc{ host = "127.0.0.1", port = %(irc)d, nick = "cmdbot", channels = { "#cmd" },
+      useColors = false, authz = { force = { "Boss" }, stop = { "boss" } } },
+  },
+}
+"""
+
+
+def client(port, nick, channel=None):
+    c = Client(port)
+    c.send(f"NICK {nick}")
+    c.send(f"USER {nick} 0 * :{nick}")
+    wait_for(lambda: any(" 001 " in line for line in c.lines), what=f"{nick} signed on")
+    if channel:
+        c.send(f"JOIN {channel}")
+        wait_for(lambda: any(" 366 " in line for line in c.lines), what=f"{nick} joined")
+    return c
+
+
+def test_commands_on_ngircd(master, workers, ngircd):
+    """words.py's commands said to the bot on a real ngIRCd: a force that a real
+    buildbot-worker builds, last, status of a running build, stop (the nick is in authz),
+    and a nick that is not."""
+    port = ngircd[0]
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(COMMANDS_CONFIG % {"pb": master.pb_port, "www": www, "irc": port})
+    boss = client(port, "boss", "#cmd")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
+             what="cmdbot in #cmd")
+
+    def answers(c, n):
+        wait_for(lambda: len([s for s in c.said() if s[0] == "cmdbot"]) >= n,
+                 what=f"{n} answers")
+        return [s[1:] for s in c.said() if s[0] == "cmdbot"]
+
+    def build(number, complete=True):
+        rows = [b for b in api_get(www, "builds")["builds"] if b["number"] == number]
+        return rows[0] if rows and (rows[0]["complete"] or not complete) else None
+
+    boss.send("PRIVMSG #cmd :someone: force build alpha")  # not for the bot
+    boss.send("PRIVMSG #cmd :CMDBOT, force build --branch=main alpha because 'it is' time")
+    assert answers(boss, 1) == [("#cmd", "Force build successfully requested.")]
+    wait_for(lambda: build(1), what="the forced build")
+    first = build(1)
+    assert first["results"] == 0
+    props = api_get(www, f"builds/{first['buildid']}/properties")["properties"][0]
+    assert props["owner"] == ["boss on #cmd", "Force Build Chat"]
+    assert props["reason"] == ["because it is time", "Force Build Chat"]
+    bset = api_get(www, "buildsets")["buildsets"][-1]
+    assert bset["reason"] == "forced: by boss on #cmd: because it is time"
+    assert [(s["branch"], s["revision"]) for s in bset["sourcestamps"]] == [("main", "HEAD")]
+
+    boss.send("PRIVMSG #cmd :cmdbot: last alpha")
+    boss.send("PRIVMSG #cmd :cmdbot: force build --props=s=60 alpha")
+    said = answers(boss, 3)
+    assert re.fullmatch(r"`alpha`: last build completed successfully \((a moment|\d+ seconds) "
+                        r"ago\)", said[1][1]), said[1]
+    assert said[2] == ("#cmd", "Force build successfully requested.")
+    wait_for(lambda: build(2, complete=False), what="the second build running")
+    url = f"http://buildbot.example/#/builders/{first['builderid']}/builds/2"
+    boss.send("PRIVMSG #cmd :cmdbot: status alpha")
+    said = answers(boss, 4)
+    assert re.fullmatch(r"`alpha`: running: build \[#2\]\(" + re.escape(url) + r"\) \(.+\)",
+                        said[3][1]), said[3]
+    boss.send("PRIVMSG #cmd :cmdbot: stop build alpha enough now")
+    assert answers(boss, 5)[4] == ("#cmd", f"Build [#2]({url}) of `alpha` interrupted.")
+    wait_for(lambda: build(2), what="the second build stopped")
+    assert build(2)["results"] == 6  # CANCELLED
+    assert "(stopped: by boss on #cmd: enough now)" in build(2)["state_string"], build(2)
+
+    # another nick, privately: not in authz; the online builders, the workers, the changes
+    eve = client(port, "Eve")
+    for command in ("force build alpha", "status", "list all workers", "list 3 changes"):
+        eve.send(f"PRIVMSG cmdbot :{command}")
+    wait_for(lambda: len([s for s in eve.said() if s[0] == "cmdbot"]) >= 4, what="eve's answers")
+    said = [s[1:] for s in eve.said() if s[0] == "cmdbot"]
+    assert re.fullmatch(r"`alpha`: idle  last build (a moment|\d+ seconds) ago, Cancelled",
+                        said[1][1]), said
+    assert said[:1] + said[2:] == [
+        ("Eve", "Thou shall not pass, eve!!!"), ("Eve", "I found the following workers: w1"),
+        ("Eve", "I found the following recent changes:")]
+    assert len(api_get(www, "builds")["builds"]) == 2
+    assert master.count(r"IRC: received command `force` from Eve\n") == 1
+    boss.close()
+    eve.close()
