@@ -54,10 +54,13 @@ struct steplog *steplog_open(struct engine *e, long long stepid, const char *nam
     return l;
 }
 
+/* The chunk and the log's new line count, in one transaction: the caller's (the flush
+   timer's, over every dirty log) or one of its own. */
 static int flush_one(struct steplog *l, char **cause)
 {
     if (l->pending_lines == 0)
         return 0;
+    struct db *db = l->e->db;
     struct buf z;
     buf_init(&z, 2 * LOG_CHUNK_MAX);
     int codec = 0;
@@ -65,16 +68,27 @@ static int flush_one(struct steplog *l, char **cause)
     long long first = l->num_lines, last = l->num_lines + l->pending_lines - 1;
     struct db_param p[] = {DB_INT(l->id), DB_INT(first), DB_INT(last), DB_BLOB(z.data, z.len),
                            DB_INT(codec)};
+    bool own_tx = false;
+    if (rc == 0 && !db_in_transaction(db)) {
+        rc = db_begin(db, cause);
+        own_tx = rc == 0;
+    }
     if (rc == 0)
         rc = db_exec_bulk(
-            l->e->db,
+            db,
             "INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
             "VALUES (?, ?, ?, ?, ?)",
             p, 5, cause);
     buf_free(&z);
     struct db_param u[] = {DB_INT(last + 1), DB_INT(l->id)};
     if (rc == 0)
-        rc = db_exec(l->e->db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
+        rc = db_exec(db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
+    if (own_tx) {
+        if (rc == 0)
+            rc = db_commit(db, cause);
+        else
+            db_rollback(db);
+    }
     if (rc == 0)
         engine_publish(l->e, EV_LOG, l->id, EV_APPEND);
     /* A chunk the database refused, or that found no room to wait for it, is lost: the
