@@ -12,7 +12,9 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WWW_STUB = os.path.join(REPO, "..", "shared", "tools", "buildbot-www-stub")
+# ../shared beside the repository, or BBM_SHARED_DIR (as meson's shared_dir option)
+SHARED = os.environ.get("BBM_SHARED_DIR", os.path.join(REPO, "..", "shared"))
+WWW_STUB = os.path.join(SHARED, "tools", "buildbot-www-stub")
 MB = 1048576
 # The worker program the masters get: Debian's buildbot-worker, or bbworker
 # (BENCH_WORKER=build/worker/bbworker, or a bench's --workers bbworker), which takes
