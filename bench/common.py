@@ -12,11 +12,28 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WWW_STUB = os.path.join(REPO, "..", "shared", "tools", "buildbot-www-stub")
+# ../shared beside the repository, or BBM_SHARED_DIR (as meson's shared_dir option)
+SHARED = os.environ.get("BBM_SHARED_DIR", os.path.join(REPO, "..", "shared"))
+WWW_STUB = os.path.join(SHARED, "tools", "buildbot-www-stub")
 MB = 1048576
 # The worker program the masters get: Debian's buildbot-worker, or bbworker
-# (BENCH_WORKER=build/worker/bbworker), which takes the same command line.
+# (BENCH_WORKER=build/worker/bbworker, or a bench's --workers bbworker), which takes
+# the same command line.
 WORKER = os.environ.get("BENCH_WORKER", "buildbot-worker")
+WORKER_CHOICES = ("buildbot-worker", "bbworker")
+
+
+def worker_program(choice, bbmaster=None):
+    """The program for --workers CHOICE: Debian's buildbot-worker, or the bbworker
+    built beside `bbmaster` (build/worker/bbworker)."""
+    if choice == "buildbot-worker":
+        return "buildbot-worker"
+    build = (os.path.dirname(os.path.dirname(os.path.abspath(bbmaster))) if bbmaster
+             else os.path.join(REPO, "build"))
+    path = os.path.join(build, "worker", "bbworker")
+    if not os.access(path, os.X_OK):
+        raise SystemExit(f"{path}: no bbworker there (make build)")
+    return path
 
 
 def say(*a):
@@ -92,8 +109,9 @@ class Master:
     """A master directory run through its command line: bbmaster, or Buildbot
     (with the www stand-in that serves /api/v2) when `binary` is None."""
 
-    def __init__(self, workdir, binary, lua, cfg):
+    def __init__(self, workdir, binary, lua, cfg, worker=None):
         self.bin = binary
+        self.worker = worker or WORKER
         self.name = "bbmaster" if binary else "Buildbot"
         self.dir = os.path.join(workdir, self.name.lower())
         self.pb, self.www = free_port(), free_port()
@@ -134,9 +152,9 @@ class Master:
 
     def add_worker(self, name, password):
         wdir = os.path.join(os.path.dirname(self.dir), f"{self.name.lower()}-{name}")
-        run([WORKER, "create-worker", "-q", "--umask=0o22", wdir,
-             f"127.0.0.1:{self.pb}", name, password], f"{WORKER} create-worker")
-        run([WORKER, "start", wdir], f"{WORKER} start")
+        run([self.worker, "create-worker", "-q", "--umask=0o22", wdir,
+             f"127.0.0.1:{self.pb}", name, password], f"{self.worker} create-worker")
+        run([self.worker, "start", wdir], f"{self.worker} start")
         self.workers.append(wdir)
 
     def wait_workers(self, n, seconds=120):
@@ -150,7 +168,7 @@ class Master:
 
     def stop(self):
         for w in self.workers:
-            subprocess.run([WORKER, "stop", w], capture_output=True)
+            subprocess.run([self.worker, "stop", w], capture_output=True)
         if self.bin:
             subprocess.run([self.bin, "stop", self.dir], capture_output=True)
         else:

@@ -26,34 +26,19 @@ static const char *const stream_key[] = {"header", "stdout", "stderr"};
 /* Bytes -> text: each byte sequence that is not UTF-8 becomes U+FFFD, as Python's "replace". */
 struct pb_value *bbw_utf8_text(const char *s, size_t len)
 {
+    size_t ok = util_utf8_valid(s, len);
+    if (ok == len) /* the usual case: all of it, copied once */
+        return pb_textn(s, len);
     struct buf b;
     buf_init(&b, 0);
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        size_t n = 0;
-        unsigned c = *p;
-        if (c < 0x80)
-            n = 1;
-        else if (c >= 0xc2 && c <= 0xdf)
-            n = 2;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 3;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 4;
-        bool ok = n > 0 && (size_t)(end - p) >= n;
-        for (size_t i = 1; ok && i < n; i++)
-            ok = (p[i] & 0xc0) == 0x80;
-        if (ok && n == 3)
-            ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
-        if (ok && n == 4)
-            ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
-        if (ok) {
-            buf_add(&b, p, n);
-            p += n;
-        } else {
-            buf_addstr(&b, "\xef\xbf\xbd");
-            p++;
-        }
+    for (;;) {
+        buf_add(&b, s, ok); /* a valid run whole, then U+FFFD for the byte that ends it */
+        if (ok == len)
+            break;
+        buf_addstr(&b, "\xef\xbf\xbd");
+        s += ok + 1;
+        len -= ok + 1;
+        ok = util_utf8_valid(s, len);
     }
     struct pb_value *v = pb_textn(b.data ? b.data : "", b.len);
     buf_free(&b);
@@ -131,6 +116,15 @@ void bbw_cmd_output(struct bbw_cmd *c, enum bbw_stream stream, const char *data,
     if (c->finished)
         return;
     struct buf *p = &c->partial[stream];
+    if (p->len == 0) { /* no line held back: the whole lines go to the batch from here */
+        size_t cut = len;
+        while (cut > 0 && data[cut - 1] != '\n')
+            cut--;
+        if (cut > 0)
+            batch_add(c, stream, data, cut);
+        data += cut;
+        len -= cut;
+    }
     buf_add(p, data, len);
     size_t cut = p->len;
     while (cut > 0 && p->data[cut - 1] != '\n')

@@ -7,16 +7,23 @@ into lines (its LineBoundaryFinder), buffered into messages (its BufferManager) 
 each message encoded as the PB `update` call it sends (jelly and banana).  What is left
 out (reading the pipe, writing the socket, reading the master's answers) only costs
 more, so the figure is an upper bound on what any master can receive from this worker.
-Prints one line: `MB SECONDS` (CPU seconds).  Needs python3-twisted and buildbot-worker.
+The output is testrun.py's, the test-suite lines bench/logs/run prints.
+Usage: worker_ceiling.py SIZE.  Prints one line: `BYTES SECONDS` (CPU seconds).
+Needs python3-twisted and buildbot-worker.
 """
 
 import codecs
+import os
+import random
 import sys
 import time
 
 from buildbot_worker.base import BotBase
 from buildbot_worker.util import buffer_manager, lineboundaries
 from twisted.spread import banana, jelly
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testrun  # noqa: E402
 
 READ = 8192  # twisted.internet.fdesc.readFromFD
 
@@ -32,7 +39,7 @@ class NoTimer:
 
 
 def main():
-    size, width = int(sys.argv[1]), int(sys.argv[2])
+    size = int(sys.argv[1])
     bot = BotBase("/nonexistent")
 
     def send(message):  # pb.py's protocol_send_update_message, encoding only
@@ -42,8 +49,8 @@ def main():
     buf = buffer_manager.BufferManager(NoTimer(), send, bot.buffer_size, bot.buffer_timeout)
     lines = lineboundaries.LineBoundaryFinder(bot.max_line_length, bot.newline_re)
     decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
-    line = b"x" * (width - 1) + b"\n"
-    block = line * (1 + (1 << 20) // len(line))
+    rng = random.Random(20261205)
+    block = "".join(testrun.line(rng, n) for n in range((4 << 20) // testrun.WIDTH)).encode()
     t0 = time.process_time()
     done = 0
     while done < size:

@@ -231,6 +231,11 @@ int db_commit(struct db *db, char **cause)
     return rc;
 }
 
+bool db_in_transaction(const struct db *db)
+{
+    return db->depth > 0;
+}
+
 void db_rollback(struct db *db)
 {
     if (db->depth == 0)

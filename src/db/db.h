@@ -93,6 +93,8 @@ struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_p
 
 int db_begin(struct db *db, char **cause);
 int db_commit(struct db *db, char **cause);
+/* Whether a transaction is open on `db` (db_begin without its commit or rollback). */
+bool db_in_transaction(const struct db *db);
 /*
  * Writes this process has made to `tables` (NULL-terminated; NULL: any), each
  * counted once it is done or, in a transaction, once it is committed: an
@@ -350,8 +352,10 @@ enum db_chunk_codec {
  */
 int db_chunk_decode(int codec, const unsigned char *in, size_t len, struct buf *out, char **cause);
 /*
- * Encodes `len` bytes of chunk content the way Buildbot 4.3 does: zstd, or
- * raw when that is not smaller.  *codec gets the code stored with it.
+ * Encodes `len` bytes of chunk content as Buildbot 4.3 does: a zstd frame
+ * (at level 1, with its content size), or raw when that is not smaller.
+ * *codec gets the code stored with it.  Thread-safe: each thread keeps its
+ * own zstd contexts.
  */
 int db_chunk_encode(const char *in, size_t len, struct buf *out, int *codec, char **cause);
 

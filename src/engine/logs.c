@@ -54,10 +54,13 @@ struct steplog *steplog_open(struct engine *e, long long stepid, const char *nam
     return l;
 }
 
+/* The chunk and the log's new line count, in one transaction: the caller's (the flush
+   timer's, over every dirty log) or one of its own. */
 static int flush_one(struct steplog *l, char **cause)
 {
     if (l->pending_lines == 0)
         return 0;
+    struct db *db = l->e->db;
     struct buf z;
     buf_init(&z, 2 * LOG_CHUNK_MAX);
     int codec = 0;
@@ -65,16 +68,27 @@ static int flush_one(struct steplog *l, char **cause)
     long long first = l->num_lines, last = l->num_lines + l->pending_lines - 1;
     struct db_param p[] = {DB_INT(l->id), DB_INT(first), DB_INT(last), DB_BLOB(z.data, z.len),
                            DB_INT(codec)};
+    bool own_tx = false;
+    if (rc == 0 && !db_in_transaction(db)) {
+        rc = db_begin(db, cause);
+        own_tx = rc == 0;
+    }
     if (rc == 0)
         rc = db_exec_bulk(
-            l->e->db,
+            db,
             "INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
             "VALUES (?, ?, ?, ?, ?)",
             p, 5, cause);
     buf_free(&z);
     struct db_param u[] = {DB_INT(last + 1), DB_INT(l->id)};
     if (rc == 0)
-        rc = db_exec(l->e->db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
+        rc = db_exec(db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
+    if (own_tx) {
+        if (rc == 0)
+            rc = db_commit(db, cause);
+        else
+            db_rollback(db);
+    }
     if (rc == 0)
         engine_publish(l->e, EV_LOG, l->id, EV_APPEND);
     /* A chunk the database refused, or that found no room to wait for it, is lost: the
@@ -116,21 +130,26 @@ static void unmark_dirty(struct steplog *l)
 }
 
 /* A whole line: channel prefix (stdio logs), then the text. */
-static void add_line(struct steplog *l, char channel, struct buf *line)
+static void add_line(struct steplog *l, char channel, const char *text, size_t len)
 {
-    size_t need = line->len + (channel != 0) + (l->pending_lines > 0);
+    size_t need = len + (channel != 0) + (l->pending_lines > 0);
     if (l->pending.len + need > LOG_CHUNK_MAX)
         flush_logged(l);
     if (l->pending_lines > 0)
         buf_addc(&l->pending, '\n');
     if (channel != 0)
         buf_addc(&l->pending, channel);
-    buf_add(&l->pending, line->data, line->len);
+    buf_add(&l->pending, text, len);
     if (l->on_line != NULL)
-        l->on_line(l->on_line_arg, channel, line->data, line->len);
-    buf_reset(line);
+        l->on_line(l->on_line_arg, channel, text, len);
     l->pending_lines++;
     mark_dirty(l);
+}
+
+static void add_partial(struct steplog *l, char channel, struct buf *part)
+{
+    add_line(l, channel, part->data, part->len);
+    buf_reset(part);
 }
 
 static int channel_index(char channel)
@@ -144,11 +163,17 @@ void steplog_add(struct steplog *l, char channel, const char *text, size_t len)
     while (len > 0) {
         const char *nl = memchr(text, '\n', len);
         size_t n = nl != NULL ? (size_t)(nl - text) : len;
+        if (part->len == 0 && nl != NULL && n <= LOG_LINE_MAX) {
+            add_line(l, channel, text, n); /* a whole line, nothing held before it */
+            text += n + 1;
+            len -= n + 1;
+            continue;
+        }
         size_t room = LOG_LINE_MAX - part->len;
         size_t take = n < room ? n : room;
         buf_add(part, text, take);
         if (take < n || nl != NULL) /* a newline, or a line cut at the limit */
-            add_line(l, channel, part);
+            add_partial(l, channel, part);
         size_t used = take + (take == n && nl != NULL);
         text += used;
         len -= used;
@@ -160,7 +185,7 @@ void steplog_close(struct steplog *l)
     static const char channels[] = {'o', 'e', 'h'};
     for (size_t i = 0; i < UTIL_NELEM(channels); i++)
         if (l->partial[i].len > 0)
-            add_line(l, l->type == 's' ? channels[i] : 0, &l->partial[i]);
+            add_partial(l, l->type == 's' ? channels[i] : 0, &l->partial[i]);
     flush_logged(l);
     unmark_dirty(l);
     char *cause = NULL;

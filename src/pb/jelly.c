@@ -34,38 +34,6 @@ static size_t count_nodes(const struct pb_value *v)
     return n;
 }
 
-static bool valid_utf8(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t more;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            more = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            more = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            more = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i <= more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += more + 1;
-    }
-    return true;
-}
-
 static int unjelly(struct unjelly *u, const struct pb_value *t, struct pb_value **out,
                    char **cause);
 
@@ -166,7 +134,7 @@ static int unjelly_scalar_tag(const struct pb_value *t, const struct pb_value *t
     } else if (tag_is(tag, "unicode")) {
         if (t->u.list.n != 2 || arg->kind != PB_BYTES)
             return util_cause(cause, "jelly: malformed unicode");
-        if (!valid_utf8((const unsigned char *)arg->u.s.data, arg->u.s.len))
+        if (util_utf8_valid(arg->u.s.data, arg->u.s.len) != arg->u.s.len)
             return util_cause(cause, "jelly: text is not valid UTF-8");
         *out = pb_textn(arg->u.s.data, arg->u.s.len);
     } else if (tag_is(tag, "boolean")) {

@@ -87,6 +87,13 @@ const char *util_escape_str(char *out, size_t size, const char *s);
  * block, for log arguments: log_info("worker '%s'", UTIL_ESC(name)).
  */
 #define UTIL_ESC(s) util_escape_str((char[UTIL_ESCAPE_MAX]){0}, UTIL_ESCAPE_MAX, (s))
+/*
+ * The length of the longest prefix of [data, len) that is whole, strict UTF-8
+ * (utf8.c: Python's codec, no surrogates or overlong forms): `len` when all of it
+ * is; otherwise the offset of the first byte that does not start a valid character
+ * there, or of a character cut short by the end.
+ */
+size_t util_utf8_valid(const void *data, size_t len);
 /* Levenshtein distance between two short strings (capped at 64 characters each). */
 int util_edit_distance(const char *a, const char *b);
 /* Parses a whole decimal integer in [min, max]; returns 0 or -1. */

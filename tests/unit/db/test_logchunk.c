@@ -13,6 +13,7 @@
 #include <brotli/encode.h>
 #include <bzlib.h>
 #include <lz4.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,112 @@ static void expect_refused(int codec, const void *in, size_t len, const char *wo
     buf_free(&out);
 }
 
+/* What bbmaster writes is a zstd frame that names its content size, as python-zstandard's
+   one-shot decompress (Buildbot's reader) requires, and that libzstd's one-shot API reads. */
+static void test_written_chunks_read_by_others(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = sample_text(&len);
+    struct buf enc;
+    buf_init(&enc, 0);
+    int codec = -1;
+    char *cause = NULL;
+    for (int round = 0; round < 3; round++) { /* the thread's context, used again */
+        buf_reset(&enc);
+        assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+        assert_int_equal(codec, DB_CHUNK_ZSTD);
+        assert_int_equal(ZSTD_getFrameContentSize(enc.data, enc.len), len);
+        char *plain = malloc(len);
+        assert_int_equal(ZSTD_decompress(plain, len, enc.data, enc.len), len);
+        assert_memory_equal(plain, text, len);
+        free(plain);
+    }
+    buf_free(&enc);
+    free(text);
+}
+
+/* The thread's decompression context is reset between chunks: a corrupt or truncated
+   chunk, or one made with a window larger than the context keeps, does not spoil the
+   next one. */
+static void test_decoder_context_survives_bad_chunks(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = sample_text(&len);
+    size_t cap = ZSTD_compressBound(len);
+    unsigned char *z = malloc(cap);
+    size_t sl = ZSTD_compress(z, cap, text, len, 3);
+    assert_false(ZSTD_isError(sl));
+    expect_decoded(DB_CHUNK_ZSTD, z, sl, text, len);
+    expect_refused(DB_CHUNK_ZSTD, z, sl / 2, "zstd");
+    expect_decoded(DB_CHUNK_ZSTD, z, sl, text, len);
+    unsigned char bad[64];
+    memcpy(bad, z, sizeof bad);
+    bad[20] ^= 0x55;
+    bad[30] ^= 0xaa;
+    expect_refused(DB_CHUNK_ZSTD, bad, sizeof bad, "zstd");
+    expect_decoded(DB_CHUNK_ZSTD, z, sl, text, len);
+    /* a streamed frame with an 8 MiB window and no content size */
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+    ZSTD_inBuffer ib = {text, len, 0};
+    ZSTD_outBuffer ob = {z, cap, 0};
+    assert_int_equal(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end), 0);
+    ZSTD_freeCCtx(c);
+    expect_decoded(DB_CHUNK_ZSTD, z, ob.pos, text, len);
+    sl = ZSTD_compress(z, cap, text, len, 9);
+    expect_decoded(DB_CHUNK_ZSTD, z, sl, text, len);
+    free(z);
+    free(text);
+}
+
+/* Threads encode and decode at once, each with its own contexts. */
+static void *round_trips(void *arg)
+{
+    const char *tag = arg;
+    struct buf text, enc, out;
+    buf_init(&text, 0);
+    buf_init(&enc, 0);
+    buf_init(&out, 0);
+    int rounds = 0;
+    for (int i = 0; i < 3000; i++)
+        buf_printf(&text, "o%s line %d\n", tag, i);
+    for (int round = 0; round < 50; round++) {
+        int codec = -1;
+        char *cause = NULL;
+        buf_reset(&enc);
+        buf_reset(&out);
+        if (db_chunk_encode(text.data, text.len, &enc, &codec, &cause) != 0 ||
+            db_chunk_decode(codec, (const unsigned char *)enc.data, enc.len, &out, &cause) != 0 ||
+            out.len != text.len || memcmp(out.data, text.data, text.len) != 0) {
+            free(cause);
+            break;
+        }
+        buf_printf(&text, "o%s round %d\n", tag, round);
+        rounds++;
+    }
+    buf_free(&text);
+    buf_free(&enc);
+    buf_free(&out);
+    return rounds == 50 ? arg : NULL;
+}
+
+static void test_threads_have_their_own_contexts(void **state)
+{
+    (void)state;
+    static char tags[4][8] = {"alpha", "beta", "gamma", "delta"};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, round_trips, tags[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r = NULL;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        assert_ptr_equal(r, tags[i]);
+    }
+}
+
 static void test_bad_chunks_are_refused(void **state)
 {
     (void)state;
@@ -179,6 +286,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_codec_decodes),
         cmocka_unit_test(test_written_chunks_read_back),
+        cmocka_unit_test(test_written_chunks_read_by_others),
+        cmocka_unit_test(test_decoder_context_survives_bad_chunks),
+        cmocka_unit_test(test_threads_have_their_own_contexts),
         cmocka_unit_test(test_bad_chunks_are_refused),
         cmocka_unit_test(test_buildbots_chunks),
     };

@@ -304,6 +304,55 @@ static void test_logs_content_in_context(void **state)
     f->e.cfg = NULL;
 }
 
+/* A chunk written as the log fills (not by the flush timer) goes in with the log's new
+   num_lines in one transaction of its own: at every commit the row counts exactly the
+   lines of the chunks stored. */
+struct tx_watch {
+    struct fixture *f;
+    long long logid;
+    int commits, mismatches;
+};
+
+static void on_tx(void *arg, bool open, bool committed)
+{
+    struct tx_watch *w = arg;
+    if (open || !committed)
+        return;
+    w->commits++;
+    struct db_param p[] = {DB_INT(w->logid)};
+    char *cause = NULL;
+    struct db_res *r = db_query(w->f->db,
+                                "SELECT (SELECT num_lines FROM logs WHERE id = ?1), "
+                                "(SELECT COALESCE(MAX(last_line) + 1, 0) FROM logchunks "
+                                "WHERE logid = ?1)",
+                                p, 1, &cause);
+    assert_non_null(r);
+    w->mismatches += db_res_int(r, 0, 0) != db_res_int(r, 0, 1);
+    db_res_free(r);
+}
+
+static void test_chunk_and_count_in_one_transaction(void **state)
+{
+    struct fixture *f = *state;
+    char *cause = NULL;
+    struct steplog *l = steplog_open(&f->e, 1, "stdio", 's', &cause);
+    assert_non_null(l);
+    struct tx_watch w = {.f = f, .logid = l->id};
+    db_on_transaction(f->db, on_tx, &w);
+    for (int i = 0; i < 4000; i++) /* about 5 chunks' worth */
+        add(l, 'o', "a line of a test run, eighty bytes or so, with its timing 0.012s 1f2e3d\n");
+    long long chunks_written = row_int(f, "SELECT COUNT(*) FROM logchunks WHERE logid = ?", l->id);
+    assert_true(chunks_written >= 4);
+    assert_int_equal(w.commits, chunks_written);
+    assert_int_equal(w.mismatches, 0);
+    steplogs_flush(&f->e); /* the rest: the timer's own transaction */
+    assert_int_equal(w.commits, chunks_written + 1);
+    assert_int_equal(w.mismatches, 0);
+    assert_int_equal(row_int(f, "SELECT num_lines FROM logs WHERE id = ?", l->id), 4000);
+    db_on_transaction(f->db, NULL, NULL);
+    steplog_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunks_bounded_and_lines_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_for_formatters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_content_in_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_and_count_in_one_transaction, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -407,6 +407,51 @@ static void test_jelly_refusals(void **state)
     expect_unjelly_error("01800181", "without a type tag");
 }
 
+/* ["unicode", TEXT] as a banana tree. */
+static struct pb_value *unicode_tree(const void *text, size_t len)
+{
+    struct pb_value *t = pb_append(pb_list(), pb_bytes("unicode", 7));
+    return pb_append(t, pb_bytes(text, len));
+}
+
+/* Jellied text is strict UTF-8 wherever the bad byte falls, ASCII runs read a word at a
+   time or not; valid text comes through whole. */
+static void test_jelly_unicode(void **state)
+{
+    (void)state;
+    char text[100];
+    for (size_t at = 0; at < 40; at++) {
+        memset(text, 'x', sizeof text);
+        memcpy(text + at, "\xc3\xa9\xf0\x9f\x98\x80", 6);
+        struct pb_value *tree = unicode_tree(text, sizeof text), *v = NULL;
+        char *cause = NULL;
+        assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), 0);
+        assert_int_equal(v->kind, PB_TEXT);
+        assert_int_equal(v->u.s.len, sizeof text);
+        assert_memory_equal(v->u.s.data, text, sizeof text);
+        pb_value_free(v);
+        pb_value_free(tree);
+        static const char *const bad[] = {"\xff", "\x80", "\xc3(", "\xed\xa0\x80", "\xc0\xaf"};
+        for (size_t b = 0; b < UTIL_NELEM(bad); b++) {
+            memset(text, 'x', sizeof text);
+            memcpy(text + at, bad[b], strlen(bad[b]));
+            tree = unicode_tree(text, sizeof text);
+            v = NULL;
+            assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), -1);
+            assert_non_null(strstr(cause, "UTF-8"));
+            free(cause);
+            cause = NULL;
+            pb_value_free(tree);
+        }
+        /* a character cut by the string's end */
+        memcpy(text + at, "\xe2\x82\xac", 3);
+        tree = unicode_tree(text, at + 2);
+        assert_int_equal(pb_unjelly(tree, PB_MAX_NODES, &v, &cause), -1);
+        free(cause);
+        pb_value_free(tree);
+    }
+}
+
 /* Nested references that double at each level must hit the node bound, not memory. */
 static void test_dereference_expansion(void **state)
 {
@@ -457,15 +502,11 @@ static void test_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),
-        cmocka_unit_test(test_jelly_values),
-        cmocka_unit_test(test_transcripts),
-        cmocka_unit_test(test_transcript_messages_unjelly),
-        cmocka_unit_test(test_streams),
-        cmocka_unit_test(test_banana_limits),
-        cmocka_unit_test(test_feed_bound),
-        cmocka_unit_test(test_jelly_refusals),
-        cmocka_unit_test(test_dereference_expansion),
+        cmocka_unit_test(test_vectors),       cmocka_unit_test(test_jelly_values),
+        cmocka_unit_test(test_transcripts),   cmocka_unit_test(test_transcript_messages_unjelly),
+        cmocka_unit_test(test_streams),       cmocka_unit_test(test_banana_limits),
+        cmocka_unit_test(test_feed_bound),    cmocka_unit_test(test_jelly_refusals),
+        cmocka_unit_test(test_jelly_unicode), cmocka_unit_test(test_dereference_expansion),
         cmocka_unit_test(test_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

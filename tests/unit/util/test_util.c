@@ -219,6 +219,102 @@ static void test_cron(void **state)
     assert_int_equal(util_cron_add_value(&c, UTIL_CRON_HOUR, 24), -1);
 }
 
+/* One character at a time, by code point: what util_utf8_valid must agree with. */
+static size_t utf8_reference(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t more;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            more = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return i;
+        }
+        if (n - i <= more)
+            return i;
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += more + 1;
+    }
+    return n;
+}
+
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t want;
+    } cases[] = {
+        {"", 0},
+        {"plain ascii, longer than a word", 31},
+        {"caf\xc3\xa9", 5},
+        {"\xe2\x82\xac euro", 8},
+        {"\xf0\x9f\x98\x80!", 5},    /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 4},     /* U+10FFFF, the last */
+        {"\xf4\x90\x80\x80", 0},     /* past U+10FFFF */
+        {"\xed\x9f\xbf", 3},         /* U+D7FF */
+        {"ab\xed\xa0\x80", 2},       /* a surrogate */
+        {"\xc0\xaf", 0},             /* overlong '/' */
+        {"\xc1\xbf", 0},             /* overlong */
+        {"\xe0\x80\xaf", 0},         /* overlong, three bytes */
+        {"\xf0\x80\x80\xaf", 0},     /* overlong, four bytes */
+        {"\xf8\x88\x80\x80\x80", 0}, /* five bytes: never UTF-8 */
+        {"12345678\xff", 8},         /* after a whole word */
+        {"1234567\xc3\xa9x", 10},    /* a character across the word's end */
+        {"1234567\xc3", 7},          /* cut short at the end */
+        {"1234567\xe2\x82", 7},
+        {"abc\x80", 3},       /* a stray continuation byte */
+        {"\xc3\xa9\xc3(", 2}, /* a lead without its continuation */
+    };
+    for (size_t i = 0; i < UTIL_NELEM(cases); i++) {
+        size_t len = strlen(cases[i].s);
+        size_t got = util_utf8_valid(cases[i].s, len);
+        if (got != cases[i].want)
+            fail_msg("case %zu: %zu, not %zu", i, got, cases[i].want);
+        assert_int_equal(got, utf8_reference((const unsigned char *)cases[i].s, len));
+    }
+    /* every position of a bad byte, and of a multi-byte character, around words */
+    unsigned char buf[64];
+    for (size_t at = 0; at < 40; at++) {
+        memset(buf, 'a', sizeof buf);
+        buf[at] = 0xff;
+        assert_int_equal(util_utf8_valid(buf, sizeof buf), at);
+        memcpy(buf + at, "\xe2\x82\xac", 3);
+        assert_int_equal(util_utf8_valid(buf, sizeof buf), sizeof buf);
+        assert_int_equal(util_utf8_valid(buf, at + 2), at); /* cut inside it */
+    }
+    /* random bytes, mostly ASCII with some of every lead, against the reference */
+    unsigned seed = 12345;
+    static const unsigned char pick[] = {0x80, 0xbf, 0xc2, 0xc3, 0xdf, 0xe0, 0xe2, 0xed,
+                                         0xef, 0xf0, 0xf4, 0xf5, 0xa0, 0x90, 0x8f, 0xff};
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 1 + (size_t)(round % 48);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245 + 12345;
+            unsigned r = seed >> 16;
+            buf[k] = r % 4 == 0 ? pick[(r >> 4) % sizeof pick] : (unsigned char)('a' + r % 26);
+        }
+        size_t want = utf8_reference(buf, n), got = util_utf8_valid(buf, n);
+        if (got != want)
+            fail_msg("round %d: %zu, not %zu", round, got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,7 +322,7 @@ int main(void)
         cmocka_unit_test(test_parse_long),   cmocka_unit_test(test_files),
         cmocka_unit_test(test_log_rotation), cmocka_unit_test(test_json_count),
         cmocka_unit_test(test_escape),       cmocka_unit_test(test_log_one_line),
-        cmocka_unit_test(test_cron),
+        cmocka_unit_test(test_cron),         cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

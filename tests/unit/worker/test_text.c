@@ -39,6 +39,33 @@ static void test_replacement(void **state)
     expect_textn("a\0b", 3, "a\0b", 3);
 }
 
+/* Valid runs are copied whole, around each bad byte wherever it falls in a word. */
+static void test_runs_around_bad_bytes(void **state)
+{
+    (void)state;
+    char in[120], want[160];
+    for (size_t at = 0; at < 40; at++) {
+        for (size_t k = 0; k < sizeof in; k++)
+            in[k] = (char)('a' + k % 26);
+        memcpy(in + 60, "\xc3\xa9", 2); /* a valid character after it */
+        in[at] = (char)0xff;
+        in[at + 3] = (char)0x80;
+        size_t n = 0;
+        for (size_t k = 0; k < sizeof in; k++) {
+            if (k == at || k == at + 3) {
+                memcpy(want + n, "\xef\xbf\xbd", 3);
+                n += 3;
+            } else {
+                want[n++] = in[k];
+            }
+        }
+        expect_textn(in, sizeof in, want, n);
+    }
+    /* nothing but bad bytes */
+    expect_text("\xff\xfe\xfd", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    expect_textn("", 0, "", 0);
+}
+
 static void test_cut(void **state)
 {
     (void)state;
@@ -56,6 +83,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replacement),
+        cmocka_unit_test(test_runs_around_bad_bytes),
         cmocka_unit_test(test_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
