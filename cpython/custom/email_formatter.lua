@@ -3,13 +3,14 @@
     language (docs/internals/reporters.md, "Templates"): `build.properties.reason` for
     build['properties'].get('reason', ...)[0], the blamelist joined with ", " by itself.
 
-    Upstream's CustomMessageFormatter adds build['final_log'] and build['tracebacks'], read
-    by custom/testsuite_utils.py from the content of the test step's log
-    (want_logs_content).  A bbmaster template cannot call Lua code (custom/testsuite_utils.lua)
-    as upstream's buildAdditionalContext calls Python, so the three places they fill (the
-    test summary, the tracebacks, the failing tests) are left empty: the mail is upstream's
-    for a build whose log has none of them (README.md, "Not ported yet"). ]]
+    Upstream's CustomMessageFormatter overrides buildAdditionalContext to add
+    build['final_log'] and build['tracebacks'], read by custom/testsuite_utils.py from the
+    content of the test step's log (want_logs_content); here the formatter's
+    build_additional_context does the same with custom/testsuite_utils.lua.  A template calls
+    no functions, so `final_log` holds the values of the two methods the template calls, and
+    `tracebacks` the tracebacks already joined by a blank line ("\n\n".join(...)). ]]
 local bbm = require "bbm"
+local testsuite_utils = require "custom.testsuite_utils"
 
 local M = {}
 
@@ -32,19 +33,19 @@ Blamelist: {{ blamelist }}
 Summary of the results of the build (if available):
 ===================================================
 
-{# build['final_log'].test_summary(): needs the test log's content #}
+{{ build.final_log.test_summary }}
 
 
 Captured traceback
 ==================
 
-{# "\n\n".join(build['tracebacks']): needs the test log's content #}
+{{ build.tracebacks }}
 
 
 Test report
 ===========
 
-{# build['final_log'].format_failing_tests(): needs the test log's content #}
+{{ build.final_log.format_failing_tests }}
 
 
 
@@ -54,13 +55,27 @@ Sincerely,
 
 M.TESTS_STEP = "test"
 
--- want_logs_content = true upstream: left out, as the template has no use for the logs
+-- CustomMessageFormatter.buildAdditionalContext (ctx.update(self.context): no `ctx` here)
+local function build_additional_context(ctx)
+    local build = ctx.build
+
+    local logs, tracebacks = testsuite_utils.get_logs_and_tracebacks_from_build(build)
+
+    ctx.build.tracebacks = table.concat(tracebacks, "\n\n")
+    ctx.build.final_log = {
+        test_summary = logs:test_summary(),
+        format_failing_tests = logs:format_failing_tests(),
+    }
+end
+
 M.MESSAGE_FORMATTER = bbm.reporters.message_formatter {
     template = M.MAIL_TEMPLATE,
     template_type = "plain",
     want_logs = true,
+    want_logs_content = true,
     want_properties = true,
     want_steps = true,
+    build_additional_context = build_additional_context,
 }
 
 return M

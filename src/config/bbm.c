@@ -346,12 +346,17 @@ static const struct param missing_fmt_params[] = {{"template", P_STR, false},
                                                   {"want_logs_content", P_ANY, false},
                                                   {"ctx", P_ANY, false},
                                                   END};
-static const struct param formatter_params[] = {
-    {"template", P_STR, false},          {"subject", P_STR, false},
-    {"template_type", P_STR, false},     {"want_properties", P_BOOL, false},
-    {"want_steps", P_BOOL, false},       {"want_logs", P_BOOL, false},
-    {"want_logs_content", P_ANY, false}, {"ctx", P_ANY, false},
-    {"extra_info_cb", P_ANY, false},     END};
+static const struct param formatter_params[] = {{"template", P_STR, false},
+                                                {"subject", P_STR, false},
+                                                {"template_type", P_STR, false},
+                                                {"want_properties", P_BOOL, false},
+                                                {"want_steps", P_BOOL, false},
+                                                {"want_logs", P_BOOL, false},
+                                                {"want_logs_content", P_ANY, false},
+                                                {"ctx", P_ANY, false},
+                                                {"extra_info_cb", P_ANY, false},
+                                                {"build_additional_context", P_FUNC, false},
+                                                END};
 
 /* www.auth (Buildbot's auth classes), www.authz and its endpoint and role matchers. */
 static const struct param userpass_params[] = {{"users", P_TABLE, true}, END};

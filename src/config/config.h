@@ -171,8 +171,10 @@ struct cfg_formatter {
     bool logs_content_all;
     char **logs_content;
     size_t n_logs_content;
-    bool function; /* MessageFormatterFunction: the generator's formatter's `function` */
-    bool json;     /* template_type "json" (a function's value is the body as it is) */
+    bool function;           /* MessageFormatterFunction: the generator's formatter's `function` */
+    bool additional_context; /* MessageFormatter's build_additional_context function
+                                (buildAdditionalContext): run on the context before rendering */
+    bool json;               /* template_type "json" (a function's value is the body as it is) */
 };
 struct cfg_generator {
     bool request; /* kind == CFG_GEN_REQUEST */

@@ -202,6 +202,8 @@ static struct cfg_formatter *read_formatter(lua_State *L, int idx, const char *f
         lua_pop(L, 1);
     }
     cfg_read_logs_content(L, idx, f, ffile, fline);
+    f->additional_context = lua_getfield(L, idx, "build_additional_context") == LUA_TFUNCTION;
+    lua_pop(L, 1);
     if (lua_getfield(L, idx, "template") == LUA_TSTRING) {
         f->body = compile(L, lua_tostring(L, -1), "template", ffile, fline);
     } else {

@@ -497,6 +497,11 @@ char *report_function_body(struct build *b, const struct cfg_generator *g, const
                            bool complete, char **cause);
 void report_post(struct build *b, const struct cfg_reporter *rc, const struct cfg_generator *g,
                  const char *what, const char *message, bool complete);
+/* reportpush.c: MessageFormatter's build_additional_context (buildAdditionalContext) run on
+   the template's context *ctx, replaced by the context as the function left it; 0, or -1
+   with *cause (*ctx as it was). */
+int report_additional_context(struct build *b, const struct cfg_generator *g, json_t **ctx,
+                              char **cause);
 /* report.c: the statuses of build request `brid` of `builder`, made or cancelled. */
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled);

@@ -184,6 +184,11 @@ int report_status_message(const struct report_event *ev, const struct cfg_genera
         return *body != NULL ? 1 : *cause != NULL ? -1 : 0;
     }
     json_t *ctx = report_context(b, g, prev, ev->state, ev->complete, ev->buildset, cause);
+    if (ctx != NULL && g->fmt->additional_context &&
+        report_additional_context(b, g, &ctx, cause) < 0) {
+        json_decref(ctx);
+        ctx = NULL;
+    }
     *body = ctx != NULL ? rep_tmpl_render(g->fmt->body, ctx, cause) : NULL;
     if (*body != NULL && subject != NULL) {
         *subject = rep_tmpl_render(g->fmt->subject, ctx, cause);

@@ -302,6 +302,73 @@ char *report_function_body(struct build *b, const struct cfg_generator *g, const
     return text;
 }
 
+/* `now` (a Lua table's value as JSON) laid over `was`, a value of the context: objects key by
+   key, lists of the same length item by item, anything else replaced.  An empty table leaves
+   a list as it was (Lua cannot tell an empty list from an empty object), and a key Lua could
+   not see (a JSON null: nil in Lua) is kept.  `was` is not changed: its parts may be shared
+   with the build (its source stamps).  Takes `now`; a new reference. */
+static json_t *overlay(json_t *was, json_t *now)
+{
+    json_t *out = NULL;
+    if (json_is_object(was) && json_is_object(now)) {
+        out = json_copy(was);
+        const char *k;
+        json_t *v;
+        json_object_foreach(now, k, v)
+        {
+            json_object_set_new(out, k, overlay(json_object_get(was, k), json_incref(v)));
+        }
+    } else if (json_is_array(was) && json_is_array(now) &&
+               json_array_size(was) == json_array_size(now)) {
+        out = json_copy(was);
+        for (size_t i = 0; i < json_array_size(now); i++)
+            json_array_set_new(
+                out, i, overlay(json_array_get(was, i), json_incref(json_array_get(now, i))));
+    } else if (json_is_array(was) && json_is_object(now) && json_object_size(now) == 0) {
+        out = json_incref(was);
+    } else {
+        out = json_incref(now);
+    }
+    json_decref(now);
+    return out;
+}
+
+int report_additional_context(struct build *b, const struct cfg_generator *g, json_t **ctx,
+                              char **cause)
+{
+    lua_State *L = b->e->cfg->lua;
+    int top = lua_gettop(L);
+    if (push_field(L, g->ref, "message_formatter", "build_additional_context") != LUA_TFUNCTION) {
+        lua_settop(L, top);
+        return util_cause(cause, "the formatter has no build_additional_context function");
+    }
+    cfg_lua_push_json(L, *ctx); /* kept below the call: the function may change it */
+    lua_insert(L, -2);
+    lua_pushvalue(L, -2);
+    if (cfg_lua_call(L, 1, 1, cause) < 0) {
+        lua_settop(L, top);
+        return -1;
+    }
+    int t = lua_type(L, -1);
+    if (t != LUA_TNIL && t != LUA_TTABLE) {
+        util_cause(cause, "build_additional_context returned a %s, not a table or nil",
+                   luaL_typename(L, -1));
+        lua_settop(L, top);
+        return -1;
+    }
+    json_t *now = overlay(*ctx, cfg_lua_to_json(L, -2));
+    if (t == LUA_TTABLE) /* the keys it returned, over the context as it left it */
+        now = overlay(now, cfg_lua_to_json(L, -1));
+    lua_settop(L, top);
+    if (!json_is_object(now)) {
+        json_decref(now);
+        return util_cause(cause, "build_additional_context left no context");
+    }
+    json_decref(*ctx);
+    *ctx = now;
+    return 0;
+}
+
 /* GitHubCommentPush's issue: the `issue` function's number, else Buildbot's
    refs/pull/N/(head|merge) in the branch property.  0: none; -1 with *cause. */
 static long long issue_of(struct build *b, const struct cfg_reporter *rc, const char *state,

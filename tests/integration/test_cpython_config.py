@@ -481,8 +481,8 @@ def test_mail_notifier_as_upstream(tmp_path):
         "reporters.build_set_status_generator", "problem", stable)
     fmt = gen["message_formatter"]
     assert fmt["template"].startswith("The Buildbot has detected a {{ status_detected }} on ")
-    assert (fmt["template_type"], fmt["want_logs"], fmt["want_properties"],
-            fmt["want_steps"]) == ("plain", True, True, True)
+    assert (fmt["template_type"], fmt["want_logs"], fmt["want_logs_content"],
+            fmt["want_properties"], fmt["want_steps"]) == ("plain", True, True, True, True)
 
 
 MAIL_CONFIG = r'''
@@ -492,11 +492,14 @@ package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
 local steps = require "custom.steps"
 local email_formatter = require "custom.email_formatter"
 
-local function builder(name)
+-- the test step exits with the rc property, printing first (failing) the test suite's log,
+-- or a line on stderr
+local function builder(name, output)
     return bbm.builder {
         name = name, workernames = { "angelico-debian-amd64" }, tags = { "3.x", "stable" },
         factory = bbm.factory {
-            steps.Test { command = { "sh", "-c", bbm.interpolate("exit %%(prop:rc:-0)s") } },
+            steps.Test { command = { "sh", "-c", bbm.interpolate(
+                "[ %%(prop:rc:-0)s = 0 ] || " .. output .. "; exit %%(prop:rc:-0)s") } },
         },
     }
 end
@@ -507,7 +510,8 @@ return {
     protocols = { pb = { port = %(pb)d } },
     www = { port = %(www)d },
     workers = { bbm.worker("angelico-debian-amd64", "pw") },
-    builders = { builder("AMD64 Debian root 3.x"), builder("AMD64 Fedora Stable 3.x") },
+    builders = { builder("AMD64 Debian root 3.x", "cat '%(log)s'"),
+                 builder("AMD64 Fedora Stable 3.x", "echo oops >&2") },
     schedulers = { bbm.schedulers.force { name = "force",
         builderNames = { "AMD64 Debian root 3.x", "AMD64 Fedora Stable 3.x" },
         properties = { bbm.params.string { name = "rc", default = "0" } } } },
@@ -564,8 +568,8 @@ Sincerely,
 
 def upstream_mail(values):
     """UPSTREAM_TEMPLATE rendered as Jinja renders it (its last newline dropped) with these
-    values for its expressions; the ones read from the test log's content are empty, as
-    upstream's are for a build whose log has no test summary, traceback or failing test."""
+    values for its expressions; the ones read from the test log's content are the values'
+    "summary", "tracebacks" and "failing"."""
     import re
     exprs = {"status_detected": "new failure", "summary": "BUILD FAILED: failed test (failure)",
              "projects": "python/cpython", "buildbot_url": "https://buildbot.python.org/all/",
@@ -573,25 +577,36 @@ def upstream_mail(values):
              "build['properties'].get('reason', [\"<unknown>\"])[0]": values["reason"],
              "\", \".join(blamelist)": "Jane Doe <jane@example.org>",
              "buildername": values["builder"], "build_url": values["url"],
-             "build['final_log'].test_summary()": "",
-             "\"\\n\\n\".join(build['tracebacks'])": "",
-             "build['final_log'].format_failing_tests()": ""}
+             "build['final_log'].test_summary()": values["summary"],
+             "\"\\n\\n\".join(build['tracebacks'])": values["tracebacks"],
+             "build['final_log'].format_failing_tests()": values["failing"]}
     return re.sub(r"\{\{ (.*?) \}\}", lambda m: exprs[m.group(1)], UPSTREAM_TEMPLATE)[:-1]
 
 
 def test_failure_mail_as_upstream(master, workers):
     """custom/email_formatter.lua's mail, as master.lua's MailNotifier sends it, for a push
     that newly breaks two stable builders: one mail (Buildbot raises KeyError on it and
-    sends none) with upstream's subject and, for each builder, upstream's text."""
+    sends none) with upstream's subject and, for each builder, upstream's text: the test
+    summary, the tracebacks and the failing tests that upstream's buildAdditionalContext
+    reads from the test log (custom/testsuite_utils.lua through the formatter's
+    build_additional_context) for the builder whose tests print CPython's log, the stderr
+    line as the traceback (construct_tracebacks_from_build_stderr) and nothing else for the
+    other."""
     import email
     import email.policy
     from conftest import api_rpc
     from test_reporters import FakeSMTP
     from test_reporters_buildset import built
+    from test_reporters_push import (CPYTHON_TEST_LOG, UPSTREAM_FAILING, UPSTREAM_SUMMARY,
+                                     UPSTREAM_TRACEBACK)
 
     web, smtp_port = free_port(), free_port()
+    log = os.path.join(master.dir, "test.log")
+    with open(log, "w") as f:
+        f.write(CPYTHON_TEST_LOG)
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(MAIL_CONFIG % {"pb": master.pb_port, "www": web, "smtp": smtp_port})
+        f.write(MAIL_CONFIG.replace("%(log)s", log)
+                % {"pb": master.pb_port, "www": web, "smtp": smtp_port})
     master.env["CPYTHON_CONFIG"] = CPYTHON
     smtp = FakeSMTP(smtp_port)
     smtp.start()
@@ -628,6 +643,10 @@ def test_failure_mail_as_upstream(master, workers):
     assert sorted(name.values()) == names
     # each build's body, joined as Buildbot joins them, then MailNotifier's "\n\n"
     url = "https://buildbot.python.org/all/#/builders/{builderid}/builds/{number}"
+    from_log = {"AMD64 Debian root 3.x": (UPSTREAM_SUMMARY, UPSTREAM_TRACEBACK, UPSTREAM_FAILING),
+                "AMD64 Fedora Stable 3.x": ("", "oops", "")}
     assert msg.get_content() == "".join(
-        upstream_mail({"builder": name[b["builderid"]], "url": url.format(**b), "reason": reason})
+        upstream_mail({"builder": name[b["builderid"]], "url": url.format(**b), "reason": reason,
+                       **dict(zip(("summary", "tracebacks", "failing"),
+                                  from_log[name[b["builderid"]]]))})
         for b in builds) + "\n\n"

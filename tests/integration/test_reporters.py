@@ -661,6 +661,55 @@ def test_mail_notifier(master, workers):
     assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
 
 
+MAIL_CONTEXT = r'''R.mail_notifier{ fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTP_PORT, extraRecipients = { "list@example.org" },
+      generators = { R.build_status_generator{ mode = "failing", builders = { "gamma" },
+        message_formatter = R.message_formatter{ want_logs_content = { "check.stdio" },
+          build_additional_context = function(ctx)
+            local log = ctx.build.steps[2].logs[1].content.content
+            ctx.build.checked = log:find("\nochecked\n", 1, true) ~= nil
+            return { note = "returned", buildername = ctx.buildername .. "!" }
+          end,
+          template = "{{ buildername }} {{ note }} {{ build.checked }} [{{ blamelist }}] "
+          .. "prev={{ previous_results }} "
+          .. "{% for s in build.steps %}{{ s.name }};{% endfor %}" } } } },
+    R.mail_notifier{ name = "Broken", fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTP_PORT, extraRecipients = { "broken@example.org" },
+      generators = { R.build_status_generator{ mode = "failing", builders = { "gamma" },
+        message_formatter = R.message_formatter{ template = "{{ summary }}",
+          build_additional_context = function(ctx) error("no context today") end } } } }'''
+
+
+def test_mail_build_additional_context(master, workers):
+    """A message_formatter's build_additional_context (MessageFormatter.buildAdditionalContext)
+    sees the template's context with the log content its formatter wants; what it sets in the
+    context and the keys of the table it returns are the template's, the rest as it was (a
+    None, an empty list); one that fails is logged and its reporter sends nothing, as with a
+    failing message_formatter_function."""
+    import email
+    import email.policy
+
+    www, smtp_port = free_port(), free_port()
+    smtp = FakeSMTP(smtp_port)
+    write_mail_config(master, www, MAIL_CONTEXT.replace("SMTP_PORT", str(smtp_port)))
+    smtp.start()
+    try:
+        master.start()
+        workers("w1", "w1pass", master.pb_port).start()
+        master.wait_log(r"worker 'w1' attached")
+        built(www, force(www, "gamma", project="python/cpython", revision=SHA1, rc="1"))
+        master.wait_log(r"Broken: .*no context today")
+        wait_for(lambda: smtp.mails, what="the mail")
+    finally:
+        smtp.stop()
+    [(_, rcpts, content, _, _)] = smtp.mails
+    assert rcpts == ["list@example.org"]
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    assert msg.get_content() == ("gamma! returned True [] prev= "
+                                 "worker_preparation;check;more;\n\n")
+    assert master.count(r"sent mail") == 1
+
+
 MAIL_FAILING = r'''R.mail_notifier{ fromaddr = "bb@example.org", relayhost = "127.0.0.1",
       smtpPort = SMTP_PORT, useTls = true, smtpUser = "bb", smtpPassword = "s3cret",
       dumpMailsToLog = true,

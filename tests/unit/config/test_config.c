@@ -508,6 +508,18 @@ static const struct broken broken[] = {
      "template\n"
      "{F}:5: bbm.reporters.message_formatter_missing_worker: 'template', line 1: a condition "
      "is a path, 'not' path, or path == \"text\" (or !=)\n"},
+    /* MessageFormatter.buildAdditionalContext: a function of the context, nothing else */
+    {"  services = { bbm.reporters.mail_notifier{ fromaddr = 'b@x.org', generators = {\n"
+     "    bbm.reporters.build_status_generator{\n"
+     "      message_formatter = bbm.reporters.message_formatter{ template = 'x',\n"
+     "        build_additional_context = 'ctx' } } } } },\n",
+     "{F}:5: bbm.reporters.message_formatter: 'build_additional_context' must be a function, "
+     "not string\n"},
+    {"  services = { bbm.reporters.mail_notifier{ fromaddr = 'b@x.org', generators = {\n"
+     "    bbm.reporters.build_status_generator{\n"
+     "      message_formatter = bbm.reporters.message_formatter{ template = 'x',\n"
+     "        build_additional_context = function(ctx) end } } } } },\n",
+     ""},
     {"  services = { bbm.reporters.github_status_push{ token = 't', generators = {\n"
      "    bbm.reporters.worker_missing_generator{} } } },\n",
      "{F}:4: bbm.reporters.github_status_push: bbm.reporters.worker_missing_generator is only "
