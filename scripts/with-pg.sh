@@ -20,12 +20,14 @@ as_owner() {
 }
 
 # below Linux's ephemeral range (32768-60999), so that no client connection made meanwhile
-# can be given the port before the server listens on it
+# can be given the port before the server listens on it; within BBM_PORT_RANGE (LOW-HIGH)
+# when it is set (the integration tests' share of the range, tests/integration/conftest.py)
 free_port() {
   /usr/bin/python3 -c '
-import random, socket
+import os, random, socket
+low, high = map(int, os.environ.get("BBM_PORT_RANGE", "20000-32767").split("-"))
 for _ in range(1000):
-    p = random.randint(20000, 32767)
+    p = random.randint(low, high)
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", p))

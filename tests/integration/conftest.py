@@ -26,20 +26,40 @@ SANITIZED = os.environ.get("BBM_SANITIZED") == "1"
 TIMEOUT = 60 if SANITIZED else 30
 
 
+def port_range():
+    """The ports this test process chooses from: 20000-32767, below Linux's ephemeral range
+    (32768-60999), split between the processes that run the tests side by side
+    (pytest-xdist's gw0, gw1...), so that two of them never choose the same port."""
+    low, high = 20000, 32767
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        size = (high - low + 1) // count
+        low += int(worker[2:]) * size
+        high = low + size - 1
+    return low, high
+
+
+# the PostgreSQL servers that scripts/with-pg.sh starts for this process take theirs there too
+os.environ["BBM_PORT_RANGE"] = "%d-%d" % port_range()
+
+
 def free_port():
     """A TCP port that no socket uses right now on any address (a client connection from
     another loopback address, 127.0.0.2..., would keep a master from listening on it),
-    below Linux's ephemeral range (32768-60999), so that no client connection made after
-    the choice (the tests', the workers') can be given it before the master listens."""
+    below Linux's ephemeral range, so that no client connection made after the choice
+    (the tests', the workers') can be given it before the master listens, and in this
+    process's own share of the range (port_range)."""
+    low, high = port_range()
     for _ in range(1000):
-        port = random.randint(20000, 32767)
+        port = random.randint(low, high)
         with socket.socket() as s:
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port between 20000 and 32767")
+    raise RuntimeError(f"no free port between {low} and {high}")
 
 
 def wait_for(predicate, timeout=TIMEOUT, what="condition"):
