@@ -451,8 +451,10 @@ def test_reconfig_moves_the_web_server_and_keeps_the_database(master):
         try:
             get(port, "/api")
             return False
-        except urllib.error.URLError:
-            return True
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            return False  # still listening while it stops: accepted, then closed
+        except urllib.error.URLError as e:
+            return isinstance(e.reason, ConnectionRefusedError)
 
     wait_for(old_port_closed, what="the old web server to stop")
     with open(path, "w") as f:
