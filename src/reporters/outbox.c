@@ -271,13 +271,14 @@ static const struct target *find_target(const struct rep *r, const char *name)
     return NULL;
 }
 
-static struct rep_limiter *limiter(struct rep *r, const char *token)
+static struct rep_limiter *limiter(struct rep *r, const char *token, bool hourly)
 {
     for (struct token_limit *t = r->limits; t != NULL; t = t->next)
         if (strcmp(t->token, token) == 0)
             return &t->lim;
     struct token_limit *t = xcalloc(1, sizeof *t);
     t->token = xstrdup(token);
+    t->lim.hourly = hourly;
     t->next = r->limits;
     r->limits = t;
     return &t->lim;
@@ -493,6 +494,28 @@ static void checked_page(struct rep *r, struct note *n, const struct http_respon
     n->checked = true; /* not there: post it */
 }
 
+/* A pause GitHub asks of the token (a spent quota even on a 2xx, a rate-limit answer):
+   the token waits, and a retry of this note waits as long. */
+static void github_pause(struct rep *r, const struct note *n, struct http_response *resp,
+                         struct rep_limiter *lim)
+{
+    char *remaining = http_header(resp, "X-RateLimit-Remaining");
+    char *reset = http_header(resp, "X-RateLimit-Reset");
+    long secs =
+        rep_github_pause(resp->status, resp->body, resp->retry_after, remaining, reset, util_now());
+    free(remaining);
+    free(reset);
+    if (secs < 0)
+        return;
+    uint64_t ms = rep_retry_after_ms(secs);
+    rep_limiter_pause(lim, uv_now(r->loop), ms);
+    if (resp->retry_after < 0)
+        resp->retry_after = secs;
+    if (resp->status >= 200 && resp->status < 300)
+        log_info("reporters: %s: the token's rate limit is spent; its next request in %.1f s",
+                 n->reporter, (double)ms / 1000);
+}
+
 /* Discord's X-RateLimit-Remaining: 0 with X-RateLimit-Reset-After (seconds): the next
    message of the webhook waits until the bucket refills rather than meet a 429. */
 static void spent_bucket(struct rep *r, const struct note *n, const struct http_response *resp,
@@ -534,6 +557,8 @@ static void answered(void *arg, const struct http_response *resp0)
         snprintf(what, sizeof what, "smtp %ld, %s", resp.status,
                  UTIL_ESC(resp.error != NULL ? resp.error : ""));
     bool checking = n->check_url != NULL;
+    if (n->kind == REP_KIND_STATUS || n->kind == REP_KIND_COMMENT)
+        github_pause(r, n, &resp, lim);
     enum rep_outcome o = n->kind == REP_KIND_MAIL
                              ? rep_classify_smtp(resp.status)
                              : rep_classify(resp.status, resp.body, resp.retry_after);
@@ -667,13 +692,14 @@ static void timer_cb(uv_timer_t *t)
     pump(t->data);
 }
 
-/* The limiter of the note's peer: its token's for GitHub, its URL's for HttpStatusPush. */
+/* The limiter of the note's peer: its token's for GitHub (with GitHub's hourly bound)
+   and mail, its URL's for HttpStatusPush. */
 static struct rep_limiter *limiter_of(struct rep *r, const struct target *t)
 {
     if (t->kind != CFG_REP_HTTP)
-        return limiter(r, t->token);
+        return limiter(r, t->token, t->kind != CFG_REP_MAIL);
     char *key = xasprintf("\n%s", t->base_url);
-    struct rep_limiter *l = limiter(r, key);
+    struct rep_limiter *l = limiter(r, key, false);
     free(key);
     return l;
 }

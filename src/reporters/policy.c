@@ -8,8 +8,10 @@
 #include "reporters/reporters.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
 #include <pcre2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The longest repository URL parsed, and the regular expression's match limit. */
@@ -61,13 +63,34 @@ uint64_t rep_retry_after_ms(long seconds)
     return (uint64_t)seconds * 1000;
 }
 
+/* The wait until the oldest of a full window of `cap` sends is `span` ms old. */
+static uint64_t window_wait(const uint64_t *ring, size_t cap, size_t n, size_t head, uint64_t span,
+                            uint64_t now)
+{
+    if (n < cap || ring[head] + span <= now) /* a full ring's head is its oldest */
+        return 0;
+    return ring[head] + span - now;
+}
+
+static void window_take(uint64_t *ring, size_t cap, size_t *n, size_t *head, uint64_t now)
+{
+    if (*n < cap) {
+        ring[(*head + *n) % cap] = now;
+        (*n)++;
+    } else {
+        ring[*head] = now;
+        *head = (*head + 1) % cap;
+    }
+}
+
 uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now)
 {
     uint64_t wait = l->paused_until > now ? l->paused_until - now : 0;
-    if (l->n == REP_RATE_PER_MINUTE) {
-        uint64_t oldest = l->sent[l->head]; /* the ring is full: head is the oldest */
-        if (oldest + 60000 > now && oldest + 60000 - now > wait)
-            wait = oldest + 60000 - now;
+    uint64_t w = window_wait(l->sent, REP_RATE_PER_MINUTE, l->n, l->head, 60000, now);
+    wait = w > wait ? w : wait;
+    if (l->hourly) {
+        w = window_wait(l->hour, REP_RATE_PER_HOUR, l->hour_n, l->hour_head, 3600000, now);
+        wait = w > wait ? w : wait;
     }
     if (wait == 0 && l->in_flight >= REP_CONCURRENCY)
         wait = 1; /* until an answer comes */
@@ -76,13 +99,9 @@ uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now)
 
 void rep_limiter_take(struct rep_limiter *l, uint64_t now)
 {
-    if (l->n < REP_RATE_PER_MINUTE) {
-        l->sent[(l->head + l->n) % REP_RATE_PER_MINUTE] = now;
-        l->n++;
-    } else {
-        l->sent[l->head] = now;
-        l->head = (l->head + 1) % REP_RATE_PER_MINUTE;
-    }
+    window_take(l->sent, REP_RATE_PER_MINUTE, &l->n, &l->head, now);
+    if (l->hourly)
+        window_take(l->hour, REP_RATE_PER_HOUR, &l->hour_n, &l->hour_head, now);
     l->in_flight++;
 }
 
@@ -90,6 +109,24 @@ void rep_limiter_pause(struct rep_limiter *l, uint64_t now, uint64_t ms)
 {
     if (now + ms > l->paused_until)
         l->paused_until = now + ms;
+}
+
+long rep_github_pause(long status, const char *body, long retry_after, const char *remaining,
+                      const char *reset, double now)
+{
+    bool limited =
+        status == 429 || (status == 403 && rep_classify(status, body, retry_after) == REP_RETRY);
+    if (limited && retry_after >= 0)
+        return retry_after;
+    char *end;
+    errno = 0;
+    long long at = reset != NULL ? strtoll(reset, &end, 10) : 0;
+    if (remaining != NULL && strcmp(remaining, "0") == 0 && reset != NULL && end != reset &&
+        *end == '\0' && errno == 0 && at > 0) {
+        double left = (double)at - now;
+        return left < 1 ? 1 : left > REP_RETRY_AFTER_MAX ? REP_RETRY_AFTER_MAX : (long)left + 1;
+    }
+    return limited ? REP_RATE_LIMIT_PAUSE : -1;
 }
 
 static void copy(char *out, size_t size, const char *s, size_t len)

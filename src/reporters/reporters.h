@@ -40,8 +40,11 @@ struct cfg;
 /* Backoff: full jitter over [0, min(REP_BACKOFF_MAX_MS, REP_BACKOFF_BASE_MS * 2^(n-1))]. */
 #define REP_BACKOFF_BASE_MS 5000
 #define REP_BACKOFF_MAX_MS (30 * 60 * 1000)
-/* GitHub's secondary limit on content-creating requests, per token, and concurrency. */
+/* GitHub's secondary limits on content-creating requests, per token, and concurrency. */
 #define REP_RATE_PER_MINUTE 80
+#define REP_RATE_PER_HOUR 500
+/* The pause GitHub asks for after a rate-limit answer that names no time (seconds). */
+#define REP_RATE_LIMIT_PAUSE 60
 #define REP_CONCURRENCY 10
 /* GitHub's bound on a status description, in characters. */
 #define REP_DESCRIPTION_MAX 140
@@ -134,11 +137,15 @@ uint64_t rep_backoff_ms(int attempts, double r01);
 #define REP_RETRY_AFTER_MAX 3600
 uint64_t rep_retry_after_ms(long seconds);
 
-/* A sliding window of the last REP_RATE_PER_MINUTE sends of one token, and a pause. */
+/* Sliding windows of the last REP_RATE_PER_MINUTE sends of one token and, for a GitHub
+   token, of the last REP_RATE_PER_HOUR; and a pause. */
 struct rep_limiter {
     uint64_t sent[REP_RATE_PER_MINUTE]; /* ring of send times (ms) */
     size_t n, head;
-    uint64_t paused_until; /* Retry-After of a 403/429 */
+    uint64_t hour[REP_RATE_PER_HOUR]; /* the same over an hour, when `hourly` */
+    size_t hour_n, hour_head;
+    bool hourly;
+    uint64_t paused_until; /* Retry-After of a 403/429, a spent quota's reset */
     int in_flight;
 };
 /* 0 when a request may go at `now` (ms); else how many ms until one may. */
@@ -147,6 +154,14 @@ uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now);
 void rep_limiter_take(struct rep_limiter *l, uint64_t now);
 /* The peer asked for a pause of `ms` from `now`. */
 void rep_limiter_pause(struct rep_limiter *l, uint64_t now, uint64_t ms);
+/*
+ * The seconds a GitHub answer asks its token to wait, as GitHub's documentation says:
+ * Retry-After on a 403 or 429; else, when x-ratelimit-remaining is "0", until
+ * x-ratelimit-reset (epoch seconds; `now` is the time), at least 1; else a minute after a
+ * rate-limit 403 or a 429.  -1 when it asks for no pause.
+ */
+long rep_github_pause(long status, const char *body, long retry_after, const char *remaining,
+                      const char *reset, double now);
 
 /*
  * The owner and repository of a source stamp as Buildbot's GitHubStatusPush finds them:

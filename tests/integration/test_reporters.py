@@ -9,6 +9,7 @@ import json
 import os
 import re
 import threading
+import time
 
 import pytest
 
@@ -54,11 +55,13 @@ return {
 class FakeGitHub:
     """POST /repos/{o}/{r}/statuses/{sha}: records each request and answers 201 with the
     status; a scripted answer (state, context, status, headers, body) is given, once, to the
-    first request of that state and context."""
+    first request of that state and context; a header's value may be a function, called as
+    the answer goes."""
 
     def __init__(self, port=0):
         self.calls = []  # (path, body, headers, status answered)
         self.arrivals = []  # (path, body) as requests come, before any answer
+        self.arrived_at = []  # (time, state, context) of each
         self.script = []
         self.hold = threading.Event()  # cleared: requests wait for it before they are answered
         self.hold.set()
@@ -72,6 +75,7 @@ class FakeGitHub:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n))
                 fake.arrivals.append((self.path, body))
+                fake.arrived_at.append((time.time(), body.get("state"), body.get("context")))
                 fake.hold.wait(60)
                 status, headers, answer = 201, {}, {"state": body.get("state")}
                 for i, (state, context, st, hd, ans) in enumerate(fake.script):
@@ -85,7 +89,7 @@ class FakeGitHub:
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 for k, v in headers.items():
-                    self.send_header(k, v)
+                    self.send_header(k, v() if callable(v) else v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -202,6 +206,41 @@ def test_statuses_on_start_and_end(master, workers, github):
     assert master.count(r"GitHubStatusPush: updated status with \"success\" for "
                         rf"python/cpython at {SHA1}, context \"buildbot/alpha\"") == 1
     assert master.count(r"http 502, .*attempt 1 failed, next in 1\.0 s") == 1
+
+
+def test_github_rate_limit_headers(master, workers, github):
+    """GitHub's quota headers are obeyed: after an answer with x-ratelimit-remaining 0 the
+    token sends nothing until x-ratelimit-reset, and a primary rate-limit 403 is retried then
+    rather than after a backoff."""
+    www = free_port()
+    write_config(master, github.url, www)
+    resets = []
+
+    def reset_in_2s():
+        resets.append(int(time.time()) + 2)
+        return str(resets[-1])
+
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset_in_2s}
+    github.script = [
+        ("pending", "buildbot/alpha", 201, spent, {"state": "pending"}),
+        ("success", "buildbot/alpha", 403, spent,
+         {"message": "API rate limit exceeded for user ID 1."}),
+    ]
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    built(www, force(www, "alpha", project="python/cpython", revision=SHA1))
+    wait_for(lambda: len(github.delivered()) == 2 and not outbox_rows(master),
+             what="both statuses delivered")
+    assert [c[3] for c in github.calls] == [201, 403, 201]
+    times = [t for t, state, context in github.arrived_at]
+    assert len(resets) == 2
+    assert times[1] >= resets[0], "the spent quota was not waited for"
+    assert times[2] >= resets[1], "the rate-limit 403 was retried before the reset"
+    assert master.count(r"GitHubStatusPush: the token's rate limit is spent; its next "
+                        r"request in \d\.\d s") == 1
+    assert master.count(r"http 403, .*API rate limit exceeded.*attempt 1 failed, next in "
+                        r"\d\.\d s") == 1
 
 
 def test_undelivered_statuses_survive_a_restart(master, workers, backend):

@@ -93,6 +93,55 @@ static void test_limiter(void **state)
     assert_int_equal(rep_limiter_wait(&l, t + 300000), 0);
 }
 
+static void test_limiter_hourly(void **state)
+{
+    (void)state;
+    static struct rep_limiter l; /* 4.6 KB: not on the stack */
+    memset(&l, 0, sizeof l);
+    l.hourly = true;
+    uint64_t t = 1000000;
+    /* 500 sends, 80 a minute: the 501st waits for the first to be an hour old */
+    for (int i = 0; i < REP_RATE_PER_HOUR; i++) {
+        uint64_t at = t + (uint64_t)i * 1000;
+        assert_int_equal(rep_limiter_wait(&l, at), 0);
+        rep_limiter_take(&l, at);
+        l.in_flight--;
+    }
+    uint64_t later = t + 600000; /* the minute's window is long clear */
+    assert_int_equal(rep_limiter_wait(&l, later), 3600000 - 600000);
+    assert_int_equal(rep_limiter_wait(&l, t + 3600000), 0);
+    /* the same sends without the hourly bound */
+    l.hourly = false;
+    assert_int_equal(rep_limiter_wait(&l, later), 0);
+}
+
+static void test_github_pause(void **state)
+{
+    (void)state;
+    const char *secondary = "{\"message\":\"You have exceeded a secondary rate limit.\"}";
+    const char *primary = "{\"message\":\"API rate limit exceeded for user ID 1.\"}";
+    /* Retry-After on a rate-limit answer */
+    assert_int_equal(rep_github_pause(403, secondary, 30, NULL, NULL, 1000), 30);
+    assert_int_equal(rep_github_pause(429, "", 7, NULL, NULL, 1000), 7);
+    /* a spent quota: until its reset, rounded up, on a refusal or a success */
+    assert_int_equal(rep_github_pause(403, primary, -1, "0", "1100", 1000.5), 100);
+    assert_int_equal(rep_github_pause(201, "{}", -1, "0", "1100", 1000), 101);
+    assert_int_equal(rep_github_pause(201, "{}", -1, "0", "900", 1000), 1); /* already past */
+    assert_int_equal(rep_github_pause(201, "{}", -1, "0", "99999999", 1000), REP_RETRY_AFTER_MAX);
+    assert_int_equal(rep_github_pause(201, "{}", -1, "1", "1100", 1000), -1);
+    assert_int_equal(rep_github_pause(201, "{}", -1, "0", "soon", 1000), -1);
+    assert_int_equal(rep_github_pause(201, "{}", -1, "0", "", 1000), -1);
+    assert_int_equal(rep_github_pause(201, "{}", -1, "0", NULL, 1000), -1);
+    /* a rate limit that names no time: a minute */
+    assert_int_equal(rep_github_pause(403, secondary, -1, NULL, NULL, 1000), REP_RATE_LIMIT_PAUSE);
+    assert_int_equal(rep_github_pause(429, "", -1, "5", "1100", 1000), REP_RATE_LIMIT_PAUSE);
+    /* nothing to do with limits */
+    assert_int_equal(rep_github_pause(403, "{\"message\":\"Forbidden\"}", -1, NULL, NULL, 1000),
+                     -1);
+    assert_int_equal(rep_github_pause(502, "", 5, NULL, NULL, 1000), -1);
+    assert_int_equal(rep_github_pause(201, "{}", -1, NULL, NULL, 1000), -1);
+}
+
 static void repo_is(const char *project, const char *repository, const char *owner,
                     const char *repo)
 {
@@ -148,9 +197,10 @@ static void test_utf8_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),    cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_retry_after), cmocka_unit_test(test_limiter),
-        cmocka_unit_test(test_github_repo), cmocka_unit_test(test_utf8_prefix),
+        cmocka_unit_test(test_classify),       cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_retry_after),    cmocka_unit_test(test_limiter),
+        cmocka_unit_test(test_limiter_hourly), cmocka_unit_test(test_github_pause),
+        cmocka_unit_test(test_github_repo),    cmocka_unit_test(test_utf8_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
