@@ -243,6 +243,52 @@ def test_github_rate_limit_headers(master, workers, github):
                         r"\d\.\d s") == 1
 
 
+BURST_CONFIG = r'''local bbm = require "bbm"
+local names, builders = {}, {}
+for i = 1, 90 do
+  names[i] = string.format("b%%02d", i)
+  builders[i] = bbm.builder{ name = names[i], workernames = { "w1" },
+    factory = bbm.factory{ bbm.steps.shell{ command = { "true" } } } }
+end
+return {
+  db_url = "sqlite:///state.sqlite",
+  buildbotURL = "http://bb/",
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = builders,
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = names } },
+  services = { bbm.reporters.github_status_push{ token = "t", baseURL = "%(api)s" } },
+}
+'''
+
+
+def test_a_burst_is_held_to_the_token_limits(master, github):
+    """A push that makes 90 requests at once (no worker: each gets only "Build pending."):
+    at most 10 requests of the token are in flight, and 80 go in the first minute; the other
+    10 stay in the outbox for the next."""
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(BURST_CONFIG % {"pb": master.pb_port, "www": www, "api": github.url})
+    github.hold.clear()
+    master.start()
+    status, body = api_rpc(www, "forceschedulers/force", "force",
+                           builderNames=[f"b{i:02d}" for i in range(1, 91)],
+                           project="python/cpython", revision=SHA1)
+    assert status == 200, body
+    wait_for(lambda: len(github.arrivals) == 10, what="ten requests in flight")
+    time.sleep(1)
+    assert len(github.arrivals) == 10, "more than 10 requests of one token in flight"
+    github.hold.set()
+    wait_for(lambda: len(github.delivered()) == 80, what="80 statuses delivered")
+    wait_for(lambda: len(outbox_rows(master)) == 10, what="the other ten kept")
+    time.sleep(3)
+    assert len(github.arrivals) == 80, "more than 80 requests in a minute"
+    delivered = [(b["state"], b["description"], b["context"]) for _, b in github.delivered()]
+    assert len(set(delivered)) == 80
+    assert {d[:2] for d in delivered} == {("pending", "Build pending.")}
+
+
 def test_undelivered_statuses_survive_a_restart(master, workers, backend):
     www = free_port()
     api_port = free_port()  # nothing listens there yet: GitHub is unreachable
