@@ -183,6 +183,8 @@ struct cfg_generator {
     char **mode_names; /* as given, for the context's `mode` */
     size_t n_mode_names;
     bool report_new;  /* CFG_GEN_STATUS: also as the build starts */
+    bool add_logs;    /* add_logs given: it, not the formatter's want_logs_content, says
+                         which logs' contents are read, as in Buildbot */
     bool logs_all;    /* add_logs = true: every log attached (mail) */
     char **log_names; /* add_logs = {...}: the logs named ("name" or "step.name") */
     size_t n_log_names;

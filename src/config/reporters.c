@@ -254,12 +254,36 @@ static void read_add_logs(lua_State *L, int idx, struct cfg_generator *g, const 
             lua_pop(L, 1);
         }
     }
+    g->add_logs = t != LUA_TNIL;
     g->logs_all = t == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (!ok)
         cfg_error(L, file, line, "%s: 'add_logs' must be true, false or a list of log names", ctor);
     if (t == LUA_TTABLE)
         g->log_names = strings(L, idx, "add_logs", &g->n_log_names);
+}
+
+/* Buildbot reads the contents of the logs add_logs names when it is given, else of those
+   the formatter's want_logs_content names (and a mail attaches what was read): add_logs
+   takes the formatter's place. */
+static void add_logs_to_formatter(struct cfg_generator *g)
+{
+    struct cfg_formatter *f = g->fmt;
+    if (!g->add_logs || f == NULL)
+        return;
+    for (size_t i = 0; i < f->n_logs_content; i++)
+        free(f->logs_content[i]);
+    free(f->logs_content);
+    f->logs_content = NULL;
+    f->n_logs_content = 0;
+    f->logs_content_all = g->logs_all;
+    if (g->log_names != NULL) {
+        f->logs_content = xcalloc(g->n_log_names + 1, sizeof *f->logs_content);
+        for (size_t i = 0; i < g->n_log_names; i++)
+            f->logs_content[f->n_logs_content++] = xstrdup(g->log_names[i]);
+    }
+    if (f->logs_content_all || f->logs_content != NULL)
+        f->want_steps = f->want_logs = true;
 }
 
 /* BuildStatusGenerator's parameters, and BuildSetStatusGenerator's (the same but report_new,
@@ -298,6 +322,7 @@ static void read_status_generator(lua_State *L, int idx, struct cfg_generator *g
                   ctor);
     }
     lua_pop(L, 1);
+    add_logs_to_formatter(g);
 }
 
 #define MISSING_FMT "bbm.reporters.message_formatter_missing_worker"

@@ -55,14 +55,13 @@ struct content_room {
     bool warned;
 };
 
-/* Buildbot's should_attach_log for want_logs_content: every log, or its name or
-   "step.name" listed. */
-static bool content_wanted(const struct cfg_formatter *f, const char *step, const char *name)
+bool report_log_named(bool all, char *const *names, size_t n_names, const char *step,
+                      const char *name)
 {
-    if (f->logs_content_all)
+    if (all)
         return true;
-    for (size_t i = 0; i < f->n_logs_content; i++) {
-        const char *w = f->logs_content[i];
+    for (size_t i = 0; i < n_names; i++) {
+        const char *w = names[i];
         size_t n = strlen(step);
         if (strcmp(w, name) == 0 ||
             (strncmp(w, step, n) == 0 && w[n] == '.' && strcmp(w + n + 1, name) == 0))
@@ -194,7 +193,8 @@ static json_t *step_logs(struct build *b, const struct cfg_formatter *f, long lo
                               db_res_int(r, i, 3), "type", db_res_text(r, i, 4), "stepname",
                               stepname, "complete", db_res_int(r, i, 5) != 0);
         free(url);
-        if (content_wanted(f, stepname, db_res_text(r, i, 0))) {
+        if (report_log_named(f->logs_content_all, f->logs_content, f->n_logs_content, stepname,
+                             db_res_text(r, i, 0))) {
             json_t *c = log_content(b, db_res_int(r, i, 2), db_res_text(r, i, 0), room, cause);
             if (c == NULL) {
                 json_decref(l);

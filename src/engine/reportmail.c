@@ -1,7 +1,7 @@
 /*
  * MailNotifier's mails (Buildbot 4.3's reporters/mail.py).  The reports of a mail
  * reporter's generators for one event are merged into one mail as sendMessage merges them:
- * the bodies joined, the first subject and type, the logs of add_logs attached, the
+ * the bodies joined, the first subject and type, the logs read for them attached, the
  * interested users of every build reported.  The event is a build that finished (or
  * started, with report_new) for BuildStatusGenerator, or a buildset whose last request
  * completed for BuildSetStatusGenerator, which reports each of the buildset's builds that
@@ -32,20 +32,19 @@ struct mail_report {
     size_t n_builds;            /* the builds reported (with repeats, as Buildbot's list) */
     json_t *users;              /* their interested users, as addresses */
     char **headers;             /* extraHeaders rendered against the first build reported */
-    struct rep_attachment *att; /* the logs of add_logs */
+    struct rep_attachment *att; /* the logs read for the reports */
     char **att_builder;         /* the builder of each */
     size_t n_att, cap_att, cap_builder, att_bytes;
 };
 
-/* Buildbot's should_attach_log: add_logs true, or the log's name or "step.log" listed. */
-static bool attached(const struct cfg_generator *g, const char *name, const char *long_name)
+/* The logs whose contents Buildbot reads for the report, which createEmail attaches: those
+   the formatter's want_logs_content names, or add_logs (Buildbot's should_attach_log). */
+static bool attached(const struct cfg_generator *g, const char *step, const char *name)
 {
-    if (g->logs_all)
-        return true;
-    for (size_t i = 0; i < g->n_log_names; i++)
-        if (strcmp(g->log_names[i], name) == 0 || strcmp(g->log_names[i], long_name) == 0)
-            return true;
-    return false;
+    const struct cfg_formatter *f = g->fmt; /* add_logs is in its place when given */
+    return f != NULL ? report_log_named(f->logs_content_all, f->logs_content, f->n_logs_content,
+                                        step, name)
+                     : report_log_named(g->logs_all, g->log_names, g->n_log_names, step, name);
 }
 
 /* The text of log `logid` as Buildbot's logs/N/contents gives it (stdio lines keep their
@@ -101,7 +100,7 @@ static void add_attachment(struct mail_report *m, char *name, const char *builde
     m->att[m->n_att++].name = name;
 }
 
-/* The build's logs that the generator's add_logs names, as attachments "step.log", in step
+/* The build's logs that the report read (attached()), as attachments "step.log", in step
    and log order, at most REP_MAIL_LOGS_MAX bytes in all: a log past it is cut, with a line
    that says so, and the logs after it are left out. */
 static int attach_logs(const struct build *b, const struct cfg_generator *g, struct mail_report *m,
@@ -117,8 +116,9 @@ static int attach_logs(const struct build *b, const struct cfg_generator *g, str
     int rc = 0;
     for (size_t i = 0; i < db_res_rows(r) && rc == 0; i++) {
         char *name = xasprintf("%s.%s", db_res_text(r, i, 0), db_res_text(r, i, 1));
-        if (!attached(g, db_res_text(r, i, 1), name) || m->att_bytes >= REP_MAIL_LOGS_MAX) {
-            if (attached(g, db_res_text(r, i, 1), name))
+        bool wanted = attached(g, db_res_text(r, i, 0), db_res_text(r, i, 1));
+        if (!wanted || m->att_bytes >= REP_MAIL_LOGS_MAX) {
+            if (wanted)
                 log_warn("build %lld: log '%s' not attached: the mail's logs are at most %d "
                          "bytes",
                          b->id, UTIL_ESC(name), REP_MAIL_LOGS_MAX);
@@ -358,7 +358,9 @@ static int add_report(struct build *b, const struct cfg_reporter *rc, const stru
         }
         m->any = true;
         m->n_builds++;
-        if (g->logs_all || g->n_log_names > 0)
+        const struct cfg_formatter *f = g->fmt;
+        if (f != NULL ? f->logs_content_all || f->n_logs_content > 0
+                      : g->logs_all || g->n_log_names > 0)
             rc2 = attach_logs(b, g, m, cause);
         if (rc2 == 0)
             rc2 = interested(b, rc->mail, m->users, cause);

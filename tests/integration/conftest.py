@@ -28,9 +28,14 @@ TIMEOUT = 60 if SANITIZED else 30
 
 def port_range():
     """The ports this test process chooses from: 20000-32767, below Linux's ephemeral range
-    (32768-60999), split between the processes that run the tests side by side
-    (pytest-xdist's gw0, gw1...), so that two of them never choose the same port."""
+    (32768-60999), or the range BBM_PORT_RANGE ("LOW-HIGH") gives (two suites on one
+    machine), split between the processes that run the tests side by side (pytest-xdist's
+    gw0, gw1...), so that two of them never choose the same port."""
     low, high = 20000, 32767
+    given = os.environ.get("BBM_PORT_RANGE", "")
+    if re.fullmatch(r"\d+-\d+", given) and 1024 <= int(given.split("-")[0]) < \
+            int(given.split("-")[1]) <= 65535:
+        low, high = map(int, given.split("-"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if worker.startswith("gw") and worker[2:].isdigit() and count > 1:

@@ -645,8 +645,13 @@ def test_failure_mail_as_upstream(master, workers):
     url = "https://buildbot.python.org/all/#/builders/{builderid}/builds/{number}"
     from_log = {"AMD64 Debian root 3.x": (UPSTREAM_SUMMARY, UPSTREAM_TRACEBACK, UPSTREAM_FAILING),
                 "AMD64 Fedora Stable 3.x": ("", "oops", "")}
-    assert msg.get_content() == "".join(
+    assert msg.get_body().get_content() == "".join(
         upstream_mail({"builder": name[b["builderid"]], "url": url.format(**b), "reason": reason,
                        **dict(zip(("summary", "tracebacks", "failing"),
                                   from_log[name[b["builderid"]]]))})
         for b in builds) + "\n\n"
+    # want_logs_content = true: as in Buildbot, every log read is attached, named
+    # "builder.step.log" in a mail of two builds (where Buildbot raises KeyError)
+    assert [a.get_filename() for a in msg.iter_attachments()] == [
+        "AMD64 Debian root 3.x.test.stdio", "AMD64 Debian root 3.x.test.warnings (2)",
+        "AMD64 Fedora Stable 3.x.test.stdio"]

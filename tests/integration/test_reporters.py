@@ -737,12 +737,17 @@ def test_mail_notifier(master, workers):
         "((unknown revision))"  # Buildbot's '(%s)' around its '(unknown revision)'
     assert msg["Message-ID"] == f"<bbmaster.finished.{bad['buildid']}.MailNotifier@example.org>"
     assert msg["Date"]
-    assert msg.get_content_type() == "text/plain"
-    # the check step's stdio with its stream letters (want_logs_content), not more's
+    # the check step's stdio with its stream letters (want_logs_content), not more's, in
+    # the text and, as Buildbot's createEmail attaches every log read, attached
+    assert msg.get_content_type() == "multipart/mixed"
+    text = msg.get_body().get_content()
     assert re.fullmatch(r"new failure on gamma: BUILD FAILED: failed 'sh -c \.\.\.' "
                         r"\(failure\)\nworker_preparation=success\ncheck=failure\n"
                         r"hsh -c 'echo checked; exit 1'\n(h.*\n)*ochecked\n(h.*\n)+"
-                        r"more=success\n\n\n", msg.get_content()), msg.get_content()
+                        r"more=success\n\n\n", text), text
+    [log] = msg.iter_attachments()
+    assert log.get_filename() == "check.stdio"
+    assert "\nochecked\n" in log.get_content()
     assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
 
 
@@ -762,7 +767,16 @@ MAIL_CONTEXT = r'''R.mail_notifier{ fromaddr = "bb@example.org", relayhost = "12
       smtpPort = SMTP_PORT, extraRecipients = { "broken@example.org" },
       generators = { R.build_status_generator{ mode = "failing", builders = { "gamma" },
         message_formatter = R.message_formatter{ template = "{{ summary }}",
-          build_additional_context = function(ctx) error("no context today") end } } } }'''
+          build_additional_context = function(ctx) error("no context today") end } } } },
+    R.mail_notifier{ name = "NoLogs", fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTP_PORT, extraRecipients = { "nologs@example.org" },
+      generators = { R.build_status_generator{ mode = "failing", builders = { "gamma" },
+        add_logs = false,
+        message_formatter = R.message_formatter{ want_logs_content = true,
+          build_additional_context = function(ctx)
+            return { read = ctx.build.steps[2].logs[1].content ~= nil }
+          end,
+          template = "read={{ read }}" } } } }'''
 
 
 def test_mail_build_additional_context(master, workers):
@@ -770,7 +784,8 @@ def test_mail_build_additional_context(master, workers):
     sees the template's context with the log content its formatter wants; what it sets in the
     context and the keys of the table it returns are the template's, the rest as it was (a
     None, an empty list); one that fails is logged and its reporter sends nothing, as with a
-    failing message_formatter_function."""
+    failing message_formatter_function.  The logs read are attached; add_logs = false reads
+    none, whatever the formatter wants."""
     import email
     import email.policy
 
@@ -784,15 +799,20 @@ def test_mail_build_additional_context(master, workers):
         master.wait_log(r"worker 'w1' attached")
         built(www, force(www, "gamma", project="python/cpython", revision=SHA1, rc="1"))
         master.wait_log(r"Broken: .*no context today")
-        wait_for(lambda: smtp.mails, what="the mail")
+        wait_for(lambda: len(smtp.mails) == 2, what="the mails")
     finally:
         smtp.stop()
-    [(_, rcpts, content, _, _)] = smtp.mails
-    assert rcpts == ["list@example.org"]
-    msg = email.message_from_bytes(content, policy=email.policy.default)
-    assert msg.get_content() == ("gamma! returned True [] prev= "
-                                 "worker_preparation;check;more;\n\n")
-    assert master.count(r"sent mail") == 1
+    mails = {tuple(rcpts): email.message_from_bytes(content, policy=email.policy.default)
+             for _, rcpts, content, _, _ in smtp.mails}
+    msg = mails[("list@example.org",)]
+    assert msg.get_body().get_content() == ("gamma! returned True [] prev= "
+                                            "worker_preparation;check;more;\n\n")
+    assert [a.get_filename() for a in msg.iter_attachments()] == ["check.stdio"]
+    # add_logs = false takes want_logs_content's place, as in Buildbot: nothing read
+    msg = mails[("nologs@example.org",)]
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content() == "read=False\n\n"
+    assert master.count(r"sent mail") == 2
 
 
 MAIL_FAILING = r'''R.mail_notifier{ fromaddr = "bb@example.org", relayhost = "127.0.0.1",
