@@ -486,10 +486,17 @@ static void read_generators(lua_State *L, int idx, struct cfg_reporter *rep)
                       "bbm.reporters.worker_missing_generator)",
                       cfg_kind_display(k));
         else if (rep->kind != CFG_REP_MAIL && is_generator(k) &&
-                 (strcmp(k, "generator.build_set_status") == 0 ||
-                  strcmp(k, "generator.worker_missing") == 0))
+                 strcmp(k, "generator.build_set_status") == 0)
             cfg_error(L, file, line,
                       "%s: %s is only implemented for bbm.reporters.mail_notifier yet",
+                      cfg_kind_display(kind_of(L, idx)), cfg_kind_display(k));
+        else if (rep->kind != CFG_REP_MAIL && is_generator(k) &&
+                 strcmp(k, "generator.worker_missing") == 0)
+            /* its report's body is bytes and it has no builds: Buildbot's HttpStatusPush
+               and GitHub reporters raise on it */
+            cfg_error(L, file, line,
+                      "%s: %s reports only through bbm.reporters.mail_notifier (Buildbot's "
+                      "other reporters fail on its reports; IRC has the 'worker' event)",
                       cfg_kind_display(kind_of(L, idx)), cfg_kind_display(k));
         else if (is_generator(k))
             read_generator(L, lua_gettop(L), &rep->generators[rep->n_generators++], k, file, line);

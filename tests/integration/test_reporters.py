@@ -369,6 +369,11 @@ def test_stop_does_not_wait_for_github(master, workers, github):
      'bbm.reporters.build_set_status_generator{} } }',
      "bbm.reporters.github_status_push: bbm.reporters.build_set_status_generator is only "
      "implemented for bbm.reporters.mail_notifier yet"),
+    ('bbm.reporters.http_status_push{ serverUrl = "http://h/", generators = { '
+     'bbm.reporters.worker_missing_generator{} } }',
+     "bbm.reporters.http_status_push: bbm.reporters.worker_missing_generator reports only "
+     "through bbm.reporters.mail_notifier (Buildbot's other reporters fail on its reports; "
+     "IRC has the 'worker' event)"),
     ('bbm.reporters.mail_notifier{ fromaddr = "a@b", generators = { '
      'bbm.reporters.build_set_status_generator{ add_logs = { 1 } } } }',
      "bbm.reporters.build_set_status_generator: 'add_logs' must be true, false or a list of "
