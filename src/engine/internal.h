@@ -485,13 +485,13 @@ json_t *report_blamelist(struct build *b, char **cause);
 struct cfg_formatter;
 json_t *report_build_object(struct build *b, const struct cfg_formatter *f, const char *state,
                             bool complete, char **cause);
+/* reportctx.c: Buildbot's should_attach_log (a formatter's want_logs_content, a
+   generator's add_logs): every log, or its name or "step.name" listed. */
+bool report_log_named(bool all, char *const *names, size_t n_names, const char *step,
+                      const char *name);
 /* reportctx.c: the last `room` bytes at most of log `logid` (whole lines, stdio lines with
    their stream letter) appended to `out`, and the number of its first line; 0 or -1 with
    *cause. */
-/* Buildbot's should_attach_log (a formatter's want_logs_content, a generator's add_logs):
-   every log, or its name or "step.name" listed. */
-bool report_log_named(bool all, char *const *names, size_t n_names, const char *step,
-                      const char *name);
 int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
                     long long *firstline, char **cause);
 /* reportpush.c: MessageFormatterFunction's body for the build (NULL with *cause NULL when the
