@@ -14,7 +14,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 12
+FUZZ_SECONDS ?= 8
 BBMASTER = $(BUILD)/src/bbmaster
 PYTEST = /usr/bin/python3 -m pytest
 # The integration tests mostly wait on real workers and servers: two at a time, one
