@@ -23,7 +23,25 @@ const char *const bbw_cmd_names[] = {
 
 static const char *const stream_key[] = {"header", "stdout", "stderr"};
 
-/* Bytes -> text: each byte sequence that is not UTF-8 becomes U+FFFD, as Python's "replace". */
+/* The bytes one U+FFFD stands for at an ill-formed sequence, as Python's decoder counts
+   them (Unicode's "maximal subpart"): a lead byte with the continuation bytes that could
+   still have made a character, else the one byte. */
+static size_t bad_run(const unsigned char *p, size_t len)
+{
+    unsigned lead = p[0];
+    if (lead < 0xc2 || lead > 0xf4)
+        return 1;
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    /* the second byte's range excludes overlongs, surrogates and past U+10FFFF */
+    unsigned lo = lead == 0xe0 ? 0xa0 : lead == 0xf0 ? 0x90 : 0x80;
+    unsigned hi = lead == 0xed ? 0x9f : lead == 0xf4 ? 0x8f : 0xbf;
+    size_t n = 1;
+    while (n < need && n < len && p[n] >= (n == 1 ? lo : 0x80) && p[n] <= (n == 1 ? hi : 0xbf))
+        n++;
+    return n;
+}
+
+/* Bytes -> text: each ill-formed byte sequence becomes one U+FFFD, as Python's "replace". */
 struct pb_value *bbw_utf8_text(const char *s, size_t len)
 {
     size_t ok = util_utf8_valid(s, len);
@@ -32,12 +50,13 @@ struct pb_value *bbw_utf8_text(const char *s, size_t len)
     struct buf b;
     buf_init(&b, 0);
     for (;;) {
-        buf_add(&b, s, ok); /* a valid run whole, then U+FFFD for the byte that ends it */
+        buf_add(&b, s, ok); /* a valid run whole, then U+FFFD for what ends it */
         if (ok == len)
             break;
         buf_addstr(&b, "\xef\xbf\xbd");
-        s += ok + 1;
-        len -= ok + 1;
+        size_t bad = bad_run((const unsigned char *)s + ok, len - ok);
+        s += ok + bad;
+        len -= ok + bad;
         ok = util_utf8_valid(s, len);
     }
     struct pb_value *v = pb_textn(b.data ? b.data : "", b.len);

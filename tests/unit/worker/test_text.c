@@ -1,6 +1,7 @@
 /*
- * Unit tests for how bbworker turns a child's bytes into PB text: bytes that
- * are not UTF-8 become U+FFFD one by one (Python's "replace"), and output is
+ * Unit tests for how bbworker turns a child's bytes into PB text: each
+ * ill-formed sequence becomes one U+FFFD as Python's "replace" counts them
+ * (checked against CPython 3.11's decoder), and output is
  * never cut inside a character (bbw_utf8_cut), so a character split by a
  * read or a full batch arrives whole in the next update.
  */
@@ -33,8 +34,24 @@ static void test_replacement(void **state)
     (void)state;
     expect_text("caf\xc3\xa9", 5, "caf\xc3\xa9");
     expect_text("caf\xe9 \xff\n", 7, "caf\xef\xbf\xbd \xef\xbf\xbd\n");
-    expect_text("\xe2\x9c", 2, "\xef\xbf\xbd\xef\xbf\xbd");                 /* truncated */
-    expect_text("\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+#define R "\xef\xbf\xbd"
+    expect_text("\xe2\x9c", 2, R); /* truncated: one for the whole */
+    expect_text("\xe2\x9c"
+                "A",
+                3, R "A");
+    expect_text("\xf0\x9f\x98"
+                "A",
+                4, R "A");
+    expect_text("\xe0\xa0"
+                "A",
+                3, R "A");
+    expect_text("\xed\xa0\x80", 3, R R R); /* a surrogate: each byte */
+    expect_text("\xf0\x80\x80", 3, R R R); /* overlong */
+    expect_text("\xe0\x80\x80", 3, R R R);
+    expect_text("\xf4\x90\x80\x80", 4, R R R R); /* past U+10FFFF */
+    expect_text("\xc0\xaf", 2, R R);
+    expect_text("\xf5\x80", 2, R R);
+#undef R
     expect_text("\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80");
     expect_textn("a\0b", 3, "a\0b", 3);
 }
