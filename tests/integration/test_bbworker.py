@@ -395,7 +395,7 @@ c['db'] = {'db_url': 'sqlite:///state.sqlite'}
 c['buildbotNetUsageData'] = None
 f = util.BuildFactory()
 f.addStep(steps.ShellCommand(name='hello', command=['sh', '-c',
-    'echo hello; echo err >&2; printf "caf\\351 no-newline"']))
+    'echo hello; echo err >&2; printf "caf\\351 \\342\\234 no-newline"']))
 f.addStep(steps.SetPropertyFromCommand(name='uname', command='uname -s', property='kernel'))
 f.addStep(steps.StringDownload('payload\n', workerdest='d.txt', mode=0o600))
 f.addStep(steps.FileUpload(workersrc='d.txt',
@@ -482,7 +482,7 @@ def test_buildbot_37_master_same_build_as_buildbot_worker(tmp_path):
     assert not reports, "bbworker sanitizer reports:\n" + "\n".join(reports)
     assert theirs[0] == [(2, "failed 'sleep 30' (failure)")]
     assert "ohello" in theirs[2][1] and "eerr" in theirs[2][1], theirs[2]
-    assert "ocaf\ufffd no-newline" in theirs[2][1], theirs[2]
+    assert "ocaf\ufffd \ufffd no-newline" in theirs[2][1], theirs[2]
     assert any("command timed out: 1 seconds without output" in l for l in theirs[2][10])
     assert ours[0] == theirs[0]
     assert ours[1][0][3] == "worker bbworker ready"
