@@ -41,6 +41,8 @@ static char *handler(void *arg, const struct rep_irc_request *req)
 
 static void command(const struct rep_irc_msg *m)
 {
+    if (m->n_params >= 4) /* a RPL_NAMREPLY's names, read for a mute */
+        (void)rep_irc_names_op(m->params[3], m->params[0]);
     if (m->n_params < 2)
         return;
     bool private_chat = m->params[0][0] != '#';
@@ -63,7 +65,8 @@ static void command(const struct rep_irc_msg *m)
     char *nicks[] = {"bot"};
     struct cfg_irc_acl authz[] = {{"force", false, nicks, 1}};
     const char *nick = m->prefix != NULL ? m->prefix : "bot";
-    struct rep_irc_said said = {"IRC", nick, private_chat ? NULL : m->params[0], text};
+    struct rep_irc_said said = {
+        .bot = "IRC", .nick = nick, .channel = private_chat ? NULL : m->params[0], .message = text};
     char *answer = rep_irc_command(&said, authz, 1, handler, NULL);
     if (answer != NULL && strlen(answer) > 8 * REP_IRC_LINE_MAX)
         __builtin_trap();

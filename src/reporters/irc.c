@@ -7,7 +7,10 @@
  * says what the engine hands it (rep_irc_say) to its channels and nicks, and
  * answers the commands addressed to it (ircbot.c decides what; the engine's
  * handler answers those that read or change its state), each nick within a
- * command rate, each answer within REP_IRC_REPLY_LINES_MAX lines.
+ * command rate, each answer within REP_IRC_REPLY_LINES_MAX lines.  A chat (a
+ * channel, a private one) can be muted, as irc.py's IRCChannel is: it is told
+ * nothing until unmuted; in a channel only its operators (asked of the server
+ * with NAMES) or the nicks authz lists under `mute` may do so.
  *
  * Bounds: a line read is at most 512 bytes (a longer one is skipped and
  * logged); lines to send wait in a queue of REP_IRC_QUEUE_MAX, sent within a
@@ -41,6 +44,20 @@
 /* B_NEXT: a connection failed and closes; the next address of the lookup follows. */
 enum bot_state { B_WAIT, B_RESOLVE, B_NEXT, B_CONNECT, B_REGISTER, B_READY };
 enum sasl_state { S_OFF, S_LS, S_REQ, S_AUTH, S_DONE };
+
+/* A chat the bot speaks in: its configured targets first (in their order), then the
+   private chats muted by their nick. */
+struct chat {
+    char *id;
+    bool muted;
+};
+
+/* A `mute` or `unmute` in a channel, waiting for its NAMES to know whether the nick is one
+   of its operators. */
+struct op_check {
+    char channel[REP_IRC_LINE_MAX], nick[64];
+    bool unmute, op;
+};
 
 struct bot {
     struct bot *next;
@@ -80,6 +97,11 @@ struct bot {
     struct cfg_irc_acl *authz; /* a copy, replaced by each reconfig */
     size_t n_authz;
     struct rep_irc_rates rates;
+
+    struct chat *chats; /* n_targets + REP_IRC_PRIVATE_CHATS_MAX */
+    size_t n_chats;
+    struct op_check checks[REP_IRC_OP_CHECKS_MAX];
+    size_t n_checks;
 };
 
 struct rep_irc {
@@ -100,6 +122,7 @@ static void try_connect(struct bot *b);
 static void drop(struct bot *b, const char *why);
 static void take_bytes(struct bot *b, const char *p, size_t n);
 static void do_register(struct bot *b);
+static void names_done(struct bot *b, const char *channel);
 
 /* ------------------------------------------------------------ life */
 
@@ -137,6 +160,9 @@ static void bot_release(struct bot *b)
     if (--b->pending > 0 || !b->dead)
         return;
     authz_free(b);
+    for (size_t i = 0; i < b->n_chats; i++)
+        free(b->chats[i].id);
+    free(b->chats);
     rep_irc_queue_clear(&b->q);
     tls_conn_free(b->tls);
     uv_freeaddrinfo(b->addrs);
@@ -210,6 +236,9 @@ static struct bot *bot_new(struct rep_irc *ri, const struct cfg_irc *c)
     }
     b->n_targets = c->n_targets;
     b->n_channels = c->n_channels;
+    b->chats = xcalloc(c->n_targets + REP_IRC_PRIVATE_CHATS_MAX, sizeof *b->chats);
+    for (size_t i = 0; i < c->n_targets; i++)
+        b->chats[b->n_chats++].id = xstrdup(c->targets[i]);
     authz_copy(b, c);
     rep_irc_queue_init(&b->q, uv_now(ri->loop));
     uv_timer_init(ri->loop, &b->timer);
@@ -364,9 +393,10 @@ static void summarise_dropped(struct bot *b)
     log_warn("%s: %zu lines not sent: more than %d were waiting for the line rate", b->name,
              b->q.dropped, REP_IRC_QUEUE_MAX);
     for (size_t i = 0; i < b->n_targets; i++)
-        rep_irc_queue_push(&b->q, xasprintf("%s %s :(%zu more lines not sent: over the line "
-                                            "rate)",
-                                            verb(b, i), b->targets[i], b->q.dropped));
+        if (!b->chats[i].muted)
+            rep_irc_queue_push(&b->q, xasprintf("%s %s :(%zu more lines not sent: over the "
+                                                "line rate)",
+                                                verb(b, i), b->targets[i], b->q.dropped));
     b->q.dropped = 0;
 }
 
@@ -403,7 +433,8 @@ static void say_piece(struct bot *b, const char *p, size_t len)
         if (n == 0) /* not UTF-8: cut anywhere */
             n = len - off < REP_IRC_TEXT_MAX ? len - off : REP_IRC_TEXT_MAX;
         for (size_t i = 0; i < b->n_targets; i++)
-            push(b, xasprintf("%s %s :%.*s", verb(b, i), b->targets[i], (int)n, p + off));
+            if (!b->chats[i].muted)
+                push(b, xasprintf("%s %s :%.*s", verb(b, i), b->targets[i], (int)n, p + off));
         off += n;
     }
 }
@@ -451,6 +482,7 @@ static void drop(struct bot *b, const char *why)
     b->addrs = b->addr_next = NULL;
     b->state = B_WAIT;
     b->deadline = now + wait;
+    b->n_checks = 0; /* their NAMES will not come */
     close_tcp(b);
     arm(b);
 }
@@ -582,6 +614,16 @@ static void on_numeric(struct bot *b, int code, const struct rep_irc_msg *m)
             send_line(b, "NICK %s", b->nick_now);
         }
         break;
+    case 353: /* RPL_NAMREPLY: me, symbol, channel, names */
+        for (size_t i = 0; m->n_params >= 4 && i < b->n_checks; i++)
+            if (strcasecmp(b->checks[i].channel, m->params[2]) == 0 &&
+                rep_irc_names_op(m->params[3], b->checks[i].nick))
+                b->checks[i].op = true;
+        break;
+    case 366: /* RPL_ENDOFNAMES: me, channel */
+        if (m->n_params >= 2)
+            names_done(b, m->params[1]);
+        break;
     case 403: /* ERR_NOSUCHCHANNEL and the other refusals of a JOIN */
     case 405:
     case 471:
@@ -597,10 +639,21 @@ static void on_numeric(struct bot *b, int code, const struct rep_irc_msg *m)
     }
 }
 
+static struct chat *find_chat(struct bot *b, const char *id)
+{
+    for (size_t i = 0; i < b->n_chats; i++)
+        if (strcasecmp(b->chats[i].id, id) == 0)
+            return &b->chats[i];
+    return NULL;
+}
+
 /* An answer to `target`: its lines cut to REP_IRC_TEXT_MAX, at most REP_IRC_REPLY_LINES_MAX
-   of them and a line that counts the rest. */
+   of them and a line that counts the rest; nothing to a muted chat. */
 static void answer(struct bot *b, const char *verb_, const char *target, const char *text)
 {
+    const struct chat *chat = find_chat(b, target);
+    if (chat != NULL && chat->muted)
+        return;
     size_t lines = 0, more = 0;
     for (const char *p = text; *p != '\0';) {
         size_t len = strcspn(p, "\r\n");
@@ -621,6 +674,116 @@ static void answer(struct bot *b, const char *verb_, const char *target, const c
     if (more > 0)
         push(b, xasprintf("%s %s :(%zu more lines not shown)", verb_, target, more));
     flush(b);
+}
+
+/* An answer to a command said in `channel` (NULL: privately, by `nick`). */
+static void reply(struct bot *b, const char *channel, const char *nick, const char *text)
+{
+    bool group = channel != NULL && strchr("&#!+", channel[0]) != NULL;
+    answer(b, group && b->notice ? "NOTICE" : "PRIVMSG", channel != NULL ? channel : nick, text);
+}
+
+/* The chat of a command: the channel's, or the nick's private one; with `make`, one is made
+   while there is room. */
+static struct chat *chat_of(struct bot *b, const char *channel, const char *nick, bool make)
+{
+    const char *id = channel != NULL ? channel : nick;
+    struct chat *c = find_chat(b, id);
+    if (c != NULL || !make || b->n_chats == b->n_targets + REP_IRC_PRIVATE_CHATS_MAX)
+        return c;
+    c = &b->chats[b->n_chats++];
+    c->id = xstrdup(id);
+    c->muted = false;
+    return c;
+}
+
+/* irc.py's command_MUTE once allowed: said, then silent. */
+static void mute(struct bot *b, const char *channel, const char *nick)
+{
+    struct chat *c = chat_of(b, channel, nick, true);
+    if (c == NULL) {
+        log_warn("%s: %d private chats are muted already: %s's is not", b->name,
+                 REP_IRC_PRIVATE_CHATS_MAX, UTIL_ESC(nick));
+        return;
+    }
+    reply(b, channel, nick, REP_IRC_MUTED);
+    c->muted = true;
+    log_info("%s: muted in %s by %s", b->name, UTIL_ESC(c->id), UTIL_ESC(nick));
+}
+
+static void unmute(struct bot *b, struct chat *c, const char *channel, const char *nick)
+{
+    c->muted = false;
+    log_info("%s: unmuted in %s by %s", b->name, UTIL_ESC(c->id), UTIL_ESC(nick));
+    reply(b, channel, nick, REP_IRC_UNMUTED);
+}
+
+/* Whether the nick is an operator of the channel is asked of the server (irc.py's
+   getChannelOps): the command waits for the NAMES reply. */
+static void ask_names(struct bot *b, const char *channel, const char *nick, bool unmuting)
+{
+    if (b->n_checks == REP_IRC_OP_CHECKS_MAX) {
+        log_warn("%s: %d mute commands wait for the server's NAMES: %s's is dropped", b->name,
+                 REP_IRC_OP_CHECKS_MAX, UTIL_ESC(b->checks[0].nick));
+        memmove(b->checks, b->checks + 1, (REP_IRC_OP_CHECKS_MAX - 1) * sizeof *b->checks);
+        b->n_checks--;
+    }
+    struct op_check *k = &b->checks[b->n_checks++];
+    snprintf(k->channel, sizeof k->channel, "%s", channel);
+    snprintf(k->nick, sizeof k->nick, "%s", nick);
+    k->unmute = unmuting;
+    k->op = false;
+    send_line(b, "NAMES %s", channel);
+}
+
+/* The channel's NAMES are all in: the mute commands that waited for them go on. */
+static void names_done(struct bot *b, const char *channel)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n_checks; i++) {
+        struct op_check k = b->checks[i];
+        if (strcasecmp(k.channel, channel) != 0) {
+            b->checks[kept++] = k;
+            continue;
+        }
+        struct chat *c = chat_of(b, k.channel, k.nick, false);
+        if (k.unmute && k.op && c != NULL && c->muted)
+            unmute(b, c, k.channel, k.nick);
+        else if (!k.unmute && k.op)
+            mute(b, k.channel, k.nick);
+        else if (!k.unmute) {
+            char *no = xasprintf("Only channel operators or explicitly allowed users can mute me "
+                                 "here, %s... Blah, blah, blah...",
+                                 k.nick);
+            reply(b, k.channel, k.nick, no);
+            free(no);
+        }
+    }
+    b->n_checks = kept;
+}
+
+/* Context of a command for the chat's handler. */
+struct said_ctx {
+    struct bot *b;
+    const char *channel, *nick; /* as the server gave them */
+};
+
+/* mute and unmute (irc.py's IRCContact). */
+static char *chat_command(void *arg, const struct rep_irc_request *req)
+{
+    struct said_ctx *s = arg;
+    struct bot *b = s->b;
+    bool unmuting = strcmp(req->command, "unmute") == 0;
+    struct chat *c = chat_of(b, s->channel, s->nick, false);
+    if (unmuting && (c == NULL || !c->muted))
+        return xstrdup(REP_IRC_NOT_MUTED);
+    if (s->channel != NULL && rep_irc_op_required(b->authz, b->n_authz, "mute", req->nick))
+        ask_names(b, s->channel, req->nick, unmuting);
+    else if (unmuting)
+        unmute(b, c, s->channel, s->nick);
+    else
+        mute(b, s->channel, s->nick);
+    return NULL;
 }
 
 /* A PRIVMSG: a command when it is addressed to the bot (privately, or "nick: ..." in a
@@ -647,12 +810,11 @@ static void on_privmsg(struct bot *b, const struct rep_irc_msg *m)
     snprintf(word, sizeof word, "%.*s", (int)strcspn(message, " "), message);
     log_info("%s: received command `%s` from %s%s%s", b->name, UTIL_ESC(word), UTIL_ESC(nick),
              channel != NULL ? " on " : "", channel != NULL ? UTIL_ESC(channel) : "");
-    struct rep_irc_said said = {b->name, nick, channel, message};
+    struct said_ctx ctx = {b, channel, nick};
+    struct rep_irc_said said = {b->name, nick, channel, message, chat_command, &ctx};
     char *text = rep_irc_command(&said, b->authz, b->n_authz, b->ri->handler, b->ri->handler_arg);
-    if (text != NULL && !b->dead) {
-        bool group = channel != NULL && strchr("&#!+", channel[0]) != NULL;
-        answer(b, group && b->notice ? "NOTICE" : "PRIVMSG", private_chat ? nick : channel, text);
-    }
+    if (text != NULL && !b->dead)
+        reply(b, channel, nick, text);
     free(text);
 }
 

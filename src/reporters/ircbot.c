@@ -5,7 +5,8 @@
  * commands, hello, version, dance), the options of `force build` with their
  * checks, the texts of results and intervals, and a command rate per nick.
  * The commands that read or change the engine's state (status, last, list,
- * force, stop) go to the handler the engine gave (src/engine/ircbot.c).  Pure:
+ * force, stop) go to the handler the engine gave (src/engine/ircbot.c), those
+ * of the chat itself (mute, unmute) to the bot's (irc.c).  Pure:
  * irc.c calls it for each PRIVMSG; tests/unit/reporters/test_irc.c and
  * fuzz/fuzz_irc.c drive it directly.
  */
@@ -89,10 +90,11 @@ int rep_irc_split(const char *s, char *out, char **argv, int max, int *argc, con
 
 /* ------------------------------------------------------------ the commands */
 
-enum answer { BY_BOT, BY_ENGINE };
+enum answer { BY_BOT, BY_ENGINE, BY_CHAT };
 
 /* Contact's commands that bbmaster has, sorted as build_commands sorts them: the name, the
-   docstring (help's list), the usage (help COMMAND), dangerous (@dangerousCommand). */
+   docstring (help's list; irc.py's mute and unmute have none), the usage (help COMMAND),
+   dangerous (@dangerousCommand). */
 static const struct command {
     const char *name, *doc, *usage;
     bool dangerous;
@@ -111,10 +113,13 @@ static const struct command {
      "list [all|N] builders|workers|changes - list configured builders, workers, or N recent "
      "changes",
      false, BY_ENGINE},
+    {"mute", NULL, "mute - suppress all messages until a corresponding 'unmute' is issued", false,
+     BY_CHAT},
     {"status", "list status of a builder (or all builders)",
      "status [_which_] - list status of a builder (or all builders)", false, BY_ENGINE},
     {"stop", "stop a running build", "stop build _which_ _reason_ - Stop a running build", true,
      BY_ENGINE},
+    {"unmute", NULL, "unmute - disable a previous 'mute'", false, BY_CHAT},
     {"version", "show buildbot version", NULL, false, BY_BOT},
 };
 
@@ -178,7 +183,9 @@ static char *help(int argc, char **argv)
     buf_init(&out, 0);
     if (argc == 0) {
         for (size_t i = 0; i < UTIL_NELEM(commands); i++)
-            buf_printf(&out, "%s%s - %s", i > 0 ? "\n" : "", commands[i].name, commands[i].doc);
+            if (commands[i].doc != NULL)
+                buf_printf(&out, "%s%s - %s", out.len > 0 ? "\n" : "", commands[i].name,
+                           commands[i].doc);
         return buf_take(&out);
     }
     const struct command *c = find_command(argv[0]);
@@ -265,6 +272,10 @@ char *rep_irc_command(const struct rep_irc_said *said, const struct cfg_irc_acl 
         return xstrdup(error);
     if (c->by == BY_BOT)
         return own_answer(c, argc, argv);
+    if (c->by == BY_CHAT) {
+        h = said->chat;
+        arg = said->chat_arg;
+    }
     if (h == NULL)
         return xstrdup("Something bad happened (see logs)");
     char user[REP_IRC_LINE_MAX + 80];
@@ -275,8 +286,37 @@ char *rep_irc_command(const struct rep_irc_said *said, const struct cfg_irc_acl 
     } else {
         snprintf(user, sizeof user, "%s", nick);
     }
-    struct rep_irc_request req = {said->bot, nick, user, c->name, argv, argc};
+    struct rep_irc_request req = {said->bot, nick, user, said->channel != NULL ? channel : NULL,
+                                  c->name,   argv, argc};
     return h(arg, &req);
+}
+
+bool rep_irc_names_op(const char *names, const char *nick)
+{
+    size_t n = strlen(nick);
+    for (const char *p = names; *p != '\0';) {
+        size_t len = strcspn(p, " ");
+        if (len > 1 && strchr("@&~%", p[0]) != NULL && len - 1 == n &&
+            strncasecmp(p + 1, nick, n) == 0)
+            return true;
+        p += len;
+        p += strspn(p, " ");
+    }
+    return false;
+}
+
+bool rep_irc_op_required(const struct cfg_irc_acl *authz, size_t n, const char *command,
+                         const char *nick)
+{
+    const struct cfg_irc_acl *acl = acl_of(authz, n, command);
+    if (acl == NULL)
+        return true;
+    if (acl->all)
+        return false; /* irc.py raises here ('in True'); bbmaster reads it as everyone */
+    for (size_t i = 0; i < acl->n_nicks; i++)
+        if (strcasecmp(acl->nicks[i], nick) == 0)
+            return false;
+    return true;
 }
 
 /* ------------------------------------------------------------ texts */

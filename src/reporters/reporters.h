@@ -394,6 +394,11 @@ void rep_irc_queue_clear(struct rep_irc_queue *q);
 #define REP_IRC_NICKS_MAX 64
 /* Recent changes `list changes` shows at most (Buildbot's "all" is 100). */
 #define REP_IRC_CHANGES_MAX 100
+/* Private chats a bot keeps muted at most (a mute past it is refused), and `mute`s waiting
+   for a channel's NAMES to know whether their nick is an operator (past it the oldest is
+   dropped, logged). */
+#define REP_IRC_PRIVATE_CHATS_MAX 64
+#define REP_IRC_OP_CHECKS_MAX 16
 
 /* The text said to the bot: privately all of it, in a channel what follows "NICK:" or
    "NICK," (case-insensitive), its leading spaces skipped; NULL when it is not for the bot
@@ -410,11 +415,13 @@ struct cfg_irc_acl;
 bool rep_irc_allowed(const struct cfg_irc_acl *authz, size_t n, const char *command,
                      const char *nick);
 
-/* A command the engine answers (status, last, list, force, stop), as the bot received it. */
+/* A command the engine answers (status, last, list, force, stop), or the chat's own (mute,
+   unmute), as the bot received it. */
 struct rep_irc_request {
     const char *bot;     /* the reporter's name */
     const char *nick;    /* who said it, lower-case (Buildbot's user_id) */
     const char *user;    /* describeUser: "nick", or "nick on #channel" */
+    const char *channel; /* lower-case; NULL: a private chat */
     const char *command; /* lower-case */
     char **argv;         /* its arguments, shlex-split */
     int argc;
@@ -425,16 +432,29 @@ typedef char *(*rep_irc_handler)(void *arg, const struct rep_irc_request *req);
 /*
  * What the bot says to `message` (already addressed to it, see rep_irc_addressed) from `nick`
  * in `channel` (NULL: privately): words.py's handleMessage with its commands help, commands,
- * hello, version and dance answered here, status, last, list, force and stop by `h`; the
- * refusals (authz) and usage errors in Buildbot's words.  malloc'd text (lines separated by
- * '\n') or NULL: nothing to say.
+ * hello, version and dance answered here, status, last, list, force and stop by `h`, mute and
+ * unmute by the chat's handler; the refusals (authz) and usage errors in Buildbot's words.
+ * malloc'd text (lines separated by '\n') or NULL: nothing to say.
  */
 struct rep_irc_said {
     const char *bot;     /* the reporter's name */
     const char *nick;    /* as the server gave it */
     const char *channel; /* NULL: a private message */
     const char *message;
+    rep_irc_handler chat; /* mute and unmute (irc.c); NULL: "Something bad happened" */
+    void *chat_arg;
 };
+/* A RPL_NAMREPLY's names (space-separated, each with its channel prefixes) hold `nick` as a
+   channel operator: irc.py's getChannelOps takes the prefixes '@', '&', '~' and '%'. */
+bool rep_irc_names_op(const char *names, const char *nick);
+/* irc.py's op_required: whether `nick` (lower-case) must be a channel operator to `command`
+   (mute, notify) in a channel: unless authz lists the nick under that very command. */
+bool rep_irc_op_required(const struct cfg_irc_acl *authz, size_t n, const char *command,
+                         const char *nick);
+/* irc.py's words for mute and unmute. */
+#define REP_IRC_MUTED "Shutting up for now."
+#define REP_IRC_UNMUTED "I'm baaaaaaaaaaack!"
+#define REP_IRC_NOT_MUTED "No one had told me to be quiet, but it's the thought that counts, right?"
 char *rep_irc_command(const struct rep_irc_said *said, const struct cfg_irc_acl *authz,
                       size_t n_authz, rep_irc_handler h, void *arg);
 /* The lines of a greeting chosen at random, for `hello`. */

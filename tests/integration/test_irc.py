@@ -571,3 +571,63 @@ def test_commands_on_ngircd(master, workers, ngircd):
     assert master.count(r"IRC: received command `force` from Eve\n") == 1
     boss.close()
     eve.close()
+
+
+def test_mute_on_ngircd(master, workers, ngircd):
+    """irc.py's mute and unmute on a real ngIRCd: in a channel only an operator (asked of the
+    server with NAMES; boss joined first, so ngIRCd made him one) may mute the bot, which then
+    says nothing there, neither answers nor notifications, until an operator unmutes it; a
+    private chat is muted by its nick alone."""
+    port = ngircd[0]
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(COMMANDS_CONFIG.replace('useColors = false,',
+                                        'useColors = false, notify_events = { "started" },')
+                % {"pb": master.pb_port, "www": www, "irc": port})
+    boss = client(port, "boss", "#cmd")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
+             what="cmdbot in #cmd")
+    eve = client(port, "eve", "#cmd")
+
+    def answers(c, n, target):
+        wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
+                 what=f"{n} answers")
+        return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
+
+    def builds():
+        return [b for b in api_get(www, "builds")["builds"] if b["complete"]]
+
+    eve.send("PRIVMSG #cmd :cmdbot: mute")
+    assert answers(boss, 1, "#cmd") == [
+        "Only channel operators or explicitly allowed users can mute me here, eve... Blah, "
+        "blah, blah..."]
+    boss.send("PRIVMSG #cmd :cmdbot: mute")
+    assert answers(boss, 2, "#cmd")[1] == "Shutting up for now."
+    boss.send("PRIVMSG #cmd :cmdbot: force build alpha")  # answered and notified: not said
+    wait_for(lambda: len(builds()) == 1, what="the first build")
+    eve.send("PRIVMSG #cmd :cmdbot: unmute")  # not an operator: nothing happens
+    boss.send("PRIVMSG #cmd :cmdbot: unmute")
+    assert answers(boss, 3, "#cmd")[2] == "I'm baaaaaaaaaaack!"
+    boss.send("PRIVMSG #cmd :cmdbot: unmute")
+    assert answers(boss, 4, "#cmd")[3] == \
+        "No one had told me to be quiet, but it's the thought that counts, right?"
+    boss.send("PRIVMSG #cmd :cmdbot: force build alpha")
+    said = answers(boss, 6, "#cmd")
+    assert said[4:] in (["Force build successfully requested.", said[5]],
+                        [said[4], "Force build successfully requested."])
+    assert any(re.search(r"Build \[#2\]\(.*\) of `alpha` started", s) for s in said[4:]), said
+    assert not any("#1" in s for s in said), said
+    assert master.count(r"IRC: muted in #cmd by boss") == 1
+    assert master.count(r"IRC: unmuted in #cmd by boss") == 1
+
+    # privately: the nick's own chat, no operator needed
+    for command in ("mute", "status", "unmute"):
+        eve.send(f"PRIVMSG cmdbot :{command}")
+        if command == "mute":
+            answers(eve, 1, "eve")
+    assert answers(eve, 2, "eve") == ["Shutting up for now.", "I'm baaaaaaaaaaack!"]
+    boss.close()
+    eve.close()

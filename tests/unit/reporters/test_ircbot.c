@@ -108,9 +108,23 @@ static char *handler(void *arg, const struct rep_irc_request *req)
     return xstrdup("engine's answer");
 }
 
+static int chatted;
+static char chat_channel[64], chat_command[16];
+
+/* The bot's handler of mute and unmute. */
+static char *chat(void *arg, const struct rep_irc_request *req)
+{
+    (void)arg;
+    chatted++;
+    snprintf(chat_channel, sizeof chat_channel, "%s", req->channel ? req->channel : "(private)");
+    snprintf(chat_command, sizeof chat_command, "%s", req->command);
+    return NULL;
+}
+
 static char *say(const char *channel, const char *message)
 {
-    struct rep_irc_said s = {"IRC", "Al", channel, message};
+    struct rep_irc_said s = {
+        .bot = "IRC", .nick = "Al", .channel = channel, .message = message, .chat = chat};
     return rep_irc_command(&s, NULL, 0, handler, NULL);
 }
 
@@ -148,8 +162,10 @@ static void test_own_answers(void **state)
     expect(NULL, "help hello", "No usage info for 'hello'");
     expect(NULL, "help hello x", "No usage info for 'hello' 'x'");
     expect(NULL, "help notify", "There is no such command 'notify'.");
+    expect(NULL, "help mute",
+           "Usage: mute - suppress all messages until a corresponding 'unmute' is issued");
     const char *list = "Buildbot commands: commands, dance, force, hello, help, last, list, "
-                       "status, stop, version";
+                       "mute, status, stop, unmute, version";
     expect("#c", "commands", list);
     char want[256];
     snprintf(want, sizeof want, "I don't get this 'fly'...\n%s", list);
@@ -183,7 +199,8 @@ static void test_engine_answers(void **state)
     assert_int_equal(seen.argc, 0);
     char *al[] = {"al"};
     struct cfg_irc_acl a[] = {{"force", false, al, 1}};
-    struct rep_irc_said s = {"IRC", "AL", "#c", "force build x"};
+    struct rep_irc_said s = {
+        .bot = "IRC", .nick = "AL", .channel = "#c", .message = "force build x"};
     char *text = rep_irc_command(&s, a, 1, handler, NULL);
     assert_string_equal(text, "engine's answer");
     free(text);
@@ -194,6 +211,43 @@ static void test_engine_answers(void **state)
     free(text);
     expect(NULL, "status \"x", "No closing quotation");
     assert_int_equal(handled, 3);
+}
+
+/* mute and unmute go to the chat's handler, with the channel; who must be an operator. */
+static void test_chat_answers(void **state)
+{
+    (void)state;
+    chatted = 0;
+    expect("#Chan", "MUTE", NULL);
+    assert_string_equal(chat_channel, "#chan");
+    assert_string_equal(chat_command, "mute");
+    expect(NULL, "unmute", NULL);
+    assert_string_equal(chat_channel, "(private)");
+    assert_string_equal(chat_command, "unmute");
+    assert_int_equal(chatted, 2);
+    struct rep_irc_said s = {.bot = "IRC", .nick = "al", .channel = "#c", .message = "mute"};
+    char *text = rep_irc_command(&s, NULL, 0, handler, NULL); /* no chat handler */
+    assert_string_equal(text, "Something bad happened (see logs)");
+    free(text);
+    char *none[] = {"bo"};
+    struct cfg_irc_acl deny[] = {{"mute", false, none, 1}};
+    text = rep_irc_command(&s, deny, 1, handler, NULL); /* authz on mute itself */
+    assert_string_equal(text, "Thou shall not pass, al!!!");
+    free(text);
+
+    assert_true(rep_irc_names_op("@Al bo +cy", "al"));
+    assert_true(rep_irc_names_op("bo %al", "AL"));
+    assert_true(rep_irc_names_op("~al", "al") && rep_irc_names_op("&al", "al"));
+    assert_false(rep_irc_names_op("+al @bo", "al"));
+    assert_false(rep_irc_names_op("@alice al", "al"));
+    assert_false(rep_irc_names_op("@", "al"));
+    assert_false(rep_irc_names_op("", "al"));
+    char *al[] = {"Al"};
+    struct cfg_irc_acl a[] = {{"mute", false, al, 1}, {"notify", true, NULL, 0}};
+    assert_false(rep_irc_op_required(a, 2, "mute", "al"));
+    assert_true(rep_irc_op_required(a, 2, "mute", "bo"));
+    assert_false(rep_irc_op_required(a, 2, "notify", "bo"));
+    assert_true(rep_irc_op_required(NULL, 0, "mute", "al"));
 }
 
 static void test_fuzzy(void **state)
@@ -370,11 +424,12 @@ static void test_rate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addressed),      cmocka_unit_test(test_split),
-        cmocka_unit_test(test_authz),          cmocka_unit_test(test_own_answers),
-        cmocka_unit_test(test_engine_answers), cmocka_unit_test(test_fuzzy),
-        cmocka_unit_test(test_result_text),    cmocka_unit_test(test_force_options),
-        cmocka_unit_test(test_force_checks),   cmocka_unit_test(test_rate),
+        cmocka_unit_test(test_addressed),     cmocka_unit_test(test_split),
+        cmocka_unit_test(test_authz),         cmocka_unit_test(test_own_answers),
+        cmocka_unit_test(test_chat_answers),  cmocka_unit_test(test_engine_answers),
+        cmocka_unit_test(test_fuzzy),         cmocka_unit_test(test_result_text),
+        cmocka_unit_test(test_force_options), cmocka_unit_test(test_force_checks),
+        cmocka_unit_test(test_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
