@@ -522,8 +522,9 @@ static const struct broken broken[] = {
      ""},
     {"  services = { bbm.reporters.github_status_push{ token = 't', generators = {\n"
      "    bbm.reporters.worker_missing_generator{} } } },\n",
-     "{F}:4: bbm.reporters.github_status_push: bbm.reporters.worker_missing_generator is only "
-     "implemented for bbm.reporters.mail_notifier yet\n"},
+     "{F}:4: bbm.reporters.github_status_push: bbm.reporters.worker_missing_generator reports "
+     "only through bbm.reporters.mail_notifier (Buildbot's other reporters fail on its "
+     "reports; IRC has the 'worker' event)\n"},
     /* locks: Buildbot's access modes, a lock always taken through an access, one lock a
        name */
     {W B(", locks = { bbm.locks.master{ name = 'x' }:access('bogus') }"),
