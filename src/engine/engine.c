@@ -242,11 +242,15 @@ void engine_set_events(struct engine *e, struct ev_bus *bus)
 
 void engine_set_reporters(struct engine *e, struct rep *rep)
 {
-    if (e->rep != NULL)
+    if (e->rep != NULL) {
         rep_irc_set_handler(rep_irc_of(e->rep), NULL, NULL);
+        rep_irc_set_state(rep_irc_of(e->rep), NULL, NULL, NULL);
+    }
     e->rep = rep;
-    if (rep != NULL) /* the bots' status, last, list, force and stop (ircbot.c) */
+    if (rep != NULL) { /* the bots' status, last, list, force and stop, and their state */
         rep_irc_set_handler(rep_irc_of(rep), engine_irc_answer, e);
+        rep_irc_set_state(rep_irc_of(rep), engine_irc_state_load, engine_irc_state_save, e);
+    }
 }
 
 struct ev_bus *engine_events(struct engine *e)

@@ -473,6 +473,9 @@ void report_irc(struct build *b, bool complete, const char *state_string);
    rep_irc_handler; `arg` is the engine). */
 struct rep_irc_request;
 char *engine_irc_answer(void *arg, const struct rep_irc_request *req);
+/* ircbot.c: the bots' notify_events state in object_state (rep_irc_set_state). */
+char *engine_irc_state_load(void *arg, const char *nick);
+void engine_irc_state_save(void *arg, const char *nick, const char *json);
 /* reportctx.c: a MessageFormatter's context for build `b` (Buildbot's
    create_context_for_build; `is_buildset` for BuildSetStatusGenerator's), the previous
    build's results (REP_PREV_* or results; -3 with *cause) and the responsible users. */

@@ -412,3 +412,32 @@ char *engine_irc_answer(void *arg, const struct rep_irc_request *req)
         return stop(e, req);
     return NULL;
 }
+
+/* The object of a bot's state: Buildbot's getObjectId(nickname, IrcStatusBot's class). */
+static long long state_object(struct engine *e, const char *nick)
+{
+    char *cause = NULL;
+    long long id = db_object_id(e->db, nick, REP_IRC_STATE_CLASS, &cause);
+    if (id < 0)
+        engine_db_error("IRC: the bot's state", cause);
+    return id;
+}
+
+char *engine_irc_state_load(void *arg, const char *nick)
+{
+    struct engine *e = arg;
+    long long id = state_object(e, nick);
+    char *value = NULL, *cause = NULL;
+    if (id >= 0 && db_state_get(e->db, id, "notify_events", &value, &cause) < 0)
+        engine_db_error("IRC: reading the bot's notify_events", cause);
+    return value;
+}
+
+void engine_irc_state_save(void *arg, const char *nick, const char *json)
+{
+    struct engine *e = arg;
+    long long id = state_object(e, nick);
+    char *cause = NULL;
+    if (id >= 0 && db_state_set(e->db, id, "notify_events", json, &cause) < 0)
+        engine_db_error("IRC: saving the bot's notify_events", cause);
+}

@@ -419,13 +419,18 @@ out:
     return rc2 < 0 ? -1 : 0;
 }
 
-/* Buildbot's IRC `worker` event: what the bots that notify it say. */
+static bool wants_worker(uint32_t events, void *arg)
+{
+    (void)arg;
+    return (events & REP_IRC_EV_WORKER) != 0;
+}
+
+/* Buildbot's IRC `worker` event: what the chats that are notified of it hear. */
 static void say_irc(struct engine *e, const char *text)
 {
     struct rep_irc *ri = e->rep != NULL ? rep_irc_of(e->rep) : NULL;
     for (size_t i = 0; ri != NULL && i < e->cfg->n_ircs; i++)
-        if (e->cfg->ircs[i].events & REP_IRC_EV_WORKER)
-            rep_irc_say(ri, e->cfg->ircs[i].name, text);
+        rep_irc_notify(ri, e->cfg->ircs[i].name, text, wants_worker, NULL);
 }
 
 /* The worker's absence is reported: its mails stored and the row marked told, in one

@@ -60,6 +60,19 @@ static bool wanted(struct build *b, uint32_t events, int *prev)
     return *prev != -3 && rep_irc_wants(events, b->results, *prev);
 }
 
+/* What one chat's notify_events decide of the build. */
+struct irc_want {
+    struct build *b;
+    bool complete;
+    int prev;
+};
+
+static bool chat_wants(uint32_t events, void *arg)
+{
+    struct irc_want *w = arg;
+    return w->complete ? wanted(w->b, events, &w->prev) : (events & REP_IRC_EV_STARTED) != 0;
+}
+
 void report_irc(struct build *b, bool complete, const char *state_string)
 {
     const struct cfg *cfg = b->e->cfg;
@@ -69,19 +82,15 @@ void report_irc(struct build *b, bool complete, const char *state_string)
     const struct cfg_builder *bc = cfg_find_builder(cfg, b->builder);
     char *url =
         xasprintf("%s#/builders/%lld/builds/%lld", cfg->buildbot_url, b->builderid, b->number);
-    int prev = -4; /* not read yet */
+    struct irc_want w = {b, complete, -4}; /* the previous build not read yet */
     for (size_t i = 0; i < cfg->n_ircs; i++) {
         const struct cfg_irc *irc = &cfg->ircs[i];
         if (!tags_match(irc, bc))
             continue;
-        char *text = NULL;
-        if (!complete && (irc->events & REP_IRC_EV_STARTED))
-            text = rep_irc_started_text(b->number, url, b->builder);
-        else if (complete && wanted(b, irc->events, &prev))
-            text = rep_irc_finished_text(b->number, url, b->builder, b->results, state_string,
-                                         irc->use_colors);
-        if (text != NULL)
-            rep_irc_say(ri, irc->name, text);
+        char *text = complete ? rep_irc_finished_text(b->number, url, b->builder, b->results,
+                                                      state_string, irc->use_colors)
+                              : rep_irc_started_text(b->number, url, b->builder);
+        rep_irc_notify(ri, irc->name, text, chat_wants, &w);
         free(text);
     }
     free(url);

@@ -4,13 +4,16 @@
  * IRCv3 says: CAP LS, CAP REQ :sasl, AUTHENTICATE, 903 then CAP END; on a NAK,
  * 904 or a server without sasl it ends the negotiation and identifies with
  * NickServ instead), joins its channels, answers PING, pings a silent server,
- * says what the engine hands it (rep_irc_say) to its channels and nicks, and
+ * says what the engine hands it (rep_irc_notify) to its chats whose events want it, and
  * answers the commands addressed to it (ircbot.c decides what; the engine's
  * handler answers those that read or change its state), each nick within a
- * command rate, each answer within REP_IRC_REPLY_LINES_MAX lines.  A chat (a
- * channel, a private one) can be muted, as irc.py's IRCChannel is: it is told
- * nothing until unmuted; in a channel only its operators (asked of the server
- * with NAMES) or the nicks authz lists under `mute` may do so.
+ * command rate, each answer within REP_IRC_REPLY_LINES_MAX lines.  Each chat (a
+ * channel, a private one) has its own notify_events, as irc.py's IRCChannel:
+ * the configured ones, what `notify on|off` changed, and what the database
+ * kept of that (rep_irc_set_state); and it can be muted: it is told nothing
+ * until unmuted.  In a channel only its operators (asked of the server with
+ * NAMES) or the nicks authz lists under the command may mute it or change its
+ * events.
  *
  * Bounds: a line read is at most 512 bytes (a longer one is skipped and
  * logged); lines to send wait in a queue of REP_IRC_QUEUE_MAX, sent within a
@@ -41,22 +44,32 @@
 #include "config/config.h"
 #include "util/util.h"
 
+/* Chats of one bot at most: its configured channels and nicks, and private ones. */
+#define REP_IRC_CHATS_MAX (CFG_IRC_TARGETS_MAX + REP_IRC_PRIVATE_CHATS_MAX)
+
 /* B_NEXT: a connection failed and closes; the next address of the lookup follows. */
 enum bot_state { B_WAIT, B_RESOLVE, B_NEXT, B_CONNECT, B_REGISTER, B_READY };
 enum sasl_state { S_OFF, S_LS, S_REQ, S_AUTH, S_DONE };
 
 /* A chat the bot speaks in: its configured targets first (in their order), then the
-   private chats muted by their nick. */
+   chats that `notify`, `mute` or the saved state made. */
 struct chat {
     char *id;
     bool muted;
+    uint32_t events; /* notify_events (REP_IRC_EV_*) */
 };
 
-/* A `mute` or `unmute` in a channel, waiting for its NAMES to know whether the nick is one
-   of its operators. */
+/* What a command in a channel does once its NAMES say whether the nick is an operator. */
+enum op_action { OP_MUTE, OP_UNMUTE, OP_NOTIFY };
+
+/* A `mute`, `unmute` or `notify on|off` in a channel, waiting for its NAMES. */
 struct op_check {
     char channel[REP_IRC_LINE_MAX], nick[64];
-    bool unmute, op;
+    enum op_action action;
+    bool op;
+    char notify[16]; /* on, off */
+    uint32_t events;
+    bool bad, none; /* an event Buildbot does not know; no event named */
 };
 
 struct bot {
@@ -110,6 +123,9 @@ struct rep_irc {
     struct tls_ctx *tls; /* made for the first bot with useSSL */
     rep_irc_handler handler;
     void *handler_arg;
+    rep_irc_state_load load;
+    rep_irc_state_save save;
+    void *state_arg;
 };
 
 struct wreq {
@@ -123,6 +139,7 @@ static void drop(struct bot *b, const char *why);
 static void take_bytes(struct bot *b, const char *p, size_t n);
 static void do_register(struct bot *b);
 static void names_done(struct bot *b, const char *channel);
+static void load_events(struct bot *b);
 
 /* ------------------------------------------------------------ life */
 
@@ -211,7 +228,7 @@ static char *signature(const struct cfg_irc *c)
                c->password ? c->password : "\x1e", c->name, c->notice, c->use_sasl);
     for (size_t i = 0; i < c->n_targets; i++)
         buf_printf(&s, "\x1f%s\x1e%s", c->targets[i], c->keys[i] ? c->keys[i] : "");
-    buf_printf(&s, "\x1f%zu\x1f%d", c->n_channels, c->use_ssl);
+    buf_printf(&s, "\x1f%zu\x1f%d\x1f%u", c->n_channels, c->use_ssl, (unsigned)c->events);
     return buf_take(&s);
 }
 
@@ -237,8 +254,10 @@ static struct bot *bot_new(struct rep_irc *ri, const struct cfg_irc *c)
     b->n_targets = c->n_targets;
     b->n_channels = c->n_channels;
     b->chats = xcalloc(c->n_targets + REP_IRC_PRIVATE_CHATS_MAX, sizeof *b->chats);
-    for (size_t i = 0; i < c->n_targets; i++)
+    for (size_t i = 0; i < c->n_targets; i++) {
+        b->chats[b->n_chats].events = c->events;
         b->chats[b->n_chats++].id = xstrdup(c->targets[i]);
+    }
     authz_copy(b, c);
     rep_irc_queue_init(&b->q, uv_now(ri->loop));
     uv_timer_init(ri->loop, &b->timer);
@@ -382,21 +401,26 @@ static void send_line(struct bot *b, const char *fmt, ...)
         free(w);
 }
 
-static const char *verb(const struct bot *b, size_t target)
+/* irc.py's IRCChannel.send: groupSend (a NOTICE with noticeOnChannel) to a channel, msg to
+   a nick. */
+static const char *verb(const struct bot *b, const char *chat)
 {
-    return b->notice && target < b->n_channels ? "NOTICE" : "PRIVMSG";
+    return b->notice && strchr("&#!+", chat[0]) != NULL ? "NOTICE" : "PRIVMSG";
 }
 
-/* After the queue emptied: one line to each target says how many lines overflowed it. */
+/* After the queue emptied: one line to each chat that hears notifications says how many lines
+   overflowed it. */
 static void summarise_dropped(struct bot *b)
 {
     log_warn("%s: %zu lines not sent: more than %d were waiting for the line rate", b->name,
              b->q.dropped, REP_IRC_QUEUE_MAX);
-    for (size_t i = 0; i < b->n_targets; i++)
-        if (!b->chats[i].muted)
+    for (size_t i = 0; i < b->n_chats; i++) {
+        const struct chat *c = &b->chats[i];
+        if (!c->muted && c->events != 0)
             rep_irc_queue_push(&b->q, xasprintf("%s %s :(%zu more lines not sent: over the "
                                                 "line rate)",
-                                                verb(b, i), b->targets[i], b->q.dropped));
+                                                verb(b, c->id), c->id, b->q.dropped));
+    }
     b->q.dropped = 0;
 }
 
@@ -425,30 +449,38 @@ static void push(struct bot *b, char *line)
     rep_irc_queue_push(&b->q, line);
 }
 
-/* One piece of text (no line break in it) to every target, cut to REP_IRC_TEXT_MAX. */
-static void say_piece(struct bot *b, const char *p, size_t len)
+/* One piece of text (no line break in it) to the chats wanted, cut to REP_IRC_TEXT_MAX. */
+static void say_piece(struct bot *b, const bool *to, const char *p, size_t len)
 {
     for (size_t off = 0; off < len;) {
         size_t n = rep_irc_cut(p + off, len - off, REP_IRC_TEXT_MAX);
         if (n == 0) /* not UTF-8: cut anywhere */
             n = len - off < REP_IRC_TEXT_MAX ? len - off : REP_IRC_TEXT_MAX;
-        for (size_t i = 0; i < b->n_targets; i++)
-            if (!b->chats[i].muted)
-                push(b, xasprintf("%s %s :%.*s", verb(b, i), b->targets[i], (int)n, p + off));
+        for (size_t i = 0; i < b->n_chats; i++)
+            if (to[i])
+                push(b, xasprintf("%s %s :%.*s", verb(b, b->chats[i].id), b->chats[i].id, (int)n,
+                                  p + off));
         off += n;
     }
 }
 
-void rep_irc_say(struct rep_irc *ri, const char *name, const char *text)
+void rep_irc_notify(struct rep_irc *ri, const char *name, const char *text, rep_irc_wants_fn wants,
+                    void *arg)
 {
     struct bot *b = ri->bots;
     while (b != NULL && (b->dead || strcmp(b->name, name) != 0))
         b = b->next;
     if (b == NULL)
         return;
-    for (const char *p = text; *p != '\0';) {
+    bool to[REP_IRC_CHATS_MAX], any = false;
+    for (size_t i = 0; i < b->n_chats; i++) {
+        const struct chat *c = &b->chats[i];
+        to[i] = !c->muted && c->events != 0 && wants(c->events, arg);
+        any = any || to[i];
+    }
+    for (const char *p = text; any && *p != '\0';) {
         size_t len = strcspn(p, "\r\n");
-        say_piece(b, p, len);
+        say_piece(b, to, p, len);
         p += len;
         p += strspn(p, "\r\n");
     }
@@ -501,6 +533,7 @@ static void sign_on(struct bot *b)
         else
             send_line(b, "JOIN %s", b->targets[i]);
     }
+    load_events(b);
     flush(b);
 }
 
@@ -718,25 +751,138 @@ static void unmute(struct bot *b, struct chat *c, const char *channel, const cha
     reply(b, channel, nick, REP_IRC_UNMUTED);
 }
 
+/* The chats' notify_events to the database, as irc.py's saveNotifyEvents: each chat that has
+   some, [[chat, [event, ...]], ...]. */
+static void save_events(struct bot *b)
+{
+    if (b->ri->save == NULL)
+        return;
+    json_t *list = json_array();
+    for (size_t i = 0; i < b->n_chats; i++) {
+        if (b->chats[i].events == 0)
+            continue;
+        char *names = rep_irc_event_names(b->chats[i].events, "\n");
+        json_t *events = json_array();
+        for (char *p = names, *end; *p != '\0'; p = *end != '\0' ? end + 1 : end) {
+            end = p + strcspn(p, "\n");
+            json_array_append_new(events, json_stringn(p, (size_t)(end - p)));
+        }
+        free(names);
+        json_array_append_new(list, json_pack("[s, o]", b->chats[i].id, events));
+    }
+    char *text = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    if (text != NULL)
+        b->ri->save(b->ri->state_arg, b->nick, text);
+    free(text);
+}
+
+/* irc.py's loadState at sign-on: the saved events are added to each chat's (a chat not
+   configured is made, while there is room); what is not a chat and its events is skipped,
+   logged. */
+static void load_events(struct bot *b)
+{
+    char *text = b->ri->load != NULL ? b->ri->load(b->ri->state_arg, b->nick) : NULL;
+    if (text == NULL)
+        return;
+    json_t *list = json_loads(text, 0, NULL);
+    free(text);
+    size_t i;
+    json_t *item;
+    if (!json_is_array(list))
+        log_warn("%s: the saved notify_events are not a list: left aside", b->name);
+    json_array_foreach(list, i, item)
+    {
+        const char *id = json_string_value(json_array_get(item, 0));
+        json_t *events = json_array_get(item, 1);
+        struct chat *c =
+            id != NULL && strlen(id) < REP_IRC_LINE_MAX / 2 ? chat_of(b, id, id, true) : NULL;
+        if (c == NULL || !json_is_array(events)) {
+            log_warn("%s: saved notify_events #%zu left aside: not a chat and its events, or "
+                     "no room for another chat",
+                     b->name, i);
+            continue;
+        }
+        size_t j;
+        json_t *ev;
+        json_array_foreach(events, j, ev)
+        {
+            uint32_t bit = json_is_string(ev) ? rep_irc_event(json_string_value(ev)) : 0;
+            if (bit == 0)
+                log_warn("%s: saved notify_events of %s: %s is not an event", b->name,
+                         UTIL_ESC(c->id),
+                         json_is_string(ev) ? UTIL_ESC(json_string_value(ev)) : "?");
+            c->events |= bit;
+        }
+    }
+    json_decref(list);
+}
+
+/* irc.py's list_notified_events. */
+static char *events_text(const struct chat *c)
+{
+    if (c->events == 0)
+        return xstrdup("No events are being notified.");
+    char *names = rep_irc_event_names(c->events, ", ");
+    char *text = xasprintf("The following events are being notified: %s.", names);
+    free(names);
+    return text;
+}
+
+/* `notify on|off` (with -quiet) once allowed, as words.py's command_NOTIFY. */
+static void notify(struct bot *b, const struct op_check *k, const char *channel, const char *nick)
+{
+    struct chat *c = chat_of(b, channel, nick, true);
+    if (c == NULL) {
+        log_warn("%s: %d private chats are kept already: %s's notify is not", b->name,
+                 REP_IRC_PRIVATE_CHATS_MAX, UTIL_ESC(nick));
+        reply(b, channel, nick, "Something bad happened (see logs)");
+        return;
+    }
+    if (k->bad) {
+        reply(b, channel, nick, "Try 'notify on|off _EVENT_'.");
+        return;
+    }
+    bool on = strncmp(k->notify, "on", 2) == 0;
+    if (on) {
+        c->events |= k->none ? REP_IRC_EV_STARTED | REP_IRC_EV_FINISHED : k->events;
+    } else if (k->none) {
+        c->events = 0;
+    } else {
+        bool missing = (k->events & ~c->events) != 0;
+        c->events &= ~k->events;
+        if (missing) { /* Python's set.remove raises, and nothing is saved */
+            log_warn("%s: notify off: %s's chat did not have every event named", b->name,
+                     UTIL_ESC(nick));
+            reply(b, channel, nick, "Something bad happened (see logs)");
+            return;
+        }
+    }
+    if (strchr(k->notify, '-') == NULL) {
+        char *text = events_text(c);
+        reply(b, channel, nick, text);
+        free(text);
+    }
+    save_events(b);
+}
+
 /* Whether the nick is an operator of the channel is asked of the server (irc.py's
    getChannelOps): the command waits for the NAMES reply. */
-static void ask_names(struct bot *b, const char *channel, const char *nick, bool unmuting)
+static void ask_names(struct bot *b, const char *channel, struct op_check *k)
 {
     if (b->n_checks == REP_IRC_OP_CHECKS_MAX) {
-        log_warn("%s: %d mute commands wait for the server's NAMES: %s's is dropped", b->name,
+        log_warn("%s: %d commands wait for the server's NAMES: %s's is dropped", b->name,
                  REP_IRC_OP_CHECKS_MAX, UTIL_ESC(b->checks[0].nick));
         memmove(b->checks, b->checks + 1, (REP_IRC_OP_CHECKS_MAX - 1) * sizeof *b->checks);
         b->n_checks--;
     }
-    struct op_check *k = &b->checks[b->n_checks++];
     snprintf(k->channel, sizeof k->channel, "%s", channel);
-    snprintf(k->nick, sizeof k->nick, "%s", nick);
-    k->unmute = unmuting;
     k->op = false;
+    b->checks[b->n_checks++] = *k;
     send_line(b, "NAMES %s", channel);
 }
 
-/* The channel's NAMES are all in: the mute commands that waited for them go on. */
+/* The channel's NAMES are all in: the commands that waited for them go on. */
 static void names_done(struct bot *b, const char *channel)
 {
     size_t kept = 0;
@@ -747,17 +893,24 @@ static void names_done(struct bot *b, const char *channel)
             continue;
         }
         struct chat *c = chat_of(b, k.channel, k.nick, false);
-        if (k.unmute && k.op && c != NULL && c->muted)
+        char *no = NULL;
+        if (k.action == OP_UNMUTE && k.op && c != NULL && c->muted)
             unmute(b, c, k.channel, k.nick);
-        else if (!k.unmute && k.op)
+        else if (k.action == OP_MUTE && k.op)
             mute(b, k.channel, k.nick);
-        else if (!k.unmute) {
-            char *no = xasprintf("Only channel operators or explicitly allowed users can mute me "
-                                 "here, %s... Blah, blah, blah...",
-                                 k.nick);
+        else if (k.action == OP_NOTIFY && k.op)
+            notify(b, &k, k.channel, k.nick);
+        else if (k.action == OP_MUTE)
+            no = xasprintf("Only channel operators or explicitly allowed users can mute me "
+                           "here, %s... Blah, blah, blah...",
+                           k.nick);
+        else if (k.action == OP_NOTIFY)
+            no = xasprintf("Only channel operators can change notified events for this "
+                           "channel. And you, %s, are neither!",
+                           k.nick);
+        if (no != NULL)
             reply(b, k.channel, k.nick, no);
-            free(no);
-        }
+        free(no);
     }
     b->n_checks = kept;
 }
@@ -768,17 +921,49 @@ struct said_ctx {
     const char *channel, *nick; /* as the server gave them */
 };
 
-/* mute and unmute (irc.py's IRCContact). */
+/* words.py's command_NOTIFY, with irc.py's operator check for on and off in a channel. */
+static char *notify_command(struct said_ctx *s, const struct rep_irc_request *req)
+{
+    struct bot *b = s->b;
+    const char *action = req->argc > 0 ? req->argv[0] : "";
+    bool on_off = strcmp(action, "on") == 0 || strcmp(action, "off") == 0;
+    if (!on_off && strcmp(action, "on-quiet") != 0 && strcmp(action, "off-quiet") != 0) {
+        if (strcmp(action, "list") != 0)
+            return xstrdup("Try 'notify on|off|list [_EVENT_]'.");
+        struct chat *c = chat_of(b, s->channel, s->nick, false);
+        return c != NULL ? events_text(c) : xstrdup("No events are being notified.");
+    }
+    struct op_check k = {.action = OP_NOTIFY, .none = req->argc == 1};
+    snprintf(k.notify, sizeof k.notify, "%s", action);
+    snprintf(k.nick, sizeof k.nick, "%s", req->nick);
+    for (int i = 1; i < req->argc; i++) {
+        uint32_t bit = rep_irc_event(req->argv[i]);
+        k.bad = k.bad || bit == 0;
+        k.events |= bit;
+    }
+    if (s->channel != NULL && on_off &&
+        rep_irc_op_required(b->authz, b->n_authz, "notify", req->nick))
+        ask_names(b, s->channel, &k);
+    else
+        notify(b, &k, s->channel, s->nick);
+    return NULL;
+}
+
+/* mute, unmute and notify (irc.py's IRCContact). */
 static char *chat_command(void *arg, const struct rep_irc_request *req)
 {
     struct said_ctx *s = arg;
     struct bot *b = s->b;
+    if (strcmp(req->command, "notify") == 0)
+        return notify_command(s, req);
     bool unmuting = strcmp(req->command, "unmute") == 0;
     struct chat *c = chat_of(b, s->channel, s->nick, false);
     if (unmuting && (c == NULL || !c->muted))
         return xstrdup(REP_IRC_NOT_MUTED);
+    struct op_check k = {.action = unmuting ? OP_UNMUTE : OP_MUTE};
+    snprintf(k.nick, sizeof k.nick, "%s", req->nick);
     if (s->channel != NULL && rep_irc_op_required(b->authz, b->n_authz, "mute", req->nick))
-        ask_names(b, s->channel, req->nick, unmuting);
+        ask_names(b, s->channel, &k);
     else if (unmuting)
         unmute(b, c, s->channel, s->nick);
     else
@@ -1097,6 +1282,14 @@ void rep_irc_reconfig(struct rep_irc *ri, const struct cfg *cfg)
         old = b->next;
         bot_kill(b, "buildmaster reconfigured: bot disconnecting");
     }
+}
+
+void rep_irc_set_state(struct rep_irc *ri, rep_irc_state_load load, rep_irc_state_save save,
+                       void *arg)
+{
+    ri->load = load;
+    ri->save = save;
+    ri->state_arg = arg;
 }
 
 void rep_irc_set_handler(struct rep_irc *ri, rep_irc_handler h, void *arg)

@@ -115,6 +115,11 @@ static const struct command {
      false, BY_ENGINE},
     {"mute", NULL, "mute - suppress all messages until a corresponding 'unmute' is issued", false,
      BY_CHAT},
+    {"notify", "notify me about build events",
+     "notify on|off|list [_EVENT_] ... - notify me about build events;  event should be one or "
+     "more of: 'started', 'finished', 'failure', 'success', 'exception', 'problem', "
+     "'recovery', 'better', or 'worse'",
+     false, BY_CHAT},
     {"status", "list status of a builder (or all builders)",
      "status [_which_] - list status of a builder (or all builders)", false, BY_ENGINE},
     {"stop", "stop a running build", "stop build _which_ _reason_ - Stop a running build", true,

@@ -109,6 +109,36 @@ uint32_t rep_irc_event(const char *name)
     return 1u << (REP_IRC_EV_TO_SHIFT + 4 * prev + now);
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+char *rep_irc_event_names(uint32_t mask, const char *sep)
+{
+    char combos[16][24];
+    const char *names[UTIL_NELEM(events) + 16];
+    size_t n = 0;
+    for (size_t i = 0; i < UTIL_NELEM(events); i++)
+        if (mask & events[i].bit)
+            names[n++] = events[i].name;
+    for (int p = 0; p < 4; p++)
+        for (int q = 0; q < 4; q++) {
+            if (!(mask & (1u << (REP_IRC_EV_TO_SHIFT + 4 * p + q))))
+                continue;
+            char *c = combos[4 * p + q];
+            snprintf(c, sizeof combos[0], "%sTo%c%s", to_names[p], to_names[q][0] - 'a' + 'A',
+                     to_names[q] + 1);
+            names[n++] = c;
+        }
+    qsort(names, n, sizeof *names, cmp_name);
+    struct buf out;
+    buf_init(&out, 0);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&out, "%s%s", i > 0 ? sep : "", names[i]);
+    return out.data != NULL ? buf_take(&out) : xstrdup("");
+}
+
 /* words.py's results_severity: SKIPPED, SUCCESS, WARNINGS, FAILURE, CANCELLED, EXCEPTION;
    -1 for RETRY and what is not a result. */
 static int severity(int results)

@@ -295,7 +295,7 @@ void rep_tmpl_free(struct rep_tmpl *t);
 /*
  * Buildbot's IRC reporter: one bot per bbm.reporters.irc, on the outbox's loop.  The
  * engine decides what is said (rep_irc_wants, rep_irc_*_text) and hands the text to
- * rep_irc_say; the bot queues it (bounded) and sends it to its channels and nicks
+ * rep_irc_notify; the bot queues it (bounded) and sends it to its chats whose events want it
  * within the line rate, reconnecting with backoff.  The lines live in memory only, as
  * in Buildbot: a restart loses what was queued.
  */
@@ -347,6 +347,9 @@ int rep_irc_parse(const char *line, size_t len, struct rep_irc_msg *m);
 #define REP_IRC_EV_TO_SHIFT 16
 /* The bit of one event name; 0 when Buildbot would not take it. */
 uint32_t rep_irc_event(const char *name);
+/* The names of the events of `mask`, sorted as Python sorts them, joined by `sep`
+   (malloc'd; "" for none). */
+char *rep_irc_event_names(uint32_t mask, const char *sep);
 /* notify_for_finished: `prev` the results of build number - 1, REP_PREV_NONE when there is
    none, REP_PREV_RUNNING when it is not finished. */
 bool rep_irc_wants(uint32_t events, int results, int prev);
@@ -394,9 +397,10 @@ void rep_irc_queue_clear(struct rep_irc_queue *q);
 #define REP_IRC_NICKS_MAX 64
 /* Recent changes `list changes` shows at most (Buildbot's "all" is 100). */
 #define REP_IRC_CHANGES_MAX 100
-/* Private chats a bot keeps muted at most (a mute past it is refused), and `mute`s waiting
-   for a channel's NAMES to know whether their nick is an operator (past it the oldest is
-   dropped, logged). */
+/* Chats a bot keeps besides its configured ones at most (private chats muted or given
+   events by `notify`, chats of the saved state; past it the command is refused, logged), and
+   commands waiting for a channel's NAMES to know whether their nick is an operator (past it
+   the oldest is dropped, logged). */
 #define REP_IRC_PRIVATE_CHATS_MAX 64
 #define REP_IRC_OP_CHECKS_MAX 16
 
@@ -506,8 +510,21 @@ struct cfg_irc;
    connects, as Buildbot's reconfig does. */
 struct rep_irc *rep_irc_new(uv_loop_t *loop);
 void rep_irc_reconfig(struct rep_irc *ri, const struct cfg *cfg);
-/* Queues `text` (its lines) for every channel and nick of the bot named `name`. */
-void rep_irc_say(struct rep_irc *ri, const char *name, const char *text);
+/* Queues `text` (its lines) for each chat of the bot named `name` that is not muted and
+   whose notify_events (a mask of REP_IRC_EV_*) `wants`: its channels and pm_to_nicks (the
+   configured notify_events), and the chats `notify on` or the saved state added. */
+typedef bool (*rep_irc_wants_fn)(uint32_t events, void *arg);
+void rep_irc_notify(struct rep_irc *ri, const char *name, const char *text, rep_irc_wants_fn wants,
+                    void *arg);
+/* The chats' notify_events as Buildbot's IrcStatusBot keeps them (state "notify_events" of
+   the object named after the bot's nick, class REP_IRC_STATE_CLASS: [[chat, [event, ...]],
+   ...]): `load` gives the JSON text (malloc'd) or NULL, at each sign-on; `save` stores it
+   after each `notify on|off`.  Called on the loop. */
+#define REP_IRC_STATE_CLASS "buildbot.reporters.irc.IrcStatusBot"
+typedef char *(*rep_irc_state_load)(void *arg, const char *nick);
+typedef void (*rep_irc_state_save)(void *arg, const char *nick, const char *json);
+void rep_irc_set_state(struct rep_irc *ri, rep_irc_state_load load, rep_irc_state_save save,
+                       void *arg);
 /* Who answers the bots' status, last, list, force and stop (NULL: nobody; they are then
    answered "Something bad happened (see logs)").  Called on the loop, at once. */
 void rep_irc_set_handler(struct rep_irc *ri, rep_irc_handler h, void *arg);

@@ -6,6 +6,7 @@ last three falling back to NickServ IDENTIFY, plus PING, an overlong line and a 
 Configuration refusals name file and line."""
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import threading
 
 import pytest
 
-from conftest import BBMASTER, api_get, free_port, wait_for
+from conftest import BBMASTER, api_get, db_rows, free_port, wait_for
 from test_reporters import built, force
 
 NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
@@ -629,5 +630,73 @@ def test_mute_on_ngircd(master, workers, ngircd):
         if command == "mute":
             answers(eve, 1, "eve")
     assert answers(eve, 2, "eve") == ["Shutting up for now.", "I'm baaaaaaaaaaack!"]
+    boss.close()
+    eve.close()
+
+
+def test_notify_on_ngircd(master, workers, ngircd):
+    """words.py's notify: a channel's events changed by its operator (a nick that is not one is
+    refused, as irc.py answers), a private chat's by its nick; each chat then hears the
+    builds its events want; the events are kept where Buildbot's IrcStatusBot keeps them
+    (object_state) and a restarted master has them again."""
+    port = ngircd[0]
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(COMMANDS_CONFIG % {"pb": master.pb_port, "www": www, "irc": port})
+    boss = client(port, "boss", "#cmd")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
+             what="cmdbot in #cmd")
+    eve = client(port, "eve", "#cmd")
+
+    def answers(c, n, target):
+        wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
+                 what=f"{n} answers")
+        return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
+
+    eve.send("PRIVMSG #cmd :cmdbot: notify on started")
+    assert answers(boss, 1, "#cmd") == ["Only channel operators can change notified events "
+                                        "for this channel. And you, eve, are neither!"]
+    eve.send("PRIVMSG #cmd :cmdbot: notify list")
+    assert answers(boss, 2, "#cmd")[1] == "No events are being notified."
+    boss.send("PRIVMSG #cmd :cmdbot: notify on finished started")
+    assert answers(boss, 3, "#cmd")[2] == \
+        "The following events are being notified: finished, started."
+    boss.send("PRIVMSG #cmd :cmdbot: notify on bogus")
+    assert answers(boss, 4, "#cmd")[3] == "Try 'notify on|off _EVENT_'."
+    eve.send("PRIVMSG cmdbot :notify on-quiet failure")  # privately: no operator needed
+    eve.send("PRIVMSG cmdbot :notify list")
+    assert answers(eve, 1, "eve") == ["The following events are being notified: failure."]
+
+    boss.send("PRIVMSG #cmd :cmdbot: force build alpha")
+    said = answers(boss, 7, "#cmd")
+    assert "Force build successfully requested." in said[4:]
+    assert any(re.search(r"Build \[#1\]\(.*\) of `alpha` started", s) for s in said[4:]), said
+    assert any(re.search(r"Build \[#1\]\(.*\) of `alpha` completed successfully\.", s)
+               for s in said[4:]), said
+    assert answers(eve, 1, "eve") == ["The following events are being notified: failure."]
+    rows = db_rows(master.dir, "sqlite",
+                   "SELECT o.name, s.value_json FROM object_state s JOIN objects o "
+                   "ON o.id = s.objectid WHERE o.class_name = ? AND s.name = ?",
+                   "buildbot.reporters.irc.IrcStatusBot", "notify_events")
+    assert [(n, json.loads(v)) for n, v in rows] == [
+        ("cmdbot", [["#cmd", ["finished", "started"]], ["eve", ["failure"]]])]
+
+    master.stop()
+    master.start()
+    wait_for(lambda: len([line for line in boss.lines if ":cmdbot!" in line and " JOIN " in line])
+             >= 2, what="cmdbot in #cmd again")
+    boss.send("PRIVMSG #cmd :cmdbot: notify list")
+    assert answers(boss, 8, "#cmd")[7] == \
+        "The following events are being notified: finished, started."
+    boss.send("PRIVMSG #cmd :cmdbot: notify off")
+    assert answers(boss, 9, "#cmd")[8] == "No events are being notified."
+    rows = db_rows(master.dir, "sqlite",
+                   "SELECT s.value_json FROM object_state s JOIN objects o ON o.id = s.objectid "
+                   "WHERE o.class_name = ? AND s.name = ?",
+                   "buildbot.reporters.irc.IrcStatusBot", "notify_events")
+    assert [json.loads(v) for (v,) in rows] == [[["eve", ["failure"]]]]
     boss.close()
     eve.close()

@@ -78,6 +78,27 @@ static void test_events(void **state)
     assert_int_equal(rep_irc_event("To"), 0);
     assert_int_equal(rep_irc_event("successTo"), 0);
     assert_int_equal(rep_irc_event(""), 0);
+    /* back to names, sorted as Python sorts strings */
+    char *names = rep_irc_event_names(rep_irc_event("worse") | rep_irc_event("better") |
+                                          rep_irc_event("failureToSuccess") |
+                                          rep_irc_event("finished") | rep_irc_event("worker"),
+                                      ", ");
+    assert_string_equal(names, "better, failureToSuccess, finished, worker, worse");
+    free(names);
+    names = rep_irc_event_names(0, ", ");
+    assert_string_equal(names, "");
+    free(names);
+    names = rep_irc_event_names(UINT32_MAX, " ");
+    assert_int_equal(strlen(names) > 0, 1);
+    for (char *p = names, *end;; p = end + 1) { /* every name a name */
+        end = p + strcspn(p, " ");
+        char one[32];
+        snprintf(one, sizeof one, "%.*s", (int)(end - p), p);
+        assert_int_not_equal(rep_irc_event(one), 0);
+        if (*end == '\0')
+            break;
+    }
+    free(names);
 }
 
 static void test_wants(void **state)

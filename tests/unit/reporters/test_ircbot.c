@@ -149,6 +149,7 @@ static void test_own_answers(void **state)
                               "help - give help for a command or one of it's arguments\n"
                               "last - list last build status for a builder\n"
                               "list - list configured builders or workers\n"
+                              "notify - notify me about build events\n"
                               "status - list status of a builder (or all builders)\n"
                               "stop - stop a running build\n"
                               "version - show buildbot version");
@@ -161,11 +162,15 @@ static void test_own_answers(void **state)
            "builders)");
     expect(NULL, "help hello", "No usage info for 'hello'");
     expect(NULL, "help hello x", "No usage info for 'hello' 'x'");
-    expect(NULL, "help notify", "There is no such command 'notify'.");
+    expect(NULL, "help watch", "There is no such command 'watch'.");
+    expect(NULL, "help notify",
+           "Usage: notify on|off|list [_EVENT_] ... - notify me about build events;  event "
+           "should be one or more of: 'started', 'finished', 'failure', 'success', "
+           "'exception', 'problem', 'recovery', 'better', or 'worse'");
     expect(NULL, "help mute",
            "Usage: mute - suppress all messages until a corresponding 'unmute' is issued");
     const char *list = "Buildbot commands: commands, dance, force, hello, help, last, list, "
-                       "mute, status, stop, unmute, version";
+                       "mute, notify, status, stop, unmute, version";
     expect("#c", "commands", list);
     char want[256];
     snprintf(want, sizeof want, "I don't get this 'fly'...\n%s", list);
