@@ -793,6 +793,12 @@ static void load_events(struct bot *b)
         log_warn("%s: the saved notify_events are not a list: left aside", b->name);
     json_array_foreach(list, i, item)
     {
+        if (i == REP_IRC_CHATS_MAX) {
+            log_warn("%s: the saved notify_events name more than %d chats: the rest are left "
+                     "aside",
+                     b->name, REP_IRC_CHATS_MAX);
+            break;
+        }
         const char *id = json_string_value(json_array_get(item, 0));
         json_t *events = json_array_get(item, 1);
         struct chat *c =
@@ -807,6 +813,8 @@ static void load_events(struct bot *b)
         json_t *ev;
         json_array_foreach(events, j, ev)
         {
+            if (j == 64)
+                break; /* Buildbot has 28 events */
             uint32_t bit = json_is_string(ev) ? rep_irc_event(json_string_value(ev)) : 0;
             if (bit == 0)
                 log_warn("%s: saved notify_events of %s: %s is not an event", b->name,
