@@ -395,6 +395,38 @@ static char *stop(struct engine *e, const struct rep_irc_request *req)
     return buf_take(&out);
 }
 
+/* words.py's command_WATCH: the builder's running builds, which the chat will hear of. */
+static char *watch(struct engine *e, const struct rep_irc_request *req)
+{
+    if (req->argc != 1)
+        return xstrdup("Try 'watch _builder_'.");
+    const char *which = req->argv[0];
+    long long id = builder_id(e, which);
+    if (id == -1)
+        return xasprintf("no such builder '%s'", which);
+    if (id < 0)
+        return xstrdup("Something bad happened (see logs)");
+    struct build *running[REP_IRC_WATCH_MAX];
+    size_t n = 0;
+    for (struct build *b = e->builds; b != NULL && n < REP_IRC_WATCH_MAX; b = b->next)
+        if (!b->finished && strcmp(b->builder, which) == 0)
+            running[n++] = b;
+    if (n == 0)
+        return xstrdup("There are no currently running builds.");
+    qsort(running, n, sizeof *running, by_number);
+    struct buf out;
+    buf_init(&out, 0);
+    for (size_t i = 0; i < n; i++) {
+        if (req->watched != NULL && *req->n_watched < REP_IRC_WATCH_MAX)
+            req->watched[(*req->n_watched)++] = running[i]->id;
+        char *u = url(e, id, running[i]->number);
+        buf_printf(&out, "%sWatching build [#%lld](%s) of `%s` until it finishes...",
+                   i > 0 ? "\n" : "", running[i]->number, u, which);
+        free(u);
+    }
+    return buf_take(&out);
+}
+
 char *engine_irc_answer(void *arg, const struct rep_irc_request *req)
 {
     struct engine *e = arg;
@@ -410,6 +442,8 @@ char *engine_irc_answer(void *arg, const struct rep_irc_request *req)
         return force(e, req);
     if (strcmp(req->command, "stop") == 0)
         return stop(e, req);
+    if (strcmp(req->command, "watch") == 0)
+        return watch(e, req);
     return NULL;
 }
 

@@ -430,7 +430,7 @@ static void say_irc(struct engine *e, const char *text)
 {
     struct rep_irc *ri = e->rep != NULL ? rep_irc_of(e->rep) : NULL;
     for (size_t i = 0; ri != NULL && i < e->cfg->n_ircs; i++)
-        rep_irc_notify(ri, e->cfg->ircs[i].name, text, wants_worker, NULL);
+        rep_irc_notify(ri, e->cfg->ircs[i].name, text, wants_worker, NULL, -1);
 }
 
 /* The worker's absence is reported: its mails stored and the row marked told, in one

@@ -90,7 +90,7 @@ void report_irc(struct build *b, bool complete, const char *state_string)
         char *text = complete ? rep_irc_finished_text(b->number, url, b->builder, b->results,
                                                       state_string, irc->use_colors)
                               : rep_irc_started_text(b->number, url, b->builder);
-        rep_irc_notify(ri, irc->name, text, chat_wants, &w);
+        rep_irc_notify(ri, irc->name, text, chat_wants, &w, complete ? b->id : -1);
         free(text);
     }
     free(url);

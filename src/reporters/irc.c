@@ -56,7 +56,9 @@ enum sasl_state { S_OFF, S_LS, S_REQ, S_AUTH, S_DONE };
 struct chat {
     char *id;
     bool muted;
-    uint32_t events; /* notify_events (REP_IRC_EV_*) */
+    uint32_t events;                    /* notify_events (REP_IRC_EV_*) */
+    long long watch[REP_IRC_WATCH_MAX]; /* builds `watch` asked for, until they finish */
+    size_t n_watch;
 };
 
 /* What a command in a channel does once its NAMES say whether the nick is an operator. */
@@ -464,8 +466,19 @@ static void say_piece(struct bot *b, const bool *to, const char *p, size_t len)
     }
 }
 
+/* The chat watches the build: it hears of it, once. */
+static bool watched(struct chat *c, long long buildid)
+{
+    for (size_t i = 0; buildid >= 0 && i < c->n_watch; i++)
+        if (c->watch[i] == buildid) {
+            c->watch[i] = c->watch[--c->n_watch];
+            return true;
+        }
+    return false;
+}
+
 void rep_irc_notify(struct rep_irc *ri, const char *name, const char *text, rep_irc_wants_fn wants,
-                    void *arg)
+                    void *arg, long long buildid)
 {
     struct bot *b = ri->bots;
     while (b != NULL && (b->dead || strcmp(b->name, name) != 0))
@@ -474,8 +487,9 @@ void rep_irc_notify(struct rep_irc *ri, const char *name, const char *text, rep_
         return;
     bool to[REP_IRC_CHATS_MAX], any = false;
     for (size_t i = 0; i < b->n_chats; i++) {
-        const struct chat *c = &b->chats[i];
-        to[i] = !c->muted && c->events != 0 && wants(c->events, arg);
+        struct chat *c = &b->chats[i];
+        bool watching = watched(c, buildid); /* forgotten even when muted */
+        to[i] = !c->muted && ((c->events != 0 && wants(c->events, arg)) || watching);
         any = any || to[i];
     }
     for (const char *p = text; any && *p != '\0';) {
@@ -1004,8 +1018,28 @@ static void on_privmsg(struct bot *b, const struct rep_irc_msg *m)
     log_info("%s: received command `%s` from %s%s%s", b->name, UTIL_ESC(word), UTIL_ESC(nick),
              channel != NULL ? " on " : "", channel != NULL ? UTIL_ESC(channel) : "");
     struct said_ctx ctx = {b, channel, nick};
-    struct rep_irc_said said = {b->name, nick, channel, message, chat_command, &ctx};
+    long long builds[REP_IRC_WATCH_MAX];
+    size_t n_builds = 0;
+    struct rep_irc_said said = {.bot = b->name,
+                                .nick = nick,
+                                .channel = channel,
+                                .message = message,
+                                .chat = chat_command,
+                                .chat_arg = &ctx,
+                                .watched = builds,
+                                .n_watched = &n_builds};
     char *text = rep_irc_command(&said, b->authz, b->n_authz, b->ri->handler, b->ri->handler_arg);
+    struct chat *c = n_builds > 0 ? chat_of(b, channel, nick, true) : NULL;
+    if (n_builds > 0 && c == NULL)
+        log_warn("%s: %d private chats are kept already: %s's watch is not", b->name,
+                 REP_IRC_PRIVATE_CHATS_MAX, UTIL_ESC(nick));
+    for (size_t i = 0; c != NULL && i < n_builds && i < REP_IRC_WATCH_MAX; i++) {
+        if (c->n_watch == REP_IRC_WATCH_MAX) { /* the oldest is forgotten */
+            memmove(c->watch, c->watch + 1, (REP_IRC_WATCH_MAX - 1) * sizeof *c->watch);
+            c->n_watch--;
+        }
+        c->watch[c->n_watch++] = builds[i];
+    }
     if (text != NULL && !b->dead)
         reply(b, channel, nick, text);
     free(text);

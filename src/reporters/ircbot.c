@@ -126,6 +126,8 @@ static const struct command {
      BY_ENGINE},
     {"unmute", NULL, "unmute - disable a previous 'mute'", false, BY_CHAT},
     {"version", "show buildbot version", NULL, false, BY_BOT},
+    {"watch", "announce the completion of an active build",
+     "watch _which_ - announce the completion of an active build", false, BY_ENGINE},
 };
 
 const char rep_irc_force_usage[] =
@@ -291,8 +293,15 @@ char *rep_irc_command(const struct rep_irc_said *said, const struct cfg_irc_acl 
     } else {
         snprintf(user, sizeof user, "%s", nick);
     }
-    struct rep_irc_request req = {said->bot, nick, user, said->channel != NULL ? channel : NULL,
-                                  c->name,   argv, argc};
+    struct rep_irc_request req = {.bot = said->bot,
+                                  .nick = nick,
+                                  .user = user,
+                                  .channel = said->channel != NULL ? channel : NULL,
+                                  .watched = said->watched,
+                                  .n_watched = said->n_watched,
+                                  .command = c->name,
+                                  .argv = argv,
+                                  .argc = argc};
     return h(arg, &req);
 }
 

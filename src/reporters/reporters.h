@@ -403,6 +403,8 @@ void rep_irc_queue_clear(struct rep_irc_queue *q);
    the oldest is dropped, logged). */
 #define REP_IRC_PRIVATE_CHATS_MAX 64
 #define REP_IRC_OP_CHECKS_MAX 16
+/* Builds one chat watches at most (`watch`; past it the oldest is forgotten). */
+#define REP_IRC_WATCH_MAX 16
 
 /* The text said to the bot: privately all of it, in a channel what follows "NICK:" or
    "NICK," (case-insensitive), its leading spaces skipped; NULL when it is not for the bot
@@ -426,6 +428,8 @@ struct rep_irc_request {
     const char *nick;    /* who said it, lower-case (Buildbot's user_id) */
     const char *user;    /* describeUser: "nick", or "nick on #channel" */
     const char *channel; /* lower-case; NULL: a private chat */
+    long long *watched;  /* watch: the builds the chat is to hear of, at most REP_IRC_WATCH_MAX */
+    size_t *n_watched;
     const char *command; /* lower-case */
     char **argv;         /* its arguments, shlex-split */
     int argc;
@@ -445,8 +449,11 @@ struct rep_irc_said {
     const char *nick;    /* as the server gave it */
     const char *channel; /* NULL: a private message */
     const char *message;
-    rep_irc_handler chat; /* mute and unmute (irc.c); NULL: "Something bad happened" */
+    rep_irc_handler chat; /* mute, unmute, notify (irc.c); NULL: "Something bad happened" */
     void *chat_arg;
+    long long *watched; /* where `watch` puts the builds it watches (REP_IRC_WATCH_MAX); NULL:
+                           none */
+    size_t *n_watched;
 };
 /* A RPL_NAMREPLY's names (space-separated, each with its channel prefixes) hold `nick` as a
    channel operator: irc.py's getChannelOps takes the prefixes '@', '&', '~' and '%'. */
@@ -514,8 +521,10 @@ void rep_irc_reconfig(struct rep_irc *ri, const struct cfg *cfg);
    whose notify_events (a mask of REP_IRC_EV_*) `wants`: its channels and pm_to_nicks (the
    configured notify_events), and the chats `notify on` or the saved state added. */
 typedef bool (*rep_irc_wants_fn)(uint32_t events, void *arg);
+/* `buildid` (-1: none) is a build that finished: the chats that `watch` it hear it too, once,
+   whatever their events. */
 void rep_irc_notify(struct rep_irc *ri, const char *name, const char *text, rep_irc_wants_fn wants,
-                    void *arg);
+                    void *arg, long long buildid);
 /* The chats' notify_events as Buildbot's IrcStatusBot keeps them (state "notify_events" of
    the object named after the bot's nick, class REP_IRC_STATE_CLASS: [[chat, [event, ...]],
    ...]): `load` gives the JSON text (malloc'd) or NULL, at each sign-on; `save` stores it

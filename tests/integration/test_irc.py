@@ -700,3 +700,43 @@ def test_notify_on_ngircd(master, workers, ngircd):
     assert [json.loads(v) for (v,) in rows] == [[["eve", ["failure"]]]]
     boss.close()
     eve.close()
+
+
+def test_watch_on_ngircd(master, workers, ngircd):
+    """words.py's watch: the chat that asked hears the running builds of the builder finish,
+    once, whatever its events (here none)."""
+    port = ngircd[0]
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(COMMANDS_CONFIG % {"pb": master.pb_port, "www": www, "irc": port})
+    boss = client(port, "boss", "#cmd")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
+             what="cmdbot in #cmd")
+    eve = client(port, "eve")
+
+    def answers(c, n, target):
+        wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
+                 what=f"{n} answers")
+        return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
+
+    eve.send("PRIVMSG cmdbot :watch alpha")
+    eve.send("PRIVMSG cmdbot :watch")
+    eve.send("PRIVMSG cmdbot :watch nosuch")
+    assert answers(eve, 3, "eve") == ["There are no currently running builds.",
+                                      "Try 'watch _builder_'.", "no such builder 'nosuch'"]
+    boss.send("PRIVMSG #cmd :cmdbot: force build --props=s=3 alpha")
+    assert answers(boss, 1, "#cmd") == ["Force build successfully requested."]
+    wait_for(lambda: any(not b["complete"] for b in api_get(www, "builds")["builds"]),
+             what="the build running")
+    builderid = api_get(www, "builders/alpha")["builders"][0]["builderid"]
+    url = f"http://buildbot.example/#/builders/{builderid}/builds/1"
+    eve.send("PRIVMSG cmdbot :watch alpha")
+    assert answers(eve, 4, "eve")[3] == \
+        f"Watching build [#1]({url}) of `alpha` until it finishes..."
+    assert answers(eve, 5, "eve")[4] == f"Build [#1]({url}) of `alpha` completed successfully."
+    assert len(answers(boss, 1, "#cmd")) == 1  # the channel has no events: nothing said
+    boss.close()
+    eve.close()

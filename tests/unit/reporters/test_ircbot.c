@@ -152,7 +152,8 @@ static void test_own_answers(void **state)
                               "notify - notify me about build events\n"
                               "status - list status of a builder (or all builders)\n"
                               "stop - stop a running build\n"
-                              "version - show buildbot version");
+                              "version - show buildbot version\n"
+                              "watch - announce the completion of an active build");
     free(text);
     expect(NULL, "help force",
            "Usage: force build [--codebase=CODEBASE] [--branch=branch] [--revision=revision] "
@@ -162,7 +163,7 @@ static void test_own_answers(void **state)
            "builders)");
     expect(NULL, "help hello", "No usage info for 'hello'");
     expect(NULL, "help hello x", "No usage info for 'hello' 'x'");
-    expect(NULL, "help watch", "There is no such command 'watch'.");
+    expect(NULL, "help shutdown", "There is no such command 'shutdown'.");
     expect(NULL, "help notify",
            "Usage: notify on|off|list [_EVENT_] ... - notify me about build events;  event "
            "should be one or more of: 'started', 'finished', 'failure', 'success', "
@@ -170,7 +171,7 @@ static void test_own_answers(void **state)
     expect(NULL, "help mute",
            "Usage: mute - suppress all messages until a corresponding 'unmute' is issued");
     const char *list = "Buildbot commands: commands, dance, force, hello, help, last, list, "
-                       "mute, notify, status, stop, unmute, version";
+                       "mute, notify, status, stop, unmute, version, watch";
     expect("#c", "commands", list);
     char want[256];
     snprintf(want, sizeof want, "I don't get this 'fly'...\n%s", list);
