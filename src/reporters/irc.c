@@ -59,6 +59,7 @@ struct chat {
     uint32_t events;                    /* notify_events (REP_IRC_EV_*) */
     long long watch[REP_IRC_WATCH_MAX]; /* builds `watch` asked for, until they finish */
     size_t n_watch;
+    bool joined; /* by `join`: forgotten at the next sign-on, as irc.py's new connection does */
 };
 
 /* What a command in a channel does once its NAMES say whether the nick is an operator. */
@@ -83,6 +84,7 @@ struct bot {
     char **targets, **keys;
     size_t n_channels, n_targets;
     bool notice, use_sasl, use_ssl;
+    uint32_t events; /* the configured notify_events */
 
     enum bot_state state;
     uv_timer_t timer;
@@ -247,6 +249,7 @@ static struct bot *bot_new(struct rep_irc *ri, const struct cfg_irc *c)
     b->notice = c->notice;
     b->use_sasl = c->use_sasl;
     b->use_ssl = c->use_ssl;
+    b->events = c->events;
     b->targets = xcalloc(c->n_targets + 1, sizeof *b->targets);
     b->keys = xcalloc(c->n_targets + 1, sizeof *b->keys);
     for (size_t i = 0; i < c->n_targets; i++) {
@@ -547,6 +550,11 @@ static void sign_on(struct bot *b)
         else
             send_line(b, "JOIN %s", b->targets[i]);
     }
+    for (size_t i = 0; i < b->n_chats; i++)
+        if (b->chats[i].joined) { /* not joined again */
+            b->chats[i].joined = false;
+            b->chats[i].events = 0;
+        }
     load_events(b);
     flush(b);
 }
@@ -971,13 +979,43 @@ static char *notify_command(struct said_ctx *s, const struct rep_irc_request *re
     return NULL;
 }
 
-/* mute, unmute and notify (irc.py's IRCContact). */
+/* irc.py's join and leave: JOIN or PART each channel named; a channel joined hears the
+   configured notify_events, as irc.py's joined() gives them. */
+static char *join_leave(struct bot *b, const struct rep_irc_request *req)
+{
+    bool join = strcmp(req->command, "join") == 0;
+    for (int i = 0; i < req->argc; i++) {
+        const char *ch = req->argv[i];
+        if (ch[0] == '\0' || strcspn(ch, " ,\a") != strlen(ch) || strlen(ch) > 200) {
+            log_warn("%s: %s %s: not a channel name", b->name, req->command, UTIL_ESC(ch));
+            continue;
+        }
+        log_info("%s: %s %s (asked by %s)", b->name, join ? "joining" : "leaving", UTIL_ESC(ch),
+                 UTIL_ESC(req->user));
+        send_line(b, "%s %s", join ? "JOIN" : "PART", ch);
+        struct chat *c = chat_of(b, ch, ch, join);
+        if (c != NULL && join) {
+            c->events |= b->events;
+            c->joined = true;
+        } else if (c != NULL) {
+            c->events = 0; /* a channel left hears nothing more */
+        } else if (join) {
+            log_warn("%s: %d chats are kept already: %s hears nothing", b->name,
+                     REP_IRC_PRIVATE_CHATS_MAX, UTIL_ESC(ch));
+        }
+    }
+    return NULL;
+}
+
+/* mute, unmute, notify, join and leave (irc.py's IRCContact). */
 static char *chat_command(void *arg, const struct rep_irc_request *req)
 {
     struct said_ctx *s = arg;
     struct bot *b = s->b;
     if (strcmp(req->command, "notify") == 0)
         return notify_command(s, req);
+    if (strcmp(req->command, "join") == 0 || strcmp(req->command, "leave") == 0)
+        return join_leave(b, req);
     bool unmuting = strcmp(req->command, "unmute") == 0;
     struct chat *c = chat_of(b, s->channel, s->nick, false);
     if (unmuting && (c == NULL || !c->muted))

@@ -107,8 +107,10 @@ static const struct command {
     {"help", "give help for a command or one of it's arguments",
      "help [_command_ _arg_ [_subarg_ ...]] - Give help for _command_ or one of it's arguments",
      false, BY_BOT},
+    {"join", "join a channel", "join #channel - join a channel #channel", true, BY_CHAT},
     {"last", "list last build status for a builder",
      "last [_which_] - list last build status for builder _which_", false, BY_ENGINE},
+    {"leave", "leave a channel", "leave #channel - leave a channel #channel", true, BY_CHAT},
     {"list", "list configured builders or workers",
      "list [all|N] builders|workers|changes - list configured builders, workers, or N recent "
      "changes",

@@ -740,3 +740,40 @@ def test_watch_on_ngircd(master, workers, ngircd):
     assert len(answers(boss, 1, "#cmd")) == 1  # the channel has no events: nothing said
     boss.close()
     eve.close()
+
+
+def test_join_and_leave_on_ngircd(master, workers, ngircd):
+    """irc.py's join and leave, dangerous commands behind authz: a channel joined hears the
+    configured notify_events; leave parts it."""
+    port = ngircd[0]
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(COMMANDS_CONFIG.replace('stop = { "boss" }',
+                                        'stop = { "boss" }, [{ "join", "leave" }] = { "boss" }')
+                .replace('useColors = false,', 'useColors = false, notify_events = { "started" },')
+                % {"pb": master.pb_port, "www": www, "irc": port})
+    boss = client(port, "boss", "#cmd")
+    boss.send("JOIN #other")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
+             what="cmdbot in #cmd")
+    eve = client(port, "eve")
+    eve.send("PRIVMSG cmdbot :join #elsewhere")
+    wait_for(lambda: [s for s in eve.said() if s[0] == "cmdbot"], what="eve's answer")
+    assert [s[2] for s in eve.said() if s[0] == "cmdbot"] == ["Thou shall not pass, eve!!!"]
+    boss.send("PRIVMSG cmdbot :join #other")
+    wait_for(lambda: any(re.match(r":cmdbot!\S* JOIN :?#other", line) for line in boss.lines),
+             what="cmdbot in #other")
+    boss.send("PRIVMSG #cmd :cmdbot: force build alpha")
+    wait_for(lambda: [s for s in boss.said() if s[:2] == ("cmdbot", "#other")],
+             what="the build said in #other")
+    assert re.fullmatch(r"Build \[#1\]\(.*\) of `alpha` started\.",
+                        [s for s in boss.said() if s[:2] == ("cmdbot", "#other")][0][2])
+    boss.send("PRIVMSG cmdbot :leave #other")
+    wait_for(lambda: any(re.match(r":cmdbot!\S* PART #other", line) for line in boss.lines),
+             what="cmdbot gone from #other")
+    assert master.count(r"IRC: joining #other \(asked by boss\)") == 1
+    boss.close()
+    eve.close()

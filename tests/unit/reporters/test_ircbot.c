@@ -147,7 +147,9 @@ static void test_own_answers(void **state)
                               "force - force a build\n"
                               "hello - say hello\n"
                               "help - give help for a command or one of it's arguments\n"
+                              "join - join a channel\n"
                               "last - list last build status for a builder\n"
+                              "leave - leave a channel\n"
                               "list - list configured builders or workers\n"
                               "notify - notify me about build events\n"
                               "status - list status of a builder (or all builders)\n"
@@ -170,8 +172,8 @@ static void test_own_answers(void **state)
            "'exception', 'problem', 'recovery', 'better', or 'worse'");
     expect(NULL, "help mute",
            "Usage: mute - suppress all messages until a corresponding 'unmute' is issued");
-    const char *list = "Buildbot commands: commands, dance, force, hello, help, last, list, "
-                       "mute, notify, status, stop, unmute, version, watch";
+    const char *list = "Buildbot commands: commands, dance, force, hello, help, join, last, "
+                       "leave, list, mute, notify, status, stop, unmute, version, watch";
     expect("#c", "commands", list);
     char want[256];
     snprintf(want, sizeof want, "I don't get this 'fly'...\n%s", list);
@@ -179,6 +181,8 @@ static void test_own_answers(void **state)
     expect("#c", "fly me!", "What you say!");
     expect("#c", "force build alpha", "Thou shall not pass, al!!!");
     expect("#c", "stop build alpha now", "Thou shall not pass, al!!!");
+    expect("#c", "join #other", "Thou shall not pass, al!!!"); /* dangerous, as in irc.py */
+    expect("#c", "leave #c", "Thou shall not pass, al!!!");
     expect(NULL, "version", "This is bbmaster-" BBM_VERSION " at your service");
     expect(NULL, "dance", "<(^.^<)\n<(^.^)>\n(>^.^)>\n(7^.^)7\n(>^.^<)");
     text = say(NULL, "hello");
