@@ -502,6 +502,28 @@ def client(port, nick, channel=None):
     return c
 
 
+def cmdbot_site(master, workers, port, config=COMMANDS_CONFIG):
+    """A master on `config` (COMMANDS_CONFIG's form) with its worker attached, and boss in
+    #cmd before the bot, so that ngIRCd makes boss the channel's operator: (web port, boss)."""
+    www = free_port()
+    with open(os.path.join(master.dir, "master.lua"), "w") as f:
+        f.write(config % {"pb": master.pb_port, "www": www, "irc": port})
+    boss = client(port, "boss", "#cmd")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
+             what="cmdbot in #cmd")
+    return www, boss
+
+
+def answers(c, n, target):
+    """What cmdbot said to `target` as `c` received it, once there are at least n lines."""
+    wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
+             what=f"{n} answers")
+    return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
+
+
 def test_commands_on_ngircd(master, workers, ngircd):
     """words.py's commands said to the bot on a real ngIRCd: a force that a real
     buildbot-worker builds, last, status of a running build, stop (the nick is in authz),
@@ -580,23 +602,9 @@ def test_mute_on_ngircd(master, workers, ngircd):
     says nothing there, neither answers nor notifications, until an operator unmutes it; a
     private chat is muted by its nick alone."""
     port = ngircd[0]
-    www = free_port()
-    with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(COMMANDS_CONFIG.replace('useColors = false,',
-                                        'useColors = false, notify_events = { "started" },')
-                % {"pb": master.pb_port, "www": www, "irc": port})
-    boss = client(port, "boss", "#cmd")
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
-    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
-             what="cmdbot in #cmd")
+    www, boss = cmdbot_site(master, workers, port, COMMANDS_CONFIG.replace(
+        'useColors = false,', 'useColors = false, notify_events = { "started" },'))
     eve = client(port, "eve", "#cmd")
-
-    def answers(c, n, target):
-        wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
-                 what=f"{n} answers")
-        return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
 
     def builds():
         return [b for b in api_get(www, "builds")["builds"] if b["complete"]]
@@ -640,21 +648,8 @@ def test_notify_on_ngircd(master, workers, ngircd):
     builds its events want; the events are kept where Buildbot's IrcStatusBot keeps them
     (object_state) and a restarted master has them again."""
     port = ngircd[0]
-    www = free_port()
-    with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(COMMANDS_CONFIG % {"pb": master.pb_port, "www": www, "irc": port})
-    boss = client(port, "boss", "#cmd")
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
-    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
-             what="cmdbot in #cmd")
+    www, boss = cmdbot_site(master, workers, port)
     eve = client(port, "eve", "#cmd")
-
-    def answers(c, n, target):
-        wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
-                 what=f"{n} answers")
-        return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
 
     eve.send("PRIVMSG #cmd :cmdbot: notify on started")
     assert answers(boss, 1, "#cmd") == ["Only channel operators can change notified events "
@@ -706,21 +701,8 @@ def test_watch_on_ngircd(master, workers, ngircd):
     """words.py's watch: the chat that asked hears the running builds of the builder finish,
     once, whatever its events (here none)."""
     port = ngircd[0]
-    www = free_port()
-    with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(COMMANDS_CONFIG % {"pb": master.pb_port, "www": www, "irc": port})
-    boss = client(port, "boss", "#cmd")
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
-    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
-             what="cmdbot in #cmd")
+    www, boss = cmdbot_site(master, workers, port)
     eve = client(port, "eve")
-
-    def answers(c, n, target):
-        wait_for(lambda: len([s for s in c.said() if s[:2] == ("cmdbot", target)]) >= n,
-                 what=f"{n} answers")
-        return [s[2] for s in c.said() if s[:2] == ("cmdbot", target)]
 
     eve.send("PRIVMSG cmdbot :watch alpha")
     eve.send("PRIVMSG cmdbot :watch")
@@ -746,19 +728,10 @@ def test_join_and_leave_on_ngircd(master, workers, ngircd):
     """irc.py's join and leave, dangerous commands behind authz: a channel joined hears the
     configured notify_events; leave parts it."""
     port = ngircd[0]
-    www = free_port()
-    with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(COMMANDS_CONFIG.replace('stop = { "boss" }',
-                                        'stop = { "boss" }, [{ "join", "leave" }] = { "boss" }')
-                .replace('useColors = false,', 'useColors = false, notify_events = { "started" },')
-                % {"pb": master.pb_port, "www": www, "irc": port})
-    boss = client(port, "boss", "#cmd")
+    www, boss = cmdbot_site(master, workers, port, COMMANDS_CONFIG.replace(
+        'stop = { "boss" }', 'stop = { "boss" }, [{ "join", "leave" }] = { "boss" }').replace(
+        'useColors = false,', 'useColors = false, notify_events = { "started" },'))
     boss.send("JOIN #other")
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
-    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
-             what="cmdbot in #cmd")
     eve = client(port, "eve")
     eve.send("PRIVMSG cmdbot :join #elsewhere")
     wait_for(lambda: [s for s in eve.said() if s[0] == "cmdbot"], what="eve's answer")
