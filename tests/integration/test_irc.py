@@ -529,17 +529,9 @@ def test_commands_on_ngircd(master, workers, ngircd):
     buildbot-worker builds, last, status of a running build, stop (the nick is in authz),
     and a nick that is not."""
     port = ngircd[0]
-    www = free_port()
-    with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(COMMANDS_CONFIG % {"pb": master.pb_port, "www": www, "irc": port})
-    boss = client(port, "boss", "#cmd")
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
-    wait_for(lambda: any(":cmdbot!" in line and " JOIN " in line for line in boss.lines),
-             what="cmdbot in #cmd")
+    www, boss = cmdbot_site(master, workers, port)
 
-    def answers(c, n):
+    def answers(c, n):  # (target, text) of each of the bot's lines
         wait_for(lambda: len([s for s in c.said() if s[0] == "cmdbot"]) >= n,
                  what=f"{n} answers")
         return [s[1:] for s in c.said() if s[0] == "cmdbot"]
