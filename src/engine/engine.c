@@ -247,7 +247,7 @@ void engine_set_reporters(struct engine *e, struct rep *rep)
         rep_irc_set_state(rep_irc_of(e->rep), NULL, NULL, NULL);
     }
     e->rep = rep;
-    if (rep != NULL) { /* the bots' status, last, list, force and stop, and their state */
+    if (rep != NULL) { /* the bots' engine commands (ircbot.c) and their saved events */
         rep_irc_set_handler(rep_irc_of(rep), engine_irc_answer, e);
         rep_irc_set_state(rep_irc_of(rep), engine_irc_state_load, engine_irc_state_save, e);
     }

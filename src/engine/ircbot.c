@@ -1,7 +1,9 @@
 /*
  * The IRC bot's commands that read or change the engine's state, as words.py
- * answers them: status, last, list (builders, workers, changes), force build
- * and stop build.  The bot (src/reporters/irc.c) runs on the engine's loop and
+ * answers them: status, last, list (builders, workers, changes), force build,
+ * stop build and watch (the running builds a chat will hear of); and the bots'
+ * notify_events kept in object_state as Buildbot's IrcStatusBot keeps them
+ * (engine_irc_state_load, _save).  The bot (src/reporters/irc.c) runs on the engine's loop and
  * calls engine_irc_answer at once when such a command comes; the answer is
  * read from the database and the engine's workers here, small indexed
  * queries, and is queued by the bot, which never waits on the server.  A

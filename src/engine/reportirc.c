@@ -3,8 +3,10 @@
  * build that starts ("started") and one that finishes (notify_for_finished:
  * "finished", its result's name, or better / worse / problem / recovery and the
  * deprecated "failureToSuccess" kind against build number - 1 of the builder,
- * RETRY not skipped), for the builders matching the bot's tags.  The text goes
- * to the bot (src/reporters/irc.c), which never waits.
+ * RETRY not skipped), for the builders matching the bot's tags, each chat of
+ * the bot by its own events (the previous build read once, when one needs it).
+ * The text goes to the bot (src/reporters/irc.c), which never waits, with the
+ * build for the chats that `watch` it.
  */
 #include <string.h>
 

@@ -5,8 +5,9 @@
  * commands, hello, version, dance), the options of `force build` with their
  * checks, the texts of results and intervals, and a command rate per nick.
  * The commands that read or change the engine's state (status, last, list,
- * force, stop) go to the handler the engine gave (src/engine/ircbot.c), those
- * of the chat itself (mute, unmute) to the bot's (irc.c).  Pure:
+ * force, stop, watch) go to the handler the engine gave (src/engine/ircbot.c),
+ * those of the chat itself (mute, unmute, notify, join, leave) to the bot's
+ * (irc.c).  Pure:
  * irc.c calls it for each PRIVMSG; tests/unit/reporters/test_irc.c and
  * fuzz/fuzz_irc.c drive it directly.
  */

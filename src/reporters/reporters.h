@@ -417,12 +417,13 @@ int rep_irc_split(const char *s, char *out, char **argv, int max, int *argc, con
 
 struct cfg_irc_acl;
 /* Buildbot's getCommandMethod: whether `nick` (lower-case) may run `command` (lower-case)
-   under `authz` (none: the harmless commands for all, force and stop for nobody). */
+   under `authz` (none: the harmless commands for all, the dangerous ones (force, stop, join,
+   leave) for nobody). */
 bool rep_irc_allowed(const struct cfg_irc_acl *authz, size_t n, const char *command,
                      const char *nick);
 
-/* A command the engine answers (status, last, list, force, stop), or the chat's own (mute,
-   unmute), as the bot received it. */
+/* A command the engine answers (status, last, list, force, stop, watch), or the chat's own
+   (mute, unmute, notify, join, leave), as the bot received it. */
 struct rep_irc_request {
     const char *bot;     /* the reporter's name */
     const char *nick;    /* who said it, lower-case (Buildbot's user_id) */
@@ -440,8 +441,9 @@ typedef char *(*rep_irc_handler)(void *arg, const struct rep_irc_request *req);
 /*
  * What the bot says to `message` (already addressed to it, see rep_irc_addressed) from `nick`
  * in `channel` (NULL: privately): words.py's handleMessage with its commands help, commands,
- * hello, version and dance answered here, status, last, list, force and stop by `h`, mute and
- * unmute by the chat's handler; the refusals (authz) and usage errors in Buildbot's words.
+ * hello, version and dance answered here, status, last, list, force, stop and watch by `h`,
+ * mute, unmute, notify, join and leave by the chat's handler; the refusals (authz) and usage
+ * errors in Buildbot's words.
  * malloc'd text (lines separated by '\n') or NULL: nothing to say.
  */
 struct rep_irc_said {
@@ -449,7 +451,7 @@ struct rep_irc_said {
     const char *nick;    /* as the server gave it */
     const char *channel; /* NULL: a private message */
     const char *message;
-    rep_irc_handler chat; /* mute, unmute, notify (irc.c); NULL: "Something bad happened" */
+    rep_irc_handler chat; /* the chat's own commands (irc.c); NULL: "Something bad happened" */
     void *chat_arg;
     long long *watched; /* where `watch` puts the builds it watches (REP_IRC_WATCH_MAX); NULL:
                            none */
@@ -534,7 +536,7 @@ typedef char *(*rep_irc_state_load)(void *arg, const char *nick);
 typedef void (*rep_irc_state_save)(void *arg, const char *nick, const char *json);
 void rep_irc_set_state(struct rep_irc *ri, rep_irc_state_load load, rep_irc_state_save save,
                        void *arg);
-/* Who answers the bots' status, last, list, force and stop (NULL: nobody; they are then
+/* Who answers the bots' status, last, list, force, stop and watch (NULL: nobody; they are then
    answered "Something bad happened (see logs)").  Called on the loop, at once. */
 void rep_irc_set_handler(struct rep_irc *ri, rep_irc_handler h, void *arg);
 /* The IRC bots of the outbox `r`. */
