@@ -3,8 +3,9 @@
  * instruction budget (an endless loop in a config is an error, not a hung
  * master), `require "bbm"` preloaded and package.path set to the config's
  * directory.  A Lua error is reported with its traceback; otherwise the
- * returned table goes to validate.c, and the state stays with the config so
- * its Lua functions remain callable.
+ * returned table goes to validate.c, in a protected call of its own (reading
+ * the table may run the file's metamethods), and the state stays with the
+ * config so its Lua functions remain callable.
  *
  * At run time every call into those functions goes through cfg_lua_call, which
  * gives each call a budget of its own: MAX_CALL_INSTRUCTIONS and the state's
@@ -13,12 +14,13 @@
  * coroutines are created with a hook of their own, every CO_HOOK_EVERY
  * instructions, and pay that much up front, so that many short coroutines
  * cannot run unseen between two checks.  The hook raises its error only inside
- * a protected call (the file's run, cfg_lua_call): a metamethod that C code
- * reaches outside one is counted, never turned into an abort.  What would get
- * around it is taken away: debug.sethook and the rest of the debug library but
- * traceback and getinfo, and __gc finalizers, which Lua runs with hooks off
- * whenever the collector does (setmetatable refuses a metatable with __gc, and
- * files' metatable cannot be read).
+ * a protected call (the file's run, validation, cfg_lua_call): a metamethod
+ * that C code reaches outside one is counted, never turned into an abort.  What
+ * would get around it is taken away: debug.sethook and the rest of the debug
+ * library but traceback and getinfo, and __gc finalizers, which Lua runs with
+ * hooks off whenever the collector does (setmetatable refuses a metatable with
+ * __gc, and files' metatable cannot be read).  setmetatable also refuses bbm's
+ * objects, which the engine reads from C at run time, unprotected.
  */
 #include "config/internal.h"
 
@@ -271,7 +273,9 @@ static int message_handler(lua_State *L)
     return 1;
 }
 
-/* Lua's setmetatable, without finalizers. */
+/* Lua's setmetatable, without finalizers, and not on bbm's objects: the master reads those
+   from C while builds run, outside any protected call, where a metamethod's error would
+   abort it. */
 static int set_metatable(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -279,6 +283,8 @@ static int set_metatable(lua_State *L)
     luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
     if (t == LUA_TTABLE && (lua_pushliteral(L, "__gc"), lua_rawget(L, 2)) != LUA_TNIL)
         return luaL_error(L, "setmetatable: __gc finalizers are not supported in master.lua");
+    if ((lua_pushliteral(L, CFG_KIND), lua_rawget(L, 1)) != LUA_TNIL)
+        return luaL_error(L, "setmetatable: a bbm object's metatable cannot be changed");
     if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
         return luaL_error(L, "cannot change a protected metatable");
     lua_settop(L, 2);
@@ -380,6 +386,44 @@ static int run_file(lua_State *L, const char *path, const char *source, size_t l
     return 0;
 }
 
+struct model_args {
+    struct cfg *cfg;
+    const char *path, *text;
+};
+
+static int read_model_call(lua_State *L)
+{
+    const struct model_args *a = lua_touserdata(L, 1);
+    lua_remove(L, 1); /* the configuration's table is now the top */
+    cfg_read_model(L, a->cfg, a->path, a->text);
+    return 0;
+}
+
+/* Validates the table at the top.  Reading it may run the file's own metamethods (an __index
+   that raises an error or loops), so this too is a protected call with the budget in force:
+   what goes wrong is the configuration's error, never an abort or a hang. */
+static void read_model(lua_State *L, struct cfg *cfg, const char *path, const char *text)
+{
+    struct model_args a = {.cfg = cfg, .path = path, .text = text};
+    struct lua_budget *b = budget_of(L);
+    lua_pushcfunction(L, message_handler);
+    lua_pushcfunction(L, read_model_call);
+    lua_pushlightuserdata(L, &a);
+    lua_pushvalue(L, -4);
+    b->protected ++;
+    int rc = lua_pcall(L, 2, 0, -4);
+    b->protected --;
+    if (rc != LUA_OK) {
+        struct cfg_errors *e = cfg_errors_of(L);
+        const char *msg = lua_tostring(L, -1);
+        buf_printf(&e->text, "%s: while reading the configuration: %s\n", path,
+                   msg != NULL ? msg : "an error");
+        e->count++;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 int cfg_load_text(const char *path, const char *source, size_t len,
                   const struct cfg_load_opts *opts, struct cfg **out, char **cause)
 {
@@ -408,7 +452,7 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     cfg->lua_cpu_ms = (unsigned long)(util_thread_cpu_ms() - cpu0);
     if (ran == 0) {
         budget->limit = budget->max + C_RESERVE; /* validation is C code */
-        cfg_read_model(L, cfg, path, text);
+        read_model(L, cfg, path, text);
     }
     free(text);
     budget_reset(L, budget, MAX_CALL_INSTRUCTIONS, true);

@@ -100,6 +100,8 @@ static void where(lua_State *L, int idx, const char *path, int def_line, char *f
 {
     snprintf(file, size, "%s", path);
     *line = def_line;
+    if (!lua_istable(L, idx))
+        return;
     if (lua_getfield(L, idx, CFG_FILE) == LUA_TSTRING)
         snprintf(file, size, "%s", lua_tostring(L, -1));
     if (lua_getfield(L, idx, CFG_LINE) == LUA_TNUMBER)

@@ -450,6 +450,11 @@ static const struct broken broken[] = {
      "bbm.reporters.build_status_generator, "
      "bbm.reporters.build_set_status_generator and "
      "bbm.reporters.worker_missing_generator\n"},
+    /* found by fuzz_config: a number among the services aborted the master */
+    {"  services = { 7 },\n",
+     "{F}:3: services[1] is not a reporter (bbm.reporters.github_status_push{...}, "
+     "bbm.reporters.http_status_push{...}, bbm.reporters.github_comment_push{...}, "
+     "bbm.reporters.irc{...}, bbm.reporters.mail_notifier{...})\n"},
     {"  services = { bbm.reporters.irc{ host = 'irc.example' } },\n",
      "{F}:3: bbm.reporters.irc: missing required parameter 'nick'\n"
      "{F}:3: bbm.reporters.irc: missing required parameter 'channels'\n"},
@@ -611,6 +616,24 @@ static void test_lua_errors(void **state)
     assert_null(
         load("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n", &errors));
     assert_non_null(strstr(errors, "not enough memory"));
+    free(errors);
+    /* the file's metamethods run while its table is read: an error or an endless loop there
+       is the configuration's error, not an abort or a hang */
+    assert_null(load("local boom = { __index = function(t, k) error('no ' .. k) end }\n"
+                     "return setmetatable({}, boom)\n",
+                     &errors));
+    assert_non_null(strstr(errors, "while reading the configuration: "));
+    assert_non_null(strstr(errors, "master.lua:1: no "));
+    free(errors);
+    assert_null(load("return setmetatable({}, { __index = function()\n"
+                     "  while true do end end })\n",
+                     &errors));
+    assert_non_null(strstr(errors, "master.lua:2: the configuration ran for too long"));
+    free(errors);
+    assert_null(load("local bbm = require 'bbm'\n"
+                     "setmetatable(bbm.worker('w1', 'p'), {})\nreturn {}\n",
+                     &errors));
+    assert_non_null(strstr(errors, "master.lua:2: setmetatable: a bbm object's metatable"));
     free(errors);
     /* found by fuzz_config: a constructor called without end reported every call */
     assert_null(load("local bbm = require 'bbm'\nfor i = 1, 5000 do bbm.worker('w' .. i, 1) end\n"
