@@ -109,97 +109,63 @@ static json_t *previous_stamps(struct build *b, const json_t *mine, char **cause
     return found;
 }
 
-/* The change's parent (parent_changeids), 0 without one; -1 on an error. */
-static long long parent_of(struct build *b, long long changeid, char **cause)
+/* Change `from` and its parents (parent_changeids) back to, not including, `to`: at most
+   `?` of them, newest first, in one query however far back `to` is. */
+static const char *const CHAIN_SQL =
+    "WITH RECURSIVE chain(id, n) AS (SELECT CAST(? AS INTEGER), 0 UNION ALL "
+    "SELECT c.parent_changeids, chain.n + 1 FROM changes c JOIN chain ON c.changeid = chain.id "
+    "WHERE c.parent_changeids > 0 AND c.parent_changeids <> ? AND chain.n + 1 < ?) "
+    "SELECT c.changeid, c.author, c.comments, c.branch, c.revision, c.revlink, c.repository, "
+    "c.project, c.codebase, c.category, c.when_timestamp FROM chain JOIN changes c ON "
+    "c.changeid = chain.id ORDER BY chain.n";
+
+/* Appends the chain's changes to `list` as the data API gives them; 0 or -1. */
+static int append_chain(struct build *b, long long from, long long to, json_t *list, char **cause)
 {
-    struct db_param p[] = {DB_INT(changeid)};
-    struct db_res *r =
-        db_query(b->e->db, "SELECT parent_changeids FROM changes WHERE changeid = ?", p, 1, cause);
+    static const char *const keys[] = {"author",     "comments", "branch",   "revision", "revlink",
+                                       "repository", "project",  "codebase", "category"};
+    struct db_param p[] = {DB_INT(from), DB_INT(to),
+                           DB_INT((long long)(PUSH_CHANGES_MAX - json_array_size(list)))};
+    struct db_res *r = db_query(b->e->db, CHAIN_SQL, p, 3, cause);
     if (r == NULL)
         return -1;
-    long long id = db_res_rows(r) > 0 && !db_res_null(r, 0, 0) ? db_res_int(r, 0, 0) : 0;
+    for (size_t i = 0; i < db_res_rows(r); i++) {
+        json_t *c = json_pack("{s:I}", "changeid", db_res_int(r, i, 0));
+        for (size_t k = 0; k < UTIL_NELEM(keys); k++)
+            json_object_set_new(c, keys[k],
+                                db_res_null(r, i, k + 1) ? json_null()
+                                                         : json_string(db_res_text(r, i, k + 1)));
+        json_object_set_new(c, "when_timestamp", json_integer(db_res_int(r, i, 10)));
+        json_array_append_new(list, c);
+    }
     db_res_free(r);
-    return id;
+    return 0;
 }
 
 /* Buildbot's getChangesForBuild: for each source stamp, its newest change and the parents
-   back to the previous successful build's change.  The ids, in that order, or NULL. */
-static json_t *change_ids(struct build *b, char **cause)
+   back to the previous successful build's change; NULL on an error. */
+static json_t *changes(struct build *b, char **cause)
 {
     json_t *mine = build_stamps(b, cause);
     json_t *prev = mine != NULL ? previous_stamps(b, mine, cause) : NULL;
-    json_t *ids = mine != NULL && *cause == NULL ? json_array() : NULL;
+    json_t *list = mine != NULL && *cause == NULL ? json_array() : NULL;
     const char *key;
     json_t *ss;
-    json_object_foreach(ids != NULL ? mine : NULL, key, ss)
+    json_object_foreach(list != NULL ? mine : NULL, key, ss)
     {
         long long from = change_of_stamp(b, json_integer_value(ss), cause);
         const json_t *pss = json_object_get(prev, key);
         long long to = pss != NULL ? change_of_stamp(b, json_integer_value(pss), cause) : 0;
-        if (from < 0 || to < 0) {
-            json_decref(ids);
-            ids = NULL;
-            break;
-        }
-        if (from == 0 || from == to)
-            continue;
-        json_array_append_new(ids, json_integer(from));
-        for (long long c = from; json_array_size(ids) < PUSH_CHANGES_MAX;) {
-            c = parent_of(b, c, cause);
-            if (c <= 0 || c == to)
-                break;
-            json_array_append_new(ids, json_integer(c));
-        }
-    }
-    json_decref(mine);
-    json_decref(prev);
-    return ids;
-}
-
-static json_t *change_row(struct build *b, long long id, char **cause)
-{
-    static const char *const keys[] = {"author",     "comments", "branch",   "revision", "revlink",
-                                       "repository", "project",  "codebase", "category"};
-    struct db_param p[] = {DB_INT(id)};
-    struct db_res *r = db_query(b->e->db,
-                                "SELECT changeid, author, comments, branch, revision, revlink, "
-                                "repository, project, codebase, category, when_timestamp FROM "
-                                "changes WHERE changeid = ?",
-                                p, 1, cause);
-    if (r == NULL)
-        return NULL;
-    json_t *c = json_object();
-    if (db_res_rows(r) > 0) {
-        json_object_set_new(c, "changeid", json_integer(db_res_int(r, 0, 0)));
-        for (size_t k = 0; k < UTIL_NELEM(keys); k++)
-            json_object_set_new(c, keys[k],
-                                db_res_null(r, 0, k + 1) ? json_null()
-                                                         : json_string(db_res_text(r, 0, k + 1)));
-        json_object_set_new(c, "when_timestamp", json_integer(db_res_int(r, 0, 10)));
-    }
-    db_res_free(r);
-    return c;
-}
-
-static json_t *changes(struct build *b, char **cause)
-{
-    json_t *ids = change_ids(b, cause);
-    if (ids == NULL)
-        return NULL;
-    json_t *list = json_array();
-    size_t i;
-    json_t *id;
-    json_array_foreach(ids, i, id)
-    {
-        json_t *c = change_row(b, json_integer_value(id), cause);
-        if (c == NULL) {
+        if (from < 0 || to < 0 ||
+            (from != 0 && from != to && json_array_size(list) < PUSH_CHANGES_MAX &&
+             append_chain(b, from, to, list, cause) != 0)) {
             json_decref(list);
             list = NULL;
             break;
         }
-        json_array_append_new(list, c);
     }
-    json_decref(ids);
+    json_decref(mine);
+    json_decref(prev);
     return list;
 }
 

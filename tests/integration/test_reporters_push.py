@@ -351,6 +351,7 @@ local function report(ctx)
 end
 return {
   buildbotURL = "http://bb/",
+  db_url = "%(db)s",
   protocols = { pb = { port = %(pb)d } },
   workers = { bbm.worker("w1", "w1pass") },
   builders = { bbm.builder{ name = "alpha", workernames = { "w1" },
@@ -368,11 +369,12 @@ return {
 '''
 
 
-def test_function_sees_the_changes_since_the_last_success(master, workers, fake):
+def test_function_sees_the_changes_since_the_last_success(master, workers, fake, backend):
     """A formatter function's build.changes are Buildbot's builds/N/changes: the build's
-    change and its parents back to the previous successful build's."""
+    change and its parents back to the previous successful build's, on either database."""
+    db = "sqlite:///state.sqlite" if backend == "sqlite" else backend
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
-        f.write(CHANGES_CONFIG % {"pb": master.pb_port, "url": fake.url})
+        f.write(CHANGES_CONFIG % {"pb": master.pb_port, "url": fake.url, "db": db})
     master.start()
     workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(r"worker 'w1' attached")
