@@ -2,7 +2,8 @@
  * The verbs that manage a master from outside, with Buildbot's behaviour:
  * create-master, checkconfig, start (daemonize, pidfile, wait until the
  * master is up or has failed, print the log of the attempt), stop (SIGTERM,
- * wait, SIGKILL after a bound: it always returns), restart, and reconfig
+ * wait, SIGKILL after a bound: it always returns; with --clean, SIGUSR1 and a
+ * wait for the builds to finish, as long as they take), restart, and reconfig
  * (SIGHUP, then report from the log whether the new config was applied).
  */
 #include "master.h"
@@ -373,7 +374,24 @@ static bool wait_gone(pid_t pid, int seconds)
     return exited(pid);
 }
 
-int master_stop(const char *dir, int timeout)
+/* stop --clean: the master stops by itself once its builds have finished, however long. */
+static int stop_clean(pid_t pid)
+{
+    if (kill(pid, SIGUSR1) != 0) {
+        fprintf(stderr, "cannot signal pid %ld: %s\n", (long)pid, strerror(errno));
+        return 1;
+    }
+    printf("sent SIGUSR1 to pid %ld; waiting for its running builds to finish and for it to "
+           "stop\n",
+           (long)pid);
+    fflush(stdout);
+    while (!exited(pid))
+        usleep(100 * 1000);
+    printf("bbmaster process %ld is dead\n", (long)pid);
+    return 0;
+}
+
+int master_stop(const char *dir, int timeout, bool clean)
 {
     pid_t pid = read_pid(dir);
     if (!is_master(pid)) {
@@ -382,6 +400,8 @@ int master_stop(const char *dir, int timeout)
         printf("bbmaster not running in %s\n", dir);
         return 0;
     }
+    if (clean)
+        return stop_clean(pid);
     if (kill(pid, SIGTERM) != 0) {
         fprintf(stderr, "cannot signal pid %ld: %s\n", (long)pid, strerror(errno));
         return 1;
@@ -404,9 +424,9 @@ int master_stop(const char *dir, int timeout)
     return 0;
 }
 
-int master_restart(const char *dir, bool nodaemon, int timeout)
+int master_restart(const char *dir, bool nodaemon, int timeout, bool clean)
 {
-    if (master_stop(dir, timeout) != 0)
+    if (master_stop(dir, timeout, clean) != 0)
         return 1;
     printf("now restarting bbmaster\n");
     return master_start(dir, nodaemon);

@@ -27,7 +27,10 @@ static const char usage[] =
     "  upgrade-master DIR      create or upgrade the database to Buildbot 4.3's schema\n"
     "  start [--nodaemon] DIR  start the master (in the background unless --nodaemon)\n"
     "  stop [--timeout N] DIR  stop the master: SIGTERM, then SIGKILL after N s (10)\n"
-    "  restart DIR             stop, then start\n"
+    "    --clean               a clean shutdown (SIGUSR1): no new build starts, and the\n"
+    "                          master stops once the running ones have finished\n"
+    "  cleanshutdown DIR       stop --clean\n"
+    "  restart [--clean] DIR   stop, then start\n"
     "  reconfig DIR            reload master.lua in the running master (SIGHUP)\n"
     "  sendchange --master HOST:PORT ...  send a change, as `buildbot sendchange`\n"
     "  --version               print the version\n";
@@ -35,6 +38,7 @@ static const char usage[] =
 struct args {
     bool nodaemon;
     bool dump;
+    bool clean;
     int timeout;
     const char *dir;
 };
@@ -42,14 +46,13 @@ struct args {
 static int parse(int argc, char **argv, struct args *a, int default_timeout)
 {
     static const struct option longopts[] = {
-        {"nodaemon", no_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},
-        {"dump", no_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"nodaemon", no_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
+        {"dump", no_argument, NULL, 'd'},     {"clean", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0},
     };
     a->nodaemon = false;
     a->dump = false;
+    a->clean = false;
     a->timeout = default_timeout;
     a->dir = ".";
     long v;
@@ -62,6 +65,9 @@ static int parse(int argc, char **argv, struct args *a, int default_timeout)
             break;
         case 'd':
             a->dump = true;
+            break;
+        case 'c':
+            a->clean = true;
             break;
         case 't':
             if (util_parse_long(optarg, 1, 86400, &v) != 0) {
@@ -105,6 +111,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bbmaster: --dump goes with checkconfig\n");
         return 2;
     }
+    if (a.clean && !util_streq(verb, "stop") && !util_streq(verb, "restart")) {
+        fprintf(stderr, "bbmaster: --clean goes with stop and restart\n");
+        return 2;
+    }
     if (util_streq(verb, "create-master"))
         return master_create(a.dir);
     if (util_streq(verb, "checkconfig"))
@@ -113,10 +123,10 @@ int main(int argc, char **argv)
         return master_upgrade(a.dir);
     if (util_streq(verb, "start"))
         return master_start(a.dir, a.nodaemon);
-    if (util_streq(verb, "stop"))
-        return master_stop(a.dir, a.timeout);
+    if (util_streq(verb, "stop") || util_streq(verb, "cleanshutdown"))
+        return master_stop(a.dir, a.timeout, a.clean || util_streq(verb, "cleanshutdown"));
     if (util_streq(verb, "restart"))
-        return master_restart(a.dir, a.nodaemon, a.timeout);
+        return master_restart(a.dir, a.nodaemon, a.timeout, a.clean);
     if (util_streq(verb, "reconfig") || util_streq(verb, "sighup"))
         return master_reconfig(a.dir, a.timeout);
     fprintf(stderr, "bbmaster: unknown command '%s'\n\n%s", verb, usage);

@@ -2,8 +2,9 @@
  * The running master: one libuv loop (the engine thread) that owns the
  * configuration and the worker registry, and the signals that drive it:
  * SIGHUP reloads master.lua (atomically: a bad file changes nothing), SIGTERM
- * and SIGINT stop it.  Stopping is bounded: connections are closed, and if
- * the loop has not drained within MASTER_STOP_BOUND seconds an alarm ends the
+ * and SIGINT stop it, SIGUSR1 starts a clean shutdown (no new build; the
+ * master stops once the running builds have finished).  Stopping is bounded: connections are
+ * closed, and if the loop has not drained within MASTER_STOP_BOUND seconds an alarm ends the
  * process anyway, so `stop` can never hang the way Buildbot's can.
  */
 #include "master.h"
@@ -51,7 +52,7 @@ struct master {
     struct ev_bus *bus;        /* what the engine writes, for the web and reporters */
     uv_thread_t retiring;      /* stops a web server a reconfig replaced */
     bool retiring_started;
-    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
     uv_timer_t stop_timer; /* bounds the wait for builds to stop */
     bool stopping;
     size_t worker_fds, web_fds; /* each port's share of file descriptors (fd_budget) */
@@ -634,6 +635,7 @@ static void finish_stop(struct master *m)
     uv_close((uv_handle_t *)&m->sig_term, NULL);
     uv_close((uv_handle_t *)&m->sig_int, NULL);
     uv_close((uv_handle_t *)&m->sig_hup, NULL);
+    uv_close((uv_handle_t *)&m->sig_usr1, NULL);
 }
 
 static void builds_stopped(void *arg)
@@ -677,12 +679,25 @@ static void stop(struct master *m, const char *why)
     engine_stop(m->engine, builds_stopped, m);
 }
 
+/* A clean shutdown (engine_shutdown_start) with no build left, or IRC's `shutdown now`. */
+static void clean_shutdown_done(void *arg)
+{
+    stop(arg, "clean shutdown");
+}
+
+static void stop_now(void *arg)
+{
+    stop(arg, "asked to stop now");
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct master *m = h->data;
     if (signum == SIGHUP)
         reconfig(m);
-    else
+    else if (signum == SIGUSR1 && !m->stopping) /* Buildbot's: `stop --clean` sends it */
+        engine_shutdown_start(m->engine);
+    else if (signum != SIGUSR1)
         stop(m, signum == SIGTERM ? "received SIGTERM" : "received SIGINT");
 }
 
@@ -781,6 +796,8 @@ static int start(struct master *m, char **cause)
     watch_signal(m, &m->sig_term, SIGTERM);
     watch_signal(m, &m->sig_int, SIGINT);
     watch_signal(m, &m->sig_hup, SIGHUP);
+    watch_signal(m, &m->sig_usr1, SIGUSR1);
+    engine_set_shutdown(m->engine, clean_shutdown_done, stop_now, m);
     return 0;
 }
 

@@ -40,8 +40,10 @@ int master_create(const char *dir);
 int master_checkconfig(const char *path, bool dump);
 int master_upgrade(const char *dir);
 int master_start(const char *dir, bool nodaemon);
-int master_stop(const char *dir, int timeout);
-int master_restart(const char *dir, bool nodaemon, int timeout);
+/* With `clean`, Buildbot's `stop --clean`: SIGUSR1 (a clean shutdown), and a wait without
+   bound for the running builds to finish and the master to stop. */
+int master_stop(const char *dir, int timeout, bool clean);
+int master_restart(const char *dir, bool nodaemon, int timeout, bool clean);
 int master_reconfig(const char *dir, int timeout);
 /* `bbmaster sendchange ...` (sendchange.c): argv[0] is "sendchange". */
 int master_sendchange(int argc, char **argv);

@@ -440,7 +440,10 @@ void botmaster_run(struct engine *e)
         buf_addstr(&sql, n > 0 ? ", ?" : "?");
         p[n++] = DB_TEXT(e->cfg->builders[i].name);
     }
-    buf_addstr(&sql, ") AND NOT EXISTS (SELECT 1 FROM buildrequest_claims c "
+    buf_addc(&sql, ')');
+    if (e->draining) /* a clean shutdown: only what a running trigger step waits for */
+        buf_addstr(&sql, " AND br.waited_for <> 0");
+    buf_addstr(&sql, " AND NOT EXISTS (SELECT 1 FROM buildrequest_claims c "
                      "WHERE c.brid = br.id) ORDER BY top_priority DESC, oldest, b.name, "
                      "br.priority DESC, br.id LIMIT ?");
     buf_addc(&sql, '\0');

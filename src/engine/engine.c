@@ -318,6 +318,17 @@ static void maybe_stopped(struct engine *e)
     }
 }
 
+/* A clean shutdown with nothing left running tells the master, once. */
+static void maybe_drained(struct engine *e)
+{
+    if (e->draining && !e->stopping && e->drained != NULL && !builds_running(e)) {
+        log_info("clean shutdown: no build is running any more");
+        void (*drained)(void *) = e->drained;
+        e->drained = NULL;
+        drained(e->shutdown_arg);
+    }
+}
+
 /* The loop turn after builds finished: they leave the list and are freed, nothing on the
    stack of the turn that finished them can still be using them. */
 static void reap_cb(uv_idle_t *h)
@@ -334,6 +345,53 @@ static void reap_cb(uv_idle_t *h)
         }
     }
     maybe_stopped(e);
+    maybe_drained(e);
+    if (e->stop_asked && e->stop_now != NULL && !e->stopping) {
+        e->stop_asked = false;
+        e->stop_now(e->shutdown_arg);
+    }
+}
+
+void engine_stop_soon(struct engine *e)
+{
+    e->stop_asked = true;
+    uv_idle_start(&e->reap, reap_cb);
+}
+
+void engine_set_shutdown(struct engine *e, void (*drained)(void *arg), void (*now)(void *arg),
+                         void *arg)
+{
+    e->drained = drained;
+    e->stop_now = now;
+    e->shutdown_arg = arg;
+}
+
+int engine_shutdown_start(struct engine *e)
+{
+    if (e->draining)
+        return 0;
+    size_t n = 0;
+    for (const struct build *b = e->builds; b != NULL; b = b->next)
+        n += !b->finished;
+    log_info("clean shutdown: no new build starts; waiting for %zu build(s) to finish", n);
+    e->draining = true;
+    uv_idle_start(&e->reap, reap_cb); /* drained on the next turn if nothing runs */
+    return 1;
+}
+
+int engine_shutdown_cancel(struct engine *e)
+{
+    if (!e->draining || e->drained == NULL)
+        return 0;
+    log_info("clean shutdown cancelled: builds start again");
+    e->draining = false;
+    engine_kick(e);
+    return 1;
+}
+
+bool engine_shutting_down(const struct engine *e)
+{
+    return e->draining || e->stopping;
 }
 
 void engine_build_finished(struct engine *e, struct build *b)

@@ -87,6 +87,20 @@ long long engine_add_buildset(struct engine *e, const struct eng_buildset *bs, j
 void engine_control(struct engine *e, struct ctl_action *act);
 
 /*
+ * Buildbot's clean shutdown (botmaster.cleanShutdown): while one is under way no build
+ * starts but those a trigger step waits for, and `drained(arg)` is called on a later
+ * turn of the loop once no build runs.  `now(arg)` is the master's ordinary stop, which
+ * IRC's `shutdown now` asks for.
+ */
+void engine_set_shutdown(struct engine *e, void (*drained)(void *arg), void (*now)(void *arg),
+                         void *arg);
+/* Starts a clean shutdown: 1, or 0 when one is already under way. */
+int engine_shutdown_start(struct engine *e);
+/* Cancels it (requests start again): 1, or 0 when none was under way. */
+int engine_shutdown_cancel(struct engine *e);
+bool engine_shutting_down(const struct engine *e);
+
+/*
  * The master is stopping: no build starts any more and running builds are
  * interrupted; `done` is called once the last has finished (at once if none).
  */

@@ -458,6 +458,11 @@ struct engine {
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
+    bool draining;               /* a clean shutdown: only waited-for requests start */
+    void (*drained)(void *arg);  /* engine_set_shutdown's, told once nothing runs */
+    void (*stop_now)(void *arg); /* engine_set_shutdown's: the master's stop */
+    bool stop_asked;             /* engine_stop_soon: stop_now on the next turn */
+    void *shutdown_arg;
 };
 
 /* report.c: the reporters' statuses of a build that started (complete false) or
@@ -530,6 +535,8 @@ struct eng_worker *engine_worker(struct engine *e, const char *name);
 void engine_cancel_request(struct engine *e, long long brid, const char *reason);
 /* Runs the botmaster soon (on the next loop turn; several calls run it once). */
 void engine_kick(struct engine *e);
+/* IRC's `shutdown now`: the master's ordinary stop, on the next turn of the loop. */
+void engine_stop_soon(struct engine *e);
 /* A build is over (its rows written, `finished` set): frees the worker, runs the
    botmaster, and has the build freed on the next loop turn. */
 void engine_build_finished(struct engine *e, struct build *b);
