@@ -311,8 +311,8 @@ static const struct param buildset_gen_params[] = {{"mode", P_STRS, false},
                                                    {"add_patch", P_ANY, false},
                                                    {"message_formatter", P_TABLE, false},
                                                    END};
-/* IRC; allowForce, allowShutdown, authz, useRevisions, lostDelay and failedDelay are listed
-   to be refused in config/irc.c. */
+/* IRC; allowForce, allowShutdown and authz are read, useRevisions, lostDelay and failedDelay
+   refused, in config/irc.c. */
 static const struct param irc_params[] = {{"host", P_STR, true},
                                           {"nick", P_STR, true},
                                           {"channels", P_TABLE, true},

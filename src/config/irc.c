@@ -1,11 +1,11 @@
 /*
  * bbm.reporters.irc: Buildbot's IRC reporter, read into cfg->ircs.  bbm.c checks
  * the types of its parameters; this file takes their values, refuses the
- * parameters bbmaster does not implement (allowShutdown, useRevisions,
+ * parameters bbmaster does not implement (useRevisions,
  * Twisted's fixed reconnect delays) at the line of the call, checks
  * notify_events against the names Buildbot takes, and reads the commands'
- * authz (or the deprecated allowForce) as Buildbot's checkConfig does.  The bot itself is
- * src/reporters/irc.c; what it says is decided in src/engine/reportirc.c.
+ * authz (or the deprecated allowForce and allowShutdown) as Buildbot's checkConfig does.  The bot
+ * itself is src/reporters/irc.c; what it says is decided in src/engine/reportirc.c.
  */
 #include "config/internal.h"
 #include "reporters/reporters.h"
@@ -21,7 +21,6 @@ static const struct {
     bool false_ok;
     const char *why;
 } refused[] = {
-    {"allowShutdown", true, "the bot's shutdown command is not implemented"},
     {"useRevisions", true, "messages name builds, not revisions"},
     {"lostDelay", false, "bbmaster reconnects with exponential backoff"},
     {"failedDelay", false, "bbmaster reconnects with exponential backoff"},
@@ -157,7 +156,7 @@ static void read_tags(lua_State *L, int idx, struct cfg_irc *irc)
 }
 
 /* Buildbot's IRC commands that bbmaster's bot does not have. */
-static const char *const missing_commands[] = {"destroy", "hustle", "shutdown", "source"};
+static const char *const missing_commands[] = {"destroy", "hustle", "source"};
 
 /* An authz key: a command of the bot's, or "", "!", "*". */
 static bool authz_key(lua_State *L, const char *key, const char *file, int line)
@@ -170,9 +169,10 @@ static bool authz_key(lua_State *L, const char *key, const char *file, int line)
     }
     for (size_t i = 0; i <= n; i++)
         lc[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] - 'A' + 'a' : key[i]);
-    static const char *const known[] = {
-        "",      "!",    "*",    "commands", "dance",  "force", "hello",  "help",    "join", "last",
-        "leave", "list", "mute", "notify",   "status", "stop",  "unmute", "version", "watch"};
+    static const char *const known[] = {"",       "!",     "*",      "commands", "dance",
+                                        "force",  "hello", "help",   "join",     "last",
+                                        "leave",  "list",  "mute",   "notify",   "shutdown",
+                                        "status", "stop",  "unmute", "version",  "watch"};
     for (size_t i = 0; i < UTIL_NELEM(known); i++)
         if (strcmp(known[i], lc) == 0)
             return true;
@@ -273,10 +273,15 @@ static void read_authz(lua_State *L, int idx, struct cfg_irc *irc, const char *f
     if (t != LUA_TNIL && shutdown_given)
         cfg_error(L, file, line,
                   CTOR ": If you specify authz, you must not use allowShutdown anymore");
+    if (shutdown_given && !lua_isboolean(L, -1))
+        cfg_error(L, file, line, CTOR ": allowShutdown must be boolean, not %s",
+                  luaL_typename(L, -1));
     if (t == LUA_TNIL && force_given && lua_isboolean(L, -2)) {
         add_acl(irc, "force", lua_toboolean(L, -2), NULL, 0);
         add_acl(irc, "stop", lua_toboolean(L, -2), NULL, 0);
     }
+    if (t == LUA_TNIL && shutdown_given && lua_isboolean(L, -1))
+        add_acl(irc, "shutdown", lua_toboolean(L, -1), NULL, 0);
     lua_pop(L, 2);
     if (t != LUA_TNIL && t != LUA_TTABLE)
         cfg_error(L, file, line, CTOR ": authz must be a table of commands");

@@ -1,7 +1,8 @@
 /*
  * The IRC bot's commands that read or change the engine's state, as words.py
  * answers them: status, last, list (builders, workers, changes), force build,
- * stop build and watch (the running builds a chat will hear of); and the bots'
+ * stop build, watch (the running builds a chat will hear of) and shutdown (a
+ * clean shutdown started, checked or cancelled, or a stop); and the bots'
  * notify_events kept in object_state as Buildbot's IrcStatusBot keeps them
  * (engine_irc_state_load, _save).  The bot (src/reporters/irc.c) runs on the engine's loop and
  * calls engine_irc_answer at once when such a command comes; the answer is
@@ -429,6 +430,36 @@ static char *watch(struct engine *e, const struct rep_irc_request *req)
     return buf_take(&out);
 }
 
+/* words.py's command_SHUTDOWN: a clean shutdown started, checked or cancelled, or the
+   master's ordinary stop at once. */
+static char *shutdown_cmd(struct engine *e, const struct rep_irc_request *req)
+{
+    const char *what = req->argc == 1 ? req->argv[0] : "";
+    if (strcmp(what, "check") == 0)
+        return xstrdup(engine_shutting_down(e) ? "Status: buildbot is shutting down."
+                                               : "Status: buildbot is running.");
+    if (strcmp(what, "start") == 0) {
+        if (engine_shutdown_start(e) == 0)
+            return xstrdup("Shutdown already started.");
+        log_info("IRC '%s': %s started a clean shutdown", req->bot, UTIL_ESC(req->user));
+        return xstrdup("Starting clean shutdown.");
+    }
+    if (strcmp(what, "stop") == 0) {
+        if (!e->draining)
+            return xstrdup("There is no ongoing shutdown to stop.");
+        if (engine_shutdown_cancel(e) == 0)
+            return xstrdup("Too late: the master is stopping.");
+        log_info("IRC '%s': %s cancelled the clean shutdown", req->bot, UTIL_ESC(req->user));
+        return xstrdup("Stopping clean shutdown.");
+    }
+    if (strcmp(what, "now") == 0) {
+        log_info("IRC '%s': %s stops the master now", req->bot, UTIL_ESC(req->user));
+        engine_stop_soon(e);
+        return xstrdup("Stopping buildbot.");
+    }
+    return xstrdup("Try 'shutdown check|start|stop|now'.");
+}
+
 char *engine_irc_answer(void *arg, const struct rep_irc_request *req)
 {
     struct engine *e = arg;
@@ -446,6 +477,8 @@ char *engine_irc_answer(void *arg, const struct rep_irc_request *req)
         return stop(e, req);
     if (strcmp(req->command, "watch") == 0)
         return watch(e, req);
+    if (strcmp(req->command, "shutdown") == 0)
+        return shutdown_cmd(e, req);
     return NULL;
 }
 

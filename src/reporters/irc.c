@@ -273,9 +273,16 @@ static struct bot *bot_new(struct rep_irc *ri, const struct cfg_irc *c)
     return b;
 }
 
-/* Says QUIT when it can do so at once, and lets the bot go. */
+static void flush(struct bot *b);
+
+/* Says a last burst of what waits for the line rate (the answer to `shutdown now`, say) and
+   QUIT when it can do so at once, and lets the bot go. */
 static void bot_kill(struct bot *b, const char *why)
 {
+    if (!b->dead && b->state == B_READY) {
+        b->q.tokens = REP_IRC_BURST;
+        flush(b);
+    }
     b->dead = true;
     if (b->tcp_open && b->state >= B_REGISTER && !uv_is_closing((uv_handle_t *)&b->tcp)) {
         char line[128], out[512];

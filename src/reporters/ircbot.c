@@ -123,6 +123,8 @@ static const struct command {
      "more of: 'started', 'finished', 'failure', 'success', 'exception', 'problem', "
      "'recovery', 'better', or 'worse'",
      false, BY_CHAT},
+    {"shutdown", "shutdown the buildbot master",
+     "shutdown check|start|stop|now - shutdown the buildbot master", true, BY_ENGINE},
     {"status", "list status of a builder (or all builders)",
      "status [_which_] - list status of a builder (or all builders)", false, BY_ENGINE},
     {"stop", "stop a running build", "stop build _which_ _reason_ - Stop a running build", true,
@@ -136,6 +138,18 @@ static const struct command {
 const char rep_irc_force_usage[] =
     "force build [--codebase=CODEBASE] [--branch=branch] [--revision=revision] "
     "[--props=prop1=val1,prop2=val2...] _which_ _reason_ - Force a build";
+
+/* help COMMAND ARG: the usages words.py keeps per argument (shutdown's dictionary). */
+static const struct {
+    const char *command, *arg, *usage;
+} arg_usages[] = {
+    {"shutdown", "check",
+     "shutdown check - check if the buildbot master is running or shutting down"},
+    {"shutdown", "start", "shutdown start - start a clean shutdown"},
+    {"shutdown", "stop", "shutdown cancel - stop the clean shutdown"},
+    {"shutdown", "now",
+     "shutdown now - shutdown immediately without waiting for the builders to finish"},
+};
 
 static const struct command *find_command(const char *name)
 {
@@ -203,9 +217,16 @@ static char *help(int argc, char **argv)
         buf_free(&out);
         return xasprintf("There is no such command '%s'.", argv[0]);
     }
-    const char *usage = c->usage;
-    if (strcmp(c->name, "force") == 0)
-        usage = rep_irc_force_usage;
+    const char *usage = strcmp(c->name, "force") == 0 ? rep_irc_force_usage : c->usage;
+    for (size_t i = 0; i < UTIL_NELEM(arg_usages) && argc > 1; i++) {
+        if (strcmp(arg_usages[i].command, c->name) != 0)
+            continue;
+        usage = NULL; /* a dictionary: the argument's usage or none */
+        if (argc == 2 && strcmp(arg_usages[i].arg, argv[1]) == 0) {
+            usage = arg_usages[i].usage;
+            break;
+        }
+    }
     if (usage != NULL) {
         buf_printf(&out, "Usage: %s", usage);
         return buf_take(&out);

@@ -441,7 +441,8 @@ typedef char *(*rep_irc_handler)(void *arg, const struct rep_irc_request *req);
 /*
  * What the bot says to `message` (already addressed to it, see rep_irc_addressed) from `nick`
  * in `channel` (NULL: privately): words.py's handleMessage with its commands help, commands,
- * hello, version and dance answered here, status, last, list, force, stop and watch by `h`,
+ * hello, version and dance answered here, status, last, list, force, stop, watch and shutdown
+ * by `h`,
  * mute, unmute, notify, join and leave by the chat's handler; the refusals (authz) and usage
  * errors in Buildbot's words.
  * malloc'd text (lines separated by '\n') or NULL: nothing to say.
@@ -536,8 +537,8 @@ typedef char *(*rep_irc_state_load)(void *arg, const char *nick);
 typedef void (*rep_irc_state_save)(void *arg, const char *nick, const char *json);
 void rep_irc_set_state(struct rep_irc *ri, rep_irc_state_load load, rep_irc_state_save save,
                        void *arg);
-/* Who answers the bots' status, last, list, force, stop and watch (NULL: nobody; they are then
-   answered "Something bad happened (see logs)").  Called on the loop, at once. */
+/* Who answers the bots' status, last, list, force, stop, watch and shutdown (NULL: nobody; they are
+   then answered "Something bad happened (see logs)").  Called on the loop, at once. */
 void rep_irc_set_handler(struct rep_irc *ri, rep_irc_handler h, void *arg);
 /* The IRC bots of the outbox `r`. */
 struct rep_irc *rep_irc_of(struct rep *r);

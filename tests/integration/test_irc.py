@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from conftest import BBMASTER, api_get, db_rows, free_port, wait_for
+from conftest import BBMASTER, api_get, db_rows, free_port, pid_alive, wait_for
 from test_reporters import built, force
 
 NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
@@ -403,14 +403,16 @@ def test_sasl_and_its_fallback(master):
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = { froce = true } }',
      "authz: 'froce' is not a command of the bot"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
-     'authz = { [{ "force", "shutdown" }] = { "al" } } }',
-     "authz: the bot's 'shutdown' command is not implemented by bbmaster"),
+     'authz = { [{ "force", "hustle" }] = { "al" } } }',
+     "authz: the bot's 'hustle' command is not implemented by bbmaster"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = {}, '
      'allowForce = true }', "If you specify authz, you must not use allowForce anymore"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, allowForce = "yes" }',
      "allowForce must be boolean"),
-    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, allowShutdown = true }',
-     "'allowShutdown' is not implemented by bbmaster"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, allowShutdown = 1 }',
+     "allowShutdown must be boolean"),
+    ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = {}, '
+     'allowShutdown = true }', "If you specify authz, you must not use allowShutdown anymore"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, lostDelay = 5 }',
      "'lostDelay' is not implemented by bbmaster"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
@@ -742,3 +744,48 @@ def test_join_and_leave_on_ngircd(master, workers, ngircd):
     assert master.count(r"IRC: joining #other \(asked by boss\)") == 1
     boss.close()
     eve.close()
+
+
+def test_shutdown_on_ngircd(master, workers, ngircd):
+    """words.py's shutdown, a dangerous command: check, start (a clean shutdown: no new
+    build starts), stop (cancelled: the queued build starts once the running one ends, and
+    the master stays up), now (the master stops); help for each argument."""
+    port = ngircd[0]
+    www, boss = cmdbot_site(master, workers, port, COMMANDS_CONFIG.replace(
+        'force = { "Boss" }, stop = { "boss" }',
+        'force = { "Boss", "ann" }, stop = { "ann" }, shutdown = { "boss", "ann" }'))
+    pid = master.pid()
+    eve, ann = client(port, "eve"), client(port, "ann")
+
+    def ask(c, text, n):  # at most 5 at once from one nick: the bot's command rate
+        nick = "boss" if c is boss else "ann" if c is ann else "eve"
+        c.send(f"PRIVMSG cmdbot :{text}")
+        return answers(c, n, nick)[n - 1]
+
+    assert ask(eve, "shutdown now", 1) == "Thou shall not pass, eve!!!"
+    assert ask(eve, "help shutdown", 2) == \
+        "Usage: shutdown check|start|stop|now - shutdown the buildbot master"
+    assert ask(eve, "help shutdown stop", 3) == "Usage: shutdown cancel - stop the clean shutdown"
+    assert ask(eve, "help shutdown stop now", 4) == "No usage info for 'shutdown' 'stop' 'now'"
+    assert ask(boss, "shutdown", 1) == "Try 'shutdown check|start|stop|now'."
+    assert ask(boss, "shutdown check", 2) == "Status: buildbot is running."
+    assert ask(boss, "force build --props=s=60 alpha", 3) == "Force build successfully requested."
+    wait_for(lambda: api_get(www, "builds")["builds"], what="the long build running")
+    assert ask(boss, "shutdown start", 4) == "Starting clean shutdown."
+    assert ask(boss, "shutdown start", 5) == "Shutdown already started."
+    assert ask(ann, "shutdown check", 1) == "Status: buildbot is shutting down."
+    assert ask(ann, "force build alpha", 2) == "Force build successfully requested."
+    assert ask(ann, "shutdown stop", 3) == "Stopping clean shutdown."
+    assert ask(ann, "shutdown stop", 4) == "There is no ongoing shutdown to stop."
+    assert ask(ann, "stop build alpha not now", 5).endswith("of `alpha` interrupted.")
+    wait_for(lambda: [b["results"] for b in api_get(www, "builds")["builds"]] == [6, 0],
+             what="the queued build ran after the cancelled shutdown")
+    assert pid_alive(pid)
+    assert ask(boss, "shutdown now", 6) == "Stopping buildbot."
+    wait_for(lambda: not pid_alive(pid), what="the master stopped")
+    log = master.log()
+    assert "IRC 'IRC': boss started a clean shutdown" in log, log
+    assert "IRC 'IRC': ann cancelled the clean shutdown" in log
+    assert "asked to stop now: shutting down" in log
+    for c in (boss, eve, ann):
+        c.close()

@@ -152,6 +152,7 @@ static void test_own_answers(void **state)
                               "leave - leave a channel\n"
                               "list - list configured builders or workers\n"
                               "notify - notify me about build events\n"
+                              "shutdown - shutdown the buildbot master\n"
                               "status - list status of a builder (or all builders)\n"
                               "stop - stop a running build\n"
                               "version - show buildbot version\n"
@@ -165,7 +166,9 @@ static void test_own_answers(void **state)
            "builders)");
     expect(NULL, "help hello", "No usage info for 'hello'");
     expect(NULL, "help hello x", "No usage info for 'hello' 'x'");
-    expect(NULL, "help shutdown", "There is no such command 'shutdown'.");
+    expect(NULL, "help source", "There is no such command 'source'.");
+    expect(NULL, "help shutdown start", "Usage: shutdown start - start a clean shutdown");
+    expect(NULL, "help shutdown later", "No usage info for 'shutdown' 'later'");
     expect(NULL, "help notify",
            "Usage: notify on|off|list [_EVENT_] ... - notify me about build events;  event "
            "should be one or more of: 'started', 'finished', 'failure', 'success', "
@@ -173,7 +176,7 @@ static void test_own_answers(void **state)
     expect(NULL, "help mute",
            "Usage: mute - suppress all messages until a corresponding 'unmute' is issued");
     const char *list = "Buildbot commands: commands, dance, force, hello, help, join, last, "
-                       "leave, list, mute, notify, status, stop, unmute, version, watch";
+                       "leave, list, mute, notify, shutdown, status, stop, unmute, version, watch";
     expect("#c", "commands", list);
     char want[256];
     snprintf(want, sizeof want, "I don't get this 'fly'...\n%s", list);
@@ -183,6 +186,7 @@ static void test_own_answers(void **state)
     expect("#c", "stop build alpha now", "Thou shall not pass, al!!!");
     expect("#c", "join #other", "Thou shall not pass, al!!!"); /* dangerous, as in irc.py */
     expect("#c", "leave #c", "Thou shall not pass, al!!!");
+    expect("#c", "shutdown check", "Thou shall not pass, al!!!");
     expect(NULL, "version", "This is bbmaster-" BBM_VERSION " at your service");
     expect(NULL, "dance", "<(^.^<)\n<(^.^)>\n(>^.^)>\n(7^.^)7\n(>^.^<)");
     text = say(NULL, "hello");
