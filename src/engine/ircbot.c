@@ -355,6 +355,24 @@ static int by_number(const void *a, const void *b)
     return x->number < y->number ? -1 : x->number > y->number;
 }
 
+/* The builder's running builds, lowest number first (malloc'd; NULL when none). */
+static struct build **running_builds(struct engine *e, const char *builder, size_t *n)
+{
+    size_t cap = 0;
+    struct build **running = NULL;
+    *n = 0;
+    for (struct build *b = e->builds; b != NULL; b = b->next) {
+        if (b->finished || strcmp(b->builder, builder) != 0)
+            continue;
+        if (*n == cap)
+            running = xrealloc(running, (cap = cap ? 2 * cap : 8) * sizeof *running);
+        running[(*n)++] = b;
+    }
+    if (*n > 1)
+        qsort(running, *n, sizeof *running, by_number);
+    return running;
+}
+
 static char *stop(struct engine *e, const struct rep_irc_request *req)
 {
     if (req->argc < 3 || strcmp(req->argv[0], "build") != 0)
@@ -365,18 +383,10 @@ static char *stop(struct engine *e, const struct rep_irc_request *req)
         return xasprintf("no such builder '%s'", which);
     if (id < 0)
         return xstrdup("Something bad happened (see logs)");
-    size_t n = 0, cap = 0;
-    struct build **running = NULL;
-    for (struct build *b = e->builds; b != NULL; b = b->next) {
-        if (b->finished || strcmp(b->builder, which) != 0)
-            continue;
-        if (n == cap)
-            running = xrealloc(running, (cap = cap ? 2 * cap : 8) * sizeof *running);
-        running[n++] = b;
-    }
+    size_t n = 0;
+    struct build **running = running_builds(e, which, &n);
     if (n == 0)
         return xstrdup("Sorry, no build is currently running.");
-    qsort(running, n, sizeof *running, by_number);
     struct buf reason, out;
     buf_init(&reason, 0);
     buf_init(&out, 0);
@@ -409,14 +419,12 @@ static char *watch(struct engine *e, const struct rep_irc_request *req)
         return xasprintf("no such builder '%s'", which);
     if (id < 0)
         return xstrdup("Something bad happened (see logs)");
-    struct build *running[REP_IRC_WATCH_MAX];
     size_t n = 0;
-    for (struct build *b = e->builds; b != NULL && n < REP_IRC_WATCH_MAX; b = b->next)
-        if (!b->finished && strcmp(b->builder, which) == 0)
-            running[n++] = b;
+    struct build **running = running_builds(e, which, &n);
     if (n == 0)
         return xstrdup("There are no currently running builds.");
-    qsort(running, n, sizeof *running, by_number);
+    if (n > REP_IRC_WATCH_MAX) /* the oldest */
+        n = REP_IRC_WATCH_MAX;
     struct buf out;
     buf_init(&out, 0);
     for (size_t i = 0; i < n; i++) {
@@ -427,6 +435,7 @@ static char *watch(struct engine *e, const struct rep_irc_request *req)
                    i > 0 ? "\n" : "", running[i]->number, u, which);
         free(u);
     }
+    free(running);
     return buf_take(&out);
 }
 
