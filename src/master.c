@@ -3,9 +3,10 @@
  * configuration and the worker registry, and the signals that drive it:
  * SIGHUP reloads master.lua (atomically: a bad file changes nothing), SIGTERM
  * and SIGINT stop it, SIGUSR1 starts a clean shutdown (no new build; the
- * master stops once the running builds have finished).  Stopping is bounded: connections are
- * closed, and if the loop has not drained within MASTER_STOP_BOUND seconds an alarm ends the
- * process anyway, so `stop` can never hang the way Buildbot's can.
+ * master stops once the running builds have finished).  Stopping is bounded:
+ * connections are closed, and if the loop has not drained within
+ * MASTER_STOP_BOUND seconds an alarm ends the process anyway, so `stop` can
+ * never hang the way Buildbot's can.
  */
 #include "master.h"
 
