@@ -14,7 +14,8 @@
  *
  * Nothing here waits: the engine's thread stores a row and goes on; answers
  * come back through callbacks; one timer wakes the pump when a retry or the
- * rate limiter is due.
+ * rate limiter is due.  A stop keeps the limiters' windows (REP_LIMITS_OBJECT_CLASS)
+ * and the next start takes them up.
  */
 #include "reporters/reporters.h"
 
@@ -76,6 +77,8 @@ struct rep {
     struct http *http;
     uv_timer_t *timer;
     long long objectid;
+    long long limits_id;  /* REP_LIMITS_OBJECT_NAME's object */
+    json_t *saved_limits; /* its rows, {reporter name: windows}, until the first reconfig */
     long long seq;
     struct note *head, **tail;
     size_t n;
@@ -301,6 +304,137 @@ static void free_targets(struct rep *r)
     r->n_targets = 0;
 }
 
+/* ------------------------------------------------------------ limiters across restarts */
+
+/* The limiter's key: its GitHub or mail token, or "\n" and the URL of an HttpStatusPush. */
+static char *limit_key(const struct target *t)
+{
+    return t->kind == CFG_REP_HTTP ? xasprintf("\n%s", t->base_url) : xstrdup(t->token);
+}
+
+static struct rep_limiter *limiter_of(struct rep *r, const struct target *t);
+
+/* Epoch ms of loop time `at`. */
+static double wall_of(const struct rep *r, uint64_t at)
+{
+    return util_now() * 1000 - (double)(uv_now(r->loop) - at);
+}
+
+static json_t *window_json(const struct rep *r, const struct rep_limiter *l, bool hour)
+{
+    const uint64_t *ring;
+    size_t head, cap = hour ? REP_RATE_PER_HOUR : REP_RATE_PER_MINUTE;
+    size_t n = rep_limiter_times(l, hour, &ring, &head);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer((json_int_t)wall_of(r, ring[(head + i) % cap])));
+    return a;
+}
+
+/* At a stop: each limiter's windows and pause, as epoch ms, under the name of the first
+   reporter that uses it (a token is not written). */
+static void save_limits(struct rep *r)
+{
+    char *cause = NULL;
+    struct db_param del[] = {DB_INT(r->limits_id)};
+    if (db_exec(r->db, "DELETE FROM object_state WHERE objectid = ?", del, 1, &cause) < 0)
+        goto failed;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        char *key = limit_key(&r->targets[i]);
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) {
+            char *other = limit_key(&r->targets[j]);
+            first = strcmp(key, other) != 0;
+            free(other);
+        }
+        const struct token_limit *t = r->limits;
+        while (t != NULL && strcmp(t->token, key) != 0)
+            t = t->next;
+        free(key);
+        if (!first || t == NULL)
+            continue;
+        const struct rep_limiter *l = &t->lim;
+        json_t *v = json_pack(
+            "{s:o, s:o, s:I}", "minute", window_json(r, l, false), "hour", window_json(r, l, true),
+            "paused_until",
+            (json_int_t)(l->paused_until > uv_now(r->loop) ? wall_of(r, l->paused_until) : 0));
+        char *text = json_dumps(v, JSON_COMPACT);
+        json_decref(v);
+        struct db_param p[] = {DB_INT(r->limits_id), DB_TEXT(r->targets[i].name), DB_TEXT(text)};
+        int rc =
+            db_exec(r->db, "INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, ?)",
+                    p, 3, &cause);
+        free(text);
+        if (rc < 0)
+            goto failed;
+    }
+    return;
+failed:
+    log_warn("reporters: the rate limiters' windows could not be kept for the next start: %s",
+             cause);
+    free(cause);
+}
+
+/* At a start: what an earlier master saved (at most one row per reporter it had). */
+static void load_limits(struct rep *r)
+{
+    char *cause = NULL;
+    struct db_param p[] = {DB_INT(r->limits_id), DB_INT(CFG_REPORTERS_MAX)};
+    struct db_res *res =
+        db_query(r->db, "SELECT name, value_json FROM object_state WHERE objectid = ? LIMIT ?", p,
+                 2, &cause);
+    if (res == NULL) {
+        log_warn("reporters: the rate limiters' windows of the last run cannot be read: %s", cause);
+        free(cause);
+        return;
+    }
+    r->saved_limits = json_object();
+    for (size_t i = 0; i < db_res_rows(res); i++) {
+        json_t *v = json_loads(db_res_text(res, i, 1), 0, NULL);
+        if (json_is_object(v))
+            json_object_set(r->saved_limits, db_res_text(res, i, 0), v);
+        json_decref(v);
+    }
+    db_res_free(res);
+}
+
+/* The times of a saved window, oldest first, that are still within `span` ms. */
+static void restore_window(struct rep *r, struct rep_limiter *l, const json_t *times)
+{
+    uint64_t now = uv_now(r->loop);
+    double wall = util_now() * 1000;
+    size_t i;
+    const json_t *t;
+    json_array_foreach(times, i, t)
+    {
+        double age = wall - (double)json_integer_value(t);
+        if (i >= REP_RATE_PER_HOUR || !json_is_integer(t))
+            break;
+        if (age >= 0 && age < 3600000 && age < (double)now)
+            rep_limiter_sent(l, now - (uint64_t)age, now);
+    }
+}
+
+/* At the first reconfig after a start: each reporter's limiter takes up its saved windows. */
+static void restore_limits(struct rep *r)
+{
+    if (r->saved_limits == NULL)
+        return;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        const json_t *v = json_object_get(r->saved_limits, r->targets[i].name);
+        if (v == NULL)
+            continue;
+        struct rep_limiter *l = limiter_of(r, &r->targets[i]);
+        restore_window(r, l, json_object_get(v, l->hourly ? "hour" : "minute"));
+        double until = (double)json_integer_value(json_object_get(v, "paused_until"));
+        double left = until - util_now() * 1000;
+        if (left > 0)
+            rep_limiter_pause(l, uv_now(r->loop), (uint64_t)(left < 3600000 ? left : 3600000));
+    }
+    json_decref(r->saved_limits);
+    r->saved_limits = NULL;
+}
+
 void rep_reconfig(struct rep *r, const struct cfg *cfg)
 {
     free_targets(r);
@@ -332,6 +466,7 @@ void rep_reconfig(struct rep *r, const struct cfg *cfg)
         }
     }
     r->n_targets = cfg->n_reporters;
+    restore_limits(r);
     rep_irc_reconfig(r->irc, cfg);
     pump(r);
 }
@@ -696,10 +831,8 @@ static void timer_cb(uv_timer_t *t)
    and mail, its URL's for HttpStatusPush. */
 static struct rep_limiter *limiter_of(struct rep *r, const struct target *t)
 {
-    if (t->kind != CFG_REP_HTTP)
-        return limiter(r, t->token, t->kind != CFG_REP_MAIL);
-    char *key = xasprintf("\n%s", t->base_url);
-    struct rep_limiter *l = limiter(r, key, false);
+    char *key = limit_key(t);
+    struct rep_limiter *l = limiter(r, key, t->kind != CFG_REP_MAIL && t->kind != CFG_REP_HTTP);
     free(key);
     return l;
 }
@@ -923,10 +1056,12 @@ struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause)
     r->objectid = id;
     r->seq = 1;
     r->tail = &r->head;
-    if (load(r, cause) < 0) {
+    r->limits_id = db_object_id(db, REP_LIMITS_OBJECT_NAME, REP_LIMITS_OBJECT_CLASS, cause);
+    if (r->limits_id < 0 || load(r, cause) < 0) {
         rep_free(r);
         return NULL;
     }
+    load_limits(r);
     r->timer = xcalloc(1, sizeof *r->timer);
     uv_timer_init(loop, r->timer);
     r->timer->data = r;
@@ -944,6 +1079,9 @@ void rep_free(struct rep *r)
 {
     if (r == NULL)
         return;
+    if (r->limits_id > 0 && r->targets != NULL) /* not a start that failed */
+        save_limits(r);
+    json_decref(r->saved_limits);
     http_free(r->http); /* in-flight callbacks are not called: their rows stay */
     rep_irc_free(r->irc);
     if (r->timer != NULL)

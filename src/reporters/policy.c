@@ -105,6 +105,22 @@ void rep_limiter_take(struct rep_limiter *l, uint64_t now)
     l->in_flight++;
 }
 
+void rep_limiter_sent(struct rep_limiter *l, uint64_t at, uint64_t now)
+{
+    if (at + 60000 > now)
+        window_take(l->sent, REP_RATE_PER_MINUTE, &l->n, &l->head, at);
+    if (l->hourly && at + 3600000 > now)
+        window_take(l->hour, REP_RATE_PER_HOUR, &l->hour_n, &l->hour_head, at);
+}
+
+size_t rep_limiter_times(const struct rep_limiter *l, bool hour, const uint64_t **ring,
+                         size_t *head)
+{
+    *ring = hour ? l->hour : l->sent;
+    *head = hour ? l->hour_head : l->head;
+    return hour ? l->hour_n : l->n;
+}
+
 void rep_limiter_pause(struct rep_limiter *l, uint64_t now, uint64_t ms)
 {
     if (now + ms > l->paused_until)

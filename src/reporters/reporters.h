@@ -32,6 +32,10 @@ struct cfg;
 /* The outbox's object in `objects` (Buildbot ignores a class it does not know). */
 #define REP_OBJECT_NAME "bbmaster"
 #define REP_OBJECT_CLASS "bbmaster.reporters.Outbox"
+/* The rate limiters' windows at the last stop: one object_state row per limiter, named
+   after a reporter that uses it, so that a restart does not start them afresh. */
+#define REP_LIMITS_OBJECT_NAME "bbmaster"
+#define REP_LIMITS_OBJECT_CLASS "bbmaster.reporters.Limits"
 /* Notifications kept at most (in the database and in memory); past that new ones are
    logged and dropped. */
 #define REP_OUTBOX_MAX 100000
@@ -154,6 +158,12 @@ uint64_t rep_limiter_wait(const struct rep_limiter *l, uint64_t now);
 void rep_limiter_take(struct rep_limiter *l, uint64_t now);
 /* The peer asked for a pause of `ms` from `now`. */
 void rep_limiter_pause(struct rep_limiter *l, uint64_t now, uint64_t ms);
+/* A request went at `at` (before `now`, in time order): an earlier master's, read back. */
+void rep_limiter_sent(struct rep_limiter *l, uint64_t at, uint64_t now);
+/* The ring of the minute's (or the hour's) send times: *ring, its oldest at *head (mod
+   REP_RATE_PER_MINUTE or REP_RATE_PER_HOUR); returns how many it holds. */
+size_t rep_limiter_times(const struct rep_limiter *l, bool hour, const uint64_t **ring,
+                         size_t *head);
 /*
  * The seconds a GitHub answer asks its token to wait, as GitHub's documentation says:
  * Retry-After on a 403 or 429; else, when x-ratelimit-remaining is "0", until

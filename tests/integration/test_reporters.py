@@ -258,7 +258,7 @@ return {
   workers = { bbm.worker("w1", "w1pass") },
   builders = builders,
   schedulers = { bbm.schedulers.force{ name = "force", builderNames = names } },
-  services = { bbm.reporters.github_status_push{ token = "t", baseURL = "%(api)s" } },
+  services = { bbm.reporters.github_status_push{ token = "secret-token-1", baseURL = "%(api)s" } },
 }
 '''
 
@@ -287,6 +287,20 @@ def test_a_burst_is_held_to_the_token_limits(master, github):
     delivered = [(b["state"], b["description"], b["context"]) for _, b in github.delivered()]
     assert len(set(delivered)) == 80
     assert {d[:2] for d in delivered} == {("pending", "Build pending.")}
+    # a restart keeps the token's windows: the ten wait for the same minute's end
+    master.stop()
+    rows = db_rows(master.dir, "sqlite",
+                   "SELECT s.name, s.value_json FROM object_state s JOIN objects o ON "
+                   "o.id = s.objectid WHERE o.class_name = 'bbmaster.reporters.Limits'")
+    assert [name for name, _ in rows] == ["GitHubStatusPush"], rows
+    windows = json.loads(rows[0][1])
+    assert (len(windows["minute"]), len(windows["hour"])) == (80, 80)
+    assert "secret-token-1" not in rows[0][1]
+    master.cli("start", master.dir, check=0)
+    master.wait_log(r"10 notification\(s\) left undelivered by the last run")
+    time.sleep(3)
+    assert len(github.arrivals) == 80, "the restart forgot the minute's 80 requests"
+    assert len(outbox_rows(master)) == 10
 
 
 def test_undelivered_statuses_survive_a_restart(master, workers, backend):

@@ -115,6 +115,35 @@ static void test_limiter_hourly(void **state)
     assert_int_equal(rep_limiter_wait(&l, later), 0);
 }
 
+/* An earlier master's sends read back: the hour's ring in order, the minute's only those of
+   its last minute; the in-flight count is not touched. */
+static void test_limiter_restored(void **state)
+{
+    (void)state;
+    static struct rep_limiter l, copy;
+    memset(&l, 0, sizeof l);
+    memset(&copy, 0, sizeof copy);
+    l.hourly = copy.hourly = true;
+    uint64_t t = 10000000;
+    for (int i = 0; i < 120; i++) { /* 40 a minute ago and more, 80 in the last minute */
+        uint64_t at = t + (uint64_t)(i < 40 ? i * 100 : 70000 + i * 100);
+        rep_limiter_take(&l, at);
+        l.in_flight--;
+    }
+    uint64_t now = t + 90000;
+    const uint64_t *ring;
+    size_t head;
+    size_t n = rep_limiter_times(&l, true, &ring, &head);
+    assert_int_equal(n, 120);
+    for (size_t i = 0; i < n; i++)
+        rep_limiter_sent(&copy, ring[(head + i) % REP_RATE_PER_HOUR], now);
+    assert_int_equal(copy.in_flight, 0);
+    assert_int_equal(rep_limiter_times(&copy, false, &ring, &head), 80);
+    assert_int_equal(ring[head], t + 70000 + 4000); /* the minute's oldest: the 41st */
+    assert_int_equal(rep_limiter_wait(&copy, now), rep_limiter_wait(&l, now));
+    assert_true(rep_limiter_wait(&copy, now) > 0);
+}
+
 static void test_github_pause(void **state)
 {
     (void)state;
@@ -199,8 +228,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),       cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_retry_after),    cmocka_unit_test(test_limiter),
-        cmocka_unit_test(test_limiter_hourly), cmocka_unit_test(test_github_pause),
-        cmocka_unit_test(test_github_repo),    cmocka_unit_test(test_utf8_prefix),
+        cmocka_unit_test(test_limiter_hourly), cmocka_unit_test(test_limiter_restored),
+        cmocka_unit_test(test_github_pause),   cmocka_unit_test(test_github_repo),
+        cmocka_unit_test(test_utf8_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
