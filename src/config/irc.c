@@ -156,7 +156,7 @@ static void read_tags(lua_State *L, int idx, struct cfg_irc *irc)
 }
 
 /* Buildbot's IRC commands that bbmaster's bot does not have. */
-static const char *const missing_commands[] = {"destroy", "hustle", "source"};
+static const char *const missing_commands[] = {"source"};
 
 /* An authz key: a command of the bot's, or "", "!", "*". */
 static bool authz_key(lua_State *L, const char *key, const char *file, int line)
@@ -169,10 +169,10 @@ static bool authz_key(lua_State *L, const char *key, const char *file, int line)
     }
     for (size_t i = 0; i <= n; i++)
         lc[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] - 'A' + 'a' : key[i]);
-    static const char *const known[] = {"",       "!",     "*",      "commands", "dance",
-                                        "force",  "hello", "help",   "join",     "last",
-                                        "leave",  "list",  "mute",   "notify",   "shutdown",
-                                        "status", "stop",  "unmute", "version",  "watch"};
+    static const char *const known[] = {
+        "",         "!",      "*",    "commands", "dance",   "destroy", "hustle", "force",
+        "hello",    "help",   "join", "last",     "leave",   "list",    "mute",   "notify",
+        "shutdown", "status", "stop", "unmute",   "version", "watch"};
     for (size_t i = 0; i < UTIL_NELEM(known); i++)
         if (strcmp(known[i], lc) == 0)
             return true;

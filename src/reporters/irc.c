@@ -1014,13 +1014,36 @@ static char *join_leave(struct bot *b, const struct rep_irc_request *req)
     return NULL;
 }
 
-/* mute, unmute, notify, join and leave (irc.py's IRCContact). */
+/* irc.py's act: a CTCP ACTION to the chat (/me), always a PRIVMSG. */
+static void act(struct bot *b, const char *channel, const char *nick, const char *action)
+{
+    char *text = xasprintf("\001ACTION %s\001", action);
+    answer(b, "PRIVMSG", channel != NULL ? channel : nick, text);
+    free(text);
+}
+
+/* irc.py's destroy (unless the bot's own nick is named) and hustle. */
+static char *joke(struct said_ctx *s, const struct rep_irc_request *req)
+{
+    bool self = false;
+    for (int i = 0; i < req->argc && !self; i++)
+        self = strstr(req->argv[i], s->b->nick_now) != NULL;
+    if (strcmp(req->command, "destroy") == 0 && self)
+        return xasprintf("Better destroy yourself, %s!", req->nick);
+    act(s->b, s->channel, s->nick,
+        strcmp(req->command, "destroy") == 0 ? "readies phasers" : "does the hustle");
+    return NULL;
+}
+
+/* mute, unmute, notify, join, leave, destroy and hustle (irc.py's IRCContact). */
 static char *chat_command(void *arg, const struct rep_irc_request *req)
 {
     struct said_ctx *s = arg;
     struct bot *b = s->b;
     if (strcmp(req->command, "notify") == 0)
         return notify_command(s, req);
+    if (strcmp(req->command, "destroy") == 0 || strcmp(req->command, "hustle") == 0)
+        return joke(s, req);
     if (strcmp(req->command, "join") == 0 || strcmp(req->command, "leave") == 0)
         return join_leave(b, req);
     bool unmuting = strcmp(req->command, "unmute") == 0;

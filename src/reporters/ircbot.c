@@ -103,11 +103,14 @@ static const struct command {
 } commands[] = {
     {"commands", "list available commands", "commands - List available commands", false, BY_BOT},
     {"dance", "dance, dance academy...", NULL, false, BY_BOT},
+    {"destroy", NULL, NULL, false, BY_CHAT},
     {"force", "force a build", NULL, true, BY_ENGINE}, /* usage: rep_irc_force_usage */
     {"hello", "say hello", NULL, false, BY_BOT},
     {"help", "give help for a command or one of it's arguments",
      "help [_command_ _arg_ [_subarg_ ...]] - Give help for _command_ or one of it's arguments",
      false, BY_BOT},
+    {"hustle", NULL, "dondon on #qutebrowser: qutebrowser-bb needs to learn to do the hustle",
+     false, BY_CHAT},
     {"join", "join a channel", "join #channel - join a channel #channel", true, BY_CHAT},
     {"last", "list last build status for a builder",
      "last [_which_] - list last build status for builder _which_", false, BY_ENGINE},

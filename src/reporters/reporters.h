@@ -452,9 +452,8 @@ typedef char *(*rep_irc_handler)(void *arg, const struct rep_irc_request *req);
  * What the bot says to `message` (already addressed to it, see rep_irc_addressed) from `nick`
  * in `channel` (NULL: privately): words.py's handleMessage with its commands help, commands,
  * hello, version and dance answered here, status, last, list, force, stop, watch and shutdown
- * by `h`,
- * mute, unmute, notify, join and leave by the chat's handler; the refusals (authz) and usage
- * errors in Buildbot's words.
+ * by `h`, mute, unmute, notify, join, leave, destroy and hustle by the chat's handler; the
+ * refusals (authz) and usage errors in Buildbot's words.
  * malloc'd text (lines separated by '\n') or NULL: nothing to say.
  */
 struct rep_irc_said {

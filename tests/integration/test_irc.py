@@ -403,8 +403,8 @@ def test_sasl_and_its_fallback(master):
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = { froce = true } }',
      "authz: 'froce' is not a command of the bot"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, '
-     'authz = { [{ "force", "hustle" }] = { "al" } } }',
-     "authz: the bot's 'hustle' command is not implemented by bbmaster"),
+     'authz = { [{ "force", "source" }] = { "al" } } }',
+     "authz: the bot's 'source' command is not implemented by bbmaster"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, authz = {}, '
      'allowForce = true }', "If you specify authz, you must not use allowForce anymore"),
     ('bbm.reporters.irc{ host = "h", nick = "n", channels = { "#c" }, allowForce = "yes" }',
@@ -789,3 +789,20 @@ def test_shutdown_on_ngircd(master, workers, ngircd):
     assert "asked to stop now: shutting down" in log
     for c in (boss, eve, ann):
         c.close()
+
+
+def test_destroy_and_hustle_on_ngircd(master, workers, ngircd):
+    """irc.py's destroy and hustle: a CTCP ACTION (/me) to the chat, or words when destroy
+    names the bot itself; help hustle gives irc.py's usage."""
+    port = ngircd[0]
+    www, boss = cmdbot_site(master, workers, port)
+    boss.send("PRIVMSG #cmd :cmdbot: destroy the bugs")
+    boss.send("PRIVMSG #cmd :cmdbot: hustle")
+    boss.send("PRIVMSG cmdbot :destroy cmdbot")
+    boss.send("PRIVMSG cmdbot :help hustle")
+    assert answers(boss, 2, "#cmd") == ["\x01ACTION readies phasers\x01",
+                                        "\x01ACTION does the hustle\x01"]
+    assert answers(boss, 2, "boss") == [
+        "Better destroy yourself, boss!",
+        "Usage: dondon on #qutebrowser: qutebrowser-bb needs to learn to do the hustle"]
+    boss.close()

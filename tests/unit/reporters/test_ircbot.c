@@ -167,6 +167,7 @@ static void test_own_answers(void **state)
     expect(NULL, "help hello", "No usage info for 'hello'");
     expect(NULL, "help hello x", "No usage info for 'hello' 'x'");
     expect(NULL, "help source", "There is no such command 'source'.");
+    expect(NULL, "help destroy", "No usage info for 'destroy'");
     expect(NULL, "help shutdown start", "Usage: shutdown start - start a clean shutdown");
     expect(NULL, "help shutdown later", "No usage info for 'shutdown' 'later'");
     expect(NULL, "help notify",
@@ -175,8 +176,9 @@ static void test_own_answers(void **state)
            "'exception', 'problem', 'recovery', 'better', or 'worse'");
     expect(NULL, "help mute",
            "Usage: mute - suppress all messages until a corresponding 'unmute' is issued");
-    const char *list = "Buildbot commands: commands, dance, force, hello, help, join, last, "
-                       "leave, list, mute, notify, shutdown, status, stop, unmute, version, watch";
+    const char *list = "Buildbot commands: commands, dance, destroy, force, hello, help, hustle, "
+                       "join, last, leave, list, mute, notify, shutdown, status, stop, unmute, "
+                       "version, watch";
     expect("#c", "commands", list);
     char want[256];
     snprintf(want, sizeof want, "I don't get this 'fly'...\n%s", list);
