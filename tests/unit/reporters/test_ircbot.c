@@ -170,6 +170,10 @@ static void test_own_answers(void **state)
     expect(NULL, "help destroy", "No usage info for 'destroy'");
     expect(NULL, "help shutdown start", "Usage: shutdown start - start a clean shutdown");
     expect(NULL, "help shutdown later", "No usage info for 'shutdown' 'later'");
+    expect(NULL, "help shutdown",
+           "Usage: shutdown check|start|stop|now - shutdown the buildbot "
+           "master");
+    expect(NULL, "help shutdown stop now", "No usage info for 'shutdown' 'stop' 'now'");
     expect(NULL, "help notify",
            "Usage: notify on|off|list [_EVENT_] ... - notify me about build events;  event "
            "should be one or more of: 'started', 'finished', 'failure', 'success', "
