@@ -4,6 +4,7 @@ free loopback ports.  Everything started is stopped at teardown, killed if it
 must be.  When BBM_SANITIZED=1 the binary is an ASan/UBSan (or TSan) build: its
 reports go to files in the test directory and any report fails the test."""
 
+import collections
 import glob
 import json
 import os
@@ -49,20 +50,28 @@ def port_range():
 os.environ["BBM_PORT_RANGE"] = "%d-%d" % port_range()
 
 
+GIVEN = collections.deque(maxlen=2000)  # the ports free_port chose last, in this process
+
+
 def free_port():
     """A TCP port that no socket uses right now on any address (a client connection from
     another loopback address, 127.0.0.2..., would keep a master from listening on it),
     below Linux's ephemeral range, so that no client connection made after the choice
     (the tests', the workers') can be given it before the master listens, and in this
-    process's own share of the range (port_range)."""
+    process's own share of the range (port_range).  Not one it chose lately either: a
+    test takes several ports before anything listens on the first (a master's worker and
+    web ports), and the same random pick twice made the master fail to start."""
     low, high = port_range()
     for _ in range(1000):
         port = random.randint(low, high)
+        if port in GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:
                 continue
+            GIVEN.append(port)
             return port
     raise RuntimeError(f"no free port between {low} and {high}")
 
