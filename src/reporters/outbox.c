@@ -14,8 +14,9 @@
  *
  * Nothing here waits: the engine's thread stores a row and goes on; answers
  * come back through callbacks; one timer wakes the pump when a retry or the
- * rate limiter is due.  A stop keeps the limiters' windows (REP_LIMITS_OBJECT_CLASS)
- * and the next start takes them up.
+ * rate limiter is due.  The limiters' windows (REP_LIMITS_OBJECT_CLASS) are
+ * written at a stop and, while requests go, at most every LIMITS_SAVE_MS, so that
+ * the next start, after a stop or a crash, takes them up.
  */
 #include "reporters/reporters.h"
 
@@ -29,6 +30,10 @@
 #include "db/db.h"
 #include "http/http.h"
 #include "util/util.h"
+
+/* While requests go, the limiters' windows are written at most this often: a master that
+   dies forgets at most this much of them. */
+enum { LIMITS_SAVE_MS = 1000 };
 
 struct note {
     struct note *next, **prev;
@@ -76,6 +81,7 @@ struct rep {
     struct db *db;
     struct http *http;
     uv_timer_t *timer;
+    uv_timer_t *save_timer; /* armed while the limiters changed since they were written */
     long long objectid;
     long long limits_id;  /* REP_LIMITS_OBJECT_NAME's object */
     json_t *saved_limits; /* its rows, {reporter name: windows}, until the first reconfig */
@@ -313,6 +319,7 @@ static char *limit_key(const struct target *t)
 }
 
 static struct rep_limiter *limiter_of(struct rep *r, const struct target *t);
+static void save_timer_cb(uv_timer_t *t);
 
 /* Epoch ms of loop time `at`. */
 static double wall_of(const struct rep *r, uint64_t at)
@@ -331,14 +338,20 @@ static json_t *window_json(const struct rep *r, const struct rep_limiter *l, boo
     return a;
 }
 
-/* At a stop: each limiter's windows and pause, as epoch ms, under the name of the first
-   reporter that uses it (a token is not written). */
+/* Each limiter's windows and pause, as epoch ms, under the name of the first reporter that
+   uses it (a token is not written), in one transaction. */
 static void save_limits(struct rep *r)
 {
     char *cause = NULL;
+    if (db_in_transaction(r->db)) { /* not ours to commit: the timer tries again */
+        uv_timer_start(r->save_timer, save_timer_cb, LIMITS_SAVE_MS, 0);
+        return;
+    }
+    if (db_begin(r->db, &cause) < 0)
+        goto failed;
     struct db_param del[] = {DB_INT(r->limits_id)};
     if (db_exec(r->db, "DELETE FROM object_state WHERE objectid = ?", del, 1, &cause) < 0)
-        goto failed;
+        goto rollback;
     for (size_t i = 0; i < r->n_targets; i++) {
         char *key = limit_key(&r->targets[i]);
         bool first = true;
@@ -366,13 +379,29 @@ static void save_limits(struct rep *r)
                     p, 3, &cause);
         free(text);
         if (rc < 0)
-            goto failed;
+            goto rollback;
     }
-    return;
+    if (db_commit(r->db, &cause) == 0)
+        return;
+    goto failed;
+rollback:
+    db_rollback(r->db);
 failed:
     log_warn("reporters: the rate limiters' windows could not be kept for the next start: %s",
              cause);
     free(cause);
+}
+
+static void save_timer_cb(uv_timer_t *t)
+{
+    save_limits(t->data);
+}
+
+/* A limiter changed: its windows are written within LIMITS_SAVE_MS. */
+static void limits_changed(struct rep *r)
+{
+    if (!uv_is_active((uv_handle_t *)r->save_timer))
+        uv_timer_start(r->save_timer, save_timer_cb, LIMITS_SAVE_MS, 0);
 }
 
 /* At a start: what an earlier master saved (at most one row per reporter it had). */
@@ -558,8 +587,10 @@ static void retry_later(struct rep *r, struct note *n, const struct http_respons
     }
     uint64_t wait = resp->retry_after >= 0 ? rep_retry_after_ms(resp->retry_after)
                                            : rep_backoff_ms(n->attempts, random01());
-    if (resp->retry_after >= 0 && lim != NULL && (resp->status == 429 || resp->status == 403))
+    if (resp->retry_after >= 0 && lim != NULL && (resp->status == 429 || resp->status == 403)) {
         rep_limiter_pause(lim, uv_now(r->loop), wait);
+        limits_changed(r);
+    }
     n->next_at = uv_now(r->loop) + wait;
     if (n->kind == REP_KIND_STATUS)
         log_warn("reporters: %s: \"%s\" for %s: %s; attempt %d failed, next in %.1f s", n->reporter,
@@ -644,6 +675,7 @@ static void github_pause(struct rep *r, const struct note *n, struct http_respon
         return;
     uint64_t ms = rep_retry_after_ms(secs);
     rep_limiter_pause(lim, uv_now(r->loop), ms);
+    limits_changed(r);
     if (resp->retry_after < 0)
         resp->retry_after = secs;
     if (resp->status >= 200 && resp->status < 300)
@@ -662,6 +694,7 @@ static void spent_bucket(struct rep *r, const struct note *n, const struct http_
     if (remaining != NULL && strcmp(remaining, "0") == 0 && secs >= 0) {
         uint64_t ms = rep_retry_after_ms(secs);
         rep_limiter_pause(lim, uv_now(r->loop), ms);
+        limits_changed(r);
         log_info("reporters: %s: the webhook's rate limit is spent; its next message in %.1f s",
                  n->reporter, (double)ms / 1000);
     }
@@ -807,6 +840,7 @@ static void send_note(struct rep *r, struct note *n, const struct target *t,
     n->lim = lim;
     fly(r, n, true);
     rep_limiter_take(lim, uv_now(r->loop));
+    limits_changed(r);
     int rc = n->kind == REP_KIND_MAIL
                  ? send_mail(r, n, t, &cause)
                  : http_request(r->http, method, url, headers,
@@ -1065,6 +1099,9 @@ struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause)
     r->timer = xcalloc(1, sizeof *r->timer);
     uv_timer_init(loop, r->timer);
     r->timer->data = r;
+    r->save_timer = xcalloc(1, sizeof *r->save_timer);
+    uv_timer_init(loop, r->save_timer);
+    r->save_timer->data = r;
     r->http = http_new(loop);
     r->irc = rep_irc_new(loop);
     return r;
@@ -1086,6 +1123,8 @@ void rep_free(struct rep *r)
     rep_irc_free(r->irc);
     if (r->timer != NULL)
         uv_close((uv_handle_t *)r->timer, timer_closed);
+    if (r->save_timer != NULL)
+        uv_close((uv_handle_t *)r->save_timer, timer_closed);
     while (r->head != NULL) {
         struct note *n = r->head;
         unlink_note(r, n);
