@@ -321,11 +321,10 @@ static void maybe_stopped(struct engine *e)
 /* A clean shutdown with nothing left running tells the master, once. */
 static void maybe_drained(struct engine *e)
 {
-    if (e->draining && !e->stopping && e->drained != NULL && !builds_running(e)) {
+    if (e->draining && !e->drain_told && !e->stopping && e->drained != NULL && !builds_running(e)) {
         log_info("clean shutdown: no build is running any more");
-        void (*drained)(void *) = e->drained;
-        e->drained = NULL;
-        drained(e->shutdown_arg);
+        e->drain_told = true;
+        e->drained(e->shutdown_arg);
     }
 }
 
@@ -381,7 +380,7 @@ int engine_shutdown_start(struct engine *e)
 
 int engine_shutdown_cancel(struct engine *e)
 {
-    if (!e->draining || e->drained == NULL)
+    if (!e->draining || e->drain_told) /* too late once the master was told */
         return 0;
     log_info("clean shutdown cancelled: builds start again");
     e->draining = false;

@@ -96,7 +96,8 @@ void engine_set_shutdown(struct engine *e, void (*drained)(void *arg), void (*no
                          void *arg);
 /* Starts a clean shutdown: 1, or 0 when one is already under way. */
 int engine_shutdown_start(struct engine *e);
-/* Cancels it (requests start again): 1, or 0 when none was under way. */
+/* Cancels it (requests start again): 1, or 0 when none was under way or `drained` was
+   already called. */
 int engine_shutdown_cancel(struct engine *e);
 bool engine_shutting_down(const struct engine *e);
 

@@ -460,6 +460,7 @@ struct engine {
     void *stopped_arg;
     bool draining;               /* a clean shutdown: only waited-for requests start */
     void (*drained)(void *arg);  /* engine_set_shutdown's, told once nothing runs */
+    bool drain_told;             /* drained was called: the master is stopping */
     void (*stop_now)(void *arg); /* engine_set_shutdown's: the master's stop */
     bool stop_asked;             /* engine_stop_soon: stop_now on the next turn */
     void *shutdown_arg;
