@@ -1188,6 +1188,7 @@ static int factory_ctor(lua_State *L)
     lua_setfield(L, -2, "addStep");
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "__index");
+    cfg_own_metatable(L, -1);
     lua_setmetatable(L, -2);
     return 1;
 }

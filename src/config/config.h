@@ -362,6 +362,9 @@ int cfg_load_text(const char *path, const char *text, size_t len, const struct c
  * stays usable.
  */
 int cfg_lua_call(struct lua_State *L, int nargs, int nresults, char **cause);
+/* Marks the metatable at `idx` as bbm's own, one the master made (and hides it from Lua
+   code): what a function returns may have no other (plain.c), as it is read from C. */
+void cfg_own_metatable(struct lua_State *L, int idx);
 
 /*
  * The `locks` list of the bbm table at `idx` (a builder or a step, checked when the

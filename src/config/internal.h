@@ -33,6 +33,15 @@ char **cfg_string_list(lua_State *L, int idx, const char *field, size_t *n, bool
 /* " Did you mean 'X'?" for the nearest of `names` (NULL-terminated), or "". */
 void cfg_suggest(const char *word, const char *const *names, char *out, size_t size);
 
+/* plain.c: the configuration's tables stay plain (no metatable but bbm's own, which
+   cfg_own_metatable marks).  In validation: every table reachable from the value at `idx` (the
+   configuration's key `name`, at file:line) without a metatable but bbm's own, else an error;
+   remembered as the configuration's, which setmetatable then refuses (cfg_frozen). */
+void cfg_check_plain(lua_State *L, int idx, const char *name, const char *file, int line);
+bool cfg_frozen(lua_State *L, int idx);
+/* The results of a function at first..first+n-1: NULL when plain, else what they hold. */
+const char *cfg_plain_result(lua_State *L, int first, int n);
+
 /* lua.c: adds `instructions` to what the running call (or the load) has spent, for work C
    code does on its behalf (bbm.re's matching); true when that spends its budget within a
    protected call (the load, cfg_lua_call), and the next Lua instruction then raises the

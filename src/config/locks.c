@@ -170,6 +170,7 @@ static int lock_ctor(lua_State *L)
     lua_pushcfunction(L, access_fn);
     lua_setfield(L, -2, "access");
     lua_setfield(L, -2, "__index");
+    cfg_own_metatable(L, -1);
     lua_setmetatable(L, 2);
     return 1;
 }

@@ -20,7 +20,9 @@
  * library but traceback and getinfo, and __gc finalizers, which Lua runs with
  * hooks off whenever the collector does (setmetatable refuses a metatable with
  * __gc, and files' metatable cannot be read).  setmetatable also refuses bbm's
- * objects, which the engine reads from C at run time, unprotected.
+ * objects and, once validation has seen them, the configuration's tables, which
+ * the engine reads from C at run time, unprotected (plain.c); and a call's
+ * results must be as plain.
  */
 #include "config/internal.h"
 
@@ -285,6 +287,9 @@ static int set_metatable(lua_State *L)
         return luaL_error(L, "setmetatable: __gc finalizers are not supported in master.lua");
     if ((lua_pushliteral(L, CFG_KIND), lua_rawget(L, 1)) != LUA_TNIL)
         return luaL_error(L, "setmetatable: a bbm object's metatable cannot be changed");
+    if (cfg_frozen(L, 1))
+        return luaL_error(L, "setmetatable: a table of the configuration cannot be given a "
+                             "metatable: the master reads it as it is");
     if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
         return luaL_error(L, "cannot change a protected metatable");
     lua_settop(L, 2);
@@ -527,6 +532,23 @@ static int call_error(lua_State *L, struct lua_budget *b, int status, const char
     return -1;
 }
 
+/* The function and what it returns, which must be plain: the caller reads it from C
+   (plain.c).  Called with nresults, the function and its arguments. */
+static int checked_call(lua_State *L)
+{
+    int nresults = (int)lua_tointeger(L, 1);
+    lua_remove(L, 1);
+    lua_call(L, lua_gettop(L) - 1, nresults);
+    int n = lua_gettop(L);
+    const char *bad = cfg_plain_result(L, 1, n);
+    if (bad != NULL)
+        return luaL_error(L,
+                          "it returned %s: the master reads what functions return as it is, "
+                          "without metamethods",
+                          bad);
+    return n;
+}
+
 int cfg_lua_call(lua_State *L, int nargs, int nresults, char **cause)
 {
     void *ud;
@@ -538,8 +560,11 @@ int cfg_lua_call(lua_State *L, int nargs, int nresults, char **cause)
     function_place(L, place, sizeof place);
     if (b->depth++ == 0)
         budget_reset(L, b, b->max_spent, false);
+    lua_pushcfunction(L, checked_call);
+    lua_pushinteger(L, nresults);
+    lua_rotate(L, -3 - nargs, 2); /* below the function */
     b->protected ++;
-    int status = lua_pcall(L, nargs, nresults, 0);
+    int status = lua_pcall(L, nargs + 2, nresults, 0);
     b->protected --;
     int rc = status == LUA_OK ? 0 : call_error(L, b, status, place, cause);
     if (--b->depth == 0) {

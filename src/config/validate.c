@@ -1376,6 +1376,35 @@ static void check_top_keys(struct reader *r)
     }
 }
 
+/* Every table of the configuration is plain, and kept so (plain.c). */
+static void check_plain(struct reader *r)
+{
+    lua_State *L = r->L;
+    lua_pushnil(L);
+    while (lua_next(L, r->top) != 0) {
+        if (lua_type(L, -2) == LUA_TSTRING)
+            cfg_check_plain(L, -1, lua_tostring(L, -2), r->path, key_line(r, lua_tostring(L, -2)));
+        lua_pop(L, 1);
+    }
+    cfg_check_plain(L, r->top, "the configuration table", r->path, 1);
+}
+
+static void read_entries(struct reader *r)
+{
+    read_protocols(r); /* first: a pb change source is named after the port */
+    each_entry(r, "workers", "worker", "a bbm.worker(...)", read_worker);
+    each_entry(r, "projects", "project", "a bbm.project{...}", read_project);
+    each_entry(r, "builders", "builder", "a bbm.builder{...}", read_builder);
+    each_entry(r, "schedulers", "scheduler.", "a bbm.schedulers.* scheduler", read_scheduler);
+    each_entry(r, "change_source", "change_source.", "a bbm.changes.* change source",
+               read_change_source);
+    each_entry(r, "configurators", "configurator.", "a bbm.configurators.* configurator",
+               read_configurator);
+    read_www(r);
+    read_scalars(r);
+    cfg_read_services(r->L, r->cfg, r->top, r->path, key_line(r, "services"));
+}
+
 void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char *source)
 {
     struct reader r = {.L = L, .cfg = cfg, .path = path, .source = source, .top = lua_gettop(L)};
@@ -1387,18 +1416,10 @@ void cfg_read_model(lua_State *L, struct cfg *cfg, const char *path, const char 
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);
     }
     check_top_keys(&r);
-    read_protocols(&r); /* first: a pb change source is named after the port */
-    each_entry(&r, "workers", "worker", "a bbm.worker(...)", read_worker);
-    each_entry(&r, "projects", "project", "a bbm.project{...}", read_project);
-    each_entry(&r, "builders", "builder", "a bbm.builder{...}", read_builder);
-    each_entry(&r, "schedulers", "scheduler.", "a bbm.schedulers.* scheduler", read_scheduler);
-    each_entry(&r, "change_source", "change_source.", "a bbm.changes.* change source",
-               read_change_source);
-    each_entry(&r, "configurators", "configurator.", "a bbm.configurators.* configurator",
-               read_configurator);
-    read_www(&r);
-    read_scalars(&r);
-    cfg_read_services(L, cfg, r.top, path, key_line(&r, "services"));
+    size_t before = cfg_errors_of(L)->count;
+    check_plain(&r);
+    if (cfg_errors_of(L)->count == before) /* else reading would run the metamethods */
+        read_entries(&r);
     for (size_t i = 0; i < UTIL_NELEM(sets); i++) {
         lua_pushnil(L);
         lua_setfield(L, LUA_REGISTRYINDEX, sets[i]);

@@ -200,6 +200,7 @@ void quarantine_set_worker_meta(struct engine *e, lua_State *L)
         lua_setfield(L, -2, "__newindex");
         lua_pushliteral(L, "worker");
         lua_setfield(L, -2, "__name");
+        cfg_own_metatable(L, -1);
     }
     lua_setmetatable(L, -2);
 }

@@ -170,10 +170,13 @@ def test_endless_allocation_fails_its_step(site, builder):
 
 
 def test_result_with_endless_metamethods(site):
-    """What a renderable returns is read without its metamethods: an __index or __len that
-    loops is never run (outside a call it would have no protected call to fail in)."""
+    """What a function returns is read from C, outside any protected call, so it must be
+    plain: a table with a metatable (here an __index and __len that loop, never run) fails
+    its step, with the reason."""
     b = site.run("tricky")
-    assert (b["results"], site.step(b, 1)["results"]) == (0, 0)
+    assert (b["results"], site.step(b, 1)["results"]) == (4, 4)
+    assert ("the function failed: it returned a table with a metatable: the master reads "
+            "what functions return as it is, without metamethods") in site.err_text(b, 1)
     site.still_serves()
 
 

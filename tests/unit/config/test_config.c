@@ -617,18 +617,18 @@ static void test_lua_errors(void **state)
         load("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n", &errors));
     assert_non_null(strstr(errors, "not enough memory"));
     free(errors);
-    /* the file's metamethods run while its table is read: an error or an endless loop there
-       is the configuration's error, not an abort or a hang */
+    /* the file's metamethods would run while its table is read: a table with a metatable is
+       refused before (test_plain_tables), and reading is protected besides, so an error or an
+       endless loop there is the configuration's error, not an abort or a hang */
     assert_null(load("local boom = { __index = function(t, k) error('no ' .. k) end }\n"
                      "return setmetatable({}, boom)\n",
                      &errors));
-    assert_non_null(strstr(errors, "while reading the configuration: "));
-    assert_non_null(strstr(errors, "master.lua:1: no "));
+    assert_non_null(strstr(errors, "master.lua:1: the configuration table has a metatable"));
     free(errors);
     assert_null(load("return setmetatable({}, { __index = function()\n"
                      "  while true do end end })\n",
                      &errors));
-    assert_non_null(strstr(errors, "master.lua:2: the configuration ran for too long"));
+    assert_non_null(strstr(errors, "master.lua:1: the configuration table has a metatable"));
     free(errors);
     assert_null(load("local bbm = require 'bbm'\n"
                      "setmetatable(bbm.worker('w1', 'p'), {})\nreturn {}\n",
@@ -748,6 +748,74 @@ static void test_run_time_budget(void **state)
     cfg_free(cfg);
 }
 
+/* The master reads the configuration's tables from C, unprotected: none may have a metatable
+   (a "strict" table's __index that raises would abort it), at load or later. */
+static void test_plain_tables(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    static const char head[] =
+        "local bbm = require 'bbm'\n"
+        "local strict = { __index = function(t, k) error('no field ' .. k) end }\n";
+    char *text = xasprintf("%s"
+                           "return {\n"
+                           "  workers = { bbm.worker('w1', 'p') },\n"
+                           "  builders = { bbm.builder{ name = 'b', workernames = { 'w1' },\n"
+                           "    factory = bbm.factory{\n"
+                           "      bbm.steps.shell{ command = 'make',\n"
+                           "        env = setmetatable({ CC = 'gcc' }, strict) } } } },\n"
+                           "  www = setmetatable({ port = 8010 }, strict),\n"
+                           "}\n",
+                           head);
+    assert_null(load(text, &errors));
+    free(text);
+    assert_non_null(strstr(errors, "master.lua:7: builders[1].factory.steps[1].env has a "
+                                   "metatable: the master reads the configuration's tables as "
+                                   "they are, without metamethods; give it its fields instead\n"));
+    assert_non_null(strstr(errors, "master.lua:9: www has a metatable"));
+    free(errors);
+    text = xasprintf("%s"
+                     "local shared = { 'make' }\n"
+                     "function freeze(n) setmetatable(shared, strict) return n end\n"
+                     "function returns(n) return setmetatable({}, strict) end\n"
+                     "function deep(n) local t = {} for i = 1, 100 do t = { t } end return t end\n"
+                     "function own(n)\n"
+                     "  local f = bbm.factory{}\n"
+                     "  assert(type(getmetatable(f)) ~= 'table')\n"
+                     "  local ok = pcall(setmetatable, f, nil)\n"
+                     "  local v = setmetatable({}, strict) -- kept to itself: allowed\n"
+                     "  return ok and 0 or n + #getmetatable(v) + (f.addStep and 1 or 0)\n"
+                     "end\n"
+                     "return { builders = { bbm.builder{ name = 'b', workernames = { 'w1' },\n"
+                     "  factory = bbm.factory{ bbm.steps.shell{ command = shared } } } },\n"
+                     "  workers = { bbm.worker('w1', 'p') } }\n",
+                     head);
+    struct cfg *cfg = load(text, &errors);
+    free(text);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    char *cause = NULL;
+    lua_Integer n = 0;
+    assert_int_equal(call_global(cfg, "freeze", 1, &n, &cause), -1);
+    assert_non_null(strstr(cause, "master.lua:4: setmetatable: a table of the configuration "
+                                  "cannot be given a metatable: the master reads it as it is"));
+    free(cause);
+    cause = NULL;
+    assert_int_equal(call_global(cfg, "returns", 1, &n, &cause), -1);
+    assert_non_null(strstr(cause, "master.lua:5: the function failed: it returned a table with a "
+                                  "metatable: the master reads what functions return as it is, "
+                                  "without metamethods"));
+    free(cause);
+    cause = NULL;
+    assert_int_equal(call_global(cfg, "deep", 1, &n, &cause), -1);
+    assert_non_null(strstr(cause, "it returned tables nested too deep"));
+    free(cause);
+    cause = NULL;
+    assert_int_equal(call_global(cfg, "own", 1, &n, &cause), 0);
+    assert_int_equal(n, 2);
+    cfg_free(cfg);
+}
+
 static void test_yaml(void **state)
 {
     (void)state;
@@ -840,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_release_cycle_url), cmocka_unit_test(test_janitor),
         cmocka_unit_test(test_lua_errors),        cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_fleet_sized),       cmocka_unit_test(test_run_time_budget),
+        cmocka_unit_test(test_plain_tables),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
