@@ -19,7 +19,7 @@ BBMASTER = $(BUILD)/src/bbmaster
 PYTEST = /usr/bin/python3 -m pytest
 # The integration tests mostly wait on real workers and servers: two at a time, one
 # file per process (each file's fixtures stay in one process).
-PYTEST_PAR = -n 2 --dist loadfile
+PYTEST_PAR = -n 2 --dist loadfile --durations=25
 
 .PHONY: all deps build test unit integration asan tsan fuzz bench run format \
 	create-master start-master stop-master restart-master reconfig check clean \
