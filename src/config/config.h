@@ -23,6 +23,9 @@
 
 /* The field naming what each bbm constructor made ("scheduler.force", "param.string"...). */
 #define CFG_KIND "_kind"
+/* The logchunks.compressed code of zstd, Buildbot's default logCompressionMethod; the others
+   are 0 raw, 1 gz, 2 bz2, 3 lz4, 5 br, as db.h's DB_CHUNK_*. */
+#define CFG_LOG_ZSTD 4
 
 /* Bounds of bbm.worker's ping_interval and ping_timeout (seconds), and the timeout's default. */
 #define CFG_PING_INTERVAL_MAX 86400
@@ -298,6 +301,7 @@ struct cfg {
     char *title;
     char *title_url;
     char *buildbot_url;
+    int log_compression;            /* logCompressionMethod: Buildbot's logchunks.compressed code */
     char *release_cycle;            /* www.release_cycle: the release-cycle JSON file or URL */
     bool release_cycle_url;         /* it is an http(s) URL, which the master fetches */
     struct cfg_redirect *redirects; /* www.redirects */

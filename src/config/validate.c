@@ -25,6 +25,7 @@ static const char *const top_keys[] = {"buildbotNetUsageData",
                                        "configurators",
                                        "db",
                                        "db_url",
+                                       "logCompressionMethod",
                                        "multiMaster",
                                        "prioritizeBuilders",
                                        "projects",
@@ -54,9 +55,8 @@ static const struct {
     {"changeHorizon", "old changes are kept (bbm.configurators.janitor's own changeHorizon "
                       "deletes them by age)"},
     {"codebaseGenerator", "a change keeps the codebase its source gives it"},
-    {"logCompressionLimit", "log chunks are compressed with zstd whenever that makes them smaller"},
-    {"logCompressionMethod",
-     "log chunks are compressed with zstd whenever that makes them smaller"},
+    {"logCompressionLimit", "log chunks are compressed whenever that makes them smaller (as in "
+                            "Buildbot 4.3, which reads the key and does not use it)"},
     {"logEncoding", "log lines are taken as UTF-8"},
     {"logMaxSize", "logs are kept whole"},
     {"logMaxTailSize", "logs are kept whole"},
@@ -1313,6 +1313,24 @@ static void only_false(struct reader *r, const char *key, const char *why)
     lua_pop(r->L, 1);
 }
 
+/* logCompressionMethod, as Buildbot's logchunks.compressed code; zstd when it is not set, as
+   in Buildbot with its zstd extra. */
+static int log_compression(struct reader *r)
+{
+    static const char *const methods[] = {"raw", "gz", "bz2", "lz4", "zstd", "br"};
+    int t = lua_getfield(r->L, r->top, "logCompressionMethod");
+    const char *name = t == LUA_TSTRING ? lua_tostring(r->L, -1) : NULL;
+    int code = t == LUA_TNIL ? CFG_LOG_ZSTD : -1;
+    for (int i = 0; name != NULL && i < (int)UTIL_NELEM(methods); i++)
+        if (strcmp(methods[i], name) == 0)
+            code = i;
+    lua_pop(r->L, 1);
+    if (code < 0)
+        cfg_error(r->L, r->path, key_line(r, "logCompressionMethod"),
+                  "c['logCompressionMethod'] must be 'raw', 'bz2', 'gz', 'lz4', 'br' or 'zstd'");
+    return code < 0 ? CFG_LOG_ZSTD : code;
+}
+
 static void read_scalars(struct reader *r)
 {
     struct cfg *cfg = r->cfg;
@@ -1325,6 +1343,7 @@ static void read_scalars(struct reader *r)
     lua_pop(r->L, 1);
     if (cfg->db_url == NULL)
         cfg->db_url = xstrdup("sqlite:///state.sqlite");
+    cfg->log_compression = log_compression(r);
     lua_pushvalue(r->L, r->top);
     cfg->top_ref = luaL_ref(r->L, LUA_REGISTRYINDEX);
     check_type(r, "prioritizeBuilders", LUA_TFUNCTION, "a function");

@@ -352,10 +352,10 @@ enum db_chunk_codec {
  */
 int db_chunk_decode(int codec, const unsigned char *in, size_t len, struct buf *out, char **cause);
 /*
- * Encodes `len` bytes of chunk content as Buildbot 4.3 does: a zstd frame
- * (at level 1, with its content size), or raw when that is not smaller.
- * *codec gets the code stored with it.  Thread-safe: each thread keeps its
- * own zstd contexts.
+ * Encodes `len` bytes of chunk content as Buildbot 4.3 does: with the codec *codec
+ * names (DB_CHUNK_ZSTD: a zstd frame at level 1, with its content size), or raw when
+ * that is not smaller; *codec gets the code stored with it.  Thread-safe: each thread
+ * keeps its own zstd contexts.
  */
 int db_chunk_encode(const char *in, size_t len, struct buf *out, int *codec, char **cause);
 

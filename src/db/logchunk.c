@@ -2,8 +2,9 @@
  * Buildbot's log chunk codecs (logchunks.compressed): 0 raw, 1 zlib ("gz"),
  * 2 bzip2, 3 python-lz4 block, 4 zstd, 5 brotli.  Every decoder is bounded
  * by DB_CHUNK_MAX, so a hostile or corrupt row cannot blow up memory; new
- * chunks are written the way Buildbot 4.3 writes them: zstd, or raw when
- * compression does not help.  zstd runs at level 1 with one compression and
+ * chunks are written the way Buildbot 4.3 writes them: with the configured
+ * logCompressionMethod (zstd by default), or raw when compression does not
+ * help.  zstd runs at level 1 with one compression and
  * one decompression context per thread, kept for the thread's life: a fresh
  * context per chunk (at level 9, what ZSTD_compress does) cost more in
  * clearing its tables than the compression itself.  The frame is the same
@@ -12,6 +13,7 @@
 #include "db/db.h"
 
 #include <brotli/decode.h>
+#include <brotli/encode.h>
 #include <bzlib.h>
 #include <lz4.h>
 #include <pthread.h>
@@ -20,9 +22,12 @@
 #include <zlib.h>
 #include <zstd.h>
 
-/* The zstd level of new chunks (Buildbot's own default is 9; level 1 compresses a
-   build's log some 10% less for several times less CPU). */
+/* The levels of new chunks.  zstd: Buildbot's is 9; level 1 compresses a build's log some
+   10% less for several times less CPU.  zlib and brotli: Buildbot's are 9 and 11, which
+   cost tens of times more than these for a few percent. */
 #define ZSTD_LEVEL 1
+#define ZLIB_LEVEL 6
+#define BROTLI_QUALITY 5
 
 /* Each thread's contexts, freed when the thread ends. */
 struct zstd_ctx {
@@ -216,21 +221,54 @@ int db_chunk_decode(int codec, const unsigned char *in, size_t len, struct buf *
     return rc;
 }
 
+/* The compressed form of in[0..len) by `codec` into tmp[0..size): its length, or 0 when it
+   did not fit or failed (the chunk is then stored raw, which is never wrong). */
+static size_t compress_as(int codec, const char *in, size_t len, char *tmp, size_t size)
+{
+    switch (codec) {
+    case DB_CHUNK_ZLIB: { /* zlib's format, as Python's zlib.compress */
+        uLongf n = size;
+        return compress2((Bytef *)tmp, &n, (const Bytef *)in, len, ZLIB_LEVEL) == Z_OK ? n : 0;
+    }
+    case DB_CHUNK_BZ2: {
+        unsigned n = (unsigned)size;
+        return BZ2_bzBuffToBuffCompress(tmp, &n, (char *)in, (unsigned)len, 9, 0, 0) == BZ_OK ? n
+                                                                                              : 0;
+    }
+    case DB_CHUNK_LZ4: { /* python-lz4's lz4.block.compress: the size, little-endian, first */
+        if (size <= 4)
+            return 0;
+        for (int i = 0; i < 4; i++)
+            tmp[i] = (char)(len >> (8 * i) & 0xff);
+        int n = LZ4_compress_default(in, tmp + 4, (int)len, (int)(size - 4));
+        return n > 0 ? (size_t)n + 4 : 0;
+    }
+    case DB_CHUNK_ZSTD: {
+        size_t n = ZSTD_compressCCtx(zstd_ctx()->c, tmp, size, in, len, ZSTD_LEVEL);
+        return ZSTD_isError(n) ? 0 : n;
+    }
+    case DB_CHUNK_BROTLI: {
+        size_t n = size;
+        return BrotliEncoderCompress(BROTLI_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, len,
+                                     (const uint8_t *)in, &n, (uint8_t *)tmp)
+                   ? n
+                   : 0;
+    }
+    default: /* DB_CHUNK_RAW */
+        return 0;
+    }
+}
+
 int db_chunk_encode(const char *in, size_t len, struct buf *out, int *codec, char **cause)
 {
-    size_t bound = ZSTD_compressBound(len);
-    char *tmp = xmalloc(bound);
-    size_t n = ZSTD_compressCCtx(zstd_ctx()->c, tmp, bound, in, len, ZSTD_LEVEL);
-    int rc;
-    if (ZSTD_isError(n)) {
-        rc = util_cause(cause, "zstd: %s", ZSTD_getErrorName(n));
-    } else if (n < len) {
-        rc = buf_add(out, tmp, n) < 0 ? util_cause(cause, "log chunk too large") : 0;
-        *codec = DB_CHUNK_ZSTD;
-    } else {
-        rc = buf_add(out, in, len) < 0 ? util_cause(cause, "log chunk too large") : 0;
+    /* a result is kept only when smaller than the content: it fits in len - 1 bytes */
+    char *tmp = len > 1 ? xmalloc(len - 1) : NULL;
+    size_t n = len > 1 ? compress_as(*codec, in, len, tmp, len - 1) : 0;
+    if (n == 0)
         *codec = DB_CHUNK_RAW;
-    }
+    int rc = buf_add(out, n > 0 ? tmp : in, n > 0 ? n : len) < 0
+                 ? util_cause(cause, "log chunk too large")
+                 : 0;
     free(tmp);
     return rc;
 }

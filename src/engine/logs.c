@@ -63,7 +63,8 @@ static int flush_one(struct steplog *l, char **cause)
     struct db *db = l->e->db;
     struct buf z;
     buf_init(&z, 2 * LOG_CHUNK_MAX);
-    int codec = 0;
+    _Static_assert(CFG_LOG_ZSTD == DB_CHUNK_ZSTD, "config.h and db.h name zstd alike");
+    int codec = l->e->cfg->log_compression; /* read at each chunk, as Buildbot does */
     int rc = db_chunk_encode(l->pending.data, l->pending.len, &z, &codec, cause);
     long long first = l->num_lines, last = l->num_lines + l->pending_lines - 1;
     struct db_param p[] = {DB_INT(l->id), DB_INT(first), DB_INT(last), DB_BLOB(z.data, z.len),

@@ -960,3 +960,55 @@ def test_evaluate_command_and_warning_limits(master, workers, tmp_path):
                                        (2, "upload", "'true'", 0, False)]
     assert result["broken"][2] == {"want_xml_upload": [True, "Step"],
                                    "test_failed_to_build": [True, "Step"]}
+
+
+COMPRESSION_CONFIG = r'''local bbm = require "bbm"
+return {
+  protocols = { pb = { port = %(pb)d } },
+  www = { port = %(www)d },
+  db_url = "sqlite:///state.sqlite",
+  logCompressionMethod = "%(method)s",
+  workers = { bbm.worker("w1", "w1pass") },
+  builders = { bbm.builder{ name = "talk", workernames = { "w1" }, factory = bbm.factory{
+    bbm.steps.shell{ name = "talk", command = { "sh", "-c",
+      "i=0; while [ $i -lt 300 ]; do echo \"test_$i ... ok (0.0$i s) caf\u{e9}\"; i=$((i+1)); done" } } } } },
+  schedulers = { bbm.schedulers.force{ name = "force", builderNames = { "talk" } } },
+}
+'''
+
+
+def test_log_compression_methods_as_buildbot(master, workers):
+    """logCompressionMethod: each of Buildbot's methods (changed by a reconfig, as Buildbot
+    reads it at each chunk) writes its own logchunks.compressed code, which Buildbot's own
+    decoders (Debian's Buildbot 3.7 has 0 to 3) and /api/v2 read back."""
+    from buildbot.db.logs import LogsConnectorComponent
+    www = free_port()
+    want = "".join(f"test_{i} ... ok (0.0{i} s) caf\u00e9\n" for i in range(300)).encode()
+    codes = {"raw": 0, "gz": 1, "bz2": 2, "lz4": 3, "zstd": 4, "br": 5}
+    for n, method in enumerate(["gz", "bz2", "lz4", "br", "raw", "zstd"]):
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(COMPRESSION_CONFIG % {"pb": master.pb_port, "www": www, "method": method})
+        if n == 0:
+            master.start()
+            workers("w1", "w1pass", master.pb_port).start()
+            master.wait_log(ATTACHED)
+        else:
+            master.cli("reconfig", master.dir, check=0)
+        status, body = api_rpc(www, "forceschedulers/force", "force", builderNames=["talk"])
+        assert status == 200, body
+        wait_for(lambda: len(api_get(www, "builders/talk/builds?complete=true")["builds"])
+                 == n + 1, what=f"build {n + 1} with {method}")
+        build = api_get(www, f"builders/talk/builds/{n + 1}")["builds"][0]
+        assert build["results"] == 0
+        logid = api_get(www, f"builds/{build['buildid']}/steps/talk/logs/stdio")["logs"][0]["logid"]
+        rows = db_rows(master.dir, "sqlite", "SELECT compressed, content FROM logchunks "
+                       "WHERE logid = ? ORDER BY first_line", logid)
+        assert {code for code, _ in rows} == {codes[method]}, (method, rows)
+        if codes[method] in LogsConnectorComponent.COMPRESSION_BYID:
+            read = LogsConnectorComponent.COMPRESSION_BYID[codes[method]]["read"]
+            lines = b"\n".join(read(bytes(content)) for _, content in rows).split(b"\n")
+            assert b"".join(line[1:] + b"\n" for line in lines if line[:1] == b"o") == want, \
+                method
+        with urllib.request.urlopen(f"http://127.0.0.1:{www}/api/v2/logs/{logid}/raw",
+                                    timeout=60) as r:
+            assert want in r.read(), method

@@ -438,6 +438,13 @@ static const struct broken broken[] = {
     {"  caches = { Builds = 100 },\n",
      "{F}:3: 'caches' is a Buildbot key bbmaster does not implement: bbmaster keeps no such "
      "caches: it reads the database\n"},
+    {"  logCompressionMethod = 'lz4',\n", ""},
+    {"  logCompressionMethod = 'xz',\n",
+     "{F}:3: c['logCompressionMethod'] must be 'raw', 'bz2', 'gz', 'lz4', 'br' or 'zstd'\n"},
+    {"  logCompressionLimit = 4096,\n",
+     "{F}:3: 'logCompressionLimit' is a Buildbot key bbmaster does not implement: log chunks "
+     "are compressed whenever that makes them smaller (as in Buildbot 4.3, which reads the key "
+     "and does not use it)\n"},
     {"  changeHorizon = 100,\n",
      "{F}:3: 'changeHorizon' is a Buildbot key bbmaster does not implement: old changes are "
      "kept (bbm.configurators.janitor's own changeHorizon deletes them by age)\n"},

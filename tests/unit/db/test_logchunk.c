@@ -91,7 +91,7 @@ static void test_written_chunks_read_back(void **state)
     char *text = sample_text(&len);
     struct buf enc;
     buf_init(&enc, 0);
-    int codec = -1;
+    int codec = DB_CHUNK_ZSTD;
     char *cause = NULL;
     assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
     assert_int_equal(codec, DB_CHUNK_ZSTD);
@@ -102,6 +102,41 @@ static void test_written_chunks_read_back(void **state)
     assert_int_equal(db_chunk_encode("ox\n", 3, &enc, &codec, &cause), 0);
     assert_int_equal(codec, DB_CHUNK_RAW);
     expect_decoded(codec, enc.data, enc.len, "ox\n", 3);
+    buf_free(&enc);
+    free(text);
+}
+
+/* logCompressionMethod: each of Buildbot's methods writes its own format, read back. */
+static void test_every_method_writes(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = sample_text(&len);
+    struct buf enc;
+    buf_init(&enc, 0);
+    for (int method = DB_CHUNK_RAW; method <= DB_CHUNK_BROTLI; method++) {
+        int codec = method;
+        char *cause = NULL;
+        buf_reset(&enc);
+        assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+        assert_int_equal(codec, method);
+        if (method != DB_CHUNK_RAW)
+            assert_true(enc.len < len / 2);
+        expect_decoded(codec, enc.data, enc.len, text, len);
+    }
+    /* python-lz4's block: the content's size, little-endian, before the block */
+    int codec = DB_CHUNK_LZ4;
+    char *cause = NULL;
+    buf_reset(&enc);
+    assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+    const unsigned char *h = (const unsigned char *)enc.data;
+    assert_int_equal((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24,
+                     len);
+    /* zlib's own format, as Python's zlib.compress writes and zlib.decompress reads */
+    buf_reset(&enc);
+    codec = DB_CHUNK_ZLIB;
+    assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+    assert_int_equal((unsigned char)enc.data[0], 0x78);
     buf_free(&enc);
     free(text);
 }
@@ -127,7 +162,7 @@ static void test_written_chunks_read_by_others(void **state)
     char *text = sample_text(&len);
     struct buf enc;
     buf_init(&enc, 0);
-    int codec = -1;
+    int codec = DB_CHUNK_ZSTD;
     char *cause = NULL;
     for (int round = 0; round < 3; round++) { /* the thread's context, used again */
         buf_reset(&enc);
@@ -191,7 +226,7 @@ static void *round_trips(void *arg)
     for (int i = 0; i < 3000; i++)
         buf_printf(&text, "o%s line %d\n", tag, i);
     for (int round = 0; round < 50; round++) {
-        int codec = -1;
+        int codec = DB_CHUNK_ZSTD;
         char *cause = NULL;
         buf_reset(&enc);
         buf_reset(&out);
@@ -286,6 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_codec_decodes),
         cmocka_unit_test(test_written_chunks_read_back),
+        cmocka_unit_test(test_every_method_writes),
         cmocka_unit_test(test_written_chunks_read_by_others),
         cmocka_unit_test(test_decoder_context_survives_bad_chunks),
         cmocka_unit_test(test_threads_have_their_own_contexts),

@@ -23,6 +23,7 @@
 
 struct fixture {
     struct engine e;
+    struct cfg cfg;
     struct db *db;
 };
 
@@ -34,6 +35,8 @@ static int setup(void **state)
     if (f->db == NULL || db_schema_upgrade(f->db, NULL, NULL, &cause) != 0)
         fail_msg("%s", cause);
     f->e.db = f->db;
+    f->cfg.log_compression = CFG_LOG_ZSTD;
+    f->e.cfg = &f->cfg;
     *state = f;
     return 0;
 }
@@ -244,7 +247,7 @@ static void step_with_log(struct fixture *f, int number, const char *name, size_
 static void test_logs_content_in_context(void **state)
 {
     struct fixture *f = *state;
-    struct cfg cfg = {.buildbot_url = "http://bb/"};
+    struct cfg cfg = {.buildbot_url = "http://bb/", .log_compression = CFG_LOG_ZSTD};
     f->e.cfg = &cfg;
     step_with_log(f, 1, "small", 1000);
     for (int i = 2; i <= 6; i++) { /* 5 x 4.5 MiB: past the build's 16 MiB */
@@ -301,7 +304,7 @@ static void test_logs_content_in_context(void **state)
     }
     assert_true(total <= REP_BUILD_CONTENT_MAX && total > REP_BUILD_CONTENT_MAX - 100);
     json_decref(build);
-    f->e.cfg = NULL;
+    f->e.cfg = &f->cfg;
 }
 
 /* A chunk written as the log fills (not by the flush timer) goes in with the log's new
