@@ -251,6 +251,11 @@ void cfg_check_plain(lua_State *L, int idx, const char *name, const char *file, 
 const char *cfg_plain_result(lua_State *L, int first, int n)
 {
     first = lua_absindex(L, first);
+    bool any = false;
+    for (int i = 0; i < n && !any; i++)
+        any = lua_type(L, first + i) == LUA_TTABLE;
+    if (!any)
+        return NULL; /* most calls: a string, a boolean, a number */
     tset_new(L, SET_MIN);
     struct walk w = {.L = L, .seen = lua_gettop(L), .name = "", .file = "?"};
     for (int i = 0; i < n && w.bad == NULL; i++)
