@@ -222,7 +222,7 @@ int db_chunk_decode(int codec, const unsigned char *in, size_t len, struct buf *
 }
 
 /* The compressed form of in[0..len) by `codec` into tmp[0..size): its length, or 0 when it
-   did not fit or failed (the chunk is then stored raw, which is never wrong). */
+   failed (the chunk is then stored raw, which is never wrong). */
 static size_t compress_as(int codec, const char *in, size_t len, char *tmp, size_t size)
 {
     switch (codec) {
@@ -261,11 +261,15 @@ static size_t compress_as(int codec, const char *in, size_t len, char *tmp, size
 
 int db_chunk_encode(const char *in, size_t len, struct buf *out, int *codec, char **cause)
 {
-    /* a result is kept only when smaller than the content: it fits in len - 1 bytes */
-    char *tmp = len > 1 ? xmalloc(len - 1) : NULL;
-    size_t n = len > 1 ? compress_as(*codec, in, len, tmp, len - 1) : 0;
-    if (n == 0)
+    /* room for what any codec makes of the content at worst (bzip2's 1% and 600 bytes,
+       zstd's bound, whose size lets it skip checks); a result is kept when it is smaller */
+    size_t room = len + len / 64 + 1024;
+    char *tmp = xmalloc(room);
+    size_t n = compress_as(*codec, in, len, tmp, room);
+    if (n == 0 || n >= len) {
+        n = 0;
         *codec = DB_CHUNK_RAW;
+    }
     int rc = buf_add(out, n > 0 ? tmp : in, n > 0 ? n : len) < 0
                  ? util_cause(cause, "log chunk too large")
                  : 0;
