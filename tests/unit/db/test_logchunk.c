@@ -84,6 +84,16 @@ static void test_every_codec_decodes(void **state)
     free(text);
 }
 
+/* `text` encoded by `method` into `enc` (emptied first); the codec it was written with. */
+static int encode(const char *text, size_t len, int method, struct buf *enc)
+{
+    char *cause = NULL;
+    buf_reset(enc);
+    if (db_chunk_encode(text, len, enc, &method, &cause) != 0)
+        fail_msg("method %d: %s", method, cause);
+    return method;
+}
+
 static void test_written_chunks_read_back(void **state)
 {
     (void)state;
@@ -91,17 +101,12 @@ static void test_written_chunks_read_back(void **state)
     char *text = sample_text(&len);
     struct buf enc;
     buf_init(&enc, 0);
-    int codec = DB_CHUNK_ZSTD;
-    char *cause = NULL;
-    assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
-    assert_int_equal(codec, DB_CHUNK_ZSTD);
+    assert_int_equal(encode(text, len, DB_CHUNK_ZSTD, &enc), DB_CHUNK_ZSTD);
     assert_true(enc.len < len / 4);
-    expect_decoded(codec, enc.data, enc.len, text, len);
+    expect_decoded(DB_CHUNK_ZSTD, enc.data, enc.len, text, len);
     /* too short to gain anything: stored raw */
-    buf_reset(&enc);
-    assert_int_equal(db_chunk_encode("ox\n", 3, &enc, &codec, &cause), 0);
-    assert_int_equal(codec, DB_CHUNK_RAW);
-    expect_decoded(codec, enc.data, enc.len, "ox\n", 3);
+    assert_int_equal(encode("ox\n", 3, DB_CHUNK_ZSTD, &enc), DB_CHUNK_RAW);
+    expect_decoded(DB_CHUNK_RAW, enc.data, enc.len, "ox\n", 3);
     buf_free(&enc);
     free(text);
 }
@@ -115,27 +120,18 @@ static void test_every_method_writes(void **state)
     struct buf enc;
     buf_init(&enc, 0);
     for (int method = DB_CHUNK_RAW; method <= DB_CHUNK_BROTLI; method++) {
-        int codec = method;
-        char *cause = NULL;
-        buf_reset(&enc);
-        assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
-        assert_int_equal(codec, method);
+        assert_int_equal(encode(text, len, method, &enc), method);
         if (method != DB_CHUNK_RAW)
             assert_true(enc.len < len / 2);
-        expect_decoded(codec, enc.data, enc.len, text, len);
+        expect_decoded(method, enc.data, enc.len, text, len);
     }
     /* python-lz4's block: the content's size, little-endian, before the block */
-    int codec = DB_CHUNK_LZ4;
-    char *cause = NULL;
-    buf_reset(&enc);
-    assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+    encode(text, len, DB_CHUNK_LZ4, &enc);
     const unsigned char *h = (const unsigned char *)enc.data;
     assert_int_equal((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24,
                      len);
     /* zlib's own format, as Python's zlib.compress writes and zlib.decompress reads */
-    buf_reset(&enc);
-    codec = DB_CHUNK_ZLIB;
-    assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
+    encode(text, len, DB_CHUNK_ZLIB, &enc);
     assert_int_equal((unsigned char)enc.data[0], 0x78);
     buf_free(&enc);
     free(text);
@@ -162,12 +158,8 @@ static void test_written_chunks_read_by_others(void **state)
     char *text = sample_text(&len);
     struct buf enc;
     buf_init(&enc, 0);
-    int codec = DB_CHUNK_ZSTD;
-    char *cause = NULL;
     for (int round = 0; round < 3; round++) { /* the thread's context, used again */
-        buf_reset(&enc);
-        assert_int_equal(db_chunk_encode(text, len, &enc, &codec, &cause), 0);
-        assert_int_equal(codec, DB_CHUNK_ZSTD);
+        assert_int_equal(encode(text, len, DB_CHUNK_ZSTD, &enc), DB_CHUNK_ZSTD);
         assert_int_equal(ZSTD_getFrameContentSize(enc.data, enc.len), len);
         char *plain = malloc(len);
         assert_int_equal(ZSTD_decompress(plain, len, enc.data, enc.len), len);
