@@ -164,6 +164,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
         engine_db_error("finishing what the last run left running", cause), cause = NULL;
     repair(e);
     missing_init(e);
+    reportq_init(e);
     if (collapse_start(e, &cause) != 0)
         engine_db_error("reading the pending build requests", cause);
     engine_kick(e);
@@ -250,6 +251,7 @@ void engine_set_reporters(struct engine *e, struct rep *rep)
     if (rep != NULL) { /* the bots' engine commands (ircbot.c) and their saved events */
         rep_irc_set_handler(rep_irc_of(rep), engine_irc_answer, e);
         rep_irc_set_state(rep_irc_of(rep), engine_irc_state_load, engine_irc_state_save, e);
+        reportq_started(e);
     }
 }
 
@@ -464,6 +466,7 @@ void engine_free(struct engine *e)
                   db_behind_waiting(e->db), db_behind_bytes(e->db) >> 10);
     collapse_free(e);
     missing_free(e);
+    reportq_free(e);
     locks_free(e->locks);
     for (size_t i = 0; i < e->n_workers; i++) {
         free(e->workers[i].name);

@@ -455,6 +455,7 @@ struct engine {
     json_t *presence;                /* missing.c: worker name -> its presence row */
     long long presence_id;           /* missing.c: their object's id, or -1 */
     double missing_started;          /* missing.c: when this master started (epoch s) */
+    struct reportq *rq;              /* reportq.c: the reports waiting to be made */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
@@ -473,6 +474,21 @@ void report_build(struct build *b, bool complete, const char *state_string);
    report_buildset_wanted: some reporter has such a generator. */
 void report_buildset(struct engine *e, long long bsid);
 bool report_buildset_wanted(const struct engine *e);
+/* report.c: the same made at once, not queued (reportq.c makes them). */
+void report_build_now(struct build *b, bool complete, const char *state_string);
+void report_buildset_now(struct engine *e, long long bsid);
+/* reportq.c: the reports of finished builds and completed buildsets wait in a durable queue,
+   made one per turn of the loop.  reportq_started: the reporters are there (engine_set_reporters);
+   what earlier masters left is queued.  reportq_build and reportq_buildset: 0 when the event
+   is queued, -1 when it is to be reported now. */
+void reportq_init(struct engine *e);
+void reportq_started(struct engine *e);
+int reportq_build(struct engine *e, long long buildid);
+int reportq_buildset(struct engine *e, long long bsid);
+size_t reportq_pending(const struct engine *e);
+void reportq_free(struct engine *e);
+/* reportmail.c: build `b`'s properties as stored (b->id), into b->props.  0 or -1. */
+int report_load_props(struct db *db, struct build *b, char **cause);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);
 /* ircbot.c: the IRC bots' commands that read or change the engine's state (a

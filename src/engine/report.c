@@ -315,6 +315,12 @@ bool report_buildset_wanted(const struct engine *e)
 
 void report_buildset(struct engine *e, long long bsid)
 {
+    if (report_buildset_wanted(e) && reportq_buildset(e, bsid) != 0)
+        report_buildset_now(e, bsid);
+}
+
+void report_buildset_now(struct engine *e, long long bsid)
+{
     if (!report_buildset_wanted(e))
         return;
     for (size_t i = 0; i < e->cfg->n_reporters; i++)
@@ -325,6 +331,14 @@ void report_buildset(struct engine *e, long long bsid)
 void report_build(struct build *b, bool complete, const char *state_string)
 {
     report_irc(b, complete, state_string);
+    if (b->sourcestamps == NULL || !any_generator(b->e, false, false))
+        return;
+    if (!complete || reportq_build(b->e, b->id) != 0)
+        report_build_now(b, complete, state_string);
+}
+
+void report_build_now(struct build *b, bool complete, const char *state_string)
+{
     if (b->sourcestamps == NULL || !any_generator(b->e, false, false))
         return;
     struct report_event ev = {.b = b, .complete = complete, .state = state_string};

@@ -450,9 +450,14 @@ static int load_build(struct engine *e, struct db_res *r, size_t row, long long 
                         .brid = db_res_int(r, row, 6),
                         .bsid = bsid,
                         .sourcestamps = sourcestamps};
+    return report_load_props(e->db, b, cause);
+}
+
+int report_load_props(struct db *db, struct build *b, char **cause)
+{
     struct db_param p[] = {DB_INT(b->id)};
     struct db_res *pr = db_query(
-        e->db, "SELECT name, value, source FROM build_properties WHERE buildid = ?", p, 1, cause);
+        db, "SELECT name, value, source FROM build_properties WHERE buildid = ?", p, 1, cause);
     if (pr == NULL)
         return -1;
     for (size_t i = 0; i < db_res_rows(pr); i++) {

@@ -9,9 +9,11 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from conftest import api_get, api_rpc, db_rows, free_port, pid_alive, wait_for
@@ -336,6 +338,54 @@ def test_undelivered_statuses_survive_a_restart(master, workers, backend):
         assert master.count(r"1 notification\(s\) left undelivered by the last run") == 1
     finally:
         fake.close()
+
+
+def events_rows(master, backend="sqlite"):
+    return db_rows(master.dir, backend,
+                   "SELECT s.name FROM object_state s JOIN objects o ON o.id = s.objectid "
+                   "WHERE o.class_name = 'bbmaster.reporters.Events'")
+
+
+def test_reports_left_queued_are_made_at_the_next_start(master, workers, backend):
+    """A finished build's reports are made from a queue whose rows are stored as the build
+    finishes and removed with the reports stored: none is left once they are made.  A master
+    that dies in between leaves the row; the next start makes the build's reports from the
+    database (a row put there stands for such a crash)."""
+    github = FakeGitHub()
+    try:
+        www = free_port()
+        write_config(master, github.url, www, backend)
+        master.start()
+        workers("w1", "w1pass", master.pb_port).start()
+        master.wait_log(r"worker 'w1' attached")
+        build = built(www, force(www, "alpha", project="python/cpython", revision=SHA1))
+        wait_for(lambda: len(github.delivered()) == 2 and not outbox_rows(master, backend),
+                 what="the build's statuses delivered")
+        assert events_rows(master, backend) == []
+        master.stop()
+        objectid = db_rows(master.dir, backend, "SELECT id FROM objects WHERE class_name = "
+                           "'bbmaster.reporters.Events'")[0][0]
+        sql = "INSERT INTO object_state (objectid, name, value_json) VALUES (?, ?, '{}')"
+        if backend == "sqlite":
+            db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        else:
+            db = psycopg2.connect(backend)
+            sql = sql.replace("?", "%s")
+        db.cursor().execute(sql, (objectid, f"build.{build['buildid']}"))
+        db.commit()
+        db.close()
+        github.calls.clear()
+        master.start()
+        wait_for(lambda: github.delivered() and not events_rows(master, backend),
+                 what="the queued build reported")
+        url = f"http://buildbot.example/all/#/builders/{build['builderid']}/builds/1"
+        assert github.delivered() == [(f"/repos/python/cpython/statuses/{SHA1}", {
+            "state": "success", "description": "Build done.", "target_url": url,
+            "context": "buildbot/alpha"})]
+        assert master.count(r"reporters: the reports of 1 build\(s\) or buildset\(s\) an "
+                            "earlier master left are made now") == 1
+    finally:
+        github.close()
 
 
 def test_stop_does_not_wait_for_github(master, workers, github):
