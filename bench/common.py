@@ -109,7 +109,9 @@ class Master:
     """A master directory run through its command line: bbmaster, or Buildbot
     (with the www stand-in that serves /api/v2) when `binary` is None."""
 
-    def __init__(self, workdir, binary, lua, cfg, worker=None):
+    def __init__(self, workdir, binary, lua, cfg, worker=None, prepare=None):
+        """`prepare(dir)`, when given, is called on bbmaster's new directory before its
+        master.lua is written (to put the modules it requires there)."""
         self.bin = binary
         self.worker = worker or WORKER
         self.name = "bbmaster" if binary else "Buildbot"
@@ -118,6 +120,8 @@ class Master:
         self.env = dict(os.environ, PYTHONPATH=WWW_STUB)
         if binary:
             os.makedirs(self.dir)
+            if prepare is not None:
+                prepare(self.dir)
             with open(os.path.join(self.dir, "master.lua"), "w") as f:
                 f.write(lua(self.pb, self.www))
             run([binary, "upgrade-master", self.dir], "bbmaster upgrade-master")
