@@ -99,11 +99,42 @@ static void pump(struct rep *r);
 
 /* ------------------------------------------------------------ storage */
 
+/* `s` as a JSON string (quoted, escaped as jansson escapes) appended to `b`, when it is
+   ASCII; false at the first byte past ASCII, for jansson to check and escape.  A mail is
+   megabytes of base64, which jansson would check and escape a character at a time. */
+static bool ascii_json(struct buf *b, const char *s)
+{
+    buf_addc(b, '"');
+    for (const char *run = s;; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
+            continue;
+        buf_add(b, run, (size_t)(s - run));
+        run = s + 1;
+        if (c == '\0')
+            break;
+        if (c >= 0x80)
+            return false;
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                                      : NULL;
+        if (esc != NULL)
+            buf_addstr(b, esc);
+        else
+            buf_printf(b, "\\u%04x", c);
+    }
+    buf_addc(b, '"');
+    return true;
+}
+
 static char *note_json(const struct note *n)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i}", "reporter", n->reporter, "path",
-                          n->path, "payload", n->body, "state", n->state, "context", n->context,
-                          "created_at", n->created_at, "attempts", n->attempts);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:i}", "reporter", n->reporter, "path",
+                          n->path, "state", n->state, "context", n->context, "created_at",
+                          n->created_at, "attempts", n->attempts);
     if (n->kind != REP_KIND_STATUS)
         json_object_set_new(o, "kind", json_integer(n->kind));
     if (n->posted)
@@ -112,8 +143,24 @@ static char *note_json(const struct note *n)
         json_object_set_new(o, "from", json_string(n->from));
         json_object_set_new(o, "to", json_string(n->rcpts));
     }
+    struct buf payload;
+    buf_init(&payload, 0);
+    bool ascii = ascii_json(&payload, n->body);
+    if (!ascii)
+        json_object_set_new(o, "payload", json_string(n->body));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    if (ascii && text != NULL) { /* {...} becomes {...,"payload":"..."} */
+        struct buf all;
+        buf_init(&all, 0);
+        buf_add(&all, text, strlen(text) - 1);
+        buf_addstr(&all, ",\"payload\":");
+        buf_add(&all, payload.data, payload.len);
+        buf_addc(&all, '}');
+        free(text);
+        text = buf_take(&all);
+    }
+    buf_free(&payload);
     return text;
 }
 
