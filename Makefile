@@ -107,6 +107,7 @@ bench: build
 	/usr/bin/python3 bench/webhook/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/abuse/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/ui/run --bbmaster $(abspath $(BBMASTER))
+	/usr/bin/python3 bench/reporters/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/release/run --bbmaster $(abspath $(BBMASTER))
 	/usr/bin/python3 bench/worker/run --bbmaster $(abspath $(BBMASTER))
 
