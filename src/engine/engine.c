@@ -200,6 +200,7 @@ void engine_reconfig(struct engine *e, const struct cfg *cfg)
     e->cfg = cfg;
     e->cfg_version++;
     missing_reconfig(e);
+    reportq_reconfig(e);
     engine_kick(e);
 }
 

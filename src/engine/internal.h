@@ -483,10 +483,20 @@ void report_buildset_now(struct engine *e, long long bsid);
    is queued, -1 when it is to be reported now. */
 void reportq_init(struct engine *e);
 void reportq_started(struct engine *e);
+/* A new configuration (the old one still there): a buildset's mails half made are made
+   afresh with it. */
+void reportq_reconfig(struct engine *e);
 int reportq_build(struct engine *e, long long buildid);
 int reportq_buildset(struct engine *e, long long bsid);
 size_t reportq_pending(const struct engine *e);
 void reportq_free(struct engine *e);
+/* reportmail.c: a completed buildset's mails, made a build at a time with the configuration
+   in force at begin, which must outlive them.  begin: NULL with *cause when the database
+   cannot be read.  step: 1 when there is more to do, 0 when the mails are stored. */
+struct buildset_mails;
+struct buildset_mails *report_buildset_begin(struct engine *e, long long bsid, char **cause);
+int report_buildset_step(struct buildset_mails *j);
+void report_buildset_free(struct buildset_mails *j);
 /* reportmail.c: build `b`'s properties as stored (b->id), into b->props.  0 or -1. */
 int report_load_props(struct db *db, struct build *b, char **cause);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */

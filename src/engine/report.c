@@ -323,9 +323,15 @@ void report_buildset_now(struct engine *e, long long bsid)
 {
     if (!report_buildset_wanted(e))
         return;
-    for (size_t i = 0; i < e->cfg->n_reporters; i++)
-        if (e->cfg->reporters[i].kind == CFG_REP_MAIL) /* the only kind config lets have one */
-            report_buildset_mail(e, bsid, &e->cfg->reporters[i]);
+    char *cause = NULL;
+    struct buildset_mails *j = report_buildset_begin(e, bsid, &cause);
+    if (j == NULL) {
+        log_error("buildset %lld: its mails are not made: %s", bsid, cause);
+        free(cause);
+    }
+    while (j != NULL && report_buildset_step(j) == 1)
+        ;
+    report_buildset_free(j);
 }
 
 void report_build(struct build *b, bool complete, const char *state_string)

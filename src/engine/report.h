@@ -46,8 +46,7 @@ char *report_bare(const char *addr);
 char *report_message_id(const char *key, const char *reporter, const char *fromaddr);
 void report_mail_date(char *out, size_t size);
 
-/* reportmail.c: MailNotifier's mail of a build event, and of a completed buildset. */
+/* reportmail.c: MailNotifier's mail of a build event. */
 void report_mail(const struct report_event *ev, const struct cfg_reporter *rc);
-void report_buildset_mail(struct engine *e, long long bsid, const struct cfg_reporter *rc);
 
 #endif

@@ -469,49 +469,59 @@ int report_load_props(struct db *db, struct build *b, char **cause)
     return 0;
 }
 
-/* BuildSetStatusGenerator `g`'s reports of the buildset's builds, added to the mail. */
-static int collect_buildset(struct engine *e, long long bsid, struct db_res *r, json_t *stamps,
-                            const struct cfg_reporter *rc, const struct cfg_generator *g,
-                            struct mail_report *m, char **cause)
+/*
+ * A completed buildset's mails, one per mail reporter with a BuildSetStatusGenerator, made a
+ * build at a time (report_buildset_step), so that a buildset of many builds, each with its
+ * logs and formatter, does not hold the loop; the mails are stored by the last step.
+ */
+struct buildset_mails {
+    struct engine *e;
+    const struct cfg *cfg; /* the configuration they are made with */
+    long long bsid;
+    char what[48];
+    struct db_res *r; /* the buildset's finished builds */
+    json_t *stamps;
+    struct mail_report *m; /* one per reporter (used by the mail reporters) */
+    bool *failed;
+    size_t reporter, generator, row; /* the next build to report */
+};
+
+static bool is_mail(const struct cfg *cfg, size_t i)
 {
-    int rc2 = 0;
-    for (size_t i = 0; i < db_res_rows(r) && rc2 == 0; i++) {
-        const char *builder = db_res_text(r, i, 3);
-        size_t k = 0;
-        while (g->builders != NULL && k < g->n_builders && strcmp(g->builders[k], builder) != 0)
-            k++;
-        if (g->builders != NULL && k == g->n_builders)
-            continue; /* not one of its builders: its properties need not be read */
-        struct build b;
-        rc2 = load_build(e, r, i, bsid, stamps, &b, cause);
-        struct report_event ev = {.b = &b,
-                                  .complete = true,
-                                  .buildset = true,
-                                  .buildset_results =
-                                      db_res_null(r, i, 7) ? -1 : (int)db_res_int(r, i, 7),
-                                  .state = db_res_text(r, i, 5)};
-        snprintf(ev.what, sizeof ev.what, "buildset %lld", bsid);
-        if (rc2 == 0)
-            rc2 = collect_one(&ev, rc, g, m, cause);
-        props_free(&b.props);
-    }
-    return rc2;
+    return cfg->reporters[i].kind == CFG_REP_MAIL;
 }
 
-void report_buildset_mail(struct engine *e, long long bsid, const struct cfg_reporter *rc)
+/* From the first build, with the configuration now in force. */
+static void start_mails(struct buildset_mails *j)
 {
-    struct mail_event me = {.e = e};
-    char what[48];
-    snprintf(what, sizeof what, "buildset %lld", bsid);
-    me.what = what;
-    snprintf(me.key, sizeof me.key, "buildset.%lld", bsid);
-    struct db_param p[] = {DB_INT(bsid), DB_INT(BUILDSET_BUILDS_MAX)};
-    char *cause = NULL;
-    json_t *stamps = NULL;
-    struct mail_report m;
-    mail_init(&m);
+    j->cfg = j->e->cfg;
+    j->m = xcalloc(j->cfg->n_reporters + 1, sizeof *j->m);
+    j->failed = xcalloc(j->cfg->n_reporters + 1, sizeof *j->failed);
+    for (size_t i = 0; i < j->cfg->n_reporters; i++)
+        if (is_mail(j->cfg, i))
+            mail_init(&j->m[i]);
+    j->reporter = j->generator = j->row = 0;
+}
+
+/* Stores the mails made (`send`), or only frees them. */
+static void end_mails(struct buildset_mails *j, bool send)
+{
+    struct mail_event me = {.e = j->e, .what = j->what};
+    snprintf(me.key, sizeof me.key, "buildset.%lld", j->bsid);
+    for (size_t i = 0; j->m != NULL && i < j->cfg->n_reporters; i++)
+        if (is_mail(j->cfg, i))
+            mail_finish(&me, &j->cfg->reporters[i], &j->m[i], !send || j->failed[i]);
+    free(j->m);
+    free(j->failed);
+    j->m = NULL;
+    j->failed = NULL;
+}
+
+struct buildset_mails *report_buildset_begin(struct engine *e, long long bsid, char **cause)
+{
     /* getDetailsForBuildset: the builds of each of its requests, finished ones, with the
        buildset's results */
+    struct db_param p[] = {DB_INT(bsid), DB_INT(BUILDSET_BUILDS_MAX)};
     struct db_res *r =
         db_query(e->db,
                  "SELECT b.id, b.number, b.builderid, bl.name, b.results, b.state_string, "
@@ -519,20 +529,81 @@ void report_buildset_mail(struct engine *e, long long bsid, const struct cfg_rep
                  "b.buildrequestid JOIN builders bl ON bl.id = b.builderid JOIN buildsets bs ON "
                  "bs.id = br.buildsetid WHERE br.buildsetid = ? AND b.complete_at IS NOT NULL "
                  "AND b.results IS NOT NULL ORDER BY br.id, b.id LIMIT ?",
-                 p, 2, &cause);
-    int rc2 = r == NULL ? -1 : 0;
-    if (rc2 == 0 && (stamps = requests_sourcestamps(e, bsid, &cause)) == NULL)
-        rc2 = -1;
-    if (rc2 == 0 && db_res_rows(r) == BUILDSET_BUILDS_MAX)
-        log_warn("%s: %s: only its first %d builds are reported", what, rc->name,
-                 BUILDSET_BUILDS_MAX);
-    for (size_t i = 0; i < rc->n_generators && rc2 == 0; i++)
-        if (rc->generators[i].kind == CFG_GEN_BUILDSET)
-            rc2 = collect_buildset(e, bsid, r, stamps, rc, &rc->generators[i], &m, &cause);
-    if (rc2 < 0)
-        log_error("%s: %s: %s", what, rc->name, cause);
-    mail_finish(&me, rc, &m, rc2 < 0);
-    db_res_free(r);
-    json_decref(stamps);
-    free(cause);
+                 p, 2, cause);
+    json_t *stamps = r == NULL ? NULL : requests_sourcestamps(e, bsid, cause);
+    if (stamps == NULL) {
+        db_res_free(r);
+        return NULL;
+    }
+    struct buildset_mails *j = xcalloc(1, sizeof *j);
+    *j = (struct buildset_mails){.e = e, .bsid = bsid, .r = r, .stamps = stamps};
+    snprintf(j->what, sizeof j->what, "buildset %lld", bsid);
+    if (db_res_rows(r) == BUILDSET_BUILDS_MAX)
+        log_warn("%s: only its first %d builds are reported", j->what, BUILDSET_BUILDS_MAX);
+    start_mails(j);
+    return j;
+}
+
+/* Generator `g` of mail reporter `rc` reports build `row` of the buildset, when it is one of
+   its builders (else its properties are not read). */
+static int report_row(struct buildset_mails *j, const struct cfg_reporter *rc,
+                      const struct cfg_generator *g, size_t row, char **cause)
+{
+    const char *builder = db_res_text(j->r, row, 3);
+    size_t k = 0;
+    while (g->builders != NULL && k < g->n_builders && strcmp(g->builders[k], builder) != 0)
+        k++;
+    if (g->builders != NULL && k == g->n_builders)
+        return 0;
+    struct build b;
+    int rc2 = load_build(j->e, j->r, row, j->bsid, j->stamps, &b, cause);
+    struct report_event ev = {.b = &b,
+                              .complete = true,
+                              .buildset = true,
+                              .buildset_results =
+                                  db_res_null(j->r, row, 7) ? -1 : (int)db_res_int(j->r, row, 7),
+                              .state = db_res_text(j->r, row, 5)};
+    snprintf(ev.what, sizeof ev.what, "%s", j->what);
+    if (rc2 == 0)
+        rc2 = collect_one(&ev, rc, g, &j->m[j->reporter], cause);
+    props_free(&b.props);
+    return rc2;
+}
+
+int report_buildset_step(struct buildset_mails *j)
+{
+    const struct cfg *cfg = j->cfg;
+    while (j->reporter < cfg->n_reporters) {
+        const struct cfg_reporter *rc = &cfg->reporters[j->reporter];
+        if (!is_mail(cfg, j->reporter) || j->generator >= rc->n_generators) {
+            j->reporter++;
+            j->generator = j->row = 0;
+            continue;
+        }
+        const struct cfg_generator *g = &rc->generators[j->generator];
+        if (g->kind != CFG_GEN_BUILDSET || j->failed[j->reporter] || j->row >= db_res_rows(j->r)) {
+            j->generator++;
+            j->row = 0;
+            continue;
+        }
+        char *cause = NULL;
+        if (report_row(j, rc, g, j->row++, &cause) < 0) {
+            log_error("%s: %s: %s", j->what, rc->name, cause);
+            free(cause);
+            j->failed[j->reporter] = true;
+        }
+        return 1;
+    }
+    end_mails(j, true);
+    return 0;
+}
+
+void report_buildset_free(struct buildset_mails *j)
+{
+    if (j == NULL)
+        return;
+    end_mails(j, false);
+    db_res_free(j->r);
+    json_decref(j->stamps);
+    free(j);
 }

@@ -34,9 +34,10 @@ struct rq_event {
 struct reportq {
     struct rq_event *ev; /* a ring */
     size_t head, n, cap;
-    long long objectid; /* -1 until the object is found */
-    bool loaded;        /* what earlier masters left is queued */
-    int tries;          /* of the event at the head */
+    long long objectid;           /* -1 until the object is found */
+    bool loaded;                  /* what earlier masters left is queued */
+    int tries;                    /* of the event at the head */
+    struct buildset_mails *mails; /* the head's, a buildset's, being made */
     uv_idle_t idle;
     uv_timer_t retry;
 };
@@ -117,12 +118,21 @@ static void free_build(struct build *b, char *state)
     free(state);
 }
 
-/* 0 when the event is done with (rendered, or there is nothing to render), -1 with *cause
-   when the database could not be read: it is tried again later. */
+/* 0 when the event is done with (rendered, or there is nothing to render), 1 when a
+   buildset's mails have more builds to report, -1 with *cause when the database could not
+   be read: it is tried again later. */
 static int make_reports(struct engine *e, const struct rq_event *ev, char **cause)
 {
+    struct reportq *q = e->rq;
     if (ev->kind == RQ_BUILDSET) {
-        report_buildset_now(e, ev->id);
+        if (!report_buildset_wanted(e))
+            return 0;
+        if (q->mails == NULL && (q->mails = report_buildset_begin(e, ev->id, cause)) == NULL)
+            return -1;
+        if (report_buildset_step(q->mails) == 1)
+            return 1;
+        report_buildset_free(q->mails);
+        q->mails = NULL;
         return 0;
     }
     struct build b = {0};
@@ -174,7 +184,13 @@ static void idle_cb(uv_idle_t *h)
     bool tx = db_begin(e->db, &cause) == 0;
     free(cause);
     cause = NULL;
-    if (make_reports(e, &ev, &cause) != 0) {
+    int rc = make_reports(e, &ev, &cause);
+    if (rc == 1) { /* read, nothing written yet: the next turn goes on */
+        if (tx)
+            db_rollback(e->db);
+        return;
+    }
+    if (rc != 0) {
         if (tx)
             db_rollback(e->db);
         bool last = ++q->tries >= REPORTQ_TRIES;
@@ -260,6 +276,12 @@ void reportq_init(struct engine *e)
     e->rq = q;
 }
 
+void reportq_reconfig(struct engine *e)
+{
+    report_buildset_free(e->rq->mails);
+    e->rq->mails = NULL;
+}
+
 void reportq_started(struct engine *e)
 {
     if (!e->rq->loaded && e->rep != NULL)
@@ -306,6 +328,7 @@ void reportq_free(struct engine *e)
     struct reportq *q = e->rq;
     if (q == NULL)
         return;
+    report_buildset_free(q->mails);
     free(q->ev);
     free(q);
     e->rq = NULL;
