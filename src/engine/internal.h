@@ -488,7 +488,6 @@ void reportq_started(struct engine *e);
 void reportq_reconfig(struct engine *e);
 int reportq_build(struct engine *e, long long buildid);
 int reportq_buildset(struct engine *e, long long bsid);
-size_t reportq_pending(const struct engine *e);
 void reportq_free(struct engine *e);
 /* reportmail.c: a completed buildset's mails, made a build at a time with the configuration
    in force at begin, which must outlive them.  begin: NULL with *cause when the database

@@ -75,7 +75,7 @@ static bool push(struct reportq *q, struct rq_event ev)
 
 /* The finished build `id` as its reports see it: its row, properties and source stamps.
    0; 1 when there is no such build; -1 with *cause. */
-static int load_build(struct engine *e, long long id, struct build *b, char **state, char **cause)
+static int read_build(struct engine *e, long long id, struct build *b, char **state, char **cause)
 {
     struct db_param p[] = {DB_INT(id)};
     struct db_res *r = db_query(
@@ -137,7 +137,7 @@ static int make_reports(struct engine *e, const struct rq_event *ev, char **caus
     }
     struct build b = {0};
     char *state = NULL;
-    int rc = load_build(e, ev->id, &b, &state, cause);
+    int rc = read_build(e, ev->id, &b, &state, cause);
     if (rc == 0)
         report_build_now(&b, true, state);
     else if (rc == 1)
@@ -316,11 +316,6 @@ int reportq_build(struct engine *e, long long buildid)
 int reportq_buildset(struct engine *e, long long bsid)
 {
     return add(e, RQ_BUILDSET, bsid);
-}
-
-size_t reportq_pending(const struct engine *e)
-{
-    return e->rq != NULL ? e->rq->n : 0;
 }
 
 void reportq_free(struct engine *e)
