@@ -491,18 +491,6 @@ static bool is_mail(const struct cfg *cfg, size_t i)
     return cfg->reporters[i].kind == CFG_REP_MAIL;
 }
 
-/* From the first build, with the configuration now in force. */
-static void start_mails(struct buildset_mails *j)
-{
-    j->cfg = j->e->cfg;
-    j->m = xcalloc(j->cfg->n_reporters + 1, sizeof *j->m);
-    j->failed = xcalloc(j->cfg->n_reporters + 1, sizeof *j->failed);
-    for (size_t i = 0; i < j->cfg->n_reporters; i++)
-        if (is_mail(j->cfg, i))
-            mail_init(&j->m[i]);
-    j->reporter = j->generator = j->row = 0;
-}
-
 /* Stores the mails made (`send`), or only frees them. */
 static void end_mails(struct buildset_mails *j, bool send)
 {
@@ -536,16 +524,21 @@ struct buildset_mails *report_buildset_begin(struct engine *e, long long bsid, c
         return NULL;
     }
     struct buildset_mails *j = xcalloc(1, sizeof *j);
-    *j = (struct buildset_mails){.e = e, .bsid = bsid, .r = r, .stamps = stamps};
+    *j = (struct buildset_mails){.e = e, .cfg = e->cfg, .bsid = bsid, .r = r, .stamps = stamps};
     snprintf(j->what, sizeof j->what, "buildset %lld", bsid);
     if (db_res_rows(r) == BUILDSET_BUILDS_MAX)
         log_warn("%s: only its first %d builds are reported", j->what, BUILDSET_BUILDS_MAX);
-    start_mails(j);
+    j->m = xcalloc(j->cfg->n_reporters + 1, sizeof *j->m);
+    j->failed = xcalloc(j->cfg->n_reporters + 1, sizeof *j->failed);
+    for (size_t i = 0; i < j->cfg->n_reporters; i++)
+        if (is_mail(j->cfg, i))
+            mail_init(&j->m[i]);
     return j;
 }
 
-/* Generator `g` of mail reporter `rc` reports build `row` of the buildset, when it is one of
-   its builders (else its properties are not read). */
+/* Generator `g` of mail reporter `rc` reports build `row` of the buildset.  Returns 1; 0
+   when the build is not one of its builders (its properties are not read then); -1 with
+   the reason in *cause. */
 static int report_row(struct buildset_mails *j, const struct cfg_reporter *rc,
                       const struct cfg_generator *g, size_t row, char **cause)
 {
@@ -567,7 +560,7 @@ static int report_row(struct buildset_mails *j, const struct cfg_reporter *rc,
     if (rc2 == 0)
         rc2 = collect_one(&ev, rc, g, &j->m[j->reporter], cause);
     props_free(&b.props);
-    return rc2;
+    return rc2 < 0 ? -1 : 1;
 }
 
 int report_buildset_step(struct buildset_mails *j)
@@ -587,12 +580,14 @@ int report_buildset_step(struct buildset_mails *j)
             continue;
         }
         char *cause = NULL;
-        if (report_row(j, rc, g, j->row++, &cause) < 0) {
+        int done = report_row(j, rc, g, j->row++, &cause);
+        if (done < 0) {
             log_error("%s: %s: %s", j->what, rc->name, cause);
             free(cause);
             j->failed[j->reporter] = true;
         }
-        return 1;
+        if (done != 0) /* a build read and reported: the next one on the next turn */
+            return 1;
     }
     end_mails(j, true);
     return 0;
