@@ -474,9 +474,6 @@ void report_build(struct build *b, bool complete, const char *state_string);
    report_buildset_wanted: some reporter has such a generator. */
 void report_buildset(struct engine *e, long long bsid);
 bool report_buildset_wanted(const struct engine *e);
-/* report.c: the same made at once, not queued (reportq.c makes them). */
-void report_build_now(struct build *b, bool complete, const char *state_string);
-void report_buildset_now(struct engine *e, long long bsid);
 /* reportq.c: the reports of finished builds and completed buildsets wait in a durable queue,
    made one per turn of the loop.  reportq_started: the reporters are there (engine_set_reporters);
    what earlier masters left is queued.  reportq_build and reportq_buildset: 0 when the event
@@ -489,15 +486,6 @@ void reportq_reconfig(struct engine *e);
 int reportq_build(struct engine *e, long long buildid);
 int reportq_buildset(struct engine *e, long long bsid);
 void reportq_free(struct engine *e);
-/* reportmail.c: a completed buildset's mails, made a build at a time with the configuration
-   in force at begin, which must outlive them.  begin: NULL with *cause when the database
-   cannot be read.  step: 1 when there is more to do, 0 when the mails are stored. */
-struct buildset_mails;
-struct buildset_mails *report_buildset_begin(struct engine *e, long long bsid, char **cause);
-int report_buildset_step(struct buildset_mails *j);
-void report_buildset_free(struct buildset_mails *j);
-/* reportmail.c: build `b`'s properties as stored (b->id), into b->props.  0 or -1. */
-int report_load_props(struct db *db, struct build *b, char **cause);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);
 /* ircbot.c: the IRC bots' commands that read or change the engine's state (a

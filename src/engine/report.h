@@ -2,8 +2,8 @@
  * What the reporters' parts of the engine share: the event a report is made of (a build
  * that started or finished, a build request made or cancelled, or one build of a completed
  * buildset), the generators' filters and BuildStatusGenerator's message, used by report.c
- * (statuses and the dispatch) and reportmail.c (MailNotifier's mails, of builds and of
- * buildsets).
+ * (statuses and the dispatch), reportmail.c (MailNotifier's mails, of builds and of
+ * buildsets) and reportq.c (the queue of the reports still to make).
  */
 #ifndef BBM_ENGINE_REPORT_H
 #define BBM_ENGINE_REPORT_H
@@ -48,5 +48,19 @@ void report_mail_date(char *out, size_t size);
 
 /* reportmail.c: MailNotifier's mail of a build event. */
 void report_mail(const struct report_event *ev, const struct cfg_reporter *rc);
+
+/* report.c: report_build and report_buildset made at once, not queued (reportq.c calls
+   them as it takes its events). */
+void report_build_now(struct build *b, bool complete, const char *state_string);
+void report_buildset_now(struct engine *e, long long bsid);
+/* reportmail.c: a completed buildset's mails, made a build at a time with the configuration
+   in force at begin, which must outlive them.  begin: NULL with *cause when the database
+   cannot be read.  step: 1 when there is more to do, 0 when the mails are stored. */
+struct buildset_mails;
+struct buildset_mails *report_buildset_begin(struct engine *e, long long bsid, char **cause);
+int report_buildset_step(struct buildset_mails *j);
+void report_buildset_free(struct buildset_mails *j);
+/* reportmail.c: build `b`'s properties as stored (b->id), into b->props.  0 or -1. */
+int report_load_props(struct db *db, struct build *b, char **cause);
 
 #endif
