@@ -131,6 +131,9 @@ double util_now(void);
 uint64_t util_mono_ms(void);
 /* Milliseconds of CPU the calling thread has used. */
 uint64_t util_thread_cpu_ms(void);
+/* Lowers the calling thread's priority to `nice` (Linux, where a thread has its own, as
+   setpriority of its id sets it; elsewhere nothing changes). */
+void util_thread_nice(int nice);
 /* The time `ms` milliseconds from now on `clock` (a deadline for pthread_cond_timedwait). */
 struct timespec util_deadline(clockid_t clock, unsigned ms);
 

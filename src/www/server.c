@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -453,18 +451,15 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
 /*
  * Request threads run below the engine's priority (WWW_NICE): under a flood of reads
  * the web answers slower, and the engine, its builds and the workers on the same
- * machine keep their share of the processors.  On Linux a thread id names one thread
- * to setpriority; elsewhere nothing changes.
+ * machine keep their share of the processors (util_thread_nice).
  */
 void www_lower_priority(void)
 {
-#ifdef SYS_gettid
     static __thread bool done;
     if (!done) {
         done = true;
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WWW_NICE);
+        util_thread_nice(WWW_NICE);
     }
-#endif
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,

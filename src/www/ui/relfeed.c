@@ -26,8 +26,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -282,13 +280,6 @@ static void drain(struct rel_feed *f, struct ui_page *p)
 
 /* ------------------------------------------------------------ the thread */
 
-static void lower_priority(void)
-{
-#ifdef SYS_gettid
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WWW_NICE);
-#endif
-}
-
 /* One turn of the loop. */
 static void turn(struct rel_feed *f, struct ui_page *p)
 {
@@ -324,7 +315,7 @@ static void turn(struct rel_feed *f, struct ui_page *p)
 static void *feed_main(void *arg)
 {
     struct rel_feed *f = arg;
-    lower_priority();
+    util_thread_nice(WWW_NICE);
     struct ui_page p = {.w = f->w, .status = 200, .held = json_array()};
     buf_init(&p.out, 0);
     f->need_full = true;
