@@ -344,6 +344,9 @@ struct cfg_load_opts {
        from its functions later, goes to the log (util's log_write) as "FILE:LINE: text";
        false: to stderr, as the text alone. */
     bool log_messages;
+    /* With log_messages: what the file says as it runs is dropped, its functions' messages
+       later go to the log (a second load, the reports' own, of the master's configuration). */
+    bool quiet_load;
 };
 
 /* cfg_load with options (NULL: cfg_load's defaults). */

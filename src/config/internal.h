@@ -58,12 +58,13 @@ bool cfg_is_lock(lua_State *L, int idx);
 bool cfg_is_lock_access(lua_State *L, int idx);
 /* "bbm.params.string" for the _kind "param.string": the constructor that makes it, or NULL. */
 const char *cfg_kind_display(const char *kind);
-/* messages.c: Lua's print, bbm.log.msg and bbm.log.err, and where they write: stderr, or the
-   master's log once cfg_messages_to_log(L, true). */
+/* messages.c: Lua's print, bbm.log.msg and bbm.log.err, and where they write: stderr, the
+   master's log, or nowhere (cfg_messages_to). */
 int cfg_print(lua_State *L);
 int cfg_log_msg(lua_State *L);
 int cfg_log_err(lua_State *L);
-void cfg_messages_to_log(lua_State *L, bool on);
+enum cfg_messages { CFG_MESSAGES_STDERR, CFG_MESSAGES_LOG, CFG_MESSAGES_DROPPED };
+void cfg_messages_to(lua_State *L, enum cfg_messages where);
 /* settings.c: bbm.yaml.load(path). */
 int cfg_yaml_load(lua_State *L);
 /* validate.c: reads the returned table at the top of the stack into cfg. */

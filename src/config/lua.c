@@ -447,7 +447,10 @@ int cfg_load_text(const char *path, const char *source, size_t len,
     cfg->lua = L;
     cfg->lua_budget = budget;
     set_package_path(L, path);
-    cfg_messages_to_log(L, opts != NULL && opts->log_messages);
+    bool to_log = opts != NULL && opts->log_messages;
+    cfg_messages_to(L, !to_log            ? CFG_MESSAGES_STDERR
+                       : opts->quiet_load ? CFG_MESSAGES_DROPPED
+                                          : CFG_MESSAGES_LOG);
     if (opts != NULL && opts->prepare != NULL)
         opts->prepare(L);
     char *text = xstrndup(source, len); /* validation reads the source as a C string */
@@ -460,6 +463,8 @@ int cfg_load_text(const char *path, const char *source, size_t len,
         read_model(L, cfg, path, text);
     }
     free(text);
+    if (to_log)
+        cfg_messages_to(L, CFG_MESSAGES_LOG); /* the functions it calls later */
     budget_reset(L, budget, MAX_CALL_INSTRUCTIONS, true);
     if (errors.count > 0) {
         free(*cause);

@@ -10,8 +10,10 @@
  * start and at every reconfig, as "FILE:LINE: text" at level info (print,
  * log.msg) or error (log.err), one log line per line of text; this holds for
  * the configuration's functions the master calls later too (a doStepIf that
- * prints), since the choice is kept in the Lua state.  A message is cut at
- * MESSAGE_MAX bytes.
+ * prints), since the choice is kept in the Lua state.  A second load of the
+ * configuration the master runs (the reports' own, cfg_load_opts.quiet_load)
+ * drops what the file says as it runs, which the first load logged already.  A
+ * message is cut at MESSAGE_MAX bytes.
  */
 #include "config/internal.h"
 
@@ -22,18 +24,18 @@ enum { MESSAGE_MAX = 8192 };
 
 static const char to_log_key = 'm';
 
-void cfg_messages_to_log(lua_State *L, bool on)
+void cfg_messages_to(lua_State *L, enum cfg_messages where)
 {
-    lua_pushboolean(L, on);
+    lua_pushinteger(L, where);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &to_log_key);
 }
 
-static bool to_log(lua_State *L)
+static enum cfg_messages where_to(lua_State *L)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &to_log_key);
-    bool on = lua_toboolean(L, -1);
+    enum cfg_messages where = (enum cfg_messages)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    return on;
+    return where;
 }
 
 /* Every argument through tostring, joined by `sep`; pushes the text. */
@@ -58,7 +60,12 @@ static void say(lua_State *L, enum log_level level)
     const char *text = lua_tolstring(L, -1, &len);
     int shown = len > MESSAGE_MAX ? MESSAGE_MAX : (int)len;
     const char *cut = len > MESSAGE_MAX ? " [cut]" : "";
-    if (!to_log(L)) {
+    enum cfg_messages where = where_to(L);
+    if (where == CFG_MESSAGES_DROPPED) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (where == CFG_MESSAGES_STDERR) {
         fprintf(stderr, "%.*s%s\n", shown, text, cut);
         lua_pop(L, 1);
         return;
