@@ -116,6 +116,20 @@ struct rep_mail {
 int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause);
 /* Notifications stored and not yet delivered. */
 size_t rep_pending(const struct rep *r);
+
+/*
+ * A batch (batch.c): notifications made on another thread than the outbox's, copied, and
+ * enqueued later on the loop, in order, by rep_batch_enqueue (which logs, with `what`, each
+ * one the outbox refused).
+ */
+struct rep_batch;
+struct rep_batch *rep_batch_new(void);
+void rep_batch_status(struct rep_batch *b, const struct rep_status *st);
+void rep_batch_post(struct rep_batch *b, const struct rep_post *p);
+void rep_batch_mail(struct rep_batch *b, const struct rep_mail *m);
+size_t rep_batch_size(const struct rep_batch *b);
+void rep_batch_enqueue(struct rep *r, const struct rep_batch *b, const char *what);
+void rep_batch_free(struct rep_batch *b);
 /* Drops what is in flight (it stays stored) and frees the outbox; NULL is fine. */
 void rep_free(struct rep *r);
 
