@@ -244,6 +244,8 @@ void engine_set_events(struct engine *e, struct ev_bus *bus)
 
 void engine_set_reporters(struct engine *e, struct rep *rep)
 {
+    if (rep == NULL)
+        reportq_stop(e); /* what it made is stored while the outbox is there */
     if (e->rep != NULL) {
         rep_irc_set_handler(rep_irc_of(e->rep), NULL, NULL);
         rep_irc_set_state(rep_irc_of(e->rep), NULL, NULL, NULL);

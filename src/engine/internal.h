@@ -456,6 +456,7 @@ struct engine {
     long long presence_id;           /* missing.c: their object's id, or -1 */
     double missing_started;          /* missing.c: when this master started (epoch s) */
     struct reportq *rq;              /* reportq.c: the reports waiting to be made */
+    struct rep_batch *batch;         /* reportq.c's thread's engine: where its reports go */
     bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
@@ -475,14 +476,16 @@ void report_build(struct build *b, bool complete, const char *state_string);
 void report_buildset(struct engine *e, long long bsid);
 bool report_buildset_wanted(const struct engine *e);
 /* reportq.c: the reports of finished builds and completed buildsets wait in a durable queue,
-   made one per turn of the loop.  reportq_started: the reporters are there (engine_set_reporters);
-   what earlier masters left is queued.  reportq_build and reportq_buildset: 0 when the event
-   is queued, -1 when it is to be reported now. */
+   made on a thread of their own.  reportq_started: the reporters are there
+   (engine_set_reporters); what earlier masters left is queued and the thread starts.
+   reportq_build and reportq_buildset: 0 when the event is queued, -1 when it is to be reported
+   now.  reportq_stop: the thread ends once its event is made (that one's notifications are
+   stored; what waits stays for the next start). */
 void reportq_init(struct engine *e);
 void reportq_started(struct engine *e);
-/* A new configuration (the old one still there): a buildset's mails half made are made
-   afresh with it. */
+/* A new configuration: the thread loads it again before its next event. */
 void reportq_reconfig(struct engine *e);
+void reportq_stop(struct engine *e);
 int reportq_build(struct engine *e, long long buildid);
 int reportq_buildset(struct engine *e, long long bsid);
 void reportq_free(struct engine *e);

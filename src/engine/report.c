@@ -139,7 +139,7 @@ static void post_statuses(const struct report_event *ev, const struct cfg_report
         st->repo = repo;
         st->sha = sha;
         char *cause = NULL;
-        if (rep_enqueue(ev->b->e->rep, st, &cause) < 0) {
+        if (report_out_status(ev->b->e, st, &cause) < 0) {
             log_error("%s: %s: status \"%s\" for %s/%s at %s not queued: %s", ev->what, rc->name,
                       st->state, owner, repo, sha, cause);
             free(cause);
@@ -294,11 +294,38 @@ static void report(const struct report_event *ev)
     }
 }
 
+/* ------------------------------------------------------------ where notifications go */
+
+int report_out_status(struct engine *e, const struct rep_status *st, char **cause)
+{
+    if (e->batch == NULL)
+        return rep_enqueue(e->rep, st, cause);
+    rep_batch_status(e->batch, st);
+    return 0;
+}
+
+int report_out_post(struct engine *e, const struct rep_post *p, char **cause)
+{
+    if (e->batch == NULL)
+        return rep_enqueue_post(e->rep, p, cause);
+    rep_batch_post(e->batch, p);
+    return 0;
+}
+
+int report_out_mail(struct engine *e, const struct rep_mail *m, char **cause)
+{
+    if (e->batch == NULL)
+        return rep_enqueue_mail(e->rep, m, cause);
+    rep_batch_mail(e->batch, m);
+    return 0;
+}
+
 /* Some reporter has a generator of that kind (of requests, of builds, of buildsets): the
    work of a report is worth doing. */
 static bool any_generator(const struct engine *e, bool request, bool buildset)
 {
-    for (size_t i = 0; e->rep != NULL && e->cfg != NULL && i < e->cfg->n_reporters; i++)
+    bool out = e->rep != NULL || e->batch != NULL;
+    for (size_t i = 0; out && e->cfg != NULL && i < e->cfg->n_reporters; i++)
         for (size_t j = 0; j < e->cfg->reporters[i].n_generators; j++) {
             const struct cfg_generator *g = &e->cfg->reporters[i].generators[j];
             if (g->request == request && (g->kind == CFG_GEN_BUILDSET) == buildset &&

@@ -49,6 +49,15 @@ void report_mail_date(char *out, size_t size);
 /* reportmail.c: MailNotifier's mail of a build event. */
 void report_mail(const struct report_event *ev, const struct cfg_reporter *rc);
 
+/* report.c: where the reports' notifications go: into e->rep's outbox, or, on the reports
+   thread, into its engine's batch (reportq.c).  0, or -1 with *cause. */
+struct rep_status;
+struct rep_post;
+struct rep_mail;
+int report_out_status(struct engine *e, const struct rep_status *st, char **cause);
+int report_out_post(struct engine *e, const struct rep_post *p, char **cause);
+int report_out_mail(struct engine *e, const struct rep_mail *m, char **cause);
+
 /* report.c: report_build and report_buildset made at once, not queued (reportq.c calls
    them as it takes its events). */
 void report_build_now(struct build *b, bool complete, const char *state_string);

@@ -284,7 +284,7 @@ static void send_mail(const struct mail_event *ev, const struct cfg_reporter *rc
         log_info("%s: %s: mail data:\n%s", ev->what, rc->name, text);
     if (n_all == 0)
         log_info("%s: %s: no recipients for the mail", ev->what, rc->name);
-    else if (text == NULL || rep_enqueue_mail(ev->e->rep, &mail, &cause) < 0)
+    else if (text == NULL || report_out_mail(ev->e, &mail, &cause) < 0)
         log_error("%s: %s: mail not queued: %s", ev->what, rc->name, cause);
     free(cause);
     free(text);

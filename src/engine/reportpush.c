@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "engine/report.h"
 #include "reporters/reporters.h"
 
 /* Changes listed at most in a function's context; source stamps of earlier successful
@@ -372,7 +372,7 @@ static long long issue_of(struct build *b, const struct cfg_reporter *rc, const 
 static void queue(struct build *b, const struct rep_post *p)
 {
     char *cause = NULL;
-    if (rep_enqueue_post(b->e->rep, p, &cause) < 0) {
+    if (report_out_post(b->e, p, &cause) < 0) {
         log_error("%s: %s: not queued: %s", p->what, p->reporter, cause);
         free(cause);
     }

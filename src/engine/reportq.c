@@ -1,28 +1,41 @@
 /*
  * The reports of a finished build and of a completed buildset are the heavy ones: a
  * formatter may read megabytes of logs and run its Lua over them, and a mail joins the
- * reports of every build of a buildset.  Made where the build finishes, a burst of 150
- * builds ending together held the loop for seconds: no build started, no worker was
- * answered meanwhile.  So such an event is noted first, cheaply and durably, as a row of
- * REPORTQ_OBJECT ("build.ID" or "buildset.ID"; Buildbot ignores the class), and queued;
- * an idle handle renders one event per turn of the loop, reading the build back from the
- * database as it is stored, and stores its notifications in the outbox and removes the
- * row in one transaction.  What a stop or a crash leaves queued is rendered at the next
- * start, with the configuration of that time.  A build's start and a request's events
- * are light and stay where they happen, as do the IRC lines (in memory anyway).
+ * reports of every build of a buildset.  Made on the engine's loop, a burst of 150 builds
+ * ending together held it for seconds, and even one event per turn made every build's
+ * start wait behind 5 to 50 ms of rendering.  So they are made on a thread of their own.
+ *
+ * Such an event is noted first, cheaply and durably, as a row of REPORTQ_OBJECT
+ * ("build.ID" or "buildset.ID"; Buildbot ignores the class), and queued.  The reports
+ * thread takes the events in order.  It has an engine of its own (struct engine with only
+ * a database connection, a configuration and a batch set): a read-only connection, and the
+ * master's master.lua loaded again into a Lua state of its own (again at each reconfig,
+ * before its next event).  It reads the build back from the database as it is stored,
+ * renders its reports into a batch (src/reporters' rep_batch), and hands the batch to the
+ * loop, which stores its notifications in the outbox and removes the row in one
+ * transaction.  What a stop or a crash leaves queued is rendered at the next start, with
+ * the configuration of that time.  A build's start and a request's events are light and
+ * stay where they happen, as do the IRC lines (in memory anyway); so do all reports when
+ * the database is SQLite in memory, which no second connection can read.
  */
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/report.h"
 #include "reporters/reporters.h"
 
 #define REPORTQ_OBJECT "bbmaster", "bbmaster.reporters.Events"
-/* Events waiting in memory at most; past that they are rendered where they happen. */
+/* Events waiting or made and not yet stored, at most; past that they are rendered where
+   they happen. */
 #define REPORTQ_MAX 100000
-/* After a database error, the wait before the event is tried again, and the tries of
-   one event before it is left to the next start (its row stays). */
+/* After an error (the database, the configuration), the wait before the event is tried
+   again, and the tries of one event before it is left to the next start (its row stays). */
 #define REPORTQ_RETRY_MS 5000
 #define REPORTQ_TRIES 60
+/* The thread runs below the loop's priority, as the web's threads do: on a busy machine a
+   build's start goes before a report. */
+#define REPORTQ_NICE 5
 
 enum rq_kind { RQ_BUILD, RQ_BUILDSET };
 
@@ -31,15 +44,34 @@ struct rq_event {
     long long id;
 };
 
+/* An event made: its notifications, for the loop to store. */
+struct rq_made {
+    struct rq_made *next;
+    struct rq_event ev;
+    struct rep_batch *batch;
+};
+
 struct reportq {
-    struct rq_event *ev; /* a ring */
+    /* the loop's */
+    long long objectid; /* -1 until the object is found */
+    bool loaded;        /* what earlier masters left is queued, and the thread runs */
+    uv_async_t made_async;
+    char *db_url, *basedir, *cfg_path; /* what the thread opens */
+    pthread_t thread;
+
+    /* shared, under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t more; /* an event, a stop (on the monotonic clock) */
+    struct rq_event *ev; /* a ring; the head is the one being made */
     size_t head, n, cap;
-    long long objectid;           /* -1 until the object is found */
-    bool loaded;                  /* what earlier masters left is queued */
-    int tries;                    /* of the event at the head */
-    struct buildset_mails *mails; /* the head's, a buildset's, being made */
-    uv_idle_t idle;
-    uv_timer_t retry;
+    struct rq_made *made, **made_tail;
+    size_t n_made;
+    unsigned long cfg_gen; /* counts reconfigs */
+    bool stopping;
+
+    /* the thread's */
+    struct engine te; /* db, cfg and batch */
+    unsigned long te_gen;
 };
 
 static const char *kind_name(enum rq_kind k)
@@ -52,11 +84,12 @@ static void row_name(const struct rq_event *ev, char *out, size_t size)
     snprintf(out, size, "%s.%lld", kind_name(ev->kind), ev->id);
 }
 
+/* Under the lock. */
 static bool push(struct reportq *q, struct rq_event ev)
 {
+    if (q->n + q->n_made >= REPORTQ_MAX)
+        return false;
     if (q->n == q->cap) {
-        if (q->cap == REPORTQ_MAX)
-            return false;
         size_t cap = q->cap == 0 ? 64 : q->cap * 2 > REPORTQ_MAX ? REPORTQ_MAX : q->cap * 2;
         struct rq_event *v = xcalloc(cap, sizeof *v);
         for (size_t i = 0; i < q->n; i++)
@@ -71,25 +104,26 @@ static bool push(struct reportq *q, struct rq_event ev)
     return true;
 }
 
-/* ------------------------------------------------------------ rendering */
+/* ------------------------------------------------------------ the thread: rendering */
 
 /* The finished build `id` as its reports see it: its row, properties and source stamps.
-   0; 1 when there is no such build; -1 with *cause. */
+   0; 1 when there is no such build; -1 with *cause (its end not stored yet, too). */
 static int read_build(struct engine *e, long long id, struct build *b, char **state, char **cause)
 {
     struct db_param p[] = {DB_INT(id)};
     struct db_res *r = db_query(
         e->db,
         "SELECT b.number, b.builderid, bl.name, b.results, b.state_string, b.buildrequestid, "
-        "br.buildsetid, w.name FROM builds b JOIN builders bl ON bl.id = b.builderid JOIN "
-        "buildrequests br ON br.id = b.buildrequestid LEFT JOIN workers w ON w.id = b.workerid "
-        "WHERE b.id = ?",
+        "br.buildsetid, w.name, b.complete_at FROM builds b JOIN builders bl ON bl.id = "
+        "b.builderid JOIN buildrequests br ON br.id = b.buildrequestid LEFT JOIN workers w ON "
+        "w.id = b.workerid WHERE b.id = ?",
         p, 1, cause);
     if (r == NULL)
         return -1;
-    if (db_res_rows(r) == 0) {
+    if (db_res_rows(r) == 0 || db_res_null(r, 0, 8)) {
+        bool none = db_res_rows(r) == 0;
         db_res_free(r);
-        return 1;
+        return none ? 1 : util_cause(cause, "its end is not in the database yet");
     }
     *b = (struct build){.e = e,
                         .cfg = e->cfg,
@@ -118,22 +152,59 @@ static void free_build(struct build *b, char *state)
     free(state);
 }
 
-/* 0 when the event is done with (rendered, or there is nothing to render), 1 when a
-   buildset's mails have more builds to report, -1 with *cause when the database could not
-   be read: it is tried again later. */
-static int make_reports(struct engine *e, const struct rq_event *ev, char **cause)
+static bool stopping(struct reportq *q)
 {
-    struct reportq *q = e->rq;
+    pthread_mutex_lock(&q->lock);
+    bool s = q->stopping;
+    pthread_mutex_unlock(&q->lock);
+    return s;
+}
+
+/* The configuration of the master's last (re)config, and the database; 0 or -1. */
+static int ready(struct reportq *q, unsigned long gen, char **cause)
+{
+    struct engine *e = &q->te;
+    if (e->db == NULL && (e->db = db_open(q->db_url, q->basedir, true, cause)) == NULL)
+        return -1;
+    if (e->cfg != NULL && q->te_gen == gen)
+        return 0;
+    static const struct cfg_load_opts opts = {.log_messages = true, .quiet_load = true};
+    struct cfg *next = NULL;
+    if (cfg_load_with(q->cfg_path, &opts, &next, cause) != 0) {
+        if (e->cfg == NULL)
+            return -1;
+        log_error("reporters: %s cannot be loaded again for the reports; they are made with "
+                  "the configuration loaded before: %s",
+                  q->cfg_path, *cause);
+        free(*cause);
+        *cause = NULL;
+    } else {
+        log_info("reporters: %s loaded again for the reports' thread (%lu ms)", q->cfg_path,
+                 next->lua_ms);
+        cfg_free((struct cfg *)e->cfg);
+        e->cfg = next;
+    }
+    q->te_gen = gen;
+    return 0;
+}
+
+/* The event's notifications into e->batch: 0 when the event is done with (made, or there
+   is nothing to make), -1 with *cause when it is to be tried again, 1 when a stop came
+   half-way. */
+static int make_reports(struct reportq *q, const struct rq_event *ev, char **cause)
+{
+    struct engine *e = &q->te;
     if (ev->kind == RQ_BUILDSET) {
         if (!report_buildset_wanted(e))
             return 0;
-        if (q->mails == NULL && (q->mails = report_buildset_begin(e, ev->id, cause)) == NULL)
+        struct buildset_mails *j = report_buildset_begin(e, ev->id, cause);
+        if (j == NULL)
             return -1;
-        if (report_buildset_step(q->mails) == 1)
-            return 1;
-        report_buildset_free(q->mails);
-        q->mails = NULL;
-        return 0;
+        int rc;
+        while ((rc = report_buildset_step(j)) == 1 && !stopping(q))
+            ;
+        report_buildset_free(j);
+        return rc;
     }
     struct build b = {0};
     char *state = NULL;
@@ -146,6 +217,75 @@ static int make_reports(struct engine *e, const struct rq_event *ev, char **caus
     return rc < 0 ? -1 : 0;
 }
 
+/* Waits `ms` or until a stop; under the lock. */
+static void pause_locked(struct reportq *q, unsigned ms)
+{
+    struct timespec until = util_deadline(CLOCK_MONOTONIC, ms);
+    while (!q->stopping && pthread_cond_timedwait(&q->more, &q->lock, &until) == 0)
+        ;
+}
+
+/* The event at the head, made (or given up); under the lock, which it lets go meanwhile. */
+static void make_head(struct reportq *q)
+{
+    struct rq_event ev = q->ev[q->head];
+    for (int tries = 1; !q->stopping; tries++) {
+        unsigned long gen = q->cfg_gen;
+        pthread_mutex_unlock(&q->lock);
+        char *cause = NULL;
+        q->te.batch = rep_batch_new();
+        int rc = ready(q, gen, &cause) != 0 ? -1 : make_reports(q, &ev, &cause);
+        pthread_mutex_lock(&q->lock);
+        if (rc == 0) {
+            struct rq_made *m = xcalloc(1, sizeof *m);
+            *m = (struct rq_made){.ev = ev, .batch = q->te.batch};
+            *q->made_tail = m;
+            q->made_tail = &m->next;
+            q->n_made++;
+            uv_async_send(&q->made_async);
+        } else {
+            rep_batch_free(q->te.batch);
+        }
+        q->te.batch = NULL;
+        if (rc == 1 || q->stopping) { /* its row stays: the next start makes it */
+            free(cause);
+            return;
+        }
+        if (rc < 0) {
+            bool last = tries >= REPORTQ_TRIES;
+            log_error("reporters: %s %lld: its reports are not made now (%s): %s",
+                      kind_name(ev.kind), ev.id,
+                      last ? "the next start makes them" : "tried again soon", cause);
+            free(cause);
+            if (!last) {
+                pause_locked(q, REPORTQ_RETRY_MS);
+                continue;
+            }
+        }
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        return;
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct reportq *q = arg;
+    util_thread_nice(REPORTQ_NICE);
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->stopping && q->n == 0)
+            pthread_cond_wait(&q->more, &q->lock);
+        if (q->stopping)
+            break;
+        make_head(q);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ the loop: storing */
+
 static int forget(struct engine *e, const struct rq_event *ev, char **cause)
 {
     char name[48];
@@ -154,73 +294,51 @@ static int forget(struct engine *e, const struct rq_event *ev, char **cause)
     return db_exec(e->db, "DELETE FROM object_state WHERE objectid = ? AND name = ?", p, 2, cause);
 }
 
-static void idle_cb(uv_idle_t *h);
-
-static void retry_cb(uv_timer_t *t)
+/* The notifications in the outbox and the row gone, in one transaction. */
+static void store(struct engine *e, const struct rq_made *m)
 {
-    struct engine *e = t->data;
-    if (e->rq->n > 0)
-        uv_idle_start(&e->rq->idle, idle_cb);
-}
-
-static void pop(struct reportq *q)
-{
-    q->head = (q->head + 1) % q->cap;
-    q->n--;
-    q->tries = 0;
-}
-
-/* One event per turn of the loop: what the loop has to do besides goes between them. */
-static void idle_cb(uv_idle_t *h)
-{
-    struct engine *e = h->data;
-    struct reportq *q = e->rq;
-    if (q->n == 0 || e->rep == NULL || e->cfg == NULL) {
-        uv_idle_stop(h);
-        return;
-    }
-    struct rq_event ev = q->ev[q->head];
-    char *cause = NULL;
+    char what[48], *cause = NULL;
+    snprintf(what, sizeof what, "%s %lld", kind_name(m->ev.kind), m->ev.id);
     bool tx = db_begin(e->db, &cause) == 0;
     free(cause);
     cause = NULL;
-    int rc = make_reports(e, &ev, &cause);
-    if (rc == 1) { /* read, nothing written yet: the next turn goes on */
-        if (tx)
-            db_rollback(e->db);
-        return;
-    }
-    if (rc != 0) {
-        if (tx)
-            db_rollback(e->db);
-        bool last = ++q->tries >= REPORTQ_TRIES;
-        log_error("reporters: %s %lld: its reports are not made now (%s): %s", kind_name(ev.kind),
-                  ev.id, last ? "the next start makes them" : "tried again soon", cause);
-        free(cause);
-        if (last)
-            pop(q);
-        uv_idle_stop(h);
-        uv_timer_start(&q->retry, retry_cb, REPORTQ_RETRY_MS, 0);
-        return;
-    }
-    /* made, and in the outbox's memory: not made again now, whatever the row becomes */
-    if (forget(e, &ev, &cause) != 0 || (tx && db_commit(e->db, &cause) != 0)) {
+    rep_batch_enqueue(e->rep, m->batch, what);
+    /* in the outbox's memory now: not made again by this master, whatever the row becomes */
+    if (forget(e, &m->ev, &cause) != 0 || (tx && db_commit(e->db, &cause) != 0)) {
         if (tx && db_in_transaction(e->db))
             db_rollback(e->db);
-        log_error("reporters: %s %lld: its reports are made, but its row stays (the next start "
+        log_error("reporters: %s: its reports are made, but its row stays (the next start "
                   "makes them again): %s",
-                  kind_name(ev.kind), ev.id, cause);
+                  what, cause);
         free(cause);
     }
-    pop(q);
-    if (q->n == 0)
-        uv_idle_stop(h);
+}
+
+static void made_cb(uv_async_t *h)
+{
+    struct engine *e = h->data;
+    struct reportq *q = e->rq;
+    pthread_mutex_lock(&q->lock);
+    struct rq_made *m = q->made;
+    q->made = NULL;
+    q->made_tail = &q->made;
+    q->n_made = 0;
+    pthread_mutex_unlock(&q->lock);
+    while (m != NULL) {
+        struct rq_made *next = m->next;
+        if (e->rep != NULL) /* else a stop came: the row stays for the next start */
+            store(e, m);
+        rep_batch_free(m->batch);
+        free(m);
+        m = next;
+    }
 }
 
 /* ------------------------------------------------------------ the engine's calls */
 
-/* The events earlier masters left, oldest first (builds and buildsets by id). */
-static void load(struct engine *e)
+/* The events earlier masters left, oldest first (builds and buildsets by id); under the
+   lock.  0, or -1 when they cannot be read. */
+static int load(struct engine *e)
 {
     struct reportq *q = e->rq;
     char *cause = NULL;
@@ -237,9 +355,8 @@ static void load(struct engine *e)
                   "next start: %s",
                   cause);
         free(cause);
-        return;
+        return -1;
     }
-    q->loaded = true;
     size_t n = 0;
     for (size_t i = 0; i < db_res_rows(r); i++) {
         const char *name = db_res_text(r, i, 0);
@@ -256,43 +373,71 @@ static void load(struct engine *e)
             n++;
     }
     db_res_free(r);
-    if (n > 0) {
+    if (n > 0)
         log_info("reporters: the reports of %zu build(s) or buildset(s) an earlier master left "
                  "are made now",
                  n);
-        uv_idle_start(&q->idle, idle_cb);
-    }
+    return 0;
 }
 
 void reportq_init(struct engine *e)
 {
     struct reportq *q = xcalloc(1, sizeof *q);
     q->objectid = -1;
-    uv_idle_init(e->loop, &q->idle);
-    q->idle.data = e;
-    uv_timer_init(e->loop, &q->retry);
-    q->retry.data = e;
-    uv_unref((uv_handle_t *)&q->retry);
+    q->made_tail = &q->made;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->more, &attr);
+    pthread_condattr_destroy(&attr);
+    uv_async_init(e->loop, &q->made_async, made_cb);
+    q->made_async.data = e;
+    uv_unref((uv_handle_t *)&q->made_async);
     e->rq = q;
 }
 
 void reportq_reconfig(struct engine *e)
 {
-    report_buildset_free(e->rq->mails);
-    e->rq->mails = NULL;
+    pthread_mutex_lock(&e->rq->lock);
+    e->rq->cfg_gen++;
+    pthread_mutex_unlock(&e->rq->lock);
+}
+
+/* An SQLite database in memory is the engine's connection's alone. */
+static bool shared_db(const char *url)
+{
+    return url != NULL && strcmp(url, "sqlite://") != 0 && strstr(url, ":memory:") == NULL;
 }
 
 void reportq_started(struct engine *e)
 {
-    if (!e->rq->loaded && e->rep != NULL)
-        load(e);
+    struct reportq *q = e->rq;
+    char cwd[4096];
+    if (q->db_url != NULL || e->rep == NULL || !shared_db(e->cfg->db_url) ||
+        getcwd(cwd, sizeof cwd) == NULL)
+        return;
+    q->db_url = xstrdup(e->cfg->db_url);
+    q->basedir = xstrdup(cwd);
+    q->cfg_path = xstrdup(e->cfg->path);
+    pthread_mutex_lock(&q->lock);
+    bool ok = load(e) == 0;
+    pthread_mutex_unlock(&q->lock);
+    int err = ok ? pthread_create(&q->thread, NULL, thread_main, q) : 0;
+    if (err != 0)
+        log_error("reporters: no thread for the reports (%s): they are made where they happen",
+                  strerror(err));
+    q->loaded = ok && err == 0;
 }
 
 /* Queues the event, its row stored first; -1 when it must be rendered now. */
 static int add(struct engine *e, enum rq_kind kind, long long id)
 {
     struct reportq *q = e->rq;
-    if (!q->loaded || q->n == REPORTQ_MAX)
+    pthread_mutex_lock(&q->lock);
+    bool room = q->loaded && !q->stopping && q->n + q->n_made < REPORTQ_MAX;
+    pthread_mutex_unlock(&q->lock);
+    if (!room)
         return -1;
     struct rq_event ev = {kind, id};
     char name[48], *cause = NULL;
@@ -302,9 +447,10 @@ static int add(struct engine *e, enum rq_kind kind, long long id)
         free(cause);
         return -1;
     }
-    push(q, ev);
-    if (!uv_is_active((uv_handle_t *)&q->retry))
-        uv_idle_start(&q->idle, idle_cb);
+    pthread_mutex_lock(&q->lock);
+    push(q, ev); /* room was made sure of, and only the loop adds */
+    pthread_cond_signal(&q->more);
+    pthread_mutex_unlock(&q->lock);
     return 0;
 }
 
@@ -318,13 +464,34 @@ int reportq_buildset(struct engine *e, long long bsid)
     return add(e, RQ_BUILDSET, bsid);
 }
 
+void reportq_stop(struct engine *e)
+{
+    struct reportq *q = e->rq;
+    if (q == NULL || !q->loaded)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_signal(&q->more);
+    pthread_mutex_unlock(&q->lock);
+    pthread_join(q->thread, NULL);
+    q->loaded = false;
+    made_cb(&q->made_async); /* stored if the reporters are still there, else dropped */
+}
+
 void reportq_free(struct engine *e)
 {
     struct reportq *q = e->rq;
     if (q == NULL)
         return;
-    report_buildset_free(q->mails);
+    reportq_stop(e);
+    cfg_free((struct cfg *)q->te.cfg);
+    db_close(q->te.db);
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->more);
     free(q->ev);
+    free(q->db_url);
+    free(q->basedir);
+    free(q->cfg_path);
     free(q);
     e->rq = NULL;
 }

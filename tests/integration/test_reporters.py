@@ -388,6 +388,46 @@ def test_reports_left_queued_are_made_at_the_next_start(master, workers, backend
         github.close()
 
 
+def test_the_reports_thread_follows_reconfigs(master, workers, github):
+    """A finished build's reports are made on a thread of their own, with master.lua loaded
+    again there (what the file prints as it loads is logged once, by the master's own load):
+    a reconfig's new formatter is the one the next build's status gets."""
+    www = free_port()
+
+    def configure(text):
+        config = CONFIG.replace('template = "Starting." }', 'template = "Starting." },\n'
+                                '        end_formatter = R.message_formatter_renderable{ '
+                                f'template = "{text}" }}') \
+            .replace("        end_formatter = R.message_formatter_renderable{\n"
+                     "          template = bbm.interpolate(\"Build #%%(prop:buildnumber)s of "
+                     "%%(prop:buildername)s \"\n            .. string.rep(\"x\", 200)) } } } },",
+                     "      } } },")
+        assert config.count("end_formatter") == 1, config
+        with open(os.path.join(master.dir, "master.lua"), "w") as f:
+            f.write(f'print("{text} loads")\n' + config % {
+                "pb": master.pb_port, "www": www, "api": github.url,
+                "db": "sqlite:///state.sqlite"})
+
+    def ends():
+        return [b["description"] for _, b in github.delivered()
+                if b["context"].startswith("ci/") and b["state"] != "pending"]
+
+    configure("first")
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    built(www, force(www, "beta", project="python/cpython", revision=SHA1))
+    wait_for(lambda: ends() == ["first"], what="the first end status")
+    configure("second")
+    r = master.cli("reconfig", master.dir, check=0)
+    assert "completed successfully" in r.stdout, r.stdout
+    built(www, force(www, "beta", project="python/cpython", revision=SHA2))
+    wait_for(lambda: ends() == ["first", "second"], what="the second end status")
+    assert master.count(r"reporters: master\.lua loaded again for the reports' thread") == 2
+    assert master.count("first loads") == 1 and master.count("second loads") == 1
+    assert events_rows(master) == []
+
+
 def test_stop_does_not_wait_for_github(master, workers, github):
     """GitHub takes a request and never answers: the master stops at once anyway, keeps
     what it could not confirm, and the next start sends only the newest state of each
