@@ -2,10 +2,19 @@
  * libcurl's multi socket interface on a libuv loop: curl says which sockets
  * to watch (one uv_poll each) and when to wake it (one uv_timer); each
  * finished transfer calls back with its status and body.
+ *
+ * SMTP is the exception.  libcurl (7.88) ends a mail's upload by waiting, in
+ * a blocking poll, for the relay's reply to the message's end: on the loop's
+ * multi handle, every mail held the whole loop (the engine's, for reporters)
+ * as long as its relay took to answer, up to the request's timeout.  So mails
+ * go through a multi handle of their own, run by the mailer's thread (one per
+ * client, made with its first mail); what finishes there comes back to the
+ * loop through a uv_async and is called back there like any request.
  */
 #include "http/http.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +23,12 @@
 
 #include "util/util.h"
 
+struct mailer;
+
 struct http {
     uv_loop_t *loop;
+    struct mailer *mailer; /* SMTP's thread, from the first mail on */
+    uv_async_t mail_async; /* its mails that finished */
     CURLM *multi;
     uv_timer_t timer;
     int handles; /* open libuv handles: the timer and the polls */
@@ -38,9 +51,11 @@ struct transfer {
     struct buf body;
     struct buf head; /* the last response's header lines */
     char *payload;
-    size_t sent;              /* SMTP: bytes of the payload read by libcurl */
+    size_t sent, len;         /* SMTP: bytes of the payload read by libcurl, and in all */
     struct curl_slist *rcpts; /* SMTP: the recipients */
     bool smtp;
+    CURLcode code; /* SMTP: how it ended, and the server's last reply code, on the */
+    long status;   /* mailer's thread */
     http_cb cb;
     void *arg;
     char error[CURL_ERROR_SIZE];
@@ -64,13 +79,8 @@ static void handle_closed(uv_handle_t *hd)
     maybe_free(h);
 }
 
-/* Takes the transfer out of the multi handle and frees it. */
-static void transfer_free(struct http *h, struct transfer *t)
+static void transfer_destroy(struct transfer *t)
 {
-    *t->prev = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
-    curl_multi_remove_handle(h->multi, t->easy);
     curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
     curl_slist_free_all(t->rcpts);
@@ -78,6 +88,16 @@ static void transfer_free(struct http *h, struct transfer *t)
     buf_free(&t->head);
     free(t->payload);
     free(t);
+}
+
+/* Takes the transfer out of the loop's multi handle and frees it. */
+static void unlink_transfer(struct transfer *t);
+
+static void transfer_free(struct http *h, struct transfer *t)
+{
+    unlink_transfer(t);
+    curl_multi_remove_handle(h->multi, t->easy);
+    transfer_destroy(t);
 }
 
 /* Retry-After: seconds, or an HTTP date; -1 when absent or unreadable. */
@@ -98,35 +118,52 @@ static long retry_after(const struct http_response *r)
     return at > now ? (long)(at - now) : 0;
 }
 
-static void finished(struct http *h)
+/* Calls the transfer back with how it ended. */
+static void answer(struct transfer *t, CURLcode code, long status)
+{
+    struct http_response r = {.status = status};
+    if (code != CURLE_OK) {
+        /* an SMTP refusal keeps its reply code (451, 550...); a failure after a 2xx or
+           3xx reply (a timeout in DATA, a dropped connection) is no answer */
+        if (!t->smtp || r.status < 400)
+            r.status = 0;
+        r.error = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);
+    }
+    buf_addc(&t->head, '\0');
+    if (t->smtp && r.status >= 400 && t->head.len > 1)
+        r.error = t->head.data; /* "451 4.3.0 Try again later" */
+    buf_addc(&t->body, '\0');
+    r.body = t->body.data != NULL ? t->body.data : "";
+    r.len = t->body.len > 0 ? t->body.len - 1 : 0;
+    r.headers = t->head.data != NULL ? t->head.data : "";
+    r.retry_after = code == CURLE_OK ? retry_after(&r) : -1;
+    t->cb(t->arg, &r);
+}
+
+/* The transfer of a multi handle's message that it is done, or NULL. */
+static struct transfer *done_one(CURLM *multi, CURLcode *code, long *status)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode code = msg->data.result;
         struct transfer *t = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
-        struct http_response r = {0};
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r.status);
-        if (code != CURLE_OK) {
-            /* an SMTP refusal keeps its reply code (451, 550...); a failure after a 2xx or
-               3xx reply (a timeout in DATA, a dropped connection) is no answer */
-            if (!t->smtp || r.status < 400)
-                r.status = 0;
-            r.error = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);
-        }
-        buf_addc(&t->head, '\0');
-        if (t->smtp && r.status >= 400 && t->head.len > 1)
-            r.error = t->head.data; /* "451 4.3.0 Try again later" */
-        buf_addc(&t->body, '\0');
-        r.body = t->body.data != NULL ? t->body.data : "";
-        r.len = t->body.len > 0 ? t->body.len - 1 : 0;
-        r.headers = t->head.data != NULL ? t->head.data : "";
-        r.retry_after = code == CURLE_OK ? retry_after(&r) : -1;
-        t->cb(t->arg, &r);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        *code = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, status);
+        return t;
+    }
+    return NULL;
+}
+
+static void finished(struct http *h)
+{
+    struct transfer *t;
+    CURLcode code;
+    long status;
+    while ((t = done_one(h->multi, &code, &status)) != NULL) {
+        answer(t, code, status);
         transfer_free(h, t);
     }
 }
@@ -246,11 +283,6 @@ static struct transfer *transfer_new(struct http *h, CURL *easy, http_cb cb, voi
 {
     struct transfer *t = xcalloc(1, sizeof *t);
     t->easy = easy;
-    t->next = h->transfers;
-    t->prev = &h->transfers;
-    if (h->transfers != NULL)
-        h->transfers->prev = &t->next;
-    h->transfers = t;
     t->cb = cb;
     t->arg = arg;
     buf_init(&t->body, h->body_max);
@@ -262,6 +294,23 @@ static struct transfer *transfer_new(struct http *h, CURL *easy, http_cb cb, voi
     return t;
 }
 
+/* In the list at *head (the loop's transfers, or the mailer's thread's). */
+static void link_transfer(struct transfer **head, struct transfer *t)
+{
+    t->next = *head;
+    t->prev = head;
+    if (*head != NULL)
+        (*head)->prev = &t->next;
+    *head = t;
+}
+
+static void unlink_transfer(struct transfer *t)
+{
+    *t->prev = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+}
+
 int http_request(struct http *h, const char *method, const char *url, const char *const *headers,
                  const char *body, http_cb cb, void *arg, char **cause)
 {
@@ -269,6 +318,7 @@ int http_request(struct http *h, const char *method, const char *url, const char
     if (easy == NULL)
         return util_cause(cause, "http: cannot make a request");
     struct transfer *t = transfer_new(h, easy, cb, arg);
+    link_transfer(&h->transfers, t);
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
         t->headers = curl_slist_append(t->headers, headers[i]);
     curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -291,10 +341,184 @@ int http_request(struct http *h, const char *method, const char *url, const char
     return 0;
 }
 
+/* ------------------------------------------------------------ SMTP's thread */
+
+/* Shared by the loop and the mailer's thread; freed by whichever lets go last. */
+struct mailer {
+    pthread_mutex_t lock;
+    CURLM *multi;           /* the thread's */
+    struct transfer *queue; /* handed over, not yet in the multi handle */
+    struct transfer *done;  /* finished, for the loop (newest first) */
+    uv_async_t *async;      /* the loop's; NULL once it let go */
+    int refs;
+};
+
+static void mailer_unref(struct mailer *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool last = --m->refs == 0;
+    pthread_mutex_unlock(&m->lock);
+    if (!last)
+        return;
+    curl_multi_cleanup(m->multi);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* Frees the transfers of a list linked by `next`, calling nothing back. */
+static void drop_all(struct transfer *t)
+{
+    while (t != NULL) {
+        struct transfer *next = t->next;
+        transfer_destroy(t);
+        t = next;
+    }
+}
+
+/* What finished goes back to the loop (or, when it let go, is dropped). */
+static void mailer_finished(struct mailer *m)
+{
+    struct transfer *t;
+    CURLcode code;
+    long status;
+    while ((t = done_one(m->multi, &code, &status)) != NULL) {
+        curl_multi_remove_handle(m->multi, t->easy);
+        unlink_transfer(t);
+        t->code = code;
+        t->status = status;
+        pthread_mutex_lock(&m->lock);
+        if (m->async != NULL) {
+            t->next = m->done;
+            m->done = t;
+            uv_async_send(m->async);
+            t = NULL;
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (t != NULL)
+            transfer_destroy(t);
+    }
+}
+
+static void *mailer_main(void *arg)
+{
+    struct mailer *m = arg;
+    struct transfer *running = NULL;
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        bool on = m->async != NULL;
+        struct transfer *add = m->queue;
+        m->queue = NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (!on) {
+            drop_all(add);
+            break;
+        }
+        while (add != NULL) {
+            struct transfer *t = add;
+            add = t->next;
+            link_transfer(&running, t);
+            curl_multi_add_handle(m->multi, t->easy);
+        }
+        int n;
+        curl_multi_perform(m->multi, &n);
+        mailer_finished(m);
+        curl_multi_poll(m->multi, NULL, 0, 1000, NULL);
+    }
+    while (running != NULL) {
+        struct transfer *t = running;
+        unlink_transfer(t);
+        curl_multi_remove_handle(m->multi, t->easy);
+        transfer_destroy(t);
+    }
+    mailer_unref(m);
+    return NULL;
+}
+
+/* On the loop: the mails that finished, called back oldest first. */
+static void mailer_done_cb(uv_async_t *a)
+{
+    struct http *h = a->data;
+    struct mailer *m = h->mailer;
+    pthread_mutex_lock(&m->lock);
+    struct transfer *t = m->done, *oldest = NULL;
+    m->done = NULL;
+    pthread_mutex_unlock(&m->lock);
+    while (t != NULL) { /* reversed */
+        struct transfer *next = t->next;
+        t->next = oldest;
+        oldest = t;
+        t = next;
+    }
+    while (oldest != NULL) {
+        t = oldest;
+        oldest = t->next;
+        answer(t, t->code, t->status);
+        transfer_destroy(t);
+    }
+}
+
+static int mailer_start(struct http *h, char **cause)
+{
+    struct mailer *m = xcalloc(1, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    m->multi = curl_multi_init();
+    m->async = &h->mail_async;
+    m->refs = 2;
+    pthread_t thread;
+    int err = pthread_create(&thread, NULL, mailer_main, m);
+    if (err != 0) {
+        curl_multi_cleanup(m->multi);
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return util_cause(cause, "smtp: no thread for mails: %s", strerror(err));
+    }
+    pthread_setname_np(thread, "bbm-mailer");
+    pthread_detach(thread); /* it ends when the loop lets go, once its turn is over */
+    uv_async_init(h->loop, &h->mail_async, mailer_done_cb);
+    h->mail_async.data = h;
+    h->handles++;
+    h->mailer = m;
+    return 0;
+}
+
+/* Hands the transfer to the mailer's thread; -1 with *cause, the transfer freed. */
+static int mailer_submit(struct http *h, struct transfer *t, char **cause)
+{
+    if (h->mailer == NULL && mailer_start(h, cause) < 0) {
+        transfer_destroy(t);
+        return -1;
+    }
+    struct mailer *m = h->mailer;
+    pthread_mutex_lock(&m->lock);
+    t->next = m->queue;
+    m->queue = t;
+    pthread_mutex_unlock(&m->lock);
+    curl_multi_wakeup(m->multi);
+    return 0;
+}
+
+/* The loop lets go: what is queued or finished is dropped, the thread ends after its turn. */
+static void mailer_stop(struct http *h)
+{
+    struct mailer *m = h->mailer;
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->async = NULL;
+    struct transfer *done = m->done;
+    m->done = NULL;
+    pthread_mutex_unlock(&m->lock);
+    drop_all(done);
+    curl_multi_wakeup(m->multi);
+    mailer_unref(m);
+    h->mailer = NULL;
+    uv_close((uv_handle_t *)&h->mail_async, handle_closed);
+}
+
 static size_t read_cb(char *out, size_t size, size_t n, void *userp)
 {
     struct transfer *t = userp;
-    size_t left = strlen(t->payload + t->sent), take = size * n < left ? size * n : left;
+    size_t left = t->len - t->sent, take = size * n < left ? size * n : left;
     memcpy(out, t->payload + t->sent, take);
     t->sent += take;
     return take;
@@ -309,7 +533,8 @@ int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
         return util_cause(cause, "smtp: cannot make a request");
     struct transfer *t = transfer_new(h, easy, cb, arg);
     t->smtp = true;
-    t->payload = xstrdup(message);
+    t->len = strlen(message);
+    t->payload = xstrndup(message, t->len);
     for (size_t i = 0; rcpts[i] != NULL; i++)
         t->rcpts = curl_slist_append(t->rcpts, rcpts[i]);
     curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -332,11 +557,7 @@ int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
         curl_easy_setopt(easy, CURLOPT_USERNAME, user);
         curl_easy_setopt(easy, CURLOPT_PASSWORD, password != NULL ? password : "");
     }
-    if (curl_multi_add_handle(h->multi, easy) != CURLM_OK) {
-        transfer_free(h, t);
-        return util_cause(cause, "smtp: cannot start a request");
-    }
-    return 0;
+    return mailer_submit(h, t, cause);
 }
 
 void http_set_limits(struct http *h, long timeout, size_t body_max)
@@ -373,6 +594,7 @@ void http_free(struct http *h)
         return;
     while (h->transfers != NULL)
         transfer_free(h, h->transfers);
+    mailer_stop(h);
     h->closing = true;
     curl_multi_cleanup(h->multi); /* closes the cached connections: their polls go */
     h->multi = NULL;
