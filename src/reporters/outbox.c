@@ -39,20 +39,22 @@ struct note {
     struct note *next, **prev;
     char name[24]; /* its object_state row */
     char *reporter;
-    char *path;            /* /repos/o/r/statuses/sha */
-    char *body;            /* the JSON payload */
-    char *key;             /* reporter, path and context: statuses that replace each other */
-    char *state, *context; /* a message: what it reports, and "" */
-    int kind;              /* enum rep_kind */
-    char *marker;          /* a comment's hidden marker */
-    char *check_url;       /* a comment being looked for: the page of comments to read */
-    int pages;             /* pages of comments read this attempt */
-    bool checked;          /* looked for this attempt: not posted yet */
-    bool posted;           /* a comment was sent at least once (stored before it goes) */
-    char *from;            /* a mail: the envelope sender (path: its Message-ID, body: the
-                              message, context: the subject) */
-    char *rcpts;           /* a mail: the envelope recipients, a JSON list */
-    double created_at;     /* epoch seconds */
+    char *path;               /* /repos/o/r/statuses/sha */
+    char *body;               /* the JSON payload */
+    char *key;                /* reporter, path and context: statuses that replace each other */
+    char *state, *context;    /* a message: what it reports, and "" */
+    int kind;                 /* enum rep_kind */
+    char *marker;             /* a comment's hidden marker */
+    char *check_url;          /* a comment being looked for: the page of comments to read */
+    int pages;                /* pages of comments read this attempt */
+    bool checked;             /* looked for this attempt: not posted yet */
+    bool posted;              /* a comment was sent at least once (stored before it goes) */
+    char *from;               /* a mail: the envelope sender (path: its Message-ID, body: the
+                                 message, context: the subject) */
+    char *rcpts;              /* a mail: the envelope recipients, a JSON list */
+    const char *payload_json; /* the body as JSON text, made off the loop: a mail's, lent
+                                 for its first store */
+    double created_at;        /* epoch seconds */
     int attempts;
     uint64_t next_at; /* loop ms */
     bool in_flight;
@@ -101,7 +103,8 @@ static void pump(struct rep *r);
 
 /* `s` as a JSON string (quoted, escaped as jansson escapes) appended to `b`, when it is
    ASCII; false at the first byte past ASCII, for jansson to check and escape.  A mail is
-   megabytes of base64, which jansson would check and escape a character at a time. */
+   megabytes of base64, which jansson would check and escape a character at a time (and
+   which the reports' thread turns into JSON beforehand, rep_json_text). */
 static bool ascii_json(struct buf *b, const char *s)
 {
     buf_addc(b, '"');
@@ -130,6 +133,19 @@ static bool ascii_json(struct buf *b, const char *s)
     return true;
 }
 
+char *rep_json_text(const char *s)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (ascii_json(&b, s))
+        return buf_take(&b);
+    buf_free(&b);
+    json_t *v = json_string(s);
+    char *text = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(v);
+    return text;
+}
+
 static char *note_json(const struct note *n)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:i}", "reporter", n->reporter, "path",
@@ -143,24 +159,21 @@ static char *note_json(const struct note *n)
         json_object_set_new(o, "from", json_string(n->from));
         json_object_set_new(o, "to", json_string(n->rcpts));
     }
-    struct buf payload;
-    buf_init(&payload, 0);
-    bool ascii = ascii_json(&payload, n->body);
-    if (!ascii)
-        json_object_set_new(o, "payload", json_string(n->body));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (ascii && text != NULL) { /* {...} becomes {...,"payload":"..."} */
+    char *made = n->payload_json == NULL ? rep_json_text(n->body) : NULL;
+    const char *payload = n->payload_json != NULL ? n->payload_json : made;
+    if (text != NULL && payload != NULL) { /* {...} becomes {...,"payload":"..."} */
         struct buf all;
         buf_init(&all, 0);
         buf_add(&all, text, strlen(text) - 1);
         buf_addstr(&all, ",\"payload\":");
-        buf_add(&all, payload.data, payload.len);
+        buf_addstr(&all, payload);
         buf_addc(&all, '}');
         free(text);
         text = buf_take(&all);
     }
-    buf_free(&payload);
+    free(made);
     return text;
 }
 
@@ -1108,7 +1121,10 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
     n->key = xasprintf("\n%s", n->name); /* never superseded */
     n->created_at = util_now();
     n->next_at = uv_now(r->loop);
-    if (n->rcpts == NULL || store(r, n, false, cause) < 0) {
+    n->payload_json = m->message_json;
+    int stored = n->rcpts != NULL ? store(r, n, false, cause) : -1;
+    n->payload_json = NULL;
+    if (stored < 0) {
         if (n->rcpts == NULL)
             util_cause(cause, "recipients that are not valid text");
         note_free(n);

@@ -110,8 +110,11 @@ struct rep_mail {
     const char *reporter, *from, *message_id, *subject;
     const char *const *rcpts; /* envelope recipients (bare addresses) */
     size_t n_rcpts;
-    const char *message; /* rep_mail_compose's */
+    const char *message;      /* rep_mail_compose's */
+    const char *message_json; /* rep_json_text(message) made beforehand, or NULL */
 };
+/* `s` as JSON text, a quoted string (malloc'd), or NULL when it is not UTF-8. */
+char *rep_json_text(const char *s);
 /* Stores the mail and queues it; 0, or -1 with *cause. */
 int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause);
 /* Notifications stored and not yet delivered. */
