@@ -424,6 +424,8 @@ void reportq_started(struct engine *e)
     bool ok = load(e) == 0;
     pthread_mutex_unlock(&q->lock);
     int err = ok ? pthread_create(&q->thread, NULL, thread_main, q) : 0;
+    if (ok && err == 0)
+        pthread_setname_np(q->thread, "bbm-reports"); /* as top -H and perf show it */
     if (err != 0)
         log_error("reporters: no thread for the reports (%s): they are made where they happen",
                   strerror(err));
