@@ -4,6 +4,7 @@ GitHub does (201, or a scripted 502).  Statuses go through bbmaster's durable ou
 is retried and the status delivered once; a master stopped while GitHub is unreachable
 sends what it kept when it starts again.  Configuration refusals name file and line."""
 
+import asyncio
 import http.server
 import json
 import os
@@ -768,18 +769,24 @@ class FakeSMTP:
     """An SMTP server (aiosmtpd) that records each mail (envelope, message, whether the session
     was encrypted and who logged in); `replies` are answered to DATA before it accepts, as a
     relay answers when it cannot take the mail now or refuses it; with `tls` (a certificate and key)
-    STARTTLS is required (with `smtps`, TLS from the start), with `login` AUTH is too."""
+    STARTTLS is required (with `smtps`, TLS from the start), with `login` AUTH is too; with
+    `hold`, the reply to a message waits until `release` is set (`arrived` is set first)."""
 
-    def __init__(self, port, replies=(), tls=None, login=None, smtps=False):
+    def __init__(self, port, replies=(), tls=None, login=None, smtps=False, hold=False):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult
 
         fake = self
         self.mails = []
         self.replies = list(replies)
+        self.arrived, self.release = threading.Event(), threading.Event()
+        if not hold:
+            self.release.set()
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
+                fake.arrived.set()
+                await asyncio.get_running_loop().run_in_executor(None, fake.release.wait, 120)
                 if fake.replies:
                     return fake.replies.pop(0)
                 fake.mails.append((envelope.mail_from, list(envelope.rcpt_tos),
@@ -868,6 +875,34 @@ def test_mail_notifier(master, workers):
     assert log.get_filename() == "check.stdio"
     assert "\nochecked\n" in log.get_content()
     assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
+
+
+def test_a_relay_slow_to_answer_holds_no_build(master, workers):
+    """libcurl waits for a relay's reply to a message in a blocking poll; mails are sent from
+    a thread of their own, so a relay that holds its reply holds nothing else: a build forced
+    meanwhile runs to its end, and the mail is delivered at its first attempt once the relay
+    answers."""
+    www, smtp_port = free_port(), free_port()
+    smtp = FakeSMTP(smtp_port, hold=True)
+    smtp.start()
+    write_mail_config(master, www, f"""R.mail_notifier{{ fromaddr = "bb@example.org",
+      relayhost = "127.0.0.1", smtpPort = {smtp_port}, extraRecipients = {{ "l@example.org" }},
+      generators = {{ R.build_status_generator{{ mode = "failing" }} }} }}""")
+    try:
+        master.start()
+        workers("w1", "w1pass", master.pb_port).start()
+        master.wait_log(r"worker 'w1' attached")
+        bad = built(www, force(www, "gamma", project="python/cpython", revision=SHA1, rc="1"))
+        wait_for(smtp.arrived.is_set, what="the mail's message at the relay")
+        ok = built(www, force(www, "gamma", project="python/cpython", revision=SHA2))
+        assert (bad["results"], ok["results"], smtp.mails) == (2, 0, [])
+        smtp.release.set()
+        wait_for(lambda: smtp.mails and not outbox_rows(master), what="the mail delivered")
+    finally:
+        smtp.release.set()
+        smtp.stop()
+    assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
+    assert master.count(r"attempt 1 failed") == 0
 
 
 MAIL_CONTEXT = r'''R.mail_notifier{ fromaddr = "bb@example.org", relayhost = "127.0.0.1",
