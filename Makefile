@@ -60,7 +60,9 @@ asan: deps $(ASAN_BUILD)/build.ninja
 # suspended SSE streams resumed from it and the WebSocket thread, and request threads
 # counting the same log's bytes for byte ranges beside gzip streams and searches, and
 # pages rendered on their own threads for suspended connections, and GitHub logins
-# waiting on their own loop while their connections are suspended (integration).
+# waiting on their own loop while their connections are suspended, and the reports' thread
+# (its own configuration, reloaded at a reconfig) and the mailer's beside the loop
+# (integration).
 TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_events.py::test_sse_build_events_are_the_api_entities \
 	tests/integration/test_events.py::test_ws_like_buildbot \
@@ -70,6 +72,9 @@ TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_web_extras.py::test_many_clients_at_once \
 	tests/integration/test_ui.py::test_pages_for_many_clients_at_once_and_a_stop_meanwhile \
 	tests/integration/test_github_auth.py::test_github_login_graphql_teams \
+	tests/integration/test_reporters.py::test_the_reports_thread_follows_reconfigs \
+	tests/integration/test_reporters.py::test_a_relay_slow_to_answer_holds_no_build \
+	tests/integration/test_reporters_buildset.py::test_buildset_mail \
 	tests/integration/test_github_auth.py::test_stopping_answers_a_login_waiting_for_github
 
 $(TSAN_BUILD)/build.ninja:

@@ -715,11 +715,12 @@ static void watch_signal(struct master *m, uv_signal_t *h, int signum)
  * what the master opens itself (FD_FIXED: stdio, the log, the loop, the
  * listeners, the web threads' event descriptors; FD_CHILDREN: children's
  * pipes, transfer files, outgoing HTTP) and its database connections (the
- * web pool's 32, the engine's and one more, each three descriptors on SQLite:
+ * web pool's 32, the engine's, the WAL checkpointer's and the reports' thread's, each
+ * three descriptors on SQLite:
  * the file, -wal and -shm).  The worker port and the web get half of the rest
  * each, up to WK_MAX_CONNECTIONS and FD_WEB_MAX.
  */
-enum { FD_FIXED = 64, FD_CHILDREN = 32, FD_DB_CONNECTIONS = 34, FD_WEB_MAX = 1024, FD_MIN = 8 };
+enum { FD_FIXED = 64, FD_CHILDREN = 32, FD_DB_CONNECTIONS = 35, FD_WEB_MAX = 1024, FD_MIN = 8 };
 
 static void fd_budget(struct master *m)
 {
