@@ -64,11 +64,7 @@ struct db_checkpointer *db_checkpointer_start(struct db *writer, const char *url
     k->db = db;
     k->interval_ms = interval_ms;
     pthread_mutex_init(&k->lock, NULL);
-    pthread_condattr_t attr; /* waits on the monotonic clock: a clock set back stalls nothing */
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    util_cond_init_monotonic(&k->wake);
     k->started = pthread_create(&k->thread, NULL, run, k) == 0;
     if (!k->started) {
         util_cause(cause, "cannot start the checkpoint thread");

@@ -386,11 +386,7 @@ void reportq_init(struct engine *e)
     q->objectid = -1;
     q->made_tail = &q->made;
     pthread_mutex_init(&q->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->more, &attr);
-    pthread_condattr_destroy(&attr);
+    util_cond_init_monotonic(&q->more);
     uv_async_init(e->loop, &q->made_async, made_cb);
     q->made_async.data = e;
     uv_unref((uv_handle_t *)&q->made_async);

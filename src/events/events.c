@@ -33,11 +33,7 @@ struct ev_bus *ev_bus_new(void)
 {
     struct ev_bus *bus = xcalloc(1, sizeof *bus);
     pthread_mutex_init(&bus->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&bus->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    util_cond_init_monotonic(&bus->cond);
     bus->next = bus->visible = bus->gone = 1;
     return bus;
 }

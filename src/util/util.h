@@ -13,6 +13,7 @@
 #define BBM_UTIL_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +135,9 @@ uint64_t util_thread_cpu_ms(void);
 /* Lowers the calling thread's priority to `nice` (Linux, where a thread has its own, as
    setpriority of its id sets it; elsewhere nothing changes). */
 void util_thread_nice(int nice);
+/* A condition variable whose timed waits are on the monotonic clock (util_deadline's
+   CLOCK_MONOTONIC): a clock set back stalls nothing. */
+void util_cond_init_monotonic(pthread_cond_t *cond);
 /* The time `ms` milliseconds from now on `clock` (a deadline for pthread_cond_timedwait). */
 struct timespec util_deadline(clockid_t clock, unsigned ms);
 

@@ -163,11 +163,7 @@ struct www_conns *www_conns_start(const struct www_limits *lim, char **cause)
     struct www_conns *all = xcalloc(1, sizeof *all);
     all->lim = *lim;
     pthread_mutex_init(&all->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&all->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    util_cond_init_monotonic(&all->wake);
     int err = pthread_create(&all->thread, NULL, watchdog, all);
     if (err != 0) {
         util_cause(cause, "www: cannot start the connection watchdog: %s", strerror(err));
