@@ -11,9 +11,11 @@
  * pending.", against the properties known before a build starts), and one commit
  * status is
  * stored in the outbox for each source stamp with a GitHub repository and a
- * revision, as GitHubStatusPush.sendMessage does.  Rendering happens here,
- * on the engine's thread, because the renderables live in the configuration's
- * Lua state; delivery is the outbox's (src/reporters), which never waits.
+ * revision, as GitHubStatusPush.sendMessage does.  Rendering happens in the
+ * Lua state of a configuration: the engine's, where a build starts or a request
+ * is made; the reports' thread's own for a finished build (reportq.c), whose
+ * notifications go into a batch (report_out_*).  Delivery is the outbox's
+ * (src/reporters), which never waits.
  * Mail reporters get the same events (and buildsets that completed, for
  * BuildSetStatusGenerator) through reportmail.c.
  */

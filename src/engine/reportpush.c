@@ -9,8 +9,8 @@
  * buildset and, bbmaster's own, its changes (Buildbot's data API
  * builds/N/changes: getChangesForBuild, the changes back to the previous
  * successful build's).  Rendering
- * happens on the engine's thread, where the configuration's Lua state lives;
- * the outbox (src/reporters) delivers.
+ * happens where the configuration's Lua state lives: on the reports' thread
+ * for a finished build (reportq.c); the outbox (src/reporters) delivers.
  */
 #include <jansson.h>
 #include <lauxlib.h>

@@ -1,8 +1,9 @@
 /*
  * http: an HTTP client on a libuv loop (libcurl's multi interface driven by
  * uv_poll and a uv_timer), for the calls the master makes to other services
- * (GitHub's API for pull-request testing; reporters later).  Everything runs
- * on the loop's thread; answers come back through callbacks.
+ * (GitHub's API for pull-request testing, reporters).  Answers come back
+ * through callbacks on the loop's thread; mails are sent from a thread of the
+ * client's own (libcurl's SMTP waits in a blocking poll, http.c).
  */
 #ifndef BBM_HTTP_H
 #define BBM_HTTP_H

@@ -23,7 +23,6 @@ struct item {
 
 struct rep_batch {
     struct item *head, **tail;
-    size_t n;
 };
 
 struct rep_batch *rep_batch_new(void)
@@ -41,7 +40,6 @@ static struct item *add(struct rep_batch *b, enum rep_kind kind, const char *con
         it->f[i] = f[i] != NULL ? xstrdup(f[i]) : NULL;
     *b->tail = it;
     b->tail = &it->next;
-    b->n++;
     return it;
 }
 
@@ -67,11 +65,6 @@ void rep_batch_mail(struct rep_batch *b, const struct rep_mail *m)
     for (size_t i = 0; i < m->n_rcpts; i++)
         it->rcpts[i] = xstrdup(m->rcpts[i]);
     it->n_rcpts = m->n_rcpts;
-}
-
-size_t rep_batch_size(const struct rep_batch *b)
-{
-    return b->n;
 }
 
 static int enqueue(struct rep *r, const struct item *it, char **cause)

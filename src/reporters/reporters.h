@@ -130,7 +130,6 @@ struct rep_batch *rep_batch_new(void);
 void rep_batch_status(struct rep_batch *b, const struct rep_status *st);
 void rep_batch_post(struct rep_batch *b, const struct rep_post *p);
 void rep_batch_mail(struct rep_batch *b, const struct rep_mail *m);
-size_t rep_batch_size(const struct rep_batch *b);
 void rep_batch_enqueue(struct rep *r, const struct rep_batch *b, const char *what);
 void rep_batch_free(struct rep_batch *b);
 /* Drops what is in flight (it stays stored) and frees the outbox; NULL is fine. */
