@@ -346,10 +346,10 @@ int http_request(struct http *h, const char *method, const char *url, const char
 /* Shared by the loop and the mailer's thread; freed by whichever lets go last. */
 struct mailer {
     pthread_mutex_t lock;
-    CURLM *multi;           /* the thread's */
-    struct transfer *queue; /* handed over, not yet in the multi handle */
-    struct transfer *done;  /* finished, for the loop (newest first) */
-    uv_async_t *async;      /* the loop's; NULL once it let go */
+    CURLM *multi;                         /* the thread's */
+    struct transfer *queue, **queue_tail; /* handed over, not yet in the multi handle */
+    struct transfer *done;                /* finished, for the loop (newest first) */
+    uv_async_t *async;                    /* the loop's; NULL once it let go */
     int refs;
 };
 
@@ -408,6 +408,7 @@ static void *mailer_main(void *arg)
         bool on = m->async != NULL;
         struct transfer *add = m->queue;
         m->queue = NULL;
+        m->queue_tail = &m->queue;
         pthread_mutex_unlock(&m->lock);
         if (!on) {
             drop_all(add);
@@ -462,6 +463,7 @@ static int mailer_start(struct http *h, char **cause)
     struct mailer *m = xcalloc(1, sizeof *m);
     pthread_mutex_init(&m->lock, NULL);
     m->multi = curl_multi_init();
+    m->queue_tail = &m->queue;
     m->async = &h->mail_async;
     m->refs = 2;
     pthread_t thread;
@@ -490,8 +492,9 @@ static int mailer_submit(struct http *h, struct transfer *t, char **cause)
     }
     struct mailer *m = h->mailer;
     pthread_mutex_lock(&m->lock);
-    t->next = m->queue;
-    m->queue = t;
+    t->next = NULL; /* in the order they came */
+    *m->queue_tail = t;
+    m->queue_tail = &t->next;
     pthread_mutex_unlock(&m->lock);
     curl_multi_wakeup(m->multi);
     return 0;
