@@ -471,8 +471,9 @@ int report_load_props(struct db *db, struct build *b, char **cause)
 
 /*
  * A completed buildset's mails, one per mail reporter with a BuildSetStatusGenerator, made a
- * build at a time (report_buildset_step), so that a buildset of many builds, each with its
- * logs and formatter, does not hold the loop; the mails are stored by the last step.
+ * build at a time (report_buildset_step), so that the reports' thread can stop between two
+ * builds of a buildset of many, each with its logs and formatter; the mails are stored by
+ * the last step.
  */
 struct buildset_mails {
     struct engine *e;
@@ -586,7 +587,7 @@ int report_buildset_step(struct buildset_mails *j)
             free(cause);
             j->failed[j->reporter] = true;
         }
-        if (done != 0) /* a build read and reported: the next one on the next turn */
+        if (done != 0) /* a build read and reported: the next one at the next step */
             return 1;
     }
     end_mails(j, true);
