@@ -58,9 +58,9 @@ void rep_batch_post(struct rep_batch *b, const struct rep_post *p)
 
 void rep_batch_mail(struct rep_batch *b, const struct rep_mail *m)
 {
-    const char *f[] = {m->reporter, m->from, m->message_id, m->subject, m->message};
+    const char *f[] = {m->reporter, m->from, m->message_id, m->subject};
     struct item *it = add(b, REP_KIND_MAIL, f, sizeof f / sizeof *f);
-    it->f[5] = rep_json_text(m->message); /* the row's text is made here, not on the loop */
+    it->f[4] = rep_mail_pack(m->message); /* here, not on the loop */
     it->rcpts = xcalloc(m->n_rcpts + 1, sizeof *it->rcpts);
     for (size_t i = 0; i < m->n_rcpts; i++)
         it->rcpts[i] = xstrdup(m->rcpts[i]);
@@ -79,8 +79,7 @@ static int enqueue(struct rep *r, const struct item *it, char **cause)
                              .from = f[1],
                              .message_id = f[2],
                              .subject = f[3],
-                             .message = f[4],
-                             .message_json = f[5],
+                             .packed = f[4],
                              .rcpts = (const char *const *)it->rcpts,
                              .n_rcpts = it->n_rcpts};
         return rep_enqueue_mail(r, &m, cause);

@@ -2,9 +2,8 @@
  * The IRC reporter's pure parts: the line parser (RFC 2812's message syntax,
  * bounded to 512 bytes, fuzzed in fuzz/fuzz_irc.c), Buildbot's notify_events and
  * their meaning for a finished build (words.py's notify_for_finished), the texts
- * words.py says and irc.py colours, the base64 of SASL PLAIN, and the queue of
- * lines with its line rate.  irc.c runs the
- * connection; the engine decides what to say with these.
+ * words.py says and irc.py colours, and the queue of lines with its line rate.
+ * irc.c runs the connection; the engine decides what to say with these.
  */
 #include "reporters/reporters.h"
 
@@ -250,28 +249,6 @@ char *rep_irc_finished_text(long long number, const char *url, const char *build
         return xasprintf("Build [#%lld](%s) of `%s` %s: %s", number, url, builder, status,
                          state_string);
     return xasprintf("Build [#%lld](%s) of `%s` %s.", number, url, builder, status);
-}
-
-/* ------------------------------------------------------------ bytes */
-
-size_t rep_irc_base64(const void *in, size_t n, char *out)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *s = in;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        out[o++] = al[(v >> 18) & 63];
-        out[o++] = al[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? al[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? al[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return o;
 }
 
 size_t rep_irc_cut(const char *s, size_t len, size_t max)

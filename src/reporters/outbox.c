@@ -39,22 +39,21 @@ struct note {
     struct note *next, **prev;
     char name[24]; /* its object_state row */
     char *reporter;
-    char *path;               /* /repos/o/r/statuses/sha */
-    char *body;               /* the JSON payload */
-    char *key;                /* reporter, path and context: statuses that replace each other */
-    char *state, *context;    /* a message: what it reports, and "" */
-    int kind;                 /* enum rep_kind */
-    char *marker;             /* a comment's hidden marker */
-    char *check_url;          /* a comment being looked for: the page of comments to read */
-    int pages;                /* pages of comments read this attempt */
-    bool checked;             /* looked for this attempt: not posted yet */
-    bool posted;              /* a comment was sent at least once (stored before it goes) */
-    char *from;               /* a mail: the envelope sender (path: its Message-ID, body: the
-                                 message, context: the subject) */
-    char *rcpts;              /* a mail: the envelope recipients, a JSON list */
-    const char *payload_json; /* the body as JSON text, made off the loop: a mail's, lent
-                                 for its first store */
-    double created_at;        /* epoch seconds */
+    char *path;            /* /repos/o/r/statuses/sha */
+    char *body;            /* the JSON payload; a mail's message while it is sent */
+    char *key;             /* reporter, path and context: statuses that replace each other */
+    char *state, *context; /* a message: what it reports, and "" */
+    int kind;              /* enum rep_kind */
+    char *marker;          /* a comment's hidden marker */
+    char *check_url;       /* a comment being looked for: the page of comments to read */
+    int pages;             /* pages of comments read this attempt */
+    bool checked;          /* looked for this attempt: not posted yet */
+    bool posted;           /* a comment was sent at least once (stored before it goes) */
+    char *from;            /* a mail: the envelope sender (path: its Message-ID, context:
+                              the subject) */
+    char *rcpts;           /* a mail: the envelope recipients, a JSON list */
+    char *packed;          /* a mail: its message, rep_mail_pack's */
+    double created_at;     /* epoch seconds */
     int attempts;
     uint64_t next_at; /* loop ms */
     bool in_flight;
@@ -90,6 +89,7 @@ struct rep {
     long long seq;
     struct note *head, **tail;
     size_t n;
+    size_t mail_bytes;   /* the packed mails' text held */
     struct note *flying; /* in flight (at most REP_CONCURRENCY per token) */
     struct target *targets;
     size_t n_targets;
@@ -102,9 +102,8 @@ static void pump(struct rep *r);
 /* ------------------------------------------------------------ storage */
 
 /* `s` as a JSON string (quoted, escaped as jansson escapes) appended to `b`, when it is
-   ASCII; false at the first byte past ASCII, for jansson to check and escape.  A mail is
-   megabytes of base64, which jansson would check and escape a character at a time (and
-   which the reports' thread turns into JSON beforehand, rep_json_text). */
+   ASCII; false at the first byte past ASCII, for jansson to check and escape.  A comment is
+   up to 64 KiB, which jansson would check and escape a character at a time. */
 static bool ascii_json(struct buf *b, const char *s)
 {
     buf_addc(b, '"');
@@ -133,7 +132,8 @@ static bool ascii_json(struct buf *b, const char *s)
     return true;
 }
 
-char *rep_json_text(const char *s)
+/* `s` as JSON text, a quoted string (malloc'd), or NULL when it is not UTF-8. */
+static char *json_text(const char *s)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -161,19 +161,19 @@ static char *note_json(const struct note *n)
     }
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    char *made = n->payload_json == NULL ? rep_json_text(n->body) : NULL;
-    const char *payload = n->payload_json != NULL ? n->payload_json : made;
-    if (text != NULL && payload != NULL) { /* {...} becomes {...,"payload":"..."} */
+    bool mail = n->kind == REP_KIND_MAIL;
+    char *payload = mail ? NULL : json_text(n->body);
+    if (text != NULL && (mail || payload != NULL)) { /* {...} becomes {...,"payload":"..."} */
         struct buf all;
         buf_init(&all, 0);
         buf_add(&all, text, strlen(text) - 1);
-        buf_addstr(&all, ",\"payload\":");
-        buf_addstr(&all, payload);
-        buf_addc(&all, '}');
+        buf_addstr(&all, mail ? ",\"packed\":\"" : ",\"payload\":");
+        buf_addstr(&all, mail ? n->packed : payload); /* base64: nothing to escape */
+        buf_addstr(&all, mail ? "\"}" : "}");
         free(text);
         text = buf_take(&all);
     }
-    free(made);
+    free(payload);
     return text;
 }
 
@@ -205,6 +205,7 @@ static void note_free(struct note *n)
     free(n->check_url);
     free(n->from);
     free(n->rcpts);
+    free(n->packed);
     free(n);
 }
 
@@ -215,6 +216,7 @@ static void link_note(struct rep *r, struct note *n)
     *r->tail = n;
     r->tail = &n->next;
     r->n++;
+    r->mail_bytes += n->packed != NULL ? strlen(n->packed) : 0;
 }
 
 static void unlink_note(struct rep *r, struct note *n)
@@ -225,6 +227,7 @@ static void unlink_note(struct rep *r, struct note *n)
     else
         r->tail = n->prev;
     r->n--;
+    r->mail_bytes -= n->packed != NULL ? strlen(n->packed) : 0;
 }
 
 /* The row goes and the note with it. */
@@ -241,23 +244,40 @@ static void forget(struct rep *r, struct note *n)
     note_free(n);
 }
 
+/* Whether a mail's row holds a message that can be sent: packed, or whole. */
+static bool mail_readable(const char *packed, const char *body)
+{
+    if (packed == NULL)
+        return body != NULL && strlen(body) <= REP_MAIL_MAX;
+    char *cause = NULL, *message = rep_mail_unpack(packed, &cause);
+    free(cause);
+    free(message);
+    return message != NULL;
+}
+
 static struct note *note_from_json(const char *name, const char *text)
 {
     json_t *o = json_loads(text, 0, NULL);
-    const char *rep = NULL, *path = NULL, *body = NULL, *state = NULL, *context = NULL;
+    const char *rep = NULL, *path = NULL, *body = NULL, *packed = NULL, *state = NULL,
+               *context = NULL;
     double at = 0;
     int attempts = 0, kind = REP_KIND_STATUS, posted = 0;
     struct note *n = NULL;
     if (o != NULL &&
-        json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:F, s:i, s?i, s?b}", "reporter", &rep, "path",
-                    &path, "payload", &body, "state", &state, "context", &context, "created_at",
-                    &at, "attempts", &attempts, "kind", &kind, "posted", &posted) == 0 &&
-        kind >= REP_KIND_STATUS && kind <= REP_KIND_MAIL) {
+        json_unpack(o, "{s:s, s:s, s?s, s?s, s:s, s:s, s:F, s:i, s?i, s?b}", "reporter", &rep,
+                    "path", &path, "payload", &body, "packed", &packed, "state", &state, "context",
+                    &context, "created_at", &at, "attempts", &attempts, "kind", &kind, "posted",
+                    &posted) == 0 &&
+        kind >= REP_KIND_STATUS && kind <= REP_KIND_MAIL &&
+        (kind == REP_KIND_MAIL ? mail_readable(packed, body) : body != NULL)) {
         n = xcalloc(1, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
         n->reporter = xstrdup(rep);
         n->path = xstrdup(path);
-        n->body = xstrdup(body);
+        if (kind != REP_KIND_MAIL)
+            n->body = xstrdup(body);
+        else /* packed, or stored whole by an earlier bbmaster */
+            n->packed = packed != NULL ? xstrdup(packed) : rep_mail_pack(body);
         n->state = xstrdup(state);
         n->context = xstrdup(context);
         n->created_at = at;
@@ -270,7 +290,8 @@ static struct note *note_from_json(const char *name, const char *text)
         if (kind == REP_KIND_COMMENT)
             n->marker = rep_comment_marker(name, at);
         const char *from = NULL, *to = NULL;
-        if (kind == REP_KIND_MAIL && json_unpack(o, "{s:s, s:s}", "from", &from, "to", &to) == 0) {
+        if (kind == REP_KIND_MAIL && n->packed != NULL &&
+            json_unpack(o, "{s:s, s:s}", "from", &from, "to", &to) == 0) {
             n->from = xstrdup(from);
             n->rcpts = xstrdup(to);
         } else if (kind == REP_KIND_MAIL) {
@@ -832,8 +853,11 @@ static int send_mail(struct rep *r, struct note *n, const struct target *t, char
 {
     json_t *list = json_loads(n->rcpts, 0, NULL);
     const char **rcpts = recipients(list);
-    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts,
-                       n->body, answered, n, cause);
+    char *message = rep_mail_unpack(n->packed, cause); /* http_smtp keeps a copy */
+    int rc = message == NULL ? -1
+                             : http_smtp(r->http, t->token, t->starttls, t->user, t->password,
+                                         n->from, rcpts, message, answered, n, cause);
+    free(message);
     free(rcpts);
     json_decref(list);
     return rc;
@@ -1104,6 +1128,15 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
 {
     if (r->n >= REP_OUTBOX_MAX)
         return util_cause(cause, "the outbox holds %d notifications already", REP_OUTBOX_MAX);
+    char *packed = m->packed != NULL    ? xstrdup(m->packed)
+                   : m->message != NULL ? rep_mail_pack(m->message)
+                                        : NULL;
+    if (packed == NULL)
+        return util_cause(cause, "the mail cannot be compressed");
+    if (r->mail_bytes + strlen(packed) > REP_OUTBOX_MAIL_BYTES) {
+        free(packed);
+        return util_cause(cause, "the outbox holds %zu MiB of mails already", r->mail_bytes >> 20);
+    }
     json_t *list = json_array();
     for (size_t i = 0; i < m->n_rcpts; i++)
         json_array_append_new(list, json_string(m->rcpts[i]));
@@ -1112,7 +1145,7 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
     n->kind = REP_KIND_MAIL;
     n->reporter = xstrdup(m->reporter);
     n->path = xstrdup(m->message_id);
-    n->body = xstrdup(m->message);
+    n->packed = packed;
     n->state = xstrdup("mail");
     n->context = xstrdup(m->subject);
     n->from = xstrdup(m->from);
@@ -1121,9 +1154,7 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
     n->key = xasprintf("\n%s", n->name); /* never superseded */
     n->created_at = util_now();
     n->next_at = uv_now(r->loop);
-    n->payload_json = m->message_json;
     int stored = n->rcpts != NULL ? store(r, n, false, cause) : -1;
-    n->payload_json = NULL;
     if (stored < 0) {
         if (n->rcpts == NULL)
             util_cause(cause, "recipients that are not valid text");

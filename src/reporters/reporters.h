@@ -110,13 +110,20 @@ struct rep_mail {
     const char *reporter, *from, *message_id, *subject;
     const char *const *rcpts; /* envelope recipients (bare addresses) */
     size_t n_rcpts;
-    const char *message;      /* rep_mail_compose's */
-    const char *message_json; /* rep_json_text(message) made beforehand, or NULL */
+    const char *message; /* rep_mail_compose's, or NULL when packed is given */
+    const char *packed;  /* rep_mail_pack(message) made beforehand, or NULL */
 };
-/* `s` as JSON text, a quoted string (malloc'd), or NULL when it is not UTF-8. */
-char *rep_json_text(const char *s);
-/* Stores the mail and queues it; 0, or -1 with *cause. */
+/* Stores the mail, packed, and queues it; 0, or -1 with *cause. */
 int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause);
+/* The most packed mails' text the outbox holds in memory (in the database, and in
+   memory while they wait); a mail past it is refused, as one past REP_OUTBOX_MAX. */
+#define REP_OUTBOX_MAIL_BYTES (256 * 1024 * 1024)
+/* A mail's message compressed and in base64 (malloc'd; NULL if zstd fails), and back: the
+   message (at most REP_MAIL_MAX bytes, no NUL), or NULL with *cause. */
+char *rep_mail_pack(const char *message);
+char *rep_mail_unpack(const char *packed, char **cause);
+/* Base64 of `n` bytes into `out` (4 * ((n + 2) / 3) + 1 bytes); returns its length. */
+size_t rep_base64(const void *in, size_t n, char *out);
 /* Notifications stored and not yet delivered. */
 size_t rep_pending(const struct rep *r);
 
@@ -384,8 +391,6 @@ bool rep_irc_wants(uint32_t events, int results, int prev);
 char *rep_irc_started_text(long long number, const char *url, const char *builder);
 char *rep_irc_finished_text(long long number, const char *url, const char *builder, int results,
                             const char *state_string, bool colors);
-/* Base64 of `n` bytes into `out` (4 * ((n + 2) / 3) + 1 bytes); returns its length. */
-size_t rep_irc_base64(const void *in, size_t n, char *out);
 /* The length of the longest prefix of `s` (of `len` bytes) within `max` bytes that does not
    cut a UTF-8 character. */
 size_t rep_irc_cut(const char *s, size_t len, size_t max);

@@ -5,6 +5,7 @@ is retried and the status delivered once; a master stopped while GitHub is unrea
 sends what it kept when it starts again.  Configuration refusals name file and line."""
 
 import asyncio
+import base64
 import http.server
 import json
 import os
@@ -839,15 +840,29 @@ def test_mail_notifier(master, workers):
         # nothing listens yet
         master.wait_log(r"MailNotifier: <bbmaster.*attempt 1 failed")
         master.stop()  # the mail stays stored, envelope and all, for the next start
-        assert [json.loads(v)["kind"] for _, v in outbox_rows(master)] == [3]
+        [(name, value)] = outbox_rows(master)
+        row = json.loads(value)
+        assert row["kind"] == 3 and "payload" not in row  # packed: a zstd frame, in base64
+        assert base64.b64decode(row["packed"])[:4] == b"\x28\xb5\x2f\xfd"
+        # and a mail stored whole, as bbmaster stored them before, is still sent
+        old = dict(row, payload="Subject: old\r\n\r\nstored whole\r\n",
+                   path="<old@example.org>")
+        del old["packed"]
+        db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
+        db.execute("INSERT INTO object_state (objectid, name, value_json) SELECT objectid, "
+                   "?, ? FROM object_state WHERE name = ?", ("0" * 20, json.dumps(old), name))
+        db.commit()
+        db.close()
         smtp.start()
         master.start()
-        wait_for(lambda: smtp.mails and not outbox_rows(master), what="the mail delivered")
+        wait_for(lambda: len(smtp.mails) == 2 and not outbox_rows(master),
+                 what="the mails delivered")
     finally:
         if smtp.controller.server is not None:
             smtp.stop()
-    assert len(smtp.mails) == 1
-    sender, rcpts, content, encrypted, _ = smtp.mails[0]
+    [whole] = [m for m in smtp.mails if b"stored whole" in m[2]]
+    assert whole[2] == b"Subject: old\r\n\r\nstored whole\r\n"
+    sender, rcpts, content, encrypted, _ = [m for m in smtp.mails if m is not whole][0]
     assert not encrypted  # a relay that offers no STARTTLS
     assert sender == "bb@example.org"
     assert sorted(rcpts) == ["jane@example.org", "list@example.org"]
