@@ -18,21 +18,9 @@
 
 static char *base64(const char *s)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = strlen(s);
-    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char)s[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned char)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)s[i + 2];
-        *o++ = abc[(v >> 18) & 63];
-        *o++ = abc[(v >> 12) & 63];
-        *o++ = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? abc[v & 63] : '=';
-    }
-    *o = '\0';
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+    util_base64(s, n, out);
     return out;
 }
 

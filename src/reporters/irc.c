@@ -631,7 +631,7 @@ static void on_authenticate(struct bot *b, const struct rep_irc_msg *m)
     plain[2 * nl + 1] = '\0';
     memcpy(plain + 2 * nl + 2, b->password, pl);
     char enc[4 * (sizeof plain / 3 + 1) + 1];
-    size_t len = rep_base64(plain, 2 * nl + pl + 2, enc);
+    size_t len = util_base64(plain, 2 * nl + pl + 2, enc);
     size_t off = 0;
     do {
         size_t n = len - off > 400 ? 400 : len - off;

@@ -208,24 +208,17 @@ const char *rep_results_style(int results)
 
 /* ------------------------------------------------------------ mail */
 
+/* Base64 in lines of 76 characters (Python's email), each ended by CRLF. */
 static void base64_lines(struct buf *out, const char *s, size_t len)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t col = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned char a = (unsigned char)s[i], b = i + 1 < len ? (unsigned char)s[i + 1] : 0,
-                      c = i + 2 < len ? (unsigned char)s[i + 2] : 0;
-        char q[4] = {abc[a >> 2], abc[((a & 3) << 4) | (b >> 4)],
-                     i + 1 < len ? abc[((b & 15) << 2) | (c >> 6)] : '=',
-                     i + 2 < len ? abc[c & 63] : '='};
-        buf_add(out, q, 4);
-        col += 4;
-        if (col == 76 && i + 3 < len) { /* Python's email: lines of 76 */
-            buf_addstr(out, "\r\n");
-            col = 0;
-        }
-    }
-    buf_addstr(out, "\r\n");
+    size_t i = 0;
+    do {
+        char line[77];
+        size_t n = len - i < 57 ? len - i : 57;
+        buf_add(out, line, util_base64(s + i, n, line));
+        buf_addstr(out, "\r\n");
+        i += n;
+    } while (i < len);
 }
 
 /* Buildbot's VALID_EMAIL_ADDR over s[0..len): non-space characters, '@', then labels of

@@ -122,8 +122,6 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause);
    message (at most REP_MAIL_MAX bytes, no NUL), or NULL with *cause. */
 char *rep_mail_pack(const char *message);
 char *rep_mail_unpack(const char *packed, char **cause);
-/* Base64 of `n` bytes into `out` (4 * ((n + 2) / 3) + 1 bytes); returns its length. */
-size_t rep_base64(const void *in, size_t n, char *out);
 /* Notifications stored and not yet delivered. */
 size_t rep_pending(const struct rep *r);
 

@@ -162,13 +162,13 @@ static void test_bytes(void **state)
 {
     (void)state;
     char out[64];
-    assert_int_equal(rep_base64("bot\0bot\0pw", 10, out), 16);
+    assert_int_equal(util_base64("bot\0bot\0pw", 10, out), 16);
     assert_string_equal(out, "Ym90AGJvdABwdw==");
-    rep_base64("ab", 2, out);
+    util_base64("ab", 2, out);
     assert_string_equal(out, "YWI=");
-    rep_base64("abc", 3, out);
+    util_base64("abc", 3, out);
     assert_string_equal(out, "YWJj");
-    assert_int_equal(rep_base64("", 0, out), 0);
+    assert_int_equal(util_base64("", 0, out), 0);
     const char *s = "ab\xc3\xa9z"; /* é is two bytes */
     assert_int_equal(rep_irc_cut(s, 5, 10), 5);
     assert_int_equal(rep_irc_cut(s, 5, 3), 2);

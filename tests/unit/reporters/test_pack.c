@@ -31,7 +31,7 @@ static char *mail_like(size_t lines)
         seed = seed * 1103515245u + 12345u;
         int n = snprintf(line, sizeof line, "[%3zu/480] test_mod%zu passed (%u.%u sec) -- %08x\n",
                          i % 480, i % 480, seed % 90, seed % 10, seed);
-        rep_base64(line, (size_t)n, enc);
+        util_base64(line, (size_t)n, enc);
         buf_addstr(&b, enc);
         buf_addstr(&b, "\r\n");
     }
@@ -42,7 +42,7 @@ static char *mail_like(size_t lines)
 static char *as_packed(const void *frame, size_t n)
 {
     char *text = xmalloc(4 * ((n + 2) / 3) + 1);
-    rep_base64(frame, n, text);
+    util_base64(frame, n, text);
     return text;
 }
 
