@@ -40,7 +40,7 @@ struct note {
     char name[24]; /* its object_state row */
     char *reporter;
     char *path;            /* /repos/o/r/statuses/sha */
-    char *body;            /* the JSON payload; a mail's message while it is sent */
+    char *body;            /* the JSON payload (a mail's is packed) */
     char *key;             /* reporter, path and context: statuses that replace each other */
     char *state, *context; /* a message: what it reports, and "" */
     int kind;              /* enum rep_kind */
@@ -250,9 +250,10 @@ static bool mail_readable(const char *packed, const char *body)
     if (packed == NULL)
         return body != NULL && strlen(body) <= REP_MAIL_MAX;
     char *cause = NULL, *message = rep_mail_unpack(packed, &cause);
+    bool readable = message != NULL;
     free(cause);
     free(message);
-    return message != NULL;
+    return readable;
 }
 
 static struct note *note_from_json(const char *name, const char *text)
