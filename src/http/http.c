@@ -9,12 +9,14 @@
  * as long as its relay took to answer, up to the request's timeout.  So mails
  * go through a multi handle of their own, run by the mailer's thread (one per
  * client, made with its first mail); what finishes there comes back to the
- * loop through a uv_async and is called back there like any request.
+ * loop through a uv_async and is called back there like any request.  A mail
+ * handed over with an `expand` (the outbox's packed ones) is made there too.
  */
 #include "http/http.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,7 @@ struct transfer {
     struct buf body;
     struct buf head; /* the last response's header lines */
     char *payload;
+    http_expand expand;       /* SMTP: what makes the message of the payload, or NULL */
     size_t sent, len;         /* SMTP: bytes of the payload read by libcurl, and in all */
     struct curl_slist *rcpts; /* SMTP: the recipients */
     bool smtp;
@@ -375,7 +378,23 @@ static void drop_all(struct transfer *t)
     }
 }
 
-/* What finished goes back to the loop (or, when it let go, is dropped). */
+/* A transfer that ended goes back to the loop (or, when it let go, is dropped). */
+static void hand_back(struct mailer *m, struct transfer *t, CURLcode code, long status)
+{
+    t->code = code;
+    t->status = status;
+    pthread_mutex_lock(&m->lock);
+    if (m->async != NULL) {
+        t->next = m->done;
+        m->done = t;
+        uv_async_send(m->async);
+        t = NULL;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (t != NULL)
+        transfer_destroy(t);
+}
+
 static void mailer_finished(struct mailer *m)
 {
     struct transfer *t;
@@ -384,19 +403,26 @@ static void mailer_finished(struct mailer *m)
     while ((t = done_one(m->multi, &code, &status)) != NULL) {
         curl_multi_remove_handle(m->multi, t->easy);
         unlink_transfer(t);
-        t->code = code;
-        t->status = status;
-        pthread_mutex_lock(&m->lock);
-        if (m->async != NULL) {
-            t->next = m->done;
-            m->done = t;
-            uv_async_send(m->async);
-            t = NULL;
-        }
-        pthread_mutex_unlock(&m->lock);
-        if (t != NULL)
-            transfer_destroy(t);
+        hand_back(m, t, code, status);
     }
+}
+
+/* The message of a transfer given with `expand`, made here rather than on the loop; false
+   (the transfer's error said) when it cannot be. */
+static bool expanded(struct transfer *t)
+{
+    if (t->expand == NULL)
+        return true;
+    char *cause = NULL, *message = t->expand(t->payload, &cause);
+    if (message == NULL) {
+        snprintf(t->error, sizeof t->error, "%s", cause != NULL ? cause : "no message");
+        free(cause);
+        return false;
+    }
+    free(t->payload);
+    t->payload = message;
+    t->len = strlen(message);
+    return true;
 }
 
 static void *mailer_main(void *arg)
@@ -417,6 +443,10 @@ static void *mailer_main(void *arg)
         while (add != NULL) {
             struct transfer *t = add;
             add = t->next;
+            if (!expanded(t)) {
+                hand_back(m, t, CURLE_READ_ERROR, 0);
+                continue;
+            }
             link_transfer(&running, t);
             curl_multi_add_handle(m->multi, t->easy);
         }
@@ -529,7 +559,7 @@ static size_t read_cb(char *out, size_t size, size_t n, void *userp)
 
 int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
               const char *password, const char *from, const char *const *rcpts, const char *message,
-              http_cb cb, void *arg, char **cause)
+              http_expand expand, http_cb cb, void *arg, char **cause)
 {
     CURL *easy = curl_easy_init();
     if (easy == NULL)
@@ -538,6 +568,7 @@ int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
     t->smtp = true;
     t->len = strlen(message);
     t->payload = xstrndup(message, t->len);
+    t->expand = expand;
     for (size_t i = 0; rcpts[i] != NULL; i++)
         t->rcpts = curl_slist_append(t->rcpts, rcpts[i]);
     curl_easy_setopt(easy, CURLOPT_URL, url);

@@ -47,11 +47,14 @@ int http_request(struct http *h, const char *method, const char *url, const char
  * with STARTTLS when the server offers it (required when `starttls`) and the server's
  * certificate not verified, as Buildbot's Twisted sender; AUTH when `user` is not NULL.  The
  * response's status is the server's last SMTP reply code (0 when none came: no
- * connection, a timeout).  Returns 0, or -1 with *cause; `cb` follows later.
+ * connection, a timeout).  Returns 0, or -1 with *cause; `cb` follows later.  With
+ * `expand`, `message` is what it turns into the message sent, on the mailer's thread (the
+ * outbox's packed mails); when it cannot, the response is that error, with no status.
  */
+typedef char *(*http_expand)(const char *text, char **cause);
 int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
               const char *password, const char *from, const char *const *rcpts, const char *message,
-              http_cb cb, void *arg, char **cause);
+              http_expand expand, http_cb cb, void *arg, char **cause);
 /* This client's requests take at most `timeout` seconds and bodies of `body_max` bytes
    (HTTP_TIMEOUT and HTTP_BODY_MAX by default). */
 void http_set_limits(struct http *h, long timeout, size_t body_max);

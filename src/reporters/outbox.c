@@ -854,11 +854,9 @@ static int send_mail(struct rep *r, struct note *n, const struct target *t, char
 {
     json_t *list = json_loads(n->rcpts, 0, NULL);
     const char **rcpts = recipients(list);
-    char *message = rep_mail_unpack(n->packed, cause); /* http_smtp keeps a copy */
-    int rc = message == NULL ? -1
-                             : http_smtp(r->http, t->token, t->starttls, t->user, t->password,
-                                         n->from, rcpts, message, answered, n, cause);
-    free(message);
+    /* unpacked on the mailer's thread, not here */
+    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts,
+                       n->packed, rep_mail_unpack, answered, n, cause);
     free(rcpts);
     json_decref(list);
     return rc;

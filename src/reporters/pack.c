@@ -3,7 +3,8 @@
  * its size) and written in base64, so that it fits a row of JSON text.  A mail
  * is mostly logs attached in base64, megabytes of it; packed, its row is two to
  * three times smaller to store, to delete once sent and to hold in memory while
- * it waits.  The reports' thread packs; the loop unpacks as the mail goes.
+ * it waits.  The reports' thread packs; the mailer's thread (src/http) unpacks
+ * as the mail goes.
  */
 #include <stdint.h>
 #include <stdlib.h>
