@@ -860,6 +860,7 @@ def test_mail_notifier(master, workers):
     finally:
         if smtp.controller.server is not None:
             smtp.stop()
+    assert len(smtp.mails) == 2  # each once
     [whole] = [m for m in smtp.mails if b"stored whole" in m[2]]
     assert whole[2] == b"Subject: old\r\n\r\nstored whole\r\n"
     sender, rcpts, content, encrypted, _ = [m for m in smtp.mails if m is not whole][0]
