@@ -10,7 +10,7 @@
  * go through a multi handle of their own, run by the mailer's thread (one per
  * client, made with its first mail); what finishes there comes back to the
  * loop through a uv_async and is called back there like any request.  A mail
- * handed over with an `expand` (the outbox's packed ones) is made there too.
+ * handed over with an `expand` (the outbox's, read from its file) is made there too.
  */
 #include "http/http.h"
 

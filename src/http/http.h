@@ -49,7 +49,8 @@ int http_request(struct http *h, const char *method, const char *url, const char
  * response's status is the server's last SMTP reply code (0 when none came: no
  * connection, a timeout).  Returns 0, or -1 with *cause; `cb` follows later.  With
  * `expand`, `message` is what it turns into the message sent, on the mailer's thread (the
- * outbox's packed mails); when it cannot, the response is that error, with no status.
+ * path of an outbox's mail file); when it cannot, the response is that error, with no
+ * status.
  */
 typedef char *(*http_expand)(const char *text, char **cause);
 int http_smtp(struct http *h, const char *url, bool starttls, const char *user,

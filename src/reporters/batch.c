@@ -6,7 +6,11 @@
  * into a batch instead, handed to the loop, and enqueued there, in order, by
  * rep_batch_enqueue, in the transaction that forgets the event.  A batch holds
  * one event's notifications: as many as its reporters' generators make of it.
+ * A mail's message is written to its file (rep_mail_save) here, on the thread
+ * that made it; a batch dropped at a stop, never enqueued, leaves its files to
+ * the next start, which removes them.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "reporters/reporters.h"
@@ -19,6 +23,7 @@ struct item {
     char *f[FIELDS];    /* the struct's strings, in its order */
     char **rcpts;
     size_t n_rcpts;
+    size_t bytes; /* a mail: its file's size */
 };
 
 struct rep_batch {
@@ -58,9 +63,16 @@ void rep_batch_post(struct rep_batch *b, const struct rep_post *p)
 
 void rep_batch_mail(struct rep_batch *b, const struct rep_mail *m)
 {
-    const char *f[] = {m->reporter, m->from, m->message_id, m->subject};
+    char file[REP_MAIL_NAME_MAX], *cause = NULL;
+    size_t bytes = 0;
+    if (rep_mail_save(m->message, file, &bytes, &cause) != 0) { /* here, not on the loop */
+        log_error("reporters: %s: a mail not queued: %s", m->reporter, cause);
+        free(cause);
+        return;
+    }
+    const char *f[] = {m->reporter, m->from, m->message_id, m->subject, file};
     struct item *it = add(b, REP_KIND_MAIL, f, sizeof f / sizeof *f);
-    it->f[4] = rep_mail_pack(m->message); /* here, not on the loop */
+    it->bytes = bytes;
     it->rcpts = xcalloc(m->n_rcpts + 1, sizeof *it->rcpts);
     for (size_t i = 0; i < m->n_rcpts; i++)
         it->rcpts[i] = xstrdup(m->rcpts[i]);
@@ -79,7 +91,8 @@ static int enqueue(struct rep *r, const struct item *it, char **cause)
                              .from = f[1],
                              .message_id = f[2],
                              .subject = f[3],
-                             .packed = f[4],
+                             .file = f[4],
+                             .file_bytes = it->bytes,
                              .rcpts = (const char *const *)it->rcpts,
                              .n_rcpts = it->n_rcpts};
         return rep_enqueue_mail(r, &m, cause);

@@ -1,6 +1,7 @@
 /*
  * The outbox: notifications stored as object_state rows of one object
- * (REP_OBJECT_NAME / REP_OBJECT_CLASS, which Buildbot ignores), mirrored in
+ * (REP_OBJECT_NAME / REP_OBJECT_CLASS, which Buildbot ignores; a mail's
+ * message in a file of REP_MAIL_DIR that its row names), mirrored in
  * memory in the order they were made, and delivered on the loop through the
  * HTTP client.  A row is removed when the peer took it, when the peer refused
  * it for good (a 4xx other than the rate limits: logged), or when it has been
@@ -20,11 +21,16 @@
  */
 #include "reporters/reporters.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "db/db.h"
@@ -40,7 +46,7 @@ struct note {
     char name[24]; /* its object_state row */
     char *reporter;
     char *path;            /* /repos/o/r/statuses/sha */
-    char *body;            /* the JSON payload (a mail's is packed) */
+    char *body;            /* the JSON payload (a mail has its file instead) */
     char *key;             /* reporter, path and context: statuses that replace each other */
     char *state, *context; /* a message: what it reports, and "" */
     int kind;              /* enum rep_kind */
@@ -52,7 +58,8 @@ struct note {
     char *from;            /* a mail: the envelope sender (path: its Message-ID, context:
                               the subject) */
     char *rcpts;           /* a mail: the envelope recipients, a JSON list */
-    char *packed;          /* a mail: its message, rep_mail_pack's */
+    char *file;            /* a mail: its message's file in REP_MAIL_DIR */
+    size_t file_bytes;     /* and the file's size */
     double created_at;     /* epoch seconds */
     int attempts;
     uint64_t next_at; /* loop ms */
@@ -89,7 +96,7 @@ struct rep {
     long long seq;
     struct note *head, **tail;
     size_t n;
-    size_t mail_bytes;   /* the packed mails' text held */
+    size_t mail_bytes;   /* the mails' files' sizes */
     struct note *flying; /* in flight (at most REP_CONCURRENCY per token) */
     struct target *targets;
     size_t n_targets;
@@ -159,17 +166,18 @@ static char *note_json(const struct note *n)
         json_object_set_new(o, "from", json_string(n->from));
         json_object_set_new(o, "to", json_string(n->rcpts));
     }
+    if (n->kind == REP_KIND_MAIL)
+        json_object_set_new(o, "file", json_string(n->file));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    bool mail = n->kind == REP_KIND_MAIL;
-    char *payload = mail ? NULL : json_text(n->body);
-    if (text != NULL && (mail || payload != NULL)) { /* {...} becomes {...,"payload":"..."} */
+    char *payload = n->kind == REP_KIND_MAIL ? NULL : json_text(n->body);
+    if (text != NULL && payload != NULL) { /* {...} becomes {...,"payload":"..."} */
         struct buf all;
         buf_init(&all, 0);
         buf_add(&all, text, strlen(text) - 1);
-        buf_addstr(&all, mail ? ",\"packed\":\"" : ",\"payload\":");
-        buf_addstr(&all, mail ? n->packed : payload); /* base64: nothing to escape */
-        buf_addstr(&all, mail ? "\"}" : "}");
+        buf_addstr(&all, ",\"payload\":");
+        buf_addstr(&all, payload);
+        buf_addstr(&all, "}");
         free(text);
         text = buf_take(&all);
     }
@@ -205,7 +213,7 @@ static void note_free(struct note *n)
     free(n->check_url);
     free(n->from);
     free(n->rcpts);
-    free(n->packed);
+    free(n->file);
     free(n);
 }
 
@@ -216,7 +224,7 @@ static void link_note(struct rep *r, struct note *n)
     *r->tail = n;
     r->tail = &n->next;
     r->n++;
-    r->mail_bytes += n->packed != NULL ? strlen(n->packed) : 0;
+    r->mail_bytes += n->file_bytes;
 }
 
 static void unlink_note(struct rep *r, struct note *n)
@@ -227,10 +235,19 @@ static void unlink_note(struct rep *r, struct note *n)
     else
         r->tail = n->prev;
     r->n--;
-    r->mail_bytes -= n->packed != NULL ? strlen(n->packed) : 0;
+    r->mail_bytes -= n->file_bytes;
 }
 
-/* The row goes and the note with it. */
+/* A file of REP_MAIL_DIR removed. */
+static void remove_file(const char *file)
+{
+    char path[sizeof REP_MAIL_DIR + NAME_MAX + 1];
+    snprintf(path, sizeof path, REP_MAIL_DIR "/%s", file);
+    if (unlink(path) != 0 && errno != ENOENT)
+        log_error("reporters: removing %s: %s", path, strerror(errno));
+}
+
+/* The row goes and the note with it (and a mail's file, once its row is gone). */
 static void forget(struct rep *r, struct note *n)
 {
     struct db_param p[] = {DB_INT(r->objectid), DB_TEXT(n->name)};
@@ -239,46 +256,76 @@ static void forget(struct rep *r, struct note *n)
         0) {
         log_error("reporters: removing notification %s from the outbox: %s", n->name, cause);
         free(cause);
+    } else if (n->file != NULL) {
+        remove_file(n->file);
     }
     unlink_note(r, n);
     note_free(n);
 }
 
-/* Whether a mail's row holds a message that can be sent: packed, or whole. */
-static bool mail_readable(const char *packed, const char *body)
+/* The size of the file a mail's row names, or -1 when it names none or the file is not
+   there. */
+static long long mail_file_bytes(const char *file)
 {
-    if (packed == NULL)
-        return body != NULL && strlen(body) <= REP_MAIL_MAX;
-    char *cause = NULL, *message = rep_mail_unpack(packed, &cause);
-    bool readable = message != NULL;
-    free(cause);
-    free(message);
-    return readable;
+    char path[sizeof REP_MAIL_DIR + REP_MAIL_NAME_MAX];
+    struct stat st;
+    if (!rep_mail_name_ok(file))
+        return -1;
+    snprintf(path, sizeof path, REP_MAIL_DIR "/%s", file);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
 }
 
-static struct note *note_from_json(const char *name, const char *text)
+/* A mail's envelope and file from its row.  A row of an earlier bbmaster holds the
+   message whole: it is written to a file now, and *rewrite says the row is to be stored
+   again. */
+static bool mail_from_json(struct note *n, json_t *o, const char *file, const char *body,
+                           bool *rewrite)
+{
+    const char *from = NULL, *to = NULL;
+    if (json_unpack(o, "{s:s, s:s}", "from", &from, "to", &to) != 0)
+        return false; /* a mail without its envelope cannot be sent */
+    n->from = xstrdup(from);
+    n->rcpts = xstrdup(to);
+    if (file != NULL) {
+        long long bytes = mail_file_bytes(file);
+        n->file = bytes >= 0 ? xstrdup(file) : NULL;
+        n->file_bytes = bytes >= 0 ? (size_t)bytes : 0;
+        return bytes >= 0;
+    }
+    char name[REP_MAIL_NAME_MAX], *cause = NULL;
+    if (body == NULL || strlen(body) > REP_MAIL_MAX ||
+        rep_mail_save(body, name, &n->file_bytes, &cause) != 0) {
+        if (cause != NULL)
+            log_error("reporters: outbox row '%s': %s", n->name, cause);
+        free(cause);
+        return false;
+    }
+    n->file = xstrdup(name);
+    *rewrite = true;
+    return true;
+}
+
+static struct note *note_from_json(const char *name, const char *text, bool *rewrite)
 {
     json_t *o = json_loads(text, 0, NULL);
-    const char *rep = NULL, *path = NULL, *body = NULL, *packed = NULL, *state = NULL,
+    const char *rep = NULL, *path = NULL, *body = NULL, *file = NULL, *state = NULL,
                *context = NULL;
     double at = 0;
     int attempts = 0, kind = REP_KIND_STATUS, posted = 0;
     struct note *n = NULL;
     if (o != NULL &&
         json_unpack(o, "{s:s, s:s, s?s, s?s, s:s, s:s, s:F, s:i, s?i, s?b}", "reporter", &rep,
-                    "path", &path, "payload", &body, "packed", &packed, "state", &state, "context",
+                    "path", &path, "payload", &body, "file", &file, "state", &state, "context",
                     &context, "created_at", &at, "attempts", &attempts, "kind", &kind, "posted",
                     &posted) == 0 &&
         kind >= REP_KIND_STATUS && kind <= REP_KIND_MAIL &&
-        (kind == REP_KIND_MAIL ? mail_readable(packed, body) : body != NULL)) {
+        (kind == REP_KIND_MAIL || body != NULL)) {
         n = xcalloc(1, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
         n->reporter = xstrdup(rep);
         n->path = xstrdup(path);
         if (kind != REP_KIND_MAIL)
             n->body = xstrdup(body);
-        else /* packed, or stored whole by an earlier bbmaster */
-            n->packed = packed != NULL ? xstrdup(packed) : rep_mail_pack(body);
         n->state = xstrdup(state);
         n->context = xstrdup(context);
         n->created_at = at;
@@ -290,13 +337,8 @@ static struct note *note_from_json(const char *name, const char *text)
                                          : xasprintf("\n%s", name);
         if (kind == REP_KIND_COMMENT)
             n->marker = rep_comment_marker(name, at);
-        const char *from = NULL, *to = NULL;
-        if (kind == REP_KIND_MAIL && n->packed != NULL &&
-            json_unpack(o, "{s:s, s:s}", "from", &from, "to", &to) == 0) {
-            n->from = xstrdup(from);
-            n->rcpts = xstrdup(to);
-        } else if (kind == REP_KIND_MAIL) {
-            note_free(n); /* a mail without its envelope cannot be sent */
+        if (kind == REP_KIND_MAIL && !mail_from_json(n, o, file, body, rewrite)) {
+            note_free(n);
             n = NULL;
         }
     }
@@ -322,6 +364,39 @@ static void drop_superseded(struct rep *r)
     json_decref(last);
 }
 
+/* Whether `entry` of REP_MAIL_DIR is a mail's file, or one half written (util_write_file's
+   NAME.tmp.PID). */
+static bool mail_entry(const char *entry)
+{
+    const char *tmp = strstr(entry, ".tmp.");
+    size_t len = tmp != NULL ? (size_t)(tmp - entry) : strlen(entry);
+    char name[REP_MAIL_NAME_MAX];
+    if (len >= sizeof name)
+        return false;
+    memcpy(name, entry, len);
+    name[len] = '\0';
+    return rep_mail_name_ok(name);
+}
+
+/* The mails' files that no row names: those of mails made and not stored before a stop or
+   a crash, or half written. */
+static void sweep_files(struct rep *r)
+{
+    DIR *d = opendir(REP_MAIL_DIR);
+    if (d == NULL)
+        return;
+    json_t *named = json_object();
+    for (struct note *n = r->head; n != NULL; n = n->next)
+        if (n->file != NULL)
+            json_object_set_new(named, n->file, json_true());
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (mail_entry(de->d_name) && json_object_get(named, de->d_name) == NULL)
+            remove_file(de->d_name);
+    closedir(d);
+    json_decref(named);
+}
+
 /* What earlier masters left: sent at once (a restart is a reason to try again). */
 static int load(struct rep *r, char **cause)
 {
@@ -337,16 +412,25 @@ static int load(struct rep *r, char **cause)
         long long seq = strtoll(name, NULL, 10);
         if (seq >= r->seq)
             r->seq = seq + 1;
-        struct note *n =
-            strlen(name) < sizeof n->name ? note_from_json(name, db_res_text(res, i, 1)) : NULL;
+        bool rewrite = false;
+        struct note *n = strlen(name) < sizeof n->name
+                             ? note_from_json(name, db_res_text(res, i, 1), &rewrite)
+                             : NULL;
         if (n == NULL) {
             log_error("reporters: outbox row '%s' cannot be read; it stays in the database", name);
             continue;
+        }
+        char *why = NULL;
+        if (rewrite && store(r, n, true, &why) != 0) { /* its new file goes at the next start */
+            log_error("reporters: outbox row '%s' stays as an earlier bbmaster wrote it: %s", name,
+                      why);
+            free(why);
         }
         link_note(r, n);
     }
     db_res_free(res);
     drop_superseded(r);
+    sweep_files(r);
     if (r->n > 0)
         log_info("reporters: %zu notification(s) left undelivered by the last run, sending", r->n);
     return 0;
@@ -854,9 +938,11 @@ static int send_mail(struct rep *r, struct note *n, const struct target *t, char
 {
     json_t *list = json_loads(n->rcpts, 0, NULL);
     const char **rcpts = recipients(list);
-    /* unpacked on the mailer's thread, not here */
-    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts,
-                       n->packed, rep_mail_unpack, answered, n, cause);
+    char path[sizeof REP_MAIL_DIR + REP_MAIL_NAME_MAX];
+    snprintf(path, sizeof path, REP_MAIL_DIR "/%s", n->file);
+    /* read on the mailer's thread, not here */
+    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts, path,
+                       rep_mail_read, answered, n, cause);
     free(rcpts);
     json_decref(list);
     return rc;
@@ -1123,18 +1209,27 @@ int rep_enqueue_post(struct rep *r, const struct rep_post *p, char **cause)
     return 0;
 }
 
-int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
+/* The checks of a mail's file before it is queued; 0, or -1 with *cause. */
+static int mail_room(const struct rep *r, size_t bytes, char **cause)
 {
     if (r->n >= REP_OUTBOX_MAX)
         return util_cause(cause, "the outbox holds %d notifications already", REP_OUTBOX_MAX);
-    char *packed = m->packed != NULL    ? xstrdup(m->packed)
-                   : m->message != NULL ? rep_mail_pack(m->message)
-                                        : NULL;
-    if (packed == NULL)
-        return util_cause(cause, "the mail cannot be compressed");
-    if (r->mail_bytes + strlen(packed) > REP_OUTBOX_MAIL_BYTES) {
-        free(packed);
+    if (r->mail_bytes + bytes > REP_OUTBOX_MAIL_BYTES)
         return util_cause(cause, "the outbox holds %zu MiB of mails already", r->mail_bytes >> 20);
+    return 0;
+}
+
+int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
+{
+    char file[REP_MAIL_NAME_MAX];
+    size_t bytes = m->file_bytes;
+    if (m->file != NULL)
+        snprintf(file, sizeof file, "%s", m->file);
+    else if (mail_room(r, 0, cause) != 0 || rep_mail_save(m->message, file, &bytes, cause) != 0)
+        return -1;
+    if (mail_room(r, bytes, cause) != 0) {
+        remove_file(file);
+        return -1;
     }
     json_t *list = json_array();
     for (size_t i = 0; i < m->n_rcpts; i++)
@@ -1144,7 +1239,8 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
     n->kind = REP_KIND_MAIL;
     n->reporter = xstrdup(m->reporter);
     n->path = xstrdup(m->message_id);
-    n->packed = packed;
+    n->file = xstrdup(file);
+    n->file_bytes = bytes;
     n->state = xstrdup("mail");
     n->context = xstrdup(m->subject);
     n->from = xstrdup(m->from);
@@ -1157,6 +1253,7 @@ int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause)
     if (stored < 0) {
         if (n->rcpts == NULL)
             util_cause(cause, "recipients that are not valid text");
+        remove_file(file);
         note_free(n);
         return -1;
     }
@@ -1172,6 +1269,13 @@ size_t rep_pending(const struct rep *r)
 
 /* ------------------------------------------------------------ life */
 
+static int make_mail_dir(char **cause)
+{
+    if (mkdir(REP_MAIL_DIR, 0700) != 0 && errno != EEXIST)
+        return util_cause(cause, "%s: %s", REP_MAIL_DIR, strerror(errno));
+    return 0;
+}
+
 struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause)
 {
     long long id = db_object_id(db, REP_OBJECT_NAME, REP_OBJECT_CLASS, cause);
@@ -1184,7 +1288,7 @@ struct rep *rep_new(uv_loop_t *loop, struct db *db, char **cause)
     r->seq = 1;
     r->tail = &r->head;
     r->limits_id = db_object_id(db, REP_LIMITS_OBJECT_NAME, REP_LIMITS_OBJECT_CLASS, cause);
-    if (r->limits_id < 0 || load(r, cause) < 0) {
+    if (r->limits_id < 0 || make_mail_dir(cause) != 0 || load(r, cause) < 0) {
         rep_free(r);
         return NULL;
     }

@@ -110,18 +110,28 @@ struct rep_mail {
     const char *reporter, *from, *message_id, *subject;
     const char *const *rcpts; /* envelope recipients (bare addresses) */
     size_t n_rcpts;
-    const char *message; /* rep_mail_compose's, or NULL when packed is given */
-    const char *packed;  /* rep_mail_pack(message) made beforehand, or NULL */
+    const char *message; /* rep_mail_compose's, or NULL when file is given */
+    const char *file;    /* its file, rep_mail_save's, made beforehand, or NULL */
+    size_t file_bytes;   /* and the file's size */
 };
-/* Stores the mail, packed, and queues it; 0, or -1 with *cause. */
+/* Stores the mail (its message in a file of REP_MAIL_DIR, a given file taken over) and
+   queues it; 0, or -1 with *cause (the given file is then removed). */
 int rep_enqueue_mail(struct rep *r, const struct rep_mail *m, char **cause);
-/* The most packed mails' text the outbox holds in memory (in the database, and in
-   memory while they wait); a mail past it is refused, as one past REP_OUTBOX_MAX. */
+/* The mails' files the outbox holds, at most, in bytes; a mail past it is refused, as one
+   past REP_OUTBOX_MAX. */
 #define REP_OUTBOX_MAIL_BYTES (256 * 1024 * 1024)
-/* A mail's message compressed and in base64 (malloc'd; NULL if zstd fails), and back: the
-   message (at most REP_MAIL_MAX bytes, no NUL), or NULL with *cause. */
-char *rep_mail_pack(const char *message);
-char *rep_mail_unpack(const char *packed, char **cause);
+/* The folder of the mails' files, in the master's base directory (its working directory).
+   rep_new makes it, and removes the files that no row names. */
+#define REP_MAIL_DIR "outbox"
+#define REP_MAIL_NAME_MAX 32
+/* Writes `message` compressed into a new file of REP_MAIL_DIR, its name into `name` and
+   its size into *bytes (mailfile.c); 0, or -1 with *cause.  Any thread. */
+int rep_mail_save(const char *message, char name[REP_MAIL_NAME_MAX], size_t *bytes, char **cause);
+/* Whether `name` is a file's name as rep_mail_save makes them (no path in it). */
+bool rep_mail_name_ok(const char *name);
+/* The message in the file at `path` (at most REP_MAIL_MAX bytes, no NUL; an http_expand),
+   or NULL with *cause. */
+char *rep_mail_read(const char *path, char **cause);
 /* Notifications stored and not yet delivered. */
 size_t rep_pending(const struct rep *r);
 

@@ -90,9 +90,6 @@ const char *util_escape_str(char *out, size_t size, const char *s);
 #define UTIL_ESC(s) util_escape_str((char[UTIL_ESCAPE_MAX]){0}, UTIL_ESCAPE_MAX, (s))
 /* Base64 (base64.c) of `n` bytes into `out` (4 * ((n + 2) / 3) + 1 bytes); its length. */
 size_t util_base64(const void *in, size_t n, char *out);
-/* The bytes of padded base64 text `s` of `len` characters into `out` (3 * len / 4 bytes);
-   their number, or -1 when `s` is not such text. */
-long util_unbase64(const char *s, size_t len, unsigned char *out);
 /*
  * The length of the longest prefix of [data, len) that is whole, strict UTF-8
  * (utf8.c: Python's codec, no surrogates or overlong forms): `len` when all of it

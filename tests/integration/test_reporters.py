@@ -5,7 +5,6 @@ is retried and the status delivered once; a master stopped while GitHub is unrea
 sends what it kept when it starts again.  Configuration refusals name file and line."""
 
 import asyncio
-import base64
 import http.server
 import json
 import os
@@ -842,12 +841,19 @@ def test_mail_notifier(master, workers):
         master.stop()  # the mail stays stored, envelope and all, for the next start
         [(name, value)] = outbox_rows(master)
         row = json.loads(value)
-        assert row["kind"] == 3 and "payload" not in row  # packed: a zstd frame, in base64
-        assert base64.b64decode(row["packed"])[:4] == b"\x28\xb5\x2f\xfd"
+        assert row["kind"] == 3 and "payload" not in row  # its message is a file's, in zstd
+        outbox = os.path.join(master.dir, "outbox")
+        assert os.listdir(outbox) == [row["file"]]
+        with open(os.path.join(outbox, row["file"]), "rb") as f:
+            assert f.read(4) == b"\x28\xb5\x2f\xfd"
+        # files no row names (a mail made as a stop came, one half written) go at the start
+        for orphan in ("0123456789abcdef.mail.zst", "0123456789abcdef.mail.zst.tmp.77"):
+            with open(os.path.join(outbox, orphan), "wb") as f:
+                f.write(b"x")
         # and a mail stored whole, as bbmaster stored them before, is still sent
         old = dict(row, payload="Subject: old\r\n\r\nstored whole\r\n",
                    path="<old@example.org>")
-        del old["packed"]
+        del old["file"]
         db = sqlite3.connect(os.path.join(master.dir, "state.sqlite"))
         db.execute("INSERT INTO object_state (objectid, name, value_json) SELECT objectid, "
                    "?, ? FROM object_state WHERE name = ?", ("0" * 20, json.dumps(old), name))
@@ -861,6 +867,7 @@ def test_mail_notifier(master, workers):
         if smtp.controller.server is not None:
             smtp.stop()
     assert len(smtp.mails) == 2  # each once
+    assert os.listdir(outbox) == []  # the files went with their rows
     [whole] = [m for m in smtp.mails if b"stored whole" in m[2]]
     assert whole[2] == b"Subject: old\r\n\r\nstored whole\r\n"
     sender, rcpts, content, encrypted, _ = [m for m in smtp.mails if m is not whole][0]
