@@ -165,8 +165,15 @@ static json_t *log_content(struct build *b, long long logid, const char *name,
                  b->id, REP_BUILD_CONTENT_MAX, UTIL_ESC(name));
         room->warned = true;
     }
-    json_t *c = json_pack("{s:I, s:I, s:s%}", "logid", logid, "firstline", first, "content",
-                          text.data != NULL ? text.data : "", text.len);
+    /* checked here a word at a time, not a character at a time by jansson */
+    const char *t = text.data != NULL ? text.data : "";
+    json_t *content =
+        util_utf8_valid(t, text.len) == text.len ? json_stringn_nocheck(t, text.len) : NULL;
+    json_t *c = content != NULL ? json_pack("{s:I, s:I, s:o}", "logid", logid, "firstline", first,
+                                            "content", content)
+                                : NULL;
+    if (content == NULL)
+        util_cause(cause, "log %lld: its content is not UTF-8", logid);
     buf_free(&text);
     return c;
 }
