@@ -129,6 +129,8 @@ eq(err:match("longer than the 16384 allowed") ~= nil, true, "pattern bound: " ..
 ok, err = pcall(re.search, "(a+)+$", ("a"):rep(40) .. "b")
 eq(ok, false, "catastrophic backtracking fails")
 eq(err:match("needs more steps than allowed") ~= nil, true, "match limit: " .. tostring(err))
+-- a repeat deeper than the JIT's stack allows is matched by the interpreter
+eq(#re.search("(a|b)*c", ("a"):rep(100000) .. "c"):group(), 100001, "deep repeat")
 ok, err = pcall(re.compile, "a", 4)
 eq(err:match("unsupported flags") ~= nil, true, "LOCALE refused: " .. tostring(err))
 
