@@ -168,6 +168,61 @@ static struct re_pat *compile(lua_State *L, const char *src, size_t len, int fla
     return p;
 }
 
+/* Python's re keeps the patterns it compiled (re._MAXCACHE), so a formatter that calls
+   re.split(" ", line) for each line of a log compiles once: so does this, for patterns of
+   at most RE_CACHE_SRC_MAX bytes, RE_CACHE_MAX of them; then the cache starts afresh.  Its
+   table is in the registry at &cache_key; [0] counts its patterns. */
+#define RE_CACHE_MAX 128
+#define RE_CACHE_SRC_MAX 1024
+static const char cache_key = 'c';
+
+/* Pushes the cache, a fresh one when there is none or it is full. */
+static void push_cache(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key) == LUA_TTABLE) {
+        lua_rawgeti(L, -1, 0);
+        lua_Integer n = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (n < RE_CACHE_MAX)
+            return;
+    }
+    lua_pop(L, 1);
+    lua_createtable(L, 1, RE_CACHE_MAX);
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+}
+
+/* compile(), through the cache: pushes the Pattern. */
+static struct re_pat *cached_compile(lua_State *L, const char *src, size_t len, int flags)
+{
+    if (len > RE_CACHE_SRC_MAX)
+        return compile(L, src, len, flags);
+    push_cache(L);
+    lua_pushfstring(L, "%d\n", flags);
+    lua_pushlstring(L, src, len);
+    lua_concat(L, 2);     /* cache key */
+    lua_pushvalue(L, -1); /* cache key key */
+    if (lua_rawget(L, -3) == LUA_TUSERDATA) {
+        lua_replace(L, -3); /* pattern key */
+        lua_pop(L, 1);
+        return lua_touserdata(L, -1);
+    }
+    lua_pop(L, 1);
+    struct re_pat *p = compile(L, src, len, flags); /* cache key pattern */
+    lua_insert(L, -2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4); /* cache pattern */
+    lua_rawgeti(L, -2, 0);
+    lua_Integer n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_pushinteger(L, n + 1);
+    lua_rawseti(L, -3, 0);
+    lua_remove(L, -2);
+    return p;
+}
+
 /* The Pattern at `idx`, or one compiled from the string there with the flags at `fidx`
    (0: none), pushed at the top of the stack either way. */
 static struct re_pat *pattern_arg(lua_State *L, int idx, int fidx)
@@ -182,7 +237,7 @@ static struct re_pat *pattern_arg(lua_State *L, int idx, int fidx)
     }
     size_t len;
     const char *src = luaL_checklstring(L, idx, &len);
-    return compile(L, src, len, flags);
+    return cached_compile(L, src, len, flags);
 }
 
 /* ------------------------------------------------------------ matching */

@@ -129,6 +129,14 @@ eq(err:match("longer than the 16384 allowed") ~= nil, true, "pattern bound: " ..
 ok, err = pcall(re.search, "(a+)+$", ("a"):rep(40) .. "b")
 eq(ok, false, "catastrophic backtracking fails")
 eq(err:match("needs more steps than allowed") ~= nil, true, "match limit: " .. tostring(err))
+-- compiled once, as Python's cache does: the same object for the same pattern and flags
+eq(re.compile("a+b") == re.compile("a+b"), true, "cached")
+eq(re.compile("a+b") == re.compile("a+b", re.I), false, "cached by flags")
+eq(re.compile(("x"):rep(2000)) == re.compile(("x"):rep(2000)), false, "long ones are not kept")
+local first = re.compile("first")
+for i = 1, 300 do eq(re.search("p" .. i, "xp" .. i):start(), 2, "pattern " .. i) end
+eq(re.search("first", "the first"):start(), 5, "after the cache started afresh")
+eq(first:search("first"):start(), 1, "a pattern outlives its cache")
 -- a repeat deeper than the JIT's stack allows is matched by the interpreter
 eq(#re.search("(a|b)*c", ("a"):rep(100000) .. "c"):group(), 100001, "deep repeat")
 ok, err = pcall(re.compile, "a", 4)
