@@ -1,10 +1,11 @@
 /*
  * A mail as the outbox keeps it: its message compressed (one zstd frame, with
- * its size and checksum) in a file of its own in REP_MAIL_DIR, which the mail's row names.
- * A mail is mostly logs attached in base64, megabytes of it.  Stored in its
- * row, it cost the loop milliseconds to write and more to delete once sent;
- * as a file, the thread that made the mail writes it, the mailer's thread
- * (src/http) reads it back as the mail goes, and the loop only removes it.
+ * its size and checksum) in a file of its own in REP_MAIL_DIR, which the
+ * mail's row names.  A mail is mostly logs attached in base64, megabytes of
+ * it.  Stored in its row, it cost the loop milliseconds to write and more to
+ * delete once sent; as a file, the thread that made the mail writes it, the
+ * mailer's thread (src/http) reads it back as the mail goes, and the loop only
+ * removes it.
  */
 #include <errno.h>
 #include <stdio.h>
