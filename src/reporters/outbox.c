@@ -1273,6 +1273,11 @@ static int make_mail_dir(char **cause)
 {
     if (mkdir(REP_MAIL_DIR, 0700) != 0 && errno != EEXIST)
         return util_cause(cause, "%s: %s", REP_MAIL_DIR, strerror(errno));
+    if (!util_is_dir(REP_MAIL_DIR))
+        return util_cause(cause,
+                          "%s is there and is not a folder: the outbox keeps its mails "
+                          "in it",
+                          REP_MAIL_DIR);
     return 0;
 }
 

@@ -900,6 +900,17 @@ def test_mail_notifier(master, workers):
     assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
 
 
+def test_outbox_folder_that_is_a_file(master):
+    """The mails' messages wait in outbox/: a file of that name stops the start, saying so,
+    rather than every mail failing later."""
+    write_mail_config(master, free_port(), MAIL_PROBLEM.replace("SMTP_PORT", str(free_port())))
+    with open(os.path.join(master.dir, "outbox"), "w") as f:
+        f.write("not a folder")
+    master.cli("upgrade-master", master.dir, check=0)
+    r = master.cli("start", master.dir, check=1)
+    assert "reporters: outbox is there and is not a folder" in r.stdout + r.stderr
+
+
 def test_a_relay_slow_to_answer_holds_no_build(master, workers):
     """libcurl waits for a relay's reply to a message in a blocking poll; mails are sent from
     a thread of their own, so a relay that holds its reply holds nothing else: a build forced
