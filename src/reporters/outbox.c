@@ -177,7 +177,7 @@ static char *note_json(const struct note *n)
         buf_add(&all, text, strlen(text) - 1);
         buf_addstr(&all, ",\"payload\":");
         buf_addstr(&all, payload);
-        buf_addstr(&all, "}");
+        buf_addc(&all, '}');
         free(text);
         text = buf_take(&all);
     }
@@ -238,12 +238,19 @@ static void unlink_note(struct rep *r, struct note *n)
     r->mail_bytes -= n->file_bytes;
 }
 
+/* The path of `file`, an entry of REP_MAIL_DIR, written into `out`. */
+enum { MAIL_PATH_MAX = sizeof REP_MAIL_DIR + NAME_MAX + 1 };
+static const char *mail_path(char out[MAIL_PATH_MAX], const char *file)
+{
+    snprintf(out, MAIL_PATH_MAX, REP_MAIL_DIR "/%s", file);
+    return out;
+}
+
 /* A file of REP_MAIL_DIR removed. */
 static void remove_file(const char *file)
 {
-    char path[sizeof REP_MAIL_DIR + NAME_MAX + 1];
-    snprintf(path, sizeof path, REP_MAIL_DIR "/%s", file);
-    if (unlink(path) != 0 && errno != ENOENT)
+    char path[MAIL_PATH_MAX];
+    if (unlink(mail_path(path, file)) != 0 && errno != ENOENT)
         log_error("reporters: removing %s: %s", path, strerror(errno));
 }
 
@@ -267,12 +274,12 @@ static void forget(struct rep *r, struct note *n)
    there. */
 static long long mail_file_bytes(const char *file)
 {
-    char path[sizeof REP_MAIL_DIR + REP_MAIL_NAME_MAX];
+    char path[MAIL_PATH_MAX];
     struct stat st;
     if (!rep_mail_name_ok(file))
         return -1;
-    snprintf(path, sizeof path, REP_MAIL_DIR "/%s", file);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
+    return stat(mail_path(path, file), &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size
+                                                                        : -1;
 }
 
 /* A mail's envelope and file from its row.  A row of an earlier bbmaster holds the
@@ -938,11 +945,10 @@ static int send_mail(struct rep *r, struct note *n, const struct target *t, char
 {
     json_t *list = json_loads(n->rcpts, 0, NULL);
     const char **rcpts = recipients(list);
-    char path[sizeof REP_MAIL_DIR + REP_MAIL_NAME_MAX];
-    snprintf(path, sizeof path, REP_MAIL_DIR "/%s", n->file);
+    char path[MAIL_PATH_MAX];
     /* read on the mailer's thread, not here */
-    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts, path,
-                       rep_mail_read, answered, n, cause);
+    int rc = http_smtp(r->http, t->token, t->starttls, t->user, t->password, n->from, rcpts,
+                       mail_path(path, n->file), rep_mail_read, answered, n, cause);
     free(rcpts);
     json_decref(list);
     return rc;
