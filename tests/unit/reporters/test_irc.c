@@ -2,7 +2,7 @@
  * Unit tests for the IRC reporter's pure parts: the line parser (prefixes, the trailing
  * parameter, the bounds, what it refuses), notify_events and words.py's meaning of them
  * for a finished build (severity order, RETRY, the deprecated "xToY" events), the texts
- * with and without mIRC colours, base64, cutting at UTF-8 boundaries, and the queue of
+ * with and without mIRC colours, cutting at UTF-8 boundaries, and the queue of
  * lines: its burst, its rate, its ceiling and the count of what overflowed.
  */
 #include <setjmp.h>
@@ -161,14 +161,6 @@ static void test_texts(void **state)
 static void test_bytes(void **state)
 {
     (void)state;
-    char out[64];
-    assert_int_equal(util_base64("bot\0bot\0pw", 10, out), 16);
-    assert_string_equal(out, "Ym90AGJvdABwdw==");
-    util_base64("ab", 2, out);
-    assert_string_equal(out, "YWI=");
-    util_base64("abc", 3, out);
-    assert_string_equal(out, "YWJj");
-    assert_int_equal(util_base64("", 0, out), 0);
     const char *s = "ab\xc3\xa9z"; /* é is two bytes */
     assert_int_equal(rep_irc_cut(s, 5, 10), 5);
     assert_int_equal(rep_irc_cut(s, 5, 3), 2);

@@ -1,5 +1,5 @@
 /*
- * Unit tests for util: bounded buffers, strings, files and log rotation.
+ * Unit tests for util: bounded buffers, strings, base64, files and log rotation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -315,6 +315,21 @@ static void test_utf8_valid(void **state)
     }
 }
 
+/* RFC 4648's base64, every padding, and SASL PLAIN's NUL bytes. */
+static void test_base64(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(util_base64("bot\0bot\0pw", 10, out), 16);
+    assert_string_equal(out, "Ym90AGJvdABwdw==");
+    util_base64("ab", 2, out);
+    assert_string_equal(out, "YWI=");
+    util_base64("abc", 3, out);
+    assert_string_equal(out, "YWJj");
+    assert_int_equal(util_base64("", 0, out), 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_log_rotation), cmocka_unit_test(test_json_count),
         cmocka_unit_test(test_escape),       cmocka_unit_test(test_log_one_line),
         cmocka_unit_test(test_cron),         cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
