@@ -889,6 +889,17 @@ static void answered(void *arg, const struct http_response *resp0)
         resp.retry_after = rep_retry_after_body(resp.body); /* Discord's JSON */
     char where[512], what[300];
     describe(n, where, sizeof where);
+    if (n->kind == REP_KIND_MAIL && resp.status == 0 && mail_file_bytes(n->file) < 0) {
+        /* its file went (outbox/ emptied): no retry can send it; as at a start, the row
+           stays for a file put back */
+        log_error("reporters: %s: mail %s: its message, %s/%s, is gone; not sent, its row stays "
+                  "in the database",
+                  n->reporter, where, REP_MAIL_DIR, n->file);
+        unlink_note(r, n);
+        note_free(n);
+        pump(r);
+        return;
+    }
     /* the peer's words are escaped: a body cannot forge log lines */
     if (resp.status == 0)
         snprintf(what, sizeof what, "%s", UTIL_ESC(resp.error != NULL ? resp.error : "no answer"));

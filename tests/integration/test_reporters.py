@@ -900,6 +900,41 @@ def test_mail_notifier(master, workers):
     assert master.count(r"MailNotifier: sent mail <bbmaster\.finished") == 1
 
 
+def test_a_mail_whose_file_went_is_set_aside(master, workers):
+    """A mail's message waits in outbox/.  When its file goes while the relay is down (the
+    folder emptied), the next attempt says so and the mail is not tried again (it would be,
+    for a day), but its row stays, as it does at a start: the file put back, the next start
+    sends it."""
+    www, smtp_port = free_port(), free_port()
+    smtp = FakeSMTP(smtp_port)
+    write_mail_config(master, www, MAIL_PROBLEM.replace("SMTP_PORT", str(smtp_port)))
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
+    built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1"))
+    master.wait_log(r"MailNotifier: <bbmaster.*attempt 1 failed")
+    [name] = os.listdir(os.path.join(master.dir, "outbox"))
+    path = os.path.join(master.dir, "outbox", name)
+    with open(path, "rb") as f:
+        kept = f.read()
+    os.remove(path)
+    master.wait_log(rf"MailNotifier: mail <bbmaster\.finished.*: its message, outbox/{name}, "
+                    r"is gone; not sent, its row stays in the database")
+    time.sleep(1)
+    assert master.count(r"attempt 2 failed") == 0
+    master.stop()
+    assert len(outbox_rows(master)) == 1
+    with open(path, "wb") as f:
+        f.write(kept)
+    smtp.start()
+    try:
+        master.start()
+        wait_for(lambda: len(smtp.mails) == 1 and not outbox_rows(master), what="the mail sent")
+    finally:
+        smtp.stop()
+
+
 def test_outbox_folder_that_is_a_file(master):
     """The mails' messages wait in outbox/: a file of that name stops the start, saying so,
     rather than every mail failing later."""
