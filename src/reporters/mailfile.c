@@ -48,7 +48,8 @@ int rep_mail_save(const char *message, char name[REP_MAIL_NAME_MAX], size_t *byt
         char *path = xasprintf(REP_MAIL_DIR "/%s", name);
         rc = util_write_file(path, z, n, 0600, cause);
         free(path);
-        *bytes = n;
+        if (rc == 0)
+            *bytes = n;
     }
     free(z);
     return rc;
