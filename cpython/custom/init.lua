@@ -18,9 +18,8 @@ end
 function M.concat(...)
     local out = {}
     for i = 1, select("#", ...) do
-        for _, v in ipairs((select(i, ...))) do
-            out[#out + 1] = v
-        end
+        local list = (select(i, ...))
+        table.move(list, 1, #list, #out + 1, out)
     end
     return out
 end

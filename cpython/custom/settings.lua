@@ -91,6 +91,8 @@ function Settings:_convert(convert, default, ...)
     local key = table.concat(s.path, ".")
     if DEFAULTS[key] ~= nil then
         default = DEFAULTS[key]
+    elseif type(default) == "function" then
+        default = default() -- a random secret is made only when one is missing
     end
     if not os.getenv("CI") then
         print(("WARNING: No setting at {%s}, returning %s"):format(key, tostring(default)))
@@ -103,7 +105,7 @@ local function to_bool(v)
 end
 
 function Settings:str(...)
-    return self:_convert(tostring, token_urlsafe(), ...)
+    return self:_convert(tostring, token_urlsafe, ...)
 end
 
 function Settings:int(...)
