@@ -53,17 +53,18 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		BBMASTER=$(abspath $(ASAN_BUILD)/src/bbmaster) BBM_SANITIZED=1 $(PYTEST) -q $(PYTEST_PAR) tests/integration
 
-# ThreadSanitizer on what crosses threads: the control queue and the log (unit), and the
-# web's suspended POSTs, their watchdog and the engine's answers, request threads that all
-# log, the WAL checkpoint thread beside the engine and web readers while another
-# process locks the database, live events: the engine's bus, the web's dispatcher,
+# ThreadSanitizer on what crosses threads: the control queue, the log and the log chunks'
+# packer (unit), and the web's suspended POSTs, their watchdog and the engine's answers,
+# request threads that all log, the WAL checkpoint thread beside the engine and web
+# readers while another process locks the database, live events: the engine's bus, the web's dispatcher,
 # suspended SSE streams resumed from it and the WebSocket thread, and request threads
 # counting the same log's bytes for byte ranges beside gzip streams and searches, and
 # pages rendered on their own threads for suspended connections, and GitHub logins
 # waiting on their own loop while their connections are suspended, and the reports' thread
-# (its own configuration, reloaded at a reconfig) and the mailer's beside the loop
-# (integration).
+# (its own configuration, reloaded at a reconfig) and the mailer's beside the loop, and the
+# packer's thread while chunks past the database's bound are refused (integration).
 TSAN_TESTS = tests/integration/test_control.py \
+	tests/integration/test_faults.py::test_past_the_bound_the_build_fails_explicitly \
 	tests/integration/test_events.py::test_sse_build_events_are_the_api_entities \
 	tests/integration/test_events.py::test_ws_like_buildbot \
 	tests/integration/test_api.py::test_control_requests_like_buildbot \
@@ -82,7 +83,7 @@ $(TSAN_BUILD)/build.ninja:
 
 # Only what the TSan runs use is built: the master and the unit tests of those suites.
 TSAN_TARGETS = src/bbmaster tests/unit/util/test_log tests/unit/control/test_control \
-	tests/unit/events/test_events
+	tests/unit/events/test_events tests/unit/engine/test_logs
 
 tsan: deps $(TSAN_BUILD)/build.ninja
 	ninja -C $(TSAN_BUILD) $(TSAN_TARGETS)

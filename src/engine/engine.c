@@ -150,6 +150,7 @@ struct engine *engine_new(uv_loop_t *loop, struct db *db, long long masterid,
     e->cfg = cfg;
     e->locks = locks_new(locks_notify, e);
     db_behind_enable(db, behind_max());
+    e->pack = logpack_new();
     uv_timer_init(loop, &e->flush_timer);
     e->flush_timer.data = e;
     uv_timer_start(&e->flush_timer, flush_cb, FLUSH_INTERVAL_MS, FLUSH_INTERVAL_MS);
@@ -463,6 +464,7 @@ void engine_free(struct engine *e)
         build_free(b);
     }
     steplogs_flush(e);
+    logpack_free(e);
     if (db_behind_retry(e->db, true) == -1 || db_behind_waiting(e->db) > 0)
         log_error("database: %zu writes (%zu KiB) could not be applied before the master "
                   "stopped; the next start finishes what they would have",

@@ -135,6 +135,17 @@ void steplog_close(struct steplog *l);
 /* Writes every pending log chunk (the engine's flush timer). */
 void steplogs_flush(struct engine *e);
 
+/* logpack.c: log chunks compressed on a thread of their own and written by the loop, in
+   the order they were handed over.  logpack_put takes `text` (malloc'd, `len` bytes,
+   `lines` lines from l->num_lines on) and may write chunks compressed before it;
+   logpack_drain writes every chunk handed over; logpack_free drains and stops the
+   thread. */
+#define LOG_CHUNK_MAX 65536 /* bytes of content in one chunk (Buildbot's limit) */
+struct logpack *logpack_new(void);
+void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, long long lines);
+void logpack_drain(struct engine *e);
+void logpack_free(struct engine *e);
+
 /* ------------------------------------------------------------ locks */
 
 /* locks.c: every lock of the engine, kept by kind and name across reconfigs.  `notify` is
@@ -445,6 +456,7 @@ struct engine {
     bool kick_pending;
     uv_idle_t reap;                  /* frees finished builds on the next loop turn */
     struct steplog *dirty;           /* logs with pending chunks */
+    struct logpack *pack;            /* logpack.c: where the chunks are compressed */
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
     long long repair_from;           /* requests_repair looks at builds from this id */
     struct ev_bus *bus;              /* where changes are published (engine_set_events), or NULL */

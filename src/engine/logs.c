@@ -4,17 +4,17 @@
  * stdio log starting with its channel: 'o' stdout, 'e' stderr, 'h' header.
  * Text arrives in pieces of any size; each channel keeps its unfinished line.
  * Whole lines wait in memory until LOG_CHUNK_MAX bytes are pending or the
- * engine's flush timer fires, then go out as one compressed chunk, so a
- * running log never holds more than a chunk and a line per channel however
- * much its command prints.
+ * engine's flush timer fires, then go out as one chunk, compressed on the
+ * packer's thread and written in order (logpack.c), so a running log never
+ * holds more than a chunk and a line per channel however much its command
+ * prints, and the packer at most a few chunks of all logs.
  */
 #include "engine/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes of content in one chunk (Buildbot's limit) and in one line. */
-#define LOG_CHUNK_MAX 65536
+/* Bytes of content in one line. */
 #define LOG_LINE_MAX (LOG_CHUNK_MAX - 2)
 
 /* Buildbot's forceIdentifier(50, name): the slug in URLs. */
@@ -54,60 +54,16 @@ struct steplog *steplog_open(struct engine *e, long long stepid, const char *nam
     return l;
 }
 
-/* The chunk and the log's new line count, in one transaction: the caller's (the flush
-   timer's, over every dirty log) or one of its own. */
-static int flush_one(struct steplog *l, char **cause)
+/* The pending lines become a chunk, handed to the packer (logpack.c), which writes it. */
+static void flush_one(struct steplog *l)
 {
     if (l->pending_lines == 0)
-        return 0;
-    struct db *db = l->e->db;
-    struct buf z;
-    buf_init(&z, 2 * LOG_CHUNK_MAX);
-    _Static_assert(CFG_LOG_ZSTD == DB_CHUNK_ZSTD, "config.h and db.h name zstd alike");
-    int codec = l->e->cfg->log_compression; /* read at each chunk, as Buildbot does */
-    int rc = db_chunk_encode(l->pending.data, l->pending.len, &z, &codec, cause);
-    long long first = l->num_lines, last = l->num_lines + l->pending_lines - 1;
-    struct db_param p[] = {DB_INT(l->id), DB_INT(first), DB_INT(last), DB_BLOB(z.data, z.len),
-                           DB_INT(codec)};
-    bool own_tx = false;
-    if (rc == 0 && !db_in_transaction(db)) {
-        rc = db_begin(db, cause);
-        own_tx = rc == 0;
-    }
-    if (rc == 0)
-        rc = db_exec_bulk(
-            db,
-            "INSERT INTO logchunks (logid, first_line, last_line, content, compressed) "
-            "VALUES (?, ?, ?, ?, ?)",
-            p, 5, cause);
-    buf_free(&z);
-    struct db_param u[] = {DB_INT(last + 1), DB_INT(l->id)};
-    if (rc == 0)
-        rc = db_exec(db, "UPDATE logs SET num_lines = ? WHERE id = ?", u, 2, cause);
-    if (own_tx) {
-        if (rc == 0)
-            rc = db_commit(db, cause);
-        else
-            db_rollback(db);
-    }
-    if (rc == 0)
-        engine_publish(l->e, EV_LOG, l->id, EV_APPEND);
-    /* A chunk the database refused, or that found no room to wait for it, is lost: the
-       step does not end as if its log were whole. */
-    if (rc != 0 && l->step != NULL)
-        step_abort(l->step, "%lld lines of log '%s' could not be stored: %s", l->pending_lines,
-                   l->name, cause != NULL && *cause != NULL ? *cause : "?");
-    l->num_lines = last + 1;
+        return;
+    size_t len = l->pending.len;
+    logpack_put(l->e, l, buf_take(&l->pending), len, l->pending_lines);
+    buf_init(&l->pending, LOG_CHUNK_MAX + 1);
+    l->num_lines += l->pending_lines;
     l->pending_lines = 0;
-    buf_reset(&l->pending);
-    return rc;
-}
-
-static void flush_logged(struct steplog *l)
-{
-    char *cause = NULL;
-    if (flush_one(l, &cause) != 0)
-        engine_db_error("writing a log chunk", cause);
 }
 
 static void mark_dirty(struct steplog *l)
@@ -135,7 +91,7 @@ static void add_line(struct steplog *l, char channel, const char *text, size_t l
 {
     size_t need = len + (channel != 0) + (l->pending_lines > 0);
     if (l->pending.len + need > LOG_CHUNK_MAX)
-        flush_logged(l);
+        flush_one(l);
     if (l->pending_lines > 0)
         buf_addc(&l->pending, '\n');
     if (channel != 0)
@@ -187,8 +143,9 @@ void steplog_close(struct steplog *l)
     for (size_t i = 0; i < UTIL_NELEM(channels); i++)
         if (l->partial[i].len > 0)
             add_partial(l, l->type == 's' ? channels[i] : 0, &l->partial[i]);
-    flush_logged(l);
+    flush_one(l);
     unmark_dirty(l);
+    logpack_drain(l->e); /* its chunks are all in before it says it is complete */
     char *cause = NULL;
     struct db_param p[] = {DB_INT(l->id)};
     if (db_exec(l->e->db, "UPDATE logs SET complete = 1 WHERE id = ?", p, 1, &cause) != 0)
@@ -204,20 +161,10 @@ void steplog_close(struct steplog *l)
 
 void steplogs_flush(struct engine *e)
 {
-    if (e->dirty == NULL)
-        return;
-    char *cause = NULL;
-    bool tx = db_begin(e->db, &cause) == 0;
-    if (!tx)
-        engine_db_error("flushing logs", cause);
     for (struct steplog *l = e->dirty; l != NULL; l = l->next_dirty) {
-        flush_logged(l);
+        flush_one(l);
         l->dirty = false;
     }
     e->dirty = NULL;
-    cause = NULL;
-    if (tx && db_commit(e->db, &cause) != 0) {
-        engine_db_error("flushing logs", cause);
-        db_rollback(e->db);
-    }
+    logpack_drain(e); /* the lines reach the database within the timer's interval */
 }
