@@ -114,7 +114,8 @@ struct steplog {
     struct buf partial[3]; /* an unfinished line per channel: o, e, h */
     struct buf pending;    /* whole lines not yet in the database, joined by '\n' */
     long long pending_lines;
-    long long num_lines; /* in the database */
+    long long num_lines; /* in chunks (in the database, or on their way) */
+    int packing;         /* its chunks handed to the packer's thread, not yet written */
     struct steplog *next_dirty;
     bool dirty;
     /* Optional: told of every whole line (warning patterns, set_property_from_command). */
@@ -137,13 +138,16 @@ void steplogs_flush(struct engine *e);
 
 /* logpack.c: log chunks compressed on a thread of their own and written by the loop, in
    the order they were handed over.  logpack_put takes `text` (malloc'd, `len` bytes,
-   `lines` lines from l->num_lines on) and may write chunks compressed before it;
-   logpack_drain writes every chunk handed over; logpack_free drains and stops the
-   thread. */
+   `lines` lines from l->num_lines on), and writes it at once if `tail` and no chunk of its
+   log is in the thread's hands; it may write chunks compressed before it, as
+   logpack_collect does.  logpack_wait writes every chunk of `l` handed over;
+   logpack_free writes them all and stops the thread. */
 #define LOG_CHUNK_MAX 65536 /* bytes of content in one chunk (Buildbot's limit) */
 struct logpack *logpack_new(void);
-void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, long long lines);
-void logpack_drain(struct engine *e);
+void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, long long lines,
+                 bool tail);
+void logpack_collect(struct engine *e);
+void logpack_wait(struct engine *e, struct steplog *l);
 void logpack_free(struct engine *e);
 
 /* ------------------------------------------------------------ locks */

@@ -1,17 +1,23 @@
 /*
  * Log chunks compressed off the loop.  While a build prints fast, compressing
  * its chunks (zstd, or the configured logCompressionMethod) was more than half
- * of the loop's time: the packer's thread does it instead, in the order the
- * chunks are handed over, and the loop writes them, in that order, each with
- * its log's line count, as logs.c wrote them before.
+ * of the loop's time: the packer's thread compresses the full chunks instead,
+ * in the order they are handed over, and the loop writes them, in that order,
+ * each with its log's line count, as logs.c wrote them before.
  *
- * The loop writes what is compressed whenever it hands a chunk over, and
- * waits for the rest where the rows must be there: at the flush timer's turn
- * (so a log's lines reach the database within its interval, as before) and
- * before a log is marked complete.  At most LOGPACK_JOBS chunks are handed
- * over and not yet written; the next one waits for the oldest (the loop then
- * reads its workers no faster than the thread compresses).  Without the
- * thread (it could not start) chunks are compressed on the loop.
+ * The loop writes what is compressed whenever it hands a chunk over and at the
+ * flush timer's turn, and waits for a log's chunks before the log is marked
+ * complete.  A log's tail (what is pending at its close or at the timer's
+ * turn) is compressed and written at once when none of the log's chunks is in
+ * the thread's hands, as before: a small log never waits for the thread.
+ *
+ * At most LOGPACK_JOBS chunks are handed over and not yet written, in a ring
+ * by their sequence number.  Where the loop must wait (the ring is full, a log
+ * is being closed) it does not wait for the thread's turn on a busy machine:
+ * it compresses the oldest chunk nobody has taken itself, and waits only for
+ * the one the thread is working on.  Chunks are written in sequence order
+ * whoever compressed them.  Without the thread (it could not start) every
+ * chunk is compressed on the loop.
  */
 #include "engine/internal.h"
 
@@ -22,7 +28,6 @@
 enum { LOGPACK_JOBS = 8 };
 
 struct pack_job {
-    struct pack_job *next;
     struct steplog *l;
     char *text; /* the chunk's content, LOG_CHUNK_MAX bytes at most */
     size_t len;
@@ -33,13 +38,16 @@ struct pack_job {
     char *cause;
 };
 
+enum pack_state { PACK_FREE, PACK_QUEUED, PACK_WORKING, PACK_DONE };
+
 struct logpack {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t work, done_cond;
-    struct pack_job *todo, **todo_tail; /* for the thread, oldest first */
-    struct pack_job *done, **done_tail; /* compressed, for the loop to write */
-    size_t n;                           /* handed over, not yet written */
+    /* chunk `seq` is in slot seq % LOGPACK_JOBS while written <= seq < next */
+    struct pack_job *slot[LOGPACK_JOBS];
+    enum pack_state state[LOGPACK_JOBS];
+    unsigned long next, written;
     bool stop, started;
 };
 
@@ -49,25 +57,45 @@ static void compress(struct pack_job *j)
     j->rc = db_chunk_encode(j->text, j->len, &j->z, &j->codec, &j->cause);
 }
 
+/* The oldest chunk nobody is compressing, now the caller's (WORKING); the lock held. */
+static struct pack_job *claim(struct logpack *p, size_t *at)
+{
+    for (unsigned long seq = p->written; seq != p->next; seq++) {
+        size_t i = seq % LOGPACK_JOBS;
+        if (p->state[i] == PACK_QUEUED) {
+            p->state[i] = PACK_WORKING;
+            *at = i;
+            return p->slot[i];
+        }
+    }
+    return NULL;
+}
+
+static void compressed(struct logpack *p, size_t at)
+{
+    pthread_mutex_lock(&p->lock);
+    p->state[at] = PACK_DONE;
+    pthread_cond_broadcast(&p->done_cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void *pack_main(void *arg)
 {
     struct logpack *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->todo == NULL)
-            pthread_cond_wait(&p->work, &p->lock);
-        struct pack_job *j = p->todo;
-        if (j == NULL)
+        size_t at;
+        struct pack_job *j = claim(p, &at);
+        if (j == NULL && p->stop)
             break;
-        p->todo = j->next;
-        if (p->todo == NULL)
-            p->todo_tail = &p->todo;
+        if (j == NULL) {
+            pthread_cond_wait(&p->work, &p->lock);
+            continue;
+        }
         pthread_mutex_unlock(&p->lock);
         compress(j);
         pthread_mutex_lock(&p->lock);
-        j->next = NULL;
-        *p->done_tail = j;
-        p->done_tail = &j->next;
+        p->state[at] = PACK_DONE;
         pthread_cond_broadcast(&p->done_cond);
     }
     pthread_mutex_unlock(&p->lock);
@@ -80,8 +108,6 @@ struct logpack *logpack_new(void)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done_cond, NULL);
-    p->todo_tail = &p->todo;
-    p->done_tail = &p->done;
     int err = pthread_create(&p->thread, NULL, pack_main, p);
     p->started = err == 0;
     if (!p->started)
@@ -136,30 +162,34 @@ static void store(struct engine *e, struct pack_job *j)
     free(j);
 }
 
-/* Writes the chunks compressed so far, oldest first; with `wait`, first waits until there
-   is one (or, `all`, until every chunk handed over is). */
-static void collect(struct engine *e, struct logpack *p, bool wait, bool all)
+/* Compressed and written now, on the loop. */
+static void store_now(struct engine *e, struct pack_job *j)
 {
+    compress(j);
+    store(e, j);
+}
+
+/* Writes the chunks compressed so far, in sequence order, up to the first that is not. */
+static void collect(struct engine *e, struct logpack *p)
+{
+    struct pack_job *ready[LOGPACK_JOBS];
+    size_t n = 0;
     pthread_mutex_lock(&p->lock);
-    while (wait && (p->done == NULL || (all && p->todo != NULL)))
-        pthread_cond_wait(&p->done_cond, &p->lock);
-    struct pack_job *done = p->done;
-    p->done = NULL;
-    p->done_tail = &p->done;
+    while (p->written != p->next && p->state[p->written % LOGPACK_JOBS] == PACK_DONE) {
+        size_t i = p->written++ % LOGPACK_JOBS;
+        ready[n++] = p->slot[i];
+        p->state[i] = PACK_FREE;
+    }
     pthread_mutex_unlock(&p->lock);
-    if (done == NULL)
-        return;
-    bool tx = done->next != NULL && !db_in_transaction(e->db);
+    bool tx = n > 1 && !db_in_transaction(e->db);
     char *cause = NULL;
     if (tx && db_begin(e->db, &cause) != 0) {
         free(cause);
         tx = false; /* each chunk tries its own */
     }
-    while (done != NULL) {
-        struct pack_job *j = done;
-        done = j->next;
-        p->n--;
-        store(e, j);
+    for (size_t k = 0; k < n; k++) {
+        ready[k]->l->packing--;
+        store(e, ready[k]);
     }
     if (tx && db_commit(e->db, &cause) != 0) {
         engine_db_error("writing log chunks", cause);
@@ -167,7 +197,25 @@ static void collect(struct engine *e, struct logpack *p, bool wait, bool all)
     }
 }
 
-void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, long long lines)
+/* Brings the oldest chunk nearer to being written: compresses a chunk nobody has taken,
+   or waits for the thread to finish one; then writes what is ready. */
+static void help(struct engine *e, struct logpack *p)
+{
+    size_t at;
+    pthread_mutex_lock(&p->lock);
+    struct pack_job *j = claim(p, &at);
+    while (j == NULL && p->written != p->next && p->state[p->written % LOGPACK_JOBS] != PACK_DONE)
+        pthread_cond_wait(&p->done_cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    if (j != NULL) {
+        compress(j);
+        compressed(p, at);
+    }
+    collect(e, p);
+}
+
+void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, long long lines,
+                 bool tail)
 {
     struct logpack *p = e->pack;
     struct pack_job *j = xcalloc(1, sizeof *j);
@@ -177,25 +225,31 @@ void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, lo
     j->first = l->num_lines;
     j->lines = lines;
     j->codec = e->cfg->log_compression; /* read at each chunk, as Buildbot does */
-    if (!p->started) {
-        compress(j);
-        store(e, j);
+    if (!p->started || (tail && l->packing == 0)) {
+        store_now(e, j);
         return;
     }
-    collect(e, p, p->n >= LOGPACK_JOBS, false);
+    collect(e, p);
+    while (p->next - p->written == LOGPACK_JOBS)
+        help(e, p);
     pthread_mutex_lock(&p->lock);
-    *p->todo_tail = j;
-    p->todo_tail = &j->next;
-    p->n++;
+    size_t i = p->next++ % LOGPACK_JOBS;
+    p->slot[i] = j;
+    p->state[i] = PACK_QUEUED;
     pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->lock);
+    l->packing++;
 }
 
-void logpack_drain(struct engine *e)
+void logpack_collect(struct engine *e)
 {
-    struct logpack *p = e->pack;
-    while (p->n > 0)
-        collect(e, p, true, true);
+    collect(e, e->pack);
+}
+
+void logpack_wait(struct engine *e, struct steplog *l)
+{
+    while (l->packing > 0)
+        help(e, e->pack);
 }
 
 void logpack_free(struct engine *e)
@@ -203,7 +257,8 @@ void logpack_free(struct engine *e)
     struct logpack *p = e->pack;
     if (p == NULL)
         return;
-    logpack_drain(e);
+    while (p->next != p->written)
+        help(e, p);
     if (p->started) {
         pthread_mutex_lock(&p->lock);
         p->stop = true;

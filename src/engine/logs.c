@@ -54,14 +54,18 @@ struct steplog *steplog_open(struct engine *e, long long stepid, const char *nam
     return l;
 }
 
-/* The pending lines become a chunk, handed to the packer (logpack.c), which writes it. */
-static void flush_one(struct steplog *l)
+/* The pending lines become a chunk (logpack.c): a full one goes to the packer's thread; a
+   log's tail (`tail`: at its close, at the flush timer's turn) is written at once unless
+   chunks of the same log are still there. */
+static void flush_one(struct steplog *l, bool tail)
 {
     if (l->pending_lines == 0)
         return;
-    size_t len = l->pending.len;
-    logpack_put(l->e, l, buf_take(&l->pending), len, l->pending_lines);
-    buf_init(&l->pending, LOG_CHUNK_MAX + 1);
+    /* a copy of its size: the pending buffer, grown to a chunk, is kept for the next */
+    char *text = xmalloc(l->pending.len);
+    memcpy(text, l->pending.data, l->pending.len);
+    logpack_put(l->e, l, text, l->pending.len, l->pending_lines, tail);
+    buf_reset(&l->pending);
     l->num_lines += l->pending_lines;
     l->pending_lines = 0;
 }
@@ -91,7 +95,7 @@ static void add_line(struct steplog *l, char channel, const char *text, size_t l
 {
     size_t need = len + (channel != 0) + (l->pending_lines > 0);
     if (l->pending.len + need > LOG_CHUNK_MAX)
-        flush_one(l);
+        flush_one(l, false);
     if (l->pending_lines > 0)
         buf_addc(&l->pending, '\n');
     if (channel != 0)
@@ -143,9 +147,9 @@ void steplog_close(struct steplog *l)
     for (size_t i = 0; i < UTIL_NELEM(channels); i++)
         if (l->partial[i].len > 0)
             add_partial(l, l->type == 's' ? channels[i] : 0, &l->partial[i]);
-    flush_one(l);
+    flush_one(l, true);
     unmark_dirty(l);
-    logpack_drain(l->e); /* its chunks are all in before it says it is complete */
+    logpack_wait(l->e, l); /* its chunks are all in before it says it is complete */
     char *cause = NULL;
     struct db_param p[] = {DB_INT(l->id)};
     if (db_exec(l->e->db, "UPDATE logs SET complete = 1 WHERE id = ?", p, 1, &cause) != 0)
@@ -162,9 +166,9 @@ void steplog_close(struct steplog *l)
 void steplogs_flush(struct engine *e)
 {
     for (struct steplog *l = e->dirty; l != NULL; l = l->next_dirty) {
-        flush_one(l);
+        flush_one(l, true);
         l->dirty = false;
     }
     e->dirty = NULL;
-    logpack_drain(e); /* the lines reach the database within the timer's interval */
+    logpack_collect(e);
 }

@@ -347,7 +347,7 @@ static void test_chunk_and_count_in_one_transaction(void **state)
     db_on_transaction(f->db, on_tx, &w);
     for (int i = 0; i < 4000; i++) /* about 5 chunks' worth */
         add(l, 'o', "a line of a test run, eighty bytes or so, with its timing 0.012s 1f2e3d\n");
-    logpack_drain(&f->e); /* what was handed over is written, in order */
+    logpack_wait(&f->e, l); /* what was handed over is written, in order */
     long long chunks_written = row_int(f, "SELECT COUNT(*) FROM logchunks WHERE logid = ?", l->id);
     assert_true(chunks_written >= 4);
     assert_in_range(w.commits, 1, chunks_written);
@@ -362,6 +362,64 @@ static void test_chunk_and_count_in_one_transaction(void **state)
     steplog_close(l);
 }
 
+/* Three logs filled in turns, far past the packer's ring: whoever compressed a chunk (the
+   packer's thread, or the loop when it waits), each log's chunks are written in order,
+   their line ranges follow one another, and each log holds exactly its lines. */
+static void test_many_chunks_of_logs_in_turns(void **state)
+{
+    struct fixture *f = *state;
+    char *cause = NULL;
+    struct steplog *logs[3];
+    const char *names[] = {"stdio", "test.log", "make.log"};
+    for (int k = 0; k < 3; k++)
+        assert_non_null(logs[k] = steplog_open(&f->e, 1, names[k], 's', &cause));
+    enum { LINES = 30000 }; /* some 30 chunks a log */
+    char line[128];
+    for (int i = 0; i < LINES; i++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(line, sizeof line, "log %d line %06d, as long as a test's line of output is\n",
+                     k, i);
+            add(logs[k], 'o', line);
+            if (i % 7000 == 0 && k == 1)
+                steplogs_flush(&f->e); /* a partial chunk now and then, as the timer makes */
+        }
+    long long ids[3];
+    for (int k = 0; k < 3; k++) {
+        ids[k] = logs[k]->id;
+        steplog_close(logs[k]);
+    }
+    for (int k = 0; k < 3; k++) {
+        static char ranges[1 << 14];
+        char *text = chunks(f, ids[k], ranges, sizeof ranges);
+        long long next = 0, first, last;
+        int used;
+        for (const char *r = ranges; sscanf(r, "%lld-%lld%n", &first, &last, &used) == 2;
+             r += used + (r[used] == ' ')) {
+            assert_int_equal(first, next);
+            next = last + 1;
+        }
+        assert_int_equal(next, LINES);
+        assert_int_equal(row_int(f, "SELECT num_lines FROM logs WHERE id = ?", ids[k]), LINES);
+        assert_int_equal(row_int(f,
+                                 "SELECT COUNT(*) FROM logchunks a JOIN logchunks b ON "
+                                 "a.logid = b.logid AND a.rowid < b.rowid AND "
+                                 "a.first_line > b.first_line WHERE a.logid = ?",
+                                 ids[k]),
+                         0); /* written in order */
+        int i = 0;
+        for (char *at = text; *at != '\0'; i++) {
+            snprintf(line, sizeof line, "olog %d line %06d, as long as a test's line of output is",
+                     k, i);
+            assert_memory_equal(at, line, strlen(line));
+            at += strlen(line);
+            if (*at == '\n' || *at == '|')
+                at++;
+        }
+        assert_int_equal(i, LINES);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tail_for_formatters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_content_in_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_and_count_in_one_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_chunks_of_logs_in_turns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
