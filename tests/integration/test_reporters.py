@@ -765,6 +765,17 @@ def write_mail_config(master, www, mail):
         f.write(MAIL_CONFIG % {"pb": master.pb_port, "www": www, "mail": mail})
 
 
+def problem_mail_master(master, workers):
+    """A master mailing "problem" builds to a FakeSMTP not yet started, with worker w1
+    attached: the web port and the FakeSMTP."""
+    www, smtp_port = free_port(), free_port()
+    write_mail_config(master, www, MAIL_PROBLEM.replace("SMTP_PORT", str(smtp_port)))
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    return www, FakeSMTP(smtp_port)
+
+
 class FakeSMTP:
     """An SMTP server (aiosmtpd) that records each mail (envelope, message, whether the session
     was encrypted and who logged in); `replies` are answered to DATA before it accepts, as a
@@ -825,12 +836,7 @@ def test_mail_notifier(master, workers):
     import email
     import email.policy
 
-    www, smtp_port = free_port(), free_port()
-    smtp = FakeSMTP(smtp_port)
-    write_mail_config(master, www, MAIL_PROBLEM.replace("SMTP_PORT", str(smtp_port)))
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
+    www, smtp = problem_mail_master(master, workers)
     try:
         built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
         bad = built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1",
@@ -905,12 +911,7 @@ def test_a_mail_whose_file_went_is_set_aside(master, workers):
     folder emptied), the next attempt says so and the mail is not tried again (it would be,
     for a day), but its row stays, as it does at a start: the file put back, the next start
     sends it."""
-    www, smtp_port = free_port(), free_port()
-    smtp = FakeSMTP(smtp_port)
-    write_mail_config(master, www, MAIL_PROBLEM.replace("SMTP_PORT", str(smtp_port)))
-    master.start()
-    workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(r"worker 'w1' attached")
+    www, smtp = problem_mail_master(master, workers)
     built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
     built(www, force(www, "gamma", project="python/cpython", revision=SHA2, rc="1"))
     master.wait_log(r"MailNotifier: <bbmaster.*attempt 1 failed")
