@@ -224,6 +224,7 @@ void logpack_put(struct engine *e, struct steplog *l, char *text, size_t len, lo
     j->len = len;
     j->first = l->num_lines;
     j->lines = lines;
+    _Static_assert(CFG_LOG_ZSTD == DB_CHUNK_ZSTD, "config.h and db.h name zstd alike");
     j->codec = e->cfg->log_compression; /* read at each chunk, as Buildbot does */
     if (!p->started || (tail && l->packing == 0)) {
         store_now(e, j);

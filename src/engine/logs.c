@@ -163,12 +163,26 @@ void steplog_close(struct steplog *l)
     free(l);
 }
 
+/* Every dirty log's tail and what the packer has ready, in one transaction. */
 void steplogs_flush(struct engine *e)
 {
+    if (e->dirty == NULL) {
+        logpack_collect(e);
+        return;
+    }
+    char *cause = NULL;
+    bool tx = db_begin(e->db, &cause) == 0;
+    if (!tx)
+        engine_db_error("flushing logs", cause);
     for (struct steplog *l = e->dirty; l != NULL; l = l->next_dirty) {
         flush_one(l, true);
         l->dirty = false;
     }
     e->dirty = NULL;
     logpack_collect(e);
+    cause = NULL;
+    if (tx && db_commit(e->db, &cause) != 0) {
+        engine_db_error("flushing logs", cause);
+        db_rollback(e->db);
+    }
 }
