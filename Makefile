@@ -62,8 +62,12 @@ asan: deps $(ASAN_BUILD)/build.ninja
 # pages rendered on their own threads for suspended connections, and GitHub logins
 # waiting on their own loop while their connections are suspended, and the reports' thread
 # (its own configuration, reloaded at a reconfig) and the mailer's beside the loop, and the
-# packer's thread while chunks past the database's bound are refused (integration).
+# packer's thread while chunks past the database's bound are refused, and bbworker beside
+# libuv's pool (integration).
 TSAN_TESTS = tests/integration/test_control.py \
+	tests/integration/test_bbworker.py::test_shell_details_and_directory_commands \
+	tests/integration/test_bbworker.py::test_output_back_pressure \
+	tests/integration/test_bbworker.py::test_worker_killed_mid_step_retries_with_bbworker \
 	tests/integration/test_faults.py::test_past_the_bound_the_build_fails_explicitly \
 	tests/integration/test_events.py::test_sse_build_events_are_the_api_entities \
 	tests/integration/test_events.py::test_ws_like_buildbot \
@@ -83,7 +87,7 @@ $(TSAN_BUILD)/build.ninja:
 
 # Only what the TSan runs use is built: the master and the unit tests of those suites.
 TSAN_TARGETS = src/bbmaster tests/unit/util/test_log tests/unit/control/test_control \
-	tests/unit/events/test_events tests/unit/engine/test_logs
+	tests/unit/events/test_events tests/unit/engine/test_logs worker/bbworker
 
 tsan: deps $(TSAN_BUILD)/build.ninja
 	ninja -C $(TSAN_BUILD) $(TSAN_TARGETS)

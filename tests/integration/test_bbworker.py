@@ -31,6 +31,7 @@ class BBWorker:
         if SANITIZED:
             self.env["ASAN_OPTIONS"] = f"log_path={self.dir}.asan:detect_leaks=1"
             self.env["UBSAN_OPTIONS"] = f"log_path={self.dir}.ubsan:print_stacktrace=1"
+            self.env["TSAN_OPTIONS"] = f"log_path={self.dir}.tsan"
         subprocess.run([BBWORKER, "create-worker", "-q", "--umask=0o22", *opts, self.dir,
                         f"127.0.0.1:{port}", name, password], check=True, capture_output=True,
                        env=self.env)
