@@ -531,20 +531,6 @@ static void log_config_warnings(const struct cfg *c)
 /* What master.lua prints goes to the log, at start, at reconfig and from its functions. */
 static const struct cfg_load_opts load_opts = {.log_messages = true};
 
-/*
- * A reconfig frees one configuration as the next is made, and the database's results and
- * the web's reads of every builder with it: glibc keeps the freed blocks among the live
- * ones, and cpython/'s master grew from 21 MB to about 31 MB over a dozen reconfigs
- * (malloc_info: 11 of its 24 MB free in the two arenas).  malloc_trim gives the free pages
- * back; the master stays at about 25 MB (bench/README.md).
- */
-static void trim_malloc(void)
-{
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
-}
-
 static void reconfig_apply(struct master *m);
 
 /* systemd (Type=notify-reload) hears of a reconfig from start to end, applied or not. */
@@ -614,7 +600,6 @@ static void reconfig_apply(struct master *m)
                                     "master.lua's %lu ms)",
              (unsigned long long)(util_mono_ms() - t0), next->lua_ms,
              (unsigned long long)(util_thread_cpu_ms() - cpu0), next->lua_cpu_ms);
-    trim_malloc();
 }
 
 /* The builds have stopped (or the wait is over): the connections and the rest go. */
