@@ -336,8 +336,11 @@ struct lua_State;
 
 /* How cfg_load_text runs a configuration; zeros mean cfg_load's defaults. */
 struct cfg_load_opts {
-    size_t max_memory;       /* bytes the Lua state may hold */
-    size_t max_instructions; /* Lua instructions the file may run */
+    size_t max_memory;    /* bytes the Lua state may hold */
+    unsigned load_cpu_ms; /* CPU time (ms) the file's own run may use */
+    /* Lua instructions its coroutines may run; when set, the file's own run is held to it
+       too, in place of load_cpu_ms (a fuzzer wants a budget that does not vary) */
+    size_t max_instructions;
     /* Called on the fresh state before the file runs (a fuzzer takes io and os away). */
     void (*prepare)(struct lua_State *L);
     /* What the configuration prints (print, bbm.log.msg, bbm.log.err), while it loads and

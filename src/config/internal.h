@@ -8,6 +8,8 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <signal.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "util/util.h"
@@ -32,6 +34,18 @@ void cfg_caller(lua_State *L, char *file, size_t size, int *line);
 char **cfg_string_list(lua_State *L, int idx, const char *field, size_t *n, bool empty_given);
 /* " Did you mean 'X'?" for the nearest of `names` (NULL-terminated), or "". */
 void cfg_suggest(const char *word, const char *const *names, char *out, size_t size);
+
+/* loadwatch.c: a timer on the thread's CPU time that, once `cpu_ms` are used, sets *fired and
+   installs `hook` as a count hook of 1 on L (from a signal handler).  cfg_watch_start returns
+   false, and nothing is on, when the timer cannot be made. */
+struct cfg_watch {
+    timer_t timer;
+    sigset_t mask; /* the thread's signal mask before */
+    bool on;
+};
+bool cfg_watch_start(struct cfg_watch *w, lua_State *L, lua_Hook hook, volatile sig_atomic_t *fired,
+                     unsigned cpu_ms);
+void cfg_watch_stop(struct cfg_watch *w);
 
 /* plain.c: the configuration's tables stay plain (no metatable but bbm's own, which
    cfg_own_metatable marks).  In validation: every table reachable from the value at `idx` (the

@@ -1,15 +1,18 @@
 /*
- * Running master.lua: a fresh Lua 5.4 state per load, with a memory cap, an
- * instruction budget (an endless loop in a config is an error, not a hung
- * master), `require "bbm"` preloaded and package.path set to the config's
- * directory.  A Lua error is reported with its traceback; otherwise the
- * returned table goes to validate.c, in a protected call of its own (reading
- * the table may run the file's metamethods), and the state stays with the
- * config so its Lua functions remain callable.
+ * Running master.lua: a fresh Lua 5.4 state per load, with a memory cap, a
+ * budget (an endless loop in a config is an error, not a hung master),
+ * `require "bbm"` preloaded and package.path set to the config's directory.
+ * A Lua error is reported with its traceback; otherwise the returned table
+ * goes to validate.c, in a protected call of its own (reading the table may
+ * run the file's metamethods), and the state stays with the config so its Lua
+ * functions remain callable.
  *
- * At run time every call into those functions goes through cfg_lua_call, which
- * gives each call a budget of its own: MAX_CALL_INSTRUCTIONS and the state's
- * memory cap.  The count hook stays installed for the state's life (it costs
+ * The file's own run has MAX_LOAD_CPU_MS of its thread's CPU time, watched by
+ * a timer (loadwatch.c) rather than by a count hook, which slows every
+ * instruction.  Everything else counts instructions: at run time every call
+ * into the file's functions goes through cfg_lua_call, which gives each call a
+ * budget of its own: MAX_CALL_INSTRUCTIONS and the state's memory cap.  The
+ * count hook is installed for the state's life but the file's run (it costs
  * nothing while C code runs) and counts the instructions of every thread:
  * coroutines are created with a hook of their own, every CO_HOOK_EVERY
  * instructions, and pay that much up front, so that many short coroutines
@@ -40,7 +43,8 @@ enum {
     WHERE_MAX = 256,
 };
 #define MAX_LUA_MEMORY ((size_t)512 << 20)
-#define MAX_INSTRUCTIONS ((size_t)500000000)     /* loading: a few seconds */
+#define MAX_INSTRUCTIONS ((size_t)500000000) /* a load's coroutines: a few seconds */
+#define MAX_LOAD_CPU_MS 5000u /* the file's own run, on its main thread (loadwatch.c) */
 #define MAX_CALL_INSTRUCTIONS ((size_t)10000000) /* one run-time call: tens of ms */
 /* What C code may add to the state between calls, past the cap, so that pushing a call's
    arguments cannot fail when a function left the state at its cap. */
@@ -51,14 +55,15 @@ static const char errors_key = 'e';
 struct lua_budget {
     struct cfg_pool *pool; /* where the state's memory comes from */
     size_t used;
-    size_t max;            /* the cap of the configuration's Lua code */
-    size_t limit;          /* the allocator's: max, or max + C_RESERVE between calls */
-    size_t spent;          /* instructions counted by the hook */
-    size_t max_spent;      /* the budget of the load, or of one run-time call */
-    bool exceeded;         /* spent went past max_spent: every instruction fails */
-    int depth;             /* cfg_lua_call nesting */
-    int protected;         /* protected calls the budget may raise its error in */
-    char where[WHERE_MAX]; /* FILE:LINE the code was at when it ran out */
+    size_t max;                      /* the cap of the configuration's Lua code */
+    size_t limit;                    /* the allocator's: max, or max + C_RESERVE between calls */
+    size_t spent;                    /* instructions counted by the hook */
+    size_t max_spent;                /* the budget of the load, or of one run-time call */
+    bool exceeded;                   /* spent went past max_spent: every instruction fails */
+    volatile sig_atomic_t timed_out; /* the file's run used its CPU time (loadwatch.c) */
+    int depth;                       /* cfg_lua_call nesting */
+    int protected;                   /* protected calls the budget may raise its error in */
+    char where[WHERE_MAX];           /* FILE:LINE the code was at when it ran out */
 };
 
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -108,7 +113,7 @@ static void exceed(lua_State *L, struct lua_budget *b, lua_Debug *ar)
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct lua_budget *b = budget_of(L);
-    if (!b->exceeded) {
+    if (!b->exceeded && !b->timed_out) {
         int count = lua_gethookcount(L);
         if (count == 1) { /* a thread an old call's spent budget stopped */
             lua_sethook(L, budget_hook, LUA_MASKCOUNT, CO_HOOK_EVERY);
@@ -192,6 +197,7 @@ static void budget_reset(lua_State *L, struct lua_budget *b, size_t instructions
     b->spent = 0;
     b->max_spent = instructions;
     b->exceeded = false;
+    b->timed_out = 0;
     b->where[0] = '\0';
     b->limit = between ? b->max + C_RESERVE : b->max;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
@@ -230,7 +236,7 @@ void cfg_caller(lua_State *L, char *file, size_t size, int *line)
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
         lua_getinfo(L, "Sl", &ar);
         if (ar.currentline > 0) {
-            snprintf(file, size, "%s", ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
+            util_strcopy(file, size, ar.source[0] == '@' ? ar.source + 1 : ar.short_src);
             *line = ar.currentline;
             return;
         }
@@ -363,8 +369,26 @@ static lua_State *new_state(struct cfg_errors *errors, struct lua_budget *budget
     return L;
 }
 
+/* Runs the chunk at the top (under its message handler) with the CPU-time watch in place of
+   the count hook on the main thread, when the watch can be set and `cpu_ms` is not 0. */
+static int run_watched(lua_State *L, unsigned cpu_ms)
+{
+    struct lua_budget *b = budget_of(L);
+    if (cpu_ms == 0)
+        return lua_pcall(L, 0, 1, -2);
+    struct cfg_watch w;
+    lua_sethook(L, NULL, 0, 0);
+    if (!cfg_watch_start(&w, L, budget_hook, &b->timed_out, cpu_ms))
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    int rc = lua_pcall(L, 0, 1, -2);
+    cfg_watch_stop(&w);
+    if (!b->exceeded && !b->timed_out)
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return rc;
+}
+
 /* Runs the file; leaves its result on the stack.  Returns 0 or -1 (error recorded). */
-static int run_file(lua_State *L, const char *path, const char *source, size_t len)
+static int run_file(lua_State *L, const char *path, const char *source, size_t len, unsigned cpu_ms)
 {
     struct cfg_errors *e = cfg_errors_of(L);
     char *chunk = xasprintf("@%s", path);
@@ -374,7 +398,7 @@ static int run_file(lua_State *L, const char *path, const char *source, size_t l
     struct lua_budget *b = budget_of(L);
     b->protected ++;
     if (rc == LUA_OK)
-        rc = lua_pcall(L, 0, 1, -2);
+        rc = run_watched(L, cpu_ms);
     b->protected --;
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
@@ -455,7 +479,9 @@ int cfg_load_text(const char *path, const char *source, size_t len,
         opts->prepare(L);
     char *text = xstrndup(source, len); /* validation reads the source as a C string */
     uint64_t t0 = util_mono_ms(), cpu0 = util_thread_cpu_ms();
-    int ran = run_file(L, path, source, len);
+    unsigned cpu_ms = opts == NULL || opts->load_cpu_ms == 0 ? MAX_LOAD_CPU_MS : opts->load_cpu_ms;
+    int ran =
+        run_file(L, path, source, len, opts != NULL && opts->max_instructions > 0 ? 0 : cpu_ms);
     cfg->lua_ms = (unsigned long)(util_mono_ms() - t0);
     cfg->lua_cpu_ms = (unsigned long)(util_thread_cpu_ms() - cpu0);
     if (ran == 0) {

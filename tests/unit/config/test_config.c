@@ -32,15 +32,20 @@ static char *write_tmp(const char *name, const char *text)
 }
 
 /* Loads `text` as master.lua; returns the config or NULL with *errors. */
-static struct cfg *load(const char *text, char **errors)
+static struct cfg *load_with(const char *text, const struct cfg_load_opts *opts, char **errors)
 {
     char *path = write_tmp("master.lua", text);
     struct cfg *cfg = NULL;
     *errors = NULL;
-    if (cfg_load(path, &cfg, errors) != 0)
+    if (cfg_load_with(path, opts, &cfg, errors) != 0)
         cfg = NULL;
     free(path);
     return cfg;
+}
+
+static struct cfg *load(const char *text, char **errors)
+{
+    return load_with(text, NULL, errors);
 }
 
 static void test_sample_loads(void **state)
@@ -617,11 +622,24 @@ static void test_lua_errors(void **state)
     assert_null(load("return 42\n", &errors));
     assert_non_null(strstr(errors, "the file must return a table"));
     free(errors);
-    assert_null(load("local t = {}\nwhile true do t[1] = 1 end\n", &errors));
-    assert_non_null(strstr(errors, "master.lua:2: the configuration ran for too long"));
-    free(errors);
-    assert_null(
-        load("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n", &errors));
+    /* the file's own run is stopped by its CPU time: in a loop, in one that catches the error,
+       in a coroutine's */
+    const char *endless[][2] = {
+        {"local t = {}\nwhile true do t[1] = 1 end\n", "master.lua:2:"},
+        {"local n = 0\nwhile true do\n  pcall(function() while true do n = n + 1 end end)\nend\n",
+         "master.lua:"},
+        {"local co = coroutine.wrap(function()\n  while true do end\nend)\nco()\n",
+         "master.lua:2:"},
+    };
+    for (size_t i = 0; i < UTIL_NELEM(endless); i++) {
+        assert_null(load_with(endless[i][0], &(struct cfg_load_opts){.load_cpu_ms = 300}, &errors));
+        assert_non_null(strstr(errors, endless[i][1]));
+        assert_non_null(strstr(errors, "the configuration ran for too long"));
+        free(errors);
+    }
+    /* 32 MiB, so that the cap comes before the CPU time even where the code runs slowly */
+    assert_null(load_with("local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n",
+                          &(struct cfg_load_opts){.max_memory = 32 << 20}, &errors));
     assert_non_null(strstr(errors, "not enough memory"));
     free(errors);
     /* the file's metamethods would run while its table is read: a table with a metatable is
