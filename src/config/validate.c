@@ -106,11 +106,11 @@ static int key_line(const struct reader *r, const char *key)
 static void where(lua_State *L, int idx, const struct reader *r, const char *key, char *file,
                   size_t size, int *line)
 {
-    snprintf(file, size, "%s", r->path);
+    util_strcopy(file, size, r->path);
     bool has_line = false;
     if (lua_type(L, idx) == LUA_TTABLE) {
         if (lua_getfield(L, idx, CFG_FILE) == LUA_TSTRING)
-            snprintf(file, size, "%s", lua_tostring(L, -1));
+            util_strcopy(file, size, lua_tostring(L, -1));
         has_line = lua_getfield(L, idx, CFG_LINE) == LUA_TNUMBER;
         if (has_line)
             *line = (int)lua_tointeger(L, -1);
@@ -374,7 +374,7 @@ static void read_factory(struct reader *r, int idx, struct cfg_builder *b)
             lua_getfield(L, -1, CFG_FILE);
             lua_getfield(L, -2, CFG_LINE);
             char file[256];
-            snprintf(file, sizeof file, "%s", lua_isstring(L, -2) ? lua_tostring(L, -2) : b->file);
+            util_strcopy(file, sizeof file, lua_isstring(L, -2) ? lua_tostring(L, -2) : b->file);
             int line = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : b->line;
             lua_pop(L, 2);
             check_lock_names(L, -1, file, line);

@@ -72,6 +72,8 @@ void util_sd_notify(const char *state);
 /* Strings. */
 bool util_streq(const char *a, const char *b);
 bool util_startswith(const char *s, const char *prefix);
+/* `src` into the `size` bytes of `dst`, cut to fit, always terminated (size > 0). */
+void util_strcopy(char *dst, size_t size, const char *src);
 /*
  * `len` bytes a peer sent, as printable ASCII for a log line: backslash,
  * quotes and every byte outside 0x20..0x7e escaped (\\, \', \", \n, \r, \t,
