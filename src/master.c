@@ -45,7 +45,9 @@ struct master {
     struct db *db;
     struct db_checkpointer *checkpointer; /* SQLite's WAL, off the loop */
     long long masterid;
-    json_t *addresses; /* {worker: address it logged in from}, kept in object_state */
+    const struct cfg *registered; /* the configuration last written to the database whole */
+    long long *builder_ids;       /* the ids of its builders, in its order */
+    json_t *addresses;            /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
     struct cyclefetch *cycle;  /* fetches www.release_cycle when it is a URL */
     char *session_secret;      /* Buildbot's, from object_state (read once) */
@@ -95,15 +97,13 @@ static void change_added(const json_t *change, void *arg)
         sched_change(m->sched, change);
 }
 
-/* The builders' rows and their links to this master and to their workers; `info` gets what
-   the database keeps of each builder's configuration. */
-/* The builders' rows and links, and their information (description, project, tags). */
-static int register_builders(struct master *m, char **cause)
+/* The builders' rows and links, and their information (description, project, tags); `ids`
+   gets the builders' ids. */
+static int register_builders(struct master *m, long long *ids, char **cause)
 {
     const struct cfg *c = m->cfg;
     struct db_builder_link *links = xcalloc(c->n_builders + 1, sizeof *links);
     const char **workers = xcalloc(c->n_workers + 1, sizeof *workers);
-    long long *ids = xcalloc(c->n_builders + 1, sizeof *ids);
     struct db_builder_info *info = xcalloc(c->n_builders + 1, sizeof *info);
     for (size_t i = 0; i < c->n_builders; i++) {
         const struct cfg_builder *b = &c->builders[i];
@@ -124,16 +124,67 @@ static int register_builders(struct master *m, char **cause)
         rc = db_builders_info_set(m->db, info, c->n_builders, cause);
     free(links);
     free(workers);
-    free(ids);
     free(info);
     return rc;
 }
 
+static bool same_strings(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!util_same_text(a[i], b[i]))
+            return false;
+    return true;
+}
+
+/* Whether `b` would write to the database what `a` did: the same builders in the same order
+   with the same workers, description, project and tags, the same workers, schedulers and
+   change sources. */
+static bool same_registration(const struct cfg *a, const struct cfg *b)
+{
+    if (a->n_builders != b->n_builders || a->n_workers != b->n_workers ||
+        a->n_schedulers != b->n_schedulers || a->n_change_sources != b->n_change_sources)
+        return false;
+    for (size_t i = 0; i < a->n_builders; i++) {
+        const struct cfg_builder *x = &a->builders[i], *y = &b->builders[i];
+        if (!util_same_text(x->name, y->name) || !util_same_text(x->description, y->description) ||
+            !util_same_text(x->description_format, y->description_format) ||
+            !util_same_text(x->project, y->project) ||
+            !same_strings(x->workernames, x->n_workernames, y->workernames, y->n_workernames) ||
+            !same_strings(x->tags, x->n_tags, y->tags, y->n_tags))
+            return false;
+    }
+    for (size_t i = 0; i < a->n_workers; i++)
+        if (!util_same_text(a->workers[i].name, b->workers[i].name))
+            return false;
+    for (size_t i = 0; i < a->n_schedulers; i++)
+        if (!util_same_text(a->schedulers[i].name, b->schedulers[i].name))
+            return false;
+    for (size_t i = 0; i < a->n_change_sources; i++)
+        if (!util_same_text(a->change_sources[i].name, b->change_sources[i].name))
+            return false;
+    return true;
+}
+
 /* Records this master, its builders (with their description, project and tags) and their
-   workers, and its schedulers in the database, in one transaction. */
-static int register_config(struct master *m, char **cause)
+   workers, and its schedulers in the database, in one transaction.  A reconfig that would
+   write what the last one wrote (say, only passwords changed) reads and writes nothing: this
+   master is the database's only one (multiMaster is refused).  Either way each builder has
+   its update event, as Buildbot's updateBuilderInfo sends at every reconfig. */
+static int register_config(struct master *m, const struct cfg *old, char **cause)
 {
     const struct cfg *c = m->cfg;
+    bool same = old != NULL && m->registered == old && same_registration(old, c);
+    m->registered = NULL;
+    if (same) {
+        for (size_t i = 0; i < c->n_builders; i++)
+            ev_publish(m->bus, EV_BUILDER, m->builder_ids[i], EV_UPDATE);
+        m->registered = c;
+        return 0;
+    }
+    free(m->builder_ids);
+    m->builder_ids = xcalloc(c->n_builders + 1, sizeof *m->builder_ids);
     const char **names = xcalloc(c->n_schedulers + c->n_change_sources + 1, sizeof *names);
     for (size_t i = 0; i < c->n_schedulers; i++)
         names[i] = c->schedulers[i].name;
@@ -141,7 +192,7 @@ static int register_config(struct master *m, char **cause)
         names[c->n_schedulers + i] = c->change_sources[i].name;
     int rc = db_begin(m->db, cause);
     if (rc == 0 &&
-        (register_builders(m, cause) < 0 ||
+        (register_builders(m, m->builder_ids, cause) < 0 ||
          db_master_claim(m->db, m->masterid, DB_SCHEDULERS, names, c->n_schedulers, cause) < 0 ||
          db_master_claim(m->db, m->masterid, DB_CHANGESOURCES, names + c->n_schedulers,
                          c->n_change_sources, cause) < 0)) {
@@ -151,6 +202,8 @@ static int register_config(struct master *m, char **cause)
         rc = db_commit(m->db, cause);
     }
     free(names);
+    if (rc == 0)
+        m->registered = c;
     return rc;
 }
 
@@ -312,7 +365,7 @@ static int open_db(struct master *m, char **cause)
     if (m->masterid < 0)
         return -1;
     ev_publish(m->bus, EV_MASTER, m->masterid, EV_STARTED);
-    if (register_config(m, cause) < 0)
+    if (register_config(m, NULL, cause) < 0)
         return -1;
     log_info("database %s: master id %lld", db_kind(m->db) == DB_PG ? "postgresql" : "sqlite",
              m->masterid);
@@ -586,7 +639,7 @@ static void reconfig_apply(struct master *m)
     engine_reconfig(m->engine, next);
     struct cfg *old = m->cfg;
     m->cfg = next;
-    if (register_config(m, &cause) < 0) {
+    if (register_config(m, old, &cause) < 0) {
         log_error("database: %s", cause);
         free(cause);
     }
@@ -854,6 +907,7 @@ int master_run(int ready_fd, char **cause)
     db_close(m.db);
     ev_bus_free(m.bus);
     json_decref(m.addresses);
+    free(m.builder_ids);
     cfg_free(m.cfg);
     if (rc == 0)
         log_info("Server Shut Down.");

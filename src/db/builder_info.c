@@ -68,12 +68,6 @@ static void current_free(struct current *c)
     db_names_free(&c->project_ids);
 }
 
-/* Equal strings, or both NULL. */
-static bool same_text(const char *a, const char *b)
-{
-    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
-}
-
 static bool tags_same(const struct current *c, const struct db_builder_info *b)
 {
     size_t r = first_row(c->tags, b->builderid), n = 0;
@@ -159,8 +153,8 @@ static int info_add(struct db *db, struct current *c, struct updates *u,
     bool same_project = db_res_null(r, row, 3)
                             ? project.type == DB_P_NULL
                             : project.type == DB_P_INT && db_res_int(r, row, 3) == project.i;
-    bool same_words = same_text(db_res_text(r, row, 1), b->description) &&
-                      same_text(db_res_text(r, row, 2), b->description_format);
+    bool same_words = util_same_text(db_res_text(r, row, 1), b->description) &&
+                      util_same_text(db_res_text(r, row, 2), b->description_format);
     struct db_param p[] = {DB_INT(b->builderid), DB_TEXT(b->description),
                            DB_TEXT(b->description_format), project};
     if (!same_words)

@@ -21,6 +21,11 @@ bool util_streq(const char *a, const char *b)
     return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
+bool util_same_text(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
 void util_strcopy(char *dst, size_t size, const char *src)
 {
     size_t n = strnlen(src, size - 1);

@@ -71,6 +71,8 @@ void util_sd_notify(const char *state);
 
 /* Strings. */
 bool util_streq(const char *a, const char *b);
+/* Equal strings, or both NULL. */
+bool util_same_text(const char *a, const char *b);
 bool util_startswith(const char *s, const char *prefix);
 /* `src` into the `size` bytes of `dst`, cut to fit, always terminated (size > 0). */
 void util_strcopy(char *dst, size_t size, const char *src);

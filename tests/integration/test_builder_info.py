@@ -2,7 +2,7 @@
 reaches the database as Buildbot's updateBuilderInfo writes it, at start and at every
 reconfig, and /api/v2/builders shows it (tags__contains filters on it); a reconfig that
 drops a tag unlinks it and keeps the tag's row; a reconfig that changes nothing rewrites
-nothing; the builders' and workers' links follow the configuration and keep their rows.
+nothing (and, when no builder, worker or scheduler changed at all, reads nothing); the builders' and workers' links follow the configuration and keep their rows.
 On SQLite and on PostgreSQL."""
 
 import os
@@ -114,6 +114,16 @@ def test_reconfig_that_changes_nothing_writes_nothing(master, backend):
     site.reconfig(**FIRST)
     site.reconfig(**FIRST)
     assert site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id") == links
+    # a reconfig with what the last one registered does not even read the rows: a row changed
+    # behind the master's back stays so until a reconfig that changes something of a builder
+    site.write_db("UPDATE builders SET description = 'changed behind' WHERE name = 'a'")
+    site.reconfig(**FIRST)
+    described = "SELECT description FROM builders WHERE name = 'a'"
+    assert site.rows(described) == [("changed behind",)]
+    site.reconfig(**dict(FIRST, tags='"unix", "fast", "new"'))
+    assert site.rows(described) == [("A builder",)]
+    site.reconfig(**FIRST)
+    links = site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id")
     # only the builder whose tags changed gets new links
     site.reconfig(**dict(FIRST, tags='"unix"'))
     after = site.rows("SELECT id, builderid, tagid FROM builders_tags ORDER BY id")
