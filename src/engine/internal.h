@@ -260,12 +260,13 @@ struct build {
     bool held;        /* wk_build_start took: wk_build_done when it is over */
     int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
     char *stopped_reason;
-    json_t *step_names;         /* for unique step names */
-    unsigned long cfg_version;  /* the engine's configuration it started under */
-    struct lockreq *locks;      /* the builder's locks, taken as the build starts */
-    long long locks_stepid;     /* the locks_acquire step */
-    long long locks_started_at; /* when the build began to wait for them */
-    bool waiting_locks;         /* in the locks_acquire phase, waiting */
+    json_t *step_names;                 /* for unique step names */
+    unsigned long cfg_version;          /* the engine's configuration it started under */
+    struct lockreq *locks;              /* the builder's locks, taken as the build starts */
+    long long locks_stepid;             /* the locks_acquire step */
+    long long locks_started_at;         /* when the build began to wait for them */
+    bool waiting_locks;                 /* in the locks_acquire phase, waiting */
+    struct report_kept_logs *kept_logs; /* while a mail's report is made (reportmail.c) */
 };
 
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
@@ -535,6 +536,19 @@ bool report_log_named(bool all, char *const *names, size_t n_names, const char *
    *cause. */
 int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
                     long long *firstline, char **cause);
+/* The whole logs a mail's report context read, kept for its attachments so that they are not
+   read and decompressed again: at most REP_MAIL_LOGS_MAX bytes, what a mail attaches. */
+struct report_kept_log {
+    long long logid;
+    struct buf text;
+};
+struct report_kept_logs {
+    struct report_kept_log *logs;
+    size_t n, cap, bytes;
+};
+/* reportctx.c: keeps `text` (taken: reset) of the whole log `logid` when b keeps logs and
+   there is room. */
+void report_keep_log(struct build *b, long long logid, struct buf *text);
 /* reportpush.c: MessageFormatterFunction's body for the build (NULL with *cause NULL when the
    function returned nil), and the messages of HttpStatusPush and GitHubCommentPush. */
 struct cfg_reporter;

@@ -174,8 +174,22 @@ static json_t *log_content(struct build *b, long long logid, const char *name,
                                 : NULL;
     if (content == NULL)
         util_cause(cause, "log %lld: its content is not UTF-8", logid);
+    if (c != NULL && first == 0)
+        report_keep_log(b, logid, &text);
     buf_free(&text);
     return c;
+}
+
+void report_keep_log(struct build *b, long long logid, struct buf *text)
+{
+    struct report_kept_logs *k = b->kept_logs;
+    if (k == NULL || text->len > REP_MAIL_LOGS_MAX - k->bytes)
+        return;
+    k->logs = xgrow(k->logs, &k->cap, k->n + 1, sizeof *k->logs);
+    k->logs[k->n] = (struct report_kept_log){logid, *text};
+    k->bytes += text->len;
+    k->n++;
+    buf_init(text, 0);
 }
 
 static json_t *step_logs(struct build *b, const struct cfg_formatter *f, long long stepid,
