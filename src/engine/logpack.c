@@ -94,9 +94,8 @@ static void *pack_main(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         compress(j);
+        compressed(p, at);
         pthread_mutex_lock(&p->lock);
-        p->state[at] = PACK_DONE;
-        pthread_cond_broadcast(&p->done_cond);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
