@@ -433,10 +433,9 @@ struct eng_worker {
     double quarantine_timeout; /* the next quarantine's length, in seconds */
 };
 
-/* A configuration and the builds that still use it. */
+/* A replaced configuration kept while builds still use it (builds_using counts them). */
 struct eng_cfg {
     struct cfg *cfg;
-    int builds;
     struct eng_cfg *next;
 };
 
