@@ -321,13 +321,18 @@ static void worker_graceful(const char *name, void *arg)
     engine_worker_graceful(m->engine, name);
 }
 
-/* The engine's connection opened or ended a transaction: its events wait for the commit. */
+/* The engine's connection opened or ended a transaction: its events wait for the commit,
+   and the log lines written in it are the engine's to settle. */
 static void transaction_cb(void *arg, bool open, bool committed)
 {
-    if (open)
-        ev_hold(arg);
-    else
-        ev_release(arg, committed);
+    struct master *m = arg;
+    if (open) {
+        ev_hold(m->bus);
+        return;
+    }
+    ev_release(m->bus, committed);
+    if (m->engine != NULL)
+        engine_transaction_ended(m->engine, committed);
 }
 
 /* How often SQLite's WAL is checkpointed (db_checkpointer_start). */
@@ -342,7 +347,7 @@ static int open_db(struct master *m, char **cause)
     m->db = db_open(m->cfg->db_url, cwd, false, cause);
     if (m->db == NULL)
         return -1;
-    db_on_transaction(m->db, transaction_cb, m->bus);
+    db_on_transaction(m->db, transaction_cb, m);
     char *why = NULL;
     m->checkpointer = db_checkpointer_start(m->db, m->cfg->db_url, cwd, CHECKPOINT_MS, &why);
     if (why != NULL) /* SQLite checkpoints on the engine's connection then */
@@ -899,6 +904,7 @@ int master_run(int ready_fd, char **cause)
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
     engine_free(m.engine);
+    m.engine = NULL;
     www_stop(m.www);
     if (m.retiring_started)
         uv_thread_join(&m.retiring);

@@ -108,5 +108,11 @@ bool engine_shutting_down(const struct engine *e);
 void engine_stop(struct engine *e, void (*done)(void *arg), void *arg);
 /* Frees the engine, once the loop has closed every handle (its timers are on it). */
 void engine_free(struct engine *e);
+/*
+ * The engine's database connection ended a transaction (db_on_transaction).  The
+ * log lines written in it are stored if it `committed`; if not they are lost, and
+ * each of their steps is stopped and ends EXCEPTION saying so (step_abort).
+ */
+void engine_transaction_ended(struct engine *e, bool committed);
 
 #endif

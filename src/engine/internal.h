@@ -116,6 +116,8 @@ struct steplog {
     long long pending_lines;
     long long num_lines; /* in chunks (in the database, or on their way) */
     int packing;         /* its chunks handed to the packer's thread, not yet written */
+    long long unsure;    /* lines written in a transaction still open (steplog_unsure) */
+    struct steplog *next_unsure;
     struct steplog *next_dirty;
     bool dirty;
     /* Optional: told of every whole line (warning patterns, set_property_from_command). */
@@ -135,6 +137,9 @@ void steplog_add(struct steplog *l, char channel, const char *text, size_t len);
 void steplog_close(struct steplog *l);
 /* Writes every pending log chunk (the engine's flush timer). */
 void steplogs_flush(struct engine *e);
+/* `lines` of `l` were written in a transaction its writer did not open: they are the
+   log's when it commits (engine_transaction_ended). */
+void steplog_unsure(struct steplog *l, long long lines);
 
 /* logpack.c: log chunks compressed on a thread of their own and written by the loop, in
    the order they were handed over.  logpack_put takes `text` (malloc'd, `len` bytes,
@@ -460,6 +465,7 @@ struct engine {
     bool kick_pending;
     uv_idle_t reap;                  /* frees finished builds on the next loop turn */
     struct steplog *dirty;           /* logs with pending chunks */
+    struct steplog *unsure;          /* logs with lines in the open transaction */
     struct logpack *pack;            /* logpack.c: where the chunks are compressed */
     struct collapse_index *collapse; /* pending requests by builder and first stamp */
     long long repair_from;           /* requests_repair looks at builds from this id */

@@ -145,6 +145,8 @@ static void store(struct engine *e, struct pack_job *j)
         else
             db_rollback(db);
     }
+    if (rc == 0 && !own_tx)
+        steplog_unsure(l, j->lines); /* a batch of chunks, the flush timer's, a step's end */
     if (rc == 0)
         engine_publish(e, EV_LOG, l->id, EV_APPEND);
     /* A chunk the database refused, or that found no room to wait for it, is lost: the

@@ -79,6 +79,39 @@ static void mark_dirty(struct steplog *l)
     l->e->dirty = l;
 }
 
+void steplog_unsure(struct steplog *l, long long lines)
+{
+    if (l->unsure == 0) {
+        l->next_unsure = l->e->unsure;
+        l->e->unsure = l;
+    }
+    l->unsure += lines;
+}
+
+static void forget_unsure(struct steplog *l)
+{
+    for (struct steplog **p = &l->e->unsure; *p != NULL; p = &(*p)->next_unsure) {
+        if (*p == l) {
+            *p = l->next_unsure;
+            break;
+        }
+    }
+}
+
+void engine_transaction_ended(struct engine *e, bool committed)
+{
+    struct steplog *next;
+    for (struct steplog *l = e->unsure; l != NULL; l = next) {
+        next = l->next_unsure;
+        if (!committed && l->step != NULL) /* the command is told; nothing is freed now */
+            step_abort(l->step, "%lld lines of log '%s' could not be stored: %s", l->unsure,
+                       l->name, "the database refused the transaction that wrote them");
+        l->unsure = 0;
+        l->next_unsure = NULL;
+    }
+    e->unsure = NULL;
+}
+
 static void unmark_dirty(struct steplog *l)
 {
     for (struct steplog **p = &l->e->dirty; *p != NULL; p = &(*p)->next_dirty) {
@@ -150,6 +183,7 @@ void steplog_close(struct steplog *l)
     flush_one(l, true);
     unmark_dirty(l);
     logpack_wait(l->e, l); /* its chunks are all in before it says it is complete */
+    forget_unsure(l);      /* its step ends in the transaction it is in, or has ended */
     char *cause = NULL;
     struct db_param p[] = {DB_INT(l->id)};
     if (db_exec(l->e->db, "UPDATE logs SET complete = 1 WHERE id = ?", p, 1, &cause) != 0)

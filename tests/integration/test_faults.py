@@ -6,12 +6,14 @@ its rows are all finished, and the API answers again without a restart."""
 
 import concurrent.futures
 import os
+import re
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
+import psycopg2
 import pytest
 
 from conftest import (REPO, SANITIZED, Master, api_get, db_rows, free_port, pid_alive, read,
@@ -262,3 +264,54 @@ def test_rows_left_unfinished_are_repaired(master, workers, tmp_path):
              what="the step finished by the repair")
     assert site.query("SELECT COUNT(*) FROM logs l JOIN steps s ON s.id = l.stepid WHERE "
                       "s.buildid = ? AND l.complete = 0", bid) == [(0,)]
+
+
+# buildbot-worker sends what a command printed every 5 s: this step's lines come in three
+# pieces, each written by the flush timer.
+SLOW_CONFIG = master_lua(r'''      bbm.steps.shell{ name = "slow", command = { "sh", "-c",
+        "i=1; while [ $i -le 40 ]; do echo line $i; i=$((i+1)); sleep 0.3; done" } },
+      bbm.steps.shell{ name = "after", command = { "echo", "after the slow step" } },''')
+
+# The first chunk of the step "slow" after its first is refused at COMMIT, once (a
+# sequence is not rolled back with the transaction that refuses).
+REFUSE_ONE_CHUNK = """
+CREATE SEQUENCE refusals;
+CREATE FUNCTION refuse_one_chunk() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.first_line > 0 AND EXISTS (SELECT 1 FROM logs JOIN steps ON steps.id = logs.stepid
+                                    WHERE logs.id = NEW.logid AND steps.name = 'slow')
+     AND nextval('refusals') = 1 THEN
+    RAISE EXCEPTION 'this chunk is refused';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_one_chunk AFTER INSERT ON logchunks
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_one_chunk();
+"""
+
+
+def test_chunks_a_refused_commit_loses_end_the_step(master, workers, tmp_path, postgres):
+    """A log's tail written by the flush timer shares its transaction with every other
+    log's; when the server refuses that COMMIT (here a deferred constraint, as a disk
+    full or a broken constraint would), the lines are lost and the step says so: it is
+    stopped and ends EXCEPTION, as when a chunk's own write fails."""
+    url = postgres.new_db()
+    site = Site(master, url, tmp_path, config=SLOW_CONFIG)
+    db = psycopg2.connect(url)
+    db.autocommit = True
+    with db.cursor() as cur:
+        cur.execute(REFUSE_ONE_CHUNK)
+    db.close()
+    site.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    _, brid = site.force("lines")
+    build = site.wait_request(brid)
+    master.wait_log(r"database: flushing logs: .*this chunk is refused")
+    assert build["results"] == 4, build
+    steps = site.query("SELECT id, name, results FROM steps WHERE buildid = ? ORDER BY number",
+                       build["buildid"])
+    assert [s[1:] for s in steps] == [("worker_preparation", 0), ("slow", 4)], steps
+    logs = {log["name"]: log["logid"] for log in site.get(f"steps/{steps[1][0]}/logs")["logs"]}
+    why = site.raw(logs["err.text"]).decode()
+    assert re.fullmatch(r"\d+ lines of log 'stdio' could not be stored: the database refused "
+                        r"the transaction that wrote them\n?", why), why
