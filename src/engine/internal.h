@@ -272,6 +272,7 @@ struct build {
     long long locks_started_at;         /* when the build began to wait for them */
     bool waiting_locks;                 /* in the locks_acquire phase, waiting */
     struct report_kept_logs *kept_logs; /* while a mail's report is made (reportmail.c) */
+    struct report_contents *contents;   /* while a build's reports are made (report.c) */
 };
 
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
@@ -554,6 +555,20 @@ struct report_kept_logs {
 /* reportctx.c: keeps `text` (taken: reset) of the whole log `logid` when b keeps logs and
    there is room. */
 void report_keep_log(struct build *b, long long logid, struct buf *text);
+/* The logs' contents the formatters of one build's reports read (BPO's PR comment, Discord
+   message and mail each read its test log): read and decompressed once, and shared by the
+   contexts (a reference each).  At most REP_BUILD_CONTENT_MAX bytes, what one context may
+   hold; past that a log is read for each context as before. */
+struct report_content {
+    long long logid, first;
+    size_t want; /* the room it was read for */
+    json_t *text;
+};
+struct report_contents {
+    struct report_content *items;
+    size_t n, cap, bytes;
+};
+void report_contents_free(struct report_contents *c);
 /* reportpush.c: MessageFormatterFunction's body for the build (NULL with *cause NULL when the
    function returned nil), and the messages of HttpStatusPush and GitHubCommentPush. */
 struct cfg_reporter;

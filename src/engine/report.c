@@ -288,12 +288,16 @@ static void report_one(const struct report_event *ev, const struct cfg_reporter 
 static void report(const struct report_event *ev)
 {
     const struct cfg *cfg = ev->b->e->cfg;
+    struct report_contents contents = {0};
+    ev->b->contents = &contents;
     for (size_t i = 0; i < cfg->n_reporters; i++) {
         if (cfg->reporters[i].kind == CFG_REP_MAIL)
             report_mail(ev, &cfg->reporters[i]);
         else
             report_one(ev, &cfg->reporters[i]);
     }
+    ev->b->contents = NULL;
+    report_contents_free(&contents);
 }
 
 /* ------------------------------------------------------------ where notifications go */

@@ -145,39 +145,87 @@ int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out
     return rc;
 }
 
+/* The log's tail within `want` bytes as another context of the build read it, or NULL.  A
+   whole log read for less room is the same text. */
+static json_t *content_read(struct build *b, long long logid, size_t want, long long *first)
+{
+    struct report_contents *c = b->contents;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        const struct report_content *it = &c->items[i];
+        if (it->logid == logid &&
+            (it->want == want || (it->first == 0 && json_string_length(it->text) <= want))) {
+            *first = it->first;
+            return json_incref(it->text);
+        }
+    }
+    return NULL;
+}
+
+static void content_keep(struct build *b, long long logid, size_t want, long long first,
+                         json_t *text)
+{
+    struct report_contents *c = b->contents;
+    size_t len = json_string_length(text);
+    if (c == NULL || len > REP_BUILD_CONTENT_MAX - c->bytes)
+        return;
+    c->items = xgrow(c->items, &c->cap, c->n + 1, sizeof *c->items);
+    c->items[c->n++] = (struct report_content){logid, first, want, json_incref(text)};
+    c->bytes += len;
+}
+
+void report_contents_free(struct report_contents *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        json_decref(c->items[i].text);
+    free(c->items);
+    *c = (struct report_contents){0};
+}
+
+/* The log's tail within `want` bytes as a JSON string, read from the database; the first
+   line's number in *first, and the text kept for a mail's attachments. */
+static json_t *content_of(struct build *b, long long logid, size_t want, long long *first,
+                          char **cause)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    if (report_log_tail(b->e->db, logid, want, &text, first, cause) < 0) {
+        buf_free(&text);
+        return NULL;
+    }
+    /* checked here a word at a time, not a character at a time by jansson */
+    const char *t = text.data != NULL ? text.data : "";
+    json_t *content =
+        util_utf8_valid(t, text.len) == text.len ? json_stringn_nocheck(t, text.len) : NULL;
+    if (content == NULL)
+        util_cause(cause, "log %lld: its content is not UTF-8", logid);
+    else
+        content_keep(b, logid, want, *first, content);
+    if (content != NULL && *first == 0)
+        report_keep_log(b, logid, &text);
+    buf_free(&text);
+    return content;
+}
+
 /* A log's `content`, Buildbot's logs/N/contents: {logid, firstline, content}, the log's tail
    within REP_LOG_CONTENT_MAX and what is left of the build's REP_BUILD_CONTENT_MAX. */
 static json_t *log_content(struct build *b, long long logid, const char *name,
                            struct content_room *room, char **cause)
 {
     size_t want = room->left < REP_LOG_CONTENT_MAX ? room->left : REP_LOG_CONTENT_MAX;
-    struct buf text;
-    buf_init(&text, 0);
     long long first = 0;
-    if (report_log_tail(b->e->db, logid, want, &text, &first, cause) < 0) {
-        buf_free(&text);
+    json_t *content = content_read(b, logid, want, &first);
+    if (content == NULL)
+        content = content_of(b, logid, want, &first, cause);
+    if (content == NULL)
         return NULL;
-    }
-    room->left -= text.len;
+    room->left -= json_string_length(content);
     if (room->left == 0 && !room->warned) {
         log_warn("build %lld: the logs' content given to a formatter is at most %d bytes a "
                  "build: the logs from '%s' on are cut or empty",
                  b->id, REP_BUILD_CONTENT_MAX, UTIL_ESC(name));
         room->warned = true;
     }
-    /* checked here a word at a time, not a character at a time by jansson */
-    const char *t = text.data != NULL ? text.data : "";
-    json_t *content =
-        util_utf8_valid(t, text.len) == text.len ? json_stringn_nocheck(t, text.len) : NULL;
-    json_t *c = content != NULL ? json_pack("{s:I, s:I, s:o}", "logid", logid, "firstline", first,
-                                            "content", content)
-                                : NULL;
-    if (content == NULL)
-        util_cause(cause, "log %lld: its content is not UTF-8", logid);
-    if (c != NULL && first == 0)
-        report_keep_log(b, logid, &text);
-    buf_free(&text);
-    return c;
+    return json_pack("{s:I, s:I, s:o}", "logid", logid, "firstline", first, "content", content);
 }
 
 void report_keep_log(struct build *b, long long logid, struct buf *text)
