@@ -1,10 +1,10 @@
 /*
  * Buildbot's log chunk codecs (logchunks.compressed): 0 raw, 1 zlib ("gz"),
- * 2 bzip2, 3 python-lz4 block, 4 zstd, 5 brotli.  Every decoder is bounded
- * by DB_CHUNK_MAX, so a hostile or corrupt row cannot blow up memory; new
- * chunks are written the way Buildbot 4.3 writes them: with the configured
- * logCompressionMethod (zstd by default), or raw when compression does not
- * help.  zstd runs at level 1 with one compression and
+ * 2 bzip2, 3 python-lz4 block, 4 zstd, 5 brotli.  Every decoder stops at
+ * DB_CHUNK_MAX, whatever the caller's buffer allows, so a hostile or corrupt
+ * row cannot blow up memory.  New chunks are written the way Buildbot 4.3
+ * writes them: with the configured logCompressionMethod (zstd by default), or
+ * raw when compression does not help.  zstd runs at level 1 with one compression and
  * one decompression context per thread, kept for the thread's life: a fresh
  * context per chunk (at level 9, what ZSTD_compress does) cost more in
  * clearing its tables than the compression itself.  The frame is the same
@@ -76,6 +76,15 @@ static int too_big(char **cause)
     return util_cause(cause, "log chunk decompresses past %d bytes", DB_CHUNK_MAX);
 }
 
+/* Appends a decoder's output to the chunk's, which began at `start`: -1 past DB_CHUNK_MAX,
+   whatever out's own bound, so that a small hostile chunk stops there. */
+static int add_out(struct buf *out, size_t start, const void *data, size_t len)
+{
+    if (out->len - start + len > DB_CHUNK_MAX)
+        return -1;
+    return buf_add(out, data, len);
+}
+
 static int zlib_decode(const unsigned char *in, size_t len, struct buf *out, char **cause)
 {
     z_stream z = {0};
@@ -83,6 +92,7 @@ static int zlib_decode(const unsigned char *in, size_t len, struct buf *out, cha
         return util_cause(cause, "zlib: cannot start");
     z.next_in = (unsigned char *)in;
     z.avail_in = (uInt)len;
+    size_t start = out->len;
     unsigned char tmp[16384];
     int rc;
     do {
@@ -91,7 +101,7 @@ static int zlib_decode(const unsigned char *in, size_t len, struct buf *out, cha
         rc = inflate(&z, Z_NO_FLUSH);
         if (rc != Z_OK && rc != Z_STREAM_END)
             break;
-        if (buf_add(out, tmp, sizeof tmp - z.avail_out) < 0) {
+        if (add_out(out, start, tmp, sizeof tmp - z.avail_out) < 0) {
             inflateEnd(&z);
             return too_big(cause);
         }
@@ -107,6 +117,7 @@ static int bz2_decode(const unsigned char *in, size_t len, struct buf *out, char
         return util_cause(cause, "bzip2: cannot start");
     z.next_in = (char *)in;
     z.avail_in = (unsigned)len;
+    size_t start = out->len;
     char tmp[16384];
     int rc;
     do {
@@ -115,7 +126,7 @@ static int bz2_decode(const unsigned char *in, size_t len, struct buf *out, char
         rc = BZ2_bzDecompress(&z);
         if (rc != BZ_OK && rc != BZ_STREAM_END)
             break;
-        if (buf_add(out, tmp, sizeof tmp - z.avail_out) < 0) {
+        if (add_out(out, start, tmp, sizeof tmp - z.avail_out) < 0) {
             BZ2_bzDecompressEnd(&z);
             return too_big(cause);
         }
@@ -146,6 +157,7 @@ static int zstd_decode(const unsigned char *in, size_t len, struct buf *out, cha
     ZSTD_DCtx *z = ctx->d;
     ZSTD_DCtx_reset(z, ZSTD_reset_session_only);
     ZSTD_inBuffer ib = {in, len, 0};
+    size_t start = out->len;
     char tmp[16384];
     size_t rc = 1;
     int err = 0;
@@ -154,7 +166,7 @@ static int zstd_decode(const unsigned char *in, size_t len, struct buf *out, cha
         rc = ZSTD_decompressStream(z, &ob, &ib);
         if (ZSTD_isError(rc))
             err = util_cause(cause, "corrupt zstd log chunk: %s", ZSTD_getErrorName(rc));
-        else if (buf_add(out, tmp, ob.pos) < 0)
+        else if (add_out(out, start, tmp, ob.pos) < 0)
             err = too_big(cause);
         else if (rc != 0 && ib.pos == ib.size && ob.pos < ob.size)
             err = util_cause(cause, "truncated zstd log chunk");
@@ -171,6 +183,7 @@ static int brotli_decode(const unsigned char *in, size_t len, struct buf *out, c
     BrotliDecoderState *s = BrotliDecoderCreateInstance(NULL, NULL, NULL);
     size_t avail_in = len;
     const uint8_t *next_in = in;
+    size_t start = out->len;
     BrotliDecoderResult r;
     int err = 0;
     do {
@@ -181,7 +194,7 @@ static int brotli_decode(const unsigned char *in, size_t len, struct buf *out, c
         if (r == BROTLI_DECODER_RESULT_ERROR ||
             (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT && avail_in == 0))
             err = util_cause(cause, "corrupt brotli log chunk");
-        else if (buf_add(out, tmp, sizeof tmp - avail_out) < 0)
+        else if (add_out(out, start, tmp, sizeof tmp - avail_out) < 0)
             err = too_big(cause);
     } while (err == 0 && r != BROTLI_DECODER_RESULT_SUCCESS);
     BrotliDecoderDestroyInstance(s);

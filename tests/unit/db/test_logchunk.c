@@ -272,6 +272,40 @@ static void test_bad_chunks_are_refused(void **state)
     free(zeros);
 }
 
+/* A few kilobytes that decompress to tens of megabytes stop at DB_CHUNK_MAX: the output
+   never grows much past it, whatever the caller's buffer allows. */
+static void expect_stopped(int codec, const void *in, size_t len)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    expect_refused(codec, in, len, "past");
+    char *cause = NULL;
+    assert_int_equal(db_chunk_decode(codec, in, len, &out, &cause), -1);
+    assert_true(out.cap <= 2 * DB_CHUNK_MAX);
+    free(cause);
+    buf_free(&out);
+}
+
+static void test_bombs_stop_at_the_bound(void **state)
+{
+    (void)state;
+    const size_t huge = 32 * DB_CHUNK_MAX;
+    char *zeros = calloc(1, huge);
+    size_t cap = ZSTD_compressBound(huge);
+    unsigned char *z = malloc(cap);
+    uLongf zl = cap;
+    assert_int_equal(compress2(z, &zl, (const Bytef *)zeros, huge, 9), Z_OK);
+    expect_stopped(DB_CHUNK_ZLIB, z, zl);
+    size_t sl = ZSTD_compress(z, cap, zeros, huge, 1);
+    expect_stopped(DB_CHUNK_ZSTD, z, sl);
+    size_t bl = cap;
+    assert_true(
+        BrotliEncoderCompress(1, 22, BROTLI_MODE_GENERIC, huge, (const uint8_t *)zeros, &bl, z));
+    expect_stopped(DB_CHUNK_BROTLI, z, bl);
+    free(z);
+    free(zeros);
+}
+
 /* Every chunk of a database Buildbot 4.3 wrote: as many lines as it says, joined by '\n'
    with no newline after the last. */
 static void test_buildbots_chunks(void **state)
@@ -318,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_decoder_context_survives_bad_chunks),
         cmocka_unit_test(test_threads_have_their_own_contexts),
         cmocka_unit_test(test_bad_chunks_are_refused),
+        cmocka_unit_test(test_bombs_stop_at_the_bound),
         cmocka_unit_test(test_buildbots_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
