@@ -3,12 +3,13 @@
  * 2 bzip2, 3 python-lz4 block, 4 zstd, 5 brotli.  Every decoder stops at
  * DB_CHUNK_MAX, whatever the caller's buffer allows, so a hostile or corrupt
  * row cannot blow up memory.  New chunks are written the way Buildbot 4.3
- * writes them: with the configured logCompressionMethod (zstd by default), or
- * raw when compression does not help.  zstd runs at level 1 with one compression and
- * one decompression context per thread, kept for the thread's life: a fresh
- * context per chunk (at level 9, what ZSTD_compress does) cost more in
- * clearing its tables than the compression itself.  The frame is the same
- * whatever the level, so Buildbot reads these chunks as its own.
+ * writes them: with the configured logCompressionMethod (zstd by default),
+ * or raw when compression does not help.  zstd runs at level 1 with one
+ * compression and one decompression context per thread, kept for the
+ * thread's life: a fresh context per chunk (at level 9, what ZSTD_compress
+ * does) cost more in clearing its tables than the compression itself.  The
+ * frame is the same whatever the level, so Buildbot reads these chunks as its
+ * own.
  */
 #include "db/db.h"
 
