@@ -50,7 +50,9 @@ static json_t *lua_json(lua_State *L, int idx, int depth)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        json_t *j = json_stringn(s, n);
+        /* checked a word at a time, not a character at a time by jansson: a formatter's
+           message holds lines of a test log */
+        json_t *j = util_utf8_valid(s, n) == n ? json_stringn_nocheck(s, n) : NULL;
         return j != NULL ? j : json_string("\xef\xbf\xbd");
     }
     case LUA_TNUMBER:
