@@ -391,6 +391,35 @@ static bool hidden(struct step *s)
     return hide;
 }
 
+/* The step's last row: its state, end and results. */
+static void write_end(struct step *s)
+{
+    char *summary = step_summary(s, true);
+    struct db_param p[] = {DB_TEXT(summary), DB_INT(engine_now()), DB_INT(s->results),
+                           DB_INT(hidden(s)), DB_INT(s->id)};
+    db_step(s,
+            "UPDATE steps SET state_string = ?, complete_at = ?, results = ?, hidden = ? "
+            "WHERE id = ?",
+            p, 5);
+    engine_publish(s->b->e, EV_STEP, s->id, EV_FINISHED);
+    free(summary);
+}
+
+/* The database refused the transaction of the step's last rows (a constraint, a disk full on
+   its side): the tails of its logs are lost with them.  The step ends EXCEPTION saying so,
+   its rows written again each on its own, as a chunk refused earlier would have made it. */
+static void refused_end(struct step *s)
+{
+    static const char why[] = "the last lines of its logs could not be stored: the database "
+                              "refused the transaction that wrote them";
+    log_warn("build %lld step '%s': %s", s->b->id, s->name, why);
+    s->results = res_worst(s->results, RES_EXCEPTION);
+    complete_log(s, "err.text", why);
+    struct db_param p[] = {DB_INT(s->id)};
+    db_step(s, "UPDATE logs SET complete = 1 WHERE stepid = ?", p, 1);
+    write_end(s);
+}
+
 void step_finish(struct step *s, int results)
 {
     assert(s->cmd == NULL); /* a command's callbacks would outlive the step */
@@ -417,18 +446,11 @@ void step_finish(struct step *s, int results)
         props_set(&s->b->props, "warnings-count", json_integer(before + s->warn_count),
                   "WarningCountingShellCommand");
     }
-    char *summary = step_summary(s, true);
-    struct db_param p[] = {DB_TEXT(summary), DB_INT(engine_now()), DB_INT(s->results),
-                           DB_INT(hidden(s)), DB_INT(s->id)};
-    db_step(s,
-            "UPDATE steps SET state_string = ?, complete_at = ?, results = ?, hidden = ? "
-            "WHERE id = ?",
-            p, 5);
-    engine_publish(s->b->e, EV_STEP, s->id, EV_FINISHED);
-    free(summary);
+    write_end(s);
     if (tx && db_commit(s->b->e->db, &cause) != 0) {
         engine_db_error("finishing a step", cause);
         db_rollback(s->b->e->db);
+        refused_end(s);
     }
     build_step_done(s);
 }

@@ -315,3 +315,45 @@ def test_chunks_a_refused_commit_loses_end_the_step(master, workers, tmp_path, p
     why = site.raw(logs["err.text"]).decode()
     assert re.fullmatch(r"\d+ lines of log 'stdio' could not be stored: the database refused "
                         r"the transaction that wrote them\n?", why), why
+
+
+# The first row of the step "slow" written as finished is refused at COMMIT, once.
+REFUSE_STEP_END = """
+CREATE SEQUENCE refusals;
+CREATE FUNCTION refuse_step_end() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name = 'slow' AND NEW.complete_at IS NOT NULL AND nextval('refusals') = 1 THEN
+    RAISE EXCEPTION 'this step end is refused';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_step_end AFTER UPDATE ON steps
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_step_end();
+"""
+
+
+def test_a_refused_step_end_ends_the_step_exception(master, workers, tmp_path, postgres):
+    """A step's last rows (its logs' tails, the logs complete, its results) share one
+    transaction.  When the server refuses that COMMIT, the step is not left running under
+    a build that goes on: its rows are written again on their own, and it ends EXCEPTION
+    saying that the last lines of its logs were lost."""
+    url = postgres.new_db()
+    site = Site(master, url, tmp_path, config=SLOW_CONFIG.replace("-le 40", "-le 3"))
+    db = psycopg2.connect(url)
+    db.autocommit = True
+    with db.cursor() as cur:
+        cur.execute(REFUSE_STEP_END)
+    db.close()
+    site.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    _, brid = site.force("lines")
+    build = site.wait_request(brid)
+    master.wait_log(r"database: finishing a step: .*this step end is refused")
+    assert build["results"] == 4, build
+    steps = site.query("SELECT id, name, results, complete_at IS NOT NULL FROM steps "
+                       "WHERE buildid = ? ORDER BY number", build["buildid"])
+    assert [s[1:] for s in steps] == [("worker_preparation", 0, True), ("slow", 4, True)], steps
+    logs = {log["name"]: log for log in site.get(f"steps/{steps[1][0]}/logs")["logs"]}
+    assert all(log["complete"] for log in logs.values()), logs
+    why = site.raw(logs["err.text"]["logid"]).decode()
+    assert why.startswith("the last lines of its logs could not be stored"), why
