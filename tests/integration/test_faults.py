@@ -272,22 +272,47 @@ SLOW_CONFIG = master_lua(r'''      bbm.steps.shell{ name = "slow", command = { "
         "i=1; while [ $i -le 40 ]; do echo line $i; i=$((i+1)); sleep 0.3; done" } },
       bbm.steps.shell{ name = "after", command = { "echo", "after the slow step" } },''')
 
-# The first chunk of the step "slow" after its first is refused at COMMIT, once (a
-# sequence is not rolled back with the transaction that refuses).
-REFUSE_ONE_CHUNK = """
+
+def refuse_once(table, condition):
+    """SQL that makes the server refuse at COMMIT, once, the transaction that writes a row
+    of `table` for which `condition` holds (a deferred constraint trigger; a sequence is
+    not rolled back with the transaction it refuses)."""
+    return f"""
 CREATE SEQUENCE refusals;
-CREATE FUNCTION refuse_one_chunk() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.first_line > 0 AND EXISTS (SELECT 1 FROM logs JOIN steps ON steps.id = logs.stepid
-                                    WHERE logs.id = NEW.logid AND steps.name = 'slow')
-     AND nextval('refusals') = 1 THEN
-    RAISE EXCEPTION 'this chunk is refused';
+  IF {condition} AND nextval('refusals') = 1 THEN
+    RAISE EXCEPTION 'this row is refused';
   END IF;
   RETURN NULL;
 END $$;
-CREATE CONSTRAINT TRIGGER refuse_one_chunk AFTER INSERT ON logchunks
-  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_one_chunk();
+CREATE CONSTRAINT TRIGGER refuse_once AFTER INSERT OR UPDATE ON {table}
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_once();
 """
+
+
+def refused_build(master, workers, tmp_path, postgres, refusal, lines):
+    """A build of the step "slow" printing `lines` lines, on a PostgreSQL database where the
+    SQL `refusal` is in place: the build stops after that step, which ends EXCEPTION with
+    its rows finished.  The finished build and the text of the step's err.text log."""
+    url = postgres.new_db()
+    site = Site(master, url, tmp_path, config=SLOW_CONFIG.replace("-le 40", f"-le {lines}"))
+    db = psycopg2.connect(url)
+    db.autocommit = True
+    with db.cursor() as cur:
+        cur.execute(refusal)
+    db.close()
+    site.worker = workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(ATTACHED)
+    _, brid = site.force("lines")
+    build = site.wait_request(brid)
+    master.wait_log(r"database: (flushing logs|finishing a step): .*this row is refused")
+    steps = site.query("SELECT id, name, results, complete_at IS NOT NULL FROM steps "
+                       "WHERE buildid = ? ORDER BY number", build["buildid"])
+    assert [s[1:] for s in steps] == [("worker_preparation", 0, True), ("slow", 4, True)], steps
+    logs = {log["name"]: log for log in site.get(f"steps/{steps[1][0]}/logs")["logs"]}
+    assert all(log["complete"] for log in logs.values()), logs
+    return build, site.raw(logs["err.text"]["logid"]).decode()
 
 
 def test_chunks_a_refused_commit_loses_end_the_step(master, workers, tmp_path, postgres):
@@ -295,41 +320,14 @@ def test_chunks_a_refused_commit_loses_end_the_step(master, workers, tmp_path, p
     log's; when the server refuses that COMMIT (here a deferred constraint, as a disk
     full or a broken constraint would), the lines are lost and the step says so: it is
     stopped and ends EXCEPTION, as when a chunk's own write fails."""
-    url = postgres.new_db()
-    site = Site(master, url, tmp_path, config=SLOW_CONFIG)
-    db = psycopg2.connect(url)
-    db.autocommit = True
-    with db.cursor() as cur:
-        cur.execute(REFUSE_ONE_CHUNK)
-    db.close()
-    site.worker = workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(ATTACHED)
-    _, brid = site.force("lines")
-    build = site.wait_request(brid)
-    master.wait_log(r"database: flushing logs: .*this chunk is refused")
+    # the first chunk of the step after its first
+    refusal = refuse_once("logchunks", "NEW.first_line > 0 AND EXISTS (SELECT 1 FROM logs "
+                          "JOIN steps ON steps.id = logs.stepid WHERE logs.id = NEW.logid "
+                          "AND steps.name = 'slow')")
+    build, why = refused_build(master, workers, tmp_path, postgres, refusal, 40)
     assert build["results"] == 4, build
-    steps = site.query("SELECT id, name, results FROM steps WHERE buildid = ? ORDER BY number",
-                       build["buildid"])
-    assert [s[1:] for s in steps] == [("worker_preparation", 0), ("slow", 4)], steps
-    logs = {log["name"]: log["logid"] for log in site.get(f"steps/{steps[1][0]}/logs")["logs"]}
-    why = site.raw(logs["err.text"]).decode()
     assert re.fullmatch(r"\d+ lines of log 'stdio' could not be stored: the database refused "
                         r"the transaction that wrote them\n?", why), why
-
-
-# The first row of the step "slow" written as finished is refused at COMMIT, once.
-REFUSE_STEP_END = """
-CREATE SEQUENCE refusals;
-CREATE FUNCTION refuse_step_end() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.name = 'slow' AND NEW.complete_at IS NOT NULL AND nextval('refusals') = 1 THEN
-    RAISE EXCEPTION 'this step end is refused';
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE CONSTRAINT TRIGGER refuse_step_end AFTER UPDATE ON steps
-  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_step_end();
-"""
 
 
 def test_a_refused_step_end_ends_the_step_exception(master, workers, tmp_path, postgres):
@@ -337,23 +335,7 @@ def test_a_refused_step_end_ends_the_step_exception(master, workers, tmp_path, p
     transaction.  When the server refuses that COMMIT, the step is not left running under
     a build that goes on: its rows are written again on their own, and it ends EXCEPTION
     saying that the last lines of its logs were lost."""
-    url = postgres.new_db()
-    site = Site(master, url, tmp_path, config=SLOW_CONFIG.replace("-le 40", "-le 3"))
-    db = psycopg2.connect(url)
-    db.autocommit = True
-    with db.cursor() as cur:
-        cur.execute(REFUSE_STEP_END)
-    db.close()
-    site.worker = workers("w1", "w1pass", master.pb_port).start()
-    master.wait_log(ATTACHED)
-    _, brid = site.force("lines")
-    build = site.wait_request(brid)
-    master.wait_log(r"database: finishing a step: .*this step end is refused")
+    refusal = refuse_once("steps", "NEW.name = 'slow' AND NEW.complete_at IS NOT NULL")
+    build, why = refused_build(master, workers, tmp_path, postgres, refusal, 3)
     assert build["results"] == 4, build
-    steps = site.query("SELECT id, name, results, complete_at IS NOT NULL FROM steps "
-                       "WHERE buildid = ? ORDER BY number", build["buildid"])
-    assert [s[1:] for s in steps] == [("worker_preparation", 0, True), ("slow", 4, True)], steps
-    logs = {log["name"]: log for log in site.get(f"steps/{steps[1][0]}/logs")["logs"]}
-    assert all(log["complete"] for log in logs.values()), logs
-    why = site.raw(logs["err.text"]["logid"]).decode()
     assert why.startswith("the last lines of its logs could not be stored"), why
