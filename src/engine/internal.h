@@ -265,14 +265,13 @@ struct build {
     bool held;        /* wk_build_start took: wk_build_done when it is over */
     int stop_results; /* build_stop's; RETRY (master shutdown) stays RETRY */
     char *stopped_reason;
-    json_t *step_names;                 /* for unique step names */
-    unsigned long cfg_version;          /* the engine's configuration it started under */
-    struct lockreq *locks;              /* the builder's locks, taken as the build starts */
-    long long locks_stepid;             /* the locks_acquire step */
-    long long locks_started_at;         /* when the build began to wait for them */
-    bool waiting_locks;                 /* in the locks_acquire phase, waiting */
-    struct report_kept_logs *kept_logs; /* while a mail's report is made (reportmail.c) */
-    struct report_contents *contents;   /* while a build's reports are made (report.c) */
+    json_t *step_names;               /* for unique step names */
+    unsigned long cfg_version;        /* the engine's configuration it started under */
+    struct lockreq *locks;            /* the builder's locks, taken as the build starts */
+    long long locks_stepid;           /* the locks_acquire step */
+    long long locks_started_at;       /* when the build began to wait for them */
+    bool waiting_locks;               /* in the locks_acquire phase, waiting */
+    struct report_contents *contents; /* while a build's reports are made (report.c) */
 };
 
 /* Starts a build of request `brid` on `worker` (already claimed).  0 or -1 with *cause. */
@@ -542,23 +541,10 @@ bool report_log_named(bool all, char *const *names, size_t n_names, const char *
    *cause. */
 int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out,
                     long long *firstline, char **cause);
-/* The whole logs a mail's report context read, kept for its attachments so that they are not
-   read and decompressed again: at most REP_MAIL_LOGS_MAX bytes, what a mail attaches. */
-struct report_kept_log {
-    long long logid;
-    struct buf text;
-};
-struct report_kept_logs {
-    struct report_kept_log *logs;
-    size_t n, cap, bytes;
-};
-/* reportctx.c: keeps `text` (taken: reset) of the whole log `logid` when b keeps logs and
-   there is room. */
-void report_keep_log(struct build *b, long long logid, struct buf *text);
 /* The logs' contents the formatters of one build's reports read (BPO's PR comment, Discord
    message and mail each read its test log): read and decompressed once, and shared by the
-   contexts (a reference each).  At most REP_BUILD_CONTENT_MAX bytes, what one context may
-   hold; past that a log is read for each context as before. */
+   contexts (a reference each) and a mail's attachments.  At most REP_BUILD_CONTENT_MAX
+   bytes, what one context may hold; past that a log is read for each context as before. */
 struct report_content {
     long long logid, first;
     size_t want; /* the room it was read for */
@@ -569,6 +555,9 @@ struct report_contents {
     size_t n, cap, bytes;
 };
 void report_contents_free(struct report_contents *c);
+/* Appends the text of the whole log `logid` to `out` when a context of the build read it
+   and it fits in `room` bytes; false otherwise. */
+bool report_content_whole(const struct build *b, long long logid, size_t room, struct buf *out);
 /* reportpush.c: MessageFormatterFunction's body for the build (NULL with *cause NULL when the
    function returned nil), and the messages of HttpStatusPush and GitHubCommentPush. */
 struct cfg_reporter;

@@ -181,8 +181,20 @@ void report_contents_free(struct report_contents *c)
     *c = (struct report_contents){0};
 }
 
-/* The log's tail within `want` bytes as a JSON string, read from the database; the first
-   line's number in *first, and the text kept for a mail's attachments. */
+bool report_content_whole(const struct build *b, long long logid, size_t room, struct buf *out)
+{
+    const struct report_contents *c = b->contents;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        const struct report_content *it = &c->items[i];
+        size_t len = json_string_length(it->text);
+        if (it->logid == logid && it->first == 0 && len <= room)
+            return buf_add(out, json_string_value(it->text), len) == 0;
+    }
+    return false;
+}
+
+/* The log's tail within `want` bytes as a JSON string, read from the database, and the
+   first line's number in *first. */
 static json_t *content_of(struct build *b, long long logid, size_t want, long long *first,
                           char **cause)
 {
@@ -200,8 +212,6 @@ static json_t *content_of(struct build *b, long long logid, size_t want, long lo
         util_cause(cause, "log %lld: its content is not UTF-8", logid);
     else
         content_keep(b, logid, want, *first, content);
-    if (content != NULL && *first == 0)
-        report_keep_log(b, logid, &text);
     buf_free(&text);
     return content;
 }
@@ -226,18 +236,6 @@ static json_t *log_content(struct build *b, long long logid, const char *name,
         room->warned = true;
     }
     return json_pack("{s:I, s:I, s:o}", "logid", logid, "firstline", first, "content", content);
-}
-
-void report_keep_log(struct build *b, long long logid, struct buf *text)
-{
-    struct report_kept_logs *k = b->kept_logs;
-    if (k == NULL || text->len > REP_MAIL_LOGS_MAX - k->bytes)
-        return;
-    k->logs = xgrow(k->logs, &k->cap, k->n + 1, sizeof *k->logs);
-    k->logs[k->n] = (struct report_kept_log){logid, *text};
-    k->bytes += text->len;
-    k->n++;
-    buf_init(text, 0);
 }
 
 static json_t *step_logs(struct build *b, const struct cfg_formatter *f, long long stepid,

@@ -89,23 +89,6 @@ static int log_text(struct db *db, long long logid, size_t room, struct buf *out
     return rc;
 }
 
-/* The text of log `logid` that the report's context read whole, taken (its slot emptied),
-   when it fits in `room`; false otherwise. */
-static bool take_kept(struct build *b, long long logid, size_t room, struct buf *out)
-{
-    struct report_kept_logs *k = b->kept_logs;
-    for (size_t i = 0; k != NULL && i < k->n; i++) {
-        if (k->logs[i].logid != logid || k->logs[i].text.len > room)
-            continue;
-        buf_free(out);
-        *out = k->logs[i].text;
-        buf_init(&k->logs[i].text, 0);
-        k->logs[i].logid = -1;
-        return true;
-    }
-    return false;
-}
-
 static void add_attachment(struct mail_report *m, char *name, const char *builder, struct buf *text)
 {
     m->att = xgrow(m->att, &m->cap_att, m->n_att + 1, sizeof *m->att);
@@ -120,7 +103,7 @@ static void add_attachment(struct mail_report *m, char *name, const char *builde
 /* The build's logs that the report read (attached()), as attachments "step.log", in step
    and log order, at most REP_MAIL_LOGS_MAX bytes in all: a log past it is cut, with a line
    that says so, and the logs after it are left out. */
-static int attach_logs(struct build *b, const struct cfg_generator *g, struct mail_report *m,
+static int attach_logs(const struct build *b, const struct cfg_generator *g, struct mail_report *m,
                        char **cause)
 {
     struct db_param p[] = {DB_INT(b->id)};
@@ -146,7 +129,7 @@ static int attach_logs(struct build *b, const struct cfg_generator *g, struct ma
         buf_init(&text, 0);
         bool cut = false;
         size_t room = REP_MAIL_LOGS_MAX - m->att_bytes;
-        if (!take_kept(b, db_res_int(r, i, 2), room, &text))
+        if (!report_content_whole(b, db_res_int(r, i, 2), room, &text))
             rc = log_text(b->e->db, db_res_int(r, i, 2), room, &text, &cut, cause);
         if (rc == 0 && cut)
             buf_printf(&text,
@@ -399,16 +382,20 @@ static int collect_one(const struct report_event *ev, const struct cfg_reporter 
         return 0;
     int top = lua_gettop(cfg->lua);
     char *body = NULL, *subject = NULL;
-    struct report_kept_logs kept = {0};
-    ev->b->kept_logs = &kept;
+    /* the logs the body reads are attached from that reading (a buildset's builds come
+       here, not through report()) */
+    struct report_contents contents = {0};
+    bool own = ev->b->contents == NULL;
+    if (own)
+        ev->b->contents = &contents;
     int rc2 = report_status_message(ev, g, cfg->lua, &body, &subject, cause);
     lua_settop(cfg->lua, top);
     if (rc2 > 0)
         rc2 = add_report(ev->b, rc, g, m, body, subject, cause);
-    ev->b->kept_logs = NULL;
-    for (size_t i = 0; i < kept.n; i++)
-        buf_free(&kept.logs[i].text);
-    free(kept.logs);
+    if (own) {
+        ev->b->contents = NULL;
+        report_contents_free(&contents);
+    }
     return rc2;
 }
 
