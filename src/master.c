@@ -45,9 +45,9 @@ struct master {
     struct db *db;
     struct db_checkpointer *checkpointer; /* SQLite's WAL, off the loop */
     long long masterid;
-    const struct cfg *registered; /* the configuration last written to the database whole */
-    long long *builder_ids;       /* the ids of its builders, in its order */
-    json_t *addresses;            /* {worker: address it logged in from}, kept in object_state */
+    bool registered;        /* m->cfg is in the database whole (register_config) */
+    long long *builder_ids; /* the ids of its builders, in its order */
+    json_t *addresses;      /* {worker: address it logged in from}, kept in object_state */
     struct www *www;
     struct cyclefetch *cycle;  /* fetches www.release_cycle when it is a URL */
     char *session_secret;      /* Buildbot's, from object_state (read once) */
@@ -175,12 +175,12 @@ static bool same_registration(const struct cfg *a, const struct cfg *b)
 static int register_config(struct master *m, const struct cfg *old, char **cause)
 {
     const struct cfg *c = m->cfg;
-    bool same = old != NULL && m->registered == old && same_registration(old, c);
-    m->registered = NULL;
+    bool same = old != NULL && m->registered && same_registration(old, c);
+    m->registered = false;
     if (same) {
         for (size_t i = 0; i < c->n_builders; i++)
             ev_publish(m->bus, EV_BUILDER, m->builder_ids[i], EV_UPDATE);
-        m->registered = c;
+        m->registered = true;
         return 0;
     }
     free(m->builder_ids);
@@ -202,8 +202,7 @@ static int register_config(struct master *m, const struct cfg *old, char **cause
         rc = db_commit(m->db, cause);
     }
     free(names);
-    if (rc == 0)
-        m->registered = c;
+    m->registered = rc == 0;
     return rc;
 }
 
