@@ -2,7 +2,8 @@
 reaches the database as Buildbot's updateBuilderInfo writes it, at start and at every
 reconfig, and /api/v2/builders shows it (tags__contains filters on it); a reconfig that
 drops a tag unlinks it and keeps the tag's row; a reconfig that changes nothing rewrites
-nothing (and, when no builder, worker or scheduler changed at all, reads nothing); the builders' and workers' links follow the configuration and keep their rows.
+nothing (and, when no builder, worker or scheduler changed at all, reads nothing); the
+builders' and workers' links follow the configuration and keep their rows.
 On SQLite and on PostgreSQL."""
 
 import os
