@@ -1,8 +1,9 @@
 /*
  * Unit tests for the memory of a configuration's Lua state (src/config/luapool.c): blocks
  * keep their bytes when they grow and shrink within a size class, across classes and
- * across the line between slab and malloc blocks; freed blocks are handed out again; and a
- * Lua state run on it, closed, and its pool freed at once.
+ * across the line between slab and malloc blocks, in the first slab and the huge ones after
+ * it; freed blocks are handed out again; and a Lua state run on it, closed, and its pool
+ * freed at once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +27,7 @@ struct block {
 static size_t some_size(unsigned *seed)
 {
     unsigned r = (unsigned)rand_r(seed);
-    return r % 4 == 0 ? 1 + r % 4096 : 1 + r % 300; /* mostly small, some past the slabs' */
+    return r % 4 == 0 ? 1 + r % 6000 : 1 + r % 300; /* mostly small, some past the slabs' */
 }
 
 static void check(const struct block *b)
@@ -92,6 +93,14 @@ static void test_a_freed_block_is_handed_out_again(void **state)
     assert_ptr_equal(b, c);
 #endif
     cfg_pool_realloc(pool, c, 48, 0);
+    /* and so in the coarser classes past 256 bytes */
+    void *d = cfg_pool_realloc(pool, NULL, 0, 1000);
+    cfg_pool_realloc(pool, d, 1000, 0);
+    void *e = cfg_pool_realloc(pool, NULL, 0, 769); /* the same 1,024-byte class */
+#if !defined(__SANITIZE_ADDRESS__)
+    assert_ptr_equal(d, e);
+#endif
+    cfg_pool_realloc(pool, e, 769, 0);
     cfg_pool_free(pool);
 }
 
