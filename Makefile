@@ -85,8 +85,8 @@ TSAN_TESTS = tests/integration/test_control.py \
 $(TSAN_BUILD)/build.ninja:
 	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
 
-# Only what the TSan runs use is built: the master and the unit tests of those suites.
-TSAN_TARGETS = src/bbmaster tests/unit/util/test_log tests/unit/control/test_control \
+# Only what the TSan runs use is built: the master (both its programs) and the unit tests of those suites.
+TSAN_TARGETS = src/bbmaster src/bbmaster-core tests/unit/util/test_log tests/unit/control/test_control \
 	tests/unit/events/test_events tests/unit/engine/test_logs worker/bbworker
 
 tsan: deps $(TSAN_BUILD)/build.ninja

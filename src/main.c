@@ -1,5 +1,10 @@
 /*
- * The `bbmaster` command line: Buildbot's verbs for a master directory.
+ * The `bbmaster` command line: Buildbot's verbs for a master directory.  The
+ * same file is the main of two programs: `bbmaster`, which runs stop and
+ * reconfig itself and hands every other verb to `bbmaster-core` (front.c),
+ * and `bbmaster-core`, the master with all its libraries (lifecycle.c).
+ * Starting a program that loads the master's 47 shared libraries takes 10-20
+ * ms, which a reconfig (which itself takes tens of ms) need not wait for.
  *
  *   bbmaster create-master DIR
  *   bbmaster checkconfig [--dump] [DIR|FILE]
@@ -35,15 +40,7 @@ static const char usage[] =
     "  sendchange --master HOST:PORT ...  send a change, as `buildbot sendchange`\n"
     "  --version               print the version\n";
 
-struct args {
-    bool nodaemon;
-    bool dump;
-    bool clean;
-    int timeout;
-    const char *dir;
-};
-
-static int parse(int argc, char **argv, struct args *a, int default_timeout)
+static int parse(int argc, char **argv, struct master_args *a, int default_timeout)
 {
     static const struct option longopts[] = {
         {"nodaemon", no_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
@@ -102,8 +99,8 @@ int main(int argc, char **argv)
     }
     const char *verb = argv[1];
     if (util_streq(verb, "sendchange"))
-        return master_sendchange(argc - 1, argv + 1);
-    struct args a;
+        return master_core(verb, NULL, argc, argv);
+    struct master_args a;
     int timeout = util_streq(verb, "reconfig") ? 60 : 10;
     if (parse(argc - 1, argv + 1, &a, timeout) != 0)
         return 2;
@@ -115,20 +112,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "bbmaster: --clean goes with stop and restart\n");
         return 2;
     }
-    if (util_streq(verb, "create-master"))
-        return master_create(a.dir);
-    if (util_streq(verb, "checkconfig"))
-        return master_checkconfig(a.dir, a.dump);
-    if (util_streq(verb, "upgrade-master"))
-        return master_upgrade(a.dir);
-    if (util_streq(verb, "start"))
-        return master_start(a.dir, a.nodaemon);
     if (util_streq(verb, "stop") || util_streq(verb, "cleanshutdown"))
         return master_stop(a.dir, a.timeout, a.clean || util_streq(verb, "cleanshutdown"));
-    if (util_streq(verb, "restart"))
-        return master_restart(a.dir, a.nodaemon, a.timeout, a.clean);
     if (util_streq(verb, "reconfig") || util_streq(verb, "sighup"))
         return master_reconfig(a.dir, a.timeout);
+    static const char *const core_verbs[] = {"create-master", "checkconfig", "upgrade-master",
+                                             "start", "restart"};
+    for (size_t i = 0; i < sizeof core_verbs / sizeof core_verbs[0]; i++)
+        if (util_streq(verb, core_verbs[i]))
+            return master_core(verb, &a, argc, argv);
     fprintf(stderr, "bbmaster: unknown command '%s'\n\n%s", verb, usage);
     return 2;
 }

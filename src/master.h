@@ -1,13 +1,17 @@
 /*
  * The master process: master.c wires the configuration, the worker registry
- * and the signals onto one libuv loop; lifecycle.c holds the command-line
- * verbs that start, stop and reconfigure a master from outside (pidfile,
- * daemonizing, waiting for the outcome, printing the log).
+ * and the signals onto one libuv loop; main.c reads the command line;
+ * lifecycle.c holds the verbs that need the master's code (create-master,
+ * checkconfig, upgrade-master, start with its daemonizing, restart) and
+ * control.c those that act on a running master from outside (stop, reconfig:
+ * pidfile, signals, waiting for the outcome, printing the log), which the
+ * light `bbmaster` program runs without the master's libraries (front.c).
  */
 #ifndef BBM_MASTER_H
 #define BBM_MASTER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* Names of the files in a master directory. */
 #define MASTER_CONFIG "master.lua"
@@ -33,6 +37,24 @@
  */
 int master_run(int ready_fd, char **cause);
 
+/* The command line's options (main.c). */
+struct master_args {
+    bool nodaemon;
+    bool dump;
+    bool clean;
+    int timeout;
+    const char *dir;
+};
+
+/*
+ * Runs `verb`, one that needs the master's code, with its options `a` (NULL for sendchange,
+ * which reads its own) and main's argc and argv.  In `bbmaster-core`, lifecycle.c runs it
+ * and returns the exit code; in `bbmaster`, front.c replaces the process with
+ * `bbmaster-core` and the same argv, and returns only if that cannot be done (exit code 1,
+ * with a message).
+ */
+int master_core(const char *verb, const struct master_args *a, int argc, char **argv);
+
 /* The verbs; each returns the process exit code and prints for a person. */
 int master_create(const char *dir);
 /* With `dump`, the configuration is printed as JSON on stdout (cfg_dump), and every
@@ -47,5 +69,16 @@ int master_restart(const char *dir, bool nodaemon, int timeout, bool clean);
 int master_reconfig(const char *dir, int timeout);
 /* `bbmaster sendchange ...` (sendchange.c): argv[0] is "sendchange". */
 int master_sendchange(int argc, char **argv);
+
+/* What start and the verbs of control.c share: "DIR/NAME" (to free); the pid in DIR's
+   pidfile, or 0; whether `pid` runs and is a bbmaster (so a recycled pid is not mistaken);
+   the log's size; and what the log gained since `offset` printed on stdout (all of it if it
+   has rotated since). */
+char *master_path(const char *dir, const char *name);
+pid_t master_read_pid(const char *dir);
+bool master_is_running(pid_t pid);
+void master_remove_pidfile(const char *dir);
+long master_log_size(const char *path);
+void master_print_log_since(const char *log, long offset);
 
 #endif

@@ -1,17 +1,20 @@
 """The master's life cycle and real Debian buildbot-workers logging in: attach
 with worker info, wrong passwords and unknown names refused while the worker
 keeps retrying, a killed worker noticed, reconnection after a master restart,
-reconfig adding, changing and removing workers, duplicate logins, and stop
-always returning."""
+reconfig adding, changing and removing workers, duplicate logins, stop
+always returning, and stop and reconfig run by `bbmaster` alone, without
+`bbmaster-core` and the master's libraries."""
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 import urllib.request
 
-from conftest import free_port, pid_alive, read, wait_for
+from conftest import BBMASTER, free_port, pid_alive, read, wait_for
 
 ATTACHED = r"worker 'w1' attached from 127\.0\.0\.1:\d+; version: '3\.7[^']*', system: 'posix'"
 
@@ -109,6 +112,37 @@ def test_stop_returns_with_workers_connected(master, workers):
     r = master.cli("stop", "--timeout", "10", master.dir, check=0)
     assert "is dead" in r.stdout
     assert not pid_alive(pid)
+
+
+def test_stop_and_reconfig_need_only_the_light_program(master, tmp_path):
+    master.configure({"w1": "pass1"}, {"b1": ["w1"]})
+    master.start()
+    pid = master.pid()
+    # start ran bbmaster-core in bbmaster's place: the same command line, the core's program
+    assert os.readlink(f"/proc/{pid}/exe").endswith("/bbmaster-core")
+    assert BBMASTER.encode() in read_bytes(f"/proc/{pid}/cmdline")
+    lone = tmp_path / "bin" / "bbmaster"  # bbmaster without bbmaster-core beside it
+    lone.parent.mkdir()
+    shutil.copy(BBMASTER, lone)
+    libs = subprocess.run(["ldd", str(lone)], capture_output=True, text=True).stdout
+    assert "libuv" not in libs and "liblua" not in libs and "libsqlite3" not in libs, libs
+
+    def run(*args):
+        return subprocess.run([str(lone), *args], capture_output=True, text=True,
+                              env=master.env, timeout=120)
+    master.configure({"w1": "pass1", "w2": "pass2"}, {"b1": ["w1", "w2"]})
+    r = run("reconfig", master.dir)
+    assert r.returncode == 0 and "completed successfully" in r.stdout, r.stdout + r.stderr
+    r = run("checkconfig", master.dir)  # a verb only bbmaster-core has
+    assert r.returncode == 1 and "cannot run" in r.stderr and "bbmaster-core" in r.stderr
+    r = run("stop", master.dir)
+    assert r.returncode == 0 and "is dead" in r.stdout, r.stdout + r.stderr
+    assert not pid_alive(pid)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def test_start_refuses_running_master_and_replaces_stale_pidfile(master, workers):
