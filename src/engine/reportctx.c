@@ -123,6 +123,8 @@ int report_log_tail(struct db *db, long long logid, size_t room, struct buf *out
     struct tail t = {0};
     int rc = read_tail(db, logid, room, &t, cause);
     long long first = t.n > 0 ? t.firsts[t.n - 1] : 0;
+    if (rc == 0)
+        buf_reserve(out, t.total < room ? t.total : room);
     for (size_t i = t.n; i-- > 0 && rc == 0;) {
         const char *d = t.chunks[i].data;
         size_t len = t.chunks[i].len, skip = 0;

@@ -359,6 +359,22 @@ static void file_name(struct buf *out, const char *name)
             buf_printf(out, "%%%02X", *c);
 }
 
+/* The length of base64_lines' output for `len` bytes. */
+static size_t base64_lines_len(size_t len)
+{
+    return (len + 56) / 57 * 78;
+}
+
+/* About the size of the mail (its headers and parts' headers, a few KiB, are guessed), so
+   that its buffer is made once: a mail is megabytes of attached logs. */
+static size_t mail_size(const struct rep_mail_parts *p, size_t body)
+{
+    size_t n = 4096 + base64_lines_len(body);
+    for (size_t i = 0; i < p->n_att; i++)
+        n += 512 + strlen(p->att[i].name) * 3 + base64_lines_len(p->att[i].len);
+    return n < REP_MAIL_MAX ? n : REP_MAIL_MAX;
+}
+
 /* MIMEMultipart's parts: the text, then each log as a base64 text/plain attachment. */
 static void parts(struct buf *m, const struct rep_mail_parts *p, const char *body)
 {
@@ -414,6 +430,7 @@ char *rep_mail_compose(const struct rep_mail_parts *p, char **cause)
     size_t len = strlen(p->body);
     char *body = len >= 2 && strcmp(p->body + len - 2, "\n\n") == 0 ? xstrdup(p->body)
                                                                     : xasprintf("%s\n\n", p->body);
+    buf_reserve(&m, mail_size(p, strlen(body)));
     if (p->n_att > 0)
         parts(&m, p, body);
     else

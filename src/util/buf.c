@@ -33,6 +33,17 @@ void buf_reset(struct buf *b)
         b->data[0] = '\0';
 }
 
+int buf_reserve(struct buf *b, size_t len)
+{
+    if (b->max != 0 && (len > b->max || b->len > b->max - len))
+        return -1;
+    if (b->len + len + 1 > b->cap) {
+        b->cap = b->len + len + 1;
+        b->data = xrealloc(b->data, b->cap);
+    }
+    return 0;
+}
+
 int buf_add(struct buf *b, const void *data, size_t len)
 {
     if (b->max != 0 && (len > b->max || b->len > b->max - len))

@@ -55,6 +55,9 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
+/* Makes room for `len` more bytes at once, where the size is known (no doubling, no copies
+   as it grows); 0, or -1 (buffer unchanged) if the bound would be passed. */
+int buf_reserve(struct buf *b, size_t len);
 /* Appends; returns 0, or -1 (buffer unchanged) if the bound would be passed. */
 int buf_add(struct buf *b, const void *data, size_t len);
 int buf_addc(struct buf *b, char c);

@@ -36,6 +36,25 @@ static void test_buf_bound(void **state)
     buf_free(&b);
 }
 
+static void test_buf_reserve(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 100);
+    assert_int_equal(buf_addstr(&b, "abc"), 0);
+    assert_int_equal(buf_reserve(&b, 50), 0);
+    assert_int_equal(b.cap, 54); /* exactly: the text, the room and the NUL */
+    char *at = b.data;
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(buf_addc(&b, 'x'), 0);
+    assert_ptr_equal(b.data, at); /* filling the room moved nothing */
+    assert_int_equal(buf_reserve(&b, 10), 0);
+    assert_int_equal(buf_reserve(&b, 48), -1); /* past the bound: unchanged */
+    assert_int_equal(b.len, 53);
+    assert_int_equal(strncmp(b.data, "abcxx", 5), 0);
+    buf_free(&b);
+}
+
 static void test_edit_distance(void **state)
 {
     (void)state;
@@ -333,12 +352,12 @@ static void test_base64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_bound),    cmocka_unit_test(test_edit_distance),
-        cmocka_unit_test(test_parse_long),   cmocka_unit_test(test_files),
-        cmocka_unit_test(test_log_rotation), cmocka_unit_test(test_json_count),
-        cmocka_unit_test(test_escape),       cmocka_unit_test(test_log_one_line),
-        cmocka_unit_test(test_cron),         cmocka_unit_test(test_utf8_valid),
-        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_buf_bound),     cmocka_unit_test(test_buf_reserve),
+        cmocka_unit_test(test_edit_distance), cmocka_unit_test(test_parse_long),
+        cmocka_unit_test(test_files),         cmocka_unit_test(test_log_rotation),
+        cmocka_unit_test(test_json_count),    cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_log_one_line),  cmocka_unit_test(test_cron),
+        cmocka_unit_test(test_utf8_valid),    cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
