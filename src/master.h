@@ -70,10 +70,10 @@ int master_reconfig(const char *dir, int timeout);
 /* `bbmaster sendchange ...` (sendchange.c): argv[0] is "sendchange". */
 int master_sendchange(int argc, char **argv);
 
-/* What start and the verbs of control.c share: "DIR/NAME" (to free); the pid in DIR's
-   pidfile, or 0; whether `pid` runs and is a bbmaster (so a recycled pid is not mistaken);
-   the log's size; and what the log gained since `offset` printed on stdout (all of it if it
-   has rotated since). */
+/* What start and the verbs of control.c share (control.c): "DIR/NAME" (to free); the pid
+   in DIR's pidfile, or 0; whether `pid` runs and is a bbmaster (so a recycled pid is not
+   mistaken); the pidfile removed; the size of a file (the log), 0 if there is none; and what
+   the log gained since `offset` printed on stdout (all of it if it has rotated since). */
 char *master_path(const char *dir, const char *name);
 pid_t master_read_pid(const char *dir);
 bool master_is_running(pid_t pid);
