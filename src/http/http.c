@@ -578,9 +578,9 @@ int http_smtp(struct http *h, const char *url, bool starttls, const char *user,
     curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
     /* libcurl escapes each piece of a mail's upload into a scratch buffer twice the piece's
        size, made and freed again for every piece that needs no escaping (a base64 text never
-       does).  At 2 x 64 KiB the scratch is past the master's mmap threshold (master.c), so
-       each piece took fresh pages: a third of the mailer's page faults.  At 2 x 32 KiB it is
-       malloc's, and comes back. */
+       does).  At 2 x 64 KiB the scratch was past the 128 KiB mmap threshold the master had then
+       (master.c), so each piece took fresh pages: a third of the mailer's page faults.  At
+       2 x 32 KiB it stays below any threshold glibc uses, and comes back. */
     curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 32L * 1024);
     curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_cb);
     curl_easy_setopt(easy, CURLOPT_READDATA, t);
