@@ -8,9 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 /* How often pending log lines are written (ms): a few hundred, as the issue of latency
    against the number of chunks goes. */
@@ -196,9 +193,7 @@ static int builds_using(const struct engine *e, const struct cfg *cfg)
 static void free_config_work(uv_work_t *w)
 {
     cfg_free(w->data);
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
+    util_memory_give_back();
 }
 
 static void free_config_done(uv_work_t *w, int status)

@@ -18,7 +18,6 @@
  * stay where they happen, as do the IRC lines (in memory anyway); so do all reports when
  * the database is SQLite in memory, which no second connection can read.
  */
-#include <malloc.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -273,13 +272,9 @@ static void make_head(struct reportq *q)
    (bound_malloc, master.c): once the queue is empty, their pages go back to the system. */
 static void give_back(struct reportq *q)
 {
-#ifdef __GLIBC__
     pthread_mutex_unlock(&q->lock);
-    malloc_trim(0);
+    util_memory_give_back();
     pthread_mutex_lock(&q->lock);
-#else
-    (void)q;
-#endif
 }
 
 static void *thread_main(void *arg)

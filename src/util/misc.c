@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +224,13 @@ void util_thread_nice(int nice)
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 #else
     (void)nice;
+#endif
+}
+
+void util_memory_give_back(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
 #endif
 }
 

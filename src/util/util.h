@@ -144,6 +144,9 @@ uint64_t util_thread_cpu_ms(void);
 /* Lowers the calling thread's priority to `nice` (Linux, where a thread has its own, as
    setpriority of its id sets it; elsewhere nothing changes). */
 void util_thread_nice(int nice);
+/* Gives the allocator's free pages back to the system (glibc's malloc_trim: it keeps freed
+   blocks among live ones, and in its arenas blocks under the master's mmap threshold). */
+void util_memory_give_back(void);
 /* A condition variable whose timed waits are on the monotonic clock (util_deadline's
    CLOCK_MONOTONIC): a clock set back stalls nothing. */
 void util_cond_init_monotonic(pthread_cond_t *cond);
