@@ -27,6 +27,9 @@
 #include "engine/report.h"
 #include "reporters/reporters.h"
 
+/* The builders of one buildset read to know whether a generator wants it. */
+#define REPORT_BUILDSET_BUILDERS_MAX 10000
+
 static bool listed(char *const *list, size_t n, const char *s)
 {
     for (size_t i = 0; s != NULL && i < n; i++)
@@ -41,24 +44,30 @@ static const char *prop_text(const struct build *b, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The generator's builders and tags filters want a build of `builder` (bc: its
+   configuration, or NULL). */
+static bool builder_wanted(const struct cfg_generator *g, const char *builder,
+                           const struct cfg_builder *bc)
+{
+    if (g->builders != NULL && !listed(g->builders, g->n_builders, builder))
+        return false;
+    if (g->tags == NULL)
+        return true;
+    for (size_t i = 0; bc != NULL && i < bc->n_tags; i++)
+        if (listed(g->tags, g->n_tags, bc->tags[i]))
+            return true;
+    return false;
+}
+
 /* is_message_needed_by_props: a list given (even empty) must contain the build's value. */
 bool report_wanted(const struct build *b, const struct cfg_generator *g,
                    const struct cfg_builder *bc)
 {
-    if (g->builders != NULL && !listed(g->builders, g->n_builders, b->builder))
-        return false;
     if (g->schedulers != NULL && !listed(g->schedulers, g->n_schedulers, prop_text(b, "scheduler")))
         return false;
     if (g->branches != NULL && !listed(g->branches, g->n_branches, prop_text(b, "branch")))
         return false;
-    if (g->tags != NULL) {
-        bool any = false;
-        for (size_t i = 0; bc != NULL && i < bc->n_tags && !any; i++)
-            any = listed(g->tags, g->n_tags, bc->tags[i]);
-        if (!any)
-            return false;
-    }
-    return true;
+    return builder_wanted(g, b->builder, bc);
 }
 
 /* Renders field `key` of the table `ref` (or, for a formatter, its template) as text; `def`
@@ -346,9 +355,66 @@ bool report_buildset_wanted(const struct engine *e)
     return any_generator(e, false, true);
 }
 
+/* Some generator hears the build's event and its filters want the build: nothing is
+   queued or made for a build no report can come from (a builder no generator lists). */
+static bool build_wanted(const struct build *b, bool complete)
+{
+    const struct cfg *cfg = b->e->cfg;
+    const struct cfg_builder *bc = cfg_find_builder(cfg, b->builder);
+    const struct report_event ev = {.b = (struct build *)b, .complete = complete};
+    for (size_t i = 0; i < cfg->n_reporters; i++)
+        for (size_t j = 0; j < cfg->reporters[i].n_generators; j++) {
+            const struct cfg_generator *g = &cfg->reporters[i].generators[j];
+            if (report_hears(&ev, g) && report_wanted(b, g, bc))
+                return true;
+        }
+    return false;
+}
+
+/* A buildset generator hears the event, and its builders and tags filters want builder
+   `name` (or `name` is NULL and the generator has neither filter). */
+static bool buildset_generator_wants(const struct cfg *cfg, const char *name)
+{
+    const struct cfg_builder *bc = name != NULL ? cfg_find_builder(cfg, name) : NULL;
+    const struct report_event ev = {.complete = true, .buildset = true};
+    for (size_t i = 0; i < cfg->n_reporters; i++)
+        for (size_t j = 0; j < cfg->reporters[i].n_generators; j++) {
+            const struct cfg_generator *g = &cfg->reporters[i].generators[j];
+            if (!report_hears(&ev, g))
+                continue;
+            if (name == NULL ? g->builders == NULL && g->tags == NULL : builder_wanted(g, name, bc))
+                return true;
+        }
+    return false;
+}
+
+/* Some buildset generator's builders and tags filters want one of the buildset's
+   builders (its schedulers and branches filters are the report's to apply); true when
+   that cannot be read. */
+static bool buildset_wanted(struct engine *e, long long bsid)
+{
+    if (buildset_generator_wants(e->cfg, NULL))
+        return true;
+    struct db_param p[] = {DB_INT(bsid), DB_INT(REPORT_BUILDSET_BUILDERS_MAX)};
+    char *cause = NULL;
+    struct db_res *r = db_query(e->db,
+                                "SELECT DISTINCT bl.name FROM buildrequests br JOIN builders bl "
+                                "ON bl.id = br.builderid WHERE br.buildsetid = ? LIMIT ?",
+                                p, 2, &cause);
+    if (r == NULL) {
+        free(cause);
+        return true;
+    }
+    bool out = db_res_rows(r) == REPORT_BUILDSET_BUILDERS_MAX;
+    for (size_t i = 0; !out && i < db_res_rows(r); i++)
+        out = buildset_generator_wants(e->cfg, db_res_text(r, i, 0));
+    db_res_free(r);
+    return out;
+}
+
 void report_buildset(struct engine *e, long long bsid)
 {
-    if (report_buildset_wanted(e) && reportq_buildset(e, bsid) != 0)
+    if (report_buildset_wanted(e) && buildset_wanted(e, bsid) && reportq_buildset(e, bsid) != 0)
         report_buildset_now(e, bsid);
 }
 
@@ -370,7 +436,7 @@ void report_buildset_now(struct engine *e, long long bsid)
 void report_build(struct build *b, bool complete, const char *state_string)
 {
     report_irc(b, complete, state_string);
-    if (b->sourcestamps == NULL || !any_generator(b->e, false, false))
+    if (b->sourcestamps == NULL || !any_generator(b->e, false, false) || !build_wanted(b, complete))
         return;
     if (!complete || reportq_build(b->e, b->id) != 0)
         report_build_now(b, complete, state_string);

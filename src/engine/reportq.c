@@ -18,6 +18,7 @@
  * stay where they happen, as do the IRC lines (in memory anyway); so do all reports when
  * the database is SQLite in memory, which no second connection can read.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,8 @@
 /* The thread runs below the loop's priority, as the web's threads do: on a busy machine a
    build's start goes before a report. */
 #define REPORTQ_NICE 5
+/* The queue empty that long, the arenas' free pages go back (wait_event). */
+#define REPORTQ_IDLE_MS 500
 
 enum rq_kind { RQ_BUILD, RQ_BUILDSET };
 
@@ -269,12 +272,22 @@ static void make_head(struct reportq *q)
 }
 
 /* The reports' copies of logs leave free blocks of up to 1 MiB in the arenas
-   (bound_malloc, master.c): once the queue is empty, their pages go back to the system. */
-static void give_back(struct reportq *q)
+   (bound_malloc, master.c): once the queue has stayed empty for REPORTQ_IDLE_MS after an
+   event was made, their pages go back to the system.  Not at once: the trim discards the
+   pages of every free block, which the next event faults in again, and each discard
+   interrupts the other processors (their TLBs are flushed) where the loop runs. */
+static void wait_event(struct reportq *q, bool *made)
 {
-    pthread_mutex_unlock(&q->lock);
-    util_memory_give_back();
-    pthread_mutex_lock(&q->lock);
+    struct timespec idle = util_deadline(CLOCK_MONOTONIC, REPORTQ_IDLE_MS);
+    while (*made && !q->stopping && q->n == 0)
+        if (pthread_cond_timedwait(&q->more, &q->lock, &idle) == ETIMEDOUT && q->n == 0) {
+            pthread_mutex_unlock(&q->lock);
+            util_memory_give_back();
+            pthread_mutex_lock(&q->lock);
+            *made = false;
+        }
+    while (!q->stopping && q->n == 0)
+        pthread_cond_wait(&q->more, &q->lock);
 }
 
 static void *thread_main(void *arg)
@@ -282,14 +295,13 @@ static void *thread_main(void *arg)
     struct reportq *q = arg;
     util_thread_nice(REPORTQ_NICE);
     pthread_mutex_lock(&q->lock);
+    bool made = false;
     for (;;) {
-        while (!q->stopping && q->n == 0)
-            pthread_cond_wait(&q->more, &q->lock);
+        wait_event(q, &made);
         if (q->stopping)
             break;
         make_head(q);
-        if (q->n == 0)
-            give_back(q);
+        made = true;
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;

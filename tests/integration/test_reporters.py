@@ -391,8 +391,9 @@ def test_reports_left_queued_are_made_at_the_next_start(master, workers, backend
 
 def test_the_reports_thread_follows_reconfigs(master, workers, github):
     """A finished build's reports are made on a thread of their own, with master.lua loaded
-    again there (what the file prints as it loads is logged once, by the master's own load):
-    a reconfig's new formatter is the one the next build's status gets."""
+    again there (what the file prints as it loads is logged once, by the master's own load),
+    when the first build that a generator wants has finished: a reconfig's new formatter is
+    the one the next build's status gets."""
     www = free_port()
 
     def configure(text):
@@ -417,7 +418,14 @@ def test_the_reports_thread_follows_reconfigs(master, workers, github):
     master.start()
     workers("w1", "w1pass", master.pb_port).start()
     master.wait_log(r"worker 'w1' attached")
-    built(www, force(www, "beta", project="python/cpython", revision=SHA1))
+    # a build that no generator wants (gamma: neither listed nor tagged) is not queued: the
+    # reports' thread has not loaded the file while the next build runs (2 s)
+    built(www, force(www, "gamma", project="python/cpython", revision=SHA1))
+    beta = force(www, "beta", project="python/cpython", revision=SHA1, rc="$(sleep 2; echo 0)")
+    wait_for(lambda: [b["state"] for _, b in github.delivered()] == ["pending"] * 2,
+             what="beta's start statuses")
+    assert master.count(r"reporters: master\.lua loaded again for the reports' thread") == 0
+    built(www, beta)
     wait_for(lambda: ends() == ["first"], what="the first end status")
     configure("second")
     r = master.cli("reconfig", master.dir, check=0)

@@ -43,6 +43,11 @@ return {
       generators = { R.build_set_status_generator{ mode = "failing", builders = { "gamma" },
         message_formatter = R.message_formatter_renderable{
           template = bbm.interpolate("%(prop:buildername)s failed; ") } } } },
+    R.mail_notifier{ name = "Tagged", fromaddr = "bb@example.org", relayhost = "127.0.0.1",
+      smtpPort = SMTP, extraRecipients = { "tagged@example.org" }, sendToInterestedUsers = false,
+      generators = { R.build_set_status_generator{ mode = "failing", tags = { "t-beta" },
+        message_formatter = R.message_formatter_renderable{
+          template = bbm.interpolate("%(prop:buildername)s is tagged; ") } } } },
   },
 }
 '''
@@ -71,7 +76,8 @@ def test_buildset_mail(master, workers):
     builder.step.log; buildset 3 fails again (nothing: not new), buildset 4 passes (nothing
     in problem mode); buildset 5, alpha alone, newly fails: its mail is the second, so
     buildsets 3 and 4, completed before it, sent none.  A second reporter, for gamma alone
-    (mode "failing"), mails buildset 2 with a renderable formatter."""
+    (mode "failing"), mails buildset 2 with a renderable formatter; a third, for the tag of
+    beta, mails buildsets 2 and 3 with beta's build alone."""
     www, smtp_port = free_port(), free_port()
     with open(os.path.join(master.dir, "master.lua"), "w") as f:
         f.write(CONFIG.replace("PB", str(master.pb_port)).replace("WWW", str(www))
@@ -87,14 +93,18 @@ def test_buildset_mail(master, workers):
         built(www, force(www, ["alpha", "beta"], rc="1"))
         built(www, force(www, ["alpha", "beta"]))
         bsid5, builds5 = built(www, force(www, ["alpha"], rc="1"))
-        wait_for(lambda: len(smtp.mails) == 3 and not outbox_rows(master),
-                 what="three mails delivered")
+        wait_for(lambda: len(smtp.mails) == 5 and not outbox_rows(master),
+                 what="five mails delivered")
     finally:
         smtp.stop()
     assert [b["results"] for b in builds2] == [2, 2, 2]
     [gamma] = [m for m in smtp.mails if m[1] == ["gamma@example.org"]]
-    (sender, rcpts, content, _, _), (_, _, content5, _, _) = [m for m in smtp.mails
-                                                              if m is not gamma]
+    (sender, rcpts, content, _, _), (_, _, content5, _, _) = [
+        m for m in smtp.mails if m[1] == ["list@example.org"]]
+    # by tag: the failing buildsets 2 and 3, beta's build alone; not buildset 5 (alpha)
+    tagged = [email.message_from_bytes(m[2], policy=email.policy.default).get_content()
+              for m in smtp.mails if m[1] == ["tagged@example.org"]]
+    assert tagged == ["beta is tagged; \n\n"] * 2
     # a formatter without a subject: the generator's, for the whole buildset and its results
     msg = email.message_from_bytes(gamma[2], policy=email.policy.default)
     assert msg["Subject"] == "Buildbot failure in Buildsets on whole buildset"
