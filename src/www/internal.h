@@ -450,8 +450,11 @@ enum www_conn_state {
     WWW_CONN_CLOSING,
 };
 #define WWW_CONNS_DEFAULT 512
-#define WWW_CONN_MEMORY (64 * 1024) /* libmicrohttpd's buffers: request head, reads, writes */
-#define WWW_HEAD_TIMEOUT 10         /* seconds */
+/* libmicrohttpd's buffers of a connection: request head, reads, writes.  32 KiB at most:
+   a larger pool is mapped fresh for each connection (libmicrohttpd 0.9.75), 16 page
+   faults that made a request on a new connection take three times as long. */
+#define WWW_CONN_MEMORY (32 * 1024)
+#define WWW_HEAD_TIMEOUT 10 /* seconds */
 #define WWW_BODY_TIMEOUT 60
 #define WWW_IDLE_TIMEOUT 30
 struct www_conns;

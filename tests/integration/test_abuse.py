@@ -122,7 +122,7 @@ def test_both_ports_flooded_the_known_worker_comes_back(master, workers):
             flood.close()
         close_all(attackers)
     # strangers' buffers on both ports (a few KiB each), what the two hook bodies the
-    # bodies' budget takes have sent (it refuses the rest), libmicrohttpd's 64 KiB pools;
+    # bodies' budget takes have sent (it refuses the rest), libmicrohttpd's 32 KiB pools;
     # ASan's redzones and quarantine on top under the sanitizers
     ceiling = (96 if SANITIZED else 32) * 1024
     print(f"peak RSS grew by {grown} kB (ceiling {ceiling} kB)")

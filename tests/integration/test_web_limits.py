@@ -397,3 +397,34 @@ def test_idle_connections_lock_nobody_out(master):
     finally:
         for s in idle:
             s.close()
+
+
+def first_line(port, head):
+    """The status line the master answers a raw request head with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head)
+        data = b""
+        while b"\r\n" not in data:
+            part = s.recv(4096)
+            if not part:
+                break
+            data += part
+    return data.split(b"\r\n")[0].decode()
+
+
+def test_request_heads_are_bounded(master):
+    """A head of 24 KiB is read (Buildbot's Twisted takes 16 KiB); past the connection's
+    32 KiB of buffers, a header gets 431 and a URL 414, and the master answers on."""
+    port = serve(master, os.path.join(FIXTURES, "state-4.3-after-builds.sqlite"))
+
+    def head(target, header=b""):
+        return (b"GET " + target + b" HTTP/1.1\r\nHost: bb\r\n" + header + b"\r\n")
+
+    big = b"X-Big: " + b"a" * (24 << 10) + b"\r\n"
+    assert first_line(port, head(b"/api/v2/builders", big)) == "HTTP/1.1 200 OK"
+    huge = b"X-Big: " + b"a" * (40 << 10) + b"\r\n"
+    assert first_line(port, head(b"/api/v2/builders", huge)) == \
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    assert first_line(port, head(b"/api/v2/builders?field=" + b"a" * (40 << 10))) == \
+        "HTTP/1.1 414 URI Too Long"
+    assert len(builder_names(port)) == 4
