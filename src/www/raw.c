@@ -51,10 +51,13 @@ int www_log_chunks(struct www *w, long long logid, long long from, long long las
         www_pool_put(w, db);
         return 0;
     }
+    /* By last_line: the chunks of a log do not overlap, so that is their order too, and
+       its index finds the first chunk wanted at once.  By first_line, SQLite walked the
+       log's chunks from its first line for every batch. */
     struct db_res *r = db_query_binary(db,
                                        "SELECT first_line, last_line, compressed, content "
                                        "FROM logchunks WHERE logid = ? AND last_line >= ? "
-                                       "AND first_line <= ? ORDER BY first_line LIMIT ?",
+                                       "AND first_line <= ? ORDER BY last_line LIMIT ?",
                                        p, 4, cause);
     www_pool_put(w, db);
     if (r == NULL)
