@@ -137,11 +137,11 @@ def test_log_contents_stream_in_bounded_memory(master):
     assert chunk["meta"] == {} and chunk["logchunks"][0]["firstline"] == 0
     content = chunk["logchunks"][0]["content"]
     assert len(content) > 100 << 20
-    # the raw download strips each line's channel character and starts with three lines;
-    # its buffers are malloc's, used again, not memory given back and faulted in again
-    # for each chunk (67,000 page faults for these 100 MB once; about 300 now)
-    # and each batch of chunks is found at once, not by walking the log from its start
-    # for every batch (120,000 reads for these 100 MB then, one per page now: 26,000)
+    # The raw download strips each line's channel character and starts with three lines.
+    # Its buffers are malloc's, used again, not given back and faulted in again for each
+    # chunk (67,000 page faults for these 100 MB once; about 300 now). Each batch of
+    # chunks is found through the index, not by walking the log from its start for every
+    # batch (120,000 read calls once; now about one per 4 KiB page, 26,000).
     faults, reads = minor_faults(master), read_calls(master)
     raw = fetch(port, "/api/v2/logs/1/raw")[1].decode()
     if not SANITIZED:  # ASan has an allocator of its own
