@@ -498,18 +498,20 @@ void report_build(struct build *b, bool complete, const char *state_string);
 void report_buildset(struct engine *e, long long bsid);
 bool report_buildset_wanted(const struct engine *e);
 /* reportq.c: the reports of finished builds and completed buildsets wait in a durable queue,
-   made on a thread of their own.  reportq_started: the reporters are there
-   (engine_set_reporters); what earlier masters left is queued and the thread starts.
-   reportq_build and reportq_buildset: 0 when the event is queued, -1 when it is to be reported
-   now.  reportq_stop: the thread ends once its event is made (that one's notifications are
-   stored; what waits stays for the next start). */
+   made on a thread of their own; a build's start and a request's events wait there only
+   behind others, so that the reports keep the order of the events.  reportq_started: the
+   reporters are there (engine_set_reporters); what earlier masters left is queued and the
+   thread starts.  reportq_build, reportq_buildset and reportq_request: 0 when the event is
+   queued, -1 when it is to be reported now.  reportq_stop: the thread ends once its event is
+   made (that one's notifications are stored; what waits stays for the next start). */
 void reportq_init(struct engine *e);
 void reportq_started(struct engine *e);
 /* A new configuration: the thread loads it again before its next event. */
 void reportq_reconfig(struct engine *e);
 void reportq_stop(struct engine *e);
-int reportq_build(struct engine *e, long long buildid);
+int reportq_build(struct engine *e, long long buildid, bool complete);
 int reportq_buildset(struct engine *e, long long bsid);
+int reportq_request(struct engine *e, long long brid, bool cancelled);
 void reportq_free(struct engine *e);
 /* reportirc.c: what the IRC bots say of a build that started or finished. */
 void report_irc(struct build *b, bool complete, const char *state_string);

@@ -13,8 +13,9 @@
  * stored in the outbox for each source stamp with a GitHub repository and a
  * revision, as GitHubStatusPush.sendMessage does.  Rendering happens in the
  * Lua state of a configuration: the engine's, where a build starts or a request
- * is made; the reports' thread's own for a finished build (reportq.c), whose
- * notifications go into a batch (report_out_*).  Delivery is the outbox's
+ * is made; the reports' thread's own for a finished build, and for a start or a
+ * request that waits behind other events (reportq.c), whose notifications go into a
+ * batch (report_out_*).  Delivery is the outbox's
  * (src/reporters), which never waits.
  * Mail reporters get the same events (and buildsets that completed, for
  * BuildSetStatusGenerator) through reportmail.c.
@@ -438,7 +439,7 @@ void report_build(struct build *b, bool complete, const char *state_string)
     report_irc(b, complete, state_string);
     if (b->sourcestamps == NULL || !any_generator(b->e, false, false) || !build_wanted(b, complete))
         return;
-    if (!complete || reportq_build(b->e, b->id) != 0)
+    if (reportq_build(b->e, b->id, complete) != 0)
         report_build_now(b, complete, state_string);
 }
 
@@ -456,6 +457,13 @@ void report_build_now(struct build *b, bool complete, const char *state_string)
 
 void report_request(struct engine *e, long long brid, long long bsid, const char *builder,
                     long long builderid, bool cancelled)
+{
+    if (any_generator(e, true, false) && reportq_request(e, brid, cancelled) != 0)
+        report_request_now(e, brid, bsid, builder, builderid, cancelled);
+}
+
+void report_request_now(struct engine *e, long long brid, long long bsid, const char *builder,
+                        long long builderid, bool cancelled)
 {
     if (!any_generator(e, true, false))
         return;

@@ -58,10 +58,12 @@ int report_out_status(struct engine *e, const struct rep_status *st, char **caus
 int report_out_post(struct engine *e, const struct rep_post *p, char **cause);
 int report_out_mail(struct engine *e, const struct rep_mail *m, char **cause);
 
-/* report.c: report_build and report_buildset made at once, not queued (reportq.c calls
-   them as it takes its events). */
+/* report.c: report_build, report_buildset and report_request made at once, not queued
+   (reportq.c calls them as it takes its events). */
 void report_build_now(struct build *b, bool complete, const char *state_string);
 void report_buildset_now(struct engine *e, long long bsid);
+void report_request_now(struct engine *e, long long brid, long long bsid, const char *builder,
+                        long long builderid, bool cancelled);
 /* reportmail.c: a completed buildset's mails, made a build at a time with the configuration
    in force at begin, which must outlive them.  begin: NULL with *cause when the database
    cannot be read.  step: 1 when there is more to do, 0 when the mails are stored. */

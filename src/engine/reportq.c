@@ -5,18 +5,23 @@
  * ending together held it for seconds, and even one event per turn made every build's
  * start wait behind 5 to 50 ms of rendering.  So they are made on a thread of their own.
  *
- * Such an event is noted first, cheaply and durably, as a row of REPORTQ_OBJECT
- * ("build.ID" or "buildset.ID"; Buildbot ignores the class), and queued.  The reports
- * thread takes the events in order.  It has an engine of its own (struct engine with only
- * a database connection, a configuration and a batch set): a read-only connection, and the
- * master's master.lua loaded again into a Lua state of its own (again at each reconfig,
- * before its next event).  It reads the build back from the database as it is stored,
- * renders its reports into a batch (src/reporters' rep_batch), and hands the batch to the
- * loop, which stores its notifications in the outbox and removes the row in one
- * transaction.  What a stop or a crash leaves queued is rendered at the next start, with
- * the configuration of that time.  A build's start and a request's events are light and
- * stay where they happen, as do the IRC lines (in memory anyway); so do all reports when
- * the database is SQLite in memory, which no second connection can read.
+ * Such an event is noted first, cheaply and durably, as a row of REPORTQ_OBJECT (named
+ * "q.SEQ.KIND.ID", SEQ counting the events in the order they happened; Buildbot ignores
+ * the class), and queued.  The reports thread takes the events in order.  It has an engine
+ * of its own (struct engine with only a database connection, a configuration and a batch
+ * set): a read-only connection, and the master's master.lua loaded again into a Lua state
+ * of its own (again at each reconfig, before its next event).  It reads the build back from
+ * the database as it is stored, renders its reports into a batch (src/reporters'
+ * rep_batch), and hands the batch to the loop, which stores its notifications in the outbox
+ * and removes the row in one transaction.  What a stop or a crash leaves queued is rendered
+ * at the next start, in the same order, with the configuration of that time.
+ *
+ * A build's start and a build request's events are light: they are reported where they
+ * happen while the queue is empty, and otherwise queued behind what waits, so that the
+ * outbox holds every reporter's notifications in the order of the events (a build's start
+ * after the end of the one before it).  The IRC lines stay on the loop (in memory anyway),
+ * and so do all reports when the database is SQLite in memory, which no second connection
+ * can read.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -40,11 +45,19 @@
 /* The queue empty that long, the arenas' free pages go back (wait_event). */
 #define REPORTQ_IDLE_MS 500
 
-enum rq_kind { RQ_BUILD, RQ_BUILDSET };
+/* A build's end, a buildset's completion, a build's start, a build request made or
+   cancelled. */
+enum rq_kind { RQ_BUILD, RQ_BUILDSET, RQ_START, RQ_REQUEST, RQ_CANCEL };
+
+/* Their rows' KIND, and what the log calls them. */
+static const char *const rq_row_kind[] = {"build", "buildset", "start", "request", "cancel"};
+static const char *const rq_what[] = {"build", "buildset", "the start of build", "build request",
+                                      "the cancel of build request"};
 
 struct rq_event {
     enum rq_kind kind;
     long long id;
+    long long seq; /* its place in the order of events; 0 for a row named "KIND.ID" */
 };
 
 /* An event made: its notifications, for the loop to store. */
@@ -70,6 +83,7 @@ struct reportq {
     struct rq_made *made, **made_tail;
     size_t n_made;
     unsigned long cfg_gen; /* counts reconfigs */
+    long long seq;         /* the next event's (the loop's alone) */
     bool stopping;
 
     /* the thread's */
@@ -77,14 +91,38 @@ struct reportq {
     unsigned long te_gen;
 };
 
-static const char *kind_name(enum rq_kind k)
-{
-    return k == RQ_BUILD ? "build" : "buildset";
-}
-
+/* "q.SEQ.KIND.ID", SEQ written in 20 digits so that the rows sort in the order of events.
+   Rows named "build.ID" and "buildset.ID" were left by a master of before that order; they
+   sort first. */
 static void row_name(const struct rq_event *ev, char *out, size_t size)
 {
-    snprintf(out, size, "%s.%lld", kind_name(ev->kind), ev->id);
+    if (ev->seq > 0)
+        snprintf(out, size, "q.%020lld.%s.%lld", ev->seq, rq_row_kind[ev->kind], ev->id);
+    else
+        snprintf(out, size, "%s.%lld", rq_row_kind[ev->kind], ev->id);
+}
+
+/* The event a row's name stands for; false for a name that is not one. */
+static bool parse_row(const char *name, struct rq_event *ev)
+{
+    char *end;
+    *ev = (struct rq_event){0};
+    if (strncmp(name, "q.", 2) == 0) {
+        ev->seq = strtoll(name + 2, &end, 10);
+        if (end != name + 22 || *end != '.' || ev->seq <= 0)
+            return false;
+        name = end + 1;
+    }
+    for (size_t k = 0; k < UTIL_NELEM(rq_row_kind); k++) {
+        size_t len = strlen(rq_row_kind[k]);
+        if (strncmp(name, rq_row_kind[k], len) == 0 && name[len] == '.' &&
+            (ev->seq > 0 || k == RQ_BUILD || k == RQ_BUILDSET)) {
+            ev->kind = (enum rq_kind)k;
+            ev->id = strtoll(name + len + 1, &end, 10);
+            return *end == '\0' && ev->id > 0 && end != name + len + 1;
+        }
+    }
+    return false;
 }
 
 /* Under the lock. */
@@ -109,9 +147,11 @@ static bool push(struct reportq *q, struct rq_event ev)
 
 /* ------------------------------------------------------------ the thread: rendering */
 
-/* The finished build `id` as its reports see it: its row, properties and source stamps.
-   0; 1 when there is no such build; -1 with *cause (its end not stored yet, too). */
-static int read_build(struct engine *e, long long id, struct build *b, char **state, char **cause)
+/* Build `id` as its reports see it: its row, properties and source stamps (`end`: as it
+   finished).  0; 1 when there is no such build; -1 with *cause (its end not stored yet,
+   too). */
+static int read_build(struct engine *e, long long id, bool end, struct build *b, char **state,
+                      char **cause)
 {
     struct db_param p[] = {DB_INT(id)};
     struct db_res *r = db_query(
@@ -123,7 +163,7 @@ static int read_build(struct engine *e, long long id, struct build *b, char **st
         p, 1, cause);
     if (r == NULL)
         return -1;
-    if (db_res_rows(r) == 0 || db_res_null(r, 0, 8)) {
+    if (db_res_rows(r) == 0 || (end && db_res_null(r, 0, 8))) {
         bool none = db_res_rows(r) == 0;
         db_res_free(r);
         return none ? 1 : util_cause(cause, "its end is not in the database yet");
@@ -138,7 +178,8 @@ static int read_build(struct engine *e, long long id, struct build *b, char **st
                         .brid = db_res_int(r, 0, 5),
                         .bsid = db_res_int(r, 0, 6),
                         .worker = db_res_null(r, 0, 7) ? NULL : xstrdup(db_res_text(r, 0, 7))};
-    *state = xstrdup(db_res_null(r, 0, 4) ? "" : db_res_text(r, 0, 4));
+    /* a start's state is the one report_build was given then */
+    *state = xstrdup(!end ? "created" : db_res_null(r, 0, 4) ? "" : db_res_text(r, 0, 4));
     db_res_free(r);
     b->sourcestamps = requests_sourcestamps(e, b->bsid, cause);
     if (b->sourcestamps == NULL || report_load_props(e->db, b, cause) != 0)
@@ -191,6 +232,27 @@ static int ready(struct reportq *q, unsigned long gen, char **cause)
     return 0;
 }
 
+/* The statuses of a build request made or cancelled, as report_request would have made
+   them then; 0 or -1 with *cause. */
+static int make_request(struct engine *e, const struct rq_event *ev, char **cause)
+{
+    struct db_param p[] = {DB_INT(ev->id)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT br.buildsetid, br.builderid, b.name FROM buildrequests br "
+                                "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
+                                p, 1, cause);
+    if (r == NULL)
+        return -1;
+    if (db_res_rows(r) == 0)
+        log_warn("reporters: build request %lld is not in the database: it is not reported",
+                 ev->id);
+    else
+        report_request_now(e, ev->id, db_res_int(r, 0, 0), db_res_text(r, 0, 2),
+                           db_res_int(r, 0, 1), ev->kind == RQ_CANCEL);
+    db_res_free(r);
+    return 0;
+}
+
 /* The event's notifications into e->batch: 0 when the event is done with (made, or there
    is nothing to make), -1 with *cause when it is to be tried again, 1 when a stop came
    half-way. */
@@ -209,11 +271,14 @@ static int make_reports(struct reportq *q, const struct rq_event *ev, char **cau
         report_buildset_free(j);
         return rc;
     }
+    if (ev->kind == RQ_REQUEST || ev->kind == RQ_CANCEL)
+        return make_request(e, ev, cause);
     struct build b = {0};
     char *state = NULL;
-    int rc = read_build(e, ev->id, &b, &state, cause);
+    bool end = ev->kind == RQ_BUILD;
+    int rc = read_build(e, ev->id, end, &b, &state, cause);
     if (rc == 0)
-        report_build_now(&b, true, state);
+        report_build_now(&b, end, state);
     else if (rc == 1)
         log_warn("reporters: build %lld is not in the database: it is not reported", ev->id);
     free_build(&b, state);
@@ -256,9 +321,8 @@ static void make_head(struct reportq *q)
         }
         if (rc < 0) {
             bool last = tries >= REPORTQ_TRIES;
-            log_error("reporters: %s %lld: its reports are not made now (%s): %s",
-                      kind_name(ev.kind), ev.id,
-                      last ? "the next start makes them" : "tried again soon", cause);
+            log_error("reporters: %s %lld: its reports are not made now (%s): %s", rq_what[ev.kind],
+                      ev.id, last ? "the next start makes them" : "tried again soon", cause);
             free(cause);
             if (!last) {
                 pause_locked(q, REPORTQ_RETRY_MS);
@@ -311,7 +375,7 @@ static void *thread_main(void *arg)
 
 static int forget(struct engine *e, const struct rq_event *ev, char **cause)
 {
-    char name[48];
+    char name[80];
     row_name(ev, name, sizeof name);
     struct db_param p[] = {DB_INT(e->rq->objectid), DB_TEXT(name)};
     return db_exec(e->db, "DELETE FROM object_state WHERE objectid = ? AND name = ?", p, 2, cause);
@@ -321,7 +385,7 @@ static int forget(struct engine *e, const struct rq_event *ev, char **cause)
 static void store(struct engine *e, const struct rq_made *m)
 {
     char what[48], *cause = NULL;
-    snprintf(what, sizeof what, "%s %lld", kind_name(m->ev.kind), m->ev.id);
+    snprintf(what, sizeof what, "%s %lld", rq_what[m->ev.kind], m->ev.id);
     bool tx = db_begin(e->db, &cause) == 0;
     free(cause);
     cause = NULL;
@@ -359,20 +423,38 @@ static void made_cb(uv_async_t *h)
 
 /* ------------------------------------------------------------ the engine's calls */
 
-/* The events earlier masters left, oldest first (builds and buildsets by id); under the
-   lock.  0, or -1 when they cannot be read. */
+/* The next event's place: after every row's, those not loaded too (past REPORTQ_MAX). */
+static int next_seq(struct engine *e, char **cause)
+{
+    struct db_param p[] = {DB_INT(e->rq->objectid)};
+    struct db_res *r = db_query(e->db,
+                                "SELECT name FROM object_state WHERE objectid = ? ORDER BY name "
+                                "DESC LIMIT 1",
+                                p, 1, cause);
+    if (r == NULL)
+        return -1;
+    struct rq_event ev = {0};
+    if (db_res_rows(r) > 0)
+        parse_row(db_res_text(r, 0, 0), &ev);
+    e->rq->seq = ev.seq + 1;
+    db_res_free(r);
+    return 0;
+}
+
+/* The events earlier masters left, in the order they happened; under the lock.  0, or -1
+   when they cannot be read. */
 static int load(struct engine *e)
 {
     struct reportq *q = e->rq;
     char *cause = NULL;
     q->objectid = db_object_id(e->db, REPORTQ_OBJECT, &cause);
     struct db_param p[] = {DB_INT(q->objectid), DB_INT(REPORTQ_MAX)};
-    struct db_res *r = q->objectid < 0
-                           ? NULL
-                           : db_query(e->db,
-                                      "SELECT name FROM object_state WHERE objectid = ? ORDER BY "
-                                      "name LIMIT ?",
-                                      p, 2, &cause);
+    struct db_res *r =
+        q->objectid < 0 || next_seq(e, &cause) != 0
+            ? NULL
+            : db_query(e->db,
+                       "SELECT name FROM object_state WHERE objectid = ? ORDER BY name LIMIT ?", p,
+                       2, &cause);
     if (r == NULL) {
         log_error("reporters: the reports left to make cannot be read; they are made at the "
                   "next start: %s",
@@ -382,24 +464,13 @@ static int load(struct engine *e)
     }
     size_t n = 0;
     for (size_t i = 0; i < db_res_rows(r); i++) {
-        const char *name = db_res_text(r, i, 0);
         struct rq_event ev;
-        char *end;
-        if (strncmp(name, "build.", 6) == 0) {
-            ev = (struct rq_event){RQ_BUILD, strtoll(name + 6, &end, 10)};
-        } else if (strncmp(name, "buildset.", 9) == 0) {
-            ev = (struct rq_event){RQ_BUILDSET, strtoll(name + 9, &end, 10)};
-        } else {
-            continue;
-        }
-        if (*end == '\0' && ev.id > 0 && push(q, ev))
+        if (parse_row(db_res_text(r, i, 0), &ev) && push(q, ev))
             n++;
     }
     db_res_free(r);
     if (n > 0)
-        log_info("reporters: the reports of %zu build(s) or buildset(s) an earlier master left "
-                 "are made now",
-                 n);
+        log_info("reporters: the reports of %zu event(s) an earlier master left are made now", n);
     return 0;
 }
 
@@ -451,20 +522,23 @@ void reportq_started(struct engine *e)
     q->loaded = ok && err == 0;
 }
 
-/* Queues the event, its row stored first; -1 when it must be rendered now. */
-static int add(struct engine *e, enum rq_kind kind, long long id)
+/* Queues the event, its row stored first; -1 when it must be rendered now.  A light event
+   (`behind`) is queued only behind others: when none waits, what came before it is in the
+   outbox already. */
+static int add(struct engine *e, enum rq_kind kind, long long id, bool behind)
 {
     struct reportq *q = e->rq;
     pthread_mutex_lock(&q->lock);
-    bool room = q->loaded && !q->stopping && q->n + q->n_made < REPORTQ_MAX;
+    bool room = q->loaded && !q->stopping && q->n + q->n_made < REPORTQ_MAX &&
+                (!behind || q->n + q->n_made > 0);
     pthread_mutex_unlock(&q->lock);
     if (!room)
         return -1;
-    struct rq_event ev = {kind, id};
-    char name[48], *cause = NULL;
+    struct rq_event ev = {kind, id, q->seq++};
+    char name[80], *cause = NULL;
     row_name(&ev, name, sizeof name);
     if (db_state_set(e->db, q->objectid, name, "{}", &cause) != 0) {
-        log_error("reporters: %s %lld: reported now: %s", kind_name(kind), id, cause);
+        log_error("reporters: %s %lld: reported now: %s", rq_what[kind], id, cause);
         free(cause);
         return -1;
     }
@@ -475,14 +549,19 @@ static int add(struct engine *e, enum rq_kind kind, long long id)
     return 0;
 }
 
-int reportq_build(struct engine *e, long long buildid)
+int reportq_build(struct engine *e, long long buildid, bool complete)
 {
-    return add(e, RQ_BUILD, buildid);
+    return add(e, complete ? RQ_BUILD : RQ_START, buildid, !complete);
 }
 
 int reportq_buildset(struct engine *e, long long bsid)
 {
-    return add(e, RQ_BUILDSET, bsid);
+    return add(e, RQ_BUILDSET, bsid, false);
+}
+
+int reportq_request(struct engine *e, long long brid, bool cancelled)
+{
+    return add(e, cancelled ? RQ_CANCEL : RQ_REQUEST, brid, true);
 }
 
 void reportq_stop(struct engine *e)

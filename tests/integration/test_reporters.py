@@ -351,7 +351,8 @@ def test_reports_left_queued_are_made_at_the_next_start(master, workers, backend
     """A finished build's reports are made from a queue whose rows are stored as the build
     finishes and removed with the reports stored: none is left once they are made.  A master
     that dies in between leaves the row; the next start makes the build's reports from the
-    database (a row put there stands for such a crash)."""
+    database (a row put there, named as a master of before the rows' order named them,
+    stands for such a crash)."""
     github = FakeGitHub()
     try:
         www = free_port()
@@ -383,8 +384,8 @@ def test_reports_left_queued_are_made_at_the_next_start(master, workers, backend
         assert github.delivered() == [(f"/repos/python/cpython/statuses/{SHA1}", {
             "state": "success", "description": "Build done.", "target_url": url,
             "context": "buildbot/alpha"})]
-        assert master.count(r"reporters: the reports of 1 build\(s\) or buildset\(s\) an "
-                            "earlier master left are made now") == 1
+        assert master.count(r"reporters: the reports of 1 event\(s\) an earlier master left "
+                            "are made now") == 1
     finally:
         github.close()
 

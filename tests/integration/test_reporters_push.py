@@ -19,7 +19,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import free_port, pid_alive, wait_for
+from conftest import api_get, free_port, pid_alive, wait_for
 from test_reporters import built, force, outbox_rows
 
 SHA1 = "1" * 40
@@ -247,6 +247,51 @@ def test_http_status_push_to_discord(master, workers, fake):
     assert [c[5] for c in fake.posts("/gone")] == [404, 404]
     assert master.count(r"Gone: unable to upload status the message of build \d+ finished "
                         r"\(notification \d+\): http 404, .*Not Found.*; not retried") == 2
+
+
+# A reporter whose end reports take a while when the build's `long` is 1: the next build
+# starts while the reports' thread makes them.
+SLOW_SERVICES = r'''
+    R.http_status_push{ serverUrl = "%(url)s/hook" },
+    R.http_status_push{ serverUrl = "%(url)s/slow", name = "Slow",
+      generators = { R.build_status_generator{ mode = "all",
+        message_formatter = R.message_formatter_function{ template_type = "json",
+          ["function"] = function(ctx)
+            if ctx.build.properties.long == "1" then os.execute("sleep 4") end
+            return { number = ctx.build.number } end } } } },
+'''
+
+
+def hook_events(fake):
+    return [(b["number"], b["complete"]) for *_, b, _ in fake.posts("/hook")]
+
+
+def test_reports_keep_the_order_of_events(master, workers, fake):
+    """A build's start is reported after the end of the build before it, though that end's
+    reports were still being made when it started; and so after a stop left them queued."""
+    www = free_port()
+    configure(master, SLOW_SERVICES, fake.url, www)
+    master.start()
+    workers("w1", "w1pass", master.pb_port).start()
+    master.wait_log(r"worker 'w1' attached")
+    builds = [built(www, force(www, "alpha", project="octo/hello", revision=SHA1, long="1"))]
+    builds.append(built(www, force(www, "alpha", project="octo/hello", revision=SHA1)))
+    wait_for(lambda: len(fake.posts("/slow")) == 2 and not outbox_rows(master),
+             what="the reports of both builds")
+    assert master.count(r"posted the message of build \d+ started") == 2
+
+    # the master stops while it makes the third build's end: the fourth build's start and
+    # end wait behind it, and are made at the next start, in that order
+    builds.append(built(www, force(www, "alpha", project="octo/hello", revision=SHA1, long="1")))
+    builds.append(built(www, force(www, "alpha", project="octo/hello", revision=SHA1)))
+    assert master.count(r"posted the message of build \d+ started") == 3  # not the fourth's
+    master.stop()
+    assert master.count(r"reporters: the reports of \d+ event\(s\) an earlier master") == 0
+    master.start()
+    master.wait_log(r"reporters: the reports of 2 event\(s\) an earlier master left are made now")
+    wait_for(lambda: len(fake.posts("/slow")) == 4 and not outbox_rows(master),
+             what="the reports of the fourth build")
+    assert hook_events(fake) == [(b["number"], c) for b in builds for c in (False, True)]
 
 
 def test_github_comment_push(master, workers, fake):
