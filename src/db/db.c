@@ -166,6 +166,32 @@ struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_p
     return query(db, sql, params, n, true, cause);
 }
 
+/* A line of PostgreSQL's EXPLAIN that is a Sort node (not an Incremental Sort). */
+static bool pg_sort_node(const char *line)
+{
+    line += strspn(line, " ");
+    if (strncmp(line, "->", 2) == 0)
+        line += 2 + strspn(line + 2, " ");
+    return strncmp(line, "Sort  (", 7) == 0;
+}
+
+int db_sorts(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause)
+{
+    bool pg = db_kind(db) == DB_PG;
+    char *text = xasprintf("%s%s", pg ? "EXPLAIN " : "EXPLAIN QUERY PLAN ", sql);
+    struct db_res *r = db_query(db, text, params, n, cause);
+    free(text);
+    if (r == NULL)
+        return -1;
+    int sorts = 0;
+    for (size_t i = 0; i < db_res_rows(r) && !sorts; i++) {
+        const char *line = db_res_text(r, i, db_res_cols(r) - 1); /* the plan's words */
+        sorts = pg ? pg_sort_node(line) : strcmp(line, "USE TEMP B-TREE FOR ORDER BY") == 0;
+    }
+    db_res_free(r);
+    return sorts;
+}
+
 static int tx_begin(struct db *db, char **cause)
 {
     if (db->depth > 0)

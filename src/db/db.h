@@ -91,6 +91,11 @@ struct db_res *db_query(struct db *db, const char *sql, const struct db_param *p
 struct db_res *db_query_binary(struct db *db, const char *sql, const struct db_param *params,
                                size_t n, char **cause);
 
+/* Whether the database's plan for the query sorts all its rows (no index gives the order:
+   SQLite's "USE TEMP B-TREE FOR ORDER BY", a PostgreSQL Sort node): 1 or 0, -1 with *cause.
+   The query is planned, not run. */
+int db_sorts(struct db *db, const char *sql, const struct db_param *params, size_t n, char **cause);
+
 int db_begin(struct db *db, char **cause);
 int db_commit(struct db *db, char **cause);
 /* Whether a transaction is open on `db` (db_begin without its commit or rollback). */

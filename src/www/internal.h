@@ -149,6 +149,10 @@ struct www_window {
     size_t n_key; /* the key: one value per order, then the tiebreak; owned */
     struct db_param *key;
     long long got; /* out: rows read */
+    /* PROBE: a streamed answer follows when it finds more rows than it reads (listing.c);
+       then, out (api_rows): the database sorts all the rows for each batch, as no index
+       gives the order; and there are more than www's sort_max of them */
+    bool may_stream, sorts, too_many_to_sort;
 };
 void www_window_clear_key(struct www_window *win);
 /* Stores row `row` of `r`, from column `col` on, as the window's key. */
@@ -311,6 +315,9 @@ struct www_answer {
 };
 /* A collection of more rows than this is streamed (listing.c), WWW_BATCH_MAX rows at a time. */
 #define WWW_PAGE_DEFAULT 2000
+/* A streamed collection in an order no index gives is read `page` rows at a time (each
+   batch is a sort of all its rows), and holds at most this many rows. */
+#define WWW_SORT_ROWS_MAX 20000
 #define WWW_BATCH_MAX 200
 /* An answer longer than this is sent as the client reads it; its pieces are libmicrohttpd's
    blocks of WWW_STREAM_BLOCK. */
@@ -675,6 +682,7 @@ struct www {
     size_t body_bytes;  /* POST bodies in flight (reserved), under lock */
     size_t page;        /* a collection longer than this is streamed, */
     size_t batch;       /* this many rows at a time */
+    long long sort_max; /* rows a streamed answer may sort (WWW_SORT_ROWS_MAX) */
     size_t answer_max;  /* an answer longer than this is sent as the client reads it */
     unsigned search_ms; /* a log search scans this long at most (WWW_SEARCH_MS) */
     struct www_budget answers;

@@ -14,6 +14,10 @@
  * rows written while it is read appear if their key is still ahead of the
  * batches.  An order the database cannot give (a list or object field) is
  * done in memory, on at most `page` rows: past that it is refused with a 400.
+ * An order the database gives by sorting (no index has it) costs a sort of all
+ * the rows per batch: such an answer is read `page` rows at a time, and holds
+ * at most `sort_max` rows (WWW_SORT_ROWS_MAX); past that it is refused with a
+ * 400 before anything is sent.
  */
 #include "www/internal.h"
 
@@ -29,6 +33,7 @@ struct listing {
     char *path, *segs_text;
     char *segs[WWW_PATH_MAX_SEGS + 1];
     bool sql_paged;  /* the database filters and pages: write every row it gives */
+    long long batch; /* rows read at a time */
     bool meta_first; /* the plural sorts after "meta": the total goes first */
     enum phase phase;
     long long start, end; /* otherwise: the slice of matching items to write */
@@ -62,7 +67,7 @@ static void put_items(struct listing *l, json_t *items, struct buf *out)
 static int read_batch(struct listing *l, struct buf *out, char **cause)
 {
     struct www_req *req = &l->req;
-    long long rows = l->w->batch;
+    long long rows = l->batch;
     if (l->left >= 0 && l->left < rows)
         rows = l->left;
     if (rows == 0) {
@@ -220,6 +225,7 @@ static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, st
     l->req.win = (struct www_window){.mode = WWW_WIN_BATCH};
     www_route(l->segs, nsegs, &l->req.args);
     l->sql_paged = paged;
+    l->batch = req->win.sorts ? (long long)w->page : (long long)w->batch;
     l->meta_first = strcmp(req->ep->type->plural, "meta") > 0;
     struct www_producer p = {list_fill, list_free, l};
     struct www_answer a = www_api_answer(w, req, key, db_writes(req->ep->tables));
@@ -250,7 +256,8 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
     char *cause = NULL;
     json_t *out = json_array();
     bool paged = false;
-    req->win = (struct www_window){.mode = WWW_WIN_PROBE, .rows = (long long)w->page + 1};
+    req->win = (struct www_window){
+        .mode = WWW_WIN_PROBE, .rows = (long long)w->page + 1, .may_stream = true};
     req->db = www_pool_get(w, &cause);
     int rc = req->db == NULL ? -1 : req->ep->get(req, out, &paged, &cause);
     bool lost = req->db == NULL || db_lost(req->db);
@@ -275,6 +282,13 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
         }
     } else if (f != NULL) {
         char *msg = xasprintf("cannot order more than %zu items by '%s'", w->page, f->name);
+        ret = www_send_error(c, 400, msg);
+        free(msg);
+    } else if (req->win.too_many_to_sort) {
+        char *msg =
+            xasprintf("cannot order more than %lld items by '%s': the database has no "
+                      "index for that order; filter them or give a limit",
+                      w->sort_max, req->q.n_orders > 0 ? req->q.orders[0].field->name : "id");
         ret = www_send_error(c, 400, msg);
         free(msg);
     } else {

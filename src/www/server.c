@@ -576,6 +576,7 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     }
     w->page = env_number("BBM_WWW_PAGE", WWW_PAGE_DEFAULT, 1, WWW_PAGE_DEFAULT);
     w->batch = w->page < WWW_BATCH_MAX ? w->page : WWW_BATCH_MAX;
+    w->sort_max = env_number("BBM_WWW_SORT_MAX", WWW_SORT_ROWS_MAX, 1, WWW_SORT_ROWS_MAX);
     w->answer_max = env_number("BBM_WWW_ANSWER_MAX", WWW_ANSWER_MAX, 0, WWW_ANSWER_MAX);
     /* 0: one chunk per request (tests of the partial answer) */
     w->search_ms = env_number("BBM_WWW_SEARCH_MS", WWW_SEARCH_MS, 0, WWW_SEARCH_MS);

@@ -220,6 +220,33 @@ def test_streamed_answers_read_as_whole_ones(master, backend, accept, tmp_path):
         "error": "cannot order more than 2 items by 'tags'"}
 
 
+def test_streamed_answers_sort_a_bounded_number_of_rows(master, backend, tmp_path):
+    """A streamed answer in an order that no index gives costs the database a sort of all
+    its rows per batch: it is read a page at a time, and past BBM_WWW_SORT_MAX rows (the
+    query's limit, or the rows of its conditions) it is refused before anything is sent.
+    An order an index gives streams as long as it is."""
+    db = with_nulls(tmp_path)
+    port = serve(master, db, backend)
+    whole = {q: get(port, "/api/v2/" + q) for q in ["builds?order=state_string&limit=4",
+                                                    "builds?order=-buildid"]}
+    master.stop()
+    master.env.update(BBM_WWW_PAGE="2", BBM_WWW_ANSWER_MAX="0", BBM_WWW_SORT_MAX="4")
+    port = serve(master, db, backend)
+    refused = {"builds?order=state_string": "state_string",
+               "builds?order=-complete_at&order=number": "complete_at",
+               "builders?order=-description": "description",
+               "builds?order=state_string&limit=5": "state_string"}
+    for q, field in refused.items():
+        status, body, _ = get(port, "/api/v2/" + q)
+        assert status == 400 and json.loads(body) == {
+            "error": f"cannot order more than 4 items by '{field}': the database has no index "
+                     "for that order; filter them or give a limit"}, (q, body)
+    for q, answer in whole.items():
+        status, body, headers = get(port, "/api/v2/" + q)
+        assert (status, body) == answer[:2] and headers.get("Transfer-Encoding") == "chunked", q
+    assert len(json.loads(whole["builds?order=-buildid"][1])["builds"]) == 19
+
+
 def test_a_flood_of_one_error_is_summed_up_in_the_log(master):
     """16 clients ask 50 times each for what the database cannot answer: every request
     is answered 500 and is an error for the log, which writes it 10 times in 10 s and

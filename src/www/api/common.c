@@ -64,18 +64,72 @@ static void rows_to_json(const struct www_rtype *t, const struct db_res *r, json
     }
 }
 
-/* The query's filters, and the window's order and paging (lookups: every row, in order). */
-static int add_query(struct www_req *req, const struct api_source *src, struct www_window *win,
-                     bool filter, bool page, struct buf *sql, struct buf *keys,
-                     struct db_param **params, size_t *np, size_t *cap, char **cause)
+/* The window's order and paging (lookups: every row, in order). */
+static int add_window(struct www_req *req, const struct api_source *src, struct www_window *win,
+                      bool page, struct buf *sql, struct buf *keys, struct db_param **params,
+                      size_t *np, size_t *cap, char **cause)
 {
-    if (filter && www_query_sql(&req->q, sql, *params, np, cause) < 0)
-        return -1;
     if (win != NULL)
         return www_query_sql_window(&req->q, win, page, src->tiebreak, db_kind(req->db), sql, keys,
                                     params, np, cap, cause);
     buf_printf(sql, " ORDER BY %s", src->tiebreak);
     return 0;
+}
+
+/* Rows of " FROM ... WHERE ..." (`from`, with `n` values), counted up to `max` + 1. */
+static long long count_upto(struct www_req *req, const char *from, const struct db_param *p,
+                            size_t n, long long max, char **cause)
+{
+    struct db_param *params = xcalloc(n + 1, sizeof *params);
+    memcpy(params, p, n * sizeof *p);
+    params[n] = DB_INT(max + 1);
+    char *sql = xasprintf("SELECT COUNT(*) FROM (SELECT 1%s LIMIT ?) t", from);
+    struct db_res *r = db_query(req->db, sql, params, n + 1, cause);
+    free(sql);
+    free(params);
+    long long rows = r != NULL && db_res_rows(r) > 0 ? db_res_int(r, 0, 0) : -1;
+    db_res_free(r);
+    return rows;
+}
+
+/*
+ * A PROBE that found more rows than it reads is followed by a streamed answer's batches
+ * (listing.c).  When no index gives their order, the database sorts all the rows for each
+ * batch: win->sorts, and win->too_many_to_sort when more than sort_max rows are to be read
+ * (the query's limit, or the rows of its conditions).  `from`: " FROM ... WHERE ...", with
+ * `n` values in `p`.
+ */
+static int check_sort(struct www_req *req, const struct api_source *src, bool page,
+                      const char *from, const struct db_param *p, size_t n, char **cause)
+{
+    for (size_t i = 0; i < req->q.n_orders; i++)
+        if (req->q.orders[i].field->sql == NULL)
+            return 0; /* ordered in memory, if at all (listing.c) */
+    struct www_window batch = {.mode = WWW_WIN_BATCH, .rows = 1, .python_order = !page};
+    size_t np = n, cap = n + 2;
+    struct db_param *params = xcalloc(cap, sizeof *params);
+    memcpy(params, p, n * sizeof *p);
+    struct buf sql, keys;
+    buf_init(&sql, 0);
+    buf_init(&keys, 0);
+    buf_printf(&sql, "SELECT 1%s", from);
+    int rc = www_query_sql_window(&req->q, &batch, page, src->tiebreak, db_kind(req->db), &sql,
+                                  &keys, &params, &np, &cap, cause);
+    if (rc == 0)
+        rc = db_sorts(req->db, sql.data, params, np, cause);
+    buf_free(&sql);
+    buf_free(&keys);
+    free(params);
+    if (rc <= 0)
+        return rc;
+    const struct www_query *q = &req->q;
+    long long max = req->www->sort_max;
+    req->win.sorts = true;
+    if (page && q->has_limit && q->limit >= 0 && q->limit <= max)
+        return 0;
+    long long rows = count_upto(req, from, p, n, max, cause);
+    req->win.too_many_to_sort = rows > max;
+    return rows < 0 ? -1 : 0;
 }
 
 int api_rows(struct www_req *req, const struct api_source *src, const char *where,
@@ -97,7 +151,10 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
     bool filter = paged != NULL && src->db_paged;
     bool page = filter && www_query_sql_ok(&req->q);
     int rc = -1;
-    if (add_query(req, src, win, filter, page, &tail, &keys, &params, &np, &cap, cause) < 0)
+    if (filter && www_query_sql(&req->q, &tail, params, &np, cause) < 0)
+        goto out;
+    size_t where_len = tail.len, where_n = np;
+    if (add_window(req, src, win, page, &tail, &keys, &params, &np, &cap, cause) < 0)
         goto out;
     buf_add(&sql, keys.data, keys.len);
     buf_add(&sql, tail.data, tail.len);
@@ -110,6 +167,11 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
     if (win != NULL && win->mode == WWW_WIN_BATCH && db_res_rows(r) > 0)
         www_window_set_key(win, &req->q, src->tiebreak, r, db_res_rows(r) - 1, sql_fields(t));
     db_res_free(r);
+    if (win != NULL && win->mode == WWW_WIN_PROBE && win->may_stream && win->got == win->rows) {
+        tail.data[where_len] = '\0'; /* " FROM ... WHERE ...": the order and paging cut off */
+        if (check_sort(req, src, page, tail.data, params, where_n, cause) < 0)
+            goto out;
+    }
     if (paged != NULL)
         *paged = page;
     rc = 0;
