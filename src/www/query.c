@@ -400,6 +400,7 @@ int www_query_sql(const struct www_query *q, struct buf *sql, struct db_param *p
 struct sort_key {
     const char *expr;
     bool desc, text;
+    bool never_null; /* the tiebreak: a unique column, never NULL */
 };
 
 static size_t batch_keys(const struct www_query *q, const char *tiebreak, struct sort_key *keys)
@@ -408,11 +409,12 @@ static size_t batch_keys(const struct www_query *q, const char *tiebreak, struct
     bool unique = false;
     for (size_t i = 0; i < q->n_orders; i++) {
         const struct www_field *f = q->orders[i].field;
-        keys[n++] = (struct sort_key){f->sql, q->orders[i].desc, f->type == WWW_F_STR};
-        unique = unique || strcmp(f->sql, tiebreak) == 0;
+        bool is_tiebreak = strcmp(f->sql, tiebreak) == 0;
+        keys[n++] = (struct sort_key){f->sql, q->orders[i].desc, f->type == WWW_F_STR, is_tiebreak};
+        unique = unique || is_tiebreak;
     }
     if (!unique)
-        keys[n++] = (struct sort_key){tiebreak, false, false};
+        keys[n++] = (struct sort_key){tiebreak, false, false, true};
     return n;
 }
 
@@ -440,7 +442,10 @@ static void put_after(const struct www_window *win, const struct sort_key *k, si
         buf_addstr(sql, "1 = 0"); /* nothing sorts after the last NULL */
         return;
     }
-    if (!nulls_first)
+    /* "OR k IS NULL" on a column that cannot be NULL would make SQLite scan from the
+       start of the index for every batch instead of seeking to the key */
+    bool or_null = !nulls_first && !k->never_null;
+    if (or_null)
         buf_addc(sql, '(');
     put_key_expr(sql, k, win->python_order, kind);
     if (win->key[i].type == DB_P_NULL) {
@@ -449,7 +454,7 @@ static void put_after(const struct www_window *win, const struct sort_key *k, si
     }
     buf_addstr(sql, k->desc ? " < ?" : " > ?");
     put_param(params, n, cap, win->key[i]);
-    if (!nulls_first) {
+    if (or_null) {
         buf_addstr(sql, " OR ");
         put_key_expr(sql, k, win->python_order, kind);
         buf_addstr(sql, " IS NULL)");
@@ -503,7 +508,7 @@ static void put_probe(const struct www_query *q, const struct www_window *win, b
     struct sort_key k[WWW_QUERY_MAX_ITEMS + 1];
     size_t nk = page ? batch_keys(q, tiebreak, k) : 0;
     if (!page)
-        k[nk++] = (struct sort_key){tiebreak, false, false};
+        k[nk++] = (struct sort_key){tiebreak, false, false, true};
     for (size_t i = 0; i < nk; i++)
         buf_printf(sql, "%s%s%s", i == 0 ? " ORDER BY " : ", ", k[i].expr,
                    k[i].desc ? " DESC" : "");
