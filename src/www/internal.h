@@ -150,8 +150,9 @@ struct www_window {
     struct db_param *key;
     long long got; /* out: rows read */
     /* PROBE: a streamed answer follows when it finds more rows than it reads (listing.c);
-       then, out (api_rows): the database sorts all the rows for each batch, as no index
-       gives the order; and there are more than www's sort_max of them */
+       out (api_rows, before the probe): the database would sort all the rows for each
+       batch, as no index gives the order; and there are more than www's sort_max of them
+       (then the probe is not run) */
     bool may_stream, sorts, too_many_to_sort;
 };
 void www_window_clear_key(struct www_window *win);

@@ -270,6 +270,12 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
     char *text = NULL;
     if (rc < 0) {
         ret = www_send_db_error(c, req->path, lost, cause);
+    } else if (req->win.too_many_to_sort) {
+        char *msg = xasprintf("cannot order more than %lld items by '%s': the database has no "
+                              "index for that order; filter them or give a limit",
+                              w->sort_max, req->q.orders[0].field->name);
+        ret = www_send_error(c, 400, msg);
+        free(msg);
     } else if (req->win.got <= (long long)w->page) {
         /* all there is: as Buildbot builds it, unless the text is long (then streamed) */
         text = whole_text(req, out, paged, &len);
@@ -282,13 +288,6 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
         }
     } else if (f != NULL) {
         char *msg = xasprintf("cannot order more than %zu items by '%s'", w->page, f->name);
-        ret = www_send_error(c, 400, msg);
-        free(msg);
-    } else if (req->win.too_many_to_sort) {
-        char *msg =
-            xasprintf("cannot order more than %lld items by '%s': the database has no "
-                      "index for that order; filter them or give a limit",
-                      w->sort_max, req->q.n_orders > 0 ? req->q.orders[0].field->name : "id");
         ret = www_send_error(c, 400, msg);
         free(msg);
     } else {

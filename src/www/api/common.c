@@ -93,17 +93,22 @@ static long long count_upto(struct www_req *req, const char *from, const struct 
 }
 
 /*
- * A PROBE that found more rows than it reads is followed by a streamed answer's batches
- * (listing.c).  When no index gives their order, the database sorts all the rows for each
- * batch: win->sorts, and win->too_many_to_sort when more than sort_max rows are to be read
- * (the query's limit, or the rows of its conditions).  `from`: " FROM ... WHERE ...", with
- * `n` values in `p`.
+ * Before a PROBE whose answer may be streamed (listing.c): when no index gives the
+ * batches' order, the database would sort all the rows for each batch: win->sorts, and
+ * win->too_many_to_sort when more than sort_max rows are to be read (the query's limit, or
+ * the rows of its conditions), in which case the probe is not run: a refusal costs a plan
+ * and a bounded count, not a sort.  Only a query with an order of its own, and a limit past
+ * a page (or none), can stream in such an order.  `from`: " FROM ... WHERE ...", with `n`
+ * values in `p`.
  */
 static int check_sort(struct www_req *req, const struct api_source *src, bool page,
                       const char *from, const struct db_param *p, size_t n, char **cause)
 {
-    for (size_t i = 0; i < req->q.n_orders; i++)
-        if (req->q.orders[i].field->sql == NULL)
+    const struct www_query *q = &req->q;
+    if (q->n_orders == 0 || (page && q->has_limit && q->limit >= 0 && q->limit < req->win.rows))
+        return 0;
+    for (size_t i = 0; i < q->n_orders; i++)
+        if (q->orders[i].field->sql == NULL)
             return 0; /* ordered in memory, if at all (listing.c) */
     struct www_window batch = {.mode = WWW_WIN_BATCH, .rows = 1, .python_order = !page};
     size_t np = n, cap = n + 2;
@@ -122,7 +127,6 @@ static int check_sort(struct www_req *req, const struct api_source *src, bool pa
     free(params);
     if (rc <= 0)
         return rc;
-    const struct www_query *q = &req->q;
     long long max = req->www->sort_max;
     req->win.sorts = true;
     if (page && q->has_limit && q->limit >= 0 && q->limit <= max)
@@ -153,7 +157,14 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
     int rc = -1;
     if (filter && www_query_sql(&req->q, &tail, params, &np, cause) < 0)
         goto out;
-    size_t where_len = tail.len, where_n = np;
+    if (win != NULL && win->mode == WWW_WIN_PROBE && win->may_stream) {
+        if (check_sort(req, src, page, tail.data, params, np, cause) < 0)
+            goto out;
+        if (win->too_many_to_sort) { /* refused (listing.c): nothing is read */
+            rc = 0;
+            goto out;
+        }
+    }
     if (add_window(req, src, win, page, &tail, &keys, &params, &np, &cap, cause) < 0)
         goto out;
     buf_add(&sql, keys.data, keys.len);
@@ -167,11 +178,6 @@ int api_rows(struct www_req *req, const struct api_source *src, const char *wher
     if (win != NULL && win->mode == WWW_WIN_BATCH && db_res_rows(r) > 0)
         www_window_set_key(win, &req->q, src->tiebreak, r, db_res_rows(r) - 1, sql_fields(t));
     db_res_free(r);
-    if (win != NULL && win->mode == WWW_WIN_PROBE && win->may_stream && win->got == win->rows) {
-        tail.data[where_len] = '\0'; /* " FROM ... WHERE ...": the order and paging cut off */
-        if (check_sort(req, src, page, tail.data, params, where_n, cause) < 0)
-            goto out;
-    }
     if (paged != NULL)
         *paged = page;
     rc = 0;
