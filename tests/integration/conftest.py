@@ -87,10 +87,11 @@ def wait_for(predicate, timeout=TIMEOUT, what="condition"):
 
 
 def read(path):
+    """The file's text; "" when it is gone (or, under /proc, its process just exited)."""
     try:
         with open(path, errors="replace") as f:
             return f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return ""
 
 
