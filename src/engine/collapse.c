@@ -331,15 +331,11 @@ static int collapse_default(struct engine *e, const struct cfg_builder *bc, long
 
 static int collapse_one(struct engine *e, long long builderid, long long brid, char **cause)
 {
-    struct db_param p[] = {DB_INT(brid)};
-    struct db_res *me = db_query(e->db,
-                                 "SELECT br.buildsetid, b.name FROM buildrequests br "
-                                 "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
-                                 p, 1, cause);
+    struct db_res *me = requests_row(e, brid, cause);
     if (me == NULL)
         return -1;
     const struct cfg_builder *bc =
-        db_res_rows(me) > 0 ? cfg_find_builder(e->cfg, db_res_text(me, 0, 1)) : NULL;
+        db_res_rows(me) > 0 ? cfg_find_builder(e->cfg, db_res_text(me, 0, 2)) : NULL;
     long long bsid = db_res_rows(me) > 0 ? db_res_int(me, 0, 0) : 0;
     db_res_free(me);
     if (bc == NULL)

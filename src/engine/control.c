@@ -105,12 +105,8 @@ void engine_cancel_request(struct engine *e, long long brid, const char *reason)
             return;
         }
     }
-    struct db_param p[] = {DB_INT(brid)};
     char *cause = NULL;
-    struct db_res *r = db_query(e->db,
-                                "SELECT br.buildsetid, br.builderid, b.name FROM buildrequests br "
-                                "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
-                                p, 1, &cause);
+    struct db_res *r = requests_row(e, brid, &cause);
     if (r != NULL && db_res_rows(r) > 0) {
         long long bsid = db_res_int(r, 0, 0);
         int claimed = requests_claim(e, brid, &cause);

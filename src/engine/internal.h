@@ -396,6 +396,9 @@ long long buildset_add(struct engine *e, const struct eng_buildset *bs,
 /* Claims a request for this master: 1, 0 if another has it, -1 on error. */
 int requests_claim(struct engine *e, long long brid, char **cause);
 int requests_unclaim(struct engine *e, long long brid, char **cause);
+/* Build request `brid`'s row: columns buildsetid, builderid and the builder's name; no row
+   when there is no such request.  NULL with *cause. */
+struct db_res *requests_row(struct engine *e, long long brid, char **cause);
 /* Completes a request and, if it was the last of its buildset, the buildset. */
 int requests_complete(struct engine *e, long long brid, long long bsid, int results, char **cause);
 /* The source stamps of a buildset as JSON objects. */

@@ -236,11 +236,7 @@ static int ready(struct reportq *q, unsigned long gen, char **cause)
    them then; 0 or -1 with *cause. */
 static int make_request(struct engine *e, const struct rq_event *ev, char **cause)
 {
-    struct db_param p[] = {DB_INT(ev->id)};
-    struct db_res *r = db_query(e->db,
-                                "SELECT br.buildsetid, br.builderid, b.name FROM buildrequests br "
-                                "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
-                                p, 1, cause);
+    struct db_res *r = requests_row(e, ev->id, cause);
     if (r == NULL)
         return -1;
     if (db_res_rows(r) == 0)

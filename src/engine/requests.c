@@ -213,6 +213,15 @@ int requests_claim(struct engine *e, long long brid, char **cause)
     return 1;
 }
 
+struct db_res *requests_row(struct engine *e, long long brid, char **cause)
+{
+    struct db_param p[] = {DB_INT(brid)};
+    return db_query(e->db,
+                    "SELECT br.buildsetid, br.builderid, b.name FROM buildrequests br "
+                    "JOIN builders b ON b.id = br.builderid WHERE br.id = ?",
+                    p, 1, cause);
+}
+
 int requests_unclaim(struct engine *e, long long brid, char **cause)
 {
     struct db_param p[] = {DB_INT(brid), DB_INT(e->masterid)};
