@@ -377,9 +377,13 @@ def test_git_poller(master, tmp_path):
     assert q("SELECT changeid, filename FROM change_files ORDER BY changeid") == [
         (1, "Lib/a.py"), (2, "Doc/b.rst")]
     wait_for(lambda: q("SELECT COUNT(*) FROM buildsets") == [(2,)], what="two buildsets")
-    (state,) = q("SELECT value_json FROM object_state s JOIN objects o ON o.id = s.objectid "
-                 "WHERE o.name = '%s' AND o.class_name = 'GitPoller'" % origin)[0]
-    assert json.loads(state) == {"main": r2}
+
+    def last_rev():
+        rows = q("SELECT value_json FROM object_state s JOIN objects o ON o.id = s.objectid "
+                 "WHERE o.name = '%s' AND o.class_name = 'GitPoller'" % origin)
+        return json.loads(rows[0][0]) if rows else None
+    # the poll writes lastRev once its last ref is done, after the changes it stored
+    wait_for(lambda: last_rev() == {"main": r2}, what="lastRev at the second commit")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/changesources") as r:
         assert [c["name"] for c in json.loads(r.read())["changesources"]] == [origin]
 
