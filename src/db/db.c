@@ -62,6 +62,18 @@ bool db_lost(const struct db *db)
     return db->lost;
 }
 
+void db_set_allowance(struct db *db, int ms)
+{
+    db->allowance_ms = ms;
+    if (db->be->allowance != NULL)
+        db->be->allowance(db, ms >= 0);
+}
+
+bool db_overran(const struct db *db)
+{
+    return db->overran;
+}
+
 enum db_kind db_kind(const struct db *db)
 {
     return db->kind;
@@ -142,7 +154,14 @@ static struct db_res *query(struct db *db, const char *sql, const struct db_para
     if (db->behind != NULL && db_behind_gate(db, cause) < 0)
         return NULL;
     db->lost = false;
+    db->overran = db->allowance_ms == 0; /* a bound of 0 ms (tests): nothing runs */
+    if (db->overran) {
+        util_cause(cause, "%s: a query with no time to run", db->be->name);
+        return NULL;
+    }
+    db->deadline_ms = db->allowance_ms >= 0 ? util_mono_ms() + (uint64_t)db->allowance_ms : 0;
     int rc = run(db, sql, params, n, &res, cause);
+    db->deadline_ms = 0;
     if (db->behind != NULL)
         db_behind_after(db, rc, cause != NULL ? *cause : NULL, false);
     if (rc < 0) {

@@ -123,6 +123,18 @@ void db_on_transaction(struct db *db, void (*cb)(void *arg, bool open, bool comm
 bool db_lost(const struct db *db);
 
 /*
+ * A bound on each query of `db` from now on: one that runs past `ms`
+ * milliseconds is stopped (SQLite's progress handler, PostgreSQL's cancel)
+ * and fails, and db_overran says so; a query that ends in time is not
+ * touched.  0 stops each query before it starts (for tests); negative: no
+ * bound, as a connection starts.  The web's request threads read with one,
+ * to hand what is slow to threads of its own.
+ */
+void db_set_allowance(struct db *db, int ms);
+/* Was the last query stopped at its allowance's end (and not for anything else)? */
+bool db_overran(const struct db *db);
+
+/*
  * Write-behind, for the engine's connection (behind.c): from now on a write
  * (db_exec, or a transaction of them) that the database cannot take for
  * being unavailable waits in memory, with every write after it, and is

@@ -47,6 +47,9 @@ struct db_backend {
     int (*insert)(struct db *db, const char *sql, const struct db_param *params, size_t n,
                   const char *key, long long *id, char **cause);
     int (*has_table)(struct db *db, const char *table, char **cause);
+    /* db_set_allowance: queries are watched from now on (on) or no longer; NULL: the
+       backend watches each query that has a deadline by itself. */
+    void (*allowance)(struct db *db, bool on);
 };
 
 struct db {
@@ -57,6 +60,9 @@ struct db {
     int depth;                /* open transactions (0 or 1) */
     uint64_t touched;         /* tables written in the open transaction (writes.c) */
     bool lost;                /* the last call failed for want of the database (the backend says) */
+    int allowance_ms;         /* db_set_allowance: a query's bound, negative: none */
+    uint64_t deadline_ms;     /* the running query's end (util_mono_ms), 0: none */
+    bool overran;             /* the last query was stopped at its deadline (the backend says) */
     struct db_behind *behind; /* write-behind (behind.c), or NULL */
     void (*tx_cb)(void *arg, bool open, bool committed); /* db_on_transaction */
     void *tx_arg;

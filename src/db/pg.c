@@ -5,11 +5,14 @@
  * violation (SQLSTATE 23505) is DB_CONFLICT.  A connection the server
  * dropped (a restart, a network fault) is re-established at the next call;
  * that and the errors of a server that is going away, out of space or out of
- * connections set db->lost.
+ * connections set db->lost.  A query with a deadline (db_set_allowance) is
+ * sent asynchronously and cancelled (PQcancel) when it runs past it.
  */
 #include "db/internal.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +70,43 @@ static char *trimmed(const char *msg)
     return m;
 }
 
+/* Asks the server to stop the statement under way (over a connection of its own). */
+static void cancel(PGconn *c)
+{
+    PGcancel *pc = PQgetCancel(c);
+    char err[256];
+    if (pc != NULL)
+        PQcancel(pc, err, sizeof err);
+    PQfreeCancel(pc);
+}
+
+/* The statement sent (when `sent`), waited for until db->deadline_ms: past it the server is
+   asked to cancel it, and its end is waited for.  The last result, as PQexecParams's. */
+static PGresult *watch(struct db *db, bool sent)
+{
+    PGconn *c = conn(db);
+    bool cancelled = false;
+    while (sent && PQisBusy(c)) {
+        uint64_t now = util_mono_ms();
+        if (!cancelled && now >= db->deadline_ms) {
+            cancel(c);
+            cancelled = true;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        int ready = poll(&pfd, 1, cancelled ? -1 : (int)(db->deadline_ms - now));
+        if ((ready < 0 && errno != EINTR) || (ready > 0 && !PQconsumeInput(c)))
+            break;
+    }
+    PGresult *last = NULL, *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        PQclear(last);
+        last = r;
+    }
+    const char *state = last != NULL ? PQresultErrorField(last, PG_DIAG_SQLSTATE) : NULL;
+    db->overran = cancelled && state != NULL && strcmp(state, "57014") == 0;
+    return last;
+}
+
 static PGresult *exec_params(struct db *db, const char *sql, const struct db_param *p, size_t n,
                              int result_format)
 {
@@ -86,8 +126,12 @@ static PGresult *exec_params(struct db *db, const char *sql, const struct db_par
             formats[i] = 1;
         }
     }
-    PGresult *res =
-        PQexecParams(conn(db), text, (int)n, NULL, values, lengths, formats, result_format);
+    PGresult *res;
+    if (db->deadline_ms == 0)
+        res = PQexecParams(conn(db), text, (int)n, NULL, values, lengths, formats, result_format);
+    else
+        res = watch(db, PQsendQueryParams(conn(db), text, (int)n, NULL, values, lengths, formats,
+                                          result_format) == 1);
     free(text);
     free(values);
     free(lengths);
@@ -341,6 +385,7 @@ struct db *db_pg_open(const char *conninfo, bool readonly, char **cause)
     db->be = &pg_backend;
     db->handle = c;
     db->readonly = readonly;
+    db->allowance_ms = -1;
     if (session_setup(db, cause) < 0) {
         pg_close(db);
         return NULL;

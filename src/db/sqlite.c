@@ -3,7 +3,8 @@
  * foreign keys declared but not enforced, ids from rowids.  Readers on other
  * threads open their own connections and wait (busy timeout) while the
  * engine commits.  Locks, a full disk and I/O errors are the database's
- * state, not the statement's: they set db->lost.
+ * state, not the statement's: they set db->lost.  A query with a deadline
+ * (db_set_allowance) is stopped by the progress handler when it runs past it.
  */
 #include "db/internal.h"
 
@@ -18,6 +19,9 @@
 #define WRITER_BUSY_MS 100
 #define READER_BUSY_MS 2000
 #define STMT_CACHE 64
+/* A statement with a deadline looks at the clock every this many of its steps (a few
+   microseconds' work: the look costs a fraction of a percent). */
+#define WATCH_OPS 1000
 /* A reader's page cache (SQLite's default is 2 MB): the web has a connection per thread
    that reads, the file's pages are in the kernel's cache anyway, and 2 MB each was most of
    what a flood of page views added to the master's memory (bench/abuse). */
@@ -84,7 +88,11 @@ static bool unavailable(int code)
 
 static int fail(struct db *db, const char *what, char **cause)
 {
-    db->lost = unavailable(sqlite3_extended_errcode(conn(db)));
+    int code = sqlite3_extended_errcode(conn(db));
+    db->lost = unavailable(code);
+    db->overran = code == SQLITE_INTERRUPT && db->deadline_ms != 0;
+    if (db->overran)
+        return util_cause(cause, "sqlite: %s: stopped after %d ms", what, db->allowance_ms);
     return util_cause(cause, "sqlite: %s: %s", what, sqlite3_errmsg(conn(db)));
 }
 
@@ -222,6 +230,18 @@ static void sq_close(struct db *db)
     free(db);
 }
 
+/* SQLite's progress handler, every WATCH_OPS steps of a statement: nonzero stops it. */
+static int watch_cb(void *arg)
+{
+    const struct db *db = arg;
+    return db->deadline_ms != 0 && util_mono_ms() >= db->deadline_ms;
+}
+
+static void sq_allowance(struct db *db, bool on)
+{
+    sqlite3_progress_handler(conn(db), on ? WATCH_OPS : 0, on ? watch_cb : NULL, db);
+}
+
 static const struct db_backend sqlite_backend = {
     .name = "sqlite",
     .close = sq_close,
@@ -229,6 +249,7 @@ static const struct db_backend sqlite_backend = {
     .script = sq_script,
     .insert = sq_insert,
     .has_table = sq_has_table,
+    .allowance = sq_allowance,
 };
 
 /* A Buildbot database, or an empty one about to become one. */
@@ -262,6 +283,7 @@ struct db *db_sqlite_open(const char *path, bool readonly, char **cause)
     c->h = h;
     db->handle = c;
     db->readonly = readonly;
+    db->allowance_ms = -1;
     /* Sorts and temporary tables in memory: a temporary file per sorted query costs more
        than the query.  (No mmap: mapped pages would count in the master's RSS.) */
     if (sq_script(db, "PRAGMA temp_store = memory", cause) < 0) {

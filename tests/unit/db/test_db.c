@@ -286,6 +286,49 @@ static void test_postgresql_round_trip(void **state)
     free(cause);
 }
 
+/* A query past its allowance is stopped and says so; the connection goes on; a bound of 0
+   runs nothing, a negative one is no bound. */
+static void check_allowance(struct db *db, const char *long_query)
+{
+    char *cause = NULL;
+    db_set_allowance(db, 20);
+    assert_null(db_query(db, long_query, NULL, 0, &cause));
+    assert_true(db_overran(db));
+    assert_false(db_lost(db));
+    struct db_res *r = db_query(db, "SELECT 1", NULL, 0, &cause);
+    assert_non_null(r);
+    assert_false(db_overran(db));
+    db_res_free(r);
+    db_set_allowance(db, 0);
+    assert_null(db_query(db, "SELECT 1", NULL, 0, &cause));
+    assert_true(db_overran(db));
+    db_set_allowance(db, -1);
+    r = db_query(db, "SELECT 2", NULL, 0, &cause);
+    assert_non_null(r);
+    assert_int_equal(db_res_int(r, 0, 0), 2);
+    db_res_free(r);
+    /* an error of the statement is not an overrun */
+    db_set_allowance(db, 60000);
+    assert_null(db_query(db, "SELECT * FROM no_such_table", NULL, 0, &cause));
+    assert_false(db_overran(db));
+    free(cause);
+}
+
+static void test_allowance(void **state)
+{
+    (void)state;
+    struct db *db = open_ok("sqlite:///allowance.sqlite", false);
+    check_allowance(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                        "WHERE x < 1000000000) SELECT count(*) FROM c");
+    db_close(db);
+    const char *url = getenv("BBM_TEST_PG_URL");
+    if (url == NULL || *url == '\0')
+        return;
+    db = open_ok(url, true);
+    check_allowance(db, "SELECT pg_sleep(600)");
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_hash_matches_buildbot),
         cmocka_unit_test(test_postgresql_round_trip),
+        cmocka_unit_test(test_allowance),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
