@@ -63,7 +63,8 @@ asan: deps $(ASAN_BUILD)/build.ninja
 # waiting on their own loop while their connections are suspended, and the reports' thread
 # (its own configuration, reloaded at a reconfig) and the mailer's beside the loop, and the
 # packer's thread while chunks past the database's bound are refused, and bbworker beside
-# libuv's pool (integration).
+# libuv's pool, and reads of the API and pieces of streamed answers made on the threads for
+# slow reads while their connections are suspended (integration).
 TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_bbworker.py::test_shell_details_and_directory_commands \
 	tests/integration/test_bbworker.py::test_output_back_pressure \
@@ -73,6 +74,8 @@ TSAN_TESTS = tests/integration/test_control.py \
 	tests/integration/test_events.py::test_ws_like_buildbot \
 	tests/integration/test_api.py::test_control_requests_like_buildbot \
 	tests/integration/test_web_limits.py::test_a_flood_of_one_error_is_summed_up_in_the_log \
+	tests/integration/test_web_limits.py::test_slow_reads_leave_the_request_threads_free \
+	"tests/integration/test_web_limits.py::test_reads_too_slow_for_a_request_thread_are_made_elsewhere[sqlite]" \
 	tests/integration/test_faults.py::test_sqlite_locked_by_another_process \
 	tests/integration/test_web_extras.py::test_many_clients_at_once \
 	tests/integration/test_ui.py::test_pages_for_many_clients_at_once_and_a_stop_meanwhile \

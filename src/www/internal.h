@@ -156,6 +156,8 @@ struct www_window {
     bool may_stream, sorts, too_many_to_sort;
 };
 void www_window_clear_key(struct www_window *win);
+/* Makes `to`'s key a copy of `from`'s. */
+void www_window_copy_key(struct www_window *to, const struct www_window *from);
 /* Stores row `row` of `r`, from column `col` on, as the window's key. */
 void www_window_set_key(struct www_window *win, const struct www_query *q, const char *tiebreak,
                         const struct db_res *r, size_t row, size_t col);
@@ -235,8 +237,12 @@ bool www_parse_int(const char *s, long long *out);
 /*
  * An answer written piece by piece (stream.c): fill() appends the next piece
  * to `out` and returns 1 while more follows, 0 at the end, -1 on an error
- * (*cause); it borrows a pooled database connection for each piece.
+ * (*cause); it borrows a pooled database connection for each piece.  It may
+ * also return WWW_SLOW (a read on a request thread ran past its allowance,
+ * www_pool_get_quick): then nothing was written, and the same call is made
+ * again on one of the threads for slow reads.
  */
+#define WWW_SLOW (-2)
 struct www_producer {
     int (*fill)(void *state, struct buf *out, char **cause);
     void (*free)(void *state);
@@ -307,6 +313,7 @@ struct www_answer {
     unsigned long writes;
     size_t whole_max;           /* a longer answer is streamed (www->answer_max) */
     struct www_budget *budget;  /* counts what the answer holds; NULL: not counted */
+    struct www_jobs *slow;      /* where a streamed piece that was slow is made (WWW_SLOW) */
     const char *const *headers; /* more headers: name, value, ..., NULL; NULL: none */
     unsigned status;            /* 0: 200 */
     bool identity;              /* never gzip (a byte range): see www_wants_gzip */
@@ -314,7 +321,8 @@ struct www_answer {
     const char *content_range;  /* Content-Range, or NULL */
     uint64_t length;            /* a streamed answer's length when known (a range); 0: unknown */
 };
-/* A collection of more rows than this is streamed (listing.c), WWW_BATCH_MAX rows at a time. */
+/* A collection of more rows than this is streamed (listing.c), in batches of WWW_BATCH_MAX
+   rows, or of a page in an order no index gives. */
 #define WWW_PAGE_DEFAULT 2000
 /* A streamed collection in an order no index gives is read `page` rows at a time (each
    batch is a sort of all its rows), and holds at most this many rows. */
@@ -382,9 +390,11 @@ int www_logidx_length(struct www *w, long long logid, bool strip, long long num_
 void www_logidx_seek(struct www *w, long long logid, bool strip, long long num_lines, uint64_t at,
                      long long *line, uint64_t *offset);
 
-/* A GET on a collection (listing.c): whole when short, streamed when long. */
+struct www_job;
+/* A GET on a collection (listing.c): whole when short, streamed when long.  When its
+   first read is slow, it is made on a thread for slow reads, left in *slot meanwhile. */
 enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                const char *key);
+                                const char *key, struct www_job **slot);
 
 /* Where www.redirects sends `path` (a copy to free), or NULL (server.c). */
 char *www_redirect(struct www *w, const char *path);
@@ -477,14 +487,20 @@ void www_conns_notify_cb(void *cls, struct MHD_Connection *c, void **socket_cont
 void www_conn_state(struct MHD_Connection *c, enum www_conn_state state);
 
 /*
- * jobs.c: long answers (pages) made on threads of their own while their connection is
- * suspended, so that they never hold up the request threads (see there).  A job is
- * its maker's, embedded in a struct of its own: `run` works on a job thread; then the
- * connection is resumed and the request handler calls `answer` on a request thread
- * (`cancelled`: the master is stopping, answer 503), or `free` when the connection is
- * gone meanwhile.
+ * jobs.c: long answers (pages, slow reads) made on threads of their own while their
+ * connection is suspended, so that they never hold up the request threads (see there).
+ * A job is its maker's, embedded in a struct of its own: `run` works on a job thread;
+ * then the connection is resumed and the request handler calls `answer` on a request
+ * thread (`cancelled`: the master is stopping, answer 503), or `free` when the
+ * connection is gone meanwhile.  A streamed answer's piece (stream.c) has neither:
+ * libmicrohttpd calls the answer's content callback again.
  */
 #define WWW_JOBS_QUEUE 256 /* jobs waiting at most; a request beyond is answered 503 */
+/* A request thread serves every connection libmicrohttpd gave it, one after another: a
+   read of the API that runs longer than this there is stopped, and made again on one of
+   WWW_SLOW_THREADS threads of its own (server.c, listing.c, stream.c). */
+#define WWW_QUICK_MS 50
+#define WWW_SLOW_THREADS 2
 struct www_job {
     void (*run)(struct www_job *job);
     enum MHD_Result (*answer)(struct www_job *job, struct MHD_Connection *c);
@@ -496,6 +512,10 @@ struct www_job {
 struct www_jobs;
 /* `threads` threads (none started: jobs run where they are submitted). */
 struct www_jobs *www_jobs_start(size_t threads);
+/* The threads it has. */
+size_t www_jobs_threads(const struct www_jobs *q);
+/* The jobs it queued since it started. */
+size_t www_jobs_taken(struct www_jobs *q);
 /* Queues `job` for `c`, suspended: 0 queued, 1 run already (no job threads: answer
    now), -1 refused (the queue is full, or the pool stopping: answer 503). */
 int www_jobs_submit(struct www_jobs *q, struct www_job *job, struct MHD_Connection *c);
@@ -692,11 +712,16 @@ struct www {
     struct www_feed *feed; /* live events, or NULL */
     struct ui_release *release;
     struct www_jobs *jobs;   /* page renders */
+    struct www_jobs *slow;   /* API reads that ran past quick_ms on a request thread */
+    int quick_ms;            /* a request thread's read allowance (WWW_QUICK_MS) */
     struct www_auth *auth;   /* sessions, login and authorization (auth.c), under lock */
     struct www_oauth *oauth; /* GitHub logins in flight */
 };
 /* A read connection of the pool (opened when none is idle); NULL with *cause. */
 struct db *www_pool_get(struct www *w, char **cause);
+/* The same, bounded on a request thread: each query may run w->quick_ms there, and one
+   that runs longer fails with db_overran (its caller hands the work to w->slow). */
+struct db *www_pool_get_quick(struct www *w, char **cause);
 /* Gives it back (closed when the pool is full). */
 void www_pool_put(struct www *w, struct db *db);
 /* Splits "a/b/c" in place into at most `max` segments; max + 1 when there are more. */
@@ -707,6 +732,8 @@ enum MHD_Result www_send_bytes(struct MHD_Connection *c, int status, const char 
                                const char *disposition, const char *data, size_t len);
 /* Buildbot's {"error": msg} answer. */
 enum MHD_Result www_send_error(struct MHD_Connection *c, int status, const char *msg);
+/* The same with 503 and Retry-After: the master cannot take the request now (stream.c). */
+enum MHD_Result www_send_busy(struct MHD_Connection *c, const char *msg);
 /* A GET the database failed (logged): 503 with Retry-After and "the database is
    unavailable: ..." when it was `lost` (db_lost, or no connection), else Buildbot's 500. */
 enum MHD_Result www_send_db_error(struct MHD_Connection *c, const char *path, bool lost,

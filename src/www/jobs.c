@@ -9,6 +9,9 @@
  * it made.  The request threads keep answering everything else at once, and
  * only `threads` renders are ever in memory together.
  *
+ * The web has two such pools: pages, and reads of the API too slow for a
+ * request thread (listing.c, stream.c).
+ *
  * Bounds: at most WWW_JOBS_QUEUE jobs wait; a request beyond is refused
  * (www_jobs_submit fails, the caller answers 503).  Stopping runs no more
  * jobs: those still queued are resumed cancelled, the running ones finish.
@@ -27,6 +30,7 @@ struct www_jobs {
     size_t n_threads;
     struct www_job *head, *tail;
     size_t queued;
+    size_t taken; /* jobs queued since the start */
     bool stopping;
 };
 
@@ -70,6 +74,21 @@ struct www_jobs *www_jobs_start(size_t threads)
     return q;
 }
 
+size_t www_jobs_threads(const struct www_jobs *q)
+{
+    return q != NULL ? q->n_threads : 0;
+}
+
+size_t www_jobs_taken(struct www_jobs *q)
+{
+    if (q == NULL)
+        return 0;
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->taken;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
 int www_jobs_submit(struct www_jobs *q, struct www_job *job, struct MHD_Connection *c)
 {
     if (q == NULL || q->n_threads == 0) {
@@ -93,6 +112,7 @@ int www_jobs_submit(struct www_jobs *q, struct www_job *job, struct MHD_Connecti
         q->head = job;
     q->tail = job;
     q->queued++;
+    q->taken++;
     pthread_cond_signal(&q->more);
     pthread_mutex_unlock(&q->lock);
     return 0;

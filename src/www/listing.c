@@ -18,6 +18,11 @@
  * the rows per batch: such an answer is read `page` rows at a time, and holds
  * at most `sort_max` rows (WWW_SORT_ROWS_MAX); past that it is refused with a
  * 400 before anything is sent.
+ *
+ * On a request thread each read has an allowance (www_pool_get_quick): a probe
+ * that runs past it is made again, and the answer sent, from a job on the
+ * threads for slow reads; a batch that runs past it leaves the listing as it
+ * was before the batch and returns WWW_SLOW, and stream.c makes it again there.
  */
 #include "www/internal.h"
 
@@ -77,12 +82,19 @@ static int read_batch(struct listing *l, struct buf *out, char **cause)
     req->win.mode = WWW_WIN_BATCH;
     req->win.rows = rows;
     req->win.got = 0;
-    req->db = www_pool_get(l->w, cause);
+    req->db = www_pool_get_quick(l->w, cause);
     if (req->db == NULL)
         return -1;
+    struct www_window before = {0};
+    www_window_copy_key(&before, &req->win);
     json_t *items = json_array();
     bool paged = false;
     int rc = req->ep->get(req, items, &paged, cause);
+    if (rc < 0 && db_overran(req->db)) { /* as before the batch, to be read again */
+        www_window_copy_key(&req->win, &before);
+        rc = WWW_SLOW;
+    }
+    www_window_clear_key(&before);
     www_pool_put(l->w, req->db);
     req->db = NULL;
     if (rc == 0) {
@@ -113,9 +125,11 @@ static void rewind_rows(struct listing *l)
 static int count_items(struct listing *l, char **cause)
 {
     rewind_rows(l);
-    while (!l->rows_done)
-        if (read_batch(l, NULL, cause) < 0)
-            return -1;
+    while (!l->rows_done) {
+        int rc = read_batch(l, NULL, cause);
+        if (rc < 0)
+            return rc;
+    }
     l->total = l->matched;
     l->counted = true;
     rewind_rows(l);
@@ -136,8 +150,9 @@ static int put_head(struct listing *l, struct buf *out, char **cause)
 {
     const struct www_query *q = &l->req.q;
     bool from_end = !l->sql_paged && www_query_slice_needs_n(q);
-    if ((l->meta_first || from_end) && count_items(l, cause) < 0)
-        return -1;
+    int rc = l->meta_first || from_end ? count_items(l, cause) : 0;
+    if (rc < 0)
+        return rc;
     if (!l->counted)
         rewind_rows(l);
     if (!l->sql_paged)
@@ -164,15 +179,16 @@ static void put_tail(struct listing *l, struct buf *out)
 static int list_fill(void *state, struct buf *out, char **cause)
 {
     struct listing *l = state;
+    int rc;
     switch (l->phase) {
     case L_HEAD:
-        if (put_head(l, out, cause) < 0)
-            return -1;
+        if ((rc = put_head(l, out, cause)) < 0)
+            return rc;
         l->phase = L_ITEMS;
         return 1;
     case L_ITEMS:
-        if (read_batch(l, out, cause) < 0)
-            return -1;
+        if ((rc = read_batch(l, out, cause)) < 0)
+            return rc;
         if (l->rows_done)
             l->phase = L_TAIL;
         return 1;
@@ -208,9 +224,9 @@ static const struct www_field *unsortable(const struct www_query *q)
     return NULL;
 }
 
-/* Takes the request's query over; the arguments are matched again on a copy of the path. */
-static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                     bool paged, const char *key)
+/* A listing that takes the request's query over; the arguments are matched again on a
+   copy of the path. */
+static struct listing *adopt(struct www *w, struct www_req *req)
 {
     struct listing *l = xcalloc(1, sizeof *l);
     l->w = w;
@@ -224,6 +240,13 @@ static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, st
     l->req.raw = NULL;
     l->req.win = (struct www_window){.mode = WWW_WIN_BATCH};
     www_route(l->segs, nsegs, &l->req.args);
+    return l;
+}
+
+static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                     bool paged, const char *key)
+{
+    struct listing *l = adopt(w, req);
     l->sql_paged = paged;
     l->batch = req->win.sorts ? (long long)w->page : (long long)w->batch;
     l->meta_first = strcmp(req->ep->type->plural, "meta") > 0;
@@ -249,27 +272,48 @@ static char *whole_text(struct www_req *req, json_t *out, bool paged, size_t *le
     return text;
 }
 
-enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                const char *key)
+/* The first read of a collection: at most `page` + 1 rows, and the sort check. */
+struct probe {
+    unsigned long writes; /* db_writes before it */
+    json_t *out;
+    bool paged, lost;
+    int rc; /* WWW_SLOW: it ran past the request thread's allowance */
+    char *cause;
+};
+
+static void probe(struct www *w, struct www_req *req, struct probe *p)
 {
-    unsigned long writes = db_writes(req->ep->tables);
-    char *cause = NULL;
-    json_t *out = json_array();
-    bool paged = false;
+    p->writes = db_writes(req->ep->tables);
+    p->out = json_array();
     req->win = (struct www_window){
         .mode = WWW_WIN_PROBE, .rows = (long long)w->page + 1, .may_stream = true};
-    req->db = www_pool_get(w, &cause);
-    int rc = req->db == NULL ? -1 : req->ep->get(req, out, &paged, &cause);
-    bool lost = req->db == NULL || db_lost(req->db);
+    req->db = www_pool_get_quick(w, &p->cause);
+    p->rc = req->db == NULL ? -1 : req->ep->get(req, p->out, &p->paged, &p->cause);
+    p->lost = req->db == NULL || db_lost(req->db);
+    if (p->rc < 0 && req->db != NULL && db_overran(req->db))
+        p->rc = WWW_SLOW;
     if (req->db != NULL)
         www_pool_put(w, req->db);
     req->db = NULL;
+}
+
+static void probe_free(struct probe *p)
+{
+    json_decref(p->out);
+    free(p->cause);
+    memset(p, 0, sizeof *p);
+}
+
+/* The answer, from its probe: whole, streamed, or refused. */
+static enum MHD_Result answer_probed(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                     const char *key, struct probe *p)
+{
     enum MHD_Result ret;
     const struct www_field *f = unsortable(&req->q);
     size_t len = 0;
     char *text = NULL;
-    if (rc < 0) {
-        ret = www_send_db_error(c, req->path, lost, cause);
+    if (p->rc < 0) {
+        ret = www_send_db_error(c, req->path, p->lost, p->cause);
     } else if (req->win.too_many_to_sort) {
         char *msg = xasprintf("cannot order more than %lld items by '%s': the database has no "
                               "index for that order; filter them or give a limit",
@@ -278,23 +322,89 @@ enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct 
         free(msg);
     } else if (req->win.got <= (long long)w->page) {
         /* all there is: as Buildbot builds it, unless the text is long (then streamed) */
-        text = whole_text(req, out, paged, &len);
+        text = whole_text(req, p->out, p->paged, &len);
         if (len <= w->answer_max || f != NULL) {
-            struct www_answer a = www_api_answer(w, req, key, writes);
+            struct www_answer a = www_api_answer(w, req, key, p->writes);
             ret = www_send_text(c, &a, text, len);
             text = NULL;
         } else {
-            ret = send_streamed(w, c, req, paged, key);
+            ret = send_streamed(w, c, req, p->paged, key);
         }
     } else if (f != NULL) {
         char *msg = xasprintf("cannot order more than %zu items by '%s'", w->page, f->name);
         ret = www_send_error(c, 400, msg);
         free(msg);
     } else {
-        ret = send_streamed(w, c, req, paged, key);
+        ret = send_streamed(w, c, req, p->paged, key);
     }
     free(text);
-    json_decref(out);
-    free(cause);
+    return ret;
+}
+
+/* A collection whose probe was slow on a request thread: probed again on a thread for slow
+   reads (jobs.c), then answered on the request thread. */
+struct slow_list {
+    struct www_job job; /* first: the pool's view of it */
+    struct listing *l;  /* the request */
+    char *key;
+    struct probe p;
+};
+
+static void slow_list_run(struct www_job *job)
+{
+    struct slow_list *sl = (struct slow_list *)job;
+    probe_free(&sl->p);
+    probe(sl->l->w, &sl->l->req, &sl->p);
+}
+
+static void slow_list_free(struct www_job *job)
+{
+    struct slow_list *sl = (struct slow_list *)job;
+    probe_free(&sl->p);
+    list_free(sl->l);
+    free(sl->key);
+    free(sl);
+}
+
+static enum MHD_Result slow_list_answer(struct www_job *job, struct MHD_Connection *c)
+{
+    struct slow_list *sl = (struct slow_list *)job;
+    enum MHD_Result ret;
+    if (job->cancelled)
+        ret = www_send_busy(c, "the master is stopping; try again later");
+    else
+        ret = answer_probed(sl->l->w, c, &sl->l->req, sl->key, &sl->p);
+    slow_list_free(job);
+    return ret;
+}
+
+static enum MHD_Result hand_over(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                 const char *key, struct www_job **slot)
+{
+    struct slow_list *sl = xcalloc(1, sizeof *sl);
+    sl->job =
+        (struct www_job){.run = slow_list_run, .answer = slow_list_answer, .free = slow_list_free};
+    sl->l = adopt(w, req);
+    sl->l->req.win = (struct www_window){0};
+    sl->key = key != NULL ? xstrdup(key) : NULL;
+    int queued = www_jobs_submit(w->slow, &sl->job, c);
+    if (queued == 0) {
+        *slot = &sl->job;
+        return MHD_YES;
+    }
+    if (queued > 0) /* made already (no thread for it) */
+        return slow_list_answer(&sl->job, c);
+    slow_list_free(&sl->job);
+    return www_send_busy(c, "the master is busy: too many slow reads are waiting; try again later");
+}
+
+enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,
+                                const char *key, struct www_job **slot)
+{
+    struct probe p = {0};
+    probe(w, req, &p);
+    enum MHD_Result ret =
+        p.rc == WWW_SLOW ? hand_over(w, c, req, key, slot) : answer_probed(w, c, req, key, &p);
+    probe_free(&p);
     return ret;
 }

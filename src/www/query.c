@@ -555,6 +555,19 @@ void www_window_clear_key(struct www_window *win)
     win->has_key = false;
 }
 
+void www_window_copy_key(struct www_window *to, const struct www_window *from)
+{
+    www_window_clear_key(to);
+    to->key = xcalloc(from->n_key + 1, sizeof *to->key);
+    for (size_t i = 0; i < from->n_key; i++) {
+        to->key[i] = from->key[i];
+        if (from->key[i].type == DB_P_TEXT)
+            to->key[i].s = xstrdup(from->key[i].s);
+    }
+    to->n_key = from->n_key;
+    to->has_key = from->has_key;
+}
+
 void www_window_set_key(struct www_window *win, const struct www_query *q, const char *tiebreak,
                         const struct db_res *r, size_t row, size_t col)
 {

@@ -27,8 +27,21 @@ struct db *www_pool_get(struct www *w, char **cause)
     return db != NULL ? db : db_open(w->db_url, w->basedir, true, cause);
 }
 
+/* Set on libmicrohttpd's threads, at their first request. */
+static __thread bool request_thread;
+
+struct db *www_pool_get_quick(struct www *w, char **cause)
+{
+    struct db *db = www_pool_get(w, cause);
+    if (db != NULL && request_thread && w->quick_ms >= 0)
+        db_set_allowance(db, w->quick_ms);
+    return db;
+}
+
 void www_pool_put(struct www *w, struct db *db)
 {
+    if (db != NULL)
+        db_set_allowance(db, -1);
     if (db != NULL && db_lost(db)) { /* a broken connection is not kept */
         db_close(db);
         return;
@@ -307,7 +320,8 @@ static char *cache_key(struct MHD_Connection *c, const char *path, const struct 
 }
 
 static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, char *path,
-                                    const struct args_ctx *args, const char *key)
+                                    const struct args_ctx *args, const char *key,
+                                    struct www_job **slot)
 {
     char *segs[WWW_PATH_MAX_SEGS + 1];
     struct www_req req = {
@@ -331,7 +345,7 @@ static enum MHD_Result get_uncached(struct www *w, struct MHD_Connection *c, cha
         ret = www_send_error(c, 400, cause);
         goto out;
     }
-    ret = single ? answer_one(w, c, &req, key) : www_list_answer(w, c, &req, key);
+    ret = single ? answer_one(w, c, &req, key) : www_list_answer(w, c, &req, key, slot);
     www_raw_free(req.raw);
     www_query_free(&req.q);
 out:
@@ -340,7 +354,8 @@ out:
     return ret;
 }
 
-static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char *path)
+static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char *path,
+                                  struct www_job **slot)
 {
     char *denied = www_read_denied(w, c, path); /* www.authz, before any cached answer */
     if (denied != NULL) {
@@ -354,7 +369,7 @@ static enum MHD_Result handle_get(struct www *w, struct MHD_Connection *c, char 
     int cached = www_cache_answer(w->cache, key, c);
     enum MHD_Result ret = cached > 0    ? MHD_YES
                           : cached == 0 ? MHD_NO
-                                        : get_uncached(w, c, path, &args, key);
+                                        : get_uncached(w, c, path, &args, key, slot);
     free(key);
     return ret;
 }
@@ -431,7 +446,7 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
         /* "/api/v2/" is the path of one empty segment to Buildbot, which no pattern takes */
         bool slash = *sub == '\0' && url[strlen(url) - 1] == '/';
-        ret = slash ? (enum MHD_Result) - 1 : handle_get(w, c, path);
+        ret = slash ? (enum MHD_Result) - 1 : handle_get(w, c, path, &ctx->job);
         if (ret == (enum MHD_Result) - 1) {
             char *msg = xasprintf("Invalid path: %s", sub);
             ret = www_send_error(c, 404, msg);
@@ -469,6 +484,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     (void)version;
     struct www *w = cls;
     www_lower_priority();
+    request_thread = true;
     struct conn_ctx *ctx = *con_cls;
     if (ctx == NULL) {
         www_conn_state(c, WWW_CONN_BODY);
@@ -611,6 +627,13 @@ struct www *www_start(const struct www_opts *opts, char **cause)
     /* pages are rendered by a thread per core (2 to 8): only that many are in memory at
        once, and the request threads stay free for everything else */
     w->jobs = www_jobs_start(cores > 8 ? 8 : cores > 2 ? (size_t)cores : 2);
+    /* reads of the API too slow for a request thread: a few at a time, so that a flood of
+       them leaves the processors to everything else (0 in tests: a read moves at
+       the first look at the clock) */
+    w->slow = www_jobs_start(WWW_SLOW_THREADS);
+    w->quick_ms = www_jobs_threads(w->slow) == 0
+                      ? -1 /* no bound: there is nowhere else to read */
+                      : (int)env_number("BBM_WWW_QUICK_MS", WWW_QUICK_MS, 0, 60000);
     w->oauth = www_oauth_start();
     w->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -729,14 +752,21 @@ void www_stop(struct www *w)
     www_feed_stop(w->feed);                      /* event streams end, WebSockets close */
     www_release_stop(w->release);                /* its thread gives its connection back */
     www_jobs_stop(w->jobs);                      /* queued pages answered 503 */
+    www_jobs_stop(w->slow);                      /* queued slow reads answered 503 */
     www_oauth_stop(w->oauth);                    /* GitHub logins answered 503 */
     www_conns_stop(w->conns);
     if (w->daemon != NULL)
         MHD_stop_daemon(w->daemon);
+    size_t slow = www_jobs_taken(w->slow);
+    if (slow > 0)
+        log_info("www: %zu reads of the API ran past %d ms on a request thread and were "
+                 "made on the threads for slow reads",
+                 slow, w->quick_ms);
     www_feed_free(w->feed);
     www_watch_free(w->watch);
     www_conns_free(w->conns);
     www_jobs_free(w->jobs);
+    www_jobs_free(w->slow);
     www_oauth_free(w->oauth);
     for (size_t i = 0; i < w->n_dialects; i++)
         free(w->dialects[i]);

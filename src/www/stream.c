@@ -16,6 +16,11 @@
  * budget cannot take is answered 503 (a later piece that outgrows what its
  * stream took is counted, never refused: the answer is under way).
  *
+ * A piece that was slow to read on a request thread (WWW_SLOW) is made on one
+ * of the threads for slow reads (w->slow), and so is every later piece of that
+ * answer: the connection is suspended from libmicrohttpd's content callback,
+ * which returns 0 and is called again once the piece is written.
+ *
  * A client whose Accept-Encoding takes gzip gets it (gzip.c), except for
  * answers shorter than WWW_GZIP_MIN and byte ranges; a streamed answer then
  * holds its deflate stream's state too, counted with its piece.
@@ -27,6 +32,7 @@
 #include <string.h>
 
 struct stream {
+    struct www_job job; /* first: a piece made on a thread for slow reads */
     struct www_producer p;
     char *what;      /* for the log */
     struct buf text; /* what goes out next (compressed when gz) */
@@ -36,6 +42,12 @@ struct stream {
     struct buf plain;
     struct www_budget *budget;
     size_t held; /* of the budget */
+    struct www_jobs *slow;
+    struct MHD_Connection *conn;
+    bool slow_pieces; /* a piece was slow (WWW_SLOW): every next one is made there too */
+    bool waiting;     /* a piece is being made there: its outcome in rc, cause */
+    int rc;
+    char *cause;
 };
 
 /* A whole answer's text and what it holds of the budget, freed with the response. */
@@ -73,18 +85,24 @@ static void budget_give(struct www_budget *b, size_t n)
         atomic_fetch_sub(&b->used, n);
 }
 
-/* 503 with Retry-After: the answers held for clients are at their ceiling. */
-static enum MHD_Result send_busy(struct MHD_Connection *c)
+enum MHD_Result www_send_busy(struct MHD_Connection *c, const char *msg)
 {
-    static const char text[] =
-        "{\"error\": \"the master is busy: too many answers are being sent; try again later\"}";
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    json_t *o = json_pack("{ss}", "error", msg);
+    size_t len;
+    char *text = www_json_dump(o, WWW_JSON_SPACED, &len);
+    json_decref(o);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
     MHD_add_response_header(r, "Retry-After", "5");
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* 503: the answers held for clients are at their ceiling. */
+static enum MHD_Result send_busy(struct MHD_Connection *c)
+{
+    return www_send_busy(c, "the master is busy: too many answers are being sent; try again later");
 }
 
 const char *www_json_type(enum www_json_style style)
@@ -108,7 +126,8 @@ struct www_answer www_api_answer(struct www *w, const struct www_req *req, const
                                .tables = req->ep->tables,
                                .writes = writes,
                                .whole_max = w->answer_max,
-                               .budget = &w->answers};
+                               .budget = &w->answers,
+                               .slow = w->slow};
 }
 
 static enum MHD_Result queue(struct MHD_Connection *c, const struct www_answer *a,
@@ -177,6 +196,42 @@ static int next_piece(struct stream *s, char **cause)
     return rc;
 }
 
+static void piece_run(struct www_job *job)
+{
+    struct stream *s = (struct stream *)job;
+    s->rc = next_piece(s, &s->cause);
+}
+
+/* The next piece's outcome, made here or (WWW_SLOW) on a thread for slow reads; while
+   that is under way s->waiting is set, and the connection suspended until it is made. */
+static int piece(struct stream *s, char **cause)
+{
+    if (s->waiting) {
+        s->waiting = false;
+        *cause = s->cause;
+        s->cause = NULL;
+        if (s->job.cancelled)
+            return util_cause(cause, "the master is stopping");
+        return s->rc == WWW_SLOW ? util_cause(cause, "slow, with no thread for it") : s->rc;
+    }
+    buf_free(&s->text); /* the first text may have been long: keep one piece only */
+    buf_init(&s->text, 0);
+    s->sent = 0;
+    int rc = s->slow_pieces ? WWW_SLOW : next_piece(s, cause);
+    if (rc != WWW_SLOW)
+        return rc;
+    s->slow_pieces = true;
+    s->job = (struct www_job){.run = piece_run};
+    s->waiting = true;
+    int queued = www_jobs_submit(s->slow, &s->job, s->conn);
+    if (queued == 0)
+        return 1;
+    if (queued > 0) /* made already (no thread for it) */
+        return piece(s, cause);
+    s->waiting = false;
+    return util_cause(cause, "too many slow reads are waiting");
+}
+
 static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -184,13 +239,12 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
     while (s->sent == s->text.len) {
         if (s->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
-        buf_free(&s->text); /* the first text may have been long: keep one piece only */
-        buf_init(&s->text, 0);
-        s->sent = 0;
         char *cause = NULL;
-        int rc = next_piece(s, &cause);
+        int rc = piece(s, &cause);
+        if (rc == 1 && s->waiting)
+            return 0; /* called again once resumed */
         if (rc < 0) {
-            log_error("www: GET %s: %s (answer cut short)", s->what, cause);
+            log_error("www: GET %s: %s (answer cut short)", s->what, cause ? cause : "?");
             free(cause);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -213,6 +267,7 @@ static void stream_free_cb(void *cls)
 {
     struct stream *s = cls;
     budget_give(s->budget, s->held);
+    free(s->cause);
     s->p.free(s->p.state);
     www_deflate_free(s->gz);
     buf_free(&s->plain);
@@ -230,7 +285,8 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
     int rc = 1;
     while (rc == 1 && text.len <= a->whole_max)
         rc = p->fill(p->state, &text, &cause);
-    if (rc <= 0) {
+    bool slow = rc == WWW_SLOW; /* what is written so far goes first, the rest from there */
+    if (rc <= 0 && !slow) {
         p->free(p->state);
         if (rc == 0) {
             size_t len = text.len;
@@ -256,6 +312,9 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
     s->text = text;
     s->budget = a->budget;
     s->held = reserve;
+    s->slow = a->slow;
+    s->conn = c;
+    s->slow_pieces = slow;
     if (gz) {
         s->gz = www_deflate_new();
         buf_init(&s->text, 0);
