@@ -373,7 +373,11 @@ int www_log_lines(struct www *w, long long logid, long long *next, long long las
 #define WWW_SEARCH_SNIPPET 300 /* bytes of a line's text in the answer */
 /* Is `url` /logs/N/search (or under /all)?  *logid gets N. */
 bool www_search_path(const char *url, long long *logid);
-enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid);
+struct www_job;
+/* Answers it; when it scans past the request thread's allowance, the rest of the scan is
+   done on a thread for slow reads, left in *slot meanwhile. */
+enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid,
+                           struct www_job **slot);
 
 /* logindex.c: byte offsets in raw logs, for Range (see there). */
 #define WWW_LOGIDX_SLOTS 16
@@ -390,7 +394,6 @@ int www_logidx_length(struct www *w, long long logid, bool strip, long long num_
 void www_logidx_seek(struct www *w, long long logid, bool strip, long long num_lines, uint64_t at,
                      long long *line, uint64_t *offset);
 
-struct www_job;
 /* A GET on a collection (listing.c): whole when short, streamed when long.  When its
    first read is slow, it is made on a thread for slow reads, left in *slot meanwhile. */
 enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,

@@ -12,7 +12,9 @@
  * WWW_SEARCH_SNIPPET bytes on a UTF-8 boundary, and WWW_SEARCH_MS of scanning
  * (checked after each chunk, so each request gets on by one chunk at least);
  * the answer's `next` is the line to ask from to go on, and `complete` says
- * whether the end of the log was reached.
+ * whether the end of the log was reached.  A search still scanning after the
+ * request thread's allowance (w->quick_ms) goes on, from the line it reached,
+ * on one of the threads for slow reads, and is answered from there.
  */
 #include "www/internal.h"
 
@@ -42,8 +44,10 @@ struct search {
     struct buf out;       /* the matches, as JSON */
     struct buf fold;      /* a chunk with its ASCII letters folded */
     uint64_t deadline;    /* util_mono_ms */
-    bool stop;            /* limit reached or time is up */
-    char *cause;          /* a line the pattern could not be run on */
+    uint64_t pause;       /* on a request thread: when to hand the scan over (0: never) */
+    bool stop;            /* limit reached, time is up, or paused */
+    bool paused;
+    char *cause; /* a line the pattern could not be run on */
 };
 
 bool www_search_path(const char *url, long long *logid)
@@ -171,8 +175,11 @@ static bool chunk_cb(const struct buf *chunk, long long first, long long chunk_l
     long long done = chunk_last < s->last ? chunk_last : s->last;
     if (s->next <= done)
         s->next = done + 1;
-    if (util_mono_ms() >= s->deadline)
+    uint64_t now = util_mono_ms();
+    if (now >= s->deadline)
         s->stop = true;
+    else if (s->pause != 0 && now >= s->pause)
+        s->stop = s->paused = true;
     return !s->stop;
 }
 
@@ -316,38 +323,104 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct search *s, long l
     return www_send_text(c, &a, buf_take(&b), len);
 }
 
-enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid)
+/* A search, scanned on a request thread and maybe on a thread for slow reads. */
+struct search_job {
+    struct www_job job; /* first: the pool's view of it */
+    struct search s;
+    long long num_lines;
+    int rc; /* of the scan */
+    char *cause;
+};
+
+static void search_job_free(struct www_job *job)
 {
-    struct search s = {.w = w, .logid = logid, .deadline = util_mono_ms() + w->search_ms};
-    buf_init(&s.out, 0);
-    buf_init(&s.fold, 0);
+    struct search_job *sj = (struct search_job *)job;
+    search_free(&sj->s);
+    free(sj->cause);
+    free(sj);
+}
+
+/* Scans on, for what is left of the search's time. */
+static void search_job_run(struct www_job *job)
+{
+    struct search_job *sj = (struct search_job *)job;
+    uint64_t left = sj->s.deadline - sj->s.pause;
+    sj->s.deadline = util_mono_ms() + left;
+    sj->s.pause = 0;
+    sj->s.stop = sj->s.paused = false;
+    sj->rc = scan(&sj->s, &sj->cause);
+}
+
+static enum MHD_Result search_job_answer(struct www_job *job, struct MHD_Connection *c)
+{
+    struct search_job *sj = (struct search_job *)job;
+    enum MHD_Result ret;
+    if (job->cancelled)
+        ret = www_send_busy(c, "the master is stopping; try again later");
+    else if (sj->rc < 0)
+        ret = www_send_db_error(c, "log search", false, sj->cause);
+    else if (sj->s.cause != NULL)
+        ret = www_send_error(c, 400, sj->s.cause);
+    else
+        ret = answer(c, &sj->s, sj->num_lines);
+    search_job_free(job);
+    return ret;
+}
+
+/* The first part of the scan, here; the rest, if any, handed over (left in *slot). */
+static enum MHD_Result scan_and_answer(struct search_job *sj, struct MHD_Connection *c,
+                                       struct www_job **slot)
+{
+    struct search *s = &sj->s;
+    struct www *w = s->w;
+    uint64_t now = util_mono_ms();
+    if (w->quick_ms >= 0 && now + (uint64_t)w->quick_ms < s->deadline)
+        s->pause = now + (uint64_t)w->quick_ms;
+    sj->rc = scan(s, &sj->cause);
+    if (sj->rc < 0 || !s->paused || s->next > s->last)
+        return search_job_answer(&sj->job, c);
+    int queued = www_jobs_submit(w->slow, &sj->job, c);
+    if (queued == 0) {
+        *slot = &sj->job;
+        return MHD_YES;
+    }
+    if (queued > 0) /* made already (no thread for it) */
+        return search_job_answer(&sj->job, c);
+    search_job_free(&sj->job);
+    return www_send_busy(c, "the master is busy: too many slow reads are waiting; try again later");
+}
+
+enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid,
+                           struct www_job **slot)
+{
+    struct search_job *sj = xcalloc(1, sizeof *sj);
+    sj->job = (struct www_job){
+        .run = search_job_run, .answer = search_job_answer, .free = search_job_free};
+    struct search *s = &sj->s;
+    *s = (struct search){.w = w, .logid = logid, .deadline = util_mono_ms() + w->search_ms};
+    buf_init(&s->out, 0);
+    buf_init(&s->fold, 0);
     const char *q = NULL;
     bool re = false, lost = false;
     char *cause = NULL;
-    long long num_lines = 0;
     enum MHD_Result ret;
-    char *msg = read_params(c, &s, &q, &re);
-    msg = msg != NULL ? msg : prepare(&s, q, re);
+    char *msg = read_params(c, s, &q, &re);
+    msg = msg != NULL ? msg : prepare(s, q, re);
     if (msg != NULL) {
         ret = www_send_error(c, 400, msg);
-        goto out;
+        goto fail;
     }
-    int found = log_row(w, logid, &num_lines, &s.stdio, &lost, &cause);
+    int found = log_row(w, logid, &sj->num_lines, &s->stdio, &lost, &cause);
     if (found <= 0) {
         ret = found < 0 ? www_send_db_error(c, "log search", lost, cause)
                         : www_send_error(c, 404, "no such log");
-        goto out;
+        goto fail;
     }
-    s.last = num_lines - 1;
-    if (scan(&s, &cause) < 0)
-        ret = www_send_db_error(c, "log search", false, cause);
-    else if (s.cause != NULL)
-        ret = www_send_error(c, 400, s.cause);
-    else
-        ret = answer(c, &s, num_lines);
-out:
+    s->last = sj->num_lines - 1;
+    return scan_and_answer(sj, c, slot);
+fail:
     free(msg);
     free(cause);
-    search_free(&s);
+    search_job_free(&sj->job);
     return ret;
 }

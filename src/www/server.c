@@ -432,7 +432,8 @@ static enum MHD_Result dispatch(struct www *w, struct MHD_Connection *c, const c
     long long logid;
     if (sub == NULL && www_search_path(url, &logid)) {
         bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-        return get ? www_search(w, c, logid) : www_send_error(c, 400, "invalid HTTP method");
+        return get ? www_search(w, c, logid, &ctx->job)
+                   : www_send_error(c, 400, "invalid HTTP method");
     }
     if (sub == NULL && strcmp(method, "GET") == 0) {
         enum MHD_Result auth = www_auth_route(w, c, url, &ctx->job);
@@ -759,7 +760,7 @@ void www_stop(struct www *w)
         MHD_stop_daemon(w->daemon);
     size_t slow = www_jobs_taken(w->slow);
     if (slow > 0)
-        log_info("www: %zu reads of the API ran past %d ms on a request thread and were "
+        log_info("www: %zu reads ran past %d ms on a request thread and were "
                  "made on the threads for slow reads",
                  slow, w->quick_ms);
     www_feed_free(w->feed);

@@ -16,6 +16,8 @@ import urllib.parse
 import urllib.request
 import zlib
 
+import pytest
+
 from conftest import free_port
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench", "api"))
@@ -111,8 +113,10 @@ def expected(lines, match):
     return [i for i, line in enumerate(lines) if match(line[1:])]
 
 
-def test_search_substring_case_and_regex(master):
-    port = extras_master(master)
+# "0": no time to scan on a request thread, each search goes on on a thread for slow reads
+@pytest.mark.parametrize("quick", ["50", "0"])
+def test_search_substring_case_and_regex(master, quick):
+    port = extras_master(master, {"BBM_WWW_QUICK_MS": quick})
     lines = crafted_lines()
     found = search(port, 2, q="error")  # case=0 by default
     want = expected(lines, lambda t: "error" in t.lower())
@@ -149,8 +153,10 @@ def test_search_substring_case_and_regex(master):
     assert status == 200 and b'"line":17,' in body
 
 
-def test_search_paging_and_limit(master):
-    port = extras_master(master)
+# "0": no time to scan on a request thread, each search goes on on a thread for slow reads
+@pytest.mark.parametrize("quick", ["50", "0"])
+def test_search_paging_and_limit(master, quick):
+    port = extras_master(master, {"BBM_WWW_QUICK_MS": quick})
     lines = crafted_lines()
     want = expected(lines, lambda t: "error" in t.lower())
     found = search(port, 2, q="error", limit=3)
@@ -174,6 +180,9 @@ def test_search_paging_and_limit(master):
     want = expected(lines, lambda t: "line" in t)
     assert [m["line"] for m in found["matches"]] == want[:1000]
     assert found["next"] == want[999] + 1 and not found["complete"]
+    master.stop()
+    moved = re.search(r"www: (\d+) reads ran past 0 ms on a request thread", master.log())
+    assert (moved is not None) == (quick == "0")
 
 
 def test_search_refusals(master):

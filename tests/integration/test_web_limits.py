@@ -242,7 +242,7 @@ def test_streamed_answers_read_as_whole_ones(master, backend, accept, tmp_path):
 
 def moved_reads(master):
     """The reads the master made on its threads for slow reads (its log says at the stop)."""
-    counts = re.findall(r"www: (\d+) reads of the API ran past \d+ ms on a request thread",
+    counts = re.findall(r"www: (\d+) reads ran past \d+ ms on a request thread",
                         master.log())
     return int(counts[-1]) if counts else 0
 
