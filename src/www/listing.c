@@ -387,15 +387,7 @@ static enum MHD_Result hand_over(struct www *w, struct MHD_Connection *c, struct
     sl->l = adopt(w, req);
     sl->l->req.win = (struct www_window){0};
     sl->key = key != NULL ? xstrdup(key) : NULL;
-    int queued = www_jobs_submit(w->slow, &sl->job, c);
-    if (queued == 0) {
-        *slot = &sl->job;
-        return MHD_YES;
-    }
-    if (queued > 0) /* made already (no thread for it) */
-        return slow_list_answer(&sl->job, c);
-    slow_list_free(&sl->job);
-    return www_send_busy(c, "the master is busy: too many slow reads are waiting; try again later");
+    return www_slow_submit(w, &sl->job, c, slot);
 }
 
 enum MHD_Result www_list_answer(struct www *w, struct MHD_Connection *c, struct www_req *req,

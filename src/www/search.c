@@ -379,15 +379,7 @@ static enum MHD_Result scan_and_answer(struct search_job *sj, struct MHD_Connect
     sj->rc = scan(s, &sj->cause);
     if (sj->rc < 0 || !s->paused || s->next > s->last)
         return search_job_answer(&sj->job, c);
-    int queued = www_jobs_submit(w->slow, &sj->job, c);
-    if (queued == 0) {
-        *slot = &sj->job;
-        return MHD_YES;
-    }
-    if (queued > 0) /* made already (no thread for it) */
-        return search_job_answer(&sj->job, c);
-    search_job_free(&sj->job);
-    return www_send_busy(c, "the master is busy: too many slow reads are waiting; try again later");
+    return www_slow_submit(w, &sj->job, c, slot);
 }
 
 enum MHD_Result www_search(struct www *w, struct MHD_Connection *c, long long logid,
