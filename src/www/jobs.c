@@ -10,7 +10,7 @@
  * only `threads` renders are ever in memory together.
  *
  * The web has two such pools: pages, and reads of the API too slow for a
- * request thread (listing.c, stream.c).
+ * request thread (listing.c, stream.c, search.c).
  *
  * Bounds: at most WWW_JOBS_QUEUE jobs wait; a request beyond is refused
  * (www_jobs_submit fails, the caller answers 503).  Stopping runs no more
