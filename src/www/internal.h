@@ -314,6 +314,7 @@ struct www_answer {
     size_t whole_max;           /* a longer answer is streamed (www->answer_max) */
     struct www_budget *budget;  /* counts what the answer holds; NULL: not counted */
     struct www_jobs *slow;      /* where a streamed piece that was slow is made (WWW_SLOW) */
+    bool slow_reads;            /* its pieces are known to be slow: made there from the first */
     const char *const *headers; /* more headers: name, value, ..., NULL; NULL: none */
     unsigned status;            /* 0: 200 */
     bool identity;              /* never gzip (a byte range): see www_wants_gzip */

@@ -243,8 +243,9 @@ static struct listing *adopt(struct www *w, struct www_req *req)
     return l;
 }
 
+/* `slow`: its probe was too slow for a request thread, and each batch is a sort as long. */
 static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, struct www_req *req,
-                                     bool paged, const char *key)
+                                     bool paged, const char *key, bool slow)
 {
     struct listing *l = adopt(w, req);
     l->sql_paged = paged;
@@ -252,6 +253,7 @@ static enum MHD_Result send_streamed(struct www *w, struct MHD_Connection *c, st
     l->meta_first = strcmp(req->ep->type->plural, "meta") > 0;
     struct www_producer p = {list_fill, list_free, l};
     struct www_answer a = www_api_answer(w, req, key, db_writes(req->ep->tables));
+    a.slow_reads = slow && req->win.sorts;
     return www_send_stream(c, &a, req->path, &p);
 }
 
@@ -277,7 +279,8 @@ struct probe {
     unsigned long writes; /* db_writes before it */
     json_t *out;
     bool paged, lost;
-    int rc; /* WWW_SLOW: it ran past the request thread's allowance */
+    bool moved; /* made on a thread for slow reads */
+    int rc;     /* WWW_SLOW: it ran past the request thread's allowance */
     char *cause;
 };
 
@@ -328,14 +331,14 @@ static enum MHD_Result answer_probed(struct www *w, struct MHD_Connection *c, st
             ret = www_send_text(c, &a, text, len);
             text = NULL;
         } else {
-            ret = send_streamed(w, c, req, p->paged, key);
+            ret = send_streamed(w, c, req, p->paged, key, p->moved);
         }
     } else if (f != NULL) {
         char *msg = xasprintf("cannot order more than %zu items by '%s'", w->page, f->name);
         ret = www_send_error(c, 400, msg);
         free(msg);
     } else {
-        ret = send_streamed(w, c, req, p->paged, key);
+        ret = send_streamed(w, c, req, p->paged, key, p->moved);
     }
     free(text);
     return ret;
@@ -355,6 +358,7 @@ static void slow_list_run(struct www_job *job)
     struct slow_list *sl = (struct slow_list *)job;
     probe_free(&sl->p);
     probe(sl->l->w, &sl->l->req, &sl->p);
+    sl->p.moved = true;
 }
 
 static void slow_list_free(struct www_job *job)

@@ -282,7 +282,7 @@ enum MHD_Result www_send_stream(struct MHD_Connection *c, const struct www_answe
     struct buf text;
     buf_init(&text, 0);
     char *cause = NULL;
-    int rc = 1;
+    int rc = a->slow_reads ? WWW_SLOW : 1;
     while (rc == 1 && text.len <= a->whole_max)
         rc = p->fill(p->state, &text, &cause);
     bool slow = rc == WWW_SLOW; /* what is written so far goes first, the rest from there */
