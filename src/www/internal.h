@@ -522,7 +522,7 @@ size_t www_jobs_threads(const struct www_jobs *q);
 size_t www_jobs_taken(struct www_jobs *q);
 struct www;
 /* Queues `job` on the threads for slow reads (w->slow), left in *slot until it is answered;
-   answers it at once when it ran already, or 503 when the queue is full (the job freed). */
+   503 when the queue is full (the job freed). */
 enum MHD_Result www_slow_submit(struct www *w, struct www_job *job, struct MHD_Connection *c,
                                 struct www_job **slot);
 /* Queues `job` for `c`, suspended: 0 queued, 1 run already (no job threads: answer

@@ -121,13 +121,12 @@ int www_jobs_submit(struct www_jobs *q, struct www_job *job, struct MHD_Connecti
 enum MHD_Result www_slow_submit(struct www *w, struct www_job *job, struct MHD_Connection *c,
                                 struct www_job **slot)
 {
-    int queued = www_jobs_submit(w->slow, job, c);
-    if (queued == 0) {
+    /* queued, or refused; never run here, as without threads for slow reads there is no
+       allowance (www_start), and nothing slow to hand over */
+    if (www_jobs_submit(w->slow, job, c) == 0) {
         *slot = job;
         return MHD_YES;
     }
-    if (queued > 0) /* made already (no thread for it) */
-        return job->answer(job, c);
     job->free(job);
     return www_send_busy(c, "the master is busy: too many slow reads are waiting; try again later");
 }

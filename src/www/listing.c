@@ -356,7 +356,6 @@ struct slow_list {
 static void slow_list_run(struct www_job *job)
 {
     struct slow_list *sl = (struct slow_list *)job;
-    probe_free(&sl->p);
     probe(sl->l->w, &sl->l->req, &sl->p);
     sl->p.moved = true;
 }
@@ -389,7 +388,6 @@ static enum MHD_Result hand_over(struct www *w, struct MHD_Connection *c, struct
     sl->job =
         (struct www_job){.run = slow_list_run, .answer = slow_list_answer, .free = slow_list_free};
     sl->l = adopt(w, req);
-    sl->l->req.win = (struct www_window){0};
     sl->key = key != NULL ? xstrdup(key) : NULL;
     return www_slow_submit(w, &sl->job, c, slot);
 }

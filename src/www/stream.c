@@ -210,9 +210,7 @@ static int piece(struct stream *s, char **cause)
         s->waiting = false;
         *cause = s->cause;
         s->cause = NULL;
-        if (s->job.cancelled)
-            return util_cause(cause, "the master is stopping");
-        return s->rc == WWW_SLOW ? util_cause(cause, "slow, with no thread for it") : s->rc;
+        return s->job.cancelled ? util_cause(cause, "the master is stopping") : s->rc;
     }
     buf_free(&s->text); /* the first text may have been long: keep one piece only */
     buf_init(&s->text, 0);
@@ -223,11 +221,10 @@ static int piece(struct stream *s, char **cause)
     s->slow_pieces = true;
     s->job = (struct www_job){.run = piece_run};
     s->waiting = true;
-    int queued = www_jobs_submit(s->slow, &s->job, s->conn);
-    if (queued == 0)
+    /* queued, or refused (the queue is full); never run here, as without threads for slow
+       reads there is no allowance, and no WWW_SLOW */
+    if (www_jobs_submit(s->slow, &s->job, s->conn) == 0)
         return 1;
-    if (queued > 0) /* made already (no thread for it) */
-        return piece(s, cause);
     s->waiting = false;
     return util_cause(cause, "too many slow reads are waiting");
 }
